@@ -1,0 +1,79 @@
+/* Records over SOCK_SEQPACKET sockets, with an optional fd (SCM_RIGHTS).
+ *
+ * A record is one datagram: an 8-byte header and a body.  A body larger
+ * than IPC_MAX_INLINE travels in a sealed memfd attached to the record
+ * (IPC_F_MEMFD); the receiver checks the seals and the size and hands the
+ * caller an ordinary body.  A record carries at most one fd: either the
+ * caller's (IPC_F_FD) or the memfd.
+ *
+ * Receiving: MSG_TRUNC, MSG_CTRUNC, a bad header, a missing or unexpected
+ * fd are protocol errors (EPROTO); every fd that came with a bad record is
+ * closed, and received fds are close-on-exec.
+ *
+ * Two layers: ipc_send()/ipc_recv() on a raw non-blocking socket (used for
+ * delivery sockets, where EAGAIN is back-pressure), and struct ipc_chan, a
+ * libevent channel with an out-queue that owns queued fds until sent. */
+#ifndef COMMON_IPC_H
+#define COMMON_IPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+struct ipc_hdr {
+	uint16_t type;
+	uint16_t flags;
+	uint32_t len;		/* body length (also when the body is in a memfd) */
+};
+
+#define IPC_F_FD	0x0001	/* the record carries the sender's fd */
+#define IPC_F_MEMFD	0x0002	/* the body is in the attached sealed memfd */
+#define IPC_F_MASK	0x0003
+
+#define IPC_HDR_SIZE	 sizeof(struct ipc_hdr)
+#define IPC_MAX_INLINE	 (32u * 1024)		/* larger bodies go by memfd */
+#define IPC_MAX_BODY	 (512u * 1024 * 1024)	/* hard cap on any body */
+
+struct ipc_msg {
+	uint16_t type;
+	uint16_t flags;		/* IPC_F_FD when fd is the sender's fd */
+	uint32_t len;
+	uint8_t *body;		/* malloc'd, len bytes (NULL when len == 0) */
+	int      fd;		/* -1, or an fd the receiver now owns */
+};
+
+/* Sends one record.  fd (or -1) is not closed.  Returns 0, or -1 with errno
+ * (EAGAIN when the socket is full: nothing was sent). */
+int  ipc_send(int sock, uint16_t type, const void *body, size_t len, int fd);
+/* Receives one record.  Returns 1 with *m filled, 0 on EOF, -1 with errno
+ * (EAGAIN: nothing there; EPROTO: bad record, already discarded). */
+int  ipc_recv(int sock, struct ipc_msg *m);
+/* Frees the body and closes the fd if still owned (fd != -1). */
+void ipc_msg_clear(struct ipc_msg *m);
+
+/* A libevent channel: read, drain, dispatch; write interest only while the
+ * out-queue is non-empty; EOF and every error reach the one err callback. */
+struct ipc_chan;
+/* m->body is freed after the callback; take m->fd (set it to -1) to keep it. */
+typedef void ipc_msg_cb(struct ipc_chan *c, struct ipc_msg *m, void *arg);
+/* err: 0 for EOF, else an errno value (EPROTO for a protocol violation).
+ * The callback normally frees the channel. */
+typedef void ipc_err_cb(struct ipc_chan *c, int err, void *arg);
+
+struct ipc_chan *ipc_chan_new(struct event_base *base, int fd,
+			      ipc_msg_cb *on_msg, ipc_err_cb *on_err, void *arg);
+/* Closes the socket and every queued fd. */
+void   ipc_chan_free(struct ipc_chan *c);
+/* Queues a record; fd (or -1) is owned by the channel from now on, also on
+ * failure.  Returns 0, or -1 when the body is too large. */
+int    ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t len, int fd);
+/* Records waiting in the out-queue. */
+size_t ipc_chan_queued(const struct ipc_chan *c);
+/* Stops dispatching after the current record (used when the owner frees
+ * the channel from inside a callback). */
+int    ipc_chan_fd(const struct ipc_chan *c);
+/* Blocks until the out-queue is flushed or timeout_ms passes (shutdown). */
+int    ipc_chan_flush(struct ipc_chan *c, int timeout_ms);
+
+#endif

@@ -1,0 +1,237 @@
+/* The protocol between the master (broker) and a topic's topicd.
+ *
+ * Channel: a SOCK_SEQPACKET socketpair; the topicd has its end on fd 3
+ * (IPC_CHANNEL_FD).  Delivery sockets: one SOCK_SEQPACKET socketpair per
+ * client session; the master hands the write end to a topicd with ATTACH
+ * (SCM_RIGHTS) and reads the other end while the client can take more.
+ *
+ * Order of a child's life: the master queues CONFIG first; the topicd opens
+ * its store and sends READY once; everything else is accepted only after
+ * that.  A record the peer may not send in its state, or one that does not
+ * decode, is a protocol violation: the master kills and restarts the child.
+ *
+ * Requests that carry a non-zero req are answered with DONE (same req);
+ * the master keeps them until then and replays them into a restarted child,
+ * so every request is idempotent in the topicd:
+ *   - PUBLISH with PF_STAGE is deduplicated on (owner, pubid) while staged;
+ *   - RELEASE of an unknown (owner, pubid) succeeds with seq 0;
+ *   - ACK for a sequence outside the subscriber's window is ignored.
+ *
+ * Bodies are marshalled with common/marshal.h; every decoder insists that
+ * nothing is left over.  Strings point into the received body. */
+#ifndef COMMON_IPC_PROTO_H
+#define COMMON_IPC_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "marshal.h"
+
+#define IPC_PROTO_VERSION 1
+#define IPC_CHANNEL_FD    3
+
+enum ipc_type {
+	/* master -> topicd, on the channel */
+	IPC_CONFIG = 1,		/* settings; first record, again on reload */
+	IPC_PUBLISH,		/* store a message; DONE when durable */
+	IPC_RELEASE,		/* release a staged message to subscribers */
+	IPC_RELEASE_OWNER,	/* release everything an owner staged (publisher gone) */
+	IPC_ATTACH,		/* subscribe / resume, with the delivery socket as fd */
+	IPC_DETACH,		/* session gone: drop the fd, keep the cursor */
+	IPC_UNSUB,		/* stop delivering; UF_FORGET also drops the cursor */
+	IPC_ACK,		/* a subscriber's PUBACK / PUBREC / PUBCOMP */
+	IPC_DLQ_DONE,		/* a DEADLETTER is durable in the dead-letter topic */
+
+	/* topicd -> master, on the channel */
+	IPC_READY = 32,		/* store open; once */
+	IPC_DONE,		/* answer to a request with a req id */
+	IPC_DEADLETTER,		/* please store this in the dead-letter topic */
+	IPC_STATS,		/* figures for status, titles and $SYS (on change, <= 1/s) */
+
+	/* topicd -> master, on a delivery socket */
+	IPC_DELIVER = 64,	/* a message for the session */
+	IPC_DELIVER_REL,	/* PUBREL for a message the client PUBREC'd */
+};
+
+/* PUBLISH flags, also stored with the message and echoed in DELIVER. */
+#define PF_RETAIN 0x01		/* MQTT retain */
+#define PF_JSON   0x02		/* payload is JSON text (from a JSON-lines msg that is not a string) */
+#define PF_STAGE  0x04		/* hold until RELEASE (QoS 2 / JSON-lines PUB) */
+
+/* DELIVER flags */
+#define DF_DUP    0x01		/* sent before */
+#define DF_RETAIN 0x02		/* a retained message sent on subscribe */
+#define DF_JSON   0x04		/* = PF_JSON of the message */
+
+/* ATTACH mode and flags */
+#define MODE_JSON 1		/* JSON-lines consumer: QoS 2 exchange, timed retrial */
+#define MODE_MQTT 2		/* MQTT session: resend on reconnect only */
+#define AF_RETAINED 0x01	/* send the retained message (MQTT SUBSCRIBE) */
+#define AF_NEW_ONLY 0x02	/* a new subscriber starts at the next message */
+
+/* UNSUB flags */
+#define UF_FORGET 0x01		/* delete the cursor too (MQTT UNSUBSCRIBE) */
+
+/* ACK kinds */
+#define ACK_PUBACK  1
+#define ACK_PUBREC  2
+#define ACK_PUBCOMP 3
+
+/* DONE status */
+enum ipc_status {
+	ST_OK = 0,
+	ST_INVALID,		/* the request made no sense (bad qos, unknown subscriber) */
+	ST_STORE,		/* the store failed (I/O error): not stored */
+	ST_FULL,		/* a limit was reached: not stored */
+};
+
+struct rec_config {
+	uint32_t    retry_ms;		/* JSON-lines retrial interval */
+	uint32_t    max_attempts;	/* sends before a consumer is parked */
+	uint32_t    checkpoint_kib;	/* journal size that triggers a checkpoint */
+	uint32_t    max_messages;	/* per topic log length limit (0: none) */
+	uint8_t     log_level;
+	uint64_t    boot_id;		/* changes on every master start */
+	const char *dlq_topic;
+};
+
+struct rec_publish {
+	uint64_t       req;		/* 0: QoS 0, no answer */
+	const char    *owner;		/* publisher identity for dedupe ("" for none) */
+	uint32_t       pubid;		/* publisher's id for the message */
+	uint8_t        qos;
+	uint8_t        flags;		/* PF_* */
+	uint64_t       time_ms;		/* wall clock at receipt */
+	const uint8_t *payload;
+	size_t         payload_len;
+};
+
+struct rec_release {
+	uint64_t    req;
+	const char *owner;
+	uint32_t    pubid;
+};
+
+struct rec_release_owner {
+	const char *owner;
+};
+
+struct rec_attach {			/* the delivery socket rides as the fd */
+	uint64_t    req;
+	const char *subkey;		/* "j/USERNAME" or "m/CLIENTID" */
+	uint8_t     mode;		/* MODE_* */
+	uint8_t     qos;		/* granted QoS (JSON-lines: 2) */
+	uint8_t     flags;		/* AF_* */
+	uint16_t    window;		/* messages in flight at once (JSON-lines: 1) */
+};
+
+struct rec_detach {
+	const char *subkey;
+};
+
+struct rec_unsub {
+	uint64_t    req;
+	const char *subkey;
+	uint8_t     flags;		/* UF_* */
+};
+
+struct rec_ack {
+	const char *subkey;
+	uint64_t    seq;
+	uint8_t     kind;		/* ACK_* */
+};
+
+struct rec_dlq_done {
+	uint64_t req;
+};
+
+struct rec_ready {
+	uint32_t    version;		/* IPC_PROTO_VERSION */
+	const char *topic;
+	uint64_t    next_seq;
+};
+
+struct rec_done {
+	uint64_t req;
+	uint32_t status;		/* ST_* */
+	uint64_t seq;			/* sequence assigned, or the cursor for ATTACH */
+};
+
+struct rec_deadletter {
+	uint64_t       req;		/* DLQ_DONE answers it */
+	const char    *reason;		/* "max_attempts", ... */
+	const char    *subkey;		/* whose delivery gave up ("" for none) */
+	uint64_t       seq;
+	uint8_t        flags;		/* PF_* of the message */
+	uint64_t       time_ms;		/* when it was published */
+	const uint8_t *payload;
+	size_t         payload_len;
+};
+
+struct rec_stats {
+	uint32_t subscribers;		/* durable cursors */
+	uint32_t online;		/* attached right now */
+	uint64_t first_seq;		/* oldest message kept */
+	uint64_t next_seq;
+	uint64_t messages;		/* messages kept */
+	uint64_t bytes;			/* payload bytes kept */
+	uint64_t lag;			/* largest next_seq - cursor over subscribers */
+	uint64_t oldest_unacked_ms;	/* age of the oldest in-flight delivery, 0 if none */
+	uint64_t commits;		/* syncs since start */
+	uint64_t committed;		/* records made durable since start */
+};
+
+struct rec_deliver {
+	const char    *topic;
+	uint64_t       seq;
+	uint8_t        qos;
+	uint8_t        flags;		/* DF_* */
+	const uint8_t *payload;
+	size_t         payload_len;
+};
+
+struct rec_deliver_rel {
+	const char *topic;
+	uint64_t    seq;
+};
+
+/* Encoders append the body to w (the caller resets it). */
+void enc_config(struct wbuf *w, const struct rec_config *r);
+void enc_publish(struct wbuf *w, const struct rec_publish *r);
+void enc_release(struct wbuf *w, const struct rec_release *r);
+void enc_release_owner(struct wbuf *w, const struct rec_release_owner *r);
+void enc_attach(struct wbuf *w, const struct rec_attach *r);
+void enc_detach(struct wbuf *w, const struct rec_detach *r);
+void enc_unsub(struct wbuf *w, const struct rec_unsub *r);
+void enc_ack(struct wbuf *w, const struct rec_ack *r);
+void enc_dlq_done(struct wbuf *w, const struct rec_dlq_done *r);
+void enc_ready(struct wbuf *w, const struct rec_ready *r);
+void enc_done(struct wbuf *w, const struct rec_done *r);
+void enc_deadletter(struct wbuf *w, const struct rec_deadletter *r);
+void enc_stats(struct wbuf *w, const struct rec_stats *r);
+void enc_deliver(struct wbuf *w, const struct rec_deliver *r);
+void enc_deliver_rel(struct wbuf *w, const struct rec_deliver_rel *r);
+
+/* Decoders return 0, or -1 when the body is malformed (wrong size, a
+ * string without its NUL or with one inside, trailing bytes, a value out
+ * of range).  Pointers in *r point into body. */
+int dec_config(const void *body, size_t len, struct rec_config *r);
+int dec_publish(const void *body, size_t len, struct rec_publish *r);
+int dec_release(const void *body, size_t len, struct rec_release *r);
+int dec_release_owner(const void *body, size_t len, struct rec_release_owner *r);
+int dec_attach(const void *body, size_t len, struct rec_attach *r);
+int dec_detach(const void *body, size_t len, struct rec_detach *r);
+int dec_unsub(const void *body, size_t len, struct rec_unsub *r);
+int dec_ack(const void *body, size_t len, struct rec_ack *r);
+int dec_dlq_done(const void *body, size_t len, struct rec_dlq_done *r);
+int dec_ready(const void *body, size_t len, struct rec_ready *r);
+int dec_done(const void *body, size_t len, struct rec_done *r);
+int dec_deadletter(const void *body, size_t len, struct rec_deadletter *r);
+int dec_stats(const void *body, size_t len, struct rec_stats *r);
+int dec_deliver(const void *body, size_t len, struct rec_deliver *r);
+int dec_deliver_rel(const void *body, size_t len, struct rec_deliver_rel *r);
+
+/* "PUBLISH", "DONE", ... for logs; "?" for an unknown type. */
+const char *ipc_type_name(uint16_t type);
+
+#endif

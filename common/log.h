@@ -1,0 +1,34 @@
+/* Logging for operators: one line per event, with time, program, pid and
+ * level.  log_warn() appends strerror(errno); log_warnx() does not
+ * (OpenBSD style).  fatal()/fatalx() log and exit(1). */
+#ifndef COMMON_LOG_H
+#define COMMON_LOG_H
+
+#include <stdarg.h>
+
+enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_NOTICE, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+#define LOG_DEST_STDERR 0x1
+#define LOG_DEST_SYSLOG 0x2
+#define LOG_DEST_FILE   0x4
+
+/* name is the program name shown in every line ("broker", "topicd"). */
+void log_init(const char *name, enum log_level level, int dests, const char *file);
+/* Reopens the log file (after logrotate); returns -1 and logs on failure. */
+int  log_reopen(void);
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Parses "error", "warning", "notice", "information", "debug"; -1 if unknown. */
+int  log_level_parse(const char *s);
+
+void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

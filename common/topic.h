@@ -1,0 +1,46 @@
+/* Topic names and filters (MQTT rules, shared by both protocols) and the
+ * mapping of a topic name to a safe file name. */
+#ifndef COMMON_TOPIC_H
+#define COMMON_TOPIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TOPIC_MAX_LEN 65535
+
+enum topic_err {
+	TOPIC_OK = 0,
+	TOPIC_EMPTY,		/* zero length */
+	TOPIC_TOO_LONG,		/* over TOPIC_MAX_LEN bytes */
+	TOPIC_BAD_UTF8,		/* not well-formed UTF-8 (or a surrogate, or overlong) */
+	TOPIC_NUL,		/* contains U+0000 */
+	TOPIC_WILDCARD,		/* + or # in a topic name (publish) */
+	TOPIC_BAD_WILDCARD,	/* + or # misplaced in a filter */
+};
+
+/* A topic name one can publish to. */
+enum topic_err topic_check_name(const char *s, size_t len);
+/* A subscription filter (may contain + and #, each alone in its level,
+ * # only last). */
+enum topic_err topic_check_filter(const char *s, size_t len);
+/* Human-readable reason ("empty topic", ...). */
+const char *topic_strerror(enum topic_err e);
+/* Well-formed UTF-8, no surrogates, no overlong forms (MQTT 1.5.3). */
+bool utf8_valid(const void *s, size_t len);
+
+/* Does the name match the filter?  A filter starting with + or # does not
+ * match a name starting with '$' (MQTT 4.7.2). */
+bool topic_matches(const char *filter, const char *name);
+
+/* The file-name stem for a topic: bytes [A-Za-z0-9_-] and '.' (not
+ * leading) stay, everything else is %XX.  A stem longer than
+ * TOPIC_FILE_MAX is cut and ends with '~' and 16 hex digits of a hash of
+ * the whole name, so every topic maps to one name of at most
+ * TOPIC_FILE_MAX bytes.  Returns a malloc'd string. */
+#define TOPIC_FILE_MAX 200
+char *topic_file_name(const char *topic);
+/* The reverse of the escaping, for stems that were not cut; NULL if the
+ * stem is not the escaping of a topic (or was cut). */
+char *topic_from_file_name(const char *stem);
+
+#endif

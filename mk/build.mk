@@ -1,0 +1,74 @@
+# Builds one variant of the project.  The top-level Makefile calls this with
+#   OBJ         directory for objects and test programs
+#   BROKER_BIN  TOPICD_BIN  where the two executables go
+#   XCFLAGS     extra compiler flags (sanitizers); XLDFLAGS likewise
+PKGS      := libevent_core jansson libbsd zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# Debian's gdbm ships no pkg-config file; fall back to plain -lgdbm.
+GDBM_LIBS  := $(shell pkg-config --libs gdbm 2>/dev/null || echo -lgdbm)
+CMOCKA_CFLAGS := $(shell pkg-config --cflags cmocka)
+CMOCKA_LIBS   := $(shell pkg-config --libs cmocka)
+
+PREFIX     ?= /usr/local
+LIBEXECDIR ?= $(PREFIX)/libexec/broker
+VERSION    ?= 0.1.0
+
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(XCFLAGS) -Icommon $(PKG_CFLAGS) \
+              -DBROKER_LIBEXECDIR='"$(LIBEXECDIR)"' -DBROKER_VERSION='"$(VERSION)"' -MMD -MP
+LIBS     := $(PKG_LIBS) $(GDBM_LIBS) -lresolv
+
+COMMON_SRC := $(wildcard common/*.c)
+BROKER_SRC := $(wildcard broker/*.c)
+TOPICD_SRC := $(wildcard topicd/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+
+COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o)
+BROKER_OBJ := $(BROKER_SRC:%.c=$(OBJ)/%.o)
+TOPICD_OBJ := $(TOPICD_SRC:%.c=$(OBJ)/%.o)
+# Unit tests link the broker's and topicd's modules except their main().
+BROKER_LIB_OBJ := $(filter-out $(OBJ)/broker/main.o,$(BROKER_OBJ))
+TOPICD_LIB_OBJ := $(filter-out $(OBJ)/topicd/main.o,$(TOPICD_OBJ))
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(OBJ)/tests/%)
+
+.PHONY: all bins unit
+all: bins unit
+bins: $(BROKER_BIN) $(TOPICD_BIN)
+unit: $(UNIT_BIN)
+
+$(OBJ)/libcommon.a: $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BROKER_BIN): $(BROKER_OBJ) $(OBJ)/libcommon.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $^ $(LIBS)
+
+$(TOPICD_BIN): $(TOPICD_OBJ) $(OBJ)/libcommon.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $^ $(LIBS)
+
+$(OBJ)/libbroker.a: $(BROKER_LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(OBJ)/libtopicd.a: $(TOPICD_LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+# Archives, so that a test pulls in only the modules it uses.
+$(OBJ)/tests/%: $(OBJ)/tests/unit/%.o $(OBJ)/libbroker.a $(OBJ)/libtopicd.a $(OBJ)/libcommon.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $< $(OBJ)/libbroker.a $(OBJ)/libtopicd.a $(OBJ)/libcommon.a $(LIBS) $(CMOCKA_LIBS)
+
+$(OBJ)/tests/unit/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Ibroker -Itopicd -c -o $@ $<
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+-include $(COMMON_OBJ:.o=.d) $(BROKER_OBJ:.o=.d) $(TOPICD_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(OBJ)/tests/unit/%.d)
