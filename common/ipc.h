@@ -63,15 +63,15 @@ typedef void ipc_err_cb(struct ipc_chan *c, int err, void *arg);
 
 struct ipc_chan *ipc_chan_new(struct event_base *base, int fd,
 			      ipc_msg_cb *on_msg, ipc_err_cb *on_err, void *arg);
-/* Closes the socket and every queued fd. */
+/* Closes the socket and every queued fd.  Safe from inside a callback:
+ * dispatching stops after the current record. */
 void   ipc_chan_free(struct ipc_chan *c);
 /* Queues a record; fd (or -1) is owned by the channel from now on, also on
  * failure.  Returns 0, or -1 when the body is too large. */
 int    ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t len, int fd);
 /* Records waiting in the out-queue. */
 size_t ipc_chan_queued(const struct ipc_chan *c);
-/* Stops dispatching after the current record (used when the owner frees
- * the channel from inside a callback). */
+/* The channel's socket. */
 int    ipc_chan_fd(const struct ipc_chan *c);
 /* Blocks until the out-queue is flushed or timeout_ms passes (shutdown). */
 int    ipc_chan_flush(struct ipc_chan *c, int timeout_ms);

@@ -6,12 +6,13 @@
  *   DIR/NAME.journal     records committed since that checkpoint
  *   DIR/NAME.db.tmp      a checkpoint being written (removed at open)
  *
- * kv_put()/kv_del() take effect at once in memory and are appended to an
- * in-memory batch; kv_commit() writes the batch with one write() and makes
- * it durable with one fdatasync() (group commit).  A record is durable once
- * kv_commit() returned 0.  Each journal record has a length and a CRC32;
- * recovery replays the journal over the checkpoint and truncates a torn
- * tail.  A checkpoint writes a complete new gdbm file, fsyncs it, renames
+ * kv_put()/kv_del() take effect at once in memory (kv_get() sees them)
+ * and are appended to an in-memory batch; kv_commit() writes the batch with
+ * one write() and makes it durable with one fdatasync() (group commit).  A
+ * record is durable once kv_commit() returned 0.  A batch is atomic: the
+ * journal frames each written batch with its length and a CRC32, and
+ * recovery replays whole batches only, over the checkpoint, and truncates
+ * a torn tail.  A checkpoint writes a complete new gdbm file, fsyncs it, renames
  * it over NAME.db, fsyncs the directory and only then empties the journal,
  * so SIGKILL at any instant leaves either the old checkpoint and its whole
  * journal or the new checkpoint (replaying the old journal over it is
@@ -60,6 +61,9 @@ size_t kv_pending(const struct kv *kv);
 /* Writes and syncs the pending batch; may then checkpoint.  0, or -1 on an
  * I/O error (logged; the store is then unusable and the caller exits). */
 int  kv_commit(struct kv *kv);
+/* Writes the pending batch without syncing (best-effort data: it survives
+ * the death of the process, not of the machine). */
+int  kv_flush(struct kv *kv);
 /* Forces a checkpoint now (after committing). */
 int  kv_checkpoint(struct kv *kv);
 

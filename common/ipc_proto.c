@@ -1,0 +1,349 @@
+/* Encoders and decoders of the master/topicd records (ipc_proto.h). */
+#include "ipc_proto.h"
+
+#include <string.h>
+
+/* Every decoder: walk the fields, then insist nothing is left over. */
+#define DEC_BEGIN(body, len) \
+	struct rbuf rb; \
+	memset(r, 0, sizeof(*r)); \
+	rbuf_init(&rb, (body), (len))
+#define DEC_END() return get_end(&rb)
+
+void
+enc_config(struct wbuf *w, const struct rec_config *r)
+{
+	put_u32(w, r->retry_ms);
+	put_u32(w, r->max_attempts);
+	put_u32(w, r->checkpoint_kib);
+	put_u32(w, r->max_messages);
+	put_u8(w, r->log_level);
+	put_u64(w, r->boot_id);
+	put_str(w, r->dlq_topic);
+}
+
+int
+dec_config(const void *body, size_t len, struct rec_config *r)
+{
+	DEC_BEGIN(body, len);
+	get_u32(&rb, &r->retry_ms);
+	get_u32(&rb, &r->max_attempts);
+	get_u32(&rb, &r->checkpoint_kib);
+	get_u32(&rb, &r->max_messages);
+	get_u8(&rb, &r->log_level);
+	get_u64(&rb, &r->boot_id);
+	get_str(&rb, &r->dlq_topic);
+	DEC_END();
+}
+
+void
+enc_publish(struct wbuf *w, const struct rec_publish *r)
+{
+	put_u64(w, r->req);
+	put_str(w, r->owner);
+	put_u32(w, r->pubid);
+	put_u8(w, r->qos);
+	put_u8(w, r->flags);
+	put_u64(w, r->time_ms);
+	put_bytes(w, r->payload, r->payload_len);
+}
+
+int
+dec_publish(const void *body, size_t len, struct rec_publish *r)
+{
+	DEC_BEGIN(body, len);
+	get_u64(&rb, &r->req);
+	get_str(&rb, &r->owner);
+	get_u32(&rb, &r->pubid);
+	get_u8(&rb, &r->qos);
+	get_u8(&rb, &r->flags);
+	get_u64(&rb, &r->time_ms);
+	get_bytes(&rb, &r->payload, &r->payload_len);
+	if (r->qos > 2 || (r->flags & ~(PF_RETAIN | PF_JSON | PF_STAGE)) ||
+	    (r->qos == 0 && r->req != 0) || (r->qos > 0 && r->req == 0))
+		return -1;
+	DEC_END();
+}
+
+void
+enc_release(struct wbuf *w, const struct rec_release *r)
+{
+	put_u64(w, r->req);
+	put_str(w, r->owner);
+	put_u32(w, r->pubid);
+}
+
+int
+dec_release(const void *body, size_t len, struct rec_release *r)
+{
+	DEC_BEGIN(body, len);
+	get_u64(&rb, &r->req);
+	get_str(&rb, &r->owner);
+	get_u32(&rb, &r->pubid);
+	DEC_END();
+}
+
+void
+enc_release_owner(struct wbuf *w, const struct rec_release_owner *r)
+{
+	put_str(w, r->owner);
+}
+
+int
+dec_release_owner(const void *body, size_t len, struct rec_release_owner *r)
+{
+	DEC_BEGIN(body, len);
+	get_str(&rb, &r->owner);
+	DEC_END();
+}
+
+void
+enc_attach(struct wbuf *w, const struct rec_attach *r)
+{
+	put_u64(w, r->req);
+	put_str(w, r->subkey);
+	put_u8(w, r->mode);
+	put_u8(w, r->qos);
+	put_u8(w, r->flags);
+	put_u16(w, r->window);
+}
+
+int
+dec_attach(const void *body, size_t len, struct rec_attach *r)
+{
+	DEC_BEGIN(body, len);
+	get_u64(&rb, &r->req);
+	get_str(&rb, &r->subkey);
+	get_u8(&rb, &r->mode);
+	get_u8(&rb, &r->qos);
+	get_u8(&rb, &r->flags);
+	get_u16(&rb, &r->window);
+	if ((r->mode != MODE_JSON && r->mode != MODE_MQTT) || r->qos > 2 ||
+	    r->window == 0 || (r->flags & ~(AF_RETAINED | AF_NEW_ONLY)) || r->subkey[0] == '\0')
+		return -1;
+	DEC_END();
+}
+
+void
+enc_detach(struct wbuf *w, const struct rec_detach *r)
+{
+	put_str(w, r->subkey);
+}
+
+int
+dec_detach(const void *body, size_t len, struct rec_detach *r)
+{
+	DEC_BEGIN(body, len);
+	get_str(&rb, &r->subkey);
+	DEC_END();
+}
+
+void
+enc_unsub(struct wbuf *w, const struct rec_unsub *r)
+{
+	put_u64(w, r->req);
+	put_str(w, r->subkey);
+	put_u8(w, r->flags);
+}
+
+int
+dec_unsub(const void *body, size_t len, struct rec_unsub *r)
+{
+	DEC_BEGIN(body, len);
+	get_u64(&rb, &r->req);
+	get_str(&rb, &r->subkey);
+	get_u8(&rb, &r->flags);
+	if (r->flags & ~UF_FORGET)
+		return -1;
+	DEC_END();
+}
+
+void
+enc_ack(struct wbuf *w, const struct rec_ack *r)
+{
+	put_str(w, r->subkey);
+	put_u64(w, r->seq);
+	put_u8(w, r->kind);
+}
+
+int
+dec_ack(const void *body, size_t len, struct rec_ack *r)
+{
+	DEC_BEGIN(body, len);
+	get_str(&rb, &r->subkey);
+	get_u64(&rb, &r->seq);
+	get_u8(&rb, &r->kind);
+	if (r->kind < ACK_PUBACK || r->kind > ACK_PUBCOMP)
+		return -1;
+	DEC_END();
+}
+
+void
+enc_dlq_done(struct wbuf *w, const struct rec_dlq_done *r)
+{
+	put_u64(w, r->req);
+}
+
+int
+dec_dlq_done(const void *body, size_t len, struct rec_dlq_done *r)
+{
+	DEC_BEGIN(body, len);
+	get_u64(&rb, &r->req);
+	DEC_END();
+}
+
+void
+enc_ready(struct wbuf *w, const struct rec_ready *r)
+{
+	put_u32(w, r->version);
+	put_str(w, r->topic);
+	put_u64(w, r->next_seq);
+}
+
+int
+dec_ready(const void *body, size_t len, struct rec_ready *r)
+{
+	DEC_BEGIN(body, len);
+	get_u32(&rb, &r->version);
+	get_str(&rb, &r->topic);
+	get_u64(&rb, &r->next_seq);
+	DEC_END();
+}
+
+void
+enc_done(struct wbuf *w, const struct rec_done *r)
+{
+	put_u64(w, r->req);
+	put_u32(w, r->status);
+	put_u64(w, r->seq);
+}
+
+int
+dec_done(const void *body, size_t len, struct rec_done *r)
+{
+	DEC_BEGIN(body, len);
+	get_u64(&rb, &r->req);
+	get_u32(&rb, &r->status);
+	get_u64(&rb, &r->seq);
+	if (r->status > ST_FULL)
+		return -1;
+	DEC_END();
+}
+
+void
+enc_deadletter(struct wbuf *w, const struct rec_deadletter *r)
+{
+	put_u64(w, r->req);
+	put_str(w, r->reason);
+	put_str(w, r->subkey);
+	put_u64(w, r->seq);
+	put_u8(w, r->flags);
+	put_u64(w, r->time_ms);
+	put_bytes(w, r->payload, r->payload_len);
+}
+
+int
+dec_deadletter(const void *body, size_t len, struct rec_deadletter *r)
+{
+	DEC_BEGIN(body, len);
+	get_u64(&rb, &r->req);
+	get_str(&rb, &r->reason);
+	get_str(&rb, &r->subkey);
+	get_u64(&rb, &r->seq);
+	get_u8(&rb, &r->flags);
+	get_u64(&rb, &r->time_ms);
+	get_bytes(&rb, &r->payload, &r->payload_len);
+	DEC_END();
+}
+
+void
+enc_stats(struct wbuf *w, const struct rec_stats *r)
+{
+	put_u32(w, r->subscribers);
+	put_u32(w, r->online);
+	put_u64(w, r->first_seq);
+	put_u64(w, r->next_seq);
+	put_u64(w, r->messages);
+	put_u64(w, r->bytes);
+	put_u64(w, r->lag);
+	put_u64(w, r->oldest_unacked_ms);
+	put_u64(w, r->commits);
+	put_u64(w, r->committed);
+}
+
+int
+dec_stats(const void *body, size_t len, struct rec_stats *r)
+{
+	DEC_BEGIN(body, len);
+	get_u32(&rb, &r->subscribers);
+	get_u32(&rb, &r->online);
+	get_u64(&rb, &r->first_seq);
+	get_u64(&rb, &r->next_seq);
+	get_u64(&rb, &r->messages);
+	get_u64(&rb, &r->bytes);
+	get_u64(&rb, &r->lag);
+	get_u64(&rb, &r->oldest_unacked_ms);
+	get_u64(&rb, &r->commits);
+	get_u64(&rb, &r->committed);
+	DEC_END();
+}
+
+void
+enc_deliver(struct wbuf *w, const struct rec_deliver *r)
+{
+	put_str(w, r->topic);
+	put_u64(w, r->seq);
+	put_u8(w, r->qos);
+	put_u8(w, r->flags);
+	put_bytes(w, r->payload, r->payload_len);
+}
+
+int
+dec_deliver(const void *body, size_t len, struct rec_deliver *r)
+{
+	DEC_BEGIN(body, len);
+	get_str(&rb, &r->topic);
+	get_u64(&rb, &r->seq);
+	get_u8(&rb, &r->qos);
+	get_u8(&rb, &r->flags);
+	get_bytes(&rb, &r->payload, &r->payload_len);
+	if (r->qos > 2 || (r->flags & ~(DF_DUP | DF_RETAIN | DF_JSON)))
+		return -1;
+	DEC_END();
+}
+
+void
+enc_deliver_rel(struct wbuf *w, const struct rec_deliver_rel *r)
+{
+	put_str(w, r->topic);
+	put_u64(w, r->seq);
+}
+
+int
+dec_deliver_rel(const void *body, size_t len, struct rec_deliver_rel *r)
+{
+	DEC_BEGIN(body, len);
+	get_str(&rb, &r->topic);
+	get_u64(&rb, &r->seq);
+	DEC_END();
+}
+
+const char *
+ipc_type_name(uint16_t type)
+{
+	static const struct { uint16_t type; const char *name; } names[] = {
+		{ IPC_CONFIG, "CONFIG" }, { IPC_PUBLISH, "PUBLISH" },
+		{ IPC_RELEASE, "RELEASE" }, { IPC_RELEASE_OWNER, "RELEASE_OWNER" },
+		{ IPC_ATTACH, "ATTACH" }, { IPC_DETACH, "DETACH" },
+		{ IPC_UNSUB, "UNSUB" }, { IPC_ACK, "ACK" },
+		{ IPC_DLQ_DONE, "DLQ_DONE" }, { IPC_READY, "READY" },
+		{ IPC_DONE, "DONE" }, { IPC_DEADLETTER, "DEADLETTER" },
+		{ IPC_STATS, "STATS" }, { IPC_DELIVER, "DELIVER" },
+		{ IPC_DELIVER_REL, "DELIVER_REL" },
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].type == type)
+			return names[i].name;
+	return "?";
+}

@@ -1,0 +1,184 @@
+/* Logging: stderr, syslog and/or a file; one line per event. */
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct {
+	char           name[32];
+	enum log_level level;
+	int            dests;
+	char          *path;
+	int            fd;
+} L = { "broker", LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL, -1 };
+
+static const char *const level_names[] = {
+	"error", "warning", "notice", "information", "debug",
+};
+
+static int
+open_file(void)
+{
+	int fd = open(L.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+	if (fd == -1)
+		return -1;
+	if (L.fd != -1)
+		close(L.fd);
+	L.fd = fd;
+	return 0;
+}
+
+void
+log_init(const char *name, enum log_level level, int dests, const char *file)
+{
+	snprintf(L.name, sizeof(L.name), "%s", name);
+	L.level = level;
+	L.dests = dests;
+	free(L.path);
+	L.path = NULL;
+	if (L.fd != -1) {
+		close(L.fd);
+		L.fd = -1;
+	}
+	if ((dests & LOG_DEST_FILE) && file != NULL) {
+		L.path = strdup(file);
+		if (L.path == NULL || open_file() == -1) {
+			fprintf(stderr, "%s: cannot open log file %s: %s\n", name, file, strerror(errno));
+			L.dests &= ~LOG_DEST_FILE;
+		}
+	}
+	if (dests & LOG_DEST_SYSLOG)
+		openlog(L.name, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+int
+log_reopen(void)
+{
+	if (!(L.dests & LOG_DEST_FILE) || L.path == NULL)
+		return 0;
+	if (open_file() == -1) {
+		log_warn("cannot reopen log file %s", L.path);
+		return -1;
+	}
+	return 0;
+}
+
+void
+log_set_level(enum log_level level)
+{
+	L.level = level;
+}
+
+enum log_level
+log_get_level(void)
+{
+	return L.level;
+}
+
+int
+log_level_parse(const char *s)
+{
+	static const char *const alias[] = { "err", "warn", "notice", "info", "debug" };
+
+	for (int i = 0; i <= LOG_LVL_DEBUG; i++)
+		if (strcmp(s, level_names[i]) == 0 || strcmp(s, alias[i]) == 0)
+			return i;
+	return -1;
+}
+
+static void
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return;		/* nowhere left to report it */
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void
+vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
+	int saved = errno;
+	char msg[2048], line[2300], stamp[40];
+	struct timespec ts;
+	struct tm tm;
+	int n;
+
+	if (lvl > L.level)
+		return;
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (n >= 0 && with_errno && (size_t)n < sizeof(msg))
+		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(saved));
+	if (L.dests & LOG_DEST_SYSLOG)
+		syslog(prio[lvl], "%s: %s", level_names[lvl], msg);
+	if (L.dests & (LOG_DEST_STDERR | LOG_DEST_FILE)) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+		n = snprintf(line, sizeof(line), "%s.%03ldZ %s[%ld]: %s: %s\n", stamp,
+			     ts.tv_nsec / 1000000, L.name, (long)getpid(), level_names[lvl], msg);
+		if (n < 0)
+			n = 0;
+		if ((size_t)n >= sizeof(line))
+			n = sizeof(line) - 1;
+		if (L.dests & LOG_DEST_STDERR)
+			write_all(STDERR_FILENO, line, (size_t)n);
+		if ((L.dests & LOG_DEST_FILE) && L.fd != -1)
+			write_all(L.fd, line, (size_t)n);
+	}
+	errno = saved;
+}
+
+#define LOGFN(fn, lvl, with_errno)			\
+	void fn(const char *fmt, ...)			\
+	{						\
+		va_list ap;				\
+		va_start(ap, fmt);			\
+		vlog(lvl, with_errno, fmt, ap);		\
+		va_end(ap);				\
+	}
+
+LOGFN(log_err, LOG_LVL_ERR, 1)
+LOGFN(log_errx, LOG_LVL_ERR, 0)
+LOGFN(log_warn, LOG_LVL_WARN, 1)
+LOGFN(log_warnx, LOG_LVL_WARN, 0)
+LOGFN(log_notice, LOG_LVL_NOTICE, 0)
+LOGFN(log_info, LOG_LVL_INFO, 0)
+LOGFN(log_debug, LOG_LVL_DEBUG, 0)
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_LVL_ERR, 1, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_LVL_ERR, 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
