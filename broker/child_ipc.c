@@ -1,0 +1,109 @@
+/* Records from a topicd, with per-state permission: READY once, the rest
+ * only after READY.  Anything else is the child's bug: it is killed and
+ * restarted, never the master's problem. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "ipc.h"
+#include "log.h"
+
+static void
+on_ready(struct child *c, const struct ipc_msg *m)
+{
+	struct rec_ready r;
+
+	if (dec_ready(m->body, m->len, &r) == -1 || r.version != IPC_PROTO_VERSION ||
+	    strcmp(r.topic, c->topic) != 0) {
+		child_kill(c, "bad READY record");
+		return;
+	}
+	c->state = CH_READY;
+	c->ready_at = mono_ms();
+	log_info("topic %s: topicd pid %ld ready at seq %llu", c->topic, (long)c->pid,
+	    (unsigned long long)r.next_seq);
+	child_replay(c);
+}
+
+static void
+on_done(struct child *c, const struct ipc_msg *m)
+{
+	struct rec_done d;
+
+	if (dec_done(m->body, m->len, &d) == -1) {
+		child_kill(c, "bad DONE record");
+		return;
+	}
+	child_done(c, &d);
+}
+
+static void
+on_deadletter(struct child *c, const struct ipc_msg *m)
+{
+	struct rec_deadletter d;
+
+	if (dec_deadletter(m->body, m->len, &d) == -1) {
+		child_kill(c, "bad DEADLETTER record");
+		return;
+	}
+	dlq_from_child(c, &d);
+}
+
+static void
+on_stats(struct child *c, const struct ipc_msg *m)
+{
+	if (dec_stats(m->body, m->len, &c->stats) == -1)
+		child_kill(c, "bad STATS record");
+}
+
+static const struct {
+	uint16_t type;
+	bool     before_ready;		/* allowed in CH_STARTING (and only then) */
+	void   (*fn)(struct child *, const struct ipc_msg *);
+} table[] = {
+	{ IPC_READY, true, on_ready },
+	{ IPC_DONE, false, on_done },
+	{ IPC_DEADLETTER, false, on_deadletter },
+	{ IPC_STATS, false, on_stats },
+};
+
+void
+child_dispatch(struct ipc_chan *ch, struct ipc_msg *m, void *arg)
+{
+	struct child *c = arg;
+	char why[64];
+
+	(void)ch;
+	if (c->killed)
+		return;		/* ignore the rest of a child we are killing */
+	if (m->fd != -1) {
+		child_kill(c, "record with an unexpected fd");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		if (table[i].type != m->type)
+			continue;
+		if (table[i].before_ready != (c->state == CH_STARTING))
+			break;
+		table[i].fn(c, m);
+		return;
+	}
+	snprintf(why, sizeof(why), "unexpected %s record", ipc_type_name(m->type));
+	child_kill(c, why);
+}
+
+void
+child_chan_error(struct ipc_chan *ch, int err, void *arg)
+{
+	struct child *c = arg;
+
+	(void)ch;
+	ipc_chan_free(c->chan);
+	c->chan = NULL;
+	if (err != 0 && c->state != CH_STOPPING)
+		child_kill(c, err == EPROTO ? "malformed record on its channel" : "channel error");
+	/* On EOF the child is exiting: SIGCHLD does the rest. */
+}

@@ -1,0 +1,342 @@
+/* The topic table and supervision: one topicd per topic, started on first
+ * use, reaped in a waitpid(WNOHANG) loop, restarted with exponential
+ * back-off, marked failed when it crashes too often. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "ipc.h"
+#include "log.h"
+#include "topic.h"
+#include "xmalloc.h"
+
+static int
+child_cmp(struct child *a, struct child *b)
+{
+	return strcmp(a->topic, b->topic);
+}
+
+RB_GENERATE(child_tree, child, entry, child_cmp)
+
+static void on_restart_timer(evutil_socket_t fd, short what, void *arg);
+
+struct child *
+child_find(struct broker *b, const char *topic)
+{
+	struct child key = { .topic = (char *)topic };
+
+	return RB_FIND(child_tree, &b->children, &key);
+}
+
+/* Whether the topic has a store from an earlier run. */
+static bool
+store_exists(struct broker *b, const char *topic)
+{
+	char *stem = topic_file_name(topic), *path;
+	struct stat st;
+	bool found;
+
+	xasprintf(&path, "%s/topics/%s.lock", b->set.data_dir, stem);
+	found = stat(path, &st) == 0;
+	free(path);
+	free(stem);
+	return found;
+}
+
+struct child *
+child_get(struct broker *b, const char *topic, bool create, const char **why)
+{
+	struct child *c = child_find(b, topic);
+
+	*why = NULL;
+	if (c != NULL || !create)
+		return c;
+	if (b->stopping) {
+		*why = "the broker is shutting down";
+		return NULL;
+	}
+	if (!store_exists(b, topic)) {
+		if (b->ntopics >= b->set.max_topics) {
+			*why = "too many topics (max_topics)";
+			log_warnx("topic %s refused: %u topics, max_topics is %u", topic,
+			    b->ntopics, b->set.max_topics);
+			return NULL;
+		}
+		b->ntopics++;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->b = b;
+	c->topic = xstrdup(topic);
+	c->backoff_ms = b->set.restart_backoff_min;
+	TAILQ_INIT(&c->held);
+	TAILQ_INIT(&c->attached);
+	c->timer = evtimer_new(b->base, on_restart_timer, c);
+	if (c->timer == NULL)
+		fatalx("cannot create a timer for topic %s", topic);
+	RB_INSERT(child_tree, &b->children, c);
+	b->title_dirty = true;
+	child_start(c);
+	return c;
+}
+
+static void
+send_config(struct child *c)
+{
+	struct settings *s = &c->b->set;
+	struct rec_config r = {
+		.retry_ms = (uint32_t)s->retry_interval,
+		.max_attempts = s->max_delivery_attempts,
+		.checkpoint_kib = (uint32_t)(s->checkpoint_size / 1024),
+		.max_messages = 0,
+		.log_level = (uint8_t)log_get_level(),
+		.boot_id = c->b->boot_id,
+		.dlq_topic = s->dead_letter_topic,
+	};
+	struct wbuf w;
+
+	wbuf_init(&w);
+	enc_config(&w, &r);
+	ipc_chan_send(c->chan, IPC_CONFIG, w.data, w.len, -1);
+	wbuf_free(&w);
+}
+
+void
+child_start(struct child *c)
+{
+	int fd;
+
+	c->gen++;
+	c->pid = topicd_spawn(c->b, c->topic, &fd);
+	if (c->pid == -1) {
+		c->pid = 0;
+		c->state = CH_BACKOFF;
+		struct timeval tv = { (time_t)(c->backoff_ms / 1000),
+				      (suseconds_t)(c->backoff_ms % 1000) * 1000 };
+		evtimer_add(c->timer, &tv);
+		return;
+	}
+	c->state = CH_STARTING;
+	c->chan = ipc_chan_new(c->b->base, fd, child_dispatch, child_chan_error, c);
+	send_config(c);
+	log_info("topic %s: topicd pid %ld started", c->topic, (long)c->pid);
+}
+
+static void
+on_restart_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct child *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == CH_BACKOFF && !c->b->stopping) {
+		c->restarts++;
+		child_start(c);
+	}
+}
+
+void
+child_kill(struct child *c, const char *why)
+{
+	log_warnx("topic %s: topicd pid %ld: %s; killing it", c->topic, (long)c->pid, why);
+	c->killed = true;
+	if (c->pid > 0 && kill(c->pid, SIGKILL) == -1 && errno != ESRCH)
+		log_warn("topic %s: kill %ld", c->topic, (long)c->pid);
+}
+
+/* Crashes within crash_window, counting this one. */
+static unsigned
+note_crash(struct child *c)
+{
+	struct settings *s = &c->b->set;
+	int64_t now = mono_ms();
+	unsigned n = 0;
+
+	c->crashes[c->ncrashes++ % CRASH_RING] = now;
+	for (unsigned i = 0; i < CRASH_RING && i < c->ncrashes; i++)
+		if (now - c->crashes[i] <= (int64_t)s->crash_window)
+			n++;
+	return n;
+}
+
+static void
+describe_status(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+}
+
+static void
+child_crashed(struct child *c, const char *how)
+{
+	struct settings *s = &c->b->set;
+	unsigned n = note_crash(c);
+
+	if (c->ready_at && mono_ms() - c->ready_at > (int64_t)s->crash_window)
+		c->backoff_ms = s->restart_backoff_min;
+	if (n >= s->crash_limit || n >= CRASH_RING) {
+		c->state = CH_FAILED;
+		log_errx("topic %s: topicd %s; %u crashes within %.1f s: TOPIC FAILED, "
+		    "publishes are refused and dead-lettered until SIGHUP", c->topic, how, n,
+		    (double)s->crash_window / 1000);
+		child_fail_held(c);
+		return;
+	}
+	log_warnx("topic %s: topicd %s; restarting in %llu ms", c->topic, how,
+	    (unsigned long long)c->backoff_ms);
+	c->state = CH_BACKOFF;
+	struct timeval tv = { (time_t)(c->backoff_ms / 1000), (suseconds_t)(c->backoff_ms % 1000) * 1000 };
+	if (evtimer_add(c->timer, &tv) == -1)
+		fatalx("cannot arm the restart timer of topic %s", c->topic);
+	c->backoff_ms *= 2;
+	if (c->backoff_ms > s->restart_backoff_max)
+		c->backoff_ms = s->restart_backoff_max;
+}
+
+static void
+child_exited(struct child *c, int status)
+{
+	char how[64];
+
+	describe_status(status, how, sizeof(how));
+	snprintf(how + strlen(how), sizeof(how) - strlen(how), " (pid %ld)", (long)c->pid);
+	c->pid = 0;
+	if (c->chan != NULL) {
+		ipc_chan_free(c->chan);
+		c->chan = NULL;
+	}
+	for (struct held *h = TAILQ_FIRST(&c->held); h != NULL; h = TAILQ_NEXT(h, entry))
+		h->sent = false;
+	if (c->state == CH_STOPPING) {
+		log_info("topic %s: topicd %s", c->topic, how);
+		return;
+	}
+	c->killed = false;
+	child_crashed(c, how);
+}
+
+void
+children_reap(struct broker *b)
+{
+	struct child *c;
+	int status;
+	pid_t pid;
+
+	for (;;) {
+		pid = waitpid(-1, &status, WNOHANG);
+		if (pid == -1 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			break;
+		RB_FOREACH(c, child_tree, &b->children)
+			if (c->pid == pid)
+				break;
+		if (c != NULL)
+			child_exited(c, status);
+		else
+			log_debug("reaped unknown child %ld", (long)pid);
+	}
+	if (b->stopping && children_all_gone(b))
+		event_base_loopexit(b->base, NULL);
+}
+
+void
+children_retry_failed(struct broker *b)
+{
+	struct child *c;
+
+	RB_FOREACH(c, child_tree, &b->children) {
+		if (c->state != CH_FAILED)
+			continue;
+		log_notice("topic %s: retrying the failed topic", c->topic);
+		c->ncrashes = 0;
+		c->backoff_ms = b->set.restart_backoff_min;
+		c->restarts++;
+		child_start(c);
+	}
+}
+
+void
+children_config(struct broker *b)
+{
+	struct child *c;
+
+	RB_FOREACH(c, child_tree, &b->children)
+		if (c->chan != NULL)
+			send_config(c);
+}
+
+static void
+signal_all(struct broker *b, int sig)
+{
+	struct child *c;
+
+	RB_FOREACH(c, child_tree, &b->children) {
+		evtimer_del(c->timer);
+		if (c->pid > 0 && kill(c->pid, sig) == -1 && errno != ESRCH)
+			log_warn("topic %s: kill %ld", c->topic, (long)c->pid);
+		c->state = CH_STOPPING;
+	}
+}
+
+void
+children_stop_all(struct broker *b)
+{
+	signal_all(b, SIGTERM);
+}
+
+void
+children_kill_all(struct broker *b)
+{
+	signal_all(b, SIGKILL);
+}
+
+bool
+children_all_gone(struct broker *b)
+{
+	struct child *c;
+
+	RB_FOREACH(c, child_tree, &b->children)
+		if (c->pid > 0)
+			return false;
+	return true;
+}
+
+int
+broker_count_topics(struct broker *b)
+{
+	struct child *c;
+	int n = 0;
+
+	RB_FOREACH(c, child_tree, &b->children)
+		n++;
+	return n;
+}
+
+void
+children_free_all(struct broker *b)
+{
+	struct child *c, *next;
+
+	RB_FOREACH_SAFE(c, child_tree, &b->children, next) {
+		RB_REMOVE(child_tree, &b->children, c);
+		child_discard_held(c);
+		while (!TAILQ_EMPTY(&c->attached))
+			attach_drop(TAILQ_FIRST(&c->attached), false);
+		if (c->chan != NULL)
+			ipc_chan_free(c->chan);
+		event_free(c->timer);
+		free(c->topic);
+		free(c);
+	}
+}

@@ -1,0 +1,306 @@
+/* Client connections: a bufferevent each, lines framed and bounded here,
+ * handed to the protocol; one close path. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "broker.h"
+#include "json_codec.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define OUT_HIGH_WATER (256 * 1024)	/* stop reading deliveries above this */
+
+static int
+id_cmp(struct client *a, struct client *b)
+{
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+RB_PROTOTYPE(client_ids, client, by_id, id_cmp)
+RB_GENERATE(client_ids, client, by_id, id_cmp)
+
+struct client *
+client_by_id(struct broker *b, uint64_t id)
+{
+	struct client key = { .id = id };
+
+	return RB_FIND(client_ids, &b->clients, &key);
+}
+
+static void
+client_free(struct client *cl)
+{
+	struct broker *b = cl->b;
+
+	if (cl->kind == CL_JSON_CONSUMER)
+		json_cons_closed(cl);
+	else
+		json_pub_closed(cl);
+	delivery_close(cl);
+	RB_REMOVE(client_ids, &b->clients, cl);
+	b->nclients--;
+	b->title_dirty = true;
+	bufferevent_free(cl->bev);
+	event_free(cl->idle);
+	free(cl);
+}
+
+static void
+on_free_later(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	client_free(arg);
+}
+
+/* Frees the client outside of any callback that may still use it. */
+static void
+free_later(struct client *cl)
+{
+	if (cl->freeing)
+		return;
+	cl->freeing = true;
+	if (event_base_once(cl->b->base, -1, EV_TIMEOUT, on_free_later, cl, NULL) == -1)
+		fatalx("cannot schedule the release of client %s", cl->desc);
+}
+
+void
+client_close(struct client *cl, const char *why)
+{
+	if (cl->closing)
+		return;
+	cl->closing = true;
+	log_info("client %s%s%s: closed: %s", cl->desc, cl->username ? " user " : "",
+	    cl->username ? cl->username : "", why);
+	bufferevent_disable(cl->bev, EV_READ);
+	evtimer_del(cl->idle);
+	delivery_close(cl);
+	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0) {
+		bufferevent_disable(cl->bev, EV_WRITE);
+		free_later(cl);
+	} else {
+		/* The write callback frees it once the last line is out. */
+		bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
+	}
+}
+
+void
+client_write(struct client *cl, const struct wbuf *w)
+{
+	if (cl->closing && !bufferevent_get_enabled(cl->bev))
+		return;
+	if (bufferevent_write(cl->bev, w->data, w->len) == -1)
+		client_close(cl, "cannot buffer output");
+}
+
+void
+client_line(struct client *cl, const char *text)
+{
+	struct wbuf w;
+
+	wbuf_init(&w);
+	jl_enc_text(&w, text);
+	client_write(cl, &w);
+	wbuf_free(&w);
+}
+
+void
+client_error(struct client *cl, const char *text)
+{
+	struct wbuf w;
+
+	wbuf_init(&w);
+	jl_enc_error(&w, text);
+	client_write(cl, &w);
+	wbuf_free(&w);
+}
+
+static void
+dispatch_line(struct client *cl, const char *line, size_t len)
+{
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (cl->kind == CL_JSON_CONSUMER)
+		json_cons_line(cl, line, len);
+	else
+		json_pub_line(cl, line, len);
+}
+
+/* A line over message_size_limit: refused, dead-lettered (its start), and
+ * skipped up to its end; the connection stays usable. */
+static void
+oversized(struct client *cl, struct evbuffer *in, size_t have)
+{
+	size_t keep = have < 1024 ? have : 1024;
+	const uint8_t *p = evbuffer_pullup(in, (ssize_t)keep);
+
+	client_error(cl, "line too long (message_size_limit)");
+	dlq_bad_input(cl, "oversized", NULL, p, keep);
+	cl->discarding = true;
+}
+
+static void
+read_lines(struct client *cl)
+{
+	struct evbuffer *in = bufferevent_get_input(cl->bev);
+	size_t limit = cl->b->set.message_size_limit, eol;
+
+	while (!cl->closing) {
+		struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_LF);
+		size_t have = evbuffer_get_length(in);
+
+		if (p.pos == -1) {
+			if (have > limit) {
+				if (!cl->discarding)
+					oversized(cl, in, have);
+				evbuffer_drain(in, have);
+			}
+			return;
+		}
+		if (cl->discarding) {
+			cl->discarding = false;
+		} else if ((size_t)p.pos > limit) {
+			oversized(cl, in, (size_t)p.pos);
+			cl->discarding = false;
+		} else {
+			const char *line = (const char *)evbuffer_pullup(in, p.pos + 1);
+
+			dispatch_line(cl, line, (size_t)p.pos);
+		}
+		evbuffer_drain(in, (size_t)p.pos + 1);
+	}
+}
+
+/* The idle timer runs while half a line waits (or, for consumers, until
+ * they log in): a client that stalls there is closed. */
+static void
+update_idle(struct client *cl)
+{
+	bool waiting = evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0 ||
+	    (cl->kind == CL_JSON_CONSUMER && cl->username == NULL);
+	uint64_t ms = cl->b->set.idle_timeout;
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	if (cl->closing)
+		return;
+	if (!waiting)
+		evtimer_del(cl->idle);
+	else if (!evtimer_pending(cl->idle, NULL))
+		evtimer_add(cl->idle, &tv);
+}
+
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+	struct client *cl = arg;
+
+	(void)bev;
+	read_lines(cl);
+	update_idle(cl);
+}
+
+static void
+on_write(struct bufferevent *bev, void *arg)
+{
+	struct client *cl = arg;
+
+	if (cl->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+			bufferevent_disable(bev, EV_WRITE);
+			free_later(cl);
+		}
+		return;
+	}
+	delivery_resume(cl);
+}
+
+static void
+on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct client *cl = arg;
+
+	(void)bev;
+	if (cl->closing) {
+		if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+			bufferevent_disable(cl->bev, EV_WRITE);
+			free_later(cl);
+		}
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		client_close(cl, evbuffer_get_length(bufferevent_get_input(cl->bev)) ?
+		    "disconnected in the middle of a line" : "disconnected");
+	else if (what & BEV_EVENT_ERROR)
+		client_close(cl, strerror(EVUTIL_SOCKET_ERROR()));
+}
+
+static void
+on_idle(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *cl = arg;
+
+	(void)fd;
+	(void)what;
+	client_close(cl, cl->username == NULL && cl->kind == CL_JSON_CONSUMER ?
+	    "no login within idle_timeout" : "half a line for longer than idle_timeout");
+}
+
+bool
+client_output_full(const struct client *cl)
+{
+	return evbuffer_get_length(bufferevent_get_output(cl->bev)) >= OUT_HIGH_WATER;
+}
+
+void
+client_new(struct broker *b, int fd, enum client_kind kind, const char *desc, int port)
+{
+	struct client *cl = xcalloc(1, sizeof(*cl));
+
+	cl->b = b;
+	cl->id = ++b->next_client_id;
+	cl->kind = kind;
+	cl->port = port;
+	cl->dsock[0] = cl->dsock[1] = -1;
+	snprintf(cl->desc, sizeof(cl->desc), "%s", desc);
+	TAILQ_INIT(&cl->attached);
+	cl->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	cl->idle = evtimer_new(b->base, on_idle, cl);
+	if (cl->bev == NULL || cl->idle == NULL)
+		fatalx("cannot set up client %s", desc);
+	bufferevent_setcb(cl->bev, on_read, on_write, on_event, cl);
+	bufferevent_setwatermark(cl->bev, EV_WRITE, OUT_HIGH_WATER / 2, 0);
+	if (bufferevent_enable(cl->bev, EV_READ | EV_WRITE) == -1)
+		fatalx("cannot enable client %s", desc);
+	RB_INSERT(client_ids, &b->clients, cl);
+	b->nclients++;
+	b->title_dirty = true;
+	log_info("client %s: connected (%s)", desc,
+	    kind == CL_JSON_CONSUMER ? "JSON-lines consumer" : "JSON-lines publisher");
+	if (kind == CL_JSON_CONSUMER)
+		json_cons_start(cl);
+	update_idle(cl);
+}
+
+void
+clients_free_all(struct broker *b)
+{
+	struct client *cl;
+
+	while ((cl = RB_MIN(client_ids, &b->clients)) != NULL)
+		client_free(cl);
+}
+
+void
+clients_close_all(struct broker *b)
+{
+	struct client *cl;
+
+	RB_FOREACH(cl, client_ids, &b->clients)
+		client_close(cl, "broker shutting down");
+}

@@ -1,0 +1,118 @@
+/* Loading and reloading the configuration: parse into a new structure,
+ * validate, then swap what may change live; a bad file changes nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "conf.h"
+#include "log.h"
+#include "xmalloc.h"
+
+/* Applies -D, -b, -p and -J over the file's values. */
+static void
+apply_overrides(struct broker *b, struct settings *s, struct conf_errors *errs)
+{
+	const struct { const char *key; const char *val; } o[] = {
+		{ "data_dir", b->opt_data_dir },
+		{ "bind_address", b->opt_bind },
+		{ "mqtt_port", b->opt_mqtt_port },
+	};
+
+	for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++)
+		if (o[i].val != NULL)
+			conf_set(settings_table, s, o[i].key, o[i].val, "command line", errs);
+	if (b->opt_json_ports != NULL) {
+		char *ports = xstrdup(b->opt_json_ports), *colon = strchr(ports, ':');
+
+		if (colon == NULL) {
+			char *m;
+
+			xasprintf(&m, "command line: -J wants CONSUMER_PORT:PUBLISHER_PORT, not '%s'", ports);
+			errs->msg = xreallocarray(errs->msg, errs->n + 1, sizeof(char *));
+			errs->msg[errs->n++] = m;
+		} else {
+			*colon = '\0';
+			conf_set(settings_table, s, "json_consumer_port", ports, "command line", errs);
+			conf_set(settings_table, s, "json_publisher_port", colon + 1, "command line", errs);
+		}
+		free(ports);
+	}
+}
+
+/* Fills s from the built-in defaults, the file and the command line.
+ * Errors go to stderr at start-up, to the log on reload (quiet). */
+int
+broker_load_settings(struct broker *b, struct settings *s, bool quiet)
+{
+	struct conf_errors errs = { NULL, 0 };
+	int rc = 0;
+
+	settings_init(s);
+	if (b->conf_path != NULL)
+		conf_parse_file(settings_table, s, b->conf_path, &errs);
+	apply_overrides(b, s, &errs);
+	for (size_t i = 0; i < errs.n; i++) {
+		if (quiet)
+			log_warnx("%s", errs.msg[i]);
+		else
+			fprintf(stderr, "%s\n", errs.msg[i]);
+	}
+	if (errs.n > 0) {
+		rc = -1;
+		settings_free(s);
+	}
+	conf_errors_free(&errs);
+	return rc;
+}
+
+static size_t
+field_size(enum conf_type t)
+{
+	switch (t) {
+	case CONF_BOOL:		return sizeof(bool);
+	case CONF_UINT:
+	case CONF_PORT:		return sizeof(unsigned);
+	case CONF_SIZE:
+	case CONF_MSEC:		return sizeof(uint64_t);
+	case CONF_STRING:	return sizeof(char *);
+	case CONF_LIST:		return sizeof(struct conf_list);
+	}
+	return 0;
+}
+
+/* SIGHUP: re-read the file; apply what can change live, say what needs a
+ * restart.  Returns -1 (and changes nothing) if the file is bad. */
+int
+broker_reload(struct broker *b)
+{
+	struct settings ns;
+	unsigned changed = 0;
+
+	if (broker_load_settings(b, &ns, true) == -1) {
+		log_warnx("reload: %s has errors; keeping the running configuration",
+		    b->conf_path ? b->conf_path : "configuration");
+		return -1;
+	}
+	for (const struct conf_key *k = settings_table; k->name != NULL; k++) {
+		uint8_t tmp[sizeof(struct conf_list) + sizeof(uint64_t)];
+		uint8_t *a = (uint8_t *)&b->set + k->offset, *n = (uint8_t *)&ns + k->offset;
+		size_t sz = field_size(k->type);
+
+		if (!conf_differs(k, &b->set, &ns))
+			continue;
+		if (!k->reloadable) {
+			log_warnx("reload: %s changed; it takes effect at the next restart", k->name);
+			continue;
+		}
+		memcpy(tmp, a, sz);	/* swap: ns now holds the old value, freed below */
+		memcpy(a, n, sz);
+		memcpy(n, tmp, sz);
+		changed++;
+		log_notice("reload: %s changed", k->name);
+	}
+	settings_free(&ns);
+	log_notice("reload: configuration re-read, %u setting%s changed", changed,
+	    changed == 1 ? "" : "s");
+	return 0;
+}

@@ -1,0 +1,85 @@
+/* A session's delivery socket: topicds write delivery records into one
+ * end; the master reads the other only while the client can take more,
+ * so a slow client pushes back on the topicds, one subscriber at a time. */
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "broker.h"
+#include "ipc.h"
+#include "log.h"
+
+#define DELIVERY_BATCH 64	/* records per wake-up, for fairness */
+
+static void
+on_delivery(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *cl = arg;
+	struct ipc_msg m;
+
+	(void)what;
+	for (int i = 0; i < DELIVERY_BATCH; i++) {
+		if (client_output_full(cl)) {
+			event_del(cl->dev);
+			cl->dev_on = false;
+			return;
+		}
+		int rc = ipc_recv(fd, &m);
+
+		if (rc == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (rc == -1) {
+			/* A topicd's bug: the record is dropped, the topicd resends on retry. */
+			log_warn("client %s: bad delivery record", cl->desc);
+			continue;
+		}
+		if (rc == 0)
+			return;		/* cannot happen: we hold the other end */
+		json_cons_deliver(cl, &m);
+		ipc_msg_clear(&m);
+		if (cl->closing)
+			return;
+	}
+}
+
+int
+delivery_open(struct client *cl)
+{
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, cl->dsock) == -1) {
+		log_warn("client %s: cannot create its delivery socket", cl->desc);
+		cl->dsock[0] = cl->dsock[1] = -1;
+		return -1;
+	}
+	cl->dev = event_new(cl->b->base, cl->dsock[0], EV_READ | EV_PERSIST, on_delivery, cl);
+	if (cl->dev == NULL || event_add(cl->dev, NULL) == -1)
+		fatalx("cannot watch the delivery socket of client %s", cl->desc);
+	cl->dev_on = true;
+	return 0;
+}
+
+void
+delivery_close(struct client *cl)
+{
+	if (cl->dev != NULL) {
+		event_free(cl->dev);
+		cl->dev = NULL;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (cl->dsock[i] != -1)
+			close(cl->dsock[i]);
+		cl->dsock[i] = -1;
+	}
+	cl->dev_on = false;
+}
+
+void
+delivery_resume(struct client *cl)
+{
+	if (cl->dev == NULL || cl->dev_on || client_output_full(cl))
+		return;
+	if (event_add(cl->dev, NULL) == -1)
+		fatalx("cannot watch the delivery socket of client %s", cl->desc);
+	cl->dev_on = true;
+}

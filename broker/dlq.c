@@ -1,0 +1,93 @@
+/* The dead-letter topic: one JSON record per dead letter (why, when, from
+ * whom, the original topic and bytes), published like any message. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "json_codec.h"
+#include "log.h"
+#include "xmalloc.h"
+
+void
+dlq_publish(struct broker *b, const char *reason, const char *client, int port,
+    const char *topic, const void *bytes, size_t len, struct held *answer)
+{
+	struct jl_deadletter d = { .reason = reason, .time_ms = wall_ms(), .client = client,
+				   .port = port, .topic = topic, .payload = bytes, .len = len };
+	const char *dlq = b->set.dead_letter_topic, *why = NULL;
+	struct child *c = child_get(b, dlq, true, &why);
+	struct wbuf rec, w;
+
+	log_info("dead letter: %s from %s%s%s", reason, client ? client : "broker",
+	    topic ? " topic " : "", topic ? topic : "");
+	wbuf_init(&rec);
+	if (jl_enc_deadletter(&rec, &d) == -1 || c == NULL) {
+		log_warnx("dead letter (%s, topic %s) lost: %s", reason, topic ? topic : "-",
+		    c == NULL ? why : "cannot encode it");
+		wbuf_free(&rec);
+		if (answer != NULL)
+			held_free(answer);
+		return;
+	}
+	struct rec_publish p = { .req = broker_req(b), .owner = "", .pubid = 0, .qos = 1,
+				 .flags = PF_JSON, .time_ms = (uint64_t)d.time_ms,
+				 .payload = rec.data, .payload_len = rec.len };
+	wbuf_init(&w);
+	enc_publish(&w, &p);
+	struct held *h = held_new(HELD_NOTE, IPC_PUBLISH, p.req, &w);
+	wbuf_free(&w);
+	wbuf_free(&rec);
+	if (answer != NULL) {
+		h->kind = answer->kind;
+		h->dlq_topic = answer->dlq_topic;
+		h->dlq_req = answer->dlq_req;
+		h->dlq_gen = answer->dlq_gen;
+		answer->dlq_topic = NULL;
+		held_free(answer);
+	}
+	if (child_submit(c, h, &why) == -1) {
+		log_warnx("dead letter (%s, topic %s) not stored: %s", reason,
+		    topic ? topic : "-", why);
+		held_free(h);
+	}
+}
+
+void
+dlq_bad_input(struct client *cl, const char *reason, const char *topic, const void *bytes,
+    size_t len)
+{
+	dlq_publish(cl->b, reason, cl->username ? cl->username : cl->desc, cl->port, topic,
+	    bytes, len, NULL);
+}
+
+/* A topicd gave up on a message: store it in the dead-letter topic and
+ * tell the topicd when it is durable there, so that it moves on. */
+void
+dlq_from_child(struct child *c, const struct rec_deadletter *d)
+{
+	struct rec_dlq_done done = { .req = d->req };
+	struct held *answer;
+	struct wbuf w;
+	const char *who = d->subkey;
+
+	if (strcmp(c->topic, c->b->set.dead_letter_topic) == 0) {
+		/* A dead letter of the dead-letter topic has nowhere to go. */
+		log_warnx("topic %s: dead letter seq %llu (%s, subscriber %s) dropped",
+		    c->topic, (unsigned long long)d->seq, d->reason, d->subkey);
+		wbuf_init(&w);
+		enc_dlq_done(&w, &done);
+		child_send(c, IPC_DLQ_DONE, &w);
+		wbuf_free(&w);
+		return;
+	}
+	if (strncmp(who, "j/", 2) == 0 || strncmp(who, "m/", 2) == 0)
+		who += 2;
+	wbuf_init(&w);
+	answer = held_new(HELD_DLQ, IPC_PUBLISH, 0, &w);
+	wbuf_free(&w);
+	answer->dlq_topic = xstrdup(c->topic);
+	answer->dlq_req = d->req;
+	answer->dlq_gen = c->gen;
+	dlq_publish(c->b, d->reason, who, 0, c->topic, d->payload, d->payload_len, answer);
+}

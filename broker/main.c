@@ -1,0 +1,56 @@
+/* broker: the master process.  Parse the command line, load the
+ * configuration, hand off to broker_run(). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bsd/unistd.h>
+
+#include "broker.h"
+#include "log.h"
+#include "xmalloc.h"
+
+extern char **environ;
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: broker [-dtv] [-c FILE] [-D DATADIR] [-b ADDR] [-p MQTT_PORT]\n"
+			"              [-J CONSUMER_PORT:PUBLISHER_PORT]\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct broker b;
+	bool test_only = false;
+	int ch;
+
+	memset(&b, 0, sizeof(b));
+	while ((ch = getopt(argc, argv, "c:D:b:p:J:dtvh")) != -1) {
+		switch (ch) {
+		case 'c': b.conf_path = xstrdup(optarg); break;
+		case 'D': b.opt_data_dir = xstrdup(optarg); break;
+		case 'b': b.opt_bind = xstrdup(optarg); break;
+		case 'p': b.opt_mqtt_port = xstrdup(optarg); break;
+		case 'J': b.opt_json_ports = xstrdup(optarg); break;
+		case 'd': b.daemonize = true; break;
+		case 't': test_only = true; break;
+		case 'v': b.verbose = true; break;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	setproctitle_init(argc, argv, environ);
+	log_init("broker", b.verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL);
+	if (broker_load_settings(&b, &b.set, false) == -1)
+		return 2;
+	if (test_only) {
+		printf("%s: configuration ok\n", b.conf_path ? b.conf_path : "(built-in defaults)");
+		return 0;
+	}
+	return broker_run(&b);
+}

@@ -1,0 +1,172 @@
+/* The master's life: data directory and its lock, the event loop, and the
+ * once-a-second tick that keeps the process title current. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bsd/unistd.h>
+#include <event2/event.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "log.h"
+#include "xmalloc.h"
+
+static int
+make_dir(const char *path)
+{
+	if (mkdir(path, 0750) == -1 && errno != EEXIST) {
+		log_warn("cannot create directory %s", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* One broker per data directory: an exclusive lock held for life. */
+static int
+lock_data_dir(struct broker *b)
+{
+	char *path;
+	int fd;
+
+	xasprintf(&path, "%s/broker.lock", b->set.data_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd == -1) {
+		log_warn("cannot open %s", path);
+		free(path);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK)
+			log_warnx("another broker is running on data directory %s (%s is locked)",
+			    b->set.data_dir, path);
+		else
+			log_warn("cannot lock %s", path);
+		close(fd);
+		free(path);
+		return -1;
+	}
+	free(path);
+	b->lock_fd = fd;
+	return 0;
+}
+
+/* Topics that have a store from earlier runs count toward max_topics. */
+static unsigned
+count_stores(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	unsigned n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+
+		if (len > 5 && strcmp(e->d_name + len - 5, ".lock") == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+void
+broker_title(struct broker *b)
+{
+	char ports[64] = "";
+	unsigned p[3] = { b->set.mqtt_port, b->set.json_consumer_port, b->set.json_publisher_port };
+	size_t off = 0;
+
+	for (int i = 0; i < 3; i++) {
+		if (p[i] == 0)
+			continue;
+		off += (size_t)snprintf(ports + off, sizeof(ports) - off, "%s%u", off ? "," : "", p[i]);
+		if (off >= sizeof(ports))
+			break;
+	}
+	setproctitle("master %s clients=%u topics=%d", ports, b->nclients, broker_count_topics(b));
+	b->title_dirty = false;
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+
+	(void)fd;
+	(void)what;
+	if (b->title_dirty)
+		broker_title(b);
+}
+
+static int
+setup(struct broker *b)
+{
+	struct timeval one = { 1, 0 };
+	char *topics_dir;
+
+	if (getrandom(&b->boot_id, sizeof(b->boot_id), 0) != (ssize_t)sizeof(b->boot_id))
+		b->boot_id = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 40);
+	if (make_dir(b->set.data_dir) == -1 || lock_data_dir(b) == -1)
+		return -1;
+	xasprintf(&topics_dir, "%s/topics", b->set.data_dir);
+	if (make_dir(topics_dir) == -1) {
+		free(topics_dir);
+		return -1;
+	}
+	b->ntopics = count_stores(topics_dir);
+	free(topics_dir);
+	if ((b->topicd_path = topicd_find(b->set.topicd_path)) == NULL)
+		return -1;
+	if (sessions_open(b) == -1)
+		return -1;
+	if ((b->base = event_base_new()) == NULL)
+		fatalx("cannot create the event loop");
+	signals_init(b);
+	if (listeners_open(b) == -1)
+		return -1;
+	b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
+	if (b->tick == NULL || event_add(b->tick, &one) == -1)
+		fatalx("cannot arm the title timer");
+	return 0;
+}
+
+int
+broker_run(struct broker *b)
+{
+	RB_INIT(&b->children);
+	RB_INIT(&b->clients);
+	RB_INIT(&b->consumers);
+	b->lock_fd = -1;
+	b->started_ms = mono_ms();
+	b->next_req = 1;
+	if (setup(b) == -1)
+		return 1;
+	broker_title(b);
+	log_notice("started: version %s, pid %ld, data %s, topicd %s, boot %016llx",
+	    BROKER_VERSION, (long)getpid(), b->set.data_dir, b->topicd_path,
+	    (unsigned long long)b->boot_id);
+	if (event_base_dispatch(b->base) == -1)
+		log_warnx("event loop failed");
+	clients_free_all(b);
+	children_free_all(b);
+	sessions_close(b);
+	signals_free(b);
+	event_free(b->tick);
+	if (b->stop_timer != NULL)
+		event_free(b->stop_timer);
+	event_base_free(b->base);
+	free(b->topicd_path);
+	settings_free(&b->set);
+	close(b->lock_fd);
+	log_notice("stopped");
+	return 0;
+}

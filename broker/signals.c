@@ -1,0 +1,97 @@
+/* Signals are events: TERM/INT stop, HUP reloads, USR1 logs status, CHLD
+ * reaps.  Nothing is done in a handler. */
+#include <signal.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "broker.h"
+#include "log.h"
+
+static void
+on_stop_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+
+	(void)fd;
+	(void)what;
+	log_warnx("shutdown: topicds still running after %llu ms; killing them",
+	    (unsigned long long)b->set.shutdown_timeout);
+	children_kill_all(b);
+}
+
+void
+broker_shutdown(struct broker *b)
+{
+	struct timeval tv;
+
+	if (b->stopping)
+		return;
+	b->stopping = true;
+	log_notice("shutting down: closing listeners and %u client connection%s",
+	    b->nclients, b->nclients == 1 ? "" : "s");
+	listeners_close(b);
+	clients_close_all(b);
+	children_stop_all(b);
+	if (children_all_gone(b)) {
+		event_base_loopexit(b->base, NULL);
+		return;
+	}
+	tv.tv_sec = (time_t)(b->set.shutdown_timeout / 1000);
+	tv.tv_usec = (suseconds_t)(b->set.shutdown_timeout % 1000) * 1000;
+	b->stop_timer = evtimer_new(b->base, on_stop_deadline, b);
+	if (b->stop_timer == NULL || evtimer_add(b->stop_timer, &tv) == -1)
+		fatalx("cannot arm the shutdown timer");
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct broker *b = arg;
+
+	(void)what;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		log_notice("%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		broker_shutdown(b);
+		break;
+	case SIGHUP:
+		log_notice("SIGHUP received: reloading");
+		if (broker_reload(b) == 0)
+			children_config(b);
+		log_reopen();
+		children_retry_failed(b);
+		break;
+	case SIGUSR1:
+		status_log(b);
+		break;
+	case SIGCHLD:
+		children_reap(b);
+		break;
+	}
+}
+
+void
+signals_init(struct broker *b)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD };
+	struct sigaction sa = { .sa_handler = SIG_IGN };
+
+	/* Writes to a vanished peer return EPIPE instead. */
+	if (sigaction(SIGPIPE, &sa, NULL) == -1)
+		fatal("sigaction(SIGPIPE)");
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		b->sigs[i] = evsignal_new(b->base, sigs[i], on_signal, b);
+		if (b->sigs[i] == NULL || evsignal_add(b->sigs[i], NULL) == -1)
+			fatalx("cannot install the handler for signal %d", sigs[i]);
+	}
+}
+
+void
+signals_free(struct broker *b)
+{
+	for (size_t i = 0; i < sizeof(b->sigs) / sizeof(b->sigs[0]); i++)
+		if (b->sigs[i] != NULL)
+			event_free(b->sigs[i]);
+}

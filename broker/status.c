@@ -1,0 +1,45 @@
+/* SIGUSR1: one status line for the master, one per topic.  No side effects. */
+#include <unistd.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "log.h"
+
+static const char *
+state_name(enum child_state s)
+{
+	switch (s) {
+	case CH_STARTING:	return "starting";
+	case CH_READY:		return "running";
+	case CH_BACKOFF:	return "restarting";
+	case CH_FAILED:		return "FAILED";
+	case CH_STOPPING:	return "stopping";
+	}
+	return "?";
+}
+
+void
+status_log(struct broker *b)
+{
+	int64_t now = mono_ms();
+	struct child *c;
+
+	log_notice("status: master pid %ld uptime %llds clients %u topics %d "
+	    "messages in %llu out %llu bytes in %llu out %llu",
+	    (long)getpid(), (long long)(now - b->started_ms) / 1000, b->nclients,
+	    broker_count_topics(b), (unsigned long long)b->msgs_in,
+	    (unsigned long long)b->msgs_out, (unsigned long long)b->bytes_in,
+	    (unsigned long long)b->bytes_out);
+	RB_FOREACH(c, child_tree, &b->children) {
+		const struct rec_stats *s = &c->stats;
+
+		log_notice("status: topic %s pid %ld %s uptime %llds restarts %llu subs %u "
+		    "online %u messages %llu bytes %llu seq %llu lag %llu oldest_unacked %llums "
+		    "held %u", c->topic, (long)c->pid, state_name(c->state),
+		    c->ready_at && c->state == CH_READY ? (long long)(now - c->ready_at) / 1000 : 0LL,
+		    (unsigned long long)c->restarts, s->subscribers, s->online,
+		    (unsigned long long)s->messages, (unsigned long long)s->bytes,
+		    (unsigned long long)s->next_seq, (unsigned long long)s->lag,
+		    (unsigned long long)s->oldest_unacked_ms, c->nheld_pub);
+	}
+}
