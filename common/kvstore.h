@@ -43,12 +43,18 @@ struct kv_stats {
 /* Opens (creating if needed) and recovers the store.  On failure returns
  * NULL and sets *err to a malloc'd message.  checkpoint_bytes: the journal
  * size at which kv_commit() checkpoints (it also waits until the journal
- * is larger than the live data, so that the cost stays proportional). */
+ * is larger than the live data, so that the cost stays proportional).
+ * One process at a time: the journal is locked (flock), and a second open
+ * fails with "in use by another process". */
 struct kv *kv_open(const char *dir, const char *name, uint64_t checkpoint_bytes, char **err);
-/* Commits, checkpoints (so that the next open replays nothing) and frees.
- * Returns -1 if the final commit or checkpoint failed (logged). */
+/* Commits, checkpoints if the journal is not empty (so that the next open
+ * replays nothing) and frees.  Returns -1 if the final commit or checkpoint
+ * failed (logged), or if the store had failed before. */
 int  kv_close(struct kv *kv);
 
+/* 0, or -1 with errno EINVAL (key empty or over 65535 bytes, value over
+ * 1 GiB), EFBIG (the pending batch would pass 2 GiB: commit first) or EIO
+ * (the store failed earlier).  Deleting an absent key is a no-op. */
 int  kv_put(struct kv *kv, const void *key, size_t klen, const void *val, size_t vlen);
 int  kv_del(struct kv *kv, const void *key, size_t klen);
 /* 1 and a malloc'd copy in *val (NUL-terminated beyond vlen), 0 if absent,
@@ -58,13 +64,17 @@ int  kv_exists(struct kv *kv, const void *key, size_t klen);
 
 /* Records put or deleted since the last commit. */
 size_t kv_pending(const struct kv *kv);
-/* Writes and syncs the pending batch; may then checkpoint.  0, or -1 on an
- * I/O error (logged; the store is then unusable and the caller exits). */
+/* Writes and syncs the pending batch (no sync if nothing was written since
+ * the last one); may then checkpoint.  0 once the batch is durable, or -1
+ * on an I/O error (logged; the store is then unusable and the caller
+ * exits).  A checkpoint that fails before it replaces NAME.db is only
+ * logged: the journal still holds everything, and it is retried once the
+ * journal has doubled. */
 int  kv_commit(struct kv *kv);
 /* Writes the pending batch without syncing (best-effort data: it survives
  * the death of the process, not of the machine). */
 int  kv_flush(struct kv *kv);
-/* Forces a checkpoint now (after committing). */
+/* Forces a checkpoint now (after committing).  -1 on failure (logged). */
 int  kv_checkpoint(struct kv *kv);
 
 /* Calls cb for every key starting with prefix, in key order (bytewise,
@@ -75,10 +85,13 @@ int  kv_scan(struct kv *kv, const void *prefix, size_t plen, kv_scan_cb *cb, voi
 
 void kv_get_stats(const struct kv *kv, struct kv_stats *st);
 
-/* Test hook: when non-zero, the process _exit()s at the n-th write step
- * (journal write, sync, checkpoint write, rename, journal truncation...),
- * counting from 1, to simulate SIGKILL there.  Also settable with the
- * environment variable KV_CRASH_AT. */
+/* Test hook: when non-zero, the process _exit(99)s at the n-th write step
+ * after this call (or after kv_open() for the environment variable
+ * KV_CRASH_AT), counting from 1, to simulate SIGKILL there.  The steps:
+ * each journal write (half of the batch is written first: a torn write),
+ * each fdatasync, and per checkpoint the new file's writing (it dies
+ * half-way), its fsync, the rename, the directory fsync and the journal
+ * truncation. */
 void kv_set_crash_at(struct kv *kv, unsigned n);
 
 #endif
