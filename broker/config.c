@@ -52,6 +52,7 @@ broker_load_settings(struct broker *b, struct settings *s, bool quiet)
 	if (b->conf_path != NULL)
 		conf_parse_file(settings_table, s, b->conf_path, &errs);
 	apply_overrides(b, s, &errs);
+	settings_check(s, b->conf_path ? b->conf_path : "configuration", &errs);
 	for (size_t i = 0; i < errs.n; i++) {
 		if (quiet)
 			log_warnx("%s", errs.msg[i]);

@@ -2,9 +2,18 @@
  *
  * A table of struct conf_key names every key, its type, where it lives in
  * the caller's structure, its default and bounds, and whether a reload may
- * change it.  One parser walks the table; every error is reported as
- * "FILE:LINE: message" and parsing goes on, so that all errors are shown
- * at once.  A repeated key: the last one wins, except for lists. */
+ * change it; it ends with an entry whose name is NULL.  One parser walks
+ * the table; every error is reported as "FILE:LINE: message" and parsing
+ * goes on, so that all errors are shown at once.  A bad value leaves the
+ * key as it was.  A repeated key: the last one wins, except for lists.
+ *
+ * The file format: a line holds at most 4096 bytes (without its newline);
+ * blanks around it are ignored, and so are empty lines and lines whose
+ * first non-blank byte is '#'.  Otherwise the line is a key, blanks, and
+ * a value, which is the rest of the line without its trailing blanks: a
+ * '#' after a key is part of the value, not a comment ("dead_letter_topic
+ * a/#" is the value "a/#").  A key without a value is an error; there is
+ * no quoting.  A UTF-8 byte order mark at the start is skipped. */
 #ifndef COMMON_CONF_H
 #define COMMON_CONF_H
 
@@ -16,10 +25,13 @@ enum conf_type {
 	CONF_BOOL,	/* bool: true/false, yes/no, on/off, 1/0 */
 	CONF_UINT,	/* unsigned: decimal, within [min, max] */
 	CONF_PORT,	/* unsigned: 0..65535 (0 disables a listener) */
-	CONF_SIZE,	/* uint64_t: bytes, suffix k, m, g (powers of 1024) */
-	CONF_MSEC,	/* uint64_t milliseconds, written in seconds, fractions allowed */
+	CONF_SIZE,	/* uint64_t: bytes, suffix k, m, g (powers of 1024,
+			 * either case): "65536", "64k", "1M" */
+	CONF_MSEC,	/* uint64_t milliseconds, written in seconds with at
+			 * most 3 decimals: "10", "0.25" */
 	CONF_STRING,	/* char *, malloc'd */
-	CONF_LIST,	/* struct conf_list: every occurrence appends */
+	CONF_LIST,	/* struct conf_list: every occurrence appends; the
+			 * first one in a parse replaces the default */
 };
 
 struct conf_list {
@@ -31,8 +43,11 @@ struct conf_key {
 	const char     *name;
 	enum conf_type  type;
 	size_t          offset;		/* offsetof() into the caller's structure */
-	const char     *def;		/* default, as written in a file; NULL for none */
-	double          min, max;	/* bounds for numbers (in the unit written) */
+	const char     *def;		/* default, as written in a file; NULL for
+					 * none (0, false, NULL, empty list) */
+	double          min, max;	/* bounds for numbers, inclusive, in the unit
+					 * written (seconds for CONF_MSEC); both 0:
+					 * the type's own range */
 	bool            reloadable;	/* SIGHUP may change it */
 	const char     *help;		/* one line for broker.conf(5) and the example file */
 };
@@ -42,24 +57,28 @@ struct conf_errors {
 	size_t   n;
 };
 
-/* Sets every key to its default.  Returns 0 (a bad default is a bug: fatal). */
+/* Sets every key to its default, without freeing what obj held (a bad
+ * default is a bug: fatal). */
 void conf_defaults(const struct conf_key *tab, void *obj);
-/* Parses a file over obj.  Returns the number of errors added to errs. */
+/* Parses a file over obj.  Returns the number of errors added to errs; a
+ * file that cannot be read is one error, "FILE: cannot open: reason". */
 int  conf_parse_file(const struct conf_key *tab, void *obj, const char *path,
 		     struct conf_errors *errs);
 /* The same on a buffer; name is used in messages. */
 int  conf_parse_buf(const struct conf_key *tab, void *obj, const char *name,
 		    const char *buf, size_t len, struct conf_errors *errs);
-/* Sets one key (command-line overrides).  0, or -1 with a message in errs
- * prefixed by origin. */
+/* Sets one key (command-line overrides; a list gets one more element).
+ * 0, or -1 with a message in errs prefixed by origin ("ORIGIN: ..."). */
 int  conf_set(const struct conf_key *tab, void *obj, const char *key,
 	      const char *value, const char *origin, struct conf_errors *errs);
 const struct conf_key *conf_find(const struct conf_key *tab, const char *key);
 /* Whether two objects differ in a key's value. */
 bool conf_differs(const struct conf_key *k, const void *a, const void *b);
-/* Copies obj's strings and lists so that dst owns its own. */
+/* Copies every key's value from src to dst, duplicating strings and lists
+ * so that dst owns its own.  What dst held is not freed: dst is fresh, or
+ * a plain struct copy of src. */
 void conf_copy(const struct conf_key *tab, void *dst, const void *src);
-/* Frees strings and lists. */
+/* Frees strings and lists and leaves them NULL and empty. */
 void conf_free(const struct conf_key *tab, void *obj);
 void conf_errors_free(struct conf_errors *errs);
 

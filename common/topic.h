@@ -32,11 +32,14 @@ bool utf8_valid(const void *s, size_t len);
  * match a name starting with '$' (MQTT 4.7.2). */
 bool topic_matches(const char *filter, const char *name);
 
-/* The file-name stem for a topic: bytes [A-Za-z0-9_-] and '.' (not
- * leading) stay, everything else is %XX.  A stem longer than
- * TOPIC_FILE_MAX is cut and ends with '~' and 16 hex digits of a hash of
- * the whole name, so every topic maps to one name of at most
- * TOPIC_FILE_MAX bytes.  Returns a malloc'd string. */
+/* The file-name stem for a valid topic name: bytes [A-Za-z0-9_-] and '.'
+ * (not leading) stay, everything else is %XX (upper-case hex), so a stem
+ * is one path component and never "." or "..".  A stem longer than
+ * TOPIC_FILE_MAX is cut (never inside a %XX) and ends with '~' and 16 hex
+ * digits of a 64-bit FNV-1a hash of the whole name, so every topic maps to
+ * one name of at most TOPIC_FILE_MAX bytes; two cut names can collide
+ * only if their hashes do, so a store should also keep the full name.
+ * Returns a malloc'd string. */
 #define TOPIC_FILE_MAX 200
 char *topic_file_name(const char *topic);
 /* The reverse of the escaping, for stems that were not cut; NULL if the

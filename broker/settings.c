@@ -1,0 +1,191 @@
+/* The broker's configuration table: name, type, default, bounds,
+ * reloadable, help.  broker.conf(5) describes the same keys. */
+#include "settings.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "topic.h"
+#include "xmalloc.h"
+
+#define F(f)	offsetof(struct settings, f)
+#define RELOAD	true
+#define FIXED	false
+
+const struct conf_key settings_table[] = {
+	/* Where things are. */
+	{ "data_dir", CONF_STRING, F(data_dir), "data", 0, 0, FIXED,
+	  "directory holding one store per topic and the session store" },
+	{ "topicd_path", CONF_STRING, F(topicd_path), NULL, 0, 0, FIXED,
+	  "the topicd executable to start (default: the installed one)" },
+	{ "pid_file", CONF_STRING, F(pid_file), NULL, 0, 0, FIXED,
+	  "file to write the master's pid to (default: none)" },
+	{ "user", CONF_STRING, F(user), "broker", 0, 0, FIXED,
+	  "user to run as when started as root" },
+
+	/* Listeners. */
+	{ "bind_address", CONF_STRING, F(bind_address), "127.0.0.1", 0, 0, FIXED,
+	  "address every listener binds to" },
+	{ "mqtt_port", CONF_PORT, F(mqtt_port), "1883", 0, 65535, FIXED,
+	  "MQTT listener port (0: none)" },
+	{ "json_consumer_port", CONF_PORT, F(json_consumer_port), "4040", 0, 65535, FIXED,
+	  "JSON-lines consumer listener port (0: none)" },
+	{ "json_publisher_port", CONF_PORT, F(json_publisher_port), "4041", 0, 65535, FIXED,
+	  "JSON-lines publisher listener port (0: none)" },
+	{ "max_connections", CONF_UINT, F(max_connections), "10000", 1, 1000000, RELOAD,
+	  "client connections accepted at once; more are refused" },
+	{ "idle_timeout", CONF_MSEC, F(idle_timeout), "300", 1, 86400, RELOAD,
+	  "seconds after which a connection that sends nothing (even half a line) is closed" },
+	{ "login_attempts", CONF_UINT, F(login_attempts), "5", 1, 1000, FIXED,
+	  "failed logins allowed on one connection before it is closed" },
+
+	/* Messages and delivery. */
+	{ "message_size_limit", CONF_SIZE, F(message_size_limit), "256k", 16, 268435456, RELOAD,
+	  "largest payload accepted, in bytes (suffix k, m or g)" },
+	{ "retry_interval", CONF_MSEC, F(retry_interval), "10", 0.01, 3600, RELOAD,
+	  "seconds before an unacknowledged QoS 1/2 message is sent again" },
+	{ "max_delivery_attempts", CONF_UINT, F(max_delivery_attempts), "5", 1, 1000, RELOAD,
+	  "deliveries of one message to one subscriber before it is dead-lettered" },
+	{ "dead_letter_topic", CONF_STRING, F(dead_letter_topic), "$DLQ", 0, 0, FIXED,
+	  "topic that receives messages that could not be delivered" },
+	{ "max_inflight_messages", CONF_UINT, F(max_inflight_messages), "20", 1, 65535, RELOAD,
+	  "unacknowledged QoS 1/2 messages in flight to one client" },
+	{ "max_queued_messages", CONF_UINT, F(max_queued_messages), "1000", 0, 10000000, RELOAD,
+	  "messages queued for one client beyond those in flight" },
+	{ "persistent_client_expiration", CONF_MSEC, F(persistent_client_expiration), "0", 0, 315360000, FIXED,
+	  "seconds after which a disconnected persistent session is removed (0: never)" },
+
+	/* Topics and their topicd. */
+	{ "max_topics", CONF_UINT, F(max_topics), "10000", 1, 1000000, RELOAD,
+	  "topics (each one topicd) that may exist at once" },
+	{ "checkpoint_size", CONF_SIZE, F(checkpoint_size), "4m", 4096, 1073741824, RELOAD,
+	  "journal size, in bytes, at which a topicd checkpoints into its store" },
+	{ "restart_backoff_min", CONF_MSEC, F(restart_backoff_min), "0.1", 0.001, 3600, RELOAD,
+	  "seconds before a crashed topicd is first restarted; doubles at each crash" },
+	{ "restart_backoff_max", CONF_MSEC, F(restart_backoff_max), "30", 0.001, 86400, RELOAD,
+	  "longest wait, in seconds, before a crashed topicd is restarted" },
+	{ "crash_limit", CONF_UINT, F(crash_limit), "5", 1, 1000, RELOAD,
+	  "crashes within crash_window that mark a topic failed until SIGHUP" },
+	{ "crash_window", CONF_MSEC, F(crash_window), "60", 1, 86400, RELOAD,
+	  "seconds over which crash_limit counts a topicd's crashes" },
+	{ "max_held_publishes", CONF_UINT, F(max_held_publishes), "1000", 0, 1000000, RELOAD,
+	  "publishes held per topic while its topicd restarts; more are refused" },
+	{ "shutdown_timeout", CONF_MSEC, F(shutdown_timeout), "5", 0, 3600, RELOAD,
+	  "seconds to wait for topicds to exit on shutdown before killing them" },
+
+	/* Observing. */
+	{ "sys_interval", CONF_MSEC, F(sys_interval), "10", 1, 86400, RELOAD,
+	  "seconds between updates of the $SYS topics" },
+	{ "log_dest", CONF_LIST, F(log_dest), NULL, 0, 0, FIXED,
+	  "where to log: stderr, syslog or file PATH; may be repeated (default: stderr)" },
+	{ "log_type", CONF_LIST, F(log_type), NULL, 0, 0, FIXED,
+	  "what to log: error, warning, notice, information, debug or all; the most verbose one listed wins" },
+
+	{ NULL, 0, 0, NULL, 0, 0, FIXED, NULL },
+};
+
+void
+settings_init(struct settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	conf_defaults(settings_table, s);
+}
+
+void
+settings_free(struct settings *s)
+{
+	conf_free(settings_table, s);
+}
+
+static int
+add_error(struct conf_errors *errs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+add_error(struct conf_errors *errs, const char *fmt, ...)
+{
+	va_list ap;
+	char *m;
+
+	va_start(ap, fmt);
+	if (vasprintf(&m, fmt, ap) == -1)
+		fatalx("out of memory formatting a configuration error");
+	va_end(ap);
+	errs->msg = xreallocarray(errs->msg, errs->n + 1, sizeof(*errs->msg));
+	errs->msg[errs->n++] = m;
+	return 1;
+}
+
+/* "file PATH": PATH is the rest after the blanks. */
+static const char *
+log_file_path(const char *d)
+{
+	if (strncmp(d, "file", 4) != 0 || (d[4] != ' ' && d[4] != '\t'))
+		return NULL;
+	d += 4 + strspn(d + 4, " \t");
+	return *d != '\0' ? d : NULL;
+}
+
+static int
+check_log(const struct settings *s, const char *origin,
+    struct conf_errors *errs)
+{
+	size_t i, files = 0;
+	int n = 0;
+
+	for (i = 0; i < s->log_dest.n; i++) {
+		const char *d = s->log_dest.v[i];
+
+		if (log_file_path(d) != NULL)
+			files++;
+		else if (strcmp(d, "stderr") != 0 && strcmp(d, "syslog") != 0)
+			n += add_error(errs, "%s: bad log_dest '%s': expected"
+			    " stderr, syslog or file PATH", origin, d);
+	}
+	if (files > 1)
+		n += add_error(errs, "%s: log_dest: only one file may be given",
+		    origin);
+	for (i = 0; i < s->log_type.n; i++) {
+		const char *t = s->log_type.v[i];
+
+		if (strcmp(t, "all") != 0 && log_level_parse(t) == -1)
+			n += add_error(errs, "%s: bad log_type '%s': expected"
+			    " error, warning, notice, information, debug or all",
+			    origin, t);
+	}
+	return n;
+}
+
+int
+settings_check(const struct settings *s, const char *origin,
+    struct conf_errors *errs)
+{
+	const char *dlq = s->dead_letter_topic;
+	enum topic_err te;
+	int n = 0;
+
+	if (s->restart_backoff_min > s->restart_backoff_max)
+		n += add_error(errs, "%s: restart_backoff_min is greater than"
+		    " restart_backoff_max", origin);
+	if (dlq == NULL)
+		n += add_error(errs, "%s: dead_letter_topic is not set", origin);
+	else if ((te = topic_check_name(dlq, strlen(dlq))) != TOPIC_OK)
+		n += add_error(errs, "%s: bad dead_letter_topic '%s': %s",
+		    origin, dlq, topic_strerror(te));
+	if (s->mqtt_port != 0 && (s->mqtt_port == s->json_consumer_port ||
+	    s->mqtt_port == s->json_publisher_port))
+		n += add_error(errs, "%s: mqtt_port %u is also a JSON-lines port",
+		    origin, s->mqtt_port);
+	if (s->json_consumer_port != 0 &&
+	    s->json_consumer_port == s->json_publisher_port)
+		n += add_error(errs, "%s: json_consumer_port and"
+		    " json_publisher_port are both %u", origin,
+		    s->json_consumer_port);
+	if (s->data_dir == NULL || s->data_dir[0] == '\0')
+		n += add_error(errs, "%s: data_dir is not set", origin);
+	return n + check_log(s, origin, errs);
+}

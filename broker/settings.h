@@ -1,0 +1,58 @@
+/* The broker's configuration: every key of broker.conf(5), in one
+ * structure described by settings_table (see common/conf.h). */
+#ifndef BROKER_SETTINGS_H
+#define BROKER_SETTINGS_H
+
+#include <stdint.h>
+
+#include "conf.h"
+
+/* Times are in milliseconds (written in seconds in the file), sizes in
+ * bytes. */
+struct settings {
+	char             *data_dir;
+	char             *bind_address;
+	unsigned          mqtt_port;		/* 0: no listener */
+	unsigned          json_consumer_port;	/* 0: no listener */
+	unsigned          json_publisher_port;	/* 0: no listener */
+	uint64_t          retry_interval;	/* ms */
+	unsigned          max_delivery_attempts;
+	char             *dead_letter_topic;
+	unsigned          max_topics;
+	uint64_t          message_size_limit;	/* bytes */
+	char             *topicd_path;		/* NULL: the installed one */
+	unsigned          max_connections;
+	uint64_t          restart_backoff_min;	/* ms */
+	uint64_t          restart_backoff_max;	/* ms */
+	unsigned          crash_limit;
+	uint64_t          crash_window;		/* ms */
+	unsigned          max_held_publishes;	/* per topic */
+	uint64_t          checkpoint_size;	/* bytes of journal */
+	uint64_t          shutdown_timeout;	/* ms */
+	unsigned          max_inflight_messages;
+	unsigned          max_queued_messages;
+	uint64_t          persistent_client_expiration; /* ms; 0: never */
+	uint64_t          sys_interval;		/* ms */
+	char             *pid_file;		/* NULL: none */
+	struct conf_list  log_dest;		/* empty: stderr */
+	struct conf_list  log_type;		/* empty: the default level */
+	char             *user;
+	unsigned          login_attempts;
+	uint64_t          idle_timeout;		/* ms */
+};
+
+/* Ends with an entry whose name is NULL. */
+extern const struct conf_key settings_table[];
+
+/* Sets every key to its default (s owns nothing before). */
+void	settings_init(struct settings *s);
+/* Frees what s owns; settings_init() may follow. */
+void	settings_free(struct settings *s);
+/* What a key-by-key parse cannot see: backoff min <= max, a valid dead
+ * letter topic, distinct ports, known log_dest and log_type values.
+ * Returns the number of errors added to errs, each prefixed by origin
+ * ("ORIGIN: message"). */
+int	settings_check(const struct settings *s, const char *origin,
+	    struct conf_errors *errs);
+
+#endif

@@ -1,0 +1,105 @@
+/* libFuzzer target: the configuration parser on arbitrary bytes.
+ *
+ *   clang -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
+ *       -Icommon tests/fuzz/fuzz_conf.c common/conf.c common/log.c \
+ *       common/xmalloc.c -o fuzz_conf
+ *   ./fuzz_conf tests/fuzz/corpus/conf
+ *
+ * Besides memory errors, it checks that every value stays within its
+ * bounds, that the returned count matches the messages, that every
+ * message is "NAME:LINE: ..." and that copy, differs and free agree. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct fconf {
+	bool              flag;
+	unsigned          count;
+	unsigned          port;
+	uint64_t          size;
+	uint64_t          delay;
+	char             *name;
+	struct conf_list  list;
+	unsigned          any;
+	uint64_t          anysize;
+	uint64_t          anydelay;
+};
+
+#define OFF(f)	offsetof(struct fconf, f)
+
+static const struct conf_key tab[] = {
+	{ "flag", CONF_BOOL, OFF(flag), "no", 0, 0, true, "a switch" },
+	{ "count", CONF_UINT, OFF(count), "5", 1, 100, true, "a count" },
+	{ "port", CONF_PORT, OFF(port), "1883", 0, 0, false, "a port" },
+	{ "size", CONF_SIZE, OFF(size), "64k", 16, 1048576, true, "a size" },
+	{ "delay", CONF_MSEC, OFF(delay), "0.25", 0.01, 3600, true, "a delay" },
+	{ "name", CONF_STRING, OFF(name), "default", 0, 0, false, "a name" },
+	{ "list", CONF_LIST, OFF(list), "first", 0, 0, false, "a list" },
+	{ "any", CONF_UINT, OFF(any), NULL, 0, 0, false, "any number" },
+	{ "anysize", CONF_SIZE, OFF(anysize), NULL, 0, 0, false, "any size" },
+	{ "anydelay", CONF_MSEC, OFF(anydelay), NULL, 0, 0, false, "any delay" },
+	{ NULL, 0, 0, NULL, 0, 0, false, NULL },
+};
+
+static void
+check_bounds(const struct fconf *c)
+{
+	if (c->count < 1 || c->count > 100 || c->port > 65535 ||
+	    c->size < 16 || c->size > 1048576 ||
+	    c->delay < 10 || c->delay > 3600000 || c->name == NULL)
+		abort();
+	for (size_t i = 0; i < c->list.n; i++)
+		if (c->list.v[i] == NULL || c->list.v[i][0] == '\0')
+			abort();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct conf_errors errs = { NULL, 0 };
+	struct fconf c, d;
+	const char *nl;
+	int n;
+
+	conf_defaults(tab, &c);
+	n = conf_parse_buf(tab, &c, "fuzz", (const char *)data, size, &errs);
+	if (n < 0 || (size_t)n != errs.n)
+		abort();
+	for (size_t i = 0; i < errs.n; i++)
+		if (strncmp(errs.msg[i], "fuzz:", 5) != 0)
+			abort();
+	check_bounds(&c);
+
+	/* The first line, split at its first blank, through conf_set. */
+	nl = memchr(data, '\n', size);
+	if (nl != NULL && memchr(data, '\0', (size_t)(nl - (const char *)data)) == NULL) {
+		char *line = strndup((const char *)data, (size_t)(nl - (const char *)data));
+		char *sp;
+
+		if (line == NULL)
+			abort();
+		if ((sp = strchr(line, ' ')) != NULL) {
+			*sp++ = '\0';
+			if (conf_set(tab, &c, line, sp, "set", &errs) == -1 &&
+			    strncmp(errs.msg[errs.n - 1], "set: ", 5) != 0)
+				abort();
+		}
+		free(line);
+		check_bounds(&c);
+	}
+
+	memset(&d, 0, sizeof(d));
+	conf_copy(tab, &d, &c);
+	for (const struct conf_key *k = tab; k->name != NULL; k++)
+		if (conf_differs(k, &c, &d))
+			abort();
+	conf_free(tab, &c);
+	conf_free(tab, &d);
+	conf_errors_free(&errs);
+	return 0;
+}
