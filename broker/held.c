@@ -108,7 +108,7 @@ child_replay(struct child *c)
 			n++;
 		}
 	}
-	if (n > 0)
+	if (n > 0 && c->restarts > 0)
 		log_notice("topic %s: replayed %u held request%s into topicd pid %ld", c->topic,
 		    n, n == 1 ? "" : "s", (long)c->pid);
 }

@@ -40,35 +40,40 @@ unit: $(UNIT_BIN)
 
 $(OBJ)/libcommon.a: $(COMMON_OBJ)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	@$(AR) rcs $@ $^
 
 $(BROKER_BIN): $(BROKER_OBJ) $(OBJ)/libcommon.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $^ $(LIBS)
 
 $(TOPICD_BIN): $(TOPICD_OBJ) $(OBJ)/libcommon.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $^ $(LIBS)
 
 $(OBJ)/libbroker.a: $(BROKER_LIB_OBJ)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	@$(AR) rcs $@ $^
 
 $(OBJ)/libtopicd.a: $(TOPICD_LIB_OBJ)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	@$(AR) rcs $@ $^
 
 # Archives, so that a test pulls in only the modules it uses.
 $(OBJ)/tests/%: $(OBJ)/tests/unit/%.o $(OBJ)/libbroker.a $(OBJ)/libtopicd.a $(OBJ)/libcommon.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $< $(OBJ)/libbroker.a $(OBJ)/libtopicd.a $(OBJ)/libcommon.a $(LIBS) $(CMOCKA_LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $< $(OBJ)/libbroker.a $(OBJ)/libtopicd.a $(OBJ)/libcommon.a $(LIBS) $(CMOCKA_LIBS)
 
 $(OBJ)/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Ibroker -Itopicd -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Ibroker -Itopicd -c -o $@ $<
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 -include $(COMMON_OBJ:.o=.d) $(BROKER_OBJ:.o=.d) $(TOPICD_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(OBJ)/tests/unit/%.d)
