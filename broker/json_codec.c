@@ -1,0 +1,646 @@
+/* The JSON-lines protocol codec: client lines in, broker lines out. */
+#include "json_codec.h"
+
+#include <jansson.h>
+#include <inttypes.h>
+#include <math.h>
+#include <resolv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "topic.h"
+#include "xmalloc.h"
+
+/* A line may be any JSON value (a non-object is an unknown command), and
+ * a string may contain U+0000 (a payload may; topic checks refuse it). */
+#define PARSE_FLAGS	(JSON_DECODE_ANY | JSON_ALLOW_NUL)
+#define DUMP_FLAGS	(JSON_COMPACT | JSON_ENCODE_ANY)
+
+typedef const char *(*parse_fn)(json_t *, struct jl_request *);
+
+static const char *parse_pub(json_t *, struct jl_request *);
+static const char *parse_pubrel(json_t *, struct jl_request *);
+static const char *parse_sub(json_t *, struct jl_request *);
+static const char *parse_ack(json_t *, struct jl_request *);
+
+static const struct {
+	const char	*type;
+	enum jl_cmd	 cmd;
+	parse_fn	 parse;
+} commands[] = {
+	{ "PUB",	JL_PUB,		parse_pub },
+	{ "PUBREL",	JL_PUBREL,	parse_pubrel },
+	{ "SUB",	JL_SUB,		parse_sub },
+	{ "UNSUB",	JL_UNSUB,	parse_sub },
+	{ "PUBREC",	JL_PUBREC,	parse_ack },
+	{ "PUBCOMP",	JL_PUBCOMP,	parse_ack },
+};
+
+/* Output helpers. */
+
+static void
+put_lit(struct wbuf *w, const char *s)
+{
+	put_raw(w, s, strlen(s));
+}
+
+static void
+put_dec(struct wbuf *w, uint64_t v)
+{
+	char buf[24];
+	int n = snprintf(buf, sizeof(buf), "%" PRIu64, v);
+
+	put_raw(w, buf, (size_t)n);
+}
+
+static int
+dump_cb(const char *buf, size_t size, void *arg)
+{
+	put_raw(arg, buf, size);
+	return 0;
+}
+
+/* A JSON string, escaped by jansson; -1 if s is not UTF-8. */
+static int
+put_string(struct wbuf *w, const void *s, size_t n)
+{
+	json_t *j;
+	int rc;
+
+	if ((j = json_stringn(n > 0 ? s : "", n)) == NULL)
+		return -1;
+	rc = json_dump_callback(j, dump_cb, w, DUMP_FLAGS);
+	json_decref(j);
+	return rc;
+}
+
+static void
+put_base64(struct wbuf *w, const void *p, size_t n)
+{
+	size_t need;
+	char *buf;
+
+	if (n > (SIZE_MAX - 1) / 4 * 3 - 3)
+		abort();
+	need = (n + 2) / 3 * 4 + 1;
+	buf = xmalloc(need);
+	if (b64_ntop(p, n, buf, need) < 0)
+		abort();
+	put_lit(w, "\"");
+	put_raw(w, buf, need - 1);
+	put_lit(w, "\"");
+	free(buf);
+}
+
+/*
+ * A double in the fewest significant digits that read back exactly (as
+ * JavaScript and Elixir print it), instead of jansson's 17 digits, which
+ * would turn 0.1 into 0.10000000000000001.  Fixed notation for exponents
+ * -6 .. 20, else d.ddde[-]X; fixed notation keeps a ".0" so that the value
+ * stays a real when read again.
+ */
+static void
+put_real(struct wbuf *w, double d)
+{
+	char buf[40], digits[20], *p, *e;
+	int prec, exp, nd = 0, k, i;
+
+	if (!isfinite(d)) {
+		put_lit(w, "null");
+		return;
+	}
+	for (prec = 1; prec < 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*e", prec - 1, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	snprintf(buf, sizeof(buf), "%.*e", prec - 1, d);
+	if ((e = strchr(buf, 'e')) == NULL)
+		abort();
+	for (p = buf; p < e; p++)
+		if (*p >= '0' && *p <= '9' && nd < (int)sizeof(digits))
+			digits[nd++] = *p;
+	exp = atoi(e + 1);
+	if (signbit(d))
+		put_lit(w, "-");
+	if (exp < -6 || exp > 20) {
+		put_raw(w, digits, 1);
+		if (nd > 1) {
+			put_lit(w, ".");
+			put_raw(w, digits + 1, (size_t)nd - 1);
+		}
+		snprintf(buf, sizeof(buf), "e%d", exp);
+		put_lit(w, buf);
+		return;
+	}
+	k = exp + 1;		/* digits before the point */
+	if (k <= 0) {
+		put_lit(w, "0.");
+		for (i = k; i < 0; i++)
+			put_lit(w, "0");
+		put_raw(w, digits, (size_t)nd);
+	} else if (k >= nd) {
+		put_raw(w, digits, (size_t)nd);
+		for (i = nd; i < k; i++)
+			put_lit(w, "0");
+		put_lit(w, ".0");
+	} else {
+		put_raw(w, digits, (size_t)k);
+		put_lit(w, ".");
+		put_raw(w, digits + k, (size_t)(nd - k));
+	}
+}
+
+/* Compact JSON text of a parsed value, object keys in their order. */
+static void
+put_value(struct wbuf *w, json_t *v)
+{
+	const char *sep = "";
+	char buf[32];
+	size_t i;
+	void *it;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		put_lit(w, "{");
+		for (it = json_object_iter(v); it != NULL;
+		    it = json_object_iter_next(v, it)) {
+			put_lit(w, sep);
+			put_string(w, json_object_iter_key(it),
+			    json_object_iter_key_len(it));
+			put_lit(w, ":");
+			put_value(w, json_object_iter_value(it));
+			sep = ",";
+		}
+		put_lit(w, "}");
+		break;
+	case JSON_ARRAY:
+		put_lit(w, "[");
+		for (i = 0; i < json_array_size(v); i++) {
+			put_lit(w, sep);
+			put_value(w, json_array_get(v, i));
+			sep = ",";
+		}
+		put_lit(w, "]");
+		break;
+	case JSON_STRING:
+		json_dump_callback(v, dump_cb, w, DUMP_FLAGS);
+		break;
+	case JSON_INTEGER:
+		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT,
+		    json_integer_value(v));
+		put_lit(w, buf);
+		break;
+	case JSON_REAL:
+		put_real(w, json_real_value(v));
+		break;
+	case JSON_TRUE:
+		put_lit(w, "true");
+		break;
+	case JSON_FALSE:
+		put_lit(w, "false");
+		break;
+	case JSON_NULL:
+		put_lit(w, "null");
+		break;
+	}
+}
+
+/* Decoding. */
+
+static const char *
+topic_error(enum topic_err e)
+{
+	switch (e) {
+	case TOPIC_OK:
+		break;
+	case TOPIC_EMPTY:
+		return "empty topic";
+	case TOPIC_TOO_LONG:
+		return "topic too long";
+	case TOPIC_BAD_UTF8:
+		return "topic is not valid UTF-8";
+	case TOPIC_NUL:
+		return "topic contains a NUL character";
+	case TOPIC_WILDCARD:
+		return "topic contains a wildcard";
+	case TOPIC_BAD_WILDCARD:
+		return "misplaced wildcard in topic filter";
+	}
+	return "bad topic";
+}
+
+static const char *
+get_topic(json_t *root, bool filter, char **topic)
+{
+	json_t *t = json_object_get(root, "topic");
+	enum topic_err e;
+	const char *s;
+	size_t n;
+
+	if (t == NULL)
+		return "missing topic";
+	if (!json_is_string(t))
+		return "topic is not a string";
+	s = json_string_value(t);
+	n = json_string_length(t);
+	e = filter ? topic_check_filter(s, n) : topic_check_name(s, n);
+	if (e != TOPIC_OK)
+		return topic_error(e);
+	*topic = xmemdup(s, n + 1);
+	return NULL;
+}
+
+static const char *
+get_msg_id(json_t *root, uint64_t *id)
+{
+	json_t *v = json_object_get(root, "msgId");
+
+	if (v == NULL)
+		return "missing msgId";
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return "msgId is not a non-negative integer";
+	*id = (uint64_t)json_integer_value(v);
+	return NULL;
+}
+
+static const char *
+parse_pub(json_t *root, struct jl_request *r)
+{
+	const char *err;
+	struct wbuf w;
+	json_t *msg;
+	size_t n;
+
+	if ((err = get_topic(root, false, &r->topic)) != NULL)
+		return err;
+	if ((msg = json_object_get(root, "msg")) == NULL)
+		return "missing msg";
+	if (json_is_string(msg)) {
+		n = json_string_length(msg);
+		r->payload = xmemdup(json_string_value(msg), n + 1);
+		r->payload_len = n;
+		r->payload_json = false;
+		return NULL;
+	}
+	wbuf_init(&w);
+	put_value(&w, msg);
+	put_raw(&w, "", 1);
+	r->payload = w.data;
+	r->payload_len = w.len - 1;
+	r->payload_json = true;
+	return NULL;
+}
+
+static const char *
+parse_pubrel(json_t *root, struct jl_request *r)
+{
+	return get_msg_id(root, &r->msg_id);
+}
+
+static const char *
+parse_sub(json_t *root, struct jl_request *r)
+{
+	return get_topic(root, true, &r->topic);
+}
+
+static const char *
+parse_ack(json_t *root, struct jl_request *r)
+{
+	const char *err;
+
+	if ((err = get_msg_id(root, &r->msg_id)) != NULL)
+		return err;
+	return get_topic(root, false, &r->topic);
+}
+
+static enum jl_cmd
+parse_command(json_t *root, struct jl_request *r)
+{
+	json_t *type;
+	const char *s;
+	size_t i, n;
+
+	if (!json_is_object(root)) {
+		r->error = "not a JSON object";
+		return JL_UNKNOWN_COMMAND;
+	}
+	if ((type = json_object_get(root, "type")) == NULL ||
+	    !json_is_string(type)) {
+		r->error = "no type";
+		return JL_UNKNOWN_COMMAND;
+	}
+	s = json_string_value(type);
+	n = json_string_length(type);
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strlen(commands[i].type) != n ||
+		    memcmp(commands[i].type, s, n) != 0)
+			continue;
+		if ((r->error = commands[i].parse(root, r)) != NULL)
+			return JL_BAD_REQUEST;
+		return commands[i].cmd;
+	}
+	r->error = "unknown type";
+	return JL_UNKNOWN_COMMAND;
+}
+
+enum jl_cmd
+jl_parse(const char *line, size_t len, struct jl_request *out)
+{
+	json_error_t jerr;
+	const char *error;
+	json_t *root;
+
+	memset(out, 0, sizeof(*out));
+	if ((root = json_loadb(line, len, PARSE_FLAGS, &jerr)) == NULL) {
+		out->cmd = JL_INVALID_JSON;
+		out->error = json_error_code(&jerr) ==
+		    json_error_numeric_overflow ? "number out of range" :
+		    "not valid JSON";
+		return out->cmd;
+	}
+	out->cmd = parse_command(root, out);
+	json_decref(root);
+	if (out->cmd < JL_PUB) {
+		error = out->error;
+		jl_request_free(out);
+		out->error = error;
+	}
+	return out->cmd;
+}
+
+void
+jl_request_free(struct jl_request *r)
+{
+	free(r->topic);
+	free(r->payload);
+	r->topic = NULL;
+	r->payload = NULL;
+	r->payload_len = 0;
+}
+
+/* Login. */
+
+/* The code point at p (valid UTF-8, n > 0 bytes left) and its length. */
+static uint32_t
+utf8_next(const unsigned char *p, size_t n, size_t *len)
+{
+	uint32_t cp;
+	size_t i;
+
+	if (p[0] < 0x80) {
+		*len = 1;
+		return p[0];
+	}
+	if (p[0] < 0xe0)
+		*len = 2, cp = p[0] & 0x1f;
+	else if (p[0] < 0xf0)
+		*len = 3, cp = p[0] & 0x0f;
+	else
+		*len = 4, cp = p[0] & 0x07;
+	if (*len > n) {
+		*len = 1;
+		return 0xfffd;
+	}
+	for (i = 1; i < *len; i++)
+		cp = cp << 6 | (p[i] & 0x3f);
+	return cp;
+}
+
+/* Unicode White_Space without the non-breaking ones (U+00A0, U+2007,
+ * U+202F), as Elixir's String.split/1. */
+static bool
+is_space(uint32_t c)
+{
+	return (c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0x85 ||
+	    c == 0x1680 || (c >= 0x2000 && c <= 0x200a && c != 0x2007) ||
+	    c == 0x2028 || c == 0x2029 || c == 0x205f || c == 0x3000;
+}
+
+static bool
+is_control(uint32_t c)
+{
+	return c < 0x20 || (c >= 0x7f && c <= 0x9f);
+}
+
+struct word {
+	size_t	off;
+	size_t	len;
+	bool	control;
+};
+
+/* Splits s at white space into at most max words; returns how many there
+ * are, max + 1 meaning more. */
+static size_t
+split_words(const char *s, size_t len, struct word *words, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, n = 0, cl;
+	bool in = false;
+	uint32_t c;
+
+	while (i < len) {
+		c = utf8_next(p + i, len - i, &cl);
+		if (is_space(c))
+			in = false;
+		else {
+			if (!in) {
+				if (n == max)
+					return max + 1;
+				words[n].off = i;
+				words[n].len = 0;
+				words[n++].control = false;
+				in = true;
+			}
+			words[n - 1].len += cl;
+			words[n - 1].control |= is_control(c);
+		}
+		i += cl;
+	}
+	return n;
+}
+
+bool
+jl_parse_login(const char *line, size_t len, char **username)
+{
+	struct word words[2];
+	const char *name;
+	char *u;
+	size_t i;
+
+	*username = NULL;
+	if (len == 0 || memchr(line, '\0', len) != NULL ||
+	    !utf8_valid(line, len))
+		return false;
+	if (split_words(line, len, words, 2) != 2)
+		return false;
+	if (words[0].len != 3 || strncasecmp(line + words[0].off, "log", 3) != 0)
+		return false;
+	if (words[1].len > JL_USERNAME_MAX || words[1].control)
+		return false;
+	name = line + words[1].off;
+	u = xmalloc(words[1].len + 1);
+	for (i = 0; i < words[1].len; i++)
+		u[i] = name[i] >= 'A' && name[i] <= 'Z' ?
+		    (char)(name[i] - 'A' + 'a') : name[i];
+	u[i] = '\0';
+	*username = u;
+	return true;
+}
+
+/* Encoding. */
+
+void
+jl_enc_text(struct wbuf *w, const char *text)
+{
+	size_t start = w->len, i;
+
+	put_lit(w, text);
+	for (i = start; i < w->len; i++)
+		if (w->data[i] == '\r' || w->data[i] == '\n')
+			w->data[i] = ' ';
+	put_lit(w, "\r\n");
+}
+
+void
+jl_enc_error(struct wbuf *w, const char *text)
+{
+	put_lit(w, "ERROR ");
+	jl_enc_text(w, text);
+}
+
+static void
+enc_ack(struct wbuf *w, const char *type, uint64_t msg_id)
+{
+	put_lit(w, "{\"type\":\"");
+	put_lit(w, type);
+	put_lit(w, "\",\"msgId\":");
+	put_dec(w, msg_id);
+	put_lit(w, "}\r\n");
+}
+
+void
+jl_enc_pubrec(struct wbuf *w, uint64_t msg_id)
+{
+	enc_ack(w, "PUBREC", msg_id);
+}
+
+void
+jl_enc_pubcomp(struct wbuf *w, uint64_t msg_id)
+{
+	enc_ack(w, "PUBCOMP", msg_id);
+}
+
+void
+jl_enc_pubrel(struct wbuf *w, uint64_t msg_id)
+{
+	enc_ack(w, "PUBREL", msg_id);
+}
+
+/* Stored JSON text goes out as is; refuse what would break the line. */
+static bool
+sane_json(const void *p, size_t n)
+{
+	return n > 0 && memchr(p, '\n', n) == NULL && memchr(p, '\r', n) == NULL;
+}
+
+int
+jl_enc_deliver(struct wbuf *w, const char *topic, uint64_t msg_id,
+    const void *payload, size_t len, bool is_json)
+{
+	size_t start = w->len;
+	bool b64 = false;
+
+	put_lit(w, "{\"type\":\"PUB\",\"topic\":");
+	if (put_string(w, topic, strlen(topic)) == -1) {
+		w->len = start;
+		return -1;
+	}
+	put_lit(w, ",\"msg\":");
+	if (is_json && sane_json(payload, len))
+		put_raw(w, payload, len);
+	else if (put_string(w, payload, len) == -1) {
+		put_base64(w, payload, len);
+		b64 = true;
+	}
+	put_lit(w, ",\"msgId\":");
+	put_dec(w, msg_id);
+	if (b64)
+		put_lit(w, ",\"encoding\":\"base64\"");
+	put_lit(w, "}\r\n");
+	return 0;
+}
+
+/* ISO 8601 UTC with milliseconds: 2026-11-28T10:00:00.123Z. */
+static void
+put_time(struct wbuf *w, int64_t ms)
+{
+	int64_t sec = ms / 1000, rem = ms % 1000;
+	char buf[64];
+	struct tm tm;
+	time_t t;
+
+	if (rem < 0) {
+		rem += 1000;
+		sec--;
+	}
+	t = (time_t)sec;
+	if (gmtime_r(&t, &tm) == NULL) {
+		t = 0;
+		rem = 0;
+		gmtime_r(&t, &tm);
+	}
+	strftime(buf, sizeof(buf), "\"%Y-%m-%dT%H:%M:%S", &tm);
+	put_lit(w, buf);
+	snprintf(buf, sizeof(buf), ".%03dZ\"", (int)rem);
+	put_lit(w, buf);
+}
+
+/* ,"key":"s" (nothing for a NULL s); -1 if s is not UTF-8. */
+static int
+put_field(struct wbuf *w, const char *key, const char *s)
+{
+	if (s == NULL)
+		return 0;
+	put_lit(w, ",\"");
+	put_lit(w, key);
+	put_lit(w, "\":");
+	return put_string(w, s, strlen(s));
+}
+
+int
+jl_enc_deadletter(struct wbuf *w, const struct jl_deadletter *d)
+{
+	size_t start = w->len;
+	char buf[32];
+
+	if (d->reason == NULL)
+		return -1;
+	put_lit(w, "{\"reason\":");
+	if (put_string(w, d->reason, strlen(d->reason)) == -1)
+		goto fail;
+	put_lit(w, ",\"time\":");
+	put_time(w, d->time_ms);
+	if (put_field(w, "client", d->client) == -1)
+		goto fail;
+	if (d->port != 0) {
+		snprintf(buf, sizeof(buf), ",\"port\":%d", d->port);
+		put_lit(w, buf);
+	}
+	if (put_field(w, "topic", d->topic) == -1)
+		goto fail;
+	put_lit(w, ",\"msg\":");
+	if (put_string(w, d->payload, d->len) == 0)
+		put_lit(w, "}");
+	else {
+		put_base64(w, d->payload, d->len);
+		put_lit(w, ",\"encoding\":\"base64\"}");
+	}
+	return 0;
+fail:
+	w->len = start;
+	return -1;
+}
