@@ -170,6 +170,7 @@ void	 broker_shutdown(struct broker *b);
 /* config.c */
 int	 broker_load_settings(struct broker *b, struct settings *s, bool quiet);
 int	 broker_reload(struct broker *b);
+void	 broker_apply_logging(struct broker *b);
 /* child_ipc.c */
 void	 child_dispatch(struct ipc_chan *ch, struct ipc_msg *m, void *arg);
 void	 child_chan_error(struct ipc_chan *ch, int err, void *arg);

@@ -117,3 +117,41 @@ broker_reload(struct broker *b)
 	    changed == 1 ? "" : "s");
 	return 0;
 }
+
+/* log_dest (stderr | syslog | file PATH, several allowed) and log_type
+ * (the most verbose level listed wins; -v means debug). */
+void
+broker_apply_logging(struct broker *b)
+{
+	const struct settings *s = &b->set;
+	const char *file = NULL;
+	int dests = 0, level = LOG_LVL_NOTICE;
+
+	for (size_t i = 0; i < s->log_dest.n; i++) {
+		const char *d = s->log_dest.v[i];
+
+		if (strcmp(d, "stderr") == 0)
+			dests |= LOG_DEST_STDERR;
+		else if (strcmp(d, "syslog") == 0)
+			dests |= LOG_DEST_SYSLOG;
+		else if (strncmp(d, "file", 4) == 0) {
+			dests |= LOG_DEST_FILE;
+			for (file = d + 4; *file == ' ' || *file == '\t'; file++)
+				;
+		}
+	}
+	if (dests == 0)
+		dests = LOG_DEST_STDERR;
+	if (s->log_type.n > 0)
+		level = LOG_LVL_ERR;
+	for (size_t i = 0; i < s->log_type.n; i++) {
+		int l = strcmp(s->log_type.v[i], "all") == 0 ? LOG_LVL_DEBUG :
+		    log_level_parse(s->log_type.v[i]);
+
+		if (l > level)
+			level = l;
+	}
+	if (b->verbose)
+		level = LOG_LVL_DEBUG;
+	log_init("broker", (enum log_level)level, dests, file);
+}

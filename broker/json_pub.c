@@ -78,6 +78,12 @@ publish(struct client *cl, struct jl_request *r)
 	const char *why;
 	struct wbuf w;
 
+	if (r->topic[0] == '$') {
+		/* $DLQ, $SYS...: written by the broker only. */
+		client_error(cl, "topics starting with $ are reserved");
+		dlq_bad_input(cl, "reserved_topic", r->topic, r->payload, r->payload_len);
+		return;
+	}
 	c = child_get(cl->b, r->topic, true, &why);
 	if (c == NULL || c->state == CH_FAILED) {
 		why = why ? why : "topic failed (crashing topicd); retried on SIGHUP";

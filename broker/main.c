@@ -48,6 +48,7 @@ main(int argc, char **argv)
 	log_init("broker", b.verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL);
 	if (broker_load_settings(&b, &b.set, false) == -1)
 		return 2;
+	broker_apply_logging(&b);
 	if (test_only) {
 		printf("%s: configuration ok\n", b.conf_path ? b.conf_path : "(built-in defaults)");
 		return 0;

@@ -107,6 +107,61 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		broker_title(b);
 }
 
+/* The classic way: fork, setsid, chdir /, stdio to /dev/null.  The data
+ * directory is made absolute first. */
+static int
+daemonize(void)
+{
+	int fd;
+
+	switch (fork()) {
+	case -1:
+		log_warn("fork");
+		return -1;
+	case 0:
+		break;
+	default:
+		_exit(0);
+	}
+	if (setsid() == -1 || chdir("/") == -1) {
+		log_warn("setsid/chdir");
+		return -1;
+	}
+	if ((fd = open("/dev/null", O_RDWR)) == -1) {
+		log_warn("/dev/null");
+		return -1;
+	}
+	for (int i = 0; i < 3; i++)
+		if (dup2(fd, i) == -1)
+			return -1;
+	if (fd > 2)
+		close(fd);
+	return 0;
+}
+
+static int
+write_pid_file(struct broker *b)
+{
+	char buf[32];
+	int fd, n;
+
+	if (b->set.pid_file == NULL)
+		return 0;
+	fd = open(b->set.pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd == -1) {
+		log_warn("pid file %s", b->set.pid_file);
+		return -1;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (write(fd, buf, (size_t)n) != n) {
+		log_warn("pid file %s", b->set.pid_file);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 static int
 setup(struct broker *b)
 {
@@ -117,6 +172,17 @@ setup(struct broker *b)
 		b->boot_id = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 40);
 	if (make_dir(b->set.data_dir) == -1 || lock_data_dir(b) == -1)
 		return -1;
+	if (b->daemonize) {
+		/* After chdir("/") a relative data directory would be lost. */
+		char *abs = realpath(b->set.data_dir, NULL);
+
+		if (abs == NULL) {
+			log_warn("data directory %s", b->set.data_dir);
+			return -1;
+		}
+		free(b->set.data_dir);
+		b->set.data_dir = abs;
+	}
 	xasprintf(&topics_dir, "%s/topics", b->set.data_dir);
 	if (make_dir(topics_dir) == -1) {
 		free(topics_dir);
@@ -132,6 +198,16 @@ setup(struct broker *b)
 		fatalx("cannot create the event loop");
 	signals_init(b);
 	if (listeners_open(b) == -1)
+		return -1;
+	if (b->daemonize) {
+		if (b->set.log_dest.n == 0)	/* stderr goes nowhere now */
+			log_init("broker", log_get_level(), LOG_DEST_SYSLOG, NULL);
+		if (daemonize() == -1)
+			return -1;
+		if (event_reinit(b->base) == -1)
+			fatalx("cannot re-initialise the event loop after fork");
+	}
+	if (write_pid_file(b) == -1)
 		return -1;
 	b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
 	if (b->tick == NULL || event_add(b->tick, &one) == -1)
@@ -167,6 +243,8 @@ broker_run(struct broker *b)
 	free(b->topicd_path);
 	settings_free(&b->set);
 	close(b->lock_fd);
+	if (b->set.pid_file != NULL && unlink(b->set.pid_file) == -1)
+		log_warn("cannot remove pid file %s", b->set.pid_file);
 	log_notice("stopped");
 	return 0;
 }

@@ -58,8 +58,10 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		break;
 	case SIGHUP:
 		log_notice("SIGHUP received: reloading");
-		if (broker_reload(b) == 0)
+		if (broker_reload(b) == 0) {
+			broker_apply_logging(b);
 			children_config(b);
+		}
 		log_reopen();
 		children_retry_failed(b);
 		break;
