@@ -183,9 +183,8 @@ get_str(struct rbuf *r, const char **s)
 	uint32_t len;
 
 	*s = "";
-	if (get_u32(r, &len) == -1 || len == UINT32_MAX || get_raw(r, &p, (size_t)len + 1) == -1)
-		return -1;
-	if (p[len] != '\0' || memchr(p, '\0', len) != NULL) {
+	if (get_u32(r, &len) == -1 || len == UINT32_MAX || get_raw(r, &p, (size_t)len + 1) == -1 ||
+	    p[len] != '\0' || memchr(p, '\0', len) != NULL) {
 		r->err = 1;
 		return -1;
 	}

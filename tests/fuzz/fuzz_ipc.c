@@ -1,0 +1,350 @@
+/* libFuzzer target for the IPC record codec and ipc_recv().
+ *
+ * Input: one selector byte, then the data.
+ *   selector & 0x0f  0..14: the data goes to that dec_* decoder; 15: to all.
+ *   selector & 0x30  what rides with the datagram: 0x00 nothing, 0x10 a pipe's
+ *                    write end, 0x20 a sealed memfd, 0x30 an unsealed memfd.
+ *                    With a memfd, the datagram is the first 8 bytes of the
+ *                    data and the memfd holds the rest.
+ * The datagram goes through a SEQPACKET socketpair to ipc_recv(); a record
+ * that comes out is decoded by its type.
+ *
+ * Oracles: a body that decodes re-encodes to the same bytes; ipc_recv()
+ * returns either the record that was sent or EPROTO, and leaves nothing
+ * behind in the socket; no fd leaks.
+ *
+ * Build:
+ *   clang -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Icommon \
+ *     tests/fuzz/fuzz_ipc.c common/ipc.c common/ipc_proto.c common/marshal.c \
+ *     common/log.c common/xmalloc.c common/clock.c -o fuzz_ipc
+ * Seed corpus: build without -fsanitize=fuzzer and with -DFUZZ_IPC_GEN_CORPUS,
+ * run with the corpus directory as argument.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ipc.h"
+#include "ipc_proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define SEALS_ALL (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
+
+enum attach { AT_NONE = 0x00, AT_PIPE = 0x10, AT_SEALED = 0x20, AT_UNSEALED = 0x30 };
+
+#define check(cond) do { if (!(cond)) abort(); } while (0)
+
+/* Decode, then re-encode and compare: the wire form is canonical. */
+#define ROUND_TRIP(name)						\
+	static int							\
+	rt_##name(const uint8_t *b, size_t n)				\
+	{								\
+		struct rec_##name r;					\
+		struct wbuf w;						\
+									\
+		if (dec_##name(b, n, &r) != 0)				\
+			return -1;					\
+		wbuf_init(&w);						\
+		enc_##name(&w, &r);					\
+		check(w.len == n);					\
+		check(n == 0 || memcmp(w.data, b, n) == 0);		\
+		wbuf_free(&w);						\
+		return 0;						\
+	}
+
+ROUND_TRIP(config)
+ROUND_TRIP(publish)
+ROUND_TRIP(release)
+ROUND_TRIP(release_owner)
+ROUND_TRIP(attach)
+ROUND_TRIP(detach)
+ROUND_TRIP(unsub)
+ROUND_TRIP(ack)
+ROUND_TRIP(dlq_done)
+ROUND_TRIP(ready)
+ROUND_TRIP(done)
+ROUND_TRIP(deadletter)
+ROUND_TRIP(stats)
+ROUND_TRIP(deliver)
+ROUND_TRIP(deliver_rel)
+
+static const struct {
+	uint16_t type;
+	int (*rt)(const uint8_t *, size_t);
+} decoders[] = {
+	{ IPC_CONFIG, rt_config }, { IPC_PUBLISH, rt_publish },
+	{ IPC_RELEASE, rt_release }, { IPC_RELEASE_OWNER, rt_release_owner },
+	{ IPC_ATTACH, rt_attach }, { IPC_DETACH, rt_detach },
+	{ IPC_UNSUB, rt_unsub }, { IPC_ACK, rt_ack },
+	{ IPC_DLQ_DONE, rt_dlq_done }, { IPC_READY, rt_ready },
+	{ IPC_DONE, rt_done }, { IPC_DEADLETTER, rt_deadletter },
+	{ IPC_STATS, rt_stats }, { IPC_DELIVER, rt_deliver },
+	{ IPC_DELIVER_REL, rt_deliver_rel },
+};
+#define NDEC (sizeof(decoders) / sizeof(decoders[0]))
+
+/* Runs a decoder on an exact-size heap copy, so reads past the end show. */
+static void
+decode(size_t i, const uint8_t *b, size_t n)
+{
+	uint8_t *copy = malloc(n ? n : 1);
+
+	check(copy != NULL);
+	if (n)
+		memcpy(copy, b, n);
+	(void)decoders[i].rt(copy, n);
+	free(copy);
+}
+
+static int sv[2] = { -1, -1 };
+static int pipefd[2] = { -1, -1 };
+static int lowest_free_fd;
+
+static int
+lowest_free(void)
+{
+	int fd = fcntl(0, F_DUPFD, 0);
+
+	check(fd != -1);
+	close(fd);
+	return fd;
+}
+
+static void
+setup(void)
+{
+	int sz = 1 << 20;
+
+	check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	check(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) == 0);
+	lowest_free_fd = lowest_free();
+}
+
+static int
+make_memfd(const uint8_t *p, size_t n, bool sealed)
+{
+	int fd = memfd_create("fuzz", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	check(fd != -1);
+	check(n == 0 || write(fd, p, n) == (ssize_t)n);
+	if (sealed)
+		check(fcntl(fd, F_ADD_SEALS, SEALS_ALL) == 0);
+	return fd;
+}
+
+static void
+send_datagram(const uint8_t *p, size_t n, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (fd != -1) {
+		memset(&cm, 0, sizeof(cm));
+		msg.msg_control = cm.buf;
+		msg.msg_controllen = sizeof(cm.buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	check(sendmsg(sv[0], &msg, MSG_NOSIGNAL) == (ssize_t)n);
+}
+
+/* Checks a record that ipc_recv accepted against what was sent. */
+static void
+check_record(const struct ipc_msg *m, const uint8_t *dgram, size_t dlen,
+	     const uint8_t *rest, size_t rlen, enum attach at)
+{
+	struct ipc_hdr h;
+
+	check(dlen >= sizeof(h));
+	memcpy(&h, dgram, sizeof(h));
+	check(m->type == h.type && m->len == h.len);
+	check((m->len == 0) == (m->body == NULL));
+	if (h.flags & IPC_F_MEMFD) {
+		check(at == AT_SEALED && dlen == sizeof(h));
+		check(m->len == rlen && m->len > IPC_MAX_INLINE);
+		check(memcmp(m->body, rest, rlen) == 0);
+		check(m->fd == -1 && m->flags == 0);
+	} else {
+		check(m->len == dlen - sizeof(h));
+		check(m->len == 0 || memcmp(m->body, dgram + sizeof(h), m->len) == 0);
+		/* Any fd may ride as the caller's, a memfd too. */
+		check((m->fd != -1) == ((h.flags & IPC_F_FD) != 0));
+		check(m->fd == -1 || at != AT_NONE);
+		check(m->flags == (h.flags & IPC_F_FD));
+		check(m->fd == -1 || (fcntl(m->fd, F_GETFD) & FD_CLOEXEC));
+	}
+	for (size_t i = 0; i < NDEC; i++)
+		if (decoders[i].type == m->type)
+			decode(i, m->body, m->len);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const uint8_t *p = data + 1, *dgram, *rest = NULL;
+	size_t n = size - 1, dlen, rlen = 0;
+	enum attach at;
+	struct ipc_msg m;
+	int fd = -1, rc;
+
+	if (size == 0)
+		return 0;
+	if (sv[0] == -1)
+		setup();
+	if ((data[0] & 0x0f) < NDEC)
+		decode(data[0] & 0x0f, p, n);
+	else
+		for (size_t i = 0; i < NDEC; i++)
+			decode(i, p, n);
+
+	at = (enum attach)(data[0] & 0x30);
+	dgram = p;
+	dlen = n;
+	switch (at) {
+	case AT_NONE:
+		if (n == 0)
+			return 0;		/* an empty datagram reads as EOF */
+		break;
+	case AT_PIPE:
+		fd = pipefd[1];
+		break;
+	case AT_SEALED:
+	case AT_UNSEALED:
+		dlen = n < IPC_HDR_SIZE ? n : IPC_HDR_SIZE;
+		rest = p + dlen;
+		rlen = n - dlen;
+		fd = make_memfd(rest, rlen, at == AT_SEALED);
+		break;
+	}
+	if (dlen > 256 * 1024) {		/* more than the socket takes at once */
+		if (at == AT_SEALED || at == AT_UNSEALED)
+			close(fd);
+		return 0;
+	}
+	send_datagram(dgram, dlen, fd);
+	if (at == AT_SEALED || at == AT_UNSEALED)
+		close(fd);
+
+	errno = 0;
+	rc = ipc_recv(sv[1], &m);
+	check(rc != 0);
+	if (rc == 1) {
+		check_record(&m, dgram, dlen, rest, rlen, at);
+		ipc_msg_clear(&m);
+	} else {
+		check(errno == EPROTO);
+		check(m.body == NULL && m.fd == -1);
+	}
+	check(ipc_recv(sv[1], &m) == -1 && errno == EAGAIN);
+	check(lowest_free() == lowest_free_fd);
+	return 0;
+}
+
+#ifdef FUZZ_IPC_GEN_CORPUS
+/* Writes one valid encoding of each record, as a decoder input and as a
+ * datagram, into the directory given as argument. */
+#include <stdio.h>
+
+static const char *dir;
+
+static void
+put_file(const char *name, uint8_t sel, const void *hdr, size_t hlen, const struct wbuf *w)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	check(f != NULL);
+	check(fwrite(&sel, 1, 1, f) == 1);
+	check(hlen == 0 || fwrite(hdr, 1, hlen, f) == hlen);
+	check(w->len == 0 || fwrite(w->data, 1, w->len, f) == w->len);
+	check(fclose(f) == 0);
+}
+
+/* dec-NAME: selector i and the body; rec-NAME: every decoder, and a
+ * datagram of the right type; fd-NAME: the same with a pipe attached. */
+static void
+seed(size_t i, const char *name, const struct wbuf *w)
+{
+	struct ipc_hdr h = { .type = decoders[i].type, .len = (uint32_t)w->len };
+	char fname[64];
+
+	check(decoders[i].rt(w->data, w->len) == 0);
+	snprintf(fname, sizeof(fname), "dec-%s", name);
+	put_file(fname, (uint8_t)i, NULL, 0, w);
+	snprintf(fname, sizeof(fname), "rec-%s", name);
+	put_file(fname, 0x0f, &h, sizeof(h), w);
+	h.flags = IPC_F_FD;
+	snprintf(fname, sizeof(fname), "fd-%s", name);
+	put_file(fname, 0x0f | AT_PIPE, &h, sizeof(h), w);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const uint8_t pl[] = { 'h', 'i', 0, 0xff };
+	struct wbuf w;
+
+	if (argc != 2)
+		return 2;
+	dir = argv[1];
+	wbuf_init(&w);
+#define SEED(idx, name, ...) do {					\
+		struct rec_##name r = { __VA_ARGS__ };			\
+		wbuf_reset(&w);						\
+		enc_##name(&w, &r);					\
+		seed(idx, #name, &w);					\
+	} while (0)
+	SEED(0, config, 30000, 5, 1024, 0, 2, 42, "$DLQ");
+	SEED(1, publish, .req = 1, .owner = "m/c1", .pubid = 7, .qos = 1,
+	     .flags = PF_RETAIN, .time_ms = 1000, .payload = pl, .payload_len = sizeof(pl));
+	SEED(2, release, .req = 2, .owner = "j/u", .pubid = 7);
+	SEED(3, release_owner, .owner = "j/u");
+	SEED(4, attach, .req = 3, .subkey = "m/c1", .mode = MODE_MQTT, .qos = 1,
+	     .flags = AF_RETAINED, .window = 10);
+	SEED(5, detach, .subkey = "m/c1");
+	SEED(6, unsub, .req = 4, .subkey = "m/c1", .flags = UF_FORGET);
+	SEED(7, ack, .subkey = "j/u", .seq = 9, .kind = ACK_PUBREC);
+	SEED(8, dlq_done, .req = 5);
+	SEED(9, ready, .version = IPC_PROTO_VERSION, .topic = "a/b", .next_seq = 1);
+	SEED(10, done, .req = 6, .status = ST_OK, .seq = 10);
+	SEED(11, deadletter, .req = 7, .reason = "max_attempts", .subkey = "j/u", .seq = 3,
+	     .flags = PF_JSON, .time_ms = 5, .payload = pl, .payload_len = sizeof(pl));
+	SEED(12, stats, 1, 1, 1, 2, 1, 4, 0, 0, 1, 1);
+	SEED(13, deliver, .topic = "a/b", .seq = 1, .qos = 2, .flags = DF_DUP,
+	     .payload = pl, .payload_len = sizeof(pl));
+	SEED(14, deliver_rel, .topic = "a/b", .seq = 1);
+
+	/* A record whose body is in a sealed memfd, and an unsealed one. */
+	struct ipc_hdr h = { .type = IPC_DELIVER, .flags = IPC_F_MEMFD };
+	struct rec_deliver big = { .topic = "a/b", .seq = 2, .qos = 1 };
+	uint8_t *blob = calloc(IPC_MAX_INLINE, 1);
+	check(blob != NULL);
+	big.payload = blob;
+	big.payload_len = IPC_MAX_INLINE;
+	wbuf_reset(&w);
+	enc_deliver(&w, &big);
+	h.len = (uint32_t)w.len;
+	put_file("memfd-deliver", 0x0f | AT_SEALED, &h, sizeof(h), &w);
+	put_file("memfd-unsealed", 0x0f | AT_UNSEALED, &h, sizeof(h), &w);
+	free(blob);
+	wbuf_free(&w);
+	return 0;
+}
+#endif

@@ -1,0 +1,699 @@
+/* The master/topicd record codec: round trips, truncation, trailing bytes
+ * and out-of-range values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ipc_proto.h"
+
+static const uint8_t payload[] = { 'h', 'e', 0, 'l', 0xff, 'o' };
+
+/* Sample records with every field set to something distinguishable. */
+static const struct rec_config s_config = {
+	.retry_ms = 30000, .max_attempts = 5, .checkpoint_kib = 65536,
+	.max_messages = 0xfffffffe, .log_level = 4,
+	.boot_id = 0x0102030405060708ULL, .dlq_topic = "$DLQ",
+};
+static const struct rec_publish s_publish = {
+	.req = 0x1122334455667788ULL, .owner = "m/client-1", .pubid = 65535,
+	.qos = 2, .flags = PF_RETAIN | PF_JSON | PF_STAGE,
+	.time_ms = 1700000000123ULL, .payload = payload, .payload_len = sizeof(payload),
+};
+static const struct rec_release s_release = {
+	.req = 77, .owner = "j/alice", .pubid = 0xdeadbeef,
+};
+static const struct rec_release_owner s_release_owner = { .owner = "j/bob" };
+static const struct rec_attach s_attach = {
+	.req = 9, .subkey = "m/sub-1", .mode = MODE_MQTT, .qos = 1,
+	.flags = AF_RETAINED | AF_NEW_ONLY, .window = 0xffff,
+};
+static const struct rec_detach s_detach = { .subkey = "j/carol" };
+static const struct rec_unsub s_unsub = { .req = 10, .subkey = "m/x", .flags = UF_FORGET };
+static const struct rec_ack s_ack = { .subkey = "m/y", .seq = UINT64_MAX, .kind = ACK_PUBCOMP };
+static const struct rec_dlq_done s_dlq_done = { .req = 0x8000000000000001ULL };
+static const struct rec_ready s_ready = {
+	.version = IPC_PROTO_VERSION, .topic = "sensors/temp", .next_seq = 10231,
+};
+static const struct rec_done s_done = { .req = 12, .status = ST_FULL, .seq = 99 };
+static const struct rec_deadletter s_deadletter = {
+	.req = 13, .reason = "max_attempts", .subkey = "j/dave", .seq = 4242,
+	.flags = PF_JSON, .time_ms = 1234567890, .payload = payload,
+	.payload_len = sizeof(payload),
+};
+static const struct rec_stats s_stats = {
+	.subscribers = 3, .online = 2, .first_seq = 100, .next_seq = 200,
+	.messages = 100, .bytes = 1u << 20, .lag = 5, .oldest_unacked_ms = 250,
+	.commits = 17, .committed = 1000,
+};
+static const struct rec_deliver s_deliver = {
+	.topic = "a/b", .seq = 1, .qos = 2, .flags = DF_DUP | DF_RETAIN | DF_JSON,
+	.payload = payload, .payload_len = sizeof(payload),
+};
+static const struct rec_deliver_rel s_deliver_rel = { .topic = "a/b/c", .seq = 0 };
+
+/* One record kind: encode the sample, and decode anything into scratch. */
+union any_rec {
+	struct rec_config c;
+	struct rec_publish p;
+	struct rec_release r;
+	struct rec_release_owner ro;
+	struct rec_attach a;
+	struct rec_detach d;
+	struct rec_unsub u;
+	struct rec_ack k;
+	struct rec_dlq_done dd;
+	struct rec_ready rd;
+	struct rec_done dn;
+	struct rec_deadletter dl;
+	struct rec_stats st;
+	struct rec_deliver dv;
+	struct rec_deliver_rel dr;
+};
+
+struct kind {
+	const char *name;
+	void (*enc_sample)(struct wbuf *w);
+	int (*dec)(const void *body, size_t len, union any_rec *r);
+};
+
+#define KIND(n, field)							\
+	static void							\
+	enc_s_##n(struct wbuf *w)					\
+	{								\
+		enc_##n(w, &s_##n);					\
+	}								\
+	static int							\
+	dec_any_##n(const void *b, size_t l, union any_rec *r)		\
+	{								\
+		return dec_##n(b, l, &r->field);			\
+	}
+
+KIND(config, c)
+KIND(publish, p)
+KIND(release, r)
+KIND(release_owner, ro)
+KIND(attach, a)
+KIND(detach, d)
+KIND(unsub, u)
+KIND(ack, k)
+KIND(dlq_done, dd)
+KIND(ready, rd)
+KIND(done, dn)
+KIND(deadletter, dl)
+KIND(stats, st)
+KIND(deliver, dv)
+KIND(deliver_rel, dr)
+
+#define K(n) { #n, enc_s_##n, dec_any_##n }
+static const struct kind kinds[] = {
+	K(config), K(publish), K(release), K(release_owner), K(attach),
+	K(detach), K(unsub), K(ack), K(dlq_done), K(ready), K(done),
+	K(deadletter), K(stats), K(deliver), K(deliver_rel),
+};
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+/* Decodes exactly len bytes from a heap copy of that size, so that the
+ * sanitizers see any read past the end. */
+static int
+dec_exact(const struct kind *k, const uint8_t *body, size_t len, union any_rec *r)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+	int rc;
+
+	assert_non_null(copy);
+	if (len)
+		memcpy(copy, body, len);
+	rc = k->dec(copy, len, r);
+	free(copy);
+	return rc;
+}
+
+/* Encodes a record with enc and returns the buffer for decoding. */
+#define ENCODE(w, fn, rec) do { wbuf_reset(w); fn(w, rec); } while (0)
+
+static void
+test_config_round_trip(void **state)
+{
+	struct wbuf w;
+	struct rec_config r;
+
+	(void)state;
+	wbuf_init(&w);
+	ENCODE(&w, enc_config, &s_config);
+	assert_int_equal(dec_config(w.data, w.len, &r), 0);
+	assert_int_equal(r.retry_ms, s_config.retry_ms);
+	assert_int_equal(r.max_attempts, s_config.max_attempts);
+	assert_int_equal(r.checkpoint_kib, s_config.checkpoint_kib);
+	assert_int_equal(r.max_messages, s_config.max_messages);
+	assert_int_equal(r.log_level, s_config.log_level);
+	assert_true(r.boot_id == s_config.boot_id);
+	assert_string_equal(r.dlq_topic, s_config.dlq_topic);
+	assert_true((const uint8_t *)r.dlq_topic > w.data &&
+		    (const uint8_t *)r.dlq_topic < w.data + w.len);	/* into the body */
+	wbuf_free(&w);
+}
+
+static void
+test_publish_round_trip(void **state)
+{
+	struct wbuf w;
+	struct rec_publish r, in = s_publish;
+
+	(void)state;
+	wbuf_init(&w);
+	ENCODE(&w, enc_publish, &s_publish);
+	assert_int_equal(dec_publish(w.data, w.len, &r), 0);
+	assert_true(r.req == s_publish.req);
+	assert_string_equal(r.owner, s_publish.owner);
+	assert_int_equal(r.pubid, s_publish.pubid);
+	assert_int_equal(r.qos, s_publish.qos);
+	assert_int_equal(r.flags, s_publish.flags);
+	assert_true(r.time_ms == s_publish.time_ms);
+	assert_int_equal(r.payload_len, sizeof(payload));
+	assert_memory_equal(r.payload, payload, sizeof(payload));
+
+	/* QoS 0: no req, no owner, empty payload. */
+	in.req = 0;
+	in.qos = 0;
+	in.owner = "";
+	in.flags = 0;
+	in.payload = NULL;
+	in.payload_len = 0;
+	ENCODE(&w, enc_publish, &in);
+	assert_int_equal(dec_publish(w.data, w.len, &r), 0);
+	assert_true(r.req == 0);
+	assert_int_equal(r.qos, 0);
+	assert_string_equal(r.owner, "");
+	assert_int_equal(r.payload_len, 0);
+
+	in.req = 1;
+	in.qos = 1;
+	ENCODE(&w, enc_publish, &in);
+	assert_int_equal(dec_publish(w.data, w.len, &r), 0);
+	assert_int_equal(r.qos, 1);
+	wbuf_free(&w);
+}
+
+static void
+test_release_round_trip(void **state)
+{
+	struct wbuf w;
+	struct rec_release r;
+	struct rec_release_owner ro;
+
+	(void)state;
+	wbuf_init(&w);
+	ENCODE(&w, enc_release, &s_release);
+	assert_int_equal(dec_release(w.data, w.len, &r), 0);
+	assert_true(r.req == s_release.req);
+	assert_string_equal(r.owner, s_release.owner);
+	assert_int_equal(r.pubid, s_release.pubid);
+
+	ENCODE(&w, enc_release_owner, &s_release_owner);
+	assert_int_equal(dec_release_owner(w.data, w.len, &ro), 0);
+	assert_string_equal(ro.owner, s_release_owner.owner);
+	wbuf_free(&w);
+}
+
+static void
+test_attach_detach_unsub_round_trip(void **state)
+{
+	struct wbuf w;
+	struct rec_attach a, ain = s_attach;
+	struct rec_detach d;
+	struct rec_unsub u, uin = s_unsub;
+
+	(void)state;
+	wbuf_init(&w);
+	ENCODE(&w, enc_attach, &s_attach);
+	assert_int_equal(dec_attach(w.data, w.len, &a), 0);
+	assert_true(a.req == s_attach.req);
+	assert_string_equal(a.subkey, s_attach.subkey);
+	assert_int_equal(a.mode, s_attach.mode);
+	assert_int_equal(a.qos, s_attach.qos);
+	assert_int_equal(a.flags, s_attach.flags);
+	assert_int_equal(a.window, s_attach.window);
+
+	ain.mode = MODE_JSON;
+	ain.qos = 2;
+	ain.flags = 0;
+	ain.window = 1;
+	ENCODE(&w, enc_attach, &ain);
+	assert_int_equal(dec_attach(w.data, w.len, &a), 0);
+	assert_int_equal(a.mode, MODE_JSON);
+	assert_int_equal(a.qos, 2);
+	assert_int_equal(a.flags, 0);
+	assert_int_equal(a.window, 1);
+
+	ENCODE(&w, enc_detach, &s_detach);
+	assert_int_equal(dec_detach(w.data, w.len, &d), 0);
+	assert_string_equal(d.subkey, s_detach.subkey);
+
+	ENCODE(&w, enc_unsub, &s_unsub);
+	assert_int_equal(dec_unsub(w.data, w.len, &u), 0);
+	assert_true(u.req == s_unsub.req);
+	assert_string_equal(u.subkey, s_unsub.subkey);
+	assert_int_equal(u.flags, UF_FORGET);
+	uin.flags = 0;
+	ENCODE(&w, enc_unsub, &uin);
+	assert_int_equal(dec_unsub(w.data, w.len, &u), 0);
+	assert_int_equal(u.flags, 0);
+	wbuf_free(&w);
+}
+
+static void
+test_ack_dlq_done_round_trip(void **state)
+{
+	struct wbuf w;
+	struct rec_ack k, kin = s_ack;
+	struct rec_dlq_done dd;
+
+	(void)state;
+	wbuf_init(&w);
+	for (uint8_t kind = ACK_PUBACK; kind <= ACK_PUBCOMP; kind++) {
+		kin.kind = kind;
+		ENCODE(&w, enc_ack, &kin);
+		assert_int_equal(dec_ack(w.data, w.len, &k), 0);
+		assert_string_equal(k.subkey, s_ack.subkey);
+		assert_true(k.seq == s_ack.seq);
+		assert_int_equal(k.kind, kind);
+	}
+	ENCODE(&w, enc_dlq_done, &s_dlq_done);
+	assert_int_equal(w.len, 8);
+	assert_int_equal(dec_dlq_done(w.data, w.len, &dd), 0);
+	assert_true(dd.req == s_dlq_done.req);
+	wbuf_free(&w);
+}
+
+static void
+test_ready_done_round_trip(void **state)
+{
+	struct wbuf w;
+	struct rec_ready rd;
+	struct rec_done dn, din = s_done;
+
+	(void)state;
+	wbuf_init(&w);
+	ENCODE(&w, enc_ready, &s_ready);
+	assert_int_equal(dec_ready(w.data, w.len, &rd), 0);
+	assert_int_equal(rd.version, IPC_PROTO_VERSION);
+	assert_string_equal(rd.topic, s_ready.topic);
+	assert_true(rd.next_seq == s_ready.next_seq);
+
+	for (uint32_t st = ST_OK; st <= ST_FULL; st++) {
+		din.status = st;
+		ENCODE(&w, enc_done, &din);
+		assert_int_equal(dec_done(w.data, w.len, &dn), 0);
+		assert_true(dn.req == s_done.req);
+		assert_int_equal(dn.status, st);
+		assert_true(dn.seq == s_done.seq);
+	}
+	wbuf_free(&w);
+}
+
+static void
+test_deadletter_stats_round_trip(void **state)
+{
+	struct wbuf w;
+	struct rec_deadletter dl;
+	struct rec_stats st;
+
+	(void)state;
+	wbuf_init(&w);
+	ENCODE(&w, enc_deadletter, &s_deadletter);
+	assert_int_equal(dec_deadletter(w.data, w.len, &dl), 0);
+	assert_true(dl.req == s_deadletter.req);
+	assert_string_equal(dl.reason, s_deadletter.reason);
+	assert_string_equal(dl.subkey, s_deadletter.subkey);
+	assert_true(dl.seq == s_deadletter.seq);
+	assert_int_equal(dl.flags, s_deadletter.flags);
+	assert_true(dl.time_ms == s_deadletter.time_ms);
+	assert_int_equal(dl.payload_len, sizeof(payload));
+	assert_memory_equal(dl.payload, payload, sizeof(payload));
+
+	ENCODE(&w, enc_stats, &s_stats);
+	assert_int_equal(w.len, 2 * 4 + 8 * 8);
+	assert_int_equal(dec_stats(w.data, w.len, &st), 0);
+	assert_int_equal(st.subscribers, s_stats.subscribers);
+	assert_int_equal(st.online, s_stats.online);
+	assert_true(st.first_seq == s_stats.first_seq);
+	assert_true(st.next_seq == s_stats.next_seq);
+	assert_true(st.messages == s_stats.messages);
+	assert_true(st.bytes == s_stats.bytes);
+	assert_true(st.lag == s_stats.lag);
+	assert_true(st.oldest_unacked_ms == s_stats.oldest_unacked_ms);
+	assert_true(st.commits == s_stats.commits);
+	assert_true(st.committed == s_stats.committed);
+	wbuf_free(&w);
+}
+
+static void
+test_deliver_round_trip(void **state)
+{
+	struct wbuf w;
+	struct rec_deliver dv, in = s_deliver;
+	struct rec_deliver_rel dr;
+
+	(void)state;
+	wbuf_init(&w);
+	ENCODE(&w, enc_deliver, &s_deliver);
+	assert_int_equal(dec_deliver(w.data, w.len, &dv), 0);
+	assert_string_equal(dv.topic, s_deliver.topic);
+	assert_true(dv.seq == s_deliver.seq);
+	assert_int_equal(dv.qos, s_deliver.qos);
+	assert_int_equal(dv.flags, s_deliver.flags);
+	assert_int_equal(dv.payload_len, sizeof(payload));
+	assert_memory_equal(dv.payload, payload, sizeof(payload));
+
+	in.qos = 0;
+	in.flags = 0;
+	in.payload = NULL;
+	in.payload_len = 0;
+	ENCODE(&w, enc_deliver, &in);
+	assert_int_equal(dec_deliver(w.data, w.len, &dv), 0);
+	assert_int_equal(dv.qos, 0);
+	assert_int_equal(dv.flags, 0);
+	assert_int_equal(dv.payload_len, 0);
+
+	ENCODE(&w, enc_deliver_rel, &s_deliver_rel);
+	assert_int_equal(dec_deliver_rel(w.data, w.len, &dr), 0);
+	assert_string_equal(dr.topic, s_deliver_rel.topic);
+	assert_true(dr.seq == s_deliver_rel.seq);
+	wbuf_free(&w);
+}
+
+/* Every decoder accepts its sample, and rejects every proper prefix of it
+ * and the sample with one byte more.  String fields always come back as a
+ * valid C string, even on failure. */
+static void
+test_truncation_and_trailing(void **state)
+{
+	struct wbuf w;
+	union any_rec r;
+
+	(void)state;
+	wbuf_init(&w);
+	for (size_t i = 0; i < NKINDS; i++) {
+		const struct kind *k = &kinds[i];
+		size_t full;
+
+		wbuf_reset(&w);
+		k->enc_sample(&w);
+		full = w.len;
+		assert_true(full > 0);
+		if (dec_exact(k, w.data, full, &r) != 0)
+			fail_msg("%s: the sample does not decode", k->name);
+		for (size_t n = 0; n < full; n++)
+			if (dec_exact(k, w.data, n, &r) != -1)
+				fail_msg("%s: accepted %zu of %zu bytes", k->name, n, full);
+		put_u8(&w, 0);
+		if (dec_exact(k, w.data, w.len, &r) != -1)
+			fail_msg("%s: accepted a trailing byte", k->name);
+		w.data[w.len - 1] = 0xff;
+		if (dec_exact(k, w.data, w.len, &r) != -1)
+			fail_msg("%s: accepted a trailing 0xff", k->name);
+	}
+	wbuf_free(&w);
+}
+
+/* A NUL inside the first string of a record, or the string's NUL replaced,
+ * is rejected by every decoder that has a string. */
+static void
+test_bad_strings(void **state)
+{
+	static const struct { const char *name; size_t off; } first_str[] = {
+		{ "config", 4 * 4 + 1 + 8 }, { "publish", 8 }, { "release", 8 },
+		{ "release_owner", 0 }, { "attach", 8 }, { "detach", 0 },
+		{ "unsub", 8 }, { "ack", 0 }, { "ready", 4 }, { "deadletter", 8 },
+		{ "deliver", 0 }, { "deliver_rel", 0 },
+	};
+	struct wbuf w;
+	union any_rec r;
+
+	(void)state;
+	wbuf_init(&w);
+	for (size_t i = 0; i < sizeof(first_str) / sizeof(first_str[0]); i++) {
+		const struct kind *k = NULL;
+		uint32_t slen;
+		size_t off = first_str[i].off;
+
+		for (size_t j = 0; j < NKINDS; j++)
+			if (strcmp(kinds[j].name, first_str[i].name) == 0)
+				k = &kinds[j];
+		assert_non_null(k);
+		wbuf_reset(&w);
+		k->enc_sample(&w);
+		slen = (uint32_t)w.data[off] | (uint32_t)w.data[off + 1] << 8 |
+		       (uint32_t)w.data[off + 2] << 16 | (uint32_t)w.data[off + 3] << 24;
+		assert_true(slen >= 2);
+		assert_int_equal(w.data[off + 4 + slen], 0);
+
+		w.data[off + 4 + 1] = 0;		/* NUL inside */
+		if (dec_exact(k, w.data, w.len, &r) != -1)
+			fail_msg("%s: accepted an inner NUL", k->name);
+		wbuf_reset(&w);
+		k->enc_sample(&w);
+		w.data[off + 4 + slen] = 'x';		/* terminator missing */
+		if (dec_exact(k, w.data, w.len, &r) != -1)
+			fail_msg("%s: accepted a string without its NUL", k->name);
+	}
+	wbuf_free(&w);
+}
+
+/* A record that ends in a string length of UINT32_MAX must not decode as
+ * an empty string with nothing left over. */
+static void
+test_max_string_length_at_end(void **state)
+{
+	static const uint8_t max_len[] = { 0xff, 0xff, 0xff, 0xff };
+	struct wbuf w;
+	struct rec_release_owner ro;
+	struct rec_detach d;
+	struct rec_config c;
+
+	(void)state;
+	assert_int_equal(dec_release_owner(max_len, sizeof(max_len), &ro), -1);
+	assert_int_equal(dec_detach(max_len, sizeof(max_len), &d), -1);
+	wbuf_init(&w);
+	ENCODE(&w, enc_config, &s_config);
+	w.len -= strlen(s_config.dlq_topic) + 1 + 4;	/* drop dlq_topic */
+	put_raw(&w, max_len, sizeof(max_len));
+	assert_int_equal(dec_config(w.data, w.len, &c), -1);
+	wbuf_free(&w);
+}
+
+static void
+test_publish_rejects(void **state)
+{
+	struct wbuf w;
+	struct rec_publish r, in;
+
+	(void)state;
+	wbuf_init(&w);
+	in = s_publish;
+	in.qos = 3;
+	ENCODE(&w, enc_publish, &in);
+	assert_int_equal(dec_publish(w.data, w.len, &r), -1);
+
+	in = s_publish;
+	in.qos = 0xff;
+	ENCODE(&w, enc_publish, &in);
+	assert_int_equal(dec_publish(w.data, w.len, &r), -1);
+
+	for (unsigned bit = 0; bit < 8; bit++) {
+		in = s_publish;
+		in.flags = (uint8_t)(1u << bit);
+		ENCODE(&w, enc_publish, &in);
+		if (in.flags & (PF_RETAIN | PF_JSON | PF_STAGE))
+			assert_int_equal(dec_publish(w.data, w.len, &r), 0);
+		else
+			assert_int_equal(dec_publish(w.data, w.len, &r), -1);
+	}
+
+	in = s_publish;				/* QoS 0 must not ask for an answer */
+	in.qos = 0;
+	in.req = 1;
+	ENCODE(&w, enc_publish, &in);
+	assert_int_equal(dec_publish(w.data, w.len, &r), -1);
+
+	for (uint8_t q = 1; q <= 2; q++) {	/* QoS 1/2 must */
+		in = s_publish;
+		in.qos = q;
+		in.req = 0;
+		ENCODE(&w, enc_publish, &in);
+		assert_int_equal(dec_publish(w.data, w.len, &r), -1);
+	}
+
+	in = s_publish;				/* payload length past the end */
+	ENCODE(&w, enc_publish, &in);
+	w.data[w.len - sizeof(payload) - 4] += 1;
+	assert_int_equal(dec_publish(w.data, w.len, &r), -1);
+	wbuf_free(&w);
+}
+
+static void
+test_attach_rejects(void **state)
+{
+	struct wbuf w;
+	struct rec_attach r, in;
+	static const uint8_t bad_modes[] = { 0, 3, 0xff };
+
+	(void)state;
+	wbuf_init(&w);
+	for (size_t i = 0; i < sizeof(bad_modes); i++) {
+		in = s_attach;
+		in.mode = bad_modes[i];
+		ENCODE(&w, enc_attach, &in);
+		assert_int_equal(dec_attach(w.data, w.len, &r), -1);
+	}
+
+	in = s_attach;
+	in.window = 0;
+	ENCODE(&w, enc_attach, &in);
+	assert_int_equal(dec_attach(w.data, w.len, &r), -1);
+
+	in = s_attach;
+	in.subkey = "";
+	ENCODE(&w, enc_attach, &in);
+	assert_int_equal(dec_attach(w.data, w.len, &r), -1);
+
+	in = s_attach;
+	in.qos = 3;
+	ENCODE(&w, enc_attach, &in);
+	assert_int_equal(dec_attach(w.data, w.len, &r), -1);
+
+	in = s_attach;
+	in.flags = 0x04;
+	ENCODE(&w, enc_attach, &in);
+	assert_int_equal(dec_attach(w.data, w.len, &r), -1);
+
+	in = s_attach;
+	in.flags = 0x80 | AF_RETAINED;
+	ENCODE(&w, enc_attach, &in);
+	assert_int_equal(dec_attach(w.data, w.len, &r), -1);
+	wbuf_free(&w);
+}
+
+static void
+test_ack_unsub_done_deliver_rejects(void **state)
+{
+	struct wbuf w;
+	struct rec_ack k, kin;
+	struct rec_unsub u, uin;
+	struct rec_done dn, din;
+	struct rec_deliver dv, dvin;
+	static const uint8_t bad_kinds[] = { 0, 4, 0xff };
+	static const uint32_t bad_status[] = { ST_FULL + 1, 0x100, UINT32_MAX };
+
+	(void)state;
+	wbuf_init(&w);
+	for (size_t i = 0; i < sizeof(bad_kinds); i++) {
+		kin = s_ack;
+		kin.kind = bad_kinds[i];
+		ENCODE(&w, enc_ack, &kin);
+		assert_int_equal(dec_ack(w.data, w.len, &k), -1);
+	}
+
+	for (unsigned bit = 1; bit < 8; bit++) {
+		uin = s_unsub;
+		uin.flags = (uint8_t)(1u << bit);
+		ENCODE(&w, enc_unsub, &uin);
+		assert_int_equal(dec_unsub(w.data, w.len, &u), -1);
+	}
+
+	for (size_t i = 0; i < sizeof(bad_status) / sizeof(bad_status[0]); i++) {
+		din = s_done;
+		din.status = bad_status[i];
+		ENCODE(&w, enc_done, &din);
+		assert_int_equal(dec_done(w.data, w.len, &dn), -1);
+	}
+
+	dvin = s_deliver;
+	dvin.qos = 3;
+	ENCODE(&w, enc_deliver, &dvin);
+	assert_int_equal(dec_deliver(w.data, w.len, &dv), -1);
+
+	dvin = s_deliver;
+	dvin.flags = 0x08;
+	ENCODE(&w, enc_deliver, &dvin);
+	assert_int_equal(dec_deliver(w.data, w.len, &dv), -1);
+	wbuf_free(&w);
+}
+
+/* A failed decode never leaves a string pointer NULL. */
+static void
+test_failed_decode_leaves_empty_strings(void **state)
+{
+	struct rec_attach a;
+	struct rec_deadletter dl;
+	struct rec_config c;
+
+	(void)state;
+	assert_int_equal(dec_attach("", 0, &a), -1);
+	assert_non_null(a.subkey);
+	assert_string_equal(a.subkey, "");
+	assert_int_equal(dec_deadletter("", 0, &dl), -1);
+	assert_non_null(dl.reason);
+	assert_non_null(dl.subkey);
+	assert_int_equal(dl.payload_len, 0);
+	assert_int_equal(dec_config("", 0, &c), -1);
+	assert_non_null(c.dlq_topic);
+}
+
+static void
+test_type_names(void **state)
+{
+	static const struct { uint16_t type; const char *name; } names[] = {
+		{ IPC_CONFIG, "CONFIG" }, { IPC_PUBLISH, "PUBLISH" },
+		{ IPC_RELEASE, "RELEASE" }, { IPC_RELEASE_OWNER, "RELEASE_OWNER" },
+		{ IPC_ATTACH, "ATTACH" }, { IPC_DETACH, "DETACH" },
+		{ IPC_UNSUB, "UNSUB" }, { IPC_ACK, "ACK" },
+		{ IPC_DLQ_DONE, "DLQ_DONE" }, { IPC_READY, "READY" },
+		{ IPC_DONE, "DONE" }, { IPC_DEADLETTER, "DEADLETTER" },
+		{ IPC_STATS, "STATS" }, { IPC_DELIVER, "DELIVER" },
+		{ IPC_DELIVER_REL, "DELIVER_REL" },
+	};
+	static const uint16_t unknown[] = {
+		0, IPC_DLQ_DONE + 1, IPC_READY - 1, IPC_STATS + 1,
+		IPC_DELIVER - 1, IPC_DELIVER_REL + 1, 0x7fff, 0xffff,
+	};
+
+	(void)state;
+	assert_int_equal(IPC_CONFIG, 1);
+	assert_int_equal(IPC_READY, 32);
+	assert_int_equal(IPC_DELIVER, 64);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		assert_string_equal(ipc_type_name(names[i].type), names[i].name);
+	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
+		assert_string_equal(ipc_type_name(unknown[i]), "?");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_round_trip),
+		cmocka_unit_test(test_publish_round_trip),
+		cmocka_unit_test(test_release_round_trip),
+		cmocka_unit_test(test_attach_detach_unsub_round_trip),
+		cmocka_unit_test(test_ack_dlq_done_round_trip),
+		cmocka_unit_test(test_ready_done_round_trip),
+		cmocka_unit_test(test_deadletter_stats_round_trip),
+		cmocka_unit_test(test_deliver_round_trip),
+		cmocka_unit_test(test_truncation_and_trailing),
+		cmocka_unit_test(test_bad_strings),
+		cmocka_unit_test(test_max_string_length_at_end),
+		cmocka_unit_test(test_publish_rejects),
+		cmocka_unit_test(test_attach_rejects),
+		cmocka_unit_test(test_ack_unsub_done_deliver_rejects),
+		cmocka_unit_test(test_failed_decode_leaves_empty_strings),
+		cmocka_unit_test(test_type_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
