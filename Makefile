@@ -39,5 +39,14 @@ check: deps
 	@$(MAKE) unit unit-san
 	@$(MAKE) e2e
 
+# The JSON-lines publisher benchmark: builds the load generator, then
+# starts its own release brokers on free ports (tests/bench/run-json-bench).
+bench: all
+	@mkdir -p build/bench
+	@echo "  CC      build/bench/json_load"
+	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o build/bench/json_load \
+		tests/bench/json_load.c $$(pkg-config --cflags --libs libevent_core)
+	@tests/bench/run-json-bench
+
 clean:
 	rm -rf build broker/broker topicd/topicd
