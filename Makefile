@@ -14,7 +14,7 @@ all:
 	@$(BUILD) OBJ=build/release BROKER_BIN=broker/broker TOPICD_BIN=topicd/topicd
 
 san:
-	@$(BUILD) OBJ=build/san BROKER_BIN=build/san/broker TOPICD_BIN=build/san/topicd \
+	@$(BUILD) OBJ=build/san BROKER_BIN=build/san/bin/broker TOPICD_BIN=build/san/bin/topicd \
 		CFLAGS="-O1 -g" XCFLAGS="$(SAN_FLAGS)" XLDFLAGS="$(SAN_FLAGS)"
 
 # Installs the build and test dependencies that are missing (Debian).

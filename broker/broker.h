@@ -131,7 +131,7 @@ RB_HEAD(client_names, client);
 struct broker {
 	struct event_base *base;
 	struct settings	 set;
-	const char	*conf_path;
+	char		*conf_path;
 	char		*topicd_path;
 	uint64_t	 boot_id;
 	int		 lock_fd;

@@ -3,6 +3,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -261,6 +265,7 @@ void
 client_new(struct broker *b, int fd, enum client_kind kind, const char *desc, int port)
 {
 	struct client *cl = xcalloc(1, sizeof(*cl));
+	int one = 1;
 
 	cl->b = b;
 	cl->id = ++b->next_client_id;
@@ -269,6 +274,9 @@ client_new(struct broker *b, int fd, enum client_kind kind, const char *desc, in
 	cl->dsock[0] = cl->dsock[1] = -1;
 	snprintf(cl->desc, sizeof(cl->desc), "%s", desc);
 	TAILQ_INIT(&cl->attached);
+	/* Lines are small and answered one by one: no Nagle delay. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		log_warn("client %s: TCP_NODELAY", desc);
 	cl->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	cl->idle = evtimer_new(b->base, on_idle, cl);
 	if (cl->bev == NULL || cl->idle == NULL)

@@ -70,6 +70,7 @@ dlq_from_child(struct child *c, const struct rec_deadletter *d)
 	struct held *answer;
 	struct wbuf w;
 	const char *who = d->subkey;
+	int port = 0;
 
 	if (strcmp(c->topic, c->b->set.dead_letter_topic) == 0) {
 		/* A dead letter of the dead-letter topic has nowhere to go. */
@@ -81,13 +82,18 @@ dlq_from_child(struct child *c, const struct rec_deadletter *d)
 		wbuf_free(&w);
 		return;
 	}
-	if (strncmp(who, "j/", 2) == 0 || strncmp(who, "m/", 2) == 0)
+	if (strncmp(who, "j/", 2) == 0) {
 		who += 2;
+		port = (int)c->b->set.json_consumer_port;
+	} else if (strncmp(who, "m/", 2) == 0) {
+		who += 2;
+		port = (int)c->b->set.mqtt_port;
+	}
 	wbuf_init(&w);
 	answer = held_new(HELD_DLQ, IPC_PUBLISH, 0, &w);
 	wbuf_free(&w);
 	answer->dlq_topic = xstrdup(c->topic);
 	answer->dlq_req = d->req;
 	answer->dlq_gen = c->gen;
-	dlq_publish(c->b, d->reason, who, 0, c->topic, d->payload, d->payload_len, answer);
+	dlq_publish(c->b, d->reason, who, port, c->topic, d->payload, d->payload_len, answer);
 }

@@ -26,7 +26,7 @@ main(int argc, char **argv)
 {
 	struct broker b;
 	bool test_only = false;
-	int ch;
+	int ch, rc;
 
 	memset(&b, 0, sizeof(b));
 	while ((ch = getopt(argc, argv, "c:D:b:p:J:dtvh")) != -1) {
@@ -46,12 +46,23 @@ main(int argc, char **argv)
 		usage();
 	setproctitle_init(argc, argv, environ);
 	log_init("broker", b.verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL);
-	if (broker_load_settings(&b, &b.set, false) == -1)
-		return 2;
+	if (broker_load_settings(&b, &b.set, false) == -1) {
+		rc = 2;
+		goto out;
+	}
 	broker_apply_logging(&b);
 	if (test_only) {
 		printf("%s: configuration ok\n", b.conf_path ? b.conf_path : "(built-in defaults)");
-		return 0;
+		settings_free(&b.set);
+		rc = 0;
+	} else {
+		rc = broker_run(&b);
 	}
-	return broker_run(&b);
+out:
+	free(b.conf_path);
+	free(b.opt_data_dir);
+	free(b.opt_bind);
+	free(b.opt_mqtt_port);
+	free(b.opt_json_ports);
+	return rc;
 }

@@ -1,0 +1,704 @@
+/* topicd's record handling and delivery, driven as the master would: records
+ * go into dispatch_msg(), answers come back on a real channel, deliveries
+ * on real SOCK_SEQPACKET session sockets. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "clock.h"
+#include "ipc.h"
+#include "log.h"
+#include "topicd.h"
+#include "xmalloc.h"
+
+struct fx {
+	char		dir[256];
+	struct topicd	td;
+	int		master;		/* the master's end of the channel */
+	struct wbuf	w;
+};
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+on_msg(struct ipc_chan *c, struct ipc_msg *m, void *arg)
+{
+	(void)c;
+	dispatch_msg(arg, m);
+}
+
+static void
+on_err(struct ipc_chan *c, int err, void *arg)
+{
+	(void)c;
+	(void)arg;
+	fail_msg("channel error %d", err);
+}
+
+static void
+rec(struct fx *f, uint16_t type, int fd)
+{
+	struct ipc_msg m = { .type = type, .flags = fd != -1 ? IPC_F_FD : 0,
+			     .len = (uint32_t)f->w.len, .fd = fd };
+
+	m.body = f->w.len ? xmemdup(f->w.data, f->w.len) : NULL;
+	dispatch_msg(&f->td, &m);
+	ipc_msg_clear(&m);
+	wbuf_reset(&f->w);
+}
+
+static void
+batch(struct fx *f)
+{
+	dispatch_end_batch(&f->td);
+}
+
+static void
+config(struct fx *f, uint32_t retry_ms, uint32_t attempts, uint32_t max_messages)
+{
+	struct rec_config c = { retry_ms, attempts, 0, max_messages, LOG_LVL_ERR, 1, "$DLQ" };
+
+	enc_config(&f->w, &c);
+	rec(f, IPC_CONFIG, -1);
+	batch(f);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	const char *tmp = getenv("TMPDIR");
+	int sv[2];
+
+	log_init("test", LOG_LVL_ERR, LOG_DEST_STDERR, NULL);
+	snprintf(f->dir, sizeof(f->dir), "%s/topicd-deliver.XXXXXX", tmp ? tmp : "/tmp");
+	assert_non_null(mkdtemp(f->dir));
+	topicd_init(&f->td, "t/x", f->dir, false);
+	assert_int_equal(topicd_open(&f->td), 0);
+	assert_non_null(f->td.base = event_base_new());
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	f->td.chan = ipc_chan_new(f->td.base, sv[0], on_msg, on_err, &f->td);
+	f->master = sv[1];
+	wbuf_init(&f->w);
+	config(f, 10000, 5, 0);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	topicd_close(&f->td);
+	ipc_chan_free(f->td.chan);
+	event_base_free(f->td.base);
+	close(f->master);
+	wbuf_free(&f->w);
+	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void
+publish(struct fx *f, uint64_t req, uint8_t qos, uint8_t flags, const char *owner,
+    uint32_t pubid, const void *payload, size_t len)
+{
+	struct rec_publish p = { req, owner, pubid, qos, flags, 1000, payload, len };
+
+	enc_publish(&f->w, &p);
+	rec(f, IPC_PUBLISH, -1);
+}
+
+static void
+publish_s(struct fx *f, uint64_t req, uint8_t qos, const char *payload)
+{
+	publish(f, req, qos, 0, "", 0, payload, strlen(payload));
+}
+
+/* Attaches subkey with a new session socket; returns the session's end. */
+static int
+attach(struct fx *f, const char *key, uint8_t mode, uint8_t qos, uint16_t window,
+    uint8_t flags, uint64_t req)
+{
+	struct rec_attach a = { req, key, mode, qos, flags, window };
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	enc_attach(&f->w, &a);
+	rec(f, IPC_ATTACH, sv[0]);
+	return sv[1];
+}
+
+static void
+ack(struct fx *f, const char *key, uint64_t seq, uint8_t kind)
+{
+	struct rec_ack a = { key, seq, kind };
+
+	enc_ack(&f->w, &a);
+	rec(f, IPC_ACK, -1);
+}
+
+static void
+get(int fd, struct ipc_msg *m, uint16_t type)
+{
+	int rc = ipc_recv(fd, m);
+
+	if (rc != 1)
+		fail_msg("expected %s, got rc %d (%s)", ipc_type_name(type), rc,
+		    rc == -1 ? strerror(errno) : "EOF");
+	if (m->type != type)
+		fail_msg("expected %s, got %s", ipc_type_name(type), ipc_type_name(m->type));
+}
+
+static void
+expect_done(struct fx *f, uint64_t req, uint32_t status, uint64_t seq)
+{
+	struct ipc_msg m;
+	struct rec_done d;
+
+	get(f->master, &m, IPC_DONE);
+	assert_int_equal(dec_done(m.body, m.len, &d), 0);
+	assert_int_equal(d.req, req);
+	assert_int_equal(d.status, status);
+	assert_int_equal(d.seq, seq);
+	ipc_msg_clear(&m);
+}
+
+static void
+expect_deliver(int fd, uint64_t seq, uint8_t qos, uint8_t flags, const char *payload)
+{
+	struct ipc_msg m;
+	struct rec_deliver d;
+
+	get(fd, &m, IPC_DELIVER);
+	assert_int_equal(dec_deliver(m.body, m.len, &d), 0);
+	assert_string_equal(d.topic, "t/x");
+	assert_int_equal(d.seq, seq);
+	assert_int_equal(d.qos, qos);
+	assert_int_equal(d.flags, flags);
+	assert_int_equal(d.payload_len, strlen(payload));
+	assert_memory_equal(d.payload, payload, d.payload_len);
+	ipc_msg_clear(&m);
+}
+
+static void
+expect_rel(int fd, uint64_t seq)
+{
+	struct ipc_msg m;
+	struct rec_deliver_rel d;
+
+	get(fd, &m, IPC_DELIVER_REL);
+	assert_int_equal(dec_deliver_rel(m.body, m.len, &d), 0);
+	assert_int_equal(d.seq, seq);
+	ipc_msg_clear(&m);
+}
+
+static void
+expect_nothing(int fd)
+{
+	struct ipc_msg m;
+
+	assert_int_equal(ipc_recv(fd, &m), -1);
+	assert_int_equal(errno, EAGAIN);
+}
+
+/* Runs the event loop until fd has a record or the deadline passes. */
+static void
+wait_readable(struct fx *f, int fd, int ms)
+{
+	int64_t deadline = mono_ms() + ms;
+	char c;
+
+	while (recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == -1 && mono_ms() < deadline)
+		event_base_loop(f->td.base, EVLOOP_ONCE);
+}
+
+static void
+test_json_one_at_a_time(void **state)
+{
+	struct fx *f = *state;
+	int s = attach(f, "j/user", MODE_JSON, 2, 1, 0, 1);
+
+	publish_s(f, 2, 1, "a");
+	publish_s(f, 3, 1, "b");
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);		/* the cursor of a new subscriber */
+	expect_done(f, 2, ST_OK, 1);
+	expect_done(f, 3, ST_OK, 2);
+	/* JSON-lines consumers get the QoS 2 exchange whatever the QoS. */
+	expect_deliver(s, 1, 2, 0, "a");
+	expect_nothing(s);
+	ack(f, "j/user", 1, ACK_PUBREC);
+	/* A pump while the batch is open (socket writable, a timer) sends
+	 * nothing: PUBREL only once the PUBREC is committed. */
+	deliver_pump(sub_find(&f->td, "j/user"));
+	expect_nothing(s);
+	batch(f);
+	expect_rel(s, 1);
+	expect_nothing(s);
+	ack(f, "j/user", 1, ACK_PUBCOMP);
+	batch(f);
+	expect_deliver(s, 2, 2, 0, "b");
+	assert_int_equal(sub_find(&f->td, "j/user")->cursor, 2);
+	close(s);
+}
+
+static void
+test_mqtt_window(void **state)
+{
+	struct fx *f = *state;
+	int s = attach(f, "m/c", MODE_MQTT, 1, 2, 0, 1);
+
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	publish_s(f, 0, 0, "q0");
+	publish_s(f, 5, 2, "q2");
+	publish_s(f, 6, 1, "q1");
+	batch(f);
+	expect_done(f, 5, ST_OK, 2);
+	expect_done(f, 6, ST_OK, 3);
+	expect_deliver(s, 1, 0, 0, "q0");	/* QoS 0: not in flight */
+	expect_deliver(s, 2, 1, 0, "q2");	/* min(2, granted 1) */
+	expect_deliver(s, 3, 1, 0, "q1");
+	publish_s(f, 7, 1, "four");
+	ack(f, "m/c", 1, ACK_PUBACK);	/* seq 1 was QoS 0: ignored */
+	batch(f);
+	expect_done(f, 7, ST_OK, 4);
+	expect_nothing(s);			/* window full */
+	ack(f, "m/c", 3, ACK_PUBACK);		/* out of order */
+	batch(f);
+	expect_deliver(s, 4, 1, 0, "four");
+	assert_int_equal(sub_find(&f->td, "m/c")->cursor, 2);
+	ack(f, "m/c", 2, ACK_PUBACK);
+	ack(f, "m/c", 4, ACK_PUBACK);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, "m/c")->cursor, 5);
+	/* Everything is completed: the log is trimmed. */
+	assert_int_equal(f->td.messages, 0);
+	close(s);
+}
+
+static void
+test_stage_release(void **state)
+{
+	struct fx *f = *state;
+	int s = attach(f, "m/q2", MODE_MQTT, 2, 10, 0, 1);
+	struct rec_release r = { 3, "m/pub", 9 };
+
+	publish(f, 2, 2, PF_STAGE, "m/pub", 9, "x", 1);
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 0);
+	expect_nothing(s);			/* staged: not delivered */
+	publish(f, 2, 2, PF_STAGE, "m/pub", 9, "x", 1);	/* a replay */
+	enc_release(&f->w, &r);
+	rec(f, IPC_RELEASE, -1);
+	enc_release(&f->w, &r);			/* a replay */
+	rec(f, IPC_RELEASE, -1);
+	batch(f);
+	expect_done(f, 2, ST_OK, 0);
+	expect_done(f, 3, ST_OK, 1);
+	expect_done(f, 3, ST_OK, 0);
+	expect_deliver(s, 1, 2, 0, "x");
+	expect_nothing(s);
+	ack(f, "m/q2", 1, ACK_PUBREC);
+	batch(f);
+	expect_rel(s, 1);
+	ack(f, "m/q2", 1, ACK_PUBCOMP);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, "m/q2")->cursor, 2);
+	close(s);
+}
+
+static void
+test_release_owner(void **state)
+{
+	struct fx *f = *state;
+	int s = attach(f, "m/r", MODE_MQTT, 1, 10, 0, 1);
+	struct rec_release_owner ro = { "j/1/7" };
+
+	publish(f, 2, 2, PF_STAGE | PF_JSON, "j/1/7", 2, "[2]", 3);
+	publish(f, 3, 2, PF_STAGE | PF_JSON, "j/1/7", 1, "[1]", 3);
+	batch(f);
+	enc_release_owner(&f->w, &ro);
+	rec(f, IPC_RELEASE_OWNER, -1);
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 0);
+	expect_done(f, 3, ST_OK, 0);
+	expect_nothing(f->master);		/* RELEASE_OWNER has no answer */
+	expect_deliver(s, 1, 1, DF_JSON, "[1]");	/* in pubid order */
+	expect_deliver(s, 2, 1, DF_JSON, "[2]");
+	close(s);
+}
+
+static void
+test_backpressure(void **state)
+{
+	struct fx *f = *state;
+	int slow = attach(f, "m/slow", MODE_MQTT, 0, 1, 0, 1);
+	int fast = attach(f, "m/fast", MODE_MQTT, 0, 1, 0, 2);
+	char payload[1000];
+	struct sub *s;
+	int got = 0;
+
+	memset(payload, 'p', sizeof(payload) - 1);
+	payload[sizeof(payload) - 1] = '\0';
+	for (int i = 0; i < 500; i++)
+		publish_s(f, 0, 0, payload);
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	s = sub_find(&f->td, "m/slow");
+	assert_true(s->blocked);		/* the socket filled up */
+	assert_true(s->cursor < 501);
+	/* The fast one is not held up by the slow one: drain it as we go. */
+	for (int64_t deadline = mono_ms() + 5000; got < 500 && mono_ms() < deadline;) {
+		struct ipc_msg m;
+		struct rec_deliver d;
+
+		if (ipc_recv(slow, &m) != 1) {
+			event_base_loop(f->td.base, EVLOOP_NONBLOCK);
+			struct ipc_msg fm;
+			while (ipc_recv(fast, &fm) == 1)
+				ipc_msg_clear(&fm);
+			continue;
+		}
+		assert_int_equal(dec_deliver(m.body, m.len, &d), 0);
+		assert_int_equal(d.seq, (uint64_t)got + 1);
+		ipc_msg_clear(&m);
+		got++;
+	}
+	assert_int_equal(got, 500);
+	assert_int_equal(s->cursor, 501);
+	assert_false(s->blocked);
+	close(slow);
+	close(fast);
+}
+
+static void
+test_reattach_resends(void **state)
+{
+	struct fx *f = *state;
+	int s = attach(f, "m/re", MODE_MQTT, 1, 10, 0, 1);
+	struct rec_detach d = { "m/re" };
+	struct ipc_msg m;
+
+	publish_s(f, 2, 1, "one");
+	publish_s(f, 3, 1, "two");
+	batch(f);
+	expect_deliver(s, 1, 1, 0, "one");
+	expect_deliver(s, 2, 1, 0, "two");
+	ack(f, "m/re", 1, ACK_PUBACK);
+	enc_detach(&f->w, &d);
+	rec(f, IPC_DETACH, -1);
+	batch(f);
+	assert_int_equal(ipc_recv(s, &m), 0);	/* our end was closed */
+	close(s);
+	assert_int_equal(f->td.nonline, 0);
+	s = attach(f, "m/re", MODE_MQTT, 1, 10, 0, 9);
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	expect_done(f, 3, ST_OK, 2);
+	expect_done(f, 9, ST_OK, 2);
+	expect_deliver(s, 2, 1, DF_DUP, "two");
+	expect_nothing(s);
+	assert_int_equal(sub_find(&f->td, "m/re")->fl[0].attempts, 2);
+	close(s);
+}
+
+static uint64_t
+expect_deadletter(struct fx *f, uint64_t seq, const char *payload)
+{
+	struct ipc_msg m;
+	struct rec_deadletter d;
+	uint64_t req;
+
+	get(f->master, &m, IPC_DEADLETTER);
+	assert_int_equal(dec_deadletter(m.body, m.len, &d), 0);
+	assert_string_equal(d.reason, "max_attempts");
+	assert_int_equal(d.seq, seq);
+	assert_int_equal(d.time_ms, 1000);
+	assert_memory_equal(d.payload, payload, d.payload_len);
+	req = d.req;
+	ipc_msg_clear(&m);
+	return req;
+}
+
+static void
+test_dead_letter(void **state)
+{
+	struct fx *f = *state;
+	struct rec_dlq_done dd;
+	int s;
+
+	config(f, 10000, 2, 0);
+	s = attach(f, "m/dl", MODE_MQTT, 1, 1, 0, 1);
+	publish_s(f, 2, 1, "poison");
+	publish_s(f, 3, 1, "fine");
+	batch(f);
+	expect_deliver(s, 1, 1, 0, "poison");
+	close(s);
+	s = attach(f, "m/dl", MODE_MQTT, 1, 1, 0, 4);
+	batch(f);
+	expect_deliver(s, 1, 1, DF_DUP, "poison");	/* the second attempt */
+	close(s);
+	s = attach(f, "m/dl", MODE_MQTT, 1, 1, 0, 5);
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	expect_done(f, 3, ST_OK, 2);
+	expect_done(f, 4, ST_OK, 1);
+	expect_done(f, 5, ST_OK, 1);
+	dd.req = expect_deadletter(f, 1, "poison");
+	expect_nothing(s);			/* held until DLQ_DONE */
+	enc_dlq_done(&f->w, &dd);
+	rec(f, IPC_DLQ_DONE, -1);
+	batch(f);
+	expect_deliver(s, 2, 1, 0, "fine");
+	assert_int_equal(sub_find(&f->td, "m/dl")->cursor, 2);
+	close(s);
+}
+
+static void
+test_json_retry_park(void **state)
+{
+	struct fx *f = *state;
+	struct sub *sub;
+	int s;
+
+	config(f, 30, 2, 0);
+	s = attach(f, "j/slow", MODE_JSON, 2, 1, 0, 1);
+	publish_s(f, 2, 1, "m");
+	batch(f);
+	expect_deliver(s, 1, 2, 0, "m");
+	wait_readable(f, s, 5000);
+	expect_deliver(s, 1, 2, DF_DUP, "m");	/* unchanged but for DUP */
+	sub = sub_find(&f->td, "j/slow");
+	for (int64_t deadline = mono_ms() + 5000; !sub->parked && mono_ms() < deadline;)
+		event_base_loop(f->td.base, EVLOOP_ONCE);
+	assert_true(sub->parked);
+	expect_nothing(s);
+	assert_int_equal(sub->cursor, 1);
+	close(s);
+	/* Attempts persist: on resume the exhausted head is dead-lettered. */
+	s = attach(f, "j/slow", MODE_JSON, 2, 1, 0, 3);
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	expect_done(f, 3, ST_OK, 1);
+	expect_deadletter(f, 1, "m");
+	assert_false(sub->parked);
+	close(s);
+}
+
+static void
+test_json_pubrel_retry(void **state)
+{
+	struct fx *f = *state;
+	int s;
+
+	config(f, 30, 5, 0);
+	s = attach(f, "j/rel", MODE_JSON, 2, 1, 0, 1);
+	publish_s(f, 2, 2, "m");
+	batch(f);
+	expect_deliver(s, 1, 2, 0, "m");
+	ack(f, "j/rel", 1, ACK_PUBREC);
+	batch(f);
+	expect_rel(s, 1);
+	wait_readable(f, s, 5000);
+	expect_rel(s, 1);			/* no PUBCOMP: PUBREL again */
+	ack(f, "j/rel", 1, ACK_PUBCOMP);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, "j/rel")->cursor, 2);
+	close(s);
+}
+
+static void
+test_session_gone(void **state)
+{
+	struct fx *f = *state;
+	int s = attach(f, "m/gone", MODE_MQTT, 1, 5, 0, 1);
+	struct sub *sub;
+
+	batch(f);
+	close(s);
+	publish_s(f, 2, 1, "lost?");
+	batch(f);
+	sub = sub_find(&f->td, "m/gone");
+	assert_int_equal(sub->fd, -1);
+	assert_int_equal(f->td.nonline, 0);
+	assert_int_equal(sub->cursor, 1);	/* kept for the next session */
+	assert_int_equal(f->td.messages, 1);
+	s = attach(f, "m/gone", MODE_MQTT, 1, 5, 0, 3);
+	batch(f);
+	expect_deliver(s, 1, 1, 0, "lost?");
+	close(s);
+}
+
+static void
+test_unsub(void **state)
+{
+	struct fx *f = *state;
+	int s = attach(f, "m/u", MODE_MQTT, 1, 5, 0, 1);
+	struct rec_unsub u = { 2, "m/u", 0 };
+
+	publish_s(f, 3, 1, "kept");
+	enc_unsub(&f->w, &u);
+	rec(f, IPC_UNSUB, -1);
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 3, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 0);
+	assert_non_null(sub_find(&f->td, "m/u"));
+	assert_int_equal(f->td.messages, 1);
+	u.req = 4;
+	u.flags = UF_FORGET;
+	enc_unsub(&f->w, &u);
+	rec(f, IPC_UNSUB, -1);
+	batch(f);
+	expect_done(f, 4, ST_OK, 0);
+	assert_null(sub_find(&f->td, "m/u"));
+	assert_int_equal(f->td.nsubs, 0);
+	assert_int_equal(f->td.messages, 0);
+	close(s);
+}
+
+static void
+test_full(void **state)
+{
+	struct fx *f = *state;
+	int s;
+
+	config(f, 10000, 5, 2);
+	s = attach(f, "m/full", MODE_MQTT, 1, 1, 0, 1);
+	publish_s(f, 2, 1, "1");
+	publish_s(f, 3, 1, "2");
+	publish_s(f, 4, 1, "3");
+	publish(f, 5, 2, PF_STAGE, "m/p", 1, "4", 1);
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	expect_done(f, 3, ST_OK, 2);
+	expect_done(f, 4, ST_FULL, 0);
+	expect_done(f, 5, ST_FULL, 0);
+	close(s);
+}
+
+static void
+test_retained(void **state)
+{
+	struct fx *f = *state;
+	int s;
+
+	publish(f, 1, 1, PF_RETAIN, "", 0, "last", 4);
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	s = attach(f, "m/ret", MODE_MQTT, 1, 5, AF_RETAINED, 2);
+	batch(f);
+	expect_done(f, 2, ST_OK, 2);
+	expect_deliver(s, 1, 1, DF_RETAIN, "last");
+	publish_s(f, 3, 1, "new");
+	batch(f);
+	expect_deliver(s, 2, 1, 0, "new");
+	close(s);
+}
+
+static void
+test_large_payload(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 100 * 1024;
+	char *big = xmalloc(n + 1);
+	int s = attach(f, "m/big", MODE_MQTT, 1, 5, 0, 1);
+
+	memset(big, 'b', n);
+	big[n] = '\0';
+	publish_s(f, 2, 1, big);
+	batch(f);
+	cache_clear(&f->td);
+	expect_deliver(s, 1, 1, 0, big);	/* by memfd */
+	free(big);
+	close(s);
+}
+
+/* A record the master may not send ends the process with status 1. */
+static void
+violation(struct fx *f, uint16_t type, int with_fd)
+{
+	pid_t pid;
+	int status, sv[2] = { -1, -1 };
+
+	fflush(stdout);
+	fflush(stderr);
+	if ((pid = fork()) == 0) {
+		log_init("test", LOG_LVL_ERR, 0, NULL);	/* quiet */
+		if (with_fd)
+			socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv);
+		put_u64(&f->w, 1);
+		rec(f, type, sv[0]);
+		_exit(0);
+	}
+	assert_int_not_equal(pid, -1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+}
+
+static void
+test_violations(void **state)
+{
+	struct fx *f = *state;
+
+	violation(f, IPC_READY, 0);		/* not from the master */
+	violation(f, 999, 0);			/* unknown */
+	violation(f, IPC_PUBLISH, 0);		/* does not decode */
+	violation(f, IPC_ATTACH, 0);		/* without its fd */
+	violation(f, IPC_DLQ_DONE, 1);		/* with an fd */
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_json_one_at_a_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mqtt_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stage_release, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_owner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reattach_resends, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_letter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_retry_park, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_pubrel_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsub, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retained, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_payload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_violations, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,53 @@
+/* CONFIG from the master: settings, accepted at any time (reload), and
+ * the master's boot id, which tells us when a new master took over. */
+#include <stdlib.h>
+
+#include "log.h"
+#include "topicd.h"
+#include "xmalloc.h"
+
+void
+config_apply(struct topicd *td, const struct rec_config *r)
+{
+	uint64_t ckpt = r->checkpoint_kib ? (uint64_t)r->checkpoint_kib * 1024 :
+	    TD_CHECKPOINT_DEFAULT;
+	int level = r->log_level > LOG_LVL_DEBUG ? LOG_LVL_DEBUG : r->log_level;
+
+	/* -v wins: it is asked for when debugging one topic. */
+	log_set_level(td->verbose ? LOG_LVL_DEBUG : (enum log_level)level);
+	td->retry_ms = r->retry_ms ? r->retry_ms : TD_RETRY_MS_DEFAULT;
+	td->max_attempts = r->max_attempts ? r->max_attempts : TD_ATTEMPTS_DEFAULT;
+	td->max_messages = r->max_messages;
+	if (td->kv == NULL)
+		td->checkpoint_bytes = ckpt;
+	else if (ckpt != td->checkpoint_bytes)
+		log_notice("topic %s: the new checkpoint size applies from the next start",
+		    td->topic);
+	free(td->dlq_topic);
+	td->dlq_topic = xstrdup(r->dlq_topic);
+	td->conf_boot_id = r->boot_id;
+	td->configured = true;
+	log_debug("topic %s: config: retry %u ms, %u attempts, max %u messages, "
+	    "dead letters to %s", td->topic, td->retry_ms, td->max_attempts,
+	    td->max_messages, td->dlq_topic);
+}
+
+/* A JSON-lines publisher's owner is "j/BOOTID/CONN": its connection died
+ * with the master that started it.  Under a new master nobody will
+ * release what it staged, and it was acknowledged as stored: release it
+ * now. */
+void
+config_boot(struct topicd *td)
+{
+	unsigned n;
+
+	if (td->kv == NULL || !td->configured || td->conf_boot_id == td->boot_id)
+		return;
+	n = stage_release_prefix(td, "Sj/", 3);
+	if (n > 0)
+		log_info("topic %s: released %u messages staged under an earlier master",
+		    td->topic, n);
+	td->boot_id = td->conf_boot_id;
+	td->meta_dirty = true;
+	td->need_sync = true;
+}

@@ -1,0 +1,406 @@
+/* Delivery: fan-out of the log into the subscribers' delivery sockets,
+ * within each one's window, with back-pressure per subscriber, acks and
+ * dead letters.
+ *
+ * A subscriber is pumped (deliver_pump) after every batch that concerns it
+ * and when its socket becomes writable again.  A pump sends, in order: a
+ * dead letter for an exhausted head (on resume only), the retained message
+ * (on subscribe), the entries marked for resending, then new messages
+ * while the window allows.  EAGAIN stops the pump with nothing changed
+ * for the record that did not go out. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "clock.h"
+#include "ipc.h"
+#include "log.h"
+#include "topicd.h"
+
+#define SEND_OK		0
+#define SEND_LATER	1	/* socket full or a transient error */
+#define SEND_GONE	(-1)	/* the session is gone: now offline */
+
+static void on_writable(evutil_socket_t, short, void *);
+
+/* Entries between the cursor and the next message to send: at most the
+ * window not completed, and a bounded span in all, so that a head that is
+ * never acked cannot grow the record without end. */
+static uint32_t
+span_max(const struct sub *s)
+{
+	return (uint32_t)s->window * 4 + 16;
+}
+
+/* MQTT: the lower of the message's and the granted QoS.  JSON-lines has
+ * one exchange for every message (PUB, PUBREC, PUBREL, PUBCOMP, one at a
+ * time), so its consumers get the granted QoS whatever the publisher's. */
+static uint8_t
+deliver_qos(const struct sub *s, const struct msg *m)
+{
+	if (s->mode == MODE_JSON || m->qos > s->qos)
+		return s->qos;
+	return m->qos;
+}
+
+/* Sends td->wb as one record on the subscriber's socket. */
+static int
+sub_send(struct sub *s, uint16_t type)
+{
+	struct topicd *td = s->td;
+
+	if (ipc_send(s->fd, type, td->wb.data, td->wb.len, -1) == 0)
+		return SEND_OK;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		s->blocked = true;
+		if (event_add(s->wev, NULL) == -1)
+			fatalx("cannot add a write event");
+		return SEND_LATER;
+	}
+	if (errno == ENOBUFS || errno == ENOMEM || errno == EMFILE || errno == ENFILE) {
+		log_warn("topic %s: delivery to %s", td->topic, s->key);
+		retry_soon(s);
+		return SEND_LATER;
+	}
+	log_info("topic %s: delivery socket of %s: %s; now offline", td->topic,
+	    s->key, strerror(errno));
+	deliver_offline(s);
+	return SEND_GONE;
+}
+
+/* Sends DELIVER for message seq; *qos is the QoS it went out with (0 for
+ * a message that is missing: skipped, as if delivered at QoS 0). */
+static int
+send_msg(struct sub *s, uint64_t seq, uint8_t flags, uint8_t *qos)
+{
+	struct topicd *td = s->td;
+	struct rec_deliver d;
+	struct msg m;
+
+	if (!log_get(td, seq, &m)) {
+		log_warnx("topic %s: message %llu is missing; skipped for %s",
+		    td->topic, (unsigned long long)seq, s->key);
+		*qos = 0;
+		return SEND_OK;
+	}
+	d.topic = td->topic;
+	d.seq = seq;
+	d.qos = deliver_qos(s, &m);
+	d.flags = flags | ((m.flags & PF_JSON) ? DF_JSON : 0);
+	d.payload = m.payload;
+	d.payload_len = m.len;
+	wbuf_reset(&td->wb);
+	enc_deliver(&td->wb, &d);
+	msg_release(&m);
+	*qos = d.qos;
+	return sub_send(s, IPC_DELIVER);
+}
+
+static int
+send_rel(struct sub *s, uint64_t seq)
+{
+	struct rec_deliver_rel d = { s->td->topic, seq };
+
+	wbuf_reset(&s->td->wb);
+	enc_deliver_rel(&s->td->wb, &d);
+	return sub_send(s, IPC_DELIVER_REL);
+}
+
+static void
+sent(struct sub *s, struct flight *f, int64_t now)
+{
+	f->attempts++;
+	f->last_ms = now;
+	if (f->first_ms == 0)
+		f->first_ms = now;
+	f->resend = false;
+	sub_dirty(s);
+}
+
+/* Asks the master to store the exhausted head in the dead-letter topic;
+ * the cursor stays until DLQ_DONE.  True while one is outstanding. */
+static bool
+dead_letter_head(struct sub *s)
+{
+	struct topicd *td = s->td;
+	struct rec_deadletter d;
+	struct msg m;
+
+	while (s->nfl > 0 && s->fl[0].state == FL_SENT &&
+	    s->fl[0].attempts >= td->max_attempts) {
+		bool own = td->dlq_topic != NULL && strcmp(td->topic, td->dlq_topic) == 0;
+
+		if (own || !log_get(td, s->cursor, &m)) {
+			log_warnx("topic %s: message %llu used %u attempts for %s; dropped",
+			    td->topic, (unsigned long long)s->cursor, s->fl[0].attempts, s->key);
+			sub_set_state(s, &s->fl[0], FL_DONE);
+			sub_advance(s);
+			continue;
+		}
+		d.req = ++td->dlq_next;
+		d.reason = "max_attempts";
+		d.subkey = s->key;
+		d.seq = s->cursor;
+		d.flags = m.flags;
+		d.time_ms = m.time_ms;
+		d.payload = m.payload;
+		d.payload_len = m.len;
+		wbuf_reset(&td->wb);
+		enc_deadletter(&td->wb, &d);
+		msg_release(&m);
+		dispatch_send(td, IPC_DEADLETTER);
+		s->dlq_req = d.req;
+		s->dlq_seq = d.seq;
+		log_info("topic %s: message %llu used %u attempts for %s; dead-lettered",
+		    td->topic, (unsigned long long)d.seq, s->fl[0].attempts, s->key);
+		return true;
+	}
+	return false;
+}
+
+/* The retained message, unless the subscriber gets it from the log anyway. */
+static int
+send_retained(struct sub *s)
+{
+	struct topicd *td = s->td;
+	struct rec_deliver d;
+	struct msg m;
+	int rc;
+
+	if (!td->has_retained || td->retained_seq >= s->cursor || !retain_get(td, &m)) {
+		s->want_retained = false;
+		return SEND_OK;
+	}
+	d.topic = td->topic;
+	d.seq = m.seq;
+	d.qos = deliver_qos(s, &m);
+	d.flags = DF_RETAIN | ((m.flags & PF_JSON) ? DF_JSON : 0);
+	d.payload = m.payload;
+	d.payload_len = m.len;
+	wbuf_reset(&td->wb);
+	enc_deliver(&td->wb, &d);
+	msg_release(&m);
+	if ((rc = sub_send(s, IPC_DELIVER)) == SEND_OK)
+		s->want_retained = false;
+	return rc;
+}
+
+/* Entries marked for resending: DELIVER with DF_DUP, or DELIVER_REL. */
+static int
+resend(struct sub *s)
+{
+	int64_t now = mono_ms();
+	uint8_t qos = 0;
+	int rc;
+
+	for (uint32_t i = 0; i < s->nfl; i++) {
+		struct flight *f = &s->fl[i];
+
+		if (!f->resend)
+			continue;
+		if (f->state == FL_SENT)
+			rc = send_msg(s, s->cursor + i, DF_DUP, &qos);
+		else
+			rc = send_rel(s, s->cursor + i);
+		if (rc != SEND_OK)
+			return rc;
+		sent(s, f, now);
+		if (f->state == FL_SENT && qos == 0)
+			sub_set_state(s, f, FL_DONE);
+	}
+	sub_advance(s);
+	return SEND_OK;
+}
+
+/* New messages while the window allows; QoS 0 ones complete at once. */
+static int
+send_new(struct sub *s)
+{
+	struct topicd *td = s->td;
+	int64_t now = mono_ms();
+	struct flight *f;
+	uint8_t qos;
+	int rc;
+
+	while (s->cursor + s->nfl < td->next_seq && s->busy < s->window &&
+	    s->nfl < span_max(s)) {
+		rc = send_msg(s, s->cursor + s->nfl, 0, &qos);
+		if (rc != SEND_OK)
+			return rc;
+		f = sub_push(s, qos == 0 ? FL_DONE : FL_SENT);
+		sent(s, f, now);
+		if (qos == 0)
+			sub_advance(s);
+	}
+	return SEND_OK;
+}
+
+void
+deliver_pump(struct sub *s)
+{
+	if (s->fd == -1 || s->blocked || s->parked || s->dlq_req != 0)
+		return;
+	/* Nothing goes out before the batch in hand is committed: neither a
+	 * message appended in it nor a PUBREL for a PUBREC applied in it. */
+	if (s->td->batch_n > 0) {
+		deliver_wake(s);
+		return;
+	}
+	if (s->check_head) {
+		s->check_head = false;
+		if (dead_letter_head(s))
+			return;
+	}
+	if (s->want_retained && send_retained(s) != SEND_OK)
+		return;
+	if (resend(s) != SEND_OK || send_new(s) != SEND_OK)
+		return;
+	retry_arm(s);
+}
+
+static void
+on_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct sub *s = arg;
+
+	(void)fd;
+	(void)what;
+	s->blocked = false;
+	deliver_pump(s);
+}
+
+/* Takes over the session's delivery socket (fd) and resumes: entries in
+ * flight are sent again, the head is checked for dead-lettering. */
+void
+deliver_attach(struct sub *s, int fd, const struct rec_attach *r)
+{
+	struct topicd *td = s->td;
+	int fl;
+
+	deliver_offline(s);
+	if ((fl = fcntl(fd, F_GETFL)) == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
+		log_warn("topic %s: %s: delivery socket", td->topic, s->key);
+	s->fd = fd;
+	if ((s->wev = event_new(td->base, fd, EV_WRITE, on_writable, s)) == NULL)
+		fatalx("cannot create a write event");
+	if (s->timer == NULL && (s->timer = evtimer_new(td->base, retry_timer_cb, s)) == NULL)
+		fatalx("cannot create a timer");
+	s->mode = r->mode;
+	s->qos = r->qos;
+	s->window = r->window < TD_WINDOW_MAX ? r->window : TD_WINDOW_MAX;
+	if (s->window == 0)
+		s->window = 1;
+	s->parked = false;
+	for (uint32_t i = 0; i < s->nfl; i++)
+		s->fl[i].resend = s->fl[i].state != FL_DONE;
+	s->want_retained = (r->flags & AF_RETAINED) != 0;
+	s->check_head = true;
+	td->nonline++;
+	sub_dirty(s);
+	deliver_wake(s);
+}
+
+/* Drops the delivery socket; the cursor and entries stay. */
+void
+deliver_offline(struct sub *s)
+{
+	if (s->fd == -1)
+		return;
+	event_free(s->wev);
+	s->wev = NULL;
+	if (s->timer != NULL)
+		evtimer_del(s->timer);
+	if (close(s->fd) == -1)
+		log_warn("topic %s: %s: close", s->td->topic, s->key);
+	s->fd = -1;
+	s->blocked = false;
+	s->want_retained = false;
+	s->td->nonline--;
+	s->td->stats_dirty = true;
+}
+
+void
+deliver_ack(struct topicd *td, const struct rec_ack *r)
+{
+	struct sub *s = sub_find(td, r->subkey);
+	struct flight *f = s != NULL ? sub_flight(s, r->seq) : NULL;
+
+	if (f == NULL || f->state == FL_DONE) {
+		log_debug("topic %s: ack %u for %s seq %llu: not in flight, ignored",
+		    td->topic, r->kind, r->subkey, (unsigned long long)r->seq);
+		return;
+	}
+	if (r->kind == ACK_PUBREC) {
+		/* From now on attempts count PUBREL sends.  The new state must
+		 * be durable before PUBREL goes out (it goes after the commit),
+		 * so that the message is never sent again after a crash. */
+		if (f->state == FL_SENT) {
+			sub_set_state(s, f, FL_RECEIVED);
+			f->attempts = 0;
+		}
+		f->resend = true;
+		td->need_sync = true;
+	} else
+		sub_set_state(s, f, FL_DONE);
+	sub_advance(s);
+	sub_dirty(s);
+	deliver_wake(s);
+}
+
+/* The dead letter is stored: move the cursor past it and go on. */
+void
+deliver_dlq_done(struct topicd *td, uint64_t req)
+{
+	struct sub *s;
+	struct flight *f;
+
+	RB_FOREACH(s, sub_tree, &td->subs)
+		if (s->dlq_req == req)
+			break;
+	if (s == NULL) {
+		log_debug("topic %s: DLQ_DONE %llu: no such dead letter", td->topic,
+		    (unsigned long long)req);
+		return;
+	}
+	s->dlq_req = 0;
+	if ((f = sub_flight(s, s->dlq_seq)) != NULL && f->state != FL_DONE)
+		sub_set_state(s, f, FL_DONE);
+	sub_advance(s);
+	sub_dirty(s);
+	s->check_head = true;
+	td->need_sync = true;
+	deliver_wake(s);
+}
+
+void
+deliver_wake(struct sub *s)
+{
+	if (s->queued || s->fd == -1)
+		return;
+	s->queued = true;
+	TAILQ_INSERT_TAIL(&s->td->work, s, work_entry);
+}
+
+void
+deliver_wake_all(struct topicd *td)
+{
+	struct sub *s;
+
+	RB_FOREACH(s, sub_tree, &td->subs)
+		deliver_wake(s);
+}
+
+void
+deliver_run(struct topicd *td)
+{
+	struct sub *s;
+
+	while ((s = TAILQ_FIRST(&td->work)) != NULL) {
+		TAILQ_REMOVE(&td->work, s, work_entry);
+		s->queued = false;
+		deliver_pump(s);
+	}
+}

@@ -1,0 +1,300 @@
+/* Records from the master, and the group commit.
+ *
+ * Every record read in one wake-up is applied, then the batch is made
+ * durable with one commit (or written without a sync when nothing in it
+ * needs one), then the answers go out and the subscribers are pumped.
+ * The store and the answers never disagree: an answer is sent only for
+ * what is committed.
+ *
+ * The channel is used only after READY, so every record the master may
+ * send is valid in our one state; the others, and records that do not
+ * decode, are protocol violations: we exit and the master restarts us. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "ipc.h"
+#include "kvstore.h"
+#include "log.h"
+#include "topicd.h"
+#include "xmalloc.h"
+
+typedef void handler_fn(struct topicd *, struct ipc_msg *);
+
+static handler_fn h_config, h_publish, h_release, h_release_owner, h_attach,
+    h_detach, h_unsub, h_ack, h_dlq_done;
+
+static const struct handler {
+	uint16_t	 type;
+	bool		 with_fd;	/* the record carries an fd */
+	handler_fn	*fn;
+} handlers[] = {
+	{ IPC_CONFIG,		false,	h_config },
+	{ IPC_PUBLISH,		false,	h_publish },
+	{ IPC_RELEASE,		false,	h_release },
+	{ IPC_RELEASE_OWNER,	false,	h_release_owner },
+	{ IPC_ATTACH,		true,	h_attach },
+	{ IPC_DETACH,		false,	h_detach },
+	{ IPC_UNSUB,		false,	h_unsub },
+	{ IPC_ACK,		false,	h_ack },
+	{ IPC_DLQ_DONE,		false,	h_dlq_done },
+};
+
+static void __attribute__((noreturn))
+violation(struct topicd *td, const struct ipc_msg *m, const char *why)
+{
+	fatalx("topic %s: protocol violation from the master: %s (type %u): %s",
+	    td->topic, ipc_type_name(m->type), m->type, why);
+}
+
+void
+dispatch_msg(struct topicd *td, struct ipc_msg *m)
+{
+	const struct handler *h = NULL;
+
+	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+		if (handlers[i].type == m->type)
+			h = &handlers[i];
+	if (h == NULL)
+		violation(td, m, "not a record the master sends");
+	if (h->with_fd != (m->fd != -1))
+		violation(td, m, h->with_fd ? "without its fd" : "with an fd");
+	td->batch_n++;
+	h->fn(td, m);
+	if (td->batch_n >= TD_BATCH_MAX)
+		dispatch_end_batch(td);
+	else if (td->batch_ev != NULL)
+		event_active(td->batch_ev, EV_TIMEOUT, 0);
+}
+
+void
+reply(struct topicd *td, uint64_t req, uint32_t status, uint64_t seq)
+{
+	if (req == 0)
+		return;
+	if (td->nreplies == td->replies_cap) {
+		td->replies_cap = td->replies_cap ? td->replies_cap * 2 : 64;
+		td->replies = xreallocarray(td->replies, td->replies_cap, sizeof(*td->replies));
+	}
+	td->replies[td->nreplies++] = (struct reply){ req, status, seq };
+}
+
+/* Queues td->wb as a record to the master; dropped when the channel is
+ * gone (we are exiting). */
+void
+dispatch_send(struct topicd *td, uint16_t type)
+{
+	if (td->chan == NULL)
+		return;
+	if (ipc_chan_send(td->chan, type, td->wb.data, td->wb.len, -1) == -1)
+		fatalx("topic %s: %s record of %zu bytes is too large", td->topic,
+		    ipc_type_name(type), td->wb.len);
+}
+
+static void
+replies_send(struct topicd *td)
+{
+	struct rec_done d;
+
+	for (size_t i = 0; i < td->nreplies; i++) {
+		d.req = td->replies[i].req;
+		d.status = td->replies[i].status;
+		d.seq = td->replies[i].seq;
+		wbuf_reset(&td->wb);
+		enc_done(&td->wb, &d);
+		dispatch_send(td, IPC_DONE);
+	}
+	td->nreplies = 0;
+}
+
+/* Writes what changed (trimmed messages, subscriber and meta records) as
+ * one batch; durable: with a sync.  A store failure is fatal. */
+void
+dispatch_sync(struct topicd *td, bool durable)
+{
+	log_trim(td);
+	subs_save(td);
+	store_save_meta(td);
+	if (durable) {
+		if (kv_commit(td->kv) == -1)
+			store_fail(td, "commit");
+	} else if (kv_pending(td->kv) > 0 && kv_flush(td->kv) == -1)
+		store_fail(td, "write");
+}
+
+void
+dispatch_end_batch(struct topicd *td)
+{
+	if (td->batch_n > 0) {
+		td->batches++;
+		td->batch_records += td->batch_n;
+		log_debug("topic %s: batch of %u records%s", td->topic, td->batch_n,
+		    td->need_sync ? ", synced" : "");
+	}
+	td->batch_n = 0;
+	if (td->appended) {
+		td->appended = false;
+		deliver_wake_all(td);
+	}
+	dispatch_sync(td, td->need_sync);
+	td->need_sync = false;
+	replies_send(td);
+	deliver_run(td);
+}
+
+static void
+h_config(struct topicd *td, struct ipc_msg *m)
+{
+	struct rec_config r;
+
+	if (dec_config(m->body, m->len, &r) == -1)
+		violation(td, m, "malformed");
+	config_apply(td, &r);
+	config_boot(td);
+}
+
+static void
+h_publish(struct topicd *td, struct ipc_msg *m)
+{
+	struct rec_publish r;
+	struct msg msg;
+	bool full;
+
+	if (dec_publish(m->body, m->len, &r) == -1)
+		violation(td, m, "malformed");
+	memset(&msg, 0, sizeof(msg));
+	msg.flags = r.flags;
+	msg.qos = r.qos;
+	msg.time_ms = r.time_ms;
+	msg.payload = r.payload;
+	msg.len = r.payload_len;
+	full = td->max_messages != 0 && td->messages >= td->max_messages;
+	if (r.flags & PF_STAGE) {
+		/* A replay of what is staged already is answered the same. */
+		if (full && !stage_exists(td, r.owner, r.pubid)) {
+			reply(td, r.req, ST_FULL, 0);
+			return;
+		}
+		stage_put(td, r.owner, r.pubid, &msg);
+		td->need_sync = true;
+		reply(td, r.req, ST_OK, 0);
+		return;
+	}
+	if (full) {
+		log_debug("topic %s: log full (%u messages): publish refused",
+		    td->topic, td->max_messages);
+		reply(td, r.req, ST_FULL, 0);
+		return;
+	}
+	uint64_t seq = log_append(td, &msg);
+	if (r.qos > 0) {
+		td->need_sync = true;
+		reply(td, r.req, ST_OK, seq);
+	}
+}
+
+static void
+h_release(struct topicd *td, struct ipc_msg *m)
+{
+	struct rec_release r;
+
+	if (dec_release(m->body, m->len, &r) == -1)
+		violation(td, m, "malformed");
+	/* Unknown: released before (a replay); answered with seq 0. */
+	uint64_t seq = stage_release(td, r.owner, r.pubid);
+	td->need_sync = true;
+	reply(td, r.req, ST_OK, seq);
+}
+
+static void
+h_release_owner(struct topicd *td, struct ipc_msg *m)
+{
+	struct rec_release_owner r;
+	char *prefix;
+	int n;
+
+	if (dec_release_owner(m->body, m->len, &r) == -1)
+		violation(td, m, "malformed");
+	n = xasprintf(&prefix, "S%s", r.owner);
+	/* The prefix includes the owner's terminating NUL. */
+	unsigned released = stage_release_prefix(td, prefix, (size_t)n + 1);
+	free(prefix);
+	if (released > 0) {
+		log_debug("topic %s: released %u staged messages of %s", td->topic,
+		    released, r.owner);
+		td->need_sync = true;
+	}
+}
+
+static void
+h_attach(struct topicd *td, struct ipc_msg *m)
+{
+	struct rec_attach r;
+	struct sub *s;
+
+	if (dec_attach(m->body, m->len, &r) == -1)
+		violation(td, m, "malformed");
+	if ((s = sub_find(td, r.subkey)) == NULL) {
+		s = sub_create(td, r.subkey);
+		log_info("topic %s: new subscriber %s from seq %llu", td->topic,
+		    s->key, (unsigned long long)s->cursor);
+	} else
+		log_debug("topic %s: subscriber %s resumes at seq %llu", td->topic,
+		    s->key, (unsigned long long)s->cursor);
+	deliver_attach(s, m->fd, &r);
+	m->fd = -1;
+	td->need_sync = true;
+	reply(td, r.req, ST_OK, s->cursor);
+}
+
+static void
+h_detach(struct topicd *td, struct ipc_msg *m)
+{
+	struct rec_detach r;
+	struct sub *s;
+
+	if (dec_detach(m->body, m->len, &r) == -1)
+		violation(td, m, "malformed");
+	if ((s = sub_find(td, r.subkey)) != NULL)
+		deliver_offline(s);
+}
+
+static void
+h_unsub(struct topicd *td, struct ipc_msg *m)
+{
+	struct rec_unsub r;
+	struct sub *s;
+
+	if (dec_unsub(m->body, m->len, &r) == -1)
+		violation(td, m, "malformed");
+	if ((s = sub_find(td, r.subkey)) != NULL) {
+		deliver_offline(s);
+		if (r.flags & UF_FORGET) {
+			log_info("topic %s: subscriber %s forgotten", td->topic, s->key);
+			sub_delete(s);
+			td->need_sync = true;
+		}
+	}
+	reply(td, r.req, ST_OK, 0);
+}
+
+static void
+h_ack(struct topicd *td, struct ipc_msg *m)
+{
+	struct rec_ack r;
+
+	if (dec_ack(m->body, m->len, &r) == -1)
+		violation(td, m, "malformed");
+	deliver_ack(td, &r);
+}
+
+static void
+h_dlq_done(struct topicd *td, struct ipc_msg *m)
+{
+	struct rec_dlq_done r;
+
+	if (dec_dlq_done(m->body, m->len, &r) == -1)
+		violation(td, m, "malformed");
+	deliver_dlq_done(td, r.req);
+}

@@ -1,0 +1,57 @@
+/* topicd: the process that owns one topic.  Started by the master with
+ * its channel on fd 3: topicd -t TOPIC -D DATADIR [-v] */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bsd/unistd.h>
+
+#include "log.h"
+#include "topic.h"
+#include "topicd.h"
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: topicd -t topic -D datadir [-v]\n");
+	exit(2);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct topicd td;
+	const char *topic = NULL, *datadir = NULL;
+	bool verbose = false;
+	pid_t ppid = getppid();
+	enum topic_err e;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "t:D:v")) != -1) {
+		switch (ch) {
+		case 't':
+			topic = optarg;
+			break;
+		case 'D':
+			datadir = optarg;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (topic == NULL || datadir == NULL || optind != argc)
+		usage();
+	log_init("topicd", verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL);
+	if ((e = topic_check_name(topic, strlen(topic))) != TOPIC_OK)
+		fatalx("invalid topic name: %s", topic_strerror(e));
+	/* Copies the arguments: the title may overwrite them. */
+	topicd_init(&td, topic, datadir, verbose);
+	td.ppid = ppid;
+	setproctitle_init(argc, argv, environ);
+	return topicd_run(&td);
+}

@@ -1,0 +1,350 @@
+/* Start-up, the event loop, signals and shutdown.
+ *
+ * Start-up order: die with the master (PR_SET_PDEATHSIG), lock the
+ * topic's store against an older topicd still exiting, read the CONFIG the
+ * master queued first (it carries the checkpoint size the store is opened
+ * with), open and load the store, send READY, then serve the channel. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "clock.h"
+#include "ipc.h"
+#include "kvstore.h"
+#include "log.h"
+#include "topic.h"
+#include "topicd.h"
+#include "xmalloc.h"
+
+void
+topicd_init(struct topicd *td, const char *topic, const char *datadir, bool verbose)
+{
+	memset(td, 0, sizeof(*td));
+	td->topic = xstrdup(topic);
+	td->datadir = xstrdup(datadir);
+	td->stem = topic_file_name(topic);
+	td->verbose = verbose;
+	td->lock_fd = -1;
+	RB_INIT(&td->subs);
+	TAILQ_INIT(&td->work);
+	TAILQ_INIT(&td->dirty);
+	wbuf_init(&td->wb);
+	wbuf_init(&td->kb);
+	td->retry_ms = TD_RETRY_MS_DEFAULT;
+	td->max_attempts = TD_ATTEMPTS_DEFAULT;
+	td->checkpoint_bytes = TD_CHECKPOINT_DEFAULT;
+	/* Dead-letter request ids unlike those of an earlier process. */
+	td->dlq_next = (uint64_t)wall_ms() << 12;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* An old topicd of this topic (its master was killed) may still be
+ * exiting: wait a while for its lock. */
+static int
+lock_store(struct topicd *td)
+{
+	int64_t deadline = mono_ms() + TD_LOCK_WAIT_MS;
+	char *path;
+	int fd;
+
+	xasprintf(&path, "%s/topics/%s.lock", td->datadir, td->stem);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		log_warn("%s", path);
+		free(path);
+		return -1;
+	}
+	for (int tries = 0; flock(fd, LOCK_EX | LOCK_NB) == -1; tries++) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK || mono_ms() >= deadline) {
+			if (errno == EWOULDBLOCK)
+				log_warnx("%s: still locked by another topicd", path);
+			else
+				log_warn("%s: flock", path);
+			close(fd);
+			free(path);
+			return -1;
+		}
+		if (tries == 0)
+			log_info("%s: locked; waiting for the previous topicd", path);
+		sleep_ms(TD_LOCK_STEP_MS);
+	}
+	free(path);
+	td->lock_fd = fd;
+	return 0;
+}
+
+/* Locks and loads the store; 0, or -1 (logged). */
+int
+topicd_open(struct topicd *td)
+{
+	char *dir, *err = NULL;
+
+	xasprintf(&dir, "%s/topics", td->datadir);
+	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
+		log_warn("%s", dir);
+		free(dir);
+		return -1;
+	}
+	free(dir);
+	if (lock_store(td) == -1)
+		return -1;
+	if (store_open(td, &err) == -1) {
+		log_warnx("topic %s: store: %s", td->topic, err ? err : "cannot open");
+		free(err);
+		return -1;
+	}
+	config_boot(td);
+	dispatch_sync(td, true);
+	td->need_sync = false;
+	return 0;
+}
+
+/* Writes everything, checkpoints and frees; td->exit_code becomes 1 if
+ * the store could not be closed cleanly. */
+void
+topicd_close(struct topicd *td)
+{
+	if (td->kv != NULL)
+		dispatch_sync(td, true);
+	subs_free(td);
+	store_close(td);
+	if (td->lock_fd != -1)
+		close(td->lock_fd);
+	td->lock_fd = -1;
+	free(td->replies);
+	wbuf_free(&td->wb);
+	wbuf_free(&td->kb);
+	free(td->dlq_topic);
+	free(td->stem);
+	free(td->datadir);
+	free(td->topic);
+	td->replies = NULL;
+	td->dlq_topic = td->stem = td->datadir = td->topic = NULL;
+}
+
+void
+topicd_stop(struct topicd *td, int code)
+{
+	if (code > td->exit_code)
+		td->exit_code = code;
+	event_base_loopbreak(td->base);
+}
+
+/* The CONFIG the master queued before starting us: 1, 0 on EOF, -1. */
+static int
+first_config(struct topicd *td)
+{
+	int64_t deadline = mono_ms() + TD_CONFIG_WAIT_MS, left;
+	struct pollfd p = { .fd = IPC_CHANNEL_FD, .events = POLLIN };
+	struct rec_config r;
+	struct ipc_msg m;
+	int rc;
+
+	while ((rc = ipc_recv(IPC_CHANNEL_FD, &m)) != 1) {
+		if (rc == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			log_warn("topic %s: channel", td->topic);
+			return -1;
+		}
+		if ((left = deadline - mono_ms()) <= 0) {
+			log_warnx("topic %s: no CONFIG from the master", td->topic);
+			return -1;
+		}
+		if (poll(&p, 1, (int)left) == -1 && errno != EINTR) {
+			log_warn("topic %s: poll", td->topic);
+			return -1;
+		}
+	}
+	rc = m.type == IPC_CONFIG && m.fd == -1 && dec_config(m.body, m.len, &r) == 0;
+	if (rc)
+		config_apply(td, &r);
+	else
+		log_warnx("topic %s: protocol violation: %s before CONFIG", td->topic,
+		    ipc_type_name(m.type));
+	ipc_msg_clear(&m);
+	return rc ? 1 : -1;
+}
+
+static void
+on_chan_msg(struct ipc_chan *c, struct ipc_msg *m, void *arg)
+{
+	(void)c;
+	dispatch_msg(arg, m);
+}
+
+static void
+on_chan_err(struct ipc_chan *c, int err, void *arg)
+{
+	struct topicd *td = arg;
+
+	if (err == EPROTO)
+		fatalx("topic %s: malformed record from the master", td->topic);
+	if (err == 0)
+		log_info("topic %s: the master closed the channel", td->topic);
+	else
+		log_info("topic %s: channel: %s", td->topic, strerror(err));
+	ipc_chan_free(c);
+	td->chan = NULL;
+	topicd_stop(td, 0);
+}
+
+static void
+on_batch(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dispatch_end_batch(arg);
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	stats_tick(arg);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct topicd *td = arg;
+
+	(void)what;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		log_info("topic %s: %s: stopping", td->topic, strsignal(sig));
+		topicd_stop(td, 0);
+		break;
+	case SIGUSR1:
+		stats_log(td);
+		break;
+	default:
+		log_debug("topic %s: %s ignored (the master sends CONFIG)", td->topic,
+		    strsignal(sig));
+		break;
+	}
+}
+
+static void
+events_setup(struct topicd *td)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGUSR1, SIGHUP };
+	struct timeval second = { 1, 0 };
+
+	if ((td->base = event_base_new()) == NULL)
+		fatalx("cannot create the event base");
+	td->chan = ipc_chan_new(td->base, IPC_CHANNEL_FD, on_chan_msg, on_chan_err, td);
+	td->batch_ev = event_new(td->base, -1, 0, on_batch, td);
+	td->tick = event_new(td->base, -1, EV_PERSIST, on_tick, td);
+	if (td->batch_ev == NULL || td->tick == NULL || event_add(td->tick, &second) == -1)
+		fatalx("cannot set up timers");
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		td->sigs[i] = evsignal_new(td->base, sigs[i], on_signal, td);
+		if (td->sigs[i] == NULL || event_add(td->sigs[i], NULL) == -1)
+			fatalx("cannot set up signal %d", sigs[i]);
+	}
+}
+
+static void
+events_free(struct topicd *td)
+{
+	for (size_t i = 0; i < sizeof(td->sigs) / sizeof(td->sigs[0]); i++)
+		if (td->sigs[i] != NULL)
+			event_free(td->sigs[i]);
+	if (td->tick != NULL)
+		event_free(td->tick);
+	if (td->batch_ev != NULL)
+		event_free(td->batch_ev);
+	if (td->chan != NULL)
+		ipc_chan_free(td->chan);
+	td->chan = NULL;
+	event_base_free(td->base);
+	td->base = NULL;
+}
+
+static void
+send_ready(struct topicd *td)
+{
+	struct rec_ready r = { IPC_PROTO_VERSION, td->topic, td->next_seq };
+
+	wbuf_reset(&td->wb);
+	enc_ready(&td->wb, &r);
+	dispatch_send(td, IPC_READY);
+	log_info("topic %s: ready: messages %llu..%llu, %u subscribers", td->topic,
+	    (unsigned long long)td->first_seq, (unsigned long long)td->next_seq,
+	    td->nsubs);
+}
+
+/* true to go on; false with *code, the exit status. */
+static bool
+start(struct topicd *td, int *code)
+{
+	struct sigaction sa;
+	int rc;
+
+	*code = 0;
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
+		log_warn("prctl");
+	if (getppid() != td->ppid) {
+		log_info("topic %s: the master is gone already", td->topic);
+		return false;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	if (sigaction(SIGPIPE, &sa, NULL) == -1)
+		log_warn("sigaction");
+	if ((rc = first_config(td)) <= 0) {
+		*code = rc == 0 ? 0 : 1;
+		return false;
+	}
+	if (topicd_open(td) == -1) {
+		*code = 1;
+		return false;
+	}
+	return true;
+}
+
+int
+topicd_run(struct topicd *td)
+{
+	int code;
+
+	if (!start(td, &code)) {
+		topicd_close(td);
+		return code;
+	}
+	events_setup(td);
+	send_ready(td);
+	td->stats_dirty = true;
+	stats_tick(td);
+	if (event_base_dispatch(td->base) == -1)
+		log_warnx("topic %s: event loop failed", td->topic);
+	/* Finish the batch in hand: commit, and answer if the master is there. */
+	dispatch_end_batch(td);
+	if (td->chan != NULL && ipc_chan_flush(td->chan, 1000) == -1)
+		log_info("topic %s: answers left unsent", td->topic);
+	topicd_close(td);
+	events_free(td);
+	return td->exit_code;
+}

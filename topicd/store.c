@@ -1,0 +1,498 @@
+/* The topic's records over the key/value store: the meta record, the
+ * message log, staged messages and a cache of recent messages.
+ *
+ * Keys (one byte of kind, then the identity; integers big-endian so that
+ * key order is numeric order):
+ *   "I"                        meta: version, topic, next_seq, boot_id, bytes
+ *   "M" seq(u64)               a message in the log
+ *   "S" owner NUL pubid(u32)   a staged message, waiting for RELEASE
+ *   "C" subkey                 a subscriber (subs.c)
+ *   "R"                        the retained message (retain.c)
+ * A message record is flags(u8) qos(u8) time_ms(u64) payload(bytes), in
+ * marshal.h encoding. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvstore.h"
+#include "log.h"
+#include "topicd.h"
+#include "xmalloc.h"
+
+#define META_VERSION 1
+
+struct keylist {
+	uint8_t	**key;
+	size_t	 *len;
+	size_t	  n;
+};
+
+void
+store_fail(struct topicd *td, const char *what)
+{
+	fatalx("topic %s: store %s failed: giving up", td->topic, what);
+}
+
+static void
+put_be(struct wbuf *w, uint64_t v, int bytes)
+{
+	uint8_t b[8];
+
+	for (int i = 0; i < bytes; i++)
+		b[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+	put_raw(w, b, (size_t)bytes);
+}
+
+static uint64_t
+get_be(const uint8_t *p, int bytes)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < bytes; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void
+key_msg(struct wbuf *k, uint64_t seq)
+{
+	wbuf_reset(k);
+	put_u8(k, 'M');
+	put_be(k, seq, 8);
+}
+
+static void
+key_stage(struct wbuf *k, const char *owner, uint32_t pubid)
+{
+	wbuf_reset(k);
+	put_u8(k, 'S');
+	put_raw(k, owner, strlen(owner) + 1);
+	put_be(k, pubid, 4);
+}
+
+void
+msg_encode(struct wbuf *w, const struct msg *m)
+{
+	put_u8(w, m->flags);
+	put_u8(w, m->qos);
+	put_u64(w, m->time_ms);
+	put_bytes(w, m->payload, m->len);
+}
+
+/* Fills m from a record; m->payload points into p. */
+int
+msg_decode(const void *p, size_t n, struct msg *m)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, n);
+	get_u8(&r, &m->flags);
+	get_u8(&r, &m->qos);
+	get_u64(&r, &m->time_ms);
+	get_bytes(&r, &m->payload, &m->len);
+	return get_end(&r);
+}
+
+void
+msg_release(struct msg *m)
+{
+	free(m->buf);
+	m->buf = NULL;
+	m->payload = NULL;
+}
+
+/* The value of a key (malloc'd), or 0 when absent; an I/O error is
+ * fatal, like every store failure. */
+int
+store_get(struct topicd *td, const void *key, size_t klen, void **val, size_t *vlen)
+{
+	int rc = kv_get(td->kv, key, klen, val, vlen);
+
+	if (rc == -1)
+		store_fail(td, "read");
+	return rc;
+}
+
+void
+store_put(struct topicd *td, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	if (kv_put(td->kv, key, klen, val, vlen) == -1)
+		store_fail(td, "put");
+}
+
+void
+store_del(struct topicd *td, const void *key, size_t klen)
+{
+	if (kv_del(td->kv, key, klen) == -1)
+		store_fail(td, "delete");
+}
+
+static int
+collect_key(const void *key, size_t klen, void *arg)
+{
+	struct keylist *l = arg;
+
+	l->key = xreallocarray(l->key, l->n + 1, sizeof(*l->key));
+	l->len = xreallocarray(l->len, l->n + 1, sizeof(*l->len));
+	l->key[l->n] = xmemdup(key, klen);
+	l->len[l->n] = klen;
+	l->n++;
+	return 0;
+}
+
+static void
+keylist_free(struct keylist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->key[i]);
+	free(l->key);
+	free(l->len);
+	memset(l, 0, sizeof(*l));
+}
+
+void
+store_save_meta(struct topicd *td)
+{
+	if (!td->meta_dirty)
+		return;
+	wbuf_reset(&td->kb);
+	put_u8(&td->kb, 'I');
+	wbuf_reset(&td->wb);
+	put_u8(&td->wb, META_VERSION);
+	put_str(&td->wb, td->topic);
+	put_u64(&td->wb, td->next_seq);
+	put_u64(&td->wb, td->boot_id);
+	put_u64(&td->wb, td->bytes);
+	store_put(td, td->kb.data, td->kb.len, td->wb.data, td->wb.len);
+	td->meta_dirty = false;
+}
+
+/* Reads the meta record, or starts a new store. */
+static int
+meta_load(struct topicd *td, char **err)
+{
+	void *val;
+	size_t vlen;
+	struct rbuf r;
+	const char *topic;
+	uint8_t version;
+
+	wbuf_reset(&td->kb);
+	put_u8(&td->kb, 'I');
+	if (store_get(td, td->kb.data, td->kb.len, &val, &vlen) == 0) {
+		td->next_seq = 1;
+		td->meta_dirty = true;
+		return 0;
+	}
+	rbuf_init(&r, val, vlen);
+	get_u8(&r, &version);
+	get_str(&r, &topic);
+	get_u64(&r, &td->next_seq);
+	get_u64(&r, &td->boot_id);
+	get_u64(&r, &td->bytes);
+	if (get_end(&r) == -1 || version != META_VERSION) {
+		xasprintf(err, "meta record unreadable (version %u)", version);
+		free(val);
+		return -1;
+	}
+	if (strcmp(topic, td->topic) != 0) {
+		xasprintf(err, "store %s belongs to topic \"%s\" (a stem collision)",
+		    td->stem, topic);
+		free(val);
+		return -1;
+	}
+	free(val);
+	if (td->next_seq == 0)
+		td->next_seq = 1;
+	return 0;
+}
+
+struct log_range {
+	uint64_t n, first, last;
+};
+
+static int
+scan_msg(const void *key, size_t klen, void *arg)
+{
+	struct log_range *lr = arg;
+	uint64_t seq;
+
+	if (klen != 9) {
+		log_warnx("ignoring a malformed message key (%zu bytes)", klen);
+		return 0;
+	}
+	seq = get_be((const uint8_t *)key + 1, 8);
+	if (lr->n++ == 0)
+		lr->first = seq;
+	lr->last = seq;
+	return 0;
+}
+
+/* First and next sequence numbers from the keys: the next one is past
+ * both the recorded one and the last message, so numbers never repeat. */
+static void
+log_load(struct topicd *td)
+{
+	struct log_range lr = { 0, 0, 0 };
+
+	kv_scan(td->kv, "M", 1, scan_msg, &lr);
+	td->messages = lr.n;
+	if (lr.n > 0 && lr.last >= td->next_seq) {
+		td->next_seq = lr.last + 1;
+		td->meta_dirty = true;
+	}
+	td->first_seq = lr.n > 0 ? lr.first : td->next_seq;
+	if (lr.n == 0 && td->bytes != 0) {
+		td->bytes = 0;
+		td->meta_dirty = true;
+	}
+}
+
+int
+store_open(struct topicd *td, char **err)
+{
+	char *dir;
+
+	xasprintf(&dir, "%s/topics", td->datadir);
+	td->kv = kv_open(dir, td->stem, td->checkpoint_bytes, err);
+	free(dir);
+	if (td->kv == NULL)
+		return -1;
+	if (meta_load(td, err) == -1) {
+		/* Not ours: close without writing anything. */
+		kv_close(td->kv);
+		td->kv = NULL;
+		return -1;
+	}
+	log_load(td);
+	subs_load(td);
+	retain_load(td);
+	return 0;
+}
+
+void
+store_close(struct topicd *td)
+{
+	cache_clear(td);
+	if (td->kv != NULL && kv_close(td->kv) == -1)
+		td->exit_code = 1;
+	td->kv = NULL;
+}
+
+void
+cache_clear(struct topicd *td)
+{
+	for (size_t i = 0; i < TD_CACHE_SLOTS; i++)
+		msg_release(&td->cache[i]);
+}
+
+static void
+cache_put(struct topicd *td, const struct msg *m)
+{
+	struct msg *c = &td->cache[m->seq % TD_CACHE_SLOTS];
+
+	if (m->len > TD_CACHE_MAX_PAYLOAD)
+		return;
+	msg_release(c);
+	*c = *m;
+	c->buf = xmemdup(m->payload, m->len);
+	c->payload = c->buf;
+}
+
+static int
+cache_get(struct topicd *td, uint64_t seq, struct msg *m)
+{
+	struct msg *c = &td->cache[seq % TD_CACHE_SLOTS];
+
+	if (c->buf == NULL || c->seq != seq)
+		return 0;
+	*m = *c;
+	m->buf = NULL;
+	return 1;
+}
+
+/* Reads message seq from the store: 1, or 0 when absent or unreadable. */
+static int
+msg_read(struct topicd *td, uint64_t seq, struct msg *m)
+{
+	void *val;
+	size_t vlen;
+
+	key_msg(&td->kb, seq);
+	if (store_get(td, td->kb.data, td->kb.len, &val, &vlen) == 0)
+		return 0;
+	if (msg_decode(val, vlen, m) == -1) {
+		log_warnx("topic %s: message %llu is unreadable", td->topic,
+		    (unsigned long long)seq);
+		free(val);
+		return 0;
+	}
+	m->seq = seq;
+	m->buf = val;
+	return 1;
+}
+
+int
+log_get(struct topicd *td, uint64_t seq, struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (cache_get(td, seq, m))
+		return 1;
+	if (!msg_read(td, seq, m))
+		return 0;
+	if (m->len <= TD_CACHE_MAX_PAYLOAD) {
+		struct msg *c = &td->cache[seq % TD_CACHE_SLOTS];
+
+		msg_release(c);
+		*c = *m;
+		m->buf = NULL;
+	}
+	return 1;
+}
+
+uint64_t
+log_append(struct topicd *td, const struct msg *in)
+{
+	struct msg m = *in;
+
+	m.seq = td->next_seq++;
+	m.flags &= PF_RETAIN | PF_JSON;
+	key_msg(&td->kb, m.seq);
+	wbuf_reset(&td->wb);
+	msg_encode(&td->wb, &m);
+	store_put(td, td->kb.data, td->kb.len, td->wb.data, td->wb.len);
+	if (td->messages++ == 0)
+		td->first_seq = m.seq;
+	td->bytes += m.len;
+	td->meta_dirty = true;
+	td->appended = true;
+	td->stats_dirty = true;
+	cache_put(td, &m);
+	if (m.flags & PF_RETAIN)
+		retain_update(td, &m);
+	return m.seq;
+}
+
+/* Deletes the messages that every subscriber has completed (all of them
+ * when there is none: a new subscriber starts at next_seq). */
+void
+log_trim(struct topicd *td)
+{
+	uint64_t upto = subs_min_cursor(td);
+	struct msg m;
+
+	while (td->first_seq < upto && td->first_seq < td->next_seq) {
+		uint64_t seq = td->first_seq++;
+		struct msg *c = &td->cache[seq % TD_CACHE_SLOTS];
+		size_t len = 0;
+
+		if (c->buf != NULL && c->seq == seq) {
+			len = c->len;
+			msg_release(c);
+		} else if (msg_read(td, seq, &m)) {
+			len = m.len;
+			msg_release(&m);
+		}
+		td->bytes -= len < td->bytes ? len : td->bytes;
+		key_msg(&td->kb, seq);
+		if (kv_exists(td->kv, td->kb.data, td->kb.len) > 0) {
+			td->messages -= td->messages > 0;
+			store_del(td, td->kb.data, td->kb.len);
+		}
+		td->meta_dirty = true;
+		td->stats_dirty = true;
+	}
+	if (td->messages == 0) {
+		td->first_seq = td->next_seq;
+		td->bytes = 0;
+	}
+}
+
+bool
+stage_exists(struct topicd *td, const char *owner, uint32_t pubid)
+{
+	key_stage(&td->kb, owner, pubid);
+	return kv_exists(td->kv, td->kb.data, td->kb.len) > 0;
+}
+
+/* Stages a message unless (owner, pubid) is staged already: 0 stored,
+ * 1 already there. */
+int
+stage_put(struct topicd *td, const char *owner, uint32_t pubid, const struct msg *m)
+{
+	if (stage_exists(td, owner, pubid))
+		return 1;
+	wbuf_reset(&td->wb);
+	msg_encode(&td->wb, m);
+	store_put(td, td->kb.data, td->kb.len, td->wb.data, td->wb.len);
+	return 0;
+}
+
+/* Moves the staged message under key k into the log; its sequence number,
+ * or 0 if there is none. */
+static uint64_t
+release_key(struct topicd *td, const void *key, size_t klen)
+{
+	struct msg m;
+	void *val;
+	size_t vlen;
+	uint64_t seq = 0;
+
+	if (store_get(td, key, klen, &val, &vlen) == 0)
+		return 0;
+	memset(&m, 0, sizeof(m));
+	if (msg_decode(val, vlen, &m) == -1)
+		log_warnx("topic %s: dropping an unreadable staged message", td->topic);
+	else
+		seq = log_append(td, &m);
+	free(val);
+	store_del(td, key, klen);
+	return seq;
+}
+
+uint64_t
+stage_release(struct topicd *td, const char *owner, uint32_t pubid)
+{
+	struct wbuf k;
+	uint64_t seq;
+
+	/* Not td->kb: appending to the log uses it. */
+	wbuf_init(&k);
+	key_stage(&k, owner, pubid);
+	seq = release_key(td, k.data, k.len);
+	wbuf_free(&k);
+	return seq;
+}
+
+/* Releases every staged message whose key starts with prefix ("S" owner
+ * NUL for one owner), in key order, i.e. by owner and then pubid. */
+unsigned
+stage_release_prefix(struct topicd *td, const char *prefix, size_t plen)
+{
+	struct keylist l = { NULL, NULL, 0 };
+	unsigned n = 0;
+
+	kv_scan(td->kv, prefix, plen, collect_key, &l);
+	for (size_t i = 0; i < l.n; i++)
+		if (release_key(td, l.key[i], l.len[i]) != 0)
+			n++;
+	keylist_free(&l);
+	return n;
+}
+
+/* Calls fn for every key under prefix (collected first, so that fn may
+ * change the store). */
+int
+store_each(struct topicd *td, const char *prefix, size_t plen,
+    int (*fn)(struct topicd *, const uint8_t *, size_t))
+{
+	struct keylist l = { NULL, NULL, 0 };
+	int rc = 0;
+
+	kv_scan(td->kv, prefix, plen, collect_key, &l);
+	for (size_t i = 0; i < l.n && rc == 0; i++)
+		rc = fn(td, l.key[i], l.len[i]);
+	keylist_free(&l);
+	return rc;
+}

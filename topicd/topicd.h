@@ -1,0 +1,241 @@
+/* topicd: one process per topic.  It owns the topic's store (message log,
+ * staged messages, subscribers' cursors and in-flight state, the retained
+ * message), answers the master on the channel (fd 3) and writes deliveries
+ * into the sessions' delivery sockets.
+ *
+ * Within a subscriber, the in-flight entries cover the sequence numbers
+ * [cursor, cursor + nfl) without gaps: fl[i] is the state of message
+ * cursor + i.  The cursor is the first message not completed; completed
+ * entries behind a pending one stay (FL_DONE) until the cursor passes
+ * them. */
+#ifndef TOPICD_TOPICD_H
+#define TOPICD_TOPICD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <bsd/sys/queue.h>
+#include <bsd/sys/tree.h>
+
+#include "ipc_proto.h"
+#include "marshal.h"
+
+struct event;
+struct event_base;
+struct ipc_chan;
+struct ipc_msg;
+struct kv;
+
+#define TD_CHECKPOINT_DEFAULT	(4ULL << 20)
+#define TD_RETRY_MS_DEFAULT	10000
+#define TD_ATTEMPTS_DEFAULT	5
+#define TD_BATCH_MAX		256	/* records applied per commit */
+#define TD_CACHE_SLOTS		256	/* recent messages kept in memory */
+#define TD_CACHE_MAX_PAYLOAD	(64 * 1024)
+#define TD_LOCK_WAIT_MS		10000
+#define TD_LOCK_STEP_MS		20
+#define TD_CONFIG_WAIT_MS	30000	/* for the first CONFIG */
+#define TD_SEND_RETRY_MS	100	/* after a transient send error */
+#define TD_WINDOW_MAX		1024	/* in flight per subscriber, whatever asked */
+
+/* A message as stored.  payload points into buf (owned) or into the
+ * cache (buf == NULL: valid until the next store call). */
+struct msg {
+	uint64_t	 seq;
+	uint8_t		 flags;		/* PF_* */
+	uint8_t		 qos;
+	uint64_t	 time_ms;
+	const uint8_t	*payload;
+	size_t		 len;
+	void		*buf;
+};
+
+enum fl_state { FL_SENT = 1, FL_RECEIVED, FL_DONE };
+
+struct flight {
+	uint8_t		 state;		/* FL_* (stored) */
+	bool		 resend;	/* send again when the socket allows */
+	uint32_t	 attempts;	/* sends (of DELIVER, then of DELIVER_REL); stored */
+	int64_t		 first_ms;	/* monotonic: first send in this process */
+	int64_t		 last_ms;	/* monotonic: last send */
+};
+
+struct sub {
+	RB_ENTRY(sub)	 entry;
+	TAILQ_ENTRY(sub) work_entry;	/* in td->work: wants a pump */
+	TAILQ_ENTRY(sub) dirty_entry;	/* in td->dirty: record to write */
+	struct topicd	*td;
+	char		*key;		/* "j/USER" or "m/CLIENTID" */
+	uint64_t	 cursor;	/* first sequence not completed */
+	uint8_t		 mode;		/* MODE_* */
+	uint8_t		 qos;		/* granted */
+	uint16_t	 window;
+	bool		 parked;	/* attempts used up: wait for ATTACH */
+	struct flight	*fl;
+	uint32_t	 nfl;
+	uint32_t	 flcap;
+	uint32_t	 busy;		/* entries not FL_DONE */
+	int		 fd;		/* delivery socket, -1 when offline */
+	struct event	*wev;		/* EV_WRITE while blocked */
+	struct event	*timer;		/* retrial, or retry after a send error */
+	bool		 blocked;	/* the socket was full */
+	bool		 queued;	/* in td->work */
+	bool		 dirty;		/* in td->dirty */
+	bool		 want_retained;	/* send the retained message first */
+	bool		 check_head;	/* on resume: dead-letter an exhausted head */
+	uint64_t	 dlq_req;	/* DEADLETTER waiting for DLQ_DONE, or 0 */
+	uint64_t	 dlq_seq;
+};
+RB_HEAD(sub_tree, sub);
+TAILQ_HEAD(sub_list, sub);
+
+struct reply {
+	uint64_t	 req;
+	uint32_t	 status;
+	uint64_t	 seq;
+};
+
+struct topicd {
+	/* From the command line. */
+	char		*topic;
+	char		*datadir;
+	char		*stem;		/* topic_file_name(topic) */
+	bool		 verbose;
+	pid_t		 ppid;
+
+	int		 lock_fd;
+	struct event_base *base;
+	struct ipc_chan	*chan;
+	struct kv	*kv;
+	struct wbuf	 wb;		/* scratch for records */
+	struct wbuf	 kb;		/* scratch for keys */
+
+	/* CONFIG */
+	uint32_t	 retry_ms;
+	uint32_t	 max_attempts;
+	uint32_t	 max_messages;
+	uint64_t	 checkpoint_bytes;
+	bool		 configured;	/* a CONFIG arrived */
+	uint64_t	 conf_boot_id;	/* as the master said */
+	char		*dlq_topic;
+
+	/* The log and the meta record. */
+	uint64_t	 boot_id;	/* the master boot the staged "j/" owners belong to */
+	uint64_t	 first_seq;	/* oldest kept (== next_seq when none) */
+	uint64_t	 next_seq;
+	uint64_t	 messages;
+	uint64_t	 bytes;
+	bool		 meta_dirty;
+	bool		 appended;	/* this batch added to the log */
+	struct msg	 cache[TD_CACHE_SLOTS];
+	bool		 has_retained;
+	uint64_t	 retained_seq;
+
+	/* Subscribers. */
+	struct sub_tree	 subs;
+	struct sub_list	 work;
+	struct sub_list	 dirty;
+	uint32_t	 nsubs;
+	uint32_t	 nonline;
+	uint64_t	 dlq_next;	/* request ids of DEADLETTER */
+
+	/* The current batch. */
+	struct reply	*replies;
+	size_t		 nreplies;
+	size_t		 replies_cap;
+	bool		 need_sync;
+	unsigned	 batch_n;
+	uint64_t	 batches;
+	uint64_t	 batch_records;
+	struct event	*batch_ev;
+
+	struct event	*tick;
+	struct event	*sigs[4];
+	bool		 stats_dirty;
+	int		 exit_code;
+};
+
+/* run.c */
+void	 topicd_init(struct topicd *, const char *, const char *, bool);
+int	 topicd_open(struct topicd *);
+void	 topicd_close(struct topicd *);
+int	 topicd_run(struct topicd *);
+void	 topicd_stop(struct topicd *, int);
+
+/* dispatch.c */
+void	 dispatch_msg(struct topicd *, struct ipc_msg *);
+void	 dispatch_end_batch(struct topicd *);
+void	 dispatch_sync(struct topicd *, bool);
+void	 dispatch_send(struct topicd *, uint16_t);
+void	 reply(struct topicd *, uint64_t, uint32_t, uint64_t);
+
+/* config.c */
+void	 config_apply(struct topicd *, const struct rec_config *);
+void	 config_boot(struct topicd *);
+
+/* store.c */
+int	 store_open(struct topicd *, char **);
+void	 store_close(struct topicd *);
+void	 store_fail(struct topicd *, const char *) __attribute__((noreturn));
+int	 store_get(struct topicd *, const void *, size_t, void **, size_t *);
+void	 store_put(struct topicd *, const void *, size_t, const void *, size_t);
+void	 store_del(struct topicd *, const void *, size_t);
+int	 store_each(struct topicd *, const char *, size_t,
+	     int (*)(struct topicd *, const uint8_t *, size_t));
+void	 store_save_meta(struct topicd *);
+uint64_t log_append(struct topicd *, const struct msg *);
+int	 log_get(struct topicd *, uint64_t, struct msg *);
+void	 msg_release(struct msg *);
+void	 log_trim(struct topicd *);
+bool	 stage_exists(struct topicd *, const char *, uint32_t);
+int	 stage_put(struct topicd *, const char *, uint32_t, const struct msg *);
+uint64_t stage_release(struct topicd *, const char *, uint32_t);
+unsigned stage_release_prefix(struct topicd *, const char *, size_t);
+void	 msg_encode(struct wbuf *, const struct msg *);
+int	 msg_decode(const void *, size_t, struct msg *);
+void	 cache_clear(struct topicd *);
+
+/* retain.c */
+void	 retain_load(struct topicd *);
+void	 retain_update(struct topicd *, const struct msg *);
+int	 retain_get(struct topicd *, struct msg *);
+
+/* subs.c */
+RB_PROTOTYPE(sub_tree, sub, entry, sub_cmp)
+int	 sub_cmp(struct sub *, struct sub *);
+void	 subs_load(struct topicd *);
+void	 subs_free(struct topicd *);
+void	 subs_save(struct topicd *);
+struct sub *sub_find(struct topicd *, const char *);
+struct sub *sub_create(struct topicd *, const char *);
+void	 sub_delete(struct sub *);
+void	 sub_dirty(struct sub *);
+struct flight *sub_flight(struct sub *, uint64_t);
+struct flight *sub_push(struct sub *, uint8_t);
+void	 sub_set_state(struct sub *, struct flight *, uint8_t);
+bool	 sub_advance(struct sub *);
+uint64_t subs_min_cursor(struct topicd *);
+
+/* deliver.c */
+void	 deliver_attach(struct sub *, int, const struct rec_attach *);
+void	 deliver_offline(struct sub *);
+void	 deliver_ack(struct topicd *, const struct rec_ack *);
+void	 deliver_dlq_done(struct topicd *, uint64_t);
+void	 deliver_wake(struct sub *);
+void	 deliver_wake_all(struct topicd *);
+void	 deliver_run(struct topicd *);
+void	 deliver_pump(struct sub *);
+
+/* retry.c */
+void	 retry_arm(struct sub *);
+void	 retry_soon(struct sub *);
+void	 retry_timer_cb(int, short, void *);
+
+/* stats.c */
+void	 stats_fill(struct topicd *, struct rec_stats *);
+void	 stats_tick(struct topicd *);
+void	 stats_log(struct topicd *);
+
+#endif
