@@ -149,6 +149,8 @@ struct broker {
 	struct event	*tick;		/* once a second: titles */
 	struct event	*stop_timer;
 	bool		 stopping;
+	int		 stop_phase;	/* 1: finishing requests, 2: stopping topicds */
+	int64_t		 stop_deadline;
 	bool		 title_dirty;
 	int64_t		 started_ms;
 	bool		 verbose;
@@ -186,6 +188,7 @@ void	 children_retry_failed(struct broker *b);
 void	 children_stop_all(struct broker *b);
 void	 children_kill_all(struct broker *b);
 void	 children_free_all(struct broker *b);
+unsigned children_pending(struct broker *b);
 void	 children_config(struct broker *b);
 bool	 children_all_gone(struct broker *b);
 void	 child_kill(struct child *c, const char *why);
@@ -219,6 +222,7 @@ struct client *client_by_id(struct broker *b, uint64_t id);
 bool	 client_output_full(const struct client *cl);
 void	 clients_close_all(struct broker *b);
 void	 clients_free_all(struct broker *b);
+void	 clients_stop_reading(struct broker *b);
 /* delivery.c */
 int	 delivery_open(struct client *cl);
 void	 delivery_close(struct client *cl);

@@ -137,7 +137,7 @@ on_restart_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->state == CH_BACKOFF && !c->b->stopping) {
+	if (c->state == CH_BACKOFF && c->b->stop_phase < 2) {
 		c->restarts++;
 		child_start(c);
 	}
@@ -246,7 +246,7 @@ children_reap(struct broker *b)
 		else
 			log_debug("reaped unknown child %ld", (long)pid);
 	}
-	if (b->stopping && children_all_gone(b))
+	if (b->stop_phase == 2 && children_all_gone(b))
 		event_base_loopexit(b->base, NULL);
 }
 
@@ -339,4 +339,22 @@ children_free_all(struct broker *b)
 		free(c->topic);
 		free(c);
 	}
+}
+
+/* Requests sent or waiting to be sent that a client or a topic waits for. */
+unsigned
+children_pending(struct broker *b)
+{
+	struct child *c;
+	struct held *h;
+	unsigned n = 0;
+
+	RB_FOREACH(c, child_tree, &b->children) {
+		if (c->state == CH_FAILED)
+			continue;
+		TAILQ_FOREACH(h, &c->held, entry)
+			if (h->req != 0)
+				n++;
+	}
+	return n;
 }

@@ -312,3 +312,15 @@ clients_close_all(struct broker *b)
 	RB_FOREACH(cl, client_ids, &b->clients)
 		client_close(cl, "broker shutting down");
 }
+
+/* Shutdown: no new requests; answers and deliveries still go out. */
+void
+clients_stop_reading(struct broker *b)
+{
+	struct client *cl;
+
+	RB_FOREACH(cl, client_ids, &b->clients) {
+		bufferevent_disable(cl->bev, EV_READ);
+		evtimer_del(cl->idle);
+	}
+}

@@ -6,42 +6,74 @@
 #include <event2/event.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "log.h"
 
 static void
-on_stop_deadline(evutil_socket_t fd, short what, void *arg)
+arm(struct broker *b, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	if (evtimer_add(b->stop_timer, &tv) == -1)
+		fatalx("cannot arm the shutdown timer");
+}
+
+/* Second phase: clients are closed and every topicd is asked to sync and
+ * exit; the loop ends when the last one is reaped. */
+static void
+stop_children(struct broker *b)
+{
+	b->stop_phase = 2;
+	clients_close_all(b);
+	children_stop_all(b);
+	if (children_all_gone(b))
+		event_base_loopexit(b->base, NULL);
+	else
+		arm(b, b->set.shutdown_timeout);
+}
+
+/* Phase 1 polls until every request in flight to a topicd is answered (so
+ * that a publisher gets the PUBREC or PUBCOMP it is owed) or the deadline
+ * passes; phase 2's deadline kills the topicds that are still there. */
+static void
+on_stop_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct broker *b = arg;
 
 	(void)fd;
 	(void)what;
-	log_warnx("shutdown: topicds still running after %llu ms; killing them",
-	    (unsigned long long)b->set.shutdown_timeout);
-	children_kill_all(b);
+	if (b->stop_phase == 2) {
+		log_warnx("shutdown: topicds still running after %llu ms; killing them",
+		    (unsigned long long)b->set.shutdown_timeout);
+		children_kill_all(b);
+		return;
+	}
+	if (children_pending(b) == 0 || mono_ms() >= b->stop_deadline) {
+		if (children_pending(b) > 0)
+			log_warnx("shutdown: %u requests still unanswered after %llu ms",
+			    children_pending(b), (unsigned long long)b->set.shutdown_timeout);
+		stop_children(b);
+		return;
+	}
+	arm(b, 20);
 }
 
 void
 broker_shutdown(struct broker *b)
 {
-	struct timeval tv;
-
 	if (b->stopping)
 		return;
 	b->stopping = true;
-	log_notice("shutting down: closing listeners and %u client connection%s",
+	b->stop_phase = 1;
+	b->stop_deadline = mono_ms() + (int64_t)b->set.shutdown_timeout;
+	log_notice("shutting down: closing listeners, finishing requests of %u client%s",
 	    b->nclients, b->nclients == 1 ? "" : "s");
 	listeners_close(b);
-	clients_close_all(b);
-	children_stop_all(b);
-	if (children_all_gone(b)) {
-		event_base_loopexit(b->base, NULL);
-		return;
-	}
-	tv.tv_sec = (time_t)(b->set.shutdown_timeout / 1000);
-	tv.tv_usec = (suseconds_t)(b->set.shutdown_timeout % 1000) * 1000;
-	b->stop_timer = evtimer_new(b->base, on_stop_deadline, b);
-	if (b->stop_timer == NULL || evtimer_add(b->stop_timer, &tv) == -1)
-		fatalx("cannot arm the shutdown timer");
+	clients_stop_reading(b);
+	b->stop_timer = evtimer_new(b->base, on_stop_timer, b);
+	if (b->stop_timer == NULL)
+		fatalx("cannot create the shutdown timer");
+	arm(b, 0);
 }
 
 static void
