@@ -1,0 +1,1023 @@
+"""Helpers that drive the real broker binaries over sockets.
+
+A Broker starts the master with its own data directory, free ports and an
+optional configuration, waits for readiness, stops it by pid, kills it with
+SIGKILL and restarts it on the same data directory.  Clients speak the
+JSON-lines protocol (PROTOCOL-json.md): JsonClient reads and writes lines,
+Publisher does the PUB/PUBREC/PUBREL/PUBCOMP exchange, Qos2Consumer behaves
+like a QoS 2 receiver and records what it was given.
+
+Every wait has a deadline; nothing here sleeps in place of a condition.
+Traffic goes to 127.0.0.1 only.
+"""
+
+import collections
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+HOST = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_BIN = "build/san/bin/broker"
+
+READY_TIMEOUT = 10.0    # broker start-up
+STOP_TIMEOUT = 10.0     # SIGTERM to exit
+LINE_TIMEOUT = 5.0      # one reply line
+POLL = 0.02             # polling interval for conditions
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "ERROR: UndefinedBehaviorSanitizer")
+
+PLEASE_LOGIN = "Please login!"
+LOGGED_IN = "Succesfully logged in!"   # sic: kept byte for byte
+
+
+class HarnessError(AssertionError):
+    """A condition the test waited for did not come true."""
+
+
+class ConnectionClosed(Exception):
+    """The peer closed the connection (EOF or reset)."""
+
+    def __init__(self, partial=b""):
+        super().__init__("connection closed by peer"
+                         + (" after partial line %r" % partial[:200] if partial else ""))
+        self.partial = partial
+
+
+class LineTimeout(Exception):
+    """No complete line arrived before the deadline."""
+
+
+def wait_for(pred, timeout, what, interval=POLL):
+    """Polls pred() until it returns a true value, which is returned; fails
+    with `what` in the message at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise HarnessError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def broker_binary():
+    p = Path(os.environ.get("BROKER_BIN", DEFAULT_BIN))
+    if not p.is_absolute():
+        p = REPO_ROOT / p
+    return p
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def free_ports(n):
+    """n distinct free ports (kept bound until all are chosen)."""
+    socks, ports = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((HOST, 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+# ---------------------------------------------------------------- processes
+
+def _read_stat(pid):
+    """(state, ppid) of a process, or None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    rest = data[data.rfind(b")") + 2:].split()
+    return rest[0].decode(), int(rest[1])
+
+
+def read_cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def process_alive(pid):
+    """True while the process exists and is not a zombie."""
+    st = _read_stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def process_exists(pid):
+    """True until the process has been reaped."""
+    return _read_stat(pid) is not None
+
+
+def children_of(ppid):
+    """Live (non-zombie) children of ppid: {pid: cmdline bytes}."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        st = _read_stat(pid)
+        if st is None or st[1] != ppid or st[0] in ("Z", "X"):
+            continue
+        cmd = read_cmdline(pid)
+        if cmd is not None:
+            out[pid] = cmd
+    return out
+
+
+def title_of(cmdline):
+    """The process title: what setproctitle wrote, or argv joined."""
+    parts = [p for p in cmdline.split(b"\0")]
+    while parts and parts[-1] == b"":
+        parts.pop()
+    if not parts:
+        return ""
+    return parts[0].decode("utf-8", "replace").rstrip()
+
+
+def is_topicd(cmdline):
+    t = title_of(cmdline)
+    if t.startswith("topicd:"):
+        return True
+    parts = cmdline.split(b"\0")
+    return bool(parts) and os.path.basename(parts[0]) == b"topicd"
+
+
+def topicd_topic(cmdline):
+    """The topic a topicd serves, from its title `topicd: TOPIC subs=...`
+    (or from `topicd ... -t TOPIC` before the title is set)."""
+    t = title_of(cmdline)
+    if t.startswith("topicd: "):
+        rest = t[len("topicd: "):]
+        m = re.match(r"^(.*?)(?: \w+=\S*)*$", rest)
+        return m.group(1) if m else rest
+    parts = [p.decode("utf-8", "replace") for p in cmdline.split(b"\0")]
+    if parts and os.path.basename(parts[0]) == "topicd" and "-t" in parts:
+        i = parts.index("-t")
+        if i + 1 < len(parts):
+            return parts[i + 1]
+    return None
+
+
+def kill_pid(pid, sig=signal.SIGKILL):
+    try:
+        os.kill(pid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+# ---------------------------------------------------------------- broker
+
+class Broker:
+    """One broker master on a private data directory.
+
+    config: dict of configuration keys, written to broker.conf.
+    """
+
+    def __init__(self, workdir, config=None, name="broker", extra_args=()):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.workdir / "data"
+        self.data_dir.mkdir(exist_ok=True)
+        self.name = name
+        self.config = dict(config or {})
+        self.extra_args = list(extra_args)
+        self.binary = broker_binary()
+        self.proc = None
+        self.consumer_port = None
+        self.publisher_port = None
+        self.log_path = self.workdir / "broker.log"
+        self._log = None
+        self.generation = 0
+        self.exit_codes = []        # (how, code) of every master that ended
+        self.topicd_pids_seen = set()
+        self.problems = []          # found while stopping; reported by the fixture
+
+    # -- start / stop
+
+    def config_file(self):
+        path = self.workdir / "broker.conf"
+        lines = ["# written by the e2e harness"]
+        for k, v in self.config.items():
+            lines.append("%s %s" % (k, v))
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def command(self):
+        cmd = [str(self.binary), "-D", str(self.data_dir), "-b", HOST, "-p", "0",
+               "-J", "%d:%d" % (self.consumer_port, self.publisher_port)]
+        if self.config:
+            cmd[1:1] = ["-c", str(self.config_file())]
+        if os.environ.get("BROKER_VERBOSE"):
+            cmd.append("-v")
+        return cmd + self.extra_args
+
+    def start(self, keep_ports=False):
+        """Starts the master and waits until both JSON-lines listeners
+        accept.  Retries with other ports when one is taken."""
+        if not (self.binary.is_file() and os.access(self.binary, os.X_OK)):
+            raise HarnessError("broker binary %s is not an executable file (build it: "
+                               "make san, or set BROKER_BIN)" % self.binary)
+        last = ""
+        for attempt in range(6):
+            if not (keep_ports and self.consumer_port) or attempt > 0:
+                self.consumer_port, self.publisher_port = free_ports(2)
+            self.generation += 1
+            self._log = open(self.log_path, "ab")
+            self._log.write(b"\n==== harness: start #%d %s\n"
+                            % (self.generation, " ".join(self.command()).encode()))
+            self._log.flush()
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                         stdout=self._log, stderr=self._log,
+                                         cwd=str(self.workdir))
+            state = self._wait_ready()
+            if state == "ready":
+                return self
+            code = self.proc.returncode
+            self.exit_codes.append(("start", code))
+            self.proc = None
+            self._log.close()
+            last = self.log_tail()
+            if not re.search(r"address already in use|EADDRINUSE", last, re.I):
+                raise HarnessError("broker exited with status %s during start-up; log:\n%s"
+                                   % (code, last))
+        raise HarnessError("broker could not bind free ports after 6 tries; log:\n" + last)
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return "exited"
+            if self._connects(self.consumer_port) and self._connects(self.publisher_port):
+                if self.proc.poll() is None:
+                    return "ready"
+            time.sleep(POLL)
+        self.proc.kill()
+        self.proc.wait()
+        raise HarnessError("broker not accepting on 127.0.0.1:%d/%d within %.0f s; log:\n%s"
+                           % (self.consumer_port, self.publisher_port, READY_TIMEOUT,
+                              self.log_tail()))
+
+    @staticmethod
+    def _connects(port):
+        try:
+            with socket.create_connection((HOST, port), timeout=1.0):
+                return True
+        except OSError:
+            return False
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def _remember_topicds(self):
+        if self.running():
+            for pid, cmd in children_of(self.proc.pid).items():
+                if is_topicd(cmd):
+                    self.topicd_pids_seen.add(pid)
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM, wait; SIGKILL after the deadline.  Returns the exit code
+        (negative for a signal).  Records a problem if SIGTERM was not enough
+        or topicds stayed behind."""
+        if self.proc is None:
+            return None
+        self._remember_topicds()
+        code = self.proc.poll()
+        if code is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.problems.append("master pid %d did not exit within %.0f s of SIGTERM"
+                                     % (self.proc.pid, timeout))
+                self.proc.kill()
+                code = self.proc.wait()
+        self.exit_codes.append(("stop", code))
+        self._finish_master()
+        return code
+
+    def kill9(self):
+        """SIGKILL the master; its topicds are left to exit by themselves.
+        Returns the topicd pids that were alive."""
+        self._remember_topicds()
+        left = {p for p in self.topicd_pids_seen if process_alive(p)}
+        self.proc.kill()
+        code = self.proc.wait()
+        self.exit_codes.append(("kill9", code))
+        self.proc = None
+        self._log.close()
+        return left
+
+    def _finish_master(self):
+        self.proc = None
+        if self._log:
+            self._log.close()
+            self._log = None
+        self.reap_orphans()
+
+    def wait_topicds_gone(self, pids, timeout=10.0):
+        wait_for(lambda: not [p for p in pids if process_alive(p) and
+                              is_topicd(read_cmdline(p) or b"")],
+                 timeout, "topicds %s to exit after the master ended" % sorted(pids))
+
+    def reap_orphans(self, timeout=5.0):
+        """Topicds must exit when their master is gone; kill leftovers by pid
+        (after checking the pid still is a topicd) and record the problem."""
+        def left():
+            return [p for p in self.topicd_pids_seen
+                    if process_alive(p) and is_topicd(read_cmdline(p) or b"")]
+        deadline = time.monotonic() + timeout
+        while left() and time.monotonic() < deadline:
+            time.sleep(POLL)
+        for p in left():
+            self.problems.append("topicd pid %d (%s) still running %.0f s after its master "
+                                 "ended; killed" % (p, title_of(read_cmdline(p) or b""), timeout))
+            kill_pid(p)
+        self.topicd_pids_seen = {p for p in self.topicd_pids_seen if process_exists(p)}
+
+    def restart(self, keep_ports=True):
+        """Stops (SIGTERM) if running, then starts on the same data dir."""
+        if self.running():
+            self.stop()
+        return self.start(keep_ports=keep_ports)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    # -- topicds
+
+    def topicds(self):
+        """{pid: topic} of the master's live topicd children."""
+        out = {}
+        if not self.running():
+            return out
+        for pid, cmd in children_of(self.proc.pid).items():
+            if is_topicd(cmd):
+                self.topicd_pids_seen.add(pid)
+                out[pid] = topicd_topic(cmd)
+        return out
+
+    def topicd_pid(self, topic):
+        for pid, t in self.topicds().items():
+            if t == topic:
+                return pid
+        return None
+
+    def wait_topicd(self, topic, timeout=10.0, not_pid=None):
+        """Waits for a live topicd serving topic (other than not_pid)."""
+        def find():
+            p = self.topicd_pid(topic)
+            return p if p is not None and p != not_pid else None
+        return wait_for(find, timeout, "a topicd for topic %r%s" %
+                        (topic, " other than pid %d" % not_pid if not_pid else ""))
+
+    def kill_topicd(self, topic, timeout=10.0):
+        """SIGKILLs the topic's topicd; returns its pid."""
+        pid = self.wait_topicd(topic, timeout)
+        kill_pid(pid)
+        return pid
+
+    # -- logs
+
+    def log_text(self):
+        try:
+            return self.log_path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines=60):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def sanitizer_reports(self):
+        """One summary per sanitizer report in the log: its header, the
+        first frames in the project's code, and its SUMMARY line."""
+        reports, cur = [], None
+        for line in self.log_text().splitlines():
+            if any(m in line for m in SANITIZER_MARKS):
+                cur = [line.strip()]
+                reports.append(cur)
+            elif cur is not None:
+                if "SUMMARY:" in line:
+                    cur.append(line.strip())
+                    cur = None
+                elif re.search(r"#\d+ .* in .* (broker|topicd|common)/\S+:\d+", line) \
+                        and "xmalloc.c" not in line and len(cur) < 4:
+                    cur.append(line.strip())
+        return ["\n      ".join(r) for r in reports]
+
+    # -- clients
+
+    def publisher(self, **kw):
+        return Publisher(self.publisher_port, **kw)
+
+    def client(self, port_kind="consumer", **kw):
+        port = self.consumer_port if port_kind == "consumer" else self.publisher_port
+        return JsonClient(port, **kw)
+
+    def consumer(self, username, **kw):
+        """A logged-in Qos2Consumer."""
+        c = Qos2Consumer(self, username, **kw)
+        c.connect()
+        return c
+
+
+# ---------------------------------------------------------------- clients
+
+class JsonClient:
+    """A line-oriented TCP client.  Lines from the broker must end in CRLF."""
+
+    registry = None     # set by the fixture: every client is closed in teardown
+
+    def __init__(self, port, timeout=LINE_TIMEOUT, eol=b"\r\n"):
+        self.port = port
+        self.timeout = timeout
+        self.eol = eol
+        self.buf = b""
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.local_port = self.sock.getsockname()[1]
+        self.closed = False
+        self.send_lock = threading.Lock()
+        if JsonClient.registry is not None:
+            JsonClient.registry.append(self)
+
+    # -- writing
+
+    def send_raw(self, data):
+        with self.send_lock:
+            self.sock.sendall(data)
+
+    def send_line(self, line, eol=None):
+        if isinstance(line, str):
+            line = line.encode()
+        self.send_raw(line + (self.eol if eol is None else eol))
+
+    def send_json(self, obj, eol=None):
+        self.send_line(json.dumps(obj, separators=(",", ":")), eol)
+
+    # -- reading
+
+    def _fill(self, deadline):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LineTimeout()
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise LineTimeout() from None
+        except ConnectionResetError:
+            raise ConnectionClosed(self.buf) from None
+        if not data:
+            raise ConnectionClosed(self.buf)
+        self.buf += data
+
+    def read_raw_line(self, timeout=None):
+        """One line with its terminator, as bytes."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while b"\n" not in self.buf:
+            self._fill(deadline)
+        i = self.buf.index(b"\n") + 1
+        line, self.buf = self.buf[:i], self.buf[i:]
+        return line
+
+    def read_line(self, timeout=None):
+        """One line without CRLF, as str; fails if it does not end in CRLF."""
+        try:
+            raw = self.read_raw_line(timeout)
+        except LineTimeout:
+            raise HarnessError("no line from port %d within %.1f s (buffered: %r)"
+                               % (self.port, self.timeout if timeout is None else timeout,
+                                  self.buf[:200])) from None
+        if not raw.endswith(b"\r\n"):
+            raise HarnessError("line not terminated by CRLF: %r" % raw[:300])
+        return raw[:-2].decode("utf-8")
+
+    def read_json(self, timeout=None):
+        line = self.read_line(timeout)
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise HarnessError("expected a JSON line, got %r" % line[:300]) from None
+
+    def expect(self, expected, timeout=None):
+        got = self.read_line(timeout)
+        assert got == expected, "expected %r, got %r" % (expected, got)
+        return got
+
+    def expect_prefix(self, prefix, timeout=None):
+        got = self.read_line(timeout)
+        assert got.startswith(prefix), "expected a line starting %r, got %r" % (prefix, got)
+        return got
+
+    def expect_silence(self, duration):
+        """Asserts that no line arrives for `duration` seconds (an absence can
+        only be checked over a period)."""
+        try:
+            raw = self.read_raw_line(duration)
+        except LineTimeout:
+            return
+        raise AssertionError("expected nothing for %.1f s, got %r" % (duration, raw[:300]))
+
+    def expect_closed(self, timeout=None, allow=()):
+        """Waits for EOF; lines in `allow` may come first.  Returns them."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        seen = []
+        while True:
+            try:
+                raw = self.read_raw_line(max(0.0, deadline - time.monotonic()))
+            except ConnectionClosed as e:
+                assert not e.partial, "partial line before close: %r" % e.partial
+                return seen
+            except LineTimeout:
+                raise HarnessError("connection on port %d still open after %.1f s "
+                                   "(lines: %r)" % (self.port, self.timeout if timeout is None
+                                                    else timeout, seen)) from None
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            assert line in allow, "expected the connection to close, got %r" % line
+            seen.append(line)
+
+    def close(self, reset=False):
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if reset:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                     b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.sock.close()
+        except OSError:
+            pass
+
+
+PUBREC_RE = re.compile(rb'^\{"type":"PUBREC","msgId":(\d+)\}\r\n$')
+PUBCOMP_RE = re.compile(rb'^\{"type":"PUBCOMP","msgId":(\d+)\}\r\n$')
+
+
+class PublishRefused(Exception):
+    def __init__(self, line):
+        super().__init__("publish refused: %r" % line)
+        self.line = line
+
+
+class Publisher(JsonClient):
+    """A client of the publisher port (no login)."""
+
+    def pub(self, topic, msg, timeout=None):
+        """Sends PUB; returns the msgId of the byte-exact PUBREC.  Raises
+        PublishRefused on an `ERROR ...` line."""
+        self.send_json({"type": "PUB", "topic": topic, "msg": msg})
+        return self.read_pubrec(timeout)
+
+    def read_pubrec(self, timeout=None):
+        raw = self._read_reply(timeout, "PUBREC")
+        m = PUBREC_RE.match(raw)
+        if m:
+            return int(m.group(1))
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if line.startswith("ERROR "):
+            raise PublishRefused(line)
+        raise AssertionError('expected {"type":"PUBREC","msgId":N}\\r\\n, got %r' % raw)
+
+    def pubrel(self, msg_id, timeout=None):
+        """Sends PUBREL; checks the byte-exact PUBCOMP with the same id."""
+        self.send_json({"type": "PUBREL", "msgId": msg_id})
+        self.read_pubcomp(msg_id, timeout)
+
+    def read_pubcomp(self, msg_id, timeout=None):
+        raw = self._read_reply(timeout, "PUBCOMP")
+        expected = b'{"type":"PUBCOMP","msgId":%d}\r\n' % msg_id
+        assert raw == expected, "expected %r, got %r" % (expected, raw)
+
+    def _read_reply(self, timeout, what):
+        t = self.timeout if timeout is None else timeout
+        try:
+            return self.read_raw_line(t)
+        except LineTimeout:
+            raise HarnessError("no %s within %.1f s on the publisher port" % (what, t)) from None
+
+    def publish(self, topic, msg, timeout=None):
+        """The full exchange; returns the msgId."""
+        mid = self.pub(topic, msg, timeout)
+        self.pubrel(mid, timeout)
+        return mid
+
+    def publish_pipelined(self, items, timeout=None):
+        """Sends every PUB of [(topic, msg)] at once, reads the PUBRECs, then
+        sends every PUBREL at once and reads the PUBCOMPs.  Returns the
+        msgIds in order.  Replies come in request order on a connection."""
+        data = b"".join(json.dumps({"type": "PUB", "topic": t, "msg": m},
+                                   separators=(",", ":")).encode() + self.eol
+                        for t, m in items)
+        self.send_raw(data)
+        ids = [self.read_pubrec(timeout) for _ in items]
+        self.send_raw(b"".join(b'{"type":"PUBREL","msgId":%d}' % i + self.eol for i in ids))
+        for i in ids:
+            self.read_pubcomp(i, timeout)
+        return ids
+
+
+def utc(t):
+    """A wall-clock time as the broker logs it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (t % 1 * 1000)
+
+
+def login(client, username, timeout=None):
+    """Reads the greeting and logs in; returns the reply line."""
+    client.expect(PLEASE_LOGIN, timeout)
+    client.send_line("log " + username)
+    return client.read_line(timeout)
+
+
+class Delivery(collections.namedtuple("Delivery", "topic msg_id msg raw conn at")):
+    """at: wall-clock time of arrival, to set against the broker's log."""
+
+
+class Qos2Consumer:
+    """A consumer that answers like a QoS 2 receiver.
+
+    For each delivered PUB it sends PUBREC and waits for the PUBREL; on
+    PUBREL it sends PUBCOMP.  A PUB for a (topic, msgId) it has PUBREC'd but
+    not yet seen the PUBREL of is a duplicate transmission, answered with
+    PUBREC again and not counted as an arrival.  Its receiver state lives
+    on across reconnects, as a session's does.
+
+    Replies (OK, ERROR ...) are matched to commands in order.  Anything that
+    breaks the protocol goes to self.errors; tests assert it stays empty.
+    """
+
+    registry = None     # set by the fixture: every thread is stopped in teardown
+
+    def __init__(self, broker, username, auto_ack=True, timeout=LINE_TIMEOUT):
+        if Qos2Consumer.registry is not None:
+            Qos2Consumer.registry.append(self)
+        self.broker = broker
+        self.username = username
+        self.auto_ack = auto_ack
+        self.timeout = timeout
+        self.client = None
+        self.conn_no = 0
+        self.lock = threading.RLock()
+        self.deliveries = []            # new arrivals, in order
+        self.duplicates = []            # repeated transmissions
+        self.pubrels = []               # (msg_id, raw)
+        self.errors = []
+        self.replies = []               # (command, reply)
+        self.pending = collections.deque()  # commands waiting for a reply
+        self.awaiting_rel = collections.OrderedDict()  # (topic, id) -> True
+        self.completed = collections.OrderedDict()     # id -> [topics], PUBCOMP sent
+        self.last_id = {}               # topic -> last new msgId
+        self._thread = None
+        self._stop = threading.Event()
+        self.disconnected = False
+        self.thread_error = None
+
+    # -- connection
+
+    def connect(self, timeout=10.0):
+        """Connects and logs in.  A refusal because the previous connection
+        of the username is not gone yet is retried until the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            c = JsonClient(self._port(), timeout=self.timeout)
+            reply = login(c, self.username)
+            if reply == LOGGED_IN:
+                break
+            c.close()
+            if not reply.startswith("ERROR") or time.monotonic() >= deadline:
+                raise HarnessError("login of %r failed: %r" % (self.username, reply))
+            time.sleep(POLL * 5)
+        with self.lock:
+            self.client = c
+            self.conn_no += 1
+            self.pending.clear()
+            self.disconnected = False
+        return self
+
+    def _port(self):
+        return self.broker.consumer_port
+
+    def close(self, reset=False):
+        if self.client:
+            self.client.close(reset)
+
+    def reconnect(self, timeout=10.0):
+        self.close()
+        return self.connect(timeout)
+
+    # -- commands
+
+    def command(self, obj, timeout=None):
+        """Sends a command and pumps until its reply arrives; returns it."""
+        name = obj.get("type") if isinstance(obj, dict) else str(obj)
+        with self.lock:
+            self.pending.append(name)
+            mark = len(self.replies)
+            self.client.send_json(obj)
+        self.wait_until(lambda: len(self.replies) > mark, timeout or self.timeout,
+                        "the reply to %s" % json.dumps(obj))
+        return self.replies[mark][1]
+
+    def subscribe(self, topic):
+        reply = self.command({"type": "SUB", "topic": topic})
+        assert reply == "OK", "SUB %r: expected OK, got %r" % (topic, reply)
+
+    def unsubscribe(self, topic):
+        reply = self.command({"type": "UNSUB", "topic": topic})
+        assert reply == "OK", "UNSUB %r: expected OK, got %r" % (topic, reply)
+
+    def send_pubrec(self, topic, msg_id):
+        with self.lock:
+            self.pending.append("PUBREC")
+            self.client.send_json({"type": "PUBREC", "msgId": msg_id, "topic": topic})
+
+    def send_pubcomp(self, topic, msg_id):
+        with self.lock:
+            self.pending.append("PUBCOMP")
+            self.client.send_json({"type": "PUBCOMP", "msgId": msg_id, "topic": topic})
+
+    # -- receiving
+
+    def pump(self, timeout):
+        """Handles one incoming line.  False on timeout; raises
+        ConnectionClosed when the connection ends."""
+        try:
+            raw = self.client.read_raw_line(timeout)
+        except LineTimeout:
+            return False
+        with self.lock:
+            self._handle(raw)
+        return True
+
+    def _handle(self, raw):
+        if not raw.endswith(b"\r\n"):
+            self.errors.append("line not terminated by CRLF: %r" % raw[:200])
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if not line.startswith("{"):
+            if not self.pending:
+                self.errors.append("unsolicited line %r" % line)
+                return
+            cmd = self.pending.popleft()
+            self.replies.append((cmd, line))
+            if cmd in ("PUBREC", "PUBCOMP") and line != "OK":
+                self.errors.append("%s answered %r, expected OK" % (cmd, line))
+            return
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            self.errors.append("undecodable line %r" % line[:200])
+            return
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        if kind == "PUB":
+            self._on_pub(obj, raw)
+        elif kind == "PUBREL":
+            self._on_pubrel(obj, raw)
+        else:
+            self.errors.append("unexpected JSON line %r" % line[:200])
+
+    def _on_pub(self, obj, raw):
+        if set(obj) != {"type", "topic", "msg", "msgId"} and \
+                set(obj) != {"type", "topic", "msg", "msgId", "encoding"}:
+            self.errors.append("PUB with keys %s: %r" % (sorted(obj), raw[:200]))
+        topic, mid = obj.get("topic"), obj.get("msgId")
+        if not isinstance(topic, str) or not isinstance(mid, int) or isinstance(mid, bool):
+            self.errors.append("PUB with bad topic or msgId: %r" % raw[:200])
+            return
+        key = (topic, mid)
+        if key in self.awaiting_rel:
+            self.duplicates.append(Delivery(topic, mid, obj.get("msg"), raw, self.conn_no,
+                                            time.time()))
+        else:
+            for (t, other) in self.awaiting_rel:
+                if t == topic:
+                    self.errors.append("PUB %s #%d arrived before the exchange of #%d was "
+                                       "complete" % (topic, mid, other))
+            last = self.last_id.get(topic)
+            if last is not None and mid <= last:
+                self.errors.append("msgId of topic %s went from %d to %d" % (topic, last, mid))
+            self.last_id[topic] = mid
+            self.deliveries.append(Delivery(topic, mid, obj.get("msg"), raw, self.conn_no,
+                                            time.time()))
+            if not self.auto_ack:
+                return
+            self.awaiting_rel[key] = True
+        self.send_pubrec(topic, mid)
+
+    def _on_pubrel(self, obj, raw):
+        mid = obj.get("msgId")
+        self.pubrels.append((mid, raw))
+        if set(obj) != {"type", "msgId"}:
+            self.errors.append("PUBREL with keys %s: %r" % (sorted(obj), raw[:200]))
+        # The PUBREL names no topic: take the oldest exchange with this id.
+        for (t, m) in self.awaiting_rel:
+            if m == mid:
+                del self.awaiting_rel[(t, m)]
+                topics = self.completed.pop(mid, [])
+                self.completed[mid] = [x for x in topics if x != t] + [t]
+                while len(self.completed) > 10000:
+                    self.completed.popitem(last=False)
+                self.send_pubcomp(t, mid)
+                return
+        # A repeated PUBREL of a completed exchange: PUBCOMP again.  Which
+        # topic it is for cannot be told when several topics used the id,
+        # so every one of them gets the (idempotent) PUBCOMP.
+        if mid in self.completed:
+            for t in self.completed[mid]:
+                self.send_pubcomp(t, mid)
+            return
+        self.errors.append("PUBREL for msgId %r that was never PUBREC'd" % (mid,))
+
+    # -- waiting
+
+    def wait_until(self, pred, timeout, what):
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                if pred():
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HarnessError("consumer %r: timed out after %.1f s waiting for %s; %s"
+                                   % (self.username, timeout, what, self.describe()))
+            if self._thread is not None:
+                time.sleep(POLL)
+            else:
+                self.pump(min(remaining, 0.2))
+
+    def describe(self):
+        """The receiver's state, for failure messages."""
+        with self.lock:
+            last = [(d.topic, d.msg_id, str(d.msg)[:40], utc(d.at)) for d in self.deliveries[-3:]]
+            return ("arrivals %d (last %s), duplicates %d, PUBRECs awaiting PUBREL %s, "
+                    "commands awaiting a reply %s, last PUBRELs %s, connection #%d%s, "
+                    "errors %s" % (len(self.deliveries), last, len(self.duplicates),
+                                   list(self.awaiting_rel), list(self.pending),
+                                   [m for m, _ in self.pubrels[-3:]], self.conn_no,
+                                   " (closed by peer)" if self.disconnected else "",
+                                   self.errors[:5]))
+
+    def messages(self, topic=None):
+        with self.lock:
+            return [d.msg for d in self.deliveries if topic is None or d.topic == topic]
+
+    def wait_messages(self, n, topic=None, timeout=10.0):
+        self.wait_until(lambda: len(self.messages(topic)) >= n, timeout,
+                        "%d messages%s" % (n, " on %r" % topic if topic else ""))
+        return self.messages(topic)
+
+    def wait_message(self, msg, topic=None, timeout=10.0):
+        self.wait_until(lambda: msg in self.messages(topic), timeout,
+                        "message %r%s" % (msg, " on %r" % topic if topic else ""))
+
+    def pump_for(self, duration):
+        """Handles whatever arrives during `duration` seconds (for checks that
+        something does not happen, which can only be watched over a period)."""
+        deadline = time.monotonic() + duration
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self.pump(remaining)
+
+    def settle(self, timeout=5.0):
+        """Pumps until no exchange is open (every PUB PUBCOMP'd and every
+        command answered)."""
+        self.wait_until(lambda: not self.awaiting_rel and not self.pending, timeout,
+                        "open exchanges to complete (%s)" % list(self.awaiting_rel))
+
+    # -- background
+
+    def start(self):
+        """Pumps in a thread until stop() or the connection ends."""
+        self._stop.clear()
+        self.thread_error = None
+
+        def run():
+            try:
+                while not self._stop.is_set():
+                    self.pump(0.1)
+            except ConnectionClosed:
+                with self.lock:
+                    self.disconnected = True
+            except BaseException as e:     # reported by stop()
+                self.thread_error = e
+        self._thread = threading.Thread(target=run, name="consumer-" + self.username,
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout=5.0):
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout)
+        alive = self._thread.is_alive()
+        self._thread = None
+        if alive:
+            raise HarnessError("consumer thread %r did not stop" % self.username)
+        if self.thread_error is not None:
+            raise self.thread_error
+
+
+# ---------------------------------------------------------------- checks
+
+def check_exactly_once_in_order(published, acked, delivered, label=""):
+    """published: messages in the order they were sent (each unique);
+    acked: those whose PUBREC the publisher got; delivered: the new arrivals
+    at a QoS 2 receiver, in order.  Every acked message must arrive exactly
+    once, nothing arrives twice, nothing unknown arrives, order is kept."""
+    index = {m: i for i, m in enumerate(published)}
+    counts = collections.Counter(delivered)
+    unknown = [m for m in delivered if m not in index]
+    twice = sorted((m for m, c in counts.items() if c > 1), key=lambda m: index.get(m, -1))
+    missing = [m for m in published if m in acked and counts[m] == 0]
+    order = []
+    prev = None
+    for m in delivered:
+        if m in index:
+            if prev is not None and index[m] <= index[prev]:
+                order.append((prev, m))
+            prev = m
+    problems = []
+    if missing:
+        problems.append("%d acknowledged messages never delivered: %s"
+                        % (len(missing), missing[:20]))
+    if twice:
+        problems.append("%d messages delivered more than once: %s" % (len(twice), twice[:20]))
+    if unknown:
+        problems.append("unknown messages delivered: %s" % unknown[:20])
+    if order:
+        problems.append("%d order violations (prev, next): %s" % (len(order), order[:20]))
+    assert not problems, "%s: published %d, acknowledged %d, delivered %d:\n  %s" % (
+        label, len(published), len(acked), len(delivered), "\n  ".join(problems))
+
+
+# ---------------------------------------------------------------- dead letters
+
+DLQ = "$DLQ"
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+_ANY = object()
+
+
+def dead_letters(dlq, reason=None):
+    """The records a consumer of the dead-letter topic got (msg values)."""
+    return [d.msg for d in dlq.deliveries
+            if d.topic == DLQ and (reason is None or
+                                   (isinstance(d.msg, dict) and d.msg.get("reason") == reason))]
+
+
+def wait_dead_letter(dlq, reason, timeout=10.0, match=None):
+    """Waits for a record with `reason` (and match(record) true); returns it."""
+    def find():
+        for r in dead_letters(dlq, reason):
+            if match is None or match(r):
+                return r
+        return None
+    dlq.wait_until(lambda: find() is not None, timeout,
+                   "a dead-letter record with reason %r (records so far: %s)"
+                   % (reason, [str(r)[:200] for r in dead_letters(dlq)]))
+    return find()
+
+
+def check_dead_letter(rec, reason, ports, topic=_ANY, msg=_ANY):
+    """A record is {"reason","time","client","port","topic"?,"msg"}.
+    ports: the port numbers `port` may name (the listener's, or the
+    client's own: the contract does not say which).  msg: the acceptable
+    representations of the original."""
+    assert isinstance(rec, dict), "dead-letter msg is not a JSON object: %r" % (rec,)
+    assert rec.get("reason") == reason, rec
+    t = rec.get("time")
+    assert isinstance(t, str) and TIME_RE.match(t), "bad time %r in %r" % (t, rec)
+    assert isinstance(rec.get("client"), str) and rec["client"], "bad client in %r" % rec
+    p = rec.get("port")
+    assert isinstance(p, int) and p in ports, "port %r not one of %s in %r" % (p, ports, rec)
+    if topic is not _ANY:
+        assert rec.get("topic") == topic, "topic: expected %r in %r" % (topic, rec)
+    assert "msg" in rec, "no msg in %r" % rec
+    if msg is not _ANY:
+        options = msg if isinstance(msg, list) else [msg]
+        assert rec["msg"] in options, "msg %r is none of %r" % (rec["msg"], options)

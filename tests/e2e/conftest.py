@@ -1,0 +1,76 @@
+"""Fixtures for the end-to-end tests: brokers that are stopped by pid in
+teardown (also when the test failed), clients that are closed, and the
+tail of each broker's log attached to a failure report."""
+
+import pytest
+
+from broker_harness import Broker, JsonClient, Qos2Consumer
+
+__all__ = ["broker_factory", "broker", "pytest_runtest_makereport"]
+
+
+@pytest.fixture
+def broker_factory(request, tmp_path):
+    """make(config=None, name=None) starts a broker and returns it.  In
+    teardown: consumer threads stopped, clients closed, every broker stopped
+    with SIGTERM (exit status 0 expected), its topicds gone, and its log
+    free of sanitizer reports."""
+    brokers = []
+    clients = []
+    consumers = []
+    request.node.brokers = brokers
+    JsonClient.registry = clients
+    Qos2Consumer.registry = consumers
+
+    def make(config=None, name=None, start=True):
+        name = name or "broker%d" % len(brokers)
+        b = Broker(tmp_path / name, config=config, name=name)
+        brokers.append(b)
+        if start:
+            b.start()
+        return b
+
+    try:
+        yield make
+    finally:
+        Qos2Consumer.registry = None
+        JsonClient.registry = None
+        problems = []
+        for c in consumers:
+            try:
+                c.stop()
+            except Exception as e:          # reported, teardown goes on
+                problems.append("consumer %r: %s" % (c.username, e))
+        for c in clients:
+            c.close()
+        for b in brokers:
+            if b.running():
+                b.stop()
+            b.reap_orphans()
+            for how, code in b.exit_codes:
+                if how == "stop" and code != 0:
+                    problems.append("%s: master exited with status %s after SIGTERM"
+                                    % (b.name, code))
+            problems.extend("%s: %s" % (b.name, p) for p in b.problems)
+            reports = b.sanitizer_reports()
+            if reports:
+                problems.append("%s: sanitizer reports in the log:\n    %s"
+                                % (b.name, "\n    ".join(reports[:10])))
+        if problems:
+            pytest.fail("broker teardown:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def broker(broker_factory):
+    """A broker with the built-in defaults."""
+    return broker_factory()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for b in getattr(item, "brokers", []):
+            rep.sections.append(("log of %s (%s), last lines" % (b.name, b.log_path),
+                                 b.log_tail(80)))

@@ -1,0 +1,446 @@
+"""Bad input: each case checks the reply, that the connection and the
+broker go on working (on the same and on another connection), and the
+dead-letter record where one is due."""
+
+import itertools
+import time
+
+import pytest
+
+from broker_harness import (DLQ, LOGGED_IN, PLEASE_LOGIN, Publisher,
+                            PublishRefused, check_dead_letter, login,
+                            wait_dead_letter)
+
+LIMIT = 1024
+_tags = itertools.count()
+
+
+class Env:
+    """A broker with a consumer of the dead-letter topic and a watcher of
+    the topic `good` on their own connections."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self.dlq = broker.consumer("dlqwatch")
+        self.dlq.subscribe(DLQ)
+        self.watch = broker.consumer("watcher")
+        self.watch.subscribe("good")
+
+    def publisher_works(self, pub):
+        """A publish on `pub` and one on a new connection both arrive."""
+        tag = next(_tags)
+        same, other = "same-%d" % tag, "other-%d" % tag
+        pub.publish("good", same)
+        self.broker.publisher().publish("good", other)
+        self.watch.wait_message(same, "good")
+        self.watch.wait_message(other, "good")
+
+    def consumer_works(self, raw):
+        """The logged-in raw connection can still SUB and consume, and so
+        can another connection."""
+        tag = next(_tags)
+        topic = "good-c%d" % tag
+        raw.send_json({"type": "SUB", "topic": topic})
+        raw.expect("OK")
+        self.watch.subscribe(topic)
+        msg = "cons-%d" % tag
+        self.broker.publisher().publish(topic, msg)
+        p = raw.read_json()
+        assert p == {"type": "PUB", "topic": topic, "msg": msg, "msgId": p.get("msgId")}, p
+        raw.send_json({"type": "PUBREC", "msgId": p["msgId"], "topic": topic})
+        raw.expect("OK")
+        assert raw.read_json() == {"type": "PUBREL", "msgId": p["msgId"]}
+        raw.send_json({"type": "PUBCOMP", "msgId": p["msgId"], "topic": topic})
+        raw.expect("OK")
+        self.watch.wait_message(msg, topic)
+
+    def dead_letter(self, reason, line, port, **kw):
+        rec = wait_dead_letter(self.dlq, reason, match=lambda r: r.get("msg") == line)
+        check_dead_letter(rec, reason, ports=[port], msg=line, **kw)
+        return rec
+
+    def check_clean(self):
+        for c in (self.dlq, self.watch):
+            c.settle()
+            assert not c.errors, c.errors
+
+
+@pytest.fixture
+def env(broker_factory):
+    return Env(broker_factory({"message_size_limit": LIMIT}))
+
+
+def consumer_conn(broker, name):
+    c = broker.client()
+    assert login(c, name) == LOGGED_IN
+    return c
+
+
+INVALID = [
+    pytest.param('{"type":"PUB","topic":"t","msg":', id="truncated"),
+    pytest.param("not json at all", id="text"),
+    pytest.param('{"type":"PUB","topic":"t","msg":1}}', id="trailing-garbage"),
+    pytest.param("{'type':'PUB'}", id="single-quotes"),
+]
+UNKNOWN = [
+    pytest.param('{"type":"FOO","topic":"t","msg":1}', id="unknown-type"),
+    pytest.param('{"topic":"t","msg":1}', id="no-type"),
+    pytest.param('[1,2,3]', id="array"),
+    pytest.param('"PUB"', id="string"),
+    pytest.param('{"type":"pub","topic":"t","msg":1}', id="lower-case-type"),
+]
+BAD_PUB = [
+    pytest.param('{"type":"PUB","topic":"","msg":1}', id="empty-topic"),
+    pytest.param('{"type":"PUB","topic":"a/+/b","msg":1}', id="plus"),
+    pytest.param('{"type":"PUB","topic":"a/#","msg":1}', id="hash"),
+    pytest.param('{"type":"PUB","topic":"#","msg":1}', id="hash-alone"),
+    pytest.param('{"type":"PUB","topic":"a\\u0000b","msg":1}', id="nul"),
+    pytest.param('{"type":"PUB","topic":"t"}', id="missing-msg"),
+    pytest.param('{"type":"PUB","msg":1}', id="missing-topic"),
+    pytest.param('{"type":"PUB","topic":5,"msg":1}', id="topic-not-string"),
+    pytest.param('{"type":"PUBREL"}', id="pubrel-missing-id"),
+    pytest.param('{"type":"PUBREL","msgId":"x"}', id="pubrel-id-not-int"),
+]
+BAD_CONS = [
+    pytest.param('{"type":"SUB","topic":""}', id="sub-empty-topic"),
+    pytest.param('{"type":"SUB"}', id="sub-missing-topic"),
+    pytest.param('{"type":"SUB","topic":"a\\u0000b"}', id="sub-nul"),
+    pytest.param('{"type":"UNSUB","topic":""}', id="unsub-empty-topic"),
+    pytest.param('{"type":"PUBREC","topic":"t"}', id="pubrec-missing-id"),
+]
+
+
+# ---------------------------------------------------------- publisher port
+
+@pytest.mark.parametrize("line", INVALID)
+def test_invalid_json_on_publisher_port(env, line):
+    pub = env.broker.publisher()
+    pub.send_line(line)
+    pub.expect("INVALID JSON")
+    env.publisher_works(pub)
+    env.dead_letter("invalid_json", line, env.broker.publisher_port)
+    env.check_clean()
+
+
+@pytest.mark.parametrize("line", UNKNOWN)
+def test_unknown_command_on_publisher_port(env, line):
+    pub = env.broker.publisher()
+    pub.send_line(line)
+    pub.expect("UNKNOWN COMMAND")
+    env.publisher_works(pub)
+    env.dead_letter("unknown_command", line, env.broker.publisher_port)
+    env.check_clean()
+
+
+@pytest.mark.parametrize("line", BAD_PUB)
+def test_bad_fields_on_publisher_port(env, line):
+    pub = env.broker.publisher()
+    pub.send_line(line)
+    pub.expect_prefix("ERROR ")
+    env.publisher_works(pub)
+    env.dead_letter("bad_request", line, env.broker.publisher_port)
+    env.check_clean()
+
+
+def test_refused_publish_is_not_delivered(env):
+    c = env.broker.consumer("near")
+    c.subscribe("a/x/b")
+    c.subscribe("ab")
+    pub = env.broker.publisher()
+    for bad in ('{"type":"PUB","topic":"a/+/b","msg":"bad1"}',
+                '{"type":"PUB","topic":"a\\u0000b","msg":"bad2"}'):
+        pub.send_line(bad)
+        pub.expect_prefix("ERROR ")
+    pub.publish("a/x/b", "ok")
+    pub.publish("ab", "ok2")
+    c.wait_message("ok", "a/x/b")
+    c.wait_message("ok2", "ab")
+    assert c.messages() == ["ok", "ok2"] or c.messages() == ["ok2", "ok"], c.messages()
+    env.check_clean()
+    c.settle()
+    assert not c.errors, c.errors
+
+
+# ----------------------------------------------------------- consumer port
+
+@pytest.mark.parametrize("line", INVALID)
+def test_invalid_json_on_consumer_port(env, line):
+    raw = consumer_conn(env.broker, "badjson")
+    raw.send_line(line)
+    raw.expect("INVALID JSON")
+    env.consumer_works(raw)
+    env.dead_letter("invalid_json", line, env.broker.consumer_port)
+    env.check_clean()
+
+
+@pytest.mark.parametrize("line", UNKNOWN)
+def test_unknown_command_on_consumer_port(env, line):
+    raw = consumer_conn(env.broker, "badcmd")
+    raw.send_line(line)
+    raw.expect("UNKNOWN COMMAND")
+    env.consumer_works(raw)
+    env.dead_letter("unknown_command", line, env.broker.consumer_port)
+    env.check_clean()
+
+
+@pytest.mark.parametrize("line", BAD_CONS)
+def test_bad_fields_on_consumer_port(env, line):
+    raw = consumer_conn(env.broker, "badreq")
+    raw.send_line(line)
+    raw.expect_prefix("ERROR ")
+    env.consumer_works(raw)
+    env.dead_letter("bad_request", line, env.broker.consumer_port)
+    env.check_clean()
+
+
+# ------------------------------------------------------------- long lines
+
+def big_pub_line(size):
+    head = '{"type":"PUB","topic":"good","msg":"'
+    return head + "x" * (size - len(head) - 2) + '"}'
+
+
+@pytest.mark.parametrize("size", [LIMIT * 4, 300 * 1024])
+def test_oversized_line_on_publisher_port(env, size):
+    pub = env.broker.publisher()
+    line = big_pub_line(size)
+    pub.send_line(line)
+    pub.expect_prefix("ERROR ")
+    env.publisher_works(pub)        # the next line is read as a line
+    rec = wait_dead_letter(env.dlq, "oversized")
+    check_dead_letter(rec, "oversized", ports=[env.broker.publisher_port])
+    assert isinstance(rec["msg"], str) and rec["msg"] and line.startswith(rec["msg"]), \
+        "oversized record's msg is not the start of the line: %r" % rec["msg"][:100]
+    assert "x" * (LIMIT // 2) not in "".join(env.watch.messages("good"))
+    env.check_clean()
+
+
+def test_oversized_line_on_consumer_port(env):
+    raw = consumer_conn(env.broker, "biggie")
+    line = '{"type":"SUB","topic":"' + "t" * (LIMIT * 3) + '"}'
+    raw.send_line(line)
+    raw.expect_prefix("ERROR ")
+    env.consumer_works(raw)
+    rec = wait_dead_letter(env.dlq, "oversized")
+    check_dead_letter(rec, "oversized", ports=[env.broker.consumer_port])
+    assert isinstance(rec["msg"], str) and line.startswith(rec["msg"]), rec["msg"][:100]
+    env.check_clean()
+
+
+def test_line_under_the_limit_is_accepted(env):
+    pub = env.broker.publisher()
+    msg = "y" * (LIMIT - 100)
+    pub.publish("good", msg)
+    env.watch.wait_message(msg, "good")
+    env.check_clean()
+
+
+# ------------------------------------------------------------- max_topics
+
+def test_more_topics_than_max_topics(broker_factory):
+    b = broker_factory({"max_topics": 4})
+    pub = b.publisher()
+    results = []
+    for i in range(1, 7):
+        try:
+            pub.publish("mt%d" % i, "m%d" % i)
+            results.append("ok")
+        except PublishRefused as e:
+            assert e.line.startswith("ERROR "), e.line
+            results.append("ERROR")
+    # Four topics at most; the dead-letter topic may count as one of them.
+    assert results[:3] == ["ok"] * 3, results
+    assert results[4:] == ["ERROR"] * 2, results
+    assert "ERROR" in results[3:5], results
+    # The connection goes on working for a known topic, and so do others.
+    c = b.consumer("mtwatch")
+    c.subscribe("mt1")
+    pub.publish("mt1", "again")
+    b.publisher().publish("mt1", "other conn")
+    assert c.wait_messages(2, "mt1") == ["again", "other conn"]
+    c.settle()
+    assert not c.errors, c.errors
+
+
+# ----------------------------------------------------------- idle clients
+
+IDLE = 1.5
+
+
+@pytest.fixture
+def idle_broker(broker_factory):
+    return broker_factory({"idle_timeout": IDLE})
+
+
+def check_others_work(broker, name):
+    c = broker.consumer(name)
+    c.subscribe("after-idle")
+    broker.publisher().publish("after-idle", "fine")
+    c.wait_message("fine")
+    c.settle()
+    assert not c.errors, c.errors
+
+
+def test_half_line_on_publisher_port_is_closed_after_idle_timeout(idle_broker):
+    quiet = idle_broker.publisher()      # connected, sends whole lines only
+    stalled = idle_broker.publisher()
+    stalled.send_raw(b'{"type":"PUB","top')
+    t0 = time.monotonic()
+    stalled.expect_closed(timeout=IDLE + 5)
+    elapsed = time.monotonic() - t0
+    assert elapsed >= IDLE * 0.8, "closed after %.2f s, idle_timeout is %.1f s" % (elapsed, IDLE)
+    quiet.publish("after-idle", "from the quiet one")
+    check_others_work(idle_broker, "idle1")
+
+
+def test_half_line_on_consumer_port_is_closed_after_idle_timeout(idle_broker):
+    stalled = consumer_conn(idle_broker, "staller")
+    stalled.send_raw(b'{"type":"SU')
+    t0 = time.monotonic()
+    stalled.expect_closed(timeout=IDLE + 5)
+    assert time.monotonic() - t0 >= IDLE * 0.8
+    check_others_work(idle_broker, "idle2")
+    # The name is free again.
+    check_others_work(idle_broker, "staller")
+
+
+def test_half_line_then_rest_in_time_is_fine(idle_broker):
+    c = consumer_conn(idle_broker, "slowtyper")
+    c.send_raw(b'{"type":"SUB",')
+    deadline = time.monotonic() + IDLE / 3
+    c.expect_silence(max(0.0, deadline - time.monotonic()))
+    c.send_raw(b'"topic":"x"}\r\n')
+    c.expect("OK")
+
+
+# --------------------------------------------------- vanishing mid-handshake
+
+def vanish_consumer_before_greeting(b, i):
+    b.client().close(reset=True)
+
+
+def vanish_consumer_after_greeting(b, i):
+    c = b.client()
+    c.expect(PLEASE_LOGIN)
+    c.close(reset=True)
+
+
+def vanish_consumer_during_login(b, i):
+    c = b.client()
+    c.send_raw(b"log ghost1-%d" % i)
+    c.close(reset=True)
+
+
+def vanish_consumer_after_login_line(b, i):
+    c = b.client()
+    c.send_line("log ghost2-%d" % i)
+    c.close()
+
+
+def vanish_consumer_with_delivery_open(b, i):
+    c = consumer_conn(b, "ghost3-%d" % i)
+    c.send_json({"type": "SUB", "topic": "ghost"})
+    c.expect("OK")
+    b.publisher().publish("ghost", "g1")
+    assert c.read_json()["msg"] == "g1"
+    c.close(reset=True)
+
+
+def vanish_consumer_after_pubrec(b, i):
+    c = consumer_conn(b, "ghost4-%d" % i)
+    c.send_json({"type": "SUB", "topic": "ghost"})
+    c.expect("OK")
+    b.publisher().publish("ghost", "g2")
+    p = c.read_json()
+    c.send_json({"type": "PUBREC", "msgId": p["msgId"], "topic": "ghost"})
+    c.close(reset=True)
+
+
+def vanish_publisher_before_pubrec(b, i):
+    p = b.publisher()
+    p.send_json({"type": "PUB", "topic": "ghost", "msg": "v1"})
+    p.close(reset=True)
+
+
+def vanish_publisher_before_pubrel(b, i):
+    p = b.publisher()
+    p.pub("ghost", "v2")
+    p.close(reset=True)
+
+
+def vanish_publisher_mid_line(b, i):
+    p = b.publisher()
+    p.send_raw(b'{"type":"PUB","topic":"ghost","msg":"v3')
+    p.close(reset=True)
+
+
+@pytest.mark.parametrize("vanish", [
+    vanish_consumer_before_greeting, vanish_consumer_after_greeting,
+    vanish_consumer_during_login, vanish_consumer_after_login_line,
+    vanish_consumer_with_delivery_open, vanish_consumer_after_pubrec,
+    vanish_publisher_before_pubrec, vanish_publisher_before_pubrel,
+    vanish_publisher_mid_line,
+], ids=lambda f: f.__name__[len("vanish_"):])
+def test_client_vanishing_mid_handshake_harms_nothing(broker, vanish):
+    watch = broker.consumer("bystander")
+    watch.subscribe("calm")
+    pub = broker.publisher()
+    pub.publish("calm", "before")
+    for i in range(3):
+        vanish(broker, i)
+    pub.publish("calm", "after")
+    broker.publisher().publish("calm", "new conn")
+    assert watch.wait_messages(3, "calm") == ["before", "after", "new conn"]
+    assert broker.running(), "the master died"
+    # Fresh clients are served.
+    check_others_work(broker, "newcomer")
+    watch.settle()
+    assert not watch.errors, watch.errors
+
+
+def test_consumer_that_vanished_gets_its_message_again(broker):
+    c = consumer_conn(broker, "flaky")
+    c.send_json({"type": "SUB", "topic": "again"})
+    c.expect("OK")
+    broker.publisher().publish("again", "a1")
+    assert c.read_json()["msg"] == "a1"
+    c.close(reset=True)
+    q = broker.consumer("flaky")
+    assert q.wait_messages(1, "again") == ["a1"]
+    q.settle()
+    assert not q.errors, q.errors
+
+
+def test_garbage_bytes_are_handled(env):
+    pub = env.broker.publisher()
+    line = b'\xff\xfe{"type":\x00"PUB"}'
+    pub.send_line(line)
+    reply = pub.read_line()
+    assert reply in ("INVALID JSON", "UNKNOWN COMMAND") or reply.startswith("ERROR "), reply
+    env.publisher_works(pub)
+    env.check_clean()
+
+
+def test_many_bad_lines_in_one_write(env):
+    pub = env.broker.publisher()
+    lines = ["nope", '{"type":"X"}', '{"type":"PUB","topic":"","msg":1}'] * 5
+    pub.send_raw(b"".join(l.encode() + b"\r\n" for l in lines))
+    for l in lines:
+        reply = pub.read_line()
+        if l == "nope":
+            assert reply == "INVALID JSON"
+        elif l == '{"type":"X"}':
+            assert reply == "UNKNOWN COMMAND"
+        else:
+            assert reply.startswith("ERROR "), reply
+    env.publisher_works(pub)
+    env.check_clean()
+
+
+def test_publisher_with_lf_only_after_bad_input(env):
+    pub = Publisher(env.broker.publisher_port, eol=b"\n")
+    pub.send_line("{")
+    pub.expect("INVALID JSON")
+    env.publisher_works(pub)
+    env.dead_letter("invalid_json", "{", env.broker.publisher_port)
+    env.check_clean()
