@@ -1,6 +1,6 @@
-/* Sessions attached to topics.  An attachment outlives its topicd: every
- * new topicd of the topic gets it again, with a fresh copy of the
- * session's delivery socket. */
+/* Sessions attached to topics.  An attachment is a connected session's
+ * subscription to one topic; it outlives the topicd: every new topicd of
+ * the topic gets it again, with a fresh copy of the delivery socket. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -44,8 +44,12 @@ attach_resend(struct attachment *a)
 	wbuf_free(&w);
 }
 
+/* Attaches (or re-attaches, which also un-parks) the client's session to
+ * the topic with the given settings.  The ATTACH goes down the topic's
+ * channel before any later PUBLISH, so an OK or SUBACK sent now already
+ * covers every message published after it. */
 void
-attach_topic(struct client *cl, struct child *c, bool answer_ok)
+attach_topic(struct client *cl, struct child *c, const struct rec_attach *r)
 {
 	struct attachment *a = attach_find(cl, c);
 
@@ -53,35 +57,43 @@ attach_topic(struct client *cl, struct child *c, bool answer_ok)
 		a = xcalloc(1, sizeof(*a));
 		a->client = cl;
 		a->child = c;
-		a->a.subkey = cl->subkey;
-		a->a.mode = MODE_JSON;
-		a->a.qos = 2;
-		a->a.window = 1;
-		a->a.flags = AF_NEW_ONLY;
 		TAILQ_INSERT_TAIL(&c->attached, a, by_child);
 		TAILQ_INSERT_TAIL(&cl->attached, a, by_client);
 	}
-	a->answer_ok = a->answer_ok || answer_ok;
-	if (c->state == CH_FAILED) {
-		if (answer_ok)
-			client_error(cl, "topic failed (crashing topicd); retried on SIGHUP");
-		a->answer_ok = false;
-		return;
+	a->a = *r;
+	a->a.subkey = cl->session->key;
+	if (c->state != CH_FAILED)
+		attach_resend(a);
+}
+
+/* A persistent session that is offline: its cursor is created (or kept)
+ * without a delivery socket. */
+void
+attach_offline(struct child *c, const struct rec_attach *r)
+{
+	const char *why;
+	struct wbuf w;
+	struct rec_attach a = *r;
+
+	a.req = broker_req(c->b);
+	wbuf_init(&w);
+	enc_attach(&w, &a);
+	struct held *h = held_new(HELD_NOTE, IPC_ATTACH, a.req, &w);
+	wbuf_free(&w);
+	if (child_submit(c, h, &why) == -1) {
+		log_warnx("topic %s: cannot register offline session %s: %s", c->topic,
+		    r->subkey, why);
+		held_free(h);
 	}
-	attach_resend(a);	/* also un-parks a parked subscriber */
 }
 
 void
 attach_done(struct attachment *a, const struct rec_done *d)
 {
 	a->req = 0;
-	if (!a->answer_ok)
-		return;
-	a->answer_ok = false;
-	if (d->status == ST_OK)
-		client_line(a->client, "OK");
-	else
-		client_error(a->client, "subscription not stored");
+	if (d->status != ST_OK)
+		log_warnx("topic %s: session %s: subscription not stored", a->child->topic,
+		    a->a.subkey);
 }
 
 void
@@ -90,7 +102,7 @@ attach_drop(struct attachment *a, bool detach)
 	struct child *c = a->child;
 
 	if (detach) {
-		struct rec_detach r = { .subkey = a->client->subkey };
+		struct rec_detach r = { .subkey = a->a.subkey };
 		struct wbuf w;
 
 		wbuf_init(&w);
@@ -101,4 +113,22 @@ attach_drop(struct attachment *a, bool detach)
 	TAILQ_REMOVE(&c->attached, a, by_child);
 	TAILQ_REMOVE(&a->client->attached, a, by_client);
 	free(a);
+}
+
+/* Stops a session's delivery from a topic; forget also drops its cursor
+ * (MQTT UNSUBSCRIBE, clean sessions), else it stays (JSON-lines UNSUB). */
+void
+topic_unsub(struct child *c, const char *subkey, bool forget)
+{
+	struct rec_unsub r = { .req = broker_req(c->b), .subkey = subkey,
+			       .flags = forget ? UF_FORGET : 0 };
+	const char *why;
+	struct wbuf w;
+
+	wbuf_init(&w);
+	enc_unsub(&w, &r);
+	struct held *h = held_new(HELD_NOTE, IPC_UNSUB, r.req, &w);
+	wbuf_free(&w);
+	if (child_submit(c, h, &why) == -1)
+		held_free(h);
 }

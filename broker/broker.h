@@ -19,6 +19,7 @@ struct bufferevent;
 struct evconnlistener;
 struct ipc_chan;
 struct ipc_msg;
+struct mqtt_packet;
 struct kv;
 struct client;
 
@@ -28,7 +29,8 @@ struct client;
 enum held_kind {
 	HELD_JSON_PUB,		/* JSON-lines PUB: answer PUBREC msg_id */
 	HELD_JSON_REL,		/* JSON-lines PUBREL: answer PUBCOMP msg_id */
-	HELD_UNSUB,		/* JSON-lines UNSUB: answer OK */
+	HELD_MQTT_PUB,		/* MQTT PUBLISH QoS 1/2: answer PUBACK / PUBREC */
+	HELD_MQTT_REL,		/* MQTT PUBREL: answer PUBCOMP */
 	HELD_DLQ,		/* a dead letter: answer DLQ_DONE to its topic */
 	HELD_NOTE,		/* nothing to answer (RELEASE_OWNER, internal) */
 };
@@ -42,7 +44,8 @@ struct held {
 	size_t		 len;
 	bool		 sent;		/* to the current child */
 	uint64_t	 client_id;
-	uint64_t	 msg_id;	/* JSON-lines msgId */
+	uint64_t	 msg_id;	/* JSON-lines msgId, MQTT packet id */
+	uint8_t		 qos;		/* MQTT: of the PUBLISH */
 	char		*dlq_topic;	/* HELD_DLQ: the topic that asked */
 	uint64_t	 dlq_req;	/* ... and its request id */
 	unsigned	 dlq_gen;	/* ... and that child's generation */
@@ -59,8 +62,7 @@ struct attachment {
 	struct client	*client;
 	struct child	*child;
 	uint64_t	 req;		/* non-zero while waiting for DONE */
-	bool		 answer_ok;	/* send OK to the client on DONE */
-	struct rec_attach a;		/* a.subkey points to the client's subkey */
+	struct rec_attach a;		/* a.subkey points to the session's key */
 };
 TAILQ_HEAD(attachment_list, attachment);
 
@@ -97,7 +99,60 @@ struct child {
 RB_HEAD(child_tree, child);
 RB_PROTOTYPE(child_tree, child, entry, child_cmp)
 
-enum client_kind { CL_JSON_CONSUMER, CL_JSON_PUBLISHER };
+enum client_kind { CL_JSON_CONSUMER, CL_JSON_PUBLISHER, CL_MQTT };
+
+/* A session's topic filter. */
+struct filter {
+	char		*filter;
+	uint8_t		 qos;
+};
+
+/* An MQTT delivery in flight: packet id <-> (topic, sequence). */
+struct outflight {
+	RB_ENTRY(outflight) entry;
+	uint16_t	 pid;
+	char		*topic;
+	uint64_t	 seq;
+	bool		 rel;		/* PUBREC'd: waiting for PUBCOMP */
+};
+RB_HEAD(outflight_tree, outflight);
+RB_PROTOTYPE(outflight_tree, outflight, entry, outflight_cmp)
+
+/* A subscriber identity: "j/NAME" (JSON-lines), "m/ID" (persistent MQTT
+ * session) or "c/BOOT/ID" (clean MQTT session). */
+struct session {
+	RB_ENTRY(session) entry;
+	struct broker	*b;
+	char		*key;
+	uint8_t		 mode;		/* MODE_JSON or MODE_MQTT */
+	bool		 persistent;
+	struct client	*cl;		/* the connection, NULL while offline */
+	struct filter	*filters;
+	size_t		 nfilters;
+	int64_t		 offline_since;	/* wall ms */
+	struct outflight_tree out;	/* MQTT */
+	unsigned	 nsent;		/* in out, not yet PUBACK'd / PUBREC'd */
+	uint16_t	 next_pid;
+};
+RB_HEAD(session_tree, session);
+RB_PROTOTYPE(session_tree, session, entry, session_cmp)
+
+/* A topic ever used (for wildcard filters). */
+struct tname {
+	RB_ENTRY(tname)	 entry;
+	char		*name;
+};
+RB_HEAD(tname_tree, tname);
+RB_PROTOTYPE(tname_tree, tname, entry, tname_cmp)
+
+/* What an MQTT connection leaves behind if it ends without DISCONNECT. */
+struct mqtt_will {
+	char		*topic;
+	uint8_t		*payload;
+	size_t		 len;
+	uint8_t		 qos;
+	bool		 retain;
+};
 
 struct client {
 	RB_ENTRY(client) by_id;
@@ -112,16 +167,21 @@ struct client {
 	bool		 discarding;	/* skipping the rest of an oversized line */
 	bool		 closing;	/* flushing output, then closed */
 	bool		 freeing;	/* release scheduled */
+	struct session	*session;	/* JSON consumers after login, MQTT after CONNECT */
 	/* JSON consumers */
 	char		*username;
-	char		*subkey;	/* "j/USERNAME" */
 	unsigned	 login_tries;
 	int		 dsock[2];	/* delivery socketpair: [0] read, [1] handed out */
 	struct event	*dev;		/* read event on dsock[0] */
 	bool		 dev_on;
 	struct attachment_list attached;	/* by_client */
-	/* JSON publishers */
-	char		*owner;		/* "j/BOOT/ID" */
+	/* MQTT */
+	bool		 connected;	/* CONNECT accepted */
+	uint64_t	 keepalive_ms;	/* 1.5 x the client's keep-alive; 0: none */
+	struct mqtt_will *will;
+	char		*client_id;
+	/* publishers (JSON-lines, MQTT) */
+	char		*owner;		/* "j/BOOT/ID" or "m/ID": staged-message owner */
 	uint64_t	 next_msg_id;
 	struct pubstate	*pub;		/* msgIds awaiting PUBREL, topics published to */
 };
@@ -135,11 +195,13 @@ struct broker {
 	char		*topicd_path;
 	uint64_t	 boot_id;
 	int		 lock_fd;
-	struct kv	*sessions;
+	struct kv	*store;		/* sessions and topics */
+	struct session_tree sessions;
+	struct tname_tree topics;
 	struct evconnlistener *listeners[3];
 	struct event	*accept_retry;
 	struct child_tree children;
-	unsigned	 ntopics;	/* known topics: on disk and new */
+	unsigned	 ntopics;	/* known topics (the registry) */
 	struct client_ids clients;
 	struct client_names consumers;
 	unsigned	 nclients;
@@ -147,6 +209,7 @@ struct broker {
 	uint64_t	 next_req;
 	struct event	*sigs[6];
 	struct event	*tick;		/* once a second: titles */
+	struct event	*sys_timer;	/* $SYS every sys_interval */
 	struct event	*stop_timer;
 	bool		 stopping;
 	int		 stop_phase;	/* 1: finishing requests, 2: stopping topicds */
@@ -204,7 +267,9 @@ void	 child_fail_held(struct child *c);
 void	 child_discard_held(struct child *c);
 uint64_t broker_req(struct broker *b);
 /* attach.c */
-void	 attach_topic(struct client *cl, struct child *c, bool answer_ok);
+void	 attach_topic(struct client *cl, struct child *c, const struct rec_attach *a);
+void	 attach_offline(struct child *c, const struct rec_attach *a);
+void	 topic_unsub(struct child *c, const char *subkey, bool forget);
 void	 attach_resend(struct attachment *a);
 void	 attach_done(struct attachment *a, const struct rec_done *d);
 void	 attach_drop(struct attachment *a, bool detach);
@@ -231,17 +296,55 @@ void	 delivery_resume(struct client *cl);
 void	 json_pub_line(struct client *cl, const char *line, size_t len);
 void	 json_pub_done(struct child *c, struct held *h, const struct rec_done *d);
 void	 json_pub_closed(struct client *cl);
+void	 publisher_closed(struct client *cl, bool release);
+void	 pub_note_topic(struct client *cl, const char *topic);
+const char *pub_pending_get(struct client *cl, uint64_t id);
+void	 pub_pending_set(struct client *cl, uint64_t id, const char *topic);
+void	 pub_pending_del(struct client *cl, uint64_t id);
 /* json_cons.c */
 void	 json_cons_start(struct client *cl);
 void	 json_cons_line(struct client *cl, const char *line, size_t len);
 void	 json_cons_closed(struct client *cl);
 void	 json_cons_deliver(struct client *cl, const struct ipc_msg *m);
-/* sessions.c */
-int	 sessions_open(struct broker *b);
-void	 sessions_close(struct broker *b);
-int	 sessions_topics(struct broker *b, const char *subkey, char ***topics, size_t *n);
-int	 sessions_add(struct broker *b, const char *subkey, const char *topic);
-int	 sessions_remove(struct broker *b, const char *subkey, const char *topic);
+/* session.c */
+int	 store_open(struct broker *b);
+void	 store_close(struct broker *b);
+struct session *session_find(struct broker *b, const char *key);
+struct session *session_new(struct broker *b, const char *key, uint8_t mode, bool persistent);
+int	 session_save(struct session *s);
+void	 session_delete(struct session *s);
+void	 session_free(struct session *s);
+int	 session_qos(const struct session *s, const char *topic);
+bool	 session_add_filter(struct session *s, const char *filter, uint8_t qos);
+bool	 session_remove_filter(struct session *s, const char *filter);
+void	 session_sync_topic(struct session *s, struct child *c, bool retained);
+void	 session_attach_all(struct session *s, const char *only_filter, bool retained);
+void	 sessions_topic_created(struct broker *b, struct child *c);
+unsigned session_count(struct broker *b);
+bool	 topic_known(struct broker *b, const char *topic);
+int	 topic_register(struct broker *b, const char *topic);
+/* mqtt_conn.c */
+void	 mqtt_start(struct client *cl);
+void	 mqtt_read(struct client *cl);
+void	 mqtt_closed(struct client *cl);
+void	 mqtt_send(struct client *cl, const struct wbuf *w);
+void	 mqtt_touch(struct client *cl);
+/* mqtt_pub.c */
+void	 mqtt_publish_in(struct client *cl, struct mqtt_packet *p);
+void	 mqtt_pubrel_in(struct client *cl, uint16_t pid);
+void	 mqtt_ack_in(struct client *cl, uint8_t type, uint16_t pid);
+void	 mqtt_pub_done(struct child *c, struct held *h, const struct rec_done *d);
+void	 mqtt_deliver(struct client *cl, const struct ipc_msg *m);
+bool	 mqtt_can_take(const struct client *cl);
+void	 mqtt_session_clear(struct session *s);
+void	 mqtt_publish_will(struct client *cl);
+/* mqtt_sub.c */
+void	 mqtt_subscribe_in(struct client *cl, struct mqtt_packet *p);
+void	 mqtt_unsubscribe_in(struct client *cl, struct mqtt_packet *p);
+/* sys.c */
+void	 sys_start(struct broker *b);
+void	 sys_stop(struct broker *b);
+void	 sys_subscribed(struct client *cl, const char *filter);
 /* dlq.c */
 void	 dlq_bad_input(struct client *cl, const char *reason, const char *topic,
 	     const void *bytes, size_t len);

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,21 +36,6 @@ child_find(struct broker *b, const char *topic)
 	return RB_FIND(child_tree, &b->children, &key);
 }
 
-/* Whether the topic has a store from an earlier run. */
-static bool
-store_exists(struct broker *b, const char *topic)
-{
-	char *stem = topic_file_name(topic), *path;
-	struct stat st;
-	bool found;
-
-	xasprintf(&path, "%s/topics/%s.lock", b->set.data_dir, stem);
-	found = stat(path, &st) == 0;
-	free(path);
-	free(stem);
-	return found;
-}
-
 struct child *
 child_get(struct broker *b, const char *topic, bool create, const char **why)
 {
@@ -64,14 +48,19 @@ child_get(struct broker *b, const char *topic, bool create, const char **why)
 		*why = "the broker is shutting down";
 		return NULL;
 	}
-	if (!store_exists(b, topic)) {
+	bool fresh = !topic_known(b, topic);
+
+	if (fresh) {
 		if (b->ntopics >= b->set.max_topics) {
 			*why = "too many topics (max_topics)";
 			log_warnx("topic %s refused: %u topics, max_topics is %u", topic,
 			    b->ntopics, b->set.max_topics);
 			return NULL;
 		}
-		b->ntopics++;
+		if (topic_register(b, topic) == -1) {
+			*why = "cannot record the new topic";
+			return NULL;
+		}
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->b = b;
@@ -85,6 +74,8 @@ child_get(struct broker *b, const char *topic, bool create, const char **why)
 	RB_INSERT(child_tree, &b->children, c);
 	b->title_dirty = true;
 	child_start(c);
+	if (fresh)
+		sessions_topic_created(b, c);	/* wildcard filters that match it */
 	return c;
 }
 

@@ -42,10 +42,7 @@ client_free(struct client *cl)
 {
 	struct broker *b = cl->b;
 
-	if (cl->kind == CL_JSON_CONSUMER)
-		json_cons_closed(cl);
-	else
-		json_pub_closed(cl);
+	client_close(cl, "broker stopped");
 	delivery_close(cl);
 	RB_REMOVE(client_ids, &b->clients, cl);
 	b->nclients--;
@@ -85,6 +82,11 @@ client_close(struct client *cl, const char *why)
 	bufferevent_disable(cl->bev, EV_READ);
 	evtimer_del(cl->idle);
 	delivery_close(cl);
+	switch (cl->kind) {
+	case CL_JSON_CONSUMER:	json_cons_closed(cl); break;
+	case CL_JSON_PUBLISHER:	json_pub_closed(cl); break;
+	case CL_MQTT:		mqtt_closed(cl); break;
+	}
 	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0) {
 		bufferevent_disable(cl->bev, EV_WRITE);
 		free_later(cl);
@@ -205,6 +207,10 @@ on_read(struct bufferevent *bev, void *arg)
 	struct client *cl = arg;
 
 	(void)bev;
+	if (cl->kind == CL_MQTT) {
+		mqtt_read(cl);
+		return;
+	}
 	read_lines(cl);
 	update_idle(cl);
 }
@@ -251,8 +257,12 @@ on_idle(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	client_close(cl, cl->username == NULL && cl->kind == CL_JSON_CONSUMER ?
-	    "no login within idle_timeout" : "half a line for longer than idle_timeout");
+	if (cl->kind == CL_MQTT)
+		client_close(cl, !cl->connected ? "no CONNECT within idle_timeout" :
+		    cl->keepalive_ms ? "keep-alive expired" : "half a packet for longer than idle_timeout");
+	else
+		client_close(cl, cl->username == NULL && cl->kind == CL_JSON_CONSUMER ?
+		    "no login within idle_timeout" : "half a line for longer than idle_timeout");
 }
 
 bool
@@ -288,8 +298,12 @@ client_new(struct broker *b, int fd, enum client_kind kind, const char *desc, in
 	RB_INSERT(client_ids, &b->clients, cl);
 	b->nclients++;
 	b->title_dirty = true;
-	log_info("client %s: connected (%s)", desc,
+	log_info("client %s: connected (%s)", desc, kind == CL_MQTT ? "MQTT" :
 	    kind == CL_JSON_CONSUMER ? "JSON-lines consumer" : "JSON-lines publisher");
+	if (kind == CL_MQTT) {
+		mqtt_start(cl);
+		return;
+	}
 	if (kind == CL_JSON_CONSUMER)
 		json_cons_start(cl);
 	update_idle(cl);

@@ -21,7 +21,7 @@ on_delivery(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	for (int i = 0; i < DELIVERY_BATCH; i++) {
-		if (client_output_full(cl)) {
+		if (client_output_full(cl) || (cl->kind == CL_MQTT && !mqtt_can_take(cl))) {
 			event_del(cl->dev);
 			cl->dev_on = false;
 			return;
@@ -37,7 +37,10 @@ on_delivery(evutil_socket_t fd, short what, void *arg)
 		}
 		if (rc == 0)
 			return;		/* cannot happen: we hold the other end */
-		json_cons_deliver(cl, &m);
+		if (cl->kind == CL_MQTT)
+			mqtt_deliver(cl, &m);
+		else
+			json_cons_deliver(cl, &m);
 		ipc_msg_clear(&m);
 		if (cl->closing)
 			return;
@@ -77,7 +80,8 @@ delivery_close(struct client *cl)
 void
 delivery_resume(struct client *cl)
 {
-	if (cl->dev == NULL || cl->dev_on || client_output_full(cl))
+	if (cl->dev == NULL || cl->dev_on || client_output_full(cl) ||
+	    (cl->kind == CL_MQTT && !mqtt_can_take(cl)))
 		return;
 	if (event_add(cl->dev, NULL) == -1)
 		fatalx("cannot watch the delivery socket of client %s", cl->desc);

@@ -117,7 +117,6 @@ static void
 answer(struct child *c, struct held *h, const struct rec_done *d)
 {
 	struct child *asker;
-	struct client *cl;
 	const char *why;
 	struct wbuf w;
 
@@ -126,9 +125,9 @@ answer(struct child *c, struct held *h, const struct rec_done *d)
 	case HELD_JSON_REL:
 		json_pub_done(c, h, d);
 		break;
-	case HELD_UNSUB:
-		if ((cl = client_by_id(c->b, h->client_id)) != NULL)
-			client_line(cl, "OK");
+	case HELD_MQTT_PUB:
+	case HELD_MQTT_REL:
+		mqtt_pub_done(c, h, d);
 		break;
 	case HELD_DLQ:
 		asker = child_get(c->b, h->dlq_topic, false, &why);
@@ -149,8 +148,8 @@ answer(struct child *c, struct held *h, const struct rec_done *d)
 void
 child_done(struct child *c, const struct rec_done *d)
 {
-	struct held *h;
 	struct attachment *a;
+	struct held *h;
 
 	TAILQ_FOREACH(h, &c->held, entry) {
 		if (h->req == d->req && h->sent) {
@@ -196,13 +195,6 @@ child_fail_held(struct child *c)
 		answer(c, h, &d);
 		held_free(h);
 	}
-	struct attachment *a;
-
-	TAILQ_FOREACH(a, &c->attached, by_child)
-		if (a->req != 0) {
-			d.req = a->req;
-			attach_done(a, &d);
-		}
 }
 
 void

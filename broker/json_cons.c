@@ -7,7 +7,9 @@
 #include "broker.h"
 #include "ipc.h"
 #include "json_codec.h"
+#include "clock.h"
 #include "log.h"
+#include "topic.h"
 #include "xmalloc.h"
 
 static int
@@ -25,36 +27,12 @@ json_cons_start(struct client *cl)
 	client_line(cl, JL_TEXT_PLEASE_LOGIN);
 }
 
-/* Resumes every remembered subscription of the user. */
-static void
-resume(struct client *cl)
-{
-	char **topics;
-	size_t n;
-	const char *why;
-
-	if (sessions_topics(cl->b, cl->subkey, &topics, &n) == -1) {
-		client_error(cl, "cannot read the stored subscriptions");
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct child *c = child_get(cl->b, topics[i], true, &why);
-
-		if (c != NULL)
-			attach_topic(cl, c, false);
-		else
-			log_warnx("client %s user %s: cannot resume topic %s: %s", cl->desc,
-			    cl->username, topics[i], why);
-		free(topics[i]);
-	}
-	free(topics);
-}
-
 static void
 login(struct client *cl, const char *line, size_t len)
 {
 	struct client key;
-	char *name;
+	struct session *s;
+	char *name, *skey;
 
 	if (!jl_parse_login(line, len, &name)) {
 		if (++cl->login_tries >= cl->b->set.login_attempts) {
@@ -79,62 +57,64 @@ login(struct client *cl, const char *line, size_t len)
 		return;
 	}
 	cl->username = name;
-	xasprintf(&cl->subkey, "j/%s", name);
 	RB_INSERT(client_names, &cl->b->consumers, cl);
+	xasprintf(&skey, "j/%s", name);
+	if ((s = session_find(cl->b, skey)) == NULL)
+		s = session_new(cl->b, skey, MODE_JSON, true);
+	free(skey);
+	s->cl = cl;
+	cl->session = s;
 	log_info("client %s: logged in as %s", cl->desc, name);
 	client_line(cl, JL_TEXT_LOGGED_IN);
-	resume(cl);
+	session_attach_all(s, NULL, false);	/* resume what it subscribed to */
 }
 
 static void
-subscribe(struct client *cl, const char *topic)
+subscribe(struct client *cl, const char *filter)
 {
+	struct session *s = cl->session;
 	const char *why;
 	struct child *c;
 
-	if (strpbrk(topic, "+#") != NULL) {
-		client_error(cl, "wildcard subscriptions are not supported on this port");
+	if (filter[0] == '$' && strcmp(filter, cl->b->set.dead_letter_topic) != 0) {
+		client_error(cl, "topics starting with $ are reserved");
 		return;
 	}
-	if ((c = child_get(cl->b, topic, true, &why)) == NULL) {
-		client_error(cl, why);
-		return;
+	if (strpbrk(filter, "+#") == NULL) {
+		if ((c = child_get(cl->b, filter, true, &why)) == NULL) {
+			client_error(cl, why);
+			return;
+		}
+		if (c->state == CH_FAILED) {
+			client_error(cl, "topic failed (crashing topicd); retried on SIGHUP");
+			return;
+		}
 	}
-	if (sessions_add(cl->b, cl->subkey, topic) == -1) {
+	session_add_filter(s, filter, 2);
+	if (session_save(s) == -1) {
+		session_remove_filter(s, filter);
 		client_error(cl, "cannot store the subscription");
 		return;
 	}
-	attach_topic(cl, c, true);
+	session_attach_all(s, filter, false);
+	client_line(cl, JL_TEXT_OK);
 }
 
 static void
-unsubscribe(struct client *cl, const char *topic)
+unsubscribe(struct client *cl, const char *filter)
 {
-	const char *why;
-	struct child *c = child_get(cl->b, topic, false, &why);
-	struct attachment *a = c ? attach_find(cl, c) : NULL;
-	struct wbuf w;
+	struct session *s = cl->session;
+	struct attachment *a, *next;
 
-	if (sessions_remove(cl->b, cl->subkey, topic) == -1) {
+	if (session_remove_filter(s, filter) && session_save(s) == -1) {
 		client_error(cl, "cannot store the unsubscription");
 		return;
 	}
-	if (a == NULL) {
-		client_line(cl, JL_TEXT_OK);
-		return;
-	}
-	/* The cursor stays: a later SUB resumes where this one stopped. */
-	struct rec_unsub r = { .req = broker_req(cl->b), .subkey = cl->subkey, .flags = 0 };
-	wbuf_init(&w);
-	enc_unsub(&w, &r);
-	struct held *h = held_new(HELD_UNSUB, IPC_UNSUB, r.req, &w);
-	wbuf_free(&w);
-	h->client_id = cl->id;
-	attach_drop(a, false);
-	if (child_submit(c, h, &why) == -1) {
-		held_free(h);
-		client_line(cl, JL_TEXT_OK);	/* nothing to stop in a failed topic */
-	}
+	/* The cursors stay: a later SUB resumes where this one stopped. */
+	TAILQ_FOREACH_SAFE(a, &cl->attached, by_client, next)
+		if (topic_matches(filter, a->child->topic))
+			session_sync_topic(s, a->child, false);
+	client_line(cl, JL_TEXT_OK);
 }
 
 static void
@@ -142,7 +122,7 @@ ack(struct client *cl, const struct jl_request *r, uint8_t kind)
 {
 	const char *why;
 	struct child *c = child_get(cl->b, r->topic, false, &why);
-	struct rec_ack a = { .subkey = cl->subkey, .seq = r->msg_id, .kind = kind };
+	struct rec_ack a = { .subkey = cl->session->key, .seq = r->msg_id, .kind = kind };
 	struct wbuf w;
 
 	client_line(cl, JL_TEXT_OK);
@@ -197,11 +177,15 @@ json_cons_closed(struct client *cl)
 {
 	while (!TAILQ_EMPTY(&cl->attached))
 		attach_drop(TAILQ_FIRST(&cl->attached), true);
+	if (cl->session != NULL) {
+		cl->session->cl = NULL;
+		cl->session->offline_since = wall_ms();
+		cl->session = NULL;
+	}
 	if (cl->username != NULL)
 		RB_REMOVE(client_names, &cl->b->consumers, cl);
 	free(cl->username);
-	free(cl->subkey);
-	cl->username = cl->subkey = NULL;
+	cl->username = NULL;
 }
 
 void

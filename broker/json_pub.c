@@ -53,14 +53,51 @@ state(struct client *cl)
 		cl->pub = xcalloc(1, sizeof(*cl->pub));
 		RB_INIT(&cl->pub->pending);
 		RB_INIT(&cl->pub->published);
-		xasprintf(&cl->owner, "j/%016llx/%llu", (unsigned long long)cl->b->boot_id,
-		    (unsigned long long)cl->id);
+		if (cl->owner == NULL)
+			xasprintf(&cl->owner, "j/%016llx/%llu", (unsigned long long)cl->b->boot_id,
+			    (unsigned long long)cl->id);
 	}
 	return cl->pub;
 }
 
-static void
-note_topic(struct client *cl, const char *topic)
+/* The topic of a message this connection staged under id (between PUBREC
+ * and PUBCOMP), or NULL. */
+const char *
+pub_pending_get(struct client *cl, uint64_t id)
+{
+	struct pubmap key = { .msg_id = id }, *pm;
+
+	pm = RB_FIND(pubmap_tree, &state(cl)->pending, &key);
+	return pm ? pm->topic : NULL;
+}
+
+void
+pub_pending_set(struct client *cl, uint64_t id, const char *topic)
+{
+	struct pubmap *pm;
+
+	if (pub_pending_get(cl, id) != NULL)
+		return;
+	pm = xcalloc(1, sizeof(*pm));
+	pm->msg_id = id;
+	pm->topic = xstrdup(topic);
+	RB_INSERT(pubmap_tree, &cl->pub->pending, pm);
+}
+
+void
+pub_pending_del(struct client *cl, uint64_t id)
+{
+	struct pubmap key = { .msg_id = id }, *pm;
+
+	if ((pm = RB_FIND(pubmap_tree, &state(cl)->pending, &key)) != NULL) {
+		RB_REMOVE(pubmap_tree, &cl->pub->pending, pm);
+		free(pm->topic);
+		free(pm);
+	}
+}
+
+void
+pub_note_topic(struct client *cl, const char *topic)
 {
 	struct topicset key = { .topic = (char *)topic }, *t;
 
@@ -107,7 +144,7 @@ publish(struct client *cl, struct jl_request *r)
 	h->msg_id = p.pubid;
 	h->client_desc = xstrdup(cl->desc);
 	h->port = cl->port;
-	note_topic(cl, r->topic);
+	pub_note_topic(cl, r->topic);
 	if (child_submit(c, h, &why) == -1) {
 		client_error(cl, why);
 		dlq_bad_input(cl, c->state == CH_FAILED ? "failed_topic" : "held_limit", r->topic,
@@ -122,13 +159,10 @@ publish(struct client *cl, struct jl_request *r)
 static void
 release(struct client *cl, uint64_t msg_id)
 {
-	struct pubmap key = { .msg_id = msg_id }, *pm;
-	struct child *c;
-	const char *why;
+	const char *topic = pub_pending_get(cl, msg_id), *why;
+	struct child *c = topic ? child_get(cl->b, topic, false, &why) : NULL;
 	struct wbuf w;
 
-	pm = RB_FIND(pubmap_tree, &state(cl)->pending, &key);
-	c = pm ? child_get(cl->b, pm->topic, false, &why) : NULL;
 	if (c == NULL) {
 		/* Unknown or already completed: PUBCOMP, as in MQTT. */
 		wbuf_init(&w);
@@ -183,7 +217,6 @@ void
 json_pub_done(struct child *c, struct held *h, const struct rec_done *d)
 {
 	struct client *cl = client_by_id(c->b, h->client_id);
-	struct pubmap key = { .msg_id = h->msg_id }, *pm;
 	struct wbuf w;
 
 	if (cl == NULL || cl->closing)
@@ -194,44 +227,44 @@ json_pub_done(struct child *c, struct held *h, const struct rec_done *d)
 		return;
 	}
 	wbuf_init(&w);
-	pm = RB_FIND(pubmap_tree, &state(cl)->pending, &key);
 	if (h->kind == HELD_JSON_PUB) {
-		if (pm == NULL) {
-			pm = xcalloc(1, sizeof(*pm));
-			pm->msg_id = h->msg_id;
-			pm->topic = xstrdup(c->topic);
-			RB_INSERT(pubmap_tree, &cl->pub->pending, pm);
-		}
+		pub_pending_set(cl, h->msg_id, c->topic);
 		jl_enc_pubrec(&w, h->msg_id);
 	} else {
-		if (pm != NULL) {
-			RB_REMOVE(pubmap_tree, &cl->pub->pending, pm);
-			free(pm->topic);
-			free(pm);
-		}
+		pub_pending_del(cl, h->msg_id);
 		jl_enc_pubcomp(&w, h->msg_id);
 	}
 	client_write(cl, &w);
 	wbuf_free(&w);
 }
 
-/* The connection is gone: what it staged is released (it was told it is
- * stored, and stored messages are never lost). */
 void
 json_pub_closed(struct client *cl)
+{
+	publisher_closed(cl, true);
+}
+
+/* The connection is gone.  release: what it staged is released (it was
+ * told it is stored, and stored messages are never lost); a persistent
+ * MQTT session instead keeps it staged for the PUBREL after reconnecting. */
+void
+publisher_closed(struct client *cl, bool release)
 {
 	struct pubmap *pm, *pn;
 	struct topicset *t, *tn;
 	const char *why;
 	struct wbuf w;
 
-	if (cl->pub == NULL)
+	if (cl->pub == NULL) {
+		free(cl->owner);
+		cl->owner = NULL;
 		return;
+	}
 	RB_FOREACH_SAFE(t, topicset_tree, &cl->pub->published, tn) {
 		struct child *c = child_get(cl->b, t->topic, false, &why);
 		struct rec_release_owner r = { .owner = cl->owner };
 
-		if (c != NULL && c->state != CH_FAILED) {
+		if (release && c != NULL && c->state != CH_FAILED) {
 			wbuf_init(&w);
 			enc_release_owner(&w, &r);
 			struct held *h = held_new(HELD_NOTE, IPC_RELEASE_OWNER, 0, &w);

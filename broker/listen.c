@@ -23,6 +23,7 @@ struct listener_spec {
 static const struct listener_spec specs[] = {
 	{ CL_JSON_CONSUMER, "JSON-lines consumers" },
 	{ CL_JSON_PUBLISHER, "JSON-lines publishers" },
+	{ CL_MQTT, "MQTT" },
 };
 
 static void
@@ -38,6 +39,15 @@ describe_peer(const struct sockaddr *sa, char *buf, size_t len)
 		snprintf(buf, len, "%.46s:%.7s", host, serv);
 }
 
+static unsigned
+listener_port(const struct broker *b, int i)
+{
+	unsigned ports[3] = { b->set.json_consumer_port, b->set.json_publisher_port,
+			      b->set.mqtt_port };
+
+	return ports[i];
+}
+
 static void
 on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
@@ -46,8 +56,12 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 	int i;
 
 	(void)salen;
-	for (i = 0; i < 2 && b->listeners[i] != l; i++)
+	for (i = 0; i < 3 && b->listeners[i] != l; i++)
 		;
+	if (i == 3) {
+		close(fd);
+		return;
+	}
 	describe_peer(sa, desc, sizeof(desc));
 	if (b->nclients >= b->set.max_connections) {
 		log_warnx("client %s refused: %u connections, max_connections is %u", desc,
@@ -55,8 +69,7 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		close(fd);
 		return;
 	}
-	client_new(b, fd, specs[i].kind, desc,
-	    (int)(i == 0 ? b->set.json_consumer_port : b->set.json_publisher_port));
+	client_new(b, fd, specs[i].kind, desc, (int)listener_port(b, i));
 }
 
 static void
@@ -123,14 +136,14 @@ listen_on(struct broker *b, unsigned port, const char *what)
 int
 listeners_open(struct broker *b)
 {
-	unsigned ports[2] = { b->set.json_consumer_port, b->set.json_publisher_port };
+	for (int i = 0; i < 3; i++) {
+		unsigned port = listener_port(b, i);
 
-	for (int i = 0; i < 2; i++) {
-		if (ports[i] == 0)
+		if (port == 0)
 			continue;
-		if ((b->listeners[i] = listen_on(b, ports[i], specs[i].what)) == NULL)
+		if ((b->listeners[i] = listen_on(b, port, specs[i].what)) == NULL)
 			return -1;
-		log_notice("listening on %s port %u (%s)", b->set.bind_address, ports[i],
+		log_notice("listening on %s port %u (%s)", b->set.bind_address, port,
 		    specs[i].what);
 	}
 	return 0;

@@ -1,6 +1,5 @@
 /* The master's life: data directory and its lock, the event loop, and the
  * once-a-second tick that keeps the process title current. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -56,26 +55,6 @@ lock_data_dir(struct broker *b)
 	free(path);
 	b->lock_fd = fd;
 	return 0;
-}
-
-/* Topics that have a store from earlier runs count toward max_topics. */
-static unsigned
-count_stores(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	unsigned n = 0;
-
-	if (d == NULL)
-		return 0;
-	while ((e = readdir(d)) != NULL) {
-		size_t len = strlen(e->d_name);
-
-		if (len > 5 && strcmp(e->d_name + len - 5, ".lock") == 0)
-			n++;
-	}
-	closedir(d);
-	return n;
 }
 
 void
@@ -188,11 +167,10 @@ setup(struct broker *b)
 		free(topics_dir);
 		return -1;
 	}
-	b->ntopics = count_stores(topics_dir);
 	free(topics_dir);
 	if ((b->topicd_path = topicd_find(b->set.topicd_path)) == NULL)
 		return -1;
-	if (sessions_open(b) == -1)
+	if (store_open(b) == -1)
 		return -1;
 	if ((b->base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
@@ -209,6 +187,7 @@ setup(struct broker *b)
 	}
 	if (write_pid_file(b) == -1)
 		return -1;
+	sys_start(b);
 	b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
 	if (b->tick == NULL || event_add(b->tick, &one) == -1)
 		fatalx("cannot arm the title timer");
@@ -234,7 +213,8 @@ broker_run(struct broker *b)
 		log_warnx("event loop failed");
 	clients_free_all(b);
 	children_free_all(b);
-	sessions_close(b);
+	store_close(b);
+	sys_stop(b);
 	signals_free(b);
 	event_free(b->tick);
 	if (b->stop_timer != NULL)

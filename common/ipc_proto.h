@@ -36,7 +36,9 @@ enum ipc_type {
 	IPC_PUBLISH,		/* store a message; DONE when durable */
 	IPC_RELEASE,		/* release a staged message to subscribers */
 	IPC_RELEASE_OWNER,	/* release everything an owner staged (publisher gone) */
-	IPC_ATTACH,		/* subscribe / resume, with the delivery socket as fd */
+	IPC_ATTACH,		/* subscribe / resume, with the delivery socket as fd;
+				 * without one: only create or keep the cursor (an
+				 * offline persistent session's filter matched) */
 	IPC_DETACH,		/* session gone: drop the fd, keep the cursor */
 	IPC_UNSUB,		/* stop delivering; UF_FORGET also drops the cursor */
 	IPC_ACK,		/* a subscriber's PUBACK / PUBREC / PUBCOMP */

@@ -32,10 +32,11 @@ config_apply(struct topicd *td, const struct rec_config *r)
 	    td->max_messages, td->dlq_topic);
 }
 
-/* A JSON-lines publisher's owner is "j/BOOTID/CONN": its connection died
- * with the master that started it.  Under a new master nobody will
- * release what it staged, and it was acknowledged as stored: release it
- * now. */
+/* A connection-scoped owner ("j/BOOTID/CONN": a JSON-lines publisher or
+ * a clean MQTT session) died with the master that started it.  Under a
+ * new master nobody will release what it staged, and it was acknowledged
+ * as stored: release it now.  Likewise the cursors of clean MQTT sessions
+ * ("c/..."): nobody will come back for them. */
 void
 config_boot(struct topicd *td)
 {
@@ -46,6 +47,10 @@ config_boot(struct topicd *td)
 	n = stage_release_prefix(td, "Sj/", 3);
 	if (n > 0)
 		log_info("topic %s: released %u messages staged under an earlier master",
+		    td->topic, n);
+	n = sub_delete_prefix(td, "c/");
+	if (n > 0)
+		log_info("topic %s: dropped %u clean-session subscribers of an earlier master",
 		    td->topic, n);
 	td->boot_id = td->conf_boot_id;
 	td->meta_dirty = true;

@@ -303,6 +303,21 @@ deliver_attach(struct sub *s, int fd, const struct rec_attach *r)
 	deliver_wake(s);
 }
 
+/* ATTACH without a socket: the subscriber exists (from now on, if new)
+ * and keeps its settings, but nothing is sent until a real ATTACH. */
+void
+deliver_register(struct sub *s, const struct rec_attach *r)
+{
+	if (s->fd != -1)
+		return;		/* online: the live settings win */
+	s->mode = r->mode;
+	s->qos = r->qos;
+	s->window = r->window < TD_WINDOW_MAX ? r->window : TD_WINDOW_MAX;
+	if (s->window == 0)
+		s->window = 1;
+	sub_dirty(s);
+}
+
 /* Drops the delivery socket; the cursor and entries stay. */
 void
 deliver_offline(struct sub *s)

@@ -25,20 +25,22 @@ typedef void handler_fn(struct topicd *, struct ipc_msg *);
 static handler_fn h_config, h_publish, h_release, h_release_owner, h_attach,
     h_detach, h_unsub, h_ack, h_dlq_done;
 
+enum { FD_NO, FD_YES, FD_MAYBE };
+
 static const struct handler {
 	uint16_t	 type;
-	bool		 with_fd;	/* the record carries an fd */
+	int		 with_fd;	/* FD_NO, FD_YES, FD_MAYBE */
 	handler_fn	*fn;
 } handlers[] = {
-	{ IPC_CONFIG,		false,	h_config },
-	{ IPC_PUBLISH,		false,	h_publish },
-	{ IPC_RELEASE,		false,	h_release },
-	{ IPC_RELEASE_OWNER,	false,	h_release_owner },
-	{ IPC_ATTACH,		true,	h_attach },
-	{ IPC_DETACH,		false,	h_detach },
-	{ IPC_UNSUB,		false,	h_unsub },
-	{ IPC_ACK,		false,	h_ack },
-	{ IPC_DLQ_DONE,		false,	h_dlq_done },
+	{ IPC_CONFIG,		FD_NO,		h_config },
+	{ IPC_PUBLISH,		FD_NO,		h_publish },
+	{ IPC_RELEASE,		FD_NO,		h_release },
+	{ IPC_RELEASE_OWNER,	FD_NO,		h_release_owner },
+	{ IPC_ATTACH,		FD_MAYBE,	h_attach },
+	{ IPC_DETACH,		FD_NO,		h_detach },
+	{ IPC_UNSUB,		FD_NO,		h_unsub },
+	{ IPC_ACK,		FD_NO,		h_ack },
+	{ IPC_DLQ_DONE,		FD_NO,		h_dlq_done },
 };
 
 static void __attribute__((noreturn))
@@ -58,8 +60,8 @@ dispatch_msg(struct topicd *td, struct ipc_msg *m)
 			h = &handlers[i];
 	if (h == NULL)
 		violation(td, m, "not a record the master sends");
-	if (h->with_fd != (m->fd != -1))
-		violation(td, m, h->with_fd ? "without its fd" : "with an fd");
+	if (h->with_fd != FD_MAYBE && (h->with_fd == FD_YES) != (m->fd != -1))
+		violation(td, m, h->with_fd == FD_YES ? "without its fd" : "with an fd");
 	td->batch_n++;
 	h->fn(td, m);
 	if (td->batch_n >= TD_BATCH_MAX)
@@ -242,8 +244,12 @@ h_attach(struct topicd *td, struct ipc_msg *m)
 	} else
 		log_debug("topic %s: subscriber %s resumes at seq %llu", td->topic,
 		    s->key, (unsigned long long)s->cursor);
-	deliver_attach(s, m->fd, &r);
-	m->fd = -1;
+	if (m->fd != -1) {
+		deliver_attach(s, m->fd, &r);
+		m->fd = -1;
+	} else {
+		deliver_register(s, &r);	/* an offline session's filter matched */
+	}
 	td->need_sync = true;
 	reply(td, r.req, ST_OK, s->cursor);
 }

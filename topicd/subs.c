@@ -96,6 +96,23 @@ sub_delete(struct sub *s)
 	sub_free(s);
 }
 
+/* Deletes every subscriber whose key starts with prefix; returns how many. */
+unsigned
+sub_delete_prefix(struct topicd *td, const char *prefix)
+{
+	struct sub *s, *next;
+	size_t n = strlen(prefix);
+	unsigned count = 0;
+
+	RB_FOREACH_SAFE(s, sub_tree, &td->subs, next) {
+		if (strncmp(s->key, prefix, n) == 0) {
+			sub_delete(s);
+			count++;
+		}
+	}
+	return count;
+}
+
 void
 sub_dirty(struct sub *s)
 {

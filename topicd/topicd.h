@@ -211,6 +211,7 @@ void	 subs_save(struct topicd *);
 struct sub *sub_find(struct topicd *, const char *);
 struct sub *sub_create(struct topicd *, const char *);
 void	 sub_delete(struct sub *);
+unsigned sub_delete_prefix(struct topicd *, const char *);
 void	 sub_dirty(struct sub *);
 struct flight *sub_flight(struct sub *, uint64_t);
 struct flight *sub_push(struct sub *, uint8_t);
@@ -220,6 +221,7 @@ uint64_t subs_min_cursor(struct topicd *);
 
 /* deliver.c */
 void	 deliver_attach(struct sub *, int, const struct rec_attach *);
+void	 deliver_register(struct sub *, const struct rec_attach *);
 void	 deliver_offline(struct sub *);
 void	 deliver_ack(struct topicd *, const struct rec_ack *);
 void	 deliver_dlq_done(struct topicd *, uint64_t);

@@ -1,0 +1,372 @@
+/* MQTT publishing: PUBLISH in (acknowledged once durable), PUBREL, the
+ * client's acks of deliveries, and deliveries out with their packet ids.
+ * Outbound packet ids live in the session, so that a resend after a
+ * reconnect uses the original id (MQTT 4.4). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "ipc.h"
+#include "kvstore.h"
+#include "log.h"
+#include "mqtt_codec.h"
+#include "xmalloc.h"
+
+static int
+outflight_cmp(struct outflight *a, struct outflight *b)
+{
+	return a->pid - b->pid;
+}
+
+RB_GENERATE(outflight_tree, outflight, entry, outflight_cmp)
+
+/*
+ * Inbound QoS 2 between PUBREC and PUBREL: packet id -> topic.  A
+ * persistent session keeps it in the store (written, not synced: it
+ * survives the death of any process), since its PUBREL may come after a
+ * reconnect or a restart; a clean session keeps it with the connection.
+ */
+static char *
+pend_key(struct client *cl, uint16_t pid, size_t *len)
+{
+	char *k;
+
+	*len = (size_t)xasprintf(&k, "i%s/%u", cl->session->key, pid);
+	return k;
+}
+
+static char *
+pend_get(struct client *cl, uint16_t pid)
+{
+	size_t klen, vlen;
+	char *k, *topic = NULL;
+	void *v;
+
+	if (!cl->session->persistent) {
+		const char *t = pub_pending_get(cl, pid);
+
+		return t ? xstrdup(t) : NULL;
+	}
+	k = pend_key(cl, pid, &klen);
+	if (kv_get(cl->b->store, k, klen, &v, &vlen) == 1)
+		topic = v;
+	free(k);
+	return topic;
+}
+
+static void
+pend_set(struct client *cl, uint16_t pid, const char *topic, bool on)
+{
+	size_t klen;
+	char *k;
+	int rc;
+
+	if (!cl->session->persistent) {
+		if (on)
+			pub_pending_set(cl, pid, topic);
+		else
+			pub_pending_del(cl, pid);
+		return;
+	}
+	k = pend_key(cl, pid, &klen);
+	rc = on ? kv_put(cl->b->store, k, klen, topic, strlen(topic)) :
+	    kv_del(cl->b->store, k, klen);
+	if (rc == 0)
+		rc = kv_flush(cl->b->store);
+	if (rc == -1)
+		log_warnx("client %s: cannot record QoS 2 state of packet %u", cl->desc, pid);
+	free(k);
+}
+
+static void
+send_ack(struct client *cl, uint8_t type, uint16_t pid)
+{
+	struct wbuf w;
+
+	wbuf_init(&w);
+	mqtt_enc_ack(&w, type, pid);
+	mqtt_send(cl, &w);
+	wbuf_free(&w);
+}
+
+/* Queues a PUBLISH to the topic; 0, or -1 with *why. */
+static int
+submit(struct broker *b, struct child *c, enum held_kind kind, const struct rec_publish *p,
+    struct client *cl, uint16_t pid, const char **why)
+{
+	struct wbuf w;
+	struct held *h;
+
+	wbuf_init(&w);
+	enc_publish(&w, p);
+	h = held_new(kind, IPC_PUBLISH, p->req, &w);
+	wbuf_free(&w);
+	h->client_id = cl ? cl->id : 0;
+	h->msg_id = pid;
+	h->qos = p->qos;
+	if (cl != NULL) {
+		h->client_desc = xstrdup(cl->desc);
+		h->port = cl->port;
+	}
+	if (child_submit(c, h, why) == -1) {
+		held_free(h);
+		return -1;
+	}
+	b->msgs_in++;
+	b->bytes_in += p->payload_len;
+	return 0;
+}
+
+void
+mqtt_publish_in(struct client *cl, struct mqtt_packet *pk)
+{
+	const struct mqtt_publish *m = &pk->u.publish;
+	struct broker *b = cl->b;
+	const char *why = NULL, *reason = NULL;
+	struct child *c = NULL;
+
+	if (m->topic[0] == '$')
+		why = "topics starting with $ are reserved", reason = "reserved_topic";
+	else if ((c = child_get(b, m->topic, true, &why)) == NULL)
+		reason = "too_many_topics";
+	else if (c->state == CH_FAILED)
+		why = "topic failed", reason = "failed_topic";
+	struct rec_publish p = {
+		.req = m->qos ? broker_req(b) : 0, .owner = m->qos == 2 ? cl->owner : "",
+		.pubid = m->packet_id, .qos = m->qos,
+		.flags = (m->retain ? PF_RETAIN : 0) | (m->qos == 2 ? PF_STAGE : 0),
+		.time_ms = (uint64_t)wall_ms(), .payload = m->payload, .payload_len = m->len,
+	};
+	if (reason == NULL && submit(b, c, HELD_MQTT_PUB, &p, cl, m->packet_id, &why) == 0) {
+		if (m->qos == 2)
+			pub_note_topic(cl, m->topic);
+		return;
+	}
+	/* MQTT cannot refuse a PUBLISH: it is dead-lettered (stored there) and
+	 * acknowledged, and the reason is logged. */
+	log_warnx("client %s: PUBLISH to %s dead-lettered: %s", cl->desc, m->topic, why);
+	dlq_bad_input(cl, reason ? reason : "held_limit", m->topic, m->payload, m->len);
+	if (m->qos == 1)
+		send_ack(cl, MQTT_PUBACK, m->packet_id);
+	else if (m->qos == 2)
+		send_ack(cl, MQTT_PUBREC, m->packet_id);
+}
+
+void
+mqtt_pubrel_in(struct client *cl, uint16_t pid)
+{
+	char *topic = pend_get(cl, pid);
+	const char *why;
+	struct child *c = topic ? child_get(cl->b, topic, true, &why) : NULL;
+	struct wbuf w;
+
+	free(topic);
+	if (c == NULL) {
+		send_ack(cl, MQTT_PUBCOMP, pid);	/* unknown: complete it (4.3.3) */
+		return;
+	}
+	struct rec_release r = { .req = broker_req(cl->b), .owner = cl->owner, .pubid = pid };
+	wbuf_init(&w);
+	enc_release(&w, &r);
+	struct held *h = held_new(HELD_MQTT_REL, IPC_RELEASE, r.req, &w);
+	wbuf_free(&w);
+	h->client_id = cl->id;
+	h->msg_id = pid;
+	if (child_submit(c, h, &why) == -1) {
+		held_free(h);
+		client_close(cl, "PUBREL for a topic that failed");
+	}
+}
+
+void
+mqtt_pub_done(struct child *c, struct held *h, const struct rec_done *d)
+{
+	struct client *cl = client_by_id(c->b, h->client_id);
+
+	if (cl == NULL || cl->closing || cl->session == NULL)
+		return;		/* the client resends after reconnecting */
+	if (d->status != ST_OK) {
+		client_close(cl, "message not stored");
+		return;
+	}
+	if (h->kind == HELD_MQTT_REL) {
+		pend_set(cl, (uint16_t)h->msg_id, NULL, false);
+		send_ack(cl, MQTT_PUBCOMP, (uint16_t)h->msg_id);
+	} else if (h->qos == 2) {
+		pend_set(cl, (uint16_t)h->msg_id, c->topic, true);
+		send_ack(cl, MQTT_PUBREC, (uint16_t)h->msg_id);
+	} else {
+		send_ack(cl, MQTT_PUBACK, (uint16_t)h->msg_id);
+	}
+}
+
+/* The will of a connection that ended without DISCONNECT. */
+void
+mqtt_publish_will(struct client *cl)
+{
+	const struct mqtt_will *wl = cl->will;
+	const char *why;
+	struct child *c = child_get(cl->b, wl->topic, true, &why);
+	struct rec_publish p = {
+		.req = wl->qos ? broker_req(cl->b) : 0, .owner = "", .pubid = 0, .qos = wl->qos,
+		.flags = wl->retain ? PF_RETAIN : 0, .time_ms = (uint64_t)wall_ms(),
+		.payload = wl->payload, .payload_len = wl->len,
+	};
+
+	if (c == NULL || c->state == CH_FAILED || wl->topic[0] == '$' ||
+	    submit(cl->b, c, HELD_NOTE, &p, NULL, 0, &why) == -1) {
+		log_warnx("client %s: will to %s not published: %s", cl->desc, wl->topic,
+		    why ? why : "refused");
+		return;
+	}
+	log_info("client %s: will published to %s", cl->desc, wl->topic);
+}
+
+static struct outflight *
+out_find_seq(struct session *s, const char *topic, uint64_t seq)
+{
+	struct outflight *o;
+
+	RB_FOREACH(o, outflight_tree, &s->out)
+		if (o->seq == seq && strcmp(o->topic, topic) == 0)
+			return o;
+	return NULL;
+}
+
+/* A new packet id: the next one not in flight. */
+static struct outflight *
+out_new(struct session *s, const char *topic, uint64_t seq)
+{
+	struct outflight *o = xcalloc(1, sizeof(*o)), key;
+
+	do {
+		if (++s->next_pid == 0)
+			s->next_pid = 1;
+		key.pid = s->next_pid;
+	} while (RB_FIND(outflight_tree, &s->out, &key) != NULL);
+	o->pid = s->next_pid;
+	o->topic = xstrdup(topic);
+	o->seq = seq;
+	RB_INSERT(outflight_tree, &s->out, o);
+	s->nsent++;
+	return o;
+}
+
+static void
+out_free(struct session *s, struct outflight *o)
+{
+	RB_REMOVE(outflight_tree, &s->out, o);
+	if (!o->rel)
+		s->nsent--;
+	free(o->topic);
+	free(o);
+}
+
+void
+mqtt_session_clear(struct session *s)
+{
+	struct outflight *o;
+
+	while ((o = RB_MIN(outflight_tree, &s->out)) != NULL)
+		out_free(s, o);
+}
+
+bool
+mqtt_can_take(const struct client *cl)
+{
+	return cl->session == NULL || cl->session->nsent < cl->b->set.max_inflight_messages;
+}
+
+static void
+deliver_publish(struct client *cl, const struct rec_deliver *d)
+{
+	struct session *s = cl->session;
+	struct outflight *o = NULL;
+	struct mqtt_publish pub = {
+		.qos = d->qos, .dup = d->qos > 0 && (d->flags & DF_DUP),
+		.retain = (d->flags & DF_RETAIN) != 0, .topic = (char *)d->topic,
+		.payload = d->payload, .len = d->payload_len,
+	};
+	struct wbuf w;
+
+	if (d->qos > 0) {
+		if ((o = out_find_seq(s, d->topic, d->seq)) == NULL)
+			o = out_new(s, d->topic, d->seq);
+		pub.packet_id = o->pid;
+	}
+	wbuf_init(&w);
+	if (mqtt_enc_publish(&w, &pub) == 0) {
+		mqtt_send(cl, &w);
+		cl->b->msgs_out++;
+		cl->b->bytes_out += d->payload_len;
+	} else {
+		log_warnx("client %s: cannot encode a delivery from %s", cl->desc, d->topic);
+	}
+	wbuf_free(&w);
+}
+
+static void
+deliver_pubrel(struct client *cl, const struct rec_deliver_rel *r)
+{
+	struct session *s = cl->session;
+	struct outflight *o = out_find_seq(s, r->topic, r->seq);
+
+	if (o == NULL)
+		o = out_new(s, r->topic, r->seq);
+	if (!o->rel) {
+		o->rel = true;
+		s->nsent--;
+	}
+	send_ack(cl, MQTT_PUBREL, o->pid);
+}
+
+void
+mqtt_deliver(struct client *cl, const struct ipc_msg *m)
+{
+	struct rec_deliver d;
+	struct rec_deliver_rel r;
+
+	if (cl->session == NULL)
+		return;
+	if (m->type == IPC_DELIVER && dec_deliver(m->body, m->len, &d) == 0)
+		deliver_publish(cl, &d);
+	else if (m->type == IPC_DELIVER_REL && dec_deliver_rel(m->body, m->len, &r) == 0)
+		deliver_pubrel(cl, &r);
+	else
+		log_warnx("client %s: bad %s record on its delivery socket", cl->desc,
+		    ipc_type_name(m->type));
+}
+
+/* PUBACK, PUBREC or PUBCOMP of a delivery: passed to its topic. */
+void
+mqtt_ack_in(struct client *cl, uint8_t type, uint16_t pid)
+{
+	struct session *s = cl->session;
+	struct outflight key = { .pid = pid }, *o = RB_FIND(outflight_tree, &s->out, &key);
+	const char *why;
+	struct child *c;
+	struct wbuf w;
+
+	if (o == NULL || (type == MQTT_PUBCOMP) != o->rel) {
+		log_debug("client %s: %s for packet %u not in flight", cl->desc,
+		    mqtt_type_name(type), pid);
+		return;
+	}
+	struct rec_ack a = { .subkey = s->key, .seq = o->seq,
+			     .kind = type == MQTT_PUBACK ? ACK_PUBACK :
+				     type == MQTT_PUBREC ? ACK_PUBREC : ACK_PUBCOMP };
+	if ((c = child_get(cl->b, o->topic, false, &why)) != NULL) {
+		wbuf_init(&w);
+		enc_ack(&w, &a);
+		child_send(c, IPC_ACK, &w);
+		wbuf_free(&w);
+	}
+	if (type == MQTT_PUBREC) {
+		o->rel = true;
+		s->nsent--;
+	} else {
+		out_free(s, o);
+	}
+	delivery_resume(cl);
+}

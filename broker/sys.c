@@ -1,0 +1,115 @@
+/* $SYS/broker/...: the broker's figures every sys_interval, in the layout
+ * mosquitto users know.  Served from the master straight to the MQTT
+ * sessions whose filters match: they are not worth a topicd each. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "log.h"
+#include "mqtt_codec.h"
+#include "topic.h"
+
+struct sys_value {
+	const char *topic;
+	char        text[64];
+};
+
+static unsigned
+sys_values(struct broker *b, struct sys_value *v)
+{
+	struct child *c;
+	uint64_t restarts = 0;
+	unsigned n = 0;
+
+	RB_FOREACH(c, child_tree, &b->children)
+		restarts += c->restarts;
+#define SYS(t, ...) do { v[n].topic = "$SYS/broker/" t; \
+	snprintf(v[n].text, sizeof(v[n].text), __VA_ARGS__); n++; } while (0)
+	SYS("version", "broker version %s", BROKER_VERSION);
+	SYS("uptime", "%lld seconds", (long long)(mono_ms() - b->started_ms) / 1000);
+	SYS("clients/connected", "%u", b->nclients);
+	SYS("messages/received", "%llu", (unsigned long long)b->msgs_in);
+	SYS("messages/sent", "%llu", (unsigned long long)b->msgs_out);
+	SYS("bytes/received", "%llu", (unsigned long long)b->bytes_in);
+	SYS("bytes/sent", "%llu", (unsigned long long)b->bytes_out);
+	SYS("topics/count", "%u", b->ntopics);
+	SYS("topicd/running", "%d", broker_count_topics(b));
+	SYS("topicd/restarts", "%llu", (unsigned long long)restarts);
+#undef SYS
+	return n;
+}
+
+#define SYS_MAX 16
+
+/* Sends the values that match filter (all filters of the session when
+ * filter is NULL) to one client. */
+static void
+send_values(struct client *cl, const char *filter, const struct sys_value *v, unsigned n,
+    bool retain)
+{
+	struct wbuf w;
+
+	wbuf_init(&w);
+	for (unsigned i = 0; i < n; i++) {
+		if (filter != NULL ? !topic_matches(filter, v[i].topic) :
+		    session_qos(cl->session, v[i].topic) < 0)
+			continue;
+		struct mqtt_publish p = { .qos = 0, .retain = retain, .topic = (char *)v[i].topic,
+					  .payload = (const uint8_t *)v[i].text,
+					  .len = strlen(v[i].text) };
+		mqtt_enc_publish(&w, &p);
+	}
+	if (w.len > 0)
+		mqtt_send(cl, &w);
+	wbuf_free(&w);
+}
+
+void
+sys_subscribed(struct client *cl, const char *filter)
+{
+	struct sys_value v[SYS_MAX];
+	unsigned n = sys_values(cl->b, v);
+
+	send_values(cl, filter, v, n, true);
+}
+
+static void
+on_sys_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+	struct sys_value v[SYS_MAX];
+	struct session *s;
+	unsigned n;
+
+	(void)fd;
+	(void)what;
+	n = sys_values(b, v);
+	RB_FOREACH(s, session_tree, &b->sessions)
+		if (s->cl != NULL && s->mode == MODE_MQTT && !s->cl->closing)
+			send_values(s->cl, NULL, v, n, false);
+}
+
+void
+sys_start(struct broker *b)
+{
+	uint64_t ms = b->set.sys_interval;
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	if (ms == 0)
+		return;
+	b->sys_timer = event_new(b->base, -1, EV_PERSIST, on_sys_tick, b);
+	if (b->sys_timer == NULL || event_add(b->sys_timer, &tv) == -1)
+		fatalx("cannot arm the $SYS timer");
+}
+
+void
+sys_stop(struct broker *b)
+{
+	if (b->sys_timer != NULL)
+		event_free(b->sys_timer);
+	b->sys_timer = NULL;
+}
