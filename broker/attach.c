@@ -38,6 +38,7 @@ attach_resend(struct attachment *a)
 	}
 	a->req = broker_req(c->b);
 	a->a.req = a->req;
+	a->confirmed = false;
 	wbuf_init(&w);
 	enc_attach(&w, &a->a);
 	ipc_chan_send(c->chan, IPC_ATTACH, w.data, w.len, fd);
@@ -91,17 +92,25 @@ void
 attach_done(struct attachment *a, const struct rec_done *d)
 {
 	a->req = 0;
+	a->confirmed = true;
 	if (d->status != ST_OK)
 		log_warnx("topic %s: session %s: subscription not stored", a->child->topic,
 		    a->a.subkey);
 }
 
+/* detach: the session persists (its cursor stays).  If the topicd has not
+ * confirmed the ATTACH yet (still starting, or restarting), the cursor is
+ * registered without a socket instead, so that a subscription that was
+ * answered OK is never lost. */
 void
 attach_drop(struct attachment *a, bool detach)
 {
 	struct child *c = a->child;
 
-	if (detach) {
+	if (detach && !a->confirmed) {
+		a->a.subkey = a->client->session->key;
+		attach_offline(c, &a->a);
+	} else if (detach) {
 		struct rec_detach r = { .subkey = a->a.subkey };
 		struct wbuf w;
 

@@ -62,6 +62,7 @@ struct attachment {
 	struct client	*client;
 	struct child	*child;
 	uint64_t	 req;		/* non-zero while waiting for DONE */
+	bool		 confirmed;	/* the topicd answered the last ATTACH */
 	struct rec_attach a;		/* a.subkey points to the session's key */
 };
 TAILQ_HEAD(attachment_list, attachment);

@@ -250,7 +250,9 @@ void
 mqtt_read(struct client *cl)
 {
 	struct evbuffer *in = bufferevent_get_input(cl->bev);
-	size_t limit = cl->b->set.message_size_limit, total = 0;
+	/* message_size_limit bounds payloads (as in mosquitto); a packet
+	 * may add a topic and headers to that. */
+	size_t limit = cl->b->set.message_size_limit + MQTT_MAX_STRING + 16, total = 0;
 
 	while (!cl->closing) {
 		size_t have = evbuffer_get_length(in);
@@ -262,7 +264,7 @@ mqtt_read(struct client *cl)
 			return;
 		rc = mqtt_frame(head, have < 5 ? have : 5, limit, &total);
 		if (rc == MQTT_E_TOO_LARGE) {
-			client_close(cl, "packet over message_size_limit");
+			client_close(cl, "packet larger than message_size_limit allows");
 			return;
 		}
 		if (rc < 0) {

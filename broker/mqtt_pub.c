@@ -126,6 +126,10 @@ mqtt_publish_in(struct client *cl, struct mqtt_packet *pk)
 	const char *why = NULL, *reason = NULL;
 	struct child *c = NULL;
 
+	if (m->len > b->set.message_size_limit) {
+		client_close(cl, "PUBLISH payload over message_size_limit");
+		return;
+	}
 	if (m->topic[0] == '$')
 		why = "topics starting with $ are reserved", reason = "reserved_topic";
 	else if ((c = child_get(b, m->topic, true, &why)) == NULL)

@@ -356,7 +356,7 @@ session_sync_topic(struct session *s, struct child *c, bool retained)
 
 			if (at == NULL)
 				return;
-			attach_drop(at, false);
+			attach_drop(at, s->persistent);
 		}
 		topic_unsub(c, s->key, s->mode == MODE_MQTT);
 		return;
