@@ -322,6 +322,7 @@ void	 session_sync_topic(struct session *s, struct child *c, bool retained);
 void	 session_attach_all(struct session *s, const char *only_filter, bool retained);
 void	 sessions_topic_created(struct broker *b, struct child *c);
 unsigned session_count(struct broker *b);
+void	 sessions_expire(struct broker *b);
 bool	 topic_known(struct broker *b, const char *topic);
 int	 topic_register(struct broker *b, const char *topic);
 /* mqtt_conn.c */

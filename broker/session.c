@@ -409,3 +409,24 @@ sessions_topic_created(struct broker *b, struct child *c)
 		if (session_qos(s, c->topic) >= 0 && (s->cl != NULL || s->persistent))
 			session_sync_topic(s, c, false);
 }
+
+/* persistent_client_expiration: an MQTT session offline for longer is
+ * removed with its cursors (JSON-lines usernames do not expire). */
+void
+sessions_expire(struct broker *b)
+{
+	uint64_t max = b->set.persistent_client_expiration;
+	int64_t now = wall_ms();
+	struct session *s, *next;
+
+	if (max == 0)
+		return;
+	RB_FOREACH_SAFE(s, session_tree, &b->sessions, next) {
+		if (s->mode != MODE_MQTT || !s->persistent || s->cl != NULL ||
+		    now - s->offline_since < (int64_t)max)
+			continue;
+		log_notice("session %s: offline for longer than persistent_client_expiration; "
+		    "removed", s->key);
+		session_delete(s);
+	}
+}

@@ -142,6 +142,7 @@ dispatch_end_batch(struct topicd *td)
 	dispatch_sync(td, td->need_sync);
 	td->need_sync = false;
 	replies_send(td);
+	deliver_maxlen_all(td);
 	deliver_run(td);
 }
 

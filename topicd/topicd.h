@@ -116,6 +116,7 @@ struct topicd {
 	uint32_t	 retry_ms;
 	uint32_t	 max_attempts;
 	uint32_t	 max_messages;
+	uint32_t	 max_queued;	/* MQTT subscriber backlog limit (0: none) */
 	uint64_t	 checkpoint_bytes;
 	bool		 configured;	/* a CONFIG arrived */
 	uint64_t	 conf_boot_id;	/* as the master said */
@@ -222,6 +223,7 @@ uint64_t subs_min_cursor(struct topicd *);
 /* deliver.c */
 void	 deliver_attach(struct sub *, int, const struct rec_attach *);
 void	 deliver_register(struct sub *, const struct rec_attach *);
+void	 deliver_maxlen_all(struct topicd *);
 void	 deliver_offline(struct sub *);
 void	 deliver_ack(struct topicd *, const struct rec_ack *);
 void	 deliver_dlq_done(struct topicd *, uint64_t);
