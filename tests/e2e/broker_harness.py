@@ -194,7 +194,7 @@ class Broker:
     config: dict of configuration keys, written to broker.conf.
     """
 
-    def __init__(self, workdir, config=None, name="broker", extra_args=()):
+    def __init__(self, workdir, config=None, name="broker", extra_args=(), mqtt=False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / "data"
@@ -206,6 +206,8 @@ class Broker:
         self.proc = None
         self.consumer_port = None
         self.publisher_port = None
+        self.mqtt = mqtt            # an MQTT listener on a free port (else -p 0)
+        self.mqtt_port = None
         self.log_path = self.workdir / "broker.log"
         self._log = None
         self.generation = 0
@@ -224,7 +226,8 @@ class Broker:
         return path
 
     def command(self):
-        cmd = [str(self.binary), "-D", str(self.data_dir), "-b", HOST, "-p", "0",
+        cmd = [str(self.binary), "-D", str(self.data_dir), "-b", HOST,
+               "-p", str(self.mqtt_port) if self.mqtt else "0",
                "-J", "%d:%d" % (self.consumer_port, self.publisher_port)]
         if self.config:
             cmd[1:1] = ["-c", str(self.config_file())]
@@ -241,7 +244,10 @@ class Broker:
         last = ""
         for attempt in range(6):
             if not (keep_ports and self.consumer_port) or attempt > 0:
-                self.consumer_port, self.publisher_port = free_ports(2)
+                if self.mqtt:
+                    self.consumer_port, self.publisher_port, self.mqtt_port = free_ports(3)
+                else:
+                    self.consumer_port, self.publisher_port = free_ports(2)
             self.generation += 1
             self._log = open(self.log_path, "ab")
             self._log.write(b"\n==== harness: start #%d %s\n"
@@ -268,15 +274,32 @@ class Broker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return "exited"
-            if self._connects(self.consumer_port) and self._connects(self.publisher_port):
+            # Connecting proves a listener; the greeting proves it is ours.
+            if self._connects(self.publisher_port) and self._greets(self.consumer_port) \
+                    and (not self.mqtt or self._connects(self.mqtt_port)):
                 if self.proc.poll() is None:
                     return "ready"
             time.sleep(POLL)
         self.proc.kill()
         self.proc.wait()
-        raise HarnessError("broker not accepting on 127.0.0.1:%d/%d within %.0f s; log:\n%s"
+        raise HarnessError("broker not accepting (with a `Please login!` greeting on the "
+                           "consumer port) on 127.0.0.1:%d/%d within %.0f s; log:\n%s"
                            % (self.consumer_port, self.publisher_port, READY_TIMEOUT,
                               self.log_tail()))
+
+    @staticmethod
+    def _greets(port):
+        try:
+            with socket.create_connection((HOST, port), timeout=2.0) as s:
+                data = b""
+                while b"\n" not in data:
+                    chunk = s.recv(256)
+                    if not chunk:
+                        break
+                    data += chunk
+                return data.startswith(PLEASE_LOGIN.encode() + b"\r\n")
+        except OSError:
+            return False
 
     @staticmethod
     def _connects(port):

@@ -5,8 +5,10 @@ tail of each broker's log attached to a failure report."""
 import pytest
 
 from broker_harness import Broker, JsonClient, Qos2Consumer
+import mqtt_helpers
 
-__all__ = ["broker_factory", "broker", "pytest_runtest_makereport"]
+__all__ = ["broker_factory", "broker", "mqtt_factory", "mqtt_broker",
+           "pytest_runtest_makereport"]
 
 
 @pytest.fixture
@@ -22,9 +24,9 @@ def broker_factory(request, tmp_path):
     JsonClient.registry = clients
     Qos2Consumer.registry = consumers
 
-    def make(config=None, name=None, start=True):
+    def make(config=None, name=None, start=True, mqtt=False):
         name = name or "broker%d" % len(brokers)
-        b = Broker(tmp_path / name, config=config, name=name)
+        b = Broker(tmp_path / name, config=config, name=name, mqtt=mqtt)
         brokers.append(b)
         if start:
             b.start()
@@ -64,6 +66,33 @@ def broker_factory(request, tmp_path):
 def broker(broker_factory):
     """A broker with the built-in defaults."""
     return broker_factory()
+
+
+@pytest.fixture
+def mqtt_factory(broker_factory):
+    """make(config=None, name=None, start=True) starts a broker that also
+    listens for MQTT (on broker.mqtt_port).  In teardown, before the
+    brokers stop: every MQTT client the test made (mqtt_helpers) is closed
+    and every client process it started is stopped by pid."""
+    registry = []
+    mqtt_helpers.set_registry(registry)
+
+    def make(config=None, name=None, start=True):
+        return broker_factory(config, name, start, mqtt=True)
+
+    try:
+        yield make
+    finally:
+        mqtt_helpers.set_registry(None)
+        problems = mqtt_helpers.close_registered(registry)
+        if problems:
+            pytest.fail("MQTT client teardown:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def mqtt_broker(mqtt_factory):
+    """A broker with the built-in defaults and an MQTT listener."""
+    return mqtt_factory()
 
 
 @pytest.hookimpl(hookwrapper=True)

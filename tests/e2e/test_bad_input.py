@@ -307,8 +307,7 @@ def test_half_line_on_consumer_port_is_closed_after_idle_timeout(idle_broker):
 def test_half_line_then_rest_in_time_is_fine(idle_broker):
     c = consumer_conn(idle_broker, "slowtyper")
     c.send_raw(b'{"type":"SUB",')
-    deadline = time.monotonic() + IDLE / 3
-    c.expect_silence(max(0.0, deadline - time.monotonic()))
+    c.expect_silence(IDLE / 3)          # no reply to half a line
     c.send_raw(b'"topic":"x"}\r\n')
     c.expect("OK")
 

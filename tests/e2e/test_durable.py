@@ -126,6 +126,19 @@ def test_unsubscribed_topic_is_not_resumed_at_login(broker):
     clean(c)
 
 
+def test_sub_answered_ok_counts_even_if_the_consumer_leaves_at_once(broker):
+    """SUB's OK starts the durable queue: a message published after it is
+    kept for the username, even when it disconnected right after the OK
+    (here before the new topic's topicd had started)."""
+    c = broker.consumer("gus")
+    c.subscribe("brand-new")
+    c.close()
+    broker.publisher().publish("brand-new", "f1")
+    c.connect()
+    assert c.wait_messages(1, "brand-new") == ["f1"]
+    clean(c)
+
+
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_messages_cursors_and_subscriptions_survive_restart(broker, how):
     pub = broker.publisher()

@@ -1,0 +1,258 @@
+"""SIGKILL with MQTT clients: nothing a publisher was told is stored
+(PUBACK, PUBREC/PUBCOMP) may be lost; QoS 1 arrives at least once, QoS 2
+exactly once as a QoS 2 receiver counts (mqtt_helpers.Receiver), and
+first arrivals keep the publish order.
+
+The random choices come from FAULT_SEED (printed; set it to replay)."""
+
+import collections
+import os
+import random
+import threading
+import time
+
+import pytest
+
+from broker_harness import HarnessError, kill_pid, wait_for
+from mqtt_helpers import (PUBACK, PUBCOMP, PUBREC, PUBREL, Receiver, ack_packet,
+                          connect_retry, delivery_problems, publish_packet)
+
+FAULT_CONFIG = {
+    "restart_backoff_min": 0.05,
+    "restart_backoff_max": 0.2,
+    "crash_limit": 1000,
+    "crash_window": 60,
+    "max_queued_messages": 100000,
+}
+REPLY_TIMEOUT = 10.0
+DRAIN_TIMEOUT = 20.0
+Q1, Q2 = "fk/q1", "fk/q2"
+
+
+@pytest.fixture
+def rng():
+    seed = int(os.environ.get("FAULT_SEED", time.time_ns() % 2**32))
+    print("FAULT_SEED=%d" % seed)
+    return random.Random(seed)
+
+
+class MqttStreamer(threading.Thread):
+    """Publishes QoS 1 to Q1 and QoS 2 to Q2, alternately, one exchange at
+    a time, as a persistent session (clean_session 0) that behaves as the
+    specification asks of a client: when the connection is lost it
+    reconnects and resends the PUBLISH in flight with DUP set and the same
+    packet id, or the PUBREL if the PUBREC had come.  acked: payloads whose
+    PUBACK or PUBREC arrived (the broker has stored them); completed:
+    whole exchanges (PUBACK or PUBCOMP)."""
+
+    def __init__(self, broker, client_id, n, reconnect=False):
+        super().__init__(name="mqtt-streamer-" + client_id, daemon=True)
+        self.broker, self.client_id, self.n, self.reconnect = broker, client_id, n, reconnect
+        self.published = {Q1: [], Q2: []}
+        self.acked = set()
+        self.completed = 0
+        self.reconnects = 0
+        self.error = None
+        self.lock = threading.Lock()
+        self.client = None
+        self.stage, self.sends = "publish", 0
+
+    def _connect(self):
+        self.client, ack = connect_retry(lambda: self.broker.mqtt_port, self.client_id,
+                                         clean=False, timeout=30.0, keepalive=30)
+        return ack
+
+    def _exchange(self, topic, qos, payload, pid):
+        """Runs one exchange on from self.stage ("publish" or "pubrel")."""
+        c = self.client
+        if self.stage == "publish":
+            c.send(publish_packet(topic, payload, qos, pid, dup=self.sends > 0))
+            self.sends += 1
+            c.expect(PUBACK if qos == 1 else PUBREC, REPLY_TIMEOUT, pid=pid)
+            with self.lock:
+                self.acked.add(payload)
+            if qos == 1:
+                return
+            self.stage = "pubrel"
+        c.send(ack_packet(PUBREL, pid))
+        c.expect(PUBCOMP, REPLY_TIMEOUT, pid=pid)
+
+    def run(self):
+        try:
+            self._connect()
+            pid = 0
+            for i in range(self.n):
+                topic, qos = (Q1, 1) if i % 2 == 0 else (Q2, 2)
+                payload = b"%s-%d" % (topic.encode(), i // 2)
+                pid = pid % 65535 + 1
+                with self.lock:
+                    self.published[topic].append(payload)
+                self.stage, self.sends = "publish", 0
+                while True:
+                    try:
+                        self._exchange(topic, qos, payload, pid)
+                        break
+                    except (OSError, HarnessError) as e:
+                        lost = isinstance(e, OSError) or self.client.peer_closed
+                        if not (self.reconnect and lost):
+                            raise
+                        self.client.close()
+                        self.reconnects += 1
+                        self._connect()
+                with self.lock:
+                    self.completed += 1
+        except BaseException as e:          # reported by finish()
+            self.error = e
+
+    def progress(self):
+        with self.lock:
+            return self.completed
+
+    def finish(self, timeout=60.0):
+        self.join(timeout)
+        assert not self.is_alive(), "publisher %s did not finish" % self.client_id
+        if self.error is not None:
+            raise AssertionError("publisher %s (%d completed, %d reconnects): %r"
+                                 % (self.client_id, self.completed, self.reconnects,
+                                    self.error))
+        if self.client is not None:
+            self.client.close()
+
+
+def kill_everything(b):
+    """SIGKILL every topicd and the master, then waits for them to be gone."""
+    pids = list(b.topicds())
+    for p in pids:
+        kill_pid(p)
+    left = b.kill9()
+    for p in left:
+        kill_pid(p)
+    b.wait_topicds_gone(set(pids) | left)
+
+
+def drain_and_verify(r, s, label):
+    """Waits until every published message has arrived and no QoS 2
+    exchange is open, then checks: every acknowledged message delivered,
+    QoS 2 ones exactly once, first arrivals in publish order, each at the
+    QoS of its subscription.  A failure lists the packets that concern
+    the messages and packet ids in question."""
+    want = set(s.published[Q1]) | set(s.published[Q2])
+    problems = []
+    try:
+        r.wait_until(lambda: want <= set(r.payloads()), DRAIN_TIMEOUT, "every message")
+    except HarnessError:
+        problems.append("not every message arrived within %.0f s" % DRAIN_TIMEOUT)
+    try:
+        r.settle()
+    except HarnessError:
+        problems.append("QoS 2 exchanges left open (PUBREC sent, no PUBREL came): packet ids %s"
+                        % list(r.awaiting_rel))
+    r.stop()
+    with r.lock:
+        q1, q2 = r.payloads(Q1), r.payloads(Q2)
+        problems += ["QoS 1: " + p for p in delivery_problems(s.published[Q1], s.acked, q1,
+                                                              exactly_once=False)]
+        problems += ["QoS 2: " + p for p in delivery_problems(s.published[Q2], s.acked, q2,
+                                                              exactly_once=True)]
+        problems += ["protocol error: %s" % e for e in r.errors[:10]]
+        problems += ["arrived at QoS %d: %r" % (a.qos, a) for a in r.arrivals
+                     if a.qos != (1 if a.topic == Q1 else 2)][:5]
+        if not problems:
+            return
+        counts = collections.Counter(q1 + q2)
+        suspects = [m for m in want if counts[m] != 1 and (m in q2 or m not in q1)]
+        pids = set(r.awaiting_rel) | {a.pid for a in r.arrivals + r.duplicates
+                                      if a.payload in suspects}
+        lines = ["#%d %s %s" % t for t in r.trace
+                 if any(repr(m) in t[2] for m in suspects) or
+                 any(t[2].endswith(" %d" % p) or " pid %d " % p in t[2] for p in pids)]
+    pytest.fail("%s: published %d + %d, %d reconnects of the publisher; arrivals %d, QoS 2 "
+                "repeats %d:\n  %s\npackets at the subscriber about %s and packet ids %s "
+                "(connection, direction, packet):\n    %s"
+                % (label, len(s.published[Q1]), len(s.published[Q2]), s.reconnects,
+                   len(r.arrivals), len(r.duplicates), "\n  ".join(problems),
+                   suspects[:10], sorted(pids)[:20], "\n    ".join(lines[-40:])),
+                pytrace=False)
+
+
+def subscriber(b, client_id):
+    r = Receiver(lambda: b.mqtt_port, client_id, clean=False)
+    assert not r.connect().session_present
+    assert r.subscribe([(Q1, 1), (Q2, 2)]) == [1, 2]
+    return r
+
+
+def test_offline_persistent_session_gets_every_acknowledged_message_after_sigkill(mqtt_factory):
+    n = 80
+    b = mqtt_factory(FAULT_CONFIG)
+    r = subscriber(b, "fk-offline")
+    r.disconnect()
+    s = MqttStreamer(b, "fk-pub-a", n)
+    s.start()
+    s.finish()
+    assert len(s.acked) == n and s.completed == n
+    kill_everything(b)
+    b.start(keep_ports=True)
+    assert r.connect().session_present, "the session did not survive SIGKILL"
+    r.start()
+    drain_and_verify(r, s, "offline subscriber, SIGKILL of the master and every topicd")
+
+
+def test_online_subscriber_across_a_master_sigkill_mid_stream(mqtt_factory, rng):
+    n = 200
+    b = mqtt_factory(FAULT_CONFIG)
+    r = subscriber(b, "fk-online")
+    r.start()
+    s = MqttStreamer(b, "fk-pub-b", n, reconnect=True)
+    s.start()
+    at = rng.randint(20, n - 60)
+    wait_for(lambda: s.progress() >= at or not s.is_alive(), 60,
+             "the publisher to complete %d exchanges" % at)
+    assert s.is_alive(), "the stream ended before the kill (error: %r)" % s.error
+    left = b.kill9()
+    wait_for(lambda: r.disconnected, 10, "the subscriber to see its connection close")
+    b.wait_topicds_gone(left)
+    b.start(keep_ports=True)
+    assert r.reconnect().session_present, "the session did not survive SIGKILL"
+    s.finish()
+    assert s.reconnects >= 1 and s.completed == n
+    drain_and_verify(r, s, "master SIGKILLed after %d exchanges" % at)
+
+
+def test_online_subscriber_across_a_topicd_sigkill_mid_stream(mqtt_factory, rng):
+    n = 160
+    b = mqtt_factory(FAULT_CONFIG)
+    r = subscriber(b, "fk-topicd")
+    r.start()
+    s = MqttStreamer(b, "fk-pub-c", n)
+    s.start()
+    for topic in (Q1, Q2):
+        at = s.progress() + rng.randint(10, 40)
+        wait_for(lambda: s.progress() >= at or not s.is_alive(), 60,
+                 "the publisher to complete %d exchanges" % at)
+        assert s.is_alive(), "the stream ended before the kill (error: %r)" % s.error
+        old = b.kill_topicd(topic)
+        b.wait_topicd(topic, not_pid=old)
+    s.finish()
+    assert s.completed == n
+    drain_and_verify(r, s, "topicds SIGKILLed mid-stream")
+
+
+def test_retained_message_survives_sigkill(mqtt_factory):
+    b = mqtt_factory(FAULT_CONFIG)
+    c, _ = connect_retry(lambda: b.mqtt_port, "fk-retain", clean=True)
+    c.publish("fk/retained", b"kept", 1, retain=True)
+    c.publish("fk/cleared", b"old", 2, retain=True)
+    c.publish("fk/cleared", b"", 1, retain=True)
+    c.close()
+    kill_everything(b)
+    b.start(keep_ports=True)
+    r = Receiver(lambda: b.mqtt_port, "fk-retain-sub", clean=True)
+    r.connect()
+    assert r.subscribe([("fk/+", 1)]) == [1]
+    r.wait_payload(b"kept")
+    c2, _ = connect_retry(lambda: b.mqtt_port, "fk-retain-2", clean=True)
+    c2.publish("fk/cleared", b"new", 1)
+    r.wait_payload(b"new", "fk/cleared")
+    assert [(a.topic, a.payload, a.retain) for a in r.arrivals] == \
+        [("fk/retained", b"kept", True), ("fk/cleared", b"new", False)]
