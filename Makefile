@@ -9,7 +9,7 @@ export PREFIX
 BUILD := $(MAKE) -f mk/build.mk
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps run check unit unit-san e2e san clean fuzz bench
+.PHONY: all deps run check unit unit-san e2e san clean fuzz bench install uninstall manlint
 all:
 	@$(BUILD) OBJ=build/release BROKER_BIN=broker/broker TOPICD_BIN=topicd/topicd
 
@@ -21,9 +21,13 @@ san:
 deps:
 	@scripts/deps.sh
 
+# As root, the broker would become the `broker` user, which a development
+# machine may not have: there it keeps running as the invoking user.
 run: deps all
-	@mkdir -p data
-	./broker/broker -D data
+	@mkdir -p data build
+	@if [ "$$(id -u)" -eq 0 ]; then printf 'user root\n' > build/run.conf; \
+	else : > build/run.conf; fi
+	./broker/broker -c build/run.conf -D data
 
 unit: all
 	@tests/run-unit build/release
@@ -36,16 +40,85 @@ e2e: all san
 
 check: deps
 	@$(MAKE) all san
+	@$(MAKE) manlint
 	@$(MAKE) unit unit-san
 	@$(MAKE) e2e
 
-# The JSON-lines publisher benchmark: builds the load generator, then
-# starts its own release brokers on free ports (tests/bench/run-json-bench).
+# The man pages must lint clean: mandoc -Tlint reports nothing.  It runs
+# in man/ so that the pages' references to each other resolve.  When it
+# resolves a reference to another package's page without a mandoc.db (on
+# Debian, man-db indexes the pages), mandoc also says "outdated mandoc.db
+# lacks ...": that is about the system, not the pages, and is left out.
+MANPAGES := man/broker.8 man/topicd.8 man/broker.conf.5 man/broker-protocol.7
+manlint:
+	@echo "  LINT    $(MANPAGES)"
+	@cd man && out=$$(mandoc -Tlint $(notdir $(MANPAGES)) 2>&1); rc=$$?; \
+	out=$$(printf '%s\n' "$$out" | grep -v '^mandoc: outdated mandoc.db lacks '); \
+	if [ $$rc -ne 0 ] || [ -n "$$out" ]; then printf '%s\n' "$$out"; exit 1; fi
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: broker in sbin, topicd in
+# libexec/broker (where broker finds it), the man pages, the example
+# configuration as /etc/broker/broker.conf (an existing one is kept), the
+# systemd unit and the sysusers.d entry for its user.  make uninstall
+# removes the same files; the configuration only if it is unchanged.
+SYSCONFDIR  ?= /etc
+SBINDIR     := $(PREFIX)/sbin
+LIBEXECDIR  ?= $(PREFIX)/libexec/broker
+MANDIR      := $(PREFIX)/share/man
+UNITDIR     ?= $(if $(filter /usr,$(PREFIX)),/lib,$(PREFIX)/lib)/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+CONFDIR     := $(SYSCONFDIR)/broker
+INSTALLED_MAN := $(foreach m,$(MANPAGES),$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+
+install:
+	@$(BUILD) OBJ=build/release BROKER_BIN=broker/broker TOPICD_BIN=topicd/topicd bins
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(CONFDIR) \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(addprefix $(DESTDIR)$(MANDIR)/man,5 7 8)
+	install -m 0755 broker/broker $(DESTDIR)$(SBINDIR)/broker
+	install -m 0755 topicd/topicd $(DESTDIR)$(LIBEXECDIR)/topicd
+	@set -e; for m in $(MANPAGES); do \
+		d=$(DESTDIR)$(MANDIR)/man$${m##*.}; \
+		echo "install -m 0644 $$m $$d"; install -m 0644 $$m $$d; \
+	done
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		systemd/broker.service > $(DESTDIR)$(UNITDIR)/broker.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/broker.service
+	install -m 0644 systemd/broker.sysusers $(DESTDIR)$(SYSUSERSDIR)/broker.conf
+	@if [ -e $(DESTDIR)$(CONFDIR)/broker.conf ]; then \
+		echo "keeping the existing $(DESTDIR)$(CONFDIR)/broker.conf"; \
+	else \
+		echo "install -m 0644 etc/broker.conf $(DESTDIR)$(CONFDIR)/broker.conf"; \
+		install -m 0644 etc/broker.conf $(DESTDIR)$(CONFDIR)/broker.conf; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/broker $(DESTDIR)$(LIBEXECDIR)/topicd \
+		$(addprefix $(DESTDIR),$(INSTALLED_MAN)) $(DESTDIR)$(UNITDIR)/broker.service \
+		$(DESTDIR)$(SYSUSERSDIR)/broker.conf
+	@if [ -d $(DESTDIR)$(LIBEXECDIR) ]; then rmdir --ignore-fail-on-non-empty $(DESTDIR)$(LIBEXECDIR); fi
+	@f=$(DESTDIR)$(CONFDIR)/broker.conf; \
+	if [ -e $$f ] && ! cmp -s etc/broker.conf $$f; then \
+		echo "keeping $$f: it was changed since it was installed"; \
+	else \
+		rm -f $$f; \
+		if [ -d $(DESTDIR)$(CONFDIR) ]; then rmdir --ignore-fail-on-non-empty $(DESTDIR)$(CONFDIR); fi; \
+	fi
+
+# The benchmarks: builds the load generators, then runs the MQTT comparison
+# with mosquitto (tests/bench/run-mqtt-bench, when /usr/sbin/mosquitto is
+# installed) and the JSON-lines publisher benchmark (run-json-bench); each
+# starts its own release brokers on free ports.
+MQTT_LOAD_SRC := tests/bench/mqtt_load.c broker/mqtt_codec.c broker/mqtt_decode.c \
+	common/marshal.c common/topic.c common/xmalloc.c common/log.c
 bench: all
 	@mkdir -p build/bench
+	@echo "  CC      build/bench/mqtt_load"
+	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Icommon -Ibroker \
+		-o build/bench/mqtt_load $(MQTT_LOAD_SRC) $$(pkg-config --cflags --libs libevent_core)
 	@echo "  CC      build/bench/json_load"
 	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o build/bench/json_load \
 		tests/bench/json_load.c $$(pkg-config --cflags --libs libevent_core)
+	@tests/bench/run-mqtt-bench
 	@tests/bench/run-json-bench
 
 clean:

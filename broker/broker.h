@@ -237,6 +237,9 @@ void	 broker_shutdown(struct broker *b);
 int	 broker_load_settings(struct broker *b, struct settings *s, bool quiet);
 int	 broker_reload(struct broker *b);
 void	 broker_apply_logging(struct broker *b);
+void	 broker_resolve_paths(struct settings *s);
+char	*broker_absolute(const char *path);
+void	 broker_dump_settings(const struct settings *s);
 /* child_ipc.c */
 void	 child_dispatch(struct ipc_chan *ch, struct ipc_msg *m, void *arg);
 void	 child_chan_error(struct ipc_chan *ch, int err, void *arg);
@@ -355,5 +358,18 @@ void	 dlq_publish(struct broker *b, const char *reason, const char *client, int 
 void	 dlq_from_child(struct child *c, const struct rec_deadletter *d);
 /* status.c */
 void	 status_log(struct broker *b);
+
+/* privs.c: started as root, become `user` once the ports are bound */
+/* 1: the master is to become uid/gid; 0: it stays who it is; -1: error (logged) */
+int	 privs_target(const struct settings *s, uid_t *uid, gid_t *gid);
+/* Creates the data directory for the user, or checks that it is the user's. */
+int	 privs_data_dir(const char *dir, const char *user, uid_t uid, gid_t gid);
+int	 privs_drop(const char *user, uid_t uid, gid_t gid);
+
+/* notify.c: sd_notify(3) for a systemd unit of Type=notify */
+void	 notify_ready(const char *status);
+void	 notify_reloading(void);
+void	 notify_stopping(void);
+void	 notify_status(const char *status);
 
 #endif

@@ -1,8 +1,10 @@
 /* Loading and reloading the configuration: parse into a new structure,
  * validate, then swap what may change live; a bad file changes nothing. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "conf.h"
@@ -67,6 +69,62 @@ broker_load_settings(struct broker *b, struct settings *s, bool quiet)
 	return rc;
 }
 
+/* The directory the broker was started in: relative paths of the
+ * configuration and the command line are taken from it, also after -d
+ * moved the process to "/". */
+static char *start_dir;
+
+static char *
+absolute(const char *path)
+{
+	char *abs;
+
+	if (start_dir == NULL && (start_dir = getcwd(NULL, 0)) == NULL)
+		fatal("getcwd");
+	xasprintf(&abs, "%s/%s", start_dir, path);
+	return abs;
+}
+
+static void
+resolve(char **path)
+{
+	char *abs;
+
+	if (*path == NULL || **path == '/' || **path == '\0')
+		return;
+	abs = absolute(*path);
+	free(*path);
+	*path = abs;
+}
+
+void
+broker_resolve_paths(struct settings *s)
+{
+	resolve(&s->data_dir);
+	resolve(&s->pid_file);
+	resolve(&s->topicd_path);
+	for (size_t i = 0; i < s->log_dest.n; i++) {
+		char *d = s->log_dest.v[i], *path, *nd;
+
+		if (strncmp(d, "file", 4) != 0)
+			continue;
+		path = d + 4 + strspn(d + 4, " \t");
+		if (*path == '/')
+			continue;
+		path = absolute(path);
+		xasprintf(&nd, "file %s", path);
+		free(path);
+		free(d);
+		s->log_dest.v[i] = nd;
+	}
+}
+
+char *
+broker_absolute(const char *path)
+{
+	return path[0] == '/' ? xstrdup(path) : absolute(path);
+}
+
 static size_t
 field_size(enum conf_type t)
 {
@@ -95,6 +153,7 @@ broker_reload(struct broker *b)
 		    b->conf_path ? b->conf_path : "configuration");
 		return -1;
 	}
+	broker_resolve_paths(&ns);
 	for (const struct conf_key *k = settings_table; k->name != NULL; k++) {
 		uint8_t tmp[sizeof(struct conf_list) + sizeof(uint64_t)];
 		uint8_t *a = (uint8_t *)&b->set + k->offset, *n = (uint8_t *)&ns + k->offset;
@@ -140,8 +199,8 @@ broker_apply_logging(struct broker *b)
 				;
 		}
 	}
-	if (dests == 0)
-		dests = LOG_DEST_STDERR;
+	if (dests == 0)		/* with -d, stderr is the terminal only until the fork */
+		dests = b->daemonize ? LOG_DEST_STDERR | LOG_DEST_SYSLOG : LOG_DEST_STDERR;
 	if (s->log_type.n > 0)
 		level = LOG_LVL_ERR;
 	for (size_t i = 0; i < s->log_type.n; i++) {
@@ -154,4 +213,79 @@ broker_apply_logging(struct broker *b)
 	if (b->verbose)
 		level = LOG_LVL_DEBUG;
 	log_init("broker", (enum log_level)level, dests, file);
+}
+
+/* A value as it is written in the file: sizes with the largest exact
+ * suffix, times in seconds. */
+static void
+format_value(const struct conf_key *k, const void *field, char *buf, size_t len)
+{
+	static const char suffix[] = "gmk";
+	uint64_t v;
+
+	switch (k->type) {
+	case CONF_BOOL:
+		snprintf(buf, len, "%s", *(const bool *)field ? "true" : "false");
+		return;
+	case CONF_UINT:
+	case CONF_PORT:
+		snprintf(buf, len, "%u", *(const unsigned *)field);
+		return;
+	case CONF_SIZE:
+		v = *(const uint64_t *)field;
+		for (int i = 0; i < 3; i++) {
+			unsigned shift = 10 * (unsigned)(3 - i);
+
+			if (v != 0 && v % (1ULL << shift) == 0) {
+				snprintf(buf, len, "%" PRIu64 "%c", v >> shift, suffix[i]);
+				return;
+			}
+		}
+		snprintf(buf, len, "%" PRIu64, v);
+		return;
+	case CONF_MSEC:
+		v = *(const uint64_t *)field;
+		if (v % 1000 == 0)
+			snprintf(buf, len, "%" PRIu64, v / 1000);
+		else {
+			int n = snprintf(buf, len, "%" PRIu64 ".%03u", v / 1000, (unsigned)(v % 1000));
+
+			while (n > 0 && (size_t)n < len && buf[n - 1] == '0')
+				buf[--n] = '\0';
+		}
+		return;
+	default:
+		buf[0] = '\0';
+		return;
+	}
+}
+
+/* -T: every key with its value, in the file's syntax; a key without a
+ * value is shown commented out. */
+void
+broker_dump_settings(const struct settings *s)
+{
+	FILE *f = stdout;
+	char buf[64];
+
+	for (const struct conf_key *k = settings_table; k->name != NULL; k++) {
+		const void *field = (const uint8_t *)s + k->offset;
+		const struct conf_list *l = field;
+		const char *str;
+
+		if (k->type == CONF_LIST) {
+			if (l->n == 0)
+				fprintf(f, "#%s\n", k->name);
+			for (size_t i = 0; i < l->n; i++)
+				fprintf(f, "%s %s\n", k->name, l->v[i]);
+		} else if (k->type == CONF_STRING) {
+			if ((str = *(char *const *)field) == NULL)
+				fprintf(f, "#%s\n", k->name);
+			else
+				fprintf(f, "%s %s\n", k->name, str);
+		} else {
+			format_value(k, field, buf, sizeof(buf));
+			fprintf(f, "%s %s\n", k->name, buf);
+		}
+	}
 }

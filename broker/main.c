@@ -16,20 +16,36 @@ extern char **environ;
 static void __attribute__((noreturn))
 usage(void)
 {
-	fprintf(stderr, "usage: broker [-dtv] [-c FILE] [-D DATADIR] [-b ADDR] [-p MQTT_PORT]\n"
+	fprintf(stderr, "usage: broker [-dTtVv] [-c FILE] [-D DATADIR] [-b ADDR] [-p MQTT_PORT]\n"
 			"              [-J CONSUMER_PORT:PUBLISHER_PORT]\n");
 	exit(2);
+}
+
+/* -t: check and say so; -T: check and print the configuration. */
+static int
+test_settings(struct broker *b, bool dump)
+{
+	if (dump)
+		broker_dump_settings(&b->set);
+	else
+		printf("%s: configuration ok\n", b->conf_path ? b->conf_path : "(built-in defaults)");
+	settings_free(&b->set);
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		perror("broker: stdout");
+		return 1;
+	}
+	return 0;
 }
 
 int
 main(int argc, char **argv)
 {
 	struct broker b;
-	bool test_only = false;
+	bool test_only = false, dump = false;
 	int ch, rc;
 
 	memset(&b, 0, sizeof(b));
-	while ((ch = getopt(argc, argv, "c:D:b:p:J:dtvh")) != -1) {
+	while ((ch = getopt(argc, argv, "c:D:b:p:J:dTtVvh")) != -1) {
 		switch (ch) {
 		case 'c': b.conf_path = xstrdup(optarg); break;
 		case 'D': b.opt_data_dir = xstrdup(optarg); break;
@@ -37,7 +53,9 @@ main(int argc, char **argv)
 		case 'p': b.opt_mqtt_port = xstrdup(optarg); break;
 		case 'J': b.opt_json_ports = xstrdup(optarg); break;
 		case 'd': b.daemonize = true; break;
+		case 'T': dump = test_only = true; break;
 		case 't': test_only = true; break;
+		case 'V': printf("broker %s\n", BROKER_VERSION); return 0;
 		case 'v': b.verbose = true; break;
 		default: usage();
 		}
@@ -46,19 +64,15 @@ main(int argc, char **argv)
 		usage();
 	setproctitle_init(argc, argv, environ);
 	log_init("broker", b.verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL);
-	if (broker_load_settings(&b, &b.set, false) == -1) {
+	if (broker_load_settings(&b, &b.set, false) == -1)
 		rc = 2;
-		goto out;
-	}
-	broker_apply_logging(&b);
-	if (test_only) {
-		printf("%s: configuration ok\n", b.conf_path ? b.conf_path : "(built-in defaults)");
-		settings_free(&b.set);
-		rc = 0;
-	} else {
+	else if (test_only)
+		rc = test_settings(&b, dump);
+	else {
+		broker_resolve_paths(&b.set);
+		broker_apply_logging(&b);
 		rc = broker_run(&b);
 	}
-out:
 	free(b.conf_path);
 	free(b.opt_data_dir);
 	free(b.opt_bind);

@@ -1,5 +1,10 @@
-/* The master's life: data directory and its lock, the event loop, and the
- * once-a-second tick that keeps the process title current. */
+/* The master's life: data directory and its lock, privileges, daemon
+ * mode and pid file, the event loop, and the once-a-second tick that keeps
+ * the process title (and the service manager's status) current.
+ *
+ * Start-up order: data directory (created for `user`, or checked to be
+ * its) and its lock; listeners, bound while still root; -d's fork; the
+ * privilege drop; then, as `user`, the stores, the pid file, and READY. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +20,7 @@
 
 #include "broker.h"
 #include "clock.h"
+#include "kvstore.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -28,9 +34,10 @@ make_dir(const char *path)
 	return 0;
 }
 
-/* One broker per data directory: an exclusive lock held for life. */
+/* One broker per data directory: an exclusive lock held for life.  When
+ * the master is to drop root, the lock file is given to the user. */
 static int
-lock_data_dir(struct broker *b)
+lock_data_dir(struct broker *b, int drop, uid_t uid, gid_t gid)
 {
 	char *path;
 	int fd;
@@ -52,13 +59,20 @@ lock_data_dir(struct broker *b)
 		free(path);
 		return -1;
 	}
+	if (drop && fchown(fd, uid, gid) == -1) {
+		log_warn("cannot give %s to user %s", path, b->set.user);
+		close(fd);
+		free(path);
+		return -1;
+	}
 	free(path);
 	b->lock_fd = fd;
 	return 0;
 }
 
-void
-broker_title(struct broker *b)
+/* "master 1883,4040,4041 clients=12 topics=5" */
+static void
+title_text(struct broker *b, char *buf, size_t len)
 {
 	char ports[64] = "";
 	unsigned p[3] = { b->set.mqtt_port, b->set.json_consumer_port, b->set.json_publisher_port };
@@ -71,7 +85,18 @@ broker_title(struct broker *b)
 		if (off >= sizeof(ports))
 			break;
 	}
-	setproctitle("master %s clients=%u topics=%d", ports, b->nclients, broker_count_topics(b));
+	snprintf(buf, len, "master %s clients=%u topics=%d", ports, b->nclients,
+	    broker_count_topics(b));
+}
+
+void
+broker_title(struct broker *b)
+{
+	char t[128];
+
+	title_text(b, t, sizeof(t));
+	setproctitle("%s", t);
+	notify_status(t);
 	b->title_dirty = false;
 }
 
@@ -86,35 +111,74 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		broker_title(b);
 }
 
-/* The classic way: fork, setsid, chdir /, stdio to /dev/null.  The data
- * directory is made absolute first. */
+/* -d, the classic way: fork, setsid, chdir /.  The parent waits on a pipe
+ * until the child is ready (exit 0) or gave up (exit 1), so that start-up
+ * errors reach the terminal and the exit status; stdio is closed once the
+ * child is ready (daemon_ready). */
 static int
-daemonize(void)
+daemon_fork(struct broker *b, int *ready_fd)
 {
-	int fd;
+	int p[2];
+	ssize_t n;
+	char c = 0;
 
+	if (b->conf_path != NULL && b->conf_path[0] != '/') {
+		char *abs = broker_absolute(b->conf_path);	/* for SIGHUP after chdir */
+
+		free(b->conf_path);
+		b->conf_path = abs;
+	}
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		log_warn("pipe");
+		return -1;
+	}
 	switch (fork()) {
 	case -1:
 		log_warn("fork");
+		close(p[0]);
+		close(p[1]);
 		return -1;
 	case 0:
 		break;
 	default:
-		_exit(0);
+		close(p[1]);
+		do
+			n = read(p[0], &c, 1);
+		while (n == -1 && errno == EINTR);
+		_exit(n == 1 && c == 'R' ? 0 : 1);
 	}
+	close(p[0]);
+	*ready_fd = p[1];
 	if (setsid() == -1 || chdir("/") == -1) {
 		log_warn("setsid/chdir");
 		return -1;
 	}
+	if (event_reinit(b->base) == -1)
+		fatalx("cannot re-initialise the event loop after fork");
+	return 0;
+}
+
+static int
+daemon_ready(int ready_fd)
+{
+	int fd;
+
 	if ((fd = open("/dev/null", O_RDWR)) == -1) {
 		log_warn("/dev/null");
 		return -1;
 	}
 	for (int i = 0; i < 3; i++)
-		if (dup2(fd, i) == -1)
+		if (dup2(fd, i) == -1) {
+			log_warn("dup2");
 			return -1;
+		}
 	if (fd > 2)
 		close(fd);
+	if (write(ready_fd, "R", 1) != 1) {
+		log_warn("cannot tell the parent that the daemon is ready");
+		return -1;
+	}
+	close(ready_fd);
 	return 0;
 }
 
@@ -132,36 +196,37 @@ write_pid_file(struct broker *b)
 		return -1;
 	}
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (write(fd, buf, (size_t)n) != n) {
+	if (write(fd, buf, (size_t)n) != n || close(fd) == -1) {
 		log_warn("pid file %s", b->set.pid_file);
 		close(fd);
+		unlink(b->set.pid_file);
 		return -1;
 	}
-	close(fd);
 	return 0;
 }
 
-static int
-setup(struct broker *b)
+/* "N records replayed": anything but 0 means the store was not closed
+ * cleanly (a crash, SIGKILL, power loss) and was recovered. */
+static void
+log_store_opened(const char *what, struct kv *kv)
 {
-	struct timeval one = { 1, 0 };
+	struct kv_stats st;
+
+	kv_get_stats(kv, &st);
+	if (st.recovered > 0 || st.truncated > 0)
+		log_notice("%s: store opened: %llu records replayed, %llu torn bytes cut "
+		    "(it was not closed cleanly)", what, (unsigned long long)st.recovered,
+		    (unsigned long long)st.truncated);
+	else
+		log_info("%s: store opened: 0 records replayed", what);
+}
+
+/* As the user the master runs as: what the stores need. */
+static int
+open_stores(struct broker *b)
+{
 	char *topics_dir;
 
-	if (getrandom(&b->boot_id, sizeof(b->boot_id), 0) != (ssize_t)sizeof(b->boot_id))
-		b->boot_id = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 40);
-	if (make_dir(b->set.data_dir) == -1 || lock_data_dir(b) == -1)
-		return -1;
-	if (b->daemonize) {
-		/* After chdir("/") a relative data directory would be lost. */
-		char *abs = realpath(b->set.data_dir, NULL);
-
-		if (abs == NULL) {
-			log_warn("data directory %s", b->set.data_dir);
-			return -1;
-		}
-		free(b->set.data_dir);
-		b->set.data_dir = abs;
-	}
 	xasprintf(&topics_dir, "%s/topics", b->set.data_dir);
 	if (make_dir(topics_dir) == -1) {
 		free(topics_dir);
@@ -172,59 +237,101 @@ setup(struct broker *b)
 		return -1;
 	if (store_open(b) == -1)
 		return -1;
+	log_store_opened("sessions", b->store);
+	return 0;
+}
+
+static int
+setup(struct broker *b)
+{
+	struct timeval one = { 1, 0 };
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int drop, ready_fd = -1;
+
+	if (getrandom(&b->boot_id, sizeof(b->boot_id), 0) != (ssize_t)sizeof(b->boot_id))
+		b->boot_id = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 40);
+	if ((drop = privs_target(&b->set, &uid, &gid)) == -1)
+		return -1;
+	if (drop ? privs_data_dir(b->set.data_dir, b->set.user, uid, gid) :
+	    make_dir(b->set.data_dir))
+		return -1;
+	if (lock_data_dir(b, drop, uid, gid) == -1)
+		return -1;
 	if ((b->base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
 	signals_init(b);
 	if (listeners_open(b) == -1)
 		return -1;
-	if (b->daemonize) {
-		if (b->set.log_dest.n == 0)	/* stderr goes nowhere now */
-			log_init("broker", log_get_level(), LOG_DEST_SYSLOG, NULL);
-		if (daemonize() == -1)
-			return -1;
-		if (event_reinit(b->base) == -1)
-			fatalx("cannot re-initialise the event loop after fork");
-	}
-	if (write_pid_file(b) == -1)
+	if (b->daemonize && daemon_fork(b, &ready_fd) == -1)
+		return -1;
+	if (drop && privs_drop(b->set.user, uid, gid) == -1)
+		return -1;
+	if (open_stores(b) == -1 || write_pid_file(b) == -1)
 		return -1;
 	sys_start(b);
 	b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
 	if (b->tick == NULL || event_add(b->tick, &one) == -1)
 		fatalx("cannot arm the title timer");
+	if (ready_fd != -1 && daemon_ready(ready_fd) == -1)
+		return -1;
 	return 0;
+}
+
+/* Frees what setup() got, whatever it got to. */
+static void
+teardown(struct broker *b)
+{
+	clients_free_all(b);
+	children_free_all(b);
+	if (b->store != NULL)
+		store_close(b);
+	sys_stop(b);
+	listeners_close(b);
+	signals_free(b);
+	if (b->tick != NULL)
+		event_free(b->tick);
+	if (b->stop_timer != NULL)
+		event_free(b->stop_timer);
+	if (b->base != NULL)
+		event_base_free(b->base);
+	free(b->topicd_path);
+	if (b->lock_fd != -1)
+		close(b->lock_fd);
 }
 
 int
 broker_run(struct broker *b)
 {
+	char t[128];
+	int rc = 0;
+
 	RB_INIT(&b->children);
 	RB_INIT(&b->clients);
 	RB_INIT(&b->consumers);
 	b->lock_fd = -1;
 	b->started_ms = mono_ms();
 	b->next_req = 1;
-	if (setup(b) == -1)
-		return 1;
+	if (setup(b) == -1) {
+		rc = 1;
+		goto out;
+	}
 	broker_title(b);
 	log_notice("started: version %s, pid %ld, data %s, topicd %s, boot %016llx",
 	    BROKER_VERSION, (long)getpid(), b->set.data_dir, b->topicd_path,
 	    (unsigned long long)b->boot_id);
-	if (event_base_dispatch(b->base) == -1)
+	title_text(b, t, sizeof(t));
+	notify_ready(t);
+	if (event_base_dispatch(b->base) == -1) {
 		log_warnx("event loop failed");
-	clients_free_all(b);
-	children_free_all(b);
-	store_close(b);
-	sys_stop(b);
-	signals_free(b);
-	event_free(b->tick);
-	if (b->stop_timer != NULL)
-		event_free(b->stop_timer);
-	event_base_free(b->base);
-	free(b->topicd_path);
-	settings_free(&b->set);
-	close(b->lock_fd);
+		rc = 1;
+	}
 	if (b->set.pid_file != NULL && unlink(b->set.pid_file) == -1)
 		log_warn("cannot remove pid file %s", b->set.pid_file);
-	log_notice("stopped");
-	return 0;
+out:
+	teardown(b);
+	settings_free(&b->set);
+	if (rc == 0)
+		log_notice("stopped");
+	return rc;
 }

@@ -25,7 +25,7 @@ const struct conf_key settings_table[] = {
 	{ "pid_file", CONF_STRING, F(pid_file), NULL, 0, 0, FIXED,
 	  "file to write the master's pid to (default: none)" },
 	{ "user", CONF_STRING, F(user), "broker", 0, 0, FIXED,
-	  "user to run as when started as root" },
+	  "user the broker becomes after binding its ports when started as root (root: stay root)" },
 
 	/* Listeners. */
 	{ "bind_address", CONF_STRING, F(bind_address), "127.0.0.1", 0, 0, FIXED,
@@ -80,9 +80,9 @@ const struct conf_key settings_table[] = {
 	/* Observing. */
 	{ "sys_interval", CONF_MSEC, F(sys_interval), "10", 1, 86400, RELOAD,
 	  "seconds between updates of the $SYS topics" },
-	{ "log_dest", CONF_LIST, F(log_dest), NULL, 0, 0, FIXED,
+	{ "log_dest", CONF_LIST, F(log_dest), NULL, 0, 0, RELOAD,
 	  "where to log: stderr, syslog or file PATH; may be repeated (default: stderr)" },
-	{ "log_type", CONF_LIST, F(log_type), NULL, 0, 0, FIXED,
+	{ "log_type", CONF_LIST, F(log_type), NULL, 0, 0, RELOAD,
 	  "what to log: error, warning, notice, information, debug or all; the most verbose one listed wins" },
 
 	{ NULL, 0, 0, NULL, 0, 0, FIXED, NULL },

@@ -61,9 +61,12 @@ on_stop_timer(evutil_socket_t fd, short what, void *arg)
 void
 broker_shutdown(struct broker *b)
 {
-	if (b->stopping)
+	if (b->stopping) {
+		log_notice("already shutting down");
 		return;
+	}
 	b->stopping = true;
+	notify_stopping();
 	b->stop_phase = 1;
 	b->stop_deadline = mono_ms() + (int64_t)b->set.shutdown_timeout;
 	log_notice("shutting down: closing listeners, finishing requests of %u client%s",
@@ -74,6 +77,27 @@ broker_shutdown(struct broker *b)
 	if (b->stop_timer == NULL)
 		fatalx("cannot create the shutdown timer");
 	arm(b, 0);
+}
+
+/* SIGHUP: the log file first (after logrotate moved it, everything from
+ * the signal on goes to the new one), the configuration (a bad file
+ * changes nothing), then the failed topics. */
+static void
+reload(struct broker *b)
+{
+	int rc;
+
+	notify_reloading();
+	log_reopen();
+	log_notice("SIGHUP received: reloading");
+	if ((rc = broker_reload(b)) == 0) {
+		broker_apply_logging(b);
+		children_config(b);
+	}
+	children_retry_failed(b);
+	notify_ready(rc == 0 ? "configuration reloaded" :
+	    "reload failed: the configuration has errors; running with the previous one");
+	b->title_dirty = true;	/* the next tick puts the live state back */
 }
 
 static void
@@ -89,13 +113,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		broker_shutdown(b);
 		break;
 	case SIGHUP:
-		log_notice("SIGHUP received: reloading");
-		if (broker_reload(b) == 0) {
-			broker_apply_logging(b);
-			children_config(b);
-		}
-		log_reopen();
-		children_retry_failed(b);
+		reload(b);
 		break;
 	case SIGUSR1:
 		status_log(b);

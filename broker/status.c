@@ -1,4 +1,5 @@
-/* SIGUSR1: one status line for the master, one per topic.  No side effects. */
+/* SIGUSR1: one status line for the master, one per topic.  No side effects.
+ * A topic's seq is its newest message's, as in the topicd's title. */
 #include <unistd.h>
 
 #include "broker.h"
@@ -39,7 +40,8 @@ status_log(struct broker *b)
 		    c->ready_at && c->state == CH_READY ? (long long)(now - c->ready_at) / 1000 : 0LL,
 		    (unsigned long long)c->restarts, s->subscribers, s->online,
 		    (unsigned long long)s->messages, (unsigned long long)s->bytes,
-		    (unsigned long long)s->next_seq, (unsigned long long)s->lag,
+		    (unsigned long long)(s->next_seq > 0 ? s->next_seq - 1 : 0),
+		    (unsigned long long)s->lag,
 		    (unsigned long long)s->oldest_unacked_ms, c->nheld_pub);
 	}
 }

@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the project needs to build, run and test,
-# when one of them is missing.  Uses sudo when not root.
+# Installs the Debian packages the project needs, when one of them is
+# missing.  Uses sudo when not root.
+#   scripts/deps.sh          to build, run and test (make check)
+#   scripts/deps.sh build    to build only (make; the Dockerfile's build stage)
 set -euo pipefail
 
-pkgs=(
-	build-essential pkg-config clang
-	libevent-dev libgdbm-dev libjansson-dev libbsd-dev zlib1g-dev
+build=(
+	build-essential pkg-config
+	libevent-dev libgdbm-dev libjansson-dev libbsd-dev zlib1g-dev libsystemd-dev
 	libcmocka-dev
-	python3-pytest mosquitto-clients mosquitto python3-paho-mqtt mandoc
 )
+test=(
+	clang python3-pytest mosquitto-clients mosquitto python3-paho-mqtt mandoc
+)
+
+case "${1:-all}" in
+build)	pkgs=("${build[@]}") ;;
+all)	pkgs=("${build[@]}" "${test[@]}") ;;
+*)	echo "usage: scripts/deps.sh [build]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do

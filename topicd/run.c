@@ -92,6 +92,22 @@ lock_store(struct topicd *td)
 	return 0;
 }
 
+/* "N records replayed": anything but 0 means the store was not closed
+ * cleanly (SIGKILL, a crash, power loss) and was recovered. */
+static void
+log_recovery(struct topicd *td)
+{
+	struct kv_stats st;
+
+	kv_get_stats(td->kv, &st);
+	if (st.recovered > 0 || st.truncated > 0)
+		log_notice("topic %s: store opened: %llu records replayed, %llu torn bytes cut "
+		    "(it was not closed cleanly)", td->topic, (unsigned long long)st.recovered,
+		    (unsigned long long)st.truncated);
+	else
+		log_info("topic %s: store opened: 0 records replayed", td->topic);
+}
+
 /* Locks and loads the store; 0, or -1 (logged). */
 int
 topicd_open(struct topicd *td)
@@ -112,6 +128,7 @@ topicd_open(struct topicd *td)
 		free(err);
 		return -1;
 	}
+	log_recovery(td);
 	config_boot(td);
 	dispatch_sync(td, true);
 	td->need_sync = false;

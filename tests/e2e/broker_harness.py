@@ -201,6 +201,10 @@ class Broker:
         self.data_dir.mkdir(exist_ok=True)
         self.name = name
         self.config = dict(config or {})
+        if os.geteuid() == 0:
+            # Started as root, the broker becomes `user` (default broker),
+            # which must own the data directory; the tests' is root's.
+            self.config.setdefault("user", "root")
         self.extra_args = list(extra_args)
         self.binary = broker_binary()
         self.proc = None

@@ -607,6 +607,12 @@ class Receiver:
                 self.errors.append("QoS 0 PUBLISH with DUP set: %r" % p)
             if p.qos == 2 and p.pid in self.awaiting_rel:
                 self.duplicates.append(a)
+                first = self.awaiting_rel[p.pid]
+                if not p.dup or (first.topic, first.payload) != (p.topic, p.payload):
+                    self.errors.append(
+                        "PUBLISH %r with packet id %d, which awaits its PUBREL (since %r): "
+                        "a resend must set DUP (MQTT-3.3.1-1) and a new message must not "
+                        "reuse the id" % (p, p.pid, (first.topic, first.payload)))
             else:
                 self.arrivals.append(a)
                 if p.qos == 2:

@@ -1,11 +1,14 @@
 """Start-up with a bad configuration file fails with FILE:LINE: message
-and exit status 2; a good one starts."""
+and exit status 2; a good one starts.  `broker -t` checks a file without
+starting anything, `broker -T` prints the effective configuration, and the
+example etc/broker.conf and broker.conf(5) describe every key."""
 
+import re
 import subprocess
 
 import pytest
 
-from broker_harness import HOST, broker_binary, free_ports
+from broker_harness import HOST, REPO_ROOT, broker_binary, free_ports
 
 BAD = [
     pytest.param("retry_interval 0.5\nno_such_key 1\n", 2, id="unknown-key"),
@@ -64,3 +67,138 @@ def test_good_configuration_starts(broker_factory):
     assert isinstance(recs[0], dict) and recs[0].get("reason") == "invalid_json", recs
     c.settle()
     assert not c.errors, c.errors
+
+
+# ---------------------------------------------------------------- -t, -T, the example
+
+EXAMPLE = REPO_ROOT / "etc" / "broker.conf"
+KEY_LINE = re.compile(r"^#(\w+)(?: (.*))?$")
+
+
+def check(tmp_path, *args):
+    """broker -t/-T ... in an empty directory: it must create nothing."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    res = subprocess.run([str(broker_binary())] + [str(a) for a in args],
+                         stdin=subprocess.DEVNULL, capture_output=True, timeout=10,
+                         cwd=str(work))
+    assert list(work.iterdir()) == [], "-t created %s" % list(work.iterdir())
+    return res
+
+
+def defaults(tmp_path):
+    """{key: value or None} as `broker -T` prints the built-in defaults."""
+    res = check(tmp_path, "-T")
+    assert res.returncode == 0, res.stderr.decode()
+    out = {}
+    for line in res.stdout.decode().splitlines():
+        m = re.match(r"^(#?)(\w+)(?: (.*))?$", line)
+        assert m, "bad -T line %r" % line
+        out[m.group(2)] = None if m.group(1) else m.group(3)
+    return out
+
+
+def test_check_only_accepts_a_good_file(tmp_path):
+    conf = tmp_path / "good.conf"
+    conf.write_text("retry_interval 2.5\nlog_dest file broker.log\npid_file broker.pid\n")
+    res = check(tmp_path, "-t", "-c", conf, "-D", "data")
+    assert res.returncode == 0, res.stderr.decode()
+    assert res.stdout.decode() == "%s: configuration ok\n" % conf
+
+
+def test_check_only_reports_every_error(tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text("retry_interval soon\n# fine\nmax_topics 0\nno_such_key 1\n"
+                    "log_type loud\nmessage_size_limit 1q\n")
+    res = check(tmp_path, "-t", "-c", conf)
+    err = res.stderr.decode()
+    assert res.returncode == 2, err
+    assert res.stdout == b""
+    for line in (1, 3, 4, 6):
+        assert "%s:%d: " % (conf, line) in err, err
+    assert "bad log_type 'loud'" in err, err
+
+
+def test_check_only_reports_a_missing_file(tmp_path):
+    res = check(tmp_path, "-t", "-c", tmp_path / "nope.conf")
+    assert res.returncode == 2
+    assert "nope.conf: cannot open: No such file or directory" in res.stderr.decode()
+
+
+def test_dump_shows_the_effective_configuration(tmp_path):
+    conf = tmp_path / "some.conf"
+    conf.write_text("retry_interval 0.25\nmessage_size_limit 1048576\nlog_dest syslog\n"
+                    "log_dest stderr\n")
+    res = check(tmp_path, "-T", "-c", conf, "-J", "5000:5001")
+    assert res.returncode == 0, res.stderr.decode()
+    out = res.stdout.decode().splitlines()
+    for line in ("retry_interval 0.25", "message_size_limit 1m", "log_dest syslog",
+                 "log_dest stderr", "json_consumer_port 5000", "json_publisher_port 5001",
+                 "restart_backoff_min 0.1", "#pid_file"):
+        assert line in out, out
+
+
+def test_example_lists_every_key_at_its_default(tmp_path):
+    want = defaults(tmp_path)
+    seen = {}
+    for line in EXAMPLE.read_text().splitlines():
+        m = KEY_LINE.match(line)
+        if m and m.group(1) in want:
+            assert m.group(1) not in seen, "%s listed twice" % m.group(1)
+            seen[m.group(1)] = m.group(2)
+    assert sorted(seen) == sorted(want), "keys missing from %s: %s" % (
+        EXAMPLE.name, sorted(set(want) - set(seen)))
+    for key, value in want.items():
+        if value is not None:
+            assert seen[key] == value, "%s: example %r, default %r" % (key, seen[key], value)
+
+
+def test_example_is_valid_as_is_and_uncommented(tmp_path):
+    res = check(tmp_path, "-t", "-c", EXAMPLE)
+    assert res.returncode == 0, res.stderr.decode()
+    want = defaults(tmp_path)
+    lines = []
+    for line in EXAMPLE.read_text().splitlines():
+        m = KEY_LINE.match(line)
+        if m and want.get(m.group(1)) is not None:
+            line = line[1:]
+        lines.append(line)
+    conf = tmp_path / "uncommented.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    res = check(tmp_path, "-T", "-c", conf)
+    assert res.returncode == 0, res.stderr.decode()
+    assert res.stdout == check(tmp_path, "-T").stdout
+
+
+SETTINGS_RE = re.compile(r'\{\s*"(\w+)",\s*CONF_(\w+),\s*F\(\w+\),\s*(NULL|"[^"]*"),\s*'
+                         r'([\d.]+),\s*([\d.]+),\s*(RELOAD|FIXED),')
+
+
+def settings_table():
+    """[(key, type, default or None, min, max, reloadable)] from the source."""
+    text = (REPO_ROOT / "broker" / "settings.c").read_text()
+    rows = [(k, t, None if d == "NULL" else d.strip('"'), lo, hi, r == "RELOAD")
+            for k, t, d, lo, hi, r in SETTINGS_RE.findall(text)]
+    return rows
+
+
+def test_every_key_is_documented(tmp_path):
+    rows = settings_table()
+    assert sorted(r[0] for r in rows) == sorted(defaults(tmp_path))
+    page = (REPO_ROOT / "man" / "broker.conf.5").read_text()
+    example = EXAMPLE.read_text()
+    for key, typ, default, lo, hi, reload in rows:
+        m = re.search(r"^\.It Cm %s Ar \S+\n(.*?)(?=^\.It Cm |^\.El)" % key, page, re.M | re.S)
+        assert m, "broker.conf.5 does not describe %s" % key
+        entry = m.group(1)
+        if default is not None:
+            assert "Default:\n.Li %s " % default in entry, "%s: default %s" % (key, default)
+        else:
+            assert "Default: " in entry, key
+        if typ in ("UINT", "PORT", "SIZE", "MSEC") and (lo, hi) != ("0", "0"):
+            assert "from %s to %s" % (lo, hi) in entry, "%s: bounds %s..%s" % (key, lo, hi)
+        assert ("Reloadable." if reload else "Needs a restart.") in entry, key
+        # The example says the same about reloading.
+        block = re.search(r"((?:^# .*\n)+)#%s[ \n]" % key, example, re.M)
+        assert block, "no help above #%s in the example" % key
+        assert ("[reload]" if reload else "[restart]") in block.group(1), key

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from broker_harness import DLQ, check_dead_letter
+from broker_harness import DLQ, check_dead_letter, read_cmdline, title_of, wait_for
 from mqtt_helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
                           MosquittoSub, PahoClient, Receiver, RawClient, ack_packet,
                           connected_client, mosquitto_pub, paho)
@@ -431,6 +431,36 @@ def test_persistent_session_survives_a_broker_restart(mqtt_broker, how):
     assert r.payloads("pr/x/w") == [b"c1"] and r.payloads("pr/new/w") == [b"c2"]
     assert [a.qos for a in r.arrivals if a.topic == "pr/q2"] == [2, 2]
     assert not r.errors and not r.duplicates, (r.errors, r.duplicates)
+
+
+def topicd_subs(b, topic):
+    """The subscriber count in the title of the topic's topicd
+    (`topicd: TOPIC subs=N seq=...`), or None."""
+    pid = b.topicd_pid(topic)
+    m = re.search(r" subs=(\d+) ", title_of(read_cmdline(pid) or b"")) if pid else None
+    return int(m.group(1)) if m else None
+
+
+def test_persistent_client_expiration_removes_an_offline_session(mqtt_factory):
+    b = mqtt_factory({"persistent_client_expiration": 1, "sys_interval": 1})
+    keep = receiver(b, "pe-keep", [("pe/t", 1)], clean=False, start=True)
+    r = receiver(b, "pe-gone", [("pe/t", 1)], clean=False)
+    wait_for(lambda: topicd_subs(b, "pe/t") == 2, 5, "the topicd of pe/t to count 2 subscribers")
+    r.disconnect()
+    since = time.monotonic()
+    pub = client(b, "pe-pub")
+    pub.publish("pe/t", b"while offline", 1)
+    wait_for(lambda: topicd_subs(b, "pe/t") == 1, 5,
+             "the offline session to expire (the topicd of pe/t to count 1 subscriber)")
+    assert time.monotonic() - since >= 0.95, "expired before persistent_client_expiration"
+    ack = r.connect()
+    assert not ack.session_present, "the session was still there"
+    pub.publish("pe/t", b"after", 1)
+    keep.wait_payload(b"after")
+    assert keep.payloads() == [b"while offline", b"after"], "the connected session expired"
+    r.client.ping()
+    r.client.expect_silence(QUIET)                  # no subscription, no queued message
+    assert r.arrivals == []
 
 
 # How the session is interrupted: the client closes and reconnects; or the

@@ -102,7 +102,7 @@ test_reloadable(void **state)
 		"restart_backoff_max", "crash_limit", "crash_window",
 		"max_held_publishes", "checkpoint_size", "shutdown_timeout",
 		"max_inflight_messages", "max_queued_messages", "sys_interval",
-		"idle_timeout",
+		"idle_timeout", "log_dest", "log_type",
 	};
 	size_t n = 0;
 

@@ -1,0 +1,696 @@
+"""The broker as a Unix service: signals (SIGTERM in the middle of QoS 2
+exchanges, SIGHUP with good and bad files, SIGUSR1), process titles, the
+service manager's notifications, daemon mode and its pid file, the
+second-instance lock, privileges, make install / uninstall, the man pages,
+the systemd unit and the Dockerfile."""
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from broker_harness import (HOST, REPO_ROOT, ConnectionClosed, HarnessError, Publisher,
+                            PublishRefused, Qos2Consumer, broker_binary,
+                            check_exactly_once_in_order, children_of, free_ports, is_topicd,
+                            kill_pid, process_alive, read_cmdline, title_of, wait_for)
+
+START_MARK = "==== harness: start #"
+REPLAYED_RE = re.compile(r"(\S+)\[(\d+)\]: \w+: (.*?)store opened: (\d+) records replayed")
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+# ---------------------------------------------------------------- helpers
+
+def since_last_start(b):
+    """The broker's log since the harness last started it."""
+    return b.log_text().rsplit(START_MARK, 1)[-1]
+
+
+def wait_log(b, pattern, timeout=10.0, text=None):
+    """Waits for a regular expression in the log since the last start (or
+    in text(), a function returning the text to search); returns the match."""
+    rx = re.compile(pattern)
+    get = text or (lambda: since_last_start(b))
+    return wait_for(lambda: rx.search(get()), timeout, "%r in the log" % pattern)
+
+
+def title(pid):
+    return title_of(read_cmdline(pid) or b"")
+
+
+def send_pub_consume(b, topic, msg, username="svc-check"):
+    """One message through the broker: published, then consumed."""
+    c = b.consumer(username)
+    c.subscribe(topic)
+    b.publisher().publish(topic, msg)
+    assert c.wait_messages(1, topic) == [msg]
+    c.settle()
+    assert not c.errors, c.errors
+    c.close()
+
+
+def proc_ids(pid):
+    """{"Uid": [real, effective, saved, fs], "Gid": [...], "Groups": [...]}."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("Uid", "Gid", "Groups"):
+                out[key] = [int(x) for x in rest.split()]
+    return out
+
+
+def run_broker(args, timeout=20, **kw):
+    """Runs the broker binary to completion (it is killed by pid if it does
+    not end by the deadline)."""
+    return subprocess.run([str(broker_binary())] + [str(a) for a in args],
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, **kw)
+
+
+def root_config():
+    """The tests run as root in CI: the data directories are root's."""
+    return "user root\n" if os.geteuid() == 0 else ""
+
+
+def make(*args):
+    """Runs make in the source tree, away from any outer make's jobserver."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", "-s"] + list(args), cwd=str(REPO_ROOT), env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
+
+
+# ---------------------------------------------------------------- SIGTERM
+
+TOPICS = ("svc/a", "svc/b")
+
+
+class PublisherThread(threading.Thread):
+    """Publishes msg-K-0, msg-K-1, ... with the full QoS 2 exchange until
+    the connection ends; records what it sent and what got a PUBREC."""
+
+    def __init__(self, broker, k):
+        super().__init__(name="publisher-%d" % k, daemon=True)
+        self.broker, self.k = broker, k
+        self.topic = TOPICS[k % len(TOPICS)]
+        self.published, self.acked = [], set()
+        self.end = None
+
+    def run(self):
+        p = self.broker.publisher(timeout=15)
+        try:
+            for i in range(100000):
+                msg = "msg-%d-%d" % (self.k, i)
+                self.published.append(msg)
+                mid = p.pub(self.topic, msg)
+                self.acked.add(msg)
+                p.pubrel(mid)
+        except (ConnectionClosed, HarnessError, PublishRefused, OSError) as e:
+            self.end = e
+
+
+def test_sigterm_in_the_middle_of_qos2_exchanges(broker_factory):
+    b = broker_factory({"log_type": "information"})
+    # One consumer per topic: a JSON-lines PUBREL names no topic, so one
+    # consumer of two topics could not tell which exchange it completes.
+    sinks = {t: b.consumer("svc-sink-%d" % i) for i, t in enumerate(TOPICS)}
+    for t, c in sinks.items():
+        c.subscribe(t)
+        c.start()
+    pubs = [PublisherThread(b, k) for k in range(4)]
+    for p in pubs:
+        p.start()
+    wait_for(lambda: all(len(p.acked) >= 20 for p in pubs), 30,
+             "every publisher to have 20 messages acknowledged")
+    code = b.stop()
+    assert code == 0, "master exit status %s after SIGTERM" % code
+    for p in pubs:
+        p.join(20)
+        assert not p.is_alive(), "%s still publishing after the shutdown" % p.name
+    for c in sinks.values():
+        c.stop()
+    first = b.log_text()
+    assert "killing them" not in first, "topicds had to be killed:\n" + b.log_tail()
+    for t in TOPICS:
+        assert "topic %s: topicd exited with status 0" % t in first, b.log_tail()
+
+    b.start(keep_ports=True)
+    for t, c in sinks.items():
+        c.reconnect()
+        c.start()
+        acked = set().union(*(p.acked for p in pubs if p.topic == t))
+        c.wait_until(lambda: acked <= set(c.messages(t)), 30,
+                     "every acknowledged message of %s after the restart" % t)
+        c.settle()
+        c.stop()
+        assert not c.errors, c.errors
+    for p in pubs:
+        mine = [m for m in sinks[p.topic].messages(p.topic) if m.startswith("msg-%d-" % p.k)]
+        check_exactly_once_in_order(p.published, p.acked, mine, p.name)
+
+    # The stores were closed cleanly: the next start replays nothing.
+    for t in TOPICS:
+        wait_log(b, r"topic %s: store opened: \d+ records replayed" % re.escape(t))
+    opened = REPLAYED_RE.findall(since_last_start(b))
+    assert {w for _, _, w, _ in opened} >= {"sessions: ", "topic svc/a: ", "topic svc/b: "}
+    assert all(n == "0" for *_, n in opened), opened
+    assert "not closed cleanly" not in since_last_start(b)
+
+
+def test_sigterm_removes_the_pid_file(broker_factory, tmp_path):
+    pid_file = tmp_path / "broker.pid"
+    b = broker_factory({"pid_file": pid_file})
+    wait_for(lambda: pid_file.exists() and pid_file.read_text() == "%d\n" % b.pid, 10,
+             "the pid file")
+    assert b.stop() == 0
+    assert not pid_file.exists()
+    assert "notice: stopped" in b.log_text()
+
+
+# ---------------------------------------------------------------- SIGHUP
+
+def test_sighup_applies_a_good_file(broker_factory):
+    b = broker_factory({"max_topics": 100, "log_type": "information"})
+    b.publisher().publish("hup/one", "x")
+    b.config.update({"max_topics": 1, "log_type": "warning", "dead_letter_topic": "hup.dlq"})
+    b.config_file()
+    b.signal(signal.SIGHUP)
+    wait_log(b, r"reload: configuration re-read, 2 settings changed")
+    log = since_last_start(b)
+    assert "reload: max_topics changed" in log
+    assert "reload: log_type changed" in log
+    assert "reload: dead_letter_topic changed; it takes effect at the next restart" in log
+    # max_topics 1 is in force: a second topic is refused ...
+    p = b.publisher()
+    with pytest.raises(PublishRefused):
+        p.pub("hup/two", "y")
+    # ... and log_type warning: the refusal is logged, the connection
+    # (information) is not.
+    wait_log(b, r"warning: topic hup/two refused")
+    assert "client %s:%d: connected" % (HOST, p.local_port) not in since_last_start(b)
+
+
+def test_sighup_with_a_bad_file_keeps_the_running_configuration(broker_factory):
+    b = broker_factory({"max_topics": 100})
+    conf = b.config_file()
+    conf.write_text("max_topics 1\nmax_topics zero\nno_such_key 1\n")
+    b.signal(signal.SIGHUP)
+    wait_log(b, r"reload: .* has errors; keeping the running configuration")
+    log = since_last_start(b)
+    assert "%s:2: bad value 'zero' for key 'max_topics'" % conf in log
+    assert "%s:3: unknown key 'no_such_key'" % conf in log
+    assert "max_topics changed" not in log
+    # Still 100 topics allowed, still running.
+    p = b.publisher()
+    for i in range(3):
+        p.publish("bad-hup/%d" % i, "m")
+    assert b.running()
+
+
+def test_sighup_reopens_the_log_file(broker_factory, tmp_path):
+    log = tmp_path / "file.log"
+    b = broker_factory({"log_dest": "stderr\nlog_dest file %s" % log})
+    wait_for(lambda: log.exists() and "started:" in log.read_text(), 10, "the log file")
+    rotated = tmp_path / "file.log.1"
+    log.rename(rotated)
+    b.signal(signal.SIGHUP)
+    wait_for(lambda: log.exists() and "reload: configuration re-read" in log.read_text(), 10,
+             "a new log file after SIGHUP")
+    assert "started:" in rotated.read_text()
+    assert "started:" not in log.read_text()
+    assert "SIGHUP received" in log.read_text()
+
+
+def test_sighup_retries_nothing_and_changes_nothing_when_the_file_is_unchanged(broker):
+    broker.signal(signal.SIGHUP)
+    wait_log(broker, r"reload: configuration re-read, 0 settings changed")
+    send_pub_consume(broker, "hup/same", "still here")
+
+
+# ---------------------------------------------------------------- SIGUSR1, titles
+
+def test_sigusr1_logs_a_line_for_the_master_and_each_topic(broker):
+    send_pub_consume(broker, "usr1/t", "m")
+    tpid = broker.wait_topicd("usr1/t")
+    topic_rx = re.compile(r"status: topic usr1/t pid (\d+) running uptime \d+s restarts 0 "
+                          r"subs 1 online \d+ messages \d+ bytes \d+ seq 1 lag 0 "
+                          r"oldest_unacked \d+ms held 0")
+
+    def status():
+        # The master's figures follow the topicd's within a second.
+        broker.signal(signal.SIGUSR1)
+        return topic_rx.search(since_last_start(broker))
+    line = wait_for(status, 10, "a status line for topic usr1/t", interval=0.5)
+    assert int(line.group(1)) == tpid
+    wait_log(broker, r"status: master pid %d uptime \d+s clients \d+ topics 1 " % broker.pid)
+    # The topicd answers SIGUSR1 itself, and SIGUSR1 changes nothing.
+    kill_pid(tpid, signal.SIGUSR1)
+    wait_log(broker, r"topicd\[%d\]: notice: topic usr1/t: pid %d subs 1 " % (tpid, tpid))
+    assert broker.topicd_pid("usr1/t") == tpid
+    send_pub_consume(broker, "usr1/t", "n", username="svc-check-2")
+
+
+def test_process_titles_show_live_state(broker):
+    ports = "%d,%d" % (broker.consumer_port, broker.publisher_port)
+    wait_for(lambda: title(broker.pid) == "broker: master %s clients=0 topics=0" % ports, 10,
+             "the master's title, idle (now %r)" % title(broker.pid))
+    c = broker.consumer("titles")
+    c.subscribe("title/t")
+    pub = broker.publisher()
+    for i in range(3):
+        pub.publish("title/t", "m%d" % i)
+    c.wait_messages(3, "title/t")
+    c.settle()
+    tpid = broker.wait_topicd("title/t")
+    wait_for(lambda: title(broker.pid) == "broker: master %s clients=2 topics=1" % ports, 10,
+             "the master's title to count 2 clients and 1 topic")
+    wait_for(lambda: title(tpid) == "topicd: title/t subs=1 seq=3 lag=0", 10,
+             "the topicd's title to show seq=3")
+    pub.close()
+    c.close()
+    wait_for(lambda: title(broker.pid) == "broker: master %s clients=0 topics=1" % ports, 10,
+             "the master's title after the clients left")
+
+
+# ---------------------------------------------------------------- sd_notify
+
+class NotifySocket:
+    """The service manager's end of NOTIFY_SOCKET (abstract namespace)."""
+
+    def __init__(self, monkeypatch):
+        self.name = "broker-test-notify-%d-%d" % (os.getpid(), id(self))
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + self.name)
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + self.name)
+        self.got = []
+
+    def wait(self, pred, what, timeout=10.0):
+        """Collects datagrams until one satisfies pred; returns it."""
+        def find():
+            return next((m for m in self.got if pred(m)), None)
+        self.sock.settimeout(0.05)
+        def poll():
+            try:
+                self.got.append(self.sock.recv(4096).decode())
+            except socket.timeout:
+                pass
+            return find()
+        return wait_for(poll, timeout, "%s from the broker (got %r)" % (what, self.got))
+
+    def close(self):
+        self.sock.close()
+
+
+def test_service_manager_notifications(broker_factory, monkeypatch):
+    n = NotifySocket(monkeypatch)
+    try:
+        b = broker_factory()
+        ready = n.wait(lambda m: "READY=1" in m.split("\n"), "READY=1")
+        assert re.search(r"^STATUS=master \S+ clients=0 topics=0$", ready, re.M), ready
+        c = b.consumer("notified")
+        n.wait(lambda m: m.startswith("STATUS=") and "clients=1" in m, "STATUS with 1 client")
+        c.close()
+        del n.got[:]
+        b.signal(signal.SIGHUP)
+        rel = n.wait(lambda m: "RELOADING=1" in m.split("\n"), "RELOADING=1")
+        assert re.search(r"^MONOTONIC_USEC=\d+$", rel, re.M), rel
+        n.wait(lambda m: "READY=1" in m.split("\n") and n.got.index(m) > n.got.index(rel),
+               "READY=1 after RELOADING=1")
+        b.stop()
+        n.wait(lambda m: "STOPPING=1" in m.split("\n"), "STOPPING=1")
+    finally:
+        n.close()
+
+
+# ---------------------------------------------------------------- daemon mode, lock
+
+class Endpoint:
+    """The clients' side of a broker the harness did not start."""
+
+    def __init__(self, consumer_port, publisher_port):
+        self.consumer_port, self.publisher_port = consumer_port, publisher_port
+
+    def consumer(self, username):
+        return Qos2Consumer(self, username).connect()
+
+    def publisher(self):
+        return Publisher(self.publisher_port)
+
+
+def daemon_cleanup(pid, topicds):
+    """Kills, by pid, a daemon and topicds a failed test left running."""
+    for p in [pid] + list(topicds):
+        cmd = read_cmdline(p) or b""
+        if process_alive(p) and (is_topicd(cmd) or title_of(cmd).startswith("broker")):
+            kill_pid(p)
+
+
+def test_daemon_mode_writes_and_removes_its_pid_file(tmp_path):
+    pid_file, log = tmp_path / "run" / "broker.pid", tmp_path / "broker.log"
+    pid_file.parent.mkdir()
+    conf = tmp_path / "broker.conf"
+    conf.write_text(root_config() + "pid_file run/broker.pid\nlog_dest file broker.log\n"
+                    "log_type information\n")
+    c, p = free_ports(2)
+    res = run_broker(["-d", "-c", "broker.conf", "-D", "data", "-b", HOST, "-p", "0",
+                      "-J", "%d:%d" % (c, p)], cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr.decode()
+    # The command returned once the daemon was ready: the pid file is there.
+    pid = int(pid_file.read_text())
+    topicds = set()
+    try:
+        assert process_alive(pid) and pid != os.getpid()
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        assert int(fields[3]) == pid, "not a session leader: %s" % fields
+        assert os.readlink("/proc/%d/cwd" % pid) == "/"
+        for fd in (0, 1, 2):
+            assert os.readlink("/proc/%d/fd/%d" % (pid, fd)) == "/dev/null"
+        wait_for(lambda: title(pid).startswith("broker: master "), 10, "the daemon's title")
+        send_pub_consume(Endpoint(c, p), "daemon/t", "hello")
+        topicds = set(children_of(pid))
+        # SIGHUP finds the relative configuration file after chdir("/").
+        os.kill(pid, signal.SIGHUP)
+        wait_log(None, r"reload: configuration re-read", text=log.read_text)
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not process_alive(pid), 20, "the daemon to exit")
+        wait_for(lambda: not any(process_alive(t) for t in topicds), 10, "its topicds to exit")
+        assert not pid_file.exists(), "the pid file is still there"
+        text = log.read_text()
+        assert "%s[%d]: notice: stopped" % ("broker", pid) in text, text[-2000:]
+        assert (tmp_path / "data" / "topics").is_dir()
+    finally:
+        daemon_cleanup(pid, topicds)
+
+
+def test_daemon_mode_reports_a_failed_start(tmp_path):
+    conf = tmp_path / "broker.conf"
+    conf.write_text(root_config() + "pid_file %s\n" % (tmp_path / "missing" / "broker.pid"))
+    c, p = free_ports(2)
+    res = run_broker(["-d", "-c", conf, "-D", tmp_path / "data", "-b", HOST, "-p", "0",
+                      "-J", "%d:%d" % (c, p)])
+    err = res.stderr.decode()
+    assert res.returncode == 1, err
+    assert re.search(r"pid file .*broker\.pid: No such file or directory", err), err
+
+
+def test_a_second_broker_on_the_same_data_directory_is_refused(broker):
+    c, p = free_ports(2)
+    conf = broker.workdir / "second.conf"
+    conf.write_text(root_config())
+    res = run_broker(["-c", conf, "-D", broker.data_dir, "-b", HOST, "-p", "0",
+                      "-J", "%d:%d" % (c, p)])
+    err = res.stderr.decode()
+    assert res.returncode == 1, err
+    assert "another broker is running on data directory %s" % broker.data_dir in err, err
+    send_pub_consume(broker, "lock/t", "first one still serves")
+
+
+# ---------------------------------------------------------------- privileges
+
+def reachable_by_others(path):
+    """Whether every directory above path can be searched by any user."""
+    for d in Path(path).resolve().parents:
+        if not os.stat(d).st_mode & 0o001:
+            return False
+    return True
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory any user can reach (pytest's tmp_path is root's alone)."""
+    d = Path(tempfile.mkdtemp(prefix="broker-privs-"))
+    os.chmod(d, 0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@ROOT_ONLY
+def test_root_becomes_user_before_any_topicd(broker_factory, shared_dir):
+    if not reachable_by_others(broker_binary()):
+        pytest.skip("the build tree is not reachable by other users")
+    nobody = pwd.getpwnam("nobody")
+    data = shared_dir / "data"
+    data.mkdir()
+    os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    b = broker_factory({"user": "nobody", "log_type": "information"}, start=False)
+    b.data_dir = data
+    b.start()
+    try:
+        # The ports accept before the drop (they are bound as root): wait
+        # for the broker to say it is ready.
+        wait_log(b, r"running as user nobody \(uid %d, gid %d\)(?s:.*)started: " %
+                 (nobody.pw_uid, nobody.pw_gid))
+        groups = set(os.getgrouplist("nobody", nobody.pw_gid))
+        ids = proc_ids(b.pid)
+        assert ids["Uid"] == [nobody.pw_uid] * 4, ids
+        assert ids["Gid"] == [nobody.pw_gid] * 4, ids
+        assert set(ids["Groups"]) == groups, ids
+        send_pub_consume(b, "privs/t", "m")
+        tids = proc_ids(b.wait_topicd("privs/t"))
+        assert tids["Uid"] == [nobody.pw_uid] * 4 and set(tids["Groups"]) == groups, tids
+        for f in [data] + list(data.rglob("*")):
+            try:
+                uid = f.lstat().st_uid
+            except FileNotFoundError:     # a checkpoint's temporary file
+                continue
+            assert uid == nobody.pw_uid, "%s belongs to uid %d" % (f, uid)
+    finally:
+        assert b.stop() == 0
+
+
+@ROOT_ONLY
+def test_root_creates_the_data_directory_for_the_user(broker_factory, shared_dir):
+    if not reachable_by_others(broker_binary()):
+        pytest.skip("the build tree is not reachable by other users")
+    b = broker_factory({"user": "nobody"}, start=False)
+    b.data_dir = shared_dir / "new-data"
+    b.start()
+    try:
+        assert b.data_dir.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+        send_pub_consume(b, "privs/new", "m")
+    finally:
+        assert b.stop() == 0
+
+
+@ROOT_ONLY
+@pytest.mark.parametrize("which", ["data", "topics"])
+def test_root_refuses_a_data_directory_of_another_user(tmp_path, which):
+    nobody = pwd.getpwnam("nobody")
+    data = tmp_path / "data"
+    (data / "topics").mkdir(parents=True)
+    if which == "topics":
+        os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    conf = tmp_path / "broker.conf"
+    conf.write_text("user nobody\n")
+    c, p = free_ports(2)
+    res = run_broker(["-c", conf, "-D", data, "-b", HOST, "-p", "0", "-J", "%d:%d" % (c, p)])
+    err = res.stderr.decode()
+    bad = data if which == "data" else data / "topics"
+    assert res.returncode == 1, err
+    assert "data directory %s belongs to root, not to user nobody" % bad in err, err
+
+
+@ROOT_ONLY
+def test_root_refuses_an_unknown_user(tmp_path):
+    conf = tmp_path / "broker.conf"
+    conf.write_text("user no-such-user-for-broker\n")
+    c, p = free_ports(2)
+    res = run_broker(["-c", conf, "-D", tmp_path / "data", "-b", HOST, "-p", "0",
+                      "-J", "%d:%d" % (c, p)])
+    err = res.stderr.decode()
+    assert res.returncode == 1, err
+    assert "user no-such-user-for-broker does not exist" in err, err
+    assert not (tmp_path / "data").exists()
+
+
+@ROOT_ONLY
+def test_another_user_keeps_its_identity(shared_dir):
+    """Not started as root: `user` (here the default, broker, which need not
+    exist) changes nothing."""
+    if not reachable_by_others(broker_binary()):
+        pytest.skip("the build tree is not reachable by other users")
+    nobody = pwd.getpwnam("nobody")
+    os.chown(shared_dir, nobody.pw_uid, nobody.pw_gid)
+    c, p = free_ports(2)
+
+    def become_nobody():
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    proc = subprocess.Popen([str(broker_binary()), "-D", str(shared_dir / "data"), "-b", HOST,
+                             "-p", "0", "-J", "%d:%d" % (c, p)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=become_nobody)
+    try:
+        def up():
+            if proc.poll() is not None:
+                raise AssertionError("exited: %s" % proc.stderr.read().decode())
+            try:
+                socket.create_connection((HOST, p), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, 10, "the broker started as nobody to listen")
+        assert proc_ids(proc.pid)["Uid"] == [nobody.pw_uid] * 4
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+    err = proc.stderr.read().decode()
+    assert code == 0, err
+    assert "running as user" not in err and "user broker" not in err, err
+
+
+# ---------------------------------------------------------------- install
+
+INSTALLED = ["usr/sbin/broker", "usr/libexec/broker/topicd", "usr/share/man/man8/broker.8",
+             "usr/share/man/man8/topicd.8", "usr/share/man/man5/broker.conf.5",
+             "usr/share/man/man7/broker-protocol.7", "etc/broker/broker.conf",
+             "lib/systemd/system/broker.service", "usr/lib/sysusers.d/broker.conf"]
+
+
+def files_under(root):
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if not p.is_dir())
+
+
+def test_make_install_and_uninstall(broker_factory, tmp_path):
+    dest = tmp_path / "dest"
+    res = make("install", "DESTDIR=%s" % dest, "PREFIX=/usr")
+    assert res.returncode == 0, res.stdout.decode() + res.stderr.decode()
+    assert files_under(dest) == sorted(INSTALLED)
+    assert (dest / "etc/broker/broker.conf").read_text() == \
+        (REPO_ROOT / "etc/broker.conf").read_text()
+    unit = (dest / "lib/systemd/system/broker.service").read_text()
+    assert "ExecStart=/usr/sbin/broker -c /etc/broker/broker.conf -D /var/lib/broker\n" in unit
+    assert not re.search(r"@[A-Z]+@", unit), unit
+
+    # The installed broker finds the installed topicd.
+    b = broker_factory(start=False)
+    b.binary = dest / "usr/sbin/broker"
+    b.start()
+    found = wait_log(b, r"started: .* topicd (\S+),").group(1)
+    assert os.path.realpath(found) == str(dest / "usr/libexec/broker/topicd"), found
+    send_pub_consume(b, "installed/t", "from the installed broker")
+    assert b.stop() == 0
+
+    # An operator's configuration survives install and uninstall.
+    conf = dest / "etc/broker/broker.conf"
+    conf.write_text(conf.read_text() + "retry_interval 3\n")
+    res = make("install", "DESTDIR=%s" % dest, "PREFIX=/usr")
+    assert res.returncode == 0, res.stderr.decode()
+    assert conf.read_text().endswith("retry_interval 3\n")
+    res = make("uninstall", "DESTDIR=%s" % dest, "PREFIX=/usr")
+    assert res.returncode == 0, res.stderr.decode()
+    assert files_under(dest) == ["etc/broker/broker.conf"]
+    conf.unlink()
+    # Without changes, uninstall removes exactly what install put there.
+    assert make("install", "DESTDIR=%s" % dest, "PREFIX=/usr").returncode == 0
+    assert make("uninstall", "DESTDIR=%s" % dest, "PREFIX=/usr").returncode == 0
+    assert files_under(dest) == []
+    assert not (dest / "usr/libexec/broker").exists() and not (dest / "etc/broker").exists()
+
+
+def test_install_honours_prefix(tmp_path):
+    dest = tmp_path / "dest"
+    res = make("install", "DESTDIR=%s" % dest, "PREFIX=/opt/mq")
+    assert res.returncode == 0, res.stderr.decode()
+    assert files_under(dest) == sorted([
+        "opt/mq/sbin/broker", "opt/mq/libexec/broker/topicd", "opt/mq/share/man/man8/broker.8",
+        "opt/mq/share/man/man8/topicd.8", "opt/mq/share/man/man5/broker.conf.5",
+        "opt/mq/share/man/man7/broker-protocol.7", "etc/broker/broker.conf",
+        "opt/mq/lib/systemd/system/broker.service", "opt/mq/lib/sysusers.d/broker.conf"])
+    unit = (dest / "opt/mq/lib/systemd/system/broker.service").read_text()
+    assert "ExecStart=/opt/mq/sbin/broker " in unit
+    assert make("uninstall", "DESTDIR=%s" % dest, "PREFIX=/opt/mq").returncode == 0
+    assert files_under(dest) == []
+
+
+# ---------------------------------------------------------------- unit, man, Dockerfile
+
+def test_systemd_unit(tmp_path):
+    text = (REPO_ROOT / "systemd/broker.service").read_text()
+    settings = dict(re.findall(r"^(\w+)=(.*)$", text, re.M))
+    assert settings["Type"] == "notify"
+    assert settings["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert settings["Restart"] == "on-failure"
+    assert settings["StateDirectory"] == "broker"
+    assert settings["KillMode"] == "mixed"
+    assert settings["User"] == "broker"
+    for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "PrivateDevices",
+                "ProtectKernelTunables", "ProtectControlGroups", "LockPersonality",
+                "MemoryDenyWriteExecute", "RestrictSUIDSGID"):
+        assert settings[key] == "yes", key
+    assert settings["ProtectSystem"] == "strict"
+    assert settings["RestrictAddressFamilies"] == "AF_UNIX AF_INET AF_INET6"
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = tmp_path / "broker.service"
+    unit.write_text(text.replace("@SBINDIR@/broker", str(broker_binary()))
+                    .replace("@SYSCONFDIR@", "/etc"))
+    res = subprocess.run(["systemd-analyze", "--man=no", "verify", str(unit)],
+                         capture_output=True, timeout=60)
+    out = (res.stdout + res.stderr).decode()
+    assert res.returncode == 0 and out.strip() == "", out
+
+
+def test_man_pages_lint_clean():
+    if shutil.which("mandoc") is None:
+        pytest.skip("mandoc is not installed")
+    res = make("manlint")
+    assert res.returncode == 0, res.stdout.decode() + res.stderr.decode()
+
+
+def test_man_pages_have_the_sections():
+    for page in ("broker.8", "topicd.8", "broker.conf.5", "broker-protocol.7"):
+        text = (REPO_ROOT / "man" / page).read_text()
+        sections = re.findall(r"^\.Sh (.+)$", text, re.M)
+        for s in ("NAME", "SYNOPSIS", "DESCRIPTION", "SIGNALS", "FILES", "EXIT STATUS",
+                  "EXAMPLES", "SEE ALSO"):
+            assert s in sections, "%s has no %s section" % (page, s)
+
+
+def test_dockerfile():
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    assert re.findall(r"^FROM (\S+)", text, re.M) == ["debian:bookworm-slim"] * 2
+    assert re.search(r"^RUN scripts/deps.sh build", text, re.M)
+    assert re.search(r"^EXPOSE 1883 4040 4041$", text, re.M)
+    assert re.search(r"^VOLUME /var/lib/broker$", text, re.M)
+    users = re.findall(r"^USER (\S+)$", text, re.M)
+    assert users and users[-1] not in ("root", "0"), users
+    for src in re.findall(r"^COPY (?!--from)(\S+) ", text, re.M):
+        assert (REPO_ROOT / src).exists(), src
+    # What the runtime stage copies is what `make install` puts in /out.
+    copied = re.findall(r"^COPY --from=build /out/(\S+) ", text, re.M)
+    assert copied and set(copied) <= set(INSTALLED), copied
+    # The container's configuration: the example, listening on all
+    # addresses, with its data in the volume.
+    seds = re.findall(r"-e '(s\|[^']*)'", text)
+    assert len(seds) == 2, seds
+    res = subprocess.run(["sed"] + [a for s in seds for a in ("-e", s)] +
+                         [str(REPO_ROOT / "etc/broker.conf")], capture_output=True, check=True)
+    conf = res.stdout.decode()
+    assert re.search(r"^bind_address 0\.0\.0\.0$", conf, re.M)
+    assert re.search(r"^data_dir /var/lib/broker$", conf, re.M)
+    ignored = (REPO_ROOT / ".dockerignore").read_text().split()
+    assert "build" in ignored and ".git" in ignored
+
+
+def test_deps_script_has_a_build_only_mode():
+    res = subprocess.run(["bash", "-n", str(REPO_ROOT / "scripts/deps.sh")], capture_output=True)
+    assert res.returncode == 0, res.stderr.decode()
+    res = subprocess.run([str(REPO_ROOT / "scripts/deps.sh"), "nonsense"], capture_output=True)
+    assert res.returncode == 2 and b"usage" in res.stderr
