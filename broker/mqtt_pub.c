@@ -149,7 +149,7 @@ mqtt_publish_in(struct client *cl, struct mqtt_packet *pk)
 	}
 	/* MQTT cannot refuse a PUBLISH: it is dead-lettered (stored there) and
 	 * acknowledged, and the reason is logged. */
-	log_warnx("client %s: PUBLISH to %s dead-lettered: %s", cl->desc, m->topic, why);
+	log_info("client %s: PUBLISH to %s dead-lettered: %s", cl->desc, m->topic, why);
 	dlq_bad_input(cl, reason ? reason : "held_limit", m->topic, m->payload, m->len);
 	if (m->qos == 1)
 		send_ack(cl, MQTT_PUBACK, m->packet_id);

@@ -56,11 +56,29 @@ topicd_find(const char *configured)
 static void __attribute__((noreturn))
 exec_child(struct broker *b, const char *topic, int chan)
 {
-	char *argv[] = { "topicd", "-t", (char *)topic, "-D", b->set.data_dir,
-			 b->verbose ? "-v" : NULL, NULL };
+	const char *file = log_get_file();
+	char *argv[12];
+	int n = 0;
 	sigset_t all;
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 
+	/* The topicd logs where the master does. */
+	argv[n++] = "topicd";
+	argv[n++] = "-t";
+	argv[n++] = (char *)topic;
+	argv[n++] = "-D";
+	argv[n++] = b->set.data_dir;
+	if (b->verbose)
+		argv[n++] = "-v";
+	if (log_get_dests() & LOG_DEST_SYSLOG)
+		argv[n++] = "-s";
+	if (!(log_get_dests() & LOG_DEST_STDERR))
+		argv[n++] = "-q";
+	if (file != NULL) {
+		argv[n++] = "-f";
+		argv[n++] = (char *)file;
+	}
+	argv[n] = NULL;
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	sigaction(SIGPIPE, &dfl, NULL);

@@ -76,6 +76,18 @@ log_set_level(enum log_level level)
 	L.level = level;
 }
 
+int
+log_get_dests(void)
+{
+	return L.dests;
+}
+
+const char *
+log_get_file(void)
+{
+	return (L.dests & LOG_DEST_FILE) ? L.path : NULL;
+}
+
 enum log_level
 log_get_level(void)
 {

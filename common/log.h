@@ -17,6 +17,9 @@ void log_init(const char *name, enum log_level level, int dests, const char *fil
 /* Reopens the log file (after logrotate); returns -1 and logs on failure. */
 int  log_reopen(void);
 void log_set_level(enum log_level level);
+/* The destinations and file given to log_init() (a child logs likewise). */
+int  log_get_dests(void);
+const char *log_get_file(void);
 enum log_level log_get_level(void);
 /* Parses "error", "warning", "notice", "information", "debug"; -1 if unknown. */
 int  log_level_parse(const char *s);

@@ -13,6 +13,9 @@ config_apply(struct topicd *td, const struct rec_config *r)
 	    TD_CHECKPOINT_DEFAULT;
 	int level = r->log_level > LOG_LVL_DEBUG ? LOG_LVL_DEBUG : r->log_level;
 
+	/* A CONFIG follows every reload of the master, which is also when a
+	 * rotated log file is reopened. */
+	log_reopen();
 	/* -v wins: it is asked for when debugging one topic. */
 	log_set_level(td->verbose ? LOG_LVL_DEBUG : (enum log_level)level);
 	td->retry_ms = r->retry_ms ? r->retry_ms : TD_RETRY_MS_DEFAULT;

@@ -1,5 +1,6 @@
 /* topicd: the process that owns one topic.  Started by the master with
- * its channel on fd 3: topicd -t TOPIC -D DATADIR [-v] */
+ * its channel on fd 3: topicd -t TOPIC -D DATADIR [-qsv] [-f LOGFILE]
+ * (-s: also syslog, -f: also a file, -q: not stderr; as the master logs) */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@
 static void __attribute__((noreturn))
 usage(void)
 {
-	fprintf(stderr, "usage: topicd -t topic -D datadir [-v]\n");
+	fprintf(stderr, "usage: topicd -t topic -D datadir [-qsv] [-f logfile]\n");
 	exit(2);
 }
 
@@ -23,13 +24,14 @@ int
 main(int argc, char *argv[])
 {
 	struct topicd td;
-	const char *topic = NULL, *datadir = NULL;
+	const char *topic = NULL, *datadir = NULL, *logfile = NULL;
+	int dests = LOG_DEST_STDERR;
 	bool verbose = false;
 	pid_t ppid = getppid();
 	enum topic_err e;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "t:D:v")) != -1) {
+	while ((ch = getopt(argc, argv, "t:D:vqsf:")) != -1) {
 		switch (ch) {
 		case 't':
 			topic = optarg;
@@ -40,13 +42,23 @@ main(int argc, char *argv[])
 		case 'v':
 			verbose = true;
 			break;
+		case 'q':
+			dests &= ~LOG_DEST_STDERR;
+			break;
+		case 's':
+			dests |= LOG_DEST_SYSLOG;
+			break;
+		case 'f':
+			dests |= LOG_DEST_FILE;
+			logfile = optarg;
+			break;
 		default:
 			usage();
 		}
 	}
 	if (topic == NULL || datadir == NULL || optind != argc)
 		usage();
-	log_init("topicd", verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL);
+	log_init("topicd", verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, dests, logfile);
 	if ((e = topic_check_name(topic, strlen(topic))) != TOPIC_OK)
 		fatalx("invalid topic name: %s", topic_strerror(e));
 	/* Copies the arguments: the title may overwrite them. */

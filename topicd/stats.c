@@ -76,7 +76,7 @@ stats_log(struct topicd *td)
 	struct rec_stats st;
 
 	stats_fill(td, &st);
-	log_notice("topic %s: pid %ld subs %u online %u seq %llu..%llu messages %llu "
+	log_notice("status: topic %s pid %ld subs %u online %u seq %llu..%llu messages %llu "
 	    "bytes %llu lag %llu oldest-unacked %llu ms commits %llu records/commit %.1f "
 	    "records/batch %.1f", td->topic, (long)getpid(), st.subscribers, st.online,
 	    (unsigned long long)st.first_seq, (unsigned long long)st.next_seq,

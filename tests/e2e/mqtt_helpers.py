@@ -608,11 +608,12 @@ class Receiver:
             if p.qos == 2 and p.pid in self.awaiting_rel:
                 self.duplicates.append(a)
                 first = self.awaiting_rel[p.pid]
-                if not p.dup or (first.topic, first.payload) != (p.topic, p.payload):
+                if (first.topic, first.payload) != (p.topic, p.payload):
                     self.errors.append(
-                        "PUBLISH %r with packet id %d, which awaits its PUBREL (since %r): "
-                        "a resend must set DUP (MQTT-3.3.1-1) and a new message must not "
-                        "reuse the id" % (p, p.pid, (first.topic, first.payload)))
+                        "%r reuses packet id %d, which awaits the PUBREL of %r" % (
+                            p, p.pid, (first.topic, first.payload)))
+                elif not p.dup:
+                    self.errors.append("%r is a resend without DUP (MQTT-3.3.1-1)" % p)
             else:
                 self.arrivals.append(a)
                 if p.qos == 2:

@@ -229,6 +229,22 @@ def test_sighup_reopens_the_log_file(broker_factory, tmp_path):
     assert "SIGHUP received" in log.read_text()
 
 
+def test_topicds_log_to_the_masters_file_and_reopen_it(broker_factory, tmp_path):
+    log = tmp_path / "file.log"
+    b = broker_factory({"log_dest": "file %s" % log, "log_type": "information"})
+    b.publisher().publish("logged/topic", "m1")
+    wait_for(lambda: log.exists() and re.search(r"topicd\[\d+\]: .*logged/topic", log.read_text()),
+             10, "a topicd line in the log file")
+    log.rename(tmp_path / "file.log.1")
+    b.signal(signal.SIGHUP)
+    b.publisher().publish("logged/topic", "m2")
+    pid = b.topicd_pid("logged/topic")
+    os.kill(pid, signal.SIGUSR1)
+    wait_for(lambda: log.exists() and re.search(r"topicd\[%d\]: notice: status: topic logged/topic pid" % pid,
+                                         log.read_text()),
+             10, "the topicd writing its status line to the reopened log file")
+
+
 def test_sighup_retries_nothing_and_changes_nothing_when_the_file_is_unchanged(broker):
     broker.signal(signal.SIGHUP)
     wait_log(broker, r"reload: configuration re-read, 0 settings changed")
@@ -253,7 +269,7 @@ def test_sigusr1_logs_a_line_for_the_master_and_each_topic(broker):
     wait_log(broker, r"status: master pid %d uptime \d+s clients \d+ topics 1 " % broker.pid)
     # The topicd answers SIGUSR1 itself, and SIGUSR1 changes nothing.
     kill_pid(tpid, signal.SIGUSR1)
-    wait_log(broker, r"topicd\[%d\]: notice: topic usr1/t: pid %d subs 1 " % (tpid, tpid))
+    wait_log(broker, r"topicd\[%d\]: notice: status: topic usr1/t pid %d subs 1 " % (tpid, tpid))
     assert broker.topicd_pid("usr1/t") == tpid
     send_pub_consume(broker, "usr1/t", "n", username="svc-check-2")
 
