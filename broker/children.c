@@ -89,6 +89,7 @@ send_config(struct child *c)
 		.checkpoint_kib = (uint32_t)(s->checkpoint_size / 1024),
 		.max_messages = 0,
 		.max_queued = s->max_queued_messages,
+		.sync = strcmp(s->sync_policy, "none") != 0,
 		.log_level = (uint8_t)log_get_level(),
 		.boot_id = c->b->boot_id,
 		.dlq_topic = s->dead_letter_topic,

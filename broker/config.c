@@ -42,6 +42,23 @@ apply_overrides(struct broker *b, struct settings *s, struct conf_errors *errs)
 	}
 }
 
+/* mosquitto's "listener PORT [ADDRESS]" is our mqtt_port and bind_address
+ * (a bad value is reported by settings_check()). */
+static void
+apply_listener(struct settings *s)
+{
+	unsigned port;
+	char *addr;
+
+	if (s->listener == NULL || settings_listener(s->listener, &port, &addr) == -1)
+		return;
+	s->mqtt_port = port;
+	if (addr != NULL) {
+		free(s->bind_address);
+		s->bind_address = addr;
+	}
+}
+
 /* Fills s from the built-in defaults, the file and the command line.
  * Errors go to stderr at start-up, to the log on reload (quiet). */
 int
@@ -53,6 +70,7 @@ broker_load_settings(struct broker *b, struct settings *s, bool quiet)
 	settings_init(s);
 	if (b->conf_path != NULL)
 		conf_parse_file(settings_table, s, b->conf_path, &errs);
+	apply_listener(s);
 	apply_overrides(b, s, &errs);
 	settings_check(s, b->conf_path ? b->conf_path : "configuration", &errs);
 	for (size_t i = 0; i < errs.n; i++) {

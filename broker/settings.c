@@ -32,6 +32,8 @@ const struct conf_key settings_table[] = {
 	  "address every listener binds to" },
 	{ "mqtt_port", CONF_PORT, F(mqtt_port), "1883", 0, 65535, FIXED,
 	  "MQTT listener port (0: none)" },
+	{ "listener", CONF_STRING, F(listener), NULL, 0, 0, FIXED,
+	  "MQTT listener as in mosquitto: PORT [ADDRESS]; sets mqtt_port (and bind_address)" },
 	{ "json_consumer_port", CONF_PORT, F(json_consumer_port), "4040", 0, 65535, FIXED,
 	  "JSON-lines consumer listener port (0: none)" },
 	{ "json_publisher_port", CONF_PORT, F(json_publisher_port), "4041", 0, 65535, FIXED,
@@ -39,7 +41,7 @@ const struct conf_key settings_table[] = {
 	{ "max_connections", CONF_UINT, F(max_connections), "10000", 1, 1000000, RELOAD,
 	  "client connections accepted at once; more are refused" },
 	{ "idle_timeout", CONF_MSEC, F(idle_timeout), "300", 1, 86400, RELOAD,
-	  "seconds after which a connection that sends nothing (even half a line) is closed" },
+	  "seconds a connection may wait with half a line or packet, or without logging in or CONNECT, before it is closed" },
 	{ "login_attempts", CONF_UINT, F(login_attempts), "5", 1, 1000, FIXED,
 	  "failed logins allowed on one connection before it is closed" },
 
@@ -62,6 +64,8 @@ const struct conf_key settings_table[] = {
 	/* Topics and their topicd. */
 	{ "max_topics", CONF_UINT, F(max_topics), "10000", 1, 1000000, RELOAD,
 	  "topics (each one topicd) that may exist at once" },
+	{ "sync_policy", CONF_STRING, F(sync_policy), "batch", 0, 0, RELOAD,
+	  "batch: fdatasync each batch before acknowledging it; none: write only (safe from crashes of the broker, not of the machine)" },
 	{ "checkpoint_size", CONF_SIZE, F(checkpoint_size), "4m", 4096, 1073741824, RELOAD,
 	  "journal size, in bytes, at which a topicd checkpoints into its store" },
 	{ "restart_backoff_min", CONF_MSEC, F(restart_backoff_min), "0.1", 0.001, 3600, RELOAD,
@@ -185,7 +189,35 @@ settings_check(const struct settings *s, const char *origin,
 		n += add_error(errs, "%s: json_consumer_port and"
 		    " json_publisher_port are both %u", origin,
 		    s->json_consumer_port);
+	if (s->sync_policy == NULL || (strcmp(s->sync_policy, "batch") != 0 &&
+	    strcmp(s->sync_policy, "none") != 0))
+		n += add_error(errs, "%s: sync_policy must be batch or none", origin);
+	if (s->listener != NULL && settings_listener(s->listener, NULL, NULL) == -1)
+		n += add_error(errs, "%s: listener wants PORT [ADDRESS], not '%s'", origin,
+		    s->listener);
 	if (s->data_dir == NULL || s->data_dir[0] == '\0')
 		n += add_error(errs, "%s: data_dir is not set", origin);
 	return n + check_log(s, origin, errs);
+}
+
+/* Splits a mosquitto-style "PORT [ADDRESS]"; *addr is NULL without one
+ * (malloc'd otherwise).  Either out-pointer may be NULL (checking only). */
+int
+settings_listener(const char *v, unsigned *port, char **addr)
+{
+	char *end, extra;
+	unsigned long p = strtoul(v, &end, 10);
+	char a[256];
+	int n;
+
+	if (end == v || p == 0 || p > 65535)
+		return -1;
+	n = sscanf(end, " %255s %c", a, &extra);
+	if (n == 2 || (n != 1 && n != EOF && *end != '\0'))
+		return -1;
+	if (port != NULL)
+		*port = (unsigned)p;
+	if (addr != NULL)
+		*addr = n == 1 ? xstrdup(a) : NULL;
+	return 0;
 }

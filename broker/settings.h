@@ -37,6 +37,8 @@ struct settings {
 	struct conf_list  log_dest;		/* empty: stderr */
 	struct conf_list  log_type;		/* empty: the default level */
 	char             *user;
+	char             *listener;		/* "PORT [ADDRESS]", as mosquitto's; NULL: none */
+	char             *sync_policy;		/* "batch" or "none" */
 	unsigned          login_attempts;
 	uint64_t          idle_timeout;		/* ms */
 };
@@ -52,6 +54,7 @@ void	settings_free(struct settings *s);
  * letter topic, distinct ports, known log_dest and log_type values.
  * Returns the number of errors added to errs, each prefixed by origin
  * ("ORIGIN: message"). */
+int	settings_listener(const char *v, unsigned *port, char **addr);
 int	settings_check(const struct settings *s, const char *origin,
 	    struct conf_errors *errs);
 

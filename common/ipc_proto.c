@@ -18,6 +18,7 @@ enc_config(struct wbuf *w, const struct rec_config *r)
 	put_u32(w, r->checkpoint_kib);
 	put_u32(w, r->max_messages);
 	put_u32(w, r->max_queued);
+	put_u8(w, r->sync);
 	put_u8(w, r->log_level);
 	put_u64(w, r->boot_id);
 	put_str(w, r->dlq_topic);
@@ -32,9 +33,12 @@ dec_config(const void *body, size_t len, struct rec_config *r)
 	get_u32(&rb, &r->checkpoint_kib);
 	get_u32(&rb, &r->max_messages);
 	get_u32(&rb, &r->max_queued);
+	get_u8(&rb, &r->sync);
 	get_u8(&rb, &r->log_level);
 	get_u64(&rb, &r->boot_id);
 	get_str(&rb, &r->dlq_topic);
+	if (r->sync > 1)
+		return -1;
 	DEC_END();
 }
 

@@ -93,6 +93,7 @@ struct rec_config {
 	uint32_t    checkpoint_kib;	/* journal size that triggers a checkpoint */
 	uint32_t    max_messages;	/* per topic log length limit (0: none) */
 	uint32_t    max_queued;		/* MQTT subscriber backlog limit (0: none) */
+	uint8_t     sync;		/* 1: fdatasync each batch; 0: write only */
 	uint8_t     log_level;
 	uint64_t    boot_id;		/* changes on every master start */
 	const char *dlq_topic;

@@ -22,6 +22,7 @@ config_apply(struct topicd *td, const struct rec_config *r)
 	td->max_attempts = r->max_attempts ? r->max_attempts : TD_ATTEMPTS_DEFAULT;
 	td->max_messages = r->max_messages;
 	td->max_queued = r->max_queued;
+	td->sync = r->sync;
 	if (td->kv == NULL)
 		td->checkpoint_bytes = ckpt;
 	else if (ckpt != td->checkpoint_bytes)

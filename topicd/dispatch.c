@@ -118,7 +118,7 @@ dispatch_sync(struct topicd *td, bool durable)
 	log_trim(td);
 	subs_save(td);
 	store_save_meta(td);
-	if (durable) {
+	if (durable && td->sync) {
 		if (kv_commit(td->kv) == -1)
 			store_fail(td, "commit");
 	} else if (kv_pending(td->kv) > 0 && kv_flush(td->kv) == -1)

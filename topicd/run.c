@@ -35,6 +35,7 @@ topicd_init(struct topicd *td, const char *topic, const char *datadir, bool verb
 	td->stem = topic_file_name(topic);
 	td->verbose = verbose;
 	td->lock_fd = -1;
+	td->sync = true;
 	RB_INIT(&td->subs);
 	TAILQ_INIT(&td->work);
 	TAILQ_INIT(&td->dirty);

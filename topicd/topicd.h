@@ -117,6 +117,7 @@ struct topicd {
 	uint32_t	 max_attempts;
 	uint32_t	 max_messages;
 	uint32_t	 max_queued;	/* MQTT subscriber backlog limit (0: none) */
+	bool		 sync;		/* fdatasync batches that need durability */
 	uint64_t	 checkpoint_bytes;
 	bool		 configured;	/* a CONFIG arrived */
 	uint64_t	 conf_boot_id;	/* as the master said */

@@ -3,12 +3,14 @@ and exit status 2; a good one starts.  `broker -t` checks a file without
 starting anything, `broker -T` prints the effective configuration, and the
 example etc/broker.conf and broker.conf(5) describe every key."""
 
+import os
 import re
+import signal
 import subprocess
 
 import pytest
 
-from broker_harness import HOST, REPO_ROOT, broker_binary, free_ports
+from broker_harness import HOST, REPO_ROOT, broker_binary, free_ports, wait_for
 
 BAD = [
     pytest.param("retry_interval 0.5\nno_such_key 1\n", 2, id="unknown-key"),
@@ -202,3 +204,41 @@ def test_every_key_is_documented(tmp_path):
         block = re.search(r"((?:^# .*\n)+)#%s[ \n]" % key, example, re.M)
         assert block, "no help above #%s in the example" % key
         assert ("[reload]" if reload else "[restart]") in block.group(1), key
+
+
+def test_mosquitto_listener_sets_the_mqtt_port_and_address(tmp_path):
+    conf = tmp_path / "listener.conf"
+    conf.write_text("listener 18831 0.0.0.0\n")
+    res = check(tmp_path, "-T", "-c", conf)
+    assert res.returncode == 0, res.stderr.decode()
+    out = res.stdout.decode().splitlines()
+    assert "mqtt_port 18831" in out and "bind_address 0.0.0.0" in out, out
+    # -p still wins over the file
+    res = check(tmp_path, "-T", "-c", conf, "-p", "18832")
+    assert "mqtt_port 18832" in res.stdout.decode().splitlines()
+
+
+@pytest.mark.parametrize("text", ["listener abc\n", "listener 0\n", "listener 1883 a b\n",
+                                  "sync_policy sometimes\n"])
+def test_bad_listener_or_sync_policy_is_refused(tmp_path, text):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(text)
+    res = check(tmp_path, "-t", "-c", conf)
+    assert res.returncode == 2
+    assert str(conf) in res.stderr.decode()
+
+
+def test_sync_policy_none_acknowledges_without_syncing(broker_factory):
+    b = broker_factory({"sync_policy": "none"})
+    c = b.consumer("syncless")
+    c.subscribe("nosync")
+    pub = b.publisher()
+    for i in range(5):
+        pub.publish("nosync", "m%d" % i)
+    assert c.wait_messages(5, "nosync") == ["m%d" % i for i in range(5)]
+    pid = b.topicd_pid("nosync")
+    os.kill(pid, signal.SIGUSR1)
+    pattern = re.compile(r"topicd\[%d\]: notice: status: topic nosync .* commits (\d+) " % pid)
+    wait_for(lambda: pattern.search(b.log_text()), 10, "the topicd's status line")
+    line = pattern.search(b.log_text())
+    assert line.group(1) == "0", line.group(0)

@@ -16,7 +16,7 @@ static const uint8_t payload[] = { 'h', 'e', 0, 'l', 0xff, 'o' };
 /* Sample records with every field set to something distinguishable. */
 static const struct rec_config s_config = {
 	.retry_ms = 30000, .max_attempts = 5, .checkpoint_kib = 65536,
-	.max_messages = 0xfffffffe, .max_queued = 0xfffffffd, .log_level = 4,
+	.max_messages = 0xfffffffe, .max_queued = 0xfffffffd, .sync = 1, .log_level = 4,
 	.boot_id = 0x0102030405060708ULL, .dlq_topic = "$DLQ",
 };
 static const struct rec_publish s_publish = {
@@ -151,6 +151,7 @@ test_config_round_trip(void **state)
 	assert_int_equal(r.checkpoint_kib, s_config.checkpoint_kib);
 	assert_int_equal(r.max_messages, s_config.max_messages);
 	assert_int_equal(r.max_queued, s_config.max_queued);
+	assert_int_equal(r.sync, s_config.sync);
 	assert_int_equal(r.log_level, s_config.log_level);
 	assert_true(r.boot_id == s_config.boot_id);
 	assert_string_equal(r.dlq_topic, s_config.dlq_topic);
@@ -428,7 +429,7 @@ static void
 test_bad_strings(void **state)
 {
 	static const struct { const char *name; size_t off; } first_str[] = {
-		{ "config", 5 * 4 + 1 + 8 }, { "publish", 8 }, { "release", 8 },
+		{ "config", 5 * 4 + 2 + 8 }, { "publish", 8 }, { "release", 8 },
 		{ "release_owner", 0 }, { "attach", 8 }, { "detach", 0 },
 		{ "unsub", 8 }, { "ack", 0 }, { "ready", 4 }, { "deadletter", 8 },
 		{ "deliver", 0 }, { "deliver_rel", 0 },

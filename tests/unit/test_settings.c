@@ -86,7 +86,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 29);
+	assert_int_equal(n, 31);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -102,7 +102,7 @@ test_reloadable(void **state)
 		"restart_backoff_max", "crash_limit", "crash_window",
 		"max_held_publishes", "checkpoint_size", "shutdown_timeout",
 		"max_inflight_messages", "max_queued_messages", "sys_interval",
-		"idle_timeout", "log_dest", "log_type",
+		"idle_timeout", "log_dest", "log_type", "sync_policy",
 	};
 	size_t n = 0;
 

@@ -78,7 +78,7 @@ config(struct fx *f, uint32_t retry_ms, uint32_t attempts, uint32_t max_messages
 {
 	struct rec_config c = { .retry_ms = retry_ms, .max_attempts = attempts,
 				.max_messages = max_messages, .log_level = LOG_LVL_ERR,
-				.boot_id = 1, .dlq_topic = "$DLQ" };
+				.boot_id = 1, .dlq_topic = "$DLQ", .sync = 1 };
 
 	enc_config(&f->w, &c);
 	rec(f, IPC_CONFIG, -1);
