@@ -341,7 +341,9 @@ void	 mqtt_ack_in(struct client *cl, uint8_t type, uint16_t pid);
 void	 mqtt_pub_done(struct child *c, struct held *h, const struct rec_done *d);
 void	 mqtt_deliver(struct client *cl, const struct ipc_msg *m);
 bool	 mqtt_can_take(const struct client *cl);
-void	 mqtt_session_clear(struct session *s);
+void	 mqtt_session_clear(struct session *s, bool forget);
+void	 mqtt_load_outflights(struct broker *b);
+void	 mqtt_flush(struct broker *b);
 void	 mqtt_publish_will(struct client *cl);
 /* mqtt_sub.c */
 void	 mqtt_subscribe_in(struct client *cl, struct mqtt_packet *p);

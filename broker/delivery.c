@@ -13,13 +13,25 @@
 
 #define DELIVERY_BATCH 64	/* records per wake-up, for fairness */
 
+static void deliver_batch(struct client *cl, evutil_socket_t fd);
+
 static void
 on_delivery(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *cl = arg;
-	struct ipc_msg m;
+	struct broker *b = cl->b;
 
 	(void)what;
+	deliver_batch(cl, fd);
+	if (b->store != NULL)
+		mqtt_flush(b);		/* packet ids on disk before the PUBLISHes leave */
+}
+
+static void
+deliver_batch(struct client *cl, evutil_socket_t fd)
+{
+	struct ipc_msg m;
+
 	for (int i = 0; i < DELIVERY_BATCH; i++) {
 		if (client_output_full(cl) || (cl->kind == CL_MQTT && !mqtt_can_take(cl))) {
 			event_del(cl->dev);

@@ -261,15 +261,15 @@ mqtt_read(struct client *cl)
 
 		total = 0;
 		if (have == 0)
-			return;
+			break;
 		rc = mqtt_frame(head, have < 5 ? have : 5, limit, &total);
 		if (rc == MQTT_E_TOO_LARGE) {
 			client_close(cl, "packet larger than message_size_limit allows");
-			return;
+			break;
 		}
 		if (rc < 0) {
 			client_close(cl, "malformed remaining length");
-			return;
+			break;
 		}
 		/* With only the header in view, 0 still sets *total once the
 		 * length bytes are complete. */
@@ -277,13 +277,14 @@ mqtt_read(struct client *cl)
 			/* Half a packet: without a keep-alive, idle_timeout bounds the wait. */
 			if (cl->keepalive_ms == 0 && !evtimer_pending(cl->idle, NULL))
 				arm(cl, cl->b->set.idle_timeout);
-			return;
+			break;
 		}
 		if (one_packet(cl, evbuffer_pullup(in, (ssize_t)total), total) == -1)
-			return;
+			break;
 		evbuffer_drain(in, total);
 		mqtt_touch(cl);
 	}
+	mqtt_flush(cl->b);	/* acks forgotten, QoS 2 state recorded */
 }
 
 /* The connection ended: the will unless it said DISCONNECT, deliveries

@@ -227,6 +227,100 @@ mqtt_publish_will(struct client *cl)
 	log_info("client %s: will published to %s", cl->desc, wl->topic);
 }
 
+/*
+ * A persistent session's deliveries in flight are also in the store
+ * ("o" KEY NUL PID -> seq, rel, topic), written before the PUBLISH leaves
+ * (flushed at the end of the callback, before libevent writes the
+ * socket), so that after a restart of the master a resend uses the
+ * original packet id and no id is reused before its exchange ends.
+ */
+static char *
+out_key(const struct session *s, uint16_t pid, size_t *len)
+{
+	size_t n = strlen(s->key);
+	char *k = xmalloc(n + 4);
+
+	k[0] = 'o';
+	memcpy(k + 1, s->key, n + 1);
+	k[n + 2] = (char)(pid >> 8);
+	k[n + 3] = (char)(pid & 0xff);
+	*len = n + 4;
+	return k;
+}
+
+static void
+out_store(struct session *s, const struct outflight *o, bool keep)
+{
+	struct wbuf w;
+	size_t klen;
+	char *k;
+	int rc;
+
+	if (!s->persistent)
+		return;
+	k = out_key(s, o->pid, &klen);
+	wbuf_init(&w);
+	put_u64(&w, o->seq);
+	put_u8(&w, o->rel);
+	put_str(&w, o->topic);
+	rc = keep ? kv_put(s->b->store, k, klen, w.data, w.len) : kv_del(s->b->store, k, klen);
+	if (rc == -1)
+		log_warnx("session %s: cannot record packet %u", s->key, o->pid);
+	wbuf_free(&w);
+	free(k);
+}
+
+/* Called before returning to the event loop after deliveries or acks. */
+void
+mqtt_flush(struct broker *b)
+{
+	if (kv_pending(b->store) > 0 && kv_flush(b->store) == -1)
+		log_warnx("the session store cannot be written");
+}
+
+static int
+load_outflight(const void *key, size_t klen, void *arg)
+{
+	struct broker *b = arg;
+	const char *k = key, *nul = memchr(k + 1, '\0', klen - 1);
+	struct session *s;
+	struct outflight *o;
+	struct rbuf r;
+	const char *topic;
+	uint8_t rel;
+	void *val;
+	size_t vlen;
+
+	if (nul == NULL || (size_t)(nul - k) + 3 != klen || (s = session_find(b, k + 1)) == NULL ||
+	    kv_get(b->store, key, klen, &val, &vlen) != 1)
+		return 0;
+	o = xcalloc(1, sizeof(*o));
+	o->pid = (uint16_t)((uint8_t)nul[1] << 8 | (uint8_t)nul[2]);
+	rbuf_init(&r, val, vlen);
+	get_u64(&r, &o->seq);
+	get_u8(&r, &rel);
+	get_str(&r, &topic);
+	if (get_end(&r) == -1 || o->pid == 0) {
+		log_warnx("session %s: bad in-flight record; ignored", s->key);
+		free(o);
+	} else {
+		o->rel = rel != 0;
+		o->topic = xstrdup(topic);
+		RB_INSERT(outflight_tree, &s->out, o);
+		if (!o->rel)
+			s->nsent++;
+		s->next_pid = o->pid;
+	}
+	free(val);
+	return 0;
+}
+
+void
+mqtt_load_outflights(struct broker *b)
+{
+	kv_scan(b->store, "o", 1, load_outflight, b);
+}
+
 static struct outflight *
 out_find_seq(struct session *s, const char *topic, uint64_t seq)
 {
@@ -254,12 +348,16 @@ out_new(struct session *s, const char *topic, uint64_t seq)
 	o->seq = seq;
 	RB_INSERT(outflight_tree, &s->out, o);
 	s->nsent++;
+	out_store(s, o, true);
 	return o;
 }
 
+/* Drops an outflight from memory; forget: from the store too. */
 static void
-out_free(struct session *s, struct outflight *o)
+out_drop(struct session *s, struct outflight *o, bool forget)
 {
+	if (forget)
+		out_store(s, o, false);
 	RB_REMOVE(outflight_tree, &s->out, o);
 	if (!o->rel)
 		s->nsent--;
@@ -267,19 +365,37 @@ out_free(struct session *s, struct outflight *o)
 	free(o);
 }
 
+/* forget: the session ends for good (its stored ids go too); otherwise
+ * only memory is released (shutdown). */
 void
-mqtt_session_clear(struct session *s)
+mqtt_session_clear(struct session *s, bool forget)
 {
 	struct outflight *o;
 
 	while ((o = RB_MIN(outflight_tree, &s->out)) != NULL)
-		out_free(s, o);
+		out_drop(s, o, forget);
 }
 
 bool
 mqtt_can_take(const struct client *cl)
 {
 	return cl->session == NULL || cl->session->nsent < cl->b->set.max_inflight_messages;
+}
+
+static void
+ack_to_topic(struct broker *b, struct session *s, const struct outflight *o, uint8_t kind)
+{
+	struct rec_ack a = { .subkey = s->key, .seq = o->seq, .kind = kind };
+	const char *why;
+	struct child *c = child_get(b, o->topic, false, &why);
+	struct wbuf w;
+
+	if (c == NULL)
+		return;
+	wbuf_init(&w);
+	enc_ack(&w, &a);
+	child_send(c, IPC_ACK, &w);
+	wbuf_free(&w);
 }
 
 static void
@@ -295,7 +411,15 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 	struct wbuf w;
 
 	if (d->qos > 0) {
-		if ((o = out_find_seq(s, d->topic, d->seq)) == NULL)
+		if ((o = out_find_seq(s, d->topic, d->seq)) != NULL && o->rel) {
+			/* The client PUBREC'd it, but a restarted topicd lost that:
+			 * tell it again rather than resend (MQTT 4.3.3). */
+			ack_to_topic(cl->b, s, o, ACK_PUBREC);
+			return;
+		}
+		if (o != NULL)
+			pub.dup = true;		/* sent before, whatever the topicd knows */
+		else
 			o = out_new(s, d->topic, d->seq);
 		pub.packet_id = o->pid;
 	}
@@ -321,6 +445,7 @@ deliver_pubrel(struct client *cl, const struct rec_deliver_rel *r)
 	if (!o->rel) {
 		o->rel = true;
 		s->nsent--;
+		out_store(s, o, true);
 	}
 	send_ack(cl, MQTT_PUBREL, o->pid);
 }
@@ -348,29 +473,20 @@ mqtt_ack_in(struct client *cl, uint8_t type, uint16_t pid)
 {
 	struct session *s = cl->session;
 	struct outflight key = { .pid = pid }, *o = RB_FIND(outflight_tree, &s->out, &key);
-	const char *why;
-	struct child *c;
-	struct wbuf w;
 
 	if (o == NULL || (type == MQTT_PUBCOMP) != o->rel) {
 		log_debug("client %s: %s for packet %u not in flight", cl->desc,
 		    mqtt_type_name(type), pid);
 		return;
 	}
-	struct rec_ack a = { .subkey = s->key, .seq = o->seq,
-			     .kind = type == MQTT_PUBACK ? ACK_PUBACK :
-				     type == MQTT_PUBREC ? ACK_PUBREC : ACK_PUBCOMP };
-	if ((c = child_get(cl->b, o->topic, false, &why)) != NULL) {
-		wbuf_init(&w);
-		enc_ack(&w, &a);
-		child_send(c, IPC_ACK, &w);
-		wbuf_free(&w);
-	}
+	ack_to_topic(cl->b, s, o, type == MQTT_PUBACK ? ACK_PUBACK :
+	    type == MQTT_PUBREC ? ACK_PUBREC : ACK_PUBCOMP);
 	if (type == MQTT_PUBREC) {
 		o->rel = true;
 		s->nsent--;
+		out_store(s, o, true);
 	} else {
-		out_free(s, o);
+		out_drop(s, o, true);
 	}
 	delivery_resume(cl);
 }

@@ -123,6 +123,7 @@ session_delete(struct session *s)
 			continue;
 		topic_unsub(c, s->key, true);
 	}
+	mqtt_session_clear(s, true);
 	if (s->persistent) {
 		k = kv_key('s', s->key, &klen);
 		if (kv_del(b->store, k, klen) == -1 || kv_commit(b->store) == -1)
@@ -136,7 +137,7 @@ void
 session_free(struct session *s)
 {
 	RB_REMOVE(session_tree, &s->b->sessions, s);
-	mqtt_session_clear(s);
+	mqtt_session_clear(s, false);
 	filters_free(s);
 	free(s->key);
 	free(s);
@@ -296,6 +297,7 @@ store_open(struct broker *b)
 	}
 	kv_scan(b->store, "t", 1, load_topic, b);
 	kv_scan(b->store, "s", 1, load_session, b);
+	mqtt_load_outflights(b);
 	log_info("session store: %u topics, %u sessions", b->ntopics, session_count(b));
 	return 0;
 }

@@ -198,35 +198,36 @@ def test_offline_persistent_session_gets_every_acknowledged_message_after_sigkil
     drain_and_verify(r, s, "offline subscriber, SIGKILL of the master and every topicd")
 
 
-def test_online_subscriber_across_a_master_sigkill_mid_stream(mqtt_factory, rng):
-    n = 200
+def test_online_subscriber_across_master_sigkills_mid_stream(mqtt_factory, rng):
+    n, kills = 300, 3
     b = mqtt_factory(FAULT_CONFIG)
     r = subscriber(b, "fk-online")
     r.start()
     s = MqttStreamer(b, "fk-pub-b", n, reconnect=True)
     s.start()
-    at = rng.randint(20, n - 60)
-    wait_for(lambda: s.progress() >= at or not s.is_alive(), 60,
-             "the publisher to complete %d exchanges" % at)
-    assert s.is_alive(), "the stream ended before the kill (error: %r)" % s.error
-    left = b.kill9()
-    wait_for(lambda: r.disconnected, 10, "the subscriber to see its connection close")
-    b.wait_topicds_gone(left)
-    b.start(keep_ports=True)
-    assert r.reconnect().session_present, "the session did not survive SIGKILL"
+    ats = sorted(rng.sample(range(20, n - 40), kills))
+    for at in ats:
+        wait_for(lambda: s.progress() >= at or not s.is_alive(), 60,
+                 "the publisher to complete %d exchanges" % at)
+        assert s.is_alive(), "the stream ended before the kill (error: %r)" % s.error
+        left = b.kill9()
+        wait_for(lambda: r.disconnected, 10, "the subscriber to see its connection close")
+        b.wait_topicds_gone(left)
+        b.start(keep_ports=True)
+        assert r.reconnect().session_present, "the session did not survive SIGKILL"
     s.finish()
-    assert s.reconnects >= 1 and s.completed == n
-    drain_and_verify(r, s, "master SIGKILLed after %d exchanges" % at)
+    assert s.reconnects >= kills and s.completed == n
+    drain_and_verify(r, s, "master SIGKILLed after %s exchanges" % ats)
 
 
-def test_online_subscriber_across_a_topicd_sigkill_mid_stream(mqtt_factory, rng):
-    n = 160
+def test_online_subscriber_across_topicd_sigkills_mid_stream(mqtt_factory, rng):
+    n = 240
     b = mqtt_factory(FAULT_CONFIG)
     r = subscriber(b, "fk-topicd")
     r.start()
     s = MqttStreamer(b, "fk-pub-c", n)
     s.start()
-    for topic in (Q1, Q2):
+    for topic in (Q1, Q2, Q1, Q2):
         at = s.progress() + rng.randint(10, 40)
         wait_for(lambda: s.progress() >= at or not s.is_alive(), 60,
                  "the publisher to complete %d exchanges" % at)
