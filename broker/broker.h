@@ -358,6 +358,8 @@ void	 dlq_bad_input(struct client *cl, const char *reason, const char *topic,
 void	 dlq_publish(struct broker *b, const char *reason, const char *client, int port,
 	     const char *topic, const void *bytes, size_t len, struct held *answer);
 void	 dlq_from_child(struct child *c, const struct rec_deadletter *d);
+struct jl_request;
+void	 json_refuse(struct client *cl, const struct jl_request *r, const char *line, size_t len);
 /* status.c */
 void	 status_log(struct broker *b);
 

@@ -53,6 +53,27 @@ dlq_publish(struct broker *b, const char *reason, const char *client, int port,
 	}
 }
 
+/* A JSON-lines line that is not a command for this port: the protocol's
+ * answer, and the line to the dead-letter topic. */
+void
+json_refuse(struct client *cl, const struct jl_request *r, const char *line, size_t len)
+{
+	switch (r->cmd) {
+	case JL_INVALID_JSON:
+		client_line(cl, JL_TEXT_INVALID_JSON);
+		dlq_bad_input(cl, "invalid_json", NULL, line, len);
+		break;
+	case JL_BAD_REQUEST:
+		client_error(cl, r->error);
+		dlq_bad_input(cl, "bad_request", r->topic, line, len);
+		break;
+	default:
+		client_line(cl, JL_TEXT_UNKNOWN_COMMAND);
+		dlq_bad_input(cl, "unknown_command", NULL, line, len);
+		break;
+	}
+}
+
 void
 dlq_bad_input(struct client *cl, const char *reason, const char *topic, const void *bytes,
     size_t len)

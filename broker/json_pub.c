@@ -197,17 +197,8 @@ json_pub_line(struct client *cl, const char *line, size_t len)
 	case JL_PUBREL:
 		release(cl, r.msg_id);
 		break;
-	case JL_INVALID_JSON:
-		client_line(cl, JL_TEXT_INVALID_JSON);
-		dlq_bad_input(cl, "invalid_json", NULL, line, len);
-		break;
-	case JL_BAD_REQUEST:
-		client_error(cl, r.error);
-		dlq_bad_input(cl, "bad_request", r.topic, line, len);
-		break;
-	default:	/* unknown, or a consumer's command */
-		client_line(cl, JL_TEXT_UNKNOWN_COMMAND);
-		dlq_bad_input(cl, "unknown_command", NULL, line, len);
+	default:	/* bad, unknown, or a consumer's command */
+		json_refuse(cl, &r, line, len);
 		break;
 	}
 	jl_request_free(&r);

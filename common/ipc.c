@@ -15,28 +15,12 @@
 #include <bsd/sys/queue.h>
 #include <event2/event.h>
 
+#include "fdio.h"
 #include "log.h"
 #include "xmalloc.h"
 
 #define MAX_FDS_SEEN 8		/* room to notice (and close) unexpected fds */
 #define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
-
-static int
-write_full(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 /* A sealed memfd holding the body; -1 with errno on failure. */
 static int
@@ -47,7 +31,7 @@ memfd_body(const void *body, size_t len)
 
 	if (fd == -1)
 		return -1;
-	if (write_full(fd, body, len) == -1 ||
+	if (write_all(fd, body, len) == -1 ||
 	    fcntl(fd, F_ADD_SEALS, SEALS | F_SEAL_SEAL) == -1) {
 		saved = errno;
 		close(fd);

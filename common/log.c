@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdio.h"
+
 static struct {
 	char           name[32];
 	enum log_level level;
@@ -106,22 +108,6 @@ log_level_parse(const char *s)
 }
 
 static void
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w == -1) {
-			if (errno == EINTR)
-				continue;
-			return;		/* nowhere left to report it */
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static void
 vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
@@ -149,9 +135,9 @@ vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 		if ((size_t)n >= sizeof(line))
 			n = sizeof(line) - 1;
 		if (L.dests & LOG_DEST_STDERR)
-			write_all(STDERR_FILENO, line, (size_t)n);
+			(void)write_all(STDERR_FILENO, line, (size_t)n);	/* nowhere to report it */
 		if ((L.dests & LOG_DEST_FILE) && L.fd != -1)
-			write_all(L.fd, line, (size_t)n);
+			(void)write_all(L.fd, line, (size_t)n);
 	}
 	errno = saved;
 }
