@@ -109,7 +109,7 @@ uninstall:
 # installed) and the JSON-lines publisher benchmark (run-json-bench); each
 # starts its own release brokers on free ports.
 MQTT_LOAD_SRC := tests/bench/mqtt_load.c broker/mqtt_codec.c broker/mqtt_decode.c \
-	common/marshal.c common/topic.c common/xmalloc.c common/log.c
+	common/marshal.c common/topic.c common/xmalloc.c common/log.c common/fdio.c
 bench: all
 	@mkdir -p build/bench
 	@echo "  CC      build/bench/mqtt_load"
