@@ -9,7 +9,7 @@ export PREFIX
 BUILD := $(MAKE) -f mk/build.mk
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps run check unit unit-san e2e san clean fuzz bench install uninstall manlint
+.PHONY: all deps run check unit unit-san e2e san clean fuzz fuzz-regress bench install uninstall manlint
 all:
 	@$(BUILD) OBJ=build/release BROKER_BIN=broker/broker TOPICD_BIN=topicd/topicd
 
@@ -38,9 +38,40 @@ unit-san: san
 e2e: all san
 	@tests/run-e2e
 
+# Fuzz targets (libFuzzer).  `make fuzz-regress` replays every kept input
+# (the corpus and the crash reproducers) once, as part of make check;
+# `make fuzz FUZZ_SECONDS=60` fuzzes each target for a while.
+FUZZ_TARGETS := conf ipc json mqtt
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -Icommon -Ibroker
+FUZZ_LIBS    := $$(pkg-config --libs libevent_core jansson libbsd zlib) -lgdbm -lresolv
+FUZZ_SECONDS ?= 60
+FUZZ_EXTRA_conf :=
+FUZZ_EXTRA_ipc  :=
+FUZZ_EXTRA_json := broker/json_codec.c
+FUZZ_EXTRA_mqtt := broker/mqtt_codec.c broker/mqtt_decode.c
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard common/*.c) broker/json_codec.c broker/mqtt_codec.c broker/mqtt_decode.c
+	@mkdir -p $(@D)
+	@echo "  FUZZ    $@"
+	@clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_EXTRA_$*) common/*.c $(FUZZ_LIBS)
+
+fuzz-regress: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+		build/fuzz/fuzz_$$t -runs=0 tests/fuzz/corpus/$$t > build/fuzz/$$t.log 2>&1 \
+			|| { tail -20 build/fuzz/$$t.log; echo "fuzz-regress: $$t FAILED"; exit 1; }; \
+		echo "fuzz-regress: $$t: $$(ls tests/fuzz/corpus/$$t | wc -l) inputs replayed"; \
+	done
+
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) tests/fuzz/corpus/$$t || exit 1; \
+	done
+
 check: deps
 	@$(MAKE) all san
 	@$(MAKE) manlint
+	@$(MAKE) fuzz-regress
 	@$(MAKE) unit unit-san
 	@$(MAKE) e2e
 
