@@ -28,11 +28,8 @@ apply_overrides(struct broker *b, struct settings *s, struct conf_errors *errs)
 		char *ports = xstrdup(b->opt_json_ports), *colon = strchr(ports, ':');
 
 		if (colon == NULL) {
-			char *m;
-
-			xasprintf(&m, "command line: -J wants CONSUMER_PORT:PUBLISHER_PORT, not '%s'", ports);
-			errs->msg = xreallocarray(errs->msg, errs->n + 1, sizeof(char *));
-			errs->msg[errs->n++] = m;
+			conf_error(errs, "command line: -J wants CONSUMER_PORT:PUBLISHER_PORT, "
+			    "not '%s'", ports);
 		} else {
 			*colon = '\0';
 			conf_set(settings_table, s, "json_consumer_port", ports, "command line", errs);

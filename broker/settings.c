@@ -2,7 +2,6 @@
  * reloadable, help.  broker.conf(5) describes the same keys. */
 #include "settings.h"
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,25 +104,6 @@ settings_free(struct settings *s)
 	conf_free(settings_table, s);
 }
 
-static int
-add_error(struct conf_errors *errs, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int
-add_error(struct conf_errors *errs, const char *fmt, ...)
-{
-	va_list ap;
-	char *m;
-
-	va_start(ap, fmt);
-	if (vasprintf(&m, fmt, ap) == -1)
-		fatalx("out of memory formatting a configuration error");
-	va_end(ap);
-	errs->msg = xreallocarray(errs->msg, errs->n + 1, sizeof(*errs->msg));
-	errs->msg[errs->n++] = m;
-	return 1;
-}
-
 /* "file PATH": PATH is the rest after the blanks. */
 static const char *
 log_file_path(const char *d)
@@ -147,17 +127,17 @@ check_log(const struct settings *s, const char *origin,
 		if (log_file_path(d) != NULL)
 			files++;
 		else if (strcmp(d, "stderr") != 0 && strcmp(d, "syslog") != 0)
-			n += add_error(errs, "%s: bad log_dest '%s': expected"
+			n += conf_error(errs, "%s: bad log_dest '%s': expected"
 			    " stderr, syslog or file PATH", origin, d);
 	}
 	if (files > 1)
-		n += add_error(errs, "%s: log_dest: only one file may be given",
+		n += conf_error(errs, "%s: log_dest: only one file may be given",
 		    origin);
 	for (i = 0; i < s->log_type.n; i++) {
 		const char *t = s->log_type.v[i];
 
 		if (strcmp(t, "all") != 0 && log_level_parse(t) == -1)
-			n += add_error(errs, "%s: bad log_type '%s': expected"
+			n += conf_error(errs, "%s: bad log_type '%s': expected"
 			    " error, warning, notice, information, debug or all",
 			    origin, t);
 	}
@@ -173,30 +153,30 @@ settings_check(const struct settings *s, const char *origin,
 	int n = 0;
 
 	if (s->restart_backoff_min > s->restart_backoff_max)
-		n += add_error(errs, "%s: restart_backoff_min is greater than"
+		n += conf_error(errs, "%s: restart_backoff_min is greater than"
 		    " restart_backoff_max", origin);
 	if (dlq == NULL)
-		n += add_error(errs, "%s: dead_letter_topic is not set", origin);
+		n += conf_error(errs, "%s: dead_letter_topic is not set", origin);
 	else if ((te = topic_check_name(dlq, strlen(dlq))) != TOPIC_OK)
-		n += add_error(errs, "%s: bad dead_letter_topic '%s': %s",
+		n += conf_error(errs, "%s: bad dead_letter_topic '%s': %s",
 		    origin, dlq, topic_strerror(te));
 	if (s->mqtt_port != 0 && (s->mqtt_port == s->json_consumer_port ||
 	    s->mqtt_port == s->json_publisher_port))
-		n += add_error(errs, "%s: mqtt_port %u is also a JSON-lines port",
+		n += conf_error(errs, "%s: mqtt_port %u is also a JSON-lines port",
 		    origin, s->mqtt_port);
 	if (s->json_consumer_port != 0 &&
 	    s->json_consumer_port == s->json_publisher_port)
-		n += add_error(errs, "%s: json_consumer_port and"
+		n += conf_error(errs, "%s: json_consumer_port and"
 		    " json_publisher_port are both %u", origin,
 		    s->json_consumer_port);
 	if (s->sync_policy == NULL || (strcmp(s->sync_policy, "batch") != 0 &&
 	    strcmp(s->sync_policy, "none") != 0))
-		n += add_error(errs, "%s: sync_policy must be batch or none", origin);
+		n += conf_error(errs, "%s: sync_policy must be batch or none", origin);
 	if (s->listener != NULL && settings_listener(s->listener, NULL, NULL) == -1)
-		n += add_error(errs, "%s: listener wants PORT [ADDRESS], not '%s'", origin,
+		n += conf_error(errs, "%s: listener wants PORT [ADDRESS], not '%s'", origin,
 		    s->listener);
 	if (s->data_dir == NULL || s->data_dir[0] == '\0')
-		n += add_error(errs, "%s: data_dir is not set", origin);
+		n += conf_error(errs, "%s: data_dir is not set", origin);
 	return n + check_log(s, origin, errs);
 }
 

@@ -28,12 +28,8 @@ struct parser {
 	bool                   *seen;	/* per key: met in this parse */
 };
 
-static void
-add_error(struct conf_errors *errs, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-add_error(struct conf_errors *errs, const char *fmt, ...)
+int
+conf_error(struct conf_errors *errs, const char *fmt, ...)
 {
 	va_list ap;
 	char *m;
@@ -44,6 +40,7 @@ add_error(struct conf_errors *errs, const char *fmt, ...)
 	va_end(ap);
 	errs->msg = xreallocarray(errs->msg, errs->n + 1, sizeof(*errs->msg));
 	errs->msg[errs->n++] = m;
+	return 1;
 }
 
 /* A key or value as shown in a message: control bytes as \xNN, cut at
@@ -349,11 +346,11 @@ value_error(struct conf_errors *errs, const char *prefix,
 	char *sv;
 
 	if (v == NULL || *v == '\0') {
-		add_error(errs, "%s: missing value for key '%s'", prefix, k->name);
+		conf_error(errs, "%s: missing value for key '%s'", prefix, k->name);
 		return;
 	}
 	sv = show(v);
-	add_error(errs, "%s: bad value '%s' for key '%s': %s", prefix, sv,
+	conf_error(errs, "%s: bad value '%s' for key '%s': %s", prefix, sv,
 	    k->name, why);
 	free(sv);
 }
@@ -367,7 +364,7 @@ conf_set(const struct conf_key *tab, void *obj, const char *key,
 
 	if (k == NULL) {
 		sk = show(key);
-		add_error(errs, "%s: unknown key '%s'", origin, sk);
+		conf_error(errs, "%s: unknown key '%s'", origin, sk);
 		free(sk);
 		return -1;
 	}
@@ -427,7 +424,7 @@ parse_line(struct parser *p, char *line)
 	xasprintf(&pos, "%s:%zu", p->name, p->lineno);
 	if (k == NULL) {
 		sk = show(key);
-		add_error(p->errs, "%s: unknown key '%s'", pos, sk);
+		conf_error(p->errs, "%s: unknown key '%s'", pos, sk);
 		free(sk);
 	} else
 		value_error(p->errs, pos, k, v, why);
@@ -454,11 +451,11 @@ conf_parse_buf(const struct conf_key *tab, void *obj, const char *name,
 		nl = memchr(buf + off, '\n', len - off);
 		n = nl != NULL ? (size_t)(nl - (buf + off)) : len - off;
 		if (n > CONF_LINE_MAX) {
-			add_error(errs, "%s:%zu: line too long (more than %d bytes)",
+			conf_error(errs, "%s:%zu: line too long (more than %d bytes)",
 			    name, p.lineno, CONF_LINE_MAX);
 			p.nerr++;
 		} else if (memchr(buf + off, '\0', n) != NULL) {
-			add_error(errs, "%s:%zu: NUL byte in line", name, p.lineno);
+			conf_error(errs, "%s:%zu: NUL byte in line", name, p.lineno);
 			p.nerr++;
 		} else {
 			memcpy(line, buf + off, n);
@@ -481,7 +478,7 @@ read_file(const char *path, char **bufp, size_t *lenp, struct conf_errors *errs)
 	int fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		add_error(errs, "%s: cannot open: %s", path, strerror(errno));
+		conf_error(errs, "%s: cannot open: %s", path, strerror(errno));
 		return -1;
 	}
 	buf = xmalloc(cap);
@@ -494,9 +491,9 @@ read_file(const char *path, char **bufp, size_t *lenp, struct conf_errors *errs)
 			break;
 	}
 	if (r == -1)
-		add_error(errs, "%s: cannot read: %s", path, strerror(errno));
+		conf_error(errs, "%s: cannot read: %s", path, strerror(errno));
 	else if (r > 0)
-		add_error(errs, "%s: too large (more than %d bytes)", path,
+		conf_error(errs, "%s: too large (more than %d bytes)", path,
 		    CONF_FILE_MAX);
 	if (close(fd) == -1)
 		log_warn("close %s", path);

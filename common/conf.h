@@ -81,5 +81,8 @@ void conf_copy(const struct conf_key *tab, void *dst, const void *src);
 /* Frees strings and lists and leaves them NULL and empty. */
 void conf_free(const struct conf_key *tab, void *obj);
 void conf_errors_free(struct conf_errors *errs);
+/* Appends a formatted message to errs; returns 1 (to count errors). */
+int  conf_error(struct conf_errors *errs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif
