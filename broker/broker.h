@@ -131,8 +131,10 @@ struct session {
 	struct filter	*filters;
 	size_t		 nfilters;
 	int64_t		 offline_since;	/* wall ms */
+	uint64_t	 incarnation;	/* tells a session from an earlier one of the same key */
 	struct outflight_tree out;	/* MQTT */
 	unsigned	 nsent;		/* in out, not yet PUBACK'd / PUBREC'd */
+	unsigned	 nout;		/* in out */
 	uint16_t	 next_pid;
 };
 RB_HEAD(session_tree, session);
@@ -326,6 +328,7 @@ void	 session_attach_all(struct session *s, const char *only_filter, bool retain
 void	 sessions_topic_created(struct broker *b, struct child *c);
 unsigned session_count(struct broker *b);
 void	 sessions_expire(struct broker *b);
+void	 store_maintain(struct broker *b);
 bool	 topic_known(struct broker *b, const char *topic);
 int	 topic_register(struct broker *b, const char *topic);
 /* mqtt_conn.c */
@@ -344,6 +347,7 @@ bool	 mqtt_can_take(const struct client *cl);
 void	 mqtt_session_clear(struct session *s, bool forget);
 void	 mqtt_load_outflights(struct broker *b);
 void	 mqtt_flush(struct broker *b);
+void	 mqtt_forget_topic(struct session *s, const char *topic);
 void	 mqtt_publish_will(struct client *cl);
 /* mqtt_sub.c */
 void	 mqtt_subscribe_in(struct client *cl, struct mqtt_packet *p);
@@ -355,7 +359,7 @@ void	 sys_subscribed(struct client *cl, const char *filter);
 /* dlq.c */
 void	 dlq_bad_input(struct client *cl, const char *reason, const char *topic,
 	     const void *bytes, size_t len);
-void	 dlq_publish(struct broker *b, const char *reason, const char *client, int port,
+int	 dlq_publish(struct broker *b, const char *reason, const char *client, int port,
 	     const char *topic, const void *bytes, size_t len, struct held *answer);
 void	 dlq_from_child(struct child *c, const struct rec_deadletter *d);
 struct jl_request;

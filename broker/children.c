@@ -196,6 +196,23 @@ child_crashed(struct child *c, const char *how)
 		c->backoff_ms = s->restart_backoff_max;
 }
 
+/* Answers the child sent before it died may still wait in the channel
+ * (SIGCHLD can come first): they count, so that what they answer is not
+ * replayed and stored twice. */
+static void
+drain_answers(struct child *c)
+{
+	struct ipc_msg m;
+	struct rec_done d;
+
+	while (c->chan != NULL && ipc_recv(ipc_chan_fd(c->chan), &m) == 1) {
+		if (c->state == CH_READY && m.type == IPC_DONE &&
+		    dec_done(m.body, m.len, &d) == 0)
+			child_done(c, &d);
+		ipc_msg_clear(&m);
+	}
+}
+
 static void
 child_exited(struct child *c, int status)
 {
@@ -205,6 +222,7 @@ child_exited(struct child *c, int status)
 	snprintf(how + strlen(how), sizeof(how) - strlen(how), " (pid %ld)", (long)c->pid);
 	c->pid = 0;
 	if (c->chan != NULL) {
+		drain_answers(c);
 		ipc_chan_free(c->chan);
 		c->chan = NULL;
 	}
@@ -248,6 +266,8 @@ children_retry_failed(struct broker *b)
 {
 	struct child *c;
 
+	if (b->stopping)
+		return;
 	RB_FOREACH(c, child_tree, &b->children) {
 		if (c->state != CH_FAILED)
 			continue;

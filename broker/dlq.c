@@ -9,7 +9,10 @@
 #include "log.h"
 #include "xmalloc.h"
 
-void
+/* Queues a dead-letter record for the dead-letter topic.  answer (taken,
+ * may be NULL) says who to tell once it is durable there.  Returns -1 if
+ * it could not even be queued (logged). */
+int
 dlq_publish(struct broker *b, const char *reason, const char *client, int port,
     const char *topic, const void *bytes, size_t len, struct held *answer)
 {
@@ -28,7 +31,7 @@ dlq_publish(struct broker *b, const char *reason, const char *client, int port,
 		wbuf_free(&rec);
 		if (answer != NULL)
 			held_free(answer);
-		return;
+		return -1;
 	}
 	struct rec_publish p = { .req = broker_req(b), .owner = "", .pubid = 0, .qos = 1,
 				 .flags = PF_JSON, .time_ms = (uint64_t)d.time_ms,
@@ -40,6 +43,9 @@ dlq_publish(struct broker *b, const char *reason, const char *client, int port,
 	wbuf_free(&rec);
 	if (answer != NULL) {
 		h->kind = answer->kind;
+		h->client_id = answer->client_id;
+		h->msg_id = answer->msg_id;
+		h->qos = answer->qos;
 		h->dlq_topic = answer->dlq_topic;
 		h->dlq_req = answer->dlq_req;
 		h->dlq_gen = answer->dlq_gen;
@@ -50,7 +56,9 @@ dlq_publish(struct broker *b, const char *reason, const char *client, int port,
 		log_warnx("dead letter (%s, topic %s) not stored: %s", reason,
 		    topic ? topic : "-", why);
 		held_free(h);
+		return -1;
 	}
+	return 0;
 }
 
 /* A JSON-lines line that is not a command for this port: the protocol's

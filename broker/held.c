@@ -100,6 +100,14 @@ child_replay(struct child *c)
 	struct held *h, *next;
 	unsigned n = 0;
 
+	/* An UNSUB still held came before the attachments that exist now
+	 * (a later UNSUB would have removed them): it goes first. */
+	TAILQ_FOREACH_SAFE(h, &c->held, entry, next) {
+		if (!h->sent && h->type == IPC_UNSUB) {
+			held_send(c, h);
+			n++;
+		}
+	}
 	TAILQ_FOREACH(a, &c->attached, by_child)
 		attach_resend(a);
 	TAILQ_FOREACH_SAFE(h, &c->held, entry, next) {

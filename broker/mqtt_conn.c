@@ -161,7 +161,7 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 		xasprintf(&cl->owner, "j/%016llx/m%llu", (unsigned long long)b->boot_id,
 		    (unsigned long long)cl->id);
 	else
-		xasprintf(&cl->owner, "m/%s", cl->client_id);
+		xasprintf(&cl->owner, "%s/%llx", s->key, (unsigned long long)s->incarnation);
 	keep_will(cl, c);
 	cl->keepalive_ms = (uint64_t)c->keepalive * 1500;
 	snprintf(cl->desc + strlen(cl->desc), sizeof(cl->desc) - strlen(cl->desc), " id %s",

@@ -55,7 +55,7 @@ pend_get(struct client *cl, uint16_t pid)
 	return topic;
 }
 
-static void
+static int
 pend_set(struct client *cl, uint16_t pid, const char *topic, bool on)
 {
 	size_t klen;
@@ -67,7 +67,7 @@ pend_set(struct client *cl, uint16_t pid, const char *topic, bool on)
 			pub_pending_set(cl, pid, topic);
 		else
 			pub_pending_del(cl, pid);
-		return;
+		return 0;
 	}
 	k = pend_key(cl, pid, &klen);
 	rc = on ? kv_put(cl->b->store, k, klen, topic, strlen(topic)) :
@@ -77,6 +77,7 @@ pend_set(struct client *cl, uint16_t pid, const char *topic, bool on)
 	if (rc == -1)
 		log_warnx("client %s: cannot record QoS 2 state of packet %u", cl->desc, pid);
 	free(k);
+	return rc;
 }
 
 static void
@@ -147,14 +148,21 @@ mqtt_publish_in(struct client *cl, struct mqtt_packet *pk)
 			pub_note_topic(cl, m->topic);
 		return;
 	}
-	/* MQTT cannot refuse a PUBLISH: it is dead-lettered (stored there) and
-	 * acknowledged, and the reason is logged. */
+	/* MQTT cannot refuse a PUBLISH: it is dead-lettered and acknowledged
+	 * once it is durable there; if not even that can be done, the
+	 * connection is closed unacknowledged, so that the client resends. */
 	log_info("client %s: PUBLISH to %s dead-lettered: %s", cl->desc, m->topic, why);
-	dlq_bad_input(cl, reason ? reason : "held_limit", m->topic, m->payload, m->len);
-	if (m->qos == 1)
-		send_ack(cl, MQTT_PUBACK, m->packet_id);
-	else if (m->qos == 2)
-		send_ack(cl, MQTT_PUBREC, m->packet_id);
+	struct wbuf none = { NULL, 0, 0 };
+	struct held *answer = m->qos ? held_new(HELD_MQTT_PUB, IPC_PUBLISH, 0, &none) : NULL;
+
+	if (answer != NULL) {
+		answer->client_id = cl->id;
+		answer->msg_id = m->packet_id;
+		answer->qos = m->qos;
+	}
+	if (dlq_publish(b, reason ? reason : "held_limit", cl->desc, cl->port, m->topic,
+	    m->payload, m->len, answer) == -1 && m->qos > 0)
+		client_close(cl, "PUBLISH could be stored neither in its topic nor as a dead letter");
 }
 
 void
@@ -198,7 +206,11 @@ mqtt_pub_done(struct child *c, struct held *h, const struct rec_done *d)
 		pend_set(cl, (uint16_t)h->msg_id, NULL, false);
 		send_ack(cl, MQTT_PUBCOMP, (uint16_t)h->msg_id);
 	} else if (h->qos == 2) {
-		pend_set(cl, (uint16_t)h->msg_id, c->topic, true);
+		/* Without its record the PUBREL could not find the message. */
+		if (pend_set(cl, (uint16_t)h->msg_id, c->topic, true) == -1) {
+			client_close(cl, "cannot record QoS 2 state");
+			return;
+		}
 		send_ack(cl, MQTT_PUBREC, (uint16_t)h->msg_id);
 	} else {
 		send_ack(cl, MQTT_PUBACK, (uint16_t)h->msg_id);
@@ -307,6 +319,7 @@ load_outflight(const void *key, size_t klen, void *arg)
 		o->rel = rel != 0;
 		o->topic = xstrdup(topic);
 		RB_INSERT(outflight_tree, &s->out, o);
+		s->nout++;
 		if (!o->rel)
 			s->nsent++;
 		s->next_pid = o->pid;
@@ -332,22 +345,28 @@ out_find_seq(struct session *s, const char *topic, uint64_t seq)
 	return NULL;
 }
 
-/* A new packet id: the next one not in flight. */
+/* A new packet id: the next one not in flight; NULL when every id is
+ * taken (mqtt_can_take() keeps that from happening). */
 static struct outflight *
 out_new(struct session *s, const char *topic, uint64_t seq)
 {
-	struct outflight *o = xcalloc(1, sizeof(*o)), key;
+	struct outflight *o, key;
+	unsigned tries = 0;
 
 	do {
 		if (++s->next_pid == 0)
 			s->next_pid = 1;
 		key.pid = s->next_pid;
+		if (++tries > UINT16_MAX)
+			return NULL;
 	} while (RB_FIND(outflight_tree, &s->out, &key) != NULL);
+	o = xcalloc(1, sizeof(*o));
 	o->pid = s->next_pid;
 	o->topic = xstrdup(topic);
 	o->seq = seq;
 	RB_INSERT(outflight_tree, &s->out, o);
 	s->nsent++;
+	s->nout++;
 	out_store(s, o, true);
 	return o;
 }
@@ -359,6 +378,7 @@ out_drop(struct session *s, struct outflight *o, bool forget)
 	if (forget)
 		out_store(s, o, false);
 	RB_REMOVE(outflight_tree, &s->out, o);
+	s->nout--;
 	if (!o->rel)
 		s->nsent--;
 	free(o->topic);
@@ -376,10 +396,29 @@ mqtt_session_clear(struct session *s, bool forget)
 		out_drop(s, o, forget);
 }
 
+/* Deliveries waiting for PUBACK / PUBREC are bounded by
+ * max_inflight_messages; with those waiting for PUBCOMP, every exchange
+ * in flight is bounded too, well below the 65535 packet ids. */
+#define OUT_MAX 16384
+
 bool
 mqtt_can_take(const struct client *cl)
 {
-	return cl->session == NULL || cl->session->nsent < cl->b->set.max_inflight_messages;
+	const struct session *s = cl->session;
+
+	return s == NULL || (s->nsent < cl->b->set.max_inflight_messages && s->nout < OUT_MAX);
+}
+
+/* The session no longer takes the topic (UNSUBSCRIBE, a cursor dropped):
+ * its deliveries from there will never be resent or acknowledged. */
+void
+mqtt_forget_topic(struct session *s, const char *topic)
+{
+	struct outflight *o, *next;
+
+	RB_FOREACH_SAFE(o, outflight_tree, &s->out, next)
+		if (strcmp(o->topic, topic) == 0)
+			out_drop(s, o, true);
 }
 
 static void
@@ -419,8 +458,10 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 		}
 		if (o != NULL)
 			pub.dup = true;		/* sent before, whatever the topicd knows */
-		else
-			o = out_new(s, d->topic, d->seq);
+		else if ((o = out_new(s, d->topic, d->seq)) == NULL) {
+			client_close(cl, "no packet id left");
+			return;
+		}
 		pub.packet_id = o->pid;
 	}
 	wbuf_init(&w);
@@ -440,8 +481,10 @@ deliver_pubrel(struct client *cl, const struct rec_deliver_rel *r)
 	struct session *s = cl->session;
 	struct outflight *o = out_find_seq(s, r->topic, r->seq);
 
-	if (o == NULL)
-		o = out_new(s, r->topic, r->seq);
+	if (o == NULL && (o = out_new(s, r->topic, r->seq)) == NULL) {
+		client_close(cl, "no packet id left");
+		return;
+	}
 	if (!o->rel) {
 		o->rel = true;
 		s->nsent--;

@@ -17,7 +17,7 @@
 #include "topic.h"
 #include "xmalloc.h"
 
-#define SESSION_RECORD_VERSION 1
+#define SESSION_RECORD_VERSION 2
 
 static int
 session_cmp(struct session *a, struct session *b)
@@ -61,6 +61,7 @@ session_new(struct broker *b, const char *key, uint8_t mode, bool persistent)
 	s->mode = mode;
 	s->persistent = persistent;
 	s->offline_since = wall_ms();
+	s->incarnation = (uint64_t)s->offline_since;
 	RB_INIT(&s->out);
 	RB_INSERT(session_tree, &b->sessions, s);
 	return s;
@@ -80,6 +81,7 @@ session_save(struct session *s)
 	wbuf_init(&w);
 	put_u8(&w, SESSION_RECORD_VERSION);
 	put_u64(&w, (uint64_t)s->offline_since);
+	put_u64(&w, s->incarnation);
 	put_u32(&w, (uint32_t)s->nfilters);
 	for (size_t i = 0; i < s->nfilters; i++) {
 		put_str(&w, s->filters[i].filter);
@@ -106,6 +108,63 @@ filters_free(struct session *s)
 	s->nfilters = 0;
 }
 
+/* "i" KEY "/" PID -> topic: QoS 2 messages the session had PUBREC'd. */
+struct staged_scan {
+	struct broker	*b;
+	char		**keys;
+	size_t		 n;
+};
+
+static int
+collect_key(const void *key, size_t klen, void *arg)
+{
+	struct staged_scan *ss = arg;
+
+	ss->keys = xreallocarray(ss->keys, ss->n + 1, sizeof(char *));
+	ss->keys[ss->n++] = xmemdup(key, klen);
+	return 0;
+}
+
+/* A session that ends for good releases what it staged (it was told it is
+ * stored) and forgets its QoS 2 records. */
+static void
+release_staged(struct session *s)
+{
+	struct staged_scan ss = { s->b, NULL, 0 };
+	struct rec_release_owner r;
+	char *prefix, *owner;
+	size_t plen;
+
+	plen = (size_t)xasprintf(&prefix, "i%s/", s->key);
+	xasprintf(&owner, "%s/%llx", s->key, (unsigned long long)s->incarnation);
+	kv_scan(s->b->store, prefix, plen, collect_key, &ss);
+	for (size_t i = 0; i < ss.n; i++) {
+		void *topic = NULL;
+		size_t tlen = 0;
+		const char *why;
+		struct child *c;
+
+		if (kv_get(s->b->store, ss.keys[i], strlen(ss.keys[i]), &topic, &tlen) == 1 &&
+		    (c = child_get(s->b, topic, true, &why)) != NULL) {
+			struct wbuf w;
+
+			r.owner = owner;
+			wbuf_init(&w);
+			enc_release_owner(&w, &r);
+			struct held *h = held_new(HELD_NOTE, IPC_RELEASE_OWNER, 0, &w);
+			wbuf_free(&w);
+			if (child_submit(c, h, &why) == -1)
+				held_free(h);
+		}
+		free(topic);
+		kv_del(s->b->store, ss.keys[i], strlen(ss.keys[i]));
+		free(ss.keys[i]);
+	}
+	free(ss.keys);
+	free(prefix);
+	free(owner);
+}
+
 /* Forgets the session: its record, and its cursors in every topic. */
 void
 session_delete(struct session *s)
@@ -125,6 +184,7 @@ session_delete(struct session *s)
 	}
 	mqtt_session_clear(s, true);
 	if (s->persistent) {
+		release_staged(s);
 		k = kv_key('s', s->key, &klen);
 		if (kv_del(b->store, k, klen) == -1 || kv_commit(b->store) == -1)
 			log_warnx("session %s: cannot delete it", s->key);
@@ -248,6 +308,7 @@ decode_session(struct session *s, const void *val, size_t len)
 	rbuf_init(&r, val, len);
 	get_u8(&r, &version);
 	get_u64(&r, &since);
+	get_u64(&r, &s->incarnation);
 	get_u32(&r, &n);
 	if (r.err || version != SESSION_RECORD_VERSION)
 		return -1;
@@ -361,6 +422,8 @@ session_sync_topic(struct session *s, struct child *c, bool retained)
 			attach_drop(at, s->persistent);
 		}
 		topic_unsub(c, s->key, s->mode == MODE_MQTT);
+		if (s->mode == MODE_MQTT)
+			mqtt_forget_topic(s, c->topic);
 		return;
 	}
 	attach_settings(s, q, &a);
@@ -431,4 +494,17 @@ sessions_expire(struct broker *b)
 		    "removed", s->key);
 		session_delete(s);
 	}
+}
+
+/* Deliveries only write the store (no commit), and only a commit can
+ * checkpoint: past checkpoint_size, commit here so that the journal of a
+ * broker that only delivers stays bounded. */
+void
+store_maintain(struct broker *b)
+{
+	struct kv_stats st;
+
+	kv_get_stats(b->store, &st);
+	if (st.journal_bytes > b->set.checkpoint_size && kv_commit(b->store) == -1)
+		log_warnx("the session store cannot be committed");
 }

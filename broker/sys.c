@@ -88,6 +88,7 @@ on_sys_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	sessions_expire(b);
+	store_maintain(b);
 	n = sys_values(b, v);
 	RB_FOREACH(s, session_tree, &b->sessions)
 		if (s->cl != NULL && s->mode == MODE_MQTT && !s->cl->closing)

@@ -741,3 +741,27 @@ def test_dead_letter_topic_can_be_read_over_mqtt(mqtt_broker):
     rec = json.loads(a.payload.decode("utf-8"))
     check_dead_letter(rec, "invalid_json", ports=[mqtt_broker.publisher_port, jp.local_port],
                       msg="this is not json")
+
+
+def test_publish_to_a_reserved_topic_is_acknowledged_once_dead_lettered(mqtt_broker):
+    r = receiver(mqtt_broker, "dlq-reserved", [(DLQ, 1)])
+    c = connected_client(mqtt_broker.mqtt_port, "reserved-pub")
+    c.publish("$own/x", b"kept", 1)              # waits for the PUBACK
+    r.wait_count(1)
+    rec = json.loads(r.arrivals[0].payload.decode("utf-8"))
+    assert rec["reason"] == "reserved_topic" and rec["topic"] == "$own/x"
+    assert rec["msg"] == "kept"
+
+
+def test_unsubscribe_forgets_deliveries_that_will_never_be_acknowledged(mqtt_factory):
+    b = mqtt_factory({"max_inflight_messages": 2})
+    c = connected_client(b.mqtt_port, "forgets")
+    assert c.subscribe([("fg/a", 1), ("fg/b", 1)]) == [1, 1]
+    pub = client(b, "fg-pub")
+    pub.publish("fg/a", b"a0", 1)
+    pub.publish("fg/a", b"a1", 1)
+    got = [c.expect(PUBLISH) for _ in range(2)]     # the window is full, unacknowledged
+    assert [p.payload for p in got] == [b"a0", b"a1"]
+    c.unsubscribe(["fg/a"])
+    pub.publish("fg/b", b"b0", 1)
+    assert c.expect(PUBLISH).payload == b"b0", "the forgotten deliveries still hold the window"
