@@ -170,6 +170,8 @@ struct client {
 	bool		 discarding;	/* skipping the rest of an oversized line */
 	bool		 closing;	/* flushing output, then closed */
 	bool		 freeing;	/* release scheduled */
+	bool		 throttled;	/* not reading: too much pending (client_throttle) */
+	unsigned	 pending;	/* its requests waiting for a topicd's answer */
 	struct session	*session;	/* JSON consumers after login, MQTT after CONNECT */
 	/* JSON consumers */
 	char		*username;
@@ -291,6 +293,8 @@ void	 client_line(struct client *cl, const char *text);
 void	 client_error(struct client *cl, const char *text);
 struct client *client_by_id(struct broker *b, uint64_t id);
 bool	 client_output_full(const struct client *cl);
+bool	 client_throttled(const struct client *cl);
+void	 client_throttle(struct client *cl);
 void	 clients_close_all(struct broker *b);
 void	 clients_free_all(struct broker *b);
 void	 clients_stop_reading(struct broker *b);

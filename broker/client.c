@@ -19,6 +19,7 @@
 #include "xmalloc.h"
 
 #define OUT_HIGH_WATER (256 * 1024)	/* stop reading deliveries above this */
+#define MAX_PENDING    1024		/* requests of one client waiting for a topicd */
 
 static int
 id_cmp(struct client *a, struct client *b)
@@ -157,7 +158,7 @@ read_lines(struct client *cl)
 	struct evbuffer *in = bufferevent_get_input(cl->bev);
 	size_t limit = cl->b->set.message_size_limit, eol;
 
-	while (!cl->closing) {
+	while (!cl->closing && !client_throttled(cl)) {
 		struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_LF);
 		size_t have = evbuffer_get_length(in);
 
@@ -207,12 +208,43 @@ on_read(struct bufferevent *bev, void *arg)
 	struct client *cl = arg;
 
 	(void)bev;
-	if (cl->kind == CL_MQTT) {
+	if (cl->kind == CL_MQTT)
 		mqtt_read(cl);
+	else {
+		read_lines(cl);
+		update_idle(cl);
+	}
+	client_throttle(cl);
+}
+
+/*
+ * Back-pressure on what a client sends: while MAX_PENDING of its requests
+ * wait for a topicd, or its answers pile up above OUT_HIGH_WATER because it
+ * does not read them, the broker stops reading from it (TCP pushes back
+ * on the client); it reads again, and handles what is buffered, once
+ * below.
+ */
+bool
+client_throttled(const struct client *cl)
+{
+	return cl->pending >= MAX_PENDING || client_output_full(cl);
+}
+
+void
+client_throttle(struct client *cl)
+{
+	bool stop = client_throttled(cl);
+
+	if (cl->closing || stop == cl->throttled)
+		return;
+	cl->throttled = stop;
+	if (stop) {
+		bufferevent_disable(cl->bev, EV_READ);
 		return;
 	}
-	read_lines(cl);
-	update_idle(cl);
+	if (bufferevent_enable(cl->bev, EV_READ) == -1)
+		fatalx("cannot enable client %s", cl->desc);
+	on_read(cl->bev, cl);		/* what is buffered already */
 }
 
 static void
@@ -228,6 +260,7 @@ on_write(struct bufferevent *bev, void *arg)
 		return;
 	}
 	delivery_resume(cl);
+	client_throttle(cl);
 }
 
 static void

@@ -67,6 +67,8 @@ held_send(struct child *c, struct held *h)
 int
 child_submit(struct child *c, struct held *h, const char **why)
 {
+	struct client *cl;
+
 	if (c->state == CH_FAILED) {
 		*why = "topic failed (crashing topicd); retried on SIGHUP";
 		return -1;
@@ -79,6 +81,8 @@ child_submit(struct child *c, struct held *h, const char **why)
 	TAILQ_INSERT_TAIL(&c->held, h, entry);
 	if (h->type == IPC_PUBLISH)
 		c->nheld_pub++;
+	if (h->client_id != 0 && h->req != 0 && (cl = client_by_id(c->b, h->client_id)) != NULL)
+		cl->pending++;
 	if (can_send(c))
 		held_send(c, h);
 	return 0;
@@ -124,6 +128,8 @@ child_replay(struct child *c)
 static void
 answer(struct child *c, struct held *h, const struct rec_done *d)
 {
+	struct client *waiting = h->client_id ? client_by_id(c->b, h->client_id) : NULL;
+
 	struct child *asker;
 	const char *why;
 	struct wbuf w;
@@ -150,6 +156,11 @@ answer(struct child *c, struct held *h, const struct rec_done *d)
 		break;
 	case HELD_NOTE:
 		break;
+	}
+	/* After the answer is out: reading may resume (and handle more). */
+	if (waiting != NULL && h->req != 0 && waiting->pending > 0) {
+		waiting->pending--;
+		client_throttle(waiting);
 	}
 }
 

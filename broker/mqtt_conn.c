@@ -254,7 +254,7 @@ mqtt_read(struct client *cl)
 	 * may add a topic and headers to that. */
 	size_t limit = cl->b->set.message_size_limit + MQTT_MAX_STRING + 16, total = 0;
 
-	while (!cl->closing) {
+	while (!cl->closing && !client_throttled(cl)) {
 		size_t have = evbuffer_get_length(in);
 		const uint8_t *head = evbuffer_pullup(in, (ssize_t)(have < 5 ? have : 5));
 		int rc;
