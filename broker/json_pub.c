@@ -253,12 +253,13 @@ publisher_closed(struct client *cl, bool release)
 	}
 	RB_FOREACH_SAFE(t, topicset_tree, &cl->pub->published, tn) {
 		struct child *c = child_get(cl->b, t->topic, false, &why);
-		struct rec_release_owner r = { .owner = cl->owner };
+		struct rec_release_owner r = { .req = broker_req(cl->b), .owner = cl->owner };
 
 		if (release && c != NULL && c->state != CH_FAILED) {
 			wbuf_init(&w);
 			enc_release_owner(&w, &r);
-			struct held *h = held_new(HELD_NOTE, IPC_RELEASE_OWNER, 0, &w);
+			/* Held until answered, replayed into a restarted topicd. */
+			struct held *h = held_new(HELD_NOTE, IPC_RELEASE_OWNER, r.req, &w);
 			wbuf_free(&w);
 			if (child_submit(c, h, &why) == -1)
 				held_free(h);

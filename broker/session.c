@@ -148,10 +148,11 @@ release_staged(struct session *s)
 		    (c = child_get(s->b, topic, true, &why)) != NULL) {
 			struct wbuf w;
 
+			r.req = broker_req(s->b);
 			r.owner = owner;
 			wbuf_init(&w);
 			enc_release_owner(&w, &r);
-			struct held *h = held_new(HELD_NOTE, IPC_RELEASE_OWNER, 0, &w);
+			struct held *h = held_new(HELD_NOTE, IPC_RELEASE_OWNER, r.req, &w);
 			wbuf_free(&w);
 			if (child_submit(c, h, &why) == -1)
 				held_free(h);

@@ -92,6 +92,7 @@ dec_release(const void *body, size_t len, struct rec_release *r)
 void
 enc_release_owner(struct wbuf *w, const struct rec_release_owner *r)
 {
+	put_u64(w, r->req);
 	put_str(w, r->owner);
 }
 
@@ -99,6 +100,7 @@ int
 dec_release_owner(const void *body, size_t len, struct rec_release_owner *r)
 {
 	DEC_BEGIN(body, len);
+	get_u64(&rb, &r->req);
 	get_str(&rb, &r->owner);
 	DEC_END();
 }

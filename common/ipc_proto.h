@@ -35,7 +35,8 @@ enum ipc_type {
 	IPC_CONFIG = 1,		/* settings; first record, again on reload */
 	IPC_PUBLISH,		/* store a message; DONE when durable */
 	IPC_RELEASE,		/* release a staged message to subscribers */
-	IPC_RELEASE_OWNER,	/* release everything an owner staged (publisher gone) */
+	IPC_RELEASE_OWNER,	/* release everything an owner staged (publisher gone);
+				 * idempotent, answered with DONE when req is set */
 	IPC_ATTACH,		/* subscribe / resume, with the delivery socket as fd;
 				 * without one: only create or keep the cursor (an
 				 * offline persistent session's filter matched) */
@@ -117,6 +118,7 @@ struct rec_release {
 };
 
 struct rec_release_owner {
+	uint64_t    req;		/* answered with DONE when non-zero */
 	const char *owner;
 };
 

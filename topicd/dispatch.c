@@ -228,6 +228,8 @@ h_release_owner(struct topicd *td, struct ipc_msg *m)
 		    released, r.owner);
 		td->need_sync = true;
 	}
+	if (r.req != 0)
+		reply(td, r.req, ST_OK, 0);
 }
 
 static void

@@ -27,7 +27,7 @@ static const struct rec_publish s_publish = {
 static const struct rec_release s_release = {
 	.req = 77, .owner = "j/alice", .pubid = 0xdeadbeef,
 };
-static const struct rec_release_owner s_release_owner = { .owner = "j/bob" };
+static const struct rec_release_owner s_release_owner = { .req = 77, .owner = "j/bob" };
 static const struct rec_attach s_attach = {
 	.req = 9, .subkey = "m/sub-1", .mode = MODE_MQTT, .qos = 1,
 	.flags = AF_RETAINED | AF_NEW_ONLY, .window = 0xffff,
@@ -219,6 +219,7 @@ test_release_round_trip(void **state)
 	ENCODE(&w, enc_release_owner, &s_release_owner);
 	assert_int_equal(dec_release_owner(w.data, w.len, &ro), 0);
 	assert_string_equal(ro.owner, s_release_owner.owner);
+	assert_int_equal(ro.req, s_release_owner.req);
 	wbuf_free(&w);
 }
 
@@ -430,7 +431,7 @@ test_bad_strings(void **state)
 {
 	static const struct { const char *name; size_t off; } first_str[] = {
 		{ "config", 5 * 4 + 2 + 8 }, { "publish", 8 }, { "release", 8 },
-		{ "release_owner", 0 }, { "attach", 8 }, { "detach", 0 },
+		{ "release_owner", 8 }, { "attach", 8 }, { "detach", 0 },
 		{ "unsub", 8 }, { "ack", 0 }, { "ready", 4 }, { "deadletter", 8 },
 		{ "deliver", 0 }, { "deliver_rel", 0 },
 	};
@@ -479,7 +480,7 @@ test_max_string_length_at_end(void **state)
 	struct rec_config c;
 
 	(void)state;
-	assert_int_equal(dec_release_owner(max_len, sizeof(max_len), &ro), -1);
+	assert_int_equal(dec_release_owner(max_len, sizeof(max_len), &ro), -1);	/* too short */
 	assert_int_equal(dec_detach(max_len, sizeof(max_len), &d), -1);
 	wbuf_init(&w);
 	ENCODE(&w, enc_config, &s_config);

@@ -338,7 +338,7 @@ test_release_owner(void **state)
 {
 	struct fx *f = *state;
 	int s = attach(f, "m/r", MODE_MQTT, 1, 10, 0, 1);
-	struct rec_release_owner ro = { "j/1/7" };
+	struct rec_release_owner ro = { .req = 4, .owner = "j/1/7" };
 
 	publish(f, 2, 2, PF_STAGE | PF_JSON, "j/1/7", 2, "[2]", 3);
 	publish(f, 3, 2, PF_STAGE | PF_JSON, "j/1/7", 1, "[1]", 3);
@@ -349,7 +349,8 @@ test_release_owner(void **state)
 	expect_done(f, 1, ST_OK, 1);
 	expect_done(f, 2, ST_OK, 0);
 	expect_done(f, 3, ST_OK, 0);
-	expect_nothing(f->master);		/* RELEASE_OWNER has no answer */
+	expect_done(f, 4, ST_OK, 0);		/* RELEASE_OWNER with a req is answered */
+	expect_nothing(f->master);
 	expect_deliver(s, 1, 1, DF_JSON, "[1]");	/* in pubid order */
 	expect_deliver(s, 2, 1, DF_JSON, "[2]");
 	close(s);
