@@ -18,8 +18,6 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define OUT_HIGH_WATER (256 * 1024)	/* stop reading deliveries above this */
-#define MAX_PENDING    1024		/* requests of one client waiting for a topicd */
 
 static int
 id_cmp(struct client *a, struct client *b)
@@ -218,16 +216,16 @@ on_read(struct bufferevent *bev, void *arg)
 }
 
 /*
- * Back-pressure on what a client sends: while MAX_PENDING of its requests
- * wait for a topicd, or its answers pile up above OUT_HIGH_WATER because it
- * does not read them, the broker stops reading from it (TCP pushes back
+ * Back-pressure on what a client sends: while max_client_pending of its
+ * requests wait for a topicd, or its answers pile up above
+ * client_output_limit because it does not read them, the broker stops reading from it (TCP pushes back
  * on the client); it reads again, and handles what is buffered, once
  * below.
  */
 bool
 client_throttled(const struct client *cl)
 {
-	return cl->pending >= MAX_PENDING || client_output_full(cl);
+	return cl->pending >= cl->b->set.max_client_pending || client_output_full(cl);
 }
 
 void
@@ -301,7 +299,7 @@ on_idle(evutil_socket_t fd, short what, void *arg)
 bool
 client_output_full(const struct client *cl)
 {
-	return evbuffer_get_length(bufferevent_get_output(cl->bev)) >= OUT_HIGH_WATER;
+	return evbuffer_get_length(bufferevent_get_output(cl->bev)) >= cl->b->set.client_output_limit;
 }
 
 void
@@ -325,7 +323,7 @@ client_new(struct broker *b, int fd, enum client_kind kind, const char *desc, in
 	if (cl->bev == NULL || cl->idle == NULL)
 		fatalx("cannot set up client %s", desc);
 	bufferevent_setcb(cl->bev, on_read, on_write, on_event, cl);
-	bufferevent_setwatermark(cl->bev, EV_WRITE, OUT_HIGH_WATER / 2, 0);
+	bufferevent_setwatermark(cl->bev, EV_WRITE, b->set.client_output_limit / 2, 0);
 	if (bufferevent_enable(cl->bev, EV_READ | EV_WRITE) == -1)
 		fatalx("cannot enable client %s", desc);
 	RB_INSERT(client_ids, &b->clients, cl);

@@ -22,6 +22,8 @@ struct settings {
 	uint64_t          message_size_limit;	/* bytes */
 	char             *topicd_path;		/* NULL: the installed one */
 	unsigned          max_connections;
+	unsigned          max_client_pending;	/* requests of one client waiting for topicds */
+	uint64_t          client_output_limit;	/* bytes of unread answers before reading stops */
 	uint64_t          restart_backoff_min;	/* ms */
 	uint64_t          restart_backoff_max;	/* ms */
 	unsigned          crash_limit;

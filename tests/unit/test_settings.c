@@ -86,7 +86,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 31);
+	assert_int_equal(n, 33);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -103,6 +103,7 @@ test_reloadable(void **state)
 		"max_held_publishes", "checkpoint_size", "shutdown_timeout",
 		"max_inflight_messages", "max_queued_messages", "sys_interval",
 		"idle_timeout", "log_dest", "log_type", "sync_policy",
+		"max_client_pending", "client_output_limit",
 	};
 	size_t n = 0;
 
