@@ -15,84 +15,94 @@
 #define RELOAD	true
 #define FIXED	false
 
+static const char *check_listener(const char *);
+static const char *check_topic_name(const char *);
+static const char *check_sync_policy(const char *);
+static const char *check_log_dest(const char *);
+static const char *check_log_type(const char *);
+
 const struct conf_key settings_table[] = {
 	/* Where things are. */
 	{ "data_dir", CONF_STRING, F(data_dir), "data", 0, 0, FIXED,
-	  "directory holding one store per topic and the session store" },
+	  "directory holding one store per topic and the session store", NULL },
 	{ "topicd_path", CONF_STRING, F(topicd_path), NULL, 0, 0, FIXED,
-	  "the topicd executable to start (default: the installed one)" },
+	  "the topicd executable to start (default: the installed one)", NULL },
 	{ "pid_file", CONF_STRING, F(pid_file), NULL, 0, 0, FIXED,
-	  "file to write the master's pid to (default: none)" },
+	  "file to write the master's pid to (default: none)", NULL },
 	{ "user", CONF_STRING, F(user), "broker", 0, 0, FIXED,
-	  "user the broker becomes after binding its ports when started as root (root: stay root)" },
+	  "user the broker becomes after binding its ports when started as root (root: stay root)", NULL },
 
 	/* Listeners. */
 	{ "bind_address", CONF_STRING, F(bind_address), "127.0.0.1", 0, 0, FIXED,
-	  "address every listener binds to" },
+	  "address every listener binds to", NULL },
 	{ "mqtt_port", CONF_PORT, F(mqtt_port), "1883", 0, 65535, FIXED,
-	  "MQTT listener port (0: none)" },
+	  "MQTT listener port (0: none)", NULL },
 	{ "listener", CONF_STRING, F(listener), NULL, 0, 0, FIXED,
-	  "MQTT listener as in mosquitto: PORT [ADDRESS]; sets mqtt_port (and bind_address)" },
+	  "MQTT listener as in mosquitto: PORT [ADDRESS]; sets mqtt_port (and bind_address)",
+	  check_listener },
 	{ "json_consumer_port", CONF_PORT, F(json_consumer_port), "4040", 0, 65535, FIXED,
-	  "JSON-lines consumer listener port (0: none)" },
+	  "JSON-lines consumer listener port (0: none)", NULL },
 	{ "json_publisher_port", CONF_PORT, F(json_publisher_port), "4041", 0, 65535, FIXED,
-	  "JSON-lines publisher listener port (0: none)" },
+	  "JSON-lines publisher listener port (0: none)", NULL },
 	{ "max_connections", CONF_UINT, F(max_connections), "10000", 1, 1000000, RELOAD,
-	  "client connections accepted at once; more are refused" },
+	  "client connections accepted at once; more are refused", NULL },
 	{ "max_client_pending", CONF_UINT, F(max_client_pending), "1024", 1, 1000000, RELOAD,
-	  "requests of one client waiting for topicds before the broker stops reading from it" },
+	  "requests of one client waiting for topicds before the broker stops reading from it", NULL },
 	{ "client_output_limit", CONF_SIZE, F(client_output_limit), "256k", 4096, 1073741824, RELOAD,
-	  "bytes of output a client has not read before the broker stops reading from it" },
+	  "bytes of output a client has not read before the broker stops reading from it", NULL },
 	{ "idle_timeout", CONF_MSEC, F(idle_timeout), "300", 1, 86400, RELOAD,
-	  "seconds a connection may wait with half a line or packet, or without logging in or CONNECT, before it is closed" },
+	  "seconds a connection may wait with half a line or packet, or without logging in or CONNECT, before it is closed", NULL },
 	{ "login_attempts", CONF_UINT, F(login_attempts), "5", 1, 1000, FIXED,
-	  "failed logins allowed on one connection before it is closed" },
+	  "failed logins allowed on one connection before it is closed", NULL },
 
 	/* Messages and delivery. */
 	{ "message_size_limit", CONF_SIZE, F(message_size_limit), "256k", 16, 268435456, RELOAD,
-	  "largest payload accepted, in bytes (suffix k, m or g)" },
+	  "largest payload accepted, in bytes (suffix k, m or g)", NULL },
 	{ "retry_interval", CONF_MSEC, F(retry_interval), "10", 0.01, 3600, RELOAD,
-	  "seconds before an unacknowledged QoS 1/2 message is sent again" },
+	  "seconds before an unacknowledged QoS 1/2 message is sent again", NULL },
 	{ "max_delivery_attempts", CONF_UINT, F(max_delivery_attempts), "5", 1, 1000, RELOAD,
-	  "deliveries of one message to one subscriber before it is dead-lettered" },
+	  "deliveries of one message to one subscriber before it is dead-lettered", NULL },
 	{ "dead_letter_topic", CONF_STRING, F(dead_letter_topic), "$DLQ", 0, 0, FIXED,
-	  "topic that receives messages that could not be delivered" },
+	  "topic that receives messages that could not be delivered", check_topic_name },
 	{ "max_inflight_messages", CONF_UINT, F(max_inflight_messages), "20", 1, 65535, RELOAD,
-	  "unacknowledged QoS 1/2 messages in flight to one client" },
+	  "unacknowledged QoS 1/2 messages in flight to one client", NULL },
 	{ "max_queued_messages", CONF_UINT, F(max_queued_messages), "1000", 0, 10000000, RELOAD,
-	  "messages queued for one client beyond those in flight" },
+	  "messages queued for one client beyond those in flight", NULL },
 	{ "persistent_client_expiration", CONF_MSEC, F(persistent_client_expiration), "0", 0, 315360000, FIXED,
-	  "seconds after which a disconnected persistent session is removed (0: never)" },
+	  "seconds after which a disconnected persistent session is removed (0: never)", NULL },
 
 	/* Topics and their topicd. */
 	{ "max_topics", CONF_UINT, F(max_topics), "10000", 1, 1000000, RELOAD,
-	  "topics (each one topicd) that may exist at once" },
+	  "topics (each one topicd) that may exist at once", NULL },
 	{ "sync_policy", CONF_STRING, F(sync_policy), "batch", 0, 0, RELOAD,
-	  "batch: fdatasync each batch before acknowledging it; none: write only (safe from crashes of the broker, not of the machine)" },
+	  "batch: fdatasync each batch before acknowledging it; none: write only (safe from crashes of the broker, not of the machine)",
+	  check_sync_policy },
 	{ "checkpoint_size", CONF_SIZE, F(checkpoint_size), "4m", 4096, 1073741824, RELOAD,
-	  "journal size, in bytes, at which a topicd checkpoints into its store" },
+	  "journal size, in bytes, at which a topicd checkpoints into its store", NULL },
 	{ "restart_backoff_min", CONF_MSEC, F(restart_backoff_min), "0.1", 0.001, 3600, RELOAD,
-	  "seconds before a crashed topicd is first restarted; doubles at each crash" },
+	  "seconds before a crashed topicd is first restarted; doubles at each crash", NULL },
 	{ "restart_backoff_max", CONF_MSEC, F(restart_backoff_max), "30", 0.001, 86400, RELOAD,
-	  "longest wait, in seconds, before a crashed topicd is restarted" },
+	  "longest wait, in seconds, before a crashed topicd is restarted", NULL },
 	{ "crash_limit", CONF_UINT, F(crash_limit), "5", 1, 1000, RELOAD,
-	  "crashes within crash_window that mark a topic failed until SIGHUP" },
+	  "crashes within crash_window that mark a topic failed until SIGHUP", NULL },
 	{ "crash_window", CONF_MSEC, F(crash_window), "60", 1, 86400, RELOAD,
-	  "seconds over which crash_limit counts a topicd's crashes" },
+	  "seconds over which crash_limit counts a topicd's crashes", NULL },
 	{ "max_held_publishes", CONF_UINT, F(max_held_publishes), "1000", 0, 1000000, RELOAD,
-	  "publishes held per topic while its topicd restarts; more are refused" },
+	  "publishes held per topic while its topicd restarts; more are refused", NULL },
 	{ "shutdown_timeout", CONF_MSEC, F(shutdown_timeout), "5", 0, 3600, RELOAD,
-	  "seconds to wait for topicds to exit on shutdown before killing them" },
+	  "seconds to wait for topicds to exit on shutdown before killing them", NULL },
 
 	/* Observing. */
 	{ "sys_interval", CONF_MSEC, F(sys_interval), "10", 1, 86400, RELOAD,
-	  "seconds between updates of the $SYS topics" },
+	  "seconds between updates of the $SYS topics", NULL },
 	{ "log_dest", CONF_LIST, F(log_dest), NULL, 0, 0, RELOAD,
-	  "where to log: stderr, syslog or file PATH; may be repeated (default: stderr)" },
+	  "where to log: stderr, syslog or file PATH; may be repeated (default: stderr)",
+	  check_log_dest },
 	{ "log_type", CONF_LIST, F(log_type), NULL, 0, 0, RELOAD,
-	  "what to log: error, warning, notice, information, debug or all; the most verbose one listed wins" },
+	  "what to log: error, warning, notice, information, debug or all; the most verbose one listed wins",
+	  check_log_type },
 
-	{ NULL, 0, 0, NULL, 0, 0, FIXED, NULL },
+	{ NULL, 0, 0, NULL, 0, 0, FIXED, NULL, NULL },
 };
 
 void
@@ -130,21 +140,10 @@ check_log(const struct settings *s, const char *origin,
 
 		if (log_file_path(d) != NULL)
 			files++;
-		else if (strcmp(d, "stderr") != 0 && strcmp(d, "syslog") != 0)
-			n += conf_error(errs, "%s: bad log_dest '%s': expected"
-			    " stderr, syslog or file PATH", origin, d);
 	}
 	if (files > 1)
 		n += conf_error(errs, "%s: log_dest: only one file may be given",
 		    origin);
-	for (i = 0; i < s->log_type.n; i++) {
-		const char *t = s->log_type.v[i];
-
-		if (strcmp(t, "all") != 0 && log_level_parse(t) == -1)
-			n += conf_error(errs, "%s: bad log_type '%s': expected"
-			    " error, warning, notice, information, debug or all",
-			    origin, t);
-	}
 	return n;
 }
 
@@ -153,7 +152,6 @@ settings_check(const struct settings *s, const char *origin,
     struct conf_errors *errs)
 {
 	const char *dlq = s->dead_letter_topic;
-	enum topic_err te;
 	int n = 0;
 
 	if (s->restart_backoff_min > s->restart_backoff_max)
@@ -161,9 +159,6 @@ settings_check(const struct settings *s, const char *origin,
 		    " restart_backoff_max", origin);
 	if (dlq == NULL)
 		n += conf_error(errs, "%s: dead_letter_topic is not set", origin);
-	else if ((te = topic_check_name(dlq, strlen(dlq))) != TOPIC_OK)
-		n += conf_error(errs, "%s: bad dead_letter_topic '%s': %s",
-		    origin, dlq, topic_strerror(te));
 	if (s->mqtt_port != 0 && (s->mqtt_port == s->json_consumer_port ||
 	    s->mqtt_port == s->json_publisher_port))
 		n += conf_error(errs, "%s: mqtt_port %u is also a JSON-lines port",
@@ -173,12 +168,8 @@ settings_check(const struct settings *s, const char *origin,
 		n += conf_error(errs, "%s: json_consumer_port and"
 		    " json_publisher_port are both %u", origin,
 		    s->json_consumer_port);
-	if (s->sync_policy == NULL || (strcmp(s->sync_policy, "batch") != 0 &&
-	    strcmp(s->sync_policy, "none") != 0))
-		n += conf_error(errs, "%s: sync_policy must be batch or none", origin);
-	if (s->listener != NULL && settings_listener(s->listener, NULL, NULL) == -1)
-		n += conf_error(errs, "%s: listener wants PORT [ADDRESS], not '%s'", origin,
-		    s->listener);
+	if (s->sync_policy == NULL)
+		n += conf_error(errs, "%s: sync_policy is not set", origin);
 	if (s->data_dir == NULL || s->data_dir[0] == '\0')
 		n += conf_error(errs, "%s: data_dir is not set", origin);
 	return n + check_log(s, origin, errs);
@@ -204,4 +195,41 @@ settings_listener(const char *v, unsigned *port, char **addr)
 	if (addr != NULL)
 		*addr = n == 1 ? xstrdup(a) : NULL;
 	return 0;
+}
+
+/* Value checks of single keys, run as each line is parsed (FILE:LINE). */
+static const char *
+check_listener(const char *v)
+{
+	return settings_listener(v, NULL, NULL) == 0 ? NULL :
+	    "expected PORT [ADDRESS], a port from 1 to 65535";
+}
+
+static const char *
+check_topic_name(const char *v)
+{
+	enum topic_err e = topic_check_name(v, strlen(v));
+
+	return e == TOPIC_OK ? NULL : topic_strerror(e);
+}
+
+static const char *
+check_sync_policy(const char *v)
+{
+	return strcmp(v, "batch") == 0 || strcmp(v, "none") == 0 ? NULL :
+	    "expected batch or none";
+}
+
+static const char *
+check_log_dest(const char *v)
+{
+	return strcmp(v, "stderr") == 0 || strcmp(v, "syslog") == 0 ||
+	    log_file_path(v) != NULL ? NULL : "expected stderr, syslog or file PATH";
+}
+
+static const char *
+check_log_type(const char *v)
+{
+	return strcmp(v, "all") == 0 || log_level_parse(v) != -1 ? NULL :
+	    "expected error, warning, notice, information, debug or all";
 }

@@ -261,6 +261,14 @@ apply(const struct conf_key *k, void *obj, const char *v, char **why)
 	struct conf_list *l = f;
 	uint64_t n;
 
+	if (k->check != NULL && (k->type == CONF_STRING || k->type == CONF_LIST)) {
+		const char *bad = k->check(v);
+
+		if (bad != NULL) {
+			*why = xstrdup(bad);
+			return -1;
+		}
+	}
 	switch (k->type) {
 	case CONF_STRING:
 		free(*(char **)f);

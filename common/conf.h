@@ -50,6 +50,9 @@ struct conf_key {
 					 * the type's own range */
 	bool            reloadable;	/* SIGHUP may change it */
 	const char     *help;		/* one line for broker.conf(5) and the example file */
+	/* For strings and list items: NULL if the value is good, else what
+	 * is expected (reported as FILE:LINE: bad value ...).  Optional. */
+	const char   *(*check)(const char *value);
 };
 
 struct conf_errors {

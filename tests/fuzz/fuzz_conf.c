@@ -33,17 +33,17 @@ struct fconf {
 #define OFF(f)	offsetof(struct fconf, f)
 
 static const struct conf_key tab[] = {
-	{ "flag", CONF_BOOL, OFF(flag), "no", 0, 0, true, "a switch" },
-	{ "count", CONF_UINT, OFF(count), "5", 1, 100, true, "a count" },
-	{ "port", CONF_PORT, OFF(port), "1883", 0, 0, false, "a port" },
-	{ "size", CONF_SIZE, OFF(size), "64k", 16, 1048576, true, "a size" },
-	{ "delay", CONF_MSEC, OFF(delay), "0.25", 0.01, 3600, true, "a delay" },
-	{ "name", CONF_STRING, OFF(name), "default", 0, 0, false, "a name" },
-	{ "list", CONF_LIST, OFF(list), "first", 0, 0, false, "a list" },
-	{ "any", CONF_UINT, OFF(any), NULL, 0, 0, false, "any number" },
-	{ "anysize", CONF_SIZE, OFF(anysize), NULL, 0, 0, false, "any size" },
-	{ "anydelay", CONF_MSEC, OFF(anydelay), NULL, 0, 0, false, "any delay" },
-	{ NULL, 0, 0, NULL, 0, 0, false, NULL },
+	{ "flag", CONF_BOOL, OFF(flag), "no", 0, 0, true, "a switch", NULL },
+	{ "count", CONF_UINT, OFF(count), "5", 1, 100, true, "a count", NULL },
+	{ "port", CONF_PORT, OFF(port), "1883", 0, 0, false, "a port", NULL },
+	{ "size", CONF_SIZE, OFF(size), "64k", 16, 1048576, true, "a size", NULL },
+	{ "delay", CONF_MSEC, OFF(delay), "0.25", 0.01, 3600, true, "a delay", NULL },
+	{ "name", CONF_STRING, OFF(name), "default", 0, 0, false, "a name", NULL },
+	{ "list", CONF_LIST, OFF(list), "first", 0, 0, false, "a list", NULL },
+	{ "any", CONF_UINT, OFF(any), NULL, 0, 0, false, "any number", NULL },
+	{ "anysize", CONF_SIZE, OFF(anysize), NULL, 0, 0, false, "any size", NULL },
+	{ "anydelay", CONF_MSEC, OFF(anydelay), NULL, 0, 0, false, "any delay", NULL },
+	{ NULL, 0, 0, NULL, 0, 0, false, NULL, NULL },
 };
 
 static void

@@ -26,17 +26,24 @@ struct tconf {
 
 #define OFF(f)	offsetof(struct tconf, f)
 
+/* List items may not start with '-' (a value check). */
+static const char *
+check_item(const char *v)
+{
+	return v[0] == '-' ? "expected a word not starting with -" : NULL;
+}
+
 static const struct conf_key tab[] = {
-	{ "flag", CONF_BOOL, OFF(flag), "false", 0, 0, true, "a switch" },
-	{ "count", CONF_UINT, OFF(count), "5", 1, 100, true, "a count" },
-	{ "port", CONF_PORT, OFF(port), "1883", 0, 0, false, "a port" },
-	{ "size", CONF_SIZE, OFF(size), "64k", 16, 1048576, true, "a size" },
-	{ "delay", CONF_MSEC, OFF(delay), "0.25", 0.01, 3600, true, "a delay" },
-	{ "name", CONF_STRING, OFF(name), "default", 0, 0, false, "a name" },
-	{ "list", CONF_LIST, OFF(list), "first", 0, 0, false, "a list" },
-	{ "any", CONF_UINT, OFF(any), NULL, 0, 0, false, "any number" },
-	{ "nodef", CONF_STRING, OFF(nodef), NULL, 0, 0, false, "no default" },
-	{ NULL, 0, 0, NULL, 0, 0, false, NULL },
+	{ "flag", CONF_BOOL, OFF(flag), "false", 0, 0, true, "a switch", NULL },
+	{ "count", CONF_UINT, OFF(count), "5", 1, 100, true, "a count", NULL },
+	{ "port", CONF_PORT, OFF(port), "1883", 0, 0, false, "a port", NULL },
+	{ "size", CONF_SIZE, OFF(size), "64k", 16, 1048576, true, "a size", NULL },
+	{ "delay", CONF_MSEC, OFF(delay), "0.25", 0.01, 3600, true, "a delay", NULL },
+	{ "name", CONF_STRING, OFF(name), "default", 0, 0, false, "a name", NULL },
+	{ "list", CONF_LIST, OFF(list), "first", 0, 0, false, "a list", check_item },
+	{ "any", CONF_UINT, OFF(any), NULL, 0, 0, false, "any number", NULL },
+	{ "nodef", CONF_STRING, OFF(nodef), NULL, 0, 0, false, "no default", NULL },
+	{ NULL, 0, 0, NULL, 0, 0, false, NULL, NULL },
 };
 
 /* Parses text over fresh defaults; returns the number of errors. */
@@ -57,6 +64,23 @@ done(struct tconf *c, struct conf_errors *e)
 {
 	conf_free(tab, c);
 	conf_errors_free(e);
+}
+
+/* A key's own value check reports FILE:LINE and keeps the old value. */
+static void
+test_value_check(void **state)
+{
+	struct tconf c;
+	struct conf_errors e;
+
+	(void)state;
+	assert_int_equal(parse(&c, &e, "list ok\nlist -bad\nlist fine\n"), 1);
+	assert_string_equal(e.msg[0], "t.conf:2: bad value '-bad' for key 'list': "
+	    "expected a word not starting with -");
+	assert_int_equal(c.list.n, 2);
+	assert_string_equal(c.list.v[0], "ok");
+	assert_string_equal(c.list.v[1], "fine");
+	done(&c, &e);
 }
 
 static void
@@ -498,6 +522,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_value_check),
 		cmocka_unit_test(test_good_values),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_format),

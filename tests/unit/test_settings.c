@@ -234,33 +234,51 @@ test_bounds(void **state)
 static void
 test_check(void **state)
 {
+	/* What one line can tell is refused as it is parsed, with its line. */
+	static const struct {
+		const char *text, *want;
+	} bad_values[] = {
+		{ "dead_letter_topic a/#\n",
+		  "x:1: bad value 'a/#' for key 'dead_letter_topic': wildcard (+ or #) in a topic name" },
+		{ "log_dest stdout\n",
+		  "x:1: bad value 'stdout' for key 'log_dest': expected stderr, syslog or file PATH" },
+		{ "log_dest file\n",
+		  "x:1: bad value 'file' for key 'log_dest': expected stderr, syslog or file PATH" },
+		{ "\nlog_type verbose\n", "x:2: bad value 'verbose' for key 'log_type': expected"
+		  " error, warning, notice, information, debug or all" },
+		{ "sync_policy sometimes\n",
+		  "x:1: bad value 'sometimes' for key 'sync_policy': expected batch or none" },
+		{ "listener 0\n", "x:1: bad value '0' for key 'listener': expected PORT [ADDRESS],"
+		  " a port from 1 to 65535" },
+	};
+	/* What needs several keys is checked afterwards. */
 	static const struct {
 		const char *text, *want;
 	} cases[] = {
 		{ "restart_backoff_min 10\nrestart_backoff_max 5\n",
 		  "x: restart_backoff_min is greater than restart_backoff_max" },
-		{ "dead_letter_topic a/#\n",
-		  "x: bad dead_letter_topic 'a/#': wildcard (+ or #) in a topic name" },
 		{ "mqtt_port 4040\n", "x: mqtt_port 4040 is also a JSON-lines port" },
 		{ "json_consumer_port 5000\njson_publisher_port 5000\n",
 		  "x: json_consumer_port and json_publisher_port are both 5000" },
-		{ "log_dest stdout\n",
-		  "x: bad log_dest 'stdout': expected stderr, syslog or file PATH" },
-		{ "log_dest file\n",
-		  "x: bad log_dest 'file': expected stderr, syslog or file PATH" },
 		{ "log_dest file a\nlog_dest file b\n",
 		  "x: log_dest: only one file may be given" },
-		{ "log_type verbose\n", "x: bad log_type 'verbose': expected error,"
-		  " warning, notice, information, debug or all" },
 	};
 	static const char good[] =
 	    "mqtt_port 0\njson_consumer_port 0\njson_publisher_port 0\n"
 	    "log_type all\nlog_type debug\nlog_dest stderr\n"
-	    "log_dest file\t/var/log/b\n";
+	    "log_dest file\t/var/log/b\nlistener 1883 ::1\nsync_policy none\n";
 	struct settings s;
 	struct conf_errors e = { NULL, 0 };
 
 	(void)state;
+	for (size_t i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++) {
+		settings_init(&s);
+		assert_int_equal(conf_parse_buf(settings_table, &s, "x", bad_values[i].text,
+		    strlen(bad_values[i].text), &e), 1);
+		assert_string_equal(e.msg[0], bad_values[i].want);
+		settings_free(&s);
+		conf_errors_free(&e);
+	}
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		settings_init(&s);
 		assert_int_equal(conf_parse_buf(settings_table, &s, "x",
