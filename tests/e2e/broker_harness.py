@@ -684,7 +684,67 @@ class Delivery(collections.namedtuple("Delivery", "topic msg_id msg raw conn at"
     """at: wall-clock time of arrival, to set against the broker's log."""
 
 
-class Qos2Consumer:
+class Pumped:
+    """A client that is pumped either by a thread of its own (start/stop)
+    or by the test while it waits (wait_until).  The class defines
+    pump(timeout), describe() and `label`; it calls _init_pump()."""
+
+    def _init_pump(self):
+        self.disconnected = False
+        self._thread = None
+        self._stop = threading.Event()
+        self.thread_error = None
+
+    def wait_until(self, pred, timeout, what):
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                if pred():
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HarnessError("%s: timed out after %.1f s waiting for %s; %s"
+                                   % (self.label, timeout, what, self.describe()))
+            if self._thread is None:
+                self.pump(min(remaining, 0.2))
+            elif self.thread_error is not None:
+                raise self.thread_error
+            else:
+                time.sleep(POLL)        # the thread pumps; poll the condition
+
+    def start(self):
+        """Pumps in a thread until stop() or the connection ends."""
+        self._stop.clear()
+        self.thread_error = None
+
+        def run():
+            try:
+                while not self._stop.is_set():
+                    self.pump(0.1)
+            except (ConnectionClosed, OSError):
+                with self.lock:
+                    self.disconnected = True
+            except BaseException as e:          # reported by stop()
+                self.thread_error = e
+        self._thread = threading.Thread(target=run, name=self.label, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout=5.0):
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout)
+        alive = self._thread.is_alive()
+        self._thread = None
+        if alive:
+            raise HarnessError("%s: thread did not stop" % self.label)
+        if self.thread_error is not None:
+            e, self.thread_error = self.thread_error, None
+            raise e
+
+
+class Qos2Consumer(Pumped):
     """A consumer that answers like a QoS 2 receiver.
 
     For each delivered PUB it sends PUBREC and waits for the PUBREL; on
@@ -718,10 +778,8 @@ class Qos2Consumer:
         self.awaiting_rel = collections.OrderedDict()  # (topic, id) -> True
         self.completed = collections.OrderedDict()     # id -> [topics], PUBCOMP sent
         self.last_id = {}               # topic -> last new msgId
-        self._thread = None
-        self._stop = threading.Event()
-        self.disconnected = False
-        self.thread_error = None
+        self.label = "consumer %r" % username
+        self._init_pump()
 
     # -- connection
 
@@ -880,21 +938,6 @@ class Qos2Consumer:
 
     # -- waiting
 
-    def wait_until(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        while True:
-            with self.lock:
-                if pred():
-                    return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise HarnessError("consumer %r: timed out after %.1f s waiting for %s; %s"
-                                   % (self.username, timeout, what, self.describe()))
-            if self._thread is not None:
-                time.sleep(POLL)
-            else:
-                self.pump(min(remaining, 0.2))
-
     def describe(self):
         """The receiver's state, for failure messages."""
         with self.lock:
@@ -936,41 +979,6 @@ class Qos2Consumer:
         self.wait_until(lambda: not self.awaiting_rel and not self.pending, timeout,
                         "open exchanges to complete (%s)" % list(self.awaiting_rel))
 
-    # -- background
-
-    def start(self):
-        """Pumps in a thread until stop() or the connection ends."""
-        self._stop.clear()
-        self.thread_error = None
-
-        def run():
-            try:
-                while not self._stop.is_set():
-                    self.pump(0.1)
-            except ConnectionClosed:
-                with self.lock:
-                    self.disconnected = True
-            except BaseException as e:     # reported by stop()
-                self.thread_error = e
-        self._thread = threading.Thread(target=run, name="consumer-" + self.username,
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout=5.0):
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join(timeout)
-        alive = self._thread.is_alive()
-        self._thread = None
-        if alive:
-            raise HarnessError("consumer thread %r did not stop" % self.username)
-        if self.thread_error is not None:
-            raise self.thread_error
-
-
-# ---------------------------------------------------------------- checks
 
 def check_exactly_once_in_order(published, acked, delivered, label=""):
     """published: messages in the order they were sent (each unique);

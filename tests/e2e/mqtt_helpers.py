@@ -25,7 +25,7 @@ import subprocess
 import threading
 import time
 
-from broker_harness import (HOST, POLL, ConnectionClosed, HarnessError,
+from broker_harness import (HOST, POLL, ConnectionClosed, HarnessError, Pumped,
                             wait_for)
 
 try:                                    # Debian's python3-paho-mqtt
@@ -260,10 +260,6 @@ def split_packet(buf):
 
 
 # ---------------------------------------------------------------- raw client
-
-def _deadline_left(deadline):
-    return max(0.0, deadline - time.monotonic())
-
 
 class RawClient:
     """One MQTT connection driven byte by byte.  Packets that arrive while
@@ -529,7 +525,7 @@ def connect_retry(port_fn, client_id, clean=False, timeout=15.0, **kw):
 Arrival = collections.namedtuple("Arrival", "topic payload qos dup retain pid conn at")
 
 
-class Receiver:
+class Receiver(Pumped):
     """A correct MQTT receiver over a RawClient, pumping in a thread.
 
     QoS 1: every PUBLISH is an arrival and is PUBACK'd.  QoS 2 (method A of
@@ -558,10 +554,8 @@ class Receiver:
         self.trace = collections.deque(maxlen=2000)     # (conn, "<" in / ">" out, what)
         self.conn_no = 0
         self.client = None
-        self.disconnected = False
-        self._thread = None
-        self._stop = threading.Event()
-        self.thread_error = None
+        self.label = "receiver %s" % client_id
+        self._init_pump()
         _register(self)
 
     def __repr__(self):
@@ -643,37 +637,6 @@ class Receiver:
             self._handle(p)
         return True
 
-    def start(self):
-        self._stop.clear()
-        self.thread_error = None
-
-        def run():
-            try:
-                while not self._stop.is_set():
-                    self.pump(0.1)
-            except (ConnectionClosed, OSError):
-                with self.lock:
-                    self.disconnected = True
-            except BaseException as e:          # reported by stop()
-                self.thread_error = e
-        self._thread = threading.Thread(target=run, name="receiver-" + self.client_id,
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout=5.0):
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join(timeout)
-        alive = self._thread.is_alive()
-        self._thread = None
-        if alive:
-            raise HarnessError("receiver thread %r did not stop" % self.client_id)
-        if self.thread_error is not None:
-            e, self.thread_error = self.thread_error, None
-            raise e
-
     def reconnect(self, timeout=15.0):
         """Stops the pump, closes, connects again (same session) and pumps."""
         self.stop()
@@ -706,22 +669,6 @@ class Receiver:
     def payloads(self, topic=None):
         with self.lock:
             return [a.payload for a in self.arrivals if topic is None or a.topic == topic]
-
-    def wait_until(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        while True:
-            with self.lock:
-                if pred():
-                    return
-            if time.monotonic() >= deadline:
-                raise HarnessError("receiver %s: timed out after %.1f s waiting for %s; %s"
-                                   % (self.client_id, timeout, what, self.describe()))
-            if self._thread is not None:
-                if self.thread_error is not None:
-                    raise self.thread_error
-                time.sleep(POLL)
-            else:
-                self.pump(min(0.2, _deadline_left(deadline)))
 
     def wait_payload(self, payload, topic=None, timeout=10.0):
         self.wait_until(lambda: payload in self.payloads(topic), timeout,

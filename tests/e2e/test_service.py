@@ -4,7 +4,6 @@ service manager's notifications, daemon mode and its pid file, the
 second-instance lock, privileges, make install / uninstall, the man pages,
 the systemd unit and the Dockerfile."""
 
-import grp
 import os
 import pwd
 import re
