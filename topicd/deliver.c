@@ -292,6 +292,11 @@ deliver_pump(struct sub *s)
 	}
 	if (s->want_retained && send_retained(s) != SEND_OK)
 		return;
+	if (s->retained_rel != 0) {
+		if (send_rel(s, s->retained_rel) != SEND_OK)
+			return;
+		s->retained_rel = 0;
+	}
 	if (resend(s) != SEND_OK || send_new(s) != SEND_OK)
 		return;
 	retry_arm(s);
@@ -372,6 +377,7 @@ deliver_offline(struct sub *s)
 	s->fd = -1;
 	s->blocked = false;
 	s->want_retained = false;
+	s->retained_rel = 0;
 	s->td->nonline--;
 	s->td->stats_dirty = true;
 }
@@ -382,6 +388,14 @@ deliver_ack(struct topicd *td, const struct rec_ack *r)
 	struct sub *s = sub_find(td, r->subkey);
 	struct flight *f = s != NULL ? sub_flight(s, r->seq) : NULL;
 
+	if (f == NULL && s != NULL && r->kind == ACK_PUBREC && r->seq < s->cursor) {
+		/* A retained message sent on subscribe is not in the log's
+		 * window: its QoS 2 exchange needs no state here, only the
+		 * PUBREL (sent after this batch, like every other). */
+		s->retained_rel = r->seq;
+		deliver_wake(s);
+		return;
+	}
 	if (f == NULL || f->state == FL_DONE) {
 		log_debug("topic %s: ack %u for %s seq %llu: not in flight, ignored",
 		    td->topic, r->kind, r->subkey, (unsigned long long)r->seq);

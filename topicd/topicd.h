@@ -85,6 +85,7 @@ struct sub {
 	bool		 dirty;		/* in td->dirty */
 	bool		 want_retained;	/* send the retained message first */
 	bool		 check_head;	/* on resume: dead-letter an exhausted head */
+	uint64_t	 retained_rel;	/* PUBREL owed for a retained delivery's PUBREC, or 0 */
 	uint64_t	 dlq_req;	/* DEADLETTER waiting for DLQ_DONE, or 0 */
 	uint64_t	 dlq_seq;
 };
