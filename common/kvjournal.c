@@ -1,5 +1,4 @@
-/* The store's journal: batch framing, group commit, recovery, and
- * checkpoints into a new gdbm file.
+/* The store's journal: batch framing, writing, syncing and recovery.
  *
  * A batch on disk is
  *	u32 magic "KVJ1"  u32 body length  u32 CRC32 of the body  body
@@ -7,12 +6,16 @@
  *	u8 1 (put)  u32 key length  key  u32 value length  value
  *	u8 2 (del)  u32 key length  key
  * all integers little-endian (marshal.h).  Recovery applies whole batches
- * only, so a batch is atomic. */
+ * only, so a batch is atomic.  A batch is written with one write() to the
+ * end of the current segment; a segment is complete (synced) before the
+ * next one is written to, so only the last segment can end in a torn
+ * write. */
 #include "kvstore_int.h"
 
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,21 +27,20 @@
 #include "xmalloc.h"
 
 #define KV_MAGIC	0x314a564bU	/* "KVJ1" as little-endian bytes */
-#define KV_CRASH_STATUS	99
 
 enum { OP_PUT = 1, OP_DEL = 2 };
 
 /* Counts one write step for the crash tests; true at the chosen one. */
-static int
-crash_now(struct kv *kv)
+int
+kvj_crash_now(struct kv *kv)
 {
 	return kv->crash_at != 0 && ++kv->steps == kv->crash_at;
 }
 
-static void
-crash_step(struct kv *kv)
+void
+kvj_crash_step(struct kv *kv)
 {
-	if (crash_now(kv))
+	if (kvj_crash_now(kv))
 		_exit(KV_CRASH_STATUS);
 }
 
@@ -63,8 +65,8 @@ kvj_pread(int fd, void *buf, size_t n, uint64_t off)
 	return (ssize_t)done;
 }
 
-static int
-sync_fd(int fd, int data_only)
+int
+kvj_sync_fd(int fd, int data_only)
 {
 	/* Only EINTR is retried: after a failed sync the kernel may have
 	 * dropped the dirty pages, and a second call could lie. */
@@ -80,7 +82,7 @@ truncate_fd(int fd, uint64_t len)
 	while (ftruncate(fd, (off_t)len) == -1)
 		if (errno != EINTR)
 			return -1;
-	return sync_fd(fd, 0);
+	return 0;
 }
 
 /* Makes room for a record of need bytes in the pending batch. */
@@ -99,18 +101,21 @@ batch_room(struct kv *kv, size_t need)
 	return 0;
 }
 
-/* Appends a put to the pending batch; *off is where the value will be in
- * the journal. */
+/* Appends a put to the pending batch; *seg and *off are where the value
+ * will be in the journal. */
 int
 kvj_add_put(struct kv *kv, const void *key, size_t klen, const void *val, size_t vlen,
-    uint64_t *off)
+    uint32_t *seg, uint64_t *off)
 {
+	struct kv_seg *cur = kvs_current(kv);
+
 	if (batch_room(kv, 1 + 4 + klen + 4 + vlen) == -1)
 		return -1;
 	put_u8(&kv->batch, OP_PUT);
 	put_bytes(&kv->batch, key, klen);
 	put_u32(&kv->batch, (uint32_t)vlen);
-	*off = kv->jsize + kv->batch.len;
+	*seg = cur->num;
+	*off = cur->size + kv->batch.len;
 	put_raw(&kv->batch, val, vlen);
 	kv->npending++;
 	return 0;
@@ -127,10 +132,26 @@ kvj_add_del(struct kv *kv, const void *key, size_t klen)
 	return 0;
 }
 
-/* Frames the pending batch and writes it with one write() loop. */
+/* A full disk is not the store's failure: what was written of the batch
+ * is cut off again, the batch stays pending, and a later write retries. */
 static int
-journal_write(struct kv *kv)
+write_failed(struct kv *kv, struct kv_seg *cur, int err)
 {
+	if ((err == ENOSPC || err == EDQUOT) && truncate_fd(cur->fd, cur->size) == 0) {
+		errno = err;
+		return -1;
+	}
+	errno = err;
+	log_warn("store %s: journal write", kv->label);
+	kv->failed = 1;
+	return -1;
+}
+
+/* Frames the pending batch and writes it with one write() loop. */
+int
+kvj_write(struct kv *kv)
+{
+	struct kv_seg *cur = kvs_current(kv);
 	uint8_t *p = kv->batch.data;
 	size_t len = kv->batch.len;
 
@@ -146,74 +167,99 @@ journal_write(struct kv *kv)
 	put_u32(&kv->scratch, (uint32_t)(len - KV_HDR_LEN));
 	put_u32(&kv->scratch, (uint32_t)crc32(0, p + KV_HDR_LEN, (uInt)(len - KV_HDR_LEN)));
 	memcpy(p, kv->scratch.data, KV_HDR_LEN);
-	if (crash_now(kv)) {
+	if (kvj_crash_now(kv)) {
 		/* A torn write, the case recovery must cut; the process is
 		 * going away, so the result does not matter. */
-		(void)write_all(kv->jfd, p, len / 2);
+		(void)write_all(cur->fd, p, len / 2);
 		_exit(KV_CRASH_STATUS);
 	}
-	if (write_all(kv->jfd, p, len) == -1) {
-		log_warn("store %s: journal write", kv->label);
-		kv->failed = 1;
-		return -1;
+	if (kv->enospc_at != 0 && --kv->enospc_at == 0) {
+		(void)write_all(cur->fd, p, len / 2);
+		return write_failed(kv, cur, ENOSPC);
 	}
-	kv->jsize += len;
+	if (write_all(cur->fd, p, len) == -1)
+		return write_failed(kv, cur, errno);
+	cur->size += len;
+	cur->dirty = true;
 	kv->unsynced += kv->npending;
-	kv->dirty = 1;
 	kv->npending = 0;
+	kv->written++;
 	wbuf_reset(&kv->batch);
 	return 0;
 }
 
-/* Writes the pending batch and syncs whatever was written since the last
- * sync. */
+/* Syncs, in the caller, the directory if a segment was created and every
+ * segment written since its last sync. */
 int
-kvj_sync(struct kv *kv)
+kvj_sync_inline(struct kv *kv)
 {
-	if (journal_write(kv) == -1)
-		return -1;
-	if (!kv->dirty)
-		return 0;
-	crash_step(kv);
-	if (sync_fd(kv->jfd, 1) == -1) {
-		log_warn("store %s: journal fdatasync", kv->label);
-		kv->failed = 1;
-		return -1;
+	bool synced = false;
+
+	if (kv->dir_dirty) {
+		kvj_crash_step(kv);
+		if (kvj_sync_fd(kv->dirfd, 0) == -1) {
+			log_warn("store %s: fsync of the directory", kv->label);
+			kv->failed = 1;
+			return -1;
+		}
+		kv->dir_dirty = false;
 	}
-	kv->dirty = 0;
-	kv->st.commits++;
-	kv->st.committed += kv->unsynced;
-	kv->unsynced = 0;
+	for (size_t i = 0; i < kv->nsegs; i++) {
+		struct kv_seg *s = &kv->segs[i];
+
+		if (!s->dirty)
+			continue;
+		kvj_crash_step(kv);
+		if (kvj_sync_fd(s->fd, 1) == -1) {
+			log_warn("store %s: journal fdatasync", kv->label);
+			kv->failed = 1;
+			return -1;
+		}
+		s->dirty = false;
+		synced = true;
+	}
+	if (synced) {
+		kv->st.commits++;
+		kv->st.committed += kv->unsynced;
+		kv->unsynced = 0;
+	}
+	kv->durable = kv->written;
 	return 0;
 }
 
+/* Creates segment num, empty, as the one to write to.  Its directory
+ * entry becomes durable with the next sync (dir_dirty). */
 int
-kv_flush(struct kv *kv)
+kvj_create_segment(struct kv *kv, uint32_t num, char **err)
 {
-	return journal_write(kv);
-}
+	char *path = kvs_path(kv, num);
+	struct kv_seg *s;
+	int fd;
 
-int
-kv_commit(struct kv *kv)
-{
-	if (kvj_sync(kv) == -1)
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		xasprintf(err, "%s: %s", path, strerror(errno));
+		free(path);
 		return -1;
-	if (kv->jsize > kv->ckpt_bytes && kv->jsize > kv->st.live_bytes &&
-	    kv->jsize >= kv->ckpt_defer && kv_checkpoint(kv) == -1) {
-		/* The batch is durable all the same.  Unless the store is
-		 * now unusable, carry on with the journal, and retry only
-		 * once it has doubled rather than at every commit. */
-		if (kv->failed)
-			return -1;
-		kv->ckpt_defer = kv->jsize * 2;
 	}
+	free(path);
+	s = kvs_find(kv, num);
+	if (s == NULL)
+		s = kvs_add(kv, num);
+	else if (s->fd != -1)
+		(void)close(s->fd);
+	s->fd = fd;
+	s->size = 0;
+	s->dirty = false;
+	kv->dir_dirty = true;
 	return 0;
 }
 
 /* Checks (apply 0) or applies (apply 1) the records of a batch whose body
- * starts at journal offset off. */
+ * starts at offset off of segment seg. */
 static int
-batch_parse(struct kv *kv, const uint8_t *body, size_t len, uint64_t off, int apply)
+batch_parse(struct kv *kv, const uint8_t *body, size_t len, uint32_t seg, uint64_t off,
+    int apply)
 {
 	struct rbuf r;
 	const uint8_t *k, *v;
@@ -229,7 +275,7 @@ batch_parse(struct kv *kv, const uint8_t *body, size_t len, uint64_t off, int ap
 			if (get_bytes(&r, &v, &vlen) == -1 || vlen > KV_VAL_MAX)
 				return -1;
 			if (apply)
-				kvi_set(kv, k, klen, v, vlen, KV_IN_JOURNAL,
+				kvi_set(kv, k, klen, v, vlen, KV_IN_SEG, seg,
 				    off + (uint64_t)(v - body));
 		} else if (op == OP_DEL) {
 			if (apply)
@@ -242,207 +288,246 @@ batch_parse(struct kv *kv, const uint8_t *body, size_t len, uint64_t off, int ap
 	return get_end(&r);
 }
 
-/* Reads the batch at off into *buf: 1 if it is whole and its CRC matches,
- * 0 if it is torn or corrupt (the end of the valid journal), -1 on an
- * error. */
-static int
-batch_read(struct kv *kv, uint64_t off, uint64_t size, uint8_t **buf, size_t *cap,
-    uint32_t *len)
+enum batch_state { B_OK, B_TORN, B_BAD, B_ERROR };
+
+static bool
+all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
+/* Whether the bytes from off to the end of the file are zeros (a crash
+ * that extended the file without its data). */
+static enum batch_state
+zero_tail(int fd, uint64_t off, uint64_t size)
+{
+	uint8_t buf[4096];
+
+	while (off < size) {
+		size_t n = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
+		ssize_t r = kvj_pread(fd, buf, n, off);
+
+		if (r != (ssize_t)n)
+			return B_ERROR;
+		if (!all_zero(buf, n))
+			return B_BAD;
+		off += n;
+	}
+	return B_TORN;
+}
+
+/* Reads the batch at off into *buf.  B_OK: whole, its CRC matches.
+ * B_TORN: what a write cut short leaves (the end of the valid journal).
+ * B_BAD: anything else.  B_ERROR: an I/O error. */
+static enum batch_state
+batch_read(int fd, uint64_t off, uint64_t size, uint8_t **buf, size_t *cap, uint32_t *len)
 {
 	uint8_t hdr[KV_HDR_LEN];
+	uint64_t left = size - off;
 	uint32_t magic, crc;
 	struct rbuf r;
-	ssize_t n;
+	size_t n = left < KV_HDR_LEN ? (size_t)left : KV_HDR_LEN;
 
-	if (size - off < KV_HDR_LEN)
-		return 0;
-	if ((n = kvj_pread(kv->jfd, hdr, sizeof(hdr), off)) != KV_HDR_LEN)
-		return n == -1 ? -1 : 0;
-	rbuf_init(&r, hdr, sizeof(hdr));
+	if (kvj_pread(fd, hdr, n, off) != (ssize_t)n)
+		return B_ERROR;
+	rbuf_init(&r, hdr, n);
 	get_u32(&r, &magic);
+	if (r.err || magic != KV_MAGIC) {
+		/* A header cut short is a prefix of the magic. */
+		uint8_t m[4] = { 0x4b, 0x56, 0x4a, 0x31 };
+
+		if (n < 4 && memcmp(hdr, m, n) == 0)
+			return B_TORN;
+		return zero_tail(fd, off, size);
+	}
+	if (n < KV_HDR_LEN)
+		return B_TORN;
 	get_u32(&r, len);
 	get_u32(&r, &crc);
-	if (get_end(&r) == -1 || magic != KV_MAGIC || *len == 0 ||
-	    *len > KV_BATCH_MAX || *len > size - off - KV_HDR_LEN)
-		return 0;
+	if (*len == 0 || *len > KV_BATCH_MAX)
+		return B_BAD;
+	if (*len > left - KV_HDR_LEN)
+		return B_TORN;
 	if (*len > *cap) {
 		*buf = xrealloc(*buf, *len);
 		*cap = *len;
 	}
-	if ((n = kvj_pread(kv->jfd, *buf, *len, off + KV_HDR_LEN)) != (ssize_t)*len)
-		return n == -1 ? -1 : 0;
-	if (crc32(0, *buf, *len) != crc)
-		return 0;
-	return 1;
+	if (kvj_pread(fd, *buf, *len, off + KV_HDR_LEN) != (ssize_t)*len)
+		return B_ERROR;
+	if (crc32(0, *buf, *len) == crc)
+		return B_OK;
+	/* The last batch, its data not all written: torn.  Before the end,
+	 * a batch that does not check is damage. */
+	return off + KV_HDR_LEN + *len == size ? B_TORN : B_BAD;
 }
 
-/* Replays the journal over the checkpoint, batch by batch, and cuts it at
- * the first batch that is not whole. */
-int
-kvj_replay(struct kv *kv, char **err)
+/* Replays one segment; last: it may end in a torn write, which is cut. */
+static int
+replay_segment(struct kv *kv, struct kv_seg *s, bool last, char **err)
 {
 	struct stat sb;
 	uint8_t *buf = NULL;
 	size_t cap = 0;
 	uint64_t off = 0, size;
-	uint32_t len;
-	int rc;
+	uint32_t len = 0;
+	enum batch_state st = B_OK;
 
-	if (fstat(kv->jfd, &sb) == -1)
-		goto fail;
+	if (fstat(s->fd, &sb) == -1)
+		goto io;
 	size = (uint64_t)sb.st_size;
-	while ((rc = batch_read(kv, off, size, &buf, &cap, &len)) == 1) {
-		if (batch_parse(kv, buf, len, 0, 0) == -1) {
-			log_warnx("store %s: malformed batch at journal offset %" PRIu64,
-			    kv->label, off);
+	while (off < size && (st = batch_read(s->fd, off, size, &buf, &cap, &len)) == B_OK) {
+		if (batch_parse(kv, buf, len, s->num, off + KV_HDR_LEN, 0) == -1) {
+			st = B_BAD;
 			break;
 		}
-		(void)batch_parse(kv, buf, len, off + KV_HDR_LEN, 1);
+		(void)batch_parse(kv, buf, len, s->num, off + KV_HDR_LEN, 1);
 		off += KV_HDR_LEN + len;
 	}
 	free(buf);
-	if (rc == -1)
-		goto fail;
-	kv->jsize = off;
-	if (off < size) {
-		log_warnx("store %s: cutting %" PRIu64 " torn bytes from the journal"
-		    " at offset %" PRIu64, kv->label, size - off, off);
-		if (truncate_fd(kv->jfd, off) == -1)
-			goto fail;
-		kv->st.truncated = size - off;
+	s->size = off;
+	if (st == B_ERROR)
+		goto io;
+	if (off == size)
+		return 0;
+	if (st == B_BAD || !last) {
+		char *path = kvs_path(kv, s->num);
+
+		xasprintf(err, "%s: damaged journal batch at offset %" PRIu64
+		    " (%" PRIu64 " bytes follow); the store is left as it is", path, off,
+		    size - off);
+		free(path);
+		errno = EUCLEAN;
+		return -1;
 	}
+	log_warnx("store %s: cutting %" PRIu64 " torn bytes from the end of segment %"
+	    PRIu32 " at offset %" PRIu64, kv->label, size - off, s->num, off);
+	if (truncate_fd(s->fd, off) == -1 || kvj_sync_fd(s->fd, 1) == -1)
+		goto io;
+	kv->st.truncated += size - off;
 	return 0;
-fail:
-	xasprintf(err, "%s: %s", kv->jpath, strerror(errno));
+io:
+	xasprintf(err, "%s segment %" PRIu32 ": %s", kv->label, s->num, strerror(errno));
 	return -1;
 }
 
 static int
-ckpt_store(struct kv *kv, GDBM_FILE tmp, struct kv_node *n)
+open_segment(struct kv *kv, uint32_t num, int *fd)
 {
-	uint8_t *val;
-	datum k, d;
-	int rc;
+	char *path = kvs_path(kv, num);
 
-	if (kvi_load(kv, n, &val) == -1)
-		return -1;
-	k.dptr = (char *)n->key;
-	k.dsize = n->klen;
-	d.dptr = (char *)val;
-	d.dsize = (int)n->vlen;
-	rc = gdbm_store(tmp, k, d, GDBM_REPLACE);
-	free(val);
-	if (rc != 0) {
-		log_warnx("store %s: writing %s: %s", kv->label, kv->tmppath,
-		    gdbm_db_strerror(tmp));
-		return -1;
-	}
-	return 0;
+	*fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
+	free(path);
+	return *fd == -1 && errno != ENOENT ? -1 : 0;
 }
 
-/* Writes every live key into a new gdbm file beside the checkpoint and
- * makes it durable.  No per-store GDBM_SYNC: one sync at the end. */
-static int
-ckpt_write(struct kv *kv)
+/* Replays the segments from first_seg on, in order; the last one becomes
+ * the one written to (a new store gets its first). */
+int
+kvj_replay_all(struct kv *kv, char **err)
 {
-	GDBM_FILE tmp;
-	struct kv_node *n;
-	uint64_t i = 0;
-	int crash = crash_now(kv), rc = -1;
+	uint32_t num = kv->first_seg;
+	int fd, next;
 
-	tmp = gdbm_open(kv->tmppath, 0, GDBM_NEWDB | GDBM_NOLOCK | GDBM_CLOEXEC, 0600, NULL);
-	if (tmp == NULL) {
-		log_warnx("store %s: creating %s: %s", kv->label, kv->tmppath,
-		    gdbm_strerror(gdbm_errno));
-		return -1;
+	if (open_segment(kv, num, &fd) == -1)
+		goto io;
+	if (fd == -1)
+		return kvj_create_segment(kv, num, err);
+	for (;;) {
+		struct kv_seg *s = kvs_find(kv, num);
+
+		if (s == NULL)
+			s = kvs_add(kv, num);
+		s->fd = fd;
+		if (open_segment(kv, num + 1, &next) == -1)
+			goto io;
+		if (replay_segment(kv, s, next == -1, err) == -1) {
+			if (next != -1)
+				(void)close(next);
+			return -1;
+		}
+		if (next == -1)
+			return 0;
+		/* Read again when a value in it is wanted. */
+		(void)close(s->fd);
+		s->fd = -1;
+		fd = next;
+		num++;
 	}
-	RB_FOREACH(n, kv_tree, &kv->tree) {
-		/* Die half-way through, leaving a partial file behind. */
-		if (crash && i++ >= kv->st.keys / 2)
-			_exit(KV_CRASH_STATUS);
-		if (ckpt_store(kv, tmp, n) == -1)
-			goto out;
-	}
-	if (crash)
-		_exit(KV_CRASH_STATUS);
-	if (gdbm_sync(tmp) != 0) {
-		log_warnx("store %s: syncing %s: %s", kv->label, kv->tmppath,
-		    gdbm_db_strerror(tmp));
-		goto out;
-	}
-	crash_step(kv);
-	if (sync_fd(gdbm_fdesc(tmp), 0) == -1) {
-		log_warn("store %s: fsync %s", kv->label, kv->tmppath);
-		goto out;
-	}
-	rc = 0;
-out:
-	if (gdbm_close(tmp) != 0 && rc == 0) {
-		log_warnx("store %s: closing %s: %s", kv->label, kv->tmppath,
-		    gdbm_strerror(gdbm_errno));
-		rc = -1;
-	}
-	return rc;
+io:
+	xasprintf(err, "%s segment %" PRIu32 ": %s", kv->label, num, strerror(errno));
+	return -1;
 }
 
-/* Renames the new file over the checkpoint and switches lookups to it.
- * A failure after the rename leaves the store unusable: what is on disk
- * is still consistent, but this process no longer knows which file its
- * index describes. */
+/* Format 1 (kvlegacy.c): the journal DIR/NAME.journal, the same batches;
+ * its records are put again into the pending batch.  A torn end is
+ * ignored, damage before it is an error. */
 static int
-ckpt_install(struct kv *kv)
+reput(struct kv *kv, const uint8_t *body, size_t len)
 {
-	GDBM_FILE db;
-	struct kv_node *n;
+	struct rbuf r;
+	const uint8_t *k, *v;
+	size_t klen, vlen;
+	uint8_t op;
 
-	crash_step(kv);
-	if (rename(kv->tmppath, kv->dbpath) == -1) {
-		log_warn("store %s: rename %s", kv->label, kv->tmppath);
-		return -1;
+	rbuf_init(&r, body, len);
+	while (r.left > 0) {
+		get_u8(&r, &op);
+		get_bytes(&r, &k, &klen);
+		if (op == OP_PUT && get_bytes(&r, &v, &vlen) == 0 &&
+		    kv_put(kv, k, klen, v, vlen) == -1)
+			return -1;
+		if (op == OP_DEL && kv_del(kv, k, klen) == -1)
+			return -1;
+		kv->st.recovered++;
+		if (kv->batch.len > 64u << 20 && kvj_write(kv) == -1)
+			return -1;
 	}
-	kv->failed = 1;
-	crash_step(kv);
-	if (sync_fd(kv->dirfd, 0) == -1) {
-		log_warn("store %s: fsync of the directory", kv->label);
-		return -1;
-	}
-	db = gdbm_open(kv->dbpath, 0, GDBM_READER | GDBM_NOLOCK | GDBM_CLOEXEC, 0, NULL);
-	if (db == NULL) {
-		log_warnx("store %s: reopening %s: %s", kv->label, kv->dbpath,
-		    gdbm_strerror(gdbm_errno));
-		return -1;
-	}
-	if (kv->db != NULL)
-		(void)gdbm_close(kv->db);	/* read-only: nothing to lose */
-	kv->db = db;
-	RB_FOREACH(n, kv_tree, &kv->tree)
-		if (n->where == KV_IN_JOURNAL)
-			n->where = KV_IN_DB;
-	kv->failed = 0;
 	return 0;
 }
 
 int
-kv_checkpoint(struct kv *kv)
+kvj_convert_journal(struct kv *kv, int fd, const char *path, char **err)
 {
-	if (kvj_sync(kv) == -1)
-		return -1;
-	if (ckpt_write(kv) == -1 || ckpt_install(kv) == -1) {
-		/* Before the rename the old checkpoint and the journal
-		 * still hold everything: drop the new file and go on. */
-		if (!kv->failed && unlink(kv->tmppath) == -1 && errno != ENOENT)
-			log_warn("store %s: unlink %s", kv->label, kv->tmppath);
+	struct stat sb;
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	uint64_t off = 0;
+	uint32_t len = 0;
+	enum batch_state st = B_OK;
+
+	if (fstat(fd, &sb) == -1)
+		goto io;
+	while (off < (uint64_t)sb.st_size &&
+	    (st = batch_read(fd, off, (uint64_t)sb.st_size, &buf, &cap, &len)) == B_OK) {
+		if (batch_parse(kv, buf, len, 0, 0, 0) == -1) {
+			st = B_BAD;
+			break;
+		}
+		if (reput(kv, buf, len) == -1) {
+			free(buf);
+			goto io;
+		}
+		off += KV_HDR_LEN + len;
+	}
+	free(buf);
+	if (st == B_ERROR)
+		goto io;
+	if (st == B_BAD) {
+		xasprintf(err, "%s: damaged journal batch at offset %" PRIu64
+		    "; the store is left as it is", path, off);
+		errno = EUCLEAN;
 		return -1;
 	}
-	/* Only now is the journal redundant. */
-	crash_step(kv);
-	if (truncate_fd(kv->jfd, 0) == -1) {
-		log_warn("store %s: truncating the journal", kv->label);
-		kv->failed = 1;
-		return -1;
+	if (off < (uint64_t)sb.st_size) {
+		log_warnx("store %s: ignoring %" PRIu64 " torn bytes at the end of %s",
+		    kv->label, (uint64_t)sb.st_size - off, path);
+		kv->st.truncated += (uint64_t)sb.st_size - off;
 	}
-	kv->jsize = 0;
-	kv->ckpt_defer = 0;
-	kv->st.checkpoints++;
 	return 0;
+io:
+	xasprintf(err, "%s: %s", path, strerror(errno));
+	return -1;
 }

@@ -1,8 +1,9 @@
-/* The key/value store: the in-memory index, opening (the checkpoint is
- * loaded here, the journal replayed in kvjournal.c), closing, and the
- * record API.  See kvstore.h for the design. */
+/* The key/value store: opening (lock, checkpoint, journal replay),
+ * closing, the record API, and the commits.  See kvstore.h for the
+ * design. */
 #include "kvstore_int.h"
 
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 
@@ -16,167 +17,28 @@
 #include "log.h"
 #include "xmalloc.h"
 
-/* Bytewise, and a key sorts before every longer key it is a prefix of. */
-int
-kv_node_cmp(struct kv_node *a, struct kv_node *b)
-{
-	size_t n = a->klen < b->klen ? a->klen : b->klen;
-	int c = n ? memcmp(a->key, b->key, n) : 0;
-
-	if (c != 0)
-		return c;
-	return (a->klen > b->klen) - (a->klen < b->klen);
-}
-
-RB_GENERATE(kv_tree, kv_node, entry, kv_node_cmp)
-
-/* The node of key, or with nearest the first node not below it. */
-static struct kv_node *
-node_find(struct kv *kv, const void *key, size_t klen, int nearest)
-{
-	struct kv_node q;
-
-	if (klen > KV_KEY_MAX)
-		return NULL;
-	q.key = key;
-	q.klen = (uint16_t)klen;
-	if (nearest)
-		return RB_NFIND(kv_tree, &kv->tree, &q);
-	return RB_FIND(kv_tree, &kv->tree, &q);
-}
-
-/* Records that key now has a value of vlen bytes.  A small value is
- * copied into memory; a larger one is only located (where, off), so that
- * memory grows with the number of keys, not with the payload. */
-void
-kvi_set(struct kv *kv, const void *key, size_t klen, const void *val, size_t vlen,
-    enum kv_where where, uint64_t off)
-{
-	struct kv_node *n = node_find(kv, key, klen, 0);
-
-	if (n == NULL) {
-		n = xcalloc(1, sizeof(*n) + klen);
-		memcpy(n + 1, key, klen);
-		n->key = (const uint8_t *)(n + 1);
-		n->klen = (uint16_t)klen;
-		RB_INSERT(kv_tree, &kv->tree, n);
-		kv->st.keys++;
-		kv->st.live_bytes += klen;
-	} else {
-		kv->st.live_bytes -= n->vlen;
-		free(n->sval);
-		n->sval = NULL;
-	}
-	n->vlen = (uint32_t)vlen;
-	kv->st.live_bytes += vlen;
-	if (vlen <= KV_SMALL_MAX) {
-		n->where = KV_IN_MEM;
-		n->sval = xmemdup(val, vlen);
-	} else {
-		n->where = (uint8_t)where;
-		n->off = off;
-	}
-}
-
-void
-kvi_del(struct kv *kv, const void *key, size_t klen)
-{
-	struct kv_node *n = node_find(kv, key, klen, 0);
-
-	if (n == NULL)
-		return;
-	RB_REMOVE(kv_tree, &kv->tree, n);
-	kv->st.keys--;
-	kv->st.live_bytes -= n->klen + (uint64_t)n->vlen;
-	free(n->sval);
-	free(n);
-}
-
-static int
-load_journal(struct kv *kv, struct kv_node *n, uint8_t **out)
-{
-	uint8_t *v;
-	ssize_t r;
-
-	if (n->off >= kv->jsize) {
-		/* Put but not yet written: it is in the pending batch. */
-		*out = xmemdup(kv->batch.data + (n->off - kv->jsize), n->vlen);
-		return 0;
-	}
-	v = xmalloc((size_t)n->vlen + 1);
-	r = kvj_pread(kv->jfd, v, n->vlen, n->off);
-	if (r != (ssize_t)n->vlen) {
-		if (r >= 0)
-			errno = EIO;	/* the journal is shorter than the index says */
-		log_warn("store %s: reading a value at journal offset %" PRIu64,
-		    kv->label, n->off);
-		free(v);
-		return -1;
-	}
-	v[n->vlen] = '\0';
-	*out = v;
-	return 0;
-}
-
-static int
-load_db(struct kv *kv, struct kv_node *n, uint8_t **out)
-{
-	datum k, d;
-
-	k.dptr = (char *)n->key;
-	k.dsize = n->klen;
-	d = gdbm_fetch(kv->db, k);
-	if (d.dptr == NULL || (size_t)d.dsize != n->vlen) {
-		log_warnx("store %s: a value is missing from the checkpoint: %s",
-		    kv->label, d.dptr == NULL ? gdbm_db_strerror(kv->db) : "wrong size");
-		free(d.dptr);
-		errno = EIO;
-		return -1;
-	}
-	*out = xrealloc(d.dptr, (size_t)n->vlen + 1);
-	(*out)[n->vlen] = '\0';
-	return 0;
-}
-
-/* A malloc'd, NUL-terminated copy of the value of n. */
-int
-kvi_load(struct kv *kv, struct kv_node *n, uint8_t **out)
-{
-	switch (n->where) {
-	case KV_IN_MEM:
-		*out = xmemdup(n->sval, n->vlen);
-		return 0;
-	case KV_IN_JOURNAL:
-		return load_journal(kv, n, out);
-	default:
-		return load_db(kv, n, out);
-	}
-}
-
 static void
 kv_free(struct kv *kv)
 {
-	struct kv_node *n, *next;
-
-	/* Everything worth keeping was synced before; a close error on a
-	 * descriptor that only reads or is already synced changes nothing. */
-	if (kv->db != NULL)
-		(void)gdbm_close(kv->db);
-	if (kv->jfd != -1)
-		(void)close(kv->jfd);
+	kvw_stop(kv);
+	for (size_t i = 0; i < kv->nsegs; i++)
+		if (kv->segs[i].fd != -1)
+			(void)close(kv->segs[i].fd);	/* synced, or nothing to keep */
 	if (kv->dirfd != -1)
 		(void)close(kv->dirfd);
-	RB_FOREACH_SAFE(n, kv_tree, &kv->tree, next) {
-		RB_REMOVE(kv_tree, &kv->tree, n);
-		free(n->sval);
-		free(n);
-	}
+	if (kv->lockfd != -1)
+		(void)close(kv->lockfd);
+	kvi_free_all(kv);
+	free(kv->segs);
 	wbuf_free(&kv->batch);
 	wbuf_free(&kv->scratch);
 	free(kv->label);
+	free(kv->dir);
+	free(kv->name);
 	free(kv->dbpath);
 	free(kv->tmppath);
-	free(kv->jpath);
+	pthread_mutex_destroy(&kv->w.mu);
+	pthread_cond_destroy(&kv->w.cv);
 	free(kv);
 }
 
@@ -186,114 +48,87 @@ kv_alloc(const char *dir, const char *name, uint64_t checkpoint_bytes)
 	struct kv *kv = xcalloc(1, sizeof(*kv));
 	const char *env = getenv("KV_CRASH_AT");
 
+	kv->dir = xstrdup(dir);
+	kv->name = xstrdup(name);
 	xasprintf(&kv->label, "%s/%s", dir, name);
 	xasprintf(&kv->dbpath, "%s.db", kv->label);
 	xasprintf(&kv->tmppath, "%s.db.tmp", kv->label);
-	xasprintf(&kv->jpath, "%s.journal", kv->label);
-	kv->dirfd = kv->jfd = -1;
+	kv->dirfd = kv->lockfd = kv->w.efd = -1;
 	RB_INIT(&kv->tree);
 	wbuf_init(&kv->batch);
 	wbuf_init(&kv->scratch);
+	pthread_mutex_init(&kv->w.mu, NULL);
+	pthread_cond_init(&kv->w.cv, NULL);
 	kv->ckpt_bytes = checkpoint_bytes;
 	if (env != NULL)
 		kv->crash_at = (unsigned)strtoul(env, NULL, 10);
 	return kv;
 }
 
-/* Opens the directory and the journal, and takes the journal's lock:
- * two processes appending to one store would corrupt it. */
+/* Opens the directory and takes the store's lock: two processes appending
+ * to one store would corrupt it. */
 static int
-open_files(struct kv *kv, const char *dir, char **err)
+open_files(struct kv *kv, char **err)
 {
-	kv->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (kv->dirfd == -1)
-		goto fail_dir;
-	kv->jfd = open(kv->jpath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (kv->jfd == -1)
-		goto fail_journal;
-	while (flock(kv->jfd, LOCK_EX | LOCK_NB) == -1) {
-		if (errno == EINTR)
-			continue;
-		if (errno == EWOULDBLOCK)
-			xasprintf(err, "%s: in use by another process", kv->jpath);
-		else
-			xasprintf(err, "%s: lock: %s", kv->jpath, strerror(errno));
+	char *lock;
+	int e;
+
+	if ((kv->dirfd = open(kv->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		xasprintf(err, "%s: %s", kv->dir, strerror(errno));
 		return -1;
 	}
+	xasprintf(&lock, "%s.lock", kv->label);
+	kv->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	while (kv->lockfd != -1 && flock(kv->lockfd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EINTR)
+			continue;
+		e = errno;
+		xasprintf(err, e == EWOULDBLOCK ? "%s: in use by another process" :
+		    "%s: lock: %s", lock, strerror(e));
+		free(lock);
+		errno = e;
+		return -1;
+	}
+	if (kv->lockfd == -1) {
+		e = errno;
+		xasprintf(err, "%s: %s", lock, strerror(e));
+		free(lock);
+		errno = e;
+		return -1;
+	}
+	free(lock);
 	/* A checkpoint that was being written when the process died. */
 	if (unlink(kv->tmppath) == -1 && errno != ENOENT) {
 		xasprintf(err, "%s: unlink: %s", kv->tmppath, strerror(errno));
 		return -1;
 	}
 	return 0;
-fail_dir:
-	xasprintf(err, "%s: %s", dir, strerror(errno));
-	return -1;
-fail_journal:
-	xasprintf(err, "%s: %s", kv->jpath, strerror(errno));
-	return -1;
 }
 
 static int
-load_key(struct kv *kv, datum k, char **err)
+recover(struct kv *kv, char **err)
 {
-	datum v = gdbm_fetch(kv->db, k);
+	bool legacy;
 
-	if (v.dptr == NULL || k.dsize <= 0 || k.dsize > KV_KEY_MAX ||
-	    (unsigned)v.dsize > KV_VAL_MAX) {
-		xasprintf(err, "%s: bad record: %s", kv->dbpath,
-		    v.dptr == NULL ? gdbm_db_strerror(kv->db) : "bad size");
-		free(v.dptr);
+	if (kvl_detect(kv, &legacy, err) == -1)
 		return -1;
-	}
-	kvi_set(kv, k.dptr, (size_t)k.dsize, v.dptr, (size_t)v.dsize, KV_IN_DB, 0);
-	free(v.dptr);
-	return 0;
-}
-
-/* Indexes every key of the checkpoint, if there is one yet. */
-static int
-load_checkpoint(struct kv *kv, char **err)
-{
-	struct stat sb;
-	datum k, next;
-
-	if (stat(kv->dbpath, &sb) == -1) {
-		if (errno == ENOENT)
-			return 0;
-		xasprintf(err, "%s: %s", kv->dbpath, strerror(errno));
+	if (legacy)
+		return kvl_convert(kv, err);
+	if (kvc_load(kv, err) == -1)
 		return -1;
-	}
-	kv->db = gdbm_open(kv->dbpath, 0, GDBM_READER | GDBM_NOLOCK | GDBM_CLOEXEC, 0, NULL);
-	if (kv->db == NULL) {
-		xasprintf(err, "%s: %s", kv->dbpath, gdbm_strerror(gdbm_errno));
-		return -1;
-	}
-	for (k = gdbm_firstkey(kv->db); k.dptr != NULL; k = next) {
-		if (load_key(kv, k, err) == -1) {
-			free(k.dptr);
-			return -1;
-		}
-		next = gdbm_nextkey(kv->db, k);
-		free(k.dptr);
-	}
-	if (gdbm_last_errno(kv->db) != GDBM_ITEM_NOT_FOUND) {
-		xasprintf(err, "%s: %s", kv->dbpath, gdbm_db_strerror(kv->db));
-		return -1;
-	}
-	return 0;
+	return kvj_replay_all(kv, err);
 }
 
 struct kv *
 kv_open(const char *dir, const char *name, uint64_t checkpoint_bytes, char **err)
 {
 	struct kv *kv = kv_alloc(dir, name, checkpoint_bytes);
+	int e;
 
 	*err = NULL;
-	if (open_files(kv, dir, err) == -1 || load_checkpoint(kv, err) == -1 ||
-	    kvj_replay(kv, err) == -1)
+	if (open_files(kv, err) == -1 || recover(kv, err) == -1)
 		goto fail;
-	/* The journal may have just been created and the temporary file
+	/* A segment may have just been created and the temporary file
 	 * removed: make both facts durable before anything is committed. */
 	while (fsync(kv->dirfd) == -1) {
 		if (errno != EINTR) {
@@ -301,9 +136,12 @@ kv_open(const char *dir, const char *name, uint64_t checkpoint_bytes, char **err
 			goto fail;
 		}
 	}
+	kv->dir_dirty = false;
 	return kv;
 fail:
+	e = errno;
 	kv_free(kv);
+	errno = e;
 	return NULL;
 }
 
@@ -314,12 +152,23 @@ kv_close(struct kv *kv)
 
 	if (kv == NULL)
 		return 0;
-	if (kv->failed || kvj_sync(kv) == -1)
+	kvc_finish(kv, kvw_collect(kv, true));
+	kv->inline_jobs = true;
+	if (kv->failed || kv_commit(kv) == -1)
 		rc = -1;
-	else if (kv->jsize > 0 && kv_checkpoint(kv) == -1)
+	else if (kvs_journal_bytes(kv) > 0 && kvc_begin(kv, true) == -1)
 		rc = -1;
 	kv_free(kv);
 	return rc;
+}
+
+void
+kv_abandon(struct kv *kv)
+{
+	if (kv == NULL)
+		return;
+	kvc_finish(kv, kvw_collect(kv, true));
+	kv_free(kv);
 }
 
 static int
@@ -337,16 +186,17 @@ int
 kv_put(struct kv *kv, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	uint64_t off;
+	uint32_t seg;
 
 	if (kv_usable(kv) == -1)
 		return -1;
-	if (klen == 0 || klen > KV_KEY_MAX || vlen > KV_VAL_MAX) {
+	if (klen == 0 || klen > KV_KEY_MAX || vlen > KV_VAL_MAX || *(const uint8_t *)key == 0) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (kvj_add_put(kv, key, klen, val, vlen, &off) == -1)
+	if (kvj_add_put(kv, key, klen, val, vlen, &seg, &off) == -1)
 		return -1;
-	kvi_set(kv, key, klen, val, vlen, KV_IN_JOURNAL, off);
+	kvi_set(kv, key, klen, val, vlen, KV_IN_SEG, seg, off);
 	return 0;
 }
 
@@ -357,7 +207,7 @@ kv_del(struct kv *kv, const void *key, size_t klen)
 		return -1;
 	/* Deleting what is not there needs no record: replay would not
 	 * find it either. */
-	if (node_find(kv, key, klen, 0) == NULL)
+	if (kvi_find(kv, key, klen, 0) == NULL)
 		return 0;
 	if (kvj_add_del(kv, key, klen) == -1)
 		return -1;
@@ -368,7 +218,7 @@ kv_del(struct kv *kv, const void *key, size_t klen)
 int
 kv_get(struct kv *kv, const void *key, size_t klen, void **val, size_t *vlen)
 {
-	struct kv_node *n = node_find(kv, key, klen, 0);
+	struct kv_node *n = kvi_find(kv, key, klen, 0);
 	uint8_t *v;
 
 	*val = NULL;
@@ -385,7 +235,7 @@ kv_get(struct kv *kv, const void *key, size_t klen, void **val, size_t *vlen)
 int
 kv_exists(struct kv *kv, const void *key, size_t klen)
 {
-	return node_find(kv, key, klen, 0) != NULL;
+	return kvi_find(kv, key, klen, 0) != NULL;
 }
 
 size_t
@@ -395,12 +245,137 @@ kv_pending(const struct kv *kv)
 }
 
 int
+kv_failed(const struct kv *kv)
+{
+	return kv->failed;
+}
+
+int
+kv_commit(struct kv *kv)
+{
+	kvc_finish(kv, kvw_collect(kv, false));
+	if (kvj_write(kv) == -1 || kvj_sync_inline(kv) == -1)
+		return -1;
+	if (kvc_due(kv)) {
+		(void)kvc_begin(kv, false);	/* a failure is only logged */
+		kvc_finish(kv, kvw_collect(kv, false));	/* when done inline */
+	}
+	return 0;
+}
+
+int
+kv_flush(struct kv *kv)
+{
+	return kvj_write(kv);
+}
+
+int
+kv_checkpoint(struct kv *kv)
+{
+	kvc_finish(kv, kvw_collect(kv, true));
+	if (kv_commit(kv) == -1)
+		return -1;
+	kvc_finish(kv, kvw_collect(kv, true));
+	return kvc_begin(kv, true);
+}
+
+/* Durability without waiting. */
+
+int
+kv_sync_async(struct kv *kv)
+{
+	if (kv->failed) {
+		errno = EIO;
+		return -1;
+	}
+	if (kv->written == kv->durable && !kv->dir_dirty)
+		return 0;
+	if (kv->job != NULL) {
+		kv->want_sync = true;	/* after the job in progress */
+		return 0;
+	}
+	kv->want_sync = false;
+	return kvw_sync_job(kv);
+}
+
+uint64_t
+kv_written(const struct kv *kv)
+{
+	return kv->written;
+}
+
+uint64_t
+kv_durable(const struct kv *kv)
+{
+	return kv->durable;
+}
+
+int
+kv_event_fd(struct kv *kv)
+{
+	if (kv->w.efd == -1 &&
+	    (kv->w.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		log_warn("store %s: eventfd", kv->label);
+	return kv->w.efd;
+}
+
+static int
+sync_done(struct kv *kv, struct kv_job *j)
+{
+	if (j->rc != 0) {
+		errno = j->err;
+		log_warn("store %s: %s", kv->label, j->what ? j->what : "sync");
+		kv->failed = 1;
+		kvw_job_free(j);
+		return -1;
+	}
+	kv->durable = j->ticket;
+	if (j->nfds > 0) {
+		kv->st.commits++;
+		kv->st.committed += j->records;
+	}
+	kvw_job_free(j);
+	return 1;
+}
+
+/* After a job: the next sync, or a checkpoint when one is due and the
+ * current segment is synced (a segment is complete before the next). */
+static void
+next_job(struct kv *kv)
+{
+	if (kv->job != NULL || kv->failed)
+		return;
+	if (kv->want_sync || kv->written != kv->durable) {
+		(void)kv_sync_async(kv);
+		return;
+	}
+	if (kvc_due(kv) && !kvs_current(kv)->dirty)
+		(void)kvc_begin(kv, false);
+}
+
+int
+kv_poll(struct kv *kv)
+{
+	struct kv_job *j = kvw_collect(kv, false);
+	int rc = 0;
+
+	if (j != NULL && j->kind == JOB_SYNC)
+		rc = sync_done(kv, j);
+	else if (j != NULL)
+		kvc_finish(kv, j);
+	if (rc == -1 || kv->failed)
+		return -1;
+	next_job(kv);
+	return rc;
+}
+
+int
 kv_scan(struct kv *kv, const void *prefix, size_t plen, kv_scan_cb *cb, void *arg)
 {
 	struct kv_node *n;
 	int rc;
 
-	for (n = node_find(kv, prefix, plen, 1); n != NULL; n = RB_NEXT(kv_tree, &kv->tree, n)) {
+	for (n = kvi_find(kv, prefix, plen, 1); n != NULL; n = RB_NEXT(kv_tree, &kv->tree, n)) {
 		if (n->klen < plen || (plen > 0 && memcmp(n->key, prefix, plen) != 0))
 			break;
 		if ((rc = cb(n->key, n->klen, arg)) != 0)
@@ -413,7 +388,10 @@ void
 kv_get_stats(const struct kv *kv, struct kv_stats *st)
 {
 	*st = kv->st;
-	st->journal_bytes = kv->jsize;
+	st->index_bytes = kv->index_bytes;
+	st->journal_bytes = kvs_journal_bytes(kv);
+	st->disk_bytes = kvs_disk_bytes(kv);
+	st->segments = kv->nsegs;
 }
 
 void
@@ -421,4 +399,16 @@ kv_set_crash_at(struct kv *kv, unsigned n)
 {
 	kv->crash_at = n;
 	kv->steps = 0;
+}
+
+void
+kv_set_enospc_at(struct kv *kv, unsigned n)
+{
+	kv->enospc_at = n;
+}
+
+void
+kv_set_inline(struct kv *kv, int on)
+{
+	kv->inline_jobs = on != 0;
 }

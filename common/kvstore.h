@@ -1,26 +1,38 @@
 /* A crash-safe key/value store: an append-only journal as the commit
- * point, and gdbm snapshots that are never modified in place.
+ * point, values written once, and gdbm checkpoints that are never modified
+ * in place and are written off the caller's event loop.
  *
  * Files, for a store NAME in directory DIR:
- *   DIR/NAME.db          the last checkpoint (gdbm), read-only between checkpoints
- *   DIR/NAME.journal     records committed since that checkpoint
- *   DIR/NAME.db.tmp      a checkpoint being written (removed at open)
+ *   DIR/NAME.lock                 held (flock) by the one process using it
+ *   DIR/NAME.journal.NNNNNNNN     journal segments, numbered from 1
+ *   DIR/NAME.db                   the last checkpoint (gdbm)
+ *   DIR/NAME.db.tmp               a checkpoint being written (removed at open)
  *
  * kv_put()/kv_del() take effect at once in memory (kv_get() sees them)
- * and are appended to an in-memory batch; kv_commit() writes the batch with
- * one write() and makes it durable with one fdatasync() (group commit).  A
- * record is durable once kv_commit() returned 0.  A batch is atomic: the
- * journal frames each written batch with its length and a CRC32, and
- * recovery replays whole batches only, over the checkpoint, and truncates
- * a torn tail.  A checkpoint writes a complete new gdbm file, fsyncs it, renames
- * it over NAME.db, fsyncs the directory and only then empties the journal,
- * so SIGKILL at any instant leaves either the old checkpoint and its whole
- * journal or the new checkpoint (replaying the old journal over it is
- * harmless: records are idempotent puts and deletes).
+ * and are appended to an in-memory batch.  A batch is written to the end
+ * of the current segment with one write(), framed with its length and a
+ * CRC32, and made durable with one fdatasync() (group commit); recovery
+ * replays whole batches only, so a batch is atomic.
  *
- * Memory holds an ordered index of the keys; values larger than a small
- * threshold stay on disk (in the checkpoint or the journal) and are read
- * back on kv_get(). */
+ * A value larger than a small threshold is written once, in its batch, and
+ * stays where it is: the index and the checkpoints refer to it (segment,
+ * offset, length).  A checkpoint is a gdbm file of every key with its
+ * small value or that reference, plus which segments it covers; it is
+ * written by a worker thread from a snapshot of the index, synced, and
+ * renamed over NAME.db.  Then the segments it covers that no longer hold a
+ * live value are deleted.  So a checkpoint costs in proportion to the
+ * number of keys, not to the bytes stored, and the caller's loop never
+ * waits for it.
+ *
+ * Recovery loads the checkpoint and replays the segments it does not
+ * cover, in order.  Only the end of the last segment may be cut, and only
+ * when it is a torn write (a batch cut short, or zeros); anything else
+ * that does not read back (a bad batch before the end, a missing segment,
+ * a checkpoint of an unknown format) stops the store with an error that
+ * names the file and the offset (errno EUCLEAN), and nothing is dropped.
+ *
+ * A store of format 1 (DIR/NAME.journal and a checkpoint of plain values)
+ * is converted once, at open. */
 #ifndef COMMON_KVSTORE_H
 #define COMMON_KVSTORE_H
 
@@ -32,8 +44,11 @@ struct kv;
 struct kv_stats {
 	uint64_t keys;			/* live keys */
 	uint64_t live_bytes;		/* live keys + values */
-	uint64_t journal_bytes;		/* current journal size */
-	uint64_t commits;		/* kv_commit() calls that synced */
+	uint64_t index_bytes;		/* what a checkpoint writes */
+	uint64_t journal_bytes;		/* segments not covered by the checkpoint */
+	uint64_t disk_bytes;		/* every segment and the checkpoint */
+	uint64_t segments;		/* segment files */
+	uint64_t commits;		/* syncs */
 	uint64_t committed;		/* records made durable */
 	uint64_t checkpoints;
 	uint64_t recovered;		/* records replayed at open */
@@ -41,20 +56,26 @@ struct kv_stats {
 };
 
 /* Opens (creating if needed) and recovers the store.  On failure returns
- * NULL and sets *err to a malloc'd message.  checkpoint_bytes: the journal
- * size at which kv_commit() checkpoints (it also waits until the journal
- * is larger than the live data, so that the cost stays proportional).
- * One process at a time: the journal is locked (flock), and a second open
- * fails with "in use by another process". */
+ * NULL, sets *err to a malloc'd message and errno: EWOULDBLOCK when
+ * another process holds the store, EUCLEAN when what is on disk does not
+ * read back (corruption, an unknown format), else the error met.
+ * checkpoint_bytes: the journal size past which a commit starts a
+ * checkpoint (it also waits until the journal is larger than the index,
+ * so that the cost stays proportional). */
 struct kv *kv_open(const char *dir, const char *name, uint64_t checkpoint_bytes, char **err);
-/* Commits, checkpoints if the journal is not empty (so that the next open
- * replays nothing) and frees.  Returns -1 if the final commit or checkpoint
- * failed (logged), or if the store had failed before. */
+/* Waits for background work, commits, checkpoints if the journal is not
+ * empty (so that the next open replays nothing) and frees.  Returns -1 if
+ * the final commit or checkpoint failed (logged), or if the store had
+ * failed before. */
 int  kv_close(struct kv *kv);
+/* Frees without writing anything more (what is pending is dropped): for a
+ * store found not to be the caller's, or not readable as its own. */
+void kv_abandon(struct kv *kv);
 
-/* 0, or -1 with errno EINVAL (key empty or over 65535 bytes, value over
- * 1 GiB), EFBIG (the pending batch would pass 2 GiB: commit first) or EIO
- * (the store failed earlier).  Deleting an absent key is a no-op. */
+/* 0, or -1 with errno EINVAL (key empty, over 65535 bytes or starting
+ * with a NUL byte, which is reserved; value over 1 GiB), EFBIG (the
+ * pending batch would pass 2 GiB: commit first) or EIO (the store failed
+ * earlier).  Deleting an absent key is a no-op. */
 int  kv_put(struct kv *kv, const void *key, size_t klen, const void *val, size_t vlen);
 int  kv_del(struct kv *kv, const void *key, size_t klen);
 /* 1 and a malloc'd copy in *val (NUL-terminated beyond vlen), 0 if absent,
@@ -62,20 +83,36 @@ int  kv_del(struct kv *kv, const void *key, size_t klen);
 int  kv_get(struct kv *kv, const void *key, size_t klen, void **val, size_t *vlen);
 int  kv_exists(struct kv *kv, const void *key, size_t klen);
 
-/* Records put or deleted since the last commit. */
+/* Records put or deleted since the last write. */
 size_t kv_pending(const struct kv *kv);
-/* Writes and syncs the pending batch (no sync if nothing was written since
- * the last one); may then checkpoint.  0 once the batch is durable, or -1
- * on an I/O error (logged; the store is then unusable and the caller
- * exits).  A checkpoint that fails before it replaces NAME.db is only
- * logged: the journal still holds everything, and it is retried once the
- * journal has doubled. */
+/* Writes the pending batch and syncs everything written (inline); may
+ * then start a checkpoint in the background.  0 once the batch is
+ * durable.  -1 with errno ENOSPC or EDQUOT when the disk is full: nothing
+ * is lost, the batch stays pending and a later call retries it.  -1 with
+ * another errno on an I/O error (logged; the store is then unusable and
+ * the caller exits). */
 int  kv_commit(struct kv *kv);
 /* Writes the pending batch without syncing (best-effort data: it survives
- * the death of the process, not of the machine). */
+ * the death of the process, not of the machine).  Errors as kv_commit(). */
 int  kv_flush(struct kv *kv);
-/* Forces a checkpoint now (after committing).  -1 on failure (logged). */
+/* Forces a checkpoint now and waits for it.  -1 on failure (logged). */
 int  kv_checkpoint(struct kv *kv);
+/* True once a write or sync failed for good. */
+int  kv_failed(const struct kv *kv);
+
+/* Durability without waiting, for an event loop that must never block on
+ * the disk: kv_flush() writes, kv_sync_async() asks the worker thread to
+ * sync everything written so far; kv_event_fd() becomes readable when the
+ * worker finished something, and kv_poll() (also safe to call at any
+ * time) takes its results.  kv_written() is the ticket of the last write;
+ * an answer that depends on it may go out once kv_durable() has reached
+ * it.  kv_poll() returns 1 when kv_durable() moved, 0 if not, -1 if the
+ * store failed. */
+int	 kv_sync_async(struct kv *kv);
+uint64_t kv_written(const struct kv *kv);
+uint64_t kv_durable(const struct kv *kv);
+int	 kv_event_fd(struct kv *kv);
+int	 kv_poll(struct kv *kv);
 
 /* Calls cb for every key starting with prefix, in key order (bytewise,
  * shorter first); stops early when cb returns non-zero, and returns that
@@ -85,13 +122,18 @@ int  kv_scan(struct kv *kv, const void *prefix, size_t plen, kv_scan_cb *cb, voi
 
 void kv_get_stats(const struct kv *kv, struct kv_stats *st);
 
-/* Test hook: when non-zero, the process _exit(99)s at the n-th write step
- * after this call (or after kv_open() for the environment variable
- * KV_CRASH_AT), counting from 1, to simulate SIGKILL there.  The steps:
- * each journal write (half of the batch is written first: a torn write),
- * each fdatasync, and per checkpoint the new file's writing (it dies
- * half-way), its fsync, the rename, the directory fsync and the journal
- * truncation. */
+/* Test hooks.  kv_set_crash_at(): when non-zero, the process _exit(99)s
+ * at the n-th write step after this call (or after kv_open() for the
+ * environment variable KV_CRASH_AT), counting from 1, to simulate SIGKILL
+ * there; background work then runs in the caller, so that the steps come
+ * in a fixed order.  The steps: each journal write (half of the batch is
+ * written first: a torn write), each sync, and per checkpoint the new
+ * file's writing (it dies half-way), its fsync, the rename and the
+ * directory fsync.  kv_set_enospc_at(): the n-th journal write from now
+ * writes half of its batch and fails with ENOSPC.  kv_set_inline(): do
+ * background work in the caller. */
 void kv_set_crash_at(struct kv *kv, unsigned n);
+void kv_set_enospc_at(struct kv *kv, unsigned n);
+void kv_set_inline(struct kv *kv, int on);
 
 #endif

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,7 +35,7 @@
 struct fx {
 	char	dir[32];
 	char	db[64];
-	char	journal[64];
+	char	journal[64];		/* the segment written to (see last_segment) */
 	char	tmp[64];
 };
 
@@ -69,16 +70,16 @@ setup(void **state)
 		return -1;
 	}
 	snprintf(fx->db, sizeof(fx->db), "%s/%s.db", fx->dir, NAME);
-	snprintf(fx->journal, sizeof(fx->journal), "%s/%s.journal", fx->dir, NAME);
+	snprintf(fx->journal, sizeof(fx->journal), "%s/%s.journal.%08u", fx->dir, NAME, 1);
 	snprintf(fx->tmp, sizeof(fx->tmp), "%s/%s.db.tmp", fx->dir, NAME);
 	*state = fx;
 	return 0;
 }
 
-static int
-teardown(void **state)
+/* Removes every file of the store's directory. */
+static void
+clear_dir(struct fx *fx)
 {
-	struct fx *fx = *state;
 	struct dirent *e;
 	char path[300];
 	DIR *d;
@@ -92,9 +93,43 @@ teardown(void **state)
 		}
 		closedir(d);
 	}
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	clear_dir(fx);
 	rmdir(fx->dir);
 	free(fx);
 	return 0;
+}
+
+/* Points fx->journal at the segment with the highest number; returns
+ * how many segments there are. */
+static unsigned
+last_segment(struct fx *fx)
+{
+	char prefix[32];
+	unsigned best = 0, n = 0, num;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(prefix, sizeof(prefix), "%s.journal.", NAME);
+	if ((d = opendir(fx->dir)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		num = (unsigned)strtoul(e->d_name + strlen(prefix), NULL, 10);
+		n++;
+		if (num > best)
+			best = num;
+	}
+	closedir(d);
+	snprintf(fx->journal, sizeof(fx->journal), "%s/%s.journal.%08u", fx->dir, NAME, best);
+	return n;
 }
 
 static void
@@ -113,6 +148,7 @@ open_kv(const struct fx *fx, uint64_t ckpt)
 	if (kv == NULL)
 		fail_msg("kv_open: %s", err != NULL ? err : "no message");
 	assert_null(err);
+	kv_set_inline(kv, 1);		/* checkpoints done when asked for */
 	return kv;
 }
 
@@ -419,6 +455,7 @@ test_reopen_after_close(void **state)
 	assert_true(model_equal(kv, &m));
 	/* Close commits what is pending and checkpoints. */
 	assert_int_equal(kv_close(kv), 0);
+	last_segment(fx);
 	assert_int_equal(file_size(fx->journal), 0);
 	assert_true(file_size(fx->db) > 0);
 	kv = open_kv(fx, NO_CKPT);
@@ -603,15 +640,38 @@ test_unclean_stop(void **state)
 }
 
 /* The files of a store with S0 in its checkpoint and batches A and B in
- * its journal, kept to be laid down again. */
+ * its last journal segment, kept to be laid down again. */
+#define SNAP_FILES 8
 struct snap {
-	uint8_t	*db;
-	uint8_t	*journal;
-	size_t	 dblen;
-	size_t	 jlen;
-	uint64_t size_a;		/* journal size after A */
+	char	 name[SNAP_FILES][320];
+	uint8_t	*data[SNAP_FILES];
+	size_t	 len[SNAP_FILES];
+	int	 n;
+	int	 last;			/* the segment written to */
+	uint64_t size_a;		/* its size after A */
 	uint64_t size_b;		/* after B */
 };
+
+static void
+snap_files(struct fx *fx, struct snap *s)
+{
+	struct dirent *e;
+	DIR *d = opendir(fx->dir);
+
+	assert_non_null(d);
+	s->n = 0;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' || strstr(e->d_name, ".lock") != NULL)
+			continue;
+		assert_true(s->n < SNAP_FILES);
+		snprintf(s->name[s->n], sizeof(s->name[0]), "%s/%s", fx->dir, e->d_name);
+		s->data[s->n] = read_file(s->name[s->n], &s->len[s->n]);
+		if (strcmp(s->name[s->n], fx->journal) == 0)
+			s->last = s->n;
+		s->n++;
+	}
+	closedir(d);
+}
 
 static void
 snap_take(struct fx *fx, struct snap *s, struct model *ma, struct model *mb)
@@ -646,24 +706,27 @@ snap_take(struct fx *fx, struct snap *s, struct model *ma, struct model *mb)
 	kv_get_stats(kv, &st);
 	s->size_b = st.journal_bytes;
 	assert_true(s->size_b > s->size_a);
-	s->db = read_file(fx->db, &s->dblen);
-	s->journal = read_file(fx->journal, &s->jlen);
-	assert_int_equal(s->jlen, s->size_b);
+	/* The first values stay in segment 1, which the checkpoint refers to. */
+	assert_int_equal(last_segment(fx), 2);
+	snap_files(fx, s);
+	assert_int_equal(s->len[s->last], s->size_b);
 	assert_int_equal(kv_close(kv), 0);
 }
 
+/* Lays the files down again, the last segment cut at cut bytes. */
 static void
 snap_restore(struct fx *fx, const struct snap *s, size_t cut)
 {
-	write_file(fx->db, s->db, s->dblen, 0);
-	write_file(fx->journal, s->journal, cut, 0);
+	clear_dir(fx);
+	for (int i = 0; i < s->n; i++)
+		write_file(s->name[i], s->data[i], i == s->last ? cut : s->len[i], 0);
 }
 
 static void
 snap_free(struct snap *s, struct model *ma, struct model *mb)
 {
-	free(s->db);
-	free(s->journal);
+	for (int i = 0; i < s->n; i++)
+		free(s->data[i]);
 	model_free(ma);
 	model_free(mb);
 }
@@ -738,8 +801,11 @@ make_header(uint8_t *p, uint32_t len, uint32_t crc)
 	return 12;
 }
 
-/* Garbage after the last batch is cut, and the store goes on appending
- * where the valid journal ended. */
+/* What a torn write leaves after the last batch is cut, and the store goes
+ * on appending where the valid journal ended.  Bytes that no torn write
+ * leaves (noise, a batch whose CRC matches but whose records do not
+ * parse) are damage: the store refuses to open, names the file and the
+ * offset, and changes nothing. */
 static void
 test_garbage_tail(void **state)
 {
@@ -750,10 +816,14 @@ test_garbage_tail(void **state)
 	struct snap s;
 	struct kv *kv;
 	size_t len;
+	char *err;
 
 	snap_take(fx, &s, &ma, &mb);
 	fill(big, sizeof(big), 9);
-	for (int kind = 0; kind < 6; kind++) {
+	for (int kind = 0; kind < 7; kind++) {
+		bool damage = kind == 0 || kind == 4 || kind == 6;
+
+		len = 0;
 		memset(g, 0, sizeof(g));
 		switch (kind) {
 		case 0:		/* noise */
@@ -766,20 +836,37 @@ test_garbage_tail(void **state)
 			len = sizeof(g);
 			break;
 		case 3:		/* a length beyond the end of the file */
+			len = make_header(g, 1000, 0) + 30;
+			break;
+		case 6:		/* a length no batch can have */
 			len = make_header(g, 0xffffff00U, 0) + 30;
 			break;
 		case 4:		/* a good CRC over records that do not parse */
 			g[12] = 9;
 			len = make_header(g, 5, (uint32_t)crc32(0, g + 12, 5)) + 5;
 			break;
-		default:	/* batch B again, the end of its value lost */
+		case 5:		/* batch B again, the end of its value lost */
 			len = s.size_b - s.size_a;
-			memcpy(g, s.journal + s.size_a, len);
+			memcpy(g, s.data[s.last] + s.size_a, len);
 			memset(g + len - 8, 0, 8);
 			break;
 		}
 		snap_restore(fx, &s, s.size_b);
 		write_file(fx->journal, g, len, 1);
+		if (damage) {
+			char at[64];
+
+			err = NULL;
+			assert_null(kv_open(fx->dir, NAME, NO_CKPT, &err));
+			assert_int_equal(errno, EUCLEAN);
+			assert_non_null(err);
+			snprintf(at, sizeof(at), "offset %" PRIu64, s.size_b);
+			assert_non_null(strstr(err, fx->journal));
+			assert_non_null(strstr(err, at));
+			free(err);
+			assert_int_equal(file_size(fx->journal), s.size_b + len);
+			continue;
+		}
 		kv = open_kv(fx, NO_CKPT);
 		kv_get_stats(kv, &st);
 		assert_int_equal(st.truncated, len);
@@ -876,9 +963,7 @@ test_crash_every_step(void **state)
 	for (unsigned k = 0; k <= NBATCH; k++)
 		scenario_model(k, &m[k]);
 	for (n = 1; n < 200; n++) {
-		unlink(fx->db);
-		unlink(fx->journal);
-		unlink(fx->tmp);
+		clear_dir(fx);
 		status = crash_run(fx, n, &last);
 		if (status == 0)
 			break;
@@ -912,7 +997,9 @@ test_crash_every_step(void **state)
 }
 
 /* The scenario checkpoints by size on its own (the crash test relies on
- * it); the journal shrinks, and only once it outgrows the live data. */
+ * it); the journal shrinks, and only once it outgrows what a checkpoint
+ * writes: the index (keys and references), not the values, which stay
+ * where they were written. */
 static void
 test_checkpoint_by_size(void **state)
 {
@@ -932,7 +1019,7 @@ test_checkpoint_by_size(void **state)
 	kv_get_stats(kv, &st);
 	assert_int_equal(st.checkpoints, 1);
 	assert_int_equal(st.journal_bytes, 0);
-	/* Past 1024 bytes, but not past the ~10 KB of live data yet. */
+	/* Past 1024 bytes, but not past the ~3 KB of index yet. */
 	for (i = 0; i < 20; i++) {
 		fill(val, sizeof(val), 500 + i);
 		sput(kv, "key000", val, sizeof(val));
@@ -949,7 +1036,9 @@ test_checkpoint_by_size(void **state)
 	}
 	assert_int_equal(st.checkpoints, 2);
 	assert_int_equal(st.journal_bytes, 0);
-	assert_true(i * (sizeof(val) + 30) > st.live_bytes);
+	assert_true(i * (sizeof(val) + 30) > st.index_bytes);
+	assert_true(i * (sizeof(val) + 30) < st.live_bytes);
+	last_segment(fx);
 	assert_int_equal(file_size(fx->journal), 0);
 	assert_int_equal(kv_close(kv), 0);
 	kv = open_kv(fx, 1024);
@@ -1001,6 +1090,7 @@ io_error_child(struct fx *fx)
 		_exit(2);
 	/* A file size limit makes the next journal write fail half-way. */
 	signal(SIGXFSZ, SIG_IGN);
+	last_segment(fx);
 	rl.rlim_cur = rl.rlim_max = file_size(fx->journal) + 50;
 	if (setrlimit(RLIMIT_FSIZE, &rl) == -1)
 		_exit(3);
