@@ -22,6 +22,12 @@ struct ipc_msg;
 struct mqtt_packet;
 struct kv;
 struct client;
+struct evbuffer;
+
+typedef void durable_fn(void *);
+struct waiter;
+TAILQ_HEAD(waiter_list, waiter);
+TAILQ_HEAD(client_list, client);
 
 /* A request to a topicd that waits for DONE; replayed into a restarted
  * child.  What the answer does is said by kind and the ids below (the
@@ -46,6 +52,9 @@ struct held {
 	uint64_t	 client_id;
 	uint64_t	 msg_id;	/* JSON-lines msgId, MQTT packet id */
 	uint8_t		 qos;		/* MQTT: of the PUBLISH */
+	bool		 stalls;	/* counted in its client's nstalled */
+	bool		 suspect;	/* outstanding at a crash (probing) */
+	unsigned	 strikes;	/* crashes while it alone was outstanding */
 	char		*dlq_topic;	/* HELD_DLQ: the topic that asked */
 	uint64_t	 dlq_req;	/* ... and its request id */
 	unsigned	 dlq_gen;	/* ... and that child's generation */
@@ -67,13 +76,11 @@ struct attachment {
 };
 TAILQ_HEAD(attachment_list, attachment);
 
-#define CRASH_RING 64		/* crash_limit is capped to this */
-
 enum child_state {
 	CH_STARTING,		/* forked, no READY yet */
 	CH_READY,
-	CH_BACKOFF,		/* crashed; restart timer running */
-	CH_FAILED,		/* crashed too often; SIGHUP retries */
+	CH_BACKOFF,		/* exited; restart timer running */
+	CH_FAILED,		/* its store is damaged; SIGHUP retries */
 	CH_STOPPING,		/* we sent SIGTERM (shutdown) */
 };
 
@@ -86,13 +93,18 @@ struct child {
 	struct ipc_chan	*chan;
 	struct event	*timer;		/* restart back-off */
 	uint64_t	 backoff_ms;
-	int64_t		 crashes[CRASH_RING];	/* times (mono ms) of recent crashes */
-	unsigned	 ncrashes;
 	uint64_t	 restarts;
+	uint64_t	 poisoned;	/* poison records dead-lettered */
 	int64_t		 ready_at;
 	bool		 killed;	/* we killed it (protocol violation): still a crash */
+	bool		 registered;	/* its registry entry is durable */
+	bool		 full;		/* FULL: no room until we sent RESUME */
+	bool		 probing;	/* after a crash: one request at a time */
+	bool		 stalling;	/* the clients of its waiting publishes are not read */
 	struct held_list held;
 	unsigned	 nheld_pub;	/* held publishes, for max_held_publishes */
+	unsigned	 nunsent;	/* held, not sent to the current child */
+	unsigned	 noutstanding;	/* sent with a req, not answered */
 	struct attachment_list attached;	/* by_child */
 	struct rec_stats stats;
 	struct broker	*b;
@@ -172,6 +184,10 @@ struct client {
 	bool		 freeing;	/* release scheduled */
 	bool		 throttled;	/* not reading: too much pending (client_throttle) */
 	unsigned	 pending;	/* its requests waiting for a topicd's answer */
+	unsigned	 nstalled;	/* its publishes waiting for room (held.c) */
+	uint64_t	 gate;		/* output waits for this store ticket (durable.c) */
+	struct evbuffer	*gated;		/* ... here */
+	TAILQ_ENTRY(client) gate_entry;
 	struct session	*session;	/* JSON consumers after login, MQTT after CONNECT */
 	/* JSON consumers */
 	char		*username;
@@ -201,6 +217,14 @@ struct broker {
 	uint64_t	 boot_id;
 	int		 lock_fd;
 	struct kv	*store;		/* sessions and topics */
+	struct event	*store_ev;	/* its worker finished something */
+	struct event	*durable_retry;	/* after a full disk */
+	struct waiter_list waiters;	/* for a ticket to be durable */
+	struct client_list gated;	/* clients whose output waits for one */
+	bool		 store_full;	/* all topics over max_store_size */
+	uint64_t	 stored_bytes;	/* messages kept by all topics (their STATS) */
+	uint64_t	 topics_refused;	/* new topics past max_topics */
+	int64_t		 topics_refused_logged;
 	struct session_tree sessions;
 	struct tname_tree topics;
 	struct evconnlistener *listeners[3];
@@ -263,16 +287,30 @@ unsigned children_pending(struct broker *b);
 void	 children_config(struct broker *b);
 bool	 children_all_gone(struct broker *b);
 void	 child_kill(struct child *c, const char *why);
-int	 broker_count_topics(struct broker *b);
+int	 children_count(struct broker *b);
+void	 children_budget(struct broker *b);
 /* held.c */
 struct held *held_new(enum held_kind kind, uint16_t type, uint64_t req, const struct wbuf *w);
 void	 held_free(struct held *h);
 int	 child_submit(struct child *c, struct held *h, const char **why);
 void	 child_send(struct child *c, uint16_t type, const struct wbuf *w);
+void	 child_pump(struct child *c);
 void	 child_replay(struct child *c);
 void	 child_done(struct child *c, const struct rec_done *d);
+void	 child_update_stalls(struct child *c);
+unsigned child_requeue(struct child *c, struct held **alone);
+void	 child_suspect_all(struct child *c);
+void	 child_take_held(struct child *c, struct held *h);
+void	 held_refuse(struct child *c, struct held *h);
 void	 child_fail_held(struct child *c);
 void	 child_discard_held(struct child *c);
+/* durable.c */
+void	 durable_init(struct broker *b);
+void	 durable_free(struct broker *b);
+uint64_t durable_write(struct broker *b);
+bool	 durable_reached(struct broker *b, uint64_t ticket);
+void	 durable_wait(struct broker *b, uint64_t ticket, durable_fn *fn, void *arg);
+void	 durable_cancel(struct broker *b, void *arg);
 uint64_t broker_req(struct broker *b);
 /* attach.c */
 void	 attach_topic(struct client *cl, struct child *c, const struct rec_attach *a);
@@ -298,6 +336,8 @@ void	 client_throttle(struct client *cl);
 void	 clients_close_all(struct broker *b);
 void	 clients_free_all(struct broker *b);
 void	 clients_stop_reading(struct broker *b);
+void	 client_gate(struct client *cl, uint64_t ticket);
+void	 clients_ungate(struct broker *b, uint64_t durable);
 /* delivery.c */
 int	 delivery_open(struct client *cl);
 void	 delivery_close(struct client *cl);
@@ -321,7 +361,7 @@ int	 store_open(struct broker *b);
 void	 store_close(struct broker *b);
 struct session *session_find(struct broker *b, const char *key);
 struct session *session_new(struct broker *b, const char *key, uint8_t mode, bool persistent);
-int	 session_save(struct session *s);
+uint64_t session_save(struct session *s);
 void	 session_delete(struct session *s);
 void	 session_free(struct session *s);
 int	 session_qos(const struct session *s, const char *topic);
@@ -334,7 +374,7 @@ unsigned session_count(struct broker *b);
 void	 sessions_expire(struct broker *b);
 void	 store_maintain(struct broker *b);
 bool	 topic_known(struct broker *b, const char *topic);
-int	 topic_register(struct broker *b, const char *topic);
+uint64_t topic_register(struct broker *b, const char *topic);
 /* mqtt_conn.c */
 void	 mqtt_start(struct client *cl);
 void	 mqtt_read(struct client *cl);
@@ -366,6 +406,7 @@ void	 dlq_bad_input(struct client *cl, const char *reason, const char *topic,
 int	 dlq_publish(struct broker *b, const char *reason, const char *client, int port,
 	     const char *topic, const void *bytes, size_t len, struct held *answer);
 void	 dlq_from_child(struct child *c, const struct rec_deadletter *d);
+void	 dlq_poison(struct child *c, struct held *h);
 struct jl_request;
 void	 json_refuse(struct client *cl, const struct jl_request *r, const char *line, size_t len);
 /* status.c */

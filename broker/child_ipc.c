@@ -55,8 +55,46 @@ on_deadletter(struct child *c, const struct ipc_msg *m)
 static void
 on_stats(struct child *c, const struct ipc_msg *m)
 {
-	if (dec_stats(m->body, m->len, &c->stats) == -1)
+	if (dec_stats(m->body, m->len, &c->stats) == -1) {
 		child_kill(c, "bad STATS record");
+		return;
+	}
+	children_budget(c->b);
+}
+
+/* No room in the topic: its publishes wait (held.c), unacknowledged. */
+static void
+on_full(struct child *c, const struct ipc_msg *m)
+{
+	struct rec_full f;
+
+	if (dec_full(m->body, m->len, &f) == -1) {
+		child_kill(c, "bad FULL record");
+		return;
+	}
+	if (!c->full)
+		log_notice("topic %s: no room (%s): publishes to it wait, unacknowledged, and "
+		    "their publishers are not read", c->topic, f.reason);
+	c->full = true;
+	child_update_stalls(c);
+}
+
+/* Room again: RESUME goes first, then what waited, in order. */
+static void
+on_room(struct child *c, const struct ipc_msg *m)
+{
+	static uint8_t none;
+	struct wbuf w = { &none, 0, 0 };
+
+	if (dec_empty(m->body, m->len) == -1) {
+		child_kill(c, "bad ROOM record");
+		return;
+	}
+	log_notice("topic %s: room again: %u waiting publishes go on", c->topic, c->nheld_pub);
+	child_send(c, IPC_RESUME, &w);
+	c->full = false;
+	child_pump(c);
+	child_update_stalls(c);
 }
 
 static const struct {
@@ -68,6 +106,8 @@ static const struct {
 	{ IPC_DONE, false, on_done },
 	{ IPC_DEADLETTER, false, on_deadletter },
 	{ IPC_STATS, false, on_stats },
+	{ IPC_FULL, false, on_full },
+	{ IPC_ROOM, false, on_room },
 };
 
 void

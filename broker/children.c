@@ -1,6 +1,7 @@
 /* The topic table and supervision: one topicd per topic, started on first
  * use, reaped in a waitpid(WNOHANG) loop, restarted with exponential
- * back-off, marked failed when it crashes too often. */
+ * back-off for ever; a record it crashes on repeatedly is a poison record
+ * (dead-lettered); a store it cannot read marks the topic failed. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,10 +37,35 @@ child_find(struct broker *b, const char *topic)
 	return RB_FIND(child_tree, &b->children, &key);
 }
 
+/* The topic's registry entry (for wildcard filters after a restart) must
+ * be durable before a message is stored in it: its publishes wait until
+ * then (c->registered, see held.c). */
+static void
+registered(struct child *c)
+{
+	c->registered = true;
+	child_pump(c);
+}
+
+/* max_topics refusals are logged at most once a second, with a count. */
+static void
+refuse_new_topic(struct broker *b, const char *topic)
+{
+	int64_t now = mono_ms();
+
+	b->topics_refused++;
+	if (now - b->topics_refused_logged < 1000)
+		return;
+	log_warnx("topic %s refused: %u topics, max_topics is %u (%llu refused so far)",
+	    topic, b->ntopics, b->set.max_topics, (unsigned long long)b->topics_refused);
+	b->topics_refused_logged = now;
+}
+
 struct child *
 child_get(struct broker *b, const char *topic, bool create, const char **why)
 {
 	struct child *c = child_find(b, topic);
+	uint64_t ticket = 0;
 
 	*why = NULL;
 	if (c != NULL || !create)
@@ -53,14 +79,10 @@ child_get(struct broker *b, const char *topic, bool create, const char **why)
 	if (fresh) {
 		if (b->ntopics >= b->set.max_topics) {
 			*why = "too many topics (max_topics)";
-			log_warnx("topic %s refused: %u topics, max_topics is %u", topic,
-			    b->ntopics, b->set.max_topics);
+			refuse_new_topic(b, topic);
 			return NULL;
 		}
-		if (topic_register(b, topic) == -1) {
-			*why = "cannot record the new topic";
-			return NULL;
-		}
+		ticket = topic_register(b, topic);
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->b = b;
@@ -73,6 +95,10 @@ child_get(struct broker *b, const char *topic, bool create, const char **why)
 		fatalx("cannot create a timer for topic %s", topic);
 	RB_INSERT(child_tree, &b->children, c);
 	b->title_dirty = true;
+	if (fresh)
+		durable_wait(b, ticket, (durable_fn *)registered, c);
+	else
+		c->registered = true;
 	child_start(c);
 	if (fresh)
 		sessions_topic_created(b, c);	/* wildcard filters that match it */
@@ -87,8 +113,9 @@ send_config(struct child *c)
 		.retry_ms = (uint32_t)s->retry_interval,
 		.max_attempts = s->max_delivery_attempts,
 		.checkpoint_kib = (uint32_t)(s->checkpoint_size / 1024),
-		.max_messages = 0,
 		.max_queued = s->max_queued_messages,
+		.max_bytes = s->max_topic_size,
+		.min_free = s->min_free_space,
 		.sync = strcmp(s->sync_policy, "none") != 0,
 		.log_level = (uint8_t)log_get_level(),
 		.boot_id = c->b->boot_id,
@@ -145,55 +172,100 @@ child_kill(struct child *c, const char *why)
 		log_warn("topic %s: kill %ld", c->topic, (long)c->pid);
 }
 
-/* Crashes within crash_window, counting this one. */
-static unsigned
-note_crash(struct child *c)
-{
-	struct settings *s = &c->b->set;
-	int64_t now = mono_ms();
-	unsigned n = 0;
-
-	c->crashes[c->ncrashes++ % CRASH_RING] = now;
-	for (unsigned i = 0; i < CRASH_RING && i < c->ncrashes; i++)
-		if (now - c->crashes[i] <= (int64_t)s->crash_window)
-			n++;
-	return n;
-}
-
 static void
 describe_status(int status, char *buf, size_t len)
 {
 	if (WIFSIGNALED(status))
-		snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+		    strsignal(WTERMSIG(status)));
 	else
 		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
 }
 
+/* A crash that a record may have caused: a fault or abort of the child,
+ * or its exit on an error of its own.  Not a kill from outside (SIGKILL,
+ * SIGTERM, the OOM killer), nor an I/O error of its store. */
+static bool
+crashed_itself(int status)
+{
+	if (WIFSIGNALED(status)) {
+		switch (WTERMSIG(status)) {
+		case SIGSEGV: case SIGBUS: case SIGABRT: case SIGFPE:
+		case SIGILL: case SIGSYS: case SIGTRAP:
+			return true;
+		default:
+			return false;
+		}
+	}
+	return WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != TOPICD_EXIT_IO &&
+	    WEXITSTATUS(status) != TOPICD_EXIT_DAMAGED;
+}
+
 static void
-child_crashed(struct child *c, const char *how)
+schedule_restart(struct child *c, const char *how)
 {
 	struct settings *s = &c->b->set;
-	unsigned n = note_crash(c);
+	struct timeval tv;
 
+	/* A child that ran for a while starts its back-off afresh. */
 	if (c->ready_at && mono_ms() - c->ready_at > (int64_t)s->crash_window)
 		c->backoff_ms = s->restart_backoff_min;
-	if (n >= s->crash_limit || n >= CRASH_RING) {
-		c->state = CH_FAILED;
-		log_errx("topic %s: topicd %s; %u crashes within %.1f s: TOPIC FAILED, "
-		    "publishes are refused and dead-lettered until SIGHUP", c->topic, how, n,
-		    (double)s->crash_window / 1000);
-		child_fail_held(c);
-		return;
-	}
-	log_warnx("topic %s: topicd %s; restarting in %llu ms", c->topic, how,
-	    (unsigned long long)c->backoff_ms);
+	log_warnx("topic %s: topicd %s; restarting in %llu ms (restart %llu)%s", c->topic, how,
+	    (unsigned long long)c->backoff_ms, (unsigned long long)c->restarts + 1,
+	    c->nheld_pub ? "; its publishes wait" : "");
 	c->state = CH_BACKOFF;
-	struct timeval tv = { (time_t)(c->backoff_ms / 1000), (suseconds_t)(c->backoff_ms % 1000) * 1000 };
+	tv.tv_sec = (time_t)(c->backoff_ms / 1000);
+	tv.tv_usec = (suseconds_t)(c->backoff_ms % 1000) * 1000;
 	if (evtimer_add(c->timer, &tv) == -1)
 		fatalx("cannot arm the restart timer of topic %s", c->topic);
 	c->backoff_ms *= 2;
 	if (c->backoff_ms > s->restart_backoff_max)
 		c->backoff_ms = s->restart_backoff_max;
+	child_update_stalls(c);
+}
+
+/* The only request outstanding when it crashed, while probing: one
+ * strike; poison_limit strikes and it goes to the dead-letter topic. */
+static void
+strike(struct child *c, struct held *h, const char *how)
+{
+	if (++h->strikes < c->b->set.poison_limit) {
+		log_warnx("topic %s: topicd %s while applying %s (strike %u of %u)", c->topic,
+		    how, ipc_type_name(h->type), h->strikes, c->b->set.poison_limit);
+		return;
+	}
+	child_take_held(c, h);
+	c->poisoned++;
+	log_errx("topic %s: a %s from %s killed its topicd %u times: POISON, moved to %s",
+	    c->topic, ipc_type_name(h->type), h->client_desc ? h->client_desc : "the broker",
+	    h->strikes, c->b->set.dead_letter_topic);
+	dlq_poison(c, h);
+}
+
+static void
+child_crashed(struct child *c, int status, const char *how)
+{
+	struct held *alone;
+	unsigned n = child_requeue(c, &alone);
+
+	if (WIFEXITED(status) && WEXITSTATUS(status) == TOPICD_EXIT_DAMAGED) {
+		c->state = CH_FAILED;
+		log_errx("topic %s: topicd %s: its store is damaged (see the line above): TOPIC "
+		    "FAILED; publishes to it are refused until it is repaired and SIGHUP sent",
+		    c->topic, how);
+		child_fail_held(c);
+		child_update_stalls(c);
+		return;
+	}
+	if (crashed_itself(status)) {
+		if (c->probing && alone != NULL)
+			strike(c, alone, how);
+		else if (n > 0 && !c->probing) {
+			c->probing = true;
+			child_suspect_all(c);
+		}
+	}
+	schedule_restart(c, how);
 }
 
 /* Answers the child sent before it died may still wait in the channel
@@ -216,7 +288,7 @@ drain_answers(struct child *c)
 static void
 child_exited(struct child *c, int status)
 {
-	char how[64];
+	char how[96];
 
 	describe_status(status, how, sizeof(how));
 	snprintf(how + strlen(how), sizeof(how) - strlen(how), " (pid %ld)", (long)c->pid);
@@ -226,14 +298,13 @@ child_exited(struct child *c, int status)
 		ipc_chan_free(c->chan);
 		c->chan = NULL;
 	}
-	for (struct held *h = TAILQ_FIRST(&c->held); h != NULL; h = TAILQ_NEXT(h, entry))
-		h->sent = false;
+	c->full = false;	/* a new topicd says again if it has no room */
 	if (c->state == CH_STOPPING) {
 		log_info("topic %s: topicd %s", c->topic, how);
 		return;
 	}
 	c->killed = false;
-	child_crashed(c, how);
+	child_crashed(c, status, how);
 }
 
 void
@@ -272,7 +343,6 @@ children_retry_failed(struct broker *b)
 		if (c->state != CH_FAILED)
 			continue;
 		log_notice("topic %s: retrying the failed topic", c->topic);
-		c->ncrashes = 0;
 		c->backoff_ms = b->set.restart_backoff_min;
 		c->restarts++;
 		child_start(c);
@@ -325,8 +395,9 @@ children_all_gone(struct broker *b)
 	return true;
 }
 
+/* topicds started and not yet stopped (the topic table's entries). */
 int
-broker_count_topics(struct broker *b)
+children_count(struct broker *b)
 {
 	struct child *c;
 	int n = 0;
@@ -370,4 +441,38 @@ children_pending(struct broker *b)
 				n++;
 	}
 	return n;
+}
+
+/* max_store_size: the messages all topics keep, from their STATS (at
+ * least once a second).  Past it every publish waits; below 90% of it
+ * they go on. */
+void
+children_budget(struct broker *b)
+{
+	uint64_t max = b->set.max_store_size, sum = 0;
+	bool full = b->store_full;
+	struct child *c;
+
+	RB_FOREACH(c, child_tree, &b->children)
+		sum += c->stats.bytes;
+	b->stored_bytes = sum;
+	if (max == 0)
+		full = false;
+	else if (sum >= max)
+		full = true;
+	else if (sum < max - max / 10)
+		full = false;
+	if (full == b->store_full)
+		return;
+	b->store_full = full;
+	if (full)
+		log_notice("%llu bytes of messages kept, max_store_size is %llu: every publish "
+		    "waits, unacknowledged", (unsigned long long)sum, (unsigned long long)max);
+	else
+		log_notice("%llu bytes of messages kept: below max_store_size again, publishes "
+		    "go on", (unsigned long long)sum);
+	RB_FOREACH(c, child_tree, &b->children) {
+		child_pump(c);
+		child_update_stalls(c);
+	}
 }

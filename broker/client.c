@@ -37,11 +37,25 @@ client_by_id(struct broker *b, uint64_t id)
 }
 
 static void
+ungate(struct client *cl)
+{
+	if (cl->gate == 0)
+		return;
+	TAILQ_REMOVE(&cl->b->gated, cl, gate_entry);
+	cl->gate = 0;
+	if (bufferevent_write_buffer(cl->bev, cl->gated) == -1)
+		log_warnx("client %s: cannot buffer output", cl->desc);
+	evbuffer_free(cl->gated);
+	cl->gated = NULL;
+}
+
+static void
 client_free(struct client *cl)
 {
 	struct broker *b = cl->b;
 
 	client_close(cl, "broker stopped");
+	ungate(cl);
 	delivery_close(cl);
 	RB_REMOVE(client_ids, &b->clients, cl);
 	b->nclients--;
@@ -86,11 +100,12 @@ client_close(struct client *cl, const char *why)
 	case CL_JSON_PUBLISHER:	json_pub_closed(cl); break;
 	case CL_MQTT:		mqtt_closed(cl); break;
 	}
-	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0) {
+	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0 && cl->gate == 0) {
 		bufferevent_disable(cl->bev, EV_WRITE);
 		free_later(cl);
 	} else {
-		/* The write callback frees it once the last line is out. */
+		/* The write callback frees it once the last line is out (after
+		 * its gate opens, if it waits for the store). */
 		bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
 	}
 }
@@ -100,8 +115,51 @@ client_write(struct client *cl, const struct wbuf *w)
 {
 	if (cl->closing && !bufferevent_get_enabled(cl->bev))
 		return;
+	if (cl->gate != 0) {
+		if (evbuffer_add(cl->gated, w->data, w->len) == -1)
+			client_close(cl, "cannot buffer output");
+		return;
+	}
 	if (bufferevent_write(cl->bev, w->data, w->len) == -1)
 		client_close(cl, "cannot buffer output");
+}
+
+/* What is written to the client from now on waits until the store has
+ * made ticket durable (an answer that says "stored", and everything
+ * after it, in order). */
+void
+client_gate(struct client *cl, uint64_t ticket)
+{
+	if (ticket == 0 || ticket <= cl->gate || durable_reached(cl->b, ticket))
+		return;
+	if (cl->gate == 0) {
+		if ((cl->gated = evbuffer_new()) == NULL)
+			fatalx("cannot allocate a buffer");
+		TAILQ_INSERT_TAIL(&cl->b->gated, cl, gate_entry);
+	}
+	cl->gate = ticket;
+}
+
+/* The store made durable up to ticket durable: gates open. */
+void
+clients_ungate(struct broker *b, uint64_t durable)
+{
+	struct client *cl, *next;
+
+	TAILQ_FOREACH_SAFE(cl, &b->gated, gate_entry, next) {
+		if (cl->gate > durable)
+			continue;
+		ungate(cl);
+		if (cl->closing) {
+			if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0) {
+				bufferevent_disable(cl->bev, EV_WRITE);
+				free_later(cl);
+			}
+			continue;
+		}
+		delivery_resume(cl);
+		client_throttle(cl);
+	}
 }
 
 void
@@ -217,15 +275,17 @@ on_read(struct bufferevent *bev, void *arg)
 
 /*
  * Back-pressure on what a client sends: while max_client_pending of its
- * requests wait for a topicd, or its answers pile up above
- * client_output_limit because it does not read them, the broker stops reading from it (TCP pushes back
- * on the client); it reads again, and handles what is buffered, once
- * below.
+ * requests wait for a topicd, or one of its publishes waits for room in
+ * its topic (held.c), or its answers pile up above client_output_limit
+ * because it does not read them, the broker stops reading from it (TCP
+ * pushes back on the client); it reads again, and handles what is
+ * buffered, once below.
  */
 bool
 client_throttled(const struct client *cl)
 {
-	return cl->pending >= cl->b->set.max_client_pending || client_output_full(cl);
+	return cl->pending >= cl->b->set.max_client_pending || cl->nstalled > 0 ||
+	    client_output_full(cl);
 }
 
 void
@@ -251,7 +311,7 @@ on_write(struct bufferevent *bev, void *arg)
 	struct client *cl = arg;
 
 	if (cl->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && cl->gate == 0) {
 			bufferevent_disable(bev, EV_WRITE);
 			free_later(cl);
 		}
@@ -299,7 +359,11 @@ on_idle(evutil_socket_t fd, short what, void *arg)
 bool
 client_output_full(const struct client *cl)
 {
-	return evbuffer_get_length(bufferevent_get_output(cl->bev)) >= cl->b->set.client_output_limit;
+	size_t n = evbuffer_get_length(bufferevent_get_output(cl->bev));
+
+	if (cl->gated != NULL)
+		n += evbuffer_get_length(cl->gated);
+	return n >= cl->b->set.client_output_limit;
 }
 
 void

@@ -9,9 +9,10 @@
 #include "log.h"
 #include "xmalloc.h"
 
-/* Queues a dead-letter record for the dead-letter topic.  answer (taken,
- * may be NULL) says who to tell once it is durable there.  Returns -1 if
- * it could not even be queued (logged). */
+/* Queues a dead-letter record for the dead-letter topic.  answer (may be
+ * NULL) says who to tell once it is durable there; it is taken on success
+ * and left to the caller on failure.  Returns -1 if the record could not
+ * even be queued (logged). */
 int
 dlq_publish(struct broker *b, const char *reason, const char *client, int port,
     const char *topic, const void *bytes, size_t len, struct held *answer)
@@ -29,8 +30,6 @@ dlq_publish(struct broker *b, const char *reason, const char *client, int port,
 		log_warnx("dead letter (%s, topic %s) lost: %s", reason, topic ? topic : "-",
 		    c == NULL ? why : "cannot encode it");
 		wbuf_free(&rec);
-		if (answer != NULL)
-			held_free(answer);
 		return -1;
 	}
 	struct rec_publish p = { .req = broker_req(b), .owner = "", .pubid = 0, .qos = 1,
@@ -49,14 +48,17 @@ dlq_publish(struct broker *b, const char *reason, const char *client, int port,
 		h->dlq_topic = answer->dlq_topic;
 		h->dlq_req = answer->dlq_req;
 		h->dlq_gen = answer->dlq_gen;
-		answer->dlq_topic = NULL;
-		held_free(answer);
 	}
 	if (child_submit(c, h, &why) == -1) {
 		log_warnx("dead letter (%s, topic %s) not stored: %s", reason,
 		    topic ? topic : "-", why);
+		h->dlq_topic = NULL;
 		held_free(h);
 		return -1;
+	}
+	if (answer != NULL) {
+		answer->dlq_topic = NULL;
+		held_free(answer);
 	}
 	return 0;
 }
@@ -124,5 +126,26 @@ dlq_from_child(struct child *c, const struct rec_deadletter *d)
 	answer->dlq_topic = xstrdup(c->topic);
 	answer->dlq_req = d->req;
 	answer->dlq_gen = c->gen;
-	dlq_publish(c->b, d->reason, who, port, c->topic, d->payload, d->payload_len, answer);
+	/* Unstored, the topicd keeps the message and asks again later. */
+	if (dlq_publish(c->b, d->reason, who, port, c->topic, d->payload, d->payload_len,
+	    answer) == -1)
+		held_free(answer);
+}
+
+/* A poison record: to the dead-letter topic (reason poison); its client
+ * hears that it is stored once it is durable there.  What cannot be
+ * dead-lettered is refused to its client (never acknowledged). */
+void
+dlq_poison(struct child *c, struct held *h)
+{
+	struct rec_publish p;
+
+	if (h->type != IPC_PUBLISH || dec_publish(h->body, h->len, &p) == -1 ||
+	    strcmp(c->topic, c->b->set.dead_letter_topic) == 0 ||
+	    dlq_publish(c->b, "poison", h->client_desc, h->port, c->topic, p.payload,
+	    p.payload_len, h) == -1) {
+		log_errx("topic %s: the poison %s cannot be dead-lettered: refused to its client",
+		    c->topic, ipc_type_name(h->type));
+		held_refuse(c, h);
+	}
 }

@@ -1,6 +1,18 @@
 /* Requests to a topicd that wait for DONE.  They are held, in order, until
  * answered, and replayed into a restarted child: the topicd makes each of
- * them idempotent, so a replay is exactly-once. */
+ * them idempotent, so a replay is exactly-once.
+ *
+ * What may go to the child now (child_pump):
+ *   - nothing while it is not READY (starting, restarting);
+ *   - no publish while the topic's registry entry is not yet durable,
+ *     while the topicd has no room (FULL, until ROOM and our RESUME), or
+ *     while all topics together are over max_store_size;
+ *   - after a crash with requests outstanding, one request at a time
+ *     until those have been answered (probing: a request it dies on again
+ *     is a poison record, see children.c).
+ * A publish that waits stalls its client (the broker stops reading it)
+ * when the topicd has no room, or when max_held_publishes wait for a
+ * topicd that is not running. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,24 +55,118 @@ can_send(const struct child *c)
 	return c->state == CH_READY && c->chan != NULL;
 }
 
+/* Publishes may go: the topic is registered, and there is room. */
+static bool
+takes_publishes(const struct child *c)
+{
+	return c->registered && !c->full && !c->b->store_full;
+}
+
+/* Its clients stop being read: no room, or too much waits for a topicd
+ * that is not running. */
+static bool
+stalls_clients(const struct child *c)
+{
+	return c->full || c->b->store_full ||
+	    (c->state != CH_READY && c->nheld_pub >= c->b->set.max_held_publishes);
+}
+
+static void
+stall(struct child *c, struct held *h, bool on)
+{
+	struct client *cl;
+
+	if (h->stalls == on || h->type != IPC_PUBLISH || h->client_id == 0)
+		return;
+	h->stalls = on;
+	if ((cl = client_by_id(c->b, h->client_id)) == NULL)
+		return;
+	if (on)
+		cl->nstalled++;
+	else if (cl->nstalled > 0)
+		cl->nstalled--;
+	client_throttle(cl);
+}
+
+/* After anything that may change whether the topic stalls its clients. */
+void
+child_update_stalls(struct child *c)
+{
+	bool want = stalls_clients(c);
+	struct held *h;
+
+	if (want == c->stalling)
+		return;
+	c->stalling = want;
+	TAILQ_FOREACH(h, &c->held, entry)
+		if (!h->sent)
+			stall(c, h, want);
+}
+
 static void
 unlink_held(struct child *c, struct held *h)
 {
 	TAILQ_REMOVE(&c->held, h, entry);
 	if (h->type == IPC_PUBLISH)
 		c->nheld_pub--;
+	if (!h->sent)
+		c->nunsent--;
+	else if (h->req != 0)
+		c->noutstanding--;
+	stall(c, h, false);
 }
 
-/* Sends h now if the child can take it; a record without an answer is
- * then done with. */
+/* A publish whose client is gone before it went out was never
+ * acknowledged: the client sends it again after reconnecting. */
+static bool
+orphaned(struct child *c, const struct held *h)
+{
+	struct client *cl;
+
+	if ((h->kind != HELD_JSON_PUB && h->kind != HELD_MQTT_PUB) || h->req == 0)
+		return false;
+	cl = client_by_id(c->b, h->client_id);
+	return cl == NULL || cl->closing;
+}
+
+/* Sends h; a record without an answer is then done with. */
 static void
 held_send(struct child *c, struct held *h)
 {
 	ipc_chan_send(c->chan, h->type, h->body, h->len, -1);
 	h->sent = true;
-	if (h->req == 0) {
-		unlink_held(c, h);
-		held_free(h);
+	c->nunsent--;
+	stall(c, h, false);
+	if (h->req != 0) {
+		c->noutstanding++;
+		return;
+	}
+	unlink_held(c, h);
+	held_free(h);
+}
+
+/* Sends, in order, what may go now. */
+void
+child_pump(struct child *c)
+{
+	bool pubs = takes_publishes(c);
+	struct held *h, *next;
+
+	if (!can_send(c) || c->nunsent == 0)
+		return;
+	TAILQ_FOREACH_SAFE(h, &c->held, entry, next) {
+		if (h->sent)
+			continue;
+		if (h->type == IPC_PUBLISH && !pubs)
+			continue;
+		if (c->probing && h->req != 0 && c->noutstanding > 0)
+			break;
+		if (orphaned(c, h)) {
+			unlink_held(c, h);
+			held_free(h);
+			continue;
+		}
+		held_send(c, h);
 	}
 }
 
@@ -70,21 +176,24 @@ child_submit(struct child *c, struct held *h, const char **why)
 	struct client *cl;
 
 	if (c->state == CH_FAILED) {
-		*why = "topic failed (crashing topicd); retried on SIGHUP";
-		return -1;
-	}
-	if (h->type == IPC_PUBLISH && !can_send(c) &&
-	    c->nheld_pub >= c->b->set.max_held_publishes) {
-		*why = "topic is restarting and max_held_publishes are waiting";
+		*why = "the topic's store is damaged (topic failed)";
 		return -1;
 	}
 	TAILQ_INSERT_TAIL(&c->held, h, entry);
+	c->nunsent++;
 	if (h->type == IPC_PUBLISH)
 		c->nheld_pub++;
 	if (h->client_id != 0 && h->req != 0 && (cl = client_by_id(c->b, h->client_id)) != NULL)
 		cl->pending++;
-	if (can_send(c))
-		held_send(c, h);
+	if (c->nunsent == 1 && can_send(c) && !c->probing &&
+	    (h->type != IPC_PUBLISH || takes_publishes(c))) {
+		held_send(c, h);		/* the usual case: nothing waits */
+		return 0;
+	}
+	child_update_stalls(c);
+	if (c->stalling)
+		stall(c, h, true);
+	child_pump(c);
 	return 0;
 }
 
@@ -97,41 +206,84 @@ child_send(struct child *c, uint16_t type, const struct wbuf *w)
 		ipc_chan_send(c->chan, type, w->data, w->len, -1);
 }
 
+/* READY: what it must know first, then what waited. */
 void
 child_replay(struct child *c)
 {
 	struct attachment *a;
 	struct held *h, *next;
-	unsigned n = 0;
+	unsigned n = c->nunsent;
 
 	/* An UNSUB still held came before the attachments that exist now
 	 * (a later UNSUB would have removed them): it goes first. */
-	TAILQ_FOREACH_SAFE(h, &c->held, entry, next) {
-		if (!h->sent && h->type == IPC_UNSUB) {
+	TAILQ_FOREACH_SAFE(h, &c->held, entry, next)
+		if (!h->sent && h->type == IPC_UNSUB && !c->probing)
 			held_send(c, h);
-			n++;
-		}
-	}
 	TAILQ_FOREACH(a, &c->attached, by_child)
 		attach_resend(a);
-	TAILQ_FOREACH_SAFE(h, &c->held, entry, next) {
-		if (!h->sent) {
-			held_send(c, h);
+	child_pump(c);
+	child_update_stalls(c);
+	if (n > 0 && c->restarts > 0)
+		log_notice("topic %s: replaying %u held request%s into topicd pid %ld%s", c->topic,
+		    n, n == 1 ? "" : "s", (long)c->pid, c->probing ? ", one at a time" : "");
+}
+
+/* The child died: everything it had not answered goes again.  Returns
+ * how many requests it had outstanding; the only one, in *alone. */
+unsigned
+child_requeue(struct child *c, struct held **alone)
+{
+	unsigned n = 0;
+	struct held *h;
+
+	*alone = NULL;
+	TAILQ_FOREACH(h, &c->held, entry) {
+		if (!h->sent)
+			continue;
+		h->sent = false;
+		c->nunsent++;
+		if (h->req != 0) {
 			n++;
+			*alone = h;
 		}
 	}
-	if (n > 0 && c->restarts > 0)
-		log_notice("topic %s: replayed %u held request%s into topicd pid %ld", c->topic,
-		    n, n == 1 ? "" : "s", (long)c->pid);
+	c->noutstanding = 0;
+	if (n != 1)
+		*alone = NULL;
+	return n;
+}
+
+/* Marks every request now held as outstanding at a crash: the probing
+ * lasts until they are all answered. */
+void
+child_suspect_all(struct child *c)
+{
+	struct held *h;
+
+	TAILQ_FOREACH(h, &c->held, entry)
+		h->suspect = h->req != 0;
+}
+
+static void
+probing_done(struct child *c)
+{
+	struct held *h;
+
+	if (!c->probing)
+		return;
+	TAILQ_FOREACH(h, &c->held, entry)
+		if (h->suspect)
+			return;
+	c->probing = false;
+	log_notice("topic %s: every request held at its crash has been answered", c->topic);
 }
 
 static void
 answer(struct child *c, struct held *h, const struct rec_done *d)
 {
 	struct client *waiting = h->client_id ? client_by_id(c->b, h->client_id) : NULL;
-
-	struct child *asker;
 	const char *why;
+	struct child *asker;
 	struct wbuf w;
 
 	switch (h->kind) {
@@ -144,7 +296,8 @@ answer(struct child *c, struct held *h, const struct rec_done *d)
 		mqtt_pub_done(c, h, d);
 		break;
 	case HELD_DLQ:
-		asker = child_get(c->b, h->dlq_topic, false, &why);
+		/* Only a stored dead letter lets the asking topic move on. */
+		asker = d->status == ST_OK ? child_get(c->b, h->dlq_topic, false, &why) : NULL;
 		if (asker != NULL && asker->gen == h->dlq_gen) {
 			struct rec_dlq_done r = { .req = h->dlq_req };
 
@@ -164,6 +317,21 @@ answer(struct child *c, struct held *h, const struct rec_done *d)
 	}
 }
 
+/* ST_FULL: not stored, no room; it goes again after RESUME. */
+static void
+refused(struct child *c, struct held *h)
+{
+	c->noutstanding--;
+	h->sent = false;
+	c->nunsent++;
+	if (!c->full) {
+		c->full = true;
+		child_update_stalls(c);
+	}
+	if (c->stalling)
+		stall(c, h, true);
+}
+
 void
 child_done(struct child *c, const struct rec_done *d)
 {
@@ -171,12 +339,18 @@ child_done(struct child *c, const struct rec_done *d)
 	struct held *h;
 
 	TAILQ_FOREACH(h, &c->held, entry) {
-		if (h->req == d->req && h->sent) {
-			unlink_held(c, h);
-			answer(c, h, d);
-			held_free(h);
+		if (h->req != d->req || !h->sent)
+			continue;
+		if (d->status == ST_FULL && h->type == IPC_PUBLISH) {
+			refused(c, h);
 			return;
 		}
+		unlink_held(c, h);
+		answer(c, h, d);
+		held_free(h);
+		probing_done(c);
+		child_pump(c);
+		return;
 	}
 	TAILQ_FOREACH(a, &c->attached, by_child) {
 		if (a->req == d->req) {
@@ -187,33 +361,39 @@ child_done(struct child *c, const struct rec_done *d)
 	log_debug("topic %s: DONE for unknown request %llu", c->topic, (unsigned long long)d->req);
 }
 
+/* Takes h out of the queue, for the caller to answer otherwise (a
+ * poison record). */
+void
+child_take_held(struct child *c, struct held *h)
+{
+	unlink_held(c, h);
+}
+
+/* Answers h as not stored, and frees it. */
+void
+held_refuse(struct child *c, struct held *h)
+{
+	struct rec_done d = { .req = h->req, .status = ST_STORE };
+
+	answer(c, h, &d);
+	held_free(h);
+}
+
 /* A failed topic cannot take what was waiting: refuse it to the clients
- * that are still there and dead-letter the publishes. */
+ * that are still there (they were never told it is stored). */
 void
 child_fail_held(struct child *c)
 {
-	struct rec_done d = { .status = ST_STORE };
 	struct held *h;
 
 	while ((h = TAILQ_FIRST(&c->held)) != NULL) {
 		unlink_held(c, h);
-		d.req = h->req;
-		if (h->type == IPC_PUBLISH && h->kind != HELD_DLQ) {
-			struct rec_publish p;
-
-			if (dec_publish(h->body, h->len, &p) == 0)
-				dlq_publish(c->b, "failed_topic", h->client_desc, h->port,
-				    c->topic, p.payload, p.payload_len, NULL);
-		} else if (h->kind == HELD_DLQ) {
-			/* Unanswered, the asking topic keeps the message and asks again. */
+		if (h->kind == HELD_DLQ)
 			log_errx("topic %s failed: a dead letter from topic %s stays with it",
 			    c->topic, h->dlq_topic);
-			held_free(h);
-			continue;
-		}
-		answer(c, h, &d);
-		held_free(h);
+		held_refuse(c, h);
 	}
+	c->probing = false;
 }
 
 void

@@ -91,11 +91,7 @@ subscribe(struct client *cl, const char *filter)
 		}
 	}
 	session_add_filter(s, filter, 2);
-	if (session_save(s) == -1) {
-		session_remove_filter(s, filter);
-		client_error(cl, "cannot store the subscription");
-		return;
-	}
+	client_gate(cl, session_save(s));	/* OK once the subscription is durable */
 	session_attach_all(s, filter, false);
 	client_line(cl, JL_TEXT_OK);
 }
@@ -106,10 +102,8 @@ unsubscribe(struct client *cl, const char *filter)
 	struct session *s = cl->session;
 	struct attachment *a, *next;
 
-	if (session_remove_filter(s, filter) && session_save(s) == -1) {
-		client_error(cl, "cannot store the unsubscription");
-		return;
-	}
+	if (session_remove_filter(s, filter))
+		client_gate(cl, session_save(s));
 	/* The cursors stay: a later SUB resumes where this one stopped. */
 	TAILQ_FOREACH_SAFE(a, &cl->attached, by_client, next)
 		if (topic_matches(filter, a->child->topic))

@@ -1,5 +1,6 @@
 /* The JSON-lines publisher port: PUB -> PUBREC once durable, PUBREL ->
  * PUBCOMP once released.  Message ids are unique per connection. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,6 +109,17 @@ pub_note_topic(struct client *cl, const char *topic)
 	RB_INSERT(topicset_tree, &cl->pub->published, t);
 }
 
+/* What the broker cannot store: an ERROR line, and the connection ends. */
+static void
+refuse(struct client *cl, const char *why)
+{
+	char msg[160];
+
+	client_error(cl, why);
+	snprintf(msg, sizeof(msg), "message not stored (%s): not acknowledged", why);
+	client_close(cl, msg);
+}
+
 static void
 publish(struct client *cl, struct jl_request *r)
 {
@@ -121,12 +133,11 @@ publish(struct client *cl, struct jl_request *r)
 		dlq_bad_input(cl, "reserved_topic", r->topic, r->payload, r->payload_len);
 		return;
 	}
+	/* Not stored, not acknowledged: the client is told, and sends it
+	 * again later (an ERROR line ends the connection). */
 	c = child_get(cl->b, r->topic, true, &why);
 	if (c == NULL || c->state == CH_FAILED) {
-		why = why ? why : "topic failed (crashing topicd); retried on SIGHUP";
-		client_error(cl, why);
-		dlq_bad_input(cl, c ? "failed_topic" : "too_many_topics", r->topic, r->payload,
-		    r->payload_len);
+		refuse(cl, why ? why : "the topic's store is damaged (topic failed)");
 		return;
 	}
 	state(cl);
@@ -146,9 +157,7 @@ publish(struct client *cl, struct jl_request *r)
 	h->port = cl->port;
 	pub_note_topic(cl, r->topic);
 	if (child_submit(c, h, &why) == -1) {
-		client_error(cl, why);
-		dlq_bad_input(cl, c->state == CH_FAILED ? "failed_topic" : "held_limit", r->topic,
-		    r->payload, r->payload_len);
+		refuse(cl, why);
 		held_free(h);
 		return;
 	}
@@ -180,7 +189,7 @@ release(struct client *cl, uint64_t msg_id)
 	h->client_id = cl->id;
 	h->msg_id = msg_id;
 	if (child_submit(c, h, &why) == -1) {
-		client_error(cl, why);
+		refuse(cl, why);
 		held_free(h);
 	}
 }
@@ -213,8 +222,7 @@ json_pub_done(struct child *c, struct held *h, const struct rec_done *d)
 	if (cl == NULL || cl->closing)
 		return;
 	if (d->status != ST_OK) {
-		client_error(cl, d->status == ST_FULL ? "message not stored: topic full" :
-		    "message not stored");
+		refuse(cl, "message not stored: its topic failed");
 		return;
 	}
 	wbuf_init(&w);

@@ -149,11 +149,9 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 		return;
 	}
 	s = open_session(cl, cl->client_id, c->clean_session, &present);
-	if (s->persistent && session_save(s) == -1) {
-		send_connack(cl, false, MQTT_CONNACK_UNAVAILABLE);
-		client_close(cl, "cannot store the session");
-		return;
-	}
+	(void)session_save(s);
+	/* The CONNACK once the session (or the end of an old one) is durable. */
+	client_gate(cl, durable_write(b));
 	s->cl = cl;
 	cl->session = s;
 	cl->connected = true;
@@ -313,7 +311,7 @@ mqtt_closed(struct client *cl)
 			session_free(s);
 		} else {
 			s->offline_since = wall_ms();
-			session_save(s);
+			(void)session_save(s);
 		}
 	}
 	free(cl->client_id);

@@ -2,6 +2,7 @@
  * client's acks of deliveries, and deliveries out with their packet ids.
  * Outbound packet ids live in the session, so that a resend after a
  * reconnect uses the original id (MQTT 4.4). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,50 +120,66 @@ submit(struct broker *b, struct child *c, enum held_kind kind, const struct rec_
 	return 0;
 }
 
+/* What MQTT lets a broker do with a PUBLISH it does not store: one it
+ * refuses by rule (a reserved $ topic) is dead-lettered and acknowledged
+ * once durable there; one it cannot store (past max_topics, a failed
+ * topic) is never acknowledged: the connection is closed, and the client
+ * sends it again. */
+static void
+publish_reserved(struct client *cl, const struct mqtt_publish *m)
+{
+	struct wbuf none = { NULL, 0, 0 };
+	struct held *answer = m->qos ? held_new(HELD_MQTT_PUB, IPC_PUBLISH, 0, &none) : NULL;
+
+	log_info("client %s: PUBLISH to %s dead-lettered: topics starting with $ are reserved",
+	    cl->desc, m->topic);
+	if (answer != NULL) {
+		answer->client_id = cl->id;
+		answer->msg_id = m->packet_id;
+		answer->qos = m->qos;
+	}
+	if (dlq_publish(cl->b, "reserved_topic", cl->desc, cl->port, m->topic, m->payload,
+	    m->len, answer) == -1) {
+		if (answer != NULL)
+			held_free(answer);
+		if (m->qos > 0)
+			client_close(cl, "PUBLISH to a reserved topic could not be dead-lettered; "
+			    "not acknowledged");
+	}
+}
+
 void
 mqtt_publish_in(struct client *cl, struct mqtt_packet *pk)
 {
 	const struct mqtt_publish *m = &pk->u.publish;
 	struct broker *b = cl->b;
-	const char *why = NULL, *reason = NULL;
-	struct child *c = NULL;
+	const char *why = NULL;
+	struct child *c;
+	char msg[160];
 
 	if (m->len > b->set.message_size_limit) {
 		client_close(cl, "PUBLISH payload over message_size_limit");
 		return;
 	}
-	if (m->topic[0] == '$')
-		why = "topics starting with $ are reserved", reason = "reserved_topic";
-	else if ((c = child_get(b, m->topic, true, &why)) == NULL)
-		reason = "too_many_topics";
-	else if (c->state == CH_FAILED)
-		why = "topic failed", reason = "failed_topic";
+	if (m->topic[0] == '$') {
+		publish_reserved(cl, m);
+		return;
+	}
 	struct rec_publish p = {
 		.req = m->qos ? broker_req(b) : 0, .owner = m->qos == 2 ? cl->owner : "",
 		.pubid = m->packet_id, .qos = m->qos,
 		.flags = (m->retain ? PF_RETAIN : 0) | (m->qos == 2 ? PF_STAGE : 0),
 		.time_ms = (uint64_t)wall_ms(), .payload = m->payload, .payload_len = m->len,
 	};
-	if (reason == NULL && submit(b, c, HELD_MQTT_PUB, &p, cl, m->packet_id, &why) == 0) {
+	if ((c = child_get(b, m->topic, true, &why)) != NULL &&
+	    submit(b, c, HELD_MQTT_PUB, &p, cl, m->packet_id, &why) == 0) {
 		if (m->qos == 2)
 			pub_note_topic(cl, m->topic);
 		return;
 	}
-	/* MQTT cannot refuse a PUBLISH: it is dead-lettered and acknowledged
-	 * once it is durable there; if not even that can be done, the
-	 * connection is closed unacknowledged, so that the client resends. */
-	log_info("client %s: PUBLISH to %s dead-lettered: %s", cl->desc, m->topic, why);
-	struct wbuf none = { NULL, 0, 0 };
-	struct held *answer = m->qos ? held_new(HELD_MQTT_PUB, IPC_PUBLISH, 0, &none) : NULL;
-
-	if (answer != NULL) {
-		answer->client_id = cl->id;
-		answer->msg_id = m->packet_id;
-		answer->qos = m->qos;
-	}
-	if (dlq_publish(b, reason ? reason : "held_limit", cl->desc, cl->port, m->topic,
-	    m->payload, m->len, answer) == -1 && m->qos > 0)
-		client_close(cl, "PUBLISH could be stored neither in its topic nor as a dead letter");
+	snprintf(msg, sizeof(msg), "PUBLISH to %.60s not stored (%s): not acknowledged",
+	    m->topic, why);
+	client_close(cl, msg);
 }
 
 void
@@ -199,7 +216,7 @@ mqtt_pub_done(struct child *c, struct held *h, const struct rec_done *d)
 	if (cl == NULL || cl->closing || cl->session == NULL)
 		return;		/* the client resends after reconnecting */
 	if (d->status != ST_OK) {
-		client_close(cl, "message not stored");
+		client_close(cl, "message not stored (its topic failed): not acknowledged");
 		return;
 	}
 	if (h->kind == HELD_MQTT_REL) {

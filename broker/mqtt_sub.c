@@ -48,11 +48,7 @@ mqtt_subscribe_in(struct client *cl, struct mqtt_packet *p)
 		if (codes[i] != MQTT_SUBACK_FAILURE)
 			session_add_filter(s, sub->items[i].filter, codes[i]);
 	}
-	if (session_save(s) == -1) {
-		free(codes);
-		client_close(cl, "cannot store the subscription");
-		return;
-	}
+	client_gate(cl, session_save(s));	/* SUBACK once the filters are durable */
 	wbuf_init(&w);
 	mqtt_enc_suback(&w, sub->packet_id, codes, sub->n);
 	mqtt_send(cl, &w);
@@ -82,10 +78,8 @@ mqtt_unsubscribe_in(struct client *cl, struct mqtt_packet *p)
 
 	for (size_t i = 0; i < u->n; i++)
 		changed |= session_remove_filter(s, u->filters[i]);
-	if (changed && session_save(s) == -1) {
-		client_close(cl, "cannot store the unsubscription");
-		return;
-	}
+	if (changed)
+		client_gate(cl, session_save(s));
 	/* Topics no filter matches any more drop the cursor; others may get
 	 * a lower QoS. */
 	TAILQ_FOREACH_SAFE(a, &cl->attached, by_client, next) {

@@ -86,7 +86,7 @@ title_text(struct broker *b, char *buf, size_t len)
 			break;
 	}
 	snprintf(buf, len, "master %s clients=%u topics=%d", ports, b->nclients,
-	    broker_count_topics(b));
+	    children_count(b));
 }
 
 void
@@ -237,6 +237,7 @@ open_stores(struct broker *b)
 		return -1;
 	if (store_open(b) == -1)
 		return -1;
+	durable_init(b);
 	log_store_opened("sessions", b->store);
 	return 0;
 }
@@ -309,6 +310,8 @@ broker_run(struct broker *b)
 	RB_INIT(&b->children);
 	RB_INIT(&b->clients);
 	RB_INIT(&b->consumers);
+	TAILQ_INIT(&b->gated);
+	TAILQ_INIT(&b->waiters);
 	b->lock_fd = -1;
 	b->started_ms = mono_ms();
 	b->next_req = 1;

@@ -67,14 +67,15 @@ session_new(struct broker *b, const char *key, uint8_t mode, bool persistent)
 	return s;
 }
 
-/* Writes the session record; durable before a SUBACK or OK goes out. */
-int
+/* Writes the session record; returns the ticket that makes it durable
+ * (0 for a session that is not stored): the SUBACK or OK that depends on
+ * it waits for that (client_gate). */
+uint64_t
 session_save(struct session *s)
 {
 	struct wbuf w;
 	size_t klen;
 	char *k;
-	int rc;
 
 	if (!s->persistent)
 		return 0;
@@ -88,14 +89,11 @@ session_save(struct session *s)
 		put_u8(&w, s->filters[i].qos);
 	}
 	k = kv_key('s', s->key, &klen);
-	rc = kv_put(s->b->store, k, klen, w.data, w.len);
-	if (rc == 0)
-		rc = kv_commit(s->b->store);
+	if (kv_put(s->b->store, k, klen, w.data, w.len) == -1)
+		fatalx("session %s: the session store refuses it", s->key);
 	free(k);
 	wbuf_free(&w);
-	if (rc == -1)
-		log_warnx("session %s: cannot store it", s->key);
-	return rc;
+	return durable_write(s->b);
 }
 
 static void
@@ -187,9 +185,10 @@ session_delete(struct session *s)
 	if (s->persistent) {
 		release_staged(s);
 		k = kv_key('s', s->key, &klen);
-		if (kv_del(b->store, k, klen) == -1 || kv_commit(b->store) == -1)
-			log_warnx("session %s: cannot delete it", s->key);
+		if (kv_del(b->store, k, klen) == -1)
+			fatalx("session %s: the session store refuses its deletion", s->key);
 		free(k);
+		(void)durable_write(b);
 	}
 	session_free(s);
 }
@@ -267,23 +266,19 @@ topic_add(struct broker *b, const char *topic)
 }
 
 /* A topic used for the first time: remembered durably, so that wildcard
- * filters find it after a restart too. */
-int
+ * filters find it after a restart too.  Returns the ticket that makes it
+ * durable; nothing is stored in the topic before (held.c). */
+uint64_t
 topic_register(struct broker *b, const char *topic)
 {
 	size_t klen;
 	char *k = kv_key('t', topic, &klen);
-	int rc = kv_put(b->store, k, klen, "", 0);
 
-	if (rc == 0)
-		rc = kv_commit(b->store);
+	if (kv_put(b->store, k, klen, "", 0) == -1)
+		fatalx("topic %s: the session store refuses it", topic);
 	free(k);
-	if (rc == -1) {
-		log_warnx("topic %s: cannot record it in the session store", topic);
-		return -1;
-	}
 	topic_add(b, topic);
-	return 0;
+	return durable_write(b);
 }
 
 static int
@@ -334,8 +329,12 @@ load_session(const void *key, size_t klen, void *arg)
 	if (kv_get(b->store, key, klen, &val, &len) == 1) {
 		s = session_new(b, name, strncmp(name, "j/", 2) == 0 ? MODE_JSON : MODE_MQTT, true);
 		if (decode_session(s, val, len) == -1) {
-			log_warnx("session %s: bad record in the session store; ignored", name);
+			log_errx("session %s: a record of an unknown version or unreadable in %s/"
+			    "sessions: the session store is left as it is", name, b->set.data_dir);
 			session_free(s);
+			free(val);
+			free(name);
+			return -1;
 		}
 		free(val);
 	}
@@ -358,7 +357,10 @@ store_open(struct broker *b)
 		return -1;
 	}
 	kv_scan(b->store, "t", 1, load_topic, b);
-	kv_scan(b->store, "s", 1, load_session, b);
+	if (kv_scan(b->store, "s", 1, load_session, b) != 0) {
+		store_close(b);
+		return -1;
+	}
 	mqtt_load_outflights(b);
 	log_info("session store: %u topics, %u sessions", b->ntopics, session_count(b));
 	return 0;
@@ -388,7 +390,12 @@ store_close(struct broker *b)
 		free(t->name);
 		free(t);
 	}
-	if (b->store != NULL && kv_close(b->store) == -1)
+	bool used = b->store_ev != NULL;
+
+	durable_free(b);
+	if (!used)
+		kv_abandon(b->store);	/* never opened for use: write nothing */
+	else if (kv_close(b->store) == -1)
 		log_warnx("the session store did not close cleanly");
 	b->store = NULL;
 }
@@ -497,15 +504,12 @@ sessions_expire(struct broker *b)
 	}
 }
 
-/* Deliveries only write the store (no commit), and only a commit can
- * checkpoint: past checkpoint_size, commit here so that the journal of a
- * broker that only delivers stays bounded. */
+/* Deliveries only write the store (packet ids: no sync), and only a
+ * synced journal is checkpointed: sync now and then, so that the journal
+ * of a broker that only delivers stays bounded. */
 void
 store_maintain(struct broker *b)
 {
-	struct kv_stats st;
-
-	kv_get_stats(b->store, &st);
-	if (st.journal_bytes > b->set.checkpoint_size && kv_commit(b->store) == -1)
-		log_warnx("the session store cannot be committed");
+	if (kv_pending(b->store) > 0 || kv_written(b->store) > kv_durable(b->store))
+		(void)durable_write(b);
 }

@@ -26,9 +26,13 @@ struct settings {
 	uint64_t          client_output_limit;	/* bytes of unread answers before reading stops */
 	uint64_t          restart_backoff_min;	/* ms */
 	uint64_t          restart_backoff_max;	/* ms */
-	unsigned          crash_limit;
+	unsigned          crash_limit;		/* obsolete: accepted, ignored */
 	uint64_t          crash_window;		/* ms */
+	unsigned          poison_limit;
 	unsigned          max_held_publishes;	/* per topic */
+	uint64_t          max_topic_size;	/* bytes of messages per topic; 0: no limit */
+	uint64_t          max_store_size;	/* bytes of messages in all; 0: no limit */
+	uint64_t          min_free_space;	/* bytes free in data_dir; 0: no floor */
 	uint64_t          checkpoint_size;	/* bytes of journal */
 	uint64_t          shutdown_timeout;	/* ms */
 	unsigned          max_inflight_messages;

@@ -26,20 +26,24 @@ status_log(struct broker *b)
 	struct child *c;
 
 	log_notice("status: master pid %ld uptime %llds clients %u topics %d "
-	    "messages in %llu out %llu bytes in %llu out %llu",
+	    "messages in %llu out %llu bytes in %llu out %llu stored %llu%s",
 	    (long)getpid(), (long long)(now - b->started_ms) / 1000, b->nclients,
-	    broker_count_topics(b), (unsigned long long)b->msgs_in,
+	    children_count(b), (unsigned long long)b->msgs_in,
 	    (unsigned long long)b->msgs_out, (unsigned long long)b->bytes_in,
-	    (unsigned long long)b->bytes_out);
+	    (unsigned long long)b->bytes_out, (unsigned long long)b->stored_bytes,
+	    b->store_full ? " FULL (max_store_size): publishes wait" : "");
 	RB_FOREACH(c, child_tree, &b->children) {
 		const struct rec_stats *s = &c->stats;
 
-		log_notice("status: topic %s pid %ld %s uptime %llds restarts %llu subs %u "
-		    "online %u messages %llu bytes %llu seq %llu lag %llu oldest_unacked %llums "
-		    "held %u", c->topic, (long)c->pid, state_name(c->state),
+		log_notice("status: topic %s pid %ld %s%s%s uptime %llds restarts %llu poisoned %llu "
+		    "subs %u online %u messages %llu bytes %llu disk %llu seq %llu lag %llu "
+		    "oldest_unacked %llums held %u", c->topic, (long)c->pid, state_name(c->state),
+		    c->full ? " full" : "", c->probing ? " probing" : "",
 		    c->ready_at && c->state == CH_READY ? (long long)(now - c->ready_at) / 1000 : 0LL,
-		    (unsigned long long)c->restarts, s->subscribers, s->online,
+		    (unsigned long long)c->restarts, (unsigned long long)c->poisoned,
+		    s->subscribers, s->online,
 		    (unsigned long long)s->messages, (unsigned long long)s->bytes,
+		    (unsigned long long)s->disk_bytes,
 		    (unsigned long long)(s->next_seq > 0 ? s->next_seq - 1 : 0),
 		    (unsigned long long)s->lag,
 		    (unsigned long long)s->oldest_unacked_ms, c->nheld_pub);

@@ -22,11 +22,15 @@ static unsigned
 sys_values(struct broker *b, struct sys_value *v)
 {
 	struct child *c;
-	uint64_t restarts = 0;
-	unsigned n = 0;
+	uint64_t restarts = 0, poisoned = 0;
+	unsigned n = 0, full = 0, failed = 0;
 
-	RB_FOREACH(c, child_tree, &b->children)
+	RB_FOREACH(c, child_tree, &b->children) {
 		restarts += c->restarts;
+		poisoned += c->poisoned;
+		full += c->full;
+		failed += c->state == CH_FAILED;
+	}
 #define SYS(t, ...) do { v[n].topic = "$SYS/broker/" t; \
 	snprintf(v[n].text, sizeof(v[n].text), __VA_ARGS__); n++; } while (0)
 	SYS("version", "broker version %s", BROKER_VERSION);
@@ -37,13 +41,19 @@ sys_values(struct broker *b, struct sys_value *v)
 	SYS("bytes/received", "%llu", (unsigned long long)b->bytes_in);
 	SYS("bytes/sent", "%llu", (unsigned long long)b->bytes_out);
 	SYS("topics/count", "%u", b->ntopics);
-	SYS("topicd/running", "%d", broker_count_topics(b));
+	SYS("topicd/running", "%d", children_count(b));
 	SYS("topicd/restarts", "%llu", (unsigned long long)restarts);
+	SYS("topicd/poisoned", "%llu", (unsigned long long)poisoned);
+	SYS("topics/full", "%u", full);
+	SYS("topics/failed", "%u", failed);
+	SYS("topics/refused", "%llu", (unsigned long long)b->topics_refused);
+	SYS("store/bytes", "%llu", (unsigned long long)b->stored_bytes);
+	SYS("store/full", "%d", b->store_full ? 1 : 0);
 #undef SYS
 	return n;
 }
 
-#define SYS_MAX 16
+#define SYS_MAX 24
 
 /* Sends the values that match filter (all filters of the session when
  * filter is NULL) to one client. */

@@ -16,8 +16,9 @@ enc_config(struct wbuf *w, const struct rec_config *r)
 	put_u32(w, r->retry_ms);
 	put_u32(w, r->max_attempts);
 	put_u32(w, r->checkpoint_kib);
-	put_u32(w, r->max_messages);
 	put_u32(w, r->max_queued);
+	put_u64(w, r->max_bytes);
+	put_u64(w, r->min_free);
 	put_u8(w, r->sync);
 	put_u8(w, r->log_level);
 	put_u64(w, r->boot_id);
@@ -31,8 +32,9 @@ dec_config(const void *body, size_t len, struct rec_config *r)
 	get_u32(&rb, &r->retry_ms);
 	get_u32(&rb, &r->max_attempts);
 	get_u32(&rb, &r->checkpoint_kib);
-	get_u32(&rb, &r->max_messages);
 	get_u32(&rb, &r->max_queued);
+	get_u64(&rb, &r->max_bytes);
+	get_u64(&rb, &r->min_free);
 	get_u8(&rb, &r->sync);
 	get_u8(&rb, &r->log_level);
 	get_u64(&rb, &r->boot_id);
@@ -277,6 +279,8 @@ enc_stats(struct wbuf *w, const struct rec_stats *r)
 	put_u64(w, r->oldest_unacked_ms);
 	put_u64(w, r->commits);
 	put_u64(w, r->committed);
+	put_u64(w, r->disk_bytes);
+	put_u8(w, r->full);
 }
 
 int
@@ -293,7 +297,32 @@ dec_stats(const void *body, size_t len, struct rec_stats *r)
 	get_u64(&rb, &r->oldest_unacked_ms);
 	get_u64(&rb, &r->commits);
 	get_u64(&rb, &r->committed);
+	get_u64(&rb, &r->disk_bytes);
+	get_u8(&rb, &r->full);
+	if (r->full > 1)
+		return -1;
 	DEC_END();
+}
+
+void
+enc_full(struct wbuf *w, const struct rec_full *r)
+{
+	put_str(w, r->reason);
+}
+
+int
+dec_full(const void *body, size_t len, struct rec_full *r)
+{
+	DEC_BEGIN(body, len);
+	get_str(&rb, &r->reason);
+	DEC_END();
+}
+
+int
+dec_empty(const void *body, size_t len)
+{
+	(void)body;
+	return len == 0 ? 0 : -1;
 }
 
 void
@@ -347,6 +376,7 @@ ipc_type_name(uint16_t type)
 		{ IPC_DLQ_DONE, "DLQ_DONE" }, { IPC_READY, "READY" },
 		{ IPC_DONE, "DONE" }, { IPC_DEADLETTER, "DEADLETTER" },
 		{ IPC_STATS, "STATS" }, { IPC_DELIVER, "DELIVER" },
+		{ IPC_RESUME, "RESUME" }, { IPC_FULL, "FULL" }, { IPC_ROOM, "ROOM" },
 		{ IPC_DELIVER_REL, "DELIVER_REL" },
 	};
 

@@ -27,34 +27,47 @@
 
 #include "marshal.h"
 
-#define IPC_PROTO_VERSION 1
+#define IPC_PROTO_VERSION 2
 #define IPC_CHANNEL_FD    3
 
 enum ipc_type {
 	/* master -> topicd, on the channel */
 	IPC_CONFIG = 1,		/* settings; first record, again on reload */
-	IPC_PUBLISH,		/* store a message; DONE when durable */
-	IPC_RELEASE,		/* release a staged message to subscribers */
-	IPC_RELEASE_OWNER,	/* release everything an owner staged (publisher gone);
+	IPC_PUBLISH = 2,	/* store a message; DONE when durable */
+	IPC_RELEASE = 3,	/* release a staged message to subscribers */
+	IPC_RELEASE_OWNER = 4,	/* release everything an owner staged (publisher gone);
 				 * idempotent, answered with DONE when req is set */
-	IPC_ATTACH,		/* subscribe / resume, with the delivery socket as fd;
+	IPC_ATTACH = 5,		/* subscribe / resume, with the delivery socket as fd;
 				 * without one: only create or keep the cursor (an
 				 * offline persistent session's filter matched) */
-	IPC_DETACH,		/* session gone: drop the fd, keep the cursor */
-	IPC_UNSUB,		/* stop delivering; UF_FORGET also drops the cursor */
-	IPC_ACK,		/* a subscriber's PUBACK / PUBREC / PUBCOMP */
-	IPC_DLQ_DONE,		/* a DEADLETTER is durable in the dead-letter topic */
+	IPC_DETACH = 6,		/* session gone: drop the fd, keep the cursor */
+	IPC_UNSUB = 7,		/* stop delivering; UF_FORGET also drops the cursor */
+	IPC_ACK = 8,		/* a subscriber's PUBACK / PUBREC / PUBCOMP */
+	IPC_DLQ_DONE = 9,	/* a DEADLETTER is durable in the dead-letter topic */
+	IPC_RESUME = 10,	/* after ROOM: publishes come again (empty body) */
 
 	/* topicd -> master, on the channel */
 	IPC_READY = 32,		/* store open; once */
-	IPC_DONE,		/* answer to a request with a req id */
-	IPC_DEADLETTER,		/* please store this in the dead-letter topic */
-	IPC_STATS,		/* figures for status, titles and $SYS (on change, <= 1/s) */
+	IPC_DONE = 33,		/* answer to a request with a req id */
+	IPC_DEADLETTER = 34,	/* please store this in the dead-letter topic */
+	IPC_STATS = 35,		/* figures for status, titles and $SYS (on change, <= 1/s) */
+	IPC_FULL = 36,		/* no room: publishes are refused (ST_FULL) until RESUME */
+	IPC_ROOM = 37,		/* room again: send RESUME, then the refused publishes
+				 * (empty body) */
 
 	/* topicd -> master, on a delivery socket */
 	IPC_DELIVER = 64,	/* a message for the session */
-	IPC_DELIVER_REL,	/* PUBREL for a message the client PUBREC'd */
+	IPC_DELIVER_REL = 65,	/* PUBREL for a message the client PUBREC'd */
 };
+
+/* How a topicd ends, for the master's supervision: 0 when asked to
+ * stop; TOPICD_EXIT_DAMAGED when its store does not read back (the topic
+ * is failed until an operator looks); TOPICD_EXIT_IO after an I/O error
+ * of its store (restarted, as after SIGKILL).  Any other status, or a
+ * signal like SIGSEGV or SIGABRT, is a crash: a record it was applying
+ * may be a poison record. */
+#define TOPICD_EXIT_DAMAGED	65	/* EX_DATAERR */
+#define TOPICD_EXIT_IO		74	/* EX_IOERR */
 
 /* PUBLISH flags, also stored with the message and echoed in DELIVER. */
 #define PF_RETAIN 0x01		/* MQTT retain */
@@ -83,17 +96,19 @@ enum ipc_type {
 /* DONE status */
 enum ipc_status {
 	ST_OK = 0,
-	ST_INVALID,		/* the request made no sense (bad qos, unknown subscriber) */
-	ST_STORE,		/* the store failed (I/O error): not stored */
-	ST_FULL,		/* a limit was reached: not stored */
+	ST_INVALID = 1,		/* the request made no sense (bad qos, unknown subscriber) */
+	ST_STORE = 2,		/* the store failed (I/O error): not stored */
+	ST_FULL = 3,		/* no room now (FULL was sent): not stored; send it
+				 * again after RESUME */
 };
 
 struct rec_config {
 	uint32_t    retry_ms;		/* JSON-lines retrial interval */
 	uint32_t    max_attempts;	/* sends before a consumer is parked */
 	uint32_t    checkpoint_kib;	/* journal size that triggers a checkpoint */
-	uint32_t    max_messages;	/* per topic log length limit (0: none) */
 	uint32_t    max_queued;		/* MQTT subscriber backlog limit (0: none) */
+	uint64_t    max_bytes;		/* bytes of messages the topic keeps (0: no limit) */
+	uint64_t    min_free;		/* free bytes the data directory keeps (0: none) */
 	uint8_t     sync;		/* 1: fdatasync each batch; 0: write only */
 	uint8_t     log_level;
 	uint64_t    boot_id;		/* changes on every master start */
@@ -174,6 +189,10 @@ struct rec_deadletter {
 	size_t         payload_len;
 };
 
+struct rec_full {
+	const char *reason;		/* "max_topic_size", "min_free_space", "disk_full" */
+};
+
 struct rec_stats {
 	uint32_t subscribers;		/* durable cursors */
 	uint32_t online;		/* attached right now */
@@ -185,6 +204,8 @@ struct rec_stats {
 	uint64_t oldest_unacked_ms;	/* age of the oldest in-flight delivery, 0 if none */
 	uint64_t commits;		/* syncs since start */
 	uint64_t committed;		/* records made durable since start */
+	uint64_t disk_bytes;		/* the store's files */
+	uint8_t  full;			/* publishes are refused (FULL sent, no RESUME yet) */
 };
 
 struct rec_deliver {
@@ -215,6 +236,7 @@ void enc_ready(struct wbuf *w, const struct rec_ready *r);
 void enc_done(struct wbuf *w, const struct rec_done *r);
 void enc_deadletter(struct wbuf *w, const struct rec_deadletter *r);
 void enc_stats(struct wbuf *w, const struct rec_stats *r);
+void enc_full(struct wbuf *w, const struct rec_full *r);
 void enc_deliver(struct wbuf *w, const struct rec_deliver *r);
 void enc_deliver_rel(struct wbuf *w, const struct rec_deliver_rel *r);
 
@@ -234,6 +256,9 @@ int dec_ready(const void *body, size_t len, struct rec_ready *r);
 int dec_done(const void *body, size_t len, struct rec_done *r);
 int dec_deadletter(const void *body, size_t len, struct rec_deadletter *r);
 int dec_stats(const void *body, size_t len, struct rec_stats *r);
+int dec_full(const void *body, size_t len, struct rec_full *r);
+/* RESUME and ROOM have no body. */
+int dec_empty(const void *body, size_t len);
 int dec_deliver(const void *body, size_t len, struct rec_deliver *r);
 int dec_deliver_rel(const void *body, size_t len, struct rec_deliver_rel *r);
 

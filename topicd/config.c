@@ -20,8 +20,9 @@ config_apply(struct topicd *td, const struct rec_config *r)
 	log_set_level(td->verbose ? LOG_LVL_DEBUG : (enum log_level)level);
 	td->retry_ms = r->retry_ms ? r->retry_ms : TD_RETRY_MS_DEFAULT;
 	td->max_attempts = r->max_attempts ? r->max_attempts : TD_ATTEMPTS_DEFAULT;
-	td->max_messages = r->max_messages;
 	td->max_queued = r->max_queued;
+	td->max_bytes = r->max_bytes;
+	td->min_free = r->min_free;
 	td->sync = r->sync;
 	if (td->kv == NULL)
 		td->checkpoint_bytes = ckpt;
@@ -32,9 +33,10 @@ config_apply(struct topicd *td, const struct rec_config *r)
 	td->dlq_topic = xstrdup(r->dlq_topic);
 	td->conf_boot_id = r->boot_id;
 	td->configured = true;
-	log_debug("topic %s: config: retry %u ms, %u attempts, max %u messages, "
-	    "dead letters to %s", td->topic, td->retry_ms, td->max_attempts,
-	    td->max_messages, td->dlq_topic);
+	log_debug("topic %s: config: retry %u ms, %u attempts, max %llu bytes, "
+	    "min free %llu bytes, dead letters to %s", td->topic, td->retry_ms,
+	    td->max_attempts, (unsigned long long)td->max_bytes,
+	    (unsigned long long)td->min_free, td->dlq_topic);
 }
 
 /* A connection-scoped owner ("j/BOOTID/CONN": a JSON-lines publisher or

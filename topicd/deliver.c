@@ -281,7 +281,7 @@ deliver_pump(struct sub *s)
 		return;
 	/* Nothing goes out before the batch in hand is committed: neither a
 	 * message appended in it nor a PUBREL for a PUBREC applied in it. */
-	if (s->td->batch_n > 0) {
+	if (s->td->batch_n > 0 || s->td->io_wait) {
 		deliver_wake(s);
 		return;
 	}

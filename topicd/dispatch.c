@@ -23,7 +23,7 @@
 typedef void handler_fn(struct topicd *, struct ipc_msg *);
 
 static handler_fn h_config, h_publish, h_release, h_release_owner, h_attach,
-    h_detach, h_unsub, h_ack, h_dlq_done;
+    h_detach, h_unsub, h_ack, h_dlq_done, h_resume;
 
 enum { FD_NO, FD_YES, FD_MAYBE };
 
@@ -41,6 +41,7 @@ static const struct handler {
 	{ IPC_UNSUB,		FD_NO,		h_unsub },
 	{ IPC_ACK,		FD_NO,		h_ack },
 	{ IPC_DLQ_DONE,		FD_NO,		h_dlq_done },
+	{ IPC_RESUME,		FD_NO,		h_resume },
 };
 
 static void __attribute__((noreturn))
@@ -110,19 +111,39 @@ replies_send(struct topicd *td)
 	td->nreplies = 0;
 }
 
+/* The disk was full for a commit: every answer and delivery waits, and
+ * the commit is tried again every TD_IO_RETRY_MS (dispatch_end_batch). */
+static void
+io_wait(struct topicd *td)
+{
+	struct timeval tv = { TD_IO_RETRY_MS / 1000, (TD_IO_RETRY_MS % 1000) * 1000 };
+
+	if (!td->io_wait)
+		log_warnx("topic %s: the disk is full: %zu answers wait; trying again every %d ms",
+		    td->topic, td->nreplies, TD_IO_RETRY_MS);
+	td->io_wait = true;
+	room_disk_full(td);
+	if (td->io_timer != NULL && evtimer_add(td->io_timer, &tv) == -1)
+		fatalx("topic %s: cannot arm a timer", td->topic);
+}
+
 /* Writes what changed (trimmed messages, subscriber and meta records) as
- * one batch; durable: with a sync.  A store failure is fatal. */
-void
+ * one batch; durable: with a sync.  0, or -1 while the disk is full. */
+int
 dispatch_sync(struct topicd *td, bool durable)
 {
 	log_trim(td);
 	subs_save(td);
 	store_save_meta(td);
-	if (durable && td->sync) {
-		if (kv_commit(td->kv) == -1)
-			store_fail(td, "commit");
-	} else if (kv_pending(td->kv) > 0 && kv_flush(td->kv) == -1)
-		store_fail(td, "write");
+	if (!durable || !td->sync) {
+		if (kv_pending(td->kv) == 0)
+			return 0;
+		durable = false;
+	}
+	if (store_commit(td, durable) == 0)
+		return 0;
+	io_wait(td);
+	return -1;
 }
 
 void
@@ -139,9 +160,17 @@ dispatch_end_batch(struct topicd *td)
 		td->appended = false;
 		deliver_wake_all(td);
 	}
-	dispatch_sync(td, td->need_sync);
+	if (dispatch_sync(td, td->need_sync || td->io_wait) == -1)
+		return;		/* nothing goes out before it is stored */
 	td->need_sync = false;
+	if (td->io_wait) {
+		td->io_wait = false;
+		evtimer_del(td->io_timer);
+		log_notice("topic %s: the disk took the waiting batch; %zu answers go out",
+		    td->topic, td->nreplies);
+	}
 	replies_send(td);
+	room_check(td);
 	deliver_maxlen_all(td);
 	deliver_run(td);
 }
@@ -157,37 +186,50 @@ h_config(struct topicd *td, struct ipc_msg *m)
 	config_boot(td);
 }
 
+#ifdef BROKER_TEST_HOOKS
+/* The test build dies on a marked payload, as on a poison record. */
+static void
+test_poison(const struct rec_publish *r)
+{
+	static const char mark[] = "poison-record-abort";
+
+	if (r->payload_len >= sizeof(mark) - 1 &&
+	    memcmp(r->payload, mark, sizeof(mark) - 1) == 0)
+		abort();
+}
+#endif
+
 static void
 h_publish(struct topicd *td, struct ipc_msg *m)
 {
 	struct rec_publish r;
 	struct msg msg;
-	bool full;
 
 	if (dec_publish(m->body, m->len, &r) == -1)
 		violation(td, m, "malformed");
+#ifdef BROKER_TEST_HOOKS
+	test_poison(&r);
+#endif
 	memset(&msg, 0, sizeof(msg));
 	msg.flags = r.flags;
 	msg.qos = r.qos;
 	msg.time_ms = r.time_ms;
 	msg.payload = r.payload;
 	msg.len = r.payload_len;
-	full = td->max_messages != 0 && td->messages >= td->max_messages;
+	/* A replay of what is staged already is answered the same; anything
+	 * else that needs an answer waits for room.  QoS 0 is stored all the
+	 * same (it was on its way before the master heard FULL). */
+	if (r.req == 0)
+		(void)room_for(td, r.payload_len);
+	else if (!((r.flags & PF_STAGE) && stage_exists(td, r.owner, r.pubid)) &&
+	    !room_for(td, r.payload_len)) {
+		reply(td, r.req, ST_FULL, 0);
+		return;
+	}
 	if (r.flags & PF_STAGE) {
-		/* A replay of what is staged already is answered the same. */
-		if (full && !stage_exists(td, r.owner, r.pubid)) {
-			reply(td, r.req, ST_FULL, 0);
-			return;
-		}
 		stage_put(td, r.owner, r.pubid, &msg);
 		td->need_sync = true;
 		reply(td, r.req, ST_OK, 0);
-		return;
-	}
-	if (full) {
-		log_debug("topic %s: log full (%u messages): publish refused",
-		    td->topic, td->max_messages);
-		reply(td, r.req, ST_FULL, 0);
 		return;
 	}
 	uint64_t seq = log_append(td, &msg);
@@ -306,4 +348,12 @@ h_dlq_done(struct topicd *td, struct ipc_msg *m)
 	if (dec_dlq_done(m->body, m->len, &r) == -1)
 		violation(td, m, "malformed");
 	deliver_dlq_done(td, r.req);
+}
+
+static void
+h_resume(struct topicd *td, struct ipc_msg *m)
+{
+	if (dec_empty(m->body, m->len) == -1)
+		violation(td, m, "malformed");
+	room_resume(td);
 }

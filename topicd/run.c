@@ -34,7 +34,6 @@ topicd_init(struct topicd *td, const char *topic, const char *datadir, bool verb
 	td->datadir = xstrdup(datadir);
 	td->stem = topic_file_name(topic);
 	td->verbose = verbose;
-	td->lock_fd = -1;
 	td->sync = true;
 	RB_INIT(&td->subs);
 	TAILQ_INIT(&td->work);
@@ -57,42 +56,6 @@ sleep_ms(long ms)
 		;
 }
 
-/* An old topicd of this topic (its master was killed) may still be
- * exiting: wait a while for its lock. */
-static int
-lock_store(struct topicd *td)
-{
-	int64_t deadline = mono_ms() + TD_LOCK_WAIT_MS;
-	char *path;
-	int fd;
-
-	xasprintf(&path, "%s/topics/%s.lock", td->datadir, td->stem);
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
-		log_warn("%s", path);
-		free(path);
-		return -1;
-	}
-	for (int tries = 0; flock(fd, LOCK_EX | LOCK_NB) == -1; tries++) {
-		if (errno == EINTR)
-			continue;
-		if (errno != EWOULDBLOCK || mono_ms() >= deadline) {
-			if (errno == EWOULDBLOCK)
-				log_warnx("%s: still locked by another topicd", path);
-			else
-				log_warn("%s: flock", path);
-			close(fd);
-			free(path);
-			return -1;
-		}
-		if (tries == 0)
-			log_info("%s: locked; waiting for the previous topicd", path);
-		sleep_ms(TD_LOCK_STEP_MS);
-	}
-	free(path);
-	td->lock_fd = fd;
-	return 0;
-}
-
 /* "N records replayed": anything but 0 means the store was not closed
  * cleanly (SIGKILL, a crash, power loss) and was recovered. */
 static void
@@ -109,11 +72,39 @@ log_recovery(struct topicd *td)
 		log_info("topic %s: store opened: 0 records replayed", td->topic);
 }
 
-/* Locks and loads the store; 0, or -1 (logged). */
+/* Opens and loads the store; an older topicd of this topic (its master
+ * was killed) may still be exiting: wait a while for its lock.  0, or -1
+ * (logged) with errno EUCLEAN when the store does not read back. */
+static int
+open_store(struct topicd *td)
+{
+	int64_t deadline = mono_ms() + TD_LOCK_WAIT_MS;
+	char *err = NULL;
+	int e;
+
+	for (int tries = 0; store_open(td, &err) == -1; tries++) {
+		e = errno;
+		if (e != EWOULDBLOCK || mono_ms() >= deadline) {
+			log_errx("topic %s: store: %s", td->topic, err ? err : "cannot open");
+			free(err);
+			errno = e;
+			return -1;
+		}
+		if (tries == 0)
+			log_info("topic %s: store locked; waiting for the previous topicd",
+			    td->topic);
+		free(err);
+		err = NULL;
+		sleep_ms(TD_LOCK_STEP_MS);
+	}
+	return 0;
+}
+
+/* Loads the store; 0, or -1 (logged). */
 int
 topicd_open(struct topicd *td)
 {
-	char *dir, *err = NULL;
+	char *dir;
 
 	xasprintf(&dir, "%s/topics", td->datadir);
 	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
@@ -122,16 +113,14 @@ topicd_open(struct topicd *td)
 		return -1;
 	}
 	free(dir);
-	if (lock_store(td) == -1)
+	if (open_store(td) == -1)
 		return -1;
-	if (store_open(td, &err) == -1) {
-		log_warnx("topic %s: store: %s", td->topic, err ? err : "cannot open");
-		free(err);
-		return -1;
-	}
 	log_recovery(td);
 	config_boot(td);
-	dispatch_sync(td, true);
+	if (dispatch_sync(td, true) == -1) {
+		errno = ENOSPC;
+		return -1;
+	}
 	td->need_sync = false;
 	return 0;
 }
@@ -141,13 +130,10 @@ topicd_open(struct topicd *td)
 void
 topicd_close(struct topicd *td)
 {
-	if (td->kv != NULL)
-		dispatch_sync(td, true);
+	if (td->kv != NULL && dispatch_sync(td, true) == -1)
+		td->exit_code = TOPICD_EXIT_IO;
 	subs_free(td);
 	store_close(td);
-	if (td->lock_fd != -1)
-		close(td->lock_fd);
-	td->lock_fd = -1;
 	free(td->replies);
 	wbuf_free(&td->wb);
 	wbuf_free(&td->kb);
@@ -240,6 +226,28 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	stats_tick(arg);
+	room_check(arg);
+}
+
+/* The store's worker finished a checkpoint. */
+static void
+on_kv(evutil_socket_t fd, short what, void *arg)
+{
+	struct topicd *td = arg;
+
+	(void)fd;
+	(void)what;
+	if (kv_poll(td->kv) == -1)
+		store_fail(td, "background work");
+}
+
+/* The disk was full: try the waiting batch again. */
+static void
+on_io_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dispatch_end_batch(arg);
 }
 
 static void
@@ -275,7 +283,11 @@ events_setup(struct topicd *td)
 	td->chan = ipc_chan_new(td->base, IPC_CHANNEL_FD, on_chan_msg, on_chan_err, td);
 	td->batch_ev = event_new(td->base, -1, 0, on_batch, td);
 	td->tick = event_new(td->base, -1, EV_PERSIST, on_tick, td);
-	if (td->batch_ev == NULL || td->tick == NULL || event_add(td->tick, &second) == -1)
+	td->io_timer = evtimer_new(td->base, on_io_retry, td);
+	td->kv_ev = event_new(td->base, kv_event_fd(td->kv), EV_READ | EV_PERSIST, on_kv, td);
+	if (td->batch_ev == NULL || td->tick == NULL || td->io_timer == NULL ||
+	    td->kv_ev == NULL || event_add(td->tick, &second) == -1 ||
+	    event_add(td->kv_ev, NULL) == -1)
 		fatalx("cannot set up timers");
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		td->sigs[i] = evsignal_new(td->base, sigs[i], on_signal, td);
@@ -294,6 +306,10 @@ events_free(struct topicd *td)
 		event_free(td->tick);
 	if (td->batch_ev != NULL)
 		event_free(td->batch_ev);
+	if (td->io_timer != NULL)
+		event_free(td->io_timer);
+	if (td->kv_ev != NULL)
+		event_free(td->kv_ev);
 	if (td->chan != NULL)
 		ipc_chan_free(td->chan);
 	td->chan = NULL;
@@ -337,7 +353,7 @@ start(struct topicd *td, int *code)
 		return false;
 	}
 	if (topicd_open(td) == -1) {
-		*code = 1;
+		*code = errno == EUCLEAN ? TOPICD_EXIT_DAMAGED : TOPICD_EXIT_IO;
 		return false;
 	}
 	return true;
@@ -362,6 +378,8 @@ topicd_run(struct topicd *td)
 	dispatch_end_batch(td);
 	if (td->chan != NULL && ipc_chan_flush(td->chan, 1000) == -1)
 		log_info("topic %s: answers left unsent", td->topic);
+	event_free(td->kv_ev);		/* its descriptor goes with the store */
+	td->kv_ev = NULL;
 	topicd_close(td);
 	events_free(td);
 	return td->exit_code;

@@ -38,7 +38,9 @@ stats_fill(struct topicd *td, struct rec_stats *st)
 		kv_get_stats(td->kv, &ks);
 		st->commits = ks.commits;
 		st->committed = ks.committed;
+		st->disk_bytes = ks.disk_bytes;
 	}
+	st->full = td->refusing;
 }
 
 /* ps shows "topicd: sensors/temp subs=3 seq=10231 lag=5" (seq: the last
@@ -57,9 +59,9 @@ stats_tick(struct topicd *td)
 {
 	struct rec_stats st;
 
-	if (!TAILQ_EMPTY(&td->dirty) || td->meta_dirty || kv_pending(td->kv) > 0 ||
-	    td->first_seq < subs_min_cursor(td))
-		dispatch_sync(td, false);
+	if (!td->io_wait && (!TAILQ_EMPTY(&td->dirty) || td->meta_dirty ||
+	    kv_pending(td->kv) > 0 || td->first_seq < subs_min_cursor(td)))
+		(void)dispatch_sync(td, false);		/* a full disk: retried */
 	if (!td->stats_dirty)
 		return;
 	td->stats_dirty = false;
@@ -77,10 +79,13 @@ stats_log(struct topicd *td)
 
 	stats_fill(td, &st);
 	log_notice("status: topic %s pid %ld subs %u online %u seq %llu..%llu messages %llu "
-	    "bytes %llu lag %llu oldest-unacked %llu ms commits %llu records/commit %.1f "
-	    "records/batch %.1f", td->topic, (long)getpid(), st.subscribers, st.online,
+	    "bytes %llu disk %llu%s%s lag %llu oldest-unacked %llu ms commits %llu "
+	    "records/commit %.1f records/batch %.1f", td->topic, (long)getpid(),
+	    st.subscribers, st.online,
 	    (unsigned long long)st.first_seq, (unsigned long long)st.next_seq,
 	    (unsigned long long)st.messages, (unsigned long long)st.bytes,
+	    (unsigned long long)st.disk_bytes, st.full ? " full " : "",
+	    st.full && td->full_reason ? td->full_reason : "",
 	    (unsigned long long)st.lag, (unsigned long long)st.oldest_unacked_ms,
 	    (unsigned long long)st.commits,
 	    st.commits ? (double)st.committed / (double)st.commits : 0.0,

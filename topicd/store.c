@@ -28,10 +28,33 @@ struct keylist {
 	size_t	  n;
 };
 
+/* A store that does not read back stops the topic until an operator
+ * looks (the master marks it failed); any other store failure ends this
+ * process, and the master starts a new one, which recovers from disk. */
 void
 store_fail(struct topicd *td, const char *what)
 {
-	fatalx("topic %s: store %s failed: giving up", td->topic, what);
+	int damaged = errno == EUCLEAN;
+
+	log_errx("topic %s: store %s failed: %s; %s", td->topic, what, strerror(errno),
+	    damaged ? "the store is damaged" : "restarting");
+	exit(damaged ? TOPICD_EXIT_DAMAGED : TOPICD_EXIT_IO);
+}
+
+/* Writes (and with durable, syncs) the pending batch.  0, or -1 when the
+ * disk is full: the batch stays pending, nothing is lost, and the caller
+ * holds every answer until a later call succeeds.  Other failures end
+ * the process. */
+int
+store_commit(struct topicd *td, bool durable)
+{
+	int rc = durable ? kv_commit(td->kv) : kv_flush(td->kv);
+
+	if (rc == 0)
+		return 0;
+	if (errno == ENOSPC || errno == EDQUOT)
+		return -1;
+	store_fail(td, durable ? "commit" : "write");
 }
 
 static void
@@ -192,14 +215,17 @@ meta_load(struct topicd *td, char **err)
 	get_u64(&r, &td->boot_id);
 	get_u64(&r, &td->bytes);
 	if (get_end(&r) == -1 || version != META_VERSION) {
-		xasprintf(err, "meta record unreadable (version %u)", version);
+		xasprintf(err, "%s/topics/%s.db: meta record of an unknown version (%u) or "
+		    "unreadable", td->datadir, td->stem, version);
 		free(val);
+		errno = EUCLEAN;
 		return -1;
 	}
 	if (strcmp(topic, td->topic) != 0) {
 		xasprintf(err, "store %s belongs to topic \"%s\" (a stem collision)",
 		    td->stem, topic);
 		free(val);
+		errno = EUCLEAN;
 		return -1;
 	}
 	free(val);
@@ -253,22 +279,31 @@ int
 store_open(struct topicd *td, char **err)
 {
 	char *dir;
+	int e;
 
 	xasprintf(&dir, "%s/topics", td->datadir);
 	td->kv = kv_open(dir, td->stem, td->checkpoint_bytes, err);
 	free(dir);
 	if (td->kv == NULL)
 		return -1;
-	if (meta_load(td, err) == -1) {
-		/* Not ours: close without writing anything. */
-		kv_close(td->kv);
-		td->kv = NULL;
-		return -1;
-	}
+	if (meta_load(td, err) == -1)
+		goto fail;
 	log_load(td);
-	subs_load(td);
+	if (subs_load(td) == -1) {
+		xasprintf(err, "%s/topics/%s: a subscriber record of an unknown version or "
+		    "unreadable", td->datadir, td->stem);
+		goto fail;
+	}
 	retain_load(td);
 	return 0;
+fail:
+	/* Not readable as ours: close without writing anything. */
+	e = errno;
+	subs_free(td);
+	kv_abandon(td->kv);
+	td->kv = NULL;
+	errno = e;
+	return -1;
 }
 
 void
@@ -323,10 +358,9 @@ msg_read(struct topicd *td, uint64_t seq, struct msg *m)
 	if (store_get(td, td->kb.data, td->kb.len, &val, &vlen) == 0)
 		return 0;
 	if (msg_decode(val, vlen, m) == -1) {
-		log_warnx("topic %s: message %llu is unreadable", td->topic,
-		    (unsigned long long)seq);
 		free(val);
-		return 0;
+		errno = EUCLEAN;
+		store_fail(td, "read of a message record");
 	}
 	m->seq = seq;
 	m->buf = val;

@@ -4,6 +4,7 @@
  * Record under "C" subkey: version(u8) cursor(u64) mode(u8) qos(u8)
  * window(u16) parked(u8) n(u32), then n entries state(u8) attempts(u32)
  * for the messages cursor, cursor + 1, ... */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -229,13 +230,14 @@ sub_load(struct topicd *td, const uint8_t *key, size_t klen)
 	s = sub_alloc(td, name);
 	free(name);
 	if (sub_decode(s, val, vlen) == -1) {
-		/* The journal is checksummed: this is a bug, not a torn write.
-		 * Keep the topic available; the next ATTACH starts afresh. */
-		log_errx("topic %s: subscriber %s: unreadable record, ignored",
+		/* The journal is checksummed: a record of another version, or
+		 * damage.  Dropping it would drop what the subscriber is owed. */
+		log_errx("topic %s: subscriber %s: record of an unknown version or unreadable",
 		    td->topic, s->key);
 		free(val);
 		sub_free(s);
-		return 0;
+		errno = EUCLEAN;
+		return -1;
 	}
 	free(val);
 	for (uint32_t i = 0; i < s->nfl; i++)
@@ -246,10 +248,10 @@ sub_load(struct topicd *td, const uint8_t *key, size_t klen)
 	return 0;
 }
 
-void
+int
 subs_load(struct topicd *td)
 {
-	store_each(td, "C", 1, sub_load);
+	return store_each(td, "C", 1, sub_load);
 }
 
 void

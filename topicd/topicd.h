@@ -34,8 +34,9 @@ struct kv;
 #define TD_BATCH_MAX		256	/* records applied per commit */
 #define TD_CACHE_SLOTS		256	/* recent messages kept in memory */
 #define TD_CACHE_MAX_PAYLOAD	(64 * 1024)
-#define TD_LOCK_WAIT_MS		10000
+#define TD_LOCK_WAIT_MS		10000	/* for an older topicd of the topic to exit */
 #define TD_LOCK_STEP_MS		20
+#define TD_IO_RETRY_MS		1000	/* a commit the disk was full for, again */
 #define TD_CONFIG_WAIT_MS	30000	/* for the first CONFIG */
 #define TD_SEND_RETRY_MS	100	/* after a transient send error */
 #define TD_WINDOW_MAX		1024	/* in flight per subscriber, whatever asked */
@@ -106,7 +107,6 @@ struct topicd {
 	bool		 verbose;
 	pid_t		 ppid;
 
-	int		 lock_fd;
 	struct event_base *base;
 	struct ipc_chan	*chan;
 	struct kv	*kv;
@@ -116,8 +116,9 @@ struct topicd {
 	/* CONFIG */
 	uint32_t	 retry_ms;
 	uint32_t	 max_attempts;
-	uint32_t	 max_messages;
 	uint32_t	 max_queued;	/* MQTT subscriber backlog limit (0: none) */
+	uint64_t	 max_bytes;	/* max_topic_size (0: no limit) */
+	uint64_t	 min_free;	/* min_free_space (0: none) */
 	bool		 sync;		/* fdatasync batches that need durability */
 	uint64_t	 checkpoint_bytes;
 	bool		 configured;	/* a CONFIG arrived */
@@ -135,6 +136,16 @@ struct topicd {
 	struct msg	 cache[TD_CACHE_SLOTS];
 	bool		 has_retained;
 	uint64_t	 retained_seq;
+
+	/* Room (room.c). */
+	bool		 refusing;	/* FULL sent: publishes refused until RESUME */
+	bool		 room_sent;	/* ROOM sent, RESUME not yet here */
+	const char	*full_reason;
+	bool		 io_wait;	/* a commit failed on a full disk: retrying */
+	struct event	*io_timer;
+	uint64_t	 disk_free;
+	int64_t		 disk_checked_ms;
+	uint64_t	 written_since_check;
 
 	/* Subscribers. */
 	struct sub_tree	 subs;
@@ -155,6 +166,7 @@ struct topicd {
 	struct event	*batch_ev;
 
 	struct event	*tick;
+	struct event	*kv_ev;		/* the store's worker finished something */
 	struct event	*sigs[4];
 	bool		 stats_dirty;
 	int		 exit_code;
@@ -170,9 +182,15 @@ void	 topicd_stop(struct topicd *, int);
 /* dispatch.c */
 void	 dispatch_msg(struct topicd *, struct ipc_msg *);
 void	 dispatch_end_batch(struct topicd *);
-void	 dispatch_sync(struct topicd *, bool);
+int	 dispatch_sync(struct topicd *, bool);
 void	 dispatch_send(struct topicd *, uint16_t);
 void	 reply(struct topicd *, uint64_t, uint32_t, uint64_t);
+
+/* room.c */
+bool	 room_for(struct topicd *, size_t);
+void	 room_disk_full(struct topicd *);
+void	 room_check(struct topicd *);
+void	 room_resume(struct topicd *);
 
 /* config.c */
 void	 config_apply(struct topicd *, const struct rec_config *);
@@ -182,6 +200,7 @@ void	 config_boot(struct topicd *);
 int	 store_open(struct topicd *, char **);
 void	 store_close(struct topicd *);
 void	 store_fail(struct topicd *, const char *) __attribute__((noreturn));
+int	 store_commit(struct topicd *, bool);
 int	 store_get(struct topicd *, const void *, size_t, void **, size_t *);
 void	 store_put(struct topicd *, const void *, size_t, const void *, size_t);
 void	 store_del(struct topicd *, const void *, size_t);
@@ -208,7 +227,7 @@ int	 retain_get(struct topicd *, struct msg *);
 /* subs.c */
 RB_PROTOTYPE(sub_tree, sub, entry, sub_cmp)
 int	 sub_cmp(struct sub *, struct sub *);
-void	 subs_load(struct topicd *);
+int	 subs_load(struct topicd *);
 void	 subs_free(struct topicd *);
 void	 subs_save(struct topicd *);
 struct sub *sub_find(struct topicd *, const char *);

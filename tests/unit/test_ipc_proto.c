@@ -16,7 +16,8 @@ static const uint8_t payload[] = { 'h', 'e', 0, 'l', 0xff, 'o' };
 /* Sample records with every field set to something distinguishable. */
 static const struct rec_config s_config = {
 	.retry_ms = 30000, .max_attempts = 5, .checkpoint_kib = 65536,
-	.max_messages = 0xfffffffe, .max_queued = 0xfffffffd, .sync = 1, .log_level = 4,
+	.max_queued = 0xfffffffd, .max_bytes = 0xfffffffffffffffeULL,
+	.min_free = 0x0807060504030201ULL, .sync = 1, .log_level = 4,
 	.boot_id = 0x0102030405060708ULL, .dlq_topic = "$DLQ",
 };
 static const struct rec_publish s_publish = {
@@ -48,8 +49,9 @@ static const struct rec_deadletter s_deadletter = {
 static const struct rec_stats s_stats = {
 	.subscribers = 3, .online = 2, .first_seq = 100, .next_seq = 200,
 	.messages = 100, .bytes = 1u << 20, .lag = 5, .oldest_unacked_ms = 250,
-	.commits = 17, .committed = 1000,
+	.commits = 17, .committed = 1000, .disk_bytes = 1u << 21, .full = 1,
 };
+static const struct rec_full s_full = { .reason = "max_topic_size" };
 static const struct rec_deliver s_deliver = {
 	.topic = "a/b", .seq = 1, .qos = 2, .flags = DF_DUP | DF_RETAIN | DF_JSON,
 	.payload = payload, .payload_len = sizeof(payload),
@@ -73,6 +75,7 @@ union any_rec {
 	struct rec_stats st;
 	struct rec_deliver dv;
 	struct rec_deliver_rel dr;
+	struct rec_full fu;
 };
 
 struct kind {
@@ -108,12 +111,13 @@ KIND(deadletter, dl)
 KIND(stats, st)
 KIND(deliver, dv)
 KIND(deliver_rel, dr)
+KIND(full, fu)
 
 #define K(n) { #n, enc_s_##n, dec_any_##n }
 static const struct kind kinds[] = {
 	K(config), K(publish), K(release), K(release_owner), K(attach),
 	K(detach), K(unsub), K(ack), K(dlq_done), K(ready), K(done),
-	K(deadletter), K(stats), K(deliver), K(deliver_rel),
+	K(deadletter), K(stats), K(deliver), K(deliver_rel), K(full),
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -149,8 +153,9 @@ test_config_round_trip(void **state)
 	assert_int_equal(r.retry_ms, s_config.retry_ms);
 	assert_int_equal(r.max_attempts, s_config.max_attempts);
 	assert_int_equal(r.checkpoint_kib, s_config.checkpoint_kib);
-	assert_int_equal(r.max_messages, s_config.max_messages);
 	assert_int_equal(r.max_queued, s_config.max_queued);
+	assert_true(r.max_bytes == s_config.max_bytes);
+	assert_true(r.min_free == s_config.min_free);
 	assert_int_equal(r.sync, s_config.sync);
 	assert_int_equal(r.log_level, s_config.log_level);
 	assert_true(r.boot_id == s_config.boot_id);
@@ -340,7 +345,7 @@ test_deadletter_stats_round_trip(void **state)
 	assert_memory_equal(dl.payload, payload, sizeof(payload));
 
 	ENCODE(&w, enc_stats, &s_stats);
-	assert_int_equal(w.len, 2 * 4 + 8 * 8);
+	assert_int_equal(w.len, 2 * 4 + 9 * 8 + 1);
 	assert_int_equal(dec_stats(w.data, w.len, &st), 0);
 	assert_int_equal(st.subscribers, s_stats.subscribers);
 	assert_int_equal(st.online, s_stats.online);
@@ -352,6 +357,8 @@ test_deadletter_stats_round_trip(void **state)
 	assert_true(st.oldest_unacked_ms == s_stats.oldest_unacked_ms);
 	assert_true(st.commits == s_stats.commits);
 	assert_true(st.committed == s_stats.committed);
+	assert_true(st.disk_bytes == s_stats.disk_bytes);
+	assert_int_equal(st.full, 1);
 	wbuf_free(&w);
 }
 
@@ -430,10 +437,10 @@ static void
 test_bad_strings(void **state)
 {
 	static const struct { const char *name; size_t off; } first_str[] = {
-		{ "config", 5 * 4 + 2 + 8 }, { "publish", 8 }, { "release", 8 },
+		{ "config", 4 * 4 + 2 * 8 + 2 + 8 }, { "publish", 8 }, { "release", 8 },
 		{ "release_owner", 8 }, { "attach", 8 }, { "detach", 0 },
 		{ "unsub", 8 }, { "ack", 0 }, { "ready", 4 }, { "deadletter", 8 },
-		{ "deliver", 0 }, { "deliver_rel", 0 },
+		{ "deliver", 0 }, { "deliver_rel", 0 }, { "full", 0 },
 	};
 	struct wbuf w;
 	union any_rec r;
@@ -659,10 +666,11 @@ test_type_names(void **state)
 		{ IPC_DLQ_DONE, "DLQ_DONE" }, { IPC_READY, "READY" },
 		{ IPC_DONE, "DONE" }, { IPC_DEADLETTER, "DEADLETTER" },
 		{ IPC_STATS, "STATS" }, { IPC_DELIVER, "DELIVER" },
-		{ IPC_DELIVER_REL, "DELIVER_REL" },
+		{ IPC_DELIVER_REL, "DELIVER_REL" }, { IPC_RESUME, "RESUME" },
+		{ IPC_FULL, "FULL" }, { IPC_ROOM, "ROOM" },
 	};
 	static const uint16_t unknown[] = {
-		0, IPC_DLQ_DONE + 1, IPC_READY - 1, IPC_STATS + 1,
+		0, IPC_RESUME + 1, IPC_READY - 1, IPC_ROOM + 1,
 		IPC_DELIVER - 1, IPC_DELIVER_REL + 1, 0x7fff, 0xffff,
 	};
 

@@ -32,13 +32,17 @@ test_defaults(void **state)
 	assert_int_equal(s.max_connections, 10000);
 	assert_int_equal(s.restart_backoff_min, 100);
 	assert_int_equal(s.restart_backoff_max, 30000);
-	assert_int_equal(s.crash_limit, 5);
+	assert_int_equal(s.crash_limit, 0);
 	assert_int_equal(s.crash_window, 60000);
+	assert_int_equal(s.poison_limit, 2);
+	assert_int_equal(s.max_topic_size, 0);
+	assert_int_equal(s.max_store_size, 0);
+	assert_int_equal(s.min_free_space, 100 << 20);
 	assert_int_equal(s.max_held_publishes, 1000);
 	assert_int_equal(s.checkpoint_size, 4 << 20);
 	assert_int_equal(s.shutdown_timeout, 5000);
 	assert_int_equal(s.max_inflight_messages, 20);
-	assert_int_equal(s.max_queued_messages, 1000);
+	assert_int_equal(s.max_queued_messages, 0);
 	assert_int_equal(s.persistent_client_expiration, 0);
 	assert_int_equal(s.sys_interval, 10000);
 	assert_null(s.pid_file);
@@ -86,7 +90,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 33);
+	assert_int_equal(n, 37);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -103,7 +107,8 @@ test_reloadable(void **state)
 		"max_held_publishes", "checkpoint_size", "shutdown_timeout",
 		"max_inflight_messages", "max_queued_messages", "sys_interval",
 		"idle_timeout", "log_dest", "log_type", "sync_policy",
-		"max_client_pending", "client_output_limit",
+		"max_client_pending", "client_output_limit", "poison_limit",
+		"max_topic_size", "max_store_size", "min_free_space",
 	};
 	size_t n = 0;
 

@@ -74,10 +74,10 @@ batch(struct fx *f)
 }
 
 static void
-config(struct fx *f, uint32_t retry_ms, uint32_t attempts, uint32_t max_messages)
+config(struct fx *f, uint32_t retry_ms, uint32_t attempts, uint64_t max_bytes)
 {
 	struct rec_config c = { .retry_ms = retry_ms, .max_attempts = attempts,
-				.max_messages = max_messages, .log_level = LOG_LVL_ERR,
+				.max_bytes = max_bytes, .log_level = LOG_LVL_ERR,
 				.boot_id = 1, .dlq_topic = "$DLQ", .sync = 1 };
 
 	enc_config(&f->w, &c);
@@ -589,10 +589,15 @@ test_unsub(void **state)
 	close(s);
 }
 
+/* max_topic_size: past it, FULL once, and every publish that needs an
+ * answer is refused (ST_FULL) until RESUME; once consumed below 90%,
+ * ROOM once; after RESUME publishes are taken again. */
 static void
 test_full(void **state)
 {
 	struct fx *f = *state;
+	struct rec_full full;
+	struct ipc_msg m;
 	int s;
 
 	config(f, 10000, 5, 2);
@@ -602,11 +607,34 @@ test_full(void **state)
 	publish_s(f, 4, 1, "3");
 	publish(f, 5, 2, PF_STAGE, "m/p", 1, "4", 1);
 	batch(f);
+	get(f->master, &m, IPC_FULL);
+	assert_int_equal(dec_full(m.body, m.len, &full), 0);
+	assert_string_equal(full.reason, "max_topic_size");
+	ipc_msg_clear(&m);
 	expect_done(f, 1, ST_OK, 1);
 	expect_done(f, 2, ST_OK, 1);
 	expect_done(f, 3, ST_OK, 2);
 	expect_done(f, 4, ST_FULL, 0);
 	expect_done(f, 5, ST_FULL, 0);
+	assert_true(f->td.refusing);
+	/* Still refused, even with room, until RESUME. */
+	expect_deliver(s, 1, 1, 0, "1");
+	ack(f, "m/full", 1, ACK_PUBACK);
+	batch(f);
+	expect_deliver(s, 2, 1, 0, "2");
+	ack(f, "m/full", 2, ACK_PUBACK);
+	batch(f);
+	get(f->master, &m, IPC_ROOM);
+	assert_int_equal(m.len, 0);
+	ipc_msg_clear(&m);
+	publish_s(f, 6, 1, "5");
+	batch(f);
+	expect_done(f, 6, ST_FULL, 0);
+	rec(f, IPC_RESUME, -1);
+	publish_s(f, 7, 1, "3");
+	batch(f);
+	expect_done(f, 7, ST_OK, 3);
+	assert_false(f->td.refusing);
 	close(s);
 }
 
