@@ -114,6 +114,8 @@ struct outflight {
 	uint16_t	 pid;
 	char		*topic;
 	uint64_t	 seq;
+	uint8_t		 qos;		/* of the PUBLISH sent: 1 or 2; 0 unknown
+					 * (stored by an older version) */
 	bool		 rel;		/* PUBREC'd: waiting for PUBCOMP */
 };
 RB_HEAD(outflight_tree, outflight);

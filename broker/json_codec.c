@@ -229,6 +229,8 @@ topic_error(enum topic_err e)
 		return "topic contains a wildcard";
 	case TOPIC_BAD_WILDCARD:
 		return "misplaced wildcard in topic filter";
+	case TOPIC_TOO_MANY_LEVELS:
+		return "topic has too many levels";
 	}
 	return "bad topic";
 }

@@ -74,6 +74,8 @@ const struct conf_key settings_table[] = {
 	/* Topics and their topicd. */
 	{ "max_topics", CONF_UINT, F(max_topics), "10000", 1, 1000000, RELOAD,
 	  "topics (each one topicd) that may exist at once", NULL },
+	{ "max_topic_levels", CONF_UINT, F(max_topic_levels), "200", 1, 65536, RELOAD,
+	  "levels ('/'-separated parts) a published topic or a subscription filter may have", NULL },
 	{ "sync_policy", CONF_STRING, F(sync_policy), "batch", 0, 0, RELOAD,
 	  "batch: fdatasync each batch before acknowledging it; none: write only (safe from crashes of the broker, not of the machine)",
 	  check_sync_policy },
