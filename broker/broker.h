@@ -169,7 +169,6 @@ struct client {
 	char		 desc[64];	/* "127.0.0.1:5555" */
 	int		 port;		/* the broker port it came in on */
 	struct event	*idle;		/* half a line, or no login, for too long */
-	bool		 discarding;	/* skipping the rest of an oversized line */
 	bool		 closing;	/* flushing output, then closed */
 	bool		 freeing;	/* release scheduled */
 	bool		 throttled;	/* not reading: too much pending (client_throttle) */
@@ -292,6 +291,8 @@ void	 client_new(struct broker *b, int fd, enum client_kind kind, const char *de
 void	 client_close(struct client *cl, const char *why);
 void	 client_write(struct client *cl, const struct wbuf *w);
 void	 client_line(struct client *cl, const char *text);
+/* "ERROR text", then the connection is closed once it is sent: on the
+ * JSON-lines ports an ERROR line always ends the connection. */
 void	 client_error(struct client *cl, const char *text);
 struct client *client_by_id(struct broker *b, uint64_t id);
 bool	 client_output_full(const struct client *cl);
@@ -370,6 +371,10 @@ int	 dlq_publish(struct broker *b, const char *reason, const char *client, int p
 void	 dlq_from_child(struct child *c, const struct rec_deadletter *d);
 struct jl_request;
 void	 json_refuse(struct client *cl, const struct jl_request *r, const char *line, size_t len);
+void	 json_unknown(struct client *cl, const char *reason, const char *detail,
+	     const char *topic, const void *bytes, size_t len);
+void	 dlq_refused(struct client *cl, const char *reason, const char *detail,
+	     const char *topic, const void *bytes, size_t len);
 /* status.c */
 void	 status_log(struct broker *b);
 

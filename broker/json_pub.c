@@ -117,8 +117,8 @@ publish(struct client *cl, struct jl_request *r)
 
 	if (r->topic[0] == '$') {
 		/* $DLQ, $SYS...: written by the broker only. */
-		client_error(cl, "topics starting with $ are reserved");
-		dlq_bad_input(cl, "reserved_topic", r->topic, r->payload, r->payload_len);
+		json_unknown(cl, "reserved_topic", "PUB to a topic starting with $ (reserved)",
+		    r->topic, r->payload, r->payload_len);
 		return;
 	}
 	c = child_get(cl->b, r->topic, true, &why);
@@ -190,7 +190,7 @@ json_pub_line(struct client *cl, const char *line, size_t len)
 {
 	struct jl_request r;
 
-	switch (jl_parse(line, len, &r)) {
+	switch (jl_parse_limited(line, len, cl->b->set.max_topic_levels, &r)) {
 	case JL_PUB:
 		publish(cl, &r);
 		break;

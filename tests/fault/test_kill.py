@@ -259,12 +259,13 @@ def test_crashing_topic_is_failed_and_sighup_revives_it(broker_factory):
     with pytest.raises(PublishRefused) as refused:
         pub.pub("F", "while-failed")
     assert refused.value.line.startswith("ERROR "), refused.value.line
+    pub.expect_closed()                 # an ERROR line ends the connection
     assert b.topicd_pid("F") is None, "a failed topic has no topicd"
     rec = wait_dead_letter(dlq, "failed_topic")
     check_dead_letter(rec, "failed_topic", ports=[b.publisher_port], topic="F",
                       msg="while-failed")
-    # The publisher connection and other topics are fine.
-    pub.publish("G", "g-ok")
+    # Other topics are fine.
+    b.publisher().publish("G", "g-ok")
     other.wait_message("g-ok", "G")
 
     b.signal(signal.SIGHUP)
@@ -274,7 +275,7 @@ def test_crashing_topic_is_failed_and_sighup_revives_it(broker_factory):
         m = "revived-%d" % len(tries)
         tries.append(m)
         try:
-            pub.publish("F", m)
+            b.publisher().publish("F", m)
             return m
         except PublishRefused:
             return None
