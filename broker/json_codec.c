@@ -539,32 +539,44 @@ jl_enc_error(struct wbuf *w, const char *text)
 	jl_enc_text(w, text);
 }
 
-static void
-enc_ack(struct wbuf *w, const char *type, uint64_t msg_id)
+/* {"type":T,"msgId":N} or, with a topic, {"type":T,"msgId":N,"topic":S};
+ * -1 and nothing appended if the topic is not UTF-8. */
+static int
+enc_ack(struct wbuf *w, const char *type, uint64_t msg_id, const char *topic)
 {
+	size_t start = w->len;
+
 	put_lit(w, "{\"type\":\"");
 	put_lit(w, type);
 	put_lit(w, "\",\"msgId\":");
 	put_dec(w, msg_id);
+	if (topic != NULL) {
+		put_lit(w, ",\"topic\":");
+		if (put_string(w, topic, strlen(topic)) == -1) {
+			w->len = start;
+			return -1;
+		}
+	}
 	put_lit(w, "}\r\n");
+	return 0;
 }
 
 void
 jl_enc_pubrec(struct wbuf *w, uint64_t msg_id)
 {
-	enc_ack(w, "PUBREC", msg_id);
+	enc_ack(w, "PUBREC", msg_id, NULL);
 }
 
 void
 jl_enc_pubcomp(struct wbuf *w, uint64_t msg_id)
 {
-	enc_ack(w, "PUBCOMP", msg_id);
+	enc_ack(w, "PUBCOMP", msg_id, NULL);
 }
 
-void
-jl_enc_pubrel(struct wbuf *w, uint64_t msg_id)
+int
+jl_enc_pubrel(struct wbuf *w, uint64_t msg_id, const char *topic)
 {
-	enc_ack(w, "PUBREL", msg_id);
+	return enc_ack(w, "PUBREL", msg_id, topic);
 }
 
 /* Stored JSON text goes out as is; refuse what would break the line. */

@@ -88,10 +88,18 @@ bool jl_parse_login(const char *line, size_t len, char **username);
 void jl_enc_text(struct wbuf *w, const char *text);
 /* "ERROR " text "\r\n" */
 void jl_enc_error(struct wbuf *w, const char *text);
-/* {"type":"PUBREC","msgId":N}\r\n and likewise PUBCOMP, PUBREL. */
+/* {"type":"PUBREC","msgId":N}\r\n and likewise PUBCOMP: the answers to a
+ * publisher. */
 void jl_enc_pubrec(struct wbuf *w, uint64_t msg_id);
 void jl_enc_pubcomp(struct wbuf *w, uint64_t msg_id);
-void jl_enc_pubrel(struct wbuf *w, uint64_t msg_id);
+/*
+ * The PUBREL to a consumer: {"type":"PUBREL","msgId":N,"topic":T}\r\n.
+ * The original broker sent no topic; a consumer on several topics needs
+ * it, since msgId is a sequence number per topic (its clients ignore keys
+ * they do not know).  topic NULL omits it.  Returns -1 and appends
+ * nothing if topic is not UTF-8.
+ */
+int jl_enc_pubrel(struct wbuf *w, uint64_t msg_id, const char *topic);
 
 /*
  * A delivery: {"type":"PUB","topic":T,"msg":M,"msgId":N}\r\n.  M is the

@@ -196,7 +196,9 @@ json_cons_deliver(struct client *cl, const struct ipc_msg *m)
 			cl->b->bytes_out += d.payload_len;
 		}
 	} else if (m->type == IPC_DELIVER_REL && dec_deliver_rel(m->body, m->len, &r) == 0) {
-		jl_enc_pubrel(&w, r.seq);
+		/* msgId is a sequence number of its topic: the topic says which. */
+		if (jl_enc_pubrel(&w, r.seq, r.topic) == -1)
+			log_warnx("client %s: cannot encode a PUBREL of %s", cl->desc, r.topic);
 	} else {
 		log_warnx("client %s: bad %s record on its delivery socket", cl->desc,
 		    ipc_type_name(m->type));

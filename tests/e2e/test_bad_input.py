@@ -49,7 +49,7 @@ class Env:
         assert p == {"type": "PUB", "topic": topic, "msg": msg, "msgId": p.get("msgId")}, p
         raw.send_json({"type": "PUBREC", "msgId": p["msgId"], "topic": topic})
         raw.expect("OK")
-        assert raw.read_json() == {"type": "PUBREL", "msgId": p["msgId"]}
+        assert raw.read_json() == {"type": "PUBREL", "msgId": p["msgId"], "topic": topic}
         raw.send_json({"type": "PUBCOMP", "msgId": p["msgId"], "topic": topic})
         raw.expect("OK")
         self.watch.wait_message(msg, topic)

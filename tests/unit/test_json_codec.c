@@ -549,8 +549,16 @@ test_enc_acks(void **state)
 	expect_wbuf(&w, "{\"type\":\"PUBREC\",\"msgId\":1}\r\n");
 	jl_enc_pubcomp(&w, 0);
 	expect_wbuf(&w, "{\"type\":\"PUBCOMP\",\"msgId\":0}\r\n");
-	jl_enc_pubrel(&w, 9007199254740992ULL);
+	assert_int_equal(jl_enc_pubrel(&w, 9007199254740992ULL, NULL), 0);
 	expect_wbuf(&w, "{\"type\":\"PUBREL\",\"msgId\":9007199254740992}\r\n");
+	/* A consumer's PUBREL names its topic (escaped as JSON). */
+	assert_int_equal(jl_enc_pubrel(&w, 3, "a/b"), 0);
+	expect_wbuf(&w, "{\"type\":\"PUBREL\",\"msgId\":3,\"topic\":\"a/b\"}\r\n");
+	assert_int_equal(jl_enc_pubrel(&w, 4, "q\"\\\xc3\xa4"), 0);
+	expect_wbuf(&w,
+	    "{\"type\":\"PUBREL\",\"msgId\":4,\"topic\":\"q\\\"\\\\\xc3\xa4\"}\r\n");
+	assert_int_equal(jl_enc_pubrel(&w, 5, "\xff"), -1);
+	assert_int_equal(w.len, 0);
 	jl_enc_pubrec(&w, UINT64_MAX);
 	expect_wbuf(&w,
 	    "{\"type\":\"PUBREC\",\"msgId\":18446744073709551615}\r\n");
