@@ -126,6 +126,8 @@ struct outflight {
 	uint16_t	 pid;
 	char		*topic;
 	uint64_t	 seq;
+	uint8_t		 qos;		/* of the PUBLISH sent: 1 or 2; 0 unknown
+					 * (stored by an older version) */
 	bool		 rel;		/* PUBREC'd: waiting for PUBCOMP */
 };
 RB_HEAD(outflight_tree, outflight);
@@ -179,7 +181,6 @@ struct client {
 	char		 desc[64];	/* "127.0.0.1:5555" */
 	int		 port;		/* the broker port it came in on */
 	struct event	*idle;		/* half a line, or no login, for too long */
-	bool		 discarding;	/* skipping the rest of an oversized line */
 	bool		 closing;	/* flushing output, then closed */
 	bool		 freeing;	/* release scheduled */
 	bool		 throttled;	/* not reading: too much pending (client_throttle) */
@@ -328,6 +329,8 @@ void	 client_new(struct broker *b, int fd, enum client_kind kind, const char *de
 void	 client_close(struct client *cl, const char *why);
 void	 client_write(struct client *cl, const struct wbuf *w);
 void	 client_line(struct client *cl, const char *text);
+/* "ERROR text", then the connection is closed once it is sent: on the
+ * JSON-lines ports an ERROR line always ends the connection. */
 void	 client_error(struct client *cl, const char *text);
 struct client *client_by_id(struct broker *b, uint64_t id);
 bool	 client_output_full(const struct client *cl);
@@ -409,6 +412,10 @@ void	 dlq_from_child(struct child *c, const struct rec_deadletter *d);
 void	 dlq_poison(struct child *c, struct held *h);
 struct jl_request;
 void	 json_refuse(struct client *cl, const struct jl_request *r, const char *line, size_t len);
+void	 json_unknown(struct client *cl, const char *reason, const char *detail,
+	     const char *topic, const void *bytes, size_t len);
+void	 dlq_refused(struct client *cl, const char *reason, const char *detail,
+	     const char *topic, const void *bytes, size_t len);
 /* status.c */
 void	 status_log(struct broker *b);
 

@@ -173,15 +173,20 @@ client_line(struct client *cl, const char *text)
 	wbuf_free(&w);
 }
 
+/* The original broker sent ERROR only when it closed the connection;
+ * a bad request gets UNKNOWN COMMAND instead (json_unknown()). */
 void
 client_error(struct client *cl, const char *text)
 {
 	struct wbuf w;
 
+	if (cl->closing)
+		return;
 	wbuf_init(&w);
 	jl_enc_error(&w, text);
 	client_write(cl, &w);
 	wbuf_free(&w);
+	client_close(cl, text);		/* frees it once the line is out */
 }
 
 static void
@@ -195,17 +200,17 @@ dispatch_line(struct client *cl, const char *line, size_t len)
 		json_pub_line(cl, line, len);
 }
 
-/* A line over message_size_limit: refused, dead-lettered (its start), and
- * skipped up to its end; the connection stays usable. */
+/* A line over message_size_limit: its start is dead-lettered, and the
+ * connection ends (ERROR), since what follows cannot be trusted to be
+ * the start of a line. */
 static void
 oversized(struct client *cl, struct evbuffer *in, size_t have)
 {
 	size_t keep = have < 1024 ? have : 1024;
 	const uint8_t *p = evbuffer_pullup(in, (ssize_t)keep);
 
-	client_error(cl, "line too long (message_size_limit)");
 	dlq_bad_input(cl, "oversized", NULL, p, keep);
-	cl->discarding = true;
+	client_error(cl, "line too long (message_size_limit)");
 }
 
 static void
@@ -218,24 +223,14 @@ read_lines(struct client *cl)
 		struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_LF);
 		size_t have = evbuffer_get_length(in);
 
-		if (p.pos == -1) {
-			if (have > limit) {
-				if (!cl->discarding)
-					oversized(cl, in, have);
-				evbuffer_drain(in, have);
-			}
+		if (p.pos == -1 ? have > limit : (size_t)p.pos > limit) {
+			oversized(cl, in, p.pos == -1 ? have : (size_t)p.pos);
+			evbuffer_drain(in, have);
 			return;
 		}
-		if (cl->discarding) {
-			cl->discarding = false;
-		} else if ((size_t)p.pos > limit) {
-			oversized(cl, in, (size_t)p.pos);
-			cl->discarding = false;
-		} else {
-			const char *line = (const char *)evbuffer_pullup(in, p.pos + 1);
-
-			dispatch_line(cl, line, (size_t)p.pos);
-		}
+		if (p.pos == -1)
+			return;
+		dispatch_line(cl, (const char *)evbuffer_pullup(in, p.pos + 1), (size_t)p.pos);
 		evbuffer_drain(in, (size_t)p.pos + 1);
 	}
 }

@@ -1,5 +1,6 @@
 /* The dead-letter topic: one JSON record per dead letter (why, when, from
  * whom, the original topic and bytes), published like any message. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,31 +10,27 @@
 #include "log.h"
 #include "xmalloc.h"
 
-/* Queues a dead-letter record for the dead-letter topic.  answer (may be
- * NULL) says who to tell once it is durable there; it is taken on success
- * and left to the caller on failure.  Returns -1 if the record could not
- * even be queued (logged). */
-int
-dlq_publish(struct broker *b, const char *reason, const char *client, int port,
-    const char *topic, const void *bytes, size_t len, struct held *answer)
+/* Queues the record d for the dead-letter topic; see dlq_publish(). */
+static int
+publish_record(struct broker *b, const struct jl_deadletter *d, struct held *answer)
 {
-	struct jl_deadletter d = { .reason = reason, .time_ms = wall_ms(), .client = client,
-				   .port = port, .topic = topic, .payload = bytes, .len = len };
 	const char *dlq = b->set.dead_letter_topic, *why = NULL;
+	const char *reason = d->reason, *topic = d->topic;
 	struct child *c = child_get(b, dlq, true, &why);
 	struct wbuf rec, w;
 
-	log_info("dead letter: %s from %s%s%s", reason, client ? client : "broker",
+	log_info("dead letter: %s%s%s from %s%s%s", reason, d->detail ? ": " : "",
+	    d->detail ? d->detail : "", d->client ? d->client : "broker",
 	    topic ? " topic " : "", topic ? topic : "");
 	wbuf_init(&rec);
-	if (jl_enc_deadletter(&rec, &d) == -1 || c == NULL) {
+	if (jl_enc_deadletter(&rec, d) == -1 || c == NULL) {
 		log_warnx("dead letter (%s, topic %s) lost: %s", reason, topic ? topic : "-",
 		    c == NULL ? why : "cannot encode it");
 		wbuf_free(&rec);
 		return -1;
 	}
 	struct rec_publish p = { .req = broker_req(b), .owner = "", .pubid = 0, .qos = 1,
-				 .flags = PF_JSON, .time_ms = (uint64_t)d.time_ms,
+				 .flags = PF_JSON, .time_ms = (uint64_t)d->time_ms,
 				 .payload = rec.data, .payload_len = rec.len };
 	wbuf_init(&w);
 	enc_publish(&w, &p);
@@ -63,33 +60,77 @@ dlq_publish(struct broker *b, const char *reason, const char *client, int port,
 	return 0;
 }
 
-/* A JSON-lines line that is not a command for this port: the protocol's
- * answer, and the line to the dead-letter topic. */
-void
-json_refuse(struct client *cl, const struct jl_request *r, const char *line, size_t len)
+/* Queues a dead-letter record for the dead-letter topic.  answer (may be
+ * NULL) says who to tell once it is durable there; it is taken on success
+ * and left to the caller on failure.  Returns -1 if the record could not
+ * even be queued (logged). */
+int
+dlq_publish(struct broker *b, const char *reason, const char *client, int port,
+    const char *topic, const void *bytes, size_t len, struct held *answer)
 {
-	switch (r->cmd) {
-	case JL_INVALID_JSON:
-		client_line(cl, JL_TEXT_INVALID_JSON);
-		dlq_bad_input(cl, "invalid_json", NULL, line, len);
-		break;
-	case JL_BAD_REQUEST:
-		client_error(cl, r->error);
-		dlq_bad_input(cl, "bad_request", r->topic, line, len);
-		break;
-	default:
-		client_line(cl, JL_TEXT_UNKNOWN_COMMAND);
-		dlq_bad_input(cl, "unknown_command", NULL, line, len);
-		break;
-	}
+	struct jl_deadletter d = { .reason = reason, .time_ms = wall_ms(), .client = client,
+				   .port = port, .topic = topic, .payload = bytes, .len = len };
+
+	return publish_record(b, &d, answer);
+}
+
+/* What a client sent, to the dead-letter topic: reason, and detail (may
+ * be NULL) saying what exactly was wrong. */
+void
+dlq_refused(struct client *cl, const char *reason, const char *detail, const char *topic,
+    const void *bytes, size_t len)
+{
+	struct jl_deadletter d = {
+		.reason = reason, .detail = detail, .time_ms = wall_ms(),
+		.client = cl->username ? cl->username : cl->desc, .port = cl->port,
+		.topic = topic, .payload = bytes, .len = len,
+	};
+
+	publish_record(cl->b, &d, NULL);
 }
 
 void
 dlq_bad_input(struct client *cl, const char *reason, const char *topic, const void *bytes,
     size_t len)
 {
-	dlq_publish(cl->b, reason, cl->username ? cl->username : cl->desc, cl->port, topic,
-	    bytes, len, NULL);
+	dlq_refused(cl, reason, NULL, topic, bytes, len);
+}
+
+/* A request the client may not make: UNKNOWN COMMAND, the original
+ * broker's answer to anything but a complete known command; the
+ * connection stays open.  bytes (the line, or a PUB's message) go to the
+ * dead-letter topic. */
+void
+json_unknown(struct client *cl, const char *reason, const char *detail, const char *topic,
+    const void *bytes, size_t len)
+{
+	client_line(cl, JL_TEXT_UNKNOWN_COMMAND);
+	dlq_refused(cl, reason, detail, topic, bytes, len);
+}
+
+/* A JSON-lines line that is not a command for this port. */
+void
+json_refuse(struct client *cl, const struct jl_request *r, const char *line, size_t len)
+{
+	char detail[160];
+
+	switch (r->cmd) {
+	case JL_INVALID_JSON:
+		client_line(cl, JL_TEXT_INVALID_JSON);
+		dlq_refused(cl, "invalid_json", r->error, NULL, line, len);
+		return;
+	case JL_UNKNOWN_COMMAND:
+		snprintf(detail, sizeof(detail), "%s", r->error);
+		break;
+	case JL_BAD_REQUEST:
+		snprintf(detail, sizeof(detail), "%s %s", r->type, r->error);
+		break;
+	default:	/* a command of the other port */
+		snprintf(detail, sizeof(detail), "%s on the %s port", r->type,
+		    cl->kind == CL_JSON_CONSUMER ? "consumer" : "publisher");
+		break;
+	}
+	json_unknown(cl, "unknown_command", detail, NULL, line, len);
 }
 
 /* A topicd gave up on a message: store it in the dead-letter topic and

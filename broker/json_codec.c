@@ -211,6 +211,7 @@ put_value(struct wbuf *w, json_t *v)
 
 /* Decoding. */
 
+/* The reasons below follow the command's name: "PUB without msg". */
 static const char *
 topic_error(enum topic_err e)
 {
@@ -218,19 +219,21 @@ topic_error(enum topic_err e)
 	case TOPIC_OK:
 		break;
 	case TOPIC_EMPTY:
-		return "empty topic";
+		return "with an empty topic";
 	case TOPIC_TOO_LONG:
-		return "topic too long";
+		return "with a topic longer than 65535 bytes";
 	case TOPIC_BAD_UTF8:
-		return "topic is not valid UTF-8";
+		return "with a topic that is not valid UTF-8";
 	case TOPIC_NUL:
-		return "topic contains a NUL character";
+		return "with a NUL character in its topic";
 	case TOPIC_WILDCARD:
-		return "topic contains a wildcard";
+		return "with a wildcard in its topic";
 	case TOPIC_BAD_WILDCARD:
-		return "misplaced wildcard in topic filter";
+		return "with a misplaced wildcard in its topic filter";
+	case TOPIC_TOO_MANY_LEVELS:
+		return "with a topic of more levels than max_topic_levels";
 	}
-	return "bad topic";
+	return "with a bad topic";
 }
 
 static const char *
@@ -242,9 +245,9 @@ get_topic(json_t *root, bool filter, char **topic)
 	size_t n;
 
 	if (t == NULL)
-		return "missing topic";
+		return "without topic";
 	if (!json_is_string(t))
-		return "topic is not a string";
+		return "with a topic that is not a string";
 	s = json_string_value(t);
 	n = json_string_length(t);
 	e = filter ? topic_check_filter(s, n) : topic_check_name(s, n);
@@ -260,9 +263,9 @@ get_msg_id(json_t *root, uint64_t *id)
 	json_t *v = json_object_get(root, "msgId");
 
 	if (v == NULL)
-		return "missing msgId";
+		return "without msgId";
 	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return "msgId is not a non-negative integer";
+		return "with a msgId that is not a non-negative integer";
 	*id = (uint64_t)json_integer_value(v);
 	return NULL;
 }
@@ -278,7 +281,7 @@ parse_pub(json_t *root, struct jl_request *r)
 	if ((err = get_topic(root, false, &r->topic)) != NULL)
 		return err;
 	if ((msg = json_object_get(root, "msg")) == NULL)
-		return "missing msg";
+		return "without msg";
 	if (json_is_string(msg)) {
 		n = json_string_length(msg);
 		r->payload = xmemdup(json_string_value(msg), n + 1);
@@ -339,6 +342,7 @@ parse_command(json_t *root, struct jl_request *r)
 		if (strlen(commands[i].type) != n ||
 		    memcmp(commands[i].type, s, n) != 0)
 			continue;
+		r->type = commands[i].type;
 		if ((r->error = commands[i].parse(root, r)) != NULL)
 			return JL_BAD_REQUEST;
 		return commands[i].cmd;
@@ -347,11 +351,22 @@ parse_command(json_t *root, struct jl_request *r)
 	return JL_UNKNOWN_COMMAND;
 }
 
+/* PUB topics and SUB filters are bounded by max_topic_levels; the others
+ * name what exists already, which a lowered limit must not make
+ * unreachable. */
+static bool
+too_deep(const struct jl_request *r, size_t max_levels)
+{
+	return (r->cmd == JL_PUB || r->cmd == JL_SUB) &&
+	    topic_check_levels(r->topic, strlen(r->topic), max_levels) != TOPIC_OK;
+}
+
 enum jl_cmd
-jl_parse(const char *line, size_t len, struct jl_request *out)
+jl_parse_limited(const char *line, size_t len, size_t max_levels,
+    struct jl_request *out)
 {
 	json_error_t jerr;
-	const char *error;
+	const char *error, *type;
 	json_t *root;
 
 	memset(out, 0, sizeof(*out));
@@ -364,12 +379,24 @@ jl_parse(const char *line, size_t len, struct jl_request *out)
 	}
 	out->cmd = parse_command(root, out);
 	json_decref(root);
+	if (out->cmd >= JL_PUB && too_deep(out, max_levels)) {
+		out->cmd = JL_BAD_REQUEST;
+		out->error = topic_error(TOPIC_TOO_MANY_LEVELS);
+	}
 	if (out->cmd < JL_PUB) {
 		error = out->error;
+		type = out->type;
 		jl_request_free(out);
 		out->error = error;
+		out->type = type;
 	}
 	return out->cmd;
+}
+
+enum jl_cmd
+jl_parse(const char *line, size_t len, struct jl_request *out)
+{
+	return jl_parse_limited(line, len, 0, out);
 }
 
 void
@@ -512,32 +539,44 @@ jl_enc_error(struct wbuf *w, const char *text)
 	jl_enc_text(w, text);
 }
 
-static void
-enc_ack(struct wbuf *w, const char *type, uint64_t msg_id)
+/* {"type":T,"msgId":N} or, with a topic, {"type":T,"msgId":N,"topic":S};
+ * -1 and nothing appended if the topic is not UTF-8. */
+static int
+enc_ack(struct wbuf *w, const char *type, uint64_t msg_id, const char *topic)
 {
+	size_t start = w->len;
+
 	put_lit(w, "{\"type\":\"");
 	put_lit(w, type);
 	put_lit(w, "\",\"msgId\":");
 	put_dec(w, msg_id);
+	if (topic != NULL) {
+		put_lit(w, ",\"topic\":");
+		if (put_string(w, topic, strlen(topic)) == -1) {
+			w->len = start;
+			return -1;
+		}
+	}
 	put_lit(w, "}\r\n");
+	return 0;
 }
 
 void
 jl_enc_pubrec(struct wbuf *w, uint64_t msg_id)
 {
-	enc_ack(w, "PUBREC", msg_id);
+	enc_ack(w, "PUBREC", msg_id, NULL);
 }
 
 void
 jl_enc_pubcomp(struct wbuf *w, uint64_t msg_id)
 {
-	enc_ack(w, "PUBCOMP", msg_id);
+	enc_ack(w, "PUBCOMP", msg_id, NULL);
 }
 
-void
-jl_enc_pubrel(struct wbuf *w, uint64_t msg_id)
+int
+jl_enc_pubrel(struct wbuf *w, uint64_t msg_id, const char *topic)
 {
-	enc_ack(w, "PUBREL", msg_id);
+	return enc_ack(w, "PUBREL", msg_id, topic);
 }
 
 /* Stored JSON text goes out as is; refuse what would break the line. */
@@ -621,6 +660,8 @@ jl_enc_deadletter(struct wbuf *w, const struct jl_deadletter *d)
 		return -1;
 	put_lit(w, "{\"reason\":");
 	if (put_string(w, d->reason, strlen(d->reason)) == -1)
+		goto fail;
+	if (put_field(w, "detail", d->detail) == -1)
 		goto fail;
 	put_lit(w, ",\"time\":");
 	put_time(w, d->time_ms);

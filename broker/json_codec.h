@@ -44,13 +44,19 @@ struct jl_request {
 	uint8_t		*payload;	/* PUB: malloc'd, NUL after the end */
 	size_t		 payload_len;
 	bool		 payload_json;	/* payload is JSON text, not a string */
+	const char	*type;		/* "PUB", ... when the type is known, else NULL */
 	const char	*error;		/* static reason when cmd < JL_PUB */
 };
 
 /*
  * Decodes one client line.  Returns out->cmd.  Only JL_PUB .. JL_PUBCOMP
- * fill the fields; the others set only out->error.  Always call
- * jl_request_free() afterwards (it is harmless on any result).
+ * fill the fields; the others set only out->type and out->error.  Always
+ * call jl_request_free() afterwards (it is harmless on any result).
+ *
+ * For JL_BAD_REQUEST, out->type is the command and out->error reads after
+ * it: "PUB" "without msg", "SUB" "with an empty topic".  For
+ * JL_INVALID_JSON and JL_UNKNOWN_COMMAND out->type is NULL and out->error
+ * stands alone ("not valid JSON", "unknown type").
  *
  * A PUB "msg" that is a JSON string is stored as the string's bytes
  * (payload_json false; it may contain NUL); any other JSON value is stored
@@ -61,6 +67,11 @@ struct jl_request {
  * last).  The "type" is case-sensitive.  msgId is an integer >= 0.
  */
 enum jl_cmd jl_parse(const char *line, size_t len, struct jl_request *out);
+/* The same, and a PUB topic or SUB filter of more than max_levels levels
+ * (topic_levels(); 0: no limit) is a JL_BAD_REQUEST.  UNSUB, PUBREC and
+ * PUBCOMP are not limited: they name what exists already. */
+enum jl_cmd jl_parse_limited(const char *line, size_t len, size_t max_levels,
+    struct jl_request *out);
 void jl_request_free(struct jl_request *r);
 
 /*
@@ -77,10 +88,18 @@ bool jl_parse_login(const char *line, size_t len, char **username);
 void jl_enc_text(struct wbuf *w, const char *text);
 /* "ERROR " text "\r\n" */
 void jl_enc_error(struct wbuf *w, const char *text);
-/* {"type":"PUBREC","msgId":N}\r\n and likewise PUBCOMP, PUBREL. */
+/* {"type":"PUBREC","msgId":N}\r\n and likewise PUBCOMP: the answers to a
+ * publisher. */
 void jl_enc_pubrec(struct wbuf *w, uint64_t msg_id);
 void jl_enc_pubcomp(struct wbuf *w, uint64_t msg_id);
-void jl_enc_pubrel(struct wbuf *w, uint64_t msg_id);
+/*
+ * The PUBREL to a consumer: {"type":"PUBREL","msgId":N,"topic":T}\r\n.
+ * The original broker sent no topic; a consumer on several topics needs
+ * it, since msgId is a sequence number per topic (its clients ignore keys
+ * they do not know).  topic NULL omits it.  Returns -1 and appends
+ * nothing if topic is not UTF-8.
+ */
+int jl_enc_pubrel(struct wbuf *w, uint64_t msg_id, const char *topic);
 
 /*
  * A delivery: {"type":"PUB","topic":T,"msg":M,"msgId":N}\r\n.  M is the
@@ -95,6 +114,7 @@ int jl_enc_deliver(struct wbuf *w, const char *topic, uint64_t msg_id,
 /* A dead-letter record, stored as a message payload. */
 struct jl_deadletter {
 	const char	*reason;	/* "invalid_json", "unknown_command", ... */
+	const char	*detail;	/* what exactly was wrong; NULL omits */
 	int64_t		 time_ms;	/* wall clock, ms since the epoch */
 	const char	*client;	/* "alice", "127.0.0.1:5555"; NULL omits */
 	int		 port;		/* broker port it came in on; 0 omits */
@@ -105,8 +125,8 @@ struct jl_deadletter {
 
 /*
  * One compact JSON object, no line ending:
- * {"reason":R,"time":"2026-11-28T10:00:00.123Z","client":C,"port":P,
- *  "topic":T,"msg":M} with M a string when the bytes are UTF-8, else
+ * {"reason":R,"detail":D,"time":"2026-11-28T10:00:00.123Z","client":C,
+ *  "port":P,"topic":T,"msg":M} with M a string when the bytes are UTF-8, else
  * base64 followed by ,"encoding":"base64".  Returns -1 and appends nothing
  * if reason is NULL or a string field is not UTF-8.
  */

@@ -44,16 +44,14 @@ login(struct client *cl, const char *line, size_t len)
 	}
 	key.username = name;
 	if (RB_FIND(client_names, &cl->b->consumers, &key) != NULL) {
-		client_error(cl, "user is already connected");
 		log_info("client %s: user %s is already connected; refused", cl->desc, name);
 		free(name);
-		client_close(cl, "duplicate login");
+		client_error(cl, "user is already connected");
 		return;
 	}
 	if (delivery_open(cl) == -1) {
-		client_error(cl, "cannot set up delivery");
 		free(name);
-		client_close(cl, "no delivery socket");
+		client_error(cl, "cannot set up delivery");
 		return;
 	}
 	cl->username = name;
@@ -69,15 +67,19 @@ login(struct client *cl, const char *line, size_t len)
 	session_attach_all(s, NULL, false);	/* resume what it subscribed to */
 }
 
+/* Refusals that end the connection (a failed topic, too many topics, a
+ * store that cannot be written) are ERROR lines; a filter no one may
+ * subscribe to is an unknown command. */
 static void
-subscribe(struct client *cl, const char *filter)
+subscribe(struct client *cl, const char *filter, const char *line, size_t len)
 {
 	struct session *s = cl->session;
 	const char *why;
 	struct child *c;
 
 	if (filter[0] == '$' && strcmp(filter, cl->b->set.dead_letter_topic) != 0) {
-		client_error(cl, "topics starting with $ are reserved");
+		json_unknown(cl, "reserved_topic", "SUB to a topic starting with $ (reserved)",
+		    filter, line, len);
 		return;
 	}
 	if (strpbrk(filter, "+#") == NULL) {
@@ -137,9 +139,9 @@ json_cons_line(struct client *cl, const char *line, size_t len)
 		login(cl, line, len);
 		return;
 	}
-	switch (jl_parse(line, len, &r)) {
+	switch (jl_parse_limited(line, len, cl->b->set.max_topic_levels, &r)) {
 	case JL_SUB:
-		subscribe(cl, r.topic);
+		subscribe(cl, r.topic, line, len);
 		break;
 	case JL_UNSUB:
 		unsubscribe(cl, r.topic);
@@ -188,7 +190,9 @@ json_cons_deliver(struct client *cl, const struct ipc_msg *m)
 			cl->b->bytes_out += d.payload_len;
 		}
 	} else if (m->type == IPC_DELIVER_REL && dec_deliver_rel(m->body, m->len, &r) == 0) {
-		jl_enc_pubrel(&w, r.seq);
+		/* msgId is a sequence number of its topic: the topic says which. */
+		if (jl_enc_pubrel(&w, r.seq, r.topic) == -1)
+			log_warnx("client %s: cannot encode a PUBREL of %s", cl->desc, r.topic);
 	} else {
 		log_warnx("client %s: bad %s record on its delivery socket", cl->desc,
 		    ipc_type_name(m->type));

@@ -109,17 +109,6 @@ pub_note_topic(struct client *cl, const char *topic)
 	RB_INSERT(topicset_tree, &cl->pub->published, t);
 }
 
-/* What the broker cannot store: an ERROR line, and the connection ends. */
-static void
-refuse(struct client *cl, const char *why)
-{
-	char msg[160];
-
-	client_error(cl, why);
-	snprintf(msg, sizeof(msg), "message not stored (%s): not acknowledged", why);
-	client_close(cl, msg);
-}
-
 static void
 publish(struct client *cl, struct jl_request *r)
 {
@@ -129,15 +118,15 @@ publish(struct client *cl, struct jl_request *r)
 
 	if (r->topic[0] == '$') {
 		/* $DLQ, $SYS...: written by the broker only. */
-		client_error(cl, "topics starting with $ are reserved");
-		dlq_bad_input(cl, "reserved_topic", r->topic, r->payload, r->payload_len);
+		json_unknown(cl, "reserved_topic", "PUB to a topic starting with $ (reserved)",
+		    r->topic, r->payload, r->payload_len);
 		return;
 	}
-	/* Not stored, not acknowledged: the client is told, and sends it
-	 * again later (an ERROR line ends the connection). */
+	/* Not stored, not acknowledged: the client is told (an ERROR line
+	 * ends the connection) and sends it again later. */
 	c = child_get(cl->b, r->topic, true, &why);
 	if (c == NULL || c->state == CH_FAILED) {
-		refuse(cl, why ? why : "the topic's store is damaged (topic failed)");
+		client_error(cl, why ? why : "the topic's store is damaged (topic failed)");
 		return;
 	}
 	state(cl);
@@ -157,7 +146,7 @@ publish(struct client *cl, struct jl_request *r)
 	h->port = cl->port;
 	pub_note_topic(cl, r->topic);
 	if (child_submit(c, h, &why) == -1) {
-		refuse(cl, why);
+		client_error(cl, why);
 		held_free(h);
 		return;
 	}
@@ -189,7 +178,7 @@ release(struct client *cl, uint64_t msg_id)
 	h->client_id = cl->id;
 	h->msg_id = msg_id;
 	if (child_submit(c, h, &why) == -1) {
-		refuse(cl, why);
+		client_error(cl, why);
 		held_free(h);
 	}
 }
@@ -199,7 +188,7 @@ json_pub_line(struct client *cl, const char *line, size_t len)
 {
 	struct jl_request r;
 
-	switch (jl_parse(line, len, &r)) {
+	switch (jl_parse_limited(line, len, cl->b->set.max_topic_levels, &r)) {
 	case JL_PUB:
 		publish(cl, &r);
 		break;
@@ -207,7 +196,7 @@ json_pub_line(struct client *cl, const char *line, size_t len)
 		release(cl, r.msg_id);
 		break;
 	default:	/* bad, unknown, or a consumer's command */
-		json_refuse(cl, &r, line, len);
+		json_client_error(cl, &r, line, len);
 		break;
 	}
 	jl_request_free(&r);
@@ -222,7 +211,7 @@ json_pub_done(struct child *c, struct held *h, const struct rec_done *d)
 	if (cl == NULL || cl->closing)
 		return;
 	if (d->status != ST_OK) {
-		refuse(cl, "message not stored: its topic failed");
+		client_error(cl, "message not stored: its topic failed");
 		return;
 	}
 	wbuf_init(&w);

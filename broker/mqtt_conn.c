@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "log.h"
 #include "mqtt_codec.h"
+#include "topic.h"
 #include "xmalloc.h"
 
 static void
@@ -125,6 +126,27 @@ open_session(struct client *cl, const char *id, bool clean, bool *present)
 	return s;
 }
 
+/* What the codec cannot refuse alone; true when the connection is
+ * refused (and closing).  MQTT 3.1 requires a client id (its upper bound
+ * of 23 bytes is not enforced); 3.1.1 allows an empty one with a clean
+ * session only (3.1.3-8). */
+static bool
+connect_refused(struct client *cl, const struct mqtt_connect *c)
+{
+	if (c->client_id[0] == '\0' && (c->level == MQTT_LEVEL_31 || !c->clean_session)) {
+		send_connack(cl, false, MQTT_CONNACK_ID_REJECTED);
+		client_close(cl, c->level == MQTT_LEVEL_31 ?
+		    "empty client id in an MQTT 3.1 CONNECT" : "empty client id without clean session");
+		return true;
+	}
+	if (c->will && topic_check_levels(c->will_topic, strlen(c->will_topic),
+	    cl->b->set.max_topic_levels) != TOPIC_OK) {
+		client_close(cl, "will topic of more levels than max_topic_levels");
+		return true;
+	}
+	return false;
+}
+
 static void
 on_connect(struct client *cl, const struct mqtt_connect *c)
 {
@@ -132,11 +154,8 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	struct session *s;
 	bool present;
 
-	if (c->client_id[0] == '\0' && !c->clean_session) {
-		send_connack(cl, false, MQTT_CONNACK_ID_REJECTED);
-		client_close(cl, "empty client id without clean session");
+	if (connect_refused(cl, c))
 		return;
-	}
 	if (c->client_id[0] == '\0')
 		xasprintf(&cl->client_id, "auto-%016llx-%llu", (unsigned long long)b->boot_id,
 		    (unsigned long long)cl->id);
@@ -166,7 +185,8 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	    cl->client_id);
 	log_info("client %s: MQTT %s session%s, keep-alive %us", cl->desc,
 	    c->clean_session ? "clean" : "persistent", present ? " resumed" : "", c->keepalive);
-	send_connack(cl, present, MQTT_CONNACK_ACCEPTED);
+	/* MQTT 3.1 has no session present flag: its byte is reserved, 0. */
+	send_connack(cl, present && c->level != MQTT_LEVEL_31, MQTT_CONNACK_ACCEPTED);
 	mqtt_touch(cl);
 	session_attach_all(s, NULL, false);
 }

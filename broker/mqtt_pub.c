@@ -12,6 +12,7 @@
 #include "kvstore.h"
 #include "log.h"
 #include "mqtt_codec.h"
+#include "topic.h"
 #include "xmalloc.h"
 
 static int
@@ -161,6 +162,11 @@ mqtt_publish_in(struct client *cl, struct mqtt_packet *pk)
 		client_close(cl, "PUBLISH payload over message_size_limit");
 		return;
 	}
+	if (topic_check_levels(m->topic, strlen(m->topic), b->set.max_topic_levels) != TOPIC_OK) {
+		/* Not acknowledged: the message was not taken. */
+		client_close(cl, "PUBLISH to a topic of more levels than max_topic_levels");
+		return;
+	}
 	if (m->topic[0] == '$') {
 		publish_reserved(cl, m);
 		return;
@@ -258,7 +264,7 @@ mqtt_publish_will(struct client *cl)
 
 /*
  * A persistent session's deliveries in flight are also in the store
- * ("o" KEY NUL PID -> seq, rel, topic), written before the PUBLISH leaves
+ * ("o" KEY NUL PID -> seq, rel, topic, qos), written before the PUBLISH leaves
  * (flushed at the end of the callback, before libevent writes the
  * socket), so that after a restart of the master a resend uses the
  * original packet id and no id is reused before its exchange ends.
@@ -292,6 +298,7 @@ out_store(struct session *s, const struct outflight *o, bool keep)
 	put_u64(&w, o->seq);
 	put_u8(&w, o->rel);
 	put_str(&w, o->topic);
+	put_u8(&w, o->qos);
 	rc = keep ? kv_put(s->b->store, k, klen, w.data, w.len) : kv_del(s->b->store, k, klen);
 	if (rc == -1)
 		log_warnx("session %s: cannot record packet %u", s->key, o->pid);
@@ -316,7 +323,7 @@ load_outflight(const void *key, size_t klen, void *arg)
 	struct outflight *o;
 	struct rbuf r;
 	const char *topic;
-	uint8_t rel;
+	uint8_t rel, qos = 0;
 	void *val;
 	size_t vlen;
 
@@ -329,11 +336,14 @@ load_outflight(const void *key, size_t klen, void *arg)
 	get_u64(&r, &o->seq);
 	get_u8(&r, &rel);
 	get_str(&r, &topic);
-	if (get_end(&r) == -1 || o->pid == 0) {
+	if (r.left > 0)		/* records written before the QoS was kept lack it */
+		get_u8(&r, &qos);
+	if (get_end(&r) == -1 || o->pid == 0 || qos > 2) {
 		log_warnx("session %s: bad in-flight record; ignored", s->key);
 		free(o);
 	} else {
 		o->rel = rel != 0;
+		o->qos = qos;
 		o->topic = xstrdup(topic);
 		RB_INSERT(outflight_tree, &s->out, o);
 		s->nout++;
@@ -365,7 +375,7 @@ out_find_seq(struct session *s, const char *topic, uint64_t seq)
 /* A new packet id: the next one not in flight; NULL when every id is
  * taken (mqtt_can_take() keeps that from happening). */
 static struct outflight *
-out_new(struct session *s, const char *topic, uint64_t seq)
+out_new(struct session *s, const char *topic, uint64_t seq, uint8_t qos)
 {
 	struct outflight *o, key;
 	unsigned tries = 0;
@@ -381,6 +391,7 @@ out_new(struct session *s, const char *topic, uint64_t seq)
 	o->pid = s->next_pid;
 	o->topic = xstrdup(topic);
 	o->seq = seq;
+	o->qos = qos;
 	RB_INSERT(outflight_tree, &s->out, o);
 	s->nsent++;
 	s->nout++;
@@ -473,9 +484,13 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 			ack_to_topic(cl->b, s, o, ACK_PUBREC);
 			return;
 		}
-		if (o != NULL)
+		if (o != NULL) {
 			pub.dup = true;		/* sent before, whatever the topicd knows */
-		else if ((o = out_new(s, d->topic, d->seq)) == NULL) {
+			if (o->qos != d->qos) {
+				o->qos = d->qos;	/* the client answers this PUBLISH */
+				out_store(s, o, true);
+			}
+		} else if ((o = out_new(s, d->topic, d->seq, d->qos)) == NULL) {
 			client_close(cl, "no packet id left");
 			return;
 		}
@@ -498,7 +513,7 @@ deliver_pubrel(struct client *cl, const struct rec_deliver_rel *r)
 	struct session *s = cl->session;
 	struct outflight *o = out_find_seq(s, r->topic, r->seq);
 
-	if (o == NULL && (o = out_new(s, r->topic, r->seq)) == NULL) {
+	if (o == NULL && (o = out_new(s, r->topic, r->seq, 2)) == NULL) {
 		client_close(cl, "no packet id left");
 		return;
 	}
@@ -527,16 +542,44 @@ mqtt_deliver(struct client *cl, const struct ipc_msg *m)
 		    ipc_type_name(m->type));
 }
 
-/* PUBACK, PUBREC or PUBCOMP of a delivery: passed to its topic. */
+/* Is type the acknowledgement that o waits for?  1: yes; 0: a harmless
+ * repeat (a PUBREC after the PUBREL went out); -1: the wrong kind, a
+ * protocol violation (MQTT 4.3.2, 4.3.3). */
+static int
+ack_fits(const struct outflight *o, uint8_t type)
+{
+	if (o->qos == 0)	/* QoS unknown: only the stage can be checked */
+		return (type == MQTT_PUBCOMP) == o->rel ? 1 : 0;
+	if (o->qos == 1)
+		return type == MQTT_PUBACK ? 1 : -1;
+	if (type == MQTT_PUBACK)
+		return -1;
+	if (o->rel)
+		return type == MQTT_PUBCOMP ? 1 : 0;
+	return type == MQTT_PUBREC ? 1 : -1;	/* PUBCOMP before the PUBREL */
+}
+
+/* PUBACK, PUBREC or PUBCOMP of a delivery: passed to its topic.  One for
+ * a packet id not in flight (a repeat after a reconnect) is ignored. */
 void
 mqtt_ack_in(struct client *cl, uint8_t type, uint16_t pid)
 {
 	struct session *s = cl->session;
 	struct outflight key = { .pid = pid }, *o = RB_FIND(outflight_tree, &s->out, &key);
+	char why[128];
+	int fits = o != NULL ? ack_fits(o, type) : 0;
 
-	if (o == NULL || (type == MQTT_PUBCOMP) != o->rel) {
-		log_debug("client %s: %s for packet %u not in flight", cl->desc,
-		    mqtt_type_name(type), pid);
+	if (fits == 0) {
+		log_debug("client %s: %s for packet %u %s; ignored", cl->desc,
+		    mqtt_type_name(type), pid, o == NULL ? "not in flight" : "again");
+		return;
+	}
+	if (fits == -1) {
+		snprintf(why, sizeof(why),
+		    "%s for packet %u, a QoS %u delivery%s: protocol violation", mqtt_type_name(type),
+		    pid, o->qos,
+		    o->qos == 2 && !o->rel && type == MQTT_PUBCOMP ? ", before the PUBREL" : "");
+		client_close(cl, why);
 		return;
 	}
 	ack_to_topic(cl->b, s, o, type == MQTT_PUBACK ? ACK_PUBACK :

@@ -18,12 +18,20 @@ is_sys(const char *filter)
 }
 
 /* An exact filter names its topic: it is created (so that its cursor
- * exists from now on); 0x80 when that is refused. */
+ * exists from now on); 0x80 when that is refused, or when the filter is
+ * deeper than max_topic_levels. */
 static uint8_t
 grant(struct client *cl, const char *filter, uint8_t qos)
 {
 	const char *why;
+	size_t levels = topic_levels(filter, strlen(filter));
 
+	if (levels > cl->b->set.max_topic_levels) {
+		log_info("client %s: SUBSCRIBE %.64s%s refused: %zu levels, "
+		    "max_topic_levels is %u", cl->desc, filter, strlen(filter) > 64 ? "..." : "", levels,
+		    cl->b->set.max_topic_levels);
+		return MQTT_SUBACK_FAILURE;
+	}
 	if (is_sys(filter) || strpbrk(filter, "+#") != NULL)
 		return qos;
 	if (filter[0] == '$' && strcmp(filter, cl->b->set.dead_letter_topic) != 0)

@@ -80,6 +80,8 @@ const struct conf_key settings_table[] = {
 	  "bytes of messages all topics keep together (0: no limit); past it, every publish waits unacknowledged", NULL },
 	{ "min_free_space", CONF_SIZE, F(min_free_space), "100m", 0, 1e15, RELOAD,
 	  "bytes the data directory's file system keeps free (0: none); below it, publishes wait unacknowledged", NULL },
+	{ "max_topic_levels", CONF_UINT, F(max_topic_levels), "200", 1, 65536, RELOAD,
+	  "levels ('/'-separated parts) a published topic or a subscription filter may have", NULL },
 	{ "sync_policy", CONF_STRING, F(sync_policy), "batch", 0, 0, RELOAD,
 	  "batch: fdatasync each batch before acknowledging it; none: write only (safe from crashes of the broker, not of the machine)",
 	  check_sync_policy },

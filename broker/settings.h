@@ -19,6 +19,7 @@ struct settings {
 	unsigned          max_delivery_attempts;
 	char             *dead_letter_topic;
 	unsigned          max_topics;
+	unsigned          max_topic_levels;	/* of a published topic or a filter */
 	uint64_t          message_size_limit;	/* bytes */
 	char             *topicd_path;		/* NULL: the installed one */
 	unsigned          max_connections;

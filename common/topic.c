@@ -111,6 +111,25 @@ topic_check_filter(const char *s, size_t len)
 	return TOPIC_OK;
 }
 
+size_t
+topic_levels(const char *s, size_t len)
+{
+	size_t n = 1;
+	const char *p = s, *end = s + len;
+
+	while ((p = memchr(p, '/', (size_t)(end - p))) != NULL) {
+		n++;
+		p++;
+	}
+	return n;
+}
+
+enum topic_err
+topic_check_levels(const char *s, size_t len, size_t max)
+{
+	return max > 0 && topic_levels(s, len) > max ? TOPIC_TOO_MANY_LEVELS : TOPIC_OK;
+}
+
 const char *
 topic_strerror(enum topic_err e)
 {
@@ -129,6 +148,8 @@ topic_strerror(enum topic_err e)
 		return "wildcard (+ or #) in a topic name";
 	case TOPIC_BAD_WILDCARD:
 		return "misplaced wildcard in a topic filter";
+	case TOPIC_TOO_MANY_LEVELS:
+		return "topic has more levels than max_topic_levels";
 	}
 	return "unknown topic error";
 }

@@ -16,6 +16,7 @@ enum topic_err {
 	TOPIC_NUL,		/* contains U+0000 */
 	TOPIC_WILDCARD,		/* + or # in a topic name (publish) */
 	TOPIC_BAD_WILDCARD,	/* + or # misplaced in a filter */
+	TOPIC_TOO_MANY_LEVELS,	/* more levels than allowed (topic_check_levels) */
 };
 
 /* A topic name one can publish to. */
@@ -23,6 +24,14 @@ enum topic_err topic_check_name(const char *s, size_t len);
 /* A subscription filter (may contain + and #, each alone in its level,
  * # only last). */
 enum topic_err topic_check_filter(const char *s, size_t len);
+/* The number of levels of a name or filter: its '/' separators plus one
+ * ("a" has 1, "a/b" and "/" have 2).  A topic of TOPIC_MAX_LEN bytes has
+ * at most TOPIC_MAX_LEN + 1 levels. */
+size_t topic_levels(const char *s, size_t len);
+/* TOPIC_TOO_MANY_LEVELS if s has more than max levels (max 0: no limit),
+ * else TOPIC_OK.  Separate from the checks above because the limit is a
+ * setting (max_topic_levels), not a rule of the protocol. */
+enum topic_err topic_check_levels(const char *s, size_t len, size_t max);
 /* Human-readable reason ("empty topic", ...). */
 const char *topic_strerror(enum topic_err e);
 /* Well-formed UTF-8, no surrogates, no overlong forms (MQTT 1.5.3). */

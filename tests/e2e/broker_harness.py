@@ -748,7 +748,9 @@ class Qos2Consumer(Pumped):
     """A consumer that answers like a QoS 2 receiver.
 
     For each delivered PUB it sends PUBREC and waits for the PUBREL; on
-    PUBREL it sends PUBCOMP.  A PUB for a (topic, msgId) it has PUBREC'd but
+    PUBREL it sends PUBCOMP for the (topic, msgId) the PUBREL names (a
+    PUBREL without a topic is an error, then taken as the original's, for
+    the oldest exchange with that id).  A PUB for a (topic, msgId) it has PUBREC'd but
     not yet seen the PUBREL of is a duplicate transmission, answered with
     PUBREC again and not counted as an arrival.  Its receiver state lives
     on across reconnects, as a session's does.
@@ -913,13 +915,16 @@ class Qos2Consumer(Pumped):
         self.send_pubrec(topic, mid)
 
     def _on_pubrel(self, obj, raw):
-        mid = obj.get("msgId")
+        mid, topic = obj.get("msgId"), obj.get("topic")
         self.pubrels.append((mid, raw))
-        if set(obj) != {"type", "msgId"}:
-            self.errors.append("PUBREL with keys %s: %r" % (sorted(obj), raw[:200]))
-        # The PUBREL names no topic: take the oldest exchange with this id.
+        if set(obj) != {"type", "msgId", "topic"} or not isinstance(topic, str):
+            self.errors.append("PUBREL without a topic, or with keys %s: %r"
+                               % (sorted(obj), raw[:200]))
+            topic = None
+        # The PUBREL names its topic (msgIds are per topic); the original's
+        # named none: then the oldest exchange with this id is taken.
         for (t, m) in self.awaiting_rel:
-            if m == mid:
+            if m == mid and topic in (None, t):
                 del self.awaiting_rel[(t, m)]
                 topics = self.completed.pop(mid, [])
                 self.completed[mid] = [x for x in topics if x != t] + [t]
@@ -927,14 +932,19 @@ class Qos2Consumer(Pumped):
                     self.completed.popitem(last=False)
                 self.send_pubcomp(t, mid)
                 return
-        # A repeated PUBREL of a completed exchange: PUBCOMP again.  Which
-        # topic it is for cannot be told when several topics used the id,
-        # so every one of them gets the (idempotent) PUBCOMP.
-        if mid in self.completed:
-            for t in self.completed[mid]:
+        # A repeated PUBREL of a completed exchange: PUBCOMP again.  Without
+        # a topic, which one it is for cannot be told when several topics
+        # used the id, so every one of them gets the (idempotent) PUBCOMP.
+        done = self.completed.get(mid, [])
+        if topic in done:
+            self.send_pubcomp(topic, mid)
+            return
+        if topic is None and done:
+            for t in done:
                 self.send_pubcomp(t, mid)
             return
-        self.errors.append("PUBREL for msgId %r that was never PUBREC'd" % (mid,))
+        self.errors.append("PUBREL for msgId %r of topic %r that was never PUBREC'd"
+                           % (mid, topic))
 
     # -- waiting
 

@@ -201,7 +201,7 @@ def test_open_exchange_survives_restart(broker, how):
     assert p["type"] == "PUB" and p["msg"] == "o1", p
     raw.send_json({"type": "PUBREC", "msgId": p["msgId"], "topic": "open"})
     raw.expect("OK")
-    assert raw.read_json() == {"type": "PUBREL", "msgId": p["msgId"]}
+    assert raw.read_json() == {"type": "PUBREL", "msgId": p["msgId"], "topic": "open"}
     raw.close()
 
     restart(broker, how)

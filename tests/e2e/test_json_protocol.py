@@ -11,6 +11,9 @@ from broker_harness import (LOGGED_IN, PLEASE_LOGIN, HarnessError, Publisher,
 # How long a check for "nothing arrives" watches the connection.  The
 # default retry interval is 10 s, so no retrial falls into it.
 QUIET = 0.8
+# The PUBREL to a consumer, byte for byte: the original's, and the topic
+# (msgId is a sequence number per topic).
+PUBREL_LINE = b'{"type":"PUBREL","msgId":%d,"topic":"%s"}\r\n'
 
 
 def logged_in(broker, username):
@@ -33,7 +36,7 @@ def complete(c, topic, msg_id):
     """The consumer side of one exchange, checking every reply."""
     c.send_json({"type": "PUBREC", "msgId": msg_id, "topic": topic})
     c.expect("OK")
-    assert c.read_json() == {"type": "PUBREL", "msgId": msg_id}
+    assert c.read_raw_line() == PUBREL_LINE % (msg_id, topic.encode())
     c.send_json({"type": "PUBCOMP", "msgId": msg_id, "topic": topic})
     c.expect("OK")
 
@@ -257,7 +260,7 @@ def test_consumer_exchange(broker):
     assert p["msg"] == {"k": 1}
     cons.send_json({"type": "PUBREC", "msgId": p["msgId"], "topic": "ex"})
     assert cons.read_raw_line() == b"OK\r\n"
-    assert cons.read_json() == {"type": "PUBREL", "msgId": p["msgId"]}
+    assert cons.read_raw_line() == PUBREL_LINE % (p["msgId"], b"ex")
     cons.send_json({"type": "PUBCOMP", "msgId": p["msgId"], "topic": "ex"})
     assert cons.read_raw_line() == b"OK\r\n"
     cons.expect_silence(QUIET)
@@ -275,7 +278,7 @@ def test_next_message_only_after_pubcomp(broker):
     cons.expect_silence(QUIET)                  # no PUBREC yet: nothing else
     cons.send_json({"type": "PUBREC", "msgId": first["msgId"], "topic": "seq"})
     cons.expect("OK")
-    assert cons.read_json() == {"type": "PUBREL", "msgId": first["msgId"]}
+    assert cons.read_json() == {"type": "PUBREL", "msgId": first["msgId"], "topic": "seq"}
     cons.expect_silence(QUIET)                  # no PUBCOMP yet: nothing else
     cons.send_json({"type": "PUBCOMP", "msgId": first["msgId"], "topic": "seq"})
     cons.expect("OK")
@@ -354,7 +357,7 @@ def test_topics_are_independent(broker):
     tb = first["tb"]
     cons.send_json({"type": "PUBREC", "msgId": tb["msgId"], "topic": "tb"})
     cons.expect("OK")
-    assert cons.read_json() == {"type": "PUBREL", "msgId": tb["msgId"]}
+    assert cons.read_json() == {"type": "PUBREL", "msgId": tb["msgId"], "topic": "tb"}
     cons.send_json({"type": "PUBCOMP", "msgId": tb["msgId"], "topic": "tb"})
     cons.expect("OK")
     p = read_pub(cons, "tb")
@@ -363,6 +366,39 @@ def test_topics_are_independent(broker):
     # Now ta.
     complete(cons, "ta", first["ta"]["msgId"])
     assert read_pub(cons, "ta")["msg"] == "a1"
+
+
+def test_pubrel_names_the_topic_it_releases(broker):
+    """msgIds are sequence numbers per topic: the first message of two
+    topics can have the same id.  With both exchanges open, each PUBREL
+    says which one it releases."""
+    cons = logged_in(broker, "vera")
+    for t in ("pa", "pb"):
+        cons.send_json({"type": "SUB", "topic": t})
+        cons.expect("OK")
+    pub = broker.publisher()
+    pub.publish("pa", "a0")
+    pub.publish("pb", "b0")
+    pubs = {}
+    for _ in range(2):
+        p = read_pub(cons)
+        pubs[p["topic"]] = p
+    assert sorted(pubs) == ["pa", "pb"]
+    assert pubs["pa"]["msgId"] == pubs["pb"]["msgId"], "the ids of two first messages: %s" % pubs
+    for t in ("pb", "pa"):
+        cons.send_json({"type": "PUBREC", "msgId": pubs[t]["msgId"], "topic": t})
+        cons.expect("OK")
+        assert cons.read_raw_line() == PUBREL_LINE % (pubs[t]["msgId"], t.encode())
+    for t in ("pa", "pb"):
+        cons.send_json({"type": "PUBCOMP", "msgId": pubs[t]["msgId"], "topic": t})
+        cons.expect("OK")
+    # Both exchanges are over: the next message of each topic follows.
+    pub.publish("pa", "a1")
+    pub.publish("pb", "b1")
+    nxt = [read_pub(cons) for _ in range(2)]
+    assert sorted((p["topic"], p["msg"]) for p in nxt) == [("pa", "a1"), ("pb", "b1")]
+    for p in nxt:
+        complete(cons, p["topic"], p["msgId"])
 
 
 def test_every_consumer_of_a_topic_gets_every_message(broker):

@@ -118,7 +118,7 @@ def test_late_answer_after_a_retry_completes_normally(rbroker):
         assert line.encode() + b"\r\n" == first, line
         line = c.read_line()
     assert line == "OK"
-    assert c.read_json() == {"type": "PUBREL", "msgId": p["msgId"]}
+    assert c.read_json() == {"type": "PUBREL", "msgId": p["msgId"], "topic": "lt"}
     c.send_json({"type": "PUBCOMP", "msgId": p["msgId"], "topic": "lt"})
     c.expect("OK")
     nxt = c.read_json()
@@ -136,7 +136,7 @@ def test_pubrel_is_resent_when_pubcomp_is_missing(rbroker):
     c.expect("OK")
     t0 = time.monotonic()
     rel = c.read_raw_line()
-    assert json.loads(rel) == {"type": "PUBREL", "msgId": p["msgId"]}
+    assert json.loads(rel) == {"type": "PUBREL", "msgId": p["msgId"], "topic": "pc"}
     again = c.read_raw_line(RETRY + SLACK)
     assert again == rel, "expected the PUBREL again, got %r" % again
     assert time.monotonic() - t0 >= RETRY * 0.6

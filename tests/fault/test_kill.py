@@ -3,6 +3,7 @@ be lost, duplicated (as a QoS 2 receiver counts) or reordered.
 
 The random choices come from FAULT_SEED (printed; set it to replay)."""
 
+import json
 import os
 import random
 import signal
@@ -236,6 +237,58 @@ def test_kill_master_mid_stream(broker_factory, rng):
     assert len(s1.acked) >= at and len(s2.acked) == 100
 
 
+def test_kill_master_with_a_consumer_on_two_busy_topics(broker_factory, rng):
+    """msgIds are sequence numbers per topic, so a consumer of two topics
+    sees the same ids on both: every PUBREL must name the topic it
+    releases (the harness's consumer completes exactly that exchange and
+    counts a PUBREL without a topic as an error), across a SIGKILL of the
+    master in the middle of both streams."""
+    b = broker_factory(FAULT_CONFIG)
+    topics = ["TA", "TB"]
+    cons = b.consumer("two-cons")
+    for t in topics:
+        cons.subscribe(t)
+    cons.start()
+    first = [Streamer(b, t, t.lower(), n=300, allow_disconnect=True, consumer=cons)
+             for t in topics]
+    for s in first:
+        s.start()
+    at = rng.randint(40, 150)
+    wait_for(lambda: all(s.progress() >= at or not s.is_alive() for s in first), 60,
+             "both publishers to complete %d messages" % at)
+    assert all(s.is_alive() for s in first), "a stream ended before the kill: %s" % [
+        s.error for s in first]
+    left = b.kill9()
+    for s in first:
+        s.finish()
+    wait_for(lambda: cons.disconnected, 10, "the consumer to see its connection close")
+    cons.stop()
+    b.wait_topicds_gone(left)
+
+    b.start(keep_ports=True)
+    cons.connect()                      # its two subscriptions are remembered
+    cons.start()
+    second = [Streamer(b, t, t.lower() + "2", n=100, consumer=cons) for t in topics]
+    for s in second:
+        s.start()
+    for s in second:
+        s.join(120)
+        s.finish()
+    ends = [drain(b, cons, t, t.lower()) for t in topics]
+    cons.stop()
+    cons.settle()
+    for t, s1, s2, end in zip(topics, first, second, ends):
+        verify(cons, t, [s1, s2], end, "topic %s, master killed at message %d" % (t, at))
+        assert len(s1.acked) >= at and len(s2.acked) == 100
+    # The ids did overlap, so the topics were needed to tell them apart.
+    ids = {t: {d.msg_id for d in cons.deliveries if d.topic == t} for t in topics}
+    assert ids["TA"] & ids["TB"], "no msgId was used on both topics: %s" % ids
+    rels = [json.loads(raw) for _, raw in cons.pubrels]
+    assert len(rels) >= sum(len(v) for v in ids.values())
+    assert all(r.get("topic") in topics for r in rels), [r for r in rels
+                                                         if r.get("topic") not in topics][:5]
+
+
 def test_crashing_topic_is_failed_and_sighup_revives_it(broker_factory):
     limit = 5
     b = broker_factory({"crash_limit": limit, "crash_window": 60,
@@ -259,12 +312,13 @@ def test_crashing_topic_is_failed_and_sighup_revives_it(broker_factory):
     with pytest.raises(PublishRefused) as refused:
         pub.pub("F", "while-failed")
     assert refused.value.line.startswith("ERROR "), refused.value.line
+    pub.expect_closed()                 # an ERROR line ends the connection
     assert b.topicd_pid("F") is None, "a failed topic has no topicd"
     rec = wait_dead_letter(dlq, "failed_topic")
     check_dead_letter(rec, "failed_topic", ports=[b.publisher_port], topic="F",
                       msg="while-failed")
-    # The publisher connection and other topics are fine.
-    pub.publish("G", "g-ok")
+    # Other topics are fine.
+    b.publisher().publish("G", "g-ok")
     other.wait_message("g-ok", "G")
 
     b.signal(signal.SIGHUP)
@@ -274,7 +328,7 @@ def test_crashing_topic_is_failed_and_sighup_revives_it(broker_factory):
         m = "revived-%d" % len(tries)
         tries.append(m)
         try:
-            pub.publish("F", m)
+            b.publisher().publish("F", m)
             return m
         except PublishRefused:
             return None

@@ -147,7 +147,7 @@ check_acks(const uint8_t *data, size_t size, uint64_t id)
 	wbuf_init(&w);
 	jl_enc_pubrec(&w, id);
 	jl_enc_pubcomp(&w, id);
-	jl_enc_pubrel(&w, id);
+	CHECK(jl_enc_pubrel(&w, id, "a/b") == 0);
 	CHECK(w.len > 2 && memcmp(w.data + w.len - 2, "\r\n", 2) == 0);
 	if (id <= INT64_MAX) {
 		root = json_loadb((const char *)w.data, w.len - 2,

@@ -17,13 +17,18 @@ parse(const char *line, struct jl_request *r)
 	return jl_parse(line, strlen(line), r);
 }
 
+/* A known command with bad fields: detail is its type and the reason. */
 static void
-expect_bad(const char *line, const char *error)
+expect_bad(const char *line, const char *detail)
 {
 	struct jl_request r;
+	char got[256];
 
 	assert_int_equal(parse(line, &r), JL_BAD_REQUEST);
-	assert_string_equal(r.error, error);
+	assert_non_null(r.type);
+	assert_non_null(r.error);
+	snprintf(got, sizeof(got), "%s %s", r.type, r.error);
+	assert_string_equal(got, detail);
 	assert_null(r.topic);
 	assert_null(r.payload);
 	jl_request_free(&r);
@@ -37,6 +42,7 @@ expect_cmd(const char *line, size_t len, enum jl_cmd cmd)
 	assert_int_equal(jl_parse(line, len, &r), cmd);
 	assert_int_equal(r.cmd, cmd);
 	assert_non_null(r.error);
+	assert_null(r.type);
 	assert_null(r.topic);
 	assert_null(r.payload);
 	jl_request_free(&r);
@@ -186,19 +192,20 @@ static void
 test_pub_errors(void **state)
 {
 	(void)state;
-	expect_bad("{\"type\":\"PUB\",\"msg\":1}", "missing topic");
+	expect_bad("{\"type\":\"PUB\",\"msg\":1}", "PUB without topic");
 	expect_bad("{\"type\":\"PUB\",\"topic\":1,\"msg\":1}",
-	    "topic is not a string");
+	    "PUB with a topic that is not a string");
 	expect_bad("{\"type\":\"PUB\",\"topic\":null,\"msg\":1}",
-	    "topic is not a string");
-	expect_bad("{\"type\":\"PUB\",\"topic\":\"t\"}", "missing msg");
+	    "PUB with a topic that is not a string");
+	expect_bad("{\"type\":\"PUB\",\"topic\":\"t\"}", "PUB without msg");
 	expect_bad("{\"type\":\"PUB\",\"topic\":\"a/+\",\"msg\":1}",
-	    "topic contains a wildcard");
+	    "PUB with a wildcard in its topic");
 	expect_bad("{\"type\":\"PUB\",\"topic\":\"#\",\"msg\":1}",
-	    "topic contains a wildcard");
-	expect_bad("{\"type\":\"PUB\",\"topic\":\"\",\"msg\":1}", "empty topic");
+	    "PUB with a wildcard in its topic");
+	expect_bad("{\"type\":\"PUB\",\"topic\":\"\",\"msg\":1}",
+	    "PUB with an empty topic");
 	expect_bad("{\"type\":\"PUB\",\"topic\":\"a\\u0000b\",\"msg\":1}",
-	    "topic contains a NUL character");
+	    "PUB with a NUL character in its topic");
 }
 
 static void
@@ -220,17 +227,17 @@ test_pubrel_ids(void **state)
 	    "\"msgId\":9223372036854775807}", &r), JL_PUBREL);
 	assert_true(r.msg_id == INT64_MAX);
 	jl_request_free(&r);
-	expect_bad("{\"type\":\"PUBREL\"}", "missing msgId");
+	expect_bad("{\"type\":\"PUBREL\"}", "PUBREL without msgId");
 	expect_bad("{\"type\":\"PUBREL\",\"msgId\":-1}",
-	    "msgId is not a non-negative integer");
+	    "PUBREL with a msgId that is not a non-negative integer");
 	expect_bad("{\"type\":\"PUBREL\",\"msgId\":1.5}",
-	    "msgId is not a non-negative integer");
+	    "PUBREL with a msgId that is not a non-negative integer");
 	expect_bad("{\"type\":\"PUBREL\",\"msgId\":1.0}",
-	    "msgId is not a non-negative integer");
+	    "PUBREL with a msgId that is not a non-negative integer");
 	expect_bad("{\"type\":\"PUBREL\",\"msgId\":\"1\"}",
-	    "msgId is not a non-negative integer");
+	    "PUBREL with a msgId that is not a non-negative integer");
 	expect_bad("{\"type\":\"PUBREL\",\"msgId\":null}",
-	    "msgId is not a non-negative integer");
+	    "PUBREL with a msgId that is not a non-negative integer");
 	/* Beyond 64-bit integers: jansson refuses the whole text. */
 	assert_int_equal(parse("{\"type\":\"PUBREL\","
 	    "\"msgId\":18446744073709551616}", &r), JL_INVALID_JSON);
@@ -261,15 +268,63 @@ test_sub_unsub(void **state)
 		jl_request_free(&r);
 	}
 	expect_bad("{\"type\":\"SUB\",\"topic\":\"a/b#\"}",
-	    "misplaced wildcard in topic filter");
+	    "SUB with a misplaced wildcard in its topic filter");
 	expect_bad("{\"type\":\"SUB\",\"topic\":\"#/a\"}",
-	    "misplaced wildcard in topic filter");
+	    "SUB with a misplaced wildcard in its topic filter");
 	expect_bad("{\"type\":\"UNSUB\",\"topic\":\"a+\"}",
-	    "misplaced wildcard in topic filter");
-	expect_bad("{\"type\":\"SUB\"}", "missing topic");
+	    "UNSUB with a misplaced wildcard in its topic filter");
+	expect_bad("{\"type\":\"SUB\"}", "SUB without topic");
 	expect_bad("{\"type\":\"UNSUB\",\"topic\":[\"a\"]}",
-	    "topic is not a string");
-	expect_bad("{\"type\":\"SUB\",\"topic\":\"\"}", "empty topic");
+	    "UNSUB with a topic that is not a string");
+	expect_bad("{\"type\":\"SUB\",\"topic\":\"\"}", "SUB with an empty topic");
+}
+
+/* cmd of {"type":TYPE,"topic":"a/.../a" (levels levels),"msgId":1,"msg":1}
+ * under a limit of max levels. */
+static enum jl_cmd
+parse_deep(const char *type, size_t levels, size_t max, struct jl_request *r)
+{
+	char line[1024];
+	int n = snprintf(line, sizeof(line), "{\"type\":\"%s\",\"msgId\":1,\"msg\":1,"
+	    "\"topic\":\"a", type);
+
+	for (size_t i = 1; i < levels; i++)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "/a");
+	snprintf(line + n, sizeof(line) - (size_t)n, "\"}");
+	return jl_parse_limited(line, strlen(line), max, r);
+}
+
+static void
+test_topic_levels(void **state)
+{
+	static const char *const types[] = { "PUB", "SUB", "UNSUB", "PUBREC", "PUBCOMP" };
+	static const enum jl_cmd cmds[] = { JL_PUB, JL_SUB, JL_UNSUB, JL_PUBREC, JL_PUBCOMP };
+	struct jl_request r;
+
+	(void)state;
+	for (size_t i = 0; i < 5; i++) {
+		/* At the limit, or without one: accepted. */
+		assert_int_equal(parse_deep(types[i], 200, 200, &r), cmds[i]);
+		jl_request_free(&r);
+		assert_int_equal(parse_deep(types[i], 300, 0, &r), cmds[i]);
+		jl_request_free(&r);
+		/* Beyond it: PUB and SUB are refused, the rest names what exists. */
+		assert_int_equal(parse_deep(types[i], 201, 200, &r),
+		    i < 2 ? JL_BAD_REQUEST : cmds[i]);
+		if (i < 2) {
+			assert_string_equal(r.type, types[i]);
+			assert_string_equal(r.error,
+			    "with a topic of more levels than max_topic_levels");
+			assert_null(r.topic);
+			assert_null(r.payload);
+		}
+		jl_request_free(&r);
+	}
+	/* Other faults are reported first. */
+	assert_int_equal(jl_parse_limited("{\"type\":\"PUB\",\"topic\":\"a/b/c\"}", 30, 2,
+	    &r), JL_BAD_REQUEST);
+	assert_string_equal(r.error, "without msg");
+	jl_request_free(&r);
 }
 
 static void
@@ -289,12 +344,12 @@ test_consumer_acks(void **state)
 	assert_int_equal(r.msg_id, 12);
 	assert_string_equal(r.topic, "s/t");
 	jl_request_free(&r);
-	expect_bad("{\"type\":\"PUBREC\",\"msgId\":12}", "missing topic");
-	expect_bad("{\"type\":\"PUBCOMP\",\"topic\":\"t\"}", "missing msgId");
+	expect_bad("{\"type\":\"PUBREC\",\"msgId\":12}", "PUBREC without topic");
+	expect_bad("{\"type\":\"PUBCOMP\",\"topic\":\"t\"}", "PUBCOMP without msgId");
 	expect_bad("{\"type\":\"PUBCOMP\",\"msgId\":-3,\"topic\":\"t\"}",
-	    "msgId is not a non-negative integer");
+	    "PUBCOMP with a msgId that is not a non-negative integer");
 	expect_bad("{\"type\":\"PUBREC\",\"msgId\":1,\"topic\":\"a/#\"}",
-	    "topic contains a wildcard");
+	    "PUBREC with a wildcard in its topic");
 }
 
 static void
@@ -494,8 +549,16 @@ test_enc_acks(void **state)
 	expect_wbuf(&w, "{\"type\":\"PUBREC\",\"msgId\":1}\r\n");
 	jl_enc_pubcomp(&w, 0);
 	expect_wbuf(&w, "{\"type\":\"PUBCOMP\",\"msgId\":0}\r\n");
-	jl_enc_pubrel(&w, 9007199254740992ULL);
+	assert_int_equal(jl_enc_pubrel(&w, 9007199254740992ULL, NULL), 0);
 	expect_wbuf(&w, "{\"type\":\"PUBREL\",\"msgId\":9007199254740992}\r\n");
+	/* A consumer's PUBREL names its topic (escaped as JSON). */
+	assert_int_equal(jl_enc_pubrel(&w, 3, "a/b"), 0);
+	expect_wbuf(&w, "{\"type\":\"PUBREL\",\"msgId\":3,\"topic\":\"a/b\"}\r\n");
+	assert_int_equal(jl_enc_pubrel(&w, 4, "q\"\\\xc3\xa4"), 0);
+	expect_wbuf(&w,
+	    "{\"type\":\"PUBREL\",\"msgId\":4,\"topic\":\"q\\\"\\\\\xc3\xa4\"}\r\n");
+	assert_int_equal(jl_enc_pubrel(&w, 5, "\xff"), -1);
+	assert_int_equal(w.len, 0);
 	jl_enc_pubrec(&w, UINT64_MAX);
 	expect_wbuf(&w,
 	    "{\"type\":\"PUBREC\",\"msgId\":18446744073709551615}\r\n");
@@ -620,6 +683,17 @@ test_enc_deadletter(void **state)
 	assert_int_equal(jl_enc_deadletter(&w, &d), 0);
 	expect_wbuf(&w, "{\"reason\":\"max_attempts\","
 	    "\"time\":\"1969-12-31T23:59:59.999Z\",\"msg\":\"\"}");
+	/* A detail is one more key, after the reason. */
+	d.reason = "unknown_command";
+	d.detail = "PUB without \"msg\"";
+	d.port = 4041;
+	d.payload = "{}";
+	d.len = 2;
+	d.time_ms = 0;
+	assert_int_equal(jl_enc_deadletter(&w, &d), 0);
+	expect_wbuf(&w, "{\"reason\":\"unknown_command\","
+	    "\"detail\":\"PUB without \\\"msg\\\"\","
+	    "\"time\":\"1970-01-01T00:00:00.000Z\",\"port\":4041,\"msg\":\"{}\"}");
 	wbuf_free(&w);
 }
 
@@ -643,6 +717,9 @@ test_enc_deadletter_fail(void **state)
 	d.topic = "\xc3";
 	assert_int_equal(jl_enc_deadletter(&w, &d), -1);
 	d.topic = NULL;
+	d.detail = "bad \xff";
+	assert_int_equal(jl_enc_deadletter(&w, &d), -1);
+	d.detail = NULL;
 	d.reason = NULL;
 	assert_int_equal(jl_enc_deadletter(&w, &d), -1);
 	expect_wbuf(&w, "keep\r\n");
@@ -693,6 +770,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pub),
+		cmocka_unit_test(test_topic_levels),
 		cmocka_unit_test(test_key_order),
 		cmocka_unit_test(test_extra_and_repeated_keys),
 		cmocka_unit_test(test_payload_json),

@@ -90,7 +90,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 37);
+	assert_int_equal(n, 38);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -108,7 +108,7 @@ test_reloadable(void **state)
 		"max_inflight_messages", "max_queued_messages", "sys_interval",
 		"idle_timeout", "log_dest", "log_type", "sync_policy",
 		"max_client_pending", "client_output_limit", "poison_limit",
-		"max_topic_size", "max_store_size", "min_free_space",
+		"max_topic_size", "max_store_size", "min_free_space", "max_topic_levels",
 	};
 	size_t n = 0;
 
@@ -137,6 +137,7 @@ static const char sample[] =
     "max_delivery_attempts 3\n"
     "dead_letter_topic dead/letters\n"
     "max_topics 500\n"
+    "max_topic_levels 16\n"
     "message_size_limit 1m\n"
     "topicd_path /usr/libexec/broker/topicd\n"
     "max_connections 200\n"
@@ -180,6 +181,7 @@ test_sample(void **state)
 	assert_int_equal(s.max_delivery_attempts, 3);
 	assert_string_equal(s.dead_letter_topic, "dead/letters");
 	assert_int_equal(s.max_topics, 500);
+	assert_int_equal(s.max_topic_levels, 16);
 	assert_int_equal(s.message_size_limit, 1 << 20);
 	assert_string_equal(s.topicd_path, "/usr/libexec/broker/topicd");
 	assert_int_equal(s.max_connections, 200);
@@ -214,14 +216,15 @@ test_bounds(void **state)
 	    "retry_interval 0.001\n"
 	    "max_delivery_attempts 0\n"
 	    "message_size_limit 512m\n"
-	    "max_topics 1000001\n";
+	    "max_topics 1000001\n"
+	    "max_topic_levels 0\n";
 	struct settings s;
 	struct conf_errors e = { NULL, 0 };
 
 	(void)state;
 	settings_init(&s);
 	assert_int_equal(conf_parse_buf(settings_table, &s, "b.conf", text,
-	    sizeof(text) - 1, &e), 4);
+	    sizeof(text) - 1, &e), 5);
 	assert_string_equal(e.msg[0], "b.conf:1: bad value '0.001' for key"
 	    " 'retry_interval': expected a number of seconds between 0.01 and"
 	    " 3600 (at most 3 decimals)");
@@ -232,6 +235,8 @@ test_bounds(void **state)
 	    " 268435456 (suffix k, m or g allowed)");
 	assert_string_equal(e.msg[3], "b.conf:4: bad value '1000001' for key"
 	    " 'max_topics': expected a number between 1 and 1000000");
+	assert_string_equal(e.msg[4], "b.conf:5: bad value '0' for key"
+	    " 'max_topic_levels': expected a number between 1 and 65536");
 	settings_free(&s);
 	conf_errors_free(&e);
 }

@@ -102,13 +102,50 @@ static void
 test_strerror(void **state)
 {
 	(void)state;
-	for (int e = TOPIC_OK; e <= TOPIC_BAD_WILDCARD; e++) {
+	for (int e = TOPIC_OK; e <= TOPIC_TOO_MANY_LEVELS; e++) {
 		const char *m = topic_strerror((enum topic_err)e);
 
 		assert_non_null(m);
 		assert_true(strlen(m) > 0);
 	}
 	assert_string_equal(topic_strerror(TOPIC_EMPTY), "empty topic");
+}
+
+static void
+test_levels(void **state)
+{
+	static const struct {
+		const char *s;
+		size_t      levels;
+	} t[] = {
+		{ "a", 1 }, { "a/b", 2 }, { "/", 2 }, { "//", 3 }, { "/a/", 3 },
+		{ "a/+/#", 3 }, { "#", 1 }, { "$SYS/broker/uptime", 3 },
+	};
+	char *s = malloc(TOPIC_MAX_LEN);
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t n = strlen(t[i].s);
+
+		assert_int_equal(topic_levels(t[i].s, n), t[i].levels);
+		assert_int_equal(topic_check_levels(t[i].s, n, t[i].levels), TOPIC_OK);
+		assert_int_equal(topic_check_levels(t[i].s, n, 0), TOPIC_OK);
+		if (t[i].levels > 1)
+			assert_int_equal(topic_check_levels(t[i].s, n, t[i].levels - 1),
+			    TOPIC_TOO_MANY_LEVELS);
+	}
+	/* Only len bytes count. */
+	assert_int_equal(topic_levels("a/b/c", 3), 2);
+	/* The most levels a topic can have: nothing but separators. */
+	assert_non_null(s);
+	memset(s, '/', TOPIC_MAX_LEN);
+	assert_int_equal(topic_levels(s, TOPIC_MAX_LEN), TOPIC_MAX_LEN + 1);
+	assert_int_equal(topic_check_levels(s, TOPIC_MAX_LEN, 200), TOPIC_TOO_MANY_LEVELS);
+	assert_int_equal(topic_check_levels(s, 199, 200), TOPIC_OK);
+	assert_int_equal(topic_check_levels(s, 200, 200), TOPIC_TOO_MANY_LEVELS);
+	free(s);
+	assert_string_equal(topic_strerror(TOPIC_TOO_MANY_LEVELS),
+	    "topic has more levels than max_topic_levels");
 }
 
 static const struct {
@@ -420,6 +457,7 @@ main(void)
 		cmocka_unit_test(test_check_table),
 		cmocka_unit_test(test_check_length),
 		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_levels),
 		cmocka_unit_test(test_match_table),
 		cmocka_unit_test(test_escape_table),
 		cmocka_unit_test(test_escape_long),

@@ -1,0 +1,234 @@
+"""MQTT conformance over raw sockets, for what needs connection or session
+state: the MQTT 3.1 CONNECT and CONNACK rules, acknowledgements of the
+wrong kind for a delivery (a protocol violation: closed, with an
+information line in the log), acknowledgements for packet ids not in
+flight (harmless), and max_topic_levels."""
+
+import itertools
+import re
+
+import pytest
+
+from broker_harness import wait_for
+from mqtt_helpers import (CONNACK, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK,
+                          RawClient, ack_packet, connect_packet, connected_client,
+                          publish_packet, subscribe_packet)
+
+CLOSE_TIMEOUT = 5.0
+_tags = itertools.count()
+
+
+@pytest.fixture
+def mb(mqtt_factory):
+    """A broker that logs at information level (refusals are logged there)."""
+    return mqtt_factory({"log_type": "information"})
+
+
+def tag(prefix):
+    return "%s-%d" % (prefix, next(_tags))
+
+
+def wait_log(b, pattern, what):
+    """The log line matching pattern (a regex), waited for."""
+    rx = re.compile(pattern, re.M)
+    wait_for(lambda: rx.search(b.log_text()), 10, what)
+    return rx.search(b.log_text()).group(0)
+
+
+def still_open(c):
+    """A PINGREQ is answered: the connection was not closed."""
+    c.ping()
+
+
+# ---------------------------------------------------------------- MQTT 3.1
+
+@pytest.mark.parametrize("clean", [True, False], ids=["clean", "persistent"])
+def test_mqtt31_empty_client_id_is_rejected(mb, clean):
+    """MQTT 3.1 requires a client id of 1 to 23 bytes: CONNACK 0x02, close."""
+    c = RawClient(mb.mqtt_port, name="v31-empty")
+    ack = c.connect("", clean=clean, level=3)
+    assert (ack.rc, ack.session_present) == (2, False), ack
+    assert ack.raw == b"\x20\x02\x00\x02", ack.raw
+    c.expect_closed(CLOSE_TIMEOUT)
+    wait_log(mb, r"information: client \S+: closed: empty client id in an MQTT 3\.1 CONNECT$",
+             "the refusal in the log")
+    # MQTT 3.1.1 still allows it with a clean session.
+    ok = connected_client(mb.mqtt_port, "", clean=True)
+    still_open(ok)
+
+
+@pytest.mark.parametrize("level,present", [(3, 0), (4, 1)], ids=["v31", "v311"])
+def test_connack_session_present_only_in_mqtt311(mb, level, present):
+    """A resumed persistent session: MQTT 3.1.1 says so in CONNACK; MQTT 3.1
+    has no such flag (the byte is reserved, 0), yet the session is kept."""
+    cid = tag("sp%d" % level)
+    c = connected_client(mb.mqtt_port, cid, clean=False, level=level)
+    assert c.subscribe([("sp/%s" % cid, 1)]) == [1]
+    c.disconnect()
+    c.expect_closed(CLOSE_TIMEOUT)
+    pub = connected_client(mb.mqtt_port, tag("sp-pub"))
+    pub.publish("sp/%s" % cid, b"while away", 1)
+    again = RawClient(mb.mqtt_port, name=cid)
+    ack = again.connect(cid, clean=False, level=level)
+    assert ack.raw == bytes([0x20, 0x02, present, 0x00]), ack.raw
+    p = again.expect(PUBLISH)
+    assert (p.topic, p.payload) == ("sp/%s" % cid, b"while away"), p
+    again.send(ack_packet(PUBACK, p.pid))
+    still_open(again)
+
+
+# ---------------------------------------------------------------- acks of deliveries
+
+def delivered(b, qos, persistent=False):
+    """A subscriber with one QoS qos delivery in flight: (client, PUBLISH)."""
+    cid = tag("acks")
+    topic = "acks/%s" % cid
+    c = connected_client(b.mqtt_port, cid, clean=not persistent)
+    assert c.subscribe([(topic, qos)]) == [qos]
+    pub = connected_client(b.mqtt_port, tag("acks-pub"))
+    pub.publish(topic, b"m-" + cid.encode(), qos)
+    p = c.expect(PUBLISH)
+    assert p.qos == qos, p
+    return c, p
+
+
+WRONG_ACKS = [
+    pytest.param(1, [PUBREC], "PUBREC", ", a QoS 1 delivery", id="pubrec-for-qos1"),
+    pytest.param(1, [PUBCOMP], "PUBCOMP", ", a QoS 1 delivery", id="pubcomp-for-qos1"),
+    pytest.param(2, [PUBACK], "PUBACK", ", a QoS 2 delivery", id="puback-for-qos2"),
+    pytest.param(2, [PUBCOMP], "PUBCOMP", ", a QoS 2 delivery, before the PUBREL",
+                 id="pubcomp-before-pubrel"),
+    pytest.param(2, [PUBREC, PUBACK], "PUBACK", ", a QoS 2 delivery",
+                 id="puback-after-pubrel"),
+]
+
+
+@pytest.mark.parametrize("qos,acks,name,what", WRONG_ACKS)
+def test_ack_of_the_wrong_kind_closes_the_connection(mb, qos, acks, name, what):
+    c, p = delivered(mb, qos, persistent=True)
+    for kind in acks[:-1]:                  # the right ones first
+        c.send(ack_packet(kind, p.pid))
+        c.expect(PUBREL, pid=p.pid)
+    c.send(ack_packet(acks[-1], p.pid))
+    # Closed, and nothing answered first: no PUBREL for a stray PUBREC.
+    c.expect_closed(CLOSE_TIMEOUT)
+    wait_log(mb, r"information: client \S+ id %s: closed: %s for packet %d%s: "
+             r"protocol violation$" % (re.escape(c.name), name, p.pid, re.escape(what)),
+             "the violation in the log")
+    # The delivery was not taken as acknowledged: the session resends it.
+    again = RawClient(mb.mqtt_port, name=c.name)
+    assert again.connect(c.name, clean=False).session_present
+    if PUBREC in acks[:-1]:
+        again.expect(PUBREL, pid=p.pid)
+        again.send(ack_packet(PUBCOMP, p.pid))
+    else:
+        d = again.expect(PUBLISH, pid=p.pid)
+        assert d.dup and d.payload == p.payload, d
+        if qos == 1:
+            again.send(ack_packet(PUBACK, p.pid))
+        else:
+            again.send(ack_packet(PUBREC, p.pid))
+            again.expect(PUBREL, pid=p.pid)
+            again.send(ack_packet(PUBCOMP, p.pid))
+    still_open(again)
+
+
+def test_ack_for_a_packet_id_not_in_flight_is_ignored(mb):
+    c, p = delivered(mb, 1)
+    c.send(ack_packet(PUBACK, p.pid))
+    c.send(ack_packet(PUBACK, p.pid))       # a duplicate
+    free = p.pid % 65535 + 1
+    for kind in (PUBACK, PUBREC, PUBCOMP):  # an id never used
+        c.send(ack_packet(kind, free))
+    still_open(c)
+    assert not any(x.type == PUBREL for x in c.received), c.received
+
+
+def test_repeated_qos2_acks_are_harmless(mb):
+    c, p = delivered(mb, 2)
+    c.send(ack_packet(PUBREC, p.pid))
+    c.expect(PUBREL, pid=p.pid)
+    c.send(ack_packet(PUBREC, p.pid))       # again, after the PUBREL went out
+    still_open(c)
+    c.send(ack_packet(PUBCOMP, p.pid))
+    c.send(ack_packet(PUBCOMP, p.pid))      # again: no longer in flight
+    still_open(c)
+
+
+def test_duplicate_puback_after_a_reconnect_is_ignored(mb):
+    c, p = delivered(mb, 1, persistent=True)
+    c.close()                               # gone without the PUBACK
+    again = RawClient(mb.mqtt_port, name=c.name)
+    assert again.connect(c.name, clean=False).session_present
+    d = again.expect(PUBLISH, pid=p.pid)
+    assert d.dup, d
+    again.send(ack_packet(PUBACK, p.pid))
+    again.send(ack_packet(PUBACK, p.pid))   # the client's own resend
+    still_open(again)
+
+
+# ---------------------------------------------------------------- topic levels
+
+def levels(n, word="l"):
+    return "/".join("%s%d" % (word, i) for i in range(n))
+
+
+@pytest.fixture
+def lb(mqtt_factory):
+    return mqtt_factory({"log_type": "information", "max_topic_levels": 8})
+
+
+def test_subscribe_beyond_max_topic_levels_gets_0x80(lb):
+    c = connected_client(lb.mqtt_port, tag("deep-sub"))
+    codes = c.subscribe([(levels(9), 1), (levels(8), 1), ("+/" * 8 + "#", 0),
+                         ("+/" * 7 + "#", 2)])
+    assert codes == [0x80, 1, 0x80, 2], codes
+    wait_log(lb, r"information: client \S+ id \S+: SUBSCRIBE l0/l1/\S+ refused: 9 levels, "
+             r"max_topic_levels is 8$", "the refusal in the log")
+    # The granted one works; the connection goes on.
+    pub = connected_client(lb.mqtt_port, tag("deep-pub"))
+    pub.publish(levels(8), b"eight", 1)
+    got = c.expect(PUBLISH)
+    assert (got.topic, got.payload) == (levels(8), b"eight"), got
+    c.send(ack_packet(PUBACK, got.pid))
+    still_open(c)
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_publish_beyond_max_topic_levels_closes_unacknowledged(lb, qos):
+    watch = connected_client(lb.mqtt_port, tag("deep-watch"))
+    assert watch.subscribe([("#", 1)]) == [1]
+    c = connected_client(lb.mqtt_port, tag("deep-pub"))
+    c.send(publish_packet(levels(9, "q%d-" % qos), b"too deep", qos, 1 if qos else None))
+    c.expect_closed(CLOSE_TIMEOUT)          # no PUBACK or PUBREC first
+    wait_log(lb, r"information: client \S+ id %s: closed: PUBLISH to a topic of more levels "
+             r"than max_topic_levels$" % re.escape(c.name), "the close in the log")
+    # Nothing was stored: the topic does not exist.
+    stores = lb.data_dir / "topics"
+    assert not any(f.name.startswith("q%d-0" % qos)
+                   for f in (stores.iterdir() if stores.exists() else []))
+    # At the limit it is taken, and delivered.
+    ok = connected_client(lb.mqtt_port, tag("ok-pub"))
+    ok.publish(levels(8), b"at the limit", qos)
+    got = watch.expect(PUBLISH)
+    assert (got.topic, got.payload) == (levels(8), b"at the limit"), got
+
+
+def test_will_beyond_max_topic_levels_refuses_the_connect(lb):
+    c = RawClient(lb.mqtt_port, name="deep-will")
+    c.send(connect_packet("deep-will", will=(levels(9), b"bye", 0, False)))
+    seen = c.expect_closed(CLOSE_TIMEOUT, allow=(CONNACK,))
+    assert not seen, "expected no CONNACK: %s" % seen
+    wait_log(lb, r"information: client \S+: closed: will topic of more levels than "
+             r"max_topic_levels$", "the refusal in the log")
+    ok = connected_client(lb.mqtt_port, "shallow-will", will=(levels(8), b"bye", 0, False))
+    still_open(ok)
+
+
+def test_subscribe_packet_mixing_levels_keeps_order(lb):
+    """One SUBSCRIBE, several filters: each gets its own code, in order."""
+    c = connected_client(lb.mqtt_port, tag("mix"))
+    c.send(subscribe_packet(9, [(levels(8), 0), (levels(100), 1), (levels(1), 2)]))
+    ack = c.expect(SUBACK)
+    assert ack.pid == 9, ack
+    assert ack.codes == [0, 0x80, 2], ack.codes
