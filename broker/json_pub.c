@@ -196,7 +196,7 @@ json_pub_line(struct client *cl, const char *line, size_t len)
 		release(cl, r.msg_id);
 		break;
 	default:	/* bad, unknown, or a consumer's command */
-		json_client_error(cl, &r, line, len);
+		json_refuse(cl, &r, line, len);
 		break;
 	}
 	jl_request_free(&r);
