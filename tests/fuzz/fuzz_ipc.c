@@ -19,12 +19,12 @@
  * sanitizers and libFuzzer open fds of their own (the symbolizer's pipes,
  * started the first time libFuzzer prints a NEW_FUNC line, stay open).
  *
- * Build:
- *   clang -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Icommon \
+ * Build: make build/fuzz/fuzz_ipc.
+ * Seed corpus (dec-*, rec-*, fd-*, memfd-*): build without -fsanitize=fuzzer
+ * and with -DFUZZ_IPC_GEN_CORPUS, run with the corpus directory as argument:
+ *   clang -std=c11 -D_GNU_SOURCE -DFUZZ_IPC_GEN_CORPUS -Icommon \
  *     tests/fuzz/fuzz_ipc.c common/ipc.c common/ipc_proto.c common/marshal.c \
- *     common/log.c common/xmalloc.c common/clock.c -o fuzz_ipc
- * Seed corpus: build without -fsanitize=fuzzer and with -DFUZZ_IPC_GEN_CORPUS,
- * run with the corpus directory as argument.
+ *     common/log.c common/xmalloc.c common/clock.c common/fdio.c -o gen
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -329,11 +329,12 @@ main(int argc, char **argv)
 		enc_##name(&w, &r);					\
 		seed(idx, #name, &w);					\
 	} while (0)
-	SEED(0, config, 30000, 5, 1024, 0, 2, 42, "$DLQ");
+	SEED(0, config, .retry_ms = 30000, .max_attempts = 5, .checkpoint_kib = 1024,
+	     .max_queued = 100, .sync = 1, .log_level = 2, .boot_id = 42, .dlq_topic = "$DLQ");
 	SEED(1, publish, .req = 1, .owner = "m/c1", .pubid = 7, .qos = 1,
 	     .flags = PF_RETAIN, .time_ms = 1000, .payload = pl, .payload_len = sizeof(pl));
 	SEED(2, release, .req = 2, .owner = "j/u", .pubid = 7);
-	SEED(3, release_owner, .owner = "j/u");
+	SEED(3, release_owner, .req = 8, .owner = "j/u");
 	SEED(4, attach, .req = 3, .subkey = "m/c1", .mode = MODE_MQTT, .qos = 1,
 	     .flags = AF_RETAINED, .window = 10);
 	SEED(5, detach, .subkey = "m/c1");
