@@ -19,8 +19,9 @@ import pytest
 
 from broker_harness import (HOST, REPO_ROOT, ConnectionClosed, HarnessError, Publisher,
                             PublishRefused, Qos2Consumer, broker_binary,
-                            check_exactly_once_in_order, children_of, free_ports, is_topicd,
-                            kill_pid, process_alive, read_cmdline, title_of, wait_for)
+                            check_exactly_once_in_order, children_of, free_port, free_ports,
+                            is_topicd, kill_pid, process_alive, read_cmdline, title_of,
+                            wait_for)
 
 START_MARK = "==== harness: start #"
 REPLAYED_RE = re.compile(r"(\S+)\[(\d+)\]: \w+: (.*?)store opened: (\d+) records replayed")
@@ -78,6 +79,14 @@ def run_broker(args, timeout=20, **kw):
 def root_config():
     """The tests run as root in CI: the data directories are root's."""
     return "user root\n" if os.geteuid() == 0 else ""
+
+
+def error_line(err, text):
+    """The master's log line at level error that starts with text (a
+    regular expression); fails, showing err, if there is none."""
+    m = re.search(r"^\S+ broker\[\d+\]: error: (%s.*)$" % text, err, re.M)
+    assert m, "no `error: %s...` line in:\n%s" % (text, err)
+    return m.group(1)
 
 
 def make(*args):
@@ -414,7 +423,9 @@ def test_daemon_mode_reports_a_failed_start(tmp_path):
                       "-J", "%d:%d" % (c, p)])
     err = res.stderr.decode()
     assert res.returncode == 1, err
-    assert re.search(r"pid file .*broker\.pid: No such file or directory", err), err
+    line = error_line(err, r"cannot write pid file .*broker\.pid: No such file or directory: ")
+    assert line.endswith("create its directory, writable by uid %d, or change pid_file"
+                         % os.geteuid()), line
 
 
 def test_a_second_broker_on_the_same_data_directory_is_refused(broker):
@@ -425,7 +436,9 @@ def test_a_second_broker_on_the_same_data_directory_is_refused(broker):
                       "-J", "%d:%d" % (c, p)])
     err = res.stderr.decode()
     assert res.returncode == 1, err
-    assert "another broker is running on data directory %s" % broker.data_dir in err, err
+    line = error_line(err, re.escape("another broker is running on data directory %s "
+                                     % broker.data_dir))
+    assert line.endswith("stop it, or give this one another data_dir"), line
     send_pub_consume(broker, "lock/t", "first one still serves")
 
 
@@ -513,7 +526,9 @@ def test_root_refuses_a_data_directory_of_another_user(tmp_path, which):
     err = res.stderr.decode()
     bad = data if which == "data" else data / "topics"
     assert res.returncode == 1, err
-    assert "data directory %s belongs to root, not to user nobody" % bad in err, err
+    line = error_line(err, re.escape("data directory %s belongs to root, not to user nobody"
+                                     % bad))
+    assert line.endswith("give it to nobody (chown -R nobody: %s) or set user" % data), line
 
 
 @ROOT_ONLY
@@ -525,7 +540,9 @@ def test_root_refuses_an_unknown_user(tmp_path):
                       "-J", "%d:%d" % (c, p)])
     err = res.stderr.decode()
     assert res.returncode == 1, err
-    assert "user no-such-user-for-broker does not exist" in err, err
+    error_line(err, r"user no-such-user-for-broker does not exist: create it \(for example "
+               r"useradd --system --no-create-home no-such-user-for-broker\) or name another "
+               r"one with the user setting$")
     assert not (tmp_path / "data").exists()
 
 
@@ -568,6 +585,107 @@ def test_another_user_keeps_its_identity(shared_dir):
     err = proc.stderr.read().decode()
     assert code == 0, err
     assert "running as user" not in err and "user broker" not in err, err
+
+
+# ---------------------------------------------------------------- start-up errors
+# Each is one line at level error that says what to do; exit status 1.
+
+def unprivileged():
+    """(uid, gid, preexec_fn) that run the broker as an unprivileged user:
+    nobody when the tests run as root, else the tests' own user."""
+    if os.geteuid() != 0:
+        return os.geteuid(), os.getegid(), None
+    if not reachable_by_others(broker_binary()):
+        pytest.skip("the build tree is not reachable by other users")
+    nobody = pwd.getpwnam("nobody")
+
+    def become_nobody():
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    return nobody.pw_uid, nobody.pw_gid, become_nobody
+
+
+def start_fails(args, preexec_fn=None, cwd=None):
+    """Starts the broker on free ports; it must fail: returns its stderr."""
+    c, p = free_ports(2)
+    res = run_broker(list(args) + ["-b", HOST, "-p", "0", "-J", "%d:%d" % (c, p)],
+                     preexec_fn=preexec_fn, cwd=cwd)
+    err = res.stderr.decode()
+    assert res.returncode == 1, "exit status %s; stderr:\n%s" % (res.returncode, err)
+    return err
+
+
+def test_a_data_directory_the_broker_cannot_write_is_an_error(shared_dir):
+    """Docker's case: the broker runs as its user (USER broker, or --user)
+    and the volume is a bind mount that belongs to root."""
+    uid, gid, become = unprivileged()
+    data = shared_dir / "data"
+    data.mkdir()
+    data.chmod(0o555)
+    err = start_fails(["-D", data], become, shared_dir)
+    line = error_line(err, r"data directory %s is not writable by (user \S+ \()?uid %d\)?: "
+                      % (re.escape(str(data)), uid))
+    if os.geteuid() == 0:       # nobody, and a directory of root's
+        assert line.endswith("%s belongs to root: chown -R %d:%d %s" % (data, uid, gid, data)), line
+    else:
+        assert line.endswith("%s has mode 0555: chmod -R u+rwX %s" % (data, data)), line
+    assert "warning:" not in err, err
+    assert list(data.iterdir()) == []
+
+
+@ROOT_ONLY
+def test_root_reports_a_data_directory_its_user_cannot_write(shared_dir):
+    if not reachable_by_others(broker_binary()):
+        pytest.skip("the build tree is not reachable by other users")
+    nobody = pwd.getpwnam("nobody")
+    data = shared_dir / "data"
+    data.mkdir()
+    os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    data.chmod(0o555)
+    conf = shared_dir / "broker.conf"
+    conf.write_text("user nobody\n")
+    err = start_fails(["-c", conf, "-D", data])
+    line = error_line(err, re.escape("data directory %s is not writable by user nobody (uid %d): "
+                                     % (data, nobody.pw_uid)))
+    assert line.endswith("%s has mode 0555: chmod -R u+rwX %s" % (data, data)), line
+
+
+def test_a_session_store_the_broker_cannot_open_is_an_error(shared_dir):
+    uid, gid, become = unprivileged()
+    data = shared_dir / "data"
+    data.mkdir()
+    journal = data / "sessions.journal"
+    journal.write_bytes(b"")
+    journal.chmod(0)            # and, as root, it stays root's: nobody cannot open it
+    os.chown(data, uid, gid)
+    err = start_fails(["-D", data], become, shared_dir)
+    line = error_line(err, re.escape("cannot open the session store in %s: %s: Permission denied: "
+                                     % (data, journal)))
+    assert line.endswith("give the data directory and its files to uid %d (chown -R %d:%d %s)"
+                         % (uid, uid, gid, data)), line
+
+
+def test_a_port_in_use_is_an_error_that_names_its_setting(broker, tmp_path):
+    conf = tmp_path / "second.conf"
+    conf.write_text(root_config())
+    res = run_broker(["-c", conf, "-D", tmp_path / "second", "-b", HOST, "-p", "0",
+                      "-J", "%d:%d" % (broker.consumer_port, free_port())])
+    err = res.stderr.decode()
+    assert res.returncode == 1, err
+    error_line(err, re.escape("JSON-lines consumers: cannot listen on %s port %d: Address already "
+                              "in use: stop what uses it, or set another json_consumer_port "
+                              "(0 disables it)" % (HOST, broker.consumer_port)) + "$")
+    send_pub_consume(broker, "port/t", "the first one still serves")
+
+
+def test_a_missing_topicd_is_an_error_that_says_what_to_do(tmp_path):
+    missing = tmp_path / "no-topicd"
+    conf = tmp_path / "broker.conf"
+    conf.write_text(root_config() + "topicd_path %s\n" % missing)
+    err = start_fails(["-c", conf, "-D", tmp_path / "data"])
+    error_line(err, re.escape("topicd_path %s is not executable: No such file or directory: set "
+                              "topicd_path to the topicd program" % missing))
 
 
 # ---------------------------------------------------------------- install
