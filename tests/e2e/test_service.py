@@ -4,6 +4,7 @@ service manager's notifications, daemon mode and its pid file, the
 second-instance lock, privileges, make install / uninstall, the man pages,
 the systemd unit and the Dockerfile."""
 
+import json
 import os
 import pwd
 import re
@@ -26,6 +27,7 @@ from broker_harness import (HOST, REPO_ROOT, ConnectionClosed, HarnessError, Pub
 START_MARK = "==== harness: start #"
 REPLAYED_RE = re.compile(r"(\S+)\[(\d+)\]: \w+: (.*?)store opened: (\d+) records replayed")
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+README = REPO_ROOT / "README.md"
 
 
 # ---------------------------------------------------------------- helpers
@@ -796,6 +798,43 @@ def test_man_pages_have_the_sections():
             assert s in sections, "%s has no %s section" % (page, s)
 
 
+def dockerfile_stages():
+    """The Dockerfile's stages, each a list of (INSTRUCTION, arguments),
+    continuation lines joined, comments left out."""
+    text = re.sub(r"\\\n", " ", (REPO_ROOT / "Dockerfile").read_text())
+    stages = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        instr, _, args = line.strip().partition(" ")
+        if instr.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((instr.upper(), " ".join(args.split())))
+    return stages
+
+
+def container_config():
+    """The configuration the build stage writes for the container."""
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    seds = re.findall(r"-e '(s\|[^']*)'", text)
+    assert len(seds) == 2, seds
+    res = subprocess.run(["sed"] + [a for s in seds for a in ("-e", s)] +
+                         [str(REPO_ROOT / "etc/broker.conf")], capture_output=True, check=True)
+    return res.stdout.decode()
+
+
+def shell_command(run, name):
+    """The words of the command `name` in a RUN's `a && b && ...`."""
+    cmds = [c.split() for c in run.split("&&")]
+    found = [c for c in cmds if c[0] == name]
+    assert len(found) == 1, "%s: %s" % (name, run)
+    return found[0]
+
+
+def option(words, name):
+    return words[words.index(name) + 1]
+
+
 def test_dockerfile():
     text = (REPO_ROOT / "Dockerfile").read_text()
     assert re.findall(r"^FROM (\S+)", text, re.M) == ["debian:bookworm-slim"] * 2
@@ -811,15 +850,81 @@ def test_dockerfile():
     assert copied and set(copied) <= set(INSTALLED), copied
     # The container's configuration: the example, listening on all
     # addresses, with its data in the volume.
-    seds = re.findall(r"-e '(s\|[^']*)'", text)
-    assert len(seds) == 2, seds
-    res = subprocess.run(["sed"] + [a for s in seds for a in ("-e", s)] +
-                         [str(REPO_ROOT / "etc/broker.conf")], capture_output=True, check=True)
-    conf = res.stdout.decode()
+    conf = container_config()
     assert re.search(r"^bind_address 0\.0\.0\.0$", conf, re.M)
     assert re.search(r"^data_dir /var/lib/broker$", conf, re.M)
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert "build" in ignored and ".git" in ignored
+
+
+def test_dockerfile_installs_the_toolchain_before_copying_the_sources():
+    """A change to the sources must not invalidate the toolchain's layer."""
+    build = dockerfile_stages()[0]
+    steps = [(i, a) for i, a in build if i in ("COPY", "ADD", "RUN")]
+    assert steps[:3] == [("COPY", "scripts/deps.sh scripts/deps.sh"),
+                         ("RUN", "scripts/deps.sh build"), ("COPY", ". .")], steps
+    assert all("deps.sh" not in a for _, a in steps[3:]), steps
+
+
+def test_dockerfile_runtime_stage_cleans_apt_and_fixes_the_user():
+    runtime = dockerfile_stages()[-1]
+    runs = [a for i, a in runtime if i == "RUN" and "apt-get install" in a]
+    assert len(runs) == 1, runtime
+    cmds = [" ".join(c.split()) for c in runs[0].split("&&")]
+    installed = next(n for n, c in enumerate(cmds) if c.startswith("apt-get install"))
+    assert "apt-get clean" in cmds[installed:], cmds
+    assert "rm -rf /var/lib/apt/lists/*" in cmds[installed:], cmds
+    # The user broker, with a fixed uid and gid, runs the broker ...
+    group = shell_command(runs[0], "groupadd")
+    user = shell_command(runs[0], "useradd")
+    assert group[-1] == user[-1] == "broker", (group, user)
+    uid, gid = int(option(user, "--uid")), int(option(user, "--gid"))
+    assert int(option(group, "--gid")) == gid
+    assert [a for i, a in runtime if i == "USER"][-1] == "broker"
+    # ... and the README and the Dockerfile's comment say which.
+    ids = "%d:%d" % (uid, gid)
+    docker = README.read_text().split("With Docker", 1)[1].split("\n## ", 1)[0]
+    assert "uid %d and gid %d" % (uid, gid) in " ".join(docker.split()), docker
+    assert "chown -R %s " % ids in docker, docker
+    assert "--user" in docker, docker
+    comment = " ".join(re.findall(r"^# ?(.*)$", (REPO_ROOT / "Dockerfile").read_text(), re.M))
+    assert "uid %d and gid %d" % (uid, gid) in comment and "chown -R %s" % ids in comment
+
+
+def test_dockerfile_healthcheck_runs_a_script_of_the_runtime_stage(tmp_path):
+    runtime = dockerfile_stages()[-1]
+    checks = [a for i, a in runtime if i == "HEALTHCHECK"]
+    assert len(checks) == 1, runtime
+    cmd = json.loads(re.search(r"\bCMD (\[.*\])$", checks[0]).group(1))
+    copies = dict(reversed(a.split()) for i, a in runtime
+                  if i == "COPY" and not a.startswith("--"))
+    assert cmd[0] in copies, (cmd, copies)
+    script = REPO_ROOT / copies[cmd[0]]
+    assert os.access(script, os.X_OK), script
+    # bash is in debian:bookworm-slim (an essential package).
+    assert script.read_text().startswith("#!/bin/bash\n")
+    # It checks the container's MQTT port.
+    conf = tmp_path / "container.conf"
+    conf.write_text(container_config())
+    res = run_broker(["-T", "-c", conf], cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr.decode()
+    port = re.search(r"^mqtt_port (\d+)$", res.stdout.decode(), re.M).group(1)
+    assert cmd[1:] == [port], cmd
+
+
+def test_healthcheck_script_wants_a_connack(mqtt_broker):
+    def check(port):
+        return subprocess.run([str(REPO_ROOT / "scripts/healthcheck.sh"), str(port)],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    res = check(mqtt_broker.mqtt_port)
+    assert res.returncode == 0 and res.stderr == b"", res.stderr.decode()
+    # A JSON-lines port accepts the connection, but answers no CONNACK.
+    res = check(mqtt_broker.consumer_port)
+    assert res.returncode == 1 and b"no CONNACK" in res.stderr, res.stderr.decode()
+    res = check(free_port())
+    assert res.returncode == 1 and b"nothing accepts connections" in res.stderr, \
+        res.stderr.decode()
+    send_pub_consume(mqtt_broker, "health/t", "still serving")
 
 
 def test_deps_script_has_a_build_only_mode():
