@@ -263,7 +263,11 @@ void	 signals_init(struct broker *b);
 void	 signals_free(struct broker *b);
 void	 broker_shutdown(struct broker *b);
 /* config.c */
-int	 broker_load_settings(struct broker *b, struct settings *s, bool quiet);
+/* How broker_load_settings() reports a bad configuration: printed (-t,
+ * -T), logged as errors (start-up: the broker does not start), logged as
+ * warnings (SIGHUP: the running configuration stays). */
+enum settings_report { SETTINGS_PRINT, SETTINGS_LOG_ERRORS, SETTINGS_LOG_WARNINGS };
+int	 broker_load_settings(struct broker *b, struct settings *s, enum settings_report how);
 int	 broker_reload(struct broker *b);
 void	 broker_apply_logging(struct broker *b);
 void	 broker_resolve_paths(struct settings *s);
@@ -425,6 +429,11 @@ int	 privs_target(const struct settings *s, uid_t *uid, gid_t *gid);
 /* Creates the data directory for the user, or checks that it is the user's. */
 int	 privs_data_dir(const char *dir, const char *user, uid_t uid, gid_t gid);
 int	 privs_drop(const char *user, uid_t uid, gid_t gid);
+/* Error lines that say what to do: the data directory dir cannot be
+ * created for uid:gid; path (dir, or a file in it) cannot be written by
+ * this process (err is the errno of the attempt). */
+void	 privs_log_cannot_create(const char *dir, uid_t uid, gid_t gid, int err);
+void	 privs_log_unwritable(const char *dir, const char *path, int err);
 
 /* notify.c: sd_notify(3) for a systemd unit of Type=notify */
 void	 notify_ready(const char *status);

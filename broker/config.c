@@ -56,10 +56,28 @@ apply_listener(struct settings *s)
 	}
 }
 
-/* Fills s from the built-in defaults, the file and the command line.
- * Errors go to stderr at start-up, to the log on reload (quiet). */
+/* Every error of a bad configuration, one line each, as `how` says. */
+static void
+report_errors(const struct broker *b, const struct conf_errors *errs, enum settings_report how)
+{
+	for (size_t i = 0; i < errs->n; i++) {
+		if (how == SETTINGS_LOG_WARNINGS)
+			log_warnx("%s", errs->msg[i]);
+		else if (how == SETTINGS_LOG_ERRORS)
+			log_errx("%s", errs->msg[i]);
+		else
+			fprintf(stderr, "%s\n", errs->msg[i]);
+	}
+	if (how == SETTINGS_LOG_ERRORS && errs->n > 0)
+		log_errx("not started: %zu error%s in the configuration; correct %s, then check "
+		    "with broker -t%s%s", errs->n, errs->n == 1 ? "" : "s",
+		    errs->n == 1 ? "it" : "them", b->conf_path ? " -c " : "",
+		    b->conf_path ? b->conf_path : "");
+}
+
+/* Fills s from the built-in defaults, the file and the command line. */
 int
-broker_load_settings(struct broker *b, struct settings *s, bool quiet)
+broker_load_settings(struct broker *b, struct settings *s, enum settings_report how)
 {
 	struct conf_errors errs = { NULL, 0 };
 	int rc = 0;
@@ -70,12 +88,7 @@ broker_load_settings(struct broker *b, struct settings *s, bool quiet)
 	apply_listener(s);
 	apply_overrides(b, s, &errs);
 	settings_check(s, b->conf_path ? b->conf_path : "configuration", &errs);
-	for (size_t i = 0; i < errs.n; i++) {
-		if (quiet)
-			log_warnx("%s", errs.msg[i]);
-		else
-			fprintf(stderr, "%s\n", errs.msg[i]);
-	}
+	report_errors(b, &errs, how);
 	if (errs.n > 0) {
 		rc = -1;
 		settings_free(s);
@@ -163,7 +176,7 @@ broker_reload(struct broker *b)
 	struct settings ns;
 	unsigned changed = 0;
 
-	if (broker_load_settings(b, &ns, true) == -1) {
+	if (broker_load_settings(b, &ns, SETTINGS_LOG_WARNINGS) == -1) {
 		log_warnx("reload: %s has errors; keeping the running configuration",
 		    b->conf_path ? b->conf_path : "configuration");
 		return -1;

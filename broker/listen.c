@@ -18,12 +18,13 @@
 struct listener_spec {
 	enum client_kind kind;
 	const char *what;
+	const char *key;	/* the setting of its port */
 };
 
 static const struct listener_spec specs[] = {
-	{ CL_JSON_CONSUMER, "JSON-lines consumers" },
-	{ CL_JSON_PUBLISHER, "JSON-lines publishers" },
-	{ CL_MQTT, "MQTT" },
+	{ CL_JSON_CONSUMER, "JSON-lines consumers", "json_consumer_port" },
+	{ CL_JSON_PUBLISHER, "JSON-lines publishers", "json_publisher_port" },
+	{ CL_MQTT, "MQTT", "mqtt_port" },
 };
 
 static void
@@ -106,8 +107,35 @@ on_accept_error(struct evconnlistener *l, void *arg)
 		fatalx("cannot arm the accept timer");
 }
 
+/* A port the master cannot listen on: what to do about it. */
+static void
+log_cannot_listen(struct broker *b, unsigned port, const struct listener_spec *spec, int err)
+{
+	char hint[128];
+
+	switch (err) {
+	case EADDRINUSE:
+		snprintf(hint, sizeof(hint), "stop what uses it, or set another %s (0 disables "
+		    "it)", spec->key);
+		break;
+	case EACCES:
+	case EPERM:
+		snprintf(hint, sizeof(hint), "a port below 1024 needs root or "
+		    "CAP_NET_BIND_SERVICE; grant it, or set another %s", spec->key);
+		break;
+	case EADDRNOTAVAIL:
+		snprintf(hint, sizeof(hint), "set bind_address to an address of this host");
+		break;
+	default:
+		snprintf(hint, sizeof(hint), "set another %s (0 disables it)", spec->key);
+		break;
+	}
+	log_errx("%s: cannot listen on %s port %u: %s: %s", spec->what, b->set.bind_address,
+	    port, strerror(err), hint);
+}
+
 static struct evconnlistener *
-listen_on(struct broker *b, unsigned port, const char *what)
+listen_on(struct broker *b, unsigned port, const struct listener_spec *spec)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
@@ -118,15 +146,15 @@ listen_on(struct broker *b, unsigned port, const char *what)
 
 	snprintf(serv, sizeof(serv), "%u", port);
 	if ((rc = getaddrinfo(b->set.bind_address, serv, &hints, &res)) != 0) {
-		log_warnx("%s: cannot resolve bind_address %s: %s", what, b->set.bind_address,
-		    gai_strerror(rc));
+		log_errx("%s: cannot resolve bind_address %s: %s: set bind_address to an "
+		    "address of this host", spec->what, b->set.bind_address, gai_strerror(rc));
 		return NULL;
 	}
 	l = evconnlistener_new_bind(b->base, on_accept, b,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, 128,
 	    res->ai_addr, (int)res->ai_addrlen);
 	if (l == NULL)
-		log_warn("%s: cannot listen on %s port %u", what, b->set.bind_address, port);
+		log_cannot_listen(b, port, spec, errno);
 	else
 		evconnlistener_set_error_cb(l, on_accept_error);
 	freeaddrinfo(res);
@@ -141,7 +169,7 @@ listeners_open(struct broker *b)
 
 		if (port == 0)
 			continue;
-		if ((b->listeners[i] = listen_on(b, port, specs[i].what)) == NULL)
+		if ((b->listeners[i] = listen_on(b, port, &specs[i])) == NULL)
 			return -1;
 		log_notice("listening on %s port %u (%s)", b->set.bind_address, port,
 		    specs[i].what);

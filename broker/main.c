@@ -64,7 +64,8 @@ main(int argc, char **argv)
 		usage();
 	setproctitle_init(argc, argv, environ);
 	log_init("broker", b.verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL);
-	if (broker_load_settings(&b, &b.set, false) == -1)
+	if (broker_load_settings(&b, &b.set,
+	    test_only ? SETTINGS_PRINT : SETTINGS_LOG_ERRORS) == -1)
 		rc = 2;
 	else if (test_only)
 		rc = test_settings(&b, dump);

@@ -3,7 +3,7 @@
  * good (real, effective and saved ids), before it opens its stores or
  * starts any topicd.  The data directory must belong to that user.
  * Started as anyone else, nothing changes; `user root` keeps root, which
- * is not advised. */
+ * is not advised.  Every refusal is one error line that says what to do. */
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -31,9 +31,10 @@ privs_target(const struct settings *s, uid_t *uid, gid_t *gid)
 	errno = 0;
 	if ((pw = getpwnam(s->user)) == NULL) {
 		if (errno != 0 && errno != ENOENT && errno != ESRCH)
-			log_warn("cannot look up user %s", s->user);
+			log_errx("cannot look up user %s: %s: check the user database "
+			    "(getent passwd %s)", s->user, strerror(errno), s->user);
 		else
-			log_warnx("user %s does not exist: create it (for example useradd "
+			log_errx("user %s does not exist: create it (for example useradd "
 			    "--system --no-create-home %s) or name another one with the user "
 			    "setting", s->user, s->user);
 		return -1;
@@ -46,6 +47,75 @@ privs_target(const struct settings *s, uid_t *uid, gid_t *gid)
 	*uid = pw->pw_uid;
 	*gid = pw->pw_gid;
 	return 1;
+}
+
+/* A uid for messages: "user broker (uid 1883)", or "uid 5000" when it has
+ * no name (docker run --user with an id the image does not know). */
+static void
+describe_uid(uid_t uid, char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	if (pw != NULL)
+		snprintf(buf, len, "user %s (uid %ld)", pw->pw_name, (long)uid);
+	else
+		snprintf(buf, len, "uid %ld", (long)uid);
+}
+
+void
+privs_log_cannot_create(const char *dir, uid_t uid, gid_t gid, int err)
+{
+	log_errx("cannot create data directory %s: %s: create it (mkdir -p %s && "
+	    "chown %ld:%ld %s), or set data_dir", dir, strerror(err), dir, (long)uid,
+	    (long)gid, dir);
+}
+
+/* How to make path (the data directory dir, or a file in it) writable by
+ * this process, whose file it is not or whose mode forbids it. */
+static void
+log_not_ours(const char *dir, const char *path, const struct stat *st)
+{
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	char me[96], owner[96];
+
+	describe_uid(uid, me, sizeof(me));
+	describe_uid(st->st_uid, owner, sizeof(owner));
+	if (st->st_uid == uid)
+		log_errx("data directory %s is not writable by %s: %s has mode %04o: "
+		    "chmod -R u+rwX %s", dir, me, path, (unsigned)(st->st_mode & 07777), dir);
+	else if (st->st_uid == 0)
+		log_errx("data directory %s is not writable by %s: %s belongs to root: "
+		    "chown -R %ld:%ld %s", dir, me, path, (long)uid, (long)gid, dir);
+	else
+		log_errx("data directory %s is not writable by %s: %s belongs to %s: "
+		    "chown -R %ld:%ld %s, or run the broker as its owner (docker run --user "
+		    "%ld:%ld)", dir, me, path, owner, (long)uid, (long)gid, dir,
+		    (long)st->st_uid, (long)st->st_gid);
+}
+
+void
+privs_log_unwritable(const char *dir, const char *path, int err)
+{
+	struct stat st;
+
+	if (err == EROFS) {
+		log_errx("data directory %s is on a read-only file system: mount it "
+		    "read-write, or set data_dir", dir);
+		return;
+	}
+	if (err == EACCES || err == EPERM) {
+		if (stat(path, &st) == 0) {
+			log_not_ours(dir, path, &st);
+			return;
+		}
+		if (stat(dir, &st) == 0) {
+			log_not_ours(dir, dir, &st);
+			return;
+		}
+	}
+	log_errx("cannot write %s in data directory %s: %s: check the directory (free "
+	    "space, permissions), or set data_dir", path, dir, strerror(err));
 }
 
 /* The name of a uid, for messages. */
@@ -71,16 +141,18 @@ check_owner(const char *path, const char *user, uid_t uid, const char *top, bool
 	if (stat(path, &st) == -1) {
 		if (errno == ENOENT && optional)
 			return 0;
-		log_warn("data directory %s", path);
+		log_errx("data directory %s: %s: check it, or set data_dir", path,
+		    strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		log_warnx("data directory %s is not a directory", path);
+		log_errx("data directory %s is not a directory: move it away, or set data_dir",
+		    path);
 		return -1;
 	}
 	if (st.st_uid != uid) {
 		owner_name(st.st_uid, who, sizeof(who));
-		log_warnx("data directory %s belongs to %s, not to user %s: give it to %s "
+		log_errx("data directory %s belongs to %s, not to user %s: give it to %s "
 		    "(chown -R %s: %s) or set user", path, who, user, user, user, top);
 		return -1;
 	}
@@ -95,12 +167,13 @@ privs_data_dir(const char *dir, const char *user, uid_t uid, gid_t gid)
 
 	if (mkdir(dir, 0750) == 0) {
 		if (chown(dir, uid, gid) == -1) {
-			log_warn("cannot give the new data directory %s to user %s", dir, user);
+			log_errx("cannot give the new data directory %s to user %s: %s: "
+			    "chown %s: %s", dir, user, strerror(errno), user, dir);
 			return -1;
 		}
 		log_notice("created data directory %s for user %s", dir, user);
 	} else if (errno != EEXIST) {
-		log_warn("cannot create data directory %s", dir);
+		privs_log_cannot_create(dir, uid, gid, errno);
 		return -1;
 	}
 	if (check_owner(dir, user, uid, dir, false) == -1)
@@ -117,16 +190,10 @@ privs_drop(const char *user, uid_t uid, gid_t gid)
 	uid_t ru, eu, su;
 	gid_t rg, eg, sg;
 
-	if (initgroups(user, gid) == -1) {
-		log_warn("cannot set the groups of user %s", user);
-		return -1;
-	}
-	if (setgid(gid) == -1) {
-		log_warn("cannot change to group %ld", (long)gid);
-		return -1;
-	}
-	if (setuid(uid) == -1) {
-		log_warn("cannot change to user %s", user);
+	if (initgroups(user, gid) == -1 || setgid(gid) == -1 || setuid(uid) == -1) {
+		log_errx("cannot become user %s (uid %ld, gid %ld): %s: grant the broker "
+		    "CAP_SETUID and CAP_SETGID, or start it as that user", user, (long)uid,
+		    (long)gid, strerror(errno));
 		return -1;
 	}
 	if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1)

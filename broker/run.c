@@ -24,11 +24,23 @@
 #include "log.h"
 #include "xmalloc.h"
 
+/* The data directory when the master does not change user. */
 static int
-make_dir(const char *path)
+make_data_dir(const char *dir)
+{
+	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
+		privs_log_cannot_create(dir, geteuid(), getegid(), errno);
+		return -1;
+	}
+	return 0;
+}
+
+/* A directory in the data directory, as the user the master runs as. */
+static int
+make_sub_dir(const char *dir, const char *path)
 {
 	if (mkdir(path, 0750) == -1 && errno != EEXIST) {
-		log_warn("cannot create directory %s", path);
+		privs_log_unwritable(dir, path, errno);
 		return -1;
 	}
 	return 0;
@@ -45,22 +57,24 @@ lock_data_dir(struct broker *b, int drop, uid_t uid, gid_t gid)
 	xasprintf(&path, "%s/broker.lock", b->set.data_dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	if (fd == -1) {
-		log_warn("cannot open %s", path);
+		privs_log_unwritable(b->set.data_dir, path, errno);
 		free(path);
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
 		if (errno == EWOULDBLOCK)
-			log_warnx("another broker is running on data directory %s (%s is locked)",
-			    b->set.data_dir, path);
+			log_errx("another broker is running on data directory %s (%s is locked): "
+			    "stop it, or give this one another data_dir", b->set.data_dir, path);
 		else
-			log_warn("cannot lock %s", path);
+			log_errx("cannot lock %s: %s: put data_dir on a local file system",
+			    path, strerror(errno));
 		close(fd);
 		free(path);
 		return -1;
 	}
 	if (drop && fchown(fd, uid, gid) == -1) {
-		log_warn("cannot give %s to user %s", path, b->set.user);
+		log_errx("cannot give %s to user %s: %s: chown %s: %s", path, b->set.user,
+		    strerror(errno), b->set.user, path);
 		close(fd);
 		free(path);
 		return -1;
@@ -129,12 +143,12 @@ daemon_fork(struct broker *b, int *ready_fd)
 		b->conf_path = abs;
 	}
 	if (pipe2(p, O_CLOEXEC) == -1) {
-		log_warn("pipe");
+		log_err("cannot become a daemon: pipe");
 		return -1;
 	}
 	switch (fork()) {
 	case -1:
-		log_warn("fork");
+		log_err("cannot become a daemon: fork");
 		close(p[0]);
 		close(p[1]);
 		return -1;
@@ -150,7 +164,7 @@ daemon_fork(struct broker *b, int *ready_fd)
 	close(p[0]);
 	*ready_fd = p[1];
 	if (setsid() == -1 || chdir("/") == -1) {
-		log_warn("setsid/chdir");
+		log_err("cannot become a daemon: setsid/chdir");
 		return -1;
 	}
 	if (event_reinit(b->base) == -1)
@@ -164,18 +178,18 @@ daemon_ready(int ready_fd)
 	int fd;
 
 	if ((fd = open("/dev/null", O_RDWR)) == -1) {
-		log_warn("/dev/null");
+		log_err("cannot become a daemon: /dev/null");
 		return -1;
 	}
 	for (int i = 0; i < 3; i++)
 		if (dup2(fd, i) == -1) {
-			log_warn("dup2");
+			log_err("cannot become a daemon: dup2");
 			return -1;
 		}
 	if (fd > 2)
 		close(fd);
 	if (write(ready_fd, "R", 1) != 1) {
-		log_warn("cannot tell the parent that the daemon is ready");
+		log_err("cannot tell the parent that the daemon is ready");
 		return -1;
 	}
 	close(ready_fd);
@@ -192,12 +206,14 @@ write_pid_file(struct broker *b)
 		return 0;
 	fd = open(b->set.pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd == -1) {
-		log_warn("pid file %s", b->set.pid_file);
+		log_errx("cannot write pid file %s: %s: create its directory, writable by uid "
+		    "%ld, or change pid_file", b->set.pid_file, strerror(errno), (long)geteuid());
 		return -1;
 	}
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 	if (write(fd, buf, (size_t)n) != n || close(fd) == -1) {
-		log_warn("pid file %s", b->set.pid_file);
+		log_errx("cannot write pid file %s: %s: make room, or change pid_file",
+		    b->set.pid_file, strerror(errno));
 		close(fd);
 		unlink(b->set.pid_file);
 		return -1;
@@ -228,7 +244,7 @@ open_stores(struct broker *b)
 	char *topics_dir;
 
 	xasprintf(&topics_dir, "%s/topics", b->set.data_dir);
-	if (make_dir(topics_dir) == -1) {
+	if (make_sub_dir(b->set.data_dir, topics_dir) == -1) {
 		free(topics_dir);
 		return -1;
 	}
@@ -255,7 +271,7 @@ setup(struct broker *b)
 	if ((drop = privs_target(&b->set, &uid, &gid)) == -1)
 		return -1;
 	if (drop ? privs_data_dir(b->set.data_dir, b->set.user, uid, gid) :
-	    make_dir(b->set.data_dir))
+	    make_data_dir(b->set.data_dir))
 		return -1;
 	if (lock_data_dir(b, drop, uid, gid) == -1)
 		return -1;

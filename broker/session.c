@@ -7,8 +7,10 @@
  *
  * Keys: "s" + session key -> version, offline since, filters;
  *       "t" + topic       -> "" (every topic ever used, for wildcards). */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "clock.h"
@@ -342,6 +344,21 @@ load_session(const void *key, size_t klen, void *arg)
 	return 0;
 }
 
+/* The session store cannot be opened: its files are not ours (err, from
+ * kv_open(), ends with strerror()), or they are damaged. */
+static void
+log_store_error(const char *dir, const char *err)
+{
+	if (strstr(err, strerror(EACCES)) != NULL || strstr(err, strerror(EPERM)) != NULL ||
+	    strstr(err, strerror(EROFS)) != NULL)
+		log_errx("cannot open the session store in %s: %s: give the data directory and "
+		    "its files to uid %ld (chown -R %ld:%ld %s)", dir, err, (long)geteuid(),
+		    (long)geteuid(), (long)getegid(), dir);
+	else
+		log_errx("cannot open the session store in %s: %s: check the file named (free "
+		    "space, damage; restore it from a backup)", dir, err);
+}
+
 int
 store_open(struct broker *b)
 {
@@ -351,8 +368,7 @@ store_open(struct broker *b)
 	RB_INIT(&b->topics);
 	b->store = kv_open(b->set.data_dir, "sessions", b->set.checkpoint_size, &err);
 	if (b->store == NULL) {
-		log_warnx("cannot open the session store in %s: %s", b->set.data_dir,
-		    err ? err : "?");
+		log_store_error(b->set.data_dir, err ? err : "?");
 		free(err);
 		return -1;
 	}

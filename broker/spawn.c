@@ -28,7 +28,9 @@ topicd_find(const char *configured)
 	if (configured != NULL) {
 		if (access(configured, X_OK) == 0)
 			return xstrdup(configured);
-		log_warn("topicd_path %s is not executable", configured);
+		log_errx("topicd_path %s is not executable: %s: set topicd_path to the "
+		    "topicd program, or remove it to use the installed one", configured,
+		    strerror(errno));
 		return NULL;
 	}
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -47,7 +49,8 @@ topicd_find(const char *configured)
 	cand = xstrdup(BROKER_LIBEXECDIR "/topicd");
 	if (access(cand, X_OK) == 0)
 		return cand;
-	log_warnx("cannot find the topicd executable (set topicd_path)");
+	log_errx("cannot find the topicd executable next to the broker or as %s: install "
+	    "it (make install), or set topicd_path", cand);
 	free(cand);
 	return NULL;
 }

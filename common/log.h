@@ -1,6 +1,8 @@
 /* Logging for operators: one line per event, with time, program, pid and
  * level.  log_warn() appends strerror(errno); log_warnx() does not
- * (OpenBSD style).  fatal()/fatalx() log and exit(1). */
+ * (OpenBSD style).  log_err()/log_errx() are for what stops the program,
+ * such as a failed start-up: the line says what to do about it.
+ * fatal()/fatalx() log at level error and exit(1). */
 #ifndef COMMON_LOG_H
 #define COMMON_LOG_H
 

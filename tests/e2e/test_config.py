@@ -38,8 +38,13 @@ def test_bad_configuration_is_refused(tmp_path, text, line):
     conf, res = run_broker(tmp_path, text)
     err = res.stderr.decode("utf-8", "replace")
     assert res.returncode == 2, "exit status %s, expected 2; stderr:\n%s" % (res.returncode, err)
-    assert "%s:%d: " % (conf, line) in err, \
-        "no `%s:%d: message` on stderr:\n%s" % (conf, line, err)
+    # Logged at level error, then what to do.
+    assert re.search(r"^\S+ broker\[\d+\]: error: %s:%d: " % (re.escape(str(conf)), line),
+                     err, re.M), "no `error: %s:%d: message` on stderr:\n%s" % (conf, line, err)
+    assert re.search(r"broker\[\d+\]: error: not started: 1 error in the configuration; "
+                     r"correct it, then check with broker -t -c %s$" % re.escape(str(conf)),
+                     err, re.M), err
+    assert "warning:" not in err, err
 
 
 def test_every_error_is_reported(tmp_path):
@@ -119,6 +124,8 @@ def test_check_only_reports_every_error(tmp_path):
     for line in (1, 3, 4, 5, 6):
         assert "%s:%d: " % (conf, line) in err, err
     assert "bad value 'loud' for key 'log_type'" in err, err
+    # Only the errors, as the README shows them (not log lines).
+    assert all(l.startswith("%s:" % conf) for l in err.splitlines()), err
 
 
 def test_check_only_reports_a_missing_file(tmp_path):

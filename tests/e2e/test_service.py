@@ -4,6 +4,7 @@ service manager's notifications, daemon mode and its pid file, the
 second-instance lock, privileges, make install / uninstall, the man pages,
 the systemd unit and the Dockerfile."""
 
+import json
 import os
 import pwd
 import re
@@ -19,12 +20,14 @@ import pytest
 
 from broker_harness import (HOST, REPO_ROOT, ConnectionClosed, HarnessError, Publisher,
                             PublishRefused, Qos2Consumer, broker_binary,
-                            check_exactly_once_in_order, children_of, free_ports, is_topicd,
-                            kill_pid, process_alive, read_cmdline, title_of, wait_for)
+                            check_exactly_once_in_order, children_of, free_port, free_ports,
+                            is_topicd, kill_pid, process_alive, read_cmdline, title_of,
+                            wait_for)
 
 START_MARK = "==== harness: start #"
 REPLAYED_RE = re.compile(r"(\S+)\[(\d+)\]: \w+: (.*?)store opened: (\d+) records replayed")
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+README = REPO_ROOT / "README.md"
 
 
 # ---------------------------------------------------------------- helpers
@@ -78,6 +81,14 @@ def run_broker(args, timeout=20, **kw):
 def root_config():
     """The tests run as root in CI: the data directories are root's."""
     return "user root\n" if os.geteuid() == 0 else ""
+
+
+def error_line(err, text):
+    """The master's log line at level error that starts with text (a
+    regular expression); fails, showing err, if there is none."""
+    m = re.search(r"^\S+ broker\[\d+\]: error: (%s.*)$" % text, err, re.M)
+    assert m, "no `error: %s...` line in:\n%s" % (text, err)
+    return m.group(1)
 
 
 def make(*args):
@@ -414,7 +425,9 @@ def test_daemon_mode_reports_a_failed_start(tmp_path):
                       "-J", "%d:%d" % (c, p)])
     err = res.stderr.decode()
     assert res.returncode == 1, err
-    assert re.search(r"pid file .*broker\.pid: No such file or directory", err), err
+    line = error_line(err, r"cannot write pid file .*broker\.pid: No such file or directory: ")
+    assert line.endswith("create its directory, writable by uid %d, or change pid_file"
+                         % os.geteuid()), line
 
 
 def test_a_second_broker_on_the_same_data_directory_is_refused(broker):
@@ -425,7 +438,9 @@ def test_a_second_broker_on_the_same_data_directory_is_refused(broker):
                       "-J", "%d:%d" % (c, p)])
     err = res.stderr.decode()
     assert res.returncode == 1, err
-    assert "another broker is running on data directory %s" % broker.data_dir in err, err
+    line = error_line(err, re.escape("another broker is running on data directory %s "
+                                     % broker.data_dir))
+    assert line.endswith("stop it, or give this one another data_dir"), line
     send_pub_consume(broker, "lock/t", "first one still serves")
 
 
@@ -513,7 +528,9 @@ def test_root_refuses_a_data_directory_of_another_user(tmp_path, which):
     err = res.stderr.decode()
     bad = data if which == "data" else data / "topics"
     assert res.returncode == 1, err
-    assert "data directory %s belongs to root, not to user nobody" % bad in err, err
+    line = error_line(err, re.escape("data directory %s belongs to root, not to user nobody"
+                                     % bad))
+    assert line.endswith("give it to nobody (chown -R nobody: %s) or set user" % data), line
 
 
 @ROOT_ONLY
@@ -525,7 +542,9 @@ def test_root_refuses_an_unknown_user(tmp_path):
                       "-J", "%d:%d" % (c, p)])
     err = res.stderr.decode()
     assert res.returncode == 1, err
-    assert "user no-such-user-for-broker does not exist" in err, err
+    error_line(err, r"user no-such-user-for-broker does not exist: create it \(for example "
+               r"useradd --system --no-create-home no-such-user-for-broker\) or name another "
+               r"one with the user setting$")
     assert not (tmp_path / "data").exists()
 
 
@@ -568,6 +587,107 @@ def test_another_user_keeps_its_identity(shared_dir):
     err = proc.stderr.read().decode()
     assert code == 0, err
     assert "running as user" not in err and "user broker" not in err, err
+
+
+# ---------------------------------------------------------------- start-up errors
+# Each is one line at level error that says what to do; exit status 1.
+
+def unprivileged():
+    """(uid, gid, preexec_fn) that run the broker as an unprivileged user:
+    nobody when the tests run as root, else the tests' own user."""
+    if os.geteuid() != 0:
+        return os.geteuid(), os.getegid(), None
+    if not reachable_by_others(broker_binary()):
+        pytest.skip("the build tree is not reachable by other users")
+    nobody = pwd.getpwnam("nobody")
+
+    def become_nobody():
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    return nobody.pw_uid, nobody.pw_gid, become_nobody
+
+
+def start_fails(args, preexec_fn=None, cwd=None):
+    """Starts the broker on free ports; it must fail: returns its stderr."""
+    c, p = free_ports(2)
+    res = run_broker(list(args) + ["-b", HOST, "-p", "0", "-J", "%d:%d" % (c, p)],
+                     preexec_fn=preexec_fn, cwd=cwd)
+    err = res.stderr.decode()
+    assert res.returncode == 1, "exit status %s; stderr:\n%s" % (res.returncode, err)
+    return err
+
+
+def test_a_data_directory_the_broker_cannot_write_is_an_error(shared_dir):
+    """Docker's case: the broker runs as its user (USER broker, or --user)
+    and the volume is a bind mount that belongs to root."""
+    uid, gid, become = unprivileged()
+    data = shared_dir / "data"
+    data.mkdir()
+    data.chmod(0o555)
+    err = start_fails(["-D", data], become, shared_dir)
+    line = error_line(err, r"data directory %s is not writable by (user \S+ \()?uid %d\)?: "
+                      % (re.escape(str(data)), uid))
+    if os.geteuid() == 0:       # nobody, and a directory of root's
+        assert line.endswith("%s belongs to root: chown -R %d:%d %s" % (data, uid, gid, data)), line
+    else:
+        assert line.endswith("%s has mode 0555: chmod -R u+rwX %s" % (data, data)), line
+    assert "warning:" not in err, err
+    assert list(data.iterdir()) == []
+
+
+@ROOT_ONLY
+def test_root_reports_a_data_directory_its_user_cannot_write(shared_dir):
+    if not reachable_by_others(broker_binary()):
+        pytest.skip("the build tree is not reachable by other users")
+    nobody = pwd.getpwnam("nobody")
+    data = shared_dir / "data"
+    data.mkdir()
+    os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    data.chmod(0o555)
+    conf = shared_dir / "broker.conf"
+    conf.write_text("user nobody\n")
+    err = start_fails(["-c", conf, "-D", data])
+    line = error_line(err, re.escape("data directory %s is not writable by user nobody (uid %d): "
+                                     % (data, nobody.pw_uid)))
+    assert line.endswith("%s has mode 0555: chmod -R u+rwX %s" % (data, data)), line
+
+
+def test_a_session_store_the_broker_cannot_open_is_an_error(shared_dir):
+    uid, gid, become = unprivileged()
+    data = shared_dir / "data"
+    data.mkdir()
+    journal = data / "sessions.journal"
+    journal.write_bytes(b"")
+    journal.chmod(0)            # and, as root, it stays root's: nobody cannot open it
+    os.chown(data, uid, gid)
+    err = start_fails(["-D", data], become, shared_dir)
+    line = error_line(err, re.escape("cannot open the session store in %s: %s: Permission denied: "
+                                     % (data, journal)))
+    assert line.endswith("give the data directory and its files to uid %d (chown -R %d:%d %s)"
+                         % (uid, uid, gid, data)), line
+
+
+def test_a_port_in_use_is_an_error_that_names_its_setting(broker, tmp_path):
+    conf = tmp_path / "second.conf"
+    conf.write_text(root_config())
+    res = run_broker(["-c", conf, "-D", tmp_path / "second", "-b", HOST, "-p", "0",
+                      "-J", "%d:%d" % (broker.consumer_port, free_port())])
+    err = res.stderr.decode()
+    assert res.returncode == 1, err
+    error_line(err, re.escape("JSON-lines consumers: cannot listen on %s port %d: Address already "
+                              "in use: stop what uses it, or set another json_consumer_port "
+                              "(0 disables it)" % (HOST, broker.consumer_port)) + "$")
+    send_pub_consume(broker, "port/t", "the first one still serves")
+
+
+def test_a_missing_topicd_is_an_error_that_says_what_to_do(tmp_path):
+    missing = tmp_path / "no-topicd"
+    conf = tmp_path / "broker.conf"
+    conf.write_text(root_config() + "topicd_path %s\n" % missing)
+    err = start_fails(["-c", conf, "-D", tmp_path / "data"])
+    error_line(err, re.escape("topicd_path %s is not executable: No such file or directory: set "
+                              "topicd_path to the topicd program" % missing))
 
 
 # ---------------------------------------------------------------- install
@@ -678,6 +798,43 @@ def test_man_pages_have_the_sections():
             assert s in sections, "%s has no %s section" % (page, s)
 
 
+def dockerfile_stages():
+    """The Dockerfile's stages, each a list of (INSTRUCTION, arguments),
+    continuation lines joined, comments left out."""
+    text = re.sub(r"\\\n", " ", (REPO_ROOT / "Dockerfile").read_text())
+    stages = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        instr, _, args = line.strip().partition(" ")
+        if instr.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((instr.upper(), " ".join(args.split())))
+    return stages
+
+
+def container_config():
+    """The configuration the build stage writes for the container."""
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    seds = re.findall(r"-e '(s\|[^']*)'", text)
+    assert len(seds) == 2, seds
+    res = subprocess.run(["sed"] + [a for s in seds for a in ("-e", s)] +
+                         [str(REPO_ROOT / "etc/broker.conf")], capture_output=True, check=True)
+    return res.stdout.decode()
+
+
+def shell_command(run, name):
+    """The words of the command `name` in a RUN's `a && b && ...`."""
+    cmds = [c.split() for c in run.split("&&")]
+    found = [c for c in cmds if c[0] == name]
+    assert len(found) == 1, "%s: %s" % (name, run)
+    return found[0]
+
+
+def option(words, name):
+    return words[words.index(name) + 1]
+
+
 def test_dockerfile():
     text = (REPO_ROOT / "Dockerfile").read_text()
     assert re.findall(r"^FROM (\S+)", text, re.M) == ["debian:bookworm-slim"] * 2
@@ -693,15 +850,81 @@ def test_dockerfile():
     assert copied and set(copied) <= set(INSTALLED), copied
     # The container's configuration: the example, listening on all
     # addresses, with its data in the volume.
-    seds = re.findall(r"-e '(s\|[^']*)'", text)
-    assert len(seds) == 2, seds
-    res = subprocess.run(["sed"] + [a for s in seds for a in ("-e", s)] +
-                         [str(REPO_ROOT / "etc/broker.conf")], capture_output=True, check=True)
-    conf = res.stdout.decode()
+    conf = container_config()
     assert re.search(r"^bind_address 0\.0\.0\.0$", conf, re.M)
     assert re.search(r"^data_dir /var/lib/broker$", conf, re.M)
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert "build" in ignored and ".git" in ignored
+
+
+def test_dockerfile_installs_the_toolchain_before_copying_the_sources():
+    """A change to the sources must not invalidate the toolchain's layer."""
+    build = dockerfile_stages()[0]
+    steps = [(i, a) for i, a in build if i in ("COPY", "ADD", "RUN")]
+    assert steps[:3] == [("COPY", "scripts/deps.sh scripts/deps.sh"),
+                         ("RUN", "scripts/deps.sh build"), ("COPY", ". .")], steps
+    assert all("deps.sh" not in a for _, a in steps[3:]), steps
+
+
+def test_dockerfile_runtime_stage_cleans_apt_and_fixes_the_user():
+    runtime = dockerfile_stages()[-1]
+    runs = [a for i, a in runtime if i == "RUN" and "apt-get install" in a]
+    assert len(runs) == 1, runtime
+    cmds = [" ".join(c.split()) for c in runs[0].split("&&")]
+    installed = next(n for n, c in enumerate(cmds) if c.startswith("apt-get install"))
+    assert "apt-get clean" in cmds[installed:], cmds
+    assert "rm -rf /var/lib/apt/lists/*" in cmds[installed:], cmds
+    # The user broker, with a fixed uid and gid, runs the broker ...
+    group = shell_command(runs[0], "groupadd")
+    user = shell_command(runs[0], "useradd")
+    assert group[-1] == user[-1] == "broker", (group, user)
+    uid, gid = int(option(user, "--uid")), int(option(user, "--gid"))
+    assert int(option(group, "--gid")) == gid
+    assert [a for i, a in runtime if i == "USER"][-1] == "broker"
+    # ... and the README and the Dockerfile's comment say which.
+    ids = "%d:%d" % (uid, gid)
+    docker = README.read_text().split("With Docker", 1)[1].split("\n## ", 1)[0]
+    assert "uid %d and gid %d" % (uid, gid) in " ".join(docker.split()), docker
+    assert "chown -R %s " % ids in docker, docker
+    assert "--user" in docker, docker
+    comment = " ".join(re.findall(r"^# ?(.*)$", (REPO_ROOT / "Dockerfile").read_text(), re.M))
+    assert "uid %d and gid %d" % (uid, gid) in comment and "chown -R %s" % ids in comment
+
+
+def test_dockerfile_healthcheck_runs_a_script_of_the_runtime_stage(tmp_path):
+    runtime = dockerfile_stages()[-1]
+    checks = [a for i, a in runtime if i == "HEALTHCHECK"]
+    assert len(checks) == 1, runtime
+    cmd = json.loads(re.search(r"\bCMD (\[.*\])$", checks[0]).group(1))
+    copies = dict(reversed(a.split()) for i, a in runtime
+                  if i == "COPY" and not a.startswith("--"))
+    assert cmd[0] in copies, (cmd, copies)
+    script = REPO_ROOT / copies[cmd[0]]
+    assert os.access(script, os.X_OK), script
+    # bash is in debian:bookworm-slim (an essential package).
+    assert script.read_text().startswith("#!/bin/bash\n")
+    # It checks the container's MQTT port.
+    conf = tmp_path / "container.conf"
+    conf.write_text(container_config())
+    res = run_broker(["-T", "-c", conf], cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr.decode()
+    port = re.search(r"^mqtt_port (\d+)$", res.stdout.decode(), re.M).group(1)
+    assert cmd[1:] == [port], cmd
+
+
+def test_healthcheck_script_wants_a_connack(mqtt_broker):
+    def check(port):
+        return subprocess.run([str(REPO_ROOT / "scripts/healthcheck.sh"), str(port)],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    res = check(mqtt_broker.mqtt_port)
+    assert res.returncode == 0 and res.stderr == b"", res.stderr.decode()
+    # A JSON-lines port accepts the connection, but answers no CONNACK.
+    res = check(mqtt_broker.consumer_port)
+    assert res.returncode == 1 and b"no CONNACK" in res.stderr, res.stderr.decode()
+    res = check(free_port())
+    assert res.returncode == 1 and b"nothing accepts connections" in res.stderr, \
+        res.stderr.decode()
+    send_pub_consume(mqtt_broker, "health/t", "still serving")
 
 
 def test_deps_script_has_a_build_only_mode():
