@@ -92,6 +92,10 @@ broker_load_settings(struct broker *b, struct settings *s, enum settings_report 
 	if (errs.n > 0) {
 		rc = -1;
 		settings_free(s);
+	} else if (s->crash_limit != 0) {
+		log_warnx("%s: crash_limit is obsolete and ignored: a topicd is restarted for "
+		    "ever, and a record it dies on is dead-lettered (poison_limit)",
+		    b->conf_path ? b->conf_path : "configuration");
 	}
 	conf_errors_free(&errs);
 	return rc;

@@ -112,7 +112,10 @@ send_rel(struct sub *s, uint64_t seq)
 static void
 sent(struct sub *s, struct flight *f, int64_t now)
 {
-	f->attempts++;
+	/* A resend because this topicd was restarted is not the
+	 * subscriber's doing: it does not count against it. */
+	if (!s->restored)
+		f->attempts++;
 	f->last_ms = now;
 	if (f->first_ms == 0)
 		f->first_ms = now;
@@ -247,6 +250,7 @@ resend(struct sub *s)
 		if (f->state == FL_SENT && qos == 0)
 			sub_set_state(s, f, FL_DONE);
 	}
+	s->restored = false;
 	sub_advance(s);
 	return SEND_OK;
 }

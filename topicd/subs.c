@@ -242,6 +242,7 @@ sub_load(struct topicd *td, const uint8_t *key, size_t klen)
 	free(val);
 	for (uint32_t i = 0; i < s->nfl; i++)
 		s->fl[i].first_ms = s->fl[i].last_ms = now;
+	s->restored = s->nfl > 0;
 	RB_INSERT(sub_tree, &td->subs, s);
 	td->nsubs++;
 	sub_clamp(td, s);

@@ -86,6 +86,9 @@ struct sub {
 	bool		 dirty;		/* in td->dirty */
 	bool		 want_retained;	/* send the retained message first */
 	bool		 check_head;	/* on resume: dead-letter an exhausted head */
+	bool		 restored;	/* in flight as loaded from the store: their next
+					 * sends make up for this process's start and
+					 * are not attempts */
 	uint64_t	 retained_rel;	/* PUBREL owed for a retained delivery's PUBREC, or 0 */
 	uint64_t	 dlq_req;	/* DEADLETTER waiting for DLQ_DONE, or 0 */
 	uint64_t	 dlq_seq;

@@ -267,8 +267,8 @@ def test_sigusr1_logs_a_line_for_the_master_and_each_topic(broker):
     send_pub_consume(broker, "usr1/t", "m")
     tpid = broker.wait_topicd("usr1/t")
     topic_rx = re.compile(r"status: topic usr1/t pid (\d+) running uptime \d+s restarts 0 "
-                          r"subs 1 online \d+ messages \d+ bytes \d+ seq 1 lag 0 "
-                          r"oldest_unacked \d+ms held 0")
+                          r"poisoned 0 subs 1 online \d+ messages \d+ bytes \d+ disk \d+ "
+                          r"seq 1 lag 0 oldest_unacked \d+ms held 0")
 
     def status():
         # The master's figures follow the topicd's within a second.

@@ -20,7 +20,6 @@ from mqtt_helpers import (PUBACK, PUBCOMP, PUBREC, PUBREL, Receiver, ack_packet,
 FAULT_CONFIG = {
     "restart_backoff_min": 0.05,
     "restart_backoff_max": 0.2,
-    "crash_limit": 1000,
     "crash_window": 60,
     "max_queued_messages": 100000,
 }

@@ -1,0 +1,129 @@
+"""Supervision of the topicds: a topicd is restarted for ever and nothing
+it was not able to store is acknowledged; a record it dies on repeatedly
+is a poison record, dead-lettered while the topic goes on; a store that
+does not read back fails its topic, loudly, without losing anything."""
+
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from broker_harness import (DLQ, PublishRefused, broker_binary, check_dead_letter,
+                            process_exists, wait_dead_letter, wait_for)
+
+POISON = "poison-record-abort"      # the test build's topicd aborts on it
+
+
+def test_a_topicd_killed_again_and_again_is_restarted_for_ever(broker_factory):
+    """Twelve SIGKILLs in a row, far past the old crash limit: the topic is
+    never given up, a publish sent while its topicd is down waits for the
+    next one (no PUBREC before), and every message arrives once."""
+    b = broker_factory({"restart_backoff_min": 0.05, "restart_backoff_max": 0.2})
+    dlq = b.consumer("rf-dlq")
+    dlq.subscribe(DLQ)
+    cons = b.consumer("rf-cons")
+    cons.subscribe("RF")
+    pub = b.publisher()
+    sent = []
+    pid = None
+    for i in range(12):
+        pid = b.wait_topicd("RF", not_pid=pid)
+        os.kill(pid, signal.SIGKILL)
+        # While it is down (or already back), this publish waits and is
+        # acknowledged only once stored in the next topicd.
+        pub.publish("RF", "m%d" % i, timeout=10)
+        sent.append("m%d" % i)
+    assert cons.wait_messages(len(sent), "RF", timeout=20) == sent
+    wait_for(lambda: re.search(r"topic RF: topicd killed by signal 9 .*restart 12\)",
+                               b.log_text()), 10, "the twelfth restart to be logged")
+    assert "TOPIC FAILED" not in b.log_text()
+    cons.settle()
+    dlq.pump_for(0.5)
+    assert dlq.messages(DLQ) == [], "nothing is dead-lettered"
+    for c in (cons, dlq):
+        assert not c.errors, (c.username, c.errors)
+
+
+def hooks_built():
+    """The poison hook is compiled into the test build of topicd only."""
+    topicd = os.path.join(os.path.dirname(broker_binary()), "topicd")
+    with open(topicd, "rb") as f:
+        return POISON.encode() in f.read()
+
+
+def test_a_poison_record_is_dead_lettered_and_the_topic_goes_on(broker_factory):
+    if not hooks_built():
+        pytest.skip("the topicd under test was built without the test hooks")
+    b = broker_factory({"restart_backoff_min": 0.05, "restart_backoff_max": 0.2,
+                        "poison_limit": 2})
+    dlq = b.consumer("p-dlq")
+    dlq.subscribe(DLQ)
+    cons = b.consumer("p-cons")
+    cons.subscribe("P")
+    pub = b.publisher()
+    pub.publish("P", "before")
+    cons.wait_message("before", "P")
+    # The poison is stored where it can be: in the dead-letter topic, and
+    # only then is its publisher told it is stored.
+    pub.publish("P", POISON + " 1", timeout=30)
+    rec = wait_dead_letter(dlq, "poison", timeout=10)
+    check_dead_letter(rec, "poison", ports=[b.publisher_port], topic="P",
+                      msg=POISON + " 1")
+    pub.publish("P", "after")
+    assert cons.wait_messages(2, "P") == ["before", "after"]
+    log = b.log_text()
+    assert re.search(r"topic P: a PUBLISH from \S+ killed its topicd 2 times: POISON", log), \
+        log[-3000:]
+    assert len(re.findall(r"topic P: topicd killed by signal 6 ", log)) >= 2
+    # The status line counts it.
+    b.signal(signal.SIGUSR1)
+    wait_for(lambda: re.search(r"status: topic P pid \d+ running .*poisoned 1 ", b.log_text()),
+             10, "the status line to count the poison record")
+    for c in (cons, dlq):
+        c.settle()
+        assert not c.errors, (c.username, c.errors)
+
+
+def damage(segment):
+    """Flips a byte inside the first batch of a journal segment that has more
+    than one: damage before the end, which no torn write leaves."""
+    with open(segment, "r+b") as f:
+        f.seek(20)
+        byte = f.read(1)
+        f.seek(20)
+        f.write(bytes([byte[0] ^ 0x55]))
+
+
+def test_a_damaged_store_fails_its_topic_and_loses_nothing(broker_factory):
+    b = broker_factory({"restart_backoff_min": 5, "restart_backoff_max": 5})
+    pub = b.publisher()
+    for i in range(5):
+        pub.publish("D", "d%d" % i)
+    pub.publish("OK", "fine")
+    topics = b.workdir / "data" / "topics"
+    # Killed, it writes no checkpoint: its batches stay in the journal.
+    b.kill_topicd("D")
+    b.kill9()
+    segs = sorted(topics.glob("D.journal.*"))
+    assert segs, list(topics.iterdir())
+    damage(segs[-1])
+    size = segs[-1].stat().st_size
+    b.restart()
+    pub = b.publisher()
+    with pytest.raises(PublishRefused) as refused:
+        pub.pub("D", "refused")
+    assert refused.value.line.startswith("ERROR "), refused.value.line
+    pub.expect_closed()
+    log = b.log_text()
+    assert re.search(r"topicd\[\d+\]: error: topic D: store: .*D\.journal\.\d+: damaged "
+                     r"journal batch at offset \d+", log), log[-3000:]
+    assert "topic D: topicd exited with status 65" in log
+    assert "TOPIC FAILED" in log
+    assert segs[-1].stat().st_size == size, "nothing was cut"
+    # Other topics are fine, and SIGHUP tries again (still damaged).
+    b.publisher().publish("OK", "still fine")
+    b.signal(signal.SIGHUP)
+    wait_for(lambda: b.log_text().count("TOPIC FAILED") >= 2, 10,
+             "the retried topic to fail again")
