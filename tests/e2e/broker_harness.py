@@ -687,7 +687,9 @@ class Delivery(collections.namedtuple("Delivery", "topic msg_id msg raw conn at"
 class Pumped:
     """A client that is pumped either by a thread of its own (start/stop)
     or by the test while it waits (wait_until).  The class defines
-    pump(timeout), describe() and `label`; it calls _init_pump()."""
+    pump(timeout), describe(), `label`, `lock` and `errors` (the protocol
+    errors it recorded, which the fixtures check in teardown); it calls
+    _init_pump()."""
 
     def _init_pump(self):
         self.disconnected = False
@@ -730,6 +732,12 @@ class Pumped:
         self._thread.start()
         return self
 
+    def protocol_problems(self):
+        """The protocol errors this client recorded, one sentence each, for
+        the fixtures' teardown: any of them fails the test."""
+        with self.lock:
+            return ["%s recorded a protocol error: %s" % (self.label, e) for e in self.errors]
+
     def stop(self, timeout=5.0):
         if self._thread is None:
             return
@@ -754,7 +762,8 @@ class Qos2Consumer(Pumped):
     on across reconnects, as a session's does.
 
     Replies (OK, ERROR ...) are matched to commands in order.  Anything that
-    breaks the protocol goes to self.errors; tests assert it stays empty.
+    breaks the protocol goes to self.errors, which the fixture checks in
+    teardown: a recorded error fails the test.
     """
 
     registry = None     # set by the fixture: every thread is stopped in teardown

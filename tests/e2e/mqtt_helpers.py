@@ -67,13 +67,17 @@ def _register(obj):
 
 def close_registered(reg):
     """Closes every client and stops every process in reg (newest first);
-    returns the problems found."""
+    returns the problems found, among them every protocol error a
+    receiver recorded."""
     problems = []
     for obj in reversed(reg):
         try:
             obj.close()
         except Exception as e:          # teardown goes on
             problems.append("%r: %s" % (obj, e))
+    for obj in reg:
+        if isinstance(obj, Pumped):
+            problems.extend(obj.protocol_problems())
     return problems
 
 
@@ -534,7 +538,8 @@ class Receiver(Pumped):
     waiting id is a duplicate transmission (PUBREC'd again, not counted);
     PUBREL releases the id and is answered with PUBCOMP.  This state, like
     a session's, lives on across reconnects.  ack=False: nothing is
-    acknowledged.  Protocol breaches go to self.errors.
+    acknowledged.  Protocol breaches go to self.errors, which the fixture
+    checks in teardown: a recorded error fails the test.
     """
 
     def __init__(self, port_fn, client_id, clean=False, keepalive=30, ack=True):
