@@ -428,6 +428,50 @@ class Broker:
         kill_pid(pid)
         return pid
 
+    # -- figures
+
+    def status(self, timeout=10.0):
+        """Asks the master for its status (SIGUSR1) and returns the figures
+        of the lines it logs: (master, topics), master a dict of "pid",
+        "uptime", "clients", "topics", "messages_in", "messages_out",
+        "bytes_in", "bytes_out"; topics {topic: dict of "pid", "state",
+        "uptime", "restarts", "subs", "online", "messages", "bytes", "seq",
+        "lag", "oldest_unacked", "held"}.  A topic's figures other than
+        state and held are its topicd's last report (at most a second old)."""
+        start = len(self.log_text())
+        self.signal(signal.SIGUSR1)
+        master_rx = re.compile(r"broker\[%d\]: notice: status: master (.*)\n" % self.pid)
+
+        def lines():
+            text = self.log_text()[start:]
+            m = master_rx.search(text)
+            if m is None:
+                return None
+            master = _figures(m.group(1), STATUS_MASTER_RE)
+            found = STATUS_TOPIC_RE.findall(text[m.end():])
+            if len(found) < master["topics"]:
+                return None
+            topics = {}
+            for topic, rest in found[:master["topics"]]:
+                topics[topic] = _figures(rest, STATUS_TOPIC_FIGURES_RE)
+            return master, topics
+        return wait_for(lines, timeout, "the master's status lines after SIGUSR1")
+
+    def topicd_status(self, topic, timeout=10.0):
+        """Asks the topic's topicd for its status (SIGUSR1) and returns its
+        figures, fresh: a dict of "pid", "subs", "online", "first_seq",
+        "next_seq", "messages", "bytes", "lag", "oldest_unacked", "commits"."""
+        pid = self.wait_topicd(topic, timeout)
+        start = len(self.log_text())
+        kill_pid(pid, signal.SIGUSR1)
+        rx = re.compile(r"topicd\[%d\]: notice: status: topic %s (pid .*)\n"
+                        % (pid, re.escape(topic)))
+
+        def line():
+            m = rx.search(self.log_text()[start:])
+            return _figures(m.group(1), STATUS_TOPICD_RE) if m else None
+        return wait_for(line, timeout, "the status line of the topicd of %r" % topic)
+
     # -- logs
 
     def log_text(self):
@@ -470,6 +514,34 @@ class Broker:
         c = Qos2Consumer(self, username, **kw)
         c.connect()
         return c
+
+
+# ---------------------------------------------------------------- status lines
+
+STATUS_MASTER_RE = re.compile(
+    r"pid (?P<pid>\d+) uptime (?P<uptime>\d+)s clients (?P<clients>\d+) "
+    r"topics (?P<topics>\d+) messages in (?P<messages_in>\d+) out (?P<messages_out>\d+) "
+    r"bytes in (?P<bytes_in>\d+) out (?P<bytes_out>\d+)$")
+STATUS_TOPIC_RE = re.compile(r"broker\[\d+\]: notice: status: topic (.+?) (pid \d+ \w+ .*)\n")
+STATUS_TOPIC_FIGURES_RE = re.compile(
+    r"pid (?P<pid>\d+) (?P<state>\w+) uptime (?P<uptime>\d+)s restarts (?P<restarts>\d+) "
+    r"subs (?P<subs>\d+) online (?P<online>\d+) messages (?P<messages>\d+) "
+    r"bytes (?P<bytes>\d+) seq (?P<seq>\d+) lag (?P<lag>\d+) "
+    r"oldest_unacked (?P<oldest_unacked>\d+)ms held (?P<held>\d+)$")
+STATUS_TOPICD_RE = re.compile(
+    r"pid (?P<pid>\d+) subs (?P<subs>\d+) online (?P<online>\d+) "
+    r"seq (?P<first_seq>\d+)\.\.(?P<next_seq>\d+) messages (?P<messages>\d+) "
+    r"bytes (?P<bytes>\d+) lag (?P<lag>\d+) oldest-unacked (?P<oldest_unacked>\d+) ms "
+    r"commits (?P<commits>\d+) ")
+
+
+def _figures(text, rx):
+    """The named groups of rx in a status line, numbers as ints; a line
+    that does not have the expected layout fails the test."""
+    m = rx.match(text)
+    if m is None:
+        raise HarnessError("status line %r does not have the layout %r" % (text, rx.pattern))
+    return {k: int(v) if v.isdigit() else v for k, v in m.groupdict().items()}
 
 
 # ---------------------------------------------------------------- clients
