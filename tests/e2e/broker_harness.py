@@ -15,6 +15,7 @@ import collections
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -428,6 +429,28 @@ class Broker:
         kill_pid(pid)
         return pid
 
+    # -- configuration
+
+    def reload(self, changes=None, timeout=10.0):
+        """Updates the configuration file with `changes` (key: value; None
+        removes a key), sends SIGHUP and waits until the master says it
+        re-read the file.  Returns what it logged from the SIGHUP on."""
+        for k, v in (changes or {}).items():
+            if v is None:
+                self.config.pop(k, None)
+            else:
+                self.config[k] = v
+        self.config_file()
+        start = len(self.log_text())
+        self.signal(signal.SIGHUP)
+        done = re.compile(r"reload: (configuration re-read, \d+ settings? changed|"
+                          r".* has errors; keeping the running configuration)")
+        m = wait_for(lambda: done.search(self.log_text(), start), timeout,
+                     "the master to re-read its configuration after SIGHUP")
+        text = self.log_text()[start:m.end()]
+        assert "has errors" not in m.group(0), "the reload was refused:\n" + text
+        return text
+
     # -- figures
 
     def status(self, timeout=10.0):
@@ -514,6 +537,20 @@ class Broker:
         c = Qos2Consumer(self, username, **kw)
         c.connect()
         return c
+
+
+# ---------------------------------------------------------------- settings
+
+SETTINGS_RE = re.compile(r'\{\s*"(\w+)",\s*CONF_(\w+),\s*F\(\w+\),\s*(NULL|"[^"]*"),\s*'
+                         r'([\d.]+),\s*([\d.]+),\s*(RELOAD|FIXED),')
+
+
+def settings_table():
+    """[(key, type, default or None, min, max, reloadable)] from the
+    source of the broker's configuration table (broker/settings.c)."""
+    text = (REPO_ROOT / "broker" / "settings.c").read_text()
+    return [(k, t, None if d == "NULL" else d.strip('"'), lo, hi, r == "RELOAD")
+            for k, t, d, lo, hi, r in SETTINGS_RE.findall(text)]
 
 
 # ---------------------------------------------------------------- status lines
@@ -738,6 +775,83 @@ class Publisher(JsonClient):
         for i in ids:
             self.read_pubcomp(i, timeout)
         return ids
+
+
+class Flood:
+    """A publisher that floods without reading: PUB lines m0, m1, ... for
+    one topic, each with a 1 KiB message (so that a few hundred fill the
+    kernel's buffers), written on a non-blocking socket with small buffers
+    of its own until the socket stays full."""
+
+    QUIET = 0.5             # seconds a full socket must stay full
+    BUFFER = 4096           # SO_SNDBUF and SO_RCVBUF, set before connecting
+
+    def __init__(self, port, topic, limit_bytes=16 << 20):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.BUFFER)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.BUFFER)
+        self.sock.settimeout(10)
+        self.sock.connect((HOST, port))
+        if JsonClient.registry is not None:
+            JsonClient.registry.append(self)
+        self.topic, self.limit = topic, limit_bytes
+        self.lines = 0          # lines begun
+        self.sent = 0           # bytes sent
+        self.buf = b""          # the rest of the line begun last
+
+    def line(self, i):
+        return b'{"type":"PUB","topic":"%s","msg":"m%d %s"}\n' % (
+            self.topic.encode(), i, b"x" * 1024)
+
+    def until_blocked(self):
+        """Sends until send() fails with EAGAIN, the socket does not become
+        writable for QUIET seconds, and send() then fails with EAGAIN
+        again: the peer has stopped reading."""
+        self.sock.setblocking(False)
+        while True:
+            if self.sent > self.limit:
+                raise AssertionError("sent %d bytes (%d lines) without the broker ever "
+                                     "stopping reading" % (self.sent, self.lines))
+            if not self.buf:
+                self.buf = self.line(self.lines)
+                self.lines += 1
+            try:
+                n = self.sock.send(self.buf)
+            except BlockingIOError:
+                _, writable, _ = select.select([], [self.sock], [], self.QUIET)
+                if writable:
+                    continue
+                try:            # poll() wants more room than send() needs
+                    n = self.sock.send(self.buf)
+                except BlockingIOError:
+                    return
+            self.sent += n
+            self.buf = self.buf[n:]
+
+    def rest(self):
+        """The end of the line begun last, sent blocking."""
+        self.sock.setblocking(True)
+        self.sock.sendall(self.buf)
+        self.buf = b""
+
+    def read_pubrecs(self, n, timeout=30.0):
+        """The msgIds of the next n replies, which must all be PUBRECs."""
+        ids, buf = [], b""
+        self.sock.settimeout(timeout)
+        while len(ids) < n:
+            chunk = self.sock.recv(65536)
+            assert chunk, "the broker closed the flooding publisher after %d answers" % len(ids)
+            buf += chunk
+            *done, buf = buf.split(b"\r\n")
+            for line in done:
+                reply = json.loads(line)
+                assert reply["type"] == "PUBREC", line
+                ids.append(reply["msgId"])
+        assert buf == b"", "more than %d replies: %r" % (n, buf[:200])
+        return ids
+
+    def close(self, reset=False):
+        self.sock.close()
 
 
 def utc(t):

@@ -524,6 +524,61 @@ def connect_retry(port_fn, client_id, clean=False, timeout=15.0, **kw):
             time.sleep(POLL * 2)
 
 
+class SilentSubscriber:
+    """A subscriber that does not read: its socket's kernel buffers are
+    small (set before connecting), it reads its CONNACK and SUBACK, and
+    then nothing until drain()."""
+
+    BUFFER = 4096
+
+    def __init__(self, port, client_id, topic, qos=0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.BUFFER)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.BUFFER)
+        self.sock.settimeout(REPLY_TIMEOUT)
+        self.sock.connect((HOST, port))
+        _register(self)
+        self.client_id = client_id
+        self.buf = b""
+        self.sock.sendall(connect_packet(client_id) + subscribe_packet(1, [(topic, qos)]))
+        ack = self.next()
+        assert (ack.type, ack.rc) == (CONNACK, 0), ack
+        ack = self.next()
+        assert (ack.type, ack.codes) == (SUBACK, [qos]), ack
+
+    def __repr__(self):
+        return "<SilentSubscriber %s>" % self.client_id
+
+    def next(self, timeout=REPLY_TIMEOUT):
+        """The next packet, read now."""
+        self.sock.settimeout(timeout)
+        while True:
+            got = split_packet(self.buf)
+            if got is not None:
+                first, body, total = got
+                raw, self.buf = self.buf[:total], self.buf[total:]
+                p = Packet(first >> 4, first & 0x0F, body, raw)
+                if p.error:
+                    raise HarnessError("%s: %s: %r" % (self, p.error, raw[:80]))
+                return p
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise HarnessError("%s: the broker closed the connection" % self)
+            self.buf += data
+
+    def drain(self, n):
+        """The payloads of the next n packets, which must be QoS 0 PUBLISHes."""
+        out = []
+        for _ in range(n):
+            p = self.next()
+            assert (p.type, p.qos) == (PUBLISH, 0), p
+            out.append(p.payload)
+        return out
+
+    def close(self):
+        self.sock.close()
+
+
 # ---------------------------------------------------------------- receiver
 
 Arrival = collections.namedtuple("Arrival", "topic payload qos dup retain pid conn at")
