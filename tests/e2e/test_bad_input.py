@@ -248,7 +248,7 @@ def test_more_topics_than_max_topics(broker_factory):
             pub.publish("mt%d" % i, "m%d" % i)
             results.append("ok")
         except PublishRefused as e:
-            assert e.line.startswith("ERROR "), e.line
+            assert "max_topics" in e.line, e.line
             results.append("ERROR")
     # Four topics at most; the dead-letter topic may count as one of them.
     assert results[:3] == ["ok"] * 3, results

@@ -256,7 +256,7 @@ def test_crashing_topic_is_failed_and_sighup_revives_it(broker_factory):
         wait_for(lambda: not process_exists(pid), 10, "topicd pid %d to be reaped" % pid)
     with pytest.raises(PublishRefused) as refused:
         pub.pub("F", "while-failed")
-    assert refused.value.line.startswith("ERROR "), refused.value.line
+    assert "topic failed" in refused.value.line, refused.value.line
     assert b.topicd_pid("F") is None, "a failed topic has no topicd"
     rec = wait_dead_letter(dlq, "failed_topic")
     check_dead_letter(rec, "failed_topic", ports=[b.publisher_port], topic="F",
