@@ -219,7 +219,10 @@ def test_sighup_changes_sys_interval_live(mqtt_factory):
 def test_sighup_changes_restart_backoff_live(broker_factory):
     """A topicd that existed before the reload is restarted after the new
     restart_backoff_min (50 ms), not the old one (30 s)."""
-    b = broker_factory({"restart_backoff_min": 30, "restart_backoff_max": 30})
+    # shutdown_timeout 1: a topic waiting 30 s for its restart holds a
+    # request, which would keep the broker's shutdown waiting 5 s.
+    b = broker_factory({"restart_backoff_min": 30, "restart_backoff_max": 30,
+                        "shutdown_timeout": 1})
     b.publisher().publish("backoff", "m")
     old = b.wait_topicd("backoff")
     changed(b.reload({"restart_backoff_min": 0.05, "restart_backoff_max": 0.1}),
