@@ -15,6 +15,7 @@ import collections
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -428,6 +429,72 @@ class Broker:
         kill_pid(pid)
         return pid
 
+    # -- configuration
+
+    def reload(self, changes=None, timeout=10.0):
+        """Updates the configuration file with `changes` (key: value; None
+        removes a key), sends SIGHUP and waits until the master says it
+        re-read the file.  Returns what it logged from the SIGHUP on."""
+        for k, v in (changes or {}).items():
+            if v is None:
+                self.config.pop(k, None)
+            else:
+                self.config[k] = v
+        self.config_file()
+        start = len(self.log_text())
+        self.signal(signal.SIGHUP)
+        done = re.compile(r"reload: (configuration re-read, \d+ settings? changed|"
+                          r".* has errors; keeping the running configuration)")
+        m = wait_for(lambda: done.search(self.log_text(), start), timeout,
+                     "the master to re-read its configuration after SIGHUP")
+        text = self.log_text()[start:m.end()]
+        assert "has errors" not in m.group(0), "the reload was refused:\n" + text
+        return text
+
+    # -- figures
+
+    def status(self, timeout=10.0):
+        """Asks the master for its status (SIGUSR1) and returns the figures
+        of the lines it logs: (master, topics), master a dict of "pid",
+        "uptime", "clients", "topics", "messages_in", "messages_out",
+        "bytes_in", "bytes_out"; topics {topic: dict of "pid", "state",
+        "uptime", "restarts", "subs", "online", "messages", "bytes", "seq",
+        "lag", "oldest_unacked", "held"}.  A topic's figures other than
+        state and held are its topicd's last report (at most a second old)."""
+        start = len(self.log_text())
+        self.signal(signal.SIGUSR1)
+        master_rx = re.compile(r"broker\[%d\]: notice: status: master (.*)\n" % self.pid)
+
+        def lines():
+            text = self.log_text()[start:]
+            m = master_rx.search(text)
+            if m is None:
+                return None
+            master = _figures(m.group(1), STATUS_MASTER_RE)
+            found = STATUS_TOPIC_RE.findall(text[m.end():])
+            if len(found) < master["topics"]:
+                return None
+            topics = {}
+            for topic, rest in found[:master["topics"]]:
+                topics[topic] = _figures(rest, STATUS_TOPIC_FIGURES_RE)
+            return master, topics
+        return wait_for(lines, timeout, "the master's status lines after SIGUSR1")
+
+    def topicd_status(self, topic, timeout=10.0):
+        """Asks the topic's topicd for its status (SIGUSR1) and returns its
+        figures, fresh: a dict of "pid", "subs", "online", "first_seq",
+        "next_seq", "messages", "bytes", "lag", "oldest_unacked", "commits"."""
+        pid = self.wait_topicd(topic, timeout)
+        start = len(self.log_text())
+        kill_pid(pid, signal.SIGUSR1)
+        rx = re.compile(r"topicd\[%d\]: notice: status: topic %s (pid .*)\n"
+                        % (pid, re.escape(topic)))
+
+        def line():
+            m = rx.search(self.log_text()[start:])
+            return _figures(m.group(1), STATUS_TOPICD_RE) if m else None
+        return wait_for(line, timeout, "the status line of the topicd of %r" % topic)
+
     # -- logs
 
     def log_text(self):
@@ -470,6 +537,48 @@ class Broker:
         c = Qos2Consumer(self, username, **kw)
         c.connect()
         return c
+
+
+# ---------------------------------------------------------------- settings
+
+SETTINGS_RE = re.compile(r'\{\s*"(\w+)",\s*CONF_(\w+),\s*F\(\w+\),\s*(NULL|"[^"]*"),\s*'
+                         r'([\d.]+),\s*([\d.]+),\s*(RELOAD|FIXED),')
+
+
+def settings_table():
+    """[(key, type, default or None, min, max, reloadable)] from the
+    source of the broker's configuration table (broker/settings.c)."""
+    text = (REPO_ROOT / "broker" / "settings.c").read_text()
+    return [(k, t, None if d == "NULL" else d.strip('"'), lo, hi, r == "RELOAD")
+            for k, t, d, lo, hi, r in SETTINGS_RE.findall(text)]
+
+
+# ---------------------------------------------------------------- status lines
+
+STATUS_MASTER_RE = re.compile(
+    r"pid (?P<pid>\d+) uptime (?P<uptime>\d+)s clients (?P<clients>\d+) "
+    r"topics (?P<topics>\d+) messages in (?P<messages_in>\d+) out (?P<messages_out>\d+) "
+    r"bytes in (?P<bytes_in>\d+) out (?P<bytes_out>\d+)$")
+STATUS_TOPIC_RE = re.compile(r"broker\[\d+\]: notice: status: topic (.+?) (pid \d+ \w+ .*)\n")
+STATUS_TOPIC_FIGURES_RE = re.compile(
+    r"pid (?P<pid>\d+) (?P<state>\w+) uptime (?P<uptime>\d+)s restarts (?P<restarts>\d+) "
+    r"subs (?P<subs>\d+) online (?P<online>\d+) messages (?P<messages>\d+) "
+    r"bytes (?P<bytes>\d+) seq (?P<seq>\d+) lag (?P<lag>\d+) "
+    r"oldest_unacked (?P<oldest_unacked>\d+)ms held (?P<held>\d+)$")
+STATUS_TOPICD_RE = re.compile(
+    r"pid (?P<pid>\d+) subs (?P<subs>\d+) online (?P<online>\d+) "
+    r"seq (?P<first_seq>\d+)\.\.(?P<next_seq>\d+) messages (?P<messages>\d+) "
+    r"bytes (?P<bytes>\d+) lag (?P<lag>\d+) oldest-unacked (?P<oldest_unacked>\d+) ms "
+    r"commits (?P<commits>\d+) ")
+
+
+def _figures(text, rx):
+    """The named groups of rx in a status line, numbers as ints; a line
+    that does not have the expected layout fails the test."""
+    m = rx.match(text)
+    if m is None:
+        raise HarnessError("status line %r does not have the layout %r" % (text, rx.pattern))
+    return {k: int(v) if v.isdigit() else v for k, v in m.groupdict().items()}
 
 
 # ---------------------------------------------------------------- clients
@@ -668,6 +777,83 @@ class Publisher(JsonClient):
         return ids
 
 
+class Flood:
+    """A publisher that floods without reading: PUB lines m0, m1, ... for
+    one topic, each with a 1 KiB message (so that a few hundred fill the
+    kernel's buffers), written on a non-blocking socket with small buffers
+    of its own until the socket stays full."""
+
+    QUIET = 0.5             # seconds a full socket must stay full
+    BUFFER = 4096           # SO_SNDBUF and SO_RCVBUF, set before connecting
+
+    def __init__(self, port, topic, limit_bytes=16 << 20):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.BUFFER)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.BUFFER)
+        self.sock.settimeout(10)
+        self.sock.connect((HOST, port))
+        if JsonClient.registry is not None:
+            JsonClient.registry.append(self)
+        self.topic, self.limit = topic, limit_bytes
+        self.lines = 0          # lines begun
+        self.sent = 0           # bytes sent
+        self.buf = b""          # the rest of the line begun last
+
+    def line(self, i):
+        return b'{"type":"PUB","topic":"%s","msg":"m%d %s"}\n' % (
+            self.topic.encode(), i, b"x" * 1024)
+
+    def until_blocked(self):
+        """Sends until send() fails with EAGAIN, the socket does not become
+        writable for QUIET seconds, and send() then fails with EAGAIN
+        again: the peer has stopped reading."""
+        self.sock.setblocking(False)
+        while True:
+            if self.sent > self.limit:
+                raise AssertionError("sent %d bytes (%d lines) without the broker ever "
+                                     "stopping reading" % (self.sent, self.lines))
+            if not self.buf:
+                self.buf = self.line(self.lines)
+                self.lines += 1
+            try:
+                n = self.sock.send(self.buf)
+            except BlockingIOError:
+                _, writable, _ = select.select([], [self.sock], [], self.QUIET)
+                if writable:
+                    continue
+                try:            # poll() wants more room than send() needs
+                    n = self.sock.send(self.buf)
+                except BlockingIOError:
+                    return
+            self.sent += n
+            self.buf = self.buf[n:]
+
+    def rest(self):
+        """The end of the line begun last, sent blocking."""
+        self.sock.setblocking(True)
+        self.sock.sendall(self.buf)
+        self.buf = b""
+
+    def read_pubrecs(self, n, timeout=30.0):
+        """The msgIds of the next n replies, which must all be PUBRECs."""
+        ids, buf = [], b""
+        self.sock.settimeout(timeout)
+        while len(ids) < n:
+            chunk = self.sock.recv(65536)
+            assert chunk, "the broker closed the flooding publisher after %d answers" % len(ids)
+            buf += chunk
+            *done, buf = buf.split(b"\r\n")
+            for line in done:
+                reply = json.loads(line)
+                assert reply["type"] == "PUBREC", line
+                ids.append(reply["msgId"])
+        assert buf == b"", "more than %d replies: %r" % (n, buf[:200])
+        return ids
+
+    def close(self, reset=False):
+        self.sock.close()
+
+
 def utc(t):
     """A wall-clock time as the broker logs it."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (t % 1 * 1000)
@@ -687,7 +873,9 @@ class Delivery(collections.namedtuple("Delivery", "topic msg_id msg raw conn at"
 class Pumped:
     """A client that is pumped either by a thread of its own (start/stop)
     or by the test while it waits (wait_until).  The class defines
-    pump(timeout), describe() and `label`; it calls _init_pump()."""
+    pump(timeout), describe(), `label`, `lock` and `errors` (the protocol
+    errors it recorded, which the fixtures check in teardown); it calls
+    _init_pump()."""
 
     def _init_pump(self):
         self.disconnected = False
@@ -730,6 +918,12 @@ class Pumped:
         self._thread.start()
         return self
 
+    def protocol_problems(self):
+        """The protocol errors this client recorded, one sentence each, for
+        the fixtures' teardown: any of them fails the test."""
+        with self.lock:
+            return ["%s recorded a protocol error: %s" % (self.label, e) for e in self.errors]
+
     def stop(self, timeout=5.0):
         if self._thread is None:
             return
@@ -756,7 +950,8 @@ class Qos2Consumer(Pumped):
     on across reconnects, as a session's does.
 
     Replies (OK, ERROR ...) are matched to commands in order.  Anything that
-    breaks the protocol goes to self.errors; tests assert it stays empty.
+    breaks the protocol goes to self.errors, which the fixture checks in
+    teardown: a recorded error fails the test.
     """
 
     registry = None     # set by the fixture: every thread is stopped in teardown

@@ -14,7 +14,8 @@ __all__ = ["broker_factory", "broker", "mqtt_factory", "mqtt_broker",
 @pytest.fixture
 def broker_factory(request, tmp_path):
     """make(config=None, name=None) starts a broker and returns it.  In
-    teardown: consumer threads stopped, clients closed, every broker stopped
+    teardown: consumer threads stopped (a protocol error any consumer
+    recorded fails the test), clients closed, every broker stopped
     with SIGTERM (exit status 0 expected), its topicds gone, and its log
     free of sanitizer reports."""
     brokers = []
@@ -43,6 +44,7 @@ def broker_factory(request, tmp_path):
                 c.stop()
             except Exception as e:          # reported, teardown goes on
                 problems.append("consumer %r: %s" % (c.username, e))
+            problems.extend(c.protocol_problems())
         for c in clients:
             c.close()
         for b in brokers:
@@ -73,7 +75,8 @@ def mqtt_factory(broker_factory):
     """make(config=None, name=None, start=True) starts a broker that also
     listens for MQTT (on broker.mqtt_port).  In teardown, before the
     brokers stop: every MQTT client the test made (mqtt_helpers) is closed
-    and every client process it started is stopped by pid."""
+    and every client process it started is stopped by pid; a protocol
+    error any MQTT receiver recorded fails the test."""
     registry = []
     mqtt_helpers.set_registry(registry)
 

@@ -67,13 +67,17 @@ def _register(obj):
 
 def close_registered(reg):
     """Closes every client and stops every process in reg (newest first);
-    returns the problems found."""
+    returns the problems found, among them every protocol error a
+    receiver recorded."""
     problems = []
     for obj in reversed(reg):
         try:
             obj.close()
         except Exception as e:          # teardown goes on
             problems.append("%r: %s" % (obj, e))
+    for obj in reg:
+        if isinstance(obj, Pumped):
+            problems.extend(obj.protocol_problems())
     return problems
 
 
@@ -520,6 +524,61 @@ def connect_retry(port_fn, client_id, clean=False, timeout=15.0, **kw):
             time.sleep(POLL * 2)
 
 
+class SilentSubscriber:
+    """A subscriber that does not read: its socket's kernel buffers are
+    small (set before connecting), it reads its CONNACK and SUBACK, and
+    then nothing until drain()."""
+
+    BUFFER = 4096
+
+    def __init__(self, port, client_id, topic, qos=0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.BUFFER)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.BUFFER)
+        self.sock.settimeout(REPLY_TIMEOUT)
+        self.sock.connect((HOST, port))
+        _register(self)
+        self.client_id = client_id
+        self.buf = b""
+        self.sock.sendall(connect_packet(client_id) + subscribe_packet(1, [(topic, qos)]))
+        ack = self.next()
+        assert (ack.type, ack.rc) == (CONNACK, 0), ack
+        ack = self.next()
+        assert (ack.type, ack.codes) == (SUBACK, [qos]), ack
+
+    def __repr__(self):
+        return "<SilentSubscriber %s>" % self.client_id
+
+    def next(self, timeout=REPLY_TIMEOUT):
+        """The next packet, read now."""
+        self.sock.settimeout(timeout)
+        while True:
+            got = split_packet(self.buf)
+            if got is not None:
+                first, body, total = got
+                raw, self.buf = self.buf[:total], self.buf[total:]
+                p = Packet(first >> 4, first & 0x0F, body, raw)
+                if p.error:
+                    raise HarnessError("%s: %s: %r" % (self, p.error, raw[:80]))
+                return p
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise HarnessError("%s: the broker closed the connection" % self)
+            self.buf += data
+
+    def drain(self, n):
+        """The payloads of the next n packets, which must be QoS 0 PUBLISHes."""
+        out = []
+        for _ in range(n):
+            p = self.next()
+            assert (p.type, p.qos) == (PUBLISH, 0), p
+            out.append(p.payload)
+        return out
+
+    def close(self):
+        self.sock.close()
+
+
 # ---------------------------------------------------------------- receiver
 
 Arrival = collections.namedtuple("Arrival", "topic payload qos dup retain pid conn at")
@@ -534,7 +593,8 @@ class Receiver(Pumped):
     waiting id is a duplicate transmission (PUBREC'd again, not counted);
     PUBREL releases the id and is answered with PUBCOMP.  This state, like
     a session's, lives on across reconnects.  ack=False: nothing is
-    acknowledged.  Protocol breaches go to self.errors.
+    acknowledged.  Protocol breaches go to self.errors, which the fixture
+    checks in teardown: a recorded error fails the test.
     """
 
     def __init__(self, port_fn, client_id, clean=False, keepalive=30, ack=True):

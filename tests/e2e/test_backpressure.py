@@ -1,37 +1,109 @@
-"""Back-pressure on what clients send: a publisher that floods without
-reading its answers is throttled (the broker stops reading it) and resumed,
-and every message it sent is still stored and answered, in order."""
+"""Back-pressure, from outside.
 
-import json
-import socket
+A publisher that floods without reading is no longer read from once
+max_client_pending of its publishes wait for the topicd: its own socket
+fills and send() returns EAGAIN, and the broker's figures show that it
+took exactly that many.  When the topicd answers, the broker reads on,
+and every message the publisher sent is stored and answered, in order.
+
+A subscriber that does not read fills its own socket and waits in the
+topicd, while another subscriber of the same topic receives every
+message as it is published."""
+
+import signal
 import threading
+import time
 
-from broker_harness import HOST, wait_for
+from broker_harness import Flood, kill_pid, wait_for
+from mqtt_helpers import Receiver, SilentSubscriber
+
+PENDING = 8             # max_client_pending
+OUTPUT = 4096           # client_output_limit, its smallest value
+QUIET = 0.5             # seconds over which an absence of progress is watched
 
 
-def test_a_flooding_publisher_that_does_not_read_is_throttled_and_resumed(broker_factory):
-    b = broker_factory({"max_client_pending": 8, "client_output_limit": 4096})
+def test_a_flooding_publisher_is_not_read_beyond_max_client_pending(broker_factory):
+    b = broker_factory({"max_client_pending": PENDING, "client_output_limit": OUTPUT})
     c = b.consumer("flooded")
     c.subscribe("flood")
-    n = 2000
-    s = socket.create_connection((HOST, b.publisher_port), timeout=30)
-    lines = b"".join(b'{"type":"PUB","topic":"flood","msg":"m%d"}\n' % i for i in range(n))
-    writer = threading.Thread(target=s.sendall, args=(lines,))
-    writer.start()                      # blocks while the broker stops reading
-    wait_for(lambda: b.topicd_pid("flood") is not None, 10, "the topic's topicd")
-    ids, buf = [], b""
-    while len(ids) < n:                 # now read: the broker resumes
-        chunk = s.recv(65536)
-        assert chunk, "the broker closed the flooding publisher after %d answers" % len(ids)
-        buf += chunk
-        *done, buf = buf.split(b"\r\n")
-        for line in done:
-            reply = json.loads(line)
-            assert reply["type"] == "PUBREC", line
-            ids.append(reply["msgId"])
-    writer.join(10)
-    assert ids == list(range(1, n + 1))
+    tpid = b.wait_topicd("flood")
+    before, _ = b.status()
+    flood = Flood(b.publisher_port, "flood")
+    # The topicd is stopped: every publish the broker reads now waits.
+    kill_pid(tpid, signal.SIGSTOP)
+    try:
+        flood.until_blocked()
+        master, topics = b.status()
+    finally:
+        kill_pid(tpid, signal.SIGCONT)
+    assert flood.lines > 2 * PENDING, "blocked after %d lines" % flood.lines
+    taken = master["messages_in"] - before["messages_in"]
+    assert (taken, topics["flood"]["held"]) == (PENDING, PENDING), \
+        "the broker took %d publishes, %d held for the topicd, with %d lines sent and " \
+        "max_client_pending %d" % (taken, topics["flood"]["held"], flood.lines, PENDING)
+
+    # The topicd answers: the broker reads on, never with more than
+    # max_client_pending publishes of this client waiting.
+    held = []
+    writer = threading.Thread(target=flood.rest)
+    writer.start()
+    sampler_done = threading.Event()
+
+    def sample():
+        while not sampler_done.is_set():
+            held.append(b.status()[1]["flood"]["held"])
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        ids = flood.read_pubrecs(flood.lines)
+    finally:
+        sampler_done.set()
+        sampler.join(20)
+        writer.join(10)
+    assert ids == list(range(1, flood.lines + 1))
+    assert held and max(held) <= PENDING, "publishes held for the topicd: %s" % held
     for i in ids[:50]:                  # release some: they are delivered in order
-        s.sendall(b'{"type":"PUBREL","msgId":%d}\n' % i)
-    assert c.wait_messages(50, "flood") == ["m%d" % i for i in range(50)]
-    s.close()
+        flood.sock.sendall(b'{"type":"PUBREL","msgId":%d}\n' % i)
+    got = c.wait_messages(50, "flood")
+    assert [m.split()[0] for m in got] == ["m%d" % i for i in range(50)]
+
+
+# ---------------------------------------------------------------- subscribers
+
+SIZE = 16 << 10         # payload bytes: under the size that travels in a memfd
+COUNT = 640             # 10 MiB: more than the kernel buffers of a socket hold
+BATCH = 32
+
+
+def payload(i):
+    return "%06d %s" % (i, "y" * (SIZE - 7))
+
+
+def test_a_subscriber_that_does_not_read_holds_up_no_other(mqtt_factory):
+    b = mqtt_factory({"client_output_limit": OUTPUT})
+    fast = Receiver(lambda: b.mqtt_port, "bp-fast", clean=True)
+    fast.connect()
+    assert fast.subscribe([("bp/t", 0)]) == [0]
+    fast.start()
+    slow = SilentSubscriber(b.mqtt_port, "bp-slow", "bp/t")
+    pub = b.publisher()
+    sent = [payload(i).encode() for i in range(COUNT)]
+    for k in range(0, COUNT, BATCH):
+        pub.publish_pipelined([("bp/t", payload(i)) for i in range(k, k + BATCH)])
+        # The fast one has this batch before the next is published: it
+        # keeps pace with the publisher all through.
+        fast.wait_until(lambda: len(fast.arrivals) >= k + BATCH, 10,
+                        "messages up to #%d (the slow one has read none)" % (k + BATCH))
+    assert fast.payloads() == sent, "the fast subscriber's messages differ"
+    # The silent one is stuck in the topicd, far behind, and stays there.
+    st = b.topicd_status("bp/t")
+    assert (st["subs"], st["online"]) == (2, 2), st
+    assert st["lag"] > 0, "nobody is behind: the silent subscriber was not held back"
+    time.sleep(QUIET)                   # an absence of progress, watched over a period
+    again = b.topicd_status("bp/t")
+    assert again["lag"] == st["lag"], "the silent subscriber moved: lag %d, then %d" % (
+        st["lag"], again["lag"])
+    # Once it reads, it gets every message, in order.
+    assert slow.drain(COUNT) == sent, "the slow subscriber's messages differ"
+    wait_for(lambda: b.topicd_status("bp/t")["lag"] == 0, 10,
+             "the topicd to have nobody behind")

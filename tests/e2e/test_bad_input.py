@@ -46,7 +46,9 @@ class Env:
         msg = "cons-%d" % tag
         self.broker.publisher().publish(topic, msg)
         p = raw.read_json()
-        assert p == {"type": "PUB", "topic": topic, "msg": msg, "msgId": p.get("msgId")}, p
+        assert isinstance(p, dict) and set(p) == {"type", "topic", "msg", "msgId"}, p
+        assert (p["type"], p["topic"], p["msg"]) == ("PUB", topic, msg), p
+        assert type(p["msgId"]) is int and p["msgId"] > 0, p
         raw.send_json({"type": "PUBREC", "msgId": p["msgId"], "topic": topic})
         raw.expect("OK")
         assert raw.read_json() == {"type": "PUBREL", "msgId": p["msgId"], "topic": topic}
@@ -339,7 +341,7 @@ def test_more_topics_than_max_topics(broker_factory):
             pub.publish("mt%d" % i, "m%d" % i)
             results.append("ok")
         except PublishRefused as e:
-            assert e.line.startswith("ERROR "), e.line
+            assert e.line.startswith("ERROR ") and "max_topics" in e.line, e.line
             pub.expect_closed()     # an ERROR line ends the connection
             pub = b.publisher()
             results.append("ERROR")
@@ -365,6 +367,7 @@ def test_more_topics_than_max_topics(broker_factory):
 # ----------------------------------------------------------- idle clients
 
 IDLE = 1.5
+EARLY = 0.05            # a broker timer may fire this much early by our clock
 
 
 @pytest.fixture
@@ -384,21 +387,24 @@ def check_others_work(broker, name):
 def test_half_line_on_publisher_port_is_closed_after_idle_timeout(idle_broker):
     quiet = idle_broker.publisher()      # connected, sends whole lines only
     stalled = idle_broker.publisher()
+    t0 = time.monotonic()               # the broker's timer starts when the bytes arrive
     stalled.send_raw(b'{"type":"PUB","top')
-    t0 = time.monotonic()
     stalled.expect_closed(timeout=IDLE + 5)
     elapsed = time.monotonic() - t0
-    assert elapsed >= IDLE * 0.8, "closed after %.2f s, idle_timeout is %.1f s" % (elapsed, IDLE)
+    assert elapsed >= IDLE - EARLY, "closed after %.2f s, idle_timeout is %.1f s" % (
+        elapsed, IDLE)
     quiet.publish("after-idle", "from the quiet one")
     check_others_work(idle_broker, "idle1")
 
 
 def test_half_line_on_consumer_port_is_closed_after_idle_timeout(idle_broker):
     stalled = consumer_conn(idle_broker, "staller")
+    t0 = time.monotonic()               # the broker's timer starts when the bytes arrive
     stalled.send_raw(b'{"type":"SU')
-    t0 = time.monotonic()
     stalled.expect_closed(timeout=IDLE + 5)
-    assert time.monotonic() - t0 >= IDLE * 0.8
+    elapsed = time.monotonic() - t0
+    assert elapsed >= IDLE - EARLY, "closed after %.2f s, idle_timeout is %.1f s" % (
+        elapsed, IDLE)
     check_others_work(idle_broker, "idle2")
     # The name is free again.
     check_others_work(idle_broker, "staller")

@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from broker_harness import HOST, REPO_ROOT, broker_binary, free_ports, wait_for
+from broker_harness import (HOST, REPO_ROOT, broker_binary, free_ports, settings_table,
+                            wait_for)
 
 BAD = [
     pytest.param("retry_interval 0.5\nno_such_key 1\n", 2, id="unknown-key"),
@@ -177,18 +178,6 @@ def test_example_is_valid_as_is_and_uncommented(tmp_path):
     res = check(tmp_path, "-T", "-c", conf)
     assert res.returncode == 0, res.stderr.decode()
     assert res.stdout == check(tmp_path, "-T").stdout
-
-
-SETTINGS_RE = re.compile(r'\{\s*"(\w+)",\s*CONF_(\w+),\s*F\(\w+\),\s*(NULL|"[^"]*"),\s*'
-                         r'([\d.]+),\s*([\d.]+),\s*(RELOAD|FIXED),')
-
-
-def settings_table():
-    """[(key, type, default or None, min, max, reloadable)] from the source."""
-    text = (REPO_ROOT / "broker" / "settings.c").read_text()
-    rows = [(k, t, None if d == "NULL" else d.strip('"'), lo, hi, r == "RELOAD")
-            for k, t, d, lo, hi, r in SETTINGS_RE.findall(text)]
-    return rows
 
 
 def test_every_key_is_documented(tmp_path):

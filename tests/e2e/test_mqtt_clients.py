@@ -19,6 +19,8 @@ from mqtt_helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
                           connected_client, mosquitto_pub, paho)
 
 QUIET = 0.3             # seconds over which an absence is watched
+EARLY = 0.05            # a broker timer may fire this much early by our clock
+SLACK = 3.5             # how late a broker timer may fire on a loaded machine
 BINARY = bytes(range(256)) * 3
 PAYLOADS = [b"hello", BINARY, b"", "h\u00e9llo w\u00f6rld \u2713".encode("utf-8")]
 
@@ -148,8 +150,8 @@ def test_dollar_topics_are_not_matched_by_a_leading_wildcard(mqtt_factory):
     jp.expect("INVALID JSON")
     sys_.wait(lambda: any(m.topic == DLQ for m in sys_.messages), 10, "the $DLQ record")
     # Two uptimes: at least one $SYS round after the wildcards were in place.
-    sys_.wait(lambda: sum(m.topic == "$SYS/broker/uptime" for m in sys_.messages) >= 2, 5,
-              "two $SYS/broker/uptime messages")
+    sys_.wait(lambda: sum(m.topic == "$SYS/broker/uptime" for m in sys_.messages) >= 2,
+              1 + SLACK, "two $SYS/broker/uptime messages")
     client(b, "dollar-pub").publish("plain", b"x", 1)
     everything.wait_message(b"x", "plain")
     plus.wait_message(b"x", "plain")
@@ -244,6 +246,120 @@ def test_retained_messages_survive_a_broker_restart(mqtt_broker):
     assert [a.payload for a in r.arrivals if a.topic == "rs/cleared"] == [b"fresh"]
 
 
+def retained_qos2(b, topic, payload):
+    """Publishes payload to topic at QoS 2 with the retain flag (the whole
+    exchange), then subscribes a new persistent session to it at QoS 2 and
+    returns (its client, the retained PUBLISH), checked field by field."""
+    connected_client(b.mqtt_port, topic + "-pub").publish(topic, payload, 2, retain=True)
+    c = connected_client(b.mqtt_port, topic + "-sub", clean=False)
+    assert c.subscribe([(topic, 2)]) == [2]
+    p = c.expect_next(PUBLISH)
+    assert (p.topic, p.payload, p.qos, p.retain, p.dup) == (topic, payload, 2, True, False), p
+    assert p.pid != 0, p
+    return c, p
+
+
+def reconnect_quietly(b, client_id):
+    """Reconnects a persistent session and checks that nothing was pending
+    for it: no PUBLISH or PUBREL comes before or after a PINGRESP."""
+    c = RawClient(b.mqtt_port, name=client_id + " (again)")
+    ack = c.connect(client_id, clean=False)
+    assert (ack.rc, ack.session_present) == (0, True), ack
+    c.ping()
+    c.expect_silence(QUIET)
+    return c
+
+
+def qos2_exchange(c, p):
+    """The receiver's side of a QoS 2 delivery, packet by packet: PUBREC,
+    then the PUBREL must be the very next packet, then PUBCOMP."""
+    c.send(ack_packet(PUBREC, p.pid))
+    rel = c.expect_next(PUBREL)
+    assert rel.pid == p.pid, "PUBREL for packet id %d, the PUBLISH had %d" % (rel.pid, p.pid)
+    c.send(ack_packet(PUBCOMP, p.pid))
+
+
+def test_retained_qos2_delivery_is_a_whole_exchange_on_the_wire(mqtt_broker):
+    """PUBLISH (QoS 2, retain 1), PUBREC, PUBREL, PUBCOMP; then nothing is
+    pending: not on this connection, not when the persistent session
+    reconnects, and the next message is an ordinary exchange."""
+    c, p = retained_qos2(mqtt_broker, "r2/whole", b"kept at qos 2")
+    qos2_exchange(c, p)
+    c.ping()
+    c.expect_silence(QUIET)
+    c.disconnect()
+    c.expect_closed()
+    c = reconnect_quietly(mqtt_broker, "r2/whole-sub")
+    connected_client(mqtt_broker.mqtt_port, "r2-live").publish("r2/whole", b"live", 2)
+    q = c.expect_next(PUBLISH)
+    assert (q.payload, q.qos, q.retain, q.dup) == (b"live", 2, False, False), q
+    qos2_exchange(c, q)
+    c.ping()
+    c.expect_silence(QUIET)
+
+
+@pytest.mark.xfail(strict=True, reason="broker bug: a retained QoS 2 delivery keeps no "
+                   "state, so a persistent session that reconnects in the middle of its "
+                   "exchange gets neither the PUBLISH nor the PUBREL again")
+def test_retained_qos2_pubrel_is_resent_when_the_session_reconnects(mqtt_broker):
+    """The connection ends after the subscriber's PUBREC: the PUBREL is
+    unacknowledged, and the broker must send it again, with the same packet
+    id, when the persistent session reconnects (MQTT-4.4.0-1).  Otherwise
+    the subscriber keeps the packet id waiting for a PUBREL, and takes a
+    later message sent with that id for a duplicate."""
+    c, p = retained_qos2(mqtt_broker, "r2/cut", b"cut after pubrec")
+    c.send(ack_packet(PUBREC, p.pid))
+    c.close()
+    c = RawClient(mqtt_broker.mqtt_port, name="r2/cut-sub (again)")
+    assert c.connect("r2/cut-sub", clean=False).session_present
+    first = c.read_packet()
+    if first.type == PUBLISH:           # the PUBREC was lost with the connection
+        assert (first.pid, first.dup, first.payload) == (p.pid, True, p.payload), first
+        qos2_exchange(c, first)
+    else:
+        assert (first.type, first.pid) == (PUBREL, p.pid), \
+            "expected the PUBREL of packet id %d again, got %r" % (p.pid, first)
+        c.send(ack_packet(PUBCOMP, p.pid))
+    c.ping()
+    c.expect_silence(QUIET)
+
+
+@pytest.mark.xfail(strict=True, reason="broker bug: a retained QoS 2 delivery keeps no "
+                   "state, so a persistent session that reconnects in the middle of its "
+                   "exchange gets neither the PUBLISH nor the PUBREL again")
+def test_retained_qos2_publish_is_resent_when_the_session_reconnects(mqtt_broker):
+    """The connection ends before the subscriber answers the retained
+    PUBLISH: it is unacknowledged, and the broker must send it again, with
+    DUP and the same packet id, when the persistent session reconnects
+    (MQTT-4.4.0-1); the exchange then completes."""
+    c, p = retained_qos2(mqtt_broker, "r2/unanswered", b"not answered")
+    c.close()
+    c = RawClient(mqtt_broker.mqtt_port, name="r2/unanswered-sub (again)")
+    assert c.connect("r2/unanswered-sub", clean=False).session_present
+    again = c.expect_next(PUBLISH)
+    assert (again.payload, again.qos, again.pid, again.dup) == (b"not answered", 2, p.pid,
+                                                                True), again
+    qos2_exchange(c, again)
+    c.ping()
+    c.expect_silence(QUIET)
+
+
+def test_json_consumers_get_no_retained_message(mqtt_broker):
+    """A JSON-lines SUB starts at the end of the topic, retained message or
+    not (the retain flag is MQTT's); what is published next arrives, with
+    its whole exchange, and nothing else."""
+    connected_client(mqtt_broker.mqtt_port, "rj-pub").publish("rj/t", b"retained", 2,
+                                                              retain=True)
+    cons = mqtt_broker.consumer("rj-cons")
+    cons.subscribe("rj/t")
+    connected_client(mqtt_broker.mqtt_port, "rj-pub2").publish("rj/t", b"after", 2)
+    cons.wait_message("after", "rj/t")
+    cons.settle()
+    cons.pump_for(QUIET)
+    assert cons.messages("rj/t") == ["after"]
+    assert not cons.duplicates, cons.duplicates
+
+
 # ---------------------------------------------------------------- wills
 
 def will_watcher(b, name="will-watch"):
@@ -312,19 +428,23 @@ def test_will_is_published_on_takeover(mqtt_broker):
 # ---------------------------------------------------------------- keep-alive, takeover, ids
 
 def test_keepalive_is_enforced_at_one_and_a_half_times_the_interval(mqtt_broker):
+    """The lower bound is measured from the CONNECT's send, which the broker
+    sees later; the upper bound is wide, for a loaded machine."""
     w = will_watcher(mqtt_broker)
     silent = connected_client(mqtt_broker.mqtt_port, "ka-silent", keepalive=1,
                               will=("will/ka", b"timed out", 1, False))
     since = silent.last_sent
     pinger = connected_client(mqtt_broker.mqtt_port, "ka-pinger", keepalive=1)
     closed_at = None
-    while closed_at is None and time.monotonic() - since < 4.0:
+    while closed_at is None and time.monotonic() - since < 1.5 + SLACK:
         pinger.ping()                               # well inside its keep-alive
         if silent.closed_within(0.4):
             closed_at = time.monotonic()
-    assert closed_at is not None, "a client silent for 4 s with keep-alive 1 s is still connected"
+    assert closed_at is not None, "a client silent for %.1f s with keep-alive 1 s is still " \
+        "connected" % (1.5 + SLACK)
     took = closed_at - since
-    assert 1.45 <= took <= 3.0, "closed %.2f s after its last packet (keep-alive 1 s)" % took
+    assert took >= 1.5 - EARLY, "closed %.2f s after its CONNECT, before 1.5 times its " \
+        "keep-alive (1 s)" % took
     w.wait_payload(b"timed out", "will/ka")
     pinger.ping()
     pinger.disconnect()
@@ -403,7 +523,6 @@ def test_persistent_session_keeps_subscriptions_and_queues_messages(mqtt_broker)
     witness.wait_payload(b"after clean")
     r.client.ping()
     r.client.expect_silence(QUIET)                  # the old subscription is gone
-    assert r.arrivals == []
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
@@ -446,13 +565,15 @@ def test_persistent_client_expiration_removes_an_offline_session(mqtt_factory):
     keep = receiver(b, "pe-keep", [("pe/t", 1)], clean=False, start=True)
     r = receiver(b, "pe-gone", [("pe/t", 1)], clean=False)
     wait_for(lambda: topicd_subs(b, "pe/t") == 2, 5, "the topicd of pe/t to count 2 subscribers")
+    since = time.monotonic()                        # the session goes offline after this
     r.disconnect()
-    since = time.monotonic()
     pub = client(b, "pe-pub")
     pub.publish("pe/t", b"while offline", 1)
-    wait_for(lambda: topicd_subs(b, "pe/t") == 1, 5,
+    wait_for(lambda: topicd_subs(b, "pe/t") == 1, 2 + SLACK,
              "the offline session to expire (the topicd of pe/t to count 1 subscriber)")
-    assert time.monotonic() - since >= 0.95, "expired before persistent_client_expiration"
+    took = time.monotonic() - since
+    assert took >= 1 - EARLY, "expired %.2f s after going offline, before " \
+        "persistent_client_expiration (1 s)" % took
     ack = r.connect()
     assert not ack.session_present, "the session was still there"
     pub.publish("pe/t", b"after", 1)
@@ -460,7 +581,6 @@ def test_persistent_client_expiration_removes_an_offline_session(mqtt_factory):
     assert keep.payloads() == [b"while offline", b"after"], "the connected session expired"
     r.client.ping()
     r.client.expect_silence(QUIET)                  # no subscription, no queued message
-    assert r.arrivals == []
 
 
 # How the session is interrupted: the client closes and reconnects; or the
@@ -629,7 +749,7 @@ def test_sys_topics_are_published_every_sys_interval(mqtt_factory):
         assert re.fullmatch(rb"\d+", m.payload), (m.topic, m.payload)
         return int(m.payload)
 
-    s.wait(lambda: all(latest(n) for n in SYS_NUMERIC + ["version", "uptime"]), 2.5,
+    s.wait(lambda: all(latest(n) for n in SYS_NUMERIC + ["version", "uptime"]), 1 + SLACK,
            "every $SYS/broker topic within sys_interval (1 s) of the SUBSCRIBE")
     assert re.fullmatch(rb".*\d+\.\d+.*", latest("version").payload), latest("version")
     up = latest("uptime")
@@ -647,7 +767,7 @@ def test_sys_topics_are_published_every_sys_interval(mqtt_factory):
     b.wait_topicd("sys/t", not_pid=old)
     mark = time.monotonic()
     s.wait(lambda: number("topicd/restarts", mark) is not None
-           and number("topicd/restarts", mark) >= before["topicd/restarts"] + 1, 2.5,
+           and number("topicd/restarts", mark) >= before["topicd/restarts"] + 1, 1 + SLACK,
            "$SYS/broker/topicd/restarts to count the restart")
     assert number("messages/received", mark) >= before["messages/received"] + 5
     assert number("messages/sent", mark) >= before["messages/sent"] + 5
@@ -657,7 +777,7 @@ def test_sys_topics_are_published_every_sys_interval(mqtt_factory):
     assert number("topics/count", mark) >= 1
     first_up = int(up.payload.split()[0])
     s.wait(lambda: any(m.topic == "$SYS/broker/uptime" and int(m.payload.split()[0]) > first_up
-                       for m in s.messages), 2.5, "the uptime to grow past %d s" % first_up)
+                       for m in s.messages), 1 + SLACK, "the uptime to grow past %d s" % first_up)
     assert all(not m.retain for m in s.messages if m.at >= mark)
 
 

@@ -19,6 +19,8 @@ from mqtt_helpers import (CONNACK, CONNECT, PUBACK, PUBLISH, SUBSCRIBE, UNSUBSCR
 LIMIT = 1024            # message_size_limit
 IDLE = 2                # idle_timeout, seconds
 CLOSE_TIMEOUT = 5.0     # for a close that the input itself causes
+EARLY = 0.05            # a broker timer may fire this much early by our clock
+SLACK = 3.5             # how late a broker timer may fire on a loaded machine
 _tags = itertools.count()
 
 
@@ -169,25 +171,28 @@ def test_payload_at_message_size_limit_is_accepted(env):
 # ---------------------------------------------------------------- stalls
 
 def test_client_that_stops_mid_packet_is_closed_after_the_keepalive(env):
+    """Measured from the send of the half packet, which the broker sees
+    later: the close cannot come before 1.5 times the keep-alive."""
     c = connected_client(env.port, "stall-mid-publish", keepalive=1)
     whole = publish_packet("healthy/t", b"z" * 40, qos=1, pid=7)
     c.send(whole[:10])
     since = c.last_sent
-    c.expect_closed(4.0)
+    c.expect_closed(1.5 + SLACK)
     took = time.monotonic() - since
-    assert 1.45 <= took <= 3.5, "closed %.2f s after half a packet (keep-alive 1 s)" % took
+    assert took >= 1.5 - EARLY, "closed %.2f s after half a packet (keep-alive 1 s)" % took
     env.check_others_work()
 
 
 @pytest.mark.parametrize("sent", [b"", connect_packet("half")[:9]],
                          ids=["nothing", "half-a-connect"])
 def test_connection_without_a_whole_connect_is_closed_after_idle_timeout(env, sent):
+    """idle_timeout runs from the accept, which comes after `since`."""
+    since = time.monotonic()
     c = env.bad(connect=False)
     if sent:
         c.send(sent)
-    since = c.last_sent
-    c.expect_closed(IDLE + 2.5)
+    c.expect_closed(IDLE + SLACK)
     took = time.monotonic() - since
-    assert IDLE - 0.1 <= took <= IDLE + 2.5, "closed after %.2f s (idle_timeout %d s)" % (
+    assert took >= IDLE - EARLY, "closed %.2f s after the connect (idle_timeout %d s)" % (
         took, IDLE)
     env.check_others_work()
