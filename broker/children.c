@@ -349,14 +349,19 @@ children_retry_failed(struct broker *b)
 	}
 }
 
+/* After a reload: the new settings to every topicd, and the new restart
+ * back-off to every topic not waiting for a restart now. */
 void
 children_config(struct broker *b)
 {
 	struct child *c;
 
-	RB_FOREACH(c, child_tree, &b->children)
+	RB_FOREACH(c, child_tree, &b->children) {
 		if (c->chan != NULL)
 			send_config(c);
+		if (c->state != CH_BACKOFF)
+			c->backoff_ms = b->set.restart_backoff_min;
+	}
 }
 
 static void

@@ -213,6 +213,20 @@ oversized(struct client *cl, struct evbuffer *in, size_t have)
 	client_error(cl, "line too long (message_size_limit)");
 }
 
+/* A line's length without its end (LF, or CRLF: the CR does not count
+ * towards message_size_limit). */
+static size_t
+line_length(struct evbuffer *in, const struct evbuffer_ptr *p)
+{
+	char cr = 0;
+	struct evbuffer_ptr before;
+
+	if (p->pos == 0 || evbuffer_ptr_set(in, &before, (size_t)p->pos - 1, EVBUFFER_PTR_SET) == -1 ||
+	    evbuffer_copyout_from(in, &before, &cr, 1) != 1)
+		return (size_t)p->pos;
+	return (size_t)p->pos - (cr == '\r');
+}
+
 static void
 read_lines(struct client *cl)
 {
@@ -223,7 +237,8 @@ read_lines(struct client *cl)
 		struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_LF);
 		size_t have = evbuffer_get_length(in);
 
-		if (p.pos == -1 ? have > limit : (size_t)p.pos > limit) {
+		/* Without its end yet, a line may still get a CR before the LF. */
+		if (p.pos == -1 ? have > limit + 1 : line_length(in, &p) > limit) {
 			oversized(cl, in, p.pos == -1 ? have : (size_t)p.pos);
 			evbuffer_drain(in, have);
 			return;

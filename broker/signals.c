@@ -93,6 +93,8 @@ reload(struct broker *b)
 	if ((rc = broker_reload(b)) == 0) {
 		broker_apply_logging(b);
 		children_config(b);
+		sys_stop(b);		/* sys_interval may have changed */
+		sys_start(b);
 	}
 	children_retry_failed(b);
 	notify_ready(rc == 0 ? "configuration reloaded" :

@@ -558,18 +558,20 @@ def settings_table():
 STATUS_MASTER_RE = re.compile(
     r"pid (?P<pid>\d+) uptime (?P<uptime>\d+)s clients (?P<clients>\d+) "
     r"topics (?P<topics>\d+) messages in (?P<messages_in>\d+) out (?P<messages_out>\d+) "
-    r"bytes in (?P<bytes_in>\d+) out (?P<bytes_out>\d+)$")
+    r"bytes in (?P<bytes_in>\d+) out (?P<bytes_out>\d+) stored (?P<stored>\d+)"
+    r"(?P<store_full> FULL .*)?$")
 STATUS_TOPIC_RE = re.compile(r"broker\[\d+\]: notice: status: topic (.+?) (pid \d+ \w+ .*)\n")
 STATUS_TOPIC_FIGURES_RE = re.compile(
-    r"pid (?P<pid>\d+) (?P<state>\w+) uptime (?P<uptime>\d+)s restarts (?P<restarts>\d+) "
+    r"pid (?P<pid>\d+) (?P<state>\w+)(?P<full> full)?(?P<probing> probing)? "
+    r"uptime (?P<uptime>\d+)s restarts (?P<restarts>\d+) poisoned (?P<poisoned>\d+) "
     r"subs (?P<subs>\d+) online (?P<online>\d+) messages (?P<messages>\d+) "
-    r"bytes (?P<bytes>\d+) seq (?P<seq>\d+) lag (?P<lag>\d+) "
+    r"bytes (?P<bytes>\d+) disk (?P<disk>\d+) seq (?P<seq>\d+) lag (?P<lag>\d+) "
     r"oldest_unacked (?P<oldest_unacked>\d+)ms held (?P<held>\d+)$")
 STATUS_TOPICD_RE = re.compile(
     r"pid (?P<pid>\d+) subs (?P<subs>\d+) online (?P<online>\d+) "
     r"seq (?P<first_seq>\d+)\.\.(?P<next_seq>\d+) messages (?P<messages>\d+) "
-    r"bytes (?P<bytes>\d+) lag (?P<lag>\d+) oldest-unacked (?P<oldest_unacked>\d+) ms "
-    r"commits (?P<commits>\d+) ")
+    r"bytes (?P<bytes>\d+) disk (?P<disk>\d+)(?: full \w+)? lag (?P<lag>\d+) "
+    r"oldest-unacked (?P<oldest_unacked>\d+) ms commits (?P<commits>\d+) ")
 
 
 def _figures(text, rx):
@@ -578,7 +580,7 @@ def _figures(text, rx):
     m = rx.match(text)
     if m is None:
         raise HarnessError("status line %r does not have the layout %r" % (text, rx.pattern))
-    return {k: int(v) if v.isdigit() else v for k, v in m.groupdict().items()}
+    return {k: int(v) if v is not None and v.isdigit() else v for k, v in m.groupdict().items()}
 
 
 # ---------------------------------------------------------------- clients

@@ -140,14 +140,8 @@ def test_large_json_messages_arrive_intact_and_in_order(mqtt_broker):
     check_arrivals(r, topic, [m.encode("utf-8") for m in sent], 2)
 
 
-CR_COUNTS = pytest.mark.xfail(strict=True, reason="broker bug: the CR of a CRLF line counts "
-                              "towards message_size_limit (read_lines() in broker/client.c "
-                              "compares the offset of the LF), so a line of exactly the limit "
-                              "is taken with LF and refused with CRLF")
-
-
 @pytest.mark.parametrize("eol", [pytest.param(b"\n", id="lf"),
-                                 pytest.param(b"\r\n", id="crlf", marks=CR_COUNTS)])
+                                 pytest.param(b"\r\n", id="crlf")])
 def test_json_line_of_message_size_limit_is_taken_and_one_byte_more_refused(broker_factory,
                                                                            eol):
     b = broker_factory({"message_size_limit": LIMIT})
@@ -168,7 +162,8 @@ def test_json_line_of_message_size_limit_is_taken_and_one_byte_more_refused(brok
     rec = wait_dead_letter(dlq, "oversized")
     check_dead_letter(rec, "oversized", ports=[b.publisher_port])
     assert over.startswith(rec["msg"]), rec["msg"][:100]
-    pub.publish("limit/json", "after")          # the connection goes on
+    pub.expect_closed()                         # an ERROR line ends the connection
+    b.publisher().publish("limit/json", "after")
     assert cons.wait_messages(2, "limit/json")[1] == "after"
     cons.pump_for(QUIET)
     assert len(cons.messages("limit/json")) == 2, "the line over the limit was taken"
