@@ -179,7 +179,7 @@ def test_pubrel_sends_are_limited_too(rbroker):
     c.expect("OK")
     lines = sends(c, ATTEMPTS, "PUBREL")
     rel = lines[0][1]
-    assert json.loads(rel) == {"type": "PUBREL", "msgId": p["msgId"]}
+    assert json.loads(rel) == {"type": "PUBREL", "msgId": p["msgId"], "topic": "rm"}
     assert [r for _, r in lines] == [rel] * ATTEMPTS, \
         "expected the PUBREL %d times, got %r" % (ATTEMPTS, [r for _, r in lines])
     check_spacing(t0, [t for t, _ in lines], "PUBREL")
