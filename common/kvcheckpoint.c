@@ -206,8 +206,9 @@ kvc_due(const struct kv *kv)
 	    journal > kv->index_bytes && journal >= kv->ckpt_defer;
 }
 
-/* Starts a checkpoint of everything written so far: the current segment
- * must be synced (the caller makes sure).  wait: do it now, in the caller. */
+/* Starts a checkpoint of everything written so far: nothing may be
+ * pending and the current segment must be synced (the caller makes sure).
+ * wait: do it now, in the caller. */
 int
 kvc_begin(struct kv *kv, bool wait)
 {

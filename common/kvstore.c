@@ -338,8 +338,9 @@ sync_done(struct kv *kv, struct kv_job *j)
 	return 1;
 }
 
-/* After a job: the next sync, or a checkpoint when one is due and the
- * current segment is synced (a segment is complete before the next). */
+/* After a job: the next sync, or a checkpoint when one is due, the
+ * current segment is synced (a segment is complete before the next) and
+ * nothing is pending (its offsets are in the current segment). */
 static void
 next_job(struct kv *kv)
 {
@@ -349,7 +350,7 @@ next_job(struct kv *kv)
 		(void)kv_sync_async(kv);
 		return;
 	}
-	if (kvc_due(kv) && !kvs_current(kv)->dirty)
+	if (kvc_due(kv) && !kvs_current(kv)->dirty && kv->npending == 0)
 		(void)kvc_begin(kv, false);
 }
 

@@ -37,12 +37,14 @@
  *
  * Output, one line on stdout:
  *   sent=N received=N dups=N lost=N seconds=S pub_rate=R/s rate=R/s
- *   p50_us=X p99_us=Y
+ *   p50_us=X p99_us=Y gap_ms=G ack_gap_ms=A
  * sent counts publishes, received the distinct deliveries (with fan-out,
  * up to sent times the subscribers of each topic), seconds runs from the
  * first publish to the last delivery, pub_rate is sent over the time to
  * the last publish (QoS 0) or acknowledgement, rate is received over
- * seconds.  Exit status 1 on an error (refused connection, SUBACK
+ * seconds; gap_ms is the longest time between two deliveries to one
+ * subscriber, ack_gap_ms the longest a publisher with messages in flight
+ * waited for an acknowledgement.  Exit status 1 on an error (refused connection, SUBACK
  * failure, malformed or unexpected packet, disconnect, stall), on a lost
  * message at QoS 1 or 2, and on a duplicate at QoS 0 or 2; usage errors
  * exit 2.  Losses at QoS 0 are reported, not errors. */
@@ -103,6 +105,7 @@ struct conn {
 	unsigned		 inflight;
 	uint64_t		 seq;		/* messages published */
 	bool			 blocked;	/* by a subscriber's backlog */
+	uint64_t		 last_at;	/* last delivery (sub) or ack (pub), ns */
 	/* subscribers: seen[p] is a bitmap of publisher p's sequences */
 	uint64_t		**seen;
 	size_t			*seen_words;
@@ -136,6 +139,9 @@ struct load {
 	uint64_t		 rate_sent;
 	uint64_t		 t_open, t_start, t_pub_end, t_recv_end, t_progress, t_drain;
 	uint64_t		 hist[H_BUCKETS];
+	uint64_t		 gap, ack_gap;	/* longest, ns: between deliveries to one
+						 * subscriber; between acks of one
+						 * publisher with messages in flight */
 };
 
 static uint64_t
@@ -401,7 +407,8 @@ pub_send(struct conn *c)
 	if (ld->qos > 0) {
 		pub.packet_id = pid_new(c);
 		c->pids[pub.packet_id] = PS_ACK;
-		c->inflight++;
+		if (c->inflight++ == 0)
+			c->last_at = u64;	/* waiting for an ack from now on */
 		ld->inflight++;
 	}
 	if (mqtt_enc_publish(&c->w, &pub) == -1)
@@ -634,6 +641,9 @@ sub_publish(struct conn *c, const struct mqtt_publish *m)
 	if (ld->nblocked > 0 && c->due - c->got - c->skipped < ld->backlog)
 		unblock(ld);
 	ld->hist[h_bucket(t > t0 ? (t - t0) / 1000 : 0)]++;
+	if (c->last_at != 0 && t - c->last_at > ld->gap)
+		ld->gap = t - c->last_at;
+	c->last_at = t;
 	ld->t_recv_end = ld->t_progress = t;
 	check_done(ld);
 }
@@ -657,6 +667,9 @@ pub_ack(struct conn *c, uint8_t type, uint16_t pid)
 	c->inflight--;
 	ld->inflight--;
 	ld->t_progress = ld->t_pub_end = now_ns();
+	if (c->last_at != 0 && ld->t_progress - c->last_at > ld->ack_gap)
+		ld->ack_gap = ld->t_progress - c->last_at;
+	c->last_at = c->inflight > 0 ? ld->t_progress : 0;
 	pub_pump(c);
 	check_done(ld);
 }
@@ -1003,11 +1016,12 @@ report(struct load *ld)
 	int rc = 0;
 
 	printf("sent=%llu received=%llu dups=%llu lost=%llu seconds=%.3f pub_rate=%.1f/s "
-	    "rate=%.1f/s p50_us=%.0f p99_us=%.0f\n", (unsigned long long)ld->sent,
+	    "rate=%.1f/s p50_us=%.0f p99_us=%.0f gap_ms=%.1f ack_gap_ms=%.1f\n",
+	    (unsigned long long)ld->sent,
 	    (unsigned long long)ld->received, (unsigned long long)ld->dups,
 	    (unsigned long long)lost, secs, psecs > 0 ? (double)ld->sent / psecs : 0.0,
 	    secs > 0 ? (double)ld->received / secs : 0.0, percentile(ld, 50.0),
-	    percentile(ld, 99.0));
+	    percentile(ld, 99.0), (double)ld->gap / 1e6, (double)ld->ack_gap / 1e6);
 	fflush(stdout);
 	if (ld->errors > 0) {
 		fprintf(stderr, "mqtt_load: %llu errors\n", (unsigned long long)ld->errors);

@@ -473,6 +473,48 @@ test_background(void **state)
 	free(buf);
 }
 
+/* A checkpoint is due while a batch is being put together (the caller's
+ * loop polls between two records): it must not start then, or the
+ * batch's values would be written to a segment other than the one they
+ * were placed in. */
+static void
+test_no_checkpoint_under_a_pending_batch(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t *buf = malloc(BIG);
+	struct kv_stats st;
+	struct kv *kv = open_store(fx, 128 * 1024, 0);
+
+	assert_non_null(buf);
+	for (unsigned i = 0; i < 8; i++) {
+		put_big(kv, i, buf);
+		put_big(kv, 200 + i, buf);
+		put_big(kv, 300 + i, buf);
+		assert_int_equal(kv_commit(kv), 0);	/* a checkpoint starts */
+		put_big(kv, 400 + i, buf);
+		put_big(kv, 500 + i, buf);
+		put_big(kv, 600 + i, buf);
+		assert_int_equal(kv_commit(kv), 0);	/* while it runs: the next is due */
+		put_big(kv, 100 + i, buf);		/* pending */
+		for (int k = 0; k < 20; k++) {
+			assert_true(kv_poll(kv) >= 0);
+			usleep(1000);
+		}
+		expect_big(kv, 100 + i, buf);
+		assert_int_equal(kv_commit(kv), 0);
+		expect_big(kv, 100 + i, buf);
+	}
+	kv_get_stats(kv, &st);
+	assert_true(st.checkpoints >= 1);
+	assert_int_equal(kv_close(kv), 0);
+	kv = open_store(fx, 128 * 1024, 0);
+	for (unsigned i = 0; i < 8; i++)
+		for (unsigned k = 0; k < 7; k++)
+			expect_big(kv, k * 100 + i, buf);
+	assert_int_equal(kv_close(kv), 0);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -485,6 +527,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format1_converted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_background, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_checkpoint_under_a_pending_batch, setup,
+		    teardown),
 	};
 
 	log_init("test_kvsegments", LOG_LVL_ERR, LOG_DEST_STDERR, NULL);
