@@ -12,7 +12,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 # a marked payload, as on a poison record).
 TEST_HOOKS := -DBROKER_TEST_HOOKS
 
-.PHONY: all deps run check unit unit-san e2e san clean fuzz fuzz-regress bench install uninstall manlint
+.PHONY: all deps run check unit unit-san e2e load san clean fuzz fuzz-regress bench install uninstall manlint
 all:
 	@$(BUILD) OBJ=build/release BROKER_BIN=broker/broker TOPICD_BIN=topicd/topicd
 
@@ -87,6 +87,7 @@ check: deps
 	@$(MAKE) fuzz-regress
 	@$(MAKE) unit unit-san
 	@$(MAKE) e2e
+	@$(MAKE) load
 
 # The man pages must lint clean: mandoc -Tlint reports nothing.  It runs
 # in man/ so that the pages' references to each other resolve.  When it
@@ -154,11 +155,18 @@ uninstall:
 # starts its own release brokers on free ports.
 MQTT_LOAD_SRC := tests/bench/mqtt_load.c broker/mqtt_codec.c broker/mqtt_decode.c \
 	common/marshal.c common/topic.c common/xmalloc.c common/log.c common/fdio.c
-bench: all
+build/bench/mqtt_load: $(MQTT_LOAD_SRC) $(wildcard broker/mqtt_codec.h common/*.h)
 	@mkdir -p build/bench
 	@echo "  CC      build/bench/mqtt_load"
 	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Icommon -Ibroker \
 		-o build/bench/mqtt_load $(MQTT_LOAD_SRC) $$(pkg-config --cflags --libs libevent_core)
+
+# Sustained load at the default settings, against the release build: every
+# message delivered, none dead-lettered, no stall (tests/load/).
+load: all build/bench/mqtt_load
+	@tests/run-load
+
+bench: all build/bench/mqtt_load
 	@echo "  CC      build/bench/json_load"
 	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o build/bench/json_load \
 		tests/bench/json_load.c $$(pkg-config --cflags --libs libevent_core)
