@@ -3,6 +3,7 @@ broker go on working (on the same and on another connection), and the
 dead-letter record where one is due."""
 
 import itertools
+import re
 import time
 
 import pytest
@@ -547,3 +548,28 @@ def test_publisher_with_lf_only_after_bad_input(env):
     env.publisher_works(pub)
     env.dead_letter("invalid_json", "{", env.broker.publisher_port)
     env.check_clean()
+
+
+def test_an_mqtt_publish_past_max_topics_is_not_acknowledged(mqtt_factory):
+    """Past max_topics a PUBLISH to a new topic cannot be stored: no PUBACK,
+    the connection is closed (the client sends it again later), nothing is
+    dead-lettered, and the refusals are logged at most once a second."""
+    from mqtt_helpers import PUBACK, connected_client, publish_packet
+    b = mqtt_factory({"max_topics": 3, "log_type": "information"})
+    c = connected_client(b.mqtt_port, "mt-mqtt")
+    for i in range(3):
+        c.send(publish_packet("mtq/%d" % i, b"m", 1, i + 1))
+        c.expect(PUBACK, pid=i + 1)
+    closed = 0
+    for i in range(3, 23):
+        c.send(publish_packet("mtq/%d" % i, b"m", 1, i + 1))
+        c.expect_closed()
+        closed += 1
+        c = connected_client(b.mqtt_port, "mt-mqtt")
+    assert closed == 20
+    log = b.log_text()
+    assert len(re.findall(r"topic mtq/\d+ refused: \d+ topics, max_topics is 3", log)) <= 3, log
+    assert "PUBLISH to mtq/3 not stored (too many topics (max_topics)): not acknowledged" in log
+    assert not list((b.data_dir / "topics").glob("%24DLQ.*")), "nothing is dead-lettered"
+    c.send(publish_packet("mtq/0", b"known", 1, 99))      # known topics go on
+    c.expect(PUBACK, pid=99)
