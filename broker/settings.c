@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipc.h"
 #include "log.h"
 #include "topic.h"
 #include "xmalloc.h"
@@ -20,6 +21,11 @@ static const char *check_topic_name(const char *);
 static const char *check_sync_policy(const char *);
 static const char *check_log_dest(const char *);
 static const char *check_log_type(const char *);
+
+/* message_size_limit's bound is what one record between the processes may
+ * carry (common/ipc.h). */
+#define MESSAGE_SIZE_BOUND 268435456
+_Static_assert(MESSAGE_SIZE_BOUND == IPC_MAX_MESSAGE, "message_size_limit's bound");
 
 const struct conf_key settings_table[] = {
 	/* Where things are. */

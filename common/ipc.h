@@ -33,7 +33,11 @@ struct ipc_hdr {
 
 #define IPC_HDR_SIZE	 sizeof(struct ipc_hdr)
 #define IPC_MAX_INLINE	 (32u * 1024)		/* larger bodies go by memfd */
-#define IPC_MAX_BODY	 (512u * 1024 * 1024)	/* hard cap on any body */
+/* The largest message_size_limit there can be; a record carries at most
+ * one message, its topic and some fields.  A larger record is a protocol
+ * error: the peer that sent it (a topicd) is killed. */
+#define IPC_MAX_MESSAGE	 (256u * 1024 * 1024)
+#define IPC_MAX_BODY	 (IPC_MAX_MESSAGE + 128u * 1024)
 
 struct ipc_msg {
 	uint16_t type;
