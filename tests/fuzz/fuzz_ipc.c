@@ -1,7 +1,8 @@
 /* libFuzzer target for the IPC record codec and ipc_recv().
  *
  * Input: one selector byte, then the data.
- *   selector & 0x0f  0..14: the data goes to that dec_* decoder; 15: to all.
+ *   selector & 0x0f  0..14: the data goes to that dec_* decoder (the first 15
+ *                    of the table below); 15: to all of them.
  *   selector & 0x30  what rides with the datagram: 0x00 nothing, 0x10 a pipe's
  *                    write end, 0x20 a sealed memfd, 0x30 an unsealed memfd.
  *                    With a memfd, the datagram is the first 8 bytes of the
@@ -80,6 +81,17 @@ ROUND_TRIP(deadletter)
 ROUND_TRIP(stats)
 ROUND_TRIP(deliver)
 ROUND_TRIP(deliver_rel)
+ROUND_TRIP(full)
+
+/* ROOM and RESUME: no body. */
+static int
+rt_empty(const uint8_t *b, size_t n)
+{
+	if (dec_empty(b, n) != 0)
+		return -1;
+	check(n == 0);
+	return 0;
+}
 
 static const struct {
 	uint16_t type;
@@ -92,7 +104,8 @@ static const struct {
 	{ IPC_DLQ_DONE, rt_dlq_done }, { IPC_READY, rt_ready },
 	{ IPC_DONE, rt_done }, { IPC_DEADLETTER, rt_deadletter },
 	{ IPC_STATS, rt_stats }, { IPC_DELIVER, rt_deliver },
-	{ IPC_DELIVER_REL, rt_deliver_rel },
+	{ IPC_DELIVER_REL, rt_deliver_rel }, { IPC_FULL, rt_full },
+	{ IPC_ROOM, rt_empty }, { IPC_RESUME, rt_empty },
 };
 #define NDEC (sizeof(decoders) / sizeof(decoders[0]))
 
@@ -208,7 +221,7 @@ run_input(const uint8_t *data, size_t size)
 	struct ipc_msg m;
 	int fd = -1, rc;
 
-	if ((data[0] & 0x0f) < NDEC)
+	if ((data[0] & 0x0f) < 15)
 		decode(data[0] & 0x0f, p, n);
 	else
 		for (size_t i = 0; i < NDEC; i++)
@@ -349,6 +362,7 @@ main(int argc, char **argv)
 	SEED(13, deliver, .topic = "a/b", .seq = 1, .qos = 2, .flags = DF_DUP,
 	     .payload = pl, .payload_len = sizeof(pl));
 	SEED(14, deliver_rel, .topic = "a/b", .seq = 1);
+	SEED(15, full, .reason = "max_topic_size");
 
 	/* A record whose body is in a sealed memfd, and an unsealed one. */
 	struct ipc_hdr h = { .type = IPC_DELIVER, .flags = IPC_F_MEMFD };
