@@ -200,30 +200,39 @@ dead_letter_head(struct sub *s)
 	return false;
 }
 
-/* The retained message, unless the subscriber gets it from the log anyway. */
+/* The retained message, unless the subscriber gets it from the log anyway.
+ * At QoS 1 and 2 its exchange is remembered (ret_seq, ret_state), so that
+ * a session that comes back gets it again, as MQTT 4.4 asks. */
 static int
-send_retained(struct sub *s)
+send_retained(struct sub *s, bool again)
 {
 	struct topicd *td = s->td;
 	struct rec_deliver d;
 	struct msg m;
 	int rc;
 
-	if (!td->has_retained || td->retained_seq >= s->cursor || !retain_get(td, &m)) {
-		s->want_retained = false;
+	if (!td->has_retained || (!again && td->retained_seq >= s->cursor) ||
+	    (again && td->retained_seq != s->ret_seq) || !retain_get(td, &m)) {
+		if (again) {
+			s->ret_state = 0;	/* replaced since: that exchange is over */
+			sub_dirty(s);
+		}
 		return SEND_OK;
 	}
 	d.topic = td->topic;
 	d.seq = m.seq;
 	d.qos = deliver_qos(s, &m);
-	d.flags = DF_RETAIN | ((m.flags & PF_JSON) ? DF_JSON : 0);
+	d.flags = DF_RETAIN | (again ? DF_DUP : 0) | ((m.flags & PF_JSON) ? DF_JSON : 0);
 	d.payload = m.payload;
 	d.payload_len = m.len;
 	wbuf_reset(&td->wb);
 	enc_deliver(&td->wb, &d);
 	msg_release(&m);
-	if ((rc = sub_send(s, IPC_DELIVER)) == SEND_OK)
-		s->want_retained = false;
+	if ((rc = sub_send(s, IPC_DELIVER)) == SEND_OK && d.qos > 0) {
+		s->ret_seq = d.seq;
+		s->ret_state = FL_SENT;
+		sub_dirty(s);
+	}
 	return rc;
 }
 
@@ -294,8 +303,16 @@ deliver_pump(struct sub *s)
 		if (dead_letter_head(s))
 			return;
 	}
-	if (s->want_retained && send_retained(s) != SEND_OK)
-		return;
+	if (s->ret_resend) {
+		if (send_retained(s, true) != SEND_OK)
+			return;
+		s->ret_resend = false;
+	}
+	if (s->want_retained) {
+		if (send_retained(s, false) != SEND_OK)
+			return;
+		s->want_retained = false;
+	}
 	if (s->retained_rel != 0) {
 		if (send_rel(s, s->retained_rel) != SEND_OK)
 			return;
@@ -345,6 +362,10 @@ deliver_attach(struct sub *s, int fd, const struct rec_attach *r)
 	for (uint32_t i = 0; i < s->nfl; i++)
 		s->fl[i].resend = s->fl[i].state != FL_DONE;
 	s->want_retained = (r->flags & AF_RETAINED) != 0;
+	/* A retained message's exchange left unfinished goes on. */
+	s->ret_resend = s->ret_state == FL_SENT;
+	if (s->ret_state == FL_RECEIVED)
+		s->retained_rel = s->ret_seq;
 	s->check_head = true;
 	td->nonline++;
 	sub_dirty(s);
@@ -382,6 +403,7 @@ deliver_offline(struct sub *s)
 	s->blocked = false;
 	s->want_retained = false;
 	s->retained_rel = 0;
+	s->ret_resend = false;
 	s->td->nonline--;
 	s->td->stats_dirty = true;
 }
@@ -392,11 +414,16 @@ deliver_ack(struct topicd *td, const struct rec_ack *r)
 	struct sub *s = sub_find(td, r->subkey);
 	struct flight *f = s != NULL ? sub_flight(s, r->seq) : NULL;
 
-	if (f == NULL && s != NULL && r->kind == ACK_PUBREC && r->seq < s->cursor) {
-		/* A retained message sent on subscribe is not in the log's
-		 * window: its QoS 2 exchange needs no state here, only the
-		 * PUBREL (sent after this batch, like every other). */
-		s->retained_rel = r->seq;
+	if (f == NULL && s != NULL && s->ret_state != 0 && r->seq == s->ret_seq) {
+		/* The retained message sent on subscribe, outside the log's
+		 * window: PUBACK or PUBCOMP end it; PUBREC is made durable
+		 * and the PUBREL goes after this batch, like every other. */
+		s->ret_state = r->kind == ACK_PUBREC ? FL_RECEIVED : 0;
+		if (r->kind == ACK_PUBREC) {
+			s->retained_rel = r->seq;
+			td->need_sync = true;
+		}
+		sub_dirty(s);
 		deliver_wake(s);
 		return;
 	}

@@ -3,7 +3,9 @@
  *
  * Record under "C" subkey: version(u8) cursor(u64) mode(u8) qos(u8)
  * window(u16) parked(u8) n(u32), then n entries state(u8) attempts(u32)
- * for the messages cursor, cursor + 1, ... */
+ * for the messages cursor, cursor + 1, ...; since version 2 then the
+ * retained message in flight to it: seq(u64) state(u8, 0 for none).
+ * Version 1 records are read as without one. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,7 @@
 #include "topicd.h"
 #include "xmalloc.h"
 
-#define SUB_VERSION 1
+#define SUB_VERSION 2
 
 int
 sub_cmp(struct sub *a, struct sub *b)
@@ -138,6 +140,8 @@ sub_encode(struct wbuf *w, const struct sub *s)
 		put_u8(w, s->fl[i].state);
 		put_u32(w, s->fl[i].attempts);
 	}
+	put_u64(w, s->ret_seq);
+	put_u8(w, s->ret_state);
 }
 
 static int
@@ -155,7 +159,7 @@ sub_decode(struct sub *s, const void *p, size_t n)
 	get_u16(&r, &s->window);
 	get_u8(&r, &parked);
 	get_u32(&r, &nfl);
-	if (r.err || version != SUB_VERSION || nfl > r.left / 5)
+	if (r.err || (version != 1 && version != SUB_VERSION) || nfl > r.left / 5)
 		return -1;
 	s->parked = parked != 0;
 	for (uint32_t i = 0; i < nfl; i++) {
@@ -167,6 +171,12 @@ sub_decode(struct sub *s, const void *p, size_t n)
 			return -1;
 		f = sub_push(s, state);
 		get_u32(&r, &f->attempts);
+	}
+	if (version >= 2) {
+		get_u64(&r, &s->ret_seq);
+		get_u8(&r, &s->ret_state);
+		if (s->ret_state != 0 && s->ret_state != FL_SENT && s->ret_state != FL_RECEIVED)
+			return -1;
 	}
 	if (s->window == 0)
 		s->window = 1;

@@ -298,9 +298,6 @@ def test_retained_qos2_delivery_is_a_whole_exchange_on_the_wire(mqtt_broker):
     c.expect_silence(QUIET)
 
 
-@pytest.mark.xfail(strict=True, reason="broker bug: a retained QoS 2 delivery keeps no "
-                   "state, so a persistent session that reconnects in the middle of its "
-                   "exchange gets neither the PUBLISH nor the PUBREL again")
 def test_retained_qos2_pubrel_is_resent_when_the_session_reconnects(mqtt_broker):
     """The connection ends after the subscriber's PUBREC: the PUBREL is
     unacknowledged, and the broker must send it again, with the same packet
@@ -324,9 +321,6 @@ def test_retained_qos2_pubrel_is_resent_when_the_session_reconnects(mqtt_broker)
     c.expect_silence(QUIET)
 
 
-@pytest.mark.xfail(strict=True, reason="broker bug: a retained QoS 2 delivery keeps no "
-                   "state, so a persistent session that reconnects in the middle of its "
-                   "exchange gets neither the PUBLISH nor the PUBREL again")
 def test_retained_qos2_publish_is_resent_when_the_session_reconnects(mqtt_broker):
     """The connection ends before the subscriber answers the retained
     PUBLISH: it is unacknowledged, and the broker must send it again, with

@@ -1,5 +1,6 @@
 /* topicd's store layer without processes: the log, staging and release,
  * subscribers' cursors, trimming, and what survives a reopen. */
+#include <errno.h>
 #include <ftw.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -406,6 +407,62 @@ test_retained(void **state)
 	assert_int_equal(retain_get(td, &got), 0);
 }
 
+static void
+put_sub_record(struct topicd *td, const char *key, uint8_t version, uint8_t extra)
+{
+	struct wbuf k, w;
+
+	wbuf_init(&k);
+	wbuf_init(&w);
+	put_u8(&k, 'C');
+	put_raw(&k, key, strlen(key));
+	put_u8(&w, version);
+	put_u64(&w, 5);			/* cursor */
+	put_u8(&w, MODE_MQTT);
+	put_u8(&w, 2);			/* qos */
+	put_u16(&w, 20);		/* window */
+	put_u8(&w, 0);			/* parked */
+	put_u32(&w, 0);			/* in flight */
+	if (version >= 2) {
+		put_u64(&w, 3);		/* the retained message in flight */
+		put_u8(&w, extra);
+	}
+	assert_int_equal(kv_put(td->kv, k.data, k.len, w.data, w.len), 0);
+	assert_int_equal(kv_commit(td->kv), 0);
+	wbuf_free(&k);
+	wbuf_free(&w);
+}
+
+/* A subscriber record of version 1 (before retained exchanges were
+ * kept) is read; one of an unknown version stops the store. */
+static void
+test_subscriber_record_versions(void **state)
+{
+	struct fx *f = *state;
+	struct sub *s;
+
+	hold(&f->td);
+	for (uint64_t i = 0; i < 6; i++)
+		append(&f->td, "m", 1);
+	put_sub_record(&f->td, "m/v1", 1, 0);
+	put_sub_record(&f->td, "m/v2", 2, FL_RECEIVED);
+	fx_reopen(f);
+	assert_non_null(s = sub_find(&f->td, "m/v1"));
+	assert_int_equal(s->cursor, 5);
+	assert_int_equal(s->ret_state, 0);
+	assert_non_null(s = sub_find(&f->td, "m/v2"));
+	assert_int_equal(s->ret_state, FL_RECEIVED);
+	assert_int_equal(s->ret_seq, 3);
+	put_sub_record(&f->td, "m/v9", 9, 0);
+	fx_close(f);
+	topicd_init(&f->td, "a/b", f->dir, false);
+	errno = 0;
+	assert_int_equal(topicd_open(&f->td), -1);
+	assert_int_equal(errno, EUCLEAN);
+	topicd_close(&f->td);
+	f->td.topic = NULL;
+}
+
 int
 main(void)
 {
@@ -420,6 +477,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_next_seq_from_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_topic_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retained, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_subscriber_record_versions, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
