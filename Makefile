@@ -11,6 +11,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 # The test build also has hooks the fault tests use (a topicd that aborts on
 # a marked payload, as on a poison record).
 TEST_HOOKS := -DBROKER_TEST_HOOKS
+include mk/codec.mk
 
 .PHONY: all deps run check unit unit-san e2e load san clean fuzz fuzz-regress bench install uninstall manlint
 all:
@@ -56,10 +57,10 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_RUNS := 3000
 FUZZ_EXTRA_conf :=
 FUZZ_EXTRA_ipc  :=
-FUZZ_EXTRA_json := broker/json_codec.c
-FUZZ_EXTRA_mqtt := broker/mqtt_codec.c broker/mqtt_decode.c
+FUZZ_EXTRA_json := broker/json/codec.c
+FUZZ_EXTRA_mqtt := broker/mqtt/codec.c broker/mqtt/decode.c
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard common/*.c) broker/json_codec.c broker/mqtt_codec.c broker/mqtt_decode.c
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard common/*.c common/*.h) $(CODEC_SRC)
 	@mkdir -p $(@D)
 	@echo "  FUZZ    $@"
 	@clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_EXTRA_$*) common/*.c $(FUZZ_LIBS)
@@ -153,9 +154,9 @@ uninstall:
 # with mosquitto (tests/bench/run-mqtt-bench, when /usr/sbin/mosquitto is
 # installed) and the JSON-lines publisher benchmark (run-json-bench); each
 # starts its own release brokers on free ports.
-MQTT_LOAD_SRC := tests/bench/mqtt_load.c broker/mqtt_codec.c broker/mqtt_decode.c \
+MQTT_LOAD_SRC := tests/bench/mqtt_load.c broker/mqtt/codec.c broker/mqtt/decode.c \
 	common/marshal.c common/topic.c common/xmalloc.c common/log.c common/fdio.c
-build/bench/mqtt_load: $(MQTT_LOAD_SRC) $(wildcard broker/mqtt_codec.h common/*.h)
+build/bench/mqtt_load: $(MQTT_LOAD_SRC) $(wildcard broker/mqtt/mqtt_codec.h common/*.h)
 	@mkdir -p build/bench
 	@echo "  CC      build/bench/mqtt_load"
 	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Icommon -Ibroker \

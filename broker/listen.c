@@ -16,15 +16,15 @@
 #define ACCEPT_PAUSE_MS 1000
 
 struct listener_spec {
-	enum client_kind kind;
+	const struct proto *proto;
 	const char *what;
 	const char *key;	/* the setting of its port */
 };
 
 static const struct listener_spec specs[] = {
-	{ CL_JSON_CONSUMER, "JSON-lines consumers", "json_consumer_port" },
-	{ CL_JSON_PUBLISHER, "JSON-lines publishers", "json_publisher_port" },
-	{ CL_MQTT, "MQTT", "mqtt_port" },
+	{ &json_consumer_proto, "JSON-lines consumers", "json_consumer_port" },
+	{ &json_publisher_proto, "JSON-lines publishers", "json_publisher_port" },
+	{ &mqtt_proto, "MQTT", "mqtt_port" },
 };
 
 static void
@@ -70,7 +70,7 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		close(fd);
 		return;
 	}
-	client_new(b, fd, specs[i].kind, desc, (int)listener_port(b, i));
+	client_new(b, fd, specs[i].proto, desc, (int)listener_port(b, i));
 }
 
 static void

@@ -120,7 +120,7 @@ privs_log_unwritable(const char *dir, const char *path, int err)
 
 /* The name of a uid, for messages. */
 static void
-owner_name(uid_t uid, char *buf, size_t len)
+uid_name(uid_t uid, char *buf, size_t len)
 {
 	struct passwd *pw = getpwuid(uid);
 
@@ -151,7 +151,7 @@ check_owner(const char *path, const char *user, uid_t uid, const char *top, bool
 		return -1;
 	}
 	if (st.st_uid != uid) {
-		owner_name(st.st_uid, who, sizeof(who));
+		uid_name(st.st_uid, who, sizeof(who));
 		log_errx("data directory %s belongs to %s, not to user %s: give it to %s "
 		    "(chown -R %s: %s) or set user", path, who, user, user, user, top);
 		return -1;

@@ -114,15 +114,23 @@ broker_title(struct broker *b)
 	b->title_dirty = false;
 }
 
+#define MAINTAIN_TICKS 10	/* seconds between syncs of the session store */
+
+/* Once a second: the title, sessions past persistent_client_expiration;
+ * every MAINTAIN_TICKS, the session store is synced. */
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct broker *b = arg;
+	static unsigned ticks;
 
 	(void)fd;
 	(void)what;
 	if (b->title_dirty)
 		broker_title(b);
+	sessions_expire(b);
+	if (++ticks % MAINTAIN_TICKS == 0)
+		store_maintain(b);
 }
 
 /* -d, the classic way: fork, setsid, chdir /.  The parent waits on a pipe
@@ -254,6 +262,7 @@ open_stores(struct broker *b)
 	if (store_open(b) == -1)
 		return -1;
 	durable_init(b);
+	mqtt_init(b);
 	log_store_opened("sessions", b->store);
 	return 0;
 }
@@ -325,7 +334,6 @@ broker_run(struct broker *b)
 
 	RB_INIT(&b->children);
 	RB_INIT(&b->clients);
-	RB_INIT(&b->consumers);
 	TAILQ_INIT(&b->gated);
 	TAILQ_INIT(&b->waiters);
 	b->lock_fd = -1;

@@ -13,6 +13,7 @@
 void
 enc_config(struct wbuf *w, const struct rec_config *r)
 {
+	put_u32(w, r->version);
 	put_u32(w, r->retry_ms);
 	put_u32(w, r->max_attempts);
 	put_u32(w, r->checkpoint_kib);
@@ -29,6 +30,7 @@ int
 dec_config(const void *body, size_t len, struct rec_config *r)
 {
 	DEC_BEGIN(body, len);
+	get_u32(&rb, &r->version);
 	get_u32(&rb, &r->retry_ms);
 	get_u32(&rb, &r->max_attempts);
 	get_u32(&rb, &r->checkpoint_kib);
@@ -363,6 +365,17 @@ dec_deliver_rel(const void *body, size_t len, struct rec_deliver_rel *r)
 	get_str(&rb, &r->topic);
 	get_u64(&rb, &r->seq);
 	DEC_END();
+}
+
+uint32_t
+ipc_version_of(const void *body, size_t len)
+{
+	struct rbuf rb;
+	uint32_t v = 0;
+
+	rbuf_init(&rb, body, len);
+	get_u32(&rb, &v);
+	return rb.err ? 0 : v;
 }
 
 const char *

@@ -27,7 +27,11 @@
 
 #include "marshal.h"
 
-#define IPC_PROTO_VERSION 2
+/* CONFIG (the master's first record) and READY (the topicd's) both begin
+ * with this version, so that a master and a topicd binary of different
+ * releases (an upgrade with the old master still running) tell each other
+ * so, whatever else changed in the records' layout. */
+#define IPC_PROTO_VERSION 3
 #define IPC_CHANNEL_FD    3
 
 enum ipc_type {
@@ -63,11 +67,14 @@ enum ipc_type {
 /* How a topicd ends, for the master's supervision: 0 when asked to
  * stop; TOPICD_EXIT_DAMAGED when its store does not read back (the topic
  * is failed until an operator looks); TOPICD_EXIT_IO after an I/O error
- * of its store (restarted, as after SIGKILL).  Any other status, or a
+ * of its store (restarted, as after SIGKILL); TOPICD_EXIT_VERSION when the
+ * master speaks another IPC_PROTO_VERSION (the topic is failed: restarting
+ * the same binary cannot help).  Any other status, or a
  * signal like SIGSEGV or SIGABRT, is a crash: a record it was applying
  * may be a poison record. */
 #define TOPICD_EXIT_DAMAGED	65	/* EX_DATAERR */
 #define TOPICD_EXIT_IO		74	/* EX_IOERR */
+#define TOPICD_EXIT_VERSION	76	/* EX_PROTOCOL: the master is of another release */
 
 /* PUBLISH flags, also stored with the message and echoed in DELIVER. */
 #define PF_RETAIN 0x01		/* MQTT retain */
@@ -103,6 +110,7 @@ enum ipc_status {
 };
 
 struct rec_config {
+	uint32_t    version;		/* IPC_PROTO_VERSION */
 	uint32_t    retry_ms;		/* JSON-lines retrial interval */
 	uint32_t    max_attempts;	/* sends before a consumer is parked */
 	uint32_t    checkpoint_kib;	/* journal size that triggers a checkpoint */
@@ -261,6 +269,10 @@ int dec_full(const void *body, size_t len, struct rec_full *r);
 int dec_empty(const void *body, size_t len);
 int dec_deliver(const void *body, size_t len, struct rec_deliver *r);
 int dec_deliver_rel(const void *body, size_t len, struct rec_deliver_rel *r);
+
+/* The version a CONFIG or READY body begins with, whatever its release's
+ * layout of the rest; 0 when the body is too short to hold one. */
+uint32_t ipc_version_of(const void *body, size_t len);
 
 /* "PUBLISH", "DONE", ... for logs; "?" for an unknown type. */
 const char *ipc_type_name(uint16_t type);

@@ -21,11 +21,15 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(XCFLAGS) -Icommon $(PKG
 LIBS     := $(PKG_LIBS) $(GDBM_LIBS) -lresolv
 
 COMMON_SRC := $(wildcard common/*.c)
-BROKER_SRC := $(wildcard broker/*.c)
+# The codecs are pure (no I/O): one library that the master, the unit
+# tests, the fuzzers and the load generators link (CODEC_SRC, mk/codec.mk).
+include mk/codec.mk
+BROKER_SRC := $(filter-out $(CODEC_SRC),$(wildcard broker/*.c broker/*/*.c))
 TOPICD_SRC := $(wildcard topicd/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o)
+CODEC_OBJ  := $(CODEC_SRC:%.c=$(OBJ)/%.o)
 BROKER_OBJ := $(BROKER_SRC:%.c=$(OBJ)/%.o)
 TOPICD_OBJ := $(TOPICD_SRC:%.c=$(OBJ)/%.o)
 # Unit tests link the broker's and topicd's modules except their main().
@@ -40,9 +44,13 @@ unit: $(UNIT_BIN)
 
 $(OBJ)/libcommon.a: $(COMMON_OBJ)
 	@mkdir -p $(@D)
-	@$(AR) rcs $@ $^
+	@rm -f $@ && $(AR) rcs $@ $^
 
-$(BROKER_BIN): $(BROKER_OBJ) $(OBJ)/libcommon.a
+$(OBJ)/libcodec.a: $(CODEC_OBJ)
+	@mkdir -p $(@D)
+	@rm -f $@ && $(AR) rcs $@ $^
+
+$(BROKER_BIN): $(BROKER_OBJ) $(OBJ)/libcodec.a $(OBJ)/libcommon.a
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	@$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $^ $(LIBS)
@@ -54,26 +62,32 @@ $(TOPICD_BIN): $(TOPICD_OBJ) $(OBJ)/libcommon.a
 
 $(OBJ)/libbroker.a: $(BROKER_LIB_OBJ)
 	@mkdir -p $(@D)
-	@$(AR) rcs $@ $^
+	@rm -f $@ && $(AR) rcs $@ $^
 
 $(OBJ)/libtopicd.a: $(TOPICD_LIB_OBJ)
 	@mkdir -p $(@D)
-	@$(AR) rcs $@ $^
+	@rm -f $@ && $(AR) rcs $@ $^
 
 # Archives, so that a test pulls in only the modules it uses.
-$(OBJ)/tests/%: $(OBJ)/tests/unit/%.o $(OBJ)/libbroker.a $(OBJ)/libtopicd.a $(OBJ)/libcommon.a
+$(OBJ)/tests/%: $(OBJ)/tests/unit/%.o $(OBJ)/libbroker.a $(OBJ)/libtopicd.a $(OBJ)/libcodec.a $(OBJ)/libcommon.a
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
-	@$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $< $(OBJ)/libbroker.a $(OBJ)/libtopicd.a $(OBJ)/libcommon.a $(LIBS) $(CMOCKA_LIBS)
+	@$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $< $(OBJ)/libbroker.a $(OBJ)/libtopicd.a $(OBJ)/libcodec.a $(OBJ)/libcommon.a $(LIBS) $(CMOCKA_LIBS)
 
 $(OBJ)/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Ibroker -Itopicd -c -o $@ $<
 
+# The master's folders name each other's headers: "core/core.h".
+$(OBJ)/broker/%.o: broker/%.c
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(ALL_CFLAGS) -Ibroker -c -o $@ $<
+
 $(OBJ)/%.o: %.c
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
--include $(COMMON_OBJ:.o=.d) $(BROKER_OBJ:.o=.d) $(TOPICD_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(OBJ)/tests/unit/%.d)
+-include $(COMMON_OBJ:.o=.d) $(CODEC_OBJ:.o=.d) $(BROKER_OBJ:.o=.d) $(TOPICD_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(OBJ)/tests/unit/%.d)

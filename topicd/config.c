@@ -6,6 +6,21 @@
 #include "topicd.h"
 #include "xmalloc.h"
 
+/* A master of another release (an upgrade while it runs): say so and
+ * exit with the status that tells the master not to restart us. */
+void
+config_check_version(struct topicd *td, const void *body, size_t len)
+{
+	uint32_t v = ipc_version_of(body, len);
+
+	if (v == IPC_PROTO_VERSION)
+		return;
+	log_errx("topic %s: the master speaks IPC version %u, this topicd %u (release %s): "
+	    "a master and a topicd of different releases; restart the broker after an "
+	    "upgrade", td->topic, v, IPC_PROTO_VERSION, BROKER_VERSION);
+	exit(TOPICD_EXIT_VERSION);
+}
+
 void
 config_apply(struct topicd *td, const struct rec_config *r)
 {

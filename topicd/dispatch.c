@@ -180,6 +180,7 @@ h_config(struct topicd *td, struct ipc_msg *m)
 {
 	struct rec_config r;
 
+	config_check_version(td, m->body, m->len);
 	if (dec_config(m->body, m->len, &r) == -1)
 		violation(td, m, "malformed");
 	config_apply(td, &r);

@@ -179,6 +179,8 @@ first_config(struct topicd *td)
 			return -1;
 		}
 	}
+	if (m.type == IPC_CONFIG)
+		config_check_version(td, m.body, m.len);
 	rc = m.type == IPC_CONFIG && m.fd == -1 && dec_config(m.body, m.len, &r) == 0;
 	if (rc)
 		config_apply(td, &r);

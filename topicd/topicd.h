@@ -199,6 +199,7 @@ void	 room_check(struct topicd *);
 void	 room_resume(struct topicd *);
 
 /* config.c */
+void	 config_check_version(struct topicd *, const void *body, size_t len);
 void	 config_apply(struct topicd *, const struct rec_config *);
 void	 config_boot(struct topicd *);
 

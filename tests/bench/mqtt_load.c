@@ -68,7 +68,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "mqtt_codec.h"
+#include "mqtt/mqtt_codec.h"
 #include "xmalloc.h"
 
 #define MAGIC		0x4d514c44u	/* "MQLD" */

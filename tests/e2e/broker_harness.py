@@ -547,8 +547,8 @@ SETTINGS_RE = re.compile(r'\{\s*"(\w+)",\s*CONF_(\w+),\s*F\(\w+\),\s*(NULL|"[^"]
 
 def settings_table():
     """[(key, type, default or None, min, max, reloadable)] from the
-    source of the broker's configuration table (broker/settings.c)."""
-    text = (REPO_ROOT / "broker" / "settings.c").read_text()
+    source of the broker's configuration table (broker/core/settings.c)."""
+    text = (REPO_ROOT / "broker" / "core" / "settings.c").read_text()
     return [(k, t, None if d == "NULL" else d.strip('"'), lo, hi, r == "RELOAD")
             for k, t, d, lo, hi, r in SETTINGS_RE.findall(text)]
 

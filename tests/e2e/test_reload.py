@@ -1,5 +1,5 @@
 """SIGHUP changes the reloadable settings of a running broker
-(broker.conf(5) marks them; the table is broker/settings.c).  Each test
+(broker.conf(5) marks them; the table is broker/core/settings.c).  Each test
 changes a kind of key in the file, reloads, and shows the new behaviour
 on the running broker, not only the log line:
 

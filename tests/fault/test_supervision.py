@@ -6,6 +6,9 @@ does not read back fails its topic, loudly, without losing anything."""
 import os
 import re
 import signal
+import socket
+import struct
+import subprocess
 import time
 
 import pytest
@@ -127,3 +130,67 @@ def test_a_damaged_store_fails_its_topic_and_loses_nothing(broker_factory):
     b.signal(signal.SIGHUP)
     wait_for(lambda: b.log_text().count("TOPIC FAILED") >= 2, 10,
              "the retried topic to fail again")
+
+
+# A topicd of another release: it reads the master's CONFIG, answers READY
+# with an older IPC version, and waits for the end of its channel.
+FAKE_OLD_TOPICD = r'''#!/usr/bin/python3
+import socket, struct, sys
+chan = socket.socket(fileno=3)
+chan.recv(1 << 16)
+topic = sys.argv[sys.argv.index("-t") + 1].encode()
+body = struct.pack("<II", 2, len(topic)) + topic + b"\0" + struct.pack("<Q", 1)
+chan.send(struct.pack("=HHI", 32, 0, len(body)) + body)
+while chan.recv(1 << 16):
+    pass
+'''
+
+
+def test_a_topicd_of_another_release_fails_its_topic_loudly(broker_factory, tmp_path):
+    """After an upgrade with the old master still running, the topicd it
+    starts is of another release: the topic fails with a line that says
+    what to do, nothing is acknowledged, and the master runs on."""
+    fake = tmp_path / "old-topicd"
+    fake.write_text(FAKE_OLD_TOPICD)
+    fake.chmod(0o755)
+    b = broker_factory({"topicd_path": str(fake), "restart_backoff_min": 0.05})
+    pub = b.publisher()
+    with pytest.raises(PublishRefused) as refused:
+        pub.pub("V", "refused", timeout=10)
+    assert refused.value.line.startswith("ERROR "), refused.value.line
+    log = b.log_text()
+    assert re.search(r"topic V: topicd pid \d+ speaks IPC version 2, this broker 3 "
+                     r"\(release [^)]+\): a topicd of another release; restart the broker "
+                     r"after an upgrade", log), log[-3000:]
+    assert re.search(r"topic V: topicd killed by signal 9 .*: it is of another release than "
+                     r"this broker .*TOPIC FAILED", log), log[-3000:]
+    assert "restarting in" not in log, "restarting the same binary cannot help"
+    assert b.proc.poll() is None
+
+
+def test_a_topicd_refuses_a_master_of_another_release(tmp_path):
+    """The real topicd, given the CONFIG of a master of another release,
+    says so and exits with the status that tells the master not to restart
+    it (76)."""
+    topicd = os.path.join(os.path.dirname(broker_binary()), "topicd")
+    (tmp_path / "data" / "topics").mkdir(parents=True)
+    master, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    body = struct.pack("<I", 2) + bytes(48)
+    master.send(struct.pack("=HHI", 1, 0, len(body)) + body)
+    with open(tmp_path / "topicd.log", "w+") as err:
+        p = subprocess.Popen([topicd, "-t", "V", "-D", str(tmp_path / "data")],
+                             stdin=subprocess.DEVNULL, stderr=err, close_fds=False,
+                             preexec_fn=lambda: os.dup2(child.fileno(), 3))
+        child.close()
+        try:
+            assert p.wait(timeout=10) == 76
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        master.close()
+        err.seek(0)
+        text = err.read()
+    assert re.search(r"error: topic V: the master speaks IPC version 2, this topicd 3 "
+                     r"\(release [^)]+\): a master and a topicd of different releases; "
+                     r"restart the broker after an upgrade", text), text

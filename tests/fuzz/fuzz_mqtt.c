@@ -1,5 +1,5 @@
-/* libFuzzer target for the MQTT codec (broker/mqtt_codec.c,
- * broker/mqtt_decode.c).
+/* libFuzzer target for the MQTT codec (broker/mqtt/codec.c,
+ * broker/mqtt/decode.c).
  *
  * The input is bytes off the wire.  Besides crashes and leaks it checks:
  * mqtt_frame() and mqtt_decode() agree on where a packet ends; a decoded
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mqtt_codec.h"
+#include "mqtt/mqtt_codec.h"
 #include "topic.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);

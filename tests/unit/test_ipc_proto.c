@@ -15,7 +15,7 @@ static const uint8_t payload[] = { 'h', 'e', 0, 'l', 0xff, 'o' };
 
 /* Sample records with every field set to something distinguishable. */
 static const struct rec_config s_config = {
-	.retry_ms = 30000, .max_attempts = 5, .checkpoint_kib = 65536,
+	.version = IPC_PROTO_VERSION, .retry_ms = 30000, .max_attempts = 5, .checkpoint_kib = 65536,
 	.max_queued = 0xfffffffd, .max_bytes = 0xfffffffffffffffeULL,
 	.min_free = 0x0807060504030201ULL, .sync = 1, .log_level = 4,
 	.boot_id = 0x0102030405060708ULL, .dlq_topic = "$DLQ",
@@ -140,6 +140,26 @@ dec_exact(const struct kind *k, const uint8_t *body, size_t len, union any_rec *
 /* Encodes a record with enc and returns the buffer for decoding. */
 #define ENCODE(w, fn, rec) do { wbuf_reset(w); fn(w, rec); } while (0)
 
+/* The version leads CONFIG and READY whatever follows; a body too short
+ * for one has none. */
+static void
+test_version_of(void **state)
+{
+	struct rec_ready ready = { 7, "t", 1 };
+	struct rec_config c = { .version = 99, .dlq_topic = "" };
+	struct wbuf w;
+
+	(void)state;
+	wbuf_init(&w);
+	ENCODE(&w, enc_ready, &ready);
+	assert_int_equal(ipc_version_of(w.data, w.len), 7);
+	ENCODE(&w, enc_config, &c);
+	assert_int_equal(ipc_version_of(w.data, w.len), 99);
+	assert_int_equal(ipc_version_of(w.data, 3), 0);
+	assert_int_equal(ipc_version_of(w.data, 0), 0);
+	wbuf_free(&w);
+}
+
 static void
 test_config_round_trip(void **state)
 {
@@ -150,6 +170,8 @@ test_config_round_trip(void **state)
 	wbuf_init(&w);
 	ENCODE(&w, enc_config, &s_config);
 	assert_int_equal(dec_config(w.data, w.len, &r), 0);
+	assert_int_equal(r.version, IPC_PROTO_VERSION);
+	assert_int_equal(ipc_version_of(w.data, w.len), IPC_PROTO_VERSION);
 	assert_int_equal(r.retry_ms, s_config.retry_ms);
 	assert_int_equal(r.max_attempts, s_config.max_attempts);
 	assert_int_equal(r.checkpoint_kib, s_config.checkpoint_kib);
@@ -437,7 +459,7 @@ static void
 test_bad_strings(void **state)
 {
 	static const struct { const char *name; size_t off; } first_str[] = {
-		{ "config", 4 * 4 + 2 * 8 + 2 + 8 }, { "publish", 8 }, { "release", 8 },
+		{ "config", 5 * 4 + 2 * 8 + 2 + 8 }, { "publish", 8 }, { "release", 8 },
 		{ "release_owner", 8 }, { "attach", 8 }, { "detach", 0 },
 		{ "unsub", 8 }, { "ack", 0 }, { "ready", 4 }, { "deadletter", 8 },
 		{ "deliver", 0 }, { "deliver_rel", 0 }, { "full", 0 },
@@ -688,6 +710,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_version_of),
 		cmocka_unit_test(test_config_round_trip),
 		cmocka_unit_test(test_publish_round_trip),
 		cmocka_unit_test(test_release_round_trip),

@@ -1,4 +1,4 @@
-/* Unit tests of the JSON-lines protocol codec (broker/json_codec.c). */
+/* Unit tests of the JSON-lines protocol codec (broker/json/codec.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "json_codec.h"
+#include "json/json_codec.h"
 
 /* Parses a NUL-terminated line; checks the result. */
 static enum jl_cmd
@@ -644,88 +644,6 @@ test_enc_deliver_topic(void **state)
 	wbuf_free(&w);
 }
 
-static void
-test_enc_deadletter(void **state)
-{
-	struct jl_deadletter d = {
-		.reason = "invalid_json",
-		.time_ms = INT64_C(1795860000123),
-		.client = "127.0.0.1:5555",
-		.port = 4041,
-		.topic = NULL,
-		.payload = "{\"type\":",
-		.len = 8,
-	};
-	struct wbuf w;
-
-	(void)state;
-	wbuf_init(&w);
-	assert_int_equal(jl_enc_deadletter(&w, &d), 0);
-	expect_wbuf(&w, "{\"reason\":\"invalid_json\","
-	    "\"time\":\"2026-11-28T10:00:00.123Z\",\"client\":\"127.0.0.1:5555\","
-	    "\"port\":4041,\"msg\":\"{\\\"type\\\":\"}");
-	d.reason = "max_attempts";
-	d.client = "alice";
-	d.port = 0;
-	d.topic = "s/\"t\"";
-	d.payload = "\x00\xff";
-	d.len = 2;
-	d.time_ms = 0;
-	assert_int_equal(jl_enc_deadletter(&w, &d), 0);
-	expect_wbuf(&w, "{\"reason\":\"max_attempts\","
-	    "\"time\":\"1970-01-01T00:00:00.000Z\",\"client\":\"alice\","
-	    "\"topic\":\"s/\\\"t\\\"\",\"msg\":\"AP8=\",\"encoding\":\"base64\"}");
-	d.client = NULL;
-	d.topic = NULL;
-	d.payload = "";
-	d.len = 0;
-	d.time_ms = -1;
-	assert_int_equal(jl_enc_deadletter(&w, &d), 0);
-	expect_wbuf(&w, "{\"reason\":\"max_attempts\","
-	    "\"time\":\"1969-12-31T23:59:59.999Z\",\"msg\":\"\"}");
-	/* A detail is one more key, after the reason. */
-	d.reason = "unknown_command";
-	d.detail = "PUB without \"msg\"";
-	d.port = 4041;
-	d.payload = "{}";
-	d.len = 2;
-	d.time_ms = 0;
-	assert_int_equal(jl_enc_deadletter(&w, &d), 0);
-	expect_wbuf(&w, "{\"reason\":\"unknown_command\","
-	    "\"detail\":\"PUB without \\\"msg\\\"\","
-	    "\"time\":\"1970-01-01T00:00:00.000Z\",\"port\":4041,\"msg\":\"{}\"}");
-	wbuf_free(&w);
-}
-
-static void
-test_enc_deadletter_fail(void **state)
-{
-	struct jl_deadletter d = {
-		.reason = "unknown_command",
-		.time_ms = 1,
-		.client = "al\xffice",
-		.payload = "x",
-		.len = 1,
-	};
-	struct wbuf w;
-
-	(void)state;
-	wbuf_init(&w);
-	jl_enc_text(&w, "keep");
-	assert_int_equal(jl_enc_deadletter(&w, &d), -1);
-	d.client = "alice";
-	d.topic = "\xc3";
-	assert_int_equal(jl_enc_deadletter(&w, &d), -1);
-	d.topic = NULL;
-	d.detail = "bad \xff";
-	assert_int_equal(jl_enc_deadletter(&w, &d), -1);
-	d.detail = NULL;
-	d.reason = NULL;
-	assert_int_equal(jl_enc_deadletter(&w, &d), -1);
-	expect_wbuf(&w, "keep\r\n");
-	wbuf_free(&w);
-}
-
 /* What a publisher sends, a consumer receives: parse, deliver, parse. */
 static void
 roundtrip(const char *msg)
@@ -789,8 +707,6 @@ main(void)
 		cmocka_unit_test(test_enc_deliver),
 		cmocka_unit_test(test_enc_deliver_binary),
 		cmocka_unit_test(test_enc_deliver_topic),
-		cmocka_unit_test(test_enc_deadletter),
-		cmocka_unit_test(test_enc_deadletter_fail),
 		cmocka_unit_test(test_roundtrip),
 	};
 

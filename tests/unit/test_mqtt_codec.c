@@ -1,4 +1,4 @@
-/* Unit tests of the MQTT codec (broker/mqtt_codec.c, broker/mqtt_decode.c). */
+/* Unit tests of the MQTT codec (broker/mqtt/codec.c, broker/mqtt/decode.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "mqtt_codec.h"
+#include "mqtt/mqtt_codec.h"
 
 /* A byte vector as (pointer, length). */
 #define B(...)	(const uint8_t[]){ __VA_ARGS__ }, \

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "settings.h"
+#include "core/settings.h"
 
 static void
 test_defaults(void **state)

@@ -76,7 +76,7 @@ batch(struct fx *f)
 static void
 config(struct fx *f, uint32_t retry_ms, uint32_t attempts, uint64_t max_bytes)
 {
-	struct rec_config c = { .retry_ms = retry_ms, .max_attempts = attempts,
+	struct rec_config c = { .version = IPC_PROTO_VERSION, .retry_ms = retry_ms, .max_attempts = attempts,
 				.max_bytes = max_bytes, .log_level = LOG_LVL_ERR,
 				.boot_id = 1, .dlq_topic = "$DLQ", .sync = 1 };
 

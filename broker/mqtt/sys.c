@@ -7,10 +7,9 @@
 
 #include <event2/event.h>
 
-#include "broker.h"
 #include "clock.h"
 #include "log.h"
-#include "mqtt_codec.h"
+#include "mqtt/mqtt_int.h"
 #include "topic.h"
 
 struct sys_value {
@@ -97,12 +96,16 @@ on_sys_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	sessions_expire(b);
-	store_maintain(b);
 	n = sys_values(b, v);
 	RB_FOREACH(s, session_tree, &b->sessions)
 		if (s->cl != NULL && s->mode == MODE_MQTT && !s->cl->closing)
 			send_values(s->cl, NULL, v, n, false);
+}
+
+bool
+sys_topic(const char *filter)
+{
+	return strncmp(filter, "$SYS", 4) == 0 && (filter[4] == '\0' || filter[4] == '/');
 }
 
 void

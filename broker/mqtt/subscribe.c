@@ -5,17 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
 #include "log.h"
-#include "mqtt_codec.h"
+#include "mqtt/mqtt_int.h"
 #include "topic.h"
 #include "xmalloc.h"
-
-static bool
-is_sys(const char *filter)
-{
-	return strncmp(filter, "$SYS", 4) == 0 && (filter[4] == '\0' || filter[4] == '/');
-}
 
 /* An exact filter names its topic: it is created (so that its cursor
  * exists from now on); 0x80 when that is refused, or when the filter is
@@ -32,11 +25,11 @@ grant(struct client *cl, const char *filter, uint8_t qos)
 		    cl->b->set.max_topic_levels);
 		return MQTT_SUBACK_FAILURE;
 	}
-	if (is_sys(filter) || strpbrk(filter, "+#") != NULL)
+	if (sys_topic(filter) || strpbrk(filter, "+#") != NULL)
 		return qos;
 	if (filter[0] == '$' && strcmp(filter, cl->b->set.dead_letter_topic) != 0)
 		return qos;	/* nothing is ever published there; harmless */
-	if (child_get(cl->b, filter, true, &why) == NULL) {
+	if (topic_open(cl->b, filter, &why) == NULL) {
 		log_warnx("client %s: SUBSCRIBE %s refused: %s", cl->desc, filter, why);
 		return MQTT_SUBACK_FAILURE;
 	}
@@ -44,9 +37,8 @@ grant(struct client *cl, const char *filter, uint8_t qos)
 }
 
 void
-mqtt_subscribe_in(struct client *cl, struct mqtt_packet *p)
+mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 {
-	const struct mqtt_subscribe *sub = &p->u.subscribe;
 	struct session *s = cl->session;
 	uint8_t *codes = xcalloc(sub->n, 1);
 	struct wbuf w;
@@ -67,7 +59,7 @@ mqtt_subscribe_in(struct client *cl, struct mqtt_packet *p)
 
 		if (codes[i] == MQTT_SUBACK_FAILURE)
 			continue;
-		if (is_sys(f))
+		if (sys_topic(f))
 			sys_subscribed(cl, f);
 		else
 			session_attach_all(s, f, true);
@@ -76,9 +68,8 @@ mqtt_subscribe_in(struct client *cl, struct mqtt_packet *p)
 }
 
 void
-mqtt_unsubscribe_in(struct client *cl, struct mqtt_packet *p)
+mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u)
 {
-	const struct mqtt_unsubscribe *u = &p->u.unsubscribe;
 	struct session *s = cl->session;
 	struct attachment *a, *next;
 	struct wbuf w;

@@ -1,69 +1,64 @@
 /* The JSON-lines consumer port: login, SUB / UNSUB, the consumer's side of
  * the QoS 2 exchange, and deliveries.  A username's subscriptions are
  * remembered and resumed at login. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
 #include "ipc.h"
-#include "json_codec.h"
-#include "clock.h"
+#include "json/json_int.h"
 #include "log.h"
 #include "topic.h"
 #include "xmalloc.h"
 
-static int
-name_cmp(struct client *a, struct client *b)
+static void
+cons_start(struct client *cl)
 {
-	return strcmp(a->username, b->username);
-}
-
-RB_PROTOTYPE(client_names, client, by_name, name_cmp)
-RB_GENERATE(client_names, client, by_name, name_cmp)
-
-void
-json_cons_start(struct client *cl)
-{
-	client_line(cl, JL_TEXT_PLEASE_LOGIN);
+	json_conn_new(cl, true);
+	json_line(cl, JL_TEXT_PLEASE_LOGIN);
+	json_update_idle(cl);
 }
 
 static void
 login(struct client *cl, const char *line, size_t len)
 {
-	struct client key;
+	struct json_conn *jc = json_conn(cl);
 	struct session *s;
 	char *name, *skey;
 
 	if (!jl_parse_login(line, len, &name)) {
-		if (++cl->login_tries >= cl->b->set.login_attempts) {
+		if (++jc->login_tries >= cl->b->set.login_attempts) {
 			client_close(cl, "too many failed logins");
 			return;
 		}
-		client_line(cl, JL_TEXT_PLEASE_LOGIN);
+		json_line(cl, JL_TEXT_PLEASE_LOGIN);
 		return;
 	}
-	key.username = name;
-	if (RB_FIND(client_names, &cl->b->consumers, &key) != NULL) {
+	xasprintf(&skey, "j/%s", name);
+	s = session_find(cl->b, skey);
+	free(skey);
+	if (s != NULL && s->cl != NULL) {
 		log_info("client %s: user %s is already connected; refused", cl->desc, name);
 		free(name);
-		client_error(cl, "user is already connected");
+		json_error(cl, "user is already connected");
 		return;
 	}
 	if (delivery_open(cl) == -1) {
 		free(name);
-		client_error(cl, "cannot set up delivery");
+		json_error(cl, "cannot set up delivery");
 		return;
 	}
-	cl->username = name;
-	RB_INSERT(client_names, &cl->b->consumers, cl);
-	xasprintf(&skey, "j/%s", name);
-	if ((s = session_find(cl->b, skey)) == NULL)
+	jc->username = name;
+	if (s == NULL) {
+		xasprintf(&skey, "j/%s", name);
 		s = session_new(cl->b, skey, MODE_JSON, true);
-	free(skey);
-	s->cl = cl;
-	cl->session = s;
-	log_info("client %s: logged in as %s", cl->desc, name);
-	client_line(cl, JL_TEXT_LOGGED_IN);
+		free(skey);
+	}
+	session_online(s, cl);
+	snprintf(cl->desc + strlen(cl->desc), sizeof(cl->desc) - strlen(cl->desc), " user %s",
+	    name);
+	log_info("client %s: logged in", cl->desc);
+	json_line(cl, JL_TEXT_LOGGED_IN);
 	session_attach_all(s, NULL, false);	/* resume what it subscribed to */
 }
 
@@ -83,19 +78,19 @@ subscribe(struct client *cl, const char *filter, const char *line, size_t len)
 		return;
 	}
 	if (strpbrk(filter, "+#") == NULL) {
-		if ((c = child_get(cl->b, filter, true, &why)) == NULL) {
-			client_error(cl, why);
+		if ((c = topic_open(cl->b, filter, &why)) == NULL) {
+			json_error(cl, why);
 			return;
 		}
 		if (c->state == CH_FAILED) {
-			client_error(cl, "topic failed (crashing topicd); retried on SIGHUP");
+			json_error(cl, "the topic's store is damaged (topic failed)");
 			return;
 		}
 	}
 	session_add_filter(s, filter, 2);
 	client_gate(cl, session_save(s));	/* OK once the subscription is durable */
 	session_attach_all(s, filter, false);
-	client_line(cl, JL_TEXT_OK);
+	json_line(cl, JL_TEXT_OK);
 }
 
 static void
@@ -110,32 +105,22 @@ unsubscribe(struct client *cl, const char *filter)
 	TAILQ_FOREACH_SAFE(a, &cl->attached, by_client, next)
 		if (topic_matches(filter, a->child->topic))
 			session_sync_topic(s, a->child, false);
-	client_line(cl, JL_TEXT_OK);
+	json_line(cl, JL_TEXT_OK);
 }
 
 static void
 ack(struct client *cl, const struct jl_request *r, uint8_t kind)
 {
-	const char *why;
-	struct child *c = child_get(cl->b, r->topic, false, &why);
-	struct rec_ack a = { .subkey = cl->session->key, .seq = r->msg_id, .kind = kind };
-	struct wbuf w;
-
-	client_line(cl, JL_TEXT_OK);
-	if (c == NULL)
-		return;
-	wbuf_init(&w);
-	enc_ack(&w, &a);
-	child_send(c, IPC_ACK, &w);
-	wbuf_free(&w);
+	json_line(cl, JL_TEXT_OK);
+	ack_to_topic(cl->b, cl->session->key, r->topic, r->msg_id, kind);
 }
 
-void
-json_cons_line(struct client *cl, const char *line, size_t len)
+static void
+cons_line(struct client *cl, const char *line, size_t len)
 {
 	struct jl_request r;
 
-	if (cl->username == NULL) {
+	if (json_conn(cl)->username == NULL) {
 		login(cl, line, len);
 		return;
 	}
@@ -159,24 +144,28 @@ json_cons_line(struct client *cl, const char *line, size_t len)
 	jl_request_free(&r);
 }
 
-void
-json_cons_closed(struct client *cl)
+static void
+cons_read(struct client *cl)
 {
-	while (!TAILQ_EMPTY(&cl->attached))
-		attach_drop(TAILQ_FIRST(&cl->attached), true);
-	if (cl->session != NULL) {
-		cl->session->cl = NULL;
-		cl->session->offline_since = wall_ms();
-		cl->session = NULL;
-	}
-	if (cl->username != NULL)
-		RB_REMOVE(client_names, &cl->b->consumers, cl);
-	free(cl->username);
-	cl->username = NULL;
+	json_read_lines(cl, cons_line);
+	json_update_idle(cl);
 }
 
-void
-json_cons_deliver(struct client *cl, const struct ipc_msg *m)
+static void
+cons_closed(struct client *cl)
+{
+	struct json_conn *jc = json_conn(cl);
+
+	while (!TAILQ_EMPTY(&cl->attached))
+		attach_drop(TAILQ_FIRST(&cl->attached), true);
+	if (cl->session != NULL)
+		session_offline(cl->session);
+	free(jc->username);
+	free(jc);
+}
+
+static void
+cons_deliver(struct client *cl, const struct ipc_msg *m)
 {
 	struct rec_deliver d;
 	struct rec_deliver_rel r;
@@ -198,6 +187,25 @@ json_cons_deliver(struct client *cl, const struct ipc_msg *m)
 		    ipc_type_name(m->type));
 	}
 	if (w.len > 0)
-		client_write(cl, &w);
+		client_write(cl, w.data, w.len);
 	wbuf_free(&w);
 }
+
+/* A consumer takes one message at a time per topic (its topicds see to
+ * that): nothing to count here. */
+static bool
+cons_can_take(const struct client *cl)
+{
+	(void)cl;
+	return true;
+}
+
+const struct proto json_consumer_proto = {
+	.name = "JSON-lines consumer",
+	.start = cons_start,
+	.read = cons_read,
+	.deliver = cons_deliver,
+	.can_take = cons_can_take,
+	.idle = json_idle,
+	.closed = cons_closed,
+};

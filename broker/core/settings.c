@@ -1,6 +1,6 @@
 /* The broker's configuration table: name, type, default, bounds,
  * reloadable, help.  broker.conf(5) describes the same keys. */
-#include "settings.h"
+#include "core/settings.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -1,49 +1,66 @@
 /* MQTT connections: framing, the CONNECT handshake, keep-alive, takeover,
- * wills, and the one close path.  Packets are checked by the codec; what
- * needs connection state (CONNECT first and once, direction) is here. */
+ * wills, and the one close path; the protocol's table for the core.
+ * Packets are checked by the codec; what needs connection state (CONNECT
+ * first and once, direction) is here. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
 
-#include "broker.h"
 #include "clock.h"
 #include "log.h"
-#include "mqtt_codec.h"
+#include "mqtt/mqtt_int.h"
 #include "topic.h"
 #include "xmalloc.h"
 
 static void
-arm(struct client *cl, uint64_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	if (evtimer_add(cl->idle, &tv) == -1)
-		fatalx("cannot arm the timer of client %s", cl->desc);
-}
-
-void
 mqtt_start(struct client *cl)
 {
-	arm(cl, cl->b->set.idle_timeout);	/* the CONNECT must come by then */
+	struct mqtt_conn *mc = xcalloc(1, sizeof(*mc));
+
+	RB_INIT(&mc->inbound);
+	cl->pstate = mc;
+	client_arm_idle(cl, cl->b->set.idle_timeout);	/* the CONNECT must come by then */
 }
 
 /* A packet came in: the keep-alive starts again. */
-void
-mqtt_touch(struct client *cl)
+static void
+touch(struct client *cl)
 {
-	if (cl->connected && cl->keepalive_ms > 0)
-		arm(cl, cl->keepalive_ms);
-	else if (cl->connected)
-		evtimer_del(cl->idle);
+	struct mqtt_conn *mc = mqtt_conn(cl);
+
+	if (mc->connected && mc->keepalive_ms > 0)
+		client_arm_idle(cl, mc->keepalive_ms);
+	else if (mc->connected)
+		client_disarm_idle(cl);
+}
+
+static void
+mqtt_idle(struct client *cl)
+{
+	struct mqtt_conn *mc = mqtt_conn(cl);
+
+	client_close(cl, !mc->connected ? "no CONNECT within idle_timeout" :
+	    mc->keepalive_ms ? "keep-alive expired" :
+	    "half a packet for longer than idle_timeout");
 }
 
 void
 mqtt_send(struct client *cl, const struct wbuf *w)
 {
-	client_write(cl, w);
+	client_write(cl, w->data, w->len);
+}
+
+void
+mqtt_send_ack(struct client *cl, uint8_t type, uint16_t pid)
+{
+	struct wbuf w;
+
+	wbuf_init(&w);
+	mqtt_enc_ack(&w, type, pid);
+	mqtt_send(cl, &w);
+	wbuf_free(&w);
 }
 
 static void
@@ -58,7 +75,7 @@ send_connack(struct client *cl, bool present, uint8_t rc)
 }
 
 static void
-keep_will(struct client *cl, const struct mqtt_connect *c)
+keep_will(struct mqtt_conn *mc, const struct mqtt_connect *c)
 {
 	struct mqtt_will *wl;
 
@@ -70,18 +87,18 @@ keep_will(struct client *cl, const struct mqtt_connect *c)
 	wl->len = c->will_len;
 	wl->qos = c->will_qos;
 	wl->retain = c->will_retain;
-	cl->will = wl;
+	mc->will = wl;
 }
 
 static void
-will_free(struct client *cl)
+will_free(struct mqtt_conn *mc)
 {
-	if (cl->will == NULL)
+	if (mc->will == NULL)
 		return;
-	free(cl->will->topic);
-	free(cl->will->payload);
-	free(cl->will);
-	cl->will = NULL;
+	free(mc->will->topic);
+	free(mc->will->payload);
+	free(mc->will);
+	mc->will = NULL;
 }
 
 /* Another connection with the same client id is closed first (MQTT
@@ -123,6 +140,7 @@ open_session(struct client *cl, const char *id, bool clean, bool *present)
 		s = session_new(cl->b, key, MODE_MQTT, true);
 	}
 	free(key);
+	mqtt_session_attach(s);
 	return s;
 }
 
@@ -150,44 +168,48 @@ connect_refused(struct client *cl, const struct mqtt_connect *c)
 static void
 on_connect(struct client *cl, const struct mqtt_connect *c)
 {
+	struct mqtt_conn *mc = mqtt_conn(cl);
 	struct broker *b = cl->b;
 	struct session *s;
+	char *owner;
 	bool present;
 
 	if (connect_refused(cl, c))
 		return;
 	if (c->client_id[0] == '\0')
-		xasprintf(&cl->client_id, "auto-%016llx-%llu", (unsigned long long)b->boot_id,
+		xasprintf(&mc->client_id, "auto-%016llx-%llu", (unsigned long long)b->boot_id,
 		    (unsigned long long)cl->id);
 	else
-		cl->client_id = xstrdup(c->client_id);
-	take_over(cl, cl->client_id);
+		mc->client_id = xstrdup(c->client_id);
+	take_over(cl, mc->client_id);
 	if (delivery_open(cl) == -1) {
 		send_connack(cl, false, MQTT_CONNACK_UNAVAILABLE);
 		client_close(cl, "no delivery socket");
 		return;
 	}
-	s = open_session(cl, cl->client_id, c->clean_session, &present);
+	s = open_session(cl, mc->client_id, c->clean_session, &present);
 	(void)session_save(s);
 	/* The CONNACK once the session (or the end of an old one) is durable. */
 	client_gate(cl, durable_write(b));
-	s->cl = cl;
-	cl->session = s;
-	cl->connected = true;
+	session_online(s, cl);
+	mc->connected = true;
+	mc->level = c->level;
 	if (c->clean_session)
-		xasprintf(&cl->owner, "j/%016llx/m%llu", (unsigned long long)b->boot_id,
+		xasprintf(&owner, "j/%016llx/m%llu", (unsigned long long)b->boot_id,
 		    (unsigned long long)cl->id);
 	else
-		xasprintf(&cl->owner, "%s/%llx", s->key, (unsigned long long)s->incarnation);
-	keep_will(cl, c);
-	cl->keepalive_ms = (uint64_t)c->keepalive * 1500;
+		xasprintf(&owner, "%s/%llx", s->key, (unsigned long long)s->incarnation);
+	owner_set(cl, owner);
+	free(owner);
+	keep_will(mc, c);
+	mc->keepalive_ms = (uint64_t)c->keepalive * 1500;
 	snprintf(cl->desc + strlen(cl->desc), sizeof(cl->desc) - strlen(cl->desc), " id %s",
-	    cl->client_id);
+	    mc->client_id);
 	log_info("client %s: MQTT %s session%s, keep-alive %us", cl->desc,
 	    c->clean_session ? "clean" : "persistent", present ? " resumed" : "", c->keepalive);
 	/* MQTT 3.1 has no session present flag: its byte is reserved, 0. */
 	send_connack(cl, present && c->level != MQTT_LEVEL_31, MQTT_CONNACK_ACCEPTED);
-	mqtt_touch(cl);
+	touch(cl);
 	session_attach_all(s, NULL, false);
 }
 
@@ -200,19 +222,19 @@ on_packet(struct client *cl, struct mqtt_packet *p)
 		client_close(cl, "a server-to-client packet from the client");
 		return;
 	}
-	if (!cl->connected && p->type != MQTT_CONNECT) {
+	if (!mqtt_conn(cl)->connected && p->type != MQTT_CONNECT) {
 		client_close(cl, "a packet before CONNECT");
 		return;
 	}
 	switch (p->type) {
 	case MQTT_CONNECT:
-		if (cl->connected)
+		if (mqtt_conn(cl)->connected)
 			client_close(cl, "a second CONNECT");
 		else
 			on_connect(cl, &p->u.connect);
 		break;
 	case MQTT_PUBLISH:
-		mqtt_publish_in(cl, p);
+		mqtt_publish_in(cl, &p->u.publish);
 		break;
 	case MQTT_PUBACK:
 	case MQTT_PUBREC:
@@ -223,10 +245,10 @@ on_packet(struct client *cl, struct mqtt_packet *p)
 		mqtt_pubrel_in(cl, p->u.ack.packet_id);
 		break;
 	case MQTT_SUBSCRIBE:
-		mqtt_subscribe_in(cl, p);
+		mqtt_subscribe_in(cl, &p->u.subscribe);
 		break;
 	case MQTT_UNSUBSCRIBE:
-		mqtt_unsubscribe_in(cl, p);
+		mqtt_unsubscribe_in(cl, &p->u.unsubscribe);
 		break;
 	case MQTT_PINGREQ:
 		wbuf_init(&w);
@@ -235,7 +257,7 @@ on_packet(struct client *cl, struct mqtt_packet *p)
 		wbuf_free(&w);
 		break;
 	case MQTT_DISCONNECT:
-		will_free(cl);		/* a clean end: no will */
+		will_free(mqtt_conn(cl));	/* a clean end: no will */
 		client_close(cl, "DISCONNECT");
 		break;
 	}
@@ -264,10 +286,10 @@ one_packet(struct client *cl, const uint8_t *pkt, size_t len)
 	return cl->closing ? -1 : 0;
 }
 
-void
+static void
 mqtt_read(struct client *cl)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->bev);
+	struct evbuffer *in = client_input(cl);
 	/* message_size_limit bounds payloads (as in mosquitto); a packet
 	 * may add a topic and headers to that. */
 	size_t limit = cl->b->set.message_size_limit + MQTT_MAX_STRING + 16, total = 0;
@@ -293,29 +315,29 @@ mqtt_read(struct client *cl)
 		 * length bytes are complete. */
 		if ((rc == 0 && total == 0) || have < total) {
 			/* Half a packet: without a keep-alive, idle_timeout bounds the wait. */
-			if (cl->keepalive_ms == 0 && !evtimer_pending(cl->idle, NULL))
-				arm(cl, cl->b->set.idle_timeout);
+			if (mqtt_conn(cl)->keepalive_ms == 0 && !client_idle_armed(cl))
+				client_arm_idle(cl, cl->b->set.idle_timeout);
 			break;
 		}
 		if (one_packet(cl, evbuffer_pullup(in, (ssize_t)total), total) == -1)
 			break;
 		evbuffer_drain(in, total);
-		mqtt_touch(cl);
+		touch(cl);
 	}
-	mqtt_flush(cl->b);	/* acks forgotten, QoS 2 state recorded */
 }
 
 /* The connection ended: the will unless it said DISCONNECT, deliveries
- * stop, a clean session ends with it. */
-void
+ * stop, a clean session ends with it (and releases what it staged). */
+static void
 mqtt_closed(struct client *cl)
 {
+	struct mqtt_conn *mc = mqtt_conn(cl);
 	struct session *s = cl->session;
 	struct attachment *a;
 
-	if (cl->connected && cl->will != NULL)
+	if (mc->connected && mc->will != NULL)
 		mqtt_publish_will(cl);
-	will_free(cl);
+	will_free(mc);
 	while ((a = TAILQ_FIRST(&cl->attached)) != NULL) {
 		struct child *c = a->child;
 
@@ -323,18 +345,25 @@ mqtt_closed(struct client *cl)
 		if (s != NULL && !s->persistent)
 			topic_unsub(c, s->key, true);
 	}
-	publisher_closed(cl, s == NULL || !s->persistent);
+	owner_closed(cl, s == NULL || !s->persistent);
 	if (s != NULL) {
-		s->cl = NULL;
-		cl->session = NULL;
-		if (!s->persistent) {
+		session_offline(s);
+		if (!s->persistent)
 			session_free(s);
-		} else {
-			s->offline_since = wall_ms();
+		else
 			(void)session_save(s);
-		}
 	}
-	free(cl->client_id);
-	cl->client_id = NULL;
-	cl->connected = false;
+	mqtt_inbound_free(mc);
+	free(mc->client_id);
+	free(mc);
 }
+
+const struct proto mqtt_proto = {
+	.name = "MQTT",
+	.start = mqtt_start,
+	.read = mqtt_read,
+	.deliver = mqtt_deliver,
+	.can_take = mqtt_can_take,
+	.idle = mqtt_idle,
+	.closed = mqtt_closed,
+};

@@ -12,7 +12,7 @@
 
 #include <event2/event.h>
 
-#include "broker.h"
+#include "core/core.h"
 #include "kvstore.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -107,20 +107,6 @@ durable_wait(struct broker *b, uint64_t ticket, durable_fn *fn, void *arg)
 	w->fn = fn;
 	w->arg = arg;
 	TAILQ_INSERT_TAIL(&b->waiters, w, entry);
-}
-
-/* A waiter's argument is going away. */
-void
-durable_cancel(struct broker *b, void *arg)
-{
-	struct waiter *w, *next;
-
-	TAILQ_FOREACH_SAFE(w, &b->waiters, entry, next) {
-		if (w->arg == arg) {
-			TAILQ_REMOVE(&b->waiters, w, entry);
-			free(w);
-		}
-	}
 }
 
 void

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "core/core.h"
 #include "clock.h"
 #include "ipc.h"
 #include "log.h"
@@ -14,10 +14,18 @@
 static void
 on_ready(struct child *c, const struct ipc_msg *m)
 {
+	uint32_t v = ipc_version_of(m->body, m->len);
 	struct rec_ready r;
 
-	if (dec_ready(m->body, m->len, &r) == -1 || r.version != IPC_PROTO_VERSION ||
-	    strcmp(r.topic, c->topic) != 0) {
+	if (v != IPC_PROTO_VERSION) {
+		log_errx("topic %s: topicd pid %ld speaks IPC version %u, this broker %u "
+		    "(release %s): a topicd of another release; restart the broker after an "
+		    "upgrade", c->topic, (long)c->pid, v, IPC_PROTO_VERSION, BROKER_VERSION);
+		c->version_mismatch = true;
+		child_kill(c, "of another release");
+		return;
+	}
+	if (dec_ready(m->body, m->len, &r) == -1 || strcmp(r.topic, c->topic) != 0) {
 		child_kill(c, "bad READY record");
 		return;
 	}
@@ -111,7 +119,7 @@ static const struct {
 };
 
 void
-child_dispatch(struct ipc_chan *ch, struct ipc_msg *m, void *arg)
+topicd_dispatch(struct ipc_chan *ch, struct ipc_msg *m, void *arg)
 {
 	struct child *c = arg;
 	char why[64];
@@ -136,7 +144,7 @@ child_dispatch(struct ipc_chan *ch, struct ipc_msg *m, void *arg)
 }
 
 void
-child_chan_error(struct ipc_chan *ch, int err, void *arg)
+topicd_chan_error(struct ipc_chan *ch, int err, void *arg)
 {
 	struct child *c = arg;
 

@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "broker.h"
+#include "core/core.h"
 #include "ipc_proto.h"
 #include "log.h"
 #include "xmalloc.h"

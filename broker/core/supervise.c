@@ -1,7 +1,7 @@
-/* The topic table and supervision: one topicd per topic, started on first
- * use, reaped in a waitpid(WNOHANG) loop, restarted with exponential
- * back-off for ever; a record it crashes on repeatedly is a poison record
- * (dead-lettered); a store it cannot read marks the topic failed. */
+/* Supervision: one topicd per topic, reaped in a waitpid(WNOHANG) loop,
+ * restarted with exponential back-off for ever; a record it crashes on
+ * repeatedly is a poison record (dead-lettered); a store it cannot read
+ * marks the topic failed. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,79 +12,21 @@
 
 #include <event2/event.h>
 
-#include "broker.h"
+#include "core/core.h"
 #include "clock.h"
 #include "ipc.h"
 #include "log.h"
 #include "topic.h"
 #include "xmalloc.h"
 
-static int
-child_cmp(struct child *a, struct child *b)
-{
-	return strcmp(a->topic, b->topic);
-}
-
-RB_GENERATE(child_tree, child, entry, child_cmp)
-
 static void on_restart_timer(evutil_socket_t fd, short what, void *arg);
 
+/* A new entry in the topic table, its topicd not started yet. */
 struct child *
-child_find(struct broker *b, const char *topic)
+child_create(struct broker *b, const char *topic)
 {
-	struct child key = { .topic = (char *)topic };
+	struct child *c = xcalloc(1, sizeof(*c));
 
-	return RB_FIND(child_tree, &b->children, &key);
-}
-
-/* The topic's registry entry (for wildcard filters after a restart) must
- * be durable before a message is stored in it: its publishes wait until
- * then (c->registered, see held.c). */
-static void
-registered(struct child *c)
-{
-	c->registered = true;
-	child_pump(c);
-}
-
-/* max_topics refusals are logged at most once a second, with a count. */
-static void
-refuse_new_topic(struct broker *b, const char *topic)
-{
-	int64_t now = mono_ms();
-
-	b->topics_refused++;
-	if (now - b->topics_refused_logged < 1000)
-		return;
-	log_warnx("topic %s refused: %u topics, max_topics is %u (%llu refused so far)",
-	    topic, b->ntopics, b->set.max_topics, (unsigned long long)b->topics_refused);
-	b->topics_refused_logged = now;
-}
-
-struct child *
-child_get(struct broker *b, const char *topic, bool create, const char **why)
-{
-	struct child *c = child_find(b, topic);
-	uint64_t ticket = 0;
-
-	*why = NULL;
-	if (c != NULL || !create)
-		return c;
-	if (b->stopping) {
-		*why = "the broker is shutting down";
-		return NULL;
-	}
-	bool fresh = !topic_known(b, topic);
-
-	if (fresh) {
-		if (b->ntopics >= b->set.max_topics) {
-			*why = "too many topics (max_topics)";
-			refuse_new_topic(b, topic);
-			return NULL;
-		}
-		ticket = topic_register(b, topic);
-	}
-	c = xcalloc(1, sizeof(*c));
 	c->b = b;
 	c->topic = xstrdup(topic);
 	c->backoff_ms = b->set.restart_backoff_min;
@@ -95,13 +37,6 @@ child_get(struct broker *b, const char *topic, bool create, const char **why)
 		fatalx("cannot create a timer for topic %s", topic);
 	RB_INSERT(child_tree, &b->children, c);
 	b->title_dirty = true;
-	if (fresh)
-		durable_wait(b, ticket, (durable_fn *)registered, c);
-	else
-		c->registered = true;
-	child_start(c);
-	if (fresh)
-		sessions_topic_created(b, c);	/* wildcard filters that match it */
 	return c;
 }
 
@@ -110,6 +45,7 @@ send_config(struct child *c)
 {
 	struct settings *s = &c->b->set;
 	struct rec_config r = {
+		.version = IPC_PROTO_VERSION,
 		.retry_ms = (uint32_t)s->retry_interval,
 		.max_attempts = s->max_delivery_attempts,
 		.checkpoint_kib = (uint32_t)(s->checkpoint_size / 1024),
@@ -145,7 +81,7 @@ child_start(struct child *c)
 		return;
 	}
 	c->state = CH_STARTING;
-	c->chan = ipc_chan_new(c->b->base, fd, child_dispatch, child_chan_error, c);
+	c->chan = ipc_chan_new(c->b->base, fd, topicd_dispatch, topicd_chan_error, c);
 	send_config(c);
 	log_info("topic %s: topicd pid %ld started", c->topic, (long)c->pid);
 }
@@ -248,11 +184,16 @@ child_crashed(struct child *c, int status, const char *how)
 	struct held *alone;
 	unsigned n = child_requeue(c, &alone);
 
-	if (WIFEXITED(status) && WEXITSTATUS(status) == TOPICD_EXIT_DAMAGED) {
+	if (WIFEXITED(status) && WEXITSTATUS(status) == TOPICD_EXIT_VERSION)
+		c->version_mismatch = true;
+	if ((WIFEXITED(status) && WEXITSTATUS(status) == TOPICD_EXIT_DAMAGED) ||
+	    c->version_mismatch) {
 		c->state = CH_FAILED;
-		log_errx("topic %s: topicd %s: its store is damaged (see the line above): TOPIC "
-		    "FAILED; publishes to it are refused until it is repaired and SIGHUP sent",
-		    c->topic, how);
+		log_errx("topic %s: topicd %s: %s (see the line above): TOPIC FAILED; publishes "
+		    "to it are refused until %s", c->topic, how, c->version_mismatch ?
+		    "it is of another release than this broker" : "its store is damaged",
+		    c->version_mismatch ? "the broker is restarted" :
+		    "it is repaired and SIGHUP sent");
 		child_fail_held(c);
 		child_update_stalls(c);
 		return;
@@ -345,6 +286,7 @@ children_retry_failed(struct broker *b)
 		log_notice("topic %s: retrying the failed topic", c->topic);
 		c->backoff_ms = b->set.restart_backoff_min;
 		c->restarts++;
+		c->version_mismatch = false;
 		child_start(c);
 	}
 }

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "core/core.h"
 #include "ipc.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -28,11 +28,10 @@ broker_req(struct broker *b)
 }
 
 struct held *
-held_new(enum held_kind kind, uint16_t type, uint64_t req, const struct wbuf *w)
+held_new(uint16_t type, uint64_t req, const struct wbuf *w)
 {
 	struct held *h = xcalloc(1, sizeof(*h));
 
-	h->kind = kind;
 	h->type = type;
 	h->req = req;
 	h->body = xmemdup(w->data, w->len);
@@ -123,7 +122,7 @@ orphaned(struct child *c, const struct held *h)
 {
 	struct client *cl;
 
-	if ((h->kind != HELD_JSON_PUB && h->kind != HELD_MQTT_PUB) || h->req == 0)
+	if (!h->from_client || h->req == 0)
 		return false;
 	cl = client_by_id(c->b, h->client_id);
 	return cl == NULL || cl->closing;
@@ -282,34 +281,9 @@ static void
 answer(struct child *c, struct held *h, const struct rec_done *d)
 {
 	struct client *waiting = h->client_id ? client_by_id(c->b, h->client_id) : NULL;
-	const char *why;
-	struct child *asker;
-	struct wbuf w;
 
-	switch (h->kind) {
-	case HELD_JSON_PUB:
-	case HELD_JSON_REL:
-		json_pub_done(c, h, d);
-		break;
-	case HELD_MQTT_PUB:
-	case HELD_MQTT_REL:
-		mqtt_pub_done(c, h, d);
-		break;
-	case HELD_DLQ:
-		/* Only a stored dead letter lets the asking topic move on. */
-		asker = d->status == ST_OK ? child_get(c->b, h->dlq_topic, false, &why) : NULL;
-		if (asker != NULL && asker->gen == h->dlq_gen) {
-			struct rec_dlq_done r = { .req = h->dlq_req };
-
-			wbuf_init(&w);
-			enc_dlq_done(&w, &r);
-			child_send(asker, IPC_DLQ_DONE, &w);
-			wbuf_free(&w);
-		}
-		break;
-	case HELD_NOTE:
-		break;
-	}
+	if (h->done != NULL)
+		h->done(c, h, d);
 	/* After the answer is out: reading may resume (and handle more). */
 	if (waiting != NULL && h->req != 0 && waiting->pending > 0) {
 		waiting->pending--;
@@ -388,7 +362,7 @@ child_fail_held(struct child *c)
 
 	while ((h = TAILQ_FIRST(&c->held)) != NULL) {
 		unlink_held(c, h);
-		if (h->kind == HELD_DLQ)
+		if (h->dlq_topic != NULL)
 			log_errx("topic %s failed: a dead letter from topic %s stays with it",
 			    c->topic, h->dlq_topic);
 		held_refuse(c, h);
@@ -405,4 +379,74 @@ child_discard_held(struct child *c)
 		unlink_held(c, h);
 		held_free(h);
 	}
+}
+
+static struct held *
+client_request(struct client *cl, uint16_t type, uint64_t req, const struct wbuf *w,
+    held_done *done, uint64_t arg)
+{
+	struct held *h = held_new(type, req, w);
+
+	h->done = done;
+	h->client_id = cl->id;
+	h->arg = arg;
+	h->client_desc = xstrdup(cl->desc);
+	h->port = cl->port;
+	return h;
+}
+
+int
+publish_submit(struct client *cl, struct child *c, const struct rec_publish *p,
+    held_done *done, uint64_t arg, const char **why)
+{
+	struct broker *b = cl->b;
+	struct wbuf w;
+	struct held *h;
+
+	wbuf_init(&w);
+	enc_publish(&w, p);
+	h = client_request(cl, IPC_PUBLISH, p->req, &w, done, arg);
+	wbuf_free(&w);
+	h->qos = p->qos;
+	h->from_client = true;
+	if (child_submit(c, h, why) == -1) {
+		held_free(h);
+		return -1;
+	}
+	if (p->flags & PF_STAGE)
+		owner_note_topic(cl, c->topic);
+	b->msgs_in++;
+	b->bytes_in += p->payload_len;
+	return 0;
+}
+
+int
+release_submit(struct client *cl, struct child *c, const struct rec_release *r,
+    held_done *done, uint64_t arg, const char **why)
+{
+	struct wbuf w;
+	struct held *h;
+
+	wbuf_init(&w);
+	enc_release(&w, r);
+	h = client_request(cl, IPC_RELEASE, r->req, &w, done, arg);
+	wbuf_free(&w);
+	if (child_submit(c, h, why) == -1) {
+		held_free(h);
+		return -1;
+	}
+	return 0;
+}
+
+int
+note_submit(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
+    const char **why)
+{
+	struct held *h = held_new(type, req, w);
+
+	if (child_submit(c, h, why) == -1) {
+		held_free(h);
+		return -1;
+	}
+	return 0;
 }

@@ -111,25 +111,4 @@ int jl_enc_pubrel(struct wbuf *w, uint64_t msg_id, const char *topic);
 int jl_enc_deliver(struct wbuf *w, const char *topic, uint64_t msg_id,
     const void *payload, size_t len, bool is_json);
 
-/* A dead-letter record, stored as a message payload. */
-struct jl_deadletter {
-	const char	*reason;	/* "invalid_json", "unknown_command", ... */
-	const char	*detail;	/* what exactly was wrong; NULL omits */
-	int64_t		 time_ms;	/* wall clock, ms since the epoch */
-	const char	*client;	/* "alice", "127.0.0.1:5555"; NULL omits */
-	int		 port;		/* broker port it came in on; 0 omits */
-	const char	*topic;		/* original topic; NULL omits */
-	const void	*payload;	/* the original bytes */
-	size_t		 len;
-};
-
-/*
- * One compact JSON object, no line ending:
- * {"reason":R,"detail":D,"time":"2026-11-28T10:00:00.123Z","client":C,
- *  "port":P,"topic":T,"msg":M} with M a string when the bytes are UTF-8, else
- * base64 followed by ,"encoding":"base64".  Returns -1 and appends nothing
- * if reason is NULL or a string field is not UTF-8.
- */
-int jl_enc_deadletter(struct wbuf *w, const struct jl_deadletter *d);
-
 #endif

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "topic.h"
 #include "xmalloc.h"
@@ -611,77 +610,4 @@ jl_enc_deliver(struct wbuf *w, const char *topic, uint64_t msg_id,
 		put_lit(w, ",\"encoding\":\"base64\"");
 	put_lit(w, "}\r\n");
 	return 0;
-}
-
-/* ISO 8601 UTC with milliseconds: 2026-11-28T10:00:00.123Z. */
-static void
-put_time(struct wbuf *w, int64_t ms)
-{
-	int64_t sec = ms / 1000, rem = ms % 1000;
-	char buf[64];
-	struct tm tm;
-	time_t t;
-
-	if (rem < 0) {
-		rem += 1000;
-		sec--;
-	}
-	t = (time_t)sec;
-	if (gmtime_r(&t, &tm) == NULL) {
-		t = 0;
-		rem = 0;
-		gmtime_r(&t, &tm);
-	}
-	strftime(buf, sizeof(buf), "\"%Y-%m-%dT%H:%M:%S", &tm);
-	put_lit(w, buf);
-	snprintf(buf, sizeof(buf), ".%03dZ\"", (int)rem);
-	put_lit(w, buf);
-}
-
-/* ,"key":"s" (nothing for a NULL s); -1 if s is not UTF-8. */
-static int
-put_field(struct wbuf *w, const char *key, const char *s)
-{
-	if (s == NULL)
-		return 0;
-	put_lit(w, ",\"");
-	put_lit(w, key);
-	put_lit(w, "\":");
-	return put_string(w, s, strlen(s));
-}
-
-int
-jl_enc_deadletter(struct wbuf *w, const struct jl_deadletter *d)
-{
-	size_t start = w->len;
-	char buf[32];
-
-	if (d->reason == NULL)
-		return -1;
-	put_lit(w, "{\"reason\":");
-	if (put_string(w, d->reason, strlen(d->reason)) == -1)
-		goto fail;
-	if (put_field(w, "detail", d->detail) == -1)
-		goto fail;
-	put_lit(w, ",\"time\":");
-	put_time(w, d->time_ms);
-	if (put_field(w, "client", d->client) == -1)
-		goto fail;
-	if (d->port != 0) {
-		snprintf(buf, sizeof(buf), ",\"port\":%d", d->port);
-		put_lit(w, buf);
-	}
-	if (put_field(w, "topic", d->topic) == -1)
-		goto fail;
-	put_lit(w, ",\"msg\":");
-	if (put_string(w, d->payload, d->len) == 0)
-		put_lit(w, "}");
-	else {
-		put_base64(w, d->payload, d->len);
-		put_lit(w, ",\"encoding\":\"base64\"}");
-	}
-	return 0;
-fail:
-	w->len = start;
-	return -1;
 }

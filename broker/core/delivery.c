@@ -7,24 +7,17 @@
 
 #include <event2/event.h>
 
-#include "broker.h"
+#include "core/core.h"
 #include "ipc.h"
+#include "kvstore.h"
 #include "log.h"
 
 #define DELIVERY_BATCH 64	/* records per wake-up, for fairness */
 
-static void deliver_batch(struct client *cl, evutil_socket_t fd);
-
-static void
-on_delivery(evutil_socket_t fd, short what, void *arg)
+static bool
+can_take(const struct client *cl)
 {
-	struct client *cl = arg;
-	struct broker *b = cl->b;
-
-	(void)what;
-	deliver_batch(cl, fd);
-	if (b->store != NULL)
-		mqtt_flush(b);		/* packet ids on disk before the PUBLISHes leave */
+	return !client_output_full(cl) && cl->proto->can_take(cl);
 }
 
 static void
@@ -33,7 +26,7 @@ deliver_batch(struct client *cl, evutil_socket_t fd)
 	struct ipc_msg m;
 
 	for (int i = 0; i < DELIVERY_BATCH; i++) {
-		if (client_output_full(cl) || (cl->kind == CL_MQTT && !mqtt_can_take(cl))) {
+		if (!can_take(cl)) {
 			event_del(cl->dev);
 			cl->dev_on = false;
 			return;
@@ -49,14 +42,26 @@ deliver_batch(struct client *cl, evutil_socket_t fd)
 		}
 		if (rc == 0)
 			return;		/* cannot happen: we hold the other end */
-		if (cl->kind == CL_MQTT)
-			mqtt_deliver(cl, &m);
-		else
-			json_cons_deliver(cl, &m);
+		cl->proto->deliver(cl, &m);
 		ipc_msg_clear(&m);
 		if (cl->closing)
 			return;
 	}
+}
+
+static void
+on_delivery(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *cl = arg;
+	struct broker *b = cl->b;
+
+	(void)what;
+	deliver_batch(cl, fd);
+	/* What the deliveries recorded (packet ids) is written before their
+	 * output leaves, when this callback returns. */
+	if (kv_pending(b->store) > 0 && kv_flush(b->store) == -1 &&
+	    errno != ENOSPC && errno != EDQUOT)
+		log_warn("the session store cannot be written");
 }
 
 int
@@ -92,8 +97,7 @@ delivery_close(struct client *cl)
 void
 delivery_resume(struct client *cl)
 {
-	if (cl->dev == NULL || cl->dev_on || client_output_full(cl) ||
-	    (cl->kind == CL_MQTT && !mqtt_can_take(cl)))
+	if (cl->dev == NULL || cl->dev_on || !can_take(cl))
 		return;
 	if (event_add(cl->dev, NULL) == -1)
 		fatalx("cannot watch the delivery socket of client %s", cl->desc);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "broker.h"
+#include "core/core.h"
 #include "ipc.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -79,13 +79,10 @@ attach_offline(struct child *c, const struct rec_attach *r)
 	a.req = broker_req(c->b);
 	wbuf_init(&w);
 	enc_attach(&w, &a);
-	struct held *h = held_new(HELD_NOTE, IPC_ATTACH, a.req, &w);
-	wbuf_free(&w);
-	if (child_submit(c, h, &why) == -1) {
+	if (note_submit(c, IPC_ATTACH, a.req, &w, &why) == -1)
 		log_warnx("topic %s: cannot register offline session %s: %s", c->topic,
 		    r->subkey, why);
-		held_free(h);
-	}
+	wbuf_free(&w);
 }
 
 void
@@ -136,8 +133,23 @@ topic_unsub(struct child *c, const char *subkey, bool forget)
 
 	wbuf_init(&w);
 	enc_unsub(&w, &r);
-	struct held *h = held_new(HELD_NOTE, IPC_UNSUB, r.req, &w);
+	(void)note_submit(c, IPC_UNSUB, r.req, &w, &why);	/* a failed topic: nothing to do */
 	wbuf_free(&w);
-	if (child_submit(c, h, &why) == -1)
-		held_free(h);
+}
+
+/* A subscriber's PUBACK, PUBREC or PUBCOMP of a delivery, to its topic. */
+void
+ack_to_topic(struct broker *b, const char *subkey, const char *topic, uint64_t seq,
+    uint8_t kind)
+{
+	struct rec_ack a = { .subkey = subkey, .seq = seq, .kind = kind };
+	struct child *c = topic_find(b, topic);
+	struct wbuf w;
+
+	if (c == NULL)
+		return;
+	wbuf_init(&w);
+	enc_ack(&w, &a);
+	child_send(c, IPC_ACK, &w);
+	wbuf_free(&w);
 }

@@ -1,0 +1,359 @@
+/* Client connections: a bufferevent each, handed to its protocol (struct
+ * proto); back-pressure on what a client sends; output held behind a
+ * store ticket (gates); one close path. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "core/core.h"
+#include "kvstore.h"
+#include "log.h"
+#include "xmalloc.h"
+
+static int
+id_cmp(struct client *a, struct client *b)
+{
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+RB_PROTOTYPE(client_ids, client, by_id, id_cmp)
+RB_GENERATE(client_ids, client, by_id, id_cmp)
+
+struct client *
+client_by_id(struct broker *b, uint64_t id)
+{
+	struct client key = { .id = id };
+
+	return RB_FIND(client_ids, &b->clients, &key);
+}
+
+static void
+ungate(struct client *cl)
+{
+	if (cl->gate == 0)
+		return;
+	TAILQ_REMOVE(&cl->b->gated, cl, gate_entry);
+	cl->gate = 0;
+	if (bufferevent_write_buffer(cl->bev, cl->gated) == -1)
+		log_warnx("client %s: cannot buffer output", cl->desc);
+	evbuffer_free(cl->gated);
+	cl->gated = NULL;
+}
+
+static void
+client_free(struct client *cl)
+{
+	struct broker *b = cl->b;
+
+	client_close(cl, "broker stopped");
+	ungate(cl);
+	delivery_close(cl);
+	RB_REMOVE(client_ids, &b->clients, cl);
+	b->nclients--;
+	b->title_dirty = true;
+	bufferevent_free(cl->bev);
+	event_free(cl->idle);
+	free(cl);
+}
+
+static void
+on_free_later(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	client_free(arg);
+}
+
+/* Frees the client outside of any callback that may still use it. */
+static void
+free_later(struct client *cl)
+{
+	if (cl->freeing)
+		return;
+	cl->freeing = true;
+	if (event_base_once(cl->b->base, -1, EV_TIMEOUT, on_free_later, cl, NULL) == -1)
+		fatalx("cannot schedule the release of client %s", cl->desc);
+}
+
+/* Once its last output is out (and not waiting behind a gate). */
+static void
+free_when_flushed(struct client *cl)
+{
+	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0 && cl->gate == 0) {
+		bufferevent_disable(cl->bev, EV_WRITE);
+		free_later(cl);
+	}
+}
+
+void
+client_close(struct client *cl, const char *why)
+{
+	if (cl->closing)
+		return;
+	cl->closing = true;
+	log_info("client %s: closed: %s", cl->desc, why);
+	bufferevent_disable(cl->bev, EV_READ);
+	evtimer_del(cl->idle);
+	delivery_close(cl);
+	cl->proto->closed(cl);		/* it releases what it staged, or not */
+	cl->pstate = NULL;
+	owner_closed(cl, false);
+	/* Else the write callback frees it once the last line is out. */
+	bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
+	free_when_flushed(cl);
+}
+
+void
+client_write(struct client *cl, const void *data, size_t len)
+{
+	if (cl->closing && !bufferevent_get_enabled(cl->bev))
+		return;
+	if (cl->gate != 0) {
+		if (evbuffer_add(cl->gated, data, len) == -1)
+			client_close(cl, "cannot buffer output");
+		return;
+	}
+	if (bufferevent_write(cl->bev, data, len) == -1)
+		client_close(cl, "cannot buffer output");
+}
+
+struct evbuffer *
+client_input(struct client *cl)
+{
+	return bufferevent_get_input(cl->bev);
+}
+
+/* What is written to the client from now on waits until the store has
+ * made ticket durable (an answer that says "stored", and everything
+ * after it, in order). */
+void
+client_gate(struct client *cl, uint64_t ticket)
+{
+	if (ticket == 0 || ticket <= cl->gate || durable_reached(cl->b, ticket))
+		return;
+	if (cl->gate == 0) {
+		if ((cl->gated = evbuffer_new()) == NULL)
+			fatalx("cannot allocate a buffer");
+		TAILQ_INSERT_TAIL(&cl->b->gated, cl, gate_entry);
+	}
+	cl->gate = ticket;
+}
+
+/* The store made everything up to ticket durable durable: gates open. */
+void
+clients_ungate(struct broker *b, uint64_t durable)
+{
+	struct client *cl, *next;
+
+	TAILQ_FOREACH_SAFE(cl, &b->gated, gate_entry, next) {
+		if (cl->gate > durable)
+			continue;
+		ungate(cl);
+		if (cl->closing) {
+			free_when_flushed(cl);
+			continue;
+		}
+		delivery_resume(cl);
+		client_throttle(cl);
+	}
+}
+
+/*
+ * Back-pressure on what a client sends: while max_client_pending of its
+ * requests wait for a topicd, or one of its publishes waits for room in
+ * its topic (held.c), or its answers pile up above client_output_limit
+ * because it does not read them, the broker stops reading from it (TCP
+ * pushes back on the client); it reads again, and handles what is
+ * buffered, once below.
+ */
+bool
+client_throttled(const struct client *cl)
+{
+	return cl->pending >= cl->b->set.max_client_pending || cl->nstalled > 0 ||
+	    client_output_full(cl);
+}
+
+bool
+client_output_full(const struct client *cl)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(cl->bev));
+
+	if (cl->gated != NULL)
+		n += evbuffer_get_length(cl->gated);
+	return n >= cl->b->set.client_output_limit;
+}
+
+/* What a protocol recorded in the store while handling its requests
+ * (packet ids, QoS 2 state) is written before its answers leave, when the
+ * callback returns: it survives the death of any process. */
+static void
+flush_store(struct broker *b)
+{
+	if (kv_pending(b->store) > 0 && kv_flush(b->store) == -1 &&
+	    errno != ENOSPC && errno != EDQUOT)
+		log_warn("the session store cannot be written");
+}
+
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+	struct client *cl = arg;
+
+	(void)bev;
+	if (!cl->closing && !client_throttled(cl))
+		cl->proto->read(cl);
+	client_throttle(cl);
+	flush_store(cl->b);
+}
+
+void
+client_throttle(struct client *cl)
+{
+	bool stop = client_throttled(cl);
+
+	if (cl->closing || stop == cl->throttled)
+		return;
+	cl->throttled = stop;
+	if (stop) {
+		bufferevent_disable(cl->bev, EV_READ);
+		return;
+	}
+	if (bufferevent_enable(cl->bev, EV_READ) == -1)
+		fatalx("cannot enable client %s", cl->desc);
+	on_read(cl->bev, cl);		/* what is buffered already */
+}
+
+static void
+on_write(struct bufferevent *bev, void *arg)
+{
+	struct client *cl = arg;
+
+	(void)bev;
+	if (cl->closing) {
+		free_when_flushed(cl);
+		return;
+	}
+	delivery_resume(cl);
+	client_throttle(cl);
+}
+
+static void
+on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct client *cl = arg;
+
+	if (cl->closing) {
+		if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+			bufferevent_disable(cl->bev, EV_WRITE);
+			free_later(cl);
+		}
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		client_close(cl, evbuffer_get_length(bufferevent_get_input(bev)) ?
+		    "disconnected in the middle of a request" : "disconnected");
+	else if (what & BEV_EVENT_ERROR)
+		client_close(cl, strerror(EVUTIL_SOCKET_ERROR()));
+}
+
+static void
+on_idle(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *cl = arg;
+
+	(void)fd;
+	(void)what;
+	if (!cl->closing)
+		cl->proto->idle(cl);
+}
+
+void
+client_arm_idle(struct client *cl, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	if (evtimer_add(cl->idle, &tv) == -1)
+		fatalx("cannot arm the timer of client %s", cl->desc);
+}
+
+void
+client_disarm_idle(struct client *cl)
+{
+	evtimer_del(cl->idle);
+}
+
+bool
+client_idle_armed(const struct client *cl)
+{
+	return evtimer_pending(cl->idle, NULL) != 0;
+}
+
+void
+client_new(struct broker *b, int fd, const struct proto *proto, const char *desc, int port)
+{
+	struct client *cl = xcalloc(1, sizeof(*cl));
+	int one = 1;
+
+	cl->b = b;
+	cl->id = ++b->next_client_id;
+	cl->proto = proto;
+	cl->port = port;
+	cl->dsock[0] = cl->dsock[1] = -1;
+	snprintf(cl->desc, sizeof(cl->desc), "%s", desc);
+	TAILQ_INIT(&cl->attached);
+	/* Requests are small and answered one by one: no Nagle delay. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		log_warn("client %s: TCP_NODELAY", desc);
+	cl->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	cl->idle = evtimer_new(b->base, on_idle, cl);
+	if (cl->bev == NULL || cl->idle == NULL)
+		fatalx("cannot set up client %s", desc);
+	bufferevent_setcb(cl->bev, on_read, on_write, on_event, cl);
+	bufferevent_setwatermark(cl->bev, EV_WRITE, b->set.client_output_limit / 2, 0);
+	if (bufferevent_enable(cl->bev, EV_READ | EV_WRITE) == -1)
+		fatalx("cannot enable client %s", desc);
+	RB_INSERT(client_ids, &b->clients, cl);
+	b->nclients++;
+	b->title_dirty = true;
+	log_info("client %s: connected (%s)", desc, proto->name);
+	proto->start(cl);
+}
+
+void
+clients_free_all(struct broker *b)
+{
+	struct client *cl;
+
+	while ((cl = RB_MIN(client_ids, &b->clients)) != NULL)
+		client_free(cl);
+}
+
+void
+clients_close_all(struct broker *b)
+{
+	struct client *cl;
+
+	RB_FOREACH(cl, client_ids, &b->clients)
+		client_close(cl, "broker shutting down");
+}
+
+/* Shutdown: no new requests; answers and deliveries still go out. */
+void
+clients_stop_reading(struct broker *b)
+{
+	struct client *cl;
+
+	RB_FOREACH(cl, client_ids, &b->clients) {
+		bufferevent_disable(cl->bev, EV_READ);
+		evtimer_del(cl->idle);
+	}
+}

@@ -1,0 +1,448 @@
+/* The master's core: the topics and their topicds (supervision, the
+ * requests held for them, attachments), sessions and the routing of topics
+ * to them, client connections with their delivery sockets and
+ * back-pressure, dead letters, and the master's own store.
+ *
+ * The core knows no client protocol.  A protocol (broker/mqtt,
+ * broker/json) plugs in with a table of operations (struct proto) for its
+ * connections, completion callbacks on the requests it makes (held_done),
+ * and hooks on the sessions it keeps state for (struct session_ext).
+ * Calls go down only: the daemon (broker/) calls the protocols and the
+ * core, the protocols call the core, the core calls common/ and the
+ * protocols' tables. */
+#ifndef BROKER_CORE_CORE_H
+#define BROKER_CORE_CORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <bsd/sys/queue.h>
+#include <bsd/sys/tree.h>
+
+#include "ipc_proto.h"
+#include "core/settings.h"
+
+struct event_base;
+struct event;
+struct evbuffer;
+struct bufferevent;
+struct evconnlistener;
+struct ipc_chan;
+struct ipc_msg;
+struct kv;
+struct client;
+struct child;
+struct held;
+struct session;
+struct registry;
+struct routes;
+
+/* ------------------------------------------------------------ protocols */
+
+/* A client protocol's operations on its connections.  The core calls
+ * start once, read when input is there and the client is not throttled,
+ * deliver for each record from a topicd while can_take says yes, idle
+ * when the client's timer fires, and closed once, when the connection
+ * ends (the protocol frees its state there). */
+struct proto {
+	const char	*name;		/* "MQTT", ... for logs */
+	void	(*start)(struct client *);
+	void	(*read)(struct client *);
+	void	(*deliver)(struct client *, const struct ipc_msg *);
+	bool	(*can_take)(const struct client *);
+	void	(*idle)(struct client *);
+	void	(*closed)(struct client *);
+};
+
+/* A protocol's own state in a session, and what the core tells it. */
+struct session_ext {
+	/* The session no longer takes the topic (its cursor is gone). */
+	void	(*topic_dropped)(struct session *, const char *topic);
+	/* The session ends: forget (for good: what it stored goes too), or
+	 * only its memory is released (the broker stops). */
+	void	(*ended)(struct session *, bool forget);
+};
+
+/* -------------------------------------------------------------- requests */
+
+/* A request to a topicd that waits for DONE; replayed into a restarted
+ * child.  done says what the answer does (called once: with the topicd's
+ * answer, or with ST_STORE when the request is refused); client_id and
+ * arg are for it (the client is looked up by id: it may be gone). */
+typedef void held_done(struct child *c, struct held *h, const struct rec_done *d);
+
+struct held {
+	TAILQ_ENTRY(held) entry;
+	uint16_t	 type;		/* IPC_PUBLISH, IPC_RELEASE, ... */
+	uint64_t	 req;		/* 0 for records without an answer */
+	uint8_t		*body;
+	size_t		 len;
+	bool		 sent;		/* to the current child */
+	held_done	*done;		/* NULL: nothing to answer */
+	uint64_t	 client_id;	/* who waits (0: nobody) */
+	uint64_t	 arg;		/* done's: a msgId, a packet id */
+	uint8_t		 qos;		/* of the PUBLISH */
+	bool		 from_client;	/* a client's publish: dropped if it goes first */
+	bool		 stalls;	/* counted in its client's nstalled */
+	bool		 suspect;	/* outstanding at a crash (probing) */
+	unsigned	 strikes;	/* crashes while it alone was outstanding */
+	/* Who sent it, for dead-lettering it (a poison record). */
+	char		*client_desc;
+	int		 port;
+	/* A dead letter asked for by a topicd: whom to tell it is stored. */
+	char		*dlq_topic;
+	uint64_t	 dlq_req;
+	unsigned	 dlq_gen;
+};
+TAILQ_HEAD(held_list, held);
+
+/* ------------------------------------------------------------ topicds */
+
+/* A session attached to a topic: re-sent to every new topicd. */
+struct attachment {
+	TAILQ_ENTRY(attachment) by_child;
+	TAILQ_ENTRY(attachment) by_client;
+	struct client	*client;
+	struct child	*child;
+	uint64_t	 req;		/* non-zero while waiting for DONE */
+	bool		 confirmed;	/* the topicd answered the last ATTACH */
+	struct rec_attach a;		/* a.subkey points to the session's key */
+};
+TAILQ_HEAD(attachment_list, attachment);
+
+enum child_state {
+	CH_STARTING,		/* forked, no READY yet */
+	CH_READY,
+	CH_BACKOFF,		/* exited; restart timer running */
+	CH_FAILED,		/* its store is damaged; SIGHUP retries */
+	CH_STOPPING,		/* we sent SIGTERM (shutdown) */
+};
+
+/* A topic and its topicd. */
+struct child {
+	RB_ENTRY(child)	 entry;
+	char		*topic;
+	pid_t		 pid;
+	enum child_state state;
+	unsigned	 gen;		/* bumped at every spawn */
+	struct ipc_chan	*chan;
+	struct event	*timer;		/* restart back-off */
+	uint64_t	 backoff_ms;
+	uint64_t	 restarts;
+	uint64_t	 poisoned;	/* poison records dead-lettered */
+	int64_t		 ready_at;
+	bool		 version_mismatch; /* a topicd binary of another release */
+	bool		 killed;	/* we killed it (protocol violation): still a crash */
+	bool		 registered;	/* its registry entry is durable */
+	bool		 full;		/* FULL: no room until we sent RESUME */
+	bool		 probing;	/* after a crash: one request at a time */
+	bool		 stalling;	/* the clients of its waiting publishes are not read */
+	struct held_list held;
+	unsigned	 nheld_pub;	/* held publishes, for max_held_publishes */
+	unsigned	 nunsent;	/* held, not sent to the current child */
+	unsigned	 noutstanding;	/* sent with a req, not answered */
+	struct attachment_list attached;	/* by_child */
+	struct rec_stats stats;
+	struct broker	*b;
+};
+RB_HEAD(child_tree, child);
+RB_PROTOTYPE(child_tree, child, entry, child_cmp)
+
+/* ------------------------------------------------------------ sessions */
+
+/* A session's topic filter. */
+struct filter {
+	char		*filter;
+	uint8_t		 qos;
+};
+
+/* A subscriber identity: "j/NAME" (JSON-lines), "m/ID" (persistent MQTT
+ * session) or "c/BOOT/ID" (clean MQTT session). */
+struct session {
+	RB_ENTRY(session) entry;
+	struct broker	*b;
+	char		*key;
+	uint8_t		 mode;		/* how its topicds deliver: MODE_JSON, MODE_MQTT */
+	bool		 persistent;
+	struct client	*cl;		/* the connection, NULL while offline */
+	struct filter	*filters;
+	size_t		 nfilters;
+	int64_t		 offline_since;	/* wall ms */
+	uint64_t	 incarnation;	/* tells a session from an earlier one of the same key */
+	void		*ext;		/* its protocol's state */
+	const struct session_ext *ext_ops;
+};
+RB_HEAD(session_tree, session);
+RB_PROTOTYPE(session_tree, session, entry, session_cmp)
+
+/* ------------------------------------------------------------- clients */
+
+/* What a connection published and may have staged (QoS 2, JSON-lines):
+ * released when it goes, since it was told those are stored. */
+struct owner;
+
+struct client {
+	RB_ENTRY(client) by_id;
+	uint64_t	 id;
+	const struct proto *proto;
+	void		*pstate;	/* the protocol's */
+	struct broker	*b;
+	struct bufferevent *bev;
+	char		 desc[128];	/* "127.0.0.1:5555", and what the protocol adds */
+	int		 port;		/* the broker port it came in on */
+	struct event	*idle;
+	bool		 closing;	/* flushing output, then freed */
+	bool		 freeing;	/* release scheduled */
+	bool		 throttled;	/* not reading (client_throttle) */
+	unsigned	 pending;	/* its requests waiting for a topicd's answer */
+	unsigned	 nstalled;	/* its publishes waiting for room (held.c) */
+	uint64_t	 gate;		/* output waits for this store ticket */
+	struct evbuffer	*gated;		/* ... here */
+	TAILQ_ENTRY(client) gate_entry;
+	struct session	*session;
+	int		 dsock[2];	/* delivery socketpair: [0] read, [1] handed out */
+	struct event	*dev;		/* read event on dsock[0] */
+	bool		 dev_on;
+	struct attachment_list attached;	/* by_client */
+	struct owner	*owner;
+};
+RB_HEAD(client_ids, client);
+TAILQ_HEAD(client_list, client);
+
+typedef void durable_fn(void *);
+struct waiter;
+TAILQ_HEAD(waiter_list, waiter);
+
+/* ------------------------------------------------------------- broker */
+
+struct broker {
+	struct event_base *base;
+	struct settings	 set;
+	uint64_t	 boot_id;
+	char		*topicd_path;
+	/* The master's store: sessions and the topic registry. */
+	struct kv	*store;
+	struct event	*store_ev;	/* its worker finished something */
+	struct event	*durable_retry;	/* after a full disk */
+	struct waiter_list waiters;	/* for a ticket to be durable */
+	struct client_list gated;	/* clients whose output waits for one */
+	struct session_tree sessions;
+	int64_t		 next_expiry;	/* wall ms of the first session to expire */
+	struct routes	*routes;	/* every session's filters (route.c) */
+	struct registry	*registry;	/* every topic ever used (registry.c) */
+	unsigned	 ntopics;
+	/* Topics and their topicds. */
+	struct child_tree children;
+	bool		 store_full;	/* all topics over max_store_size */
+	uint64_t	 stored_bytes;	/* messages kept by all topics (their STATS) */
+	uint64_t	 topics_refused;	/* new topics past max_topics */
+	int64_t		 topics_refused_logged;
+	uint64_t	 next_req;
+	/* Clients. */
+	struct client_ids clients;
+	unsigned	 nclients;
+	uint64_t	 next_client_id;
+	/* Shutdown. */
+	bool		 stopping;
+	int		 stop_phase;	/* 1: finishing requests, 2: stopping topicds */
+	int64_t		 stop_deadline;
+	/* Figures. */
+	int64_t		 started_ms;
+	uint64_t	 msgs_in, msgs_out, bytes_in, bytes_out;
+	bool		 title_dirty;
+	/* The daemon's (broker/): listeners, signals, timers, options. */
+	char		*conf_path;
+	int		 lock_fd;
+	struct evconnlistener *listeners[3];
+	struct event	*accept_retry;
+	struct event	*sigs[6];
+	struct event	*tick;
+	struct event	*sys_timer;
+	struct event	*stop_timer;
+	bool		 verbose;
+	bool		 daemonize;
+	char		*opt_data_dir, *opt_bind, *opt_mqtt_port, *opt_json_ports;
+};
+
+/* ---------------------------------------------------- topics (topics.c) */
+
+/* The topic's child if the topic is in use, or NULL: a lookup. */
+struct child *topic_find(struct broker *b, const char *topic);
+/* The topic's child, created if needed: a new topic is registered
+ * durably and its topicd started.  NULL with *why when it cannot be
+ * (past max_topics, shutting down). */
+struct child *topic_open(struct broker *b, const char *topic, const char **why);
+
+/* registry.c: every topic ever used, durable, for wildcard filters */
+typedef void topic_fn(struct broker *b, const char *topic, void *arg);
+void	 registry_init(struct broker *b);
+void	 registry_free(struct broker *b);
+int	 registry_load(struct broker *b);
+bool	 registry_known(struct broker *b, const char *topic);
+/* Adds a new topic; the ticket that makes it durable. */
+uint64_t registry_add(struct broker *b, const char *topic);
+/* Calls fn for every known topic the filter matches. */
+void	 registry_match(struct broker *b, const char *filter, topic_fn *fn, void *arg);
+
+/* route.c: the sessions' filters, for routing a topic to its sessions */
+typedef void session_fn(struct session *s, void *arg);
+void	 routes_init(struct broker *b);
+void	 routes_free(struct broker *b);
+void	 routes_add(struct broker *b, struct session *s, const char *filter);
+void	 routes_remove(struct broker *b, struct session *s, const char *filter);
+/* Calls fn once for every session with a filter matching topic. */
+void	 routes_match(struct broker *b, const char *topic, session_fn *fn, void *arg);
+
+/* ---------------------------------------------- supervision (supervise.c) */
+
+struct child *child_create(struct broker *b, const char *topic);
+void	 child_start(struct child *c);
+void	 child_kill(struct child *c, const char *why);
+void	 children_reap(struct broker *b);
+void	 children_retry_failed(struct broker *b);
+void	 children_config(struct broker *b);
+void	 children_stop_all(struct broker *b);
+void	 children_kill_all(struct broker *b);
+void	 children_free_all(struct broker *b);
+bool	 children_all_gone(struct broker *b);
+unsigned children_pending(struct broker *b);
+int	 children_count(struct broker *b);
+void	 children_budget(struct broker *b);
+/* spawn.c */
+char	*topicd_find(const char *configured);
+pid_t	 topicd_spawn(struct broker *b, const char *topic, int *chan_fd);
+/* topicd_ipc.c */
+void	 topicd_dispatch(struct ipc_chan *ch, struct ipc_msg *m, void *arg);
+void	 topicd_chan_error(struct ipc_chan *ch, int err, void *arg);
+
+/* ------------------------------------------------------ held.c requests */
+
+uint64_t broker_req(struct broker *b);
+struct held *held_new(uint16_t type, uint64_t req, const struct wbuf *w);
+void	 held_free(struct held *h);
+/* Queues h for the topic (sent now if it can be); -1 with *why if the
+ * topic is failed (h is not taken). */
+int	 child_submit(struct child *c, struct held *h, const char **why);
+/* Records without an answer (ACK, DETACH, RESUME): to a live child only. */
+void	 child_send(struct child *c, uint16_t type, const struct wbuf *w);
+void	 child_pump(struct child *c);
+void	 child_replay(struct child *c);
+void	 child_done(struct child *c, const struct rec_done *d);
+void	 child_update_stalls(struct child *c);
+unsigned child_requeue(struct child *c, struct held **alone);
+void	 child_suspect_all(struct child *c);
+void	 child_take_held(struct child *c, struct held *h);
+void	 held_refuse(struct child *c, struct held *h);
+void	 child_fail_held(struct child *c);
+void	 child_discard_held(struct child *c);
+/* A client's publish to a topic: queued with its answer.  0, or -1 with
+ * *why (not taken). */
+int	 publish_submit(struct client *cl, struct child *c, const struct rec_publish *p,
+	    held_done *done, uint64_t arg, const char **why);
+/* Releases a staged message (owner, pubid): done is called when it is. */
+int	 release_submit(struct client *cl, struct child *c, const struct rec_release *r,
+	    held_done *done, uint64_t arg, const char **why);
+/* A request nobody waits for (UNSUB, RELEASE_OWNER, an offline ATTACH). */
+int	 note_submit(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
+	    const char **why);
+
+/* ------------------------------------------------------ attach.c */
+
+void	 attach_topic(struct client *cl, struct child *c, const struct rec_attach *a);
+void	 attach_offline(struct child *c, const struct rec_attach *a);
+void	 topic_unsub(struct child *c, const char *subkey, bool forget);
+void	 attach_resend(struct attachment *a);
+void	 attach_done(struct attachment *a, const struct rec_done *d);
+void	 attach_drop(struct attachment *a, bool detach);
+struct attachment *attach_find(struct client *cl, struct child *c);
+/* A subscriber's ack of a delivery, to its topic. */
+void	 ack_to_topic(struct broker *b, const char *subkey, const char *topic,
+	    uint64_t seq, uint8_t kind);
+
+/* ------------------------------------------------- session.c, route.c */
+
+int	 store_open(struct broker *b);
+void	 store_close(struct broker *b);
+struct session *session_find(struct broker *b, const char *key);
+struct session *session_new(struct broker *b, const char *key, uint8_t mode, bool persistent);
+/* Writes the record; the ticket that makes it durable (0: not stored). */
+uint64_t session_save(struct session *s);
+void	 session_delete(struct session *s);
+void	 session_free(struct session *s);
+unsigned session_count(struct broker *b);
+void	 sessions_expire(struct broker *b);
+void	 store_maintain(struct broker *b);
+int	 session_qos(const struct session *s, const char *topic);
+bool	 session_add_filter(struct session *s, const char *filter, uint8_t qos);
+bool	 session_remove_filter(struct session *s, const char *filter);
+/* Brings one topic, every topic a filter matches (or all of the
+ * session's), in line with the session's filters. */
+void	 session_sync_topic(struct session *s, struct child *c, bool retained);
+void	 session_attach_all(struct session *s, const char *only_filter, bool retained);
+/* A new topic: the sessions whose filters match get their cursor. */
+void	 sessions_topic_created(struct broker *b, struct child *c);
+/* A session comes online on cl, or goes offline. */
+void	 session_online(struct session *s, struct client *cl);
+void	 session_offline(struct session *s);
+
+/* ------------------------------------------------------------ client.c */
+
+void	 client_new(struct broker *b, int fd, const struct proto *proto, const char *desc,
+	    int port);
+void	 client_close(struct client *cl, const char *why);
+void	 client_write(struct client *cl, const void *data, size_t len);
+struct evbuffer *client_input(struct client *cl);
+struct client *client_by_id(struct broker *b, uint64_t id);
+bool	 client_output_full(const struct client *cl);
+bool	 client_throttled(const struct client *cl);
+void	 client_throttle(struct client *cl);
+void	 client_arm_idle(struct client *cl, uint64_t ms);
+void	 client_disarm_idle(struct client *cl);
+bool	 client_idle_armed(const struct client *cl);
+void	 client_gate(struct client *cl, uint64_t ticket);
+void	 clients_ungate(struct broker *b, uint64_t durable);
+void	 clients_close_all(struct broker *b);
+void	 clients_free_all(struct broker *b);
+void	 clients_stop_reading(struct broker *b);
+/* delivery.c */
+int	 delivery_open(struct client *cl);
+void	 delivery_close(struct client *cl);
+void	 delivery_resume(struct client *cl);
+/* owner.c: a publisher's staged messages */
+const char *owner_name(struct client *cl);
+void	 owner_set(struct client *cl, const char *name);
+void	 owner_note_topic(struct client *cl, const char *topic);
+void	 owner_closed(struct client *cl, bool release);
+
+/* ------------------------------------------------------------ durable.c */
+
+void	 durable_init(struct broker *b);
+void	 durable_free(struct broker *b);
+uint64_t durable_write(struct broker *b);
+bool	 durable_reached(struct broker *b, uint64_t ticket);
+void	 durable_wait(struct broker *b, uint64_t ticket, durable_fn *fn, void *arg);
+
+/* ------------------------------------------------------------ dlq.c */
+
+/* A dead-letter record: why, when, from whom, the original topic and
+ * bytes; detail (may be NULL) says what exactly was wrong. */
+struct deadletter {
+	const char	*reason;
+	const char	*detail;
+	const char	*client;
+	int		 port;
+	const char	*topic;
+	const void	*bytes;
+	size_t		 len;
+};
+/* Queues it for the dead-letter topic.  answer (may be NULL): the request
+ * whose done is called once it is durable there (taken on success, left
+ * to the caller on failure).  -1 if it could not be queued (logged). */
+int	 dlq_publish(struct broker *b, const struct deadletter *d, struct held *answer);
+void	 dlq_from_child(struct child *c, const struct rec_deadletter *d);
+void	 dlq_poison(struct child *c, struct held *h);
+/* The record itself, for tests: a compact JSON object. */
+int	 dlq_encode(struct wbuf *w, const struct deadletter *d, int64_t time_ms);
+
+#endif

@@ -1,0 +1,238 @@
+/* The dead-letter topic: one JSON record per dead letter (why, when, from
+ * whom, the original topic and bytes), published like any message:
+ *   {"reason":R,"detail":D,"time":"2026-11-28T10:00:00.123Z","client":C,
+ *    "port":P,"topic":T,"msg":M}
+ * with M the bytes as a string when they are UTF-8, else their base64 and
+ * ,"encoding":"base64" after it; detail, client, port and topic only when
+ * known. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <netinet/in.h>
+#include <arpa/nameser.h>
+#include <resolv.h>
+
+#include <jansson.h>
+
+#include "clock.h"
+#include "core/core.h"
+#include "log.h"
+#include "xmalloc.h"
+
+static int
+set_string(json_t *o, const char *key, const char *v)
+{
+	json_t *s;
+
+	if (v == NULL)
+		return 0;
+	if ((s = json_string(v)) == NULL)
+		return -1;		/* not UTF-8 */
+	return json_object_set_new(o, key, s);
+}
+
+/* ISO 8601 UTC with milliseconds: 2026-11-28T10:00:00.123Z (floored, so
+ * that a time before 1970 keeps a positive millisecond part). */
+static json_t *
+iso_time(int64_t ms)
+{
+	int64_t sec = ms / 1000, rem = ms % 1000;
+	struct tm tm;
+	char buf[64];
+	time_t t;
+
+	if (rem < 0) {
+		rem += 1000;
+		sec--;
+	}
+	t = (time_t)sec;
+	if (gmtime_r(&t, &tm) == NULL) {
+		t = 0;
+		rem = 0;
+		if (gmtime_r(&t, &tm) == NULL)
+			return NULL;
+	}
+	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)rem);
+	return json_string(buf);
+}
+
+/* The bytes as a string if they are UTF-8, else as base64. */
+static int
+set_bytes(json_t *o, const void *p, size_t len)
+{
+	json_t *s = json_stringn(p, len);
+	char *b64;
+	size_t n;
+	int rc;
+
+	if (s != NULL)
+		return json_object_set_new(o, "msg", s);
+	n = (len + 2) / 3 * 4 + 1;
+	b64 = xmalloc(n);
+	if (b64_ntop(p, len, b64, n) < 0) {
+		free(b64);
+		return -1;
+	}
+	rc = json_object_set_new(o, "msg", json_string(b64));
+	free(b64);
+	return rc == 0 ? json_object_set_new(o, "encoding", json_string("base64")) : -1;
+}
+
+/* Appends the record (no line ending); -1 and nothing appended when a
+ * text field is not UTF-8. */
+int
+dlq_encode(struct wbuf *w, const struct deadletter *d, int64_t time_ms)
+{
+	json_t *o = json_object();
+	char *text = NULL;
+	int rc = -1;
+
+	if (o == NULL || d->reason == NULL || set_string(o, "reason", d->reason) == -1 ||
+	    set_string(o, "detail", d->detail) == -1 ||
+	    json_object_set_new(o, "time", iso_time(time_ms)) == -1 ||
+	    set_string(o, "client", d->client) == -1 ||
+	    (d->port != 0 && json_object_set_new(o, "port", json_integer(d->port)) == -1) ||
+	    set_string(o, "topic", d->topic) == -1 || set_bytes(o, d->bytes, d->len) == -1)
+		goto out;
+	if ((text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
+		goto out;
+	put_raw(w, text, strlen(text));
+	rc = 0;
+out:
+	free(text);
+	json_decref(o);
+	return rc;
+}
+
+int
+dlq_publish(struct broker *b, const struct deadletter *d, struct held *answer)
+{
+	const char *why = NULL;
+	struct child *c = topic_open(b, b->set.dead_letter_topic, &why);
+	int64_t now = wall_ms();
+	struct wbuf rec, w;
+	struct held *h;
+
+	log_info("dead letter: %s%s%s from %s%s%s", d->reason, d->detail ? ": " : "",
+	    d->detail ? d->detail : "", d->client ? d->client : "broker",
+	    d->topic ? " topic " : "", d->topic ? d->topic : "");
+	wbuf_init(&rec);
+	if (c == NULL || dlq_encode(&rec, d, now) == -1) {
+		log_warnx("dead letter (%s, topic %s) lost: %s", d->reason,
+		    d->topic ? d->topic : "-", c == NULL ? why : "cannot encode it");
+		wbuf_free(&rec);
+		return -1;
+	}
+	struct rec_publish p = { .req = broker_req(b), .owner = "", .pubid = 0, .qos = 1,
+				 .flags = PF_JSON, .time_ms = (uint64_t)now,
+				 .payload = rec.data, .payload_len = rec.len };
+	wbuf_init(&w);
+	enc_publish(&w, &p);
+	h = held_new(IPC_PUBLISH, p.req, &w);
+	wbuf_free(&w);
+	wbuf_free(&rec);
+	if (answer != NULL) {
+		h->done = answer->done;
+		h->client_id = answer->client_id;
+		h->arg = answer->arg;
+		h->qos = answer->qos;
+		h->dlq_topic = answer->dlq_topic;
+		h->dlq_req = answer->dlq_req;
+		h->dlq_gen = answer->dlq_gen;
+	}
+	if (child_submit(c, h, &why) == -1) {
+		log_warnx("dead letter (%s, topic %s) not stored: %s", d->reason,
+		    d->topic ? d->topic : "-", why);
+		h->dlq_topic = NULL;
+		held_free(h);
+		return -1;
+	}
+	if (answer != NULL) {
+		answer->dlq_topic = NULL;
+		held_free(answer);
+	}
+	return 0;
+}
+
+/* A dead letter a topicd asked for is durable: it moves on.  Only a
+ * stored one lets the asking topic move on; the asker must be the same
+ * topicd (generation) that asked. */
+static void
+dlq_answered(struct child *c, struct held *h, const struct rec_done *d)
+{
+	struct child *asker = d->status == ST_OK ? topic_find(c->b, h->dlq_topic) : NULL;
+	struct rec_dlq_done r = { .req = h->dlq_req };
+	struct wbuf w;
+
+	if (asker == NULL || asker->gen != h->dlq_gen)
+		return;
+	wbuf_init(&w);
+	enc_dlq_done(&w, &r);
+	child_send(asker, IPC_DLQ_DONE, &w);
+	wbuf_free(&w);
+}
+
+/* A topicd gave up on a message: store it in the dead-letter topic and
+ * tell the topicd when it is durable there, so that it moves on. */
+void
+dlq_from_child(struct child *c, const struct rec_deadletter *d)
+{
+	struct rec_dlq_done done = { .req = d->req };
+	struct deadletter dl = { .reason = d->reason, .client = d->subkey, .topic = c->topic,
+				 .bytes = d->payload, .len = d->payload_len };
+	static uint8_t none;
+	struct wbuf w = { &none, 0, 0 };
+	struct held *answer;
+
+	if (strcmp(c->topic, c->b->set.dead_letter_topic) == 0) {
+		/* A dead letter of the dead-letter topic has nowhere to go. */
+		log_warnx("topic %s: dead letter seq %llu (%s, subscriber %s) dropped",
+		    c->topic, (unsigned long long)d->seq, d->reason, d->subkey);
+		wbuf_init(&w);
+		enc_dlq_done(&w, &done);
+		child_send(c, IPC_DLQ_DONE, &w);
+		wbuf_free(&w);
+		return;
+	}
+	if (strncmp(dl.client, "j/", 2) == 0) {
+		dl.client += 2;
+		dl.port = (int)c->b->set.json_consumer_port;
+	} else if (strncmp(dl.client, "m/", 2) == 0) {
+		dl.client += 2;
+		dl.port = (int)c->b->set.mqtt_port;
+	}
+	answer = held_new(IPC_PUBLISH, 0, &w);
+	answer->done = dlq_answered;
+	answer->dlq_topic = xstrdup(c->topic);
+	answer->dlq_req = d->req;
+	answer->dlq_gen = c->gen;
+	/* Unstored, the topicd keeps the message and asks again later. */
+	if (dlq_publish(c->b, &dl, answer) == -1)
+		held_free(answer);
+}
+
+/* A poison record: to the dead-letter topic (reason poison); its client
+ * hears that it is stored once it is durable there.  What cannot be
+ * dead-lettered is refused to its client (never acknowledged). */
+void
+dlq_poison(struct child *c, struct held *h)
+{
+	struct rec_publish p;
+	struct deadletter d = { .reason = "poison", .topic = c->topic };
+
+	if (h->type == IPC_PUBLISH && dec_publish(h->body, h->len, &p) == 0 &&
+	    strcmp(c->topic, c->b->set.dead_letter_topic) != 0) {
+		d.client = h->client_desc;
+		d.port = h->port;
+		d.bytes = p.payload;
+		d.len = p.payload_len;
+		if (dlq_publish(c->b, &d, h) == 0)
+			return;
+	}
+	log_errx("topic %s: the poison %s cannot be dead-lettered: refused to its client",
+	    c->topic, ipc_type_name(h->type));
+	held_refuse(c, h);
+}

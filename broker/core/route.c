@@ -1,0 +1,174 @@
+/* Routing: which topics a session's filters take (and its cursor in each
+ * of them), and which sessions a topic goes to.  A session's filters are
+ * indexed (routes), so that a new topic finds its sessions, and a filter
+ * finds its topics in the registry. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "log.h"
+#include "topic.h"
+#include "xmalloc.h"
+
+struct routes {
+	unsigned n;		/* filters indexed */
+};
+
+void
+routes_init(struct broker *b)
+{
+	b->routes = xcalloc(1, sizeof(*b->routes));
+}
+
+void
+routes_free(struct broker *b)
+{
+	free(b->routes);
+	b->routes = NULL;
+}
+
+void
+routes_add(struct broker *b, struct session *s, const char *filter)
+{
+	(void)s;
+	(void)filter;
+	b->routes->n++;
+}
+
+void
+routes_remove(struct broker *b, struct session *s, const char *filter)
+{
+	(void)s;
+	(void)filter;
+	b->routes->n--;
+}
+
+void
+routes_match(struct broker *b, const char *topic, session_fn *fn, void *arg)
+{
+	struct session *s, *next;
+
+	RB_FOREACH_SAFE(s, session_tree, &b->sessions, next)
+		if (session_qos(s, topic) >= 0)
+			fn(s, arg);
+}
+
+/* The attach settings of a session for one topic. */
+static void
+attach_settings(const struct session *s, int qos, struct rec_attach *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->subkey = s->key;
+	a->mode = s->mode;
+	a->qos = s->mode == MODE_JSON ? 2 : (uint8_t)qos;
+	a->window = s->mode == MODE_JSON ? 1 : (uint16_t)s->b->set.max_inflight_messages;
+	a->flags = AF_NEW_ONLY;
+}
+
+/* Brings one topic in line with the session's filters: attached (online),
+ * registered (offline persistent), or unsubscribed when nothing matches
+ * any more.  retained: a SUBSCRIBE asks for the retained message. */
+void
+session_sync_topic(struct session *s, struct child *c, bool retained)
+{
+	int q = session_qos(s, c->topic);
+	struct rec_attach a;
+
+	if (q < 0) {
+		if (s->cl != NULL) {
+			struct attachment *at = attach_find(s->cl, c);
+
+			if (at == NULL)
+				return;
+			attach_drop(at, s->persistent);
+		}
+		topic_unsub(c, s->key, s->mode == MODE_MQTT);
+		if (s->ext_ops != NULL)
+			s->ext_ops->topic_dropped(s, c->topic);
+		return;
+	}
+	attach_settings(s, q, &a);
+	if (retained)
+		a.flags |= AF_RETAINED;
+	if (s->cl != NULL)
+		attach_topic(s->cl, c, &a);
+	else if (s->persistent)
+		attach_offline(c, &a);
+}
+
+/* The topics to bring in line, each once even when several filters match
+ * it (a second ATTACH would send its deliveries in flight again). */
+struct name {
+	RB_ENTRY(name)	 entry;
+	char		*topic;
+};
+RB_HEAD(name_set, name);
+
+static int
+name_cmp(struct name *a, struct name *b)
+{
+	return strcmp(a->topic, b->topic);
+}
+
+RB_PROTOTYPE(name_set, name, entry, name_cmp)
+RB_GENERATE(name_set, name, entry, name_cmp)
+
+static void
+collect(struct broker *b, const char *topic, void *arg)
+{
+	struct name_set *set = arg;
+	struct name *n = xcalloc(1, sizeof(*n));
+
+	(void)b;
+	n->topic = xstrdup(topic);
+	if (RB_INSERT(name_set, set, n) != NULL) {
+		free(n->topic);
+		free(n);
+	}
+}
+
+/* Every known topic that matches the session's filters (or only_filter),
+ * plus the exact filters' own topics (created on first use). */
+void
+session_attach_all(struct session *s, const char *only_filter, bool retained)
+{
+	struct broker *b = s->b;
+	struct name_set set = RB_INITIALIZER(&set);
+	struct name *n, *next;
+	struct child *c;
+	const char *why;
+
+	for (size_t i = 0; i < s->nfilters; i++) {
+		const char *f = s->filters[i].filter;
+
+		if (only_filter != NULL && strcmp(f, only_filter) != 0)
+			continue;
+		if (strpbrk(f, "+#") == NULL && f[0] != '$' && !registry_known(b, f) &&
+		    topic_open(b, f, &why) == NULL)
+			log_warnx("session %s: cannot subscribe to %s: %s", s->key, f, why);
+		registry_match(b, f, collect, &set);
+	}
+	RB_FOREACH_SAFE(n, name_set, &set, next) {
+		if ((c = topic_open(b, n->topic, &why)) != NULL)
+			session_sync_topic(s, c, retained);
+		RB_REMOVE(name_set, &set, n);
+		free(n->topic);
+		free(n);
+	}
+}
+
+static void
+topic_created(struct session *s, void *arg)
+{
+	struct child *c = arg;
+
+	if (s->cl != NULL || s->persistent)
+		session_sync_topic(s, c, false);
+}
+
+/* A new topic: every session whose filters match it gets its cursor. */
+void
+sessions_topic_created(struct broker *b, struct child *c)
+{
+	routes_match(b, c->topic, topic_created, c);
+}

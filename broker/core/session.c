@@ -1,0 +1,369 @@
+/* Sessions, kept in the master's own store (DATA/sessions.*).  A session
+ * is a subscriber identity: a JSON-lines username ("j/NAME") or an MQTT
+ * client id ("m/ID", or "c/BOOT/ID" for a clean session that lives only
+ * as long as its connection).  It owns topic filters; every known topic a
+ * filter matches holds a durable cursor for it in its topicd (route.c).
+ * Its protocol may keep state of its own in it (struct session_ext).
+ *
+ * Key: "s" + session key -> version, offline since, incarnation, filters.
+ * The store also holds the topic registry (registry.c) and what the
+ * protocols keep there (MQTT: "o" and "i"). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "core/core.h"
+#include "kvstore.h"
+#include "log.h"
+#include "topic.h"
+#include "xmalloc.h"
+
+#define SESSION_RECORD_VERSION 2
+
+static int
+session_cmp(struct session *a, struct session *b)
+{
+	return strcmp(a->key, b->key);
+}
+
+RB_GENERATE(session_tree, session, entry, session_cmp)
+
+static char *
+record_key(const struct session *s, size_t *len)
+{
+	char *k;
+
+	*len = (size_t)xasprintf(&k, "s%s", s->key);
+	return k;
+}
+
+struct session *
+session_find(struct broker *b, const char *key)
+{
+	struct session k = { .key = (char *)key };
+
+	return RB_FIND(session_tree, &b->sessions, &k);
+}
+
+struct session *
+session_new(struct broker *b, const char *key, uint8_t mode, bool persistent)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+
+	s->b = b;
+	s->key = xstrdup(key);
+	s->mode = mode;
+	s->persistent = persistent;
+	s->offline_since = wall_ms();
+	s->incarnation = (uint64_t)s->offline_since;
+	RB_INSERT(session_tree, &b->sessions, s);
+	return s;
+}
+
+/* Writes the session record; returns the ticket that makes it durable
+ * (0 for a session that is not stored): the SUBACK or OK that depends on
+ * it waits for that (client_gate). */
+uint64_t
+session_save(struct session *s)
+{
+	struct wbuf w;
+	size_t klen;
+	char *k;
+
+	if (!s->persistent)
+		return 0;
+	wbuf_init(&w);
+	put_u8(&w, SESSION_RECORD_VERSION);
+	put_u64(&w, (uint64_t)s->offline_since);
+	put_u64(&w, s->incarnation);
+	put_u32(&w, (uint32_t)s->nfilters);
+	for (size_t i = 0; i < s->nfilters; i++) {
+		put_str(&w, s->filters[i].filter);
+		put_u8(&w, s->filters[i].qos);
+	}
+	k = record_key(s, &klen);
+	if (kv_put(s->b->store, k, klen, w.data, w.len) == -1)
+		fatalx("session %s: the session store refuses it", s->key);
+	free(k);
+	wbuf_free(&w);
+	return durable_write(s->b);
+}
+
+static void
+filters_free(struct session *s)
+{
+	for (size_t i = 0; i < s->nfilters; i++) {
+		routes_remove(s->b, s, s->filters[i].filter);
+		free(s->filters[i].filter);
+	}
+	free(s->filters);
+	s->filters = NULL;
+	s->nfilters = 0;
+}
+
+static void
+unsub_topic(struct broker *b, const char *topic, void *arg)
+{
+	struct session *s = arg;
+	struct child *c;
+	const char *why;
+
+	if (session_qos(s, topic) >= 0 && (c = topic_open(b, topic, &why)) != NULL)
+		topic_unsub(c, s->key, true);
+}
+
+/* Forgets the session: its record, its cursors in every topic, and what
+ * its protocol kept. */
+void
+session_delete(struct session *s)
+{
+	struct broker *b = s->b;
+	size_t klen;
+	char *k;
+
+	for (size_t i = 0; i < s->nfilters; i++)
+		registry_match(b, s->filters[i].filter, unsub_topic, s);
+	if (s->ext_ops != NULL)
+		s->ext_ops->ended(s, true);
+	s->ext_ops = NULL;
+	if (s->persistent) {
+		k = record_key(s, &klen);
+		if (kv_del(b->store, k, klen) == -1)
+			fatalx("session %s: the session store refuses its deletion", s->key);
+		free(k);
+		(void)durable_write(b);
+	}
+	session_free(s);
+}
+
+void
+session_free(struct session *s)
+{
+	RB_REMOVE(session_tree, &s->b->sessions, s);
+	if (s->ext_ops != NULL)
+		s->ext_ops->ended(s, false);
+	filters_free(s);
+	free(s->key);
+	free(s);
+}
+
+/* Highest QoS among the filters that match topic; -1 if none does. */
+int
+session_qos(const struct session *s, const char *topic)
+{
+	int q = -1;
+
+	for (size_t i = 0; i < s->nfilters; i++)
+		if (topic_matches(s->filters[i].filter, topic) && s->filters[i].qos > q)
+			q = s->filters[i].qos;
+	return q;
+}
+
+/* Adds or updates a filter; returns true if anything changed. */
+bool
+session_add_filter(struct session *s, const char *filter, uint8_t qos)
+{
+	for (size_t i = 0; i < s->nfilters; i++) {
+		if (strcmp(s->filters[i].filter, filter) == 0) {
+			bool changed = s->filters[i].qos != qos;
+
+			s->filters[i].qos = qos;
+			return changed;
+		}
+	}
+	s->filters = xreallocarray(s->filters, s->nfilters + 1, sizeof(*s->filters));
+	s->filters[s->nfilters].filter = xstrdup(filter);
+	s->filters[s->nfilters].qos = qos;
+	s->nfilters++;
+	routes_add(s->b, s, filter);
+	return true;
+}
+
+bool
+session_remove_filter(struct session *s, const char *filter)
+{
+	for (size_t i = 0; i < s->nfilters; i++) {
+		if (strcmp(s->filters[i].filter, filter) == 0) {
+			routes_remove(s->b, s, filter);
+			free(s->filters[i].filter);
+			s->filters[i] = s->filters[--s->nfilters];
+			return true;
+		}
+	}
+	return false;
+}
+
+void
+session_online(struct session *s, struct client *cl)
+{
+	s->cl = cl;
+	cl->session = s;
+}
+
+void
+session_offline(struct session *s)
+{
+	if (s->cl != NULL)
+		s->cl->session = NULL;
+	s->cl = NULL;
+	s->offline_since = wall_ms();
+	if (s->b->next_expiry > s->offline_since)
+		s->b->next_expiry = s->offline_since;	/* sooner than that, at least */
+}
+
+static int
+decode_session(struct session *s, const void *val, size_t len)
+{
+	struct rbuf r;
+	uint8_t version, qos;
+	uint64_t since;
+	uint32_t n;
+	const char *f;
+
+	rbuf_init(&r, val, len);
+	get_u8(&r, &version);
+	get_u64(&r, &since);
+	get_u64(&r, &s->incarnation);
+	get_u32(&r, &n);
+	if (r.err || version != SESSION_RECORD_VERSION)
+		return -1;
+	s->offline_since = (int64_t)since;
+	for (uint32_t i = 0; i < n; i++) {
+		if (get_str(&r, &f) == -1 || get_u8(&r, &qos) == -1)
+			return -1;
+		session_add_filter(s, f, qos);
+	}
+	return get_end(&r);
+}
+
+static int
+load_session(const void *key, size_t klen, void *arg)
+{
+	struct broker *b = arg;
+	char *name = xmemdup((const char *)key + 1, klen - 1);
+	struct session *s;
+	void *val;
+	size_t len;
+
+	if (kv_get(b->store, key, klen, &val, &len) == 1) {
+		s = session_new(b, name, strncmp(name, "j/", 2) == 0 ? MODE_JSON : MODE_MQTT, true);
+		if (decode_session(s, val, len) == -1) {
+			log_errx("session %s: a record of an unknown version or unreadable in %s/"
+			    "sessions: the session store is left as it is", name, b->set.data_dir);
+			session_free(s);
+			free(val);
+			free(name);
+			return -1;
+		}
+		free(val);
+	}
+	free(name);
+	return 0;
+}
+
+/* The session store cannot be opened: its files are not ours, or they are
+ * damaged. */
+static void
+log_store_error(const char *dir, const char *err, int e)
+{
+	if (e == EACCES || e == EPERM || e == EROFS)
+		log_errx("cannot open the session store in %s: %s: give the data directory and "
+		    "its files to uid %ld (chown -R %ld:%ld %s)", dir, err, (long)geteuid(),
+		    (long)geteuid(), (long)getegid(), dir);
+	else
+		log_errx("cannot open the session store in %s: %s: check the file named (free "
+		    "space, damage; restore it from a backup)", dir, err);
+}
+
+int
+store_open(struct broker *b)
+{
+	char *err = NULL;
+
+	RB_INIT(&b->sessions);
+	registry_init(b);
+	routes_init(b);
+	b->store = kv_open(b->set.data_dir, "sessions", b->set.checkpoint_size, &err);
+	if (b->store == NULL) {
+		log_store_error(b->set.data_dir, err ? err : "?", errno);
+		free(err);
+		return -1;
+	}
+	if (registry_load(b) == -1 || kv_scan(b->store, "s", 1, load_session, b) != 0) {
+		store_close(b);
+		return -1;
+	}
+	log_info("session store: %u topics, %u sessions", b->ntopics, session_count(b));
+	return 0;
+}
+
+unsigned
+session_count(struct broker *b)
+{
+	struct session *s;
+	unsigned n = 0;
+
+	RB_FOREACH(s, session_tree, &b->sessions)
+		n++;
+	return n;
+}
+
+void
+store_close(struct broker *b)
+{
+	struct session *s, *sn;
+	bool used = b->store_ev != NULL;
+
+	RB_FOREACH_SAFE(s, session_tree, &b->sessions, sn)
+		session_free(s);
+	routes_free(b);
+	registry_free(b);
+	durable_free(b);
+	if (b->store == NULL)
+		return;
+	if (!used)
+		kv_abandon(b->store);	/* never opened for use: write nothing */
+	else if (kv_close(b->store) == -1)
+		log_warnx("the session store did not close cleanly");
+	b->store = NULL;
+}
+
+/* persistent_client_expiration: an MQTT session offline for longer is
+ * removed with its cursors (JSON-lines usernames do not expire).  Called
+ * every second; it looks at the sessions only when one may be due
+ * (next_expiry: 0 at start, lowered when a session goes offline). */
+void
+sessions_expire(struct broker *b)
+{
+	int64_t max = (int64_t)b->set.persistent_client_expiration;
+	int64_t now = wall_ms(), next = INT64_MAX;
+	struct session *s, *tmp;
+
+	if (max == 0 || now - max < b->next_expiry)
+		return;
+	RB_FOREACH_SAFE(s, session_tree, &b->sessions, tmp) {
+		if (s->mode != MODE_MQTT || !s->persistent || s->cl != NULL)
+			continue;
+		if (now - s->offline_since < max) {
+			if (s->offline_since < next)
+				next = s->offline_since;
+			continue;
+		}
+		log_notice("session %s: offline for longer than persistent_client_expiration; "
+		    "removed", s->key);
+		session_delete(s);
+	}
+	b->next_expiry = next;
+}
+
+/* Deliveries only write the store (packet ids: no sync), and only a
+ * synced journal is checkpointed: sync now and then, so that the journal
+ * of a broker that only delivers stays bounded. */
+void
+store_maintain(struct broker *b)
+{
+	if (kv_pending(b->store) > 0 || kv_written(b->store) > kv_durable(b->store))
+		(void)durable_write(b);
+}

@@ -1,0 +1,83 @@
+/* The topics in use: a tree by name of their struct child (the topicd
+ * and what waits for it).  Opening a topic the broker never saw registers
+ * it durably (registry.c) and starts its topicd; its publishes wait until
+ * the registry entry is durable, so that wildcard filters find the topic
+ * after a restart too. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "core/core.h"
+#include "log.h"
+
+static int
+child_cmp(struct child *a, struct child *b)
+{
+	return strcmp(a->topic, b->topic);
+}
+
+RB_GENERATE(child_tree, child, entry, child_cmp)
+
+struct child *
+topic_find(struct broker *b, const char *topic)
+{
+	struct child key = { .topic = (char *)topic };
+
+	return RB_FIND(child_tree, &b->children, &key);
+}
+
+static void
+registered(void *arg)
+{
+	struct child *c = arg;
+
+	c->registered = true;
+	child_pump(c);
+}
+
+/* max_topics refusals are logged at most once a second, with a count. */
+static void
+refuse_new_topic(struct broker *b, const char *topic)
+{
+	int64_t now = mono_ms();
+
+	b->topics_refused++;
+	if (now - b->topics_refused_logged < 1000)
+		return;
+	log_warnx("topic %s refused: %u topics, max_topics is %u (%llu refused so far)",
+	    topic, b->ntopics, b->set.max_topics, (unsigned long long)b->topics_refused);
+	b->topics_refused_logged = now;
+}
+
+struct child *
+topic_open(struct broker *b, const char *topic, const char **why)
+{
+	struct child *c = topic_find(b, topic);
+	uint64_t ticket = 0;
+	bool fresh;
+
+	*why = NULL;
+	if (c != NULL)
+		return c;
+	if (b->stopping) {
+		*why = "the broker is shutting down";
+		return NULL;
+	}
+	if ((fresh = !registry_known(b, topic))) {
+		if (b->ntopics >= b->set.max_topics) {
+			*why = "too many topics (max_topics)";
+			refuse_new_topic(b, topic);
+			return NULL;
+		}
+		ticket = registry_add(b, topic);
+	}
+	c = child_create(b, topic);
+	if (fresh)
+		durable_wait(b, ticket, registered, c);
+	else
+		c->registered = true;
+	child_start(c);
+	if (fresh)
+		sessions_topic_created(b, c);	/* wildcard filters that match it */
+	return c;
+}

@@ -1,0 +1,55 @@
+/* JSON-lines' own: what its files share, not an interface. */
+#ifndef BROKER_JSON_JSON_INT_H
+#define BROKER_JSON_JSON_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <bsd/sys/tree.h>
+
+#include "core/core.h"
+#include "json/json.h"
+#include "json/json_codec.h"
+
+/* A publisher's message between PUBREC and PUBCOMP: msgId -> topic. */
+struct pubmap {
+	RB_ENTRY(pubmap) entry;
+	uint64_t	 msg_id;
+	char		*topic;
+};
+RB_HEAD(pubmap_tree, pubmap);
+
+/* A connection's state (client->pstate). */
+struct json_conn {
+	bool		 consumer;	/* the consumer port */
+	bool		 discarding;	/* skipping the rest of an oversized line */
+	/* consumers */
+	char		*username;	/* after login */
+	unsigned	 login_tries;
+	/* publishers */
+	uint64_t	 next_msg_id;
+	struct pubmap_tree pending;
+};
+
+static inline struct json_conn *
+json_conn(const struct client *cl)
+{
+	return cl->pstate;
+}
+
+/* lines.c */
+void	 json_read_lines(struct client *cl, void (*line)(struct client *, const char *, size_t));
+void	 json_update_idle(struct client *cl);
+void	 json_idle(struct client *cl);
+void	 json_line(struct client *cl, const char *text);
+void	 json_error(struct client *cl, const char *text);
+struct json_conn *json_conn_new(struct client *cl, bool consumer);
+/* refuse.c */
+void	 json_refused(struct client *cl, const char *reason, const char *detail,
+	    const char *topic, const void *bytes, size_t len);
+void	 json_unknown(struct client *cl, const char *reason, const char *detail,
+	    const char *topic, const void *bytes, size_t len);
+void	 json_refuse(struct client *cl, const struct jl_request *r, const char *line,
+	    size_t len);
+
+#endif

@@ -1,0 +1,132 @@
+/* JSON-lines framing: lines cut at '\n' (a '\r' before it dropped),
+ * bounded by message_size_limit; the plain lines the broker sends; the
+ * idle timer while half a line waits, or a consumer has not logged in. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "json/json_int.h"
+#include "log.h"
+#include "xmalloc.h"
+
+struct json_conn *
+json_conn_new(struct client *cl, bool consumer)
+{
+	struct json_conn *jc = xcalloc(1, sizeof(*jc));
+
+	jc->consumer = consumer;
+	RB_INIT(&jc->pending);
+	cl->pstate = jc;
+	return jc;
+}
+
+void
+json_line(struct client *cl, const char *text)
+{
+	struct wbuf w;
+
+	wbuf_init(&w);
+	jl_enc_text(&w, text);
+	client_write(cl, w.data, w.len);
+	wbuf_free(&w);
+}
+
+/* The original broker sent ERROR only when it closed the connection;
+ * a bad request gets UNKNOWN COMMAND instead (json_unknown()). */
+void
+json_error(struct client *cl, const char *text)
+{
+	struct wbuf w;
+
+	if (cl->closing)
+		return;
+	wbuf_init(&w);
+	jl_enc_error(&w, text);
+	client_write(cl, w.data, w.len);
+	wbuf_free(&w);
+	client_close(cl, text);		/* freed once the line is out */
+}
+
+/* A line over message_size_limit: refused (ERROR, and the connection
+ * ends), its start dead-lettered. */
+static void
+oversized(struct client *cl, struct evbuffer *in, size_t have)
+{
+	size_t keep = have < 1024 ? have : 1024;
+	const uint8_t *p = evbuffer_pullup(in, (ssize_t)keep);
+
+	json_refused(cl, "oversized", NULL, NULL, p, keep);
+	json_error(cl, "line too long (message_size_limit)");
+}
+
+/* A line's length without its end (LF, or CRLF: the CR does not count
+ * towards message_size_limit). */
+static size_t
+line_length(struct evbuffer *in, const struct evbuffer_ptr *p)
+{
+	char cr = 0;
+	struct evbuffer_ptr before;
+
+	if (p->pos == 0 ||
+	    evbuffer_ptr_set(in, &before, (size_t)p->pos - 1, EVBUFFER_PTR_SET) == -1 ||
+	    evbuffer_copyout_from(in, &before, &cr, 1) != 1)
+		return (size_t)p->pos;
+	return (size_t)p->pos - (cr == '\r');
+}
+
+/* Hands every whole line to line(), while the client may send more. */
+void
+json_read_lines(struct client *cl, void (*line)(struct client *, const char *, size_t))
+{
+	struct evbuffer *in = client_input(cl);
+	size_t limit = cl->b->set.message_size_limit, eol;
+
+	while (!cl->closing && !client_throttled(cl)) {
+		struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_LF);
+		size_t have = evbuffer_get_length(in), len;
+		const char *text;
+
+		/* Without its end yet, a line may still get a CR before the LF. */
+		if (p.pos == -1 ? have > limit + 1 : line_length(in, &p) > limit) {
+			oversized(cl, in, p.pos == -1 ? have : (size_t)p.pos);
+			evbuffer_drain(in, have);
+			return;
+		}
+		if (p.pos == -1)
+			return;
+		text = (const char *)evbuffer_pullup(in, p.pos + 1);
+		len = (size_t)p.pos;
+		if (len > 0 && text[len - 1] == '\r')
+			len--;
+		line(cl, text, len);
+		evbuffer_drain(in, (size_t)p.pos + 1);
+	}
+}
+
+/* The idle timer runs while half a line waits (or, for consumers, until
+ * they log in): a client that stalls there is closed. */
+void
+json_update_idle(struct client *cl)
+{
+	struct json_conn *jc = json_conn(cl);
+	bool waiting;
+
+	if (cl->closing || jc == NULL)
+		return;
+	waiting = evbuffer_get_length(client_input(cl)) > 0 ||
+	    (jc->consumer && jc->username == NULL);
+	if (!waiting)
+		client_disarm_idle(cl);
+	else if (!client_idle_armed(cl))
+		client_arm_idle(cl, cl->b->set.idle_timeout);
+}
+
+void
+json_idle(struct client *cl)
+{
+	struct json_conn *jc = json_conn(cl);
+
+	client_close(cl, jc->consumer && jc->username == NULL ?
+	    "no login within idle_timeout" : "half a line for longer than idle_timeout");
+}

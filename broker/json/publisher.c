@@ -1,0 +1,218 @@
+/* The JSON-lines publisher port: PUB -> PUBREC once durable, PUBREL ->
+ * PUBCOMP once released.  Message ids are unique per connection; what a
+ * connection staged is released when it goes (it was told it is stored). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "json/json_int.h"
+#include "log.h"
+#include "xmalloc.h"
+
+static int
+pubmap_cmp(struct pubmap *a, struct pubmap *b)
+{
+	return a->msg_id < b->msg_id ? -1 : a->msg_id > b->msg_id;
+}
+
+RB_PROTOTYPE(pubmap_tree, pubmap, entry, pubmap_cmp)
+RB_GENERATE(pubmap_tree, pubmap, entry, pubmap_cmp)
+
+/* The topic of a message this connection staged under id (between PUBREC
+ * and PUBCOMP), or NULL. */
+static struct pubmap *
+pending_find(struct json_conn *jc, uint64_t id)
+{
+	struct pubmap key = { .msg_id = id };
+
+	return RB_FIND(pubmap_tree, &jc->pending, &key);
+}
+
+static void
+pending_set(struct json_conn *jc, uint64_t id, const char *topic)
+{
+	struct pubmap *pm;
+
+	if (pending_find(jc, id) != NULL)
+		return;
+	pm = xcalloc(1, sizeof(*pm));
+	pm->msg_id = id;
+	pm->topic = xstrdup(topic);
+	RB_INSERT(pubmap_tree, &jc->pending, pm);
+}
+
+static void
+pending_del(struct json_conn *jc, struct pubmap *pm)
+{
+	RB_REMOVE(pubmap_tree, &jc->pending, pm);
+	free(pm->topic);
+	free(pm);
+}
+
+static void
+answer(struct client *cl, uint64_t msg_id, bool pubrec)
+{
+	struct wbuf w;
+
+	wbuf_init(&w);
+	if (pubrec)
+		jl_enc_pubrec(&w, msg_id);
+	else
+		jl_enc_pubcomp(&w, msg_id);
+	client_write(cl, w.data, w.len);
+	wbuf_free(&w);
+}
+
+/* PUBREC: stored (staged); PUBCOMP: released. */
+static void
+publish_done(struct child *c, struct held *h, const struct rec_done *d)
+{
+	struct client *cl = client_by_id(c->b, h->client_id);
+
+	if (cl == NULL || cl->closing)
+		return;
+	if (d->status != ST_OK) {
+		json_error(cl, "message not stored: its topic failed");
+		return;
+	}
+	pending_set(json_conn(cl), h->arg, c->topic);
+	answer(cl, h->arg, true);
+}
+
+static void
+release_done(struct child *c, struct held *h, const struct rec_done *d)
+{
+	struct client *cl = client_by_id(c->b, h->client_id);
+	struct pubmap *pm;
+
+	if (cl == NULL || cl->closing)
+		return;
+	if (d->status != ST_OK) {
+		json_error(cl, "message not released: its topic failed");
+		return;
+	}
+	if ((pm = pending_find(json_conn(cl), h->arg)) != NULL)
+		pending_del(json_conn(cl), pm);
+	answer(cl, h->arg, false);
+}
+
+static void
+publish(struct client *cl, struct jl_request *r)
+{
+	struct json_conn *jc = json_conn(cl);
+	struct child *c;
+	const char *why = NULL;
+
+	if (r->topic[0] == '$') {
+		/* $DLQ, $SYS...: written by the broker only. */
+		json_unknown(cl, "reserved_topic", "PUB to a topic starting with $ (reserved)",
+		    r->topic, r->payload, r->payload_len);
+		return;
+	}
+	struct rec_publish p = {
+		.req = broker_req(cl->b), .owner = owner_name(cl),
+		.pubid = (uint32_t)++jc->next_msg_id, .qos = 2,
+		.flags = PF_STAGE | (r->payload_json ? PF_JSON : 0), .time_ms = (uint64_t)wall_ms(),
+		.payload = r->payload, .payload_len = r->payload_len,
+	};
+	/* Not stored, not acknowledged: the client is told (an ERROR line
+	 * ends the connection) and sends it again later. */
+	if ((c = topic_open(cl->b, r->topic, &why)) == NULL || c->state == CH_FAILED ||
+	    publish_submit(cl, c, &p, publish_done, p.pubid, &why) == -1)
+		json_error(cl, why ? why : "the topic's store is damaged (topic failed)");
+}
+
+static void
+release(struct client *cl, uint64_t msg_id)
+{
+	struct pubmap *pm = pending_find(json_conn(cl), msg_id);
+	struct child *c = pm != NULL ? topic_find(cl->b, pm->topic) : NULL;
+	const char *why;
+
+	if (c == NULL) {
+		answer(cl, msg_id, false);	/* unknown or completed: PUBCOMP, as in MQTT */
+		return;
+	}
+	struct rec_release r = { .req = broker_req(cl->b), .owner = owner_name(cl),
+				 .pubid = (uint32_t)msg_id };
+
+	if (release_submit(cl, c, &r, release_done, msg_id, &why) == -1)
+		json_error(cl, why);
+}
+
+static void
+pub_line(struct client *cl, const char *line, size_t len)
+{
+	struct jl_request r;
+
+	switch (jl_parse_limited(line, len, cl->b->set.max_topic_levels, &r)) {
+	case JL_PUB:
+		publish(cl, &r);
+		break;
+	case JL_PUBREL:
+		release(cl, r.msg_id);
+		break;
+	default:	/* bad, unknown, or a consumer's command */
+		json_refuse(cl, &r, line, len);
+		break;
+	}
+	jl_request_free(&r);
+}
+
+static void
+pub_start(struct client *cl)
+{
+	char *owner;
+
+	json_conn_new(cl, false);
+	xasprintf(&owner, "j/%016llx/%llu", (unsigned long long)cl->b->boot_id,
+	    (unsigned long long)cl->id);
+	owner_set(cl, owner);
+	free(owner);
+	json_update_idle(cl);
+}
+
+static void
+pub_read(struct client *cl)
+{
+	json_read_lines(cl, pub_line);
+	json_update_idle(cl);
+}
+
+/* What it staged is released: it was told it is stored. */
+static void
+pub_closed(struct client *cl)
+{
+	struct json_conn *jc = json_conn(cl);
+	struct pubmap *pm;
+
+	owner_closed(cl, true);
+	while ((pm = RB_MIN(pubmap_tree, &jc->pending)) != NULL)
+		pending_del(jc, pm);
+	free(jc);
+}
+
+static void
+pub_deliver(struct client *cl, const struct ipc_msg *m)
+{
+	(void)cl;
+	(void)m;		/* a publisher has no delivery socket */
+}
+
+static bool
+pub_can_take(const struct client *cl)
+{
+	(void)cl;
+	return false;
+}
+
+const struct proto json_publisher_proto = {
+	.name = "JSON-lines publisher",
+	.start = pub_start,
+	.read = pub_read,
+	.deliver = pub_deliver,
+	.can_take = pub_can_take,
+	.idle = json_idle,
+	.closed = pub_closed,
+};

@@ -1,0 +1,422 @@
+/* MQTT deliveries out, with their packet ids, and the client's acks of
+ * them.  The packet ids live in the session (its struct session_ext), so
+ * that a resend after a reconnect uses the original id (MQTT 4.4); they
+ * are indexed by id and by (topic, sequence).
+ *
+ * A persistent session's deliveries in flight are also in the store
+ * ("o" KEY NUL PID -> seq, rel, topic, qos), written before the PUBLISH
+ * leaves (the core flushes the store when the callback returns, before
+ * libevent writes the socket), so that after a restart of the master a
+ * resend uses the original packet id and no id is reused before its
+ * exchange ends. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipc.h"
+#include "kvstore.h"
+#include "log.h"
+#include "mqtt/mqtt_int.h"
+#include "xmalloc.h"
+
+/* A delivery in flight: packet id <-> (topic, sequence). */
+struct outflight {
+	RB_ENTRY(outflight) by_pid;
+	RB_ENTRY(outflight) by_seq;
+	uint16_t	 pid;
+	char		*topic;
+	uint64_t	 seq;
+	bool		 rel;		/* PUBREC'd: waiting for PUBCOMP */
+	uint8_t		 qos;		/* it went out with; 0: unknown (older record) */
+};
+RB_HEAD(pid_tree, outflight);
+RB_HEAD(seq_tree, outflight);
+
+struct mqtt_session {
+	struct pid_tree	 pids;
+	struct seq_tree	 seqs;
+	unsigned	 nsent;		/* not yet PUBACK'd / PUBREC'd */
+	unsigned	 nout;		/* in flight */
+	uint16_t	 next_pid;
+};
+
+static int
+pid_cmp(struct outflight *a, struct outflight *b)
+{
+	return a->pid - b->pid;
+}
+
+static int
+seq_cmp(struct outflight *a, struct outflight *b)
+{
+	int c = strcmp(a->topic, b->topic);
+
+	return c != 0 ? c : (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+RB_PROTOTYPE(pid_tree, outflight, by_pid, pid_cmp)
+RB_GENERATE(pid_tree, outflight, by_pid, pid_cmp)
+RB_PROTOTYPE(seq_tree, outflight, by_seq, seq_cmp)
+RB_GENERATE(seq_tree, outflight, by_seq, seq_cmp)
+
+static struct mqtt_session *
+ms_of(const struct session *s)
+{
+	return s->ext;
+}
+
+static char *
+out_key(const struct session *s, uint16_t pid, size_t *len)
+{
+	size_t n = strlen(s->key);
+	char *k = xmalloc(n + 4);
+
+	k[0] = 'o';
+	memcpy(k + 1, s->key, n + 1);
+	k[n + 2] = (char)(pid >> 8);
+	k[n + 3] = (char)(pid & 0xff);
+	*len = n + 4;
+	return k;
+}
+
+static void
+out_store(struct session *s, const struct outflight *o, bool keep)
+{
+	struct wbuf w;
+	size_t klen;
+	char *k;
+	int rc;
+
+	if (!s->persistent)
+		return;
+	k = out_key(s, o->pid, &klen);
+	wbuf_init(&w);
+	put_u64(&w, o->seq);
+	put_u8(&w, o->rel);
+	put_str(&w, o->topic);
+	put_u8(&w, o->qos);
+	rc = keep ? kv_put(s->b->store, k, klen, w.data, w.len) : kv_del(s->b->store, k, klen);
+	if (rc == -1)
+		log_warnx("session %s: cannot record packet %u", s->key, o->pid);
+	wbuf_free(&w);
+	free(k);
+}
+
+static void
+out_insert(struct mqtt_session *ms, struct outflight *o)
+{
+	RB_INSERT(pid_tree, &ms->pids, o);
+	RB_INSERT(seq_tree, &ms->seqs, o);
+	ms->nout++;
+	if (!o->rel)
+		ms->nsent++;
+}
+
+/* Drops an outflight from memory; forget: from the store too. */
+static void
+out_drop(struct session *s, struct outflight *o, bool forget)
+{
+	struct mqtt_session *ms = ms_of(s);
+
+	if (forget)
+		out_store(s, o, false);
+	RB_REMOVE(pid_tree, &ms->pids, o);
+	RB_REMOVE(seq_tree, &ms->seqs, o);
+	ms->nout--;
+	if (!o->rel)
+		ms->nsent--;
+	free(o->topic);
+	free(o);
+}
+
+static struct outflight *
+out_find_seq(struct session *s, const char *topic, uint64_t seq)
+{
+	struct outflight key = { .topic = (char *)topic, .seq = seq };
+
+	return RB_FIND(seq_tree, &ms_of(s)->seqs, &key);
+}
+
+/* A new packet id: the next one not in flight; NULL when every id is
+ * taken (mqtt_can_take() keeps that from happening). */
+static struct outflight *
+out_new(struct session *s, const char *topic, uint64_t seq, uint8_t qos)
+{
+	struct mqtt_session *ms = ms_of(s);
+	struct outflight *o, key;
+	unsigned tries = 0;
+
+	do {
+		if (++ms->next_pid == 0)
+			ms->next_pid = 1;
+		key.pid = ms->next_pid;
+		if (++tries > UINT16_MAX)
+			return NULL;
+	} while (RB_FIND(pid_tree, &ms->pids, &key) != NULL);
+	o = xcalloc(1, sizeof(*o));
+	o->pid = ms->next_pid;
+	o->topic = xstrdup(topic);
+	o->seq = seq;
+	o->qos = qos;
+	out_insert(ms, o);
+	out_store(s, o, true);
+	return o;
+}
+
+/* The session no longer takes the topic (UNSUBSCRIBE, a cursor dropped):
+ * its deliveries from there will never be resent or acknowledged. */
+static void
+topic_dropped(struct session *s, const char *topic)
+{
+	struct outflight key = { .topic = (char *)topic, .seq = 0 }, *o, *next;
+
+	for (o = RB_NFIND(seq_tree, &ms_of(s)->seqs, &key);
+	    o != NULL && strcmp(o->topic, topic) == 0; o = next) {
+		next = RB_NEXT(seq_tree, &ms_of(s)->seqs, o);
+		out_drop(s, o, true);
+	}
+}
+
+/* forget: the session ends for good (its stored ids and QoS 2 records go
+ * too, and what it staged is released); otherwise only memory is released
+ * (shutdown). */
+static void
+ended(struct session *s, bool forget)
+{
+	struct mqtt_session *ms = ms_of(s);
+	struct outflight *o;
+
+	while ((o = RB_MIN(pid_tree, &ms->pids)) != NULL)
+		out_drop(s, o, forget);
+	if (forget && s->persistent)
+		mqtt_inbound_end(s);
+	free(ms);
+	s->ext = NULL;
+}
+
+static const struct session_ext mqtt_session_ext = {
+	.topic_dropped = topic_dropped,
+	.ended = ended,
+};
+
+/* Gives an MQTT session its state (once). */
+void
+mqtt_session_attach(struct session *s)
+{
+	struct mqtt_session *ms;
+
+	if (s->ext != NULL)
+		return;
+	ms = xcalloc(1, sizeof(*ms));
+	RB_INIT(&ms->pids);
+	RB_INIT(&ms->seqs);
+	s->ext = ms;
+	s->ext_ops = &mqtt_session_ext;
+}
+
+static int
+load_outflight(const void *key, size_t klen, void *arg)
+{
+	struct broker *b = arg;
+	const char *k = key, *nul = memchr(k + 1, '\0', klen - 1);
+	struct session *s;
+	struct outflight *o;
+	struct rbuf r;
+	const char *topic;
+	uint8_t rel, qos = 0;
+	void *val;
+	size_t vlen;
+
+	if (nul == NULL || (size_t)(nul - k) + 3 != klen || (s = session_find(b, k + 1)) == NULL ||
+	    kv_get(b->store, key, klen, &val, &vlen) != 1)
+		return 0;
+	o = xcalloc(1, sizeof(*o));
+	o->pid = (uint16_t)((uint8_t)nul[1] << 8 | (uint8_t)nul[2]);
+	rbuf_init(&r, val, vlen);
+	get_u64(&r, &o->seq);
+	get_u8(&r, &rel);
+	get_str(&r, &topic);
+	if (r.left > 0)		/* records written before the QoS was kept lack it */
+		get_u8(&r, &qos);
+	if (get_end(&r) == -1 || o->pid == 0 || qos > 2) {
+		log_warnx("session %s: bad in-flight record; ignored", s->key);
+		free(o);
+	} else {
+		mqtt_session_attach(s);
+		o->rel = rel != 0;
+		o->qos = qos;
+		o->topic = xstrdup(topic);
+		out_insert(ms_of(s), o);
+		ms_of(s)->next_pid = o->pid;
+	}
+	free(val);
+	return 0;
+}
+
+static void
+attach_each(struct broker *b)
+{
+	struct session *s;
+
+	RB_FOREACH(s, session_tree, &b->sessions)
+		if (s->mode == MODE_MQTT)
+			mqtt_session_attach(s);
+}
+
+/* At start: every MQTT session gets its state, with the deliveries in
+ * flight it had. */
+void
+mqtt_init(struct broker *b)
+{
+	attach_each(b);
+	kv_scan(b->store, "o", 1, load_outflight, b);
+}
+
+/* Deliveries waiting for PUBACK / PUBREC are bounded by
+ * max_inflight_messages; with those waiting for PUBCOMP, every exchange
+ * in flight is bounded too, well below the 65535 packet ids. */
+#define OUT_MAX 16384
+
+bool
+mqtt_can_take(const struct client *cl)
+{
+	const struct session *s = cl->session;
+	const struct mqtt_session *ms = s != NULL ? ms_of(s) : NULL;
+
+	return ms == NULL || (ms->nsent < cl->b->set.max_inflight_messages && ms->nout < OUT_MAX);
+}
+
+static void
+ack_out(struct client *cl, const struct outflight *o, uint8_t kind)
+{
+	ack_to_topic(cl->b, cl->session->key, o->topic, o->seq, kind);
+}
+
+static void
+deliver_publish(struct client *cl, const struct rec_deliver *d)
+{
+	struct session *s = cl->session;
+	struct outflight *o = NULL;
+	struct mqtt_publish pub = {
+		.qos = d->qos, .dup = d->qos > 0 && (d->flags & DF_DUP),
+		.retain = (d->flags & DF_RETAIN) != 0, .topic = (char *)d->topic,
+		.payload = d->payload, .len = d->payload_len,
+	};
+	struct wbuf w;
+
+	if (d->qos > 0) {
+		if ((o = out_find_seq(s, d->topic, d->seq)) != NULL && o->rel) {
+			/* The client PUBREC'd it, but a restarted topicd lost that:
+			 * tell it again rather than resend (MQTT 4.3.3). */
+			ack_out(cl, o, ACK_PUBREC);
+			return;
+		}
+		if (o != NULL) {
+			pub.dup = true;		/* sent before, whatever the topicd knows */
+			if (o->qos != d->qos) {
+				o->qos = d->qos;	/* the client answers this PUBLISH */
+				out_store(s, o, true);
+			}
+		} else if ((o = out_new(s, d->topic, d->seq, d->qos)) == NULL) {
+			client_close(cl, "no packet id left");
+			return;
+		}
+		pub.packet_id = o->pid;
+	}
+	wbuf_init(&w);
+	if (mqtt_enc_publish(&w, &pub) == 0) {
+		mqtt_send(cl, &w);
+		cl->b->msgs_out++;
+		cl->b->bytes_out += d->payload_len;
+	} else {
+		log_warnx("client %s: cannot encode a delivery from %s", cl->desc, d->topic);
+	}
+	wbuf_free(&w);
+}
+
+static void
+deliver_pubrel(struct client *cl, const struct rec_deliver_rel *r)
+{
+	struct session *s = cl->session;
+	struct outflight *o = out_find_seq(s, r->topic, r->seq);
+
+	if (o == NULL && (o = out_new(s, r->topic, r->seq, 2)) == NULL) {
+		client_close(cl, "no packet id left");
+		return;
+	}
+	if (!o->rel) {
+		o->rel = true;
+		ms_of(s)->nsent--;
+		out_store(s, o, true);
+	}
+	mqtt_send_ack(cl, MQTT_PUBREL, o->pid);
+}
+
+void
+mqtt_deliver(struct client *cl, const struct ipc_msg *m)
+{
+	struct rec_deliver d;
+	struct rec_deliver_rel r;
+
+	if (cl->session == NULL)
+		return;
+	if (m->type == IPC_DELIVER && dec_deliver(m->body, m->len, &d) == 0)
+		deliver_publish(cl, &d);
+	else if (m->type == IPC_DELIVER_REL && dec_deliver_rel(m->body, m->len, &r) == 0)
+		deliver_pubrel(cl, &r);
+	else
+		log_warnx("client %s: bad %s record on its delivery socket", cl->desc,
+		    ipc_type_name(m->type));
+}
+
+/* Is type the acknowledgement that o waits for?  1: yes; 0: a harmless
+ * repeat (a PUBREC after the PUBREL went out); -1: the wrong kind, a
+ * protocol violation (MQTT 4.3.2, 4.3.3). */
+static int
+ack_fits(const struct outflight *o, uint8_t type)
+{
+	if (o->qos == 0)	/* QoS unknown: only the stage can be checked */
+		return (type == MQTT_PUBCOMP) == o->rel ? 1 : 0;
+	if (o->qos == 1)
+		return type == MQTT_PUBACK ? 1 : -1;
+	if (type == MQTT_PUBACK)
+		return -1;
+	if (o->rel)
+		return type == MQTT_PUBCOMP ? 1 : 0;
+	return type == MQTT_PUBREC ? 1 : -1;	/* PUBCOMP before the PUBREL */
+}
+
+/* PUBACK, PUBREC or PUBCOMP of a delivery: passed to its topic.  One for
+ * a packet id not in flight (a repeat after a reconnect) is ignored. */
+void
+mqtt_ack_in(struct client *cl, uint8_t type, uint16_t pid)
+{
+	struct session *s = cl->session;
+	struct outflight key = { .pid = pid }, *o = RB_FIND(pid_tree, &ms_of(s)->pids, &key);
+	char why[128];
+	int fits = o != NULL ? ack_fits(o, type) : 0;
+
+	if (fits == 0) {
+		log_debug("client %s: %s for packet %u %s; ignored", cl->desc,
+		    mqtt_type_name(type), pid, o == NULL ? "not in flight" : "again");
+		return;
+	}
+	if (fits == -1) {
+		snprintf(why, sizeof(why),
+		    "%s for packet %u, a QoS %u delivery%s: protocol violation", mqtt_type_name(type),
+		    pid, o->qos,
+		    o->qos == 2 && !o->rel && type == MQTT_PUBCOMP ? ", before the PUBREL" : "");
+		client_close(cl, why);
+		return;
+	}
+	ack_out(cl, o, type == MQTT_PUBACK ? ACK_PUBACK :
+	    type == MQTT_PUBREC ? ACK_PUBREC : ACK_PUBCOMP);
+	if (type == MQTT_PUBREC) {
+		o->rel = true;
+		ms_of(s)->nsent--;
+		out_store(s, o, true);
+	} else {
+		out_drop(s, o, true);
+	}
+	delivery_resume(cl);
+}

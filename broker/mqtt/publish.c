@@ -1,0 +1,317 @@
+/* MQTT publishing in: PUBLISH (acknowledged once durable), PUBREL, and
+ * the will of a connection that ends without DISCONNECT.
+ *
+ * Inbound QoS 2 between PUBREC and PUBREL: packet id -> topic.  A
+ * persistent session keeps it in the store ("i" KEY "/" PID -> topic,
+ * written, not synced: it survives the death of any process), since its
+ * PUBREL may come after a reconnect or a restart; a clean session keeps it
+ * with the connection. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "kvstore.h"
+#include "log.h"
+#include "mqtt/mqtt_int.h"
+#include "topic.h"
+#include "xmalloc.h"
+
+static int
+inbound_cmp(struct inbound *a, struct inbound *b)
+{
+	return a->pid - b->pid;
+}
+
+RB_PROTOTYPE(inbound_tree, inbound, entry, inbound_cmp)
+RB_GENERATE(inbound_tree, inbound, entry, inbound_cmp)
+
+static char *
+pend_key(const struct session *s, uint16_t pid, size_t *len)
+{
+	char *k;
+
+	*len = (size_t)xasprintf(&k, "i%s/%u", s->key, pid);
+	return k;
+}
+
+static char *
+pend_get(struct client *cl, uint16_t pid)
+{
+	struct inbound key = { .pid = pid }, *in;
+	size_t klen, vlen;
+	char *k, *topic = NULL;
+	void *v;
+
+	if (!cl->session->persistent) {
+		in = RB_FIND(inbound_tree, &mqtt_conn(cl)->inbound, &key);
+		return in ? xstrdup(in->topic) : NULL;
+	}
+	k = pend_key(cl->session, pid, &klen);
+	if (kv_get(cl->b->store, k, klen, &v, &vlen) == 1)
+		topic = v;
+	free(k);
+	return topic;
+}
+
+static int
+pend_set_clean(struct mqtt_conn *mc, uint16_t pid, const char *topic)
+{
+	struct inbound key = { .pid = pid }, *in = RB_FIND(inbound_tree, &mc->inbound, &key);
+
+	if (in != NULL && topic == NULL) {
+		RB_REMOVE(inbound_tree, &mc->inbound, in);
+		free(in->topic);
+		free(in);
+	} else if (in == NULL && topic != NULL) {
+		in = xcalloc(1, sizeof(*in));
+		in->pid = pid;
+		in->topic = xstrdup(topic);
+		RB_INSERT(inbound_tree, &mc->inbound, in);
+	}
+	return 0;
+}
+
+/* Records (topic) or forgets (NULL) a packet id between PUBREC and PUBREL. */
+static int
+pend_set(struct client *cl, uint16_t pid, const char *topic)
+{
+	size_t klen;
+	char *k;
+	int rc;
+
+	if (!cl->session->persistent)
+		return pend_set_clean(mqtt_conn(cl), pid, topic);
+	k = pend_key(cl->session, pid, &klen);
+	rc = topic != NULL ? kv_put(cl->b->store, k, klen, topic, strlen(topic)) :
+	    kv_del(cl->b->store, k, klen);
+	/* Written before the PUBREC leaves (a full disk: kept pending). */
+	if (rc == 0 && kv_flush(cl->b->store) == -1 && kv_failed(cl->b->store))
+		rc = -1;
+	if (rc == -1)
+		log_warnx("client %s: cannot record QoS 2 state of packet %u", cl->desc, pid);
+	free(k);
+	return rc;
+}
+
+void
+mqtt_inbound_free(struct mqtt_conn *mc)
+{
+	struct inbound *in;
+
+	while ((in = RB_MIN(inbound_tree, &mc->inbound)) != NULL) {
+		RB_REMOVE(inbound_tree, &mc->inbound, in);
+		free(in->topic);
+		free(in);
+	}
+}
+
+/* PUBACK, PUBREC: the message is stored; PUBCOMP: released. */
+static void
+publish_done(struct child *c, struct held *h, const struct rec_done *d)
+{
+	struct client *cl = client_by_id(c->b, h->client_id);
+	uint16_t pid = (uint16_t)h->arg;
+
+	if (cl == NULL || cl->closing || cl->session == NULL)
+		return;		/* the client resends after reconnecting */
+	if (d->status != ST_OK) {
+		client_close(cl, "message not stored (its topic failed): not acknowledged");
+		return;
+	}
+	if (h->qos == 2) {
+		/* Without its record the PUBREL could not find the message. */
+		if (pend_set(cl, pid, c->topic) == -1) {
+			client_close(cl, "cannot record QoS 2 state");
+			return;
+		}
+		mqtt_send_ack(cl, MQTT_PUBREC, pid);
+	} else {
+		mqtt_send_ack(cl, MQTT_PUBACK, pid);
+	}
+}
+
+static void
+release_done(struct child *c, struct held *h, const struct rec_done *d)
+{
+	struct client *cl = client_by_id(c->b, h->client_id);
+	uint16_t pid = (uint16_t)h->arg;
+
+	if (cl == NULL || cl->closing || cl->session == NULL)
+		return;
+	if (d->status != ST_OK) {
+		client_close(cl, "PUBREL for a topic that failed");
+		return;
+	}
+	pend_set(cl, pid, NULL);
+	mqtt_send_ack(cl, MQTT_PUBCOMP, pid);
+}
+
+/* What MQTT lets a broker do with a PUBLISH it does not store: one it
+ * refuses by rule (a reserved $ topic) is dead-lettered and acknowledged
+ * once durable there; one it cannot store (past max_topics, a failed
+ * topic) is never acknowledged: the connection is closed, and the client
+ * sends it again. */
+static void
+publish_reserved(struct client *cl, const struct mqtt_publish *m)
+{
+	static uint8_t none;
+	struct wbuf w = { &none, 0, 0 };
+	struct held *answer = m->qos ? held_new(IPC_PUBLISH, 0, &w) : NULL;
+	struct deadletter d = { .reason = "reserved_topic", .client = cl->desc,
+				.port = cl->port, .topic = m->topic, .bytes = m->payload,
+				.len = m->len };
+
+	log_info("client %s: PUBLISH to %s dead-lettered: topics starting with $ are reserved",
+	    cl->desc, m->topic);
+	if (answer != NULL) {
+		answer->done = publish_done;
+		answer->client_id = cl->id;
+		answer->arg = m->packet_id;
+		answer->qos = m->qos;
+	}
+	if (dlq_publish(cl->b, &d, answer) == -1) {
+		if (answer != NULL)
+			held_free(answer);
+		if (m->qos > 0)
+			client_close(cl, "PUBLISH to a reserved topic could not be dead-lettered; "
+			    "not acknowledged");
+	}
+}
+
+void
+mqtt_publish_in(struct client *cl, const struct mqtt_publish *m)
+{
+	struct broker *b = cl->b;
+	const char *why = NULL;
+	struct child *c;
+	char msg[160];
+
+	if (m->len > b->set.message_size_limit) {
+		client_close(cl, "PUBLISH payload over message_size_limit");
+		return;
+	}
+	if (topic_check_levels(m->topic, strlen(m->topic), b->set.max_topic_levels) != TOPIC_OK) {
+		/* Not acknowledged: the message was not taken. */
+		client_close(cl, "PUBLISH to a topic of more levels than max_topic_levels");
+		return;
+	}
+	if (m->topic[0] == '$') {
+		publish_reserved(cl, m);
+		return;
+	}
+	struct rec_publish p = {
+		.req = m->qos ? broker_req(b) : 0, .owner = m->qos == 2 ? owner_name(cl) : "",
+		.pubid = m->packet_id, .qos = m->qos,
+		.flags = (m->retain ? PF_RETAIN : 0) | (m->qos == 2 ? PF_STAGE : 0),
+		.time_ms = (uint64_t)wall_ms(), .payload = m->payload, .payload_len = m->len,
+	};
+	if ((c = topic_open(b, m->topic, &why)) != NULL &&
+	    publish_submit(cl, c, &p, publish_done, m->packet_id, &why) == 0)
+		return;
+	snprintf(msg, sizeof(msg), "PUBLISH to %.60s not stored (%s): not acknowledged",
+	    m->topic, why);
+	client_close(cl, msg);
+}
+
+void
+mqtt_pubrel_in(struct client *cl, uint16_t pid)
+{
+	char *topic = pend_get(cl, pid);
+	const char *why;
+	struct child *c = topic ? topic_open(cl->b, topic, &why) : NULL;
+
+	free(topic);
+	if (c == NULL) {
+		mqtt_send_ack(cl, MQTT_PUBCOMP, pid);	/* unknown: complete it (4.3.3) */
+		return;
+	}
+	struct rec_release r = { .req = broker_req(cl->b), .owner = owner_name(cl), .pubid = pid };
+
+	if (release_submit(cl, c, &r, release_done, pid, &why) == -1)
+		client_close(cl, "PUBREL for a topic that failed");
+}
+
+/* The will of a connection that ended without DISCONNECT. */
+void
+mqtt_publish_will(struct client *cl)
+{
+	const struct mqtt_will *wl = mqtt_conn(cl)->will;
+	const char *why = NULL;
+	struct child *c = wl->topic[0] == '$' ? NULL : topic_open(cl->b, wl->topic, &why);
+	struct rec_publish p = {
+		.req = wl->qos ? broker_req(cl->b) : 0, .owner = "", .pubid = 0, .qos = wl->qos,
+		.flags = wl->retain ? PF_RETAIN : 0, .time_ms = (uint64_t)wall_ms(),
+		.payload = wl->payload, .payload_len = wl->len,
+	};
+	struct wbuf w;
+	int rc = -1;
+
+	if (c != NULL) {
+		wbuf_init(&w);
+		enc_publish(&w, &p);
+		rc = note_submit(c, IPC_PUBLISH, p.req, &w, &why);
+		wbuf_free(&w);
+	}
+	if (rc == -1) {
+		log_warnx("client %s: will to %s not published: %s", cl->desc, wl->topic,
+		    why ? why : "reserved topic");
+		return;
+	}
+	cl->b->msgs_in++;
+	cl->b->bytes_in += wl->len;
+	log_info("client %s: will published to %s", cl->desc, wl->topic);
+}
+
+struct keys {
+	char	**k;
+	size_t	  n;
+};
+
+static int
+collect_key(const void *key, size_t klen, void *arg)
+{
+	struct keys *ks = arg;
+
+	ks->k = xreallocarray(ks->k, ks->n + 1, sizeof(char *));
+	ks->k[ks->n++] = xmemdup(key, klen);
+	return 0;
+}
+
+/* A persistent session that ends for good releases what it staged (it was
+ * told it is stored) and forgets its QoS 2 records. */
+void
+mqtt_inbound_end(struct session *s)
+{
+	struct keys ks = { NULL, 0 };
+	struct rec_release_owner r;
+	char *prefix, *owner;
+	size_t plen;
+
+	plen = (size_t)xasprintf(&prefix, "i%s/", s->key);
+	xasprintf(&owner, "%s/%llx", s->key, (unsigned long long)s->incarnation);
+	kv_scan(s->b->store, prefix, plen, collect_key, &ks);
+	for (size_t i = 0; i < ks.n; i++) {
+		void *topic = NULL;
+		size_t tlen = 0;
+		const char *why;
+		struct child *c;
+		struct wbuf w;
+
+		if (kv_get(s->b->store, ks.k[i], strlen(ks.k[i]), &topic, &tlen) == 1 &&
+		    (c = topic_open(s->b, topic, &why)) != NULL) {
+			r.req = broker_req(s->b);
+			r.owner = owner;
+			wbuf_init(&w);
+			enc_release_owner(&w, &r);
+			(void)note_submit(c, IPC_RELEASE_OWNER, r.req, &w, &why);
+			wbuf_free(&w);
+		}
+		free(topic);
+		kv_del(s->b->store, ks.k[i], strlen(ks.k[i]));
+		free(ks.k[i]);
+	}
+	free(ks.k);
+	free(prefix);
+	free(owner);
+}
