@@ -21,7 +21,7 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(XCFLAGS) -Icommon $(PKG
 LIBS     := $(PKG_LIBS) $(GDBM_LIBS) -lresolv
 
 COMMON_SRC := $(wildcard common/*.c)
-BROKER_SRC := $(wildcard broker/*.c)
+BROKER_SRC := $(wildcard broker/*.c broker/core/*.c)
 TOPICD_SRC := $(wildcard topicd/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
