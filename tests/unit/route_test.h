@@ -50,7 +50,8 @@ strlist_join(struct strlist *l)
 	size_t len = 1, o = 0;
 	char *s;
 
-	qsort(l->v, l->n, sizeof(*l->v), strlist_cmp);
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), strlist_cmp);
 	for (size_t i = 0; i < l->n; i++)
 		len += strlen(l->v[i]) + 1;
 	s = xmalloc(len);
