@@ -6,50 +6,31 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "core/topictree.h"
 #include "kvstore.h"
 #include "log.h"
 #include "topic.h"
 #include "xmalloc.h"
 
-struct tname {
-	RB_ENTRY(tname)	 entry;
-	char		*name;
-};
-RB_HEAD(tname_tree, tname);
-
 struct registry {
-	struct tname_tree names;
+	struct topictree *names;	/* a tree of levels: a filter walks only
+					 * the branches it can match */
 };
-
-static int
-tname_cmp(struct tname *a, struct tname *b)
-{
-	return strcmp(a->name, b->name);
-}
-
-RB_PROTOTYPE(tname_tree, tname, entry, tname_cmp)
-RB_GENERATE(tname_tree, tname, entry, tname_cmp)
 
 void
 registry_init(struct broker *b)
 {
 	b->registry = xcalloc(1, sizeof(*b->registry));
-	RB_INIT(&b->registry->names);
+	b->registry->names = topictree_new();
 	b->ntopics = 0;
 }
 
 void
 registry_free(struct broker *b)
 {
-	struct tname *t, *next;
-
 	if (b->registry == NULL)
 		return;
-	RB_FOREACH_SAFE(t, tname_tree, &b->registry->names, next) {
-		RB_REMOVE(tname_tree, &b->registry->names, t);
-		free(t->name);
-		free(t);
-	}
+	topictree_free(b->registry->names, NULL);
 	free(b->registry);
 	b->registry = NULL;
 }
@@ -57,19 +38,20 @@ registry_free(struct broker *b)
 bool
 registry_known(struct broker *b, const char *topic)
 {
-	struct tname k = { .name = (char *)topic };
-
-	return RB_FIND(tname_tree, &b->registry->names, &k) != NULL;
+	return topictree_find(b->registry->names, topic, NULL);
 }
 
 static void
 remember(struct broker *b, const char *topic)
 {
-	struct tname *t = xcalloc(1, sizeof(*t));
+	bool added = false;
+	enum topic_err e = topictree_add(b->registry->names, topic, NULL, &added);
 
-	t->name = xstrdup(topic);
-	RB_INSERT(tname_tree, &b->registry->names, t);
-	b->ntopics++;
+	if (e != TOPIC_OK)
+		log_warnx("topic %s: not a topic name (%s); left out of the registry", topic,
+		    topic_strerror(e));
+	else if (added)
+		b->ntopics++;
 }
 
 uint64_t
@@ -103,12 +85,35 @@ registry_load(struct broker *b)
 	return kv_scan(b->store, "t", 1, load_topic, b) == 0 ? 0 : -1;
 }
 
+struct names {
+	char	**v;
+	size_t	  n, cap;
+};
+
+static void
+collect(const char *name, void *value, void *arg)
+{
+	struct names *ns = arg;
+
+	(void)value;
+	if (ns->n == ns->cap) {
+		ns->cap = ns->cap ? ns->cap * 2 : 16;
+		ns->v = xreallocarray(ns->v, ns->cap, sizeof(*ns->v));
+	}
+	ns->v[ns->n++] = xstrdup(name);
+}
+
+/* The names are collected first: fn may open topics, which adds to the
+ * registry. */
 void
 registry_match(struct broker *b, const char *filter, topic_fn *fn, void *arg)
 {
-	struct tname *t, *next;
+	struct names ns = { NULL, 0, 0 };
 
-	RB_FOREACH_SAFE(t, tname_tree, &b->registry->names, next)
-		if (topic_matches(filter, t->name))
-			fn(b, t->name, arg);
+	(void)topictree_match(b->registry->names, filter, collect, &ns);
+	for (size_t i = 0; i < ns.n; i++) {
+		fn(b, ns.v[i], arg);
+		free(ns.v[i]);
+	}
+	free(ns.v);
 }

@@ -2,27 +2,34 @@
  * of them), and which sessions a topic goes to.  A session's filters are
  * indexed (routes), so that a new topic finds its sessions, and a filter
  * finds its topics in the registry. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
+#include "core/subtree.h"
 #include "log.h"
 #include "topic.h"
 #include "xmalloc.h"
 
 struct routes {
-	unsigned n;		/* filters indexed */
+	struct subtree *filters;	/* (filter, session): a topic walks only
+					 * the branches that can match it */
 };
 
 void
 routes_init(struct broker *b)
 {
 	b->routes = xcalloc(1, sizeof(*b->routes));
+	b->routes->filters = subtree_new();
 }
 
 void
 routes_free(struct broker *b)
 {
+	if (b->routes == NULL)
+		return;
+	subtree_free(b->routes->filters);
 	free(b->routes);
 	b->routes = NULL;
 }
@@ -30,27 +37,61 @@ routes_free(struct broker *b)
 void
 routes_add(struct broker *b, struct session *s, const char *filter)
 {
-	(void)s;
-	(void)filter;
-	b->routes->n++;
+	enum topic_err e = subtree_add(b->routes->filters, filter, s, 0, NULL);
+
+	if (e != TOPIC_OK)
+		log_warnx("session %s: filter %s left unrouted: %s", s->key, filter,
+		    topic_strerror(e));
 }
 
 void
 routes_remove(struct broker *b, struct session *s, const char *filter)
 {
-	(void)s;
-	(void)filter;
-	b->routes->n--;
+	(void)subtree_remove(b->routes->filters, filter, s);
 }
 
+struct matched {
+	struct session **v;
+	size_t n, cap;
+};
+
+static void
+match_one(void *owner, uint8_t qos, const char *filter, void *arg)
+{
+	struct matched *m = arg;
+
+	(void)qos;
+	(void)filter;
+	if (m->n == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 16;
+		m->v = xreallocarray(m->v, m->cap, sizeof(*m->v));
+	}
+	m->v[m->n++] = owner;
+}
+
+static int
+ptr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(struct session *const *)a;
+	uintptr_t y = (uintptr_t)*(struct session *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Each session whose filters match topic, once (several of its filters may
+ * match); collected first, so that fn may change the routes. */
 void
 routes_match(struct broker *b, const char *topic, session_fn *fn, void *arg)
 {
-	struct session *s, *next;
+	struct matched m = { NULL, 0, 0 };
 
-	RB_FOREACH_SAFE(s, session_tree, &b->sessions, next)
-		if (session_qos(s, topic) >= 0)
-			fn(s, arg);
+	(void)subtree_match(b->routes->filters, topic, match_one, &m);
+	if (m.n > 1)
+		qsort(m.v, m.n, sizeof(*m.v), ptr_cmp);
+	for (size_t i = 0; i < m.n; i++)
+		if (i == 0 || m.v[i] != m.v[i - 1])
+			fn(m.v[i], arg);
+	free(m.v);
 }
 
 /* The attach settings of a session for one topic. */
