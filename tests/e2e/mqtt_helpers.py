@@ -278,7 +278,8 @@ class RawClient:
         self.local_port = self.sock.getsockname()[1]
         self.buf = b""
         self.inbox = collections.deque()
-        self.received = []              # every packet, in arrival order
+        self.received = []              # every packet, in arrival order, if record
+        self.record = True              # False: long runs keep no history
         self.closed = False
         self.peer_closed = False
         self.next_pid = 1
@@ -327,7 +328,8 @@ class RawClient:
                 first, body, total = got
                 raw, self.buf = self.buf[:total], self.buf[total:]
                 p = Packet(first >> 4, first & 0x0F, body, raw)
-                self.received.append(p)
+                if self.record:
+                    self.received.append(p)
                 if p.error:
                     raise HarnessError("%s: %s: %r" % (self, p.error, raw[:80]))
                 return p

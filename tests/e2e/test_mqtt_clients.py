@@ -684,6 +684,35 @@ def test_max_inflight_messages_limits_unacknowledged_deliveries(mqtt_factory):
     assert len({p.pid for p in got[1:] + rest}) == 6, "packet ids in flight reused"
 
 
+@pytest.mark.xfail(strict=True, reason="broker bug: a persistent session that reconnects with "
+                   "max_inflight_messages deliveries unacknowledged is sent nothing, ever: "
+                   "the master reads the session's delivery socket only while fewer are in "
+                   "flight (mqtt_can_take), and the resends it waits for come on that socket")
+def test_a_full_window_is_sent_again_when_the_session_reconnects(mqtt_factory):
+    """Every delivery in flight (max_inflight_messages of them, none
+    acknowledged) when the connection ends is sent again, with DUP and its
+    packet id, when the persistent session reconnects (MQTT-4.4.0-1); then
+    what was queued behind them follows."""
+    b = mqtt_factory({"max_inflight_messages": 3})
+    c = connected_client(b.mqtt_port, "fullwin", clean=False)
+    assert c.subscribe([("fw/t", 1)]) == [1]
+    pub = client(b, "fw-pub")
+    for i in range(5):
+        pub.publish("fw/t", b"m%d" % i, 1)
+    first = [c.expect(PUBLISH) for _ in range(3)]
+    assert [p.payload for p in first] == [b"m0", b"m1", b"m2"]
+    c.close()
+    c = RawClient(b.mqtt_port, name="fullwin (again)")
+    assert c.connect("fullwin", clean=False).session_present
+    again = [c.expect(PUBLISH) for _ in range(3)]
+    assert [(p.payload, p.pid, p.dup) for p in again] == \
+        [(p.payload, p.pid, True) for p in first], again
+    for p in again:
+        c.send(ack_packet(PUBACK, p.pid))
+    rest = [c.expect(PUBLISH) for _ in range(2)]
+    assert [(p.payload, p.dup) for p in rest] == [(b"m3", False), (b"m4", False)], rest
+
+
 def test_max_queued_messages_overflow_is_dead_lettered(mqtt_factory):
     inflight, queued, n = 2, 3, 10
     b = mqtt_factory({"max_inflight_messages": inflight, "max_queued_messages": queued})
