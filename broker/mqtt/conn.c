@@ -192,6 +192,7 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	/* The CONNACK once the session (or the end of an old one) is durable. */
 	client_gate(cl, durable_write(b));
 	session_online(s, cl);
+	mqtt_session_reconnected(s);
 	mc->connected = true;
 	mc->level = c->level;
 	if (c->clean_session)

@@ -59,6 +59,7 @@ void	 mqtt_deliver(struct client *cl, const struct ipc_msg *m);
 bool	 mqtt_can_take(const struct client *cl);
 void	 mqtt_ack_in(struct client *cl, uint8_t type, uint16_t pid);
 void	 mqtt_session_attach(struct session *s);
+void	 mqtt_session_reconnected(struct session *s);
 /* subscribe.c */
 void	 mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub);
 void	 mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u);

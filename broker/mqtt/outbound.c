@@ -8,7 +8,17 @@
  * leaves (the core flushes the store when the callback returns, before
  * libevent writes the socket), so that after a restart of the master a
  * resend uses the original packet id and no id is reused before its
- * exchange ends. */
+ * exchange ends.
+ *
+ * The window (max_inflight_messages) counts what was sent on this
+ * connection.  What a session had in flight when it reconnects is stale
+ * until its topicd sends it again (a topicd sends, per subscriber, the
+ * retained message, then what it resends in sequence order, then new
+ * messages): so a full window left by the last connection does not keep
+ * its own resends from being read.  A stale delivery that its topicd
+ * passed over (a later one of the topic came first) was acknowledged
+ * before the master could record it (it was killed in between): it is
+ * forgotten. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +37,7 @@ struct outflight {
 	char		*topic;
 	uint64_t	 seq;
 	bool		 rel;		/* PUBREC'd: waiting for PUBCOMP */
+	bool		 stale;		/* sent on an earlier connection, not again yet */
 	uint8_t		 qos;		/* it went out with; 0: unknown (older record) */
 };
 RB_HEAD(pid_tree, outflight);
@@ -37,6 +48,8 @@ struct mqtt_session {
 	struct seq_tree	 seqs;
 	unsigned	 nsent;		/* not yet PUBACK'd / PUBREC'd */
 	unsigned	 nout;		/* in flight */
+	unsigned	 nstale;	/* stale */
+	unsigned	 nstale_sent;	/* stale and not yet PUBACK'd / PUBREC'd */
 	uint16_t	 next_pid;
 };
 
@@ -112,12 +125,38 @@ out_insert(struct mqtt_session *ms, struct outflight *o)
 		ms->nsent++;
 }
 
+/* The topicd sent it again on this connection: it counts in the window. */
+static void
+out_fresh(struct mqtt_session *ms, struct outflight *o)
+{
+	if (!o->stale)
+		return;
+	o->stale = false;
+	ms->nstale--;
+	if (!o->rel)
+		ms->nstale_sent--;
+}
+
+/* PUBREC'd (by the client, or by an earlier connection's as its topicd
+ * says): waiting for PUBCOMP, out of the window. */
+static void
+out_received(struct session *s, struct outflight *o)
+{
+	if (o->rel)
+		return;
+	out_fresh(ms_of(s), o);
+	o->rel = true;
+	ms_of(s)->nsent--;
+	out_store(s, o, true);
+}
+
 /* Drops an outflight from memory; forget: from the store too. */
 static void
 out_drop(struct session *s, struct outflight *o, bool forget)
 {
 	struct mqtt_session *ms = ms_of(s);
 
+	out_fresh(ms, o);
 	if (forget)
 		out_store(s, o, false);
 	RB_REMOVE(pid_tree, &ms->pids, o);
@@ -161,6 +200,42 @@ out_new(struct session *s, const char *topic, uint64_t seq, uint8_t qos)
 	out_insert(ms, o);
 	out_store(s, o, true);
 	return o;
+}
+
+/* Stale deliveries of topic before seq: its topicd went past them without
+ * sending them again, so they were acknowledged. */
+static void
+out_passed_over(struct session *s, const char *topic, uint64_t seq)
+{
+	struct outflight key = { .topic = (char *)topic, .seq = 0 }, *o, *next;
+
+	for (o = RB_NFIND(seq_tree, &ms_of(s)->seqs, &key);
+	    o != NULL && o->seq < seq && strcmp(o->topic, topic) == 0; o = next) {
+		next = RB_NEXT(seq_tree, &ms_of(s)->seqs, o);
+		if (o->stale) {
+			log_debug("session %s: packet %u (%s seq %llu) was acknowledged before "
+			    "the broker restarted; forgotten", s->key, o->pid, o->topic,
+			    (unsigned long long)o->seq);
+			out_drop(s, o, true);
+		}
+	}
+}
+
+/* A connection of the session begins: what is in flight is stale. */
+void
+mqtt_session_reconnected(struct session *s)
+{
+	struct mqtt_session *ms = ms_of(s);
+	struct outflight *o;
+
+	RB_FOREACH(o, pid_tree, &ms->pids) {
+		if (o->stale)
+			continue;
+		o->stale = true;
+		ms->nstale++;
+		if (!o->rel)
+			ms->nstale_sent++;
+	}
 }
 
 /* The session no longer takes the topic (UNSUBSCRIBE, a cursor dropped):
@@ -283,7 +358,8 @@ mqtt_can_take(const struct client *cl)
 	const struct session *s = cl->session;
 	const struct mqtt_session *ms = s != NULL ? ms_of(s) : NULL;
 
-	return ms == NULL || (ms->nsent < cl->b->set.max_inflight_messages && ms->nout < OUT_MAX);
+	return ms == NULL || (ms->nsent - ms->nstale_sent < cl->b->set.max_inflight_messages &&
+	    ms->nout < OUT_MAX);
 }
 
 static void
@@ -304,14 +380,19 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 	};
 	struct wbuf w;
 
+	if (ms_of(s)->nstale > 0)
+		out_passed_over(s, d->topic, d->seq);
 	if (d->qos > 0) {
 		if ((o = out_find_seq(s, d->topic, d->seq)) != NULL && o->rel) {
 			/* The client PUBREC'd it, but a restarted topicd lost that:
-			 * tell it again rather than resend (MQTT 4.3.3). */
+			 * tell it again rather than resend (MQTT 4.3.3); its
+			 * PUBREL follows. */
+			out_fresh(ms_of(s), o);
 			ack_out(cl, o, ACK_PUBREC);
 			return;
 		}
 		if (o != NULL) {
+			out_fresh(ms_of(s), o);
 			pub.dup = true;		/* sent before, whatever the topicd knows */
 			if (o->qos != d->qos) {
 				o->qos = d->qos;	/* the client answers this PUBLISH */
@@ -338,17 +419,17 @@ static void
 deliver_pubrel(struct client *cl, const struct rec_deliver_rel *r)
 {
 	struct session *s = cl->session;
-	struct outflight *o = out_find_seq(s, r->topic, r->seq);
+	struct outflight *o;
 
-	if (o == NULL && (o = out_new(s, r->topic, r->seq, 2)) == NULL) {
+	if (ms_of(s)->nstale > 0)
+		out_passed_over(s, r->topic, r->seq);
+	if ((o = out_find_seq(s, r->topic, r->seq)) == NULL &&
+	    (o = out_new(s, r->topic, r->seq, 2)) == NULL) {
 		client_close(cl, "no packet id left");
 		return;
 	}
-	if (!o->rel) {
-		o->rel = true;
-		ms_of(s)->nsent--;
-		out_store(s, o, true);
-	}
+	out_fresh(ms_of(s), o);
+	out_received(s, o);
 	mqtt_send_ack(cl, MQTT_PUBREL, o->pid);
 }
 
@@ -411,11 +492,9 @@ mqtt_ack_in(struct client *cl, uint8_t type, uint16_t pid)
 	}
 	ack_out(cl, o, type == MQTT_PUBACK ? ACK_PUBACK :
 	    type == MQTT_PUBREC ? ACK_PUBREC : ACK_PUBCOMP);
-	if (type == MQTT_PUBREC) {
-		o->rel = true;
-		ms_of(s)->nsent--;
-		out_store(s, o, true);
-	} else {
+	if (type == MQTT_PUBREC)
+		out_received(s, o);
+	else {
 		out_drop(s, o, true);
 	}
 	delivery_resume(cl);

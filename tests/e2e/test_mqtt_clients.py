@@ -684,10 +684,6 @@ def test_max_inflight_messages_limits_unacknowledged_deliveries(mqtt_factory):
     assert len({p.pid for p in got[1:] + rest}) == 6, "packet ids in flight reused"
 
 
-@pytest.mark.xfail(strict=True, reason="broker bug: a persistent session that reconnects with "
-                   "max_inflight_messages deliveries unacknowledged is sent nothing, ever: "
-                   "the master reads the session's delivery socket only while fewer are in "
-                   "flight (mqtt_can_take), and the resends it waits for come on that socket")
 def test_a_full_window_is_sent_again_when_the_session_reconnects(mqtt_factory):
     """Every delivery in flight (max_inflight_messages of them, none
     acknowledged) when the connection ends is sent again, with DUP and its
