@@ -99,8 +99,8 @@ title_text(struct broker *b, char *buf, size_t len)
 		if (off >= sizeof(ports))
 			break;
 	}
-	snprintf(buf, len, "master %s clients=%u topics=%d", ports, b->nclients,
-	    children_count(b));
+	snprintf(buf, len, "master %s clients=%u topics=%u running=%u", ports, b->nclients,
+	    b->ntopics, b->nlive);
 }
 
 void
@@ -116,8 +116,9 @@ broker_title(struct broker *b)
 
 #define MAINTAIN_TICKS 10	/* seconds between syncs of the session store */
 
-/* Once a second: the title, sessions past persistent_client_expiration;
- * every MAINTAIN_TICKS, the session store is synced. */
+/* Once a second: the title, sessions past persistent_client_expiration,
+ * topicds idle for topicd_idle_timeout; every MAINTAIN_TICKS, the session
+ * store is synced. */
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -129,6 +130,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	if (b->title_dirty)
 		broker_title(b);
 	sessions_expire(b);
+	live_expire(b);
 	if (++ticks % MAINTAIN_TICKS == 0)
 		store_maintain(b);
 }
@@ -333,6 +335,7 @@ broker_run(struct broker *b)
 	int rc = 0;
 
 	RB_INIT(&b->children);
+	live_init(b);
 	RB_INIT(&b->clients);
 	TAILQ_INIT(&b->gated);
 	TAILQ_INIT(&b->waiters);

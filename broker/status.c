@@ -1,5 +1,7 @@
-/* SIGUSR1: one status line for the master, one per topic.  No side effects.
- * A topic's seq is its newest message's, as in the topicd's title. */
+/* SIGUSR1: one status line for the master, one per topic that is not cold
+ * (a topicd runs, starts, stops, waits for room or for a restart, or the
+ * topic failed).  No side effects.  A topic's seq is its newest message's,
+ * as in the topicd's title. */
 #include <unistd.h>
 
 #include "broker.h"
@@ -10,6 +12,9 @@ static const char *
 state_name(enum child_state s)
 {
 	switch (s) {
+	case CH_COLD:		return "cold";
+	case CH_QUEUED:		return "waiting";
+	case CH_PARKING:	return "stopping";
 	case CH_STARTING:	return "starting";
 	case CH_READY:		return "running";
 	case CH_BACKOFF:	return "restarting";
@@ -23,18 +28,23 @@ void
 status_log(struct broker *b)
 {
 	int64_t now = mono_ms();
+	unsigned listed = 0;
 	struct child *c;
 
-	log_notice("status: master pid %ld uptime %llds clients %u topics %d "
-	    "messages in %llu out %llu bytes in %llu out %llu stored %llu%s",
+	RB_FOREACH(c, child_tree, &b->children)
+		listed += c->state != CH_COLD;
+	log_notice("status: master pid %ld uptime %llds clients %u topics %u running %u "
+	    "waiting %u listed %u messages in %llu out %llu bytes in %llu out %llu stored %llu%s",
 	    (long)getpid(), (long long)(now - b->started_ms) / 1000, b->nclients,
-	    children_count(b), (unsigned long long)b->msgs_in,
+	    b->ntopics, b->nlive, b->nqueued, listed, (unsigned long long)b->msgs_in,
 	    (unsigned long long)b->msgs_out, (unsigned long long)b->bytes_in,
 	    (unsigned long long)b->bytes_out, (unsigned long long)b->stored_bytes,
 	    b->store_full ? " FULL (max_store_size): publishes wait" : "");
 	RB_FOREACH(c, child_tree, &b->children) {
 		const struct rec_stats *s = &c->stats;
 
+		if (c->state == CH_COLD)
+			continue;
 		log_notice("status: topic %s pid %ld %s%s%s uptime %llds restarts %llu poisoned %llu "
 		    "subs %u online %u messages %llu bytes %llu disk %llu seq %llu lag %llu "
 		    "oldest_unacked %llums held %u", c->topic, (long)c->pid, state_name(c->state),

@@ -307,6 +307,69 @@ dec_stats(const void *body, size_t len, struct rec_stats *r)
 }
 
 void
+enc_idle(struct wbuf *w, const struct rec_idle *r)
+{
+	put_u64(w, r->rx);
+	put_u64(w, r->next_seq);
+	put_u64(w, r->bytes);
+	put_u64(w, r->disk_bytes);
+	put_u8(w, r->flags);
+	put_u32(w, r->nsubs);
+}
+
+void
+enc_idle_sub(struct wbuf *w, const char *key, bool backlog)
+{
+	put_str(w, key);
+	put_u8(w, backlog);
+}
+
+int
+dec_idle(const void *body, size_t len, struct rec_idle *r)
+{
+	const char *key;
+	uint8_t backlog;
+
+	DEC_BEGIN(body, len);
+	get_u64(&rb, &r->rx);
+	get_u64(&rb, &r->next_seq);
+	get_u64(&rb, &r->bytes);
+	get_u64(&rb, &r->disk_bytes);
+	get_u8(&rb, &r->flags);
+	get_u32(&rb, &r->nsubs);
+	if (rb.err || (r->flags & ~IDLE_MASK) || r->nsubs > IDLE_MAX_SUBS ||
+	    ((r->flags & IDLE_SUBS_UNKNOWN) && r->nsubs != 0))
+		return -1;
+	r->subs = (const uint8_t *)body + (len - rb.left);
+	r->subs_len = rb.left;
+	for (uint32_t i = 0; i < r->nsubs; i++) {
+		get_str(&rb, &key);
+		get_u8(&rb, &backlog);
+		if (rb.err || backlog > 1)
+			return -1;
+	}
+	DEC_END();
+}
+
+bool
+idle_next_sub(const struct rec_idle *r, size_t *pos, const char **key, bool *backlog)
+{
+	struct rbuf rb;
+	uint8_t b = 0;
+
+	if (*pos >= r->subs_len)
+		return false;
+	rbuf_init(&rb, r->subs + *pos, r->subs_len - *pos);
+	get_str(&rb, key);
+	get_u8(&rb, &b);
+	if (rb.err)
+		return false;	/* dec_idle checked the list: not reached */
+	*pos = r->subs_len - rb.left;
+	*backlog = b != 0;
+	return true;
+}
+
+void
 enc_full(struct wbuf *w, const struct rec_full *r)
 {
 	put_str(w, r->reason);
@@ -390,6 +453,7 @@ ipc_type_name(uint16_t type)
 		{ IPC_DONE, "DONE" }, { IPC_DEADLETTER, "DEADLETTER" },
 		{ IPC_STATS, "STATS" }, { IPC_DELIVER, "DELIVER" },
 		{ IPC_RESUME, "RESUME" }, { IPC_FULL, "FULL" }, { IPC_ROOM, "ROOM" },
+		{ IPC_STOP, "STOP" }, { IPC_IDLE, "IDLE" },
 		{ IPC_DELIVER_REL, "DELIVER_REL" },
 	};
 

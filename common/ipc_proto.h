@@ -22,6 +22,7 @@
 #ifndef COMMON_IPC_PROTO_H
 #define COMMON_IPC_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,7 +32,7 @@
  * with this version, so that a master and a topicd binary of different
  * releases (an upgrade with the old master still running) tell each other
  * so, whatever else changed in the records' layout. */
-#define IPC_PROTO_VERSION 3
+#define IPC_PROTO_VERSION 4
 #define IPC_CHANNEL_FD    3
 
 enum ipc_type {
@@ -49,6 +50,8 @@ enum ipc_type {
 	IPC_ACK = 8,		/* a subscriber's PUBACK / PUBREC / PUBCOMP */
 	IPC_DLQ_DONE = 9,	/* a DEADLETTER is durable in the dead-letter topic */
 	IPC_RESUME = 10,	/* after ROOM: publishes come again (empty body) */
+	IPC_STOP = 11,		/* apply what came before, send a last IDLE, exit 0
+				 * (empty body): the topic goes cold */
 
 	/* topicd -> master, on the channel */
 	IPC_READY = 32,		/* store open; once */
@@ -58,6 +61,8 @@ enum ipc_type {
 	IPC_FULL = 36,		/* no room: publishes are refused (ST_FULL) until RESUME */
 	IPC_ROOM = 37,		/* room again: send RESUME, then the refused publishes
 				 * (empty body) */
+	IPC_IDLE = 38,		/* nothing to do now (or, after STOP, the last word):
+				 * what the master must know of a cold topic */
 
 	/* topicd -> master, on a delivery socket */
 	IPC_DELIVER = 64,	/* a message for the session */
@@ -216,6 +221,29 @@ struct rec_stats {
 	uint8_t  full;			/* publishes are refused (FULL sent, no RESUME yet) */
 };
 
+/* IDLE: the topicd has nothing to do (every record up to rx applied and
+ * committed, nothing to deliver to or wait for from an online subscriber),
+ * or it is stopping.  What follows lets the master leave the topic cold
+ * until a subscriber with something to get comes: every subscriber's key
+ * and whether it has messages to get (or in flight).  A topic with more
+ * subscribers than fit sends none and IDLE_SUBS_UNKNOWN. */
+#define IDLE_RETAINED		0x01	/* a retained message is kept */
+#define IDLE_SUBS_UNKNOWN	0x02	/* subscribers not listed: any may have some */
+#define IDLE_FINAL		0x04	/* after STOP: it exits now */
+#define IDLE_MASK		0x07
+#define IDLE_MAX_SUBS		65536	/* subscribers listed at most */
+
+struct rec_idle {
+	uint64_t       rx;		/* records received from this master so far */
+	uint64_t       next_seq;
+	uint64_t       bytes;		/* payload bytes kept (as STATS) */
+	uint64_t       disk_bytes;
+	uint8_t        flags;		/* IDLE_* */
+	uint32_t       nsubs;
+	const uint8_t *subs;		/* nsubs x (string key, u8 backlog), as encoded */
+	size_t         subs_len;
+};
+
 struct rec_deliver {
 	const char    *topic;
 	uint64_t       seq;
@@ -245,6 +273,10 @@ void enc_done(struct wbuf *w, const struct rec_done *r);
 void enc_deadletter(struct wbuf *w, const struct rec_deadletter *r);
 void enc_stats(struct wbuf *w, const struct rec_stats *r);
 void enc_full(struct wbuf *w, const struct rec_full *r);
+/* The fixed fields of r (subs and subs_len ignored), then r->nsubs entries
+ * added with enc_idle_sub. */
+void enc_idle(struct wbuf *w, const struct rec_idle *r);
+void enc_idle_sub(struct wbuf *w, const char *key, bool backlog);
 void enc_deliver(struct wbuf *w, const struct rec_deliver *r);
 void enc_deliver_rel(struct wbuf *w, const struct rec_deliver_rel *r);
 
@@ -267,6 +299,10 @@ int dec_stats(const void *body, size_t len, struct rec_stats *r);
 int dec_full(const void *body, size_t len, struct rec_full *r);
 /* RESUME and ROOM have no body. */
 int dec_empty(const void *body, size_t len);
+int dec_idle(const void *body, size_t len, struct rec_idle *r);
+/* The next subscriber of a decoded IDLE's list (*pos starts at 0): its key
+ * (pointing into the body) and backlog flag; false after the last. */
+bool idle_next_sub(const struct rec_idle *r, size_t *pos, const char **key, bool *backlog);
 int dec_deliver(const void *body, size_t len, struct rec_deliver *r);
 int dec_deliver_rel(const void *body, size_t len, struct rec_deliver_rel *r);
 

@@ -145,8 +145,8 @@ fail:
 	return NULL;
 }
 
-int
-kv_close(struct kv *kv)
+static int
+close_store(struct kv *kv, bool checkpoint)
 {
 	int rc = 0;
 
@@ -156,10 +156,22 @@ kv_close(struct kv *kv)
 	kv->inline_jobs = true;
 	if (kv->failed || kv_commit(kv) == -1)
 		rc = -1;
-	else if (kvs_journal_bytes(kv) > 0 && kvc_begin(kv, true) == -1)
+	else if (checkpoint && kvs_journal_bytes(kv) > 0 && kvc_begin(kv, true) == -1)
 		rc = -1;
 	kv_free(kv);
 	return rc;
+}
+
+int
+kv_close(struct kv *kv)
+{
+	return close_store(kv, true);
+}
+
+int
+kv_close_lazy(struct kv *kv)
+{
+	return close_store(kv, false);
 }
 
 void

@@ -23,7 +23,7 @@
 typedef void handler_fn(struct topicd *, struct ipc_msg *);
 
 static handler_fn h_config, h_publish, h_release, h_release_owner, h_attach,
-    h_detach, h_unsub, h_ack, h_dlq_done, h_resume;
+    h_detach, h_unsub, h_ack, h_dlq_done, h_resume, h_stop;
 
 enum { FD_NO, FD_YES, FD_MAYBE };
 
@@ -42,6 +42,7 @@ static const struct handler {
 	{ IPC_ACK,		FD_NO,		h_ack },
 	{ IPC_DLQ_DONE,		FD_NO,		h_dlq_done },
 	{ IPC_RESUME,		FD_NO,		h_resume },
+	{ IPC_STOP,		FD_NO,		h_stop },
 };
 
 static void __attribute__((noreturn))
@@ -64,6 +65,7 @@ dispatch_msg(struct topicd *td, struct ipc_msg *m)
 	if (h->with_fd != FD_MAYBE && (h->with_fd == FD_YES) != (m->fd != -1))
 		violation(td, m, h->with_fd == FD_YES ? "without its fd" : "with an fd");
 	td->batch_n++;
+	td->rx++;
 	h->fn(td, m);
 	if (td->batch_n >= TD_BATCH_MAX)
 		dispatch_end_batch(td);
@@ -173,6 +175,8 @@ dispatch_end_batch(struct topicd *td)
 	room_check(td);
 	deliver_maxlen_all(td);
 	deliver_run(td);
+	idle_batch_end(td);
+	idle_stop_now(td);
 }
 
 static void
@@ -357,4 +361,12 @@ h_resume(struct topicd *td, struct ipc_msg *m)
 	if (dec_empty(m->body, m->len) == -1)
 		violation(td, m, "malformed");
 	room_resume(td);
+}
+
+static void
+h_stop(struct topicd *td, struct ipc_msg *m)
+{
+	if (dec_empty(m->body, m->len) == -1)
+		violation(td, m, "malformed");
+	idle_stop_asked(td);
 }

@@ -182,8 +182,10 @@ first_config(struct topicd *td)
 	if (m.type == IPC_CONFIG)
 		config_check_version(td, m.body, m.len);
 	rc = m.type == IPC_CONFIG && m.fd == -1 && dec_config(m.body, m.len, &r) == 0;
-	if (rc)
+	if (rc) {
+		td->rx++;		/* counted like every record (IDLE) */
 		config_apply(td, &r);
+	}
 	else
 		log_warnx("topic %s: protocol violation: %s before CONFIG", td->topic,
 		    ipc_type_name(m.type));

@@ -62,6 +62,7 @@ stats_tick(struct topicd *td)
 	if (!td->io_wait && (!TAILQ_EMPTY(&td->dirty) || td->meta_dirty ||
 	    kv_pending(td->kv) > 0 || td->first_seq < subs_min_cursor(td)))
 		(void)dispatch_sync(td, false);		/* a full disk: retried */
+	idle_tick(td);
 	if (!td->stats_dirty)
 		return;
 	td->stats_dirty = false;

@@ -310,7 +310,8 @@ void
 store_close(struct topicd *td)
 {
 	cache_clear(td);
-	if (td->kv != NULL && kv_close(td->kv) == -1)
+	/* Going cold, the journal stays: the topic may start again soon. */
+	if (td->kv != NULL && (td->went_idle ? kv_close_lazy(td->kv) : kv_close(td->kv)) == -1)
 		td->exit_code = 1;
 	td->kv = NULL;
 }

@@ -176,6 +176,13 @@ struct topicd {
 	struct event	*sigs[4];
 	bool		 stats_dirty;
 	int		 exit_code;
+
+	/* Going cold (idle.c). */
+	uint64_t	 rx;		/* records received from the master */
+	uint64_t	 idle_rx;	/* rx when IDLE was last sent */
+	bool		 idle_said;
+	bool		 stop_asked;	/* STOP received */
+	bool		 went_idle;	/* ... and it stops for it */
 };
 
 /* run.c */
@@ -191,6 +198,12 @@ void	 dispatch_end_batch(struct topicd *);
 int	 dispatch_sync(struct topicd *, bool);
 void	 dispatch_send(struct topicd *, uint16_t);
 void	 reply(struct topicd *, uint64_t, uint32_t, uint64_t);
+
+/* idle.c */
+void	 idle_tick(struct topicd *);
+void	 idle_batch_end(struct topicd *);
+void	 idle_stop_asked(struct topicd *);
+void	 idle_stop_now(struct topicd *);
 
 /* room.c */
 bool	 room_for(struct topicd *, size_t);

@@ -1,6 +1,8 @@
 /* Sessions attached to topics.  An attachment is a connected session's
  * subscription to one topic; it outlives the topicd: every new topicd of
- * the topic gets it again, with a fresh copy of the delivery socket. */
+ * the topic gets it again, with a fresh copy of the delivery socket.  A
+ * cold topic (live.c) is started for an attachment only when the session
+ * has something to get there, or asks for a retained message it keeps. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -29,7 +31,7 @@ attach_resend(struct attachment *a)
 	struct wbuf w;
 	int fd;
 
-	if (c->state != CH_READY || c->chan == NULL)
+	if (c->state != CH_READY || c->chan == NULL || !c->registered)
 		return;		/* sent when the child is ready */
 	if ((fd = fcntl(a->client->dsock[1], F_DUPFD_CLOEXEC, 0)) == -1) {
 		log_warn("topic %s: client %s: cannot duplicate its delivery socket", c->topic,
@@ -39,10 +41,22 @@ attach_resend(struct attachment *a)
 	a->req = broker_req(c->b);
 	a->a.req = a->req;
 	a->confirmed = false;
+	a->sent = true;
 	wbuf_init(&w);
 	enc_attach(&w, &a->a);
-	ipc_chan_send(c->chan, IPC_ATTACH, w.data, w.len, fd);
+	child_chan_send(c, IPC_ATTACH, w.data, w.len, fd);
 	wbuf_free(&w);
+}
+
+bool
+attach_needs_topicd(struct child *c, const struct rec_attach *a)
+{
+	struct topic_info *ti = registry_info(c->b, c->topic);
+	enum sub_known k = topic_info_sub(ti, a->subkey);
+
+	if (k == SUB_UNKNOWN || k == SUB_BACKLOG)
+		return true;
+	return (a->flags & AF_RETAINED) && ti->retained;
 }
 
 /* Attaches (or re-attaches, which also un-parks) the client's session to
@@ -63,8 +77,12 @@ attach_topic(struct client *cl, struct child *c, const struct rec_attach *r)
 	}
 	a->a = *r;
 	a->a.subkey = cl->session->key;
-	if (c->state != CH_FAILED)
+	if (c->state == CH_FAILED)
+		return;
+	if (child_live(c))
 		attach_resend(a);
+	else if (attach_needs_topicd(c, &a->a))
+		child_wake(c);
 }
 
 /* A persistent session that is offline: its cursor is created (or kept)
@@ -103,8 +121,12 @@ void
 attach_drop(struct attachment *a, bool detach)
 {
 	struct child *c = a->child;
+	enum sub_known k = child_live(c) ? SUB_UNKNOWN :
+	    topic_info_sub(registry_info(c->b, c->topic), a->a.subkey);
 
-	if (detach && !a->confirmed) {
+	if (detach && !a->confirmed && (k == SUB_CAUGHT_UP || k == SUB_BACKLOG)) {
+		/* Cold, and its cursor is there: nothing to register or detach. */
+	} else if (detach && !a->confirmed) {
 		a->a.subkey = a->client->session->key;
 		attach_offline(c, &a->a);
 	} else if (detach) {
@@ -121,8 +143,22 @@ attach_drop(struct attachment *a, bool detach)
 	free(a);
 }
 
+void
+attach_end(struct attachment *a, bool persistent)
+{
+	struct child *c = a->child;
+	const char *subkey = a->a.subkey;	/* the session's key: it outlives a */
+	bool sent = a->sent;
+
+	attach_drop(a, persistent);
+	/* A clean session's cursor exists only where an ATTACH went. */
+	if (!persistent && sent)
+		topic_unsub(c, subkey, true);
+}
+
 /* Stops a session's delivery from a topic; forget also drops its cursor
- * (MQTT UNSUBSCRIBE, clean sessions), else it stays (JSON-lines UNSUB). */
+ * (MQTT UNSUBSCRIBE, clean sessions), else it stays (JSON-lines UNSUB).
+ * A cold topic known not to have its cursor is left alone. */
 void
 topic_unsub(struct child *c, const char *subkey, bool forget)
 {
@@ -131,6 +167,9 @@ topic_unsub(struct child *c, const char *subkey, bool forget)
 	const char *why;
 	struct wbuf w;
 
+	if (!child_live(c) && c->nunsent == 0 &&
+	    topic_info_sub(registry_info(c->b, c->topic), subkey) == SUB_ABSENT)
+		return;
 	wbuf_init(&w);
 	enc_unsub(&w, &r);
 	(void)note_submit(c, IPC_UNSUB, r.req, &w, &why);	/* a failed topic: nothing to do */

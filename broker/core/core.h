@@ -107,26 +107,54 @@ struct attachment {
 	struct child	*child;
 	uint64_t	 req;		/* non-zero while waiting for DONE */
 	bool		 confirmed;	/* the topicd answered the last ATTACH */
+	bool		 sent;		/* an ATTACH went to a topicd (a cursor may exist) */
 	struct rec_attach a;		/* a.subkey points to the session's key */
 };
 TAILQ_HEAD(attachment_list, attachment);
 
 enum child_state {
+	CH_COLD,		/* no topicd: started when something needs it */
+	CH_QUEUED,		/* needs one; waits for room under max_topicds */
 	CH_STARTING,		/* forked, no READY yet */
 	CH_READY,
+	CH_PARKING,		/* we sent STOP: it exits, and the topic is cold */
 	CH_BACKOFF,		/* exited; restart timer running */
 	CH_FAILED,		/* its store is damaged; SIGHUP retries */
 	CH_STOPPING,		/* we sent SIGTERM (shutdown) */
 };
 
+TAILQ_HEAD(child_list, child);
+
+/* A subscriber's ack that came while the topic's topicd was stopping or
+ * restarting: sent to the next one first, so that it does not send again
+ * what was acknowledged. */
+struct stashed_ack {
+	TAILQ_ENTRY(stashed_ack) entry;
+	size_t		 len;
+	uint8_t		 body[];
+};
+TAILQ_HEAD(ack_list, stashed_ack);
+
 /* A topic and its topicd. */
 struct child {
 	RB_ENTRY(child)	 entry;
+	RB_ENTRY(child)	 by_pid;	/* while it has a process */
+	TAILQ_ENTRY(child) live;	/* READY: b->lru or b->quiet; QUEUED: b->queue */
+	struct child_list *list;	/* ... which one, or NULL */
 	char		*topic;
 	pid_t		 pid;
 	enum child_state state;
 	unsigned	 gen;		/* bumped at every spawn */
 	struct ipc_chan	*chan;
+	uint64_t	 tx;		/* records sent to this process */
+	bool		 quiet;		/* said IDLE for everything we sent: in b->quiet */
+	int64_t		 quiet_since;	/* mono ms */
+	int64_t		 started_at;	/* mono ms */
+	bool		 want_again;	/* parked with work left: start again */
+	uint8_t		*final_idle;	/* the IDLE it said after STOP */
+	size_t		 final_len;
+	uint64_t	 need_ticket;	/* the master's store, durable before it is sent
+					 * anything that changes the topic */
 	struct event	*timer;		/* restart back-off */
 	uint64_t	 backoff_ms;
 	uint64_t	 restarts;
@@ -134,7 +162,7 @@ struct child {
 	int64_t		 ready_at;
 	bool		 version_mismatch; /* a topicd binary of another release */
 	bool		 killed;	/* we killed it (protocol violation): still a crash */
-	bool		 registered;	/* its registry entry is durable */
+	bool		 registered;	/* need_ticket is durable */
 	bool		 full;		/* FULL: no room until we sent RESUME */
 	bool		 probing;	/* after a crash: one request at a time */
 	bool		 stalling;	/* the clients of its waiting publishes are not read */
@@ -143,11 +171,30 @@ struct child {
 	unsigned	 nunsent;	/* held, not sent to the current child */
 	unsigned	 noutstanding;	/* sent with a req, not answered */
 	struct attachment_list attached;	/* by_child */
+	struct ack_list	 acks;		/* subscribers' acks while no topicd ran */
+	unsigned	 nacks;
 	struct rec_stats stats;
 	struct broker	*b;
 };
 RB_HEAD(child_tree, child);
 RB_PROTOTYPE(child_tree, child, entry, child_cmp)
+RB_HEAD(child_pids, child);
+RB_PROTOTYPE(child_pids, child, by_pid, child_pid_cmp)
+
+/* What the master knows of a topic while no topicd runs for it (its
+ * topicd's last IDLE), kept in the registry. */
+struct topic_sub {
+	char		*key;
+	bool		 backlog;	/* has messages to get, or in flight */
+};
+struct topic_info {
+	bool		 known;		/* else: anything may be there */
+	bool		 retained;	/* a retained message is kept */
+	bool		 subs_unknown;	/* too many to list: any may have a backlog */
+	uint64_t	 bytes;		/* messages kept, for max_store_size */
+	struct topic_sub *subs;		/* sorted by key */
+	size_t		 nsubs;
+};
 
 /* ------------------------------------------------------------ sessions */
 
@@ -234,6 +281,13 @@ struct broker {
 	unsigned	 ntopics;
 	/* Topics and their topicds. */
 	struct child_tree children;
+	struct child_pids pids;		/* children with a process */
+	unsigned	 nlive;		/* processes: at most max_topicds */
+	unsigned	 nparking;	/* ... sent STOP */
+	unsigned	 nqueued;
+	struct child_list queue;	/* waiting for room to start, in order */
+	struct child_list lru;		/* READY, busy: least recently used first */
+	struct child_list quiet;	/* READY, quiet: quiet longest first */
 	bool		 store_full;	/* all topics over max_store_size */
 	uint64_t	 stored_bytes;	/* messages kept by all topics (their STATS) */
 	uint64_t	 topics_refused;	/* new topics past max_topics */
@@ -273,6 +327,8 @@ struct child *topic_find(struct broker *b, const char *topic);
  * durably and its topicd started.  NULL with *why when it cannot be
  * (past max_topics, shutting down). */
 struct child *topic_open(struct broker *b, const char *topic, const char **why);
+/* durable_wait's callback: the child's need_ticket may be durable. */
+void	 child_registered(void *child);
 
 /* registry.c: every topic ever used, durable, for wildcard filters */
 typedef void topic_fn(struct broker *b, const char *topic, void *arg);
@@ -280,8 +336,20 @@ void	 registry_init(struct broker *b);
 void	 registry_free(struct broker *b);
 int	 registry_load(struct broker *b);
 bool	 registry_known(struct broker *b, const char *topic);
+/* What is known of a known topic, or NULL. */
+struct topic_info *registry_info(struct broker *b, const char *topic);
 /* Adds a new topic; the ticket that makes it durable. */
 uint64_t registry_add(struct broker *b, const char *topic);
+/* A topicd starts for the topic: nothing is known until it stops; the
+ * ticket that makes that durable. */
+uint64_t registry_live(struct broker *b, const char *topic);
+/* Its topicd stopped, having said this IDLE (body). */
+void	 registry_cold(struct broker *b, const char *topic, const uint8_t *idle, size_t len);
+void	 registry_set_bytes(struct broker *b, struct topic_info *ti, uint64_t bytes);
+/* What is known of a subscriber there: no cursor, one with nothing to
+ * get, one with messages to get, or nothing known. */
+enum sub_known { SUB_UNKNOWN, SUB_ABSENT, SUB_CAUGHT_UP, SUB_BACKLOG };
+enum sub_known topic_info_sub(const struct topic_info *ti, const char *subkey);
 /* Calls fn for every known topic the filter matches. */
 void	 registry_match(struct broker *b, const char *filter, topic_fn *fn, void *arg);
 
@@ -298,6 +366,24 @@ void	 routes_match(struct broker *b, const char *topic, session_fn *fn, void *ar
 
 struct child *child_create(struct broker *b, const char *topic);
 void	 child_start(struct child *c);
+/* Records to the child's process (counted, for IDLE). */
+void	 child_chan_send(struct child *c, uint16_t type, const void *body, size_t len, int fd);
+/* live.c: topicds that run, at most max_topicds, and cold topics */
+void	 live_init(struct broker *b);
+bool	 child_live(const struct child *c);
+struct child *child_by_pid(struct broker *b, pid_t pid);
+void	 live_unlist(struct child *c);
+void	 live_spawned(struct child *c);
+/* Something needs the topicd: started now, or queued for room. */
+void	 child_wake(struct child *c);
+void	 live_ready(struct child *c);
+void	 live_touch(struct child *c);
+void	 live_idle(struct child *c, const struct ipc_msg *m);
+/* The process is gone (pid 0): out of the live lists; true if it was
+ * parked and the topic is now cold. */
+bool	 live_exited(struct child *c, int status);
+void	 live_balance(struct broker *b);
+void	 live_expire(struct broker *b);
 void	 child_kill(struct child *c, const char *why);
 void	 children_reap(struct broker *b);
 void	 children_retry_failed(struct broker *b);
@@ -307,7 +393,6 @@ void	 children_kill_all(struct broker *b);
 void	 children_free_all(struct broker *b);
 bool	 children_all_gone(struct broker *b);
 unsigned children_pending(struct broker *b);
-int	 children_count(struct broker *b);
 void	 children_budget(struct broker *b);
 /* spawn.c */
 char	*topicd_find(const char *configured);
@@ -324,8 +409,10 @@ void	 held_free(struct held *h);
 /* Queues h for the topic (sent now if it can be); -1 with *why if the
  * topic is failed (h is not taken). */
 int	 child_submit(struct child *c, struct held *h, const char **why);
-/* Records without an answer (ACK, DETACH, RESUME): to a live child only. */
+/* Records without an answer (ACK, DETACH, RESUME): to a ready child only;
+ * an ACK is kept for the next one otherwise. */
 void	 child_send(struct child *c, uint16_t type, const struct wbuf *w);
+void	 child_free_acks(struct child *c);
 void	 child_pump(struct child *c);
 void	 child_replay(struct child *c);
 void	 child_done(struct child *c, const struct rec_done *d);
@@ -350,8 +437,14 @@ int	 note_submit(struct child *c, uint16_t type, uint64_t req, const struct wbuf
 /* ------------------------------------------------------ attach.c */
 
 void	 attach_topic(struct client *cl, struct child *c, const struct rec_attach *a);
+/* Must the topicd run for this subscriber (something to get, or the
+ * retained message)?  True when nothing is known. */
+bool	 attach_needs_topicd(struct child *c, const struct rec_attach *a);
 void	 attach_offline(struct child *c, const struct rec_attach *a);
 void	 topic_unsub(struct child *c, const char *subkey, bool forget);
+/* A session's attachment ends (its client goes); forget: a clean session,
+ * whose cursor goes too. */
+void	 attach_end(struct attachment *a, bool persistent);
 void	 attach_resend(struct attachment *a);
 void	 attach_done(struct attachment *a, const struct rec_done *d);
 void	 attach_drop(struct attachment *a, bool detach);

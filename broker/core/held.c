@@ -48,10 +48,12 @@ held_free(struct held *h)
 	free(h);
 }
 
+/* Requests go to a ready topicd once the master's store says the topic
+ * is live (registry.c). */
 static bool
 can_send(const struct child *c)
 {
-	return c->state == CH_READY && c->chan != NULL;
+	return c->state == CH_READY && c->chan != NULL && c->registered;
 }
 
 /* Publishes may go: the topic is registered, and there is room. */
@@ -132,7 +134,7 @@ orphaned(struct child *c, const struct held *h)
 static void
 held_send(struct child *c, struct held *h)
 {
-	ipc_chan_send(c->chan, h->type, h->body, h->len, -1);
+	child_chan_send(c, h->type, h->body, h->len, -1);
 	h->sent = true;
 	c->nunsent--;
 	stall(c, h, false);
@@ -193,16 +195,56 @@ child_submit(struct child *c, struct held *h, const char **why)
 	if (c->stalling)
 		stall(c, h, true);
 	child_pump(c);
+	child_wake(c);		/* a cold topic starts */
 	return 0;
 }
 
 /* Records without an answer (ACK, DETACH): only to a live child; a
  * restarted one resends what the lost ones were about. */
+#define ACKS_KEPT_MAX 65536	/* per topic; past it they go (resends follow) */
+
 void
 child_send(struct child *c, uint16_t type, const struct wbuf *w)
 {
-	if (can_send(c))
-		ipc_chan_send(c->chan, type, w->data, w->len, -1);
+	struct stashed_ack *a;
+
+	if (c->state == CH_READY && c->chan != NULL) {
+		child_chan_send(c, type, w->data, w->len, -1);
+		return;
+	}
+	if (type != IPC_ACK || c->nacks >= ACKS_KEPT_MAX || c->state == CH_FAILED)
+		return;
+	a = xmalloc(sizeof(*a) + w->len);
+	a->len = w->len;
+	memcpy(a->body, w->data, w->len);
+	TAILQ_INSERT_TAIL(&c->acks, a, entry);
+	c->nacks++;
+}
+
+static void
+send_acks(struct child *c)
+{
+	struct stashed_ack *a;
+
+	while ((a = TAILQ_FIRST(&c->acks)) != NULL) {
+		TAILQ_REMOVE(&c->acks, a, entry);
+		c->nacks--;
+		if (c->chan != NULL)
+			child_chan_send(c, IPC_ACK, a->body, a->len, -1);
+		free(a);
+	}
+}
+
+void
+child_free_acks(struct child *c)
+{
+	struct stashed_ack *a;
+
+	while ((a = TAILQ_FIRST(&c->acks)) != NULL) {
+		TAILQ_REMOVE(&c->acks, a, entry);
+		free(a);
+	}
+	c->nacks = 0;
 }
 
 /* READY: what it must know first, then what waited. */
@@ -213,6 +255,7 @@ child_replay(struct child *c)
 	struct held *h, *next;
 	unsigned n = c->nunsent;
 
+	send_acks(c);		/* before the attachments: nothing acked goes again */
 	/* An UNSUB still held came before the attachments that exist now
 	 * (a later UNSUB would have removed them): it goes first. */
 	TAILQ_FOREACH_SAFE(h, &c->held, entry, next)

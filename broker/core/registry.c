@@ -1,7 +1,16 @@
 /* The topic registry: every topic ever used, kept in the master's store
- * ("t" + topic -> ""), so that a wildcard filter finds the topics that
- * exist, also after a restart, and a new topic's cursors are made for the
- * filters that match it. */
+ * ("t" + topic -> what is known of it), so that a wildcard filter finds the
+ * topics that exist, also after a restart, and a new topic's cursors are
+ * made for the filters that match it.
+ *
+ * What is known of a topic while no topicd runs for it (it is cold) is its
+ * topicd's last IDLE: whether it keeps a retained message, its bytes, and
+ * its subscribers with whether each has something to get.  The record:
+ *   ""                   nothing known (a topic of an older release)
+ *   REC_LIVE             a topicd may be changing it: nothing known
+ *   REC_COLD + IDLE body what its topicd said when it stopped
+ * REC_LIVE is durable before a started topicd is sent anything that
+ * changes it, so that a summary read after a crash is never stale. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,10 +21,36 @@
 #include "topic.h"
 #include "xmalloc.h"
 
+#define REC_LIVE	1
+#define REC_COLD	2
+
 struct registry {
-	struct topictree *names;	/* a tree of levels: a filter walks only
+	struct topictree *names;	/* a tree of levels, each name's value its
+					 * struct topic_info: a filter walks only
 					 * the branches it can match */
 };
+
+static void
+info_clear(struct topic_info *ti)
+{
+	for (size_t i = 0; i < ti->nsubs; i++)
+		free(ti->subs[i].key);
+	free(ti->subs);
+	ti->subs = NULL;
+	ti->nsubs = 0;
+	ti->known = false;
+	ti->retained = false;
+	ti->subs_unknown = false;
+}
+
+static void
+info_free(void *p)
+{
+	struct topic_info *ti = p;
+
+	info_clear(ti);
+	free(ti);
+}
 
 void
 registry_init(struct broker *b)
@@ -30,42 +65,148 @@ registry_free(struct broker *b)
 {
 	if (b->registry == NULL)
 		return;
-	topictree_free(b->registry->names, NULL);
+	topictree_free(b->registry->names, info_free);
 	free(b->registry);
 	b->registry = NULL;
+}
+
+struct topic_info *
+registry_info(struct broker *b, const char *topic)
+{
+	void *v = NULL;
+
+	return topictree_find(b->registry->names, topic, &v) ? v : NULL;
 }
 
 bool
 registry_known(struct broker *b, const char *topic)
 {
-	return topictree_find(b->registry->names, topic, NULL);
+	return registry_info(b, topic) != NULL;
+}
+
+static struct topic_info *
+remember(struct broker *b, const char *topic)
+{
+	struct topic_info *ti = xcalloc(1, sizeof(*ti));
+	bool added = false;
+	enum topic_err e = topictree_add(b->registry->names, topic, ti, &added);
+
+	if (e != TOPIC_OK || !added) {
+		if (e != TOPIC_OK)
+			log_warnx("topic %s: not a topic name (%s); left out of the registry",
+			    topic, topic_strerror(e));
+		free(ti);
+		return NULL;
+	}
+	b->ntopics++;
+	return ti;
 }
 
 static void
-remember(struct broker *b, const char *topic)
-{
-	bool added = false;
-	enum topic_err e = topictree_add(b->registry->names, topic, NULL, &added);
-
-	if (e != TOPIC_OK)
-		log_warnx("topic %s: not a topic name (%s); left out of the registry", topic,
-		    topic_strerror(e));
-	else if (added)
-		b->ntopics++;
-}
-
-uint64_t
-registry_add(struct broker *b, const char *topic)
+put_record(struct broker *b, const char *topic, const void *val, size_t vlen)
 {
 	size_t klen;
 	char *k;
 
 	klen = (size_t)xasprintf(&k, "t%s", topic);
-	if (kv_put(b->store, k, klen, "", 0) == -1)
+	if (kv_put(b->store, k, klen, val, vlen) == -1)
 		fatalx("topic %s: the session store refuses it", topic);
 	free(k);
-	remember(b, topic);
+}
+
+static int
+sub_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct topic_sub *)a)->key, ((const struct topic_sub *)b)->key);
+}
+
+/* The summary of an IDLE (its list checked by dec_idle). */
+static void
+info_set(struct broker *b, struct topic_info *ti, const struct rec_idle *r)
+{
+	const char *key;
+	size_t pos = 0;
+	bool backlog;
+
+	info_clear(ti);
+	ti->known = true;
+	ti->retained = (r->flags & IDLE_RETAINED) != 0;
+	ti->subs_unknown = (r->flags & IDLE_SUBS_UNKNOWN) != 0;
+	ti->subs = r->nsubs ? xreallocarray(NULL, r->nsubs, sizeof(*ti->subs)) : NULL;
+	while (ti->nsubs < r->nsubs && idle_next_sub(r, &pos, &key, &backlog)) {
+		ti->subs[ti->nsubs].key = xstrdup(key);
+		ti->subs[ti->nsubs++].backlog = backlog;
+	}
+	if (ti->nsubs > 1)
+		qsort(ti->subs, ti->nsubs, sizeof(*ti->subs), sub_cmp);
+	registry_set_bytes(b, ti, r->bytes);
+}
+
+uint64_t
+registry_add(struct broker *b, const char *topic)
+{
+	struct rec_idle empty = { .flags = 0 };
+	struct topic_info *ti = remember(b, topic);
+	struct wbuf w;
+
+	wbuf_init(&w);
+	put_u8(&w, REC_COLD);
+	enc_idle(&w, &empty);
+	put_record(b, topic, w.data, w.len);
+	wbuf_free(&w);
+	if (ti != NULL)
+		ti->known = true;	/* new: no message, no subscriber */
 	return durable_write(b);
+}
+
+uint64_t
+registry_live(struct broker *b, const char *topic)
+{
+	struct topic_info *ti = registry_info(b, topic);
+	uint8_t rec = REC_LIVE;
+
+	if (ti != NULL)
+		info_clear(ti);
+	put_record(b, topic, &rec, 1);
+	return durable_write(b);
+}
+
+void
+registry_cold(struct broker *b, const char *topic, const uint8_t *idle, size_t len)
+{
+	struct topic_info *ti = registry_info(b, topic);
+	struct rec_idle r;
+	struct wbuf w;
+
+	if (ti == NULL || dec_idle(idle, len, &r) == -1)
+		return;
+	info_set(b, ti, &r);
+	wbuf_init(&w);
+	put_u8(&w, REC_COLD);
+	put_raw(&w, idle, len);
+	put_record(b, topic, w.data, w.len);
+	wbuf_free(&w);
+	(void)durable_write(b);		/* nobody waits: lost, it says "unknown" */
+}
+
+void
+registry_set_bytes(struct broker *b, struct topic_info *ti, uint64_t bytes)
+{
+	b->stored_bytes += bytes - ti->bytes;	/* modulo 2^64: a decrease too */
+	ti->bytes = bytes;
+}
+
+enum sub_known
+topic_info_sub(const struct topic_info *ti, const char *subkey)
+{
+	struct topic_sub key = { .key = (char *)subkey }, *s;
+
+	if (ti == NULL || !ti->known || ti->subs_unknown)
+		return SUB_UNKNOWN;
+	if (ti->nsubs == 0)
+		return SUB_ABSENT;
+	s = bsearch(&key, ti->subs, ti->nsubs, sizeof(*ti->subs), sub_cmp);
+	return s == NULL ? SUB_ABSENT : s->backlog ? SUB_BACKLOG : SUB_CAUGHT_UP;
 }
 
 static int
@@ -73,8 +214,20 @@ load_topic(const void *key, size_t klen, void *arg)
 {
 	struct broker *b = arg;
 	char *name = xmemdup((const char *)key + 1, klen - 1);
+	struct topic_info *ti = remember(b, name);
+	struct rec_idle r;
+	void *val = NULL;
+	size_t vlen = 0;
 
-	remember(b, name);
+	if (ti != NULL && kv_get(b->store, key, klen, &val, &vlen) == 1 && vlen > 1 &&
+	    ((uint8_t *)val)[0] == REC_COLD) {
+		if (dec_idle((uint8_t *)val + 1, vlen - 1, &r) == 0)
+			info_set(b, ti, &r);
+		else
+			log_warnx("topic %s: its registry record does not read; what it keeps is "
+			    "found out when it starts", name);
+	}
+	free(val);
 	free(name);
 	return 0;
 }

@@ -116,14 +116,19 @@ session_sync_topic(struct session *s, struct child *c, bool retained)
 	struct rec_attach a;
 
 	if (q < 0) {
+		bool sent = true;
+
 		if (s->cl != NULL) {
 			struct attachment *at = attach_find(s->cl, c);
 
 			if (at == NULL)
 				return;
+			sent = at->sent;
 			attach_drop(at, s->persistent);
 		}
-		topic_unsub(c, s->key, s->mode == MODE_MQTT);
+		/* A clean session's cursor exists only where an ATTACH went. */
+		if (s->persistent || sent)
+			topic_unsub(c, s->key, s->mode == MODE_MQTT);
 		if (s->ext_ops != NULL)
 			s->ext_ops->topic_dropped(s, c->topic);
 		return;

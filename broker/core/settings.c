@@ -78,8 +78,12 @@ const struct conf_key settings_table[] = {
 	  "seconds after which a disconnected persistent session is removed (0: never)", NULL },
 
 	/* Topics and their topicd. */
-	{ "max_topics", CONF_UINT, F(max_topics), "10000", 1, 1000000, RELOAD,
-	  "topics (each one topicd) that may exist at once; a publish to a new topic past it is refused (not acknowledged)", NULL },
+	{ "max_topics", CONF_UINT, F(max_topics), "100000", 1, 10000000, RELOAD,
+	  "topics that may exist; a publish to a new topic past it is refused (not acknowledged)", NULL },
+	{ "max_topicds", CONF_UINT, F(max_topicds), "1000", 2, 1000000, RELOAD,
+	  "topicd processes that may run at once; past it, the least busy one is stopped to start another (its topic goes cold, nothing is lost)", NULL },
+	{ "topicd_idle_timeout", CONF_MSEC, F(topicd_idle_timeout), "60", 0, 86400, RELOAD,
+	  "seconds a topicd with nothing to do keeps running before it exits (0: never); its topic starts again on demand", NULL },
 	{ "max_topic_size", CONF_SIZE, F(max_topic_size), "0", 0, 1125899906842624, RELOAD,
 	  "bytes of messages one topic keeps (0: no limit); past it, publishes to the topic wait unacknowledged", NULL },
 	{ "max_store_size", CONF_SIZE, F(max_store_size), "0", 0, 1125899906842624, RELOAD,

@@ -19,6 +19,8 @@ struct settings {
 	unsigned          max_delivery_attempts;
 	char             *dead_letter_topic;
 	unsigned          max_topics;
+	unsigned          max_topicds;		/* running at once */
+	uint64_t          topicd_idle_timeout;	/* ms; 0: a topicd runs for ever */
 	unsigned          max_topic_levels;	/* of a published topic or a filter */
 	uint64_t          message_size_limit;	/* bytes */
 	char             *topicd_path;		/* NULL: the installed one */

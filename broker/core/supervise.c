@@ -32,6 +32,7 @@ child_create(struct broker *b, const char *topic)
 	c->backoff_ms = b->set.restart_backoff_min;
 	TAILQ_INIT(&c->held);
 	TAILQ_INIT(&c->attached);
+	TAILQ_INIT(&c->acks);
 	c->timer = evtimer_new(b->base, on_restart_timer, c);
 	if (c->timer == NULL)
 		fatalx("cannot create a timer for topic %s", topic);
@@ -61,8 +62,21 @@ send_config(struct child *c)
 
 	wbuf_init(&w);
 	enc_config(&w, &r);
-	ipc_chan_send(c->chan, IPC_CONFIG, w.data, w.len, -1);
+	child_chan_send(c, IPC_CONFIG, w.data, w.len, -1);
 	wbuf_free(&w);
+}
+
+void
+child_chan_send(struct child *c, uint16_t type, const void *body, size_t len, int fd)
+{
+	if (c->chan == NULL) {
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	c->tx++;
+	live_touch(c);
+	(void)ipc_chan_send(c->chan, type, body, len, fd);	/* a record too large: not ours */
 }
 
 void
@@ -81,6 +95,7 @@ child_start(struct child *c)
 		return;
 	}
 	c->state = CH_STARTING;
+	live_spawned(c);
 	c->chan = ipc_chan_new(c->b->base, fd, topicd_dispatch, topicd_chan_error, c);
 	send_config(c);
 	log_info("topic %s: topicd pid %ld started", c->topic, (long)c->pid);
@@ -95,7 +110,8 @@ on_restart_timer(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->state == CH_BACKOFF && c->b->stop_phase < 2) {
 		c->restarts++;
-		child_start(c);
+		c->state = CH_COLD;
+		child_wake(c);		/* under max_topicds like any start */
 	}
 }
 
@@ -219,9 +235,11 @@ drain_answers(struct child *c)
 	struct rec_done d;
 
 	while (c->chan != NULL && ipc_recv(ipc_chan_fd(c->chan), &m) == 1) {
-		if (c->state == CH_READY && m.type == IPC_DONE &&
+		if ((c->state == CH_READY || c->state == CH_PARKING) && m.type == IPC_DONE &&
 		    dec_done(m.body, m.len, &d) == 0)
 			child_done(c, &d);
+		else if (c->state == CH_PARKING && m.type == IPC_IDLE)
+			live_idle(c, &m);	/* its last word */
 		ipc_msg_clear(&m);
 	}
 }
@@ -231,21 +249,27 @@ child_exited(struct child *c, int status)
 {
 	char how[96];
 
+	bool cold;
+
 	describe_status(status, how, sizeof(how));
 	snprintf(how + strlen(how), sizeof(how) - strlen(how), " (pid %ld)", (long)c->pid);
-	c->pid = 0;
 	if (c->chan != NULL) {
 		drain_answers(c);
 		ipc_chan_free(c->chan);
 		c->chan = NULL;
 	}
+	cold = live_exited(c, status);
+	c->pid = 0;
 	c->full = false;	/* a new topicd says again if it has no room */
-	if (c->state == CH_STOPPING) {
+	if (cold)
+		log_info("topic %s: topicd %s; the topic is cold", c->topic, how);
+	else if (c->state == CH_STOPPING)
 		log_info("topic %s: topicd %s", c->topic, how);
-		return;
+	else {
+		c->killed = false;
+		child_crashed(c, status, how);
 	}
-	c->killed = false;
-	child_crashed(c, status, how);
+	live_balance(c->b);
 }
 
 void
@@ -261,10 +285,7 @@ children_reap(struct broker *b)
 			continue;
 		if (pid <= 0)
 			break;
-		RB_FOREACH(c, child_tree, &b->children)
-			if (c->pid == pid)
-				break;
-		if (c != NULL)
+		if ((c = child_by_pid(b, pid)) != NULL)
 			child_exited(c, status);
 		else
 			log_debug("reaped unknown child %ld", (long)pid);
@@ -287,7 +308,8 @@ children_retry_failed(struct broker *b)
 		c->backoff_ms = b->set.restart_backoff_min;
 		c->restarts++;
 		c->version_mismatch = false;
-		child_start(c);
+		c->state = CH_COLD;
+		child_wake(c);
 	}
 }
 
@@ -313,6 +335,7 @@ signal_all(struct broker *b, int sig)
 
 	RB_FOREACH(c, child_tree, &b->children) {
 		evtimer_del(c->timer);
+		live_unlist(c);
 		if (c->pid > 0 && kill(c->pid, sig) == -1 && errno != ESRCH)
 			log_warn("topic %s: kill %ld", c->topic, (long)c->pid);
 		c->state = CH_STOPPING;
@@ -342,18 +365,6 @@ children_all_gone(struct broker *b)
 	return true;
 }
 
-/* topicds started and not yet stopped (the topic table's entries). */
-int
-children_count(struct broker *b)
-{
-	struct child *c;
-	int n = 0;
-
-	RB_FOREACH(c, child_tree, &b->children)
-		n++;
-	return n;
-}
-
 void
 children_free_all(struct broker *b)
 {
@@ -367,6 +378,8 @@ children_free_all(struct broker *b)
 		if (c->chan != NULL)
 			ipc_chan_free(c->chan);
 		event_free(c->timer);
+		child_free_acks(c);
+		free(c->final_idle);
 		free(c->topic);
 		free(c);
 	}
@@ -396,13 +409,10 @@ children_pending(struct broker *b)
 void
 children_budget(struct broker *b)
 {
-	uint64_t max = b->set.max_store_size, sum = 0;
+	uint64_t max = b->set.max_store_size, sum = b->stored_bytes;
 	bool full = b->store_full;
 	struct child *c;
 
-	RB_FOREACH(c, child_tree, &b->children)
-		sum += c->stats.bytes;
-	b->stored_bytes = sum;
 	if (max == 0)
 		full = false;
 	else if (sum >= max)

@@ -33,7 +33,9 @@ on_ready(struct child *c, const struct ipc_msg *m)
 	c->ready_at = mono_ms();
 	log_info("topic %s: topicd pid %ld ready at seq %llu", c->topic, (long)c->pid,
 	    (unsigned long long)r.next_seq);
-	child_replay(c);
+	live_ready(c);
+	if (c->registered)
+		child_replay(c);	/* else once it is (child_registered) */
 }
 
 static void
@@ -63,10 +65,14 @@ on_deadletter(struct child *c, const struct ipc_msg *m)
 static void
 on_stats(struct child *c, const struct ipc_msg *m)
 {
+	struct topic_info *ti;
+
 	if (dec_stats(m->body, m->len, &c->stats) == -1) {
 		child_kill(c, "bad STATS record");
 		return;
 	}
+	if ((ti = registry_info(c->b, c->topic)) != NULL)
+		registry_set_bytes(c->b, ti, c->stats.bytes);
 	children_budget(c->b);
 }
 
@@ -116,6 +122,7 @@ static const struct {
 	{ IPC_STATS, false, on_stats },
 	{ IPC_FULL, false, on_full },
 	{ IPC_ROOM, false, on_room },
+	{ IPC_IDLE, false, live_idle },
 };
 
 void

@@ -1,6 +1,7 @@
 /* The topics in use: a tree by name of their struct child (the topicd
- * and what waits for it).  Opening a topic the broker never saw registers
- * it durably (registry.c) and starts its topicd; its publishes wait until
+ * and what waits for it).  Opening a topic makes its entry, cold: its
+ * topicd starts when something needs it (live.c).  A topic the broker
+ * never saw is registered durably (registry.c); its requests wait until
  * the registry entry is durable, so that wildcard filters find the topic
  * after a restart too. */
 #include <stdlib.h>
@@ -26,13 +27,16 @@ topic_find(struct broker *b, const char *topic)
 	return RB_FIND(child_tree, &b->children, &key);
 }
 
-static void
-registered(void *arg)
+void
+child_registered(void *arg)
 {
 	struct child *c = arg;
 
+	if (c->registered || !durable_reached(c->b, c->need_ticket))
+		return;
 	c->registered = true;
-	child_pump(c);
+	if (c->state == CH_READY)
+		child_replay(c);
 }
 
 /* max_topics refusals are logged at most once a second, with a count. */
@@ -72,11 +76,10 @@ topic_open(struct broker *b, const char *topic, const char **why)
 		ticket = registry_add(b, topic);
 	}
 	c = child_create(b, topic);
-	if (fresh)
-		durable_wait(b, ticket, registered, c);
-	else
-		c->registered = true;
-	child_start(c);
+	c->need_ticket = ticket;
+	c->registered = durable_reached(b, ticket);
+	if (!c->registered)
+		durable_wait(b, ticket, child_registered, c);
 	if (fresh)
 		sessions_topic_created(b, c);	/* wildcard filters that match it */
 	return c;

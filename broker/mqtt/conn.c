@@ -339,13 +339,8 @@ mqtt_closed(struct client *cl)
 	if (mc->connected && mc->will != NULL)
 		mqtt_publish_will(cl);
 	will_free(mc);
-	while ((a = TAILQ_FIRST(&cl->attached)) != NULL) {
-		struct child *c = a->child;
-
-		attach_drop(a, s != NULL && s->persistent);
-		if (s != NULL && !s->persistent)
-			topic_unsub(c, s->key, true);
-	}
+	while ((a = TAILQ_FIRST(&cl->attached)) != NULL)
+		attach_end(a, s != NULL && s->persistent);
 	owner_closed(cl, s == NULL || !s->persistent);
 	if (s != NULL) {
 		session_offline(s);

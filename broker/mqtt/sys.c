@@ -40,7 +40,8 @@ sys_values(struct broker *b, struct sys_value *v)
 	SYS("bytes/received", "%llu", (unsigned long long)b->bytes_in);
 	SYS("bytes/sent", "%llu", (unsigned long long)b->bytes_out);
 	SYS("topics/count", "%u", b->ntopics);
-	SYS("topicd/running", "%d", children_count(b));
+	SYS("topicd/running", "%u", b->nlive);
+	SYS("topicd/waiting", "%u", b->nqueued);
 	SYS("topicd/restarts", "%llu", (unsigned long long)restarts);
 	SYS("topicd/poisoned", "%llu", (unsigned long long)poisoned);
 	SYS("topics/full", "%u", full);

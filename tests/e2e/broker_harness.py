@@ -456,8 +456,9 @@ class Broker:
     def status(self, timeout=10.0):
         """Asks the master for its status (SIGUSR1) and returns the figures
         of the lines it logs: (master, topics), master a dict of "pid",
-        "uptime", "clients", "topics", "messages_in", "messages_out",
-        "bytes_in", "bytes_out"; topics {topic: dict of "pid", "state",
+        "uptime", "clients", "topics", "running", "waiting", "listed",
+        "messages_in", "messages_out", "bytes_in", "bytes_out"; topics (those
+        listed: every topic that is not cold) {topic: dict of "pid", "state",
         "uptime", "restarts", "subs", "online", "messages", "bytes", "seq",
         "lag", "oldest_unacked", "held"}.  A topic's figures other than
         state and held are its topicd's last report (at most a second old)."""
@@ -472,10 +473,10 @@ class Broker:
                 return None
             master = _figures(m.group(1), STATUS_MASTER_RE)
             found = STATUS_TOPIC_RE.findall(text[m.end():])
-            if len(found) < master["topics"]:
+            if len(found) < master["listed"]:
                 return None
             topics = {}
-            for topic, rest in found[:master["topics"]]:
+            for topic, rest in found[:master["listed"]]:
                 topics[topic] = _figures(rest, STATUS_TOPIC_FIGURES_RE)
             return master, topics
         return wait_for(lines, timeout, "the master's status lines after SIGUSR1")
@@ -557,7 +558,9 @@ def settings_table():
 
 STATUS_MASTER_RE = re.compile(
     r"pid (?P<pid>\d+) uptime (?P<uptime>\d+)s clients (?P<clients>\d+) "
-    r"topics (?P<topics>\d+) messages in (?P<messages_in>\d+) out (?P<messages_out>\d+) "
+    r"topics (?P<topics>\d+) running (?P<running>\d+) waiting (?P<waiting>\d+) "
+    r"listed (?P<listed>\d+) "
+    r"messages in (?P<messages_in>\d+) out (?P<messages_out>\d+) "
     r"bytes in (?P<bytes_in>\d+) out (?P<bytes_out>\d+) stored (?P<stored>\d+)"
     r"(?P<store_full> FULL .*)?$")
 STATUS_TOPIC_RE = re.compile(r"broker\[\d+\]: notice: status: topic (.+?) (pid \d+ \w+ .*)\n")

@@ -24,6 +24,7 @@ QUIET = 0.5             # seconds over which an absence of progress is watched
 
 def test_a_flooding_publisher_is_not_read_beyond_max_client_pending(broker_factory):
     b = broker_factory({"max_client_pending": PENDING, "client_output_limit": OUTPUT})
+    b.publisher().publish("flood", "before")    # its topicd starts for it
     c = b.consumer("flooded")
     c.subscribe("flood")
     tpid = b.wait_topicd("flood")

@@ -556,6 +556,7 @@ def topicd_subs(b, topic):
 
 def test_persistent_client_expiration_removes_an_offline_session(mqtt_factory):
     b = mqtt_factory({"persistent_client_expiration": 1, "sys_interval": 1})
+    client(b, "pe-first").publish("pe/t", b"before", 1)    # its topicd starts for it
     keep = receiver(b, "pe-keep", [("pe/t", 1)], clean=False, start=True)
     r = receiver(b, "pe-gone", [("pe/t", 1)], clean=False)
     wait_for(lambda: topicd_subs(b, "pe/t") == 2, 5, "the topicd of pe/t to count 2 subscribers")

@@ -97,6 +97,7 @@ def test_sighup_changes_max_client_pending_live(broker_factory):
     """With its topicd stopped, a flooding publisher is read up to the
     reloaded max_client_pending, as the master's own figures show."""
     b = broker_factory({"max_client_pending": 8})
+    b.publisher().publish("pending", "before")  # its topicd starts for it
     c = b.consumer("pending")
     c.subscribe("pending")
     changed(b.reload({"max_client_pending": 3}), "max_client_pending")
@@ -254,6 +255,7 @@ def test_sighup_changes_retrial_in_running_topicds(broker_factory):
     b = broker_factory({"retry_interval": 30, "max_delivery_attempts": 5})
     dlq = b.consumer("rt-dlq")
     dlq.subscribe(DLQ)
+    b.publisher().publish("rt", "before")       # its topicd starts for it
     silent = b.client()
     silent.expect("Please login!")
     silent.send_line("log rt-silent")
@@ -358,7 +360,7 @@ NEW_VALUES = {
     "log_dest": "stderr", "log_type": "notice", "crash_window": "30",
     "max_queued_messages": "5000", "max_held_publishes": "500", "poison_limit": "3",
     "max_topic_size": "1g", "max_store_size": "10g", "min_free_space": "50m",
-    "max_topic_levels": "100",
+    "max_topic_levels": "100", "max_topicds": "50", "topicd_idle_timeout": "30",
 }
 
 

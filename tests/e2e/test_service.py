@@ -286,7 +286,7 @@ def test_sigusr1_logs_a_line_for_the_master_and_each_topic(broker):
 
 def test_process_titles_show_live_state(broker):
     ports = "%d,%d" % (broker.consumer_port, broker.publisher_port)
-    wait_for(lambda: title(broker.pid) == "broker: master %s clients=0 topics=0" % ports, 10,
+    wait_for(lambda: title(broker.pid) == "broker: master %s clients=0 topics=0 running=0" % ports, 10,
              "the master's title, idle (now %r)" % title(broker.pid))
     c = broker.consumer("titles")
     c.subscribe("title/t")
@@ -296,13 +296,13 @@ def test_process_titles_show_live_state(broker):
     c.wait_messages(3, "title/t")
     c.settle()
     tpid = broker.wait_topicd("title/t")
-    wait_for(lambda: title(broker.pid) == "broker: master %s clients=2 topics=1" % ports, 10,
+    wait_for(lambda: title(broker.pid) == "broker: master %s clients=2 topics=1 running=1" % ports, 10,
              "the master's title to count 2 clients and 1 topic")
     wait_for(lambda: title(tpid) == "topicd: title/t subs=1 seq=3 lag=0", 10,
              "the topicd's title to show seq=3")
     pub.close()
     c.close()
-    wait_for(lambda: title(broker.pid) == "broker: master %s clients=0 topics=1" % ports, 10,
+    wait_for(lambda: title(broker.pid) == "broker: master %s clients=0 topics=1 running=1" % ports, 10,
              "the master's title after the clients left")
 
 
@@ -340,7 +340,7 @@ def test_service_manager_notifications(broker_factory, monkeypatch):
     try:
         b = broker_factory()
         ready = n.wait(lambda m: "READY=1" in m.split("\n"), "READY=1")
-        assert re.search(r"^STATUS=master \S+ clients=0 topics=0$", ready, re.M), ready
+        assert re.search(r"^STATUS=master \S+ clients=0 topics=0 running=0$", ready, re.M), ready
         c = b.consumer("notified")
         n.wait(lambda m: m.startswith("STATUS=") and "clients=1" in m, "STATUS with 1 client")
         c.close()

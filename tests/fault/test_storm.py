@@ -417,3 +417,19 @@ def test_storm_kills_topicds_while_they_checkpoint(mqtt_factory, rng):
         "checkpoints started during the storm: %s" % dict(storm.segments.checkpoints)
     assert sum(hunted.values()) >= 3, \
         "topicds killed while writing a checkpoint: %s" % dict(hunted)
+
+
+def test_storm_while_topics_take_turns(mqtt_factory, rng):
+    """Four busy topics and room for two topicds: they take turns (each is
+    stopped after a second for another to run), and SIGKILLs land on
+    topicds that start, run and stop."""
+    b = mqtt_factory({"max_topicds": 2, "topicd_idle_timeout": 1,
+                      "log_type": "information"})
+    storm = Storm(b, rng)
+    storm.start()
+    storm.run(20, master_kills=1)
+    problems = storm.drain()
+    verify(storm, problems, "storm with max_topicds 2")
+    turns = len(re.findall(r"topic storm/\S+: topicd pid \d+ stops: (idle, )?room for another",
+                           b.log_text()))
+    assert turns >= 10, "topics took %d turns" % turns

@@ -83,7 +83,29 @@ ROUND_TRIP(deliver)
 ROUND_TRIP(deliver_rel)
 ROUND_TRIP(full)
 
-/* ROOM and RESUME: no body. */
+/* IDLE: the fixed fields, then its list of subscribers. */
+static int
+rt_idle(const uint8_t *b, size_t n)
+{
+	struct rec_idle r;
+	const char *key;
+	size_t pos = 0;
+	bool backlog;
+	struct wbuf w;
+
+	if (dec_idle(b, n, &r) != 0)
+		return -1;
+	wbuf_init(&w);
+	enc_idle(&w, &r);
+	while (idle_next_sub(&r, &pos, &key, &backlog))
+		enc_idle_sub(&w, key, backlog);
+	check(w.len == n);
+	check(memcmp(w.data, b, n) == 0);
+	wbuf_free(&w);
+	return 0;
+}
+
+/* ROOM, RESUME and STOP: no body. */
 static int
 rt_empty(const uint8_t *b, size_t n)
 {
@@ -106,6 +128,7 @@ static const struct {
 	{ IPC_STATS, rt_stats }, { IPC_DELIVER, rt_deliver },
 	{ IPC_DELIVER_REL, rt_deliver_rel }, { IPC_FULL, rt_full },
 	{ IPC_ROOM, rt_empty }, { IPC_RESUME, rt_empty },
+	{ IPC_IDLE, rt_idle }, { IPC_STOP, rt_empty },
 };
 #define NDEC (sizeof(decoders) / sizeof(decoders[0]))
 
@@ -318,7 +341,7 @@ seed(size_t i, const char *name, const struct wbuf *w)
 
 	check(decoders[i].rt(w->data, w->len) == 0);
 	snprintf(fname, sizeof(fname), "dec-%s", name);
-	put_file(fname, (uint8_t)i, NULL, 0, w);
+	put_file(fname, (uint8_t)(i < 15 ? i : 0x0f), NULL, 0, w);	/* past 14: all */
 	snprintf(fname, sizeof(fname), "rec-%s", name);
 	put_file(fname, 0x0f, &h, sizeof(h), w);
 	h.flags = IPC_F_FD;
@@ -342,7 +365,7 @@ main(int argc, char **argv)
 		enc_##name(&w, &r);					\
 		seed(idx, #name, &w);					\
 	} while (0)
-	SEED(0, config, .retry_ms = 30000, .max_attempts = 5, .checkpoint_kib = 1024,
+	SEED(0, config, .version = IPC_PROTO_VERSION, .retry_ms = 30000, .max_attempts = 5, .checkpoint_kib = 1024,
 	     .max_queued = 100, .sync = 1, .log_level = 2, .boot_id = 42, .dlq_topic = "$DLQ");
 	SEED(1, publish, .req = 1, .owner = "m/c1", .pubid = 7, .qos = 1,
 	     .flags = PF_RETAIN, .time_ms = 1000, .payload = pl, .payload_len = sizeof(pl));
@@ -363,6 +386,13 @@ main(int argc, char **argv)
 	     .payload = pl, .payload_len = sizeof(pl));
 	SEED(14, deliver_rel, .topic = "a/b", .seq = 1);
 	SEED(15, full, .reason = "max_topic_size");
+	struct rec_idle idle = { .rx = 12, .next_seq = 40, .bytes = 300, .disk_bytes = 9000,
+				 .flags = IDLE_RETAINED | IDLE_FINAL, .nsubs = 2 };
+	wbuf_reset(&w);
+	enc_idle(&w, &idle);
+	enc_idle_sub(&w, "m/c1", true);
+	enc_idle_sub(&w, "j/u", false);
+	seed(18, "idle", &w);
 
 	/* A record whose body is in a sealed memfd, and an unsealed one. */
 	struct ipc_hdr h = { .type = IPC_DELIVER, .flags = IPC_F_MEMFD };

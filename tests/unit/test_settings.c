@@ -26,7 +26,9 @@ test_defaults(void **state)
 	assert_int_equal(s.retry_interval, 10000);
 	assert_int_equal(s.max_delivery_attempts, 5);
 	assert_string_equal(s.dead_letter_topic, "$DLQ");
-	assert_int_equal(s.max_topics, 10000);
+	assert_int_equal(s.max_topics, 100000);
+	assert_int_equal(s.max_topicds, 1000);
+	assert_int_equal(s.topicd_idle_timeout, 60000);
 	assert_int_equal(s.message_size_limit, 262144);
 	assert_null(s.topicd_path);
 	assert_int_equal(s.max_connections, 10000);
@@ -90,7 +92,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 38);
+	assert_int_equal(n, 40);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -109,6 +111,7 @@ test_reloadable(void **state)
 		"idle_timeout", "log_dest", "log_type", "sync_policy",
 		"max_client_pending", "client_output_limit", "poison_limit",
 		"max_topic_size", "max_store_size", "min_free_space", "max_topic_levels",
+		"max_topicds", "topicd_idle_timeout",
 	};
 	size_t n = 0;
 
@@ -216,7 +219,7 @@ test_bounds(void **state)
 	    "retry_interval 0.001\n"
 	    "max_delivery_attempts 0\n"
 	    "message_size_limit 512m\n"
-	    "max_topics 1000001\n"
+	    "max_topics 10000001\n"
 	    "max_topic_levels 0\n";
 	struct settings s;
 	struct conf_errors e = { NULL, 0 };
@@ -233,8 +236,8 @@ test_bounds(void **state)
 	assert_string_equal(e.msg[2], "b.conf:3: bad value '512m' for key"
 	    " 'message_size_limit': expected a size in bytes between 16 and"
 	    " 268435456 (suffix k, m or g allowed)");
-	assert_string_equal(e.msg[3], "b.conf:4: bad value '1000001' for key"
-	    " 'max_topics': expected a number between 1 and 1000000");
+	assert_string_equal(e.msg[3], "b.conf:4: bad value '10000001' for key"
+	    " 'max_topics': expected a number between 1 and 10000000");
 	assert_string_equal(e.msg[4], "b.conf:5: bad value '0' for key"
 	    " 'max_topic_levels': expected a number between 1 and 65536");
 	settings_free(&s);

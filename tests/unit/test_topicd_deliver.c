@@ -161,10 +161,16 @@ ack(struct fx *f, const char *key, uint64_t seq, uint8_t kind)
 	rec(f, IPC_ACK, -1);
 }
 
+/* The next record on fd, which must be of type; an IDLE (which a topicd
+ * with no subscriber online sends after each batch) is passed over unless
+ * it is the one asked for. */
 static void
 get(int fd, struct ipc_msg *m, uint16_t type)
 {
-	int rc = ipc_recv(fd, m);
+	int rc;
+
+	while ((rc = ipc_recv(fd, m)) == 1 && m->type == IPC_IDLE && type != IPC_IDLE)
+		ipc_msg_clear(m);
 
 	if (rc != 1)
 		fail_msg("expected %s, got rc %d (%s)", ipc_type_name(type), rc,
@@ -173,13 +179,26 @@ get(int fd, struct ipc_msg *m, uint16_t type)
 		fail_msg("expected %s, got %s", ipc_type_name(type), ipc_type_name(m->type));
 }
 
+/* The next record to the master that is not an IDLE (a topicd with no
+ * subscriber online says IDLE after every batch); 0 when there is none. */
+static int
+master_next(struct fx *f, struct ipc_msg *m)
+{
+	int rc;
+
+	while ((rc = ipc_recv(f->master, m)) == 1 && m->type == IPC_IDLE)
+		ipc_msg_clear(m);
+	return rc == 1;
+}
+
 static void
 expect_done(struct fx *f, uint64_t req, uint32_t status, uint64_t seq)
 {
 	struct ipc_msg m;
 	struct rec_done d;
 
-	get(f->master, &m, IPC_DONE);
+	if (!master_next(f, &m) || m.type != IPC_DONE)
+		fail_msg("expected DONE for request %llu", (unsigned long long)req);
 	assert_int_equal(dec_done(m.body, m.len, &d), 0);
 	assert_int_equal(d.req, req);
 	assert_int_equal(d.status, status);
@@ -350,7 +369,11 @@ test_release_owner(void **state)
 	expect_done(f, 2, ST_OK, 0);
 	expect_done(f, 3, ST_OK, 0);
 	expect_done(f, 4, ST_OK, 0);		/* RELEASE_OWNER with a req is answered */
-	expect_nothing(f->master);
+	{
+		struct ipc_msg m;
+
+		assert_false(master_next(f, &m));
+	}
 	expect_deliver(s, 1, 1, DF_JSON, "[1]");	/* in pubid order */
 	expect_deliver(s, 2, 1, DF_JSON, "[2]");
 	close(s);
@@ -710,6 +733,88 @@ test_violations(void **state)
 	violation(f, IPC_DLQ_DONE, 1);		/* with an fd */
 }
 
+/* The next record to the master, which must be an IDLE. */
+static void
+expect_idle(struct fx *f, uint8_t flags, uint64_t rx, const char *want_subs)
+{
+	struct ipc_msg m;
+	struct rec_idle r;
+	const char *key;
+	size_t pos = 0;
+	bool backlog;
+	char subs[256] = "";
+
+	get(f->master, &m, IPC_IDLE);
+	assert_int_equal(dec_idle(m.body, m.len, &r), 0);
+	assert_int_equal(r.flags, flags);
+	assert_int_equal(r.rx, rx);
+	assert_int_equal(r.next_seq, f->td.next_seq);
+	while (idle_next_sub(&r, &pos, &key, &backlog))
+		snprintf(subs + strlen(subs), sizeof(subs) - strlen(subs), "%s%s%s",
+		    subs[0] ? " " : "", key, backlog ? "+" : "");
+	assert_string_equal(subs, want_subs);
+	ipc_msg_clear(&m);
+}
+
+static void
+drain_master(struct fx *f)
+{
+	struct ipc_msg m;
+
+	while (ipc_recv(f->master, &m) == 1)
+		ipc_msg_clear(&m);
+}
+
+/* Quiet only once every online subscriber has nothing more to get; then
+ * IDLE, once per record received.  The last one, after STOP, lists every
+ * subscriber, with a backlog mark (+) for one that has messages waiting. */
+static void
+test_idle_lists_who_has_a_backlog(void **state)
+{
+	struct fx *f = *state;
+	struct rec_attach off = { 2, "m/off", MODE_MQTT, 1, 0, 10 };
+	int s = attach(f, "m/on", MODE_MQTT, 1, 10, 0, 1);
+
+	enc_attach(&f->w, &off);
+	rec(f, IPC_ATTACH, -1);
+	publish_s(f, 3, 1, "one");
+	publish_s(f, 4, 1, "two");
+	batch(f);
+	drain_master(f);
+	expect_deliver(s, 1, 1, 0, "one");
+	expect_deliver(s, 2, 1, 0, "two");
+	idle_tick(&f->td);
+	expect_nothing(f->master);		/* two deliveries unanswered */
+	ack(f, "m/on", 1, ACK_PUBACK);
+	ack(f, "m/on", 2, ACK_PUBACK);
+	batch(f);
+	/* CONFIG, 2 ATTACH, 2 PUBLISH, 2 ACK: quiet at the end of the batch */
+	expect_idle(f, 0, 7, "");
+	idle_tick(&f->td);
+	expect_nothing(f->master);		/* said once */
+	rec(f, IPC_STOP, -1);
+	batch(f);
+	expect_idle(f, IDLE_FINAL, 8, "m/off+ m/on");
+	close(s);
+}
+
+/* STOP: what came before is applied and answered, then the last IDLE. */
+static void
+test_stop_answers_then_says_idle(void **state)
+{
+	struct fx *f = *state;
+
+	publish(f, 2, 1, PF_RETAIN, "", 0, "kept", 4);
+	rec(f, IPC_STOP, -1);
+	batch(f);
+	expect_done(f, 2, ST_OK, 1);
+	expect_idle(f, IDLE_FINAL | IDLE_RETAINED, 3, "");
+	expect_nothing(f->master);
+	assert_true(f->td.went_idle);
+	batch(f);				/* the loop ends with one more */
+	expect_nothing(f->master);
+}
+
 int
 main(void)
 {
@@ -729,6 +834,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_retained, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_payload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_violations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_lists_who_has_a_backlog, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_answers_then_says_idle, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,263 @@
+/* Topicds that run.  A topic needs its topicd only while something is to
+ * be done there: a request to apply, or a subscriber online with messages
+ * to get.  Otherwise the topic is cold: no process, its store closed, and
+ * what the master must know of it (registry.c) is what its topicd said
+ * when it stopped.
+ *
+ * At most max_topicds run at once.  A topic that needs one waits in a
+ * queue for room; room is made by stopping (STOP) the topicd that has
+ * been quiet longest, else the least recently used one that ran for at
+ * least LIVE_MIN_MS: busy topics then take turns, like processes on a
+ * CPU.  A topicd quiet for topicd_idle_timeout is stopped too.  Stopping
+ * loses nothing: the topicd applies and answers what it was sent before
+ * STOP, says a last IDLE and exits; what came for the topic meanwhile
+ * waits, and a topic stopped with work left queues to start again. */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include "core/core.h"
+#include "clock.h"
+#include "ipc.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define LIVE_MIN_MS	1000	/* a busy topicd runs this long before it is stopped */
+
+static int
+child_pid_cmp(struct child *a, struct child *b)
+{
+	return (a->pid > b->pid) - (a->pid < b->pid);
+}
+
+RB_GENERATE(child_pids, child, by_pid, child_pid_cmp)
+
+void
+live_init(struct broker *b)
+{
+	RB_INIT(&b->pids);
+	TAILQ_INIT(&b->queue);
+	TAILQ_INIT(&b->lru);
+	TAILQ_INIT(&b->quiet);
+}
+
+bool
+child_live(const struct child *c)
+{
+	return c->pid > 0;
+}
+
+void
+live_unlist(struct child *c)
+{
+	if (c->list == NULL)
+		return;
+	if (c->list == &c->b->queue)
+		c->b->nqueued--;
+	TAILQ_REMOVE(c->list, c, live);
+	c->list = NULL;
+}
+
+static void
+list(struct child *c, struct child_list *l)
+{
+	live_unlist(c);
+	TAILQ_INSERT_TAIL(l, c, live);
+	c->list = l;
+	if (l == &c->b->queue)
+		c->b->nqueued++;
+}
+
+struct child *
+child_by_pid(struct broker *b, pid_t pid)
+{
+	struct child key = { .pid = pid };
+
+	return RB_FIND(child_pids, &b->pids, &key);
+}
+
+/* The process was forked. */
+void
+live_spawned(struct child *c)
+{
+	c->b->nlive++;
+	c->b->title_dirty = true;
+	c->started_at = mono_ms();
+	c->tx = 0;
+	c->quiet = false;
+	RB_INSERT(child_pids, &c->b->pids, c);
+}
+
+void
+live_ready(struct child *c)
+{
+	c->quiet = false;
+	list(c, &c->b->lru);
+}
+
+/* A record went to it: busy, and the most recently used. */
+void
+live_touch(struct child *c)
+{
+	if (c->state != CH_READY)
+		return;
+	c->quiet = false;
+	list(c, &c->b->lru);
+}
+
+static void
+park(struct child *c, const char *why)
+{
+	log_info("topic %s: topicd pid %ld stops: %s", c->topic, (long)c->pid, why);
+	child_chan_send(c, IPC_STOP, NULL, 0, -1);
+	live_unlist(c);
+	c->state = CH_PARKING;
+	c->b->nparking++;
+}
+
+/* What a stopped topicd said last, for when it is gone. */
+static void
+keep_final(struct child *c, const struct ipc_msg *m)
+{
+	free(c->final_idle);
+	c->final_idle = xmemdup(m->body, m->len);
+	c->final_len = m->len;
+}
+
+void
+live_idle(struct child *c, const struct ipc_msg *m)
+{
+	struct rec_idle r;
+
+	if (dec_idle(m->body, m->len, &r) == -1) {
+		child_kill(c, "bad IDLE record");
+		return;
+	}
+	if (r.rx != c->tx)
+		return;		/* said before what we sent since: busy */
+	if (r.flags & IDLE_FINAL) {
+		if (c->state == CH_PARKING)
+			keep_final(c, m);
+		return;
+	}
+	if (c->state != CH_READY || c->quiet || c->noutstanding > 0 || c->nunsent > 0)
+		return;
+	c->quiet = true;
+	c->quiet_since = mono_ms();
+	list(c, &c->b->quiet);
+	live_balance(c->b);
+}
+
+/* Does a subscriber online here need the topicd (messages to get)? */
+static bool
+attachments_want(struct child *c)
+{
+	struct attachment *a;
+
+	TAILQ_FOREACH(a, &c->attached, by_child)
+		if (attach_needs_topicd(c, &a->a))
+			return true;
+	return false;
+}
+
+/* The topic is cold now: start it again if something waits for it. */
+static void
+gone_cold(struct child *c)
+{
+	registry_cold(c->b, c->topic, c->final_idle, c->final_len);
+	free(c->final_idle);
+	c->final_idle = NULL;
+	c->state = CH_COLD;
+	if (c->nunsent > 0 || c->want_again || attachments_want(c)) {
+		c->want_again = false;
+		child_wake(c);
+	}
+}
+
+bool
+live_exited(struct child *c, int status)
+{
+	bool parked = c->state == CH_PARKING;
+
+	RB_REMOVE(child_pids, &c->b->pids, c);
+	c->b->nlive--;
+	c->b->title_dirty = true;
+	live_unlist(c);
+	if (parked)
+		c->b->nparking--;
+	if (parked && WIFEXITED(status) && WEXITSTATUS(status) == 0 && c->final_idle != NULL) {
+		gone_cold(c);
+		return true;
+	}
+	free(c->final_idle);
+	c->final_idle = NULL;
+	return false;
+}
+
+static void
+launch(struct child *c)
+{
+	c->need_ticket = registry_live(c->b, c->topic);
+	c->registered = durable_reached(c->b, c->need_ticket);
+	if (!c->registered)
+		durable_wait(c->b, c->need_ticket, child_registered, c);
+	child_start(c);
+}
+
+void
+child_wake(struct child *c)
+{
+	struct broker *b = c->b;
+
+	if (c->state == CH_PARKING)
+		c->want_again = true;
+	if (c->state != CH_COLD || b->stop_phase >= 2)
+		return;		/* while stopping, requests in hand are finished */
+	c->state = CH_QUEUED;
+	list(c, &b->queue);
+	live_balance(b);
+}
+
+/* The topicd to stop for room: quiet longest, else the least recently
+ * used that ran a while (not one being probed after a crash). */
+static struct child *
+victim(struct broker *b)
+{
+	int64_t now = mono_ms();
+	struct child *c;
+
+	if ((c = TAILQ_FIRST(&b->quiet)) != NULL)
+		return c;
+	TAILQ_FOREACH(c, &b->lru, live)
+		if (!c->probing && now - c->started_at >= LIVE_MIN_MS)
+			return c;
+	return NULL;
+}
+
+void
+live_balance(struct broker *b)
+{
+	struct child *c;
+
+	while ((c = TAILQ_FIRST(&b->queue)) != NULL && b->nlive < b->set.max_topicds &&
+	    b->stop_phase < 2) {
+		live_unlist(c);
+		launch(c);
+	}
+	while (b->nqueued > b->nparking && (c = victim(b)) != NULL)
+		park(c, c->quiet ? "idle, room for another topic" : "room for another topic");
+}
+
+/* Once a second: topicds quiet for topicd_idle_timeout stop. */
+void
+live_expire(struct broker *b)
+{
+	uint64_t max = b->set.topicd_idle_timeout;
+	int64_t now = mono_ms();
+	struct child *c;
+
+	while (max > 0 && (c = TAILQ_FIRST(&b->quiet)) != NULL &&
+	    now - c->quiet_since >= (int64_t)max)
+		park(c, "idle for topicd_idle_timeout");
+	live_balance(b);
+}

@@ -1,0 +1,184 @@
+"""Cold topics: a topicd with nothing to do exits after topicd_idle_timeout,
+at most max_topicds run at once (busy topics take turns), and a topic's
+topicd starts again only when something needs it: a publish, a subscriber
+with messages to get, a retained message a new subscription asks for.
+Nothing is lost on the way, across restarts of the master too."""
+
+import re
+import threading
+import time
+
+from broker_harness import wait_for
+from mqtt_helpers import PUBACK, PUBLISH, RawClient, Receiver, ack_packet
+
+IDLE = {"topicd_idle_timeout": 1, "log_type": "information"}
+
+
+def receiver(b, client_id, filters, clean=False, start=True):
+    r = Receiver(lambda: b.mqtt_port, client_id, clean=clean)
+    r.connect()
+    assert r.subscribe(filters) == [q for _, q in filters]
+    if start:
+        r.start()
+    return r
+
+
+def publisher(b, client_id="cold-pub"):
+    c = RawClient(b.mqtt_port, name=client_id)
+    c.connect_ok(client_id)
+    return c
+
+
+def running(b, prefix):
+    return sorted(t for t in b.topicds().values() if t.startswith(prefix))
+
+
+def wait_cold(b, prefix, timeout=15):
+    wait_for(lambda: not running(b, prefix), timeout,
+             "the topicds of %s* to exit, idle (running: %s)" % (prefix, running(b, prefix)))
+
+
+def started(b, topic):
+    """How many times the log says a topicd started for topic."""
+    return len(re.findall(r"topic %s: topicd pid \d+ started" % re.escape(topic), b.log_text()))
+
+
+def test_an_idle_topicd_exits_and_a_publish_starts_it_again(mqtt_factory):
+    b = mqtt_factory(IDLE)
+    sub = receiver(b, "idle-sub", [("idle/t", 1)])
+    pub = publisher(b)
+    pub.publish("idle/t", b"one", qos=1)
+    sub.wait_payload(b"one")
+    wait_cold(b, "idle/t")
+    assert re.search(r"topic idle/t: topicd pid \d+ stops: idle for topicd_idle_timeout",
+                     b.log_text())
+    assert "topic idle/t: topicd exited with status 0" in b.log_text()
+    master, topics = b.status()
+    assert (master["topics"], master["running"]) == (1, 0), master
+    assert "idle/t" not in topics, "a cold topic has no status line: %s" % topics
+    # The subscriber is still there: the next message starts the topic.
+    pub.publish("idle/t", b"two", qos=1)
+    sub.wait_payload(b"two")
+    assert sub.payloads("idle/t") == [b"one", b"two"]
+    assert started(b, "idle/t") == 2
+
+
+def test_at_most_max_topicds_run_and_busy_topics_take_turns(mqtt_factory):
+    b = mqtt_factory({"max_topicds": 2, "topicd_idle_timeout": 0, "log_type": "information"})
+    sub = receiver(b, "turns-sub", [("turns/#", 1)])
+    most, done = [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            most[0] = max(most[0], len(running(b, "turns/")))
+            time.sleep(0.005)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        pub = publisher(b)
+        want = []
+        for rnd in range(3):
+            for i in range(6):
+                payload = b"r%d-t%d" % (rnd, i)
+                pub.publish("turns/%d" % i, payload, qos=1)   # PUBACK: stored
+                want.append(payload)
+        sub.wait_count(len(want), timeout=60)
+    finally:
+        done.set()
+        watcher.join()
+    assert sorted(sub.payloads()) == sorted(want)
+    for i in range(6):
+        assert sub.payloads("turns/%d" % i) == [b"r%d-t%d" % (r, i) for r in range(3)]
+    assert most[0] <= 2, "%d topicds of ours ran at once, max_topicds is 2" % most[0]
+    assert "stops: room for another topic" in b.log_text() or \
+        "stops: idle, room for another topic" in b.log_text()
+
+
+def test_a_persistent_session_gets_its_backlog_from_cold_topics(mqtt_factory):
+    b = mqtt_factory(IDLE)
+    r = receiver(b, "bl-sub", [("bl/+", 1)], start=False)
+    r.client.close()                                    # offline, session kept
+    pub = publisher(b)
+    for i in range(4):
+        pub.publish("bl/%d" % i, b"m%d" % i, qos=1)
+    wait_cold(b, "bl/")
+    assert r.reconnect().session_present
+    r.wait_count(4, timeout=20)
+    assert sorted(r.payloads()) == [b"m%d" % i for i in range(4)]
+
+
+def test_a_subscriber_with_nothing_to_get_leaves_cold_topics_cold(mqtt_factory):
+    b = mqtt_factory(IDLE)
+    r = receiver(b, "nb-sub", [("nb/+", 1), ("nb-sync", 1)])
+    pub = publisher(b)
+    for i in range(3):
+        pub.publish("nb/%d" % i, b"m%d" % i, qos=1)
+    r.wait_count(3)
+    wait_cold(b, "nb/")
+    before = [started(b, "nb/%d" % i) for i in range(3)]
+    assert r.reconnect().session_present
+    # A message on another topic, after the reconnect, is the barrier: the
+    # master handled the CONNECT (and every attachment) before it.
+    pub.publish("nb-sync", b"sync", qos=1)
+    r.wait_payload(b"sync")
+    assert [started(b, "nb/%d" % i) for i in range(3)] == before, \
+        "a cold topic started for a subscriber with nothing to get"
+    assert not running(b, "nb/")
+    assert r.payloads("nb/0") == [b"m0"]
+
+
+def test_retained_messages_of_cold_topics_reach_a_new_subscription(mqtt_factory):
+    b = mqtt_factory({"topicd_idle_timeout": 1, "max_topicds": 2})
+    pub = publisher(b)
+    for i in range(6):
+        pub.publish("ret/%d" % i, b"state %d" % i, qos=1, retain=True)
+    pub.publish("ret-none", b"not retained", qos=1)
+    wait_cold(b, "ret")
+    c = RawClient(b.mqtt_port, name="ret-sub")
+    c.connect_ok("ret-sub")
+    assert c.subscribe([("ret/#", 1)]) == [1]
+    got = {}
+    while len(got) < 6:
+        p = c.expect(PUBLISH, timeout=20)
+        assert p.retain, p
+        got[p.topic] = p.payload
+        c.send(ack_packet(PUBACK, p.pid))
+    assert got == {"ret/%d" % i: b"state %d" % i for i in range(6)}
+
+
+def test_what_is_known_of_cold_topics_survives_a_restart(mqtt_factory):
+    b = mqtt_factory(IDLE)
+    r = receiver(b, "rs-sub", [("rs/+", 1), ("rs-sync", 1)])
+    pub = publisher(b)
+    for i in range(3):
+        pub.publish("rs/%d" % i, b"m%d" % i, qos=1)
+    r.wait_count(3)
+    wait_cold(b, "rs/")
+    r.close()
+    pub.close()
+    b.restart()
+    assert r.reconnect().session_present
+    pub = publisher(b)
+    pub.publish("rs-sync", b"sync", qos=1)
+    r.wait_payload(b"sync")
+    assert not running(b, "rs/"), "a restarted master started cold topics for nothing"
+    pub.publish("rs/1", b"after", qos=1)
+    r.wait_payload(b"after")
+    assert r.payloads("rs/1") == [b"m1", b"after"]
+
+
+def test_topics_running_when_the_master_is_killed_start_for_their_subscribers(mqtt_factory):
+    """Killed, the master could not write what its topicds knew: such a
+    topic is started for any subscriber that may have something to get."""
+    b = mqtt_factory({"topicd_idle_timeout": 0})
+    r = receiver(b, "kl-sub", [("kl/t", 1)], start=False)
+    r.client.close()
+    pub = publisher(b)
+    pub.publish("kl/t", b"stored", qos=1)
+    b.wait_topicd("kl/t")
+    left = b.kill9()
+    b.wait_topicds_gone(left)
+    b.start(keep_ports=True)
+    assert r.reconnect().session_present
+    r.wait_payload(b"stored", timeout=20)
+    assert r.payloads("kl/t") == [b"stored"]

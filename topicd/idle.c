@@ -1,0 +1,128 @@
+/* Going cold.  A topicd with nothing to do says so (IDLE, at most once per
+ * record received); the master may then send STOP, after which it applies
+ * what came before, says IDLE once more (IDLE_FINAL) and exits 0.  That
+ * last IDLE carries what the master needs while no topicd runs: whether a
+ * retained message is kept, and every subscriber with whether it has
+ * something to get, so that only a subscriber with a backlog starts the
+ * topic again. */
+#include <string.h>
+
+#include "ipc.h"
+#include "kvstore.h"
+#include "log.h"
+#include "topicd.h"
+
+#define IDLE_LIST_BYTES	(8u << 20)	/* a longer list: "subscribers unknown" */
+#define IDLE_CHEAP_ONLINE 16		/* online subscribers looked at per batch */
+
+/* Anything to deliver to it, or waiting for its answer. */
+static bool
+has_backlog(const struct sub *s)
+{
+	return s->cursor < s->td->next_seq || s->nfl > 0 || s->ret_state != 0 ||
+	    s->retained_rel != 0 || s->want_retained || s->dlq_req != 0;
+}
+
+/* Nothing to do: the batch committed, no room to wait for, and no online
+ * subscriber that can be sent something or owes an answer. */
+static bool
+quiet(struct topicd *td)
+{
+	struct sub *s;
+
+	if (td->batch_n > 0 || td->io_wait || td->need_sync || td->refusing || td->room_sent)
+		return false;
+	if (td->nonline == 0)
+		return true;
+	RB_FOREACH(s, sub_tree, &td->subs)
+		if (s->fd != -1 && !s->parked && has_backlog(s))
+			return false;
+	return true;
+}
+
+/* The subscribers fit in a record of at most IDLE_LIST_BYTES. */
+static bool
+listable(struct topicd *td)
+{
+	size_t bytes = 0;
+	struct sub *s;
+
+	if (td->nsubs > IDLE_MAX_SUBS)
+		return false;
+	RB_FOREACH(s, sub_tree, &td->subs)
+		if ((bytes += strlen(s->key) + 6) > IDLE_LIST_BYTES)
+			return false;
+	return true;
+}
+
+static void
+send_idle(struct topicd *td, uint8_t flags)
+{
+	struct rec_idle r = { .rx = td->rx, .next_seq = td->next_seq, .bytes = td->bytes,
+			      .flags = flags };
+	struct kv_stats ks;
+	struct sub *s;
+
+	if (td->kv != NULL) {
+		kv_get_stats(td->kv, &ks);
+		r.disk_bytes = ks.disk_bytes;
+	}
+	if (td->has_retained)
+		r.flags |= IDLE_RETAINED;
+	if (!(flags & IDLE_FINAL))
+		;			/* the master uses the list of the last one only */
+	else if (listable(td))
+		r.nsubs = td->nsubs;
+	else
+		r.flags |= IDLE_SUBS_UNKNOWN;
+	wbuf_reset(&td->wb);
+	enc_idle(&td->wb, &r);
+	if (r.nsubs > 0)
+		RB_FOREACH(s, sub_tree, &td->subs)
+			enc_idle_sub(&td->wb, s->key, has_backlog(s));
+	dispatch_send(td, IPC_IDLE);
+	td->idle_rx = td->rx;
+	td->idle_said = true;
+}
+
+/* At the end of a batch, when few subscribers are online (cheap to tell):
+ * a topic that only stores, or whose subscribers have all they need, is
+ * said idle at once, and may stop soon. */
+void
+idle_batch_end(struct topicd *td)
+{
+	if (td->nonline <= IDLE_CHEAP_ONLINE)
+		idle_tick(td);
+}
+
+/* Once a second: IDLE, if quiet and not said since the last record. */
+void
+idle_tick(struct topicd *td)
+{
+	if (td->stop_asked || (td->idle_said && td->idle_rx == td->rx) || !quiet(td))
+		return;
+	log_debug("topic %s: idle after %llu records", td->topic, (unsigned long long)td->rx);
+	send_idle(td, 0);
+}
+
+/* STOP: once the batch that holds it is committed (dispatch_end_batch). */
+void
+idle_stop_asked(struct topicd *td)
+{
+	td->stop_asked = true;
+}
+
+/* The batch with the STOP is committed and answered: the last word, and
+ * out (an I/O error keeps us: the batch is retried first). */
+void
+idle_stop_now(struct topicd *td)
+{
+	if (!td->stop_asked || td->io_wait)
+		return;
+	td->stop_asked = false;		/* said once */
+	td->went_idle = true;
+	send_idle(td, IDLE_FINAL);
+	log_info("topic %s: stopping: idle (%u subscribers, %u online)", td->topic, td->nsubs,
+	    td->nonline);
+	topicd_stop(td, 0);
+}
