@@ -155,20 +155,39 @@ collect_fds(struct msghdr *msg, int *fds, int max)
 	return n;
 }
 
-/* Checks header, size and fds of a received datagram and fills *m. */
+/* One record of a datagram at *off, its body copied: 0, or -1 (bad). */
 static int
-unpack(const uint8_t *buf, size_t n, int *fds, int nfds, struct ipc_msg *m)
+take_record(const uint8_t *buf, size_t n, size_t *off, struct ipc_msg *m)
+{
+	struct ipc_hdr h;
+
+	if (n - *off < sizeof(h))
+		return -1;
+	memcpy(&h, buf + *off, sizeof(h));
+	*off += sizeof(h);
+	if (h.flags != 0 || h.len > n - *off)
+		return -1;
+	m->type = h.type;
+	m->flags = 0;
+	m->len = h.len;
+	m->body = h.len ? xmemdup(buf + *off, h.len) : NULL;
+	m->fd = -1;
+	*off += h.len;
+	return 0;
+}
+
+/* A datagram with an fd: one record, whose fd it is. */
+static int
+unpack_fd_record(const uint8_t *buf, size_t n, int fd, struct ipc_msg *m)
 {
 	struct ipc_hdr h;
 
 	if (n < sizeof(h))
-		goto bad;
+		return -1;
 	memcpy(&h, buf, sizeof(h));
 	if ((h.flags & ~IPC_F_MASK) || h.len > IPC_MAX_BODY ||
-	    (h.flags & IPC_F_MASK) == IPC_F_MASK)
-		goto bad;
-	if (nfds != ((h.flags & IPC_F_MASK) ? 1 : 0))
-		goto bad;
+	    (h.flags & IPC_F_MASK) == IPC_F_MASK || (h.flags & IPC_F_MASK) == 0)
+		return -1;
 	m->type = h.type;
 	m->flags = h.flags & IPC_F_FD;
 	m->len = h.len;
@@ -176,26 +195,64 @@ unpack(const uint8_t *buf, size_t n, int *fds, int nfds, struct ipc_msg *m)
 	m->fd = -1;
 	if (h.flags & IPC_F_MEMFD) {
 		if (n != sizeof(h) || h.len <= IPC_MAX_INLINE ||
-		    memfd_read(fds[0], h.len, &m->body) == -1)
-			goto bad;
-		close(fds[0]);
-		return 1;
+		    memfd_read(fd, h.len, &m->body) == -1)
+			return -1;
+		close(fd);
+		return 0;
 	}
 	if (n != sizeof(h) + h.len)
-		goto bad;
+		return -1;
 	if (h.len)
 		m->body = xmemdup(buf + sizeof(h), h.len);
-	if (h.flags & IPC_F_FD)
-		m->fd = fds[0];
+	m->fd = fd;
+	return 0;
+}
+
+static void
+reader_push(struct ipc_reader *r, const struct ipc_msg *m)
+{
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 16;
+		r->q = xreallocarray(r->q, r->cap, sizeof(*r->q));
+	}
+	r->q[r->n++] = *m;
+}
+
+/* Every record of a datagram without fds: the first in *m, the rest
+ * queued in r.  0, or -1 (bad: nothing kept). */
+static int
+unpack_records(const uint8_t *buf, size_t n, struct ipc_reader *r, struct ipc_msg *m)
+{
+	struct ipc_msg more;
+	size_t off = 0, queued = r != NULL ? r->n : 0;
+
+	if (n == 0 || take_record(buf, n, &off, m) == -1)
+		return -1;
+	while (off < n) {
+		if (r == NULL || take_record(buf, n, &off, &more) == -1) {
+			ipc_msg_clear(m);
+			while (r != NULL && r->n > queued)
+				ipc_msg_clear(&r->q[--r->n]);
+			return -1;
+		}
+		reader_push(r, &more);
+	}
+	return 0;
+}
+
+static int
+next_queued(struct ipc_reader *r, struct ipc_msg *m)
+{
+	if (r == NULL || r->next == r->n)
+		return 0;
+	*m = r->q[r->next++];
+	if (r->next == r->n)
+		r->next = r->n = 0;
 	return 1;
-bad:
-	close_fds(fds, nfds);
-	errno = EPROTO;
-	return -1;
 }
 
 int
-ipc_recv(int sock, struct ipc_msg *m)
+ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m)
 {
 	static uint8_t buf[IPC_HDR_SIZE + IPC_MAX_INLINE];
 	union {
@@ -205,11 +262,13 @@ ipc_recv(int sock, struct ipc_msg *m)
 	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
 			      .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
-	int fds[MAX_FDS_SEEN], nfds;
+	int fds[MAX_FDS_SEEN], nfds, rc;
 	ssize_t n;
 
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
+	if (next_queued(r, m))
+		return 1;
 	do
 		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	while (n == -1 && errno == EINTR);
@@ -218,12 +277,79 @@ ipc_recv(int sock, struct ipc_msg *m)
 	nfds = collect_fds(&msg, fds, MAX_FDS_SEEN);
 	if (n == 0 && nfds == 0)
 		return 0;
-	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-		close_fds(fds, nfds);
-		errno = EPROTO;
+	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC) || nfds > 1)
+		rc = -1;
+	else if (nfds == 1)
+		rc = unpack_fd_record(buf, (size_t)n, fds[0], m);
+	else
+		rc = unpack_records(buf, (size_t)n, r, m);
+	if (rc == 0)
+		return 1;
+	close_fds(fds, nfds);
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	errno = EPROTO;
+	return -1;
+}
+
+size_t
+ipc_reader_left(const struct ipc_reader *r)
+{
+	return r->n - r->next;
+}
+
+void
+ipc_reader_clear(struct ipc_reader *r)
+{
+	while (r->next < r->n)
+		ipc_msg_clear(&r->q[r->next++]);
+	free(r->q);
+	memset(r, 0, sizeof(*r));
+}
+
+int
+ipc_out_add(struct ipc_out *o, uint16_t type, const void *body, size_t len)
+{
+	struct ipc_hdr h = { .type = type, .flags = 0, .len = (uint32_t)len };
+
+	if (len > IPC_MAX_INLINE || o->len + sizeof(h) + len > IPC_HDR_SIZE + IPC_MAX_INLINE) {
+		errno = EMSGSIZE;
 		return -1;
 	}
-	return unpack(buf, (size_t)n, fds, nfds, m);
+	if (o->buf == NULL)
+		o->buf = xmalloc(IPC_HDR_SIZE + IPC_MAX_INLINE);
+	memcpy(o->buf + o->len, &h, sizeof(h));
+	if (len)
+		memcpy(o->buf + o->len + sizeof(h), body, len);
+	o->len += sizeof(h) + len;
+	o->n++;
+	return 0;
+}
+
+int
+ipc_out_flush(int sock, struct ipc_out *o)
+{
+	struct iovec iov = { .iov_base = o->buf, .iov_len = o->len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (o->len == 0)
+		return 0;
+	do
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n == -1 && errno == EINTR);
+	if (n == -1)
+		return -1;
+	o->len = 0;
+	o->n = 0;
+	return 0;
+}
+
+void
+ipc_out_free(struct ipc_out *o)
+{
+	free(o->buf);
+	memset(o, 0, sizeof(*o));
 }
 
 void

@@ -1,18 +1,22 @@
 /* Records over SOCK_SEQPACKET sockets, with an optional fd (SCM_RIGHTS).
  *
- * A record is one datagram: an 8-byte header and a body.  A body larger
- * than IPC_MAX_INLINE travels in a sealed memfd attached to the record
- * (IPC_F_MEMFD); the receiver checks the seals and the size and hands the
- * caller an ordinary body.  A record carries at most one fd: either the
- * caller's (IPC_F_FD) or the memfd.
+ * A record is an 8-byte header and a body.  A datagram holds one record or
+ * several back to back (at most IPC_HDR_SIZE + IPC_MAX_INLINE bytes in
+ * all), so that records sent together cost one system call each way.  A
+ * body larger than IPC_MAX_INLINE travels in a sealed memfd attached to the
+ * record (IPC_F_MEMFD); the receiver checks the seals and the size and
+ * hands the caller an ordinary body.  A record with an fd (the caller's,
+ * IPC_F_FD, or the memfd) is alone in its datagram.
  *
- * Receiving: MSG_TRUNC, MSG_CTRUNC, a bad header, a missing or unexpected
- * fd are protocol errors (EPROTO); every fd that came with a bad record is
- * closed, and received fds are close-on-exec.
+ * Receiving: MSG_TRUNC, MSG_CTRUNC, a bad header, lengths that do not add
+ * up to the datagram, a missing or unexpected fd are protocol errors
+ * (EPROTO): the whole datagram is discarded and every fd that came with it
+ * closed.  Received fds are close-on-exec.
  *
- * Two layers: ipc_send()/ipc_recv() on a raw non-blocking socket (used for
- * delivery sockets, where EAGAIN is back-pressure), and struct ipc_chan, a
- * libevent channel with an out-queue that owns queued fds until sent. */
+ * Two layers: ipc_send()/ipc_recv() and struct ipc_out on a raw
+ * non-blocking socket (used for delivery sockets, where EAGAIN is
+ * back-pressure), and struct ipc_chan, a libevent channel with an
+ * out-queue that owns queued fds until sent. */
 #ifndef COMMON_IPC_H
 #define COMMON_IPC_H
 
@@ -47,12 +51,38 @@ struct ipc_msg {
 	int      fd;		/* -1, or an fd the receiver now owns */
 };
 
-/* Sends one record.  fd (or -1) is not closed.  Returns 0, or -1 with errno
- * (EAGAIN when the socket is full: nothing was sent). */
+/* Sends one record, alone in its datagram.  fd (or -1) is not closed.
+ * Returns 0, or -1 with errno (EAGAIN when the socket is full: nothing was
+ * sent). */
 int  ipc_send(int sock, uint16_t type, const void *body, size_t len, int fd);
-/* Receives one record.  Returns 1 with *m filled, 0 on EOF, -1 with errno
- * (EAGAIN: nothing there; EPROTO: bad record, already discarded). */
-int  ipc_recv(int sock, struct ipc_msg *m);
+
+/* A datagram being filled with records (no fds), sent by ipc_out_flush. */
+struct ipc_out {
+	uint8_t	*buf;			/* IPC_HDR_SIZE + IPC_MAX_INLINE, or NULL */
+	size_t	 len;
+	unsigned n;			/* records in it */
+};
+/* Adds a record: 0, or -1 with errno EMSGSIZE when it does not fit now
+ * (flush first) or ever (a body over IPC_MAX_INLINE: ipc_send it). */
+int  ipc_out_add(struct ipc_out *o, uint16_t type, const void *body, size_t len);
+/* Sends the datagram (nothing when empty): 0, or -1 with errno (EAGAIN:
+ * the socket is full, the datagram is kept for later). */
+int  ipc_out_flush(int sock, struct ipc_out *o);
+void ipc_out_free(struct ipc_out *o);
+
+/* What is left of the last datagram read from a socket: the records not
+ * taken yet.  Zero-initialised; ipc_reader_clear frees what waits. */
+struct ipc_reader {
+	struct ipc_msg *q;
+	size_t		n, next, cap;
+};
+/* Receives one record: the next one left in r, else from the next
+ * datagram.  Returns 1 with *m filled, 0 on EOF, -1 with errno (EAGAIN:
+ * nothing there; EPROTO: a bad datagram, already discarded).  r NULL: the
+ * caller takes one record per datagram (a datagram of several is EPROTO). */
+int  ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m);
+size_t ipc_reader_left(const struct ipc_reader *r);
+void ipc_reader_clear(struct ipc_reader *r);
 /* Frees the body and closes the fd if still owned (fd != -1). */
 void ipc_msg_clear(struct ipc_msg *m);
 
@@ -73,10 +103,20 @@ void   ipc_chan_free(struct ipc_chan *c);
 /* Queues a record; fd (or -1) is owned by the channel from now on, also on
  * failure.  Returns 0, or -1 when the body is too large. */
 int    ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t len, int fd);
+/* Writes what is queued now, not once the callback returns: for records
+ * the peer must have before what goes out on other sockets.  Errors are
+ * reported through the err callback, as from the event loop. */
+void   ipc_chan_push(struct ipc_chan *c);
 /* Records waiting in the out-queue. */
 size_t ipc_chan_queued(const struct ipc_chan *c);
 /* The channel's socket. */
 int    ipc_chan_fd(const struct ipc_chan *c);
+/* Records read from the socket before the channel was made: they are
+ * dispatched first (r is emptied). */
+void   ipc_chan_adopt(struct ipc_chan *c, struct ipc_reader *r);
+/* One record left on the channel (after an EOF: what came before it), as
+ * ipc_recv; for a caller that stopped dispatching. */
+int    ipc_chan_recv(struct ipc_chan *c, struct ipc_msg *m);
 /* Blocks until the out-queue is flushed or timeout_ms passes (shutdown). */
 int    ipc_chan_flush(struct ipc_chan *c, int timeout_ms);
 

@@ -1,11 +1,17 @@
 /* The libevent channel: read, drain, dispatch; write interest only while
- * the out-queue is non-empty; EOF and every error reach one callback. */
+ * the out-queue is non-empty; EOF and every error reach one callback.
+ *
+ * A record sent is queued, and the queue is written once the callback
+ * that sent it returns (the flush event is made active): what one wake-up
+ * sends goes out together, packed into as few datagrams as fit.  The
+ * socket's write event is watched only while the peer does not keep up. */
 #include "ipc.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <bsd/sys/queue.h>
@@ -30,8 +36,12 @@ struct ipc_chan {
 	int                fd;
 	struct event      *rev;
 	struct event      *wev;
+	struct event      *fev;		/* flush, made active by a send */
 	TAILQ_HEAD(, outrec) q;
 	size_t             nq;
+	struct ipc_out     out;		/* the datagram being packed */
+	unsigned           packed;	/* records of the queue's head in it */
+	struct ipc_reader  in;
 	int                error;	/* a send failed: reported from the write event */
 	bool              *freed;	/* set while dispatching */
 	ipc_msg_cb        *on_msg;
@@ -48,6 +58,38 @@ outrec_free(struct outrec *o)
 	free(o);
 }
 
+static void
+dequeue(struct ipc_chan *c, unsigned n)
+{
+	struct outrec *o;
+
+	while (n-- > 0 && (o = TAILQ_FIRST(&c->q)) != NULL) {
+		TAILQ_REMOVE(&c->q, o, entry);
+		c->nq--;
+		outrec_free(o);
+	}
+}
+
+/* Packs the queue's head into c->out: the records without an fd that
+ * fit.  The records stay queued until the datagram is sent. */
+static void
+pack(struct ipc_chan *c)
+{
+	struct outrec *o;
+	unsigned i = 0;
+
+	if (c->out.n > 0)
+		return;		/* packed already, not sent yet */
+	c->packed = 0;
+	TAILQ_FOREACH(o, &c->q, entry) {
+		if (o->fd != -1 || o->len > IPC_MAX_INLINE ||
+		    ipc_out_add(&c->out, o->type, o->body, o->len) == -1)
+			break;
+		i++;
+	}
+	c->packed = i;
+}
+
 /* Sends what it can; 0 when the queue is empty or the socket is full. */
 static int
 flush_queue(struct ipc_chan *c)
@@ -55,16 +97,21 @@ flush_queue(struct ipc_chan *c)
 	struct outrec *o;
 
 	while ((o = TAILQ_FIRST(&c->q)) != NULL) {
-		if (ipc_send(c->fd, o->type, o->body, o->len, o->fd) == -1) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			return -1;
+		pack(c);
+		if (c->packed > 0) {
+			if (ipc_out_flush(c->fd, &c->out) == -1)
+				goto failed;
+			dequeue(c, c->packed);
+			c->packed = 0;
+			continue;
 		}
-		TAILQ_REMOVE(&c->q, o, entry);
-		c->nq--;
-		outrec_free(o);
+		if (ipc_send(c->fd, o->type, o->body, o->len, o->fd) == -1)
+			goto failed;
+		dequeue(c, 1);
 	}
 	return 0;
+failed:
+	return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
 }
 
 static void
@@ -72,6 +119,7 @@ report(struct ipc_chan *c, int err)
 {
 	event_del(c->rev);
 	event_del(c->wev);
+	event_del(c->fev);
 	c->on_err(c, err, c->arg);
 }
 
@@ -92,6 +140,38 @@ on_write(evutil_socket_t fd, short what, void *arg)
 		event_del(c->wev);
 }
 
+/* After the callbacks that sent: write; watch the socket if it is full. */
+static void
+on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct ipc_chan *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->error == 0 && flush_queue(c) == -1)
+		c->error = errno;
+	if (c->error) {
+		report(c, c->error);
+		return;
+	}
+	if (c->nq > 0 && event_add(c->wev, NULL) == -1)
+		fatalx("cannot add write event for channel fd %d", c->fd);
+}
+
+void
+ipc_chan_push(struct ipc_chan *c)
+{
+	if (c->nq == 0 || c->error != 0)
+		return;
+	if (flush_queue(c) == -1) {
+		c->error = errno;
+		event_active(c->fev, 0, 0);	/* reported from the loop */
+		return;
+	}
+	if (c->nq > 0 && event_add(c->wev, NULL) == -1)
+		fatalx("cannot add write event for channel fd %d", c->fd);
+}
+
 static void
 on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -102,7 +182,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	c->freed = &freed;
 	for (int i = 0; i < DRAIN_MAX; i++) {
-		int rc = ipc_recv(fd, &m);
+		int rc = ipc_recv(fd, &c->in, &m);
 
 		if (rc == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
@@ -117,6 +197,8 @@ on_read(evutil_socket_t fd, short what, void *arg)
 			return;
 	}
 	c->freed = NULL;
+	if (ipc_reader_left(&c->in) > 0)
+		event_active(c->rev, EV_READ, 0);	/* the rest, after others had a turn */
 }
 
 struct ipc_chan *
@@ -134,7 +216,8 @@ ipc_chan_new(struct event_base *base, int fd, ipc_msg_cb *on_msg, ipc_err_cb *on
 		log_warn("channel fd %d: cannot make it non-blocking", fd);
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read, c);
 	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-	if (c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) == -1)
+	c->fev = event_new(base, -1, 0, on_flush, c);
+	if (c->rev == NULL || c->wev == NULL || c->fev == NULL || event_add(c->rev, NULL) == -1)
 		fatalx("cannot set up events for channel fd %d", fd);
 	return c;
 }
@@ -150,10 +233,13 @@ ipc_chan_free(struct ipc_chan *c)
 		*c->freed = true;
 	event_free(c->rev);
 	event_free(c->wev);
+	event_free(c->fev);
 	while ((o = TAILQ_FIRST(&c->q)) != NULL) {
 		TAILQ_REMOVE(&c->q, o, entry);
 		outrec_free(o);
 	}
+	ipc_out_free(&c->out);
+	ipc_reader_clear(&c->in);
 	close(c->fd);
 	free(c);
 }
@@ -169,27 +255,31 @@ ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t len, i
 		errno = EMSGSIZE;
 		return -1;
 	}
-	if (c->nq == 0 && c->error == 0) {
-		if (ipc_send(c->fd, type, body, len, fd) == 0) {
-			if (fd != -1)
-				close(fd);
-			return 0;
-		}
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			c->error = errno;	/* reported from the event loop */
-			event_active(c->wev, EV_WRITE, 0);
-		}
-	}
 	o = xcalloc(1, sizeof(*o));
 	o->type = type;
 	o->body = len ? xmemdup(body, len) : NULL;
 	o->len = len;
 	o->fd = fd;
 	TAILQ_INSERT_TAIL(&c->q, o, entry);
-	c->nq++;
-	if (c->error == 0 && event_add(c->wev, NULL) == -1)
-		fatalx("cannot add write event for channel fd %d", c->fd);
+	if (c->nq++ == 0 && c->error == 0)
+		event_active(c->fev, 0, 0);	/* once this callback returns */
 	return 0;
+}
+
+void
+ipc_chan_adopt(struct ipc_chan *c, struct ipc_reader *r)
+{
+	ipc_reader_clear(&c->in);
+	c->in = *r;
+	memset(r, 0, sizeof(*r));
+	if (ipc_reader_left(&c->in) > 0)
+		event_active(c->rev, EV_READ, 0);
+}
+
+int
+ipc_chan_recv(struct ipc_chan *c, struct ipc_msg *m)
+{
+	return ipc_recv(c->fd, &c->in, m);
 }
 
 size_t

@@ -46,14 +46,12 @@ deliver_qos(const struct sub *s, const struct msg *m)
 	return m->qos;
 }
 
-/* Sends td->wb as one record on the subscriber's socket. */
+/* After a send that failed with errno. */
 static int
-sub_send(struct sub *s, uint16_t type)
+send_failed(struct sub *s)
 {
 	struct topicd *td = s->td;
 
-	if (ipc_send(s->fd, type, td->wb.data, td->wb.len, -1) == 0)
-		return SEND_OK;
 	if (errno == EAGAIN || errno == EWOULDBLOCK) {
 		s->blocked = true;
 		if (event_add(s->wev, NULL) == -1)
@@ -69,6 +67,35 @@ sub_send(struct sub *s, uint16_t type)
 	    s->key, strerror(errno));
 	deliver_offline(s);
 	return SEND_GONE;
+}
+
+/* Sends the datagram of records packed for the subscriber, if any. */
+static int
+sub_flush(struct sub *s)
+{
+	if (s->out.len == 0 || ipc_out_flush(s->fd, &s->out) == 0)
+		return SEND_OK;
+	return send_failed(s);
+}
+
+/* Adds td->wb as a record to the subscriber's datagram (sent when full
+ * and at the end of the pump: one system call for many records); a record
+ * too large for one goes alone, by memfd. */
+static int
+sub_send(struct sub *s, uint16_t type)
+{
+	struct topicd *td = s->td;
+	int rc;
+
+	if (ipc_out_add(&s->out, type, td->wb.data, td->wb.len) == 0)
+		return SEND_OK;
+	if ((rc = sub_flush(s)) != SEND_OK)
+		return rc;
+	if (ipc_out_add(&s->out, type, td->wb.data, td->wb.len) == 0)
+		return SEND_OK;
+	if (ipc_send(s->fd, type, td->wb.data, td->wb.len, -1) == 0)
+		return SEND_OK;
+	return send_failed(s);
 }
 
 /* Sends DELIVER for message seq; *qos is the QoS it went out with (0 for
@@ -287,10 +314,24 @@ send_new(struct sub *s)
 	return SEND_OK;
 }
 
+static void pump(struct sub *);
+
+/* Sends what the subscriber can be sent now: what was packed before the
+ * socket filled up first, then the pump's records, packed. */
 void
 deliver_pump(struct sub *s)
 {
-	if (s->fd == -1 || s->blocked || s->parked || s->dlq_req != 0)
+	if (s->fd == -1 || s->blocked || sub_flush(s) != SEND_OK)
+		return;
+	pump(s);
+	if (s->fd != -1 && !s->blocked)
+		(void)sub_flush(s);
+}
+
+static void
+pump(struct sub *s)
+{
+	if (s->parked || s->dlq_req != 0)
 		return;
 	/* Nothing goes out before the batch in hand is committed: neither a
 	 * message appended in it nor a PUBREL for a PUBREC applied in it. */
@@ -400,6 +441,8 @@ deliver_offline(struct sub *s)
 	if (close(s->fd) == -1)
 		log_warn("topic %s: %s: close", s->td->topic, s->key);
 	s->fd = -1;
+	s->out.len = 0;		/* unsent: in flight, sent again on the next ATTACH */
+	s->out.n = 0;
 	s->blocked = false;
 	s->want_retained = false;
 	s->retained_rel = 0;

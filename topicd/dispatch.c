@@ -172,6 +172,10 @@ dispatch_end_batch(struct topicd *td)
 		    td->topic, td->nreplies);
 	}
 	replies_send(td);
+	/* The master has the answers before the deliveries they allow
+	 * (an ATTACH is confirmed before its first delivery is acked). */
+	if (td->chan != NULL)
+		ipc_chan_push(td->chan);
 	room_check(td);
 	deliver_maxlen_all(td);
 	deliver_run(td);

@@ -134,6 +134,7 @@ topicd_close(struct topicd *td)
 		td->exit_code = TOPICD_EXIT_IO;
 	subs_free(td);
 	store_close(td);
+	ipc_reader_clear(&td->boot_in);
 	free(td->replies);
 	wbuf_free(&td->wb);
 	wbuf_free(&td->kb);
@@ -163,7 +164,7 @@ first_config(struct topicd *td)
 	struct ipc_msg m;
 	int rc;
 
-	while ((rc = ipc_recv(IPC_CHANNEL_FD, &m)) != 1) {
+	while ((rc = ipc_recv(IPC_CHANNEL_FD, &td->boot_in, &m)) != 1) {
 		if (rc == 0)
 			return 0;
 		if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -285,6 +286,7 @@ events_setup(struct topicd *td)
 	if ((td->base = event_base_new()) == NULL)
 		fatalx("cannot create the event base");
 	td->chan = ipc_chan_new(td->base, IPC_CHANNEL_FD, on_chan_msg, on_chan_err, td);
+	ipc_chan_adopt(td->chan, &td->boot_in);	/* what came with the CONFIG */
 	td->batch_ev = event_new(td->base, -1, 0, on_batch, td);
 	td->tick = event_new(td->base, -1, EV_PERSIST, on_tick, td);
 	td->io_timer = evtimer_new(td->base, on_io_retry, td);

@@ -55,6 +55,7 @@ sub_free(struct sub *s)
 	if (s->timer != NULL)
 		event_free(s->timer);
 	free(s->fl);
+	ipc_out_free(&s->out);
 	free(s->key);
 	free(s);
 }

@@ -19,6 +19,7 @@
 #include <bsd/sys/queue.h>
 #include <bsd/sys/tree.h>
 
+#include "ipc.h"
 #include "ipc_proto.h"
 #include "marshal.h"
 
@@ -80,6 +81,7 @@ struct sub {
 	uint32_t	 busy;		/* entries not FL_DONE */
 	int		 fd;		/* delivery socket, -1 when offline */
 	struct event	*wev;		/* EV_WRITE while blocked */
+	struct ipc_out	 out;		/* records packed for the socket, not sent yet */
 	struct event	*timer;		/* retrial, or retry after a send error */
 	bool		 blocked;	/* the socket was full */
 	bool		 queued;	/* in td->work */
@@ -115,6 +117,7 @@ struct topicd {
 
 	struct event_base *base;
 	struct ipc_chan	*chan;
+	struct ipc_reader boot_in;	/* read with the first CONFIG, for the channel */
 	struct kv	*kv;
 	struct wbuf	 wb;		/* scratch for records */
 	struct wbuf	 kb;		/* scratch for keys */

@@ -20,6 +20,7 @@
 #include <bsd/sys/queue.h>
 #include <bsd/sys/tree.h>
 
+#include "ipc.h"
 #include "ipc_proto.h"
 #include "core/settings.h"
 
@@ -251,6 +252,7 @@ struct client {
 	int		 dsock[2];	/* delivery socketpair: [0] read, [1] handed out */
 	struct event	*dev;		/* read event on dsock[0] */
 	bool		 dev_on;
+	struct ipc_reader din;		/* records read from dsock[0], not taken yet */
 	struct attachment_list attached;	/* by_client */
 	struct owner	*owner;
 };

@@ -31,7 +31,7 @@ deliver_batch(struct client *cl, evutil_socket_t fd)
 			cl->dev_on = false;
 			return;
 		}
-		int rc = ipc_recv(fd, &m);
+		int rc = ipc_recv(fd, &cl->din, &m);
 
 		if (rc == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
@@ -47,6 +47,8 @@ deliver_batch(struct client *cl, evutil_socket_t fd)
 		if (cl->closing)
 			return;
 	}
+	if (ipc_reader_left(&cl->din) > 0)
+		event_active(cl->dev, EV_READ, 0);	/* the rest, after others had a turn */
 }
 
 static void
@@ -91,6 +93,7 @@ delivery_close(struct client *cl)
 			close(cl->dsock[i]);
 		cl->dsock[i] = -1;
 	}
+	ipc_reader_clear(&cl->din);
 	cl->dev_on = false;
 }
 
@@ -102,4 +105,6 @@ delivery_resume(struct client *cl)
 	if (event_add(cl->dev, NULL) == -1)
 		fatalx("cannot watch the delivery socket of client %s", cl->desc);
 	cl->dev_on = true;
+	if (ipc_reader_left(&cl->din) > 0)
+		event_active(cl->dev, EV_READ, 0);	/* read already, waiting */
 }

@@ -234,7 +234,7 @@ drain_answers(struct child *c)
 	struct ipc_msg m;
 	struct rec_done d;
 
-	while (c->chan != NULL && ipc_recv(ipc_chan_fd(c->chan), &m) == 1) {
+	while (c->chan != NULL && ipc_chan_recv(c->chan, &m) == 1) {
 		if ((c->state == CH_READY || c->state == CH_PARKING) && m.type == IPC_DONE &&
 		    dec_done(m.body, m.len, &d) == 0)
 			child_done(c, &d);

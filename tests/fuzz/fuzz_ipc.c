@@ -7,12 +7,13 @@
  *                    write end, 0x20 a sealed memfd, 0x30 an unsealed memfd.
  *                    With a memfd, the datagram is the first 8 bytes of the
  *                    data and the memfd holds the rest.
- * The datagram goes through a SEQPACKET socketpair to ipc_recv(); a record
- * that comes out is decoded by its type.
+ * The datagram goes through a SEQPACKET socketpair to ipc_recv(); the
+ * records that come out (one, or several packed) are decoded by type.
  *
  * Oracles, checked after every input: a body that decodes re-encodes to the
- * same bytes; ipc_recv() returns either the record that was sent or EPROTO,
- * and leaves nothing behind in the socket; the input leaves no fd open.
+ * same bytes; ipc_recv() returns either the records that were sent, in
+ * order, exactly covering the datagram, or EPROTO, and leaves nothing
+ * behind in the socket; the input leaves no fd open.
  *
  * Every input starts from a clean state: the socket is empty, and the fd
  * check compares against the lowest free fd taken when the input starts,
@@ -203,8 +204,9 @@ send_datagram(const uint8_t *p, size_t n, int fd)
 	check(sendmsg(sv[0], &msg, MSG_NOSIGNAL) == (ssize_t)n);
 }
 
-/* Checks a record that ipc_recv accepted against what was sent. */
-static void
+/* Checks a record that ipc_recv accepted against what was sent at the
+ * start of dgram (dlen bytes left of the datagram); returns its size. */
+static size_t
 check_record(const struct ipc_msg *m, const uint8_t *dgram, size_t dlen,
 	     const uint8_t *rest, size_t rlen, enum attach at)
 {
@@ -220,26 +222,28 @@ check_record(const struct ipc_msg *m, const uint8_t *dgram, size_t dlen,
 		check(memcmp(m->body, rest, rlen) == 0);
 		check(m->fd == -1 && m->flags == 0);
 	} else {
-		check(m->len == dlen - sizeof(h));
+		check(m->len <= dlen - sizeof(h));
 		check(m->len == 0 || memcmp(m->body, dgram + sizeof(h), m->len) == 0);
-		/* Any fd may ride as the caller's, a memfd too. */
+		/* Any fd may ride as the caller's, a memfd too, alone. */
 		check((m->fd != -1) == ((h.flags & IPC_F_FD) != 0));
-		check(m->fd == -1 || at != AT_NONE);
+		check(m->fd == -1 || (at != AT_NONE && m->len == dlen - sizeof(h)));
 		check(m->flags == (h.flags & IPC_F_FD));
 		check(m->fd == -1 || (fcntl(m->fd, F_GETFD) & FD_CLOEXEC));
 	}
 	for (size_t i = 0; i < NDEC; i++)
 		if (decoders[i].type == m->type)
 			decode(i, m->body, m->len);
+	return sizeof(h) + ((h.flags & IPC_F_MEMFD) ? 0 : m->len);
 }
 
 /* Runs one non-empty input: the decoders, then the datagram through
- * ipc_recv(). */
+ * ipc_recv(), which takes it as one record or several. */
 static void
 run_input(const uint8_t *data, size_t size)
 {
 	const uint8_t *p = data + 1, *dgram, *rest = NULL;
 	size_t n = size - 1, dlen, rlen = 0;
+	struct ipc_reader r = { 0 };
 	enum attach at;
 	struct ipc_msg m;
 	int fd = -1, rc;
@@ -279,16 +283,26 @@ run_input(const uint8_t *data, size_t size)
 		close(fd);
 
 	errno = 0;
-	rc = ipc_recv(sv[1], &m);
+	rc = ipc_recv(sv[1], &r, &m);
 	check(rc != 0);
 	if (rc == 1) {
-		check_record(&m, dgram, dlen, rest, rlen, at);
+		/* Every record of the datagram, in order, and nothing else. */
+		size_t off = check_record(&m, dgram, dlen, rest, rlen, at);
+
 		ipc_msg_clear(&m);
+		while (ipc_reader_left(&r) > 0) {
+			check(ipc_recv(sv[1], &r, &m) == 1 && off < dlen);
+			off += check_record(&m, dgram + off, dlen - off, rest, rlen, at);
+			ipc_msg_clear(&m);
+		}
+		check(off == dlen);
 	} else {
 		check(errno == EPROTO);
 		check(m.body == NULL && m.fd == -1);
+		check(ipc_reader_left(&r) == 0);
 	}
-	check(ipc_recv(sv[1], &m) == -1 && errno == EAGAIN);
+	ipc_reader_clear(&r);
+	check(ipc_recv(sv[1], NULL, &m) == -1 && errno == EAGAIN);
 }
 
 /* The harness closes its memfd before ipc_recv() runs, so an fd that
@@ -393,6 +407,18 @@ main(int argc, char **argv)
 	enc_idle_sub(&w, "m/c1", true);
 	enc_idle_sub(&w, "j/u", false);
 	seed(18, "idle", &w);
+
+	/* Three records packed in one datagram. */
+	struct ipc_out out = { 0 };
+	struct rec_done dn = { .req = 6, .status = ST_OK, .seq = 10 };
+	wbuf_reset(&w);
+	enc_done(&w, &dn);
+	check(ipc_out_add(&out, IPC_DONE, w.data, w.len) == 0);
+	check(ipc_out_add(&out, IPC_DONE, w.data, w.len) == 0);
+	check(ipc_out_add(&out, IPC_ROOM, NULL, 0) == 0);
+	struct wbuf packed = { out.buf, out.len, out.len };
+	put_file("rec-packed", 0x0f, NULL, 0, &packed);
+	ipc_out_free(&out);
 
 	/* A record whose body is in a sealed memfd, and an unsealed one. */
 	struct ipc_hdr h = { .type = IPC_DELIVER, .flags = IPC_F_MEMFD };

@@ -168,14 +168,14 @@ expect_eproto(int sv[2], int fds_before)
 	struct ipc_msg m;
 
 	errno = 0;
-	assert_int_equal(ipc_recv(sv[1], &m), -1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), -1);
 	assert_int_equal(errno, EPROTO);
 	assert_null(m.body);
 	assert_int_equal(m.fd, -1);
-	assert_int_equal(ipc_recv(sv[1], &m), -1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), -1);
 	assert_int_equal(errno, EAGAIN);
 	assert_int_equal(ipc_send(sv[0], 9, "ok", 2, -1), 0);
-	assert_int_equal(ipc_recv(sv[1], &m), 1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	assert_int_equal(m.type, 9);
 	assert_int_equal(m.len, 2);
 	assert_memory_equal(m.body, "ok", 2);
@@ -195,7 +195,7 @@ test_send_recv(void **state)
 	pair(sv);
 	assert_int_equal(ipc_send(sv[0], 7, "hello", 5, -1), 0);
 	assert_int_equal(ipc_send(sv[0], 0xffff, "x", 1, -1), 0);
-	assert_int_equal(ipc_recv(sv[1], &m), 1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	assert_int_equal(m.type, 7);
 	assert_int_equal(m.flags, 0);
 	assert_int_equal(m.len, 5);
@@ -203,16 +203,16 @@ test_send_recv(void **state)
 	assert_int_equal(m.fd, -1);
 	ipc_msg_clear(&m);
 	assert_null(m.body);
-	assert_int_equal(ipc_recv(sv[1], &m), 1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	assert_int_equal(m.type, 0xffff);
 	assert_int_equal(m.len, 1);
 	ipc_msg_clear(&m);
 	errno = 0;
-	assert_int_equal(ipc_recv(sv[1], &m), -1);	/* nothing there */
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), -1);	/* nothing there */
 	assert_int_equal(errno, EAGAIN);
 	/* Both ways. */
 	assert_int_equal(ipc_send(sv[1], 8, "back", 4, -1), 0);
-	assert_int_equal(ipc_recv(sv[0], &m), 1);
+	assert_int_equal(ipc_recv(sv[0], NULL, &m), 1);
 	assert_int_equal(m.type, 8);
 	assert_memory_equal(m.body, "back", 4);
 	ipc_msg_clear(&m);
@@ -234,7 +234,7 @@ test_send_recv_fd(void **state)
 	assert_int_equal(fcntl(p[1], F_GETFD) & FD_CLOEXEC, 0);
 	assert_int_equal(ipc_send(sv[0], 3, "fd", 2, p[1]), 0);
 	assert_true(fcntl(p[1], F_GETFD) != -1);	/* the sender keeps its fd */
-	assert_int_equal(ipc_recv(sv[1], &m), 1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	assert_int_equal(m.type, 3);
 	assert_int_equal(m.flags, IPC_F_FD);
 	assert_int_equal(m.len, 2);
@@ -257,7 +257,7 @@ test_send_recv_fd(void **state)
 	/* An fd with an empty body. */
 	nb_pipe(p);
 	assert_int_equal(ipc_send(sv[0], 4, NULL, 0, p[1]), 0);
-	assert_int_equal(ipc_recv(sv[1], &m), 1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	assert_int_equal(m.len, 0);
 	assert_null(m.body);
 	assert_int_equal(m.flags, IPC_F_FD);
@@ -281,13 +281,13 @@ test_empty_body(void **state)
 	pair(sv);
 	assert_int_equal(ipc_send(sv[0], 12, NULL, 0, -1), 0);
 	assert_int_equal(ipc_send(sv[0], 13, "", 0, -1), 0);
-	assert_int_equal(ipc_recv(sv[1], &m), 1);	/* a record, not EOF */
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);	/* a record, not EOF */
 	assert_int_equal(m.type, 12);
 	assert_int_equal(m.len, 0);
 	assert_null(m.body);
 	assert_int_equal(m.fd, -1);
 	ipc_msg_clear(&m);
-	assert_int_equal(ipc_recv(sv[1], &m), 1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	assert_int_equal(m.type, 13);
 	assert_int_equal(m.len, 0);
 	ipc_msg_clear(&m);
@@ -323,7 +323,7 @@ big_body(size_t len, bool inline_expected)
 		assert_int_equal(n, IPC_HDR_SIZE);
 		assert_int_equal(h.flags, IPC_F_MEMFD);
 	}
-	assert_int_equal(ipc_recv(sv[1], &m), 1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	assert_int_equal(m.type, 21);
 	assert_int_equal(m.flags, 0);			/* the memfd is not the caller's */
 	assert_int_equal(m.fd, -1);
@@ -368,7 +368,7 @@ test_send_rejects(void **state)
 	errno = 0;
 	assert_int_equal(ipc_send(sv[0], 1, body, (size_t)IPC_MAX_BODY + 1, -1), -1);
 	assert_int_equal(errno, EMSGSIZE);
-	assert_int_equal(ipc_recv(sv[1], &m), -1);	/* nothing was sent */
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), -1);	/* nothing was sent */
 	assert_int_equal(errno, EAGAIN);
 	free(body);
 	close(p[0]);
@@ -387,13 +387,13 @@ test_eof(void **state)
 	pair(sv);
 	assert_int_equal(ipc_send(sv[0], 5, "last", 4, -1), 0);
 	close(sv[0]);
-	assert_int_equal(ipc_recv(sv[1], &m), 1);	/* what was sent comes first */
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);	/* what was sent comes first */
 	assert_memory_equal(m.body, "last", 4);
 	ipc_msg_clear(&m);
-	assert_int_equal(ipc_recv(sv[1], &m), 0);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 0);
 	assert_null(m.body);
 	assert_int_equal(m.fd, -1);
-	assert_int_equal(ipc_recv(sv[1], &m), 0);	/* and stays at EOF */
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 0);	/* and stays at EOF */
 	close(sv[1]);
 }
 
@@ -417,7 +417,7 @@ test_fill_until_eagain(void **state)
 	}
 	assert_int_equal(errno, EAGAIN);
 	assert_true(sent > 0);
-	while (ipc_recv(sv[1], &m) == 1) {
+	while (ipc_recv(sv[1], NULL, &m) == 1) {
 		uint32_t idx;
 
 		assert_int_equal(m.len, BODY);
@@ -430,7 +430,7 @@ test_fill_until_eagain(void **state)
 	assert_int_equal(got, sent);		/* the refused record is not there */
 	fill_body(body, BODY, sent);
 	assert_int_equal(ipc_send(sv[0], 2, body, BODY, -1), 0);	/* room again */
-	assert_int_equal(ipc_recv(sv[1], &m), 1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	ipc_msg_clear(&m);
 
 	/* The same with memfd bodies. */
@@ -441,7 +441,7 @@ test_fill_until_eagain(void **state)
 		assert_true(sent < LIMIT);
 	}
 	assert_int_equal(errno, EAGAIN);
-	while (ipc_recv(sv[1], &m) == 1) {
+	while (ipc_recv(sv[1], NULL, &m) == 1) {
 		assert_int_equal(m.len, IPC_MAX_INLINE + 100);
 		assert_memory_equal(m.body, big, m.len);
 		got++;
@@ -485,7 +485,7 @@ test_proto_short_and_bad_len(void **state)
 	raw_record(sv[0], 1, 0, UINT32_MAX, 5, NULL, 0);
 	expect_eproto(sv, before);
 	raw_record(sv[0], 1, 0, 5, 5, NULL, 0);		/* control: accepted */
-	assert_int_equal(ipc_recv(sv[1], &m), 1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	assert_int_equal(m.len, 5);
 	ipc_msg_clear(&m);
 	close(sv[0]);
@@ -548,7 +548,7 @@ test_proto_flags_and_fds(void **state)
 
 	nb_pipe(p);					/* control: accepted */
 	raw_record(sv[0], 1, IPC_F_FD, 3, 3, &p[1], 1);
-	assert_int_equal(ipc_recv(sv[1], &m), 1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	assert_true(m.fd >= 0);
 	ipc_msg_clear(&m);
 	close(p[0]);
@@ -581,7 +581,7 @@ test_proto_memfd(void **state)
 	fd = memfd_with(L, L, SEALS_ALL);
 	raw_record(sv[0], 1, IPC_F_MEMFD, (uint32_t)L, 0, &fd, 1);
 	close(fd);
-	assert_int_equal(ipc_recv(sv[1], &m), 1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	assert_int_equal(m.len, L);
 	assert_int_equal(m.fd, -1);
 	uint8_t *want = make_body(L, 0);
@@ -593,7 +593,7 @@ test_proto_memfd(void **state)
 	fd = memfd_with(L, L, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
 	raw_record(sv[0], 1, IPC_F_MEMFD, (uint32_t)L, 0, &fd, 1);
 	close(fd);
-	assert_int_equal(ipc_recv(sv[1], &m), 1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	ipc_msg_clear(&m);
 
 	memfd_rejected(sv, before, (uint32_t)L, 0, memfd_with(L, L, 0));	/* no seals */
@@ -660,7 +660,7 @@ test_proto_truncated(void **state)
 	assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)), 0);
 	raw_record(sv[0], 1, 0, 3, 3, NULL, 0);		/* control: accepted */
 	struct ipc_msg m;
-	assert_int_equal(ipc_recv(sv[1], &m), 1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	ipc_msg_clear(&m);
 	nb_pipe(p);
 	raw_record(sv[0], 1, 0, 3, 3, &p[1], 1);
@@ -786,17 +786,21 @@ chan_gone(const void *arg)
 
 /* Sends records of len bytes (type 50, bodies *n, *n + 1, ...) through c
  * until `queued` of them wait in its out-queue: the socket is full. */
+/* Sends records until the peer's socket is full and `queued` of them wait
+ * in the channel's out-queue: the loop runs after each send, which is when
+ * a channel writes what was sent. */
 static void
-fill_queue(struct ipc_chan *c, size_t queued, size_t len, uint32_t *n)
+fill_queue(struct event_base *base, struct ipc_chan *c, size_t queued, size_t len, uint32_t *n)
 {
 	uint8_t *body = malloc(len);
 
 	assert_non_null(body);
-	while (ipc_chan_queued(c) < queued) {
+	do {
 		fill_body(body, len, (*n)++);
 		assert_int_equal(ipc_chan_send(c, 50, body, len, -1), 0);
 		assert_true(*n < 100000);
-	}
+		assert_true(event_base_loop(base, EVLOOP_NONBLOCK) != -1);
+	} while (ipc_chan_queued(c) < queued);
 	free(body);
 }
 
@@ -895,6 +899,7 @@ static void
 test_chan_queueing(void **state)
 {
 	enum { BODY = 2000, EXTRA = 200, FIRST = 3 };
+	struct ipc_reader by_hand = { 0 };
 	struct event_base *base = event_base_new();
 	struct ctx *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
 	int sv[2], p[2], before;
@@ -907,7 +912,7 @@ test_chan_queueing(void **state)
 	pair(sv);
 	ctx_init(a, base, sv[0]);
 	/* The peer does not read: records pile up in the out-queue. */
-	fill_queue(a->c, 1, BODY, &n);
+	fill_queue(base, a->c, 1, BODY, &n);
 	nb_pipe(p);
 	fd_at = n;					/* a queued record owns an fd */
 	assert_true(fd_at > FIRST);
@@ -936,7 +941,7 @@ test_chan_queueing(void **state)
 		struct ipc_msg m;
 		uint32_t idx;
 
-		assert_int_equal(ipc_recv(sv[1], &m), 1);
+		assert_int_equal(ipc_recv(sv[1], &by_hand, &m), 1);
 		assert_true(body_ok(m.body, m.len, &idx));
 		assert_int_equal(idx, i);
 		ipc_msg_clear(&m);
@@ -945,8 +950,10 @@ test_chan_queueing(void **state)
 	assert_int_equal(ipc_chan_send(a->c, 50, body, BODY, -1), 0);
 	assert_int_equal(ipc_chan_queued(a->c), EXTRA + 4);
 
-	/* Now the peer reads: everything arrives, in order. */
+	/* Now the peer reads: everything arrives, in order (what it read
+	 * by hand beyond the first records goes to its channel). */
 	ctx_init(b, base, sv[1]);
+	ipc_chan_adopt(b->c, &by_hand);
 	/* Read interest on both, write interest on a while it has a queue. */
 	assert_int_equal(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED), 3);
 	want_msgs = (int)(n - FIRST);
@@ -1066,7 +1073,7 @@ test_chan_free_with_queue(void **state)
 	assert_non_null(base);
 	pair(sv);
 	ctx_init(x, base, sv[0]);
-	fill_queue(x->c, 1, 1000, &n);
+	fill_queue(base, x->c, 1, 1000, &n);
 	nb_pipe(p);
 	assert_int_equal(ipc_chan_send(x->c, 2, "x", 1, p[1]), 0);
 	assert_int_equal(ipc_chan_queued(x->c), 2);
@@ -1087,6 +1094,7 @@ test_chan_queued_send_error(void **state)
 	struct event_base *base = event_base_new();
 	struct ctx *x = malloc(sizeof(*x));
 	int sv[2];
+	struct ipc_reader r = { 0 };
 	uint32_t n = 0;
 	struct ipc_msg m;
 
@@ -1094,14 +1102,15 @@ test_chan_queued_send_error(void **state)
 	assert_non_null(base);
 	pair(sv);
 	ctx_init(x, base, sv[0]);
-	fill_queue(x->c, 5, 1000, &n);
-	while (ipc_recv(sv[1], &m) == 1)		/* room again ... */
+	fill_queue(base, x->c, 5, 1000, &n);
+	while (ipc_recv(sv[1], &r, &m) == 1)		/* room again ... */
 		ipc_msg_clear(&m);
 	assert_int_equal(errno, EAGAIN);
 	assert_int_equal(shutdown(sv[1], SHUT_RD), 0);	/* ... but nobody takes it */
 	run_until(base, got_err, x);
 	assert_int_equal(x->nerr, 1);
 	assert_int_equal(x->err, EPIPE);
+	ipc_reader_clear(&r);
 	close(sv[1]);
 	free(x);
 	event_base_free(base);
@@ -1140,9 +1149,9 @@ test_chan_free_in_callback(void **state)
 	/* Its socket is closed, with records unread: the kernel says
 	 * ECONNRESET once, then EOF. */
 	errno = 0;
-	assert_int_equal(ipc_recv(sv[0], &m), -1);
+	assert_int_equal(ipc_recv(sv[0], NULL, &m), -1);
 	assert_int_equal(errno, ECONNRESET);
-	assert_int_equal(ipc_recv(sv[0], &m), 0);
+	assert_int_equal(ipc_recv(sv[0], NULL, &m), 0);
 	assert_true(pipe_writers_gone(p[0]));		/* unread fds went with it */
 	close(p[0]);
 	close(sv[0]);
@@ -1167,7 +1176,7 @@ test_chan_flush(void **state)
 	pair(sv);
 	ctx_init(x, base, sv[0]);
 	assert_int_equal(ipc_chan_flush(x->c, 0), 0);	/* nothing queued */
-	fill_queue(x->c, 50, BODY, &n);
+	fill_queue(base, x->c, 50, BODY, &n);
 	/* Nobody reads: the flush gives up at its deadline. */
 	assert_int_equal(ipc_chan_flush(x->c, 20), -1);
 	assert_int_equal(ipc_chan_queued(x->c), 50);
@@ -1176,6 +1185,7 @@ test_chan_flush(void **state)
 	pid = fork();
 	assert_true(pid != -1);
 	if (pid == 0) {
+		struct ipc_reader r = { 0 };
 		uint32_t got = 0;
 		struct ipc_msg m;
 
@@ -1186,7 +1196,7 @@ test_chan_flush(void **state)
 
 			if (poll(&pf, 1, 10000) != 1)
 				_exit(2);
-			while ((rc = ipc_recv(sv[1], &m)) == 1) {
+			while ((rc = ipc_recv(sv[1], &r, &m)) == 1) {
 				if (m.type != 50 || m.len != BODY ||
 				    !body_ok(m.body, m.len, &idx) || idx != got)
 					_exit(3);
