@@ -262,6 +262,9 @@ TAILQ_HEAD(client_list, client);
 typedef void durable_fn(void *);
 struct waiter;
 TAILQ_HEAD(waiter_list, waiter);
+/* Starts a topic's topicd: its pid and the master's end of its channel
+ * in *chan_fd, or -1 (topicd_spawn). */
+typedef pid_t topicd_spawn_fn(struct broker *b, const char *topic, int *chan_fd);
 
 /* ------------------------------------------------------------- broker */
 
@@ -270,6 +273,7 @@ struct broker {
 	struct settings	 set;
 	uint64_t	 boot_id;
 	char		*topicd_path;
+	topicd_spawn_fn	*spawn;		/* NULL: topicd_spawn (a test plays the topicd) */
 	/* The master's store: sessions and the topic registry. */
 	struct kv	*store;
 	struct event	*store_ev;	/* its worker finished something */

@@ -82,10 +82,11 @@ child_chan_send(struct child *c, uint16_t type, const void *body, size_t len, in
 void
 child_start(struct child *c)
 {
+	topicd_spawn_fn *spawn = c->b->spawn != NULL ? c->b->spawn : topicd_spawn;
 	int fd;
 
 	c->gen++;
-	c->pid = topicd_spawn(c->b, c->topic, &fd);
+	c->pid = spawn(c->b, c->topic, &fd);
 	if (c->pid == -1) {
 		c->pid = 0;
 		c->state = CH_BACKOFF;
