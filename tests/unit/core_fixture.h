@@ -1,0 +1,627 @@
+/* The master's core in a test: a struct broker with its store in a
+ * temporary data directory, clients of a fake protocol, and topicds that
+ * the test plays.
+ *
+ * A topicd is started through b->spawn: the master gets one end of a
+ * SOCK_SEQPACKET socketpair as its channel, the test keeps the other
+ * (struct fake_td collects what the master sends there, and the test
+ * answers with ipc_send), and the pid is a stand-in process that does
+ * nothing but exit when the test says so (an exit status, or a signal),
+ * so that the supervision kills and reaps a real child.
+ *
+ * Everything waits for a condition with a deadline (FX_UNTIL), running
+ * the broker's event loop with EVLOOP_ONCE. */
+#ifndef TESTS_UNIT_CORE_FIXTURE_H
+#define TESTS_UNIT_CORE_FIXTURE_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "core/core.h"
+#include "ipc.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define FX_TIMEOUT_MS	5000	/* for anything that should happen at once */
+#define FX_MAX_LOG	64
+
+/* A topicd played by the test. */
+struct fake_td {
+	TAILQ_ENTRY(fake_td) entry;
+	struct core_fx	*fx;
+	char		*topic;
+	pid_t		 pid;		/* the stand-in */
+	int		 fd;		/* the topicd's end of the channel; -1 once closed */
+	int		 ctl;		/* the stand-in exits with the byte written here */
+	struct event	*ev;
+	bool		 eof;		/* the master closed its end */
+	bool		 gone;		/* the stand-in exited (and was waited for) */
+	int		 bad;		/* records that did not read */
+	struct ipc_reader in;		/* the rest of a datagram read */
+	struct ipc_msg	*recs;		/* what the master sent, in order */
+	size_t		 nrecs, cap, next;
+};
+TAILQ_HEAD(fake_td_list, fake_td);
+
+/* A done callback's call. */
+struct answer {
+	char		*topic;		/* of the child that answered */
+	uint64_t	 arg;
+	uint32_t	 status;
+	uint64_t	 seq;
+};
+
+/* A delivery the fake protocol was handed. */
+struct delivered {
+	uint64_t	 client_id;
+	char		*topic;
+	uint64_t	 seq;
+};
+
+struct core_fx {
+	struct broker	 b;		/* first: a callback's broker is its fixture */
+	char		 dir[256];
+	struct fake_td_list tds;
+	unsigned	 nspawned;
+	struct answer	 answers[FX_MAX_LOG];
+	size_t		 nanswers;
+	struct delivered delivered[FX_MAX_LOG];
+	size_t		 ndelivered;
+	unsigned	 nclosed;	/* clients whose protocol state was closed */
+	int		 peers[16];	/* the clients' other ends */
+	size_t		 npeers;
+	uint64_t	 marker;	/* for fx_sync */
+};
+
+#define FX_OF(bp)	((struct core_fx *)(void *)(bp))
+
+/* ------------------------------------------------------- waiting */
+
+struct fx_deadline {
+	struct event	*ev;
+	bool		 expired;
+};
+
+static inline void
+fx_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	*(bool *)arg = true;
+}
+
+static inline void
+fx_deadline_start(struct core_fx *fx, struct fx_deadline *d, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	d->expired = false;
+	d->ev = evtimer_new(fx->b.base, fx_on_deadline, &d->expired);
+	assert_non_null(d->ev);
+	assert_int_equal(evtimer_add(d->ev, &tv), 0);
+}
+
+static inline void
+fx_loop_once(struct core_fx *fx)
+{
+	assert_int_not_equal(event_base_loop(fx->b.base, EVLOOP_ONCE), -1);
+}
+
+/* Runs the broker's loop until cond holds; fails the test after ms. */
+#define FX_UNTIL_MS(fx, cond, ms) do {						\
+	struct fx_deadline dl_;							\
+	fx_deadline_start((fx), &dl_, (ms));					\
+	while (!(cond) && !dl_.expired)						\
+		fx_loop_once(fx);						\
+	event_free(dl_.ev);							\
+	if (!(cond))								\
+		fail_msg("%s:%d: timed out waiting for %s", __FILE__, __LINE__, #cond); \
+} while (0)
+#define FX_UNTIL(fx, cond)	FX_UNTIL_MS(fx, cond, FX_TIMEOUT_MS)
+
+/* ------------------------------------------------------- stand-ins */
+
+/* A process that exits with the byte written to *ctl (0 on EOF), or
+ * when a signal kills it; it holds no other descriptor of ours. */
+static inline pid_t
+standin_start(int *ctl)
+{
+	unsigned char code = 0;
+	ssize_t n;
+	int p[2];
+	pid_t pid;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	assert_int_not_equal(pid, -1);
+	if (pid == 0) {
+		if (dup2(p[0], 3) == -1 || close_range(4, ~0U, 0) == -1)
+			_exit(126);
+		do
+			n = read(3, &code, 1);
+		while (n == -1 && errno == EINTR);
+		_exit(n == 1 ? code : 0);
+	}
+	close(p[0]);
+	*ctl = p[1];
+	return pid;
+}
+
+/* Waits for the stand-in's end, leaving it to be reaped by the broker. */
+static inline siginfo_t
+standin_wait(struct fake_td *td)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	while (waitid(P_PID, (id_t)td->pid, &si, WEXITED | WNOWAIT) == -1)
+		assert_int_equal(errno, EINTR);
+	td->gone = true;
+	return si;
+}
+
+/* ------------------------------------------------------- fake topicds */
+
+static inline void
+td_read(struct fake_td *td)
+{
+	struct ipc_msg m;
+	int rc;
+
+	while (td->fd != -1 && !td->eof) {
+		rc = ipc_recv(td->fd, &td->in, &m);
+		if (rc == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (rc == -1) {
+			td->bad++;
+			continue;
+		}
+		if (rc == 0) {
+			td->eof = true;
+			event_del(td->ev);
+			return;
+		}
+		if (td->nrecs == td->cap) {
+			td->cap = td->cap ? td->cap * 2 : 16;
+			td->recs = xreallocarray(td->recs, td->cap, sizeof(*td->recs));
+		}
+		td->recs[td->nrecs++] = m;
+	}
+}
+
+static inline void
+td_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	td_read(arg);
+}
+
+static inline pid_t
+fx_spawn(struct broker *b, const char *topic, int *chan_fd)
+{
+	struct core_fx *fx = FX_OF(b);
+	struct fake_td *td = xcalloc(1, sizeof(*td));
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+	    sv), 0);
+	td->fx = fx;
+	td->topic = xstrdup(topic);
+	td->fd = sv[1];
+	td->pid = standin_start(&td->ctl);
+	td->ev = event_new(b->base, td->fd, EV_READ | EV_PERSIST, td_on_read, td);
+	assert_non_null(td->ev);
+	assert_int_equal(event_add(td->ev, NULL), 0);
+	TAILQ_INSERT_TAIL(&fx->tds, td, entry);
+	fx->nspawned++;
+	*chan_fd = sv[0];
+	return td->pid;
+}
+
+/* The topic's newest topicd (there must be one). */
+static inline struct fake_td *
+fx_td(struct core_fx *fx, const char *topic)
+{
+	struct fake_td *td;
+
+	TAILQ_FOREACH_REVERSE(td, &fx->tds, fake_td_list, entry)
+		if (strcmp(td->topic, topic) == 0)
+			return td;
+	fail_msg("no topicd was started for %s", topic);
+	return NULL;
+}
+
+static inline unsigned
+fx_count_tds(struct core_fx *fx, const char *topic)
+{
+	struct fake_td *td;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(td, &fx->tds, entry)
+		n += strcmp(td->topic, topic) == 0;
+	return n;
+}
+
+static inline struct child *
+td_child(struct fake_td *td)
+{
+	struct child *c = topic_find(&td->fx->b, td->topic);
+
+	assert_non_null(c);
+	return c;
+}
+
+/* The next record the master sent (waited for), of that type. */
+static inline const struct ipc_msg *
+td_expect(struct fake_td *td, uint16_t type)
+{
+	const struct ipc_msg *m;
+
+	FX_UNTIL(td->fx, td->next < td->nrecs || td->eof);
+	assert_int_equal(td->bad, 0);
+	if (td->next == td->nrecs)
+		fail_msg("topic %s: channel closed, %s expected", td->topic, ipc_type_name(type));
+	m = &td->recs[td->next++];
+	if (m->type != type)
+		fail_msg("topic %s: %s expected, %s received", td->topic, ipc_type_name(type),
+		    ipc_type_name(m->type));
+	return m;
+}
+
+/* Nothing more was sent: the master's out-queue is empty and nothing
+ * waits to be read. */
+static inline void
+td_quiet(struct fake_td *td)
+{
+	struct child *c = topic_find(&td->fx->b, td->topic);
+
+	FX_UNTIL(td->fx, c == NULL || c->chan == NULL || ipc_chan_queued(c->chan) == 0);
+	td_read(td);
+	assert_int_equal(td->bad, 0);
+	if (td->next < td->nrecs)
+		fail_msg("topic %s: unexpected %s", td->topic,
+		    ipc_type_name(td->recs[td->next].type));
+}
+
+static inline void
+td_send(struct fake_td *td, uint16_t type, struct wbuf *w)
+{
+	assert_int_equal(ipc_send(td->fd, type, w->data, w->len, -1), 0);
+	wbuf_reset(w);
+}
+
+static inline void
+td_config(struct fake_td *td)
+{
+	const struct ipc_msg *m = td_expect(td, IPC_CONFIG);
+	struct rec_config r;
+
+	assert_int_equal(dec_config(m->body, m->len, &r), 0);
+	assert_int_equal(r.version, IPC_PROTO_VERSION);
+	assert_int_equal(r.boot_id, td->fx->b.boot_id);
+}
+
+static inline void
+td_ready_as(struct fake_td *td, uint32_t version, const char *topic)
+{
+	struct rec_ready r = { .version = version, .topic = topic, .next_seq = 1 };
+	struct wbuf w;
+
+	wbuf_init(&w);
+	enc_ready(&w, &r);
+	td_send(td, IPC_READY, &w);
+	wbuf_free(&w);
+}
+
+/* CONFIG, then READY: the child is ready. */
+static inline struct fake_td *
+fx_ready(struct core_fx *fx, const char *topic)
+{
+	struct fake_td *td = fx_td(fx, topic);
+	struct child *c = td_child(td);
+
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, topic);
+	FX_UNTIL(fx, c->state == CH_READY);
+	return td;
+}
+
+static inline void
+td_done(struct fake_td *td, uint64_t req, uint32_t status, uint64_t seq)
+{
+	struct rec_done d = { .req = req, .status = status, .seq = seq };
+	struct wbuf w;
+
+	wbuf_init(&w);
+	enc_done(&w, &d);
+	td_send(td, IPC_DONE, &w);
+	wbuf_free(&w);
+}
+
+/* Everything the topicd sent before has been handled: a STATS record
+ * with a fresh marker went through. */
+static inline void
+td_sync(struct fake_td *td)
+{
+	struct child *c = td_child(td);
+	struct rec_stats st = { .messages = ++td->fx->marker };
+	struct wbuf w;
+
+	wbuf_init(&w);
+	enc_stats(&w, &st);
+	td_send(td, IPC_STATS, &w);
+	wbuf_free(&w);
+	FX_UNTIL(td->fx, c->stats.messages == td->fx->marker);
+}
+
+/* The topicd dies: its channel closes, the stand-in exits with code (or
+ * is killed by sig when code < 0), and the broker reaps it. */
+static inline void
+td_die(struct fake_td *td, int code)
+{
+	unsigned char byte = (unsigned char)code;
+
+	event_del(td->ev);
+	close(td->fd);
+	td->fd = -1;
+	if (code >= 0)
+		assert_int_equal(write(td->ctl, &byte, 1), 1);
+	else
+		assert_int_equal(kill(td->pid, -code), 0);
+	(void)standin_wait(td);
+	children_reap(&td->fx->b);
+}
+
+/* The broker killed the topicd: it was SIGKILL, and it is reaped. */
+static inline void
+td_killed(struct fake_td *td)
+{
+	siginfo_t si = standin_wait(td);
+
+	assert_int_equal(si.si_code, CLD_KILLED);
+	assert_int_equal(si.si_status, SIGKILL);
+	event_del(td->ev);
+	close(td->fd);
+	td->fd = -1;
+	children_reap(&td->fx->b);
+}
+
+/* After a crash: the restart timer starts the next topicd. */
+static inline struct fake_td *
+fx_restarted(struct core_fx *fx, struct fake_td *old)
+{
+	FX_UNTIL(fx, fx_td(fx, old->topic) != old);
+	return fx_td(fx, old->topic);
+}
+
+static inline void
+td_free(struct fake_td *td)
+{
+	int st;
+
+	if (td->ev != NULL)
+		event_free(td->ev);
+	if (td->fd != -1)
+		close(td->fd);
+	close(td->ctl);			/* the stand-in exits on EOF */
+	while (!td->gone && waitpid(td->pid, &st, 0) == -1 && errno == EINTR)
+		;			/* gone: the broker reaped it */
+	ipc_reader_clear(&td->in);
+	for (size_t i = 0; i < td->nrecs; i++)
+		ipc_msg_clear(&td->recs[i]);
+	free(td->recs);
+	free(td->topic);
+	free(td);
+}
+
+/* ------------------------------------------------------- a protocol */
+
+static inline void
+fake_start(struct client *cl)
+{
+	(void)cl;
+}
+
+static inline void
+fake_read(struct client *cl)
+{
+	struct evbuffer *in = client_input(cl);
+
+	(void)evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static inline void
+fake_deliver(struct client *cl, const struct ipc_msg *m)
+{
+	struct core_fx *fx = FX_OF(cl->b);
+	struct rec_deliver d;
+
+	assert_int_equal(m->type, IPC_DELIVER);
+	assert_int_equal(dec_deliver(m->body, m->len, &d), 0);
+	assert_true(fx->ndelivered < FX_MAX_LOG);
+	fx->delivered[fx->ndelivered++] = (struct delivered){ cl->id, xstrdup(d.topic), d.seq };
+}
+
+static inline bool
+fake_can_take(const struct client *cl)
+{
+	(void)cl;
+	return true;
+}
+
+static inline void
+fake_idle(struct client *cl)
+{
+	(void)cl;
+}
+
+static inline void
+fake_closed(struct client *cl)
+{
+	FX_OF(cl->b)->nclosed++;
+}
+
+/* A connected client of the fake protocol. */
+static inline struct client *
+fx_client(struct core_fx *fx)
+{
+	static const struct proto fake_proto = {
+		"FAKE", fake_start, fake_read, fake_deliver, fake_can_take, fake_idle,
+		fake_closed,
+	};
+	int sv[2];
+
+	assert_true(fx->npeers < sizeof(fx->peers) / sizeof(fx->peers[0]));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	client_new(&fx->b, sv[0], &fake_proto, "fake", 0);
+	fx->peers[fx->npeers++] = sv[1];
+	return client_by_id(&fx->b, fx->b.next_client_id);
+}
+
+/* The done callback of every request the tests make. */
+static inline void
+fx_answered(struct child *c, struct held *h, const struct rec_done *d)
+{
+	struct core_fx *fx = FX_OF(c->b);
+
+	assert_true(fx->nanswers < FX_MAX_LOG);
+	fx->answers[fx->nanswers++] = (struct answer){ xstrdup(c->topic), h->arg, d->status,
+						       d->seq };
+}
+
+/* A client's publish (QoS 1 unless qos is given) with payload; its req. */
+static inline uint64_t
+fx_publish(struct client *cl, struct child *c, uint64_t arg, const char *payload)
+{
+	struct rec_publish p = { .req = broker_req(cl->b), .owner = "", .qos = 1,
+				 .time_ms = 1, .payload = (const uint8_t *)payload,
+				 .payload_len = strlen(payload) };
+	const char *why = NULL;
+
+	assert_int_equal(publish_submit(cl, c, &p, fx_answered, arg, &why), 0);
+	return p.req;
+}
+
+/* The next record is a PUBLISH of payload; its req. */
+static inline uint64_t
+td_expect_publish(struct fake_td *td, const char *payload)
+{
+	const struct ipc_msg *m = td_expect(td, IPC_PUBLISH);
+	struct rec_publish p;
+
+	assert_int_equal(dec_publish(m->body, m->len, &p), 0);
+	assert_int_equal(p.payload_len, strlen(payload));
+	assert_memory_equal(p.payload, payload, p.payload_len);
+	return p.req;
+}
+
+/* ------------------------------------------------------- the broker */
+
+static inline int
+fx_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static inline void
+fx_store_open(struct core_fx *fx)
+{
+	assert_int_equal(store_open(&fx->b), 0);
+	durable_init(&fx->b);
+}
+
+/* The store closed and opened again, as by a restart of the master. */
+static inline void
+fx_store_reopen(struct core_fx *fx)
+{
+	store_close(&fx->b);
+	fx_store_open(fx);
+}
+
+static inline int
+fx_setup(void **state)
+{
+	struct core_fx *fx = xcalloc(1, sizeof(*fx));
+	struct broker *b = &fx->b;
+	const char *tmp = getenv("TMPDIR");
+
+	log_init("test", LOG_LVL_ERR, LOG_DEST_STDERR, NULL);
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		return -1;
+	snprintf(fx->dir, sizeof(fx->dir), "%s/core.XXXXXX", tmp ? tmp : "/tmp");
+	if (mkdtemp(fx->dir) == NULL)
+		return -1;
+	TAILQ_INIT(&fx->tds);
+	settings_init(&b->set);
+	free(b->set.data_dir);
+	b->set.data_dir = xstrdup(fx->dir);
+	b->set.restart_backoff_min = 1;
+	b->set.restart_backoff_max = 4;
+	RB_INIT(&b->children);
+	RB_INIT(&b->clients);
+	TAILQ_INIT(&b->gated);
+	TAILQ_INIT(&b->waiters);
+	b->next_req = 1;
+	b->boot_id = 0x5eed;
+	b->spawn = fx_spawn;
+	if ((b->base = event_base_new()) == NULL)
+		return -1;
+	fx_store_open(fx);
+	*state = fx;
+	return 0;
+}
+
+static inline int
+fx_teardown(void **state)
+{
+	struct core_fx *fx = *state;
+	struct fake_td *td;
+
+	clients_free_all(&fx->b);
+	children_free_all(&fx->b);
+	if (fx->b.store != NULL)
+		store_close(&fx->b);
+	while ((td = TAILQ_FIRST(&fx->tds)) != NULL) {
+		TAILQ_REMOVE(&fx->tds, td, entry);
+		td_free(td);
+	}
+	event_base_free(fx->b.base);
+	for (size_t i = 0; i < fx->npeers; i++)
+		close(fx->peers[i]);
+	for (size_t i = 0; i < fx->nanswers; i++)
+		free(fx->answers[i].topic);
+	for (size_t i = 0; i < fx->ndelivered; i++)
+		free(fx->delivered[i].topic);
+	settings_free(&fx->b.set);
+	nftw(fx->dir, fx_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(fx);
+	return 0;
+}
+
+/* The answer #i: for arg, with status, from topic. */
+static inline void
+fx_expect_answer(struct core_fx *fx, size_t i, uint64_t arg, uint32_t status,
+    const char *topic)
+{
+	assert_true(i < fx->nanswers);
+	assert_int_equal(fx->answers[i].arg, arg);
+	assert_int_equal(fx->answers[i].status, status);
+	assert_string_equal(fx->answers[i].topic, topic);
+}
+
+#endif

@@ -1,0 +1,294 @@
+/* Requests held for a topicd (broker/core/held.c) and the supervision of
+ * topicds (supervise.c, topicd_ipc.c): what goes to a topicd and when,
+ * what its answers complete, and what a crash or a bad topicd does to
+ * the requests that wait. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core_fixture.h"
+
+static const char *const payload[] = { "a", "b", "c", "d", "e" };
+
+/* A new topic, its topicd started (CONFIG sent, no READY yet). */
+static struct child *
+open_topic(struct core_fx *fx, const char *topic)
+{
+	const char *why = NULL;
+	struct child *c = topic_open(&fx->b, topic, &why);
+
+	assert_non_null(c);
+	assert_int_equal(c->state, CH_STARTING);
+	return c;
+}
+
+/* Held while the topicd starts, sent on READY in the order submitted;
+ * each DONE completes its own request, once. */
+static void
+test_held_until_ready(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td = fx_td(fx, "t");
+	uint64_t r[3];
+
+	td_config(td);
+	for (int i = 0; i < 3; i++)
+		r[i] = fx_publish(cl, c, (uint64_t)i + 1, payload[i]);
+	td_quiet(td);
+	assert_int_equal(c->nunsent, 3);
+	assert_int_equal(cl->pending, 3);
+
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(td_expect_publish(td, payload[i]), r[i]);
+	td_quiet(td);
+	assert_int_equal(c->noutstanding, 3);
+
+	td_done(td, r[1], ST_OK, 7);
+	FX_UNTIL(fx, fx->nanswers == 1);
+	fx_expect_answer(fx, 0, 2, ST_OK, "t");
+	assert_int_equal(fx->answers[0].seq, 7);
+	td_done(td, r[1], ST_OK, 7);		/* again: nothing waits for it */
+	td_done(td, r[0], ST_STORE, 0);
+	td_done(td, r[2], ST_OK, 8);
+	td_sync(td);
+	assert_int_equal(fx->nanswers, 3);
+	fx_expect_answer(fx, 1, 1, ST_STORE, "t");
+	fx_expect_answer(fx, 2, 3, ST_OK, "t");
+	assert_true(TAILQ_EMPTY(&c->held));
+	assert_int_equal(c->noutstanding, 0);
+	assert_int_equal(cl->pending, 0);
+	td_quiet(td);
+}
+
+/* Killed from outside (SIGKILL): what it answered, also just before it
+ * died, is not sent again; the rest goes to the next topicd, in order,
+ * with what was submitted meanwhile, all at once. */
+static void
+test_crash_replays_unanswered(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td = fx_ready(fx, "t");
+	uint64_t r[5];
+
+	for (int i = 0; i < 4; i++)
+		r[i] = fx_publish(cl, c, (uint64_t)i + 1, payload[i]);
+	for (int i = 0; i < 4; i++)
+		td_expect_publish(td, payload[i]);
+	td_done(td, r[0], ST_OK, 1);
+	td_sync(td);
+	td_done(td, r[1], ST_OK, 2);		/* still in the channel at SIGCHLD */
+	td_die(td, -SIGKILL);
+	assert_int_equal(fx->nanswers, 2);
+	fx_expect_answer(fx, 1, 2, ST_OK, "t");
+	assert_int_equal(c->state, CH_BACKOFF);
+	assert_false(c->probing);		/* a kill from outside is no crash of a record */
+
+	r[4] = fx_publish(cl, c, 5, "e");
+	td = fx_restarted(fx, td);
+	td_config(td);
+	td_quiet(td);				/* nothing before READY */
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	assert_int_equal(td_expect_publish(td, "c"), r[2]);
+	assert_int_equal(td_expect_publish(td, "d"), r[3]);
+	assert_int_equal(td_expect_publish(td, "e"), r[4]);
+	td_quiet(td);
+	td_done(td, r[2], ST_OK, 3);
+	td_done(td, r[3], ST_OK, 4);
+	td_done(td, r[4], ST_OK, 5);
+	td_sync(td);
+	assert_int_equal(fx->nanswers, 5);
+	for (size_t i = 2; i < 5; i++)
+		fx_expect_answer(fx, i, i + 1, ST_OK, "t");
+	assert_int_equal(cl->pending, 0);
+}
+
+/* A topicd that fails by itself with requests outstanding may have died
+ * of one of them: the next one gets them one at a time, and what came
+ * after them waits until they are answered. */
+static void
+test_crash_probes_one_at_a_time(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td = fx_ready(fx, "t");
+	uint64_t r[4];
+
+	for (int i = 0; i < 3; i++)
+		r[i] = fx_publish(cl, c, (uint64_t)i + 1, payload[i]);
+	for (int i = 0; i < 3; i++)
+		td_expect_publish(td, payload[i]);
+	td_die(td, 1);
+	assert_true(c->probing);
+	r[3] = fx_publish(cl, c, 4, "d");
+	td = fx_restarted(fx, td);
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(td_expect_publish(td, payload[i]), r[i]);
+		td_quiet(td);
+		td_done(td, r[i], ST_OK, (uint64_t)i + 1);
+	}
+	assert_int_equal(td_expect_publish(td, "d"), r[3]);
+	assert_false(c->probing);
+	td_done(td, r[3], ST_OK, 4);
+	FX_UNTIL(fx, fx->nanswers == 4);
+	for (size_t i = 0; i < 4; i++)
+		fx_expect_answer(fx, i, i + 1, ST_OK, "t");
+}
+
+/* FULL, and a publish refused with ST_FULL: it is not answered, it waits
+ * with every later publish, its client is not read; ROOM: RESUME first,
+ * then the publishes in order.  Requests other than publishes go on. */
+static void
+test_full_room_resume(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td = fx_ready(fx, "t");
+	struct rec_full full = { .reason = "max_topic_size" };
+	struct rec_release rel = { .owner = "o", .pubid = 9 };
+	const char *why;
+	uint64_t r1, r2;
+	struct wbuf w;
+
+	r1 = fx_publish(cl, c, 1, "one");
+	td_expect_publish(td, "one");
+	wbuf_init(&w);
+	enc_full(&w, &full);
+	td_send(td, IPC_FULL, &w);
+	td_done(td, r1, ST_FULL, 0);
+	td_sync(td);
+	assert_true(c->full);
+	assert_int_equal(fx->nanswers, 0);
+	assert_true(client_throttled(cl));	/* its publisher is not read */
+	r2 = fx_publish(cl, c, 2, "two");
+	rel.req = broker_req(&fx->b);
+	assert_int_equal(release_submit(cl, c, &rel, fx_answered, 3, &why), 0);
+	td_expect(td, IPC_RELEASE);
+	td_quiet(td);
+
+	td_send(td, IPC_ROOM, &w);
+	td_expect(td, IPC_RESUME);
+	assert_int_equal(td_expect_publish(td, "one"), r1);
+	assert_int_equal(td_expect_publish(td, "two"), r2);
+	td_quiet(td);
+	assert_false(c->full);
+	td_done(td, r1, ST_OK, 1);
+	td_done(td, r2, ST_OK, 2);
+	td_done(td, rel.req, ST_OK, 1);
+	FX_UNTIL(fx, fx->nanswers == 3);
+	fx_expect_answer(fx, 0, 1, ST_OK, "t");
+	fx_expect_answer(fx, 1, 2, ST_OK, "t");
+	fx_expect_answer(fx, 2, 3, ST_OK, "t");
+	assert_false(client_throttled(cl));
+	wbuf_free(&w);
+}
+
+/* A READY for another topic: the topicd is killed, what it sends then is
+ * ignored, and it is restarted like after any kill; nothing is lost. */
+static void
+test_ready_wrong_topic(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td = fx_td(fx, "t");
+	uint64_t r;
+
+	td_config(td);
+	r = fx_publish(cl, c, 1, "m");
+	td_ready_as(td, IPC_PROTO_VERSION, "u");
+	FX_UNTIL(fx, c->killed);
+	td_done(td, r, ST_OK, 1);		/* from a topicd being killed: ignored */
+	td_killed(td);
+	assert_int_equal(fx->nanswers, 0);
+	assert_int_equal(c->state, CH_BACKOFF);
+
+	td = fx_restarted(fx, td);
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	assert_int_equal(td_expect_publish(td, "m"), r);
+	td_done(td, r, ST_OK, 1);
+	FX_UNTIL(fx, fx->nanswers == 1);
+	fx_expect_answer(fx, 0, 1, ST_OK, "t");
+}
+
+/* A topicd of another release: killed, and the topic fails for good
+ * (restarting the same binary cannot help): what waited is refused to
+ * its clients, new publishes are refused, nothing is restarted. */
+static void
+test_ready_other_version(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td = fx_td(fx, "t");
+	struct rec_publish p = { .req = 99, .owner = "", .qos = 1, .payload_len = 0 };
+	const char *why = NULL;
+
+	td_config(td);
+	(void)fx_publish(cl, c, 1, "m");
+	td_ready_as(td, IPC_PROTO_VERSION + 1, "t");
+	FX_UNTIL(fx, c->killed);
+	assert_true(c->version_mismatch);
+	td_killed(td);
+	assert_int_equal(c->state, CH_FAILED);
+	assert_int_equal(fx->nanswers, 1);
+	fx_expect_answer(fx, 0, 1, ST_STORE, "t");
+	assert_int_equal(cl->pending, 0);
+	assert_int_equal(publish_submit(cl, c, &p, fx_answered, 2, &why), -1);
+	assert_non_null(why);
+	assert_false(evtimer_pending(c->timer, NULL));
+	assert_int_equal(fx_count_tds(fx, "t"), 1);
+}
+
+/* A damaged store fails the topic until the operator's SIGHUP retries it. */
+static void
+test_damaged_store_retried(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td = fx_ready(fx, "t");
+
+	(void)fx_publish(cl, c, 1, "m");
+	td_expect_publish(td, "m");
+	td_die(td, TOPICD_EXIT_DAMAGED);
+	assert_int_equal(c->state, CH_FAILED);
+	fx_expect_answer(fx, 0, 1, ST_STORE, "t");
+	assert_false(evtimer_pending(c->timer, NULL));
+
+	children_retry_failed(&fx->b);
+	td = fx_ready(fx, "t");
+	assert_int_equal(fx_count_tds(fx, "t"), 2);
+	(void)fx_publish(cl, c, 2, "again");
+	td_expect_publish(td, "again");
+	td_quiet(td);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_held_until_ready, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_crash_replays_unanswered, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_crash_probes_one_at_a_time, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_full_room_resume, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ready_wrong_topic, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ready_other_version, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_store_retried, fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
