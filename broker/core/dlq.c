@@ -107,6 +107,17 @@ out:
 	return rc;
 }
 
+/* answer's client waits for the dead letter now: child_submit counted it
+ * again, and answer is not answered. */
+static void
+wait_moved(struct broker *b, const struct held *answer)
+{
+	struct client *cl = answer->client_id ? client_by_id(b, answer->client_id) : NULL;
+
+	if (cl != NULL && answer->req != 0 && cl->pending > 0)
+		cl->pending--;
+}
+
 int
 dlq_publish(struct broker *b, const struct deadletter *d, struct held *answer)
 {
@@ -151,6 +162,7 @@ dlq_publish(struct broker *b, const struct deadletter *d, struct held *answer)
 		return -1;
 	}
 	if (answer != NULL) {
+		wait_moved(b, answer);
 		answer->dlq_topic = NULL;
 		held_free(answer);
 	}

@@ -276,6 +276,54 @@ test_damaged_store_retried(void **state)
 	td_quiet(td);
 }
 
+/* A publish its topicd dies on again, alone, is a poison record: after
+ * poison_limit strikes it goes to the dead-letter topic instead, its
+ * client hears it is stored once it is durable there, and its client is
+ * read again (max_client_pending counts it once). */
+static void
+test_poison_dead_lettered(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td = fx_ready(fx, "t"), *dlq;
+	struct rec_publish p;
+	const struct ipc_msg *m;
+	uint64_t r;
+
+	fx->b.set.poison_limit = 1;
+	fx->b.set.max_client_pending = 1;
+	r = fx_publish(cl, c, 1, "bad");
+	assert_true(client_throttled(cl));
+	td_expect_publish(td, "bad");
+	td_die(td, 1);				/* first crash: it may have been any */
+	td = fx_restarted(fx, td);
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	assert_int_equal(td_expect_publish(td, "bad"), r);
+	td_die(td, 1);				/* again, with it alone: poison */
+	assert_int_equal(c->poisoned, 1);
+	assert_true(TAILQ_EMPTY(&c->held));
+
+	dlq = fx_ready(fx, "$DLQ");
+	m = td_expect(dlq, IPC_PUBLISH);
+	assert_int_equal(dec_publish(m->body, m->len, &p), 0);
+	assert_non_null(memmem(p.payload, p.payload_len, "\"reason\":\"poison\"", 17));
+	assert_non_null(memmem(p.payload, p.payload_len, "\"msg\":\"bad\"", 11));
+	assert_int_equal(fx->nanswers, 0);
+	td_done(dlq, p.req, ST_OK, 1);
+	FX_UNTIL(fx, fx->nanswers == 1);
+	fx_expect_answer(fx, 0, 1, ST_OK, "$DLQ");
+	assert_int_equal(cl->pending, 0);
+	assert_false(client_throttled(cl));
+
+	td = fx_restarted(fx, td);		/* the topic goes on without it */
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	FX_UNTIL(fx, c->state == CH_READY);
+	td_quiet(td);
+}
+
 int
 main(void)
 {
@@ -288,6 +336,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ready_wrong_topic, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ready_other_version, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_store_retried, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_poison_dead_lettered, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
