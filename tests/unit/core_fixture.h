@@ -79,6 +79,9 @@ struct core_fx {
 	struct delivered delivered[FX_MAX_LOG];
 	size_t		 ndelivered;
 	unsigned	 nclosed;	/* clients whose protocol state was closed */
+	char		*dropped[FX_MAX_LOG];	/* topic_dropped hooks called */
+	size_t		 ndropped;
+	unsigned	 nforgotten, nreleased;	/* ended hooks called, by forget */
 	int		 peers[16];	/* the clients' other ends */
 	size_t		 npeers;
 	uint64_t	 marker;	/* for fx_sync */
@@ -467,10 +470,18 @@ fake_idle(struct client *cl)
 	(void)cl;
 }
 
+/* As the protocols do: the session detaches (its cursors stay if it
+ * persists) and goes offline. */
 static inline void
 fake_closed(struct client *cl)
 {
+	struct session *s = cl->session;
+
 	FX_OF(cl->b)->nclosed++;
+	while (!TAILQ_EMPTY(&cl->attached))
+		attach_drop(TAILQ_FIRST(&cl->attached), s != NULL && s->persistent);
+	if (s != NULL)
+		session_offline(s);
 }
 
 /* A connected client of the fake protocol. */
@@ -488,6 +499,47 @@ fx_client(struct core_fx *fx)
 	client_new(&fx->b, sv[0], &fake_proto, "fake", 0);
 	fx->peers[fx->npeers++] = sv[1];
 	return client_by_id(&fx->b, fx->b.next_client_id);
+}
+
+/* A protocol's hooks in its sessions: what the core told them. */
+static inline void
+fake_topic_dropped(struct session *s, const char *topic)
+{
+	struct core_fx *fx = FX_OF(s->b);
+
+	assert_true(fx->ndropped < FX_MAX_LOG);
+	fx->dropped[fx->ndropped++] = xstrdup(topic);
+}
+
+static inline void
+fake_ended(struct session *s, bool forget)
+{
+	struct core_fx *fx = FX_OF(s->b);
+
+	if (forget)
+		fx->nforgotten++;
+	else
+		fx->nreleased++;
+}
+
+static const struct session_ext fake_ext = { fake_topic_dropped, fake_ended };
+
+/* A session with the fake protocol's hooks; online on a new client with
+ * its delivery socket unless offline. */
+static inline struct session *
+fx_session(struct core_fx *fx, const char *key, bool persistent, bool offline)
+{
+	struct session *s = session_new(&fx->b, key, key[0] == 'j' ? MODE_JSON : MODE_MQTT,
+	    persistent);
+	struct client *cl;
+
+	s->ext_ops = &fake_ext;
+	if (offline)
+		return s;
+	cl = fx_client(fx);
+	assert_int_equal(delivery_open(cl), 0);
+	session_online(s, cl);
+	return s;
 }
 
 /* The done callback of every request the tests make. */
@@ -607,6 +659,8 @@ fx_teardown(void **state)
 		free(fx->answers[i].topic);
 	for (size_t i = 0; i < fx->ndelivered; i++)
 		free(fx->delivered[i].topic);
+	for (size_t i = 0; i < fx->ndropped; i++)
+		free(fx->dropped[i]);
 	settings_free(&fx->b.set);
 	nftw(fx->dir, fx_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(fx);

@@ -1,0 +1,235 @@
+/* Sessions attached to topics (broker/core/attach.c): what a topicd is
+ * told about a session's subscription, with its delivery socket or
+ * without one, and what every new topicd of the topic is told again. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core_fixture.h"
+
+static const struct rec_attach settings = {
+	.mode = MODE_MQTT, .qos = 1, .flags = AF_NEW_ONLY, .window = 20,
+};
+
+static struct child *
+open_topic(struct core_fx *fx, const char *topic)
+{
+	const char *why = NULL;
+	struct child *c = topic_open(&fx->b, topic, &why);
+
+	assert_non_null(c);
+	return c;
+}
+
+/* The next record is an ATTACH of subkey, with a delivery socket or
+ * without; its req. */
+static uint64_t
+td_expect_attach(struct fake_td *td, const char *subkey, bool with_fd)
+{
+	const struct ipc_msg *m = td_expect(td, IPC_ATTACH);
+	struct rec_attach a;
+
+	assert_int_equal(dec_attach(m->body, m->len, &a), 0);
+	assert_string_equal(a.subkey, subkey);
+	assert_int_equal(a.mode, settings.mode);
+	assert_int_equal(a.qos, settings.qos);
+	assert_int_equal(a.window, settings.window);
+	assert_int_equal(a.flags, settings.flags);
+	assert_int_equal(m->fd != -1, with_fd);
+	assert_int_not_equal(a.req, 0);
+	return a.req;
+}
+
+/* What the topicd writes into the socket of the last ATTACH reaches the
+ * session's client. */
+static void
+deliver_through(struct fake_td *td, struct client *cl, uint64_t seq)
+{
+	struct rec_deliver d = { .topic = td->topic, .seq = seq, .qos = 1 };
+	struct core_fx *fx = td->fx;
+	size_t n = fx->ndelivered;
+	struct wbuf w;
+
+	wbuf_init(&w);
+	enc_deliver(&w, &d);
+	assert_int_equal(ipc_send(td->recs[td->next - 1].fd, IPC_DELIVER, w.data, w.len, -1), 0);
+	wbuf_free(&w);
+	FX_UNTIL(fx, fx->ndelivered == n + 1);
+	assert_int_equal(fx->delivered[n].client_id, cl->id);
+	assert_string_equal(fx->delivered[n].topic, td->topic);
+	assert_int_equal(fx->delivered[n].seq, seq);
+}
+
+/* ATTACH waits for READY and carries the client's delivery socket; the
+ * topicd's DONE confirms it; a detach then says DETACH. */
+static void
+test_attach_and_detach(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "m/a", true, false);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td = fx_td(fx, "t");
+	const struct ipc_msg *m;
+	struct attachment *a;
+	struct rec_detach d;
+	uint64_t req;
+
+	attach_topic(s->cl, c, &settings);
+	td_config(td);
+	td_quiet(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	req = td_expect_attach(td, "m/a", true);
+	td_quiet(td);
+	a = attach_find(s->cl, c);
+	assert_non_null(a);
+	assert_false(a->confirmed);
+	td_done(td, req, ST_OK, 1);
+	FX_UNTIL(fx, a->confirmed);
+	deliver_through(td, s->cl, 1);
+
+	attach_drop(a, true);
+	m = td_expect(td, IPC_DETACH);
+	assert_int_equal(dec_detach(m->body, m->len, &d), 0);
+	assert_string_equal(d.subkey, "m/a");
+	assert_null(attach_find(s->cl, c));
+	assert_true(TAILQ_EMPTY(&c->attached));
+	td_quiet(td);
+}
+
+/* Every new topicd gets the attachment again, with a working copy of the
+ * socket; an UNSUB that waited for it still goes first (it came before). */
+static void
+test_attach_replayed(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "m/a", true, false);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td = fx_ready(fx, "t");
+	const struct ipc_msg *m;
+	struct rec_unsub u;
+	uint64_t req, req2;
+
+	attach_topic(s->cl, c, &settings);
+	req = td_expect_attach(td, "m/a", true);
+	td_done(td, req, ST_OK, 1);
+	td_sync(td);
+	td_die(td, -SIGKILL);
+	topic_unsub(c, "m/gone", true);
+
+	td = fx_restarted(fx, td);
+	td_config(td);
+	td_quiet(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	m = td_expect(td, IPC_UNSUB);
+	assert_int_equal(dec_unsub(m->body, m->len, &u), 0);
+	assert_string_equal(u.subkey, "m/gone");
+	assert_int_equal(u.flags, UF_FORGET);
+	req2 = td_expect_attach(td, "m/a", true);
+	assert_int_not_equal(req2, req);
+	assert_false(attach_find(s->cl, c)->confirmed);
+	deliver_through(td, s->cl, 2);
+	td_quiet(td);
+	td_done(td, req2, ST_OK, 1);
+	FX_UNTIL(fx, attach_find(s->cl, c)->confirmed);
+}
+
+/* An offline persistent session's cursor: an ATTACH without a socket,
+ * held until answered (so again to a topicd that died first), never
+ * again once answered. */
+static void
+test_offline_registered(void **state)
+{
+	struct core_fx *fx = *state;
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td = fx_ready(fx, "t");
+	struct rec_attach a = settings;
+	uint64_t req;
+
+	a.subkey = "m/off";
+	attach_offline(c, &a);
+	req = td_expect_attach(td, "m/off", false);
+	td_die(td, -SIGKILL);
+	td = fx_restarted(fx, td);
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	assert_int_equal(td_expect_attach(td, "m/off", false), req);
+	td_done(td, req, ST_OK, 1);
+	td_sync(td);
+	assert_true(TAILQ_EMPTY(&c->held));
+
+	td_die(td, -SIGKILL);
+	td = fx_restarted(fx, td);
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	FX_UNTIL(fx, c->state == CH_READY);
+	td_quiet(td);
+}
+
+/* A session that goes before its ATTACH was confirmed keeps its cursor:
+ * the topicd is asked for it without a socket, not told DETACH. */
+static void
+test_detach_unconfirmed(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "m/a", true, false);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td = fx_ready(fx, "t");
+
+	attach_topic(s->cl, c, &settings);
+	(void)td_expect_attach(td, "m/a", true);
+	client_close(s->cl, "test");
+	assert_null(s->cl);
+	(void)td_expect_attach(td, "m/a", false);
+	td_quiet(td);
+}
+
+/* A session whose filters no longer match a topic: it is detached and
+ * unsubscribed (an MQTT session forgets its cursor), and its protocol
+ * hears that the topic is dropped. */
+static void
+test_sync_drops_topic(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "m/a", true, false);
+	struct child *c;
+	struct fake_td *td;
+	const struct ipc_msg *m;
+	struct rec_unsub u;
+	uint64_t req;
+
+	assert_true(session_add_filter(s, "a/#", 1));
+	c = open_topic(fx, "a/b");		/* new: the session's filter matches it */
+	td = fx_ready(fx, "a/b");
+	req = td_expect_attach(td, "m/a", true);
+	td_done(td, req, ST_OK, 1);
+	FX_UNTIL(fx, attach_find(s->cl, c)->confirmed);
+
+	assert_true(session_remove_filter(s, "a/#"));
+	session_sync_topic(s, c, false);
+	td_expect(td, IPC_DETACH);
+	m = td_expect(td, IPC_UNSUB);
+	assert_int_equal(dec_unsub(m->body, m->len, &u), 0);
+	assert_string_equal(u.subkey, "m/a");
+	assert_int_equal(u.flags, UF_FORGET);
+	td_quiet(td);
+	assert_null(attach_find(s->cl, c));
+	assert_int_equal(fx->ndropped, 1);
+	assert_string_equal(fx->dropped[0], "a/b");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_attach_and_detach, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_attach_replayed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_offline_registered, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_detach_unconfirmed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sync_drops_topic, fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
