@@ -135,21 +135,36 @@ fx_loop_once(struct core_fx *fx)
 
 /* ------------------------------------------------------- stand-ins */
 
+/* In the stand-in: ctl on fd 3, done on fd 4, nothing else; closing
+ * done says so. */
+static inline int
+standin_fds(int ctl, int done)
+{
+	int c = fcntl(ctl, F_DUPFD, 64), d = fcntl(done, F_DUPFD, 64);
+
+	if (c == -1 || d == -1 || dup2(c, 3) == -1 || dup2(d, 4) == -1 ||
+	    close_range(5, ~0U, 0) == -1 || close(4) == -1)
+		return -1;
+	return 0;
+}
+
 /* A process that exits with the byte written to *ctl (0 on EOF), or
- * when a signal kills it; it holds no other descriptor of ours. */
+ * when a signal kills it.  It holds none of our descriptors once this
+ * returns (not the store's lock either). */
 static inline pid_t
 standin_start(int *ctl)
 {
 	unsigned char code = 0;
+	int p[2], d[2];
 	ssize_t n;
-	int p[2];
 	pid_t pid;
 
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(d, O_CLOEXEC), 0);
 	pid = fork();
 	assert_int_not_equal(pid, -1);
 	if (pid == 0) {
-		if (dup2(p[0], 3) == -1 || close_range(4, ~0U, 0) == -1)
+		if (standin_fds(p[0], d[1]) == -1)
 			_exit(126);
 		do
 			n = read(3, &code, 1);
@@ -157,6 +172,12 @@ standin_start(int *ctl)
 		_exit(n == 1 ? code : 0);
 	}
 	close(p[0]);
+	close(d[1]);
+	do
+		n = read(d[0], &code, 1);
+	while (n == -1 && errno == EINTR);
+	assert_int_equal(n, 0);
+	close(d[0]);
 	*ctl = p[1];
 	return pid;
 }
