@@ -1,0 +1,322 @@
+/* Sessions (broker/core/session.c), their routes (route.c) and the topic
+ * registry (registry.c): which topics a session takes at what QoS, which
+ * sessions a new topic goes to, and what the master's store keeps of
+ * them across a restart. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "clock.h"
+#include "core_fixture.h"
+#include "route_test.h"
+
+static void
+add_name(struct broker *b, const char *topic, void *arg)
+{
+	(void)b;
+	strlist_add(arg, topic);
+}
+
+/* The topics the registry matches with filter, sorted, '|'-joined. */
+static void
+expect_topics(struct core_fx *fx, const char *filter, const char *want)
+{
+	struct strlist l = { NULL, 0, 0 };
+	char *got;
+
+	registry_match(&fx->b, filter, add_name, &l);
+	got = strlist_join(&l);
+	assert_string_equal(got, want);
+	free(got);
+	strlist_clear(&l);
+}
+
+static void
+add_key(struct session *s, void *arg)
+{
+	strlist_add(arg, s->key);
+}
+
+/* The sessions a topic goes to (each once), sorted, '|'-joined. */
+static void
+expect_routed(struct core_fx *fx, const char *topic, const char *want)
+{
+	struct strlist l = { NULL, 0, 0 };
+	char *got;
+
+	routes_match(&fx->b, topic, add_key, &l);
+	got = strlist_join(&l);
+	assert_string_equal(got, want);
+	free(got);
+	strlist_clear(&l);
+}
+
+static void
+wait_durable(struct core_fx *fx, uint64_t ticket)
+{
+	assert_int_not_equal(ticket, 0);
+	FX_UNTIL(fx, durable_reached(&fx->b, ticket));
+}
+
+/* A topic is taken at the highest QoS of the filters that match it. */
+static void
+test_filters_qos(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *s = session_new(&fx->b, "m/a", MODE_MQTT, true);
+	struct session *all = session_new(&fx->b, "m/all", MODE_MQTT, true);
+
+	assert_true(session_add_filter(s, "a/+/c", 1));
+	assert_false(session_add_filter(s, "a/+/c", 1));	/* nothing changed */
+	assert_true(session_add_filter(s, "a/#", 2));
+	assert_true(session_add_filter(s, "a/b/c", 0));
+	assert_int_equal(s->nfilters, 3);
+	assert_int_equal(session_qos(s, "a/b/c"), 2);
+	assert_int_equal(session_qos(s, "a"), 2);
+	assert_int_equal(session_qos(s, "b"), -1);
+	assert_true(session_add_filter(s, "a/#", 0));		/* a new QoS */
+	assert_int_equal(s->nfilters, 3);
+	assert_int_equal(session_qos(s, "a/x/c"), 1);
+	assert_true(session_remove_filter(s, "a/+/c"));
+	assert_false(session_remove_filter(s, "a/+/c"));
+	assert_int_equal(session_qos(s, "a/x/c"), 0);
+
+	assert_true(session_add_filter(all, "#", 1));
+	assert_int_equal(session_qos(all, "x/y"), 1);
+	assert_int_equal(session_qos(all, "$SYS/x"), -1);	/* '#' does not take '$' topics */
+}
+
+/* A topic finds each session whose filters match it, once, also when
+ * several of its filters do; removed filters and freed sessions are gone. */
+static void
+test_routes(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *s1 = session_new(&fx->b, "m/1", MODE_MQTT, true);
+	struct session *s2 = session_new(&fx->b, "m/2", MODE_MQTT, true);
+	struct session *s3 = session_new(&fx->b, "j/3", MODE_JSON, true);
+
+	session_add_filter(s1, "a/+", 1);
+	session_add_filter(s1, "a/#", 1);
+	session_add_filter(s1, "+/b", 0);
+	session_add_filter(s2, "b/#", 1);
+	session_add_filter(s3, "a/b", 2);
+	expect_routed(fx, "a/b", "j/3|m/1");
+	expect_routed(fx, "b/b", "m/1|m/2");
+	expect_routed(fx, "c", "");
+	session_remove_filter(s1, "a/+");
+	expect_routed(fx, "a/b", "j/3|m/1");
+	session_remove_filter(s1, "a/#");
+	session_remove_filter(s1, "+/b");
+	expect_routed(fx, "a/b", "j/3");
+	session_free(s3);
+	expect_routed(fx, "a/b", "");
+}
+
+/* A new topic: a cursor for every session that takes it, once each, with
+ * the delivery socket of those online; none for a clean session offline. */
+static void
+test_topic_created(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *off = fx_session(fx, "m/off", true, true);
+	struct session *on = fx_session(fx, "m/on", true, false);
+	struct session *clean = fx_session(fx, "c/1/x", false, true);
+	struct session *other = fx_session(fx, "m/other", true, true);
+	const char *why;
+	struct fake_td *td;
+	const struct ipc_msg *m;
+	struct rec_attach a;
+
+	session_add_filter(off, "a/+", 1);
+	session_add_filter(off, "a/#", 2);
+	session_add_filter(on, "a/b", 1);
+	session_add_filter(clean, "a/#", 1);
+	session_add_filter(other, "b/#", 1);
+	assert_non_null(topic_open(&fx->b, "a/b", &why));
+	td = fx_ready(fx, "a/b");
+	m = td_expect(td, IPC_ATTACH);		/* the attachment, then the held ATTACH */
+	assert_int_equal(dec_attach(m->body, m->len, &a), 0);
+	assert_string_equal(a.subkey, "m/on");
+	assert_int_not_equal(m->fd, -1);
+	m = td_expect(td, IPC_ATTACH);
+	assert_int_equal(dec_attach(m->body, m->len, &a), 0);
+	assert_string_equal(a.subkey, "m/off");
+	assert_int_equal(a.qos, 2);
+	assert_int_equal(m->fd, -1);
+	td_quiet(td);
+}
+
+/* Every topic ever used is registered durably, and known again after a
+ * restart; a filter finds the topics it matches. */
+static void
+test_registry(void **state)
+{
+	struct core_fx *fx = *state;
+
+	assert_false(registry_known(&fx->b, "a/b"));
+	(void)registry_add(&fx->b, "a/b");
+	(void)registry_add(&fx->b, "a/c");
+	wait_durable(fx, registry_add(&fx->b, "x/y"));
+	assert_true(registry_known(&fx->b, "a/b"));
+	assert_false(registry_known(&fx->b, "a"));
+	expect_topics(fx, "a/+", "a/b|a/c");
+	expect_topics(fx, "+/y", "x/y");
+	expect_topics(fx, "#", "a/b|a/c|x/y");
+	expect_topics(fx, "b/#", "");
+
+	fx_store_reopen(fx);
+	assert_int_equal(fx->b.ntopics, 3);
+	assert_true(registry_known(&fx->b, "a/c"));
+	expect_topics(fx, "#", "a/b|a/c|x/y");
+}
+
+/* A persistent session's record comes back after a restart with its
+ * filters (routed again), its mode, and when it went offline; a clean
+ * session is not stored. */
+static void
+test_saved_and_loaded(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *p = session_new(&fx->b, "m/p", MODE_MQTT, true);
+	struct session *j = session_new(&fx->b, "j/u", MODE_JSON, true);
+	struct session *clean = session_new(&fx->b, "c/1/t", MODE_MQTT, false);
+	int64_t since = p->offline_since - 5000;
+	uint64_t inc = p->incarnation;
+
+	p->offline_since = since;
+	session_add_filter(p, "a/#", 1);
+	session_add_filter(p, "b/c", 2);
+	session_add_filter(j, "x/#", 2);
+	session_add_filter(clean, "a/#", 0);
+	assert_int_equal(session_save(clean), 0);
+	(void)session_save(j);
+	wait_durable(fx, session_save(p));
+
+	fx_store_reopen(fx);
+	assert_int_equal(session_count(&fx->b), 2);
+	assert_null(session_find(&fx->b, "c/1/t"));
+	p = session_find(&fx->b, "m/p");
+	assert_non_null(p);
+	assert_int_equal(p->mode, MODE_MQTT);
+	assert_true(p->persistent);
+	assert_int_equal(p->offline_since, since);
+	assert_int_equal(p->incarnation, inc);
+	assert_int_equal(p->nfilters, 2);
+	assert_int_equal(session_qos(p, "b/c"), 2);
+	assert_int_equal(session_qos(p, "a/z"), 1);
+	j = session_find(&fx->b, "j/u");
+	assert_non_null(j);
+	assert_int_equal(j->mode, MODE_JSON);
+	expect_routed(fx, "b/c", "m/p");
+	expect_routed(fx, "x/y", "j/u");
+}
+
+/* A deleted session: its cursor goes from every registered topic its
+ * filters match (a topic not running is started for it), its protocol
+ * forgets it, and its record is gone. */
+static void
+test_delete(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "m/d", true, true);
+	struct rec_unsub u;
+	const char *why;
+	const struct ipc_msg *m;
+	struct fake_td *td;
+
+	session_add_filter(s, "a/#", 1);
+	(void)session_save(s);
+	assert_non_null(topic_open(&fx->b, "a/b", &why));
+	(void)fx_ready(fx, "a/b");
+	(void)td_expect(fx_td(fx, "a/b"), IPC_ATTACH);
+	(void)registry_add(&fx->b, "a/c");		/* known, its topicd not running */
+	(void)registry_add(&fx->b, "z");
+
+	session_delete(s);
+	assert_null(session_find(&fx->b, "m/d"));
+	assert_int_equal(fx->nforgotten, 1);
+	assert_int_equal(fx->nreleased, 0);
+	assert_int_equal(fx_count_tds(fx, "z"), 0);
+	for (int i = 0; i < 2; i++) {
+		td = i == 0 ? fx_td(fx, "a/b") : fx_ready(fx, "a/c");
+		m = td_expect(td, IPC_UNSUB);
+		assert_int_equal(dec_unsub(m->body, m->len, &u), 0);
+		assert_string_equal(u.subkey, "m/d");
+		assert_int_equal(u.flags, UF_FORGET);
+		td_quiet(td);
+	}
+	fx_store_reopen(fx);
+	assert_null(session_find(&fx->b, "m/d"));
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sessions_expire(arg);
+}
+
+/* persistent_client_expiration: a persistent MQTT session offline for
+ * longer is deleted; one online, a JSON-lines user or a clean session is
+ * not.  Sessions are looked at again once the first may be due. */
+static void
+test_expire(void **state)
+{
+	struct core_fx *fx = *state;
+	struct broker *b = &fx->b;
+	struct session *old = fx_session(fx, "m/old", true, true);
+	struct session *young = fx_session(fx, "m/young", true, true);
+	struct session *on = fx_session(fx, "m/on", true, false);
+	struct session *j = fx_session(fx, "j/u", true, true);
+	struct session *clean = fx_session(fx, "c/1/x", false, true);
+	struct timeval tick = { 0, 10 * 1000 };
+	struct event *ev;
+
+	b->set.persistent_client_expiration = 200;
+	old->offline_since = on->offline_since = j->offline_since = clean->offline_since =
+	    wall_ms() - 60000;
+	for (struct session *s = RB_MIN(session_tree, &b->sessions); s != NULL;
+	    s = RB_NEXT(session_tree, &b->sessions, s))
+		(void)session_save(s);
+	sessions_expire(b);
+	assert_null(session_find(b, "m/old"));
+	assert_int_equal(fx->nforgotten, 1);
+	assert_int_equal(b->next_expiry, young->offline_since);
+
+	ev = event_new(b->base, -1, EV_PERSIST, on_tick, b);
+	assert_int_equal(event_add(ev, &tick), 0);
+	FX_UNTIL(fx, session_find(b, "m/young") == NULL);
+	assert_non_null(session_find(b, "m/on"));
+	client_close(on->cl, "test");			/* offline from now */
+	assert_true(b->next_expiry <= on->offline_since);
+	FX_UNTIL(fx, session_find(b, "m/on") == NULL);
+	event_free(ev);
+	assert_int_equal(fx->nforgotten, 3);
+	assert_non_null(session_find(b, "j/u"));
+	assert_non_null(session_find(b, "c/1/x"));
+
+	fx_store_reopen(fx);
+	assert_int_equal(session_count(b), 1);
+	assert_non_null(session_find(b, "j/u"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_filters_qos, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_routes, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_topic_created, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_registry, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_saved_and_loaded, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_delete, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_expire, fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
