@@ -1,6 +1,6 @@
 /* The master's core in a test: a struct broker with its store in a
- * temporary data directory, clients of a fake protocol, and topicds that
- * the test plays.
+ * temporary data directory, and topicds that the test plays (its
+ * clients' protocol is in fake_proto.h).
  *
  * A topicd is started through b->spawn: the master gets one end of a
  * SOCK_SEQPACKET socketpair as its channel, the test keeps the other
@@ -73,7 +73,6 @@ struct core_fx {
 	struct broker	 b;		/* first: a callback's broker is its fixture */
 	char		 dir[256];
 	struct fake_td_list tds;
-	unsigned	 nspawned;
 	struct answer	 answers[FX_MAX_LOG];
 	size_t		 nanswers;
 	struct delivered delivered[FX_MAX_LOG];
@@ -84,7 +83,7 @@ struct core_fx {
 	unsigned	 nforgotten, nreleased;	/* ended hooks called, by forget */
 	int		 peers[16];	/* the clients' other ends */
 	size_t		 npeers;
-	uint64_t	 marker;	/* for fx_sync */
+	uint64_t	 marker;	/* for td_sync */
 };
 
 #define FX_OF(bp)	((struct core_fx *)(void *)(bp))
@@ -249,7 +248,6 @@ fx_spawn(struct broker *b, const char *topic, int *chan_fd)
 	assert_non_null(td->ev);
 	assert_int_equal(event_add(td->ev, NULL), 0);
 	TAILQ_INSERT_TAIL(&fx->tds, td, entry);
-	fx->nspawned++;
 	*chan_fd = sv[0];
 	return td->pid;
 }
@@ -450,143 +448,6 @@ td_free(struct fake_td *td)
 	free(td);
 }
 
-/* ------------------------------------------------------- a protocol */
-
-static inline void
-fake_start(struct client *cl)
-{
-	(void)cl;
-}
-
-static inline void
-fake_read(struct client *cl)
-{
-	struct evbuffer *in = client_input(cl);
-
-	(void)evbuffer_drain(in, evbuffer_get_length(in));
-}
-
-static inline void
-fake_deliver(struct client *cl, const struct ipc_msg *m)
-{
-	struct core_fx *fx = FX_OF(cl->b);
-	struct rec_deliver d;
-
-	assert_int_equal(m->type, IPC_DELIVER);
-	assert_int_equal(dec_deliver(m->body, m->len, &d), 0);
-	assert_true(fx->ndelivered < FX_MAX_LOG);
-	fx->delivered[fx->ndelivered++] = (struct delivered){ cl->id, xstrdup(d.topic), d.seq };
-}
-
-static inline bool
-fake_can_take(const struct client *cl)
-{
-	(void)cl;
-	return true;
-}
-
-static inline void
-fake_idle(struct client *cl)
-{
-	(void)cl;
-}
-
-/* As the protocols do: the session detaches (its cursors stay if it
- * persists) and goes offline. */
-static inline void
-fake_closed(struct client *cl)
-{
-	struct session *s = cl->session;
-
-	FX_OF(cl->b)->nclosed++;
-	while (!TAILQ_EMPTY(&cl->attached))
-		attach_drop(TAILQ_FIRST(&cl->attached), s != NULL && s->persistent);
-	if (s != NULL)
-		session_offline(s);
-}
-
-/* A connected client of the fake protocol. */
-static inline struct client *
-fx_client(struct core_fx *fx)
-{
-	static const struct proto fake_proto = {
-		"FAKE", fake_start, fake_read, fake_deliver, fake_can_take, fake_idle,
-		fake_closed,
-	};
-	int sv[2];
-
-	assert_true(fx->npeers < sizeof(fx->peers) / sizeof(fx->peers[0]));
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	client_new(&fx->b, sv[0], &fake_proto, "fake", 0);
-	fx->peers[fx->npeers++] = sv[1];
-	return client_by_id(&fx->b, fx->b.next_client_id);
-}
-
-/* A protocol's hooks in its sessions: what the core told them. */
-static inline void
-fake_topic_dropped(struct session *s, const char *topic)
-{
-	struct core_fx *fx = FX_OF(s->b);
-
-	assert_true(fx->ndropped < FX_MAX_LOG);
-	fx->dropped[fx->ndropped++] = xstrdup(topic);
-}
-
-static inline void
-fake_ended(struct session *s, bool forget)
-{
-	struct core_fx *fx = FX_OF(s->b);
-
-	if (forget)
-		fx->nforgotten++;
-	else
-		fx->nreleased++;
-}
-
-static const struct session_ext fake_ext = { fake_topic_dropped, fake_ended };
-
-/* A session with the fake protocol's hooks; online on a new client with
- * its delivery socket unless offline. */
-static inline struct session *
-fx_session(struct core_fx *fx, const char *key, bool persistent, bool offline)
-{
-	struct session *s = session_new(&fx->b, key, key[0] == 'j' ? MODE_JSON : MODE_MQTT,
-	    persistent);
-	struct client *cl;
-
-	s->ext_ops = &fake_ext;
-	if (offline)
-		return s;
-	cl = fx_client(fx);
-	assert_int_equal(delivery_open(cl), 0);
-	session_online(s, cl);
-	return s;
-}
-
-/* The done callback of every request the tests make. */
-static inline void
-fx_answered(struct child *c, struct held *h, const struct rec_done *d)
-{
-	struct core_fx *fx = FX_OF(c->b);
-
-	assert_true(fx->nanswers < FX_MAX_LOG);
-	fx->answers[fx->nanswers++] = (struct answer){ xstrdup(c->topic), h->arg, d->status,
-						       d->seq };
-}
-
-/* A client's publish (QoS 1 unless qos is given) with payload; its req. */
-static inline uint64_t
-fx_publish(struct client *cl, struct child *c, uint64_t arg, const char *payload)
-{
-	struct rec_publish p = { .req = broker_req(cl->b), .owner = "", .qos = 1,
-				 .time_ms = 1, .payload = (const uint8_t *)payload,
-				 .payload_len = strlen(payload) };
-	const char *why = NULL;
-
-	assert_int_equal(publish_submit(cl, c, &p, fx_answered, arg, &why), 0);
-	return p.req;
-}
-
 /* The next record is a PUBLISH of payload; its req. */
 static inline uint64_t
 td_expect_publish(struct fake_td *td, const char *payload)
@@ -687,16 +548,4 @@ fx_teardown(void **state)
 	free(fx);
 	return 0;
 }
-
-/* The answer #i: for arg, with status, from topic. */
-static inline void
-fx_expect_answer(struct core_fx *fx, size_t i, uint64_t arg, uint32_t status,
-    const char *topic)
-{
-	assert_true(i < fx->nanswers);
-	assert_int_equal(fx->answers[i].arg, arg);
-	assert_int_equal(fx->answers[i].status, status);
-	assert_string_equal(fx->answers[i].topic, topic);
-}
-
 #endif

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "core_fixture.h"
+#include "fake_proto.h"
 
 static const struct rec_attach settings = {
 	.mode = MODE_MQTT, .qos = 1, .flags = AF_NEW_ONLY, .window = 20,

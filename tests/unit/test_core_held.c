@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "core_fixture.h"
+#include "fake_proto.h"
 
 static const char *const payload[] = { "a", "b", "c", "d", "e" };
 

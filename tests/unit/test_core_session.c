@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "core_fixture.h"
+#include "fake_proto.h"
 #include "route_test.h"
 
 static void
