@@ -84,6 +84,7 @@ struct core_fx {
 	int		 peers[16];	/* the clients' other ends */
 	size_t		 npeers;
 	uint64_t	 marker;	/* for td_sync */
+	struct event	*sigchld;	/* wakes the loop up when a stand-in exits */
 };
 
 #define FX_OF(bp)	((struct core_fx *)(void *)(bp))
@@ -101,6 +102,14 @@ fx_on_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	*(bool *)arg = true;
+}
+
+static inline void
+fx_on_sigchld(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
 }
 
 static inline void
@@ -181,15 +190,23 @@ standin_start(int *ctl)
 	return pid;
 }
 
-/* Waits for the stand-in's end, leaving it to be reaped by the broker. */
+/* Whether the stand-in exited (*si says how), leaving it to be reaped. */
+static inline bool
+standin_exited(struct fake_td *td, siginfo_t *si)
+{
+	memset(si, 0, sizeof(*si));
+	while (waitid(P_PID, (id_t)td->pid, si, WEXITED | WNOHANG | WNOWAIT) == -1)
+		assert_int_equal(errno, EINTR);
+	return si->si_pid == td->pid;
+}
+
+/* Waits for the stand-in's end (SIGCHLD wakes the loop up). */
 static inline siginfo_t
 standin_wait(struct fake_td *td)
 {
 	siginfo_t si;
 
-	memset(&si, 0, sizeof(si));
-	while (waitid(P_PID, (id_t)td->pid, &si, WEXITED | WNOWAIT) == -1)
-		assert_int_equal(errno, EINTR);
+	FX_UNTIL(td->fx, standin_exited(td, &si));
 	td->gone = true;
 	return si;
 }
@@ -515,6 +532,9 @@ fx_setup(void **state)
 	b->spawn = fx_spawn;
 	if ((b->base = event_base_new()) == NULL)
 		return -1;
+	fx->sigchld = evsignal_new(b->base, SIGCHLD, fx_on_sigchld, NULL);
+	if (fx->sigchld == NULL || event_add(fx->sigchld, NULL) == -1)
+		return -1;
 	fx_store_open(fx);
 	*state = fx;
 	return 0;
@@ -534,6 +554,7 @@ fx_teardown(void **state)
 		TAILQ_REMOVE(&fx->tds, td, entry);
 		td_free(td);
 	}
+	event_free(fx->sigchld);
 	event_base_free(fx->b.base);
 	for (size_t i = 0; i < fx->npeers; i++)
 		close(fx->peers[i]);
