@@ -4,10 +4,10 @@
  *
  * A topicd is started through b->spawn: the master gets one end of a
  * SOCK_SEQPACKET socketpair as its channel, the test keeps the other
- * (struct fake_td collects what the master sends there, and the test
- * answers with ipc_send), and the pid is a stand-in process that does
- * nothing but exit when the test says so (an exit status, or a signal),
- * so that the supervision kills and reaps a real child.
+ * (struct fake_td collects what the master sends there; the test answers
+ * as a topicd does with fake_topicd.h), and the pid is a stand-in process
+ * that does nothing but exit when the test says so (an exit status, or a
+ * signal), so that the supervision kills and reaps a real child.
  *
  * Everything waits for a condition with a deadline (FX_UNTIL), running
  * the broker's event loop with EVLOOP_ONCE. */
@@ -84,6 +84,7 @@ struct core_fx {
 	int		 peers[16];	/* the clients' other ends */
 	size_t		 npeers;
 	uint64_t	 marker;	/* for td_sync */
+	unsigned	 max_live;	/* the most topicds that ran at once */
 	struct event	*sigchld;	/* wakes the loop up when a stand-in exits */
 };
 
@@ -140,6 +141,19 @@ fx_loop_once(struct core_fx *fx)
 		fail_msg("%s:%d: timed out waiting for %s", __FILE__, __LINE__, #cond); \
 } while (0)
 #define FX_UNTIL(fx, cond)	FX_UNTIL_MS(fx, cond, FX_TIMEOUT_MS)
+
+/* fn(b) every ms while the loop runs, as the daemon's timers do (the
+ * caller frees the event). */
+static inline struct event *
+fx_every(struct core_fx *fx, int ms, void (*fn)(evutil_socket_t, short, void *))
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct event *ev = event_new(fx->b.base, -1, EV_PERSIST, fn, &fx->b);
+
+	assert_non_null(ev);
+	assert_int_equal(event_add(ev, &tv), 0);
+	return ev;
+}
 
 /* ------------------------------------------------------- stand-ins */
 
@@ -257,6 +271,8 @@ fx_spawn(struct broker *b, const char *topic, int *chan_fd)
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 	    sv), 0);
+	if (b->nlive + 1 > fx->max_live)
+		fx->max_live = b->nlive + 1;	/* counted once spawned */
 	td->fx = fx;
 	td->topic = xstrdup(topic);
 	td->fd = sv[1];
@@ -267,182 +283,6 @@ fx_spawn(struct broker *b, const char *topic, int *chan_fd)
 	TAILQ_INSERT_TAIL(&fx->tds, td, entry);
 	*chan_fd = sv[0];
 	return td->pid;
-}
-
-/* The topic's newest topicd (there must be one). */
-static inline struct fake_td *
-fx_td(struct core_fx *fx, const char *topic)
-{
-	struct fake_td *td;
-
-	TAILQ_FOREACH_REVERSE(td, &fx->tds, fake_td_list, entry)
-		if (strcmp(td->topic, topic) == 0)
-			return td;
-	fail_msg("no topicd was started for %s", topic);
-	return NULL;
-}
-
-static inline unsigned
-fx_count_tds(struct core_fx *fx, const char *topic)
-{
-	struct fake_td *td;
-	unsigned n = 0;
-
-	TAILQ_FOREACH(td, &fx->tds, entry)
-		n += strcmp(td->topic, topic) == 0;
-	return n;
-}
-
-static inline struct child *
-td_child(struct fake_td *td)
-{
-	struct child *c = topic_find(&td->fx->b, td->topic);
-
-	assert_non_null(c);
-	return c;
-}
-
-/* The next record the master sent (waited for), of that type. */
-static inline const struct ipc_msg *
-td_expect(struct fake_td *td, uint16_t type)
-{
-	const struct ipc_msg *m;
-
-	FX_UNTIL(td->fx, td->next < td->nrecs || td->eof);
-	assert_int_equal(td->bad, 0);
-	if (td->next == td->nrecs)
-		fail_msg("topic %s: channel closed, %s expected", td->topic, ipc_type_name(type));
-	m = &td->recs[td->next++];
-	if (m->type != type)
-		fail_msg("topic %s: %s expected, %s received", td->topic, ipc_type_name(type),
-		    ipc_type_name(m->type));
-	return m;
-}
-
-/* Nothing more was sent: the master's out-queue is empty and nothing
- * waits to be read. */
-static inline void
-td_quiet(struct fake_td *td)
-{
-	struct child *c = topic_find(&td->fx->b, td->topic);
-
-	FX_UNTIL(td->fx, c == NULL || c->chan == NULL || ipc_chan_queued(c->chan) == 0);
-	td_read(td);
-	assert_int_equal(td->bad, 0);
-	if (td->next < td->nrecs)
-		fail_msg("topic %s: unexpected %s", td->topic,
-		    ipc_type_name(td->recs[td->next].type));
-}
-
-static inline void
-td_send(struct fake_td *td, uint16_t type, struct wbuf *w)
-{
-	assert_int_equal(ipc_send(td->fd, type, w->data, w->len, -1), 0);
-	wbuf_reset(w);
-}
-
-static inline void
-td_config(struct fake_td *td)
-{
-	const struct ipc_msg *m = td_expect(td, IPC_CONFIG);
-	struct rec_config r;
-
-	assert_int_equal(dec_config(m->body, m->len, &r), 0);
-	assert_int_equal(r.version, IPC_PROTO_VERSION);
-	assert_int_equal(r.boot_id, td->fx->b.boot_id);
-}
-
-static inline void
-td_ready_as(struct fake_td *td, uint32_t version, const char *topic)
-{
-	struct rec_ready r = { .version = version, .topic = topic, .next_seq = 1 };
-	struct wbuf w;
-
-	wbuf_init(&w);
-	enc_ready(&w, &r);
-	td_send(td, IPC_READY, &w);
-	wbuf_free(&w);
-}
-
-/* CONFIG, then READY: the child is ready. */
-static inline struct fake_td *
-fx_ready(struct core_fx *fx, const char *topic)
-{
-	struct fake_td *td = fx_td(fx, topic);
-	struct child *c = td_child(td);
-
-	td_config(td);
-	td_ready_as(td, IPC_PROTO_VERSION, topic);
-	FX_UNTIL(fx, c->state == CH_READY);
-	return td;
-}
-
-static inline void
-td_done(struct fake_td *td, uint64_t req, uint32_t status, uint64_t seq)
-{
-	struct rec_done d = { .req = req, .status = status, .seq = seq };
-	struct wbuf w;
-
-	wbuf_init(&w);
-	enc_done(&w, &d);
-	td_send(td, IPC_DONE, &w);
-	wbuf_free(&w);
-}
-
-/* Everything the topicd sent before has been handled: a STATS record
- * with a fresh marker went through. */
-static inline void
-td_sync(struct fake_td *td)
-{
-	struct child *c = td_child(td);
-	struct rec_stats st = { .messages = ++td->fx->marker };
-	struct wbuf w;
-
-	wbuf_init(&w);
-	enc_stats(&w, &st);
-	td_send(td, IPC_STATS, &w);
-	wbuf_free(&w);
-	FX_UNTIL(td->fx, c->stats.messages == td->fx->marker);
-}
-
-/* The topicd dies: its channel closes, the stand-in exits with code (or
- * is killed by sig when code < 0), and the broker reaps it. */
-static inline void
-td_die(struct fake_td *td, int code)
-{
-	unsigned char byte = (unsigned char)code;
-
-	event_del(td->ev);
-	close(td->fd);
-	td->fd = -1;
-	if (code >= 0)
-		assert_int_equal(write(td->ctl, &byte, 1), 1);
-	else
-		assert_int_equal(kill(td->pid, -code), 0);
-	(void)standin_wait(td);
-	children_reap(&td->fx->b);
-}
-
-/* The broker killed the topicd: it was SIGKILL, and it is reaped. */
-static inline void
-td_killed(struct fake_td *td)
-{
-	siginfo_t si = standin_wait(td);
-
-	assert_int_equal(si.si_code, CLD_KILLED);
-	assert_int_equal(si.si_status, SIGKILL);
-	event_del(td->ev);
-	close(td->fd);
-	td->fd = -1;
-	children_reap(&td->fx->b);
-}
-
-/* After a crash: the restart timer starts the next topicd. */
-static inline struct fake_td *
-fx_restarted(struct core_fx *fx, struct fake_td *old)
-{
-	FX_UNTIL(fx, fx_td(fx, old->topic) != old);
-	return fx_td(fx, old->topic);
 }
 
 static inline void
@@ -465,19 +305,6 @@ td_free(struct fake_td *td)
 	free(td);
 }
 
-/* The next record is a PUBLISH of payload; its req. */
-static inline uint64_t
-td_expect_publish(struct fake_td *td, const char *payload)
-{
-	const struct ipc_msg *m = td_expect(td, IPC_PUBLISH);
-	struct rec_publish p;
-
-	assert_int_equal(dec_publish(m->body, m->len, &p), 0);
-	assert_int_equal(p.payload_len, strlen(payload));
-	assert_memory_equal(p.payload, payload, p.payload_len);
-	return p.req;
-}
-
 /* ------------------------------------------------------- the broker */
 
 static inline int
@@ -494,6 +321,20 @@ fx_store_open(struct core_fx *fx)
 {
 	assert_int_equal(store_open(&fx->b), 0);
 	durable_init(&fx->b);
+}
+
+/* The store's syncs are not taken in while held: what waits for one to
+ * be durable waits, whatever else the loop does. */
+static inline void
+fx_hold_store(struct core_fx *fx)
+{
+	assert_int_equal(event_del(fx->b.store_ev), 0);
+}
+
+static inline void
+fx_release_store(struct core_fx *fx)
+{
+	assert_int_equal(event_add(fx->b.store_ev, NULL), 0);
 }
 
 /* The store closed and opened again, as by a restart of the master. */
@@ -524,6 +365,7 @@ fx_setup(void **state)
 	b->set.restart_backoff_min = 1;
 	b->set.restart_backoff_max = 4;
 	RB_INIT(&b->children);
+	live_init(b);
 	RB_INIT(&b->clients);
 	TAILQ_INIT(&b->gated);
 	TAILQ_INIT(&b->waiters);

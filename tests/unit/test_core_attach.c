@@ -1,6 +1,7 @@
 /* Sessions attached to topics (broker/core/attach.c): what a topicd is
  * told about a session's subscription, with its delivery socket or
- * without one, and what every new topicd of the topic is told again. */
+ * without one, and what every new topicd of the topic is told again.
+ * (What a subscription does to a cold topic: test_core_live.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,11 +11,13 @@
 
 #include "core_fixture.h"
 #include "fake_proto.h"
+#include "fake_topicd.h"
 
 static const struct rec_attach settings = {
 	.mode = MODE_MQTT, .qos = 1, .flags = AF_NEW_ONLY, .window = 20,
 };
 
+/* A new topic: cold, no topicd. */
 static struct child *
 open_topic(struct core_fx *fx, const char *topic)
 {
@@ -22,6 +25,18 @@ open_topic(struct core_fx *fx, const char *topic)
 	struct child *c = topic_open(&fx->b, topic, &why);
 
 	assert_non_null(c);
+	assert_int_equal(c->state, CH_COLD);
+	return c;
+}
+
+/* A new topic whose topicd runs (woken, as a request would), ready. */
+static struct child *
+running_topic(struct core_fx *fx, const char *topic, struct fake_td **td)
+{
+	struct child *c = open_topic(fx, topic);
+
+	child_wake(c);
+	*td = fx_ready(fx, topic);
 	return c;
 }
 
@@ -44,19 +59,22 @@ td_expect_attach(struct fake_td *td, const char *subkey, bool with_fd)
 	return a.req;
 }
 
-/* What the topicd writes into the socket of the last ATTACH reaches the
- * session's client. */
+/* What the topicd writes into the socket of the last ATTACH it was
+ * handed reaches the session's client. */
 static void
 deliver_through(struct fake_td *td, struct client *cl, uint64_t seq)
 {
 	struct rec_deliver d = { .topic = td->topic, .seq = seq, .qos = 1 };
 	struct core_fx *fx = td->fx;
-	size_t n = fx->ndelivered;
+	size_t n = fx->ndelivered, i = td->next;
 	struct wbuf w;
 
+	while (i > 0 && (td->recs[i - 1].type != IPC_ATTACH || td->recs[i - 1].fd == -1))
+		i--;
+	assert_int_not_equal(i, 0);
 	wbuf_init(&w);
 	enc_deliver(&w, &d);
-	assert_int_equal(ipc_send(td->recs[td->next - 1].fd, IPC_DELIVER, w.data, w.len, -1), 0);
+	assert_int_equal(ipc_send(td->recs[i - 1].fd, IPC_DELIVER, w.data, w.len, -1), 0);
 	wbuf_free(&w);
 	FX_UNTIL(fx, fx->ndelivered == n + 1);
 	assert_int_equal(fx->delivered[n].client_id, cl->id);
@@ -64,31 +82,45 @@ deliver_through(struct fake_td *td, struct client *cl, uint64_t seq)
 	assert_int_equal(fx->delivered[n].seq, seq);
 }
 
-/* ATTACH waits for READY and carries the client's delivery socket; the
- * topicd's DONE confirms it; a detach then says DETACH. */
+/* A subscription to a new topic does not start it (nothing to get
+ * there); the topicd a publish starts gets the ATTACH, with the client's
+ * delivery socket, on READY and before the publish; its DONE confirms
+ * it; a detach then says DETACH. */
 static void
 test_attach_and_detach(void **state)
 {
 	struct core_fx *fx = *state;
 	struct session *s = fx_session(fx, "m/a", true, false);
+	struct client *pub = fx_client(fx);
 	struct child *c = open_topic(fx, "t");
-	struct fake_td *td = fx_td(fx, "t");
 	const struct ipc_msg *m;
 	struct attachment *a;
 	struct rec_detach d;
-	uint64_t req;
+	struct fake_td *td;
+	uint64_t req, r;
 
 	attach_topic(s->cl, c, &settings);
+	a = attach_find(s->cl, c);
+	assert_non_null(a);
+	assert_false(a->sent);
+	assert_int_equal(c->state, CH_COLD);
+	assert_int_equal(fx_count_tds(fx, "t"), 0);
+
+	r = fx_publish(pub, c, 1, "m");
+	td = fx_td(fx, "t");
 	td_config(td);
 	td_quiet(td);
 	td_ready_as(td, IPC_PROTO_VERSION, "t");
 	req = td_expect_attach(td, "m/a", true);
+	assert_int_equal(td_expect_publish(td, "m"), r);
 	td_quiet(td);
-	a = attach_find(s->cl, c);
-	assert_non_null(a);
+	assert_true(a->sent);
 	assert_false(a->confirmed);
+	td_done(td, r, ST_OK, 1);
 	td_done(td, req, ST_OK, 1);
 	FX_UNTIL(fx, a->confirmed);
+	assert_int_equal(fx->nanswers, 1);
+	fx_expect_answer(fx, 0, 1, ST_OK, "t");
 	deliver_through(td, s->cl, 1);
 
 	attach_drop(a, true);
@@ -107,8 +139,8 @@ test_attach_replayed(void **state)
 {
 	struct core_fx *fx = *state;
 	struct session *s = fx_session(fx, "m/a", true, false);
-	struct child *c = open_topic(fx, "t");
-	struct fake_td *td = fx_ready(fx, "t");
+	struct fake_td *td;
+	struct child *c = running_topic(fx, "t", &td);
 	const struct ipc_msg *m;
 	struct rec_unsub u;
 	uint64_t req, req2;
@@ -144,8 +176,8 @@ static void
 test_offline_registered(void **state)
 {
 	struct core_fx *fx = *state;
-	struct child *c = open_topic(fx, "t");
-	struct fake_td *td = fx_ready(fx, "t");
+	struct fake_td *td;
+	struct child *c = running_topic(fx, "t", &td);
 	struct rec_attach a = settings;
 	uint64_t req;
 
@@ -176,8 +208,8 @@ test_detach_unconfirmed(void **state)
 {
 	struct core_fx *fx = *state;
 	struct session *s = fx_session(fx, "m/a", true, false);
-	struct child *c = open_topic(fx, "t");
-	struct fake_td *td = fx_ready(fx, "t");
+	struct fake_td *td;
+	struct child *c = running_topic(fx, "t", &td);
 
 	attach_topic(s->cl, c, &settings);
 	(void)td_expect_attach(td, "m/a", true);
@@ -203,6 +235,9 @@ test_sync_drops_topic(void **state)
 
 	assert_true(session_add_filter(s, "a/#", 1));
 	c = open_topic(fx, "a/b");		/* new: the session's filter matches it */
+	assert_non_null(attach_find(s->cl, c));
+	assert_int_equal(fx_count_tds(fx, "a/b"), 0);	/* nothing to get there yet */
+	child_wake(c);
 	td = fx_ready(fx, "a/b");
 	req = td_expect_attach(td, "m/a", true);
 	td_done(td, req, ST_OK, 1);

@@ -11,10 +11,11 @@
 
 #include "core_fixture.h"
 #include "fake_proto.h"
+#include "fake_topicd.h"
 
 static const char *const payload[] = { "a", "b", "c", "d", "e" };
 
-/* A new topic, its topicd started (CONFIG sent, no READY yet). */
+/* A new topic: cold, no topicd until a request needs one. */
 static struct child *
 open_topic(struct core_fx *fx, const char *topic)
 {
@@ -22,24 +23,29 @@ open_topic(struct core_fx *fx, const char *topic)
 	struct child *c = topic_open(&fx->b, topic, &why);
 
 	assert_non_null(c);
-	assert_int_equal(c->state, CH_STARTING);
+	assert_int_equal(c->state, CH_COLD);
+	assert_int_equal(fx_count_tds(fx, topic), 0);
 	return c;
 }
 
-/* Held while the topicd starts, sent on READY in the order submitted;
- * each DONE completes its own request, once. */
+/* The first request starts the topicd; requests are held while it
+ * starts, sent on READY in the order submitted; each DONE completes its
+ * own request, once. */
 static void
 test_held_until_ready(void **state)
 {
 	struct core_fx *fx = *state;
 	struct client *cl = fx_client(fx);
 	struct child *c = open_topic(fx, "t");
-	struct fake_td *td = fx_td(fx, "t");
+	struct fake_td *td;
 	uint64_t r[3];
 
-	td_config(td);
 	for (int i = 0; i < 3; i++)
 		r[i] = fx_publish(cl, c, (uint64_t)i + 1, payload[i]);
+	assert_int_equal(fx_count_tds(fx, "t"), 1);
+	assert_int_equal(c->state, CH_STARTING);
+	td = fx_td(fx, "t");
+	td_config(td);
 	td_quiet(td);
 	assert_int_equal(c->nunsent, 3);
 	assert_int_equal(cl->pending, 3);
@@ -76,17 +82,18 @@ test_crash_replays_unanswered(void **state)
 	struct core_fx *fx = *state;
 	struct client *cl = fx_client(fx);
 	struct child *c = open_topic(fx, "t");
-	struct fake_td *td = fx_ready(fx, "t");
+	struct fake_td *td;
 	uint64_t r[5];
 
 	for (int i = 0; i < 4; i++)
 		r[i] = fx_publish(cl, c, (uint64_t)i + 1, payload[i]);
+	td = fx_ready(fx, "t");
 	for (int i = 0; i < 4; i++)
 		td_expect_publish(td, payload[i]);
 	td_done(td, r[0], ST_OK, 1);
 	td_sync(td);
 	td_done(td, r[1], ST_OK, 2);		/* still in the channel at SIGCHLD */
-	td_die(td, -SIGKILL);
+	td_exit_unread(td, -SIGKILL);
 	assert_int_equal(fx->nanswers, 2);
 	fx_expect_answer(fx, 1, 2, ST_OK, "t");
 	assert_int_equal(c->state, CH_BACKOFF);
@@ -120,11 +127,12 @@ test_crash_probes_one_at_a_time(void **state)
 	struct core_fx *fx = *state;
 	struct client *cl = fx_client(fx);
 	struct child *c = open_topic(fx, "t");
-	struct fake_td *td = fx_ready(fx, "t");
+	struct fake_td *td;
 	uint64_t r[4];
 
 	for (int i = 0; i < 3; i++)
 		r[i] = fx_publish(cl, c, (uint64_t)i + 1, payload[i]);
+	td = fx_ready(fx, "t");
 	for (int i = 0; i < 3; i++)
 		td_expect_publish(td, payload[i]);
 	td_die(td, 1);
@@ -155,7 +163,7 @@ test_full_room_resume(void **state)
 	struct core_fx *fx = *state;
 	struct client *cl = fx_client(fx);
 	struct child *c = open_topic(fx, "t");
-	struct fake_td *td = fx_ready(fx, "t");
+	struct fake_td *td;
 	struct rec_full full = { .reason = "max_topic_size" };
 	struct rec_release rel = { .owner = "o", .pubid = 9 };
 	const char *why;
@@ -163,6 +171,7 @@ test_full_room_resume(void **state)
 	struct wbuf w;
 
 	r1 = fx_publish(cl, c, 1, "one");
+	td = fx_ready(fx, "t");
 	td_expect_publish(td, "one");
 	wbuf_init(&w);
 	enc_full(&w, &full);
@@ -203,11 +212,10 @@ test_ready_wrong_topic(void **state)
 	struct core_fx *fx = *state;
 	struct client *cl = fx_client(fx);
 	struct child *c = open_topic(fx, "t");
+	uint64_t r = fx_publish(cl, c, 1, "m");
 	struct fake_td *td = fx_td(fx, "t");
-	uint64_t r;
 
 	td_config(td);
-	r = fx_publish(cl, c, 1, "m");
 	td_ready_as(td, IPC_PROTO_VERSION, "u");
 	FX_UNTIL(fx, c->killed);
 	td_done(td, r, ST_OK, 1);		/* from a topicd being killed: ignored */
@@ -233,12 +241,13 @@ test_ready_other_version(void **state)
 	struct core_fx *fx = *state;
 	struct client *cl = fx_client(fx);
 	struct child *c = open_topic(fx, "t");
-	struct fake_td *td = fx_td(fx, "t");
 	struct rec_publish p = { .req = 99, .owner = "", .qos = 1, .payload_len = 0 };
 	const char *why = NULL;
+	struct fake_td *td;
 
-	td_config(td);
 	(void)fx_publish(cl, c, 1, "m");
+	td = fx_td(fx, "t");
+	td_config(td);
 	td_ready_as(td, IPC_PROTO_VERSION + 1, "t");
 	FX_UNTIL(fx, c->killed);
 	assert_true(c->version_mismatch);
@@ -260,9 +269,10 @@ test_damaged_store_retried(void **state)
 	struct core_fx *fx = *state;
 	struct client *cl = fx_client(fx);
 	struct child *c = open_topic(fx, "t");
-	struct fake_td *td = fx_ready(fx, "t");
+	struct fake_td *td;
 
 	(void)fx_publish(cl, c, 1, "m");
+	td = fx_ready(fx, "t");
 	td_expect_publish(td, "m");
 	td_die(td, TOPICD_EXIT_DAMAGED);
 	assert_int_equal(c->state, CH_FAILED);
@@ -287,7 +297,7 @@ test_poison_dead_lettered(void **state)
 	struct core_fx *fx = *state;
 	struct client *cl = fx_client(fx);
 	struct child *c = open_topic(fx, "t");
-	struct fake_td *td = fx_ready(fx, "t"), *dlq;
+	struct fake_td *td, *dlq;
 	struct rec_publish p;
 	const struct ipc_msg *m;
 	uint64_t r;
@@ -296,6 +306,7 @@ test_poison_dead_lettered(void **state)
 	fx->b.set.max_client_pending = 1;
 	r = fx_publish(cl, c, 1, "bad");
 	assert_true(client_throttled(cl));
+	td = fx_ready(fx, "t");
 	td_expect_publish(td, "bad");
 	td_die(td, 1);				/* first crash: it may have been any */
 	td = fx_restarted(fx, td);

@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "core_fixture.h"
 #include "fake_proto.h"
+#include "fake_topicd.h"
 #include "route_test.h"
 
 static void
@@ -217,11 +218,15 @@ test_saved_and_loaded(void **state)
 }
 
 /* A deleted session: its cursor goes from every registered topic its
- * filters match (a topic not running is started for it), its protocol
- * forgets it, and its record is gone. */
+ * filters match where it may be: a topic whose topicd runs, a cold one
+ * whose summary lists it (started for it); a cold topic known not to
+ * have it is left alone.  Its protocol forgets it, and its record is
+ * gone. */
 static void
 test_delete(void **state)
 {
+	static const struct idle_sub listed[] = { { "m/x", true }, { "m/d", false } };
+	static const struct idle_summary has_it = { .subs = listed, .nsubs = 2 };
 	struct core_fx *fx = *state;
 	struct session *s = fx_session(fx, "m/d", true, true);
 	struct rec_unsub u;
@@ -234,7 +239,9 @@ test_delete(void **state)
 	assert_non_null(topic_open(&fx->b, "a/b", &why));
 	(void)fx_ready(fx, "a/b");
 	(void)td_expect(fx_td(fx, "a/b"), IPC_ATTACH);
-	(void)registry_add(&fx->b, "a/c");		/* known, its topicd not running */
+	(void)registry_add(&fx->b, "a/c");		/* known: no cursor there */
+	(void)registry_add(&fx->b, "a/d");
+	fx_cold_summary(fx, "a/d", &has_it);		/* cold, with its cursor */
 	(void)registry_add(&fx->b, "z");
 
 	session_delete(s);
@@ -242,8 +249,10 @@ test_delete(void **state)
 	assert_int_equal(fx->nforgotten, 1);
 	assert_int_equal(fx->nreleased, 0);
 	assert_int_equal(fx_count_tds(fx, "z"), 0);
+	assert_int_equal(fx_count_tds(fx, "a/c"), 0);
+	assert_int_equal(topic_find(&fx->b, "a/c")->state, CH_COLD);
 	for (int i = 0; i < 2; i++) {
-		td = i == 0 ? fx_td(fx, "a/b") : fx_ready(fx, "a/c");
+		td = i == 0 ? fx_td(fx, "a/b") : fx_ready(fx, "a/d");
 		m = td_expect(td, IPC_UNSUB);
 		assert_int_equal(dec_unsub(m->body, m->len, &u), 0);
 		assert_string_equal(u.subkey, "m/d");
