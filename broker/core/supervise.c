@@ -228,14 +228,19 @@ child_crashed(struct child *c, int status, const char *how)
 
 /* Answers the child sent before it died may still wait in the channel
  * (SIGCHLD can come first): they count, so that what they answer is not
- * replayed and stored twice. */
+ * replayed and stored twice.  The channel is the child's no more while
+ * they are read: what an answer lets go (the next request while probing)
+ * waits for the next topicd instead of going to a dead one and counting
+ * as outstanding at its crash. */
 static void
 drain_answers(struct child *c)
 {
+	struct ipc_chan *ch = c->chan;
 	struct ipc_msg m;
 	struct rec_done d;
 
-	while (c->chan != NULL && ipc_chan_recv(c->chan, &m) == 1) {
+	c->chan = NULL;
+	while (ipc_chan_recv(ch, &m) == 1) {
 		if ((c->state == CH_READY || c->state == CH_PARKING) && m.type == IPC_DONE &&
 		    dec_done(m.body, m.len, &d) == 0)
 			child_done(c, &d);
@@ -243,6 +248,7 @@ drain_answers(struct child *c)
 			live_idle(c, &m);	/* its last word */
 		ipc_msg_clear(&m);
 	}
+	ipc_chan_free(ch);
 }
 
 static void
@@ -254,11 +260,8 @@ child_exited(struct child *c, int status)
 
 	describe_status(status, how, sizeof(how));
 	snprintf(how + strlen(how), sizeof(how) - strlen(how), " (pid %ld)", (long)c->pid);
-	if (c->chan != NULL) {
+	if (c->chan != NULL)
 		drain_answers(c);
-		ipc_chan_free(c->chan);
-		c->chan = NULL;
-	}
 	cold = live_exited(c, status);
 	c->pid = 0;
 	c->full = false;	/* a new topicd says again if it has no room */

@@ -154,6 +154,55 @@ test_crash_probes_one_at_a_time(void **state)
 		fx_expect_answer(fx, i, i + 1, ST_OK, "t");
 }
 
+/* While probing, a topicd that answers the one request it was sent and
+ * then dies by itself, its DONE still in the channel when SIGCHLD is
+ * handled, died on none: the next request, which it never got, takes no
+ * strike, and goes to the dead-letter topic only if poison_limit topicds
+ * die on it. */
+static void
+test_probe_answer_in_channel(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td;
+	uint64_t r[2];
+
+	fx->b.set.poison_limit = 2;
+	for (int i = 0; i < 2; i++)
+		r[i] = fx_publish(cl, c, (uint64_t)i + 1, payload[i]);
+	td = fx_ready(fx, "t");
+	td_expect_publish(td, "a");
+	td_expect_publish(td, "b");
+	td_die(td, 1);				/* with both outstanding: probing */
+	assert_true(c->probing);
+	td = fx_restarted(fx, td);
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	assert_int_equal(td_expect_publish(td, "a"), r[0]);
+	td_quiet(td);
+	td_done(td, r[0], ST_OK, 1);
+	td_exit_unread(td, 1);
+	assert_int_equal(fx->nanswers, 1);
+	fx_expect_answer(fx, 0, 1, ST_OK, "t");
+
+	td = fx_restarted(fx, td);
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	assert_int_equal(td_expect_publish(td, "b"), r[1]);
+	td_die(td, 1);				/* it died on b: the first strike */
+	assert_int_equal(c->poisoned, 0);
+	td = fx_restarted(fx, td);
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	assert_int_equal(td_expect_publish(td, "b"), r[1]);
+	td_done(td, r[1], ST_OK, 2);
+	FX_UNTIL(fx, fx->nanswers == 2);
+	fx_expect_answer(fx, 1, 2, ST_OK, "t");
+	assert_false(c->probing);
+	assert_null(topic_find(&fx->b, "$DLQ"));
+}
+
 /* FULL, and a publish refused with ST_FULL: it is not answered, it waits
  * with every later publish, its client is not read; ROOM: RESUME first,
  * then the publishes in order.  Requests other than publishes go on. */
@@ -343,6 +392,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_held_until_ready, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crash_replays_unanswered, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crash_probes_one_at_a_time, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_probe_answer_in_channel, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full_room_resume, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ready_wrong_topic, fx_setup, fx_teardown),
