@@ -278,16 +278,48 @@ td_final(struct fake_td *td, const struct idle_summary *sum)
 }
 
 /* The last IDLE handled, the topicd exits 0 and is reaped: the topic is
- * cold. */
+ * cold (and started again at once if something waits for it). */
 static inline void
 td_goes_cold(struct fake_td *td, const struct idle_summary *sum)
 {
-	struct child *c = td_child(td);
-
 	td_final(td, sum);
 	td_sync(td);
 	td_die(td, 0);
-	assert_int_equal(c->pid, 0);
+	assert_null(child_by_pid(&td->fx->b, td->pid));
+}
+
+static inline void
+fx_on_expire_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	live_expire(arg);		/* as the daemon does once a second */
+}
+
+/* The topicd says IDLE for all it got: quiet. */
+static inline void
+td_make_quiet(struct fake_td *td)
+{
+	struct child *c = td_child(td);
+
+	td_idle(td);
+	FX_UNTIL(td->fx, c->quiet);
+	assert_ptr_equal(c->list, &td->fx->b.quiet);
+}
+
+/* Quiet, it is sent STOP after topicd_idle_timeout (made short). */
+static inline void
+td_stop_idle(struct fake_td *td)
+{
+	struct core_fx *fx = td->fx;
+	struct event *tick;
+
+	td_make_quiet(td);
+	fx->b.set.topicd_idle_timeout = 1;
+	tick = fx_every(fx, 5, fx_on_expire_tick);
+	td_expect(td, IPC_STOP);
+	event_free(tick);
+	assert_int_equal(td_child(td)->state, CH_PARKING);
 }
 
 /* The stand-in exits with code (or is killed by sig when code < 0) while
