@@ -262,9 +262,11 @@ child_exited(struct child *c, int status)
 	snprintf(how + strlen(how), sizeof(how) - strlen(how), " (pid %ld)", (long)c->pid);
 	if (c->chan != NULL)
 		drain_answers(c);
-	cold = live_exited(c, status);
+	/* Before live_exited: a topic gone cold with work left starts its
+	 * next topicd there, which is not to be forgotten. */
 	c->pid = 0;
 	c->full = false;	/* a new topicd says again if it has no room */
+	cold = live_exited(c, status);
 	if (cold)
 		log_info("topic %s: topicd %s; the topic is cold", c->topic, how);
 	else if (c->state == CH_STOPPING)

@@ -203,6 +203,46 @@ test_probe_answer_in_channel(void **state)
 	assert_null(topic_find(&fx->b, "$DLQ"));
 }
 
+/* A publish that comes while the topicd stops waits; once it has exited,
+ * the topic starts again at once (there is room), and that topicd is
+ * supervised as any other: its pid is the child's, its crash is seen and
+ * it is restarted, and nothing is lost. */
+static void
+test_submitted_while_stopping(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td;
+	uint64_t r;
+
+	child_wake(c);
+	td = fx_ready(fx, "t");
+	td_stop_idle(td);
+	r = fx_publish(cl, c, 1, "m");
+	td_quiet(td);
+	td_goes_cold(td, NULL);
+	assert_int_equal(fx_count_tds(fx, "t"), 2);
+	td = fx_td(fx, "t");
+	assert_int_equal(c->state, CH_STARTING);
+	assert_int_equal(c->pid, td->pid);
+	assert_ptr_equal(child_by_pid(&fx->b, td->pid), c);
+	assert_int_equal(fx->b.nlive, 1);
+	td = fx_ready(fx, "t");
+	assert_int_equal(td_expect_publish(td, "m"), r);
+
+	td_die(td, -SIGKILL);
+	assert_int_equal(c->state, CH_BACKOFF);
+	assert_int_equal(fx->b.nlive, 0);
+	td = fx_restarted(fx, td);
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	assert_int_equal(td_expect_publish(td, "m"), r);
+	td_done(td, r, ST_OK, 1);
+	FX_UNTIL(fx, fx->nanswers == 1);
+	fx_expect_answer(fx, 0, 1, ST_OK, "t");
+}
+
 /* FULL, and a publish refused with ST_FULL: it is not answered, it waits
  * with every later publish, its client is not read; ROOM: RESUME first,
  * then the publishes in order.  Requests other than publishes go on. */
@@ -394,6 +434,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_crash_probes_one_at_a_time, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_probe_answer_in_channel, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_submitted_while_stopping, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full_room_resume, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ready_wrong_topic, fx_setup, fx_teardown),
