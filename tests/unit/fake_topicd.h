@@ -270,11 +270,20 @@ td_idle(struct fake_td *td)
 	td_idle_as(td, td_rx(td), 0, NULL);
 }
 
-/* After STOP (and the answers to what came before it): the last word. */
+/* After STOP (and the answers to what came before it): the last word,
+ * for the records up to STOP (a topicd may exit before it reads any that
+ * came after). */
 static inline void
 td_final(struct fake_td *td, const struct idle_summary *sum)
 {
-	td_idle_as(td, td_rx(td), IDLE_FINAL, sum);
+	uint64_t rx = td_rx(td);
+
+	for (size_t i = 0; i < td->nrecs; i++)
+		if (td->recs[i].type == IPC_STOP) {
+			rx = i + 1;
+			break;
+		}
+	td_idle_as(td, rx, IDLE_FINAL, sum);
 }
 
 /* The last IDLE handled, the topicd exits 0 and is reaped: the topic is
