@@ -319,15 +319,17 @@ children_retry_failed(struct broker *b)
 	}
 }
 
-/* After a reload: the new settings to every topicd, and the new restart
- * back-off to every topic not waiting for a restart now. */
+/* After a reload: the new settings to every topicd (not to one sent
+ * STOP: it may exit before it reads them, and its next one starts with
+ * them), and the new restart back-off to every topic not waiting for a
+ * restart now. */
 void
 children_config(struct broker *b)
 {
 	struct child *c;
 
 	RB_FOREACH(c, child_tree, &b->children) {
-		if (c->chan != NULL)
+		if (c->chan != NULL && c->state != CH_PARKING)
 			send_config(c);
 		if (c->state != CH_BACKOFF)
 			c->backoff_ms = b->set.restart_backoff_min;

@@ -444,6 +444,35 @@ test_last_idle_in_channel(void **state)
 	td_config(tu);
 }
 
+/* A reload sends the new settings to the topicds that run, none to one
+ * that was sent STOP: it may exit before it reads them, and its last
+ * IDLE, missing them, would make its exit a crash (restarted, its summary
+ * unknown).  It goes cold; its next topicd starts with the new settings. */
+static void
+test_reload_while_stopping(void **state)
+{
+	struct core_fx *fx = *state;
+	struct child *c = cold_topic(fx, "t", NULL), *u = cold_topic(fx, "u", NULL);
+	struct fake_td *td, *tu;
+
+	child_wake(c);
+	td = fx_ready(fx, "t");
+	child_wake(u);
+	tu = fx_ready(fx, "u");
+	td_stop_idle(td);
+	children_config(&fx->b);
+	td_config(tu);
+	td_quiet(tu);
+	td_goes_cold(td, NULL);
+	assert_int_equal(c->state, CH_COLD);
+	assert_true(registry_info(&fx->b, "t")->known);
+	td_quiet(td);
+
+	child_wake(c);
+	td = fx_ready(fx, "t");
+	td_quiet(td);
+}
+
 /* The summary of a cold topic is in the master's store: it reads back
  * after a restart (registry_load).  A topic whose topicd was live when
  * the store was last written reads back as unknown. */
@@ -496,6 +525,8 @@ main(void)
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_acks_go_first, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_last_idle_in_channel, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_reload_while_stopping, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_summary_reloaded, fx_setup, fx_teardown),
 	};
 
