@@ -20,6 +20,7 @@
 #include "xmalloc.h"
 
 #define MAX_FDS_SEEN 8		/* room to notice (and close) unexpected fds */
+#define OUT_KEEP (64u * 1024)	/* an ipc_out buffer kept between datagrams */
 #define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
 /* A sealed memfd holding the body; -1 with errno on failure. */
@@ -312,12 +313,22 @@ ipc_out_add(struct ipc_out *o, uint16_t type, const void *body, size_t len)
 {
 	struct ipc_hdr h = { .type = type, .flags = 0, .len = (uint32_t)len };
 
-	if (len > IPC_MAX_INLINE || o->len + sizeof(h) + len > IPC_HDR_SIZE + IPC_MAX_INLINE) {
+	size_t need = o->len + sizeof(h) + len;
+
+	if (len > IPC_MAX_INLINE || need > IPC_HDR_SIZE + IPC_MAX_INLINE) {
 		errno = EMSGSIZE;
 		return -1;
 	}
-	if (o->buf == NULL)
-		o->buf = xmalloc(IPC_HDR_SIZE + IPC_MAX_INLINE);
+	if (need > o->cap) {
+		size_t cap = o->cap ? o->cap : 4096;
+
+		while (cap < need)
+			cap *= 2;
+		if (cap > IPC_HDR_SIZE + IPC_MAX_INLINE)
+			cap = IPC_HDR_SIZE + IPC_MAX_INLINE;
+		o->buf = xrealloc(o->buf, cap);
+		o->cap = cap;
+	}
 	memcpy(o->buf + o->len, &h, sizeof(h));
 	if (len)
 		memcpy(o->buf + o->len + sizeof(h), body, len);
@@ -342,6 +353,11 @@ ipc_out_flush(int sock, struct ipc_out *o)
 		return -1;
 	o->len = 0;
 	o->n = 0;
+	if (o->cap > OUT_KEEP) {	/* a large one is not kept by an idle socket */
+		free(o->buf);
+		o->buf = NULL;
+		o->cap = 0;
+	}
 	return 0;
 }
 

@@ -36,7 +36,9 @@ struct ipc_hdr {
 #define IPC_F_MASK	0x0003
 
 #define IPC_HDR_SIZE	 sizeof(struct ipc_hdr)
-#define IPC_MAX_INLINE	 (32u * 1024)		/* larger bodies go by memfd */
+/* Larger bodies go by memfd.  A datagram of this size fits the default
+ * send buffer of a Unix socket (net.core.wmem_default, 208 KiB). */
+#define IPC_MAX_INLINE	 (128u * 1024)
 /* The largest message_size_limit there can be; a record carries at most
  * one message, its topic and some fields.  A larger record is a protocol
  * error: the peer that sent it (a topicd) is killed. */
@@ -58,8 +60,8 @@ int  ipc_send(int sock, uint16_t type, const void *body, size_t len, int fd);
 
 /* A datagram being filled with records (no fds), sent by ipc_out_flush. */
 struct ipc_out {
-	uint8_t	*buf;			/* IPC_HDR_SIZE + IPC_MAX_INLINE, or NULL */
-	size_t	 len;
+	uint8_t	*buf;			/* grows up to IPC_HDR_SIZE + IPC_MAX_INLINE */
+	size_t	 len, cap;
 	unsigned n;			/* records in it */
 };
 /* Adds a record: 0, or -1 with errno EMSGSIZE when it does not fit now
