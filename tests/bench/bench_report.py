@@ -45,7 +45,9 @@ def _fmt(v):
     """Whole numbers as they are, others to three or four significant digits."""
     if float(v).is_integer() or abs(v) >= 100:
         return "%.0f" % v
-    return "%.1f" % v if abs(v) >= 10 else "%.2f" % v
+    if abs(v) >= 10:
+        return "%.1f" % v
+    return "%.2f" % v if abs(v) >= 1 else "%.3f" % v
 
 
 def _cell(summary, figure, width):

@@ -127,7 +127,8 @@ def run_retained(server, topics, prefix):
         LoadProcesses.live.append(p)
         out, reason, foot, cpu = b"", None, None, None
         try:
-            deadline = time.monotonic() + timeout
+            started = time.monotonic()
+            deadline = started + timeout
             while b"\n" not in out:
                 ready, _, _ = select.select([p.stdout], [], [], WATCH_S)
                 if ready:
@@ -138,9 +139,13 @@ def run_retained(server, topics, prefix):
                     continue
                 trouble = machine_trouble(pid_max, mem_total)
                 if trouble is not None:
-                    live = sum(1 for c, _p, _t in tree(server.proc.pid).values()
-                               if c.startswith("topicd"))
-                    reason = "stopped by the bench: %s (%d live topicds)" % (trouble, live)
+                    f = server.footprint()
+                    reason = ("stopped by the bench after %.0f s: %s; the broker then had "
+                              "%d processes%s, %.0f MiB (Pss), %d descriptors"
+                              % (time.monotonic() - started, trouble, f["processes"],
+                                 "" if f["topicds"] is None else
+                                 " (%d topicds)" % f["topicds"], f["pss_kib"] / 1024,
+                                 f["fds"]))
                     server.stop()
                     break
                 if time.monotonic() >= deadline:

@@ -159,10 +159,10 @@ class Server:
     key = "?"
     label = "?"
     stop_signal = signal.SIGTERM
-    max_qos = 2
+    has_topicds = False
 
     def __init__(self, workdir, conf_lines=()):
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).resolve()     # the broker runs in it
         self.log_path = self.workdir / "log"
         self.conf_lines = list(conf_lines)
         self.proc = None
@@ -268,10 +268,12 @@ class Server:
 
     def footprint(self):
         """Memory (sum of Pss, KiB), descriptors and processes of the
-        broker and what it started, and its topicds when it has them."""
+        broker and what it started, and how many of those are topicds."""
         procs = tree(self.proc.pid)
         out = {"pss_kib": 0, "fds": 0, "processes": len(procs), "topicds": None,
                "master_fds": fd_count(self.proc.pid)}
+        if self.has_topicds:
+            out["topicds"] = sum(1 for c, _p, _t in procs.values() if c.startswith("topicd"))
         for pid in procs:
             out["pss_kib"] += pss_kib(pid) or 0
             out["fds"] += fd_count(pid) or 0
@@ -285,6 +287,7 @@ class Server:
 class Ours(Server):
     key = "ours"
     label = "ours"
+    has_topicds = True
     BIN = ROOT / "broker" / "broker"
 
     def command(self):
@@ -300,12 +303,6 @@ class Ours(Server):
     def odd_lines(self):
         return [l for l in self.log_text().splitlines()
                 if ODD_RE.search(l) and "running as root" not in l]
-
-    def footprint(self):
-        out = super().footprint()
-        out["topicds"] = sum(1 for c, _p, _t in tree(self.proc.pid).values()
-                             if c.startswith("topicd"))
-        return out
 
     @classmethod
     def settings(cls):
@@ -347,14 +344,13 @@ class Mosquitto(Server):
 
 class Nats(Server):
     """nats-server: MQTT needs JetStream (QoS 1 messages and retained
-    messages are kept in its streams) and a server name; it grants at most
-    QoS 1, so QoS 2 scenarios are not run on it.  Its client port is any
-    free one (-1).  SIGINT is its clean stop (SIGTERM exits with status 1)."""
+    messages are kept in its streams) and a server name.  Its client port
+    is any free one (-1).  SIGINT is its clean stop (SIGTERM exits with
+    status 1)."""
     key = "nats"
     label = "nats-server"
     BIN = Path("/usr/sbin/nats-server")
     stop_signal = signal.SIGINT
-    max_qos = 1
 
     def command(self):
         conf = self.workdir / "nats.conf"
