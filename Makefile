@@ -155,8 +155,8 @@ uninstall:
 # The benchmarks: installs the brokers compared with (mosquitto and
 # nats-server, Debian packages) when missing, builds the load generators,
 # then runs the MQTT comparison (tests/bench/run-mqtt-bench; BENCH_ARGS go
-# to it, e.g. BENCH_ARGS=--quick or BENCH_ARGS="--only qos1"; it writes
-# build/bench/results.json) and the JSON-lines publisher benchmark
+# to it, e.g. BENCH_ARGS=--quick or BENCH_ARGS="--only qos1"; a full run
+# writes build/bench/results.json) and the JSON-lines publisher benchmark
 # (run-json-bench); each starts its own brokers on free ports.  Both run
 # even if the first fails.
 MQTT_BENCH_COMMON := broker/mqtt/codec.c broker/mqtt/decode.c \
