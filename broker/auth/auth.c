@@ -151,8 +151,7 @@ auth_load(struct auth *a, const struct auth_config *cfg, struct conf_errors *err
 bool
 auth_replace(struct auth *cur, struct auth *fresh)
 {
-	bool changed = cur->anonymous != fresh->anonymous ||
-	    (cur->acl == NULL) != (fresh->acl == NULL) ||
+	bool changed = (cur->acl == NULL) != (fresh->acl == NULL) ||
 	    memcmp(cur->acl_digest, fresh->acl_digest, sizeof(cur->acl_digest)) != 0;
 
 	auth_free(cur);

@@ -61,8 +61,8 @@ enum auth_verdict {
  * (logged). */
 int	 auth_load(struct auth *a, const struct auth_config *cfg, struct conf_errors *errs);
 /* Moves fresh into cur (fresh is left empty) and frees what cur held.
- * True if what clients may read or write may have changed (the ACL, or
- * whether anonymous clients get in). */
+ * True if what clients may read or write may have changed (the ACL).
+ * Clients that are connected stay connected. */
 bool	 auth_replace(struct auth *cur, struct auth *fresh);
 void	 auth_free(struct auth *a);
 bool	 auth_has_passwords(const struct auth *a);
