@@ -253,7 +253,8 @@ passwd_parse(const char *name, const char *buf, size_t len, struct conf_errors *
 		else if (memchr(buf + off, '\0', n) != NULL)
 			pw_error(&p, "NUL byte in line");
 		else {
-			line = xmemdup(buf + off, n + 1);
+			line = xmalloc(n + 1);
+			memcpy(line, buf + off, n);
 			line[n] = '\0';
 			parse_line(&p, line, pf);
 			free(line);
