@@ -339,6 +339,27 @@ def test_acl_sys_and_dead_letters(mqtt_factory, tmp_path):
     assert subscribers(b, "$DLQ") == 1
 
 
+def test_acl_for_an_offline_persistent_session_across_a_restart(mqtt_factory, tmp_path):
+    """Topics created while a persistent session is away get its cursor
+    only where its user may read: the session keeps its user name."""
+    b = auth_broker(mqtt_factory, tmp_path, acl=ACL)
+    alice = logged_in(b, "alice", client_id="away", clean=False)
+    assert alice.subscribe([("#", 1)]) == [1]
+    alice.disconnect()
+    alice.expect_closed()
+    b.restart()
+    bob = logged_in(b, "bob")
+    bob.publish("alice/new", b"kept for alice", qos=1)
+    bob.publish("private/new", b"not for alice", qos=1)
+    assert subscribers(b, "alice/new") == 1
+    assert subscribers(b, "private/new") == 0
+    alice = logged_in(b, "alice", client_id="away", clean=False)
+    p = alice.wait_packet(lambda p: p.type == PUBLISH, what="alice/new")
+    assert (p.topic, p.payload) == ("alice/new", b"kept for alice")
+    alice.send(ack_packet(PUBACK, p.pid))
+    alice.expect_silence(QUIET)
+
+
 # ---------------------------------------------------------------- ACL, JSON-lines
 
 def test_acl_on_json_lines(mqtt_factory, tmp_path):
