@@ -50,6 +50,10 @@ struct settings {
 	char             *sync_policy;		/* "batch" or "none" */
 	unsigned          login_attempts;
 	uint64_t          idle_timeout;		/* ms */
+	char             *password_file;	/* NULL: user names are not checked */
+	char             *acl_file;		/* NULL: no access control */
+	char             *allow_anonymous;	/* "true", "false"...; NULL: only while every
+						 * listener is on a loopback address */
 };
 
 /* Ends with an entry whose name is NULL. */

@@ -165,16 +165,50 @@ connect_refused(struct client *cl, const struct mqtt_connect *c)
 	return false;
 }
 
+/* The user name and password against the client's auth (the password
+ * file, allow_anonymous); true when it is let in, *user then being the
+ * checked user name or NULL (anonymous).  A wrong login is answered
+ * CONNACK 4 after a delay that grows with the failures from its address;
+ * an anonymous client that may not come in, CONNACK 5 at once. */
+static bool
+login(struct client *cl, const struct mqtt_connect *c, const char **user)
+{
+	enum auth_verdict v = auth_login(cl->auth, c->username, c->password, c->password_len,
+	    c->password != NULL);
+	uint64_t delay;
+	struct wbuf w;
+
+	*user = v == AUTH_USER ? c->username : NULL;
+	if (v == AUTH_USER || v == AUTH_ANONYMOUS)
+		return true;
+	wbuf_init(&w);
+	if (v == AUTH_ANONYMOUS_REFUSED) {
+		cl->b->anonymous_refused++;
+		log_notice("client %s: anonymous client refused%s: allow_anonymous is off",
+		    cl->desc, c->username != NULL ? " (no password_file checks its user name)" : "");
+		mqtt_enc_connack(&w, false, MQTT_CONNACK_NOT_AUTHORIZED);
+		client_refuse(cl, 0, w.data, w.len, "not authorized");
+	} else {
+		delay = client_login_failed(cl, c->username, c->password != NULL ?
+		    "wrong password or unknown user" : "no password");
+		mqtt_enc_connack(&w, false, MQTT_CONNACK_BAD_LOGIN);
+		client_refuse(cl, delay, w.data, w.len, "bad user name or password");
+	}
+	wbuf_free(&w);
+	return false;
+}
+
 static void
 on_connect(struct client *cl, const struct mqtt_connect *c)
 {
 	struct mqtt_conn *mc = mqtt_conn(cl);
 	struct broker *b = cl->b;
+	const char *user;
 	struct session *s;
 	char *owner;
 	bool present;
 
-	if (connect_refused(cl, c))
+	if (connect_refused(cl, c) || !login(cl, c, &user))
 		return;
 	if (c->client_id[0] == '\0')
 		xasprintf(&mc->client_id, "auto-%016llx-%llu", (unsigned long long)b->boot_id,
@@ -191,7 +225,7 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	(void)session_save(s);
 	/* The CONNACK once the session (or the end of an old one) is durable. */
 	client_gate(cl, durable_write(b));
-	session_online(s, cl);
+	session_online(s, cl, user);
 	mqtt_session_reconnected(s);
 	mc->connected = true;
 	mc->level = c->level;
@@ -204,8 +238,8 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	free(owner);
 	keep_will(mc, c);
 	mc->keepalive_ms = (uint64_t)c->keepalive * 1500;
-	snprintf(cl->desc + strlen(cl->desc), sizeof(cl->desc) - strlen(cl->desc), " id %s",
-	    mc->client_id);
+	snprintf(cl->desc + strlen(cl->desc), sizeof(cl->desc) - strlen(cl->desc), " id %s%s%s",
+	    mc->client_id, user != NULL ? " user " : "", user != NULL ? user : "");
 	log_info("client %s: MQTT %s session%s, keep-alive %us", cl->desc,
 	    c->clean_session ? "clean" : "persistent", present ? " resumed" : "", c->keepalive);
 	/* MQTT 3.1 has no session present flag: its byte is reserved, 0. */

@@ -179,6 +179,30 @@ publish_reserved(struct client *cl, const struct mqtt_publish *m)
 	}
 }
 
+/* May the client publish to the topic (the ACL)? */
+static bool
+may_write(struct client *cl, const char *topic)
+{
+	const struct session *s = cl->session;
+
+	return auth_may(cl->auth, s != NULL ? s->user : NULL, mqtt_conn(cl)->client_id, topic,
+	    AUTH_WRITE);
+}
+
+/* A PUBLISH the ACL denies: acknowledged and dropped, as MQTT 3.1.1 has
+ * it (a PUBREC's PUBREL then finds nothing and gets its PUBCOMP). */
+static void
+publish_denied(struct client *cl, const struct mqtt_publish *m)
+{
+	cl->b->publishes_denied++;
+	log_info("client %s: PUBLISH to %.64s%s denied by the ACL: acknowledged and dropped",
+	    cl->desc, m->topic, strlen(m->topic) > 64 ? "..." : "");
+	if (m->qos == 1)
+		mqtt_send_ack(cl, MQTT_PUBACK, m->packet_id);
+	else if (m->qos == 2)
+		mqtt_send_ack(cl, MQTT_PUBREC, m->packet_id);
+}
+
 void
 mqtt_publish_in(struct client *cl, const struct mqtt_publish *m)
 {
@@ -194,6 +218,10 @@ mqtt_publish_in(struct client *cl, const struct mqtt_publish *m)
 	if (topic_check_levels(m->topic, strlen(m->topic), b->set.max_topic_levels) != TOPIC_OK) {
 		/* Not acknowledged: the message was not taken. */
 		client_close(cl, "PUBLISH to a topic of more levels than max_topic_levels");
+		return;
+	}
+	if (!may_write(cl, m->topic)) {
+		publish_denied(cl, m);
 		return;
 	}
 	if (m->topic[0] == '$') {
@@ -238,7 +266,15 @@ mqtt_publish_will(struct client *cl)
 {
 	const struct mqtt_will *wl = mqtt_conn(cl)->will;
 	const char *why = NULL;
-	struct child *c = wl->topic[0] == '$' ? NULL : topic_open(cl->b, wl->topic, &why);
+	struct child *c;
+
+	if (!may_write(cl, wl->topic)) {
+		cl->b->publishes_denied++;
+		log_info("client %s: will to %.64s not published: denied by the ACL", cl->desc,
+		    wl->topic);
+		return;
+	}
+	c = wl->topic[0] == '$' ? NULL : topic_open(cl->b, wl->topic, &why);
 	struct rec_publish p = {
 		.req = wl->qos ? broker_req(cl->b) : 0, .owner = "", .pubid = 0, .qos = wl->qos,
 		.flags = wl->retain ? PF_RETAIN : 0, .time_ms = (uint64_t)wall_ms(),

@@ -25,6 +25,13 @@ grant(struct client *cl, const char *filter, uint8_t qos)
 		    cl->b->set.max_topic_levels);
 		return MQTT_SUBACK_FAILURE;
 	}
+	if (!auth_may_subscribe(cl->auth, cl->session->user, session_client_id(cl->session),
+	    filter)) {
+		cl->b->subscribes_denied++;
+		log_info("client %s: SUBSCRIBE %.64s%s refused: the ACL lets it read no topic "
+		    "there", cl->desc, filter, strlen(filter) > 64 ? "..." : "");
+		return MQTT_SUBACK_FAILURE;
+	}
 	if (sys_topic(filter) || strpbrk(filter, "+#") != NULL)
 		return qos;
 	if (filter[0] == '$' && strcmp(filter, cl->b->set.dead_letter_topic) != 0)
