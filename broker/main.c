@@ -21,10 +21,16 @@ usage(void)
 	exit(2);
 }
 
-/* -t: check and say so; -T: check and print the configuration. */
+/* -t: check (the TLS listeners' files too) and say so; -T: check and
+ * print the configuration. */
 static int
 test_settings(struct broker *b, bool dump)
 {
+	broker_resolve_paths(&b->set);
+	if (listeners_check_tls(&b->set) > 0) {
+		settings_free(&b->set);
+		return 2;
+	}
 	if (dump)
 		broker_dump_settings(&b->set);
 	else

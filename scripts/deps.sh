@@ -7,11 +7,11 @@ set -euo pipefail
 
 build=(
 	build-essential pkg-config
-	libevent-dev libgdbm-dev libjansson-dev libbsd-dev zlib1g-dev libsystemd-dev
+	libevent-dev libssl-dev libgdbm-dev libjansson-dev libbsd-dev zlib1g-dev libsystemd-dev
 	libcmocka-dev
 )
 test=(
-	clang python3-pytest mosquitto-clients mosquitto python3-paho-mqtt mandoc
+	clang python3-pytest mosquitto-clients mosquitto python3-paho-mqtt mandoc openssl
 )
 
 case "${1:-all}" in

@@ -170,6 +170,8 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 {
 	struct mqtt_conn *mc = mqtt_conn(cl);
 	struct broker *b = cl->b;
+	/* use_identity_as_username: the certificate's name, not the packet's. */
+	const char *user = cl->tls_identity != NULL ? cl->tls_identity : c->username;
 	struct session *s;
 	char *owner;
 	bool present;
@@ -206,8 +208,9 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	mc->keepalive_ms = (uint64_t)c->keepalive * 1500;
 	snprintf(cl->desc + strlen(cl->desc), sizeof(cl->desc) - strlen(cl->desc), " id %s",
 	    mc->client_id);
-	log_info("client %s: MQTT %s session%s, keep-alive %us", cl->desc,
-	    c->clean_session ? "clean" : "persistent", present ? " resumed" : "", c->keepalive);
+	log_info("client %s: MQTT %s session%s, keep-alive %us%s%s", cl->desc,
+	    c->clean_session ? "clean" : "persistent", present ? " resumed" : "", c->keepalive,
+	    user != NULL ? ", user " : "", user != NULL ? user : "");
 	/* MQTT 3.1 has no session present flag: its byte is reserved, 0. */
 	send_connack(cl, present && c->level != MQTT_LEVEL_31, MQTT_CONNACK_ACCEPTED);
 	touch(cl);

@@ -49,6 +49,7 @@ sys_values(struct broker *b, struct sys_value *v)
 	SYS("topics/refused", "%llu", (unsigned long long)b->topics_refused);
 	SYS("store/bytes", "%llu", (unsigned long long)b->stored_bytes);
 	SYS("store/full", "%d", b->store_full ? 1 : 0);
+	SYS("tls/handshake_failures", "%llu", (unsigned long long)b->tls_failures);
 #undef SYS
 	return n;
 }
