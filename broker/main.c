@@ -26,8 +26,7 @@ usage(void)
 static int
 test_settings(struct broker *b, bool dump)
 {
-	broker_resolve_paths(&b->set);
-	if (listeners_check_tls(&b->set) > 0) {
+	if (listeners_check_tls(&b->set) > 0) {	/* relative paths: from here */
 		settings_free(&b->set);
 		return 2;
 	}
