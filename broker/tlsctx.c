@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -29,6 +30,8 @@ ssl_reason(char *buf, size_t len)
 			first = e;
 	if (first != 0 && ERR_SYSTEM_ERROR(first))
 		snprintf(buf, len, "%s", strerror(ERR_GET_REASON(first)));
+	else if (ERR_GET_LIB(first) == ERR_LIB_PEM && ERR_GET_REASON(first) == PEM_R_NO_START_LINE)
+		snprintf(buf, len, "not a PEM file (no start line)");
 	else if (first != 0 && (r = ERR_reason_error_string(first)) != NULL)
 		snprintf(buf, len, "%s", r);
 	else
@@ -61,18 +64,25 @@ fail(char *err, size_t len, const char *key, const char *value)
 static int
 load_identity(SSL_CTX *ctx, const struct listener_conf *l, char *err, size_t len)
 {
+	unsigned long e;
+
 	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
 	if (SSL_CTX_use_certificate_chain_file(ctx, l->certfile) != 1)
 		return fail(err, len, "certfile", l->certfile);
-	if (SSL_CTX_use_PrivateKey_file(ctx, l->keyfile, SSL_FILETYPE_PEM) != 1)
-		return fail(err, len, "keyfile", l->keyfile);
-	if (SSL_CTX_check_private_key(ctx) != 1) {
+	if (SSL_CTX_use_PrivateKey_file(ctx, l->keyfile, SSL_FILETYPE_PEM) == 1 &&
+	    SSL_CTX_check_private_key(ctx) == 1)
+		return 0;
+	/* A key of another type than the certificate's is only found by the
+	 * check; one of the same type, as it is loaded. */
+	e = ERR_peek_error();
+	if (e == 0 || (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+	    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)) {
 		ERR_clear_error();
 		snprintf(err, len, "keyfile %s is not the key of certfile %s", l->keyfile,
 		    l->certfile);
 		return -1;
 	}
-	return 0;
+	return fail(err, len, "keyfile", l->keyfile);
 }
 
 /* Client certificates: checked against cafile and capath when
