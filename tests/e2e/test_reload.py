@@ -361,6 +361,7 @@ NEW_VALUES = {
     "max_queued_messages": "5000", "max_held_publishes": "500", "poison_limit": "3",
     "max_topic_size": "1g", "max_store_size": "10g", "min_free_space": "50m",
     "max_topic_levels": "100", "max_topicds": "50", "topicd_idle_timeout": "30",
+    "tls_handshake_timeout": "5", "per_listener_settings": "true",
 }
 
 
