@@ -441,13 +441,18 @@ clients_close_all(struct broker *b)
 		client_close(cl, "broker shutting down");
 }
 
-/* Shutdown: no new requests; answers and deliveries still go out. */
+/* Shutdown: no new requests; answers and deliveries still go out.  A
+ * TLS handshake in progress has nothing to finish. */
 void
 clients_stop_reading(struct broker *b)
 {
 	struct client *cl;
 
 	RB_FOREACH(cl, client_ids, &b->clients) {
+		if (cl->handshaking) {
+			client_close(cl, "broker shutting down");
+			continue;
+		}
 		bufferevent_disable(cl->bev, EV_READ);
 		evtimer_del(cl->idle);
 	}
