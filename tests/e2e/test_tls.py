@@ -256,6 +256,29 @@ def test_certificate_common_name_is_the_user_name(mqtt_factory, pki):
                         r"common name \(use_identity_as_username\)$" % port)
 
 
+def test_tls_version_and_ciphers(broker_factory, pki):
+    """tls_version is the oldest version taken; ciphers narrows TLS 1.2."""
+    b, (v13, c12) = start_with_listeners(broker_factory, [
+        ("json_consumer", tls_lines(pki, extra=["tls_version tlsv1.3"])),
+        ("json_consumer", tls_lines(pki, extra=["ciphers ECDHE-ECDSA-AES256-GCM-SHA384"]))])
+    old = pki.client_context()
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    old.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
+    start = len(b.log_text())
+    for port in (v13, c12):
+        with pytest.raises(ssl.SSLError):
+            JsonClient(port, tls=old)
+    log_since(b, start, r"TLS handshake failed on port %d: unsupported protocol$" % v13)
+    log_since(b, start, r"TLS handshake failed on port %d: no shared cipher$" % c12)
+    # What they do take.
+    JsonClient(v13, tls=pki.client_context()).expect(PLEASE_LOGIN)
+    ok = pki.client_context()
+    ok.maximum_version = ssl.TLSVersion.TLSv1_2
+    c = JsonClient(c12, tls=ok)
+    c.expect(PLEASE_LOGIN)
+    assert c.sock.cipher()[0] == "ECDHE-ECDSA-AES256-GCM-SHA384", c.sock.cipher()
+
+
 # ---------------------------------------------------------------- not TLS
 
 def test_plain_text_on_a_tls_port_is_closed(mqtt_factory, pki):
