@@ -382,6 +382,22 @@ def test_json_lines_over_tls(broker_factory, pki):
         proc.wait(5)
 
 
+def test_an_error_line_over_tls_is_sent_before_the_close(broker_factory, pki):
+    """A connection that ends with an ERROR line (here a line over
+    message_size_limit) gets it whole through TLS before the close, as
+    on a plain port: the broker frees it once its output is flushed."""
+    b, (port,) = start_with_listeners(broker_factory, [("json_publisher", tls_lines(pki))],
+                                      config={"message_size_limit": "1k"})
+    p = Publisher(port, tls=pki.client_context())
+    try:
+        p.send_json({"type": "PUB", "topic": "big", "msg": "x" * 4096})
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+        pass                        # it may stop reading at the limit
+    p.expect_prefix("ERROR ")
+    p.expect_closed()
+    Publisher(port, tls=pki.client_context()).publish("big", "small enough")
+
+
 # ---------------------------------------------------------------- reload
 
 def served_serial(pki, port):
