@@ -237,11 +237,13 @@ listeners_open(struct broker *b)
 		}
 		if (listen_on(l) == -1)
 			return -1;
-		if (l->tls != NULL) {
-			tls_context_describe(l->tls, desc, sizeof(desc));
+		if (l->tls != NULL && tls_context_describe(l->tls, desc, sizeof(desc)))
+			log_warnx("listening on %s port %u (%s over TLS, %s: clients will refuse"
+			    " it)", l->addr, l->port, l->what, desc);
+		else if (l->tls != NULL)
 			log_notice("listening on %s port %u (%s over TLS, %s)", l->addr, l->port,
 			    l->what, desc);
-		} else
+		else
 			log_notice("listening on %s port %u (%s)", l->addr, l->port, l->what);
 	}
 	return 0;
@@ -291,8 +293,12 @@ listeners_reload_tls(struct broker *b)
 		}
 		SSL_CTX_free(l->tls);
 		l->tls = ctx;
-		tls_context_describe(ctx, desc, sizeof(desc));
-		log_notice("reload: listener %s: TLS files re-read, %s", l->conf->listener, desc);
+		if (tls_context_describe(ctx, desc, sizeof(desc)))
+			log_warnx("reload: listener %s: TLS files re-read, %s: clients will"
+			    " refuse it", l->conf->listener, desc);
+		else
+			log_notice("reload: listener %s: TLS files re-read, %s", l->conf->listener,
+			    desc);
 	}
 }
 

@@ -149,18 +149,19 @@ tls_context_new(const struct listener_conf *l, char *err, size_t len)
 }
 
 /* "certificate CN=localhost, serial 1A2B, expires 2027-01-01": what an
- * operator checks after replacing one. */
-void
+ * operator checks after replacing one.  True if it has expired. */
+bool
 tls_context_describe(SSL_CTX *ctx, char *buf, size_t len)
 {
 	X509 *cert = SSL_CTX_get0_certificate(ctx);
 	char cn[128] = "?", *serial = NULL;
 	BIGNUM *bn;
 	struct tm tm;
+	bool expired;
 
 	if (cert == NULL) {
 		snprintf(buf, len, "no certificate");
-		return;
+		return false;
 	}
 	if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
 	    sizeof(cn)) < 0)
@@ -169,10 +170,12 @@ tls_context_describe(SSL_CTX *ctx, char *buf, size_t len)
 		serial = BN_bn2hex(bn);
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
 		memset(&tm, 0, sizeof(tm));
-	snprintf(buf, len, "certificate CN=%s, serial %s, expires %04d-%02d-%02d%s", cn,
-	    serial != NULL ? serial : "?", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-	    X509_cmp_current_time(X509_get0_notAfter(cert)) < 0 ? " (EXPIRED)" : "");
+	expired = X509_cmp_current_time(X509_get0_notAfter(cert)) < 0;
+	snprintf(buf, len, "certificate CN=%s, serial %s, %s %04d-%02d-%02d", cn,
+	    serial != NULL ? serial : "?", expired ? "EXPIRED on" : "expires",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 	OPENSSL_free(serial);
 	BN_free(bn);
 	ERR_clear_error();
+	return expired;
 }

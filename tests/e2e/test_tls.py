@@ -477,6 +477,17 @@ def test_bad_certificate_stops_the_start(broker_factory, pki, tmp_path):
                          res.stderr.decode(), re.M), res.stderr.decode()
 
 
+def test_an_expired_server_certificate_is_warned_of(broker_factory, pki):
+    b, (port,) = start_with_listeners(broker_factory, [("json_consumer", tls_lines(pki, "old"))])
+    assert re.search(r"warning: listening on 127\.0\.0\.1 port %d \(JSON-lines consumers over "
+                     r"TLS, certificate CN=old, serial 4001, EXPIRED on 2020-01-02: clients "
+                     r"will refuse it\)$" % port, b.log_text(), re.M), b.log_tail()
+    ctx = pki.client_context()
+    ctx.check_hostname = False          # it names no address: only its dates count here
+    with pytest.raises(ssl.SSLError, match="certificate has expired"):
+        JsonClient(port, tls=ctx)
+
+
 # ---------------------------------------------------------------- back-pressure
 
 SIZE = 16 << 10
