@@ -1282,3 +1282,22 @@ def check_dead_letter(rec, reason, ports, topic=_ANY, msg=_ANY):
     if msg is not _ANY:
         options = msg if isinstance(msg, list) else [msg]
         assert rec["msg"] in options, "msg %r is none of %r" % (rec["msg"], options)
+
+
+def start_with_listeners(factory, blocks, config=None, tries=5, address=None):
+    """Starts a broker with a listener block per (protocol, lines) of
+    blocks, each on a free port (and address, if given); tries other ports
+    if one is taken.  Returns (broker, [port of each block])."""
+    where = " " + address if address else ""
+    for _ in range(tries):
+        ports = free_ports(len(blocks))
+        text = "".join("listener %d%s\nprotocol %s\n%s\n" % (p, where, proto, "\n".join(lines))
+                       for p, (proto, lines) in zip(ports, blocks))
+        b = factory(config, start=False, conf_text=text)
+        try:
+            b.start()
+            return b, ports
+        except HarnessError as e:
+            if "already in use" not in str(e) and "could not bind" not in str(e):
+                raise
+    raise HarnessError("no free ports for the listener blocks after %d tries" % tries)

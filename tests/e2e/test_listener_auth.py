@@ -4,12 +4,10 @@ a non-loopback address makes anonymous clients unwelcome everywhere."""
 
 import pytest
 
-from mqtt_helpers import PUBLISH, mosquitto_pub
+from mqtt_helpers import mosquitto_pub
 from test_auth import connack, refused, write_passwords
-from test_tls import log_since, pki, start_with_listeners, tls_lines  # noqa: F401 (fixture)
-
-pytestmark = pytest.mark.usefixtures("pki")
-
+from broker_harness import start_with_listeners
+from test_tls import log_since, pki, tls_lines  # noqa: F401 (fixture)
 
 def test_per_listener_settings_give_each_block_its_own_files(mqtt_factory, tmp_path):
     pw = write_passwords(tmp_path / "passwd")

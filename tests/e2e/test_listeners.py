@@ -8,28 +8,16 @@ import subprocess
 
 import pytest
 
-from broker_harness import (PLEASE_LOGIN, REPO_ROOT, HarnessError, JsonClient, Publisher,
-                            Qos2Consumer, broker_binary, free_ports, read_cmdline, title_of,
-                            wait_for)
+from broker_harness import (PLEASE_LOGIN, REPO_ROOT, JsonClient, Publisher,
+                            Qos2Consumer, broker_binary, free_ports, read_cmdline,
+                            start_with_listeners, title_of, wait_for)
 from mqtt_helpers import Receiver, connected_client
 
 
-def start_with_blocks(factory, protocols, config=None, tries=5):
+def start_with_blocks(factory, protocols, config=None):
     """A broker with one plain listener block per protocol named, each on
-    a free port (other ports are tried if one is taken).  Returns (broker,
-    ports)."""
-    for _ in range(tries):
-        ports = free_ports(len(protocols))
-        text = "".join("listener %d\nprotocol %s\n" % (p, proto)
-                       for p, proto in zip(ports, protocols))
-        b = factory(config, start=False, conf_text=text)
-        try:
-            b.start()
-            return b, ports
-        except HarnessError as e:
-            if "already in use" not in str(e) and "could not bind" not in str(e):
-                raise
-    raise HarnessError("no free ports for the listener blocks after %d tries" % tries)
+    a free port.  Returns (broker, ports)."""
+    return start_with_listeners(factory, [(p, []) for p in protocols], config)
 
 
 def test_several_listeners_of_each_protocol(mqtt_factory):

@@ -27,7 +27,7 @@ import pytest
 
 from broker_harness import (HOST, HarnessError, JsonClient, LOGGED_IN, PLEASE_LOGIN,
                             Publisher, Qos2Consumer, broker_binary, free_ports, kill_pid,
-                            wait_for)
+                            start_with_listeners, wait_for)
 from mqtt_helpers import (PUBLISH, MosquittoSub, PahoClient, RawClient, Receiver,
                           SilentSubscriber, connect_packet, mosquitto_pub, subscribe_packet)
 
@@ -115,25 +115,6 @@ def pki(tmp_path_factory):
 def tls_lines(pki, cert="server", extra=()):
     return ["certfile " + str(pki.dir / (cert + ".crt")),
             "keyfile " + str(pki.dir / (cert + ".key"))] + list(extra)
-
-
-def start_with_listeners(factory, blocks, config=None, tries=5, address=None):
-    """Starts a broker with a listener block per (protocol, lines) of
-    blocks, each on a free port (and address, if given); tries other ports
-    if one is taken.  Returns (broker, [port of each block])."""
-    where = " " + address if address else ""
-    for _ in range(tries):
-        ports = free_ports(len(blocks))
-        text = "".join("listener %d%s\nprotocol %s\n%s\n" % (p, where, proto, "\n".join(lines))
-                       for p, (proto, lines) in zip(ports, blocks))
-        b = factory(config, start=False, conf_text=text)
-        try:
-            b.start()
-            return b, ports
-        except HarnessError as e:
-            if "already in use" not in str(e) and "could not bind" not in str(e):
-                raise
-    raise HarnessError("no free ports for the listener blocks after %d tries" % tries)
 
 
 def log_since(b, start, pattern, timeout=10.0, what=None):
