@@ -246,9 +246,9 @@ test_clean_end_waits_for_a_start(void **state)
 	const struct ipc_msg *m;
 	uint64_t r;
 
-	r = fx_publish(pub, c, 1, "first");	/* starts it; the session attaches */
+	a = subscribe(s, c, 0);			/* a new topic: it stays cold */
+	r = fx_publish(pub, c, 1, "first");	/* starts it */
 	td = fx_ready(fx, "k");
-	a = subscribe(s, c, 0);
 	(void)td_expect_attach(td, "c/1/s");	/* attachments go first */
 	assert_int_equal(td_expect_publish(td, "first"), r);
 	td_done(td, r, ST_OK, 1);
