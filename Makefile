@@ -58,10 +58,10 @@ FUZZ_SMOKE_RUNS := 3000
 FUZZ_EXTRA_conf :=
 FUZZ_EXTRA_ipc  :=
 FUZZ_EXTRA_json := broker/json/codec.c
-FUZZ_EXTRA_mqtt := broker/mqtt/codec.c broker/mqtt/decode.c
+FUZZ_EXTRA_mqtt := $(MQTT_CODEC_SRC)
 FUZZ_EXTRA_route := broker/core/topictree.c broker/core/subtree.c
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard common/*.c common/*.h) $(CODEC_SRC) \
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard common/*.c common/*.h broker/mqtt/*.h) $(CODEC_SRC) \
 		$(wildcard broker/core/topictree.* broker/core/subtree.*)
 	@mkdir -p $(@D)
 	@echo "  FUZZ    $@"
@@ -156,9 +156,9 @@ uninstall:
 # with mosquitto (tests/bench/run-mqtt-bench, when /usr/sbin/mosquitto is
 # installed) and the JSON-lines publisher benchmark (run-json-bench); each
 # starts its own release brokers on free ports.
-MQTT_LOAD_SRC := tests/bench/mqtt_load.c broker/mqtt/codec.c broker/mqtt/decode.c \
+MQTT_LOAD_SRC := tests/bench/mqtt_load.c $(MQTT_CODEC_SRC) \
 	common/marshal.c common/topic.c common/xmalloc.c common/log.c common/fdio.c
-build/bench/mqtt_load: $(MQTT_LOAD_SRC) $(wildcard broker/mqtt/mqtt_codec.h common/*.h)
+build/bench/mqtt_load: $(MQTT_LOAD_SRC) $(wildcard broker/mqtt/mqtt_codec.h broker/mqtt/mqtt_props.h broker/mqtt/wire.h common/*.h)
 	@mkdir -p build/bench
 	@echo "  CC      build/bench/mqtt_load"
 	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Icommon -Ibroker \

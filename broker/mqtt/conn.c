@@ -69,7 +69,8 @@ send_connack(struct client *cl, bool present, uint8_t rc)
 	struct wbuf w;
 
 	wbuf_init(&w);
-	mqtt_enc_connack(&w, present, rc);
+	mqtt_enc_connack(&w, MQTT_LEVEL_311, &(struct mqtt_connack){
+	    .session_present = present, .return_code = rc });
 	mqtt_send(cl, &w);
 	wbuf_free(&w);
 }
@@ -219,7 +220,7 @@ on_packet(struct client *cl, struct mqtt_packet *p)
 {
 	struct wbuf w;
 
-	if (!(mqtt_type_dir(p->type) & MQTT_FROM_CLIENT)) {
+	if (!(mqtt_type_dir(p->type, mqtt_conn(cl)->level) & MQTT_FROM_CLIENT)) {
 		client_close(cl, "a server-to-client packet from the client");
 		return;
 	}
@@ -264,14 +265,16 @@ on_packet(struct client *cl, struct mqtt_packet *p)
 	}
 }
 
-/* Handles one framed packet; returns -1 when the connection is done. */
+/* Handles one framed packet; returns -1 when the connection is done.
+ * The codec reads MQTT 5.0, but the broker does not speak it yet: a
+ * level-5 CONNECT, valid or not, is refused as any unsupported level. */
 static int
 one_packet(struct client *cl, const uint8_t *pkt, size_t len)
 {
 	struct mqtt_packet p;
-	int rc = mqtt_decode(pkt, len, &p);
+	int rc = mqtt_decode(pkt, len, mqtt_conn(cl)->level, &p);
 
-	if (rc == MQTT_E_BAD_LEVEL) {
+	if (rc == MQTT_E_BAD_LEVEL || (p.type == MQTT_CONNECT && p.level == MQTT_LEVEL_5)) {
 		send_connack(cl, false, MQTT_CONNACK_BAD_VERSION);
 		client_close(cl, "unsupported MQTT protocol level");
 	} else if (rc < 0) {

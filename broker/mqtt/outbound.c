@@ -405,7 +405,7 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 		pub.packet_id = o->pid;
 	}
 	wbuf_init(&w);
-	if (mqtt_enc_publish(&w, &pub) == 0) {
+	if (mqtt_enc_publish(&w, mqtt_conn(cl)->level, &pub) == 0) {
 		mqtt_send(cl, &w);
 		cl->b->msgs_out++;
 		cl->b->bytes_out += d->payload_len;

@@ -50,7 +50,8 @@ mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 	}
 	client_gate(cl, session_save(s));	/* SUBACK once the filters are durable */
 	wbuf_init(&w);
-	mqtt_enc_suback(&w, sub->packet_id, codes, sub->n);
+	mqtt_enc_suback(&w, mqtt_conn(cl)->level, MQTT_SUBACK, &(struct mqtt_suback){
+	    .packet_id = sub->packet_id, .n = sub->n, .codes = codes });
 	mqtt_send(cl, &w);
 	wbuf_free(&w);
 	/* After the SUBACK: retained messages follow it (MQTT 3.3.1-6). */

@@ -71,7 +71,7 @@ send_values(struct client *cl, const char *filter, const struct sys_value *v, un
 		struct mqtt_publish p = { .qos = 0, .retain = retain, .topic = (char *)v[i].topic,
 					  .payload = (const uint8_t *)v[i].text,
 					  .len = strlen(v[i].text) };
-		mqtt_enc_publish(&w, &p);
+		mqtt_enc_publish(&w, mqtt_conn(cl)->level, &p);
 	}
 	if (w.len > 0)
 		mqtt_send(cl, &w);
