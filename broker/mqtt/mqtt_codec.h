@@ -296,9 +296,9 @@ int mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet,
  * name or password flag but ends before that field is taken as not
  * having it, as some MQTT 3.1 clients send; this is the only packet whose
  * re-encoding differs from its bytes.  Decoding allocates in proportion
- * to the packet (a SUBSCRIBE of one-byte filters, or a PUBLISH of
- * Subscription Identifiers, takes about 20 times its size): bound it with
- * max_packet.
+ * to the packet (a SUBSCRIBE of one-byte filters takes about 15 times its
+ * size, a PUBLISH of two-byte Subscription Identifiers up to 40 times):
+ * bound it with max_packet.
  */
 int mqtt_decode(const uint8_t *pkt, size_t len, uint8_t level,
     struct mqtt_packet *out);
