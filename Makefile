@@ -152,29 +152,42 @@ uninstall:
 		if [ -d $(DESTDIR)$(CONFDIR) ]; then rmdir --ignore-fail-on-non-empty $(DESTDIR)$(CONFDIR); fi; \
 	fi
 
-# The benchmarks: builds the load generators, then runs the MQTT comparison
-# with mosquitto (tests/bench/run-mqtt-bench, when /usr/sbin/mosquitto is
-# installed) and the JSON-lines publisher benchmark (run-json-bench); each
-# starts its own release brokers on free ports.
-MQTT_LOAD_SRC := tests/bench/mqtt_load.c $(MQTT_CODEC_SRC) \
+# The benchmarks: installs the brokers compared with (mosquitto and
+# nats-server, Debian packages) when missing, builds the load generators,
+# then runs the MQTT comparison (tests/bench/run-mqtt-bench; BENCH_ARGS go
+# to it, e.g. BENCH_ARGS=--quick or BENCH_ARGS="--only qos1"; a full run
+# writes build/bench/results.json) and the JSON-lines publisher benchmark
+# (run-json-bench); each starts its own brokers on free ports.  Both run
+# even if the first fails.
+MQTT_BENCH_COMMON := $(MQTT_CODEC_SRC) \
 	common/marshal.c common/topic.c common/xmalloc.c common/log.c common/fdio.c
-build/bench/mqtt_load: $(MQTT_LOAD_SRC) $(wildcard broker/mqtt/mqtt_codec.h broker/mqtt/mqtt_props.h broker/mqtt/wire.h common/*.h)
+MQTT_BENCH_CC = $(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Icommon -Ibroker \
+	-o $@ $< $(MQTT_BENCH_COMMON) $$(pkg-config --cflags --libs libevent_core)
+build/bench/mqtt_load: tests/bench/mqtt_load.c $(MQTT_BENCH_COMMON) \
+		$(wildcard broker/mqtt/mqtt_codec.h broker/mqtt/mqtt_props.h broker/mqtt/wire.h common/*.h)
 	@mkdir -p build/bench
-	@echo "  CC      build/bench/mqtt_load"
-	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Icommon -Ibroker \
-		-o build/bench/mqtt_load $(MQTT_LOAD_SRC) $$(pkg-config --cflags --libs libevent_core)
+	@echo "  CC      $@"
+	@$(MQTT_BENCH_CC)
+build/bench/mqtt_retained: tests/bench/mqtt_retained.c $(MQTT_BENCH_COMMON) \
+		$(wildcard broker/mqtt/mqtt_codec.h broker/mqtt/mqtt_props.h broker/mqtt/wire.h common/*.h)
+	@mkdir -p build/bench
+	@echo "  CC      $@"
+	@$(MQTT_BENCH_CC)
+build/bench/json_load: tests/bench/json_load.c
+	@mkdir -p build/bench
+	@echo "  CC      $@"
+	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< \
+		$$(pkg-config --cflags --libs libevent_core)
 
 # Sustained load at the default settings, against the release build: every
 # message delivered, none dead-lettered, no stall (tests/load/).
 load: all build/bench/mqtt_load
 	@tests/run-load
 
-bench: all build/bench/mqtt_load
-	@echo "  CC      build/bench/json_load"
-	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o build/bench/json_load \
-		tests/bench/json_load.c $$(pkg-config --cflags --libs libevent_core)
-	@tests/bench/run-mqtt-bench
-	@tests/bench/run-json-bench
+bench: all build/bench/mqtt_load build/bench/mqtt_retained build/bench/json_load
+	@scripts/deps.sh bench
+	@rc=0; tests/bench/run-mqtt-bench $(BENCH_ARGS) || rc=1; \
+	tests/bench/run-json-bench || rc=1; exit $$rc
 
 clean:
 	rm -rf build broker/broker topicd/topicd

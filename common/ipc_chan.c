@@ -123,13 +123,11 @@ report(struct ipc_chan *c, int err)
 	c->on_err(c, err, c->arg);
 }
 
+/* Writes what it can from the event loop; the socket's write event is
+ * watched exactly while something is left. */
 static void
-on_write(evutil_socket_t fd, short what, void *arg)
+write_from_loop(struct ipc_chan *c)
 {
-	struct ipc_chan *c = arg;
-
-	(void)fd;
-	(void)what;
 	if (c->error == 0 && flush_queue(c) == -1)
 		c->error = errno;
 	if (c->error) {
@@ -138,24 +136,25 @@ on_write(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->nq == 0)
 		event_del(c->wev);
+	else if (event_add(c->wev, NULL) == -1)
+		fatalx("cannot add write event for channel fd %d", c->fd);
 }
 
-/* After the callbacks that sent: write; watch the socket if it is full. */
+static void
+on_write(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	write_from_loop(arg);
+}
+
+/* After the callbacks that sent. */
 static void
 on_flush(evutil_socket_t fd, short what, void *arg)
 {
-	struct ipc_chan *c = arg;
-
 	(void)fd;
 	(void)what;
-	if (c->error == 0 && flush_queue(c) == -1)
-		c->error = errno;
-	if (c->error) {
-		report(c, c->error);
-		return;
-	}
-	if (c->nq > 0 && event_add(c->wev, NULL) == -1)
-		fatalx("cannot add write event for channel fd %d", c->fd);
+	write_from_loop(arg);
 }
 
 void

@@ -3,6 +3,8 @@
 # missing.  Uses sudo when not root.
 #   scripts/deps.sh          to build, run and test (make check)
 #   scripts/deps.sh build    to build only (make; the Dockerfile's build stage)
+#   scripts/deps.sh bench    the brokers make bench compares ours with (never
+#                            installed by make check)
 set -euo pipefail
 
 build=(
@@ -13,11 +15,15 @@ build=(
 test=(
 	clang python3-pytest mosquitto-clients mosquitto python3-paho-mqtt mandoc
 )
+bench=(
+	mosquitto nats-server
+)
 
 case "${1:-all}" in
 build)	pkgs=("${build[@]}") ;;
 all)	pkgs=("${build[@]}" "${test[@]}") ;;
-*)	echo "usage: scripts/deps.sh [build]" >&2; exit 2 ;;
+bench)	pkgs=("${bench[@]}") ;;
+*)	echo "usage: scripts/deps.sh [build | bench]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -26,8 +26,9 @@
  * (else a broker that drops would throttle its own load to a trickle).
  * --count stops each publisher after that many messages, --seconds after
  * that long; --rate R publishes R messages a second in all instead of as
- * fast as possible (for latency).  Then the subscribers are given --drain
- * seconds to receive the rest.
+ * fast as possible (for latency).  Then the subscribers receive the rest,
+ * until --drain seconds pass without a delivery or acknowledgement (a
+ * broker still delivering a backlog is slow, not losing messages).
  *
  * Each payload starts with a magic number, the publisher's index, its
  * sequence number and the CLOCK_MONOTONIC time it was written, so that
@@ -569,7 +570,9 @@ on_watch(evutil_socket_t fd, short what, void *arg)
 		if (t - ld->t_open >= CONNECT_S * 1000000000ull)
 			error(ld, NULL, "%u of %u connections ready after %d s", ld->nready,
 			    ld->phase == PH_SUBSCRIBING ? ld->nsubs : ld->npubs, CONNECT_S);
-	} else if (ld->phase == PH_DRAINING && t - ld->t_drain >= ld->drain_s * 1000000000ull) {
+	} else if (ld->phase == PH_DRAINING &&
+	    t - (ld->t_progress > ld->t_drain ? ld->t_progress : ld->t_drain) >=
+	    ld->drain_s * 1000000000ull) {
 		stop(ld);	/* what is missing now is lost */
 	} else if (t - ld->t_progress >= STALL_S * 1000000000ull) {
 		error(ld, NULL, "no progress for %d s (%llu messages unacknowledged)", STALL_S,
@@ -1030,7 +1033,7 @@ report(struct load *ld)
 	if (lost > 0)
 		show_missing(ld);
 	if (lost > 0 && ld->errors == 0)
-		fprintf(stderr, "mqtt_load: %llu of %llu deliveries missing after %u s of drain, "
+		fprintf(stderr, "mqtt_load: %llu of %llu deliveries missing after %u s without progress, "
 		    "%llu publishes unacknowledged%s\n", (unsigned long long)lost,
 		    (unsigned long long)ld->expected, ld->drain_s,
 		    (unsigned long long)ld->inflight, ld->qos == 0 ? " (QoS 0: allowed)" : "");
