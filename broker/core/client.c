@@ -342,8 +342,12 @@ clients_close_all(struct broker *b)
 {
 	struct client *cl;
 
-	RB_FOREACH(cl, client_ids, &b->clients)
-		client_close(cl, "broker shutting down");
+	RB_FOREACH(cl, client_ids, &b->clients) {
+		if (cl->proto->stopping != NULL && !cl->closing)
+			cl->proto->stopping(cl);
+		else
+			client_close(cl, "broker shutting down");
+	}
 }
 
 /* Shutdown: no new requests; answers and deliveries still go out. */

@@ -45,7 +45,8 @@ struct routes;
  * start once, read when input is there and the client is not throttled,
  * deliver for each record from a topicd while can_take says yes, idle
  * when the client's timer fires, and closed once, when the connection
- * ends (the protocol frees its state there). */
+ * ends (the protocol frees its state there).  stopping (may be NULL)
+ * closes a connection as the broker shuts down, telling the client why. */
 struct proto {
 	const char	*name;		/* "MQTT", ... for logs */
 	void	(*start)(struct client *);
@@ -54,6 +55,7 @@ struct proto {
 	bool	(*can_take)(const struct client *);
 	void	(*idle)(struct client *);
 	void	(*closed)(struct client *);
+	void	(*stopping)(struct client *);
 };
 
 /* A protocol's own state in a session, and what the core tells it. */
@@ -217,6 +219,10 @@ struct session {
 	struct filter	*filters;
 	size_t		 nfilters;
 	int64_t		 offline_since;	/* wall ms */
+	/* Offline this long (ms), an MQTT session is removed: 0 means
+	 * persistent_client_expiration, UINT64_MAX never (MQTT 5.0's Session
+	 * Expiry Interval, set by its protocol). */
+	uint64_t	 expiry_ms;
 	uint64_t	 incarnation;	/* tells a session from an earlier one of the same key */
 	void		*ext;		/* its protocol's state */
 	const struct session_ext *ext_ops;
@@ -310,6 +316,7 @@ struct broker {
 	/* Figures. */
 	int64_t		 started_ms;
 	uint64_t	 msgs_in, msgs_out, bytes_in, bytes_out;
+	uint64_t	 msgs_too_large;	/* not sent: over an MQTT 5.0 client's maximum */
 	bool		 title_dirty;
 	/* The daemon's (broker/): listeners, signals, timers, options. */
 	char		*conf_path;

@@ -83,6 +83,8 @@ session_save(struct session *s)
 		put_str(&w, s->filters[i].filter);
 		put_u8(&w, s->filters[i].qos);
 	}
+	if (s->expiry_ms != 0)		/* a record without it: the default */
+		put_u64(&w, s->expiry_ms);
 	k = record_key(s, &klen);
 	if (kv_put(s->b->store, k, klen, w.data, w.len) == -1)
 		fatalx("session %s: the session store refuses it", s->key);
@@ -235,6 +237,8 @@ decode_session(struct session *s, const void *val, size_t len)
 			return -1;
 		session_add_filter(s, f, qos);
 	}
+	if (r.left > 0)
+		get_u64(&r, &s->expiry_ms);
 	return get_end(&r);
 }
 
@@ -330,29 +334,43 @@ store_close(struct broker *b)
 	b->store = NULL;
 }
 
-/* persistent_client_expiration: an MQTT session offline for longer is
- * removed with its cursors (JSON-lines usernames do not expire).  Called
- * every second; it looks at the sessions only when one may be due
- * (next_expiry: 0 at start, lowered when a session goes offline). */
+/* How long the session is kept offline: its own expiry, or
+ * persistent_client_expiration (0: for ever). */
+static uint64_t
+session_lifetime(const struct session *s)
+{
+	if (s->expiry_ms != 0)
+		return s->expiry_ms;
+	return s->b->set.persistent_client_expiration ? s->b->set.persistent_client_expiration :
+	    UINT64_MAX;
+}
+
+/* An MQTT session offline for longer than its lifetime (its Session
+ * Expiry Interval, or persistent_client_expiration) is removed with its
+ * cursors (JSON-lines usernames do not expire).  Called every second; it
+ * looks at the sessions only when one may be due (next_expiry, wall ms:
+ * 0 at start, lowered when a session goes offline). */
 void
 sessions_expire(struct broker *b)
 {
-	int64_t max = (int64_t)b->set.persistent_client_expiration;
 	int64_t now = wall_ms(), next = INT64_MAX;
 	struct session *s, *tmp;
 
-	if (max == 0 || now - max < b->next_expiry)
+	if (now < b->next_expiry)
 		return;
 	RB_FOREACH_SAFE(s, session_tree, &b->sessions, tmp) {
-		if (s->mode != MODE_MQTT || !s->persistent || s->cl != NULL)
+		uint64_t life = session_lifetime(s);
+
+		if (s->mode != MODE_MQTT || !s->persistent || s->cl != NULL ||
+		    life == UINT64_MAX)
 			continue;
-		if (now - s->offline_since < max) {
-			if (s->offline_since < next)
-				next = s->offline_since;
+		if ((uint64_t)(now - s->offline_since) < life) {
+			if (s->offline_since + (int64_t)life < next)
+				next = s->offline_since + (int64_t)life;
 			continue;
 		}
-		log_notice("session %s: offline for longer than persistent_client_expiration; "
-		    "removed", s->key);
+		log_notice("session %s: offline for longer than its %s; removed", s->key,
+		    s->expiry_ms ? "session expiry interval" : "persistent_client_expiration");
 		session_delete(s);
 	}
 	b->next_expiry = next;

@@ -50,6 +50,11 @@ struct settings {
 	char             *sync_policy;		/* "batch" or "none" */
 	unsigned          login_attempts;
 	uint64_t          idle_timeout;		/* ms */
+	/* MQTT 5.0 (mosquitto's names where it has them) */
+	unsigned          max_keepalive;	/* seconds; 0: any, even none */
+	uint64_t          max_packet_size;	/* bytes of a packet from a client; 0: no limit of its own */
+	unsigned          max_topic_alias;	/* Topic Alias Maximum granted to clients */
+	char             *response_information;	/* NULL: none given */
 };
 
 /* Ends with an entry whose name is NULL. */

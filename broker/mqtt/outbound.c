@@ -357,15 +357,70 @@ mqtt_can_take(const struct client *cl)
 {
 	const struct session *s = cl->session;
 	const struct mqtt_session *ms = s != NULL ? ms_of(s) : NULL;
+	/* An MQTT 5.0 client says how many it takes (Receive Maximum,
+	 * 3.3.4-9), as in mosquitto; the others get max_inflight_messages. */
+	unsigned window = mqtt_v5(cl) ? mqtt_conn(cl)->recv_max :
+	    cl->b->set.max_inflight_messages;
 
-	return ms == NULL || (ms->nsent - ms->nstale_sent < cl->b->set.max_inflight_messages &&
-	    ms->nout < OUT_MAX);
+	return ms == NULL || (ms->nsent - ms->nstale_sent < window && ms->nout < OUT_MAX);
 }
 
 static void
 ack_out(struct client *cl, const struct outflight *o, uint8_t kind)
 {
 	ack_to_topic(cl->b, cl->session->key, o->topic, o->seq, kind);
+}
+
+/* A message larger than the client's Maximum Packet Size is not sent
+ * to it (3.1.2-24): it counts as delivered, and its topic moves on. */
+static bool
+too_large_for(struct client *cl, const struct rec_deliver *d, const struct mqtt_publish *pub)
+{
+	struct mqtt_packet p = { .type = MQTT_PUBLISH, .level = MQTT_LEVEL_5, .u.publish = *pub };
+	uint32_t max = mqtt_conn(cl)->max_packet;
+
+	if (max == 0 || mqtt_packet_size(&p) <= max)
+		return false;
+	log_info("client %s: a message of %s (%zu bytes) is over its Maximum Packet Size "
+	    "(%u): not sent", cl->desc, d->topic, d->payload_len, max);
+	cl->b->msgs_too_large++;
+	if (d->qos > 0)
+		ack_to_topic(cl->b, cl->session->key, d->topic, d->seq, ACK_PUBACK);
+	return true;
+}
+
+/* The topic, or a Topic Alias for it (3.3.2.3.4): the topic goes with a
+ * new alias, an empty one with an alias the client knows. */
+static void
+use_alias(struct client *cl, struct mqtt_publish *pub)
+{
+	bool fresh;
+	uint16_t alias = alias_pick(&mqtt_conn(cl)->alias_out, pub->topic, &fresh);
+
+	if (alias == 0)
+		return;
+	(void)mqtt_props_add_u32(&pub->props, MQTT_PROP_TOPIC_ALIAS, alias);
+	if (!fresh)
+		pub->topic = "";
+}
+
+static void
+send_publish(struct client *cl, const struct rec_deliver *d, struct mqtt_publish *pub)
+{
+	struct wbuf w;
+
+	if (mqtt_v5(cl))
+		use_alias(cl, pub);
+	wbuf_init(&w);
+	if (mqtt_enc_publish(&w, mqtt_conn(cl)->level, pub) == 0) {
+		mqtt_send(cl, &w);
+		cl->b->msgs_out++;
+		cl->b->bytes_out += d->payload_len;
+	} else {
+		log_warnx("client %s: cannot encode a delivery from %s", cl->desc, d->topic);
+	}
+	wbuf_free(&w);
+	mqtt_props_free(&pub->props);
 }
 
 static void
@@ -378,8 +433,9 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 		.retain = (d->flags & DF_RETAIN) != 0, .topic = (char *)d->topic,
 		.payload = d->payload, .len = d->payload_len,
 	};
-	struct wbuf w;
 
+	if (mqtt_v5(cl) && too_large_for(cl, d, &pub))
+		return;
 	if (ms_of(s)->nstale > 0)
 		out_passed_over(s, d->topic, d->seq);
 	if (d->qos > 0) {
@@ -404,15 +460,7 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 		}
 		pub.packet_id = o->pid;
 	}
-	wbuf_init(&w);
-	if (mqtt_enc_publish(&w, mqtt_conn(cl)->level, &pub) == 0) {
-		mqtt_send(cl, &w);
-		cl->b->msgs_out++;
-		cl->b->bytes_out += d->payload_len;
-	} else {
-		log_warnx("client %s: cannot encode a delivery from %s", cl->desc, d->topic);
-	}
-	wbuf_free(&w);
+	send_publish(cl, d, &pub);
 }
 
 static void
@@ -468,10 +516,13 @@ ack_fits(const struct outflight *o, uint8_t type)
 }
 
 /* PUBACK, PUBREC or PUBCOMP of a delivery: passed to its topic.  One for
- * a packet id not in flight (a repeat after a reconnect) is ignored. */
+ * a packet id not in flight (a repeat after a reconnect) is ignored.  A
+ * PUBREC with an error reason code (MQTT 5.0) ends the exchange
+ * (4.3.3): the client refused the message, the topic moves on. */
 void
-mqtt_ack_in(struct client *cl, uint8_t type, uint16_t pid)
+mqtt_ack_in(struct client *cl, uint8_t type, const struct mqtt_ack *a)
 {
+	uint16_t pid = a->packet_id;
 	struct session *s = cl->session;
 	struct outflight key = { .pid = pid }, *o = RB_FIND(pid_tree, &ms_of(s)->pids, &key);
 	char why[128];
@@ -489,6 +540,11 @@ mqtt_ack_in(struct client *cl, uint8_t type, uint16_t pid)
 		    o->qos == 2 && !o->rel && type == MQTT_PUBCOMP ? ", before the PUBREL" : "");
 		client_close(cl, why);
 		return;
+	}
+	if (type == MQTT_PUBREC && a->reason >= 0x80) {
+		log_info("client %s: PUBREC %s for packet %u: the message is dropped", cl->desc,
+		    mqtt_reason_name(a->reason), pid);
+		type = MQTT_PUBCOMP;
 	}
 	ack_out(cl, o, type == MQTT_PUBACK ? ACK_PUBACK :
 	    type == MQTT_PUBREC ? ACK_PUBREC : ACK_PUBCOMP);

@@ -36,36 +36,93 @@ grant(struct client *cl, const char *filter, uint8_t qos)
 	return qos;
 }
 
+static bool
+has_filter(const struct session *s, const char *filter)
+{
+	for (size_t i = 0; i < s->nfilters; i++)
+		if (strcmp(s->filters[i].filter, filter) == 0)
+			return true;
+	return false;
+}
+
+/* MQTT 5.0: shared subscriptions are not available here (the CONNACK
+ * says so): 0x9E (3.8.3.1); nor are Subscription Identifiers: a
+ * SUBSCRIBE with one is refused with DISCONNECT 0xA1.  0 when the
+ * filter may be granted. */
+static uint8_t
+grant5(struct client *cl, const struct mqtt_sub_item *it)
+{
+	size_t n;
+	const char *rest;
+
+	if (mqtt_share_split(it->filter, &n, &rest) == 1) {
+		log_info("client %s: SUBSCRIBE %.64s refused: shared subscriptions are not "
+		    "available", cl->desc, it->filter);
+		return MQTT_RC_SHARED_SUBS_NOT_SUPPORTED;
+	}
+	return 0;
+}
+
+/* Retained messages on subscribing (3.3.1.3): Retain Handling 0 sends
+ * them, 1 only for a new subscription, 2 never. */
+static bool
+wants_retained(const struct mqtt_sub_item *it, bool existed)
+{
+	return it->retain_handling == 0 || (it->retain_handling == 1 && !existed);
+}
+
+static void
+send_suback(struct client *cl, uint8_t type, uint16_t pid, size_t n, const uint8_t *codes)
+{
+	struct wbuf w;
+
+	wbuf_init(&w);
+	if (mqtt_enc_suback(&w, mqtt_conn(cl)->level, type, &(struct mqtt_suback){
+	    .packet_id = pid, .n = n, .codes = codes }) == 0)
+		mqtt_send(cl, &w);
+	else
+		log_warnx("client %s: cannot encode a %s", cl->desc, mqtt_type_name(type));
+	wbuf_free(&w);
+}
+
 void
 mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 {
 	struct session *s = cl->session;
 	uint8_t *codes = xcalloc(sub->n, 1);
-	struct wbuf w;
+	bool *retained = xcalloc(sub->n, sizeof(bool));
 
+	if (mqtt_props_find(&sub->props, MQTT_PROP_SUBSCRIPTION_ID) != NULL) {
+		mqtt_close(cl, MQTT_RC_SUB_IDS_NOT_SUPPORTED,
+		    "Subscription Identifiers are not available");
+		goto out;
+	}
 	for (size_t i = 0; i < sub->n; i++) {
-		codes[i] = grant(cl, sub->items[i].filter, sub->items[i].qos);
+		const struct mqtt_sub_item *it = &sub->items[i];
+
+		if (mqtt_v5(cl) && (codes[i] = grant5(cl, it)) != 0)
+			continue;
+		retained[i] = wants_retained(it, has_filter(s, it->filter));
+		codes[i] = grant(cl, it->filter, it->qos);
 		if (codes[i] != MQTT_SUBACK_FAILURE)
-			session_add_filter(s, sub->items[i].filter, codes[i]);
+			session_add_filter(s, it->filter, codes[i]);
 	}
 	client_gate(cl, session_save(s));	/* SUBACK once the filters are durable */
-	wbuf_init(&w);
-	mqtt_enc_suback(&w, mqtt_conn(cl)->level, MQTT_SUBACK, &(struct mqtt_suback){
-	    .packet_id = sub->packet_id, .n = sub->n, .codes = codes });
-	mqtt_send(cl, &w);
-	wbuf_free(&w);
+	send_suback(cl, MQTT_SUBACK, sub->packet_id, sub->n, codes);
 	/* After the SUBACK: retained messages follow it (MQTT 3.3.1-6). */
 	for (size_t i = 0; i < sub->n; i++) {
 		const char *f = sub->items[i].filter;
 
-		if (codes[i] == MQTT_SUBACK_FAILURE)
+		if (codes[i] >= 0x80)
 			continue;
 		if (sys_topic(f))
 			sys_subscribed(cl, f);
 		else
-			session_attach_all(s, f, true);
+			session_attach_all(s, f, retained[i]);
 	}
+out:
 	free(codes);
+	free(retained);
 }
 
 void
@@ -73,11 +130,15 @@ mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u)
 {
 	struct session *s = cl->session;
 	struct attachment *a, *next;
-	struct wbuf w;
+	uint8_t *codes = xcalloc(u->n, 1);
 	bool changed = false;
 
-	for (size_t i = 0; i < u->n; i++)
-		changed |= session_remove_filter(s, u->filters[i]);
+	for (size_t i = 0; i < u->n; i++) {
+		bool had = session_remove_filter(s, u->filters[i]);
+
+		codes[i] = had ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+		changed |= had;
+	}
 	if (changed)
 		client_gate(cl, session_save(s));
 	/* Topics no filter matches any more drop the cursor; others may get
@@ -90,8 +151,9 @@ mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u)
 			}
 		}
 	}
-	wbuf_init(&w);
-	mqtt_enc_ack(&w, MQTT_UNSUBACK, u->packet_id);
-	mqtt_send(cl, &w);
-	wbuf_free(&w);
+	if (mqtt_v5(cl))
+		send_suback(cl, MQTT_UNSUBACK, u->packet_id, u->n, codes);
+	else
+		mqtt_send_ack(cl, MQTT_UNSUBACK, u->packet_id);
+	free(codes);
 }
