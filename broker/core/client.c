@@ -328,13 +328,33 @@ client_new(struct broker *b, int fd, const struct proto *proto, const char *desc
 	proto->start(cl);
 }
 
+/* The broker stops: what a client is still owed (the packet that says
+ * why it is closed) goes out if its socket takes it now, without waiting. */
+static void
+last_write(struct client *cl)
+{
+	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	evutil_socket_t fd = bufferevent_getfd(cl->bev);
+
+	if (cl->gate != 0 || fd < 0 || evbuffer_get_length(out) == 0)
+		return;
+	/* A socket bufferevent keeps the start of its output frozen: only its
+	 * own write takes from there, and it is about to be freed. */
+	(void)evbuffer_unfreeze(out, 1);
+	if (evbuffer_write(out, fd) == -1)
+		log_debug("client %s: last output not written: %s", cl->desc,
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
 void
 clients_free_all(struct broker *b)
 {
 	struct client *cl;
 
-	while ((cl = RB_MIN(client_ids, &b->clients)) != NULL)
+	while ((cl = RB_MIN(client_ids, &b->clients)) != NULL) {
+		last_write(cl);
 		client_free(cl);
+	}
 }
 
 void

@@ -379,7 +379,10 @@ too_large_for(struct client *cl, const struct rec_deliver *d, const struct mqtt_
 	struct mqtt_packet p = { .type = MQTT_PUBLISH, .level = MQTT_LEVEL_5, .u.publish = *pub };
 	uint32_t max = mqtt_conn(cl)->max_packet;
 
-	if (max == 0 || mqtt_packet_size(&p) <= max)
+	if (pub->qos > 0)
+		p.u.publish.packet_id = 1;	/* its size, whichever id it gets */
+	/* A Topic Alias may add up to 3 bytes, and a byte to two lengths. */
+	if (max == 0 || mqtt_packet_size(&p) + (mqtt_conn(cl)->alias_out.max ? 5 : 0) <= max)
 		return false;
 	log_info("client %s: a message of %s (%zu bytes) is over its Maximum Packet Size "
 	    "(%u): not sent", cl->desc, d->topic, d->payload_len, max);

@@ -10,12 +10,14 @@ import time
 
 import pytest
 
-from mqtt_helpers import PUBACK, PUBLISH, PUBREC, PahoClient, connected_client, paho
-from mqtt5_helpers import (DISCONNECT, Paho5, V5Client, ack5, decode5, disconnect5, props)
+from broker_harness import wait_for
+from mqtt_helpers import (CONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREL, SUBSCRIBE, UNSUBACK,
+                          PahoClient, connected_client, paho)
+from mqtt5_helpers import (DISCONNECT, Paho5, V5Client, ack5, disconnect5, props, subscribe5,
+                           unsubscribe5)
 
 pytestmark = pytest.mark.skipif(paho is None, reason="paho-mqtt missing (use /usr/bin/python3)")
 
-CONNECT, SUBSCRIBE = 1, 8
 QUIET = 0.3             # seconds over which an absence is watched
 
 
@@ -100,3 +102,143 @@ def test_paho5_round_trip_mixed(mqtt_broker):
         j.wait_message("v5-q%d" % q, "mix/t")
     sub3.publish("mix/t", b"from-311", qos=1)
     assert sub5.wait_message(b"from-311").qos == 1
+
+
+# ---------------------------------------------------------------- sessions
+
+def test_session_expiry_zero_ends_with_connection(mqtt_broker):
+    """Session Expiry Interval 0 (the default): the session ends with the
+    connection, even with Clean Start 0."""
+    c, _ = v5(mqtt_broker, "e0", clean=False)
+    assert c.subscribe5([("e0/t", 1)]).codes == [1]
+    c.send(disconnect5())
+    c.expect_closed()
+    again, ack = v5(mqtt_broker, "e0", clean=False)
+    assert ack.session_present is False
+
+
+def test_session_expiry_resume_and_clean_start(mqtt_broker):
+    """A non-zero interval keeps the session and what it missed: Clean
+    Start 0 resumes it (Session Present), Clean Start 1 discards it."""
+    b = mqtt_broker
+    c, ack = v5(b, "e1", clean=True, cprops=props(CONNECT, SessionExpiryInterval=300))
+    assert ack.session_present is False
+    assert "SessionExpiryInterval" not in ack.props     # granted as asked
+    assert c.subscribe5([("e1/t", 1)]).codes == [1]
+    c.send(disconnect5())
+    c.expect_closed()
+    connected_client(b.mqtt_port, "e1-pub").publish("e1/t", b"while away", 1)
+    c, ack = v5(b, "e1", clean=False, cprops=props(CONNECT, SessionExpiryInterval=300))
+    assert ack.session_present is True
+    m = c.next5(PUBLISH)
+    assert (m.topic, m.payload, m.qos) == ("e1/t", b"while away", 1)
+    c.send(ack5(PUBACK, m.pid))
+    c.send(disconnect5())
+    c.expect_closed()
+    c, ack = v5(b, "e1", clean=True, cprops=props(CONNECT, SessionExpiryInterval=300))
+    assert ack.session_present is False
+
+
+def test_session_expiry_changed_at_disconnect(mqtt_broker):
+    """A DISCONNECT may set the interval to 0 (the session ends now)."""
+    c, _ = v5(mqtt_broker, "e2", clean=False, cprops=props(CONNECT, SessionExpiryInterval=300))
+    c.send(disconnect5(0, props(DISCONNECT, SessionExpiryInterval=0)))
+    c.expect_closed()
+    _, ack = v5(mqtt_broker, "e2", clean=False, cprops=props(CONNECT, SessionExpiryInterval=300))
+    assert ack.session_present is False
+
+
+def test_session_expires(mqtt_broker):
+    """A session of interval 1 s is gone once that long offline; one of
+    0xFFFFFFFF (never) stays."""
+    b = mqtt_broker
+    for cid, interval in (("short", 1), ("never", 0xFFFFFFFF)):
+        c, _ = v5(b, cid, clean=False, cprops=props(CONNECT, SessionExpiryInterval=interval))
+        c.send(disconnect5())
+        c.expect_closed()
+    gone_by = time.monotonic() + 1.0
+    # The broker looks at expiries once a second: wait for its log line.
+    wait_for(lambda: "session m/short: offline for longer than its session expiry"
+             in b.log_text(), 10, "session m/short to expire")
+    assert time.monotonic() >= gone_by - 0.1
+    _, ack = v5(b, "short", clean=False)
+    assert ack.session_present is False
+    _, ack = v5(b, "never", clean=False)
+    assert ack.session_present is True
+
+
+def test_session_311_then_v5(mqtt_broker):
+    """A 3.1.1 persistent session is resumed by the same client id at 5.0
+    (Clean Start 0, an interval) with its subscriptions."""
+    b = mqtt_broker
+    c = connected_client(b.mqtt_port, "mixed-id", clean=False)
+    assert c.subscribe([("mx/t", 1)]) == [1]
+    c.disconnect()
+    c5, ack = v5(b, "mixed-id", clean=False, cprops=props(CONNECT, SessionExpiryInterval=60))
+    assert ack.session_present is True
+    connected_client(b.mqtt_port, "mx-pub").publish("mx/t", b"to both", 1)
+    m = c5.next5(PUBLISH)
+    assert m.payload == b"to both"
+    c5.send(ack5(PUBACK, m.pid))
+
+
+# ---------------------------------------------------------------- acknowledgements
+
+def test_reason_codes_on_acks(mqtt_broker):
+    """PUBACK / PUBREC of a stored message: success; a PUBREL of an unknown
+    packet id: PUBCOMP 0x92; UNSUBACK: 0x00 or 0x11 per filter; a payload
+    that is not the UTF-8 its Payload Format Indicator says: PUBACK 0x99."""
+    c, _ = v5(mqtt_broker, "acks")
+    assert c.publish5("ack/t", b"one", qos=1).rc == 0
+    assert c.publish5("ack/t", b"two", qos=2).rc == 0
+    c.send(ack5(PUBREL, 777))
+    comp = c.next5(PUBCOMP)
+    assert (comp.pid, comp.rc) == (777, 0x92)
+    assert "ReasonString" in comp.props
+    assert c.subscribe5([("ack/a", 0)]).codes == [0]
+    c.send(unsubscribe5(9, ["ack/a", "ack/none"]))
+    ua = c.next5(UNSUBACK)
+    assert (ua.pid, ua.codes) == (9, [0x00, 0x11])
+    bad = c.publish5("ack/t", b"\xff\xfe", qos=1, pprops=props(PUBLISH, PayloadFormatIndicator=1))
+    assert bad.rc == 0x99
+    good = c.publish5("ack/t", "h\u00e9".encode(), qos=1,
+                      pprops=props(PUBLISH, PayloadFormatIndicator=1))
+    assert good.rc == 0
+
+
+def test_problem_information_off(mqtt_broker):
+    """Request Problem Information 0: no Reason String on acks."""
+    c, _ = v5(mqtt_broker, "rpi", cprops=props(CONNECT, RequestProblemInformation=0))
+    c.send(ack5(PUBREL, 778))
+    comp = c.next5(PUBCOMP)
+    assert comp.rc == 0x92 and comp.props == {}
+
+
+def test_shared_and_subscription_ids_refused(mqtt_broker):
+    """Shared subscriptions are not available: SUBACK 0x9E for that filter
+    (the others granted); a Subscription Identifier: DISCONNECT 0xA1."""
+    c, _ = v5(mqtt_broker, "share")
+    assert c.subscribe5([("$share/g/s/t", 1), ("s/t", 1)]).codes == [0x9E, 1]
+    c.send(subscribe5(5, [("s/u", 0)], props(SUBSCRIBE, SubscriptionIdentifier=3)))
+    c.expect_disconnect(0xA1)
+
+
+def test_retain_handling(mqtt_broker):
+    """Retain Handling 0 sends the retained message at every subscribe, 1
+    only when the subscription is new, 2 never."""
+    b = mqtt_broker
+    connected_client(b.mqtt_port, "rh-pub").publish("rh/t", b"kept", 1, retain=True)
+    c, _ = v5(b, "rh")
+    for rh, expect in ((2, False), (1, False), (0, True)):
+        assert c.subscribe5([("rh/t", 1 | rh << 4)]).codes == [1]
+        if expect:
+            m = c.next5(PUBLISH)
+            assert (m.payload, m.retain) == (b"kept", True)
+            c.send(ack5(PUBACK, m.pid))
+        else:
+            c.expect_silence(QUIET)
+    d, _ = v5(b, "rh2")
+    assert d.subscribe5([("rh/t", 1 | 1 << 4)]).codes == [1]    # new: sent
+    m = d.next5(PUBLISH)
+    assert m.payload == b"kept"
+    d.send(ack5(PUBACK, m.pid))
