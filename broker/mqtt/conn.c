@@ -78,43 +78,6 @@ send_connack(struct client *cl, bool present, uint8_t rc)
 	wbuf_free(&w);
 }
 
-static void
-keep_will(struct mqtt_conn *mc, const struct mqtt_connect *c)
-{
-	struct mqtt_will *wl;
-	struct wbuf w;
-
-	if (!c->will)
-		return;
-	wl = xcalloc(1, sizeof(*wl));
-	if (c->level == MQTT_LEVEL_5 && c->will_props.n > 0) {
-		wbuf_init(&w);
-		if (mqtt_props_pack(&w, &c->will_props) == 0 && w.len > 0) {
-			wl->props = xmemdup(w.data, w.len);
-			wl->props_len = w.len;
-		}
-		wbuf_free(&w);
-	}
-	wl->topic = xstrdup(c->will_topic);
-	wl->payload = xmemdup(c->will_payload ? c->will_payload : (const uint8_t *)"", c->will_len);
-	wl->len = c->will_len;
-	wl->qos = c->will_qos;
-	wl->retain = c->will_retain;
-	mc->will = wl;
-}
-
-static void
-will_free(struct mqtt_conn *mc)
-{
-	if (mc->will == NULL)
-		return;
-	free(mc->will->topic);
-	free(mc->will->payload);
-	free(mc->will->props);
-	free(mc->will);
-	mc->will = NULL;
-}
-
 /* Another connection with the same client id is closed first (MQTT
  * 3.1.4-2); its will is published as for any abnormal end. */
 static void
@@ -246,6 +209,7 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 		return;
 	}
 	s = open_session(cl, mc->client_id, c->clean_session, &present);
+	mqtt_will_cancel(s);	/* resumed within its Will Delay Interval */
 	if (s->persistent)
 		mqtt5_session_expiry(cl, s);
 	(void)session_save(s);
@@ -255,7 +219,7 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	mqtt_session_reconnected(s);
 	mc->connected = true;
 	set_owner(cl, s);
-	keep_will(mc, c);
+	mc->will = mqtt_will_new(c);
 	mc->keepalive_ms = c->level == MQTT_LEVEL_5 ?
 	    (uint64_t)keepalive_granted(c->keepalive, b->set.max_keepalive, &told) * 1500 :
 	    (uint64_t)c->keepalive * 1500;
@@ -276,8 +240,10 @@ on_disconnect(struct client *cl, const struct mqtt_disconnect *d)
 	if (mc->level == MQTT_LEVEL_5 && !mqtt5_disconnect_in(cl, d))
 		return;
 	/* A clean end: no will, unless a 5.0 client asks for it (0x04). */
-	if (mc->level != MQTT_LEVEL_5 || d->reason != MQTT_RC_DISCONNECT_WITH_WILL)
-		will_free(mc);
+	if (mc->level != MQTT_LEVEL_5 || d->reason != MQTT_RC_DISCONNECT_WITH_WILL) {
+		mqtt_will_free(mc->will);
+		mc->will = NULL;
+	}
 	client_close(cl, "DISCONNECT");
 }
 
@@ -455,8 +421,9 @@ mqtt_closed(struct client *cl)
 	bool stays = session_stays(cl, s);
 
 	if (mc->connected && mc->will != NULL)
-		mqtt_publish_will(cl);
-	will_free(mc);
+		mqtt_will_end(cl, s, stays);
+	mqtt_will_free(mc->will);
+	mc->will = NULL;
 	while ((a = TAILQ_FIRST(&cl->attached)) != NULL)
 		attach_end(a, stays);
 	owner_closed(cl, !stays);

@@ -21,6 +21,7 @@ struct mqtt_will {
 	bool		 retain;
 	uint8_t		*props;		/* MQTT 5.0 Will Properties, packed (or NULL) */
 	size_t		 props_len;
+	uint32_t	 delay_s;	/* Will Delay Interval */
 };
 
 /* Inbound QoS 2 of a clean session, between PUBREC and PUBREL: packet id
@@ -90,7 +91,6 @@ void	 mqtt5_session_expiry(struct client *cl, struct session *s);
 /* publish.c */
 void	 mqtt_publish_in(struct client *cl, const struct mqtt_publish *m);
 void	 mqtt_pubrel_in(struct client *cl, uint16_t pid);
-void	 mqtt_publish_will(struct client *cl);
 void	 mqtt_inbound_free(struct mqtt_conn *mc);
 void	 mqtt_inbound_end(struct session *s);
 /* outbound.c */
@@ -102,6 +102,19 @@ void	 mqtt_session_reconnected(struct session *s);
 /* subscribe.c */
 void	 mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub);
 void	 mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u);
+/* will.c */
+struct mqtt_will *mqtt_will_new(const struct mqtt_connect *c);
+void	 mqtt_will_free(struct mqtt_will *wl);
+/* The connection ended without a clean DISCONNECT: its will now, or,
+ * after its Will Delay Interval when the session stays, later. */
+void	 mqtt_will_end(struct client *cl, struct session *s, bool stays);
+/* The session resumed: its delayed will is not sent. */
+void	 mqtt_will_cancel(struct session *s);
+/* The session ends (forget) or the broker stops: a delayed will is sent,
+ * or (stopping) lost. */
+void	 mqtt_will_session_end(struct session *s, bool forget);
+/* outbound.c: the session's delayed will (NULL: none) */
+struct delayed_will **mqtt_session_will(struct session *s);
 /* sys.c */
 void	 sys_subscribed(struct client *cl, const char *filter);
 bool	 sys_topic(const char *filter);

@@ -51,6 +51,7 @@ struct mqtt_session {
 	unsigned	 nstale;	/* stale */
 	unsigned	 nstale_sent;	/* stale and not yet PUBACK'd / PUBREC'd */
 	uint16_t	 next_pid;
+	struct delayed_will *will;	/* will.c */
 };
 
 static int
@@ -261,6 +262,7 @@ ended(struct session *s, bool forget)
 	struct mqtt_session *ms = ms_of(s);
 	struct outflight *o;
 
+	mqtt_will_session_end(s, forget);
 	while ((o = RB_MIN(pid_tree, &ms->pids)) != NULL)
 		out_drop(s, o, forget);
 	if (forget && s->persistent)
@@ -273,6 +275,12 @@ static const struct session_ext mqtt_session_ext = {
 	.topic_dropped = topic_dropped,
 	.ended = ended,
 };
+
+struct delayed_will **
+mqtt_session_will(struct session *s)
+{
+	return &ms_of(s)->will;
+}
 
 /* Gives an MQTT session its state (once). */
 void

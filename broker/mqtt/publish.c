@@ -304,37 +304,6 @@ mqtt_pubrel_in(struct client *cl, uint16_t pid)
 		mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR, "PUBREL for a topic that failed");
 }
 
-/* The will of a connection that ended without DISCONNECT. */
-void
-mqtt_publish_will(struct client *cl)
-{
-	const struct mqtt_will *wl = mqtt_conn(cl)->will;
-	const char *why = NULL;
-	struct child *c = wl->topic[0] == '$' ? NULL : topic_open(cl->b, wl->topic, &why);
-	struct rec_publish p = {
-		.req = wl->qos ? broker_req(cl->b) : 0, .owner = "", .pubid = 0, .qos = wl->qos,
-		.flags = wl->retain ? PF_RETAIN : 0, .time_ms = (uint64_t)wall_ms(),
-		.payload = wl->payload, .payload_len = wl->len,
-	};
-	struct wbuf w;
-	int rc = -1;
-
-	if (c != NULL) {
-		wbuf_init(&w);
-		enc_publish(&w, &p);
-		rc = note_submit(c, IPC_PUBLISH, p.req, &w, &why);
-		wbuf_free(&w);
-	}
-	if (rc == -1) {
-		log_warnx("client %s: will to %s not published: %s", cl->desc, wl->topic,
-		    why ? why : "reserved topic");
-		return;
-	}
-	cl->b->msgs_in++;
-	cl->b->bytes_in += wl->len;
-	log_info("client %s: will published to %s", cl->desc, wl->topic);
-}
-
 struct keys {
 	char	**k;
 	size_t	  n;

@@ -242,3 +242,59 @@ def test_retain_handling(mqtt_broker):
     m = d.next5(PUBLISH)
     assert m.payload == b"kept"
     d.send(ack5(PUBACK, m.pid))
+
+
+# ---------------------------------------------------------------- wills
+
+def will5(delay=None):
+    wp = props(PUBLISH, WillProps=True, WillDelayInterval=delay) if delay is not None \
+        else b"\x00"
+    return ("w5/t", b"gone", 1, False, wp)
+
+
+def will_watcher(b, name):
+    w = connected_client(b.mqtt_port, name)
+    assert w.subscribe([("w5/t", 1)]) == [1]
+    return w
+
+
+def test_will_on_disconnect_with_will(mqtt_broker):
+    """DISCONNECT 0x04 (Disconnect with Will Message) sends the will; a
+    normal DISCONNECT does not."""
+    b = mqtt_broker
+    w = will_watcher(b, "ww1")
+    c, _ = v5(b, "w-normal", will=will5())
+    c.send(disconnect5(0))
+    c.expect_closed()
+    c, _ = v5(b, "w-04", will=will5())
+    c.send(disconnect5(0x04))
+    c.expect_closed()
+    m = w.expect(PUBLISH)
+    assert m.payload == b"gone"
+    w.expect_silence(QUIET)                     # only one will
+
+
+def test_will_delay(mqtt_broker):
+    """A will with a Will Delay Interval is published that much after the
+    connection is lost; not at all if the session resumes before; at the
+    session's end if that comes first."""
+    b = mqtt_broker
+    w = will_watcher(b, "ww2")
+    exp = props(CONNECT, SessionExpiryInterval=300)
+    c, _ = v5(b, "w-delay", clean=False, cprops=exp, will=will5(1))
+    lost = time.monotonic()
+    c.close()
+    m = w.expect(PUBLISH, timeout=6)
+    assert m.payload == b"gone" and time.monotonic() - lost >= 0.9
+
+    c, _ = v5(b, "w-resume", clean=False, cprops=exp, will=will5(2))
+    c.close()
+    c, ack = v5(b, "w-resume", clean=False, cprops=exp)
+    assert ack.session_present is True
+    w.expect_silence(2.5)                       # the delay passed: nothing
+
+    c, _ = v5(b, "w-expiry", clean=False, cprops=props(CONNECT, SessionExpiryInterval=1),
+              will=will5(3600))
+    c.close()
+    m = w.expect(PUBLISH, timeout=6)             # the session ended (about 1 s)
+    assert m.payload == b"gone"
