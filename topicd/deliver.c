@@ -113,6 +113,7 @@ send_msg(struct sub *s, uint64_t seq, uint8_t flags, uint8_t *qos)
 		*qos = 0;
 		return SEND_OK;
 	}
+	memset(&d, 0, sizeof(d));
 	d.topic = td->topic;
 	d.seq = seq;
 	d.qos = deliver_qos(s, &m);
@@ -246,6 +247,7 @@ send_retained(struct sub *s, bool again)
 		}
 		return SEND_OK;
 	}
+	memset(&d, 0, sizeof(d));
 	d.topic = td->topic;
 	d.seq = m.seq;
 	d.qos = deliver_qos(s, &m);

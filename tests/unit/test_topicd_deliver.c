@@ -147,7 +147,9 @@ static void
 publish(struct fx *f, uint64_t req, uint8_t qos, uint8_t flags, const char *owner,
     uint32_t pubid, const void *payload, size_t len)
 {
-	struct rec_publish p = { req, owner, pubid, qos, flags, 1000, payload, len };
+	struct rec_publish p = { .req = req, .owner = owner, .pubid = pubid, .qos = qos,
+				 .flags = flags, .time_ms = 1000, .payload = payload,
+				 .payload_len = len };
 
 	enc_publish(&f->w, &p);
 	rec(f, IPC_PUBLISH, -1);
@@ -164,7 +166,8 @@ static int
 attach(struct fx *f, const char *key, uint8_t mode, uint8_t qos, uint16_t window,
     uint8_t flags, uint64_t req)
 {
-	struct rec_attach a = { req, key, mode, qos, flags, window };
+	struct rec_attach a = { .req = req, .subkey = key, .mode = mode, .qos = qos,
+				.flags = flags, .window = window };
 	int sv[2];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
@@ -449,7 +452,7 @@ test_reattach_resends(void **state)
 {
 	struct fx *f = *state;
 	int s = attach(f, "m/re", MODE_MQTT, 1, 10, 0, 1);
-	struct rec_detach d = { "m/re" };
+	struct rec_detach d = { .subkey = "m/re" };
 	struct ipc_msg m;
 
 	publish_s(f, 2, 1, "one");
@@ -612,7 +615,7 @@ test_unsub(void **state)
 {
 	struct fx *f = *state;
 	int s = attach(f, "m/u", MODE_MQTT, 1, 5, 0, 1);
-	struct rec_unsub u = { 2, "m/u", 0 };
+	struct rec_unsub u = { .req = 2, .subkey = "m/u" };
 
 	publish_s(f, 3, 1, "kept");
 	enc_unsub(&f->w, &u);
@@ -795,7 +798,8 @@ static void
 test_idle_lists_who_has_a_backlog(void **state)
 {
 	struct fx *f = *state;
-	struct rec_attach off = { 2, "m/off", MODE_MQTT, 1, 0, 10 };
+	struct rec_attach off = { .req = 2, .subkey = "m/off", .mode = MODE_MQTT, .qos = 1,
+				  .window = 10 };
 	int s = attach(f, "m/on", MODE_MQTT, 1, 10, 0, 1);
 
 	enc_attach(&f->w, &off);
