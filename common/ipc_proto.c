@@ -364,6 +364,7 @@ enc_stats(struct wbuf *w, const struct rec_stats *r)
 	put_u64(w, r->committed);
 	put_u64(w, r->disk_bytes);
 	put_u8(w, r->full);
+	put_u64(w, r->expired);
 }
 
 int
@@ -382,6 +383,7 @@ dec_stats(const void *body, size_t len, struct rec_stats *r)
 	get_u64(&rb, &r->committed);
 	get_u64(&rb, &r->disk_bytes);
 	get_u8(&rb, &r->full);
+	get_u64(&rb, &r->expired);
 	if (r->full > 1)
 		return -1;
 	DEC_END();

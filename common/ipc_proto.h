@@ -251,6 +251,8 @@ struct rec_stats {
 	uint64_t committed;		/* records made durable since start */
 	uint64_t disk_bytes;		/* the store's files */
 	uint8_t  full;			/* publishes are refused (FULL sent, no RESUME yet) */
+	uint64_t expired;		/* messages not delivered because they expired
+					 * (retained ones included), since start */
 };
 
 /* IDLE: the topicd has nothing to do (every record up to rx applied and

@@ -98,8 +98,32 @@ sub_send(struct sub *s, uint16_t type)
 	return send_failed(s);
 }
 
+/* The DELIVER record of message m for subscriber s, in td->wb. */
+static void
+encode_deliver(struct sub *s, const struct msg *m, uint8_t flags, struct rec_deliver *d)
+{
+	struct topicd *td = s->td;
+
+	memset(d, 0, sizeof(*d));
+	d->topic = td->topic;
+	d->seq = m->seq;
+	d->qos = deliver_qos(s, m);
+	d->flags = flags | ((m->flags & PF_JSON) ? DF_JSON : 0) |
+	    ((m->flags & PF_RETAIN) ? DF_PUBRETAIN : 0);
+	d->payload = m->payload;
+	d->payload_len = m->len;
+	d->props = m->props;
+	d->props_len = m->props_len;
+	d->expiry_ms = m->expiry_ms;
+	d->origin = m->origin;
+	d->share = s->share;
+	wbuf_reset(&td->wb);
+	enc_deliver(&td->wb, d);
+}
+
 /* Sends DELIVER for message seq; *qos is the QoS it went out with (0 for
- * a message that is missing: skipped, as if delivered at QoS 0). */
+ * a message that is missing or expired: skipped, as if delivered at QoS
+ * 0). */
 static int
 send_msg(struct sub *s, uint64_t seq, uint8_t flags, uint8_t *qos)
 {
@@ -107,21 +131,21 @@ send_msg(struct sub *s, uint64_t seq, uint8_t flags, uint8_t *qos)
 	struct rec_deliver d;
 	struct msg m;
 
+	*qos = 0;
 	if (!log_get(td, seq, &m)) {
 		log_warnx("topic %s: message %llu is missing; skipped for %s",
 		    td->topic, (unsigned long long)seq, s->key);
-		*qos = 0;
 		return SEND_OK;
 	}
-	memset(&d, 0, sizeof(d));
-	d.topic = td->topic;
-	d.seq = seq;
-	d.qos = deliver_qos(s, &m);
-	d.flags = flags | ((m.flags & PF_JSON) ? DF_JSON : 0);
-	d.payload = m.payload;
-	d.payload_len = m.len;
-	wbuf_reset(&td->wb);
-	enc_deliver(&td->wb, &d);
+	if (msg_expired(&m, wall_ms())) {
+		log_debug("topic %s: message %llu expired; skipped for %s", td->topic,
+		    (unsigned long long)seq, s->key);
+		msg_release(&m);
+		td->expired++;
+		td->stats_dirty = true;
+		return SEND_OK;
+	}
+	encode_deliver(s, &m, flags, &d);
 	msg_release(&m);
 	*qos = d.qos;
 	return sub_send(s, IPC_DELIVER);
@@ -228,9 +252,10 @@ dead_letter_head(struct sub *s)
 	return false;
 }
 
-/* The retained message, unless the subscriber gets it from the log anyway.
- * At QoS 1 and 2 its exchange is remembered (ret_seq, ret_state), so that
- * a session that comes back gets it again, as MQTT 4.4 asks. */
+/* The retained message, unless the subscriber gets it from the log anyway
+ * or it expired (then it is removed).  At QoS 1 and 2 its exchange is
+ * remembered (ret_seq, ret_state), so that a session that comes back gets
+ * it again, as MQTT 4.4 asks. */
 static int
 send_retained(struct sub *s, bool again)
 {
@@ -247,15 +272,14 @@ send_retained(struct sub *s, bool again)
 		}
 		return SEND_OK;
 	}
-	memset(&d, 0, sizeof(d));
-	d.topic = td->topic;
-	d.seq = m.seq;
-	d.qos = deliver_qos(s, &m);
-	d.flags = DF_RETAIN | (again ? DF_DUP : 0) | ((m.flags & PF_JSON) ? DF_JSON : 0);
-	d.payload = m.payload;
-	d.payload_len = m.len;
-	wbuf_reset(&td->wb);
-	enc_deliver(&td->wb, &d);
+	if (msg_expired(&m, wall_ms())) {
+		msg_release(&m);
+		retain_expire(td);
+		s->ret_state = 0;
+		sub_dirty(s);
+		return SEND_OK;
+	}
+	encode_deliver(s, &m, DF_RETAIN | (again ? DF_DUP : 0), &d);
 	msg_release(&m);
 	if ((rc = sub_send(s, IPC_DELIVER)) == SEND_OK && d.qos > 0) {
 		s->ret_seq = d.seq;

@@ -225,6 +225,10 @@ h_publish(struct topicd *td, struct ipc_msg *m)
 	msg.time_ms = r.time_ms;
 	msg.payload = r.payload;
 	msg.len = r.payload_len;
+	msg.props = r.props;
+	msg.props_len = r.props_len;
+	msg.expiry_ms = r.expiry_ms;
+	msg.origin = r.origin;
 	/* A replay of what is staged already is answered the same; anything
 	 * else that needs an answer waits for room.  QoS 0 is stored all the
 	 * same (it was on its way before the master heard FULL). */

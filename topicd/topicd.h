@@ -42,8 +42,8 @@ struct kv;
 #define TD_SEND_RETRY_MS	100	/* after a transient send error */
 #define TD_WINDOW_MAX		1024	/* in flight per subscriber, whatever asked */
 
-/* A message as stored.  payload points into buf (owned) or into the
- * cache (buf == NULL: valid until the next store call). */
+/* A message as stored.  payload, props and origin point into buf (owned)
+ * or into the cache (buf == NULL: valid until the next store call). */
 struct msg {
 	uint64_t	 seq;
 	uint8_t		 flags;		/* PF_* */
@@ -51,6 +51,10 @@ struct msg {
 	uint64_t	 time_ms;
 	const uint8_t	*payload;
 	size_t		 len;
+	const uint8_t	*props;		/* MQTT 5 properties, opaque (NULL: none) */
+	size_t		 props_len;
+	uint64_t	 expiry_ms;	/* wall clock; 0: never */
+	const char	*origin;	/* the publisher's client id, or "" */
 	void		*buf;
 };
 
@@ -69,7 +73,8 @@ struct sub {
 	TAILQ_ENTRY(sub) work_entry;	/* in td->work: wants a pump */
 	TAILQ_ENTRY(sub) dirty_entry;	/* in td->dirty: record to write */
 	struct topicd	*td;
-	char		*key;		/* "j/USER" or "m/CLIENTID" */
+	char		*key;		/* "j/USER", "m/CLIENTID", or a group "g/G/F" */
+	char		*share;		/* a group's "$share/G/F", else NULL */
 	uint64_t	 cursor;	/* first sequence not completed */
 	uint8_t		 mode;		/* MODE_* */
 	uint8_t		 qos;		/* granted */
@@ -163,6 +168,7 @@ struct topicd {
 	uint32_t	 nsubs;
 	uint32_t	 nonline;
 	uint64_t	 dlq_next;	/* request ids of DEADLETTER */
+	uint64_t	 expired;	/* messages not delivered: expired (since start) */
 
 	/* The current batch. */
 	struct reply	*replies;
@@ -240,11 +246,14 @@ uint64_t stage_release(struct topicd *, const char *, uint32_t);
 unsigned stage_release_prefix(struct topicd *, const char *, size_t);
 void	 msg_encode(struct wbuf *, const struct msg *);
 int	 msg_decode(const void *, size_t, struct msg *);
+void	 msg_copy(struct msg *, const struct msg *);
+bool	 msg_expired(const struct msg *, int64_t);
 void	 cache_clear(struct topicd *);
 
 /* retain.c */
 void	 retain_load(struct topicd *);
 void	 retain_update(struct topicd *, const struct msg *);
+void	 retain_expire(struct topicd *);
 int	 retain_get(struct topicd *, struct msg *);
 
 /* subs.c */

@@ -50,6 +50,7 @@ static const struct rec_stats s_stats = {
 	.subscribers = 3, .online = 2, .first_seq = 100, .next_seq = 200,
 	.messages = 100, .bytes = 1u << 20, .lag = 5, .oldest_unacked_ms = 250,
 	.commits = 17, .committed = 1000, .disk_bytes = 1u << 21, .full = 1,
+	.expired = 0x0102030405060708ULL,
 };
 static const struct rec_full s_full = { .reason = "max_topic_size" };
 static const struct rec_deliver s_deliver = {
@@ -367,7 +368,7 @@ test_deadletter_stats_round_trip(void **state)
 	assert_memory_equal(dl.payload, payload, sizeof(payload));
 
 	ENCODE(&w, enc_stats, &s_stats);
-	assert_int_equal(w.len, 2 * 4 + 9 * 8 + 1);
+	assert_int_equal(w.len, 2 * 4 + 9 * 8 + 1 + 8);
 	assert_int_equal(dec_stats(w.data, w.len, &st), 0);
 	assert_int_equal(st.subscribers, s_stats.subscribers);
 	assert_int_equal(st.online, s_stats.online);
@@ -381,6 +382,7 @@ test_deadletter_stats_round_trip(void **state)
 	assert_true(st.committed == s_stats.committed);
 	assert_true(st.disk_bytes == s_stats.disk_bytes);
 	assert_int_equal(st.full, 1);
+	assert_true(st.expired == s_stats.expired);
 	wbuf_free(&w);
 }
 
