@@ -66,6 +66,8 @@ struct flight {
 	uint32_t	 attempts;	/* sends (of DELIVER, then of DELIVER_REL); stored */
 	int64_t		 first_ms;	/* monotonic: first send in this process */
 	int64_t		 last_ms;	/* monotonic: last send */
+	uint16_t	 mi;		/* a group's: the member slot + 1 it went to
+					 * (stored), 0 for none */
 };
 
 struct sub {
@@ -74,7 +76,15 @@ struct sub {
 	TAILQ_ENTRY(sub) dirty_entry;	/* in td->dirty: record to write */
 	struct topicd	*td;
 	char		*key;		/* "j/USER", "m/CLIENTID", or a group "g/G/F" */
-	char		*share;		/* a group's "$share/G/F", else NULL */
+	char		*share;		/* a group's "$share/G/F" (a member's: its
+					 * group's, borrowed), else NULL */
+	bool		 is_group;	/* a shared subscription (share.c) */
+	struct sub	*group;		/* a member: its group (not in td->subs) */
+	struct sub	**members;	/* a group's member slots (NULL: free) */
+	uint16_t	 nslots;
+	uint16_t	 rr;		/* a group's: the slot to try first */
+	uint16_t	 slot;		/* a member's: its slot + 1 */
+	TAILQ_ENTRY(sub) group_entry;	/* a group: in td->groups */
 	uint64_t	 cursor;	/* first sequence not completed */
 	uint8_t		 mode;		/* MODE_* */
 	uint8_t		 qos;		/* granted */
@@ -165,6 +175,7 @@ struct topicd {
 	struct sub_tree	 subs;
 	struct sub_list	 work;
 	struct sub_list	 dirty;
+	struct sub_list	 groups;	/* the shared subscriptions among subs */
 	uint32_t	 nsubs;
 	uint32_t	 nonline;
 	uint64_t	 dlq_next;	/* request ids of DEADLETTER */
@@ -262,6 +273,8 @@ int	 sub_cmp(struct sub *, struct sub *);
 int	 subs_load(struct topicd *);
 void	 subs_free(struct topicd *);
 void	 subs_save(struct topicd *);
+struct sub *sub_alloc(struct topicd *, const char *);
+void	 sub_free(struct sub *);
 struct sub *sub_find(struct topicd *, const char *);
 struct sub *sub_create(struct topicd *, const char *);
 void	 sub_delete(struct sub *);
@@ -274,6 +287,16 @@ bool	 sub_advance(struct sub *);
 uint64_t subs_min_cursor(struct topicd *);
 
 /* deliver.c */
+#define SEND_OK		0
+#define SEND_LATER	1	/* socket full or a transient error */
+#define SEND_GONE	(-1)	/* the session is gone: now offline */
+int	 deliver_send_msg(struct sub *, uint64_t, uint8_t, uint8_t *);
+int	 deliver_send_rel(struct sub *, uint64_t);
+int	 deliver_flush(struct sub *);
+void	 deliver_sent(struct sub *, struct flight *, int64_t);
+bool	 deliver_dead_letter_head(struct sub *);
+uint32_t deliver_span_max(const struct sub *);
+void	 deliver_take_socket(struct sub *, int, const struct rec_attach *);
 void	 deliver_attach(struct sub *, int, const struct rec_attach *);
 void	 deliver_register(struct sub *, const struct rec_attach *);
 void	 deliver_maxlen_all(struct topicd *);
@@ -284,6 +307,24 @@ void	 deliver_wake(struct sub *);
 void	 deliver_wake_all(struct topicd *);
 void	 deliver_run(struct topicd *);
 void	 deliver_pump(struct sub *);
+
+/* share.c: shared subscriptions, a group's members */
+bool	 sub_online(const struct sub *);
+void	 share_attach(struct sub *, int, const struct rec_attach *);
+void	 share_register(struct sub *, const struct rec_attach *);
+void	 share_detach(struct sub *, const char *);
+void	 share_leave(struct sub *, const char *, bool);
+void	 share_member_offline(struct sub *);
+void	 share_offline_all(struct sub *);
+void	 share_free_members(struct sub *);
+unsigned share_drop_members_prefix(struct topicd *, const char *);
+bool	 share_ack_find(struct topicd *, const char *, uint64_t, struct sub **,
+	    struct flight **);
+void	 share_pump(struct sub *);
+void	 share_retry_arm(struct sub *);
+void	 share_retry_check(struct sub *);
+void	 share_encode(struct wbuf *, const struct sub *);
+int	 share_decode(struct sub *, struct rbuf *);
 
 /* retry.c */
 void	 retry_arm(struct sub *);
