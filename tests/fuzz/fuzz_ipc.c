@@ -363,6 +363,20 @@ seed(size_t i, const char *name, const struct wbuf *w)
 	put_file(fname, 0x0f | AT_PIPE, &h, sizeof(h), w);
 }
 
+/* The three seeds of a record kind, under another name. */
+static void
+rename_seeds(const char *from, const char *to)
+{
+	static const char *const kinds[] = { "dec", "rec", "fd" };
+	char a[512], b[512];
+
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(a, sizeof(a), "%s/%s-%s", dir, kinds[i], from);
+		snprintf(b, sizeof(b), "%s/%s-%s", dir, kinds[i], to);
+		check(rename(a, b) == 0);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -400,6 +414,34 @@ main(int argc, char **argv)
 	     .payload = pl, .payload_len = sizeof(pl));
 	SEED(14, deliver_rel, .topic = "a/b", .seq = 1);
 	SEED(15, full, .reason = "max_topic_size");
+	/* The MQTT 5 side: properties, expiry, origin, shares, members. */
+	static const uint8_t props[] = { 0x03, 0x00, 0x01, 'a' };
+	SEED(1, publish, .req = 1, .owner = "", .pubid = 0, .qos = 1, .flags = PF_RETAIN,
+	     .time_ms = 1000, .payload = pl, .payload_len = sizeof(pl), .props = props,
+	     .props_len = sizeof(props), .expiry_ms = 61000, .origin = "c1");
+	rename_seeds("publish", "publish_ext");
+	SEED(13, deliver, .topic = "a/b", .seq = 1, .qos = 1, .flags = DF_PUBRETAIN,
+	     .payload = pl, .payload_len = sizeof(pl), .props = props,
+	     .props_len = sizeof(props), .expiry_ms = 61000, .origin = "c1",
+	     .share = "$share/g/a/b");
+	rename_seeds("deliver", "deliver_ext");
+	SEED(4, attach, .req = 3, .subkey = SHARE_KEY_PREFIX "g/a/b", .mode = MODE_MQTT,
+	     .qos = 1, .window = 10, .member = "m/c1");
+	rename_seeds("attach", "attach_member");
+	SEED(5, detach, .subkey = SHARE_KEY_PREFIX "g/a/b", .member = "m/c1");
+	rename_seeds("detach", "detach_member");
+	SEED(6, unsub, .req = 4, .subkey = SHARE_KEY_PREFIX "g/a/b", .flags = UF_FORGET,
+	     .member = "m/c1");
+	rename_seeds("unsub", "unsub_member");
+	/* ... and again the plain ones, under their own names. */
+	SEED(1, publish, .req = 1, .owner = "m/c1", .pubid = 7, .qos = 1,
+	     .flags = PF_RETAIN, .time_ms = 1000, .payload = pl, .payload_len = sizeof(pl));
+	SEED(13, deliver, .topic = "a/b", .seq = 1, .qos = 2, .flags = DF_DUP,
+	     .payload = pl, .payload_len = sizeof(pl));
+	SEED(4, attach, .req = 3, .subkey = "m/c1", .mode = MODE_MQTT, .qos = 1,
+	     .flags = AF_RETAINED, .window = 10);
+	SEED(5, detach, .subkey = "m/c1");
+	SEED(6, unsub, .req = 4, .subkey = "m/c1", .flags = UF_FORGET);
 	struct rec_idle idle = { .rx = 12, .next_seq = 40, .bytes = 300, .disk_bytes = 9000,
 				 .flags = IDLE_RETAINED | IDLE_FINAL, .nsubs = 2 };
 	wbuf_reset(&w);
