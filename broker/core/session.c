@@ -7,7 +7,7 @@
  *
  * Key: "s" + session key -> version, offline since, incarnation, filters.
  * The store also holds the topic registry (registry.c) and what the
- * protocols keep there (MQTT: "o" and "i"). */
+ * protocols keep there (MQTT: "o", "i" and "u"). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

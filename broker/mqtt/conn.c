@@ -219,7 +219,7 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	mqtt_session_reconnected(s);
 	mc->connected = true;
 	set_owner(cl, s);
-	mc->will = mqtt_will_new(c);
+	mc->will = mqtt_will_new(c, mc->client_id);
 	mc->keepalive_ms = c->level == MQTT_LEVEL_5 ?
 	    (uint64_t)keepalive_granted(c->keepalive, b->set.max_keepalive, &told) * 1500 :
 	    (uint64_t)c->keepalive * 1500;

@@ -22,6 +22,9 @@ struct mqtt_will {
 	uint8_t		*props;		/* MQTT 5.0 Will Properties, packed (or NULL) */
 	size_t		 props_len;
 	uint32_t	 delay_s;	/* Will Delay Interval */
+	bool		 has_expiry;	/* Message Expiry Interval: */
+	uint32_t	 expiry_s;
+	char		*origin;	/* the client id, for No Local */
 };
 
 /* Inbound QoS 2 of a clean session, between PUBREC and PUBREL: packet id
@@ -32,6 +35,27 @@ struct inbound {
 	char		*topic;
 };
 RB_HEAD(inbound_tree, inbound);
+
+/* A subscription's options that act on delivery (subopts.c). */
+#define SO_NO_LOCAL	0x01
+#define SO_RAP		0x02	/* Retain As Published */
+struct subopt {
+	char		*filter;
+	uint8_t		 flags;		/* SO_* */
+	uint32_t	 id;		/* Subscription Identifier; 0: none */
+};
+struct subopts {
+	struct subopt	*v;
+	size_t		 n;
+};
+/* What a session's subscriptions say of one delivery. */
+#define SUB_MATCH_IDS	32
+struct sub_match {
+	bool		 skip;		/* No Local on every matching subscription */
+	bool		 rap;		/* one has Retain As Published */
+	uint32_t	 ids[SUB_MATCH_IDS];
+	size_t		 nids;
+};
 
 /* A connection's state (client->pstate).  The v5 part is what an MQTT
  * 5.0 CONNECT said (3.1.2.11) and what the connection keeps for it. */
@@ -102,8 +126,18 @@ void	 mqtt_session_reconnected(struct session *s);
 /* subscribe.c */
 void	 mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub);
 void	 mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u);
+/* msgprops.c */
+/* A PUBLISH's (or a will's) properties for the topic's log: the packed
+ * application properties but the Message Expiry Interval, which comes
+ * back as *expiry_ms (wall ms; 0: none).  -1 if they cannot be packed. */
+int	 msg_props_in(const struct mqtt_props *in, struct wbuf *blob, uint64_t *expiry_ms);
+/* A delivery's properties for an MQTT 5.0 subscriber, with the Message
+ * Expiry Interval left; -1 with *why when they are unreadable or the
+ * message has expired ("expired").  out points into d: free it with
+ * mqtt_props_free(). */
+int	 msg_props_out(const struct rec_deliver *d, struct mqtt_props *out, const char **why);
 /* will.c */
-struct mqtt_will *mqtt_will_new(const struct mqtt_connect *c);
+struct mqtt_will *mqtt_will_new(const struct mqtt_connect *c, const char *origin);
 void	 mqtt_will_free(struct mqtt_will *wl);
 /* The connection ended without a clean DISCONNECT: its will now, or,
  * after its Will Delay Interval when the session stays, later. */
@@ -113,8 +147,26 @@ void	 mqtt_will_cancel(struct session *s);
 /* The session ends (forget) or the broker stops: a delayed will is sent,
  * or (stopping) lost. */
 void	 mqtt_will_session_end(struct session *s, bool forget);
-/* outbound.c: the session's delayed will (NULL: none) */
+void	 mqtt_out_forget(struct session *s, const char *topic, uint64_t seq);
+/* deliver5.c */
+/* false when the client is not to get the message (then it counts as
+ * delivered); else pub has its properties (mqtt_props_free() them). */
+bool	 mqtt5_deliver_prepare(struct client *cl, const struct rec_deliver *d,
+	    struct mqtt_publish *pub);
+void	 mqtt5_use_alias(struct client *cl, struct mqtt_publish *pub);
+/* outbound.c: the session's delayed will (NULL: none), its options */
 struct delayed_will **mqtt_session_will(struct session *s);
+struct subopts *mqtt_session_opts(struct session *s);
+/* subopts.c */
+/* Sets (or with 0, 0 removes) a filter's options. */
+void	 subopts_set(struct session *s, const char *filter, uint8_t flags, uint32_t id);
+void	 subopts_remove(struct session *s, const char *filter);
+/* The session ends (forget: its records go too) or the broker stops. */
+void	 subopts_end(struct session *s, bool forget);
+/* own: the message is from this session's client id. */
+void	 subopts_match(const struct session *s, const char *topic, bool own,
+	    struct sub_match *m);
+int	 subopts_load(const void *key, size_t klen, void *arg);
 /* sys.c */
 void	 sys_subscribed(struct client *cl, const char *filter);
 bool	 sys_topic(const char *filter);

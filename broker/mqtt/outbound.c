@@ -52,6 +52,7 @@ struct mqtt_session {
 	unsigned	 nstale_sent;	/* stale and not yet PUBACK'd / PUBREC'd */
 	uint16_t	 next_pid;
 	struct delayed_will *will;	/* will.c */
+	struct subopts	 opts;		/* subopts.c */
 };
 
 static int
@@ -263,6 +264,7 @@ ended(struct session *s, bool forget)
 	struct outflight *o;
 
 	mqtt_will_session_end(s, forget);
+	subopts_end(s, forget);
 	while ((o = RB_MIN(pid_tree, &ms->pids)) != NULL)
 		out_drop(s, o, forget);
 	if (forget && s->persistent)
@@ -280,6 +282,12 @@ struct delayed_will **
 mqtt_session_will(struct session *s)
 {
 	return &ms_of(s)->will;
+}
+
+struct subopts *
+mqtt_session_opts(struct session *s)
+{
+	return &ms_of(s)->opts;
 }
 
 /* Gives an MQTT session its state (once). */
@@ -353,6 +361,7 @@ mqtt_init(struct broker *b)
 {
 	attach_each(b);
 	kv_scan(b->store, "o", 1, load_outflight, b);
+	kv_scan(b->store, "u", 1, subopts_load, b);
 }
 
 /* Deliveries waiting for PUBACK / PUBREC are bounded by
@@ -379,40 +388,15 @@ ack_out(struct client *cl, const struct outflight *o, uint8_t kind)
 	ack_to_topic(cl->b, cl->session->key, o->topic, o->seq, kind);
 }
 
-/* A message larger than the client's Maximum Packet Size is not sent
- * to it (3.1.2-24): it counts as delivered, and its topic moves on. */
-static bool
-too_large_for(struct client *cl, const struct rec_deliver *d, const struct mqtt_publish *pub)
+/* A delivery the client will not get (MQTT 5.0, deliver5.c): if it was
+ * sent before, its packet id is forgotten. */
+void
+mqtt_out_forget(struct session *s, const char *topic, uint64_t seq)
 {
-	struct mqtt_packet p = { .type = MQTT_PUBLISH, .level = MQTT_LEVEL_5, .u.publish = *pub };
-	uint32_t max = mqtt_conn(cl)->max_packet;
+	struct outflight *o = out_find_seq(s, topic, seq);
 
-	if (pub->qos > 0)
-		p.u.publish.packet_id = 1;	/* its size, whichever id it gets */
-	/* A Topic Alias may add up to 3 bytes, and a byte to two lengths. */
-	if (max == 0 || mqtt_packet_size(&p) + (mqtt_conn(cl)->alias_out.max ? 5 : 0) <= max)
-		return false;
-	log_info("client %s: a message of %s (%zu bytes) is over its Maximum Packet Size "
-	    "(%u): not sent", cl->desc, d->topic, d->payload_len, max);
-	cl->b->msgs_too_large++;
-	if (d->qos > 0)
-		ack_to_topic(cl->b, cl->session->key, d->topic, d->seq, ACK_PUBACK);
-	return true;
-}
-
-/* The topic, or a Topic Alias for it (3.3.2.3.4): the topic goes with a
- * new alias, an empty one with an alias the client knows. */
-static void
-use_alias(struct client *cl, struct mqtt_publish *pub)
-{
-	bool fresh;
-	uint16_t alias = alias_pick(&mqtt_conn(cl)->alias_out, pub->topic, &fresh);
-
-	if (alias == 0)
-		return;
-	(void)mqtt_props_add_u32(&pub->props, MQTT_PROP_TOPIC_ALIAS, alias);
-	if (!fresh)
-		pub->topic = "";
+	if (o != NULL)
+		out_drop(s, o, true);
 }
 
 static void
@@ -421,7 +405,7 @@ send_publish(struct client *cl, const struct rec_deliver *d, struct mqtt_publish
 	struct wbuf w;
 
 	if (mqtt_v5(cl))
-		use_alias(cl, pub);
+		mqtt5_use_alias(cl, pub);
 	wbuf_init(&w);
 	if (mqtt_enc_publish(&w, mqtt_conn(cl)->level, pub) == 0) {
 		mqtt_send(cl, &w);
@@ -445,7 +429,7 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 		.payload = d->payload, .len = d->payload_len,
 	};
 
-	if (mqtt_v5(cl) && too_large_for(cl, d, &pub))
+	if (mqtt_v5(cl) && !mqtt5_deliver_prepare(cl, d, &pub))
 		return;
 	if (ms_of(s)->nstale > 0)
 		out_passed_over(s, d->topic, d->seq);
@@ -456,6 +440,7 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 			 * PUBREL follows. */
 			out_fresh(ms_of(s), o);
 			ack_out(cl, o, ACK_PUBREC);
+			mqtt_props_free(&pub.props);
 			return;
 		}
 		if (o != NULL) {
@@ -466,6 +451,7 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 				out_store(s, o, true);
 			}
 		} else if ((o = out_new(s, d->topic, d->seq, d->qos)) == NULL) {
+			mqtt_props_free(&pub.props);
 			client_close(cl, "no packet id left");
 			return;
 		}

@@ -191,6 +191,41 @@ publish_reserved(struct client *cl, const struct mqtt_publish *m)
 	}
 }
 
+/* Queues a client's publish for its topic, with its properties and its
+ * client id (for its subscribers' No Local); acknowledged once stored. */
+static void
+publish_store(struct client *cl, const struct mqtt_publish *m)
+{
+	struct broker *b = cl->b;
+	const char *why = NULL;
+	struct child *c;
+	char msg[160];
+	struct wbuf blob;
+	struct rec_publish p = {
+		.req = m->qos ? broker_req(b) : 0, .owner = m->qos == 2 ? owner_name(cl) : "",
+		.pubid = m->packet_id, .qos = m->qos,
+		.flags = (m->retain ? PF_RETAIN : 0) | (m->qos == 2 ? PF_STAGE : 0),
+		.time_ms = (uint64_t)wall_ms(), .payload = m->payload, .payload_len = m->len,
+		.origin = mqtt_conn(cl)->client_id,
+	};
+	int rc = -1;
+
+	wbuf_init(&blob);
+	if (msg_props_in(&m->props, &blob, &p.expiry_ms) == -1) {
+		why = "its properties cannot be kept";
+	} else if ((c = topic_open(b, m->topic, &why)) != NULL) {
+		p.props = blob.data;
+		p.props_len = blob.len;
+		rc = publish_submit(cl, c, &p, publish_done, m->packet_id, &why);
+	}
+	wbuf_free(&blob);
+	if (rc == 0)
+		return;
+	snprintf(msg, sizeof(msg), "PUBLISH to %.60s not stored (%s): not acknowledged",
+	    m->topic, why);
+	mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR, msg);
+}
+
 /* A publish the broker does not take: at QoS 1 and 2 an ack with an
  * error reason code (MQTT 5.0), else the connection ends with rc. */
 static void
@@ -249,10 +284,7 @@ void
 mqtt_publish_in(struct client *cl, const struct mqtt_publish *in)
 {
 	struct broker *b = cl->b;
-	const char *why = NULL;
 	struct mqtt_publish pm = *in, *m = &pm;
-	struct child *c;
-	char msg[160];
 
 	if (mqtt_v5(cl) && !publish5_checks(cl, m))
 		return;
@@ -271,18 +303,7 @@ mqtt_publish_in(struct client *cl, const struct mqtt_publish *in)
 		publish_reserved(cl, m);
 		return;
 	}
-	struct rec_publish p = {
-		.req = m->qos ? broker_req(b) : 0, .owner = m->qos == 2 ? owner_name(cl) : "",
-		.pubid = m->packet_id, .qos = m->qos,
-		.flags = (m->retain ? PF_RETAIN : 0) | (m->qos == 2 ? PF_STAGE : 0),
-		.time_ms = (uint64_t)wall_ms(), .payload = m->payload, .payload_len = m->len,
-	};
-	if ((c = topic_open(b, m->topic, &why)) != NULL &&
-	    publish_submit(cl, c, &p, publish_done, m->packet_id, &why) == 0)
-		return;
-	snprintf(msg, sizeof(msg), "PUBLISH to %.60s not stored (%s): not acknowledged",
-	    m->topic, why);
-	mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR, msg);
+	publish_store(cl, m);
 }
 
 void

@@ -46,9 +46,7 @@ has_filter(const struct session *s, const char *filter)
 }
 
 /* MQTT 5.0: shared subscriptions are not available here (the CONNACK
- * says so): 0x9E (3.8.3.1); nor are Subscription Identifiers: a
- * SUBSCRIBE with one is refused with DISCONNECT 0xA1.  0 when the
- * filter may be granted. */
+ * says so): 0x9E (3.8.3.1).  0 when the filter may be granted. */
 static uint8_t
 grant5(struct client *cl, const struct mqtt_sub_item *it)
 {
@@ -92,11 +90,9 @@ mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 	uint8_t *codes = xcalloc(sub->n, 1);
 	bool *retained = xcalloc(sub->n, sizeof(bool));
 
-	if (mqtt_props_find(&sub->props, MQTT_PROP_SUBSCRIPTION_ID) != NULL) {
-		mqtt_close(cl, MQTT_RC_SUB_IDS_NOT_SUPPORTED,
-		    "Subscription Identifiers are not available");
-		goto out;
-	}
+	uint32_t id = 0;
+
+	(void)mqtt_props_get_u32(&sub->props, MQTT_PROP_SUBSCRIPTION_ID, &id);
 	for (size_t i = 0; i < sub->n; i++) {
 		const struct mqtt_sub_item *it = &sub->items[i];
 
@@ -104,8 +100,12 @@ mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 			continue;
 		retained[i] = wants_retained(it, has_filter(s, it->filter));
 		codes[i] = grant(cl, it->filter, it->qos);
-		if (codes[i] != MQTT_SUBACK_FAILURE)
-			session_add_filter(s, it->filter, codes[i]);
+		if (codes[i] == MQTT_SUBACK_FAILURE)
+			continue;
+		session_add_filter(s, it->filter, codes[i]);
+		/* A subscription replaced: its options too (3.8.4-3). */
+		subopts_set(s, it->filter, (it->no_local ? SO_NO_LOCAL : 0) |
+		    (it->retain_as_published ? SO_RAP : 0), id);
 	}
 	client_gate(cl, session_save(s));	/* SUBACK once the filters are durable */
 	send_suback(cl, MQTT_SUBACK, sub->packet_id, sub->n, codes);
@@ -120,7 +120,6 @@ mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 		else
 			session_attach_all(s, f, retained[i]);
 	}
-out:
 	free(codes);
 	free(retained);
 }
@@ -135,6 +134,8 @@ mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u)
 
 	for (size_t i = 0; i < u->n; i++) {
 		bool had = session_remove_filter(s, u->filters[i]);
+
+		subopts_remove(s, u->filters[i]);
 
 		codes[i] = had ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 		changed |= had;

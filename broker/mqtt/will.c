@@ -24,10 +24,11 @@ struct delayed_will {
 };
 
 struct mqtt_will *
-mqtt_will_new(const struct mqtt_connect *c)
+mqtt_will_new(const struct mqtt_connect *c, const char *origin)
 {
 	struct mqtt_will *wl;
 	struct wbuf w;
+	uint64_t ignored;
 
 	if (!c->will)
 		return NULL;
@@ -37,10 +38,13 @@ mqtt_will_new(const struct mqtt_connect *c)
 	wl->len = c->will_len;
 	wl->qos = c->will_qos;
 	wl->retain = c->will_retain;
+	wl->origin = xstrdup(origin);
 	if (c->level == MQTT_LEVEL_5 && c->will_props.n > 0) {
 		(void)mqtt_props_get_u32(&c->will_props, MQTT_PROP_WILL_DELAY, &wl->delay_s);
+		wl->has_expiry = mqtt_props_get_u32(&c->will_props, MQTT_PROP_MESSAGE_EXPIRY,
+		    &wl->expiry_s);
 		wbuf_init(&w);
-		if (mqtt_props_pack(&w, &c->will_props) == 0 && w.len > 0) {
+		if (msg_props_in(&c->will_props, &w, &ignored) == 0 && w.len > 0) {
 			wl->props = xmemdup(w.data, w.len);
 			wl->props_len = w.len;
 		}
@@ -57,6 +61,7 @@ mqtt_will_free(struct mqtt_will *wl)
 	free(wl->topic);
 	free(wl->payload);
 	free(wl->props);
+	free(wl->origin);
 	free(wl);
 }
 
@@ -69,10 +74,15 @@ will_publish(struct broker *b, const char *who, const struct mqtt_will *wl)
 	struct rec_publish p = {
 		.req = wl->qos ? broker_req(b) : 0, .owner = "", .pubid = 0, .qos = wl->qos,
 		.flags = wl->retain ? PF_RETAIN : 0, .time_ms = (uint64_t)wall_ms(),
-		.payload = wl->payload, .payload_len = wl->len,
+		.payload = wl->payload, .payload_len = wl->len, .props = wl->props,
+		.props_len = wl->props_len, .origin = wl->origin,
 	};
 	struct wbuf w;
 	int rc = -1;
+
+	/* The Message Expiry Interval runs from when the will is published. */
+	if (wl->has_expiry)
+		p.expiry_ms = p.time_ms + (uint64_t)wl->expiry_s * 1000;
 
 	if (c != NULL) {
 		wbuf_init(&w);

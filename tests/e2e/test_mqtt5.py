@@ -12,7 +12,7 @@ import pytest
 
 from broker_harness import wait_for
 from mqtt_helpers import (CONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREL, SUBSCRIBE, UNSUBACK,
-                          PahoClient, connected_client, paho)
+                          PahoClient, ack_packet, connected_client, paho)
 from mqtt5_helpers import (DISCONNECT, Paho5, V5Client, ack5, disconnect5, props, subscribe5,
                            unsubscribe5)
 
@@ -32,8 +32,8 @@ def v5(b, client_id="", **kw):
 def test_connack_properties(mqtt_broker):
     """A level-5 CONNECT is accepted; the CONNACK says what the server
     allows: Receive Maximum (max_inflight_messages), Topic Alias Maximum
-    (max_topic_alias, 10), Maximum Packet Size, Retain and Wildcard
-    Subscriptions available, Subscription Identifiers and Shared
+    (max_topic_alias, 10), Maximum Packet Size, Retain, Wildcard
+    Subscriptions and Subscription Identifiers available, Shared
     Subscriptions not; an empty client id gets an Assigned Client
     Identifier; no Maximum QoS (QoS 2 is supported)."""
     c, ack = v5(mqtt_broker, "")
@@ -44,7 +44,7 @@ def test_connack_properties(mqtt_broker):
     assert p["MaximumPacketSize"] > 256 * 1024
     assert p["RetainAvailable"] == 1
     assert p["WildcardSubscriptionAvailable"] == 1
-    assert p["SubscriptionIdentifierAvailable"] == 0
+    assert p["SubscriptionIdentifierAvailable"] == 1
     assert p["SharedSubscriptionAvailable"] == 0
     assert "MaximumQoS" not in p
     assert p["AssignedClientIdentifier"].startswith("auto-")
@@ -214,13 +214,11 @@ def test_problem_information_off(mqtt_broker):
     assert comp.rc == 0x92 and comp.props == {}
 
 
-def test_shared_and_subscription_ids_refused(mqtt_broker):
-    """Shared subscriptions are not available: SUBACK 0x9E for that filter
-    (the others granted); a Subscription Identifier: DISCONNECT 0xA1."""
+def test_shared_refused(mqtt_broker):
+    """Shared subscriptions are not available: SUBACK 0x9E for that filter,
+    the others granted."""
     c, _ = v5(mqtt_broker, "share")
     assert c.subscribe5([("$share/g/s/t", 1), ("s/t", 1)]).codes == [0x9E, 1]
-    c.send(subscribe5(5, [("s/u", 0)], props(SUBSCRIBE, SubscriptionIdentifier=3)))
-    c.expect_disconnect(0xA1)
 
 
 def test_retain_handling(mqtt_broker):
@@ -298,3 +296,133 @@ def test_will_delay(mqtt_broker):
     c.close()
     m = w.expect(PUBLISH, timeout=6)             # the session ended (about 1 s)
     assert m.payload == b"gone"
+
+
+# ---------------------------------------------------------------- message properties
+
+def test_properties_end_to_end(mqtt_broker):
+    """A v5 publisher's properties reach v5 subscribers as published
+    (Payload Format Indicator, Content Type, Response Topic, Correlation
+    Data, User Properties in order, the Message Expiry Interval left); a
+    3.1.1 subscriber and a JSON-lines consumer get the bare message."""
+    b = mqtt_broker
+    sub5 = Paho5(b.mqtt_port, "p-sub5")
+    sub5.connect5()
+    assert sub5.subscribe5("pr/t", qos=1) == [1]
+    sub3 = connected_client(b.mqtt_port, "p-sub3")
+    assert sub3.subscribe([("pr/t", 1)]) == [1]
+    cons = b.consumer("p-json")
+    cons.subscribe("pr/t")
+    pub = Paho5(b.mqtt_port, "p-pub")
+    pub.connect5()
+    pub.publish5("pr/t", b'{"q":1}', qos=1, PayloadFormatIndicator=1,
+                 ContentType="application/json", ResponseTopic="pr/reply",
+                 CorrelationData=b"\x00\x01corr", MessageExpiryInterval=120,
+                 UserProperty=[("a", "1"), ("b", "2"), ("a", "3")])
+    sub5.wait_message(b'{"q":1}')
+    p = sub5.msg_props[0]
+    assert p.PayloadFormatIndicator == 1
+    assert p.ContentType == "application/json"
+    assert p.ResponseTopic == "pr/reply"
+    assert p.CorrelationData == b"\x00\x01corr"
+    assert p.UserProperty == [("a", "1"), ("b", "2"), ("a", "3")]
+    assert 118 <= p.MessageExpiryInterval <= 120
+    m = sub3.expect(PUBLISH)
+    assert m.payload == b'{"q":1}' and m.error is None      # 3.1.1: no properties
+    sub3.send(ack_packet(PUBACK, m.pid))
+    cons.wait_message('{"q":1}', "pr/t")
+
+
+def test_message_expiry(mqtt_broker):
+    """A message whose Message Expiry Interval passes while its subscriber
+    is offline is not delivered; one that has time left is, with the
+    interval that is left."""
+    b = mqtt_broker
+    exp = props(CONNECT, SessionExpiryInterval=300)
+    c, _ = v5(b, "mexp", clean=False, cprops=exp)
+    assert c.subscribe5([("me/t", 1)]).codes == [1]
+    c.send(disconnect5())
+    c.expect_closed()
+    pub, _ = v5(b, "me-pub")
+    pub.publish5("me/t", b"short", qos=1, pprops=props(PUBLISH, MessageExpiryInterval=1))
+    pub.publish5("me/t", b"long", qos=1, pprops=props(PUBLISH, MessageExpiryInterval=100))
+    # What is waited for is the message's age: 1 s, and a margin.
+    time.sleep(2.2)
+    c, ack = v5(b, "mexp", clean=False, cprops=exp)
+    assert ack.session_present
+    m = c.next5(PUBLISH)
+    assert m.payload == b"long"
+    assert 95 <= m.props["MessageExpiryInterval"] <= 98
+    c.send(ack5(PUBACK, m.pid))
+    c.expect_silence(QUIET)
+    assert b.topicd_status("me/t")["expired"] == 1     # its topicd left it out
+
+
+def test_no_local(mqtt_broker):
+    """No Local: a client's own messages do not come back on that
+    subscription; they do on another one without it, and other clients'
+    messages always do."""
+    b = mqtt_broker
+    c, _ = v5(b, "nl")
+    assert c.subscribe5([("nl/t", 1 | 0x04)]).codes == [1]
+    c.publish5("nl/t", b"mine", qos=1)
+    connected_client(b.mqtt_port, "nl-other").publish("nl/t", b"theirs", 1)
+    m = c.next5(PUBLISH)
+    assert m.payload == b"theirs"
+    c.send(ack5(PUBACK, m.pid))
+    c.expect_silence(QUIET)
+    assert c.subscribe5([("nl/#", 0)]).codes == [0]          # without No Local
+    c.publish5("nl/t", b"mine again", qos=1)
+    m = c.next5(PUBLISH)
+    assert m.payload == b"mine again"
+    if m.qos:
+        c.send(ack5(PUBACK, m.pid))
+
+
+def test_retain_as_published(mqtt_broker):
+    """Retain As Published: a live message keeps the RETAIN flag it was
+    published with; without it, the flag is 0 (the retained message sent
+    on subscribing has it either way)."""
+    b = mqtt_broker
+    rap, _ = v5(b, "rap")
+    assert rap.subscribe5([("rap/t", 1 | 0x08)]).codes == [1]
+    plain, _ = v5(b, "norap")
+    assert plain.subscribe5([("rap/t", 1)]).codes == [1]
+    connected_client(b.mqtt_port, "rap-pub").publish("rap/t", b"r", 1, retain=True)
+    m = rap.next5(PUBLISH)
+    assert (m.payload, m.retain) == (b"r", True)
+    rap.send(ack5(PUBACK, m.pid))
+    m = plain.next5(PUBLISH)
+    assert (m.payload, m.retain) == (b"r", False)
+    plain.send(ack5(PUBACK, m.pid))
+
+
+def test_subscription_identifiers(mqtt_broker):
+    """Each delivery carries the identifiers of every matching
+    subscription that has one; a resubscription without one drops it;
+    they survive a reconnect of a stored session."""
+    b = mqtt_broker
+    exp = props(CONNECT, SessionExpiryInterval=300)
+    c, _ = v5(b, "sid", clean=False, cprops=exp)
+    assert c.subscribe5([("sid/+", 1)], props(SUBSCRIBE, SubscriptionIdentifier=7)).codes == [1]
+    assert c.subscribe5([("sid/#", 1)], props(SUBSCRIBE, SubscriptionIdentifier=300)).codes \
+        == [1]
+    assert c.subscribe5([("sid/x", 1)]).codes == [1]
+    pub = connected_client(b.mqtt_port, "sid-pub")
+    pub.publish("sid/x", b"one", 1)
+    m = c.next5(PUBLISH)
+    assert sorted(m.props["SubscriptionIdentifier"]) == [7, 300]
+    c.send(ack5(PUBACK, m.pid))
+    c.send(disconnect5())
+    c.expect_closed()
+    c, ack = v5(b, "sid", clean=False, cprops=exp)
+    assert ack.session_present
+    pub.publish("sid/y", b"two", 1)
+    m = c.next5(PUBLISH)
+    assert sorted(m.props["SubscriptionIdentifier"]) == [7, 300]
+    c.send(ack5(PUBACK, m.pid))
+    assert c.subscribe5([("sid/#", 1)]).codes == [1]        # replaced, without its id
+    pub.publish("sid/z", b"three", 1)
+    m = c.next5(PUBLISH)
+    assert m.props["SubscriptionIdentifier"] == [7]
+    c.send(ack5(PUBACK, m.pid))

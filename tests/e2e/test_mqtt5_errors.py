@@ -44,7 +44,7 @@ def test_keepalive_timeout(mqtt_broker):
 
 def test_malformed_and_protocol_errors(mqtt_broker):
     """A property a PUBLISH may not carry: 0x81; a second CONNECT, a
-    Subscription Identifier from a client, a DISCONNECT that sets an
+    Subscription Identifier on a client's PUBLISH, a DISCONNECT that sets an
     expiry after a CONNECT of 0: 0x82."""
     b = mqtt_broker
     c, _ = v5(b, "mal")
