@@ -25,12 +25,20 @@ void	 broker_shutdown(struct broker *b);
  * -T), logged as errors (start-up: the broker does not start), logged as
  * warnings (SIGHUP: the running configuration stays). */
 enum settings_report { SETTINGS_PRINT, SETTINGS_LOG_ERRORS, SETTINGS_LOG_WARNINGS };
-int	 broker_load_settings(struct broker *b, struct settings *s, enum settings_report how);
+/* auth (NULL: not loaded) gets the files the settings name: their
+ * errors are errors of the configuration. */
+int	 broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
+	    enum settings_report how);
 int	 broker_reload(struct broker *b);
 void	 broker_apply_logging(struct broker *b);
 void	 broker_resolve_paths(struct settings *s);
 char	*broker_absolute(const char *path);
 void	 broker_dump_settings(const struct settings *s);
+/* access.c: the struct auth of the settings */
+bool	 settings_loopback_only(const struct settings *s);
+int	 broker_load_auth(const struct settings *s, struct auth *a, struct conf_errors *errs);
+void	 broker_log_auth(const struct broker *b);
+void	 broker_reload_auth(struct broker *b, struct auth *fresh);
 /* listen.c */
 int	 listeners_open(struct broker *b);
 void	 listeners_close(struct broker *b);

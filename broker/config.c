@@ -77,7 +77,8 @@ report_errors(const struct broker *b, const struct conf_errors *errs, enum setti
 
 /* Fills s from the built-in defaults, the file and the command line. */
 int
-broker_load_settings(struct broker *b, struct settings *s, enum settings_report how)
+broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
+    enum settings_report how)
 {
 	struct conf_errors errs = { NULL, 0 };
 	int rc = 0;
@@ -88,6 +89,8 @@ broker_load_settings(struct broker *b, struct settings *s, enum settings_report 
 	apply_listener(s);
 	apply_overrides(b, s, &errs);
 	settings_check(s, b->conf_path ? b->conf_path : "configuration", &errs);
+	if (errs.n == 0 && auth != NULL)
+		broker_load_auth(s, auth, &errs);
 	report_errors(b, &errs, how);
 	if (errs.n > 0) {
 		rc = -1;
@@ -135,6 +138,8 @@ broker_resolve_paths(struct settings *s)
 	resolve(&s->data_dir);
 	resolve(&s->pid_file);
 	resolve(&s->topicd_path);
+	resolve(&s->password_file);
+	resolve(&s->acl_file);
 	for (size_t i = 0; i < s->log_dest.n; i++) {
 		char *d = s->log_dest.v[i], *path, *nd;
 
@@ -178,9 +183,10 @@ int
 broker_reload(struct broker *b)
 {
 	struct settings ns;
+	struct auth na;
 	unsigned changed = 0;
 
-	if (broker_load_settings(b, &ns, SETTINGS_LOG_WARNINGS) == -1) {
+	if (broker_load_settings(b, &ns, &na, SETTINGS_LOG_WARNINGS) == -1) {
 		log_warnx("reload: %s has errors; keeping the running configuration",
 		    b->conf_path ? b->conf_path : "configuration");
 		return -1;
@@ -204,6 +210,7 @@ broker_reload(struct broker *b)
 		log_notice("reload: %s changed", k->name);
 	}
 	settings_free(&ns);
+	broker_reload_auth(b, &na);
 	log_notice("reload: configuration re-read, %u setting%s changed", changed,
 	    changed == 1 ? "" : "s");
 	return 0;

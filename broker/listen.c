@@ -70,7 +70,7 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		close(fd);
 		return;
 	}
-	client_new(b, fd, specs[i].proto, desc, (int)listener_port(b, i));
+	client_new(b, fd, specs[i].proto, desc, (int)listener_port(b, i), &b->auth);
 }
 
 static void

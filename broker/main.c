@@ -30,6 +30,7 @@ test_settings(struct broker *b, bool dump)
 	else
 		printf("%s: configuration ok\n", b->conf_path ? b->conf_path : "(built-in defaults)");
 	settings_free(&b->set);
+	auth_free(&b->auth);
 	if (fflush(stdout) == EOF || ferror(stdout)) {
 		perror("broker: stdout");
 		return 1;
@@ -64,7 +65,7 @@ main(int argc, char **argv)
 		usage();
 	setproctitle_init(argc, argv, environ);
 	log_init("broker", b.verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL);
-	if (broker_load_settings(&b, &b.set,
+	if (broker_load_settings(&b, &b.set, &b.auth,
 	    test_only ? SETTINGS_PRINT : SETTINGS_LOG_ERRORS) == -1)
 		rc = 2;
 	else if (test_only)

@@ -342,11 +342,13 @@ broker_run(struct broker *b)
 	b->lock_fd = -1;
 	b->started_ms = mono_ms();
 	b->next_req = 1;
+	b->auth_failures = auth_failures_new();
 	if (setup(b) == -1) {
 		rc = 1;
 		goto out;
 	}
 	broker_title(b);
+	broker_log_auth(b);
 	log_notice("started: version %s, pid %ld, data %s, topicd %s, boot %016llx",
 	    BROKER_VERSION, (long)getpid(), b->set.data_dir, b->topicd_path,
 	    (unsigned long long)b->boot_id);
@@ -361,6 +363,8 @@ broker_run(struct broker *b)
 out:
 	teardown(b);
 	settings_free(&b->set);
+	auth_free(&b->auth);
+	auth_failures_free(b->auth_failures);
 	if (rc == 0)
 		log_notice("stopped");
 	return rc;

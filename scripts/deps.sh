@@ -9,7 +9,7 @@ set -euo pipefail
 
 build=(
 	build-essential pkg-config
-	libevent-dev libgdbm-dev libjansson-dev libbsd-dev zlib1g-dev libsystemd-dev
+	libevent-dev libgdbm-dev libjansson-dev libbsd-dev zlib1g-dev libsystemd-dev libssl-dev
 	libcmocka-dev
 )
 test=(

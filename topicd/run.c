@@ -57,20 +57,22 @@ sleep_ms(long ms)
 		;
 }
 
-/* "N records replayed": anything but 0 means the store was not closed
- * cleanly (SIGKILL, a crash, power loss) and was recovered. */
+/* Records are replayed from the journal after a crash, and after a stop
+ * that went cold (no checkpoint then): the master says which.  Torn bytes
+ * cut mean a write was cut short (SIGKILL, a crash, power loss). */
 static void
 log_recovery(struct topicd *td)
 {
 	struct kv_stats st;
 
 	kv_get_stats(td->kv, &st);
-	if (st.recovered > 0 || st.truncated > 0)
+	if (st.truncated > 0)
 		log_notice("topic %s: store opened: %llu records replayed, %llu torn bytes cut "
 		    "(it was not closed cleanly)", td->topic, (unsigned long long)st.recovered,
 		    (unsigned long long)st.truncated);
 	else
-		log_info("topic %s: store opened: 0 records replayed", td->topic);
+		log_info("topic %s: store opened: %llu records replayed", td->topic,
+		    (unsigned long long)st.recovered);
 }
 
 /* Opens and loads the store; an older topicd of this topic (its master

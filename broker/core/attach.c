@@ -108,6 +108,11 @@ attach_done(struct attachment *a, const struct rec_done *d)
 {
 	a->req = 0;
 	a->confirmed = true;
+	/* The retained message is asked for once, by the SUBSCRIBE: not by
+	 * the ATTACH replayed into a restarted topicd, nor for a cold topic
+	 * that already sent it. */
+	if (d->status == ST_OK)
+		a->a.flags &= ~AF_RETAINED;
 	if (d->status != ST_OK)
 		log_warnx("topic %s: session %s: subscription not stored", a->child->topic,
 		    a->a.subkey);

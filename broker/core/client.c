@@ -14,6 +14,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "clock.h"
 #include "core/core.h"
 #include "kvstore.h"
 #include "log.h"
@@ -62,6 +63,8 @@ client_free(struct client *cl)
 	b->title_dirty = true;
 	bufferevent_free(cl->bev);
 	event_free(cl->idle);
+	wbuf_free(&cl->farewell);
+	free(cl->farewell_why);
 	free(cl);
 }
 
@@ -178,7 +181,7 @@ clients_ungate(struct broker *b, uint64_t durable)
 bool
 client_throttled(const struct client *cl)
 {
-	return cl->pending >= cl->b->set.max_client_pending || cl->nstalled > 0 ||
+	return cl->refusing || cl->pending >= cl->b->set.max_client_pending || cl->nstalled > 0 ||
 	    client_output_full(cl);
 }
 
@@ -272,12 +275,18 @@ on_idle(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!cl->closing)
-		cl->proto->idle(cl);
+	if (cl->closing)
+		return;
+	if (cl->refusing) {
+		client_write(cl, cl->farewell.data, cl->farewell.len);
+		client_close(cl, cl->farewell_why);
+		return;
+	}
+	cl->proto->idle(cl);
 }
 
-void
-client_arm_idle(struct client *cl, uint64_t ms)
+static void
+arm(struct client *cl, uint64_t ms)
 {
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
@@ -285,10 +294,50 @@ client_arm_idle(struct client *cl, uint64_t ms)
 		fatalx("cannot arm the timer of client %s", cl->desc);
 }
 
+/* While a refusal waits, the timer is its own. */
+void
+client_arm_idle(struct client *cl, uint64_t ms)
+{
+	if (!cl->refusing)
+		arm(cl, ms);
+}
+
 void
 client_disarm_idle(struct client *cl)
 {
-	evtimer_del(cl->idle);
+	if (!cl->refusing)
+		evtimer_del(cl->idle);
+}
+
+void
+client_refuse(struct client *cl, uint64_t delay_ms, const void *answer, size_t len,
+    const char *why)
+{
+	if (cl->closing || cl->refusing)
+		return;
+	if (delay_ms == 0) {
+		client_write(cl, answer, len);
+		client_close(cl, why);
+		return;
+	}
+	cl->refusing = true;
+	client_throttle(cl);		/* nothing more is read */
+	wbuf_reset(&cl->farewell);
+	put_raw(&cl->farewell, answer, len);
+	cl->farewell_why = xstrdup(why);
+	arm(cl, delay_ms);
+}
+
+uint64_t
+client_login_failed(struct client *cl, const char *user, const char *why)
+{
+	struct broker *b = cl->b;
+	uint64_t delay = auth_failures_note(b->auth_failures, cl->addr, mono_ms());
+
+	b->logins_failed++;
+	log_notice("client %s: login failed for user %.64s: %s; answered in %llu ms", cl->desc,
+	    user != NULL ? user : "(none)", why, (unsigned long long)delay);
+	return delay;
 }
 
 bool
@@ -297,8 +346,19 @@ client_idle_armed(const struct client *cl)
 	return evtimer_pending(cl->idle, NULL) != 0;
 }
 
+/* "ADDRESS:PORT" -> "ADDRESS" */
+static void
+address_of(const char *desc, char *addr, size_t len)
+{
+	const char *colon = strrchr(desc, ':');
+	size_t n = colon != NULL ? (size_t)(colon - desc) : strlen(desc);
+
+	snprintf(addr, len, "%.*s", (int)n, desc);
+}
+
 void
-client_new(struct broker *b, int fd, const struct proto *proto, const char *desc, int port)
+client_new(struct broker *b, int fd, const struct proto *proto, const char *desc, int port,
+    struct auth *auth)
 {
 	struct client *cl = xcalloc(1, sizeof(*cl));
 	int one = 1;
@@ -307,8 +367,11 @@ client_new(struct broker *b, int fd, const struct proto *proto, const char *desc
 	cl->id = ++b->next_client_id;
 	cl->proto = proto;
 	cl->port = port;
+	cl->auth = auth;
 	cl->dsock[0] = cl->dsock[1] = -1;
+	wbuf_init(&cl->farewell);
 	snprintf(cl->desc, sizeof(cl->desc), "%s", desc);
+	address_of(desc, cl->addr, sizeof(cl->addr));
 	TAILQ_INIT(&cl->attached);
 	/* Requests are small and answered one by one: no Nagle delay. */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)

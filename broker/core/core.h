@@ -20,6 +20,7 @@
 #include <bsd/sys/queue.h>
 #include <bsd/sys/tree.h>
 
+#include "auth/auth.h"
 #include "ipc.h"
 #include "ipc_proto.h"
 #include "core/settings.h"
@@ -224,6 +225,11 @@ struct session {
 	 * Expiry Interval, set by its protocol). */
 	uint64_t	 expiry_ms;
 	uint64_t	 incarnation;	/* tells a session from an earlier one of the same key */
+	/* Whose it is, for the ACL: the user name its client logged in
+	 * with (NULL: anonymous), and the auth that applies to it (its
+	 * client's; the broker's while it is offline). */
+	char		*user;
+	struct auth	*auth;
 	void		*ext;		/* its protocol's state */
 	const struct session_ext *ext_ops;
 };
@@ -244,7 +250,14 @@ struct client {
 	struct broker	*b;
 	struct bufferevent *bev;
 	char		 desc[128];	/* "127.0.0.1:5555", and what the protocol adds */
+	char		 addr[64];	/* "127.0.0.1": failed logins are counted by it */
 	int		 port;		/* the broker port it came in on */
+	struct auth	*auth;		/* the password file, ACL... that apply to it */
+	/* A refused login: nothing more is read, and the answer (farewell)
+	 * waits for the idle timer, then the connection closes. */
+	bool		 refusing;
+	struct wbuf	 farewell;
+	char		*farewell_why;
 	struct event	*idle;
 	bool		 closing;	/* flushing output, then freed */
 	bool		 freeing;	/* release scheduled */
@@ -313,8 +326,14 @@ struct broker {
 	bool		 stopping;
 	int		 stop_phase;	/* 1: finishing requests, 2: stopping topicds */
 	int64_t		 stop_deadline;
+	/* Who may connect and what they may do (the broker's listeners'). */
+	struct auth	 auth;
+	struct auth_failures *auth_failures;
 	/* Figures. */
 	int64_t		 started_ms;
+	uint64_t	 logins_failed;		/* wrong user name or password */
+	uint64_t	 anonymous_refused;
+	uint64_t	 publishes_denied, subscribes_denied;	/* by the ACL */
 	uint64_t	 msgs_in, msgs_out, bytes_in, bytes_out;
 	uint64_t	 msgs_too_large;	/* not sent: over an MQTT 5.0 client's maximum */
 	bool		 title_dirty;
@@ -488,14 +507,28 @@ void	 session_sync_topic(struct session *s, struct child *c, bool retained);
 void	 session_attach_all(struct session *s, const char *only_filter, bool retained);
 /* A new topic: the sessions whose filters match get their cursor. */
 void	 sessions_topic_created(struct broker *b, struct child *c);
-/* A session comes online on cl, or goes offline. */
-void	 session_online(struct session *s, struct client *cl);
+/* May the session read the topic (its ACL)?  Its MQTT client id, or its
+ * JSON-lines user name, for the ACL's %c. */
+bool	 session_may_read(const struct session *s, const char *topic);
+const char *session_client_id(const struct session *s);
+/* The ACL changed: every online session is brought in line with it. */
+void	 sessions_acl_changed(struct broker *b);
+/* A session comes online on cl (logged in as user: NULL anonymous), or
+ * goes offline. */
+void	 session_online(struct session *s, struct client *cl, const char *user);
 void	 session_offline(struct session *s);
 
 /* ------------------------------------------------------------ client.c */
 
 void	 client_new(struct broker *b, int fd, const struct proto *proto, const char *desc,
-	    int port);
+	    int port, struct auth *auth);
+/* A login is refused: nothing more is read; after delay_ms (0: at once)
+ * the answer is written and the connection closed, for why (logged). */
+void	 client_refuse(struct client *cl, uint64_t delay_ms, const void *answer, size_t len,
+	    const char *why);
+/* A failed login from the client's address: counted, logged, and the
+ * delay its answer waits (auth_failures_note). */
+uint64_t client_login_failed(struct client *cl, const char *user, const char *why);
 void	 client_close(struct client *cl, const char *why);
 void	 client_write(struct client *cl, const void *data, size_t len);
 struct evbuffer *client_input(struct client *cl);

@@ -6,9 +6,12 @@
  *
  * At most max_topicds run at once.  A topic that needs one waits in a
  * queue for room; room is made by stopping (STOP) the topicd that has
- * been quiet longest, else the least recently used one that ran for at
- * least LIVE_MIN_MS: busy topics then take turns, like processes on a
- * CPU.  A topicd quiet for topicd_idle_timeout is stopped too.  Stopping
+ * been quiet longest, else the least recently used one that ran for a
+ * time slice: busy topics then take turns, like processes on a CPU.  The
+ * slice grows with the number running, so that turning them over never
+ * costs more than a fraction of a core in starting processes, however
+ * many wait: a topicd whose messages wait for a subscriber's window is
+ * busy, and stopping it early only starts another that waits the same.  A topicd quiet for topicd_idle_timeout is stopped too.  Stopping
  * loses nothing: the topicd applies and answers what it was sent before
  * STOP, says a last IDLE and exits; what came for the topic meanwhile
  * waits, and a topic stopped with work left queues to start again. */
@@ -22,7 +25,8 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define LIVE_MIN_MS	1000	/* a busy topicd runs this long before it is stopped */
+#define LIVE_MIN_MS	1000	/* a busy topicd runs at least this long ... */
+#define LIVE_PER_TOPICD_MS 10	/* ... plus this for each one running */
 
 static int
 child_pid_cmp(struct child *a, struct child *b)
@@ -224,12 +228,13 @@ static struct child *
 victim(struct broker *b)
 {
 	int64_t now = mono_ms();
+	int64_t slice = LIVE_MIN_MS + (int64_t)b->nlive * LIVE_PER_TOPICD_MS;
 	struct child *c;
 
 	if ((c = TAILQ_FIRST(&b->quiet)) != NULL)
 		return c;
 	TAILQ_FOREACH(c, &b->lru, live)
-		if (!c->probing && now - c->started_at >= LIVE_MIN_MS)
+		if (!c->probing && now - c->started_at >= slice)
 			return c;
 	return NULL;
 }

@@ -106,31 +106,51 @@ attach_settings(const struct session *s, int qos, struct rec_attach *a)
 	a->flags = AF_NEW_ONLY;
 }
 
-/* Brings one topic in line with the session's filters: attached (online),
- * registered (offline persistent), or unsubscribed when nothing matches
- * any more.  retained: a SUBSCRIBE asks for the retained message. */
+const char *
+session_client_id(const struct session *s)
+{
+	/* "m/ID", "j/NAME", "c/" + 16 hex digits + "/ID" */
+	return s->key[0] == 'c' && strlen(s->key) > 19 ? s->key + 19 : s->key + 2;
+}
+
+bool
+session_may_read(const struct session *s, const char *topic)
+{
+	return auth_may(s->auth, s->user, session_client_id(s), topic, AUTH_READ);
+}
+
+/* The session stops taking the topic: no filter matches it any more, or
+ * (denied) the ACL does not let it read there, and then its cursor goes
+ * too, as an attachment it may not have is never made. */
+static void
+drop_topic(struct session *s, struct child *c, bool denied)
+{
+	struct attachment *at = s->cl != NULL ? attach_find(s->cl, c) : NULL;
+	/* A clean session's cursor exists only where an ATTACH went. */
+	bool sent = at != NULL ? at->sent : s->cl == NULL;
+
+	if (s->cl != NULL && at == NULL && !denied)
+		return;
+	if (at != NULL)
+		attach_drop(at, s->persistent);
+	if (s->persistent || sent)
+		topic_unsub(c, s->key, denied || s->mode == MODE_MQTT);
+	if (s->ext_ops != NULL)
+		s->ext_ops->topic_dropped(s, c->topic);
+}
+
+/* Brings one topic in line with the session's filters and its ACL:
+ * attached (online), registered (offline persistent), or unsubscribed
+ * when nothing matches any more or the session may not read there.
+ * retained: a SUBSCRIBE asks for the retained message. */
 void
 session_sync_topic(struct session *s, struct child *c, bool retained)
 {
 	int q = session_qos(s, c->topic);
 	struct rec_attach a;
 
-	if (q < 0) {
-		bool sent = true;
-
-		if (s->cl != NULL) {
-			struct attachment *at = attach_find(s->cl, c);
-
-			if (at == NULL)
-				return;
-			sent = at->sent;
-			attach_drop(at, s->persistent);
-		}
-		/* A clean session's cursor exists only where an ATTACH went. */
-		if (s->persistent || sent)
-			topic_unsub(c, s->key, s->mode == MODE_MQTT);
-		if (s->ext_ops != NULL)
-			s->ext_ops->topic_dropped(s, c->topic);
+	if (q < 0 || !session_may_read(s, c->topic)) {
+		drop_topic(s, c, q >= 0);
 		return;
 	}
 	attach_settings(s, q, &a);
@@ -190,7 +210,7 @@ session_attach_all(struct session *s, const char *only_filter, bool retained)
 		if (only_filter != NULL && strcmp(f, only_filter) != 0)
 			continue;
 		if (strpbrk(f, "+#") == NULL && f[0] != '$' && !registry_known(b, f) &&
-		    topic_open(b, f, &why) == NULL)
+		    session_may_read(s, f) && topic_open(b, f, &why) == NULL)
 			log_warnx("session %s: cannot subscribe to %s: %s", s->key, f, why);
 		registry_match(b, f, collect, &set);
 	}
@@ -217,4 +237,47 @@ void
 sessions_topic_created(struct broker *b, struct child *c)
 {
 	routes_match(b, c->topic, topic_created, c);
+}
+
+/* The ACL changed: an online session drops the topics it may no longer
+ * read and takes those its filters match that it may read now.  Offline
+ * sessions are brought in line when they come back. */
+static void
+acl_resync(struct session *s)
+{
+	struct name_set set = RB_INITIALIZER(&set);
+	struct attachment *a, *next;
+	struct name *n, *nn;
+	struct child *c;
+	const char *why;
+
+	TAILQ_FOREACH_SAFE(a, &s->cl->attached, by_client, next)
+		if (!session_may_read(s, a->child->topic))
+			session_sync_topic(s, a->child, false);
+	for (size_t i = 0; i < s->nfilters; i++)
+		registry_match(s->b, s->filters[i].filter, collect, &set);
+	RB_FOREACH_SAFE(n, name_set, &set, nn) {
+		if (session_may_read(s, n->topic) && (c = topic_open(s->b, n->topic, &why)) != NULL &&
+		    attach_find(s->cl, c) == NULL)
+			session_sync_topic(s, c, false);
+		RB_REMOVE(name_set, &set, n);
+		free(n->topic);
+		free(n);
+	}
+}
+
+void
+sessions_acl_changed(struct broker *b)
+{
+	struct session *s;
+	unsigned n = 0;
+
+	RB_FOREACH(s, session_tree, &b->sessions) {
+		if (s->cl == NULL || s->cl->closing)
+			continue;
+		acl_resync(s);
+		n++;
+	}
+	log_info("access control changed: %u online session%s brought in line", n,
+	    n == 1 ? "" : "s");
 }

@@ -5,7 +5,10 @@
  * filter matches holds a durable cursor for it in its topicd (route.c).
  * Its protocol may keep state of its own in it (struct session_ext).
  *
- * Key: "s" + session key -> version, offline since, incarnation, filters.
+ * Key: "s" + session key -> version, offline since, incarnation, filters,
+ * and (version 3) the user its client logged in as, for the ACL while it
+ * is offline (a version 2 record's session is anonymous until it comes
+ * back), then, if it has one, the session's own expiry in ms (MQTT 5.0).
  * The store also holds the topic registry (registry.c) and what the
  * protocols keep there (MQTT: "o", "i" and "u"). */
 #include <errno.h>
@@ -20,7 +23,8 @@
 #include "topic.h"
 #include "xmalloc.h"
 
-#define SESSION_RECORD_VERSION 2
+#define SESSION_RECORD_VERSION 3
+#define SESSION_RECORD_V2 2
 
 static int
 session_cmp(struct session *a, struct session *b)
@@ -56,6 +60,7 @@ session_new(struct broker *b, const char *key, uint8_t mode, bool persistent)
 	s->key = xstrdup(key);
 	s->mode = mode;
 	s->persistent = persistent;
+	s->auth = &b->auth;
 	s->offline_since = wall_ms();
 	s->incarnation = (uint64_t)s->offline_since;
 	RB_INSERT(session_tree, &b->sessions, s);
@@ -83,6 +88,9 @@ session_save(struct session *s)
 		put_str(&w, s->filters[i].filter);
 		put_u8(&w, s->filters[i].qos);
 	}
+	put_u8(&w, s->user != NULL);
+	if (s->user != NULL)
+		put_str(&w, s->user);
 	if (s->expiry_ms != 0)		/* a record without it: the default */
 		put_u64(&w, s->expiry_ms);
 	k = record_key(s, &klen);
@@ -147,6 +155,7 @@ session_free(struct session *s)
 	if (s->ext_ops != NULL)
 		s->ext_ops->ended(s, false);
 	filters_free(s);
+	free(s->user);
 	free(s->key);
 	free(s);
 }
@@ -198,10 +207,13 @@ session_remove_filter(struct session *s, const char *filter)
 }
 
 void
-session_online(struct session *s, struct client *cl)
+session_online(struct session *s, struct client *cl, const char *user)
 {
 	s->cl = cl;
 	cl->session = s;
+	s->auth = cl->auth;
+	free(s->user);
+	s->user = user != NULL ? xstrdup(user) : NULL;
 }
 
 void
@@ -210,6 +222,7 @@ session_offline(struct session *s)
 	if (s->cl != NULL)
 		s->cl->session = NULL;
 	s->cl = NULL;
+	s->auth = &s->b->auth;
 	s->offline_since = wall_ms();
 	if (s->b->next_expiry > s->offline_since)
 		s->b->next_expiry = s->offline_since;	/* sooner than that, at least */
@@ -219,17 +232,17 @@ static int
 decode_session(struct session *s, const void *val, size_t len)
 {
 	struct rbuf r;
-	uint8_t version, qos;
+	uint8_t version, qos, has_user = 0;
 	uint64_t since;
 	uint32_t n;
-	const char *f;
+	const char *f, *user;
 
 	rbuf_init(&r, val, len);
 	get_u8(&r, &version);
 	get_u64(&r, &since);
 	get_u64(&r, &s->incarnation);
 	get_u32(&r, &n);
-	if (r.err || version != SESSION_RECORD_VERSION)
+	if (r.err || (version != SESSION_RECORD_VERSION && version != SESSION_RECORD_V2))
 		return -1;
 	s->offline_since = (int64_t)since;
 	for (uint32_t i = 0; i < n; i++) {
@@ -237,6 +250,9 @@ decode_session(struct session *s, const void *val, size_t len)
 			return -1;
 		session_add_filter(s, f, qos);
 	}
+	if (version == SESSION_RECORD_VERSION && get_u8(&r, &has_user) == 0 && has_user &&
+	    get_str(&r, &user) == 0)
+		s->user = xstrdup(user);
 	if (r.left > 0)
 		get_u64(&r, &s->expiry_ms);
 	return get_end(&r);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "ipc.h"
 #include "log.h"
 #include "topic.h"
@@ -21,6 +22,7 @@ static const char *check_topic_name(const char *);
 static const char *check_sync_policy(const char *);
 static const char *check_log_dest(const char *);
 static const char *check_log_type(const char *);
+static const char *check_bool(const char *);
 
 /* message_size_limit's bound is what one record between the processes may
  * carry (common/ipc.h). */
@@ -60,6 +62,15 @@ const struct conf_key settings_table[] = {
 	  "seconds a connection may wait with half a line or packet, or without logging in or CONNECT, before it is closed", NULL },
 	{ "login_attempts", CONF_UINT, F(login_attempts), "5", 1, 1000, FIXED,
 	  "failed logins allowed on one connection before it is closed", NULL },
+
+	/* Who may connect, and what they may do (broker/auth). */
+	{ "password_file", CONF_STRING, F(password_file), NULL, 0, 0, RELOAD,
+	  "users and their password hashes, as mosquitto_passwd writes them (default: none, user names are not checked)", NULL },
+	{ "acl_file", CONF_STRING, F(acl_file), NULL, 0, 0, RELOAD,
+	  "access control list in mosquitto's acl_file syntax (default: none, every client may read and write every topic)", NULL },
+	{ "allow_anonymous", CONF_STRING, F(allow_anonymous), NULL, 0, 0, RELOAD,
+	  "true: clients without a checked user name get in; false: they are refused (default: true only while every listener is on a loopback address)",
+	  check_bool },
 
 	/* Messages and delivery. */
 	{ "message_size_limit", CONF_SIZE, F(message_size_limit), "256k", 16, 268435456, RELOAD,
@@ -239,6 +250,13 @@ check_topic_name(const char *v)
 	enum topic_err e = topic_check_name(v, strlen(v));
 
 	return e == TOPIC_OK ? NULL : topic_strerror(e);
+}
+
+static const char *
+check_bool(const char *v)
+{
+	return auth_parse_bool(v) != -1 ? NULL :
+	    "expected true, false, yes, no, on, off, 1 or 0";
 }
 
 static const char *

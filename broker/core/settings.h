@@ -50,6 +50,10 @@ struct settings {
 	char             *sync_policy;		/* "batch" or "none" */
 	unsigned          login_attempts;
 	uint64_t          idle_timeout;		/* ms */
+	char             *password_file;	/* NULL: user names are not checked */
+	char             *acl_file;		/* NULL: no access control */
+	char             *allow_anonymous;	/* "true", "false"...; NULL: only while every
+						 * listener is on a loopback address */
 	/* MQTT 5.0 (mosquitto's names where it has them) */
 	unsigned          max_keepalive;	/* seconds; 0: any, even none */
 	uint64_t          max_packet_size;	/* bytes of a packet from a client; 0: no limit of its own */

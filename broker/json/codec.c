@@ -489,31 +489,64 @@ split_words(const char *s, size_t len, struct word *words, size_t max)
 	return n;
 }
 
+/* "log USERNAME ...": the words, and how many there are (at most max, or
+ * max + 1 for more); 0 if the line is not a login at all. */
+static size_t
+login_words(const char *line, size_t len, struct word *words, size_t max)
+{
+	size_t n;
+
+	if (len == 0 || memchr(line, '\0', len) != NULL || !utf8_valid(line, len))
+		return 0;
+	n = split_words(line, len, words, max);
+	if (n < 2 || words[0].len != 3 || strncasecmp(line + words[0].off, "log", 3) != 0)
+		return 0;
+	if (words[1].len > JL_USERNAME_MAX || words[1].control)
+		return 0;
+	return n;
+}
+
+static char *
+lower_name(const char *line, const struct word *w)
+{
+	const char *name = line + w->off;
+	char *u = xmalloc(w->len + 1);
+	size_t i;
+
+	for (i = 0; i < w->len; i++)
+		u[i] = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] - 'A' + 'a') : name[i];
+	u[i] = '\0';
+	return u;
+}
+
 bool
 jl_parse_login(const char *line, size_t len, char **username)
 {
 	struct word words[2];
-	const char *name;
-	char *u;
-	size_t i;
 
 	*username = NULL;
-	if (len == 0 || memchr(line, '\0', len) != NULL ||
-	    !utf8_valid(line, len))
+	if (login_words(line, len, words, 2) != 2)
 		return false;
-	if (split_words(line, len, words, 2) != 2)
+	*username = lower_name(line, &words[1]);
+	return true;
+}
+
+bool
+jl_parse_login_password(const char *line, size_t len, char **username, char **password)
+{
+	struct word words[3];
+	size_t n;
+
+	*username = NULL;
+	*password = NULL;
+	if ((n = login_words(line, len, words, 3)) == 0)
 		return false;
-	if (words[0].len != 3 || strncasecmp(line + words[0].off, "log", 3) != 0)
-		return false;
-	if (words[1].len > JL_USERNAME_MAX || words[1].control)
-		return false;
-	name = line + words[1].off;
-	u = xmalloc(words[1].len + 1);
-	for (i = 0; i < words[1].len; i++)
-		u[i] = name[i] >= 'A' && name[i] <= 'Z' ?
-		    (char)(name[i] - 'A' + 'a') : name[i];
-	u[i] = '\0';
-	*username = u;
+	*username = lower_name(line, &words[1]);
+	if (n > 2) {
+		*password = xmalloc(len - words[2].off + 1);
+		memcpy(*password, line + words[2].off, len - words[2].off);
+		(*password)[len - words[2].off] = '\0';
+	}
 	return true;
 }
 

@@ -24,9 +24,10 @@ login(struct client *cl, const char *line, size_t len)
 {
 	struct json_conn *jc = json_conn(cl);
 	struct session *s;
-	char *name, *skey;
+	char *name, *skey, *password;
+	bool checked;
 
-	if (!jl_parse_login(line, len, &name)) {
+	if (!json_parse_login(cl, line, len, &name, &password)) {
 		if (++jc->login_tries >= cl->b->set.login_attempts) {
 			client_close(cl, "too many failed logins");
 			return;
@@ -34,6 +35,12 @@ login(struct client *cl, const char *line, size_t len)
 		json_line(cl, JL_TEXT_PLEASE_LOGIN);
 		return;
 	}
+	if (!json_login(cl, name, password, &checked)) {
+		free(name);
+		free(password);
+		return;
+	}
+	free(password);
 	xasprintf(&skey, "j/%s", name);
 	s = session_find(cl->b, skey);
 	free(skey);
@@ -54,7 +61,7 @@ login(struct client *cl, const char *line, size_t len)
 		s = session_new(cl->b, skey, MODE_JSON, true);
 		free(skey);
 	}
-	session_online(s, cl);
+	session_online(s, cl, checked ? name : NULL);
 	snprintf(cl->desc + strlen(cl->desc), sizeof(cl->desc) - strlen(cl->desc), " user %s",
 	    name);
 	log_info("client %s: logged in", cl->desc);
@@ -72,6 +79,10 @@ subscribe(struct client *cl, const char *filter, const char *line, size_t len)
 	const char *why;
 	struct child *c;
 
+	if (!auth_may_subscribe(cl->auth, s->user, session_client_id(s), filter)) {
+		json_denied(cl, "SUB", filter);
+		return;
+	}
 	if (filter[0] == '$' && strcmp(filter, cl->b->set.dead_letter_topic) != 0) {
 		json_unknown(cl, "reserved_topic", "SUB to a topic starting with $ (reserved)",
 		    filter, line, len);

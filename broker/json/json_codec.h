@@ -22,6 +22,7 @@
 #define JL_TEXT_OK		"OK"
 #define JL_TEXT_INVALID_JSON	"INVALID JSON"
 #define JL_TEXT_UNKNOWN_COMMAND	"UNKNOWN COMMAND"
+#define JL_TEXT_NOT_AUTHORIZED	"not authorized"	/* after ERROR */
 
 #define JL_USERNAME_MAX		256	/* bytes */
 
@@ -83,6 +84,15 @@ void jl_request_free(struct jl_request *r);
  * String.split/1: no splitting at non-breaking spaces).
  */
 bool jl_parse_login(const char *line, size_t len, char **username);
+/*
+ * The same with a password, for a broker that checks them: "log USERNAME
+ * PASSWORD", the user name as above, the password the rest of the line
+ * after the white space that follows the user name, as typed (it may
+ * hold blanks; its case is kept).  Without one, *password is NULL.  Both
+ * malloc'd.
+ */
+bool jl_parse_login_password(const char *line, size_t len, char **username,
+    char **password);
 
 /* text "\r\n"; a CR or LF inside text is sent as a space. */
 void jl_enc_text(struct wbuf *w, const char *text);

@@ -27,6 +27,9 @@ struct json_conn {
 	char		*username;	/* after login */
 	unsigned	 login_tries;
 	/* publishers */
+	bool		 login_pending;	/* a password file applies: the first line may
+					 * (or, for an anonymous one, must) be a login */
+	char		*user;		/* the checked user name; NULL: anonymous */
 	uint64_t	 next_msg_id;
 	struct pubmap_tree pending;
 };
@@ -44,6 +47,14 @@ void	 json_idle(struct client *cl);
 void	 json_line(struct client *cl, const char *text);
 void	 json_error(struct client *cl, const char *text);
 struct json_conn *json_conn_new(struct client *cl, bool consumer);
+/* login.c */
+void	 json_refuse_anonymous(struct client *cl);
+bool	 json_parse_login(struct client *cl, const char *line, size_t len, char **name,
+	    char **password);
+/* true: let in (*checked: with a checked user name); false: refused, the
+ * connection ends.  The password is wiped. */
+bool	 json_login(struct client *cl, const char *name, char *password, bool *checked);
+void	 json_denied(struct client *cl, const char *what, const char *topic);
 /* refuse.c */
 void	 json_refused(struct client *cl, const char *reason, const char *detail,
 	    const char *topic, const void *bytes, size_t len);

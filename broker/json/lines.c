@@ -115,7 +115,8 @@ json_update_idle(struct client *cl)
 	if (cl->closing || jc == NULL)
 		return;
 	waiting = evbuffer_get_length(client_input(cl)) > 0 ||
-	    (jc->consumer && jc->username == NULL);
+	    (jc->consumer && jc->username == NULL) ||
+	    (jc->login_pending && !cl->auth->anonymous);
 	if (!waiting)
 		client_disarm_idle(cl);
 	else if (!client_idle_armed(cl))
@@ -127,6 +128,6 @@ json_idle(struct client *cl)
 {
 	struct json_conn *jc = json_conn(cl);
 
-	client_close(cl, jc->consumer && jc->username == NULL ?
+	client_close(cl, (jc->consumer && jc->username == NULL) || jc->login_pending ?
 	    "no login within idle_timeout" : "half a line for longer than idle_timeout");
 }

@@ -104,6 +104,10 @@ publish(struct client *cl, struct jl_request *r)
 	struct child *c;
 	const char *why = NULL;
 
+	if (!auth_may(cl->auth, jc->user, jc->user != NULL ? jc->user : "", r->topic, AUTH_WRITE)) {
+		json_denied(cl, "PUB", r->topic);
+		return;
+	}
 	if (r->topic[0] == '$') {
 		/* $DLQ, $SYS...: written by the broker only. */
 		json_unknown(cl, "reserved_topic", "PUB to a topic starting with $ (reserved)",
@@ -141,10 +145,48 @@ release(struct client *cl, uint64_t msg_id)
 		json_error(cl, why);
 }
 
+/* With a password file, the first line: a login, or (if anonymous
+ * publishers may come in) already a command.  True when the line is
+ * done with. */
+static bool
+pub_login(struct client *cl, const char *line, size_t len)
+{
+	struct json_conn *jc = json_conn(cl);
+	char *name, *password;
+	bool checked;
+
+	if (!jl_parse_login_password(line, len, &name, &password)) {
+		if (cl->auth->anonymous) {
+			jc->login_pending = false;	/* an anonymous publisher */
+			return false;
+		}
+		if (++jc->login_tries >= cl->b->set.login_attempts)
+			client_close(cl, "too many failed logins");
+		else
+			json_line(cl, JL_TEXT_PLEASE_LOGIN);
+		return true;
+	}
+	if (json_login(cl, name, password, &checked)) {
+		jc->login_pending = false;
+		jc->user = name;
+		name = NULL;
+		snprintf(cl->desc + strlen(cl->desc), sizeof(cl->desc) - strlen(cl->desc),
+		    " user %s", jc->user);
+		log_info("client %s: logged in", cl->desc);
+		json_line(cl, JL_TEXT_LOGGED_IN);
+	}
+	free(name);
+	free(password);
+	return true;
+}
+
 static void
 pub_line(struct client *cl, const char *line, size_t len)
 {
 	struct jl_request r;
+
+	if (json_conn(cl)->login_pending && pub_login(cl, line, len))
+		return;
 
 	switch (jl_parse_limited(line, len, cl->b->set.max_topic_levels, &r)) {
 	case JL_PUB:
@@ -165,11 +207,15 @@ pub_start(struct client *cl)
 {
 	char *owner;
 
-	json_conn_new(cl, false);
+	json_conn_new(cl, false)->login_pending = auth_has_passwords(cl->auth);
 	xasprintf(&owner, "j/%016llx/%llu", (unsigned long long)cl->b->boot_id,
 	    (unsigned long long)cl->id);
 	owner_set(cl, owner);
 	free(owner);
+	if (!auth_has_passwords(cl->auth) && !cl->auth->anonymous) {
+		json_refuse_anonymous(cl);	/* nobody could log in */
+		return;
+	}
 	json_update_idle(cl);
 }
 
@@ -190,6 +236,7 @@ pub_closed(struct client *cl)
 	owner_closed(cl, true);
 	while ((pm = RB_MIN(pubmap_tree, &jc->pending)) != NULL)
 		pending_del(jc, pm);
+	free(jc->user);
 	free(jc);
 }
 

@@ -173,10 +173,10 @@ set_owner(struct client *cl, const struct session *s)
 
 static void
 log_connected(struct client *cl, const struct mqtt_connect *c, const struct session *s,
-    bool present)
+    bool present, const char *user)
 {
-	snprintf(cl->desc + strlen(cl->desc), sizeof(cl->desc) - strlen(cl->desc), " id %s",
-	    mqtt_conn(cl)->client_id);
+	snprintf(cl->desc + strlen(cl->desc), sizeof(cl->desc) - strlen(cl->desc), " id %s%s%s",
+	    mqtt_conn(cl)->client_id, user != NULL ? " user " : "", user != NULL ? user : "");
 	if (c->level == MQTT_LEVEL_5)
 		log_info("client %s: MQTT 5.0 %s, session expiry %us, keep-alive %us", cl->desc,
 		    present ? "session resumed" : "new session", mqtt_conn(cl)->session_expiry,
@@ -187,15 +187,51 @@ log_connected(struct client *cl, const struct mqtt_connect *c, const struct sess
 		    c->keepalive);
 }
 
+/* The user name and password against the client's auth (the password
+ * file, allow_anonymous); true when it is let in, *user then being the
+ * checked user name or NULL (anonymous).  A wrong login is answered
+ * CONNACK 4 after a delay that grows with the failures from its address;
+ * an anonymous client that may not come in, CONNACK 5 at once. */
+static bool
+login(struct client *cl, const struct mqtt_connect *c, const char **user)
+{
+	enum auth_verdict v = auth_login(cl->auth, c->username, c->password, c->password_len,
+	    c->password != NULL);
+	uint64_t delay;
+	struct wbuf w;
+
+	*user = v == AUTH_USER ? c->username : NULL;
+	if (v == AUTH_USER || v == AUTH_ANONYMOUS)
+		return true;
+	wbuf_init(&w);
+	if (v == AUTH_ANONYMOUS_REFUSED) {
+		cl->b->anonymous_refused++;
+		log_notice("client %s: anonymous client refused%s: allow_anonymous is off",
+		    cl->desc, c->username != NULL ? " (no password_file checks its user name)" : "");
+		mqtt_enc_refusal(&w, c->level, MQTT_RC_NOT_AUTHORIZED, MQTT_CONNACK_NOT_AUTHORIZED,
+		    "not authorized");
+		client_refuse(cl, 0, w.data, w.len, "not authorized");
+	} else {
+		delay = client_login_failed(cl, c->username, c->password != NULL ?
+		    "wrong password or unknown user" : "no password");
+		mqtt_enc_refusal(&w, c->level, MQTT_RC_BAD_USERNAME_PASSWORD,
+		    MQTT_CONNACK_BAD_LOGIN, "bad user name or password");
+		client_refuse(cl, delay, w.data, w.len, "bad user name or password");
+	}
+	wbuf_free(&w);
+	return false;
+}
+
 static void
 on_connect(struct client *cl, const struct mqtt_connect *c)
 {
 	struct mqtt_conn *mc = mqtt_conn(cl);
 	struct broker *b = cl->b;
+	const char *user;
 	struct session *s;
 	bool present, told;
 
-	if (connect_refused(cl, c))
+	if (connect_refused(cl, c) || !login(cl, c, &user))
 		return;
 	if (c->client_id[0] == '\0')
 		xasprintf(&mc->client_id, "auto-%016llx-%llu", (unsigned long long)b->boot_id,
@@ -215,7 +251,7 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	(void)session_save(s);
 	/* The CONNACK once the session (or the end of an old one) is durable. */
 	client_gate(cl, durable_write(b));
-	session_online(s, cl);
+	session_online(s, cl, user);
 	mqtt_session_reconnected(s);
 	mc->connected = true;
 	set_owner(cl, s);
@@ -223,7 +259,7 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	mc->keepalive_ms = c->level == MQTT_LEVEL_5 ?
 	    (uint64_t)keepalive_granted(c->keepalive, b->set.max_keepalive, &told) * 1500 :
 	    (uint64_t)c->keepalive * 1500;
-	log_connected(cl, c, s, present);
+	log_connected(cl, c, s, present, user);
 	if (c->level == MQTT_LEVEL_5)
 		mqtt5_send_connack(cl, present, c);
 	else	/* MQTT 3.1 has no session present flag: its byte is reserved, 0. */

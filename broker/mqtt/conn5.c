@@ -72,19 +72,28 @@ mqtt_close(struct client *cl, uint8_t rc, const char *why)
 }
 
 void
+mqtt_enc_refusal(struct wbuf *w, uint8_t level, uint8_t rc5, uint8_t rc3, const char *why)
+{
+	struct mqtt_connack c = { .return_code = level == MQTT_LEVEL_5 ? rc5 : rc3 };
+
+	/* A CONNACK may always carry a Reason String (3.1.2-29). */
+	if (level == MQTT_LEVEL_5)
+		(void)mqtt_props_add_string(&c.props, MQTT_PROP_REASON_STRING, why);
+	if (mqtt_enc_connack(w, level == MQTT_LEVEL_5 ? level : MQTT_LEVEL_311, &c) == -1)
+		log_warnx("cannot encode a CONNACK %#x", c.return_code);
+	mqtt_props_free(&c.props);
+}
+
+void
 mqtt_refuse(struct client *cl, uint8_t level, uint8_t rc5, uint8_t rc3, const char *why)
 {
-	struct mqtt_packet p = { .type = MQTT_CONNACK, .level = level };
+	struct wbuf w;
 
-	if (level == MQTT_LEVEL_5) {
-		p.u.connack.return_code = rc5;
-		/* A CONNACK may always carry a Reason String (3.1.2-29). */
-		(void)mqtt_props_add_string(&p.u.connack.props, MQTT_PROP_REASON_STRING, why);
-		send_packet(cl, &p, &p.u.connack.props);
-		mqtt_props_free(&p.u.connack.props);
-	} else if (rc3 != 0xff) {
-		p.u.connack.return_code = rc3;
-		send_packet(cl, &p, &p.u.connack.props);
+	if (level == MQTT_LEVEL_5 || rc3 != 0xff) {
+		wbuf_init(&w);
+		mqtt_enc_refusal(&w, level, rc5, rc3, why);
+		mqtt_send(cl, &w);
+		wbuf_free(&w);
 	}
 	client_close(cl, why);
 }

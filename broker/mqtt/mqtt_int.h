@@ -102,6 +102,8 @@ void	 mqtt_close(struct client *cl, uint8_t rc, const char *why);
 /* Refuses a CONNECT: CONNACK with rc5 at level 5, rc3 below (none if
  * rc3 is 0xff), then closes. */
 void	 mqtt_refuse(struct client *cl, uint8_t level, uint8_t rc5, uint8_t rc3, const char *why);
+/* The CONNACK of such a refusal (rc3 not 0xff below level 5). */
+void	 mqtt_enc_refusal(struct wbuf *w, uint8_t level, uint8_t rc5, uint8_t rc3, const char *why);
 /* Reads a level-5 CONNECT's properties into the connection; false when
  * it is refused (answered and closing). */
 bool	 mqtt5_connect_props(struct client *cl, const struct mqtt_connect *c);
@@ -113,6 +115,7 @@ size_t	 mqtt_max_packet_in(const struct broker *b);
 /* The session's expiry as the core keeps it (struct session expiry_ms). */
 void	 mqtt5_session_expiry(struct client *cl, struct session *s);
 /* publish.c */
+bool	 mqtt_may_write(struct client *cl, const char *topic);
 void	 mqtt_publish_in(struct client *cl, const struct mqtt_publish *m);
 void	 mqtt_pubrel_in(struct client *cl, uint16_t pid);
 void	 mqtt_inbound_free(struct mqtt_conn *mc);

@@ -191,6 +191,33 @@ publish_reserved(struct client *cl, const struct mqtt_publish *m)
 	}
 }
 
+/* May the client publish to the topic (the ACL)? */
+bool
+mqtt_may_write(struct client *cl, const char *topic)
+{
+	const struct session *s = cl->session;
+
+	return auth_may(cl->auth, s != NULL ? s->user : NULL, mqtt_conn(cl)->client_id, topic,
+	    AUTH_WRITE);
+}
+
+/* A PUBLISH the ACL denies: acknowledged and dropped, as MQTT 3.1.1 has
+ * it (a PUBREC's PUBREL then finds nothing and gets its PUBCOMP); at
+ * MQTT 5.0 the ack says Not authorized. */
+static void
+publish_denied(struct client *cl, const struct mqtt_publish *m)
+{
+	cl->b->publishes_denied++;
+	log_info("client %s: PUBLISH to %.64s%s denied by the ACL: acknowledged and dropped",
+	    cl->desc, m->topic, strlen(m->topic) > 64 ? "..." : "");
+	if (m->qos > 0) {
+		inflight_done(cl);
+		/* MQTT 5.0 says why: 0x87 (3.3.4); 3.1.1 cannot. */
+		mqtt_send_reason_ack(cl, m->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, m->packet_id,
+		    MQTT_RC_NOT_AUTHORIZED, "not authorized");
+	}
+}
+
 /* Queues a client's publish for its topic, with its properties and its
  * client id (for its subscribers' No Local); acknowledged once stored. */
 static void
@@ -297,6 +324,10 @@ mqtt_publish_in(struct client *cl, const struct mqtt_publish *in)
 		/* Not acknowledged: the message was not taken. */
 		publish_refused(cl, m, MQTT_RC_TOPIC_NAME_INVALID, MQTT_RC_TOPIC_NAME_INVALID,
 		    "PUBLISH to a topic of more levels than max_topic_levels");
+		return;
+	}
+	if (!mqtt_may_write(cl, m->topic)) {
+		publish_denied(cl, m);
 		return;
 	}
 	if (m->topic[0] == '$') {

@@ -11,8 +11,9 @@
 #include "xmalloc.h"
 
 /* An exact filter names its topic: it is created (so that its cursor
- * exists from now on); 0x80 when that is refused, or when the filter is
- * deeper than max_topic_levels. */
+ * exists from now on).  The granted QoS, or a reason code: 0x80 when the
+ * topic is refused, 0x8F for a filter deeper than max_topic_levels, 0x87
+ * when the ACL denies it (below level 5 all are 0x80). */
 static uint8_t
 grant(struct client *cl, const char *filter, uint8_t qos)
 {
@@ -23,7 +24,14 @@ grant(struct client *cl, const char *filter, uint8_t qos)
 		log_info("client %s: SUBSCRIBE %.64s%s refused: %zu levels, "
 		    "max_topic_levels is %u", cl->desc, filter, strlen(filter) > 64 ? "..." : "", levels,
 		    cl->b->set.max_topic_levels);
-		return MQTT_SUBACK_FAILURE;
+		return MQTT_RC_TOPIC_FILTER_INVALID;
+	}
+	if (!auth_may_subscribe(cl->auth, cl->session->user, session_client_id(cl->session),
+	    filter)) {
+		cl->b->subscribes_denied++;
+		log_info("client %s: SUBSCRIBE %.64s%s refused: the ACL lets it read no topic "
+		    "there", cl->desc, filter, strlen(filter) > 64 ? "..." : "");
+		return MQTT_RC_NOT_AUTHORIZED;
 	}
 	if (sys_topic(filter) || strpbrk(filter, "+#") != NULL)
 		return qos;
@@ -89,7 +97,6 @@ mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 	struct session *s = cl->session;
 	uint8_t *codes = xcalloc(sub->n, 1);
 	bool *retained = xcalloc(sub->n, sizeof(bool));
-
 	uint32_t id = 0;
 
 	(void)mqtt_props_get_u32(&sub->props, MQTT_PROP_SUBSCRIPTION_ID, &id);
@@ -100,7 +107,9 @@ mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 			continue;
 		retained[i] = wants_retained(it, has_filter(s, it->filter));
 		codes[i] = grant(cl, it->filter, it->qos);
-		if (codes[i] == MQTT_SUBACK_FAILURE)
+		if (codes[i] >= 0x80 && !mqtt_v5(cl))
+			codes[i] = MQTT_SUBACK_FAILURE;		/* 3.1.1 has no reason */
+		if (codes[i] >= 0x80)
 			continue;
 		session_add_filter(s, it->filter, codes[i]);
 		/* A subscription replaced: its options too (3.8.4-3). */

@@ -1,5 +1,5 @@
 /* $SYS/broker/...: the broker's figures every sys_interval, in the layout
- * mosquitto users know.  Served from the master straight to the MQTT
+ * mosquitto users know; with an ACL, each to the sessions that may read it.  Served from the master straight to the MQTT
  * sessions whose filters match: they are not worth a topicd each. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +49,10 @@ sys_values(struct broker *b, struct sys_value *v)
 	SYS("topics/refused", "%llu", (unsigned long long)b->topics_refused);
 	SYS("store/bytes", "%llu", (unsigned long long)b->stored_bytes);
 	SYS("store/full", "%d", b->store_full ? 1 : 0);
+	SYS("auth/logins_failed", "%llu", (unsigned long long)b->logins_failed);
+	SYS("auth/anonymous_refused", "%llu", (unsigned long long)b->anonymous_refused);
+	SYS("acl/publishes_denied", "%llu", (unsigned long long)b->publishes_denied);
+	SYS("acl/subscribes_denied", "%llu", (unsigned long long)b->subscribes_denied);
 #undef SYS
 	return n;
 }
@@ -67,6 +71,8 @@ send_values(struct client *cl, const char *filter, const struct sys_value *v, un
 	for (unsigned i = 0; i < n; i++) {
 		if (filter != NULL ? !topic_matches(filter, v[i].topic) :
 		    session_qos(cl->session, v[i].topic) < 0)
+			continue;
+		if (!session_may_read(cl->session, v[i].topic))
 			continue;
 		struct mqtt_publish p = { .qos = 0, .retain = retain, .topic = (char *)v[i].topic,
 					  .payload = (const uint8_t *)v[i].text,

@@ -128,6 +128,12 @@ mqtt_will_end(struct client *cl, struct session *s, bool stays)
 	struct delayed_will *dw;
 	struct timeval tv = { (time_t)wl->delay_s, 0 };
 
+	if (!mqtt_may_write(cl, wl->topic)) {
+		cl->b->publishes_denied++;
+		log_info("client %s: will to %.64s not published: denied by the ACL", cl->desc,
+		    wl->topic);
+		return;
+	}
 	if (wl->delay_s == 0 || !stays || s == NULL) {
 		will_publish(cl->b, cl->desc, wl);
 		return;

@@ -212,6 +212,7 @@ class Broker:
         self.consumer_port = None
         self.publisher_port = None
         self.mqtt = mqtt            # an MQTT listener on a free port (else -p 0)
+        self.bind = HOST            # -b: clients still connect to 127.0.0.1
         self.mqtt_port = None
         self.log_path = self.workdir / "broker.log"
         self._log = None
@@ -231,7 +232,7 @@ class Broker:
         return path
 
     def command(self):
-        cmd = [str(self.binary), "-D", str(self.data_dir), "-b", HOST,
+        cmd = [str(self.binary), "-D", str(self.data_dir), "-b", self.bind,
                "-p", str(self.mqtt_port) if self.mqtt else "0",
                "-J", "%d:%d" % (self.consumer_port, self.publisher_port)]
         if self.config:

@@ -17,6 +17,7 @@ And every reloadable key is taken on reload without "needs a restart"
 (crash_limit, obsolete, only draws a warning)."""
 
 import json
+import os
 import re
 import signal
 import time
@@ -361,6 +362,15 @@ NEW_VALUES = {
     "max_queued_messages": "5000", "max_held_publishes": "500", "poison_limit": "3",
     "max_topic_size": "1g", "max_store_size": "10g", "min_free_space": "50m",
     "max_topic_levels": "100", "max_topicds": "50", "topicd_idle_timeout": "30",
+    # Files in the broker's directory (written by the test), relative to it.
+    "password_file": "auth.passwd", "acl_file": "auth.acl", "allow_anonymous": "true",
+}
+# A password file as mosquitto_passwd writes it, and an ACL that lets
+# anonymous clients (the test's) read and write everything.
+AUTH_FILES = {
+    "auth.passwd": "alice:$6$ZYOz3DMbBoSElNHJ$l0uFLL14uHDNaxZUUVlUVm8D56/EpJtzyjoDckY13jiqwu"
+                   "CqtxTlD6JBftinYuib0vrPIGeAT67YDEr2q9LYWQ==\n",
+    "auth.acl": "topic readwrite #\n",
 }
 
 
@@ -372,6 +382,9 @@ def test_every_reloadable_key_is_taken_on_reload(broker_factory):
     b = broker_factory()
     c = b.consumer("every")
     c.subscribe("every")
+    for name, text in AUTH_FILES.items():
+        (b.workdir / name).write_text(text)
+        os.chmod(b.workdir / name, 0o600)
     log = b.reload(NEW_VALUES)
     changed(log, *sorted(NEW_VALUES))
     assert "configuration re-read, %d settings changed" % len(NEW_VALUES) in log, log

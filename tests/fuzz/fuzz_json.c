@@ -96,6 +96,29 @@ check_request(const struct jl_request *r)
 	wbuf_free(&w);
 }
 
+/* With a password: the same user name as without one when there is
+ * none, and the password is the end of the line, as sent. */
+static void
+check_login_password(const uint8_t *data, size_t size, const char *plain)
+{
+	char *u, *pw;
+	size_t n;
+
+	if (!jl_parse_login_password((const char *)data, size, &u, &pw)) {
+		CHECK(u == NULL && pw == NULL && plain == NULL);
+		return;
+	}
+	CHECK(plain == NULL || (strcmp(plain, u) == 0 && pw == NULL));
+	CHECK(plain != NULL || pw != NULL);
+	if (pw != NULL) {
+		n = strlen(pw);
+		CHECK(n > 0 && n < size && memcmp(data + size - n, pw, n) == 0);
+		CHECK(pw[0] != ' ' && pw[0] != '\t');
+	}
+	free(u);
+	free(pw);
+}
+
 static void
 check_login(const uint8_t *data, size_t size)
 {
@@ -104,8 +127,10 @@ check_login(const uint8_t *data, size_t size)
 
 	if (!jl_parse_login((const char *)data, size, &u)) {
 		CHECK(u == NULL);
+		check_login_password(data, size, NULL);	/* three words or more, or none */
 		return;
 	}
+	check_login_password(data, size, u);
 	n = strlen(u);
 	CHECK(n > 0 && n <= JL_USERNAME_MAX && utf8_valid(u, n));
 	CHECK(memchr(data, '\0', size) == NULL);

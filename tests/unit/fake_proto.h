@@ -72,7 +72,7 @@ fx_client(struct core_fx *fx)
 
 	assert_true(fx->npeers < sizeof(fx->peers) / sizeof(fx->peers[0]));
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	client_new(&fx->b, sv[0], &fake_proto, "fake", 0);
+	client_new(&fx->b, sv[0], &fake_proto, "fake", 0, NULL);
 	fx->peers[fx->npeers++] = sv[1];
 	return client_by_id(&fx->b, fx->b.next_client_id);
 }
@@ -114,7 +114,7 @@ fx_session(struct core_fx *fx, const char *key, bool persistent, bool offline)
 		return s;
 	cl = fx_client(fx);
 	assert_int_equal(delivery_open(cl), 0);
-	session_online(s, cl);
+	session_online(s, cl, NULL);
 	return s;
 }
 

@@ -15,7 +15,7 @@
 #include "fake_proto.h"
 #include "fake_topicd.h"
 
-#define LIVE_MIN_MS	1000	/* live.c: a busy topicd runs this long before it is stopped */
+#define LIVE_MIN_MS	1000	/* live.c: a busy topicd runs at least this long */
 
 static const struct rec_attach settings = {
 	.mode = MODE_MQTT, .qos = 1, .flags = AF_NEW_ONLY, .window = 20,

@@ -457,6 +457,44 @@ expect_login(const char *line, size_t len, const char *want)
 #define LOGIN(s, want) expect_login(s, sizeof(s) - 1, want)
 
 static void
+expect_login_pw(const char *line, const char *user, const char *password)
+{
+	char *u = (char *)"unset", *pw = (char *)"unset";
+
+	if (user == NULL) {
+		assert_false(jl_parse_login_password(line, strlen(line), &u, &pw));
+		assert_null(u);
+		assert_null(pw);
+		return;
+	}
+	assert_true(jl_parse_login_password(line, strlen(line), &u, &pw));
+	assert_string_equal(u, user);
+	if (password == NULL)
+		assert_null(pw);
+	else
+		assert_string_equal(pw, password);
+	free(u);
+	free(pw);
+}
+
+/* With a password file: the user name as without one, the password the
+ * rest of the line as typed. */
+static void
+test_login_password(void **state)
+{
+	(void)state;
+	expect_login_pw("log Alice S3cret", "alice", "S3cret");
+	expect_login_pw("LOG  bob \t two  Words ", "bob", "two  Words ");
+	expect_login_pw("log carol", "carol", NULL);
+	expect_login_pw("log", NULL, NULL);
+	expect_login_pw("login alice pw", NULL, NULL);
+	expect_login_pw("", NULL, NULL);
+	expect_login_pw("log al\001ce pw", NULL, NULL);
+	/* Without a password file, three words are no login (as before). */
+	LOGIN("log alice pw", NULL);
+}
+
+static void
 test_login(void **state)
 {
 	char line[300];
@@ -702,6 +740,7 @@ main(void)
 		cmocka_unit_test(test_line_endings),
 		cmocka_unit_test(test_unknown_command),
 		cmocka_unit_test(test_login),
+		cmocka_unit_test(test_login_password),
 		cmocka_unit_test(test_enc_lines),
 		cmocka_unit_test(test_enc_acks),
 		cmocka_unit_test(test_enc_deliver),

@@ -92,7 +92,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 44);
+	assert_int_equal(n, 47);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -111,8 +111,9 @@ test_reloadable(void **state)
 		"idle_timeout", "log_dest", "log_type", "sync_policy",
 		"max_client_pending", "client_output_limit", "poison_limit",
 		"max_topic_size", "max_store_size", "min_free_space", "max_topic_levels",
-		"max_topicds", "topicd_idle_timeout", "max_keepalive", "max_packet_size",
-		"max_topic_alias", "response_information",
+		"max_topicds", "topicd_idle_timeout", "password_file", "acl_file",
+		"allow_anonymous", "max_keepalive", "max_packet_size", "max_topic_alias",
+		"response_information",
 	};
 	size_t n = 0;
 

@@ -1,0 +1,125 @@
+/* Who may connect and what they may do: a password file in the format
+ * mosquitto_passwd(1) writes, an access control list in the syntax of
+ * mosquitto's acl_file, and whether clients without a checked user name
+ * (anonymous clients) are let in.
+ *
+ * A struct auth is one such set; the broker holds one for all its
+ * listeners, and each client points to the one that applies to it (a
+ * listener may hold its own).  The module knows nothing of clients,
+ * sessions or protocols: it answers questions about names (a user, a
+ * client id, a topic), so that the core and the protocols ask it where
+ * they decide.  It reads its files when loaded, and nothing else: a
+ * reload parses into a new struct auth and swaps it in (auth_replace),
+ * so that a bad file changes nothing. */
+#ifndef BROKER_AUTH_AUTH_H
+#define BROKER_AUTH_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+
+/* Access to a topic (acl.c). */
+#define AUTH_READ	0x1
+#define AUTH_WRITE	0x2
+
+struct passwd_file;
+struct acl;
+
+/* What a struct auth is made from: the keys of broker.conf. */
+struct auth_config {
+	const char	*password_file;		/* NULL: none */
+	const char	*acl_file;		/* NULL: none */
+	const char	*allow_anonymous;	/* "true", "false"...; NULL: automatic */
+	bool		 loopback_only;		/* every listener it serves is on a
+						 * loopback address (the automatic
+						 * allow_anonymous) */
+};
+
+struct auth {
+	struct passwd_file *passwd;	/* NULL: user names are not checked */
+	struct acl	*acl;		/* NULL: everybody may do everything */
+	bool		 anonymous;	/* clients without a checked user name get in */
+	bool		 anonymous_auto;	/* ... decided by the listeners' addresses */
+	uint8_t		 acl_digest[32];	/* of the ACL file, to tell a change */
+};
+
+/* How a login ends (auth_login). */
+enum auth_verdict {
+	AUTH_USER,		/* the user name and password were checked */
+	AUTH_ANONYMOUS,		/* let in without a checked user name */
+	AUTH_ANONYMOUS_REFUSED,	/* no checked user name, and anonymous clients
+				 * are not let in */
+	AUTH_BAD_LOGIN,		/* unknown user, wrong or missing password */
+};
+
+/* auth.c */
+/* Fills a (fresh, or freed) from the files cfg names.  Returns the number
+ * of errors added to errs ("FILE:LINE: message"); a changes nothing it
+ * does not own then.  A password file readable by others is a warning
+ * (logged). */
+int	 auth_load(struct auth *a, const struct auth_config *cfg, struct conf_errors *errs);
+/* Moves fresh into cur (fresh is left empty) and frees what cur held.
+ * True if what clients may read or write may have changed (the ACL).
+ * Clients that are connected stay connected. */
+bool	 auth_replace(struct auth *cur, struct auth *fresh);
+void	 auth_free(struct auth *a);
+bool	 auth_has_passwords(const struct auth *a);
+bool	 auth_has_acl(const struct auth *a);
+/* user NULL: the client gave none.  has_password: it gave one (MQTT's
+ * password flag), of len bytes.  Without a password file a user name
+ * is not checked, so the client is anonymous. */
+enum auth_verdict auth_login(const struct auth *a, const char *user, const void *password,
+	    size_t len, bool has_password);
+/* May the client (user NULL: anonymous; client_id: the MQTT client id, or
+ * the JSON-lines user name) read or write (AUTH_READ, AUTH_WRITE) the
+ * topic name?  Without an ACL, yes. */
+bool	 auth_may(const struct auth *a, const char *user, const char *client_id,
+	    const char *topic, int access);
+/* May it subscribe to the filter: can the filter match a topic it may
+ * read?  Deliveries are still checked topic by topic (auth_may). */
+bool	 auth_may_subscribe(const struct auth *a, const char *user, const char *client_id,
+	    const char *filter);
+/* Whether the text is a boolean of the configuration ("true", "no"...):
+ * 1, 0, or -1 if it is not. */
+int	 auth_parse_bool(const char *v);
+
+/* passwd.c: the password file */
+/* Parses a password file's text; NULL with errors added (name:LINE). */
+struct passwd_file *passwd_parse(const char *name, const char *buf, size_t len,
+	    struct conf_errors *errs);
+void	 passwd_free(struct passwd_file *pf);
+size_t	 passwd_count(const struct passwd_file *pf);
+/* True if user is in the file and password (len bytes) is its password;
+ * the time taken does not tell whether the user exists. */
+bool	 passwd_check(const struct passwd_file *pf, const char *user, const void *password,
+	    size_t len);
+
+/* acl.c: the access control list */
+struct acl *acl_parse(const char *name, const char *buf, size_t len, struct conf_errors *errs);
+void	 acl_free(struct acl *acl);
+bool	 acl_check(const struct acl *acl, const char *user, const char *client_id,
+	    const char *topic, int access);
+bool	 acl_check_subscribe(const struct acl *acl, const char *user, const char *client_id,
+	    const char *filter);
+/* Do two filters match a topic in common?  Does outer match every topic
+ * inner matches?  (Both valid filters; exposed for the unit tests.) */
+bool	 filter_overlaps(const char *a, const char *b);
+bool	 filter_covers(const char *outer, const char *inner);
+
+/* failures.c: failed logins per address, to slow down guessing */
+#define AUTH_DELAY_BASE_MS	100	/* the answer to a first failure waits this */
+#define AUTH_DELAY_MAX_MS	10000	/* ... doubling per recent failure, up to this */
+#define AUTH_FAIL_FORGET_MS	600000	/* a failure counts this long after the last one */
+#define AUTH_FAIL_ADDRESSES	10000	/* addresses remembered; the oldest goes first */
+struct auth_failures;
+struct auth_failures *auth_failures_new(void);
+void	 auth_failures_free(struct auth_failures *f);
+/* A failed login from addr at now (monotonic ms): how long its answer
+ * waits, in ms. */
+uint64_t auth_failures_note(struct auth_failures *f, const char *addr, int64_t now);
+/* Addresses remembered (forgotten ones are dropped first). */
+size_t	 auth_failures_size(struct auth_failures *f, int64_t now);
+
+#endif
