@@ -11,14 +11,22 @@ Properties class packs and unpacks them), the rest is written here.
 - V5Client: a RawClient (mqtt_helpers) speaking level 5.
 - Paho5: paho-mqtt's client in MQTTv5 mode (PahoClient's records, with
   properties and reason codes).
+- NodeClient: an MQTT.js script (Debian's node-mqtt) run by node.
 """
 
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
 import types
 
-from broker_harness import HOST, wait_for
+from broker_harness import HOST, HarnessError, wait_for
 from mqtt_helpers import (CONNACK, CONNECT, DISCONNECT, PUBACK, PUBCOMP, PUBLISH,
                           PUBREC, PUBREL, REPLY_TIMEOUT, SUBACK, SUBSCRIBE, UNSUBACK,
-                          UNSUBSCRIBE, Packet, PahoClient, RawClient, mstr, packet, paho)
+                          UNSUBSCRIBE, Packet, PahoClient, RawClient, _register, mstr, packet,
+                          paho)
 
 try:                                    # Debian's python3-paho-mqtt
     from paho.mqtt.packettypes import PacketTypes
@@ -273,3 +281,68 @@ class Paho5(PahoClient):
         wait_for(info.is_published, timeout, "%s: the ack of the QoS %d publish to %r"
                  % (self, qos, topic))
         return info.mid
+
+
+class NodeClient:
+    """A node process running one of the tests' MQTT.js scripts, whose
+    stdout is JSON lines; stopped by pid in teardown."""
+
+    NODE_PATH = "/usr/share/nodejs"      # Debian's node-mqtt
+
+    def __init__(self, script, args):
+        env = dict(os.environ, NODE_PATH=self.NODE_PATH)
+        self.cmd = ["node", os.path.join(os.path.dirname(__file__), script)] + \
+            [str(a) for a in args]
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=env)
+        self.pid = self.proc.pid
+        self.events, self.lines = [], []
+        self.eof = False
+        self.cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        _register(self)
+
+    def __repr__(self):
+        return "<node %s pid %d>" % (self.cmd[1], self.pid)
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self.cond:
+                self.lines.append(line)
+                try:
+                    self.events.append(json.loads(line))
+                except ValueError:
+                    pass
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def wait_event(self, ev, timeout=10.0):
+        """The first event of that kind (each is returned once)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for e in self.events:
+                    if e.get("ev") == ev and not e.get("_seen"):
+                        e["_seen"] = True
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0 or self.eof:
+                    raise HarnessError("%s: no %r event (%s); output:\n  %s" % (
+                        self, ev, "exited" if self.eof else "timed out",
+                        "\n  ".join(self.lines[-20:])))
+                self.cond.wait(min(left, 0.1))
+
+    def close(self):
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self._reader.join(5)
+        self.proc.stdout.close()
