@@ -25,6 +25,11 @@ grant(struct client *cl, const char *filter, uint8_t qos)
 		    cl->b->set.max_topic_levels);
 		return MQTT_SUBACK_FAILURE;
 	}
+	if (topic_share_split(filter, &filter) == -1) {
+		log_info("client %s: SUBSCRIBE %.64s refused: a malformed $share/GROUP/FILTER",
+		    cl->desc, filter);
+		return MQTT_SUBACK_FAILURE;
+	}
 	if (sys_topic(filter) || strpbrk(filter, "+#") != NULL)
 		return qos;
 	if (filter[0] == '$' && strcmp(filter, cl->b->set.dead_letter_topic) != 0)
