@@ -68,6 +68,8 @@ struct flight {
 	int64_t		 last_ms;	/* monotonic: last send */
 	uint16_t	 mi;		/* a group's: the member slot + 1 it went to
 					 * (stored), 0 for none */
+	uint8_t		 qos;		/* a group's: the QoS it went out with, 0 when
+					 * not known (sent by an earlier process) */
 };
 
 struct sub {
@@ -320,6 +322,7 @@ void	 share_free_members(struct sub *);
 unsigned share_drop_members_prefix(struct topicd *, const char *);
 bool	 share_ack_find(struct topicd *, const char *, uint64_t, struct sub **,
 	    struct flight **);
+bool	 share_bound(struct sub *, const struct sub *, const struct flight *, uint64_t);
 void	 share_pump(struct sub *);
 void	 share_retry_arm(struct sub *);
 void	 share_retry_check(struct sub *);

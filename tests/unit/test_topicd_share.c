@@ -156,6 +156,33 @@ test_pubrel_stays_with_its_member(void **state)
 	close(b);
 }
 
+/* A message an MQTT member got at QoS 2 stays its own while it is away,
+ * answered or not (MQTT-4.8.2-4): it gets it again when it comes back, and
+ * the other member never does. */
+static void
+test_qos2_message_waits_for_its_member(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 2, 1, 1), b;
+
+	publish_s(f, 2, 2, "q2");
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	assert_int_equal(got_deliver(a, 0), 1);
+	b = attach_member(f, "m/b", 2, 1, 3);
+	detach_member(f, "m/a");
+	close(a);
+	batch(f);
+	expect_nothing(b);
+	a = attach_member(f, "m/a", 2, 1, 4);
+	batch(f);
+	assert_int_equal(got_deliver(a, DF_DUP), 1);
+	expect_nothing(b);
+	close(a);
+	close(b);
+}
+
 /* No member online: the group keeps its messages for the next one. */
 static void
 test_group_keeps_messages_without_members(void **state)
@@ -254,6 +281,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_member_gone_message_to_the_other, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_pubrel_stays_with_its_member, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qos2_message_waits_for_its_member, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_group_keeps_messages_without_members, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_last_member_leaves, setup, teardown),
