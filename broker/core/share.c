@@ -59,13 +59,17 @@ share_find(struct client *cl, struct child *c, const char *gkey)
 }
 
 /* The client's session becomes (or stays) an online member of the group
- * in topic c, with the settings r. */
+ * in topic c, with the settings r.  A member whose settings do not change
+ * is left alone: a second ATTACH would hand its deliveries in flight to
+ * the other members. */
 static void
 share_attach_topic(struct client *cl, struct child *c, const struct rec_attach *r,
     const char *gkey)
 {
 	struct attachment *a = share_find(cl, c, gkey);
 
+	if (a != NULL && a->a.qos == r->qos && a->a.window == r->window && a->a.mode == r->mode)
+		return;
 	if (a == NULL) {
 		a = xcalloc(1, sizeof(*a));
 		a->client = cl;
