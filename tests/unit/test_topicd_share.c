@@ -233,6 +233,34 @@ test_last_member_leaves(void **state)
 	close(b);
 }
 
+/* A JSON-lines member that does not answer gets the message again after
+ * retry_interval (DUP), as a JSON-lines subscriber does. */
+static void
+test_json_member_retried(void **state)
+{
+	struct fx *f = *state;
+	struct rec_attach a = { .req = 1, .subkey = GROUP, .mode = MODE_JSON, .qos = 2,
+				.window = 1, .member = "j/slow" };
+	int sv[2];
+
+	config(f, 30, 5, 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	enc_attach(&f->w, &a);
+	rec(f, IPC_ATTACH, sv[0]);
+	publish_s(f, 2, 1, "m");
+	batch(f);
+	assert_int_equal(got_deliver(sv[1], 0), 1);
+	wait_readable(f, sv[1], 5000);
+	assert_int_equal(got_deliver(sv[1], DF_DUP), 1);
+	ack(f, "j/slow", 1, ACK_PUBREC);
+	batch(f);
+	expect_rel(sv[1], 1);
+	ack(f, "j/slow", 1, ACK_PUBCOMP);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->cursor, 2);
+	close(sv[1]);
+}
+
 /* The group's record keeps its members and whose each entry is. */
 static void
 test_group_record_reopens(void **state)
@@ -286,6 +314,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_group_keeps_messages_without_members, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_last_member_leaves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_member_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_record_reopens, setup, teardown),
 	};
 
