@@ -157,3 +157,24 @@ def test_mqtt311_malformed_share_refused(mqtt_broker):
     c.connect_ok("bad-share")
     assert c.subscribe([("$share//t", 1), ("$share/g", 1), ("$share/g/ok", 1)]) == \
         [0x80, 0x80, 1]
+
+
+def test_group_of_a_cold_topic_and_across_a_restart(broker_factory):
+    b = broker_factory({"topicd_idle_timeout": 1})
+    a = b.consumer("cold-a")
+    a.subscribe("$share/g/cold")
+    pub = b.publisher()
+    pub.publish("cold", "c1")
+    assert a.wait_messages(1, "cold") == ["c1"]
+    a.settle()
+    a.close()
+    wait_for(lambda: "cold" not in b.topicds().values(), 15, "the topic to go cold")
+    pub.publish("cold", "c2")
+    pub.close()
+    assert b.stop() == 0
+    b.start(keep_ports=True)
+    # The group (and its message) outlived the topicd and the master.
+    c = b.consumer("cold-b")
+    c.subscribe("$share/g/cold")
+    assert c.wait_messages(1, "cold") == ["c2"]
+    assert not c.errors, c.errors
