@@ -7,11 +7,14 @@
  * Each message goes to one member online with room, in turn; an entry in
  * flight remembers its member's slot (stored with the group).  A member
  * that goes offline leaves what it was sent and did not acknowledge to
- * the others (sent again, DUP); a QoS 2 message it acknowledged with
- * PUBREC stays its own (MQTT 4.8.2): the PUBREL waits for it to come back,
- * and is given up if it leaves the group.  A group with no member online
- * keeps its messages, as any subscriber does.  The group goes when its
- * last member leaves with UF_FORGET.
+ * the others (sent again, DUP), except what an MQTT member was sent at
+ * QoS 2: that stays its own, acknowledged or not, and its delivery is
+ * completed when it comes back (MQTT-4.8.2-4); if it leaves the group
+ * instead, it is sent to no other member (MQTT-4.8.2-5).  So QoS 2 is
+ * exactly once across the members, QoS 1 (and a JSON-lines member's
+ * message it did not PUBREC) at least once.  A group with no member
+ * online keeps its messages, as any subscriber does.  The group goes when
+ * its last member leaves with UF_FORGET.
  *
  * A group's record (subs.c, version 3) adds the member slots by session
  * key and each entry's slot after the fields of version 2. */
@@ -69,6 +72,9 @@ member_add(struct sub *g, const char *key, uint16_t i)
 	m->group = g;
 	m->share = g->share;
 	m->slot = (uint16_t)(i + 1);
+	/* Until it attaches: what its key says (JSON-lines "j/", else MQTT). */
+	m->mode = strncmp(key, "j/", 2) == 0 ? MODE_JSON : MODE_MQTT;
+	m->qos = 2;
 	g->members[i] = m;
 	return m;
 }
@@ -135,8 +141,8 @@ share_attach(struct sub *g, int fd, const struct rec_attach *r)
 	g->dlq_req = 0;
 	g->check_head = true;
 	for (uint32_t i = 0; i < g->nfl; i++)
-		if (g->fl[i].state == FL_RECEIVED && g->fl[i].mi == m->slot)
-			g->fl[i].resend = true;
+		if (g->fl[i].state != FL_DONE && g->fl[i].mi == m->slot)
+			g->fl[i].resend = true;	/* its own: to it again */
 	group_window(g);
 	sub_dirty(g);
 	deliver_wake(g);
@@ -164,8 +170,29 @@ share_detach(struct sub *g, const char *key)
 		deliver_offline(m);
 }
 
+/* Does entry f (message seq), sent to member m, stay m's while m is
+ * offline?  A PUBREL does; so does a message an MQTT member got at QoS 2. */
+bool
+share_bound(struct sub *g, const struct sub *m, const struct flight *f, uint64_t seq)
+{
+	struct msg msg;
+	uint8_t q;
+
+	if (f->state == FL_RECEIVED)
+		return true;
+	if (m->mode != MODE_MQTT)
+		return false;
+	if (f->qos != 0)
+		return f->qos == 2;
+	if (!log_get(g->td, seq, &msg))
+		return false;
+	q = msg.qos < m->qos ? msg.qos : m->qos;
+	msg_release(&msg);
+	return q == 2;
+}
+
 /* deliver_offline of a member: what it was sent and did not answer goes
- * to the others. */
+ * to the others, unless it stays its own (share_bound). */
 void
 share_member_offline(struct sub *m)
 {
@@ -175,7 +202,8 @@ share_member_offline(struct sub *m)
 	for (uint32_t i = 0; i < g->nfl; i++) {
 		struct flight *f = &g->fl[i];
 
-		if (f->mi == m->slot && f->state == FL_SENT) {
+		if (f->mi == m->slot && f->state == FL_SENT &&
+		    !share_bound(g, m, f, g->cursor + i)) {
 			f->mi = 0;
 			f->resend = true;
 			moved = true;
@@ -198,9 +226,10 @@ share_offline_all(struct sub *g)
 			deliver_offline(g->members[i]);
 }
 
-/* The member leaves the group (it unsubscribed, or its session ended): a
- * PUBREL it owed an answer to is given up (it has the message); with
- * forget, the group goes with its last member. */
+/* The member leaves the group (it unsubscribed, or its session ended):
+ * what stays its own (share_bound) is given up, never sent to another
+ * member (MQTT-4.8.2-5); with forget, the group goes with its last
+ * member. */
 void
 share_leave(struct sub *g, const char *key, bool forget)
 {

@@ -66,6 +66,8 @@ send_entry(struct sub *g, struct flight *f, uint64_t seq, uint32_t *load, int64_
 		deliver_sent(g, f, now);
 		return true;
 	}
+	if (m != NULL && !member_ready(m) && share_bound(g, m, f, seq))
+		return false;		/* it waits for its member */
 	if (!member_ready(m) && (m = pick(g, load)) == NULL)
 		return false;
 	rc = deliver_send_msg(m, seq, DF_DUP, &qos);
@@ -77,6 +79,7 @@ send_entry(struct sub *g, struct flight *f, uint64_t seq, uint32_t *load, int64_
 		load[m->slot - 1]++;
 		f->mi = m->slot;
 	}
+	f->qos = qos;
 	deliver_sent(g, f, now);
 	if (qos == 0)
 		sub_set_state(g, f, FL_DONE);
@@ -115,6 +118,7 @@ send_new(struct sub *g, uint32_t *load)
 			continue;	/* that member is full or gone: the next one */
 		f = sub_push(g, qos == 0 ? FL_DONE : FL_SENT);
 		f->mi = m->slot;
+		f->qos = qos;
 		load[m->slot - 1] += qos != 0;
 		deliver_sent(g, f, now);
 		if (qos == 0)

@@ -68,6 +68,8 @@ struct flight {
 	int64_t		 last_ms;	/* monotonic: last send */
 	uint16_t	 mi;		/* a group's: the member slot + 1 it went to
 					 * (stored), 0 for none */
+	uint8_t		 qos;		/* a group's: the QoS it went out with, 0 when
+					 * not known (sent by an earlier process) */
 };
 
 struct sub {
@@ -294,19 +296,21 @@ int	 deliver_send_msg(struct sub *, uint64_t, uint8_t, uint8_t *);
 int	 deliver_send_rel(struct sub *, uint64_t);
 int	 deliver_flush(struct sub *);
 void	 deliver_sent(struct sub *, struct flight *, int64_t);
-bool	 deliver_dead_letter_head(struct sub *);
 uint32_t deliver_span_max(const struct sub *);
 void	 deliver_take_socket(struct sub *, int, const struct rec_attach *);
 void	 deliver_attach(struct sub *, int, const struct rec_attach *);
 void	 deliver_register(struct sub *, const struct rec_attach *);
-void	 deliver_maxlen_all(struct topicd *);
 void	 deliver_offline(struct sub *);
 void	 deliver_ack(struct topicd *, const struct rec_ack *);
-void	 deliver_dlq_done(struct topicd *, uint64_t);
 void	 deliver_wake(struct sub *);
 void	 deliver_wake_all(struct topicd *);
 void	 deliver_run(struct topicd *);
 void	 deliver_pump(struct sub *);
+
+/* deadletter.c */
+bool	 deliver_dead_letter_head(struct sub *);
+void	 deliver_maxlen_all(struct topicd *);
+void	 deliver_dlq_done(struct topicd *, uint64_t);
 
 /* share.c: shared subscriptions, a group's members */
 bool	 sub_online(const struct sub *);
@@ -320,6 +324,7 @@ void	 share_free_members(struct sub *);
 unsigned share_drop_members_prefix(struct topicd *, const char *);
 bool	 share_ack_find(struct topicd *, const char *, uint64_t, struct sub **,
 	    struct flight **);
+bool	 share_bound(struct sub *, const struct sub *, const struct flight *, uint64_t);
 void	 share_pump(struct sub *);
 void	 share_retry_arm(struct sub *);
 void	 share_retry_check(struct sub *);

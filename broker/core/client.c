@@ -373,6 +373,7 @@ client_new(struct broker *b, int fd, const struct proto *proto, const char *desc
 	snprintf(cl->desc, sizeof(cl->desc), "%s", desc);
 	address_of(desc, cl->addr, sizeof(cl->addr));
 	TAILQ_INIT(&cl->attached);
+	TAILQ_INIT(&cl->shared);
 	/* Requests are small and answered one by one: no Nagle delay. */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
 		log_warn("client %s: TCP_NODELAY", desc);

@@ -105,7 +105,7 @@ static void
 filters_free(struct session *s)
 {
 	for (size_t i = 0; i < s->nfilters; i++) {
-		routes_remove(s->b, s, s->filters[i].filter);
+		routes_drop(s->b, s, s->filters[i].filter);
 		free(s->filters[i].filter);
 	}
 	free(s->filters);
@@ -135,6 +135,7 @@ session_delete(struct session *s)
 
 	for (size_t i = 0; i < s->nfilters; i++)
 		registry_match(b, s->filters[i].filter, unsub_topic, s);
+	share_session_deleted(s);
 	if (s->ext_ops != NULL)
 		s->ext_ops->ended(s, true);
 	s->ext_ops = NULL;
@@ -192,14 +193,18 @@ session_add_filter(struct session *s, const char *filter, uint8_t qos)
 	return true;
 }
 
+/* Removes a filter; a share's memberships end with it. */
 bool
 session_remove_filter(struct session *s, const char *filter)
 {
 	for (size_t i = 0; i < s->nfilters; i++) {
 		if (strcmp(s->filters[i].filter, filter) == 0) {
-			routes_remove(s->b, s, filter);
-			free(s->filters[i].filter);
+			char *f = s->filters[i].filter;
+
 			s->filters[i] = s->filters[--s->nfilters];
+			routes_remove(s->b, s, f);
+			share_filter_removed(s, f);
+			free(f);
 			return true;
 		}
 	}
@@ -219,6 +224,8 @@ session_online(struct session *s, struct client *cl, const char *user)
 void
 session_offline(struct session *s)
 {
+	if (s->cl != NULL)
+		share_client_gone(s);
 	if (s->cl != NULL)
 		s->cl->session = NULL;
 	s->cl = NULL;

@@ -160,7 +160,7 @@ server_props(struct client *cl, struct mqtt_props *ps)
 		(void)mqtt_props_add_u32(ps, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, set->max_topic_alias);
 	(void)mqtt_props_add_u32(ps, MQTT_PROP_WILDCARD_SUB_AVAILABLE, 1);
 	(void)mqtt_props_add_u32(ps, MQTT_PROP_SUB_ID_AVAILABLE, 1);
-	(void)mqtt_props_add_u32(ps, MQTT_PROP_SHARED_SUB_AVAILABLE, 0);
+	(void)mqtt_props_add_u32(ps, MQTT_PROP_SHARED_SUB_AVAILABLE, 1);
 }
 
 /* The CONNACK of an accepted level-5 CONNECT, with what this connection

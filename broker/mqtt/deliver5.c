@@ -57,7 +57,7 @@ mqtt5_deliver_prepare(struct client *cl, const struct rec_deliver *d, struct mqt
 	struct sub_match m;
 	const char *why;
 
-	subopts_match(cl->session, d->topic, from_itself(cl, d), &m);
+	subopts_match(cl->session, d->topic, d->share, from_itself(cl, d), &m);
 	if (m.skip)
 		return skip_delivery(cl, d, "No Local");
 	if (msg_props_out(d, &pub->props, &why) == -1) {

@@ -166,8 +166,9 @@ void	 subopts_set(struct session *s, const char *filter, uint8_t flags, uint32_t
 void	 subopts_remove(struct session *s, const char *filter);
 /* The session ends (forget: its records go too) or the broker stops. */
 void	 subopts_end(struct session *s, bool forget);
-/* own: the message is from this session's client id. */
-void	 subopts_match(const struct session *s, const char *topic, bool own,
+/* share: the shared subscription it is delivered for, or ""; own: the
+ * message is from this session's client id. */
+void	 subopts_match(const struct session *s, const char *topic, const char *share, bool own,
 	    struct sub_match *m);
 int	 subopts_load(const void *key, size_t klen, void *arg);
 /* sys.c */

@@ -120,14 +120,33 @@ opt_of(const struct session *s, const char *filter)
 	return opt_find(mqtt_session_opts((struct session *)s), filter);
 }
 
+/* A delivery for a shared subscription: that subscription's options (No
+ * Local is not allowed there, 3.8.3-4). */
+static void
+match_share(const struct session *s, const char *share, struct sub_match *m)
+{
+	const struct subopt *o = opt_of(s, share);
+
+	if (o == NULL)
+		return;
+	m->rap = (o->flags & SO_RAP) != 0;
+	if (o->id != 0)
+		m->ids[m->nids++] = o->id;
+}
+
 void
-subopts_match(const struct session *s, const char *topic, bool own, struct sub_match *m)
+subopts_match(const struct session *s, const char *topic, const char *share, bool own,
+    struct sub_match *m)
 {
 	bool deliver = false;
 
 	memset(m, 0, sizeof(*m));
 	if (mqtt_session_opts((struct session *)s)->n == 0)
 		return;
+	if (share[0] != '\0') {
+		match_share(s, share, m);
+		return;
+	}
 	for (size_t i = 0; i < s->nfilters; i++) {
 		const struct subopt *o;
 

@@ -26,6 +26,11 @@ grant(struct client *cl, const char *filter, uint8_t qos)
 		    cl->b->set.max_topic_levels);
 		return MQTT_RC_TOPIC_FILTER_INVALID;
 	}
+	if (topic_share_split(filter, &filter) == -1) {
+		log_info("client %s: SUBSCRIBE %.64s refused: a malformed $share/GROUP/FILTER",
+		    cl->desc, filter);
+		return MQTT_SUBACK_FAILURE;
+	}
 	if (!auth_may_subscribe(cl->auth, cl->session->user, session_client_id(cl->session),
 	    filter)) {
 		cl->b->subscribes_denied++;
@@ -51,22 +56,6 @@ has_filter(const struct session *s, const char *filter)
 		if (strcmp(s->filters[i].filter, filter) == 0)
 			return true;
 	return false;
-}
-
-/* MQTT 5.0: shared subscriptions are not available here (the CONNACK
- * says so): 0x9E (3.8.3.1).  0 when the filter may be granted. */
-static uint8_t
-grant5(struct client *cl, const struct mqtt_sub_item *it)
-{
-	size_t n;
-	const char *rest;
-
-	if (mqtt_share_split(it->filter, &n, &rest) == 1) {
-		log_info("client %s: SUBSCRIBE %.64s refused: shared subscriptions are not "
-		    "available", cl->desc, it->filter);
-		return MQTT_RC_SHARED_SUBS_NOT_SUPPORTED;
-	}
-	return 0;
 }
 
 /* Retained messages on subscribing (3.3.1.3): Retain Handling 0 sends
@@ -103,8 +92,6 @@ mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 	for (size_t i = 0; i < sub->n; i++) {
 		const struct mqtt_sub_item *it = &sub->items[i];
 
-		if (mqtt_v5(cl) && (codes[i] = grant5(cl, it)) != 0)
-			continue;
 		retained[i] = wants_retained(it, has_filter(s, it->filter));
 		codes[i] = grant(cl, it->filter, it->qos);
 		if (codes[i] >= 0x80 && !mqtt_v5(cl))

@@ -12,7 +12,7 @@ import pytest
 
 from broker_harness import wait_for
 from mqtt_helpers import (CONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREL, SUBSCRIBE, UNSUBACK,
-                          PahoClient, ack_packet, connected_client, paho)
+                          PacketTimeout, PahoClient, ack_packet, connected_client, paho)
 from mqtt5_helpers import (DISCONNECT, Paho5, V5Client, ack5, disconnect5, props, subscribe5,
                            unsubscribe5)
 
@@ -32,9 +32,9 @@ def v5(b, client_id="", **kw):
 def test_connack_properties(mqtt_broker):
     """A level-5 CONNECT is accepted; the CONNACK says what the server
     allows: Receive Maximum (max_inflight_messages), Topic Alias Maximum
-    (max_topic_alias, 10), Maximum Packet Size, Retain, Wildcard
-    Subscriptions and Subscription Identifiers available, Shared
-    Subscriptions not; an empty client id gets an Assigned Client
+    (max_topic_alias, 10), Maximum Packet Size, Retain, Wildcard,
+    Shared Subscriptions and Subscription Identifiers available; an empty
+    client id gets an Assigned Client
     Identifier; no Maximum QoS (QoS 2 is supported)."""
     c, ack = v5(mqtt_broker, "")
     p = ack.props
@@ -45,7 +45,7 @@ def test_connack_properties(mqtt_broker):
     assert p["RetainAvailable"] == 1
     assert p["WildcardSubscriptionAvailable"] == 1
     assert p["SubscriptionIdentifierAvailable"] == 1
-    assert p["SharedSubscriptionAvailable"] == 0
+    assert p["SharedSubscriptionAvailable"] == 1
     assert "MaximumQoS" not in p
     assert p["AssignedClientIdentifier"].startswith("auto-")
     assert "ServerKeepAlive" not in p           # 60 s asked, max_keepalive 65535
@@ -214,11 +214,42 @@ def test_problem_information_off(mqtt_broker):
     assert comp.rc == 0x92 and comp.props == {}
 
 
-def test_shared_refused(mqtt_broker):
-    """Shared subscriptions are not available: SUBACK 0x9E for that filter,
-    the others granted."""
-    c, _ = v5(mqtt_broker, "share")
-    assert c.subscribe5([("$share/g/s/t", 1), ("s/t", 1)]).codes == [0x9E, 1]
+def test_shared_subscription(mqtt_broker):
+    """$share/GROUP/FILTER: each message goes to one member of the group
+    (v5 and 3.1.1 members alike), with the member's Subscription
+    Identifier; No Local on a shared subscription is a Protocol Error."""
+    b = mqtt_broker
+    m1, _ = v5(b, "sh1")
+    assert m1.subscribe5([("$share/g/sh/#", 1)],
+                         props(SUBSCRIBE, SubscriptionIdentifier=5)).codes == [1]
+    m2 = connected_client(b.mqtt_port, "sh2")
+    assert m2.subscribe([("$share/g/sh/#", 1)]) == [1]
+    pub = connected_client(b.mqtt_port, "sh-pub")
+    sent = [b"m%d" % i for i in range(10)]
+    for p in sent:
+        pub.publish("sh/t", p, 1)
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < len(sent):
+        assert time.monotonic() < deadline, "delivered so far: %s" % got
+        for c in (m1, m2):
+            try:
+                m = c.read_packet(timeout=0.1)
+            except PacketTimeout:           # nothing for this member now
+                continue
+            assert m.type == PUBLISH, m
+            if c is m1:
+                assert m.props["SubscriptionIdentifier"] == [5]
+                c.send(ack5(PUBACK, m.pid))
+            else:
+                c.send(ack_packet(PUBACK, m.pid))
+            got.append(m.payload)
+    assert sorted(got) == sorted(sent)           # each once, to one member
+    m1.expect_silence(QUIET)
+    m2.expect_silence(QUIET)
+    c, _ = v5(b, "sh-nl")
+    c.send(subscribe5(3, [("$share/g/sh/#", 1 | 0x04)]))
+    c.expect_disconnect(0x82)
 
 
 def test_retain_handling(mqtt_broker):

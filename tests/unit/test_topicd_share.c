@@ -156,6 +156,33 @@ test_pubrel_stays_with_its_member(void **state)
 	close(b);
 }
 
+/* A message an MQTT member got at QoS 2 stays its own while it is away,
+ * answered or not (MQTT-4.8.2-4): it gets it again when it comes back, and
+ * the other member never does. */
+static void
+test_qos2_message_waits_for_its_member(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 2, 1, 1), b;
+
+	publish_s(f, 2, 2, "q2");
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	assert_int_equal(got_deliver(a, 0), 1);
+	b = attach_member(f, "m/b", 2, 1, 3);
+	detach_member(f, "m/a");
+	close(a);
+	batch(f);
+	expect_nothing(b);
+	a = attach_member(f, "m/a", 2, 1, 4);
+	batch(f);
+	assert_int_equal(got_deliver(a, DF_DUP), 1);
+	expect_nothing(b);
+	close(a);
+	close(b);
+}
+
 /* No member online: the group keeps its messages for the next one. */
 static void
 test_group_keeps_messages_without_members(void **state)
@@ -206,6 +233,34 @@ test_last_member_leaves(void **state)
 	close(b);
 }
 
+/* A JSON-lines member that does not answer gets the message again after
+ * retry_interval (DUP), as a JSON-lines subscriber does. */
+static void
+test_json_member_retried(void **state)
+{
+	struct fx *f = *state;
+	struct rec_attach a = { .req = 1, .subkey = GROUP, .mode = MODE_JSON, .qos = 2,
+				.window = 1, .member = "j/slow" };
+	int sv[2];
+
+	config(f, 30, 5, 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	enc_attach(&f->w, &a);
+	rec(f, IPC_ATTACH, sv[0]);
+	publish_s(f, 2, 1, "m");
+	batch(f);
+	assert_int_equal(got_deliver(sv[1], 0), 1);
+	wait_readable(f, sv[1], 5000);
+	assert_int_equal(got_deliver(sv[1], DF_DUP), 1);
+	ack(f, "j/slow", 1, ACK_PUBREC);
+	batch(f);
+	expect_rel(sv[1], 1);
+	ack(f, "j/slow", 1, ACK_PUBCOMP);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->cursor, 2);
+	close(sv[1]);
+}
+
 /* The group's record keeps its members and whose each entry is. */
 static void
 test_group_record_reopens(void **state)
@@ -254,9 +309,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_member_gone_message_to_the_other, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_pubrel_stays_with_its_member, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qos2_message_waits_for_its_member, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_group_keeps_messages_without_members, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_last_member_leaves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_member_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_record_reopens, setup, teardown),
 	};
 
