@@ -341,6 +341,8 @@ struct broker {
 	uint64_t	 publishes_denied, subscribes_denied;	/* by the ACL */
 	uint64_t	 msgs_in, msgs_out, bytes_in, bytes_out;
 	uint64_t	 msgs_too_large;	/* not sent: over an MQTT 5.0 client's maximum */
+	unsigned	 mqtt5_clients;		/* connected at MQTT 5.0 */
+	uint64_t	 mqtt5_disconnects;	/* DISCONNECTs the broker sent them */
 	bool		 title_dirty;
 	/* The daemon's (broker/): listeners, signals, timers, options. */
 	char		*conf_path;

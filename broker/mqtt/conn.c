@@ -254,6 +254,8 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	session_online(s, cl, user);
 	mqtt_session_reconnected(s);
 	mc->connected = true;
+	if (c->level == MQTT_LEVEL_5)
+		b->mqtt5_clients++;
 	set_owner(cl, s);
 	mc->will = mqtt_will_new(c, mc->client_id);
 	mc->keepalive_ms = c->level == MQTT_LEVEL_5 ?
@@ -455,6 +457,9 @@ mqtt_closed(struct client *cl)
 	struct session *s = cl->session;
 	struct attachment *a;
 	bool stays = session_stays(cl, s);
+
+	if (mc->connected && mc->level == MQTT_LEVEL_5)
+		cl->b->mqtt5_clients--;
 
 	if (mc->connected && mc->will != NULL)
 		mqtt_will_end(cl, s, stays);

@@ -67,6 +67,7 @@ mqtt_close(struct client *cl, uint8_t rc, const char *why)
 		add_reason(cl, &p.u.disconnect.props, why);
 		send_packet(cl, &p, &p.u.disconnect.props);
 		mqtt_props_free(&p.u.disconnect.props);
+		cl->b->mqtt5_disconnects++;
 	}
 	client_close(cl, why);
 }

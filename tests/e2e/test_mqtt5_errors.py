@@ -176,3 +176,33 @@ def test_topic_alias_out(mqtt_broker):
         seen.append((m.topic, m.props.get("TopicAlias"), m.payload))
     assert seen == [("tao/a", 1, b"tao/a"), ("", 1, b"tao/a"), ("tao/b", 2, b"tao/b"),
                     ("tao/c", None, b"tao/c"), ("", 2, b"tao/b")]
+
+
+def sys_number(b, name):
+    """A $SYS value as sent at SUBSCRIBE."""
+    c = connected_client(b.mqtt_port, "sys-" + name.replace("/", "-"))
+    topic = "$SYS/broker/" + name
+    assert c.subscribe([(topic, 0)]) == [0]
+    p = c.wait_packet(lambda p: p.type == PUBLISH and p.topic == topic, what=topic)
+    c.disconnect()
+    return int(p.payload)
+
+
+def test_sys_counters(mqtt_broker):
+    """$SYS/broker/clients/mqtt5 counts MQTT 5.0 connections,
+    mqtt5/disconnects_sent the DISCONNECTs the broker sent them,
+    mqtt5/too_large the messages not sent over a client's Maximum Packet
+    Size."""
+    b = mqtt_broker
+    assert sys_number(b, "clients/mqtt5") == 0
+    c, _ = v5(b, "sys1", cprops=props(CONNECT, MaximumPacketSize=64))
+    assert c.subscribe5([("sysc/t", 0)]).codes == [0]
+    v5(b, "sys2")
+    assert sys_number(b, "clients/mqtt5") == 2
+    connected_client(b.mqtt_port, "sys-pub").publish("sysc/t", b"y" * 100, 1)
+    connected_client(b.mqtt_port, "sys-pub2").publish("sysc/t", b"small", 1)
+    assert c.next5(PUBLISH).payload == b"small"
+    assert sys_number(b, "mqtt5/too_large") == 1
+    v5(b, "sys1")                                  # takes sys1 over: 0x8E
+    c.expect_disconnect(0x8E)
+    assert sys_number(b, "mqtt5/disconnects_sent") == 1
