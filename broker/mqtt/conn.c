@@ -277,8 +277,9 @@ on_disconnect(struct client *cl, const struct mqtt_disconnect *d)
 
 	if (mc->level == MQTT_LEVEL_5 && !mqtt5_disconnect_in(cl, d))
 		return;
-	/* A clean end: no will, unless a 5.0 client asks for it (0x04). */
-	if (mc->level != MQTT_LEVEL_5 || d->reason != MQTT_RC_DISCONNECT_WITH_WILL) {
+	/* A clean end: no will.  At 5.0 only reason 0x00 is one (3.1.2-10):
+	 * 0x04 asks for the will, and so does any error the client reports. */
+	if (mc->level != MQTT_LEVEL_5 || d->reason == MQTT_RC_NORMAL_DISCONNECTION) {
 		mqtt_will_free(mc->will);
 		mc->will = NULL;
 	}

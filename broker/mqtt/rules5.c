@@ -13,13 +13,21 @@ alias_init(struct alias_table *t, uint16_t max)
 {
 	t->max = max;
 	t->used = 0;
-	t->topic = max > 0 ? xcalloc(max, sizeof(*t->topic)) : NULL;
+	t->topic = NULL;	/* made when the first alias is set */
+}
+
+static char **
+alias_slot(struct alias_table *t, uint16_t alias)
+{
+	if (t->topic == NULL)
+		t->topic = xcalloc(t->max, sizeof(*t->topic));
+	return &t->topic[alias - 1];
 }
 
 void
 alias_free(struct alias_table *t)
 {
-	for (uint16_t i = 0; i < t->max; i++)
+	for (uint16_t i = 0; t->topic != NULL && i < t->max; i++)
 		free(t->topic[i]);
 	free(t->topic);
 	t->topic = NULL;
@@ -42,7 +50,7 @@ alias_resolve(struct alias_table *t, const char *topic, uint32_t alias, uint8_t 
 		*rc = MQTT_RC_TOPIC_ALIAS_INVALID;
 		return NULL;
 	}
-	slot = &t->topic[alias - 1];
+	slot = alias_slot(t, (uint16_t)alias);
 	if (topic[0] != '\0') {
 		free(*slot);
 		*slot = xstrdup(topic);
@@ -62,7 +70,8 @@ alias_pick(struct alias_table *t, const char *topic, bool *fresh)
 			return (uint16_t)(i + 1);
 	if (t->used == t->max)
 		return 0;
-	t->topic[t->used++] = xstrdup(topic);
+	t->used++;
+	*alias_slot(t, t->used) = xstrdup(topic);
 	*fresh = true;
 	return t->used;
 }

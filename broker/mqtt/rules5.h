@@ -10,7 +10,8 @@
 /* Topic aliases of one direction of one connection: alias 1 .. max ->
  * topic (NULL: not set).  max 0: no aliases. */
 struct alias_table {
-	char		**topic;	/* [0 .. max), alias i at topic[i - 1] */
+	char		**topic;	/* [0 .. max), alias i at topic[i - 1]; NULL
+					 * until an alias is set */
 	uint16_t	  max;
 	uint16_t	  used;		/* outbound: aliases handed out */
 };

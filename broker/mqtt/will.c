@@ -1,5 +1,5 @@
 /* Wills: kept from the CONNECT, published when a connection ends without
- * a clean DISCONNECT (or with MQTT 5.0's reason 0x04).  An MQTT 5.0 will
+ * a clean DISCONNECT (at MQTT 5.0, one of reason 0x00).  An MQTT 5.0 will
  * with a Will Delay Interval on a session that outlives its connection
  * waits in the session: it is published once the delay is over or the
  * session ends, whichever comes first, and not at all if the session

@@ -288,19 +288,21 @@ def will_watcher(b, name):
 
 
 def test_will_on_disconnect_with_will(mqtt_broker):
-    """DISCONNECT 0x04 (Disconnect with Will Message) sends the will; a
-    normal DISCONNECT does not."""
+    """DISCONNECT 0x04 (Disconnect with Will Message) sends the will, so
+    does a DISCONNECT with an error (0x80); a normal one (0x00) does not."""
     b = mqtt_broker
     w = will_watcher(b, "ww1")
     c, _ = v5(b, "w-normal", will=will5())
     c.send(disconnect5(0))
     c.expect_closed()
-    c, _ = v5(b, "w-04", will=will5())
-    c.send(disconnect5(0x04))
-    c.expect_closed()
-    m = w.expect(PUBLISH)
-    assert m.payload == b"gone"
-    w.expect_silence(QUIET)                     # only one will
+    for rc in (0x04, 0x80):
+        c, _ = v5(b, "w-%02x" % rc, will=will5())
+        c.send(disconnect5(rc))
+        c.expect_closed()
+        m = w.expect(PUBLISH)
+        assert m.payload == b"gone"
+        w.send(ack_packet(PUBACK, m.pid))
+    w.expect_silence(QUIET)                     # none for the normal one
 
 
 def test_will_delay(mqtt_broker):
