@@ -21,22 +21,69 @@ loopback(const struct sockaddr *sa)
 	return false;
 }
 
-/* Is every listener on a loopback address?  (Every address bind_address
- * names is; a name that does not resolve is not.) */
-bool
-settings_loopback_only(const struct settings *s)
+static bool
+address_loopback(const char *addr)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE };
 	struct addrinfo *res, *ai;
 	bool all = true;
 
-	if (getaddrinfo(s->bind_address, NULL, &hints, &res) != 0)
+	if (getaddrinfo(addr, NULL, &hints, &res) != 0)
 		return false;
 	for (ai = res; ai != NULL; ai = ai->ai_next)
 		all &= loopback(ai->ai_addr);
 	freeaddrinfo(res);
 	return all;
+}
+
+/* A listener block's address: its own, else bind_address. */
+static bool
+block_loopback(const struct settings *s, const struct listener_conf *c)
+{
+	unsigned port;
+	char *addr;
+	bool lo;
+
+	if (settings_listener(c->listener, &port, &addr) == -1)
+		return false;
+	lo = address_loopback(addr != NULL ? addr : s->bind_address);
+	free(addr);
+	return lo;
+}
+
+/* Is every listener on a loopback address?  (Every address bind_address
+ * and the listener blocks name is; a name that does not resolve is not.) */
+bool
+settings_loopback_only(const struct settings *s)
+{
+	if (!address_loopback(s->bind_address))
+		return false;
+	for (size_t i = 0; i < s->listeners.n; i++)
+		if (!block_loopback(s, s->listeners.v[i]))
+			return false;
+	return true;
+}
+
+/* With per_listener_settings, a listener block's own password file, ACL
+ * and allow_anonymous (false unless the block says true, as in
+ * mosquitto). */
+int
+broker_load_listener_auth(const struct settings *s, const struct listener_conf *c,
+    struct auth *a, struct conf_errors *errs)
+{
+	char *pw = c->password_file ? broker_absolute(c->password_file) : NULL;
+	char *acl = c->acl_file ? broker_absolute(c->acl_file) : NULL;
+	struct auth_config cfg = {
+		.password_file = pw, .acl_file = acl,
+		.allow_anonymous = c->allow_anonymous ? "true" : "false",
+		.loopback_only = block_loopback(s, c),
+	};
+	int n = auth_load(a, &cfg, errs);
+
+	free(pw);
+	free(acl);
+	return n;
 }
 
 int
@@ -52,6 +99,14 @@ broker_load_auth(const struct settings *s, struct auth *a, struct conf_errors *e
 
 	free(pw);
 	free(acl);
+	/* The blocks' own files are checked here too (-t, SIGHUP). */
+	for (size_t i = 0; s->per_listener_settings && i < s->listeners.n; i++) {
+		struct auth tmp;
+
+		memset(&tmp, 0, sizeof(tmp));
+		n += broker_load_listener_auth(s, s->listeners.v[i], &tmp, errs);
+		auth_free(&tmp);
+	}
 	return n;
 }
 
@@ -63,9 +118,9 @@ broker_log_auth(const struct broker *b)
 	const struct auth *a = &b->auth;
 
 	if (a->anonymous_auto && !a->anonymous)
-		log_notice("anonymous clients are refused: bind_address %s is not a loopback "
-		    "address and allow_anonymous is not set (set it to true to let them in)",
-		    s->bind_address);
+		log_notice("anonymous clients are refused: a listener is not on a loopback "
+		    "address (bind_address %s, listener blocks) and allow_anonymous is not set "
+		    "(set it to true to let them in)", s->bind_address);
 	else if (a->passwd == NULL && a->acl == NULL && a->anonymous)
 		return;
 	log_notice("access: %s%s%s, %s%s, anonymous clients %s",
@@ -84,6 +139,23 @@ broker_reload_auth(struct broker *b, struct auth *fresh)
 	if (b->auth.passwd != NULL)
 		log_info("reload: password file %s read: %zu users", b->set.password_file,
 		    passwd_count(b->auth.passwd));
+	for (size_t i = 0; i < b->nlisteners; i++) {
+		struct listener *l = &b->listeners[i];
+		struct conf_errors errs = { NULL, 0 };
+		struct auth na;
+
+		if (l->auth == &b->auth || l->conf == NULL)
+			continue;
+		memset(&na, 0, sizeof(na));
+		if (broker_load_listener_auth(&b->set, l->conf, &na, &errs) > 0) {
+			log_warnx("reload: listener %s: %s; keeping its password file and ACL",
+			    l->conf->listener, errs.msg[0]);
+			auth_free(&na);
+		} else {
+			changed |= auth_replace(l->auth, &na);
+		}
+		conf_errors_free(&errs);
+	}
 	if (changed) {
 		log_notice("reload: the ACL changed; online sessions are brought in line");
 		sessions_acl_changed(b);

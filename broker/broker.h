@@ -37,11 +37,23 @@ void	 broker_dump_settings(const struct settings *s);
 /* access.c: the struct auth of the settings */
 bool	 settings_loopback_only(const struct settings *s);
 int	 broker_load_auth(const struct settings *s, struct auth *a, struct conf_errors *errs);
+int	 broker_load_listener_auth(const struct settings *s, const struct listener_conf *c,
+	    struct auth *a, struct conf_errors *errs);
 void	 broker_log_auth(const struct broker *b);
 void	 broker_reload_auth(struct broker *b, struct auth *fresh);
 /* listen.c */
 int	 listeners_open(struct broker *b);
+/* Shutdown: stop accepting; listeners_free once no client is left. */
 void	 listeners_close(struct broker *b);
+void	 listeners_free(struct broker *b);
+void	 listeners_reload_tls(struct broker *b);
+int	 listeners_check_tls(const struct settings *s);
+void	 listeners_ports(const struct broker *b, char *buf, size_t len);
+/* tlsctx.c: the TLS context of a listener block; NULL with err set to
+ * "KEY FILE: reason" if it cannot be made. */
+struct ssl_ctx_st *tls_context_new(const struct listener_conf *l, char *err, size_t len);
+/* Its certificate's name, serial and end; true if that has passed. */
+bool	 tls_context_describe(struct ssl_ctx_st *ctx, char *buf, size_t len);
 /* status.c */
 void	 status_log(struct broker *b);
 

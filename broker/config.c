@@ -11,9 +11,18 @@
 #include "log.h"
 #include "xmalloc.h"
 
+/* One command-line override; a key it sets counts as given. */
+static void
+override(struct settings *s, const char *key, const char *val, bool *given,
+    struct conf_errors *errs)
+{
+	if (conf_set(settings_table, s, key, val, "command line", errs) == 0)
+		given[conf_find(settings_table, key) - settings_table] = true;
+}
+
 /* Applies -D, -b, -p and -J over the file's values. */
 static void
-apply_overrides(struct broker *b, struct settings *s, struct conf_errors *errs)
+apply_overrides(struct broker *b, struct settings *s, bool *given, struct conf_errors *errs)
 {
 	const struct { const char *key; const char *val; } o[] = {
 		{ "data_dir", b->opt_data_dir },
@@ -23,7 +32,7 @@ apply_overrides(struct broker *b, struct settings *s, struct conf_errors *errs)
 
 	for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++)
 		if (o[i].val != NULL)
-			conf_set(settings_table, s, o[i].key, o[i].val, "command line", errs);
+			override(s, o[i].key, o[i].val, given, errs);
 	if (b->opt_json_ports != NULL) {
 		char *ports = xstrdup(b->opt_json_ports), *colon = strchr(ports, ':');
 
@@ -32,27 +41,10 @@ apply_overrides(struct broker *b, struct settings *s, struct conf_errors *errs)
 			    "not '%s'", ports);
 		} else {
 			*colon = '\0';
-			conf_set(settings_table, s, "json_consumer_port", ports, "command line", errs);
-			conf_set(settings_table, s, "json_publisher_port", colon + 1, "command line", errs);
+			override(s, "json_consumer_port", ports, given, errs);
+			override(s, "json_publisher_port", colon + 1, given, errs);
 		}
 		free(ports);
-	}
-}
-
-/* mosquitto's "listener PORT [ADDRESS]" is our mqtt_port and bind_address
- * (a bad value is reported by settings_check()). */
-static void
-apply_listener(struct settings *s)
-{
-	unsigned port;
-	char *addr;
-
-	if (s->listener == NULL || settings_listener(s->listener, &port, &addr) == -1)
-		return;
-	s->mqtt_port = port;
-	if (addr != NULL) {
-		free(s->bind_address);
-		s->bind_address = addr;
 	}
 }
 
@@ -81,13 +73,19 @@ broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
     enum settings_report how)
 {
 	struct conf_errors errs = { NULL, 0 };
+	size_t nkeys = 0;
+	bool *given;
 	int rc = 0;
 
+	while (settings_table[nkeys].name != NULL)
+		nkeys++;
+	given = xcalloc(nkeys, sizeof(*given));
 	settings_init(s);
 	if (b->conf_path != NULL)
-		conf_parse_file(settings_table, s, b->conf_path, &errs);
-	apply_listener(s);
-	apply_overrides(b, s, &errs);
+		settings_parse_file(s, b->conf_path, given, &errs);
+	apply_overrides(b, s, given, &errs);
+	settings_apply_blocks(s, given);
+	free(given);
 	settings_check(s, b->conf_path ? b->conf_path : "configuration", &errs);
 	if (errs.n == 0 && auth != NULL)
 		broker_load_auth(s, auth, &errs);
@@ -140,6 +138,14 @@ broker_resolve_paths(struct settings *s)
 	resolve(&s->topicd_path);
 	resolve(&s->password_file);
 	resolve(&s->acl_file);
+	for (size_t i = 0; i < s->listeners.n; i++) {
+		struct listener_conf *l = s->listeners.v[i];
+		char **files[] = { &l->certfile, &l->keyfile, &l->cafile, &l->capath,
+				   &l->password_file, &l->acl_file };
+
+		for (size_t j = 0; j < sizeof(files) / sizeof(files[0]); j++)
+			resolve(files[j]);
+	}
 	for (size_t i = 0; i < s->log_dest.n; i++) {
 		char *d = s->log_dest.v[i], *path, *nd;
 
@@ -177,6 +183,57 @@ field_size(enum conf_type t)
 	return 0;
 }
 
+/* Exchanges a key's values between two structures (a and b hold its
+ * type at k->offset). */
+static void
+swap_key(const struct conf_key *k, void *a, void *b)
+{
+	uint8_t tmp[sizeof(struct conf_list) + sizeof(uint64_t)];
+	uint8_t *fa = (uint8_t *)a + k->offset, *fb = (uint8_t *)b + k->offset;
+	size_t sz = field_size(k->type);
+
+	memcpy(tmp, fa, sz);
+	memcpy(fa, fb, sz);
+	memcpy(fb, tmp, sz);
+}
+
+/* The listener blocks: their addresses, ports and protocols are fixed;
+ * their TLS keys change live (the certificates are re-read after this,
+ * by listeners_reload_tls).  Returns the number of keys changed. */
+static unsigned
+reload_listeners(struct settings *cur, struct settings *ns)
+{
+	unsigned changed = 0;
+
+	if (cur->listeners.n != ns->listeners.n) {
+		log_warnx("reload: listener blocks added or removed; they take effect at the"
+		    " next restart");
+		return 0;
+	}
+	for (size_t i = 0; i < cur->listeners.n; i++)
+		if (listener_conf_fixed_differs(cur->listeners.v[i], ns->listeners.v[i])) {
+			log_warnx("reload: listener %s changed its address, port, protocol or"
+			    " TLS; listeners take effect at the next restart",
+			    ((struct listener_conf *)cur->listeners.v[i])->listener);
+			return 0;
+		}
+	for (size_t i = 0; i < cur->listeners.n; i++) {
+		struct listener_conf *a = cur->listeners.v[i], *n = ns->listeners.v[i];
+		char *where = a->where;
+
+		a->where = n->where;		/* lines may have moved */
+		n->where = where;
+		for (const struct conf_key *k = listener_table; k->name != NULL; k++) {
+			if (!k->reloadable || !conf_differs(k, a, n))
+				continue;
+			swap_key(k, a, n);
+			changed++;
+			log_notice("reload: listener %s: %s changed", a->listener, k->name);
+		}
+	}
+	return changed;
+}
+
 /* SIGHUP: re-read the file; apply what can change live, say what needs a
  * restart.  Returns -1 (and changes nothing) if the file is bad. */
 int
@@ -193,22 +250,17 @@ broker_reload(struct broker *b)
 	}
 	broker_resolve_paths(&ns);
 	for (const struct conf_key *k = settings_table; k->name != NULL; k++) {
-		uint8_t tmp[sizeof(struct conf_list) + sizeof(uint64_t)];
-		uint8_t *a = (uint8_t *)&b->set + k->offset, *n = (uint8_t *)&ns + k->offset;
-		size_t sz = field_size(k->type);
-
 		if (!conf_differs(k, &b->set, &ns))
 			continue;
 		if (!k->reloadable) {
 			log_warnx("reload: %s changed; it takes effect at the next restart", k->name);
 			continue;
 		}
-		memcpy(tmp, a, sz);	/* swap: ns now holds the old value, freed below */
-		memcpy(a, n, sz);
-		memcpy(n, tmp, sz);
+		swap_key(k, &b->set, &ns);	/* ns now holds the old value, freed below */
 		changed++;
 		log_notice("reload: %s changed", k->name);
 	}
+	changed += reload_listeners(&b->set, &ns);
 	settings_free(&ns);
 	broker_reload_auth(b, &na);
 	log_notice("reload: configuration re-read, %u setting%s changed", changed,
@@ -299,16 +351,15 @@ format_value(const struct conf_key *k, const void *field, char *buf, size_t len)
 	}
 }
 
-/* -T: every key with its value, in the file's syntax; a key without a
- * value is shown commented out. */
-void
-broker_dump_settings(const struct settings *s)
+/* Every key of a table with its value, in the file's syntax; a key
+ * without a value is shown commented out. */
+static void
+dump_keys(FILE *f, const struct conf_key *tab, const void *obj)
 {
-	FILE *f = stdout;
 	char buf[64];
 
-	for (const struct conf_key *k = settings_table; k->name != NULL; k++) {
-		const void *field = (const uint8_t *)s + k->offset;
+	for (const struct conf_key *k = tab; k->name != NULL; k++) {
+		const void *field = (const uint8_t *)obj + k->offset;
 		const struct conf_list *l = field;
 		const char *str;
 
@@ -326,5 +377,16 @@ broker_dump_settings(const struct settings *s)
 			format_value(k, field, buf, sizeof(buf));
 			fprintf(f, "%s %s\n", k->name, buf);
 		}
+	}
+}
+
+/* -T: every key with its value, then every listener block. */
+void
+broker_dump_settings(const struct settings *s)
+{
+	dump_keys(stdout, settings_table, s);
+	for (size_t i = 0; i < s->listeners.n; i++) {
+		printf("\n");
+		dump_keys(stdout, listener_table, s->listeners.v[i]);
 	}
 }

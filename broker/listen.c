@@ -1,30 +1,35 @@
-/* The listeners.  On EMFILE/ENFILE accepting pauses and resumes on a
- * timer instead of spinning. */
+/* The listeners: the plain ones of the shortcut keys (mqtt_port,
+ * json_consumer_port, json_publisher_port, on bind_address) and the
+ * listener blocks, each with its protocol and, for TLS, its context
+ * (re-read on SIGHUP).  On EMFILE/ENFILE accepting pauses and resumes on
+ * a timer instead of spinning. */
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
 
 #include "broker.h"
 #include "log.h"
+#include "xmalloc.h"
 
 #define ACCEPT_PAUSE_MS 1000
 
-struct listener_spec {
+/* The protocols a listener may speak, by the name a block gives. */
+static const struct {
+	const char         *name;
 	const struct proto *proto;
-	const char *what;
-	const char *key;	/* the setting of its port */
-};
-
-static const struct listener_spec specs[] = {
-	{ &json_consumer_proto, "JSON-lines consumers", "json_consumer_port" },
-	{ &json_publisher_proto, "JSON-lines publishers", "json_publisher_port" },
-	{ &mqtt_proto, "MQTT", "mqtt_port" },
+	const char         *what;
+} protocols[] = {
+	{ "json_consumer", &json_consumer_proto, "JSON-lines consumers" },
+	{ "json_publisher", &json_publisher_proto, "JSON-lines publishers" },
+	{ "mqtt", &mqtt_proto, "MQTT" },
 };
 
 static void
@@ -40,29 +45,16 @@ describe_peer(const struct sockaddr *sa, char *buf, size_t len)
 		snprintf(buf, len, "%.46s:%.7s", host, serv);
 }
 
-static unsigned
-listener_port(const struct broker *b, int i)
-{
-	unsigned ports[3] = { b->set.json_consumer_port, b->set.json_publisher_port,
-			      b->set.mqtt_port };
-
-	return ports[i];
-}
-
 static void
-on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+    void *arg)
 {
-	struct broker *b = arg;
+	struct listener *l = arg;
+	struct broker *b = l->b;
 	char desc[64];
-	int i;
 
+	(void)ev;
 	(void)salen;
-	for (i = 0; i < 3 && b->listeners[i] != l; i++)
-		;
-	if (i == 3) {
-		close(fd);
-		return;
-	}
 	describe_peer(sa, desc, sizeof(desc));
 	if (b->nclients >= b->set.max_connections) {
 		log_warnx("client %s refused: %u connections, max_connections is %u", desc,
@@ -70,7 +62,7 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		close(fd);
 		return;
 	}
-	client_new(b, fd, specs[i].proto, desc, (int)listener_port(b, i), &b->auth);
+	client_new(l, fd, desc);
 }
 
 static void
@@ -80,113 +72,297 @@ on_resume(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	for (int i = 0; i < 3; i++)
-		if (b->listeners[i] != NULL)
-			evconnlistener_enable(b->listeners[i]);
+	for (size_t i = 0; i < b->nlisteners; i++)
+		if (b->listeners[i].ev != NULL)
+			evconnlistener_enable(b->listeners[i].ev);
 }
 
 static void
-on_accept_error(struct evconnlistener *l, void *arg)
+on_accept_error(struct evconnlistener *ev, void *arg)
 {
-	struct broker *b = arg;
+	struct broker *b = ((struct listener *)arg)->b;
 	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
 	int err = EVUTIL_SOCKET_ERROR();
 
-	(void)l;
+	(void)ev;
 	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
 		log_warnx("accept: %s", strerror(err));
 		return;
 	}
 	log_warnx("accept: %s; pausing new connections for %d ms", strerror(err), ACCEPT_PAUSE_MS);
-	for (int i = 0; i < 3; i++)
-		if (b->listeners[i] != NULL)
-			evconnlistener_disable(b->listeners[i]);
+	for (size_t i = 0; i < b->nlisteners; i++)
+		if (b->listeners[i].ev != NULL)
+			evconnlistener_disable(b->listeners[i].ev);
 	if (b->accept_retry == NULL)
 		b->accept_retry = evtimer_new(b->base, on_resume, b);
 	if (b->accept_retry == NULL || evtimer_add(b->accept_retry, &tv) == -1)
 		fatalx("cannot arm the accept timer");
 }
 
+/* "mqtt_port" for a shortcut, "the listener at FILE:LINE" for a block:
+ * what to change when it cannot listen. */
+static void
+setting_of(const struct listener *l, char *buf, size_t len)
+{
+	if (l->key != NULL)
+		snprintf(buf, len, "another %s (0 disables it)", l->key);
+	else
+		snprintf(buf, len, "another port in the listener at %s", l->conf->where);
+}
+
 /* A port the master cannot listen on: what to do about it. */
 static void
-log_cannot_listen(struct broker *b, unsigned port, const struct listener_spec *spec, int err)
+log_cannot_listen(const struct listener *l, int err)
 {
-	char hint[128];
+	char hint[256], setting[128];
 
+	setting_of(l, setting, sizeof(setting));
 	switch (err) {
 	case EADDRINUSE:
-		snprintf(hint, sizeof(hint), "stop what uses it, or set another %s (0 disables "
-		    "it)", spec->key);
+		snprintf(hint, sizeof(hint), "stop what uses it, or set %s", setting);
 		break;
 	case EACCES:
 	case EPERM:
 		snprintf(hint, sizeof(hint), "a port below 1024 needs root or "
-		    "CAP_NET_BIND_SERVICE; grant it, or set another %s", spec->key);
+		    "CAP_NET_BIND_SERVICE; grant it, or set %s", setting);
 		break;
 	case EADDRNOTAVAIL:
-		snprintf(hint, sizeof(hint), "set bind_address to an address of this host");
+		snprintf(hint, sizeof(hint), "listen on an address of this host");
 		break;
 	default:
-		snprintf(hint, sizeof(hint), "set another %s (0 disables it)", spec->key);
+		snprintf(hint, sizeof(hint), "set %s", setting);
 		break;
 	}
-	log_errx("%s: cannot listen on %s port %u: %s: %s", spec->what, b->set.bind_address,
-	    port, strerror(err), hint);
+	log_errx("%s: cannot listen on %s port %u: %s: %s", l->what, l->addr, l->port,
+	    strerror(err), hint);
 }
 
-static struct evconnlistener *
-listen_on(struct broker *b, unsigned port, const struct listener_spec *spec)
+static int
+listen_on(struct listener *l)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct evconnlistener *l;
 	struct addrinfo *res;
 	char serv[16];
 	int rc;
 
-	snprintf(serv, sizeof(serv), "%u", port);
-	if ((rc = getaddrinfo(b->set.bind_address, serv, &hints, &res)) != 0) {
-		log_errx("%s: cannot resolve bind_address %s: %s: set bind_address to an "
-		    "address of this host", spec->what, b->set.bind_address, gai_strerror(rc));
-		return NULL;
+	snprintf(serv, sizeof(serv), "%u", l->port);
+	if ((rc = getaddrinfo(l->addr, serv, &hints, &res)) != 0) {
+		log_errx("%s: cannot resolve %s: %s: listen on an address of this host",
+		    l->what, l->addr, gai_strerror(rc));
+		return -1;
 	}
-	l = evconnlistener_new_bind(b->base, on_accept, b,
+	l->ev = evconnlistener_new_bind(l->b->base, on_accept, l,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, 128,
 	    res->ai_addr, (int)res->ai_addrlen);
-	if (l == NULL)
-		log_cannot_listen(b, port, spec, errno);
+	if (l->ev == NULL)
+		log_cannot_listen(l, errno);
 	else
-		evconnlistener_set_error_cb(l, on_accept_error);
+		evconnlistener_set_error_cb(l->ev, on_accept_error);
 	freeaddrinfo(res);
+	return l->ev != NULL ? 0 : -1;
+}
+
+static struct listener *
+add_listener(struct broker *b, const char *protocol, unsigned port, const char *addr)
+{
+	struct listener *l;
+	size_t p = 0;
+
+	while (strcmp(protocols[p].name, protocol) != 0)
+		p++;
+	b->listeners = xreallocarray(b->listeners, b->nlisteners + 1, sizeof(*b->listeners));
+	l = &b->listeners[b->nlisteners++];
+	memset(l, 0, sizeof(*l));
+	l->b = b;
+	l->proto = protocols[p].proto;
+	l->what = protocols[p].what;
+	l->port = port;
+	l->addr = xstrdup(addr);
+	l->auth = &b->auth;
 	return l;
+}
+
+/* per_listener_settings: the block's own password file and ACL (checked
+ * with the configuration: an error here is a file changed since). */
+static void
+own_auth(struct listener *l)
+{
+	struct conf_errors errs = { NULL, 0 };
+
+	l->auth = xcalloc(1, sizeof(*l->auth));
+	if (broker_load_listener_auth(&l->b->set, l->conf, l->auth, &errs) > 0)
+		fatalx("listener %s: %s", l->conf->listener, errs.msg[0]);
+	conf_errors_free(&errs);
+	log_info("listener %s: password file %s, ACL %s, anonymous clients %s",
+	    l->conf->listener, l->conf->password_file ? l->conf->password_file : "none",
+	    l->conf->acl_file ? l->conf->acl_file : "none",
+	    l->auth->anonymous ? "let in" : "refused");
+}
+
+/* Every listener of the settings: the shortcuts first, then the blocks
+ * in the file's order. */
+static void
+listeners_list(struct broker *b)
+{
+	const struct settings *s = &b->set;
+	const struct shortcut *sc;
+	unsigned port;
+
+	for (size_t p = 0; p < sizeof(protocols) / sizeof(protocols[0]); p++) {
+		for (sc = settings_shortcuts; strcmp(sc->protocol, protocols[p].name) != 0; sc++)
+			;
+		port = *(const unsigned *)(const void *)((const char *)s + sc->offset);
+		if (port != 0)
+			add_listener(b, sc->protocol, port, s->bind_address)->key = sc->key;
+	}
+	for (size_t i = 0; i < s->listeners.n; i++) {
+		struct listener_conf *c = s->listeners.v[i];
+		struct listener *l;
+		char *addr;
+
+		if (settings_listener(c->listener, &port, &addr) == -1)
+			fatalx("listener %s: not checked", c->listener);
+		l = add_listener(b, c->protocol, port, addr != NULL ? addr : s->bind_address);
+		l->conf = c;
+		free(addr);
+		if (s->per_listener_settings)
+			own_auth(l);
+	}
+}
+
+/* The TLS context of a block: "" or why not in err. */
+static SSL_CTX *
+context_of(const struct listener *l, char *err, size_t len)
+{
+	err[0] = '\0';
+	if (l->conf == NULL || l->conf->certfile == NULL)
+		return NULL;
+	return tls_context_new(l->conf, err, len);
 }
 
 int
 listeners_open(struct broker *b)
 {
-	for (int i = 0; i < 3; i++) {
-		unsigned port = listener_port(b, i);
+	char err[512], desc[256];
 
-		if (port == 0)
-			continue;
-		if ((b->listeners[i] = listen_on(b, port, &specs[i])) == NULL)
+	listeners_list(b);
+	for (size_t i = 0; i < b->nlisteners; i++) {
+		struct listener *l = &b->listeners[i];
+
+		if ((l->tls = context_of(l, err, sizeof(err))) == NULL && err[0] != '\0') {
+			log_errx("listener %s at %s: %s: correct it, then check with broker -t",
+			    l->conf->listener, l->conf->where, err);
 			return -1;
-		log_notice("listening on %s port %u (%s)", b->set.bind_address, port,
-		    specs[i].what);
+		}
+		if (listen_on(l) == -1)
+			return -1;
+		if (l->tls != NULL && tls_context_describe(l->tls, desc, sizeof(desc)))
+			log_warnx("listening on %s port %u (%s over TLS, %s: clients will refuse"
+			    " it)", l->addr, l->port, l->what, desc);
+		else if (l->tls != NULL)
+			log_notice("listening on %s port %u (%s over TLS, %s)", l->addr, l->port,
+			    l->what, desc);
+		else
+			log_notice("listening on %s port %u (%s)", l->addr, l->port, l->what);
 	}
 	return 0;
 }
 
+/* -t: every TLS listener's files load.  Returns the number of errors
+ * (printed). */
+int
+listeners_check_tls(const struct settings *s)
+{
+	char err[512];
+	int n = 0;
+
+	for (size_t i = 0; i < s->listeners.n; i++) {
+		const struct listener_conf *c = s->listeners.v[i];
+		SSL_CTX *ctx;
+
+		if (c->certfile == NULL)
+			continue;
+		if ((ctx = tls_context_new(c, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "%s: listener %s: %s\n", c->where, c->listener, err);
+			n++;
+		}
+		SSL_CTX_free(ctx);
+	}
+	return n;
+}
+
+/* SIGHUP: each TLS listener reads its files again; new connections get
+ * the new context, those open keep theirs.  A context that does not load
+ * leaves the listener with the one it has. */
+void
+listeners_reload_tls(struct broker *b)
+{
+	char err[512], desc[256];
+	SSL_CTX *ctx;
+
+	for (size_t i = 0; i < b->nlisteners; i++) {
+		struct listener *l = &b->listeners[i];
+
+		if (l->tls == NULL)
+			continue;
+		if ((ctx = context_of(l, err, sizeof(err))) == NULL) {
+			log_warnx("reload: listener %s at %s: %s; it keeps its certificate",
+			    l->conf->listener, l->conf->where, err);
+			continue;
+		}
+		SSL_CTX_free(l->tls);
+		l->tls = ctx;
+		if (tls_context_describe(ctx, desc, sizeof(desc)))
+			log_warnx("reload: listener %s: TLS files re-read, %s: clients will"
+			    " refuse it", l->conf->listener, desc);
+		else
+			log_notice("reload: listener %s: TLS files re-read, %s", l->conf->listener,
+			    desc);
+	}
+}
+
+/* "1883,4040,4041,8883" */
+void
+listeners_ports(const struct broker *b, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < b->nlisteners && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%u", off ? "," : "",
+		    b->listeners[i].port);
+}
+
+/* Shutdown: no more connections.  The listeners stay (listeners_free). */
 void
 listeners_close(struct broker *b)
 {
-	for (int i = 0; i < 3; i++) {
-		if (b->listeners[i] != NULL)
-			evconnlistener_free(b->listeners[i]);
-		b->listeners[i] = NULL;
+	for (size_t i = 0; i < b->nlisteners; i++) {
+		if (b->listeners[i].ev != NULL)
+			evconnlistener_free(b->listeners[i].ev);
+		b->listeners[i].ev = NULL;
 	}
 	if (b->accept_retry != NULL) {
 		event_free(b->accept_retry);
 		b->accept_retry = NULL;
 	}
+}
+
+/* Once no client is left. */
+void
+listeners_free(struct broker *b)
+{
+	listeners_close(b);
+	for (size_t i = 0; i < b->nlisteners; i++) {
+		SSL_CTX_free(b->listeners[i].tls);
+		free(b->listeners[i].addr);
+		if (b->listeners[i].auth != &b->auth) {
+			auth_free(b->listeners[i].auth);
+			free(b->listeners[i].auth);
+		}
+	}
+	free(b->listeners);
+	b->listeners = NULL;
+	b->nlisteners = 0;
 }

@@ -21,10 +21,15 @@ usage(void)
 	exit(2);
 }
 
-/* -t: check and say so; -T: check and print the configuration. */
+/* -t: check (the TLS listeners' files too) and say so; -T: check and
+ * print the configuration. */
 static int
 test_settings(struct broker *b, bool dump)
 {
+	if (listeners_check_tls(&b->set) > 0) {	/* relative paths: from here */
+		settings_free(&b->set);
+		return 2;
+	}
 	if (dump)
 		broker_dump_settings(&b->set);
 	else

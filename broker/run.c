@@ -88,17 +88,9 @@ lock_data_dir(struct broker *b, int drop, uid_t uid, gid_t gid)
 static void
 title_text(struct broker *b, char *buf, size_t len)
 {
-	char ports[64] = "";
-	unsigned p[3] = { b->set.mqtt_port, b->set.json_consumer_port, b->set.json_publisher_port };
-	size_t off = 0;
+	char ports[64];
 
-	for (int i = 0; i < 3; i++) {
-		if (p[i] == 0)
-			continue;
-		off += (size_t)snprintf(ports + off, sizeof(ports) - off, "%s%u", off ? "," : "", p[i]);
-		if (off >= sizeof(ports))
-			break;
-	}
+	listeners_ports(b, ports, sizeof(ports));
 	snprintf(buf, len, "master %s clients=%u topics=%u running=%u", ports, b->nclients,
 	    b->ntopics, b->nlive);
 }
@@ -315,7 +307,7 @@ teardown(struct broker *b)
 	if (b->store != NULL)
 		store_close(b);
 	sys_stop(b);
-	listeners_close(b);
+	listeners_free(b);
 	signals_free(b);
 	if (b->tick != NULL)
 		event_free(b->tick);

@@ -81,7 +81,8 @@ broker_shutdown(struct broker *b)
 
 /* SIGHUP: the log file first (after logrotate moved it, everything from
  * the signal on goes to the new one), the configuration (a bad file
- * changes nothing), then the failed topics. */
+ * changes nothing) and the TLS listeners' files, then the failed
+ * topics. */
 static void
 reload(struct broker *b)
 {
@@ -92,6 +93,7 @@ reload(struct broker *b)
 	log_notice("SIGHUP received: reloading");
 	if ((rc = broker_reload(b)) == 0) {
 		broker_apply_logging(b);
+		listeners_reload_tls(b);
 		children_config(b);
 		sys_stop(b);		/* sys_interval may have changed */
 		sys_start(b);

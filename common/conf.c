@@ -1,16 +1,16 @@
-/* Table-driven configuration files. */
+/* Configuration files: lines, keys, blocks and their errors (the values
+ * themselves are conf_value.c's). */
 #include "conf.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
+#include "conf_int.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -19,13 +19,19 @@
 #define SHOW_MAX	80		/* bytes of a bad key or value shown */
 
 struct parser {
-	const struct conf_key  *tab;
-	void                   *obj;
-	const char             *name;
-	size_t                  lineno;
-	struct conf_errors     *errs;
-	int                     nerr;
-	bool                   *seen;	/* per key: met in this parse */
+	const struct conf_key   *tab;
+	const struct conf_block *blocks;	/* NULL: none */
+	void                    *obj;
+	const char              *name;
+	size_t                   lineno;
+	struct conf_errors      *errs;
+	int                      nerr;
+	bool                    *seen;		/* per key of tab: met in this parse */
+	bool                    *given;		/* the caller's, or NULL */
+	/* The block the lines are in, or NULL. */
+	const struct conf_block *cur;
+	void                    *cur_obj;
+	bool                    *cur_seen;	/* per key of cur->keys */
 };
 
 int
@@ -65,287 +71,7 @@ show(const char *s)
 	return out;
 }
 
-static void *
-field(const struct conf_key *k, void *obj)
-{
-	return (char *)obj + k->offset;
-}
-
-static const void *
-cfield(const struct conf_key *k, const void *obj)
-{
-	return (const char *)obj + k->offset;
-}
-
-static uint64_t
-to_u64(double d)
-{
-	if (!(d > 0))
-		return 0;
-	if (d >= 18446744073709551616.0)
-		return UINT64_MAX;
-	return (uint64_t)(d + 0.5);
-}
-
-/* The bounds of a numeric key in its stored unit; scale converts from the
- * unit written (seconds for CONF_MSEC).  min == max == 0: the type's. */
-static void
-bounds(const struct conf_key *k, uint64_t type_max, double scale,
-    uint64_t *lo, uint64_t *hi)
-{
-	*lo = 0;
-	*hi = type_max;
-	if (k->min == 0 && k->max == 0)
-		return;
-	*lo = to_u64(k->min * scale);
-	*hi = to_u64(k->max * scale);
-	if (*hi > type_max)
-		*hi = type_max;
-}
-
-/* Milliseconds written as seconds: "2", "0.25", "1.5". */
-static void
-fmt_sec(char *buf, size_t size, uint64_t ms)
-{
-	int n = snprintf(buf, size, "%llu.%03u", (unsigned long long)(ms / 1000),
-	    (unsigned)(ms % 1000));
-
-	while (n > 0 && buf[n - 1] == '0')
-		buf[--n] = '\0';
-	if (n > 0 && buf[n - 1] == '.')
-		buf[--n] = '\0';
-}
-
-/* Decimal digits, at least one, no overflow; *end is the first other byte. */
-static int
-parse_digits(const char *s, uint64_t *out, const char **end)
-{
-	uint64_t v = 0;
-	const char *p;
-
-	for (p = s; *p >= '0' && *p <= '9'; p++) {
-		unsigned d = (unsigned)(*p - '0');
-
-		if (v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
-	*end = p;
-	return p == s ? -1 : 0;
-}
-
-static int
-parse_size(const char *s, uint64_t *out)
-{
-	const char *end;
-	uint64_t v;
-	unsigned shift = 0;
-
-	if (parse_digits(s, &v, &end) == -1)
-		return -1;
-	if (*end != '\0') {
-		const char *suf = strchr("kmg", *end | 0x20);
-
-		if (suf == NULL || end[1] != '\0')
-			return -1;
-		shift = 10 * (unsigned)(suf - "kmg" + 1);
-	}
-	if (v > UINT64_MAX >> shift)
-		return -1;
-	*out = v << shift;
-	return 0;
-}
-
-/* Seconds, with at most three decimals that are not zero. */
-static int
-parse_msec(const char *s, uint64_t *out)
-{
-	const char *end;
-	uint64_t sec, frac = 0;
-	int digits = 0;
-
-	if (parse_digits(s, &sec, &end) == -1)
-		return -1;
-	if (*end == '.') {
-		if (end[1] < '0' || end[1] > '9')
-			return -1;
-		for (end++; *end >= '0' && *end <= '9'; end++, digits++) {
-			if (digits < 3)
-				frac = frac * 10 + (uint64_t)(*end - '0');
-			else if (*end != '0')
-				return -1;
-		}
-		for (; digits < 3; digits++)
-			frac *= 10;
-	}
-	if (*end != '\0' || sec > (UINT64_MAX - frac) / 1000)
-		return -1;
-	*out = sec * 1000 + frac;
-	return 0;
-}
-
-static int
-parse_bool(const char *s, uint64_t *out)
-{
-	static const struct {
-		const char *word;
-		bool        value;
-	} words[] = {
-		{ "true", true }, { "yes", true }, { "on", true }, { "1", true },
-		{ "false", false }, { "no", false }, { "off", false }, { "0", false },
-	};
-
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		if (strcasecmp(s, words[i].word) == 0) {
-			*out = words[i].value;
-			return 0;
-		}
-	return -1;
-}
-
-/*
- * Parses v for a key that is not a string or a list.  Returns 0, or -1
- * with *why set to a malloc'd "expected ..." text.
- */
-static int
-parse_scalar(const struct conf_key *k, const char *v, uint64_t *n, char **why)
-{
-	uint64_t lo, hi;
-	const char *end;
-	char a[32], b[32];
-
-	switch (k->type) {
-	case CONF_BOOL:
-		if (parse_bool(v, n) == 0)
-			return 0;
-		*why = xstrdup("expected true, false, yes, no, on, off, 1 or 0");
-		return -1;
-	case CONF_UINT:
-	case CONF_PORT:
-		bounds(k, k->type == CONF_PORT ? 65535 : UINT_MAX, 1, &lo, &hi);
-		if (parse_digits(v, n, &end) == 0 && *end == '\0' &&
-		    *n >= lo && *n <= hi)
-			return 0;
-		xasprintf(why, "expected a %s between %llu and %llu",
-		    k->type == CONF_PORT ? "port number" : "number",
-		    (unsigned long long)lo, (unsigned long long)hi);
-		return -1;
-	case CONF_SIZE:
-		bounds(k, UINT64_MAX, 1, &lo, &hi);
-		if (parse_size(v, n) == 0 && *n >= lo && *n <= hi)
-			return 0;
-		xasprintf(why, "expected a size in bytes between %llu and %llu"
-		    " (suffix k, m or g allowed)",
-		    (unsigned long long)lo, (unsigned long long)hi);
-		return -1;
-	case CONF_MSEC:
-		bounds(k, UINT64_MAX, 1000, &lo, &hi);
-		if (parse_msec(v, n) == 0 && *n >= lo && *n <= hi)
-			return 0;
-		fmt_sec(a, sizeof(a), lo);
-		fmt_sec(b, sizeof(b), hi);
-		xasprintf(why, "expected a number of seconds between %s and %s"
-		    " (at most 3 decimals)", a, b);
-		return -1;
-	default:
-		fatalx("configuration key %s: not a scalar", k->name);
-	}
-}
-
-/* Stores v into obj's field for k.  Returns 0, or -1 with *why set. */
-static int
-apply(const struct conf_key *k, void *obj, const char *v, char **why)
-{
-	void *f = field(k, obj);
-	struct conf_list *l = f;
-	uint64_t n;
-
-	if (k->check != NULL && (k->type == CONF_STRING || k->type == CONF_LIST)) {
-		const char *bad = k->check(v);
-
-		if (bad != NULL) {
-			*why = xstrdup(bad);
-			return -1;
-		}
-	}
-	switch (k->type) {
-	case CONF_STRING:
-		free(*(char **)f);
-		*(char **)f = xstrdup(v);
-		return 0;
-	case CONF_LIST:
-		l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
-		l->v[l->n++] = xstrdup(v);
-		return 0;
-	default:
-		if (parse_scalar(k, v, &n, why) == -1)
-			return -1;
-		if (k->type == CONF_BOOL)
-			*(bool *)f = n != 0;
-		else if (k->type == CONF_UINT || k->type == CONF_PORT)
-			*(unsigned *)f = (unsigned)n;
-		else
-			*(uint64_t *)f = n;
-		return 0;
-	}
-}
-
-static void
-list_free(struct conf_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-/* The size of a key's field. */
-static size_t
-type_size(enum conf_type t)
-{
-	switch (t) {
-	case CONF_BOOL:
-		return sizeof(bool);
-	case CONF_UINT:
-	case CONF_PORT:
-		return sizeof(unsigned);
-	case CONF_SIZE:
-	case CONF_MSEC:
-		return sizeof(uint64_t);
-	case CONF_STRING:
-		return sizeof(char *);
-	case CONF_LIST:
-		return sizeof(struct conf_list);
-	}
-	fatalx("unknown configuration type %d", (int)t);
-}
-
-void
-conf_defaults(const struct conf_key *tab, void *obj)
-{
-	char *why;
-
-	for (const struct conf_key *k = tab; k->name != NULL; k++) {
-		/* Zero, NULL or an empty list, whatever it held. */
-		memset(field(k, obj), 0, type_size(k->type));
-		if (k->def != NULL && apply(k, obj, k->def, &why) == -1)
-			fatalx("configuration key %s: bad default '%s': %s",
-			    k->name, k->def, why);
-	}
-}
-
-const struct conf_key *
-conf_find(const struct conf_key *tab, const char *key)
-{
-	for (; tab->name != NULL; tab++)
-		if (strcmp(tab->name, key) == 0)
-			return tab;
-	return NULL;
-}
-
-/* Adds the error for a value that apply() refused, or for a key with no
+/* Adds the error for a value that conf_apply() refused, or for a key with no
  * value; prefix is "FILE:LINE" or the origin of conf_set(). */
 static void
 value_error(struct conf_errors *errs, const char *prefix,
@@ -380,7 +106,7 @@ conf_set(const struct conf_key *tab, void *obj, const char *key,
 		value_error(errs, origin, k, value, NULL);
 		return -1;
 	}
-	if (apply(k, obj, value, &why) == -1) {
+	if (conf_apply(k, obj, value, &why) == -1) {
 		value_error(errs, origin, k, value, why);
 		free(why);
 		return -1;
@@ -394,21 +120,107 @@ is_blank(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
 }
 
-/*
- * One line, NUL-terminated, without its newline.  The value is the rest
- * of the line after the key and its blanks, trailing blanks removed: a
- * '#' in it is part of the value.
- */
-static void
-parse_line(struct parser *p, char *line)
+static size_t
+table_len(const struct conf_key *tab)
 {
-	const struct conf_key *k;
-	char *key, *v, *end, *why = NULL, *pos, *sk;
+	size_t n = 0;
+
+	while (tab[n].name != NULL)
+		n++;
+	return n;
+}
+
+/* The error of a line: an unknown key (k NULL), or a bad or missing
+ * value. */
+static void
+line_error(struct parser *p, const struct conf_key *k, const char *key,
+    const char *v, const char *why)
+{
+	char *pos, *sk;
+
+	p->nerr++;
+	xasprintf(&pos, "%s:%zu", p->name, p->lineno);
+	if (k == NULL) {
+		sk = show(key);
+		conf_error(p->errs, "%s: unknown key '%s'", pos, sk);
+		free(sk);
+	} else
+		value_error(p->errs, pos, k, v, why);
+	free(pos);
+}
+
+/* Sets key k of obj from a line; seen is the table's "met in this parse"
+ * (a list's first occurrence replaces its default).  0, or -1 with the
+ * error reported. */
+static int
+set_from_line(struct parser *p, const struct conf_key *tab, bool *seen,
+    const struct conf_key *k, void *obj, const char *v)
+{
+	char *why = NULL;
+
+	if (*v != '\0') {
+		if (k->type == CONF_LIST && !seen[k - tab])
+			conf_list_free(conf_field(k, obj));
+		seen[k - tab] = true;
+		if (conf_apply(k, obj, v, &why) == 0)
+			return 0;
+	}
+	line_error(p, k, k->name, v, why);
+	free(why);
+	return -1;
+}
+
+static const struct conf_block *
+block_opened_by(const struct parser *p, const char *key)
+{
+	if (p->blocks == NULL)
+		return NULL;
+	for (const struct conf_block *bl = p->blocks; bl->keys != NULL; bl++)
+		if (strcmp(bl->keys[0].name, key) == 0)
+			return bl;
+	return NULL;
+}
+
+/* The block whose table has key (other than as its opening key). */
+static const struct conf_block *
+block_with_key(const struct parser *p, const char *key)
+{
+	if (p->blocks == NULL)
+		return NULL;
+	for (const struct conf_block *bl = p->blocks; bl->keys != NULL; bl++)
+		if (conf_find(bl->keys + 1, key) != NULL)
+			return bl;
+	return NULL;
+}
+
+/* A line that opens a block: a new one, at its defaults, which the lines
+ * after it fill.  It is opened even when its value is bad, so that its
+ * keys are not reported as out of place as well. */
+static void
+open_block(struct parser *p, const struct conf_block *bl, const char *v)
+{
+	struct conf_blocks *list = (struct conf_blocks *)((char *)p->obj + bl->offset);
+	void *b = xcalloc(1, bl->size);
+
+	conf_defaults(bl->keys, b);
+	xasprintf((char **)((char *)b + bl->where), "%s:%zu", p->name, p->lineno);
+	list->v = xreallocarray(list->v, list->n + 1, sizeof(*list->v));
+	list->v[list->n++] = b;
+	free(p->cur_seen);
+	p->cur = bl;
+	p->cur_obj = b;
+	p->cur_seen = xcalloc(table_len(bl->keys) + 1, sizeof(*p->cur_seen));
+	(void)set_from_line(p, bl->keys, p->cur_seen, &bl->keys[0], b, v);
+}
+
+/* Splits a line into its key and value (both in place). */
+static void
+split_line(char *line, char **keyp, char **vp)
+{
+	char *key, *v, *end;
 
 	for (key = line; is_blank(*key); key++)
 		;
-	if (*key == '\0' || *key == '#')
-		return;
 	for (v = key; *v != '\0' && !is_blank(*v); v++)
 		;
 	if (*v != '\0')
@@ -418,40 +230,62 @@ parse_line(struct parser *p, char *line)
 	for (end = v + strlen(v); end > v && is_blank(end[-1]); end--)
 		;
 	*end = '\0';
+	*keyp = key;
+	*vp = v;
+}
 
-	if ((k = conf_find(p->tab, key)) != NULL && *v != '\0') {
-		/* The first occurrence of a list in a parse replaces the
-		 * default. */
-		if (k->type == CONF_LIST && !p->seen[k - p->tab])
-			list_free(field(k, p->obj));
-		p->seen[k - p->tab] = true;
-		if (apply(k, p->obj, v, &why) == 0)
-			return;
+/*
+ * One line, NUL-terminated, without its newline.  The value is the rest
+ * of the line after the key and its blanks, trailing blanks removed: a
+ * '#' in it is part of the value.  In a block, the block's keys come
+ * first, then the main table's.
+ */
+static void
+parse_line(struct parser *p, char *line)
+{
+	const struct conf_block *bl;
+	const struct conf_key *k;
+	char *key, *v;
+
+	split_line(line, &key, &v);
+	if (*key == '\0' || *key == '#')
+		return;
+	if ((bl = block_opened_by(p, key)) != NULL) {
+		open_block(p, bl, v);
+		return;
 	}
-	p->nerr++;
-	xasprintf(&pos, "%s:%zu", p->name, p->lineno);
-	if (k == NULL) {
-		sk = show(key);
-		conf_error(p->errs, "%s: unknown key '%s'", pos, sk);
+	if (p->cur != NULL && (k = conf_find(p->cur->keys + 1, key)) != NULL) {
+		(void)set_from_line(p, p->cur->keys, p->cur_seen, k, p->cur_obj, v);
+		return;
+	}
+	if ((k = conf_find(p->tab, key)) != NULL) {
+		if (set_from_line(p, p->tab, p->seen, k, p->obj, v) == 0 && p->given != NULL)
+			p->given[k - p->tab] = true;
+		return;
+	}
+	if ((bl = block_with_key(p, key)) != NULL) {
+		char *sk = show(key);
+
+		p->nerr++;
+		conf_error(p->errs, "%s:%zu: key '%s' belongs in a %s block: put it after a"
+		    " '%s' line", p->name, p->lineno, sk, bl->keys[0].name, bl->keys[0].name);
 		free(sk);
-	} else
-		value_error(p->errs, pos, k, v, why);
-	free(why);
-	free(pos);
+		return;
+	}
+	line_error(p, NULL, key, v, NULL);
 }
 
 int
-conf_parse_buf(const struct conf_key *tab, void *obj, const char *name,
-    const char *buf, size_t len, struct conf_errors *errs)
+conf_parse_syntax_buf(const struct conf_syntax *syn, void *obj, const char *name,
+    const char *buf, size_t len, bool *given, struct conf_errors *errs)
 {
-	struct parser p = { tab, obj, name, 0, errs, 0, NULL };
+	struct parser p = { .tab = syn->keys, .blocks = syn->blocks, .obj = obj,
+			    .name = name, .errs = errs, .given = given };
 	char line[CONF_LINE_MAX + 1];
-	size_t nkeys = 0, off = 0, n;
+	size_t off = 0, n;
 	const char *nl;
 
-	while (tab[nkeys].name != NULL)
-		nkeys++;
-	p.seen = xcalloc(nkeys + 1, sizeof(*p.seen));
+	p.seen = xcalloc(table_len(syn->keys) + 1, sizeof(*p.seen));
 	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
 		off = 3;	/* a UTF-8 byte order mark */
 	while (off < len) {
@@ -473,7 +307,17 @@ conf_parse_buf(const struct conf_key *tab, void *obj, const char *name,
 		off += n + 1;
 	}
 	free(p.seen);
+	free(p.cur_seen);
 	return p.nerr;
+}
+
+int
+conf_parse_buf(const struct conf_key *tab, void *obj, const char *name,
+    const char *buf, size_t len, struct conf_errors *errs)
+{
+	const struct conf_syntax syn = { tab, NULL };
+
+	return conf_parse_syntax_buf(&syn, obj, name, buf, len, NULL, errs);
 }
 
 /* Reads a whole file.  Returns 0, or -1 with an error added. */
@@ -515,8 +359,8 @@ read_file(const char *path, char **bufp, size_t *lenp, struct conf_errors *errs)
 }
 
 int
-conf_parse_file(const struct conf_key *tab, void *obj, const char *path,
-    struct conf_errors *errs)
+conf_parse_syntax_file(const struct conf_syntax *syn, void *obj, const char *path,
+    bool *given, struct conf_errors *errs)
 {
 	char *buf;
 	size_t len;
@@ -524,79 +368,18 @@ conf_parse_file(const struct conf_key *tab, void *obj, const char *path,
 
 	if (read_file(path, &buf, &len, errs) == -1)
 		return 1;
-	n = conf_parse_buf(tab, obj, path, buf, len, errs);
+	n = conf_parse_syntax_buf(syn, obj, path, buf, len, given, errs);
 	free(buf);
 	return n;
 }
 
-static bool
-str_differs(const char *a, const char *b)
+int
+conf_parse_file(const struct conf_key *tab, void *obj, const char *path,
+    struct conf_errors *errs)
 {
-	if (a == NULL || b == NULL)
-		return a != b;
-	return strcmp(a, b) != 0;
-}
+	const struct conf_syntax syn = { tab, NULL };
 
-bool
-conf_differs(const struct conf_key *k, const void *a, const void *b)
-{
-	const void *fa = cfield(k, a), *fb = cfield(k, b);
-	const struct conf_list *la = fa, *lb = fb;
-
-	switch (k->type) {
-	case CONF_STRING:
-		return str_differs(*(char *const *)fa, *(char *const *)fb);
-	case CONF_LIST:
-		if (la->n != lb->n)
-			return true;
-		for (size_t i = 0; i < la->n; i++)
-			if (str_differs(la->v[i], lb->v[i]))
-				return true;
-		return false;
-	default:
-		return memcmp(fa, fb, type_size(k->type)) != 0;
-	}
-}
-
-void
-conf_copy(const struct conf_key *tab, void *dst, const void *src)
-{
-	for (const struct conf_key *k = tab; k->name != NULL; k++) {
-		void *d = field(k, dst);
-		const void *s = cfield(k, src);
-		const struct conf_list *ls = s;
-		struct conf_list *ld = d;
-
-		switch (k->type) {
-		case CONF_STRING:
-			*(char **)d = *(char *const *)s == NULL ? NULL :
-			    xstrdup(*(char *const *)s);
-			break;
-		case CONF_LIST:
-			ld->v = NULL;
-			ld->n = 0;
-			for (size_t i = 0; i < ls->n; i++) {
-				ld->v = xreallocarray(ld->v, i + 1, sizeof(*ld->v));
-				ld->v[ld->n++] = xstrdup(ls->v[i]);
-			}
-			break;
-		default:
-			memcpy(d, s, type_size(k->type));
-			break;
-		}
-	}
-}
-
-void
-conf_free(const struct conf_key *tab, void *obj)
-{
-	for (const struct conf_key *k = tab; k->name != NULL; k++) {
-		if (k->type == CONF_STRING) {
-			free(*(char **)field(k, obj));
-			*(char **)field(k, obj) = NULL;
-		} else if (k->type == CONF_LIST)
-			list_free(field(k, obj));
-	}
+	return conf_parse_syntax_file(&syn, obj, path, NULL, errs);
 }
 
 void

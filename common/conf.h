@@ -13,7 +13,14 @@
  * a value, which is the rest of the line without its trailing blanks: a
  * '#' after a key is part of the value, not a comment ("dead_letter_topic
  * a/#" is the value "a/#").  A key without a value is an error; there is
- * no quoting.  A UTF-8 byte order mark at the start is skipped. */
+ * no quoting.  A UTF-8 byte order mark at the start is skipped.
+ *
+ * Blocks (struct conf_block): a line whose key opens a block ("listener
+ * 8883") starts a new structure of the block's own keys, and the lines
+ * after it set those keys in it, until the next line that opens a block.
+ * Keys of the main table may still appear anywhere and set the main
+ * structure (as in mosquitto.conf); a key of a block before any block was
+ * opened is an error. */
 #ifndef COMMON_CONF_H
 #define COMMON_CONF_H
 
@@ -55,6 +62,34 @@ struct conf_key {
 	const char   *(*check)(const char *value);
 };
 
+/*
+ * A block of keys.  keys[0] is the key that opens one, and holds the
+ * value of its opening line (its check applies).  Each block is a
+ * structure of `size` bytes, set to the defaults of keys, appended to the
+ * struct conf_blocks at `offset` in the main structure; the char * at
+ * `where` in it is set to "FILE:LINE" of its opening line, for the errors
+ * a check of the whole block finds later.  A table of blocks ends with an
+ * entry whose keys are NULL.
+ */
+struct conf_block {
+	const struct conf_key *keys;
+	size_t                 size;
+	size_t                 offset;
+	size_t                 where;
+};
+
+struct conf_blocks {
+	void   **v;			/* each a structure of the block's */
+	size_t   n;
+};
+
+/* What a file may hold: the keys of the main structure and, optionally,
+ * blocks. */
+struct conf_syntax {
+	const struct conf_key   *keys;
+	const struct conf_block *blocks;	/* NULL: none */
+};
+
 struct conf_errors {
 	char   **msg;			/* "FILE:LINE: message" */
 	size_t   n;
@@ -70,6 +105,16 @@ int  conf_parse_file(const struct conf_key *tab, void *obj, const char *path,
 /* The same on a buffer; name is used in messages. */
 int  conf_parse_buf(const struct conf_key *tab, void *obj, const char *name,
 		    const char *buf, size_t len, struct conf_errors *errs);
+/* The same with blocks.  given (NULL, or one flag per key of syn->keys)
+ * is set for every key of the main table a line of the file gives. */
+int  conf_parse_syntax_file(const struct conf_syntax *syn, void *obj, const char *path,
+			    bool *given, struct conf_errors *errs);
+int  conf_parse_syntax_buf(const struct conf_syntax *syn, void *obj, const char *name,
+			   const char *buf, size_t len, bool *given,
+			   struct conf_errors *errs);
+/* Frees every block of obj (their keys, their "FILE:LINE", themselves)
+ * and leaves the lists empty. */
+void conf_blocks_free(const struct conf_block *blocks, void *obj);
 /* Sets one key (command-line overrides; a list gets one more element).
  * 0, or -1 with a message in errs prefixed by origin ("ORIGIN: ..."). */
 int  conf_set(const struct conf_key *tab, void *obj, const char *key,

@@ -2,7 +2,7 @@
 #   OBJ         directory for objects and test programs
 #   BROKER_BIN  TOPICD_BIN  where the two executables go
 #   XCFLAGS     extra compiler flags (sanitizers); XLDFLAGS likewise
-PKGS      := libevent_core jansson libbsd zlib libsystemd libcrypto
+PKGS      := libevent_core libevent_openssl openssl jansson libbsd zlib libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 # Debian's gdbm ships no pkg-config file; fall back to plain -lgdbm.

@@ -9,11 +9,11 @@ set -euo pipefail
 
 build=(
 	build-essential pkg-config
-	libevent-dev libgdbm-dev libjansson-dev libbsd-dev zlib1g-dev libsystemd-dev libssl-dev
+	libevent-dev libssl-dev libgdbm-dev libjansson-dev libbsd-dev zlib1g-dev libsystemd-dev
 	libcmocka-dev
 )
 test=(
-	clang python3-pytest mosquitto-clients mosquitto python3-paho-mqtt mandoc node-mqtt
+	clang python3-pytest mosquitto-clients mosquitto python3-paho-mqtt mandoc openssl node-mqtt
 )
 bench=(
 	mosquitto nats-server

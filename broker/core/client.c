@@ -1,6 +1,7 @@
-/* Client connections: a bufferevent each, handed to its protocol (struct
- * proto); back-pressure on what a client sends; output held behind a
- * store ticket (gates); one close path. */
+/* Client connections: a bufferevent each (an OpenSSL one on a TLS
+ * listener), handed to its protocol (struct proto) once connected;
+ * back-pressure on what a client sends; output held behind a store
+ * ticket (gates); one close path. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,10 +62,12 @@ client_free(struct client *cl)
 	RB_REMOVE(client_ids, &b->clients, cl);
 	b->nclients--;
 	b->title_dirty = true;
-	bufferevent_free(cl->bev);
+	tls_close_notify(cl);
+	bufferevent_free(cl->bev);		/* and the SSL with it */
 	event_free(cl->idle);
 	wbuf_free(&cl->farewell);
 	free(cl->farewell_why);
+	free(cl->tls_identity);
 	free(cl);
 }
 
@@ -97,17 +100,21 @@ free_when_flushed(struct client *cl)
 	}
 }
 
+/* The one close path.  A connection whose protocol never started (its
+ * TLS handshake did not complete) was logged by its caller. */
 void
 client_close(struct client *cl, const char *why)
 {
 	if (cl->closing)
 		return;
 	cl->closing = true;
-	log_info("client %s: closed: %s", cl->desc, why);
+	if (cl->started)
+		log_info("client %s: closed: %s", cl->desc, why);
 	bufferevent_disable(cl->bev, EV_READ);
 	evtimer_del(cl->idle);
 	delivery_close(cl);
-	cl->proto->closed(cl);		/* it releases what it staged, or not */
+	if (cl->started)
+		cl->proto->closed(cl);	/* it releases what it staged, or not */
 	cl->pstate = NULL;
 	owner_closed(cl, false);
 	/* Else the write callback frees it once the last line is out. */
@@ -212,6 +219,8 @@ on_read(struct bufferevent *bev, void *arg)
 	struct client *cl = arg;
 
 	(void)bev;
+	if (!cl->started)
+		return;
 	if (!cl->closing && !client_throttled(cl))
 		cl->proto->read(cl);
 	client_throttle(cl);
@@ -245,14 +254,76 @@ on_write(struct bufferevent *bev, void *arg)
 		free_when_flushed(cl);
 		return;
 	}
+	if (!cl->started)
+		return;
 	delivery_resume(cl);
 	client_throttle(cl);
+}
+
+/* The protocol starts: at once on a plain connection, after the
+ * handshake on a TLS one. */
+static void
+client_start(struct client *cl)
+{
+	char tls[192] = "";
+
+	cl->handshaking = false;
+	cl->started = true;
+	if (cl->ssl != NULL) {
+		tls_describe(cl, tls, sizeof(tls));
+		log_info("client %s: connected (%s over %s)", cl->desc, cl->proto->name, tls);
+	} else
+		log_info("client %s: connected (%s)", cl->desc, cl->proto->name);
+	cl->proto->start(cl);
+}
+
+/* A TLS handshake that did not complete: one line, counted, closed. */
+static void
+handshake_failed(struct client *cl, const char *why, bool plain)
+{
+	if (plain)
+		log_notice("client %s: plain text on TLS port %u: closed", cl->desc,
+		    cl->listener->port);
+	else
+		log_notice("client %s: TLS handshake failed on port %u: %s", cl->desc,
+		    cl->listener->port, why);
+	cl->b->tls_failures++;
+	client_close(cl, why);
+}
+
+/* The TLS handshake's end: done, or an error (EOF or ERROR). */
+static void
+on_handshake_event(struct client *cl, short what)
+{
+	char why[256];
+	const char *bad;
+	bool plain = false;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		client_disarm_idle(cl);
+		if (tls_handshake_done(cl, &bad) == -1)
+			handshake_failed(cl, bad, false);
+		else
+			client_start(cl);
+		return;
+	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	tls_error_text(cl, what, why, sizeof(why), &plain);
+	if (why[0] == '\0') {		/* gone before it sent a byte: not a handshake */
+		log_info("client %s: disconnected before a TLS handshake", cl->desc);
+		client_close(cl, "disconnected");
+		return;
+	}
+	handshake_failed(cl, why, plain);
 }
 
 static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *cl = arg;
+	char why[256];
+	bool plain;
 
 	if (cl->closing) {
 		if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
@@ -261,10 +332,17 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		}
 		return;
 	}
+	if (cl->handshaking) {
+		on_handshake_event(cl, what);
+		return;
+	}
 	if (what & BEV_EVENT_EOF)
 		client_close(cl, evbuffer_get_length(bufferevent_get_input(bev)) ?
 		    "disconnected in the middle of a request" : "disconnected");
-	else if (what & BEV_EVENT_ERROR)
+	else if (what & BEV_EVENT_ERROR && cl->ssl != NULL) {
+		tls_error_text(cl, what, why, sizeof(why), &plain);
+		client_close(cl, why[0] != '\0' ? why : "connection lost");
+	} else if (what & BEV_EVENT_ERROR)
 		client_close(cl, strerror(EVUTIL_SOCKET_ERROR()));
 }
 
@@ -272,6 +350,7 @@ static void
 on_idle(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *cl = arg;
+	char why[96];
 
 	(void)fd;
 	(void)what;
@@ -280,6 +359,12 @@ on_idle(evutil_socket_t fd, short what, void *arg)
 	if (cl->refusing) {
 		client_write(cl, cl->farewell.data, cl->farewell.len);
 		client_close(cl, cl->farewell_why);
+		return;
+	}
+	if (cl->handshaking) {
+		snprintf(why, sizeof(why), "not completed within tls_handshake_timeout (%.3g s)",
+		    (double)cl->b->set.tls_handshake_timeout / 1000);
+		handshake_failed(cl, why, false);
 		return;
 	}
 	cl->proto->idle(cl);
@@ -357,17 +442,18 @@ address_of(const char *desc, char *addr, size_t len)
 }
 
 void
-client_new(struct broker *b, int fd, const struct proto *proto, const char *desc, int port,
-    struct auth *auth)
+client_new(struct listener *l, int fd, const char *desc)
 {
+	struct broker *b = l->b;
 	struct client *cl = xcalloc(1, sizeof(*cl));
 	int one = 1;
 
 	cl->b = b;
 	cl->id = ++b->next_client_id;
-	cl->proto = proto;
-	cl->port = port;
-	cl->auth = auth;
+	cl->proto = l->proto;
+	cl->listener = l;
+	cl->port = (int)l->port;
+	cl->auth = l->auth;
 	cl->dsock[0] = cl->dsock[1] = -1;
 	wbuf_init(&cl->farewell);
 	snprintf(cl->desc, sizeof(cl->desc), "%s", desc);
@@ -377,7 +463,10 @@ client_new(struct broker *b, int fd, const struct proto *proto, const char *desc
 	/* Requests are small and answered one by one: no Nagle delay. */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
 		log_warn("client %s: TCP_NODELAY", desc);
-	cl->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (l->tls != NULL)
+		cl->bev = tls_bufferevent(cl, fd);
+	else
+		cl->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	cl->idle = evtimer_new(b->base, on_idle, cl);
 	if (cl->bev == NULL || cl->idle == NULL)
 		fatalx("cannot set up client %s", desc);
@@ -388,8 +477,12 @@ client_new(struct broker *b, int fd, const struct proto *proto, const char *desc
 	RB_INSERT(client_ids, &b->clients, cl);
 	b->nclients++;
 	b->title_dirty = true;
-	log_info("client %s: connected (%s)", desc, proto->name);
-	proto->start(cl);
+	if (cl->ssl == NULL) {
+		client_start(cl);
+		return;
+	}
+	cl->handshaking = true;		/* bounded in time: on_idle */
+	client_arm_idle(cl, b->set.tls_handshake_timeout);
 }
 
 /* The broker stops: what a client is still owed (the packet that says
@@ -434,13 +527,18 @@ clients_close_all(struct broker *b)
 	}
 }
 
-/* Shutdown: no new requests; answers and deliveries still go out. */
+/* Shutdown: no new requests; answers and deliveries still go out.  A
+ * TLS handshake in progress has nothing to finish. */
 void
 clients_stop_reading(struct broker *b)
 {
 	struct client *cl;
 
 	RB_FOREACH(cl, client_ids, &b->clients) {
+		if (cl->handshaking) {
+			client_close(cl, "broker shutting down");
+			continue;
+		}
 		bufferevent_disable(cl->bev, EV_READ);
 		evtimer_del(cl->idle);
 	}

@@ -39,6 +39,8 @@ struct held;
 struct session;
 struct registry;
 struct routes;
+struct ssl_ctx_st;		/* OpenSSL's SSL_CTX */
+struct ssl_st;			/* OpenSSL's SSL */
 
 /* ------------------------------------------------------------ protocols */
 
@@ -240,6 +242,29 @@ struct session {
 RB_HEAD(session_tree, session);
 RB_PROTOTYPE(session_tree, session, entry, session_cmp)
 
+/* ------------------------------------------------------------ listeners */
+
+/* A port the master listens on (broker/listen.c): the plain listener of a
+ * shortcut key (mqtt_port, ...) or a listener block of the configuration.
+ * A TLS listener has a context, which SIGHUP replaces: a connection keeps
+ * the one it started with.  Listeners stay until the broker's end, after
+ * they stopped accepting, so that a client may look at its own. */
+struct listener {
+	struct broker		*b;
+	const struct proto	*proto;
+	const char		*what;		/* "MQTT", "JSON-lines consumers", ... */
+	unsigned		 port;
+	char			*addr;
+	const char		*key;		/* the setting of its port ("mqtt_port"),
+						 * or NULL for a block */
+	struct listener_conf	*conf;		/* its block; NULL for a shortcut */
+	struct evconnlistener	*ev;		/* NULL once closed */
+	struct ssl_ctx_st	*tls;		/* NULL: plain */
+	struct auth		*auth;		/* the password file, ACL... that apply:
+						 * the broker's, or its own with
+						 * per_listener_settings */
+};
+
 /* ------------------------------------------------------------- clients */
 
 /* What a connection published and may have staged (QoS 2, JSON-lines):
@@ -262,6 +287,14 @@ struct client {
 	bool		 refusing;
 	struct wbuf	 farewell;
 	char		*farewell_why;
+	const struct listener *listener;	/* ... and its listener */
+	struct ssl_st	*ssl;		/* TLS; NULL: plain */
+	bool		 handshaking;	/* TLS: the protocol has not started yet */
+	bool		 started;	/* the protocol's start was called */
+	/* The common name of its certificate when its listener has
+	 * use_identity_as_username: it is the user name (the password is not
+	 * checked).  NULL otherwise. */
+	char		*tls_identity;
 	struct event	*idle;
 	bool		 closing;	/* flushing output, then freed */
 	bool		 freeing;	/* release scheduled */
@@ -340,6 +373,7 @@ struct broker {
 	uint64_t	 anonymous_refused;
 	uint64_t	 publishes_denied, subscribes_denied;	/* by the ACL */
 	uint64_t	 msgs_in, msgs_out, bytes_in, bytes_out;
+	uint64_t	 tls_failures;	/* TLS handshakes that failed or timed out */
 	uint64_t	 msgs_too_large;	/* not sent: over an MQTT 5.0 client's maximum */
 	unsigned	 mqtt5_clients;		/* connected at MQTT 5.0 */
 	uint64_t	 mqtt5_disconnects;	/* DISCONNECTs the broker sent them */
@@ -347,7 +381,8 @@ struct broker {
 	/* The daemon's (broker/): listeners, signals, timers, options. */
 	char		*conf_path;
 	int		 lock_fd;
-	struct evconnlistener *listeners[3];
+	struct listener	*listeners;
+	size_t		 nlisteners;
 	struct event	*accept_retry;
 	struct event	*sigs[6];
 	struct event	*tick;
@@ -539,8 +574,9 @@ void	 share_session_deleted(struct session *s);
 
 /* ------------------------------------------------------------ client.c */
 
-void	 client_new(struct broker *b, int fd, const struct proto *proto, const char *desc,
-	    int port, struct auth *auth);
+/* A connection accepted on l: its protocol starts at once, or after the
+ * TLS handshake on a TLS listener. */
+void	 client_new(struct listener *l, int fd, const char *desc);
 /* A login is refused: nothing more is read; after delay_ms (0: at once)
  * the answer is written and the connection closed, for why (logged). */
 void	 client_refuse(struct client *cl, uint64_t delay_ms, const void *answer, size_t len,
@@ -563,6 +599,22 @@ void	 clients_ungate(struct broker *b, uint64_t durable);
 void	 clients_close_all(struct broker *b);
 void	 clients_free_all(struct broker *b);
 void	 clients_stop_reading(struct broker *b);
+/* tlsconn.c: TLS on a client connection */
+/* The bufferevent of a connection to a TLS listener, in the accepting
+ * state (cl->ssl is set); NULL if OpenSSL cannot make one. */
+struct bufferevent *tls_bufferevent(struct client *cl, int fd);
+/* The handshake is done: the identity, if the listener wants it.  -1
+ * with *why when the connection cannot go on. */
+int	 tls_handshake_done(struct client *cl, const char **why);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384, certificate CN=alice" */
+void	 tls_describe(const struct client *cl, char *buf, size_t len);
+/* What an error or end event (what) on a TLS connection was, from
+ * OpenSSL's errors (taken from the bufferevent), or "" if the peer went
+ * before it sent a byte; *plain is set when the peer spoke plain text
+ * (not a TLS record). */
+void	 tls_error_text(struct client *cl, short what, char *buf, size_t len, bool *plain);
+/* A close_notify to the peer, if the handshake was done (best effort). */
+void	 tls_close_notify(struct client *cl);
 /* delivery.c */
 int	 delivery_open(struct client *cl);
 void	 delivery_close(struct client *cl);

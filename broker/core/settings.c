@@ -17,7 +17,6 @@
 #define RELOAD	true
 #define FIXED	false
 
-static const char *check_listener(const char *);
 static const char *check_topic_name(const char *);
 static const char *check_sync_policy(const char *);
 static const char *check_log_dest(const char *);
@@ -45,9 +44,6 @@ const struct conf_key settings_table[] = {
 	  "address every listener binds to", NULL },
 	{ "mqtt_port", CONF_PORT, F(mqtt_port), "1883", 0, 65535, FIXED,
 	  "MQTT listener port (0: none)", NULL },
-	{ "listener", CONF_STRING, F(listener), NULL, 0, 0, FIXED,
-	  "MQTT listener as in mosquitto: PORT [ADDRESS]; sets mqtt_port (and bind_address)",
-	  check_listener },
 	{ "json_consumer_port", CONF_PORT, F(json_consumer_port), "4040", 0, 65535, FIXED,
 	  "JSON-lines consumer listener port (0: none)", NULL },
 	{ "json_publisher_port", CONF_PORT, F(json_publisher_port), "4041", 0, 65535, FIXED,
@@ -62,6 +58,10 @@ const struct conf_key settings_table[] = {
 	  "seconds a connection may wait with half a line or packet, or without logging in or CONNECT, before it is closed", NULL },
 	{ "login_attempts", CONF_UINT, F(login_attempts), "5", 1, 1000, FIXED,
 	  "failed logins allowed on one connection before it is closed", NULL },
+	{ "tls_handshake_timeout", CONF_MSEC, F(tls_handshake_timeout), "10", 0.1, 3600, RELOAD,
+	  "seconds a connection to a TLS listener has to complete its handshake before it is closed", NULL },
+	{ "per_listener_settings", CONF_BOOL, F(per_listener_settings), "false", 0, 0, FIXED,
+	  "true: password_file, acl_file and allow_anonymous in a listener block apply to that listener only (as in mosquitto)", NULL },
 
 	/* Who may connect, and what they may do (broker/auth). */
 	{ "password_file", CONF_STRING, F(password_file), NULL, 0, 0, RELOAD,
@@ -155,6 +155,7 @@ void
 settings_free(struct settings *s)
 {
 	conf_free(settings_table, s);
+	conf_blocks_free(settings_syntax.blocks, s);
 }
 
 /* "file PATH": PATH is the rest after the blanks. */
@@ -211,37 +212,7 @@ settings_check(const struct settings *s, const char *origin,
 		n += conf_error(errs, "%s: sync_policy is not set", origin);
 	if (s->data_dir == NULL || s->data_dir[0] == '\0')
 		n += conf_error(errs, "%s: data_dir is not set", origin);
-	return n + check_log(s, origin, errs);
-}
-
-/* Splits a mosquitto-style "PORT [ADDRESS]"; *addr is NULL without one
- * (malloc'd otherwise).  Either out-pointer may be NULL (checking only). */
-int
-settings_listener(const char *v, unsigned *port, char **addr)
-{
-	char *end, extra;
-	unsigned long p = strtoul(v, &end, 10);
-	char a[256];
-	int n;
-
-	if (end == v || p == 0 || p > 65535)
-		return -1;
-	n = sscanf(end, " %255s %c", a, &extra);
-	if (n == 2 || (n != 1 && n != EOF && *end != '\0'))
-		return -1;
-	if (port != NULL)
-		*port = (unsigned)p;
-	if (addr != NULL)
-		*addr = n == 1 ? xstrdup(a) : NULL;
-	return 0;
-}
-
-/* Value checks of single keys, run as each line is parsed (FILE:LINE). */
-static const char *
-check_listener(const char *v)
-{
-	return settings_listener(v, NULL, NULL) == 0 ? NULL :
-	    "expected PORT [ADDRESS], a port from 1 to 65535";
+	return n + check_log(s, origin, errs) + listeners_check(s, errs);
 }
 
 static const char *

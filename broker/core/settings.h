@@ -46,7 +46,6 @@ struct settings {
 	struct conf_list  log_dest;		/* empty: stderr */
 	struct conf_list  log_type;		/* empty: the default level */
 	char             *user;
-	char             *listener;		/* "PORT [ADDRESS]", as mosquitto's; NULL: none */
 	char             *sync_policy;		/* "batch" or "none" */
 	unsigned          login_attempts;
 	uint64_t          idle_timeout;		/* ms */
@@ -54,6 +53,9 @@ struct settings {
 	char             *acl_file;		/* NULL: no access control */
 	char             *allow_anonymous;	/* "true", "false"...; NULL: only while every
 						 * listener is on a loopback address */
+	uint64_t          tls_handshake_timeout;	/* ms */
+	bool              per_listener_settings;	/* listener blocks' password_file... apply */
+	struct conf_blocks listeners;		/* of struct listener_conf */
 	/* MQTT 5.0 (mosquitto's names where it has them) */
 	unsigned          max_keepalive;	/* seconds; 0: any, even none */
 	uint64_t          max_packet_size;	/* bytes of a packet from a client; 0: no limit of its own */
@@ -61,19 +63,74 @@ struct settings {
 	char             *response_information;	/* NULL: none given */
 };
 
+/* A listener block: "listener PORT [ADDRESS]" and the keys after it
+ * (listener_table).  A block with certfile and keyfile is a TLS
+ * listener. */
+struct listener_conf {
+	char             *listener;		/* "PORT [ADDRESS]" */
+	char             *where;		/* "FILE:LINE" of the listener line */
+	char             *protocol;		/* mqtt, json_consumer or json_publisher */
+	char             *certfile;		/* PEM; NULL: a plain listener */
+	char             *keyfile;
+	char             *cafile;		/* CAs of client certificates */
+	char             *capath;
+	bool              require_certificate;
+	bool              use_identity_as_username;	/* the certificate's CN is the user */
+	char             *tls_version;		/* the oldest accepted; NULL: tlsv1.2 */
+	char             *ciphers;		/* TLS 1.2; NULL: OpenSSL's defaults */
+	char             *ciphersuites;		/* TLS 1.3; NULL: OpenSSL's defaults */
+	/* Used when per_listener_settings is true (parsed and kept here). */
+	char             *password_file;
+	char             *acl_file;
+	bool              allow_anonymous;
+};
+
 /* Ends with an entry whose name is NULL. */
 extern const struct conf_key settings_table[];
+/* The keys of a listener block, the first being "listener" itself. */
+extern const struct conf_key listener_table[];
+/* broker.conf(5): settings_table and its listener blocks. */
+extern const struct conf_syntax settings_syntax;
+
+/* The shortcut keys of plain listeners, with the protocol each is for. */
+struct shortcut {
+	const char *key;			/* mqtt_port, ... */
+	const char *protocol;			/* as a listener block names it */
+	size_t      offset;			/* of the port in struct settings */
+};
+extern const struct shortcut settings_shortcuts[3];
 
 /* Sets every key to its default (s owns nothing before). */
 void	settings_init(struct settings *s);
 /* Frees what s owns; settings_init() may follow. */
 void	settings_free(struct settings *s);
+/* Parses a file (or a buffer named name) over s, listener blocks
+ * included.  given: NULL, or one flag per key of settings_table, set for
+ * the keys the file gives.  Returns the number of errors added. */
+int	settings_parse_file(struct settings *s, const char *path, bool *given,
+	    struct conf_errors *errs);
+int	settings_parse_buf(struct settings *s, const char *name, const char *buf,
+	    size_t len, bool *given, struct conf_errors *errs);
+/* As mosquitto's default listener: a shortcut port (mqtt_port, ...) that
+ * was not given is not opened when a listener block speaks its protocol
+ * (it is set to 0). */
+void	settings_apply_blocks(struct settings *s, const bool *given);
 /* What a key-by-key parse cannot see: backoff min <= max, a valid dead
- * letter topic, distinct ports, known log_dest and log_type values.
- * Returns the number of errors added to errs, each prefixed by origin
- * ("ORIGIN: message"). */
-int	settings_listener(const char *v, unsigned *port, char **addr);
+ * letter topic, distinct ports, known log_dest and log_type values, and
+ * each listener block whole (certfile with keyfile, TLS keys only on a
+ * TLS listener...).  Returns the number of errors added to errs, each
+ * prefixed by origin ("ORIGIN: message"), or for a listener block by its
+ * "FILE:LINE". */
 int	settings_check(const struct settings *s, const char *origin,
 	    struct conf_errors *errs);
+/* settings_check's part for the listener blocks. */
+int	listeners_check(const struct settings *s, struct conf_errors *errs);
+/* Splits a mosquitto-style "PORT [ADDRESS]"; *addr is NULL without one
+ * (malloc'd otherwise).  Either out-pointer may be NULL (checking only). */
+int	settings_listener(const char *v, unsigned *port, char **addr);
+/* Whether two listener blocks differ in what a reload cannot change:
+ * address, port, protocol, and being a TLS listener or not. */
+bool	listener_conf_fixed_differs(const struct listener_conf *a,
+	    const struct listener_conf *b);
 
 #endif

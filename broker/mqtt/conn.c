@@ -195,11 +195,19 @@ log_connected(struct client *cl, const struct mqtt_connect *c, const struct sess
 static bool
 login(struct client *cl, const struct mqtt_connect *c, const char **user)
 {
-	enum auth_verdict v = auth_login(cl->auth, c->username, c->password, c->password_len,
-	    c->password != NULL);
+	enum auth_verdict v;
 	uint64_t delay;
 	struct wbuf w;
 
+	/* use_identity_as_username: the certificate's name, checked by the
+	 * TLS handshake, is the user; the packet's name and password are not
+	 * looked at. */
+	if (cl->tls_identity != NULL) {
+		*user = cl->tls_identity;
+		return true;
+	}
+	v = auth_login(cl->auth, c->username, c->password, c->password_len,
+	    c->password != NULL);
 	*user = v == AUTH_USER ? c->username : NULL;
 	if (v == AUTH_USER || v == AUTH_ANONYMOUS)
 		return true;

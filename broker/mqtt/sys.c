@@ -53,6 +53,7 @@ sys_values(struct broker *b, struct sys_value *v)
 	SYS("auth/anonymous_refused", "%llu", (unsigned long long)b->anonymous_refused);
 	SYS("acl/publishes_denied", "%llu", (unsigned long long)b->publishes_denied);
 	SYS("acl/subscribes_denied", "%llu", (unsigned long long)b->subscribes_denied);
+	SYS("tls/handshake_failures", "%llu", (unsigned long long)b->tls_failures);
 	SYS("clients/mqtt5", "%u", b->mqtt5_clients);
 	SYS("mqtt5/disconnects_sent", "%llu", (unsigned long long)b->mqtt5_disconnects);
 	SYS("mqtt5/too_large", "%llu", (unsigned long long)b->msgs_too_large);

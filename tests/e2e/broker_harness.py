@@ -18,6 +18,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -193,15 +194,18 @@ class Broker:
     """One broker master on a private data directory.
 
     config: dict of configuration keys, written to broker.conf.
+    conf_text: more lines after them (listener blocks).
     """
 
-    def __init__(self, workdir, config=None, name="broker", extra_args=(), mqtt=False):
+    def __init__(self, workdir, config=None, name="broker", extra_args=(), mqtt=False,
+                 conf_text=""):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(exist_ok=True)
         self.name = name
         self.config = dict(config or {})
+        self.conf_text = conf_text
         if os.geteuid() == 0:
             # Started as root, the broker becomes `user` (default broker),
             # which must own the data directory; the tests' is root's.
@@ -228,6 +232,8 @@ class Broker:
         lines = ["# written by the e2e harness"]
         for k, v in self.config.items():
             lines.append("%s %s" % (k, v))
+        if self.conf_text:
+            lines.append(self.conf_text.rstrip("\n"))
         path.write_text("\n".join(lines) + "\n")
         return path
 
@@ -235,7 +241,7 @@ class Broker:
         cmd = [str(self.binary), "-D", str(self.data_dir), "-b", self.bind,
                "-p", str(self.mqtt_port) if self.mqtt else "0",
                "-J", "%d:%d" % (self.consumer_port, self.publisher_port)]
-        if self.config:
+        if self.config or self.conf_text:
             cmd[1:1] = ["-c", str(self.config_file())]
         if os.environ.get("BROKER_VERBOSE"):
             cmd.append("-v")
@@ -597,13 +603,17 @@ class JsonClient:
 
     registry = None     # set by the fixture: every client is closed in teardown
 
-    def __init__(self, port, timeout=LINE_TIMEOUT, eol=b"\r\n"):
+    def __init__(self, port, timeout=LINE_TIMEOUT, eol=b"\r\n", tls=None):
+        """tls: an ssl.SSLContext to speak TLS with (the handshake is done
+        here)."""
         self.port = port
         self.timeout = timeout
         self.eol = eol
         self.buf = b""
         self.sock = socket.create_connection((HOST, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=HOST)
         self.local_port = self.sock.getsockname()[1]
         self.closed = False
         self.send_lock = threading.Lock()
@@ -635,7 +645,7 @@ class JsonClient:
             data = self.sock.recv(65536)
         except socket.timeout:
             raise LineTimeout() from None
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLError):
             raise ConnectionClosed(self.buf) from None
         if not data:
             raise ConnectionClosed(self.buf)
@@ -965,10 +975,15 @@ class Qos2Consumer(Pumped):
 
     registry = None     # set by the fixture: every thread is stopped in teardown
 
-    def __init__(self, broker, username, auto_ack=True, timeout=LINE_TIMEOUT):
+    def __init__(self, broker, username, auto_ack=True, timeout=LINE_TIMEOUT, port=None,
+                 tls=None):
+        """port, tls: another consumer port than the broker's shortcut one,
+        and the ssl.SSLContext to speak TLS there."""
         if Qos2Consumer.registry is not None:
             Qos2Consumer.registry.append(self)
         self.broker = broker
+        self.port = port
+        self.tls = tls
         self.username = username
         self.auto_ack = auto_ack
         self.timeout = timeout
@@ -994,7 +1009,7 @@ class Qos2Consumer(Pumped):
         of the username is not gone yet is retried until the deadline."""
         deadline = time.monotonic() + timeout
         while True:
-            c = JsonClient(self._port(), timeout=self.timeout)
+            c = JsonClient(self._port(), timeout=self.timeout, tls=self.tls)
             reply = login(c, self.username)
             if reply == LOGGED_IN:
                 break
@@ -1010,7 +1025,7 @@ class Qos2Consumer(Pumped):
         return self
 
     def _port(self):
-        return self.broker.consumer_port
+        return self.port or self.broker.consumer_port
 
     def close(self, reset=False):
         if self.client:
@@ -1270,3 +1285,22 @@ def check_dead_letter(rec, reason, ports, topic=_ANY, msg=_ANY):
     if msg is not _ANY:
         options = msg if isinstance(msg, list) else [msg]
         assert rec["msg"] in options, "msg %r is none of %r" % (rec["msg"], options)
+
+
+def start_with_listeners(factory, blocks, config=None, tries=5, address=None):
+    """Starts a broker with a listener block per (protocol, lines) of
+    blocks, each on a free port (and address, if given); tries other ports
+    if one is taken.  Returns (broker, [port of each block])."""
+    where = " " + address if address else ""
+    for _ in range(tries):
+        ports = free_ports(len(blocks))
+        text = "".join("listener %d%s\nprotocol %s\n%s\n" % (p, where, proto, "\n".join(lines))
+                       for p, (proto, lines) in zip(ports, blocks))
+        b = factory(config, start=False, conf_text=text)
+        try:
+            b.start()
+            return b, ports
+        except HarnessError as e:
+            if "already in use" not in str(e) and "could not bind" not in str(e):
+                raise
+    raise HarnessError("no free ports for the listener blocks after %d tries" % tries)

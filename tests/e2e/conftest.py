@@ -13,7 +13,9 @@ __all__ = ["broker_factory", "broker", "mqtt_factory", "mqtt_broker",
 
 @pytest.fixture
 def broker_factory(request, tmp_path):
-    """make(config=None, name=None) starts a broker and returns it.  In
+    """make(config=None, name=None, start=True, mqtt=False, conf_text="")
+    starts a broker and returns it (conf_text: lines after the config
+    keys, such as listener blocks).  In
     teardown: consumer threads stopped (a protocol error any consumer
     recorded fails the test), clients closed, every broker stopped
     with SIGTERM (exit status 0 expected), its topicds gone, and its log
@@ -25,9 +27,9 @@ def broker_factory(request, tmp_path):
     JsonClient.registry = clients
     Qos2Consumer.registry = consumers
 
-    def make(config=None, name=None, start=True, mqtt=False):
+    def make(config=None, name=None, start=True, mqtt=False, conf_text=""):
         name = name or "broker%d" % len(brokers)
-        b = Broker(tmp_path / name, config=config, name=name, mqtt=mqtt)
+        b = Broker(tmp_path / name, config=config, name=name, mqtt=mqtt, conf_text=conf_text)
         brokers.append(b)
         if start:
             b.start()
@@ -72,7 +74,7 @@ def broker(broker_factory):
 
 @pytest.fixture
 def mqtt_factory(broker_factory):
-    """make(config=None, name=None, start=True) starts a broker that also
+    """make(config=None, name=None, start=True, conf_text="") starts a broker that also
     listens for MQTT (on broker.mqtt_port).  In teardown, before the
     brokers stop: every MQTT client the test made (mqtt_helpers) is closed
     and every client process it started is stopped by pid; a protocol
@@ -80,8 +82,8 @@ def mqtt_factory(broker_factory):
     registry = []
     mqtt_helpers.set_registry(registry)
 
-    def make(config=None, name=None, start=True):
-        return broker_factory(config, name, start, mqtt=True)
+    def make(config=None, name=None, start=True, conf_text=""):
+        return broker_factory(config, name, start, mqtt=True, conf_text=conf_text)
 
     try:
         yield make

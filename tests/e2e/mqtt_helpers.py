@@ -21,6 +21,7 @@ import collections
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -271,12 +272,15 @@ class RawClient:
 
     packet_class = Packet               # how packets from the server are read
 
-    def __init__(self, port, timeout=REPLY_TIMEOUT, name=None):
+    def __init__(self, port, timeout=REPLY_TIMEOUT, name=None, tls=None):
+        """tls: an ssl.SSLContext to speak TLS with."""
         self.port = port
         self.timeout = timeout
         self.name = name or "raw"
         self.sock = socket.create_connection((HOST, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=HOST)
         self.local_port = self.sock.getsockname()[1]
         self.buf = b""
         self.inbox = collections.deque()
@@ -315,7 +319,7 @@ class RawClient:
             data = self.sock.recv(65536)
         except socket.timeout:
             raise PacketTimeout() from None
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
             self.peer_closed = True
             raise ConnectionClosed(self.buf) from None
         if not data:
@@ -535,12 +539,14 @@ class SilentSubscriber:
 
     BUFFER = 4096
 
-    def __init__(self, port, client_id, topic, qos=0):
+    def __init__(self, port, client_id, topic, qos=0, tls=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.BUFFER)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.BUFFER)
         self.sock.settimeout(REPLY_TIMEOUT)
         self.sock.connect((HOST, port))
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=HOST)
         _register(self)
         self.client_id = client_id
         self.buf = b""
@@ -769,7 +775,9 @@ class PahoClient:
     """paho-mqtt 1.6 with its network thread; records what it is given.
     No automatic reconnect: a closed connection stays closed."""
 
-    def __init__(self, port, client_id="", clean=True, protocol=None, name=None):
+    def __init__(self, port, client_id="", clean=True, protocol=None, name=None, tls=None):
+        """tls: the keyword arguments of paho's tls_set (ca_certs,
+        certfile, keyfile) to connect with TLS."""
         if paho is None:
             raise HarnessError("paho-mqtt is missing: run the tests with /usr/bin/python3 "
                                "(Debian's python3-paho-mqtt)")
@@ -778,6 +786,8 @@ class PahoClient:
         proto = paho.MQTTv311 if protocol is None else protocol
         self.c = paho.Client(client_id=client_id, clean_session=clean, protocol=proto,
                              reconnect_on_failure=False)
+        if tls is not None:
+            self.c.tls_set(**tls)
         self.cond = threading.Condition()
         self.messages = []
         self.connacks = []              # (rc, session_present)

@@ -202,18 +202,6 @@ def test_every_key_is_documented(tmp_path):
         assert ("[reload]" if reload else "[restart]") in block.group(1), key
 
 
-def test_mosquitto_listener_sets_the_mqtt_port_and_address(tmp_path):
-    conf = tmp_path / "listener.conf"
-    conf.write_text("listener 18831 0.0.0.0\n")
-    res = check(tmp_path, "-T", "-c", conf)
-    assert res.returncode == 0, res.stderr.decode()
-    out = res.stdout.decode().splitlines()
-    assert "mqtt_port 18831" in out and "bind_address 0.0.0.0" in out, out
-    # -p still wins over the file
-    res = check(tmp_path, "-T", "-c", conf, "-p", "18832")
-    assert "mqtt_port 18832" in res.stdout.decode().splitlines()
-
-
 @pytest.mark.parametrize("text", ["listener abc\n", "listener 0\n", "listener 1883 a b\n",
                                   "sync_policy sometimes\n"])
 def test_bad_listener_or_sync_policy_is_refused(tmp_path, text):

@@ -364,6 +364,7 @@ NEW_VALUES = {
     "max_topic_levels": "100", "max_topicds": "50", "topicd_idle_timeout": "30",
     # Files in the broker's directory (written by the test), relative to it.
     "password_file": "auth.passwd", "acl_file": "auth.acl", "allow_anonymous": "true",
+    "tls_handshake_timeout": "5",
 }
 # A password file as mosquitto_passwd writes it, and an ACL that lets
 # anonymous clients (the test's) read and write everything.

@@ -6,8 +6,10 @@
  *   ./fuzz_conf tests/fuzz/corpus/conf
  *
  * Besides memory errors, it checks that every value stays within its
- * bounds, that the returned count matches the messages, that every
- * message is "NAME:LINE: ..." and that copy, differs and free agree. */
+ * bounds (in the main structure and in every block), that the returned
+ * count matches the messages, that every message is "NAME:LINE: ...",
+ * that every block knows the line that opened it, that a key flagged as
+ * given is in the input, and that copy, differs and free agree. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +18,16 @@
 #include "conf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A block: "blk NAME", then its own keys. */
+struct fblock {
+	char             *name;
+	char             *where;
+	unsigned          weight;
+	bool              on;
+	struct conf_list  tags;
+	char             *label;
+};
 
 struct fconf {
 	bool              flag;
@@ -28,6 +40,7 @@ struct fconf {
 	unsigned          any;
 	uint64_t          anysize;
 	uint64_t          anydelay;
+	struct conf_blocks blocks;
 };
 
 #define OFF(f)	offsetof(struct fconf, f)
@@ -46,6 +59,24 @@ static const struct conf_key tab[] = {
 	{ NULL, 0, 0, NULL, 0, 0, false, NULL, NULL },
 };
 
+#define BOFF(f)	offsetof(struct fblock, f)
+
+static const struct conf_key block_tab[] = {
+	{ "blk", CONF_STRING, BOFF(name), NULL, 0, 0, false, "opens a block", NULL },
+	{ "weight", CONF_UINT, BOFF(weight), "3", 1, 9, true, "a weight", NULL },
+	{ "on", CONF_BOOL, BOFF(on), "yes", 0, 0, true, "a switch", NULL },
+	{ "tags", CONF_LIST, BOFF(tags), "none", 0, 0, true, "tags", NULL },
+	{ "name", CONF_STRING, BOFF(label), NULL, 0, 0, true, "also a main key", NULL },
+	{ NULL, 0, 0, NULL, 0, 0, false, NULL, NULL },
+};
+
+static const struct conf_block blocks[] = {
+	{ block_tab, sizeof(struct fblock), OFF(blocks), BOFF(where) },
+	{ NULL, 0, 0, 0 },
+};
+
+static const struct conf_syntax syntax = { tab, blocks };
+
 static void
 check_bounds(const struct fconf *c)
 {
@@ -56,24 +87,43 @@ check_bounds(const struct fconf *c)
 	for (size_t i = 0; i < c->list.n; i++)
 		if (c->list.v[i] == NULL || c->list.v[i][0] == '\0')
 			abort();
+	for (size_t i = 0; i < c->blocks.n; i++) {
+		const struct fblock *b = c->blocks.v[i];
+
+		if (b->weight < 1 || b->weight > 9 || b->tags.n == 0 ||
+		    strncmp(b->where, "fuzz:", 5) != 0)
+			abort();
+	}
+}
+
+/* A key flagged as given must be in the input. */
+static void
+check_given(const bool *given, const uint8_t *data, size_t size)
+{
+	for (size_t i = 0; tab[i].name != NULL; i++)
+		if (given[i] && memmem(data, size, tab[i].name, strlen(tab[i].name)) == NULL)
+			abort();
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct conf_errors errs = { NULL, 0 };
+	bool given[sizeof(tab) / sizeof(tab[0])] = { false };
 	struct fconf c, d;
 	const char *nl;
 	int n;
 
+	memset(&c, 0, sizeof(c));
 	conf_defaults(tab, &c);
-	n = conf_parse_buf(tab, &c, "fuzz", (const char *)data, size, &errs);
+	n = conf_parse_syntax_buf(&syntax, &c, "fuzz", (const char *)data, size, given, &errs);
 	if (n < 0 || (size_t)n != errs.n)
 		abort();
 	for (size_t i = 0; i < errs.n; i++)
 		if (strncmp(errs.msg[i], "fuzz:", 5) != 0)
 			abort();
 	check_bounds(&c);
+	check_given(given, data, size);
 
 	/* The first line, split at its first blank, through conf_set. */
 	nl = memchr(data, '\n', size);
@@ -99,6 +149,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (conf_differs(k, &c, &d))
 			abort();
 	conf_free(tab, &c);
+	conf_blocks_free(blocks, &c);
 	conf_free(tab, &d);
 	conf_errors_free(&errs);
 	return 0;

@@ -68,11 +68,13 @@ fx_client(struct core_fx *fx)
 		"FAKE", fake_start, fake_read, fake_deliver, fake_can_take, fake_idle,
 		fake_closed, NULL,
 	};
+	static struct listener fake_listener;
 	int sv[2];
 
 	assert_true(fx->npeers < sizeof(fx->peers) / sizeof(fx->peers[0]));
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	client_new(&fx->b, sv[0], &fake_proto, "fake", 0, NULL);
+	fake_listener = (struct listener){ .b = &fx->b, .proto = &fake_proto, .what = "fake" };
+	client_new(&fake_listener, sv[0], "fake");
 	fx->peers[fx->npeers++] = sv[1];
 	return client_by_id(&fx->b, fx->b.next_client_id);
 }

@@ -1,4 +1,4 @@
-/* Unit tests of the JSON-lines protocol codec (broker/json/codec.c). */
+/* Unit tests of the JSON-lines protocol codec (broker/json/codec.c, login_line.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -53,6 +53,9 @@ test_defaults(void **state)
 	assert_string_equal(s.user, "broker");
 	assert_int_equal(s.login_attempts, 5);
 	assert_int_equal(s.idle_timeout, 300000);
+	assert_int_equal(s.tls_handshake_timeout, 10000);
+	assert_false(s.per_listener_settings);
+	assert_int_equal(s.listeners.n, 0);
 	settings_free(&s);
 	assert_null(s.data_dir);
 }
@@ -92,7 +95,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 47);
+	assert_int_equal(n, 48);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -112,8 +115,8 @@ test_reloadable(void **state)
 		"max_client_pending", "client_output_limit", "poison_limit",
 		"max_topic_size", "max_store_size", "min_free_space", "max_topic_levels",
 		"max_topicds", "topicd_idle_timeout", "password_file", "acl_file",
-		"allow_anonymous", "max_keepalive", "max_packet_size", "max_topic_alias",
-		"response_information",
+		"allow_anonymous", "tls_handshake_timeout", "max_keepalive", "max_packet_size",
+		"max_topic_alias", "response_information",
 	};
 	size_t n = 0;
 
@@ -288,8 +291,8 @@ test_check(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++) {
 		settings_init(&s);
-		assert_int_equal(conf_parse_buf(settings_table, &s, "x", bad_values[i].text,
-		    strlen(bad_values[i].text), &e), 1);
+		assert_int_equal(settings_parse_buf(&s, "x", bad_values[i].text,
+		    strlen(bad_values[i].text), NULL, &e), 1);
 		assert_string_equal(e.msg[0], bad_values[i].want);
 		settings_free(&s);
 		conf_errors_free(&e);
@@ -305,8 +308,7 @@ test_check(void **state)
 	}
 	/* Ports of 0 may repeat; all / debug / file PATH are good. */
 	settings_init(&s);
-	assert_int_equal(conf_parse_buf(settings_table, &s, "x", good,
-	    sizeof(good) - 1, &e), 0);
+	assert_int_equal(settings_parse_buf(&s, "x", good, sizeof(good) - 1, NULL, &e), 0);
 	assert_int_equal(settings_check(&s, "x", &e), 0);
 	settings_free(&s);
 	conf_errors_free(&e);

@@ -1,0 +1,262 @@
+/* Listener blocks of broker.conf(5): their keys, the checks of a whole
+ * block, and the shortcut ports (mqtt_port, ...) that blocks stand in
+ * for, as mosquitto's listeners stand in for its default listener. */
+#include "core/settings.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmalloc.h"
+
+#define L(f)	offsetof(struct listener_conf, f)
+#define RELOAD	true
+#define FIXED	false
+
+static const char *check_listener(const char *);
+static const char *check_protocol(const char *);
+static const char *check_tls_version(const char *);
+
+const struct conf_key listener_table[] = {
+	{ "listener", CONF_STRING, L(listener), NULL, 0, 0, FIXED,
+	  "opens a listener block: PORT [ADDRESS] (without one, bind_address)", check_listener },
+	{ "protocol", CONF_STRING, L(protocol), "mqtt", 0, 0, FIXED,
+	  "what the listener speaks: mqtt, json_consumer or json_publisher", check_protocol },
+	{ "certfile", CONF_STRING, L(certfile), NULL, 0, 0, RELOAD,
+	  "PEM file of the server certificate (and its chain); with keyfile, a TLS listener", NULL },
+	{ "keyfile", CONF_STRING, L(keyfile), NULL, 0, 0, RELOAD,
+	  "PEM file of the server certificate's private key", NULL },
+	{ "cafile", CONF_STRING, L(cafile), NULL, 0, 0, RELOAD,
+	  "PEM file of the CA certificates that client certificates are checked against", NULL },
+	{ "capath", CONF_STRING, L(capath), NULL, 0, 0, RELOAD,
+	  "directory of CA certificates (named by their hash: openssl rehash DIR)", NULL },
+	{ "require_certificate", CONF_BOOL, L(require_certificate), "false", 0, 0, RELOAD,
+	  "true: a client must present a certificate signed by a CA of cafile or capath", NULL },
+	{ "use_identity_as_username", CONF_BOOL, L(use_identity_as_username), "false", 0, 0, RELOAD,
+	  "true: the common name (CN) of the client certificate is the MQTT user name", NULL },
+	{ "tls_version", CONF_STRING, L(tls_version), NULL, 0, 0, RELOAD,
+	  "the oldest TLS version accepted: tlsv1.2 (default) or tlsv1.3", check_tls_version },
+	{ "ciphers", CONF_STRING, L(ciphers), NULL, 0, 0, RELOAD,
+	  "TLS 1.2 ciphers, an OpenSSL cipher list (default: OpenSSL's)", NULL },
+	{ "ciphersuites", CONF_STRING, L(ciphersuites), NULL, 0, 0, RELOAD,
+	  "TLS 1.3 cipher suites, separated by colons (default: OpenSSL's)", NULL },
+	{ "password_file", CONF_STRING, L(password_file), NULL, 0, 0, RELOAD,
+	  "this listener's password file, when per_listener_settings is true", NULL },
+	{ "acl_file", CONF_STRING, L(acl_file), NULL, 0, 0, RELOAD,
+	  "this listener's access control list, when per_listener_settings is true", NULL },
+	{ "allow_anonymous", CONF_BOOL, L(allow_anonymous), "false", 0, 0, RELOAD,
+	  "whether this listener takes clients without a user name, when per_listener_settings is true", NULL },
+	{ NULL, 0, 0, NULL, 0, 0, FIXED, NULL, NULL },
+};
+
+static const struct conf_block settings_blocks[] = {
+	{ listener_table, sizeof(struct listener_conf), offsetof(struct settings, listeners),
+	  L(where) },
+	{ NULL, 0, 0, 0 },
+};
+
+const struct conf_syntax settings_syntax = { settings_table, settings_blocks };
+
+const struct shortcut settings_shortcuts[3] = {
+	{ "mqtt_port", "mqtt", offsetof(struct settings, mqtt_port) },
+	{ "json_consumer_port", "json_consumer", offsetof(struct settings, json_consumer_port) },
+	{ "json_publisher_port", "json_publisher", offsetof(struct settings, json_publisher_port) },
+};
+
+int
+settings_parse_buf(struct settings *s, const char *name, const char *buf, size_t len,
+    bool *given, struct conf_errors *errs)
+{
+	return conf_parse_syntax_buf(&settings_syntax, s, name, buf, len, given, errs);
+}
+
+int
+settings_parse_file(struct settings *s, const char *path, bool *given,
+    struct conf_errors *errs)
+{
+	return conf_parse_syntax_file(&settings_syntax, s, path, given, errs);
+}
+
+static struct listener_conf *
+listener_at(const struct settings *s, size_t i)
+{
+	return s->listeners.v[i];
+}
+
+static unsigned *
+shortcut_port(struct settings *s, const struct shortcut *sc)
+{
+	return (unsigned *)(void *)((char *)s + sc->offset);
+}
+
+static unsigned
+shortcut_value(const struct settings *s, const struct shortcut *sc)
+{
+	return *(const unsigned *)(const void *)((const char *)s + sc->offset);
+}
+
+void
+settings_apply_blocks(struct settings *s, const bool *given)
+{
+	for (size_t i = 0; i < 3; i++) {
+		const struct shortcut *sc = &settings_shortcuts[i];
+		const struct conf_key *k = conf_find(settings_table, sc->key);
+
+		if (given != NULL && given[k - settings_table])
+			continue;
+		for (size_t j = 0; j < s->listeners.n; j++)
+			if (listener_at(s, j)->protocol != NULL &&
+			    strcmp(listener_at(s, j)->protocol, sc->protocol) == 0)
+				*shortcut_port(s, sc) = 0;
+	}
+}
+
+/* The keys that only a TLS listener may have, and whether one is set. */
+static const char *
+tls_key_on_plain(const struct listener_conf *l)
+{
+	const struct { const char *key; bool set; } keys[] = {
+		{ "cafile", l->cafile != NULL }, { "capath", l->capath != NULL },
+		{ "require_certificate", l->require_certificate },
+		{ "use_identity_as_username", l->use_identity_as_username },
+		{ "tls_version", l->tls_version != NULL }, { "ciphers", l->ciphers != NULL },
+		{ "ciphersuites", l->ciphersuites != NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].set)
+			return keys[i].key;
+	return NULL;
+}
+
+/* One block alone: its TLS keys go together. */
+static int
+check_block(const struct listener_conf *l, struct conf_errors *errs)
+{
+	const char *key, *w = l->where, *v = l->listener;
+	int n = 0;
+
+	if (l->certfile != NULL && l->keyfile == NULL)
+		n += conf_error(errs, "%s: listener %s: certfile without keyfile", w, v);
+	if (l->keyfile != NULL && l->certfile == NULL)
+		n += conf_error(errs, "%s: listener %s: keyfile without certfile", w, v);
+	if (l->certfile == NULL && l->keyfile == NULL && (key = tls_key_on_plain(l)) != NULL)
+		n += conf_error(errs, "%s: listener %s: %s needs certfile and keyfile (a TLS"
+		    " listener)", w, v, key);
+	if (l->certfile != NULL && l->require_certificate && l->cafile == NULL &&
+	    l->capath == NULL)
+		n += conf_error(errs, "%s: listener %s: require_certificate needs cafile or"
+		    " capath (the CAs of client certificates)", w, v);
+	if (l->use_identity_as_username && !l->require_certificate)
+		n += conf_error(errs, "%s: listener %s: use_identity_as_username needs"
+		    " require_certificate true", w, v);
+	return n;
+}
+
+/* Its port and address; the address is bind_address when the block has
+ * none (malloc'd).  -1 if its listener line was bad (reported). */
+static int
+block_address(const struct settings *s, const struct listener_conf *l, unsigned *port,
+    char **addr)
+{
+	if (l->listener == NULL || settings_listener(l->listener, port, addr) == -1)
+		return -1;
+	if (*addr == NULL && s->bind_address != NULL)
+		*addr = xstrdup(s->bind_address);
+	return *addr != NULL ? 0 : -1;
+}
+
+/* Block i against the shortcut ports and the blocks before it. */
+static int
+check_clash(const struct settings *s, size_t i, struct conf_errors *errs)
+{
+	const struct listener_conf *l = listener_at(s, i), *o;
+	unsigned port, oport;
+	char *addr, *oaddr;
+	int n = 0;
+
+	if (block_address(s, l, &port, &addr) == -1)
+		return 0;
+	for (size_t k = 0; k < 3; k++)
+		if (shortcut_value(s, &settings_shortcuts[k]) == port &&
+		    strcmp(addr, s->bind_address) == 0)
+			n += conf_error(errs, "%s: listener %s: port %u on %s is also %s",
+			    l->where, l->listener, port, addr, settings_shortcuts[k].key);
+	for (size_t j = 0; j < i && n == 0; j++) {
+		o = listener_at(s, j);
+		if (block_address(s, o, &oport, &oaddr) == -1)
+			continue;
+		if (oport == port && strcmp(oaddr, addr) == 0)
+			n += conf_error(errs, "%s: listener %s: port %u on %s is also the"
+			    " listener at %s", l->where, l->listener, port, addr, o->where);
+		free(oaddr);
+	}
+	free(addr);
+	return n;
+}
+
+int
+listeners_check(const struct settings *s, struct conf_errors *errs)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < s->listeners.n; i++) {
+		n += check_block(listener_at(s, i), errs);
+		n += check_clash(s, i, errs);
+	}
+	return n;
+}
+
+bool
+listener_conf_fixed_differs(const struct listener_conf *a, const struct listener_conf *b)
+{
+	for (const struct conf_key *k = listener_table; k->name != NULL; k++)
+		if (!k->reloadable && conf_differs(k, a, b))
+			return true;
+	return (a->certfile == NULL) != (b->certfile == NULL);
+}
+
+/* Splits a mosquitto-style "PORT [ADDRESS]"; *addr is NULL without one
+ * (malloc'd otherwise).  Either out-pointer may be NULL (checking only). */
+int
+settings_listener(const char *v, unsigned *port, char **addr)
+{
+	char *end, extra;
+	unsigned long p = strtoul(v, &end, 10);
+	char a[256];
+	int n;
+
+	if (end == v || p == 0 || p > 65535 || (*end != '\0' && *end != ' ' && *end != '\t'))
+		return -1;
+	n = sscanf(end, " %255s %c", a, &extra);
+	if (n == 2 || (n != 1 && n != EOF && *end != '\0'))
+		return -1;
+	if (port != NULL)
+		*port = (unsigned)p;
+	if (addr != NULL)
+		*addr = n == 1 ? xstrdup(a) : NULL;
+	return 0;
+}
+
+static const char *
+check_listener(const char *v)
+{
+	return settings_listener(v, NULL, NULL) == 0 ? NULL :
+	    "expected PORT [ADDRESS], a port from 1 to 65535";
+}
+
+static const char *
+check_protocol(const char *v)
+{
+	return strcmp(v, "mqtt") == 0 || strcmp(v, "json_consumer") == 0 ||
+	    strcmp(v, "json_publisher") == 0 ? NULL :
+	    "expected mqtt, json_consumer or json_publisher";
+}
+
+static const char *
+check_tls_version(const char *v)
+{
+	return strcmp(v, "tlsv1.2") == 0 || strcmp(v, "tlsv1.3") == 0 ? NULL :
+	    "expected tlsv1.2 or tlsv1.3";
+}

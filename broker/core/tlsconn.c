@@ -1,0 +1,158 @@
+/* TLS on a client connection, through libevent's OpenSSL bufferevents:
+ * the bufferevent, the end of the handshake (the peer's identity when
+ * its listener takes it as the user name), and OpenSSL's words for what
+ * went wrong.  The contexts are the listeners' (broker/tlsctx.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "core/core.h"
+#include "log.h"
+#include "xmalloc.h"
+
+/* A common name longer than this is not an identity (RFC 5280 allows 64). */
+#define IDENTITY_MAX 256
+
+struct bufferevent *
+tls_bufferevent(struct client *cl, int fd)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if ((ssl = SSL_new(cl->listener->tls)) == NULL) {
+		ERR_clear_error();
+		return NULL;
+	}
+	bev = bufferevent_openssl_socket_new(cl->b->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)		/* it freed the SSL */
+		return NULL;
+	/* A peer that closes without close_notify has ended, not failed. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	cl->ssl = ssl;
+	return bev;
+}
+
+/* The common name of the peer's certificate, malloc'd; NULL with *why if
+ * it has none, or one that cannot be a user name. */
+static char *
+peer_common_name(SSL *ssl, const char **why)
+{
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	X509_NAME *name = cert != NULL ? X509_get_subject_name(cert) : NULL;
+	int i = name != NULL ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+	unsigned char *utf8 = NULL;
+	char *cn = NULL;
+	int len;
+
+	*why = "the client certificate has no common name (use_identity_as_username)";
+	if (i < 0)
+		return NULL;
+	len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+	if (len <= 0 || len > IDENTITY_MAX) {
+		OPENSSL_free(utf8);
+		ERR_clear_error();
+		return NULL;
+	}
+	*why = "the common name of the client certificate has a control character";
+	for (int j = 0; j < len; j++)
+		if (utf8[j] < 0x20 || utf8[j] == 0x7f)
+			goto out;
+	cn = xmemdup(utf8, (size_t)len + 1);
+	cn[len] = '\0';
+out:
+	OPENSSL_free(utf8);
+	return cn;
+}
+
+int
+tls_handshake_done(struct client *cl, const char **why)
+{
+	const struct listener_conf *lc = cl->listener->conf;
+
+	if (lc == NULL || !lc->use_identity_as_username)
+		return 0;
+	/* require_certificate goes with it: the certificate was verified. */
+	cl->tls_identity = peer_common_name(cl->ssl, why);
+	return cl->tls_identity != NULL ? 0 : -1;
+}
+
+void
+tls_describe(const struct client *cl, char *buf, size_t len)
+{
+	X509 *cert = SSL_get0_peer_certificate(cl->ssl);
+	char cn[128] = "?";
+
+	if (cert != NULL && X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+	    NID_commonName, cn, sizeof(cn)) < 0)
+		snprintf(cn, sizeof(cn), "?");
+	ERR_clear_error();
+	snprintf(buf, len, "%s %s%s%s", SSL_get_version(cl->ssl),
+	    SSL_CIPHER_get_name(SSL_get_current_cipher(cl->ssl)),
+	    cert != NULL ? ", certificate CN=" : "", cert != NULL ? cn : "");
+}
+
+/* Plain text where a TLS record was due: OpenSSL's first look at the
+ * record header found no TLS version, or an HTTP request. */
+static bool
+not_tls(unsigned long e)
+{
+	int r = ERR_GET_REASON(e);
+
+	return ERR_GET_LIB(e) == ERR_LIB_SSL && (r == SSL_R_WRONG_VERSION_NUMBER ||
+	    r == SSL_R_HTTP_REQUEST || r == SSL_R_HTTPS_PROXY_REQUEST);
+}
+
+/* The errors the bufferevent kept (the last one is taken first: the
+ * first one, usually the reason, is what is kept), with the result of
+ * the certificate check when it failed; else the socket's error, or an
+ * end; nothing if the peer went before it sent a byte. */
+void
+tls_error_text(struct client *cl, short what, char *buf, size_t len, bool *plain)
+{
+	unsigned long e, first = 0;
+	long verify;
+	const char *r;
+	int n = 0;
+
+	*plain = false;
+	buf[0] = '\0';
+	while ((e = bufferevent_get_openssl_error(cl->bev)) != 0) {
+		if (ERR_GET_LIB(e) == 0 && !ERR_SYSTEM_ERROR(e))
+			continue;	/* libevent keeps SSL_get_error()'s code too */
+		first = e;
+		*plain |= not_tls(e);
+	}
+	ERR_clear_error();
+	if (first != 0) {
+		r = ERR_SYSTEM_ERROR(first) ? strerror(ERR_GET_REASON(first)) :
+		    ERR_reason_error_string(first);
+		n = snprintf(buf, len, "%s", r != NULL ? r : "unknown OpenSSL error");
+		verify = SSL_get_verify_result(cl->ssl);
+		if (verify != X509_V_OK && n > 0 && (size_t)n < len)
+			snprintf(buf + n, len - (size_t)n, " (%s)",
+			    X509_verify_cert_error_string(verify));
+		return;
+	}
+	if ((what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() != 0)
+		snprintf(buf, len, "%s", strerror(EVUTIL_SOCKET_ERROR()));
+	else if (BIO_number_read(SSL_get_rbio(cl->ssl)) > 0)
+		snprintf(buf, len, "the client closed the connection");
+}
+
+void
+tls_close_notify(struct client *cl)
+{
+	if (cl->ssl == NULL || cl->handshaking || !SSL_is_init_finished(cl->ssl))
+		return;
+	/* Non-blocking: the alert is written if the socket takes it now. */
+	(void)SSL_shutdown(cl->ssl);
+	ERR_clear_error();
+}

@@ -1,0 +1,50 @@
+"""Listener blocks and who gets in: per_listener_settings gives a block its
+own password file, ACL and allow_anonymous; passwords over TLS; a block on
+a non-loopback address makes anonymous clients unwelcome everywhere."""
+
+import pytest
+
+from mqtt_helpers import mosquitto_pub
+from test_auth import connack, refused, write_passwords
+from broker_harness import start_with_listeners
+from test_tls import log_since, pki, tls_lines  # noqa: F401 (fixture)
+
+def test_per_listener_settings_give_each_block_its_own_files(mqtt_factory, tmp_path):
+    pw = write_passwords(tmp_path / "passwd")
+    (tmp_path / "acl").write_text("user alice\ntopic readwrite alice/#\n")
+    b, (locked, open_port) = start_with_listeners(mqtt_factory, [
+        ("mqtt", ["password_file %s" % pw, "acl_file %s" % (tmp_path / "acl")]),
+        ("mqtt", ["allow_anonymous true"])],
+        config={"per_listener_settings": "true"})
+    # The locked block checks passwords and refuses anonymous clients.
+    assert connack(locked, "alice", "secret")[0] == 0
+    refused(locked, 4, user="alice", password="wrong")
+    refused(locked, 5)
+    # Its ACL: alice may write alice/# only.
+    rc, c = connack(locked, "alice", "secret", client_id="acl")
+    assert rc == 0
+    assert c.subscribe([("alice/#", 1), ("other/#", 1)]) == [1, 0x80]
+    # The other block lets anonymous clients in, and knows no ACL.
+    rc, c = connack(open_port, client_id="anon")
+    assert rc == 0
+    assert c.subscribe([("other/#", 1)]) == [1]
+    # The shortcut port keeps the global settings: loopback, anonymous.
+    assert connack(b.mqtt_port, client_id="shortcut")[0] == 0
+
+
+def test_passwords_over_tls(mqtt_factory, pki, tmp_path):
+    pw = write_passwords(tmp_path / "passwd")
+    b, (port,) = start_with_listeners(mqtt_factory, [("mqtt", tls_lines(pki))],
+                                      config={"password_file": pw})
+    ca = ["--cafile", pki.path("ca.crt")]
+    mosquitto_pub(port, "t/ok", "m", args=ca + ["-u", "alice", "-P", "secret"])
+    with pytest.raises(AssertionError):
+        mosquitto_pub(port, "t/no", "m", args=ca + ["-u", "alice", "-P", "wrong"])
+    log_since(b, 0, r"login failed for user alice: wrong password or unknown user")
+
+
+def test_a_block_off_loopback_refuses_anonymous_clients(mqtt_factory):
+    b, (port,) = start_with_listeners(mqtt_factory, [("mqtt", [])], address="0.0.0.0")
+    log_since(b, 0, r"anonymous clients are refused")
+    refused(port, 5)
+    refused(b.mqtt_port, 5)
