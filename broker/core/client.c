@@ -485,15 +485,17 @@ client_new(struct listener *l, int fd, const char *desc)
 	client_arm_idle(cl, b->set.tls_handshake_timeout);
 }
 
-/* The broker stops: what a client is still owed (the packet that says
- * why it is closed) goes out if its socket takes it now, without waiting. */
+/* The broker stops: what a plain client is still owed (the packet that
+ * says why it is closed) goes out if its socket takes it now, without
+ * waiting. */
 static void
 last_write(struct client *cl)
 {
 	struct evbuffer *out = bufferevent_get_output(cl->bev);
 	evutil_socket_t fd = bufferevent_getfd(cl->bev);
 
-	if (cl->gate != 0 || fd < 0 || evbuffer_get_length(out) == 0)
+	/* Bytes written past TLS would break its stream: not on TLS. */
+	if (cl->gate != 0 || cl->ssl != NULL || fd < 0 || evbuffer_get_length(out) == 0)
 		return;
 	/* A socket bufferevent keeps the start of its output frozen: only its
 	 * own write takes from there, and it is about to be freed. */

@@ -9,9 +9,11 @@ import subprocess
 
 import pytest
 
-from broker_harness import HOST
-from mqtt_helpers import PROC_TIMEOUT, MosquittoSub, connected_client, mosquitto_pub, paho
-from mqtt5_helpers import NodeClient, Paho5
+from broker_harness import HOST, start_with_listeners
+from mqtt_helpers import (PROC_TIMEOUT, PUBACK, PUBLISH, MosquittoSub, connected_client,
+                          mosquitto_pub, paho)
+from mqtt5_helpers import NodeClient, Paho5, V5Client, ack5
+from test_tls import pki, tls_lines      # noqa: F401 (pki is a fixture)
 
 pytestmark = pytest.mark.skipif(paho is None, reason="paho-mqtt missing (use /usr/bin/python3)")
 
@@ -46,7 +48,7 @@ def test_mosquitto_pub_v5_properties(mqtt_broker):
     assert 595 <= p.MessageExpiryInterval <= 600
     assert p.PayloadFormatIndicator == 1
     assert msub.wait_messages(1)[0].payload == b"hello v5"
-    assert sub3.expect(3).payload == b"hello v5"
+    assert sub3.expect(PUBLISH).payload == b"hello v5"
 
 
 def test_mosquitto_sub_v5_retained_properties(mqtt_broker):
@@ -95,3 +97,23 @@ def test_mqttjs_v5_request_response(mqtt_factory):
     assert asker.msg_props[0].ContentType == "text/plain"
     assert answer.topic == "resp/asker"
     node.wait_event("end")
+
+
+def test_v5_over_tls(mqtt_factory, pki):
+    """MQTT 5.0 on a TLS listener: a raw level-5 client gets its CONNACK
+    properties and a message with its properties from mosquitto_pub -V 5
+    over TLS, mixed with a plain 3.1.1 publisher."""
+    b, (port,) = start_with_listeners(mqtt_factory, [("mqtt", tls_lines(pki))])
+    c = V5Client(port, name="v5-tls", tls=pki.client_context())
+    ack = c.connect5_ok("v5-tls")
+    assert ack.props["TopicAliasMaximum"] == 10
+    assert c.subscribe5([("tls5/#", 1)]).codes == [1]
+    mosquitto_pub(port, "tls5/a", "secure", qos=1, args=[
+        "--cafile", pki.path("ca.crt"), "-V", "5", "-D", "publish", "content-type", "text/s"])
+    m = c.next5(PUBLISH)
+    assert (m.topic, m.payload, m.props["ContentType"]) == ("tls5/a", b"secure", "text/s")
+    c.send(ack5(PUBACK, m.pid))
+    connected_client(b.mqtt_port, "plain-pub").publish("tls5/b", b"clear", 1)
+    m = c.next5(PUBLISH)
+    assert (m.topic, m.payload, m.props) == ("tls5/b", b"clear", {})
+    c.send(ack5(PUBACK, m.pid))
