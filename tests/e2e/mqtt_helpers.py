@@ -567,7 +567,7 @@ class SilentSubscriber:
             if got is not None:
                 first, body, total = got
                 raw, self.buf = self.buf[:total], self.buf[total:]
-                p = self.packet_class(first >> 4, first & 0x0F, body, raw)
+                p = Packet(first >> 4, first & 0x0F, body, raw)
                 if p.error:
                     raise HarnessError("%s: %s: %r" % (self, p.error, raw[:80]))
                 return p
