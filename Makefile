@@ -62,7 +62,8 @@ FUZZ_EXTRA_mqtt := $(MQTT_CODEC_SRC)
 FUZZ_EXTRA_route := broker/core/topictree.c broker/core/subtree.c
 FUZZ_EXTRA_passwd := broker/auth/passwd.c
 FUZZ_EXTRA_acl  := broker/auth/acl.c
-FUZZ_EXTRA_settings := broker/core/settings.c broker/core/listener_conf.c
+FUZZ_EXTRA_settings := broker/core/settings.c broker/core/listener_conf.c broker/auth/auth.c \
+	broker/auth/passwd.c broker/auth/acl.c
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard common/*.c common/*.h broker/mqtt/*.h) $(CODEC_SRC) \
 		$(wildcard broker/core/topictree.* broker/core/subtree.* broker/auth/*) \
