@@ -5,6 +5,7 @@
  * has something to get there, or asks for a retained message it keeps. */
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -167,6 +168,32 @@ attach_end(struct attachment *a, bool persistent)
 		topic_unsub(c, subkey, true);
 }
 
+/* A clean session's cursor in a topic that is not running: forgotten
+ * at the topic's next start (child_replay), which it does not cause. A
+ * '#' subscriber of 100,000 cold topics that leaves does not start them
+ * all. */
+static bool
+unsub_later(struct child *c, const char *subkey, bool forget)
+{
+	if (!forget || strncmp(subkey, "c/", 2) != 0 ||
+	    (c->state != CH_COLD && c->state != CH_QUEUED && c->state != CH_PARKING))
+		return false;
+	c->cold_unsubs = xreallocarray(c->cold_unsubs, c->ncold_unsubs + 1,
+	    sizeof(*c->cold_unsubs));
+	c->cold_unsubs[c->ncold_unsubs++] = xstrdup(subkey);
+	return true;
+}
+
+void
+child_free_cold_unsubs(struct child *c)
+{
+	for (size_t i = 0; i < c->ncold_unsubs; i++)
+		free(c->cold_unsubs[i]);
+	free(c->cold_unsubs);
+	c->cold_unsubs = NULL;
+	c->ncold_unsubs = 0;
+}
+
 /* Stops a session's delivery from a topic; forget also drops its cursor
  * (MQTT UNSUBSCRIBE, clean sessions), else it stays (JSON-lines UNSUB).
  * A cold topic known not to have its cursor is left alone. */
@@ -180,6 +207,8 @@ topic_unsub(struct child *c, const char *subkey, bool forget)
 
 	if (!child_live(c) && c->nunsent == 0 &&
 	    topic_info_sub(registry_info(c->b, c->topic), subkey) == SUB_ABSENT)
+		return;
+	if (unsub_later(c, subkey, forget))
 		return;
 	wbuf_init(&w);
 	enc_unsub(&w, &r);

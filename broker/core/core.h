@@ -183,6 +183,11 @@ struct child {
 	struct attachment_list attached;	/* by_child */
 	struct ack_list	 acks;		/* subscribers' acks while no topicd ran */
 	unsigned	 nacks;
+	/* Clean sessions that ended while the topic was cold: their cursors
+	 * are forgotten (UNSUB) when it next starts, not by starting it now;
+	 * a new master drops them anyway (the topicd sees a new boot id). */
+	char		**cold_unsubs;
+	size_t		 ncold_unsubs;
 	struct rec_stats stats;
 	struct broker	*b;
 };
@@ -517,6 +522,7 @@ void	 attach_topic(struct client *cl, struct child *c, const struct rec_attach *
 bool	 attach_needs_topicd(struct child *c, const struct rec_attach *a);
 void	 attach_offline(struct child *c, const struct rec_attach *a);
 void	 topic_unsub(struct child *c, const char *subkey, bool forget);
+void	 child_free_cold_unsubs(struct child *c);
 /* A session's attachment ends (its client goes); forget: a clean session,
  * whose cursor goes too. */
 void	 attach_end(struct attachment *a, bool persistent);

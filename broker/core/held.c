@@ -247,6 +247,29 @@ child_free_acks(struct child *c)
 	c->nacks = 0;
 }
 
+/* The clean sessions' cursors left for this start (topic_unsub): held
+ * ahead of everything, so that they go first. */
+static void
+hold_cold_unsubs(struct child *c)
+{
+	struct rec_unsub r = { .flags = UF_FORGET };
+	struct held *h;
+	struct wbuf w;
+
+	wbuf_init(&w);
+	for (size_t i = c->ncold_unsubs; i-- > 0; ) {
+		r.req = broker_req(c->b);
+		r.subkey = c->cold_unsubs[i];
+		wbuf_reset(&w);
+		enc_unsub(&w, &r);
+		h = held_new(IPC_UNSUB, r.req, &w);
+		TAILQ_INSERT_HEAD(&c->held, h, entry);
+		c->nunsent++;
+	}
+	wbuf_free(&w);
+	child_free_cold_unsubs(c);
+}
+
 /* READY: what it must know first, then what waited. */
 void
 child_replay(struct child *c)
@@ -256,6 +279,7 @@ child_replay(struct child *c)
 	unsigned n = c->nunsent;
 
 	send_acks(c);		/* before the attachments: nothing acked goes again */
+	hold_cold_unsubs(c);
 	/* An UNSUB still held came before the attachments that exist now
 	 * (a later UNSUB would have removed them): it goes first. */
 	TAILQ_FOREACH_SAFE(h, &c->held, entry, next)

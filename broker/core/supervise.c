@@ -387,6 +387,7 @@ children_free_all(struct broker *b)
 			ipc_chan_free(c->chan);
 		event_free(c->timer);
 		child_free_acks(c);
+		child_free_cold_unsubs(c);
 		free(c->final_idle);
 		free(c->topic);
 		free(c);

@@ -228,6 +228,53 @@ test_idle_then_cold(void **state)
 	assert_int_equal(topic_info_sub(ti, "m/other"), SUB_ABSENT);
 }
 
+/* A clean session that ends while a topic it was attached to is cold
+ * does not start it: its cursor is forgotten (UNSUB) first thing at the
+ * topic's next start, before what started it. */
+static void
+test_clean_end_waits_for_a_start(void **state)
+{
+	static const struct idle_sub subs[] = { { "c/1/s", false } };
+	static const struct idle_summary said = { .subs = subs, .nsubs = 1 };
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "c/1/s", false, false);
+	struct child *c = cold_topic(fx, "k", NULL);
+	struct client *pub = fx_client(fx);
+	struct attachment *a;
+	struct fake_td *td;
+	struct rec_unsub u;
+	const struct ipc_msg *m;
+	uint64_t r;
+
+	r = fx_publish(pub, c, 1, "first");	/* starts it; the session attaches */
+	td = fx_ready(fx, "k");
+	a = subscribe(s, c, 0);
+	(void)td_expect_attach(td, "c/1/s");	/* attachments go first */
+	assert_int_equal(td_expect_publish(td, "first"), r);
+	td_done(td, r, ST_OK, 1);
+	td_done(td, a->req, ST_OK, 1);
+	td_sync(td);
+	td_stop_idle(td);
+	td_goes_cold(td, &said);
+	assert_int_equal(c->state, CH_COLD);
+
+	attach_end(a, false);			/* as MQTT ends a clean session */
+	assert_true(TAILQ_EMPTY(&c->held));
+	assert_int_equal(c->ncold_unsubs, 1);
+	assert_int_equal(c->state, CH_COLD);
+	assert_int_equal(fx->b.nlive, 0);
+	assert_int_equal(fx_count_tds(fx, "k"), 1);	/* the first one only */
+
+	r = fx_publish(pub, c, 2, "second");	/* the next start */
+	td = fx_ready(fx, "k");
+	m = td_expect(td, IPC_UNSUB);
+	assert_int_equal(dec_unsub(m->body, m->len, &u), 0);
+	assert_string_equal(u.subkey, "c/1/s");
+	assert_true(u.flags & UF_FORGET);
+	assert_int_equal(td_expect_publish(td, "second"), r);
+	assert_int_equal(c->ncold_unsubs, 0);
+}
+
 /* max_topicds 2: a third topic that needs a topicd waits (queued) while
  * the one quiet longest is stopped, and starts once it has exited, never
  * as a third process; the other quiet one keeps running. */
@@ -528,6 +575,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reload_while_stopping, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_summary_reloaded, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_clean_end_waits_for_a_start, fx_setup,
+		    fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
