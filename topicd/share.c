@@ -129,7 +129,8 @@ share_attach(struct sub *g, int fd, const struct rec_attach *r)
 	if (m == NULL) {
 		log_warnx("topic %s: %s has too many members; %s refused", td->topic, g->share,
 		    r->member);
-		close(fd);
+		if (close(fd) == -1)
+			log_warn("topic %s: %s: close", td->topic, r->member);
 		return;
 	}
 	deliver_take_socket(m, fd, r);
