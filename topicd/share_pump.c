@@ -31,7 +31,10 @@ member_loads(const struct sub *g)
 	return load;
 }
 
-/* The next member in turn that can take a message now, or NULL. */
+/* The next member in turn that can take a message now, or NULL.  A
+ * session that also subscribed to the topic by itself gets its messages
+ * that way, not from the group: one session cannot tell two deliveries of
+ * one message apart in its acknowledgements. */
 static struct sub *
 pick(struct sub *g, const uint32_t *load)
 {
@@ -39,7 +42,7 @@ pick(struct sub *g, const uint32_t *load)
 		uint16_t i = (uint16_t)((g->rr + k) % g->nslots);
 		struct sub *m = g->members[i];
 
-		if (member_ready(m) && load[i] < m->window) {
+		if (member_ready(m) && load[i] < m->window && sub_find(g->td, m->key) == NULL) {
 			g->rr = (uint16_t)((i + 1) % g->nslots);
 			return m;
 		}

@@ -233,6 +233,28 @@ test_last_member_leaves(void **state)
 	close(b);
 }
 
+/* A session subscribed by itself and in the group gets the messages by
+ * its own subscription; the group's go to the other member. */
+static void
+test_own_subscriber_not_picked(void **state)
+{
+	struct fx *f = *state;
+	int own = attach(f, "m/a", MODE_MQTT, 1, 10, 0, 1);
+	int am = attach_member(f, "m/a", 1, 10, 2), bm = attach_member(f, "m/b", 1, 10, 3);
+
+	publish_s(f, 4, 1, "x");
+	publish_s(f, 5, 1, "y");
+	batch(f);
+	expect_deliver(own, 1, 1, 0, "x");
+	expect_deliver(own, 2, 1, 0, "y");
+	assert_int_equal(got_deliver(bm, 0), 1);
+	assert_int_equal(got_deliver(bm, 0), 2);
+	expect_nothing(am);
+	close(own);
+	close(am);
+	close(bm);
+}
+
 /* A JSON-lines member that does not answer gets the message again after
  * retry_interval (DUP), as a JSON-lines subscriber does. */
 static void
@@ -314,6 +336,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_group_keeps_messages_without_members, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_last_member_leaves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_subscriber_not_picked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_member_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_record_reopens, setup, teardown),
 	};
