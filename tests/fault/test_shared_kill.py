@@ -138,7 +138,7 @@ def test_group_members_killed_mid_stream(mqtt_factory, rng):
 
 
 def test_group_across_topicd_sigkills(mqtt_factory, rng):
-    n = 240
+    n = 1200                            # ahead of the four kills, whatever their pace
     b = mqtt_factory(FAULT_CONFIG)
     members = [member(b, "fk-t%d" % i) for i in range(2)]
     s = MqttStreamer(b, "fk-pub-t", n)
