@@ -129,7 +129,8 @@ share_attach(struct sub *g, int fd, const struct rec_attach *r)
 	if (m == NULL) {
 		log_warnx("topic %s: %s has too many members; %s refused", td->topic, g->share,
 		    r->member);
-		close(fd);
+		if (close(fd) == -1)
+			log_warn("topic %s: %s: close", td->topic, r->member);
 		return;
 	}
 	deliver_take_socket(m, fd, r);
@@ -241,7 +242,11 @@ share_leave(struct sub *g, const char *key, bool forget)
 		for (uint32_t i = 0; i < g->nfl; i++) {
 			struct flight *f = &g->fl[i];
 
-			if (f->mi == m->slot) {
+			if (f->mi == m->slot && f->unsent) {
+				f->mi = 0;	/* never sent to it: the others' */
+				f->unsent = false;
+				f->resend = true;
+			} else if (f->mi == m->slot) {
 				sub_set_state(g, f, FL_DONE);
 				f->mi = 0;
 			}

@@ -3,7 +3,13 @@
  * marked for resending first (to their member for a PUBREL, to anyone
  * for a message whose member went away), then new messages.  A member
  * whose socket is full is passed over until it drains; the others go on.
- * JSON-lines members get timed retrial as a JSON-lines subscriber does. */
+ * JSON-lines members get timed retrial as a JSON-lines subscriber does.
+ *
+ * A message that goes to an MQTT member at QoS 2 is that member's for good
+ * (share.c), so whose it is must be on disk before it is sent: were the
+ * topicd killed after the send, its successor would otherwise give it to
+ * another member too.  Such entries are given out, made durable with one
+ * sync for all of them, and then sent. */
 #include <stdlib.h>
 
 #include <event2/event.h>
@@ -31,7 +37,10 @@ member_loads(const struct sub *g)
 	return load;
 }
 
-/* The next member in turn that can take a message now, or NULL. */
+/* The next member in turn that can take a message now, or NULL.  A
+ * session that also subscribed to the topic by itself gets its messages
+ * that way, not from the group: one session cannot tell two deliveries of
+ * one message apart in its acknowledgements. */
 static struct sub *
 pick(struct sub *g, const uint32_t *load)
 {
@@ -39,12 +48,26 @@ pick(struct sub *g, const uint32_t *load)
 		uint16_t i = (uint16_t)((g->rr + k) % g->nslots);
 		struct sub *m = g->members[i];
 
-		if (member_ready(m) && load[i] < m->window) {
+		if (member_ready(m) && load[i] < m->window && sub_find(g->td, m->key) == NULL) {
 			g->rr = (uint16_t)((i + 1) % g->nslots);
 			return m;
 		}
 	}
 	return NULL;
+}
+
+/* Would message seq go to member m at QoS 2, to be its own? */
+static bool
+goes_bound(struct sub *g, const struct sub *m, uint64_t seq)
+{
+	struct msg msg;
+	bool bound;
+
+	if (m->mode != MODE_MQTT || m->qos < 2 || !log_get(g->td, seq, &msg))
+		return false;
+	bound = msg.qos == 2 && !msg_expired(&msg, wall_ms());
+	msg_release(&msg);
+	return bound;
 }
 
 /* Sends entry f (message seq) to a member: its own for a PUBREL, or the
@@ -70,9 +93,21 @@ send_entry(struct sub *g, struct flight *f, uint64_t seq, uint32_t *load, int64_
 		return false;		/* it waits for its member */
 	if (!member_ready(m) && (m = pick(g, load)) == NULL)
 		return false;
-	rc = deliver_send_msg(m, seq, DF_DUP, &qos);
+	if (f->mi != m->slot && goes_bound(g, m, seq)) {
+		/* Its new member's own: sent once that is durable. */
+		if (f->mi != 0 && f->mi <= g->nslots)
+			load[f->mi - 1]--;
+		load[m->slot - 1]++;
+		f->mi = m->slot;
+		f->qos = 2;
+		f->unsent = f->resend = true;
+		sub_dirty(g);
+		return true;
+	}
+	rc = deliver_send_msg(m, seq, f->unsent ? 0 : DF_DUP, &qos);
 	if (rc != SEND_OK)
 		return rc == SEND_GONE;		/* its entries went back to the others */
+	f->unsent = false;
 	if (f->mi != m->slot) {
 		if (f->mi != 0 && f->mi <= g->nslots)
 			load[f->mi - 1]--;
@@ -86,33 +121,52 @@ send_entry(struct sub *g, struct flight *f, uint64_t seq, uint32_t *load, int64_
 	return true;
 }
 
-static void
-resend(struct sub *g, uint32_t *load)
+/* The entries marked for sending; durable: also those given out whose
+ * owner is now on disk.  True if any of those is left. */
+static bool
+resend(struct sub *g, uint32_t *load, bool durable)
 {
 	int64_t now = mono_ms();
+	bool unsent = false;
 
 	for (uint32_t i = 0; i < g->nfl; i++) {
 		struct flight *f = &g->fl[i];
 
-		if (f->resend && f->state != FL_DONE)
+		if (f->unsent && !durable)
+			unsent = true;
+		else if (f->resend && f->state != FL_DONE)
 			(void)send_entry(g, f, g->cursor + i, load, now);
 	}
 	g->restored = false;
 	sub_advance(g);
+	return unsent;
 }
 
-static void
+/* New messages to the members in turn; true when some were given out to
+ * be sent once that is durable. */
+static bool
 send_new(struct sub *g, uint32_t *load)
 {
 	struct topicd *td = g->td;
 	int64_t now = mono_ms();
 	struct flight *f;
 	struct sub *m;
+	bool deferred = false;
 	uint8_t qos;
 	int rc;
 
 	while (g->cursor + g->nfl < td->next_seq && g->nfl < deliver_span_max(g) &&
 	    (m = pick(g, load)) != NULL) {
+		if (goes_bound(g, m, g->cursor + g->nfl)) {
+			f = sub_push(g, FL_SENT);
+			f->mi = m->slot;
+			f->qos = 2;
+			f->unsent = f->resend = true;
+			load[m->slot - 1]++;
+			sub_dirty(g);
+			deferred = true;
+			continue;
+		}
 		rc = deliver_send_msg(m, g->cursor + g->nfl, 0, &qos);
 		if (rc != SEND_OK)
 			continue;	/* that member is full or gone: the next one */
@@ -124,6 +178,7 @@ send_new(struct sub *g, uint32_t *load)
 		if (qos == 0)
 			sub_advance(g);
 	}
+	return deferred;
 }
 
 static void
@@ -138,6 +193,7 @@ void
 share_pump(struct sub *g)
 {
 	uint32_t *load;
+	bool unsent;
 
 	flush_members(g);
 	if (g->parked || g->dlq_req != 0 || !sub_online(g))
@@ -153,8 +209,9 @@ share_pump(struct sub *g)
 			return;
 	}
 	load = member_loads(g);
-	resend(g, load);
-	send_new(g, load);
+	unsent = resend(g, load, false);
+	if ((send_new(g, load) || unsent) && dispatch_sync(g->td, true) == 0)
+		(void)resend(g, load, true);	/* what was given out, now durable */
 	free(load);
 	flush_members(g);
 	share_retry_arm(g);

@@ -70,6 +70,8 @@ struct flight {
 					 * (stored), 0 for none */
 	uint8_t		 qos;		/* a group's: the QoS it went out with, 0 when
 					 * not known (sent by an earlier process) */
+	bool		 unsent;	/* a group's: given to its member, to be sent
+					 * once that is durable (not DUP) */
 };
 
 struct sub {

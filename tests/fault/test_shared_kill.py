@@ -5,19 +5,23 @@ dies.  Checked message by message across the members: every message the
 publisher was told is stored reaches the group, QoS 1 at least once and
 QoS 2 exactly once (counted as an MQTT receiver does: mqtt_helpers.Receiver).
 
-A member "killed" drops its connection with a RST and sends nothing more,
-as a client process under SIGKILL does; it comes back with its persistent
-session, and its receiver state lives on in the test, as a client's
-persistent store would.  The random choices come from FAULT_SEED
-(printed; set it to replay)."""
+Members are processes of their own (share_member.py, with their state in
+a journal they sync before each acknowledgement), stopped and SIGKILLed
+and started again; in the other tests they are threads of the test that
+drop their connection with a RST.  The random choices come from
+FAULT_SEED (printed; set it to replay)."""
 
 import os
 import random
+import select
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
-from broker_harness import HarnessError, wait_for
+from broker_harness import HarnessError, kill_pid, wait_for
 from mqtt_helpers import Receiver, delivery_problems
 from test_mqtt_kill import FAULT_CONFIG, Q1, Q2, MqttStreamer
 
@@ -134,7 +138,7 @@ def test_group_members_killed_mid_stream(mqtt_factory, rng):
 
 
 def test_group_across_topicd_sigkills(mqtt_factory, rng):
-    n = 240
+    n = 1200                            # ahead of the four kills, whatever their pace
     b = mqtt_factory(FAULT_CONFIG)
     members = [member(b, "fk-t%d" % i) for i in range(2)]
     s = MqttStreamer(b, "fk-pub-t", n)
@@ -168,3 +172,93 @@ def test_group_across_master_sigkills(mqtt_factory, rng):
     s.finish()
     assert s.completed == n
     drain_and_verify(members, s, "master SIGKILLed mid-stream")
+
+
+MEMBER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "share_member.py")
+
+
+class MemberProcess:
+    """A share_member.py process and its journal (which outlives it)."""
+
+    def __init__(self, b, client_id, journal):
+        self.b, self.client_id, self.journal = b, client_id, journal
+        self.proc = None
+
+    def start(self, timeout=30.0):
+        args = [sys.executable, MEMBER, str(self.b.mqtt_port), self.client_id,
+                str(self.journal)] + ["%s:%d" % f for f in FILTERS]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=open(str(self.journal) + ".err", "a"))
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else b""
+        assert line == b"ready\n", "%s did not start: %r (%s)" % (
+            self.client_id, line, open(str(self.journal) + ".err").read()[-500:])
+
+    def kill(self):
+        kill_pid(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc.stdout.close()
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()
+
+    def state(self):
+        """Arrivals (topic, payload) in order, and the packet ids waiting
+        for their PUBREL."""
+        arrivals, waiting = [], set()
+        with open(str(self.journal)) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 5 and parts[0] == "A":
+                    arrivals.append((parts[1], bytes.fromhex(parts[4])))
+                    if parts[2] == "2":
+                        waiting.add(int(parts[3]))
+                elif len(parts) == 2 and parts[0] == "R":
+                    waiting.discard(int(parts[1]))
+        return arrivals, waiting
+
+
+def test_group_member_processes_sigkilled(mqtt_factory, rng, tmp_path):
+    n = 2000
+    b = mqtt_factory(FAULT_CONFIG)
+    members = [MemberProcess(b, "fk-p%d" % i, tmp_path / ("member-%d.journal" % i))
+               for i in range(3)]
+    try:
+        for m in members:
+            m.start()
+        s = MqttStreamer(b, "fk-pub-p", n)
+        s.start()
+        for at in sorted(rng.sample(range(20, n // 4), 4)):
+            wait_progress(s, at)
+            victim = rng.choice(members)
+            os.kill(victim.proc.pid, signal.SIGSTOP)    # hung: messages pile up
+            wait_progress(s, s.progress() + rng.randint(10, 40))
+            victim.kill()
+            wait_progress(s, s.progress() + rng.randint(5, 30))
+            victim.start()
+        s.finish()
+        assert s.completed == n
+
+        def arrived():
+            got = set()
+            for m in members:
+                got |= {p for _, p in m.state()[0]}
+            return s.acked <= got and not any(m.state()[1] for m in members)
+        wait_for(arrived, DRAIN_TIMEOUT, "every acknowledged message at a member, and no "
+                 "QoS 2 exchange open")
+    finally:
+        for m in members:
+            m.stop()
+    problems, repeats = [], {}
+    for topic, once in ((Q1, False), (Q2, True)):
+        index = {p: i for i, p in enumerate(s.published[topic])}
+        got = sorted((p for m in members for t, p in m.state()[0] if t == topic),
+                     key=lambda p: index.get(p, -1))
+        repeats[topic] = len(got) - len(set(got))
+        problems += ["%s: %s" % (topic, p) for p in
+                     delivery_problems(s.published[topic], s.acked, got, exactly_once=once)]
+    counts = {m.client_id: len(m.state()[0]) for m in members}
+    print("member processes SIGKILLed: arrivals by member %s, repeats %s" % (counts, repeats))
+    assert not problems, "\n".join(problems)
+    assert all(c < len(s.acked) for c in counts.values()), counts

@@ -3,8 +3,18 @@
  * others when it goes, a PUBREL kept for its own member, a group without
  * members online that keeps its messages, and the group's record. */
 #include "topicd_fixture.h"
+#include "kvstore.h"
 
 #define GROUP SHARE_KEY_PREFIX "grp/t/x"
+
+static uint64_t
+kv_commits_of(struct topicd *td)
+{
+	struct kv_stats ks;
+
+	kv_get_stats(td->kv, &ks);
+	return ks.commits;
+}
 
 static int
 attach_member(struct fx *f, const char *member, uint8_t qos, uint16_t window, uint64_t req)
@@ -183,6 +193,28 @@ test_qos2_message_waits_for_its_member(void **state)
 	close(b);
 }
 
+/* Whose a QoS 2 message is (for good) is on disk before it is sent: a
+ * topicd killed after the send would give it to another member too. */
+static void
+test_qos2_owner_durable_before_send(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 2, 4, 1);
+	uint64_t commits;
+
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	commits = kv_commits_of(&f->td);
+	publish_s(f, 2, 2, "q2");
+	batch(f);
+	assert_int_equal(got_deliver(a, 0), 1);
+	/* The publish's commit, then the one for the group's entry. */
+	assert_true(kv_commits_of(&f->td) >= commits + 2);
+	assert_int_equal(kv_pending(f->td.kv), 0);
+	assert_int_equal(sub_find(&f->td, GROUP)->fl[0].mi, 1);
+	close(a);
+}
+
 /* No member online: the group keeps its messages for the next one. */
 static void
 test_group_keeps_messages_without_members(void **state)
@@ -231,6 +263,28 @@ test_last_member_leaves(void **state)
 	assert_null(sub_find(&f->td, GROUP));
 	close(a);
 	close(b);
+}
+
+/* A session subscribed by itself and in the group gets the messages by
+ * its own subscription; the group's go to the other member. */
+static void
+test_own_subscriber_not_picked(void **state)
+{
+	struct fx *f = *state;
+	int own = attach(f, "m/a", MODE_MQTT, 1, 10, 0, 1);
+	int am = attach_member(f, "m/a", 1, 10, 2), bm = attach_member(f, "m/b", 1, 10, 3);
+
+	publish_s(f, 4, 1, "x");
+	publish_s(f, 5, 1, "y");
+	batch(f);
+	expect_deliver(own, 1, 1, 0, "x");
+	expect_deliver(own, 2, 1, 0, "y");
+	assert_int_equal(got_deliver(bm, 0), 1);
+	assert_int_equal(got_deliver(bm, 0), 2);
+	expect_nothing(am);
+	close(own);
+	close(am);
+	close(bm);
 }
 
 /* A JSON-lines member that does not answer gets the message again after
@@ -311,9 +365,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pubrel_stays_with_its_member, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_qos2_message_waits_for_its_member, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_qos2_owner_durable_before_send, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_group_keeps_messages_without_members, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_last_member_leaves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_subscriber_not_picked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_member_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_record_reopens, setup, teardown),
 	};
