@@ -77,6 +77,17 @@ def test_connack_settings(mqtt_factory):
     assert "ServerKeepAlive" not in ack.props
 
 
+def test_connack_after_reload(mqtt_broker):
+    """The MQTT 5.0 keys are reloadable: a SIGHUP changes what the next
+    CONNACK says."""
+    b = mqtt_broker
+    b.reload({"max_topic_alias": "3", "max_keepalive": "20", "max_packet_size": "4096"})
+    _, ack = v5(b, "after-hup", keepalive=30)
+    assert ack.props["TopicAliasMaximum"] == 3
+    assert ack.props["ServerKeepAlive"] == 20
+    assert ack.props["MaximumPacketSize"] == 4096
+
+
 def test_paho5_round_trip_mixed(mqtt_broker):
     """paho in MQTTv5 mode publishes at QoS 0, 1, 2 to a paho 3.1.1
     subscriber, a v5 subscriber and a JSON-lines consumer on the same
