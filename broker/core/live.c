@@ -7,11 +7,15 @@
  * At most max_topicds run at once.  A topic that needs one waits in a
  * queue for room; room is made by stopping (STOP) the topicd that has
  * been quiet longest, else the least recently used one that ran for a
- * time slice: busy topics then take turns, like processes on a CPU.  The
- * slice grows with the number running, so that turning them over never
- * costs more than a fraction of a core in starting processes, however
- * many wait: a topicd whose messages wait for a subscriber's window is
- * busy, and stopping it early only starts another that waits the same.  A topicd quiet for topicd_idle_timeout is stopped too.  Stopping
+ * time slice since it was ready: busy topics then take turns, like
+ * processes on a CPU.  The slice grows with the number running, so that
+ * turning them over never costs more than a fraction of a core in
+ * starting processes, however many wait.  It is ten times as long when
+ * the topic next in the queue only has messages to deliver (no request
+ * waits for it): a topicd whose messages wait for a subscriber's window
+ * is busy, and stopping it early would only start another that waits for
+ * the same window; the long slice still lets other subscribers' topics
+ * in past a subscriber that does not read.  A topicd quiet for topicd_idle_timeout is stopped too.  Stopping
  * loses nothing: the topicd applies and answers what it was sent before
  * STOP, says a last IDLE and exits; what came for the topic meanwhile
  * waits, and a topic stopped with work left queues to start again. */
@@ -26,7 +30,8 @@
 #include "xmalloc.h"
 
 #define LIVE_MIN_MS	1000	/* a busy topicd runs at least this long ... */
-#define LIVE_PER_TOPICD_MS 10	/* ... plus this for each one running */
+#define LIVE_PER_TOPICD_MS 10	/* ... plus this for each one running ... */
+#define LIVE_DELIVERY_ONLY 10	/* ... times this for a topic that only delivers */
 
 static int
 child_pid_cmp(struct child *a, struct child *b)
@@ -229,12 +234,14 @@ victim(struct broker *b)
 {
 	int64_t now = mono_ms();
 	int64_t slice = LIVE_MIN_MS + (int64_t)b->nlive * LIVE_PER_TOPICD_MS;
-	struct child *c;
+	struct child *next = TAILQ_FIRST(&b->queue), *c;
 
 	if ((c = TAILQ_FIRST(&b->quiet)) != NULL)
 		return c;
+	if (next != NULL && next->nunsent == 0)
+		slice *= LIVE_DELIVERY_ONLY;
 	TAILQ_FOREACH(c, &b->lru, live)
-		if (!c->probing && now - c->started_at >= slice)
+		if (!c->probing && now - c->ready_at >= slice)
 			return c;
 	return NULL;
 }

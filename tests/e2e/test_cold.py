@@ -182,3 +182,32 @@ def test_topics_running_when_the_master_is_killed_start_for_their_subscribers(mq
     assert r.reconnect().session_present
     r.wait_payload(b"stored", timeout=20)
     assert r.payloads("kl/t") == [b"stored"]
+
+
+def test_a_wildcard_subscriber_of_many_cold_topics_does_not_make_them_churn(mqtt_factory):
+    """More cold topics with a retained message than may run, and more
+    running than the subscriber's window: the topicds waiting for the
+    window are busy, not quiet.  They take turns in slices long enough for
+    a subscriber that reads to make progress: few are stopped busy and
+    started again while the subscriber works through the topics."""
+    topics = 300
+    b = mqtt_factory({"max_topicds": 100, "topicd_idle_timeout": 1,
+                      "max_inflight_messages": 20, "log_type": "information"})
+    pub = publisher(b)
+    for i in range(topics):
+        pub.publish("churn/%d" % i, b"state %d" % i, qos=1, retain=True)
+    wait_cold(b, "churn/", timeout=30)
+    c = RawClient(b.mqtt_port, name="churn-sub")
+    c.connect_ok("churn-sub")
+    assert c.subscribe([("churn/#", 1)]) == [1]
+    got = {}
+    while len(got) < topics:
+        p = c.expect(PUBLISH, timeout=30)
+        assert p.retain and (p.dup or p.topic not in got), p  # QoS 1: again only as DUP
+        got[p.topic] = p.payload
+        time.sleep(0.005)                       # a subscriber that takes its time
+        c.send(ack_packet(PUBACK, p.pid))
+    assert got == {"churn/%d" % i: b"state %d" % i for i in range(topics)}
+    starts = sum(started(b, "churn/%d" % i) for i in range(topics))
+    # One start to publish, one to deliver; a few taken turns beyond that.
+    assert starts <= 2.5 * topics, "%d topicd starts for %d topics" % (starts, topics)
