@@ -58,14 +58,14 @@ FUZZ_SMOKE_RUNS := 3000
 FUZZ_EXTRA_conf :=
 FUZZ_EXTRA_ipc  :=
 FUZZ_EXTRA_json := broker/json/codec.c broker/json/login_line.c
-FUZZ_EXTRA_mqtt := broker/mqtt/codec.c broker/mqtt/decode.c
+FUZZ_EXTRA_mqtt := $(MQTT_CODEC_SRC)
 FUZZ_EXTRA_route := broker/core/topictree.c broker/core/subtree.c
 FUZZ_EXTRA_passwd := broker/auth/passwd.c
 FUZZ_EXTRA_acl  := broker/auth/acl.c
 FUZZ_EXTRA_settings := broker/core/settings.c broker/core/listener_conf.c broker/auth/auth.c \
 	broker/auth/passwd.c broker/auth/acl.c
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard common/*.c common/*.h) $(CODEC_SRC) \
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard common/*.c common/*.h broker/mqtt/*.h) $(CODEC_SRC) \
 		$(wildcard broker/core/topictree.* broker/core/subtree.* broker/auth/*) \
 		$(wildcard broker/core/settings.* broker/core/listener_conf.c)
 	@mkdir -p $(@D)
@@ -164,17 +164,17 @@ uninstall:
 # writes build/bench/results.json) and the JSON-lines publisher benchmark
 # (run-json-bench); each starts its own brokers on free ports.  Both run
 # even if the first fails.
-MQTT_BENCH_COMMON := broker/mqtt/codec.c broker/mqtt/decode.c \
+MQTT_BENCH_COMMON := $(MQTT_CODEC_SRC) \
 	common/marshal.c common/topic.c common/xmalloc.c common/log.c common/fdio.c
 MQTT_BENCH_CC = $(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Icommon -Ibroker \
 	-o $@ $< $(MQTT_BENCH_COMMON) $$(pkg-config --cflags --libs libevent_core)
 build/bench/mqtt_load: tests/bench/mqtt_load.c $(MQTT_BENCH_COMMON) \
-		$(wildcard broker/mqtt/mqtt_codec.h common/*.h)
+		$(wildcard broker/mqtt/mqtt_codec.h broker/mqtt/mqtt_props.h broker/mqtt/wire.h common/*.h)
 	@mkdir -p build/bench
 	@echo "  CC      $@"
 	@$(MQTT_BENCH_CC)
 build/bench/mqtt_retained: tests/bench/mqtt_retained.c $(MQTT_BENCH_COMMON) \
-		$(wildcard broker/mqtt/mqtt_codec.h common/*.h)
+		$(wildcard broker/mqtt/mqtt_codec.h broker/mqtt/mqtt_props.h broker/mqtt/wire.h common/*.h)
 	@mkdir -p build/bench
 	@echo "  CC      $@"
 	@$(MQTT_BENCH_CC)

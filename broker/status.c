@@ -47,7 +47,7 @@ status_log(struct broker *b)
 			continue;
 		log_notice("status: topic %s pid %ld %s%s%s uptime %llds restarts %llu poisoned %llu "
 		    "subs %u online %u messages %llu bytes %llu disk %llu seq %llu lag %llu "
-		    "oldest_unacked %llums held %u", c->topic, (long)c->pid, state_name(c->state),
+		    "oldest_unacked %llums held %u expired %llu", c->topic, (long)c->pid, state_name(c->state),
 		    c->full ? " full" : "", c->probing ? " probing" : "",
 		    c->ready_at && c->state == CH_READY ? (long long)(now - c->ready_at) / 1000 : 0LL,
 		    (unsigned long long)c->restarts, (unsigned long long)c->poisoned,
@@ -56,6 +56,7 @@ status_log(struct broker *b)
 		    (unsigned long long)s->disk_bytes,
 		    (unsigned long long)(s->next_seq > 0 ? s->next_seq - 1 : 0),
 		    (unsigned long long)s->lag,
-		    (unsigned long long)s->oldest_unacked_ms, c->nheld_pub);
+		    (unsigned long long)s->oldest_unacked_ms, c->nheld_pub,
+		    (unsigned long long)s->expired);
 	}
 }

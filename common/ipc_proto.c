@@ -10,6 +10,45 @@
 	rbuf_init(&rb, (body), (len))
 #define DEC_END() return get_end(&rb)
 
+static bool
+str_set(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+static const char *
+str_or_empty(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+/* A message's MQTT 5 side, after the payload when the EXT flag says so. */
+static bool
+msg_has_ext(size_t props_len, uint64_t expiry_ms, const char *origin)
+{
+	return props_len > 0 || expiry_ms != 0 || str_set(origin);
+}
+
+static void
+put_msg_ext(struct wbuf *w, const uint8_t *props, size_t props_len, uint64_t expiry_ms,
+    const char *origin)
+{
+	put_bytes(w, props, props_len);
+	put_u64(w, expiry_ms);
+	put_str(w, str_or_empty(origin));
+}
+
+static void
+get_msg_ext(struct rbuf *rb, const uint8_t **props, size_t *props_len, uint64_t *expiry_ms,
+    const char **origin)
+{
+	get_bytes(rb, props, props_len);
+	get_u64(rb, expiry_ms);
+	get_str(rb, origin);
+	if (*props_len == 0)
+		*props = NULL;
+}
+
 void
 enc_config(struct wbuf *w, const struct rec_config *r)
 {
@@ -49,19 +88,24 @@ dec_config(const void *body, size_t len, struct rec_config *r)
 void
 enc_publish(struct wbuf *w, const struct rec_publish *r)
 {
+	bool ext = msg_has_ext(r->props_len, r->expiry_ms, r->origin);
+
 	put_u64(w, r->req);
 	put_str(w, r->owner);
 	put_u32(w, r->pubid);
 	put_u8(w, r->qos);
-	put_u8(w, r->flags);
+	put_u8(w, (uint8_t)((r->flags & ~PF_EXT) | (ext ? PF_EXT : 0)));
 	put_u64(w, r->time_ms);
 	put_bytes(w, r->payload, r->payload_len);
+	if (ext)
+		put_msg_ext(w, r->props, r->props_len, r->expiry_ms, r->origin);
 }
 
 int
 dec_publish(const void *body, size_t len, struct rec_publish *r)
 {
 	DEC_BEGIN(body, len);
+	r->origin = "";
 	get_u64(&rb, &r->req);
 	get_str(&rb, &r->owner);
 	get_u32(&rb, &r->pubid);
@@ -69,6 +113,12 @@ dec_publish(const void *body, size_t len, struct rec_publish *r)
 	get_u8(&rb, &r->flags);
 	get_u64(&rb, &r->time_ms);
 	get_bytes(&rb, &r->payload, &r->payload_len);
+	if (r->flags & PF_EXT) {
+		get_msg_ext(&rb, &r->props, &r->props_len, &r->expiry_ms, &r->origin);
+		if (!msg_has_ext(r->props_len, r->expiry_ms, r->origin))
+			return -1;	/* one wire form for each record */
+	}
+	r->flags &= (uint8_t)~PF_EXT;
 	if (r->qos > 2 || (r->flags & ~(PF_RETAIN | PF_JSON | PF_STAGE)) ||
 	    (r->qos == 0 && r->req != 0) || (r->qos > 0 && r->req == 0))
 		return -1;
@@ -112,59 +162,90 @@ dec_release_owner(const void *body, size_t len, struct rec_release_owner *r)
 void
 enc_attach(struct wbuf *w, const struct rec_attach *r)
 {
+	bool member = str_set(r->member);
+
 	put_u64(w, r->req);
 	put_str(w, r->subkey);
 	put_u8(w, r->mode);
 	put_u8(w, r->qos);
-	put_u8(w, r->flags);
+	put_u8(w, (uint8_t)((r->flags & ~AF_MEMBER) | (member ? AF_MEMBER : 0)));
 	put_u16(w, r->window);
+	if (member)
+		put_str(w, r->member);
 }
 
 int
 dec_attach(const void *body, size_t len, struct rec_attach *r)
 {
 	DEC_BEGIN(body, len);
+	r->member = "";
 	get_u64(&rb, &r->req);
 	get_str(&rb, &r->subkey);
 	get_u8(&rb, &r->mode);
 	get_u8(&rb, &r->qos);
 	get_u8(&rb, &r->flags);
 	get_u16(&rb, &r->window);
+	if (r->flags & AF_MEMBER) {
+		get_str(&rb, &r->member);
+		if (rb.err || r->member[0] == '\0')
+			return -1;
+	}
+	r->flags &= (uint8_t)~AF_MEMBER;
 	if ((r->mode != MODE_JSON && r->mode != MODE_MQTT) || r->qos > 2 ||
 	    r->window == 0 || (r->flags & ~(AF_RETAINED | AF_NEW_ONLY)) || r->subkey[0] == '\0')
 		return -1;
 	DEC_END();
 }
 
+/* DETACH: the member, if any, is the rest of the body. */
 void
 enc_detach(struct wbuf *w, const struct rec_detach *r)
 {
 	put_str(w, r->subkey);
+	if (str_set(r->member))
+		put_str(w, r->member);
 }
 
 int
 dec_detach(const void *body, size_t len, struct rec_detach *r)
 {
 	DEC_BEGIN(body, len);
+	r->member = "";
 	get_str(&rb, &r->subkey);
+	if (!rb.err && rb.left > 0) {
+		get_str(&rb, &r->member);
+		if (rb.err || r->member[0] == '\0')
+			return -1;
+	}
 	DEC_END();
 }
 
 void
 enc_unsub(struct wbuf *w, const struct rec_unsub *r)
 {
+	bool member = str_set(r->member);
+
 	put_u64(w, r->req);
 	put_str(w, r->subkey);
-	put_u8(w, r->flags);
+	put_u8(w, (uint8_t)((r->flags & ~UF_MEMBER) | (member ? UF_MEMBER : 0)));
+	if (member)
+		put_str(w, r->member);
 }
 
 int
 dec_unsub(const void *body, size_t len, struct rec_unsub *r)
 {
 	DEC_BEGIN(body, len);
+	r->member = "";
 	get_u64(&rb, &r->req);
 	get_str(&rb, &r->subkey);
 	get_u8(&rb, &r->flags);
+	if (r->flags & UF_MEMBER) {
+		get_str(&rb, &r->member);
+		if (rb.err || r->member[0] == '\0')
+			return -1;
+	}
+	r->flags &= (uint8_t)~UF_MEMBER;
 	if (r->flags & ~UF_FORGET)
 		return -1;
 	DEC_END();
@@ -283,6 +364,7 @@ enc_stats(struct wbuf *w, const struct rec_stats *r)
 	put_u64(w, r->committed);
 	put_u64(w, r->disk_bytes);
 	put_u8(w, r->full);
+	put_u64(w, r->expired);
 }
 
 int
@@ -301,6 +383,7 @@ dec_stats(const void *body, size_t len, struct rec_stats *r)
 	get_u64(&rb, &r->committed);
 	get_u64(&rb, &r->disk_bytes);
 	get_u8(&rb, &r->full);
+	get_u64(&rb, &r->expired);
 	if (r->full > 1)
 		return -1;
 	DEC_END();
@@ -393,23 +476,39 @@ dec_empty(const void *body, size_t len)
 void
 enc_deliver(struct wbuf *w, const struct rec_deliver *r)
 {
+	bool ext = msg_has_ext(r->props_len, r->expiry_ms, r->origin) ||
+	    str_set(r->share);
+
 	put_str(w, r->topic);
 	put_u64(w, r->seq);
 	put_u8(w, r->qos);
-	put_u8(w, r->flags);
+	put_u8(w, (uint8_t)((r->flags & ~DF_EXT) | (ext ? DF_EXT : 0)));
 	put_bytes(w, r->payload, r->payload_len);
+	if (ext) {
+		put_msg_ext(w, r->props, r->props_len, r->expiry_ms, r->origin);
+		put_str(w, str_or_empty(r->share));
+	}
 }
 
 int
 dec_deliver(const void *body, size_t len, struct rec_deliver *r)
 {
 	DEC_BEGIN(body, len);
+	r->origin = "";
+	r->share = "";
 	get_str(&rb, &r->topic);
 	get_u64(&rb, &r->seq);
 	get_u8(&rb, &r->qos);
 	get_u8(&rb, &r->flags);
 	get_bytes(&rb, &r->payload, &r->payload_len);
-	if (r->qos > 2 || (r->flags & ~(DF_DUP | DF_RETAIN | DF_JSON)))
+	if (r->flags & DF_EXT) {
+		get_msg_ext(&rb, &r->props, &r->props_len, &r->expiry_ms, &r->origin);
+		get_str(&rb, &r->share);
+		if (!msg_has_ext(r->props_len, r->expiry_ms, r->origin) && !str_set(r->share))
+			return -1;	/* one wire form for each record */
+	}
+	r->flags &= (uint8_t)~DF_EXT;
+	if (r->qos > 2 || (r->flags & ~(DF_DUP | DF_RETAIN | DF_JSON | DF_PUBRETAIN)))
 		return -1;
 	DEC_END();
 }

@@ -32,7 +32,7 @@
  * with this version, so that a master and a topicd binary of different
  * releases (an upgrade with the old master still running) tell each other
  * so, whatever else changed in the records' layout. */
-#define IPC_PROTO_VERSION 4
+#define IPC_PROTO_VERSION 5
 #define IPC_CHANNEL_FD    3
 
 enum ipc_type {
@@ -85,20 +85,38 @@ enum ipc_type {
 #define PF_RETAIN 0x01		/* MQTT retain */
 #define PF_JSON   0x02		/* payload is JSON text (from a JSON-lines msg that is not a string) */
 #define PF_STAGE  0x04		/* hold until RELEASE (QoS 2 / JSON-lines PUB) */
+#define PF_EXT    0x08		/* wire only, set and cleared by the codec: props,
+				 * expiry_ms and origin follow the payload */
 
 /* DELIVER flags */
 #define DF_DUP    0x01		/* sent before */
 #define DF_RETAIN 0x02		/* a retained message sent on subscribe */
 #define DF_JSON   0x04		/* = PF_JSON of the message */
+#define DF_EXT    0x08		/* wire only, set and cleared by the codec: props,
+				 * expiry_ms, origin and share follow the payload */
+#define DF_PUBRETAIN 0x10	/* the message was published with RETAIN=1
+				 * (MQTT 5 Retain As Published) */
 
 /* ATTACH mode and flags */
 #define MODE_JSON 1		/* JSON-lines consumer: QoS 2 exchange, timed retrial */
 #define MODE_MQTT 2		/* MQTT session: resend on reconnect only */
 #define AF_RETAINED 0x01	/* send the retained message (MQTT SUBSCRIBE) */
 #define AF_NEW_ONLY 0x02	/* a new subscriber starts at the next message */
+#define AF_MEMBER   0x04	/* wire only: member follows (a shared subscription) */
 
 /* UNSUB flags */
 #define UF_FORGET 0x01		/* delete the cursor too (MQTT UNSUBSCRIBE) */
+#define UF_MEMBER 0x02		/* wire only: member follows; only that member leaves
+				 * the group (with UF_FORGET: and the group's cursor
+				 * goes when it was the last) */
+
+/* Shared subscriptions ($share/GROUP/FILTER): the group is one subscriber
+ * of the topic, with one cursor, whose key is SHARE_KEY_PREFIX "GROUP/FILTER";
+ * its members are sessions (member: the session's key), each with its own
+ * delivery socket and window.  A message goes to one member with room; a
+ * member's unacknowledged messages go to the others when it leaves.  ACK
+ * names the member's key (or the group's): the topicd finds the group. */
+#define SHARE_KEY_PREFIX "g/"
 
 /* ACK kinds */
 #define ACK_PUBACK  1
@@ -128,15 +146,25 @@ struct rec_config {
 	const char *dlq_topic;
 };
 
+/* A message's MQTT 5 side, all optional (a record without any costs no
+ * byte more on the wire): props is an opaque blob of MQTT 5 application
+ * properties in property wire format without the length prefix (the
+ * topicd never parses it); expiry_ms is absolute wall-clock time (0:
+ * never); origin is the publisher's client id for No Local ("" for none;
+ * it is not the owner, which is set only for staged publishes). */
 struct rec_publish {
 	uint64_t       req;		/* 0: QoS 0, no answer */
 	const char    *owner;		/* publisher identity for dedupe ("" for none) */
 	uint32_t       pubid;		/* publisher's id for the message */
 	uint8_t        qos;
-	uint8_t        flags;		/* PF_* */
+	uint8_t        flags;		/* PF_* (PF_EXT is the codec's) */
 	uint64_t       time_ms;		/* wall clock at receipt */
 	const uint8_t *payload;
 	size_t         payload_len;
+	const uint8_t *props;		/* NULL or props_len bytes */
+	size_t         props_len;
+	uint64_t       expiry_ms;	/* wall clock ms when it expires; 0: never */
+	const char    *origin;		/* publisher's client id; "" (or NULL) for none */
 };
 
 struct rec_release {
@@ -152,21 +180,25 @@ struct rec_release_owner {
 
 struct rec_attach {			/* the delivery socket rides as the fd */
 	uint64_t    req;
-	const char *subkey;		/* "j/USERNAME" or "m/CLIENTID" */
+	const char *subkey;		/* "j/USERNAME", "m/CLIENTID", or a group "g/G/F" */
 	uint8_t     mode;		/* MODE_* */
 	uint8_t     qos;		/* granted QoS (JSON-lines: 2) */
-	uint8_t     flags;		/* AF_* */
+	uint8_t     flags;		/* AF_* (AF_MEMBER is the codec's) */
 	uint16_t    window;		/* messages in flight at once (JSON-lines: 1) */
+	const char *member;		/* a group's: the member session's key; "" (or
+					 * NULL) for a session's own subscription */
 };
 
 struct rec_detach {
 	const char *subkey;
+	const char *member;		/* a group's member that goes offline, or "" */
 };
 
 struct rec_unsub {
 	uint64_t    req;
 	const char *subkey;
-	uint8_t     flags;		/* UF_* */
+	uint8_t     flags;		/* UF_* (UF_MEMBER is the codec's) */
+	const char *member;		/* a group's member that leaves it, or "" */
 };
 
 struct rec_ack {
@@ -219,6 +251,8 @@ struct rec_stats {
 	uint64_t committed;		/* records made durable since start */
 	uint64_t disk_bytes;		/* the store's files */
 	uint8_t  full;			/* publishes are refused (FULL sent, no RESUME yet) */
+	uint64_t expired;		/* messages not delivered because they expired
+					 * (retained ones included), since start */
 };
 
 /* IDLE: the topicd has nothing to do (every record up to rx applied and
@@ -248,9 +282,16 @@ struct rec_deliver {
 	const char    *topic;
 	uint64_t       seq;
 	uint8_t        qos;
-	uint8_t        flags;		/* DF_* */
+	uint8_t        flags;		/* DF_* (DF_EXT is the codec's) */
 	const uint8_t *payload;
 	size_t         payload_len;
+	const uint8_t *props;		/* as published (struct rec_publish) */
+	size_t         props_len;
+	uint64_t       expiry_ms;	/* 0: never; the remaining interval is
+					 * expiry_ms - now */
+	const char    *origin;		/* the publisher's client id, or "" */
+	const char    *share;		/* the shared subscription it is delivered for,
+					 * "$share/GROUP/FILTER", or "" for the session's own */
 };
 
 struct rec_deliver_rel {
@@ -282,7 +323,8 @@ void enc_deliver_rel(struct wbuf *w, const struct rec_deliver_rel *r);
 
 /* Decoders return 0, or -1 when the body is malformed (wrong size, a
  * string without its NUL or with one inside, trailing bytes, a value out
- * of range).  Pointers in *r point into body. */
+ * of range).  Pointers in *r point into body; an optional string that is
+ * absent (origin, share, member) comes back as "". */
 int dec_config(const void *body, size_t len, struct rec_config *r);
 int dec_publish(const void *body, size_t len, struct rec_publish *r);
 int dec_release(const void *body, size_t len, struct rec_release *r);

@@ -294,3 +294,21 @@ topic_from_file_name(const char *stem)
 	}
 	return out;
 }
+
+int
+topic_share_split(const char *s, const char **filter)
+{
+	size_t n = strlen(TOPIC_SHARE_PREFIX);
+	const char *group = s + n, *slash;
+
+	if (strncmp(s, TOPIC_SHARE_PREFIX, n) != 0)
+		return 0;
+	if ((slash = strchr(group, '/')) == NULL || slash == group || slash[1] == '\0' ||
+	    strcspn(group, "+#") < (size_t)(slash - group))
+		return -1;
+	if (topic_check_filter(slash + 1, strlen(slash + 1)) != TOPIC_OK)
+		return -1;
+	if (filter != NULL)
+		*filter = slash + 1;
+	return 1;
+}

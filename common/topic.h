@@ -41,6 +41,13 @@ bool utf8_valid(const void *s, size_t len);
  * match a name starting with '$' (MQTT 4.7.2). */
 bool topic_matches(const char *filter, const char *name);
 
+/* A shared subscription "$share/GROUP/FILTER" (MQTT 4.8.2): 1, with
+ * *filter (if not NULL) pointing to FILTER in s; 0 for a filter that is
+ * not one; -1 for one that starts with "$share/" and is malformed (an
+ * empty GROUP, a GROUP with + or #, no FILTER). */
+#define TOPIC_SHARE_PREFIX "$share/"
+int topic_share_split(const char *s, const char **filter);
+
 /* The file-name stem for a valid topic name: bytes [A-Za-z0-9_-] and '.'
  * (not leading) stay, everything else is %XX (upper-case hex), so a stem
  * is one path component and never "." or "..".  A stem longer than

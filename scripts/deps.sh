@@ -13,7 +13,7 @@ build=(
 	libcmocka-dev
 )
 test=(
-	clang python3-pytest mosquitto-clients mosquitto python3-paho-mqtt mandoc openssl
+	clang python3-pytest mosquitto-clients mosquitto python3-paho-mqtt mandoc openssl node-mqtt
 )
 bench=(
 	mosquitto nats-server

@@ -70,6 +70,10 @@ config_boot(struct topicd *td)
 	if (n > 0)
 		log_info("topic %s: released %u messages staged under an earlier master",
 		    td->topic, n);
+	n = share_drop_members_prefix(td, "c/");
+	if (n > 0)
+		log_info("topic %s: %u clean-session members of an earlier master left their "
+		    "groups", td->topic, n);
 	n = sub_delete_prefix(td, "c/");
 	if (n > 0)
 		log_info("topic %s: dropped %u clean-session subscribers of an earlier master",

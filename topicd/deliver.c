@@ -20,17 +20,13 @@
 #include "log.h"
 #include "topicd.h"
 
-#define SEND_OK		0
-#define SEND_LATER	1	/* socket full or a transient error */
-#define SEND_GONE	(-1)	/* the session is gone: now offline */
-
 static void on_writable(evutil_socket_t, short, void *);
 
 /* Entries between the cursor and the next message to send: at most the
  * window not completed, and a bounded span in all, so that a head that is
  * never acked cannot grow the record without end. */
-static uint32_t
-span_max(const struct sub *s)
+uint32_t
+deliver_span_max(const struct sub *s)
 {
 	return (uint32_t)s->window * 4 + 16;
 }
@@ -60,7 +56,7 @@ send_failed(struct sub *s)
 	}
 	if (errno == ENOBUFS || errno == ENOMEM || errno == EMFILE || errno == ENFILE) {
 		log_warn("topic %s: delivery to %s", td->topic, s->key);
-		retry_soon(s);
+		retry_soon(s->group != NULL ? s->group : s);
 		return SEND_LATER;
 	}
 	log_info("topic %s: delivery socket of %s: %s; now offline", td->topic,
@@ -70,8 +66,8 @@ send_failed(struct sub *s)
 }
 
 /* Sends the datagram of records packed for the subscriber, if any. */
-static int
-sub_flush(struct sub *s)
+int
+deliver_flush(struct sub *s)
 {
 	if (s->out.len == 0 || ipc_out_flush(s->fd, &s->out) == 0)
 		return SEND_OK;
@@ -89,7 +85,7 @@ sub_send(struct sub *s, uint16_t type)
 
 	if (ipc_out_add(&s->out, type, td->wb.data, td->wb.len) == 0)
 		return SEND_OK;
-	if ((rc = sub_flush(s)) != SEND_OK)
+	if ((rc = deliver_flush(s)) != SEND_OK)
 		return rc;
 	if (ipc_out_add(&s->out, type, td->wb.data, td->wb.len) == 0)
 		return SEND_OK;
@@ -98,36 +94,61 @@ sub_send(struct sub *s, uint16_t type)
 	return send_failed(s);
 }
 
+/* The DELIVER record of message m for subscriber s, in td->wb. */
+static void
+encode_deliver(struct sub *s, const struct msg *m, uint8_t flags, struct rec_deliver *d)
+{
+	struct topicd *td = s->td;
+
+	memset(d, 0, sizeof(*d));
+	d->topic = td->topic;
+	d->seq = m->seq;
+	d->qos = deliver_qos(s, m);
+	d->flags = flags | ((m->flags & PF_JSON) ? DF_JSON : 0) |
+	    ((m->flags & PF_RETAIN) ? DF_PUBRETAIN : 0);
+	d->payload = m->payload;
+	d->payload_len = m->len;
+	d->props = m->props;
+	d->props_len = m->props_len;
+	d->expiry_ms = m->expiry_ms;
+	d->origin = m->origin;
+	d->share = s->share;
+	wbuf_reset(&td->wb);
+	enc_deliver(&td->wb, d);
+}
+
 /* Sends DELIVER for message seq; *qos is the QoS it went out with (0 for
- * a message that is missing: skipped, as if delivered at QoS 0). */
-static int
-send_msg(struct sub *s, uint64_t seq, uint8_t flags, uint8_t *qos)
+ * a message that is missing or expired: skipped, as if delivered at QoS
+ * 0). */
+int
+deliver_send_msg(struct sub *s, uint64_t seq, uint8_t flags, uint8_t *qos)
 {
 	struct topicd *td = s->td;
 	struct rec_deliver d;
 	struct msg m;
 
+	*qos = 0;
 	if (!log_get(td, seq, &m)) {
 		log_warnx("topic %s: message %llu is missing; skipped for %s",
 		    td->topic, (unsigned long long)seq, s->key);
-		*qos = 0;
 		return SEND_OK;
 	}
-	d.topic = td->topic;
-	d.seq = seq;
-	d.qos = deliver_qos(s, &m);
-	d.flags = flags | ((m.flags & PF_JSON) ? DF_JSON : 0);
-	d.payload = m.payload;
-	d.payload_len = m.len;
-	wbuf_reset(&td->wb);
-	enc_deliver(&td->wb, &d);
+	if (msg_expired(&m, wall_ms())) {
+		log_debug("topic %s: message %llu expired; skipped for %s", td->topic,
+		    (unsigned long long)seq, s->key);
+		msg_release(&m);
+		td->expired++;
+		td->stats_dirty = true;
+		return SEND_OK;
+	}
+	encode_deliver(s, &m, flags, &d);
 	msg_release(&m);
 	*qos = d.qos;
 	return sub_send(s, IPC_DELIVER);
 }
 
-static int
-send_rel(struct sub *s, uint64_t seq)
+int
+deliver_send_rel(struct sub *s, uint64_t seq)
 {
 	struct rec_deliver_rel d = { s->td->topic, seq };
 
@@ -136,8 +157,8 @@ send_rel(struct sub *s, uint64_t seq)
 	return sub_send(s, IPC_DELIVER_REL);
 }
 
-static void
-sent(struct sub *s, struct flight *f, int64_t now)
+void
+deliver_sent(struct sub *s, struct flight *f, int64_t now)
 {
 	/* A resend because this topicd was restarted is not the
 	 * subscriber's doing: it does not count against it. */
@@ -150,86 +171,10 @@ sent(struct sub *s, struct flight *f, int64_t now)
 	sub_dirty(s);
 }
 
-/* Asks the master to store the head message (m, released here) in the
- * dead-letter topic; the cursor stays until DLQ_DONE. */
-static void
-send_deadletter(struct sub *s, struct msg *m, const char *reason)
-{
-	struct topicd *td = s->td;
-	struct rec_deadletter d = {
-		.req = ++td->dlq_next, .reason = reason, .subkey = s->key, .seq = s->cursor,
-		.flags = m->flags, .time_ms = m->time_ms, .payload = m->payload,
-		.payload_len = m->len,
-	};
-
-	wbuf_reset(&td->wb);
-	enc_deadletter(&td->wb, &d);
-	msg_release(m);
-	dispatch_send(td, IPC_DEADLETTER);
-	s->dlq_req = d.req;
-	s->dlq_seq = d.seq;
-}
-
-/* max_queued: an MQTT subscriber (online or not) more than max_queued
- * messages behind has its oldest message dead-lettered, reason maxlen,
- * one at a time: the message is never just dropped. */
-static void
-deliver_maxlen(struct sub *s)
-{
-	struct topicd *td = s->td;
-	struct msg m;
-
-	if (td->max_queued == 0 || s->mode != MODE_MQTT || s->dlq_req != 0 ||
-	    td->next_seq - s->cursor <= td->max_queued)
-		return;
-	if (!log_get(td, s->cursor, &m))
-		return;
-	send_deadletter(s, &m, "maxlen");
-	log_info("topic %s: %s is more than %u messages behind; message %llu dead-lettered",
-	    td->topic, s->key, td->max_queued, (unsigned long long)s->dlq_seq);
-}
-
-void
-deliver_maxlen_all(struct topicd *td)
-{
-	struct sub *s;
-
-	if (td->max_queued == 0)
-		return;
-	RB_FOREACH(s, sub_tree, &td->subs)
-		deliver_maxlen(s);
-}
-
-/* Asks the master to store the exhausted head in the dead-letter topic;
- * the cursor stays until DLQ_DONE.  True while one is outstanding. */
-static bool
-dead_letter_head(struct sub *s)
-{
-	struct topicd *td = s->td;
-	struct msg m;
-
-	while (s->nfl > 0 && s->fl[0].state == FL_SENT &&
-	    s->fl[0].attempts >= td->max_attempts) {
-		bool own = td->dlq_topic != NULL && strcmp(td->topic, td->dlq_topic) == 0;
-
-		if (own || !log_get(td, s->cursor, &m)) {
-			log_warnx("topic %s: message %llu used %u attempts for %s; dropped",
-			    td->topic, (unsigned long long)s->cursor, s->fl[0].attempts, s->key);
-			sub_set_state(s, &s->fl[0], FL_DONE);
-			sub_advance(s);
-			continue;
-		}
-		send_deadletter(s, &m, "max_attempts");
-		log_info("topic %s: message %llu used %u attempts for %s; dead-lettered",
-		    td->topic, (unsigned long long)s->dlq_seq, s->fl[0].attempts, s->key);
-		return true;
-	}
-	return false;
-}
-
-/* The retained message, unless the subscriber gets it from the log anyway.
- * At QoS 1 and 2 its exchange is remembered (ret_seq, ret_state), so that
- * a session that comes back gets it again, as MQTT 4.4 asks. */
+/* The retained message, unless the subscriber gets it from the log anyway
+ * or it expired (then it is removed).  At QoS 1 and 2 its exchange is
+ * remembered (ret_seq, ret_state), so that a session that comes back gets
+ * it again, as MQTT 4.4 asks. */
 static int
 send_retained(struct sub *s, bool again)
 {
@@ -246,14 +191,14 @@ send_retained(struct sub *s, bool again)
 		}
 		return SEND_OK;
 	}
-	d.topic = td->topic;
-	d.seq = m.seq;
-	d.qos = deliver_qos(s, &m);
-	d.flags = DF_RETAIN | (again ? DF_DUP : 0) | ((m.flags & PF_JSON) ? DF_JSON : 0);
-	d.payload = m.payload;
-	d.payload_len = m.len;
-	wbuf_reset(&td->wb);
-	enc_deliver(&td->wb, &d);
+	if (msg_expired(&m, wall_ms())) {
+		msg_release(&m);
+		retain_expire(td);
+		s->ret_state = 0;
+		sub_dirty(s);
+		return SEND_OK;
+	}
+	encode_deliver(s, &m, DF_RETAIN | (again ? DF_DUP : 0), &d);
 	msg_release(&m);
 	if ((rc = sub_send(s, IPC_DELIVER)) == SEND_OK && d.qos > 0) {
 		s->ret_seq = d.seq;
@@ -277,12 +222,12 @@ resend(struct sub *s)
 		if (!f->resend)
 			continue;
 		if (f->state == FL_SENT)
-			rc = send_msg(s, s->cursor + i, DF_DUP, &qos);
+			rc = deliver_send_msg(s, s->cursor + i, DF_DUP, &qos);
 		else
-			rc = send_rel(s, s->cursor + i);
+			rc = deliver_send_rel(s, s->cursor + i);
 		if (rc != SEND_OK)
 			return rc;
-		sent(s, f, now);
+		deliver_sent(s, f, now);
 		if (f->state == FL_SENT && qos == 0)
 			sub_set_state(s, f, FL_DONE);
 	}
@@ -302,12 +247,12 @@ send_new(struct sub *s)
 	int rc;
 
 	while (s->cursor + s->nfl < td->next_seq && s->busy < s->window &&
-	    s->nfl < span_max(s)) {
-		rc = send_msg(s, s->cursor + s->nfl, 0, &qos);
+	    s->nfl < deliver_span_max(s)) {
+		rc = deliver_send_msg(s, s->cursor + s->nfl, 0, &qos);
 		if (rc != SEND_OK)
 			return rc;
 		f = sub_push(s, qos == 0 ? FL_DONE : FL_SENT);
-		sent(s, f, now);
+		deliver_sent(s, f, now);
 		if (qos == 0)
 			sub_advance(s);
 	}
@@ -321,11 +266,17 @@ static void pump(struct sub *);
 void
 deliver_pump(struct sub *s)
 {
-	if (s->fd == -1 || s->blocked || sub_flush(s) != SEND_OK)
+	if (s->group != NULL)
+		s = s->group;
+	if (s->is_group) {
+		share_pump(s);
+		return;
+	}
+	if (s->fd == -1 || s->blocked || deliver_flush(s) != SEND_OK)
 		return;
 	pump(s);
 	if (s->fd != -1 && !s->blocked)
-		(void)sub_flush(s);
+		(void)deliver_flush(s);
 }
 
 static void
@@ -341,7 +292,7 @@ pump(struct sub *s)
 	}
 	if (s->check_head) {
 		s->check_head = false;
-		if (dead_letter_head(s))
+		if (deliver_dead_letter_head(s))
 			return;
 	}
 	if (s->ret_resend) {
@@ -355,7 +306,7 @@ pump(struct sub *s)
 		s->want_retained = false;
 	}
 	if (s->retained_rel != 0) {
-		if (send_rel(s, s->retained_rel) != SEND_OK)
+		if (deliver_send_rel(s, s->retained_rel) != SEND_OK)
 			return;
 		s->retained_rel = 0;
 	}
@@ -375,10 +326,10 @@ on_writable(evutil_socket_t fd, short what, void *arg)
 	deliver_pump(s);
 }
 
-/* Takes over the session's delivery socket (fd) and resumes: entries in
- * flight are sent again, the head is checked for dead-lettering. */
+/* The subscriber (or a group's member) takes the session's delivery
+ * socket (fd) and the settings of the ATTACH. */
 void
-deliver_attach(struct sub *s, int fd, const struct rec_attach *r)
+deliver_take_socket(struct sub *s, int fd, const struct rec_attach *r)
 {
 	struct topicd *td = s->td;
 	int fl;
@@ -389,13 +340,24 @@ deliver_attach(struct sub *s, int fd, const struct rec_attach *r)
 	s->fd = fd;
 	if ((s->wev = event_new(td->base, fd, EV_WRITE, on_writable, s)) == NULL)
 		fatalx("cannot create a write event");
-	if (s->timer == NULL && (s->timer = evtimer_new(td->base, retry_timer_cb, s)) == NULL)
-		fatalx("cannot create a timer");
 	s->mode = r->mode;
 	s->qos = r->qos;
 	s->window = r->window < TD_WINDOW_MAX ? r->window : TD_WINDOW_MAX;
 	if (s->window == 0)
 		s->window = 1;
+	td->nonline++;
+}
+
+/* Takes over the session's delivery socket (fd) and resumes: entries in
+ * flight are sent again, the head is checked for dead-lettering. */
+void
+deliver_attach(struct sub *s, int fd, const struct rec_attach *r)
+{
+	struct topicd *td = s->td;
+
+	deliver_take_socket(s, fd, r);
+	if (s->timer == NULL && (s->timer = evtimer_new(td->base, retry_timer_cb, s)) == NULL)
+		fatalx("cannot create a timer");
 	s->parked = false;
 	/* A dead letter the master never confirmed (it could not store it)
 	 * is asked for again from the head check. */
@@ -408,7 +370,6 @@ deliver_attach(struct sub *s, int fd, const struct rec_attach *r)
 	if (s->ret_state == FL_RECEIVED)
 		s->retained_rel = s->ret_seq;
 	s->check_head = true;
-	td->nonline++;
 	sub_dirty(s);
 	deliver_wake(s);
 }
@@ -428,10 +389,16 @@ deliver_register(struct sub *s, const struct rec_attach *r)
 	sub_dirty(s);
 }
 
-/* Drops the delivery socket; the cursor and entries stay. */
+/* Drops the delivery socket; the cursor and entries stay.  A group's
+ * members all go offline; a member's messages in flight go to the other
+ * members. */
 void
 deliver_offline(struct sub *s)
 {
+	if (s->is_group) {
+		share_offline_all(s);
+		return;
+	}
 	if (s->fd == -1)
 		return;
 	event_free(s->wev);
@@ -449,6 +416,8 @@ deliver_offline(struct sub *s)
 	s->ret_resend = false;
 	s->td->nonline--;
 	s->td->stats_dirty = true;
+	if (s->group != NULL)
+		share_member_offline(s);
 }
 
 void
@@ -457,6 +426,9 @@ deliver_ack(struct topicd *td, const struct rec_ack *r)
 	struct sub *s = sub_find(td, r->subkey);
 	struct flight *f = s != NULL ? sub_flight(s, r->seq) : NULL;
 
+	if ((f == NULL || f->state == FL_DONE) && !TAILQ_EMPTY(&td->groups) &&
+	    !(s != NULL && s->ret_state != 0 && r->seq == s->ret_seq))
+		(void)share_ack_find(td, r->subkey, r->seq, &s, &f);	/* a member's */
 	if (f == NULL && s != NULL && s->ret_state != 0 && r->seq == s->ret_seq) {
 		/* The retained message sent on subscribe, outside the log's
 		 * window: PUBACK or PUBCOMP end it; PUBREC is made durable
@@ -492,39 +464,12 @@ deliver_ack(struct topicd *td, const struct rec_ack *r)
 	deliver_wake(s);
 }
 
-/* The dead letter is stored: move the cursor past it and go on. */
-void
-deliver_dlq_done(struct topicd *td, uint64_t req)
-{
-	struct sub *s;
-	struct flight *f;
-
-	RB_FOREACH(s, sub_tree, &td->subs)
-		if (s->dlq_req == req)
-			break;
-	if (s == NULL) {
-		log_debug("topic %s: DLQ_DONE %llu: no such dead letter", td->topic,
-		    (unsigned long long)req);
-		return;
-	}
-	s->dlq_req = 0;
-	if ((f = sub_flight(s, s->dlq_seq)) != NULL) {
-		if (f->state != FL_DONE)
-			sub_set_state(s, f, FL_DONE);
-	} else if (s->dlq_seq == s->cursor && s->nfl == 0) {
-		s->cursor++;		/* a queued message that was never sent */
-	}
-	sub_advance(s);
-	sub_dirty(s);
-	s->check_head = true;
-	td->need_sync = true;
-	deliver_wake(s);
-}
-
 void
 deliver_wake(struct sub *s)
 {
-	if (s->queued || s->fd == -1)
+	if (s->group != NULL)
+		s = s->group;
+	if (s->queued || !sub_online(s))
 		return;
 	s->queued = true;
 	TAILQ_INSERT_TAIL(&s->td->work, s, work_entry);

@@ -225,6 +225,10 @@ h_publish(struct topicd *td, struct ipc_msg *m)
 	msg.time_ms = r.time_ms;
 	msg.payload = r.payload;
 	msg.len = r.payload_len;
+	msg.props = r.props;
+	msg.props_len = r.props_len;
+	msg.expiry_ms = r.expiry_ms;
+	msg.origin = r.origin;
 	/* A replay of what is staged already is answered the same; anything
 	 * else that needs an answer waits for room.  QoS 0 is stored all the
 	 * same (it was on its way before the master heard FULL). */
@@ -283,13 +287,21 @@ h_release_owner(struct topicd *td, struct ipc_msg *m)
 		reply(td, r.req, ST_OK, 0);
 }
 
+/* A shared subscription's key: its ATTACH names a member. */
+static bool
+is_group_key(const char *key)
+{
+	return strncmp(key, SHARE_KEY_PREFIX, strlen(SHARE_KEY_PREFIX)) == 0;
+}
+
 static void
 h_attach(struct topicd *td, struct ipc_msg *m)
 {
 	struct rec_attach r;
 	struct sub *s;
 
-	if (dec_attach(m->body, m->len, &r) == -1)
+	if (dec_attach(m->body, m->len, &r) == -1 ||
+	    is_group_key(r.subkey) != (r.member[0] != '\0'))
 		violation(td, m, "malformed");
 	if ((s = sub_find(td, r.subkey)) == NULL) {
 		s = sub_create(td, r.subkey);
@@ -299,8 +311,13 @@ h_attach(struct topicd *td, struct ipc_msg *m)
 		log_debug("topic %s: subscriber %s resumes at seq %llu", td->topic,
 		    s->key, (unsigned long long)s->cursor);
 	if (m->fd != -1) {
-		deliver_attach(s, m->fd, &r);
+		if (s->is_group)
+			share_attach(s, m->fd, &r);
+		else
+			deliver_attach(s, m->fd, &r);
 		m->fd = -1;
+	} else if (s->is_group) {
+		share_register(s, &r);
 	} else {
 		deliver_register(s, &r);	/* an offline session's filter matched */
 	}
@@ -314,9 +331,14 @@ h_detach(struct topicd *td, struct ipc_msg *m)
 	struct rec_detach r;
 	struct sub *s;
 
-	if (dec_detach(m->body, m->len, &r) == -1)
+	if (dec_detach(m->body, m->len, &r) == -1 ||
+	    (r.member[0] != '\0' && !is_group_key(r.subkey)))
 		violation(td, m, "malformed");
-	if ((s = sub_find(td, r.subkey)) != NULL)
+	if ((s = sub_find(td, r.subkey)) == NULL)
+		return;
+	if (r.member[0] != '\0')
+		share_detach(s, r.member);
+	else
 		deliver_offline(s);
 }
 
@@ -326,9 +348,13 @@ h_unsub(struct topicd *td, struct ipc_msg *m)
 	struct rec_unsub r;
 	struct sub *s;
 
-	if (dec_unsub(m->body, m->len, &r) == -1)
+	if (dec_unsub(m->body, m->len, &r) == -1 ||
+	    (r.member[0] != '\0' && !is_group_key(r.subkey)))
 		violation(td, m, "malformed");
-	if ((s = sub_find(td, r.subkey)) != NULL) {
+	if ((s = sub_find(td, r.subkey)) != NULL && r.member[0] != '\0') {
+		share_leave(s, r.member, (r.flags & UF_FORGET) != 0);
+		td->need_sync = true;
+	} else if (s != NULL) {
 		deliver_offline(s);
 		if (r.flags & UF_FORGET) {
 			log_info("topic %s: subscriber %s forgotten", td->topic, s->key);

@@ -35,7 +35,7 @@ quiet(struct topicd *td)
 	if (td->nonline == 0)
 		return true;
 	RB_FOREACH(s, sub_tree, &td->subs)
-		if (s->fd != -1 && !s->parked && has_backlog(s))
+		if (sub_online(s) && !s->parked && has_backlog(s))
 			return false;
 	return true;
 }

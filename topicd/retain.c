@@ -38,6 +38,20 @@ retain_update(struct topicd *td, const struct msg *m)
 	td->retained_seq = m->seq;
 }
 
+/* The retained message expired: it goes, and new subscribers get none. */
+void
+retain_expire(struct topicd *td)
+{
+	const char key = 'R';
+
+	log_debug("topic %s: the retained message (seq %llu) expired; removed", td->topic,
+	    (unsigned long long)td->retained_seq);
+	store_del(td, &key, 1);
+	td->has_retained = false;
+	td->expired++;
+	td->stats_dirty = true;
+}
+
 /* 1 and the retained message (owned: msg_release() it), or 0. */
 int
 retain_get(struct topicd *td, struct msg *m)

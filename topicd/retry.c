@@ -30,6 +30,10 @@ retry_arm(struct sub *s)
 {
 	int64_t oldest = INT64_MAX;
 
+	if (s->is_group) {
+		share_retry_arm(s);
+		return;
+	}
 	if (s->timer == NULL)
 		return;
 	if (s->mode != MODE_JSON || s->fd == -1 || s->parked || s->busy == 0) {
@@ -94,7 +98,9 @@ retry_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (s->mode == MODE_JSON && s->fd != -1 && !s->parked)
+	if (s->is_group)
+		share_retry_check(s);
+	else if (s->mode == MODE_JSON && s->fd != -1 && !s->parked)
 		retry_check(s);
 	deliver_pump(s);
 }

@@ -38,6 +38,7 @@ topicd_init(struct topicd *td, const char *topic, const char *datadir, bool verb
 	RB_INIT(&td->subs);
 	TAILQ_INIT(&td->work);
 	TAILQ_INIT(&td->dirty);
+	TAILQ_INIT(&td->groups);
 	wbuf_init(&td->wb);
 	wbuf_init(&td->kb);
 	td->retry_ms = TD_RETRY_MS_DEFAULT;

@@ -41,6 +41,7 @@ stats_fill(struct topicd *td, struct rec_stats *st)
 		st->disk_bytes = ks.disk_bytes;
 	}
 	st->full = td->refusing;
+	st->expired = td->expired;
 }
 
 /* ps shows "topicd: sensors/temp subs=3 seq=10231 lag=5" (seq: the last
@@ -81,7 +82,7 @@ stats_log(struct topicd *td)
 	stats_fill(td, &st);
 	log_notice("status: topic %s pid %ld subs %u online %u seq %llu..%llu messages %llu "
 	    "bytes %llu disk %llu%s%s lag %llu oldest-unacked %llu ms commits %llu "
-	    "records/commit %.1f records/batch %.1f", td->topic, (long)getpid(),
+	    "records/commit %.1f records/batch %.1f expired %llu", td->topic, (long)getpid(),
 	    st.subscribers, st.online,
 	    (unsigned long long)st.first_seq, (unsigned long long)st.next_seq,
 	    (unsigned long long)st.messages, (unsigned long long)st.bytes,
@@ -90,5 +91,6 @@ stats_log(struct topicd *td)
 	    (unsigned long long)st.lag, (unsigned long long)st.oldest_unacked_ms,
 	    (unsigned long long)st.commits,
 	    st.commits ? (double)st.committed / (double)st.commits : 0.0,
-	    td->batches ? (double)td->batch_records / (double)td->batches : 0.0);
+	    td->batches ? (double)td->batch_records / (double)td->batches : 0.0,
+	    (unsigned long long)st.expired);
 }

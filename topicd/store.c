@@ -9,7 +9,11 @@
  *   "C" subkey                 a subscriber (subs.c)
  *   "R"                        the retained message (retain.c)
  * A message record is flags(u8) qos(u8) time_ms(u64) payload(bytes), in
- * marshal.h encoding. */
+ * marshal.h encoding (version 1).  Version 2 has MSG_V2 in the flags byte
+ * and the message's MQTT 5 side after the payload: props(bytes)
+ * expiry_ms(u64) origin(str).  A message without any is written as
+ * version 1, its compact form; records written before version 2 existed
+ * read as messages without properties, expiry or origin. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +25,7 @@
 #include "xmalloc.h"
 
 #define META_VERSION 1
+#define MSG_V2 0x80		/* in a message record's flags byte: version 2 */
 
 struct keylist {
 	uint8_t	**key;
@@ -94,27 +99,79 @@ key_stage(struct wbuf *k, const char *owner, uint32_t pubid)
 	put_be(k, pubid, 4);
 }
 
+static bool
+msg_v2(const struct msg *m)
+{
+	return m->props_len > 0 || m->expiry_ms != 0 || (m->origin != NULL && m->origin[0]);
+}
+
 void
 msg_encode(struct wbuf *w, const struct msg *m)
 {
-	put_u8(w, m->flags);
+	bool v2 = msg_v2(m);
+
+	put_u8(w, (uint8_t)((m->flags & ~MSG_V2) | (v2 ? MSG_V2 : 0)));
 	put_u8(w, m->qos);
 	put_u64(w, m->time_ms);
 	put_bytes(w, m->payload, m->len);
+	if (!v2)
+		return;
+	put_bytes(w, m->props, m->props_len);
+	put_u64(w, m->expiry_ms);
+	put_str(w, m->origin != NULL ? m->origin : "");
 }
 
-/* Fills m from a record; m->payload points into p. */
+/* Fills m from a record of either version; m->payload, props and origin
+ * point into p. */
 int
 msg_decode(const void *p, size_t n, struct msg *m)
 {
 	struct rbuf r;
 
 	rbuf_init(&r, p, n);
+	m->props = NULL;
+	m->props_len = 0;
+	m->expiry_ms = 0;
+	m->origin = "";
 	get_u8(&r, &m->flags);
 	get_u8(&r, &m->qos);
 	get_u64(&r, &m->time_ms);
 	get_bytes(&r, &m->payload, &m->len);
+	if (m->flags & MSG_V2) {
+		get_bytes(&r, &m->props, &m->props_len);
+		get_u64(&r, &m->expiry_ms);
+		get_str(&r, &m->origin);
+		if (m->props_len == 0)
+			m->props = NULL;
+	}
+	m->flags &= (uint8_t)~MSG_V2;
 	return get_end(&r);
+}
+
+/* dst becomes a copy of src that owns its bytes (one allocation). */
+void
+msg_copy(struct msg *dst, const struct msg *src)
+{
+	size_t olen = src->origin != NULL ? strlen(src->origin) + 1 : 1;
+	uint8_t *b = xmalloc(src->len + src->props_len + olen);
+
+	*dst = *src;
+	if (src->len > 0)
+		memcpy(b, src->payload, src->len);
+	if (src->props_len > 0)
+		memcpy(b + src->len, src->props, src->props_len);
+	memcpy(b + src->len + src->props_len, src->origin != NULL ? src->origin : "", olen);
+	dst->buf = b;
+	dst->payload = b;
+	dst->props = src->props_len > 0 ? b + src->len : NULL;
+	dst->origin = (const char *)b + src->len + src->props_len;
+}
+
+/* Has the message expired at wall-clock time now_ms? */
+bool
+msg_expired(const struct msg *m, int64_t now_ms)
+{
+	return m->expiry_ms != 0 && (int64_t)m->expiry_ms <= now_ms;
 }
 
 void
@@ -123,6 +180,8 @@ msg_release(struct msg *m)
 	free(m->buf);
 	m->buf = NULL;
 	m->payload = NULL;
+	m->props = NULL;
+	m->origin = NULL;
 }
 
 /* The value of a key (malloc'd), or 0 when absent; an I/O error is
@@ -331,9 +390,7 @@ cache_put(struct topicd *td, const struct msg *m)
 	if (m->len > TD_CACHE_MAX_PAYLOAD)
 		return;
 	msg_release(c);
-	*c = *m;
-	c->buf = xmemdup(m->payload, m->len);
-	c->payload = c->buf;
+	msg_copy(c, m);
 }
 
 static int

@@ -5,7 +5,8 @@
  * window(u16) parked(u8) n(u32), then n entries state(u8) attempts(u32)
  * for the messages cursor, cursor + 1, ...; since version 2 then the
  * retained message in flight to it: seq(u64) state(u8, 0 for none).
- * Version 1 records are read as without one. */
+ * Version 1 records are read as without one.  A shared subscription's
+ * (key "g/...") is of version 3: version 2 and its members (share.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "xmalloc.h"
 
 #define SUB_VERSION 2
+#define SUB_VERSION_GROUP 3
 
 int
 sub_cmp(struct sub *a, struct sub *b)
@@ -35,10 +37,13 @@ sub_key(struct wbuf *k, const char *subkey)
 	put_raw(k, subkey, strlen(subkey));
 }
 
-static struct sub *
+/* A subscriber, a group (a key starting with SHARE_KEY_PREFIX), or a
+ * group's member (share.c sets it up). */
+struct sub *
 sub_alloc(struct topicd *td, const char *key)
 {
 	struct sub *s = xcalloc(1, sizeof(*s));
+	size_t n = strlen(SHARE_KEY_PREFIX);
 
 	s->td = td;
 	s->key = xstrdup(key);
@@ -46,18 +51,35 @@ sub_alloc(struct topicd *td, const char *key)
 	s->window = 1;
 	s->mode = MODE_JSON;
 	s->qos = 2;
+	if (strncmp(key, SHARE_KEY_PREFIX, n) == 0) {
+		s->is_group = true;
+		xasprintf(&s->share, "$share/%s", key + n);
+	}
 	return s;
 }
 
-static void
+void
 sub_free(struct sub *s)
 {
 	if (s->timer != NULL)
 		event_free(s->timer);
+	if (s->is_group) {
+		share_free_members(s);
+		free(s->share);
+	}
 	free(s->fl);
 	ipc_out_free(&s->out);
 	free(s->key);
 	free(s);
+}
+
+static void
+sub_insert(struct topicd *td, struct sub *s)
+{
+	RB_INSERT(sub_tree, &td->subs, s);
+	if (s->is_group)
+		TAILQ_INSERT_TAIL(&td->groups, s, group_entry);
+	td->nsubs++;
 }
 
 struct sub *
@@ -76,8 +98,7 @@ sub_create(struct topicd *td, const char *key)
 	struct sub *s = sub_alloc(td, key);
 
 	s->cursor = td->next_seq;
-	RB_INSERT(sub_tree, &td->subs, s);
-	td->nsubs++;
+	sub_insert(td, s);
 	sub_dirty(s);
 	return s;
 }
@@ -95,6 +116,8 @@ sub_delete(struct sub *s)
 	sub_key(&td->kb, s->key);
 	store_del(td, td->kb.data, td->kb.len);
 	RB_REMOVE(sub_tree, &td->subs, s);
+	if (s->is_group)
+		TAILQ_REMOVE(&td->groups, s, group_entry);
 	td->nsubs--;
 	td->stats_dirty = true;
 	sub_free(s);
@@ -130,7 +153,7 @@ sub_dirty(struct sub *s)
 static void
 sub_encode(struct wbuf *w, const struct sub *s)
 {
-	put_u8(w, SUB_VERSION);
+	put_u8(w, s->is_group ? SUB_VERSION_GROUP : SUB_VERSION);
 	put_u64(w, s->cursor);
 	put_u8(w, s->mode);
 	put_u8(w, s->qos);
@@ -143,6 +166,8 @@ sub_encode(struct wbuf *w, const struct sub *s)
 	}
 	put_u64(w, s->ret_seq);
 	put_u8(w, s->ret_state);
+	if (s->is_group)
+		share_encode(w, s);
 }
 
 static int
@@ -160,7 +185,8 @@ sub_decode(struct sub *s, const void *p, size_t n)
 	get_u16(&r, &s->window);
 	get_u8(&r, &parked);
 	get_u32(&r, &nfl);
-	if (r.err || (version != 1 && version != SUB_VERSION) || nfl > r.left / 5)
+	if (r.err || (version != 1 && version != SUB_VERSION &&
+	    !(version == SUB_VERSION_GROUP && s->is_group)) || nfl > r.left / 5)
 		return -1;
 	s->parked = parked != 0;
 	for (uint32_t i = 0; i < nfl; i++) {
@@ -179,6 +205,8 @@ sub_decode(struct sub *s, const void *p, size_t n)
 		if (s->ret_state != 0 && s->ret_state != FL_SENT && s->ret_state != FL_RECEIVED)
 			return -1;
 	}
+	if (s->is_group && (version != SUB_VERSION_GROUP || share_decode(s, &r) == -1))
+		return -1;
 	if (s->window == 0)
 		s->window = 1;
 	return get_end(&r);
@@ -254,8 +282,7 @@ sub_load(struct topicd *td, const uint8_t *key, size_t klen)
 	for (uint32_t i = 0; i < s->nfl; i++)
 		s->fl[i].first_ms = s->fl[i].last_ms = now;
 	s->restored = s->nfl > 0;
-	RB_INSERT(sub_tree, &td->subs, s);
-	td->nsubs++;
+	sub_insert(td, s);
 	sub_clamp(td, s);
 	return 0;
 }
@@ -274,10 +301,13 @@ subs_free(struct topicd *td)
 	while ((s = RB_MIN(sub_tree, &td->subs)) != NULL) {
 		deliver_offline(s);
 		RB_REMOVE(sub_tree, &td->subs, s);
+		if (s->is_group)
+			TAILQ_REMOVE(&td->groups, s, group_entry);
 		sub_free(s);
 	}
 	TAILQ_INIT(&td->work);
 	TAILQ_INIT(&td->dirty);
+	TAILQ_INIT(&td->groups);
 	td->nsubs = 0;
 }
 

@@ -42,8 +42,8 @@ struct kv;
 #define TD_SEND_RETRY_MS	100	/* after a transient send error */
 #define TD_WINDOW_MAX		1024	/* in flight per subscriber, whatever asked */
 
-/* A message as stored.  payload points into buf (owned) or into the
- * cache (buf == NULL: valid until the next store call). */
+/* A message as stored.  payload, props and origin point into buf (owned)
+ * or into the cache (buf == NULL: valid until the next store call). */
 struct msg {
 	uint64_t	 seq;
 	uint8_t		 flags;		/* PF_* */
@@ -51,6 +51,10 @@ struct msg {
 	uint64_t	 time_ms;
 	const uint8_t	*payload;
 	size_t		 len;
+	const uint8_t	*props;		/* MQTT 5 properties, opaque (NULL: none) */
+	size_t		 props_len;
+	uint64_t	 expiry_ms;	/* wall clock; 0: never */
+	const char	*origin;	/* the publisher's client id, or "" */
 	void		*buf;
 };
 
@@ -62,6 +66,12 @@ struct flight {
 	uint32_t	 attempts;	/* sends (of DELIVER, then of DELIVER_REL); stored */
 	int64_t		 first_ms;	/* monotonic: first send in this process */
 	int64_t		 last_ms;	/* monotonic: last send */
+	uint16_t	 mi;		/* a group's: the member slot + 1 it went to
+					 * (stored), 0 for none */
+	uint8_t		 qos;		/* a group's: the QoS it went out with, 0 when
+					 * not known (sent by an earlier process) */
+	bool		 unsent;	/* a group's: given to its member, to be sent
+					 * once that is durable (not DUP) */
 };
 
 struct sub {
@@ -69,7 +79,16 @@ struct sub {
 	TAILQ_ENTRY(sub) work_entry;	/* in td->work: wants a pump */
 	TAILQ_ENTRY(sub) dirty_entry;	/* in td->dirty: record to write */
 	struct topicd	*td;
-	char		*key;		/* "j/USER" or "m/CLIENTID" */
+	char		*key;		/* "j/USER", "m/CLIENTID", or a group "g/G/F" */
+	char		*share;		/* a group's "$share/G/F" (a member's: its
+					 * group's, borrowed), else NULL */
+	bool		 is_group;	/* a shared subscription (share.c) */
+	struct sub	*group;		/* a member: its group (not in td->subs) */
+	struct sub	**members;	/* a group's member slots (NULL: free) */
+	uint16_t	 nslots;
+	uint16_t	 rr;		/* a group's: the slot to try first */
+	uint16_t	 slot;		/* a member's: its slot + 1 */
+	TAILQ_ENTRY(sub) group_entry;	/* a group: in td->groups */
 	uint64_t	 cursor;	/* first sequence not completed */
 	uint8_t		 mode;		/* MODE_* */
 	uint8_t		 qos;		/* granted */
@@ -160,9 +179,11 @@ struct topicd {
 	struct sub_tree	 subs;
 	struct sub_list	 work;
 	struct sub_list	 dirty;
+	struct sub_list	 groups;	/* the shared subscriptions among subs */
 	uint32_t	 nsubs;
 	uint32_t	 nonline;
 	uint64_t	 dlq_next;	/* request ids of DEADLETTER */
+	uint64_t	 expired;	/* messages not delivered: expired (since start) */
 
 	/* The current batch. */
 	struct reply	*replies;
@@ -240,11 +261,14 @@ uint64_t stage_release(struct topicd *, const char *, uint32_t);
 unsigned stage_release_prefix(struct topicd *, const char *, size_t);
 void	 msg_encode(struct wbuf *, const struct msg *);
 int	 msg_decode(const void *, size_t, struct msg *);
+void	 msg_copy(struct msg *, const struct msg *);
+bool	 msg_expired(const struct msg *, int64_t);
 void	 cache_clear(struct topicd *);
 
 /* retain.c */
 void	 retain_load(struct topicd *);
 void	 retain_update(struct topicd *, const struct msg *);
+void	 retain_expire(struct topicd *);
 int	 retain_get(struct topicd *, struct msg *);
 
 /* subs.c */
@@ -253,6 +277,8 @@ int	 sub_cmp(struct sub *, struct sub *);
 int	 subs_load(struct topicd *);
 void	 subs_free(struct topicd *);
 void	 subs_save(struct topicd *);
+struct sub *sub_alloc(struct topicd *, const char *);
+void	 sub_free(struct sub *);
 struct sub *sub_find(struct topicd *, const char *);
 struct sub *sub_create(struct topicd *, const char *);
 void	 sub_delete(struct sub *);
@@ -265,16 +291,47 @@ bool	 sub_advance(struct sub *);
 uint64_t subs_min_cursor(struct topicd *);
 
 /* deliver.c */
+#define SEND_OK		0
+#define SEND_LATER	1	/* socket full or a transient error */
+#define SEND_GONE	(-1)	/* the session is gone: now offline */
+int	 deliver_send_msg(struct sub *, uint64_t, uint8_t, uint8_t *);
+int	 deliver_send_rel(struct sub *, uint64_t);
+int	 deliver_flush(struct sub *);
+void	 deliver_sent(struct sub *, struct flight *, int64_t);
+uint32_t deliver_span_max(const struct sub *);
+void	 deliver_take_socket(struct sub *, int, const struct rec_attach *);
 void	 deliver_attach(struct sub *, int, const struct rec_attach *);
 void	 deliver_register(struct sub *, const struct rec_attach *);
-void	 deliver_maxlen_all(struct topicd *);
 void	 deliver_offline(struct sub *);
 void	 deliver_ack(struct topicd *, const struct rec_ack *);
-void	 deliver_dlq_done(struct topicd *, uint64_t);
 void	 deliver_wake(struct sub *);
 void	 deliver_wake_all(struct topicd *);
 void	 deliver_run(struct topicd *);
 void	 deliver_pump(struct sub *);
+
+/* deadletter.c */
+bool	 deliver_dead_letter_head(struct sub *);
+void	 deliver_maxlen_all(struct topicd *);
+void	 deliver_dlq_done(struct topicd *, uint64_t);
+
+/* share.c: shared subscriptions, a group's members */
+bool	 sub_online(const struct sub *);
+void	 share_attach(struct sub *, int, const struct rec_attach *);
+void	 share_register(struct sub *, const struct rec_attach *);
+void	 share_detach(struct sub *, const char *);
+void	 share_leave(struct sub *, const char *, bool);
+void	 share_member_offline(struct sub *);
+void	 share_offline_all(struct sub *);
+void	 share_free_members(struct sub *);
+unsigned share_drop_members_prefix(struct topicd *, const char *);
+bool	 share_ack_find(struct topicd *, const char *, uint64_t, struct sub **,
+	    struct flight **);
+bool	 share_bound(struct sub *, const struct sub *, const struct flight *, uint64_t);
+void	 share_pump(struct sub *);
+void	 share_retry_arm(struct sub *);
+void	 share_retry_check(struct sub *);
+void	 share_encode(struct wbuf *, const struct sub *);
+int	 share_decode(struct sub *, struct rbuf *);
 
 /* retry.c */
 void	 retry_arm(struct sub *);

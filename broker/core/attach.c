@@ -133,10 +133,12 @@ attach_drop(struct attachment *a, bool detach)
 	if (detach && !a->confirmed && (k == SUB_CAUGHT_UP || k == SUB_BACKLOG)) {
 		/* Cold, and its cursor is there: nothing to register or detach. */
 	} else if (detach && !a->confirmed) {
-		a->a.subkey = a->client->session->key;
+		if (a->group == NULL)
+			a->a.subkey = a->client->session->key;
 		attach_offline(c, &a->a);
 	} else if (detach) {
-		struct rec_detach r = { .subkey = a->a.subkey };
+		struct rec_detach r = { .subkey = a->a.subkey,
+					.member = a->group != NULL ? a->a.member : "" };
 		struct wbuf w;
 
 		wbuf_init(&w);
@@ -145,7 +147,11 @@ attach_drop(struct attachment *a, bool detach)
 		wbuf_free(&w);
 	}
 	TAILQ_REMOVE(&c->attached, a, by_child);
-	TAILQ_REMOVE(&a->client->attached, a, by_client);
+	if (a->group != NULL)
+		TAILQ_REMOVE(&a->client->shared, a, by_client);
+	else
+		TAILQ_REMOVE(&a->client->attached, a, by_client);
+	free(a->group);
 	free(a);
 }
 

@@ -459,6 +459,7 @@ client_new(struct listener *l, int fd, const char *desc)
 	snprintf(cl->desc, sizeof(cl->desc), "%s", desc);
 	address_of(desc, cl->addr, sizeof(cl->addr));
 	TAILQ_INIT(&cl->attached);
+	TAILQ_INIT(&cl->shared);
 	/* Requests are small and answered one by one: no Nagle delay. */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
 		log_warn("client %s: TCP_NODELAY", desc);
@@ -484,13 +485,35 @@ client_new(struct listener *l, int fd, const char *desc)
 	client_arm_idle(cl, b->set.tls_handshake_timeout);
 }
 
+/* The broker stops: what a plain client is still owed (the packet that
+ * says why it is closed) goes out if its socket takes it now, without
+ * waiting. */
+static void
+last_write(struct client *cl)
+{
+	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	evutil_socket_t fd = bufferevent_getfd(cl->bev);
+
+	/* Bytes written past TLS would break its stream: not on TLS. */
+	if (cl->gate != 0 || cl->ssl != NULL || fd < 0 || evbuffer_get_length(out) == 0)
+		return;
+	/* A socket bufferevent keeps the start of its output frozen: only its
+	 * own write takes from there, and it is about to be freed. */
+	(void)evbuffer_unfreeze(out, 1);
+	if (evbuffer_write(out, fd) == -1)
+		log_debug("client %s: last output not written: %s", cl->desc,
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
 void
 clients_free_all(struct broker *b)
 {
 	struct client *cl;
 
-	while ((cl = RB_MIN(client_ids, &b->clients)) != NULL)
+	while ((cl = RB_MIN(client_ids, &b->clients)) != NULL) {
+		last_write(cl);
 		client_free(cl);
+	}
 }
 
 void
@@ -498,8 +521,12 @@ clients_close_all(struct broker *b)
 {
 	struct client *cl;
 
-	RB_FOREACH(cl, client_ids, &b->clients)
-		client_close(cl, "broker shutting down");
+	RB_FOREACH(cl, client_ids, &b->clients) {
+		if (cl->proto->stopping != NULL && !cl->closing)
+			cl->proto->stopping(cl);
+		else
+			client_close(cl, "broker shutting down");
+	}
 }
 
 /* Shutdown: no new requests; answers and deliveries still go out.  A

@@ -48,7 +48,8 @@ struct ssl_st;			/* OpenSSL's SSL */
  * start once, read when input is there and the client is not throttled,
  * deliver for each record from a topicd while can_take says yes, idle
  * when the client's timer fires, and closed once, when the connection
- * ends (the protocol frees its state there). */
+ * ends (the protocol frees its state there).  stopping (may be NULL)
+ * closes a connection as the broker shuts down, telling the client why. */
 struct proto {
 	const char	*name;		/* "MQTT", ... for logs */
 	void	(*start)(struct client *);
@@ -57,6 +58,7 @@ struct proto {
 	bool	(*can_take)(const struct client *);
 	void	(*idle)(struct client *);
 	void	(*closed)(struct client *);
+	void	(*stopping)(struct client *);
 };
 
 /* A protocol's own state in a session, and what the core tells it. */
@@ -103,16 +105,20 @@ TAILQ_HEAD(held_list, held);
 
 /* ------------------------------------------------------------ topicds */
 
-/* A session attached to a topic: re-sent to every new topicd. */
+/* A session attached to a topic: re-sent to every new topicd.  A
+ * member of a shared subscription's group is one too (group set; in its
+ * client's shared list, not attached). */
 struct attachment {
 	TAILQ_ENTRY(attachment) by_child;
-	TAILQ_ENTRY(attachment) by_client;
+	TAILQ_ENTRY(attachment) by_client;	/* attached, or shared */
 	struct client	*client;
 	struct child	*child;
 	uint64_t	 req;		/* non-zero while waiting for DONE */
 	bool		 confirmed;	/* the topicd answered the last ATTACH */
 	bool		 sent;		/* an ATTACH went to a topicd (a cursor may exist) */
-	struct rec_attach a;		/* a.subkey points to the session's key */
+	struct rec_attach a;		/* a.subkey points to the session's key, or to
+					 * group (then a.member to the session's key) */
+	char		*group;		/* a group's key "g/GROUP/FILTER", or NULL */
 };
 TAILQ_HEAD(attachment_list, attachment);
 
@@ -225,6 +231,10 @@ struct session {
 	struct filter	*filters;
 	size_t		 nfilters;
 	int64_t		 offline_since;	/* wall ms */
+	/* Offline this long (ms), an MQTT session is removed: 0 means
+	 * persistent_client_expiration, UINT64_MAX never (MQTT 5.0's Session
+	 * Expiry Interval, set by its protocol). */
+	uint64_t	 expiry_ms;
 	uint64_t	 incarnation;	/* tells a session from an earlier one of the same key */
 	/* Whose it is, for the ACL: the user name its client logged in
 	 * with (NULL: anonymous), and the auth that applies to it (its
@@ -305,6 +315,7 @@ struct client {
 	bool		 dev_on;
 	struct ipc_reader din;		/* records read from dsock[0], not taken yet */
 	struct attachment_list attached;	/* by_client */
+	struct attachment_list shared;		/* by_client: memberships of groups */
 	struct owner	*owner;
 };
 RB_HEAD(client_ids, client);
@@ -368,6 +379,9 @@ struct broker {
 	uint64_t	 publishes_denied, subscribes_denied;	/* by the ACL */
 	uint64_t	 msgs_in, msgs_out, bytes_in, bytes_out;
 	uint64_t	 tls_failures;	/* TLS handshakes that failed or timed out */
+	uint64_t	 msgs_too_large;	/* not sent: over an MQTT 5.0 client's maximum */
+	unsigned	 mqtt5_clients;		/* connected at MQTT 5.0 */
+	uint64_t	 mqtt5_disconnects;	/* DISCONNECTs the broker sent them */
 	bool		 title_dirty;
 	/* The daemon's (broker/): listeners, signals, timers, options. */
 	char		*conf_path;
@@ -424,6 +438,7 @@ void	 routes_init(struct broker *b);
 void	 routes_free(struct broker *b);
 void	 routes_add(struct broker *b, struct session *s, const char *filter);
 void	 routes_remove(struct broker *b, struct session *s, const char *filter);
+void	 routes_drop(struct broker *b, struct session *s, const char *filter);
 /* Calls fn once for every session with a filter matching topic. */
 void	 routes_match(struct broker *b, const char *topic, session_fn *fn, void *arg);
 
@@ -535,6 +550,8 @@ void	 store_maintain(struct broker *b);
 int	 session_qos(const struct session *s, const char *topic);
 bool	 session_add_filter(struct session *s, const char *filter, uint8_t qos);
 bool	 session_remove_filter(struct session *s, const char *filter);
+/* The settings a session attaches to a topic with, at QoS qos. */
+void	 session_attach_settings(const struct session *s, int qos, struct rec_attach *a);
 /* Brings one topic, every topic a filter matches (or all of the
  * session's), in line with the session's filters. */
 void	 session_sync_topic(struct session *s, struct child *c, bool retained);
@@ -551,6 +568,15 @@ void	 sessions_acl_changed(struct broker *b);
  * goes offline. */
 void	 session_online(struct session *s, struct client *cl, const char *user);
 void	 session_offline(struct session *s);
+
+/* share.c: shared subscriptions ($share/GROUP/FILTER) */
+/* The filter a session's filter is routed by: FILTER for a share. */
+const char *filter_route(const char *filter);
+bool	 session_shares_topic(const struct session *s, const char *topic);
+void	 session_sync_shares(struct session *s, struct child *c);
+void	 share_filter_removed(struct session *s, const char *filter);
+void	 share_client_gone(struct session *s);
+void	 share_session_deleted(struct session *s);
 
 /* ------------------------------------------------------------ client.c */
 

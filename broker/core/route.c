@@ -34,20 +34,36 @@ routes_free(struct broker *b)
 	b->routes = NULL;
 }
 
+/* A share filter is routed by its FILTER part. */
 void
 routes_add(struct broker *b, struct session *s, const char *filter)
 {
-	enum topic_err e = subtree_add(b->routes->filters, filter, s, 0, NULL);
+	enum topic_err e = subtree_add(b->routes->filters, filter_route(filter), s, 0, NULL);
 
 	if (e != TOPIC_OK)
 		log_warnx("session %s: filter %s left unrouted: %s", s->key, filter,
 		    topic_strerror(e));
 }
 
+/* Whatever the session's other filters are (it goes). */
+void
+routes_drop(struct broker *b, struct session *s, const char *filter)
+{
+	(void)subtree_remove(b->routes->filters, filter_route(filter), s);
+}
+
+/* Unless another of the session's filters has the same route (a share
+ * and its plain filter). */
 void
 routes_remove(struct broker *b, struct session *s, const char *filter)
 {
-	(void)subtree_remove(b->routes->filters, filter, s);
+	const char *route = filter_route(filter);
+
+	for (size_t i = 0; i < s->nfilters; i++)
+		if (strcmp(s->filters[i].filter, filter) != 0 &&
+		    strcmp(filter_route(s->filters[i].filter), route) == 0)
+			return;
+	(void)subtree_remove(b->routes->filters, route, s);
 }
 
 struct matched {
@@ -95,8 +111,8 @@ routes_match(struct broker *b, const char *topic, session_fn *fn, void *arg)
 }
 
 /* The attach settings of a session for one topic. */
-static void
-attach_settings(const struct session *s, int qos, struct rec_attach *a)
+void
+session_attach_settings(const struct session *s, int qos, struct rec_attach *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->subkey = s->key;
@@ -135,7 +151,7 @@ drop_topic(struct session *s, struct child *c, bool denied)
 		attach_drop(at, s->persistent);
 	if (s->persistent || sent)
 		topic_unsub(c, s->key, denied || s->mode == MODE_MQTT);
-	if (s->ext_ops != NULL)
+	if (s->ext_ops != NULL && !session_shares_topic(s, c->topic))
 		s->ext_ops->topic_dropped(s, c->topic);
 }
 
@@ -149,11 +165,12 @@ session_sync_topic(struct session *s, struct child *c, bool retained)
 	int q = session_qos(s, c->topic);
 	struct rec_attach a;
 
+	session_sync_shares(s, c);
 	if (q < 0 || !session_may_read(s, c->topic)) {
 		drop_topic(s, c, q >= 0);
 		return;
 	}
-	attach_settings(s, q, &a);
+	session_attach_settings(s, q, &a);
 	if (retained)
 		a.flags |= AF_RETAINED;
 	if (s->cl != NULL)
@@ -205,9 +222,9 @@ session_attach_all(struct session *s, const char *only_filter, bool retained)
 	const char *why;
 
 	for (size_t i = 0; i < s->nfilters; i++) {
-		const char *f = s->filters[i].filter;
+		const char *f = filter_route(s->filters[i].filter);
 
-		if (only_filter != NULL && strcmp(f, only_filter) != 0)
+		if (only_filter != NULL && strcmp(s->filters[i].filter, only_filter) != 0)
 			continue;
 		if (strpbrk(f, "+#") == NULL && f[0] != '$' && !registry_known(b, f) &&
 		    session_may_read(s, f) && topic_open(b, f, &why) == NULL)

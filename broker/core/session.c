@@ -8,9 +8,9 @@
  * Key: "s" + session key -> version, offline since, incarnation, filters,
  * and (version 3) the user its client logged in as, for the ACL while it
  * is offline (a version 2 record's session is anonymous until it comes
- * back).
+ * back), then, if it has one, the session's own expiry in ms (MQTT 5.0).
  * The store also holds the topic registry (registry.c) and what the
- * protocols keep there (MQTT: "o" and "i"). */
+ * protocols keep there (MQTT: "o", "i" and "u"). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +91,8 @@ session_save(struct session *s)
 	put_u8(&w, s->user != NULL);
 	if (s->user != NULL)
 		put_str(&w, s->user);
+	if (s->expiry_ms != 0)		/* a record without it: the default */
+		put_u64(&w, s->expiry_ms);
 	k = record_key(s, &klen);
 	if (kv_put(s->b->store, k, klen, w.data, w.len) == -1)
 		fatalx("session %s: the session store refuses it", s->key);
@@ -103,7 +105,7 @@ static void
 filters_free(struct session *s)
 {
 	for (size_t i = 0; i < s->nfilters; i++) {
-		routes_remove(s->b, s, s->filters[i].filter);
+		routes_drop(s->b, s, s->filters[i].filter);
 		free(s->filters[i].filter);
 	}
 	free(s->filters);
@@ -133,6 +135,7 @@ session_delete(struct session *s)
 
 	for (size_t i = 0; i < s->nfilters; i++)
 		registry_match(b, s->filters[i].filter, unsub_topic, s);
+	share_session_deleted(s);
 	if (s->ext_ops != NULL)
 		s->ext_ops->ended(s, true);
 	s->ext_ops = NULL;
@@ -190,14 +193,18 @@ session_add_filter(struct session *s, const char *filter, uint8_t qos)
 	return true;
 }
 
+/* Removes a filter; a share's memberships end with it. */
 bool
 session_remove_filter(struct session *s, const char *filter)
 {
 	for (size_t i = 0; i < s->nfilters; i++) {
 		if (strcmp(s->filters[i].filter, filter) == 0) {
-			routes_remove(s->b, s, filter);
-			free(s->filters[i].filter);
+			char *f = s->filters[i].filter;
+
 			s->filters[i] = s->filters[--s->nfilters];
+			routes_remove(s->b, s, f);
+			share_filter_removed(s, f);
+			free(f);
 			return true;
 		}
 	}
@@ -217,6 +224,8 @@ session_online(struct session *s, struct client *cl, const char *user)
 void
 session_offline(struct session *s)
 {
+	if (s->cl != NULL)
+		share_client_gone(s);
 	if (s->cl != NULL)
 		s->cl->session = NULL;
 	s->cl = NULL;
@@ -251,6 +260,8 @@ decode_session(struct session *s, const void *val, size_t len)
 	if (version == SESSION_RECORD_VERSION && get_u8(&r, &has_user) == 0 && has_user &&
 	    get_str(&r, &user) == 0)
 		s->user = xstrdup(user);
+	if (r.left > 0)
+		get_u64(&r, &s->expiry_ms);
 	return get_end(&r);
 }
 
@@ -346,29 +357,43 @@ store_close(struct broker *b)
 	b->store = NULL;
 }
 
-/* persistent_client_expiration: an MQTT session offline for longer is
- * removed with its cursors (JSON-lines usernames do not expire).  Called
- * every second; it looks at the sessions only when one may be due
- * (next_expiry: 0 at start, lowered when a session goes offline). */
+/* How long the session is kept offline: its own expiry, or
+ * persistent_client_expiration (0: for ever). */
+static uint64_t
+session_lifetime(const struct session *s)
+{
+	if (s->expiry_ms != 0)
+		return s->expiry_ms;
+	return s->b->set.persistent_client_expiration ? s->b->set.persistent_client_expiration :
+	    UINT64_MAX;
+}
+
+/* An MQTT session offline for longer than its lifetime (its Session
+ * Expiry Interval, or persistent_client_expiration) is removed with its
+ * cursors (JSON-lines usernames do not expire).  Called every second; it
+ * looks at the sessions only when one may be due (next_expiry, wall ms:
+ * 0 at start, lowered when a session goes offline). */
 void
 sessions_expire(struct broker *b)
 {
-	int64_t max = (int64_t)b->set.persistent_client_expiration;
 	int64_t now = wall_ms(), next = INT64_MAX;
 	struct session *s, *tmp;
 
-	if (max == 0 || now - max < b->next_expiry)
+	if (now < b->next_expiry)
 		return;
 	RB_FOREACH_SAFE(s, session_tree, &b->sessions, tmp) {
-		if (s->mode != MODE_MQTT || !s->persistent || s->cl != NULL)
+		uint64_t life = session_lifetime(s);
+
+		if (s->mode != MODE_MQTT || !s->persistent || s->cl != NULL ||
+		    life == UINT64_MAX)
 			continue;
-		if (now - s->offline_since < max) {
-			if (s->offline_since < next)
-				next = s->offline_since;
+		if ((uint64_t)(now - s->offline_since) < life) {
+			if (s->offline_since + (int64_t)life < next)
+				next = s->offline_since + (int64_t)life;
 			continue;
 		}
-		log_notice("session %s: offline for longer than persistent_client_expiration; "
-		    "removed", s->key);
+		log_notice("session %s: offline for longer than its %s; removed", s->key,
+		    s->expiry_ms ? "session expiry interval" : "persistent_client_expiration");
 		session_delete(s);
 	}
 	b->next_expiry = next;

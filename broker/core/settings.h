@@ -56,6 +56,11 @@ struct settings {
 	uint64_t          tls_handshake_timeout;	/* ms */
 	bool              per_listener_settings;	/* listener blocks' password_file... apply */
 	struct conf_blocks listeners;		/* of struct listener_conf */
+	/* MQTT 5.0 (mosquitto's names where it has them) */
+	unsigned          max_keepalive;	/* seconds; 0: any, even none */
+	uint64_t          max_packet_size;	/* bytes of a packet from a client; 0: no limit of its own */
+	unsigned          max_topic_alias;	/* Topic Alias Maximum granted to clients */
+	char             *response_information;	/* NULL: none given */
 };
 
 /* A listener block: "listener PORT [ADDRESS]" and the keys after it

@@ -71,25 +71,31 @@ login(struct client *cl, const char *line, size_t len)
 
 /* Refusals that end the connection (a failed topic, too many topics, a
  * store that cannot be written) are ERROR lines; a filter no one may
- * subscribe to is an unknown command. */
+ * subscribe to is an unknown command.  "$share/GROUP/FILTER" joins the
+ * group of consumers that share FILTER's messages (one gets each). */
 static void
 subscribe(struct client *cl, const char *filter, const char *line, size_t len)
 {
 	struct session *s = cl->session;
-	const char *why;
+	const char *why, *route = filter;
 	struct child *c;
 
-	if (!auth_may_subscribe(cl->auth, s->user, session_client_id(s), filter)) {
+	if (topic_share_split(filter, &route) == -1) {
+		json_unknown(cl, "bad_share", "SUB to a malformed $share/GROUP/FILTER", filter,
+		    line, len);
+		return;
+	}
+	if (!auth_may_subscribe(cl->auth, s->user, session_client_id(s), route)) {
 		json_denied(cl, "SUB", filter);
 		return;
 	}
-	if (filter[0] == '$' && strcmp(filter, cl->b->set.dead_letter_topic) != 0) {
+	if (route[0] == '$' && strcmp(route, cl->b->set.dead_letter_topic) != 0) {
 		json_unknown(cl, "reserved_topic", "SUB to a topic starting with $ (reserved)",
 		    filter, line, len);
 		return;
 	}
-	if (strpbrk(filter, "+#") == NULL) {
-		if ((c = topic_open(cl->b, filter, &why)) == NULL) {
+	if (strpbrk(route, "+#") == NULL) {
+		if ((c = topic_open(cl->b, route, &why)) == NULL) {
 			json_error(cl, why);
 			return;
 		}

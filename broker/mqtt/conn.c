@@ -41,9 +41,12 @@ mqtt_idle(struct client *cl)
 {
 	struct mqtt_conn *mc = mqtt_conn(cl);
 
-	client_close(cl, !mc->connected ? "no CONNECT within idle_timeout" :
-	    mc->keepalive_ms ? "keep-alive expired" :
-	    "half a packet for longer than idle_timeout");
+	if (!mc->connected)
+		client_close(cl, "no CONNECT within idle_timeout");
+	else if (mc->keepalive_ms)
+		mqtt_close(cl, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep-alive expired");
+	else
+		mqtt_close(cl, MQTT_RC_MALFORMED_PACKET, "half a packet for longer than idle_timeout");
 }
 
 void
@@ -69,36 +72,10 @@ send_connack(struct client *cl, bool present, uint8_t rc)
 	struct wbuf w;
 
 	wbuf_init(&w);
-	mqtt_enc_connack(&w, present, rc);
+	mqtt_enc_connack(&w, MQTT_LEVEL_311, &(struct mqtt_connack){
+	    .session_present = present, .return_code = rc });
 	mqtt_send(cl, &w);
 	wbuf_free(&w);
-}
-
-static void
-keep_will(struct mqtt_conn *mc, const struct mqtt_connect *c)
-{
-	struct mqtt_will *wl;
-
-	if (!c->will)
-		return;
-	wl = xcalloc(1, sizeof(*wl));
-	wl->topic = xstrdup(c->will_topic);
-	wl->payload = xmemdup(c->will_payload ? c->will_payload : (const uint8_t *)"", c->will_len);
-	wl->len = c->will_len;
-	wl->qos = c->will_qos;
-	wl->retain = c->will_retain;
-	mc->will = wl;
-}
-
-static void
-will_free(struct mqtt_conn *mc)
-{
-	if (mc->will == NULL)
-		return;
-	free(mc->will->topic);
-	free(mc->will->payload);
-	free(mc->will);
-	mc->will = NULL;
 }
 
 /* Another connection with the same client id is closed first (MQTT
@@ -114,30 +91,40 @@ take_over(struct client *cl, const char *id)
 		struct session *s = session_find(cl->b, keys[i]);
 
 		if (s != NULL && s->cl != NULL && s->cl != cl)
-			client_close(s->cl, "taken over by a new connection with its client id");
+			mqtt_close(s->cl, MQTT_RC_SESSION_TAKEN_OVER,
+			    "taken over by a new connection with its client id");
 		free(keys[i]);
 	}
 }
 
+/* A clean session lives as long as its connection; so does an MQTT 5.0
+ * session of Session Expiry Interval 0, unless it resumes a stored one
+ * (which then ends with the connection). */
 static struct session *
 open_session(struct client *cl, const char *id, bool clean, bool *present)
 {
+	struct mqtt_conn *mc = mqtt_conn(cl);
 	struct session *s;
 	char *key;
+
+	/* Stored: MQTT 3.1.1's persistent session, or a non-zero expiry. */
+	bool keep = mc->level == MQTT_LEVEL_5 ? mc->session_expiry > 0 : !clean;
 
 	*present = false;
 	xasprintf(&key, "m/%s", id);
 	s = session_find(cl->b, key);
-	if (clean) {
-		if (s != NULL)
-			session_delete(s);	/* a clean start discards the old one */
+	if (clean && s != NULL) {
+		session_delete(s);	/* a clean start discards the old one */
+		s = NULL;
+	}
+	if (s != NULL) {
+		*present = true;
+	} else if (keep) {
+		s = session_new(cl->b, key, MODE_MQTT, true);
+	} else {
 		free(key);
 		xasprintf(&key, "c/%016llx/%s", (unsigned long long)cl->b->boot_id, id);
 		s = session_new(cl->b, key, MODE_MQTT, false);
-	} else if (s != NULL) {
-		*present = true;
-	} else {
-		s = session_new(cl->b, key, MODE_MQTT, true);
 	}
 	free(key);
 	mqtt_session_attach(s);
@@ -147,22 +134,57 @@ open_session(struct client *cl, const char *id, bool clean, bool *present)
 /* What the codec cannot refuse alone; true when the connection is
  * refused (and closing).  MQTT 3.1 requires a client id (its upper bound
  * of 23 bytes is not enforced); 3.1.1 allows an empty one with a clean
- * session only (3.1.3-8). */
+ * session only (3.1.3-8); 5.0 lets the server assign one (3.1.3-6). */
 static bool
 connect_refused(struct client *cl, const struct mqtt_connect *c)
 {
-	if (c->client_id[0] == '\0' && (c->level == MQTT_LEVEL_31 || !c->clean_session)) {
-		send_connack(cl, false, MQTT_CONNACK_ID_REJECTED);
-		client_close(cl, c->level == MQTT_LEVEL_31 ?
-		    "empty client id in an MQTT 3.1 CONNECT" : "empty client id without clean session");
+	if (c->client_id[0] == '\0' && (c->level == MQTT_LEVEL_31 ||
+	    (c->level == MQTT_LEVEL_311 && !c->clean_session))) {
+		mqtt_refuse(cl, c->level, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_CONNACK_ID_REJECTED,
+		    c->level == MQTT_LEVEL_31 ? "empty client id in an MQTT 3.1 CONNECT" :
+		    "empty client id without clean session");
 		return true;
 	}
 	if (c->will && topic_check_levels(c->will_topic, strlen(c->will_topic),
 	    cl->b->set.max_topic_levels) != TOPIC_OK) {
-		client_close(cl, "will topic of more levels than max_topic_levels");
+		mqtt_refuse(cl, c->level, MQTT_RC_TOPIC_NAME_INVALID, 0xff,
+		    "will topic of more levels than max_topic_levels");
 		return true;
 	}
-	return false;
+	mqtt_conn(cl)->level = c->level;
+	return c->level == MQTT_LEVEL_5 && !mqtt5_connect_props(cl, c);
+}
+
+/* Who owns what the connection stages (QoS 2 publishes): a stored
+ * session's incarnation, or this connection alone. */
+static void
+set_owner(struct client *cl, const struct session *s)
+{
+	char *owner;
+
+	if (!s->persistent)
+		xasprintf(&owner, "j/%016llx/m%llu", (unsigned long long)cl->b->boot_id,
+		    (unsigned long long)cl->id);
+	else
+		xasprintf(&owner, "%s/%llx", s->key, (unsigned long long)s->incarnation);
+	owner_set(cl, owner);
+	free(owner);
+}
+
+static void
+log_connected(struct client *cl, const struct mqtt_connect *c, const struct session *s,
+    bool present, const char *user)
+{
+	snprintf(cl->desc + strlen(cl->desc), sizeof(cl->desc) - strlen(cl->desc), " id %s%s%s",
+	    mqtt_conn(cl)->client_id, user != NULL ? " user " : "", user != NULL ? user : "");
+	if (c->level == MQTT_LEVEL_5)
+		log_info("client %s: MQTT 5.0 %s, session expiry %us, keep-alive %us", cl->desc,
+		    present ? "session resumed" : "new session", mqtt_conn(cl)->session_expiry,
+		    (unsigned)(mqtt_conn(cl)->keepalive_ms / 1500));
+	else
+		log_info("client %s: MQTT %s session%s, keep-alive %us", cl->desc,
+		    s->persistent ? "persistent" : "clean", present ? " resumed" : "",
+		    c->keepalive);
 }
 
 /* The user name and password against the client's auth (the password
@@ -194,12 +216,14 @@ login(struct client *cl, const struct mqtt_connect *c, const char **user)
 		cl->b->anonymous_refused++;
 		log_notice("client %s: anonymous client refused%s: allow_anonymous is off",
 		    cl->desc, c->username != NULL ? " (no password_file checks its user name)" : "");
-		mqtt_enc_connack(&w, false, MQTT_CONNACK_NOT_AUTHORIZED);
+		mqtt_enc_refusal(&w, c->level, MQTT_RC_NOT_AUTHORIZED, MQTT_CONNACK_NOT_AUTHORIZED,
+		    "not authorized");
 		client_refuse(cl, 0, w.data, w.len, "not authorized");
 	} else {
 		delay = client_login_failed(cl, c->username, c->password != NULL ?
 		    "wrong password or unknown user" : "no password");
-		mqtt_enc_connack(&w, false, MQTT_CONNACK_BAD_LOGIN);
+		mqtt_enc_refusal(&w, c->level, MQTT_RC_BAD_USERNAME_PASSWORD,
+		    MQTT_CONNACK_BAD_LOGIN, "bad user name or password");
 		client_refuse(cl, delay, w.data, w.len, "bad user name or password");
 	}
 	wbuf_free(&w);
@@ -213,8 +237,7 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	struct broker *b = cl->b;
 	const char *user;
 	struct session *s;
-	char *owner;
-	bool present;
+	bool present, told;
 
 	if (connect_refused(cl, c) || !login(cl, c, &user))
 		return;
@@ -225,64 +248,75 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 		mc->client_id = xstrdup(c->client_id);
 	take_over(cl, mc->client_id);
 	if (delivery_open(cl) == -1) {
-		send_connack(cl, false, MQTT_CONNACK_UNAVAILABLE);
-		client_close(cl, "no delivery socket");
+		mqtt_refuse(cl, c->level, MQTT_RC_SERVER_UNAVAILABLE, MQTT_CONNACK_UNAVAILABLE,
+		    "no delivery socket");
 		return;
 	}
 	s = open_session(cl, mc->client_id, c->clean_session, &present);
+	mqtt_will_cancel(s);	/* resumed within its Will Delay Interval */
+	if (s->persistent)
+		mqtt5_session_expiry(cl, s);
 	(void)session_save(s);
 	/* The CONNACK once the session (or the end of an old one) is durable. */
 	client_gate(cl, durable_write(b));
 	session_online(s, cl, user);
 	mqtt_session_reconnected(s);
 	mc->connected = true;
-	mc->level = c->level;
-	if (c->clean_session)
-		xasprintf(&owner, "j/%016llx/m%llu", (unsigned long long)b->boot_id,
-		    (unsigned long long)cl->id);
-	else
-		xasprintf(&owner, "%s/%llx", s->key, (unsigned long long)s->incarnation);
-	owner_set(cl, owner);
-	free(owner);
-	keep_will(mc, c);
-	mc->keepalive_ms = (uint64_t)c->keepalive * 1500;
-	snprintf(cl->desc + strlen(cl->desc), sizeof(cl->desc) - strlen(cl->desc), " id %s%s%s",
-	    mc->client_id, user != NULL ? " user " : "", user != NULL ? user : "");
-	log_info("client %s: MQTT %s session%s, keep-alive %us", cl->desc,
-	    c->clean_session ? "clean" : "persistent", present ? " resumed" : "", c->keepalive);
-	/* MQTT 3.1 has no session present flag: its byte is reserved, 0. */
-	send_connack(cl, present && c->level != MQTT_LEVEL_31, MQTT_CONNACK_ACCEPTED);
+	if (c->level == MQTT_LEVEL_5)
+		b->mqtt5_clients++;
+	set_owner(cl, s);
+	mc->will = mqtt_will_new(c, mc->client_id);
+	mc->keepalive_ms = c->level == MQTT_LEVEL_5 ?
+	    (uint64_t)keepalive_granted(c->keepalive, b->set.max_keepalive, &told) * 1500 :
+	    (uint64_t)c->keepalive * 1500;
+	log_connected(cl, c, s, present, user);
+	if (c->level == MQTT_LEVEL_5)
+		mqtt5_send_connack(cl, present, c);
+	else	/* MQTT 3.1 has no session present flag: its byte is reserved, 0. */
+		send_connack(cl, present && c->level != MQTT_LEVEL_31, MQTT_CONNACK_ACCEPTED);
 	touch(cl);
 	session_attach_all(s, NULL, false);
 }
 
 static void
-on_packet(struct client *cl, struct mqtt_packet *p)
+on_disconnect(struct client *cl, const struct mqtt_disconnect *d)
+{
+	struct mqtt_conn *mc = mqtt_conn(cl);
+
+	if (mc->level == MQTT_LEVEL_5 && !mqtt5_disconnect_in(cl, d))
+		return;
+	/* A clean end: no will.  At 5.0 only reason 0x00 is one (3.1.2-10):
+	 * 0x04 asks for the will, and so does any error the client reports. */
+	if (mc->level != MQTT_LEVEL_5 || d->reason == MQTT_RC_NORMAL_DISCONNECTION) {
+		mqtt_will_free(mc->will);
+		mc->will = NULL;
+	}
+	client_close(cl, "DISCONNECT");
+}
+
+static void
+on_pingreq(struct client *cl)
 {
 	struct wbuf w;
 
-	if (!(mqtt_type_dir(p->type) & MQTT_FROM_CLIENT)) {
-		client_close(cl, "a server-to-client packet from the client");
-		return;
-	}
-	if (!mqtt_conn(cl)->connected && p->type != MQTT_CONNECT) {
-		client_close(cl, "a packet before CONNECT");
-		return;
-	}
+	wbuf_init(&w);
+	mqtt_enc_simple(&w, MQTT_PINGRESP);
+	mqtt_send(cl, &w);
+	wbuf_free(&w);
+}
+
+/* The packets a connected client may send, in order. */
+static void
+on_packet(struct client *cl, struct mqtt_packet *p)
+{
 	switch (p->type) {
-	case MQTT_CONNECT:
-		if (mqtt_conn(cl)->connected)
-			client_close(cl, "a second CONNECT");
-		else
-			on_connect(cl, &p->u.connect);
-		break;
 	case MQTT_PUBLISH:
 		mqtt_publish_in(cl, &p->u.publish);
 		break;
 	case MQTT_PUBACK:
 	case MQTT_PUBREC:
 	case MQTT_PUBCOMP:
-		mqtt_ack_in(cl, p->type, p->u.ack.packet_id);
+		mqtt_ack_in(cl, p->type, &p->u.ack);
 		break;
 	case MQTT_PUBREL:
 		mqtt_pubrel_in(cl, p->u.ack.packet_id);
@@ -294,16 +328,52 @@ on_packet(struct client *cl, struct mqtt_packet *p)
 		mqtt_unsubscribe_in(cl, &p->u.unsubscribe);
 		break;
 	case MQTT_PINGREQ:
-		wbuf_init(&w);
-		mqtt_enc_simple(&w, MQTT_PINGRESP);
-		mqtt_send(cl, &w);
-		wbuf_free(&w);
+		on_pingreq(cl);
 		break;
 	case MQTT_DISCONNECT:
-		will_free(mqtt_conn(cl));	/* a clean end: no will */
-		client_close(cl, "DISCONNECT");
+		on_disconnect(cl, &p->u.disconnect);
+		break;
+	case MQTT_AUTH:		/* the CONNECT had no Authentication Method */
+		mqtt_close(cl, MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
 		break;
 	}
+}
+
+/* What needs connection state: CONNECT first and once, direction. */
+static void
+on_any_packet(struct client *cl, struct mqtt_packet *p)
+{
+	struct mqtt_conn *mc = mqtt_conn(cl);
+
+	if (!mc->connected && p->type != MQTT_CONNECT)
+		client_close(cl, "a packet before CONNECT");
+	else if (!(mqtt_type_dir(p->type, mc->level ? mc->level : p->level) & MQTT_FROM_CLIENT))
+		mqtt_close(cl, MQTT_RC_PROTOCOL_ERROR, "a server-to-client packet from the client");
+	else if (p->type == MQTT_CONNECT && mc->connected)
+		mqtt_close(cl, MQTT_RC_PROTOCOL_ERROR, "a second CONNECT");
+	else if (p->type == MQTT_CONNECT)
+		on_connect(cl, &p->u.connect);
+	else
+		on_packet(cl, p);
+}
+
+/* A packet that does not decode: a CONNECT is refused (a level-5 one
+ * with the reason code, 3.2.2.2), anything after it closes the
+ * connection (at level 5 with a DISCONNECT that says why). */
+static void
+on_bad_packet(struct client *cl, const struct mqtt_packet *p, int rc)
+{
+	char why[160];
+
+	snprintf(why, sizeof(why), "malformed %s: %s", mqtt_type_name(p->type),
+	    p->error ? p->error : "?");
+	if (rc == MQTT_E_BAD_LEVEL)
+		mqtt_refuse(cl, MQTT_LEVEL_311, 0, MQTT_CONNACK_BAD_VERSION,
+		    "unsupported MQTT protocol level");
+	else if (p->type == MQTT_CONNECT && p->level == MQTT_LEVEL_5 && !mqtt_conn(cl)->connected)
+		mqtt_refuse(cl, MQTT_LEVEL_5, mqtt_error_reason(rc), 0xff, why);
+	else
+		mqtt_close(cl, mqtt_error_reason(rc), why);
 }
 
 /* Handles one framed packet; returns -1 when the connection is done. */
@@ -311,31 +381,36 @@ static int
 one_packet(struct client *cl, const uint8_t *pkt, size_t len)
 {
 	struct mqtt_packet p;
-	int rc = mqtt_decode(pkt, len, &p);
+	int rc = mqtt_decode(pkt, len, mqtt_conn(cl)->level, &p);
 
-	if (rc == MQTT_E_BAD_LEVEL) {
-		send_connack(cl, false, MQTT_CONNACK_BAD_VERSION);
-		client_close(cl, "unsupported MQTT protocol level");
-	} else if (rc < 0) {
-		char why[160];
-
-		snprintf(why, sizeof(why), "malformed %s: %s", mqtt_type_name(p.type),
-		    p.error ? p.error : "?");
-		client_close(cl, why);
-	} else {
-		on_packet(cl, &p);
-	}
+	if (rc < 0)
+		on_bad_packet(cl, &p, rc);
+	else
+		on_any_packet(cl, &p);
 	mqtt_packet_free(&p);
 	return cl->closing ? -1 : 0;
+}
+
+/* The largest packet taken: before the CONNECT, and from MQTT 3.1 and
+ * 3.1.1 clients, message_size_limit with a topic and headers (within
+ * max_packet_size); MQTT 5.0 clients were told theirs. */
+static size_t
+frame_limit(const struct client *cl)
+{
+	const struct settings *set = &cl->b->set;
+	size_t limit = set->message_size_limit + MQTT_MAX_STRING + 16;
+
+	if (mqtt_conn(cl)->level == MQTT_LEVEL_5 || mqtt_conn(cl)->level == 0)
+		return mqtt_max_packet_in(cl->b);
+	return set->max_packet_size > 0 && set->max_packet_size < limit ?
+	    set->max_packet_size : limit;
 }
 
 static void
 mqtt_read(struct client *cl)
 {
 	struct evbuffer *in = client_input(cl);
-	/* message_size_limit bounds payloads (as in mosquitto); a packet
-	 * may add a topic and headers to that. */
-	size_t limit = cl->b->set.message_size_limit + MQTT_MAX_STRING + 16, total = 0;
+	size_t limit = frame_limit(cl), total = 0;
 
 	while (!cl->closing && !client_throttled(cl)) {
 		size_t have = evbuffer_get_length(in);
@@ -347,11 +422,12 @@ mqtt_read(struct client *cl)
 			break;
 		rc = mqtt_frame(head, have < 5 ? have : 5, limit, &total);
 		if (rc == MQTT_E_TOO_LARGE) {
-			client_close(cl, "packet larger than message_size_limit allows");
+			mqtt_close(cl, MQTT_RC_PACKET_TOO_LARGE,
+			    "packet larger than message_size_limit or max_packet_size allows");
 			break;
 		}
 		if (rc < 0) {
-			client_close(cl, "malformed remaining length");
+			mqtt_close(cl, MQTT_RC_MALFORMED_PACKET, "malformed remaining length");
 			break;
 		}
 		/* With only the header in view, 0 still sets *total once the
@@ -366,7 +442,19 @@ mqtt_read(struct client *cl)
 			break;
 		evbuffer_drain(in, total);
 		touch(cl);
+		limit = frame_limit(cl);	/* the CONNECT may have set the level */
 	}
+}
+
+/* Does the session outlive the connection?  A stored one does, unless an
+ * MQTT 5.0 client ended it with a Session Expiry Interval of 0. */
+static bool
+session_stays(const struct client *cl, const struct session *s)
+{
+	const struct mqtt_conn *mc = mqtt_conn(cl);
+
+	return s != NULL && s->persistent &&
+	    !(mc->connected && mc->level == MQTT_LEVEL_5 && mc->session_expiry == 0);
 }
 
 /* The connection ended: the will unless it said DISCONNECT, deliveries
@@ -377,23 +465,38 @@ mqtt_closed(struct client *cl)
 	struct mqtt_conn *mc = mqtt_conn(cl);
 	struct session *s = cl->session;
 	struct attachment *a;
+	bool stays = session_stays(cl, s);
+
+	if (mc->connected && mc->level == MQTT_LEVEL_5)
+		cl->b->mqtt5_clients--;
 
 	if (mc->connected && mc->will != NULL)
-		mqtt_publish_will(cl);
-	will_free(mc);
+		mqtt_will_end(cl, s, stays);
+	mqtt_will_free(mc->will);
+	mc->will = NULL;
 	while ((a = TAILQ_FIRST(&cl->attached)) != NULL)
-		attach_end(a, s != NULL && s->persistent);
-	owner_closed(cl, s == NULL || !s->persistent);
+		attach_end(a, stays);
+	owner_closed(cl, !stays);
 	if (s != NULL) {
 		session_offline(s);
 		if (!s->persistent)
 			session_free(s);
+		else if (!stays)
+			session_delete(s);
 		else
 			(void)session_save(s);
 	}
 	mqtt_inbound_free(mc);
+	alias_free(&mc->alias_in);
+	alias_free(&mc->alias_out);
 	free(mc->client_id);
 	free(mc);
+}
+
+static void
+mqtt_stopping(struct client *cl)
+{
+	mqtt_close(cl, MQTT_RC_SERVER_SHUTTING_DOWN, "broker shutting down");
 }
 
 const struct proto mqtt_proto = {
@@ -404,4 +507,5 @@ const struct proto mqtt_proto = {
 	.can_take = mqtt_can_take,
 	.idle = mqtt_idle,
 	.closed = mqtt_closed,
+	.stopping = mqtt_stopping,
 };

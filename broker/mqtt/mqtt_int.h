@@ -10,6 +10,7 @@
 #include "core/core.h"
 #include "mqtt/mqtt.h"
 #include "mqtt/mqtt_codec.h"
+#include "mqtt/rules5.h"
 
 /* What a connection leaves behind if it ends without DISCONNECT. */
 struct mqtt_will {
@@ -18,6 +19,12 @@ struct mqtt_will {
 	size_t		 len;
 	uint8_t		 qos;
 	bool		 retain;
+	uint8_t		*props;		/* MQTT 5.0 Will Properties, packed (or NULL) */
+	size_t		 props_len;
+	uint32_t	 delay_s;	/* Will Delay Interval */
+	bool		 has_expiry;	/* Message Expiry Interval: */
+	uint32_t	 expiry_s;
+	char		*origin;	/* the client id, for No Local */
 };
 
 /* Inbound QoS 2 of a clean session, between PUBREC and PUBREL: packet id
@@ -29,14 +36,44 @@ struct inbound {
 };
 RB_HEAD(inbound_tree, inbound);
 
-/* A connection's state (client->pstate). */
+/* A subscription's options that act on delivery (subopts.c). */
+#define SO_NO_LOCAL	0x01
+#define SO_RAP		0x02	/* Retain As Published */
+struct subopt {
+	char		*filter;
+	uint8_t		 flags;		/* SO_* */
+	uint32_t	 id;		/* Subscription Identifier; 0: none */
+};
+struct subopts {
+	struct subopt	*v;
+	size_t		 n;
+};
+/* What a session's subscriptions say of one delivery. */
+#define SUB_MATCH_IDS	32
+struct sub_match {
+	bool		 skip;		/* No Local on every matching subscription */
+	bool		 rap;		/* one has Retain As Published */
+	uint32_t	 ids[SUB_MATCH_IDS];
+	size_t		 nids;
+};
+
+/* A connection's state (client->pstate).  The v5 part is what an MQTT
+ * 5.0 CONNECT said (3.1.2.11) and what the connection keeps for it. */
 struct mqtt_conn {
 	bool		 connected;	/* CONNECT accepted */
-	uint8_t		 level;		/* MQTT_LEVEL_31 or _311 */
+	uint8_t		 level;		/* MQTT_LEVEL_31, _311 or _5 */
 	uint64_t	 keepalive_ms;	/* 1.5 x the client's keep-alive; 0: none */
 	struct mqtt_will *will;
 	char		*client_id;
 	struct inbound_tree inbound;
+	/* MQTT 5.0 */
+	uint32_t	 session_expiry; /* seconds; SESSION_EXPIRY_NEVER */
+	bool		 problem_info;	/* Request Problem Information */
+	uint16_t	 recv_max;	/* the client's Receive Maximum */
+	uint32_t	 max_packet;	/* the client's Maximum Packet Size; 0: none */
+	unsigned	 inflight_in;	/* its QoS 1/2 publishes not yet PUBACK'd / PUBCOMP'd */
+	struct alias_table alias_in;	/* client -> broker */
+	struct alias_table alias_out;	/* broker -> client */
 };
 
 static inline struct mqtt_conn *
@@ -45,24 +82,95 @@ mqtt_conn(const struct client *cl)
 	return cl->pstate;
 }
 
+static inline bool
+mqtt_v5(const struct client *cl)
+{
+	return mqtt_conn(cl)->level == MQTT_LEVEL_5;
+}
+
 /* conn.c */
 void	 mqtt_send(struct client *cl, const struct wbuf *w);
 void	 mqtt_send_ack(struct client *cl, uint8_t type, uint16_t pid);
+/* conn5.c: MQTT 5.0's CONNECT, CONNACK, DISCONNECT and reason codes */
+/* An ack with a reason code (and why as Reason String if the client
+ * allows it); below level 5, the plain ack. */
+void	 mqtt_send_reason_ack(struct client *cl, uint8_t type, uint16_t pid, uint8_t rc,
+	    const char *why);
+/* Closes the connection; at level 5 once connected, a DISCONNECT with rc
+ * (and why as Reason String) goes first. */
+void	 mqtt_close(struct client *cl, uint8_t rc, const char *why);
+/* Refuses a CONNECT: CONNACK with rc5 at level 5, rc3 below (none if
+ * rc3 is 0xff), then closes. */
+void	 mqtt_refuse(struct client *cl, uint8_t level, uint8_t rc5, uint8_t rc3, const char *why);
+/* The CONNACK of such a refusal (rc3 not 0xff below level 5). */
+void	 mqtt_enc_refusal(struct wbuf *w, uint8_t level, uint8_t rc5, uint8_t rc3, const char *why);
+/* Reads a level-5 CONNECT's properties into the connection; false when
+ * it is refused (answered and closing). */
+bool	 mqtt5_connect_props(struct client *cl, const struct mqtt_connect *c);
+void	 mqtt5_send_connack(struct client *cl, bool present, const struct mqtt_connect *c);
+/* A client's DISCONNECT at level 5: false when it breaks a rule (closing). */
+bool	 mqtt5_disconnect_in(struct client *cl, const struct mqtt_disconnect *d);
+/* The largest packet the broker takes from a client. */
+size_t	 mqtt_max_packet_in(const struct broker *b);
+/* The session's expiry as the core keeps it (struct session expiry_ms). */
+void	 mqtt5_session_expiry(struct client *cl, struct session *s);
 /* publish.c */
+bool	 mqtt_may_write(struct client *cl, const char *topic);
 void	 mqtt_publish_in(struct client *cl, const struct mqtt_publish *m);
 void	 mqtt_pubrel_in(struct client *cl, uint16_t pid);
-void	 mqtt_publish_will(struct client *cl);
 void	 mqtt_inbound_free(struct mqtt_conn *mc);
 void	 mqtt_inbound_end(struct session *s);
 /* outbound.c */
 void	 mqtt_deliver(struct client *cl, const struct ipc_msg *m);
 bool	 mqtt_can_take(const struct client *cl);
-void	 mqtt_ack_in(struct client *cl, uint8_t type, uint16_t pid);
+void	 mqtt_ack_in(struct client *cl, uint8_t type, const struct mqtt_ack *a);
 void	 mqtt_session_attach(struct session *s);
 void	 mqtt_session_reconnected(struct session *s);
 /* subscribe.c */
 void	 mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub);
 void	 mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u);
+/* msgprops.c */
+/* A PUBLISH's (or a will's) properties for the topic's log: the packed
+ * application properties but the Message Expiry Interval, which comes
+ * back as *expiry_ms (wall ms; 0: none).  -1 if they cannot be packed. */
+int	 msg_props_in(const struct mqtt_props *in, struct wbuf *blob, uint64_t *expiry_ms);
+/* A delivery's properties for an MQTT 5.0 subscriber, with the Message
+ * Expiry Interval left; -1 with *why when they are unreadable or the
+ * message has expired ("expired").  out points into d: free it with
+ * mqtt_props_free(). */
+int	 msg_props_out(const struct rec_deliver *d, struct mqtt_props *out, const char **why);
+/* will.c */
+struct mqtt_will *mqtt_will_new(const struct mqtt_connect *c, const char *origin);
+void	 mqtt_will_free(struct mqtt_will *wl);
+/* The connection ended without a clean DISCONNECT: its will now, or,
+ * after its Will Delay Interval when the session stays, later. */
+void	 mqtt_will_end(struct client *cl, struct session *s, bool stays);
+/* The session resumed: its delayed will is not sent. */
+void	 mqtt_will_cancel(struct session *s);
+/* The session ends (forget) or the broker stops: a delayed will is sent,
+ * or (stopping) lost. */
+void	 mqtt_will_session_end(struct session *s, bool forget);
+void	 mqtt_out_forget(struct session *s, const char *topic, uint64_t seq);
+/* deliver5.c */
+/* false when the client is not to get the message (then it counts as
+ * delivered); else pub has its properties (mqtt_props_free() them). */
+bool	 mqtt5_deliver_prepare(struct client *cl, const struct rec_deliver *d,
+	    struct mqtt_publish *pub);
+void	 mqtt5_use_alias(struct client *cl, struct mqtt_publish *pub);
+/* outbound.c: the session's delayed will (NULL: none), its options */
+struct delayed_will **mqtt_session_will(struct session *s);
+struct subopts *mqtt_session_opts(struct session *s);
+/* subopts.c */
+/* Sets (or with 0, 0 removes) a filter's options. */
+void	 subopts_set(struct session *s, const char *filter, uint8_t flags, uint32_t id);
+void	 subopts_remove(struct session *s, const char *filter);
+/* The session ends (forget: its records go too) or the broker stops. */
+void	 subopts_end(struct session *s, bool forget);
+/* share: the shared subscription it is delivered for, or ""; own: the
+ * message is from this session's client id. */
+void	 subopts_match(const struct session *s, const char *topic, const char *share, bool own,
+	    struct sub_match *m);
+int	 subopts_load(const void *key, size_t klen, void *arg);
 /* sys.c */
 void	 sys_subscribed(struct client *cl, const char *filter);
 bool	 sys_topic(const char *filter);

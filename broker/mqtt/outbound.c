@@ -51,6 +51,8 @@ struct mqtt_session {
 	unsigned	 nstale;	/* stale */
 	unsigned	 nstale_sent;	/* stale and not yet PUBACK'd / PUBREC'd */
 	uint16_t	 next_pid;
+	struct delayed_will *will;	/* will.c */
+	struct subopts	 opts;		/* subopts.c */
 };
 
 static int
@@ -261,6 +263,8 @@ ended(struct session *s, bool forget)
 	struct mqtt_session *ms = ms_of(s);
 	struct outflight *o;
 
+	mqtt_will_session_end(s, forget);
+	subopts_end(s, forget);
 	while ((o = RB_MIN(pid_tree, &ms->pids)) != NULL)
 		out_drop(s, o, forget);
 	if (forget && s->persistent)
@@ -273,6 +277,18 @@ static const struct session_ext mqtt_session_ext = {
 	.topic_dropped = topic_dropped,
 	.ended = ended,
 };
+
+struct delayed_will **
+mqtt_session_will(struct session *s)
+{
+	return &ms_of(s)->will;
+}
+
+struct subopts *
+mqtt_session_opts(struct session *s)
+{
+	return &ms_of(s)->opts;
+}
 
 /* Gives an MQTT session its state (once). */
 void
@@ -345,6 +361,7 @@ mqtt_init(struct broker *b)
 {
 	attach_each(b);
 	kv_scan(b->store, "o", 1, load_outflight, b);
+	kv_scan(b->store, "u", 1, subopts_load, b);
 }
 
 /* Deliveries waiting for PUBACK / PUBREC are bounded by
@@ -357,15 +374,48 @@ mqtt_can_take(const struct client *cl)
 {
 	const struct session *s = cl->session;
 	const struct mqtt_session *ms = s != NULL ? ms_of(s) : NULL;
+	/* An MQTT 5.0 client says how many it takes (Receive Maximum,
+	 * 3.3.4-9), as in mosquitto; the others get max_inflight_messages. */
+	unsigned window = mqtt_v5(cl) ? mqtt_conn(cl)->recv_max :
+	    cl->b->set.max_inflight_messages;
 
-	return ms == NULL || (ms->nsent - ms->nstale_sent < cl->b->set.max_inflight_messages &&
-	    ms->nout < OUT_MAX);
+	return ms == NULL || (ms->nsent - ms->nstale_sent < window && ms->nout < OUT_MAX);
 }
 
 static void
 ack_out(struct client *cl, const struct outflight *o, uint8_t kind)
 {
 	ack_to_topic(cl->b, cl->session->key, o->topic, o->seq, kind);
+}
+
+/* A delivery the client will not get (MQTT 5.0, deliver5.c): if it was
+ * sent before, its packet id is forgotten. */
+void
+mqtt_out_forget(struct session *s, const char *topic, uint64_t seq)
+{
+	struct outflight *o = out_find_seq(s, topic, seq);
+
+	if (o != NULL)
+		out_drop(s, o, true);
+}
+
+static void
+send_publish(struct client *cl, const struct rec_deliver *d, struct mqtt_publish *pub)
+{
+	struct wbuf w;
+
+	if (mqtt_v5(cl))
+		mqtt5_use_alias(cl, pub);
+	wbuf_init(&w);
+	if (mqtt_enc_publish(&w, mqtt_conn(cl)->level, pub) == 0) {
+		mqtt_send(cl, &w);
+		cl->b->msgs_out++;
+		cl->b->bytes_out += d->payload_len;
+	} else {
+		log_warnx("client %s: cannot encode a delivery from %s", cl->desc, d->topic);
+	}
+	wbuf_free(&w);
+	mqtt_props_free(&pub->props);
 }
 
 static void
@@ -378,8 +428,9 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 		.retain = (d->flags & DF_RETAIN) != 0, .topic = (char *)d->topic,
 		.payload = d->payload, .len = d->payload_len,
 	};
-	struct wbuf w;
 
+	if (mqtt_v5(cl) && !mqtt5_deliver_prepare(cl, d, &pub))
+		return;
 	if (ms_of(s)->nstale > 0)
 		out_passed_over(s, d->topic, d->seq);
 	if (d->qos > 0) {
@@ -389,6 +440,7 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 			 * PUBREL follows. */
 			out_fresh(ms_of(s), o);
 			ack_out(cl, o, ACK_PUBREC);
+			mqtt_props_free(&pub.props);
 			return;
 		}
 		if (o != NULL) {
@@ -399,20 +451,13 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 				out_store(s, o, true);
 			}
 		} else if ((o = out_new(s, d->topic, d->seq, d->qos)) == NULL) {
+			mqtt_props_free(&pub.props);
 			client_close(cl, "no packet id left");
 			return;
 		}
 		pub.packet_id = o->pid;
 	}
-	wbuf_init(&w);
-	if (mqtt_enc_publish(&w, &pub) == 0) {
-		mqtt_send(cl, &w);
-		cl->b->msgs_out++;
-		cl->b->bytes_out += d->payload_len;
-	} else {
-		log_warnx("client %s: cannot encode a delivery from %s", cl->desc, d->topic);
-	}
-	wbuf_free(&w);
+	send_publish(cl, d, &pub);
 }
 
 static void
@@ -468,10 +513,13 @@ ack_fits(const struct outflight *o, uint8_t type)
 }
 
 /* PUBACK, PUBREC or PUBCOMP of a delivery: passed to its topic.  One for
- * a packet id not in flight (a repeat after a reconnect) is ignored. */
+ * a packet id not in flight (a repeat after a reconnect) is ignored.  A
+ * PUBREC with an error reason code (MQTT 5.0) ends the exchange
+ * (4.3.3): the client refused the message, the topic moves on. */
 void
-mqtt_ack_in(struct client *cl, uint8_t type, uint16_t pid)
+mqtt_ack_in(struct client *cl, uint8_t type, const struct mqtt_ack *a)
 {
+	uint16_t pid = a->packet_id;
 	struct session *s = cl->session;
 	struct outflight key = { .pid = pid }, *o = RB_FIND(pid_tree, &ms_of(s)->pids, &key);
 	char why[128];
@@ -489,6 +537,11 @@ mqtt_ack_in(struct client *cl, uint8_t type, uint16_t pid)
 		    o->qos == 2 && !o->rel && type == MQTT_PUBCOMP ? ", before the PUBREL" : "");
 		client_close(cl, why);
 		return;
+	}
+	if (type == MQTT_PUBREC && a->reason >= 0x80) {
+		log_info("client %s: PUBREC %s for packet %u: the message is dropped", cl->desc,
+		    mqtt_reason_name(a->reason), pid);
+		type = MQTT_PUBCOMP;
 	}
 	ack_out(cl, o, type == MQTT_PUBACK ? ACK_PUBACK :
 	    type == MQTT_PUBREC ? ACK_PUBREC : ACK_PUBCOMP);

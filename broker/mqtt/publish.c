@@ -106,6 +106,15 @@ mqtt_inbound_free(struct mqtt_conn *mc)
 	}
 }
 
+/* A QoS 1 or 2 publish of the client's is answered (PUBACK, PUBCOMP, or
+ * an error): its Receive Maximum quota is back (3.3.4-8). */
+static void
+inflight_done(struct client *cl)
+{
+	if (mqtt_conn(cl)->inflight_in > 0)
+		mqtt_conn(cl)->inflight_in--;
+}
+
 /* PUBACK, PUBREC: the message is stored; PUBCOMP: released. */
 static void
 publish_done(struct child *c, struct held *h, const struct rec_done *d)
@@ -116,17 +125,19 @@ publish_done(struct child *c, struct held *h, const struct rec_done *d)
 	if (cl == NULL || cl->closing || cl->session == NULL)
 		return;		/* the client resends after reconnecting */
 	if (d->status != ST_OK) {
-		client_close(cl, "message not stored (its topic failed): not acknowledged");
+		mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR,
+		    "message not stored (its topic failed): not acknowledged");
 		return;
 	}
 	if (h->qos == 2) {
 		/* Without its record the PUBREL could not find the message. */
 		if (pend_set(cl, pid, c->topic) == -1) {
-			client_close(cl, "cannot record QoS 2 state");
+			mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR, "cannot record QoS 2 state");
 			return;
 		}
 		mqtt_send_ack(cl, MQTT_PUBREC, pid);
 	} else {
+		inflight_done(cl);
 		mqtt_send_ack(cl, MQTT_PUBACK, pid);
 	}
 }
@@ -140,10 +151,11 @@ release_done(struct child *c, struct held *h, const struct rec_done *d)
 	if (cl == NULL || cl->closing || cl->session == NULL)
 		return;
 	if (d->status != ST_OK) {
-		client_close(cl, "PUBREL for a topic that failed");
+		mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR, "PUBREL for a topic that failed");
 		return;
 	}
 	pend_set(cl, pid, NULL);
+	inflight_done(cl);
 	mqtt_send_ack(cl, MQTT_PUBCOMP, pid);
 }
 
@@ -174,14 +186,14 @@ publish_reserved(struct client *cl, const struct mqtt_publish *m)
 		if (answer != NULL)
 			held_free(answer);
 		if (m->qos > 0)
-			client_close(cl, "PUBLISH to a reserved topic could not be dead-lettered; "
-			    "not acknowledged");
+			mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR, "PUBLISH to a reserved topic "
+			    "could not be dead-lettered; not acknowledged");
 	}
 }
 
 /* May the client publish to the topic (the ACL)? */
-static bool
-may_write(struct client *cl, const char *topic)
+bool
+mqtt_may_write(struct client *cl, const char *topic)
 {
 	const struct session *s = cl->session;
 
@@ -190,37 +202,131 @@ may_write(struct client *cl, const char *topic)
 }
 
 /* A PUBLISH the ACL denies: acknowledged and dropped, as MQTT 3.1.1 has
- * it (a PUBREC's PUBREL then finds nothing and gets its PUBCOMP). */
+ * it (a PUBREC's PUBREL then finds nothing and gets its PUBCOMP); at
+ * MQTT 5.0 the ack says Not authorized. */
 static void
 publish_denied(struct client *cl, const struct mqtt_publish *m)
 {
 	cl->b->publishes_denied++;
 	log_info("client %s: PUBLISH to %.64s%s denied by the ACL: acknowledged and dropped",
 	    cl->desc, m->topic, strlen(m->topic) > 64 ? "..." : "");
-	if (m->qos == 1)
-		mqtt_send_ack(cl, MQTT_PUBACK, m->packet_id);
-	else if (m->qos == 2)
-		mqtt_send_ack(cl, MQTT_PUBREC, m->packet_id);
+	if (m->qos > 0) {
+		inflight_done(cl);
+		/* MQTT 5.0 says why: 0x87 (3.3.4); 3.1.1 cannot. */
+		mqtt_send_reason_ack(cl, m->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, m->packet_id,
+		    MQTT_RC_NOT_AUTHORIZED, "not authorized");
+	}
 }
 
-void
-mqtt_publish_in(struct client *cl, const struct mqtt_publish *m)
+/* Queues a client's publish for its topic, with its properties and its
+ * client id (for its subscribers' No Local); acknowledged once stored. */
+static void
+publish_store(struct client *cl, const struct mqtt_publish *m)
 {
 	struct broker *b = cl->b;
 	const char *why = NULL;
 	struct child *c;
 	char msg[160];
+	struct wbuf blob;
+	struct rec_publish p = {
+		.req = m->qos ? broker_req(b) : 0, .owner = m->qos == 2 ? owner_name(cl) : "",
+		.pubid = m->packet_id, .qos = m->qos,
+		.flags = (m->retain ? PF_RETAIN : 0) | (m->qos == 2 ? PF_STAGE : 0),
+		.time_ms = (uint64_t)wall_ms(), .payload = m->payload, .payload_len = m->len,
+		.origin = mqtt_conn(cl)->client_id,
+	};
+	int rc = -1;
 
+	wbuf_init(&blob);
+	if (msg_props_in(&m->props, &blob, &p.expiry_ms) == -1) {
+		why = "its properties cannot be kept";
+	} else if ((c = topic_open(b, m->topic, &why)) != NULL) {
+		p.props = blob.data;
+		p.props_len = blob.len;
+		rc = publish_submit(cl, c, &p, publish_done, m->packet_id, &why);
+	}
+	wbuf_free(&blob);
+	if (rc == 0)
+		return;
+	snprintf(msg, sizeof(msg), "PUBLISH to %.60s not stored (%s): not acknowledged",
+	    m->topic, why);
+	mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR, msg);
+}
+
+/* A publish the broker does not take: at QoS 1 and 2 an ack with an
+ * error reason code (MQTT 5.0), else the connection ends with rc. */
+static void
+publish_refused(struct client *cl, const struct mqtt_publish *m, uint8_t ack_rc, uint8_t rc,
+    const char *why)
+{
+	if (mqtt_v5(cl) && m->qos > 0 && ack_rc != 0) {
+		log_info("client %s: PUBLISH to %.60s refused: %s", cl->desc, m->topic, why);
+		inflight_done(cl);
+		mqtt_send_reason_ack(cl, m->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK, m->packet_id,
+		    ack_rc, why);
+	} else {
+		mqtt_close(cl, rc, why);
+	}
+}
+
+/* What MQTT 5.0 adds to a PUBLISH: its Topic Alias (m->topic is set to
+ * the topic), the Receive Maximum, Payload Format Indicator.  false when
+ * the publish is refused (answered, or the connection closing). */
+static bool
+publish5_checks(struct client *cl, struct mqtt_publish *m)
+{
+	struct mqtt_conn *mc = mqtt_conn(cl);
+	uint32_t alias = 0, pfi = 0;
+	uint8_t rc = 0;
+	const char *topic;
+
+	if (mqtt_props_find(&m->props, MQTT_PROP_SUBSCRIPTION_ID) != NULL) {
+		mqtt_close(cl, MQTT_RC_PROTOCOL_ERROR, "PUBLISH with a Subscription Identifier");
+		return false;
+	}
+	(void)mqtt_props_get_u32(&m->props, MQTT_PROP_TOPIC_ALIAS, &alias);
+	if ((topic = alias_resolve(&mc->alias_in, m->topic, alias, &rc)) == NULL) {
+		mqtt_close(cl, rc, rc == MQTT_RC_TOPIC_ALIAS_INVALID ?
+		    "Topic Alias over the Topic Alias Maximum" : "Topic Alias not set before");
+		return false;
+	}
+	m->topic = (char *)topic;
+	/* A QoS 2 resend (DUP) may be one already counted: not again. */
+	if (m->qos > 0 && !(m->qos == 2 && m->dup) &&
+	    ++mc->inflight_in > cl->b->set.max_inflight_messages) {
+		mqtt_close(cl, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
+		    "more QoS 1 and 2 publishes unacknowledged than the Receive Maximum");
+		return false;
+	}
+	if (mqtt_props_get_u32(&m->props, MQTT_PROP_PAYLOAD_FORMAT, &pfi) && pfi == 1 &&
+	    !utf8_valid(m->payload, m->len)) {
+		publish_refused(cl, m, MQTT_RC_PAYLOAD_FORMAT_INVALID,
+		    MQTT_RC_PAYLOAD_FORMAT_INVALID, "payload is not the UTF-8 its format says");
+		return false;
+	}
+	return true;
+}
+
+void
+mqtt_publish_in(struct client *cl, const struct mqtt_publish *in)
+{
+	struct broker *b = cl->b;
+	struct mqtt_publish pm = *in, *m = &pm;
+
+	if (mqtt_v5(cl) && !publish5_checks(cl, m))
+		return;
 	if (m->len > b->set.message_size_limit) {
-		client_close(cl, "PUBLISH payload over message_size_limit");
+		publish_refused(cl, m, MQTT_RC_IMPLEMENTATION_ERROR, MQTT_RC_PACKET_TOO_LARGE,
+		    "PUBLISH payload over message_size_limit");
 		return;
 	}
 	if (topic_check_levels(m->topic, strlen(m->topic), b->set.max_topic_levels) != TOPIC_OK) {
 		/* Not acknowledged: the message was not taken. */
-		client_close(cl, "PUBLISH to a topic of more levels than max_topic_levels");
+		publish_refused(cl, m, MQTT_RC_TOPIC_NAME_INVALID, MQTT_RC_TOPIC_NAME_INVALID,
+		    "PUBLISH to a topic of more levels than max_topic_levels");
 		return;
 	}
-	if (!may_write(cl, m->topic)) {
+	if (!mqtt_may_write(cl, m->topic)) {
 		publish_denied(cl, m);
 		return;
 	}
@@ -228,18 +334,7 @@ mqtt_publish_in(struct client *cl, const struct mqtt_publish *m)
 		publish_reserved(cl, m);
 		return;
 	}
-	struct rec_publish p = {
-		.req = m->qos ? broker_req(b) : 0, .owner = m->qos == 2 ? owner_name(cl) : "",
-		.pubid = m->packet_id, .qos = m->qos,
-		.flags = (m->retain ? PF_RETAIN : 0) | (m->qos == 2 ? PF_STAGE : 0),
-		.time_ms = (uint64_t)wall_ms(), .payload = m->payload, .payload_len = m->len,
-	};
-	if ((c = topic_open(b, m->topic, &why)) != NULL &&
-	    publish_submit(cl, c, &p, publish_done, m->packet_id, &why) == 0)
-		return;
-	snprintf(msg, sizeof(msg), "PUBLISH to %.60s not stored (%s): not acknowledged",
-	    m->topic, why);
-	client_close(cl, msg);
+	publish_store(cl, m);
 }
 
 void
@@ -250,53 +345,15 @@ mqtt_pubrel_in(struct client *cl, uint16_t pid)
 	struct child *c = topic ? topic_open(cl->b, topic, &why) : NULL;
 
 	free(topic);
-	if (c == NULL) {
-		mqtt_send_ack(cl, MQTT_PUBCOMP, pid);	/* unknown: complete it (4.3.3) */
+	if (c == NULL) {	/* unknown: complete it (4.3.3) */
+		mqtt_send_reason_ack(cl, MQTT_PUBCOMP, pid, MQTT_RC_PACKET_ID_NOT_FOUND,
+		    "no PUBLISH of that packet identifier is waiting for its PUBREL");
 		return;
 	}
 	struct rec_release r = { .req = broker_req(cl->b), .owner = owner_name(cl), .pubid = pid };
 
 	if (release_submit(cl, c, &r, release_done, pid, &why) == -1)
-		client_close(cl, "PUBREL for a topic that failed");
-}
-
-/* The will of a connection that ended without DISCONNECT. */
-void
-mqtt_publish_will(struct client *cl)
-{
-	const struct mqtt_will *wl = mqtt_conn(cl)->will;
-	const char *why = NULL;
-	struct child *c;
-
-	if (!may_write(cl, wl->topic)) {
-		cl->b->publishes_denied++;
-		log_info("client %s: will to %.64s not published: denied by the ACL", cl->desc,
-		    wl->topic);
-		return;
-	}
-	c = wl->topic[0] == '$' ? NULL : topic_open(cl->b, wl->topic, &why);
-	struct rec_publish p = {
-		.req = wl->qos ? broker_req(cl->b) : 0, .owner = "", .pubid = 0, .qos = wl->qos,
-		.flags = wl->retain ? PF_RETAIN : 0, .time_ms = (uint64_t)wall_ms(),
-		.payload = wl->payload, .payload_len = wl->len,
-	};
-	struct wbuf w;
-	int rc = -1;
-
-	if (c != NULL) {
-		wbuf_init(&w);
-		enc_publish(&w, &p);
-		rc = note_submit(c, IPC_PUBLISH, p.req, &w, &why);
-		wbuf_free(&w);
-	}
-	if (rc == -1) {
-		log_warnx("client %s: will to %s not published: %s", cl->desc, wl->topic,
-		    why ? why : "reserved topic");
-		return;
-	}
-	cl->b->msgs_in++;
-	cl->b->bytes_in += wl->len;
-	log_info("client %s: will published to %s", cl->desc, wl->topic);
+		mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR, "PUBREL for a topic that failed");
 }
 
 struct keys {

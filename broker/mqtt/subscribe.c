@@ -11,8 +11,9 @@
 #include "xmalloc.h"
 
 /* An exact filter names its topic: it is created (so that its cursor
- * exists from now on); 0x80 when that is refused, or when the filter is
- * deeper than max_topic_levels. */
+ * exists from now on).  The granted QoS, or a reason code: 0x80 when the
+ * topic is refused, 0x8F for a filter deeper than max_topic_levels, 0x87
+ * when the ACL denies it (below level 5 all are 0x80). */
 static uint8_t
 grant(struct client *cl, const char *filter, uint8_t qos)
 {
@@ -23,6 +24,11 @@ grant(struct client *cl, const char *filter, uint8_t qos)
 		log_info("client %s: SUBSCRIBE %.64s%s refused: %zu levels, "
 		    "max_topic_levels is %u", cl->desc, filter, strlen(filter) > 64 ? "..." : "", levels,
 		    cl->b->set.max_topic_levels);
+		return MQTT_RC_TOPIC_FILTER_INVALID;
+	}
+	if (topic_share_split(filter, &filter) == -1) {
+		log_info("client %s: SUBSCRIBE %.64s refused: a malformed $share/GROUP/FILTER",
+		    cl->desc, filter);
 		return MQTT_SUBACK_FAILURE;
 	}
 	if (!auth_may_subscribe(cl->auth, cl->session->user, session_client_id(cl->session),
@@ -30,7 +36,7 @@ grant(struct client *cl, const char *filter, uint8_t qos)
 		cl->b->subscribes_denied++;
 		log_info("client %s: SUBSCRIBE %.64s%s refused: the ACL lets it read no topic "
 		    "there", cl->desc, filter, strlen(filter) > 64 ? "..." : "");
-		return MQTT_SUBACK_FAILURE;
+		return MQTT_RC_NOT_AUTHORIZED;
 	}
 	if (sys_topic(filter) || strpbrk(filter, "+#") != NULL)
 		return qos;
@@ -43,35 +49,75 @@ grant(struct client *cl, const char *filter, uint8_t qos)
 	return qos;
 }
 
+static bool
+has_filter(const struct session *s, const char *filter)
+{
+	for (size_t i = 0; i < s->nfilters; i++)
+		if (strcmp(s->filters[i].filter, filter) == 0)
+			return true;
+	return false;
+}
+
+/* Retained messages on subscribing (3.3.1.3): Retain Handling 0 sends
+ * them, 1 only for a new subscription, 2 never. */
+static bool
+wants_retained(const struct mqtt_sub_item *it, bool existed)
+{
+	return it->retain_handling == 0 || (it->retain_handling == 1 && !existed);
+}
+
+static void
+send_suback(struct client *cl, uint8_t type, uint16_t pid, size_t n, const uint8_t *codes)
+{
+	struct wbuf w;
+
+	wbuf_init(&w);
+	if (mqtt_enc_suback(&w, mqtt_conn(cl)->level, type, &(struct mqtt_suback){
+	    .packet_id = pid, .n = n, .codes = codes }) == 0)
+		mqtt_send(cl, &w);
+	else
+		log_warnx("client %s: cannot encode a %s", cl->desc, mqtt_type_name(type));
+	wbuf_free(&w);
+}
+
 void
 mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 {
 	struct session *s = cl->session;
 	uint8_t *codes = xcalloc(sub->n, 1);
-	struct wbuf w;
+	bool *retained = xcalloc(sub->n, sizeof(bool));
+	uint32_t id = 0;
 
+	(void)mqtt_props_get_u32(&sub->props, MQTT_PROP_SUBSCRIPTION_ID, &id);
 	for (size_t i = 0; i < sub->n; i++) {
-		codes[i] = grant(cl, sub->items[i].filter, sub->items[i].qos);
-		if (codes[i] != MQTT_SUBACK_FAILURE)
-			session_add_filter(s, sub->items[i].filter, codes[i]);
+		const struct mqtt_sub_item *it = &sub->items[i];
+
+		retained[i] = wants_retained(it, has_filter(s, it->filter));
+		codes[i] = grant(cl, it->filter, it->qos);
+		if (codes[i] >= 0x80 && !mqtt_v5(cl))
+			codes[i] = MQTT_SUBACK_FAILURE;		/* 3.1.1 has no reason */
+		if (codes[i] >= 0x80)
+			continue;
+		session_add_filter(s, it->filter, codes[i]);
+		/* A subscription replaced: its options too (3.8.4-3). */
+		subopts_set(s, it->filter, (it->no_local ? SO_NO_LOCAL : 0) |
+		    (it->retain_as_published ? SO_RAP : 0), id);
 	}
 	client_gate(cl, session_save(s));	/* SUBACK once the filters are durable */
-	wbuf_init(&w);
-	mqtt_enc_suback(&w, sub->packet_id, codes, sub->n);
-	mqtt_send(cl, &w);
-	wbuf_free(&w);
+	send_suback(cl, MQTT_SUBACK, sub->packet_id, sub->n, codes);
 	/* After the SUBACK: retained messages follow it (MQTT 3.3.1-6). */
 	for (size_t i = 0; i < sub->n; i++) {
 		const char *f = sub->items[i].filter;
 
-		if (codes[i] == MQTT_SUBACK_FAILURE)
+		if (codes[i] >= 0x80)
 			continue;
 		if (sys_topic(f))
 			sys_subscribed(cl, f);
 		else
-			session_attach_all(s, f, true);
+			session_attach_all(s, f, retained[i]);
 	}
 	free(codes);
+	free(retained);
 }
 
 void
@@ -79,11 +125,17 @@ mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u)
 {
 	struct session *s = cl->session;
 	struct attachment *a, *next;
-	struct wbuf w;
+	uint8_t *codes = xcalloc(u->n, 1);
 	bool changed = false;
 
-	for (size_t i = 0; i < u->n; i++)
-		changed |= session_remove_filter(s, u->filters[i]);
+	for (size_t i = 0; i < u->n; i++) {
+		bool had = session_remove_filter(s, u->filters[i]);
+
+		subopts_remove(s, u->filters[i]);
+
+		codes[i] = had ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+		changed |= had;
+	}
 	if (changed)
 		client_gate(cl, session_save(s));
 	/* Topics no filter matches any more drop the cursor; others may get
@@ -96,8 +148,9 @@ mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u)
 			}
 		}
 	}
-	wbuf_init(&w);
-	mqtt_enc_ack(&w, MQTT_UNSUBACK, u->packet_id);
-	mqtt_send(cl, &w);
-	wbuf_free(&w);
+	if (mqtt_v5(cl))
+		send_suback(cl, MQTT_UNSUBACK, u->packet_id, u->n, codes);
+	else
+		mqtt_send_ack(cl, MQTT_UNSUBACK, u->packet_id);
+	free(codes);
 }

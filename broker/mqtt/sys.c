@@ -54,11 +54,14 @@ sys_values(struct broker *b, struct sys_value *v)
 	SYS("acl/publishes_denied", "%llu", (unsigned long long)b->publishes_denied);
 	SYS("acl/subscribes_denied", "%llu", (unsigned long long)b->subscribes_denied);
 	SYS("tls/handshake_failures", "%llu", (unsigned long long)b->tls_failures);
+	SYS("clients/mqtt5", "%u", b->mqtt5_clients);
+	SYS("mqtt5/disconnects_sent", "%llu", (unsigned long long)b->mqtt5_disconnects);
+	SYS("mqtt5/too_large", "%llu", (unsigned long long)b->msgs_too_large);
 #undef SYS
 	return n;
 }
 
-#define SYS_MAX 24
+#define SYS_MAX 28
 
 /* Sends the values that match filter (all filters of the session when
  * filter is NULL) to one client. */
@@ -78,7 +81,7 @@ send_values(struct client *cl, const char *filter, const struct sys_value *v, un
 		struct mqtt_publish p = { .qos = 0, .retain = retain, .topic = (char *)v[i].topic,
 					  .payload = (const uint8_t *)v[i].text,
 					  .len = strlen(v[i].text) };
-		mqtt_enc_publish(&w, &p);
+		mqtt_enc_publish(&w, mqtt_conn(cl)->level, &p);
 	}
 	if (w.len > 0)
 		mqtt_send(cl, &w);

@@ -412,7 +412,7 @@ pub_send(struct conn *c)
 			c->last_at = u64;	/* waiting for an ack from now on */
 		ld->inflight++;
 	}
-	if (mqtt_enc_publish(&c->w, &pub) == -1)
+	if (mqtt_enc_publish(&c->w, MQTT_LEVEL_311, &pub) == -1)
 		die("cannot encode a PUBLISH to %s", pub.topic);
 	send_w(c);
 	c->seq++;
@@ -708,7 +708,7 @@ subscribe(struct conn *c)
 			items[i].filter = xstrdup(ld->topic_names[c->topics[i]]);
 		items[i].qos = (uint8_t)ld->qos;
 	}
-	if (mqtt_enc_subscribe(&c->w, &s) == -1)
+	if (mqtt_enc_subscribe(&c->w, MQTT_LEVEL_311, &s) == -1)
 		die("cannot encode a SUBSCRIBE (prefix %s)", ld->prefix);
 	send_w(c);
 	for (unsigned i = 0; i < n; i++)
@@ -795,7 +795,7 @@ on_read(struct bufferevent *bev, void *arg)
 			return;
 		if ((buf = evbuffer_pullup(in, (ev_ssize_t)total)) == NULL)
 			die("out of memory");
-		if (mqtt_decode(buf, total, &p) != 0) {
+		if (mqtt_decode(buf, total, MQTT_LEVEL_311, &p) != 0) {
 			error(c->ld, c, "malformed %s: %s", mqtt_type_name(p.type),
 			    p.error ? p.error : "?");
 			mqtt_packet_free(&p);

@@ -244,7 +244,7 @@ publish_more(struct run *r)
 		p.packet_id = pid_new(r);
 		r->pid_topic[p.packet_id] = t + 1;
 		r->inflight++;
-		if (mqtt_enc_publish(&r->pub.w, &p) == -1)
+		if (mqtt_enc_publish(&r->pub.w, MQTT_LEVEL_311, &p) == -1)
 			die("cannot encode a PUBLISH to %s", topic);
 		send_w(&r->pub);
 	}
@@ -256,7 +256,7 @@ subscribe(struct run *r)
 	struct mqtt_sub_item item = { .filter = (char *)r->filter, .qos = (uint8_t)r->qos };
 	struct mqtt_subscribe s = { .packet_id = 1, .n = 1, .items = &item };
 
-	if (mqtt_enc_subscribe(&r->sub.w, &s) == -1)
+	if (mqtt_enc_subscribe(&r->sub.w, MQTT_LEVEL_311, &s) == -1)
 		die("cannot encode a SUBSCRIBE to %s", r->filter);
 	r->phase = PH_RECEIVING;
 	r->t_sub0 = r->t_progress = now_ns();
@@ -422,7 +422,7 @@ on_read(struct bufferevent *bev, void *arg)
 			return;
 		if ((buf = evbuffer_pullup(in, (ev_ssize_t)total)) == NULL)
 			die("out of memory");
-		if (mqtt_decode(buf, total, &p) != 0) {
+		if (mqtt_decode(buf, total, MQTT_LEVEL_311, &p) != 0) {
 			fail(r, c, "malformed %s: %s", mqtt_type_name(p.type),
 			    p.error ? p.error : "?");
 			mqtt_packet_free(&p);

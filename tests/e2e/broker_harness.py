@@ -467,7 +467,7 @@ class Broker:
         "messages_in", "messages_out", "bytes_in", "bytes_out"; topics (those
         listed: every topic that is not cold) {topic: dict of "pid", "state",
         "uptime", "restarts", "subs", "online", "messages", "bytes", "seq",
-        "lag", "oldest_unacked", "held"}.  A topic's figures other than
+        "lag", "oldest_unacked", "held", "expired"}.  A topic's figures other than
         state and held are its topicd's last report (at most a second old)."""
         start = len(self.log_text())
         self.signal(signal.SIGUSR1)
@@ -491,7 +491,8 @@ class Broker:
     def topicd_status(self, topic, timeout=10.0):
         """Asks the topic's topicd for its status (SIGUSR1) and returns its
         figures, fresh: a dict of "pid", "subs", "online", "first_seq",
-        "next_seq", "messages", "bytes", "lag", "oldest_unacked", "commits"."""
+        "next_seq", "messages", "bytes", "lag", "oldest_unacked", "commits",
+        "expired"."""
         pid = self.wait_topicd(topic, timeout)
         start = len(self.log_text())
         kill_pid(pid, signal.SIGUSR1)
@@ -576,12 +577,14 @@ STATUS_TOPIC_FIGURES_RE = re.compile(
     r"uptime (?P<uptime>\d+)s restarts (?P<restarts>\d+) poisoned (?P<poisoned>\d+) "
     r"subs (?P<subs>\d+) online (?P<online>\d+) messages (?P<messages>\d+) "
     r"bytes (?P<bytes>\d+) disk (?P<disk>\d+) seq (?P<seq>\d+) lag (?P<lag>\d+) "
-    r"oldest_unacked (?P<oldest_unacked>\d+)ms held (?P<held>\d+)$")
+    r"oldest_unacked (?P<oldest_unacked>\d+)ms held (?P<held>\d+) "
+    r"expired (?P<expired>\d+)$")
 STATUS_TOPICD_RE = re.compile(
     r"pid (?P<pid>\d+) subs (?P<subs>\d+) online (?P<online>\d+) "
     r"seq (?P<first_seq>\d+)\.\.(?P<next_seq>\d+) messages (?P<messages>\d+) "
     r"bytes (?P<bytes>\d+) disk (?P<disk>\d+)(?: full \w+)? lag (?P<lag>\d+) "
-    r"oldest-unacked (?P<oldest_unacked>\d+) ms commits (?P<commits>\d+) ")
+    r"oldest-unacked (?P<oldest_unacked>\d+) ms commits (?P<commits>\d+) "
+    r".* expired (?P<expired>\d+)$")
 
 
 def _figures(text, rx):

@@ -270,6 +270,8 @@ class RawClient:
     """One MQTT connection driven byte by byte.  Packets that arrive while
     a test waits for something else stay in an inbox, in order."""
 
+    packet_class = Packet               # how packets from the server are read
+
     def __init__(self, port, timeout=REPLY_TIMEOUT, name=None, tls=None):
         """tls: an ssl.SSLContext to speak TLS with."""
         self.port = port
@@ -331,7 +333,7 @@ class RawClient:
             if got is not None:
                 first, body, total = got
                 raw, self.buf = self.buf[:total], self.buf[total:]
-                p = Packet(first >> 4, first & 0x0F, body, raw)
+                p = self.packet_class(first >> 4, first & 0x0F, body, raw)
                 if self.record:
                     self.received.append(p)
                 if p.error:

@@ -365,6 +365,8 @@ NEW_VALUES = {
     # Files in the broker's directory (written by the test), relative to it.
     "password_file": "auth.passwd", "acl_file": "auth.acl", "allow_anonymous": "true",
     "tls_handshake_timeout": "5",
+    "max_keepalive": "120", "max_packet_size": "1m", "max_topic_alias": "20",
+    "response_information": "replies/",
 }
 # A password file as mosquitto_passwd writes it, and an ACL that lets
 # anonymous clients (the test's) read and write everything.

@@ -363,6 +363,65 @@ seed(size_t i, const char *name, const struct wbuf *w)
 	put_file(fname, 0x0f | AT_PIPE, &h, sizeof(h), w);
 }
 
+/* The three seeds of a record kind, under another name. */
+static void
+rename_seeds(const char *from, const char *to)
+{
+	static const char *const kinds[] = { "dec", "rec", "fd" };
+	char a[512], b[512];
+
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(a, sizeof(a), "%s/%s-%s", dir, kinds[i], from);
+		snprintf(b, sizeof(b), "%s/%s-%s", dir, kinds[i], to);
+		check(rename(a, b) == 0);
+	}
+}
+
+#define SEED(idx, name, ...) do {					\
+		struct rec_##name r = { __VA_ARGS__ };			\
+		wbuf_reset(&w);						\
+		enc_##name(&w, &r);					\
+		seed(idx, #name, &w);					\
+} while (0)
+
+/* The MQTT 5 side (properties, expiry, origin, shares, members) under
+ * names of their own, then the plain records again under theirs. */
+static void
+seed_v5(struct wbuf *w_, const uint8_t *pl_, size_t pl_len)
+{
+	static const uint8_t props[] = { 0x03, 0x00, 0x01, 'a' };
+	struct wbuf w = *w_;
+	const uint8_t *pl = pl_;
+
+	SEED(1, publish, .req = 1, .owner = "", .pubid = 0, .qos = 1, .flags = PF_RETAIN,
+	     .time_ms = 1000, .payload = pl, .payload_len = pl_len, .props = props,
+	     .props_len = sizeof(props), .expiry_ms = 61000, .origin = "c1");
+	rename_seeds("publish", "publish_ext");
+	SEED(13, deliver, .topic = "a/b", .seq = 1, .qos = 1, .flags = DF_PUBRETAIN,
+	     .payload = pl, .payload_len = pl_len, .props = props,
+	     .props_len = sizeof(props), .expiry_ms = 61000, .origin = "c1",
+	     .share = "$share/g/a/b");
+	rename_seeds("deliver", "deliver_ext");
+	SEED(4, attach, .req = 3, .subkey = SHARE_KEY_PREFIX "g/a/b", .mode = MODE_MQTT,
+	     .qos = 1, .window = 10, .member = "m/c1");
+	rename_seeds("attach", "attach_member");
+	SEED(5, detach, .subkey = SHARE_KEY_PREFIX "g/a/b", .member = "m/c1");
+	rename_seeds("detach", "detach_member");
+	SEED(6, unsub, .req = 4, .subkey = SHARE_KEY_PREFIX "g/a/b", .flags = UF_FORGET,
+	     .member = "m/c1");
+	rename_seeds("unsub", "unsub_member");
+	/* ... and again the plain ones, under their own names. */
+	SEED(1, publish, .req = 1, .owner = "m/c1", .pubid = 7, .qos = 1,
+	     .flags = PF_RETAIN, .time_ms = 1000, .payload = pl, .payload_len = pl_len);
+	SEED(13, deliver, .topic = "a/b", .seq = 1, .qos = 2, .flags = DF_DUP,
+	     .payload = pl, .payload_len = pl_len);
+	SEED(4, attach, .req = 3, .subkey = "m/c1", .mode = MODE_MQTT, .qos = 1,
+	     .flags = AF_RETAINED, .window = 10);
+	SEED(5, detach, .subkey = "m/c1");
+	SEED(6, unsub, .req = 4, .subkey = "m/c1", .flags = UF_FORGET);
+	*w_ = w;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -373,12 +432,6 @@ main(int argc, char **argv)
 		return 2;
 	dir = argv[1];
 	wbuf_init(&w);
-#define SEED(idx, name, ...) do {					\
-		struct rec_##name r = { __VA_ARGS__ };			\
-		wbuf_reset(&w);						\
-		enc_##name(&w, &r);					\
-		seed(idx, #name, &w);					\
-	} while (0)
 	SEED(0, config, .version = IPC_PROTO_VERSION, .retry_ms = 30000, .max_attempts = 5, .checkpoint_kib = 1024,
 	     .max_queued = 100, .sync = 1, .log_level = 2, .boot_id = 42, .dlq_topic = "$DLQ");
 	SEED(1, publish, .req = 1, .owner = "m/c1", .pubid = 7, .qos = 1,
@@ -400,6 +453,7 @@ main(int argc, char **argv)
 	     .payload = pl, .payload_len = sizeof(pl));
 	SEED(14, deliver_rel, .topic = "a/b", .seq = 1);
 	SEED(15, full, .reason = "max_topic_size");
+	seed_v5(&w, pl, sizeof(pl));
 	struct rec_idle idle = { .rx = 12, .next_seq = 40, .bytes = 300, .disk_bytes = 9000,
 				 .flags = IDLE_RETAINED | IDLE_FINAL, .nsubs = 2 };
 	wbuf_reset(&w);

@@ -66,7 +66,7 @@ fx_client(struct core_fx *fx)
 {
 	static const struct proto fake_proto = {
 		"FAKE", fake_start, fake_read, fake_deliver, fake_can_take, fake_idle,
-		fake_closed,
+		fake_closed, NULL,
 	};
 	static struct listener fake_listener;
 	int sv[2];

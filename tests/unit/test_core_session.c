@@ -296,7 +296,7 @@ test_expire(void **state)
 	sessions_expire(b);
 	assert_null(session_find(b, "m/old"));
 	assert_int_equal(fx->nforgotten, 1);
-	assert_int_equal(b->next_expiry, young->offline_since);
+	assert_int_equal(b->next_expiry, young->offline_since + 200);	/* its deadline */
 
 	ev = event_new(b->base, -1, EV_PERSIST, on_tick, b);
 	assert_int_equal(event_add(ev, &tick), 0);
@@ -315,6 +315,43 @@ test_expire(void **state)
 	assert_non_null(session_find(b, "j/u"));
 }
 
+/* A session's own expiry (MQTT 5.0's Session Expiry Interval) wins over
+ * persistent_client_expiration, UINT64_MAX keeps it for ever, and both
+ * are stored with the session. */
+static void
+test_expire_own(void **state)
+{
+	struct core_fx *fx = *state;
+	struct broker *b = &fx->b;
+	struct session *soon = fx_session(fx, "m/soon", true, true);
+	struct session *never = fx_session(fx, "m/never", true, true);
+	struct session *dflt = fx_session(fx, "m/default", true, true);
+
+	b->set.persistent_client_expiration = 0;	/* the default: never */
+	soon->expiry_ms = 30000;
+	never->expiry_ms = UINT64_MAX;
+	soon->offline_since = never->offline_since = dflt->offline_since = wall_ms() - 60000;
+	(void)session_save(soon);
+	(void)session_save(never);
+	(void)session_save(dflt);
+	fx_store_reopen(fx);
+	assert_int_equal(session_find(b, "m/soon")->expiry_ms, 30000);
+	assert_true(session_find(b, "m/never")->expiry_ms == UINT64_MAX);
+	assert_int_equal(session_find(b, "m/default")->expiry_ms, 0);
+	b->next_expiry = 0;
+	sessions_expire(b);
+	assert_null(session_find(b, "m/soon"));
+	assert_non_null(session_find(b, "m/never"));
+	assert_non_null(session_find(b, "m/default"));
+	assert_true(b->next_expiry == INT64_MAX);	/* nothing left to expire */
+
+	b->set.persistent_client_expiration = 1000;	/* the cap: default ones go */
+	b->next_expiry = 0;
+	sessions_expire(b);
+	assert_null(session_find(b, "m/default"));
+	assert_non_null(session_find(b, "m/never"));
+}
+
 int
 main(void)
 {
@@ -326,6 +363,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_saved_and_loaded, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_delete, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_expire, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_expire_own, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,7 +26,7 @@ expect_err(int rc, const char *why, const uint8_t *b, size_t n)
 {
 	struct mqtt_packet p;
 
-	assert_int_equal(mqtt_decode(b, n, &p), rc);
+	assert_int_equal(mqtt_decode(b, n, MQTT_LEVEL_311, &p), rc);
 	assert_non_null(p.error);
 	if (why != NULL)
 		assert_string_equal(p.error, why);
@@ -50,7 +50,7 @@ decode_ok(const uint8_t *b, size_t n, struct mqtt_packet *p)
 
 	assert_int_equal(mqtt_frame(b, n, MQTT_MAX_PACKET, &total), 1);
 	assert_int_equal(total, n);
-	assert_int_equal(mqtt_decode(b, n, p), 0);
+	assert_int_equal(mqtt_decode(b, n, MQTT_LEVEL_311, p), 0);
 	assert_null(p->error);
 	assert_null(mqtt_check(p));
 	assert_int_equal(p->flags, b[0] & 0x0f);
@@ -68,6 +68,26 @@ roundtrip(const struct mqtt_packet *p, struct wbuf *w, struct mqtt_packet *out)
 	assert_int_equal(mqtt_encode(w, p), 0);
 	decode_ok(w->data, w->len, out);
 	assert_int_equal(out->type, p->type);
+}
+
+/* The encoders of 3.1.1's CONNACK and SUBACK, as the broker calls them. */
+static int
+enc_connack(struct wbuf *w, bool present, uint8_t rc)
+{
+	struct mqtt_connack c = { .session_present = present,
+	    .return_code = rc };
+
+	return mqtt_enc_connack(w, MQTT_LEVEL_311, &c);
+}
+
+static int
+enc_suback(struct wbuf *w, uint16_t packet_id, const uint8_t *codes,
+    size_t n)
+{
+	struct mqtt_suback s = { .packet_id = packet_id, .n = n,
+	    .codes = codes };
+
+	return mqtt_enc_suback(w, MQTT_LEVEL_311, MQTT_SUBACK, &s);
 }
 
 static void
@@ -147,7 +167,7 @@ test_frame_edges_encoded(void **state)
 	for (i = 1; i < 7; i++) {
 		pub.len = edges[i].rem - 3;	/* topic "t" takes 3 bytes */
 		wbuf_reset(&w);
-		assert_int_equal(mqtt_enc_publish(&w, &pub), 0);
+		assert_int_equal(mqtt_enc_publish(&w, MQTT_LEVEL_311, &pub), 0);
 		assert_int_equal(w.len, edges[i].hlen + edges[i].rem);
 		assert_memory_equal(w.data, edges[i].hdr, edges[i].hlen);
 		assert_int_equal(mqtt_frame(w.data, w.len, MQTT_MAX_PACKET,
@@ -156,7 +176,7 @@ test_frame_edges_encoded(void **state)
 		assert_int_equal(mqtt_frame(w.data, w.len - 1, MQTT_MAX_PACKET,
 		    &total), 0);
 		assert_int_equal(total, w.len);
-		assert_int_equal(mqtt_decode(w.data, w.len, &p), 0);
+		assert_int_equal(mqtt_decode(w.data, w.len, MQTT_LEVEL_311, &p), 0);
 		assert_string_equal(p.u.publish.topic, "t");
 		assert_int_equal(p.u.publish.len, pub.len);
 		assert_ptr_equal(p.u.publish.payload, w.data + w.len - pub.len);
@@ -329,13 +349,13 @@ test_connect_31(void **state)
 	 * absent at level 3, malformed at level 4. */
 	assert_int_equal(mqtt_decode(B(0x10, 0x0f, 0x00, 0x06,
 	    'M', 'Q', 'I', 's', 'd', 'p', 0x03, 0xc2, 0x00, 0x3c, 0x00, 0x01,
-	    'x'), &p), 0);
+	    'x'), MQTT_LEVEL_311, &p), 0);
 	assert_null(p.u.connect.username);
 	assert_null(p.u.connect.password);
 	mqtt_packet_free(&p);
 	assert_int_equal(mqtt_decode(B(0x10, 0x12, 0x00, 0x06,
 	    'M', 'Q', 'I', 's', 'd', 'p', 0x03, 0xc2, 0x00, 0x3c, 0x00, 0x01,
-	    'x', 0x00, 0x01, 'u'), &p), 0);
+	    'x', 0x00, 0x01, 'u'), MQTT_LEVEL_311, &p), 0);
 	assert_string_equal(p.u.connect.username, "u");
 	assert_null(p.u.connect.password);
 	mqtt_packet_free(&p);
@@ -364,13 +384,14 @@ test_connect_protocol(void **state)
 	EXPECT_ERR(MQTT_E_BAD_LEVEL, "unsupported protocol level",
 	    0x10, 0x0e, 0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', 0x04, 0x02,
 	    0x00, 0x3c, 0x00, 0x00);
-	/* MQTT 5.0 (a property length after the keep alive): the level is
+	/* A level the codec does not know (MQTT 5.0's is 5): the level is
 	 * reported, the rest is not looked at. */
 	assert_int_equal(mqtt_decode(B(0x10, 0x10, 0x00, 0x04,
-	    'M', 'Q', 'T', 'T', 0x05, 0x02, 0x00, 0x3c, 0x00, 0x00, 0x03,
-	    'a', 'b', 'c'), &p), MQTT_E_BAD_LEVEL);
+	    'M', 'Q', 'T', 'T', 0x06, 0x02, 0x00, 0x3c, 0x00, 0x00, 0x03,
+	    'a', 'b', 'c'), MQTT_LEVEL_311, &p), MQTT_E_BAD_LEVEL);
 	assert_int_equal(p.type, MQTT_CONNECT);
-	assert_int_equal(p.u.connect.level, 5);
+	assert_int_equal(p.u.connect.level, 6);
+	assert_int_equal(p.level, 6);
 	assert_null(p.u.connect.client_id);
 	mqtt_packet_free(&p);
 	EXPECT_ERR(MQTT_E_BAD_LEVEL, NULL, 0x10, 0x07, 0x00, 0x04,
@@ -458,7 +479,8 @@ test_connect_client_id(void **state)
 	(void)state;
 	/* An empty id decodes (the server decides, 3.1.3-8). */
 	assert_int_equal(mqtt_decode(B(0x10, 0x0c, 0x00, 0x04,
-	    'M', 'Q', 'T', 'T', 0x04, 0x00, 0x00, 0x00, 0x00, 0x00), &p), 0);
+	    'M', 'Q', 'T', 'T', 0x04, 0x00, 0x00, 0x00, 0x00, 0x00),
+	    MQTT_LEVEL_311, &p), 0);
 	assert_string_equal(p.u.connect.client_id, "");
 	assert_false(p.u.connect.clean_session);
 	assert_int_equal(p.u.connect.keepalive, 0);
@@ -492,7 +514,7 @@ test_connack(void **state)
 
 	(void)state;
 	wbuf_init(&w);
-	assert_int_equal(mqtt_enc_connack(&w, true, MQTT_CONNACK_ACCEPTED), 0);
+	assert_int_equal(enc_connack(&w, true, MQTT_CONNACK_ACCEPTED), 0);
 	expect_wbuf(&w, B(0x20, 0x02, 0x01, 0x00));
 	decode_ok(w.data, w.len, &p);
 	assert_int_equal(p.type, MQTT_CONNACK);
@@ -501,7 +523,7 @@ test_connack(void **state)
 	mqtt_packet_free(&p);
 	for (rc = 0; rc <= MQTT_CONNACK_NOT_AUTHORIZED; rc++) {
 		wbuf_reset(&w);
-		assert_int_equal(mqtt_enc_connack(&w, false, rc), 0);
+		assert_int_equal(enc_connack(&w, false, rc), 0);
 		expect_wbuf(&w, B(0x20, 0x02, 0x00, rc));
 		decode_ok(w.data, w.len, &p);
 		assert_false(p.u.connack.session_present);
@@ -663,7 +685,8 @@ test_acks(void **state)
 		expect_wbuf(&w, B(first, 0x02, 0x12, 0x34));
 		decode_ok(w.data, w.len, &p);
 		assert_int_equal(p.type, ack_types[i]);
-		assert_int_equal(p.u.ack.packet_id, 0x1234);
+		assert_int_equal(ack_types[i] == MQTT_UNSUBACK ?
+		    p.u.suback.packet_id : p.u.ack.packet_id, 0x1234);
 		mqtt_packet_free(&p);
 		EXPECT_BAD("packet identifier 0", first, 0x02, 0x00, 0x00);
 		EXPECT_BAD("truncated packet identifier", first, 0x01, 0x01);
@@ -680,7 +703,8 @@ static void
 test_subscribe(void **state)
 {
 	struct mqtt_sub_item items[] = {
-		{ "a/b", 0 }, { "a/+/c", 1 }, { "#", 2 }, { "$SYS/#", 1 },
+		{ .filter = "a/b", .qos = 0 }, { .filter = "a/+/c", .qos = 1 },
+		{ .filter = "#", .qos = 2 }, { .filter = "$SYS/#", .qos = 1 },
 	};
 	struct mqtt_packet in = { .type = MQTT_SUBSCRIBE }, p;
 	struct wbuf w;
@@ -756,7 +780,7 @@ test_suback(void **state)
 
 	(void)state;
 	wbuf_init(&w);
-	assert_int_equal(mqtt_enc_suback(&w, 7, codes, 4), 0);
+	assert_int_equal(enc_suback(&w, 7, codes, 4), 0);
 	expect_wbuf(&w, B(0x90, 0x06, 0x00, 0x07, 0x00, 0x01, 0x02, 0x80));
 	decode_ok(w.data, w.len, &p);
 	assert_int_equal(p.type, MQTT_SUBACK);
@@ -934,7 +958,8 @@ test_truncated(void **state)
 		for (k = 0; k < valid[i].n; k++) {
 			assert_int_equal(mqtt_frame(valid[i].b, k,
 			    MQTT_MAX_PACKET, &total), 0);
-			assert_int_equal(mqtt_decode(valid[i].b, k, &p),
+			assert_int_equal(mqtt_decode(valid[i].b, k,
+			    MQTT_LEVEL_311, &p),
 			    MQTT_E_MALFORMED);
 			assert_non_null(p.error);
 			mqtt_packet_free(&p);
@@ -973,7 +998,7 @@ test_truncated_body(void **state)
 			b[0] = valid[i].b[0];
 			b[1] = (uint8_t)k;
 			memcpy(b + 2, valid[i].b + 2, k);
-			rc = mqtt_decode(b, k + 2, &p);
+			rc = mqtt_decode(b, k + 2, MQTT_LEVEL_311, &p);
 			if (fixed) {
 				assert_int_not_equal(rc, 0);
 			} else if (rc == 0) {
@@ -1004,28 +1029,28 @@ test_encode_refuses_publish(void **state)
 	(void)state;
 	wbuf_init(&w);
 	put_u8(&w, 0xaa);		/* something already there */
-	REFUSED(mqtt_enc_publish(&w, &pub));
+	REFUSED(mqtt_enc_publish(&w, MQTT_LEVEL_311, &pub));
 	pub.topic = NULL;
-	REFUSED(mqtt_enc_publish(&w, &pub));
+	REFUSED(mqtt_enc_publish(&w, MQTT_LEVEL_311, &pub));
 	pub.topic = "a/b";
 	pub.qos = 3, pub.packet_id = 1;
-	REFUSED(mqtt_enc_publish(&w, &pub));
+	REFUSED(mqtt_enc_publish(&w, MQTT_LEVEL_311, &pub));
 	pub.qos = 1, pub.packet_id = 0;
-	REFUSED(mqtt_enc_publish(&w, &pub));
+	REFUSED(mqtt_enc_publish(&w, MQTT_LEVEL_311, &pub));
 	pub.qos = 0, pub.packet_id = 1;
-	REFUSED(mqtt_enc_publish(&w, &pub));
+	REFUSED(mqtt_enc_publish(&w, MQTT_LEVEL_311, &pub));
 	pub.packet_id = 0, pub.dup = true;
-	REFUSED(mqtt_enc_publish(&w, &pub));
+	REFUSED(mqtt_enc_publish(&w, MQTT_LEVEL_311, &pub));
 	pub.dup = false, pub.len = 1;
-	REFUSED(mqtt_enc_publish(&w, &pub));
+	REFUSED(mqtt_enc_publish(&w, MQTT_LEVEL_311, &pub));
 	pub.payload = (const uint8_t *)"x";
 	pub.len = MQTT_MAX_REMAINING - 4;	/* lengths only: never read */
-	REFUSED(mqtt_enc_publish(&w, &pub));
+	REFUSED(mqtt_enc_publish(&w, MQTT_LEVEL_311, &pub));
 	pub.len = MQTT_MAX_REMAINING - 5;
 	assert_null(mqtt_check(&(struct mqtt_packet){ .type = MQTT_PUBLISH,
 	    .u.publish = pub }));
 	pub.len = 1;
-	assert_int_equal(mqtt_enc_publish(&w, &pub), 0);
+	assert_int_equal(mqtt_enc_publish(&w, MQTT_LEVEL_311, &pub), 0);
 	expect_wbuf(&w, B(0xaa, 0x30, 0x06, S_AB, 'x'));
 	wbuf_free(&w);
 }
@@ -1033,7 +1058,7 @@ test_encode_refuses_publish(void **state)
 static void
 test_encode_refuses_connect(void **state)
 {
-	struct mqtt_connect c = { .level = 5, .client_id = "c" };
+	struct mqtt_connect c = { .level = 6, .client_id = "c" };
 	struct wbuf w;
 
 	(void)state;
@@ -1070,32 +1095,33 @@ test_encode_refuses_connect(void **state)
 static void
 test_encode_refuses_others(void **state)
 {
-	struct mqtt_sub_item item = { "a/#", 3 };
-	struct mqtt_subscribe sub = { 1, 1, &item };
+	struct mqtt_sub_item item = { .filter = "a/#", .qos = 3 };
+	struct mqtt_subscribe sub = { .packet_id = 1, .n = 1, .items = &item };
 	char *filter = "a/#/b";
-	struct mqtt_unsubscribe unsub = { 1, 1, &filter };
+	struct mqtt_unsubscribe unsub = { .packet_id = 1, .n = 1,
+	    .filters = &filter };
 	struct wbuf w;
 
 	(void)state;
 	wbuf_init(&w);
-	REFUSED(mqtt_enc_connack(&w, false, 6));
-	REFUSED(mqtt_enc_connack(&w, true, MQTT_CONNACK_BAD_LOGIN));
+	REFUSED(enc_connack(&w, false, 6));
+	REFUSED(enc_connack(&w, true, MQTT_CONNACK_BAD_LOGIN));
 	REFUSED(mqtt_enc_ack(&w, MQTT_PUBLISH, 1));
 	REFUSED(mqtt_enc_ack(&w, MQTT_SUBACK, 1));
 	REFUSED(mqtt_enc_ack(&w, MQTT_PUBACK, 0));
-	REFUSED(mqtt_enc_subscribe(&w, &sub));
+	REFUSED(mqtt_enc_subscribe(&w, MQTT_LEVEL_311, &sub));
 	item.qos = 0, item.filter = "#/a";
-	REFUSED(mqtt_enc_subscribe(&w, &sub));
+	REFUSED(mqtt_enc_subscribe(&w, MQTT_LEVEL_311, &sub));
 	item.filter = "a", sub.n = 0;
-	REFUSED(mqtt_enc_subscribe(&w, &sub));
+	REFUSED(mqtt_enc_subscribe(&w, MQTT_LEVEL_311, &sub));
 	sub.n = 1, sub.packet_id = 0;
-	REFUSED(mqtt_enc_subscribe(&w, &sub));
-	REFUSED(mqtt_enc_suback(&w, 1, NULL, 0));
-	REFUSED(mqtt_enc_suback(&w, 1, (const uint8_t *)"\x03", 1));
-	REFUSED(mqtt_enc_suback(&w, 0, (const uint8_t *)"\x00", 1));
-	REFUSED(mqtt_enc_unsubscribe(&w, &unsub));
+	REFUSED(mqtt_enc_subscribe(&w, MQTT_LEVEL_311, &sub));
+	REFUSED(enc_suback(&w, 1, NULL, 0));
+	REFUSED(enc_suback(&w, 1, (const uint8_t *)"\x03", 1));
+	REFUSED(enc_suback(&w, 0, (const uint8_t *)"\x00", 1));
+	REFUSED(mqtt_enc_unsubscribe(&w, MQTT_LEVEL_311, &unsub));
 	unsub.n = 0;
-	REFUSED(mqtt_enc_unsubscribe(&w, &unsub));
+	REFUSED(mqtt_enc_unsubscribe(&w, MQTT_LEVEL_311, &unsub));
 	REFUSED(mqtt_enc_simple(&w, MQTT_CONNECT));
 	REFUSED(mqtt_enc_simple(&w, 15));
 	REFUSED(mqtt_encode(&w, &(struct mqtt_packet){ .type = 0 }));
@@ -1141,10 +1167,11 @@ test_check(void **state)
 	assert_null(mqtt_check(&p));
 	p.type = 0;
 	assert_string_equal(mqtt_check(&p), "reserved packet type");
-	p.type = MQTT_DISCONNECT;
+	p = (struct mqtt_packet){ .type = MQTT_DISCONNECT };
 	assert_null(mqtt_check(&p));
 	/* free leaves a packet that can be freed again. */
-	assert_int_equal(mqtt_decode(valid[1].b, valid[1].n, &p), 0);
+	assert_int_equal(mqtt_decode(valid[1].b, valid[1].n, MQTT_LEVEL_311,
+	    &p), 0);
 	mqtt_packet_free(&p);
 	assert_null(p.u.connect.client_id);
 	mqtt_packet_free(&p);
@@ -1156,7 +1183,7 @@ test_type_names(void **state)
 	static const char *names[16] = { "reserved", "CONNECT", "CONNACK",
 	    "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP", "SUBSCRIBE",
 	    "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP",
-	    "DISCONNECT", "reserved" };
+	    "DISCONNECT", "AUTH" };
 	static const int dirs[16] = { 0, 1, 2, 3, 3, 3, 3, 3, 1, 2, 1, 2,
 	    1, 2, 1, 0 };
 	int t;
@@ -1164,12 +1191,15 @@ test_type_names(void **state)
 	(void)state;
 	for (t = 0; t < 16; t++) {
 		assert_string_equal(mqtt_type_name((uint8_t)t), names[t]);
-		assert_int_equal(mqtt_type_dir((uint8_t)t), dirs[t]);
+		assert_int_equal(mqtt_type_dir((uint8_t)t, MQTT_LEVEL_311),
+		    dirs[t]);
 	}
 	assert_string_equal(mqtt_type_name(200), "reserved");
-	assert_int_equal(mqtt_type_dir(200), 0);
-	assert_int_equal(mqtt_type_dir(MQTT_SUBSCRIBE), MQTT_FROM_CLIENT);
-	assert_int_equal(mqtt_type_dir(MQTT_SUBACK), MQTT_FROM_SERVER);
+	assert_int_equal(mqtt_type_dir(200, MQTT_LEVEL_311), 0);
+	assert_int_equal(mqtt_type_dir(MQTT_SUBSCRIBE, MQTT_LEVEL_311),
+	    MQTT_FROM_CLIENT);
+	assert_int_equal(mqtt_type_dir(MQTT_SUBACK, MQTT_LEVEL_311),
+	    MQTT_FROM_SERVER);
 }
 
 int

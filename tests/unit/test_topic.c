@@ -450,6 +450,30 @@ test_unescape_rejects(void **state)
 	}
 }
 
+/* $share/GROUP/FILTER: the filter part, or why not. */
+static void
+test_share_split(void **state)
+{
+	const char *f = NULL;
+
+	(void)state;
+	assert_int_equal(topic_share_split("$share/g/a/b", &f), 1);
+	assert_string_equal(f, "a/b");
+	assert_int_equal(topic_share_split("$share/group-1/#", &f), 1);
+	assert_string_equal(f, "#");
+	assert_int_equal(topic_share_split("$share/g//", NULL), 1);
+	assert_int_equal(topic_share_split("a/b", &f), 0);
+	assert_int_equal(topic_share_split("$SYS/x", &f), 0);
+	assert_int_equal(topic_share_split("$sharex/g/t", &f), 0);
+	assert_int_equal(topic_share_split("$share/", &f), -1);
+	assert_int_equal(topic_share_split("$share/g", &f), -1);
+	assert_int_equal(topic_share_split("$share/g/", &f), -1);
+	assert_int_equal(topic_share_split("$share//t", &f), -1);
+	assert_int_equal(topic_share_split("$share/g+/t", &f), -1);
+	assert_int_equal(topic_share_split("$share/#/t", &f), -1);
+	assert_int_equal(topic_share_split("$share/g/a#", &f), -1);
+}
+
 int
 main(void)
 {
@@ -465,6 +489,7 @@ main(void)
 		cmocka_unit_test(test_escape_cut_keeps_triples),
 		cmocka_unit_test(test_escape_random),
 		cmocka_unit_test(test_unescape_rejects),
+		cmocka_unit_test(test_share_split),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

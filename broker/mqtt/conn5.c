@@ -1,0 +1,234 @@
+/* MQTT 5.0 on a connection: the CONNECT's properties, the CONNACK's, the
+ * reason codes of refusals, acknowledgements and server DISCONNECTs, and a
+ * client's DISCONNECT (its Session Expiry Interval and the will). */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "mqtt/mqtt_int.h"
+#include "xmalloc.h"
+
+/* Reason String and User Property go only where the client allows
+ * (3.1.2.11.7); why is what the broker logs. */
+static void
+add_reason(const struct client *cl, struct mqtt_props *ps, const char *why)
+{
+	if (why != NULL && why[0] != '\0' && mqtt_conn(cl)->problem_info)
+		(void)mqtt_props_add_string(ps, MQTT_PROP_REASON_STRING, why);
+}
+
+/* Encodes p, leaving out its Reason String if the packet would be larger
+ * than the client's Maximum Packet Size (3.1.2-25), and sends it. */
+static void
+send_packet(struct client *cl, struct mqtt_packet *p, struct mqtt_props *ps)
+{
+	uint32_t max = mqtt_conn(cl)->max_packet;
+	struct wbuf w;
+
+	if (max > 0 && mqtt_packet_size(p) > max)
+		mqtt_props_del(ps, MQTT_PROP_REASON_STRING);
+	wbuf_init(&w);
+	if (mqtt_encode(&w, p) == 0)
+		mqtt_send(cl, &w);
+	else
+		log_warnx("client %s: cannot encode a %s", cl->desc, mqtt_type_name(p->type));
+	wbuf_free(&w);
+}
+
+void
+mqtt_send_reason_ack(struct client *cl, uint8_t type, uint16_t pid, uint8_t rc, const char *why)
+{
+	struct mqtt_packet p = { .type = type, .level = MQTT_LEVEL_5 };
+
+	if (!mqtt_v5(cl)) {
+		mqtt_send_ack(cl, type, pid);
+		return;
+	}
+	p.u.ack.packet_id = pid;
+	p.u.ack.reason = rc;
+	if (rc != MQTT_RC_SUCCESS)
+		add_reason(cl, &p.u.ack.props, why);
+	send_packet(cl, &p, &p.u.ack.props);
+	mqtt_props_free(&p.u.ack.props);
+}
+
+void
+mqtt_close(struct client *cl, uint8_t rc, const char *why)
+{
+	struct mqtt_conn *mc = mqtt_conn(cl);
+	struct mqtt_packet p = { .type = MQTT_DISCONNECT, .level = MQTT_LEVEL_5 };
+
+	if (cl->closing)
+		return;
+	if (mc->connected && mc->level == MQTT_LEVEL_5) {
+		p.u.disconnect.reason = rc;
+		add_reason(cl, &p.u.disconnect.props, why);
+		send_packet(cl, &p, &p.u.disconnect.props);
+		mqtt_props_free(&p.u.disconnect.props);
+		cl->b->mqtt5_disconnects++;
+	}
+	client_close(cl, why);
+}
+
+void
+mqtt_enc_refusal(struct wbuf *w, uint8_t level, uint8_t rc5, uint8_t rc3, const char *why)
+{
+	struct mqtt_connack c = { .return_code = level == MQTT_LEVEL_5 ? rc5 : rc3 };
+
+	/* A CONNACK may always carry a Reason String (3.1.2-29). */
+	if (level == MQTT_LEVEL_5)
+		(void)mqtt_props_add_string(&c.props, MQTT_PROP_REASON_STRING, why);
+	if (mqtt_enc_connack(w, level == MQTT_LEVEL_5 ? level : MQTT_LEVEL_311, &c) == -1)
+		log_warnx("cannot encode a CONNACK %#x", c.return_code);
+	mqtt_props_free(&c.props);
+}
+
+void
+mqtt_refuse(struct client *cl, uint8_t level, uint8_t rc5, uint8_t rc3, const char *why)
+{
+	struct wbuf w;
+
+	if (level == MQTT_LEVEL_5 || rc3 != 0xff) {
+		wbuf_init(&w);
+		mqtt_enc_refusal(&w, level, rc5, rc3, why);
+		mqtt_send(cl, &w);
+		wbuf_free(&w);
+	}
+	client_close(cl, why);
+}
+
+size_t
+mqtt_max_packet_in(const struct broker *b)
+{
+	/* message_size_limit bounds payloads (as in mosquitto); a packet
+	 * may add a topic, headers and properties to that. */
+	size_t implied = b->set.message_size_limit + 2 * MQTT_MAX_STRING + 64;
+
+	if (b->set.max_packet_size > 0 && b->set.max_packet_size < implied)
+		return b->set.max_packet_size;
+	return implied < MQTT_MAX_PACKET ? implied : MQTT_MAX_PACKET;
+}
+
+/* The CONNECT's properties into the connection; -1 for an authentication
+ * method (none is supported: 4.12). */
+bool
+mqtt5_connect_props(struct client *cl, const struct mqtt_connect *c)
+{
+	struct mqtt_conn *mc = mqtt_conn(cl);
+	const struct mqtt_props *ps = &c->props;
+	uint32_t v;
+	struct mqtt_str method;
+
+	mc->problem_info = true;
+	mc->recv_max = UINT16_MAX;
+	mc->session_expiry = 0;
+	(void)mqtt_props_get_u32(ps, MQTT_PROP_SESSION_EXPIRY, &mc->session_expiry);
+	if (mqtt_props_get_u32(ps, MQTT_PROP_REQUEST_PROBLEM_INFO, &v))
+		mc->problem_info = v != 0;
+	if (mqtt_props_get_u32(ps, MQTT_PROP_RECEIVE_MAXIMUM, &v))
+		mc->recv_max = (uint16_t)v;
+	(void)mqtt_props_get_u32(ps, MQTT_PROP_MAXIMUM_PACKET_SIZE, &mc->max_packet);
+	v = 0;
+	(void)mqtt_props_get_u32(ps, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, &v);
+	/* Aliases to the client: a few, looked up one by one. */
+	alias_init(&mc->alias_out, (uint16_t)(v < 64 ? v : 64));
+	alias_init(&mc->alias_in, (uint16_t)cl->b->set.max_topic_alias);
+	if (mqtt_props_get_string(ps, MQTT_PROP_AUTH_METHOD, &method)) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "authentication method %.*s is not supported",
+		    (int)(method.len < 64 ? method.len : 64), method.p);
+		mqtt_refuse(cl, MQTT_LEVEL_5, MQTT_RC_BAD_AUTH_METHOD, 0xff, why);
+		return false;
+	}
+	return true;
+}
+
+/* What the server tells every client of itself (3.2.2.3). */
+static void
+server_props(struct client *cl, struct mqtt_props *ps)
+{
+	const struct settings *set = &cl->b->set;
+
+	if (set->max_inflight_messages < UINT16_MAX)
+		(void)mqtt_props_add_u32(ps, MQTT_PROP_RECEIVE_MAXIMUM, set->max_inflight_messages);
+	(void)mqtt_props_add_u32(ps, MQTT_PROP_RETAIN_AVAILABLE, 1);
+	(void)mqtt_props_add_u32(ps, MQTT_PROP_MAXIMUM_PACKET_SIZE,
+	    (uint32_t)mqtt_max_packet_in(cl->b));
+	if (set->max_topic_alias > 0)
+		(void)mqtt_props_add_u32(ps, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, set->max_topic_alias);
+	(void)mqtt_props_add_u32(ps, MQTT_PROP_WILDCARD_SUB_AVAILABLE, 1);
+	(void)mqtt_props_add_u32(ps, MQTT_PROP_SUB_ID_AVAILABLE, 1);
+	(void)mqtt_props_add_u32(ps, MQTT_PROP_SHARED_SUB_AVAILABLE, 1);
+}
+
+/* The CONNACK of an accepted level-5 CONNECT, with what this connection
+ * got: its client id if assigned, its keep-alive and session expiry if
+ * the server changed them, Response Information if asked for. */
+void
+mqtt5_send_connack(struct client *cl, bool present, const struct mqtt_connect *c)
+{
+	struct mqtt_conn *mc = mqtt_conn(cl);
+	struct mqtt_packet p = { .type = MQTT_CONNACK, .level = MQTT_LEVEL_5 };
+	struct mqtt_props *ps = &p.u.connack.props;
+	uint32_t asked = 0, rri = 0;
+	bool told;
+	uint16_t ka = keepalive_granted(c->keepalive, cl->b->set.max_keepalive, &told);
+
+	p.u.connack.session_present = present;
+	server_props(cl, ps);
+	if (c->client_id[0] == '\0')
+		(void)mqtt_props_add_string(ps, MQTT_PROP_ASSIGNED_CLIENT_ID, mc->client_id);
+	if (told)
+		(void)mqtt_props_add_u32(ps, MQTT_PROP_SERVER_KEEP_ALIVE, ka);
+	(void)mqtt_props_get_u32(&c->props, MQTT_PROP_SESSION_EXPIRY, &asked);
+	if (asked != mc->session_expiry)
+		(void)mqtt_props_add_u32(ps, MQTT_PROP_SESSION_EXPIRY, mc->session_expiry);
+	if (mqtt_props_get_u32(&c->props, MQTT_PROP_REQUEST_RESPONSE_INFO, &rri) && rri &&
+	    cl->b->set.response_information != NULL)
+		(void)mqtt_props_add_string(ps, MQTT_PROP_RESPONSE_INFO,
+		    cl->b->set.response_information);
+	send_packet(cl, &p, ps);
+	mqtt_props_free(ps);
+}
+
+/* The Session Expiry Interval as the core keeps it, capped by
+ * persistent_client_expiration; the connection learns the interval the
+ * server uses. */
+void
+mqtt5_session_expiry(struct client *cl, struct session *s)
+{
+	struct mqtt_conn *mc = mqtt_conn(cl);
+	bool capped;
+	uint64_t ms;
+
+	if (mc->level != MQTT_LEVEL_5) {
+		s->expiry_ms = 0;	/* persistent_client_expiration */
+		return;
+	}
+	ms = expiry_ms(mc->session_expiry, cl->b->set.persistent_client_expiration, &capped);
+	if (capped)
+		mc->session_expiry = (uint32_t)((ms + 999) / 1000);
+	s->expiry_ms = ms == 0 ? 1 : ms;
+}
+
+bool
+mqtt5_disconnect_in(struct client *cl, const struct mqtt_disconnect *d)
+{
+	struct mqtt_conn *mc = mqtt_conn(cl);
+	uint32_t v = 0;
+	bool given = mqtt_props_get_u32(&d->props, MQTT_PROP_SESSION_EXPIRY, &v);
+	int64_t e = expiry_at_disconnect(mc->session_expiry, given, v);
+
+	if (e < 0) {
+		mqtt_close(cl, MQTT_RC_PROTOCOL_ERROR,
+		    "DISCONNECT sets a Session Expiry Interval after a CONNECT of 0");
+		return false;
+	}
+	mc->session_expiry = (uint32_t)e;
+	if (cl->session != NULL && cl->session->persistent)
+		mqtt5_session_expiry(cl, cl->session);
+	return true;
+}

@@ -1,0 +1,94 @@
+/* Deliveries to MQTT 5.0 clients: what their session's subscriptions and
+ * their CONNECT ask of each message (No Local, Retain As Published,
+ * Subscription Identifiers, Maximum Packet Size, Topic Alias Maximum),
+ * and its properties (msgprops.c).  A message a client is not to get
+ * counts as delivered: its topic moves on. */
+#include <string.h>
+
+#include "log.h"
+#include "mqtt/mqtt_int.h"
+
+/* A delivery not sent to the client (MQTT 5.0): it counts as delivered,
+ * and its topic moves on; one sent before is forgotten. */
+static bool
+skip_delivery(struct client *cl, const struct rec_deliver *d, const char *why)
+{
+	log_debug("client %s: %s seq %llu not sent: %s", cl->desc, d->topic,
+	    (unsigned long long)d->seq, why);
+	if (d->qos == 0)
+		return false;
+	mqtt_out_forget(cl->session, d->topic, d->seq);
+	ack_to_topic(cl->b, cl->session->key, d->topic, d->seq, ACK_PUBACK);
+	return false;
+}
+
+/* A message larger than the client's Maximum Packet Size is not sent to
+ * it (3.1.2-24). */
+static bool
+too_large_for(struct client *cl, const struct rec_deliver *d, const struct mqtt_publish *pub)
+{
+	struct mqtt_packet p = { .type = MQTT_PUBLISH, .level = MQTT_LEVEL_5, .u.publish = *pub };
+	uint32_t max = mqtt_conn(cl)->max_packet;
+
+	if (pub->qos > 0)
+		p.u.publish.packet_id = 1;	/* its size, whichever id it gets */
+	/* A Topic Alias may add up to 3 bytes, and a byte to two lengths. */
+	if (max == 0 || mqtt_packet_size(&p) + (mqtt_conn(cl)->alias_out.max ? 5 : 0) <= max)
+		return false;
+	log_info("client %s: a message of %s (%zu bytes) is over its Maximum Packet Size "
+	    "(%u): not sent", cl->desc, d->topic, d->payload_len, max);
+	cl->b->msgs_too_large++;
+	return true;
+}
+
+static bool
+from_itself(const struct client *cl, const struct rec_deliver *d)
+{
+	return d->origin[0] != '\0' && strcmp(d->origin, mqtt_conn(cl)->client_id) == 0;
+}
+
+/* What MQTT 5.0 adds to a delivery: its properties, with the expiry
+ * interval left and the matching subscriptions' identifiers, and Retain
+ * As Published.  false when it is not for this client: No Local, expired,
+ * over its Maximum Packet Size. */
+bool
+mqtt5_deliver_prepare(struct client *cl, const struct rec_deliver *d, struct mqtt_publish *pub)
+{
+	struct sub_match m;
+	const char *why;
+
+	subopts_match(cl->session, d->topic, d->share, from_itself(cl, d), &m);
+	if (m.skip)
+		return skip_delivery(cl, d, "No Local");
+	if (msg_props_out(d, &pub->props, &why) == -1) {
+		mqtt_props_free(&pub->props);
+		if (strcmp(why, "expired") == 0)
+			return skip_delivery(cl, d, "its Message Expiry Interval passed");
+		log_warnx("client %s: a message of %s has unreadable properties (%s): sent "
+		    "without them", cl->desc, d->topic, why);
+	}
+	for (size_t i = 0; i < m.nids; i++)
+		(void)mqtt_props_add_u32(&pub->props, MQTT_PROP_SUBSCRIPTION_ID, m.ids[i]);
+	if (m.rap && (d->flags & DF_PUBRETAIN))
+		pub->retain = true;
+	if (too_large_for(cl, d, pub)) {
+		mqtt_props_free(&pub->props);
+		return skip_delivery(cl, d, "over the Maximum Packet Size");
+	}
+	return true;
+}
+
+/* The topic, or a Topic Alias for it (3.3.2.3.4): the topic goes with a
+ * new alias, an empty one with an alias the client knows. */
+void
+mqtt5_use_alias(struct client *cl, struct mqtt_publish *pub)
+{
+	bool fresh;
+	uint16_t alias = alias_pick(&mqtt_conn(cl)->alias_out, pub->topic, &fresh);
+
+	if (alias == 0)
+		return;
+	(void)mqtt_props_add_u32(&pub->props, MQTT_PROP_TOPIC_ALIAS, alias);
+	if (!fresh)
+		pub->topic = "";
+}

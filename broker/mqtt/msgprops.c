@@ -1,0 +1,46 @@
+/* A message's MQTT 5.0 properties between a PUBLISH (or a will) and the
+ * topic's log, and from there to each MQTT 5.0 subscriber: the
+ * application properties travel packed (common/ipc_proto.h, props), the
+ * Message Expiry Interval as an absolute time (expiry_ms), and a delivery
+ * says the interval that is left (3.3.2.3.3).  MQTT 3.1.1 subscribers get
+ * no properties. */
+#include "clock.h"
+#include "mqtt/mqtt_int.h"
+
+int
+msg_props_in(const struct mqtt_props *in, struct wbuf *blob, uint64_t *expiry_ms)
+{
+	struct mqtt_props app = { 0 };
+	uint32_t secs;
+	int rc = 0;
+
+	*expiry_ms = 0;
+	if (mqtt_props_get_u32(in, MQTT_PROP_MESSAGE_EXPIRY, &secs))
+		*expiry_ms = (uint64_t)wall_ms() + (uint64_t)secs * 1000;
+	for (size_t i = 0; i < in->n && rc == 0; i++)
+		if (in->v[i].id != MQTT_PROP_MESSAGE_EXPIRY)
+			rc = mqtt_props_add(&app, &in->v[i]);
+	if (rc == 0)
+		rc = mqtt_props_pack(blob, &app);
+	mqtt_props_free(&app);
+	return rc;
+}
+
+int
+msg_props_out(const struct rec_deliver *d, struct mqtt_props *out, const char **why)
+{
+	int64_t left;
+
+	*why = NULL;
+	if (d->props_len > 0 && mqtt_props_unpack(d->props, d->props_len, out, why) != 0)
+		return -1;
+	if (d->expiry_ms == 0)
+		return 0;
+	left = (int64_t)d->expiry_ms - wall_ms();
+	if (left <= 0) {
+		*why = "expired";
+		return -1;
+	}
+	/* Seconds left, rounded up: never 0, which would say "expired". */
+	return mqtt_props_add_u32(out, MQTT_PROP_MESSAGE_EXPIRY, (uint32_t)((left + 999) / 1000));
+}

@@ -1,0 +1,185 @@
+/* Wills: kept from the CONNECT, published when a connection ends without
+ * a clean DISCONNECT (at MQTT 5.0, one of reason 0x00).  An MQTT 5.0 will
+ * with a Will Delay Interval on a session that outlives its connection
+ * waits in the session: it is published once the delay is over or the
+ * session ends, whichever comes first, and not at all if the session
+ * resumes before (3.1.3.2.2).  A delayed will is kept in memory only: the
+ * broker stopping loses it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "clock.h"
+#include "log.h"
+#include "mqtt/mqtt_int.h"
+#include "xmalloc.h"
+
+struct delayed_will {
+	struct mqtt_will *wl;
+	struct event	*ev;
+	struct session	*s;
+	char		 who[128];
+};
+
+struct mqtt_will *
+mqtt_will_new(const struct mqtt_connect *c, const char *origin)
+{
+	struct mqtt_will *wl;
+	struct wbuf w;
+	uint64_t ignored;
+
+	if (!c->will)
+		return NULL;
+	wl = xcalloc(1, sizeof(*wl));
+	wl->topic = xstrdup(c->will_topic);
+	wl->payload = xmemdup(c->will_payload ? c->will_payload : (const uint8_t *)"", c->will_len);
+	wl->len = c->will_len;
+	wl->qos = c->will_qos;
+	wl->retain = c->will_retain;
+	wl->origin = xstrdup(origin);
+	if (c->level == MQTT_LEVEL_5 && c->will_props.n > 0) {
+		(void)mqtt_props_get_u32(&c->will_props, MQTT_PROP_WILL_DELAY, &wl->delay_s);
+		wl->has_expiry = mqtt_props_get_u32(&c->will_props, MQTT_PROP_MESSAGE_EXPIRY,
+		    &wl->expiry_s);
+		wbuf_init(&w);
+		if (msg_props_in(&c->will_props, &w, &ignored) == 0 && w.len > 0) {
+			wl->props = xmemdup(w.data, w.len);
+			wl->props_len = w.len;
+		}
+		wbuf_free(&w);
+	}
+	return wl;
+}
+
+void
+mqtt_will_free(struct mqtt_will *wl)
+{
+	if (wl == NULL)
+		return;
+	free(wl->topic);
+	free(wl->payload);
+	free(wl->props);
+	free(wl->origin);
+	free(wl);
+}
+
+/* Publishes a will to its topic as a publish nobody waits for. */
+static void
+will_publish(struct broker *b, const char *who, const struct mqtt_will *wl)
+{
+	const char *why = NULL;
+	struct child *c = wl->topic[0] == '$' ? NULL : topic_open(b, wl->topic, &why);
+	struct rec_publish p = {
+		.req = wl->qos ? broker_req(b) : 0, .owner = "", .pubid = 0, .qos = wl->qos,
+		.flags = wl->retain ? PF_RETAIN : 0, .time_ms = (uint64_t)wall_ms(),
+		.payload = wl->payload, .payload_len = wl->len, .props = wl->props,
+		.props_len = wl->props_len, .origin = wl->origin,
+	};
+	struct wbuf w;
+	int rc = -1;
+
+	/* The Message Expiry Interval runs from when the will is published. */
+	if (wl->has_expiry)
+		p.expiry_ms = p.time_ms + (uint64_t)wl->expiry_s * 1000;
+
+	if (c != NULL) {
+		wbuf_init(&w);
+		enc_publish(&w, &p);
+		rc = note_submit(c, IPC_PUBLISH, p.req, &w, &why);
+		wbuf_free(&w);
+	}
+	if (rc == -1) {
+		log_warnx("client %s: will to %s not published: %s", who, wl->topic,
+		    why ? why : "reserved topic");
+		return;
+	}
+	b->msgs_in++;
+	b->bytes_in += wl->len;
+	log_info("client %s: will published to %s", who, wl->topic);
+}
+
+static void
+delayed_free(struct delayed_will *dw)
+{
+	*mqtt_session_will(dw->s) = NULL;
+	event_free(dw->ev);
+	mqtt_will_free(dw->wl);
+	free(dw);
+}
+
+static void
+on_will_delay(evutil_socket_t fd, short what, void *arg)
+{
+	struct delayed_will *dw = arg;
+
+	(void)fd;
+	(void)what;
+	will_publish(dw->s->b, dw->who, dw->wl);
+	delayed_free(dw);
+}
+
+void
+mqtt_will_end(struct client *cl, struct session *s, bool stays)
+{
+	struct mqtt_conn *mc = mqtt_conn(cl);
+	struct mqtt_will *wl = mc->will;
+	struct delayed_will *dw;
+	struct timeval tv = { (time_t)wl->delay_s, 0 };
+
+	if (!mqtt_may_write(cl, wl->topic)) {
+		cl->b->publishes_denied++;
+		log_info("client %s: will to %.64s not published: denied by the ACL", cl->desc,
+		    wl->topic);
+		return;
+	}
+	if (wl->delay_s == 0 || !stays || s == NULL) {
+		will_publish(cl->b, cl->desc, wl);
+		return;
+	}
+	mqtt_will_cancel(s);		/* one will per session */
+	dw = xcalloc(1, sizeof(*dw));
+	dw->s = s;
+	dw->wl = wl;
+	snprintf(dw->who, sizeof(dw->who), "%s", cl->desc);
+	if ((dw->ev = evtimer_new(cl->b->base, on_will_delay, dw)) == NULL ||
+	    evtimer_add(dw->ev, &tv) == -1) {
+		log_warnx("client %s: cannot delay its will: published now", cl->desc);
+		if (dw->ev != NULL)
+			event_free(dw->ev);
+		free(dw);
+		will_publish(cl->b, cl->desc, wl);
+		return;
+	}
+	mc->will = NULL;		/* the session's now */
+	*mqtt_session_will(s) = dw;
+	log_info("client %s: will to %s published in %us unless the session resumes", cl->desc,
+	    wl->topic, wl->delay_s);
+}
+
+void
+mqtt_will_cancel(struct session *s)
+{
+	struct delayed_will *dw = *mqtt_session_will(s);
+
+	if (dw == NULL)
+		return;
+	log_info("session %s: resumed within its Will Delay Interval: will not sent", s->key);
+	delayed_free(dw);
+}
+
+void
+mqtt_will_session_end(struct session *s, bool forget)
+{
+	struct delayed_will *dw = *mqtt_session_will(s);
+
+	if (dw == NULL)
+		return;
+	if (forget)
+		will_publish(s->b, dw->who, dw->wl);
+	else
+		log_warnx("session %s: broker stopping: its delayed will to %s is not sent", s->key,
+		    dw->wl->topic);
+	delayed_free(dw);
+}

@@ -1,0 +1,472 @@
+"""MQTT 5.0 on the broker's MQTT listener, against the real broker: the
+CONNECT / CONNACK exchange and its properties, sessions (Clean Start and
+Session Expiry Interval), reason codes, flow control and topic aliases,
+with paho-mqtt in MQTTv5 mode and raw level-5 packets, mixed with MQTT
+3.1.1 and JSON-lines clients on the same topics.  Server-initiated
+DISCONNECTs and malformed packets are in test_mqtt5_errors.py.
+"""
+
+import time
+
+import pytest
+
+from broker_harness import wait_for
+from mqtt_helpers import (CONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREL, SUBSCRIBE, UNSUBACK,
+                          PacketTimeout, PahoClient, ack_packet, connected_client, paho)
+from mqtt5_helpers import (DISCONNECT, Paho5, V5Client, ack5, disconnect5, props, subscribe5,
+                           unsubscribe5)
+
+pytestmark = pytest.mark.skipif(paho is None, reason="paho-mqtt missing (use /usr/bin/python3)")
+
+QUIET = 0.3             # seconds over which an absence is watched
+
+
+def v5(b, client_id="", **kw):
+    c = V5Client(b.mqtt_port)
+    ack = c.connect5_ok(client_id, **kw)
+    return c, ack
+
+
+# ---------------------------------------------------------------- CONNACK
+
+def test_connack_properties(mqtt_broker):
+    """A level-5 CONNECT is accepted; the CONNACK says what the server
+    allows: Receive Maximum (max_inflight_messages), Topic Alias Maximum
+    (max_topic_alias, 10), Maximum Packet Size, Retain, Wildcard,
+    Shared Subscriptions and Subscription Identifiers available; an empty
+    client id gets an Assigned Client
+    Identifier; no Maximum QoS (QoS 2 is supported)."""
+    c, ack = v5(mqtt_broker, "")
+    p = ack.props
+    assert ack.session_present is False
+    assert p["ReceiveMaximum"] == 20
+    assert p["TopicAliasMaximum"] == 10
+    assert p["MaximumPacketSize"] > 256 * 1024
+    assert p["RetainAvailable"] == 1
+    assert p["WildcardSubscriptionAvailable"] == 1
+    assert p["SubscriptionIdentifierAvailable"] == 1
+    assert p["SharedSubscriptionAvailable"] == 1
+    assert "MaximumQoS" not in p
+    assert p["AssignedClientIdentifier"].startswith("auto-")
+    assert "ServerKeepAlive" not in p           # 60 s asked, max_keepalive 65535
+
+    c2, ack2 = v5(mqtt_broker, "named")
+    assert "AssignedClientIdentifier" not in ack2.props
+    assert ack2.props["ReceiveMaximum"] == 20
+
+
+def test_connack_settings(mqtt_factory):
+    """max_keepalive, max_packet_size, max_topic_alias and
+    max_inflight_messages change what the CONNACK says;
+    response_information answers Request Response Information."""
+    b = mqtt_factory({"max_keepalive": "30", "max_packet_size": "1000",
+                      "max_topic_alias": "0", "max_inflight_messages": "5",
+                      "response_information": "replies/"})
+    _, ack = v5(b, "ka", keepalive=60,
+                cprops=props(CONNECT, RequestResponseInformation=1))
+    p = ack.props
+    assert p["ServerKeepAlive"] == 30
+    assert p["MaximumPacketSize"] == 1000
+    assert "TopicAliasMaximum" not in p
+    assert p["ReceiveMaximum"] == 5
+    assert p["ResponseInformation"] == "replies/"
+    _, ack = v5(b, "ka0", keepalive=0)          # none asked: max_keepalive given
+    assert ack.props["ServerKeepAlive"] == 30
+    assert "ResponseInformation" not in ack.props
+    _, ack = v5(b, "ka1", keepalive=10)
+    assert "ServerKeepAlive" not in ack.props
+
+
+def test_connack_after_reload(mqtt_broker):
+    """The MQTT 5.0 keys are reloadable: a SIGHUP changes what the next
+    CONNACK says."""
+    b = mqtt_broker
+    b.reload({"max_topic_alias": "3", "max_keepalive": "20", "max_packet_size": "4096"})
+    _, ack = v5(b, "after-hup", keepalive=30)
+    assert ack.props["TopicAliasMaximum"] == 3
+    assert ack.props["ServerKeepAlive"] == 20
+    assert ack.props["MaximumPacketSize"] == 4096
+
+
+def test_paho5_round_trip_mixed(mqtt_broker):
+    """paho in MQTTv5 mode publishes at QoS 0, 1, 2 to a paho 3.1.1
+    subscriber, a v5 subscriber and a JSON-lines consumer on the same
+    topic; and the 3.1.1 client's messages reach the v5 one."""
+    b = mqtt_broker
+    sub5 = Paho5(b.mqtt_port, "sub5")
+    rc, present, cp = sub5.connect5()
+    assert (rc, present) == (0, False)
+    assert sub5.subscribe5("mix/t", qos=2) == [2]
+    sub3 = PahoClient(b.mqtt_port, "sub3")
+    sub3.connect_ok()
+    assert sub3.subscribe([("mix/t", 2)]) == [2]
+    j = b.consumer("jsonuser")
+    j.subscribe("mix/t")
+    pub5 = Paho5(b.mqtt_port, "pub5")
+    assert pub5.connect5()[0] == 0
+    for q in (0, 1, 2):
+        pub5.publish5("mix/t", b"v5-q%d" % q, qos=q)
+    for q in (0, 1, 2):
+        assert sub5.wait_message(b"v5-q%d" % q).qos == q
+        assert sub3.wait_message(b"v5-q%d" % q).qos == q
+    for q in (0, 1, 2):
+        j.wait_message("v5-q%d" % q, "mix/t")
+    sub3.publish("mix/t", b"from-311", qos=1)
+    assert sub5.wait_message(b"from-311").qos == 1
+
+
+# ---------------------------------------------------------------- sessions
+
+def test_session_expiry_zero_ends_with_connection(mqtt_broker):
+    """Session Expiry Interval 0 (the default): the session ends with the
+    connection, even with Clean Start 0."""
+    c, _ = v5(mqtt_broker, "e0", clean=False)
+    assert c.subscribe5([("e0/t", 1)]).codes == [1]
+    c.send(disconnect5())
+    c.expect_closed()
+    again, ack = v5(mqtt_broker, "e0", clean=False)
+    assert ack.session_present is False
+
+
+def test_session_expiry_resume_and_clean_start(mqtt_broker):
+    """A non-zero interval keeps the session and what it missed: Clean
+    Start 0 resumes it (Session Present), Clean Start 1 discards it."""
+    b = mqtt_broker
+    c, ack = v5(b, "e1", clean=True, cprops=props(CONNECT, SessionExpiryInterval=300))
+    assert ack.session_present is False
+    assert "SessionExpiryInterval" not in ack.props     # granted as asked
+    assert c.subscribe5([("e1/t", 1)]).codes == [1]
+    c.send(disconnect5())
+    c.expect_closed()
+    connected_client(b.mqtt_port, "e1-pub").publish("e1/t", b"while away", 1)
+    c, ack = v5(b, "e1", clean=False, cprops=props(CONNECT, SessionExpiryInterval=300))
+    assert ack.session_present is True
+    m = c.next5(PUBLISH)
+    assert (m.topic, m.payload, m.qos) == ("e1/t", b"while away", 1)
+    c.send(ack5(PUBACK, m.pid))
+    c.send(disconnect5())
+    c.expect_closed()
+    c, ack = v5(b, "e1", clean=True, cprops=props(CONNECT, SessionExpiryInterval=300))
+    assert ack.session_present is False
+
+
+def test_session_expiry_changed_at_disconnect(mqtt_broker):
+    """A DISCONNECT may set the interval to 0 (the session ends now)."""
+    c, _ = v5(mqtt_broker, "e2", clean=False, cprops=props(CONNECT, SessionExpiryInterval=300))
+    c.send(disconnect5(0, props(DISCONNECT, SessionExpiryInterval=0)))
+    c.expect_closed()
+    _, ack = v5(mqtt_broker, "e2", clean=False, cprops=props(CONNECT, SessionExpiryInterval=300))
+    assert ack.session_present is False
+
+
+def test_session_expires(mqtt_broker):
+    """A session of interval 1 s is gone once that long offline; one of
+    0xFFFFFFFF (never) stays."""
+    b = mqtt_broker
+    for cid, interval in (("short", 1), ("never", 0xFFFFFFFF)):
+        c, _ = v5(b, cid, clean=False, cprops=props(CONNECT, SessionExpiryInterval=interval))
+        c.send(disconnect5())
+        c.expect_closed()
+    gone_by = time.monotonic() + 1.0
+    # The broker looks at expiries once a second: wait for its log line.
+    wait_for(lambda: "session m/short: offline for longer than its session expiry"
+             in b.log_text(), 10, "session m/short to expire")
+    assert time.monotonic() >= gone_by - 0.1
+    _, ack = v5(b, "short", clean=False)
+    assert ack.session_present is False
+    _, ack = v5(b, "never", clean=False)
+    assert ack.session_present is True
+
+
+def test_session_311_then_v5(mqtt_broker):
+    """A 3.1.1 persistent session is resumed by the same client id at 5.0
+    (Clean Start 0, an interval) with its subscriptions."""
+    b = mqtt_broker
+    c = connected_client(b.mqtt_port, "mixed-id", clean=False)
+    assert c.subscribe([("mx/t", 1)]) == [1]
+    c.disconnect()
+    c5, ack = v5(b, "mixed-id", clean=False, cprops=props(CONNECT, SessionExpiryInterval=60))
+    assert ack.session_present is True
+    connected_client(b.mqtt_port, "mx-pub").publish("mx/t", b"to both", 1)
+    m = c5.next5(PUBLISH)
+    assert m.payload == b"to both"
+    c5.send(ack5(PUBACK, m.pid))
+
+
+# ---------------------------------------------------------------- acknowledgements
+
+def test_reason_codes_on_acks(mqtt_broker):
+    """PUBACK / PUBREC of a stored message: success; a PUBREL of an unknown
+    packet id: PUBCOMP 0x92; UNSUBACK: 0x00 or 0x11 per filter; a payload
+    that is not the UTF-8 its Payload Format Indicator says: PUBACK 0x99."""
+    c, _ = v5(mqtt_broker, "acks")
+    assert c.publish5("ack/t", b"one", qos=1).rc == 0
+    assert c.publish5("ack/t", b"two", qos=2).rc == 0
+    c.send(ack5(PUBREL, 777))
+    comp = c.next5(PUBCOMP)
+    assert (comp.pid, comp.rc) == (777, 0x92)
+    assert "ReasonString" in comp.props
+    assert c.subscribe5([("ack/a", 0)]).codes == [0]
+    c.send(unsubscribe5(9, ["ack/a", "ack/none"]))
+    ua = c.next5(UNSUBACK)
+    assert (ua.pid, ua.codes) == (9, [0x00, 0x11])
+    bad = c.publish5("ack/t", b"\xff\xfe", qos=1, pprops=props(PUBLISH, PayloadFormatIndicator=1))
+    assert bad.rc == 0x99
+    good = c.publish5("ack/t", "h\u00e9".encode(), qos=1,
+                      pprops=props(PUBLISH, PayloadFormatIndicator=1))
+    assert good.rc == 0
+
+
+def test_problem_information_off(mqtt_broker):
+    """Request Problem Information 0: no Reason String on acks."""
+    c, _ = v5(mqtt_broker, "rpi", cprops=props(CONNECT, RequestProblemInformation=0))
+    c.send(ack5(PUBREL, 778))
+    comp = c.next5(PUBCOMP)
+    assert comp.rc == 0x92 and comp.props == {}
+
+
+def test_shared_subscription(mqtt_broker):
+    """$share/GROUP/FILTER: each message goes to one member of the group
+    (v5 and 3.1.1 members alike), with the member's Subscription
+    Identifier; No Local on a shared subscription is a Protocol Error."""
+    b = mqtt_broker
+    m1, _ = v5(b, "sh1")
+    assert m1.subscribe5([("$share/g/sh/#", 1)],
+                         props(SUBSCRIBE, SubscriptionIdentifier=5)).codes == [1]
+    m2 = connected_client(b.mqtt_port, "sh2")
+    assert m2.subscribe([("$share/g/sh/#", 1)]) == [1]
+    pub = connected_client(b.mqtt_port, "sh-pub")
+    sent = [b"m%d" % i for i in range(10)]
+    for p in sent:
+        pub.publish("sh/t", p, 1)
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < len(sent):
+        assert time.monotonic() < deadline, "delivered so far: %s" % got
+        for c in (m1, m2):
+            try:
+                m = c.read_packet(timeout=0.1)
+            except PacketTimeout:           # nothing for this member now
+                continue
+            assert m.type == PUBLISH, m
+            if c is m1:
+                assert m.props["SubscriptionIdentifier"] == [5]
+                c.send(ack5(PUBACK, m.pid))
+            else:
+                c.send(ack_packet(PUBACK, m.pid))
+            got.append(m.payload)
+    assert sorted(got) == sorted(sent)           # each once, to one member
+    m1.expect_silence(QUIET)
+    m2.expect_silence(QUIET)
+    c, _ = v5(b, "sh-nl")
+    c.send(subscribe5(3, [("$share/g/sh/#", 1 | 0x04)]))
+    c.expect_disconnect(0x82)
+
+
+def test_retain_handling(mqtt_broker):
+    """Retain Handling 0 sends the retained message at every subscribe, 1
+    only when the subscription is new, 2 never."""
+    b = mqtt_broker
+    connected_client(b.mqtt_port, "rh-pub").publish("rh/t", b"kept", 1, retain=True)
+    c, _ = v5(b, "rh")
+    for rh, expect in ((2, False), (1, False), (0, True)):
+        assert c.subscribe5([("rh/t", 1 | rh << 4)]).codes == [1]
+        if expect:
+            m = c.next5(PUBLISH)
+            assert (m.payload, m.retain) == (b"kept", True)
+            c.send(ack5(PUBACK, m.pid))
+        else:
+            c.expect_silence(QUIET)
+    d, _ = v5(b, "rh2")
+    assert d.subscribe5([("rh/t", 1 | 1 << 4)]).codes == [1]    # new: sent
+    m = d.next5(PUBLISH)
+    assert m.payload == b"kept"
+    d.send(ack5(PUBACK, m.pid))
+
+
+# ---------------------------------------------------------------- wills
+
+def will5(delay=None):
+    wp = props(PUBLISH, WillProps=True, WillDelayInterval=delay) if delay is not None \
+        else b"\x00"
+    return ("w5/t", b"gone", 1, False, wp)
+
+
+def will_watcher(b, name):
+    w = connected_client(b.mqtt_port, name)
+    assert w.subscribe([("w5/t", 1)]) == [1]
+    return w
+
+
+def test_will_on_disconnect_with_will(mqtt_broker):
+    """DISCONNECT 0x04 (Disconnect with Will Message) sends the will, so
+    does a DISCONNECT with an error (0x80); a normal one (0x00) does not."""
+    b = mqtt_broker
+    w = will_watcher(b, "ww1")
+    c, _ = v5(b, "w-normal", will=will5())
+    c.send(disconnect5(0))
+    c.expect_closed()
+    for rc in (0x04, 0x80):
+        c, _ = v5(b, "w-%02x" % rc, will=will5())
+        c.send(disconnect5(rc))
+        c.expect_closed()
+        m = w.expect(PUBLISH)
+        assert m.payload == b"gone"
+        w.send(ack_packet(PUBACK, m.pid))
+    w.expect_silence(QUIET)                     # none for the normal one
+
+
+def test_will_delay(mqtt_broker):
+    """A will with a Will Delay Interval is published that much after the
+    connection is lost; not at all if the session resumes before; at the
+    session's end if that comes first."""
+    b = mqtt_broker
+    w = will_watcher(b, "ww2")
+    exp = props(CONNECT, SessionExpiryInterval=300)
+    c, _ = v5(b, "w-delay", clean=False, cprops=exp, will=will5(1))
+    lost = time.monotonic()
+    c.close()
+    m = w.expect(PUBLISH, timeout=6)
+    assert m.payload == b"gone" and time.monotonic() - lost >= 0.9
+
+    c, _ = v5(b, "w-resume", clean=False, cprops=exp, will=will5(2))
+    c.close()
+    c, ack = v5(b, "w-resume", clean=False, cprops=exp)
+    assert ack.session_present is True
+    w.expect_silence(2.5)                       # the delay passed: nothing
+
+    c, _ = v5(b, "w-expiry", clean=False, cprops=props(CONNECT, SessionExpiryInterval=1),
+              will=will5(3600))
+    c.close()
+    m = w.expect(PUBLISH, timeout=6)             # the session ended (about 1 s)
+    assert m.payload == b"gone"
+
+
+# ---------------------------------------------------------------- message properties
+
+def test_properties_end_to_end(mqtt_broker):
+    """A v5 publisher's properties reach v5 subscribers as published
+    (Payload Format Indicator, Content Type, Response Topic, Correlation
+    Data, User Properties in order, the Message Expiry Interval left); a
+    3.1.1 subscriber and a JSON-lines consumer get the bare message."""
+    b = mqtt_broker
+    sub5 = Paho5(b.mqtt_port, "p-sub5")
+    sub5.connect5()
+    assert sub5.subscribe5("pr/t", qos=1) == [1]
+    sub3 = connected_client(b.mqtt_port, "p-sub3")
+    assert sub3.subscribe([("pr/t", 1)]) == [1]
+    cons = b.consumer("p-json")
+    cons.subscribe("pr/t")
+    pub = Paho5(b.mqtt_port, "p-pub")
+    pub.connect5()
+    pub.publish5("pr/t", b'{"q":1}', qos=1, PayloadFormatIndicator=1,
+                 ContentType="application/json", ResponseTopic="pr/reply",
+                 CorrelationData=b"\x00\x01corr", MessageExpiryInterval=120,
+                 UserProperty=[("a", "1"), ("b", "2"), ("a", "3")])
+    sub5.wait_message(b'{"q":1}')
+    p = sub5.msg_props[0]
+    assert p.PayloadFormatIndicator == 1
+    assert p.ContentType == "application/json"
+    assert p.ResponseTopic == "pr/reply"
+    assert p.CorrelationData == b"\x00\x01corr"
+    assert p.UserProperty == [("a", "1"), ("b", "2"), ("a", "3")]
+    assert 118 <= p.MessageExpiryInterval <= 120
+    m = sub3.expect(PUBLISH)
+    assert m.payload == b'{"q":1}' and m.error is None      # 3.1.1: no properties
+    sub3.send(ack_packet(PUBACK, m.pid))
+    cons.wait_message('{"q":1}', "pr/t")
+
+
+def test_message_expiry(mqtt_broker):
+    """A message whose Message Expiry Interval passes while its subscriber
+    is offline is not delivered; one that has time left is, with the
+    interval that is left."""
+    b = mqtt_broker
+    exp = props(CONNECT, SessionExpiryInterval=300)
+    c, _ = v5(b, "mexp", clean=False, cprops=exp)
+    assert c.subscribe5([("me/t", 1)]).codes == [1]
+    c.send(disconnect5())
+    c.expect_closed()
+    pub, _ = v5(b, "me-pub")
+    pub.publish5("me/t", b"short", qos=1, pprops=props(PUBLISH, MessageExpiryInterval=1))
+    pub.publish5("me/t", b"long", qos=1, pprops=props(PUBLISH, MessageExpiryInterval=100))
+    # What is waited for is the message's age: 1 s, and a margin.
+    time.sleep(2.2)
+    c, ack = v5(b, "mexp", clean=False, cprops=exp)
+    assert ack.session_present
+    m = c.next5(PUBLISH)
+    assert m.payload == b"long"
+    assert 95 <= m.props["MessageExpiryInterval"] <= 98
+    c.send(ack5(PUBACK, m.pid))
+    c.expect_silence(QUIET)
+    assert b.topicd_status("me/t")["expired"] == 1     # its topicd left it out
+
+
+def test_no_local(mqtt_broker):
+    """No Local: a client's own messages do not come back on that
+    subscription; they do on another one without it, and other clients'
+    messages always do."""
+    b = mqtt_broker
+    c, _ = v5(b, "nl")
+    assert c.subscribe5([("nl/t", 1 | 0x04)]).codes == [1]
+    c.publish5("nl/t", b"mine", qos=1)
+    connected_client(b.mqtt_port, "nl-other").publish("nl/t", b"theirs", 1)
+    m = c.next5(PUBLISH)
+    assert m.payload == b"theirs"
+    c.send(ack5(PUBACK, m.pid))
+    c.expect_silence(QUIET)
+    assert c.subscribe5([("nl/#", 0)]).codes == [0]          # without No Local
+    c.publish5("nl/t", b"mine again", qos=1)
+    m = c.next5(PUBLISH)
+    assert m.payload == b"mine again"
+    if m.qos:
+        c.send(ack5(PUBACK, m.pid))
+
+
+def test_retain_as_published(mqtt_broker):
+    """Retain As Published: a live message keeps the RETAIN flag it was
+    published with; without it, the flag is 0 (the retained message sent
+    on subscribing has it either way)."""
+    b = mqtt_broker
+    rap, _ = v5(b, "rap")
+    assert rap.subscribe5([("rap/t", 1 | 0x08)]).codes == [1]
+    plain, _ = v5(b, "norap")
+    assert plain.subscribe5([("rap/t", 1)]).codes == [1]
+    connected_client(b.mqtt_port, "rap-pub").publish("rap/t", b"r", 1, retain=True)
+    m = rap.next5(PUBLISH)
+    assert (m.payload, m.retain) == (b"r", True)
+    rap.send(ack5(PUBACK, m.pid))
+    m = plain.next5(PUBLISH)
+    assert (m.payload, m.retain) == (b"r", False)
+    plain.send(ack5(PUBACK, m.pid))
+
+
+def test_subscription_identifiers(mqtt_broker):
+    """Each delivery carries the identifiers of every matching
+    subscription that has one; a resubscription without one drops it;
+    they survive a reconnect of a stored session."""
+    b = mqtt_broker
+    exp = props(CONNECT, SessionExpiryInterval=300)
+    c, _ = v5(b, "sid", clean=False, cprops=exp)
+    assert c.subscribe5([("sid/+", 1)], props(SUBSCRIBE, SubscriptionIdentifier=7)).codes == [1]
+    assert c.subscribe5([("sid/#", 1)], props(SUBSCRIBE, SubscriptionIdentifier=300)).codes \
+        == [1]
+    assert c.subscribe5([("sid/x", 1)]).codes == [1]
+    pub = connected_client(b.mqtt_port, "sid-pub")
+    pub.publish("sid/x", b"one", 1)
+    m = c.next5(PUBLISH)
+    assert sorted(m.props["SubscriptionIdentifier"]) == [7, 300]
+    c.send(ack5(PUBACK, m.pid))
+    c.send(disconnect5())
+    c.expect_closed()
+    c, ack = v5(b, "sid", clean=False, cprops=exp)
+    assert ack.session_present
+    pub.publish("sid/y", b"two", 1)
+    m = c.next5(PUBLISH)
+    assert sorted(m.props["SubscriptionIdentifier"]) == [7, 300]
+    c.send(ack5(PUBACK, m.pid))
+    assert c.subscribe5([("sid/#", 1)]).codes == [1]        # replaced, without its id
+    pub.publish("sid/z", b"three", 1)
+    m = c.next5(PUBLISH)
+    assert m.props["SubscriptionIdentifier"] == [7]
+    c.send(ack5(PUBACK, m.pid))

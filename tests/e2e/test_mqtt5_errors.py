@@ -1,0 +1,208 @@
+"""MQTT 5.0: what ends a connection, with the reason code the server's
+DISCONNECT (or CONNACK) gives, on raw level-5 packets: session takeover,
+keep-alive timeout, malformed packets, protocol errors, packets over the
+Maximum Packet Size, Receive Maximum exceeded, topic aliases, payload
+format, authentication methods, shutdown.  And the limits the client
+sets (its Receive Maximum, Maximum Packet Size, Topic Alias Maximum)
+on what the broker sends it.
+"""
+
+import time
+
+import pytest
+
+from mqtt_helpers import CONNECT, DISCONNECT, PUBACK, PUBLISH, connected_client, packet, paho
+from mqtt5_helpers import V5Client, ack5, connect5, disconnect5, props, publish5
+
+pytestmark = pytest.mark.skipif(paho is None, reason="paho-mqtt missing (use /usr/bin/python3)")
+
+QUIET = 0.3
+
+
+def v5(b, client_id, **kw):
+    c = V5Client(b.mqtt_port, name=client_id)
+    ack = c.connect5_ok(client_id, **kw)
+    return c, ack
+
+
+def test_takeover(mqtt_broker):
+    """A second connection with the client id takes the session over: the
+    first gets DISCONNECT 0x8E."""
+    first, _ = v5(mqtt_broker, "dup-id")
+    v5(mqtt_broker, "dup-id")
+    d = first.expect_disconnect(0x8E)
+    assert "ReasonString" in d.props
+
+
+def test_keepalive_timeout(mqtt_broker):
+    """Nothing for 1.5 times the keep-alive: DISCONNECT 0x8D."""
+    c, _ = v5(mqtt_broker, "ka", keepalive=1)
+    start = time.monotonic()
+    c.expect_disconnect(0x8D, timeout=6)
+    assert time.monotonic() - start >= 1.4
+
+
+def test_malformed_and_protocol_errors(mqtt_broker):
+    """A property a PUBLISH may not carry: 0x81; a second CONNECT, a
+    Subscription Identifier on a client's PUBLISH, a DISCONNECT that sets an
+    expiry after a CONNECT of 0: 0x82."""
+    b = mqtt_broker
+    c, _ = v5(b, "mal")
+    c.send(publish5("m/t", b"x", pprops=props(CONNECT, SessionExpiryInterval=1)))
+    c.expect_disconnect(0x81)
+    c, _ = v5(b, "again")
+    c.send(connect5("again"))
+    c.expect_disconnect(0x82)
+    c, _ = v5(b, "subid")
+    c.send(packet(PUBLISH, 0, b"\x00\x03a/b" + b"\x02\x0b\x01" + b"x"))
+    c.expect_disconnect(0x82)
+    c, _ = v5(b, "exp0")
+    c.send(disconnect5(0, props(DISCONNECT, SessionExpiryInterval=5)))
+    c.expect_disconnect(0x82)
+
+
+def test_bad_connect(mqtt_broker):
+    """A level-5 CONNECT that breaks a rule gets a CONNACK with the reason
+    code and a Reason String; an authentication method is not supported
+    (0x8C)."""
+    b = mqtt_broker
+    c = V5Client(b.mqtt_port)
+    dup = b"\x0a\x11\x00\x00\x00\x01\x11\x00\x00\x00\x02"      # two Session Expiry
+    ack = c.connect5("dupprop", cprops=dup)
+    assert ack.rc == 0x82 and "ReasonString" in ack.props
+    c.expect_closed()
+    c = V5Client(b.mqtt_port)
+    ack = c.connect5("auth", cprops=props(CONNECT, AuthenticationMethod="SCRAM-SHA-1"))
+    assert ack.rc == 0x8C
+    c.expect_closed()
+
+
+def test_packet_too_large(mqtt_factory):
+    """A packet over max_packet_size: DISCONNECT 0x95."""
+    b = mqtt_factory({"max_packet_size": "300"})
+    c, ack = v5(b, "big")
+    assert ack.props["MaximumPacketSize"] == 300
+    c.publish5("big/t", b"x" * 200, qos=1)
+    c.send(publish5("big/t", b"x" * 400))
+    c.expect_disconnect(0x95)
+
+
+def test_receive_maximum_exceeded(mqtt_factory):
+    """More QoS 1 publishes unacknowledged than the broker's Receive
+    Maximum (max_inflight_messages): DISCONNECT 0x93."""
+    b = mqtt_factory({"max_inflight_messages": "2"})
+    c, ack = v5(b, "flood")
+    assert ack.props["ReceiveMaximum"] == 2
+    c.send(b"".join(publish5("fl/t", b"m%d" % i, qos=1, pid=i + 1) for i in range(3)))
+    c.expect_closed(allow=(PUBACK, DISCONNECT))
+    assert any(p.type == DISCONNECT and p.rc == 0x93 for p in c.received)
+
+
+def test_topic_alias_in(mqtt_broker):
+    """A topic alias set with a topic is used by later publishes with an
+    empty topic; over the maximum: 0x94; never set: 0x82."""
+    b = mqtt_broker
+    sub = connected_client(b.mqtt_port, "al-sub")
+    assert sub.subscribe([("al/t", 0)]) == [0]
+    c, _ = v5(b, "al")
+    c.send(publish5("al/t", b"first", pprops=props(PUBLISH, TopicAlias=1)))
+    c.send(publish5("", b"second", pprops=props(PUBLISH, TopicAlias=1)))
+    got = [sub.expect(PUBLISH) for _ in range(2)]
+    assert [(p.topic, p.payload) for p in got] == [("al/t", b"first"), ("al/t", b"second")]
+    c.send(publish5("al/t", b"x", pprops=props(PUBLISH, TopicAlias=11)))
+    c.expect_disconnect(0x94)
+    c, _ = v5(b, "al2")
+    c.send(publish5("", b"x", pprops=props(PUBLISH, TopicAlias=2)))
+    c.expect_disconnect(0x82)
+
+
+def test_payload_format_invalid_qos0(mqtt_broker):
+    """Payload Format Indicator 1 on bytes that are not UTF-8, at QoS 0
+    (no ack to say it): DISCONNECT 0x99."""
+    c, _ = v5(mqtt_broker, "pfi")
+    c.send(publish5("p/t", b"\xc3\x28", pprops=props(PUBLISH, PayloadFormatIndicator=1)))
+    c.expect_disconnect(0x99)
+
+
+def test_shutdown(mqtt_factory):
+    """The broker stopping tells v5 clients: DISCONNECT 0x8B."""
+    b = mqtt_factory()
+    c, _ = v5(b, "bye")
+    b.stop()
+    c.expect_disconnect(0x8B)
+
+
+def test_client_receive_maximum(mqtt_broker):
+    """The client's Receive Maximum 1: one QoS 1 delivery in flight at a
+    time; the next once it is acknowledged."""
+    b = mqtt_broker
+    c, _ = v5(b, "rm1", cprops=props(CONNECT, ReceiveMaximum=1))
+    assert c.subscribe5([("rm/t", 1)]).codes == [1]
+    pub = connected_client(b.mqtt_port, "rm-pub")
+    for i in range(3):
+        pub.publish("rm/t", b"m%d" % i, 1)
+    for i in range(3):
+        m = c.next5(PUBLISH)
+        assert m.payload == b"m%d" % i
+        c.expect_silence(QUIET)             # nothing more until the PUBACK
+        c.send(ack5(PUBACK, m.pid))
+
+
+def test_client_maximum_packet_size(mqtt_broker):
+    """A message larger than the client's Maximum Packet Size is not sent
+    to it; the next one is (the topic moves on)."""
+    b = mqtt_broker
+    c, _ = v5(b, "mps", cprops=props(CONNECT, MaximumPacketSize=100))
+    assert c.subscribe5([("mps/t", 1)]).codes == [1]
+    pub = connected_client(b.mqtt_port, "mps-pub")
+    pub.publish("mps/t", b"x" * 200, 1)
+    pub.publish("mps/t", b"small", 1)
+    m = c.next5(PUBLISH)
+    assert m.payload == b"small"
+    c.send(ack5(PUBACK, m.pid))
+
+
+def test_topic_alias_out(mqtt_broker):
+    """A client with a Topic Alias Maximum gets the topic with an alias
+    the first time, then the alias alone."""
+    b = mqtt_broker
+    c, _ = v5(b, "tao", cprops=props(CONNECT, TopicAliasMaximum=2))
+    assert c.subscribe5([("tao/#", 0)]).codes == [0]
+    pub = connected_client(b.mqtt_port, "tao-pub")
+    seen = []
+    for t in ("tao/a", "tao/a", "tao/b", "tao/c", "tao/b"):
+        pub.publish(t, t.encode(), 1)
+        m = c.next5(PUBLISH)            # one at a time: topics have no order among them
+        seen.append((m.topic, m.props.get("TopicAlias"), m.payload))
+    assert seen == [("tao/a", 1, b"tao/a"), ("", 1, b"tao/a"), ("tao/b", 2, b"tao/b"),
+                    ("tao/c", None, b"tao/c"), ("", 2, b"tao/b")]
+
+
+def sys_number(b, name):
+    """A $SYS value as sent at SUBSCRIBE."""
+    c = connected_client(b.mqtt_port, "sys-" + name.replace("/", "-"))
+    topic = "$SYS/broker/" + name
+    assert c.subscribe([(topic, 0)]) == [0]
+    p = c.wait_packet(lambda p: p.type == PUBLISH and p.topic == topic, what=topic)
+    c.disconnect()
+    return int(p.payload)
+
+
+def test_sys_counters(mqtt_broker):
+    """$SYS/broker/clients/mqtt5 counts MQTT 5.0 connections,
+    mqtt5/disconnects_sent the DISCONNECTs the broker sent them,
+    mqtt5/too_large the messages not sent over a client's Maximum Packet
+    Size."""
+    b = mqtt_broker
+    assert sys_number(b, "clients/mqtt5") == 0
+    c, _ = v5(b, "sys1", cprops=props(CONNECT, MaximumPacketSize=64))
+    assert c.subscribe5([("sysc/t", 0)]).codes == [0]
+    v5(b, "sys2")
+    assert sys_number(b, "clients/mqtt5") == 2
+    connected_client(b.mqtt_port, "sys-pub").publish("sysc/t", b"y" * 100, 1)
+    connected_client(b.mqtt_port, "sys-pub2").publish("sysc/t", b"small", 1)
+    assert c.next5(PUBLISH).payload == b"small"
+    assert sys_number(b, "mqtt5/too_large") == 1
+    v5(b, "sys1")                                  # takes sys1 over: 0x8E
+    c.expect_disconnect(0x8E)
+    assert sys_number(b, "mqtt5/disconnects_sent") == 1

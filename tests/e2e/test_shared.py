@@ -1,0 +1,180 @@
+"""Shared subscriptions ($share/GROUP/FILTER) as durable competing
+consumers: each message to one member of the group, over JSON-lines and
+MQTT 3.1.1 members alike; a member's unanswered messages to the others
+when it goes; a group without members online that keeps its messages."""
+
+from broker_harness import wait_for
+from mqtt_helpers import RawClient, Receiver
+
+SETTLE = 10.0
+
+
+def members_got(consumers, topic):
+    """Every member's messages of topic, in one list (duplicates kept)."""
+    got = []
+    for c in consumers:
+        got.extend(c.messages(topic) if hasattr(c, "messages") else
+                   [a.payload.decode() for a in c.arrivals if a.topic == topic])
+    return got
+
+
+def wait_all(consumers, topic, expected, what):
+    wait_for(lambda: sorted(members_got(consumers, topic)) == sorted(expected) or
+             len(members_got(consumers, topic)) > len(expected), SETTLE, what)
+    got = members_got(consumers, topic)
+    assert sorted(got) == sorted(expected), "each once: got %s" % sorted(got)
+
+
+def test_json_group_gives_each_message_to_one_consumer(broker):
+    a = broker.consumer("alice")
+    b = broker.consumer("bob")
+    a.subscribe("$share/workers/jobs")
+    b.subscribe("$share/workers/jobs")
+    pub = broker.publisher()
+    sent = ["job-%d" % i for i in range(20)]
+    for m in sent:
+        pub.publish("jobs", m)
+    for c in (a, b):
+        c.start()
+    wait_all([a, b], "jobs", sent, "the 20 jobs, each at one consumer")
+    assert a.messages("jobs") and b.messages("jobs"), \
+        "both members get some: %s / %s" % (a.messages("jobs"), b.messages("jobs"))
+    for c in (a, b):
+        c.stop()
+        assert not c.errors, c.errors
+
+
+def test_json_group_keeps_messages_while_no_member_is_online(broker):
+    a = broker.consumer("amy")
+    a.subscribe("$share/g/kept")
+    a.close()
+    pub = broker.publisher()
+    for m in ("k1", "k2", "k3"):
+        pub.publish("kept", m)
+    # Another member of the group (a username that never subscribed before)
+    # gets what the group kept.
+    c = broker.consumer("cid")
+    c.subscribe("$share/g/kept")
+    assert c.wait_messages(3, "kept") == ["k1", "k2", "k3"]
+    assert not c.errors, c.errors
+
+
+def test_unanswered_message_goes_to_the_other_member(broker):
+    slow = broker.consumer("slow", auto_ack=False)
+    slow.subscribe("$share/g/handover")
+    pub = broker.publisher()
+    pub.publish("handover", "only-one")
+    slow.wait_message("only-one")
+    fast = broker.consumer("fast")
+    fast.subscribe("$share/g/handover")
+    slow.close()                        # no PUBREC: it goes to fast
+    assert fast.wait_messages(1, "handover") == ["only-one"]
+    assert not fast.errors, fast.errors
+
+
+def test_plain_and_group_subscribers_side_by_side(broker):
+    plain = broker.consumer("plain")
+    plain.subscribe("side")
+    m1 = broker.consumer("m1")
+    m2 = broker.consumer("m2")
+    m1.subscribe("$share/g/side")
+    m2.subscribe("$share/g/side")
+    pub = broker.publisher()
+    sent = ["s%d" % i for i in range(6)]
+    for m in sent:
+        pub.publish("side", m)
+    for c in (plain, m1, m2):
+        c.start()
+    wait_all([m1, m2], "side", sent, "the messages, each once in the group")
+    plain.wait_until(lambda: plain.messages("side") == sent, SETTLE, "every message, plain")
+    for c in (plain, m1, m2):
+        c.stop()
+        assert not c.errors, c.errors
+
+
+def test_malformed_share_refused(broker):
+    c = broker.consumer("bad")
+    assert c.command({"type": "SUB", "topic": "$share//t"}) == "UNKNOWN COMMAND"
+    assert c.command({"type": "SUB", "topic": "$share/g"}) == "UNKNOWN COMMAND"
+    assert not c.errors, c.errors
+
+
+def mqtt_member(b, client_id, filt, qos=1, clean=False):
+    r = Receiver(lambda: b.mqtt_port, client_id, clean=clean)
+    r.connect()
+    assert r.subscribe([(filt, qos)]) == [qos]
+    r.start()
+    return r
+
+
+def test_mqtt311_members_share_messages(mqtt_broker):
+    b = mqtt_broker
+    r1 = mqtt_member(b, "w1", "$share/grp/mq/t")
+    r2 = mqtt_member(b, "w2", "$share/grp/mq/t")
+    pub = RawClient(b.mqtt_port, name="share-pub")
+    pub.connect_ok("share-pub")
+    sent = ["m%d" % i for i in range(30)]
+    for m in sent:
+        pub.publish("mq/t", m.encode(), qos=1)
+    wait_all([r1, r2], "mq/t", sent, "the 30 messages, each at one member")
+    assert r1.arrivals and r2.arrivals
+
+
+def test_mqtt311_and_json_members_in_one_group(mqtt_broker):
+    b = mqtt_broker
+    r = mqtt_member(b, "mix-m", "$share/mix/both", qos=2)
+    j = b.consumer("mix-j")
+    j.subscribe("$share/mix/both")
+    j.start()
+    pub = b.publisher()
+    sent = ["b%d" % i for i in range(12)]
+    for m in sent:
+        pub.publish("both", m)
+    wait_all([r, j], "both", sent, "the messages, each at one member of either protocol")
+    j.stop()
+    assert not j.errors, j.errors
+
+
+def test_mqtt311_member_gone_and_offline_group(mqtt_broker):
+    b = mqtt_broker
+    r1 = mqtt_member(b, "keep-1", "$share/k/off/t")
+    pub = RawClient(b.mqtt_port, name="off-pub")
+    pub.connect_ok("off-pub")
+    pub.publish("off/t", b"first", qos=1)
+    r1.wait_until(lambda: len(r1.arrivals) == 1, SETTLE, "the first message")
+    r1.stop()
+    r1.client.close()
+    for m in (b"x1", b"x2"):
+        pub.publish("off/t", m, qos=1)
+    # A second persistent member joins while the first is offline.
+    r2 = mqtt_member(b, "keep-2", "$share/k/off/t")
+    r2.wait_until(lambda: [a.payload for a in r2.arrivals] == [b"x1", b"x2"], SETTLE,
+                  "what the group kept")
+
+
+def test_mqtt311_malformed_share_refused(mqtt_broker):
+    c = RawClient(mqtt_broker.mqtt_port, name="bad-share")
+    c.connect_ok("bad-share")
+    assert c.subscribe([("$share//t", 1), ("$share/g", 1), ("$share/g/ok", 1)]) == \
+        [0x80, 0x80, 1]
+
+
+def test_group_of_a_cold_topic_and_across_a_restart(broker_factory):
+    b = broker_factory({"topicd_idle_timeout": 1})
+    a = b.consumer("cold-a")
+    a.subscribe("$share/g/cold")
+    pub = b.publisher()
+    pub.publish("cold", "c1")
+    assert a.wait_messages(1, "cold") == ["c1"]
+    a.settle()
+    a.close()
+    wait_for(lambda: "cold" not in b.topicds().values(), 15, "the topic to go cold")
+    pub.publish("cold", "c2")
+    pub.close()
+    assert b.stop() == 0
+    b.start(keep_ports=True)
+    # The group (and its message) outlived the topicd and the master.
+    c = b.consumer("cold-b")
+    c.subscribe("$share/g/cold")
+    assert c.wait_messages(1, "cold") == ["c2"]
+    assert not c.errors, c.errors

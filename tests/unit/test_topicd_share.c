@@ -1,0 +1,379 @@
+/* Shared subscriptions in the topicd: one cursor for the group, each
+ * message to one member with room, a member's unanswered messages to the
+ * others when it goes, a PUBREL kept for its own member, a group without
+ * members online that keeps its messages, and the group's record. */
+#include "topicd_fixture.h"
+#include "kvstore.h"
+
+#define GROUP SHARE_KEY_PREFIX "grp/t/x"
+
+static uint64_t
+kv_commits_of(struct topicd *td)
+{
+	struct kv_stats ks;
+
+	kv_get_stats(td->kv, &ks);
+	return ks.commits;
+}
+
+static int
+attach_member(struct fx *f, const char *member, uint8_t qos, uint16_t window, uint64_t req)
+{
+	struct rec_attach a = { .req = req, .subkey = GROUP, .mode = MODE_MQTT, .qos = qos,
+				.flags = AF_NEW_ONLY, .window = window, .member = member };
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	enc_attach(&f->w, &a);
+	rec(f, IPC_ATTACH, sv[0]);
+	return sv[1];
+}
+
+static void
+detach_member(struct fx *f, const char *member)
+{
+	struct rec_detach d = { .subkey = GROUP, .member = member };
+
+	enc_detach(&f->w, &d);
+	rec(f, IPC_DETACH, -1);
+}
+
+static void
+leave(struct fx *f, const char *member, uint64_t req)
+{
+	struct rec_unsub u = { .req = req, .subkey = GROUP, .flags = UF_FORGET,
+			       .member = member };
+
+	enc_unsub(&f->w, &u);
+	rec(f, IPC_UNSUB, -1);
+}
+
+/* The next DELIVER on fd: its sequence number; checks flags and share. */
+static uint64_t
+got_deliver(int fd, uint8_t flags)
+{
+	struct ipc_msg m;
+	struct rec_deliver d;
+	uint64_t seq;
+
+	get(fd, &m, IPC_DELIVER);
+	assert_int_equal(dec_deliver(m.body, m.len, &d), 0);
+	assert_string_equal(d.topic, "t/x");
+	assert_string_equal(d.share, "$share/grp/t/x");
+	assert_int_equal(d.flags, flags);
+	seq = d.seq;
+	ipc_msg_clear(&m);
+	return seq;
+}
+
+/* Two members with a window of one: the messages alternate between them,
+ * each once; their acks (by their own keys) move the group's cursor. */
+static void
+test_each_message_to_one_member(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 1, 1, 1), b = attach_member(f, "m/b", 1, 1, 2);
+	uint64_t sa, sb;
+
+	publish_s(f, 3, 1, "1");
+	publish_s(f, 4, 1, "2");
+	publish_s(f, 5, 1, "3");
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	sa = got_deliver(a, 0);
+	sb = got_deliver(b, 0);
+	assert_true(sa != sb && sa + sb == 3);
+	expect_nothing(a);
+	expect_nothing(b);
+	assert_int_equal(sub_find(&f->td, GROUP)->nfl, 2);
+	ack(f, "m/a", sa, ACK_PUBACK);
+	batch(f);
+	assert_int_equal(got_deliver(a, 0), 3);	/* a has room again */
+	expect_nothing(b);
+	ack(f, "m/b", sb, ACK_PUBACK);
+	ack(f, "m/a", 3, ACK_PUBACK);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->cursor, 4);
+	assert_null(sub_find(&f->td, "m/a"));	/* members are not subscribers */
+	close(a);
+	close(b);
+}
+
+/* A member that goes leaves its unacknowledged message to the other,
+ * which gets it as a duplicate. */
+static void
+test_member_gone_message_to_the_other(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 1, 1, 1), b;
+
+	publish_s(f, 2, 1, "only");
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	assert_int_equal(got_deliver(a, 0), 1);
+	b = attach_member(f, "m/b", 1, 1, 3);
+	batch(f);
+	expect_done(f, 3, ST_OK, 1);
+	expect_nothing(b);			/* it is a's */
+	detach_member(f, "m/a");
+	batch(f);
+	assert_int_equal(got_deliver(b, DF_DUP), 1);
+	ack(f, "m/a", 1, ACK_PUBACK);		/* too late: ignored */
+	ack(f, "m/b", 1, ACK_PUBACK);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->cursor, 2);
+	close(a);
+	close(b);
+}
+
+/* QoS 2: once a member answered PUBREC the message is its own; the
+ * PUBREL waits for it, and goes when it comes back. */
+static void
+test_pubrel_stays_with_its_member(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 2, 1, 1), b = attach_member(f, "m/b", 2, 1, 2);
+	uint64_t s1, s2;
+
+	publish_s(f, 3, 2, "x");
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	s1 = got_deliver(a, 0);
+	ack(f, "m/a", s1, ACK_PUBREC);
+	batch(f);
+	expect_rel(a, s1);
+	detach_member(f, "m/a");
+	close(a);
+	publish_s(f, 4, 2, "y");
+	batch(f);
+	s2 = got_deliver(b, 0);
+	assert_int_equal(s2, 2);
+	expect_nothing(b);			/* no PUBREL of a's message */
+	a = attach_member(f, "m/a", 2, 1, 5);
+	batch(f);
+	expect_rel(a, s1);
+	ack(f, "m/a", s1, ACK_PUBCOMP);
+	ack(f, "m/b", s2, ACK_PUBREC);
+	batch(f);
+	expect_rel(b, s2);
+	ack(f, "m/b", s2, ACK_PUBCOMP);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->cursor, 3);
+	close(a);
+	close(b);
+}
+
+/* A message an MQTT member got at QoS 2 stays its own while it is away,
+ * answered or not (MQTT-4.8.2-4): it gets it again when it comes back, and
+ * the other member never does. */
+static void
+test_qos2_message_waits_for_its_member(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 2, 1, 1), b;
+
+	publish_s(f, 2, 2, "q2");
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	assert_int_equal(got_deliver(a, 0), 1);
+	b = attach_member(f, "m/b", 2, 1, 3);
+	detach_member(f, "m/a");
+	close(a);
+	batch(f);
+	expect_nothing(b);
+	a = attach_member(f, "m/a", 2, 1, 4);
+	batch(f);
+	assert_int_equal(got_deliver(a, DF_DUP), 1);
+	expect_nothing(b);
+	close(a);
+	close(b);
+}
+
+/* Whose a QoS 2 message is (for good) is on disk before it is sent: a
+ * topicd killed after the send would give it to another member too. */
+static void
+test_qos2_owner_durable_before_send(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 2, 4, 1);
+	uint64_t commits;
+
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	commits = kv_commits_of(&f->td);
+	publish_s(f, 2, 2, "q2");
+	batch(f);
+	assert_int_equal(got_deliver(a, 0), 1);
+	/* The publish's commit, then the one for the group's entry. */
+	assert_true(kv_commits_of(&f->td) >= commits + 2);
+	assert_int_equal(kv_pending(f->td.kv), 0);
+	assert_int_equal(sub_find(&f->td, GROUP)->fl[0].mi, 1);
+	close(a);
+}
+
+/* No member online: the group keeps its messages for the next one. */
+static void
+test_group_keeps_messages_without_members(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 1, 10, 1);
+
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	detach_member(f, "m/a");
+	close(a);
+	publish_s(f, 2, 1, "kept-1");
+	publish_s(f, 3, 1, "kept-2");
+	batch(f);
+	expect_done(f, 2, ST_OK, 1);
+	expect_done(f, 3, ST_OK, 2);
+	assert_int_equal(f->td.messages, 2);	/* not trimmed */
+	a = attach_member(f, "m/c", 1, 10, 4);
+	batch(f);
+	assert_int_equal(got_deliver(a, 0), 1);
+	assert_int_equal(got_deliver(a, 0), 2);
+	close(a);
+}
+
+/* A member leaving gives up its PUBREL; the last one to leave with
+ * UF_FORGET takes the group (its cursor) with it. */
+static void
+test_last_member_leaves(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 2, 1, 1), b = attach_member(f, "m/b", 2, 1, 2);
+	uint64_t s1;
+
+	publish_s(f, 3, 2, "x");
+	batch(f);
+	s1 = got_deliver(a, 0);
+	ack(f, "m/a", s1, ACK_PUBREC);
+	batch(f);
+	expect_rel(a, s1);
+	leave(f, "m/a", 4);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->cursor, 2);
+	expect_nothing(b);
+	leave(f, "m/b", 5);
+	batch(f);
+	assert_null(sub_find(&f->td, GROUP));
+	close(a);
+	close(b);
+}
+
+/* A session subscribed by itself and in the group gets the messages by
+ * its own subscription; the group's go to the other member. */
+static void
+test_own_subscriber_not_picked(void **state)
+{
+	struct fx *f = *state;
+	int own = attach(f, "m/a", MODE_MQTT, 1, 10, 0, 1);
+	int am = attach_member(f, "m/a", 1, 10, 2), bm = attach_member(f, "m/b", 1, 10, 3);
+
+	publish_s(f, 4, 1, "x");
+	publish_s(f, 5, 1, "y");
+	batch(f);
+	expect_deliver(own, 1, 1, 0, "x");
+	expect_deliver(own, 2, 1, 0, "y");
+	assert_int_equal(got_deliver(bm, 0), 1);
+	assert_int_equal(got_deliver(bm, 0), 2);
+	expect_nothing(am);
+	close(own);
+	close(am);
+	close(bm);
+}
+
+/* A JSON-lines member that does not answer gets the message again after
+ * retry_interval (DUP), as a JSON-lines subscriber does. */
+static void
+test_json_member_retried(void **state)
+{
+	struct fx *f = *state;
+	struct rec_attach a = { .req = 1, .subkey = GROUP, .mode = MODE_JSON, .qos = 2,
+				.window = 1, .member = "j/slow" };
+	int sv[2];
+
+	config(f, 30, 5, 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	enc_attach(&f->w, &a);
+	rec(f, IPC_ATTACH, sv[0]);
+	publish_s(f, 2, 1, "m");
+	batch(f);
+	assert_int_equal(got_deliver(sv[1], 0), 1);
+	wait_readable(f, sv[1], 5000);
+	assert_int_equal(got_deliver(sv[1], DF_DUP), 1);
+	ack(f, "j/slow", 1, ACK_PUBREC);
+	batch(f);
+	expect_rel(sv[1], 1);
+	ack(f, "j/slow", 1, ACK_PUBCOMP);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->cursor, 2);
+	close(sv[1]);
+}
+
+/* The group's record keeps its members and whose each entry is. */
+static void
+test_group_record_reopens(void **state)
+{
+	struct fx *f = *state;
+	struct topicd *td = &f->td;
+	int a = attach_member(f, "m/a", 2, 4, 1), b = attach_member(f, "m/b", 2, 4, 2);
+	struct event_base *base = td->base;
+	struct sub *g;
+
+	publish_s(f, 3, 2, "x");
+	publish_s(f, 4, 2, "y");
+	batch(f);
+	(void)got_deliver(a, 0);
+	(void)got_deliver(b, 0);
+	ack(f, "m/b", 2, ACK_PUBREC);
+	batch(f);
+	close(a);
+	close(b);
+	ipc_chan_free(td->chan);
+	td->chan = NULL;
+	topicd_close(td);
+	topicd_init(td, "t/x", f->dir, false);
+	td->base = base;			/* the fixture's, freed at teardown */
+	assert_int_equal(topicd_open(td), 0);
+	g = sub_find(td, GROUP);
+	assert_non_null(g);
+	assert_true(g->is_group);
+	assert_string_equal(g->share, "$share/grp/t/x");
+	assert_int_equal(g->nslots, 2);
+	assert_string_equal(g->members[0]->key, "m/a");
+	assert_string_equal(g->members[1]->key, "m/b");
+	assert_int_equal(g->nfl, 2);
+	assert_int_equal(g->fl[0].state, FL_SENT);
+	assert_int_equal(g->fl[0].mi, 1);
+	assert_int_equal(g->fl[1].state, FL_RECEIVED);
+	assert_int_equal(g->fl[1].mi, 2);
+	assert_false(sub_online(g));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_each_message_to_one_member, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_member_gone_message_to_the_other, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_pubrel_stays_with_its_member, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qos2_message_waits_for_its_member, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_qos2_owner_durable_before_send, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_group_keeps_messages_without_members, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_last_member_leaves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_subscriber_not_picked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_member_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_record_reopens, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,116 @@
+/* Dead letters of a subscriber's messages: a head that used up its
+ * attempts (max_delivery_attempts), or the oldest message of an MQTT
+ * subscriber too far behind (max_queued_messages).  The topicd asks the
+ * master to store it in the dead-letter topic and moves the cursor past
+ * it only when the master says it is stored (DLQ_DONE). */
+#include <string.h>
+
+#include "log.h"
+#include "topicd.h"
+
+/* Asks the master to store the head message (m, released here) in the
+ * dead-letter topic; the cursor stays until DLQ_DONE. */
+static void
+send_deadletter(struct sub *s, struct msg *m, const char *reason)
+{
+	struct topicd *td = s->td;
+	struct rec_deadletter d = {
+		.req = ++td->dlq_next, .reason = reason, .subkey = s->key, .seq = s->cursor,
+		.flags = m->flags, .time_ms = m->time_ms, .payload = m->payload,
+		.payload_len = m->len,
+	};
+
+	wbuf_reset(&td->wb);
+	enc_deadletter(&td->wb, &d);
+	msg_release(m);
+	dispatch_send(td, IPC_DEADLETTER);
+	s->dlq_req = d.req;
+	s->dlq_seq = d.seq;
+}
+
+/* max_queued: an MQTT subscriber (online or not) more than max_queued
+ * messages behind has its oldest message dead-lettered, reason maxlen,
+ * one at a time: the message is never just dropped. */
+static void
+deliver_maxlen(struct sub *s)
+{
+	struct topicd *td = s->td;
+	struct msg m;
+
+	if (td->max_queued == 0 || s->mode != MODE_MQTT || s->dlq_req != 0 ||
+	    td->next_seq - s->cursor <= td->max_queued)
+		return;
+	if (!log_get(td, s->cursor, &m))
+		return;
+	send_deadletter(s, &m, "maxlen");
+	log_info("topic %s: %s is more than %u messages behind; message %llu dead-lettered",
+	    td->topic, s->key, td->max_queued, (unsigned long long)s->dlq_seq);
+}
+
+void
+deliver_maxlen_all(struct topicd *td)
+{
+	struct sub *s;
+
+	if (td->max_queued == 0)
+		return;
+	RB_FOREACH(s, sub_tree, &td->subs)
+		deliver_maxlen(s);
+}
+
+/* Asks the master to store the exhausted head in the dead-letter topic;
+ * the cursor stays until DLQ_DONE.  True while one is outstanding. */
+bool
+deliver_dead_letter_head(struct sub *s)
+{
+	struct topicd *td = s->td;
+	struct msg m;
+
+	while (s->nfl > 0 && s->fl[0].state == FL_SENT &&
+	    s->fl[0].attempts >= td->max_attempts) {
+		bool own = td->dlq_topic != NULL && strcmp(td->topic, td->dlq_topic) == 0;
+
+		if (own || !log_get(td, s->cursor, &m)) {
+			log_warnx("topic %s: message %llu used %u attempts for %s; dropped",
+			    td->topic, (unsigned long long)s->cursor, s->fl[0].attempts, s->key);
+			sub_set_state(s, &s->fl[0], FL_DONE);
+			sub_advance(s);
+			continue;
+		}
+		send_deadletter(s, &m, "max_attempts");
+		log_info("topic %s: message %llu used %u attempts for %s; dead-lettered",
+		    td->topic, (unsigned long long)s->dlq_seq, s->fl[0].attempts, s->key);
+		return true;
+	}
+	return false;
+}
+
+/* The dead letter is stored: move the cursor past it and go on. */
+void
+deliver_dlq_done(struct topicd *td, uint64_t req)
+{
+	struct sub *s;
+	struct flight *f;
+
+	RB_FOREACH(s, sub_tree, &td->subs)
+		if (s->dlq_req == req)
+			break;
+	if (s == NULL) {
+		log_debug("topic %s: DLQ_DONE %llu: no such dead letter", td->topic,
+		    (unsigned long long)req);
+		return;
+	}
+	s->dlq_req = 0;
+	if ((f = sub_flight(s, s->dlq_seq)) != NULL) {
+		if (f->state != FL_DONE)
+			sub_set_state(s, f, FL_DONE);
+	} else if (s->dlq_seq == s->cursor && s->nfl == 0) {
+		s->cursor++;		/* a queued message that was never sent */
+	}
+	sub_advance(s);
+	sub_dirty(s);
+	s->check_head = true;
+	td->need_sync = true;
+	deliver_wake(s);
+}
+
