@@ -78,6 +78,16 @@ attach_topic(struct client *cl, struct child *c, const struct rec_attach *r)
 	}
 	a->a = *r;
 	a->a.subkey = cl->session->key;
+	attach_go(a);
+}
+
+/* To the running topicd, or a cold topic started if the attachment has
+ * something to get there; nothing for a failed topic. */
+void
+attach_go(struct attachment *a)
+{
+	struct child *c = a->child;
+
 	if (c->state == CH_FAILED)
 		return;
 	if (child_live(c))

@@ -388,6 +388,7 @@ void	 child_free_cold_unsubs(struct child *c);
  * whose cursor goes too. */
 void	 attach_end(struct attachment *a, bool persistent);
 void	 attach_resend(struct attachment *a);
+void	 attach_go(struct attachment *a);
 void	 attach_done(struct attachment *a, const struct rec_done *d);
 void	 attach_drop(struct attachment *a, bool detach);
 struct attachment *attach_find(struct client *cl, struct child *c);

@@ -81,12 +81,7 @@ share_attach_topic(struct client *cl, struct child *c, const struct rec_attach *
 	a->a = *r;
 	a->a.subkey = a->group;
 	a->a.member = cl->session->key;
-	if (c->state == CH_FAILED)
-		return;
-	if (child_live(c))
-		attach_resend(a);
-	else if (attach_needs_topicd(c, &a->a))
-		child_wake(c);
+	attach_go(a);
 }
 
 /* Brings the session's memberships in topic c in line with its share

@@ -89,6 +89,7 @@ mqtt_v5(const struct client *cl)
 }
 
 /* conn.c */
+bool	 mqtt_record(const struct session *s, char *k, size_t klen, struct wbuf *w, bool keep);
 void	 mqtt_send(struct client *cl, const struct wbuf *w);
 void	 mqtt_send_ack(struct client *cl, uint8_t type, uint16_t pid);
 /* conn5.c: MQTT 5.0's CONNECT, CONNACK, DISCONNECT and reason codes */

@@ -94,13 +94,25 @@ out_key(const struct session *s, uint16_t pid, size_t *len)
 	return k;
 }
 
+/* A persistent session's record in the master's store: written (keep)
+ * or deleted; false if the store refused it. */
+bool
+mqtt_record(const struct session *s, char *k, size_t klen, struct wbuf *w, bool keep)
+{
+	int rc = keep ? kv_put(s->b->store, k, klen, w->data, w->len) :
+	    kv_del(s->b->store, k, klen);
+
+	wbuf_free(w);
+	free(k);
+	return rc != -1;
+}
+
 static void
 out_store(struct session *s, const struct outflight *o, bool keep)
 {
 	struct wbuf w;
 	size_t klen;
 	char *k;
-	int rc;
 
 	if (!s->persistent)
 		return;
@@ -110,11 +122,8 @@ out_store(struct session *s, const struct outflight *o, bool keep)
 	put_u8(&w, o->rel);
 	put_str(&w, o->topic);
 	put_u8(&w, o->qos);
-	rc = keep ? kv_put(s->b->store, k, klen, w.data, w.len) : kv_del(s->b->store, k, klen);
-	if (rc == -1)
+	if (!mqtt_record(s, k, klen, &w, keep))
 		log_warnx("session %s: cannot record packet %u", s->key, o->pid);
-	wbuf_free(&w);
-	free(k);
 }
 
 static void

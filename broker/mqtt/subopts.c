@@ -32,7 +32,6 @@ opt_store(const struct session *s, const struct subopt *o, bool keep)
 	struct wbuf w;
 	size_t klen;
 	char *k;
-	int rc;
 
 	if (!s->persistent)
 		return;
@@ -40,11 +39,8 @@ opt_store(const struct session *s, const struct subopt *o, bool keep)
 	wbuf_init(&w);
 	put_u8(&w, o->flags);
 	put_u32(&w, o->id);
-	rc = keep ? kv_put(s->b->store, k, klen, w.data, w.len) : kv_del(s->b->store, k, klen);
-	if (rc == -1)
+	if (!mqtt_record(s, k, klen, &w, keep))
 		log_warnx("session %s: cannot record the options of %s", s->key, o->filter);
-	wbuf_free(&w);
-	free(k);
 }
 
 static struct subopt *
