@@ -12,6 +12,7 @@
 #include "log.h"
 #include "topic.h"
 #include "topicd.h"
+#include "xmalloc.h"
 
 static void __attribute__((noreturn))
 usage(void)
@@ -61,6 +62,8 @@ main(int argc, char *argv[])
 	log_init("topicd", verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, dests, logfile);
 	if ((e = topic_check_name(topic, strlen(topic))) != TOPIC_OK)
 		fatalx("invalid topic name: %s", topic_strerror(e));
+	if (xmalloc_keep_freed() == -1)
+		log_debug("the allocator keeps its own thresholds");
 	/* Copies the arguments: the title may overwrite them. */
 	topicd_init(&td, topic, datadir, verbose);
 	td.ppid = ppid;
