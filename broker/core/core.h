@@ -455,6 +455,9 @@ uint64_t client_login_failed(struct client *cl, const char *user, const char *wh
 void	 client_close(struct client *cl, const char *why);
 void	 client_write(struct client *cl, const void *data, size_t len);
 struct evbuffer *client_input(struct client *cl);
+/* Reads up to about want more bytes of a plain connection into its input
+ * now (client_read.c): the number read, 0 when none (or TLS). */
+ssize_t	 client_read_more(struct client *cl, size_t want);
 struct client *client_by_id(struct broker *b, uint64_t id);
 bool	 client_output_full(const struct client *cl);
 bool	 client_throttled(const struct client *cl);

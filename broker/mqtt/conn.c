@@ -432,6 +432,8 @@ mqtt_read(struct client *cl)
 		}
 		/* With only the header in view, 0 still sets *total once the
 		 * length bytes are complete. */
+		if (have < total && client_read_more(cl, total - have) > 0)
+			continue;
 		if ((rc == 0 && total == 0) || have < total) {
 			/* Half a packet: without a keep-alive, idle_timeout bounds the wait. */
 			if (mqtt_conn(cl)->keepalive_ms == 0 && !client_idle_armed(cl))
