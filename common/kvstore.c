@@ -281,6 +281,26 @@ kv_flush(struct kv *kv)
 	return kvj_write(kv);
 }
 
+/* Writing a large batch early lets the disk work while the caller
+ * gathers the rest of it; the sync at its end then waits only for what
+ * is left.  The segment is the current one before and after the write
+ * (segments change at checkpoints only). */
+int
+kv_write_ahead(struct kv *kv, size_t min_bytes)
+{
+	struct kv_seg *cur = kvs_current(kv);
+	uint64_t from = cur->size;
+
+	if (kv->npending == 0 || kv->batch.len < min_bytes)
+		return 0;
+	if (kvj_write(kv) == -1)
+		return -1;
+	if (sync_file_range(cur->fd, (off_t)from, (off_t)(cur->size - from),
+	    SYNC_FILE_RANGE_WRITE) == -1)
+		log_debug("store %s: sync_file_range: %s", kv->label, strerror(errno));
+	return 0;
+}
+
 int
 kv_checkpoint(struct kv *kv)
 {

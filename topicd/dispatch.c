@@ -67,6 +67,7 @@ dispatch_msg(struct topicd *td, struct ipc_msg *m)
 	td->batch_n++;
 	td->rx++;
 	h->fn(td, m);
+	store_write_ahead(td);
 	if (td->batch_n >= TD_BATCH_MAX)
 		dispatch_end_batch(td);
 	else if (td->batch_ev != NULL)

@@ -62,6 +62,18 @@ store_commit(struct topicd *td, bool durable)
 	store_fail(td, durable ? "commit" : "write");
 }
 
+/* A large batch in the making is written as it grows (TD_WRITE_AHEAD
+ * bytes at a time): the disk writes it while the rest arrives.  A full
+ * disk leaves it pending for the batch's end to deal with. */
+void
+store_write_ahead(struct topicd *td)
+{
+	if (!td->sync || kv_write_ahead(td->kv, TD_WRITE_AHEAD) == 0)
+		return;
+	if (errno != ENOSPC && errno != EDQUOT)
+		store_fail(td, "write");
+}
+
 static void
 put_be(struct wbuf *w, uint64_t v, int bytes)
 {

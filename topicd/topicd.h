@@ -35,6 +35,7 @@ struct kv;
 #define TD_BATCH_MAX		256	/* records applied per commit */
 #define TD_CACHE_SLOTS		256	/* recent messages kept in memory */
 #define TD_CACHE_MAX_PAYLOAD	(64 * 1024)
+#define TD_WRITE_AHEAD		(256 * 1024)	/* store_write_ahead() */
 #define TD_LOCK_WAIT_MS		10000	/* for an older topicd of the topic to exit */
 #define TD_LOCK_STEP_MS		20
 #define TD_IO_RETRY_MS		1000	/* a commit the disk was full for, again */
@@ -245,6 +246,7 @@ int	 store_open(struct topicd *, char **);
 void	 store_close(struct topicd *);
 void	 store_fail(struct topicd *, const char *) __attribute__((noreturn));
 int	 store_commit(struct topicd *, bool);
+void	 store_write_ahead(struct topicd *);
 int	 store_get(struct topicd *, const void *, size_t, void **, size_t *);
 void	 store_put(struct topicd *, const void *, size_t, const void *, size_t);
 void	 store_del(struct topicd *, const void *, size_t);

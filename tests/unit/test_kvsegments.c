@@ -473,6 +473,42 @@ test_background(void **state)
 	free(buf);
 }
 
+/* A batch growing past the threshold is written (not synced) as it
+ * grows; a smaller one stays pending.  What was written ahead is read
+ * back before and after a reopen, and the commit at the end makes the
+ * rest durable. */
+static void
+test_write_ahead(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t *buf = malloc(BIG);
+	struct kv *kv = open_store(fx, 64 * 1024 * 1024, 1);
+	uint64_t t;
+
+	assert_non_null(buf);
+	put_big(kv, 0, buf);
+	t = kv_written(kv);
+	assert_int_equal(kv_write_ahead(kv, 2 * BIG), 0);
+	assert_int_equal(kv_pending(kv), 1);
+	assert_true(kv_written(kv) == t);
+	put_big(kv, 1, buf);
+	assert_int_equal(kv_write_ahead(kv, 2 * BIG), 0);
+	assert_int_equal(kv_pending(kv), 0);
+	assert_true(kv_written(kv) == t + 1);
+	assert_true(kv_durable(kv) < kv_written(kv));
+	put_big(kv, 2, buf);
+	for (unsigned i = 0; i < 3; i++)
+		expect_big(kv, i, buf);
+	assert_int_equal(kv_commit(kv), 0);
+	assert_true(kv_durable(kv) == kv_written(kv));
+	assert_int_equal(kv_close(kv), 0);
+	kv = open_store(fx, 64 * 1024 * 1024, 1);
+	for (unsigned i = 0; i < 3; i++)
+		expect_big(kv, i, buf);
+	assert_int_equal(kv_close(kv), 0);
+	free(buf);
+}
+
 /* A checkpoint is due while a batch is being put together (the caller's
  * loop polls between two records): it must not start then, or the
  * batch's values would be written to a segment other than the one they
@@ -527,6 +563,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format1_converted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_background, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_ahead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_checkpoint_under_a_pending_batch, setup,
 		    teardown),
 	};
