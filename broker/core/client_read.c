@@ -17,7 +17,6 @@
 #include "core/core.h"
 #include "log.h"
 
-#define READ_MORE_MIN	(64 * 1024)	/* the next packets may come with it */
 #define READ_MORE_MAX	(1024 * 1024)
 
 /* Puts n bytes read into the reserved extents v[0..nv) and commits them. */
@@ -47,7 +46,8 @@ client_read_more(struct client *cl, size_t want)
 
 	if (cl->ssl != NULL || cl->closing || fd < 0 || want == 0)
 		return 0;
-	want = want < READ_MORE_MIN ? READ_MORE_MIN : want > READ_MORE_MAX ? READ_MORE_MAX : want;
+	if (want > READ_MORE_MAX)
+		want = READ_MORE_MAX;
 	/* A socket bufferevent freezes the end of its input; its own read
 	 * unfreezes it around the read, as here. */
 	if (evbuffer_unfreeze(in, 0) == -1)

@@ -406,11 +406,17 @@ frame_limit(const struct client *cl)
 	    set->max_packet_size : limit;
 }
 
+/* A packet missing more than libevent reads in a pass (4 KiB) has the
+ * rest read at once, up to this much per call. */
+#define MQTT_READ_MORE_OVER	(16 * 1024)
+#define MQTT_READ_MORE_BUDGET	(1024 * 1024)
+
 static void
 mqtt_read(struct client *cl)
 {
 	struct evbuffer *in = client_input(cl);
-	size_t limit = frame_limit(cl), total = 0;
+	size_t limit = frame_limit(cl), total = 0, budget = MQTT_READ_MORE_BUDGET;
+	ssize_t n;
 
 	while (!cl->closing && !client_throttled(cl)) {
 		size_t have = evbuffer_get_length(in);
@@ -432,8 +438,13 @@ mqtt_read(struct client *cl)
 		}
 		/* With only the header in view, 0 still sets *total once the
 		 * length bytes are complete. */
-		if (have < total && client_read_more(cl, total - have) > 0)
+		/* The rest of a large packet at once; a budget per call keeps
+		 * one fast publisher from holding the loop. */
+		if (have < total && total - have > MQTT_READ_MORE_OVER && budget > 0 &&
+		    (n = client_read_more(cl, total - have)) > 0) {
+			budget -= (size_t)n < budget ? (size_t)n : budget;
 			continue;
+		}
 		if ((rc == 0 && total == 0) || have < total) {
 			/* Half a packet: without a keep-alive, idle_timeout bounds the wait. */
 			if (mqtt_conn(cl)->keepalive_ms == 0 && !client_idle_armed(cl))
