@@ -209,5 +209,6 @@ def test_a_wildcard_subscriber_of_many_cold_topics_does_not_make_them_churn(mqtt
         c.send(ack_packet(PUBACK, p.pid))
     assert got == {"churn/%d" % i: b"state %d" % i for i in range(topics)}
     starts = sum(started(b, "churn/%d" % i) for i in range(topics))
-    # One start to publish, one to deliver; a few taken turns beyond that.
-    assert starts <= 2.5 * topics, "%d topicd starts for %d topics" % (starts, topics)
+    # One start to publish, one to deliver, and turns taken beyond that
+    # (751 seen once on a loaded machine); churn was thousands.
+    assert starts <= 3 * topics, "%d topicd starts for %d topics" % (starts, topics)
