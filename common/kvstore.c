@@ -17,6 +17,8 @@
 #include "log.h"
 #include "xmalloc.h"
 
+static void finish_job(struct kv *, struct kv_job *);
+
 static void
 kv_free(struct kv *kv)
 {
@@ -152,7 +154,7 @@ close_store(struct kv *kv, bool checkpoint)
 
 	if (kv == NULL)
 		return 0;
-	kvc_finish(kv, kvw_collect(kv, true));
+	finish_job(kv, kvw_collect(kv, true));
 	kv->inline_jobs = true;
 	if (kv->failed || kv_commit(kv) == -1)
 		rc = -1;
@@ -179,7 +181,7 @@ kv_abandon(struct kv *kv)
 {
 	if (kv == NULL)
 		return;
-	kvc_finish(kv, kvw_collect(kv, true));
+	finish_job(kv, kvw_collect(kv, true));
 	kv_free(kv);
 }
 
@@ -262,17 +264,25 @@ kv_failed(const struct kv *kv)
 	return kv->failed;
 }
 
+/* A sync in progress must end before one here may say durable: the
+ * segments it syncs are no longer marked as written. */
+static bool
+job_syncs(const struct kv *kv)
+{
+	return kv->job != NULL && (kv->job->kind == JOB_SYNC || kv->job->nfds > 0);
+}
+
 int
 kv_commit(struct kv *kv)
 {
-	kvc_finish(kv, kvw_collect(kv, false));
+	finish_job(kv, kvw_collect(kv, job_syncs(kv)));
 	if (kvj_write(kv) == -1 || kvj_sync_inline(kv) == -1)
 		return -1;
 	if (kvc_due(kv)) {
 		(void)kvc_begin(kv, false);	/* a failure is only logged */
-		kvc_finish(kv, kvw_collect(kv, false));	/* when done inline */
+		finish_job(kv, kvw_collect(kv, false));	/* when done inline */
 	}
-	return 0;
+	return kv->failed ? -1 : 0;
 }
 
 int
@@ -304,10 +314,10 @@ kv_write_ahead(struct kv *kv, size_t min_bytes)
 int
 kv_checkpoint(struct kv *kv)
 {
-	kvc_finish(kv, kvw_collect(kv, true));
+	finish_job(kv, kvw_collect(kv, true));
 	if (kv_commit(kv) == -1)
 		return -1;
-	kvc_finish(kv, kvw_collect(kv, true));
+	finish_job(kv, kvw_collect(kv, true));
 	return kvc_begin(kv, true);
 }
 
@@ -327,6 +337,10 @@ kv_sync_async(struct kv *kv)
 		return 0;
 	}
 	kv->want_sync = false;
+	/* A checkpoint that is due syncs what it covers: the one job does
+	 * both, so that a store always busy syncing still checkpoints. */
+	if (kvc_due(kv) && kv->npending == 0 && kvc_begin(kv, false) == 0)
+		return kv->failed ? -1 : 0;
 	return kvw_sync_job(kv);
 }
 
@@ -361,7 +375,8 @@ sync_done(struct kv *kv, struct kv_job *j)
 		kvw_job_free(j);
 		return -1;
 	}
-	kv->durable = j->ticket;
+	if (j->ticket > kv->durable)
+		kv->durable = j->ticket;
 	if (j->nfds > 0) {
 		kv->st.commits++;
 		kv->st.committed += j->records;
@@ -370,9 +385,21 @@ sync_done(struct kv *kv, struct kv_job *j)
 	return 1;
 }
 
-/* After a job: the next sync, or a checkpoint when one is due, the
- * current segment is synced (a segment is complete before the next) and
- * nothing is pending (its offsets are in the current segment). */
+/* Takes a finished job's results (NULL: none). */
+static void
+finish_job(struct kv *kv, struct kv_job *j)
+{
+	if (j == NULL)
+		return;
+	if (j->kind == JOB_SYNC)
+		(void)sync_done(kv, j);
+	else
+		kvc_finish(kv, j);
+}
+
+/* After a job: the next sync (kv_sync_async() starts a checkpoint
+ * instead when one is due), or a checkpoint when one is due and nothing
+ * is pending (its offsets are in the current segment). */
 static void
 next_job(struct kv *kv)
 {
@@ -382,24 +409,22 @@ next_job(struct kv *kv)
 		(void)kv_sync_async(kv);
 		return;
 	}
-	if (kvc_due(kv) && !kvs_current(kv)->dirty && kv->npending == 0)
+	if (kvc_due(kv) && kv->npending == 0)
 		(void)kvc_begin(kv, false);
 }
 
 int
 kv_poll(struct kv *kv)
 {
-	struct kv_job *j = kvw_collect(kv, false);
-	int rc = 0;
+	uint64_t before = kv->durable;
 
-	if (j != NULL && j->kind == JOB_SYNC)
-		rc = sync_done(kv, j);
-	else if (j != NULL)
-		kvc_finish(kv, j);
-	if (rc == -1 || kv->failed)
+	finish_job(kv, kvw_collect(kv, false));
+	if (kv->failed)
 		return -1;
 	next_job(kv);
-	return rc;
+	if (kv->failed)
+		return -1;
+	return kv->durable > before;
 }
 
 int

@@ -219,7 +219,7 @@ resend(struct sub *s)
 	for (uint32_t i = 0; i < s->nfl; i++) {
 		struct flight *f = &s->fl[i];
 
-		if (!f->resend)
+		if (!f->resend || (f->state == FL_RECEIVED && !gate_open(s->td, f->rel_gen)))
 			continue;
 		if (f->state == FL_SENT)
 			rc = deliver_send_msg(s, s->cursor + i, DF_DUP, &qos);
@@ -246,7 +246,7 @@ send_new(struct sub *s)
 	uint8_t qos;
 	int rc;
 
-	while (s->cursor + s->nfl < td->next_seq && s->busy < s->window &&
+	while (s->cursor + s->nfl < td->deliver_upto && s->busy < s->window &&
 	    s->nfl < deliver_span_max(s)) {
 		rc = deliver_send_msg(s, s->cursor + s->nfl, 0, &qos);
 		if (rc != SEND_OK)
@@ -282,10 +282,9 @@ deliver_pump(struct sub *s)
 static void
 pump(struct sub *s)
 {
-	if (s->parked || s->dlq_req != 0)
+	if (s->parked || s->dlq_req != 0 || !gate_open(s->td, s->hold_gen))
 		return;
-	/* Nothing goes out before the batch in hand is committed: neither a
-	 * message appended in it nor a PUBREL for a PUBREC applied in it. */
+	/* Not in the middle of a batch (gate.c holds what it made). */
 	if (s->td->batch_n > 0 || s->td->io_wait) {
 		deliver_wake(s);
 		return;
@@ -305,7 +304,7 @@ pump(struct sub *s)
 			return;
 		s->want_retained = false;
 	}
-	if (s->retained_rel != 0) {
+	if (s->retained_rel != 0 && gate_open(s->td, s->ret_gen)) {
 		if (deliver_send_rel(s, s->retained_rel) != SEND_OK)
 			return;
 		s->retained_rel = 0;
@@ -432,10 +431,11 @@ deliver_ack(struct topicd *td, const struct rec_ack *r)
 	if (f == NULL && s != NULL && s->ret_state != 0 && r->seq == s->ret_seq) {
 		/* The retained message sent on subscribe, outside the log's
 		 * window: PUBACK or PUBCOMP end it; PUBREC is made durable
-		 * and the PUBREL goes after this batch, like every other. */
+		 * and the PUBREL goes once it is, like every other. */
 		s->ret_state = r->kind == ACK_PUBREC ? FL_RECEIVED : 0;
 		if (r->kind == ACK_PUBREC) {
 			s->retained_rel = r->seq;
+			s->ret_gen = gate_hold(td);
 			td->need_sync = true;
 		}
 		sub_dirty(s);
@@ -449,13 +449,14 @@ deliver_ack(struct topicd *td, const struct rec_ack *r)
 	}
 	if (r->kind == ACK_PUBREC) {
 		/* From now on attempts count PUBREL sends.  The new state must
-		 * be durable before PUBREL goes out (it goes after the commit),
-		 * so that the message is never sent again after a crash. */
+		 * be durable before PUBREL goes out (rel_gen), so that the
+		 * message is never sent again after a crash. */
 		if (f->state == FL_SENT) {
 			sub_set_state(s, f, FL_RECEIVED);
 			f->attempts = 0;
 		}
 		f->resend = true;
+		f->rel_gen = gate_hold(td);
 		td->need_sync = true;
 	} else
 		sub_set_state(s, f, FL_DONE);

@@ -1,10 +1,10 @@
 /* Records from the master, and the group commit.
  *
- * Every record read in one wake-up is applied, then the batch is made
- * durable with one commit (or written without a sync when nothing in it
- * needs one), then the answers go out and the subscribers are pumped.
- * The store and the answers never disagree: an answer is sent only for
- * what is committed.
+ * Every record read in one wake-up is applied, then the batch is written
+ * and, when something in it needs to be durable, synced by the store's
+ * worker while the next batch is applied (gate.c).  The store and the
+ * answers never disagree: an answer goes out, and a message is
+ * delivered, only once it is durable.
  *
  * The channel is used only after READY, so every record the master may
  * send is valid in our one state; the others, and records that do not
@@ -74,18 +74,6 @@ dispatch_msg(struct topicd *td, struct ipc_msg *m)
 		event_active(td->batch_ev, EV_TIMEOUT, 0);
 }
 
-void
-reply(struct topicd *td, uint64_t req, uint32_t status, uint64_t seq)
-{
-	if (req == 0)
-		return;
-	if (td->nreplies == td->replies_cap) {
-		td->replies_cap = td->replies_cap ? td->replies_cap * 2 : 64;
-		td->replies = xreallocarray(td->replies, td->replies_cap, sizeof(*td->replies));
-	}
-	td->replies[td->nreplies++] = (struct reply){ req, status, seq };
-}
-
 /* Queues td->wb as a record to the master; dropped when the channel is
  * gone (we are exiting). */
 void
@@ -96,22 +84,6 @@ dispatch_send(struct topicd *td, uint16_t type)
 	if (ipc_chan_send(td->chan, type, td->wb.data, td->wb.len, -1) == -1)
 		fatalx("topic %s: %s record of %zu bytes is too large", td->topic,
 		    ipc_type_name(type), td->wb.len);
-}
-
-static void
-replies_send(struct topicd *td)
-{
-	struct rec_done d;
-
-	for (size_t i = 0; i < td->nreplies; i++) {
-		d.req = td->replies[i].req;
-		d.status = td->replies[i].status;
-		d.seq = td->replies[i].seq;
-		wbuf_reset(&td->wb);
-		enc_done(&td->wb, &d);
-		dispatch_send(td, IPC_DONE);
-	}
-	td->nreplies = 0;
 }
 
 /* The disk was full for a commit: every answer and delivery waits, and
@@ -131,7 +103,10 @@ io_wait(struct topicd *td)
 }
 
 /* Writes what changed (trimmed messages, subscriber and meta records) as
- * one batch; durable: with a sync.  0, or -1 while the disk is full. */
+ * one batch.  durable: with a sync, here and now (at start and exit, and
+ * for a shared subscription's entries given out); everything written
+ * before is durable then too, and the batches waiting for it go out.  0,
+ * or -1 while the disk is full. */
 int
 dispatch_sync(struct topicd *td, bool durable)
 {
@@ -143,15 +118,22 @@ dispatch_sync(struct topicd *td, bool durable)
 			return 0;
 		durable = false;
 	}
-	if (store_commit(td, durable) == 0)
-		return 0;
-	io_wait(td);
-	return -1;
+	if (store_commit(td, durable) == -1) {
+		io_wait(td);
+		return -1;
+	}
+	if (durable)
+		(void)gate_release(td);
+	return 0;
 }
 
+/* The batch is written, its sync asked for (gate.c), and the loop goes
+ * on: what it allows goes out once it is durable. */
 void
 dispatch_end_batch(struct topicd *td)
 {
+	bool durable = td->need_sync || td->io_wait;
+
 	if (td->batch_n > 0) {
 		td->batches++;
 		td->batch_records += td->batch_n;
@@ -159,11 +141,7 @@ dispatch_end_batch(struct topicd *td)
 		    td->need_sync ? ", synced" : "");
 	}
 	td->batch_n = 0;
-	if (td->appended) {
-		td->appended = false;
-		deliver_wake_all(td);
-	}
-	if (dispatch_sync(td, td->need_sync || td->io_wait) == -1)
+	if (dispatch_sync(td, false) == -1)
 		return;		/* nothing goes out before it is stored */
 	td->need_sync = false;
 	if (td->io_wait) {
@@ -172,9 +150,27 @@ dispatch_end_batch(struct topicd *td)
 		log_notice("topic %s: the disk took the waiting batch; %zu answers go out",
 		    td->topic, td->nreplies);
 	}
-	replies_send(td);
-	/* The master has the answers before the deliveries they allow
-	 * (an ATTACH is confirmed before its first delivery is acked). */
+	gate_end_batch(td, durable);
+	dispatch_after(td);
+}
+
+/* The store's worker finished a sync or a checkpoint: what waited for
+ * it goes out (with the batch in hand's end, if there is one). */
+void
+dispatch_durable(struct topicd *td)
+{
+	if (kv_poll(td->kv) == -1)
+		store_fail(td, "sync");
+	if (td->batch_n == 0 && !td->io_wait && gate_release(td))
+		dispatch_after(td);
+}
+
+/* After answers went out: the deliveries they allow, and going idle.
+ * The master has the answers before the deliveries (an ATTACH is
+ * confirmed before its first delivery is acked). */
+void
+dispatch_after(struct topicd *td)
+{
 	if (td->chan != NULL)
 		ipc_chan_push(td->chan);
 	room_check(td);
@@ -322,6 +318,7 @@ h_attach(struct topicd *td, struct ipc_msg *m)
 	} else {
 		deliver_register(s, &r);	/* an offline session's filter matched */
 	}
+	s->hold_gen = gate_hold(td);	/* deliveries after the answer */
 	td->need_sync = true;
 	reply(td, r.req, ST_OK, s->cursor);
 }

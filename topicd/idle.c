@@ -30,7 +30,8 @@ quiet(struct topicd *td)
 {
 	struct sub *s;
 
-	if (td->batch_n > 0 || td->io_wait || td->need_sync || td->refusing || td->room_sent)
+	if (td->batch_n > 0 || td->io_wait || td->need_sync || td->refusing || td->room_sent ||
+	    !gate_clear(td))
 		return false;
 	if (td->nonline == 0)
 		return true;
@@ -112,12 +113,12 @@ idle_stop_asked(struct topicd *td)
 	td->stop_asked = true;
 }
 
-/* The batch with the STOP is committed and answered: the last word, and
+/* The batch with the STOP is durable and answered: the last word, and
  * out (an I/O error keeps us: the batch is retried first). */
 void
 idle_stop_now(struct topicd *td)
 {
-	if (!td->stop_asked || td->io_wait)
+	if (!td->stop_asked || td->io_wait || !gate_clear(td))
 		return;
 	td->stop_asked = false;		/* said once */
 	td->went_idle = true;

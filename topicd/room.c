@@ -102,11 +102,12 @@ room_disk_full(struct topicd *td)
 		send_full(td, "disk_full");
 }
 
-/* After a batch, and once a second while refusing: room again? */
+/* After a batch, and once a second while refusing: room again?  Said
+ * after the answers refused (gate.c), which the master has first. */
 void
 room_check(struct topicd *td)
 {
-	if (!td->refusing || td->room_sent || td->io_wait)
+	if (!td->refusing || td->room_sent || td->io_wait || !gate_clear(td))
 		return;
 	if (td->max_bytes != 0 && td->bytes > td->max_bytes - td->max_bytes / 10)
 		return;

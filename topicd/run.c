@@ -44,6 +44,7 @@ topicd_init(struct topicd *td, const char *topic, const char *datadir, bool verb
 	td->retry_ms = TD_RETRY_MS_DEFAULT;
 	td->max_attempts = TD_ATTEMPTS_DEFAULT;
 	td->checkpoint_bytes = TD_CHECKPOINT_DEFAULT;
+	td->gen = 1;
 	/* Dead-letter request ids unlike those of an earlier process. */
 	td->dlq_next = (uint64_t)wall_ms() << 12;
 }
@@ -125,6 +126,7 @@ topicd_open(struct topicd *td)
 		return -1;
 	}
 	td->need_sync = false;
+	td->deliver_upto = td->next_seq;
 	return 0;
 }
 
@@ -138,14 +140,13 @@ topicd_close(struct topicd *td)
 	subs_free(td);
 	store_close(td);
 	ipc_reader_clear(&td->boot_in);
-	free(td->replies);
+	gate_free(td);
 	wbuf_free(&td->wb);
 	wbuf_free(&td->kb);
 	free(td->dlq_topic);
 	free(td->stem);
 	free(td->datadir);
 	free(td->topic);
-	td->replies = NULL;
 	td->dlq_topic = td->stem = td->datadir = td->topic = NULL;
 }
 
@@ -237,7 +238,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	room_check(arg);
 }
 
-/* The store's worker finished a checkpoint. */
+/* The store's worker finished a sync or a checkpoint. */
 static void
 on_kv(evutil_socket_t fd, short what, void *arg)
 {
@@ -245,8 +246,7 @@ on_kv(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (kv_poll(td->kv) == -1)
-		store_fail(td, "background work");
+	dispatch_durable(td);
 }
 
 /* The disk was full: try the waiting batch again. */
@@ -385,6 +385,7 @@ topicd_run(struct topicd *td)
 		log_warnx("topic %s: event loop failed", td->topic);
 	/* Finish the batch in hand: commit, and answer if the master is there. */
 	dispatch_end_batch(td);
+	(void)dispatch_sync(td, true);
 	if (td->chan != NULL && ipc_chan_flush(td->chan, 1000) == -1)
 		log_info("topic %s: answers left unsent", td->topic);
 	event_free(td->kv_ev);		/* its descriptor goes with the store */

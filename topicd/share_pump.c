@@ -84,7 +84,8 @@ send_entry(struct sub *g, struct flight *f, uint64_t seq, uint32_t *load, int64_
 			sub_set_state(g, f, FL_DONE);
 			return true;
 		}
-		if (!member_ready(m) || deliver_send_rel(m, seq) != SEND_OK)
+		if (!gate_open(g->td, f->rel_gen) || !member_ready(m) ||
+		    deliver_send_rel(m, seq) != SEND_OK)
 			return false;
 		deliver_sent(g, f, now);
 		return true;
@@ -155,7 +156,7 @@ send_new(struct sub *g, uint32_t *load)
 	uint8_t qos;
 	int rc;
 
-	while (g->cursor + g->nfl < td->next_seq && g->nfl < deliver_span_max(g) &&
+	while (g->cursor + g->nfl < td->deliver_upto && g->nfl < deliver_span_max(g) &&
 	    (m = pick(g, load)) != NULL) {
 		if (goes_bound(g, m, g->cursor + g->nfl)) {
 			f = sub_push(g, FL_SENT);
@@ -196,9 +197,9 @@ share_pump(struct sub *g)
 	bool unsent;
 
 	flush_members(g);
-	if (g->parked || g->dlq_req != 0 || !sub_online(g))
+	if (g->parked || g->dlq_req != 0 || !sub_online(g) || !gate_open(g->td, g->hold_gen))
 		return;
-	/* Nothing goes out before the batch in hand is committed. */
+	/* Not in the middle of a batch (gate.c holds what it made). */
 	if (g->td->batch_n > 0 || g->td->io_wait) {
 		deliver_wake(g);
 		return;

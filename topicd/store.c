@@ -470,7 +470,6 @@ log_append(struct topicd *td, const struct msg *in)
 		td->first_seq = m.seq;
 	td->bytes += m.len;
 	td->meta_dirty = true;
-	td->appended = true;
 	td->stats_dirty = true;
 	cache_put(td, &m);
 	if (m.flags & PF_RETAIN)

@@ -73,6 +73,7 @@ struct flight {
 					 * not known (sent by an earlier process) */
 	bool		 unsent;	/* a group's: given to its member, to be sent
 					 * once that is durable (not DUP) */
+	uint64_t	 rel_gen;	/* its PUBREL waits for this batch (gate.c) */
 };
 
 struct sub {
@@ -117,6 +118,9 @@ struct sub {
 	bool		 ret_resend;	/* send it again (DUP): resumed with it unanswered */
 	uint64_t	 dlq_req;	/* DEADLETTER waiting for DLQ_DONE, or 0 */
 	uint64_t	 dlq_seq;
+	uint64_t	 hold_gen;	/* nothing is sent before this batch is
+					 * durable (its ATTACH; gate.c) */
+	uint64_t	 ret_gen;	/* retained_rel waits for this batch */
 };
 RB_HEAD(sub_tree, sub);
 TAILQ_HEAD(sub_list, sub);
@@ -125,7 +129,10 @@ struct reply {
 	uint64_t	 req;
 	uint32_t	 status;
 	uint64_t	 seq;
+	uint64_t	 gen;		/* the batch it answers for */
 };
+
+struct gate;
 
 struct topicd {
 	/* From the command line. */
@@ -161,7 +168,6 @@ struct topicd {
 	uint64_t	 messages;
 	uint64_t	 bytes;
 	bool		 meta_dirty;
-	bool		 appended;	/* this batch added to the log */
 	struct msg	 cache[TD_CACHE_SLOTS];
 	bool		 has_retained;
 	uint64_t	 retained_seq;
@@ -186,10 +192,17 @@ struct topicd {
 	uint64_t	 dlq_next;	/* request ids of DEADLETTER */
 	uint64_t	 expired;	/* messages not delivered: expired (since start) */
 
-	/* The current batch. */
-	struct reply	*replies;
+	/* The current batch, and those on their way to the disk (gate.c). */
+	struct reply	*replies;	/* answers not sent yet, in order */
 	size_t		 nreplies;
 	size_t		 replies_cap;
+	struct gate	*gates;		/* batches written, not yet durable */
+	size_t		 ngates;
+	size_t		 gates_cap;
+	uint64_t	 gen;		/* the batch in hand */
+	uint64_t	 done_gen;	/* batches up to this one are durable */
+	uint64_t	 hold_max;	/* the last batch something waits for */
+	uint64_t	 deliver_upto;	/* messages below it are durable */
 	bool		 need_sync;
 	unsigned	 batch_n;
 	uint64_t	 batches;
@@ -221,8 +234,18 @@ void	 topicd_stop(struct topicd *, int);
 void	 dispatch_msg(struct topicd *, struct ipc_msg *);
 void	 dispatch_end_batch(struct topicd *);
 int	 dispatch_sync(struct topicd *, bool);
+void	 dispatch_after(struct topicd *);
+void	 dispatch_durable(struct topicd *);
 void	 dispatch_send(struct topicd *, uint16_t);
+
+/* gate.c */
 void	 reply(struct topicd *, uint64_t, uint32_t, uint64_t);
+void	 gate_end_batch(struct topicd *, bool);
+bool	 gate_release(struct topicd *);
+bool	 gate_clear(const struct topicd *);
+uint64_t gate_hold(struct topicd *);
+bool	 gate_open(const struct topicd *, uint64_t);
+void	 gate_free(struct topicd *);
 
 /* idle.c */
 void	 idle_tick(struct topicd *);

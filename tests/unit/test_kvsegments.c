@@ -551,6 +551,72 @@ test_no_checkpoint_under_a_pending_batch(void **state)
 	free(buf);
 }
 
+/* Waits (up to a second) until the worker has finished its job, without
+ * taking its result. */
+static void
+wait_job_done(struct kv *kv)
+{
+	struct pollfd p = { .fd = kv_event_fd(kv), .events = POLLIN };
+
+	assert_int_equal(poll(&p, 1, 1000), 1);
+}
+
+/* A store always written to while it syncs (a topicd under load): each
+ * time a sync ends there is more to sync.  The checkpoint that comes due
+ * must start all the same, as the job that syncs what is written; its
+ * ticket is durable when it ends, and a commit in the caller while a
+ * sync runs waits for it and never takes durability back. */
+static void
+test_checkpoint_while_always_syncing(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t *buf = malloc(BIG);
+	struct kv_stats st;
+	struct kv *kv = open_store(fx, 256 * 1024, 0);
+	uint64_t ckpts = 0, t = 0, before;
+	unsigned i;
+
+	assert_non_null(buf);
+	assert_true(kv_event_fd(kv) >= 0);
+	for (i = 0; i < 48; i++) {
+		put_big(kv, i, buf);
+		assert_int_equal(kv_flush(kv), 0);
+		assert_int_equal(kv_sync_async(kv), 0);
+		/* The job in progress ends; more is written before it is
+		 * taken, so that the next job always finds work. */
+		wait_job_done(kv);
+		put_big(kv, 1000 + i, buf);
+		assert_int_equal(kv_flush(kv), 0);
+		t = kv_written(kv);
+		before = kv_durable(kv);
+		assert_true(kv_poll(kv) >= 0);
+		assert_true(kv_durable(kv) < t);
+		kv_get_stats(kv, &st);
+		if (st.checkpoints > ckpts) {
+			/* The job taken was a checkpoint, and it synced. */
+			assert_true(kv_durable(kv) > before);
+			ckpts = st.checkpoints;
+		}
+	}
+	assert_true(ckpts >= 2);
+	/* A commit while a sync may still run: durable stays the commit's. */
+	put_big(kv, 5000, buf);
+	assert_int_equal(kv_commit(kv), 0);
+	t = kv_written(kv);
+	assert_true(kv_durable(kv) == t);
+	wait_worker(kv, t, 0);
+	assert_true(kv_durable(kv) == t);
+	assert_int_equal(kv_close(kv), 0);
+	kv = open_store(fx, 256 * 1024, 0);
+	for (i = 0; i < 48; i++) {
+		expect_big(kv, i, buf);
+		expect_big(kv, 1000 + i, buf);
+	}
+	expect_big(kv, 5000, buf);
+	assert_int_equal(kv_close(kv), 0);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -564,6 +630,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_format1_converted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_background, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_ahead, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_while_always_syncing, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_no_checkpoint_under_a_pending_batch, setup,
 		    teardown),
 	};

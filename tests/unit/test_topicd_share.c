@@ -340,6 +340,7 @@ test_group_record_reopens(void **state)
 	topicd_init(td, "t/x", f->dir, false);
 	td->base = base;			/* the fixture's, freed at teardown */
 	assert_int_equal(topicd_open(td), 0);
+	kv_set_inline(td->kv, 1);
 	g = sub_find(td, GROUP);
 	assert_non_null(g);
 	assert_true(g->is_group);
