@@ -246,8 +246,14 @@ send_new(struct sub *s)
 	uint8_t qos;
 	int rc;
 
+	uint32_t sent = 0;
+
 	while (s->cursor + s->nfl < td->deliver_upto && s->busy < s->window &&
 	    s->nfl < deliver_span_max(s)) {
+		if (sent++ == TD_PUMP_QUANTUM) {
+			deliver_wake(s);	/* the rest after the others' turns */
+			break;
+		}
 		rc = deliver_send_msg(s, s->cursor + s->nfl, 0, &qos);
 		if (rc != SEND_OK)
 			return rc;
@@ -473,7 +479,10 @@ deliver_wake(struct sub *s)
 	if (s->queued || !sub_online(s))
 		return;
 	s->queued = true;
+	s->td->nwork++;
 	TAILQ_INSERT_TAIL(&s->td->work, s, work_entry);
+	if (s->td->work_ev != NULL)
+		event_active(s->td->work_ev, EV_TIMEOUT, 0);	/* also if no batch ends */
 }
 
 void
@@ -485,14 +494,23 @@ deliver_wake_all(struct topicd *td)
 		deliver_wake(s);
 }
 
+/* Pumps the subscribers that want it, each in turn; one that has more
+ * than TD_PUMP_QUANTUM new messages to go queues itself again (send_new),
+ * so that the others are served between its turns.  With the event loop
+ * (td->work_ev, made active by deliver_wake), a round is the subscribers
+ * queued when it began, and the next round comes after the loop has
+ * looked at its events. */
 void
 deliver_run(struct topicd *td)
 {
 	struct sub *s;
 
-	while ((s = TAILQ_FIRST(&td->work)) != NULL) {
-		TAILQ_REMOVE(&td->work, s, work_entry);
-		s->queued = false;
-		deliver_pump(s);
-	}
+	do {
+		for (uint32_t n = td->nwork; n > 0 && (s = TAILQ_FIRST(&td->work)) != NULL; n--) {
+			TAILQ_REMOVE(&td->work, s, work_entry);
+			td->nwork--;
+			s->queued = false;
+			deliver_pump(s);
+		}
+	} while (td->work_ev == NULL && !TAILQ_EMPTY(&td->work));
 }

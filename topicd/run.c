@@ -230,6 +230,16 @@ on_batch(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+on_work(evutil_socket_t fd, short what, void *arg)
+{
+	struct topicd *td = arg;
+
+	(void)fd;
+	(void)what;
+	deliver_run(td);
+}
+
+static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -291,10 +301,11 @@ events_setup(struct topicd *td)
 	td->chan = ipc_chan_new(td->base, IPC_CHANNEL_FD, on_chan_msg, on_chan_err, td);
 	ipc_chan_adopt(td->chan, &td->boot_in);	/* what came with the CONFIG */
 	td->batch_ev = event_new(td->base, -1, 0, on_batch, td);
+	td->work_ev = event_new(td->base, -1, 0, on_work, td);
 	td->tick = event_new(td->base, -1, EV_PERSIST, on_tick, td);
 	td->io_timer = evtimer_new(td->base, on_io_retry, td);
 	td->kv_ev = event_new(td->base, kv_event_fd(td->kv), EV_READ | EV_PERSIST, on_kv, td);
-	if (td->batch_ev == NULL || td->tick == NULL || td->io_timer == NULL ||
+	if (td->batch_ev == NULL || td->work_ev == NULL || td->tick == NULL || td->io_timer == NULL ||
 	    td->kv_ev == NULL || event_add(td->tick, &second) == -1 ||
 	    event_add(td->kv_ev, NULL) == -1)
 		fatalx("cannot set up timers");
@@ -315,6 +326,9 @@ events_free(struct topicd *td)
 		event_free(td->tick);
 	if (td->batch_ev != NULL)
 		event_free(td->batch_ev);
+	if (td->work_ev != NULL)
+		event_free(td->work_ev);
+	td->work_ev = NULL;
 	if (td->io_timer != NULL)
 		event_free(td->io_timer);
 	if (td->kv_ev != NULL)

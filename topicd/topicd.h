@@ -42,6 +42,7 @@ struct kv;
 #define TD_CONFIG_WAIT_MS	30000	/* for the first CONFIG */
 #define TD_SEND_RETRY_MS	100	/* after a transient send error */
 #define TD_WINDOW_MAX		1024	/* in flight per subscriber, whatever asked */
+#define TD_PUMP_QUANTUM		256	/* new messages per subscriber's turn */
 
 /* A message as stored.  payload, props and origin point into buf (owned)
  * or into the cache (buf == NULL: valid until the next store call). */
@@ -184,7 +185,8 @@ struct topicd {
 
 	/* Subscribers. */
 	struct sub_tree	 subs;
-	struct sub_list	 work;
+	struct sub_list	 work;		/* to be pumped (deliver_run) */
+	uint32_t	 nwork;
 	struct sub_list	 dirty;
 	struct sub_list	 groups;	/* the shared subscriptions among subs */
 	uint32_t	 nsubs;
@@ -208,6 +210,7 @@ struct topicd {
 	uint64_t	 batches;
 	uint64_t	 batch_records;
 	struct event	*batch_ev;
+	struct event	*work_ev;	/* the next round of deliver_run */
 
 	struct event	*tick;
 	struct event	*kv_ev;		/* the store's worker finished something */
