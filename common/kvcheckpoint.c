@@ -207,10 +207,8 @@ kvc_due(const struct kv *kv)
 }
 
 /* Starts a checkpoint of everything written so far: nothing may be
- * pending (the caller makes sure).  The segments written since their last
- * sync are synced first, by the job: a checkpoint is also a sync, and its
- * ticket is durable once it is (kvc_finish).  wait: do it now, in the
- * caller. */
+ * pending and the current segment must be synced (the caller makes sure).
+ * wait: do it now, in the caller. */
 int
 kvc_begin(struct kv *kv, bool wait)
 {
@@ -237,8 +235,7 @@ kvc_begin(struct kv *kv, bool wait)
 	}
 	j->tmppath = xstrdup(kv->tmppath);
 	j->dbpath = xstrdup(kv->dbpath);
-	if ((j->dirfd = fcntl(kv->dirfd, F_DUPFD_CLOEXEC, 0)) == -1 ||
-	    kvw_take_dirty(kv, j) == -1) {
+	if ((j->dirfd = fcntl(kv->dirfd, F_DUPFD_CLOEXEC, 0)) == -1) {
 		log_warn("store %s: checkpoint not started", kv->label);
 		kvw_job_free(j);
 		return -1;
@@ -370,7 +367,6 @@ kvc_run(struct kv_job *j)
 			return -1;
 		}
 	}
-	j->synced = true;
 	if (write_file(j) == -1)
 		return -1;
 	kvj_crash_step(j->kv);
@@ -405,20 +401,8 @@ kvc_finish(struct kv *kv, struct kv_job *j)
 {
 	if (j == NULL)
 		return;
-	if (j->synced && j->ticket > kv->durable) {
-		kv->durable = j->ticket;
-		kv->st.commits++;
-		kv->st.committed += j->records;
-	}
-	if (j->rc != 0 && !j->synced) {
-		/* What it was to sync may be lost: as a failed sync. */
-		errno = j->err;
-		log_warn("store %s: %s", kv->label, j->what ? j->what : "checkpoint sync");
-		kv->failed = 1;
-	}
 	if (j->rc != 0) {
 		errno = j->err;
-		kv->dir_dirty = true;	/* the new segment's entry may not be durable */
 		log_warn("store %s: checkpoint failed: %s", kv->label, j->what ? j->what : "?");
 		if (j->rc == -1 && unlink(j->tmppath) == -1 && errno != ENOENT)
 			log_warn("store %s: unlink %s", kv->label, j->tmppath);
@@ -443,7 +427,6 @@ kvc_finish(struct kv *kv, struct kv_job *j)
 		kvs_remove(kv, s);
 	}
 	kv->db_bytes = j->dbsize;
-	kv->dir_dirty = false;		/* synced last, after every segment it made */
 	kv->ckpt_defer = 0;
 	kv->st.checkpoints++;
 	kvw_job_free(j);

@@ -269,7 +269,7 @@ kv_failed(const struct kv *kv)
 static bool
 job_syncs(const struct kv *kv)
 {
-	return kv->job != NULL && (kv->job->kind == JOB_SYNC || kv->job->nfds > 0);
+	return kv->job != NULL && kv->job->kind == JOB_SYNC;
 }
 
 int
@@ -332,15 +332,21 @@ kv_sync_async(struct kv *kv)
 	}
 	if (kv->written == kv->durable && !kv->dir_dirty)
 		return 0;
-	if (kv->job != NULL) {
-		kv->want_sync = true;	/* after the job in progress */
+	if (job_syncs(kv)) {
+		kv->want_sync = true;	/* after the sync in progress */
 		return 0;
 	}
 	kv->want_sync = false;
-	/* A checkpoint that is due syncs what it covers: the one job does
-	 * both, so that a store always busy syncing still checkpoints. */
-	if (kvc_due(kv) && kv->npending == 0 && kvc_begin(kv, false) == 0)
-		return kv->failed ? -1 : 0;
+	/* While a checkpoint runs, and when one is due (it starts from synced
+	 * segments), the sync is done here: a sync never waits for a
+	 * checkpoint, and a store always busy syncing still checkpoints. */
+	if (kv->job != NULL || (kvc_due(kv) && kv->npending == 0)) {
+		if (kvj_sync_inline(kv) == -1)
+			return -1;
+		if (kv->job == NULL)
+			(void)kvc_begin(kv, false);	/* a failure is only logged */
+		return 0;
+	}
 	return kvw_sync_job(kv);
 }
 
@@ -397,8 +403,9 @@ finish_job(struct kv *kv, struct kv_job *j)
 		kvc_finish(kv, j);
 }
 
-/* After a job: the next sync (kv_sync_async() starts a checkpoint
- * instead when one is due), or a checkpoint when one is due and nothing
+/* After a job: the next sync (kv_sync_async() starts a checkpoint after
+ * it when one is due), or a checkpoint when one is due, the current
+ * segment is synced (a segment is complete before the next) and nothing
  * is pending (its offsets are in the current segment). */
 static void
 next_job(struct kv *kv)
@@ -409,7 +416,7 @@ next_job(struct kv *kv)
 		(void)kv_sync_async(kv);
 		return;
 	}
-	if (kvc_due(kv) && kv->npending == 0)
+	if (kvc_due(kv) && !kvs_current(kv)->dirty && kv->npending == 0)
 		(void)kvc_begin(kv, false);
 }
 

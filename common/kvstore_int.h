@@ -70,7 +70,7 @@ struct kv_job {
 	int		*fds;		/* duplicates of segments to fdatasync */
 	size_t		 nfds;
 	int		 dirfd;		/* a duplicate to fsync first, or -1 */
-	uint64_t	 ticket;	/* the last write it makes durable */
+	uint64_t	 ticket;	/* JOB_SYNC: the last write it covers */
 	uint64_t	 records;	/* records it makes durable */
 	/* JOB_CHECKPOINT */
 	struct wbuf	 snap;		/* the records, see kvcheckpoint.c */
@@ -83,7 +83,6 @@ struct kv_job {
 	char		*dbpath;
 	uint64_t	 dbsize;	/* out: size of the new checkpoint */
 	/* Result. */
-	bool		 synced;	/* fds synced: ticket is durable */
 	int		 rc;
 	int		 err;		/* errno of a failure */
 	char		*what;		/* what failed (malloc'd), for the log */
@@ -188,7 +187,6 @@ void	 kvw_stop(struct kv *);
 struct kv_job *kvw_job_new(enum kv_job_kind);
 void	 kvw_job_free(struct kv_job *);
 int	 kvw_sync_job(struct kv *);
-int	 kvw_take_dirty(struct kv *, struct kv_job *);
 
 /* kvlegacy.c */
 int	 kvl_detect(struct kv *, bool *, char **);

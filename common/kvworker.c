@@ -204,31 +204,6 @@ kvw_stop(struct kv *kv)
 	w->efd = -1;
 }
 
-/* Hands j the segments written since their last sync (duplicates of
- * their descriptors, to fdatasync) and the ticket that makes durable;
- * they count as synced from now on, so j must succeed or the store fail.
- * 0, or -1 (nothing changed). */
-int
-kvw_take_dirty(struct kv *kv, struct kv_job *j)
-{
-	for (size_t i = 0; i < kv->nsegs; i++) {
-		int fd;
-
-		if (!kv->segs[i].dirty)
-			continue;
-		if ((fd = fcntl(kv->segs[i].fd, F_DUPFD_CLOEXEC, 0)) == -1)
-			return -1;
-		j->fds = xreallocarray(j->fds, j->nfds + 1, sizeof(*j->fds));
-		j->fds[j->nfds++] = fd;
-	}
-	for (size_t i = 0; i < kv->nsegs; i++)
-		kv->segs[i].dirty = false;
-	j->ticket = kv->written;
-	j->records = kv->unsynced;
-	kv->unsynced = 0;
-	return 0;
-}
-
 /* Asks for a sync of everything written: the directory if a segment was
  * created, and every segment written since its last sync. */
 int
@@ -238,9 +213,22 @@ kvw_sync_job(struct kv *kv)
 
 	if (kv->dir_dirty && (j->dirfd = fcntl(kv->dirfd, F_DUPFD_CLOEXEC, 0)) == -1)
 		goto fail;
-	if (kvw_take_dirty(kv, j) == -1)
-		goto fail;
+	for (size_t i = 0; i < kv->nsegs; i++) {
+		int fd;
+
+		if (!kv->segs[i].dirty)
+			continue;
+		if ((fd = fcntl(kv->segs[i].fd, F_DUPFD_CLOEXEC, 0)) == -1)
+			goto fail;
+		j->fds = xreallocarray(j->fds, j->nfds + 1, sizeof(*j->fds));
+		j->fds[j->nfds++] = fd;
+	}
 	kv->dir_dirty = false;
+	for (size_t i = 0; i < kv->nsegs; i++)
+		kv->segs[i].dirty = false;
+	j->ticket = kv->written;
+	j->records = kv->unsynced;
+	kv->unsynced = 0;
 	return kvw_submit(kv, j);
 fail:
 	log_warn("store %s: cannot start a sync", kv->label);
