@@ -479,7 +479,6 @@ deliver_wake(struct sub *s)
 	if (s->queued || !sub_online(s))
 		return;
 	s->queued = true;
-	s->td->nwork++;
 	TAILQ_INSERT_TAIL(&s->td->work, s, work_entry);
 	if (s->td->work_ev != NULL)
 		event_active(s->td->work_ev, EV_TIMEOUT, 0);	/* also if no batch ends */
@@ -494,23 +493,22 @@ deliver_wake_all(struct topicd *td)
 		deliver_wake(s);
 }
 
-/* Pumps the subscribers that want it, each in turn; one that has more
- * than TD_PUMP_QUANTUM new messages to go queues itself again (send_new),
- * so that the others are served between its turns.  With the event loop
- * (td->work_ev, made active by deliver_wake), a round is the subscribers
- * queued when it began, and the next round comes after the loop has
- * looked at its events. */
+/* Pumps the subscribers that want it, each in turn, until none does; one
+ * that has more than TD_PUMP_QUANTUM new messages to go queues itself
+ * again (send_new), behind the others, so that they are served between
+ * its turns.  Not in the middle of a batch, nor while a commit waits for
+ * room on the disk (a pump would only queue itself again): the batch's
+ * end runs it then. */
 void
 deliver_run(struct topicd *td)
 {
 	struct sub *s;
 
-	do {
-		for (uint32_t n = td->nwork; n > 0 && (s = TAILQ_FIRST(&td->work)) != NULL; n--) {
-			TAILQ_REMOVE(&td->work, s, work_entry);
-			td->nwork--;
-			s->queued = false;
-			deliver_pump(s);
-		}
-	} while (td->work_ev == NULL && !TAILQ_EMPTY(&td->work));
+	if (td->batch_n > 0 || td->io_wait)
+		return;
+	while ((s = TAILQ_FIRST(&td->work)) != NULL) {
+		TAILQ_REMOVE(&td->work, s, work_entry);
+		s->queued = false;
+		deliver_pump(s);
+	}
 }

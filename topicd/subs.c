@@ -109,10 +109,8 @@ sub_delete(struct sub *s)
 	struct topicd *td = s->td;
 
 	deliver_offline(s);
-	if (s->queued) {
+	if (s->queued)
 		TAILQ_REMOVE(&td->work, s, work_entry);
-		td->nwork--;
-	}
 	if (s->dirty)
 		TAILQ_REMOVE(&td->dirty, s, dirty_entry);
 	sub_key(&td->kb, s->key);
@@ -308,7 +306,6 @@ subs_free(struct topicd *td)
 		sub_free(s);
 	}
 	TAILQ_INIT(&td->work);
-	td->nwork = 0;
 	TAILQ_INIT(&td->dirty);
 	TAILQ_INIT(&td->groups);
 	td->nsubs = 0;

@@ -186,7 +186,6 @@ struct topicd {
 	/* Subscribers. */
 	struct sub_tree	 subs;
 	struct sub_list	 work;		/* to be pumped (deliver_run) */
-	uint32_t	 nwork;
 	struct sub_list	 dirty;
 	struct sub_list	 groups;	/* the shared subscriptions among subs */
 	uint32_t	 nsubs;
@@ -210,7 +209,7 @@ struct topicd {
 	uint64_t	 batches;
 	uint64_t	 batch_records;
 	struct event	*batch_ev;
-	struct event	*work_ev;	/* the next round of deliver_run */
+	struct event	*work_ev;	/* deliver_run for a wake outside a batch's end */
 
 	struct event	*tick;
 	struct event	*kv_ev;		/* the store's worker finished something */
