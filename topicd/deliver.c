@@ -243,10 +243,9 @@ send_new(struct sub *s)
 	struct topicd *td = s->td;
 	int64_t now = mono_ms();
 	struct flight *f;
+	uint32_t sent = 0;
 	uint8_t qos;
 	int rc;
-
-	uint32_t sent = 0;
 
 	while (s->cursor + s->nfl < td->deliver_upto && s->busy < s->window &&
 	    s->nfl < deliver_span_max(s)) {
