@@ -387,36 +387,6 @@ store_close(struct topicd *td)
 	td->kv = NULL;
 }
 
-void
-cache_clear(struct topicd *td)
-{
-	for (size_t i = 0; i < TD_CACHE_SLOTS; i++)
-		msg_release(&td->cache[i]);
-}
-
-static void
-cache_put(struct topicd *td, const struct msg *m)
-{
-	struct msg *c = &td->cache[m->seq % TD_CACHE_SLOTS];
-
-	if (m->len > TD_CACHE_MAX_PAYLOAD)
-		return;
-	msg_release(c);
-	msg_copy(c, m);
-}
-
-static int
-cache_get(struct topicd *td, uint64_t seq, struct msg *m)
-{
-	struct msg *c = &td->cache[seq % TD_CACHE_SLOTS];
-
-	if (c->buf == NULL || c->seq != seq)
-		return 0;
-	*m = *c;
-	m->buf = NULL;
-	return 1;
-}
-
 /* Reads message seq from the store: 1, or 0 when absent or unreadable. */
 static int
 msg_read(struct topicd *td, uint64_t seq, struct msg *m)
@@ -445,13 +415,7 @@ log_get(struct topicd *td, uint64_t seq, struct msg *m)
 		return 1;
 	if (!msg_read(td, seq, m))
 		return 0;
-	if (m->len <= TD_CACHE_MAX_PAYLOAD) {
-		struct msg *c = &td->cache[seq % TD_CACHE_SLOTS];
-
-		msg_release(c);
-		*c = *m;
-		m->buf = NULL;
-	}
+	cache_adopt(td, m);
 	return 1;
 }
 
@@ -487,13 +451,9 @@ log_trim(struct topicd *td)
 
 	while (td->first_seq < upto && td->first_seq < td->next_seq) {
 		uint64_t seq = td->first_seq++;
-		struct msg *c = &td->cache[seq % TD_CACHE_SLOTS];
 		size_t len = 0;
 
-		if (c->buf != NULL && c->seq == seq) {
-			len = c->len;
-			msg_release(c);
-		} else if (msg_read(td, seq, &m)) {
+		if (!cache_forget(td, seq, &len) && msg_read(td, seq, &m)) {
 			len = m.len;
 			msg_release(&m);
 		}

@@ -33,7 +33,8 @@ struct kv;
 #define TD_RETRY_MS_DEFAULT	10000
 #define TD_ATTEMPTS_DEFAULT	5
 #define TD_BATCH_MAX		256	/* records applied per commit */
-#define TD_CACHE_SLOTS		256	/* recent messages kept in memory */
+#define TD_CACHE_SLOTS		4096	/* recent messages kept in memory (cache.c) */
+#define TD_CACHE_BYTES		(16u << 20)	/* ... their payloads in all, at most */
 #define TD_CACHE_MAX_PAYLOAD	(64 * 1024)
 #define TD_WRITE_AHEAD		(256 * 1024)	/* store_write_ahead() */
 #define TD_LOCK_WAIT_MS		10000	/* for an older topicd of the topic to exit */
@@ -169,7 +170,8 @@ struct topicd {
 	uint64_t	 messages;
 	uint64_t	 bytes;
 	bool		 meta_dirty;
-	struct msg	 cache[TD_CACHE_SLOTS];
+	struct msg	*cache;		/* TD_CACHE_SLOTS, from the first message */
+	uint64_t	 cache_bytes;
 	bool		 has_retained;
 	uint64_t	 retained_seq;
 
@@ -290,6 +292,12 @@ void	 msg_encode(struct wbuf *, const struct msg *);
 int	 msg_decode(const void *, size_t, struct msg *);
 void	 msg_copy(struct msg *, const struct msg *);
 bool	 msg_expired(const struct msg *, int64_t);
+
+/* cache.c */
+void	 cache_put(struct topicd *, const struct msg *);
+void	 cache_adopt(struct topicd *, struct msg *);
+int	 cache_get(struct topicd *, uint64_t, struct msg *);
+bool	 cache_forget(struct topicd *, uint64_t, size_t *);
 void	 cache_clear(struct topicd *);
 
 /* retain.c */
