@@ -564,8 +564,8 @@ wait_job_done(struct kv *kv)
 /* A store always written to while it syncs (a topicd under load): each
  * time a sync ends there is more to sync.  The checkpoint that comes due
  * must start all the same (after a sync done in the caller), a sync asked
- * for while one runs is done in the caller rather than after it, and
- * durability never moves back, also for a commit while a sync runs. */
+ * for while a checkpoint runs is done in the caller rather than after it,
+ * and durability never moves back, also for a commit while a sync runs. */
 static void
 test_checkpoint_while_always_syncing(void **state)
 {
