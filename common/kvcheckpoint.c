@@ -197,13 +197,18 @@ snap_node(struct kv_job *j, const struct kv_node *n)
 	j->nsnap++;
 }
 
+/* Past checkpoint_bytes of journal, and past KV_CKPT_RATIO times what
+ * the checkpoint would write: a key costs a checkpoint far more (a gdbm
+ * store) than a journal record costs a replay (a read), and a store with
+ * millions of live keys (a long queue) would otherwise spend a core
+ * rewriting them all for every third of them added. */
 bool
 kvc_due(const struct kv *kv)
 {
 	uint64_t journal = kvs_journal_bytes(kv);
 
 	return !kv->failed && kv->job == NULL && journal > kv->ckpt_bytes &&
-	    journal > kv->index_bytes && journal >= kv->ckpt_defer;
+	    journal / KV_CKPT_RATIO > kv->index_bytes && journal >= kv->ckpt_defer;
 }
 
 /* Starts a checkpoint of everything written so far: nothing may be

@@ -28,11 +28,15 @@ kv_node_cmp(struct kv_node *a, struct kv_node *b)
 
 RB_GENERATE(kv_tree, kv_node, entry, kv_node_cmp)
 
-/* The node of key, or with nearest the first node not below it. */
+/* The node of key, or with nearest the first node not below it.  The
+ * last node found (the finger) and the one after it are tried first: a
+ * log read or trimmed in order finds each key in a step or two rather
+ * than down a tree of millions. */
 struct kv_node *
 kvi_find(struct kv *kv, const void *key, size_t klen, int nearest)
 {
-	struct kv_node q;
+	struct kv_node q, *f = kv->finger, *n;
+	int c;
 
 	if (klen > KV_KEY_MAX)
 		return NULL;
@@ -40,7 +44,15 @@ kvi_find(struct kv *kv, const void *key, size_t klen, int nearest)
 	q.klen = (uint16_t)klen;
 	if (nearest)
 		return RB_NFIND(kv_tree, &kv->tree, &q);
-	return RB_FIND(kv_tree, &kv->tree, &q);
+	if (f != NULL && (c = kv_node_cmp(&q, f)) >= 0) {
+		if (c == 0)
+			return f;
+		if ((f = RB_NEXT(kv_tree, &kv->tree, f)) != NULL && kv_node_cmp(&q, f) == 0)
+			return kv->finger = f;
+	}
+	if ((n = RB_FIND(kv_tree, &kv->tree, &q)) != NULL)
+		kv->finger = n;
+	return n;
 }
 
 /* What a node adds to a checkpoint. */
@@ -71,18 +83,19 @@ void
 kvi_set(struct kv *kv, const void *key, size_t klen, const void *val, size_t vlen,
     enum kv_where where, uint32_t seg, uint64_t off)
 {
-	struct kv_node *n = kvi_find(kv, key, klen, 0);
+	struct kv_node *n = xcalloc(1, sizeof(*n) + klen), *old;
 	struct kv_seg *s;
 
-	if (n == NULL) {
-		n = xcalloc(1, sizeof(*n) + klen);
-		memcpy(n + 1, key, klen);
-		n->key = (const uint8_t *)(n + 1);
-		n->klen = (uint16_t)klen;
-		RB_INSERT(kv_tree, &kv->tree, n);
+	memcpy(n + 1, key, klen);
+	n->key = (const uint8_t *)(n + 1);
+	n->klen = (uint16_t)klen;
+	/* One walk down the tree: the key is inserted, or found there. */
+	if ((old = RB_INSERT(kv_tree, &kv->tree, n)) == NULL) {
 		kv->st.keys++;
 		kv->st.live_bytes += klen;
 	} else {
+		free(n);
+		n = old;
 		unlink_value(kv, n);
 	}
 	n->vlen = (uint32_t)vlen;
@@ -108,8 +121,15 @@ kvi_del(struct kv *kv, const void *key, size_t klen)
 {
 	struct kv_node *n = kvi_find(kv, key, klen, 0);
 
-	if (n == NULL)
-		return;
+	if (n != NULL)
+		kvi_remove(kv, n);
+}
+
+void
+kvi_remove(struct kv *kv, struct kv_node *n)
+{
+	if (kv->finger == n)
+		kv->finger = RB_NEXT(kv_tree, &kv->tree, n);
 	unlink_value(kv, n);
 	RB_REMOVE(kv_tree, &kv->tree, n);
 	kv->st.keys--;
@@ -122,11 +142,55 @@ kvi_free_all(struct kv *kv)
 {
 	struct kv_node *n, *next;
 
+	kv->finger = NULL;
 	RB_FOREACH_SAFE(n, kv_tree, &kv->tree, next) {
 		RB_REMOVE(kv_tree, &kv->tree, n);
 		free(n->sval);
 		free(n);
 	}
+}
+
+/* Does value n follow the last one read, as the values of a log read in
+ * order do (with the records of other keys between)?  Small values only:
+ * a large one is read straight into its own buffer. */
+static bool
+in_order(const struct kv *kv, const struct kv_node *n)
+{
+	return n->vlen <= KV_READAHEAD / 4 && n->seg == kv->ra.next_seg &&
+	    n->off >= kv->ra.next && n->off - kv->ra.next <= KV_SEQ_SLACK;
+}
+
+/* Copies value n into v from the read-ahead buffer, which is refilled
+ * from n->off when n is not all in it.  Segments only grow, and what is
+ * written below their size never changes, so what the buffer holds stays
+ * true until the segment is removed (kvs_remove).  The value's length, or
+ * -1 or a short count as kvj_pread(). */
+static ssize_t
+read_ahead(struct kv *kv, const struct kv_seg *s, int fd, const struct kv_node *n,
+    uint8_t *v)
+{
+	struct kv_readahead *ra = &kv->ra;
+	size_t want = KV_READAHEAD;
+	ssize_t r;
+
+	if (ra->len == 0 || ra->seg != n->seg || n->off < ra->off ||
+	    n->off + n->vlen > ra->off + ra->len) {
+		if (ra->buf == NULL)
+			ra->buf = xmalloc(KV_READAHEAD);
+		if (s->size > n->off && s->size - n->off < want)
+			want = (size_t)(s->size - n->off);
+		ra->len = 0;
+		kv->st.reads++;
+		if ((r = kvj_pread(fd, ra->buf, want, n->off)) == -1)
+			return -1;
+		ra->seg = n->seg;
+		ra->off = n->off;
+		ra->len = (size_t)r;
+		if (ra->len < n->vlen)
+			return r;
+	}
+	memcpy(v, ra->buf + (n->off - ra->off), n->vlen);
+	return (ssize_t)n->vlen;
 }
 
 static int
@@ -153,7 +217,14 @@ load_segment(struct kv *kv, struct kv_node *n, uint8_t **out)
 	if ((fd = kvs_fd(kv, s)) == -1)
 		return -1;
 	v = xmalloc((size_t)n->vlen + 1);
-	r = kvj_pread(fd, v, n->vlen, n->off);
+	if (in_order(kv, n)) {
+		r = read_ahead(kv, s, fd, n, v);
+	} else {
+		kv->st.reads++;
+		r = kvj_pread(fd, v, n->vlen, n->off);
+	}
+	kv->ra.next_seg = n->seg;
+	kv->ra.next = n->off + n->vlen;
 	if (r != (ssize_t)n->vlen) {
 		if (r >= 0)
 			errno = EIO;	/* the segment is shorter than the index says */
@@ -225,6 +296,8 @@ kvs_remove(struct kv *kv, struct kv_seg *s)
 {
 	size_t i = (size_t)(s - kv->segs);
 
+	if (kv->ra.seg == s->num)
+		kv->ra.len = 0;
 	if (s->fd != -1)
 		(void)close(s->fd);	/* read-only or synced: nothing to lose */
 	memmove(&kv->segs[i], &kv->segs[i + 1], (kv->nsegs - i - 1) * sizeof(*s));

@@ -32,6 +32,7 @@ kv_free(struct kv *kv)
 		(void)close(kv->lockfd);
 	kvi_free_all(kv);
 	free(kv->segs);
+	free(kv->ra.buf);
 	wbuf_free(&kv->batch);
 	wbuf_free(&kv->scratch);
 	free(kv->label);
@@ -217,15 +218,17 @@ kv_put(struct kv *kv, const void *key, size_t klen, const void *val, size_t vlen
 int
 kv_del(struct kv *kv, const void *key, size_t klen)
 {
+	struct kv_node *n;
+
 	if (kv_usable(kv) == -1)
 		return -1;
 	/* Deleting what is not there needs no record: replay would not
 	 * find it either. */
-	if (kvi_find(kv, key, klen, 0) == NULL)
+	if ((n = kvi_find(kv, key, klen, 0)) == NULL)
 		return 0;
 	if (kvj_add_del(kv, key, klen) == -1)
 		return -1;
-	kvi_del(kv, key, klen);
+	kvi_remove(kv, n);
 	return 0;
 }
 
@@ -250,6 +253,14 @@ int
 kv_exists(struct kv *kv, const void *key, size_t klen)
 {
 	return kvi_find(kv, key, klen, 0) != NULL;
+}
+
+ssize_t
+kv_size(struct kv *kv, const void *key, size_t klen)
+{
+	struct kv_node *n = kvi_find(kv, key, klen, 0);
+
+	return n != NULL ? (ssize_t)n->vlen : -1;
 }
 
 size_t

@@ -36,6 +36,8 @@
 #ifndef COMMON_KVSTORE_H
 #define COMMON_KVSTORE_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +55,7 @@ struct kv_stats {
 	uint64_t checkpoints;
 	uint64_t recovered;		/* records replayed at open */
 	uint64_t truncated;		/* torn bytes cut from the journal at open */
+	uint64_t reads;			/* reads of segments for values */
 };
 
 /* Opens (creating if needed) and recovers the store.  On failure returns
@@ -86,6 +89,8 @@ int  kv_del(struct kv *kv, const void *key, size_t klen);
  * -1 on an I/O error (logged). */
 int  kv_get(struct kv *kv, const void *key, size_t klen, void **val, size_t *vlen);
 int  kv_exists(struct kv *kv, const void *key, size_t klen);
+/* The length of key's value, -1 if absent (no read). */
+ssize_t kv_size(struct kv *kv, const void *key, size_t klen);
 
 /* Records put or deleted since the last write. */
 size_t kv_pending(const struct kv *kv);

@@ -29,6 +29,9 @@
 #define KV_META_KEY	"\0kv"		/* the checkpoint's own record */
 #define KV_META_KLEN	3
 #define KV_FD_CACHE	8		/* segments kept open for reading */
+#define KV_CKPT_RATIO	4		/* journal to index bytes for a checkpoint */
+#define KV_READAHEAD	(64 * 1024)	/* bytes read at once by a reader in order */
+#define KV_SEQ_SLACK	4096		/* a read this far past the last is in order */
 #define KV_CRASH_STATUS	99
 
 /* Where the value of a key is. */
@@ -60,6 +63,18 @@ struct kv_seg {
 	uint64_t	 refs;		/* live values stored in it */
 	uint64_t	 used;		/* when last read, for the descriptor cache */
 	bool		 dirty;		/* written since its last sync */
+};
+
+/* The journal as a reader in key order sees it: values put one after
+ * the other lie one after the other in a segment, so one read of
+ * KV_READAHEAD bytes serves many (see load_segment). */
+struct kv_readahead {
+	uint8_t		*buf;		/* KV_READAHEAD bytes, allocated on first use */
+	uint32_t	 seg;		/* what buf holds: len bytes at off of seg */
+	uint64_t	 off;
+	size_t		 len;
+	uint64_t	 next;		/* where the last value read from seg ended */
+	uint32_t	 next_seg;
 };
 
 /* Work for the worker thread (or done in the caller, see kvworker.c). */
@@ -109,6 +124,7 @@ struct kv {
 	int		 dirfd;
 	int		 lockfd;
 	struct kv_tree	 tree;
+	struct kv_node	*finger;	/* the last found (kvi_find) */
 	uint64_t	 index_bytes;	/* what a checkpoint writes */
 	/* Segments, by number; the last one is written to. */
 	struct kv_seg	*segs;
@@ -118,6 +134,7 @@ struct kv {
 	uint32_t	 oldest_seg;	/* no segment below it exists */
 	bool		 dir_dirty;	/* a segment was created since the last dir sync */
 	uint64_t	 clock;		/* for kv_seg.used */
+	struct kv_readahead ra;
 	/* The pending batch, laid out as it will be written: KV_HDR_LEN bytes
 	 * of room for the header, then the records.  It goes to the end of
 	 * the current segment, so a value in it already has its final offset. */
@@ -148,6 +165,7 @@ struct kv_node *kvi_find(struct kv *, const void *, size_t, int);
 void	 kvi_set(struct kv *, const void *, size_t, const void *, size_t,
 	    enum kv_where, uint32_t, uint64_t);
 void	 kvi_del(struct kv *, const void *, size_t);
+void	 kvi_remove(struct kv *, struct kv_node *);
 void	 kvi_free_all(struct kv *);
 int	 kvi_load(struct kv *, struct kv_node *, uint8_t **);
 struct kv_seg *kvs_find(struct kv *, uint32_t);

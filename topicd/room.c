@@ -1,7 +1,8 @@
 /* Room for new messages.  What bounds a topic is disk, never a count of
  * messages: its byte budget (max_topic_size), the data directory's
  * free-space floor (min_free_space), and a disk that is actually full
- * (a commit failed with ENOSPC).
+ * (a commit failed with ENOSPC).  A topic's bytes are those of its
+ * message records as stored: payload, MQTT 5.0 properties and a header.
  *
  * When a publish does not fit, the topicd tells the master once (FULL)
  * and refuses every publish that needs an answer (ST_FULL) until the
@@ -78,13 +79,14 @@ send_full(struct topicd *td, const char *reason)
 	    (unsigned long long)td->disk_free);
 }
 
-/* May a message of len bytes be stored now?  When not, the master is
- * told (once). */
+/* May a message with a payload of len bytes be stored now?  When not,
+ * the master is told (once). */
 bool
 room_for(struct topicd *td, size_t len)
 {
 	const char *why;
 
+	len += TD_MSG_HEADER;
 	td->written_since_check += len;
 	if (td->refusing)
 		return false;

@@ -237,6 +237,12 @@ on_work(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	deliver_run(td);
+	/* Deliveries with no batch to follow (a backlog read out): what every
+	 * subscriber has taken goes now and then, not all at the next tick,
+	 * which would hold the loop for as long as it took to deliver. */
+	if (td->batch_n == 0 && !td->io_wait && td->kv != NULL &&
+	    subs_min_cursor(td) - td->first_seq >= TD_TRIM_STEP)
+		(void)dispatch_sync(td, false);		/* a full disk: retried */
 }
 
 static void

@@ -306,7 +306,8 @@ meta_load(struct topicd *td, char **err)
 }
 
 struct log_range {
-	uint64_t n, first, last;
+	struct kv *kv;
+	uint64_t n, first, last, bytes;
 };
 
 static int
@@ -320,6 +321,7 @@ scan_msg(const void *key, size_t klen, void *arg)
 		return 0;
 	}
 	seq = get_be((const uint8_t *)key + 1, 8);
+	lr->bytes += (uint64_t)kv_size(lr->kv, key, klen);
 	if (lr->n++ == 0)
 		lr->first = seq;
 	lr->last = seq;
@@ -327,23 +329,25 @@ scan_msg(const void *key, size_t klen, void *arg)
 }
 
 /* First and next sequence numbers from the keys: the next one is past
- * both the recorded one and the last message, so numbers never repeat. */
+ * both the recorded one and the last message, so numbers never repeat.
+ * The bytes kept are those of the records as stored (the meta record's
+ * figure is only written, for a release that reads it). */
 static void
 log_load(struct topicd *td)
 {
-	struct log_range lr = { 0, 0, 0 };
+	struct log_range lr = { td->kv, 0, 0, 0, 0 };
 
 	kv_scan(td->kv, "M", 1, scan_msg, &lr);
 	td->messages = lr.n;
+	if (td->bytes != lr.bytes) {
+		td->bytes = lr.bytes;
+		td->meta_dirty = true;
+	}
 	if (lr.n > 0 && lr.last >= td->next_seq) {
 		td->next_seq = lr.last + 1;
 		td->meta_dirty = true;
 	}
 	td->first_seq = lr.n > 0 ? lr.first : td->next_seq;
-	if (lr.n == 0 && td->bytes != 0) {
-		td->bytes = 0;
-		td->meta_dirty = true;
-	}
 }
 
 int
@@ -432,7 +436,7 @@ log_append(struct topicd *td, const struct msg *in)
 	store_put(td, td->kb.data, td->kb.len, td->wb.data, td->wb.len);
 	if (td->messages++ == 0)
 		td->first_seq = m.seq;
-	td->bytes += m.len;
+	td->bytes += td->wb.len;
 	td->meta_dirty = true;
 	td->stats_dirty = true;
 	cache_put(td, &m);
@@ -447,19 +451,16 @@ void
 log_trim(struct topicd *td)
 {
 	uint64_t upto = subs_min_cursor(td);
-	struct msg m;
 
 	while (td->first_seq < upto && td->first_seq < td->next_seq) {
 		uint64_t seq = td->first_seq++;
-		size_t len = 0;
+		size_t len;
+		ssize_t size;
 
-		if (!cache_forget(td, seq, &len) && msg_read(td, seq, &m)) {
-			len = m.len;
-			msg_release(&m);
-		}
-		td->bytes -= len < td->bytes ? len : td->bytes;
+		(void)cache_forget(td, seq, &len);
 		key_msg(&td->kb, seq);
-		if (kv_exists(td->kv, td->kb.data, td->kb.len) > 0) {
+		if ((size = kv_size(td->kv, td->kb.data, td->kb.len)) >= 0) {
+			td->bytes -= (uint64_t)size < td->bytes ? (uint64_t)size : td->bytes;
 			td->messages -= td->messages > 0;
 			store_del(td, td->kb.data, td->kb.len);
 		}

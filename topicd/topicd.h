@@ -44,6 +44,9 @@ struct kv;
 #define TD_SEND_RETRY_MS	100	/* after a transient send error */
 #define TD_WINDOW_MAX		1024	/* in flight per subscriber, whatever asked */
 #define TD_PUMP_QUANTUM		256	/* new messages per subscriber's turn */
+#define TD_TRIM_STEP		4096	/* messages taken by all, trimmed between batches */
+#define TD_MSG_HEADER		14	/* a message record's bytes besides its
+					 * payload, without MQTT 5.0 properties */
 
 /* A message as stored.  payload, props and origin point into buf (owned)
  * or into the cache (buf == NULL: valid until the next store call). */
@@ -168,7 +171,7 @@ struct topicd {
 	uint64_t	 first_seq;	/* oldest kept (== next_seq when none) */
 	uint64_t	 next_seq;
 	uint64_t	 messages;
-	uint64_t	 bytes;
+	uint64_t	 bytes;		/* of their records as stored */
 	bool		 meta_dirty;
 	struct msg	*cache;		/* TD_CACHE_SLOTS, from the first message */
 	uint64_t	 cache_bytes;

@@ -31,6 +31,7 @@
 #define MODEL_MAX	64
 #define NBATCH		10		/* batches of the crash scenario */
 #define CRASH_CKPT	1024		/* its checkpoint size */
+#define CKPT_RATIO	4		/* journal to index bytes (kvcheckpoint.c) */
 
 struct fx {
 	char	dir[32];
@@ -997,15 +998,15 @@ test_crash_every_step(void **state)
 }
 
 /* The scenario checkpoints by size on its own (the crash test relies on
- * it); the journal shrinks, and only once it outgrows what a checkpoint
- * writes: the index (keys and references), not the values, which stay
- * where they were written. */
+ * it); the journal shrinks, and only once it outgrows CKPT_RATIO times
+ * what a checkpoint writes: the index (keys and references), not the
+ * values, which stay where they were written. */
 static void
 test_checkpoint_by_size(void **state)
 {
 	struct fx *fx = *state;
 	struct kv_stats st;
-	uint8_t val[100];
+	uint8_t val[1000];
 	char key[16];
 	struct kv *kv = open_kv(fx, 1024);
 	unsigned i;
@@ -1019,8 +1020,8 @@ test_checkpoint_by_size(void **state)
 	kv_get_stats(kv, &st);
 	assert_int_equal(st.checkpoints, 1);
 	assert_int_equal(st.journal_bytes, 0);
-	/* Past 1024 bytes, but not past the ~3 KB of index yet. */
-	for (i = 0; i < 20; i++) {
+	/* Past 1024 bytes, but not past CKPT_RATIO times the index yet. */
+	for (i = 0; i < 5; i++) {
 		fill(val, sizeof(val), 500 + i);
 		sput(kv, "key000", val, sizeof(val));
 		assert_int_equal(kv_commit(kv), 0);
@@ -1028,7 +1029,7 @@ test_checkpoint_by_size(void **state)
 	kv_get_stats(kv, &st);
 	assert_int_equal(st.checkpoints, 1);
 	assert_true(st.journal_bytes > 1024);
-	for (i = 20; st.checkpoints == 1 && i < 1000; i++) {
+	for (i = 5; st.checkpoints == 1 && i < 1000; i++) {
 		fill(val, sizeof(val), 500 + i);
 		sput(kv, "key000", val, sizeof(val));
 		assert_int_equal(kv_commit(kv), 0);
@@ -1036,7 +1037,7 @@ test_checkpoint_by_size(void **state)
 	}
 	assert_int_equal(st.checkpoints, 2);
 	assert_int_equal(st.journal_bytes, 0);
-	assert_true(i * (sizeof(val) + 30) > st.index_bytes);
+	assert_true(i * (sizeof(val) + 30) > CKPT_RATIO * st.index_bytes);
 	assert_true(i * (sizeof(val) + 30) < st.live_bytes);
 	last_segment(fx);
 	assert_int_equal(file_size(fx->journal), 0);

@@ -373,7 +373,7 @@ test_full(void **state)
 	struct ipc_msg m;
 	int s;
 
-	config(f, 10000, 5, 2);
+	config(f, 10000, 5, 2 * (TD_MSG_HEADER + 1));
 	s = attach(f, "m/full", MODE_MQTT, 1, 1, 0, 1);
 	publish_s(f, 2, 1, "1");
 	publish_s(f, 3, 1, "2");
