@@ -10,8 +10,9 @@
  * kvc_begin() writes nothing to the checkpoint itself: it starts a new
  * segment, takes a snapshot of the index into a job, and hands the job to
  * the worker, which writes the file beside the old one, syncs it, renames
- * it over NAME.db and syncs the directory (kvc_run).  Then kvc_finish()
- * deletes the segments the new checkpoint covers and does not refer to.
+ * it over NAME.db and syncs the directory, then deletes the segments the
+ * new checkpoint covers and does not refer to (kvc_run); kvc_finish()
+ * takes them out of the table.
  * A crash at any point leaves the old checkpoint with every segment it
  * needs, or the new one with every segment it needs. */
 #include "kvstore_int.h"
@@ -233,10 +234,21 @@ kvc_begin(struct kv *kv, bool wait)
 	RB_FOREACH(n, kv_tree, &kv->tree)
 		snap_node(j, n);
 	for (size_t i = 0; i + 1 < kv->nsegs; i++) {
-		if (kv->segs[i].refs == 0)
+		struct kv_seg *s = &kv->segs[i];
+
+		if (s->refs == 0) {
+			/* Nothing will read it again.  The job deletes it: the
+			 * last reference to a large file takes long to drop (its
+			 * blocks are freed, and discarded on some disks). */
+			if (s->fd != -1)
+				(void)close(s->fd);	/* read-only or synced */
+			s->fd = -1;
+			j->gone = xreallocarray(j->gone, j->ngone + 1, sizeof(*j->gone));
+			j->gone[j->ngone++] = kvs_path(kv, s->num);
 			continue;
+		}
 		j->keep = xreallocarray(j->keep, j->nkeep + 1, sizeof(*j->keep));
-		j->keep[j->nkeep++] = kv->segs[i].num;
+		j->keep[j->nkeep++] = s->num;
 	}
 	j->tmppath = xstrdup(kv->tmppath);
 	j->dbpath = xstrdup(kv->dbpath);
@@ -279,6 +291,10 @@ store_snap(struct kv_job *j, GDBM_FILE db)
 		/* Die half-way through, leaving a partial file behind. */
 		if (crash && i >= j->nsnap / 2)
 			_exit(KV_CRASH_STATUS);
+		if (i % 1024 == 0 && atomic_load_explicit(&j->cancel, memory_order_relaxed)) {
+			rc = -1;
+			break;
+		}
 		get_u16(&r, &klen);
 		get_raw(&r, &k, klen);
 		get_u8(&r, &tag);
@@ -340,7 +356,10 @@ write_file(struct kv_job *j)
 		return -1;
 	}
 	if (store_meta(j, db) == -1 || store_snap(j, db) == -1 || gdbm_sync(db) != 0) {
-		errno = gdbm_last_syserr(db) ? gdbm_last_syserr(db) : EIO;
+		if (atomic_load(&j->cancel))
+			errno = ECANCELED;
+		else
+			errno = gdbm_last_syserr(db) ? gdbm_last_syserr(db) : EIO;
 		job_fail(j, "writing", j->tmppath);
 		goto out;
 	}
@@ -386,6 +405,9 @@ kvc_run(struct kv_job *j)
 		j->rc = -2;
 		return -1;
 	}
+	for (size_t i = 0; i < j->ngone; i++)
+		if (unlink(j->gone[i]) == -1 && errno != ENOENT && j->gone_err == 0)
+			j->gone_err = errno;
 	j->rc = 0;
 	return 0;
 }
@@ -408,7 +430,11 @@ kvc_finish(struct kv *kv, struct kv_job *j)
 		return;
 	if (j->rc != 0) {
 		errno = j->err;
-		log_warn("store %s: checkpoint failed: %s", kv->label, j->what ? j->what : "?");
+		if (j->err == ECANCELED)
+			log_info("store %s: checkpoint given up (closing)", kv->label);
+		else
+			log_warn("store %s: checkpoint failed: %s", kv->label,
+			    j->what ? j->what : "?");
 		if (j->rc == -1 && unlink(j->tmppath) == -1 && errno != ENOENT)
 			log_warn("store %s: unlink %s", kv->label, j->tmppath);
 		kv->ckpt_defer = kvs_journal_bytes(kv) * 2;
@@ -417,19 +443,17 @@ kvc_finish(struct kv *kv, struct kv_job *j)
 	}
 	kv->first_seg = j->first;
 	kv->oldest_seg = j->nkeep > 0 ? j->keep[0] : j->first;
+	if (j->gone_err != 0) {
+		errno = j->gone_err;
+		log_warn("store %s: deleting segments the checkpoint covers", kv->label);
+	}
 	for (size_t i = 0; i < kv->nsegs;) {
 		struct kv_seg *s = &kv->segs[i];
-		char *path;
 
-		if (s->num >= j->first || kept(j, s->num)) {
+		if (s->num >= j->first || kept(j, s->num))
 			i++;
-			continue;
-		}
-		path = kvs_path(kv, s->num);
-		if (unlink(path) == -1 && errno != ENOENT)
-			log_warn("store %s: unlink %s", kv->label, path);
-		free(path);
-		kvs_remove(kv, s);
+		else
+			kvs_remove(kv, s);	/* deleted by the job */
 	}
 	kv->db_bytes = j->dbsize;
 	kv->ckpt_defer = 0;

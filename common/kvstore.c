@@ -155,6 +155,10 @@ close_store(struct kv *kv, bool checkpoint)
 
 	if (kv == NULL)
 		return 0;
+	/* A checkpoint begun with a long queue in the index would hold the
+	 * close for seconds; the one below covers what is there now. */
+	if (kv->job != NULL && kv->job->kind == JOB_CHECKPOINT)
+		atomic_store(&kv->job->cancel, true);
 	finish_job(kv, kvw_collect(kv, true));
 	kv->inline_jobs = true;
 	if (kv->failed || kv_commit(kv) == -1)

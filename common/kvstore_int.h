@@ -12,6 +12,7 @@
 #include <bsd/sys/tree.h>
 #include <gdbm.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -88,12 +89,16 @@ struct kv_job {
 	uint64_t	 ticket;	/* JOB_SYNC: the last write it covers */
 	uint64_t	 records;	/* records it makes durable */
 	/* JOB_CHECKPOINT */
+	atomic_bool	 cancel;	/* set by the caller: stop, write nothing */
 	struct wbuf	 snap;		/* the records, see kvcheckpoint.c */
 	uint64_t	 nsnap;
 	uint32_t	 first;		/* the first segment it does not cover */
 	uint32_t	 oldest;	/* the oldest segment that may exist */
 	uint32_t	*keep;		/* segments below first it references */
 	size_t		 nkeep;
+	char		**gone;		/* the others' paths, deleted once it is durable */
+	size_t		 ngone;
+	int		 gone_err;	/* out: errno of a failed deletion, or 0 */
 	char		*tmppath;
 	char		*dbpath;
 	uint64_t	 dbsize;	/* out: size of the new checkpoint */

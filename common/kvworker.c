@@ -25,6 +25,7 @@ kvw_job_new(enum kv_job_kind kind)
 
 	j->kind = kind;
 	j->dirfd = -1;
+	atomic_init(&j->cancel, false);
 	wbuf_init(&j->snap);
 	return j;
 }
@@ -38,6 +39,9 @@ kvw_job_free(struct kv_job *j)
 		(void)close(j->dirfd);
 	free(j->fds);
 	free(j->keep);
+	for (size_t i = 0; i < j->ngone; i++)
+		free(j->gone[i]);
+	free(j->gone);
 	free(j->tmppath);
 	free(j->dbpath);
 	free(j->what);
