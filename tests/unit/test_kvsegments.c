@@ -617,11 +617,80 @@ test_checkpoint_while_always_syncing(void **state)
 	free(buf);
 }
 
+static void
+put_small(struct kv *kv, unsigned i)
+{
+	char key[16];
+	uint8_t val[200];
+
+	snprintf(key, sizeof(key), "k%07u", i);
+	fill(val, sizeof(val), i);
+	assert_int_equal(kv_put(kv, key, strlen(key), val, sizeof(val)), 0);
+}
+
+static void
+expect_small(struct kv *kv, unsigned i)
+{
+	char key[16];
+	uint8_t want[200];
+	void *got;
+	size_t len;
+
+	snprintf(key, sizeof(key), "k%07u", i);
+	fill(want, sizeof(want), i);
+	assert_int_equal(kv_get(kv, key, strlen(key), &got, &len), 1);
+	assert_int_equal(len, sizeof(want));
+	assert_memory_equal(got, want, len);
+	free(got);
+}
+
+/* A checkpoint of a large index (a long queue) runs in the worker; the
+ * worker deletes the segments it covers.  A close while one runs gives
+ * it up (or takes it, if it ended) and checkpoints what is there: no
+ * temporary file is left, nothing is lost, nothing is replayed. */
+#define MANY 150000
+static void
+test_close_during_checkpoint(void **state)
+{
+	struct fx *fx = *state;
+	struct kv_stats st;
+	struct kv *kv = open_store(fx, 1 << 20, 0);
+
+	/* A queue consumed: segment 1 holds nothing live any more. */
+	for (unsigned i = 0; i < MANY / 2; i++)
+		put_small(kv, i);
+	assert_int_equal(kv_commit(kv), 0);
+	wait_worker(kv, kv_written(kv), 0);
+	for (unsigned i = 0; i < MANY / 2; i++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "k%07u", i);
+		assert_int_equal(kv_del(kv, key, strlen(key)), 0);
+	}
+	assert_int_equal(kv_commit(kv), 0);
+	assert_int_equal(kv_checkpoint(kv), 0);
+	assert_int_equal(size_of(seg_path(fx, 1)), -1);
+	for (unsigned i = 0; i < MANY; i++)
+		put_small(kv, i);
+	assert_int_equal(kv_commit(kv), 0);	/* starts the second one */
+	assert_int_equal(kv_close(kv), 0);
+	assert_int_equal(size_of(path_of(fx, ".db.tmp")), -1);
+	kv = open_store(fx, 1 << 20, 0);
+	kv_get_stats(kv, &st);
+	assert_int_equal(st.keys, MANY);
+	assert_int_equal(st.recovered, 0);
+	for (unsigned i = 0; i < MANY; i += 997)
+		expect_small(kv, i);
+	expect_small(kv, MANY - 1);
+	assert_int_equal(kv_close(kv), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_written_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_during_checkpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damage_before_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_earlier_segment, setup, teardown),
