@@ -26,7 +26,7 @@
 struct outrec {
 	TAILQ_ENTRY(outrec) entry;
 	uint16_t  type;
-	uint8_t  *body;
+	uint8_t  *body;		/* follows the record: one allocation */
 	size_t    len;
 	int       fd;
 };
@@ -54,7 +54,6 @@ outrec_free(struct outrec *o)
 {
 	if (o->fd != -1)
 		close(o->fd);
-	free(o->body);
 	free(o);
 }
 
@@ -254,9 +253,9 @@ ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t len, i
 		errno = EMSGSIZE;
 		return -1;
 	}
-	o = xcalloc(1, sizeof(*o));
+	o = xmalloc(sizeof(*o) + len);
 	o->type = type;
-	o->body = len ? xmemdup(body, len) : NULL;
+	o->body = len ? memcpy(o + 1, body, len) : NULL;
 	o->len = len;
 	o->fd = fd;
 	TAILQ_INSERT_TAIL(&c->q, o, entry);
