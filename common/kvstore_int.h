@@ -30,7 +30,9 @@
 #define KV_META_KEY	"\0kv"		/* the checkpoint's own record */
 #define KV_META_KLEN	3
 #define KV_FD_CACHE	8		/* segments kept open for reading */
-#define KV_CKPT_RATIO	4		/* journal to index bytes for a checkpoint */
+#define KV_CKPT_RATIO	8		/* journal to index bytes for a checkpoint */
+#define KV_BIG_SNAP	16384		/* keys of a checkpoint written with ... */
+#define KV_BIG_BUCKET	65536		/* ... gdbm buckets of this size */
 #define KV_READAHEAD	(64 * 1024)	/* bytes read at once by a reader in order */
 #define KV_SEQ_SLACK	4096		/* a read this far past the last is in order */
 #define KV_CRASH_STATUS	99

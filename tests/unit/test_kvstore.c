@@ -31,7 +31,7 @@
 #define MODEL_MAX	64
 #define NBATCH		10		/* batches of the crash scenario */
 #define CRASH_CKPT	1024		/* its checkpoint size */
-#define CKPT_RATIO	4		/* journal to index bytes (kvcheckpoint.c) */
+#define CKPT_RATIO	8		/* journal to index bytes (kvstore_int.h) */
 
 struct fx {
 	char	dir[32];
@@ -313,7 +313,7 @@ t_del(struct target *t, const char *key)
 static void
 scenario_batch(unsigned i, struct target *t)
 {
-	uint8_t val[400];
+	uint8_t val[2000];
 	char key[32];
 	size_t len;
 
