@@ -27,24 +27,35 @@ broker_req(struct broker *b)
 	return b->next_req++;
 }
 
-struct held *
-held_new(uint16_t type, uint64_t req, const struct wbuf *w)
+/* The request, its record and who sent it in one allocation: a stream of
+ * publishes makes one each. */
+static struct held *
+held_alloc(uint16_t type, uint64_t req, const struct wbuf *w, const char *desc)
 {
-	struct held *h = xcalloc(1, sizeof(*h));
+	size_t dlen = desc != NULL ? strlen(desc) + 1 : 0;
+	struct held *h = xcalloc(1, sizeof(*h) + w->len + dlen);
 
 	h->type = type;
 	h->req = req;
-	h->body = xmemdup(w->data, w->len);
+	h->body = (uint8_t *)(h + 1);
+	if (w->len > 0)
+		memcpy(h->body, w->data, w->len);
 	h->len = w->len;
+	if (desc != NULL)
+		h->client_desc = memcpy(h->body + w->len, desc, dlen);
 	return h;
+}
+
+struct held *
+held_new(uint16_t type, uint64_t req, const struct wbuf *w)
+{
+	return held_alloc(type, req, w, NULL);
 }
 
 void
 held_free(struct held *h)
 {
-	free(h->body);
 	free(h->dlq_topic);
-	free(h->client_desc);
 	free(h);
 }
 
@@ -452,12 +463,11 @@ static struct held *
 client_request(struct client *cl, uint16_t type, uint64_t req, const struct wbuf *w,
     held_done *done, uint64_t arg)
 {
-	struct held *h = held_new(type, req, w);
+	struct held *h = held_alloc(type, req, w, cl->desc);
 
 	h->done = done;
 	h->client_id = cl->id;
 	h->arg = arg;
-	h->client_desc = xstrdup(cl->desc);
 	h->port = cl->port;
 	return h;
 }
@@ -467,13 +477,11 @@ publish_submit(struct client *cl, struct child *c, const struct rec_publish *p,
     held_done *done, uint64_t arg, const char **why)
 {
 	struct broker *b = cl->b;
-	struct wbuf w;
 	struct held *h;
 
-	wbuf_init(&w);
-	enc_publish(&w, p);
-	h = client_request(cl, IPC_PUBLISH, p->req, &w, done, arg);
-	wbuf_free(&w);
+	wbuf_reset(&b->held_enc);
+	enc_publish(&b->held_enc, p);
+	h = client_request(cl, IPC_PUBLISH, p->req, &b->held_enc, done, arg);
 	h->qos = p->qos;
 	h->from_client = true;
 	if (child_submit(c, h, why) == -1) {

@@ -392,6 +392,8 @@ children_free_all(struct broker *b)
 		free(c->topic);
 		free(c);
 	}
+	wbuf_free(&b->held_enc);
+	wbuf_free(&b->pkt_enc);
 }
 
 /* Requests sent or waiting to be sent that a client or a topic waits for. */

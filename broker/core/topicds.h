@@ -33,7 +33,7 @@ struct held {
 	TAILQ_ENTRY(held) entry;
 	uint16_t	 type;		/* IPC_PUBLISH, IPC_RELEASE, ... */
 	uint64_t	 req;		/* 0 for records without an answer */
-	uint8_t		*body;
+	uint8_t		*body;		/* follows the struct (held_alloc) */
 	size_t		 len;
 	bool		 sent;		/* to the current child */
 	held_done	*done;		/* NULL: nothing to answer */
@@ -44,7 +44,7 @@ struct held {
 	bool		 stalls;	/* counted in its client's nstalled */
 	bool		 suspect;	/* outstanding at a crash (probing) */
 	unsigned	 strikes;	/* crashes while it alone was outstanding */
-	/* Who sent it, for dead-lettering it (a poison record). */
+	/* Who sent it, for dead-lettering it (a poison record); after body. */
 	char		*client_desc;
 	int		 port;
 	/* A dead letter asked for by a topicd: whom to tell it is stored. */

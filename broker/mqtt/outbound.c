@@ -411,19 +411,18 @@ mqtt_out_forget(struct session *s, const char *topic, uint64_t seq)
 static void
 send_publish(struct client *cl, const struct rec_deliver *d, struct mqtt_publish *pub)
 {
-	struct wbuf w;
+	struct wbuf *w = &cl->b->pkt_enc;
 
 	if (mqtt_v5(cl))
 		mqtt5_use_alias(cl, pub);
-	wbuf_init(&w);
-	if (mqtt_enc_publish(&w, mqtt_conn(cl)->level, pub) == 0) {
-		mqtt_send(cl, &w);
+	wbuf_reset(w);
+	if (mqtt_enc_publish(w, mqtt_conn(cl)->level, pub) == 0) {
+		mqtt_send(cl, w);
 		cl->b->msgs_out++;
 		cl->b->bytes_out += d->payload_len;
 	} else {
 		log_warnx("client %s: cannot encode a delivery from %s", cl->desc, d->topic);
 	}
-	wbuf_free(&w);
 	mqtt_props_free(&pub->props);
 }
 
