@@ -20,6 +20,7 @@
 
 #include "broker.h"
 #include "clock.h"
+#include "evloop.h"
 #include "kvstore.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -278,7 +279,7 @@ setup(struct broker *b)
 		return -1;
 	if (lock_data_dir(b, drop, uid, gid) == -1)
 		return -1;
-	if ((b->base = event_base_new()) == NULL)
+	if ((b->base = evloop_new()) == NULL)
 		fatalx("cannot create the event loop");
 	signals_init(b);
 	if (listeners_open(b) == -1)

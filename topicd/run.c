@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "clock.h"
+#include "evloop.h"
 #include "ipc.h"
 #include "kvstore.h"
 #include "log.h"
@@ -302,7 +303,7 @@ events_setup(struct topicd *td)
 	static const int sigs[] = { SIGTERM, SIGINT, SIGUSR1, SIGHUP };
 	struct timeval second = { 1, 0 };
 
-	if ((td->base = event_base_new()) == NULL)
+	if ((td->base = evloop_new()) == NULL)
 		fatalx("cannot create the event base");
 	td->chan = ipc_chan_new(td->base, IPC_CHANNEL_FD, on_chan_msg, on_chan_err, td);
 	ipc_chan_adopt(td->chan, &td->boot_in);	/* what came with the CONFIG */
