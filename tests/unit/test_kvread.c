@@ -3,7 +3,6 @@
  * every order they read back right (across segments, checkpoints, the
  * pending batch and a segment that grew since it was read), and keys
  * found, sized and deleted in order (the index's finger) stay right. */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,55 +16,23 @@
 
 #include "kvstore.h"
 #include "log.h"
+#include "tmpdir.h"
 
 #define NAME	"r"
 #define NKEYS	3000
 #define NO_CKPT	(1ULL << 40)
 
-struct fx {
-	char	dir[32];
-};
 
 static int
 setup(void **state)
 {
-	struct fx *fx = calloc(1, sizeof(*fx));
-
-	if (fx == NULL)
-		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "kvr.XXXXXX");
-	if (mkdtemp(fx->dir) == NULL) {
-		free(fx);
-		return -1;
-	}
-	*state = fx;
-	return 0;
+	return tmpdir_setup(state, "kvr");
 }
 
-static int
-teardown(void **state)
-{
-	struct fx *fx = *state;
-	struct dirent *e;
-	char path[300];
-	DIR *d;
-
-	if ((d = opendir(fx->dir)) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", fx->dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(fx->dir);
-	free(fx);
-	return 0;
-}
+#define teardown tmpdir_teardown
 
 static struct kv *
-open_kv(struct fx *fx, uint64_t ckpt)
+open_kv(struct tmpdir *fx, uint64_t ckpt)
 {
 	char *err = NULL;
 	struct kv *kv = kv_open(fx->dir, NAME, ckpt, &err);
@@ -224,7 +191,7 @@ test_reads_follow_a_growing_segment(void **state)
 static void
 test_reads_across_checkpoints(void **state)
 {
-	struct fx *fx = *state;
+	struct tmpdir *fx = *state;
 	struct kv *kv = open_kv(fx, 64 * 1024);
 	uint8_t k[9];
 	struct kv_stats st;

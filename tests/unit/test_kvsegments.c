@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gdbm.h>
@@ -27,54 +26,22 @@
 #include "kvstore.h"
 #include "log.h"
 #include "marshal.h"
+#include "tmpdir.h"
 
 #define NAME	"s"
 #define BIG	(64 * 1024)
 
-struct fx {
-	char	dir[32];
-};
 
 static int
 setup(void **state)
 {
-	struct fx *fx = calloc(1, sizeof(*fx));
-
-	if (fx == NULL)
-		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "kvs.XXXXXX");
-	if (mkdtemp(fx->dir) == NULL) {
-		free(fx);
-		return -1;
-	}
-	*state = fx;
-	return 0;
+	return tmpdir_setup(state, "kvs");
 }
 
-static int
-teardown(void **state)
-{
-	struct fx *fx = *state;
-	struct dirent *e;
-	char path[300];
-	DIR *d;
-
-	if ((d = opendir(fx->dir)) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", fx->dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(fx->dir);
-	free(fx);
-	return 0;
-}
+#define teardown tmpdir_teardown
 
 static char *
-path_of(const struct fx *fx, const char *suffix)
+path_of(const struct tmpdir *fx, const char *suffix)
 {
 	static char p[320];
 
@@ -83,7 +50,7 @@ path_of(const struct fx *fx, const char *suffix)
 }
 
 static char *
-seg_path(const struct fx *fx, unsigned n)
+seg_path(const struct tmpdir *fx, unsigned n)
 {
 	char suffix[32];
 
@@ -100,7 +67,7 @@ size_of(const char *path)
 }
 
 static struct kv *
-open_store(const struct fx *fx, uint64_t ckpt, int inline_jobs)
+open_store(const struct tmpdir *fx, uint64_t ckpt, int inline_jobs)
 {
 	char *err = NULL;
 	struct kv *kv = kv_open(fx->dir, NAME, ckpt, &err);
@@ -148,7 +115,7 @@ expect_big(struct kv *kv, unsigned i, uint8_t *buf)
 static void
 test_written_once(void **state)
 {
-	struct fx *fx = *state;
+	struct tmpdir *fx = *state;
 	uint8_t *buf = malloc(BIG);
 	struct kv_stats st;
 	struct kv *kv = open_store(fx, 1 << 20, 1);
@@ -191,7 +158,7 @@ test_written_once(void **state)
 static void
 test_enospc(void **state)
 {
-	struct fx *fx = *state;
+	struct tmpdir *fx = *state;
 	uint8_t *buf = malloc(BIG);
 	struct kv *kv = open_store(fx, 1 << 30, 1);
 	off_t before;
@@ -221,7 +188,7 @@ test_enospc(void **state)
 /* Three batches in segment 1 of a store, written by a child that dies
  * without closing it (no final checkpoint): ends[i] is where batch i ends. */
 static void
-three_batches(struct fx *fx, off_t ends[3])
+three_batches(struct tmpdir *fx, off_t ends[3])
 {
 	int p[2], status;
 	pid_t pid;
@@ -255,7 +222,7 @@ three_batches(struct fx *fx, off_t ends[3])
 }
 
 static void
-expect_damage(struct fx *fx, const char *file, off_t off)
+expect_damage(struct tmpdir *fx, const char *file, off_t off)
 {
 	char *err = NULL, at[64];
 
@@ -273,7 +240,7 @@ expect_damage(struct fx *fx, const char *file, off_t off)
 static void
 test_damage_before_end(void **state)
 {
-	struct fx *fx = *state;
+	struct tmpdir *fx = *state;
 	off_t ends[3];
 	char c;
 	int fd;
@@ -295,7 +262,7 @@ test_damage_before_end(void **state)
 static void
 test_torn_earlier_segment(void **state)
 {
-	struct fx *fx = *state;
+	struct tmpdir *fx = *state;
 	off_t ends[3];
 	int fd;
 
@@ -311,7 +278,7 @@ test_torn_earlier_segment(void **state)
 static void
 test_missing_segment(void **state)
 {
-	struct fx *fx = *state;
+	struct tmpdir *fx = *state;
 	uint8_t *buf = malloc(BIG);
 	struct kv *kv = open_store(fx, 1 << 30, 1);
 	char *err = NULL;
@@ -331,7 +298,7 @@ test_missing_segment(void **state)
 static void
 test_unknown_format(void **state)
 {
-	struct fx *fx = *state;
+	struct tmpdir *fx = *state;
 	struct kv *kv = open_store(fx, 1 << 30, 1);
 	datum k = { "\0kv", 3 }, v;
 	uint8_t meta[9] = { 3, 2, 0, 0, 0, 1, 0, 0, 0 };
@@ -355,7 +322,7 @@ test_unknown_format(void **state)
 
 /* A format-1 store: a gdbm file of plain values and NAME.journal. */
 static void
-write_format1(struct fx *fx, const uint8_t *big)
+write_format1(struct tmpdir *fx, const uint8_t *big)
 {
 	datum k1 = { "a", 1 }, v1 = { "old", 3 }, k2 = { "big", 3 }, v2;
 	struct wbuf body, all;
@@ -405,7 +372,7 @@ expect(struct kv *kv, const char *key, const void *val, size_t vlen)
 static void
 test_format1_converted(void **state)
 {
-	struct fx *fx = *state;
+	struct tmpdir *fx = *state;
 	uint8_t big[1000];
 	struct kv *kv;
 
@@ -443,7 +410,7 @@ wait_worker(struct kv *kv, uint64_t want_durable, uint64_t want_ckpts)
 static void
 test_background(void **state)
 {
-	struct fx *fx = *state;
+	struct tmpdir *fx = *state;
 	uint8_t *buf = malloc(BIG);
 	struct kv_stats st;
 	struct kv *kv = open_store(fx, 256 * 1024, 0);
@@ -480,7 +447,7 @@ test_background(void **state)
 static void
 test_write_ahead(void **state)
 {
-	struct fx *fx = *state;
+	struct tmpdir *fx = *state;
 	uint8_t *buf = malloc(BIG);
 	struct kv *kv = open_store(fx, 64 * 1024 * 1024, 1);
 	uint64_t t;
@@ -516,7 +483,7 @@ test_write_ahead(void **state)
 static void
 test_no_checkpoint_under_a_pending_batch(void **state)
 {
-	struct fx *fx = *state;
+	struct tmpdir *fx = *state;
 	uint8_t *buf = malloc(BIG);
 	struct kv_stats st;
 	struct kv *kv = open_store(fx, 128 * 1024, 0);
@@ -569,7 +536,7 @@ wait_job_done(struct kv *kv)
 static void
 test_checkpoint_while_always_syncing(void **state)
 {
-	struct fx *fx = *state;
+	struct tmpdir *fx = *state;
 	uint8_t *buf = malloc(BIG);
 	struct kv_stats st;
 	struct kv *kv = open_store(fx, 256 * 1024, 0);
@@ -652,7 +619,7 @@ expect_small(struct kv *kv, unsigned i)
 static void
 test_close_during_checkpoint(void **state)
 {
-	struct fx *fx = *state;
+	struct tmpdir *fx = *state;
 	struct kv_stats st;
 	struct kv *kv = open_store(fx, 1 << 20, 0);
 

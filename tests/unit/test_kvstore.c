@@ -25,6 +25,7 @@
 
 #include "kvstore.h"
 #include "log.h"
+#include "tmpdir.h"
 
 #define NAME		"t"
 #define NO_CKPT		(1U << 30)	/* never checkpoints by size */
@@ -65,8 +66,7 @@ setup(void **state)
 
 	if (fx == NULL)
 		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "kv.XXXXXX");
-	if (mkdtemp(fx->dir) == NULL) {
+	if (tmpdir_make(fx->dir, sizeof(fx->dir), "kv") == -1) {
 		free(fx);
 		return -1;
 	}
@@ -81,19 +81,7 @@ setup(void **state)
 static void
 clear_dir(struct fx *fx)
 {
-	struct dirent *e;
-	char path[300];
-	DIR *d;
-
-	if ((d = opendir(fx->dir)) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", fx->dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
+	tmpdir_clear(fx->dir);
 }
 
 static int
