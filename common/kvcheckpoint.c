@@ -198,18 +198,28 @@ snap_node(struct kv_job *j, const struct kv_node *n)
 	j->nsnap++;
 }
 
-/* Past checkpoint_bytes of journal, and past KV_CKPT_RATIO times what
- * the checkpoint would write: a key costs a checkpoint far more (a gdbm
- * store) than a journal record costs a replay (a read), and a store with
- * millions of live keys (a long queue) would otherwise spend a core
- * rewriting them all for every third of them added. */
+/* Past checkpoint_bytes of journal, once the journal costs KV_CKPT_RATIO
+ * times what the checkpoint does.  A checkpoint writes every live key (a
+ * gdbm store each, 2-25 us); a replay reads every record (0.3 us) and
+ * every byte.  So it is due when the journal holds KV_CKPT_RATIO records
+ * for every live key and KV_CKPT_RATIO times the index's bytes (small
+ * values: a long queue of a million keys otherwise spends a core
+ * rewriting them), or KV_CKPT_RATIO times KV_CKPT_KEY_BYTES for every
+ * live key (large values: few records, many bytes to read back; counted
+ * in bytes only, a queue of 64 KiB values rewrote its thousands of keys
+ * every 64 records). */
 bool
 kvc_due(const struct kv *kv)
 {
-	uint64_t journal = kvs_journal_bytes(kv);
+	uint64_t records, journal = kvs_journal_bytes(kv, &records);
+	uint64_t keys = kv->st.keys;
 
-	return !kv->failed && kv->job == NULL && journal > kv->ckpt_bytes &&
-	    journal / KV_CKPT_RATIO > kv->index_bytes && journal >= kv->ckpt_defer;
+	if (kv->failed || kv->job != NULL || journal <= kv->ckpt_bytes ||
+	    journal < kv->ckpt_defer)
+		return false;
+	if (records / KV_CKPT_RATIO > keys && journal / KV_CKPT_RATIO > kv->index_bytes)
+		return true;
+	return journal / KV_CKPT_RATIO / KV_CKPT_KEY_BYTES > keys;
 }
 
 /* Starts a checkpoint of everything written so far: nothing may be
@@ -445,7 +455,7 @@ kvc_finish(struct kv *kv, struct kv_job *j)
 			    j->what ? j->what : "?");
 		if (j->rc == -1 && unlink(j->tmppath) == -1 && errno != ENOENT)
 			log_warn("store %s: unlink %s", kv->label, j->tmppath);
-		kv->ckpt_defer = kvs_journal_bytes(kv) * 2;
+		kv->ckpt_defer = kvs_journal_bytes(kv, NULL) * 2;
 		kvw_job_free(j);
 		return;
 	}

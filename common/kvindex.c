@@ -359,14 +359,20 @@ kvs_fd(struct kv *kv, struct kv_seg *s)
 	return s->fd;
 }
 
+/* The bytes of the segments the checkpoint does not cover; records (if
+ * not NULL): the puts and deletes they hold. */
 uint64_t
-kvs_journal_bytes(const struct kv *kv)
+kvs_journal_bytes(const struct kv *kv, uint64_t *records)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, r = 0;
 
 	for (size_t i = 0; i < kv->nsegs; i++)
-		if (kv->segs[i].num >= kv->first_seg)
+		if (kv->segs[i].num >= kv->first_seg) {
 			n += kv->segs[i].size;
+			r += kv->segs[i].records;
+		}
+	if (records != NULL)
+		*records = r;
 	return n;
 }
 

@@ -180,6 +180,7 @@ kvj_write(struct kv *kv)
 	if (write_all(cur->fd, p, len) == -1)
 		return write_failed(kv, cur, errno);
 	cur->size += len;
+	cur->records += kv->npending;
 	cur->dirty = true;
 	kv->unsynced += kv->npending;
 	kv->npending = 0;
@@ -250,6 +251,7 @@ kvj_create_segment(struct kv *kv, uint32_t num, char **err)
 		(void)close(s->fd);
 	s->fd = fd;
 	s->size = 0;
+	s->records = 0;
 	s->dirty = false;
 	kv->dir_dirty = true;
 	return 0;
@@ -371,7 +373,7 @@ replay_segment(struct kv *kv, struct kv_seg *s, bool last, char **err)
 	struct stat sb;
 	uint8_t *buf = NULL;
 	size_t cap = 0;
-	uint64_t off = 0, size;
+	uint64_t off = 0, size, before = kv->st.recovered;
 	uint32_t len = 0;
 	enum batch_state st = B_OK;
 
@@ -388,6 +390,7 @@ replay_segment(struct kv *kv, struct kv_seg *s, bool last, char **err)
 	}
 	free(buf);
 	s->size = off;
+	s->records = kv->st.recovered - before;
 	if (st == B_ERROR)
 		goto io;
 	if (off == size)

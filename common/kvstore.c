@@ -163,7 +163,7 @@ close_store(struct kv *kv, bool checkpoint)
 	kv->inline_jobs = true;
 	if (kv->failed || kv_commit(kv) == -1)
 		rc = -1;
-	else if (checkpoint && kvs_journal_bytes(kv) > 0 && kvc_begin(kv, true) == -1)
+	else if (checkpoint && kvs_journal_bytes(kv, NULL) > 0 && kvc_begin(kv, true) == -1)
 		rc = -1;
 	kv_free(kv);
 	return rc;
@@ -469,7 +469,7 @@ kv_get_stats(const struct kv *kv, struct kv_stats *st)
 {
 	*st = kv->st;
 	st->index_bytes = kv->index_bytes;
-	st->journal_bytes = kvs_journal_bytes(kv);
+	st->journal_bytes = kvs_journal_bytes(kv, NULL);
 	st->disk_bytes = kvs_disk_bytes(kv);
 	st->segments = kv->nsegs;
 }

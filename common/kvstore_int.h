@@ -30,7 +30,8 @@
 #define KV_META_KEY	"\0kv"		/* the checkpoint's own record */
 #define KV_META_KLEN	3
 #define KV_FD_CACHE	8		/* segments kept open for reading */
-#define KV_CKPT_RATIO	8		/* journal to index bytes for a checkpoint */
+#define KV_CKPT_RATIO	8		/* journal to index for a checkpoint (kvc_due) */
+#define KV_CKPT_KEY_BYTES 4096		/* journal bytes worth a key's checkpoint */
 #define KV_BIG_SNAP	16384		/* keys of a checkpoint written with ... */
 #define KV_BIG_BUCKET	65536		/* ... gdbm buckets of this size */
 #define KV_READAHEAD	(64 * 1024)	/* bytes read at once by a reader in order */
@@ -63,6 +64,7 @@ struct kv_seg {
 	uint32_t	 num;
 	int		 fd;		/* -1 while closed (it is opened to read) */
 	uint64_t	 size;		/* valid bytes written */
+	uint64_t	 records;	/* puts and deletes written in it */
 	uint64_t	 refs;		/* live values stored in it */
 	uint64_t	 used;		/* when last read, for the descriptor cache */
 	bool		 dirty;		/* written since its last sync */
@@ -181,7 +183,7 @@ void	 kvs_remove(struct kv *, struct kv_seg *);
 struct kv_seg *kvs_current(struct kv *);
 int	 kvs_fd(struct kv *, struct kv_seg *);
 char	*kvs_path(const struct kv *, uint32_t);
-uint64_t kvs_journal_bytes(const struct kv *);
+uint64_t kvs_journal_bytes(const struct kv *, uint64_t *);
 uint64_t kvs_disk_bytes(const struct kv *);
 
 /* kvjournal.c */

@@ -32,7 +32,8 @@
 #define MODEL_MAX	64
 #define NBATCH		10		/* batches of the crash scenario */
 #define CRASH_CKPT	1024		/* its checkpoint size */
-#define CKPT_RATIO	8		/* journal to index bytes (kvstore_int.h) */
+#define CKPT_RATIO	8		/* journal to index (kvstore_int.h) */
+#define CKPT_KEY_BYTES	4096		/* journal bytes worth a key (kvstore_int.h) */
 
 struct fx {
 	char	dir[32];
@@ -301,7 +302,7 @@ t_del(struct target *t, const char *key)
 static void
 scenario_batch(unsigned i, struct target *t)
 {
-	uint8_t val[2000];
+	static uint8_t val[160 * 1024];
 	char key[32];
 	size_t len;
 
@@ -985,19 +986,44 @@ test_crash_every_step(void **state)
 		model_free(&m[k]);
 }
 
-/* The scenario checkpoints by size on its own (the crash test relies on
- * it); the journal shrinks, and only once it outgrows CKPT_RATIO times
- * what a checkpoint writes: the index (keys and references), not the
- * values, which stay where they were written. */
+/* Overwrites key000 with vlen bytes, one record a commit, until a
+ * checkpoint; the number of records that took. */
+static unsigned
+overwrite_until_checkpoint(struct kv *kv, size_t vlen, unsigned limit)
+{
+	uint8_t *val = malloc(vlen);
+	struct kv_stats st;
+	unsigned i;
+
+	assert_non_null(val);
+	kv_get_stats(kv, &st);
+	assert_int_equal(st.checkpoints, 0);
+	for (i = 1; st.checkpoints == 0 && i <= limit; i++) {
+		fill(val, vlen, 500 + i);
+		sput(kv, "key000", val, vlen);
+		assert_int_equal(kv_commit(kv), 0);
+		kv_get_stats(kv, &st);
+	}
+	free(val);
+	assert_int_equal(st.checkpoints, 1);
+	assert_int_equal(st.journal_bytes, 0);
+	return i - 1;
+}
+
+/* Small values: a checkpoint (which writes every key) waits until the
+ * journal holds CKPT_RATIO records for every live key, and CKPT_RATIO
+ * times the index's bytes; never for the values' bytes, which stay where
+ * they were written.  The scenario checkpoints on its own (the crash test
+ * relies on it). */
 static void
 test_checkpoint_by_size(void **state)
 {
 	struct fx *fx = *state;
 	struct kv_stats st;
-	uint8_t val[1000];
+	uint8_t val[100];
 	char key[16];
 	struct kv *kv = open_kv(fx, 1024);
-	unsigned i;
+	unsigned i, n;
 
 	for (i = 0; i < 100; i++) {
 		snprintf(key, sizeof(key), "key%03u", i);
@@ -1006,27 +1032,11 @@ test_checkpoint_by_size(void **state)
 	}
 	assert_int_equal(kv_commit(kv), 0);
 	kv_get_stats(kv, &st);
-	assert_int_equal(st.checkpoints, 1);
-	assert_int_equal(st.journal_bytes, 0);
-	/* Past 1024 bytes, but not past CKPT_RATIO times the index yet. */
-	for (i = 0; i < 5; i++) {
-		fill(val, sizeof(val), 500 + i);
-		sput(kv, "key000", val, sizeof(val));
-		assert_int_equal(kv_commit(kv), 0);
-	}
-	kv_get_stats(kv, &st);
-	assert_int_equal(st.checkpoints, 1);
 	assert_true(st.journal_bytes > 1024);
-	for (i = 5; st.checkpoints == 1 && i < 1000; i++) {
-		fill(val, sizeof(val), 500 + i);
-		sput(kv, "key000", val, sizeof(val));
-		assert_int_equal(kv_commit(kv), 0);
-		kv_get_stats(kv, &st);
-	}
-	assert_int_equal(st.checkpoints, 2);
-	assert_int_equal(st.journal_bytes, 0);
-	assert_true(i * (sizeof(val) + 30) > CKPT_RATIO * st.index_bytes);
-	assert_true(i * (sizeof(val) + 30) < st.live_bytes);
+	n = overwrite_until_checkpoint(kv, sizeof(val), 2000);
+	assert_int_equal(100 + n, CKPT_RATIO * (100 + 1));	/* not one record sooner */
+	kv_get_stats(kv, &st);
+	assert_true((100 + n) * (sizeof(val) + 10) > CKPT_RATIO * st.index_bytes);
 	last_segment(fx);
 	assert_int_equal(file_size(fx->journal), 0);
 	assert_int_equal(kv_close(kv), 0);
@@ -1034,10 +1044,49 @@ test_checkpoint_by_size(void **state)
 	kv_get_stats(kv, &st);
 	assert_int_equal(st.keys, 100);
 	assert_int_equal(st.recovered, 0);
+	fill(val, sizeof(val), 500 + n);
 	expect_val(kv, "key000", val, sizeof(val));
 	fill(val, sizeof(val), 99);
 	expect_val(kv, "key099", val, sizeof(val));
 	assert_int_equal(kv_close(kv), 0);
+}
+
+/* Large values: few records, many bytes to replay.  A checkpoint comes
+ * once the journal holds CKPT_RATIO times CKPT_KEY_BYTES for every live
+ * key, long before CKPT_RATIO records a key; and not every
+ * checkpoint_size of journal, which made a queue of 64 KiB messages
+ * rewrite its thousands of keys every 64 of them. */
+static void
+test_checkpoint_large_values(void **state)
+{
+	struct fx *fx = *state;
+	size_t big = 64 * 1024;
+	uint8_t *val = malloc(big);
+	struct kv_stats st;
+	char key[16];
+	struct kv *kv = open_kv(fx, 1024);
+	unsigned i, n;
+
+	assert_non_null(val);
+	for (i = 0; i < 40; i++) {
+		snprintf(key, sizeof(key), "key%03u", i);
+		fill(val, 100, i);
+		sput(kv, key, val, 100);
+	}
+	assert_int_equal(kv_commit(kv), 0);
+	n = overwrite_until_checkpoint(kv, big, 100);
+	/* 40 keys: 40 * 8 * 4096 bytes, 20 values of 64 KiB, 60 records. */
+	assert_true(n * big > 40ull * CKPT_RATIO * CKPT_KEY_BYTES);
+	assert_true((n - 1) * big < 40ull * CKPT_RATIO * CKPT_KEY_BYTES + 40 * 200);
+	assert_true(40 + n < CKPT_RATIO * 40);
+	kv_get_stats(kv, &st);
+	assert_int_equal(st.keys, 40);
+	assert_int_equal(kv_close(kv), 0);
+	kv = open_kv(fx, 1024);
+	fill(val, big, 500 + n);
+	expect_val(kv, "key000", val, big);
+	assert_int_equal(kv_close(kv), 0);
+	free(val);
 }
 
 /* The crash scenario checkpoints by size on its own, so that the crash
@@ -1139,6 +1188,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_by_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_large_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scenario_checkpoints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_every_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
