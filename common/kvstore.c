@@ -307,11 +307,13 @@ kv_flush(struct kv *kv)
 }
 
 /* Writing a large batch early lets the disk work while the caller
- * gathers the rest of it; the sync at its end then waits only for what
- * is left.  The segment is the current one before and after the write
- * (segments change at checkpoints only). */
+ * gathers the rest of it (start_disk); the sync at its end then waits
+ * only for what is left.  And its bytes go to the page cache while they
+ * are still in the CPU's: writes of 1-4 MiB copied at a quarter of the
+ * speed of writes of 256 KiB here.  The segment is the current one before
+ * and after the write (segments change at checkpoints only). */
 int
-kv_write_ahead(struct kv *kv, size_t min_bytes)
+kv_write_ahead(struct kv *kv, size_t min_bytes, bool start_disk)
 {
 	struct kv_seg *cur = kvs_current(kv);
 	uint64_t from = cur->size;
@@ -320,7 +322,7 @@ kv_write_ahead(struct kv *kv, size_t min_bytes)
 		return 0;
 	if (kvj_write(kv) == -1)
 		return -1;
-	if (sync_file_range(cur->fd, (off_t)from, (off_t)(cur->size - from),
+	if (start_disk && sync_file_range(cur->fd, (off_t)from, (off_t)(cur->size - from),
 	    SYNC_FILE_RANGE_WRITE) == -1)
 		log_debug("store %s: sync_file_range: %s", kv->label, strerror(errno));
 	return 0;

@@ -38,6 +38,7 @@
 
 #include <sys/types.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -105,9 +106,10 @@ int  kv_commit(struct kv *kv);
  * the death of the process, not of the machine).  Errors as kv_commit(). */
 int  kv_flush(struct kv *kv);
 /* Writes the pending batch, without syncing, when it holds min_bytes or
- * more, and has the disk start on it, so that the next kv_commit() waits
- * less.  0 (also when the batch is smaller), or -1 as kv_flush(). */
-int  kv_write_ahead(struct kv *kv, size_t min_bytes);
+ * more, and with start_disk has the disk start on it, so that the next
+ * kv_commit() waits less.  0 (also when the batch is smaller), or -1 as
+ * kv_flush(). */
+int  kv_write_ahead(struct kv *kv, size_t min_bytes, bool start_disk);
 /* Forces a checkpoint now and waits for it.  -1 on failure (logged). */
 int  kv_checkpoint(struct kv *kv);
 /* True once a write or sync failed for good. */

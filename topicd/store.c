@@ -63,12 +63,13 @@ store_commit(struct topicd *td, bool durable)
 }
 
 /* A large batch in the making is written as it grows (TD_WRITE_AHEAD
- * bytes at a time): the disk writes it while the rest arrives.  A full
- * disk leaves it pending for the batch's end to deal with. */
+ * bytes at a time): the disk writes it while the rest arrives (when it
+ * is to be synced), and the bytes are copied while in the CPU's cache.
+ * A full disk leaves it pending for the batch's end to deal with. */
 void
 store_write_ahead(struct topicd *td)
 {
-	if (!td->sync || kv_write_ahead(td->kv, TD_WRITE_AHEAD) == 0)
+	if (kv_write_ahead(td->kv, TD_WRITE_AHEAD, td->sync) == 0)
 		return;
 	if (errno != ENOSPC && errno != EDQUOT)
 		store_fail(td, "write");

@@ -455,11 +455,11 @@ test_write_ahead(void **state)
 	assert_non_null(buf);
 	put_big(kv, 0, buf);
 	t = kv_written(kv);
-	assert_int_equal(kv_write_ahead(kv, 2 * BIG), 0);
+	assert_int_equal(kv_write_ahead(kv, 2 * BIG, true), 0);
 	assert_int_equal(kv_pending(kv), 1);
 	assert_true(kv_written(kv) == t);
 	put_big(kv, 1, buf);
-	assert_int_equal(kv_write_ahead(kv, 2 * BIG), 0);
+	assert_int_equal(kv_write_ahead(kv, 2 * BIG, true), 0);
 	assert_int_equal(kv_pending(kv), 0);
 	assert_true(kv_written(kv) == t + 1);
 	assert_true(kv_durable(kv) < kv_written(kv));
