@@ -310,21 +310,30 @@ kv_flush(struct kv *kv)
  * gathers the rest of it (start_disk); the sync at its end then waits
  * only for what is left.  And its bytes go to the page cache while they
  * are still in the CPU's: writes of 1-4 MiB copied at a quarter of the
- * speed of writes of 256 KiB here.  The segment is the current one before
- * and after the write (segments change at checkpoints only). */
+ * speed of writes of 256 KiB here.  The disk is told to start once
+ * KV_AHEAD_START bytes wait for it: each time costs a request to the
+ * device (an exit to the hypervisor, on a virtual machine).  The segment
+ * is the current one before and after the write (segments change at
+ * checkpoints only). */
 int
 kv_write_ahead(struct kv *kv, size_t min_bytes, bool start_disk)
 {
 	struct kv_seg *cur = kvs_current(kv);
-	uint64_t from = cur->size;
 
 	if (kv->npending == 0 || kv->batch.len < min_bytes)
 		return 0;
+	if (kv->ahead_seg != cur->num) {
+		kv->ahead_seg = cur->num;
+		kv->ahead_off = cur->size;
+	}
 	if (kvj_write(kv) == -1)
 		return -1;
-	if (start_disk && sync_file_range(cur->fd, (off_t)from, (off_t)(cur->size - from),
+	if (!start_disk || cur->size - kv->ahead_off < KV_AHEAD_START)
+		return 0;
+	if (sync_file_range(cur->fd, (off_t)kv->ahead_off, (off_t)(cur->size - kv->ahead_off),
 	    SYNC_FILE_RANGE_WRITE) == -1)
 		log_debug("store %s: sync_file_range: %s", kv->label, strerror(errno));
+	kv->ahead_off = cur->size;
 	return 0;
 }
 

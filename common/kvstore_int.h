@@ -32,6 +32,7 @@
 #define KV_FD_CACHE	8		/* segments kept open for reading */
 #define KV_CKPT_RATIO	8		/* journal to index for a checkpoint (kvc_due) */
 #define KV_CKPT_KEY_BYTES 4096		/* journal bytes worth a key's checkpoint */
+#define KV_AHEAD_START	(1024 * 1024)	/* kv_write_ahead: the disk is started on this much */
 #define KV_BIG_SNAP	16384		/* keys of a checkpoint written with ... */
 #define KV_BIG_BUCKET	65536		/* ... gdbm buckets of this size */
 #define KV_READAHEAD	(64 * 1024)	/* bytes read at once by a reader in order */
@@ -156,6 +157,8 @@ struct kv {
 	int		 failed;	/* a write or sync failed: refuse commits */
 	uint64_t	 ckpt_bytes;
 	uint64_t	 ckpt_defer;	/* after a failed checkpoint: wait for this */
+	uint32_t	 ahead_seg;	/* kv_write_ahead: the disk was started on */
+	uint64_t	 ahead_off;	/* ... this segment up to this offset */
 	uint64_t	 db_bytes;	/* size of the checkpoint file */
 	/* Background work. */
 	struct kv_worker w;
