@@ -181,6 +181,11 @@ def run_retained(server, topics, prefix):
 def one_run(server_cls, workdir, conf_lines, scen, opts, n):
     """A fresh broker, one run of scen on it; (figures, log problems).
     Raises RunFailed."""
+    # What the runs before wrote (gigabytes, with large payloads and
+    # sync_policy none) is on the disk before this one starts: else the
+    # kernel writes it back during this run, and a run that syncs (and
+    # its latency) measures the run before it.
+    os.sync()
     server = server_cls(workdir, conf_lines)
     try:
         server.start()
