@@ -25,6 +25,8 @@ from bench_servers import (HOST, ROOT, BenchError, machine_tasks, meminfo_kib, t
 
 LOAD = ROOT / "build" / "bench" / "mqtt_load"
 RETAINED = ROOT / "build" / "bench" / "mqtt_retained"
+QUIET_IDLE_S = 0.5          # a run starts once the disk has been idle this long
+QUIET_LIMIT_S = 30          # ... or after this long in any case
 DRAIN_S = 5                 # mqtt_load ends when nothing arrives for this long
 LOAD_TIMEOUT_FACTOR = 30
 STALL_S = 30
@@ -178,14 +180,46 @@ def run_retained(server, topics, prefix):
     return fig
 
 
+def disk_io_ms(path):
+    """The milliseconds the disk under path has spent doing I/O, or None
+    (from /sys/dev/block/MAJ:MIN/stat, io_ticks)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):         # a run's directory, not made yet
+        path = os.path.dirname(path)
+    dev = os.stat(path).st_dev
+    try:
+        with open("/sys/dev/block/%d:%d/stat" % (os.major(dev), os.minor(dev))) as f:
+            return int(f.read().split()[9])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def quiet_disk(path, idle_s=QUIET_IDLE_S, limit_s=QUIET_LIMIT_S):
+    """Waits until the disk under path has been idle for idle_s (at most
+    limit_s): the runs before wrote gigabytes and deleted them, and a disk
+    mounted with discard trims what was deleted for seconds afterwards."""
+    last = disk_io_ms(path)
+    if last is None:
+        return
+    start = since = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        time.sleep(0.1)
+        now, ticks = time.monotonic(), disk_io_ms(path)
+        if ticks != last:
+            last, since = ticks, now
+        elif now - since >= idle_s:
+            return
+
+
 def one_run(server_cls, workdir, conf_lines, scen, opts, n):
     """A fresh broker, one run of scen on it; (figures, log problems).
     Raises RunFailed."""
     # What the runs before wrote (gigabytes, with large payloads and
-    # sync_policy none) is on the disk before this one starts: else the
-    # kernel writes it back during this run, and a run that syncs (and
-    # its latency) measures the run before it.
+    # sync_policy none) is on the disk, and what they deleted trimmed,
+    # before this one starts: else the disk does it during this run, and a
+    # run that syncs (and its latency) measures the run before it.
     os.sync()
+    quiet_disk(workdir)
     server = server_cls(workdir, conf_lines)
     try:
         server.start()
