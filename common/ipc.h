@@ -96,6 +96,8 @@ typedef void ipc_msg_cb(struct ipc_chan *c, struct ipc_msg *m, void *arg);
 /* err: 0 for EOF, else an errno value (EPROTO for a protocol violation).
  * The callback normally frees the channel. */
 typedef void ipc_err_cb(struct ipc_chan *c, int err, void *arg);
+/* The out-queue went down to the mark it was armed with. */
+typedef void ipc_drain_cb(struct ipc_chan *c, void *arg);
 
 struct ipc_chan *ipc_chan_new(struct event_base *base, int fd,
 			      ipc_msg_cb *on_msg, ipc_err_cb *on_err, void *arg);
@@ -109,8 +111,13 @@ int    ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t
  * the peer must have before what goes out on other sockets.  Errors are
  * reported through the err callback, as from the event loop. */
 void   ipc_chan_push(struct ipc_chan *c);
-/* Records waiting in the out-queue. */
+/* Records waiting in the out-queue, and the bytes of their bodies. */
 size_t ipc_chan_queued(const struct ipc_chan *c);
+size_t ipc_chan_queued_bytes(const struct ipc_chan *c);
+/* Calls cb (with the channel's arg), once and from the event loop, when
+ * the out-queue holds low bytes or fewer: at once if it does now.  For a
+ * sender that stops while the peer does not keep up. */
+void   ipc_chan_when_below(struct ipc_chan *c, size_t low, ipc_drain_cb *cb);
 /* The channel's socket. */
 int    ipc_chan_fd(const struct ipc_chan *c);
 /* Records read from the socket before the channel was made: they are

@@ -39,6 +39,9 @@ struct ipc_chan {
 	struct event      *fev;		/* flush, made active by a send */
 	TAILQ_HEAD(, outrec) q;
 	size_t             nq;
+	size_t             qbytes;	/* their bodies */
+	ipc_drain_cb      *on_drain;	/* armed by ipc_chan_when_below */
+	size_t             drain_low;
 	struct ipc_out     out;		/* the datagram being packed */
 	unsigned           packed;	/* records of the queue's head in it */
 	struct ipc_reader  in;
@@ -65,6 +68,7 @@ dequeue(struct ipc_chan *c, unsigned n)
 	while (n-- > 0 && (o = TAILQ_FIRST(&c->q)) != NULL) {
 		TAILQ_REMOVE(&c->q, o, entry);
 		c->nq--;
+		c->qbytes -= o->len;
 		outrec_free(o);
 	}
 }
@@ -122,11 +126,20 @@ report(struct ipc_chan *c, int err)
 	c->on_err(c, err, c->arg);
 }
 
+/* The out-queue is down to the armed mark: its callback, once. */
+static bool
+drained(const struct ipc_chan *c)
+{
+	return c->on_drain != NULL && c->qbytes <= c->drain_low;
+}
+
 /* Writes what it can from the event loop; the socket's write event is
  * watched exactly while something is left. */
 static void
 write_from_loop(struct ipc_chan *c)
 {
+	ipc_drain_cb *cb;
+
 	if (c->error == 0 && flush_queue(c) == -1)
 		c->error = errno;
 	if (c->error) {
@@ -137,6 +150,11 @@ write_from_loop(struct ipc_chan *c)
 		event_del(c->wev);
 	else if (event_add(c->wev, NULL) == -1)
 		fatalx("cannot add write event for channel fd %d", c->fd);
+	if (drained(c)) {
+		cb = c->on_drain;
+		c->on_drain = NULL;
+		cb(c, c->arg);
+	}
 }
 
 static void
@@ -168,6 +186,8 @@ ipc_chan_push(struct ipc_chan *c)
 	}
 	if (c->nq > 0 && event_add(c->wev, NULL) == -1)
 		fatalx("cannot add write event for channel fd %d", c->fd);
+	if (drained(c))
+		event_active(c->fev, 0, 0);	/* its callback, from the loop */
 }
 
 static void
@@ -259,6 +279,7 @@ ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t len, i
 	o->len = len;
 	o->fd = fd;
 	TAILQ_INSERT_TAIL(&c->q, o, entry);
+	c->qbytes += len;
 	if (c->nq++ == 0 && c->error == 0)
 		event_active(c->fev, 0, 0);	/* once this callback returns */
 	return 0;
@@ -284,6 +305,21 @@ size_t
 ipc_chan_queued(const struct ipc_chan *c)
 {
 	return c->nq;
+}
+
+size_t
+ipc_chan_queued_bytes(const struct ipc_chan *c)
+{
+	return c->qbytes;
+}
+
+void
+ipc_chan_when_below(struct ipc_chan *c, size_t low, ipc_drain_cb *cb)
+{
+	c->on_drain = cb;
+	c->drain_low = low;
+	if (drained(c) && c->error == 0)
+		event_active(c->fev, 0, 0);
 }
 
 int

@@ -67,19 +67,29 @@ can_send(const struct child *c)
 	return c->state == CH_READY && c->chan != NULL && c->registered;
 }
 
-/* Publishes may go: the topic is registered, and there is room. */
+/* The topicd does not keep up: topicd_input_limit bytes wait in its
+ * channel.  QoS 0 publishes have no answer to wait for, and nothing else
+ * would stop a client from filling the master's memory with them. */
+static bool
+congested(const struct child *c)
+{
+	return c->chan != NULL && ipc_chan_queued_bytes(c->chan) >= c->b->set.topicd_input_limit;
+}
+
+/* Publishes may go: the topic is registered, there is room, and the
+ * topicd keeps up. */
 static bool
 takes_publishes(const struct child *c)
 {
-	return c->registered && !c->full && !c->b->store_full;
+	return c->registered && !c->full && !c->b->store_full && !congested(c);
 }
 
-/* Its clients stop being read: no room, or too much waits for a topicd
- * that is not running. */
+/* Its clients stop being read: no room, too much waits for a topicd that
+ * is not running, or for one that does not keep up. */
 static bool
 stalls_clients(const struct child *c)
 {
-	return c->full || c->b->store_full ||
+	return c->full || c->b->store_full || congested(c) ||
 	    (c->state != CH_READY && c->nheld_pub >= c->b->set.max_held_publishes);
 }
 
@@ -101,12 +111,25 @@ stall(struct child *c, struct held *h, bool on)
 }
 
 /* After anything that may change whether the topic stalls its clients. */
+/* The topicd took half of what waited for it: what was held goes. */
+static void
+on_drained(struct ipc_chan *chan, void *arg)
+{
+	struct child *c = arg;
+
+	(void)chan;
+	child_pump(c);
+	child_update_stalls(c);
+}
+
 void
 child_update_stalls(struct child *c)
 {
 	bool want = stalls_clients(c);
 	struct held *h;
 
+	if (congested(c))
+		ipc_chan_when_below(c->chan, c->b->set.topicd_input_limit / 2, on_drained);
 	if (want == c->stalling)
 		return;
 	c->stalling = want;

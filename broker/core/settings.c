@@ -128,6 +128,8 @@ const struct conf_key settings_table[] = {
 	  "crashes of a topicd while it applies the same request before that request is moved to the dead-letter topic (reason poison)", NULL },
 	{ "max_held_publishes", CONF_UINT, F(max_held_publishes), "1000", 0, 1000000, RELOAD,
 	  "publishes held per topic while its topicd restarts before its publishers are no longer read", NULL },
+	{ "topicd_input_limit", CONF_SIZE, F(topicd_input_limit), "4m", 65536, 1073741824, RELOAD,
+	  "bytes of requests queued in the master for one topicd before its publishers are no longer read", NULL },
 	{ "shutdown_timeout", CONF_MSEC, F(shutdown_timeout), "5", 0, 3600, RELOAD,
 	  "seconds to wait for topicds to exit on shutdown before killing them", NULL },
 

@@ -26,7 +26,7 @@ import subprocess
 import threading
 import time
 
-from broker_harness import (HOST, POLL, ConnectionClosed, HarnessError, Pumped,
+from broker_harness import (HOST, POLL, ConnectionClosed, Flood, HarnessError, Pumped,
                             wait_for)
 
 try:                                    # Debian's python3-paho-mqtt
@@ -530,6 +530,27 @@ def connect_retry(port_fn, client_id, clean=False, timeout=15.0, **kw):
                 raise HarnessError("%s could not connect within %.0f s: %s"
                                    % (client_id, timeout, e)) from None
             time.sleep(POLL * 2)
+
+
+class MqttFlood(Flood):
+    """Flood over MQTT: QoS 0 PUBLISHes of size bytes to one topic, the
+    payload of message i starting with "m<i> ".  QoS 0 has no answer: only
+    the broker's own limits stop it from taking them all."""
+
+    def __init__(self, port, topic, size, client_id="flood", limit_bytes=64 << 20):
+        super().__init__(port, topic, limit_bytes)
+        self.size = size
+        self.sock.sendall(connect_packet(client_id))
+        ack = self.sock.recv(4)
+        if len(ack) != 4 or ack[0] >> 4 != CONNACK or ack[3] != 0:
+            raise HarnessError("%s: CONNACK %r" % (client_id, ack))
+
+    def payload(self, i):
+        head = b"m%d " % i
+        return head + b"z" * (self.size - len(head))
+
+    def line(self, i):
+        return publish_packet(self.topic, self.payload(i))
 
 
 class SilentSubscriber:

@@ -15,7 +15,7 @@ import threading
 import time
 
 from broker_harness import Flood, kill_pid, wait_for
-from mqtt_helpers import Receiver, SilentSubscriber
+from mqtt_helpers import MqttFlood, Receiver, SilentSubscriber
 
 PENDING = 8             # max_client_pending
 OUTPUT = 4096           # client_output_limit, its smallest value
@@ -108,3 +108,46 @@ def test_a_subscriber_that_does_not_read_holds_up_no_other(mqtt_factory):
     assert slow.drain(COUNT) == sent, "the slow subscriber's messages differ"
     wait_for(lambda: b.topicd_status("bp/t")["lag"] == 0, 10,
              "the topicd to have nobody behind")
+
+
+# ---------------------------------------------------------------- QoS 0 floods
+
+BIG = 64 << 10          # payload bytes
+INPUT = 256 << 10       # topicd_input_limit
+IPC_SLACK = 1 << 20     # what the socket to a topicd holds, and one held publish
+
+
+def test_a_qos0_flood_waits_for_a_topicd_that_does_not_keep_up(mqtt_factory):
+    """QoS 0 publishes have no answer to wait for: the master queues them
+    for the topicd until topicd_input_limit bytes wait, then stops reading
+    the publisher (its memory grew by the topicd's backlog without bound
+    before).  Once the topicd reads on, so does the broker, and a
+    subscriber that keeps reading gets every message, in order."""
+    b = mqtt_factory({"topicd_input_limit": "256k"})
+    sub = Receiver(lambda: b.mqtt_port, "q0-sub", clean=True)
+    sub.connect()
+    assert sub.subscribe([("q0/t", 0)]) == [0]
+    sub.start()
+    flood = MqttFlood(b.mqtt_port, "q0/t", BIG)
+    flood.sock.sendall(flood.line(0))           # its topicd starts for it
+    flood.lines = 1
+    sub.wait_until(lambda: len(sub.arrivals) >= 1, 20, "the first message")
+    tpid = b.wait_topicd("q0/t")
+    before, _ = b.status()
+    kill_pid(tpid, signal.SIGSTOP)              # the topicd stops reading
+    try:
+        flood.until_blocked()
+        master, topics = b.status()
+    finally:
+        kill_pid(tpid, signal.SIGCONT)
+    taken = master["messages_in"] - before["messages_in"]
+    assert taken * BIG <= INPUT + IPC_SLACK, \
+        "the master took %d messages of %d bytes for a stopped topicd (%d sent), " \
+        "with topicd_input_limit %d" % (taken, BIG, flood.lines - 1, INPUT)
+    assert topics["q0/t"]["held"] <= 1, topics["q0/t"]
+    assert flood.lines - 1 > taken, "the flood was never stopped"
+
+    flood.rest()
+    sub.wait_until(lambda: len(sub.arrivals) >= flood.lines, 60,
+                   "all %d messages after the topicd went on" % flood.lines)
+    assert sub.payloads() == [flood.payload(i) for i in range(flood.lines)]

@@ -690,6 +690,8 @@ struct ctx {
 	int                free_at;	/* free the channel at this message (0: never) */
 	int                nerr;
 	int                err;
+	int                ndrain;	/* drain callbacks */
+	size_t             drain_bytes;	/* queued at the last one */
 };
 
 static void
@@ -888,6 +890,68 @@ test_chan_fd_passing(void **state)
 	assert_int_equal(ipc_chan_queued(a->c), 0);
 	free(big);
 	close(p[0]);
+	ipc_chan_free(a->c);
+	ipc_chan_free(b->c);
+	free(a);
+	free(b);
+	event_base_free(base);
+}
+
+static void
+ctx_drain(struct ipc_chan *c, void *arg)
+{
+	struct ctx *x = arg;
+
+	assert_ptr_equal(c, x->c);
+	x->ndrain++;
+	x->drain_bytes = ipc_chan_queued_bytes(c);
+}
+
+static bool
+drained_once(const void *arg)
+{
+	return ((const struct ctx *)arg)->ndrain > 0;
+}
+
+/* The out-queue counts its bytes; a sender armed with a mark is called
+ * back once, from the loop, when the peer has taken enough of it: not
+ * while the peer does not read, and at once when the queue is below the
+ * mark already. */
+static void
+test_chan_drain_callback(void **state)
+{
+	enum { BODY = 3000, QUEUED = 40, LOW = 10 * BODY };
+	struct event_base *base = event_base_new();
+	struct ctx *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
+	int sv[2];
+	uint32_t n = 0;
+
+	(void)state;
+	assert_non_null(base);
+	pair(sv);
+	ctx_init(a, base, sv[0]);
+	fill_queue(base, a->c, QUEUED, BODY, &n);
+	assert_int_equal(ipc_chan_queued_bytes(a->c), ipc_chan_queued(a->c) * BODY);
+	ipc_chan_when_below(a->c, LOW, ctx_drain);
+	for (int i = 0; i < 3; i++)
+		assert_true(event_base_loop(base, EVLOOP_NONBLOCK) != -1);
+	assert_int_equal(a->ndrain, 0);			/* the peer does not read */
+
+	ctx_init(b, base, sv[1]);			/* now it does */
+	run_until(base, drained_once, a);
+	assert_int_equal(a->ndrain, 1);
+	assert_true(a->drain_bytes <= LOW);
+	want_msgs = (int)n;
+	run_until(base, got_msgs, b);
+	assert_false(b->bad_body);
+	assert_int_equal(ipc_chan_queued_bytes(a->c), 0);
+	assert_int_equal(a->ndrain, 1);			/* once */
+
+	a->ndrain = 0;
+	ipc_chan_when_below(a->c, LOW, ctx_drain);	/* below already */
+	assert_int_equal(a->ndrain, 0);			/* not from inside the call */
+	run_until(base, drained_once, a);
+	assert_int_equal(a->drain_bytes, 0);
 	ipc_chan_free(a->c);
 	ipc_chan_free(b->c);
 	free(a);
@@ -1264,6 +1328,7 @@ main(void)
 		cmocka_unit_test(test_chan_dispatch_in_order),
 		cmocka_unit_test(test_chan_fd_passing),
 		cmocka_unit_test(test_chan_queueing),
+		cmocka_unit_test(test_chan_drain_callback),
 		cmocka_unit_test(test_chan_eof),
 		cmocka_unit_test(test_chan_garbage),
 		cmocka_unit_test(test_chan_send_error),
