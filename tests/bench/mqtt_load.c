@@ -51,7 +51,6 @@
  * exit 2.  Losses at QoS 0 are reported, not errors. */
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -1111,8 +1110,8 @@ main(int argc, char **argv)
 	/* Large payloads are allocated and freed at the top of the heap for
 	 * every packet: glibc would give the memory back each time (brk, with
 	 * a TLB shootdown on every core) and fault it in again, and the load
-	 * would take the broker's CPU.  Keep it. */
-	if (mallopt(M_TRIM_THRESHOLD, 256 << 20) == 0 || mallopt(M_MMAP_THRESHOLD, 32 << 20) == 0)
+	 * would take the broker's CPU.  Keep it, as the broker does. */
+	if (xmalloc_keep_freed() == -1)
 		die("mallopt");
 	ld->payload = xcalloc(ld->size, 1);
 	for (size_t i = HDR_LEN; i < ld->size; i++)
