@@ -41,6 +41,7 @@ test_defaults(void **state)
 	assert_int_equal(s.max_store_size, 0);
 	assert_int_equal(s.min_free_space, 100 << 20);
 	assert_int_equal(s.max_held_publishes, 1000);
+	assert_int_equal(s.topicd_input_limit, 4 << 20);
 	assert_int_equal(s.checkpoint_size, 4 << 20);
 	assert_int_equal(s.shutdown_timeout, 5000);
 	assert_int_equal(s.max_inflight_messages, 20);
@@ -95,7 +96,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 48);
+	assert_int_equal(n, 49);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -116,7 +117,7 @@ test_reloadable(void **state)
 		"max_topic_size", "max_store_size", "min_free_space", "max_topic_levels",
 		"max_topicds", "topicd_idle_timeout", "password_file", "acl_file",
 		"allow_anonymous", "tls_handshake_timeout", "max_keepalive", "max_packet_size",
-		"max_topic_alias", "response_information",
+		"max_topic_alias", "response_information", "topicd_input_limit",
 	};
 	size_t n = 0;
 
@@ -154,6 +155,7 @@ static const char sample[] =
     "crash_limit 3\n"
     "crash_window 30\n"
     "max_held_publishes 50\n"
+    "topicd_input_limit 1m\n"
     "checkpoint_size 16M\n"
     "shutdown_timeout 2.5\n"
     "max_inflight_messages 10\n"
@@ -198,6 +200,7 @@ test_sample(void **state)
 	assert_int_equal(s.crash_limit, 3);
 	assert_int_equal(s.crash_window, 30000);
 	assert_int_equal(s.max_held_publishes, 50);
+	assert_int_equal(s.topicd_input_limit, 1 << 20);
 	assert_int_equal(s.checkpoint_size, 16 << 20);
 	assert_int_equal(s.shutdown_timeout, 2500);
 	assert_int_equal(s.max_inflight_messages, 10);
