@@ -110,7 +110,6 @@ stall(struct child *c, struct held *h, bool on)
 	client_throttle(cl);
 }
 
-/* After anything that may change whether the topic stalls its clients. */
 /* The topicd took half of what waited for it: what was held goes. */
 static void
 on_drained(struct ipc_chan *chan, void *arg)
@@ -122,6 +121,8 @@ on_drained(struct ipc_chan *chan, void *arg)
 	child_update_stalls(c);
 }
 
+/* After anything that may change whether the topic stalls its clients;
+ * a congested channel calls on_drained once the topicd catches up. */
 void
 child_update_stalls(struct child *c)
 {
