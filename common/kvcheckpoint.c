@@ -249,10 +249,18 @@ kvc_begin(struct kv *kv, bool wait)
 		if (s->refs == 0) {
 			/* Nothing will read it again.  The job deletes it: the
 			 * last reference to a large file takes long to drop (its
-			 * blocks are freed, and discarded on some disks). */
+			 * blocks are freed, and discarded on some disks).  Or
+			 * it keeps it as the spare (kvjournal.c). */
 			if (s->fd != -1)
 				(void)close(s->fd);	/* read-only or synced */
 			s->fd = -1;
+			if (!kv->spare && j->spare_from == NULL && !s->v1 &&
+			    s->size >= KV_SPARE_MIN) {
+				j->spare_from = kvs_path(kv, s->num);
+				j->spare_to = xstrdup(kv->sparepath);
+				j->spare_bytes = s->size;
+				continue;
+			}
 			j->gone = xreallocarray(j->gone, j->ngone + 1, sizeof(*j->gone));
 			j->gone[j->ngone++] = kvs_path(kv, s->num);
 			continue;
@@ -426,6 +434,12 @@ kvc_run(struct kv_job *j)
 	for (size_t i = 0; i < j->ngone; i++)
 		if (unlink(j->gone[i]) == -1 && errno != ENOENT && j->gone_err == 0)
 			j->gone_err = errno;
+	if (j->spare_from != NULL) {
+		j->spared = rename(j->spare_from, j->spare_to) == 0;
+		if (!j->spared && unlink(j->spare_from) == -1 && errno != ENOENT &&
+		    j->gone_err == 0)
+			j->gone_err = errno;
+	}
 	j->rc = 0;
 	return 0;
 }
@@ -472,6 +486,10 @@ kvc_finish(struct kv *kv, struct kv_job *j)
 			i++;
 		else
 			kvs_remove(kv, s);	/* deleted by the job */
+	}
+	if (j->spared) {
+		kv->spare = true;
+		kv->spare_bytes = j->spare_bytes;
 	}
 	kv->db_bytes = j->dbsize;
 	kv->ckpt_defer = 0;

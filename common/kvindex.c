@@ -379,7 +379,7 @@ kvs_journal_bytes(const struct kv *kv, uint64_t *records)
 uint64_t
 kvs_disk_bytes(const struct kv *kv)
 {
-	uint64_t n = kv->db_bytes;
+	uint64_t n = kv->db_bytes + (kv->spare ? kv->spare_bytes : 0);
 
 	for (size_t i = 0; i < kv->nsegs; i++)
 		n += kv->segs[i].size;

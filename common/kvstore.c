@@ -40,6 +40,7 @@ kv_free(struct kv *kv)
 	free(kv->name);
 	free(kv->dbpath);
 	free(kv->tmppath);
+	free(kv->sparepath);
 	pthread_mutex_destroy(&kv->w.mu);
 	pthread_cond_destroy(&kv->w.cv);
 	free(kv);
@@ -56,6 +57,7 @@ kv_alloc(const char *dir, const char *name, uint64_t checkpoint_bytes)
 	xasprintf(&kv->label, "%s/%s", dir, name);
 	xasprintf(&kv->dbpath, "%s.db", kv->label);
 	xasprintf(&kv->tmppath, "%s.db.tmp", kv->label);
+	xasprintf(&kv->sparepath, "%s.spare", kv->label);
 	kv->dirfd = kv->lockfd = kv->w.efd = -1;
 	RB_INIT(&kv->tree);
 	wbuf_init(&kv->batch);
@@ -129,7 +131,10 @@ kv_open(const char *dir, const char *name, uint64_t checkpoint_bytes, char **err
 	int e;
 
 	*err = NULL;
-	if (open_files(kv, err) == -1 || recover(kv, err) == -1)
+	if (open_files(kv, err) == -1)
+		goto fail;
+	kvj_find_spare(kv);
+	if (recover(kv, err) == -1)
 		goto fail;
 	/* A segment may have just been created and the temporary file
 	 * removed: make both facts durable before anything is committed. */
@@ -161,10 +166,12 @@ close_store(struct kv *kv, bool checkpoint)
 		atomic_store(&kv->job->cancel, true);
 	finish_job(kv, kvw_collect(kv, true));
 	kv->inline_jobs = true;
+	kvj_drop_spare(kv);		/* not made a segment a moment before closing */
 	if (kv->failed || kv_commit(kv) == -1)
 		rc = -1;
 	else if (checkpoint && kvs_journal_bytes(kv, NULL) > 0 && kvc_begin(kv, true) == -1)
 		rc = -1;
+	kvj_drop_spare(kv);
 	kv_free(kv);
 	return rc;
 }

@@ -5,14 +5,17 @@
  * Files, for a store NAME in directory DIR:
  *   DIR/NAME.lock                 held (flock) by the one process using it
  *   DIR/NAME.journal.NNNNNNNN     journal segments, numbered from 1
+ *   DIR/NAME.spare                a segment's file kept to be the next one
+ *                                 (while the store is open)
  *   DIR/NAME.db                   the last checkpoint (gdbm)
  *   DIR/NAME.db.tmp               a checkpoint being written (removed at open)
  *
  * kv_put()/kv_del() take effect at once in memory (kv_get() sees them)
- * and are appended to an in-memory batch.  A batch is written to the end
- * of the current segment with one write(), framed with its length and a
- * CRC32, and made durable with one fdatasync() (group commit); recovery
- * replays whole batches only, so a batch is atomic.
+ * and are appended to an in-memory batch.  A batch is written after the
+ * last one of the current segment with one pwrite(), framed with its
+ * length, its segment's number and a CRC32, and made durable with one
+ * fdatasync() (group commit); recovery replays whole batches only, so a
+ * batch is atomic.
  *
  * A value larger than a small threshold is written once, in its batch, and
  * stays where it is: the index and the checkpoints refer to it (segment,
@@ -20,16 +23,18 @@
  * small value or that reference, plus which segments it covers; it is
  * written by a worker thread from a snapshot of the index, synced, and
  * renamed over NAME.db.  Then the segments it covers that no longer hold a
- * live value are deleted.  So a checkpoint costs in proportion to the
+ * live value are deleted, but for one kept as NAME.spare (kvjournal.c).  So a checkpoint costs in proportion to the
  * number of keys, not to the bytes stored, and the caller's loop never
  * waits for it.
  *
  * Recovery loads the checkpoint and replays the segments it does not
- * cover, in order.  Only the end of the last segment may be cut, and only
- * when it is a torn write (a batch cut short, or zeros); anything else
- * that does not read back (a bad batch before the end, a missing segment,
- * a checkpoint of an unknown format) stops the store with an error that
- * names the file and the offset (errno EUCLEAN), and nothing is dropped.
+ * cover, in order.  Only the end of the last segment may be cut: from its
+ * first batch that does not check on (a torn write, or what an earlier
+ * use of the file left).  Anything else that does not read back (a bad
+ * batch in an earlier segment, or one without its end record, a missing
+ * segment, a checkpoint of an unknown format) stops the store with an
+ * error that names the file and the offset (errno EUCLEAN), and nothing
+ * is dropped.
  *
  * A store of format 1 (DIR/NAME.journal and a checkpoint of plain values)
  * is converted once, at open. */

@@ -24,7 +24,9 @@
 #define KV_KEY_MAX	65535
 #define KV_VAL_MAX	(1U << 30)
 #define KV_BATCH_MAX	0x7ff00000U	/* body bytes in one journal batch */
-#define KV_HDR_LEN	12		/* magic, body length, CRC32 */
+#define KV_HDR_LEN	16		/* "KVJ2": magic, body length, segment, CRC32 */
+#define KV_HDR1_LEN	12		/* "KVJ1": magic, body length, CRC32 */
+#define KV_LEN_REUSED	0x80000000U	/* in the length: the file was reused */
 #define KV_REF_LEN	16		/* a reference in a checkpoint: seg, off, len */
 #define KV_FORMAT	2
 #define KV_META_KEY	"\0kv"		/* the checkpoint's own record */
@@ -32,6 +34,7 @@
 #define KV_FD_CACHE	8		/* segments kept open for reading */
 #define KV_CKPT_RATIO	8		/* journal to index for a checkpoint (kvc_due) */
 #define KV_CKPT_KEY_BYTES 4096		/* journal bytes worth a key's checkpoint */
+#define KV_SPARE_MIN	(1024 * 1024)	/* a segment this large is kept for reuse */
 #define KV_AHEAD_START	(1024 * 1024)	/* kv_write_ahead: the disk is started on this much */
 #define KV_BIG_SNAP	16384		/* keys of a checkpoint written with ... */
 #define KV_BIG_BUCKET	65536		/* ... gdbm buckets of this size */
@@ -69,6 +72,8 @@ struct kv_seg {
 	uint64_t	 refs;		/* live values stored in it */
 	uint64_t	 used;		/* when last read, for the descriptor cache */
 	bool		 dirty;		/* written since its last sync */
+	bool		 v1;		/* holds "KVJ1" batches: never reused */
+	bool		 reused;	/* its file was an earlier segment's */
 };
 
 /* The journal as a reader in key order sees it: values put one after
@@ -103,6 +108,10 @@ struct kv_job {
 	size_t		 nkeep;
 	char		**gone;		/* the others' paths, deleted once it is durable */
 	size_t		 ngone;
+	char		*spare_from;	/* one of them, renamed to spare_to instead */
+	char		*spare_to;
+	uint64_t	 spare_bytes;
+	bool		 spared;	/* out: it was */
 	int		 gone_err;	/* out: errno of a failed deletion, or 0 */
 	char		*tmppath;
 	char		*dbpath;
@@ -131,6 +140,9 @@ struct kv {
 	char		*name;
 	char		*dbpath;
 	char		*tmppath;
+	char		*sparepath;	/* a segment file kept for reuse (kvj_create_segment) */
+	bool		 spare;		/* ... is there */
+	uint64_t	 spare_bytes;	/* ... of this size */
 	int		 dirfd;
 	int		 lockfd;
 	struct kv_tree	 tree;
@@ -197,6 +209,8 @@ int	 kvj_write(struct kv *);
 int	 kvj_sync_inline(struct kv *);
 int	 kvj_replay_all(struct kv *, char **);
 int	 kvj_create_segment(struct kv *, uint32_t, char **);
+void	 kvj_find_spare(struct kv *);
+void	 kvj_drop_spare(struct kv *);
 ssize_t	 kvj_pread(int, void *, size_t, uint64_t);
 int	 kvj_sync_fd(int, int);
 int	 kvj_crash_now(struct kv *);

@@ -42,6 +42,8 @@ kvw_job_free(struct kv_job *j)
 	for (size_t i = 0; i < j->ngone; i++)
 		free(j->gone[i]);
 	free(j->gone);
+	free(j->spare_from);
+	free(j->spare_to);
 	free(j->tmppath);
 	free(j->dbpath);
 	free(j->what);

@@ -40,11 +40,13 @@ class Streamer(threading.Thread):
     """Publishes tag-0, tag-1, ... to a topic, one full exchange at a time,
     until n messages or stop().  Records what was sent and which PUBRECs
     came back.  allow_disconnect: a closed connection ends the stream
-    quietly (the master was killed)."""
+    quietly (the master was killed).  pad: appended to every message."""
 
-    def __init__(self, broker, topic, tag, n=None, allow_disconnect=False, consumer=None):
+    def __init__(self, broker, topic, tag, n=None, allow_disconnect=False, consumer=None,
+                 pad=""):
         super().__init__(name="streamer-" + tag, daemon=True)
         self.broker, self.topic, self.tag, self.n = broker, topic, tag, n
+        self.pad = pad
         self.allow_disconnect = allow_disconnect
         self.consumer = consumer
         self.published = []
@@ -67,7 +69,7 @@ class Streamer(threading.Thread):
                 if self.too_far_ahead():
                     self._halt.wait(POLL)
                     continue
-                m = "%s-%d" % (self.tag, i)
+                m = "%s-%d%s" % (self.tag, i, self.pad)
                 i += 1
                 with self.lock:
                     self.published.append(m)
@@ -201,6 +203,44 @@ def test_kill_loop_under_load(broker_factory, rng):
                          "topic %s after %d kills" % (t, sum(1 for k in kills if k[0] == t)))
         assert not refused, "publishes refused: %s" % refused[:5]
         assert len(streamers[t].acked) >= 20
+
+
+def test_kill_topicd_while_segment_files_are_reused(broker_factory, rng):
+    """32 KiB messages and a checkpoint every megabyte: a checkpoint keeps
+    the file of a consumed journal segment (R.spare) and the next segment
+    is written into it, over the batches it held.  SIGKILLs at random
+    moments: at every restart the topicd reads such a file back, and no
+    old batch in it may come back as a message."""
+    b = broker_factory(dict(FAULT_CONFIG, checkpoint_size="1m"))
+    cons = b.consumer("reuse-cons")
+    cons.subscribe("R")
+    cons.start()
+    s = Streamer(b, "R", "r", consumer=cons, pad="." * 32768)
+    s.start()
+    spare = b.data_dir / "topics" / "R.spare"
+    wait_for(lambda: spare.exists() or not s.is_alive(), 120,
+             "topic R's store to keep a segment file for reuse (%s)" % spare)
+    kills = 0
+    try:
+        for _ in range(8):
+            pid = b.wait_topicd("R")
+            start = s.progress()
+            k = rng.randint(0, 40)
+            wait_for(lambda: s.progress() >= start + k or not s.is_alive(), 60,
+                     "%d more publishes to R" % k)
+            assert s.is_alive(), "publisher stopped: %r" % s.error
+            os.kill(pid, signal.SIGKILL)
+            kills += 1
+            b.wait_topicd("R", not_pid=pid)
+    finally:
+        s.stop()
+    s.finish()
+    end = drain(b, cons, "R", "r")
+    cons.stop()
+    cons.settle()
+    refused = verify(cons, "R", [s], end, "after %d kills" % kills)
+    assert not refused, "publishes refused: %s" % refused[:5]
+    assert len(s.acked) > 100
 
 
 def test_kill_master_mid_stream(broker_factory, rng):

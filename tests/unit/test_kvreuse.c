@@ -1,0 +1,331 @@
+/* Reused segment files: a checkpoint keeps the file of a large consumed
+ * segment as NAME.spare, the next segment is written into it, and what
+ * the file held before (whole batches of the earlier segment, laid out
+ * exactly where the new ones would be) never comes back: not at a reopen,
+ * not after a torn write, not after a crash at any step of ending the
+ * segment.  A closed store keeps no spare. */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "kvstore.h"
+#include "tmpdir.h"
+
+#define NAME	"r"
+#define BIG	(64 * 1024)
+#define NOLD	24		/* values of the segment whose file is reused */
+#define NNEW	3		/* values written into the reused file */
+#define CKPT	(1u << 30)	/* no checkpoint but the ones a test asks for */
+
+static int
+setup(void **state)
+{
+	return tmpdir_setup(state, "kvr");
+}
+
+#define teardown tmpdir_teardown
+
+static char *
+path_of(const struct tmpdir *fx, const char *suffix)
+{
+	static char p[320];
+
+	snprintf(p, sizeof(p), "%s/%s%s", fx->dir, NAME, suffix);
+	return p;
+}
+
+static char *
+seg_path(const struct tmpdir *fx, unsigned n)
+{
+	char suffix[32];
+
+	snprintf(suffix, sizeof(suffix), ".journal.%08u", n);
+	return path_of(fx, suffix);
+}
+
+static struct stat
+stat_of(const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) == -1)
+		fail_msg("stat %s: %s", path, strerror(errno));
+	return sb;
+}
+
+static bool
+exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+static struct kv *
+open_store(const struct tmpdir *fx)
+{
+	char *err = NULL;
+	struct kv *kv = kv_open(fx->dir, NAME, CKPT, &err);
+
+	if (kv == NULL)
+		fail_msg("kv_open: %s", err ? err : "?");
+	kv_set_inline(kv, 1);
+	return kv;
+}
+
+static void
+fill(uint8_t *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(seed * 29 + i * 11 + (i >> 10));
+}
+
+/* Keys of one length, so that every batch of one value has one size. */
+static void
+key_of(char key[8], unsigned i)
+{
+	snprintf(key, 8, "k%05u", i);
+}
+
+static void
+put_one(struct kv *kv, unsigned i)
+{
+	static uint8_t buf[BIG];
+	char key[8];
+
+	key_of(key, i);
+	fill(buf, BIG, i);
+	assert_int_equal(kv_put(kv, key, strlen(key), buf, BIG), 0);
+	assert_int_equal(kv_commit(kv), 0);
+}
+
+static void
+del_one(struct kv *kv, unsigned i)
+{
+	char key[8];
+
+	key_of(key, i);
+	assert_int_equal(kv_del(kv, key, strlen(key)), 0);
+}
+
+/* Present with its value, or absent. */
+static void
+expect(struct kv *kv, unsigned i, bool present)
+{
+	static uint8_t buf[BIG];
+	uint8_t *got = NULL;
+	size_t len = 0;
+	char key[8];
+	int rc;
+
+	key_of(key, i);
+	rc = kv_get(kv, key, strlen(key), (void **)&got, &len);
+	if (!present) {
+		if (rc != 0)
+			fail_msg("%s came back", key);
+		return;
+	}
+	if (rc != 1)
+		fail_msg("%s is missing", key);
+	fill(buf, BIG, i);
+	assert_int_equal(len, BIG);
+	assert_memory_equal(got, buf, BIG);
+	free(got);
+}
+
+/* Segment 1: NOLD values, one batch each, all deleted; the checkpoint
+ * that opens segment 2 keeps segment 1's file as the spare, and the one
+ * that opens segment 3 writes into it.  Then NNEW values of the same
+ * size: the old batches lie right after them. */
+static struct kv *
+reused_store(const struct tmpdir *fx, ino_t *ino)
+{
+	struct kv *kv = open_store(fx);
+
+	for (unsigned i = 0; i < NOLD; i++)
+		put_one(kv, i);
+	for (unsigned i = 0; i < NOLD; i++)
+		del_one(kv, i);
+	assert_int_equal(kv_commit(kv), 0);
+	assert_int_equal(kv_checkpoint(kv), 0);
+	assert_false(exists(seg_path(fx, 1)));
+	*ino = stat_of(path_of(fx, ".spare")).st_ino;
+	assert_int_equal(kv_checkpoint(kv), 0);
+	assert_false(exists(path_of(fx, ".spare")));
+	assert_true(stat_of(seg_path(fx, 3)).st_ino == *ino);
+	for (unsigned i = 0; i < NNEW; i++)
+		put_one(kv, 100 + i);
+	return kv;
+}
+
+/* Runs fn in a child that dies without closing the store; its status. */
+static int
+in_child(const struct tmpdir *fx, void (*fn)(const struct tmpdir *, unsigned), unsigned arg)
+{
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid != -1);
+	if (pid == 0) {
+		fn(fx, arg);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void
+expect_after_reuse(struct kv *kv, unsigned nnew)
+{
+	for (unsigned i = 0; i < NOLD; i++)
+		expect(kv, i, false);
+	for (unsigned i = 0; i < NNEW; i++)
+		expect(kv, 100 + i, i < nnew);
+}
+
+/* The spare is made, becomes the next segment, and is gone at close. */
+static void
+test_spare_made_and_reused(void **state)
+{
+	struct tmpdir *fx = *state;
+	struct kv_stats st;
+	ino_t ino;
+	struct kv *kv = reused_store(fx, &ino);
+
+	expect_after_reuse(kv, NNEW);
+	kv_get_stats(kv, &st);
+	assert_true(st.disk_bytes >= (uint64_t)NNEW * BIG);
+	assert_int_equal(kv_close(kv), 0);
+	assert_false(exists(path_of(fx, ".spare")));
+	kv = open_store(fx);
+	expect_after_reuse(kv, NNEW);
+	assert_int_equal(kv_close(kv), 0);
+}
+
+static void
+die_after_writes(const struct tmpdir *fx, unsigned unused)
+{
+	ino_t ino;
+
+	(void)unused;
+	(void)reused_store(fx, &ino);		/* and no close */
+}
+
+/* A crash with the old batches right after the new: at open the segment
+ * ends with the new ones, the rest of the file is cut, and the deleted
+ * values stay deleted. */
+static void
+test_old_batches_stay_old(void **state)
+{
+	struct tmpdir *fx = *state;
+	struct kv_stats st;
+	struct kv *kv;
+	off_t before;
+
+	assert_int_equal(in_child(fx, die_after_writes, 0), 0);
+	before = stat_of(seg_path(fx, 3)).st_size;
+	assert_true(before >= (off_t)NOLD * BIG);
+	kv = open_store(fx);
+	expect_after_reuse(kv, NNEW);
+	kv_get_stats(kv, &st);
+	assert_int_equal(st.recovered, NNEW);
+	assert_int_equal(st.truncated, 0);	/* nothing torn */
+	assert_true(stat_of(seg_path(fx, 3)).st_size < (off_t)(NNEW + 1) * (BIG + 64));
+	/* It goes on where the valid journal ended. */
+	put_one(kv, 100 + NNEW);
+	assert_int_equal(kv_close(kv), 0);
+	kv = open_store(fx);
+	expect(kv, 100 + NNEW, true);
+	expect_after_reuse(kv, NNEW);
+	assert_int_equal(kv_close(kv), 0);
+}
+
+static void
+die_in_a_write(const struct tmpdir *fx, unsigned unused)
+{
+	ino_t ino;
+	struct kv *kv = reused_store(fx, &ino);
+
+	(void)unused;
+	kv_set_crash_at(kv, 1);
+	put_one(kv, 100 + NNEW);		/* half written, then _exit */
+	_exit(1);
+}
+
+/* A torn write in a reused file is followed by the old bytes, not by the
+ * end of the file: still a torn write, cut, not damage. */
+static void
+test_torn_write_in_reused_file(void **state)
+{
+	struct tmpdir *fx = *state;
+	struct kv_stats st;
+	struct kv *kv;
+
+	assert_int_equal(in_child(fx, die_in_a_write, 0), 99);
+	kv = open_store(fx);
+	expect_after_reuse(kv, NNEW);
+	expect(kv, 100 + NNEW, false);
+	kv_get_stats(kv, &st);
+	assert_true(st.truncated > 0);
+	assert_int_equal(kv_close(kv), 0);
+}
+
+static void
+die_ending_segment(const struct tmpdir *fx, unsigned step)
+{
+	ino_t ino;
+	struct kv *kv = reused_store(fx, &ino);
+
+	kv_set_crash_at(kv, step);
+	if (kv_checkpoint(kv) != 0)
+		_exit(2);
+	_exit(0);				/* the step is past the checkpoint */
+}
+
+/* A crash at every step of ending the reused segment and checkpointing
+ * (its end record, the syncs, the new segment, the checkpoint's file and
+ * rename): every value written is there, no old one is. */
+static void
+test_crash_while_ending_a_reused_segment(void **state)
+{
+	struct tmpdir *fx = *state;
+	unsigned step;
+	int rc = 99;
+
+	for (step = 1; rc == 99 && step < 40; step++) {
+		struct kv *kv;
+
+		tmpdir_clear(fx->dir);
+		rc = in_child(fx, die_ending_segment, step);
+		assert_true(rc == 99 || rc == 0);
+		kv = open_store(fx);
+		expect_after_reuse(kv, NNEW);
+		assert_int_equal(kv_close(kv), 0);
+	}
+	assert_int_equal(rc, 0);
+	assert_true(step > 3);			/* it did die in between */
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_spare_made_and_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_old_batches_stay_old, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_write_in_reused_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_while_ending_a_reused_segment,
+		    setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
