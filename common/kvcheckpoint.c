@@ -254,7 +254,7 @@ kvc_begin(struct kv *kv, bool wait)
 			if (s->fd != -1)
 				(void)close(s->fd);	/* read-only or synced */
 			s->fd = -1;
-			if (!kv->spare && j->spare_from == NULL && !s->v1 &&
+			if (!kv->spare && j->spare_from == NULL && s->reusable &&
 			    s->size >= KV_SPARE_MIN) {
 				j->spare_from = kvs_path(kv, s->num);
 				j->spare_to = xstrdup(kv->sparepath);

@@ -335,7 +335,7 @@ kvj_create_segment(struct kv *kv, uint32_t num, char **err)
 	s->size = 0;
 	s->records = 0;
 	s->dirty = false;
-	s->v1 = false;
+	s->reusable = true;
 	s->reused = reused;
 	kv->dir_dirty = true;
 	return 0;
@@ -530,7 +530,7 @@ replay_segment(struct kv *kv, struct kv_seg *s, bool last, char **err)
 	struct batch b = { 0 };
 	uint64_t off = 0, size, before = kv->st.recovered;
 	enum batch_state st = B_OK;
-	bool v2 = false, end = false;
+	bool v1 = false, v2 = false, end = false;
 
 	/* b.reused: any header of this segment's says so */
 
@@ -546,7 +546,7 @@ replay_segment(struct kv *kv, struct kv_seg *s, bool last, char **err)
 		}
 		(void)batch_parse(kv, b.buf, b.len, s->num, off + b.hdr, 1, &end);
 		v2 = v2 || b.hdr == KV_HDR_LEN;
-		s->v1 = s->v1 || b.hdr == KV_HDR1_LEN;
+		v1 = v1 || b.hdr == KV_HDR1_LEN;
 		off += b.hdr + b.len;
 	}
 	free(b.buf);
@@ -555,6 +555,7 @@ replay_segment(struct kv *kv, struct kv_seg *s, bool last, char **err)
 	if (st == B_ERROR)
 		goto io;
 	s->reused = b.reused;
+	s->reusable = !v1;
 	if (off == size || (!last && end))
 		return 0;
 	/* A file that was a segment before may follow the last batch with

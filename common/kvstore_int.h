@@ -72,7 +72,8 @@ struct kv_seg {
 	uint64_t	 refs;		/* live values stored in it */
 	uint64_t	 used;		/* when last read, for the descriptor cache */
 	bool		 dirty;		/* written since its last sync */
-	bool		 v1;		/* holds "KVJ1" batches: never reused */
+	bool		 reusable;	/* all "KVJ2", written or replayed here:
+					 * its file may become the spare */
 	bool		 reused;	/* its file was an earlier segment's */
 };
 

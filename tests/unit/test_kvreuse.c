@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
+#include <zlib.h>
 
 #include "kvstore.h"
 #include "tmpdir.h"
@@ -316,6 +318,75 @@ test_crash_while_ending_a_reused_segment(void **state)
 	assert_true(step > 3);			/* it did die in between */
 }
 
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Segment 1 as the release before reusable segments wrote it: "KVJ1"
+ * batches, one value each, that name no segment. */
+static void
+write_v1_segment(const struct tmpdir *fx, unsigned nvals)
+{
+	static uint8_t batch[12 + 1 + 4 + 6 + 4 + BIG];
+	int fd = open(seg_path(fx, 1), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	uint32_t body = sizeof(batch) - 12;
+
+	assert_true(fd != -1);
+	for (unsigned i = 0; i < nvals; i++) {
+		uint8_t *p = batch + 12;
+		char key[8];
+
+		key_of(key, i);
+		*p++ = 1;
+		put_le32(p, 6);
+		memcpy(p + 4, key, 6);
+		p += 10;
+		put_le32(p, BIG);
+		fill(p + 4, BIG, i);
+		put_le32(batch, 0x314a564bU);
+		put_le32(batch + 4, body);
+		put_le32(batch + 8, (uint32_t)crc32(0, batch + 12, body));
+		assert_int_equal(write(fd, batch, sizeof(batch)), (ssize_t)sizeof(batch));
+	}
+	assert_int_equal(close(fd), 0);
+}
+
+/* A segment that may hold "KVJ1" batches, which name no segment, is
+ * never reused: replayed, or only referred to by the checkpoint. */
+static void
+test_v1_segments_not_reused(void **state)
+{
+	struct tmpdir *fx = *state;
+	struct kv *kv;
+
+	write_v1_segment(fx, NOLD);
+	kv = open_store(fx);			/* replays segment 1 */
+	for (unsigned i = 0; i < NOLD; i++)
+		expect(kv, i, true);
+	assert_int_equal(kv_close(kv), 0);	/* a checkpoint refers to it */
+	kv = open_store(fx);
+	assert_true(exists(seg_path(fx, 1)));
+	for (unsigned i = 0; i < NOLD; i++)
+		del_one(kv, i);
+	assert_int_equal(kv_commit(kv), 0);
+	assert_int_equal(kv_checkpoint(kv), 0);
+	assert_false(exists(seg_path(fx, 1)));
+	assert_false(exists(path_of(fx, ".spare")));
+	/* A segment written here is. */
+	for (unsigned i = 0; i < NOLD; i++)
+		put_one(kv, 200 + i);
+	for (unsigned i = 0; i < NOLD; i++)
+		del_one(kv, 200 + i);
+	assert_int_equal(kv_commit(kv), 0);
+	assert_int_equal(kv_checkpoint(kv), 0);
+	assert_true(exists(path_of(fx, ".spare")));
+	assert_int_equal(kv_close(kv), 0);
+	assert_false(exists(path_of(fx, ".spare")));
+}
+
 int
 main(void)
 {
@@ -325,6 +396,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_torn_write_in_reused_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_while_ending_a_reused_segment,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_v1_segments_not_reused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
