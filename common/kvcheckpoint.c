@@ -254,15 +254,21 @@ kvc_begin(struct kv *kv, bool wait)
 			if (s->fd != -1)
 				(void)close(s->fd);	/* read-only or synced */
 			s->fd = -1;
-			if (!kv->spare && j->spare_from == NULL && s->reusable &&
-			    s->size >= KV_SPARE_MIN) {
-				j->spare_from = kvs_path(kv, s->num);
-				j->spare_to = xstrdup(kv->sparepath);
-				j->spare_bytes = s->size;
-				continue;
-			}
 			j->gone = xreallocarray(j->gone, j->ngone + 1, sizeof(*j->gone));
 			j->gone[j->ngone++] = kvs_path(kv, s->num);
+			/* The largest: the most of the next segment written
+			 * over.  One smaller goes back among the deleted. */
+			if (!kv->spare && s->reusable && s->size >= KV_SPARE_MIN &&
+			    s->size > j->spare_bytes) {
+				char *smaller = j->spare_from;
+
+				j->spare_from = j->gone[j->ngone - 1];
+				if (smaller != NULL)
+					j->gone[j->ngone - 1] = smaller;
+				else
+					j->ngone--;
+				j->spare_bytes = s->size;
+			}
 			continue;
 		}
 		j->keep = xreallocarray(j->keep, j->nkeep + 1, sizeof(*j->keep));
@@ -270,6 +276,8 @@ kvc_begin(struct kv *kv, bool wait)
 	}
 	j->tmppath = xstrdup(kv->tmppath);
 	j->dbpath = xstrdup(kv->dbpath);
+	if (j->spare_from != NULL)
+		j->spare_to = xstrdup(kv->sparepath);
 	if ((j->dirfd = fcntl(kv->dirfd, F_DUPFD_CLOEXEC, 0)) == -1) {
 		log_warn("store %s: checkpoint not started", kv->label);
 		kvw_job_free(j);

@@ -318,6 +318,34 @@ test_crash_while_ending_a_reused_segment(void **state)
 	assert_true(step > 3);			/* it did die in between */
 }
 
+/* Two consumed segments of a MiB or more: the larger file is kept, the
+ * other deleted. */
+static void
+test_largest_kept(void **state)
+{
+	struct tmpdir *fx = *state;
+	struct kv *kv = open_store(fx);
+	ino_t larger;
+
+	for (unsigned i = 0; i < 20; i++)
+		put_one(kv, i);
+	assert_int_equal(kv_checkpoint(kv), 0);		/* segment 1 still read */
+	for (unsigned i = 20; i < 50; i++)
+		put_one(kv, i);
+	assert_int_equal(kv_checkpoint(kv), 0);		/* and segment 2 */
+	assert_true(stat_of(seg_path(fx, 2)).st_size > stat_of(seg_path(fx, 1)).st_size);
+	larger = stat_of(seg_path(fx, 2)).st_ino;
+	for (unsigned i = 0; i < 50; i++)
+		del_one(kv, i);
+	assert_int_equal(kv_commit(kv), 0);
+	assert_int_equal(kv_checkpoint(kv), 0);
+	assert_false(exists(seg_path(fx, 1)));
+	assert_false(exists(seg_path(fx, 2)));
+	assert_true(stat_of(path_of(fx, ".spare")).st_ino == larger);
+	assert_int_equal(kv_close(kv), 0);
+	assert_false(exists(path_of(fx, ".spare")));
+}
+
 static void
 put_le32(uint8_t *p, uint32_t v)
 {
@@ -397,6 +425,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_crash_while_ending_a_reused_segment,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_v1_segments_not_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_largest_kept, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
