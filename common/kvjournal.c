@@ -292,8 +292,14 @@ reuse_spare(struct kv *kv, const char *path, bool *reused)
 		log_warn("store %s: rename %s", kv->label, kv->sparepath);
 		return -1;
 	}
-	if ((fd = open(path, O_RDWR | O_CLOEXEC)) == -1)
+	if ((fd = open(path, O_RDWR | O_CLOEXEC)) == -1) {
+		/* Not left as a next segment of old bytes (kvj_create_segment
+		 * tries a new file, and goes on in the current one if that
+		 * fails too). */
 		log_warn("store %s: %s", kv->label, path);
+		if (unlink(path) == -1)
+			log_warn("store %s: unlink %s", kv->label, path);
+	}
 	*reused = fd != -1;
 	return fd;
 }
