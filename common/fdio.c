@@ -5,13 +5,12 @@
 #include <stdint.h>
 #include <unistd.h>
 
-int
-write_all(int fd, const void *buf, size_t n)
+/* off: where, or -1 for the file offset. */
+static int
+write_loop(int fd, const uint8_t *p, size_t n, off_t off)
 {
-	const uint8_t *p = buf;
-
 	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = off < 0 ? write(fd, p, n) : pwrite(fd, p, n, off);
 
 		if (w == -1) {
 			if (errno == EINTR)
@@ -20,26 +19,24 @@ write_all(int fd, const void *buf, size_t n)
 		}
 		p += w;
 		n -= (size_t)w;
+		if (off >= 0)
+			off += w;
 	}
 	return 0;
 }
 
 int
+write_all(int fd, const void *buf, size_t n)
+{
+	return write_loop(fd, buf, n, -1);
+}
+
+int
 pwrite_all(int fd, const void *buf, size_t n, off_t off)
 {
-	const uint8_t *p = buf;
-
-	while (n > 0) {
-		ssize_t w = pwrite(fd, p, n, off);
-
-		if (w == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-		off += w;
+	if (off < 0) {
+		errno = EINVAL;
+		return -1;
 	}
-	return 0;
+	return write_loop(fd, buf, n, off);
 }

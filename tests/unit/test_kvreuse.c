@@ -30,6 +30,8 @@
 #define NNEW	3		/* values written into the reused file */
 #define CKPT	(1u << 30)	/* no checkpoint but the ones a test asks for */
 
+#include "kvfiles.h"
+
 static int
 setup(void **state)
 {
@@ -37,24 +39,6 @@ setup(void **state)
 }
 
 #define teardown tmpdir_teardown
-
-static char *
-path_of(const struct tmpdir *fx, const char *suffix)
-{
-	static char p[320];
-
-	snprintf(p, sizeof(p), "%s/%s%s", fx->dir, NAME, suffix);
-	return p;
-}
-
-static char *
-seg_path(const struct tmpdir *fx, unsigned n)
-{
-	char suffix[32];
-
-	snprintf(suffix, sizeof(suffix), ".journal.%08u", n);
-	return path_of(fx, suffix);
-}
 
 static struct stat
 stat_of(const char *path)
@@ -70,18 +54,6 @@ static bool
 exists(const char *path)
 {
 	return access(path, F_OK) == 0;
-}
-
-static struct kv *
-open_store(const struct tmpdir *fx)
-{
-	char *err = NULL;
-	struct kv *kv = kv_open(fx->dir, NAME, CKPT, &err);
-
-	if (kv == NULL)
-		fail_msg("kv_open: %s", err ? err : "?");
-	kv_set_inline(kv, 1);
-	return kv;
 }
 
 static void
@@ -151,7 +123,7 @@ expect(struct kv *kv, unsigned i, bool present)
 static struct kv *
 reused_store(const struct tmpdir *fx, ino_t *ino)
 {
-	struct kv *kv = open_store(fx);
+	struct kv *kv = open_store(fx, CKPT, 1);
 
 	for (unsigned i = 0; i < NOLD; i++)
 		put_one(kv, i);
@@ -209,7 +181,7 @@ test_spare_made_and_reused(void **state)
 	assert_true(st.disk_bytes >= (uint64_t)NNEW * BIG);
 	assert_int_equal(kv_close(kv), 0);
 	assert_false(exists(path_of(fx, ".spare")));
-	kv = open_store(fx);
+	kv = open_store(fx, CKPT, 1);
 	expect_after_reuse(kv, NNEW);
 	assert_int_equal(kv_close(kv), 0);
 }
@@ -237,7 +209,7 @@ test_old_batches_stay_old(void **state)
 	assert_int_equal(in_child(fx, die_after_writes, 0), 0);
 	before = stat_of(seg_path(fx, 3)).st_size;
 	assert_true(before >= (off_t)NOLD * BIG);
-	kv = open_store(fx);
+	kv = open_store(fx, CKPT, 1);
 	expect_after_reuse(kv, NNEW);
 	kv_get_stats(kv, &st);
 	assert_int_equal(st.recovered, NNEW);
@@ -246,7 +218,7 @@ test_old_batches_stay_old(void **state)
 	/* It goes on where the valid journal ended. */
 	put_one(kv, 100 + NNEW);
 	assert_int_equal(kv_close(kv), 0);
-	kv = open_store(fx);
+	kv = open_store(fx, CKPT, 1);
 	expect(kv, 100 + NNEW, true);
 	expect_after_reuse(kv, NNEW);
 	assert_int_equal(kv_close(kv), 0);
@@ -274,7 +246,7 @@ test_torn_write_in_reused_file(void **state)
 	struct kv *kv;
 
 	assert_int_equal(in_child(fx, die_in_a_write, 0), 99);
-	kv = open_store(fx);
+	kv = open_store(fx, CKPT, 1);
 	expect_after_reuse(kv, NNEW);
 	expect(kv, 100 + NNEW, false);
 	kv_get_stats(kv, &st);
@@ -310,7 +282,7 @@ test_crash_while_ending_a_reused_segment(void **state)
 		tmpdir_clear(fx->dir);
 		rc = in_child(fx, die_ending_segment, step);
 		assert_true(rc == 99 || rc == 0);
-		kv = open_store(fx);
+		kv = open_store(fx, CKPT, 1);
 		expect_after_reuse(kv, NNEW);
 		assert_int_equal(kv_close(kv), 0);
 	}
@@ -324,7 +296,7 @@ static void
 test_largest_kept(void **state)
 {
 	struct tmpdir *fx = *state;
-	struct kv *kv = open_store(fx);
+	struct kv *kv = open_store(fx, CKPT, 1);
 	ino_t larger;
 
 	for (unsigned i = 0; i < 20; i++)
@@ -391,11 +363,11 @@ test_v1_segments_not_reused(void **state)
 	struct kv *kv;
 
 	write_v1_segment(fx, NOLD);
-	kv = open_store(fx);			/* replays segment 1 */
+	kv = open_store(fx, CKPT, 1);			/* replays segment 1 */
 	for (unsigned i = 0; i < NOLD; i++)
 		expect(kv, i, true);
 	assert_int_equal(kv_close(kv), 0);	/* a checkpoint refers to it */
-	kv = open_store(fx);
+	kv = open_store(fx, CKPT, 1);
 	assert_true(exists(seg_path(fx, 1)));
 	for (unsigned i = 0; i < NOLD; i++)
 		del_one(kv, i);

@@ -31,6 +31,7 @@
 #define NAME	"s"
 #define BIG	(64 * 1024)
 
+#include "kvfiles.h"
 
 static int
 setup(void **state)
@@ -40,42 +41,12 @@ setup(void **state)
 
 #define teardown tmpdir_teardown
 
-static char *
-path_of(const struct tmpdir *fx, const char *suffix)
-{
-	static char p[320];
-
-	snprintf(p, sizeof(p), "%s/%s%s", fx->dir, NAME, suffix);
-	return p;
-}
-
-static char *
-seg_path(const struct tmpdir *fx, unsigned n)
-{
-	char suffix[32];
-
-	snprintf(suffix, sizeof(suffix), ".journal.%08u", n);
-	return path_of(fx, suffix);
-}
-
 static off_t
 size_of(const char *path)
 {
 	struct stat sb;
 
 	return stat(path, &sb) == -1 ? -1 : sb.st_size;
-}
-
-static struct kv *
-open_store(const struct tmpdir *fx, uint64_t ckpt, int inline_jobs)
-{
-	char *err = NULL;
-	struct kv *kv = kv_open(fx->dir, NAME, ckpt, &err);
-
-	if (kv == NULL)
-		fail_msg("kv_open: %s", err ? err : "?");
-	kv_set_inline(kv, inline_jobs);
-	return kv;
 }
 
 static void
