@@ -307,6 +307,18 @@ kv_commit(struct kv *kv)
 	return kv->failed ? -1 : 0;
 }
 
+uint64_t
+kv_drop_spare(struct kv *kv)
+{
+	uint64_t bytes = kv->spare ? kv->spare_bytes : 0;
+
+	kvj_drop_spare(kv);
+	if (bytes > 0)
+		log_info("store %s: spare segment file of %" PRIu64 " bytes deleted",
+		    kv->label, bytes);
+	return bytes;
+}
+
 int
 kv_flush(struct kv *kv)
 {

@@ -117,6 +117,9 @@ int  kv_flush(struct kv *kv);
 int  kv_write_ahead(struct kv *kv, size_t min_bytes, bool start_disk);
 /* Forces a checkpoint now and waits for it.  -1 on failure (logged). */
 int  kv_checkpoint(struct kv *kv);
+/* Deletes the segment file kept for reuse, if there is one: for a disk
+ * short of space.  The bytes it held, or 0. */
+uint64_t kv_drop_spare(struct kv *kv);
 /* True once a write or sync failed for good. */
 int  kv_failed(const struct kv *kv);
 

@@ -11,7 +11,8 @@
  * there is room again (below 90% of the budget, above the floor by a
  * tenth more), the topicd says ROOM, once.  A QoS 0 message that was
  * already on its way when FULL went out is stored all the same: the
- * budget is a soft one by that much, and nothing is ever dropped. */
+ * budget is a soft one by that much, and nothing is ever dropped.  A
+ * store's spare journal file goes before the floor refuses anything. */
 #include <sys/statvfs.h>
 
 #include <errno.h>
@@ -20,6 +21,7 @@
 
 #include "clock.h"
 #include "ipc.h"
+#include "kvstore.h"
 #include "log.h"
 #include "topicd.h"
 #include "xmalloc.h"
@@ -49,6 +51,14 @@ disk_free(struct topicd *td, bool fresh)
 	return td->disk_free;
 }
 
+/* The store's spare journal file (kvjournal.c) is disk it can give back
+ * before a floor refuses anything. */
+static bool
+drop_spare(struct topicd *td)
+{
+	return td->kv != NULL && kv_drop_spare(td->kv) > 0;
+}
+
 /* Why a message of len bytes does not fit now, or NULL. */
 static const char *
 no_room(struct topicd *td, size_t len)
@@ -57,7 +67,8 @@ no_room(struct topicd *td, size_t len)
 		return "disk_full";
 	if (td->max_bytes != 0 && td->bytes > 0 && td->bytes + len > td->max_bytes)
 		return "max_topic_size";
-	if (td->min_free != 0 && disk_free(td, false) < td->min_free + len)
+	if (td->min_free != 0 && disk_free(td, false) < td->min_free + len &&
+	    (!drop_spare(td) || disk_free(td, true) < td->min_free + len))
 		return "min_free_space";
 	return NULL;
 }
@@ -100,6 +111,7 @@ room_for(struct topicd *td, size_t len)
 void
 room_disk_full(struct topicd *td)
 {
+	(void)drop_spare(td);			/* room for the retry */
 	if (!td->refusing)
 		send_full(td, "disk_full");
 }

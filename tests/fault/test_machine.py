@@ -195,3 +195,40 @@ def try_publish(b):
         return True
     except (OSError, HarnessError, ConnectionError):
         return False
+
+
+def test_a_spare_journal_file_goes_before_the_floor_refuses(broker_factory, small_disk):
+    """A topic whose subscriber keeps up keeps the file of a consumed
+    journal segment for reuse (NAME.spare, a MiB or more).  When the free
+    space comes down to the floor, that file is deleted first, and the
+    publishes it makes room for are taken."""
+    b = on_disk(broker_factory, small_disk, {"min_free_space": "6m", "checkpoint_size": "1m"})
+    c = b.consumer("spare-cons")
+    c.subscribe("spare")
+    c.start()
+    pub = b.publisher()
+    spare = b.data_dir / "topics" / "spare.spare"
+    sent = []
+    for i in range(200):
+        sent.append("%d %s" % (i, BIG))
+        pub.publish("spare", sent[-1])
+        c.wait_messages(len(sent), "spare", timeout=10)
+        if spare.exists():
+            break
+    assert spare.exists(), "no spare after %d messages" % len(sent)
+    held = spare.stat().st_size
+    # Ballast down to half a spare above the floor: the next megabyte of
+    # messages only fits once the spare is gone.
+    st = os.statvfs(small_disk)
+    free = st.f_bavail * st.f_frsize
+    with open(small_disk / "ballast", "wb") as f:
+        f.write(b"\0" * (free - (6 << 20) - held // 2))
+    for i in range(len(sent), len(sent) + 24):
+        sent.append("%d %s" % (i, BIG))
+        pub.publish("spare", sent[-1], timeout=10)
+    wait_for(lambda: not spare.exists(), 10, "the spare to be deleted")
+    assert "no room" not in b.log_text(), b.log_tail()
+    assert c.wait_messages(len(sent), "spare", timeout=30) == sent
+    c.stop()
+    c.settle()
+    assert not c.errors, c.errors

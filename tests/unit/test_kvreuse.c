@@ -291,7 +291,7 @@ test_crash_while_ending_a_reused_segment(void **state)
 }
 
 /* Two consumed segments of a MiB or more: the larger file is kept, the
- * other deleted. */
+ * other deleted; kv_drop_spare() deletes it too. */
 static void
 test_largest_kept(void **state)
 {
@@ -314,6 +314,13 @@ test_largest_kept(void **state)
 	assert_false(exists(seg_path(fx, 1)));
 	assert_false(exists(seg_path(fx, 2)));
 	assert_true(stat_of(path_of(fx, ".spare")).st_ino == larger);
+	/* A disk short of space takes it back. */
+	assert_true(kv_drop_spare(kv) >= 30u * BIG);
+	assert_false(exists(path_of(fx, ".spare")));
+	assert_int_equal(kv_drop_spare(kv), 0);
+	put_one(kv, 60);
+	assert_int_equal(kv_checkpoint(kv), 0);		/* a new segment, a new file */
+	expect(kv, 60, true);
 	assert_int_equal(kv_close(kv), 0);
 	assert_false(exists(path_of(fx, ".spare")));
 }
