@@ -1,4 +1,5 @@
-/* The store's journal: batch framing, writing, syncing and recovery.
+/* The store's journal: batch framing, writing, syncing, segments
+ * (kvreplay.c reads it back).
  *
  * A batch on disk is
  *	u32 magic "KVJ2"  u32 body length  u32 segment  u32 CRC32  body
@@ -42,10 +43,6 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define KV_MAGIC	0x324a564bU	/* "KVJ2" as little-endian bytes */
-#define KV_MAGIC1	0x314a564bU	/* "KVJ1": no segment number */
-
-enum { OP_PUT = 1, OP_DEL = 2, OP_END = 3 };
 
 /* Counts one write step for the crash tests; true at the chosen one. */
 int
@@ -82,8 +79,8 @@ kvj_pread(int fd, void *buf, size_t n, uint64_t off)
 	return (ssize_t)done;
 }
 
-static uint32_t
-batch_crc(uint32_t seg, const uint8_t *body, size_t len)
+uint32_t
+kvj_batch_crc(uint32_t seg, const uint8_t *body, size_t len)
 {
 	uint8_t le[4] = { (uint8_t)seg, (uint8_t)(seg >> 8), (uint8_t)(seg >> 16),
 			  (uint8_t)(seg >> 24) };
@@ -102,8 +99,8 @@ kvj_sync_fd(int fd, int data_only)
 	return 0;
 }
 
-static int
-truncate_fd(int fd, uint64_t len)
+int
+kvj_truncate(int fd, uint64_t len)
 {
 	while (ftruncate(fd, (off_t)len) == -1)
 		if (errno != EINTR)
@@ -163,7 +160,7 @@ kvj_add_del(struct kv *kv, const void *key, size_t klen)
 static int
 write_failed(struct kv *kv, struct kv_seg *cur, int err)
 {
-	if ((err == ENOSPC || err == EDQUOT) && truncate_fd(cur->fd, cur->size) == 0) {
+	if ((err == ENOSPC || err == EDQUOT) && kvj_truncate(cur->fd, cur->size) == 0) {
 		errno = err;
 		return -1;
 	}
@@ -192,7 +189,7 @@ kvj_write(struct kv *kv)
 	put_u32(&kv->scratch, KV_MAGIC);
 	put_u32(&kv->scratch, (uint32_t)(len - KV_HDR_LEN) | (cur->reused ? KV_LEN_REUSED : 0));
 	put_u32(&kv->scratch, cur->num);
-	put_u32(&kv->scratch, batch_crc(cur->num, p + KV_HDR_LEN, len - KV_HDR_LEN));
+	put_u32(&kv->scratch, kvj_batch_crc(cur->num, p + KV_HDR_LEN, len - KV_HDR_LEN));
 	memcpy(p, kv->scratch.data, KV_HDR_LEN);
 	if (kvj_crash_now(kv)) {
 		/* A torn write, the case recovery must cut; the process is
@@ -366,340 +363,4 @@ kvj_drop_spare(struct kv *kv)
 	if (kv->spare && unlink(kv->sparepath) == -1 && errno != ENOENT)
 		log_warn("store %s: unlink %s", kv->label, kv->sparepath);
 	kv->spare = false;
-}
-
-/* Checks (apply 0) or applies (apply 1) the records of a batch whose body
- * starts at offset off of segment seg; *end: it is an end record. */
-static int
-batch_parse(struct kv *kv, const uint8_t *body, size_t len, uint32_t seg, uint64_t off,
-    int apply, bool *end)
-{
-	struct rbuf r;
-	const uint8_t *k, *v;
-	size_t klen, vlen;
-	uint8_t op;
-
-	*end = false;
-	rbuf_init(&r, body, len);
-	if (len == 1 && body[0] == OP_END) {
-		*end = true;
-		return 0;
-	}
-	while (r.left > 0) {
-		if (get_u8(&r, &op) == -1 || get_bytes(&r, &k, &klen) == -1 ||
-		    klen == 0 || klen > KV_KEY_MAX)
-			return -1;
-		if (op == OP_PUT) {
-			if (get_bytes(&r, &v, &vlen) == -1 || vlen > KV_VAL_MAX)
-				return -1;
-			if (apply)
-				kvi_set(kv, k, klen, v, vlen, KV_IN_SEG, seg,
-				    off + (uint64_t)(v - body));
-		} else if (op == OP_DEL) {
-			if (apply)
-				kvi_del(kv, k, klen);
-		} else
-			return -1;
-		if (apply)
-			kv->st.recovered++;
-	}
-	return get_end(&r);
-}
-
-/* B_OK: a whole batch whose CRC matches.  B_TORN: what a write cut short
- * leaves (a prefix, zeros).  B_OTHER: a batch of another segment (an
- * earlier use of the file).  B_BAD: anything else.  B_ERROR: I/O. */
-enum batch_state { B_OK, B_TORN, B_OTHER, B_BAD, B_ERROR };
-
-struct batch {
-	uint8_t		*buf;		/* the body */
-	size_t		 cap;
-	uint32_t	 len;
-	size_t		 hdr;		/* KV_HDR_LEN, or KV_HDR1_LEN ("KVJ1") */
-	bool		 reused;	/* KV_LEN_REUSED, read even if it does not check */
-};
-
-static bool
-all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != 0)
-			return false;
-	return true;
-}
-
-/* Whether the bytes from off to the end of the file are zeros (a crash
- * that extended the file without its data). */
-static enum batch_state
-zero_tail(int fd, uint64_t off, uint64_t size)
-{
-	uint8_t buf[4096];
-
-	while (off < size) {
-		size_t n = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
-		ssize_t r = kvj_pread(fd, buf, n, off);
-
-		if (r != (ssize_t)n)
-			return B_ERROR;
-		if (!all_zero(buf, n))
-			return B_BAD;
-		off += n;
-	}
-	return B_TORN;
-}
-
-static bool
-magic_prefix(const uint8_t *p, size_t n)
-{
-	static const uint8_t m2[4] = { 0x4b, 0x56, 0x4a, 0x32 }, m1[4] = { 0x4b, 0x56, 0x4a, 0x31 };
-
-	return memcmp(p, m2, n) == 0 || memcmp(p, m1, n) == 0;
-}
-
-/* Reads the batch at off of segment seg (0: a format 1 journal, which has
- * no segments) into b. */
-static enum batch_state
-batch_read(int fd, uint32_t seg, uint64_t off, uint64_t size, struct batch *b)
-{
-	uint8_t hdr[KV_HDR_LEN];
-	uint64_t left = size - off;
-	uint32_t magic, crc, hseg = 0;
-	struct rbuf r;
-	size_t n = left < KV_HDR_LEN ? (size_t)left : KV_HDR_LEN;
-
-	if (kvj_pread(fd, hdr, n, off) != (ssize_t)n)
-		return B_ERROR;
-	if (n < 4)
-		return magic_prefix(hdr, n) ? B_TORN : zero_tail(fd, off, size);
-	rbuf_init(&r, hdr, n);
-	get_u32(&r, &magic);
-	if (magic == KV_MAGIC1)
-		b->hdr = KV_HDR1_LEN;
-	else if (magic == KV_MAGIC && seg != 0)
-		b->hdr = KV_HDR_LEN;
-	else
-		return zero_tail(fd, off, size);
-	if (n < b->hdr)
-		return B_TORN;
-	get_u32(&r, &b->len);
-	if (b->hdr == KV_HDR_LEN)
-		get_u32(&r, &hseg);
-	get_u32(&r, &crc);
-	if (hseg != seg && b->hdr == KV_HDR_LEN)
-		return B_OTHER;
-	if (b->hdr == KV_HDR_LEN && (b->len & KV_LEN_REUSED)) {
-		b->reused = true;
-		b->len &= ~KV_LEN_REUSED;
-	}
-	if (b->len == 0 || b->len > KV_BATCH_MAX)
-		return B_BAD;
-	if (b->len > left - b->hdr)
-		return B_TORN;
-	if (b->len > b->cap) {
-		b->buf = xrealloc(b->buf, b->len);
-		b->cap = b->len;
-	}
-	if (kvj_pread(fd, b->buf, b->len, off + b->hdr) != (ssize_t)b->len)
-		return B_ERROR;
-	if ((b->hdr == KV_HDR_LEN ? batch_crc(seg, b->buf, b->len) :
-	    (uint32_t)crc32(0, b->buf, b->len)) == crc)
-		return B_OK;
-	/* The last batch, its data not all written: torn.  Before the end,
-	 * a batch that does not check is damage (but see replay_segment). */
-	return off + b->hdr + b->len == size ? B_TORN : B_BAD;
-}
-
-/* What follows the valid batches of the last segment: cut off. */
-static int
-cut_segment(struct kv *kv, struct kv_seg *s, uint64_t size, enum batch_state st)
-{
-	if (st == B_OTHER)
-		log_info("store %s: segment %" PRIu32 " ends at offset %" PRIu64 "; the %"
-		    PRIu64 " bytes after it are of an earlier segment", kv->label, s->num,
-		    s->size, size - s->size);
-	else
-		log_warnx("store %s: cutting %" PRIu64 " torn bytes from the end of segment %"
-		    PRIu32 " at offset %" PRIu64, kv->label, size - s->size, s->num, s->size);
-	if (truncate_fd(s->fd, s->size) == -1 || kvj_sync_fd(s->fd, 1) == -1)
-		return -1;
-	if (st != B_OTHER)
-		kv->st.truncated += size - s->size;
-	return 0;
-}
-
-/* Replays one segment; last: it may end in a torn write, which is cut.
- * Any other segment ends with an end record, or is all "KVJ1" batches. */
-static int
-replay_segment(struct kv *kv, struct kv_seg *s, bool last, char **err)
-{
-	struct stat sb;
-	struct batch b = { 0 };
-	uint64_t off = 0, size, before = kv->st.recovered;
-	enum batch_state st = B_OK;
-	bool v1 = false, v2 = false, end = false;
-
-	/* b.reused: any header of this segment's says so */
-
-	if (fstat(s->fd, &sb) == -1)
-		goto io;
-	size = (uint64_t)sb.st_size;
-	while (off < size && (st = batch_read(s->fd, s->num, off, size, &b)) == B_OK) {
-		/* "KVJ1" after "KVJ2" is no batch of this segment's. */
-		if ((b.hdr == KV_HDR1_LEN && v2) ||
-		    batch_parse(kv, b.buf, b.len, s->num, off + b.hdr, 0, &end) == -1) {
-			st = B_BAD;
-			break;
-		}
-		(void)batch_parse(kv, b.buf, b.len, s->num, off + b.hdr, 1, &end);
-		v2 = v2 || b.hdr == KV_HDR_LEN;
-		v1 = v1 || b.hdr == KV_HDR1_LEN;
-		off += b.hdr + b.len;
-	}
-	free(b.buf);
-	s->size = off;
-	s->records = kv->st.recovered - before;
-	if (st == B_ERROR)
-		goto io;
-	s->reused = b.reused;
-	s->reusable = !v1;
-	if (off == size || (!last && end))
-		return 0;
-	/* A file that was a segment before may follow the last batch with
-	 * anything; one that was not, only with a torn write. */
-	if (last && (st == B_TORN || st == B_OTHER || b.reused)) {
-		if (cut_segment(kv, s, size, st) == -1)
-			goto io;
-		return 0;
-	}
-	{
-		char *path = kvs_path(kv, s->num);
-
-		xasprintf(err, "%s: damaged journal batch at offset %" PRIu64
-		    " (%" PRIu64 " bytes follow)%s; the store is left as it is", path, off,
-		    size - off, last ? "" : ", and no end record before the next segment");
-		free(path);
-		errno = EUCLEAN;
-		return -1;
-	}
-io:
-	xasprintf(err, "%s segment %" PRIu32 ": %s", kv->label, s->num, strerror(errno));
-	return -1;
-}
-
-static int
-open_segment(struct kv *kv, uint32_t num, int *fd)
-{
-	char *path = kvs_path(kv, num);
-
-	*fd = open(path, O_RDWR | O_CLOEXEC);
-	free(path);
-	return *fd == -1 && errno != ENOENT ? -1 : 0;
-}
-
-/* Replays the segments from first_seg on, in order; the last one becomes
- * the one written to (a new store gets its first). */
-int
-kvj_replay_all(struct kv *kv, char **err)
-{
-	uint32_t num = kv->first_seg;
-	int fd, next;
-
-	if (open_segment(kv, num, &fd) == -1)
-		goto io;
-	if (fd == -1)
-		return kvj_create_segment(kv, num, err);
-	for (;;) {
-		struct kv_seg *s = kvs_find(kv, num);
-
-		if (s == NULL)
-			s = kvs_add(kv, num);
-		s->fd = fd;
-		if (open_segment(kv, num + 1, &next) == -1)
-			goto io;
-		if (replay_segment(kv, s, next == -1, err) == -1) {
-			if (next != -1)
-				(void)close(next);
-			return -1;
-		}
-		if (next == -1)
-			return 0;
-		/* Read again when a value in it is wanted. */
-		(void)close(s->fd);
-		s->fd = -1;
-		fd = next;
-		num++;
-	}
-io:
-	xasprintf(err, "%s segment %" PRIu32 ": %s", kv->label, num, strerror(errno));
-	return -1;
-}
-
-/* Format 1 (kvlegacy.c): the journal DIR/NAME.journal, the same batches;
- * its records are put again into the pending batch.  A torn end is
- * ignored, damage before it is an error. */
-static int
-reput(struct kv *kv, const uint8_t *body, size_t len)
-{
-	struct rbuf r;
-	const uint8_t *k, *v;
-	size_t klen, vlen;
-	uint8_t op;
-
-	rbuf_init(&r, body, len);
-	while (r.left > 0) {
-		get_u8(&r, &op);
-		get_bytes(&r, &k, &klen);
-		if (op == OP_PUT && get_bytes(&r, &v, &vlen) == 0 &&
-		    kv_put(kv, k, klen, v, vlen) == -1)
-			return -1;
-		if (op == OP_DEL && kv_del(kv, k, klen) == -1)
-			return -1;
-		kv->st.recovered++;
-		if (kv->batch.len > 64u << 20 && kvj_write(kv) == -1)
-			return -1;
-	}
-	return 0;
-}
-
-int
-kvj_convert_journal(struct kv *kv, int fd, const char *path, char **err)
-{
-	struct stat sb;
-	struct batch b = { 0 };
-	uint64_t off = 0;
-	enum batch_state st = B_OK;
-	bool end;
-
-	if (fstat(fd, &sb) == -1)
-		goto io;
-	while (off < (uint64_t)sb.st_size &&
-	    (st = batch_read(fd, 0, off, (uint64_t)sb.st_size, &b)) == B_OK) {
-		if (batch_parse(kv, b.buf, b.len, 0, 0, 0, &end) == -1 || end) {
-			st = B_BAD;
-			break;
-		}
-		if (reput(kv, b.buf, b.len) == -1) {
-			free(b.buf);
-			goto io;
-		}
-		off += b.hdr + b.len;
-	}
-	free(b.buf);
-	if (st == B_ERROR)
-		goto io;
-	if (st == B_BAD) {
-		xasprintf(err, "%s: damaged journal batch at offset %" PRIu64
-		    "; the store is left as it is", path, off);
-		errno = EUCLEAN;
-		return -1;
-	}
-	if (off < (uint64_t)sb.st_size) {
-		log_warnx("store %s: ignoring %" PRIu64 " torn bytes at the end of %s",
-		    kv->label, (uint64_t)sb.st_size - off, path);
-		kv->st.truncated += (uint64_t)sb.st_size - off;
-	}
-	return 0;
-io:
-	xasprintf(err, "%s: %s", path, strerror(errno));
-	return -1;
 }

@@ -1,7 +1,8 @@
 /* Internals of the key/value store, shared by its files:
  *   kvstore.c     open, close, the record API
  *   kvindex.c     the in-memory index and the segment table
- *   kvjournal.c   batch framing, writing, syncing, replay
+ *   kvjournal.c   batch framing, writing, syncing, segments
+ *   kvreplay.c    recovery: replaying the segments
  *   kvcheckpoint.c snapshots, checkpoint files, cleaning up segments
  *   kvworker.c    the thread that syncs and checkpoints off the caller's loop
  *   kvlegacy.c    the one-time conversion of a store of format 1
@@ -27,6 +28,11 @@
 #define KV_HDR_LEN	16		/* "KVJ2": magic, body length, segment, CRC32 */
 #define KV_HDR1_LEN	12		/* "KVJ1": magic, body length, CRC32 */
 #define KV_LEN_REUSED	0x80000000U	/* in the length: the file was reused */
+#define KV_MAGIC	0x324a564bU	/* "KVJ2" as little-endian bytes */
+#define KV_MAGIC1	0x314a564bU	/* "KVJ1": no segment number */
+
+/* Records of a journal batch (kvjournal.c). */
+enum { OP_PUT = 1, OP_DEL = 2, OP_END = 3 };
 #define KV_REF_LEN	16		/* a reference in a checkpoint: seg, off, len */
 #define KV_FORMAT	2
 #define KV_META_KEY	"\0kv"		/* the checkpoint's own record */
@@ -217,6 +223,8 @@ int	 kvj_sync_fd(int, int);
 int	 kvj_crash_now(struct kv *);
 int	 kvj_convert_journal(struct kv *, int, const char *, char **);
 void	 kvj_crash_step(struct kv *);
+uint32_t kvj_batch_crc(uint32_t, const uint8_t *, size_t);
+int	 kvj_truncate(int, uint64_t);
 
 /* kvcheckpoint.c */
 int	 kvc_load(struct kv *, char **);
