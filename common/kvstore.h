@@ -23,9 +23,9 @@
  * small value or that reference, plus which segments it covers; it is
  * written by a worker thread from a snapshot of the index, synced, and
  * renamed over NAME.db.  Then the segments it covers that no longer hold a
- * live value are deleted, but for one kept as NAME.spare (kvjournal.c).  So a checkpoint costs in proportion to the
- * number of keys, not to the bytes stored, and the caller's loop never
- * waits for it.
+ * live value are deleted, but for one kept as NAME.spare (kvjournal.c).
+ * So a checkpoint costs in proportion to the number of keys, not to the
+ * bytes stored, and the caller's loop never waits for it.
  *
  * Recovery loads the checkpoint and replays the segments it does not
  * cover, in order.  Only the end of the last segment may be cut: from its
