@@ -160,8 +160,10 @@ kvw_submit(struct kv *kv, struct kv_job *j)
 	}
 	pthread_mutex_lock(&w->mu);
 	w->todo = j;
-	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
+	/* After unlocking: woken under the lock, the worker would wake only
+	 * to wait for the mutex, a second switch before every sync. */
+	pthread_cond_broadcast(&w->cv);
 	return 0;
 }
 
