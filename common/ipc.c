@@ -171,7 +171,7 @@ take_record(const uint8_t *buf, size_t n, size_t *off, struct ipc_msg *m)
 	m->type = h.type;
 	m->flags = 0;
 	m->len = h.len;
-	m->body = h.len ? xmemdup(buf + *off, h.len) : NULL;
+	m->body = m->mem = h.len ? xmemdup(buf + *off, h.len) : NULL;
 	m->fd = -1;
 	*off += h.len;
 	return 0;
@@ -198,13 +198,14 @@ unpack_fd_record(const uint8_t *buf, size_t n, int fd, struct ipc_msg *m)
 		if (n != sizeof(h) || h.len <= IPC_MAX_INLINE ||
 		    memfd_read(fd, h.len, &m->body) == -1)
 			return -1;
+		m->mem = m->body;
 		close(fd);
 		return 0;
 	}
 	if (n != sizeof(h) + h.len)
 		return -1;
 	if (h.len)
-		m->body = xmemdup(buf + sizeof(h), h.len);
+		m->body = m->mem = xmemdup(buf + sizeof(h), h.len);
 	m->fd = fd;
 	return 0;
 }
@@ -219,14 +220,39 @@ reader_push(struct ipc_reader *r, const struct ipc_msg *m)
 	r->q[r->n++] = *m;
 }
 
+/* A datagram that is one large record: its body stays in *buf, which
+ * becomes the record's (a new one is allocated for the next datagram). */
+static bool
+take_alone(uint8_t **buf, size_t n, struct ipc_msg *m)
+{
+	struct ipc_hdr h;
+
+	if (n < sizeof(h) + IPC_ALONE)
+		return false;
+	memcpy(&h, *buf, sizeof(h));
+	if (h.flags != 0 || h.len != n - sizeof(h))
+		return false;
+	m->type = h.type;
+	m->flags = 0;
+	m->len = h.len;
+	m->mem = *buf;
+	m->body = *buf + sizeof(h);
+	m->fd = -1;
+	*buf = NULL;
+	return true;
+}
+
 /* Every record of a datagram without fds: the first in *m, the rest
  * queued in r.  0, or -1 (bad: nothing kept). */
 static int
-unpack_records(const uint8_t *buf, size_t n, struct ipc_reader *r, struct ipc_msg *m)
+unpack_records(uint8_t **bufp, size_t n, struct ipc_reader *r, struct ipc_msg *m)
 {
+	const uint8_t *buf = *bufp;
 	struct ipc_msg more;
 	size_t off = 0, queued = r != NULL ? r->n : 0;
 
+	if (take_alone(bufp, n, m))
+		return 0;
 	if (n == 0 || take_record(buf, n, &off, m) == -1)
 		return -1;
 	while (off < n) {
@@ -255,12 +281,14 @@ next_queued(struct ipc_reader *r, struct ipc_msg *m)
 int
 ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m)
 {
-	static uint8_t buf[IPC_HDR_SIZE + IPC_MAX_INLINE];
+	/* A datagram of one large record is not copied out of it: the buffer
+	 * becomes that record's body (take_alone). */
+	static uint8_t *buf;
 	union {
 		struct cmsghdr hdr;
 		char buf[CMSG_SPACE(sizeof(int) * MAX_FDS_SEEN)];
 	} cm;
-	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct iovec iov = { .iov_len = IPC_HDR_SIZE + IPC_MAX_INLINE };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
 			      .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
 	int fds[MAX_FDS_SEEN], nfds, rc;
@@ -270,6 +298,9 @@ ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m)
 	m->fd = -1;
 	if (next_queued(r, m))
 		return 1;
+	if (buf == NULL)
+		buf = xmalloc(IPC_HDR_SIZE + IPC_MAX_INLINE);
+	iov.iov_base = buf;
 	do
 		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	while (n == -1 && errno == EINTR);
@@ -283,7 +314,7 @@ ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m)
 	else if (nfds == 1)
 		rc = unpack_fd_record(buf, (size_t)n, fds[0], m);
 	else
-		rc = unpack_records(buf, (size_t)n, r, m);
+		rc = unpack_records(&buf, (size_t)n, r, m);
 	if (rc == 0)
 		return 1;
 	close_fds(fds, nfds);
@@ -371,8 +402,8 @@ ipc_out_free(struct ipc_out *o)
 void
 ipc_msg_clear(struct ipc_msg *m)
 {
-	free(m->body);
-	m->body = NULL;
+	free(m->mem);
+	m->body = m->mem = NULL;
 	if (m->fd != -1)
 		close(m->fd);
 	m->fd = -1;

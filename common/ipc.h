@@ -39,6 +39,10 @@ struct ipc_hdr {
 /* Larger bodies go by memfd.  A datagram of this size fits the default
  * send buffer of a Unix socket (net.core.wmem_default, 208 KiB). */
 #define IPC_MAX_INLINE	 (128u * 1024)
+/* A record of this size or more cannot share a datagram with another as
+ * large: it is sent by itself, from where it is, not copied into a
+ * datagram being packed. */
+#define IPC_ALONE	 (IPC_MAX_INLINE / 2)
 /* The largest message_size_limit there can be; a record carries at most
  * one message, its topic and some fields.  A larger record is a protocol
  * error: the peer that sent it (a topicd) is killed. */
@@ -49,8 +53,9 @@ struct ipc_msg {
 	uint16_t type;
 	uint16_t flags;		/* IPC_F_FD when fd is the sender's fd */
 	uint32_t len;
-	uint8_t *body;		/* malloc'd, len bytes (NULL when len == 0) */
+	uint8_t *body;		/* len bytes (NULL when len == 0), in mem */
 	int      fd;		/* -1, or an fd the receiver now owns */
+	void    *mem;		/* malloc'd: what ipc_msg_clear frees */
 };
 
 /* Sends one record, alone in its datagram.  fd (or -1) is not closed.

@@ -74,7 +74,8 @@ dequeue(struct ipc_chan *c, unsigned n)
 }
 
 /* Packs the queue's head into c->out: the records without an fd that
- * fit.  The records stay queued until the datagram is sent. */
+ * fit, up to one that goes alone (IPC_ALONE).  The records stay queued
+ * until the datagram is sent. */
 static void
 pack(struct ipc_chan *c)
 {
@@ -85,7 +86,7 @@ pack(struct ipc_chan *c)
 		return;		/* packed already, not sent yet */
 	c->packed = 0;
 	TAILQ_FOREACH(o, &c->q, entry) {
-		if (o->fd != -1 || o->len > IPC_MAX_INLINE ||
+		if (o->fd != -1 || o->len >= IPC_ALONE ||
 		    ipc_out_add(&c->out, o->type, o->body, o->len) == -1)
 			break;
 		i++;

@@ -101,6 +101,16 @@ enc_publish(struct wbuf *w, const struct rec_publish *r)
 		put_msg_ext(w, r->props, r->props_len, r->expiry_ms, r->origin);
 }
 
+size_t
+enc_publish_size(const struct rec_publish *r)
+{
+	size_t n = 8 + 4 + strlen(r->owner) + 1 + 4 + 1 + 1 + 8 + 4 + r->payload_len;
+
+	if (msg_has_ext(r->props_len, r->expiry_ms, r->origin))
+		n += 4 + r->props_len + 8 + 4 + strlen(str_or_empty(r->origin)) + 1;
+	return n;
+}
+
 int
 dec_publish(const void *body, size_t len, struct rec_publish *r)
 {

@@ -302,6 +302,8 @@ struct rec_deliver_rel {
 /* Encoders append the body to w (the caller resets it). */
 void enc_config(struct wbuf *w, const struct rec_config *r);
 void enc_publish(struct wbuf *w, const struct rec_publish *r);
+/* The bytes enc_publish writes. */
+size_t enc_publish_size(const struct rec_publish *r);
 void enc_release(struct wbuf *w, const struct rec_release *r);
 void enc_release_owner(struct wbuf *w, const struct rec_release_owner *r);
 void enc_attach(struct wbuf *w, const struct rec_attach *r);

@@ -27,6 +27,15 @@ wbuf_reset(struct wbuf *w)
 }
 
 void
+wbuf_reserve(struct wbuf *w, size_t n)
+{
+	if (w->cap - w->len >= n)
+		return;
+	w->data = xrealloc(w->data, w->len + n);
+	w->cap = w->len + n;
+}
+
+void
 put_raw(struct wbuf *w, const void *p, size_t n)
 {
 	if (n == 0)

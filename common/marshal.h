@@ -21,6 +21,8 @@ struct wbuf {
 void wbuf_init(struct wbuf *w);
 void wbuf_free(struct wbuf *w);
 void wbuf_reset(struct wbuf *w);
+/* Room for n more bytes, so that writing them does not move the buffer. */
+void wbuf_reserve(struct wbuf *w, size_t n);
 void put_raw(struct wbuf *w, const void *p, size_t n);
 void put_u8(struct wbuf *w, uint8_t v);
 void put_u16(struct wbuf *w, uint16_t v);

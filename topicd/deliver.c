@@ -75,19 +75,20 @@ deliver_flush(struct sub *s)
 }
 
 /* Adds td->wb as a record to the subscriber's datagram (sent when full
- * and at the end of the pump: one system call for many records); a record
- * too large for one goes alone, by memfd. */
+ * and at the end of the pump: one system call for many records); a large
+ * record goes alone, from td->wb (IPC_ALONE), or by memfd. */
 static int
 sub_send(struct sub *s, uint16_t type)
 {
 	struct topicd *td = s->td;
+	bool alone = td->wb.len >= IPC_ALONE;
 	int rc;
 
-	if (ipc_out_add(&s->out, type, td->wb.data, td->wb.len) == 0)
+	if (!alone && ipc_out_add(&s->out, type, td->wb.data, td->wb.len) == 0)
 		return SEND_OK;
 	if ((rc = deliver_flush(s)) != SEND_OK)
 		return rc;
-	if (ipc_out_add(&s->out, type, td->wb.data, td->wb.len) == 0)
+	if (!alone && ipc_out_add(&s->out, type, td->wb.data, td->wb.len) == 0)
 		return SEND_OK;
 	if (ipc_send(s->fd, type, td->wb.data, td->wb.len, -1) == 0)
 		return SEND_OK;

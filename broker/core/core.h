@@ -202,7 +202,6 @@ struct broker {
 	struct event	*store_ev;	/* its worker finished something */
 	struct event	*durable_retry;	/* after a full disk */
 	struct waiter_list waiters;	/* for a ticket to be durable */
-	struct wbuf	 held_enc;	/* a publish's record, being encoded */
 	struct wbuf	 pkt_enc;	/* a delivery's packet, being encoded */
 	struct client_list gated;	/* clients whose output waits for one */
 	struct session_tree sessions;

@@ -28,36 +28,44 @@ broker_req(struct broker *b)
 }
 
 /* The request, its record and who sent it in one allocation: a stream of
- * publishes makes one each. */
+ * publishes makes one each.  take: the record is w's buffer, kept as it
+ * is (w is left empty), rather than copied. */
 static struct held *
-held_alloc(uint16_t type, uint64_t req, const struct wbuf *w, const char *desc)
+held_alloc(uint16_t type, uint64_t req, struct wbuf *w, const char *desc, bool take)
 {
 	size_t dlen = desc != NULL ? strlen(desc) + 1 : 0;
+	size_t blen = take ? 0 : w->len;
 	/* Only the header is zeroed: a body of 64 KiB cost a memset each. */
-	struct held *h = xmalloc(sizeof(*h) + w->len + dlen);
+	struct held *h = xmalloc(sizeof(*h) + blen + dlen);
 
 	memset(h, 0, sizeof(*h));
 	h->type = type;
 	h->req = req;
-	h->body = (uint8_t *)(h + 1);
-	if (w->len > 0)
-		memcpy(h->body, w->data, w->len);
 	h->len = w->len;
+	if (take) {
+		h->body = h->own = w->data;
+		wbuf_init(w);
+	} else {
+		h->body = (uint8_t *)(h + 1);
+		if (blen > 0)
+			memcpy(h->body, w->data, blen);
+	}
 	if (desc != NULL)
-		h->client_desc = memcpy(h->body + w->len, desc, dlen);
+		h->client_desc = memcpy((uint8_t *)(h + 1) + blen, desc, dlen);
 	return h;
 }
 
 struct held *
 held_new(uint16_t type, uint64_t req, const struct wbuf *w)
 {
-	return held_alloc(type, req, w, NULL);
+	return held_alloc(type, req, (struct wbuf *)w, NULL, false);
 }
 
 void
 held_free(struct held *h)
 {
 	free(h->dlq_topic);
+	free(h->own);
 	free(h);
 }
 
@@ -486,10 +494,10 @@ child_discard_held(struct child *c)
 }
 
 static struct held *
-client_request(struct client *cl, uint16_t type, uint64_t req, const struct wbuf *w,
+client_request(struct client *cl, uint16_t type, uint64_t req, struct wbuf *w, bool take,
     held_done *done, uint64_t arg)
 {
-	struct held *h = held_alloc(type, req, w, cl->desc);
+	struct held *h = held_alloc(type, req, w, cl->desc, take);
 
 	h->done = done;
 	h->client_id = cl->id;
@@ -504,10 +512,13 @@ publish_submit(struct client *cl, struct child *c, const struct rec_publish *p,
 {
 	struct broker *b = cl->b;
 	struct held *h;
+	struct wbuf w;
 
-	wbuf_reset(&b->held_enc);
-	enc_publish(&b->held_enc, p);
-	h = client_request(cl, IPC_PUBLISH, p->req, &b->held_enc, done, arg);
+	/* Encoded where it is kept: a payload of 64 KiB is copied once. */
+	wbuf_init(&w);
+	wbuf_reserve(&w, enc_publish_size(p));
+	enc_publish(&w, p);
+	h = client_request(cl, IPC_PUBLISH, p->req, &w, true, done, arg);
 	h->qos = p->qos;
 	h->from_client = true;
 	if (child_submit(c, h, why) == -1) {
@@ -530,7 +541,7 @@ release_submit(struct client *cl, struct child *c, const struct rec_release *r,
 
 	wbuf_init(&w);
 	enc_release(&w, r);
-	h = client_request(cl, IPC_RELEASE, r->req, &w, done, arg);
+	h = client_request(cl, IPC_RELEASE, r->req, &w, false, done, arg);
 	wbuf_free(&w);
 	if (child_submit(c, h, why) == -1) {
 		held_free(h);

@@ -392,7 +392,6 @@ children_free_all(struct broker *b)
 		free(c->topic);
 		free(c);
 	}
-	wbuf_free(&b->held_enc);
 	wbuf_free(&b->pkt_enc);
 }
 

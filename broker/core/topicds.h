@@ -33,7 +33,8 @@ struct held {
 	TAILQ_ENTRY(held) entry;
 	uint16_t	 type;		/* IPC_PUBLISH, IPC_RELEASE, ... */
 	uint64_t	 req;		/* 0 for records without an answer */
-	uint8_t		*body;		/* follows the struct (held_alloc) */
+	uint8_t		*body;		/* follows the struct, or is own */
+	uint8_t		*own;		/* a body allocated by itself (NULL: none) */
 	size_t		 len;
 	bool		 sent;		/* to the current child */
 	held_done	*done;		/* NULL: nothing to answer */

@@ -226,6 +226,22 @@ mqtt_enc_publish(struct wbuf *w, uint8_t level,
 	return mqtt_encode(w, &p);
 }
 
+int
+mqtt_enc_publish_head(struct wbuf *w, uint8_t level,
+    const struct mqtt_publish *pub)
+{
+	struct mqtt_packet p = { .type = MQTT_PUBLISH, .level = level,
+	    .u.publish = *pub };
+	struct chk c;
+
+	if (mqtt_chk_packet(&p, &c) != NULL)
+		return -1;
+	put_header(w, MQTT_PUBLISH, header_flags(&p), c.rem);
+	p.u.publish.len = 0;		/* the caller's to send */
+	enc_publish(w, &p.u.publish, c.v5);
+	return 0;
+}
+
 static bool
 is_pub_ack(uint8_t type)
 {

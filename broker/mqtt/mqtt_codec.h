@@ -330,6 +330,10 @@ int mqtt_enc_connack(struct wbuf *w, uint8_t level,
     const struct mqtt_connack *c);
 int mqtt_enc_publish(struct wbuf *w, uint8_t level,
     const struct mqtt_publish *pub);
+/* The same packet without its payload, which is its last pub->len bytes:
+ * for a caller that sends the payload from where it is. */
+int mqtt_enc_publish_head(struct wbuf *w, uint8_t level,
+    const struct mqtt_publish *pub);
 /* PUBACK, PUBREC, PUBREL (flags 0x2), PUBCOMP or UNSUBACK with only a
  * packet identifier: any level's ack below 5, and at level 5 the short
  * form of success of PUBACK .. PUBCOMP (not UNSUBACK). */

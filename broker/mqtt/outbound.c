@@ -416,8 +416,12 @@ send_publish(struct client *cl, const struct rec_deliver *d, struct mqtt_publish
 	if (mqtt_v5(cl))
 		mqtt5_use_alias(cl, pub);
 	wbuf_reset(w);
-	if (mqtt_enc_publish(w, mqtt_conn(cl)->level, pub) == 0) {
+	/* The payload is copied once, from the delivery record to the
+	 * output, not through the encoder's buffer as well. */
+	if (mqtt_enc_publish_head(w, mqtt_conn(cl)->level, pub) == 0) {
 		mqtt_send(cl, w);
+		if (pub->len > 0)
+			client_write(cl, pub->payload, pub->len);
 		cl->b->msgs_out++;
 		cl->b->bytes_out += d->payload_len;
 	} else {

@@ -351,6 +351,69 @@ test_body_memfd(void **state)
 	big_body(MIB, false);
 }
 
+/* A datagram that is one large record is not copied out: the receive
+ * buffer becomes its body, and the next datagram gets a new buffer.  A
+ * record one byte shorter, or one packed with others, is copied. */
+static void
+test_alone_records(void **state)
+{
+	struct ipc_reader r = { 0 };
+	struct ipc_out o = { 0 };
+	struct ipc_msg m1, m2, m;
+	uint8_t *a = make_body(IPC_ALONE, 1), *b = make_body(IPC_ALONE + 5, 2);
+	uint8_t *c = make_body(IPC_ALONE - 1, 3);
+	uint32_t idx;
+	int sv[2];
+
+	(void)state;
+	pair(sv);
+	assert_int_equal(ipc_send(sv[0], 1, a, IPC_ALONE, -1), 0);
+	assert_int_equal(ipc_send(sv[0], 2, b, IPC_ALONE + 5, -1), 0);
+	assert_int_equal(ipc_recv(sv[1], &r, &m1), 1);
+	assert_int_equal(ipc_recv(sv[1], &r, &m2), 1);	/* m1 still held */
+	assert_int_equal(m1.type, 1);
+	assert_int_equal(m1.len, IPC_ALONE);
+	assert_true(body_ok(m1.body, m1.len, &idx) && idx == 1);
+	assert_ptr_equal(m1.body, (uint8_t *)m1.mem + IPC_HDR_SIZE);
+	assert_int_equal(m2.type, 2);
+	assert_int_equal(m2.len, IPC_ALONE + 5);
+	assert_true(body_ok(m2.body, m2.len, &idx) && idx == 2);
+	assert_ptr_not_equal(m1.mem, m2.mem);
+	ipc_msg_clear(&m1);
+	ipc_msg_clear(&m2);
+	assert_null(m1.mem);
+
+	assert_int_equal(ipc_send(sv[0], 3, c, IPC_ALONE - 1, -1), 0);
+	assert_int_equal(ipc_recv(sv[1], &r, &m), 1);
+	assert_int_equal(m.len, IPC_ALONE - 1);
+	assert_true(body_ok(m.body, m.len, &idx) && idx == 3);
+	assert_ptr_equal(m.body, m.mem);
+	ipc_msg_clear(&m);
+
+	assert_int_equal(ipc_out_add(&o, 4, a, IPC_ALONE), 0);
+	assert_int_equal(ipc_out_add(&o, 5, "xy", 2), 0);
+	assert_int_equal(ipc_out_flush(sv[0], &o), 0);
+	assert_int_equal(ipc_recv(sv[1], &r, &m), 1);
+	assert_int_equal(m.type, 4);
+	assert_true(body_ok(m.body, m.len, &idx) && idx == 1);
+	assert_ptr_equal(m.body, m.mem);
+	ipc_msg_clear(&m);
+	assert_int_equal(ipc_recv(sv[1], &r, &m), 1);
+	assert_int_equal(m.type, 5);
+	assert_memory_equal(m.body, "xy", 2);
+	ipc_msg_clear(&m);
+	assert_int_equal(ipc_recv(sv[1], &r, &m), -1);
+	assert_int_equal(errno, EAGAIN);
+
+	ipc_reader_clear(&r);
+	ipc_out_free(&o);
+	free(a);
+	free(b);
+	free(c);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void
 test_send_rejects(void **state)
 {
@@ -1046,6 +1109,45 @@ test_chan_queueing(void **state)
 	event_base_free(base);
 }
 
+/* The channel packs small records together, but a large one goes in a
+ * datagram of its own, in its place in the order. */
+static void
+test_chan_sends_large_alone(void **state)
+{
+	static const size_t lens[] = { 4, 8, IPC_ALONE, 4, IPC_ALONE - 1, 4 };
+	static const size_t grams[] = { 2 * IPC_HDR_SIZE + 4 + 8, IPC_HDR_SIZE + IPC_ALONE,
+	    3 * IPC_HDR_SIZE + 4 + IPC_ALONE - 1 + 4 };
+	struct event_base *base = event_base_new();
+	struct ctx *a = malloc(sizeof(*a));
+	uint8_t *buf = malloc(IPC_HDR_SIZE + IPC_MAX_INLINE);
+	int sv[2];
+
+	(void)state;
+	assert_non_null(base);
+	assert_non_null(a);
+	assert_non_null(buf);
+	pair(sv);
+	ctx_init(a, base, sv[0]);
+	for (uint32_t i = 0; i < 6; i++) {
+		uint8_t *b = make_body(lens[i], i);
+
+		assert_int_equal(ipc_chan_send(a->c, 60, b, lens[i], -1), 0);
+		free(b);
+	}
+	assert_true(event_base_loop(base, EVLOOP_NONBLOCK) != -1);
+	assert_int_equal(ipc_chan_queued(a->c), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(recv(sv[1], buf, IPC_HDR_SIZE + IPC_MAX_INLINE, 0),
+		    (ssize_t)grams[i]);
+	assert_int_equal(recv(sv[1], buf, 1, 0), -1);
+	assert_int_equal(errno, EAGAIN);
+	ipc_chan_free(a->c);
+	close(sv[1]);
+	free(buf);
+	free(a);
+	event_base_free(base);
+}
+
 static void
 test_chan_eof(void **state)
 {
@@ -1318,6 +1420,7 @@ main(void)
 		cmocka_unit_test(test_empty_body),
 		cmocka_unit_test(test_body_inline_max),
 		cmocka_unit_test(test_body_memfd),
+		cmocka_unit_test(test_alone_records),
 		cmocka_unit_test(test_send_rejects),
 		cmocka_unit_test(test_eof),
 		cmocka_unit_test(test_fill_until_eagain),
@@ -1329,6 +1432,7 @@ main(void)
 		cmocka_unit_test(test_chan_fd_passing),
 		cmocka_unit_test(test_chan_queueing),
 		cmocka_unit_test(test_chan_drain_callback),
+		cmocka_unit_test(test_chan_sends_large_alone),
 		cmocka_unit_test(test_chan_eof),
 		cmocka_unit_test(test_chan_garbage),
 		cmocka_unit_test(test_chan_send_error),

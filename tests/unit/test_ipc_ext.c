@@ -99,6 +99,7 @@ test_publish_ext_round_trip(void **state)
 	(void)state;
 	wbuf_init(&w);
 	enc_publish(&w, &s_publish);
+	assert_int_equal(enc_publish_size(&s_publish), w.len);
 	assert_int_equal(dec_publish(w.data, w.len, &r), 0);
 	assert_int_equal(r.flags, PF_RETAIN | PF_STAGE);	/* PF_EXT is the codec's */
 	assert_int_equal(r.props_len, sizeof(props));
@@ -122,6 +123,7 @@ test_publish_ext_each_alone(void **state)
 	wbuf_init(&w);
 	in.props = NULL, in.props_len = 0, in.origin = "";
 	enc_publish(&w, &in);
+	assert_int_equal(enc_publish_size(&in), w.len);
 	assert_int_equal(dec_publish(w.data, w.len, &r), 0);
 	assert_true(r.expiry_ms == s_publish.expiry_ms);
 	assert_null(r.props);
@@ -129,12 +131,14 @@ test_publish_ext_each_alone(void **state)
 	in.expiry_ms = 0, in.origin = "c";
 	wbuf_reset(&w);
 	enc_publish(&w, &in);
+	assert_int_equal(enc_publish_size(&in), w.len);
 	assert_int_equal(dec_publish(w.data, w.len, &r), 0);
 	assert_string_equal(r.origin, "c");
 	assert_true(r.expiry_ms == 0);
 	in.origin = NULL, in.props = props, in.props_len = 1;
 	wbuf_reset(&w);
 	enc_publish(&w, &in);
+	assert_int_equal(enc_publish_size(&in), w.len);
 	assert_int_equal(dec_publish(w.data, w.len, &r), 0);
 	assert_int_equal(r.props_len, 1);
 	assert_int_equal(r.props[0], props[0]);
@@ -155,6 +159,7 @@ test_plain_records_cost_nothing_more(void **state)
 	p.props = NULL, p.props_len = 0, p.expiry_ms = 0, p.origin = "";
 	enc_publish(&w, &p);
 	assert_int_equal(w.len, 8 + (4 + 5 + 1) + 4 + 1 + 1 + 8 + 4 + sizeof(payload));
+	assert_int_equal(enc_publish_size(&p), w.len);
 	assert_int_equal(w.data[8 + 10 + 4 + 1], PF_RETAIN | PF_STAGE);
 	assert_int_equal(dec_publish(w.data, w.len, &rp), 0);
 	assert_string_equal(rp.origin, "");

@@ -41,6 +41,32 @@ test_wbuf_grows_and_resets(void **state)
 	assert_int_equal(w.cap, 0);
 }
 
+/* Reserved room is taken without moving the buffer, exactly. */
+static void
+test_wbuf_reserve(void **state)
+{
+	static uint8_t big[70000];
+	struct wbuf w;
+	uint8_t *at;
+
+	(void)state;
+	wbuf_init(&w);
+	put_u32(&w, 1);
+	wbuf_reserve(&w, sizeof(big) + 8);
+	assert_int_equal(w.cap, 4 + sizeof(big) + 8);
+	at = w.data;
+	put_u64(&w, 2);
+	put_raw(&w, big, sizeof(big));
+	assert_ptr_equal(w.data, at);
+	assert_int_equal(w.len, w.cap);
+	wbuf_reserve(&w, 0);
+	assert_ptr_equal(w.data, at);
+	put_u8(&w, 3);			/* beyond it: grows as before */
+	assert_int_equal(w.len, 4 + sizeof(big) + 9);
+	assert_int_equal(w.data[w.len - 1], 3);
+	wbuf_free(&w);
+}
+
 static void
 test_integers_little_endian(void **state)
 {
@@ -320,6 +346,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wbuf_grows_and_resets),
+		cmocka_unit_test(test_wbuf_reserve),
 		cmocka_unit_test(test_integers_little_endian),
 		cmocka_unit_test(test_integers_round_trip),
 		cmocka_unit_test(test_bytes_and_str_layout),

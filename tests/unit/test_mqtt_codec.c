@@ -186,6 +186,46 @@ test_frame_edges_encoded(void **state)
 	free(payload);
 }
 
+/* The head and then the payload are the packet, at the edges of the
+ * Remaining Length, at both levels; a refused packet appends nothing. */
+static void
+test_publish_head(void **state)
+{
+	static const uint8_t levels[] = { MQTT_LEVEL_311, MQTT_LEVEL_5 };
+	struct mqtt_publish pub = { .topic = "t", .qos = 1, .packet_id = 7 };
+	struct wbuf full, head;
+	uint8_t *payload;
+
+	(void)state;
+	payload = malloc(2097152);
+	assert_non_null(payload);
+	for (size_t i = 0; i < 2097152; i++)
+		payload[i] = (uint8_t)(i * 7);
+	pub.payload = payload;
+	wbuf_init(&full);
+	wbuf_init(&head);
+	for (size_t l = 0; l < 2; l++) {
+		for (size_t i = 0; i < 7; i++) {
+			pub.len = edges[i].rem > 8 ? edges[i].rem - 8 : 0;
+			wbuf_reset(&full);
+			wbuf_reset(&head);
+			assert_int_equal(mqtt_enc_publish(&full, levels[l], &pub), 0);
+			assert_int_equal(mqtt_enc_publish_head(&head, levels[l], &pub), 0);
+			assert_int_equal(head.len + pub.len, full.len);
+			assert_memory_equal(head.data, full.data, head.len);
+			if (pub.len > 0)
+				assert_memory_equal(full.data + head.len, payload, pub.len);
+		}
+	}
+	wbuf_reset(&head);
+	pub.topic = "a/+";
+	assert_int_equal(mqtt_enc_publish_head(&head, MQTT_LEVEL_311, &pub), -1);
+	assert_int_equal(head.len, 0);
+	wbuf_free(&full);
+	wbuf_free(&head);
+	free(payload);
+}
+
 static void
 test_frame_malformed(void **state)
 {
@@ -1219,6 +1259,7 @@ main(void)
 		cmocka_unit_test(test_connect_client_id),
 		cmocka_unit_test(test_connack),
 		cmocka_unit_test(test_publish_vectors),
+		cmocka_unit_test(test_publish_head),
 		cmocka_unit_test(test_publish_roundtrip),
 		cmocka_unit_test(test_publish_bad),
 		cmocka_unit_test(test_acks),

@@ -83,7 +83,7 @@ rec(struct fx *f, uint16_t type, int fd)
 	struct ipc_msg m = { .type = type, .flags = fd != -1 ? IPC_F_FD : 0,
 			     .len = (uint32_t)f->w.len, .fd = fd };
 
-	m.body = f->w.len ? xmemdup(f->w.data, f->w.len) : NULL;
+	m.body = m.mem = f->w.len ? xmemdup(f->w.data, f->w.len) : NULL;
 	dispatch_msg(&f->td, &m);
 	ipc_msg_clear(&m);
 	wbuf_reset(&f->w);
