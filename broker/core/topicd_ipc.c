@@ -138,6 +138,8 @@ topicd_dispatch(struct ipc_chan *ch, struct ipc_msg *m, void *arg)
 		child_kill(c, "record with an unexpected fd");
 		return;
 	}
+	if (m->type == IPC_READY && c->state == CH_STOPPING)
+		return;		/* started as the broker stops: its SIGTERM is sent */
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		if (table[i].type != m->type)
 			continue;

@@ -321,6 +321,37 @@ test_ready_wrong_topic(void **state)
 	fx_expect_answer(fx, 0, 1, ST_OK, "t");
 }
 
+/* A topicd that was starting when the broker began to stop says READY
+ * after its SIGTERM was sent: that is no fault (it was killed, and
+ * logged as one, for each topic starting at a shutdown).  Its SIGTERM is
+ * held back here, so that the READY is read while it still runs. */
+static void
+test_ready_while_stopping(void **state)
+{
+	struct core_fx *fx = *state;
+	struct child *c = open_topic(fx, "t");
+	sigset_t term, old;
+	struct fake_td *td;
+
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &term, &old), 0);
+	child_wake(c);				/* the stand-in inherits the mask */
+	assert_int_equal(sigprocmask(SIG_SETMASK, &old, NULL), 0);
+	td = fx_td(fx, "t");
+	td_config(td);
+	assert_int_equal(c->state, CH_STARTING);
+	children_stop_all(&fx->b);
+	assert_int_equal(c->state, CH_STOPPING);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	td_sync(td);				/* read after the READY */
+	assert_false(c->killed);
+	assert_int_equal(c->state, CH_STOPPING);
+	td_die(td, 0);
+	assert_int_equal(fx->b.nlive, 0);
+	assert_false(evtimer_pending(c->timer, NULL));	/* not restarted */
+}
+
 /* A topicd of another release: killed, and the topic fails for good
  * (restarting the same binary cannot help): what waited is refused to
  * its clients, new publishes are refused, nothing is restarted. */
@@ -440,6 +471,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_full_room_resume, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ready_wrong_topic, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ready_other_version, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ready_while_stopping, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_store_retried, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_poison_dead_lettered, fx_setup, fx_teardown),
 	};
