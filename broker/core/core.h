@@ -321,6 +321,7 @@ void	 child_wake(struct child *c);
 void	 live_ready(struct child *c);
 void	 live_touch(struct child *c);
 void	 live_idle(struct child *c, const struct ipc_msg *m);
+void	 live_registered(struct child *c);
 /* The process is gone (pid 0): out of the live lists; true if it was
  * parked and the topic is now cold. */
 bool	 live_exited(struct child *c, int status);

@@ -94,6 +94,7 @@ live_spawned(struct child *c)
 	c->started_at = mono_ms();
 	c->tx = 0;
 	c->quiet = false;
+	c->idle_early = false;
 	RB_INSERT(child_pids, &c->b->pids, c);
 }
 
@@ -133,6 +134,18 @@ keep_final(struct child *c, const struct ipc_msg *m)
 	c->final_len = m->len;
 }
 
+/* It said IDLE for everything it was sent: a topicd to stop first. */
+static void
+go_quiet(struct child *c)
+{
+	if (c->state != CH_READY || c->quiet || c->noutstanding > 0 || c->nunsent > 0)
+		return;
+	c->quiet = true;
+	c->quiet_since = mono_ms();
+	list(c, &c->b->quiet);
+	live_balance(c->b);
+}
+
 void
 live_idle(struct child *c, const struct ipc_msg *m)
 {
@@ -149,12 +162,25 @@ live_idle(struct child *c, const struct ipc_msg *m)
 			keep_final(c, m);
 		return;
 	}
-	if (c->state != CH_READY || c->quiet || c->noutstanding > 0 || c->nunsent > 0)
+	if (!c->registered) {
+		/* Nothing was sent yet that it was started for (its
+		 * subscribers, what waits for it): judged once it is
+		 * (live_registered).  Stopped now, it would start again. */
+		c->idle_early = true;
+		c->idle_rx = r.rx;
 		return;
-	c->quiet = true;
-	c->quiet_since = mono_ms();
-	list(c, &c->b->quiet);
-	live_balance(c->b);
+	}
+	go_quiet(c);
+}
+
+/* Registered, and sent what waited for that: idle if it had said so for
+ * everything, nothing having been sent since. */
+void
+live_registered(struct child *c)
+{
+	if (c->idle_early && c->idle_rx == c->tx)
+		go_quiet(c);
+	c->idle_early = false;
 }
 
 /* Does a subscriber online here need the topicd (messages to get)? */

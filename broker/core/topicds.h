@@ -110,6 +110,8 @@ struct child {
 	struct ipc_chan	*chan;
 	uint64_t	 tx;		/* records sent to this process */
 	bool		 quiet;		/* said IDLE for everything we sent: in b->quiet */
+	bool		 idle_early;	/* said IDLE before it was registered ... */
+	uint64_t	 idle_rx;	/* ... for this many records */
 	int64_t		 quiet_since;	/* mono ms */
 	int64_t		 started_at;	/* mono ms */
 	bool		 want_again;	/* parked with work left: start again */

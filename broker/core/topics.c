@@ -35,8 +35,10 @@ child_registered(void *arg)
 	if (c->registered || !durable_reached(c->b, c->need_ticket))
 		return;
 	c->registered = true;
-	if (c->state == CH_READY)
+	if (c->state == CH_READY) {
 		child_replay(c);
+		live_registered(c);
+	}
 }
 
 /* max_topics refusals are logged at most once a second, with a count. */

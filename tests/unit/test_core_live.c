@@ -421,6 +421,70 @@ test_nothing_before_registered(void **state)
 	td_quiet(td);
 }
 
+/* A topicd started for a subscriber's retained message says IDLE before
+ * its topic is registered: it was sent nothing it was started for, so it
+ * is not the one stopped for another topic's room (it would start again,
+ * and again: a subscriber on # to thousands of cold topics waited for
+ * each topic's third or eighth topicd).  Registered, it gets the ATTACH;
+ * idle after that, it is stopped for the topic that waits.  One that
+ * said IDLE early and was sent nothing once registered is quiet then. */
+static void
+test_idle_before_registered(void **state)
+{
+	static const struct idle_sub subs[] = { { "c/1/s", false } };
+	static const struct idle_summary kept = { .flags = IDLE_RETAINED };
+	static const struct idle_summary sent = { .flags = IDLE_RETAINED, .subs = subs,
+	    .nsubs = 1 };
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "c/1/s", false, false);
+	struct client *cl = fx_client(fx);
+	struct child *c = cold_topic(fx, "t", &kept), *u = cold_topic(fx, "u", NULL);
+	struct child *v = cold_topic(fx, "v", NULL);
+	struct fake_td *td, *tv;
+	uint64_t r;
+
+	fx->b.set.max_topicds = 1;
+	fx_hold_store(fx);
+	(void)subscribe(s, c, AF_RETAINED);
+	td = fx_td(fx, "t");
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	td_idle(td);
+	r = fx_publish(cl, u, 1, "m");
+	assert_int_equal(u->state, CH_QUEUED);
+	td_sync(td);
+	assert_false(c->registered);
+	assert_false(c->quiet);
+	assert_int_equal(c->state, CH_READY);
+	td_quiet(td);				/* no STOP */
+
+	fx_release_store(fx);
+	FX_UNTIL(fx, c->registered);
+	td_done(td, td_expect_attach(td, "c/1/s"), ST_OK, 1);
+	td_sync(td);
+	assert_false(c->quiet);
+	td_idle(td);
+	td_expect(td, IPC_STOP);
+	td_goes_cold(td, &sent);
+	assert_int_equal(c->state, CH_COLD);
+	assert_int_equal(td_expect_publish(fx_ready(fx, "u"), "m"), r);
+
+	/* Started for nothing it is sent, early IDLE and all: quiet once
+	 * registered. */
+	fx->b.set.max_topicds = 2;
+	fx_hold_store(fx);
+	child_wake(v);
+	tv = fx_td(fx, "v");
+	td_config(tv);
+	td_ready_as(tv, IPC_PROTO_VERSION, "v");
+	td_idle(tv);
+	td_sync(tv);
+	assert_false(v->quiet);
+	fx_release_store(fx);
+	FX_UNTIL(fx, v->quiet);
+	td_quiet(tv);
+}
+
 /* Acks that come while no topicd takes them (one stopping, one restarting
  * after a crash) reach the next topicd first, before the ATTACH of the
  * session that sent them: it is not sent again what it acknowledged. */
@@ -572,6 +636,8 @@ main(void)
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_acks_go_first, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_last_idle_in_channel, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_idle_before_registered, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_reload_while_stopping, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_summary_reloaded, fx_setup, fx_teardown),
