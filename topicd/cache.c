@@ -1,20 +1,52 @@
 /* Recent messages kept in memory, so that fan-out and a subscriber a
  * little behind do not read each message back from the store: a slot
- * per sequence number modulo TD_CACHE_SLOTS, at most TD_CACHE_BYTES of
+ * per sequence number modulo cache_slots, at most TD_CACHE_BYTES of
  * payload in all, nothing over TD_CACHE_MAX_PAYLOAD.  The slots are
- * allocated with the first message, so that a topicd that carries few
- * messages (100,000 topics) costs little. */
+ * allocated with the first message, TD_CACHE_FIRST of them, and doubled
+ * up to TD_CACHE_SLOTS when a message would take the slot of an older one
+ * still kept: a topicd whose subscribers keep up, or that carries few
+ * messages (100,000 topics), touches a page or two, not TD_CACHE_SLOTS
+ * of them. */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "topicd.h"
 #include "xmalloc.h"
 
+/* Twice the slots.  Two messages in different slots of n are in
+ * different slots of 2n, so each moves to its place without a loss. */
+static void
+grow(struct topicd *td)
+{
+	size_t n = td->cache_slots;
+	struct msg *old = td->cache;
+
+	td->cache = xcalloc(2 * n, sizeof(*td->cache));
+	td->cache_slots = 2 * n;
+	for (size_t i = 0; i < n; i++) {
+		if (old[i].buf == NULL)
+			continue;
+		assert(td->cache[old[i].seq % (2 * n)].buf == NULL);
+		td->cache[old[i].seq % (2 * n)] = old[i];
+	}
+	free(old);
+}
+
 static struct msg *
 slot(struct topicd *td, uint64_t seq)
 {
-	if (td->cache == NULL)
-		td->cache = xcalloc(TD_CACHE_SLOTS, sizeof(*td->cache));
-	return &td->cache[seq % TD_CACHE_SLOTS];
+	struct msg *c;
+
+	if (td->cache == NULL) {
+		td->cache = xcalloc(TD_CACHE_FIRST, sizeof(*td->cache));
+		td->cache_slots = TD_CACHE_FIRST;
+	}
+	c = &td->cache[seq % td->cache_slots];
+	while (c->buf != NULL && c->seq != seq && td->cache_slots < TD_CACHE_SLOTS) {
+		grow(td);
+		c = &td->cache[seq % td->cache_slots];
+	}
+	return c;
 }
 
 static void
@@ -68,7 +100,7 @@ cache_get(struct topicd *td, uint64_t seq, struct msg *m)
 
 	if (td->cache == NULL)
 		return 0;
-	c = &td->cache[seq % TD_CACHE_SLOTS];
+	c = &td->cache[seq % td->cache_slots];
 	if (c->buf == NULL || c->seq != seq)
 		return 0;
 	*m = *c;
@@ -85,7 +117,7 @@ cache_forget(struct topicd *td, uint64_t seq, size_t *len)
 
 	if (td->cache == NULL)
 		return false;
-	c = &td->cache[seq % TD_CACHE_SLOTS];
+	c = &td->cache[seq % td->cache_slots];
 	if (c->buf == NULL || c->seq != seq)
 		return false;
 	*len = c->len;
@@ -98,8 +130,9 @@ cache_clear(struct topicd *td)
 {
 	if (td->cache == NULL)
 		return;
-	for (size_t i = 0; i < TD_CACHE_SLOTS; i++)
+	for (size_t i = 0; i < td->cache_slots; i++)
 		drop(td, &td->cache[i]);
 	free(td->cache);
 	td->cache = NULL;
+	td->cache_slots = 0;
 }

@@ -33,7 +33,8 @@ struct kv;
 #define TD_RETRY_MS_DEFAULT	10000
 #define TD_ATTEMPTS_DEFAULT	5
 #define TD_BATCH_MAX		256	/* records applied per commit */
-#define TD_CACHE_SLOTS		4096	/* recent messages kept in memory (cache.c) */
+#define TD_CACHE_SLOTS		4096	/* recent messages kept in memory, at most (cache.c) */
+#define TD_CACHE_FIRST		16	/* ... slots at first; doubled as needed */
 #define TD_CACHE_BYTES		(16u << 20)	/* ... their payloads in all, at most */
 #define TD_CACHE_MAX_PAYLOAD	(64 * 1024)
 #define TD_WRITE_AHEAD		(256 * 1024)	/* store_write_ahead() */
@@ -173,7 +174,8 @@ struct topicd {
 	uint64_t	 messages;
 	uint64_t	 bytes;		/* of their records as stored */
 	bool		 meta_dirty;
-	struct msg	*cache;		/* TD_CACHE_SLOTS, from the first message */
+	struct msg	*cache;		/* cache_slots of them, from the first message */
+	size_t		 cache_slots;
 	uint64_t	 cache_bytes;
 	bool		 has_retained;
 	uint64_t	 retained_seq;

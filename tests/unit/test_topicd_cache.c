@@ -1,7 +1,8 @@
 /* The topicd's cache of recent messages (topicd/cache.c): a message put
  * or adopted is given back, by its own sequence number only; the slots
  * wrap; nothing over the payload limit is kept, nor past the byte budget;
- * forgetting gives the length back and frees the room. */
+ * forgetting gives the length back and frees the room; the slots start
+ * few and grow only when an older message still holds the one needed. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -89,6 +90,48 @@ test_limits(void **state)
 	assert_int_equal(td.cache_bytes, 0);
 }
 
+/* A stream whose messages are forgotten as they are taken stays in the
+ * first slots; a backlog doubles them, keeping every message, up to
+ * TD_CACHE_SLOTS, where the oldest gives way. */
+static void
+test_grow(void **state)
+{
+	struct topicd td;
+	struct msg m, got;
+	uint64_t seq;
+	size_t len;
+
+	(void)state;
+	memset(&td, 0, sizeof(td));
+	for (seq = 1; seq <= 10 * TD_CACHE_FIRST; seq++) {
+		m = msg_of(seq, 1);
+		cache_put(&td, &m);
+		assert_true(cache_forget(&td, seq, &len));
+	}
+	assert_int_equal(td.cache_slots, TD_CACHE_FIRST);
+	for (seq = 1000; seq < 1000 + 3 * TD_CACHE_FIRST; seq++) {
+		m = msg_of(seq, 1);
+		cache_put(&td, &m);
+	}
+	assert_int_equal(td.cache_slots, 4 * TD_CACHE_FIRST);
+	for (seq = 1000; seq < 1000 + 3 * TD_CACHE_FIRST; seq++) {
+		assert_int_equal(cache_get(&td, seq, &got), 1);
+		assert_true(got.seq == seq);
+	}
+	for (; seq < 1000 + TD_CACHE_SLOTS + 1; seq++) {
+		m = msg_of(seq, 1);
+		cache_put(&td, &m);
+	}
+	assert_int_equal(td.cache_slots, TD_CACHE_SLOTS);
+	assert_int_equal(cache_get(&td, 1000, &got), 0);	/* gave way */
+	assert_int_equal(cache_get(&td, 1001, &got), 1);
+	assert_int_equal(cache_get(&td, seq - 1, &got), 1);
+	assert_int_equal(td.cache_bytes, TD_CACHE_SLOTS);
+	cache_clear(&td);
+	assert_int_equal(td.cache_slots, 0);
+	assert_int_equal(td.cache_bytes, 0);
+}
+
 /* A message read from the store is kept without a copy. */
 static void
 test_adopt(void **state)
@@ -119,6 +162,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_put_get_wrap),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_adopt),
 	};
 

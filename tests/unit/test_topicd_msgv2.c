@@ -140,7 +140,7 @@ test_store_of_before_reads(void **state)
 	topicd_init(&td, "fx/old", dir, false);
 	assert_int_equal(topicd_open(&td), 0);
 	check_old_message(&td, 1, 1, 0, "one", 1000);
-	td.cache[5 % TD_CACHE_SLOTS].seq = 0;	/* from the store, not the cache */
+	td.cache[5 % td.cache_slots].seq = 0;	/* from the store, not the cache */
 	assert_int_equal(log_get(&td, 5, &got), 1);
 	assert_memory_equal(got.payload, "new", 3);
 	assert_int_equal(got.props_len, sizeof(props));
