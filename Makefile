@@ -19,7 +19,7 @@ all:
 
 san:
 	@$(BUILD) OBJ=build/san BROKER_BIN=build/san/bin/broker TOPICD_BIN=build/san/bin/topicd \
-		CFLAGS="-O1 -g" XCFLAGS="$(SAN_FLAGS) $(TEST_HOOKS)" XLDFLAGS="$(SAN_FLAGS)"
+		TOPICD_LINK=dynamic CFLAGS="-O1 -g" XCFLAGS="$(SAN_FLAGS) $(TEST_HOOKS)" XLDFLAGS="$(SAN_FLAGS)"
 
 # Installs the build and test dependencies that are missing (Debian).
 deps:
