@@ -249,10 +249,43 @@ on_work(evutil_socket_t fd, short what, void *arg)
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
+	struct topicd *td = arg;
+
 	(void)fd;
 	(void)what;
-	stats_tick(arg);
-	room_check(arg);
+	stats_tick(td);
+	room_check(td);
+	if (!stats_tick_needed(td) && event_del(td->tick) == 0)
+		td->tick_asleep = true;
+}
+
+/* After each pass of the loop: a record, a delivery or a commit may have
+ * given the sleeping tick something to do. */
+static void
+tick_wake(struct topicd *td)
+{
+	struct timeval second = { 1, 0 };
+
+	if (!td->tick_asleep || !stats_tick_needed(td))
+		return;
+	if (event_add(td->tick, &second) == -1)
+		fatalx("topic %s: cannot set up the tick", td->topic);
+	td->tick_asleep = false;
+}
+
+/* The event loop, a pass at a time (tick_wake); 0 when stopped, -1. */
+static int
+loop(struct topicd *td)
+{
+	int rc;
+
+	for (;;) {
+		if ((rc = event_base_loop(td->base, EVLOOP_ONCE)) == -1)
+			return -1;
+		if (rc == 1 || event_base_got_break(td->base))
+			return 0;
+		tick_wake(td);
+	}
 }
 
 /* The store's worker finished a sync or a checkpoint. */
@@ -402,7 +435,7 @@ topicd_run(struct topicd *td)
 	send_ready(td);
 	td->stats_dirty = true;
 	stats_tick(td);
-	if (event_base_dispatch(td->base) == -1)
+	if (loop(td) == -1)
 		log_warnx("topic %s: event loop failed", td->topic);
 	/* Finish the batch in hand: commit, and answer if the master is there. */
 	dispatch_end_batch(td);

@@ -74,6 +74,18 @@ stats_tick(struct topicd *td)
 	title(td, &st);
 }
 
+/* Would the next tick do anything?  Not once IDLE was said for the last
+ * record and nothing is left to write, report or wait for: the tick then
+ * sleeps until a pass of the loop changes that (run.c), so that a
+ * thousand idle topicds do not wake a thousand times a second. */
+bool
+stats_tick_needed(struct topicd *td)
+{
+	return !td->idle_said || td->idle_rx != td->rx || td->stats_dirty || td->io_wait ||
+	    td->refusing || td->room_sent || td->meta_dirty || !TAILQ_EMPTY(&td->dirty) ||
+	    (td->kv != NULL && kv_pending(td->kv) > 0) || td->first_seq < subs_min_cursor(td);
+}
+
 void
 stats_log(struct topicd *td)
 {

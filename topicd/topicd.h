@@ -218,7 +218,8 @@ struct topicd {
 	struct event	*batch_ev;
 	struct event	*work_ev;	/* deliver_run for a wake outside a batch's end */
 
-	struct event	*tick;
+	struct event	*tick;		/* once a second, unless asleep */
+	bool		 tick_asleep;
 	struct event	*kv_ev;		/* the store's worker finished something */
 	struct event	*sigs[4];
 	bool		 stats_dirty;
@@ -381,6 +382,7 @@ void	 retry_timer_cb(int, short, void *);
 /* stats.c */
 void	 stats_fill(struct topicd *, struct rec_stats *);
 void	 stats_tick(struct topicd *);
+bool	 stats_tick_needed(struct topicd *);
 void	 stats_log(struct topicd *);
 
 #endif

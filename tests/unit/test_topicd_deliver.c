@@ -1,6 +1,8 @@
 /* topicd's record handling and delivery, driven as the master would: records
  * go into dispatch_msg(), answers come back on a real channel, deliveries
  * on real SOCK_SEQPACKET session sockets. */
+#include <bsd/unistd.h>
+
 #include "topicd_fixture.h"
 
 static void
@@ -550,6 +552,40 @@ test_idle_lists_who_has_a_backlog(void **state)
 	close(s);
 }
 
+/* The tick has nothing to do once IDLE was said for the last record, the
+ * deliveries are answered and the stats sent: it may sleep.  A record, or
+ * stats to send, give it work again. */
+static void
+test_tick_sleeps_when_idle(void **state)
+{
+	struct fx *f = *state;
+	int s = attach(f, "m/on", MODE_MQTT, 1, 10, 0, 1);
+
+	publish_s(f, 3, 1, "one");
+	batch(f);
+	drain_master(f);
+	expect_deliver(s, 1, 1, 0, "one");
+	stats_tick(&f->td);
+	assert_true(stats_tick_needed(&f->td));	/* the delivery is unanswered */
+	ack(f, "m/on", 1, ACK_PUBACK);
+	batch(f);
+	stats_tick(&f->td);
+	drain_master(f);
+	assert_false(stats_tick_needed(&f->td));
+	publish_s(f, 4, 1, "two");
+	assert_true(stats_tick_needed(&f->td));	/* a record since the IDLE */
+	batch(f);
+	expect_deliver(s, 2, 1, 0, "two");
+	ack(f, "m/on", 2, ACK_PUBACK);
+	batch(f);
+	drain_master(f);
+	assert_true(stats_tick_needed(&f->td));	/* stats to send */
+	stats_tick(&f->td);
+	drain_master(f);
+	assert_false(stats_tick_needed(&f->td));
+	close(s);
+}
+
 /* STOP: what came before is applied and answered, then the last IDLE. */
 static void
 test_stop_answers_then_says_idle(void **state)
@@ -568,7 +604,7 @@ test_stop_answers_then_says_idle(void **state)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_json_one_at_a_time, setup, teardown),
@@ -588,7 +624,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_violations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_lists_who_has_a_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_answers_then_says_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tick_sleeps_when_idle, setup, teardown),
 	};
 
+	setproctitle_init(argc, argv, environ);	/* stats_tick sets the title */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
