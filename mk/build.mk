@@ -28,13 +28,14 @@ LIBS     := $(PKG_LIBS) $(GDBM_LIBS) -lresolv
 # exit.  The archives come with the same -dev packages as the libraries.
 # glibc warns, in a static link, of the name-service functions libevent's
 # evutil.o refers to; topicd never calls them, and those warnings, only
-# they, are left out of the output.
+# the ones that follow an "in function" line of evutil.o, are left out of
+# the output (the same warning for any other object is kept).
 TOPICD_LINK ?= static
 ifeq ($(TOPICD_LINK),static)
 TOPICD_LIBS := -static $(shell pkg-config --static --libs libevent_core libbsd zlib) $(GDBM_LIBS) -pthread
-TOPICD_LD_FILTER := 2>&1 | { grep -v -e 'libevent_core\.a(evutil\.o): in function' \
-	-e 'in statically linked applications requires at runtime' >&2 || true; }; \
-	exit $${PIPESTATUS[0]}
+TOPICD_LD_FILTER := 2>&1 | awk '/libevent_core\.a\(evutil\.o\): in function/ { ev = 1; next } \
+	ev && /in statically linked applications requires at runtime/ { next } \
+	{ ev = 0; print }' >&2; exit $${PIPESTATUS[0]}
 else
 TOPICD_LIBS := $(LIBS)
 TOPICD_LD_FILTER :=
@@ -75,10 +76,17 @@ $(BROKER_BIN): $(BROKER_OBJ) $(OBJ)/libcodec.a $(OBJ)/libcommon.a
 	@echo "  LD      $@"
 	@$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $^ $(LIBS)
 
-$(TOPICD_BIN): $(TOPICD_OBJ) $(OBJ)/libcommon.a
+# The link mode is something topicd depends on: changing it relinks.
+TOPICD_STAMP := $(OBJ)/topicd-link-$(TOPICD_LINK)
+$(TOPICD_STAMP):
+	@mkdir -p $(@D)
+	@rm -f $(OBJ)/topicd-link-* && touch $@
+
+$(TOPICD_BIN): $(TOPICD_OBJ) $(OBJ)/libcommon.a $(TOPICD_STAMP)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
-	@$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $^ $(TOPICD_LIBS) $(TOPICD_LD_FILTER)
+	@$(CC) $(ALL_CFLAGS) $(XLDFLAGS) -o $@ $(TOPICD_OBJ) $(OBJ)/libcommon.a $(TOPICD_LIBS) \
+		$(TOPICD_LD_FILTER)
 
 $(OBJ)/libbroker.a: $(BROKER_LIB_OBJ)
 	@mkdir -p $(@D)
