@@ -66,6 +66,8 @@ dispatch_msg(struct topicd *td, struct ipc_msg *m)
 		violation(td, m, h->with_fd == FD_YES ? "without its fd" : "with an fd");
 	td->batch_n++;
 	td->rx++;
+	if (td->tick_asleep)
+		tick_wake(td);
 	h->fn(td, m);
 	store_write_ahead(td);
 	if (td->batch_n >= TD_BATCH_MAX)

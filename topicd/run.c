@@ -259,9 +259,10 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		td->tick_asleep = true;
 }
 
-/* After each pass of the loop: a record, a delivery or a commit may have
- * given the sleeping tick something to do. */
-static void
+/* After each pass of the loop, and at each record (a pass can last as
+ * long as the master keeps the channel full): a record, a delivery or a
+ * commit may have given the sleeping tick something to do. */
+void
 tick_wake(struct topicd *td)
 {
 	struct timeval second = { 1, 0 };

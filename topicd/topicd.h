@@ -234,6 +234,7 @@ struct topicd {
 };
 
 /* run.c */
+void	 tick_wake(struct topicd *);
 void	 topicd_init(struct topicd *, const char *, const char *, bool);
 int	 topicd_open(struct topicd *);
 void	 topicd_close(struct topicd *);

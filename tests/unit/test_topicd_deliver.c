@@ -552,14 +552,25 @@ test_idle_lists_who_has_a_backlog(void **state)
 	close(s);
 }
 
+static void
+on_tick_unused(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
 /* The tick has nothing to do once IDLE was said for the last record, the
- * deliveries are answered and the stats sent: it may sleep.  A record, or
- * stats to send, give it work again. */
+ * deliveries are answered and the stats sent: it may sleep.  A record
+ * wakes it as it arrives (a pass of the loop may last while the master
+ * keeps the channel full); stats to send give it work again. */
 static void
 test_tick_sleeps_when_idle(void **state)
 {
 	struct fx *f = *state;
 	int s = attach(f, "m/on", MODE_MQTT, 1, 10, 0, 1);
+
+	assert_non_null(f->td.tick = evtimer_new(f->td.base, on_tick_unused, NULL));
 
 	publish_s(f, 3, 1, "one");
 	batch(f);
@@ -572,8 +583,11 @@ test_tick_sleeps_when_idle(void **state)
 	stats_tick(&f->td);
 	drain_master(f);
 	assert_false(stats_tick_needed(&f->td));
+	f->td.tick_asleep = true;		/* as on_tick leaves it */
 	publish_s(f, 4, 1, "two");
 	assert_true(stats_tick_needed(&f->td));	/* a record since the IDLE */
+	assert_false(f->td.tick_asleep);
+	assert_true(evtimer_pending(f->td.tick, NULL));
 	batch(f);
 	expect_deliver(s, 2, 1, 0, "two");
 	ack(f, "m/on", 2, ACK_PUBACK);
@@ -583,6 +597,8 @@ test_tick_sleeps_when_idle(void **state)
 	stats_tick(&f->td);
 	drain_master(f);
 	assert_false(stats_tick_needed(&f->td));
+	event_free(f->td.tick);
+	f->td.tick = NULL;
 	close(s);
 }
 
