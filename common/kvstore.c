@@ -319,6 +319,51 @@ kv_drop_spare(struct kv *kv)
 	return bytes;
 }
 
+/* The journal is read back only for values still to be read; what lies
+ * before the oldest of them need not stay in memory, where it would
+ * crowd out what is read (and, on a virtual machine, keep taking fresh
+ * pages from the host).  KV_COLD_LAG bytes before it, counted back
+ * through the segments, are left for values of other keys written
+ * meanwhile and still to be read (a staged message). */
+void
+kv_forget_before(struct kv *kv, const void *key, size_t klen)
+{
+	struct kv_seg *cur = kvs_current(kv);
+	uint64_t end, lag = KV_COLD_LAG;
+	struct kv_node q, *n;
+	uint32_t seg;
+
+	if (cur == NULL || klen > KV_KEY_MAX)
+		return;
+	seg = cur->num;
+	end = cur->size;
+	if (key != NULL) {
+		q.key = key;
+		q.klen = (uint16_t)klen;
+		n = RB_FIND(kv_tree, &kv->tree, &q);	/* the finger stays */
+		if (n == NULL || n->where != KV_IN_SEG)
+			return;
+		seg = n->seg;
+		end = n->off;
+	}
+	for (size_t i = kv->nsegs; i-- > 0;) {
+		struct kv_seg *s = &kv->segs[i];
+
+		if (s->num > seg)
+			continue;
+		if (s->num < seg)
+			end = s->size;
+		else if (end > s->size)
+			end = s->size;	/* in the pending batch */
+		if (end <= lag) {
+			lag -= end;
+			continue;
+		}
+		kvj_forget(kv, s, end - lag, s != cur);
+		lag = 0;
+	}
+}
+
 int
 kv_flush(struct kv *kv)
 {

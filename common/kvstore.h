@@ -120,6 +120,11 @@ int  kv_checkpoint(struct kv *kv);
 /* Deletes the segment file kept for reuse, if there is one: for a disk
  * short of space.  The bytes it held, or 0. */
 uint64_t kv_drop_spare(struct kv *kv);
+/* The caller will not read again the values written before key's (key
+ * NULL: before anything not yet written): the page cache may forget the
+ * journal's bytes up to a margin before it.  Cheap enough to call after
+ * every batch; it acts every few MiB.  Key absent: nothing happens. */
+void kv_forget_before(struct kv *kv, const void *key, size_t klen);
 /* True once a write or sync failed for good. */
 int  kv_failed(const struct kv *kv);
 

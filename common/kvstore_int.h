@@ -42,6 +42,8 @@ enum { OP_PUT = 1, OP_DEL = 2, OP_END = 3 };
 #define KV_CKPT_KEY_BYTES 4096		/* journal bytes worth a key's checkpoint */
 #define KV_SPARE_MIN	(1024 * 1024)	/* a segment this large is kept for reuse */
 #define KV_AHEAD_START	(1024 * 1024)	/* kv_write_ahead: the disk is started on this much */
+#define KV_COLD_STEP	(8u << 20)	/* kv_forget_before: the page cache is told this much at once */
+#define KV_COLD_LAG	(16u << 20)	/* ... this far behind the oldest value still to be read */
 #define KV_BIG_SNAP	16384		/* keys of a checkpoint written with ... */
 #define KV_BIG_BUCKET	65536		/* ... gdbm buckets of this size */
 #define KV_READAHEAD	(64 * 1024)	/* bytes read at once by a reader in order */
@@ -81,6 +83,8 @@ struct kv_seg {
 	bool		 reusable;	/* all "KVJ2", written or replayed here:
 					 * its file may become the spare */
 	bool		 reused;	/* its file was an earlier segment's */
+	uint64_t	 cold;		/* the page cache was told to forget the bytes below */
+	uint64_t	 cold_from;	/* ... and those from here were told once only */
 };
 
 /* The journal as a reader in key order sees it: values put one after
@@ -225,6 +229,7 @@ int	 kvj_convert_journal(struct kv *, int, const char *, char **);
 void	 kvj_crash_step(struct kv *);
 uint32_t kvj_batch_crc(uint32_t, const uint8_t *, size_t);
 int	 kvj_truncate(int, uint64_t);
+void	 kvj_forget(struct kv *, struct kv_seg *, uint64_t, bool);
 
 /* kvcheckpoint.c */
 int	 kvc_load(struct kv *, char **);

@@ -472,6 +472,13 @@ log_trim(struct topicd *td)
 		td->first_seq = td->next_seq;
 		td->bytes = 0;
 	}
+	/* What every subscriber has read is not read again. */
+	if (td->messages == 0) {
+		kv_forget_before(td->kv, NULL, 0);
+	} else {
+		key_msg(&td->kb, td->first_seq);
+		kv_forget_before(td->kv, td->kb.data, td->kb.len);
+	}
 }
 
 bool

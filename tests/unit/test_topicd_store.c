@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <glob.h>
 
 #include "kvstore.h"
+#include "pagecache.h"
 #include "log.h"
 #include "topic.h"
 #include "topicd.h"
@@ -474,6 +476,43 @@ test_subscriber_record_versions(void **state)
 	f->td.topic = NULL;
 }
 
+/* What every subscriber has read leaves the page cache as it is trimmed
+ * (16 MiB behind the oldest message kept, 8 MiB at a time). */
+static void
+test_trim_forgets_journal(void **state)
+{
+	static char big[MIB];
+	struct fx *f = *state;
+	struct topicd *td = &f->td;
+	struct sub *s = sub_create(td, "m/r");
+	char pattern[300];
+	glob_t g;
+
+	if (on_tmpfs(f->dir))
+		skip();
+	memset(big, 'x', sizeof(big) - 1);
+	for (int i = 0; i < 40; i++)
+		append(td, big, 1);
+	dispatch_sync(td, true);
+	/* The first segment holds them (a checkpoint may have begun a second). */
+	snprintf(pattern, sizeof(pattern), "%s/topics/*.journal.00000001", f->dir);
+	if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc != 1)
+		fail_msg("no %s", pattern);
+	assert_true((resident_mib(g.gl_pathv[0]) & below(39)) == below(39));
+	/* Read up to message 30, at about 30 MiB: up to 14, one step, goes. */
+	s->cursor = 30;
+	sub_dirty(s);
+	dispatch_sync(td, true);
+	assert_int_equal(td->first_seq, 30);
+	assert_true((resident_mib(g.gl_pathv[0]) & below(39)) == (below(39) & ~below(8)));
+	/* All read: all but the last 16 MiB. */
+	sub_delete(s);
+	dispatch_sync(td, true);
+	assert_int_equal(td->messages, 0);
+	assert_true((resident_mib(g.gl_pathv[0]) & below(39)) == (below(39) & ~below(24)));
+	globfree(&g);
+}
+
 int
 main(void)
 {
@@ -484,6 +523,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_boot_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cursor_acks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trim, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trim_forgets_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_next_seq_from_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_topic_mismatch, setup, teardown),

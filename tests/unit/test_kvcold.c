@@ -1,0 +1,198 @@
+/* kv_forget_before: the page cache is told to forget the journal's bytes
+ * a margin (16 MiB) before the oldest value the caller still reads, in
+ * steps of 8 MiB, and never more; a forgotten value still reads back. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "kvstore.h"
+#include "pagecache.h"
+#include "tmpdir.h"
+
+#define NAME	"c"
+#define VAL	MIB		/* one value per MiB of journal, about */
+#define NVAL	40
+#define CKPT	(1u << 30)	/* no checkpoint */
+
+#include "kvfiles.h"
+
+static int
+setup(void **state)
+{
+	return tmpdir_setup(state, "kvc");
+}
+
+#define teardown tmpdir_teardown
+
+static void
+key_of(char key[8], unsigned i)
+{
+	snprintf(key, 8, "k%05u", i);
+}
+
+static void
+fill(uint8_t *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 12));
+}
+
+/* NVAL values of VAL bytes, each committed (synced: clean pages). */
+static struct kv *
+filled_store(const struct tmpdir *fx)
+{
+	static uint8_t buf[VAL];
+	struct kv *kv = open_store(fx, CKPT, 1);
+	char key[8];
+
+	for (unsigned i = 0; i < NVAL; i++) {
+		key_of(key, i);
+		fill(buf, VAL, i);
+		assert_int_equal(kv_put(kv, key, strlen(key), buf, VAL), 0);
+		assert_int_equal(kv_commit(kv), 0);
+	}
+	assert_int_equal(kv_put(kv, "small", 5, "x", 1), 0);
+	assert_int_equal(kv_commit(kv), 0);
+	return kv;
+}
+
+static void
+reads_back(struct kv *kv, unsigned i)
+{
+	static uint8_t want[VAL];
+	uint8_t *got = NULL;
+	size_t len = 0;
+	char key[8];
+
+	key_of(key, i);
+	assert_int_equal(kv_get(kv, key, strlen(key), (void **)&got, &len), 1);
+	fill(want, VAL, i);
+	assert_int_equal(len, VAL);
+	assert_memory_equal(got, want, VAL);
+	free(got);
+}
+
+static void
+test_forgets_before_the_oldest_read(void **state)
+{
+	struct tmpdir *fx = *state;
+	struct kv *kv = filled_store(fx);
+	const char *seg = seg_path(fx, 1);
+	uint64_t all;
+	char key[8];
+
+	if (on_tmpfs(fx->dir)) {
+		kv_close(kv);
+		skip();
+	}
+	all = resident_mib(seg);
+	/* Whole MiB 0..39 were just written; the store may not have let go
+	 * of any before it is told to. */
+	assert_true((all & below(39)) == below(39));
+
+	/* Value 30 is at about 30 MiB: 16 MiB before it is 14, one step of
+	 * 8 goes. */
+	key_of(key, 30);
+	kv_forget_before(kv, key, strlen(key));
+	assert_true((resident_mib(seg) & below(8)) == 0);
+	assert_true((resident_mib(seg) & (below(39) & ~below(8))) == (below(39) & ~below(8)));
+
+	/* The same again, an absent key, a value kept in memory: nothing. */
+	kv_forget_before(kv, key, strlen(key));
+	kv_forget_before(kv, "absent", 6);
+	kv_forget_before(kv, "small", 5);
+	assert_true((resident_mib(seg) & below(39)) == (below(39) & ~below(8)));
+
+	/* Nothing left to read: all but the last 16 MiB, in steps (24). */
+	kv_forget_before(kv, NULL, 0);
+	assert_true((resident_mib(seg) & below(24)) == 0);
+	assert_true((resident_mib(seg) & (below(39) & ~below(24))) == (below(39) & ~below(24)));
+
+	/* Forgotten is not lost: read from the disk. */
+	reads_back(kv, 0);
+	reads_back(kv, 10);
+	reads_back(kv, 39);
+	assert_int_equal(kv_close(kv), 0);
+}
+
+/* A value less than 16 MiB plus a step from the start:
+ * nothing is forgotten. */
+static void
+test_value_near_the_start_kept(void **state)
+{
+	struct tmpdir *fx = *state;
+	struct kv *kv = filled_store(fx);
+	const char *seg = seg_path(fx, 1);
+	char key[8];
+
+	if (on_tmpfs(fx->dir)) {
+		kv_close(kv);
+		skip();
+	}
+	key_of(key, 20);		/* 20 - 16 = 4: under a step */
+	kv_forget_before(kv, key, strlen(key));
+	assert_true((resident_mib(seg) & below(39)) == below(39));
+	assert_int_equal(kv_close(kv), 0);
+}
+
+/* The margin is counted back into the segment before, and a complete
+ * segment wholly before it goes to its last byte. */
+static void
+test_across_segments(void **state)
+{
+	static uint8_t buf[VAL];
+	struct tmpdir *fx = *state;
+	struct kv *kv = filled_store(fx);
+	char seg1[320], key[8];
+	uint64_t all;
+
+	if (on_tmpfs(fx->dir)) {
+		kv_close(kv);
+		skip();
+	}
+	snprintf(seg1, sizeof(seg1), "%s", seg_path(fx, 1));
+	assert_int_equal(kv_checkpoint(kv), 0);	/* segment 2 begins */
+	for (unsigned i = 100; i < 120; i++) {
+		key_of(key, i);
+		fill(buf, VAL, i);
+		assert_int_equal(kv_put(kv, key, strlen(key), buf, VAL), 0);
+		assert_int_equal(kv_commit(kv), 0);
+	}
+	all = resident_mib(seg1);
+	assert_true((all & below(39)) == below(39));
+	/* Value 101 is 1 MiB into segment 2: 15 MiB of the margin are
+	 * segment 1's, whose first 24 go (of 40 and a bit). */
+	key_of(key, 101);
+	kv_forget_before(kv, key, strlen(key));
+	assert_true((resident_mib(seg1) & below(39)) == (below(39) & ~below(24)));
+	/* Value 118: the margin is all in segment 2, segment 1 goes whole. */
+	key_of(key, 118);
+	kv_forget_before(kv, key, strlen(key));
+	assert_true((resident_mib(seg1) & below(40)) == 0);
+	assert_true((resident_mib(seg_path(fx, 2)) & below(18)) == below(18));
+	reads_back(kv, 5);
+	assert_int_equal(kv_close(kv), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_forgets_before_the_oldest_read, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_value_near_the_start_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_across_segments, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
