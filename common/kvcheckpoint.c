@@ -257,9 +257,12 @@ kvc_begin(struct kv *kv, bool wait)
 			j->gone = xreallocarray(j->gone, j->ngone + 1, sizeof(*j->gone));
 			j->gone[j->ngone++] = kvs_path(kv, s->num);
 			/* The largest: the most of the next segment written
-			 * over.  One smaller goes back among the deleted. */
-			if (!kv->spare && s->reusable && s->size >= KV_SPARE_MIN &&
-			    s->size > j->spare_bytes) {
+			 * over.  One smaller goes back among the deleted.
+			 * Not one whose pages were let go (kv_forget_before):
+			 * writing over it would read the last page of every
+			 * write back from the disk first. */
+			if (!kv->spare && s->reusable && s->cold == 0 &&
+			    s->size >= KV_SPARE_MIN && s->size > j->spare_bytes) {
 				char *smaller = j->spare_from;
 
 				j->spare_from = j->gone[j->ngone - 1];

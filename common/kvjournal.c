@@ -277,19 +277,17 @@ end_segment(struct kv *kv)
 }
 
 /* Tells the page cache that the bytes of segment s below upto will not be
- * read again (kv_forget_before), KV_COLD_STEP at a time, or all of them
- * in a complete segment (done).  Each range is told twice, a step apart:
- * the first time starts writing the pages that are still dirty
- * (sync_policy none) and drops the clean ones, the second drops those
- * written since; a complete segment was synced as it ended.  Only advice:
- * a read of a forgotten byte reads the disk. */
+ * read again (kv_forget_before), KV_COLD_STEP at a time.  Each range is
+ * told twice, a step apart: the first time starts writing the pages that
+ * are still dirty (sync_policy none) and drops the clean ones, the second
+ * drops those written since.  Only advice: a read of a forgotten byte
+ * reads the disk. */
 void
-kvj_forget(struct kv *kv, struct kv_seg *s, uint64_t upto, bool done)
+kvj_forget(struct kv *kv, struct kv_seg *s, uint64_t upto)
 {
 	int rc;
 
-	if (!done || upto < s->size)
-		upto -= upto % KV_COLD_STEP;
+	upto -= upto % KV_COLD_STEP;
 	if (s->fd == -1 || upto <= s->cold)
 		return;
 	rc = posix_fadvise(s->fd, (off_t)s->cold_from, (off_t)(upto - s->cold_from),

@@ -322,46 +322,31 @@ kv_drop_spare(struct kv *kv)
 /* The journal is read back only for values still to be read; what lies
  * before the oldest of them need not stay in memory, where it would
  * crowd out what is read (and, on a virtual machine, keep taking fresh
- * pages from the host).  KV_COLD_LAG bytes before it, counted back
- * through the segments, are left for values of other keys written
- * meanwhile and still to be read (a staged message). */
+ * pages from the host).  KV_COLD_LAG bytes before it are left for values
+ * of other keys written meanwhile and still to be read (a staged
+ * message).  Only the current segment: an older one is soon deleted or
+ * becomes the spare, whose pages had better stay (kvcheckpoint.c). */
 void
 kv_forget_before(struct kv *kv, const void *key, size_t klen)
 {
 	struct kv_seg *cur = kvs_current(kv);
-	uint64_t end, lag = KV_COLD_LAG;
 	struct kv_node q, *n;
-	uint32_t seg;
+	uint64_t upto;
 
-	if (cur == NULL || klen > KV_KEY_MAX)
+	if (cur == NULL || cur->size < cur->cold + KV_COLD_LAG + KV_COLD_STEP ||
+	    klen > KV_KEY_MAX)
 		return;
-	seg = cur->num;
-	end = cur->size;
+	upto = cur->size;
 	if (key != NULL) {
 		q.key = key;
 		q.klen = (uint16_t)klen;
 		n = RB_FIND(kv_tree, &kv->tree, &q);	/* the finger stays */
-		if (n == NULL || n->where != KV_IN_SEG)
+		if (n == NULL || n->where != KV_IN_SEG || n->seg != cur->num)
 			return;
-		seg = n->seg;
-		end = n->off;
+		upto = n->off < cur->size ? n->off : cur->size;
 	}
-	for (size_t i = kv->nsegs; i-- > 0;) {
-		struct kv_seg *s = &kv->segs[i];
-
-		if (s->num > seg)
-			continue;
-		if (s->num < seg)
-			end = s->size;
-		else if (end > s->size)
-			end = s->size;	/* in the pending batch */
-		if (end <= lag) {
-			lag -= end;
-			continue;
-		}
-		kvj_forget(kv, s, end - lag, s != cur);
-		lag = 0;
-	}
+	if (upto >= KV_COLD_LAG)
+		kvj_forget(kv, cur, upto - KV_COLD_LAG);
 }
 
 int

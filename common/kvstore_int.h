@@ -229,7 +229,7 @@ int	 kvj_convert_journal(struct kv *, int, const char *, char **);
 void	 kvj_crash_step(struct kv *);
 uint32_t kvj_batch_crc(uint32_t, const uint8_t *, size_t);
 int	 kvj_truncate(int, uint64_t);
-void	 kvj_forget(struct kv *, struct kv_seg *, uint64_t, bool);
+void	 kvj_forget(struct kv *, struct kv_seg *, uint64_t);
 
 /* kvcheckpoint.c */
 int	 kvc_load(struct kv *, char **);

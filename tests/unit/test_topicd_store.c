@@ -484,20 +484,26 @@ test_trim_forgets_journal(void **state)
 	static char big[MIB];
 	struct fx *f = *state;
 	struct topicd *td = &f->td;
-	struct sub *s = sub_create(td, "m/r");
 	char pattern[300];
+	struct sub *s;
 	glob_t g;
 
 	if (on_tmpfs(f->dir))
 		skip();
+	/* One segment: no checkpoint begins another (only the current
+	 * segment is forgotten). */
+	fx_close(f);
+	topicd_init(td, "a/b", f->dir, false);
+	td->checkpoint_bytes = 1ULL << 40;
+	assert_int_equal(topicd_open(td), 0);
+	s = sub_create(td, "m/r");
 	memset(big, 'x', sizeof(big) - 1);
 	for (int i = 0; i < 40; i++)
 		append(td, big, 1);
 	dispatch_sync(td, true);
-	/* The first segment holds them (a checkpoint may have begun a second). */
-	snprintf(pattern, sizeof(pattern), "%s/topics/*.journal.00000001", f->dir);
+	snprintf(pattern, sizeof(pattern), "%s/topics/*.journal.*", f->dir);
 	if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc != 1)
-		fail_msg("no %s", pattern);
+		fail_msg("not one %s", pattern);
 	assert_true((resident_mib(g.gl_pathv[0]) & below(39)) == below(39));
 	/* Read up to message 30, at about 30 MiB: up to 14, one step, goes. */
 	s->cursor = 30;
