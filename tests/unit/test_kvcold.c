@@ -146,6 +146,19 @@ test_value_near_the_start_kept(void **state)
 	assert_int_equal(kv_close(kv), 0);
 }
 
+/* Every value of filled_store goes (its segment has no live value). */
+static void
+delete_all(struct kv *kv)
+{
+	char key[8];
+
+	for (unsigned i = 0; i < NVAL; i++) {
+		key_of(key, i);
+		assert_int_equal(kv_del(kv, key, strlen(key)), 0);
+	}
+	assert_int_equal(kv_commit(kv), 0);
+}
+
 /* A segment whose pages were let go is not kept as the spare: writing
  * over it would read back the last page of every write. */
 static void
@@ -153,7 +166,6 @@ test_forgotten_not_spared(void **state)
 {
 	struct tmpdir *fx = *state;
 	struct kv *kv = filled_store(fx);
-	char key[8];
 
 	if (on_tmpfs(fx->dir)) {
 		kv_close(kv);
@@ -161,11 +173,7 @@ test_forgotten_not_spared(void **state)
 	}
 	kv_forget_before(kv, NULL, 0);
 	assert_true((resident_mib(seg_path(fx, 1)) & below(24)) == 0);
-	for (unsigned i = 0; i < NVAL; i++) {
-		key_of(key, i);
-		assert_int_equal(kv_del(kv, key, strlen(key)), 0);
-	}
-	assert_int_equal(kv_commit(kv), 0);
+	delete_all(kv);
 	assert_int_equal(kv_checkpoint(kv), 0);
 	assert_int_equal(access(seg_path(fx, 1), F_OK), -1);
 	assert_int_equal(access(path_of(fx, ".spare"), F_OK), -1);
@@ -178,13 +186,8 @@ test_kept_segment_spared(void **state)
 {
 	struct tmpdir *fx = *state;
 	struct kv *kv = filled_store(fx);
-	char key[8];
 
-	for (unsigned i = 0; i < NVAL; i++) {
-		key_of(key, i);
-		assert_int_equal(kv_del(kv, key, strlen(key)), 0);
-	}
-	assert_int_equal(kv_commit(kv), 0);
+	delete_all(kv);
 	assert_int_equal(kv_checkpoint(kv), 0);
 	assert_int_equal(access(seg_path(fx, 1), F_OK), -1);
 	assert_int_equal(access(path_of(fx, ".spare"), F_OK), 0);
