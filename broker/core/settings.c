@@ -81,7 +81,7 @@ const struct conf_key settings_table[] = {
 	  "deliveries of one message to one subscriber before it is dead-lettered", NULL },
 	{ "dead_letter_topic", CONF_STRING, F(dead_letter_topic), "$DLQ", 0, 0, FIXED,
 	  "topic that receives messages that could not be delivered", check_topic_name },
-	{ "max_inflight_messages", CONF_UINT, F(max_inflight_messages), "20", 1, 65535, RELOAD,
+	{ "max_inflight_messages", CONF_UINT, F(max_inflight_messages), "100", 1, 65535, RELOAD,
 	  "unacknowledged QoS 1/2 messages in flight to one client", NULL },
 	{ "max_queued_messages", CONF_UINT, F(max_queued_messages), "0", 0, 10000000, RELOAD,
 	  "0: a subscriber's queue is its place in the topic's log, bounded by disk only; N: an MQTT subscriber more than N messages behind has its oldest ones dead-lettered (reason maxlen) and skipped", NULL },

@@ -39,7 +39,7 @@ def test_connack_properties(mqtt_broker):
     c, ack = v5(mqtt_broker, "")
     p = ack.props
     assert ack.session_present is False
-    assert p["ReceiveMaximum"] == 20
+    assert p["ReceiveMaximum"] == 100
     assert p["TopicAliasMaximum"] == 10
     assert p["MaximumPacketSize"] > 256 * 1024
     assert p["RetainAvailable"] == 1
@@ -52,7 +52,7 @@ def test_connack_properties(mqtt_broker):
 
     c2, ack2 = v5(mqtt_broker, "named")
     assert "AssignedClientIdentifier" not in ack2.props
-    assert ack2.props["ReceiveMaximum"] == 20
+    assert ack2.props["ReceiveMaximum"] == 100
 
 
 def test_connack_settings(mqtt_factory):

@@ -79,7 +79,7 @@ def test_mqttjs_v5_request_response(mqtt_factory):
     ack = node.wait_event("connack")
     assert ack["rc"] == 0
     assert ack["props"]["topicAliasMaximum"] == 10
-    assert ack["props"]["receiveMaximum"] == 20
+    assert ack["props"]["receiveMaximum"] == 100
     assert node.wait_event("suback")["granted"][0]["qos"] == 1
     asker = Paho5(b.mqtt_port, "asker")
     asker.connect5()

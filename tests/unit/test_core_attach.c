@@ -14,7 +14,7 @@
 #include "fake_topicd.h"
 
 static const struct rec_attach settings = {
-	.mode = MODE_MQTT, .qos = 1, .flags = AF_NEW_ONLY, .window = 20,
+	.mode = MODE_MQTT, .qos = 1, .flags = AF_NEW_ONLY, .window = 100,	/* max_inflight_messages */
 };
 
 /* A new topic: cold, no topicd. */

@@ -44,7 +44,7 @@ test_defaults(void **state)
 	assert_int_equal(s.topicd_input_limit, 4 << 20);
 	assert_int_equal(s.checkpoint_size, 4 << 20);
 	assert_int_equal(s.shutdown_timeout, 5000);
-	assert_int_equal(s.max_inflight_messages, 20);
+	assert_int_equal(s.max_inflight_messages, 100);
 	assert_int_equal(s.max_queued_messages, 0);
 	assert_int_equal(s.persistent_client_expiration, 0);
 	assert_int_equal(s.sys_interval, 10000);
