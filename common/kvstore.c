@@ -532,6 +532,7 @@ kv_get_stats(const struct kv *kv, struct kv_stats *st)
 	st->journal_bytes = kvs_journal_bytes(kv, NULL);
 	st->disk_bytes = kvs_disk_bytes(kv);
 	st->segments = kv->nsegs;
+	st->forgotten = kv->nsegs > 0 ? kv->segs[kv->nsegs - 1].cold : 0;
 }
 
 void

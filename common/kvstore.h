@@ -62,6 +62,8 @@ struct kv_stats {
 	uint64_t recovered;		/* records replayed at open */
 	uint64_t truncated;		/* torn bytes cut from the journal at open */
 	uint64_t reads;			/* reads of segments for values */
+	uint64_t forgotten;		/* bytes of the current segment the page
+					 * cache was told to forget */
 };
 
 /* Opens (creating if needed) and recovers the store.  On failure returns
