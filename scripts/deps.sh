@@ -14,6 +14,7 @@ build=(
 )
 test=(
 	clang python3-pytest mosquitto-clients mosquitto python3-paho-mqtt mandoc openssl node-mqtt
+	iproute2
 )
 bench=(
 	mosquitto nats-server

@@ -1,8 +1,10 @@
 /* A session's delivery socket: topicds write delivery records into one
  * end; the master reads the other only while the client can take more,
  * so a slow client pushes back on the topicds, one subscriber at a time. */
-#include <errno.h>
 #include <sys/socket.h>
+
+#include <errno.h>
+#include <inttypes.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -66,6 +68,34 @@ on_delivery(evutil_socket_t fd, short what, void *arg)
 		log_warn("the session store cannot be written");
 }
 
+/* The topicds write a client's deliveries into dsock[1]: its send
+ * buffer is what they may have handed over before the master takes
+ * them.  The kernel's default (net.core.wmem_default, 208 KiB) holds
+ * three 64 KiB messages, and a topicd then waits for the master at every
+ * third: deliveries of large messages fell behind their publisher.  The
+ * kernel caps the size at net.core.wmem_max; the log says so once. */
+static void
+size_buffer(struct client *cl)
+{
+	static uint64_t told;	/* the value last found capped */
+	uint64_t want = cl->b->set.client_delivery_buffer;
+	int sz = (int)want, got = 0;
+	socklen_t len = sizeof(got);
+
+	if (setsockopt(cl->dsock[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) == -1 ||
+	    getsockopt(cl->dsock[1], SOL_SOCKET, SO_SNDBUF, &got, &len) == -1) {
+		log_warn("client %s: the delivery socket's buffer", cl->desc);
+		return;
+	}
+	/* What the kernel reports is twice the size, for its bookkeeping. */
+	if ((uint64_t)got / 2 < want && told != want) {
+		told = want;
+		log_notice("client_delivery_buffer %" PRIu64 " is capped at %d bytes by "
+		    "net.core.wmem_max: raise that (sysctl) for large messages at full rate",
+		    want, got / 2);
+	}
+}
+
 int
 delivery_open(struct client *cl)
 {
@@ -74,6 +104,7 @@ delivery_open(struct client *cl)
 		cl->dsock[0] = cl->dsock[1] = -1;
 		return -1;
 	}
+	size_buffer(cl);
 	cl->dev = event_new(cl->b->base, cl->dsock[0], EV_READ | EV_PERSIST, on_delivery, cl);
 	if (cl->dev == NULL || event_add(cl->dev, NULL) == -1)
 		fatalx("cannot watch the delivery socket of client %s", cl->desc);

@@ -54,6 +54,8 @@ const struct conf_key settings_table[] = {
 	  "requests of one client waiting for topicds before the broker stops reading from it", NULL },
 	{ "client_output_limit", CONF_SIZE, F(client_output_limit), "256k", 4096, 1073741824, RELOAD,
 	  "bytes of output a client has not read before the broker stops reading from it", NULL },
+	{ "client_delivery_buffer", CONF_SIZE, F(client_delivery_buffer), "2m", 65536, 67108864, RELOAD,
+	  "bytes of deliveries the topicds may have handed one client's session before the master takes them (the kernel buffer of its delivery socket, capped by net.core.wmem_max); applies to connections opened after a reload", NULL },
 	{ "idle_timeout", CONF_MSEC, F(idle_timeout), "300", 1, 86400, RELOAD,
 	  "seconds a connection may wait with half a line or packet, or without logging in or CONNECT, before it is closed", NULL },
 	{ "login_attempts", CONF_UINT, F(login_attempts), "5", 1, 1000, FIXED,

@@ -27,6 +27,7 @@ struct settings {
 	unsigned          max_connections;
 	unsigned          max_client_pending;	/* requests of one client waiting for topicds */
 	uint64_t          client_output_limit;	/* bytes of unread answers before reading stops */
+	uint64_t          client_delivery_buffer; /* SO_SNDBUF of a session's delivery socket */
 	uint64_t          topicd_input_limit;	/* bytes queued for one topicd before its publishers wait */
 	uint64_t          restart_backoff_min;	/* ms */
 	uint64_t          restart_backoff_max;	/* ms */

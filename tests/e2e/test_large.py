@@ -2,17 +2,21 @@
 topicds in a sealed memfd, smaller ones inline.  Streams that mix both,
 up to 64 KiB and up to message_size_limit itself, arrive byte for byte
 and in order, over MQTT at each QoS and over JSON-lines; one byte more
-than the limit is refused."""
+than the limit is refused.  The socket through which topicds hand a
+client its deliveries has client_delivery_buffer's size, and a size the
+kernel caps is logged once."""
 
 import base64
 import json
 import os
 import random
+import re
+import subprocess
 
 import pytest
 
-from broker_harness import DLQ, check_dead_letter, wait_dead_letter
-from mqtt_helpers import Receiver, connected_client, publish_packet
+from broker_harness import DLQ, check_dead_letter, wait_dead_letter, wait_for
+from mqtt_helpers import Receiver, connected_client, mosquitto_pub, publish_packet
 
 K = 1024
 # Around the 32 KiB inline limit (which counts the record's other fields
@@ -167,3 +171,48 @@ def test_json_line_of_message_size_limit_is_taken_and_one_byte_more_refused(brok
     assert cons.wait_messages(2, "limit/json")[1] == "after"
     cons.pump_for(QUIET)
     assert len(cons.messages("limit/json")) == 2, "the line over the limit was taken"
+
+
+def unix_sndbufs(pid):
+    """The send buffers of the Unix sockets process pid holds, as ss(8)
+    shows them (the kernel counts twice the size a process asked for)."""
+    out = subprocess.run(["ss", "-x", "-a", "-n", "-m", "-p"], capture_output=True, text=True,
+                         check=True, timeout=10).stdout
+    lines = []
+    for line in out.splitlines()[1:]:
+        if line[:1].isspace() and lines:
+            lines[-1] += line               # skmem on a line of its own
+        else:
+            lines.append(line)
+    return [int(m.group(1)) for line in lines if "pid=%d," % pid in line
+            for m in [re.search(r"\btb(\d+)", line)] if m]
+
+
+def test_the_delivery_socket_has_client_delivery_buffer(mqtt_factory):
+    # 100000: above no default, below any net.core.wmem_max.
+    b = mqtt_factory({"client_delivery_buffer": "100000"})
+    r = mqtt_receiver(b, "dbuf", "dbuf/t")
+    mosquitto_pub(b.mqtt_port, "dbuf/t", "one", qos=1)
+    r.wait_count(1, "dbuf/t")
+    tpid = b.wait_topicd("dbuf/t")
+    # The topicd holds the subscriber's delivery socket, handed over by the
+    # master; its other sockets keep the kernel's default.
+    assert 2 * 100000 in unix_sndbufs(tpid), unix_sndbufs(tpid)
+    assert 2 * 100000 in unix_sndbufs(b.proc.pid)
+
+
+def test_a_client_delivery_buffer_the_kernel_caps_is_logged_once(mqtt_factory):
+    with open("/proc/sys/net/core/wmem_max") as f:
+        wmem_max = int(f.read())
+    big = 64 * 1024 * 1024
+    if wmem_max >= big:
+        pytest.skip("net.core.wmem_max (%d) caps nothing up to 64 MiB" % wmem_max)
+    b = mqtt_factory({"client_delivery_buffer": "64m"})
+    capped = "client_delivery_buffer %d is capped at %d bytes by net.core.wmem_max" % (
+        big, wmem_max)
+    for n in range(3):          # smaller than asked, but each client gets its messages
+        r = mqtt_receiver(b, "capped%d" % n, "capped/t")
+        mosquitto_pub(b.mqtt_port, "capped/t", "m%d" % n, qos=1)
+        r.wait_count(1, "capped/t")
+    wait_for(lambda: capped in b.log_text(), 10, "the log line: " + capped)
+    assert b.log_text().count(capped) == 1, b.log_tail(20)
