@@ -154,8 +154,9 @@ def test_sighup_changes_client_output_limit_live(mqtt_factory):
     """A subscriber that does not read: with client_output_limit 1g the
     master takes every delivery from the topicd into its own memory (the
     topicd has nobody behind); after the reload to 4k it takes no more, for
-    the same connection, and what is published next waits in the topicd."""
-    b = mqtt_factory({"client_output_limit": "1g"})
+    the same connection, and what is published next waits in the topicd
+    (the delivery socket between them holding no more than 64 KiB)."""
+    b = mqtt_factory({"client_output_limit": "1g", "client_delivery_buffer": "64k"})
     slow = SilentSubscriber(b.mqtt_port, "ol-slow", "ol/t")
     pub = b.publisher()
     body = "o" * (16 << 10)
@@ -360,7 +361,7 @@ NEW_VALUES = {
     "restart_backoff_max": "20", "shutdown_timeout": "4", "sys_interval": "9",
     "log_dest": "stderr", "log_type": "notice", "crash_window": "30",
     "max_queued_messages": "5000", "max_held_publishes": "500", "poison_limit": "3",
-    "topicd_input_limit": "8m",
+    "topicd_input_limit": "8m", "client_delivery_buffer": "1m",
     "max_topic_size": "1g", "max_store_size": "10g", "min_free_space": "50m",
     "max_topic_levels": "100", "max_topicds": "50", "topicd_idle_timeout": "30",
     # Files in the broker's directory (written by the test), relative to it.
