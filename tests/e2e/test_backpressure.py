@@ -72,7 +72,8 @@ def test_a_flooding_publisher_is_not_read_beyond_max_client_pending(broker_facto
 # ---------------------------------------------------------------- subscribers
 
 SIZE = 16 << 10         # payload bytes: under the size that travels in a memfd
-COUNT = 640             # 10 MiB: more than the kernel buffers of a socket hold
+COUNT = 640             # 10 MiB: more than the kernel buffers of a socket and the
+                        # delivery socket (client_delivery_buffer) hold
 BATCH = 32
 
 

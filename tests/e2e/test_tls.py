@@ -473,7 +473,8 @@ def test_an_expired_server_certificate_is_warned_of(broker_factory, pki):
 # ---------------------------------------------------------------- back-pressure
 
 SIZE = 16 << 10
-COUNT = 320             # 5 MiB: more than the kernel buffers of a socket hold
+COUNT = 640             # 10 MiB: more than the kernel buffers of a socket and the
+                        # delivery socket (client_delivery_buffer) hold
 BATCH = 32
 
 
