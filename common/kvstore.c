@@ -349,10 +349,29 @@ kv_forget_before(struct kv *kv, const void *key, size_t klen)
 		kvj_forget(kv, cur, upto - KV_COLD_LAG);
 }
 
+/* A store written without syncs (kv_flush() alone: sync_policy none,
+ * QoS 0) must still checkpoint, or its journal grows for as long as the
+ * writes come: a gigabyte in 8 s of a QoS 0 stream.  A checkpoint starts
+ * from synced segments, so when one is due the worker first syncs, in the
+ * background; next_job() then syncs what came meanwhile and begins it. */
+static void
+flush_checkpoint(struct kv *kv)
+{
+	if (kv->job != NULL || kv->failed || !kvc_due(kv))
+		return;
+	if (kv->written != kv->durable || kv->dir_dirty)
+		(void)kvw_sync_job(kv);		/* a failure is logged; the writes go on */
+	else if (!kvs_current(kv)->dirty && kv->npending == 0)
+		(void)kvc_begin(kv, false);	/* likewise */
+}
+
 int
 kv_flush(struct kv *kv)
 {
-	return kvj_write(kv);
+	if (kvj_write(kv) == -1)
+		return -1;
+	flush_checkpoint(kv);
+	return 0;
 }
 
 /* Writing a large batch early lets the disk work while the caller
@@ -478,18 +497,21 @@ finish_job(struct kv *kv, struct kv_job *j)
 		kvc_finish(kv, j);
 }
 
-/* After a job: the next sync (kv_sync_async() starts a checkpoint after
- * it when one is due), or a checkpoint when one is due, the current
- * segment is synced (a segment is complete before the next) and nothing
- * is pending (its offsets are in the current segment). */
+/* After a job: the sync asked for meanwhile, or the one a due checkpoint
+ * needs first (kv_sync_async() starts the checkpoint after it), or the
+ * checkpoint when the current segment is synced (a segment is complete
+ * before the next) and nothing is pending (its offsets are in the
+ * current segment).  What was only flushed is not synced for its own
+ * sake: a store written without syncs would sync without end. */
 static void
 next_job(struct kv *kv)
 {
 	if (kv->job != NULL || kv->failed)
 		return;
-	if (kv->want_sync || kv->written != kv->durable) {
+	if (kv->want_sync || (kv->written != kv->durable && kvc_due(kv))) {
 		(void)kv_sync_async(kv);
-		return;
+		if (kv->job != NULL || kv->failed)
+			return;		/* a sync, or the checkpoint after one */
 	}
 	if (kvc_due(kv) && !kvs_current(kv)->dirty && kv->npending == 0)
 		(void)kvc_begin(kv, false);

@@ -411,6 +411,66 @@ test_background(void **state)
 	free(buf);
 }
 
+/* As a topicd does: kv_poll() when the store's eventfd says a job is
+ * done, waiting up to ms for it. */
+static void
+poll_when_told(struct kv *kv, struct pollfd *p, int ms)
+{
+	int n = poll(p, 1, ms);
+
+	assert_true(n >= 0);
+	if (n > 0)
+		assert_true(kv_poll(kv) >= 0);
+}
+
+/* A store only ever flushed, never asked for a sync (sync_policy none,
+ * QoS 0), still checkpoints: when one is due, the worker syncs what was
+ * written and the checkpoint follows.  Its journal comes back to what is
+ * live instead of keeping everything ever written, and it syncs for its
+ * checkpoints only: with nothing due, nothing more. */
+static void
+test_flushed_only_checkpoints(void **state)
+{
+	struct tmpdir *fx = *state;
+	uint8_t *buf = malloc(BIG);
+	struct kv_stats st;
+	struct kv *kv = open_store(fx, 256 * 1024, 0);
+	struct pollfd p = { .fd = kv_event_fd(kv), .events = POLLIN };
+	uint64_t commits;
+	char key[16];
+
+	assert_non_null(buf);
+	assert_true(p.fd >= 0);
+	for (unsigned i = 0; i < 256; i++) {		/* 16 MiB in all */
+		put_big(kv, i, buf);
+		if (i >= 2) {				/* two live values */
+			snprintf(key, sizeof(key), "m%05u", i - 2);
+			assert_int_equal(kv_del(kv, key, strlen(key)), 0);
+		}
+		assert_int_equal(kv_flush(kv), 0);
+		poll_when_told(kv, &p, 0);
+	}
+	/* The writes stop: the store catches up on its own. */
+	for (int i = 0; i < 1000; i++) {
+		poll_when_told(kv, &p, 10);
+		kv_get_stats(kv, &st);
+		if (st.checkpoints >= 1 && st.journal_bytes < 1024 * 1024)
+			break;
+	}
+	assert_true(st.checkpoints >= 1);
+	assert_true(st.journal_bytes < 1024 * 1024);
+	/* And then does nothing more: no sync for the sake of one. */
+	commits = st.commits;
+	for (int i = 0; i < 20; i++)
+		poll_when_told(kv, &p, 5);
+	kv_get_stats(kv, &st);
+	assert_int_equal(st.commits, commits);
+	expect_big(kv, 254, buf);
+	expect_big(kv, 255, buf);
+	assert_int_equal(kv_close(kv), 0);
+	free(buf);
+}
+
 /* A batch growing past the threshold is written (not synced) as it
  * grows; a smaller one stays pending.  What was written ahead is read
  * back before and after a reopen, and the commit at the end makes the
@@ -636,6 +696,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format1_converted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_background, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flushed_only_checkpoints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_ahead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_while_always_syncing, setup,
 		    teardown),
