@@ -23,3 +23,9 @@ wall_ms(void)
 {
 	return ms(CLOCK_REALTIME);
 }
+
+int64_t
+wall_ms_coarse(void)
+{
+	return ms(CLOCK_REALTIME_COARSE);
+}

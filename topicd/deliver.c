@@ -134,7 +134,7 @@ deliver_send_msg(struct sub *s, uint64_t seq, uint8_t flags, uint8_t *qos)
 		    td->topic, (unsigned long long)seq, s->key);
 		return SEND_OK;
 	}
-	if (msg_expired(&m, wall_ms())) {
+	if (msg_expired(&m)) {
 		log_debug("topic %s: message %llu expired; skipped for %s", td->topic,
 		    (unsigned long long)seq, s->key);
 		msg_release(&m);
@@ -192,7 +192,7 @@ send_retained(struct sub *s, bool again)
 		}
 		return SEND_OK;
 	}
-	if (msg_expired(&m, wall_ms())) {
+	if (msg_expired(&m)) {
 		msg_release(&m);
 		retain_expire(td);
 		s->ret_state = 0;

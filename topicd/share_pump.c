@@ -65,7 +65,7 @@ goes_bound(struct sub *g, const struct sub *m, uint64_t seq)
 
 	if (m->mode != MODE_MQTT || m->qos < 2 || !log_get(g->td, seq, &msg))
 		return false;
-	bound = msg.qos == 2 && !msg_expired(&msg, wall_ms());
+	bound = msg.qos == 2 && !msg_expired(&msg);
 	msg_release(&msg);
 	return bound;
 }

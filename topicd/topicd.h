@@ -298,7 +298,7 @@ unsigned stage_release_prefix(struct topicd *, const char *, size_t);
 void	 msg_encode(struct wbuf *, const struct msg *);
 int	 msg_decode(const void *, size_t, struct msg *);
 void	 msg_copy(struct msg *, const struct msg *);
-bool	 msg_expired(const struct msg *, int64_t);
+bool	 msg_expired(const struct msg *);
 
 /* cache.c */
 void	 cache_put(struct topicd *, const struct msg *);

@@ -117,7 +117,7 @@ publish(struct client *cl, struct jl_request *r)
 	struct rec_publish p = {
 		.req = broker_req(cl->b), .owner = owner_name(cl),
 		.pubid = (uint32_t)++jc->next_msg_id, .qos = 2,
-		.flags = PF_STAGE | (r->payload_json ? PF_JSON : 0), .time_ms = (uint64_t)wall_ms(),
+		.flags = PF_STAGE | (r->payload_json ? PF_JSON : 0), .time_ms = (uint64_t)wall_ms_coarse(),
 		.payload = r->payload, .payload_len = r->payload_len,
 	};
 	/* Not stored, not acknowledged: the client is told (an ERROR line

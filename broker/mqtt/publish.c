@@ -232,7 +232,7 @@ publish_store(struct client *cl, const struct mqtt_publish *m)
 		.req = m->qos ? broker_req(b) : 0, .owner = m->qos == 2 ? owner_name(cl) : "",
 		.pubid = m->packet_id, .qos = m->qos,
 		.flags = (m->retain ? PF_RETAIN : 0) | (m->qos == 2 ? PF_STAGE : 0),
-		.time_ms = (uint64_t)wall_ms(), .payload = m->payload, .payload_len = m->len,
+		.time_ms = (uint64_t)wall_ms_coarse(), .payload = m->payload, .payload_len = m->len,
 		.origin = mqtt_conn(cl)->client_id,
 	};
 	int rc = -1;
