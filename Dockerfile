@@ -24,7 +24,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         libevent-core-2.1-7 libevent-openssl-2.1-7 libssl3 libgdbm6 libjansson4 libbsd0 \
-        zlib1g libsystemd0 \
+        libdeflate0 libsystemd0 \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 1883 broker \

@@ -52,7 +52,7 @@ e2e: all san
 FUZZ_TARGETS := conf ipc json mqtt route passwd acl settings
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -Icommon -Ibroker
-FUZZ_LIBS    := $$(pkg-config --libs libevent_core jansson libbsd zlib libcrypto) -lgdbm -lresolv
+FUZZ_LIBS    := $$(pkg-config --libs libevent_core jansson libbsd libdeflate libcrypto) -lgdbm -lresolv
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_RUNS := 3000
 FUZZ_EXTRA_conf :=

@@ -37,7 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
+
+#include <libdeflate.h>
 
 #include "fdio.h"
 #include "log.h"
@@ -79,13 +80,17 @@ kvj_pread(int fd, void *buf, size_t n, uint64_t off)
 	return (ssize_t)done;
 }
 
+/* CRC-32 (the one of zlib and gzip) of the segment's number, little
+ * endian, and the batch.  libdeflate's carry-less multiplication computes
+ * it at 14 GB/s here, zlib's table at 6: zlib's was a tenth of a topicd's
+ * time in a stream of 64 KiB messages.  The result is the same bits. */
 uint32_t
 kvj_batch_crc(uint32_t seg, const uint8_t *body, size_t len)
 {
 	uint8_t le[4] = { (uint8_t)seg, (uint8_t)(seg >> 8), (uint8_t)(seg >> 16),
 			  (uint8_t)(seg >> 24) };
 
-	return (uint32_t)crc32(crc32(0, le, sizeof(le)), body, (uInt)len);
+	return libdeflate_crc32(libdeflate_crc32(0, le, sizeof(le)), body, len);
 }
 
 int

@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
+
+#include <libdeflate.h>
 
 #include "log.h"
 #include "xmalloc.h"
@@ -154,7 +155,7 @@ batch_read(int fd, uint32_t seg, uint64_t off, uint64_t size, struct batch *b)
 	if (kvj_pread(fd, b->buf, b->len, off + b->hdr) != (ssize_t)b->len)
 		return B_ERROR;
 	if ((b->hdr == KV_HDR_LEN ? kvj_batch_crc(seg, b->buf, b->len) :
-	    (uint32_t)crc32(0, b->buf, b->len)) == crc)
+	    libdeflate_crc32(0, b->buf, b->len)) == crc)
 		return B_OK;
 	/* The last batch, its data not all written: torn.  Before the end,
 	 * a batch that does not check is damage (but see replay_segment). */

@@ -4,7 +4,7 @@
 #   XCFLAGS     extra compiler flags (sanitizers); XLDFLAGS likewise
 #   TOPICD_LINK static (the default) or dynamic (the sanitizer build)
 SHELL     := /bin/bash
-PKGS      := libevent_core libevent_openssl openssl jansson libbsd zlib libsystemd
+PKGS      := libevent_core libevent_openssl openssl jansson libbsd libdeflate libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 # Debian's gdbm ships no pkg-config file; fall back to plain -lgdbm.
@@ -32,7 +32,7 @@ LIBS     := $(PKG_LIBS) $(GDBM_LIBS) -lresolv
 # the output (the same warning for any other object is kept).
 TOPICD_LINK ?= static
 ifeq ($(TOPICD_LINK),static)
-TOPICD_LIBS := -static $(shell pkg-config --static --libs libevent_core libbsd zlib) $(GDBM_LIBS) -pthread
+TOPICD_LIBS := -static $(shell pkg-config --static --libs libevent_core libbsd libdeflate) $(GDBM_LIBS) -pthread
 TOPICD_LD_FILTER := 2>&1 | awk '/libevent_core\.a\(evutil\.o\): in function/ { ev = 1; next } \
 	ev && /in statically linked applications requires at runtime/ { next } \
 	{ ev = 0; print }' >&2; exit $${PIPESTATUS[0]}

@@ -9,7 +9,7 @@ set -euo pipefail
 
 build=(
 	build-essential pkg-config
-	libevent-dev libssl-dev libgdbm-dev libjansson-dev libbsd-dev zlib1g-dev libsystemd-dev
+	libevent-dev libssl-dev libgdbm-dev libjansson-dev libbsd-dev libdeflate-dev libsystemd-dev
 	libcmocka-dev
 )
 test=(

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "kvstore.h"
 #include "log.h"
@@ -781,6 +781,64 @@ test_torn_tail(void **state)
 	snap_free(&s, &ma, &mb);
 }
 
+/* CRC-32 as zlib and gzip define it (reflected, polynomial 0xedb88320),
+ * one bit at a time: the oracle the journal's checksum is held to. */
+static uint32_t
+crc32_bitwise(uint32_t crc, const uint8_t *p, size_t len)
+{
+	crc = ~crc;
+	while (len-- > 0) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = crc & 1 ? (crc >> 1) ^ 0xedb88320U : crc >> 1;
+	}
+	return ~crc;
+}
+
+static uint32_t
+le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+/* A journal batch's checksum is the CRC-32 of zlib of its segment number
+ * (little endian) and its body, whichever library computes it: journals
+ * written by earlier releases read back, and theirs by later ones. */
+static void
+test_journal_checksum_is_crc32(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t big[70000], seg_le[4];
+	struct kv *kv = open_kv(fx, NO_CKPT);
+	uint8_t *j;
+	size_t len, off = 0, batches = 0;
+
+	/* The catalogue's check value of CRC-32 (ISO-HDLC). */
+	assert_int_equal(crc32_bitwise(0, (const uint8_t *)"123456789", 9), 0xcbf43926U);
+	fill(big, sizeof(big), 5);
+	assert_int_equal(kv_put(kv, "small", 5, "v", 1), 0);
+	assert_int_equal(kv_commit(kv), 0);
+	assert_int_equal(kv_put(kv, "large", 5, big, sizeof(big)), 0);
+	assert_int_equal(kv_put(kv, "odd", 3, big + 1, 4097), 0);
+	assert_int_equal(kv_commit(kv), 0);
+	last_segment(fx);		/* before kv_close(), which checkpoints */
+	j = read_file(fx->journal, &len);
+	assert_int_equal(kv_close(kv), 0);
+	while (off + 16 <= len && le32(j + off) == 0x324a564bU) {	/* "KVJ2" */
+		uint32_t body = le32(j + off + 4) & 0x7fffffffU;
+
+		assert_true(off + 16 + body <= len);
+		memcpy(seg_le, j + off + 8, 4);
+		assert_int_equal(le32(j + off + 12),
+		    crc32_bitwise(crc32_bitwise(0, seg_le, 4), j + off + 16, body));
+		off += 16 + body;
+		batches++;
+	}
+	assert_int_equal(batches, 2);
+	free(j);
+}
+
 static size_t
 make_header(uint8_t *p, uint32_t len, uint32_t crc)
 {
@@ -833,7 +891,7 @@ test_garbage_tail(void **state)
 			break;
 		case 4:		/* a good CRC over records that do not parse */
 			g[12] = 9;
-			len = make_header(g, 5, (uint32_t)crc32(0, g + 12, 5)) + 5;
+			len = make_header(g, 5, libdeflate_crc32(0, g + 12, 5)) + 5;
 			break;
 		case 5:		/* batch B again, the end of its value lost */
 			len = s.size_b - s.size_a;
@@ -1185,6 +1243,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unclean_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_checksum_is_crc32, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_by_size, setup, teardown),
