@@ -203,6 +203,7 @@ struct broker {
 	struct event	*durable_retry;	/* after a full disk */
 	struct waiter_list waiters;	/* for a ticket to be durable */
 	struct wbuf	 pkt_enc;	/* a delivery's packet, being encoded */
+	struct wbuf	 rec_enc;	/* a QoS 0 publish's record (held.c) */
 	struct client_list gated;	/* clients whose output waits for one */
 	struct session_tree sessions;
 	int64_t		 next_expiry;	/* wall ms of the first session to expire */
@@ -352,6 +353,7 @@ void	 held_free(struct held *h);
 /* Queues h for the topic (sent now if it can be); -1 with *why if the
  * topic is failed (h is not taken). */
 int	 child_submit(struct child *c, struct held *h, const char **why);
+bool	 child_send_now(struct child *c, const struct rec_publish *p);
 /* Records without an answer (ACK, DETACH, RESUME): to a ready child only;
  * an ACK is kept for the next one otherwise. */
 void	 child_send(struct child *c, uint16_t type, const struct wbuf *w);

@@ -393,6 +393,7 @@ children_free_all(struct broker *b)
 		free(c);
 	}
 	wbuf_free(&b->pkt_enc);
+	wbuf_free(&b->rec_enc);
 }
 
 /* Requests sent or waiting to be sent that a client or a topic waits for. */

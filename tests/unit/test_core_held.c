@@ -293,6 +293,70 @@ test_full_room_resume(void **state)
 	wbuf_free(&w);
 }
 
+static void
+publish_qos0(struct client *cl, struct child *c, const char *text)
+{
+	struct rec_publish p = { .req = 0, .owner = "", .qos = 0, .time_ms = 1,
+				 .payload = (const uint8_t *)text,
+				 .payload_len = strlen(text) };
+	const char *why = NULL;
+
+	assert_int_equal(publish_submit(cl, c, &p, fx_answered, 0, &why), 0);
+}
+
+/* A QoS 0 publish has no answer: to a ready topicd with nothing waiting
+ * it goes at once and nothing of it is held.  Behind a request that
+ * waits (here, for room) it waits too, held, and goes in its turn. */
+static void
+test_qos0_sent_at_once_or_in_turn(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td;
+	struct rec_full full = { .reason = "max_topic_size" };
+	struct wbuf w;
+	uint64_t r1;
+
+	publish_qos0(cl, c, "cold");		/* held until the topicd is ready */
+	assert_int_equal(c->nunsent, 1);
+	td = fx_ready(fx, "t");
+	td_expect_publish(td, "cold");
+	td_quiet(td);
+	assert_true(TAILQ_EMPTY(&c->held));
+
+	publish_qos0(cl, c, "a");
+	assert_true(TAILQ_EMPTY(&c->held));
+	assert_int_equal(c->nunsent, 0);
+	assert_int_equal(c->nheld_pub, 0);
+	assert_int_equal(cl->pending, 0);
+	td_expect_publish(td, "a");
+	td_quiet(td);
+
+	r1 = fx_publish(cl, c, 1, "one");
+	td_expect_publish(td, "one");
+	wbuf_init(&w);
+	enc_full(&w, &full);
+	td_send(td, IPC_FULL, &w);
+	td_done(td, r1, ST_FULL, 0);
+	td_sync(td);
+	assert_true(c->full);
+	publish_qos0(cl, c, "b");		/* no room: held behind "one" */
+	assert_int_equal(c->nunsent, 2);
+	td_quiet(td);
+
+	td_send(td, IPC_ROOM, &w);
+	td_expect(td, IPC_RESUME);
+	assert_int_equal(td_expect_publish(td, "one"), r1);
+	td_expect_publish(td, "b");
+	td_quiet(td);
+	td_done(td, r1, ST_OK, 2);
+	FX_UNTIL(fx, fx->nanswers == 1);
+	assert_true(TAILQ_EMPTY(&c->held));
+	assert_int_equal(fx->b.msgs_in, 4);
+	wbuf_free(&w);
+}
+
 /* A READY for another topic: the topicd is killed, what it sends then is
  * ignored, and it is restarted like after any kill; nothing is lost. */
 static void
@@ -468,6 +532,8 @@ main(void)
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_submitted_while_stopping, fx_setup,
 		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_qos0_sent_at_once_or_in_turn,
+		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full_room_resume, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ready_wrong_topic, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ready_other_version, fx_setup, fx_teardown),
