@@ -19,6 +19,12 @@ mono_ms(void)
 }
 
 int64_t
+mono_ms_coarse(void)
+{
+	return ms(CLOCK_MONOTONIC_COARSE);
+}
+
+int64_t
 wall_ms(void)
 {
 	return ms(CLOCK_REALTIME);
