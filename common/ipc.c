@@ -156,22 +156,34 @@ collect_fds(struct msghdr *msg, int *fds, int max)
 	return n;
 }
 
-/* One record of a datagram at *off, its body copied: 0, or -1 (bad). */
+/* The records of a datagram of several are copied out of the receive
+ * buffer together, into one block that the last of them to be cleared
+ * frees: an allocation and a free per datagram, not per record (a
+ * datagram holds dozens of small ones under load). */
+struct ipc_block {
+	size_t  refs;
+	uint8_t data[];
+};
+
+/* One record of the datagram in blk at *off: 0, or -1 (bad). */
 static int
-take_record(const uint8_t *buf, size_t n, size_t *off, struct ipc_msg *m)
+take_record(struct ipc_block *blk, size_t n, size_t *off, struct ipc_msg *m)
 {
 	struct ipc_hdr h;
 
 	if (n - *off < sizeof(h))
 		return -1;
-	memcpy(&h, buf + *off, sizeof(h));
+	memcpy(&h, blk->data + *off, sizeof(h));
 	*off += sizeof(h);
 	if (h.flags != 0 || h.len > n - *off)
 		return -1;
 	m->type = h.type;
 	m->flags = 0;
 	m->len = h.len;
-	m->body = m->mem = h.len ? xmemdup(buf + *off, h.len) : NULL;
+	m->body = h.len ? blk->data + *off : NULL;
+	m->mem = NULL;
+	m->block = blk;
+	blk->refs++;
 	m->fd = -1;
 	*off += h.len;
 	return 0;
@@ -247,17 +259,24 @@ take_alone(uint8_t **buf, size_t n, struct ipc_msg *m)
 static int
 unpack_records(uint8_t **bufp, size_t n, struct ipc_reader *r, struct ipc_msg *m)
 {
-	const uint8_t *buf = *bufp;
+	struct ipc_block *blk;
 	struct ipc_msg more;
 	size_t off = 0, queued = r != NULL ? r->n : 0;
 
 	if (take_alone(bufp, n, m))
 		return 0;
-	if (n == 0 || take_record(buf, n, &off, m) == -1)
+	if (n == 0)
 		return -1;
+	blk = xmalloc(sizeof(*blk) + n);
+	blk->refs = 0;
+	memcpy(blk->data, *bufp, n);
+	if (take_record(blk, n, &off, m) == -1) {
+		free(blk);
+		return -1;
+	}
 	while (off < n) {
-		if (r == NULL || take_record(buf, n, &off, &more) == -1) {
-			ipc_msg_clear(m);
+		if (r == NULL || take_record(blk, n, &off, &more) == -1) {
+			ipc_msg_clear(m);		/* the last one frees blk */
 			while (r != NULL && r->n > queued)
 				ipc_msg_clear(&r->q[--r->n]);
 			return -1;
@@ -403,6 +422,9 @@ void
 ipc_msg_clear(struct ipc_msg *m)
 {
 	free(m->mem);
+	if (m->block != NULL && --m->block->refs == 0)
+		free(m->block);
+	m->block = NULL;
 	m->body = m->mem = NULL;
 	if (m->fd != -1)
 		close(m->fd);

@@ -56,6 +56,8 @@ struct ipc_msg {
 	uint8_t *body;		/* len bytes (NULL when len == 0), in mem */
 	int      fd;		/* -1, or an fd the receiver now owns */
 	void    *mem;		/* malloc'd: what ipc_msg_clear frees */
+	struct ipc_block *block; /* or the copy of the datagram body is in,
+				 * shared with the other records of it */
 };
 
 /* Sends one record, alone in its datagram.  fd (or -1) is not closed.

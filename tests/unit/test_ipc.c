@@ -351,9 +351,52 @@ test_body_memfd(void **state)
 	big_body(MIB, false);
 }
 
+/* Records packed in one datagram share one block: each body stays good
+ * until its own record is cleared, in any order, and the block goes with
+ * the last one, also when the reader is cleared with some still queued
+ * (the sanitizer build checks that nothing leaks or is freed twice). */
+static void
+test_packed_records_share_a_block(void **state)
+{
+	struct ipc_reader r = { 0 };
+	struct ipc_out o = { 0 };
+	struct ipc_msg m[3];
+	int sv[2];
+
+	(void)state;
+	pair(sv);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(ipc_out_add(&o, 1, "one", 3), 0);
+		assert_int_equal(ipc_out_add(&o, 2, "", 0), 0);
+		assert_int_equal(ipc_out_add(&o, 3, "three", 5), 0);
+		assert_int_equal(ipc_out_flush(sv[0], &o), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ipc_recv(sv[1], &r, &m[i]), 1);
+		assert_int_equal(m[i].type, i + 1);
+		assert_ptr_equal(m[i].block, m[0].block);
+	}
+	assert_null(m[1].body);
+	ipc_msg_clear(&m[2]);
+	assert_memory_equal(m[0].body, "one", 3);
+	ipc_msg_clear(&m[0]);
+	ipc_msg_clear(&m[1]);
+
+	assert_int_equal(ipc_recv(sv[1], &r, &m[0]), 1);	/* the second datagram */
+	assert_memory_equal(m[0].body, "one", 3);
+	assert_int_equal(ipc_reader_left(&r), 2);
+	ipc_reader_clear(&r);
+	assert_memory_equal(m[0].body, "one", 3);		/* still its own */
+	ipc_msg_clear(&m[0]);
+	ipc_out_free(&o);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* A datagram that is one large record is not copied out: the receive
  * buffer becomes its body, and the next datagram gets a new buffer.  A
- * record one byte shorter, or one packed with others, is copied. */
+ * record one byte shorter, or one packed with others, is copied, with the
+ * other records of its datagram, into one block they share. */
 static void
 test_alone_records(void **state)
 {
@@ -387,8 +430,10 @@ test_alone_records(void **state)
 	assert_int_equal(ipc_recv(sv[1], &r, &m), 1);
 	assert_int_equal(m.len, IPC_ALONE - 1);
 	assert_true(body_ok(m.body, m.len, &idx) && idx == 3);
-	assert_ptr_equal(m.body, m.mem);
+	assert_null(m.mem);
+	assert_non_null(m.block);
 	ipc_msg_clear(&m);
+	assert_null(m.block);
 
 	assert_int_equal(ipc_out_add(&o, 4, a, IPC_ALONE), 0);
 	assert_int_equal(ipc_out_add(&o, 5, "xy", 2), 0);
@@ -396,12 +441,14 @@ test_alone_records(void **state)
 	assert_int_equal(ipc_recv(sv[1], &r, &m), 1);
 	assert_int_equal(m.type, 4);
 	assert_true(body_ok(m.body, m.len, &idx) && idx == 1);
-	assert_ptr_equal(m.body, m.mem);
+	assert_null(m.mem);
+	assert_int_equal(ipc_recv(sv[1], &r, &m2), 1);	/* m still held */
+	assert_int_equal(m2.type, 5);
+	assert_memory_equal(m2.body, "xy", 2);
+	assert_ptr_equal(m2.block, m.block);
 	ipc_msg_clear(&m);
-	assert_int_equal(ipc_recv(sv[1], &r, &m), 1);
-	assert_int_equal(m.type, 5);
-	assert_memory_equal(m.body, "xy", 2);
-	ipc_msg_clear(&m);
+	assert_memory_equal(m2.body, "xy", 2);		/* the block outlives m */
+	ipc_msg_clear(&m2);
 	assert_int_equal(ipc_recv(sv[1], &r, &m), -1);
 	assert_int_equal(errno, EAGAIN);
 
@@ -1420,6 +1467,7 @@ main(void)
 		cmocka_unit_test(test_empty_body),
 		cmocka_unit_test(test_body_inline_max),
 		cmocka_unit_test(test_body_memfd),
+		cmocka_unit_test(test_packed_records_share_a_block),
 		cmocka_unit_test(test_alone_records),
 		cmocka_unit_test(test_send_rejects),
 		cmocka_unit_test(test_eof),
