@@ -23,12 +23,18 @@
 
 #define DRAIN_MAX 256		/* records dispatched per wake-up, for fairness */
 
+/* A queued record with an fd or a large body (IPC_ALONE) goes alone in
+ * its datagram; the others are framed, as they are sent, into the
+ * datagram at the queue's tail while they fit (one copy, no allocation
+ * of their own). */
 struct outrec {
 	TAILQ_ENTRY(outrec) entry;
 	uint16_t  type;
 	uint8_t  *body;		/* follows the record: one allocation */
-	size_t    len;
+	size_t    len;		/* of the body; of a datagram's, their sum */
 	int       fd;
+	bool      packed;	/* a datagram of records in out */
+	struct ipc_out out;
 };
 
 struct ipc_chan {
@@ -37,13 +43,12 @@ struct ipc_chan {
 	struct event      *rev;
 	struct event      *wev;
 	struct event      *fev;		/* flush, made active by a send */
-	TAILQ_HEAD(, outrec) q;
-	size_t             nq;
+	TAILQ_HEAD(outq, outrec) q;
+	size_t             nq;		/* records */
 	size_t             qbytes;	/* their bodies */
 	ipc_drain_cb      *on_drain;	/* armed by ipc_chan_when_below */
 	size_t             drain_low;
-	struct ipc_out     out;		/* the datagram being packed */
-	unsigned           packed;	/* records of the queue's head in it */
+	struct outrec     *spare;	/* a sent datagram's, for the next */
 	struct ipc_reader  in;
 	int                error;	/* a send failed: reported from the write event */
 	bool              *freed;	/* set while dispatching */
@@ -57,41 +62,25 @@ outrec_free(struct outrec *o)
 {
 	if (o->fd != -1)
 		close(o->fd);
+	ipc_out_free(&o->out);
 	free(o);
 }
 
+/* The queue's head, of n records, was sent. */
 static void
-dequeue(struct ipc_chan *c, unsigned n)
+dequeue(struct ipc_chan *c, size_t n)
 {
-	struct outrec *o;
+	struct outrec *o = TAILQ_FIRST(&c->q);
 
-	while (n-- > 0 && (o = TAILQ_FIRST(&c->q)) != NULL) {
-		TAILQ_REMOVE(&c->q, o, entry);
-		c->nq--;
-		c->qbytes -= o->len;
-		outrec_free(o);
+	TAILQ_REMOVE(&c->q, o, entry);
+	c->nq -= n;
+	c->qbytes -= o->len;
+	if (o->packed && c->spare == NULL) {
+		o->len = 0;		/* ipc_out_flush emptied o->out */
+		c->spare = o;
+		return;
 	}
-}
-
-/* Packs the queue's head into c->out: the records without an fd that
- * fit, up to one that goes alone (IPC_ALONE).  The records stay queued
- * until the datagram is sent. */
-static void
-pack(struct ipc_chan *c)
-{
-	struct outrec *o;
-	unsigned i = 0;
-
-	if (c->out.n > 0)
-		return;		/* packed already, not sent yet */
-	c->packed = 0;
-	TAILQ_FOREACH(o, &c->q, entry) {
-		if (o->fd != -1 || o->len >= IPC_ALONE ||
-		    ipc_out_add(&c->out, o->type, o->body, o->len) == -1)
-			break;
-		i++;
-	}
-	c->packed = i;
+	outrec_free(o);
 }
 
 /* Sends what it can; 0 when the queue is empty or the socket is full. */
@@ -99,23 +88,16 @@ static int
 flush_queue(struct ipc_chan *c)
 {
 	struct outrec *o;
+	size_t n;
 
 	while ((o = TAILQ_FIRST(&c->q)) != NULL) {
-		pack(c);
-		if (c->packed > 0) {
-			if (ipc_out_flush(c->fd, &c->out) == -1)
-				goto failed;
-			dequeue(c, c->packed);
-			c->packed = 0;
-			continue;
-		}
-		if (ipc_send(c->fd, o->type, o->body, o->len, o->fd) == -1)
-			goto failed;
-		dequeue(c, 1);
+		n = o->packed ? o->out.n : 1;
+		if (o->packed ? ipc_out_flush(c->fd, &o->out) == -1 :
+		    ipc_send(c->fd, o->type, o->body, o->len, o->fd) == -1)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		dequeue(c, n);
 	}
 	return 0;
-failed:
-	return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
 }
 
 static void
@@ -257,10 +239,35 @@ ipc_chan_free(struct ipc_chan *c)
 		TAILQ_REMOVE(&c->q, o, entry);
 		outrec_free(o);
 	}
-	ipc_out_free(&c->out);
+	if (c->spare != NULL)
+		outrec_free(c->spare);
 	ipc_reader_clear(&c->in);
 	close(c->fd);
 	free(c);
+}
+
+/* Frames a small record into the datagram at the queue's tail, or a new
+ * one (the spare's buffer, when there is one). */
+static void
+pack(struct ipc_chan *c, uint16_t type, const void *body, size_t len)
+{
+	struct outrec *o = TAILQ_LAST(&c->q, outq);
+
+	if (o != NULL && o->packed && ipc_out_add(&o->out, type, body, len) == 0) {
+		o->len += len;
+		return;
+	}
+	if ((o = c->spare) != NULL)
+		c->spare = NULL;
+	else {
+		o = xcalloc(1, sizeof(*o));
+		o->fd = -1;
+		o->packed = true;
+	}
+	if (ipc_out_add(&o->out, type, body, len) == -1)
+		fatalx("ipc_chan: a record of %zu bytes does not fit a datagram", len);
+	o->len = len;
+	TAILQ_INSERT_TAIL(&c->q, o, entry);
 }
 
 int
@@ -274,12 +281,17 @@ ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t len, i
 		errno = EMSGSIZE;
 		return -1;
 	}
-	o = xmalloc(sizeof(*o) + len);
-	o->type = type;
-	o->body = len ? memcpy(o + 1, body, len) : NULL;
-	o->len = len;
-	o->fd = fd;
-	TAILQ_INSERT_TAIL(&c->q, o, entry);
+	if (fd == -1 && len < IPC_ALONE)
+		pack(c, type, body, len);
+	else {
+		o = xmalloc(sizeof(*o) + len);
+		memset(o, 0, sizeof(*o));
+		o->type = type;
+		o->body = len ? memcpy(o + 1, body, len) : NULL;
+		o->len = len;
+		o->fd = fd;
+		TAILQ_INSERT_TAIL(&c->q, o, entry);
+	}
 	c->qbytes += len;
 	if (c->nq++ == 0 && c->error == 0)
 		event_active(c->fev, 0, 0);	/* once this callback returns */
