@@ -83,15 +83,19 @@ def free_port():
         return s.getsockname()[1]
 
 
-def free_ports(n):
-    """n distinct free ports (kept bound until all are chosen)."""
+def free_ports(n, avoid=()):
+    """n distinct free ports (kept bound until all are chosen), none of
+    them in avoid (ports already given to something else, which the
+    kernel may hand out again once their probe socket is closed)."""
     socks, ports = [], []
     try:
-        for _ in range(n):
+        while len(ports) < n:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind((HOST, 0))
             socks.append(s)
-            ports.append(s.getsockname()[1])
+            port = s.getsockname()[1]
+            if port not in avoid:
+                ports.append(port)
     finally:
         for s in socks:
             s.close()
@@ -256,10 +260,13 @@ class Broker:
         last = ""
         for attempt in range(6):
             if not (keep_ports and self.consumer_port) or attempt > 0:
+                # Not a port of the listener blocks (start_with_listeners).
+                taken = {int(p) for p in re.findall(r"^listener (\d+)", self.conf_text, re.M)}
                 if self.mqtt:
-                    self.consumer_port, self.publisher_port, self.mqtt_port = free_ports(3)
+                    self.consumer_port, self.publisher_port, self.mqtt_port = \
+                        free_ports(3, taken)
                 else:
-                    self.consumer_port, self.publisher_port = free_ports(2)
+                    self.consumer_port, self.publisher_port = free_ports(2, taken)
             self.generation += 1
             self._log = open(self.log_path, "ab")
             self._log.write(b"\n==== harness: start #%d %s\n"
