@@ -243,6 +243,21 @@ test_submitted_while_stopping(void **state)
 	fx_expect_answer(fx, 0, 1, ST_OK, "t");
 }
 
+/* The topicd says it has no room, and refuses publish req for it; w
+ * holds the FULL record, and serves for the ROOM after. */
+static void
+refuse_for_room(struct fake_td *td, struct child *c, uint64_t req, struct wbuf *w)
+{
+	struct rec_full full = { .reason = "max_topic_size" };
+
+	wbuf_init(w);
+	enc_full(w, &full);
+	td_send(td, IPC_FULL, w);
+	td_done(td, req, ST_FULL, 0);
+	td_sync(td);
+	assert_true(c->full);
+}
+
 /* FULL, and a publish refused with ST_FULL: it is not answered, it waits
  * with every later publish, its client is not read; ROOM: RESUME first,
  * then the publishes in order.  Requests other than publishes go on. */
@@ -253,7 +268,6 @@ test_full_room_resume(void **state)
 	struct client *cl = fx_client(fx);
 	struct child *c = open_topic(fx, "t");
 	struct fake_td *td;
-	struct rec_full full = { .reason = "max_topic_size" };
 	struct rec_release rel = { .owner = "o", .pubid = 9 };
 	const char *why;
 	uint64_t r1, r2;
@@ -262,12 +276,7 @@ test_full_room_resume(void **state)
 	r1 = fx_publish(cl, c, 1, "one");
 	td = fx_ready(fx, "t");
 	td_expect_publish(td, "one");
-	wbuf_init(&w);
-	enc_full(&w, &full);
-	td_send(td, IPC_FULL, &w);
-	td_done(td, r1, ST_FULL, 0);
-	td_sync(td);
-	assert_true(c->full);
+	refuse_for_room(td, c, r1, &w);
 	assert_int_equal(fx->nanswers, 0);
 	assert_true(client_throttled(cl));	/* its publisher is not read */
 	r2 = fx_publish(cl, c, 2, "two");
@@ -314,7 +323,6 @@ test_qos0_sent_at_once_or_in_turn(void **state)
 	struct client *cl = fx_client(fx);
 	struct child *c = open_topic(fx, "t");
 	struct fake_td *td;
-	struct rec_full full = { .reason = "max_topic_size" };
 	struct wbuf w;
 	uint64_t r1;
 
@@ -335,12 +343,7 @@ test_qos0_sent_at_once_or_in_turn(void **state)
 
 	r1 = fx_publish(cl, c, 1, "one");
 	td_expect_publish(td, "one");
-	wbuf_init(&w);
-	enc_full(&w, &full);
-	td_send(td, IPC_FULL, &w);
-	td_done(td, r1, ST_FULL, 0);
-	td_sync(td);
-	assert_true(c->full);
+	refuse_for_room(td, c, r1, &w);
 	publish_qos0(cl, c, "b");		/* no room: held behind "one" */
 	assert_int_equal(c->nunsent, 2);
 	td_quiet(td);
