@@ -260,7 +260,7 @@ child_send_now(struct child *c, const struct rec_publish *p)
 {
 	struct wbuf *w = &c->b->rec_enc;
 
-	if (p->req != 0 || c->state == CH_FAILED || !sends_now(c, IPC_PUBLISH))
+	if (p->req != 0 || !sends_now(c, IPC_PUBLISH))
 		return false;
 	wbuf_reset(w);
 	enc_publish(w, p);
