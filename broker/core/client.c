@@ -21,6 +21,8 @@
 #include "log.h"
 #include "xmalloc.h"
 
+#define CLIENT_WRITE_MAX	(1024 * 1024)	/* bytes a client's write takes a pass */
+
 static int
 id_cmp(struct client *a, struct client *b)
 {
@@ -472,6 +474,10 @@ client_new(struct listener *l, int fd, const char *desc)
 		fatalx("cannot set up client %s", desc);
 	bufferevent_setcb(cl->bev, on_read, on_write, on_event, cl);
 	bufferevent_setwatermark(cl->bev, EV_WRITE, b->set.client_output_limit / 2, 0);
+	/* libevent writes at most 16 KiB a pass by default: a 64 KiB PUBLISH
+	 * to a subscriber took four passes of epoll_wait and writev. */
+	if (bufferevent_set_max_single_write(cl->bev, CLIENT_WRITE_MAX) == -1)
+		log_warnx("client %s: cannot raise the write size", desc);
 	if (bufferevent_enable(cl->bev, EV_READ | EV_WRITE) == -1)
 		fatalx("cannot enable client %s", desc);
 	RB_INSERT(client_ids, &b->clients, cl);
