@@ -80,6 +80,7 @@
 #define CONNECT_S	10		/* every connection ready within this */
 #define MAX_SHOWN	10		/* errors described on stderr */
 #define READ_MAX	(256 * 1024)	/* bytes read at a time */
+#define WRITE_MAX	(256 * 1024)	/* and written (libevent's default: 16 KiB) */
 /* --rate: the publishing tick is one message's share of a second, but
  * not under TICK_MIN_US (above 10,000 a second, several go per tick).
  * The event base keeps a precise clock: libevent would otherwise read
@@ -934,7 +935,8 @@ conn_open(struct conn *c)
 		die("out of memory");
 	bufferevent_setcb(c->bev, NULL, on_write, on_event, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, QOS0_HIWAT / 2, 0);
-	if (bufferevent_enable(c->bev, EV_WRITE) == -1 ||
+	if (bufferevent_set_max_single_write(c->bev, WRITE_MAX) == -1 ||
+	    bufferevent_enable(c->bev, EV_WRITE) == -1 ||
 	    bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, salen) == -1)
 		die("cannot connect to %s port %u", ld->host, ld->port);
 }
