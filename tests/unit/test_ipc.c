@@ -1195,6 +1195,84 @@ test_chan_sends_large_alone(void **state)
 	event_base_free(base);
 }
 
+/* A record that goes alone is on the socket when ipc_chan_send returns,
+ * if nothing is queued before it; behind a queued record it waits its
+ * turn; on a full socket it is queued as a copy of the caller's body. */
+static void
+test_chan_sends_alone_at_once(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct ctx *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
+	uint8_t *big = make_body(IPC_ALONE, 0);
+	struct ipc_msg m;
+	int sv[2], p[2];
+	uint32_t idx, n = 0;
+
+	(void)state;
+	assert_non_null(base);
+	pair(sv);
+	ctx_init(a, base, sv[0]);
+
+	/* Nothing queued: sent before the loop runs, the fd closed once sent. */
+	assert_int_equal(ipc_chan_send(a->c, 61, big, IPC_ALONE, -1), 0);
+	nb_pipe(p);
+	assert_int_equal(ipc_chan_send(a->c, 62, "\x01\0\0\0", 4, p[1]), 0);
+	assert_int_equal(ipc_chan_queued(a->c), 0);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
+	assert_int_equal(m.type, 61);
+	assert_int_equal(m.len, IPC_ALONE);
+	assert_true(body_ok(m.body, m.len, &idx));
+	ipc_msg_clear(&m);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
+	assert_int_equal(m.type, 62);
+	assert_int_not_equal(m.fd, -1);
+	ipc_msg_clear(&m);
+	assert_true(pipe_writers_gone(p[0]));
+	close(p[0]);
+
+	/* Behind a small record, queued until the callback returns: both wait. */
+	assert_int_equal(ipc_chan_send(a->c, 63, "\x02\0\0\0", 4, -1), 0);
+	assert_int_equal(ipc_chan_send(a->c, 61, big, IPC_ALONE, -1), 0);
+	assert_int_equal(ipc_chan_queued(a->c), 2);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_true(event_base_loop(base, EVLOOP_NONBLOCK) != -1);
+	assert_int_equal(ipc_chan_queued(a->c), 0);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
+	assert_int_equal(m.type, 63);
+	ipc_msg_clear(&m);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
+	assert_int_equal(m.type, 61);
+	ipc_msg_clear(&m);
+
+	/* A full socket: the large record is queued, a copy of the body. */
+	while (ipc_send(sv[0], 64, big, IPC_ALONE, -1) == 0)
+		n++;
+	assert_int_equal(errno, EAGAIN);
+	assert_true(n > 0);
+	fill_body(big, IPC_ALONE, 99);
+	assert_int_equal(ipc_chan_send(a->c, 61, big, IPC_ALONE, -1), 0);
+	assert_int_equal(ipc_chan_queued(a->c), 1);
+	memset(big, 0, IPC_ALONE);			/* the caller's buffer is free */
+	ctx_init(b, base, sv[1]);
+	want_msgs = (int)n + 1;
+	run_until(base, got_msgs, b);
+	assert_int_equal(b->nmsg, n + 1);
+	assert_false(b->bad_body);
+	assert_int_equal(b->type[n - 1], 64);
+	assert_int_equal(b->type[n], 61);
+	assert_int_equal(b->len[n], IPC_ALONE);
+	assert_int_equal(b->idx[n], 99);
+	assert_int_equal(ipc_chan_queued(a->c), 0);
+	assert_int_equal(a->nerr + b->nerr, 0);
+	ipc_chan_free(a->c);
+	ipc_chan_free(b->c);
+	free(big);
+	free(a);
+	free(b);
+	event_base_free(base);
+}
+
 static void
 test_chan_eof(void **state)
 {
@@ -1481,6 +1559,7 @@ main(void)
 		cmocka_unit_test(test_chan_queueing),
 		cmocka_unit_test(test_chan_drain_callback),
 		cmocka_unit_test(test_chan_sends_large_alone),
+		cmocka_unit_test(test_chan_sends_alone_at_once),
 		cmocka_unit_test(test_chan_eof),
 		cmocka_unit_test(test_chan_garbage),
 		cmocka_unit_test(test_chan_send_error),
