@@ -418,6 +418,15 @@ ipc_out_free(struct ipc_out *o)
 	memset(o, 0, sizeof(*o));
 }
 
+void *
+ipc_msg_take_mem(struct ipc_msg *m)
+{
+	void *mem = m->mem;
+
+	m->mem = NULL;
+	return mem;
+}
+
 void
 ipc_msg_clear(struct ipc_msg *m)
 {

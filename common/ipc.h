@@ -94,6 +94,10 @@ size_t ipc_reader_left(const struct ipc_reader *r);
 void ipc_reader_clear(struct ipc_reader *r);
 /* Frees the body and closes the fd if still owned (fd != -1). */
 void ipc_msg_clear(struct ipc_msg *m);
+/* The memory m->body is in, when m owns it alone (a record that came in a
+ * datagram of its own): m no longer frees it, the caller free()s it.  NULL
+ * for a record of a shared datagram, or one without a body. */
+void *ipc_msg_take_mem(struct ipc_msg *m);
 
 /* A libevent channel: read, drain, dispatch; write interest only while the
  * out-queue is non-empty; EOF and every error reach the one err callback. */

@@ -22,6 +22,7 @@
 #include "xmalloc.h"
 
 #define CLIENT_WRITE_MAX	(1024 * 1024)	/* bytes a client's write takes a pass */
+#define CLIENT_REF_MIN		(16 * 1024)	/* a payload written by reference */
 
 static int
 id_cmp(struct client *a, struct client *b)
@@ -136,6 +137,37 @@ client_write(struct client *cl, const void *data, size_t len)
 	}
 	if (bufferevent_write(cl->bev, data, len) == -1)
 		client_close(cl, "cannot buffer output");
+}
+
+static void
+free_kept(const void *data, size_t len, void *mem)
+{
+	(void)data;
+	(void)len;
+	free(mem);
+}
+
+/* Writes len bytes of the body of delivery record m.  A large payload in a
+ * record of its own is not copied: the output refers to it, and frees the
+ * record's memory once it is written. */
+void
+client_write_body(struct client *cl, const void *data, size_t len, struct ipc_msg *m)
+{
+	struct evbuffer *out;
+	void *mem;
+
+	if (len < CLIENT_REF_MIN || (cl->closing && !bufferevent_get_enabled(cl->bev)) ||
+	    (const uint8_t *)data < m->body ||
+	    (const uint8_t *)data + len > m->body + m->len ||
+	    (mem = ipc_msg_take_mem(m)) == NULL) {
+		client_write(cl, data, len);
+		return;
+	}
+	out = cl->gate != 0 ? cl->gated : bufferevent_get_output(cl->bev);
+	if (evbuffer_add_reference(out, data, len, free_kept, mem) == -1) {
+		m->mem = mem;			/* still the record's */
+		client_close(cl, "cannot buffer output");
+	}
 }
 
 struct evbuffer *

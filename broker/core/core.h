@@ -54,7 +54,7 @@ struct proto {
 	const char	*name;		/* "MQTT", ... for logs */
 	void	(*start)(struct client *);
 	void	(*read)(struct client *);
-	void	(*deliver)(struct client *, const struct ipc_msg *);
+	void	(*deliver)(struct client *, struct ipc_msg *);	/* may keep its body */
 	bool	(*can_take)(const struct client *);
 	void	(*idle)(struct client *);
 	void	(*closed)(struct client *);
@@ -458,6 +458,8 @@ void	 client_refuse(struct client *cl, uint64_t delay_ms, const void *answer, si
 uint64_t client_login_failed(struct client *cl, const char *user, const char *why);
 void	 client_close(struct client *cl, const char *why);
 void	 client_write(struct client *cl, const void *data, size_t len);
+void	 client_write_body(struct client *cl, const void *data, size_t len,
+	    struct ipc_msg *m);
 struct evbuffer *client_input(struct client *cl);
 /* Reads up to about want more bytes of a plain connection into its input
  * now (client_read.c): the number read, 0 when none (or TLS). */

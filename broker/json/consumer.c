@@ -182,7 +182,7 @@ cons_closed(struct client *cl)
 }
 
 static void
-cons_deliver(struct client *cl, const struct ipc_msg *m)
+cons_deliver(struct client *cl, struct ipc_msg *m)
 {
 	struct rec_deliver d;
 	struct rec_deliver_rel r;

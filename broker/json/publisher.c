@@ -241,7 +241,7 @@ pub_closed(struct client *cl)
 }
 
 static void
-pub_deliver(struct client *cl, const struct ipc_msg *m)
+pub_deliver(struct client *cl, struct ipc_msg *m)
 {
 	(void)cl;
 	(void)m;		/* a publisher has no delivery socket */

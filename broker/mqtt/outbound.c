@@ -409,19 +409,20 @@ mqtt_out_forget(struct session *s, const char *topic, uint64_t seq)
 }
 
 static void
-send_publish(struct client *cl, const struct rec_deliver *d, struct mqtt_publish *pub)
+send_publish(struct client *cl, const struct rec_deliver *d, struct mqtt_publish *pub,
+    struct ipc_msg *m)
 {
 	struct wbuf *w = &cl->b->pkt_enc;
 
 	if (mqtt_v5(cl))
 		mqtt5_use_alias(cl, pub);
 	wbuf_reset(w);
-	/* The payload is copied once, from the delivery record to the
-	 * output, not through the encoder's buffer as well. */
+	/* The payload goes from the delivery record to the output (copied
+	 * when small), not through the encoder's buffer as well. */
 	if (mqtt_enc_publish_head(w, mqtt_conn(cl)->level, pub) == 0) {
 		mqtt_send(cl, w);
 		if (pub->len > 0)
-			client_write(cl, pub->payload, pub->len);
+			client_write_body(cl, pub->payload, pub->len, m);
 		cl->b->msgs_out++;
 		cl->b->bytes_out += d->payload_len;
 	} else {
@@ -431,7 +432,7 @@ send_publish(struct client *cl, const struct rec_deliver *d, struct mqtt_publish
 }
 
 static void
-deliver_publish(struct client *cl, const struct rec_deliver *d)
+deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *m)
 {
 	struct session *s = cl->session;
 	struct outflight *o = NULL;
@@ -469,7 +470,7 @@ deliver_publish(struct client *cl, const struct rec_deliver *d)
 		}
 		pub.packet_id = o->pid;
 	}
-	send_publish(cl, d, &pub);
+	send_publish(cl, d, &pub, m);
 }
 
 static void
@@ -491,7 +492,7 @@ deliver_pubrel(struct client *cl, const struct rec_deliver_rel *r)
 }
 
 void
-mqtt_deliver(struct client *cl, const struct ipc_msg *m)
+mqtt_deliver(struct client *cl, struct ipc_msg *m)
 {
 	struct rec_deliver d;
 	struct rec_deliver_rel r;
@@ -499,7 +500,7 @@ mqtt_deliver(struct client *cl, const struct ipc_msg *m)
 	if (cl->session == NULL)
 		return;
 	if (m->type == IPC_DELIVER && dec_deliver(m->body, m->len, &d) == 0)
-		deliver_publish(cl, &d);
+		deliver_publish(cl, &d, m);
 	else if (m->type == IPC_DELIVER_REL && dec_deliver_rel(m->body, m->len, &r) == 0)
 		deliver_pubrel(cl, &r);
 	else

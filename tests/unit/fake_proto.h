@@ -22,7 +22,7 @@ fake_read(struct client *cl)
 }
 
 static inline void
-fake_deliver(struct client *cl, const struct ipc_msg *m)
+fake_deliver(struct client *cl, struct ipc_msg *m)
 {
 	struct core_fx *fx = FX_OF(cl->b);
 	struct rec_deliver d;
