@@ -129,11 +129,12 @@ batch_room(struct kv *kv, size_t need)
 	return 0;
 }
 
-/* Appends a put to the pending batch; *seg and *off are where the value
- * will be in the journal. */
+/* Appends a put of the value in iov[0..n) (vlen bytes in all) to the
+ * pending batch; *seg and *off are where the value will be in the
+ * journal, *at where it is in the batch until the next call. */
 int
-kvj_add_put(struct kv *kv, const void *key, size_t klen, const void *val, size_t vlen,
-    uint32_t *seg, uint64_t *off)
+kvj_add_put(struct kv *kv, const void *key, size_t klen, const struct iovec *iov, int n,
+    size_t vlen, uint32_t *seg, uint64_t *off, const void **at)
 {
 	struct kv_seg *cur = kvs_current(kv);
 
@@ -144,7 +145,9 @@ kvj_add_put(struct kv *kv, const void *key, size_t klen, const void *val, size_t
 	put_u32(&kv->batch, (uint32_t)vlen);
 	*seg = cur->num;
 	*off = cur->size + kv->batch.len;
-	put_raw(&kv->batch, val, vlen);
+	for (int i = 0; i < n; i++)
+		put_raw(&kv->batch, iov[i].iov_base, iov[i].iov_len);
+	*at = kv->batch.data + kv->batch.len - vlen;	/* the batch may have moved */
 	kv->npending++;
 	return 0;
 }

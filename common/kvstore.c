@@ -209,21 +209,38 @@ kv_usable(struct kv *kv)
 }
 
 int
-kv_put(struct kv *kv, const void *key, size_t klen, const void *val, size_t vlen)
+kv_putv(struct kv *kv, const void *key, size_t klen, const struct iovec *iov, int n)
 {
+	const void *at;
+	size_t vlen = 0;
 	uint64_t off;
 	uint32_t seg;
 
 	if (kv_usable(kv) == -1)
 		return -1;
-	if (klen == 0 || klen > KV_KEY_MAX || vlen > KV_VAL_MAX || *(const uint8_t *)key == 0) {
+	for (int i = 0; i < n; i++) {
+		if (iov[i].iov_len > KV_VAL_MAX - vlen) {
+			errno = EINVAL;
+			return -1;
+		}
+		vlen += iov[i].iov_len;
+	}
+	if (klen == 0 || klen > KV_KEY_MAX || *(const uint8_t *)key == 0) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (kvj_add_put(kv, key, klen, val, vlen, &seg, &off) == -1)
+	if (kvj_add_put(kv, key, klen, iov, n, vlen, &seg, &off, &at) == -1)
 		return -1;
-	kvi_set(kv, key, klen, val, vlen, KV_IN_SEG, seg, off);
+	kvi_set(kv, key, klen, at, vlen, KV_IN_SEG, seg, off);
 	return 0;
+}
+
+int
+kv_put(struct kv *kv, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct iovec iov = { .iov_base = (void *)val, .iov_len = vlen };
+
+	return kv_putv(kv, key, klen, &iov, 1);
 }
 
 int

@@ -41,6 +41,7 @@
 #ifndef COMMON_KVSTORE_H
 #define COMMON_KVSTORE_H
 
+#include <sys/uio.h>
 #include <sys/types.h>
 
 #include <stdbool.h>
@@ -92,6 +93,10 @@ void kv_abandon(struct kv *kv);
  * pending batch would pass 2 GiB: commit first) or EIO (the store failed
  * earlier).  Deleting an absent key is a no-op. */
 int  kv_put(struct kv *kv, const void *key, size_t klen, const void *val, size_t vlen);
+/* As kv_put, the value being the n parts of iov one after the other (a
+ * large payload goes into the batch from where it is, not through a
+ * buffer that frames it first). */
+int  kv_putv(struct kv *kv, const void *key, size_t klen, const struct iovec *iov, int n);
 int  kv_del(struct kv *kv, const void *key, size_t klen);
 /* 1 and a malloc'd copy in *val (NUL-terminated beyond vlen), 0 if absent,
  * -1 on an I/O error (logged). */

@@ -213,8 +213,8 @@ uint64_t kvs_journal_bytes(const struct kv *, uint64_t *);
 uint64_t kvs_disk_bytes(const struct kv *);
 
 /* kvjournal.c */
-int	 kvj_add_put(struct kv *, const void *, size_t, const void *, size_t,
-	    uint32_t *, uint64_t *);
+int	 kvj_add_put(struct kv *, const void *, size_t, const struct iovec *, int, size_t,
+	    uint32_t *, uint64_t *, const void **);
 int	 kvj_add_del(struct kv *, const void *, size_t);
 int	 kvj_write(struct kv *);
 int	 kvj_sync_inline(struct kv *);

@@ -244,6 +244,7 @@ h_publish(struct topicd *td, struct ipc_msg *m)
 		reply(td, r.req, ST_OK, 0);
 		return;
 	}
+	msg.buf = ipc_msg_take_mem(m);		/* a large one is cached, not copied */
 	uint64_t seq = log_append(td, &msg);
 	if (r.qos > 0) {
 		td->need_sync = true;

@@ -119,20 +119,51 @@ msg_v2(const struct msg *m)
 	return m->props_len > 0 || m->expiry_ms != 0 || (m->origin != NULL && m->origin[0]);
 }
 
-void
-msg_encode(struct wbuf *w, const struct msg *m)
+/* A message record is its head, the payload, and its tail. */
+static void
+msg_encode_head(struct wbuf *w, const struct msg *m)
 {
-	bool v2 = msg_v2(m);
-
-	put_u8(w, (uint8_t)((m->flags & ~MSG_V2) | (v2 ? MSG_V2 : 0)));
+	put_u8(w, (uint8_t)((m->flags & ~MSG_V2) | (msg_v2(m) ? MSG_V2 : 0)));
 	put_u8(w, m->qos);
 	put_u64(w, m->time_ms);
-	put_bytes(w, m->payload, m->len);
-	if (!v2)
+	put_u32(w, (uint32_t)m->len);
+}
+
+static void
+msg_encode_tail(struct wbuf *w, const struct msg *m)
+{
+	if (!msg_v2(m))
 		return;
 	put_bytes(w, m->props, m->props_len);
 	put_u64(w, m->expiry_ms);
 	put_str(w, m->origin != NULL ? m->origin : "");
+}
+
+void
+msg_encode(struct wbuf *w, const struct msg *m)
+{
+	msg_encode_head(w, m);
+	put_raw(w, m->payload, m->len);
+	msg_encode_tail(w, m);
+}
+
+/* Puts message m under key: its head and tail are framed in td->wb, its
+ * payload goes into the store's batch from where it is. */
+static void
+msg_put(struct topicd *td, const void *key, size_t klen, const struct msg *m)
+{
+	struct iovec iov[3];
+	size_t head;
+
+	wbuf_reset(&td->wb);
+	msg_encode_head(&td->wb, m);
+	head = td->wb.len;
+	msg_encode_tail(&td->wb, m);
+	iov[0] = (struct iovec){ td->wb.data, head };
+	iov[1] = (struct iovec){ (void *)m->payload, m->len };
+	iov[2] = (struct iovec){ td->wb.data + head, td->wb.len - head };
+	if (kv_putv(td->kv, key, klen, iov, 3) == -1)
+		store_fail(td, "put");
 }
 
 /* Fills m from a record of either version; m->payload, props and origin
@@ -426,25 +457,31 @@ log_get(struct topicd *td, uint64_t seq, struct msg *m)
 	return 1;
 }
 
+/* Appends message in to the log; its sequence number.  in->buf (or NULL)
+ * is memory that in's bytes lie in, taken by the log: the cache keeps it
+ * instead of a copy, or it is freed. */
 uint64_t
-log_append(struct topicd *td, const struct msg *in)
+log_append(struct topicd *td, struct msg *in)
 {
 	struct msg m = *in;
 
+	in->buf = NULL;
 	m.seq = td->next_seq++;
 	m.flags &= PF_RETAIN | PF_JSON;
 	key_msg(&td->kb, m.seq);
-	wbuf_reset(&td->wb);
-	msg_encode(&td->wb, &m);
-	store_put(td, td->kb.data, td->kb.len, td->wb.data, td->wb.len);
+	msg_put(td, td->kb.data, td->kb.len, &m);
 	if (td->messages++ == 0)
 		td->first_seq = m.seq;
-	td->bytes += td->wb.len;
+	td->bytes += td->wb.len + m.len;
 	td->meta_dirty = true;
 	td->stats_dirty = true;
-	cache_put(td, &m);
+	if (m.buf != NULL)
+		cache_adopt(td, &m);
+	else
+		cache_put(td, &m);
 	if (m.flags & PF_RETAIN)
 		retain_update(td, &m);
+	free(m.buf);			/* not kept by the cache */
 	return m.seq;
 }
 
@@ -497,9 +534,7 @@ stage_put(struct topicd *td, const char *owner, uint32_t pubid, const struct msg
 {
 	if (stage_exists(td, owner, pubid))
 		return 1;
-	wbuf_reset(&td->wb);
-	msg_encode(&td->wb, m);
-	store_put(td, td->kb.data, td->kb.len, td->wb.data, td->wb.len);
+	msg_put(td, td->kb.data, td->kb.len, m);
 	return 0;
 }
 
@@ -516,11 +551,13 @@ release_key(struct topicd *td, const void *key, size_t klen)
 	if (store_get(td, key, klen, &val, &vlen) == 0)
 		return 0;
 	memset(&m, 0, sizeof(m));
-	if (msg_decode(val, vlen, &m) == -1)
+	if (msg_decode(val, vlen, &m) == -1) {
 		log_warnx("topic %s: dropping an unreadable staged message", td->topic);
-	else
+		free(val);
+	} else {
+		m.buf = val;			/* the log's now */
 		seq = log_append(td, &m);
-	free(val);
+	}
 	store_del(td, key, klen);
 	return seq;
 }

@@ -287,7 +287,7 @@ void	 store_del(struct topicd *, const void *, size_t);
 int	 store_each(struct topicd *, const char *, size_t,
 	     int (*)(struct topicd *, const uint8_t *, size_t));
 void	 store_save_meta(struct topicd *);
-uint64_t log_append(struct topicd *, const struct msg *);
+uint64_t log_append(struct topicd *, struct msg *);
 int	 log_get(struct topicd *, uint64_t, struct msg *);
 void	 msg_release(struct msg *);
 void	 log_trim(struct topicd *);

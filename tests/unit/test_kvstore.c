@@ -425,6 +425,46 @@ test_value_sizes(void **state)
 	assert_int_equal(kv_close(kv), 0);
 }
 
+/* A value put in parts is their concatenation, small (in memory) or
+ * large (read back from the batch, the journal, after a reopen); the
+ * parts' sum is bounded as a value is. */
+static void
+test_put_in_parts(void **state)
+{
+	static const size_t sizes[] = { 0, 5, 64, 200, 65536 };
+	uint8_t *buf = malloc(65536 + 20), *none = NULL;
+	struct kv *kv = open_kv(*state, NO_CKPT);
+	char key[32];
+
+	assert_non_null(buf);
+	for (unsigned round = 0; round < 2; round++) {
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			size_t len = sizes[i] + 20;
+			struct iovec iov[4] = { { buf, 9 }, { none, 0 },
+			    { buf + 9, sizes[i] }, { buf + 9 + sizes[i], 11 } };
+
+			fill(buf, len, (unsigned)(i + 10 * round));
+			snprintf(key, sizeof(key), "p%zu", sizes[i]);
+			assert_int_equal(kv_putv(kv, key, strlen(key), iov, 4), 0);
+			expect_val(kv, key, buf, len);
+		}
+		assert_int_equal(kv_close(kv), 0);	/* round 0: replayed from the journal */
+		kv = open_kv(*state, NO_CKPT);
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			fill(buf, sizes[i] + 20, (unsigned)(i + 10 * round));
+			snprintf(key, sizeof(key), "p%zu", sizes[i]);
+			expect_val(kv, key, buf, sizes[i] + 20);
+		}
+	}
+	/* Parts over 1 GiB in all: refused before any is read. */
+	struct iovec big[2] = { { (void *)1, 1U << 30 }, { (void *)1, 1 } };
+	errno = 0;
+	assert_int_equal(kv_putv(kv, "huge", 4, big, 2), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(kv_close(kv), 0);
+	free(buf);
+}
+
 static void
 test_reopen_after_close(void **state)
 {
@@ -1238,6 +1278,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_put_get_del, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_value_sizes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_in_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_after_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),

@@ -420,6 +420,47 @@ test_retained(void **state)
 	assert_int_equal(retain_get(td, &got), 0);
 }
 
+/* A message appended with the memory its bytes lie in: the cache keeps
+ * that memory instead of a copy, or (too large to cache) it is freed; the
+ * store has the message either way.  ASan checks each is freed once. */
+static void
+test_append_takes_memory(void **state)
+{
+	struct fx *f = *state;
+	struct topicd *td = &f->td;
+	size_t sizes[] = { 3, TD_CACHE_MAX_PAYLOAD, TD_CACHE_MAX_PAYLOAD + 1 };
+	uint8_t *want[3];
+	struct msg got;
+
+	hold(td);
+	for (int i = 0; i < 3; i++) {
+		uint8_t *mem = malloc(sizes[i] + 16);
+		struct msg m = { .qos = 1, .time_ms = 7, .payload = mem + 16, .len = sizes[i],
+				 .origin = "m/pub", .buf = mem };
+
+		assert_non_null(mem);
+		memset(mem + 16, 'a' + i, sizes[i]);
+		want[i] = malloc(sizes[i]);
+		assert_non_null(want[i]);
+		memcpy(want[i], mem + 16, sizes[i]);
+		assert_int_equal(log_append(td, &m), (uint64_t)i + 1);
+		assert_null(m.buf);			/* taken */
+		assert_int_equal(cache_get(td, (uint64_t)i + 1, &got), i < 2);
+		if (i < 2)
+			assert_ptr_equal(got.payload, mem + 16);	/* not a copy */
+	}
+	dispatch_sync(td, true);
+	fx_reopen(f);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(log_get(&f->td, (uint64_t)i + 1, &got), 1);
+		assert_int_equal(got.len, sizes[i]);
+		assert_memory_equal(got.payload, want[i], sizes[i]);
+		assert_string_equal(got.origin, "m/pub");
+		msg_release(&got);
+		free(want[i]);
+	}
+}
+
 static void
 put_sub_record(struct topicd *td, const char *key, uint8_t version, uint8_t extra)
 {
@@ -548,6 +589,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_next_seq_from_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_topic_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retained, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_takes_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscriber_record_versions, setup, teardown),
 	};
 
