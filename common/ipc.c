@@ -23,17 +23,20 @@
 #define OUT_KEEP (64u * 1024)	/* an ipc_out buffer kept between datagrams */
 #define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
-/* A sealed memfd holding the body; -1 with errno on failure. */
+/* A sealed memfd holding the body, the n parts of iov; -1 with errno on
+ * failure. */
 static int
-memfd_body(const void *body, size_t len)
+memfd_body(const struct iovec *iov, int n)
 {
 	int fd = memfd_create("ipc-body", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	int saved;
+	int saved, i;
 
 	if (fd == -1)
 		return -1;
-	if (write_all(fd, body, len) == -1 ||
-	    fcntl(fd, F_ADD_SEALS, SEALS | F_SEAL_SEAL) == -1) {
+	for (i = 0; i < n; i++)
+		if (write_all(fd, iov[i].iov_base, iov[i].iov_len) == -1)
+			break;
+	if (i < n || fcntl(fd, F_ADD_SEALS, SEALS | F_SEAL_SEAL) == -1) {
 		saved = errno;
 		close(fd);
 		errno = saved;
@@ -42,19 +45,23 @@ memfd_body(const void *body, size_t len)
 	return fd;
 }
 
+/* One datagram: the header, then the n parts of the body. */
 static int
-send_raw(int sock, const struct ipc_hdr *h, const void *body, size_t blen, int fd)
+send_raw(int sock, const struct ipc_hdr *h, const struct iovec *body, int nb, int fd)
 {
 	union {
 		struct cmsghdr hdr;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} cm;
-	struct iovec iov[2] = {
+	struct iovec iov[1 + IPC_SENDV_MAX] = {
 		{ .iov_base = (void *)h, .iov_len = sizeof(*h) },
-		{ .iov_base = (void *)body, .iov_len = blen },
 	};
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = blen ? 2 : 1 };
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 1 };
 	ssize_t n;
+
+	for (int i = 0; i < nb; i++)
+		if (body[i].iov_len > 0)
+			iov[msg.msg_iovlen++] = body[i];
 
 	if (fd != -1) {
 		memset(&cm, 0, sizeof(cm));
@@ -72,26 +79,36 @@ send_raw(int sock, const struct ipc_hdr *h, const void *body, size_t blen, int f
 	return n == -1 ? -1 : 0;
 }
 
-int
-ipc_send(int sock, uint16_t type, const void *body, size_t len, int fd)
+/* A record whose body is the n parts of iov, with fd (or -1). */
+static int
+send_parts(int sock, uint16_t type, const struct iovec *iov, int n, int fd)
 {
-	struct ipc_hdr h = { .type = type, .flags = 0, .len = (uint32_t)len };
+	struct ipc_hdr h = { .type = type, .flags = 0 };
+	size_t len = 0;
 	int mfd, rc, saved;
 
-	if (len > IPC_MAX_BODY) {
-		errno = EMSGSIZE;
+	if (n < 0 || n > IPC_SENDV_MAX) {
+		errno = EINVAL;
 		return -1;
 	}
+	for (int i = 0; i < n; i++) {
+		if (iov[i].iov_len > IPC_MAX_BODY - len) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		len += iov[i].iov_len;
+	}
+	h.len = (uint32_t)len;
 	if (len <= IPC_MAX_INLINE) {
 		if (fd != -1)
 			h.flags |= IPC_F_FD;
-		return send_raw(sock, &h, body, len, fd);
+		return send_raw(sock, &h, iov, n, fd);
 	}
 	if (fd != -1) {
 		errno = EINVAL;		/* one fd per record: a big body takes the slot */
 		return -1;
 	}
-	if ((mfd = memfd_body(body, len)) == -1)
+	if ((mfd = memfd_body(iov, n)) == -1)
 		return -1;
 	h.flags |= IPC_F_MEMFD;
 	rc = send_raw(sock, &h, NULL, 0, mfd);
@@ -99,6 +116,20 @@ ipc_send(int sock, uint16_t type, const void *body, size_t len, int fd)
 	close(mfd);
 	errno = saved;
 	return rc;
+}
+
+int
+ipc_send(int sock, uint16_t type, const void *body, size_t len, int fd)
+{
+	struct iovec iov = { .iov_base = (void *)body, .iov_len = len };
+
+	return send_parts(sock, type, &iov, 1, fd);
+}
+
+int
+ipc_sendv(int sock, uint16_t type, const struct iovec *iov, int n)
+{
+	return send_parts(sock, type, iov, n, -1);
 }
 
 static void

@@ -20,6 +20,7 @@
 #ifndef COMMON_IPC_H
 #define COMMON_IPC_H
 
+#include <sys/uio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,11 @@ struct ipc_msg {
  * Returns 0, or -1 with errno (EAGAIN when the socket is full: nothing was
  * sent). */
 int  ipc_send(int sock, uint16_t type, const void *body, size_t len, int fd);
+/* As ipc_send without an fd, the body being the n parts of iov (at most
+ * IPC_SENDV_MAX) one after the other: a large payload is sent from where
+ * it is, not through a buffer that frames it first. */
+#define IPC_SENDV_MAX	4
+int  ipc_sendv(int sock, uint16_t type, const struct iovec *iov, int n);
 
 /* A datagram being filled with records (no fds), sent by ipc_out_flush. */
 struct ipc_out {

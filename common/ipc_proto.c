@@ -483,21 +483,37 @@ dec_empty(const void *body, size_t len)
 	return len == 0 ? 0 : -1;
 }
 
-void
-enc_deliver(struct wbuf *w, const struct rec_deliver *r)
+static bool
+deliver_ext(const struct rec_deliver *r)
 {
-	bool ext = msg_has_ext(r->props_len, r->expiry_ms, r->origin) ||
-	    str_set(r->share);
+	return msg_has_ext(r->props_len, r->expiry_ms, r->origin) || str_set(r->share);
+}
 
+void
+enc_deliver_head(struct wbuf *w, const struct rec_deliver *r)
+{
 	put_str(w, r->topic);
 	put_u64(w, r->seq);
 	put_u8(w, r->qos);
-	put_u8(w, (uint8_t)((r->flags & ~DF_EXT) | (ext ? DF_EXT : 0)));
-	put_bytes(w, r->payload, r->payload_len);
-	if (ext) {
-		put_msg_ext(w, r->props, r->props_len, r->expiry_ms, r->origin);
-		put_str(w, str_or_empty(r->share));
-	}
+	put_u8(w, (uint8_t)((r->flags & ~DF_EXT) | (deliver_ext(r) ? DF_EXT : 0)));
+	put_u32(w, (uint32_t)r->payload_len);
+}
+
+void
+enc_deliver_tail(struct wbuf *w, const struct rec_deliver *r)
+{
+	if (!deliver_ext(r))
+		return;
+	put_msg_ext(w, r->props, r->props_len, r->expiry_ms, r->origin);
+	put_str(w, str_or_empty(r->share));
+}
+
+void
+enc_deliver(struct wbuf *w, const struct rec_deliver *r)
+{
+	enc_deliver_head(w, r);
+	put_raw(w, r->payload, r->payload_len);
+	enc_deliver_tail(w, r);
 }
 
 int

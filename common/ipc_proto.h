@@ -321,6 +321,10 @@ void enc_full(struct wbuf *w, const struct rec_full *r);
 void enc_idle(struct wbuf *w, const struct rec_idle *r);
 void enc_idle_sub(struct wbuf *w, const char *key, bool backlog);
 void enc_deliver(struct wbuf *w, const struct rec_deliver *r);
+/* enc_deliver is its head, the payload's bytes, and its tail: for a
+ * sender that sends the payload from where it is. */
+void enc_deliver_head(struct wbuf *w, const struct rec_deliver *r);
+void enc_deliver_tail(struct wbuf *w, const struct rec_deliver *r);
 void enc_deliver_rel(struct wbuf *w, const struct rec_deliver_rel *r);
 
 /* Decoders return 0, or -1 when the body is malformed (wrong size, a

@@ -95,9 +95,9 @@ sub_send(struct sub *s, uint16_t type)
 	return send_failed(s);
 }
 
-/* The DELIVER record of message m for subscriber s, in td->wb. */
+/* The DELIVER record of message m for subscriber s (it points into m). */
 static void
-encode_deliver(struct sub *s, const struct msg *m, uint8_t flags, struct rec_deliver *d)
+fill_deliver(struct sub *s, const struct msg *m, uint8_t flags, struct rec_deliver *d)
 {
 	struct topicd *td = s->td;
 
@@ -114,8 +114,35 @@ encode_deliver(struct sub *s, const struct msg *m, uint8_t flags, struct rec_del
 	d->expiry_ms = m->expiry_ms;
 	d->origin = m->origin;
 	d->share = s->share;
+}
+
+/* Sends DELIVER d.  One with a large payload goes alone, the payload from
+ * where it is (the message d points into stays valid until this returns);
+ * the others are framed in td->wb and packed by sub_send. */
+static int
+send_deliver(struct sub *s, const struct rec_deliver *d)
+{
+	struct topicd *td = s->td;
+	struct iovec iov[3];
+	size_t head;
+	int rc;
+
 	wbuf_reset(&td->wb);
-	enc_deliver(&td->wb, d);
+	if (d->payload_len < IPC_ALONE) {
+		enc_deliver(&td->wb, d);
+		return sub_send(s, IPC_DELIVER);
+	}
+	enc_deliver_head(&td->wb, d);
+	head = td->wb.len;
+	enc_deliver_tail(&td->wb, d);
+	iov[0] = (struct iovec){ td->wb.data, head };
+	iov[1] = (struct iovec){ (void *)d->payload, d->payload_len };
+	iov[2] = (struct iovec){ td->wb.data + head, td->wb.len - head };
+	if ((rc = deliver_flush(s)) != SEND_OK)
+		return rc;
+	if (ipc_sendv(s->fd, IPC_DELIVER, iov, 3) == 0)
+		return SEND_OK;
+	return send_failed(s);
 }
 
 /* Sends DELIVER for message seq; *qos is the QoS it went out with (0 for
@@ -127,6 +154,7 @@ deliver_send_msg(struct sub *s, uint64_t seq, uint8_t flags, uint8_t *qos)
 	struct topicd *td = s->td;
 	struct rec_deliver d;
 	struct msg m;
+	int rc;
 
 	*qos = 0;
 	if (!log_get(td, seq, &m)) {
@@ -142,10 +170,11 @@ deliver_send_msg(struct sub *s, uint64_t seq, uint8_t flags, uint8_t *qos)
 		td->stats_dirty = true;
 		return SEND_OK;
 	}
-	encode_deliver(s, &m, flags, &d);
+	fill_deliver(s, &m, flags, &d);
+	rc = send_deliver(s, &d);
 	msg_release(&m);
 	*qos = d.qos;
-	return sub_send(s, IPC_DELIVER);
+	return rc;
 }
 
 int
@@ -199,9 +228,10 @@ send_retained(struct sub *s, bool again)
 		sub_dirty(s);
 		return SEND_OK;
 	}
-	encode_deliver(s, &m, DF_RETAIN | (again ? DF_DUP : 0), &d);
+	fill_deliver(s, &m, DF_RETAIN | (again ? DF_DUP : 0), &d);
+	rc = send_deliver(s, &d);
 	msg_release(&m);
-	if ((rc = sub_send(s, IPC_DELIVER)) == SEND_OK && d.qos > 0) {
+	if (rc == SEND_OK && d.qos > 0) {
 		s->ret_seq = d.seq;
 		s->ret_state = FL_SENT;
 		sub_dirty(s);

@@ -297,17 +297,23 @@ test_empty_body(void **state)
 
 /* Sends a body of len bytes and checks how it travelled and what arrived. */
 static void
-big_body(size_t len, bool inline_expected)
+big_body(size_t len, bool inline_expected, bool in_parts)
 {
 	int sv[2], before;
 	struct ipc_msg m;
 	struct ipc_hdr h;
 	uint8_t *body = make_body(len, 77), *peek;
+	/* Parts of uneven sizes, one of them empty. */
+	struct iovec iov[4] = { { body, 3 }, { body + 3, 0 }, { body + 3, len / 2 },
+	    { body + 3 + len / 2, len - 3 - len / 2 } };
 	ssize_t n;
 
 	pair(sv);
 	before = count_fds();
-	assert_int_equal(ipc_send(sv[0], 21, body, len, -1), 0);
+	if (in_parts)
+		assert_int_equal(ipc_sendv(sv[0], 21, iov, 4), 0);
+	else
+		assert_int_equal(ipc_send(sv[0], 21, body, len, -1), 0);
 	assert_int_equal(count_fds(), before);		/* no memfd left behind */
 	peek = malloc(IPC_HDR_SIZE + IPC_MAX_INLINE + 1);
 	assert_non_null(peek);
@@ -340,15 +346,51 @@ static void
 test_body_inline_max(void **state)
 {
 	(void)state;
-	big_body(IPC_MAX_INLINE, true);
+	big_body(IPC_MAX_INLINE, true, false);
+	big_body(IPC_MAX_INLINE, true, true);
+	big_body(IPC_ALONE, true, true);
 }
 
 static void
 test_body_memfd(void **state)
 {
 	(void)state;
-	big_body(IPC_MAX_INLINE + 1, false);
-	big_body(MIB, false);
+	big_body(IPC_MAX_INLINE + 1, false, false);
+	big_body(MIB, false, false);
+	big_body(IPC_MAX_INLINE + 1, false, true);
+	big_body(MIB, false, true);
+}
+
+/* ipc_sendv takes at most IPC_SENDV_MAX parts, and a body no larger than
+ * ipc_send's; nothing is sent when it refuses. */
+static void
+test_sendv_limits(void **state)
+{
+	struct iovec iov[IPC_SENDV_MAX + 1];
+	struct ipc_msg m;
+	int sv[2];
+
+	(void)state;
+	pair(sv);
+	for (int i = 0; i <= IPC_SENDV_MAX; i++)
+		iov[i] = (struct iovec){ "x", 1 };
+	errno = 0;
+	assert_int_equal(ipc_sendv(sv[0], 22, iov, IPC_SENDV_MAX + 1), -1);
+	assert_int_equal(errno, EINVAL);
+	iov[0] = (struct iovec){ (void *)1, IPC_MAX_BODY };
+	errno = 0;
+	assert_int_equal(ipc_sendv(sv[0], 22, iov, 2), -1);
+	assert_int_equal(errno, EMSGSIZE);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), -1);
+	assert_int_equal(errno, EAGAIN);
+	iov[0] = (struct iovec){ "x", 1 };
+	assert_int_equal(ipc_sendv(sv[0], 22, iov, IPC_SENDV_MAX), 0);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
+	assert_int_equal(m.len, IPC_SENDV_MAX);
+	assert_memory_equal(m.body, "xxxx", IPC_SENDV_MAX);
+	ipc_msg_clear(&m);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 /* Records packed in one datagram share one block: each body stays good
@@ -1545,6 +1587,7 @@ main(void)
 		cmocka_unit_test(test_empty_body),
 		cmocka_unit_test(test_body_inline_max),
 		cmocka_unit_test(test_body_memfd),
+		cmocka_unit_test(test_sendv_limits),
 		cmocka_unit_test(test_packed_records_share_a_block),
 		cmocka_unit_test(test_alone_records),
 		cmocka_unit_test(test_send_rejects),

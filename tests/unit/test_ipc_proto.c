@@ -421,6 +421,40 @@ test_deliver_round_trip(void **state)
 	wbuf_free(&w);
 }
 
+/* A DELIVER's head, payload and tail, put together, are the record
+ * enc_deliver makes: with and without the extension fields. */
+static void
+test_deliver_in_parts(void **state)
+{
+	static const uint8_t props[] = { 0x01, 0x01 };
+	struct rec_deliver in = s_deliver;
+	struct wbuf whole, parts;
+
+	(void)state;
+	wbuf_init(&whole);
+	wbuf_init(&parts);
+	for (int ext = 0; ext < 2; ext++) {
+		if (ext) {
+			in.props = props;
+			in.props_len = sizeof(props);
+			in.expiry_ms = 99;
+			in.origin = "m/pub";
+			in.share = "g";
+		}
+		wbuf_reset(&whole);
+		wbuf_reset(&parts);
+		enc_deliver(&whole, &in);
+		enc_deliver_head(&parts, &in);
+		put_raw(&parts, in.payload, in.payload_len);
+		enc_deliver_tail(&parts, &in);
+		assert_int_equal(parts.len, whole.len);
+		assert_memory_equal(parts.data, whole.data, whole.len);
+		assert_true(whole.len > sizeof(payload) + (ext ? 20 : 0));
+	}
+	wbuf_free(&whole);
+	wbuf_free(&parts);
+}
+
 /* Every decoder accepts its sample, and rejects every proper prefix of it
  * and the sample with one byte more.  String fields always come back as a
  * valid C string, even on failure. */
@@ -726,6 +760,7 @@ main(void)
 		cmocka_unit_test(test_ready_done_round_trip),
 		cmocka_unit_test(test_deadletter_stats_round_trip),
 		cmocka_unit_test(test_deliver_round_trip),
+		cmocka_unit_test(test_deliver_in_parts),
 		cmocka_unit_test(test_truncation_and_trailing),
 		cmocka_unit_test(test_bad_strings),
 		cmocka_unit_test(test_max_string_length_at_end),
