@@ -15,6 +15,7 @@ common name, and one of another CA.
   one leaves the old in place; a bad file at start-up stops the broker;
 - back-pressure through a TLS connection, both ways."""
 
+import os
 import re
 import signal
 import socket
@@ -186,6 +187,32 @@ def test_mqtt_over_tls_with_paho(mqtt_factory, pki):
     stranger = PahoClient(port, "paho-stranger", tls={"ca_certs": pki.path("other-ca.crt")})
     with pytest.raises(ssl.SSLError):
         stranger.connect()
+
+
+def test_large_payloads_over_tls(mqtt_factory, pki):
+    """Payloads around 64 KiB (a record alone, written to the client's
+    output without a copy) and over 128 KiB (by memfd) go through TLS
+    byte for byte and in order, at each QoS, to a subscriber over TLS and
+    to one in the clear."""
+    b, (port,) = start_with_listeners(mqtt_factory, [("mqtt", tls_lines(pki))])
+    tls = {"ca_certs": pki.path("ca.crt")}
+    sub = PahoClient(port, "paho-tls-big-sub", tls=tls)
+    sub.connect_ok()
+    assert sub.subscribe([("tls/big", 2)]) == [2]
+    plain = PahoClient(b.mqtt_port, "paho-plain-big-sub")
+    plain.connect_ok()
+    assert plain.subscribe([("tls/big", 2)]) == [2]
+    pub = PahoClient(port, "paho-tls-big-pub", tls=tls)
+    pub.connect_ok()
+    sizes = [64 * 1024, 200 * 1024, 1, 64 * 1024 + 7, 130 * 1024, 65 * 1024]
+    sent = [bytes([i]) * 4 + os.urandom(n - 4) if n > 4 else os.urandom(n)
+            for i, n in enumerate(sizes)]
+    for i, p in enumerate(sent):
+        pub.publish("tls/big", p, i % 3)
+    for who in (sub, plain):
+        got = who.wait_messages(len(sent), "tls/big")
+        assert [len(m.payload) for m in got] == sizes, who
+        assert [m.payload for m in got] == sent, who
 
 
 def test_client_certificates_required(mqtt_factory, pki):
