@@ -121,10 +121,10 @@ struct ipc_chan *ipc_chan_new(struct event_base *base, int fd,
 /* Closes the socket and every queued fd.  Safe from inside a callback:
  * dispatching stops after the current record. */
 void   ipc_chan_free(struct ipc_chan *c);
-/* Queues a record (one that goes alone in its datagram, with nothing
- * queued before it, is sent at once when the socket takes it); fd (or -1)
- * is owned by the channel from now on, also on failure.  Returns 0, or -1
- * when the body is too large. */
+/* Queues a record (one that goes alone in its datagram is sent at once,
+ * after what is queued, when the socket takes them); fd (or -1) is owned
+ * by the channel from now on, also on failure.  Returns 0, or -1 when the
+ * body is too large. */
 int    ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t len, int fd);
 /* Writes what is queued now, not once the callback returns: for records
  * the peer must have before what goes out on other sockets.  Errors are

@@ -4,9 +4,9 @@
  * A small record sent is queued, and the queue is written once the
  * callback that sent it returns (the flush event is made active): what
  * one wake-up sends goes out together, packed into as few datagrams as
- * fit.  A record that goes alone (an fd, a large body) is sent at once
- * when nothing is queued before it.  The socket's write event is watched
- * only while the peer does not keep up. */
+ * fit.  A record that goes alone (an fd, a large body) is sent at once,
+ * after what is queued, when the socket takes them.  The socket's write
+ * event is watched only while the peer does not keep up. */
 #include "ipc.h"
 
 #include <errno.h>
@@ -272,13 +272,23 @@ pack(struct ipc_chan *c, uint16_t type, const void *body, size_t len)
 	TAILQ_INSERT_TAIL(&c->q, o, entry);
 }
 
-/* A record that goes alone in its datagram, with nothing queued before
- * it: sent now, from where it is, when the socket takes it (a 64 KiB body
- * is not copied into the queue and out again).  False: it must be queued. */
+/* A record that goes alone in its datagram: what is queued before it (a
+ * datagram of small records, waiting for the callback to end) is sent
+ * first, then the record, from where it is, when the socket takes them
+ * (a 64 KiB body is not copied into the queue and out again; the
+ * datagram before it would have gone alone all the same).  False: it must
+ * be queued. */
 static bool
 sent_at_once(struct ipc_chan *c, uint16_t type, const void *body, size_t len, int fd)
 {
 	if (c->error != 0)
+		return false;
+	if (c->nq > 0 && flush_queue(c) == -1) {
+		c->error = errno;
+		event_active(c->fev, 0, 0);	/* reported from the loop */
+		return false;
+	}
+	if (c->nq > 0)
 		return false;
 	if (ipc_send(c->fd, type, body, len, fd) == -1) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -304,7 +314,7 @@ ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t len, i
 	}
 	if (fd == -1 && len < IPC_ALONE)
 		pack(c, type, body, len);
-	else if (c->nq == 0 && sent_at_once(c, type, body, len, fd))
+	else if (sent_at_once(c, type, body, len, fd))
 		return 0;
 	else {
 		o = xmalloc(sizeof(*o) + len);

@@ -1238,14 +1238,15 @@ test_chan_sends_large_alone(void **state)
 }
 
 /* A record that goes alone is on the socket when ipc_chan_send returns,
- * if nothing is queued before it; behind a queued record it waits its
- * turn; on a full socket it is queued as a copy of the caller's body. */
+ * after the records queued before it, in their order; on a full socket it
+ * is queued as a copy of the caller's body. */
 static void
 test_chan_sends_alone_at_once(void **state)
 {
 	struct event_base *base = event_base_new();
 	struct ctx *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
 	uint8_t *big = make_body(IPC_ALONE, 0);
+	struct ipc_reader by_hand = { 0 };
 	struct ipc_msg m;
 	int sv[2], p[2];
 	uint32_t idx, n = 0;
@@ -1272,20 +1273,25 @@ test_chan_sends_alone_at_once(void **state)
 	assert_true(pipe_writers_gone(p[0]));
 	close(p[0]);
 
-	/* Behind a small record, queued until the callback returns: both wait. */
+	/* Small records wait for the callback to end, unless a record that
+	 * goes alone follows them: then they go first, in their datagram. */
 	assert_int_equal(ipc_chan_send(a->c, 63, "\x02\0\0\0", 4, -1), 0);
-	assert_int_equal(ipc_chan_send(a->c, 61, big, IPC_ALONE, -1), 0);
+	assert_int_equal(ipc_chan_send(a->c, 64, "\x03\0\0\0", 4, -1), 0);
 	assert_int_equal(ipc_chan_queued(a->c), 2);
 	assert_int_equal(ipc_recv(sv[1], NULL, &m), -1);
 	assert_int_equal(errno, EAGAIN);
-	assert_true(event_base_loop(base, EVLOOP_NONBLOCK) != -1);
+	assert_int_equal(ipc_chan_send(a->c, 61, big, IPC_ALONE, -1), 0);
 	assert_int_equal(ipc_chan_queued(a->c), 0);
-	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
-	assert_int_equal(m.type, 63);
-	ipc_msg_clear(&m);
-	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
-	assert_int_equal(m.type, 61);
-	ipc_msg_clear(&m);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ipc_recv(sv[1], &by_hand, &m), 1);
+		assert_int_equal(m.type, i == 2 ? 61 : 63 + i);
+		ipc_msg_clear(&m);
+	}
+	assert_int_equal(ipc_reader_left(&by_hand), 0);
+	ipc_reader_clear(&by_hand);
+	assert_true(event_base_loop(base, EVLOOP_NONBLOCK) != -1);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), -1);	/* nothing more */
+	assert_int_equal(errno, EAGAIN);
 
 	/* A full socket: the large record is queued, a copy of the body. */
 	while (ipc_send(sv[0], 64, big, IPC_ALONE, -1) == 0)
