@@ -87,6 +87,15 @@ put_u64(struct wbuf *w, uint64_t v)
 }
 
 void
+wbuf_around(const struct wbuf *w, size_t head, const void *payload, size_t len,
+    struct iovec iov[3])
+{
+	iov[0] = (struct iovec){ w->data, head };
+	iov[1] = (struct iovec){ (void *)payload, len };
+	iov[2] = (struct iovec){ w->data + head, w->len - head };
+}
+
+void
 put_bytes(struct wbuf *w, const void *p, size_t n)
 {
 	put_u32(w, (uint32_t)n);

@@ -9,6 +9,8 @@
 #ifndef COMMON_MARSHAL_H
 #define COMMON_MARSHAL_H
 
+#include <sys/uio.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +32,11 @@ void put_u32(struct wbuf *w, uint32_t v);
 void put_u64(struct wbuf *w, uint64_t v);
 void put_bytes(struct wbuf *w, const void *p, size_t n);   /* u32 length + bytes */
 void put_str(struct wbuf *w, const char *s);               /* u32 length + bytes + NUL */
+/* A record framed in w but for a payload that stays where it is (a
+ * writer of iovecs sends or stores it without a copy): iov[0] is w's
+ * first head bytes, iov[1] the payload, iov[2] the rest of w. */
+void wbuf_around(const struct wbuf *w, size_t head, const void *payload, size_t len,
+		 struct iovec iov[3]);
 
 struct rbuf {
 	const uint8_t *p;

@@ -135,9 +135,7 @@ send_deliver(struct sub *s, const struct rec_deliver *d)
 	enc_deliver_head(&td->wb, d);
 	head = td->wb.len;
 	enc_deliver_tail(&td->wb, d);
-	iov[0] = (struct iovec){ td->wb.data, head };
-	iov[1] = (struct iovec){ (void *)d->payload, d->payload_len };
-	iov[2] = (struct iovec){ td->wb.data + head, td->wb.len - head };
+	wbuf_around(&td->wb, head, d->payload, d->payload_len, iov);
 	if ((rc = deliver_flush(s)) != SEND_OK)
 		return rc;
 	if (ipc_sendv(s->fd, IPC_DELIVER, iov, 3) == 0)

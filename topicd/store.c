@@ -159,9 +159,7 @@ msg_put(struct topicd *td, const void *key, size_t klen, const struct msg *m)
 	msg_encode_head(&td->wb, m);
 	head = td->wb.len;
 	msg_encode_tail(&td->wb, m);
-	iov[0] = (struct iovec){ td->wb.data, head };
-	iov[1] = (struct iovec){ (void *)m->payload, m->len };
-	iov[2] = (struct iovec){ td->wb.data + head, td->wb.len - head };
+	wbuf_around(&td->wb, head, m->payload, m->len, iov);
 	if (kv_putv(td->kv, key, klen, iov, 3) == -1)
 		store_fail(td, "put");
 }

@@ -67,6 +67,32 @@ test_wbuf_reserve(void **state)
 	wbuf_free(&w);
 }
 
+/* The parts of a record framed around a payload kept elsewhere. */
+static void
+test_wbuf_around(void **state)
+{
+	struct wbuf w;
+	struct iovec iov[3];
+	static const char payload[] = "PAYLOAD";
+
+	(void)state;
+	wbuf_init(&w);
+	put_raw(&w, "head", 4);
+	put_raw(&w, "tail!", 5);
+	wbuf_around(&w, 4, payload, 7, iov);
+	assert_ptr_equal(iov[0].iov_base, w.data);
+	assert_int_equal(iov[0].iov_len, 4);
+	assert_ptr_equal(iov[1].iov_base, payload);
+	assert_int_equal(iov[1].iov_len, 7);
+	assert_memory_equal(iov[2].iov_base, "tail!", 5);
+	assert_int_equal(iov[2].iov_len, 5);
+	wbuf_around(&w, 9, NULL, 0, iov);	/* no tail, no payload */
+	assert_int_equal(iov[0].iov_len, 9);
+	assert_int_equal(iov[1].iov_len, 0);
+	assert_int_equal(iov[2].iov_len, 0);
+	wbuf_free(&w);
+}
+
 static void
 test_integers_little_endian(void **state)
 {
@@ -347,6 +373,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wbuf_grows_and_resets),
 		cmocka_unit_test(test_wbuf_reserve),
+		cmocka_unit_test(test_wbuf_around),
 		cmocka_unit_test(test_integers_little_endian),
 		cmocka_unit_test(test_integers_round_trip),
 		cmocka_unit_test(test_bytes_and_str_layout),
