@@ -42,11 +42,14 @@ class MqttStreamer(threading.Thread):
     reconnects and resends the PUBLISH in flight with DUP set and the same
     packet id, or the PUBREL if the PUBREC had come.  acked: payloads whose
     PUBACK or PUBREC arrived (the broker has stored them); completed:
-    whole exchanges (PUBACK or PUBCOMP)."""
+    whole exchanges (PUBACK or PUBCOMP).  sizes: payload sizes taken in
+    turn (each payload starts with its topic and number); none: short
+    ones."""
 
-    def __init__(self, broker, client_id, n, reconnect=False):
+    def __init__(self, broker, client_id, n, reconnect=False, sizes=None):
         super().__init__(name="mqtt-streamer-" + client_id, daemon=True)
         self.broker, self.client_id, self.n, self.reconnect = broker, client_id, n, reconnect
+        self.sizes = sizes
         self.published = {Q1: [], Q2: []}
         self.acked = set()
         self.completed = 0
@@ -83,6 +86,10 @@ class MqttStreamer(threading.Thread):
             for i in range(self.n):
                 topic, qos = (Q1, 1) if i % 2 == 0 else (Q2, 2)
                 payload = b"%s-%d" % (topic.encode(), i // 2)
+                if self.sizes:
+                    size = self.sizes[i % len(self.sizes)]
+                    payload += bytes(range(256)) * (size // 256 + 1)
+                    payload = payload[:size]
                 pid = pid % 65535 + 1
                 with self.lock:
                     self.published[topic].append(payload)
@@ -245,6 +252,28 @@ def test_online_subscriber_across_topicd_sigkills_mid_stream(mqtt_factory, rng):
     s.finish()
     assert s.completed == n
     drain_and_verify(r, s, "topicds SIGKILLed mid-stream")
+
+
+def test_large_messages_across_topicd_sigkills_mid_stream(mqtt_factory, rng):
+    """As above with payloads of 64 KiB and more: a record alone in its
+    datagram, kept by the topicd's cache as it came and written to the
+    subscriber without a copy; over 128 KiB, by memfd."""
+    n = 90
+    b = mqtt_factory(FAULT_CONFIG)
+    r = subscriber(b, "fk-topicd-big")
+    r.start()
+    s = MqttStreamer(b, "fk-pub-big", n, sizes=[64 * 1024, 100 * 1024, 200 * 1024, 64 * 1024 + 1])
+    s.start()
+    for topic in (Q1, Q2, Q1):
+        at = s.progress() + rng.randint(5, 20)
+        wait_for(lambda: s.progress() >= at or not s.is_alive(), 60,
+                 "the publisher to complete %d exchanges" % at)
+        assert s.is_alive(), "the stream ended before the kill (error: %r)" % s.error
+        old = b.kill_topicd(topic)
+        b.wait_topicd(topic, not_pid=old)
+    s.finish()
+    assert s.completed == n
+    drain_and_verify(r, s, "topicds SIGKILLed mid-stream of large messages")
 
 
 def test_retained_message_survives_sigkill(mqtt_factory):
