@@ -435,9 +435,15 @@ def test_storm_while_topics_take_turns(mqtt_factory, rng):
                       "log_type": "information"})
     storm = Storm(b, rng)
     storm.start()
+    turns_re = re.compile(r"topic storm/\S+: topicd pid \d+ stops: (idle, )?room for another")
     storm.run(20, master_kills=1)
+    # On a loaded machine the storm goes on (30 s at most) until the
+    # topics have taken the turns this test is about.
+    for _ in range(6):
+        if len(turns_re.findall(b.log_text())) >= 10:
+            break
+        storm.run(5, master_kills=0)
     problems = storm.drain()
     verify(storm, problems, "storm with max_topicds 2")
-    turns = len(re.findall(r"topic storm/\S+: topicd pid \d+ stops: (idle, )?room for another",
-                           b.log_text()))
+    turns = len(turns_re.findall(b.log_text()))
     assert turns >= 10, "topics took %d turns" % turns
