@@ -264,17 +264,24 @@ reader_push(struct ipc_reader *r, const struct ipc_msg *m)
 }
 
 /* A datagram that is one large record: its body stays in *buf, which
- * becomes the record's (a new one is allocated for the next datagram). */
+ * becomes the record's (a new one is allocated for the next datagram).
+ * The buffer is cut to the datagram: what holds the record (a client's
+ * output, a topicd's cache) counts its length, and a 64 KiB record must
+ * not keep 128 KiB.  With large blocks on the heap (xmalloc_keep_freed),
+ * the allocator cuts it in place. */
 static bool
 take_alone(uint8_t **buf, size_t n, struct ipc_msg *m)
 {
 	struct ipc_hdr h;
+	uint8_t *cut;
 
 	if (n < sizeof(h) + IPC_ALONE)
 		return false;
 	memcpy(&h, *buf, sizeof(h));
 	if (h.flags != 0 || h.len != n - sizeof(h))
 		return false;
+	if (n < IPC_HDR_SIZE + IPC_MAX_INLINE && (cut = realloc(*buf, n)) != NULL)
+		*buf = cut;
 	m->type = h.type;
 	m->flags = 0;
 	m->len = h.len;

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <sys/mman.h>
@@ -436,9 +437,10 @@ test_packed_records_share_a_block(void **state)
 }
 
 /* A datagram that is one large record is not copied out: the receive
- * buffer becomes its body, and the next datagram gets a new buffer.  A
- * record one byte shorter, or one packed with others, is copied, with the
- * other records of its datagram, into one block they share. */
+ * buffer becomes its body, cut to its length (what holds it counts that),
+ * and the next datagram gets a new buffer.  A record one byte shorter, or
+ * one packed with others, is copied, with the other records of its
+ * datagram, into one block they share. */
 static void
 test_alone_records(void **state)
 {
@@ -464,6 +466,12 @@ test_alone_records(void **state)
 	assert_int_equal(m2.len, IPC_ALONE + 5);
 	assert_true(body_ok(m2.body, m2.len, &idx) && idx == 2);
 	assert_ptr_not_equal(m1.mem, m2.mem);
+	/* Not the 128 KiB buffer: at most the allocator's rounding (to a
+	 * page, for a block it maps) more. */
+	assert_in_range(malloc_usable_size(m1.mem), IPC_HDR_SIZE + IPC_ALONE,
+			IPC_HDR_SIZE + IPC_ALONE + 4096);
+	assert_in_range(malloc_usable_size(m2.mem), IPC_HDR_SIZE + IPC_ALONE + 5,
+			IPC_HDR_SIZE + IPC_ALONE + 5 + 4096);
 	ipc_msg_clear(&m1);
 	ipc_msg_clear(&m2);
 	assert_null(m1.mem);
