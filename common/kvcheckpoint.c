@@ -233,6 +233,7 @@ kvc_begin(struct kv *kv, bool wait)
 	struct kv_node *n;
 	char *err = NULL;
 
+	kv->chases = 0;
 	if (kvj_create_segment(kv, cur->num + 1, &err) == -1) {
 		log_warnx("store %s: checkpoint not started: %s", kv->label, err);
 		free(err);

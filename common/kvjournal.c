@@ -215,6 +215,7 @@ kvj_write(struct kv *kv)
 	cur->records += kv->npending;
 	cur->dirty = true;
 	kv->unsynced += kv->npending;
+	kv->unsynced_bytes += len;
 	kv->npending = 0;
 	kv->written++;
 	wbuf_reset(&kv->batch);
@@ -256,6 +257,7 @@ kvj_sync_inline(struct kv *kv)
 		kv->st.committed += kv->unsynced;
 		kv->unsynced = 0;
 	}
+	kv->unsynced_bytes = 0;
 	kv->durable = kv->written;
 	return 0;
 }

@@ -450,8 +450,16 @@ kv_sync_async(struct kv *kv)
 	kv->want_sync = false;
 	/* While a checkpoint runs, and when one is due (it starts from synced
 	 * segments), the sync is done here: a sync never waits for a
-	 * checkpoint, and a store always busy syncing still checkpoints. */
+	 * checkpoint, and a store always busy syncing still checkpoints.
+	 * Megabytes unsynced (sync_policy none writes them while the sync
+	 * before a checkpoint runs) are synced in the background first, a few
+	 * times at most: here the caller's loop would wait for them. */
 	if (kv->job != NULL || (kvc_due(kv) && kv->npending == 0)) {
+		if (kv->job == NULL && kv->unsynced_bytes > KV_CHASE_BYTES &&
+		    kv->chases < KV_CHASE_MAX) {
+			kv->chases++;
+			return kvw_sync_job(kv);
+		}
 		if (kvj_sync_inline(kv) == -1)
 			return -1;
 		if (kv->job == NULL)

@@ -42,6 +42,8 @@ enum { OP_PUT = 1, OP_DEL = 2, OP_END = 3 };
 #define KV_CKPT_KEY_BYTES 4096		/* journal bytes worth a key's checkpoint */
 #define KV_SPARE_MIN	(1024 * 1024)	/* a segment this large is kept for reuse */
 #define KV_AHEAD_START	(1024 * 1024)	/* kv_write_ahead: the disk is started on this much */
+#define KV_CHASE_BYTES	(1024 * 1024)	/* kv_sync_async: more unsynced before a checkpoint ... */
+#define KV_CHASE_MAX	4		/* ... is synced in the background, this many times at most */
 #define KV_COLD_STEP	(8u << 20)	/* kv_forget_before: the page cache is told this much at once */
 #define KV_COLD_LAG	(16u << 20)	/* ... this far behind the oldest value still to be read */
 #define KV_BIG_SNAP	16384		/* keys of a checkpoint written with ... */
@@ -175,6 +177,8 @@ struct kv {
 	struct wbuf	 scratch;	/* header encoding */
 	size_t		 npending;
 	uint64_t	 unsynced;	/* records written, not yet synced */
+	uint64_t	 unsynced_bytes; /* ... their bytes, not yet given to a sync */
+	unsigned	 chases;	/* background syncs since a checkpoint was due */
 	uint64_t	 written;	/* batches written (tickets) */
 	uint64_t	 durable;	/* the last ticket known durable */
 	int		 failed;	/* a write or sync failed: refuse commits */

@@ -237,6 +237,7 @@ kvw_sync_job(struct kv *kv)
 	j->ticket = kv->written;
 	j->records = kv->unsynced;
 	kv->unsynced = 0;
+	kv->unsynced_bytes = 0;
 	return kvw_submit(kv, j);
 fail:
 	log_warn("store %s: cannot start a sync", kv->label);

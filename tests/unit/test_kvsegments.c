@@ -471,6 +471,73 @@ test_flushed_only_checkpoints(void **state)
 	free(buf);
 }
 
+/* Writes count 64 KiB values m<n>.., keeping the last two live, each
+ * flushed as a store at sync_policy none does. */
+static void
+flush_values(struct kv *kv, uint8_t *buf, unsigned *n, unsigned count)
+{
+	char key[16];
+
+	for (unsigned k = 0; k < count; k++, (*n)++) {
+		put_big(kv, *n, buf);
+		if (*n >= 2) {
+			snprintf(key, sizeof(key), "m%05u", *n - 2);
+			assert_int_equal(kv_del(kv, key, strlen(key)), 0);
+		}
+		assert_int_equal(kv_flush(kv), 0);
+	}
+}
+
+static void
+wait_told(struct pollfd *p)
+{
+	assert_int_equal(poll(p, 1, 10000), 1);
+}
+
+/* A checkpoint starts from synced segments.  In a store only flushed,
+ * megabytes are written while the worker syncs for one: those are synced
+ * in the background too, not in the caller (whose loop would wait for
+ * the disk), a few times at most, so that a store written without end
+ * still checkpoints. */
+static void
+test_checkpoint_sync_in_background(void **state)
+{
+	struct tmpdir *fx = *state;
+	uint8_t *buf = malloc(BIG);
+	struct kv *kv = open_store(fx, 256 * 1024, 0);
+	struct pollfd p = { .fd = kv_event_fd(kv), .events = POLLIN };
+	struct kv_stats st;
+	unsigned n = 0, rounds = 0;
+
+	assert_non_null(buf);
+	assert_true(p.fd >= 0);
+	flush_values(kv, buf, &n, 8);		/* 512 KiB: a checkpoint is due */
+	flush_values(kv, buf, &n, 32);		/* 2 MiB while the worker syncs */
+	wait_told(&p);
+	assert_true(kv_poll(kv) >= 0);
+	assert_true(kv_durable(kv) < kv_written(kv));	/* not synced here */
+	kv_get_stats(kv, &st);
+	assert_int_equal(st.checkpoints, 0);
+	/* Written on and on: after a few syncs in the background, one here,
+	 * and the checkpoint starts. */
+	while (kv_durable(kv) < kv_written(kv)) {
+		assert_true(++rounds <= 4);
+		flush_values(kv, buf, &n, 32);
+		wait_told(&p);
+		assert_true(kv_poll(kv) >= 0);
+	}
+	wait_worker(kv, kv_written(kv), 1);
+	expect_big(kv, n - 1, buf);
+	assert_int_equal(kv_close(kv), 0);
+	kv = open_store(fx, 256 * 1024, 0);
+	expect_big(kv, n - 2, buf);
+	expect_big(kv, n - 1, buf);
+	kv_get_stats(kv, &st);
+	assert_true(st.recovered < n);		/* from the checkpoint, not all replayed */
+	assert_int_equal(kv_close(kv), 0);
+	free(buf);
+}
+
 /* A batch growing past the threshold is written (not synced) as it
  * grows; a smaller one stays pending.  What was written ahead is read
  * back before and after a reopen, and the commit at the end makes the
@@ -697,6 +764,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_format1_converted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_background, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flushed_only_checkpoints, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_sync_in_background, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_write_ahead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_while_always_syncing, setup,
 		    teardown),
