@@ -357,15 +357,26 @@ mqtt_pubrel_in(struct client *cl, uint16_t pid)
 }
 
 struct keys {
+	size_t	  plen;		/* "i" SESSION "/" */
 	char	**k;
 	size_t	  n;
 };
 
+/* A QoS 2 record of the session whose prefix is scanned: the prefix and
+ * a packet id.  Client ids may hold '/': "im/a/b/7" is session "a/b"'s,
+ * not session "a"'s. */
 static int
 collect_key(const void *key, size_t klen, void *arg)
 {
 	struct keys *ks = arg;
+	const char *id = (const char *)key + ks->plen;
+	size_t idlen = klen - ks->plen;
 
+	if (idlen == 0 || idlen > 5)
+		return 0;
+	for (size_t i = 0; i < idlen; i++)
+		if (id[i] < '0' || id[i] > '9')
+			return 0;
 	ks->k = xreallocarray(ks->k, ks->n + 1, sizeof(char *));
 	ks->k[ks->n++] = xmemdup(key, klen);
 	return 0;
@@ -376,14 +387,13 @@ collect_key(const void *key, size_t klen, void *arg)
 void
 mqtt_inbound_end(struct session *s)
 {
-	struct keys ks = { NULL, 0 };
+	struct keys ks = { 0, NULL, 0 };
 	struct rec_release_owner r;
 	char *prefix, *owner;
-	size_t plen;
 
-	plen = (size_t)xasprintf(&prefix, "i%s/", s->key);
+	ks.plen = (size_t)xasprintf(&prefix, "i%s/", s->key);
 	xasprintf(&owner, "%s/%llx", s->key, (unsigned long long)s->incarnation);
-	kv_scan(s->b->store, prefix, plen, collect_key, &ks);
+	kv_scan(s->b->store, prefix, ks.plen, collect_key, &ks);
 	for (size_t i = 0; i < ks.n; i++) {
 		void *topic = NULL;
 		size_t tlen = 0;

@@ -167,6 +167,32 @@ def test_duplicate_puback_after_a_reconnect_is_ignored(mb):
     still_open(again)
 
 
+# ---------------------------------------------------------------- sessions named below others
+
+def test_ending_a_session_keeps_what_a_session_named_below_it_staged(mb):
+    """Client ids "X" and "X/b" are two sessions.  "X/b" had a QoS 2
+    PUBLISH PUBREC'd (it was told the message is stored) when session "X"
+    ends for good; "X/b"'s PUBREL must still release it: ending "X"
+    forgets the QoS 2 records of "X" only."""
+    base = tag("owner")
+    topic = "staged/%s" % base
+    sub = connected_client(mb.mqtt_port, tag("staged-sub"))
+    assert sub.subscribe([(topic, 1)]) == [1]
+    outer = connected_client(mb.mqtt_port, base, clean=False)
+    outer.close()
+    inner = connected_client(mb.mqtt_port, base + "/b", clean=False)
+    pid = inner.alloc_pid()
+    inner.send(publish_packet(topic, b"staged by X/b", 2, pid))
+    inner.expect(PUBREC, pid=pid)
+    ended = connected_client(mb.mqtt_port, base, clean=True)    # "X" ends for good
+    ended.disconnect()
+    ended.expect_closed()
+    inner.send(ack_packet(PUBREL, pid))
+    inner.expect(PUBCOMP, pid=pid)
+    got = sub.expect(PUBLISH)
+    assert got.payload == b"staged by X/b", got
+
+
 # ---------------------------------------------------------------- topic levels
 
 def levels(n, word="l"):
