@@ -41,6 +41,8 @@ client_by_id(struct broker *b, uint64_t id)
 	return RB_FIND(client_ids, &b->clients, &key);
 }
 
+static void arm(struct client *, uint64_t);
+
 static void
 ungate(struct client *cl)
 {
@@ -120,9 +122,12 @@ client_close(struct client *cl, const char *why)
 		cl->proto->closed(cl);	/* it releases what it staged, or not */
 	cl->pstate = NULL;
 	owner_closed(cl, false);
-	/* Else the write callback frees it once the last line is out. */
+	/* Else the write callback frees it once the last line is out, or
+	 * on_idle when the peer has not read it within idle_timeout. */
 	bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
 	free_when_flushed(cl);
+	if (!cl->freeing)
+		arm(cl, cl->b->set.idle_timeout);
 }
 
 void
@@ -378,6 +383,11 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		client_close(cl, why[0] != '\0' ? why : "connection lost");
 	} else if (what & BEV_EVENT_ERROR)
 		client_close(cl, strerror(EVUTIL_SOCKET_ERROR()));
+	/* libevent stops writing to a connection whose write failed (a client
+	 * that is not read from learns that it is gone this way) or, over TLS,
+	 * that failed at all: what it was still owed cannot go out. */
+	if (cl->closing && !(bufferevent_get_enabled(bev) & EV_WRITE))
+		free_later(cl);
 }
 
 static void
@@ -388,8 +398,12 @@ on_idle(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (cl->closing)
+	if (cl->closing) {		/* it does not read what it is owed */
+		log_info("client %s: output not read within idle_timeout: dropped", cl->desc);
+		bufferevent_disable(cl->bev, EV_WRITE);
+		free_later(cl);
 		return;
+	}
 	if (cl->refusing) {
 		client_write(cl, cl->farewell.data, cl->farewell.len);
 		client_close(cl, cl->farewell_why);

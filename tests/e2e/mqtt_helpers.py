@@ -560,7 +560,7 @@ class SilentSubscriber:
 
     BUFFER = 4096
 
-    def __init__(self, port, client_id, topic, qos=0, tls=None):
+    def __init__(self, port, client_id, topic, qos=0, tls=None, keepalive=60):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.BUFFER)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.BUFFER)
@@ -571,7 +571,8 @@ class SilentSubscriber:
         _register(self)
         self.client_id = client_id
         self.buf = b""
-        self.sock.sendall(connect_packet(client_id) + subscribe_packet(1, [(topic, qos)]))
+        self.sock.sendall(connect_packet(client_id, keepalive=keepalive) +
+                          subscribe_packet(1, [(topic, qos)]))
         ack = self.next()
         assert (ack.type, ack.rc) == (CONNACK, 0), ack
         ack = self.next()
@@ -606,7 +607,11 @@ class SilentSubscriber:
             out.append(p.payload)
         return out
 
-    def close(self):
+    def close(self, reset=False):
+        """reset: the connection is reset (RST), not closed in order."""
+        if reset:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                 b"\x01\x00\x00\x00\x00\x00\x00\x00")
         self.sock.close()
 
 

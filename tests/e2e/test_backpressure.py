@@ -111,6 +111,49 @@ def test_a_subscriber_that_does_not_read_holds_up_no_other(mqtt_factory):
              "the topicd to have nobody behind")
 
 
+def test_a_subscriber_gone_while_its_output_waits_is_let_go(mqtt_factory):
+    """A subscriber that does not read has output waiting in the master,
+    which no longer reads from it (its output is over client_output_limit).
+    When its connection goes, the master's write fails before any read
+    tells it so: the connection must be freed all the same, its output
+    dropped (it kept the descriptor and the memory for the life of the
+    broker)."""
+    b = mqtt_factory({"client_output_limit": OUTPUT})
+    pub = b.publisher()
+    pub.publish("gone/t", "first")             # its topicd starts
+    base = b.status()[0]["clients"]
+    slow = SilentSubscriber(b.mqtt_port, "gone-slow", "gone/t")
+    for k in range(0, COUNT, BATCH):
+        pub.publish_pipelined([("gone/t", payload(i)) for i in range(k, k + BATCH)])
+    wait_for(lambda: b.topicd_status("gone/t")["lag"] > 0, 10,
+             "the silent subscriber to fall behind")
+    assert b.status()[0]["clients"] == base + 1
+    slow.close(reset=True)
+    wait_for(lambda: b.status()[0]["clients"] == base, 10,
+             "the subscriber that went to be let go (%d clients before it came)" % base)
+
+
+def test_a_closed_connection_that_does_not_read_is_let_go_after_idle_timeout(mqtt_factory):
+    """A subscriber that does not read, and so is not read from, sends
+    nothing within its keep-alive: the master closes the connection once it
+    has written what it still owes, and lets it go after idle_timeout when
+    the peer does not read that either."""
+    b = mqtt_factory({"client_output_limit": OUTPUT, "idle_timeout": "1",
+                      "log_type": "information"})
+    pub = b.publisher()
+    pub.publish("owed/t", "first")             # its topicd starts
+    base = b.status()[0]["clients"]
+    slow = SilentSubscriber(b.mqtt_port, "owed-slow", "owed/t", keepalive=2)
+    for k in range(0, COUNT, BATCH):
+        pub.publish_pipelined([("owed/t", payload(i)) for i in range(k, k + BATCH)])
+    wait_for(lambda: "id owed-slow: closed: keep-alive expired" in b.log_text(), 10,
+             "the keep-alive to close the connection")
+    wait_for(lambda: b.status()[0]["clients"] == base, 10,
+             "the closed connection that does not read to be let go")
+    assert "owed-slow: output not read within idle_timeout: dropped" in b.log_text()
+    slow.close()
+
+
 # ---------------------------------------------------------------- QoS 0 floods
 
 BIG = 64 << 10          # payload bytes
