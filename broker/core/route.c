@@ -151,7 +151,8 @@ drop_topic(struct session *s, struct child *c, bool denied)
 		attach_drop(at, s->persistent);
 	if (s->persistent || sent)
 		topic_unsub(c, s->key, denied || s->mode == MODE_MQTT);
-	if (s->ext_ops != NULL && !session_shares_topic(s, c->topic))
+	if (s->ext_ops != NULL &&
+	    (!session_shares_topic(s, c->topic) || !session_may_read(s, c->topic)))
 		s->ext_ops->topic_dropped(s, c->topic);
 }
 
@@ -256,31 +257,47 @@ sessions_topic_created(struct broker *b, struct child *c)
 	routes_match(b, c->topic, topic_created, c);
 }
 
-/* The ACL changed: an online session drops the topics it may no longer
- * read and takes those its filters match that it may read now.  Offline
- * sessions are brought in line when they come back. */
+/* Each topic of the set, once, then the set is emptied. */
 static void
-acl_resync(struct session *s)
+sync_each(struct session *s, struct name_set *set, bool only_allowed)
 {
-	struct name_set set = RB_INITIALIZER(&set);
-	struct attachment *a, *next;
 	struct name *n, *nn;
 	struct child *c;
 	const char *why;
 
-	TAILQ_FOREACH_SAFE(a, &s->cl->attached, by_client, next)
-		if (!session_may_read(s, a->child->topic))
-			session_sync_topic(s, a->child, false);
-	for (size_t i = 0; i < s->nfilters; i++)
-		registry_match(s->b, s->filters[i].filter, collect, &set);
-	RB_FOREACH_SAFE(n, name_set, &set, nn) {
-		if (session_may_read(s, n->topic) && (c = topic_open(s->b, n->topic, &why)) != NULL &&
-		    attach_find(s->cl, c) == NULL)
+	RB_FOREACH_SAFE(n, name_set, set, nn) {
+		c = !only_allowed || session_may_read(s, n->topic) ?
+		    topic_open(s->b, n->topic, &why) : NULL;
+		if (c != NULL && (!only_allowed || attach_find(s->cl, c) == NULL))
 			session_sync_topic(s, c, false);
-		RB_REMOVE(name_set, &set, n);
+		else if (c != NULL)
+			session_sync_shares(s, c);	/* a member where it was not */
+		RB_REMOVE(name_set, set, n);
 		free(n->topic);
 		free(n);
 	}
+}
+
+/* The ACL changed: an online session drops the topics (and the groups'
+ * memberships in them) it may no longer read, and takes those its filters
+ * match that it may read now.  Offline sessions are brought in line when
+ * they come back. */
+static void
+acl_resync(struct session *s)
+{
+	struct name_set set = RB_INITIALIZER(&set);
+	struct attachment *a;
+
+	TAILQ_FOREACH(a, &s->cl->attached, by_client)
+		if (!session_may_read(s, a->child->topic))
+			collect(s->b, a->child->topic, &set);
+	TAILQ_FOREACH(a, &s->cl->shared, by_client)
+		if (!session_may_read(s, a->child->topic))
+			collect(s->b, a->child->topic, &set);
+	sync_each(s, &set, false);
+	for (size_t i = 0; i < s->nfilters; i++)
+		registry_match(s->b, filter_route(s->filters[i].filter), collect, &set);
+	sync_each(s, &set, true);
 }
 
 void

@@ -84,12 +84,34 @@ share_attach_topic(struct client *cl, struct child *c, const struct rec_attach *
 	attach_go(a);
 }
 
+static void leave(struct child *, const char *, const char *, bool);
+
+/* The session may not read topic c (the ACL): it is no member of group
+ * gkey there.  Left as drop_topic leaves a topic: an online session where
+ * it had joined, a persistent one that is offline wherever it may be
+ * registered. */
+static void
+share_denied(struct session *s, struct child *c, const char *gkey)
+{
+	struct attachment *a = s->cl != NULL ? share_find(s->cl, c, gkey) : NULL;
+	bool sent = a != NULL ? a->sent : s->cl == NULL;
+
+	if (s->cl != NULL && a == NULL)
+		return;
+	if (a != NULL)
+		attach_drop(a, s->persistent);
+	if (s->persistent || sent)
+		leave(c, gkey, s->key, s->mode == MODE_MQTT);
+}
+
 /* Brings the session's memberships in topic c in line with its share
- * filters: a member of each group whose filter matches (online, or
- * registered for a persistent session that is offline). */
+ * filters and its ACL: a member of each group whose filter matches
+ * (online, or registered for a persistent session that is offline) where
+ * it may read, of none where it may not. */
 void
 session_sync_shares(struct session *s, struct child *c)
 {
+	bool may = session_may_read(s, c->topic);
 	const char *sub;
 	struct rec_attach a;
 	char *gkey;
@@ -100,6 +122,11 @@ session_sync_shares(struct session *s, struct child *c)
 		if (topic_share_split(f->filter, &sub) != 1 || !topic_matches(sub, c->topic))
 			continue;
 		gkey = group_key(f->filter);
+		if (!may) {
+			share_denied(s, c, gkey);
+			free(gkey);
+			continue;
+		}
 		session_attach_settings(s, f->qos, &a);
 		a.subkey = gkey;
 		a.member = s->key;

@@ -270,6 +270,40 @@ def test_acl_on_mqtt_subscribe_publish_and_delivery(mqtt_factory, tmp_path):
     assert sys_value(b.mqtt_port, "alice", "secret", "$SYS/broker/acl/subscribes_denied") == 2
 
 
+def test_acl_on_shared_subscriptions(mqtt_factory, tmp_path):
+    """A member of a group on $share/GROUP/# gets only what it may read:
+    topics that exist when it subscribes, topics created later, and, after
+    a reload of the ACL, no longer a topic it may not read any more."""
+    b = auth_broker(mqtt_factory, tmp_path, acl=ACL)
+    bob = logged_in(b, "bob")
+    bob.publish("private/before", b"exists", qos=1)
+    bob.publish("public/before", b"exists", qos=1)
+    alice = logged_in(b, "alice")
+    assert alice.subscribe([("$share/g/#", 1)]) == [1]
+    for topic in ("private/before", "private/after", "alice/secret", "public/before",
+                  "public/after"):
+        bob.publish(topic, topic.encode(), qos=1)
+    got = []
+    while len(got) < 2:
+        p = alice.wait_packet(lambda p: p.type == PUBLISH, what="public/before and after")
+        got.append(p.topic)
+        alice.send(ack_packet(PUBACK, p.pid))
+    assert sorted(got) == ["public/after", "public/before"], got
+    alice.expect_silence(QUIET)
+    assert subscribers(b, "private/after") == 0, "alice joined a group where she may not read"
+    # alice may no longer read public/#: she leaves the group there.
+    (tmp_path / "acl").write_text(ACL.replace(
+        "topic read public/#\ntopic read $SYS/broker/acl/#",
+        "topic read extra/#\ntopic read $SYS/broker/acl/#"))
+    assert "the ACL changed" in b.reload()
+    bob.publish("public/before", b"not for alice", qos=1)
+    bob.publish("extra/e", b"for alice", qos=1)
+    p = alice.wait_packet(lambda p: p.type == PUBLISH, what="extra/e")
+    assert (p.topic, p.payload) == ("extra/e", b"for alice")
+    alice.send(ack_packet(PUBACK, p.pid))
+    alice.expect_silence(QUIET)
+
+
 def test_acl_wildcard_gets_only_readable_retained_messages_of_cold_topics(mqtt_factory,
                                                                          tmp_path):
     b = auth_broker(mqtt_factory, tmp_path, acl=ACL, topicd_idle_timeout=1)
