@@ -442,34 +442,37 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 		.payload = d->payload, .len = d->payload_len,
 	};
 
-	if (mqtt_v5(cl) && !mqtt5_deliver_prepare(cl, d, &pub))
-		return;
-	if (ms_of(s)->nstale > 0)
-		out_passed_over(s, d->topic, d->seq);
-	if (d->qos > 0) {
-		if ((o = out_find_seq(s, d->topic, d->seq)) != NULL && o->rel) {
-			/* The client PUBREC'd it, but a restarted topicd lost that:
-			 * tell it again rather than resend (MQTT 4.3.3); its
-			 * PUBREL follows. */
-			out_fresh(ms_of(s), o);
-			ack_out(cl, o, ACK_PUBREC);
-			mqtt_props_free(&pub.props);
-			return;
-		}
-		if (o != NULL) {
-			out_fresh(ms_of(s), o);
-			pub.dup = true;		/* sent before, whatever the topicd knows */
-			if (o->qos != d->qos) {
-				o->qos = d->qos;	/* the client answers this PUBLISH */
-				out_store(s, o, true);
-			}
-		} else if ((o = out_new(s, d->topic, d->seq, d->qos)) == NULL) {
-			mqtt_props_free(&pub.props);
-			client_close(cl, "no packet id left");
-			return;
-		}
-		pub.packet_id = o->pid;
+	/* Sent before: it goes again as it went, whatever QoS the session's
+	 * subscription grants now, for the client answers that exchange
+	 * (MQTT 4.3.2, 4.3.3); the topicd takes either answer. */
+	if (d->qos > 0 || ms_of(s)->nout > 0)
+		o = out_find_seq(s, d->topic, d->seq);
+	if (o != NULL && !o->rel) {
+		pub.qos = o->qos;
+		pub.dup = true;
 	}
+	if (mqtt_v5(cl) && !mqtt5_deliver_prepare(cl, d, &pub))
+		return;				/* o may be forgotten */
+	if (ms_of(s)->nstale > 0)
+		out_passed_over(s, d->topic, d->seq);	/* those before o */
+	if (o != NULL && o->rel) {
+		/* The client PUBREC'd it, but a restarted topicd lost that:
+		 * tell it again rather than resend (MQTT 4.3.3); its PUBREL
+		 * follows. */
+		out_fresh(ms_of(s), o);
+		ack_out(cl, o, ACK_PUBREC);
+		mqtt_props_free(&pub.props);
+		return;
+	}
+	if (o != NULL)
+		out_fresh(ms_of(s), o);
+	else if (pub.qos > 0 && (o = out_new(s, d->topic, d->seq, pub.qos)) == NULL) {
+		mqtt_props_free(&pub.props);
+		client_close(cl, "no packet id left");
+		return;
+	}
+	if (o != NULL)
+		pub.packet_id = o->pid;
 	send_publish(cl, d, &pub, m);
 }
 

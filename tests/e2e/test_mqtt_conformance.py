@@ -167,6 +167,28 @@ def test_duplicate_puback_after_a_reconnect_is_ignored(mb):
     still_open(again)
 
 
+@pytest.mark.parametrize("first,then", [(2, 1), (1, 2)], ids=["qos2-then-1", "qos1-then-2"])
+def test_a_delivery_in_flight_keeps_its_qos_when_the_subscription_changes(mb, first, then):
+    """A delivery in flight when its subscription is replaced with another
+    QoS is still that exchange: sent again, it goes with the QoS and the
+    packet id it had (MQTT 4.3), and the client's answer to it is taken."""
+    cid = tag("requalified")
+    topic = "requalified/%s" % cid
+    c = connected_client(mb.mqtt_port, cid, clean=False)
+    assert c.subscribe([(topic, first)]) == [first]
+    connected_client(mb.mqtt_port, tag("requalified-pub")).publish(topic, b"m", 2)
+    p = c.expect(PUBLISH)
+    assert p.qos == first, p
+    assert c.subscribe([(topic, then)]) == [then]
+    again = c.expect(PUBLISH, pid=p.pid)       # the new subscription's ATTACH sends it again
+    assert (again.dup, again.qos, again.payload) == (True, first, b"m"), again
+    c.send(ack_packet(PUBREC if first == 2 else PUBACK, p.pid))
+    if first == 2:
+        c.expect(PUBREL, pid=p.pid)
+        c.send(ack_packet(PUBCOMP, p.pid))
+    still_open(c)
+
+
 # ---------------------------------------------------------------- sessions named below others
 
 def test_ending_a_session_keeps_what_a_session_named_below_it_staged(mb):
