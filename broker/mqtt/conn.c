@@ -151,6 +151,11 @@ connect_refused(struct client *cl, const struct mqtt_connect *c)
 		    "will topic of more levels than max_topic_levels");
 		return true;
 	}
+	if (c->will && c->will_len > cl->b->set.message_size_limit) {
+		mqtt_refuse(cl, c->level, MQTT_RC_PACKET_TOO_LARGE, 0xff,
+		    "will payload over message_size_limit");
+		return true;
+	}
 	mqtt_conn(cl)->level = c->level;
 	return c->level == MQTT_LEVEL_5 && !mqtt5_connect_props(cl, c);
 }

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from broker_harness import wait_for
+from mqtt5_helpers import V5Client
 from mqtt_helpers import (CONNACK, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK,
                           RawClient, ack_packet, connect_packet, connected_client,
                           publish_packet, subscribe_packet)
@@ -271,6 +272,24 @@ def test_will_beyond_max_topic_levels_refuses_the_connect(lb):
              r"max_topic_levels$", "the refusal in the log")
     ok = connected_client(lb.mqtt_port, "shallow-will", will=(levels(8), b"bye", 0, False))
     still_open(ok)
+
+
+def test_will_over_message_size_limit_refuses_the_connect(mqtt_factory):
+    """A will is a message: one longer than message_size_limit would
+    enter the store past the limit; the CONNECT is refused."""
+    b = mqtt_factory({"log_type": "information", "message_size_limit": "1k"})
+    c = RawClient(b.mqtt_port, name="big-will")
+    c.send(connect_packet("big-will", will=("wills/big", b"w" * 1025, 1, False)))
+    seen = c.expect_closed(CLOSE_TIMEOUT, allow=(CONNACK,))
+    assert not seen, "expected no CONNACK: %s" % seen
+    wait_log(b, r"information: client \S+: closed: will payload over message_size_limit$",
+             "the refusal in the log")
+    ok = connected_client(b.mqtt_port, "small-will", will=("wills/small", b"w" * 1024, 1, False))
+    still_open(ok)
+    v5 = V5Client(b.mqtt_port, name="big-will-5")
+    ack = v5.connect5("big-will-5", will=("wills/big", b"w" * 1025, 1, False, b"\x00"))
+    assert ack.rc == 0x95, ack                  # Packet too large
+    v5.expect_closed(CLOSE_TIMEOUT)
 
 
 def test_subscribe_packet_mixing_levels_keeps_order(lb):
