@@ -111,9 +111,10 @@ mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 
 		if (codes[i] >= 0x80)
 			continue;
-		if (sys_topic(f))
-			sys_subscribed(cl, f);
-		else
+		if (sys_topic(f)) {
+			if (retained[i])	/* $SYS values are retained messages */
+				sys_subscribed(cl, f);
+		} else
 			session_attach_all(s, f, retained[i]);
 	}
 	free(codes);

@@ -284,6 +284,24 @@ def test_retain_handling(mqtt_broker):
     d.send(ack5(PUBACK, m.pid))
 
 
+def test_retain_handling_of_sys_values(mqtt_factory):
+    """$SYS values are sent on subscribe as retained messages: Retain
+    Handling 2 asks for none, 1 for them only when the subscription is
+    new."""
+    b = mqtt_factory({"sys_interval": "3600"})     # no periodic update meanwhile
+    c, _ = v5(b, "rh-sys")
+    for rh, expect in ((2, False), (1, False), (0, True)):
+        assert c.subscribe5([("$SYS/broker/uptime", rh << 4)]).codes == [0]
+        if expect:
+            m = c.next5(PUBLISH)
+            assert (m.topic, m.retain) == ("$SYS/broker/uptime", True), m
+        else:
+            c.expect_silence(QUIET)
+    d, _ = v5(b, "rh-sys2")
+    assert d.subscribe5([("$SYS/broker/uptime", 1 << 4)]).codes == [0]    # new: sent
+    assert d.next5(PUBLISH).topic == "$SYS/broker/uptime"
+
+
 # ---------------------------------------------------------------- wills
 
 def will5(delay=None):
