@@ -42,6 +42,10 @@ pattern write clients/%c/status
 
 QUIET = 0.5     # seconds over which an absence is watched
 
+# alice may read extra/# instead of public/#
+EXTRA_ACL = ACL.replace("topic read public/#\ntopic read $SYS/broker/acl/#",
+                        "topic read extra/#\ntopic read $SYS/broker/acl/#")
+
 
 def mosquitto_passwd(path, user, password, sha512=False, create=False):
     """Debian's mosquitto_passwd: -H sha512 writes the older $6$ hash."""
@@ -241,6 +245,17 @@ def subscribers(b, topic):
     return b.topicd_status(topic)["subs"]
 
 
+def only_extra_reaches(bob, alice, gone, payload):
+    """After EXTRA_ACL: bob publishes to gone, which alice may no longer
+    read, then to extra/e; alice gets extra/e only."""
+    bob.publish(gone, b"not for alice", qos=1)
+    bob.publish("extra/e", payload, qos=1)
+    p = alice.wait_packet(lambda p: p.type == PUBLISH, what="extra/e")
+    assert (p.topic, p.payload) == ("extra/e", payload)
+    alice.send(ack_packet(PUBACK, p.pid))
+    alice.expect_silence(QUIET)
+
+
 def test_acl_on_mqtt_subscribe_publish_and_delivery(mqtt_factory, tmp_path):
     b = auth_broker(mqtt_factory, tmp_path, acl=ACL, allow_anonymous="true")
     alice, bob = logged_in(b, "alice"), logged_in(b, "bob")
@@ -292,16 +307,9 @@ def test_acl_on_shared_subscriptions(mqtt_factory, tmp_path):
     alice.expect_silence(QUIET)
     assert subscribers(b, "private/after") == 0, "alice joined a group where she may not read"
     # alice may no longer read public/#: she leaves the group there.
-    (tmp_path / "acl").write_text(ACL.replace(
-        "topic read public/#\ntopic read $SYS/broker/acl/#",
-        "topic read extra/#\ntopic read $SYS/broker/acl/#"))
+    (tmp_path / "acl").write_text(EXTRA_ACL)
     assert "the ACL changed" in b.reload()
-    bob.publish("public/before", b"not for alice", qos=1)
-    bob.publish("extra/e", b"for alice", qos=1)
-    p = alice.wait_packet(lambda p: p.type == PUBLISH, what="extra/e")
-    assert (p.topic, p.payload) == ("extra/e", b"for alice")
-    alice.send(ack_packet(PUBACK, p.pid))
-    alice.expect_silence(QUIET)
+    only_extra_reaches(bob, alice, "public/before", b"for alice")
 
 
 def test_acl_wildcard_gets_only_readable_retained_messages_of_cold_topics(mqtt_factory,
@@ -448,19 +456,12 @@ def test_sighup_reloads_passwords_and_acl(mqtt_factory, tmp_path):
     alice.send(ack_packet(PUBACK, p.pid))
     # A new user, and alice may read extra/# from now on, but not public/#.
     mosquitto_passwd(tmp_path / "passwd", "dave", "new")
-    (tmp_path / "acl").write_text(ACL.replace(
-        "topic read public/#\ntopic read $SYS/broker/acl/#",
-        "topic read extra/#\ntopic read $SYS/broker/acl/#"))
+    (tmp_path / "acl").write_text(EXTRA_ACL)
     log = b.reload()
     assert "the ACL changed" in log, log
     rc, dave = connack(b.mqtt_port, "dave", "new", client_id="dave")
     assert rc == 0
-    bob.publish("public/p", b"gone", qos=1)
-    bob.publish("extra/e", b"now", qos=1)
-    p = alice.wait_packet(lambda p: p.type == PUBLISH, what="extra/e")
-    assert (p.topic, p.payload) == ("extra/e", b"now")
-    alice.send(ack_packet(PUBACK, p.pid))
-    alice.expect_silence(QUIET)
+    only_extra_reaches(bob, alice, "public/p", b"now")
     assert subscribers(b, "public/p") == 0
     # A bad file changes nothing: FILE:LINE, and the old files stay.
     (tmp_path / "passwd").write_text("dave\n")
