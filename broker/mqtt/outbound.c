@@ -447,7 +447,11 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 	 * (MQTT 4.3.2, 4.3.3); the topicd takes either answer. */
 	if (d->qos > 0 || ms_of(s)->nout > 0)
 		o = out_find_seq(s, d->topic, d->seq);
-	if (o != NULL && !o->rel) {
+	if (o != NULL && !o->rel && o->qos == 0 && d->qos > 0) {
+		o->qos = d->qos;	/* unknown (an older record): as it goes now */
+		out_store(s, o, true);
+	}
+	if (o != NULL && !o->rel && o->qos > 0) {
 		pub.qos = o->qos;
 		pub.dup = true;
 	}
