@@ -81,7 +81,9 @@ session_save(struct session *s)
 		return 0;
 	wbuf_init(&w);
 	put_u8(&w, SESSION_RECORD_VERSION);
-	put_u64(&w, (uint64_t)s->offline_since);
+	/* 0: online.  A master that dies does not say when its sessions went
+	 * offline: they did when it started again (decode_session). */
+	put_u64(&w, s->cl != NULL ? 0 : (uint64_t)s->offline_since);
 	put_u64(&w, s->incarnation);
 	put_u32(&w, (uint32_t)s->nfilters);
 	for (size_t i = 0; i < s->nfilters; i++) {
@@ -251,7 +253,7 @@ decode_session(struct session *s, const void *val, size_t len)
 	get_u32(&r, &n);
 	if (r.err || (version != SESSION_RECORD_VERSION && version != SESSION_RECORD_V2))
 		return -1;
-	s->offline_since = (int64_t)since;
+	s->offline_since = since != 0 ? (int64_t)since : wall_ms();
 	for (uint32_t i = 0; i < n; i++) {
 		if (get_str(&r, &f) == -1 || get_u8(&r, &qos) == -1)
 			return -1;

@@ -261,10 +261,10 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	mqtt_will_cancel(s);	/* resumed within its Will Delay Interval */
 	if (s->persistent)
 		mqtt5_session_expiry(cl, s);
+	session_online(s, cl, user);
 	(void)session_save(s);
 	/* The CONNACK once the session (or the end of an old one) is durable. */
 	client_gate(cl, durable_write(b));
-	session_online(s, cl, user);
 	mqtt_session_reconnected(s);
 	mc->connected = true;
 	if (c->level == MQTT_LEVEL_5)
