@@ -532,9 +532,9 @@ deliver_run(struct topicd *td)
 {
 	struct sub *s;
 
-	if (td->batch_n > 0 || td->io_wait)
-		return;
-	while ((s = TAILQ_FIRST(&td->work)) != NULL) {
+	/* A pump's commit may find the disk full: then the rest wait too
+	 * (each would only queue itself again, for ever). */
+	while (td->batch_n == 0 && !td->io_wait && (s = TAILQ_FIRST(&td->work)) != NULL) {
 		TAILQ_REMOVE(&td->work, s, work_entry);
 		s->queued = false;
 		deliver_pump(s);

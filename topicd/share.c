@@ -239,6 +239,7 @@ share_leave(struct sub *g, const char *key, bool forget)
 
 	if (m != NULL) {
 		deliver_offline(m);
+		share_member_offline(m);	/* also one never online here */
 		for (uint32_t i = 0; i < g->nfl; i++) {
 			struct flight *f = &g->fl[i];
 
@@ -363,6 +364,8 @@ share_decode(struct sub *g, struct rbuf *r)
 			return -1;
 		if (g->fl[i].mi != 0 && member_of(g, g->fl[i].mi) == NULL)
 			g->fl[i].mi = 0;	/* its member is gone: anyone's */
+		if (g->fl[i].mi == 0 && g->fl[i].state == FL_SENT)
+			g->fl[i].resend = true;	/* anyone's: to the next member */
 	}
 	return 0;
 }

@@ -169,6 +169,8 @@ send_new(struct sub *g, uint32_t *load)
 			continue;
 		}
 		rc = deliver_send_msg(m, g->cursor + g->nfl, 0, &qos);
+		if (rc == SEND_LATER && !m->blocked)
+			break;		/* a transient error: retry_soon is armed */
 		if (rc != SEND_OK)
 			continue;	/* that member is full or gone: the next one */
 		f = sub_push(g, qos == 0 ? FL_DONE : FL_SENT);

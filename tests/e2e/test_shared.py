@@ -4,7 +4,7 @@ MQTT 3.1.1 members alike; a member's unanswered messages to the others
 when it goes; a group without members online that keeps its messages."""
 
 from broker_harness import wait_for
-from mqtt_helpers import RawClient, Receiver
+from mqtt_helpers import PUBLISH, RawClient, Receiver, connected_client
 
 SETTLE = 10.0
 
@@ -178,3 +178,48 @@ def test_group_of_a_cold_topic_and_across_a_restart(broker_factory):
     c.subscribe("$share/g/cold")
     assert c.wait_messages(1, "cold") == ["c2"]
     assert not c.errors, c.errors
+
+
+def test_a_message_a_member_left_reaches_another_after_a_restart(mqtt_factory):
+    """Member A was sent a QoS 1 message and left without answering while
+    B was offline: the message is the group's.  B gets it when it comes
+    back after a restart of the broker (its topicd reads the group back
+    from its store)."""
+    b = mqtt_factory()
+    flt = "$share/left/left/t"
+    bee = connected_client(b.mqtt_port, "left-b", clean=False)
+    assert bee.subscribe([(flt, 1)]) == [1]
+    bee.disconnect()
+    bee.expect_closed()
+    ay = connected_client(b.mqtt_port, "left-a", clean=False)
+    assert ay.subscribe([(flt, 1)]) == [1]
+    connected_client(b.mqtt_port, "left-pub").publish("left/t", b"m1", 1)
+    assert ay.expect(PUBLISH).payload == b"m1"
+    ay.disconnect()                             # without its PUBACK
+    ay.expect_closed()
+    b.restart()
+    bee = connected_client(b.mqtt_port, "left-b", clean=False)
+    got = bee.expect(PUBLISH, timeout=SETTLE)
+    assert got.payload == b"m1", got
+
+
+def test_a_message_of_a_clean_member_reaches_another_after_the_master_died(mqtt_factory):
+    """A clean session's member was sent a QoS 1 message and had not
+    answered when the master was killed: that session is gone with the
+    master, and the message goes to the group's other member when it comes
+    back."""
+    b = mqtt_factory()
+    flt = "$share/died/died/t"
+    bee = connected_client(b.mqtt_port, "died-b", clean=False)
+    assert bee.subscribe([(flt, 1)]) == [1]
+    bee.disconnect()
+    bee.expect_closed()
+    ex = connected_client(b.mqtt_port, "died-x", clean=True)
+    assert ex.subscribe([(flt, 1)]) == [1]
+    connected_client(b.mqtt_port, "died-pub").publish("died/t", b"m1", 1)
+    assert ex.expect(PUBLISH).payload == b"m1"
+    b.wait_topicds_gone(b.kill9())
+    b.start(keep_ports=True)
+    bee = connected_client(b.mqtt_port, "died-b", clean=False)
+    got = bee.expect(PUBLISH, timeout=SETTLE)
+    assert got.payload == b"m1", got

@@ -315,6 +315,22 @@ test_json_member_retried(void **state)
 	close(sv[1]);
 }
 
+/* The topicd starts again on its store (as after a restart). */
+static void
+reopen(struct fx *f)
+{
+	struct topicd *td = &f->td;
+	struct event_base *base = td->base;
+
+	ipc_chan_free(td->chan);
+	td->chan = NULL;
+	topicd_close(td);
+	topicd_init(td, "t/x", f->dir, false);
+	td->base = base;			/* the fixture's, freed at teardown */
+	assert_int_equal(topicd_open(td), 0);
+	kv_set_inline(td->kv, 1);
+}
+
 /* The group's record keeps its members and whose each entry is. */
 static void
 test_group_record_reopens(void **state)
@@ -322,7 +338,6 @@ test_group_record_reopens(void **state)
 	struct fx *f = *state;
 	struct topicd *td = &f->td;
 	int a = attach_member(f, "m/a", 2, 4, 1), b = attach_member(f, "m/b", 2, 4, 2);
-	struct event_base *base = td->base;
 	struct sub *g;
 
 	publish_s(f, 3, 2, "x");
@@ -334,13 +349,7 @@ test_group_record_reopens(void **state)
 	batch(f);
 	close(a);
 	close(b);
-	ipc_chan_free(td->chan);
-	td->chan = NULL;
-	topicd_close(td);
-	topicd_init(td, "t/x", f->dir, false);
-	td->base = base;			/* the fixture's, freed at teardown */
-	assert_int_equal(topicd_open(td), 0);
-	kv_set_inline(td->kv, 1);
+	reopen(f);
 	g = sub_find(td, GROUP);
 	assert_non_null(g);
 	assert_true(g->is_group);
@@ -354,6 +363,50 @@ test_group_record_reopens(void **state)
 	assert_int_equal(g->fl[1].state, FL_RECEIVED);
 	assert_int_equal(g->fl[1].mi, 2);
 	assert_false(sub_online(g));
+}
+
+/* A message its member left unanswered while no other was online is the
+ * group's: after a restart, the next member to come gets it. */
+static void
+test_left_message_goes_out_after_a_restart(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 1, 1, 1), b;
+
+	publish_s(f, 2, 1, "left");
+	batch(f);
+	assert_int_equal(got_deliver(a, 0), 1);
+	detach_member(f, "m/a");		/* nobody online takes it */
+	batch(f);
+	close(a);
+	reopen(f);
+	b = attach_member(f, "m/b", 1, 1, 3);
+	batch(f);
+	assert_int_equal(got_deliver(b, DF_DUP), 1);
+	close(b);
+}
+
+/* A member read back from the store (never online since) leaves: what it
+ * did not answer at QoS 1 goes to the others, not away. */
+static void
+test_member_read_back_leaves(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 1, 1, 1), b = attach_member(f, "m/b", 1, 1, 2);
+
+	publish_s(f, 3, 1, "to a");
+	batch(f);
+	assert_int_equal(got_deliver(a, 0), 1);
+	close(b);
+	close(a);
+	reopen(f);
+	leave(f, "m/a", 4);
+	batch(f);
+	b = attach_member(f, "m/b", 1, 1, 5);
+	batch(f);
+	assert_int_equal(got_deliver(b, DF_DUP), 1);
+	assert_int_equal(sub_find(&f->td, GROUP)->cursor, 1);
+	close(b);
 }
 
 int
@@ -374,6 +427,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_own_subscriber_not_picked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_member_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_record_reopens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_left_message_goes_out_after_a_restart, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_member_read_back_leaves, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
