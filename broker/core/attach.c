@@ -25,6 +25,23 @@ attach_find(struct client *cl, struct child *c)
 	return NULL;
 }
 
+/* Is an UNSUB of the attachment's subscriber still held?  One held while
+ * a restarted topicd is probed came before the ATTACH, which must not
+ * overtake it: the topicd would drop the new subscription. */
+static bool
+unsub_held_for(const struct child *c, const struct rec_attach *a)
+{
+	const char *member = a->member != NULL ? a->member : "";
+	struct rec_unsub u;
+	struct held *h;
+
+	TAILQ_FOREACH(h, &c->held, entry)
+		if (!h->sent && h->type == IPC_UNSUB && dec_unsub(h->body, h->len, &u) == 0 &&
+		    strcmp(u.subkey, a->subkey) == 0 && strcmp(u.member, member) == 0)
+			return true;
+	return false;
+}
+
 void
 attach_resend(struct attachment *a)
 {
@@ -34,6 +51,8 @@ attach_resend(struct attachment *a)
 
 	if (c->state != CH_READY || c->chan == NULL || !c->registered)
 		return;		/* sent when the child is ready */
+	if ((a->deferred = unsub_held_for(c, &a->a)))
+		return;		/* sent after it (attach_unsub_sent) */
 	if ((fd = fcntl(a->client->dsock[1], F_DUPFD_CLOEXEC, 0)) == -1) {
 		log_warn("topic %s: client %s: cannot duplicate its delivery socket", c->topic,
 		    a->client->desc);
@@ -47,6 +66,17 @@ attach_resend(struct attachment *a)
 	enc_attach(&w, &a->a);
 	child_chan_send(c, IPC_ATTACH, w.data, w.len, fd);
 	wbuf_free(&w);
+}
+
+/* A held UNSUB went to the topicd: the ATTACHes that waited for it go. */
+void
+attach_unsub_sent(struct child *c)
+{
+	struct attachment *a;
+
+	TAILQ_FOREACH(a, &c->attached, by_child)
+		if (a->deferred)
+			attach_resend(a);
 }
 
 bool

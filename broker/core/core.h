@@ -392,6 +392,7 @@ void	 child_free_cold_unsubs(struct child *c);
  * whose cursor goes too. */
 void	 attach_end(struct attachment *a, bool persistent);
 void	 attach_resend(struct attachment *a);
+void	 attach_unsub_sent(struct child *c);
 void	 attach_go(struct attachment *a);
 void	 attach_done(struct attachment *a, const struct rec_done *d);
 void	 attach_drop(struct attachment *a, bool detach);

@@ -183,6 +183,8 @@ held_send(struct child *c, struct held *h)
 	h->sent = true;
 	c->nunsent--;
 	stall(c, h, false);
+	if (h->type == IPC_UNSUB)
+		attach_unsub_sent(c);
 	if (h->req != 0) {
 		c->noutstanding++;
 		return;

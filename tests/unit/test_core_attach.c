@@ -169,6 +169,47 @@ test_attach_replayed(void **state)
 	FX_UNTIL(fx, attach_find(s->cl, c)->confirmed);
 }
 
+/* While a restarted topicd is probed (one request at a time), a
+ * subscriber's UNSUB waits behind the request probed; its new ATTACH must
+ * not overtake it (the UNSUB would drop the new subscription): it waits,
+ * and goes right after the UNSUB. */
+static void
+test_attach_waits_for_an_unsub_held_before_it(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "m/a", true, false);
+	struct client *pub = fx_client(fx);
+	struct fake_td *td;
+	struct child *c = running_topic(fx, "t", &td);
+	const struct ipc_msg *m;
+	struct rec_unsub u;
+	uint64_t r[2];
+
+	r[0] = fx_publish(pub, c, 1, "p0");
+	r[1] = fx_publish(pub, c, 2, "p1");
+	td_expect_publish(td, "p0");
+	td_expect_publish(td, "p1");
+	td_die(td, 1);				/* with both outstanding: probing */
+	assert_true(c->probing);
+	td = fx_restarted(fx, td);
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	assert_int_equal(td_expect_publish(td, "p0"), r[0]);
+	topic_unsub(c, "m/a", true);		/* UNSUBSCRIBE: held behind p1 */
+	attach_topic(s->cl, c, &settings);	/* SUBSCRIBE again */
+	td_quiet(td);
+	td_done(td, r[0], ST_OK, 1);
+	assert_int_equal(td_expect_publish(td, "p1"), r[1]);
+	td_quiet(td);
+	td_done(td, r[1], ST_OK, 2);
+	m = td_expect(td, IPC_UNSUB);
+	assert_int_equal(dec_unsub(m->body, m->len, &u), 0);
+	assert_string_equal(u.subkey, "m/a");
+	(void)td_expect_attach(td, "m/a", true);
+	td_quiet(td);
+	assert_true(attach_find(s->cl, c)->sent);
+}
+
 /* An offline persistent session's cursor: an ATTACH without a socket,
  * held until answered (so again to a topicd that died first), never
  * again once answered. */
@@ -262,6 +303,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_attach_and_detach, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_attach_replayed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_attach_waits_for_an_unsub_held_before_it,
+		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_offline_registered, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_detach_unconfirmed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sync_drops_topic, fx_setup, fx_teardown),
