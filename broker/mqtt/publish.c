@@ -115,6 +115,36 @@ inflight_done(struct client *cl)
 		mqtt_conn(cl)->inflight_in--;
 }
 
+/* A QoS 2 publish stored after its client went: a persistent session
+ * records it as at its PUBREC.  Its client may send it again after
+ * reconnecting (the topicd takes it once); if the session ends first,
+ * what it staged in that topic is released (mqtt_inbound_end) rather
+ * than kept there for ever. */
+static void
+pend_set_away(struct child *c, const struct held *h)
+{
+	struct rec_publish r;
+	struct session *s;
+	const char *inc;
+	size_t klen;
+	char *key, *k;
+
+	if (dec_publish(h->body, h->len, &r) == -1 || (inc = strrchr(r.owner, '/')) == NULL)
+		return;
+	key = xmemdup(r.owner, (size_t)(inc - r.owner));
+	s = session_find(c->b, key);
+	free(key);
+	if (s == NULL || !s->persistent || s->mode != MODE_MQTT ||
+	    strtoull(inc + 1, NULL, 16) != s->incarnation)
+		return;
+	k = pend_key(s, (uint16_t)h->arg, &klen);
+	if (kv_put(c->b->store, k, klen, c->topic, strlen(c->topic)) == -1 ||
+	    kv_flush(c->b->store) == -1)
+		log_warnx("session %s: cannot record QoS 2 state of packet %u", s->key,
+		    (unsigned)h->arg);
+	free(k);
+}
+
 /* PUBACK, PUBREC: the message is stored; PUBCOMP: released. */
 static void
 publish_done(struct child *c, struct held *h, const struct rec_done *d)
@@ -122,8 +152,11 @@ publish_done(struct child *c, struct held *h, const struct rec_done *d)
 	struct client *cl = client_by_id(c->b, h->client_id);
 	uint16_t pid = (uint16_t)h->arg;
 
-	if (cl == NULL || cl->closing || cl->session == NULL)
+	if (cl == NULL || cl->closing || cl->session == NULL) {
+		if (h->qos == 2 && d->status == ST_OK)
+			pend_set_away(c, h);
 		return;		/* the client resends after reconnecting */
+	}
 	if (d->status != ST_OK) {
 		mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR,
 		    "message not stored (its topic failed): not acknowledged");

@@ -6,10 +6,11 @@ flight (harmless), and max_topic_levels."""
 
 import itertools
 import re
+import signal
 
 import pytest
 
-from broker_harness import wait_for
+from broker_harness import kill_pid, wait_for
 from mqtt5_helpers import V5Client
 from mqtt_helpers import (CONNACK, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK,
                           RawClient, ack_packet, connect_packet, connected_client,
@@ -214,6 +215,34 @@ def test_ending_a_session_keeps_what_a_session_named_below_it_staged(mb):
     inner.expect(PUBCOMP, pid=pid)
     got = sub.expect(PUBLISH)
     assert got.payload == b"staged by X/b", got
+
+
+def test_a_qos2_publish_stored_after_its_client_went_is_released_when_the_session_ends(mb):
+    """A persistent session's QoS 2 PUBLISH is stored once its client has
+    gone (it got no PUBREC).  When that session then ends for good, what
+    it staged is released to the subscribers, not kept in the topic's
+    store for ever."""
+    topic = "away/%s" % tag("t")
+    sub = connected_client(mb.mqtt_port, tag("away-sub"))
+    assert sub.subscribe([(topic, 1)]) == [1]
+    first = connected_client(mb.mqtt_port, tag("away-first"))
+    first.publish(topic, b"first", 1)                  # its topicd runs
+    sub.send(ack_packet(PUBACK, sub.expect(PUBLISH).pid))
+    tpid = mb.wait_topicd(topic)
+    kill_pid(tpid, signal.SIGSTOP)
+    try:
+        away = connected_client(mb.mqtt_port, "away-pub", clean=False)
+        away.send(publish_packet(topic, b"staged", 2, away.alloc_pid()))
+        wait_for(lambda: mb.status()[1][topic]["held"] == 1, 10, "the publish held")
+        away.close()
+        wait_log(mb, r"id away-pub: closed", "its client gone")
+    finally:
+        kill_pid(tpid, signal.SIGCONT)
+    wait_for(lambda: mb.status()[1][topic]["held"] == 0, 10, "the publish stored")
+    ended = connected_client(mb.mqtt_port, "away-pub", clean=True)   # the session ends
+    got = sub.expect(PUBLISH)
+    assert got.payload == b"staged", got
+    ended.disconnect()
 
 
 # ---------------------------------------------------------------- topic levels
