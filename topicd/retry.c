@@ -34,8 +34,8 @@ retry_arm(struct sub *s)
 		share_retry_arm(s);
 		return;
 	}
-	if (s->timer == NULL)
-		return;
+	if (s->timer == NULL || (s->retry_due && evtimer_pending(s->timer, NULL)))
+		return;		/* a transient error's retry comes first */
 	if (s->mode != MODE_JSON || s->fd == -1 || s->parked || s->busy == 0) {
 		evtimer_del(s->timer);
 		return;
@@ -54,8 +54,10 @@ retry_arm(struct sub *s)
 void
 retry_soon(struct sub *s)
 {
-	if (s->timer != NULL)
+	if (s->timer != NULL) {
+		s->retry_due = true;
 		timer_in(s, TD_SEND_RETRY_MS);
+	}
 }
 
 static void
@@ -98,6 +100,7 @@ retry_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	s->retry_due = false;
 	if (s->is_group)
 		share_retry_check(s);
 	else if (s->mode == MODE_JSON && s->fd != -1 && !s->parked)

@@ -228,8 +228,8 @@ share_retry_arm(struct sub *g)
 	int64_t oldest = INT64_MAX;
 	struct timeval tv;
 
-	if (g->timer == NULL)
-		return;
+	if (g->timer == NULL || (g->retry_due && evtimer_pending(g->timer, NULL)))
+		return;		/* a transient error's retry comes first */
 	for (uint32_t i = 0; i < g->nfl; i++) {
 		const struct flight *f = &g->fl[i];
 		const struct sub *m = f->mi != 0 && f->mi <= g->nslots ? g->members[f->mi - 1] : NULL;

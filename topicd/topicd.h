@@ -110,6 +110,7 @@ struct sub {
 	struct event	*wev;		/* EV_WRITE while blocked */
 	struct ipc_out	 out;		/* records packed for the socket, not sent yet */
 	struct event	*timer;		/* retrial, or retry after a send error */
+	bool		 retry_due;	/* retry_soon armed timer: kept until it fires */
 	bool		 blocked;	/* the socket was full */
 	bool		 queued;	/* in td->work */
 	bool		 dirty;		/* in td->dirty */
