@@ -202,7 +202,7 @@ dec_attach(const void *body, size_t len, struct rec_attach *r)
 	}
 	r->flags &= (uint8_t)~AF_MEMBER;
 	if ((r->mode != MODE_JSON && r->mode != MODE_MQTT) || r->qos > 2 ||
-	    r->window == 0 || (r->flags & ~(AF_RETAINED | AF_NEW_ONLY)) || r->subkey[0] == '\0')
+	    r->window == 0 || (r->flags & ~(AF_RETAINED | AF_NEW_ONLY | AF_SAME_CONN)) || r->subkey[0] == '\0')
 		return -1;
 	DEC_END();
 }

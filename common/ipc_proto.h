@@ -103,6 +103,9 @@ enum ipc_type {
 #define AF_RETAINED 0x01	/* send the retained message (MQTT SUBSCRIBE) */
 #define AF_NEW_ONLY 0x02	/* a new subscriber starts at the next message */
 #define AF_MEMBER   0x04	/* wire only: member follows (a shared subscription) */
+#define AF_SAME_CONN 0x08	/* the connection attached already (a SUBSCRIBE
+				 * that replaces a subscription): new settings,
+				 * nothing in flight sent again */
 
 /* UNSUB flags */
 #define UF_FORGET 0x01		/* delete the cursor too (MQTT UNSUBSCRIBE) */

@@ -359,6 +359,17 @@ on_writable(evutil_socket_t fd, short what, void *arg)
 	deliver_pump(s);
 }
 
+/* The settings of an ATTACH. */
+static void
+take_settings(struct sub *s, const struct rec_attach *r)
+{
+	s->mode = r->mode;
+	s->qos = r->qos;
+	s->window = r->window < TD_WINDOW_MAX ? r->window : TD_WINDOW_MAX;
+	if (s->window == 0)
+		s->window = 1;
+}
+
 /* The subscriber (or a group's member) takes the session's delivery
  * socket (fd) and the settings of the ATTACH. */
 void
@@ -373,12 +384,22 @@ deliver_take_socket(struct sub *s, int fd, const struct rec_attach *r)
 	s->fd = fd;
 	if ((s->wev = event_new(td->base, fd, EV_WRITE, on_writable, s)) == NULL)
 		fatalx("cannot create a write event");
-	s->mode = r->mode;
-	s->qos = r->qos;
-	s->window = r->window < TD_WINDOW_MAX ? r->window : TD_WINDOW_MAX;
-	if (s->window == 0)
-		s->window = 1;
+	take_settings(s, r);
 	td->nonline++;
+}
+
+/* The connection that is attached subscribes again: it keeps its socket
+ * (fd, a copy, is closed) and what is in flight goes on, not again (MQTT
+ * 5.0 resends only on reconnect, 4.4.0-1); the new settings apply. */
+static void
+same_connection(struct sub *s, int fd, const struct rec_attach *r)
+{
+	if (close(fd) == -1)
+		log_warn("topic %s: %s: close", s->td->topic, s->key);
+	take_settings(s, r);
+	s->want_retained = (r->flags & AF_RETAINED) != 0;
+	sub_dirty(s);
+	deliver_wake(s);
 }
 
 /* Takes over the session's delivery socket (fd) and resumes: entries in
@@ -388,6 +409,10 @@ deliver_attach(struct sub *s, int fd, const struct rec_attach *r)
 {
 	struct topicd *td = s->td;
 
+	if ((r->flags & AF_SAME_CONN) && s->fd != -1) {
+		same_connection(s, fd, r);
+		return;
+	}
 	deliver_take_socket(s, fd, r);
 	if (s->timer == NULL && (s->timer = evtimer_new(td->base, retry_timer_cb, s)) == NULL)
 		fatalx("cannot create a timer");
@@ -414,11 +439,7 @@ deliver_register(struct sub *s, const struct rec_attach *r)
 {
 	if (s->fd != -1)
 		return;		/* online: the live settings win */
-	s->mode = r->mode;
-	s->qos = r->qos;
-	s->window = r->window < TD_WINDOW_MAX ? r->window : TD_WINDOW_MAX;
-	if (s->window == 0)
-		s->window = 1;
+	take_settings(s, r);
 	sub_dirty(s);
 }
 

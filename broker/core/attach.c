@@ -64,6 +64,7 @@ attach_resend(struct attachment *a)
 	a->sent = true;
 	wbuf_init(&w);
 	enc_attach(&w, &a->a);
+	a->a.flags &= ~AF_SAME_CONN;	/* a replay goes to another topicd */
 	child_chan_send(c, IPC_ATTACH, w.data, w.len, fd);
 	wbuf_free(&w);
 }
@@ -108,6 +109,8 @@ attach_topic(struct client *cl, struct child *c, const struct rec_attach *r)
 	}
 	a->a = *r;
 	a->a.subkey = cl->session->key;
+	if (a->sent)			/* this connection is attached there */
+		a->a.flags |= AF_SAME_CONN;
 	attach_go(a);
 }
 

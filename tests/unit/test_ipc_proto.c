@@ -31,7 +31,7 @@ static const struct rec_release s_release = {
 static const struct rec_release_owner s_release_owner = { .req = 77, .owner = "j/bob" };
 static const struct rec_attach s_attach = {
 	.req = 9, .subkey = "m/sub-1", .mode = MODE_MQTT, .qos = 1,
-	.flags = AF_RETAINED | AF_NEW_ONLY, .window = 0xffff,
+	.flags = AF_RETAINED | AF_NEW_ONLY | AF_SAME_CONN, .window = 0xffff,
 };
 static const struct rec_detach s_detach = { .subkey = "j/carol" };
 static const struct rec_unsub s_unsub = { .req = 10, .subkey = "m/x", .flags = UF_FORGET };
@@ -638,7 +638,7 @@ test_attach_rejects(void **state)
 	assert_int_equal(dec_attach(w.data, w.len, &r), -1);
 
 	in = s_attach;
-	in.flags = 0x08;
+	in.flags = 0x10;			/* no such flag */
 	ENCODE(&w, enc_attach, &in);
 	assert_int_equal(dec_attach(w.data, w.len, &r), -1);
 

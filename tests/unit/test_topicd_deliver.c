@@ -205,6 +205,34 @@ test_reattach_resends(void **state)
 	close(s);
 }
 
+/* The attached connection subscribes again (AF_SAME_CONN): nothing in
+ * flight is sent again, the copy of its socket is closed, and new
+ * messages go with the new settings on the socket it had. */
+static void
+test_same_connection_attaches_again(void **state)
+{
+	struct fx *f = *state;
+	int s = attach(f, "m/same", MODE_MQTT, 1, 10, 0, 1), again;
+	struct ipc_msg m;
+
+	publish_s(f, 2, 2, "one");
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	expect_deliver(s, 1, 1, 0, "one");
+	again = attach(f, "m/same", MODE_MQTT, 2, 10, AF_SAME_CONN, 3);
+	publish_s(f, 4, 2, "two");
+	batch(f);
+	expect_done(f, 3, ST_OK, 1);
+	expect_done(f, 4, ST_OK, 2);
+	expect_deliver(s, 2, 2, 0, "two");	/* the new QoS, one not again */
+	expect_nothing(s);
+	assert_int_equal(ipc_recv(again, rd(again), &m), 0);	/* the copy was closed */
+	assert_int_equal(f->td.nonline, 1);
+	close(again);
+	close(s);
+}
+
 static uint64_t
 expect_deadletter(struct fx *f, uint64_t seq, const char *payload)
 {
@@ -636,6 +664,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_stage_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_connection_attaches_again, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_reattach_resends, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_retry_park, setup, teardown),
