@@ -15,7 +15,7 @@
 struct pubmap {
 	RB_ENTRY(pubmap) entry;
 	uint64_t	 msg_id;
-	char		*topic;
+	struct child	*child;		/* its topic (children live as long as the master) */
 };
 RB_HEAD(pubmap_tree, pubmap);
 

@@ -29,8 +29,10 @@ pending_find(struct json_conn *jc, uint64_t id)
 	return RB_FIND(pubmap_tree, &jc->pending, &key);
 }
 
+/* Not a copy of the topic: a publisher that never sends PUBREL would
+ * hold one per message, up to message_size_limit each, in the master. */
 static void
-pending_set(struct json_conn *jc, uint64_t id, const char *topic)
+pending_set(struct json_conn *jc, uint64_t id, struct child *c)
 {
 	struct pubmap *pm;
 
@@ -38,7 +40,7 @@ pending_set(struct json_conn *jc, uint64_t id, const char *topic)
 		return;
 	pm = xcalloc(1, sizeof(*pm));
 	pm->msg_id = id;
-	pm->topic = xstrdup(topic);
+	pm->child = c;
 	RB_INSERT(pubmap_tree, &jc->pending, pm);
 }
 
@@ -46,7 +48,6 @@ static void
 pending_del(struct json_conn *jc, struct pubmap *pm)
 {
 	RB_REMOVE(pubmap_tree, &jc->pending, pm);
-	free(pm->topic);
 	free(pm);
 }
 
@@ -76,7 +77,7 @@ publish_done(struct child *c, struct held *h, const struct rec_done *d)
 		json_error(cl, "message not stored: its topic failed");
 		return;
 	}
-	pending_set(json_conn(cl), h->arg, c->topic);
+	pending_set(json_conn(cl), h->arg, c);
 	answer(cl, h->arg, true);
 }
 
@@ -131,7 +132,7 @@ static void
 release(struct client *cl, uint64_t msg_id)
 {
 	struct pubmap *pm = pending_find(json_conn(cl), msg_id);
-	struct child *c = pm != NULL ? topic_find(cl->b, pm->topic) : NULL;
+	struct child *c = pm != NULL ? pm->child : NULL;
 	const char *why;
 
 	if (c == NULL) {
