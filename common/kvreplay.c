@@ -157,9 +157,14 @@ batch_read(int fd, uint32_t seg, uint64_t off, uint64_t size, struct batch *b)
 	if ((b->hdr == KV_HDR_LEN ? kvj_batch_crc(seg, b->buf, b->len) :
 	    libdeflate_crc32(0, b->buf, b->len)) == crc)
 		return B_OK;
-	/* The last batch, its data not all written: torn.  Before the end,
-	 * a batch that does not check is damage (but see replay_segment). */
-	return off + b->hdr + b->len == size ? B_TORN : B_BAD;
+	/* The last batch, its data not all written: torn; so is one followed
+	 * by zeros only (a crash that extended the file beyond it, its data
+	 * and that of the batches after it not all written).  Before other
+	 * bytes, a batch that does not check is damage (but see
+	 * replay_segment). */
+	if (off + b->hdr + b->len == size)
+		return B_TORN;
+	return zero_tail(fd, off + b->hdr + b->len, size);
 }
 
 /* What follows the valid batches of the last segment: cut off. */

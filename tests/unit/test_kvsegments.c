@@ -228,6 +228,37 @@ test_damage_before_end(void **state)
 	assert_true(size_of(seg_path(fx, 1)) >= ends[2]);
 }
 
+/* A crash after the file grew over two batches not synced may leave the
+ * first of them half written and the second all zeros: that is a torn
+ * end, cut, not damage. */
+static void
+test_torn_batch_before_zeros(void **state)
+{
+	struct tmpdir *fx = *state;
+	uint8_t zeros[4096] = { 0 };
+	struct kv_stats st;
+	struct kv *kv;
+	off_t ends[3];
+	char c;
+	int fd;
+
+	three_batches(fx, ends);
+	assert_true(ends[2] - ends[1] <= (off_t)sizeof(zeros));
+	fd = open(seg_path(fx, 1), O_RDWR);
+	assert_true(fd != -1);
+	assert_int_equal(pread(fd, &c, 1, ends[0] + 40), 1);
+	c ^= 0x20;
+	assert_int_equal(pwrite(fd, &c, 1, ends[0] + 40), 1);
+	assert_int_equal(pwrite(fd, zeros, (size_t)(ends[2] - ends[1]), ends[1]),
+	    ends[2] - ends[1]);
+	close(fd);
+	kv = open_store(fx, 1 << 30, 1);
+	kv_get_stats(kv, &st);
+	assert_int_equal(st.truncated, (uint64_t)(ends[2] - ends[0]));
+	assert_int_equal(size_of(seg_path(fx, 1)), ends[0]);
+	assert_int_equal(kv_close(kv), 0);
+}
+
 /* A torn end is only possible in the last segment: in an earlier one it
  * is damage. */
 static void
@@ -758,6 +789,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_close_during_checkpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damage_before_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_batch_before_zeros, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_earlier_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_format, setup, teardown),
