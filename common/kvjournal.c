@@ -376,16 +376,16 @@ kvj_create_segment(struct kv *kv, uint32_t num, char **err)
 	return 0;
 }
 
-/* Takes a spare left by a process that did not close the store. */
+/* A spare left by a process that did not close the store is removed, not
+ * reused: if a crash lost its rename into the next segment (made durable
+ * only by the next sync), it holds batches of that segment, which a later
+ * replay would take for new ones once the file is that segment again.
+ * The fsync of the directory at open makes the removal durable. */
 void
-kvj_find_spare(struct kv *kv)
+kvj_remove_leftover_spare(struct kv *kv)
 {
-	struct stat sb;
-
-	if (stat(kv->sparepath, &sb) == 0 && S_ISREG(sb.st_mode)) {
-		kv->spare = true;
-		kv->spare_bytes = (uint64_t)sb.st_size;
-	}
+	if (unlink(kv->sparepath) == -1 && errno != ENOENT)
+		log_warn("store %s: unlink %s", kv->label, kv->sparepath);
 }
 
 /* A closed store keeps no spare: its disk is the store's again. */

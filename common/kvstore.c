@@ -133,7 +133,7 @@ kv_open(const char *dir, const char *name, uint64_t checkpoint_bytes, char **err
 	*err = NULL;
 	if (open_files(kv, err) == -1)
 		goto fail;
-	kvj_find_spare(kv);
+	kvj_remove_leftover_spare(kv);
 	if (recover(kv, err) == -1)
 		goto fail;
 	/* A segment may have just been created and the temporary file

@@ -224,7 +224,7 @@ int	 kvj_write(struct kv *);
 int	 kvj_sync_inline(struct kv *);
 int	 kvj_replay_all(struct kv *, char **);
 int	 kvj_create_segment(struct kv *, uint32_t, char **);
-void	 kvj_find_spare(struct kv *);
+void	 kvj_remove_leftover_spare(struct kv *);
 void	 kvj_drop_spare(struct kv *);
 ssize_t	 kvj_pread(int, void *, size_t, uint64_t);
 int	 kvj_sync_fd(int, int);

@@ -196,6 +196,26 @@ test_kept_segment_spared(void **state)
 	assert_int_equal(kv_close(kv), 0);
 }
 
+/* A spare left by a process that did not close the store (it may hold
+ * batches of a segment whose rename a crash lost) is removed at open,
+ * not reused. */
+static void
+test_leftover_spare_removed(void **state)
+{
+	struct tmpdir *fx = *state;
+	struct kv *kv = filled_store(fx);
+	int fd;
+
+	assert_int_equal(kv_close(kv), 0);
+	fd = open(path_of(fx, ".spare"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, "KVJ2", 4), 4);
+	close(fd);
+	kv = open_store(fx, 1 << 30, 1);
+	assert_int_equal(access(path_of(fx, ".spare"), F_OK), -1);
+	assert_int_equal(kv_close(kv), 0);
+}
+
 int
 main(void)
 {
@@ -204,6 +224,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_value_near_the_start_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forgotten_not_spared, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leftover_spare_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_segment_spared, setup, teardown),
 	};
 
