@@ -409,7 +409,7 @@ deliver_attach(struct sub *s, int fd, const struct rec_attach *r)
 {
 	struct topicd *td = s->td;
 
-	if ((r->flags & AF_SAME_CONN) && s->fd != -1) {
+	if ((r->flags & AF_SAME_CONN) && s->fd != -1 && r->mode == MODE_MQTT) {
 		same_connection(s, fd, r);
 		return;
 	}

@@ -109,7 +109,9 @@ attach_topic(struct client *cl, struct child *c, const struct rec_attach *r)
 	}
 	a->a = *r;
 	a->a.subkey = cl->session->key;
-	if (a->sent)			/* this connection is attached there */
+	/* This MQTT connection is attached there already.  (A JSON-lines
+	 * SUB again un-parks its consumer and resends what is in flight.) */
+	if (a->sent && r->mode == MODE_MQTT)
 		a->a.flags |= AF_SAME_CONN;
 	attach_go(a);
 }
