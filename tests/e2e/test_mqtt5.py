@@ -184,15 +184,15 @@ def test_a_session_online_when_the_master_dies_expires_from_the_restart(mqtt_fac
     from when it last went offline before (it was connected for longer
     than its interval)."""
     b = mqtt_factory()
-    c, _ = v5(b, "e3", clean=False, cprops=props(CONNECT, SessionExpiryInterval=4))
+    c, _ = v5(b, "e3", clean=False, cprops=props(CONNECT, SessionExpiryInterval=6))
     assert c.subscribe5([("e3/t", 1)]).codes == [1]
-    time.sleep(5)           # connected for longer than the interval: the condition is time
+    time.sleep(7)           # connected for longer than the interval: the condition is time
     b.wait_topicds_gone(b.kill9())
     b.start(keep_ports=True)
     # Sessions are looked at once a second: an uptime of 2 s has seen it.
     wait_for(lambda: b.status()[0]["uptime"] >= 2, 10, "two seconds of uptime")
     assert "session m/e3: offline" not in b.log_text()
-    _, ack = v5(b, "e3", clean=False, cprops=props(CONNECT, SessionExpiryInterval=4))
+    _, ack = v5(b, "e3", clean=False, cprops=props(CONNECT, SessionExpiryInterval=6))
     assert ack.session_present is True
 
 
