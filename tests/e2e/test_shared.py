@@ -180,27 +180,41 @@ def test_group_of_a_cold_topic_and_across_a_restart(broker_factory):
     assert not c.errors, c.errors
 
 
+def offline_member(b, client_id, flt):
+    """A persistent session's member of the group, offline."""
+    c = connected_client(b.mqtt_port, client_id, clean=False)
+    assert c.subscribe([(flt, 1)]) == [1]
+    c.disconnect()
+    c.expect_closed()
+
+
+def sent_m1(b, client_id, flt, topic, clean):
+    """A member that is sent the group's message m1 and does not answer."""
+    c = connected_client(b.mqtt_port, client_id, clean=clean)
+    assert c.subscribe([(flt, 1)]) == [1]
+    connected_client(b.mqtt_port, client_id + "-pub").publish(topic, b"m1", 1)
+    assert c.expect(PUBLISH).payload == b"m1"
+    return c
+
+
+def comes_back_to_m1(b, client_id):
+    c = connected_client(b.mqtt_port, client_id, clean=False)
+    got = c.expect(PUBLISH, timeout=SETTLE)
+    assert got.payload == b"m1", got
+
+
 def test_a_message_a_member_left_reaches_another_after_a_restart(mqtt_factory):
     """Member A was sent a QoS 1 message and left without answering while
     B was offline: the message is the group's.  B gets it when it comes
     back after a restart of the broker (its topicd reads the group back
     from its store)."""
     b = mqtt_factory()
-    flt = "$share/left/left/t"
-    bee = connected_client(b.mqtt_port, "left-b", clean=False)
-    assert bee.subscribe([(flt, 1)]) == [1]
-    bee.disconnect()
-    bee.expect_closed()
-    ay = connected_client(b.mqtt_port, "left-a", clean=False)
-    assert ay.subscribe([(flt, 1)]) == [1]
-    connected_client(b.mqtt_port, "left-pub").publish("left/t", b"m1", 1)
-    assert ay.expect(PUBLISH).payload == b"m1"
+    offline_member(b, "left-b", "$share/left/left/t")
+    ay = sent_m1(b, "left-a", "$share/left/left/t", "left/t", clean=False)
     ay.disconnect()                             # without its PUBACK
     ay.expect_closed()
     b.restart()
-    bee = connected_client(b.mqtt_port, "left-b", clean=False)
-    got = bee.expect(PUBLISH, timeout=SETTLE)
-    assert got.payload == b"m1", got
+    comes_back_to_m1(b, "left-b")
 
 
 def test_a_message_of_a_clean_member_reaches_another_after_the_master_died(mqtt_factory):
@@ -209,17 +223,8 @@ def test_a_message_of_a_clean_member_reaches_another_after_the_master_died(mqtt_
     master, and the message goes to the group's other member when it comes
     back."""
     b = mqtt_factory()
-    flt = "$share/died/died/t"
-    bee = connected_client(b.mqtt_port, "died-b", clean=False)
-    assert bee.subscribe([(flt, 1)]) == [1]
-    bee.disconnect()
-    bee.expect_closed()
-    ex = connected_client(b.mqtt_port, "died-x", clean=True)
-    assert ex.subscribe([(flt, 1)]) == [1]
-    connected_client(b.mqtt_port, "died-pub").publish("died/t", b"m1", 1)
-    assert ex.expect(PUBLISH).payload == b"m1"
+    offline_member(b, "died-b", "$share/died/died/t")
+    sent_m1(b, "died-x", "$share/died/died/t", "died/t", clean=True)
     b.wait_topicds_gone(b.kill9())
     b.start(keep_ports=True)
-    bee = connected_client(b.mqtt_port, "died-b", clean=False)
-    got = bee.expect(PUBLISH, timeout=SETTLE)
-    assert got.payload == b"m1", got
+    comes_back_to_m1(b, "died-b")

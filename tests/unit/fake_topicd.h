@@ -190,6 +190,19 @@ fx_restarted(struct core_fx *fx, struct fake_td *old)
 	return fx_td(fx, old->topic);
 }
 
+/* The topicd dies by itself with requests outstanding: the next one,
+ * ready, is probed one request at a time. */
+static inline struct fake_td *
+td_crash_to_probing(struct fake_td *td, struct child *c)
+{
+	td_die(td, 1);
+	assert_true(c->probing);
+	td = fx_restarted(td->fx, td);
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, td->topic);
+	return td;
+}
+
 /* The next record is a PUBLISH of payload; its req. */
 static inline uint64_t
 td_expect_publish(struct fake_td *td, const char *payload)

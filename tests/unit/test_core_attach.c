@@ -189,11 +189,7 @@ test_attach_waits_for_an_unsub_held_before_it(void **state)
 	r[1] = fx_publish(pub, c, 2, "p1");
 	td_expect_publish(td, "p0");
 	td_expect_publish(td, "p1");
-	td_die(td, 1);				/* with both outstanding: probing */
-	assert_true(c->probing);
-	td = fx_restarted(fx, td);
-	td_config(td);
-	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	td = td_crash_to_probing(td, c);	/* with both outstanding */
 	assert_int_equal(td_expect_publish(td, "p0"), r[0]);
 	topic_unsub(c, "m/a", true);		/* UNSUBSCRIBE: held behind p1 */
 	attach_topic(s->cl, c, &settings);	/* SUBSCRIBE again */

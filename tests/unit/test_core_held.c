@@ -174,11 +174,7 @@ test_probe_answer_in_channel(void **state)
 	td = fx_ready(fx, "t");
 	td_expect_publish(td, "a");
 	td_expect_publish(td, "b");
-	td_die(td, 1);				/* with both outstanding: probing */
-	assert_true(c->probing);
-	td = fx_restarted(fx, td);
-	td_config(td);
-	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	td = td_crash_to_probing(td, c);	/* with both outstanding */
 	assert_int_equal(td_expect_publish(td, "a"), r[0]);
 	td_quiet(td);
 	td_done(td, r[0], ST_OK, 1);
