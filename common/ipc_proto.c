@@ -267,6 +267,7 @@ enc_ack(struct wbuf *w, const struct rec_ack *r)
 	put_str(w, r->subkey);
 	put_u64(w, r->seq);
 	put_u8(w, r->kind);
+	put_str(w, str_or_empty(r->share));
 }
 
 int
@@ -276,6 +277,7 @@ dec_ack(const void *body, size_t len, struct rec_ack *r)
 	get_str(&rb, &r->subkey);
 	get_u64(&rb, &r->seq);
 	get_u8(&rb, &r->kind);
+	get_str(&rb, &r->share);
 	if (r->kind < ACK_PUBACK || r->kind > ACK_PUBCOMP)
 		return -1;
 	DEC_END();
@@ -544,6 +546,7 @@ enc_deliver_rel(struct wbuf *w, const struct rec_deliver_rel *r)
 {
 	put_str(w, r->topic);
 	put_u64(w, r->seq);
+	put_str(w, str_or_empty(r->share));
 }
 
 int
@@ -552,6 +555,7 @@ dec_deliver_rel(const void *body, size_t len, struct rec_deliver_rel *r)
 	DEC_BEGIN(body, len);
 	get_str(&rb, &r->topic);
 	get_u64(&rb, &r->seq);
+	get_str(&rb, &r->share);
 	DEC_END();
 }
 

@@ -32,7 +32,7 @@
  * with this version, so that a master and a topicd binary of different
  * releases (an upgrade with the old master still running) tell each other
  * so, whatever else changed in the records' layout. */
-#define IPC_PROTO_VERSION 5
+#define IPC_PROTO_VERSION 6
 #define IPC_CHANNEL_FD    3
 
 enum ipc_type {
@@ -208,6 +208,8 @@ struct rec_ack {
 	const char *subkey;
 	uint64_t    seq;
 	uint8_t     kind;		/* ACK_* */
+	const char *share;		/* the delivery's (struct rec_deliver): "" for
+					 * the session's own, or unknown */
 };
 
 struct rec_dlq_done {
@@ -300,6 +302,7 @@ struct rec_deliver {
 struct rec_deliver_rel {
 	const char *topic;
 	uint64_t    seq;
+	const char *share;		/* as in struct rec_deliver */
 };
 
 /* Encoders append the body to w (the caller resets it). */

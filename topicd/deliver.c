@@ -178,7 +178,7 @@ deliver_send_msg(struct sub *s, uint64_t seq, uint8_t flags, uint8_t *qos)
 int
 deliver_send_rel(struct sub *s, uint64_t seq)
 {
-	struct rec_deliver_rel d = { s->td->topic, seq };
+	struct rec_deliver_rel d = { s->td->topic, seq, s->share };
 
 	wbuf_reset(&s->td->wb);
 	enc_deliver_rel(&s->td->wb, &d);
@@ -477,12 +477,15 @@ deliver_offline(struct sub *s)
 void
 deliver_ack(struct topicd *td, const struct rec_ack *r)
 {
-	struct sub *s = sub_find(td, r->subkey);
+	/* An ack names the group of a member's delivery; one that does not
+	 * (JSON-lines, records of older releases) is the subscriber's own, or
+	 * else a member's. */
+	struct sub *s = r->share[0] == '\0' ? sub_find(td, r->subkey) : NULL;
 	struct flight *f = s != NULL ? sub_flight(s, r->seq) : NULL;
 
 	if ((f == NULL || f->state == FL_DONE) && !TAILQ_EMPTY(&td->groups) &&
 	    !(s != NULL && s->ret_state != 0 && r->seq == s->ret_seq))
-		(void)share_ack_find(td, r->subkey, r->seq, &s, &f);	/* a member's */
+		(void)share_ack_find(td, r->subkey, r->share, r->seq, &s, &f);
 	if (f == NULL && s != NULL && s->ret_state != 0 && r->seq == s->ret_seq) {
 		/* The retained message sent on subscribe, outside the log's
 		 * window: PUBACK or PUBCOMP end it; PUBREC is made durable

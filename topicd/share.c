@@ -306,16 +306,18 @@ share_drop_members_prefix(struct topicd *td, const char *prefix)
 	return n;
 }
 
-/* The group and entry that an ack from member key for seq is about. */
+/* The group and entry that an ack from member key for seq is about;
+ * share: the group's name ("$share/G/F"), or "" for any. */
 bool
-share_ack_find(struct topicd *td, const char *key, uint64_t seq, struct sub **gp,
-    struct flight **fp)
+share_ack_find(struct topicd *td, const char *key, const char *share, uint64_t seq,
+    struct sub **gp, struct flight **fp)
 {
 	struct sub *g, *m;
 	struct flight *f;
 
 	TAILQ_FOREACH(g, &td->groups, group_entry) {
-		if ((m = member_find(g, key)) == NULL || (f = sub_flight(g, seq)) == NULL)
+		if ((share[0] != '\0' && strcmp(g->share, share) != 0) ||
+		    (m = member_find(g, key)) == NULL || (f = sub_flight(g, seq)) == NULL)
 			continue;
 		if (f->mi == m->slot && f->state != FL_DONE) {
 			*gp = g;

@@ -37,10 +37,11 @@ member_loads(const struct sub *g)
 	return load;
 }
 
-/* The next member in turn that can take a message now, or NULL.  A
- * session that also subscribed to the topic by itself gets its messages
- * that way, not from the group: one session cannot tell two deliveries of
- * one message apart in its acknowledgements. */
+/* The next member in turn that can take a message now, or NULL.  An MQTT
+ * session's acks say which of its subscriptions they answer, its own or a
+ * group's (MQTT 4.8.2: it may get both copies); a JSON-lines consumer's do
+ * not, so one that also subscribed to the topic by itself gets its
+ * messages that way only. */
 static struct sub *
 pick(struct sub *g, const uint32_t *load)
 {
@@ -48,7 +49,8 @@ pick(struct sub *g, const uint32_t *load)
 		uint16_t i = (uint16_t)((g->rr + k) % g->nslots);
 		struct sub *m = g->members[i];
 
-		if (member_ready(m) && load[i] < m->window && sub_find(g->td, m->key) == NULL) {
+		if (member_ready(m) && load[i] < m->window &&
+		    (m->mode == MODE_MQTT || sub_find(g->td, m->key) == NULL)) {
 			g->rr = (uint16_t)((i + 1) % g->nslots);
 			return m;
 		}

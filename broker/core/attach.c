@@ -261,12 +261,13 @@ topic_unsub(struct child *c, const char *subkey, bool forget)
 	wbuf_free(&w);
 }
 
-/* A subscriber's PUBACK, PUBREC or PUBCOMP of a delivery, to its topic. */
+/* A subscriber's PUBACK, PUBREC or PUBCOMP of a delivery, to its topic;
+ * share: the delivery's (struct rec_deliver). */
 void
-ack_to_topic(struct broker *b, const char *subkey, const char *topic, uint64_t seq,
-    uint8_t kind)
+ack_to_topic(struct broker *b, const char *subkey, const char *topic, const char *share,
+    uint64_t seq, uint8_t kind)
 {
-	struct rec_ack a = { .subkey = subkey, .seq = seq, .kind = kind };
+	struct rec_ack a = { .subkey = subkey, .seq = seq, .kind = kind, .share = share };
 	struct child *c = topic_find(b, topic);
 	struct wbuf w;
 

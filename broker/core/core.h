@@ -63,8 +63,10 @@ struct proto {
 
 /* A protocol's own state in a session, and what the core tells it. */
 struct session_ext {
-	/* The session no longer takes the topic (its cursor is gone). */
-	void	(*topic_dropped)(struct session *, const char *topic);
+	/* The session no longer takes the topic (its cursor is gone) for
+	 * share ("$share/G/F"), for its own subscription (""), or for any
+	 * (NULL). */
+	void	(*topic_dropped)(struct session *, const char *topic, const char *share);
 	/* The session ends: forget (for good: what it stored goes too), or
 	 * only its memory is released (the broker stops). */
 	void	(*ended)(struct session *, bool forget);
@@ -399,7 +401,7 @@ void	 attach_drop(struct attachment *a, bool detach);
 struct attachment *attach_find(struct client *cl, struct child *c);
 /* A subscriber's ack of a delivery, to its topic. */
 void	 ack_to_topic(struct broker *b, const char *subkey, const char *topic,
-	    uint64_t seq, uint8_t kind);
+	    const char *share, uint64_t seq, uint8_t kind);
 
 /* ------------------------------------------------- session.c, route.c */
 
@@ -439,7 +441,6 @@ void	 session_offline(struct session *s);
 /* share.c: shared subscriptions ($share/GROUP/FILTER) */
 /* The filter a session's filter is routed by: FILTER for a share. */
 const char *filter_route(const char *filter);
-bool	 session_shares_topic(const struct session *s, const char *topic);
 void	 session_sync_shares(struct session *s, struct child *c);
 void	 share_filter_removed(struct session *s, const char *filter);
 void	 share_client_gone(struct session *s);

@@ -151,9 +151,8 @@ drop_topic(struct session *s, struct child *c, bool denied)
 		attach_drop(at, s->persistent);
 	if (s->persistent || sent)
 		topic_unsub(c, s->key, denied || s->mode == MODE_MQTT);
-	if (s->ext_ops != NULL &&
-	    (!session_shares_topic(s, c->topic) || !session_may_read(s, c->topic)))
-		s->ext_ops->topic_dropped(s, c->topic);
+	if (s->ext_ops != NULL)
+		s->ext_ops->topic_dropped(s, c->topic, session_may_read(s, c->topic) ? "" : NULL);
 }
 
 /* Brings one topic in line with the session's filters and its ACL:

@@ -35,18 +35,6 @@ filter_route(const char *filter)
 	return topic_share_split(filter, &sub) == 1 ? sub : filter;
 }
 
-bool
-session_shares_topic(const struct session *s, const char *topic)
-{
-	const char *sub;
-
-	for (size_t i = 0; i < s->nfilters; i++)
-		if (topic_share_split(s->filters[i].filter, &sub) == 1 &&
-		    topic_matches(sub, topic))
-			return true;
-	return false;
-}
-
 static struct attachment *
 share_find(struct client *cl, struct child *c, const char *gkey)
 {
@@ -178,9 +166,8 @@ share_filter_removed(struct session *s, const char *filter)
 		attach_drop(a, false);
 		if (s->persistent || sent)
 			leave(c, gkey, s->key, s->mode == MODE_MQTT);
-		if (s->ext_ops != NULL && session_qos(s, c->topic) < 0 &&
-		    !session_shares_topic(s, c->topic))
-			s->ext_ops->topic_dropped(s, c->topic);
+		if (s->ext_ops != NULL)
+			s->ext_ops->topic_dropped(s, c->topic, filter);
 	}
 	free(gkey);
 }

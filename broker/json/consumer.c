@@ -129,7 +129,7 @@ static void
 ack(struct client *cl, const struct jl_request *r, uint8_t kind)
 {
 	json_line(cl, JL_TEXT_OK);
-	ack_to_topic(cl->b, cl->session->key, r->topic, r->msg_id, kind);
+	ack_to_topic(cl->b, cl->session->key, r->topic, "", r->msg_id, kind);
 }
 
 static void

@@ -17,8 +17,8 @@ skip_delivery(struct client *cl, const struct rec_deliver *d, const char *why)
 	    (unsigned long long)d->seq, why);
 	if (d->qos == 0)
 		return false;
-	mqtt_out_forget(cl->session, d->topic, d->seq);
-	ack_to_topic(cl->b, cl->session->key, d->topic, d->seq, ACK_PUBACK);
+	mqtt_out_forget(cl->session, d->topic, d->share, d->seq);
+	ack_to_topic(cl->b, cl->session->key, d->topic, d->share, d->seq, ACK_PUBACK);
 	return false;
 }
 

@@ -151,7 +151,8 @@ void	 mqtt_will_cancel(struct session *s);
 /* The session ends (forget) or the broker stops: a delayed will is sent,
  * or (stopping) lost. */
 void	 mqtt_will_session_end(struct session *s, bool forget);
-void	 mqtt_out_forget(struct session *s, const char *topic, uint64_t seq);
+void	 mqtt_out_forget(struct session *s, const char *topic, const char *share,
+	    uint64_t seq);
 /* deliver5.c */
 /* false when the client is not to get the message (then it counts as
  * delivered); else pub has its properties (mqtt_props_free() them). */

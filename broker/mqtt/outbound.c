@@ -1,10 +1,12 @@
 /* MQTT deliveries out, with their packet ids, and the client's acks of
  * them.  The packet ids live in the session (its struct session_ext), so
  * that a resend after a reconnect uses the original id (MQTT 4.4); they
- * are indexed by id and by (topic, sequence).
+ * are indexed by id and by (topic, subscription, sequence): a session
+ * subscribed to a topic on its own and in a group gets a message once for
+ * each (MQTT 4.8.2), in two exchanges.
  *
  * A persistent session's deliveries in flight are also in the store
- * ("o" KEY NUL PID -> seq, rel, topic, qos), written before the PUBLISH
+ * ("o" KEY NUL PID -> seq, rel, topic, qos, share), written before the PUBLISH
  * leaves (the core flushes the store when the callback returns, before
  * libevent writes the socket), so that after a restart of the master a
  * resend uses the original packet id and no id is reused before its
@@ -35,6 +37,7 @@ struct outflight {
 	RB_ENTRY(outflight) by_seq;
 	uint16_t	 pid;
 	char		*topic;
+	char		*share;		/* "$share/G/F" of a group's delivery, or "" */
 	uint64_t	 seq;
 	bool		 rel;		/* PUBREC'd: waiting for PUBCOMP */
 	bool		 stale;		/* sent on an earlier connection, not again yet */
@@ -66,6 +69,8 @@ seq_cmp(struct outflight *a, struct outflight *b)
 {
 	int c = strcmp(a->topic, b->topic);
 
+	if (c == 0)
+		c = strcmp(a->share, b->share);
 	return c != 0 ? c : (a->seq > b->seq) - (a->seq < b->seq);
 }
 
@@ -122,6 +127,7 @@ out_store(struct session *s, const struct outflight *o, bool keep)
 	put_u8(&w, o->rel);
 	put_str(&w, o->topic);
 	put_u8(&w, o->qos);
+	put_str(&w, o->share);
 	if (!mqtt_record(s, k, klen, &w, keep))
 		log_warnx("session %s: cannot record packet %u", s->key, o->pid);
 }
@@ -176,13 +182,14 @@ out_drop(struct session *s, struct outflight *o, bool forget)
 	if (!o->rel)
 		ms->nsent--;
 	free(o->topic);
+	free(o->share);
 	free(o);
 }
 
 static struct outflight *
-out_find_seq(struct session *s, const char *topic, uint64_t seq)
+out_find_seq(struct session *s, const char *topic, const char *share, uint64_t seq)
 {
-	struct outflight key = { .topic = (char *)topic, .seq = seq };
+	struct outflight key = { .topic = (char *)topic, .share = (char *)share, .seq = seq };
 
 	return RB_FIND(seq_tree, &ms_of(s)->seqs, &key);
 }
@@ -190,7 +197,7 @@ out_find_seq(struct session *s, const char *topic, uint64_t seq)
 /* A new packet id: the next one not in flight; NULL when every id is
  * taken (mqtt_can_take() keeps that from happening). */
 static struct outflight *
-out_new(struct session *s, const char *topic, uint64_t seq, uint8_t qos)
+out_new(struct session *s, const char *topic, const char *share, uint64_t seq, uint8_t qos)
 {
 	struct mqtt_session *ms = ms_of(s);
 	struct outflight *o, key;
@@ -206,6 +213,7 @@ out_new(struct session *s, const char *topic, uint64_t seq, uint8_t qos)
 	o = xcalloc(1, sizeof(*o));
 	o->pid = ms->next_pid;
 	o->topic = xstrdup(topic);
+	o->share = xstrdup(share);
 	o->seq = seq;
 	o->qos = qos;
 	out_insert(ms, o);
@@ -213,15 +221,17 @@ out_new(struct session *s, const char *topic, uint64_t seq, uint8_t qos)
 	return o;
 }
 
-/* Stale deliveries of topic before seq: its topicd went past them without
- * sending them again, so they were acknowledged. */
+/* Stale deliveries of topic for the same subscription (share) before seq:
+ * its topicd went past them without sending them again, so they were
+ * acknowledged. */
 static void
-out_passed_over(struct session *s, const char *topic, uint64_t seq)
+out_passed_over(struct session *s, const char *topic, const char *share, uint64_t seq)
 {
-	struct outflight key = { .topic = (char *)topic, .seq = 0 }, *o, *next;
+	struct outflight key = { .topic = (char *)topic, .share = (char *)share, .seq = 0 };
+	struct outflight *o, *next;
 
-	for (o = RB_NFIND(seq_tree, &ms_of(s)->seqs, &key);
-	    o != NULL && o->seq < seq && strcmp(o->topic, topic) == 0; o = next) {
+	for (o = RB_NFIND(seq_tree, &ms_of(s)->seqs, &key); o != NULL && o->seq < seq &&
+	    strcmp(o->topic, topic) == 0 && strcmp(o->share, share) == 0; o = next) {
 		next = RB_NEXT(seq_tree, &ms_of(s)->seqs, o);
 		if (o->stale) {
 			log_debug("session %s: packet %u (%s seq %llu) was acknowledged before "
@@ -249,17 +259,20 @@ mqtt_session_reconnected(struct session *s)
 	}
 }
 
-/* The session no longer takes the topic (UNSUBSCRIBE, a cursor dropped):
- * its deliveries from there will never be resent or acknowledged. */
+/* The session no longer takes the topic for a subscription (UNSUBSCRIBE,
+ * a cursor dropped): share, "" for its own, NULL for all of them.  Its
+ * deliveries from there will never be resent or acknowledged. */
 static void
-topic_dropped(struct session *s, const char *topic)
+topic_dropped(struct session *s, const char *topic, const char *share)
 {
-	struct outflight key = { .topic = (char *)topic, .seq = 0 }, *o, *next;
+	struct outflight key = { .topic = (char *)topic, .share = (char *)"", .seq = 0 };
+	struct outflight *o, *next;
 
 	for (o = RB_NFIND(seq_tree, &ms_of(s)->seqs, &key);
 	    o != NULL && strcmp(o->topic, topic) == 0; o = next) {
 		next = RB_NEXT(seq_tree, &ms_of(s)->seqs, o);
-		out_drop(s, o, true);
+		if (share == NULL || strcmp(o->share, share) == 0)
+			out_drop(s, o, true);
 	}
 }
 
@@ -322,7 +335,7 @@ load_outflight(const void *key, size_t klen, void *arg)
 	struct session *s;
 	struct outflight *o;
 	struct rbuf r;
-	const char *topic;
+	const char *topic, *share = "";
 	uint8_t rel, qos = 0;
 	void *val;
 	size_t vlen;
@@ -336,8 +349,10 @@ load_outflight(const void *key, size_t klen, void *arg)
 	get_u64(&r, &o->seq);
 	get_u8(&r, &rel);
 	get_str(&r, &topic);
-	if (r.left > 0)		/* records written before the QoS was kept lack it */
+	if (r.left > 0)		/* records of older releases lack these */
 		get_u8(&r, &qos);
+	if (r.left > 0)
+		get_str(&r, &share);
 	if (get_end(&r) == -1 || o->pid == 0 || qos > 2) {
 		log_warnx("session %s: bad in-flight record; ignored", s->key);
 		free(o);
@@ -346,6 +361,7 @@ load_outflight(const void *key, size_t klen, void *arg)
 		o->rel = rel != 0;
 		o->qos = qos;
 		o->topic = xstrdup(topic);
+		o->share = xstrdup(share);
 		out_insert(ms_of(s), o);
 		ms_of(s)->next_pid = o->pid;
 	}
@@ -394,15 +410,15 @@ mqtt_can_take(const struct client *cl)
 static void
 ack_out(struct client *cl, const struct outflight *o, uint8_t kind)
 {
-	ack_to_topic(cl->b, cl->session->key, o->topic, o->seq, kind);
+	ack_to_topic(cl->b, cl->session->key, o->topic, o->share, o->seq, kind);
 }
 
 /* A delivery the client will not get (MQTT 5.0, deliver5.c): if it was
  * sent before, its packet id is forgotten. */
 void
-mqtt_out_forget(struct session *s, const char *topic, uint64_t seq)
+mqtt_out_forget(struct session *s, const char *topic, const char *share, uint64_t seq)
 {
-	struct outflight *o = out_find_seq(s, topic, seq);
+	struct outflight *o = out_find_seq(s, topic, share, seq);
 
 	if (o != NULL)
 		out_drop(s, o, true);
@@ -446,7 +462,7 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 	 * subscription grants now, for the client answers that exchange
 	 * (MQTT 4.3.2, 4.3.3); the topicd takes either answer. */
 	if (d->qos > 0 || ms_of(s)->nout > 0)
-		o = out_find_seq(s, d->topic, d->seq);
+		o = out_find_seq(s, d->topic, d->share, d->seq);
 	if (o != NULL && !o->rel && o->qos == 0 && d->qos > 0) {
 		o->qos = d->qos;	/* unknown (an older record): as it goes now */
 		out_store(s, o, true);
@@ -458,7 +474,7 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 	if (mqtt_v5(cl) && !mqtt5_deliver_prepare(cl, d, &pub))
 		return;				/* o may be forgotten */
 	if (ms_of(s)->nstale > 0)
-		out_passed_over(s, d->topic, d->seq);	/* those before o */
+		out_passed_over(s, d->topic, d->share, d->seq);	/* those before o */
 	if (o != NULL && o->rel) {
 		/* The client PUBREC'd it, but a restarted topicd lost that:
 		 * tell it again rather than resend (MQTT 4.3.3); its PUBREL
@@ -470,7 +486,7 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 	}
 	if (o != NULL)
 		out_fresh(ms_of(s), o);
-	else if (pub.qos > 0 && (o = out_new(s, d->topic, d->seq, pub.qos)) == NULL) {
+	else if (pub.qos > 0 && (o = out_new(s, d->topic, d->share, d->seq, pub.qos)) == NULL) {
 		mqtt_props_free(&pub.props);
 		client_close(cl, "no packet id left");
 		return;
@@ -487,9 +503,9 @@ deliver_pubrel(struct client *cl, const struct rec_deliver_rel *r)
 	struct outflight *o;
 
 	if (ms_of(s)->nstale > 0)
-		out_passed_over(s, r->topic, r->seq);
-	if ((o = out_find_seq(s, r->topic, r->seq)) == NULL &&
-	    (o = out_new(s, r->topic, r->seq, 2)) == NULL) {
+		out_passed_over(s, r->topic, r->share, r->seq);
+	if ((o = out_find_seq(s, r->topic, r->share, r->seq)) == NULL &&
+	    (o = out_new(s, r->topic, r->share, r->seq, 2)) == NULL) {
 		client_close(cl, "no packet id left");
 		return;
 	}

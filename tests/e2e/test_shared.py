@@ -4,7 +4,8 @@ MQTT 3.1.1 members alike; a member's unanswered messages to the others
 when it goes; a group without members online that keeps its messages."""
 
 from broker_harness import wait_for
-from mqtt_helpers import PUBLISH, RawClient, Receiver, connected_client
+from mqtt_helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient, Receiver,
+                          ack_packet, connected_client)
 
 SETTLE = 10.0
 
@@ -228,3 +229,40 @@ def test_a_message_of_a_clean_member_reaches_another_after_the_master_died(mqtt_
     b.wait_topicds_gone(b.kill9())
     b.start(keep_ports=True)
     comes_back_to_m1(b, "died-b")
+
+
+def own_and_group_copies(c, topic):
+    """The two PUBLISHes of one message to a session subscribed to topic
+    both on its own and in a group: each a first send, each with its
+    own packet id."""
+    two = [c.expect(PUBLISH), c.expect(PUBLISH)]
+    assert [p.payload for p in two] == [b"m1", b"m1"], two
+    assert not any(p.dup for p in two), "a first send each, not a resend: %s" % two
+    assert two[0].pid != two[1].pid, "one packet id per copy: %s" % two
+    return two
+
+
+def test_a_session_subscribed_on_its_own_and_in_a_group_gets_two_exchanges(mqtt_factory):
+    """A session's own subscription and its membership of a group on the
+    same topic are two subscriptions (MQTT 4.8.2): the message comes once
+    for each, at QoS 1 and at QoS 2, each exchange with its own packet id
+    and acknowledged on its own; once both are, nothing is owed to the
+    session after a reconnect."""
+    b = mqtt_factory()
+    for qos, topic in ((1, "both/one"), (2, "both/two")):
+        cid = "both-%d" % qos
+        c = connected_client(b.mqtt_port, cid, clean=False)
+        assert c.subscribe([(topic, qos), ("$share/g/" + topic, qos)]) == [qos, qos]
+        connected_client(b.mqtt_port, cid + "-pub").publish(topic, b"m1", qos)
+        two = own_and_group_copies(c, topic)
+        for p in two:
+            c.send(ack_packet(PUBACK if qos == 1 else PUBREC, p.pid))
+        if qos == 2:
+            for p in two:
+                c.expect(PUBREL, pid=p.pid)
+                c.send(ack_packet(PUBCOMP, p.pid))
+        c.ping()
+        c.disconnect()
+        c.expect_closed()
+        again = connected_client(b.mqtt_port, cid, clean=False)
+        again.expect_silence(2.0)

@@ -262,3 +262,46 @@ def test_group_member_processes_sigkilled(mqtt_factory, rng, tmp_path):
     print("member processes SIGKILLed: arrivals by member %s, repeats %s" % (counts, repeats))
     assert not problems, "\n".join(problems)
     assert all(c < len(s.acked) for c in counts.values()), counts
+
+
+def test_own_and_group_subscriptions_across_topicd_sigkills(mqtt_factory, rng):
+    """One session subscribed to the topics by itself and in the group,
+    beside a plain member, while the topicds are SIGKILLed: each
+    acknowledged message reaches the session by its own subscription and
+    the group by one of its members, QoS 2 exactly twice in all."""
+    n = 800
+    b = mqtt_factory(FAULT_CONFIG)
+    both = Receiver(lambda: b.mqtt_port, "fk-both", clean=False)
+    assert not both.connect().session_present
+    assert both.subscribe([(Q1, 1), (Q2, 2)] + FILTERS) == [1, 2, 1, 2]
+    both.start()
+    members = [both, member(b, "fk-only")]
+    s = MqttStreamer(b, "fk-pub-b", n)
+    s.start()
+    for topic in (Q2, Q1, Q2):
+        wait_progress(s, s.progress() + rng.randint(10, 40))
+        old = b.kill_topicd(topic)
+        b.wait_topicd(topic, not_pid=old)
+    s.finish()
+    assert s.completed == n
+
+    def copies(topic):
+        got = group_payloads(members, topic)
+        return {m: got.count(m) for m in s.published[topic] if m in s.acked}
+    wait_for(lambda: all(c >= 2 for t in (Q1, Q2) for c in copies(t).values()),
+             DRAIN_TIMEOUT, "two copies of every acknowledged message")
+    for r in members:
+        r.settle(DRAIN_TIMEOUT)
+        r.stop()
+    problems = []
+    for topic in (Q1, Q2):
+        problems += ["%s: %s (own subscription)" % (topic, p) for p in
+                     delivery_problems(s.published[topic], s.acked, both.payloads(topic),
+                                       exactly_once=False)]
+    problems += ["%s: %d copies" % (m, c) for m, c in copies(Q2).items() if c != 2][:20]
+    for r in members:
+        problems += ["%s: protocol error: %s" % (r.client_id, e) for e in r.errors[:5]]
+    print("own and group: arrivals by member %s" % {r.client_id: len(r.arrivals)
+                                                     for r in members})
+    assert not problems, "\n".join(problems)
+    assert members[1].arrivals, "the plain member got none of the group's messages"

@@ -79,14 +79,20 @@ fx_client(struct core_fx *fx)
 	return client_by_id(&fx->b, fx->b.next_client_id);
 }
 
-/* A protocol's hooks in its sessions: what the core told them. */
+/* A protocol's hooks in its sessions: what the core told them.  A topic
+ * dropped is logged as "TOPIC" for the session's own subscription,
+ * "TOPIC SHARE" for a group's, "TOPIC *" for all. */
 static inline void
-fake_topic_dropped(struct session *s, const char *topic)
+fake_topic_dropped(struct session *s, const char *topic, const char *share)
 {
 	struct core_fx *fx = FX_OF(s->b);
 
 	assert_true(fx->ndropped < FX_MAX_LOG);
-	fx->dropped[fx->ndropped++] = xstrdup(topic);
+	if (share != NULL && share[0] == '\0')
+		fx->dropped[fx->ndropped++] = xstrdup(topic);
+	else
+		xasprintf(&fx->dropped[fx->ndropped++], "%s %s", topic,
+		    share != NULL ? share : "*");
 }
 
 static inline void

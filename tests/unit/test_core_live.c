@@ -502,7 +502,7 @@ test_acks_go_first(void **state)
 	td_done(td, td_expect_attach(td, "m/s"), ST_OK, 1);
 	FX_UNTIL(fx, at->confirmed);
 	td_stop_idle(td);
-	ack_to_topic(&fx->b, "m/s", "t", 7, ACK_PUBACK);
+	ack_to_topic(&fx->b, "m/s", "t", "", 7, ACK_PUBACK);
 	assert_int_equal(c->nacks, 1);
 	td_quiet(td);
 	td_goes_cold(td, &in_flight);		/* started again for the backlog */
@@ -513,7 +513,7 @@ test_acks_go_first(void **state)
 
 	td_die(td, -SIGKILL);
 	assert_int_equal(c->state, CH_BACKOFF);
-	ack_to_topic(&fx->b, "m/s", "t", 8, ACK_PUBACK);
+	ack_to_topic(&fx->b, "m/s", "t", "", 8, ACK_PUBACK);
 	td = fx_restarted(fx, td);
 	td_config(td);
 	td_ready_as(td, IPC_PROTO_VERSION, "t");

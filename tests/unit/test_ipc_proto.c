@@ -35,7 +35,8 @@ static const struct rec_attach s_attach = {
 };
 static const struct rec_detach s_detach = { .subkey = "j/carol" };
 static const struct rec_unsub s_unsub = { .req = 10, .subkey = "m/x", .flags = UF_FORGET };
-static const struct rec_ack s_ack = { .subkey = "m/y", .seq = UINT64_MAX, .kind = ACK_PUBCOMP };
+static const struct rec_ack s_ack = { .subkey = "m/y", .seq = UINT64_MAX, .kind = ACK_PUBCOMP,
+				       .share = "$share/g/a/b" };
 static const struct rec_dlq_done s_dlq_done = { .req = 0x8000000000000001ULL };
 static const struct rec_ready s_ready = {
 	.version = IPC_PROTO_VERSION, .topic = "sensors/temp", .next_seq = 10231,
@@ -57,7 +58,8 @@ static const struct rec_deliver s_deliver = {
 	.topic = "a/b", .seq = 1, .qos = 2, .flags = DF_DUP | DF_RETAIN | DF_JSON,
 	.payload = payload, .payload_len = sizeof(payload),
 };
-static const struct rec_deliver_rel s_deliver_rel = { .topic = "a/b/c", .seq = 0 };
+static const struct rec_deliver_rel s_deliver_rel = { .topic = "a/b/c", .seq = 0,
+						     .share = "$share/g/#" };
 
 /* One record kind: encode the sample, and decode anything into scratch. */
 union any_rec {
@@ -313,7 +315,12 @@ test_ack_dlq_done_round_trip(void **state)
 		assert_string_equal(k.subkey, s_ack.subkey);
 		assert_true(k.seq == s_ack.seq);
 		assert_int_equal(k.kind, kind);
+		assert_string_equal(k.share, s_ack.share);
 	}
+	kin.share = NULL;	/* the session's own: "" */
+	ENCODE(&w, enc_ack, &kin);
+	assert_int_equal(dec_ack(w.data, w.len, &k), 0);
+	assert_string_equal(k.share, "");
 	ENCODE(&w, enc_dlq_done, &s_dlq_done);
 	assert_int_equal(w.len, 8);
 	assert_int_equal(dec_dlq_done(w.data, w.len, &dd), 0);
@@ -418,6 +425,7 @@ test_deliver_round_trip(void **state)
 	assert_int_equal(dec_deliver_rel(w.data, w.len, &dr), 0);
 	assert_string_equal(dr.topic, s_deliver_rel.topic);
 	assert_true(dr.seq == s_deliver_rel.seq);
+	assert_string_equal(dr.share, s_deliver_rel.share);
 	wbuf_free(&w);
 }
 

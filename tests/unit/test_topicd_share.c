@@ -17,9 +17,10 @@ kv_commits_of(struct topicd *td)
 }
 
 static int
-attach_member(struct fx *f, const char *member, uint8_t qos, uint16_t window, uint64_t req)
+attach_member_mode(struct fx *f, const char *member, uint8_t mode, uint8_t qos,
+    uint16_t window, uint64_t req)
 {
-	struct rec_attach a = { .req = req, .subkey = GROUP, .mode = MODE_MQTT, .qos = qos,
+	struct rec_attach a = { .req = req, .subkey = GROUP, .mode = mode, .qos = qos,
 				.flags = AF_NEW_ONLY, .window = window, .member = member };
 	int sv[2];
 
@@ -27,6 +28,12 @@ attach_member(struct fx *f, const char *member, uint8_t qos, uint16_t window, ui
 	enc_attach(&f->w, &a);
 	rec(f, IPC_ATTACH, sv[0]);
 	return sv[1];
+}
+
+static int
+attach_member(struct fx *f, const char *member, uint8_t qos, uint16_t window, uint64_t req)
+{
+	return attach_member_mode(f, member, MODE_MQTT, qos, window, req);
 }
 
 static void
@@ -265,20 +272,57 @@ test_last_member_leaves(void **state)
 	close(b);
 }
 
-/* A session subscribed by itself and in the group gets the messages by
- * its own subscription; the group's go to the other member. */
+/* An MQTT session subscribed by itself and in the group is a member like
+ * the others (MQTT 4.8.2): it may get a message twice, and its acks say
+ * which subscription they answer. */
 static void
-test_own_subscriber_not_picked(void **state)
+test_own_subscriber_is_a_member_too(void **state)
 {
 	struct fx *f = *state;
 	int own = attach(f, "m/a", MODE_MQTT, 1, 10, 0, 1);
-	int am = attach_member(f, "m/a", 1, 10, 2), bm = attach_member(f, "m/b", 1, 10, 3);
+	int am = attach_member(f, "m/a", 1, 1, 2), bm = attach_member(f, "m/b", 1, 1, 3);
 
 	publish_s(f, 4, 1, "x");
 	publish_s(f, 5, 1, "y");
 	batch(f);
 	expect_deliver(own, 1, 1, 0, "x");
 	expect_deliver(own, 2, 1, 0, "y");
+	assert_int_equal(got_deliver(am, 0), 1);
+	assert_int_equal(got_deliver(bm, 0), 2);
+	/* Its own subscription's ack leaves the group's delivery in flight:
+	 * the member's window stays full. */
+	ack(f, "m/a", 1, ACK_PUBACK);
+	ack(f, "m/b", 2, ACK_PUBACK);
+	publish_s(f, 6, 1, "z");
+	batch(f);
+	expect_deliver(own, 3, 1, 0, "z");
+	assert_int_equal(got_deliver(bm, 0), 3);
+	expect_nothing(am);
+	assert_int_equal(sub_find(&f->td, "m/a")->cursor, 2);
+	assert_int_equal(sub_find(&f->td, GROUP)->cursor, 1);
+	ack_for(f, "m/a", "$share/grp/t/x", 1, ACK_PUBACK);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->cursor, 3);
+	assert_int_equal(sub_find(&f->td, "m/a")->cursor, 2);	/* its own 2 and 3 wait */
+	close(own);
+	close(am);
+	close(bm);
+}
+
+/* A JSON-lines consumer's acks do not say which subscription they
+ * answer: one subscribed by itself and in the group gets the messages by
+ * its own subscription only; the group's go to the other member. */
+static void
+test_json_own_subscriber_not_picked(void **state)
+{
+	struct fx *f = *state;
+	int own = attach(f, "j/a", MODE_JSON, 2, 10, 0, 1);
+	int am = attach_member_mode(f, "j/a", MODE_JSON, 2, 10, 2);
+	int bm = attach_member_mode(f, "j/b", MODE_JSON, 2, 10, 3);
+
+	publish_s(f, 4, 1, "x");
+	publish_s(f, 5, 1, "y");
+	batch(f);
 	assert_int_equal(got_deliver(bm, 0), 1);
 	assert_int_equal(got_deliver(bm, 0), 2);
 	expect_nothing(am);
@@ -424,7 +468,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_group_keeps_messages_without_members, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_last_member_leaves, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_own_subscriber_not_picked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_subscriber_is_a_member_too, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_own_subscriber_not_picked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_member_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_record_reopens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_left_message_goes_out_after_a_restart, setup,

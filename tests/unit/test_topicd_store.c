@@ -225,7 +225,7 @@ test_boot_release(void **state)
 static void
 ack(struct topicd *td, const char *key, uint64_t seq, uint8_t kind)
 {
-	struct rec_ack r = { key, seq, kind };
+	struct rec_ack r = { key, seq, kind, "" };
 
 	deliver_ack(td, &r);
 }

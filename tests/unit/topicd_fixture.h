@@ -186,13 +186,21 @@ attach(struct fx *f, const char *key, uint8_t mode, uint8_t qos, uint16_t window
 	return sv[1];
 }
 
+/* An ack of key's delivery for share ("$share/G/F"), or "" as from a
+ * JSON-lines subscriber (its own, or else a group's). */
 static inline void
-ack(struct fx *f, const char *key, uint64_t seq, uint8_t kind)
+ack_for(struct fx *f, const char *key, const char *share, uint64_t seq, uint8_t kind)
 {
-	struct rec_ack a = { key, seq, kind };
+	struct rec_ack a = { key, seq, kind, share };
 
 	enc_ack(&f->w, &a);
 	rec(f, IPC_ACK, -1);
+}
+
+static inline void
+ack(struct fx *f, const char *key, uint64_t seq, uint8_t kind)
+{
+	ack_for(f, key, "", seq, kind);
 }
 
 /* The next record on fd, which must be of type; an IDLE (which a topicd
