@@ -221,6 +221,8 @@ struct broker {
 	struct child_list queue;	/* waiting for room to start, in order */
 	struct child_list lru;		/* READY, busy: least recently used first */
 	struct child_list quiet;	/* READY, quiet: quiet longest first */
+	struct event	*live_pass;	/* ends the loop pass that starts topicds */
+	int64_t		 live_pass_ms;	/* when it began, 0: none open */
 	bool		 store_full;	/* all topics over max_store_size */
 	uint64_t	 stored_bytes;	/* messages kept by all topics (their STATS) */
 	uint64_t	 topics_refused;	/* new topics past max_topics */

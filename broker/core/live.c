@@ -18,10 +18,18 @@
  * in past a subscriber that does not read.  A topicd quiet for topicd_idle_timeout is stopped too.  Stopping
  * loses nothing: the topicd applies and answers what it was sent before
  * STOP, says a last IDLE and exits; what came for the topic meanwhile
- * waits, and a topic stopped with work left queues to start again. */
+ * waits, and a topic stopped with work left queues to start again.
+ *
+ * Starting a topicd costs the master a fork and an exec, milliseconds: a
+ * pass of the loop starts them for LIVE_PASS_MS at most, and the next pass
+ * goes on, so that a subscription to a wildcard over thousands of cold
+ * topics gets its SUBACK, and the other clients their answers, while
+ * those topics start. */
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+
+#include <event2/event.h>
 
 #include "core/core.h"
 #include "clock.h"
@@ -29,6 +37,7 @@
 #include "log.h"
 #include "xmalloc.h"
 
+#define LIVE_PASS_MS	10	/* starting topicds in one pass of the loop */
 #define LIVE_MIN_MS	1000	/* a busy topicd runs at least this long ... */
 #define LIVE_PER_TOPICD_MS 10	/* ... plus this for each one running ... */
 #define LIVE_DELIVERY_ONLY 10	/* ... times this for a topic that only delivers */
@@ -272,13 +281,42 @@ victim(struct broker *b)
 	return NULL;
 }
 
+static void
+on_live_pass(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+
+	(void)fd;
+	(void)what;
+	b->live_pass_ms = 0;
+	live_balance(b);
+}
+
+/* May a topicd start in this pass of the loop?  The first start opens the
+ * pass, and a timer due at once ends it: the loop polls its sockets
+ * before that timer runs (and the pass after it begins). */
+static bool
+pass_has_time(struct broker *b)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (b->live_pass_ms != 0)
+		return mono_ms() - b->live_pass_ms < LIVE_PASS_MS;
+	if (b->live_pass == NULL && (b->live_pass = evtimer_new(b->base, on_live_pass, b)) == NULL)
+		return true;		/* no memory: no passes, starts all the same */
+	if (evtimer_add(b->live_pass, &now) == -1)
+		return true;
+	b->live_pass_ms = mono_ms();
+	return true;
+}
+
 void
 live_balance(struct broker *b)
 {
 	struct child *c;
 
 	while ((c = TAILQ_FIRST(&b->queue)) != NULL && b->nlive < b->set.max_topicds &&
-	    b->stop_phase < 2) {
+	    b->stop_phase < 2 && pass_has_time(b)) {
 		live_unlist(c);
 		launch(c);
 	}

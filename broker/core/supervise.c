@@ -392,6 +392,9 @@ children_free_all(struct broker *b)
 		free(c->topic);
 		free(c);
 	}
+	if (b->live_pass != NULL)
+		event_free(b->live_pass);
+	b->live_pass = NULL;
 	wbuf_free(&b->pkt_enc);
 	wbuf_free(&b->rec_enc);
 }

@@ -202,9 +202,9 @@ def test_a_wildcard_subscriber_of_many_cold_topics_does_not_make_them_churn(mqtt
     wait_cold(b, "churn/", timeout=30)
     c = RawClient(b.mqtt_port, name="churn-sub")
     c.connect_ok("churn-sub")
-    # The SUBACK leaves once the master has started the first 100 topicds
-    # (one callback): seconds with the sanitizers on a loaded machine.
-    assert c.subscribe([("churn/#", 1)], timeout=30) == [1]
+    # The SUBACK does not wait for the topicds to start (they start a few
+    # in each pass of the master's loop).
+    assert c.subscribe([("churn/#", 1)]) == [1]
     got = {}
     while len(got) < topics:
         p = c.expect(PUBLISH, timeout=30)

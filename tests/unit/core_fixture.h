@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -85,6 +86,7 @@ struct core_fx {
 	size_t		 npeers;
 	uint64_t	 marker;	/* for td_sync */
 	unsigned	 max_live;	/* the most topicds that ran at once */
+	unsigned	 spawn_ms;	/* what a start costs (a fork and an exec) */
 	struct event	*sigchld;	/* wakes the loop up when a stand-in exits */
 };
 
@@ -277,6 +279,12 @@ fx_spawn(struct broker *b, const char *topic, int *chan_fd)
 	td->topic = xstrdup(topic);
 	td->fd = sv[1];
 	td->pid = standin_start(&td->ctl);
+	if (fx->spawn_ms > 0) {
+		struct timespec ts = { 0, (long)fx->spawn_ms * 1000000L };
+
+		while (nanosleep(&ts, &ts) == -1)
+			assert_int_equal(errno, EINTR);
+	}
 	td->ev = event_new(b->base, td->fd, EV_READ | EV_PERSIST, td_on_read, td);
 	assert_non_null(td->ev);
 	assert_int_equal(event_add(td->ev, NULL), 0);

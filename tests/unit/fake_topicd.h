@@ -14,17 +14,25 @@
 #include "clock.h"
 #include "core_fixture.h"
 
-/* The topic's newest topicd (there must be one). */
+/* The topic's newest topicd, or NULL. */
 static inline struct fake_td *
-fx_td(struct core_fx *fx, const char *topic)
+fx_td_find(struct core_fx *fx, const char *topic)
 {
 	struct fake_td *td;
 
 	TAILQ_FOREACH_REVERSE(td, &fx->tds, fake_td_list, entry)
 		if (strcmp(td->topic, topic) == 0)
 			return td;
-	fail_msg("no topicd was started for %s", topic);
 	return NULL;
+}
+
+/* The topic's topicd, started now or in a pass of the loop to come (the
+ * master starts topicds for a while in each). */
+static inline struct fake_td *
+fx_td(struct core_fx *fx, const char *topic)
+{
+	FX_UNTIL(fx, fx_td_find(fx, topic) != NULL);
+	return fx_td_find(fx, topic);
 }
 
 static inline unsigned

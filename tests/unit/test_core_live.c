@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -311,6 +312,57 @@ test_room_from_quietest(void **state)
 	assert_int_equal(b->state, CH_READY);
 	assert_int_equal(fx->b.nlive, 2);
 	assert_int_equal(fx->max_live, 2);
+}
+
+struct seen {
+	struct core_fx	*fx;
+	unsigned	 started;	/* topicds started when the socket was served */
+};
+
+static void
+on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct seen *seen = arg;
+
+	(void)fd;
+	(void)what;
+	seen->started = seen->fx->b.nlive;
+}
+
+/* Starting a topicd costs a fork and an exec: a pass of the loop starts
+ * them for a while, and the loop serves its sockets before the next pass,
+ * so that many cold topics woken at once (a subscription to a wildcard
+ * over them) hold up nothing else. */
+static void
+test_starts_take_passes(void **state)
+{
+	struct core_fx *fx = *state;
+	struct seen seen = { fx, UINT_MAX };
+	struct child *c[40];
+	struct event *ev;
+	char topic[16];
+	int sv[2];
+
+	fx->b.set.max_topicds = 100;
+	for (unsigned i = 0; i < 40; i++) {
+		snprintf(topic, sizeof(topic), "cold/%u", i);
+		c[i] = cold_topic(fx, topic, NULL);
+	}
+	fx->spawn_ms = 2;
+	for (unsigned i = 0; i < 40; i++)
+		child_wake(c[i]);
+	assert_true(fx->b.nlive >= 1 && fx->b.nlive < 40);
+	assert_int_equal(fx->b.nqueued, 40 - fx->b.nlive);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(write(sv[0], "x", 1), 1);
+	ev = event_new(fx->b.base, sv[1], EV_READ, on_readable, &seen);
+	assert_non_null(ev);
+	assert_int_equal(event_add(ev, NULL), 0);
+	FX_UNTIL(fx, fx->b.nlive == 40);
+	assert_true(seen.started < 40);
+	event_free(ev);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 /* A publish to a cold topic, its topicd started and given it: busy. */
@@ -631,6 +683,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_retained_asked, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_idle_then_cold, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_room_from_quietest, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_starts_take_passes, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_busy_take_turns, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_nothing_before_registered, fx_setup,
 		    fx_teardown),
