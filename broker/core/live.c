@@ -310,17 +310,25 @@ pass_has_time(struct broker *b)
 	return true;
 }
 
+static unsigned
+room(const struct broker *b)
+{
+	return b->nlive < b->set.max_topicds ? b->set.max_topicds - b->nlive : 0;
+}
+
 void
 live_balance(struct broker *b)
 {
 	struct child *c;
 
-	while ((c = TAILQ_FIRST(&b->queue)) != NULL && b->nlive < b->set.max_topicds &&
-	    b->stop_phase < 2 && pass_has_time(b)) {
+	while ((c = TAILQ_FIRST(&b->queue)) != NULL && room(b) > 0 && b->stop_phase < 2 &&
+	    pass_has_time(b)) {
 		live_unlist(c);
 		launch(c);
 	}
-	while (b->nqueued > b->nparking && (c = victim(b)) != NULL)
+	/* Room is made for those queued that the room left cannot take
+	 * (starts wait for the next pass of the loop). */
+	while (b->nqueued > b->nparking + room(b) && (c = victim(b)) != NULL)
 		park(c, c->quiet ? "idle, room for another topic" : "room for another topic");
 }
 
