@@ -48,17 +48,32 @@ make_sub_dir(const char *dir, const char *path)
 }
 
 /* One broker per data directory: an exclusive lock held for life.  When
- * the master is to drop root, the lock file is given to the user. */
+ * the master is to drop root, the lock file is given to the user.  The
+ * directory is the user's: root follows no link there (one to a file of
+ * root's would give that file away), and takes nothing but a plain file. */
 static int
 lock_data_dir(struct broker *b, int drop, uid_t uid, gid_t gid)
 {
+	struct stat st;
 	char *path;
 	int fd;
 
 	xasprintf(&path, "%s/broker.lock", b->set.data_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0640);
+	if (fd == -1 && errno == ELOOP) {
+		log_errx("%s is a symbolic link: remove it", path);
+		free(path);
+		return -1;
+	}
 	if (fd == -1) {
 		privs_log_unwritable(b->set.data_dir, path, errno);
+		free(path);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		log_errx("%s is not a plain file of its own (a link, a device, a "
+		    "directory?): remove it", path);
+		close(fd);
 		free(path);
 		return -1;
 	}
@@ -286,6 +301,9 @@ setup(struct broker *b)
 		return -1;
 	if (b->daemonize && daemon_fork(b, &ready_fd) == -1)
 		return -1;
+	if (drop && log_file_give(uid) == -1)
+		log_warn("cannot give log file %s to user %s: its topicds cannot log there, nor "
+		    "itself after a SIGHUP", log_get_file(), b->set.user);
 	if (drop && privs_drop(b->set.user, uid, gid) == -1)
 		return -1;
 	if (open_stores(b) == -1 || write_pid_file(b) == -1)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,7 +28,10 @@ static const char *const level_names[] = {
 static int
 open_file(void)
 {
-	int fd = open(L.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	/* Not through a link: one left by whoever may write the directory
+	 * would have root append lines to any file. */
+	int fd = open(L.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+	    0640);
 
 	if (fd == -1)
 		return -1;
@@ -37,27 +41,76 @@ open_file(void)
 	return 0;
 }
 
+static void
+close_file(void)
+{
+	if (L.fd != -1)
+		close(L.fd);
+	L.fd = -1;
+	free(L.path);
+	L.path = NULL;
+}
+
+/* Again (a reload): a file already open stays open (log_reopen() opens
+ * its path again), and one that cannot be opened leaves the one open
+ * before in use, with a line that says so. */
 void
 log_init(const char *name, enum log_level level, int dests, const char *file)
 {
+	char *was = L.path;
+	int fd = L.fd;
+
 	snprintf(L.name, sizeof(L.name), "%s", name);
 	L.level = level;
 	L.dests = dests;
-	free(L.path);
-	L.path = NULL;
-	if (L.fd != -1) {
-		close(L.fd);
+	if (!(dests & LOG_DEST_FILE) || file == NULL) {
+		close_file();
+	} else if (L.path == NULL || strcmp(L.path, file) != 0) {
 		L.fd = -1;
-	}
-	if ((dests & LOG_DEST_FILE) && file != NULL) {
-		L.path = strdup(file);
-		if (L.path == NULL || open_file() == -1) {
-			fprintf(stderr, "%s: cannot open log file %s: %s\n", name, file, strerror(errno));
-			L.dests &= ~LOG_DEST_FILE;
+		if ((L.path = strdup(file)) == NULL || open_file() == -1) {
+			int e = errno;
+
+			free(L.path);
+			L.path = was;
+			L.fd = fd;
+			if (fd == -1) {
+				L.dests &= ~LOG_DEST_FILE;
+				fprintf(stderr, "%s: cannot open log file %s: %s\n", name, file,
+				    strerror(e));
+			} else {
+				errno = e;
+				log_warn("cannot open log file %s; still logging to %s", file,
+				    L.path);
+			}
+		} else {
+			if (fd != -1)
+				close(fd);
+			free(was);
 		}
 	}
 	if (dests & LOG_DEST_SYSLOG)
 		openlog(L.name, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+/* The log file becomes uid's (its group stays), so that a master that
+ * drops root, and its topicds, can open it again; not one with other
+ * names (a hard link). */
+int
+log_file_give(uid_t uid)
+{
+	struct stat st;
+
+	if (L.fd == -1)
+		return 0;
+	if (fstat(L.fd, &st) == -1)
+		return -1;
+	if (st.st_uid == uid)
+		return 0;
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		errno = EPERM;
+		return -1;
+	}
+	return fchown(L.fd, uid, (gid_t)-1);
 }
 
 int

@@ -7,6 +7,7 @@
 #define COMMON_LOG_H
 
 #include <stdarg.h>
+#include <sys/types.h>
 
 enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_NOTICE, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -18,6 +19,8 @@ enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_NOTICE, LOG_LVL_INFO, LO
 void log_init(const char *name, enum log_level level, int dests, const char *file);
 /* Reopens the log file (after logrotate); returns -1 and logs on failure. */
 int  log_reopen(void);
+/* Gives the log file to uid (when root is dropped); -1 and errno. */
+int  log_file_give(uid_t uid);
 void log_set_level(enum log_level level);
 /* The destinations and file given to log_init() (a child logs likewise). */
 int  log_get_dests(void);

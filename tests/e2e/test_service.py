@@ -500,6 +500,39 @@ def test_root_becomes_user_before_any_topicd(broker_factory, shared_dir):
 
 
 @ROOT_ONLY
+def test_root_gives_its_log_file_to_the_user(broker_factory, shared_dir):
+    """The master opens its log file as root, in a directory of root's:
+    the file becomes the user's, so that its topicds log there too, and
+    the master itself after a SIGHUP."""
+    if not reachable_by_others(broker_binary()):
+        pytest.skip("the build tree is not reachable by other users")
+    nobody = pwd.getpwnam("nobody")
+    data = shared_dir / "data"
+    data.mkdir()
+    os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    log = shared_dir / "broker.log"
+    b = broker_factory({"user": "nobody", "log_type": "information",
+                        "log_dest": "file %s" % log}, start=False)
+    b.data_dir = data
+    b.start()
+    try:
+        wait_for(lambda: log.exists() and "started:" in log.read_text(), 10, "the log file")
+        assert log.stat().st_uid == nobody.pw_uid
+        assert log.stat().st_gid == 0, "its group stays"
+        b.publisher().publish("owned/log", "m1")
+        wait_for(lambda: re.search(r"topicd\[\d+\]: .*owned/log", log.read_text()), 10,
+                 "a topicd line in the log file")
+        b.signal(signal.SIGHUP)
+        # (The harness's configuration file is in a directory of root's:
+        # the reload may only say it cannot read it, in the log file.)
+        wait_for(lambda: re.search(r"broker\[\d+\]: \w+: reload: ", log.read_text()), 10,
+                 "the master's lines after SIGHUP")
+        assert "cannot reopen log file" not in log.read_text(), log.read_text()
+    finally:
+        assert b.stop() == 0
+
+
+@ROOT_ONLY
 def test_root_creates_the_data_directory_for_the_user(broker_factory, shared_dir):
     if not reachable_by_others(broker_binary()):
         pytest.skip("the build tree is not reachable by other users")
@@ -531,6 +564,25 @@ def test_root_refuses_a_data_directory_of_another_user(tmp_path, which):
     line = error_line(err, re.escape("data directory %s belongs to root, not to user nobody"
                                      % bad))
     assert line.endswith("give it to nobody (chown -R nobody: %s) or set user" % data), line
+
+
+@ROOT_ONLY
+def test_root_follows_no_link_its_user_left_in_the_data_directory(shared_dir):
+    """The data directory is the user's: a link it left there as
+    broker.lock, to a file of root's, would have root give that file away
+    when it gives the user the lock."""
+    nobody = pwd.getpwnam("nobody")
+    data = shared_dir / "data"
+    data.mkdir()
+    os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    victim = shared_dir / "roots-file"
+    victim.write_text("root's\n")
+    (data / "broker.lock").symlink_to(victim)
+    conf = shared_dir / "broker.conf"
+    conf.write_text("user nobody\n")
+    err = start_fails(["-c", conf, "-D", data])
+    error_line(err, re.escape("%s is a symbolic link: remove it" % (data / "broker.lock")))
+    assert victim.stat().st_uid == 0 and victim.read_text() == "root's\n"
 
 
 @ROOT_ONLY
