@@ -86,8 +86,11 @@ broker_load_listener_auth(const struct settings *s, const struct listener_conf *
 	return n;
 }
 
-int
-broker_load_auth(const struct settings *s, struct auth *a, struct conf_errors *errs)
+/* The global password file, ACL and allow_anonymous; when that is not
+ * set, anonymous clients are let in if every listener of s is on a
+ * loopback address. */
+static int
+load_global_auth(const struct settings *s, struct auth *a, struct conf_errors *errs)
 {
 	char *pw = s->password_file ? broker_absolute(s->password_file) : NULL;
 	char *acl = s->acl_file ? broker_absolute(s->acl_file) : NULL;
@@ -99,6 +102,14 @@ broker_load_auth(const struct settings *s, struct auth *a, struct conf_errors *e
 
 	free(pw);
 	free(acl);
+	return n;
+}
+
+int
+broker_load_auth(const struct settings *s, struct auth *a, struct conf_errors *errs)
+{
+	int n = load_global_auth(s, a, errs);
+
 	/* The blocks' own files are checked here too (-t, SIGHUP). */
 	for (size_t i = 0; s->per_listener_settings && i < s->listeners.n; i++) {
 		struct auth tmp;
@@ -130,15 +141,39 @@ broker_log_auth(const struct broker *b)
 	    a->anonymous ? "let in" : "refused");
 }
 
-/* SIGHUP: the files were read again into fresh (they are good). */
-void
-broker_reload_auth(struct broker *b, struct auth *fresh)
+/* SIGHUP, once the new settings are in b->set: the files are read again.
+ * Whether anonymous clients are let in by default follows the listeners
+ * that are open, not those of a file that takes effect at the next
+ * restart. */
+static bool
+reload_global_auth(struct broker *b)
 {
-	bool changed = auth_replace(&b->auth, fresh);
+	struct conf_errors errs = { NULL, 0 };
+	bool anonymous = b->auth.anonymous, changed = false;
+	struct auth fresh;
 
+	memset(&fresh, 0, sizeof(fresh));
+	if (load_global_auth(&b->set, &fresh, &errs) > 0) {
+		log_warnx("reload: %s; keeping the password file and ACL", errs.msg[0]);
+		auth_free(&fresh);
+	} else {
+		changed = auth_replace(&b->auth, &fresh);
+	}
+	conf_errors_free(&errs);
 	if (b->auth.passwd != NULL)
 		log_info("reload: password file %s read: %zu users", b->set.password_file,
 		    passwd_count(b->auth.passwd));
+	if (b->auth.anonymous != anonymous)
+		log_notice("reload: anonymous clients are now %s",
+		    b->auth.anonymous ? "let in" : "refused");
+	return changed;
+}
+
+void
+broker_reload_auth(struct broker *b)
+{
+	bool changed = reload_global_auth(b);
+
 	for (size_t i = 0; i < b->nlisteners; i++) {
 		struct listener *l = &b->listeners[i];
 		struct conf_errors errs = { NULL, 0 };

@@ -40,7 +40,7 @@ int	 broker_load_auth(const struct settings *s, struct auth *a, struct conf_erro
 int	 broker_load_listener_auth(const struct settings *s, const struct listener_conf *c,
 	    struct auth *a, struct conf_errors *errs);
 void	 broker_log_auth(const struct broker *b);
-void	 broker_reload_auth(struct broker *b, struct auth *fresh);
+void	 broker_reload_auth(struct broker *b);
 /* listen.c */
 int	 listeners_open(struct broker *b);
 /* Shutdown: stop accepting; listeners_free once no client is left. */

@@ -80,6 +80,8 @@ broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
 	while (settings_table[nkeys].name != NULL)
 		nkeys++;
 	given = xcalloc(nkeys, sizeof(*given));
+	if (auth != NULL)
+		memset(auth, 0, sizeof(*auth));
 	settings_init(s);
 	if (b->conf_path != NULL)
 		settings_parse_file(s, b->conf_path, given, &errs);
@@ -93,6 +95,8 @@ broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
 	if (errs.n > 0) {
 		rc = -1;
 		settings_free(s);
+		if (auth != NULL)
+			auth_free(auth);	/* the global files may have loaded */
 	} else if (s->crash_limit != 0) {
 		log_warnx("%s: crash_limit is obsolete and ignored: a topicd is restarted for "
 		    "ever, and a record it dies on is dead-lettered (poison_limit)",
@@ -262,7 +266,8 @@ broker_reload(struct broker *b)
 	}
 	changed += reload_listeners(&b->set, &ns);
 	settings_free(&ns);
-	broker_reload_auth(b, &na);
+	auth_free(&na);			/* it checked the files; read again for b->set */
+	broker_reload_auth(b);
 	log_notice("reload: configuration re-read, %u setting%s changed", changed,
 	    changed == 1 ? "" : "s");
 	return 0;

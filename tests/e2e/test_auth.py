@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from broker_harness import HOST, LOGGED_IN, PLEASE_LOGIN, JsonClient, broker_binary, wait_for
+from broker_harness import (HOST, LOGGED_IN, PLEASE_LOGIN, JsonClient, broker_binary,
+                            start_with_listeners, wait_for)
 from mqtt_helpers import (CONNACK, PUBACK, PUBLISH, SUBACK_FAILURE, PahoClient, RawClient,
                           ack_packet, connect_packet, mosquitto_pub)
 
@@ -230,6 +231,22 @@ def test_allow_anonymous_true_lets_them_in_off_loopback(mqtt_factory):
     rc, c = connack(b.mqtt_port)
     assert rc == 0
     b.publisher().publish("t", "x")
+
+
+def test_a_reload_keeps_anonymous_clients_out_while_a_public_listener_is_open(mqtt_factory):
+    """The file no longer has its listener on 0.0.0.0, which stays open
+    until the next restart: anonymous clients stay refused.  Then
+    allow_anonymous true lets them in at once, and the log says so."""
+    b, (public,) = start_with_listeners(mqtt_factory, [("mqtt", [])], address="0.0.0.0")
+    refused(public, 5)
+    b.conf_text = ""
+    text = b.reload()
+    assert "listener blocks added or removed" in text, text
+    refused(public, 5)
+    refused(b.mqtt_port, 5)
+    text = b.reload({"allow_anonymous": "true"})
+    assert "reload: anonymous clients are now let in" in text, text
+    assert connack(public)[0] == 0
 
 
 # ---------------------------------------------------------------- ACL, MQTT
