@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "xmalloc.h"
 
 #define L(f)	offsetof(struct listener_conf, f)
@@ -42,11 +43,11 @@ const struct conf_key listener_table[] = {
 	{ "ciphersuites", CONF_STRING, L(ciphersuites), NULL, 0, 0, RELOAD,
 	  "TLS 1.3 cipher suites, separated by colons (default: OpenSSL's)", NULL },
 	{ "password_file", CONF_STRING, L(password_file), NULL, 0, 0, RELOAD,
-	  "this listener's password file, when per_listener_settings is true", NULL },
+	  "this listener's password file with per_listener_settings true; else the global one", NULL },
 	{ "acl_file", CONF_STRING, L(acl_file), NULL, 0, 0, RELOAD,
-	  "this listener's access control list, when per_listener_settings is true", NULL },
+	  "this listener's access control list with per_listener_settings true; else the global one", NULL },
 	{ "allow_anonymous", CONF_BOOL, L(allow_anonymous), "false", 0, 0, RELOAD,
-	  "whether this listener takes clients without a user name, when per_listener_settings is true", NULL },
+	  "whether this listener takes clients without a user name, with per_listener_settings true (else true sets the global one)", NULL },
 	{ NULL, 0, 0, NULL, 0, 0, FIXED, NULL, NULL },
 };
 
@@ -96,9 +97,42 @@ shortcut_value(const struct settings *s, const struct shortcut *sc)
 	return *(const unsigned *)(const void *)((const char *)s + sc->offset);
 }
 
+static bool
+key_given(const bool *given, const char *name)
+{
+	return given != NULL && given[conf_find(settings_table, name) - settings_table];
+}
+
+/* With per_listener_settings false, a block's password_file, acl_file or
+ * allow_anonymous true is the global one, as in mosquitto: written after
+ * a listener line (where the last steps of a configuration often go), it
+ * still applies to every listener.  One the file also gives globally
+ * stays, and listeners_check() says they differ. */
+static void
+globals_from_blocks(struct settings *s, const bool *given)
+{
+	for (size_t j = 0; j < s->listeners.n && !s->per_listener_settings; j++) {
+		const struct listener_conf *l = listener_at(s, j);
+
+		if (l->password_file != NULL && !key_given(given, "password_file")) {
+			free(s->password_file);
+			s->password_file = xstrdup(l->password_file);
+		}
+		if (l->acl_file != NULL && !key_given(given, "acl_file")) {
+			free(s->acl_file);
+			s->acl_file = xstrdup(l->acl_file);
+		}
+		if (l->allow_anonymous && !key_given(given, "allow_anonymous")) {
+			free(s->allow_anonymous);
+			s->allow_anonymous = xstrdup("true");
+		}
+	}
+}
+
 void
 settings_apply_blocks(struct settings *s, const bool *given)
 {
+	globals_from_blocks(s, given);
 	for (size_t i = 0; i < 3; i++) {
 		const struct shortcut *sc = &settings_shortcuts[i];
 		const struct conf_key *k = conf_find(settings_table, sc->key);
@@ -196,6 +230,31 @@ check_clash(const struct settings *s, size_t i, struct conf_errors *errs)
 	return n;
 }
 
+static bool
+str_differs(const char *a, const char *b)
+{
+	return a != NULL && (b == NULL || strcmp(a, b) != 0);
+}
+
+/* A block's password_file, acl_file or allow_anonymous that is not the
+ * global one while per_listener_settings is false (globals_from_blocks). */
+static int
+check_globals(const struct settings *s, const struct listener_conf *l,
+    struct conf_errors *errs)
+{
+	const char *key = str_differs(l->password_file, s->password_file) ? "password_file" :
+	    str_differs(l->acl_file, s->acl_file) ? "acl_file" :
+	    l->allow_anonymous && (s->allow_anonymous == NULL ||
+	    auth_parse_bool(s->allow_anonymous) != 1) ? "allow_anonymous" :
+	    NULL;
+
+	if (s->per_listener_settings || key == NULL)
+		return 0;
+	return conf_error(errs, "%s: listener %s: %s applies to every listener while "
+	    "per_listener_settings is false, and another %s is given: keep one, or set "
+	    "per_listener_settings true", l->where, l->listener, key, key);
+}
+
 int
 listeners_check(const struct settings *s, struct conf_errors *errs)
 {
@@ -204,6 +263,7 @@ listeners_check(const struct settings *s, struct conf_errors *errs)
 	for (size_t i = 0; i < s->listeners.n; i++) {
 		n += check_block(listener_at(s, i), errs);
 		n += check_clash(s, i, errs);
+		n += check_globals(s, listener_at(s, i), errs);
 	}
 	return n;
 }

@@ -2,11 +2,13 @@
 own password file, ACL and allow_anonymous; passwords over TLS; a block on
 a non-loopback address makes anonymous clients unwelcome everywhere."""
 
+import subprocess
+
 import pytest
 
 from mqtt_helpers import mosquitto_pub
 from test_auth import connack, refused, write_passwords
-from broker_harness import start_with_listeners
+from broker_harness import broker_binary, start_with_listeners
 from test_tls import log_since, pki, tls_lines  # noqa: F401 (fixture)
 
 def test_per_listener_settings_give_each_block_its_own_files(mqtt_factory, tmp_path):
@@ -30,6 +32,34 @@ def test_per_listener_settings_give_each_block_its_own_files(mqtt_factory, tmp_p
     assert c.subscribe([("other/#", 1)]) == [1]
     # The shortcut port keeps the global settings: loopback, anonymous.
     assert connack(b.mqtt_port, client_id="shortcut")[0] == 0
+
+
+def test_files_written_after_a_listener_line_are_global_without_per_listener_settings(
+        mqtt_factory, tmp_path):
+    """As in mosquitto: with per_listener_settings false, a password_file
+    and an acl_file written after a listener line (where a step added to
+    the end of a file lands) apply to every listener."""
+    pw = write_passwords(tmp_path / "passwd")
+    (tmp_path / "acl").write_text("user alice\ntopic readwrite alice/#\n")
+    b, (port,) = start_with_listeners(mqtt_factory, [
+        ("mqtt", ["password_file %s" % pw, "acl_file %s" % (tmp_path / "acl")])])
+    for p in (port, b.mqtt_port):
+        refused(p, 4, user="alice", password="wrong")
+        rc, c = connack(p, "alice", "secret", client_id="acl-%d" % p)
+        assert rc == 0
+        assert c.subscribe([("alice/#", 1), ("other/#", 1)]) == [1, 0x80]
+
+
+def test_a_block_file_and_another_global_one_are_refused(tmp_path):
+    pw = write_passwords(tmp_path / "passwd")
+    conf = tmp_path / "broker.conf"
+    conf.write_text("password_file %s\nlistener 8883\npassword_file %s.other\n" % (pw, pw))
+    res = subprocess.run([str(broker_binary()), "-t", "-c", str(conf)],
+                         capture_output=True, timeout=20)
+    assert res.returncode != 0
+    assert "listener 8883: password_file applies to every listener while " \
+        "per_listener_settings is false, and another password_file is given: keep one, " \
+        "or set per_listener_settings true" in res.stderr.decode(), res.stderr.decode()
 
 
 def test_passwords_over_tls(mqtt_factory, pki, tmp_path):
