@@ -280,7 +280,10 @@ client_throttle(struct client *cl)
 	}
 	if (bufferevent_enable(cl->bev, EV_READ) == -1)
 		fatalx("cannot enable client %s", cl->desc);
-	on_read(cl->bev, cl);		/* what is buffered already */
+	/* What is buffered already is read from the loop, not from here:
+	 * this runs inside the pump of a topic's held requests, which the
+	 * client's publishes would pump again. */
+	bufferevent_trigger(cl->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
 }
 
 static void

@@ -87,6 +87,7 @@ struct core_fx {
 	uint64_t	 marker;	/* for td_sync */
 	unsigned	 max_live;	/* the most topicds that ran at once */
 	unsigned	 spawn_ms;	/* what a start costs (a fork and an exec) */
+	void		(*read_hook)(struct client *);	/* called as a client is read */
 	struct event	*sigchld;	/* wakes the loop up when a stand-in exits */
 };
 

@@ -18,6 +18,8 @@ fake_read(struct client *cl)
 {
 	struct evbuffer *in = client_input(cl);
 
+	if (FX_OF(cl->b)->read_hook != NULL)
+		FX_OF(cl->b)->read_hook(cl);
 	(void)evbuffer_drain(in, evbuffer_get_length(in));
 }
 
