@@ -79,6 +79,8 @@ child_chan_send(struct child *c, uint16_t type, const void *body, size_t len, in
 	(void)ipc_chan_send(c->chan, type, body, len, fd);	/* a record too large: not ours */
 }
 
+static void schedule_restart(struct child *, const char *);
+
 void
 child_start(struct child *c)
 {
@@ -86,13 +88,13 @@ child_start(struct child *c)
 	int fd;
 
 	c->gen++;
+	/* Until this one is ready: one that dies before counts as a crash
+	 * soon after a start, however long the one before ran. */
+	c->ready_at = 0;
 	c->pid = spawn(c->b, c->topic, &fd);
 	if (c->pid == -1) {
 		c->pid = 0;
-		c->state = CH_BACKOFF;
-		struct timeval tv = { (time_t)(c->backoff_ms / 1000),
-				      (suseconds_t)(c->backoff_ms % 1000) * 1000 };
-		evtimer_add(c->timer, &tv);
+		schedule_restart(c, "could not be started");
 		return;
 	}
 	c->state = CH_STARTING;
@@ -235,11 +237,12 @@ child_crashed(struct child *c, int status, const char *how)
 static void
 drain_answers(struct child *c)
 {
-	struct ipc_chan *ch = c->chan;
+	struct ipc_chan *ch = c->chan != NULL ? c->chan : c->dead_chan;
 	struct ipc_msg m;
 	struct rec_done d;
 
 	c->chan = NULL;
+	c->dead_chan = NULL;
 	while (ipc_chan_recv(ch, &m) == 1) {
 		if ((c->state == CH_READY || c->state == CH_PARKING) && m.type == IPC_DONE &&
 		    dec_done(m.body, m.len, &d) == 0)
@@ -260,7 +263,7 @@ child_exited(struct child *c, int status)
 
 	describe_status(status, how, sizeof(how));
 	snprintf(how + strlen(how), sizeof(how) - strlen(how), " (pid %ld)", (long)c->pid);
-	if (c->chan != NULL)
+	if (c->chan != NULL || c->dead_chan != NULL)
 		drain_answers(c);
 	/* Before live_exited: a topic gone cold with work left starts its
 	 * next topicd there, which is not to be forgotten. */
@@ -385,6 +388,8 @@ children_free_all(struct broker *b)
 			attach_drop(TAILQ_FIRST(&c->attached), false);
 		if (c->chan != NULL)
 			ipc_chan_free(c->chan);
+		if (c->dead_chan != NULL)
+			ipc_chan_free(c->dead_chan);
 		event_free(c->timer);
 		child_free_acks(c);
 		child_free_cold_unsubs(c);

@@ -158,7 +158,13 @@ topicd_chan_error(struct ipc_chan *ch, int err, void *arg)
 	struct child *c = arg;
 
 	(void)ch;
-	ipc_chan_free(c->chan);
+	if (err != 0 && err != EPROTO && c->dead_chan == NULL) {
+		/* A write failed: the topicd died, maybe after answering what
+		 * is still unread here; those answers count (drain_answers). */
+		c->dead_chan = c->chan;
+	} else {
+		ipc_chan_free(c->chan);
+	}
 	c->chan = NULL;
 	if (err != 0 && c->state != CH_STOPPING)
 		child_kill(c, err == EPROTO ? "malformed record on its channel" : "channel error");

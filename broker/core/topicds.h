@@ -109,6 +109,8 @@ struct child {
 	enum child_state state;
 	unsigned	 gen;		/* bumped at every spawn */
 	struct ipc_chan	*chan;
+	struct ipc_chan	*dead_chan;	/* one a write failed on: its answers are read at
+					 * SIGCHLD (drain_answers) */
 	uint64_t	 tx;		/* records sent to this process */
 	bool		 quiet;		/* said IDLE for everything we sent: in b->quiet */
 	bool		 idle_early;	/* said IDLE before it was registered ... */

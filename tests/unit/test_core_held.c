@@ -118,6 +118,65 @@ test_crash_replays_unanswered(void **state)
 	assert_int_equal(cl->pending, 0);
 }
 
+/* A topicd that dies before it is ready doubles the back-off, however
+ * long the one before it ran: a store that cannot be opened is not tried
+ * again at restart_backoff_min for ever. */
+static void
+test_crash_before_ready_backs_off(void **state)
+{
+	struct core_fx *fx = *state;
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td;
+
+	fx->b.set.crash_window = 0;	/* a topicd that was ready ran long enough */
+	fx->b.set.restart_backoff_max = 1000;
+	child_wake(c);
+	td = fx_ready(fx, "t");
+	td_die(td, 1);
+	assert_int_equal(c->state, CH_BACKOFF);
+	assert_int_equal(c->backoff_ms, 2);	/* the minimum, doubled */
+	td = fx_restarted(fx, td);
+	td_die(td, 1);				/* before READY */
+	assert_int_equal(c->backoff_ms, 4);
+	td = fx_restarted(fx, td);
+	td_die(td, 1);
+	assert_int_equal(c->backoff_ms, 8);
+}
+
+/* The topicd answered and died; a record sent to it before the master
+ * reaped it fails to write.  Its answer, still unread then, counts: the
+ * publish it answered is not replayed (and stored twice). */
+static void
+test_answers_count_after_a_failed_write(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td;
+	uint64_t r1, r2;
+
+	r1 = fx_publish(cl, c, 1, "one");
+	td = fx_ready(fx, "t");
+	td_expect_publish(td, "one");
+	td_done(td, r1, ST_OK, 1);		/* not read by the master yet */
+	event_del(td->ev);
+	close(td->fd);
+	td->fd = -1;
+	assert_int_equal(kill(td->pid, SIGKILL), 0);
+	r2 = fx_publish(cl, c, 2, "two");	/* its write fails */
+	FX_UNTIL(fx, c->chan == NULL);		/* the failure is handled first */
+	(void)standin_wait(td);
+	children_reap(&fx->b);
+	assert_int_equal(c->pid, 0);
+	assert_int_equal(fx->nanswers, 1);
+	fx_expect_answer(fx, 0, 1, ST_OK, "t");
+	td = fx_restarted(fx, td);
+	td_config(td);
+	td_ready_as(td, IPC_PROTO_VERSION, "t");
+	assert_int_equal(td_expect_publish(td, "two"), r2);
+	td_quiet(td);
+}
+
 /* A topicd that fails by itself with requests outstanding may have died
  * of one of them: the next one gets them one at a time, and what came
  * after them waits until they are answered. */
@@ -356,6 +415,59 @@ test_qos0_sent_at_once_or_in_turn(void **state)
 	wbuf_free(&w);
 }
 
+static struct client *hook_client;
+static struct child *hook_child;
+
+/* The hooked client publishes "a3" the next time it is read. */
+static void
+publish_a3(struct client *cl)
+{
+	if (cl != hook_client)
+		return;
+	hook_client = NULL;
+	publish_qos0(cl, hook_child, "a3");
+}
+
+/* A client whose last stalled publish goes out is read again later in
+ * the loop, not from inside the pump that sent it: what it publishes then
+ * would pump the same list again, and free entries the outer pump holds
+ * (here b1, the one after a2). */
+static void
+test_unstalled_client_read_after_the_pump(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *a = fx_client(fx), *b = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td;
+	struct wbuf w;
+	uint64_t r1;
+
+	r1 = fx_publish(a, c, 1, "one");
+	td = fx_ready(fx, "t");
+	td_expect_publish(td, "one");
+	refuse_for_room(td, c, r1, &w);
+	publish_qos0(a, c, "a2");
+	publish_qos0(b, c, "b1");
+	assert_true(client_throttled(a));
+	hook_client = a;
+	hook_child = c;
+	fx->read_hook = publish_a3;
+	td_send(td, IPC_ROOM, &w);
+	td_expect(td, IPC_RESUME);
+	assert_int_equal(td_expect_publish(td, "one"), r1);
+	td_expect_publish(td, "a2");
+	td_expect_publish(td, "b1");
+	td_expect_publish(td, "a3");
+	td_quiet(td);
+	assert_null(hook_client);
+	td_done(td, r1, ST_OK, 1);
+	FX_UNTIL(fx, fx->nanswers == 1);
+	assert_true(TAILQ_EMPTY(&c->held));
+	assert_false(client_throttled(a));
+	fx->read_hook = NULL;
+	wbuf_free(&w);
+}
+
 /* A READY for another topic: the topicd is killed, what it sends then is
  * ignored, and it is restarted like after any kill; nothing is lost. */
 static void
@@ -524,7 +636,13 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_held_until_ready, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_unstalled_client_read_after_the_pump,
+		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crash_replays_unanswered, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_crash_before_ready_backs_off, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_answers_count_after_a_failed_write, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crash_probes_one_at_a_time, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_probe_answer_in_channel, fx_setup,
