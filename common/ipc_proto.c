@@ -287,6 +287,7 @@ void
 enc_dlq_done(struct wbuf *w, const struct rec_dlq_done *r)
 {
 	put_u64(w, r->req);
+	put_u8(w, r->stored);
 }
 
 int
@@ -294,6 +295,9 @@ dec_dlq_done(const void *body, size_t len, struct rec_dlq_done *r)
 {
 	DEC_BEGIN(body, len);
 	get_u64(&rb, &r->req);
+	get_u8(&rb, &r->stored);
+	if (r->stored > 1)
+		return -1;
 	DEC_END();
 }
 

@@ -214,6 +214,7 @@ struct rec_ack {
 
 struct rec_dlq_done {
 	uint64_t req;
+	uint8_t  stored;	/* 0: it could not be stored: ask again later */
 };
 
 struct rec_ready {

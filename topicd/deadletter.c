@@ -2,11 +2,19 @@
  * attempts (max_delivery_attempts), or the oldest message of an MQTT
  * subscriber too far behind (max_queued_messages).  The topicd asks the
  * master to store it in the dead-letter topic and moves the cursor past
- * it only when the master says it is stored (DLQ_DONE). */
+ * it only when the master says it is stored (DLQ_DONE); one the master
+ * could not store is asked for again DLQ_RETRY_MS later.  One request at
+ * a time per subscriber, answered by the master whatever happens: a
+ * message is never dead-lettered twice by one topicd. */
 #include <string.h>
 
+#include <event2/event.h>
+
+#include "clock.h"
 #include "log.h"
 #include "topicd.h"
+
+#define DLQ_RETRY_MS	1000
 
 /* Asks the master to store the head message (m, released here) in the
  * dead-letter topic; the cursor stays until DLQ_DONE. */
@@ -24,6 +32,7 @@ send_deadletter(struct sub *s, struct msg *m, const char *reason)
 	enc_deadletter(&td->wb, &d);
 	msg_release(m);
 	dispatch_send(td, IPC_DEADLETTER);
+	td->ndlq++;
 	s->dlq_req = d.req;
 	s->dlq_seq = d.seq;
 }
@@ -38,7 +47,7 @@ deliver_maxlen(struct sub *s)
 	struct msg m;
 
 	if (td->max_queued == 0 || s->mode != MODE_MQTT || s->dlq_req != 0 ||
-	    td->next_seq - s->cursor <= td->max_queued)
+	    td->next_seq - s->cursor <= td->max_queued || mono_ms() < td->dlq_retry_ms)
 		return;
 	if (!log_get(td, s->cursor, &m))
 		return;
@@ -58,6 +67,17 @@ deliver_maxlen_all(struct topicd *td)
 		deliver_maxlen(s);
 }
 
+/* The subscriber's timer checks its head again ms from now. */
+static void
+check_head_later(struct sub *s, int64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	s->check_head = true;
+	if (s->timer != NULL && evtimer_add(s->timer, &tv) == 0)
+		s->retry_due = true;
+}
+
 /* Asks the master to store the exhausted head in the dead-letter topic;
  * the cursor stays until DLQ_DONE.  True while one is outstanding. */
 bool
@@ -70,6 +90,10 @@ deliver_dead_letter_head(struct sub *s)
 	    s->fl[0].attempts >= td->max_attempts) {
 		bool own = td->dlq_topic != NULL && strcmp(td->topic, td->dlq_topic) == 0;
 
+		if (!own && mono_ms() < td->dlq_retry_ms) {
+			check_head_later(s, td->dlq_retry_ms - mono_ms());
+			return true;
+		}
 		if (own || !log_get(td, s->cursor, &m)) {
 			log_warnx("topic %s: message %llu used %u attempts for %s; dropped",
 			    td->topic, (unsigned long long)s->cursor, s->fl[0].attempts, s->key);
@@ -85,22 +109,39 @@ deliver_dead_letter_head(struct sub *s)
 	return false;
 }
 
+/* The master could not store it: the message stays, and is asked for
+ * again DLQ_RETRY_MS later (the subscriber's timer wakes its head check;
+ * max_queued is checked after every batch). */
+static void
+dlq_failed(struct sub *s)
+{
+	log_warnx("topic %s: message %llu of %s could not be dead-lettered; asked again in "
+	    "%d ms", s->td->topic, (unsigned long long)s->dlq_seq, s->key, DLQ_RETRY_MS);
+	s->td->dlq_retry_ms = mono_ms() + DLQ_RETRY_MS;
+	check_head_later(s, DLQ_RETRY_MS);
+}
+
 /* The dead letter is stored: move the cursor past it and go on. */
 void
-deliver_dlq_done(struct topicd *td, uint64_t req)
+deliver_dlq_done(struct topicd *td, const struct rec_dlq_done *r)
 {
 	struct sub *s;
 	struct flight *f;
 
 	RB_FOREACH(s, sub_tree, &td->subs)
-		if (s->dlq_req == req)
+		if (s->dlq_req == r->req)
 			break;
 	if (s == NULL) {
 		log_debug("topic %s: DLQ_DONE %llu: no such dead letter", td->topic,
-		    (unsigned long long)req);
+		    (unsigned long long)r->req);
 		return;
 	}
 	s->dlq_req = 0;
+	td->ndlq--;
+	if (!r->stored) {
+		dlq_failed(s);
+		return;
+	}
 	if ((f = sub_flight(s, s->dlq_seq)) != NULL) {
 		if (f->state != FL_DONE)
 			sub_set_state(s, f, FL_DONE);

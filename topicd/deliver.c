@@ -417,9 +417,6 @@ deliver_attach(struct sub *s, int fd, const struct rec_attach *r)
 	if (s->timer == NULL && (s->timer = evtimer_new(td->base, retry_timer_cb, s)) == NULL)
 		fatalx("cannot create a timer");
 	s->parked = false;
-	/* A dead letter the master never confirmed (it could not store it)
-	 * is asked for again from the head check. */
-	s->dlq_req = 0;
 	for (uint32_t i = 0; i < s->nfl; i++)
 		s->fl[i].resend = s->fl[i].state != FL_DONE;
 	s->want_retained = (r->flags & AF_RETAINED) != 0;

@@ -383,7 +383,7 @@ h_dlq_done(struct topicd *td, struct ipc_msg *m)
 
 	if (dec_dlq_done(m->body, m->len, &r) == -1)
 		violation(td, m, "malformed");
-	deliver_dlq_done(td, r.req);
+	deliver_dlq_done(td, &r);
 }
 
 static void

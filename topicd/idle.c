@@ -7,6 +7,7 @@
  * topic again. */
 #include <string.h>
 
+#include "clock.h"
 #include "ipc.h"
 #include "kvstore.h"
 #include "log.h"
@@ -14,6 +15,7 @@
 
 #define IDLE_LIST_BYTES	(8u << 20)	/* a longer list: "subscribers unknown" */
 #define IDLE_CHEAP_ONLINE 16		/* online subscribers looked at per batch */
+#define IDLE_DLQ_WAIT_MS 5000		/* STOP waits this long for DLQ_DONEs */
 
 /* Anything to deliver to it, or waiting for its answer. */
 static bool
@@ -31,7 +33,7 @@ quiet(struct topicd *td)
 	struct sub *s;
 
 	if (td->batch_n > 0 || td->io_wait || td->need_sync || td->refusing || td->room_sent ||
-	    !gate_clear(td))
+	    !gate_clear(td) || td->ndlq > 0)
 		return false;
 	if (td->nonline == 0)
 		return true;
@@ -100,6 +102,8 @@ idle_batch_end(struct topicd *td)
 void
 idle_tick(struct topicd *td)
 {
+	if (td->stop_asked)
+		idle_stop_now(td);	/* past IDLE_DLQ_WAIT_MS */
 	if (td->stop_asked || (td->idle_said && td->idle_rx == td->rx) || !quiet(td))
 		return;
 	log_debug("topic %s: idle after %llu records", td->topic, (unsigned long long)td->rx);
@@ -111,6 +115,7 @@ void
 idle_stop_asked(struct topicd *td)
 {
 	td->stop_asked = true;
+	td->stop_asked_ms = mono_ms();
 }
 
 /* The batch with the STOP is durable and answered: the last word, and
@@ -119,6 +124,10 @@ void
 idle_stop_now(struct topicd *td)
 {
 	if (!td->stop_asked || td->io_wait || !gate_clear(td))
+		return;
+	/* A dead letter asked for is answered first, if it comes soon: the
+	 * next topicd would ask for it again, and it would be stored twice. */
+	if (td->ndlq > 0 && mono_ms() - td->stop_asked_ms < IDLE_DLQ_WAIT_MS)
 		return;
 	td->stop_asked = false;		/* said once */
 	td->went_idle = true;

@@ -139,7 +139,6 @@ share_attach(struct sub *g, int fd, const struct rec_attach *r)
 	g->mode = r->mode;
 	g->qos = r->qos;
 	g->parked = false;
-	g->dlq_req = 0;
 	g->check_head = true;
 	for (uint32_t i = 0; i < g->nfl; i++)
 		if (g->fl[i].state != FL_DONE && g->fl[i].mi == m->slot)

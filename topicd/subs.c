@@ -109,6 +109,8 @@ sub_delete(struct sub *s)
 	struct topicd *td = s->td;
 
 	deliver_offline(s);
+	if (s->dlq_req != 0)
+		td->ndlq--;	/* its DLQ_DONE will find no one */
 	if (s->queued)
 		TAILQ_REMOVE(&td->work, s, work_entry);
 	if (s->dirty)

@@ -199,6 +199,7 @@ struct topicd {
 	uint32_t	 nsubs;
 	uint32_t	 nonline;
 	uint64_t	 dlq_next;	/* request ids of DEADLETTER */
+	int64_t		 dlq_retry_ms;	/* monotonic: none asked for before (one failed) */
 	uint64_t	 expired;	/* messages not delivered: expired (since start) */
 
 	/* The current batch, and those on their way to the disk (gate.c). */
@@ -231,6 +232,8 @@ struct topicd {
 	uint64_t	 idle_rx;	/* rx when IDLE was last sent */
 	bool		 idle_said;
 	bool		 stop_asked;	/* STOP received */
+	int64_t		 stop_asked_ms;	/* monotonic: when */
+	unsigned	 ndlq;		/* subscribers with a dead letter asked for */
 	bool		 went_idle;	/* ... and it stops for it */
 };
 
@@ -355,7 +358,7 @@ void	 deliver_pump(struct sub *);
 /* deadletter.c */
 bool	 deliver_dead_letter_head(struct sub *);
 void	 deliver_maxlen_all(struct topicd *);
-void	 deliver_dlq_done(struct topicd *, uint64_t);
+void	 deliver_dlq_done(struct topicd *, const struct rec_dlq_done *);
 
 /* share.c: shared subscriptions, a group's members */
 bool	 sub_online(const struct sub *);

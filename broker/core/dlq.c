@@ -169,17 +169,17 @@ dlq_publish(struct broker *b, const struct deadletter *d, struct held *answer)
 	return 0;
 }
 
-/* A dead letter a topicd asked for is durable: it moves on.  Only a
- * stored one lets the asking topic move on; the asker must be the same
- * topicd (generation) that asked. */
+/* Tells the topicd (the same process, generation gen, that asked)
+ * whether its dead letter req is stored: it moves on, or asks again
+ * later. */
 static void
-dlq_answered(struct child *c, struct held *h, const struct rec_done *d)
+dlq_answer(struct broker *b, const char *topic, unsigned gen, uint64_t req, bool stored)
 {
-	struct child *asker = d->status == ST_OK ? topic_find(c->b, h->dlq_topic) : NULL;
-	struct rec_dlq_done r = { .req = h->dlq_req };
+	struct child *asker = topic_find(b, topic);
+	struct rec_dlq_done r = { .req = req, .stored = stored };
 	struct wbuf w;
 
-	if (asker == NULL || asker->gen != h->dlq_gen)
+	if (asker == NULL || asker->gen != gen)
 		return;
 	wbuf_init(&w);
 	enc_dlq_done(&w, &r);
@@ -187,12 +187,18 @@ dlq_answered(struct child *c, struct held *h, const struct rec_done *d)
 	wbuf_free(&w);
 }
 
+static void
+dlq_answered(struct child *c, struct held *h, const struct rec_done *d)
+{
+	dlq_answer(c->b, h->dlq_topic, h->dlq_gen, h->dlq_req, d->status == ST_OK);
+}
+
 /* A topicd gave up on a message: store it in the dead-letter topic and
  * tell the topicd when it is durable there, so that it moves on. */
 void
 dlq_from_child(struct child *c, const struct rec_deadletter *d)
 {
-	struct rec_dlq_done done = { .req = d->req };
+	struct rec_dlq_done done = { .req = d->req, .stored = 1 };
 	struct deadletter dl = { .reason = d->reason, .client = d->subkey, .topic = c->topic,
 				 .bytes = d->payload, .len = d->payload_len };
 	static uint8_t none;
@@ -222,8 +228,10 @@ dlq_from_child(struct child *c, const struct rec_deadletter *d)
 	answer->dlq_req = d->req;
 	answer->dlq_gen = c->gen;
 	/* Unstored, the topicd keeps the message and asks again later. */
-	if (dlq_publish(c->b, &dl, answer) == -1)
+	if (dlq_publish(c->b, &dl, answer) == -1) {
 		held_free(answer);
+		dlq_answer(c->b, c->topic, c->gen, d->req, false);
+	}
 }
 
 /* A poison record: to the dead-letter topic (reason poison); its client

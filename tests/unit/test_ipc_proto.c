@@ -37,7 +37,7 @@ static const struct rec_detach s_detach = { .subkey = "j/carol" };
 static const struct rec_unsub s_unsub = { .req = 10, .subkey = "m/x", .flags = UF_FORGET };
 static const struct rec_ack s_ack = { .subkey = "m/y", .seq = UINT64_MAX, .kind = ACK_PUBCOMP,
 				       .share = "$share/g/a/b" };
-static const struct rec_dlq_done s_dlq_done = { .req = 0x8000000000000001ULL };
+static const struct rec_dlq_done s_dlq_done = { .req = 0x8000000000000001ULL, .stored = 1 };
 static const struct rec_ready s_ready = {
 	.version = IPC_PROTO_VERSION, .topic = "sensors/temp", .next_seq = 10231,
 };
@@ -322,9 +322,12 @@ test_ack_dlq_done_round_trip(void **state)
 	assert_int_equal(dec_ack(w.data, w.len, &k), 0);
 	assert_string_equal(k.share, "");
 	ENCODE(&w, enc_dlq_done, &s_dlq_done);
-	assert_int_equal(w.len, 8);
+	assert_int_equal(w.len, 9);
 	assert_int_equal(dec_dlq_done(w.data, w.len, &dd), 0);
 	assert_true(dd.req == s_dlq_done.req);
+	assert_int_equal(dd.stored, 1);
+	w.data[8] = 2;				/* stored is 0 or 1 */
+	assert_int_equal(dec_dlq_done(w.data, w.len, &dd), -1);
 	wbuf_free(&w);
 }
 

@@ -277,12 +277,57 @@ test_dead_letter(void **state)
 	expect_done(f, 4, ST_OK, 1);
 	expect_done(f, 5, ST_OK, 1);
 	dd.req = expect_deadletter(f, 1, "poison");
+	dd.stored = 1;
 	expect_nothing(s);			/* held until DLQ_DONE */
 	enc_dlq_done(&f->w, &dd);
 	rec(f, IPC_DLQ_DONE, -1);
 	batch(f);
 	expect_deliver(s, 2, 1, 0, "fine");
 	assert_int_equal(sub_find(&f->td, "m/dl")->cursor, 2);
+	close(s);
+}
+
+/* A dead letter is asked for once: the subscriber coming back while it
+ * is outstanding does not ask again.  One the master could not store is
+ * asked for again a second later. */
+static void
+test_dead_letter_asked_once(void **state)
+{
+	struct fx *f = *state;
+	struct rec_dlq_done dd = { .stored = 0 };
+	struct sub *sub;
+	int s;
+
+	config(f, 10000, 1, 0);
+	s = attach(f, "m/dl", MODE_MQTT, 1, 1, 0, 1);
+	publish_s(f, 2, 1, "poison");
+	batch(f);
+	expect_deliver(s, 1, 1, 0, "poison");
+	close(s);
+	s = attach(f, "m/dl", MODE_MQTT, 1, 1, 0, 3);
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	expect_done(f, 3, ST_OK, 1);
+	dd.req = expect_deadletter(f, 1, "poison");
+	close(s);
+	s = attach(f, "m/dl", MODE_MQTT, 1, 1, 0, 4);
+	batch(f);
+	expect_done(f, 4, ST_OK, 1);
+	sub = sub_find(&f->td, "m/dl");
+	assert_true(sub->dlq_req == dd.req);	/* the same request, not another */
+	enc_dlq_done(&f->w, &dd);		/* not stored */
+	rec(f, IPC_DLQ_DONE, -1);
+	batch(f);
+	assert_true(sub->dlq_req == 0 && sub->cursor == 1);
+	expect_nothing(s);
+	wait_readable(f, f->master, 5000);
+	dd.req = expect_deadletter(f, 1, "poison");
+	dd.stored = 1;
+	enc_dlq_done(&f->w, &dd);
+	rec(f, IPC_DLQ_DONE, -1);
+	batch(f);
+	assert_int_equal(sub->cursor, 2);
 	close(s);
 }
 
@@ -668,6 +713,7 @@ main(int argc, char **argv)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reattach_resends, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_letter_asked_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_retry_park, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_pubrel_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_gone, setup, teardown),
