@@ -52,6 +52,8 @@ void	 listeners_ports(const struct broker *b, char *buf, size_t len);
 /* tlsctx.c: the TLS context of a listener block; NULL with err set to
  * "KEY FILE: reason" if it cannot be made. */
 struct ssl_ctx_st *tls_context_new(const struct listener_conf *l, char *err, size_t len);
+/* Whether the block's context can be made (a plain block's can). */
+bool	 tls_context_loads(const struct listener_conf *l, char *err, size_t len);
 /* Its certificate's name, serial and end; true if that has passed. */
 bool	 tls_context_describe(struct ssl_ctx_st *ctx, char *buf, size_t len);
 /* status.c */

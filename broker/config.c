@@ -201,6 +201,15 @@ swap_key(const struct conf_key *k, void *a, void *b)
 	memcpy(fb, tmp, sz);
 }
 
+static bool
+block_differs(const struct listener_conf *a, const struct listener_conf *n)
+{
+	for (const struct conf_key *k = listener_table; k->name != NULL; k++)
+		if (k->reloadable && conf_differs(k, a, n))
+			return true;
+	return false;
+}
+
 /* The listener blocks: their addresses, ports and protocols are fixed;
  * their TLS keys change live (the certificates are re-read after this,
  * by listeners_reload_tls).  Returns the number of keys changed. */
@@ -223,10 +232,20 @@ reload_listeners(struct settings *cur, struct settings *ns)
 		}
 	for (size_t i = 0; i < cur->listeners.n; i++) {
 		struct listener_conf *a = cur->listeners.v[i], *n = ns->listeners.v[i];
-		char *where = a->where;
+		char *where = a->where, err[512];
 
 		a->where = n->where;		/* lines may have moved */
 		n->where = where;
+		/* A block's keys and certificate change together or not at all:
+		 * settings without the files they need would refuse every client
+		 * (use_identity_as_username without require_certificate). */
+		if (!block_differs(a, n))
+			continue;
+		if (!tls_context_loads(n, err, sizeof(err))) {
+			log_warnx("reload: listener %s at %s: %s; it keeps its settings and "
+			    "certificate", a->listener, a->where, err);
+			continue;
+		}
 		for (const struct conf_key *k = listener_table; k->name != NULL; k++) {
 			if (!k->reloadable || !conf_differs(k, a, n))
 				continue;

@@ -179,3 +179,16 @@ tls_context_describe(SSL_CTX *ctx, char *buf, size_t len)
 	ERR_clear_error();
 	return expired;
 }
+
+bool
+tls_context_loads(const struct listener_conf *l, char *err, size_t len)
+{
+	SSL_CTX *ctx;
+
+	if (l->certfile == NULL)
+		return true;
+	if ((ctx = tls_context_new(l, err, len)) == NULL)
+		return false;
+	SSL_CTX_free(ctx);
+	return true;
+}

@@ -31,6 +31,7 @@ from broker_harness import (HOST, HarnessError, JsonClient, LOGGED_IN, PLEASE_LO
                             start_with_listeners, wait_for)
 from mqtt_helpers import (PUBLISH, MosquittoSub, PahoClient, RawClient, Receiver,
                           SilentSubscriber, connect_packet, mosquitto_pub, subscribe_packet)
+from test_auth import write_passwords
 
 EARLY = 0.05            # a broker timer may fire this much early by our clock
 SLACK = 3.5             # how late a broker timer may fire on a loaded machine
@@ -460,6 +461,26 @@ def test_sighup_keeps_the_certificate_when_the_new_one_is_bad(broker_factory, pk
         log_since(b, start, r"warning: reload: listener %d at %s:\d+: %s; it keeps its "
                             r"certificate$" % (port, re.escape(str(conf)), reason))
         assert served_serial(pki, port) == SERVER_SERIAL
+
+
+def test_sighup_keeps_a_blocks_settings_when_their_files_do_not_load(mqtt_factory, pki,
+                                                                   tmp_path):
+    """New TLS keys whose files do not load are not taken, nor the rest of
+    the block's: use_identity_as_username without the CA that makes
+    require_certificate work would refuse every client."""
+    pw = write_passwords(tmp_path / "passwd")
+    b, (port,) = start_with_listeners(mqtt_factory, [("mqtt", tls_lines(pki))],
+                                      config={"password_file": pw})
+    base = b.conf_text
+    b.conf_text = base + "cafile %s\nrequire_certificate true\nuse_identity_as_username true\n" \
+        % (tmp_path / "missing-ca.crt")
+    start = len(b.log_text())
+    text = b.reload()
+    assert "changed" not in text.replace("0 settings changed", ""), text
+    log_since(b, start, r"warning: reload: listener %d at \S+: .*missing-ca\.crt.*; it keeps "
+                        r"its settings and certificate$" % port)
+    mosquitto_pub(port, "tls/still", "m", args=["--cafile", pki.path("ca.crt"), "-u", "alice",
+                                                "-P", "secret"])
 
 
 def test_bad_certificate_stops_the_start(broker_factory, pki, tmp_path):
