@@ -465,14 +465,21 @@ def shared_dir():
         shutil.rmtree(d, ignore_errors=True)
 
 
-@ROOT_ONLY
-def test_root_becomes_user_before_any_topicd(broker_factory, shared_dir):
-    if not reachable_by_others(broker_binary()):
-        pytest.skip("the build tree is not reachable by other users")
+def nobodys_data_dir(shared_dir):
+    """nobody's password entry, and a data directory of its own in
+    shared_dir."""
     nobody = pwd.getpwnam("nobody")
     data = shared_dir / "data"
     data.mkdir()
     os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    return nobody, data
+
+
+@ROOT_ONLY
+def test_root_becomes_user_before_any_topicd(broker_factory, shared_dir):
+    if not reachable_by_others(broker_binary()):
+        pytest.skip("the build tree is not reachable by other users")
+    nobody, data = nobodys_data_dir(shared_dir)
     b = broker_factory({"user": "nobody", "log_type": "information"}, start=False)
     b.data_dir = data
     b.start()
@@ -506,10 +513,7 @@ def test_root_gives_its_log_file_to_the_user(broker_factory, shared_dir):
     the master itself after a SIGHUP."""
     if not reachable_by_others(broker_binary()):
         pytest.skip("the build tree is not reachable by other users")
-    nobody = pwd.getpwnam("nobody")
-    data = shared_dir / "data"
-    data.mkdir()
-    os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    nobody, data = nobodys_data_dir(shared_dir)
     log = shared_dir / "broker.log"
     b = broker_factory({"user": "nobody", "log_type": "information",
                         "log_dest": "file %s" % log}, start=False)
@@ -571,10 +575,7 @@ def test_root_follows_no_link_its_user_left_in_the_data_directory(shared_dir):
     """The data directory is the user's: a link it left there as
     broker.lock, to a file of root's, would have root give that file away
     when it gives the user the lock."""
-    nobody = pwd.getpwnam("nobody")
-    data = shared_dir / "data"
-    data.mkdir()
-    os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    nobody, data = nobodys_data_dir(shared_dir)
     victim = shared_dir / "roots-file"
     victim.write_text("root's\n")
     (data / "broker.lock").symlink_to(victim)
@@ -692,10 +693,7 @@ def test_a_data_directory_the_broker_cannot_write_is_an_error(shared_dir):
 def test_root_reports_a_data_directory_its_user_cannot_write(shared_dir):
     if not reachable_by_others(broker_binary()):
         pytest.skip("the build tree is not reachable by other users")
-    nobody = pwd.getpwnam("nobody")
-    data = shared_dir / "data"
-    data.mkdir()
-    os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    nobody, data = nobodys_data_dir(shared_dir)
     data.chmod(0o555)
     conf = shared_dir / "broker.conf"
     conf.write_text("user nobody\n")
