@@ -138,6 +138,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	if (b->title_dirty)
 		broker_title(b);
 	sessions_expire(b);
+	attach_retry_failed(b);
 	live_expire(b);
 	if (++ticks % MAINTAIN_TICKS == 0)
 		store_maintain(b);

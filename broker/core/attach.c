@@ -54,10 +54,14 @@ attach_resend(struct attachment *a)
 	if ((a->deferred = unsub_held_for(c, &a->a)))
 		return;		/* sent after it (attach_unsub_sent) */
 	if ((fd = fcntl(a->client->dsock[1], F_DUPFD_CLOEXEC, 0)) == -1) {
-		log_warn("topic %s: client %s: cannot duplicate its delivery socket", c->topic,
-		    a->client->desc);
+		if (!a->no_fd)
+			log_warn("topic %s: client %s: cannot duplicate its delivery socket; "
+			    "retried every second", c->topic, a->client->desc);
+		a->no_fd = true;
+		c->b->attach_retry = true;
 		return;
 	}
+	a->no_fd = false;
 	a->req = broker_req(c->b);
 	a->a.req = a->req;
 	a->confirmed = false;
@@ -67,6 +71,34 @@ attach_resend(struct attachment *a)
 	a->a.flags &= ~AF_SAME_CONN;	/* a replay goes to another topicd */
 	child_chan_send(c, IPC_ATTACH, w.data, w.len, fd);
 	wbuf_free(&w);
+}
+
+static void
+retry_list(struct attachment_list *l)
+{
+	struct attachment *a;
+
+	TAILQ_FOREACH(a, l, by_client)
+		if (a->no_fd)
+			attach_resend(a);
+}
+
+static void
+retry_client(struct client *cl)
+{
+	retry_list(&cl->attached);
+	retry_list(&cl->shared);
+}
+
+/* An ATTACH that found no descriptor (EMFILE) was not sent: the client
+ * got its SUBACK, and is owed what the topic gets. */
+void
+attach_retry_failed(struct broker *b)
+{
+	if (!b->attach_retry)
+		return;
+	b->attach_retry = false;
+	clients_each(b, retry_client);
 }
 
 /* A held UNSUB went to the topicd: the ATTACHes that waited for it go. */

@@ -572,6 +572,15 @@ clients_free_all(struct broker *b)
 }
 
 void
+clients_each(struct broker *b, void (*fn)(struct client *))
+{
+	struct client *cl;
+
+	RB_FOREACH(cl, client_ids, &b->clients)
+		fn(cl);
+}
+
+void
 clients_close_all(struct broker *b)
 {
 	struct client *cl;

@@ -224,6 +224,7 @@ struct broker {
 	struct event	*live_pass;	/* ends the loop pass that starts topicds */
 	int64_t		 live_pass_ms;	/* when it began, 0: none open */
 	bool		 store_full;	/* all topics over max_store_size */
+	bool		 attach_retry;	/* an attachment has no_fd: the tick retries */
 	uint64_t	 stored_bytes;	/* messages kept by all topics (their STATS) */
 	uint64_t	 topics_refused;	/* new topics past max_topics */
 	int64_t		 topics_refused_logged;
@@ -396,6 +397,8 @@ void	 child_free_cold_unsubs(struct child *c);
  * whose cursor goes too. */
 void	 attach_end(struct attachment *a, bool persistent);
 void	 attach_resend(struct attachment *a);
+/* Once a second: the ATTACHes that found no descriptor, again. */
+void	 attach_retry_failed(struct broker *b);
 void	 attach_unsub_sent(struct child *c);
 void	 attach_go(struct attachment *a);
 void	 attach_done(struct attachment *a, const struct rec_done *d);
@@ -477,6 +480,8 @@ void	 client_disarm_idle(struct client *cl);
 bool	 client_idle_armed(const struct client *cl);
 void	 client_gate(struct client *cl, uint64_t ticket);
 void	 clients_ungate(struct broker *b, uint64_t durable);
+/* fn(client) for every client; fn frees none. */
+void	 clients_each(struct broker *b, void (*fn)(struct client *));
 void	 clients_close_all(struct broker *b);
 void	 clients_free_all(struct broker *b);
 void	 clients_stop_reading(struct broker *b);

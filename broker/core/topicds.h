@@ -69,6 +69,7 @@ struct attachment {
 	bool		 confirmed;	/* the topicd answered the last ATTACH */
 	bool		 sent;		/* an ATTACH went to a topicd (a cursor may exist) */
 	bool		 deferred;	/* waits for a held UNSUB of its own to go */
+	bool		 no_fd;		/* its socket could not be duplicated: retried */
 	struct rec_attach a;		/* a.subkey points to the session's key, or to
 					 * group (then a.member to the session's key) */
 	char		*group;		/* a group's key "g/GROUP/FILTER", or NULL */

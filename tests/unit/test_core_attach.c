@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 
@@ -129,6 +130,38 @@ test_attach_and_detach(void **state)
 	assert_string_equal(d.subkey, "m/a");
 	assert_null(attach_find(s->cl, c));
 	assert_true(TAILQ_EMPTY(&c->attached));
+	td_quiet(td);
+}
+
+/* Out of descriptors, an ATTACH cannot take a copy of the session's
+ * socket: it is not sent, and goes at the first tick that finds one. */
+static void
+test_attach_retried_without_descriptors(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "m/a", true, false);
+	struct fake_td *td;
+	struct child *c = running_topic(fx, "t", &td);
+	struct rlimit old, none;
+	struct attachment *a;
+	int lowest;
+
+	FX_UNTIL(fx, c->registered);		/* attachments go now */
+	lowest = fcntl(0, F_DUPFD_CLOEXEC, 0);
+	assert_int_not_equal(lowest, -1);
+	close(lowest);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	none = old;
+	none.rlim_cur = (rlim_t)lowest;		/* every descriptor allowed is in use */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &none), 0);
+	attach_topic(s->cl, c, &settings);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	a = attach_find(s->cl, c);
+	assert_true(a->no_fd && !a->sent);
+	td_quiet(td);
+	attach_retry_failed(&fx->b);
+	(void)td_expect_attach(td, "m/a", true);
+	assert_true(a->sent && !a->no_fd);
 	td_quiet(td);
 }
 
@@ -298,6 +331,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_attach_and_detach, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_attach_retried_without_descriptors, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_attach_replayed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_attach_waits_for_an_unsub_held_before_it,
 		    fx_setup, fx_teardown),
