@@ -236,6 +236,7 @@ h_publish(struct topicd *td, struct ipc_msg *m)
 	else if (!((r.flags & PF_STAGE) && stage_exists(td, r.owner, r.pubid)) &&
 	    !room_for(td, r.payload_len)) {
 		reply(td, r.req, ST_FULL, 0);
+		td->full_gen = td->gen;		/* ROOM goes after this answer */
 		return;
 	}
 	if (r.flags & PF_STAGE) {

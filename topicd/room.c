@@ -118,11 +118,13 @@ room_disk_full(struct topicd *td)
 }
 
 /* After a batch, and once a second while refusing: room again?  Said
- * after the answers refused (gate.c), which the master has first. */
+ * after the answers refused (gate.c), which the master has first; not
+ * after every later batch's: while subscribers' acks keep batches waiting
+ * for their sync, that would be when the traffic stops. */
 void
 room_check(struct topicd *td)
 {
-	if (!td->refusing || td->room_sent || td->io_wait || !gate_clear(td))
+	if (!td->refusing || td->room_sent || td->io_wait || !gate_open(td, td->full_gen))
 		return;
 	if (td->max_bytes != 0 && td->bytes > td->max_bytes - td->max_bytes / 10)
 		return;

@@ -184,6 +184,7 @@ struct topicd {
 	/* Room (room.c). */
 	bool		 refusing;	/* FULL sent: publishes refused until RESUME */
 	bool		 room_sent;	/* ROOM sent, RESUME not yet here */
+	uint64_t	 full_gen;	/* the batch of the last publish refused (ST_FULL) */
 	const char	*full_reason;
 	bool		 io_wait;	/* a commit failed on a full disk: retrying */
 	struct event	*io_timer;
