@@ -179,11 +179,13 @@ dlq_answer(struct broker *b, const char *topic, unsigned gen, uint64_t req, bool
 	struct rec_dlq_done r = { .req = req, .stored = stored };
 	struct wbuf w;
 
-	if (asker == NULL || asker->gen != gen)
+	/* Also to one that was sent STOP: it waits for this to exit. */
+	if (asker == NULL || asker->gen != gen || asker->chan == NULL ||
+	    (asker->state != CH_READY && asker->state != CH_PARKING))
 		return;
 	wbuf_init(&w);
 	enc_dlq_done(&w, &r);
-	child_send(asker, IPC_DLQ_DONE, &w);
+	child_chan_send(asker, IPC_DLQ_DONE, w.data, w.len, -1);
 	wbuf_free(&w);
 }
 

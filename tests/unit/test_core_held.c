@@ -631,11 +631,45 @@ test_poison_dead_lettered(void **state)
 	td_quiet(td);
 }
 
+/* A topicd sent STOP while its dead letter is on its way still hears
+ * that it is stored: it waits for that before it exits (else its next
+ * process would ask again, and the message be stored twice). */
+static void
+test_dead_letter_answer_reaches_a_stopping_topicd(void **state)
+{
+	struct core_fx *fx = *state;
+	struct child *c = open_topic(fx, "t");
+	struct rec_deadletter d = { .req = 7, .reason = "maxlen", .subkey = "m/s", .seq = 3,
+				    .payload = (const uint8_t *)"x", .payload_len = 1 };
+	struct fake_td *td, *dlq;
+	struct rec_dlq_done dd;
+	struct rec_publish p;
+	const struct ipc_msg *m;
+	struct wbuf w;
+
+	child_wake(c);
+	td = fx_ready(fx, "t");
+	wbuf_init(&w);
+	enc_deadletter(&w, &d);
+	td_send(td, IPC_DEADLETTER, &w);
+	wbuf_free(&w);
+	dlq = fx_ready(fx, "$DLQ");
+	m = td_expect(dlq, IPC_PUBLISH);
+	assert_int_equal(dec_publish(m->body, m->len, &p), 0);
+	td_stop_idle(td);
+	td_done(dlq, p.req, ST_OK, 1);
+	m = td_expect(td, IPC_DLQ_DONE);
+	assert_int_equal(dec_dlq_done(m->body, m->len, &dd), 0);
+	assert_true(dd.req == 7 && dd.stored == 1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_held_until_ready, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_dead_letter_answer_reaches_a_stopping_topicd,
+		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_unstalled_client_read_after_the_pump,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crash_replays_unanswered, fx_setup, fx_teardown),
