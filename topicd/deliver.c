@@ -474,13 +474,14 @@ deliver_offline(struct sub *s)
 void
 deliver_ack(struct topicd *td, const struct rec_ack *r)
 {
-	/* An ack names the group of a member's delivery; one that does not
-	 * (JSON-lines, records of older releases) is the subscriber's own, or
-	 * else a member's. */
+	/* An MQTT session's ack names the group of a member's delivery, or
+	 * none for its own subscription's; a JSON-lines consumer's names none
+	 * (it is its own, or else a member's: such a consumer is not both). */
 	struct sub *s = r->share[0] == '\0' ? sub_find(td, r->subkey) : NULL;
 	struct flight *f = s != NULL ? sub_flight(s, r->seq) : NULL;
+	bool any_group = r->share[0] != '\0' || s == NULL || s->mode == MODE_JSON;
 
-	if ((f == NULL || f->state == FL_DONE) && !TAILQ_EMPTY(&td->groups) &&
+	if ((f == NULL || f->state == FL_DONE) && !TAILQ_EMPTY(&td->groups) && any_group &&
 	    !(s != NULL && s->ret_state != 0 && r->seq == s->ret_seq))
 		(void)share_ack_find(td, r->subkey, r->share, r->seq, &s, &f);
 	if (f == NULL && s != NULL && s->ret_state != 0 && r->seq == s->ret_seq) {
