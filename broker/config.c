@@ -201,11 +201,19 @@ swap_key(const struct conf_key *k, void *a, void *b)
 	memcpy(fb, tmp, sz);
 }
 
+/* A block's password_file, acl_file and allow_anonymous: not TLS keys. */
 static bool
-block_differs(const struct listener_conf *a, const struct listener_conf *n)
+auth_key(const struct conf_key *k)
+{
+	return strcmp(k->name, "password_file") == 0 || strcmp(k->name, "acl_file") == 0 ||
+	    strcmp(k->name, "allow_anonymous") == 0;
+}
+
+static bool
+tls_differs(const struct listener_conf *a, const struct listener_conf *n)
 {
 	for (const struct conf_key *k = listener_table; k->name != NULL; k++)
-		if (k->reloadable && conf_differs(k, a, n))
+		if (k->reloadable && !auth_key(k) && conf_differs(k, a, n))
 			return true;
 	return false;
 }
@@ -233,21 +241,19 @@ reload_listeners(struct settings *cur, struct settings *ns)
 	for (size_t i = 0; i < cur->listeners.n; i++) {
 		struct listener_conf *a = cur->listeners.v[i], *n = ns->listeners.v[i];
 		char *where = a->where, err[512];
+		bool tls_ok;
 
 		a->where = n->where;		/* lines may have moved */
 		n->where = where;
-		/* A block's keys and certificate change together or not at all:
-		 * settings without the files they need would refuse every client
-		 * (use_identity_as_username without require_certificate). */
-		if (!block_differs(a, n))
-			continue;
-		if (!tls_context_loads(n, err, sizeof(err))) {
-			log_warnx("reload: listener %s at %s: %s; it keeps its settings and "
+		/* A block's TLS keys and certificate change together or not at
+		 * all: settings without the files they need would refuse every
+		 * client (use_identity_as_username without require_certificate). */
+		tls_ok = !tls_differs(a, n) || tls_context_loads(n, err, sizeof(err));
+		if (!tls_ok)
+			log_warnx("reload: listener %s at %s: %s; it keeps its TLS settings and "
 			    "certificate", a->listener, a->where, err);
-			continue;
-		}
 		for (const struct conf_key *k = listener_table; k->name != NULL; k++) {
-			if (!k->reloadable || !conf_differs(k, a, n))
+			if (!k->reloadable || !conf_differs(k, a, n) || (!tls_ok && !auth_key(k)))
 				continue;
 			swap_key(k, a, n);
 			changed++;

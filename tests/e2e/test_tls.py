@@ -478,7 +478,7 @@ def test_sighup_keeps_a_blocks_settings_when_their_files_do_not_load(mqtt_factor
     text = b.reload()
     assert "changed" not in text.replace("0 settings changed", ""), text
     log_since(b, start, r"warning: reload: listener %d at \S+: .*missing-ca\.crt.*; it keeps "
-                        r"its settings and certificate$" % port)
+                        r"its TLS settings and certificate$" % port)
     mosquitto_pub(port, "tls/still", "m", args=["--cafile", pki.path("ca.crt"), "-u", "alice",
                                                 "-P", "secret"])
 
