@@ -20,7 +20,17 @@
  * its own resends from being read.  A stale delivery that its topicd
  * passed over (a later one of the topic came first) was acknowledged
  * before the master could record it (it was killed in between): it is
- * forgotten. */
+ * forgotten.
+ *
+ * A QoS 2 delivery's PUBREL goes as soon as the client's PUBREC comes,
+ * the PUBREC being in the session's record first; the topicd makes it
+ * durable and says so with DELIVER_REL.  A PUBCOMP that comes before
+ * that DELIVER_REL is held (comp) and passed on once it comes: were it
+ * passed on at once, a topicd killed before it stored the PUBREC would
+ * send the message again, and the master, no longer knowing the
+ * exchange, would deliver it twice.  An MQTT 5.0 client's Receive
+ * Maximum counts a delivery until its PUBCOMP (MQTT 4.9), and nothing
+ * the window waits for then comes through the delivery socket. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +51,10 @@ struct outflight {
 	uint64_t	 seq;
 	bool		 rel;		/* PUBREC'd: waiting for PUBCOMP */
 	bool		 stale;		/* sent on an earlier connection, not again yet */
+	bool		 early;		/* PUBREL sent at the PUBREC, before the topicd's
+					 * DELIVER_REL said the PUBREC is stored */
+	bool		 comp;		/* PUBCOMP'd before that DELIVER_REL: over for the
+					 * client, passed on to the topicd when it comes */
 	uint8_t		 qos;		/* it went out with; 0: unknown (older record) */
 };
 RB_HEAD(pid_tree, outflight);
@@ -53,6 +67,7 @@ struct mqtt_session {
 	unsigned	 nout;		/* in flight */
 	unsigned	 nstale;	/* stale */
 	unsigned	 nstale_sent;	/* stale and not yet PUBACK'd / PUBREC'd */
+	unsigned	 ncomp;		/* comp and not stale */
 	uint16_t	 next_pid;
 	struct delayed_will *will;	/* will.c */
 	struct subopts	 opts;		/* subopts.c */
@@ -152,6 +167,8 @@ out_fresh(struct mqtt_session *ms, struct outflight *o)
 	ms->nstale--;
 	if (!o->rel)
 		ms->nstale_sent--;
+	if (o->comp)
+		ms->ncomp++;
 }
 
 /* PUBREC'd (by the client, or by an earlier connection's as its topicd
@@ -181,6 +198,8 @@ out_drop(struct session *s, struct outflight *o, bool forget)
 	ms->nout--;
 	if (!o->rel)
 		ms->nsent--;
+	if (o->comp)
+		ms->ncomp--;
 	free(o->topic);
 	free(o->share);
 	free(o);
@@ -242,7 +261,10 @@ out_passed_over(struct session *s, const char *topic, const char *share, uint64_
 	}
 }
 
-/* A connection of the session begins: what is in flight is stale. */
+/* A connection of the session begins: what is in flight is stale, and
+ * its PUBRELs are to be sent again.  What the last connection completed
+ * stays so (comp): stale too, so that a topicd that went past it ends it
+ * as well as its DELIVER_REL. */
 void
 mqtt_session_reconnected(struct session *s)
 {
@@ -250,8 +272,11 @@ mqtt_session_reconnected(struct session *s)
 	struct outflight *o;
 
 	RB_FOREACH(o, pid_tree, &ms->pids) {
+		o->early = false;
 		if (o->stale)
 			continue;
+		if (o->comp)
+			ms->ncomp--;
 		o->stale = true;
 		ms->nstale++;
 		if (!o->rel)
@@ -399,12 +424,21 @@ mqtt_can_take(const struct client *cl)
 {
 	const struct session *s = cl->session;
 	const struct mqtt_session *ms = s != NULL ? ms_of(s) : NULL;
-	/* An MQTT 5.0 client says how many it takes (Receive Maximum,
-	 * 3.3.4-9), as in mosquitto; the others get max_inflight_messages. */
-	unsigned window = mqtt_v5(cl) ? mqtt_conn(cl)->recv_max :
-	    cl->b->set.max_inflight_messages;
+	unsigned busy, window;
 
-	return ms == NULL || (ms->nsent - ms->nstale_sent < window && ms->nout < OUT_MAX);
+	if (ms == NULL)
+		return true;
+	/* An MQTT 5.0 client says how many it takes (Receive Maximum,
+	 * 3.3.4-9), as in mosquitto, counted until PUBACK or PUBCOMP; the
+	 * others get max_inflight_messages, counted until PUBACK or PUBREC. */
+	if (mqtt_v5(cl)) {
+		busy = ms->nout - ms->ncomp - ms->nstale;
+		window = mqtt_conn(cl)->recv_max;
+	} else {
+		busy = ms->nsent - ms->nstale_sent;
+		window = cl->b->set.max_inflight_messages;
+	}
+	return busy < window && ms->nout < OUT_MAX;
 }
 
 static void
@@ -477,8 +511,8 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 		out_passed_over(s, d->topic, d->share, d->seq);	/* those before o */
 	if (o != NULL && o->rel) {
 		/* The client PUBREC'd it, but a restarted topicd lost that:
-		 * tell it again rather than resend (MQTT 4.3.3); its PUBREL
-		 * follows. */
+		 * tell it again rather than resend (MQTT 4.3.3); its
+		 * DELIVER_REL follows. */
 		out_fresh(ms_of(s), o);
 		ack_out(cl, o, ACK_PUBREC);
 		mqtt_props_free(&pub.props);
@@ -496,6 +530,8 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 	send_publish(cl, d, &pub, m);
 }
 
+/* The topicd has the PUBREC stored: the PUBREL goes, unless it went at
+ * the PUBREC; a PUBCOMP held for it goes to the topicd. */
 static void
 deliver_pubrel(struct client *cl, const struct rec_deliver_rel *r)
 {
@@ -509,9 +545,17 @@ deliver_pubrel(struct client *cl, const struct rec_deliver_rel *r)
 		client_close(cl, "no packet id left");
 		return;
 	}
+	if (o->comp) {
+		ack_out(cl, o, ACK_PUBCOMP);
+		out_drop(s, o, true);
+		return;
+	}
 	out_fresh(ms_of(s), o);
 	out_received(s, o);
-	mqtt_send_ack(cl, MQTT_PUBREL, o->pid);
+	if (o->early)
+		o->early = false;
+	else
+		mqtt_send_ack(cl, MQTT_PUBREL, o->pid);
 }
 
 void
@@ -537,6 +581,8 @@ mqtt_deliver(struct client *cl, struct ipc_msg *m)
 static int
 ack_fits(const struct outflight *o, uint8_t type)
 {
+	if (o->comp)		/* over for the client */
+		return 0;
 	if (o->qos == 0)	/* QoS unknown: only the stage can be checked */
 		return (type == MQTT_PUBCOMP) == o->rel ? 1 : 0;
 	if (o->qos == 1)
@@ -548,8 +594,9 @@ ack_fits(const struct outflight *o, uint8_t type)
 	return type == MQTT_PUBREC ? 1 : -1;	/* PUBCOMP before the PUBREL */
 }
 
-/* PUBACK, PUBREC or PUBCOMP of a delivery: passed to its topic.  One for
- * a packet id not in flight (a repeat after a reconnect) is ignored.  A
+/* PUBACK, PUBREC or PUBCOMP of a delivery: passed to its topic (a
+ * PUBCOMP once the topicd has the PUBREC stored).  One for a packet id not
+ * in flight (a repeat after a reconnect) is ignored.  A
  * PUBREC with an error reason code (MQTT 5.0) ends the exchange
  * (4.3.3): the client refused the message, the topic moves on. */
 void
@@ -579,12 +626,18 @@ mqtt_ack_in(struct client *cl, uint8_t type, const struct mqtt_ack *a)
 		    mqtt_reason_name(a->reason), pid);
 		type = MQTT_PUBCOMP;
 	}
-	ack_out(cl, o, type == MQTT_PUBACK ? ACK_PUBACK :
-	    type == MQTT_PUBREC ? ACK_PUBREC : ACK_PUBCOMP);
-	if (type == MQTT_PUBREC)
-		out_received(s, o);
-	else {
-		out_drop(s, o, true);
+	if (type == MQTT_PUBCOMP && o->early) {
+		o->comp = true;		/* until the topicd has the PUBREC */
+		ms_of(s)->ncomp++;
+	} else {
+		ack_out(cl, o, type == MQTT_PUBACK ? ACK_PUBACK :
+		    type == MQTT_PUBREC ? ACK_PUBREC : ACK_PUBCOMP);
+		if (type == MQTT_PUBREC) {
+			out_received(s, o);
+			o->early = true;
+			mqtt_send_ack(cl, MQTT_PUBREL, o->pid);
+		} else
+			out_drop(s, o, true);
 	}
 	delivery_resume(cl);
 }

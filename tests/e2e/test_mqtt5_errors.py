@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from mqtt_helpers import CONNECT, DISCONNECT, PUBACK, PUBLISH, connected_client, packet, paho
+from mqtt_helpers import (CONNECT, DISCONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
+                          connected_client, packet, paho)
 from mqtt5_helpers import V5Client, ack5, connect5, disconnect5, props, publish5
 
 pytestmark = pytest.mark.skipif(paho is None, reason="paho-mqtt missing (use /usr/bin/python3)")
@@ -146,6 +147,41 @@ def test_client_receive_maximum(mqtt_broker):
         assert m.payload == b"m%d" % i
         c.expect_silence(QUIET)             # nothing more until the PUBACK
         c.send(ack5(PUBACK, m.pid))
+
+
+def test_client_receive_maximum_counts_qos2_until_pubcomp(mqtt_broker):
+    """The client's Receive Maximum 2 at QoS 2: a delivery counts until its
+    PUBCOMP, not its PUBREC (MQTT 4.9).  The client answers each PUBLISH
+    with PUBREC at once and holds its PUBCOMPs until both exchanges in
+    flight have their PUBREL: nothing more may come before."""
+    b = mqtt_broker
+    c, _ = v5(b, "rm2", cprops=props(CONNECT, ReceiveMaximum=2))
+    assert c.subscribe5([("rm2/t", 2)]).codes == [2]
+    pub = connected_client(b.mqtt_port, "rm2-pub")
+    n = 6
+    for i in range(n):
+        pub.publish("rm2/t", b"m%d" % i, 2)
+    got, open_, released = [], set(), set()
+    while len(got) < n or open_:
+        p = c.wait_packet(lambda p: p.type in (PUBLISH, PUBREL), what="PUBLISH or PUBREL")
+        if p.type == PUBLISH:
+            assert p.qos == 2 and not p.dup, p
+            open_.add(p.pid)
+            got.append(p.payload)
+            assert len(open_) <= 2, "%d QoS 2 exchanges open: %s" % (len(open_), got)
+            c.send(ack5(PUBREC, p.pid))
+        else:
+            assert p.pid in open_, p
+            released.add(p.pid)
+            if released == open_ and (len(open_) == 2 or len(got) == n):
+                if len(got) < n:
+                    c.expect_silence(QUIET)     # the window is full until a PUBCOMP
+                for pid in sorted(released):
+                    c.send(ack5(PUBCOMP, pid))
+                open_.clear()
+                released.clear()
+    assert got == [b"m%d" % i for i in range(n)]
+    c.expect_silence(QUIET)                     # every exchange complete: nothing again
 
 
 def test_client_maximum_packet_size(mqtt_broker):

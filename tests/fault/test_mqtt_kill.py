@@ -8,14 +8,15 @@ The random choices come from FAULT_SEED (printed; set it to replay)."""
 import collections
 import os
 import random
+import signal
 import threading
 import time
 
 import pytest
 
 from broker_harness import HarnessError, kill_pid, wait_for
-from mqtt_helpers import (PUBACK, PUBCOMP, PUBREC, PUBREL, Receiver, ack_packet,
-                          connect_retry, delivery_problems, publish_packet)
+from mqtt_helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, Receiver, ack_packet,
+                          connect_retry, connected_client, delivery_problems, publish_packet)
 
 FAULT_CONFIG = {
     "restart_backoff_min": 0.05,
@@ -274,6 +275,50 @@ def test_large_messages_across_topicd_sigkills_mid_stream(mqtt_factory, rng):
     s.finish()
     assert s.completed == n
     drain_and_verify(r, s, "topicds SIGKILLed mid-stream of large messages")
+
+
+def next_exchange(c, payload):
+    """The next packet c gets is the QoS 2 PUBLISH of payload, sent once;
+    its exchange is completed."""
+    p = c.read_packet()
+    assert (p.type, p.payload, p.dup) == (PUBLISH, payload, False), p
+    c.send(ack_packet(PUBREC, p.pid))
+    c.expect(PUBREL, pid=p.pid)
+    c.send(ack_packet(PUBCOMP, p.pid))
+
+
+def test_qos2_pubcomp_before_the_topicd_stored_the_pubrec(mqtt_factory):
+    """The PUBREL goes at the subscriber's PUBREC, before its topicd has
+    the PUBREC stored; the PUBCOMP waits in the master until it has.  The
+    topicd is stopped (SIGSTOP) across the whole exchange, then
+    SIGKILLed, so that it never stored the PUBREC and sends the message
+    again when restarted: the session does not get it again, neither
+    before the next message nor after a reconnect."""
+    b = mqtt_factory(FAULT_CONFIG)
+    topic = "fk/stopped"
+    c = connected_client(b.mqtt_port, "fk-stop", clean=False)
+    assert c.subscribe([(topic, 2)]) == [2]
+    pub = connected_client(b.mqtt_port, "fk-stop-pub")
+    pub.publish(topic, b"once", 2)
+    p = c.expect(PUBLISH)
+    assert p.payload == b"once"
+    td = b.wait_topicd(topic)
+    os.kill(td, signal.SIGSTOP)
+    try:
+        c.send(ack_packet(PUBREC, p.pid))
+        c.expect(PUBREL, pid=p.pid)         # from the master: the topicd is stopped
+        c.send(ack_packet(PUBCOMP, p.pid))
+        c.ping()                            # the PUBCOMP was read
+    finally:
+        kill_pid(td)
+    b.wait_topicd(topic, not_pid=td)
+    pub.publish(topic, b"after", 2)         # a topicd resends before it sends new ones
+    next_exchange(c, b"after")
+    c.disconnect()
+    c.expect_closed()
+    c = connected_client(b.mqtt_port, "fk-stop", clean=False)
+    pub.publish(topic, b"reconnected", 2)
+    next_exchange(c, b"reconnected")
 
 
 def test_retained_message_survives_sigkill(mqtt_factory):
