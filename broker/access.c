@@ -76,7 +76,7 @@ broker_load_listener_auth(const struct settings *s, const struct listener_conf *
 	char *acl = c->acl_file ? broker_absolute(c->acl_file) : NULL;
 	struct auth_config cfg = {
 		.password_file = pw, .acl_file = acl,
-		.allow_anonymous = c->allow_anonymous ? "true" : "false",
+		.allow_anonymous = c->allow_anonymous != NULL ? c->allow_anonymous : "false",
 		.loopback_only = block_loopback(s, c),
 	};
 	int n = auth_load(a, &cfg, errs);

@@ -46,8 +46,8 @@ const struct conf_key listener_table[] = {
 	  "this listener's password file with per_listener_settings true; else the global one", NULL },
 	{ "acl_file", CONF_STRING, L(acl_file), NULL, 0, 0, RELOAD,
 	  "this listener's access control list with per_listener_settings true; else the global one", NULL },
-	{ "allow_anonymous", CONF_BOOL, L(allow_anonymous), "false", 0, 0, RELOAD,
-	  "whether this listener takes clients without a user name, with per_listener_settings true (else true sets the global one)", NULL },
+	{ "allow_anonymous", CONF_STRING, L(allow_anonymous), NULL, 0, 0, RELOAD,
+	  "whether this listener takes clients without a user name (default false), with per_listener_settings true (else it sets the global one)", settings_check_bool },
 	{ NULL, 0, 0, NULL, 0, 0, FIXED, NULL, NULL },
 };
 
@@ -104,7 +104,7 @@ key_given(const bool *given, const char *name)
 }
 
 /* With per_listener_settings false, a block's password_file, acl_file or
- * allow_anonymous true is the global one, as in mosquitto: written after
+ * allow_anonymous is the global one, as in mosquitto: written after
  * a listener line (where the last steps of a configuration often go), it
  * still applies to every listener.  One the file also gives globally
  * stays, and listeners_check() says they differ. */
@@ -122,9 +122,9 @@ globals_from_blocks(struct settings *s, const bool *given)
 			free(s->acl_file);
 			s->acl_file = xstrdup(l->acl_file);
 		}
-		if (l->allow_anonymous && !key_given(given, "allow_anonymous")) {
+		if (l->allow_anonymous != NULL && !key_given(given, "allow_anonymous")) {
 			free(s->allow_anonymous);
-			s->allow_anonymous = xstrdup("true");
+			s->allow_anonymous = xstrdup(l->allow_anonymous);
 		}
 	}
 }
@@ -244,8 +244,9 @@ check_globals(const struct settings *s, const struct listener_conf *l,
 {
 	const char *key = str_differs(l->password_file, s->password_file) ? "password_file" :
 	    str_differs(l->acl_file, s->acl_file) ? "acl_file" :
-	    l->allow_anonymous && (s->allow_anonymous == NULL ||
-	    auth_parse_bool(s->allow_anonymous) != 1) ? "allow_anonymous" :
+	    l->allow_anonymous != NULL && (s->allow_anonymous == NULL ||
+	    auth_parse_bool(s->allow_anonymous) != auth_parse_bool(l->allow_anonymous)) ?
+	    "allow_anonymous" :
 	    NULL;
 
 	if (s->per_listener_settings || key == NULL)

@@ -21,7 +21,6 @@ static const char *check_topic_name(const char *);
 static const char *check_sync_policy(const char *);
 static const char *check_log_dest(const char *);
 static const char *check_log_type(const char *);
-static const char *check_bool(const char *);
 
 /* message_size_limit's bound is what one record between the processes may
  * carry (common/ipc.h). */
@@ -72,7 +71,7 @@ const struct conf_key settings_table[] = {
 	  "access control list in mosquitto's acl_file syntax (default: none, every client may read and write every topic)", NULL },
 	{ "allow_anonymous", CONF_STRING, F(allow_anonymous), NULL, 0, 0, RELOAD,
 	  "true: clients without a checked user name get in; false: they are refused (default: true only while every listener is on a loopback address)",
-	  check_bool },
+	  settings_check_bool },
 
 	/* Messages and delivery. */
 	{ "message_size_limit", CONF_SIZE, F(message_size_limit), "256k", 16, 268435456, RELOAD,
@@ -227,8 +226,8 @@ check_topic_name(const char *v)
 	return e == TOPIC_OK ? NULL : topic_strerror(e);
 }
 
-static const char *
-check_bool(const char *v)
+const char *
+settings_check_bool(const char *v)
 {
 	return auth_parse_bool(v) != -1 ? NULL :
 	    "expected true, false, yes, no, on, off, 1 or 0";

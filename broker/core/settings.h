@@ -84,7 +84,7 @@ struct listener_conf {
 	/* Used when per_listener_settings is true (parsed and kept here). */
 	char             *password_file;
 	char             *acl_file;
-	bool              allow_anonymous;
+	char             *allow_anonymous;	/* "true", "false"...; NULL: not given */
 };
 
 /* Ends with an entry whose name is NULL. */
@@ -130,6 +130,9 @@ int	listeners_check(const struct settings *s, struct conf_errors *errs);
 /* Splits a mosquitto-style "PORT [ADDRESS]"; *addr is NULL without one
  * (malloc'd otherwise).  Either out-pointer may be NULL (checking only). */
 int	settings_listener(const char *v, unsigned *port, char **addr);
+/* A key's check (struct conf_key): NULL if v is a boolean
+ * auth_parse_bool() reads, else what is wrong. */
+const char *settings_check_bool(const char *v);
 /* Whether two listener blocks differ in what a reload cannot change:
  * address, port, protocol, and being a TLS listener or not. */
 bool	listener_conf_fixed_differs(const struct listener_conf *a,

@@ -78,3 +78,24 @@ def test_a_block_off_loopback_refuses_anonymous_clients(mqtt_factory):
     log_since(b, 0, r"anonymous clients are refused")
     refused(port, 5)
     refused(b.mqtt_port, 5)
+
+
+def test_a_block_allow_anonymous_false_is_the_global_one(mqtt_factory):
+    """With per_listener_settings false, a block's allow_anonymous false is
+    the global one, as in mosquitto: anonymous clients are refused on
+    every listener, loopback ones too (where, unset, they would get in)."""
+    b, (port,) = start_with_listeners(mqtt_factory, [("mqtt", ["allow_anonymous false"])])
+    refused(port, 5)
+    refused(b.mqtt_port, 5)
+
+
+def test_blocks_with_other_allow_anonymous_are_refused(tmp_path):
+    conf = tmp_path / "broker.conf"
+    conf.write_text("listener 18840\nallow_anonymous false\n"
+                    "listener 18841\nallow_anonymous true\n")
+    res = subprocess.run([str(broker_binary()), "-t", "-c", str(conf)],
+                         capture_output=True, timeout=20)
+    assert res.returncode != 0
+    assert "listener 18840: allow_anonymous applies to every listener while " \
+        "per_listener_settings is false, and another allow_anonymous is given" \
+        in res.stderr.decode(), res.stderr.decode()

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "auth/auth.h"
 #include "core/settings.h"
 
 /* Parses text as a broker.conf, applies the blocks to the shortcut
@@ -130,12 +131,12 @@ test_blocks(void **state)
 	assert_string_equal(block(&s, 0)->ciphersuites, "TLS_AES_256_GCM_SHA384");
 	assert_string_equal(block(&s, 0)->password_file, "/etc/broker/passwd");
 	assert_string_equal(block(&s, 0)->acl_file, "/etc/broker/acl");
-	assert_true(block(&s, 0)->allow_anonymous);
+	assert_string_equal(block(&s, 0)->allow_anonymous, "true");
 	assert_string_equal(block(&s, 1)->listener, "4443 0.0.0.0");
 	assert_string_equal(block(&s, 1)->where, "l.conf:14");
 	assert_string_equal(block(&s, 1)->protocol, "json_consumer");
 	assert_false(block(&s, 1)->require_certificate);
-	assert_false(block(&s, 1)->allow_anonymous);
+	assert_null(block(&s, 1)->allow_anonymous);
 	assert_null(block(&s, 1)->password_file);
 	assert_null(block(&s, 2)->certfile);
 	assert_string_equal(block(&s, 2)->protocol, "json_publisher");
@@ -172,6 +173,35 @@ test_shortcuts(void **state)
 	/* Given, even at its default value, it stays. */
 	assert_int_equal(load(&s, &e, "mqtt_port 1883\nlistener 8883\n"), 0);
 	assert_int_equal(s.mqtt_port, 1883);
+	done(&s, &e);
+}
+
+/* Without per_listener_settings, a block's password_file, acl_file and
+ * allow_anonymous are the global ones (as in mosquitto), false as well as
+ * true; blocks that say the same in other words agree. */
+static void
+test_block_auth_is_global(void **state)
+{
+	struct settings s;
+	struct conf_errors e;
+
+	(void)state;
+	assert_int_equal(load(&s, &e, "listener 1884\nallow_anonymous false\n"
+	    "password_file p\n"), 0);
+	assert_string_equal(s.allow_anonymous, "false");
+	assert_string_equal(s.password_file, "p");
+	done(&s, &e);
+	assert_int_equal(load(&s, &e, "listener 1884\nallow_anonymous yes\n"
+	    "listener 1885\nallow_anonymous true\n"), 0);
+	assert_int_equal(auth_parse_bool(s.allow_anonymous), 1);
+	done(&s, &e);
+	assert_int_equal(load(&s, &e, "listener 1884\n"), 0);
+	assert_null(s.allow_anonymous);		/* automatic: loopback only */
+	done(&s, &e);
+	/* Each block its own with per_listener_settings: no global one. */
+	assert_int_equal(load(&s, &e, "per_listener_settings true\nlistener 1884\n"
+	    "allow_anonymous false\nlistener 1885\nallow_anonymous true\n"), 0);
+	assert_null(s.allow_anonymous);
 	done(&s, &e);
 }
 
@@ -212,6 +242,18 @@ test_bad_blocks(void **state)
 		  " true" },
 		{ "listener 4040\nprotocol json_consumer\njson_consumer_port 4040\n",
 		  "l.conf:1: listener 4040: port 4040 on 127.0.0.1 is also json_consumer_port" },
+		{ "listener 8883\nallow_anonymous maybe\n", "l.conf:2: bad value 'maybe' for"
+		  " key 'allow_anonymous': expected true, false, yes, no, on, off, 1 or 0" },
+		/* Without per_listener_settings, a block's allow_anonymous is the
+		 * global one: false is one too, not the same as none. */
+		{ "listener 1884\nallow_anonymous false\nlistener 1885\nallow_anonymous true\n",
+		  "l.conf:1: listener 1884: allow_anonymous applies to every listener while"
+		  " per_listener_settings is false, and another allow_anonymous is given: keep"
+		  " one, or set per_listener_settings true" },
+		{ "allow_anonymous yes\nlistener 1884\nallow_anonymous off\n",
+		  "l.conf:2: listener 1884: allow_anonymous applies to every listener while"
+		  " per_listener_settings is false, and another allow_anonymous is given: keep"
+		  " one, or set per_listener_settings true" },
 		{ "listener 8883\nlistener 9999\nlistener 8883 127.0.0.1\n",
 		  "l.conf:3: listener 8883 127.0.0.1: port 8883 on 127.0.0.1 is also the"
 		  " listener at l.conf:1" },
@@ -277,6 +319,7 @@ main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_blocks),
 		cmocka_unit_test(test_shortcuts),
+		cmocka_unit_test(test_block_auth_is_global),
 		cmocka_unit_test(test_bad_blocks),
 		cmocka_unit_test(test_fixed_differs),
 	};
