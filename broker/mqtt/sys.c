@@ -63,6 +63,18 @@ sys_values(struct broker *b, struct sys_value *v)
 
 #define SYS_MAX 28
 
+/* An MQTT 5.0 client gets the identifiers of its subscriptions that
+ * match, as with every other message (3.3.4-3). */
+static void
+add_ids(struct client *cl, struct mqtt_publish *p)
+{
+	struct sub_match m;
+
+	subopts_match(cl->session, p->topic, "", false, &m);
+	for (size_t i = 0; i < m.nids; i++)
+		(void)mqtt_props_add_u32(&p->props, MQTT_PROP_SUBSCRIPTION_ID, m.ids[i]);
+}
+
 /* Sends the values that match filter (all filters of the session when
  * filter is NULL) to one client. */
 static void
@@ -81,7 +93,10 @@ send_values(struct client *cl, const char *filter, const struct sys_value *v, un
 		struct mqtt_publish p = { .qos = 0, .retain = retain, .topic = (char *)v[i].topic,
 					  .payload = (const uint8_t *)v[i].text,
 					  .len = strlen(v[i].text) };
+		if (mqtt_v5(cl))
+			add_ids(cl, &p);
 		mqtt_enc_publish(&w, mqtt_conn(cl)->level, &p);
+		mqtt_props_free(&p.props);
 	}
 	if (w.len > 0)
 		mqtt_send(cl, &w);

@@ -477,6 +477,30 @@ def test_retain_as_published(mqtt_broker):
     plain.send(ack5(PUBACK, m.pid))
 
 
+def test_subscription_identifiers_of_sys_values(mqtt_factory):
+    """$SYS values carry the identifiers of the subscriptions they match,
+    those sent at SUBSCRIBE and those of every sys_interval; an MQTT
+    3.1.1 client gets them without."""
+    b = mqtt_factory({"sys_interval": 1})
+    c, _ = v5(b, "sid-sys")
+    assert c.subscribe5([("$SYS/broker/uptime", 0)],
+                        props(SUBSCRIBE, SubscriptionIdentifier=9)).codes == [0]
+    m = c.next5(PUBLISH)
+    assert (m.topic, m.retain, m.props.get("SubscriptionIdentifier")) == \
+        ("$SYS/broker/uptime", True, [9])
+    assert c.subscribe5([("$SYS/broker/+", 0)],
+                        props(SUBSCRIBE, SubscriptionIdentifier=11)).codes == [0]
+    for retain in (True, False):            # at SUBSCRIBE, then at a tick after it
+        m = c.wait_packet(lambda p: p.type == PUBLISH and p.topic == "$SYS/broker/uptime"
+                          and p.retain == retain
+                          and 11 in p.props.get("SubscriptionIdentifier", []),
+                          timeout=5, what="uptime")
+        assert sorted(m.props.get("SubscriptionIdentifier")) == [9, 11], m.props
+    old = connected_client(b.mqtt_port, "sid-sys-311")
+    assert old.subscribe([("$SYS/broker/uptime", 0)]) == [0]
+    assert old.expect(PUBLISH).payload.endswith(b" seconds")
+
+
 def test_subscription_identifiers(mqtt_broker):
     """Each delivery carries the identifiers of every matching
     subscription that has one; a resubscription without one drops it;
