@@ -403,9 +403,12 @@ static size_t
 frame_limit(const struct client *cl)
 {
 	const struct settings *set = &cl->b->set;
+	const struct mqtt_conn *mc = mqtt_conn(cl);
 	size_t limit = set->message_size_limit + MQTT_MAX_STRING + 16;
 
-	if (mqtt_conn(cl)->level == MQTT_LEVEL_5 || mqtt_conn(cl)->level == 0)
+	if (mc->level == MQTT_LEVEL_5 && mc->told_max_packet > 0)
+		return mc->told_max_packet;
+	if (mc->level == MQTT_LEVEL_5 || mc->level == 0)
 		return mqtt_max_packet_in(cl->b);
 	return set->max_packet_size > 0 && set->max_packet_size < limit ?
 	    set->max_packet_size : limit;

@@ -146,17 +146,22 @@ mqtt5_connect_props(struct client *cl, const struct mqtt_connect *c)
 	return true;
 }
 
-/* What the server tells every client of itself (3.2.2.3). */
+/* What the server tells every client of itself (3.2.2.3); the
+ * connection keeps its limits as told, whatever a reload sets later. */
 static void
 server_props(struct client *cl, struct mqtt_props *ps)
 {
 	const struct settings *set = &cl->b->set;
+	struct mqtt_conn *mc = mqtt_conn(cl);
 
-	if (set->max_inflight_messages < UINT16_MAX)
-		(void)mqtt_props_add_u32(ps, MQTT_PROP_RECEIVE_MAXIMUM, set->max_inflight_messages);
+	mc->told_recv_max = set->max_inflight_messages < UINT16_MAX ?
+	    set->max_inflight_messages : UINT16_MAX;
+	mc->told_max_packet = mqtt_max_packet_in(cl->b);
+	if (mc->told_recv_max < UINT16_MAX)
+		(void)mqtt_props_add_u32(ps, MQTT_PROP_RECEIVE_MAXIMUM, mc->told_recv_max);
 	(void)mqtt_props_add_u32(ps, MQTT_PROP_RETAIN_AVAILABLE, 1);
 	(void)mqtt_props_add_u32(ps, MQTT_PROP_MAXIMUM_PACKET_SIZE,
-	    (uint32_t)mqtt_max_packet_in(cl->b));
+	    (uint32_t)mc->told_max_packet);
 	if (set->max_topic_alias > 0)
 		(void)mqtt_props_add_u32(ps, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, set->max_topic_alias);
 	(void)mqtt_props_add_u32(ps, MQTT_PROP_WILDCARD_SUB_AVAILABLE, 1);

@@ -72,6 +72,9 @@ struct mqtt_conn {
 	uint16_t	 recv_max;	/* the client's Receive Maximum */
 	uint32_t	 max_packet;	/* the client's Maximum Packet Size; 0: none */
 	unsigned	 inflight_in;	/* its QoS 1/2 publishes not yet PUBACK'd / PUBCOMP'd */
+	/* What its CONNACK told it, which a reload does not change for it. */
+	uint32_t	 told_recv_max;	/* the server's Receive Maximum */
+	size_t		 told_max_packet; /* the server's Maximum Packet Size; 0: not told yet */
 	struct alias_table alias_in;	/* client -> broker */
 	struct alias_table alias_out;	/* broker -> client */
 };

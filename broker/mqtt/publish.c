@@ -326,7 +326,7 @@ publish5_checks(struct client *cl, struct mqtt_publish *m)
 	m->topic = (char *)topic;
 	/* A QoS 2 resend (DUP) may be one already counted: not again. */
 	if (m->qos > 0 && !(m->qos == 2 && m->dup) &&
-	    ++mc->inflight_in > cl->b->set.max_inflight_messages) {
+	    ++mc->inflight_in > mc->told_recv_max) {
 		mqtt_close(cl, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
 		    "more QoS 1 and 2 publishes unacknowledged than the Receive Maximum");
 		return false;

@@ -99,6 +99,29 @@ def test_receive_maximum_exceeded(mqtt_factory):
     assert any(p.type == DISCONNECT and p.rc == 0x93 for p in c.received)
 
 
+def test_a_reload_keeps_the_limits_a_connected_client_was_told(mqtt_factory):
+    """A SIGHUP that lowers max_inflight_messages and max_packet_size
+    holds the clients that connect after it to the new values; one
+    connected before keeps those its CONNACK told it (the old ones)."""
+    b = mqtt_factory({"max_inflight_messages": "3", "max_packet_size": "4096"})
+    old, ack = v5(b, "told-before")
+    assert (ack.props["ReceiveMaximum"], ack.props["MaximumPacketSize"]) == (3, 4096)
+    b.reload({"max_inflight_messages": "1", "max_packet_size": "1024"})
+    new, ack = v5(b, "told-after")
+    assert (ack.props["ReceiveMaximum"], ack.props["MaximumPacketSize"]) == (1, 1024)
+    # Three unacknowledged and one of 2,000 bytes: within what it was told.
+    old.send(b"".join(publish5("told/t", b"%d" % i + b"x" * (2000 if i == 0 else 0), qos=1,
+                               pid=i + 1) for i in range(3)))
+    assert sorted(old.next5(PUBACK).pid for _ in range(3)) == [1, 2, 3]
+    assert all(p.rc == 0 for p in old.received if p.type == PUBACK)
+    new.send(publish5("told/t", b"x" * 2000, qos=1, pid=1))
+    new.expect_disconnect(0x95)
+    new, _ = v5(b, "told-after-2")
+    new.send(b"".join(publish5("told/t", b"m%d" % i, qos=1, pid=i + 1) for i in range(2)))
+    new.expect_closed(allow=(PUBACK, DISCONNECT))
+    assert any(p.type == DISCONNECT and p.rc == 0x93 for p in new.received)
+
+
 def test_topic_alias_in(mqtt_broker):
     """A topic alias set with a topic is used by later publishes with an
     empty topic; over the maximum: 0x94; never set: 0x82."""
