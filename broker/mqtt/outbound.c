@@ -511,10 +511,16 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 		out_passed_over(s, d->topic, d->share, d->seq);	/* those before o */
 	if (o != NULL && o->rel) {
 		/* The client PUBREC'd it, but a restarted topicd lost that:
-		 * tell it again rather than resend (MQTT 4.3.3); its
-		 * DELIVER_REL follows. */
+		 * tell it again rather than resend (MQTT 4.3.3).  The PUBREL
+		 * goes now, as at the PUBREC, unless this connection has had
+		 * it; the DELIVER_REL follows, except for a delivery the
+		 * topicd now sends at QoS 0, which it has ended. */
 		out_fresh(ms_of(s), o);
 		ack_out(cl, o, ACK_PUBREC);
+		if (!o->comp && !o->early) {
+			o->early = d->qos > 0;
+			mqtt_send_ack(cl, MQTT_PUBREL, o->pid);
+		}
 		mqtt_props_free(&pub.props);
 		return;
 	}

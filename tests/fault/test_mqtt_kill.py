@@ -15,8 +15,10 @@ import time
 import pytest
 
 from broker_harness import HarnessError, kill_pid, wait_for
-from mqtt_helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, Receiver, ack_packet,
-                          connect_retry, connected_client, delivery_problems, publish_packet)
+from mqtt_helpers import (CONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, Receiver,
+                          ack_packet, connect_retry, connected_client, delivery_problems,
+                          publish_packet)
+from mqtt5_helpers import V5Client, ack5, disconnect5, props
 
 FAULT_CONFIG = {
     "restart_backoff_min": 0.05,
@@ -319,6 +321,46 @@ def test_qos2_pubcomp_before_the_topicd_stored_the_pubrec(mqtt_factory):
     c = connected_client(b.mqtt_port, "fk-stop", clean=False)
     pub.publish(topic, b"reconnected", 2)
     next_exchange(c, b"reconnected")
+
+
+def test_qos2_pubrel_owed_after_a_reconnect_and_a_topicd_sigkill(mqtt_factory):
+    """An MQTT 5.0 session with Receive Maximum 1 PUBRECs a QoS 2 delivery
+    while its topicd is stopped, gets the PUBREL and leaves before its
+    PUBCOMP; the topicd is SIGKILLed before it stored the PUBREC.  Back,
+    the session is owed the PUBREL: it gets it (the restarted topicd sends
+    the message again, which the master answers without sending it), and
+    the exchange in its window ends with its PUBCOMP, so the next message
+    comes."""
+    b = mqtt_factory(FAULT_CONFIG)
+    topic = "fk/owed"
+    cprops = props(CONNECT, SessionExpiryInterval=300, ReceiveMaximum=1)
+    c = V5Client(b.mqtt_port, name="fk-owed")
+    c.connect5_ok("fk-owed", clean=False, cprops=cprops)
+    assert c.subscribe5([(topic, 2)]).codes == [2]
+    pub = connected_client(b.mqtt_port, "fk-owed-pub")
+    pub.publish(topic, b"first", 2)
+    p = c.next5(PUBLISH)
+    td = b.wait_topicd(topic)
+    os.kill(td, signal.SIGSTOP)
+    try:
+        c.send(ack5(PUBREC, p.pid))
+        c.expect(PUBREL, pid=p.pid)
+        c.send(disconnect5())
+        c.expect_closed()
+    finally:
+        kill_pid(td)
+    b.wait_topicd(topic, not_pid=td)
+    c = V5Client(b.mqtt_port, name="fk-owed-2")
+    assert c.connect5_ok("fk-owed", clean=False, cprops=cprops).session_present
+    c.expect(PUBREL, pid=p.pid)
+    c.send(ack5(PUBCOMP, p.pid))
+    pub.publish(topic, b"second", 2)
+    m = c.next5(PUBLISH)
+    assert (m.payload, m.dup) == (b"second", False), m
+    c.send(ack5(PUBREC, m.pid))
+    c.expect(PUBREL, pid=m.pid)
+    c.send(ack5(PUBCOMP, m.pid))
+    assert not [q for q in c.received if q.type == PUBLISH and q.payload == b"first"]
 
 
 def test_retained_message_survives_sigkill(mqtt_factory):
