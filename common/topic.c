@@ -139,7 +139,7 @@ topic_strerror(enum topic_err e)
 	case TOPIC_EMPTY:
 		return "empty topic";
 	case TOPIC_TOO_LONG:
-		return "topic longer than 65535 bytes";
+		return "topic longer than 32767 bytes";	/* TOPIC_MAX_LEN */
 	case TOPIC_BAD_UTF8:
 		return "topic is not well-formed UTF-8";
 	case TOPIC_NUL:

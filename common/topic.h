@@ -6,7 +6,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define TOPIC_MAX_LEN 65535
+/* Topic names and filters have at most this many bytes (MQTT allows
+ * 65535): a store key holds a filter and a session's name together, and
+ * has at most 65535 bytes. */
+#define TOPIC_MAX_LEN 32767
 
 enum topic_err {
 	TOPIC_OK = 0,

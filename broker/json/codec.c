@@ -220,7 +220,8 @@ topic_error(enum topic_err e)
 	case TOPIC_EMPTY:
 		return "with an empty topic";
 	case TOPIC_TOO_LONG:
-		return "with a topic longer than 65535 bytes";
+		_Static_assert(TOPIC_MAX_LEN == 32767, "the message says 32767");
+		return "with a topic longer than 32767 bytes";
 	case TOPIC_BAD_UTF8:
 		return "with a topic that is not valid UTF-8";
 	case TOPIC_NUL:

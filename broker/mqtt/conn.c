@@ -145,6 +145,11 @@ connect_refused(struct client *cl, const struct mqtt_connect *c)
 		    "empty client id without clean session");
 		return true;
 	}
+	if (strlen(c->client_id) > MQTT_CLIENT_ID_MAX) {
+		mqtt_refuse(cl, c->level, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_CONNACK_ID_REJECTED,
+		    "client id longer than " MQTT_STR(MQTT_CLIENT_ID_MAX) " bytes");
+		return true;
+	}
 	if (c->will && topic_check_levels(c->will_topic, strlen(c->will_topic),
 	    cl->b->set.max_topic_levels) != TOPIC_OK) {
 		mqtt_refuse(cl, c->level, MQTT_RC_TOPIC_NAME_INVALID, 0xff,

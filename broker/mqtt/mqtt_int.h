@@ -50,6 +50,12 @@ struct subopts {
 };
 /* What a session's subscriptions say of one delivery. */
 #define SUB_MATCH_IDS	32
+
+/* Client ids have at most this many bytes (MQTT asks for 23 at least):
+ * a store key holds one with a topic filter (TOPIC_MAX_LEN). */
+#define MQTT_CLIENT_ID_MAX	16384
+#define MQTT_STR_(x)	#x
+#define MQTT_STR(x)	MQTT_STR_(x)
 struct sub_match {
 	bool		 skip;		/* No Local on every matching subscription */
 	bool		 rap;		/* one has Retain As Published */

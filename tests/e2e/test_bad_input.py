@@ -573,3 +573,18 @@ def test_an_mqtt_publish_past_max_topics_is_not_acknowledged(mqtt_factory):
     assert not list((b.data_dir / "topics").glob("%24DLQ.*")), "nothing is dead-lettered"
     c.send(publish_packet("mtq/0", b"known", 1, 99))      # known topics go on
     c.expect(PUBACK, pid=99)
+
+
+def test_topics_over_32767_bytes_are_unknown_commands(broker_factory):
+    """A topic of more than 32767 bytes (the store's keys hold one with a
+    session's name) is refused on either port, the connection stays and
+    the broker goes on; the longest one is taken."""
+    b = broker_factory()
+    pub, c = b.publisher(), b.consumer("long")
+    pub.send_json({"type": "PUB", "topic": "a" * 65535, "msg": 1})
+    pub.expect("UNKNOWN COMMAND")
+    assert c.command({"type": "SUB", "topic": "a" * 32768}) == "UNKNOWN COMMAND"
+    c.subscribe("b" * 32767)
+    pub.publish("b" * 32767, "longest")
+    c.wait_message("longest", "b" * 32767)
+    assert b.running()

@@ -109,6 +109,31 @@ AFTER_CONNECT = [
 ]
 
 
+def test_topics_and_client_ids_over_the_store_keys_are_refused(mqtt_factory):
+    """A topic name or filter over 32767 bytes closes the connection, a
+    client id over 16384 bytes gets CONNACK 2, and the broker goes on (a
+    topic of 65535 bytes used to stop the master: a store key holds a
+    filter and a session's name together).  The longest ones are taken."""
+    b = mqtt_factory()
+    env = Env(b)
+    for data in (publish_packet("a" * 65535, b"x", qos=1, pid=1),
+                 publish_packet("a" * 32768, b"x"),
+                 subscribe_packet(1, [("a" * 32768, 1)])):
+        c = env.bad()
+        c.send(data)
+        c.expect_closed(CLOSE_TIMEOUT)
+    c = RawClient(b.mqtt_port, name="long-id")
+    assert c.connect("i" * 16385, clean=False).rc == 2
+    c.expect_closed(CLOSE_TIMEOUT)
+    longest = "b" * 32767
+    sub = connected_client(b.mqtt_port, "i" * 16384, clean=False)
+    assert sub.subscribe([(longest, 1)]) == [1]
+    connected_client(b.mqtt_port, "long-pub").publish(longest, b"longest", 1)
+    p = sub.expect(PUBLISH)
+    assert (p.topic, p.payload) == (longest, b"longest")
+    env.check_others_work()
+
+
 @pytest.mark.parametrize("data", AFTER_CONNECT)
 def test_bad_packet_after_connect_closes_that_connection(env, data):
     c = env.bad()
