@@ -23,6 +23,8 @@ RB_HEAD(pubmap_tree, pubmap);
 struct json_conn {
 	bool		 consumer;	/* the consumer port */
 	bool		 discarding;	/* skipping the rest of an oversized line */
+	uint64_t	 lines;		/* lines read */
+	uint64_t	 idle_lines;	/* ... when the idle timer was armed */
 	/* consumers */
 	char		*username;	/* after login */
 	unsigned	 login_tries;

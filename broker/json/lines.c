@@ -99,28 +99,37 @@ json_read_lines(struct client *cl, void (*line)(struct client *, const char *, s
 		len = (size_t)p.pos;
 		if (len > 0 && text[len - 1] == '\r')
 			len--;
+		json_conn(cl)->lines++;
 		line(cl, text, len);
 		evbuffer_drain(in, (size_t)p.pos + 1);
 	}
 }
 
 /* The idle timer runs while half a line waits (or, for consumers, until
- * they log in): a client that stalls there is closed. */
+ * they log in): a client that stalls there is closed.  Input the broker
+ * does not read while the client waits for answers (max_client_pending, a
+ * full topic) is not a stall, unlike input left because the client does
+ * not read its own (client_output_limit); each line read starts the time
+ * again. */
 void
 json_update_idle(struct client *cl)
 {
 	struct json_conn *jc = json_conn(cl);
-	bool waiting;
+	bool login, partial;
 
 	if (cl->closing || jc == NULL)
 		return;
-	waiting = evbuffer_get_length(client_input(cl)) > 0 ||
-	    (jc->consumer && jc->username == NULL) ||
+	login = (jc->consumer && jc->username == NULL) ||
 	    (jc->login_pending && !cl->auth->anonymous);
-	if (!waiting)
+	/* Reading stops at a partial line unless the client is throttled. */
+	partial = evbuffer_get_length(client_input(cl)) > 0 &&
+	    (!client_throttled(cl) || client_output_full(cl));
+	if (!login && !partial)
 		client_disarm_idle(cl);
-	else if (!client_idle_armed(cl))
+	else if (!client_idle_armed(cl) || (!login && jc->lines != jc->idle_lines)) {
+		jc->idle_lines = jc->lines;
 		client_arm_idle(cl, cl->b->set.idle_timeout);
+	}
 }
 
 void

@@ -69,6 +69,32 @@ def test_a_flooding_publisher_is_not_read_beyond_max_client_pending(broker_facto
     assert [m.split()[0] for m in got] == ["m%d" % i for i in range(50)]
 
 
+def test_a_publisher_waiting_for_its_answers_is_not_idle(broker_factory):
+    """A JSON-lines publisher whose publishes wait for a topicd longer
+    than idle_timeout, with more lines sent that the broker does not read
+    meanwhile, is not closed as stalled in the middle of a line: when the
+    topicd answers, every publish is answered, in order."""
+    idle = 1
+    b = broker_factory({"max_client_pending": PENDING, "idle_timeout": idle})
+    b.publisher().publish("slow", "before")     # its topicd starts for it
+    tpid = b.wait_topicd("slow")
+    flood = Flood(b.publisher_port, "slow")
+    kill_pid(tpid, signal.SIGSTOP)
+    try:
+        flood.until_blocked()
+        time.sleep(3 * idle)            # idle_timeout passes, and then some
+    finally:
+        kill_pid(tpid, signal.SIGCONT)
+    writer = threading.Thread(target=flood.rest)
+    writer.start()
+    try:
+        ids = flood.read_pubrecs(flood.lines)
+    finally:
+        writer.join(10)
+    assert ids == list(range(1, flood.lines + 1))
+    assert "idle_timeout" not in b.log_text()
+
+
 # ---------------------------------------------------------------- subscribers
 
 SIZE = 16 << 10         # payload bytes: under the size that travels in a memfd
