@@ -51,6 +51,19 @@ pending_del(struct json_conn *jc, struct pubmap *pm)
 	free(pm);
 }
 
+/* The next msgId: never 0, nor one still waiting for its PUBREL (the ids
+ * of a connection wrap at 2^32). */
+static uint32_t
+next_id(struct json_conn *jc)
+{
+	uint32_t id;
+
+	do
+		id = (uint32_t)++jc->next_msg_id;
+	while (id == 0 || pending_find(jc, id) != NULL);
+	return id;
+}
+
 static void
 answer(struct client *cl, uint64_t msg_id, bool pubrec)
 {
@@ -117,7 +130,7 @@ publish(struct client *cl, struct jl_request *r)
 	}
 	struct rec_publish p = {
 		.req = broker_req(cl->b), .owner = owner_name(cl),
-		.pubid = (uint32_t)++jc->next_msg_id, .qos = 2,
+		.pubid = next_id(jc), .qos = 2,
 		.flags = PF_STAGE | (r->payload_json ? PF_JSON : 0), .time_ms = (uint64_t)wall_ms_coarse(),
 		.payload = r->payload, .payload_len = r->payload_len,
 	};
