@@ -524,6 +524,8 @@ void	 durable_wait(struct broker *b, uint64_t ticket, durable_fn *fn, void *arg)
 /* A dead-letter record: why, when, from whom, the original topic and
  * bytes; detail (may be NULL) says what exactly was wrong. */
 struct deadletter {
+	uint64_t	 client_id;	/* the client whose reading waits for it, as for
+					 * its publishes (max_client_pending); 0: none */
 	const char	*reason;
 	const char	*detail;
 	const char	*client;

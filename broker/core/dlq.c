@@ -145,6 +145,7 @@ dlq_publish(struct broker *b, const struct deadletter *d, struct held *answer)
 	h = held_new(IPC_PUBLISH, p.req, &w);
 	wbuf_free(&w);
 	wbuf_free(&rec);
+	h->client_id = d->client_id;
 	if (answer != NULL) {
 		h->done = answer->done;
 		h->client_id = answer->client_id;

@@ -149,9 +149,28 @@ child_update_stalls(struct child *c)
 			stall(c, h, want);
 }
 
+/* A QoS 0 publish held for a topicd counts in its client's pending until
+ * it goes, as a request counts until its answer: publishes spread over
+ * topics that are not running would otherwise grow the master's memory
+ * without bound (max_held_publishes is per topic). */
+static void
+uncount(struct child *c, struct held *h)
+{
+	struct client *cl;
+
+	if (!h->counted)
+		return;
+	h->counted = false;
+	if ((cl = client_by_id(c->b, h->client_id)) != NULL && cl->pending > 0) {
+		cl->pending--;
+		client_throttle(cl);
+	}
+}
+
 static void
 unlink_held(struct child *c, struct held *h)
 {
+	uncount(c, h);
 	TAILQ_REMOVE(&c->held, h, entry);
 	if (h->type == IPC_PUBLISH)
 		c->nheld_pub--;
@@ -240,8 +259,11 @@ child_submit(struct child *c, struct held *h, const char **why)
 	c->nunsent++;
 	if (h->type == IPC_PUBLISH)
 		c->nheld_pub++;
-	if (h->client_id != 0 && h->req != 0 && (cl = client_by_id(c->b, h->client_id)) != NULL)
+	if (h->client_id != 0 && (h->req != 0 || h->type == IPC_PUBLISH) &&
+	    (cl = client_by_id(c->b, h->client_id)) != NULL) {
 		cl->pending++;
+		h->counted = h->req == 0;
+	}
 	if (now) {
 		held_send(c, h);		/* the usual case: nothing waits */
 		return 0;

@@ -43,6 +43,8 @@ struct held {
 	uint8_t		 qos;		/* of the PUBLISH */
 	bool		 from_client;	/* a client's publish: dropped if it goes first */
 	bool		 stalls;	/* counted in its client's nstalled */
+	bool		 counted;	/* a QoS 0 publish counted in its client's pending
+					 * until it goes */
 	bool		 suspect;	/* outstanding at a crash (probing) */
 	unsigned	 strikes;	/* crashes while it alone was outstanding */
 	/* Who sent it, for dead-lettering it (a poison record); after body. */

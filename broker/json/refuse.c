@@ -14,7 +14,7 @@ json_refused(struct client *cl, const char *reason, const char *detail, const ch
 {
 	struct json_conn *jc = json_conn(cl);
 	struct deadletter d = {
-		.reason = reason, .detail = detail,
+		.client_id = cl->id, .reason = reason, .detail = detail,
 		.client = jc != NULL && jc->username ? jc->username : cl->desc, .port = cl->port,
 		.topic = topic, .bytes = bytes, .len = len,
 	};

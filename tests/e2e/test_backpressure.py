@@ -95,6 +95,78 @@ def test_a_publisher_waiting_for_its_answers_is_not_idle(broker_factory):
     assert "idle_timeout" not in b.log_text()
 
 
+class InvalidFlood(Flood):
+    """Floods the publisher port with lines that are not JSON."""
+
+    def line(self, i):
+        return b"not json %d %s\n" % (i, b"x" * 1024)
+
+    def read_answers(self, n, timeout=30.0):
+        buf = b""
+        self.sock.settimeout(timeout)
+        while buf.count(b"\r\n") < n:
+            chunk = self.sock.recv(65536)
+            assert chunk, "closed after %d answers" % buf.count(b"\r\n")
+            buf += chunk
+        return buf.split(b"\r\n")[:-1]
+
+
+def test_a_flood_of_dead_letters_is_not_read_beyond_max_client_pending(broker_factory):
+    """Each line that is not JSON is answered at once and goes to the
+    dead-letter topic: while that topic's topicd does not take them, the
+    broker stops reading the client after max_client_pending of them
+    wait, rather than keep every line in its memory."""
+    b = broker_factory({"max_client_pending": PENDING})
+    pub = b.publisher()
+    pub.send_line("first")                      # the dead-letter topic starts
+    pub.expect("INVALID JSON")
+    tpid = b.wait_topicd("$DLQ")
+    wait_for(lambda: b.status()[1]["$DLQ"]["held"] == 0, 10, "the first dead letter stored")
+    flood = InvalidFlood(b.publisher_port, "-")
+    kill_pid(tpid, signal.SIGSTOP)
+    try:
+        flood.until_blocked()
+        held = b.status()[1]["$DLQ"]["held"]
+    finally:
+        kill_pid(tpid, signal.SIGCONT)
+    assert held <= PENDING, "%d dead letters held for a stopped topicd" % held
+    flood.rest()
+    assert flood.read_answers(flood.lines) == [b"INVALID JSON"] * flood.lines
+
+
+def test_qos0_publishes_for_a_topicd_not_running_count_in_max_client_pending(mqtt_factory):
+    """QoS 0 publishes held for a topicd that is not running (here, one
+    waiting out its restart back-off) count in max_client_pending until
+    they go, as requests do until their answers: the publisher is no
+    longer read past them (max_held_publishes bounds a topic, not a
+    client spreading them over many).  Once the topicd runs, a subscriber
+    gets every message, in order."""
+    backoff = 4
+    b = mqtt_factory({"max_client_pending": PENDING, "restart_backoff_min": backoff,
+                      "restart_backoff_max": backoff})
+    sub = Receiver(lambda: b.mqtt_port, "held-sub", clean=True)
+    sub.connect()
+    assert sub.subscribe([("held/t", 0)]) == [0]
+    sub.start()
+    b.publisher().publish("held/t", "first")    # its topicd starts for it
+    sub.wait_until(lambda: len(sub.arrivals) >= 1, 20, "the first message")
+    old = b.kill_topicd("held/t")
+    wait_for(lambda: b.status()[1]["held/t"]["state"] == "restarting", 10,
+             "the master to see the topicd die")
+    flood = MqttFlood(b.mqtt_port, "held/t", 1024)
+    flood.until_blocked()
+    held = b.status()[1]["held/t"]["held"]
+    assert held <= PENDING, "%d QoS 0 publishes held for a topicd not running" % held
+    b.wait_topicd("held/t", timeout=backoff + 10, not_pid=old)
+    flood.rest()
+    # (The first message may come twice: a restarted topicd sends QoS 0
+    # messages again from the last cursor it stored.)
+    flooded = lambda: [p for p in sub.payloads() if p != b"first"]     # noqa: E731
+    sub.wait_until(lambda: len(flooded()) >= flood.lines, 60,
+                   "all %d messages after the topicd restarted" % flood.lines)
+    assert flooded() == [flood.payload(i) for i in range(flood.lines)]
+
+
 # ---------------------------------------------------------------- subscribers
 
 SIZE = 16 << 10         # payload bytes: under the size that travels in a memfd
