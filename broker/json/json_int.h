@@ -18,6 +18,7 @@ struct pubmap {
 	struct child	*child;		/* its topic (children live as long as the master) */
 };
 RB_HEAD(pubmap_tree, pubmap);
+TAILQ_HEAD(jl_answer_list, jl_answer);
 
 /* A connection's state (client->pstate). */
 struct json_conn {
@@ -34,6 +35,7 @@ struct json_conn {
 	char		*user;		/* the checked user name; NULL: anonymous */
 	uint64_t	 next_msg_id;
 	struct pubmap_tree pending;
+	struct jl_answer_list answers;	/* answers.c */
 };
 
 static inline struct json_conn *
@@ -42,6 +44,15 @@ json_conn(const struct client *cl)
 	return cl->pstate;
 }
 
+/* answers.c: a publisher's answers in the order of its lines.  A PUB or
+ * PUBREL whose answer comes later takes its place (expect); the answer
+ * fills it (ready).  json_write: an answer given at once, after those
+ * before it. */
+void	 json_answer_expect(struct client *cl, uint64_t msg_id, bool pubrec);
+void	 json_answer_ready(struct client *cl, uint64_t msg_id, bool pubrec, const void *data,
+	    size_t len);
+void	 json_write(struct client *cl, const void *data, size_t len);
+void	 json_answers_free(struct json_conn *jc);
 /* lines.c */
 void	 json_read_lines(struct client *cl, void (*line)(struct client *, const char *, size_t));
 void	 json_update_idle(struct client *cl);

@@ -17,6 +17,7 @@ json_conn_new(struct client *cl, bool consumer)
 
 	jc->consumer = consumer;
 	RB_INIT(&jc->pending);
+	TAILQ_INIT(&jc->answers);
 	cl->pstate = jc;
 	return jc;
 }
@@ -28,7 +29,7 @@ json_line(struct client *cl, const char *text)
 
 	wbuf_init(&w);
 	jl_enc_text(&w, text);
-	client_write(cl, w.data, w.len);
+	json_write(cl, w.data, w.len);
 	wbuf_free(&w);
 }
 

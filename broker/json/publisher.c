@@ -64,6 +64,7 @@ next_id(struct json_conn *jc)
 	return id;
 }
 
+/* The PUBREC or PUBCOMP of msg_id, in its line's place. */
 static void
 answer(struct client *cl, uint64_t msg_id, bool pubrec)
 {
@@ -74,7 +75,7 @@ answer(struct client *cl, uint64_t msg_id, bool pubrec)
 		jl_enc_pubrec(&w, msg_id);
 	else
 		jl_enc_pubcomp(&w, msg_id);
-	client_write(cl, w.data, w.len);
+	json_answer_ready(cl, msg_id, pubrec, w.data, w.len);
 	wbuf_free(&w);
 }
 
@@ -136,6 +137,7 @@ publish(struct client *cl, struct jl_request *r)
 	};
 	/* Not stored, not acknowledged: the client is told (an ERROR line
 	 * ends the connection) and sends it again later. */
+	json_answer_expect(cl, p.pubid, true);
 	if ((c = topic_open(cl->b, r->topic, &why)) == NULL || c->state == CH_FAILED ||
 	    publish_submit(cl, c, &p, publish_done, p.pubid, &why) == -1)
 		json_error(cl, why ? why : "the topic's store is damaged (topic failed)");
@@ -154,6 +156,8 @@ release(struct client *cl, uint64_t msg_id)
 	}
 	struct rec_release r = { .req = broker_req(cl->b), .owner = owner_name(cl),
 				 .pubid = (uint32_t)msg_id };
+
+	json_answer_expect(cl, msg_id, false);
 
 	if (release_submit(cl, c, &r, release_done, msg_id, &why) == -1)
 		json_error(cl, why);
@@ -250,6 +254,7 @@ pub_closed(struct client *cl)
 	owner_closed(cl, true);
 	while ((pm = RB_MIN(pubmap_tree, &jc->pending)) != NULL)
 		pending_del(jc, pm);
+	json_answers_free(jc);
 	free(jc->user);
 	free(jc);
 }

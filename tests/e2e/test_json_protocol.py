@@ -1,10 +1,11 @@
 """The JSON-lines protocol, row by row (PROTOCOL-json.md)."""
 
 import re
+import signal
 
 import pytest
 
-from broker_harness import (LOGGED_IN, PLEASE_LOGIN, HarnessError, Publisher,
+from broker_harness import (LOGGED_IN, PLEASE_LOGIN, HarnessError, Publisher, kill_pid,
                             login, wait_for)
 
 # How long a check for "nothing arrives" watches the connection.  The
@@ -219,6 +220,31 @@ def test_pipelined_publishing_keeps_order(broker):
     p = broker.publisher()
     p.publish_pipelined([("pipe", "m%d" % i) for i in range(25)])
     assert [m["msg"] for m in consume(cons, "pipe", 25)] == ["m%d" % i for i in range(25)]
+
+
+def test_answers_come_in_the_order_of_the_lines(broker):
+    """The broker picks a PUB's msgId, so a client that sends several lines
+    before reading tells its PUBRECs apart by their order alone: each line
+    is answered in its turn, although the topicd of an earlier PUB (here
+    stopped) answers after a later one's."""
+    p = broker.publisher()
+    p.publish("ord/a", "warm")
+    p.publish("ord/b", "warm")
+    tpid = broker.wait_topicd("ord/a")
+    q = broker.publisher()
+    kill_pid(tpid, signal.SIGSTOP)
+    try:
+        q.send_raw(b'{"type":"PUB","topic":"ord/a","msg":1}\n'
+                   b'{"type":"PUB","topic":"ord/b","msg":2}\n'
+                   b'not json\n'
+                   b'{"type":"PUBREL","msgId":99}\n')
+        wait_for(lambda: [broker.status()[1][t]["held"] for t in ("ord/a", "ord/b")] == [1, 0],
+                 10, "ord/b to store its message while ord/a waits")
+    finally:
+        kill_pid(tpid, signal.SIGCONT)
+    assert [q.read_raw_line() for _ in range(4)] == [
+        b'{"type":"PUBREC","msgId":1}\r\n', b'{"type":"PUBREC","msgId":2}\r\n',
+        b"INVALID JSON\r\n", b'{"type":"PUBCOMP","msgId":99}\r\n']
 
 
 # --------------------------------------------------------------- consumers
