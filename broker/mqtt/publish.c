@@ -35,23 +35,28 @@ pend_key(const struct session *s, uint16_t pid, size_t *len)
 	return k;
 }
 
-static char *
-pend_get(struct client *cl, uint16_t pid)
+/* The topic of the QoS 2 publish pid waits for its PUBREL in: 1, and
+ * *topic (malloc'd); 0 if none does; -1 if the store cannot say. */
+static int
+pend_get(struct client *cl, uint16_t pid, char **topic)
 {
 	struct inbound key = { .pid = pid }, *in;
 	size_t klen, vlen;
-	char *k, *topic = NULL;
+	char *k;
 	void *v;
+	int rc;
 
+	*topic = NULL;
 	if (!cl->session->persistent) {
 		in = RB_FIND(inbound_tree, &mqtt_conn(cl)->inbound, &key);
-		return in ? xstrdup(in->topic) : NULL;
+		*topic = in ? xstrdup(in->topic) : NULL;
+		return in != NULL;
 	}
 	k = pend_key(cl->session, pid, &klen);
-	if (kv_get(cl->b->store, k, klen, &v, &vlen) == 1)
-		topic = v;
+	if ((rc = kv_get(cl->b->store, k, klen, &v, &vlen)) == 1)
+		*topic = v;
 	free(k);
-	return topic;
+	return rc;
 }
 
 static int
@@ -370,17 +375,30 @@ mqtt_publish_in(struct client *cl, const struct mqtt_publish *in)
 	publish_store(cl, m);
 }
 
+/* A PUBREL: its message is released.  One that cannot be now (the
+ * broker stops, the store cannot be read) gets no PUBCOMP, which would
+ * end the exchange with the message still staged: the connection is
+ * closed, and the client sends the PUBREL again. */
 void
 mqtt_pubrel_in(struct client *cl, uint16_t pid)
 {
-	char *topic = pend_get(cl, pid);
-	const char *why;
-	struct child *c = topic ? topic_open(cl->b, topic, &why) : NULL;
+	char *topic;
+	int found = pend_get(cl, pid, &topic);
+	const char *why = "the session store cannot be read";
+	struct child *c = found == 1 ? topic_open(cl->b, topic, &why) : NULL;
 
 	free(topic);
-	if (c == NULL) {	/* unknown: complete it (4.3.3) */
+	if (found == 0) {	/* unknown: complete it (4.3.3) */
 		mqtt_send_reason_ack(cl, MQTT_PUBCOMP, pid, MQTT_RC_PACKET_ID_NOT_FOUND,
 		    "no PUBLISH of that packet identifier is waiting for its PUBREL");
+		return;
+	}
+	if (c == NULL) {
+		char text[160];
+
+		snprintf(text, sizeof(text), "PUBREL not taken: %s", why);
+		mqtt_close(cl, cl->b->stopping ? MQTT_RC_SERVER_SHUTTING_DOWN :
+		    MQTT_RC_UNSPECIFIED_ERROR, text);
 		return;
 	}
 	struct rec_release r = { .req = broker_req(cl->b), .owner = owner_name(cl), .pubid = pid };
