@@ -81,6 +81,9 @@ struct filter {
 	char		*filter;
 	uint8_t		 qos;
 };
+/* A session's filters by name (session.c). */
+struct filter_ix;
+RB_HEAD(filter_index, filter_ix);
 
 /* A subscriber identity: "j/NAME" (JSON-lines), "m/ID" (persistent MQTT
  * session) or "c/BOOT/ID" (clean MQTT session). */
@@ -93,6 +96,7 @@ struct session {
 	struct client	*cl;		/* the connection, NULL while offline */
 	struct filter	*filters;
 	size_t		 nfilters;
+	struct filter_index findex;	/* filters by name */
 	int64_t		 offline_since;	/* wall ms */
 	/* Offline this long (ms), an MQTT session is removed: 0 means
 	 * persistent_client_expiration, UINT64_MAX never (MQTT 5.0's Session
@@ -423,6 +427,10 @@ void	 sessions_expire(struct broker *b);
 void	 store_maintain(struct broker *b);
 int	 session_qos(const struct session *s, const char *topic);
 bool	 session_add_filter(struct session *s, const char *filter, uint8_t qos);
+/* Whether filter may be added: the session has it, or fewer than
+ * max_subscriptions. */
+bool	 session_may_add_filter(const struct session *s, const char *filter);
+bool	 session_has_filter(const struct session *s, const char *filter);
 bool	 session_remove_filter(struct session *s, const char *filter);
 /* The settings a session attaches to a topic with, at QoS qos. */
 void	 session_attach_settings(const struct session *s, int qos, struct rec_attach *a);

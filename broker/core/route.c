@@ -221,11 +221,12 @@ session_attach_all(struct session *s, const char *only_filter, bool retained)
 	struct child *c;
 	const char *why;
 
-	for (size_t i = 0; i < s->nfilters; i++) {
-		const char *f = filter_route(s->filters[i].filter);
+	/* One filter (a SUBSCRIBE's) costs one pass, not one per filter the
+	 * session has: a SUBSCRIBE of thousands stalled every client. */
+	for (size_t i = 0; i < (only_filter != NULL ? 1 : s->nfilters); i++) {
+		const char *f = filter_route(only_filter != NULL ? only_filter :
+		    s->filters[i].filter);
 
-		if (only_filter != NULL && strcmp(s->filters[i].filter, only_filter) != 0)
-			continue;
 		if (strpbrk(f, "+#") == NULL && f[0] != '$' && !registry_known(b, f) &&
 		    session_may_read(s, f) && topic_open(b, f, &why) == NULL)
 			log_warnx("session %s: cannot subscribe to %s: %s", s->key, f, why);

@@ -103,9 +103,46 @@ session_save(struct session *s)
 	return durable_write(s->b);
 }
 
+/* Where each filter is in s->filters: a SUBSCRIBE or UNSUBSCRIBE of
+ * thousands looks each one up without a pass over all the others. */
+struct filter_ix {
+	RB_ENTRY(filter_ix) entry;
+	const char	*filter;	/* the session's copy */
+	size_t		 i;
+};
+
+static int
+ix_cmp(struct filter_ix *a, struct filter_ix *b)
+{
+	return strcmp(a->filter, b->filter);
+}
+
+RB_PROTOTYPE(filter_index, filter_ix, entry, ix_cmp)
+RB_GENERATE(filter_index, filter_ix, entry, ix_cmp)
+
+static struct filter_ix *
+ix_find(const struct session *s, const char *filter)
+{
+	struct filter_ix key = { .filter = filter };
+
+	return RB_FIND(filter_index, (struct filter_index *)&s->findex, &key);
+}
+
+bool
+session_has_filter(const struct session *s, const char *filter)
+{
+	return ix_find(s, filter) != NULL;
+}
+
 static void
 filters_free(struct session *s)
 {
+	struct filter_ix *ix;
+
+	while ((ix = RB_MIN(filter_index, &s->findex)) != NULL) {
+		RB_REMOVE(filter_index, &s->findex, ix);
+		free(ix);
+	}
 	for (size_t i = 0; i < s->nfilters; i++) {
 		routes_drop(s->b, s, s->filters[i].filter);
 		free(s->filters[i].filter);
@@ -175,21 +212,31 @@ session_qos(const struct session *s, const char *topic)
 	return q;
 }
 
+bool
+session_may_add_filter(const struct session *s, const char *filter)
+{
+	return s->nfilters < s->b->set.max_subscriptions || session_has_filter(s, filter);
+}
+
 /* Adds or updates a filter; returns true if anything changed. */
 bool
 session_add_filter(struct session *s, const char *filter, uint8_t qos)
 {
-	for (size_t i = 0; i < s->nfilters; i++) {
-		if (strcmp(s->filters[i].filter, filter) == 0) {
-			bool changed = s->filters[i].qos != qos;
+	struct filter_ix *ix = ix_find(s, filter);
 
-			s->filters[i].qos = qos;
-			return changed;
-		}
+	if (ix != NULL) {
+		bool changed = s->filters[ix->i].qos != qos;
+
+		s->filters[ix->i].qos = qos;
+		return changed;
 	}
 	s->filters = xreallocarray(s->filters, s->nfilters + 1, sizeof(*s->filters));
 	s->filters[s->nfilters].filter = xstrdup(filter);
 	s->filters[s->nfilters].qos = qos;
+	ix = xmalloc(sizeof(*ix));
+	ix->filter = s->filters[s->nfilters].filter;
+	ix->i = s->nfilters;
+	RB_INSERT(filter_index, &s->findex, ix);
 	s->nfilters++;
 	routes_add(s->b, s, filter);
 	return true;
@@ -199,18 +246,23 @@ session_add_filter(struct session *s, const char *filter, uint8_t qos)
 bool
 session_remove_filter(struct session *s, const char *filter)
 {
-	for (size_t i = 0; i < s->nfilters; i++) {
-		if (strcmp(s->filters[i].filter, filter) == 0) {
-			char *f = s->filters[i].filter;
+	struct filter_ix *ix = ix_find(s, filter);
+	size_t i;
+	char *f;
 
-			s->filters[i] = s->filters[--s->nfilters];
-			routes_remove(s->b, s, f);
-			share_filter_removed(s, f);
-			free(f);
-			return true;
-		}
-	}
-	return false;
+	if (ix == NULL)
+		return false;
+	i = ix->i;
+	f = s->filters[i].filter;
+	RB_REMOVE(filter_index, &s->findex, ix);
+	free(ix);
+	s->filters[i] = s->filters[--s->nfilters];
+	if (i < s->nfilters)
+		ix_find(s, s->filters[i].filter)->i = i;
+	routes_remove(s->b, s, f);
+	share_filter_removed(s, f);
+	free(f);
+	return true;
 }
 
 void

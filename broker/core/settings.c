@@ -112,6 +112,8 @@ const struct conf_key settings_table[] = {
 	  "bytes the data directory's file system keeps free (0: none); below it, publishes wait unacknowledged", NULL },
 	{ "max_topic_levels", CONF_UINT, F(max_topic_levels), "200", 1, 65536, RELOAD,
 	  "levels ('/'-separated parts) a published topic or a subscription filter may have", NULL },
+	{ "max_subscriptions", CONF_UINT, F(max_subscriptions), "10000", 1, 1000000, RELOAD,
+	  "topic filters one session may subscribe to; one more is refused (MQTT 5.0: 0x97)", NULL },
 	{ "sync_policy", CONF_STRING, F(sync_policy), "batch", 0, 0, RELOAD,
 	  "batch: fdatasync each batch before acknowledging it; none: write only (safe from crashes of the broker, not of the machine)",
 	  check_sync_policy },

@@ -22,6 +22,7 @@ struct settings {
 	unsigned          max_topicds;		/* running at once */
 	uint64_t          topicd_idle_timeout;	/* ms; 0: a topicd runs for ever */
 	unsigned          max_topic_levels;	/* of a published topic or a filter */
+	unsigned          max_subscriptions;	/* filters per session */
 	uint64_t          message_size_limit;	/* bytes */
 	char             *topicd_path;		/* NULL: the installed one */
 	unsigned          max_connections;

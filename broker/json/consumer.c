@@ -85,6 +85,11 @@ subscribe(struct client *cl, const char *filter, const char *line, size_t len)
 		    line, len);
 		return;
 	}
+	if (!session_may_add_filter(s, filter)) {
+		json_unknown(cl, "too_many_subscriptions", "SUB past max_subscriptions", filter,
+		    line, len);
+		return;
+	}
 	if (!auth_may_subscribe(cl->auth, s->user, session_client_id(s), route)) {
 		json_denied(cl, "SUB", filter);
 		return;

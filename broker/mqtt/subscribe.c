@@ -49,14 +49,6 @@ grant(struct client *cl, const char *filter, uint8_t qos)
 	return qos;
 }
 
-static bool
-has_filter(const struct session *s, const char *filter)
-{
-	for (size_t i = 0; i < s->nfilters; i++)
-		if (strcmp(s->filters[i].filter, filter) == 0)
-			return true;
-	return false;
-}
 
 /* Retained messages on subscribing (3.3.1.3): Retain Handling 0 sends
  * them, 1 only for a new subscription, 2 never. */
@@ -92,8 +84,14 @@ mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 	for (size_t i = 0; i < sub->n; i++) {
 		const struct mqtt_sub_item *it = &sub->items[i];
 
-		retained[i] = wants_retained(it, has_filter(s, it->filter));
-		codes[i] = grant(cl, it->filter, it->qos);
+		retained[i] = wants_retained(it, session_has_filter(s, it->filter));
+		if (session_may_add_filter(s, it->filter))
+			codes[i] = grant(cl, it->filter, it->qos);
+		else {
+			log_info("client %s: SUBSCRIBE %.64s refused: max_subscriptions (%u) "
+			    "reached", cl->desc, it->filter, cl->b->set.max_subscriptions);
+			codes[i] = MQTT_RC_QUOTA_EXCEEDED;
+		}
 		if (codes[i] >= 0x80 && !mqtt_v5(cl))
 			codes[i] = MQTT_SUBACK_FAILURE;		/* 3.1.1 has no reason */
 		if (codes[i] >= 0x80)

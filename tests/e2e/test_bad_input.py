@@ -588,3 +588,14 @@ def test_topics_over_32767_bytes_are_unknown_commands(broker_factory):
     pub.publish("b" * 32767, "longest")
     c.wait_message("longest", "b" * 32767)
     assert b.running()
+
+
+def test_a_sub_past_max_subscriptions_is_an_unknown_command(broker_factory):
+    b = broker_factory({"max_subscriptions": 2})
+    c = b.consumer("many")
+    c.subscribe("ms/a")
+    c.subscribe("ms/+")
+    assert c.command({"type": "SUB", "topic": "ms/c"}) == "UNKNOWN COMMAND"
+    c.subscribe("ms/a")                         # one it has: taken again
+    c.unsubscribe("ms/+")
+    c.subscribe("ms/c")

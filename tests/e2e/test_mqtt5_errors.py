@@ -265,3 +265,21 @@ def test_sys_counters(mqtt_broker):
     v5(b, "sys1")                                  # takes sys1 over: 0x8E
     c.expect_disconnect(0x8E)
     assert sys_number(b, "mqtt5/disconnects_sent") == 1
+
+
+def test_max_subscriptions(mqtt_factory):
+    """A session has at most max_subscriptions filters: one more gets 0x97
+    at MQTT 5.0, 0x80 at 3.1.1; a filter it has is taken again, and one
+    goes in when another went."""
+    b = mqtt_factory({"max_subscriptions": 2})
+    c, _ = v5(b, "subs5")
+    assert c.subscribe5([("ms/a", 1), ("ms/b", 1), ("ms/c", 1), ("ms/a", 2)]).codes == \
+        [1, 1, 0x97, 2]
+    old = connected_client(b.mqtt_port, "subs3")
+    assert old.subscribe([("ms/+", 1), ("ms/#", 0), ("ms/x", 1)]) == [1, 0, 0x80]
+    old.unsubscribe(["ms/#"])
+    assert old.subscribe([("ms/x", 1)]) == [1]
+    pub = connected_client(b.mqtt_port, "subs-pub")
+    pub.publish("ms/c", b"not for subs5", 1)
+    pub.publish("ms/b", b"for both", 1)
+    assert c.next5(PUBLISH).payload == b"for both"
