@@ -43,6 +43,11 @@ mqtt_idle(struct client *cl)
 
 	if (!mc->connected)
 		client_close(cl, "no CONNECT within idle_timeout");
+	else if (mc->keepalive_ms && client_throttled(cl) && !client_output_full(cl))
+		/* The broker stopped reading the client (its publishes wait for
+		 * a topicd): what it sent since, its PINGREQs too, is unread.
+		 * The keep-alive waits as well. */
+		client_arm_idle(cl, mc->keepalive_ms);
 	else if (mc->keepalive_ms)
 		mqtt_close(cl, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep-alive expired");
 	else

@@ -537,10 +537,11 @@ class MqttFlood(Flood):
     payload of message i starting with "m<i> ".  QoS 0 has no answer: only
     the broker's own limits stop it from taking them all."""
 
-    def __init__(self, port, topic, size, client_id="flood", limit_bytes=64 << 20):
+    def __init__(self, port, topic, size, client_id="flood", limit_bytes=64 << 20,
+                 keepalive=60):
         super().__init__(port, topic, limit_bytes)
         self.size = size
-        self.sock.sendall(connect_packet(client_id))
+        self.sock.sendall(connect_packet(client_id, keepalive=keepalive))
         ack = self.sock.recv(4)
         if len(ack) != 4 or ack[0] >> 4 != CONNACK or ack[3] != 0:
             raise HarnessError("%s: CONNACK %r" % (client_id, ack))

@@ -252,6 +252,34 @@ def test_a_closed_connection_that_does_not_read_is_let_go_after_idle_timeout(mqt
     slow.close()
 
 
+def test_a_publisher_held_back_longer_than_its_keep_alive_is_not_cut_off(mqtt_factory):
+    """An MQTT publisher the broker stops reading (its topicd does not
+    keep up) cannot be heard meanwhile, PINGREQs included: its keep-alive
+    does not expire while the broker holds it back, and once the topicd
+    reads on, every message arrives."""
+    b = mqtt_factory({"topicd_input_limit": "256k"})
+    sub = Receiver(lambda: b.mqtt_port, "ka-sub", clean=True)
+    sub.connect()
+    assert sub.subscribe([("ka/t", 0)]) == [0]
+    sub.start()
+    flood = MqttFlood(b.mqtt_port, "ka/t", 64 << 10, client_id="ka-flood", keepalive=1)
+    flood.sock.sendall(flood.line(0))           # its topicd starts for it
+    flood.lines = 1
+    sub.wait_until(lambda: len(sub.arrivals) >= 1, 20, "the first message")
+    tpid = b.wait_topicd("ka/t")
+    kill_pid(tpid, signal.SIGSTOP)
+    try:
+        flood.until_blocked()
+        time.sleep(3)                   # twice the 1.5 s the keep-alive allows
+    finally:
+        kill_pid(tpid, signal.SIGCONT)
+    flood.rest()
+    sub.wait_until(lambda: len(sub.arrivals) >= flood.lines, 60,
+                   "all %d messages after the topicd went on" % flood.lines)
+    assert sub.payloads() == [flood.payload(i) for i in range(flood.lines)]
+    assert "keep-alive expired" not in b.log_text()
+
+
 # ---------------------------------------------------------------- QoS 0 floods
 
 BIG = 64 << 10          # payload bytes
