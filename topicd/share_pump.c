@@ -37,10 +37,20 @@ member_loads(const struct sub *g)
 	return load;
 }
 
+/* Is the JSON-lines consumer key subscribed to the topic by itself now?
+ * Its cursor stays after an UNSUB (a later SUB resumes there), offline. */
+static bool
+own_online(struct topicd *td, const char *key)
+{
+	struct sub *own = sub_find(td, key);
+
+	return own != NULL && sub_online(own);
+}
+
 /* The next member in turn that can take a message now, or NULL.  An MQTT
  * session's acks say which of its subscriptions they answer, its own or a
  * group's (MQTT 4.8.2: it may get both copies); a JSON-lines consumer's do
- * not, so one that also subscribed to the topic by itself gets its
+ * not, so one that is also subscribed to the topic by itself gets its
  * messages that way only. */
 static struct sub *
 pick(struct sub *g, const uint32_t *load)
@@ -50,7 +60,7 @@ pick(struct sub *g, const uint32_t *load)
 		struct sub *m = g->members[i];
 
 		if (member_ready(m) && load[i] < m->window &&
-		    (m->mode == MODE_MQTT || sub_find(g->td, m->key) == NULL)) {
+		    (m->mode == MODE_MQTT || !own_online(g->td, m->key))) {
 			g->rr = (uint16_t)((i + 1) % g->nslots);
 			return m;
 		}

@@ -45,6 +45,24 @@ def test_json_group_gives_each_message_to_one_consumer(broker):
         assert not c.errors, c.errors
 
 
+def test_a_json_consumer_that_unsubscribed_by_itself_gets_its_groups_messages(broker):
+    """A consumer's own cursor stays after UNSUB (a later SUB resumes
+    there): it is no longer subscribed by itself, so a group it joins
+    gives it messages."""
+    c = broker.consumer("mover")
+    c.subscribe("moved")
+    c.unsubscribe("moved")
+    c.subscribe("$share/g/moved")
+    pub = broker.publisher()
+    sent = ["m%d" % i for i in range(5)]
+    for m in sent:
+        pub.publish("moved", m)
+    c.start()
+    wait_all([c], "moved", sent, "the 5 messages through the group")
+    c.stop()
+    assert not c.errors, c.errors
+
+
 def test_json_group_keeps_messages_while_no_member_is_online(broker):
     a = broker.consumer("amy")
     a.subscribe("$share/g/kept")
