@@ -210,6 +210,8 @@ put_value(struct wbuf *w, json_t *v)
 
 /* Decoding. */
 
+_Static_assert(TOPIC_MAX_LEN == 32767, "topic_error() says 32767");
+
 /* The reasons below follow the command's name: "PUB without msg". */
 static const char *
 topic_error(enum topic_err e)
@@ -220,7 +222,6 @@ topic_error(enum topic_err e)
 	case TOPIC_EMPTY:
 		return "with an empty topic";
 	case TOPIC_TOO_LONG:
-		_Static_assert(TOPIC_MAX_LEN == 32767, "the message says 32767");
 		return "with a topic longer than 32767 bytes";
 	case TOPIC_BAD_UTF8:
 		return "with a topic that is not valid UTF-8";
