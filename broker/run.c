@@ -359,6 +359,7 @@ broker_run(struct broker *b)
 		rc = 1;
 		goto out;
 	}
+	registry_start_staged(b);
 	broker_title(b);
 	broker_log_auth(b);
 	log_notice("started: version %s, pid %ld, data %s, topicd %s, boot %016llx",

@@ -32,7 +32,7 @@
  * with this version, so that a master and a topicd binary of different
  * releases (an upgrade with the old master still running) tell each other
  * so, whatever else changed in the records' layout. */
-#define IPC_PROTO_VERSION 6
+#define IPC_PROTO_VERSION 7
 #define IPC_CHANNEL_FD    3
 
 enum ipc_type {
@@ -270,7 +270,10 @@ struct rec_stats {
 #define IDLE_RETAINED		0x01	/* a retained message is kept */
 #define IDLE_SUBS_UNKNOWN	0x02	/* subscribers not listed: any may have some */
 #define IDLE_FINAL		0x04	/* after STOP: it exits now */
-#define IDLE_MASK		0x07
+#define IDLE_STAGED		0x08	/* messages staged by connections wait: the
+					 * topicd releases those of an earlier master
+					 * when it starts (config_boot) */
+#define IDLE_MASK		0x0f
 #define IDLE_MAX_SUBS		65536	/* subscribers listed at most */
 
 struct rec_idle {

@@ -72,6 +72,8 @@ send_idle(struct topicd *td, uint8_t flags)
 	}
 	if (td->has_retained)
 		r.flags |= IDLE_RETAINED;
+	if (td->kv != NULL && stage_any(td, "Sj/", 3))
+		r.flags |= IDLE_STAGED;
 	if (!(flags & IDLE_FINAL))
 		;			/* the master uses the list of the last one only */
 	else if (listable(td))

@@ -590,6 +590,21 @@ stage_release_prefix(struct topicd *td, const char *prefix, size_t plen)
 	return n;
 }
 
+static int
+found(const void *key, size_t klen, void *arg)
+{
+	(void)key;
+	(void)klen;
+	(void)arg;
+	return 1;
+}
+
+bool
+stage_any(struct topicd *td, const char *prefix, size_t plen)
+{
+	return kv_scan(td->kv, prefix, plen, found, NULL) == 1;
+}
+
 /* Calls fn for every key under prefix (collected first, so that fn may
  * change the store). */
 int

@@ -300,6 +300,8 @@ bool	 stage_exists(struct topicd *, const char *, uint32_t);
 int	 stage_put(struct topicd *, const char *, uint32_t, const struct msg *);
 uint64_t stage_release(struct topicd *, const char *, uint32_t);
 unsigned stage_release_prefix(struct topicd *, const char *, size_t);
+/* Whether any message is staged under prefix. */
+bool	 stage_any(struct topicd *, const char *, size_t);
 void	 msg_encode(struct wbuf *, const struct msg *);
 int	 msg_decode(const void *, size_t, struct msg *);
 void	 msg_copy(struct msg *, const struct msg *);

@@ -286,6 +286,7 @@ typedef void topic_fn(struct broker *b, const char *topic, void *arg);
 void	 registry_init(struct broker *b);
 void	 registry_free(struct broker *b);
 int	 registry_load(struct broker *b);
+void	 registry_start_staged(struct broker *b);
 bool	 registry_known(struct broker *b, const char *topic);
 /* What is known of a known topic, or NULL. */
 struct topic_info *registry_info(struct broker *b, const char *topic);

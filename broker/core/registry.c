@@ -41,6 +41,7 @@ info_clear(struct topic_info *ti)
 	ti->known = false;
 	ti->retained = false;
 	ti->subs_unknown = false;
+	ti->staged = false;
 }
 
 static void
@@ -132,6 +133,7 @@ info_set(struct broker *b, struct topic_info *ti, const struct rec_idle *r)
 	ti->known = true;
 	ti->retained = (r->flags & IDLE_RETAINED) != 0;
 	ti->subs_unknown = (r->flags & IDLE_SUBS_UNKNOWN) != 0;
+	ti->staged = (r->flags & IDLE_STAGED) != 0;
 	ti->subs = r->nsubs ? xreallocarray(NULL, r->nsubs, sizeof(*ti->subs)) : NULL;
 	while (ti->nsubs < r->nsubs && idle_next_sub(r, &pos, &key, &backlog)) {
 		ti->subs[ti->nsubs].key = xstrdup(key);
@@ -242,6 +244,34 @@ struct names {
 	char	**v;
 	size_t	  n, cap;
 };
+
+static void
+start_staged(struct broker *b, const char *topic, void *arg)
+{
+	struct topic_info *ti = registry_info(b, topic);
+	const char *why;
+	struct child *c;
+
+	(void)arg;
+	if (ti == NULL || !ti->known || !ti->staged)
+		return;
+	if ((c = topic_open(b, topic, &why)) == NULL) {
+		log_warnx("topic %s: cannot start it to release what was staged there: %s",
+		    topic, why);
+		return;
+	}
+	child_wake(c);
+}
+
+/* At start: the cold topics where connections of the last master staged
+ * messages (PUBREC'd, never released by PUBREL) are started once, so that
+ * their topicds release them (config_boot) without waiting for the next
+ * publish. */
+void
+registry_start_staged(struct broker *b)
+{
+	registry_match(b, "#", start_staged, NULL);
+}
 
 static void
 collect(const char *name, void *value, void *arg)

@@ -166,6 +166,7 @@ struct topic_info {
 	bool		 known;		/* else: anything may be there */
 	bool		 retained;	/* a retained message is kept */
 	bool		 subs_unknown;	/* too many to list: any may have a backlog */
+	bool		 staged;	/* messages staged by connections wait there */
 	uint64_t	 bytes;		/* messages kept, for max_store_size */
 	struct topic_sub *subs;		/* sorted by key */
 	size_t		 nsubs;

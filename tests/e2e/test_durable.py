@@ -230,3 +230,25 @@ def test_unacknowledged_delivery_is_resent_after_restart(broker):
     c = broker.consumer("fay")
     assert c.wait_messages(1, "unacked") == ["u1"]
     clean(c)
+
+
+def test_a_message_staged_in_a_cold_topic_is_released_after_a_restart(broker_factory):
+    """A PUB that got its PUBREC and no PUBREL is released when its
+    connection ends.  The broker stopping ends it while the topic is cold
+    (its topicd exited idle), when no topicd may start any more: after
+    the restart, the topic starts by itself and the subscriber gets the
+    message, with nothing more published there."""
+    from broker_harness import wait_for
+    b = broker_factory({"topicd_idle_timeout": 0.5})
+    c = b.consumer("patient")
+    c.subscribe("staged/t")
+    pub = b.publisher()
+    pub.pub("staged/t", "kept")
+    wait_for(lambda: b.topicd_pid("staged/t") is None, 10, "the topic to go cold")
+    assert b.stop() == 0
+    b.start(keep_ports=True)
+    c.reconnect()
+    c.start()
+    c.wait_until(lambda: c.messages("staged/t") == ["kept"], 10, "the staged message")
+    c.stop()
+    assert not c.errors, c.errors
