@@ -20,6 +20,7 @@ mqtt_start(struct client *cl)
 	struct mqtt_conn *mc = xcalloc(1, sizeof(*mc));
 
 	RB_INIT(&mc->inbound);
+	RB_INIT(&mc->counted);
 	cl->pstate = mc;
 	client_arm_idle(cl, cl->b->set.idle_timeout);	/* the CONNECT must come by then */
 }

@@ -35,6 +35,14 @@ struct inbound {
 	char		*topic;
 };
 RB_HEAD(inbound_tree, inbound);
+/* The packet ids of the QoS 2 publishes a level-5 connection counts
+ * against its Receive Maximum, PUBLISH to PUBCOMP: a resend (DUP) of one
+ * is not counted again, a resend of one from before a reconnect is. */
+struct counted {
+	RB_ENTRY(counted) entry;
+	uint16_t	 pid;
+};
+RB_HEAD(counted_tree, counted);
 
 /* A subscription's options that act on delivery (subopts.c). */
 #define SO_NO_LOCAL	0x01
@@ -78,6 +86,7 @@ struct mqtt_conn {
 	uint16_t	 recv_max;	/* the client's Receive Maximum */
 	uint32_t	 max_packet;	/* the client's Maximum Packet Size; 0: none */
 	unsigned	 inflight_in;	/* its QoS 1/2 publishes not yet PUBACK'd / PUBCOMP'd */
+	struct counted_tree counted;	/* the QoS 2 ones among them */
 	/* What its CONNACK told it, which a reload does not change for it. */
 	uint32_t	 told_recv_max;	/* the server's Receive Maximum */
 	size_t		 told_max_packet; /* the server's Maximum Packet Size; 0: not told yet */

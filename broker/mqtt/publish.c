@@ -26,6 +26,15 @@ inbound_cmp(struct inbound *a, struct inbound *b)
 RB_PROTOTYPE(inbound_tree, inbound, entry, inbound_cmp)
 RB_GENERATE(inbound_tree, inbound, entry, inbound_cmp)
 
+static int
+counted_cmp(struct counted *a, struct counted *b)
+{
+	return a->pid - b->pid;
+}
+
+RB_PROTOTYPE(counted_tree, counted, entry, counted_cmp)
+RB_GENERATE(counted_tree, counted, entry, counted_cmp)
+
 static char *
 pend_key(const struct session *s, uint16_t pid, size_t *len)
 {
@@ -90,8 +99,10 @@ pend_set(struct client *cl, uint16_t pid, const char *topic)
 	k = pend_key(cl->session, pid, &klen);
 	rc = topic != NULL ? kv_put(cl->b->store, k, klen, topic, strlen(topic)) :
 	    kv_del(cl->b->store, k, klen);
-	/* Written before the PUBREC leaves (a full disk: kept pending). */
-	if (rc == 0 && kv_flush(cl->b->store) == -1 && kv_failed(cl->b->store))
+	/* Written before the PUBREC leaves.  A full disk keeps it pending,
+	 * which the death of the master would lose: no PUBREC then (the
+	 * client sends the PUBLISH again).  A forgotten one may wait. */
+	if (rc == 0 && kv_flush(cl->b->store) == -1 && (topic != NULL || kv_failed(cl->b->store)))
 		rc = -1;
 	if (rc == -1)
 		log_warnx("client %s: cannot record QoS 2 state of packet %u", cl->desc, pid);
@@ -103,21 +114,77 @@ void
 mqtt_inbound_free(struct mqtt_conn *mc)
 {
 	struct inbound *in;
+	struct counted *n;
 
 	while ((in = RB_MIN(inbound_tree, &mc->inbound)) != NULL) {
 		RB_REMOVE(inbound_tree, &mc->inbound, in);
 		free(in->topic);
 		free(in);
 	}
+	while ((n = RB_MIN(counted_tree, &mc->counted)) != NULL) {
+		RB_REMOVE(counted_tree, &mc->counted, n);
+		free(n);
+	}
+}
+
+/* Counts a QoS 1 or 2 publish against the Receive Maximum told the
+ * client (3.3.4-7): false when that is exceeded.  A QoS 2 one whose
+ * packet id is counted already (a DUP) is not counted again. */
+static bool
+inflight_count(struct mqtt_conn *mc, uint8_t qos, uint16_t pid)
+{
+	struct counted key = { .pid = pid }, *n;
+
+	if (qos == 2) {
+		if (RB_FIND(counted_tree, &mc->counted, &key) != NULL)
+			return true;
+		n = xcalloc(1, sizeof(*n));
+		n->pid = pid;
+		RB_INSERT(counted_tree, &mc->counted, n);
+	}
+	return ++mc->inflight_in <= mc->told_recv_max;
 }
 
 /* A QoS 1 or 2 publish of the client's is answered (PUBACK, PUBCOMP, or
- * an error): its Receive Maximum quota is back (3.3.4-8). */
+ * an error): its Receive Maximum quota is back (3.3.4-8).  A PUBCOMP for
+ * a publish of an earlier connection gives back nothing: this one did not
+ * count it. */
 static void
-inflight_done(struct client *cl)
+inflight_done(struct client *cl, uint8_t qos, uint16_t pid)
 {
-	if (mqtt_conn(cl)->inflight_in > 0)
-		mqtt_conn(cl)->inflight_in--;
+	struct mqtt_conn *mc = mqtt_conn(cl);
+	struct counted key = { .pid = pid }, *n;
+
+	if (qos == 2) {
+		if ((n = RB_FIND(counted_tree, &mc->counted, &key)) == NULL)
+			return;
+		RB_REMOVE(counted_tree, &mc->counted, n);
+		free(n);
+	}
+	if (mc->inflight_in > 0)
+		mc->inflight_in--;
+}
+
+/* A QoS 2 publish staged for a persistent session that has ended since
+ * (a clean start, its expiry): no record will ever name it, so it is
+ * released now, as what the session recorded was when it ended.  A clean
+ * session's connection released its topics when it closed, after this
+ * publish (owner_closed). */
+static void
+release_orphan(struct child *c, const struct rec_publish *p, uint16_t pid)
+{
+	struct rec_release r = { .req = broker_req(c->b), .owner = p->owner, .pubid = pid };
+	const char *why;
+	struct wbuf w;
+
+	if (strncmp(p->owner, "j/", 2) == 0)
+		return;
+	wbuf_init(&w);
+	enc_release(&w, &r);
+	if (note_submit(c, IPC_RELEASE, r.req, &w, &why) == -1)
+		log_warnx("topic %s: a message of ended session %s stays staged: %s", c->topic,
+		    p->owner, why);
+	wbuf_free(&w);
 }
 
 /* A QoS 2 publish stored after its client went: a persistent session
@@ -140,8 +207,10 @@ pend_set_away(struct child *c, const struct held *h)
 	s = session_find(c->b, key);
 	free(key);
 	if (s == NULL || !s->persistent || s->mode != MODE_MQTT ||
-	    strtoull(inc + 1, NULL, 16) != s->incarnation)
+	    strtoull(inc + 1, NULL, 16) != s->incarnation) {
+		release_orphan(c, &r, (uint16_t)h->arg);
 		return;
+	}
 	k = pend_key(s, (uint16_t)h->arg, &klen);
 	if (kv_put(c->b->store, k, klen, c->topic, strlen(c->topic)) == -1 ||
 	    kv_flush(c->b->store) == -1)
@@ -175,7 +244,7 @@ publish_done(struct child *c, struct held *h, const struct rec_done *d)
 		}
 		mqtt_send_ack(cl, MQTT_PUBREC, pid);
 	} else {
-		inflight_done(cl);
+		inflight_done(cl, 1, pid);
 		mqtt_send_ack(cl, MQTT_PUBACK, pid);
 	}
 }
@@ -193,7 +262,7 @@ release_done(struct child *c, struct held *h, const struct rec_done *d)
 		return;
 	}
 	pend_set(cl, pid, NULL);
-	inflight_done(cl);
+	inflight_done(cl, 2, pid);
 	mqtt_send_ack(cl, MQTT_PUBCOMP, pid);
 }
 
@@ -249,7 +318,7 @@ publish_denied(struct client *cl, const struct mqtt_publish *m)
 	log_info("client %s: PUBLISH to %.64s%s denied by the ACL: acknowledged and dropped",
 	    cl->desc, m->topic, strlen(m->topic) > 64 ? "..." : "");
 	if (m->qos > 0) {
-		inflight_done(cl);
+		inflight_done(cl, m->qos, m->packet_id);
 		/* MQTT 5.0 says why: 0x87 (3.3.4); 3.1.1 cannot. */
 		mqtt_send_reason_ack(cl, m->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, m->packet_id,
 		    MQTT_RC_NOT_AUTHORIZED, "not authorized");
@@ -299,7 +368,7 @@ publish_refused(struct client *cl, const struct mqtt_publish *m, uint8_t ack_rc,
 {
 	if (mqtt_v5(cl) && m->qos > 0 && ack_rc != 0) {
 		log_info("client %s: PUBLISH to %.60s refused: %s", cl->desc, m->topic, why);
-		inflight_done(cl);
+		inflight_done(cl, m->qos, m->packet_id);
 		mqtt_send_reason_ack(cl, m->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK, m->packet_id,
 		    ack_rc, why);
 	} else {
@@ -329,9 +398,7 @@ publish5_checks(struct client *cl, struct mqtt_publish *m)
 		return false;
 	}
 	m->topic = (char *)topic;
-	/* A QoS 2 resend (DUP) may be one already counted: not again. */
-	if (m->qos > 0 && !(m->qos == 2 && m->dup) &&
-	    ++mc->inflight_in > mc->told_recv_max) {
+	if (m->qos > 0 && !inflight_count(mc, m->qos, m->packet_id)) {
 		mqtt_close(cl, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
 		    "more QoS 1 and 2 publishes unacknowledged than the Receive Maximum");
 		return false;

@@ -99,6 +99,28 @@ def test_receive_maximum_exceeded(mqtt_factory):
     assert any(p.type == DISCONNECT and p.rc == 0x93 for p in c.received)
 
 
+def test_receive_maximum_counts_qos2_resends(mqtt_factory):
+    """QoS 2 publishes with DUP set count against the broker's Receive
+    Maximum like any other, unless their packet id is counted already:
+    the resend of a publish in flight is not counted twice, three resends
+    of different ids over a maximum of 2 are one too many (0x93)."""
+    b = mqtt_factory({"max_inflight_messages": "2"})
+    c, ack = v5(b, "dup-ok")
+    assert ack.props["ReceiveMaximum"] == 2
+    c.send(publish5("dup/t", b"a", qos=2, pid=1) + publish5("dup/t", b"a", qos=2, pid=1, dup=True) +
+           publish5("dup/t", b"b", qos=2, pid=2))
+    assert sorted(c.next5(PUBREC).pid for _ in range(3)) == [1, 1, 2]
+    for pid in (1, 2):
+        c.send(ack5(PUBREL, pid))
+        assert c.next5(PUBCOMP).pid == pid
+    c.send(publish5("dup/t", b"c", qos=2, pid=3))
+    assert c.next5(PUBREC).pid == 3
+    c, _ = v5(b, "dup-flood")
+    c.send(b"".join(publish5("dup/t", b"m%d" % i, qos=2, pid=i + 1, dup=True) for i in range(3)))
+    c.expect_closed(allow=(PUBREC, DISCONNECT))
+    assert any(p.type == DISCONNECT and p.rc == 0x93 for p in c.received)
+
+
 def test_a_reload_keeps_the_limits_a_connected_client_was_told(mqtt_factory):
     """A SIGHUP that lowers max_inflight_messages and max_packet_size
     holds the clients that connect after it to the new values; one

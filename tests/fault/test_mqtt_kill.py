@@ -323,6 +323,38 @@ def test_qos2_pubcomp_before_the_topicd_stored_the_pubrec(mqtt_factory):
     next_exchange(c, b"reconnected")
 
 
+def test_qos2_staged_for_a_session_that_ended_meanwhile_is_released(mqtt_factory):
+    """A persistent session's QoS 2 publish is staged while its topicd is
+    stopped; before the topicd answers, the client leaves and comes back
+    with a clean session, which ends the old one.  No record of the
+    session names the staged message, so the master releases it when the
+    topicd answers: the topic's subscriber gets it (the publisher was told
+    nothing, so once is right), rather than it staying staged for ever."""
+    b = mqtt_factory(FAULT_CONFIG)
+    topic = "fk/orphan"
+    sub = connected_client(b.mqtt_port, "fk-orphan-sub")
+    assert sub.subscribe([(topic, 1)]) == [1]
+    warm = connected_client(b.mqtt_port, "fk-orphan-warm")
+    warm.publish(topic, b"warm", 1)
+    w = sub.expect(PUBLISH)
+    assert w.payload == b"warm"
+    sub.send(ack_packet(PUBACK, w.pid))
+    td = b.wait_topicd(topic)
+    os.kill(td, signal.SIGSTOP)
+    try:
+        pub = connected_client(b.mqtt_port, "fk-orphan", clean=False)
+        pub.send(publish_packet(topic, b"staged", 2, 7))
+        pub.ping()                          # the PUBLISH was read, and is held
+        pub.close()
+        again = connected_client(b.mqtt_port, "fk-orphan", clean=True)
+        again.ping()                        # the old session has ended
+        again.disconnect()
+    finally:
+        os.kill(td, signal.SIGCONT)
+    m = sub.expect(PUBLISH, timeout=REPLY_TIMEOUT)
+    assert m.payload == b"staged", m
+
+
 def test_qos2_pubrel_owed_after_a_reconnect_and_a_topicd_sigkill(mqtt_factory):
     """An MQTT 5.0 session with Receive Maximum 1 PUBRECs a QoS 2 delivery
     while its topicd is stopped, gets the PUBREL and leaves before its
