@@ -180,6 +180,20 @@ void	 mqtt5_use_alias(struct client *cl, struct mqtt_publish *pub);
 /* outbound.c: the session's delayed will (NULL: none), its options */
 struct delayed_will **mqtt_session_will(struct session *s);
 struct subopts *mqtt_session_opts(struct session *s);
+/* atmostonce.c: the highest sequence number of each subscription in a
+ * topic (share "" for its own) passed on at QoS 0 */
+struct q0mark;
+RB_HEAD(q0mark_tree, q0mark);
+struct q0marks {
+	struct q0mark_tree tree;
+	struct q0mark	*last;
+};
+void	 q0marks_init(struct q0marks *qm);
+/* Whether seq was passed on (or one after it); if not, it is now. */
+bool	 q0marks_seen(struct q0marks *qm, const char *topic, const char *share, uint64_t seq);
+/* Forgets the subscription share in topic (NULL: all of them). */
+void	 q0marks_drop(struct q0marks *qm, const char *topic, const char *share);
+void	 q0marks_free(struct q0marks *qm);
 /* subopts.c */
 /* Sets (or with 0, 0 removes) a filter's options. */
 void	 subopts_set(struct session *s, const char *filter, uint8_t flags, uint32_t id);

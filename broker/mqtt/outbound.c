@@ -71,6 +71,7 @@ struct mqtt_session {
 	uint16_t	 next_pid;
 	struct delayed_will *will;	/* will.c */
 	struct subopts	 opts;		/* subopts.c */
+	struct q0marks	 q0;		/* atmostonce.c */
 };
 
 static int
@@ -299,6 +300,7 @@ topic_dropped(struct session *s, const char *topic, const char *share)
 		if (share == NULL || strcmp(o->share, share) == 0)
 			out_drop(s, o, true);
 	}
+	q0marks_drop(&ms_of(s)->q0, topic, share);
 }
 
 /* forget: the session ends for good (its stored ids and QoS 2 records go
@@ -314,6 +316,7 @@ ended(struct session *s, bool forget)
 	subopts_end(s, forget);
 	while ((o = RB_MIN(pid_tree, &ms->pids)) != NULL)
 		out_drop(s, o, forget);
+	q0marks_free(&ms->q0);
 	if (forget && s->persistent)
 		mqtt_inbound_end(s);
 	free(ms);
@@ -348,6 +351,7 @@ mqtt_session_attach(struct session *s)
 	ms = xcalloc(1, sizeof(*ms));
 	RB_INIT(&ms->pids);
 	RB_INIT(&ms->seqs);
+	q0marks_init(&ms->q0);
 	s->ext = ms;
 	s->ext_ops = &mqtt_session_ext;
 }
@@ -504,6 +508,12 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 	if (o != NULL && !o->rel && o->qos > 0) {
 		pub.qos = o->qos;
 		pub.dup = true;
+	}
+	if (o == NULL && d->qos == 0 && !(d->flags & DF_RETAIN) &&
+	    q0marks_seen(&ms_of(s)->q0, d->topic, d->share, d->seq)) {
+		log_debug("client %s: %s seq %llu at QoS 0 was passed on before its topicd "
+		    "restarted: not again", cl->desc, d->topic, (unsigned long long)d->seq);
+		return;
 	}
 	if (mqtt_v5(cl) && !mqtt5_deliver_prepare(cl, d, &pub))
 		return;				/* o may be forgotten */

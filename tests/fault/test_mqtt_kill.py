@@ -323,6 +323,33 @@ def test_qos2_pubcomp_before_the_topicd_stored_the_pubrec(mqtt_factory):
     next_exchange(c, b"reconnected")
 
 
+def test_qos0_deliveries_are_not_sent_again_after_a_topicd_sigkill(mqtt_factory):
+    """A QoS 0 subscriber's cursor is stored with the topicd's next batch,
+    or within a second: a topicd SIGKILLed just after sending starts again
+    from the cursor it stored.  QoS 0 is at most once: the session drops
+    what it had, and gets what comes after.  Three rounds, each killing
+    the topicd as soon as the subscriber has every message."""
+    b = mqtt_factory(FAULT_CONFIG)
+    topic = "fk/q0"
+    sub = connected_client(b.mqtt_port, "fk-q0-sub", clean=False)
+    assert sub.subscribe([(topic, 0)]) == [0]
+    pub = connected_client(b.mqtt_port, "fk-q0-pub")
+    got = []
+    n = 0
+    for _ in range(3):
+        for _ in range(50):
+            pub.publish(topic, b"%d" % n, 1)
+            n += 1
+        while len(got) < n:
+            got.append(sub.expect(PUBLISH).payload)
+        old = b.kill_topicd(topic)
+        b.wait_topicd(topic, not_pid=old)
+    pub.publish(topic, b"last", 1)
+    while not got or got[-1] != b"last":
+        got.append(sub.expect(PUBLISH).payload)
+    assert got == [b"%d" % i for i in range(n)] + [b"last"]
+
+
 def test_qos2_staged_for_a_session_that_ended_meanwhile_is_released(mqtt_factory):
     """A persistent session's QoS 2 publish is staged while its topicd is
     stopped; before the topicd answers, the client leaves and comes back
