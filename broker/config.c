@@ -67,7 +67,23 @@ report_errors(const struct broker *b, const struct conf_errors *errs, enum setti
 		    b->conf_path ? b->conf_path : "");
 }
 
-/* Fills s from the built-in defaults, the file and the command line. */
+/* per_listener_settings takes effect at a restart: until then a file is
+ * read as the running broker reads it.  Read with the new value, the
+ * blocks' password_file, acl_file and allow_anonymous would stop (or
+ * start) being the global ones while every listener still used those. */
+static void
+keep_per_listener(const struct broker *b, struct settings *s)
+{
+	if (s == &b->set || s->per_listener_settings == b->set.per_listener_settings)
+		return;
+	log_warnx("reload: per_listener_settings changed; it takes effect at the next "
+	    "restart, and until then the file is read as with %s",
+	    b->set.per_listener_settings ? "true" : "false");
+	s->per_listener_settings = b->set.per_listener_settings;
+}
+
+/* Fills s from the built-in defaults, the file and the command line (on
+ * a reload, s is not b->set). */
 int
 broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
     enum settings_report how)
@@ -86,6 +102,7 @@ broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
 	if (b->conf_path != NULL)
 		settings_parse_file(s, b->conf_path, given, &errs);
 	apply_overrides(b, s, given, &errs);
+	keep_per_listener(b, s);
 	settings_apply_blocks(s, given);
 	free(given);
 	settings_check(s, b->conf_path ? b->conf_path : "configuration", &errs);

@@ -50,6 +50,25 @@ def test_files_written_after_a_listener_line_are_global_without_per_listener_set
         assert c.subscribe([("alice/#", 1), ("other/#", 1)]) == [1, 0x80]
 
 
+def test_a_reload_that_turns_per_listener_settings_on_keeps_the_files(mqtt_factory, tmp_path):
+    """per_listener_settings takes effect at a restart: a reload that turns
+    it on reads the file as the running broker does, so the block's
+    password file and ACL stay the global ones (read with the new value,
+    they would have been dropped while every listener still used the
+    global ones: any password taken, the ACL gone)."""
+    pw = write_passwords(tmp_path / "passwd")
+    (tmp_path / "acl").write_text("user alice\ntopic readwrite alice/#\n")
+    b, (port,) = start_with_listeners(mqtt_factory, [
+        ("mqtt", ["password_file %s" % pw, "acl_file %s" % (tmp_path / "acl")])])
+    logged = b.reload({"per_listener_settings": "true"})
+    assert "per_listener_settings changed; it takes effect at the next restart" in logged
+    for p in (port, b.mqtt_port):
+        refused(p, 4, user="alice", password="wrong")
+        rc, c = connack(p, "alice", "secret", client_id="acl-%d" % p)
+        assert rc == 0
+        assert c.subscribe([("alice/#", 1), ("other/#", 1)]) == [1, 0x80]
+
+
 def test_a_block_file_and_another_global_one_are_refused(tmp_path):
     pw = write_passwords(tmp_path / "passwd")
     conf = tmp_path / "broker.conf"
