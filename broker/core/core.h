@@ -104,10 +104,13 @@ struct session {
 	uint64_t	 expiry_ms;
 	uint64_t	 incarnation;	/* tells a session from an earlier one of the same key */
 	/* Whose it is, for the ACL: the user name its client logged in
-	 * with (NULL: anonymous), and the auth that applies to it (its
-	 * client's; the broker's while it is offline). */
+	 * with (NULL: anonymous), and the auth that applies to it, also
+	 * while it is offline: the broker's, or with per_listener_settings
+	 * that of the listener block its client last came in by (listener:
+	 * its "PORT [ADDRESS]", kept in the record). */
 	char		*user;
 	struct auth	*auth;
+	char		*listener;
 	void		*ext;		/* its protocol's state */
 	const struct session_ext *ext_ops;
 };

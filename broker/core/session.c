@@ -93,8 +93,10 @@ session_save(struct session *s)
 	put_u8(&w, s->user != NULL);
 	if (s->user != NULL)
 		put_str(&w, s->user);
-	if (s->expiry_ms != 0)		/* a record without it: the default */
+	if (s->expiry_ms != 0 || s->listener != NULL)	/* without it: the default */
 		put_u64(&w, s->expiry_ms);
+	if (s->listener != NULL)
+		put_str(&w, s->listener);
 	k = record_key(s, &klen);
 	if (kv_put(s->b->store, k, klen, w.data, w.len) == -1)
 		fatalx("session %s: the session store refuses it", s->key);
@@ -196,6 +198,7 @@ session_free(struct session *s)
 		s->ext_ops->ended(s, false);
 	filters_free(s);
 	free(s->user);
+	free(s->listener);
 	free(s->key);
 	free(s);
 }
@@ -273,6 +276,24 @@ session_online(struct session *s, struct client *cl, const char *user)
 	s->auth = cl->auth;
 	free(s->user);
 	s->user = user != NULL ? xstrdup(user) : NULL;
+	free(s->listener);
+	s->listener = cl->auth != &s->b->auth && cl->listener->conf != NULL ?
+	    xstrdup(cl->listener->conf->listener) : NULL;
+}
+
+/* The auth of the block a restored session's client last came in by;
+ * the broker's if no block of that name has its own any more. */
+static struct auth *
+listener_auth(const struct broker *b, const char *listener)
+{
+	for (size_t i = 0; listener != NULL && i < b->nlisteners; i++) {
+		const struct listener *l = &b->listeners[i];
+
+		if (l->conf != NULL && l->auth != &b->auth &&
+		    strcmp(l->conf->listener, listener) == 0)
+			return l->auth;
+	}
+	return (struct auth *)&b->auth;
 }
 
 void
@@ -283,7 +304,6 @@ session_offline(struct session *s)
 	if (s->cl != NULL)
 		s->cl->session = NULL;
 	s->cl = NULL;
-	s->auth = &s->b->auth;
 	s->offline_since = wall_ms();
 	if (s->b->next_expiry > s->offline_since)
 		s->b->next_expiry = s->offline_since;	/* sooner than that, at least */
@@ -296,7 +316,7 @@ decode_session(struct session *s, const void *val, size_t len)
 	uint8_t version, qos, has_user = 0;
 	uint64_t since;
 	uint32_t n;
-	const char *f, *user;
+	const char *f, *user, *listener;
 
 	rbuf_init(&r, val, len);
 	get_u8(&r, &version);
@@ -316,6 +336,10 @@ decode_session(struct session *s, const void *val, size_t len)
 		s->user = xstrdup(user);
 	if (r.left > 0)
 		get_u64(&r, &s->expiry_ms);
+	if (r.left > 0 && get_str(&r, &listener) == 0) {
+		s->listener = xstrdup(listener);
+		s->auth = listener_auth(s->b, listener);
+	}
 	return get_end(&r);
 }
 

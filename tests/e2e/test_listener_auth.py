@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from mqtt_helpers import mosquitto_pub
+from mqtt_helpers import PUBLISH, mosquitto_pub
 from test_auth import connack, refused, write_passwords
 from broker_harness import broker_binary, start_with_listeners
 from test_tls import log_since, pki, tls_lines  # noqa: F401 (fixture)
@@ -48,6 +48,38 @@ def test_files_written_after_a_listener_line_are_global_without_per_listener_set
         rc, c = connack(p, "alice", "secret", client_id="acl-%d" % p)
         assert rc == 0
         assert c.subscribe([("alice/#", 1), ("other/#", 1)]) == [1, 0x80]
+
+
+def test_an_offline_session_keeps_its_listeners_acl(mqtt_factory, tmp_path):
+    """With per_listener_settings, a persistent session that is offline
+    (also after a restart) is judged by the ACL of the block its client
+    came in by, not the global one: a topic that first appears while it
+    is away gets a cursor for it, and nothing published there is lost."""
+    pw = write_passwords(tmp_path / "passwd")
+    (tmp_path / "acl").write_text("user alice\ntopic readwrite alice/#\n")
+    (tmp_path / "global.acl").write_text("user nobody\ntopic read x\n")
+    b, (port,) = start_with_listeners(mqtt_factory, [
+        ("mqtt", ["password_file %s" % pw, "acl_file %s" % (tmp_path / "acl")])],
+        config={"per_listener_settings": "true", "allow_anonymous": "true",
+                "acl_file": tmp_path / "global.acl"})
+    rc, c = connack(port, "alice", "secret", client_id="away", clean=False)
+    assert rc == 0
+    assert c.subscribe([("alice/#", 1)]) == [1]
+    c.disconnect()
+
+    def publish(topic):
+        rc, p = connack(port, "alice", "secret", client_id="pubber")
+        assert rc == 0
+        p.publish(topic, topic.encode(), 1)
+        p.disconnect()
+
+    publish("alice/one")
+    b.restart()
+    publish("alice/two")
+    rc, c = connack(port, "alice", "secret", client_id="away", clean=False)
+    assert rc == 0
+    got = sorted(c.expect(PUBLISH).payload for _ in range(2))
+    assert got == [b"alice/one", b"alice/two"]
 
 
 def test_a_reload_that_turns_per_listener_settings_on_keeps_the_files(mqtt_factory, tmp_path):
