@@ -109,6 +109,22 @@ delayed_free(struct delayed_will *dw)
 	free(dw);
 }
 
+/* A delayed will is published if the ACL allows it then, as it may have
+ * changed (a SIGHUP) since the connection closed. */
+static void
+delayed_publish(struct delayed_will *dw)
+{
+	struct session *s = dw->s;
+
+	if (!auth_may(s->auth, s->user, session_client_id(s), dw->wl->topic, AUTH_WRITE)) {
+		s->b->publishes_denied++;
+		log_info("client %s: will to %.64s not published: denied by the ACL", dw->who,
+		    dw->wl->topic);
+		return;
+	}
+	will_publish(s->b, dw->who, dw->wl);
+}
+
 static void
 on_will_delay(evutil_socket_t fd, short what, void *arg)
 {
@@ -116,7 +132,7 @@ on_will_delay(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	will_publish(dw->s->b, dw->who, dw->wl);
+	delayed_publish(dw);
 	delayed_free(dw);
 }
 
@@ -177,7 +193,7 @@ mqtt_will_session_end(struct session *s, bool forget)
 	if (dw == NULL)
 		return;
 	if (forget)
-		will_publish(s->b, dw->who, dw->wl);
+		delayed_publish(dw);
 	else
 		log_warnx("session %s: broker stopping: its delayed will to %s is not sent", s->key,
 		    dw->wl->topic);

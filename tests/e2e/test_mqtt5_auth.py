@@ -4,7 +4,8 @@ authorized); 3.1.1 clients keep their return codes (test_auth.py)."""
 
 import pytest
 
-from mqtt_helpers import CONNACK, PUBLISH, connected_client, paho
+from broker_harness import wait_for
+from mqtt_helpers import CONNACK, CONNECT, PUBLISH, connected_client, paho
 from mqtt5_helpers import V5Client, ack5, props
 from test_auth import ACL, QUIET, auth_broker
 
@@ -46,3 +47,25 @@ def test_v5_acl_reason_codes(mqtt_factory, tmp_path):
     assert m2.payload == b"allowed"
     c.send(ack5(4, m2.pid))
     watcher.expect_silence(QUIET)
+
+
+def test_a_delayed_will_is_checked_when_it_is_published(mqtt_factory, tmp_path):
+    """A will with a Will Delay Interval goes when the delay ends, under
+    the ACL of that moment: one the ACL stopped allowing in between (a
+    SIGHUP) is not published."""
+    b = auth_broker(mqtt_factory, tmp_path, acl=ACL, log_type="information")
+    bob = connected_client(b.mqtt_port, "bob", username="bob", password="hunter2")
+    assert bob.subscribe([("#", 1)]) == [1]
+    c = V5Client(b.mqtt_port)
+    c.connect5_ok("v5-will", username="alice", password="secret",
+                  cprops=props(CONNECT, SessionExpiryInterval=300),
+                  will=("alice/will", b"late", 1, False, props(CONNECT, WillProps=True,
+                                                                 WillDelayInterval=3)))
+    c.close(reset=True)
+    wait_for(lambda: "will to alice/will published in 3s" in b.log_text(), 10,
+             "the will to be delayed")
+    (tmp_path / "acl").write_text(ACL.replace("topic readwrite alice/#", "topic read alice/#"))
+    b.reload()
+    wait_for(lambda: "will to alice/will not published: denied by the ACL" in b.log_text(), 10,
+             "the delayed will to be refused")
+    bob.expect_silence(QUIET)
