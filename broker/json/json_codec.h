@@ -93,6 +93,9 @@ bool jl_parse_login(const char *line, size_t len, char **username);
  */
 bool jl_parse_login_password(const char *line, size_t len, char **username,
     char **password);
+/* The length of line that may be shown (dead-lettered): without the
+ * password of a login line. */
+size_t jl_login_public_len(const char *line, size_t len);
 
 /* text "\r\n"; a CR or LF inside text is sent as a space. */
 void jl_enc_text(struct wbuf *w, const char *text);

@@ -150,3 +150,15 @@ jl_parse_login_password(const char *line, size_t len, char **username, char **pa
 	}
 	return true;
 }
+
+/* How much of a refused line may be dead-lettered: a login line without
+ * its password ("log USER"), anything else whole. */
+size_t
+jl_login_public_len(const char *line, size_t len)
+{
+	struct word words[3];
+
+	if (login_words(line, len, words, 3) < 3)
+		return len;
+	return words[1].off + words[1].len;
+}

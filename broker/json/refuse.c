@@ -40,6 +40,8 @@ json_refuse(struct client *cl, const struct jl_request *r, const char *line, siz
 {
 	char detail[160];
 
+	/* A login line where none is taken: not its password. */
+	len = jl_login_public_len(line, len);
 	switch (r->cmd) {
 	case JL_INVALID_JSON:
 		json_line(cl, JL_TEXT_INVALID_JSON);

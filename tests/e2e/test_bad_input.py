@@ -156,6 +156,25 @@ def test_invalid_json_on_publisher_port(env, line):
     env.check_clean()
 
 
+def test_a_login_line_where_none_is_taken_is_dead_lettered_without_its_password(env):
+    """No password file: a publisher's "log USER PASSWORD" is not a
+    command, and its dead letter (which any subscriber of $DLQ may read
+    when there is no ACL) keeps "log USER" only; a consumer's second
+    login line likewise."""
+    pub = env.broker.publisher()
+    pub.send_line("log alice s3cret-pass")
+    pub.expect("INVALID JSON")
+    env.publisher_works(pub)
+    env.dead_letter("invalid_json", "log alice", env.broker.publisher_port)
+    raw = consumer_conn(env.broker, "twice")
+    raw.send_line("log twice an0ther secret")
+    raw.expect("INVALID JSON")
+    env.dead_letter("invalid_json", "log twice", env.broker.consumer_port)
+    env.check_clean()
+    shown = " ".join(str(d.raw) for d in env.dlq.deliveries)
+    assert "s3cret" not in shown and "an0ther" not in shown, shown
+
+
 @pytest.mark.parametrize("line", UNKNOWN)
 def test_unknown_command_on_publisher_port(env, line):
     pub = env.broker.publisher()

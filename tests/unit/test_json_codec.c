@@ -494,6 +494,26 @@ test_login_password(void **state)
 	LOGIN("log alice pw", NULL);
 }
 
+/* What of a refused line may be dead-lettered: a login line's password
+ * never. */
+static void
+test_login_public_len(void **state)
+{
+	static const struct { const char *line; size_t want; } cases[] = {
+		{ "log alice s3cret", 9 },
+		{ "LOG  bob \t two  words ", 8 },
+		{ "log carol", 9 },
+		{ "log", 3 },
+		{ "login alice pw", 14 },
+		{ "{\"type\":\"PUB\"}", 14 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_int_equal(jl_login_public_len(cases[i].line, strlen(cases[i].line)),
+		    cases[i].want);
+}
+
 static void
 test_login(void **state)
 {
@@ -741,6 +761,7 @@ main(void)
 		cmocka_unit_test(test_unknown_command),
 		cmocka_unit_test(test_login),
 		cmocka_unit_test(test_login_password),
+		cmocka_unit_test(test_login_public_len),
 		cmocka_unit_test(test_enc_lines),
 		cmocka_unit_test(test_enc_acks),
 		cmocka_unit_test(test_enc_deliver),
