@@ -16,14 +16,15 @@
 
 #define DLQ_RETRY_MS	1000
 
-/* Asks the master to store the head message (m, released here) in the
- * dead-letter topic; the cursor stays until DLQ_DONE. */
+/* Asks the master to store message seq (m, released here) in the
+ * dead-letter topic; nothing moves until DLQ_DONE, and the subscriber is
+ * not pumped meanwhile. */
 static void
-send_deadletter(struct sub *s, struct msg *m, const char *reason)
+send_deadletter(struct sub *s, uint64_t seq, struct msg *m, const char *reason)
 {
 	struct topicd *td = s->td;
 	struct rec_deadletter d = {
-		.req = ++td->dlq_next, .reason = reason, .subkey = s->key, .seq = s->cursor,
+		.req = ++td->dlq_next, .reason = reason, .subkey = s->key, .seq = seq,
 		.flags = m->flags, .time_ms = m->time_ms, .payload = m->payload,
 		.payload_len = m->len,
 	};
@@ -37,22 +38,27 @@ send_deadletter(struct sub *s, struct msg *m, const char *reason)
 	s->dlq_seq = d.seq;
 }
 
-/* max_queued: an MQTT subscriber (online or not) more than max_queued
- * messages behind has its oldest message dead-lettered, reason maxlen,
- * one at a time: the message is never just dropped. */
+/* max_queued: an MQTT subscriber (online or not) with more than
+ * max_queued messages queued beyond those in flight (as mosquitto counts
+ * them) has the oldest queued one dead-lettered, reason maxlen, one at a
+ * time: the message is never just dropped.  One in flight is not: it may
+ * be in the client's hands already. */
 static void
 deliver_maxlen(struct sub *s)
 {
 	struct topicd *td = s->td;
+	uint64_t oldest = s->cursor + s->nfl;
 	struct msg m;
 
 	if (td->max_queued == 0 || s->mode != MODE_MQTT || s->dlq_req != 0 ||
-	    td->next_seq - s->cursor <= td->max_queued || mono_ms() < td->dlq_retry_ms)
+	    td->deliver_upto <= oldest || td->deliver_upto - oldest <= td->max_queued ||
+	    mono_ms() < td->dlq_retry_ms)
 		return;
-	if (!log_get(td, s->cursor, &m))
+	/* A head never answered holds the span: max_delivery_attempts ends it. */
+	if (s->nfl >= deliver_span_max(s) || !log_get(td, oldest, &m))
 		return;
-	send_deadletter(s, &m, "maxlen");
-	log_info("topic %s: %s is more than %u messages behind; message %llu dead-lettered",
+	send_deadletter(s, oldest, &m, "maxlen");
+	log_info("topic %s: %s has more than %u messages queued; message %llu dead-lettered",
 	    td->topic, s->key, td->max_queued, (unsigned long long)s->dlq_seq);
 }
 
@@ -101,7 +107,7 @@ deliver_dead_letter_head(struct sub *s)
 			sub_advance(s);
 			continue;
 		}
-		send_deadletter(s, &m, "max_attempts");
+		send_deadletter(s, s->cursor, &m, "max_attempts");
 		log_info("topic %s: message %llu used %u attempts for %s; dead-lettered",
 		    td->topic, (unsigned long long)s->dlq_seq, s->fl[0].attempts, s->key);
 		return true;
@@ -145,8 +151,8 @@ deliver_dlq_done(struct topicd *td, const struct rec_dlq_done *r)
 	if ((f = sub_flight(s, s->dlq_seq)) != NULL) {
 		if (f->state != FL_DONE)
 			sub_set_state(s, f, FL_DONE);
-	} else if (s->dlq_seq == s->cursor && s->nfl == 0) {
-		s->cursor++;		/* a queued message that was never sent */
+	} else if (s->dlq_seq == s->cursor + s->nfl) {
+		(void)sub_push(s, FL_DONE);	/* a queued message, never sent */
 	}
 	sub_advance(s);
 	sub_dirty(s);

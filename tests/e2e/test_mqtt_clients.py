@@ -745,6 +745,45 @@ def test_max_queued_messages_overflow_is_dead_lettered(mqtt_factory):
         assert rec["client"] == "mq-sub", rec
 
 
+def test_max_queued_messages_never_dead_letters_a_message_in_flight(mqtt_factory):
+    """A connected subscriber that holds back its acks: what is in flight
+    stays in flight (the client has it), and only messages queued beyond
+    the window are dead-lettered; each message is delivered or
+    dead-lettered, never both.  At QoS 2 the exchange of a PUBREC'd
+    delivery goes on to its PUBCOMP."""
+    inflight, queued, n = 2, 3, 10
+    b = mqtt_factory({"max_inflight_messages": inflight, "max_queued_messages": queued})
+    dlq = receiver(b, "mq-dlq2", [(DLQ, 1)], start=True)
+    sub = connected_client(b.mqtt_port, "mq-held")
+    assert sub.subscribe([("mq/h", 2)]) == [2]
+    pub = connected_client(b.mqtt_port, "mq-pub2")
+    sent = [b"h%d" % i for i in range(n)]
+    for p in sent:
+        pub.publish("mq/h", p, 2)
+
+    def dead():
+        return [json.loads(a.payload)["msg"].encode() for a in dlq.arrivals
+                if json.loads(a.payload).get("reason") == "maxlen"]
+    first = [sub.expect(PUBLISH) for _ in range(inflight)]
+    dlq.wait_until(lambda: len(dead()) >= n - inflight - queued, 10,
+                   "%d maxlen dead letters" % (n - inflight - queued))
+    sub.send(ack_packet(PUBREC, first[0].pid))
+    sub.expect(PUBREL, pid=first[0].pid)
+    sub.send(ack_packet(PUBCOMP, first[0].pid))
+    got = [first[0].payload]
+    pending = first[1:]
+    while len(got) + len(dead()) < n:
+        p = pending.pop(0) if pending else sub.expect(PUBLISH)
+        got.append(p.payload)
+        sub.send(ack_packet(PUBREC, p.pid))
+        sub.expect(PUBREL, pid=p.pid)
+        sub.send(ack_packet(PUBCOMP, p.pid))
+    sub.expect_silence(QUIET)
+    assert sorted(got + dead()) == sorted(sent), (got, dead())
+    assert got[:inflight] == sent[:inflight], got
+    assert len(got) == inflight + queued, (got, dead())
+
+
 # ---------------------------------------------------------------- $SYS
 
 SYS_NUMERIC = ["clients/connected", "messages/received", "messages/sent", "bytes/received",
