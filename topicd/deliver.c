@@ -469,6 +469,8 @@ deliver_offline(struct sub *s)
 	s->td->stats_dirty = true;
 	if (s->group != NULL)
 		share_member_offline(s);
+	else if (s->mode == MODE_JSON)
+		share_wake_groups_of(s->td, s->key);	/* they may pick it now */
 }
 
 void
@@ -480,8 +482,12 @@ deliver_ack(struct topicd *td, const struct rec_ack *r)
 	struct sub *s = r->share[0] == '\0' ? sub_find(td, r->subkey) : NULL;
 	struct flight *f = s != NULL ? sub_flight(s, r->seq) : NULL;
 	bool any_group = r->share[0] != '\0' || s == NULL || s->mode == MODE_JSON;
+	/* A consumer's own subscription that is offline (UNSUB keeps it)
+	 * gets no acks: its groups' deliveries come first. */
+	bool own_first = f != NULL && f->state != FL_DONE &&
+	    !(s->mode == MODE_JSON && !sub_online(s));
 
-	if ((f == NULL || f->state == FL_DONE) && !TAILQ_EMPTY(&td->groups) && any_group &&
+	if (!own_first && !TAILQ_EMPTY(&td->groups) && any_group &&
 	    !(s != NULL && s->ret_state != 0 && r->seq == s->ret_seq))
 		(void)share_ack_find(td, r->subkey, r->share, r->seq, &s, &f);
 	if (f == NULL && s != NULL && s->ret_state != 0 && r->seq == s->ret_seq) {

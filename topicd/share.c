@@ -305,6 +305,18 @@ share_drop_members_prefix(struct topicd *td, const char *prefix)
 	return n;
 }
 
+/* Wakes the groups key is a member of (its own subscription went
+ * offline: a JSON-lines consumer gets their messages from now on). */
+void
+share_wake_groups_of(struct topicd *td, const char *key)
+{
+	struct sub *g;
+
+	TAILQ_FOREACH(g, &td->groups, group_entry)
+		if (member_find(g, key) != NULL)
+			deliver_wake(g);
+}
+
 /* The group and entry that an ack from member key for seq is about;
  * share: the group's name ("$share/G/F"), or "" for any. */
 bool

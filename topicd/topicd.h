@@ -373,6 +373,7 @@ void	 share_member_offline(struct sub *);
 void	 share_offline_all(struct sub *);
 void	 share_free_members(struct sub *);
 unsigned share_drop_members_prefix(struct topicd *, const char *);
+void	 share_wake_groups_of(struct topicd *, const char *);
 bool	 share_ack_find(struct topicd *, const char *, const char *, uint64_t,
 	    struct sub **, struct flight **);
 bool	 share_bound(struct sub *, const struct sub *, const struct flight *, uint64_t);

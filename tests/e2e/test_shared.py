@@ -3,7 +3,7 @@ consumers: each message to one member of the group, over JSON-lines and
 MQTT 3.1.1 members alike; a member's unanswered messages to the others
 when it goes; a group without members online that keeps its messages."""
 
-from broker_harness import wait_for
+from broker_harness import LOGGED_IN, login, wait_for
 from mqtt_helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient, Receiver,
                           ack_packet, connected_client)
 
@@ -284,3 +284,34 @@ def test_a_session_subscribed_on_its_own_and_in_a_group_gets_two_exchanges(mqtt_
         c.expect_closed()
         again = connected_client(b.mqtt_port, cid, clean=False)
         again.expect_silence(2.0)
+
+
+def test_a_json_consumer_acks_its_groups_copy_after_leaving_with_one_unanswered(broker):
+    """A consumer gets a message by itself, leaves the topic (UNSUB) without
+    answering it, and joins a group that kept the same message: the group
+    gives it the message, and its PUBREC is for the group's copy (its own
+    subscription is offline and gets no answers): the PUBREL comes, and
+    the message is not sent again."""
+    other = broker.consumer("kept-member")
+    other.subscribe("$share/g/unanswered")
+    other.close()                               # the group keeps what comes
+    raw = broker.client()
+    assert login(raw, "leaver") == LOGGED_IN
+    raw.send_json({"type": "SUB", "topic": "unanswered"})
+    raw.expect("OK")
+    broker.publisher().publish("unanswered", "x")
+    p = raw.read_json()
+    assert (p["type"], p["msg"]) == ("PUB", "x"), p
+    raw.send_json({"type": "UNSUB", "topic": "unanswered"})
+    raw.expect("OK")
+    raw.send_json({"type": "SUB", "topic": "$share/g/unanswered"})
+    raw.expect("OK")
+    p = raw.read_json(timeout=SETTLE)
+    assert (p["type"], p["msg"]) == ("PUB", "x"), p
+    raw.send_json({"type": "PUBREC", "msgId": p["msgId"], "topic": "unanswered"})
+    raw.expect("OK")
+    assert raw.read_json(timeout=SETTLE) == {"type": "PUBREL", "msgId": p["msgId"],
+                                             "topic": "unanswered"}
+    raw.send_json({"type": "PUBCOMP", "msgId": p["msgId"], "topic": "unanswered"})
+    raw.expect("OK")
+    raw.expect_silence(1.5)
