@@ -333,7 +333,10 @@ pump(struct sub *s)
 			return;
 		s->ret_resend = false;
 	}
-	if (s->want_retained) {
+	/* A retained message is sent once durable, like the log's (the gate
+	 * that makes it so wakes every subscriber). */
+	if (s->want_retained &&
+	    (!s->td->has_retained || s->td->retained_seq < s->td->deliver_upto)) {
 		if (send_retained(s, false) != SEND_OK)
 			return;
 		s->want_retained = false;
