@@ -20,9 +20,15 @@ wbuf_free(struct wbuf *w)
 	wbuf_init(w);
 }
 
+/* A buffer keeps its room across resets, up to this: one message of
+ * hundreds of megabytes does not stay in a long-lived buffer for ever. */
+#define WBUF_KEEP_MAX	(16u << 20)
+
 void
 wbuf_reset(struct wbuf *w)
 {
+	if (w->cap > WBUF_KEEP_MAX)
+		wbuf_free(w);
 	w->len = 0;
 }
 

@@ -41,6 +41,33 @@ test_wbuf_grows_and_resets(void **state)
 	assert_int_equal(w.cap, 0);
 }
 
+/* A reset keeps the room of a buffer up to 16 MiB, and lets a larger one
+ * go (one huge message does not stay in a long-lived buffer). */
+static void
+test_wbuf_reset_lets_a_huge_buffer_go(void **state)
+{
+	struct wbuf w;
+	size_t cap;
+
+	(void)state;
+	wbuf_init(&w);
+	wbuf_reserve(&w, 16u << 20);
+	w.len = 1;
+	cap = w.cap;
+	wbuf_reset(&w);
+	assert_int_equal(w.cap, cap);
+	assert_non_null(w.data);
+	wbuf_reserve(&w, (16u << 20) + 1);
+	w.len = 1;
+	wbuf_reset(&w);
+	assert_null(w.data);
+	assert_int_equal(w.cap, 0);
+	assert_int_equal(w.len, 0);
+	put_u8(&w, 7);
+	assert_int_equal(w.data[0], 7);
+	wbuf_free(&w);
+}
+
 /* Reserved room is taken without moving the buffer, exactly. */
 static void
 test_wbuf_reserve(void **state)
@@ -373,6 +400,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wbuf_grows_and_resets),
 		cmocka_unit_test(test_wbuf_reserve),
+		cmocka_unit_test(test_wbuf_reset_lets_a_huge_buffer_go),
 		cmocka_unit_test(test_wbuf_around),
 		cmocka_unit_test(test_integers_little_endian),
 		cmocka_unit_test(test_integers_round_trip),
