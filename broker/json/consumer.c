@@ -50,6 +50,10 @@ login(struct client *cl, const char *line, size_t len)
 		json_error(cl, "user is already connected");
 		return;
 	}
+	if (!json_may_resume(cl, s, name)) {
+		free(name);
+		return;
+	}
 	if (delivery_open(cl) == -1) {
 		free(name);
 		json_error(cl, "cannot set up delivery");

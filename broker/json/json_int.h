@@ -67,6 +67,8 @@ bool	 json_parse_login(struct client *cl, const char *line, size_t len, char **n
 /* true: let in (*checked: with a checked user name); false: refused, the
  * connection ends.  The password is wiped. */
 bool	 json_login(struct client *cl, const char *name, char *password, bool *checked);
+/* Whether a consumer may resume session s (answered and closing if not). */
+bool	 json_may_resume(struct client *cl, const struct session *s, const char *name);
 void	 json_denied(struct client *cl, const char *what, const char *topic);
 /* refuse.c */
 void	 json_refused(struct client *cl, const char *reason, const char *detail,

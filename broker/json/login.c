@@ -66,6 +66,23 @@ json_login(struct client *cl, const char *name, char *password, bool *checked)
 	return false;
 }
 
+/* A consumer's session that a checked login used last belongs to the
+ * password file and ACL it was checked against: with
+ * per_listener_settings, a login on a listener with others (perhaps no
+ * check at all) may not take it over.  Without, every listener has the
+ * same and nothing changes. */
+bool
+json_may_resume(struct client *cl, const struct session *s, const char *name)
+{
+	if (s == NULL || s->user == NULL || s->auth == cl->auth)
+		return true;
+	log_notice("client %s: user %s's session was logged in on listener %s, whose "
+	    "password file and ACL are not this listener's: refused", cl->desc, name,
+	    s->listener != NULL ? s->listener : "(the global settings)");
+	not_authorized(cl, 0, "session of another listener");
+	return false;
+}
+
 /* A PUB or SUB the ACL denies: UNKNOWN COMMAND, as for any request the
  * client may not make; the line is not dead-lettered (it would show what
  * the client may not write to whoever reads the dead letters). */

@@ -8,7 +8,8 @@ import pytest
 
 from mqtt_helpers import PUBLISH, mosquitto_pub
 from test_auth import connack, refused, write_passwords
-from broker_harness import broker_binary, start_with_listeners
+from broker_harness import (LOGGED_IN, PLEASE_LOGIN, JsonClient, broker_binary,
+                            start_with_listeners, wait_for)
 from test_tls import log_since, pki, tls_lines  # noqa: F401 (fixture)
 
 def test_per_listener_settings_give_each_block_its_own_files(mqtt_factory, tmp_path):
@@ -80,6 +81,44 @@ def test_an_offline_session_keeps_its_listeners_acl(mqtt_factory, tmp_path):
     assert rc == 0
     got = sorted(c.expect(PUBLISH).payload for _ in range(2))
     assert got == [b"alice/one", b"alice/two"]
+
+
+def test_a_json_session_of_a_checked_login_is_not_taken_from_another_listener(
+        mqtt_factory, tmp_path):
+    """per_listener_settings: a consumer session that alice's checked login
+    made on one listener is not resumed by a login on a listener with
+    other files (here, none: any name is taken there); a name no checked
+    login used is still anyone's there."""
+    pw = write_passwords(tmp_path / "passwd")
+    b, (checked, unchecked) = start_with_listeners(mqtt_factory, [
+        ("json_consumer", ["password_file %s" % pw]),
+        ("json_consumer", ["allow_anonymous true"])],
+        config={"per_listener_settings": "true"})
+    c = JsonClient(checked)
+    c.expect(PLEASE_LOGIN)
+    c.send_line("log alice secret")
+    c.expect(LOGGED_IN)
+    c.send_json({"type": "SUB", "topic": "alice/j"})
+    c.expect("OK")
+    c.close()
+
+    def intruder_answer():
+        """The answer, once alice's connection is seen closed."""
+        intruder = JsonClient(unchecked)
+        intruder.expect(PLEASE_LOGIN)
+        intruder.send_line("log alice")
+        answer = intruder.read_line()
+        intruder.expect_closed()
+        return None if answer == "ERROR user is already connected" else answer
+    assert wait_for(intruder_answer, 10, "alice's session offline") == "ERROR not authorized"
+    other = JsonClient(unchecked)
+    other.expect(PLEASE_LOGIN)
+    other.send_line("log dave")
+    other.expect(LOGGED_IN)
+    c = JsonClient(checked)
+    c.expect(PLEASE_LOGIN)
+    c.send_line("log alice secret")
+    c.expect(LOGGED_IN)
 
 
 def test_a_reload_that_turns_per_listener_settings_on_keeps_the_files(mqtt_factory, tmp_path):
