@@ -91,6 +91,10 @@ struct passwd_file *passwd_parse(const char *name, const char *buf, size_t len,
 	    struct conf_errors *errs);
 void	 passwd_free(struct passwd_file *pf);
 size_t	 passwd_count(const struct passwd_file *pf);
+/* How an unknown user's password is checked (so that it takes as long as
+ * a known one's): the file's most common kind of entry, 6 or 7, and its
+ * iterations. */
+void	 passwd_unknown_cost(const struct passwd_file *pf, uint8_t *kind, unsigned *iterations);
 /* True if user is in the file and password (len bytes) is its password;
  * the time taken does not tell whether the user exists. */
 bool	 passwd_check(const struct passwd_file *pf, const char *user, const void *password,

@@ -40,6 +40,7 @@ struct pw_entry {
 struct passwd_file {
 	struct pw_entry	*v;		/* sorted by user */
 	size_t		 n;
+	struct pw_entry	 dummy;		/* what an unknown user's check costs */
 };
 
 struct pw_parser {
@@ -235,6 +236,43 @@ sort_users(struct pw_parser *p, struct passwd_file *pf)
 	}
 }
 
+/* An unknown user is checked as the file's most common kind of entry
+ * ($6$, or $7$ with its iterations) is, so that the time a login takes
+ * does not tell whether the user exists; mosquitto_passwd's default
+ * ($7$, 101 iterations) for an empty file. */
+static void
+choose_dummy(struct passwd_file *pf)
+{
+	enum { KINDS = 16 };
+	struct { uint8_t kind; unsigned iterations; size_t n; } seen[KINDS];
+	size_t nseen = 0, best = 0, k;
+
+	pf->dummy = (struct pw_entry){ .kind = 7, .iterations = PW_DUMMY_ITERATIONS,
+				       .salt_len = 12 };
+	memcpy(pf->dummy.salt, "0123456789ab", 12);
+	for (size_t i = 0; i < pf->n; i++) {
+		const struct pw_entry *e = &pf->v[i];
+
+		for (k = 0; k < nseen; k++)
+			if (seen[k].kind == e->kind && seen[k].iterations == e->iterations)
+				break;
+		if (k == nseen && nseen == KINDS)
+			continue;
+		if (k == nseen) {
+			seen[k].kind = e->kind;
+			seen[k].iterations = e->iterations;
+			seen[k].n = 0;
+			nseen++;
+		}
+		if (++seen[k].n > seen[best].n)
+			best = k;
+	}
+	if (nseen > 0) {
+		pf->dummy.kind = seen[best].kind;
+		pf->dummy.iterations = seen[best].iterations;
+	}
+}
+
 struct passwd_file *
 passwd_parse(const char *name, const char *buf, size_t len, struct conf_errors *errs)
 {
@@ -262,6 +300,7 @@ passwd_parse(const char *name, const char *buf, size_t len, struct conf_errors *
 		off += n + 1;
 	}
 	sort_users(&p, pf);
+	choose_dummy(pf);
 	if (p.nerr > 0) {
 		passwd_free(pf);
 		return NULL;
@@ -284,6 +323,13 @@ size_t
 passwd_count(const struct passwd_file *pf)
 {
 	return pf != NULL ? pf->n : 0;
+}
+
+void
+passwd_unknown_cost(const struct passwd_file *pf, uint8_t *kind, unsigned *iterations)
+{
+	*kind = pf->dummy.kind;
+	*iterations = pf->dummy.iterations;
 }
 
 /* The hash of password under e's method and salt; -1 if libcrypto fails. */
@@ -312,8 +358,9 @@ passwd_check(const struct passwd_file *pf, const char *user, const void *passwor
     size_t len)
 {
 	/* An unknown user costs a check too, so that timing does not tell. */
-	static const struct pw_entry dummy = { .kind = 7, .iterations = PW_DUMMY_ITERATIONS,
-					       .salt = "0123456789ab", .salt_len = 12 };
+	static const struct pw_entry none = { .kind = 7, .iterations = PW_DUMMY_ITERATIONS,
+					      .salt = "0123456789ab", .salt_len = 12 };
+	const struct pw_entry *dummy = pf != NULL ? &pf->dummy : &none;
 	struct pw_entry key = { .user = (char *)user };
 	const struct pw_entry *e = NULL;
 	uint8_t out[PW_HASH_LEN];
@@ -323,7 +370,7 @@ passwd_check(const struct passwd_file *pf, const char *user, const void *passwor
 		e = bsearch(&key, pf->v, pf->n, sizeof(*pf->v), entry_cmp_user);
 	if (len > INT32_MAX)
 		return false;
-	if (digest(e != NULL ? e : &dummy, password != NULL ? password : "", len, out) == -1)
+	if (digest(e != NULL ? e : dummy, password != NULL ? password : "", len, out) == -1)
 		return false;
 	ok = e != NULL && CRYPTO_memcmp(out, e->hash, PW_HASH_LEN) == 0;
 	OPENSSL_cleanse(out, sizeof(out));

@@ -54,6 +54,41 @@ test_passwd_mosquitto_hashes(void **state)
 	passwd_free(pf);
 }
 
+/* An unknown user's check costs what the file's most common entry's
+ * does: $6$ users in a file of mostly $6$, $7$ with the iterations most
+ * entries have, mosquitto_passwd's default for an empty file. */
+static void
+test_passwd_unknown_user_costs_a_known_ones(void **state)
+{
+	struct conf_errors e;
+	struct passwd_file *pf;
+	char text[1024];
+	uint8_t kind;
+	unsigned it;
+
+	(void)state;
+
+	snprintf(text, sizeof(text), "%s\n%s\ncarol%s\n", ALICE_7, BOB_6, BOB_6 + 3);
+	pf = pw(text, &e);
+	assert_non_null(pf);
+	passwd_unknown_cost(pf, &kind, &it);
+	assert_int_equal(kind, 6);
+	passwd_free(pf);
+	snprintf(text, sizeof(text), "x%s\ny%s\n%s\n", ALICE_7 + 5, ALICE_7 + 5, BOB_6);
+	pf = pw(text, &e);
+	assert_non_null(pf);
+	passwd_unknown_cost(pf, &kind, &it);
+	assert_int_equal(kind, 7);
+	assert_int_equal(it, 101);
+	passwd_free(pf);
+	pf = pw("# nobody\n", &e);
+	assert_non_null(pf);
+	passwd_unknown_cost(pf, &kind, &it);
+	assert_int_equal(kind, 7);
+	assert_int_equal(it, 101);
+	passwd_free(pf);
+}
+
 /* Each bad file: its error names the line. */
 static void
 test_passwd_errors(void **state)
@@ -388,6 +423,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_passwd_mosquitto_hashes),
 		cmocka_unit_test(test_passwd_errors),
+		cmocka_unit_test(test_passwd_unknown_user_costs_a_known_ones),
 		cmocka_unit_test(test_passwd_every_error),
 		cmocka_unit_test(test_acl_table),
 		cmocka_unit_test(test_acl_none_and_empty),
