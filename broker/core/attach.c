@@ -14,15 +14,23 @@
 #include "log.h"
 #include "xmalloc.h"
 
+static int
+attachment_cmp(struct attachment *a, struct attachment *b)
+{
+	return (a->child > b->child) - (a->child < b->child);
+}
+
+RB_PROTOTYPE(attachment_ix, attachment, by_topic, attachment_cmp)
+RB_GENERATE(attachment_ix, attachment, by_topic, attachment_cmp)
+
+/* A session of thousands of topics is not a pass over all of them for
+ * each. */
 struct attachment *
 attach_find(struct client *cl, struct child *c)
 {
-	struct attachment *a;
+	struct attachment key = { .child = c };
 
-	TAILQ_FOREACH(a, &cl->attached, by_client)
-		if (a->child == c)
-			return a;
-	return NULL;
+	return RB_FIND(attachment_ix, &cl->attached_ix, &key);
 }
 
 /* Is an UNSUB of the attachment's subscriber still held?  One held while
@@ -138,6 +146,7 @@ attach_topic(struct client *cl, struct child *c, const struct rec_attach *r)
 		a->child = c;
 		TAILQ_INSERT_TAIL(&c->attached, a, by_child);
 		TAILQ_INSERT_TAIL(&cl->attached, a, by_client);
+		RB_INSERT(attachment_ix, &cl->attached_ix, a);
 	}
 	a->a = *r;
 	a->a.subkey = cl->session->key;
@@ -226,8 +235,10 @@ attach_drop(struct attachment *a, bool detach)
 	TAILQ_REMOVE(&c->attached, a, by_child);
 	if (a->group != NULL)
 		TAILQ_REMOVE(&a->client->shared, a, by_client);
-	else
+	else {
 		TAILQ_REMOVE(&a->client->attached, a, by_client);
+		RB_REMOVE(attachment_ix, &a->client->attached_ix, a);
+	}
 	free(a->group);
 	free(a);
 }

@@ -510,6 +510,7 @@ client_new(struct listener *l, int fd, const char *desc)
 	snprintf(cl->desc, sizeof(cl->desc), "%s", desc);
 	address_of(desc, cl->addr, sizeof(cl->addr));
 	TAILQ_INIT(&cl->attached);
+	RB_INIT(&cl->attached_ix);
 	TAILQ_INIT(&cl->shared);
 	/* Requests are small and answered one by one: no Nagle delay. */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)

@@ -81,9 +81,11 @@ struct filter {
 	char		*filter;
 	uint8_t		 qos;
 };
-/* A session's filters by name (session.c). */
+/* A session's filters by name, and those a topic is matched against one
+ * by one (filters.c). */
 struct filter_ix;
 RB_HEAD(filter_index, filter_ix);
+RB_HEAD(filter_scan, filter_ix);
 
 /* A subscriber identity: "j/NAME" (JSON-lines), "m/ID" (persistent MQTT
  * session) or "c/BOOT/ID" (clean MQTT session). */
@@ -97,6 +99,7 @@ struct session {
 	struct filter	*filters;
 	size_t		 nfilters;
 	struct filter_index findex;	/* filters by name */
+	struct filter_scan findex_scan;	/* those with a wildcard, and shares */
 	int64_t		 offline_since;	/* wall ms */
 	/* Offline this long (ms), an MQTT session is removed: 0 means
 	 * persistent_client_expiration, UINT64_MAX never (MQTT 5.0's Session
@@ -185,6 +188,7 @@ struct client {
 	bool		 dev_on;
 	struct ipc_reader din;		/* records read from dsock[0], not taken yet */
 	struct attachment_list attached;	/* by_client */
+	struct attachment_ix attached_ix;	/* the same, by topic */
 	struct attachment_list shared;		/* by_client: memberships of groups */
 	struct owner	*owner;
 };
@@ -436,6 +440,15 @@ bool	 session_add_filter(struct session *s, const char *filter, uint8_t qos);
 bool	 session_may_add_filter(const struct session *s, const char *filter);
 bool	 session_has_filter(const struct session *s, const char *filter);
 bool	 session_remove_filter(struct session *s, const char *filter);
+/* Calls fn for each filter with a wildcard, and each share. */
+typedef void filter_fn(struct session *s, const struct filter *f, void *arg);
+void	 session_scan(struct session *s, filter_fn *fn, void *arg);
+/* Calls fn for each filter that matches topic (no share does). */
+void	 session_matching(struct session *s, const char *topic, filter_fn *fn, void *arg);
+void	 session_filters_free(struct session *s);
+/* Whether another of the session's filters is routed as filter is: the
+ * plain filter of a share's, or another group's share of it. */
+bool	 session_shares_route(const struct session *s, const char *filter);
 /* The settings a session attaches to a topic with, at QoS qos. */
 void	 session_attach_settings(const struct session *s, int qos, struct rec_attach *a);
 /* Brings one topic, every topic a filter matches (or all of the

@@ -57,13 +57,8 @@ routes_drop(struct broker *b, struct session *s, const char *filter)
 void
 routes_remove(struct broker *b, struct session *s, const char *filter)
 {
-	const char *route = filter_route(filter);
-
-	for (size_t i = 0; i < s->nfilters; i++)
-		if (strcmp(s->filters[i].filter, filter) != 0 &&
-		    strcmp(filter_route(s->filters[i].filter), route) == 0)
-			return;
-	(void)subtree_remove(b->routes->filters, route, s);
+	if (!session_shares_route(s, filter))
+		(void)subtree_remove(b->routes->filters, filter_route(filter), s);
 }
 
 struct matched {

@@ -105,55 +105,6 @@ session_save(struct session *s)
 	return durable_write(s->b);
 }
 
-/* Where each filter is in s->filters: a SUBSCRIBE or UNSUBSCRIBE of
- * thousands looks each one up without a pass over all the others. */
-struct filter_ix {
-	RB_ENTRY(filter_ix) entry;
-	const char	*filter;	/* the session's copy */
-	size_t		 i;
-};
-
-static int
-ix_cmp(struct filter_ix *a, struct filter_ix *b)
-{
-	return strcmp(a->filter, b->filter);
-}
-
-RB_PROTOTYPE(filter_index, filter_ix, entry, ix_cmp)
-RB_GENERATE(filter_index, filter_ix, entry, ix_cmp)
-
-static struct filter_ix *
-ix_find(const struct session *s, const char *filter)
-{
-	struct filter_ix key = { .filter = filter };
-
-	return RB_FIND(filter_index, (struct filter_index *)&s->findex, &key);
-}
-
-bool
-session_has_filter(const struct session *s, const char *filter)
-{
-	return ix_find(s, filter) != NULL;
-}
-
-static void
-filters_free(struct session *s)
-{
-	struct filter_ix *ix;
-
-	while ((ix = RB_MIN(filter_index, &s->findex)) != NULL) {
-		RB_REMOVE(filter_index, &s->findex, ix);
-		free(ix);
-	}
-	for (size_t i = 0; i < s->nfilters; i++) {
-		routes_drop(s->b, s, s->filters[i].filter);
-		free(s->filters[i].filter);
-	}
-	free(s->filters);
-	s->filters = NULL;
-	s->nfilters = 0;
-}
-
 static void
 unsub_topic(struct broker *b, const char *topic, void *arg)
 {
@@ -196,76 +147,11 @@ session_free(struct session *s)
 	RB_REMOVE(session_tree, &s->b->sessions, s);
 	if (s->ext_ops != NULL)
 		s->ext_ops->ended(s, false);
-	filters_free(s);
+	session_filters_free(s);
 	free(s->user);
 	free(s->listener);
 	free(s->key);
 	free(s);
-}
-
-/* Highest QoS among the filters that match topic; -1 if none does. */
-int
-session_qos(const struct session *s, const char *topic)
-{
-	int q = -1;
-
-	for (size_t i = 0; i < s->nfilters; i++)
-		if (topic_matches(s->filters[i].filter, topic) && s->filters[i].qos > q)
-			q = s->filters[i].qos;
-	return q;
-}
-
-bool
-session_may_add_filter(const struct session *s, const char *filter)
-{
-	return s->nfilters < s->b->set.max_subscriptions || session_has_filter(s, filter);
-}
-
-/* Adds or updates a filter; returns true if anything changed. */
-bool
-session_add_filter(struct session *s, const char *filter, uint8_t qos)
-{
-	struct filter_ix *ix = ix_find(s, filter);
-
-	if (ix != NULL) {
-		bool changed = s->filters[ix->i].qos != qos;
-
-		s->filters[ix->i].qos = qos;
-		return changed;
-	}
-	s->filters = xreallocarray(s->filters, s->nfilters + 1, sizeof(*s->filters));
-	s->filters[s->nfilters].filter = xstrdup(filter);
-	s->filters[s->nfilters].qos = qos;
-	ix = xmalloc(sizeof(*ix));
-	ix->filter = s->filters[s->nfilters].filter;
-	ix->i = s->nfilters;
-	RB_INSERT(filter_index, &s->findex, ix);
-	s->nfilters++;
-	routes_add(s->b, s, filter);
-	return true;
-}
-
-/* Removes a filter; a share's memberships end with it. */
-bool
-session_remove_filter(struct session *s, const char *filter)
-{
-	struct filter_ix *ix = ix_find(s, filter);
-	size_t i;
-	char *f;
-
-	if (ix == NULL)
-		return false;
-	i = ix->i;
-	f = s->filters[i].filter;
-	RB_REMOVE(filter_index, &s->findex, ix);
-	free(ix);
-	s->filters[i] = s->filters[--s->nfilters];
-	if (i < s->nfilters)
-		ix_find(s, s->filters[i].filter)->i = i;
-	routes_remove(s->b, s, f);
-	share_filter_removed(s, f);
-	free(f);
-	return true;
 }
 
 void

@@ -92,6 +92,38 @@ share_denied(struct session *s, struct child *c, const char *gkey)
 		leave(c, gkey, s->key, s->mode == MODE_MQTT);
 }
 
+struct sync_arg {
+	struct child	*c;
+	bool		 may;		/* the session may read the topic */
+};
+
+/* One of the session's shares, if it matches the topic. */
+static void
+sync_share(struct session *s, const struct filter *f, void *argp)
+{
+	struct sync_arg *arg = argp;
+	struct rec_attach a;
+	const char *sub;
+	char *gkey;
+
+	if (topic_share_split(f->filter, &sub) != 1 || !topic_matches(sub, arg->c->topic))
+		return;
+	gkey = group_key(f->filter);
+	if (!arg->may) {
+		share_denied(s, arg->c, gkey);
+		free(gkey);
+		return;
+	}
+	session_attach_settings(s, f->qos, &a);
+	a.subkey = gkey;
+	a.member = s->key;
+	if (s->cl != NULL)
+		share_attach_topic(s->cl, arg->c, &a, gkey);
+	else if (s->persistent)
+		attach_offline(arg->c, &a);
+	free(gkey);
+}
+
 /* Brings the session's memberships in topic c in line with its share
  * filters and its ACL: a member of each group whose filter matches
  * (online, or registered for a persistent session that is offline) where
@@ -99,31 +131,9 @@ share_denied(struct session *s, struct child *c, const char *gkey)
 void
 session_sync_shares(struct session *s, struct child *c)
 {
-	bool may = session_may_read(s, c->topic);
-	const char *sub;
-	struct rec_attach a;
-	char *gkey;
+	struct sync_arg arg = { c, session_may_read(s, c->topic) };
 
-	for (size_t i = 0; i < s->nfilters; i++) {
-		const struct filter *f = &s->filters[i];
-
-		if (topic_share_split(f->filter, &sub) != 1 || !topic_matches(sub, c->topic))
-			continue;
-		gkey = group_key(f->filter);
-		if (!may) {
-			share_denied(s, c, gkey);
-			free(gkey);
-			continue;
-		}
-		session_attach_settings(s, f->qos, &a);
-		a.subkey = gkey;
-		a.member = s->key;
-		if (s->cl != NULL)
-			share_attach_topic(s->cl, c, &a, gkey);
-		else if (s->persistent)
-			attach_offline(c, &a);
-		free(gkey);
-	}
+	session_scan(s, sync_share, &arg);
 }
 
 /* The member leaves the group in topic c; forget: the group goes with

@@ -65,6 +65,7 @@ TAILQ_HEAD(held_list, held);
 struct attachment {
 	TAILQ_ENTRY(attachment) by_child;
 	TAILQ_ENTRY(attachment) by_client;	/* attached, or shared */
+	RB_ENTRY(attachment) by_topic;		/* in its client's attached_ix */
 	struct client	*client;
 	struct child	*child;
 	uint64_t	 req;		/* non-zero while waiting for DONE */
@@ -77,6 +78,7 @@ struct attachment {
 	char		*group;		/* a group's key "g/GROUP/FILTER", or NULL */
 };
 TAILQ_HEAD(attachment_list, attachment);
+RB_HEAD(attachment_ix, attachment);
 
 enum child_state {
 	CH_COLD,		/* no topicd: started when something needs it */

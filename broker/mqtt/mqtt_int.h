@@ -48,12 +48,14 @@ RB_HEAD(counted_tree, counted);
 #define SO_NO_LOCAL	0x01
 #define SO_RAP		0x02	/* Retain As Published */
 struct subopt {
+	RB_ENTRY(subopt) entry;
 	char		*filter;
 	uint8_t		 flags;		/* SO_* */
 	uint32_t	 id;		/* Subscription Identifier; 0: none */
 };
+RB_HEAD(subopt_tree, subopt);
 struct subopts {
-	struct subopt	*v;
+	struct subopt_tree tree;	/* by filter (zeroed: empty) */
 	size_t		 n;
 };
 /* What a session's subscriptions say of one delivery. */

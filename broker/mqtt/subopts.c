@@ -43,20 +43,30 @@ opt_store(const struct session *s, const struct subopt *o, bool keep)
 		log_warnx("session %s: cannot record the options of %s", s->key, o->filter);
 }
 
+static int
+opt_cmp(struct subopt *a, struct subopt *b)
+{
+	return strcmp(a->filter, b->filter);
+}
+
+RB_PROTOTYPE(subopt_tree, subopt, entry, opt_cmp)
+RB_GENERATE(subopt_tree, subopt, entry, opt_cmp)
+
 static struct subopt *
 opt_find(struct subopts *os, const char *filter)
 {
-	for (size_t i = 0; i < os->n; i++)
-		if (strcmp(os->v[i].filter, filter) == 0)
-			return &os->v[i];
-	return NULL;
+	struct subopt key = { .filter = (char *)filter };
+
+	return RB_FIND(subopt_tree, &os->tree, &key);
 }
 
 static void
 opt_drop(struct subopts *os, struct subopt *o)
 {
+	RB_REMOVE(subopt_tree, &os->tree, o);
+	os->n--;
 	free(o->filter);
-	*o = os->v[--os->n];
+	free(o);
 }
 
 /* The entry of a filter, made if needed; NULL for no options and no entry. */
@@ -68,9 +78,10 @@ opt_put(struct subopts *os, const char *filter, uint8_t flags, uint32_t id)
 	if (o == NULL && flags == 0 && id == 0)
 		return NULL;
 	if (o == NULL) {
-		os->v = xreallocarray(os->v, os->n + 1, sizeof(*os->v));
-		o = &os->v[os->n++];
+		o = xcalloc(1, sizeof(*o));
 		o->filter = xstrdup(filter);
+		RB_INSERT(subopt_tree, &os->tree, o);
+		os->n++;
 	}
 	o->flags = flags;
 	o->id = id;
@@ -101,13 +112,13 @@ subopts_end(struct session *s, bool forget)
 {
 	struct subopts *os = mqtt_session_opts(s);
 
-	while (os->n > 0) {
+	struct subopt *o;
+
+	while ((o = RB_MIN(subopt_tree, &os->tree)) != NULL) {
 		if (forget)
-			opt_store(s, &os->v[os->n - 1], false);
-		opt_drop(os, &os->v[os->n - 1]);
+			opt_store(s, o, false);
+		opt_drop(os, o);
 	}
-	free(os->v);
-	os->v = NULL;
 }
 
 static struct subopt *
@@ -130,12 +141,33 @@ match_share(const struct session *s, const char *share, struct sub_match *m)
 		m->ids[m->nids++] = o->id;
 }
 
+struct match_arg {
+	bool		 own;		/* the message is from this session's client */
+	struct sub_match *m;
+	bool		 deliver;
+};
+
+/* One of the session's own filters that match the topic. */
+static void
+match_filter(struct session *s, const struct filter *f, void *argp)
+{
+	struct match_arg *arg = argp;
+	const struct subopt *o = opt_of(s, f->filter);
+
+	if (o == NULL) {
+		arg->deliver = true;
+		return;
+	}
+	arg->deliver |= !(arg->own && (o->flags & SO_NO_LOCAL));
+	arg->m->rap |= (o->flags & SO_RAP) != 0;
+	if (o->id != 0 && arg->m->nids < SUB_MATCH_IDS)
+		arg->m->ids[arg->m->nids++] = o->id;
+}
+
 void
 subopts_match(const struct session *s, const char *topic, const char *share, bool own,
     struct sub_match *m)
 {
-	bool deliver = false;
-
 	memset(m, 0, sizeof(*m));
 	if (mqtt_session_opts((struct session *)s)->n == 0)
 		return;
@@ -143,21 +175,10 @@ subopts_match(const struct session *s, const char *topic, const char *share, boo
 		match_share(s, share, m);
 		return;
 	}
-	for (size_t i = 0; i < s->nfilters; i++) {
-		const struct subopt *o;
+	struct match_arg arg = { own, m, false };
 
-		if (!topic_matches(s->filters[i].filter, topic))
-			continue;
-		if ((o = opt_of(s, s->filters[i].filter)) == NULL) {
-			deliver = true;
-			continue;
-		}
-		deliver |= !(own && (o->flags & SO_NO_LOCAL));
-		m->rap |= (o->flags & SO_RAP) != 0;
-		if (o->id != 0 && m->nids < SUB_MATCH_IDS)
-			m->ids[m->nids++] = o->id;
-	}
-	m->skip = !deliver;
+	session_matching((struct session *)s, topic, match_filter, &arg);
+	m->skip = !arg.deliver;
 }
 
 /* At start: the options stored for the sessions that exist. */

@@ -119,11 +119,57 @@ mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 	free(retained);
 }
 
+static int
+child_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(struct child *const *)a;
+	uintptr_t y = (uintptr_t)*(struct child *const *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Topics no filter matches any more drop the cursor; others may get a
+ * lower QoS.  Each attached topic an unsubscribed filter matches is
+ * brought in line once: a plain filter's is looked up, the wildcards are
+ * matched in one pass over the attachments (an UNSUBSCRIBE of thousands
+ * of plain filters is not a pass over thousands of topics for each). */
+static void
+unsubscribed_sync(struct client *cl, const struct mqtt_unsubscribe *u)
+{
+	struct child **v = xcalloc(u->n, sizeof(*v)), *c;
+	struct attachment *a;
+	size_t n = 0, nwild = 0, k = 0;
+
+	for (size_t i = 0; i < u->n; i++) {
+		if (strpbrk(u->filters[i], "+#") != NULL)
+			nwild++;
+		else if ((c = topic_find(cl->b, u->filters[i])) != NULL && attach_find(cl, c))
+			v[n++] = c;
+	}
+	TAILQ_FOREACH(a, &cl->attached, by_client) {
+		for (size_t i = 0; nwild > 0 && i < u->n; i++) {
+			if (strpbrk(u->filters[i], "+#") != NULL &&
+			    topic_matches(u->filters[i], a->child->topic)) {
+				if (n == u->n + k) {
+					k = k ? 2 * k : 16;
+					v = xreallocarray(v, u->n + k, sizeof(*v));
+				}
+				v[n++] = a->child;
+				break;
+			}
+		}
+	}
+	qsort(v, n, sizeof(*v), child_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || v[i] != v[i - 1])
+			session_sync_topic(cl->session, v[i], false);
+	free(v);
+}
+
 void
 mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u)
 {
 	struct session *s = cl->session;
-	struct attachment *a, *next;
 	uint8_t *codes = xcalloc(u->n, 1);
 	bool changed = false;
 
@@ -137,16 +183,7 @@ mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u)
 	}
 	if (changed)
 		client_gate(cl, session_save(s));
-	/* Topics no filter matches any more drop the cursor; others may get
-	 * a lower QoS. */
-	TAILQ_FOREACH_SAFE(a, &cl->attached, by_client, next) {
-		for (size_t i = 0; i < u->n; i++) {
-			if (topic_matches(u->filters[i], a->child->topic)) {
-				session_sync_topic(s, a->child, false);
-				break;
-			}
-		}
-	}
+	unsubscribed_sync(cl, u);
 	if (mqtt_v5(cl))
 		send_suback(cl, MQTT_UNSUBACK, u->packet_id, u->n, codes);
 	else

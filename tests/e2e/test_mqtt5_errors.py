@@ -12,8 +12,9 @@ import time
 import pytest
 
 from mqtt_helpers import (CONNECT, DISCONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
-                          connected_client, packet, paho)
-from mqtt5_helpers import V5Client, ack5, connect5, disconnect5, props, publish5
+                          SUBSCRIBE, UNSUBACK, connected_client, packet, paho)
+from mqtt5_helpers import (V5Client, ack5, connect5, disconnect5, props, publish5,
+                           unsubscribe5)
 
 pytestmark = pytest.mark.skipif(paho is None, reason="paho-mqtt missing (use /usr/bin/python3)")
 
@@ -305,3 +306,35 @@ def test_max_subscriptions(mqtt_factory):
     pub.publish("ms/c", b"not for subs5", 1)
     pub.publish("ms/b", b"for both", 1)
     assert c.next5(PUBLISH).payload == b"for both"
+
+
+def test_a_session_of_thousands_of_filters(mqtt_factory):
+    """A session at the default max_subscriptions (10,000 plain filters,
+    each a topic of its own, and two wildcards): one SUBSCRIBE and one
+    UNSUBSCRIBE of them all are answered (each filter looked up, not
+    matched against all the others), a message matching several filters
+    comes once at the highest QoS with every Subscription Identifier, and
+    what was unsubscribed stops."""
+    b = mqtt_factory()
+    c, _ = v5(b, "thousands")
+    plain = [("many/%d" % i, 1) for i in range(9998)]
+    codes = c.subscribe5(plain + [("many/+", 0), ("many/#", 2)], timeout=60,
+                         sprops=props(SUBSCRIBE, SubscriptionIdentifier=7)).codes
+    assert codes == [1] * 9998 + [0, 2]
+    pub = connected_client(b.mqtt_port, "thousands-pub")
+    pub.publish("many/5", b"three filters", 2)
+    m = c.next5(PUBLISH)
+    assert (m.payload, m.qos, m.props.get("SubscriptionIdentifier")) == \
+        (b"three filters", 2, [7, 7, 7]), m
+    c.send(ack5(PUBREC, m.pid))
+    c.expect(PUBREL, pid=m.pid)
+    c.send(ack5(PUBCOMP, m.pid))
+    c.send(unsubscribe5(c.alloc_pid(), [f for f, _ in plain] + ["many/#"]))
+    assert c.next5(UNSUBACK, timeout=60).codes == [0] * 9999
+    pub.publish("many/6", b"one filter left", 2)
+    m = c.next5(PUBLISH)
+    assert (m.payload, m.qos) == (b"one filter left", 0), m
+    c.send(unsubscribe5(c.alloc_pid(), ["many/+"]))
+    assert c.next5(UNSUBACK).codes == [0]
+    pub.publish("many/7", b"none left", 2)
+    c.expect_silence(QUIET)
