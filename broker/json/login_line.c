@@ -1,12 +1,14 @@
 /* The JSON-lines login line: "log USER [PASSWORD]", words split on
- * Unicode white space as the old broker did, the user name lower-cased,
- * control characters refused. */
+ * Unicode white space and the user name lower-cased in Unicode as the old
+ * broker did, control characters refused. */
 #include "json_codec.h"
 
+#include <locale.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wctype.h>
 
 #include "topic.h"
 #include "xmalloc.h"
@@ -107,16 +109,63 @@ login_words(const char *line, size_t len, struct word *words, size_t max)
 	return n;
 }
 
+/* Unicode's lower case of a code point, as the C.UTF-8 locale has it
+ * (ASCII only if the C library has no such locale). */
+static uint32_t
+lower_cp(uint32_t c)
+{
+	static locale_t utf8;
+	static bool tried;
+
+	if (c < 0x80)
+		return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+	if (!tried) {
+		tried = true;
+		utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	}
+	return utf8 != (locale_t)0 ? (uint32_t)towlower_l((wint_t)c, utf8) : c;
+}
+
+static size_t
+utf8_put(char *out, uint32_t c)
+{
+	if (c < 0x80) {
+		out[0] = (char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		out[0] = (char)(0xc0 | c >> 6);
+		out[1] = (char)(0x80 | (c & 0x3f));
+		return 2;
+	}
+	if (c < 0x10000) {
+		out[0] = (char)(0xe0 | c >> 12);
+		out[1] = (char)(0x80 | (c >> 6 & 0x3f));
+		out[2] = (char)(0x80 | (c & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | c >> 18);
+	out[1] = (char)(0x80 | (c >> 12 & 0x3f));
+	out[2] = (char)(0x80 | (c >> 6 & 0x3f));
+	out[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
+}
+
+/* The user name lower-cased, as the original broker's String.downcase
+ * did it (its simple mappings: no lower case is longer than twice the
+ * bytes of its upper case). */
 static char *
 lower_name(const char *line, const struct word *w)
 {
-	const char *name = line + w->off;
-	char *u = xmalloc(w->len + 1);
-	size_t i;
+	const unsigned char *name = (const unsigned char *)line + w->off;
+	char *u = xmalloc(2 * w->len + 1);
+	size_t i = 0, n = 0, cl;
 
-	for (i = 0; i < w->len; i++)
-		u[i] = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] - 'A' + 'a') : name[i];
-	u[i] = '\0';
+	while (i < w->len) {
+		n += utf8_put(u + n, lower_cp(utf8_next(name + i, w->len - i, &cl)));
+		i += cl;
+	}
+	u[n] = '\0';
 	return u;
 }
 

@@ -81,6 +81,20 @@ def test_login_is_case_insensitive(broker):
     b.expect_closed()
 
 
+def test_login_lower_cases_in_unicode(broker):
+    """The original lower-cased the line with String.downcase: Unicode,
+    not ASCII only, so "ÄRGER" and "ärger" are one user."""
+    a = broker.client()
+    a.expect(PLEASE_LOGIN)
+    a.send_line("log \u00c4RGER")
+    a.expect(LOGGED_IN)
+    b = broker.client()
+    b.expect(PLEASE_LOGIN)
+    b.send_line("log \u00e4rger")
+    b.expect_prefix("ERROR ")
+    b.expect_closed()
+
+
 def test_login_splits_on_white_space(broker):
     c = broker.client()
     c.expect(PLEASE_LOGIN)

@@ -529,7 +529,10 @@ test_login(void **state)
 	LOGIN("log alice\r", "alice");
 	LOGIN("log log", "log");
 	LOGIN("log a.b-c_d@e", "a.b-c_d@e");
-	LOGIN("log \xc3\x84rger", "\xc3\x84rger");	/* ASCII lowering only */
+	LOGIN("log \xc3\x84rger", "\xc3\xa4rger");	/* Unicode: \u00c4 -> \u00e4 */
+	LOGIN("log \xce\xa3\xce\x91", "\xcf\x83\xce\xb1");	/* Greek */
+	LOGIN("log \xc8\xba", "\xe2\xb1\xa5");		/* \u023a -> \u2c65: longer */
+	LOGIN("log \xf0\x90\x90\x80", "\xf0\x90\x90\xa8");	/* Deseret, 4 bytes */
 	LOGIN("log\xe3\x80\x80zoe", "zoe");		/* U+3000 splits */
 	LOGIN("log\xc2\xa0zoe", NULL);			/* U+00A0 does not */
 	LOGIN("", NULL);
