@@ -7,9 +7,10 @@
  * it.
  *
  * A topicd sends one subscription's first deliveries in sequence order
- * (retained messages apart, which a subscribe may send again on
- * purpose), and numbers never go back in a topic, so nothing is dropped
- * but a delivery the session has had. */
+ * (retained messages apart, which a subscribe may send again on purpose,
+ * and DUPs, which a group gives a member when another went), and numbers
+ * never go back in a topic, so nothing is dropped but a delivery the
+ * session has had. */
 #include <stdlib.h>
 #include <string.h>
 

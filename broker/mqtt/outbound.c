@@ -509,7 +509,9 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 		pub.qos = o->qos;
 		pub.dup = true;
 	}
-	if (o == NULL && d->qos == 0 && !(d->flags & DF_RETAIN) &&
+	/* Not a DUP: one a group moved here from a member that went comes
+	 * out of order, and a restarted topicd sends QoS 0 as new. */
+	if (o == NULL && d->qos == 0 && !(d->flags & (DF_RETAIN | DF_DUP)) &&
 	    q0marks_seen(&ms_of(s)->q0, d->topic, d->share, d->seq)) {
 		log_debug("client %s: %s seq %llu at QoS 0 was passed on before its topicd "
 		    "restarted: not again", cl->desc, d->topic, (unsigned long long)d->seq);

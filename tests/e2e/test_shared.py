@@ -3,7 +3,7 @@ consumers: each message to one member of the group, over JSON-lines and
 MQTT 3.1.1 members alike; a member's unanswered messages to the others
 when it goes; a group without members online that keeps its messages."""
 
-from broker_harness import LOGGED_IN, login, wait_for
+from broker_harness import LOGGED_IN, HarnessError, login, wait_for
 from mqtt_helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient, Receiver,
                           ack_packet, connected_client)
 
@@ -315,3 +315,33 @@ def test_a_json_consumer_acks_its_groups_copy_after_leaving_with_one_unanswered(
     raw.send_json({"type": "PUBCOMP", "msgId": p["msgId"], "topic": "unanswered"})
     raw.expect("OK")
     raw.expect_silence(1.5)
+
+
+def test_a_qos0_member_gets_what_a_member_that_went_left(mqtt_broker):
+    """A member at QoS 1 that never acks, and one at QoS 0: when the
+    first goes, what it had in flight goes to the second (at QoS 0, out
+    of sequence order after what that one had), and is not taken for a
+    QoS 0 repeat: every message reaches the QoS 0 member."""
+    b = mqtt_broker
+    slow = connected_client(b.mqtt_port, "g0-slow")
+    assert slow.subscribe([("$share/g0/q0m", 1)]) == [1]
+    fast = connected_client(b.mqtt_port, "g0-fast")
+    assert fast.subscribe([("$share/g0/q0m", 0)]) == [0]
+    pub = connected_client(b.mqtt_port, "g0-pub")
+    sent = [b"m%d" % i for i in range(6)]
+    for m in sent:
+        pub.publish("q0m", m, 1)
+
+    def take(c, got):
+        try:
+            got.append(c.expect(PUBLISH, timeout=0.2).payload)
+        except HarnessError:
+            pass
+        return got
+    at_slow, at_fast = [], []
+    wait_for(lambda: len(take(slow, at_slow)) + len(take(fast, at_fast)) >= 6, SETTLE,
+             "the six messages split between the members")
+    assert at_slow and at_fast, (at_slow, at_fast)
+    slow.close()
+    wait_for(lambda: sorted(take(fast, at_fast)) == sorted(sent), SETTLE,
+             "every message at the QoS 0 member (it has %s)" % at_fast)
