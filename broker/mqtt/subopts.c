@@ -158,7 +158,9 @@ match_filter(struct session *s, const struct filter *f, void *argp)
 		arg->deliver = true;
 		return;
 	}
-	arg->deliver |= !(arg->own && (o->flags & SO_NO_LOCAL));
+	if (arg->own && (o->flags & SO_NO_LOCAL))
+		return;		/* not a matching subscription for this one (3.3.4) */
+	arg->deliver = true;
 	arg->m->rap |= (o->flags & SO_RAP) != 0;
 	if (o->id != 0 && arg->m->nids < SUB_MATCH_IDS)
 		arg->m->ids[arg->m->nids++] = o->id;

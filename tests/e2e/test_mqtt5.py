@@ -459,6 +459,22 @@ def test_no_local(mqtt_broker):
         c.send(ack5(PUBACK, m.pid))
 
 
+def test_no_local_leaves_out_that_subscriptions_identifier(mqtt_broker):
+    """A client's own message delivered through another subscription
+    carries that one's Subscription Identifier only: the No Local one
+    does not match it (3.3.4)."""
+    b = mqtt_broker
+    c, _ = v5(b, "nl-ids")
+    assert c.subscribe5([("nli/y", 1 | 0x04)], sprops=props(SUBSCRIBE,
+                        SubscriptionIdentifier=1)).codes == [1]
+    assert c.subscribe5([("nli/+", 1)], sprops=props(SUBSCRIBE,
+                        SubscriptionIdentifier=2)).codes == [1]
+    c.publish5("nli/y", b"mine", qos=1)
+    m = c.next5(PUBLISH)
+    assert (m.payload, m.props.get("SubscriptionIdentifier")) == (b"mine", [2]), m
+    c.send(ack5(PUBACK, m.pid))
+
+
 def test_retain_as_published(mqtt_broker):
     """Retain As Published: a live message keeps the RETAIN flag it was
     published with; without it, the flag is 0 (the retained message sent
