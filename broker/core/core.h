@@ -346,6 +346,9 @@ bool	 live_exited(struct child *c, int status);
 void	 live_balance(struct broker *b);
 void	 live_expire(struct broker *b);
 void	 child_kill(struct child *c, const char *why);
+/* A topicd starting or stopping has topicd_timeout to be ready or gone. */
+void	 child_watch(struct child *c);
+void	 child_unwatch(struct child *c);
 void	 children_reap(struct broker *b);
 void	 children_retry_failed(struct broker *b);
 void	 children_config(struct broker *b);

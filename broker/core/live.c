@@ -131,6 +131,7 @@ park(struct child *c, const char *why)
 	child_chan_send(c, IPC_STOP, NULL, 0, -1);
 	live_unlist(c);
 	c->state = CH_PARKING;
+	child_watch(c);
 	c->b->nparking++;
 }
 

@@ -98,10 +98,32 @@ child_start(struct child *c)
 		return;
 	}
 	c->state = CH_STARTING;
+	child_watch(c);
 	live_spawned(c);
 	c->chan = ipc_chan_new(c->b->base, fd, topicd_dispatch, topicd_chan_error, c);
 	send_config(c);
 	log_info("topic %s: topicd pid %ld started", c->topic, (long)c->pid);
+}
+
+/* A topicd that is starting, or was told to stop for room, or closed its
+ * channel, has topicd_timeout to be ready or gone: one stopped (SIGSTOP)
+ * or hung would hold its place under max_topicds for ever.  The timer is
+ * the restart timer's, which runs in none of those states. */
+void
+child_watch(struct child *c)
+{
+	uint64_t ms = c->b->set.topicd_timeout;
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	if (c->pid > 0 && evtimer_add(c->timer, &tv) == -1)
+		fatalx("cannot arm the timer of topic %s", c->topic);
+}
+
+void
+child_unwatch(struct child *c)
+{
+	if (c->state != CH_BACKOFF)
+		evtimer_del(c->timer);
 }
 
 static void
@@ -111,6 +133,12 @@ on_restart_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->pid > 0 && c->state != CH_STOPPING) {
+		child_kill(c, c->state == CH_STARTING ? "not ready within topicd_timeout" :
+		    c->state == CH_PARKING ? "not gone within topicd_timeout of its STOP" :
+		    "its channel closed, and it did not exit within topicd_timeout");
+		return;
+	}
 	if (c->state == CH_BACKOFF && c->b->stop_phase < 2) {
 		c->restarts++;
 		c->state = CH_COLD;
@@ -261,6 +289,7 @@ child_exited(struct child *c, int status)
 
 	bool cold;
 
+	evtimer_del(c->timer);
 	describe_status(status, how, sizeof(how));
 	snprintf(how + strlen(how), sizeof(how) - strlen(how), " (pid %ld)", (long)c->pid);
 	if (c->chan != NULL || c->dead_chan != NULL)

@@ -30,6 +30,7 @@ on_ready(struct child *c, const struct ipc_msg *m)
 		return;
 	}
 	c->state = CH_READY;
+	child_unwatch(c);
 	c->ready_at = mono_ms();
 	log_info("topic %s: topicd pid %ld ready at seq %llu", c->topic, (long)c->pid,
 	    (unsigned long long)r.next_seq);
@@ -168,5 +169,6 @@ topicd_chan_error(struct ipc_chan *ch, int err, void *arg)
 	c->chan = NULL;
 	if (err != 0 && c->state != CH_STOPPING)
 		child_kill(c, err == EPROTO ? "malformed record on its channel" : "channel error");
-	/* On EOF the child is exiting: SIGCHLD does the rest. */
+	else if (c->state != CH_STOPPING)
+		child_watch(c);	/* on EOF it is exiting: SIGCHLD does the rest, in time */
 }

@@ -4,11 +4,13 @@ topicd starts again only when something needs it: a publish, a subscriber
 with messages to get, a retained message a new subscription asks for.
 Nothing is lost on the way, across restarts of the master too."""
 
+import os
 import re
+import signal
 import threading
 import time
 
-from broker_harness import wait_for
+from broker_harness import kill_pid, process_alive, wait_for
 from mqtt_helpers import PUBACK, PUBLISH, RawClient, Receiver, ack_packet
 
 IDLE = {"topicd_idle_timeout": 1, "log_type": "information"}
@@ -95,6 +97,28 @@ def test_at_most_max_topicds_run_and_busy_topics_take_turns(mqtt_factory):
     assert most[0] <= 2, "%d topicds of ours ran at once, max_topicds is 2" % most[0]
     assert "stops: room for another topic" in b.log_text() or \
         "stops: idle, room for another topic" in b.log_text()
+
+
+def test_a_stopped_topicd_chosen_to_make_room_is_killed_after_topicd_timeout(mqtt_factory):
+    """max_topicds 2: a third topic needs the place of the least recently
+    used topicd, which is stopped (SIGSTOP) and cannot answer its STOP.
+    After topicd_timeout it is killed, and the third topic's publish is
+    stored and acknowledged (it waited for ever before)."""
+    b = mqtt_factory({"max_topicds": 2, "topicd_idle_timeout": 0, "topicd_timeout": 1,
+                      "restart_backoff_min": 5, "restart_backoff_max": 5})
+    pub = publisher(b)
+    pub.publish("room/a", b"a", qos=1)
+    stuck = b.wait_topicd("room/a")
+    pub.publish("room/b", b"b", qos=1)
+    b.wait_topicd("room/b")
+    os.kill(stuck, signal.SIGSTOP)
+    try:
+        pub.publish("room/c", b"c", qos=1, timeout=15)
+        assert "not gone within topicd_timeout of its STOP" in b.log_text()
+        wait_for(lambda: not process_alive(stuck), 5, "the stopped topicd to be gone")
+    finally:
+        if process_alive(stuck):
+            kill_pid(stuck, signal.SIGCONT)
 
 
 def test_a_persistent_session_gets_its_backlog_from_cold_topics(mqtt_factory):

@@ -29,6 +29,7 @@ test_defaults(void **state)
 	assert_int_equal(s.max_topics, 100000);
 	assert_int_equal(s.max_topicds, 1000);
 	assert_int_equal(s.topicd_idle_timeout, 60000);
+	assert_int_equal(s.topicd_timeout, 60000);
 	assert_int_equal(s.message_size_limit, 262144);
 	assert_null(s.topicd_path);
 	assert_int_equal(s.max_connections, 10000);
@@ -96,7 +97,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 51);
+	assert_int_equal(n, 52);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -115,7 +116,7 @@ test_reloadable(void **state)
 		"idle_timeout", "log_dest", "log_type", "sync_policy",
 		"max_client_pending", "client_output_limit", "poison_limit",
 		"max_topic_size", "max_store_size", "min_free_space", "max_topic_levels",
-		"max_subscriptions", "max_topicds", "topicd_idle_timeout", "password_file", "acl_file",
+		"max_subscriptions", "max_topicds", "topicd_idle_timeout", "topicd_timeout", "password_file", "acl_file",
 		"allow_anonymous", "tls_handshake_timeout", "max_keepalive", "max_packet_size",
 		"max_topic_alias", "response_information", "topicd_input_limit",
 		"client_delivery_buffer",
