@@ -442,7 +442,11 @@ mqtt_can_take(const struct client *cl)
 		busy = ms->nsent - ms->nstale_sent;
 		window = cl->b->set.max_inflight_messages;
 	}
-	return busy < window && ms->nout < OUT_MAX;
+	/* What is stale goes only as its topicd sends it again, which is
+	 * read from here: while some is, reading goes on past OUT_MAX (a
+	 * session back with OUT_MAX in flight would never get them), up to
+	 * the last free packet id. */
+	return busy < window && (ms->nout < OUT_MAX || ms->nstale > 0) && ms->nout < UINT16_MAX;
 }
 
 static void

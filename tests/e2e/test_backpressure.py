@@ -318,3 +318,50 @@ def test_a_qos0_flood_waits_for_a_topicd_that_does_not_keep_up(mqtt_factory):
     sub.wait_until(lambda: len(sub.arrivals) >= flood.lines, 60,
                    "all %d messages after the topicd went on" % flood.lines)
     assert sub.payloads() == [flood.payload(i) for i in range(flood.lines)]
+
+
+def test_a_session_back_with_every_packet_id_bound_gets_its_deliveries_again(mqtt_factory):
+    """An MQTT 5.0 session that takes up to 65,535 (its Receive Maximum)
+    and answers nothing has 16,384 deliveries in flight, the most the
+    broker keeps, when it goes.  Back, they are stale until their topicds
+    send them again, which they do through the delivery socket: so the
+    broker reads it, and the session gets all 16,384 again as DUPs (it got
+    none before: the stale ones kept the socket unread)."""
+    from mqtt_helpers import CONNECT, PUBACK, PUBLISH, connected_client, publish_packet
+    from mqtt5_helpers import V5Client, props
+    topics, each, most = 17, 1000, 16384
+    b = mqtt_factory({"max_inflight_messages": 1024})
+    cprops = props(CONNECT, SessionExpiryInterval=600)
+    c = V5Client(b.mqtt_port, name="bound")
+    c.connect5_ok("bound", clean=False, cprops=cprops)
+    assert c.subscribe5([("bound/#", 1)]).codes == [1]
+    pub = connected_client(b.mqtt_port, "bound-pub")
+    pid = 0
+    for t in range(topics):
+        batch = b""
+        for i in range(each):
+            pid = pid % 65535 + 1
+            batch += publish_packet("bound/%d" % t, b"%d-%d" % (t, i), 1, pid)
+        pub.send(batch)
+        for _ in range(each):
+            pub.expect(PUBACK, timeout=30)
+
+    def take(client, n):
+        got = set()
+        while len(got) < n:
+            p = client.read_packet(timeout=30)
+            if p.type == PUBLISH:
+                got.add(p.pid)
+        return got
+    first = take(c, most)
+    c.expect_silence(0.5)
+    c.close()
+    c = V5Client(b.mqtt_port, name="bound-2")
+    assert c.connect5_ok("bound", clean=False, cprops=cprops).session_present
+    dups, new = set(), set()
+    while not first <= dups:
+        p = c.read_packet(timeout=30)
+        if p.type == PUBLISH:
+            (dups if p.dup else new).add(p.pid)
+    assert not dups & new
+    assert len(first) + len(new) <= each * topics
