@@ -505,6 +505,14 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 	 * (MQTT 4.3.2, 4.3.3); the topicd takes either answer. */
 	if (d->qos > 0 || ms_of(s)->nout > 0)
 		o = out_find_seq(s, d->topic, d->share, d->seq);
+	/* Sent on this connection, not answered: a restarted topicd sends it
+	 * again, but the client has it, and MQTT resends only on a
+	 * reconnect (4.4.0-1). */
+	if (o != NULL && !o->stale && !o->rel && o->qos > 0) {
+		log_debug("client %s: %s seq %llu (packet %u) is in flight on this connection: "
+		    "not sent again", cl->desc, d->topic, (unsigned long long)d->seq, o->pid);
+		return;
+	}
 	if (o != NULL && !o->rel && o->qos == 0 && d->qos > 0) {
 		o->qos = d->qos;	/* unknown (an older record): as it goes now */
 		out_store(s, o, true);

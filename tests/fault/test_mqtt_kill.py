@@ -350,6 +350,31 @@ def test_qos0_deliveries_are_not_sent_again_after_a_topicd_sigkill(mqtt_factory)
     assert got == [b"%d" % i for i in range(n)] + [b"last"]
 
 
+def test_a_restarted_topicd_does_not_resend_on_the_same_connection(mqtt_factory):
+    """An MQTT 5.0 client has a QoS 1 delivery it has not acked when its
+    topicd is SIGKILLed: the restarted topicd sends it again, but the
+    client has it on this connection and MQTT resends only on a reconnect
+    (4.4.0-1): it does not come twice.  Its PUBACK then completes it, and
+    the next message comes."""
+    b = mqtt_factory(FAULT_CONFIG)
+    topic = "fk/same"
+    c = V5Client(b.mqtt_port, name="fk-same")
+    c.connect5_ok("fk-same")
+    assert c.subscribe5([(topic, 1)]).codes == [1]
+    pub = connected_client(b.mqtt_port, "fk-same-pub")
+    pub.publish(topic, b"once", 1)
+    m = c.next5(PUBLISH)
+    old = b.kill_topicd(topic)
+    b.wait_topicd(topic, not_pid=old)
+    pub.publish(topic, b"after", 1)         # the new topicd is attached and sends
+    n = c.next5(PUBLISH)
+    assert n.payload == b"after", n
+    c.send(ack5(PUBACK, m.pid))
+    c.send(ack5(PUBACK, n.pid))
+    pub.publish(topic, b"next", 1)
+    assert c.next5(PUBLISH).payload == b"next"
+
+
 def test_qos2_staged_for_a_session_that_ended_meanwhile_is_released(mqtt_factory):
     """A persistent session's QoS 2 publish is staged while its topicd is
     stopped; before the topicd answers, the client leaves and comes back
