@@ -55,6 +55,8 @@ struct outflight {
 					 * DELIVER_REL said the PUBREC is stored */
 	bool		 comp;		/* PUBCOMP'd before that DELIVER_REL: over for the
 					 * client, passed on to the topicd when it comes */
+	bool		 orphan;	/* its subscription went (UNSUBSCRIBE): the
+					 * exchange ends with the client alone */
 	uint8_t		 qos;		/* it went out with; 0: unknown (older record) */
 };
 RB_HEAD(pid_tree, outflight);
@@ -68,6 +70,9 @@ struct mqtt_session {
 	unsigned	 nstale;	/* stale */
 	unsigned	 nstale_sent;	/* stale and not yet PUBACK'd / PUBREC'd */
 	unsigned	 ncomp;		/* comp and not stale */
+	unsigned	 norphan_sent;	/* orphans not yet PUBACK'd / PUBREC'd: out of
+					 * max_inflight_messages (not out of a 5.0
+					 * client's Receive Maximum) */
 	uint16_t	 next_pid;
 	struct delayed_will *will;	/* will.c */
 	struct subopts	 opts;		/* subopts.c */
@@ -135,7 +140,7 @@ out_store(struct session *s, const struct outflight *o, bool keep)
 	size_t klen;
 	char *k;
 
-	if (!s->persistent)
+	if (!s->persistent || (o->orphan && keep))
 		return;
 	k = out_key(s, o->pid, &klen);
 	wbuf_init(&w);
@@ -182,6 +187,8 @@ out_received(struct session *s, struct outflight *o)
 	out_fresh(ms_of(s), o);
 	o->rel = true;
 	ms_of(s)->nsent--;
+	if (o->orphan)
+		ms_of(s)->norphan_sent--;
 	out_store(s, o, true);
 }
 
@@ -201,6 +208,8 @@ out_drop(struct session *s, struct outflight *o, bool forget)
 		ms->nsent--;
 	if (o->comp)
 		ms->ncomp--;
+	if (o->orphan && !o->rel)
+		ms->norphan_sent--;
 	free(o->topic);
 	free(o->share);
 	free(o);
@@ -270,10 +279,14 @@ void
 mqtt_session_reconnected(struct session *s)
 {
 	struct mqtt_session *ms = ms_of(s);
-	struct outflight *o;
+	struct outflight *o, *next;
 
-	RB_FOREACH(o, pid_tree, &ms->pids) {
+	RB_FOREACH_SAFE(o, pid_tree, &ms->pids, next) {
 		o->early = false;
+		if (o->orphan) {
+			out_drop(s, o, true);
+			continue;
+		}
 		if (o->stale)
 			continue;
 		if (o->comp)
@@ -287,7 +300,11 @@ mqtt_session_reconnected(struct session *s)
 
 /* The session no longer takes the topic for a subscription (UNSUBSCRIBE,
  * a cursor dropped): share, "" for its own, NULL for all of them.  Its
- * deliveries from there will never be resent or acknowledged. */
+ * deliveries from there will never be resent or acknowledged by a topicd.
+ * Those sent on this connection are exchanges the broker has started,
+ * which it completes with the client (MQTT 3.10.4-3): kept, as orphans,
+ * until their PUBACK or PUBCOMP, or the end of the connection (nothing
+ * is kept to send them again). */
 static void
 topic_dropped(struct session *s, const char *topic, const char *share)
 {
@@ -297,8 +314,16 @@ topic_dropped(struct session *s, const char *topic, const char *share)
 	for (o = RB_NFIND(seq_tree, &ms_of(s)->seqs, &key);
 	    o != NULL && strcmp(o->topic, topic) == 0; o = next) {
 		next = RB_NEXT(seq_tree, &ms_of(s)->seqs, o);
-		if (share == NULL || strcmp(o->share, share) == 0)
+		if (share != NULL && strcmp(o->share, share) != 0)
+			continue;
+		if (o->stale || s->cl == NULL || o->comp) {
 			out_drop(s, o, true);
+			continue;
+		}
+		out_store(s, o, false);
+		o->orphan = true;
+		if (!o->rel)
+			ms_of(s)->norphan_sent++;
 	}
 	q0marks_drop(&ms_of(s)->q0, topic, share);
 }
@@ -436,10 +461,10 @@ mqtt_can_take(const struct client *cl)
 	 * 3.3.4-9), as in mosquitto, counted until PUBACK or PUBCOMP; the
 	 * others get max_inflight_messages, counted until PUBACK or PUBREC. */
 	if (mqtt_v5(cl)) {
-		busy = ms->nout - ms->ncomp - ms->nstale;
+		busy = ms->nout - ms->ncomp - ms->nstale;	/* orphans too: its limit */
 		window = mqtt_conn(cl)->recv_max;
 	} else {
-		busy = ms->nsent - ms->nstale_sent;
+		busy = ms->nsent - ms->nstale_sent - ms->norphan_sent;
 		window = cl->b->set.max_inflight_messages;
 	}
 	/* What is stale goes only as its topicd sends it again, which is
@@ -656,7 +681,14 @@ mqtt_ack_in(struct client *cl, uint8_t type, const struct mqtt_ack *a)
 		    mqtt_reason_name(a->reason), pid);
 		type = MQTT_PUBCOMP;
 	}
-	if (type == MQTT_PUBCOMP && o->early) {
+	if (o->orphan) {
+		/* Its topicd no longer has it: the client alone ends it. */
+		if (type == MQTT_PUBREC) {
+			out_received(s, o);
+			mqtt_send_ack(cl, MQTT_PUBREL, o->pid);
+		} else
+			out_drop(s, o, true);
+	} else if (type == MQTT_PUBCOMP && o->early) {
 		o->comp = true;		/* until the topicd has the PUBREC */
 		ms_of(s)->ncomp++;
 	} else {

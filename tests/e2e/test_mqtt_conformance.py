@@ -334,3 +334,26 @@ def test_subscribe_packet_mixing_levels_keeps_order(lb):
     ack = c.expect(SUBACK)
     assert ack.pid == 9, ack
     assert ack.codes == [0, 0x80, 2], ack.codes
+
+
+def test_an_unsubscribe_completes_the_exchanges_it_crosses(mqtt_factory):
+    """MQTT 3.10.4-3: after an UNSUBSCRIBE the server completes the QoS 1
+    and 2 deliveries it has started.  A QoS 2 delivery PUBREC'd after the
+    UNSUBACK gets its PUBREL (a client hands the message to its
+    application then), and its PUBCOMP ends it; nothing more comes."""
+    b = mqtt_factory()
+    c = connected_client(b.mqtt_port, "unsub-x", clean=False)
+    assert c.subscribe([("ux/t", 2)]) == [2]
+    pub = connected_client(b.mqtt_port, "unsub-x-pub")
+    pub.publish("ux/t", b"crossed", 2)
+    p = c.expect(PUBLISH)
+    assert p.payload == b"crossed"
+    c.unsubscribe(["ux/t"])
+    c.send(ack_packet(PUBREC, p.pid))
+    c.expect(PUBREL, pid=p.pid)
+    c.send(ack_packet(PUBCOMP, p.pid))
+    pub.publish("ux/t", b"not subscribed", 2)
+    c.expect_silence(0.3)
+    c.disconnect()
+    c = connected_client(b.mqtt_port, "unsub-x", clean=False)
+    c.expect_silence(0.3)
