@@ -570,5 +570,8 @@ void	 dlq_from_child(struct child *c, const struct rec_deadletter *d);
 void	 dlq_poison(struct child *c, struct held *h);
 /* The record itself, for tests: a compact JSON object. */
 int	 dlq_encode(struct wbuf *w, const struct deadletter *d, int64_t time_ms);
+/* The same, in at most max bytes (base64, then truncated, if need be). */
+int	 dlq_encode_within(struct wbuf *w, const struct deadletter *d, int64_t time_ms,
+	    size_t max);
 
 #endif

@@ -59,11 +59,12 @@ iso_time(int64_t ms)
 	return json_string(buf);
 }
 
-/* The bytes as a string if they are UTF-8, else as base64. */
+
+/* The bytes as a string if they are UTF-8 (unless b64), else as base64. */
 static int
-set_bytes(json_t *o, const void *p, size_t len)
+set_bytes(json_t *o, const void *p, size_t len, bool b64only)
 {
-	json_t *s = json_stringn(p, len);
+	json_t *s = b64only ? NULL : json_stringn(p, len);
 	char *b64;
 	size_t n;
 	int rc;
@@ -81,30 +82,71 @@ set_bytes(json_t *o, const void *p, size_t len)
 	return rc == 0 ? json_object_set_new(o, "encoding", json_string("base64")) : -1;
 }
 
-/* Appends the record (no line ending); -1 and nothing appended when a
- * text field is not UTF-8. */
-int
-dlq_encode(struct wbuf *w, const struct deadletter *d, int64_t time_ms)
+/* The record's text, with len of the bytes (as base64 if b64only);
+ * NULL when a text field is not UTF-8. */
+static char *
+record_text(const struct deadletter *d, int64_t time_ms, size_t len, bool b64only)
 {
 	json_t *o = json_object();
 	char *text = NULL;
-	int rc = -1;
 
 	if (o == NULL || d->reason == NULL || set_string(o, "reason", d->reason) == -1 ||
 	    set_string(o, "detail", d->detail) == -1 ||
 	    json_object_set_new(o, "time", iso_time(time_ms)) == -1 ||
 	    set_string(o, "client", d->client) == -1 ||
 	    (d->port != 0 && json_object_set_new(o, "port", json_integer(d->port)) == -1) ||
-	    set_string(o, "topic", d->topic) == -1 || set_bytes(o, d->bytes, d->len) == -1)
+	    set_string(o, "topic", d->topic) == -1 ||
+	    set_bytes(o, d->bytes, len, b64only) == -1 ||
+	    (len < d->len && json_object_set_new(o, "truncated",
+	    json_integer((json_int_t)d->len)) == -1))
 		goto out;
-	if ((text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
-		goto out;
-	put_raw(w, text, strlen(text));
-	rc = 0;
+	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 out:
-	free(text);
 	json_decref(o);
-	return rc;
+	return text;
+}
+
+/* Appends the record (no line ending), of at most max bytes; -1 and
+ * nothing appended when a text field is not UTF-8.  The escapes of JSON
+ * (6 bytes for a control character) can make the record of a message
+ * that fits too large: it is then made again with base64 (4/3), and if
+ * that is too large still, with as many of the bytes as fit and
+ * "truncated":LENGTH. */
+int
+dlq_encode_within(struct wbuf *w, const struct deadletter *d, int64_t time_ms, size_t max)
+{
+	char *text = record_text(d, time_ms, d->len, false);
+	size_t rest;
+
+	if (text != NULL && strlen(text) > max) {
+		free(text);
+		text = record_text(d, time_ms, d->len, true);
+	}
+	if (text != NULL && strlen(text) > max) {
+		free(text);
+		/* What the other fields take, with the longest "truncated". */
+		if ((text = record_text(d, time_ms, 0, true)) == NULL)
+			return -1;
+		rest = strlen(text) + 64 < max ? max - strlen(text) - 64 : 0;
+		free(text);
+		text = record_text(d, time_ms, rest / 4 * 3, true);
+		log_warnx("dead letter (%s, topic %s): its %zu bytes are more than a record "
+		    "holds: truncated", d->reason, d->topic ? d->topic : "-", d->len);
+	}
+	if (text == NULL || strlen(text) > max) {
+		free(text);
+		return -1;
+	}
+	put_raw(w, text, strlen(text));
+	free(text);
+	return 0;
+}
+
+/* A record is one message between the processes. */
+int
+dlq_encode(struct wbuf *w, const struct deadletter *d, int64_t time_ms)
+{
+	return dlq_encode_within(w, d, time_ms, IPC_MAX_MESSAGE);
 }
 
 /* answer's client waits for the dead letter now: child_submit counted it

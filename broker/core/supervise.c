@@ -76,7 +76,10 @@ child_chan_send(struct child *c, uint16_t type, const void *body, size_t len, in
 	}
 	c->tx++;
 	live_touch(c);
-	(void)ipc_chan_send(c->chan, type, body, len, fd);	/* a record too large: not ours */
+	/* Records are bounded before they get here (a dead letter's too). */
+	if (ipc_chan_send(c->chan, type, body, len, fd) == -1)
+		log_errx("topic %s: a %s record of %zu bytes is too large to send: dropped",
+		    c->topic, ipc_type_name(type), len);
 }
 
 static void schedule_restart(struct child *, const char *);

@@ -123,12 +123,42 @@ test_refused(void **state)
 	wbuf_free(&w);
 }
 
+/* A record is one message between the processes (here, of at most 4 KiB):
+ * one whose escapes would make it larger (1 KiB of NULs: 6 bytes each) is
+ * base64, and one too large even so keeps what fits, saying how long it
+ * was. */
+static void
+test_too_large_for_a_record(void **state)
+{
+	char nul[8192] = { 0 };
+	struct deadletter d = { .reason = "reserved_topic", .client = "c", .bytes = nul,
+				.len = 1024 };
+	struct wbuf w;
+
+	(void)state;
+	wbuf_init(&w);
+	assert_int_equal(dlq_encode_within(&w, &d, 0, 4096), 0);
+	assert_true(w.len <= 4096 && w.len > 1024 / 3 * 4);
+	assert_non_null(memmem(w.data, w.len, "\"encoding\":\"base64\"", 19));
+	assert_null(memmem(w.data, w.len, "truncated", 9));
+	wbuf_reset(&w);
+	assert_int_equal(dlq_encode_within(&w, &d, 0, 8192), 0);
+	assert_non_null(memmem(w.data, w.len, "\\u0000", 6));	/* fits as text */
+	wbuf_reset(&w);
+	d.len = sizeof(nul);
+	assert_int_equal(dlq_encode_within(&w, &d, 0, 4096), 0);
+	assert_true(w.len <= 4096 && w.len > 3000);
+	assert_non_null(memmem(w.data, w.len, "\"truncated\":8192", 16));
+	wbuf_free(&w);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record),
 		cmocka_unit_test(test_binary),
+		cmocka_unit_test(test_too_large_for_a_record),
 		cmocka_unit_test(test_optional),
 		cmocka_unit_test(test_refused),
 	};
