@@ -374,9 +374,12 @@ child_replay(struct child *c)
 	send_acks(c);		/* before the attachments: nothing acked goes again */
 	hold_cold_unsubs(c);
 	/* An UNSUB still held came before the attachments that exist now
-	 * (a later UNSUB would have removed them): it goes first. */
+	 * (a later UNSUB would have removed them): it goes first, in its
+	 * order with the offline ATTACHes held with it (one that came before
+	 * it must not be sent after it: it would leave a cursor no one
+	 * owns). */
 	TAILQ_FOREACH_SAFE(h, &c->held, entry, next)
-		if (!h->sent && h->type == IPC_UNSUB && !c->probing)
+		if (!h->sent && (h->type == IPC_UNSUB || h->type == IPC_ATTACH) && !c->probing)
 			held_send(c, h);
 	TAILQ_FOREACH(a, &c->attached, by_child)
 		attach_resend(a);

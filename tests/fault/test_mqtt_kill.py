@@ -375,6 +375,32 @@ def test_a_restarted_topicd_does_not_resend_on_the_same_connection(mqtt_factory)
     assert c.next5(PUBLISH).payload == b"next"
 
 
+def test_a_subscription_undone_while_its_topicd_restarts_leaves_no_cursor(mqtt_factory):
+    """A persistent session subscribes to a topic and unsubscribes while
+    the topic's topicd waits out its restart back-off: an offline ATTACH
+    and then an UNSUB wait for it, and go in that order (the UNSUB went
+    first before, which left a cursor no filter owns, keeping every later
+    message for no one).  The session then ends; its topic has no
+    subscriber and keeps nothing."""
+    b = mqtt_factory(dict(FAULT_CONFIG, restart_backoff_min=3, restart_backoff_max=3))
+    topic = "fk/undone"
+    pub = connected_client(b.mqtt_port, "fk-undone-pub")
+    pub.publish(topic, b"first", 1)
+    old = b.kill_topicd(topic)
+    wait_for(lambda: b.status()[1][topic]["state"] == "restarting", 10,
+             "the master to see the topicd die")
+    c = connected_client(b.mqtt_port, "fk-undone", clean=False)
+    assert c.subscribe([(topic, 1)]) == [1]
+    c.unsubscribe([topic])
+    c.disconnect()
+    b.wait_topicd(topic, timeout=15, not_pid=old)
+    connected_client(b.mqtt_port, "fk-undone", clean=True).disconnect()
+    for i in range(5):
+        pub.publish(topic, b"%d" % i, 1)
+    st = b.topicd_status(topic)
+    assert (st["subs"], st["lag"]) == (0, 0), st
+
+
 def test_qos2_staged_for_a_session_that_ended_meanwhile_is_released(mqtt_factory):
     """A persistent session's QoS 2 publish is staged while its topicd is
     stopped; before the topicd answers, the client leaves and comes back
