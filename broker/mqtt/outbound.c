@@ -554,10 +554,10 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 		    "restarted: not again", cl->desc, d->topic, (unsigned long long)d->seq);
 		return;
 	}
-	if (mqtt_v5(cl) && !mqtt5_deliver_prepare(cl, d, &pub))
-		return;				/* o may be forgotten */
 	if (ms_of(s)->nstale > 0)
 		out_passed_over(s, d->topic, d->share, d->seq);	/* those before o */
+	/* Before the 5.0 checks, which may drop a message (expired, too
+	 * large): this exchange goes on whatever the message is now. */
 	if (o != NULL && o->rel) {
 		/* The client PUBREC'd it, but a restarted topicd lost that:
 		 * tell it again rather than resend (MQTT 4.3.3).  The PUBREL
@@ -570,9 +570,10 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 			o->early = d->qos > 0;
 			mqtt_send_ack(cl, MQTT_PUBREL, o->pid);
 		}
-		mqtt_props_free(&pub.props);
 		return;
 	}
+	if (mqtt_v5(cl) && !mqtt5_deliver_prepare(cl, d, &pub))
+		return;				/* o may be forgotten */
 	if (o != NULL)
 		out_fresh(ms_of(s), o);
 	else if (pub.qos > 0 && (o = out_new(s, d->topic, d->share, d->seq, pub.qos)) == NULL) {
