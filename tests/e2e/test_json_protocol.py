@@ -68,31 +68,29 @@ def test_login_accepts_lf_only(broker):
     c.expect("OK")
 
 
-def test_login_is_case_insensitive(broker):
+def one_user(broker, first, second):
+    """The login line second names the user first logged in, connected:
+    it is refused."""
     a = broker.client()
     a.expect(PLEASE_LOGIN)
-    a.send_line("LOG Alice")
+    a.send_line(first)
     a.expect(LOGGED_IN)
-    # The name was lower-cased: `log alice` is the same, connected user.
     b = broker.client()
     b.expect(PLEASE_LOGIN)
-    b.send_line("log alice")
+    b.send_line(second)
     b.expect_prefix("ERROR ")
     b.expect_closed()
+
+
+def test_login_is_case_insensitive(broker):
+    # The name was lower-cased: `log alice` is the same, connected user.
+    one_user(broker, "LOG Alice", "log alice")
 
 
 def test_login_lower_cases_in_unicode(broker):
     """The original lower-cased the line with String.downcase: Unicode,
     not ASCII only, so "ÄRGER" and "ärger" are one user."""
-    a = broker.client()
-    a.expect(PLEASE_LOGIN)
-    a.send_line("log \u00c4RGER")
-    a.expect(LOGGED_IN)
-    b = broker.client()
-    b.expect(PLEASE_LOGIN)
-    b.send_line("log \u00e4rger")
-    b.expect_prefix("ERROR ")
-    b.expect_closed()
+    one_user(broker, "log \u00c4RGER", "log \u00e4rger")
 
 
 def test_login_splits_on_white_space(broker):

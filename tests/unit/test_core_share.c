@@ -143,8 +143,10 @@ test_offline_member_registered(void **state)
 	c = open_topic(fx, "a/x");
 	(void)c;
 	td = fx_ready(fx, "a/x");
-	td_expect(td, IPC_UNSUB);		/* its own cursor, in case it had one */
+	/* In the order they were held: the membership, then its own
+	 * cursor's UNSUB, in case it had one. */
 	(void)td_expect_member(td, "m/off", false);
+	td_expect(td, IPC_UNSUB);
 }
 
 /* A session with a plain filter and a share of the same filter: both
