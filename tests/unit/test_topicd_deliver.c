@@ -205,6 +205,36 @@ test_reattach_resends(void **state)
 	close(s);
 }
 
+/* A session back right after a PUBREC on its last connection: what it
+ * had in flight goes again in sequence order, the DELIVER_REL of the
+ * PUBREC'd one first, then the later one.  The master takes a later
+ * delivery of a stale exchange for a sign that the topicd went past it;
+ * the order holds because the ATTACH's gate opens after the PUBREC's. */
+static void
+test_reattach_resends_in_order_past_a_pubrec_not_yet_durable(void **state)
+{
+	struct fx *f = *state;
+	int s = attach(f, "m/ord", MODE_MQTT, 2, 10, 0, 1);
+	struct rec_detach d = { .subkey = "m/ord" };
+
+	publish(f, 2, 2, 0, "", 0, "one", 3);
+	publish(f, 3, 2, 0, "", 0, "two", 3);
+	batch(f);
+	expect_deliver(s, 1, 2, 0, "one");
+	expect_deliver(s, 2, 2, 0, "two");
+	ack(f, "m/ord", 1, ACK_PUBREC);
+	enc_detach(&f->w, &d);
+	rec(f, IPC_DETACH, -1);
+	close(s);
+	s = attach(f, "m/ord", MODE_MQTT, 2, 10, 0, 9);
+	dispatch_end_batch(&f->td);		/* the PUBREC's sync is not done yet */
+	batch(f);
+	expect_rel(s, 1);
+	expect_deliver(s, 2, 2, DF_DUP, "two");
+	expect_nothing(s);
+	close(s);
+}
+
 /* The attached connection subscribes again (AF_SAME_CONN): nothing in
  * flight is sent again, the copy of its socket is closed, and new
  * messages go with the new settings on the socket it had. */
@@ -712,6 +742,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_same_connection_attaches_again, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reattach_resends, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reattach_resends_in_order_past_a_pubrec_not_yet_durable,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letter_asked_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_retry_park, setup, teardown),
