@@ -391,18 +391,19 @@ deliver_take_socket(struct sub *s, int fd, const struct rec_attach *r)
 	td->nonline++;
 }
 
-/* The connection that is attached subscribes again: it keeps its socket
- * (fd, a copy, is closed) and what is in flight goes on, not again (MQTT
- * 5.0 resends only on reconnect, 4.4.0-1); the new settings apply. */
-static void
-same_connection(struct sub *s, int fd, const struct rec_attach *r)
+/* The connection that is attached subscribes again (AF_SAME_CONN): it
+ * keeps its socket (fd, a copy, is closed) and what is in flight goes on,
+ * not again (MQTT 5.0 resends only on reconnect, 4.4.0-1); the new
+ * settings apply.  False: another connection, whose socket is taken. */
+bool
+deliver_same_connection(struct sub *s, int fd, const struct rec_attach *r)
 {
+	if (!(r->flags & AF_SAME_CONN) || s->fd == -1 || r->mode != MODE_MQTT)
+		return false;
 	if (close(fd) == -1)
 		log_warn("topic %s: %s: close", s->td->topic, s->key);
 	take_settings(s, r);
-	s->want_retained = (r->flags & AF_RETAINED) != 0;
-	sub_dirty(s);
-	deliver_wake(s);
+	return true;
 }
 
 /* Takes over the session's delivery socket (fd) and resumes: entries in
@@ -412,8 +413,10 @@ deliver_attach(struct sub *s, int fd, const struct rec_attach *r)
 {
 	struct topicd *td = s->td;
 
-	if ((r->flags & AF_SAME_CONN) && s->fd != -1 && r->mode == MODE_MQTT) {
-		same_connection(s, fd, r);
+	if (deliver_same_connection(s, fd, r)) {
+		s->want_retained = (r->flags & AF_RETAINED) != 0;
+		sub_dirty(s);
+		deliver_wake(s);
 		return;
 	}
 	deliver_take_socket(s, fd, r);

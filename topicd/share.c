@@ -37,7 +37,7 @@ sub_online(const struct sub *s)
 	if (!s->is_group)
 		return s->fd != -1;
 	for (uint16_t i = 0; i < s->nslots; i++)
-		if (s->members[i] != NULL && s->members[i]->fd != -1)
+		if (s->members[i] != NULL && s->members[i]->fd != -1 && !s->members[i]->parked)
 			return true;
 	return false;
 }
@@ -104,7 +104,7 @@ group_window(struct sub *g)
 	uint32_t w = 0;
 
 	for (uint16_t i = 0; i < g->nslots; i++)
-		if (g->members[i] != NULL && g->members[i]->fd != -1)
+		if (g->members[i] != NULL && g->members[i]->fd != -1 && !g->members[i]->parked)
 			w += g->members[i]->window;
 	g->window = (uint16_t)(w == 0 ? 1 : w < TD_WINDOW_MAX ? w : TD_WINDOW_MAX);
 }
@@ -133,7 +133,15 @@ share_attach(struct sub *g, int fd, const struct rec_attach *r)
 			log_warn("topic %s: %s: close", td->topic, r->member);
 		return;
 	}
+	if (deliver_same_connection(m, fd, r)) {
+		/* Only its settings change: what it has in flight stays. */
+		g->qos = r->qos;
+		group_window(g);
+		deliver_wake(g);
+		return;
+	}
 	deliver_take_socket(m, fd, r);
+	m->parked = false;
 	if (g->timer == NULL && (g->timer = evtimer_new(td->base, retry_timer_cb, g)) == NULL)
 		fatalx("cannot create a timer");
 	g->mode = r->mode;
@@ -158,6 +166,9 @@ share_register(struct sub *g, const struct rec_attach *r)
 		m->mode = r->mode;
 		m->qos = r->qos;
 		m->window = r->window == 0 ? 1 : r->window;
+		/* Read back with QoS 2 assumed: what its real QoS does not
+		 * keep its own goes to the others. */
+		share_member_offline(m);
 	}
 }
 
@@ -216,6 +227,20 @@ share_member_offline(struct sub *m)
 		sub_dirty(g);
 	}
 	deliver_wake(g);
+}
+
+/* A JSON-lines member that did not answer message seq after its
+ * attempts: nothing more goes to it until its next ATTACH, and what it
+ * was sent goes to the others (a PUBREL it owes stays its own). */
+void
+share_member_park(struct sub *m, uint64_t seq, uint32_t attempts)
+{
+	struct sub *g = m->group;
+
+	m->parked = true;
+	log_info("topic %s: %s did not answer message %llu of %s after %u attempts; parked",
+	    g->td->topic, m->key, (unsigned long long)seq, g->share, attempts);
+	share_member_offline(m);
 }
 
 void
@@ -351,6 +376,21 @@ share_encode(struct wbuf *w, const struct sub *g)
 		put_u16(w, g->fl[i].mi);
 }
 
+/* Entry f (message seq), read back from the store: its member is offline
+ * until its session attaches, and may never come back (a session that
+ * ended while no topicd ran): what it was sent and does not keep
+ * (share_bound) goes to the next member, as at any member's going. */
+static void
+release_if_free(struct sub *g, struct flight *f, uint64_t seq)
+{
+	struct sub *m = member_of(g, f->mi);
+
+	if (f->state != FL_SENT || (m != NULL && share_bound(g, m, f, seq)))
+		return;
+	f->mi = 0;
+	f->resend = true;
+}
+
 /* The members come back offline, until their sessions attach. */
 int
 share_decode(struct sub *g, struct rbuf *r)
@@ -377,8 +417,7 @@ share_decode(struct sub *g, struct rbuf *r)
 			return -1;
 		if (g->fl[i].mi != 0 && member_of(g, g->fl[i].mi) == NULL)
 			g->fl[i].mi = 0;	/* its member is gone: anyone's */
-		if (g->fl[i].mi == 0 && g->fl[i].state == FL_SENT)
-			g->fl[i].resend = true;	/* anyone's: to the next member */
+		release_if_free(g, &g->fl[i], g->cursor + i);
 	}
 	return 0;
 }

@@ -22,7 +22,7 @@
 static bool
 member_ready(const struct sub *m)
 {
-	return m != NULL && m->fd != -1 && !m->blocked;
+	return m != NULL && m->fd != -1 && !m->blocked && !m->parked;
 }
 
 /* Entries in flight to each member (by slot). */
@@ -247,7 +247,7 @@ share_retry_arm(struct sub *g)
 		const struct sub *m = f->mi != 0 && f->mi <= g->nslots ? g->members[f->mi - 1] : NULL;
 
 		if (f->state != FL_DONE && !f->resend && m != NULL && m->fd != -1 &&
-		    m->mode == MODE_JSON && f->last_ms < oldest)
+		    !m->parked && m->mode == MODE_JSON && f->last_ms < oldest)
 			oldest = f->last_ms;
 	}
 	if (oldest == INT64_MAX) {
@@ -263,8 +263,10 @@ share_retry_arm(struct sub *g)
 		fatalx("cannot add a timer");
 }
 
-/* Marks the sends that went unanswered for retry_ms; a message that used
- * up its attempts is dead-lettered from the head, as for any subscriber. */
+/* Marks the sends that went unanswered for retry_ms.  A message that used
+ * up its attempts is dead-lettered from the head, as for any subscriber;
+ * anywhere else, or a PUBREL that did, parks the member that did not
+ * answer, as a subscriber is parked (share_member_park). */
 void
 share_retry_check(struct sub *g)
 {
@@ -273,14 +275,16 @@ share_retry_check(struct sub *g)
 
 	for (uint32_t i = 0; i < g->nfl; i++) {
 		struct flight *f = &g->fl[i];
-		const struct sub *m = f->mi != 0 && f->mi <= g->nslots ? g->members[f->mi - 1] : NULL;
+		struct sub *m = f->mi != 0 && f->mi <= g->nslots ? g->members[f->mi - 1] : NULL;
 
 		if (f->state == FL_DONE || f->resend || m == NULL || m->mode != MODE_JSON ||
-		    now - f->last_ms < td->retry_ms)
+		    m->parked || now - f->last_ms < td->retry_ms)
 			continue;
-		if (f->attempts >= td->max_attempts)
+		if (f->attempts < td->max_attempts)
+			f->resend = true;
+		else if (i == 0 && f->state == FL_SENT)
 			g->check_head = true;
 		else
-			f->resend = true;
+			share_member_park(m, g->cursor + i, f->attempts);
 	}
 }

@@ -216,8 +216,11 @@ attach_drop(struct attachment *a, bool detach)
 	enum sub_known k = child_live(c) ? SUB_UNKNOWN :
 	    topic_info_sub(registry_info(c->b, c->topic), a->a.subkey);
 
-	if (detach && !a->confirmed && (k == SUB_CAUGHT_UP || k == SUB_BACKLOG)) {
-		/* Cold, and its cursor is there: nothing to register or detach. */
+	if (detach && !a->confirmed && a->group == NULL &&
+	    (k == SUB_CAUGHT_UP || k == SUB_BACKLOG)) {
+		/* Cold, and its cursor is there: nothing to register or detach.
+		 * A group's cursor does not say that the session is a member:
+		 * one that joined while the topic was cold is registered. */
 	} else if (detach && !a->confirmed) {
 		if (a->group == NULL)
 			a->a.subkey = a->client->session->key;

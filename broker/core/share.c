@@ -48,8 +48,7 @@ share_find(struct client *cl, struct child *c, const char *gkey)
 
 /* The client's session becomes (or stays) an online member of the group
  * in topic c, with the settings r.  A member whose settings do not change
- * is left alone: a second ATTACH would hand its deliveries in flight to
- * the other members. */
+ * is left alone. */
 static void
 share_attach_topic(struct client *cl, struct child *c, const struct rec_attach *r,
     const char *gkey)
@@ -69,6 +68,10 @@ share_attach_topic(struct client *cl, struct child *c, const struct rec_attach *
 	a->a = *r;
 	a->a.subkey = a->group;
 	a->a.member = cl->session->key;
+	/* This connection is a member there already: it keeps what it has
+	 * in flight, and only its settings change. */
+	if (a->sent && r->mode == MODE_MQTT)
+		a->a.flags |= AF_SAME_CONN;
 	attach_go(a);
 }
 

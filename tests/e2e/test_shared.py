@@ -3,9 +3,13 @@ consumers: each message to one member of the group, over JSON-lines and
 MQTT 3.1.1 members alike; a member's unanswered messages to the others
 when it goes; a group without members online that keeps its messages."""
 
+import json
+import os
+import time
+
 from broker_harness import LOGGED_IN, HarnessError, login, wait_for
 from mqtt_helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient, Receiver,
-                          ack_packet, connected_client)
+                          ack_packet, connected_client, publish_packet)
 
 SETTLE = 10.0
 
@@ -345,3 +349,126 @@ def test_a_qos0_member_gets_what_a_member_that_went_left(mqtt_broker):
     slow.close()
     wait_for(lambda: sorted(take(fast, at_fast)) == sorted(sent), SETTLE,
              "every message at the QoS 0 member (it has %s)" % at_fast)
+
+
+def test_a_member_that_joined_while_the_topic_was_cold_keeps_the_group(mqtt_factory):
+    """A persistent session joins a group while its topic is cold (the
+    group caught up, so no topicd starts for it) and goes offline; then
+    the group's only other member, a clean session, leaves.  The group
+    still has a member: a message published then waits for it."""
+    b = mqtt_factory({"topicd_idle_timeout": 1})
+    a = connected_client(b.mqtt_port, "cj-a", clean=True)
+    assert a.subscribe([("$share/g/cj", 1)]) == [1]
+    pub = connected_client(b.mqtt_port, "cj-pub")
+    pub.publish("cj", b"m0", 1)
+    p = a.expect(PUBLISH)
+    a.send(ack_packet(PUBACK, p.pid))
+    wait_for(lambda: "cj" not in b.topicds().values(), SETTLE, "the topic to go cold")
+    c = connected_client(b.mqtt_port, "cj-c", clean=False)
+    assert c.subscribe([("$share/g/cj", 1)]) == [1]
+    c.disconnect()
+    c.expect_closed()
+    a.disconnect()
+    a.expect_closed()
+    pub.publish("cj", b"m1", 1)
+    c = connected_client(b.mqtt_port, "cj-c", clean=False)
+    assert c.expect(PUBLISH, timeout=SETTLE).payload == b"m1"
+
+
+def publish_window(b, client_id, topic, payloads):
+    """Publishes at QoS 1 with every message in flight at once."""
+    pub = connected_client(b.mqtt_port, client_id)
+    for i, m in enumerate(payloads):
+        pub.send(publish_packet(topic, m, 1, i + 1))
+    for _ in payloads:
+        pub.expect(PUBACK)
+
+
+def test_a_member_that_never_comes_back_after_a_crash_leaves_its_messages(mqtt_factory):
+    """A persistent member had m1 in flight, unanswered, when the master
+    was killed, and does not come back.  Its topicd reads the group back
+    with every member offline: m1 goes to the member that does come back,
+    and the group goes on well past the span it keeps in flight (a
+    window's 100 times 4, plus 16)."""
+    b = mqtt_factory()
+    offline_member(b, "gone-b", "$share/gone/gone/t")
+    sent_m1(b, "gone-a", "$share/gone/gone/t", "gone/t", clean=False)
+    b.wait_topicds_gone(b.kill9())
+    b.start(keep_ports=True)
+    rb = Receiver(lambda: b.mqtt_port, "gone-b", clean=False)
+    rb.connect()
+    rb.start()
+    later = [b"n%d" % i for i in range(500)]
+    publish_window(b, "gone-pub2", "gone/t", later)
+    got = rb.wait_count(len(later) + 1, timeout=30)
+    assert sorted(got) == sorted([b"m1"] + later)
+
+
+def first_publish(clients):
+    """The first PUBLISH at any of clients, and who got it."""
+    got = []
+
+    def poll():
+        for c in clients:
+            try:
+                got.append((c, c.expect(PUBLISH, timeout=0.1)))
+                return True
+            except HarnessError:
+                pass
+        return False
+    wait_for(poll, SETTLE, "a PUBLISH at one of %s" % clients)
+    return got[0]
+
+
+def test_a_member_that_subscribes_again_keeps_what_it_has_in_flight(mqtt_broker):
+    """A member subscribes again to its group's filter on the same
+    connection, with another QoS: only its settings change.  The message
+    it has in flight stays its own (it acknowledges it after), and does
+    not go to the other member as well."""
+    b = mqtt_broker
+    members = [connected_client(b.mqtt_port, "rs-%d" % i) for i in range(2)]
+    for m in members:
+        assert m.subscribe([("$share/rs/rs", 1)]) == [1]
+    pub = connected_client(b.mqtt_port, "rs-pub")
+    pub.publish("rs", b"m1", 1)
+    holder, p = first_publish(members)
+    other = members[1] if holder is members[0] else members[0]
+    assert holder.subscribe([("$share/rs/rs", 2)]) == [2]
+    holder.send(ack_packet(PUBACK, p.pid))
+    for i in range(2, 6):
+        pub.publish("rs", b"m%d" % i, 1)
+    _, q = first_publish([other])
+    assert q.payload != b"m1", "m1 went to the other member too: %r" % q
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_json_member_that_never_completes_is_parked(broker_factory):
+    """A JSON-lines member PUBRECs a message and never answers its
+    PUBRELs, connected.  Once its attempts are used up it is parked, as a
+    consumer of its own would be (the topicd then waits: its CPU over a
+    second stays near nothing), and its next SUB gets the PUBREL again."""
+    b = broker_factory({"retry_interval": 0.2, "max_delivery_attempts": 2,
+                        "log_type": "information"})
+    raw = b.client()
+    assert login(raw, "halfway") == LOGGED_IN
+    raw.send_json({"type": "SUB", "topic": "$share/hw/hw"})
+    raw.expect("OK")
+    b.publisher().publish("hw", "x")
+    p = raw.read_json(timeout=SETTLE)
+    raw.send_json({"type": "PUBREC", "msgId": p["msgId"], "topic": "hw"})
+    raw.expect("OK")
+    assert raw.read_json()["type"] == "PUBREL"
+    wait_for(lambda: "halfway did not answer message" in b.log_text(), SETTLE,
+             "the member to be parked")
+    pid = b.topicd_pid("hw")
+    t0 = cpu_seconds(pid)
+    time.sleep(1.0)             # the window its CPU is measured over
+    assert cpu_seconds(pid) - t0 < 0.3, "the topicd is busy with a parked member"
+    raw.send_json({"type": "SUB", "topic": "$share/hw/hw"})
+    got = sorted([raw.read_line(), raw.read_line()])
+    assert got[0] == "OK" and json.loads(got[1])["type"] == "PUBREL", got
