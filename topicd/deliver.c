@@ -494,8 +494,10 @@ deliver_ack(struct topicd *td, const struct rec_ack *r)
 	    !(s->mode == MODE_JSON && !sub_online(s));
 
 	if (!own_first && !TAILQ_EMPTY(&td->groups) && any_group &&
-	    !(s != NULL && s->ret_state != 0 && r->seq == s->ret_seq))
-		(void)share_ack_find(td, r->subkey, r->share, r->seq, &s, &f);
+	    !(s != NULL && s->ret_state != 0 && r->seq == s->ret_seq) &&
+	    !share_ack_find(td, r->subkey, r->share, r->seq, &s, &f) &&
+	    share_aside_ack(td, r))
+		return;
 	if (f == NULL && s != NULL && s->ret_state != 0 && r->seq == s->ret_seq) {
 		/* The retained message sent on subscribe, outside the log's
 		 * window: PUBACK or PUBCOMP end it; PUBREC is made durable

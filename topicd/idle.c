@@ -38,7 +38,8 @@ quiet(struct topicd *td)
 	if (td->nonline == 0)
 		return true;
 	RB_FOREACH(s, sub_tree, &td->subs)
-		if (sub_online(s) && !s->parked && has_backlog(s))
+		if ((sub_online(s) && !s->parked && has_backlog(s)) ||
+		    (s->is_group && share_aside_online(s)))
 			return false;
 	return true;
 }
@@ -84,7 +85,8 @@ send_idle(struct topicd *td, uint8_t flags)
 	enc_idle(&td->wb, &r);
 	if (r.nsubs > 0)
 		RB_FOREACH(s, sub_tree, &td->subs)
-			enc_idle_sub(&td->wb, s->key, has_backlog(s));
+			enc_idle_sub(&td->wb, s->key, has_backlog(s) ||
+			    (s->is_group && share_aside_any(s)));
 	dispatch_send(td, IPC_IDLE);
 	td->idle_rx = td->rx;
 	td->idle_said = true;

@@ -14,10 +14,12 @@
  * exactly once across the members, QoS 1 (and a JSON-lines member's
  * message it did not PUBREC) at least once.  A group with no member
  * online keeps its messages, as any subscriber does.  The group goes when
- * its last member leaves with UF_FORGET.
+ * its last member leaves with UF_FORGET.  What stays a member's own while
+ * it is away does not hold up the others (share_aside.c).
  *
  * A group's record (subs.c, version 3) adds the member slots by session
- * key and each entry's slot after the fields of version 2. */
+ * key and each entry's slot after the fields of version 2, then, only when
+ * there are any, the entries kept aside (share_aside_encode). */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -151,6 +153,7 @@ share_attach(struct sub *g, int fd, const struct rec_attach *r)
 	for (uint32_t i = 0; i < g->nfl; i++)
 		if (g->fl[i].state != FL_DONE && g->fl[i].mi == m->slot)
 			g->fl[i].resend = true;	/* its own: to it again */
+	share_aside_resume(m);
 	group_window(g);
 	sub_dirty(g);
 	deliver_wake(g);
@@ -374,6 +377,7 @@ share_encode(struct wbuf *w, const struct sub *g)
 		put_str(w, g->members[i] != NULL ? g->members[i]->key : "");
 	for (uint32_t i = 0; i < g->nfl; i++)
 		put_u16(w, g->fl[i].mi);
+	share_aside_encode(w, g);
 }
 
 /* Entry f (message seq), read back from the store: its member is offline
@@ -419,5 +423,5 @@ share_decode(struct sub *g, struct rbuf *r)
 			g->fl[i].mi = 0;	/* its member is gone: anyone's */
 		release_if_free(g, &g->fl[i], g->cursor + i);
 	}
-	return 0;
+	return share_aside_decode(g, r);
 }

@@ -223,6 +223,8 @@ share_pump(struct sub *g)
 		if (deliver_dead_letter_head(g))
 			return;
 	}
+	share_set_aside(g);
+	share_aside_send(g);
 	load = member_loads(g);
 	unsent = resend(g, load, false);
 	if ((send_new(g, load) || unsent) && dispatch_sync(g->td, true) == 0)

@@ -68,6 +68,7 @@ sub_free(struct sub *s)
 		free(s->share);
 	}
 	free(s->fl);
+	free(s->aside);
 	ipc_out_free(&s->out);
 	free(s->key);
 	free(s);
@@ -377,8 +378,11 @@ subs_min_cursor(struct topicd *td)
 	uint64_t min = td->next_seq;
 	struct sub *s;
 
-	RB_FOREACH(s, sub_tree, &td->subs)
+	RB_FOREACH(s, sub_tree, &td->subs) {
 		if (s->cursor < min)
 			min = s->cursor;
+		if (s->is_group && share_aside_min_seq(s) < min)
+			min = share_aside_min_seq(s);
+	}
 	return min;
 }

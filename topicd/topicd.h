@@ -82,6 +82,12 @@ struct flight {
 	uint64_t	 rel_gen;	/* its PUBREL waits for this batch (gate.c) */
 };
 
+/* A group member's exchange kept past the group's cursor (share_aside.c). */
+struct aside {
+	uint64_t	 seq;
+	struct flight	 f;
+};
+
 struct sub {
 	RB_ENTRY(sub)	 entry;
 	TAILQ_ENTRY(sub) work_entry;	/* in td->work: wants a pump */
@@ -96,6 +102,8 @@ struct sub {
 	uint16_t	 nslots;
 	uint16_t	 rr;		/* a group's: the slot to try first */
 	uint16_t	 slot;		/* a member's: its slot + 1 */
+	struct aside	*aside;		/* a member's exchanges kept aside */
+	uint32_t	 naside;
 	TAILQ_ENTRY(sub) group_entry;	/* a group: in td->groups */
 	uint64_t	 cursor;	/* first sequence not completed */
 	uint8_t		 mode;		/* MODE_* */
@@ -384,6 +392,17 @@ void	 share_retry_arm(struct sub *);
 void	 share_retry_check(struct sub *);
 void	 share_encode(struct wbuf *, const struct sub *);
 int	 share_decode(struct sub *, struct rbuf *);
+
+/* share_aside.c: a member's exchanges kept aside while it is away */
+void	 share_set_aside(struct sub *);
+void	 share_aside_resume(struct sub *);
+void	 share_aside_send(struct sub *);
+bool	 share_aside_ack(struct topicd *, const struct rec_ack *);
+bool	 share_aside_any(const struct sub *);
+bool	 share_aside_online(const struct sub *);
+uint64_t share_aside_min_seq(const struct sub *);
+void	 share_aside_encode(struct wbuf *, const struct sub *);
+int	 share_aside_decode(struct sub *, struct rbuf *);
 
 /* retry.c */
 void	 retry_arm(struct sub *);

@@ -472,3 +472,63 @@ def test_a_json_member_that_never_completes_is_parked(broker_factory):
     raw.send_json({"type": "SUB", "topic": "$share/hw/hw"})
     got = sorted([raw.read_line(), raw.read_line()])
     assert got[0] == "OK" and json.loads(got[1])["type"] == "PUBREL", got
+
+
+def test_a_json_member_gone_before_its_pubcomp_holds_up_no_other(broker):
+    """A JSON-lines member PUBRECs a message and goes before its PUBCOMP:
+    the PUBREL stays its own, and the group goes on without it, past the
+    span the group keeps in flight (20 messages for windows of 1).  Back,
+    it gets its PUBREL."""
+    raw = broker.client()
+    assert login(raw, "crashy") == LOGGED_IN
+    raw.send_json({"type": "SUB", "topic": "$share/cr/cr"})
+    raw.expect("OK")
+    pub = broker.publisher()
+    pub.publish("cr", "first")
+    p = raw.read_json(timeout=SETTLE)
+    raw.send_json({"type": "PUBREC", "msgId": p["msgId"], "topic": "cr"})
+    raw.expect("OK")
+    assert raw.read_json()["type"] == "PUBREL"
+    raw.close()
+    other = broker.consumer("steady")
+    other.subscribe("$share/cr/cr")
+    sent = ["n%d" % i for i in range(60)]
+    for m in sent:
+        pub.publish("cr", m)
+    other.start()
+    wait_all([other], "cr", sent, "the 60 messages at the member that stayed")
+    other.stop()
+    back = broker.client()
+    assert login(back, "crashy") == LOGGED_IN
+    back.send_json({"type": "SUB", "topic": "$share/cr/cr"})
+    got = sorted([back.read_line(), back.read_line()])
+    assert got[0] == "OK" and json.loads(got[1]) == {"type": "PUBREL", "msgId": p["msgId"],
+                                                   "topic": "cr"}, got
+
+
+def test_an_mqtt_member_away_with_a_qos2_message_holds_up_no_other(mqtt_factory):
+    """An MQTT member goes with a QoS 2 message it got and did not answer:
+    the message stays its own (MQTT-4.8.2-4), the other member gets every
+    later one, past the span the group keeps in flight, and the first
+    comes back to its member, across a restart, as a resend."""
+    b = mqtt_factory()
+    a = connected_client(b.mqtt_port, "q2-a", clean=False)
+    assert a.subscribe([("$share/q2/q2", 2)]) == [2]
+    connected_client(b.mqtt_port, "q2-pub").publish("q2", b"first", 2)
+    assert a.expect(PUBLISH).payload == b"first"
+    a.disconnect()
+    a.expect_closed()
+    rb = Receiver(lambda: b.mqtt_port, "q2-b", clean=False)
+    rb.connect()
+    assert rb.subscribe([("$share/q2/q2", 2)]) == [2]
+    rb.start()
+    later = [b"n%d" % i for i in range(500)]
+    publish_window(b, "q2-pub2", "q2", later)
+    assert sorted(rb.wait_count(len(later), timeout=30)) == sorted(later)
+    b.restart()
+    a = connected_client(b.mqtt_port, "q2-a", clean=False)
+    p = a.expect(PUBLISH, timeout=SETTLE)
+    assert (p.payload, p.qos, p.dup) == (b"first", 2, True), p
+    a.send(ack_packet(PUBREC, p.pid))
+    a.expect(PUBREL, pid=p.pid)
+    a.send(ack_packet(PUBCOMP, p.pid))

@@ -454,6 +454,55 @@ test_member_read_back_leaves(void **state)
 	close(b);
 }
 
+/* A QoS 2 message its member holds while away goes aside: the group's
+ * cursor goes past it (its span in flight is not used up waiting), the
+ * entry is stored with the group and the message kept, and its member
+ * gets it when it is back, after a restart too. */
+static void
+test_qos2_message_of_a_member_away_goes_aside(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 2, 1, 1), b;
+	struct sub *g;
+	uint64_t seq;
+
+	publish_s(f, 2, 2, "q2");
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);
+	expect_done(f, 2, ST_OK, 1);
+	assert_int_equal(got_deliver(a, 0), 1);
+	detach_member(f, "m/a");
+	close(a);
+	b = attach_member(f, "m/b", 1, 1, 3);
+	for (uint64_t i = 0; i < 40; i++) {
+		publish_s(f, 4 + i, 1, "n");
+		batch(f);
+		seq = got_deliver(b, 0);
+		assert_int_equal(seq, 2 + i);
+		ack(f, "m/b", seq, ACK_PUBACK);
+		batch(f);
+	}
+	g = sub_find(&f->td, GROUP);
+	assert_int_equal(g->cursor, 42);
+	assert_int_equal(g->members[0]->naside, 1);
+	close(b);
+	reopen(f);
+	g = sub_find(&f->td, GROUP);
+	assert_int_equal(g->members[0]->naside, 1);
+	assert_int_equal(g->members[0]->aside[0].seq, 1);
+	assert_int_equal(g->members[0]->aside[0].f.state, FL_SENT);
+	a = attach_member(f, "m/a", 2, 1, 50);
+	batch(f);
+	assert_int_equal(got_deliver(a, DF_DUP), 1);
+	ack(f, "m/a", 1, ACK_PUBREC);
+	batch(f);
+	expect_rel(a, 1);
+	ack(f, "m/a", 1, ACK_PUBCOMP);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->members[0]->naside, 0);
+	close(a);
+}
+
 int
 main(void)
 {
@@ -473,6 +522,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_json_own_subscriber_not_picked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_member_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_record_reopens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qos2_message_of_a_member_away_goes_aside,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_left_message_goes_out_after_a_restart, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_member_read_back_leaves, setup, teardown),
