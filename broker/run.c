@@ -125,8 +125,8 @@ broker_title(struct broker *b)
 #define MAINTAIN_TICKS 10	/* seconds between syncs of the session store */
 
 /* Once a second: the title, sessions past persistent_client_expiration,
- * topicds idle for topicd_idle_timeout; every MAINTAIN_TICKS, the session
- * store is synced. */
+ * topicds idle for topicd_idle_timeout, max_held_bytes; every
+ * MAINTAIN_TICKS, the session store is synced. */
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -140,6 +140,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	sessions_expire(b);
 	attach_retry_failed(b);
 	live_expire(b);
+	held_budget(b);		/* channels drain without a word */
 	if (++ticks % MAINTAIN_TICKS == 0)
 		store_maintain(b);
 }

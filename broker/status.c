@@ -34,12 +34,15 @@ status_log(struct broker *b)
 	RB_FOREACH(c, child_tree, &b->children)
 		listed += c->state != CH_COLD;
 	log_notice("status: master pid %ld uptime %llds clients %u topics %u running %u "
-	    "waiting %u listed %u messages in %llu out %llu bytes in %llu out %llu stored %llu%s",
+	    "waiting %u listed %u messages in %llu out %llu bytes in %llu out %llu stored %llu "
+	    "held %llu queued %llu%s%s",
 	    (long)getpid(), (long long)(now - b->started_ms) / 1000, b->nclients,
 	    b->ntopics, b->nlive, b->nqueued, listed, (unsigned long long)b->msgs_in,
 	    (unsigned long long)b->msgs_out, (unsigned long long)b->bytes_in,
 	    (unsigned long long)b->bytes_out, (unsigned long long)b->stored_bytes,
-	    b->store_full ? " FULL (max_store_size): publishes wait" : "");
+	    (unsigned long long)b->held_bytes, (unsigned long long)b->chan_bytes,
+	    b->store_full ? " FULL (max_store_size): publishes wait" : "",
+	    b->held_over ? " HELD (max_held_bytes): publishers wait" : "");
 	RB_FOREACH(c, child_tree, &b->children) {
 		const struct rec_stats *s = &c->stats;
 

@@ -133,6 +133,9 @@ void   ipc_chan_push(struct ipc_chan *c);
 /* Records waiting in the out-queue, and the bytes of their bodies. */
 size_t ipc_chan_queued(const struct ipc_chan *c);
 size_t ipc_chan_queued_bytes(const struct ipc_chan *c);
+/* Adds the bytes queued to *tally as well, from now on (one total of many
+ * channels); NULL: no longer. */
+void   ipc_chan_tally(struct ipc_chan *c, uint64_t *tally);
 /* Calls cb (with the channel's arg), once and from the event loop, when
  * the out-queue holds low bytes or fewer: at once if it does now.  For a
  * sender that stops while the peer does not keep up. */

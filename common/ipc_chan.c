@@ -48,6 +48,7 @@ struct ipc_chan {
 	TAILQ_HEAD(outq, outrec) q;
 	size_t             nq;		/* records */
 	size_t             qbytes;	/* their bodies */
+	uint64_t          *tally;	/* qbytes also counted there (or NULL) */
 	ipc_drain_cb      *on_drain;	/* armed by ipc_chan_when_below */
 	size_t             drain_low;
 	struct outrec     *spare;	/* a sent datagram's, for the next */
@@ -58,6 +59,22 @@ struct ipc_chan {
 	ipc_err_cb        *on_err;
 	void              *arg;
 };
+
+static void
+qbytes_add(struct ipc_chan *c, size_t n)
+{
+	c->qbytes += n;
+	if (c->tally != NULL)
+		*c->tally += n;
+}
+
+static void
+qbytes_sub(struct ipc_chan *c, size_t n)
+{
+	c->qbytes -= n;
+	if (c->tally != NULL)
+		*c->tally -= n;
+}
 
 static void
 outrec_free(struct outrec *o)
@@ -76,7 +93,7 @@ dequeue(struct ipc_chan *c, size_t n)
 
 	TAILQ_REMOVE(&c->q, o, entry);
 	c->nq -= n;
-	c->qbytes -= o->len;
+	qbytes_sub(c, o->len);
 	if (o->packed && c->spare == NULL) {
 		o->len = 0;		/* ipc_out_flush emptied o->out */
 		c->spare = o;
@@ -237,6 +254,7 @@ ipc_chan_free(struct ipc_chan *c)
 	event_free(c->rev);
 	event_free(c->wev);
 	event_free(c->fev);
+	qbytes_sub(c, c->qbytes);
 	while ((o = TAILQ_FIRST(&c->q)) != NULL) {
 		TAILQ_REMOVE(&c->q, o, entry);
 		outrec_free(o);
@@ -325,7 +343,7 @@ ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t len, i
 		o->fd = fd;
 		TAILQ_INSERT_TAIL(&c->q, o, entry);
 	}
-	c->qbytes += len;
+	qbytes_add(c, len);
 	if (c->nq++ == 0 && c->error == 0)
 		event_active(c->fev, 0, 0);	/* once this callback returns */
 	return 0;
@@ -357,6 +375,17 @@ size_t
 ipc_chan_queued_bytes(const struct ipc_chan *c)
 {
 	return c->qbytes;
+}
+
+/* Counts the bytes queued also in *tally, which many channels may share. */
+void
+ipc_chan_tally(struct ipc_chan *c, uint64_t *tally)
+{
+	if (c->tally != NULL)
+		*c->tally -= c->qbytes;
+	c->tally = tally;
+	if (tally != NULL)
+		*tally += c->qbytes;
 }
 
 void

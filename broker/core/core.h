@@ -179,6 +179,7 @@ struct client {
 	bool		 throttled;	/* not reading (client_throttle) */
 	unsigned	 pending;	/* its requests waiting for a topicd's answer */
 	unsigned	 nstalled;	/* its publishes waiting for room (held.c) */
+	bool		 held_stalled;	/* it published past max_held_bytes (held.c) */
 	uint64_t	 gate;		/* output waits for this store ticket */
 	struct evbuffer	*gated;		/* ... here */
 	TAILQ_ENTRY(client) gate_entry;
@@ -237,6 +238,9 @@ struct broker {
 	bool		 store_full;	/* all topics over max_store_size */
 	bool		 attach_retry;	/* an attachment has no_fd: the tick retries */
 	uint64_t	 stored_bytes;	/* messages kept by all topics (their STATS) */
+	uint64_t	 held_bytes;	/* publishes held for topicds (held.c) */
+	uint64_t	 chan_bytes;	/* records queued on the topicds' channels */
+	bool		 held_over;	/* the two past max_held_bytes */
 	uint64_t	 topics_refused;	/* new topics past max_topics */
 	int64_t		 topics_refused_logged;
 	uint64_t	 next_req;
@@ -358,6 +362,7 @@ void	 children_free_all(struct broker *b);
 bool	 children_all_gone(struct broker *b);
 unsigned children_pending(struct broker *b);
 void	 children_budget(struct broker *b);
+void	 held_budget(struct broker *b);
 /* spawn.c */
 char	*topicd_find(const char *configured);
 pid_t	 topicd_spawn(struct broker *b, const char *topic, int *chan_fd);

@@ -172,8 +172,11 @@ unlink_held(struct child *c, struct held *h)
 {
 	uncount(c, h);
 	TAILQ_REMOVE(&c->held, h, entry);
-	if (h->type == IPC_PUBLISH)
+	if (h->type == IPC_PUBLISH) {
 		c->nheld_pub--;
+		c->b->held_bytes -= h->len;
+		held_budget(c->b);
+	}
 	if (!h->sent)
 		c->nunsent--;
 	else if (h->req != 0)
@@ -257,8 +260,10 @@ child_submit(struct child *c, struct held *h, const char **why)
 	}
 	TAILQ_INSERT_TAIL(&c->held, h, entry);
 	c->nunsent++;
-	if (h->type == IPC_PUBLISH)
+	if (h->type == IPC_PUBLISH) {
 		c->nheld_pub++;
+		c->b->held_bytes += h->len;
+	}
 	if (h->client_id != 0 && (h->req != 0 || h->type == IPC_PUBLISH) &&
 	    (cl = client_by_id(c->b, h->client_id)) != NULL) {
 		cl->pending++;
@@ -582,7 +587,52 @@ publish_submit(struct client *cl, struct child *c, const struct rec_publish *p,
 	}
 	b->msgs_in++;
 	b->bytes_in += p->payload_len;
+	held_budget(b);
+	if (b->held_over && !cl->held_stalled) {
+		cl->held_stalled = true;
+		client_throttle(cl);
+	}
 	return 0;
+}
+
+static void
+held_unstall(struct client *cl)
+{
+	if (cl->held_stalled) {
+		cl->held_stalled = false;
+		client_throttle(cl);
+	}
+}
+
+/* max_held_bytes: what the master holds of publishes on their way to the
+ * topicds, all together (held until answered, and queued on channels:
+ * each topic's is bounded, but clients that come and go spread theirs
+ * over many).  Past it, a client that publishes is no longer read; below
+ * 90% of it, they all are again. */
+void
+held_budget(struct broker *b)
+{
+	uint64_t max = b->set.max_held_bytes, sum = b->held_bytes + b->chan_bytes;
+	bool over = b->held_over;
+
+	if (max == 0)
+		over = false;
+	else if (sum >= max)
+		over = true;
+	else if (sum < max - max / 10)
+		over = false;
+	if (over == b->held_over)
+		return;
+	b->held_over = over;
+	if (over) {
+		log_notice("%llu bytes of publishes wait for topicds, max_held_bytes is %llu: "
+		    "clients that publish are no longer read", (unsigned long long)sum,
+		    (unsigned long long)max);
+		return;
+	}
+	log_notice("%llu bytes of publishes wait for topicds: below max_held_bytes again, "
+	    "clients that publish are read", (unsigned long long)sum);
+	clients_each(b, held_unstall);
 }
 
 int

@@ -31,6 +31,7 @@ struct settings {
 	uint64_t          client_output_limit;	/* bytes of unread answers before reading stops */
 	uint64_t          client_delivery_buffer; /* SO_SNDBUF of a session's delivery socket */
 	uint64_t          topicd_input_limit;	/* bytes queued for one topicd before its publishers wait */
+	uint64_t          max_held_bytes;	/* publishes held for all topicds; 0: no limit */
 	uint64_t          restart_backoff_min;	/* ms */
 	uint64_t          restart_backoff_max;	/* ms */
 	unsigned          crash_limit;		/* obsolete: accepted, ignored */

@@ -471,7 +471,9 @@ class Broker:
         """Asks the master for its status (SIGUSR1) and returns the figures
         of the lines it logs: (master, topics), master a dict of "pid",
         "uptime", "clients", "topics", "running", "waiting", "listed",
-        "messages_in", "messages_out", "bytes_in", "bytes_out"; topics (those
+        "messages_in", "messages_out", "bytes_in", "bytes_out", "stored",
+        "held_bytes", "queued_bytes" (publishes held for topicds, records queued
+        on their channels), "held_over" (past max_held_bytes); topics (those
         listed: every topic that is not cold) {topic: dict of "pid", "state",
         "uptime", "restarts", "subs", "online", "messages", "bytes", "seq",
         "lag", "oldest_unacked", "held", "expired"}.  A topic's figures other than
@@ -576,8 +578,9 @@ STATUS_MASTER_RE = re.compile(
     r"topics (?P<topics>\d+) running (?P<running>\d+) waiting (?P<waiting>\d+) "
     r"listed (?P<listed>\d+) "
     r"messages in (?P<messages_in>\d+) out (?P<messages_out>\d+) "
-    r"bytes in (?P<bytes_in>\d+) out (?P<bytes_out>\d+) stored (?P<stored>\d+)"
-    r"(?P<store_full> FULL .*)?$")
+    r"bytes in (?P<bytes_in>\d+) out (?P<bytes_out>\d+) stored (?P<stored>\d+) "
+    r"held (?P<held_bytes>\d+) queued (?P<queued_bytes>\d+)"
+    r"(?P<store_full> FULL \(max_store_size\)[^H]*)?(?P<held_over> HELD .*)?$")
 STATUS_TOPIC_RE = re.compile(r"broker\[\d+\]: notice: status: topic (.+?) (pid \d+ \w+ .*)\n")
 STATUS_TOPIC_FIGURES_RE = re.compile(
     r"pid (?P<pid>\d+) (?P<state>\w+)(?P<full> full)?(?P<probing> probing)? "

@@ -365,3 +365,52 @@ def test_a_session_back_with_every_packet_id_bound_gets_its_deliveries_again(mqt
             (dups if p.dup else new).add(p.pid)
     assert not dups & new
     assert len(first) + len(new) <= each * topics
+
+
+HELD_MAX = 512 << 10    # max_held_bytes
+
+
+def test_publishes_held_for_many_topicds_are_bounded_together(mqtt_factory):
+    """topicd_input_limit bounds what the master queues for one topicd;
+    max_held_bytes bounds it for all together (clients that come and go
+    spread a flood over many topics).  Four topicds stop reading while a
+    QoS 0 flood goes to each: the master stops reading the floods once
+    it holds max_held_bytes, well below four topicd_input_limits, and
+    once the topicds read on, every message arrives, in order."""
+    b = mqtt_factory({"max_held_bytes": "512k"})
+    sub = Receiver(lambda: b.mqtt_port, "hb-sub", clean=True)
+    sub.connect()
+    assert sub.subscribe([("hb/#", 0)]) == [0]
+    sub.start()
+    floods = [MqttFlood(b.mqtt_port, "hb/%d" % i, BIG, client_id="hb-flood%d" % i)
+              for i in range(4)]
+    for f in floods:
+        f.sock.sendall(f.line(0))               # its topicd starts for it
+        f.lines = 1
+    sub.wait_until(lambda: len(sub.arrivals) >= len(floods), 20, "each first message")
+    pids = [b.wait_topicd("hb/%d" % i) for i in range(len(floods))]
+    before, _ = b.status()
+    for pid in pids:
+        kill_pid(pid, signal.SIGSTOP)           # the topicds stop reading
+    try:
+        for f in floods:
+            f.until_blocked()
+        master, _ = b.status()
+    finally:
+        for pid in pids:
+            kill_pid(pid, signal.SIGCONT)
+    taken = master["messages_in"] - before["messages_in"]
+    assert master["held_over"], master
+    assert taken * BIG <= HELD_MAX + len(floods) * IPC_SLACK, \
+        "the master took %d messages of %d bytes with max_held_bytes %d" % (
+            taken, BIG, HELD_MAX)
+    assert master["held_bytes"] + master["queued_bytes"] <= HELD_MAX + len(floods) * BIG, \
+        master
+    for f in floods:
+        f.rest()
+    total = sum(f.lines for f in floods)
+    sub.wait_until(lambda: len(sub.arrivals) >= total, 60,
+                   "all %d messages after the topicds went on" % total)
+    for i, f in enumerate(floods):
+        assert sub.payloads("hb/%d" % i) == [f.payload(k) for k in range(f.lines)]
+    wait_for(lambda: not b.status()[0]["held_over"], 10, "the master below max_held_bytes")

@@ -361,7 +361,7 @@ NEW_VALUES = {
     "restart_backoff_max": "20", "shutdown_timeout": "4", "sys_interval": "9",
     "log_dest": "stderr", "log_type": "notice", "crash_window": "30",
     "max_queued_messages": "5000", "max_held_publishes": "500", "poison_limit": "3",
-    "topicd_input_limit": "8m", "client_delivery_buffer": "1m",
+    "topicd_input_limit": "8m", "client_delivery_buffer": "1m", "max_held_bytes": "128m",
     "max_topic_size": "1g", "max_store_size": "10g", "min_free_space": "50m",
     "max_topic_levels": "100", "max_subscriptions": "500", "max_topicds": "50",
     "topicd_idle_timeout": "30", "topicd_timeout": "45",

@@ -43,6 +43,7 @@ test_defaults(void **state)
 	assert_int_equal(s.min_free_space, 100 << 20);
 	assert_int_equal(s.max_held_publishes, 1000);
 	assert_int_equal(s.topicd_input_limit, 4 << 20);
+	assert_int_equal(s.max_held_bytes, 256 << 20);
 	assert_int_equal(s.checkpoint_size, 4 << 20);
 	assert_int_equal(s.shutdown_timeout, 5000);
 	assert_int_equal(s.max_inflight_messages, 100);
@@ -97,7 +98,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 52);
+	assert_int_equal(n, 53);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -119,7 +120,7 @@ test_reloadable(void **state)
 		"max_subscriptions", "max_topicds", "topicd_idle_timeout", "topicd_timeout", "password_file", "acl_file",
 		"allow_anonymous", "tls_handshake_timeout", "max_keepalive", "max_packet_size",
 		"max_topic_alias", "response_information", "topicd_input_limit",
-		"client_delivery_buffer",
+		"client_delivery_buffer", "max_held_bytes",
 	};
 	size_t n = 0;
 
