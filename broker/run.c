@@ -7,6 +7,9 @@
  * privilege drop; then, as `user`, the stores, the pid file, and READY. */
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,10 +126,23 @@ broker_title(struct broker *b)
 }
 
 #define MAINTAIN_TICKS 10	/* seconds between syncs of the session store */
+#define TRIM_TICKS 60		/* seconds between returns of free heap to the system */
+
+/* A burst (publishes held for topicds that did not keep up, clients'
+ * buffers) leaves the heap's pages free but kept: glibc returns only the
+ * top of the heap by itself.  The master's RSS would stay at its peak. */
+static void
+heap_trim(void)
+{
+#ifdef __GLIBC__
+	(void)malloc_trim(0);
+#endif
+}
 
 /* Once a second: the title, sessions past persistent_client_expiration,
  * topicds idle for topicd_idle_timeout, max_held_bytes; every
- * MAINTAIN_TICKS, the session store is synced. */
+ * MAINTAIN_TICKS, the session store is synced; every TRIM_TICKS, free
+ * heap goes back. */
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -143,6 +159,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	held_budget(b);		/* channels drain without a word */
 	if (++ticks % MAINTAIN_TICKS == 0)
 		store_maintain(b);
+	if (ticks % TRIM_TICKS == 0)
+		heap_trim();
 }
 
 /* -d, the classic way: fork, setsid, chdir /.  The parent waits on a pipe
