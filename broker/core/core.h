@@ -363,6 +363,7 @@ bool	 children_all_gone(struct broker *b);
 unsigned children_pending(struct broker *b);
 void	 children_budget(struct broker *b);
 void	 held_budget(struct broker *b);
+bool	 over_limit(uint64_t sum, uint64_t max, bool was);
 /* spawn.c */
 char	*topicd_find(const char *configured);
 pid_t	 topicd_spawn(struct broker *b, const char *topic, int *chan_fd);

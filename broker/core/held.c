@@ -595,6 +595,18 @@ publish_submit(struct client *cl, struct child *c, const struct rec_publish *p,
 	return 0;
 }
 
+/* Past max (0: none) from now on?  It is crossed going up at max, and
+ * going down at 90% of it, so that a sum that hovers there does not flap. */
+bool
+over_limit(uint64_t sum, uint64_t max, bool was)
+{
+	if (max == 0)
+		return false;
+	if (sum >= max)
+		return true;
+	return was && sum >= max - max / 10;
+}
+
 static void
 held_unstall(struct client *cl)
 {
@@ -613,14 +625,8 @@ void
 held_budget(struct broker *b)
 {
 	uint64_t max = b->set.max_held_bytes, sum = b->held_bytes + b->chan_bytes;
-	bool over = b->held_over;
+	bool over = over_limit(sum, max, b->held_over);
 
-	if (max == 0)
-		over = false;
-	else if (sum >= max)
-		over = true;
-	else if (sum < max - max / 10)
-		over = false;
 	if (over == b->held_over)
 		return;
 	b->held_over = over;

@@ -462,15 +462,9 @@ void
 children_budget(struct broker *b)
 {
 	uint64_t max = b->set.max_store_size, sum = b->stored_bytes;
-	bool full = b->store_full;
+	bool full = over_limit(sum, max, b->store_full);
 	struct child *c;
 
-	if (max == 0)
-		full = false;
-	else if (sum >= max)
-		full = true;
-	else if (sum < max - max / 10)
-		full = false;
 	if (full == b->store_full)
 		return;
 	b->store_full = full;

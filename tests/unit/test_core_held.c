@@ -663,10 +663,53 @@ test_dead_letter_answer_reaches_a_stopping_topicd(void **state)
 	assert_true(dd.req == 7 && dd.stored == 1);
 }
 
+/* max_held_bytes bounds what all topics hold together: a client whose
+ * publish takes the sum past it is no longer read, whichever topic it
+ * publishes to; once answers bring the sum below 90% of it, it is read
+ * again.  The bound is crossed going up at it, going down at 90%. */
+static void
+test_held_bytes_bound_all_topics(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx), *other = fx_client(fx);
+	struct child *a = open_topic(fx, "a"), *b = open_topic(fx, "b");
+	struct fake_td *ta, *tb;
+	uint64_t ra, rb, one;
+
+	assert_false(over_limit(100, 0, true));
+	assert_true(over_limit(100, 100, false));
+	assert_false(over_limit(95, 100, false));
+	assert_true(over_limit(95, 100, true));
+	assert_false(over_limit(89, 100, true));
+
+	ra = fx_publish(cl, a, 1, "one");
+	one = fx->b.held_bytes;
+	fx->b.set.max_held_bytes = one * 2;
+	assert_false(client_throttled(cl));
+	rb = fx_publish(other, b, 2, "two");	/* the sum reaches the bound */
+	assert_int_equal(fx->b.held_bytes, 2 * one);
+	assert_true(fx->b.held_over);
+	assert_true(client_throttled(other));
+	assert_false(client_throttled(cl));	/* it published before */
+
+	ta = fx_ready(fx, "a");
+	tb = fx_ready(fx, "b");
+	assert_int_equal(td_expect_publish(ta, "one"), ra);
+	assert_int_equal(td_expect_publish(tb, "two"), rb);
+	td_done(ta, ra, ST_OK, 1);
+	FX_UNTIL(fx, fx->nanswers == 1);
+	assert_false(fx->b.held_over);		/* half of it: read again */
+	assert_false(client_throttled(other));
+	td_done(tb, rb, ST_OK, 1);
+	FX_UNTIL(fx, fx->nanswers == 2);
+	assert_int_equal(fx->b.held_bytes, 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_held_bytes_bound_all_topics, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_held_until_ready, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letter_answer_reaches_a_stopping_topicd,
 		    fx_setup, fx_teardown),
