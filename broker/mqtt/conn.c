@@ -373,9 +373,12 @@ on_any_packet(struct client *cl, struct mqtt_packet *p)
 		on_packet(cl, p);
 }
 
-/* A packet that does not decode: a CONNECT is refused (a level-5 one
- * with the reason code, 3.2.2.2), anything after it closes the
- * connection (at level 5 with a DISCONNECT that says why). */
+/* A packet that does not decode: a first CONNECT is refused (a level-5
+ * one with the reason code, 3.2.2.2); a second one is the protocol error
+ * any second CONNECT is, whatever is wrong with it (a CONNACK in the
+ * middle of a session would be taken for the answer to the first);
+ * anything else closes the connection (at level 5 with a DISCONNECT that
+ * says why). */
 static void
 on_bad_packet(struct client *cl, const struct mqtt_packet *p, int rc)
 {
@@ -383,10 +386,12 @@ on_bad_packet(struct client *cl, const struct mqtt_packet *p, int rc)
 
 	snprintf(why, sizeof(why), "malformed %s: %s", mqtt_type_name(p->type),
 	    p->error ? p->error : "?");
-	if (rc == MQTT_E_BAD_LEVEL)
+	if (p->type == MQTT_CONNECT && mqtt_conn(cl)->connected)
+		mqtt_close(cl, MQTT_RC_PROTOCOL_ERROR, "a second CONNECT");
+	else if (rc == MQTT_E_BAD_LEVEL)
 		mqtt_refuse(cl, MQTT_LEVEL_311, 0, MQTT_CONNACK_BAD_VERSION,
 		    "unsupported MQTT protocol level");
-	else if (p->type == MQTT_CONNECT && p->level == MQTT_LEVEL_5 && !mqtt_conn(cl)->connected)
+	else if (p->type == MQTT_CONNECT && p->level == MQTT_LEVEL_5)
 		mqtt_refuse(cl, MQTT_LEVEL_5, mqtt_error_reason(rc), 0xff, why);
 	else
 		mqtt_close(cl, mqtt_error_reason(rc), why);

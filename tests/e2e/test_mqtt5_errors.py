@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from mqtt_helpers import (CONNECT, DISCONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
-                          SUBSCRIBE, UNSUBACK, connected_client, packet, paho)
+from mqtt_helpers import (CONNACK, CONNECT, DISCONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
+                          SUBSCRIBE, UNSUBACK, connect_packet, connected_client, packet,
+                          paho)
 from mqtt5_helpers import (V5Client, ack5, connect5, disconnect5, props, publish5,
                            unsubscribe5)
 
@@ -61,6 +62,16 @@ def test_malformed_and_protocol_errors(mqtt_broker):
     c, _ = v5(b, "exp0")
     c.send(disconnect5(0, props(DISCONNECT, SessionExpiryInterval=5)))
     c.expect_disconnect(0x82)
+
+
+def test_second_connect_of_an_unknown_level(mqtt_broker):
+    """A CONNECT of an unknown protocol level on a connected session is a
+    second CONNECT: DISCONNECT 0x82 and the end of the connection, no
+    CONNACK in the middle of the session."""
+    c, _ = v5(mqtt_broker, "lvl6")
+    c.send(connect_packet("lvl6", level=6))
+    c.expect_disconnect(0x82)
+    assert [p.type for p in c.received] == [CONNACK, DISCONNECT]
 
 
 def test_bad_connect(mqtt_broker):

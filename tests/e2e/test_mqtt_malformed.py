@@ -184,6 +184,15 @@ def test_unknown_protocol_level_gets_connack_1_then_close(env, level):
     env.check_others_work()
 
 
+def test_unknown_protocol_level_after_connect_closes_without_connack(env):
+    """A CONNECT of an unknown level on a connected session is a second
+    CONNECT, a protocol error: the connection closes, no CONNACK comes."""
+    c = env.bad()
+    c.send(connect_packet("again", level=6))
+    c.expect_closed(CLOSE_TIMEOUT)
+    env.check_others_work()
+
+
 def test_payload_at_message_size_limit_is_accepted(env):
     c = env.bad()
     c.publish("healthy/t", b"y" * LIMIT, 1)
