@@ -100,7 +100,11 @@ struct session {
 	size_t		 nfilters;
 	struct filter_index findex;	/* filters by name */
 	struct filter_scan findex_scan;	/* those with a wildcard, and shares */
-	int64_t		 offline_since;	/* wall ms */
+	/* When it went offline: wall ms for its record, which outlives the
+	 * process; the expiry counts on the monotonic clock from offline_mono,
+	 * which a step of the wall clock does not move. */
+	int64_t		 offline_since;
+	int64_t		 offline_mono;
 	/* Offline this long (ms), an MQTT session is removed: 0 means
 	 * persistent_client_expiration, UINT64_MAX never (MQTT 5.0's Session
 	 * Expiry Interval, set by its protocol). */
@@ -220,7 +224,7 @@ struct broker {
 	struct wbuf	 rec_enc;	/* a QoS 0 publish's record (held.c) */
 	struct client_list gated;	/* clients whose output waits for one */
 	struct session_tree sessions;
-	int64_t		 next_expiry;	/* wall ms of the first session to expire */
+	int64_t		 next_expiry;	/* mono ms of the first session to expire */
 	struct routes	*routes;	/* every session's filters (route.c) */
 	struct registry	*registry;	/* every topic ever used (registry.c) */
 	unsigned	 ntopics;
@@ -441,6 +445,13 @@ void	 session_delete(struct session *s);
 void	 session_free(struct session *s);
 unsigned session_count(struct broker *b);
 void	 sessions_expire(struct broker *b);
+/* When a session offline since `since` (ms) with a lifetime of `life` ms
+ * is due: INT64_MAX for a lifetime too long to count to. */
+int64_t	 session_deadline(int64_t since, uint64_t life);
+/* When a stored session went offline (wall ms) at wall time now: `since`,
+ * unless the wall clock is now earlier (it stepped back) or the record
+ * does not say (0): then now. */
+int64_t	 session_offline_wall(uint64_t since, int64_t now);
 void	 store_maintain(struct broker *b);
 int	 session_qos(const struct session *s, const char *topic);
 bool	 session_add_filter(struct session *s, const char *filter, uint8_t qos);

@@ -62,6 +62,7 @@ session_new(struct broker *b, const char *key, uint8_t mode, bool persistent)
 	s->persistent = persistent;
 	s->auth = &b->auth;
 	s->offline_since = wall_ms();
+	s->offline_mono = mono_ms();
 	s->incarnation = (uint64_t)s->offline_since;
 	RB_INSERT(session_tree, &b->sessions, s);
 	return s;
@@ -191,8 +192,28 @@ session_offline(struct session *s)
 		s->cl->session = NULL;
 	s->cl = NULL;
 	s->offline_since = wall_ms();
-	if (s->b->next_expiry > s->offline_since)
-		s->b->next_expiry = s->offline_since;	/* sooner than that, at least */
+	s->offline_mono = mono_ms();
+	if (s->b->next_expiry > s->offline_mono)
+		s->b->next_expiry = s->offline_mono;	/* sooner than that, at least */
+}
+
+int64_t
+session_offline_wall(uint64_t since, int64_t now)
+{
+	return since == 0 || since > (uint64_t)now ? now : (int64_t)since;
+}
+
+/* A restored session's offline times: its record's, on the monotonic
+ * clock as long ago as the wall clock says; offline from now if the wall
+ * clock is behind the record (it stepped back: the session gets its whole
+ * lifetime from the step rather than none). */
+static void
+restore_offline(struct session *s, uint64_t since)
+{
+	int64_t now = wall_ms();
+
+	s->offline_since = session_offline_wall(since, now);
+	s->offline_mono = mono_ms() - (now - s->offline_since);
 }
 
 static int
@@ -211,7 +232,7 @@ decode_session(struct session *s, const void *val, size_t len)
 	get_u32(&r, &n);
 	if (r.err || (version != SESSION_RECORD_VERSION && version != SESSION_RECORD_V2))
 		return -1;
-	s->offline_since = since != 0 ? (int64_t)since : wall_ms();
+	restore_offline(s, since);
 	for (uint32_t i = 0; i < n; i++) {
 		if (get_str(&r, &f) == -1 || get_u8(&r, &qos) == -1)
 			return -1;
@@ -332,28 +353,38 @@ session_lifetime(const struct session *s)
 	    UINT64_MAX;
 }
 
+int64_t
+session_deadline(int64_t since, uint64_t life)
+{
+	if (life > (uint64_t)INT64_MAX || (since > 0 && life > (uint64_t)(INT64_MAX - since)))
+		return INT64_MAX;
+	return since + (int64_t)life;
+}
+
 /* An MQTT session offline for longer than its lifetime (its Session
  * Expiry Interval, or persistent_client_expiration) is removed with its
  * cursors (JSON-lines usernames do not expire).  Called every second; it
- * looks at the sessions only when one may be due (next_expiry, wall ms:
- * 0 at start, lowered when a session goes offline). */
+ * looks at the sessions only when one may be due (next_expiry, mono ms:
+ * 0 at start, lowered when a session goes offline).  The monotonic clock
+ * counts, so that a step of the wall clock ends no session early. */
 void
 sessions_expire(struct broker *b)
 {
-	int64_t now = wall_ms(), next = INT64_MAX;
+	int64_t now = mono_ms(), next = INT64_MAX;
 	struct session *s, *tmp;
 
 	if (now < b->next_expiry)
 		return;
 	RB_FOREACH_SAFE(s, session_tree, &b->sessions, tmp) {
 		uint64_t life = session_lifetime(s);
+		int64_t due;
 
 		if (s->mode != MODE_MQTT || !s->persistent || s->cl != NULL ||
 		    life == UINT64_MAX)
 			continue;
-		if ((uint64_t)(now - s->offline_since) < life) {
-			if (s->offline_since + (int64_t)life < next)
-				next = s->offline_since + (int64_t)life;
+		if (now < (due = session_deadline(s->offline_mono, life))) {
+			if (due < next)
+				next = due;
 			continue;
 		}
 		log_notice("session %s: offline for longer than its %s; removed", s->key,

@@ -6,7 +6,12 @@ with paho-mqtt in MQTTv5 mode and raw level-5 packets, mixed with MQTT
 DISCONNECTs and malformed packets are in test_mqtt5_errors.py.
 """
 
+import os
+import re
+import subprocess
 import time
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -194,6 +199,56 @@ def test_a_session_online_when_the_master_dies_expires_from_the_restart(mqtt_fac
     assert "session m/e3: offline" not in b.log_text()
     _, ack = v5(b, "e3", clean=False, cprops=props(CONNECT, SessionExpiryInterval=6))
     assert ack.session_present is True
+
+
+def clock_shifted(monkeypatch, tmp_path, binary, shift_ms):
+    """Makes a broker started from now on run with its wall clock shifted
+    by shift_ms (tests/e2e/clock_shift.c, preloaded).  An ASan build's
+    runtime must come first in the preloads: it is put there."""
+    so = tmp_path / "clock_shift.so"
+    src = Path(__file__).with_name("clock_shift.c")
+    subprocess.run([os.environ.get("CC", "cc"), "-shared", "-fPIC", "-O1", "-Wall", "-Wextra",
+                    "-Werror", "-o", str(so), str(src), "-ldl"], check=True)
+    libs = subprocess.run(["ldd", str(binary)], check=True, capture_output=True,
+                          text=True).stdout
+    asan = re.search(r"^\s*libasan\S*\s+=>\s+(\S+)", libs, re.M)
+    monkeypatch.setenv("LD_PRELOAD", " ".join(([asan.group(1)] if asan else []) + [str(so)]))
+    monkeypatch.setenv("CLOCK_SHIFT_MS", str(shift_ms))
+
+
+def log_stamps(text):
+    """The time of each line of a broker log that has one."""
+    return [datetime.strptime(m, "%Y-%m-%dT%H:%M:%S.%f")
+            for m in re.findall(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z ", text, re.M)]
+
+
+def test_session_kept_when_the_clock_steps_back(mqtt_factory, tmp_path, monkeypatch):
+    """The broker restarts with the wall clock 10 minutes earlier (NTP, a
+    VM or an RTC that was ahead): a stored session went offline "later"
+    than now, which is no time offline, not an age of 2^64 ms.  It is
+    resumed, with the message it was sent while away."""
+    b = mqtt_factory()
+    sub = props(CONNECT, SessionExpiryInterval=86400)
+    c, _ = v5(b, "back", clean=False, cprops=sub)
+    assert c.subscribe5([("back/t", 1)]).codes == [1]
+    c.send(disconnect5())
+    c.expect_closed()
+    connected_client(b.mqtt_port, "back-pub").publish("back/t", b"kept", 1)   # PUBACKed
+    b.stop()
+    before = log_stamps(b.log_text())[-1]
+    clock_shifted(monkeypatch, tmp_path, b.binary, -10 * 60 * 1000)
+    b.start(keep_ports=True)
+    # Sessions are looked at once a second: an uptime of 2 s has seen it.
+    wait_for(lambda: b.status()[0]["uptime"] >= 2, 10, "two seconds of uptime")
+    after = log_stamps(b.log_text().split("harness: start #2")[1])[0]
+    assert (before - after).total_seconds() > 500, "the clock did not step back: %s, then %s" \
+        % (before, after)
+    assert "session m/back: offline" not in b.log_text()
+    c, ack = v5(b, "back", clean=False, cprops=sub)
+    assert ack.session_present is True
+    m = c.next5(PUBLISH)
+    assert m.payload == b"kept"
+    c.send(ack5(PUBACK, m.pid))
 
 
 def test_session_311_then_v5(mqtt_broker):

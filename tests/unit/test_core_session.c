@@ -288,22 +288,22 @@ test_expire(void **state)
 	struct event *ev;
 
 	b->set.persistent_client_expiration = 200;
-	old->offline_since = on->offline_since = j->offline_since = clean->offline_since =
-	    wall_ms() - 60000;
+	old->offline_mono = on->offline_mono = j->offline_mono = clean->offline_mono =
+	    mono_ms() - 60000;
 	for (struct session *s = RB_MIN(session_tree, &b->sessions); s != NULL;
 	    s = RB_NEXT(session_tree, &b->sessions, s))
 		(void)session_save(s);
 	sessions_expire(b);
 	assert_null(session_find(b, "m/old"));
 	assert_int_equal(fx->nforgotten, 1);
-	assert_int_equal(b->next_expiry, young->offline_since + 200);	/* its deadline */
+	assert_int_equal(b->next_expiry, young->offline_mono + 200);	/* its deadline */
 
 	ev = event_new(b->base, -1, EV_PERSIST, on_tick, b);
 	assert_int_equal(event_add(ev, &tick), 0);
 	FX_UNTIL(fx, session_find(b, "m/young") == NULL);
 	assert_non_null(session_find(b, "m/on"));
 	client_close(on->cl, "test");			/* offline from now */
-	assert_true(b->next_expiry <= on->offline_since);
+	assert_true(b->next_expiry <= on->offline_mono);
 	FX_UNTIL(fx, session_find(b, "m/on") == NULL);
 	event_free(ev);
 	assert_int_equal(fx->nforgotten, 3);
@@ -352,6 +352,96 @@ test_expire_own(void **state)
 	assert_non_null(session_find(b, "m/never"));
 }
 
+/* A deadline is when offline plus the lifetime, as far as an int64_t
+ * counts: a lifetime beyond that never comes. */
+static void
+test_deadline(void **state)
+{
+	(void)state;
+	assert_int_equal(session_deadline(1000, 500), 1500);
+	assert_int_equal(session_deadline(-1000, 500), -500);	/* mono, soon after boot */
+	assert_true(session_deadline(1000, (uint64_t)INT64_MAX) == INT64_MAX);
+	assert_true(session_deadline(-1000, (uint64_t)INT64_MAX) == INT64_MAX - 1000);
+	assert_true(session_deadline(INT64_MAX - 10, 10) == INT64_MAX);
+	assert_true(session_deadline(INT64_MAX - 10, 11) == INT64_MAX);
+	assert_true(session_deadline(0, UINT64_MAX - 1) == INT64_MAX);
+}
+
+/* A record's offline time is taken unless it is later than the wall
+ * clock now (the clock stepped back) or missing (0: online when the
+ * master ended): then the session went offline now. */
+static void
+test_offline_wall(void **state)
+{
+	(void)state;
+	assert_int_equal(session_offline_wall(5000, 9000), 5000);
+	assert_int_equal(session_offline_wall(9000, 9000), 9000);
+	assert_int_equal(session_offline_wall(9001, 9000), 9000);
+	assert_int_equal(session_offline_wall(UINT64_MAX, 9000), 9000);
+	assert_int_equal(session_offline_wall(0, 9000), 9000);
+}
+
+/* The sessions_expire tick until the session is gone; returns how long
+ * after start (mono ms) that was. */
+static int64_t
+expired_after(struct core_fx *fx, const char *key, int64_t start)
+{
+	struct timeval tick = { 0, 10 * 1000 };
+	struct event *ev = event_new(fx->b.base, -1, EV_PERSIST, on_tick, &fx->b);
+
+	assert_int_equal(event_add(ev, &tick), 0);
+	FX_UNTIL(fx, session_find(&fx->b, key) == NULL);
+	event_free(ev);
+	return mono_ms() - start;
+}
+
+/* The wall clock stepped back while a session was offline (NTP, a VM or
+ * an RTC that was ahead): it went offline "later" than now.  That is no
+ * time offline, not an age of 2^64 ms: it is kept, and goes once offline
+ * for its lifetime from then. */
+static void
+test_expire_clock_back(void **state)
+{
+	struct core_fx *fx = *state;
+	struct broker *b = &fx->b;
+	struct session *s = fx_session(fx, "m/back", true, true);
+	int64_t start = mono_ms();
+
+	s->expiry_ms = 300;
+	session_offline(s);
+	s->offline_since += 10 * 60 * 1000;	/* now 10 minutes behind */
+	b->next_expiry = 0;
+	sessions_expire(b);
+	assert_non_null(session_find(b, "m/back"));
+	assert_int_equal(fx->nforgotten, 0);
+	assert_true(expired_after(fx, "m/back", start) >= 300);
+	assert_int_equal(fx->nforgotten, 1);
+}
+
+/* The same across a restart: a stored session whose record says it went
+ * offline later than the wall clock now is kept, and its lifetime counts
+ * from the start, not from that time (10 minutes more). */
+static void
+test_expire_clock_back_restart(void **state)
+{
+	struct core_fx *fx = *state;
+	struct broker *b = &fx->b;
+	struct session *s = fx_session(fx, "m/back", true, true);
+	int64_t start;
+
+	s->expiry_ms = 300;
+	s->offline_since = wall_ms() + 10 * 60 * 1000;
+	wait_durable(fx, session_save(s));
+	start = mono_ms();
+	fx_store_reopen(fx);
+	b->next_expiry = 0;
+	sessions_expire(b);
+	s = session_find(b, "m/back");
+	assert_non_null(s);
+	assert_true(s->offline_since <= wall_ms());	/* re-based: offline from now */
+	assert_true(expired_after(fx, "m/back", start) >= 300);
+}
+
 int
 main(void)
 {
@@ -364,6 +454,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delete, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_expire, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_expire_own, fx_setup, fx_teardown),
+		cmocka_unit_test(test_deadline),
+		cmocka_unit_test(test_offline_wall),
+		cmocka_unit_test_setup_teardown(test_expire_clock_back, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_expire_clock_back_restart, fx_setup,
+		    fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
