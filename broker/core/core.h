@@ -109,7 +109,9 @@ struct session {
 	 * persistent_client_expiration, UINT64_MAX never (MQTT 5.0's Session
 	 * Expiry Interval, set by its protocol). */
 	uint64_t	 expiry_ms;
-	uint64_t	 incarnation;	/* tells a session from an earlier one of the same key */
+	/* Tells a session from an earlier one of the same key: given in
+	 * increasing order, never twice, also across restarts (session.c). */
+	uint64_t	 incarnation;
 	/* Whose it is, for the ACL: the user name its client logged in
 	 * with (NULL: anonymous), and the auth that applies to it, also
 	 * while it is offline: the broker's, or with per_listener_settings
@@ -225,6 +227,7 @@ struct broker {
 	struct client_list gated;	/* clients whose output waits for one */
 	struct session_tree sessions;
 	int64_t		 next_expiry;	/* mono ms of the first session to expire */
+	uint64_t	 last_incarnation;	/* the latest given, or stored */
 	struct routes	*routes;	/* every session's filters (route.c) */
 	struct registry	*registry;	/* every topic ever used (registry.c) */
 	unsigned	 ntopics;
@@ -452,6 +455,9 @@ int64_t	 session_deadline(int64_t since, uint64_t life);
  * unless the wall clock is now earlier (it stepped back) or the record
  * does not say (0): then now. */
 int64_t	 session_offline_wall(uint64_t since, int64_t now);
+/* The incarnation after `last` at wall time now (ms): now, unless that is
+ * not later (the same millisecond, a clock set back): last + 1. */
+uint64_t incarnation_next(uint64_t last, int64_t now);
 void	 store_maintain(struct broker *b);
 int	 session_qos(const struct session *s, const char *topic);
 bool	 session_add_filter(struct session *s, const char *filter, uint8_t qos);

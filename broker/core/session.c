@@ -9,6 +9,7 @@
  * and (version 3) the user its client logged in as, for the ACL while it
  * is offline (a version 2 record's session is anonymous until it comes
  * back), then, if it has one, the session's own expiry in ms (MQTT 5.0).
+ * Key: "n" -> the last incarnation given (absent from an older store).
  * The store also holds the topic registry (registry.c) and what the
  * protocols keep there (MQTT: "o", "i" and "u"). */
 #include <errno.h>
@@ -25,6 +26,7 @@
 
 #define SESSION_RECORD_VERSION 3
 #define SESSION_RECORD_V2 2
+#define INCARNATION_KEY "n"
 
 static int
 session_cmp(struct session *a, struct session *b)
@@ -51,8 +53,59 @@ session_find(struct broker *b, const char *key)
 	return RB_FIND(session_tree, &b->sessions, &k);
 }
 
-struct session *
-session_new(struct broker *b, const char *key, uint8_t mode, bool persistent)
+uint64_t
+incarnation_next(uint64_t last, int64_t now)
+{
+	return now > 0 && (uint64_t)now > last ? (uint64_t)now : last + 1;
+}
+
+/* A new incarnation.  A stored session's is written down before it is
+ * used (in the journal of its record, which the connection's answer waits
+ * for), so that a restart, with the clock set back or not, gives none
+ * again: a QoS 2 publish an ended session staged is told from its
+ * successor's by it (mqtt/publish.c). */
+static uint64_t
+incarnation_take(struct broker *b, bool persistent)
+{
+	struct wbuf w;
+
+	b->last_incarnation = incarnation_next(b->last_incarnation, wall_ms());
+	if (!persistent || b->store == NULL)
+		return b->last_incarnation;
+	wbuf_init(&w);
+	put_u64(&w, b->last_incarnation);
+	if (kv_put(b->store, INCARNATION_KEY, strlen(INCARNATION_KEY), w.data, w.len) == -1)
+		fatalx("the session store refuses the last incarnation");
+	wbuf_free(&w);
+	return b->last_incarnation;
+}
+
+/* The last incarnation given before the restart: the stored one, or (from
+ * a store without it) the latest of the sessions' (load_session). */
+static int
+incarnation_load(struct broker *b)
+{
+	struct rbuf r;
+	void *val;
+	size_t len;
+	int rc;
+
+	b->last_incarnation = 0;
+	rc = kv_get(b->store, INCARNATION_KEY, strlen(INCARNATION_KEY), &val, &len);
+	if (rc != 1)
+		return rc;
+	rbuf_init(&r, val, len);
+	get_u64(&r, &b->last_incarnation);
+	rc = get_end(&r);
+	free(val);
+	if (rc == -1)
+		log_errx("the last incarnation in %s/sessions does not read: the session store is "
+		    "left as it is", b->set.data_dir);
+	return rc;
+}
+
+static struct session *
+session_alloc(struct broker *b, const char *key, uint8_t mode, bool persistent)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
 
@@ -63,8 +116,16 @@ session_new(struct broker *b, const char *key, uint8_t mode, bool persistent)
 	s->auth = &b->auth;
 	s->offline_since = wall_ms();
 	s->offline_mono = mono_ms();
-	s->incarnation = (uint64_t)s->offline_since;
 	RB_INSERT(session_tree, &b->sessions, s);
+	return s;
+}
+
+struct session *
+session_new(struct broker *b, const char *key, uint8_t mode, bool persistent)
+{
+	struct session *s = session_alloc(b, key, mode, persistent);
+
+	s->incarnation = incarnation_take(b, persistent);
 	return s;
 }
 
@@ -260,7 +321,7 @@ load_session(const void *key, size_t klen, void *arg)
 	size_t len;
 
 	if (kv_get(b->store, key, klen, &val, &len) == 1) {
-		s = session_new(b, name, strncmp(name, "j/", 2) == 0 ? MODE_JSON : MODE_MQTT, true);
+		s = session_alloc(b, name, strncmp(name, "j/", 2) == 0 ? MODE_JSON : MODE_MQTT, true);
 		if (decode_session(s, val, len) == -1) {
 			log_errx("session %s: a record of an unknown version or unreadable in %s/"
 			    "sessions: the session store is left as it is", name, b->set.data_dir);
@@ -269,6 +330,8 @@ load_session(const void *key, size_t klen, void *arg)
 			free(name);
 			return -1;
 		}
+		if (s->incarnation > b->last_incarnation)
+			b->last_incarnation = s->incarnation;
 		free(val);
 	}
 	free(name);
@@ -303,7 +366,8 @@ store_open(struct broker *b)
 		free(err);
 		return -1;
 	}
-	if (registry_load(b) == -1 || kv_scan(b->store, "s", 1, load_session, b) != 0) {
+	if (registry_load(b) == -1 || incarnation_load(b) == -1 ||
+	    kv_scan(b->store, "s", 1, load_session, b) != 0) {
 		store_close(b);
 		return -1;
 	}

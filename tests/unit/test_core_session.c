@@ -442,6 +442,77 @@ test_expire_clock_back_restart(void **state)
 	assert_true(expired_after(fx, "m/back", start) >= 300);
 }
 
+/* The next incarnation is the wall clock's millisecond, unless that is
+ * not later than the last given: then the one after it. */
+static void
+test_incarnation_next(void **state)
+{
+	(void)state;
+	assert_true(incarnation_next(0, 1000) == 1000);
+	assert_true(incarnation_next(999, 1000) == 1000);
+	assert_true(incarnation_next(1000, 1000) == 1001);	/* the same millisecond */
+	assert_true(incarnation_next(5000, 1000) == 5001);	/* a clock set back */
+	assert_true(incarnation_next(5000, -1) == 5001);
+}
+
+/* A stored session's incarnation names what its connections stage (the
+ * owner "m/ID/INCARNATION"): the sessions of a client id, one after the
+ * other, have increasing ones, also when made in the same millisecond (a
+ * Clean Start takeover ping-pong). */
+static void
+test_incarnations_increase(void **state)
+{
+	struct core_fx *fx = *state;
+	uint64_t last = 0;
+
+	for (int i = 0; i < 200; i++) {
+		struct session *s = session_new(&fx->b, "m/pp", MODE_MQTT, true);
+
+		assert_true(s->incarnation > last);
+		last = s->incarnation;
+		session_delete(s);
+	}
+}
+
+/* After a restart with the wall clock behind the incarnations given so
+ * far (a clock that was ahead, then set back), a new session still gets
+ * a later one than the stored sessions have. */
+static void
+test_incarnations_after_restart(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *s = session_new(&fx->b, "m/ahead", MODE_MQTT, true);
+	uint64_t ahead = (uint64_t)wall_ms() + 10 * 60 * 1000;
+
+	s->incarnation = ahead;		/* made while the clock was 10 minutes ahead */
+	wait_durable(fx, session_save(s));
+	fx_store_reopen(fx);
+	assert_true(session_find(&fx->b, "m/ahead")->incarnation == ahead);
+	s = session_new(&fx->b, "m/next", MODE_MQTT, true);
+	assert_true(s->incarnation > ahead);
+}
+
+/* The last incarnation given is stored: a restart gives none again, even
+ * that of a session ended before it (whose staged publishes a topicd may
+ * still hold), with the clock set back. */
+static void
+test_incarnations_after_an_ended_session(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *s;
+	uint64_t ended;
+
+	fx->b.last_incarnation = (uint64_t)wall_ms() + 10 * 60 * 1000;	/* a clock ahead */
+	s = session_new(&fx->b, "m/gone", MODE_MQTT, true);
+	ended = s->incarnation;
+	session_delete(s);
+	wait_durable(fx, durable_write(&fx->b));
+	fx_store_reopen(fx);
+	assert_int_equal(session_count(&fx->b), 0);
+	s = session_new(&fx->b, "m/gone", MODE_MQTT, true);
+	assert_true(s->incarnation > ended);
+}
+
 int
 main(void)
 {
@@ -458,6 +529,12 @@ main(void)
 		cmocka_unit_test(test_offline_wall),
 		cmocka_unit_test_setup_teardown(test_expire_clock_back, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_expire_clock_back_restart, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test(test_incarnation_next),
+		cmocka_unit_test_setup_teardown(test_incarnations_increase, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_incarnations_after_restart, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_incarnations_after_an_ended_session, fx_setup,
 		    fx_teardown),
 	};
 
