@@ -41,6 +41,7 @@
 #define LIVE_MIN_MS	1000	/* a busy topicd runs at least this long ... */
 #define LIVE_PER_TOPICD_MS 10	/* ... plus this for each one running ... */
 #define LIVE_DELIVERY_ONLY 10	/* ... times this for a topic that only delivers */
+#define LIVE_ROOM_AHEAD	16	/* places made ahead of the starts to take them */
 
 static int
 child_pid_cmp(struct child *a, struct child *b)
@@ -327,9 +328,13 @@ live_balance(struct broker *b)
 		live_unlist(c);
 		launch(c);
 	}
-	/* Room is made for those queued that the room left cannot take
-	 * (starts wait for the next pass of the loop). */
-	while (b->nqueued > b->nparking + room(b) && (c = victim(b)) != NULL)
+	/* Room is made for those queued that the room left cannot take, a
+	 * few places ahead of the starts to take them (starts go for
+	 * LIVE_PASS_MS a pass): a topicd stopped for a place that no start
+	 * takes yet is a warm topic made cold for nothing, which the next
+	 * publish to it has to start again. */
+	while (b->nqueued > b->nparking + room(b) && b->nparking + room(b) < LIVE_ROOM_AHEAD &&
+	    (c = victim(b)) != NULL)
 		park(c, c->quiet ? "idle, room for another topic" : "room for another topic");
 }
 
