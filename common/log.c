@@ -160,21 +160,70 @@ log_level_parse(const char *s)
 	return -1;
 }
 
+/* The escape of one byte that must not reach a log as is: 0 for the
+ * others (UTF-8 sequences included). */
+static size_t
+escape_byte(unsigned char c, char out[5])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (c >= 0x20 && c != 0x7f)
+		return 0;
+	out[0] = '\\';
+	switch (c) {
+	case '\n': out[1] = 'n'; return 2;
+	case '\r': out[1] = 'r'; return 2;
+	case '\t': out[1] = 't'; return 2;
+	default:
+		out[1] = 'x';
+		out[2] = hex[c >> 4];
+		out[3] = hex[c & 0xf];
+		return 4;
+	}
+}
+
+/* dst (size bytes, NUL-terminated) becomes src with its control
+ * characters and DEL escaped (a newline as the two characters \n, an ESC
+ * as \x1b): what a client sends (a user name, a client id, a topic)
+ * cannot make a line of its own in the log.  An escape that does not fit
+ * is left out whole. */
+static void
+escape_controls(char *dst, size_t size, const char *src)
+{
+	size_t o = 0, k;
+	char e[5];
+
+	for (; *src != '\0'; src++) {
+		if ((k = escape_byte((unsigned char)*src, e)) == 0) {
+			e[0] = *src;
+			k = 1;
+		}
+		if (o + k >= size)
+			break;
+		memcpy(dst + o, e, k);
+		o += k;
+	}
+	dst[o] = '\0';
+}
+
 static void
 vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
 	int saved = errno;
-	char msg[2048], line[2300], stamp[40];
+	char raw[2048], msg[2048], line[2300], stamp[40];
 	struct timespec ts;
 	struct tm tm;
 	int n;
 
 	if (lvl > L.level)
 		return;
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (n >= 0 && with_errno && (size_t)n < sizeof(msg))
-		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(saved));
+	n = vsnprintf(raw, sizeof(raw), fmt, ap);
+	if (n >= 0 && with_errno && (size_t)n < sizeof(raw))
+		snprintf(raw + n, sizeof(raw) - (size_t)n, ": %s", strerror(saved));
+	if (n < 0)
+		raw[0] = '\0';
+	escape_controls(msg, sizeof(msg), raw);
 	if (L.dests & LOG_DEST_SYSLOG)
 		syslog(prio[lvl], "%s: %s", level_names[lvl], msg);
 	if (L.dests & (LOG_DEST_STDERR | LOG_DEST_FILE)) {

@@ -146,6 +146,23 @@ def test_a_failed_login_does_not_take_over_the_session(mqtt_factory, tmp_path):
     good.ping()
 
 
+FORGED = "2026-12-06T00:00:00.000Z broker[1]: error: FAKE LINE"
+
+
+def test_a_user_name_cannot_forge_log_lines(mqtt_factory, tmp_path):
+    """The log quotes what a client sent with its control characters
+    escaped: a user name with a newline stays on its line."""
+    b = auth_broker(mqtt_factory, tmp_path, allow_anonymous="false")
+    refused(b.mqtt_port, 4, user="bob\n" + FORGED, password="x", client_id="forger")
+    refused(b.mqtt_port, 4, user="bob\r\x1b[2J\x7f", password="x", client_id="forger2")
+    text = wait_for(lambda: (lambda t: t if t.count("login failed for user bob") >= 2
+                             else None)(b.log_text()),
+                    10, "both failed logins in the log")
+    assert not any(line.startswith(FORGED) for line in text.splitlines()), b.log_tail()
+    assert "login failed for user bob\\n" + FORGED + ": " in text, b.log_tail()
+    assert "login failed for user bob\\r\\x1b[2J\\x7f: " in text, b.log_tail()
+
+
 # ---------------------------------------------------------------- passwords, JSON-lines
 
 def test_json_logins_with_a_password_file(mqtt_factory, tmp_path):

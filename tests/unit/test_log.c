@@ -1,0 +1,156 @@
+/* A log line is one line: the control characters of what a message
+ * quotes (a client's user name, client id or topic) are escaped, so a
+ * client cannot forge lines; UTF-8 text is kept as is. */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+#include "tmpdir.h"
+
+#define FORGED "2026-12-06T00:00:00.000Z broker[1]: error: FAKE LINE"
+
+static int
+setup(void **state)
+{
+	return tmpdir_setup(state, "log");
+}
+
+static int
+teardown(void **state)
+{
+	log_init("broker", LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL);
+	return tmpdir_teardown(state);
+}
+
+/* The whole of path (at most size - 1 bytes), NUL-terminated. */
+static void
+slurp(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, size - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+static int
+count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* The message part of the only line in buf (after "notice: "). */
+static const char *
+message_of(const char *buf)
+{
+	const char *m = strstr(buf, "notice: ");
+
+	assert_non_null(m);
+	return m + strlen("notice: ");
+}
+
+static void
+test_file_escapes_controls(void **state)
+{
+	struct tmpdir *t = *state;
+	char path[64], buf[4096];
+
+	snprintf(path, sizeof(path), "%s/log", t->dir);
+	log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, path);
+	log_notice("login failed for user %.64s", "bob\n" FORGED);
+	log_notice("ctl %s", "a\rb\tc\x1b[2Jd\x7f" "e\x01");
+	slurp(path, buf, sizeof(buf));
+	assert_int_equal(count_lines(buf), 2);
+	assert_null(strstr(buf, "\n" FORGED));
+	assert_non_null(strstr(buf, "login failed for user bob\\n2026-12-06T"));
+	assert_non_null(strstr(buf, "ctl a\\rb\\tc\\x1b[2Jd\\x7fe\\x01\n"));
+}
+
+static void
+test_utf8_kept(void **state)
+{
+	struct tmpdir *t = *state;
+	char path[64], buf[1024];
+
+	snprintf(path, sizeof(path), "%s/log", t->dir);
+	log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, path);
+	log_notice("client %s", "caf\xc3\xa9-\xe2\x82\xac");
+	slurp(path, buf, sizeof(buf));
+	assert_string_equal(message_of(buf), "client caf\xc3\xa9-\xe2\x82\xac\n");
+}
+
+/* stderr (a broker under systemd logs there) is escaped the same way. */
+static void
+test_stderr_escapes_controls(void **state)
+{
+	struct tmpdir *t = *state;
+	char path[64], buf[1024];
+	int fd, saved;
+
+	snprintf(path, sizeof(path), "%s/stderr", t->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd != -1);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved != -1);
+	assert_true(dup2(fd, STDERR_FILENO) != -1);
+	log_init("broker", LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL);
+	log_notice("topic %s", "a/b\n" FORGED);
+	assert_true(dup2(saved, STDERR_FILENO) != -1);
+	close(saved);
+	close(fd);
+	slurp(path, buf, sizeof(buf));
+	assert_int_equal(count_lines(buf), 1);
+	assert_string_equal(message_of(buf), "topic a/b\\n" FORGED "\n");
+}
+
+/* A message near the size limit is cut before an escape, not inside it. */
+static void
+test_long_message_cut_whole(void **state)
+{
+	struct tmpdir *t = *state;
+	char path[64], buf[8192], big[3000];
+	const char *m;
+	size_t n;
+
+	memset(big, '\n', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	snprintf(path, sizeof(path), "%s/log", t->dir);
+	log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, path);
+	log_notice("x%s", big);
+	slurp(path, buf, sizeof(buf));
+	assert_int_equal(count_lines(buf), 1);
+	m = message_of(buf);
+	n = strlen(m);
+	assert_true(n > 1000);
+	assert_int_equal(m[n - 1], '\n');
+	assert_int_equal(m[n - 2], 'n');
+	assert_int_equal(m[n - 3], '\\');
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_file_escapes_controls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_utf8_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stderr_escapes_controls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_message_cut_whole, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
