@@ -1,5 +1,6 @@
 /* Signals are events: TERM/INT stop, HUP reloads, USR1 logs status, CHLD
- * reaps.  Nothing is done in a handler. */
+ * reaps; USR2 is not used, but does not kill the master either.  Nothing
+ * is done in a handler. */
 #include <signal.h>
 #include <stdlib.h>
 
@@ -122,6 +123,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGUSR1:
 		status_log(b);
 		break;
+	case SIGUSR2:
+		log_notice("SIGUSR2 received: not used (SIGUSR1 logs the status)");
+		break;
 	case SIGCHLD:
 		children_reap(b);
 		break;
@@ -131,9 +135,12 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 void
 signals_init(struct broker *b)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD };
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD };
 	struct sigaction sa = { .sa_handler = SIG_IGN };
 
+	_Static_assert(sizeof(sigs) / sizeof(sigs[0]) <=
+	    sizeof(((struct broker *)0)->sigs) / sizeof(((struct broker *)0)->sigs[0]),
+	    "struct broker has an event for every signal");
 	/* Writes to a vanished peer return EPIPE instead. */
 	if (sigaction(SIGPIPE, &sa, NULL) == -1)
 		fatal("sigaction(SIGPIPE)");

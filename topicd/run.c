@@ -324,6 +324,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGUSR1:
 		stats_log(td);
 		break;
+	case SIGUSR2:
+		log_debug("topic %s: SIGUSR2 ignored", td->topic);
+		break;
 	default:
 		log_debug("topic %s: %s ignored (the master sends CONFIG)", td->topic,
 		    strsignal(sig));
@@ -334,7 +337,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 static void
 events_setup(struct topicd *td)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGUSR1, SIGHUP };
+	static const int sigs[] = { SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGHUP };
 	struct timeval second = { 1, 0 };
 
 	if ((td->base = evloop_new()) == NULL)

@@ -232,7 +232,7 @@ struct topicd {
 	struct event	*tick;		/* once a second, unless asleep */
 	bool		 tick_asleep;
 	struct event	*kv_ev;		/* the store's worker finished something */
-	struct event	*sigs[4];
+	struct event	*sigs[5];
 	bool		 stats_dirty;
 	int		 exit_code;
 

@@ -284,6 +284,21 @@ def test_sigusr1_logs_a_line_for_the_master_and_each_topic(broker):
     send_pub_consume(broker, "usr1/t", "n", username="svc-check-2")
 
 
+def test_sigusr2_is_not_used_and_kills_nothing(broker):
+    """Mosquitto's operators send SIGUSR2: the master says it is not used,
+    a topicd ignores it, and both keep serving."""
+    send_pub_consume(broker, "usr2/t", "m")
+    tpid = broker.wait_topicd("usr2/t")
+    broker.signal(signal.SIGUSR2)
+    kill_pid(tpid, signal.SIGUSR2)
+    wait_log(broker, r"broker\[%d\]: notice: SIGUSR2 received: not used" % broker.pid)
+    # A message through both after the signals: they were delivered.
+    send_pub_consume(broker, "usr2/t", "n", username="svc-check-2")
+    assert broker.running()
+    assert broker.topicd_pid("usr2/t") == tpid
+    assert broker.topicd_status("usr2/t")["pid"] == tpid
+
+
 def test_process_titles_show_live_state(broker):
     ports = "%d,%d" % (broker.consumer_port, broker.publisher_port)
     wait_for(lambda: title(broker.pid) == "broker: master %s clients=0 topics=0 running=0" % ports, 10,
