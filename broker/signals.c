@@ -83,12 +83,18 @@ broker_shutdown(struct broker *b)
 /* SIGHUP: the log file first (after logrotate moved it, everything from
  * the signal on goes to the new one), the configuration (a bad file
  * changes nothing) and the TLS listeners' files, then the failed
- * topics. */
+ * topics.  Nothing once the broker is shutting down. */
 static void
 reload(struct broker *b)
 {
 	int rc;
 
+	if (b->stopping) {
+		/* A reload would tell the service manager READY=1 after
+		 * STOPPING=1, and restart the topicds being stopped. */
+		log_info("SIGHUP received while shutting down: ignored");
+		return;
+	}
 	notify_reloading();
 	log_reopen();
 	log_notice("SIGHUP received: reloading");

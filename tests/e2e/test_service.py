@@ -371,6 +371,36 @@ def test_service_manager_notifications(broker_factory, monkeypatch):
         n.close()
 
 
+def test_sighup_while_shutting_down_is_ignored(broker_factory, monkeypatch):
+    """No reload once STOPPING=1 is sent: no RELOADING=1, no READY=1.  A
+    stopped topicd keeps the master in its shutdown for shutdown_timeout."""
+    n = NotifySocket(monkeypatch)
+    try:
+        b = broker_factory({"log_type": "information", "shutdown_timeout": "3"})
+        n.wait(lambda m: "READY=1" in m.split("\n"), "READY=1")
+        send_pub_consume(b, "hup/stopping", "m")
+        tpid = b.wait_topicd("hup/stopping")
+        kill_pid(tpid, signal.SIGSTOP)
+        del n.got[:]
+        b.signal(signal.SIGTERM)
+        n.wait(lambda m: "STOPPING=1" in m.split("\n"), "STOPPING=1")
+        b.signal(signal.SIGHUP)
+        m = wait_log(b, r"SIGHUP received(: reloading| while shutting down: ignored)")
+        assert m.group(1) == " while shutting down: ignored", since_last_start(b)
+        assert b.proc.wait(timeout=15) == 0
+        n.sock.setblocking(False)
+        try:
+            while True:
+                n.got.append(n.sock.recv(4096).decode())
+        except BlockingIOError:
+            pass
+        after = [f for m in n.got for f in m.split("\n")]
+        assert "RELOADING=1" not in after and "READY=1" not in after, n.got
+        assert "reloading" not in since_last_start(b)
+    finally:
+        n.close()
+
+
 # ---------------------------------------------------------------- daemon mode, lock
 
 class Endpoint:
