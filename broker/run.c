@@ -359,10 +359,20 @@ teardown(struct broker *b)
 		close(b->lock_fd);
 }
 
+/* After teardown(): a supervisor that starts a new broker as soon as
+ * the pid file is gone finds the data directory's lock free. */
+static void
+remove_pid_file(struct broker *b)
+{
+	if (b->set.pid_file != NULL && unlink(b->set.pid_file) == -1)
+		log_warn("cannot remove pid file %s", b->set.pid_file);
+}
+
 int
 broker_run(struct broker *b)
 {
 	char t[128];
+	bool ran = false;
 	int rc = 0;
 
 	RB_INIT(&b->children);
@@ -386,14 +396,15 @@ broker_run(struct broker *b)
 	    (unsigned long long)b->boot_id);
 	title_text(b, t, sizeof(t));
 	notify_ready(t);
+	ran = true;
 	if (event_base_dispatch(b->base) == -1) {
 		log_warnx("event loop failed");
 		rc = 1;
 	}
-	if (b->set.pid_file != NULL && unlink(b->set.pid_file) == -1)
-		log_warn("cannot remove pid file %s", b->set.pid_file);
 out:
-	teardown(b);
+	teardown(b);		/* closes the stores, then releases the lock */
+	if (ran)
+		remove_pid_file(b);
 	settings_free(&b->set);
 	auth_free(&b->auth);
 	auth_failures_free(b->auth_failures);

@@ -4,6 +4,7 @@ service manager's notifications, daemon mode and its pid file, the
 second-instance lock, privileges, make install / uninstall, the man pages,
 the systemd unit and the Dockerfile."""
 
+import fcntl
 import json
 import os
 import pwd
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -183,6 +185,29 @@ def test_sigterm_removes_the_pid_file(broker_factory, tmp_path):
     assert b.stop() == 0
     assert not pid_file.exists()
     assert "notice: stopped" in b.log_text()
+
+
+def test_the_lock_is_free_once_the_pid_file_is_gone(broker_factory, tmp_path):
+    """A supervisor that starts a new broker as soon as the pid file is
+    gone must find the data directory's lock free."""
+    pid_file = tmp_path / "broker.pid"
+    b = broker_factory({"pid_file": pid_file})
+    send_pub_consume(b, "lock/t", "m")     # a topic store to close, too
+    wait_for(lambda: pid_file.exists(), 10, "the pid file")
+    lock = os.open(b.data_dir / "broker.lock", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        b.signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while pid_file.exists():            # as tight as a supervisor can be
+            assert time.monotonic() < deadline, "the pid file stayed"
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pytest.fail("the pid file was gone while the broker still held its lock")
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    finally:
+        os.close(lock)
+    assert b.proc.wait(timeout=10) == 0
 
 
 # ---------------------------------------------------------------- SIGHUP
