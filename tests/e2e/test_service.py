@@ -891,6 +891,13 @@ def test_systemd_unit(tmp_path):
         assert settings[key] == "yes", key
     assert settings["ProtectSystem"] == "strict"
     assert settings["RestrictAddressFamilies"] == "AF_UNIX AF_INET AF_INET6"
+    # Under ProtectSystem=strict the service writes only in the directories
+    # the unit names: the documented pid file is in one.
+    pid_file = re.search(r"^#pid_file (\S+)$", (REPO_ROOT / "etc/broker.conf").read_text(),
+                         re.M).group(1)
+    assert os.path.dirname(pid_file) == "/run/" + settings.get("RuntimeDirectory", ""), \
+        pid_file
+    assert ".Pa %s\n" % pid_file in (REPO_ROOT / "man/broker.conf.5").read_text()
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed")
     unit = tmp_path / "broker.service"
