@@ -16,6 +16,7 @@
 #include <sys/statvfs.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,8 +30,10 @@
 #define ROOM_CHECK_MS		1000		/* statvfs at least this often */
 #define ROOM_CHECK_BYTES	(1u << 20)	/* ... and after this much written */
 
-/* Free bytes for an unprivileged writer in the data directory (cached).
- * Asked for each message stored: the coarse clock is enough for a second. */
+/* Free bytes for an unprivileged writer in the data directory (cached
+ * unless fresh).  Asked for each message stored under min_free_space: the
+ * coarse clock is enough for a second.  A log line asks for a fresh one:
+ * without min_free_space, the cached figure is never refreshed. */
 static uint64_t
 disk_free(struct topicd *td, bool fresh)
 {
@@ -74,10 +77,29 @@ no_room(struct topicd *td, size_t len)
 	return NULL;
 }
 
+/* The limit reason stands for, as the log states it: " N bytes", or ""
+ * for a full disk (no setting). */
+static void
+limit_text(const struct topicd *td, const char *reason, char *buf, size_t size)
+{
+	uint64_t limit;
+
+	if (strcmp(reason, "max_topic_size") == 0)
+		limit = td->max_bytes;
+	else if (strcmp(reason, "min_free_space") == 0)
+		limit = td->min_free;
+	else {
+		buf[0] = '\0';
+		return;
+	}
+	snprintf(buf, size, " %llu bytes", (unsigned long long)limit);
+}
+
 static void
 send_full(struct topicd *td, const char *reason)
 {
 	struct rec_full f = { reason };
+	char limit[32];
 
 	td->refusing = true;
 	td->room_sent = false;
@@ -86,9 +108,10 @@ send_full(struct topicd *td, const char *reason)
 	wbuf_reset(&td->wb);
 	enc_full(&td->wb, &f);
 	dispatch_send(td, IPC_FULL);
-	log_notice("topic %s: no room (%s: %llu bytes kept, %llu free on disk): "
-	    "publishes wait", td->topic, reason, (unsigned long long)td->bytes,
-	    (unsigned long long)td->disk_free);
+	limit_text(td, reason, limit, sizeof(limit));
+	log_notice("topic %s: no room (%s%s): %llu bytes kept, %llu free on disk: "
+	    "publishes wait", td->topic, reason, limit, (unsigned long long)td->bytes,
+	    (unsigned long long)disk_free(td, true));
 }
 
 /* May a message with a payload of len bytes be stored now?  When not,
@@ -134,7 +157,7 @@ room_check(struct topicd *td)
 	wbuf_reset(&td->wb);
 	dispatch_send(td, IPC_ROOM);
 	log_notice("topic %s: room again (%llu bytes kept, %llu free on disk)", td->topic,
-	    (unsigned long long)td->bytes, (unsigned long long)td->disk_free);
+	    (unsigned long long)td->bytes, (unsigned long long)disk_free(td, td->min_free == 0));
 }
 
 /* RESUME: publishes are taken again (if there is room, else FULL anew). */

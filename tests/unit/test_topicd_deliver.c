@@ -1,6 +1,8 @@
 /* topicd's record handling and delivery, driven as the master would: records
  * go into dispatch_msg(), answers come back on a real channel, deliveries
  * on real SOCK_SEQPACKET session sockets. */
+#include <sys/statvfs.h>
+
 #include <bsd/unistd.h>
 
 #include "topicd_fixture.h"
@@ -516,6 +518,107 @@ test_full(void **state)
 	close(s);
 }
 
+/* The topicd's log from here on, in the fixture's directory. */
+static void
+log_to_file(struct fx *f, char *path, size_t size)
+{
+	snprintf(path, size, "%s/test.log", f->dir);
+	log_init("topicd", LOG_LVL_NOTICE, LOG_DEST_FILE, path);
+}
+
+/* The free bytes in the topics directory; the whole of the log file. */
+static uint64_t
+free_now(struct fx *f)
+{
+	char dir[300];
+	struct statvfs sv;
+
+	snprintf(dir, sizeof(dir), "%s/topics", f->dir);
+	assert_int_equal(statvfs(dir, &sv), 0);
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+static void
+read_log(const char *path, char *buf, size_t size)
+{
+	FILE *fp = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(fp);
+	n = fread(buf, 1, size - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+}
+
+/* The FULL line of the log: the limit that applies, the bytes kept and
+ * the free space on disk now (returned). */
+static unsigned long long
+full_line(const char *path, const char *limit)
+{
+	unsigned long long kept, free_b;
+	char buf[4096], want[128];
+	const char *p;
+
+	read_log(path, buf, sizeof(buf));
+	snprintf(want, sizeof(want), "topic t/x: no room (%s): ", limit);
+	p = strstr(buf, want);
+	if (p == NULL)
+		fail_msg("no \"%s\" in the log:\n%s", want, buf);
+	assert_int_equal(sscanf(p + strlen(want), "%llu bytes kept, %llu free on disk: "
+	    "publishes wait", &kept, &free_b), 2);
+	return free_b;
+}
+
+/* Under the free-space floor, the line states the floor. */
+static void
+test_full_log_states_min_free_space(void **state)
+{
+	struct fx *f = *state;
+	struct rec_config c = { .version = IPC_PROTO_VERSION, .retry_ms = 10000,
+				.max_attempts = 5, .min_free = UINT64_C(1) << 62,
+				.log_level = LOG_LVL_NOTICE, .boot_id = 1, .dlq_topic = "$DLQ",
+				.sync = 1 };
+	char path[300];
+	struct ipc_msg m;
+	uint64_t was;
+
+	enc_config(&f->w, &c);
+	rec(f, IPC_CONFIG, -1);
+	batch(f);
+	log_to_file(f, path, sizeof(path));
+	publish_s(f, 1, 1, "1");
+	batch(f);
+	get(f->master, &m, IPC_FULL);
+	ipc_msg_clear(&m);
+	was = free_now(f);
+	assert_true(full_line(path, "min_free_space 4611686018427387904 bytes") + (64u << 20) > was);
+}
+
+/* Without a floor (min_free_space 0), the free space stated is fresh,
+ * not a figure that is never refreshed. */
+static void
+test_full_log_states_fresh_free_space(void **state)
+{
+	struct fx *f = *state;
+	unsigned long long stated;
+	char path[300], limit[64];
+	struct ipc_msg m;
+	uint64_t was;
+
+	config(f, 10000, 5, TD_MSG_HEADER + 1);
+	log_to_file(f, path, sizeof(path));
+	publish_s(f, 1, 1, "1");
+	publish_s(f, 2, 1, "2");
+	batch(f);
+	get(f->master, &m, IPC_FULL);
+	ipc_msg_clear(&m);
+	was = free_now(f);
+	snprintf(limit, sizeof(limit), "max_topic_size %d bytes", TD_MSG_HEADER + 1);
+	stated = full_line(path, limit);
+	assert_true(stated > 0);
+	assert_true(stated + (64u << 20) > was && stated < was + (64u << 20));
+}
+
 static void
 test_retained(void **state)
 {
@@ -751,6 +854,9 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_session_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsub, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_log_states_min_free_space, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_log_states_fresh_free_space, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_retained, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_payload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_violations, setup, teardown),
