@@ -21,15 +21,16 @@
 
 #define ACCEPT_PAUSE_MS 1000
 
-/* The protocols a listener may speak, by the name a block gives. */
+/* The protocols a listener may speak, by the name a block gives.  Their
+ * ports are listed in this order (the process title): MQTT first. */
 static const struct {
 	const char         *name;
 	const struct proto *proto;
 	const char         *what;
 } protocols[] = {
+	{ "mqtt", &mqtt_proto, "MQTT" },
 	{ "json_consumer", &json_consumer_proto, "JSON-lines consumers" },
 	{ "json_publisher", &json_publisher_proto, "JSON-lines publishers" },
-	{ "mqtt", &mqtt_proto, "MQTT" },
 };
 
 static void

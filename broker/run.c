@@ -103,7 +103,7 @@ lock_data_dir(struct broker *b, int drop, uid_t uid, gid_t gid)
 	return 0;
 }
 
-/* "master 1883,4040,4041 clients=12 topics=5" */
+/* "master 1883,4040,4041 clients=12 topics=5 running=2" */
 static void
 title_text(struct broker *b, char *buf, size_t len)
 {

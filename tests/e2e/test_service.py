@@ -346,6 +346,27 @@ def test_process_titles_show_live_state(broker):
              "the master's title after the clients left")
 
 
+MASTER_TITLE_RE = r"broker: master \d+(,\d+)* clients=\d+ topics=\d+ running=\d+"
+
+
+def test_process_title_lists_the_mqtt_port_first(mqtt_factory):
+    """The order the README and broker(8) show: MQTT, then the JSON-lines
+    consumers' and publishers' ports."""
+    b = mqtt_factory()
+    want = "broker: master %d,%d,%d clients=0 topics=0 running=0" % (
+        b.mqtt_port, b.consumer_port, b.publisher_port)
+    wait_for(lambda: title(b.pid) == want, 10,
+             "the master's title %r (now %r)" % (want, title(b.pid)))
+    assert re.fullmatch(MASTER_TITLE_RE, want)
+    # The documented titles are of that form.
+    readme = re.findall(r"^ *\d+ (broker: master .*)$", README.read_text(), re.M)
+    man = re.findall(r"^(broker: master .*)$", (REPO_ROOT / "man/broker.8").read_text(), re.M)
+    assert readme and man
+    for t in readme + man:
+        assert re.fullmatch(MASTER_TITLE_RE, t), t
+        assert t.startswith("broker: master 1883,"), t
+
+
 # ---------------------------------------------------------------- sd_notify
 
 class NotifySocket:
