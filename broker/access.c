@@ -67,17 +67,18 @@ settings_loopback_only(const struct settings *s)
 
 /* With per_listener_settings, a listener block's own password file, ACL
  * and allow_anonymous (false unless the block says true, as in
- * mosquitto). */
+ * mosquitto).  checked: loaded to check them just before (its warnings
+ * were logged then). */
 int
 broker_load_listener_auth(const struct settings *s, const struct listener_conf *c,
-    struct auth *a, struct conf_errors *errs)
+    struct auth *a, bool checked, struct conf_errors *errs)
 {
 	char *pw = c->password_file ? broker_absolute(c->password_file) : NULL;
 	char *acl = c->acl_file ? broker_absolute(c->acl_file) : NULL;
 	struct auth_config cfg = {
 		.password_file = pw, .acl_file = acl,
 		.allow_anonymous = c->allow_anonymous != NULL ? c->allow_anonymous : "false",
-		.loopback_only = block_loopback(s, c),
+		.loopback_only = block_loopback(s, c), .checked = checked,
 	};
 	int n = auth_load(a, &cfg, errs);
 
@@ -90,13 +91,15 @@ broker_load_listener_auth(const struct settings *s, const struct listener_conf *
  * set, anonymous clients are let in if every listener of s is on a
  * loopback address. */
 static int
-load_global_auth(const struct settings *s, struct auth *a, struct conf_errors *errs)
+load_global_auth(const struct settings *s, struct auth *a, bool checked,
+    struct conf_errors *errs)
 {
 	char *pw = s->password_file ? broker_absolute(s->password_file) : NULL;
 	char *acl = s->acl_file ? broker_absolute(s->acl_file) : NULL;
 	struct auth_config cfg = {
 		.password_file = pw, .acl_file = acl, .allow_anonymous = s->allow_anonymous,
 		.loopback_only = s->allow_anonymous != NULL || settings_loopback_only(s),
+		.checked = checked,
 	};
 	int n = auth_load(a, &cfg, errs);
 
@@ -108,14 +111,14 @@ load_global_auth(const struct settings *s, struct auth *a, struct conf_errors *e
 int
 broker_load_auth(const struct settings *s, struct auth *a, struct conf_errors *errs)
 {
-	int n = load_global_auth(s, a, errs);
+	int n = load_global_auth(s, a, false, errs);
 
 	/* The blocks' own files are checked here too (-t, SIGHUP). */
 	for (size_t i = 0; s->per_listener_settings && i < s->listeners.n; i++) {
 		struct auth tmp;
 
 		memset(&tmp, 0, sizeof(tmp));
-		n += broker_load_listener_auth(s, s->listeners.v[i], &tmp, errs);
+		n += broker_load_listener_auth(s, s->listeners.v[i], &tmp, false, errs);
 		auth_free(&tmp);
 	}
 	return n;
@@ -153,7 +156,7 @@ reload_global_auth(struct broker *b)
 	struct auth fresh;
 
 	memset(&fresh, 0, sizeof(fresh));
-	if (load_global_auth(&b->set, &fresh, &errs) > 0) {
+	if (load_global_auth(&b->set, &fresh, true, &errs) > 0) {
 		log_warnx("reload: %s; keeping the password file and ACL", errs.msg[0]);
 		auth_free(&fresh);
 	} else {
@@ -182,7 +185,7 @@ broker_reload_auth(struct broker *b)
 		if (l->auth == &b->auth || l->conf == NULL)
 			continue;
 		memset(&na, 0, sizeof(na));
-		if (broker_load_listener_auth(&b->set, l->conf, &na, &errs) > 0) {
+		if (broker_load_listener_auth(&b->set, l->conf, &na, true, &errs) > 0) {
 			log_warnx("reload: listener %s: %s; keeping its password file and ACL",
 			    l->conf->listener, errs.msg[0]);
 			auth_free(&na);

@@ -38,7 +38,7 @@ void	 broker_dump_settings(const struct settings *s);
 bool	 settings_loopback_only(const struct settings *s);
 int	 broker_load_auth(const struct settings *s, struct auth *a, struct conf_errors *errs);
 int	 broker_load_listener_auth(const struct settings *s, const struct listener_conf *c,
-	    struct auth *a, struct conf_errors *errs);
+	    struct auth *a, bool checked, struct conf_errors *errs);
 void	 broker_log_auth(const struct broker *b);
 void	 broker_reload_auth(struct broker *b);
 /* listen.c */

@@ -192,7 +192,7 @@ own_auth(struct listener *l)
 	struct conf_errors errs = { NULL, 0 };
 
 	l->auth = xcalloc(1, sizeof(*l->auth));
-	if (broker_load_listener_auth(&l->b->set, l->conf, l->auth, &errs) > 0)
+	if (broker_load_listener_auth(&l->b->set, l->conf, l->auth, true, &errs) > 0)
 		fatalx("listener %s: %s", l->conf->listener, errs.msg[0]);
 	conf_errors_free(&errs);
 	log_info("listener %s: password file %s, ACL %s, anonymous clients %s",

@@ -85,7 +85,7 @@ sha256(const void *p, size_t n, uint8_t out[32])
 }
 
 static int
-load_passwords(struct auth *a, const char *path, struct conf_errors *errs)
+load_passwords(struct auth *a, const char *path, bool warn, struct conf_errors *errs)
 {
 	size_t len, before = errs->n;
 	mode_t mode;
@@ -95,7 +95,7 @@ load_passwords(struct auth *a, const char *path, struct conf_errors *errs)
 		return 1;
 	a->passwd = passwd_parse(path, buf, len, errs);
 	free(buf);
-	if (a->passwd != NULL && (mode & S_IROTH))
+	if (warn && a->passwd != NULL && (mode & S_IROTH))
 		log_warnx("%s: the password file is readable by every user of this host: "
 		    "chmod o-r %s", path, path);
 	return (int)(errs->n - before);
@@ -140,7 +140,7 @@ auth_load(struct auth *a, const struct auth_config *cfg, struct conf_errors *err
 	a->anonymous = a->anonymous_auto ? cfg->loopback_only :
 	    auth_parse_bool(cfg->allow_anonymous) == 1;
 	if (cfg->password_file != NULL)
-		n += load_passwords(a, cfg->password_file, errs);
+		n += load_passwords(a, cfg->password_file, !cfg->checked, errs);
 	if (cfg->acl_file != NULL)
 		n += load_acl(a, cfg->acl_file, errs);
 	if (n > 0)

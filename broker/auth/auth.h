@@ -35,6 +35,9 @@ struct auth_config {
 	bool		 loopback_only;		/* every listener it serves is on a
 						 * loopback address (the automatic
 						 * allow_anonymous) */
+	bool		 checked;		/* the files were loaded just before to
+						 * check them: their warnings are not
+						 * logged again */
 };
 
 struct auth {

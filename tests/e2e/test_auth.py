@@ -578,3 +578,23 @@ def test_check_accepts_good_files_and_warns_of_a_readable_password_file(tmp_path
     assert res.returncode == 0
     assert "pw: the password file is readable by every user of this host: chmod o-r" in \
         res.stderr.decode(), res.stderr.decode()
+
+
+def test_a_readable_password_file_is_warned_of_once_per_start_and_reload(mqtt_factory,
+                                                                          tmp_path):
+    """The file is read twice at a SIGHUP (checked, then loaded), and a
+    block's file twice at start with per_listener_settings: one warning
+    each time all the same."""
+    pw = write_passwords(tmp_path / "passwd")
+    block_pw = write_passwords(tmp_path / "block-passwd")
+    os.chmod(pw, 0o644)
+    os.chmod(block_pw, 0o644)
+    b, _ = start_with_listeners(mqtt_factory, [("mqtt", ["password_file %s" % block_pw])],
+                                config={"per_listener_settings": "true", "password_file": pw})
+
+    def warnings(path):
+        return b.log_text().count("%s: the password file is readable by every user" % path)
+    wait_for(lambda: "notice: started:" in b.log_text(), 10, "the start line")
+    assert (warnings(pw), warnings(block_pw)) == (1, 1), b.log_tail()
+    b.reload()
+    assert (warnings(pw), warnings(block_pw)) == (2, 2), b.log_tail()
