@@ -3,10 +3,16 @@
  * for, as mosquitto's listeners stand in for its default listener. */
 #include "core/settings.h"
 
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <fcntl.h>
+#include <netdb.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "xmalloc.h"
@@ -201,29 +207,119 @@ block_address(const struct settings *s, const struct listener_conf *l, unsigned 
 	return *addr != NULL ? 0 : -1;
 }
 
+/* The address a listener on addr binds (the first getaddrinfo() gives,
+ * as listen.c takes it), if addr is numeric: no name is looked up to
+ * check a file. */
+static bool
+numeric_address(const char *addr, struct sockaddr_storage *ss)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICHOST };
+	struct addrinfo *res;
+
+	if (getaddrinfo(addr, NULL, &hints, &res) != 0)
+		return false;
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return true;
+}
+
+static bool
+is_wildcard(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)ss)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	return ss->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr);
+}
+
+static bool
+same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	const struct sockaddr_in6 *a6 = (const void *)a, *b6 = (const void *)b;
+
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr ==
+		    ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
+	return memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0 &&
+	    a6->sin6_scope_id == b6->sin6_scope_id;
+}
+
+/* A socket bound to :: takes the port on every IPv4 address too, unless
+ * the host has IPv6 sockets default to IPv6 only (listen.c leaves
+ * IPV6_V6ONLY alone). */
+static bool
+v6_wildcard_takes_v4(void)
+{
+	char c = '0';
+	int fd = open("/proc/sys/net/ipv6/bindv6only", O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		return true;
+	if (read(fd, &c, 1) != 1)
+		c = '0';
+	(void)close(fd);	/* read only: nothing to lose */
+	return c != '1';
+}
+
+/* Can listeners on the same port at a and b not both bind?  The same
+ * address, or a wildcard (0.0.0.0, ::) and any address of its family,
+ * or :: and an IPv4 address.  A name is compared as written. */
+static bool
+addresses_clash(const char *a, const char *b)
+{
+	struct sockaddr_storage sa, sb;
+
+	if (strcmp(a, b) == 0)
+		return true;
+	if (!numeric_address(a, &sa) || !numeric_address(b, &sb))
+		return false;
+	if (sa.ss_family == sb.ss_family)
+		return is_wildcard(&sa) || is_wildcard(&sb) || same_address(&sa, &sb);
+	return ((sa.ss_family == AF_INET6 && is_wildcard(&sa)) ||
+	    (sb.ss_family == AF_INET6 && is_wildcard(&sb))) && v6_wildcard_takes_v4();
+}
+
+/* " on ADDRESS" when other is not addr, else "". */
+static void
+other_address(const char *addr, const char *other, char *buf, size_t size)
+{
+	if (strcmp(addr, other) == 0)
+		buf[0] = '\0';
+	else
+		snprintf(buf, size, " on %s", other);
+}
+
 /* Block i against the shortcut ports and the blocks before it. */
 static int
 check_clash(const struct settings *s, size_t i, struct conf_errors *errs)
 {
 	const struct listener_conf *l = listener_at(s, i), *o;
 	unsigned port, oport;
-	char *addr, *oaddr;
+	char *addr, *oaddr, on[300];
 	int n = 0;
 
 	if (block_address(s, l, &port, &addr) == -1)
 		return 0;
-	for (size_t k = 0; k < 3; k++)
-		if (shortcut_value(s, &settings_shortcuts[k]) == port &&
-		    strcmp(addr, s->bind_address) == 0)
-			n += conf_error(errs, "%s: listener %s: port %u on %s is also %s",
-			    l->where, l->listener, port, addr, settings_shortcuts[k].key);
+	for (size_t k = 0; k < 3; k++) {
+		if (shortcut_value(s, &settings_shortcuts[k]) != port || s->bind_address == NULL ||
+		    !addresses_clash(addr, s->bind_address))
+			continue;
+		other_address(addr, s->bind_address, on, sizeof(on));
+		n += conf_error(errs, "%s: listener %s: port %u on %s is also %s%s",
+		    l->where, l->listener, port, addr, settings_shortcuts[k].key, on);
+	}
 	for (size_t j = 0; j < i && n == 0; j++) {
 		o = listener_at(s, j);
 		if (block_address(s, o, &oport, &oaddr) == -1)
 			continue;
-		if (oport == port && strcmp(oaddr, addr) == 0)
+		if (oport == port && addresses_clash(oaddr, addr)) {
+			other_address(addr, oaddr, on, sizeof(on));
 			n += conf_error(errs, "%s: listener %s: port %u on %s is also the"
-			    " listener at %s", l->where, l->listener, port, addr, o->where);
+			    " listener at %s%s", l->where, l->listener, port, addr, o->where, on);
+		}
 		free(oaddr);
 	}
 	free(addr);

@@ -212,6 +212,53 @@ def test_bad_listener_or_sync_policy_is_refused(tmp_path, text):
     assert "%s:1: bad value " % conf in res.stderr.decode(), res.stderr.decode()
 
 
+def v6only():
+    try:
+        return open("/proc/sys/net/ipv6/bindv6only").read(1) == "1"
+    except OSError:
+        return False
+
+
+def test_check_refuses_a_wildcard_listener_on_a_port_in_use(tmp_path):
+    """A block on 0.0.0.0 (or ::) takes its port on every address: -t
+    refuses it next to a listener on 127.0.0.1 with the same port, as the
+    start would fail to bind, and a broker started with it says so the
+    same way, before binding anything."""
+    c, p = free_ports(2)
+    cases = [("json_consumer_port %d\nlistener %d 0.0.0.0\nprotocol mqtt\n" % (c, c),
+              "2: listener %d 0.0.0.0: port %d on 0.0.0.0 is also json_consumer_port on "
+              "127.0.0.1" % (c, c)),
+             ("listener %d 0.0.0.0\nlistener %d 127.0.0.1\n" % (p, p),
+              "2: listener %d 127.0.0.1: port %d on 127.0.0.1 is also the listener at "
+              "{conf}:1 on 0.0.0.0" % (p, p))]
+    if not v6only():
+        cases.append(("listener %d 127.0.0.1\nlistener %d ::\n" % (p, p),
+                      "2: listener %d ::: port %d on :: is also the listener at {conf}:1 on "
+                      "127.0.0.1" % (p, p)))
+    conf = tmp_path / "clash.conf"
+    for text, error in cases:
+        conf.write_text(text)
+        res = check(tmp_path, "-t", "-c", conf)
+        err = res.stderr.decode()
+        assert res.returncode == 2, "-t passed:\n%s%s" % (text, err)
+        assert err == "%s:%s\n" % (conf, error.format(conf=conf)), err
+    # Started with the first, the broker refuses the file: exit 2.
+    conf.write_text(cases[0][0])
+    data = tmp_path / "data"
+    data.mkdir()
+    res = subprocess.run([str(broker_binary()), "-c", str(conf), "-D", str(data), "-b", HOST,
+                          "-p", "0", "-J", "%d:%d" % (c, p)], stdin=subprocess.DEVNULL,
+                         capture_output=True, timeout=10)
+    err = res.stderr.decode()
+    assert res.returncode == 2, err
+    assert "is also json_consumer_port on 127.0.0.1" in err, err
+    # Other addresses of a family are no clash.
+    conf.write_text("listener %d 127.0.0.1\nlistener %d 127.0.0.2\nlistener %d ::1\n"
+                    % (p, p, p))
+    res = check(tmp_path, "-t", "-c", conf)
+    assert res.returncode == 0, res.stderr.decode()
+
+
 def test_sync_policy_none_acknowledges_without_syncing(broker_factory):
     b = broker_factory({"sync_policy": "none"})
     c = b.consumer("syncless")

@@ -43,6 +43,20 @@ done(struct settings *s, struct conf_errors *e)
 	conf_errors_free(e);
 }
 
+/* Are this host's IPv6 sockets IPv6-only unless told (bindv6only)? */
+static bool
+v6only(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv6/bindv6only", "r");
+	int c;
+
+	if (f == NULL)
+		return false;
+	c = fgetc(f);
+	fclose(f);
+	return c == '1';
+}
+
 static const struct listener_conf *
 block(const struct settings *s, size_t i)
 {
@@ -257,6 +271,23 @@ test_bad_blocks(void **state)
 		{ "listener 8883\nlistener 9999\nlistener 8883 127.0.0.1\n",
 		  "l.conf:3: listener 8883 127.0.0.1: port 8883 on 127.0.0.1 is also the"
 		  " listener at l.conf:1" },
+		/* A wildcard address takes the port on every address of its
+		 * family: neither could bind after the other. */
+		{ "listener 4040 0.0.0.0\n",
+		  "l.conf:1: listener 4040 0.0.0.0: port 4040 on 0.0.0.0 is also"
+		  " json_consumer_port on 127.0.0.1" },
+		{ "bind_address 0.0.0.0\nlistener 4041 127.0.0.1\n",
+		  "l.conf:2: listener 4041 127.0.0.1: port 4041 on 127.0.0.1 is also"
+		  " json_publisher_port on 0.0.0.0" },
+		{ "listener 8883 0.0.0.0\nlistener 8883 127.0.0.1\n",
+		  "l.conf:2: listener 8883 127.0.0.1: port 8883 on 127.0.0.1 is also the"
+		  " listener at l.conf:1 on 0.0.0.0" },
+		{ "listener 8883 ::1\nlistener 8883 ::\n",
+		  "l.conf:2: listener 8883 ::: port 8883 on :: is also the listener at l.conf:1"
+		  " on ::1" },
+		{ "listener 8883 ::ffff:0:0\nlistener 8883 0:0::0\n",
+		  "l.conf:2: listener 8883 0:0::0: port 8883 on 0:0::0 is also the listener at"
+		  " l.conf:1 on ::ffff:0:0" },
 	};
 	struct settings s;
 	struct conf_errors e;
@@ -267,6 +298,17 @@ test_bad_blocks(void **state)
 		assert_string_equal(e.msg[0], cases[i].want);
 		done(&s, &e);
 	}
+	/* Other addresses of a family, names as written, are no clash. */
+	assert_int_equal(load(&s, &e, "listener 8883 127.0.0.1\nlistener 8883 127.0.0.2\n"
+	    "listener 8883 ::1\nlistener 8883 fe80::1\nlistener 8883 localhost\n"), 0);
+	done(&s, &e);
+	/* :: with IPv4, as the host has it (listen.c leaves IPV6_V6ONLY alone). */
+	assert_int_equal(load(&s, &e, "listener 8883 0.0.0.0\nlistener 8883 ::\n"),
+	    v6only() ? 0 : 1);
+	if (!v6only())
+		assert_string_equal(e.msg[0], "l.conf:2: listener 8883 ::: port 8883 on :: is"
+		    " also the listener at l.conf:1 on 0.0.0.0");
+	done(&s, &e);
 	/* Every error at once, and the same port on other addresses is fine. */
 	assert_int_equal(load(&s, &e, "listener 8883\nprotocol x\ncertfile c\n"
 	    "listener 8883 ::1\nkeyfile k\ncapath p\n"), 3);
