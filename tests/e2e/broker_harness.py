@@ -216,6 +216,7 @@ class Broker:
             self.config.setdefault("user", "root")
         self.extra_args = list(extra_args)
         self.binary = broker_binary()
+        self.preexec_fn = None      # run in the child before the broker (limits)
         self.proc = None
         self.consumer_port = None
         self.publisher_port = None
@@ -274,7 +275,7 @@ class Broker:
             self._log.flush()
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                          stdout=self._log, stderr=self._log,
-                                         cwd=str(self.workdir))
+                                         cwd=str(self.workdir), preexec_fn=self.preexec_fn)
             state = self._wait_ready()
             if state == "ready":
                 return self

@@ -9,6 +9,7 @@ import json
 import os
 import pwd
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -208,6 +209,38 @@ def test_the_lock_is_free_once_the_pid_file_is_gone(broker_factory, tmp_path):
     finally:
         os.close(lock)
     assert b.proc.wait(timeout=10) == 0
+
+
+def open_files_limit(pid):
+    """(soft, hard) of a process's open-file limit."""
+    text = Path("/proc/%d/limits" % pid).read_text()
+    soft, hard = re.search(r"^Max open files +(\d+) +(\d+)", text, re.M).groups()
+    return int(soft), int(hard)
+
+
+def test_the_open_file_limit_is_raised_and_checked(broker_factory):
+    """The soft limit goes up to the hard one; below what max_connections
+    and max_topicds may need (3 per connection, 12 per topicd, 64 more),
+    one warning says so; a topicd gets the raised limit."""
+    def low():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 1024))
+    b = broker_factory(start=False)
+    b.preexec_fn = low
+    b.start()
+    wait_log(b, r"notice: started:")
+    assert open_files_limit(b.pid) == (1024, 1024)
+    warning = r"warning: open-file limit 1024 is below the %d descriptors that " \
+        r"max_connections 10000 and max_topicds 1000 may need: " % (3 * 10000 + 12 * 1000 + 64)
+    assert len(re.findall(warning, since_last_start(b))) == 1, since_last_start(b)
+    send_pub_consume(b, "nofile/t", "m")
+    assert open_files_limit(b.wait_topicd("nofile/t")) == (1024, 1024)
+    # Settings within the limit: no warning.
+    b2 = broker_factory({"max_connections": 200, "max_topicds": 20}, start=False)
+    b2.preexec_fn = low
+    b2.start()
+    wait_log(b2, r"notice: started:")
+    assert open_files_limit(b2.pid) == (1024, 1024)
+    assert "open-file limit" not in since_last_start(b2), since_last_start(b2)
 
 
 # ---------------------------------------------------------------- SIGHUP
