@@ -206,7 +206,8 @@ share_bound(struct sub *g, const struct sub *m, const struct flight *f, uint64_t
 }
 
 /* deliver_offline of a member: what it was sent and did not answer goes
- * to the others, unless it stays its own (share_bound). */
+ * to the others, unless it stays its own (share_bound); what it was given
+ * and not yet sent (its socket was full) was never its own. */
 void
 share_member_offline(struct sub *m)
 {
@@ -216,7 +217,12 @@ share_member_offline(struct sub *m)
 	for (uint32_t i = 0; i < g->nfl; i++) {
 		struct flight *f = &g->fl[i];
 
-		if (f->mi == m->slot && f->state == FL_SENT &&
+		if (f->mi == m->slot && f->unsent) {
+			f->mi = 0;
+			f->unsent = false;
+			f->resend = true;
+			moved = true;
+		} else if (f->mi == m->slot && f->state == FL_SENT &&
 		    !share_bound(g, m, f, g->cursor + i)) {
 			f->mi = 0;
 			f->resend = true;

@@ -73,6 +73,19 @@ got_deliver(int fd, uint8_t flags)
 	return seq;
 }
 
+/* The next DELIVER on fd, whatever its flags: its sequence number. */
+static uint64_t
+got_deliver_any(int fd)
+{
+	struct ipc_msg m;
+	struct rec_deliver d;
+
+	get(fd, &m, IPC_DELIVER);
+	assert_int_equal(dec_deliver(m.body, m.len, &d), 0);
+	ipc_msg_clear(&m);
+	return d.seq;
+}
+
 /* Two members with a window of one: the messages alternate between them,
  * each once; their acks (by their own keys) move the group's cursor. */
 static void
@@ -503,6 +516,47 @@ test_qos2_message_of_a_member_away_goes_aside(void **state)
 	close(a);
 }
 
+/* Entries given out to a member at QoS 2 that its full socket did not
+ * take yet were never its own: when it goes they go to the others, and
+ * the group does not wait for it past its span in flight. */
+static void
+test_entries_a_member_was_not_sent_go_to_the_others(void **state)
+{
+	struct fx *f = *state;
+	int a = attach_member(f, "m/a", 2, 64, 1), b;
+	static char big[20000];
+	uint64_t req = 10, got = 0, seq;
+	unsigned unsent = 0;
+	struct sub *g;
+
+	memset(big, 'x', sizeof(big) - 1);
+	batch(f);
+	for (int i = 0; i < 30; i++)
+		publish_s(f, req++, 2, big);
+	batch(f);
+	g = sub_find(&f->td, GROUP);
+	for (uint32_t i = 0; i < g->nfl; i++)
+		unsent += g->fl[i].unsent;
+	assert_true(unsent > 0);		/* its socket is full */
+	detach_member(f, "m/a");
+	close(a);
+	b = attach_member(f, "m/b", 1, 1, req++);
+	batch(f);
+	for (int i = 0; i < 60; i++)
+		publish_s(f, req++, 1, "n");
+	batch(f);
+	while (got < unsent + 60) {
+		seq = got_deliver_any(b);
+		ack_for(f, "m/b", "$share/grp/t/x", seq, ACK_PUBACK);
+		batch(f);
+		got++;
+	}
+	g = sub_find(&f->td, GROUP);
+	assert_int_equal(g->cursor, 91);	/* what a was sent waits aside */
+	assert_int_equal(g->members[0]->naside, 30 - unsent);
+	close(b);
+}
+
 int
 main(void)
 {
@@ -523,6 +577,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_json_member_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_record_reopens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_qos2_message_of_a_member_away_goes_aside,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_entries_a_member_was_not_sent_go_to_the_others,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_left_message_goes_out_after_a_restart, setup,
 		    teardown),
