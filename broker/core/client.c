@@ -228,7 +228,7 @@ bool
 client_throttled(const struct client *cl)
 {
 	return cl->refusing || cl->pending >= cl->b->set.max_client_pending || cl->nstalled > 0 ||
-	    cl->held_stalled || client_output_full(cl);
+	    client_output_full(cl);
 }
 
 bool

@@ -185,7 +185,6 @@ struct client {
 	bool		 throttled;	/* not reading (client_throttle) */
 	unsigned	 pending;	/* its requests waiting for a topicd's answer */
 	unsigned	 nstalled;	/* its publishes waiting for room (held.c) */
-	bool		 held_stalled;	/* it published past max_held_bytes (held.c) */
 	uint64_t	 gate;		/* output waits for this store ticket */
 	struct evbuffer	*gated;		/* ... here */
 	TAILQ_ENTRY(client) gate_entry;
@@ -248,6 +247,7 @@ struct broker {
 	uint64_t	 held_bytes;	/* publishes held for topicds (held.c) */
 	uint64_t	 chan_bytes;	/* records queued on the topicds' channels */
 	bool		 held_over;	/* the two past max_held_bytes */
+	struct event	*budget_ev;	/* held_budget from the loop */
 	uint64_t	 topics_refused;	/* new topics past max_topics */
 	int64_t		 topics_refused_logged;
 	uint64_t	 next_req;
@@ -370,6 +370,7 @@ bool	 children_all_gone(struct broker *b);
 unsigned children_pending(struct broker *b);
 void	 children_budget(struct broker *b);
 void	 held_budget(struct broker *b);
+void	 held_budget_later(struct broker *b);
 bool	 over_limit(uint64_t sum, uint64_t max, bool was);
 /* spawn.c */
 char	*topicd_find(const char *configured);

@@ -78,12 +78,15 @@ can_send(const struct child *c)
 }
 
 /* The topicd does not keep up: topicd_input_limit bytes wait in its
- * channel.  QoS 0 publishes have no answer to wait for, and nothing else
- * would stop a client from filling the master's memory with them. */
+ * channel, or any past max_held_bytes.  QoS 0 publishes have no answer to
+ * wait for, and nothing else would stop a client from filling the
+ * master's memory with them. */
 static bool
 congested(const struct child *c)
 {
-	return c->chan != NULL && ipc_chan_queued_bytes(c->chan) >= c->b->set.topicd_input_limit;
+	size_t q = c->chan != NULL ? ipc_chan_queued_bytes(c->chan) : 0;
+
+	return q >= c->b->set.topicd_input_limit || (c->b->held_over && q > 0);
 }
 
 /* Publishes may go: the topic is registered, there is room, and the
@@ -95,12 +98,14 @@ takes_publishes(const struct child *c)
 }
 
 /* Its clients stop being read: no room, too much waits for a topicd that
- * is not running, or for one that does not keep up. */
+ * is not running (max_held_publishes, or any past max_held_bytes), or for
+ * one that does not keep up. */
 static bool
 stalls_clients(const struct child *c)
 {
 	return c->full || c->b->store_full || congested(c) ||
-	    (c->state != CH_READY && c->nheld_pub >= c->b->set.max_held_publishes);
+	    (c->state != CH_READY && (c->nheld_pub >= c->b->set.max_held_publishes ||
+	    c->b->held_over));
 }
 
 static void
@@ -140,7 +145,8 @@ child_update_stalls(struct child *c)
 	struct held *h;
 
 	if (congested(c))
-		ipc_chan_when_below(c->chan, c->b->set.topicd_input_limit / 2, on_drained);
+		ipc_chan_when_below(c->chan, c->b->held_over ? 0 :
+		    c->b->set.topicd_input_limit / 2, on_drained);
 	if (want == c->stalling)
 		return;
 	c->stalling = want;
@@ -175,7 +181,7 @@ unlink_held(struct child *c, struct held *h)
 	if (h->type == IPC_PUBLISH) {
 		c->nheld_pub--;
 		c->b->held_bytes -= h->len;
-		held_budget(c->b);
+		held_budget_later(c->b);
 	}
 	if (!h->sent)
 		c->nunsent--;
@@ -587,58 +593,8 @@ publish_submit(struct client *cl, struct child *c, const struct rec_publish *p,
 	}
 	b->msgs_in++;
 	b->bytes_in += p->payload_len;
-	held_budget(b);
-	if (b->held_over && !cl->held_stalled) {
-		cl->held_stalled = true;
-		client_throttle(cl);
-	}
+	held_budget_later(b);
 	return 0;
-}
-
-/* Past max (0: none) from now on?  It is crossed going up at max, and
- * going down at 90% of it, so that a sum that hovers there does not flap. */
-bool
-over_limit(uint64_t sum, uint64_t max, bool was)
-{
-	if (max == 0)
-		return false;
-	if (sum >= max)
-		return true;
-	return was && sum >= max - max / 10;
-}
-
-static void
-held_unstall(struct client *cl)
-{
-	if (cl->held_stalled) {
-		cl->held_stalled = false;
-		client_throttle(cl);
-	}
-}
-
-/* max_held_bytes: what the master holds of publishes on their way to the
- * topicds, all together (held until answered, and queued on channels:
- * each topic's is bounded, but clients that come and go spread theirs
- * over many).  Past it, a client that publishes is no longer read; below
- * 90% of it, they all are again. */
-void
-held_budget(struct broker *b)
-{
-	uint64_t max = b->set.max_held_bytes, sum = b->held_bytes + b->chan_bytes;
-	bool over = over_limit(sum, max, b->held_over);
-
-	if (over == b->held_over)
-		return;
-	b->held_over = over;
-	if (over) {
-		log_notice("%llu bytes of publishes wait for topicds, max_held_bytes is %llu: "
-		    "clients that publish are no longer read", (unsigned long long)sum,
-		    (unsigned long long)max);
-		return;
-	}
-	log_notice("%llu bytes of publishes wait for topicds: below max_held_bytes again, "
-	    "clients that publish are read", (unsigned long long)sum);
-	clients_each(b, held_unstall);
 }
 
 int

@@ -136,7 +136,7 @@ const struct conf_key settings_table[] = {
 	{ "topicd_input_limit", CONF_SIZE, F(topicd_input_limit), "4m", 65536, 1073741824, RELOAD,
 	  "bytes of requests queued in the master for one topicd before its publishers are no longer read", NULL },
 	{ "max_held_bytes", CONF_SIZE, F(max_held_bytes), "256m", 0, 1125899906842624, RELOAD,
-	  "bytes of publishes the master holds for all topicds together before clients that publish are no longer read (0: no limit)", NULL },
+	  "bytes of publishes the master holds for all topicds together before the publishers of topics whose topicds do not keep up are no longer read (0: no limit)", NULL },
 	{ "shutdown_timeout", CONF_MSEC, F(shutdown_timeout), "5", 0, 3600, RELOAD,
 	  "seconds to wait for topicds to exit on shutdown before killing them", NULL },
 

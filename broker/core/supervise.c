@@ -433,6 +433,9 @@ children_free_all(struct broker *b)
 	if (b->live_pass != NULL)
 		event_free(b->live_pass);
 	b->live_pass = NULL;
+	if (b->budget_ev != NULL)
+		event_free(b->budget_ev);
+	b->budget_ev = NULL;
 	wbuf_free(&b->pkt_enc);
 	wbuf_free(&b->rec_enc);
 }

@@ -15,7 +15,7 @@ import threading
 import time
 
 from broker_harness import Flood, kill_pid, wait_for
-from mqtt_helpers import MqttFlood, Receiver, SilentSubscriber
+from mqtt_helpers import MqttFlood, Receiver, SilentSubscriber, connected_client, publish_packet
 
 PENDING = 8             # max_client_pending
 OUTPUT = 4096           # client_output_limit, its smallest value
@@ -374,9 +374,11 @@ def test_publishes_held_for_many_topicds_are_bounded_together(mqtt_factory):
     """topicd_input_limit bounds what the master queues for one topicd;
     max_held_bytes bounds it for all together (clients that come and go
     spread a flood over many topics).  Four topicds stop reading while a
-    QoS 0 flood goes to each: the master stops reading the floods once
-    it holds max_held_bytes, well below four topicd_input_limits, and
-    once the topicds read on, every message arrives, in order."""
+    QoS 0 flood goes to each: past max_held_bytes, a topic with anything
+    queued for its topicd holds its publishes and stalls its publisher, so
+    the master holds the bound and at most two messages a topic (one
+    queued, one held), well below four topicd_input_limits.  Once the
+    topicds read on, every message arrives, in order."""
     b = mqtt_factory({"max_held_bytes": "512k"})
     sub = Receiver(lambda: b.mqtt_port, "hb-sub", clean=True)
     sub.connect()
@@ -404,7 +406,7 @@ def test_publishes_held_for_many_topicds_are_bounded_together(mqtt_factory):
     assert taken * BIG <= HELD_MAX + len(floods) * IPC_SLACK, \
         "the master took %d messages of %d bytes with max_held_bytes %d" % (
             taken, BIG, HELD_MAX)
-    assert master["held_bytes"] + master["queued_bytes"] <= HELD_MAX + len(floods) * BIG, \
+    assert master["held_bytes"] + master["queued_bytes"] <= HELD_MAX + 2 * len(floods) * BIG, \
         master
     for f in floods:
         f.rest()
@@ -414,3 +416,23 @@ def test_publishes_held_for_many_topicds_are_bounded_together(mqtt_factory):
     for i, f in enumerate(floods):
         assert sub.payloads("hb/%d" % i) == [f.payload(k) for k in range(f.lines)]
     wait_for(lambda: not b.status()[0]["held_over"], 10, "the master below max_held_bytes")
+
+
+def test_past_max_held_bytes_topics_that_keep_up_go_on(mqtt_factory):
+    """A full topic (max_topic_size, its subscriber offline) holds what is
+    published to it, past max_held_bytes: its publishers wait, and a
+    client that publishes to a topic whose topicd keeps up goes on."""
+    b = mqtt_factory({"max_topic_size": "200k", "max_held_bytes": "60k"})
+    s = connected_client(b.mqtt_port, "hg-s", clean=False)
+    assert s.subscribe([("full/t", 1)]) == [1]
+    s.disconnect()
+    s.expect_closed()
+    pubs = [connected_client(b.mqtt_port, "hg-p%d" % i) for i in range(4)]
+    for k in range(20):
+        for p in pubs:
+            p.send(publish_packet("full/t", b"y" * 20000, 1, k + 1))
+    wait_for(lambda: b.status()[0]["held_over"], 10, "the master past max_held_bytes")
+    q = connected_client(b.mqtt_port, "hg-q")
+    for i in range(5):
+        q.publish("healthy/t", b"m%d" % i, 1)
+    assert b.status()[0]["held_over"]

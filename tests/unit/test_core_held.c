@@ -663,18 +663,20 @@ test_dead_letter_answer_reaches_a_stopping_topicd(void **state)
 	assert_true(dd.req == 7 && dd.stored == 1);
 }
 
-/* max_held_bytes bounds what all topics hold together: a client whose
- * publish takes the sum past it is no longer read, whichever topic it
- * publishes to; once answers bring the sum below 90% of it, it is read
- * again.  The bound is crossed going up at it, going down at 90%. */
+/* max_held_bytes bounds what all topics hold together.  Past it, the
+ * topics that make it grow (here two whose topicds are starting) stall
+ * their publishers; a topic whose topicd keeps up does not.  A stalled
+ * publisher is read again once its publish goes; all are once answers
+ * bring the sum under 90%.  The bound is crossed going up at it, going
+ * down at 90%. */
 static void
 test_held_bytes_bound_all_topics(void **state)
 {
 	struct core_fx *fx = *state;
-	struct client *cl = fx_client(fx), *other = fx_client(fx);
-	struct child *a = open_topic(fx, "a"), *b = open_topic(fx, "b");
-	struct fake_td *ta, *tb;
-	uint64_t ra, rb, one;
+	struct client *cl = fx_client(fx), *other = fx_client(fx), *third = fx_client(fx);
+	struct child *a = open_topic(fx, "a"), *b = open_topic(fx, "b"), *k = open_topic(fx, "k");
+	struct fake_td *ta, *tb, *tk;
+	uint64_t ra, rb, rk, one;
 
 	assert_false(over_limit(100, 0, true));
 	assert_true(over_limit(100, 100, false));
@@ -682,26 +684,35 @@ test_held_bytes_bound_all_topics(void **state)
 	assert_true(over_limit(95, 100, true));
 	assert_false(over_limit(89, 100, true));
 
-	ra = fx_publish(cl, a, 1, "one");
+	rk = fx_publish(third, k, 1, "k0");
+	tk = fx_ready(fx, "k");
+	assert_int_equal(td_expect_publish(tk, "k0"), rk);
+	td_done(tk, rk, ST_OK, 1);
+	FX_UNTIL(fx, fx->nanswers == 1);
+	assert_int_equal(fx->b.held_bytes, 0);
+
+	ra = fx_publish(cl, a, 2, "one");
 	one = fx->b.held_bytes;
 	fx->b.set.max_held_bytes = one * 2;
-	assert_false(client_throttled(cl));
-	rb = fx_publish(other, b, 2, "two");	/* the sum reaches the bound */
-	assert_int_equal(fx->b.held_bytes, 2 * one);
+	rb = fx_publish(other, b, 3, "two");	/* the sum reaches the bound */
 	assert_true(fx->b.held_over);
-	assert_true(client_throttled(other));
-	assert_false(client_throttled(cl));	/* it published before */
+	/* Their topicds are not running: from the loop, they stall. */
+	FX_UNTIL(fx, client_throttled(cl) && client_throttled(other));
+	rk = fx_publish(third, k, 4, "k1");	/* this one keeps up */
+	assert_false(client_throttled(third));
+	assert_int_equal(td_expect_publish(tk, "k1"), rk);
 
 	ta = fx_ready(fx, "a");
 	tb = fx_ready(fx, "b");
 	assert_int_equal(td_expect_publish(ta, "one"), ra);
 	assert_int_equal(td_expect_publish(tb, "two"), rb);
-	td_done(ta, ra, ST_OK, 1);
-	FX_UNTIL(fx, fx->nanswers == 1);
-	assert_false(fx->b.held_over);		/* half of it: read again */
+	assert_false(client_throttled(cl));	/* sent: nothing of theirs waits */
 	assert_false(client_throttled(other));
+	td_done(ta, ra, ST_OK, 1);
 	td_done(tb, rb, ST_OK, 1);
-	FX_UNTIL(fx, fx->nanswers == 2);
+	td_done(tk, rk, ST_OK, 2);
+	FX_UNTIL(fx, fx->nanswers == 4);
+	assert_false(fx->b.held_over);
 	assert_int_equal(fx->b.held_bytes, 0);
 }
 
