@@ -233,15 +233,15 @@ child_pump(struct child *c)
 	TAILQ_FOREACH_SAFE(h, &c->held, entry, next) {
 		if (h->sent)
 			continue;
-		if (h->type == IPC_PUBLISH && !pubs)
-			continue;
-		if (c->probing && h->req != 0 && c->noutstanding > 0)
-			break;
-		if (orphaned(c, h)) {
+		if (orphaned(c, h)) {	/* also while publishes wait (a full topic) */
 			unlink_held(c, h);
 			held_free(h);
 			continue;
 		}
+		if (h->type == IPC_PUBLISH && !pubs)
+			continue;
+		if (c->probing && h->req != 0 && c->noutstanding > 0)
+			break;
 		held_send(c, h);
 	}
 }

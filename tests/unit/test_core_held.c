@@ -716,11 +716,42 @@ test_held_bytes_bound_all_topics(void **state)
 	assert_int_equal(fx->b.held_bytes, 0);
 }
 
+/* A publish held for a full topic whose client has gone was never
+ * acknowledged (the client sends it again): it goes at the topic's next
+ * pump, not once the topic has room. */
+static void
+test_orphan_dropped_while_the_topic_is_full(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx), *other = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td;
+	struct rec_release rel = { .owner = "o", .pubid = 9 };
+	const char *why;
+	uint64_t r1;
+	struct wbuf w;
+
+	r1 = fx_publish(other, c, 1, "one");
+	td = fx_ready(fx, "t");
+	td_expect_publish(td, "one");
+	refuse_for_room(td, c, r1, &w);
+	(void)fx_publish(cl, c, 2, "two");
+	assert_int_equal(c->nheld_pub, 2);
+	client_close(cl, "test");
+	rel.req = broker_req(&fx->b);
+	assert_int_equal(release_submit(other, c, &rel, fx_answered, 3, &why), 0);
+	td_expect(td, IPC_RELEASE);
+	assert_int_equal(c->nheld_pub, 1);	/* "two" is gone; "one" waits */
+	wbuf_free(&w);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_held_bytes_bound_all_topics, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_orphan_dropped_while_the_topic_is_full, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_held_until_ready, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letter_answer_reaches_a_stopping_topicd,
 		    fx_setup, fx_teardown),
