@@ -164,6 +164,53 @@ share_aside_ack(struct topicd *td, const struct rec_ack *r)
 	return true;
 }
 
+/* A JSON-lines member online that a send aside waits for: retried as in
+ * the group (share_retry_arm, share_retry_check). */
+static bool
+retried(const struct sub *m)
+{
+	return m != NULL && m->mode == MODE_JSON && !member_away(m);
+}
+
+/* The oldest send aside that waits for an answer, or INT64_MAX. */
+int64_t
+share_aside_oldest(const struct sub *g)
+{
+	int64_t oldest = INT64_MAX;
+
+	for (uint16_t i = 0; i < g->nslots; i++) {
+		const struct sub *m = g->members[i];
+
+		for (uint32_t k = 0; retried(m) && k < m->naside; k++)
+			if (!m->aside[k].f.resend && m->aside[k].f.last_ms < oldest)
+				oldest = m->aside[k].f.last_ms;
+	}
+	return oldest;
+}
+
+/* Marks the sends aside unanswered for retry_ms; a member whose attempts
+ * are used up is parked. */
+void
+share_aside_retry_check(struct sub *g, int64_t now)
+{
+	struct topicd *td = g->td;
+
+	for (uint16_t i = 0; i < g->nslots; i++) {
+		struct sub *m = g->members[i];
+
+		for (uint32_t k = 0; retried(m) && k < m->naside; k++) {
+			struct aside *a = &m->aside[k];
+
+			if (a->f.resend || now - a->f.last_ms < td->retry_ms)
+				continue;
+			if (a->f.attempts < td->max_attempts)
+				a->f.resend = true;
+			else
+				share_member_park(m, a->seq, a->f.attempts);
+		}
+	}
+}
+
 /* Is a member online owed something kept aside? */
 bool
 share_aside_online(const struct sub *g)

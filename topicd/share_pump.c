@@ -252,6 +252,8 @@ share_retry_arm(struct sub *g)
 		    !m->parked && m->mode == MODE_JSON && f->last_ms < oldest)
 			oldest = f->last_ms;
 	}
+	if (share_aside_oldest(g) < oldest)
+		oldest = share_aside_oldest(g);
 	if (oldest == INT64_MAX) {
 		evtimer_del(g->timer);
 		return;
@@ -289,4 +291,5 @@ share_retry_check(struct sub *g)
 		else
 			share_member_park(m, g->cursor + i, f->attempts);
 	}
+	share_aside_retry_check(g, now);
 }

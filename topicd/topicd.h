@@ -400,6 +400,8 @@ void	 share_aside_send(struct sub *);
 bool	 share_aside_ack(struct topicd *, const struct rec_ack *);
 bool	 share_aside_any(const struct sub *);
 bool	 share_aside_online(const struct sub *);
+int64_t	 share_aside_oldest(const struct sub *);
+void	 share_aside_retry_check(struct sub *, int64_t);
 uint64_t share_aside_min_seq(const struct sub *);
 void	 share_aside_encode(struct wbuf *, const struct sub *);
 int	 share_aside_decode(struct sub *, struct rbuf *);

@@ -557,6 +557,40 @@ test_entries_a_member_was_not_sent_go_to_the_others(void **state)
 	close(b);
 }
 
+/* A JSON-lines member's PUBREL kept aside is retried once it is back,
+ * as one in the group is, and its PUBCOMP ends the exchange. */
+static void
+test_json_pubrel_aside_retried(void **state)
+{
+	struct fx *f = *state;
+	int a, b;
+
+	config(f, 30, 5, 0);
+	a = attach_member_mode(f, "j/a", MODE_JSON, 2, 1, 1);
+	publish_s(f, 2, 1, "x");
+	batch(f);
+	assert_int_equal(got_deliver(a, 0), 1);
+	ack(f, "j/a", 1, ACK_PUBREC);
+	batch(f);
+	expect_rel(a, 1);
+	detach_member(f, "j/a");
+	close(a);
+	b = attach_member_mode(f, "j/b", MODE_JSON, 2, 1, 3);
+	publish_s(f, 4, 1, "y");
+	batch(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->members[0]->naside, 1);
+	a = attach_member_mode(f, "j/a", MODE_JSON, 2, 1, 5);
+	batch(f);
+	expect_rel(a, 1);			/* back: the PUBREL again */
+	wait_readable(f, a, 5000);
+	expect_rel(a, 1);			/* unanswered: retried */
+	ack(f, "j/a", 1, ACK_PUBCOMP);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->members[0]->naside, 0);
+	close(a);
+	close(b);
+}
+
 int
 main(void)
 {
@@ -575,6 +609,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_own_subscriber_is_a_member_too, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_own_subscriber_not_picked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_member_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_pubrel_aside_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_record_reopens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_qos2_message_of_a_member_away_goes_aside,
 		    setup, teardown),
