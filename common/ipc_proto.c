@@ -1,6 +1,7 @@
 /* Encoders and decoders of the master/topicd records (ipc_proto.h). */
 #include "ipc_proto.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Every decoder: walk the fields, then insist nothing is left over. */
@@ -466,6 +467,20 @@ idle_next_sub(const struct rec_idle *r, size_t *pos, const char **key, bool *bac
 	*pos = r->subs_len - rb.left;
 	*backlog = b != 0;
 	return true;
+}
+
+const char *
+idle_member_key(struct wbuf *w, const char *gkey, const char *member)
+{
+	char len[24];
+	int n = snprintf(len, sizeof(len), "%zu/", strlen(gkey));
+
+	wbuf_reset(w);
+	put_raw(w, IDLE_MEMBER_PREFIX, strlen(IDLE_MEMBER_PREFIX));
+	put_raw(w, len, (size_t)n);
+	put_raw(w, gkey, strlen(gkey));
+	put_raw(w, member, strlen(member) + 1);
+	return (const char *)w->data;
 }
 
 void

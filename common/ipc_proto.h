@@ -275,6 +275,9 @@ struct rec_stats {
 					 * when it starts (config_boot) */
 #define IDLE_MASK		0x0f
 #define IDLE_MAX_SUBS		65536	/* subscribers listed at most */
+/* A group's members are listed too, each under a key of its own
+ * (idle_member_key), so that the master knows a session that is one. */
+#define IDLE_MEMBER_PREFIX	"M/"
 
 struct rec_idle {
 	uint64_t       rx;		/* records received from this master so far */
@@ -361,6 +364,9 @@ int dec_idle(const void *body, size_t len, struct rec_idle *r);
 /* The next subscriber of a decoded IDLE's list (*pos starts at 0): its key
  * (pointing into the body) and backlog flag; false after the last. */
 bool idle_next_sub(const struct rec_idle *r, size_t *pos, const char **key, bool *backlog);
+/* The key a group's member is listed under: unambiguous whatever the
+ * two keys hold (the group's length comes first).  Returns w->data. */
+const char *idle_member_key(struct wbuf *w, const char *gkey, const char *member);
 int dec_deliver(const void *body, size_t len, struct rec_deliver *r);
 int dec_deliver_rel(const void *body, size_t len, struct rec_deliver_rel *r);
 

@@ -44,18 +44,25 @@ quiet(struct topicd *td)
 	return true;
 }
 
-/* The subscribers fit in a record of at most IDLE_LIST_BYTES. */
+/* The subscribers and the groups' members fit in a record of at most
+ * IDLE_LIST_BYTES and IDLE_MAX_SUBS entries: how many in *n. */
 static bool
-listable(struct topicd *td)
+listable(struct topicd *td, uint32_t *n)
 {
 	size_t bytes = 0;
 	struct sub *s;
 
+	*n = 0;
 	if (td->nsubs > IDLE_MAX_SUBS)
 		return false;
-	RB_FOREACH(s, sub_tree, &td->subs)
-		if ((bytes += strlen(s->key) + 6) > IDLE_LIST_BYTES)
+	RB_FOREACH(s, sub_tree, &td->subs) {
+		bytes += strlen(s->key) + 6;
+		(*n)++;
+		if (s->is_group)
+			bytes += share_idle_bytes(s, n);
+		if (*n > IDLE_MAX_SUBS || bytes > IDLE_LIST_BYTES)
 			return false;
+	}
 	return true;
 }
 
@@ -66,6 +73,7 @@ send_idle(struct topicd *td, uint8_t flags)
 			      .flags = flags };
 	struct kv_stats ks;
 	struct sub *s;
+	uint32_t n;
 
 	if (td->kv != NULL) {
 		kv_get_stats(td->kv, &ks);
@@ -77,16 +85,19 @@ send_idle(struct topicd *td, uint8_t flags)
 		r.flags |= IDLE_STAGED;
 	if (!(flags & IDLE_FINAL))
 		;			/* the master uses the list of the last one only */
-	else if (listable(td))
-		r.nsubs = td->nsubs;
+	else if (listable(td, &n))
+		r.nsubs = n;
 	else
 		r.flags |= IDLE_SUBS_UNKNOWN;
 	wbuf_reset(&td->wb);
 	enc_idle(&td->wb, &r);
 	if (r.nsubs > 0)
-		RB_FOREACH(s, sub_tree, &td->subs)
+		RB_FOREACH(s, sub_tree, &td->subs) {
 			enc_idle_sub(&td->wb, s->key, has_backlog(s) ||
 			    (s->is_group && share_aside_any(s)));
+			if (s->is_group)
+				share_idle_members(s, &td->wb);
+		}
 	dispatch_send(td, IPC_IDLE);
 	td->idle_rx = td->rx;
 	td->idle_said = true;

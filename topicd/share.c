@@ -299,6 +299,33 @@ share_leave(struct sub *g, const char *key, bool forget)
 	}
 }
 
+/* The group's members in an IDLE's list (idle_member_key): the bytes they
+ * take, and their number added to *n. */
+size_t
+share_idle_bytes(const struct sub *g, uint32_t *n)
+{
+	size_t bytes = 0;
+
+	for (uint16_t i = 0; i < g->nslots; i++)
+		if (g->members[i] != NULL) {
+			bytes += strlen(g->key) + strlen(g->members[i]->key) + 32;
+			(*n)++;
+		}
+	return bytes;
+}
+
+void
+share_idle_members(const struct sub *g, struct wbuf *w)
+{
+	struct wbuf k;
+
+	wbuf_init(&k);
+	for (uint16_t i = 0; i < g->nslots; i++)
+		if (g->members[i] != NULL)
+			enc_idle_sub(w, idle_member_key(&k, g->key, g->members[i]->key), false);
+	wbuf_free(&k);
+}
+
 void
 share_free_members(struct sub *g)
 {

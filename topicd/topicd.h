@@ -382,6 +382,8 @@ void	 share_member_offline(struct sub *);
 void	 share_member_park(struct sub *, uint64_t, uint32_t);
 void	 share_offline_all(struct sub *);
 void	 share_free_members(struct sub *);
+size_t	 share_idle_bytes(const struct sub *, uint32_t *);
+void	 share_idle_members(const struct sub *, struct wbuf *);
 unsigned share_drop_members_prefix(struct topicd *, const char *);
 void	 share_wake_groups_of(struct topicd *, const char *);
 bool	 share_ack_find(struct topicd *, const char *, const char *, uint64_t,

@@ -209,18 +209,36 @@ attach_done(struct attachment *a, const struct rec_done *d)
  * confirmed the ATTACH yet (still starting, or restarting), the cursor is
  * registered without a socket instead, so that a subscription that was
  * answered OK is never lost. */
+/* What the cold topic's last IDLE said of the attachment's session: a
+ * subscriber of its own, or a group's member. */
+static enum sub_known
+known_cold(struct attachment *a)
+{
+	struct child *c = a->child;
+	const struct topic_info *ti = registry_info(c->b, c->topic);
+	enum sub_known k;
+	struct wbuf w;
+
+	if (child_live(c))
+		return SUB_UNKNOWN;
+	if (a->group == NULL)
+		return topic_info_sub(ti, a->a.subkey);
+	wbuf_init(&w);
+	k = topic_info_sub(ti, idle_member_key(&w, a->a.subkey, a->a.member));
+	wbuf_free(&w);
+	return k;
+}
+
 void
 attach_drop(struct attachment *a, bool detach)
 {
 	struct child *c = a->child;
-	enum sub_known k = child_live(c) ? SUB_UNKNOWN :
-	    topic_info_sub(registry_info(c->b, c->topic), a->a.subkey);
+	enum sub_known k = known_cold(a);
 
-	if (detach && !a->confirmed && a->group == NULL &&
-	    (k == SUB_CAUGHT_UP || k == SUB_BACKLOG)) {
-		/* Cold, and its cursor is there: nothing to register or detach.
-		 * A group's cursor does not say that the session is a member:
-		 * one that joined while the topic was cold is registered. */
+	if (detach && !a->confirmed && (k == SUB_CAUGHT_UP || k == SUB_BACKLOG)) {
+		/* Cold, and its cursor is there (a group's member: known as
+		 * one): nothing to register or detach.  A session that joined
+		 * a group while the topic was cold is registered. */
 	} else if (detach && !a->confirmed) {
 		if (a->group == NULL)
 			a->a.subkey = a->client->session->key;

@@ -5,6 +5,7 @@ when it goes; a group without members online that keeps its messages."""
 
 import json
 import os
+import re
 import time
 
 from broker_harness import LOGGED_IN, HarnessError, login, wait_for
@@ -532,3 +533,28 @@ def test_an_mqtt_member_away_with_a_qos2_message_holds_up_no_other(mqtt_factory)
     a.send(ack_packet(PUBREC, p.pid))
     a.expect(PUBREL, pid=p.pid)
     a.send(ack_packet(PUBCOMP, p.pid))
+
+
+def test_a_member_known_in_cold_topics_goes_offline_without_starting_them(mqtt_factory):
+    """A persistent session in a group over twenty topics goes offline
+    while they are cold.  Their last word (IDLE) listed it as a member, so
+    none starts to register it; one that joined while they were cold is
+    registered (test_a_member_that_joined_while_the_topic_was_cold...)."""
+    b = mqtt_factory({"topicd_idle_timeout": 1, "log_type": "information"})
+    p = connected_client(b.mqtt_port, "ws-p", clean=False)
+    assert p.subscribe([("$share/ws/ws/#", 1)]) == [1]
+    pub = connected_client(b.mqtt_port, "ws-pub")
+    for i in range(20):
+        pub.publish("ws/%d" % i, b"x", 1)
+    for _ in range(20):
+        p.send(ack_packet(PUBACK, p.expect(PUBLISH).pid))
+    wait_for(lambda: b.status()[0]["listed"] == 0, 30, "the twenty topics to go cold")
+    p.disconnect()
+    p.expect_closed()
+    p = connected_client(b.mqtt_port, "ws-p", clean=False)  # attached to cold topics
+    before = len(re.findall(r"topic ws/\d+: topicd pid \d+ started", b.log_text()))
+    p.disconnect()
+    p.expect_closed()
+    pub.publish("other/t", b"y", 1)     # a topicd started since: the master went on
+    after = len(re.findall(r"topic ws/\d+: topicd pid \d+ started", b.log_text()))
+    assert after == before, "%d topics woke for a member they know" % (after - before)

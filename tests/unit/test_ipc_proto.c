@@ -758,11 +758,28 @@ test_type_names(void **state)
 		assert_string_equal(ipc_type_name(unknown[i]), "?");
 }
 
+/* A group member's key in an IDLE's list: the group's length first, so
+ * that no two (group, member) pairs share one. */
+static void
+test_idle_member_key(void **state)
+{
+	struct wbuf w, v;
+
+	(void)state;
+	wbuf_init(&w);
+	wbuf_init(&v);
+	assert_string_equal(idle_member_key(&w, "g/a", "m/b"), "M/3/g/am/b");
+	assert_string_not_equal(idle_member_key(&w, "g/a/", "m"), idle_member_key(&v, "g/a", "/m"));
+	wbuf_free(&w);
+	wbuf_free(&v);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_version_of),
+		cmocka_unit_test(test_idle_member_key),
 		cmocka_unit_test(test_config_round_trip),
 		cmocka_unit_test(test_publish_round_trip),
 		cmocka_unit_test(test_release_round_trip),
