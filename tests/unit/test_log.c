@@ -31,19 +31,6 @@ teardown(void **state)
 	return tmpdir_teardown(state);
 }
 
-/* The whole of path (at most size - 1 bytes), NUL-terminated. */
-static void
-slurp(const char *path, char *buf, size_t size)
-{
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	assert_non_null(f);
-	n = fread(buf, 1, size - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-}
-
 static int
 count_lines(const char *s)
 {
@@ -74,7 +61,7 @@ test_file_escapes_controls(void **state)
 	log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, path);
 	log_notice("login failed for user %.64s", "bob\n" FORGED);
 	log_notice("ctl %s", "a\rb\tc\x1b[2Jd\x7f" "e\x01");
-	slurp(path, buf, sizeof(buf));
+	assert_true(tmpdir_slurp(path, buf, sizeof(buf)));
 	assert_int_equal(count_lines(buf), 2);
 	assert_null(strstr(buf, "\n" FORGED));
 	assert_non_null(strstr(buf, "login failed for user bob\\n2026-12-06T"));
@@ -90,7 +77,7 @@ test_utf8_kept(void **state)
 	snprintf(path, sizeof(path), "%s/log", t->dir);
 	log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, path);
 	log_notice("client %s", "caf\xc3\xa9-\xe2\x82\xac");
-	slurp(path, buf, sizeof(buf));
+	assert_true(tmpdir_slurp(path, buf, sizeof(buf)));
 	assert_string_equal(message_of(buf), "client caf\xc3\xa9-\xe2\x82\xac\n");
 }
 
@@ -113,7 +100,7 @@ test_stderr_escapes_controls(void **state)
 	assert_true(dup2(saved, STDERR_FILENO) != -1);
 	close(saved);
 	close(fd);
-	slurp(path, buf, sizeof(buf));
+	assert_true(tmpdir_slurp(path, buf, sizeof(buf)));
 	assert_int_equal(count_lines(buf), 1);
 	assert_string_equal(message_of(buf), "topic a/b\\n" FORGED "\n");
 }
@@ -132,7 +119,7 @@ test_long_message_cut_whole(void **state)
 	snprintf(path, sizeof(path), "%s/log", t->dir);
 	log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, path);
 	log_notice("x%s", big);
-	slurp(path, buf, sizeof(buf));
+	assert_true(tmpdir_slurp(path, buf, sizeof(buf)));
 	assert_int_equal(count_lines(buf), 1);
 	m = message_of(buf);
 	n = strlen(m);

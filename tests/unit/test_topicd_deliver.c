@@ -5,6 +5,7 @@
 
 #include <bsd/unistd.h>
 
+#include "tmpdir.h"
 #include "topicd_fixture.h"
 
 static void
@@ -538,18 +539,6 @@ free_now(struct fx *f)
 	return (uint64_t)sv.f_bavail * sv.f_frsize;
 }
 
-static void
-read_log(const char *path, char *buf, size_t size)
-{
-	FILE *fp = fopen(path, "r");
-	size_t n;
-
-	assert_non_null(fp);
-	n = fread(buf, 1, size - 1, fp);
-	buf[n] = '\0';
-	fclose(fp);
-}
-
 /* The FULL line of the log: the limit that applies, the bytes kept and
  * the free space on disk now (returned). */
 static unsigned long long
@@ -559,7 +548,7 @@ full_line(const char *path, const char *limit)
 	char buf[4096], want[128];
 	const char *p;
 
-	read_log(path, buf, sizeof(buf));
+	assert_true(tmpdir_slurp(path, buf, sizeof(buf)));
 	snprintf(want, sizeof(want), "topic t/x: no room (%s): ", limit);
 	p = strstr(buf, want);
 	if (p == NULL)

@@ -3,10 +3,27 @@
 #define TESTS_UNIT_TMPDIR_H
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* buf (size bytes) gets the whole of path, at most size - 1 bytes of it,
+ * NUL-terminated; false if it cannot be read. */
+static inline bool
+tmpdir_slurp(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL)
+		return false;
+	n = fread(buf, 1, size - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return true;
+}
 
 /* dir (n bytes) becomes PREFIX.XXXXXX, created: 0, or -1. */
 static inline int
