@@ -14,8 +14,9 @@ import signal
 import threading
 import time
 
-from broker_harness import Flood, kill_pid, wait_for
-from mqtt_helpers import MqttFlood, Receiver, SilentSubscriber, connected_client, publish_packet
+from broker_harness import Flood, HarnessError, kill_pid, wait_for
+from mqtt_helpers import (PUBACK, PUBLISH, MqttFlood, Receiver, SilentSubscriber, ack_packet,
+                          connected_client, publish_packet)
 
 PENDING = 8             # max_client_pending
 OUTPUT = 4096           # client_output_limit, its smallest value
@@ -436,3 +437,44 @@ def test_past_max_held_bytes_topics_that_keep_up_go_on(mqtt_factory):
     for i in range(5):
         q.publish("healthy/t", b"m%d" % i, 1)
     assert b.status()[0]["held_over"]
+
+
+def test_past_max_held_bytes_a_subscriber_that_publishes_is_still_heard(mqtt_factory):
+    """A full topic (max_topic_size) waits for its subscriber's PUBACKs,
+    and its publishers' publishes take the master past max_held_bytes.
+    The subscriber publishes once to another topic before it acks: it
+    is still read (stalling every client that publishes would leave the
+    topic full for good), and every publisher gets all its PUBACKs."""
+    b = mqtt_factory({"max_topic_size": "200k", "max_held_bytes": "60k"})
+    s = connected_client(b.mqtt_port, "hd-s")
+    assert s.subscribe([("hd/t", 1)]) == [1]
+    pubs = [connected_client(b.mqtt_port, "hd-p%d" % i) for i in range(4)]
+    for k in range(20):
+        for p in pubs:
+            p.send(publish_packet("hd/t", b"y" * 20000, 1, k + 1))
+    wait_for(lambda: b.status()[0]["held_over"], 10, "the master past max_held_bytes")
+    got = []
+    while True:             # all the full topic has room for, sent at once
+        try:
+            got.append(s.expect(PUBLISH, timeout=0.5).pid)
+        except HarnessError:
+            break
+    assert got, "the full topic sent nothing"
+    s.send(publish_packet("hd/other", b"hello", 0))
+    for pid in got:
+        s.send(ack_packet(PUBACK, pid))
+    acked = {p: 0 for p in pubs}
+
+    def all_acked():
+        for c in pubs:
+            try:
+                c.expect(PUBACK, timeout=0.05)
+                acked[c] += 1
+            except HarnessError:
+                pass
+        try:
+            s.send(ack_packet(PUBACK, s.expect(PUBLISH, timeout=0.05).pid))
+        except HarnessError:
+            pass
+        return sum(acked.values()) == 80
+    wait_for(all_acked, 60, "all 80 publishes acknowledged")
