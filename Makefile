@@ -89,11 +89,15 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) tests/fuzz/corpus/$$t || exit 1; \
 	done
 
+# The builds and the two unit runs go in parallel (JOBS, default: the
+# cores), the end-to-end tests in workers of their own (tests/run-e2e);
+# the load tests run alone, as what they measure is the machine.
+JOBS ?= $(shell nproc)
 check: deps
-	@$(MAKE) all san
+	@$(MAKE) -j$(JOBS) all san $(FUZZ_TARGETS:%=build/fuzz/fuzz_%) build/bench/mqtt_load
 	@$(MAKE) manlint
 	@$(MAKE) fuzz-regress
-	@$(MAKE) unit unit-san
+	@$(MAKE) -j$(JOBS) -Otarget unit unit-san
 	@$(MAKE) e2e
 	@$(MAKE) load
 

@@ -13,7 +13,7 @@ build=(
 	libcmocka-dev
 )
 test=(
-	clang python3-pytest mosquitto-clients mosquitto python3-paho-mqtt mandoc openssl node-mqtt
+	clang python3-pytest python3-pytest-xdist mosquitto-clients mosquitto python3-paho-mqtt mandoc openssl node-mqtt
 	iproute2
 )
 bench=(
