@@ -1,6 +1,7 @@
 /* Dead letters of a subscriber's messages: a head that used up its
- * attempts (max_delivery_attempts), or the oldest message of an MQTT
- * subscriber too far behind (max_queued_messages).  The topicd asks the
+ * attempts (max_delivery_attempts), a group member's entry kept aside
+ * that did (share_aside.c), or the oldest message of an MQTT subscriber
+ * too far behind (max_queued_messages).  The topicd asks the
  * master to store it in the dead-letter topic and moves the cursor past
  * it only when the master says it is stored (DLQ_DONE); one the master
  * could not store is asked for again DLQ_RETRY_MS later.  One request at
@@ -115,16 +116,47 @@ deliver_dead_letter_head(struct sub *s)
 	return false;
 }
 
+/* An entry kept aside for member m (share_aside.c) that used up its
+ * attempts: asked for under the member's key, as a head is, one at a time
+ * per member; it stays aside until DLQ_DONE.  True while it waits; false
+ * when it cannot be dead-lettered (gone from the log, or of the
+ * dead-letter topic itself): the caller drops it. */
+bool
+deliver_dead_letter_aside(struct sub *m, uint64_t seq, uint32_t attempts)
+{
+	struct sub *g = m->group;
+	struct topicd *td = g->td;
+	bool own = td->dlq_topic != NULL && strcmp(td->topic, td->dlq_topic) == 0;
+	struct msg msg;
+
+	if (m->dlq_req != 0)
+		return true;
+	if (!own && mono_ms() < td->dlq_retry_ms) {
+		check_head_later(g, td->dlq_retry_ms - mono_ms());
+		return true;
+	}
+	if (own || !log_get(td, seq, &msg)) {
+		log_warnx("topic %s: message %llu of %s used %u attempts for %s; dropped",
+		    td->topic, (unsigned long long)seq, g->share, attempts, m->key);
+		return false;
+	}
+	send_deadletter(m, seq, &msg, "max_attempts");
+	log_info("topic %s: message %llu of %s used %u attempts for %s; dead-lettered",
+	    td->topic, (unsigned long long)seq, g->share, attempts, m->key);
+	return true;
+}
+
 /* The master could not store it: the message stays, and is asked for
- * again DLQ_RETRY_MS later (the subscriber's timer wakes its head check;
- * max_queued is checked after every batch). */
+ * again DLQ_RETRY_MS later (the subscriber's timer, or a member's
+ * group's, wakes its head check; max_queued is checked after every
+ * batch). */
 static void
 dlq_failed(struct sub *s)
 {
 	log_warnx("topic %s: message %llu of %s could not be dead-lettered; asked again in "
 	    "%d ms", s->td->topic, (unsigned long long)s->dlq_seq, s->key, DLQ_RETRY_MS);
 	s->td->dlq_retry_ms = mono_ms() + DLQ_RETRY_MS;
-	check_head_later(s, DLQ_RETRY_MS);
+	check_head_later(s->group != NULL ? s->group : s, DLQ_RETRY_MS);
 }
 
 /* The dead letter is stored: move the cursor past it and go on. */
@@ -137,6 +169,8 @@ deliver_dlq_done(struct topicd *td, const struct rec_dlq_done *r)
 	RB_FOREACH(s, sub_tree, &td->subs)
 		if (s->dlq_req == r->req)
 			break;
+	if (s == NULL)
+		s = share_member_of_dlq(td, r->req);
 	if (s == NULL) {
 		log_debug("topic %s: DLQ_DONE %llu: no such dead letter", td->topic,
 		    (unsigned long long)r->req);
@@ -146,6 +180,10 @@ deliver_dlq_done(struct topicd *td, const struct rec_dlq_done *r)
 	td->ndlq--;
 	if (!r->stored) {
 		dlq_failed(s);
+		return;
+	}
+	if (s->group != NULL) {
+		share_aside_dead_lettered(s, s->dlq_seq);
 		return;
 	}
 	if ((f = sub_flight(s, s->dlq_seq)) != NULL) {

@@ -299,6 +299,19 @@ share_leave(struct sub *g, const char *key, bool forget)
 	}
 }
 
+/* The member that dead-letter request req is of (one kept aside), or NULL. */
+struct sub *
+share_member_of_dlq(struct topicd *td, uint64_t req)
+{
+	struct sub *g;
+
+	TAILQ_FOREACH(g, &td->groups, group_entry)
+		for (uint16_t i = 0; i < g->nslots; i++)
+			if (g->members[i] != NULL && g->members[i]->dlq_req == req)
+				return g->members[i];
+	return NULL;
+}
+
 /* The group's members in an IDLE's list (idle_member_key): the bytes they
  * take, and their number added to *n. */
 size_t

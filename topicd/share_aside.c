@@ -86,6 +86,13 @@ send_member(struct sub *g, struct sub *m, int64_t now)
 
 		if (!a->f.resend)
 			continue;
+		if (a->f.state == FL_SENT && a->f.attempts >= g->td->max_attempts) {
+			if (!deliver_dead_letter_aside(m, a->seq, a->f.attempts)) {
+				aside_remove(m, i--);
+				sub_dirty(g);
+			}
+			continue;
+		}
 		if (a->f.state == FL_RECEIVED) {
 			if (!gate_open(g->td, a->f.rel_gen))
 				continue;
@@ -162,6 +169,21 @@ share_aside_ack(struct topicd *td, const struct rec_ack *r)
 	sub_dirty(g);
 	deliver_wake(g);
 	return true;
+}
+
+/* The master stored message seq of member m in the dead-letter topic
+ * (deliver_dead_letter_aside): it is no longer m's. */
+void
+share_aside_dead_lettered(struct sub *m, uint64_t seq)
+{
+	struct sub *g = m->group;
+	uint32_t i = 0;
+
+	if (aside_find(m, seq, &i) != NULL)
+		aside_remove(m, i);
+	sub_dirty(g);
+	g->td->need_sync = true;
+	deliver_wake(g);
 }
 
 /* A JSON-lines member online that a send aside waits for: retried as in

@@ -63,6 +63,8 @@ sub_free(struct sub *s)
 {
 	if (s->timer != NULL)
 		event_free(s->timer);
+	if (s->dlq_req != 0)
+		s->td->ndlq--;	/* its DLQ_DONE will find no one */
 	if (s->is_group) {
 		share_free_members(s);
 		free(s->share);
@@ -110,8 +112,6 @@ sub_delete(struct sub *s)
 	struct topicd *td = s->td;
 
 	deliver_offline(s);
-	if (s->dlq_req != 0)
-		td->ndlq--;	/* its DLQ_DONE will find no one */
 	if (s->queued)
 		TAILQ_REMOVE(&td->work, s, work_entry);
 	if (s->dirty)

@@ -369,6 +369,7 @@ void	 deliver_pump(struct sub *);
 
 /* deadletter.c */
 bool	 deliver_dead_letter_head(struct sub *);
+bool	 deliver_dead_letter_aside(struct sub *, uint64_t, uint32_t);
 void	 deliver_maxlen_all(struct topicd *);
 void	 deliver_dlq_done(struct topicd *, const struct rec_dlq_done *);
 
@@ -380,6 +381,7 @@ void	 share_detach(struct sub *, const char *);
 void	 share_leave(struct sub *, const char *, bool);
 void	 share_member_offline(struct sub *);
 void	 share_member_park(struct sub *, uint64_t, uint32_t);
+struct sub *share_member_of_dlq(struct topicd *, uint64_t);
 void	 share_offline_all(struct sub *);
 void	 share_free_members(struct sub *);
 size_t	 share_idle_bytes(const struct sub *, uint32_t *);
@@ -399,6 +401,7 @@ int	 share_decode(struct sub *, struct rbuf *);
 void	 share_set_aside(struct sub *);
 void	 share_aside_resume(struct sub *);
 void	 share_aside_send(struct sub *);
+void	 share_aside_dead_lettered(struct sub *, uint64_t);
 bool	 share_aside_ack(struct topicd *, const struct rec_ack *);
 bool	 share_aside_any(const struct sub *);
 bool	 share_aside_online(const struct sub *);

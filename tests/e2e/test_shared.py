@@ -8,7 +8,7 @@ import os
 import re
 import time
 
-from broker_harness import LOGGED_IN, HarnessError, login, wait_for
+from broker_harness import DLQ, LOGGED_IN, HarnessError, check_dead_letter, login, wait_for
 from mqtt_helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient, Receiver,
                           ack_packet, connected_client, publish_packet)
 
@@ -533,6 +533,48 @@ def test_an_mqtt_member_away_with_a_qos2_message_holds_up_no_other(mqtt_factory)
     a.send(ack_packet(PUBREC, p.pid))
     a.expect(PUBREL, pid=p.pid)
     a.send(ack_packet(PUBCOMP, p.pid))
+
+
+def test_a_message_kept_aside_is_dead_lettered_after_its_attempts(mqtt_factory):
+    """A QoS 2 message its member got stays its own while it is away
+    (MQTT-4.8.2-4), but a message that makes the client drop its
+    connection every time must not come back for ever: after
+    max_delivery_attempts sends across reconnects it goes to the
+    dead-letter topic, as a subscriber's own would, and the member gets
+    what comes next instead."""
+    b = mqtt_factory({"max_delivery_attempts": 2})
+    dlq = Receiver(lambda: b.mqtt_port, "pa-dlq")
+    dlq.connect()
+    assert dlq.subscribe([(DLQ, 1)]) == [1]
+    dlq.start()
+    a = connected_client(b.mqtt_port, "pa-a", clean=False)
+    assert a.subscribe([("$share/pa/pa", 2)]) == [2]
+    pub = connected_client(b.mqtt_port, "pa-pub")
+    pub.publish("pa", b"poison", 2)
+    assert a.expect(PUBLISH).payload == b"poison"             # attempt 1
+    a.close()
+    other = Receiver(lambda: b.mqtt_port, "pa-b")
+    other.connect()
+    assert other.subscribe([("$share/pa/pa", 2)]) == [2]
+    other.start()
+    pub.publish("pa", b"next", 2)
+    other.wait_count(1, timeout=SETTLE)
+    other.disconnect()
+    a = connected_client(b.mqtt_port, "pa-a", clean=False)
+    p = a.expect(PUBLISH, timeout=SETTLE)
+    assert (p.payload, p.dup) == (b"poison", True), p         # attempt 2
+    a.close()
+    a = connected_client(b.mqtt_port, "pa-a", clean=False)
+    dlq.wait_until(lambda: len(dlq.arrivals) >= 1, SETTLE, "the dead letter")
+    rec = json.loads(dlq.arrivals[0].payload)
+    check_dead_letter(rec, "max_attempts", ports=[b.mqtt_port], topic="pa", msg="poison")
+    pub.publish("pa", b"after", 2)
+    p = a.expect(PUBLISH, timeout=SETTLE)
+    assert (p.payload, p.dup) == (b"after", False), p
+    a.send(ack_packet(PUBREC, p.pid))
+    a.expect(PUBREL, pid=p.pid)
+    a.send(ack_packet(PUBCOMP, p.pid))
+    assert len(dlq.arrivals) == 1, dlq.arrivals
 
 
 def test_a_member_known_in_cold_topics_goes_offline_without_starting_them(mqtt_factory):

@@ -591,6 +591,74 @@ test_json_pubrel_aside_retried(void **state)
 	close(b);
 }
 
+/* The next record to the master past the DONEs: false if there is none. */
+static bool
+master_past_dones(struct fx *f, struct ipc_msg *m)
+{
+	while (master_next(f, m)) {
+		if (m->type != IPC_DONE)
+			return true;
+		ipc_msg_clear(m);
+	}
+	return false;
+}
+
+/* A message kept aside that its member was sent max_delivery_attempts
+ * times is dead-lettered under the member's key, as a subscriber's head
+ * is (a poison message must not come back at every reconnect), and is
+ * no longer its member's once the master has stored it. */
+static void
+test_aside_entry_dead_lettered_after_its_attempts(void **state)
+{
+	struct fx *f = *state;
+	struct rec_dlq_done dd = { .stored = 1 };
+	struct rec_deadletter d;
+	struct ipc_msg m;
+	int a, b;
+
+	config(f, 10000, 2, 0);
+	a = attach_member(f, "m/a", 2, 1, 1);
+	publish_s(f, 2, 2, "poison");
+	batch(f);
+	assert_int_equal(got_deliver(a, 0), 1);		/* attempt 1 */
+	detach_member(f, "m/a");
+	close(a);
+	b = attach_member(f, "m/b", 1, 1, 3);
+	publish_s(f, 4, 1, "next");
+	batch(f);
+	assert_int_equal(got_deliver(b, 0), 2);		/* past it */
+	ack(f, "m/b", 2, ACK_PUBACK);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->members[0]->naside, 1);
+	a = attach_member(f, "m/a", 2, 1, 5);
+	batch(f);
+	assert_int_equal(got_deliver(a, DF_DUP), 1);	/* attempt 2 */
+	detach_member(f, "m/a");
+	close(a);
+	a = attach_member(f, "m/a", 2, 1, 6);
+	batch(f);
+	assert_true(master_past_dones(f, &m));
+	assert_int_equal(m.type, IPC_DEADLETTER);
+	assert_int_equal(dec_deadletter(m.body, m.len, &d), 0);
+	assert_string_equal(d.subkey, "m/a");
+	assert_string_equal(d.reason, "max_attempts");
+	assert_int_equal(d.seq, 1);
+	assert_memory_equal(d.payload, "poison", d.payload_len);
+	dd.req = d.req;
+	ipc_msg_clear(&m);
+	expect_nothing(a);				/* not sent a third time */
+	enc_dlq_done(&f->w, &dd);
+	rec(f, IPC_DLQ_DONE, -1);
+	batch(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->members[0]->naside, 0);
+	assert_int_equal(f->td.ndlq, 0);
+	expect_nothing(a);
+	assert_false(master_past_dones(f, &m));		/* asked once */
+	close(a);
+	reopen(f);
+	assert_int_equal(sub_find(&f->td, GROUP)->members[0]->naside, 0);
+}
+
 int
 main(void)
 {
@@ -610,6 +678,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_json_own_subscriber_not_picked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_member_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_pubrel_aside_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_aside_entry_dead_lettered_after_its_attempts,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_record_reopens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_qos2_message_of_a_member_away_goes_aside,
 		    setup, teardown),
