@@ -15,10 +15,10 @@ include mk/codec.mk
 
 .PHONY: all deps run check unit unit-san e2e load san clean fuzz fuzz-regress bench install uninstall manlint
 all:
-	@$(BUILD) OBJ=build/release BROKER_BIN=broker/broker TOPICD_BIN=topicd/topicd
+	+@$(BUILD) OBJ=build/release BROKER_BIN=broker/broker TOPICD_BIN=topicd/topicd
 
 san:
-	@$(BUILD) OBJ=build/san BROKER_BIN=build/san/bin/broker TOPICD_BIN=build/san/bin/topicd \
+	+@$(BUILD) OBJ=build/san BROKER_BIN=build/san/bin/broker TOPICD_BIN=build/san/bin/topicd \
 		TOPICD_LINK=dynamic CFLAGS="-O1 -g" XCFLAGS="$(SAN_FLAGS) $(TEST_HOOKS)" XLDFLAGS="$(SAN_FLAGS)"
 
 # Installs the build and test dependencies that are missing (Debian).
@@ -128,7 +128,7 @@ CONFDIR     := $(SYSCONFDIR)/broker
 INSTALLED_MAN := $(foreach m,$(MANPAGES),$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 
 install:
-	@$(BUILD) OBJ=build/release BROKER_BIN=broker/broker TOPICD_BIN=topicd/topicd bins
+	+@$(BUILD) OBJ=build/release BROKER_BIN=broker/broker TOPICD_BIN=topicd/topicd bins
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(CONFDIR) \
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(addprefix $(DESTDIR)$(MANDIR)/man,5 7 8)
 	install -m 0755 broker/broker $(DESTDIR)$(SBINDIR)/broker
