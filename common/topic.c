@@ -45,18 +45,21 @@ utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
-bool
-utf8_valid(const void *s, size_t len)
+size_t
+utf8_prefix(const void *s, size_t len)
 {
 	const unsigned char *p = s;
 	size_t i = 0, n;
 
-	while (i < len) {
-		if ((n = utf8_seq(p + i, len - i)) == 0)
-			return false;
+	while (i < len && (n = utf8_seq(p + i, len - i)) != 0)
 		i += n;
-	}
-	return true;
+	return i;
+}
+
+bool
+utf8_valid(const void *s, size_t len)
+{
+	return utf8_prefix(s, len) == len;
 }
 
 /* What a topic name and a filter have in common. */

@@ -39,6 +39,9 @@ enum topic_err topic_check_levels(const char *s, size_t len, size_t max);
 const char *topic_strerror(enum topic_err e);
 /* Well-formed UTF-8, no surrogates, no overlong forms (MQTT 1.5.3). */
 bool utf8_valid(const void *s, size_t len);
+/* The length of the longest well-formed prefix of s: where to cut a
+ * UTF-8 string to at most len bytes without splitting a character. */
+size_t utf8_prefix(const void *s, size_t len);
 
 /* Does the name match the filter?  A filter starting with + or # does not
  * match a name starting with '$' (MQTT 4.7.2). */

@@ -8,15 +8,30 @@
 
 #include "log.h"
 #include "mqtt/mqtt_int.h"
+#include "topic.h"
 #include "xmalloc.h"
+
+/* A Reason String is a UTF-8 string (1.5.4): a packet with a broken one
+ * would not encode, and the client would get none.  What the broker logs
+ * may quote what a client sent, cut at so many bytes: the text goes up
+ * to its first broken character. */
+static void
+add_reason_string(struct mqtt_props *ps, const char *why)
+{
+	size_t n = utf8_prefix(why, strlen(why));
+
+	if (n > 0)
+		(void)mqtt_props_add(ps, &(struct mqtt_prop){ .id = MQTT_PROP_REASON_STRING,
+		    .str = { why, n } });
+}
 
 /* Reason String and User Property go only where the client allows
  * (3.1.2.11.7); why is what the broker logs. */
 static void
 add_reason(const struct client *cl, struct mqtt_props *ps, const char *why)
 {
-	if (why != NULL && why[0] != '\0' && mqtt_conn(cl)->problem_info)
-		(void)mqtt_props_add_string(ps, MQTT_PROP_REASON_STRING, why);
+	if (why != NULL && mqtt_conn(cl)->problem_info)
+		add_reason_string(ps, why);
 }
 
 /* Encodes p, leaving out its Reason String if the packet would be larger
@@ -78,8 +93,8 @@ mqtt_enc_refusal(struct wbuf *w, uint8_t level, uint8_t rc5, uint8_t rc3, const 
 	struct mqtt_connack c = { .return_code = level == MQTT_LEVEL_5 ? rc5 : rc3 };
 
 	/* A CONNACK may always carry a Reason String (3.1.2-29). */
-	if (level == MQTT_LEVEL_5)
-		(void)mqtt_props_add_string(&c.props, MQTT_PROP_REASON_STRING, why);
+	if (level == MQTT_LEVEL_5 && why != NULL)
+		add_reason_string(&c.props, why);
 	if (mqtt_enc_connack(w, level == MQTT_LEVEL_5 ? level : MQTT_LEVEL_311, &c) == -1)
 		log_warnx("cannot encode a CONNACK %#x", c.return_code);
 	mqtt_props_free(&c.props);
@@ -139,7 +154,7 @@ mqtt5_connect_props(struct client *cl, const struct mqtt_connect *c)
 		char why[128];
 
 		snprintf(why, sizeof(why), "authentication method %.*s is not supported",
-		    (int)(method.len < 64 ? method.len : 64), method.p);
+		    (int)utf8_prefix(method.p, method.len < 64 ? method.len : 64), method.p);
 		mqtt_refuse(cl, MQTT_LEVEL_5, MQTT_RC_BAD_AUTH_METHOD, 0xff, why);
 		return false;
 	}

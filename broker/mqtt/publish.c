@@ -355,8 +355,9 @@ publish_store(struct client *cl, const struct mqtt_publish *m)
 	wbuf_free(&blob);
 	if (rc == 0)
 		return;
-	snprintf(msg, sizeof(msg), "PUBLISH to %.60s not stored (%s): not acknowledged",
-	    m->topic, why);
+	/* Cut between characters: the text is the DISCONNECT's Reason String. */
+	snprintf(msg, sizeof(msg), "PUBLISH to %.*s not stored (%s): not acknowledged",
+	    (int)utf8_prefix(m->topic, strnlen(m->topic, 60)), m->topic, why);
 	mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR, msg);
 }
 

@@ -64,6 +64,27 @@ def test_malformed_and_protocol_errors(mqtt_broker):
     c.expect_disconnect(0x82)
 
 
+def test_a_reason_string_is_cut_between_characters(mqtt_factory):
+    """A Reason String that quotes what the client sent, cut to so many
+    bytes where a character spans the cut, is well-formed UTF-8 and the
+    packet goes: the CONNACK 0x8C naming a 64-byte authentication method,
+    the DISCONNECT 0x80 naming a topic cut to 60 bytes (past max_topics
+    the publish is not stored)."""
+    b = mqtt_factory({"max_topics": "1"})
+    c = V5Client(b.mqtt_port)
+    ack = c.connect5("rs-auth", cprops=props(CONNECT, AuthenticationMethod="m" * 63 + "\u00e9"))
+    assert ack.rc == 0x8C and ack.props["ReasonString"].startswith(
+        "authentication method " + "m" * 63 + " "), ack.props
+    c.expect_closed()
+    c, _ = v5(b, "rs-first")
+    c.publish5("rs/first", b"x", qos=1)
+    stem = "rs/" + "a" * 56
+    c, _ = v5(b, "rs-cut")
+    c.send(publish5(stem + "\u00e9/t", b"y", qos=1, pid=1))
+    d = c.expect_disconnect(0x80)
+    assert d.props["ReasonString"].startswith("PUBLISH to %s not stored" % stem), d.props
+
+
 def test_second_connect_of_an_unknown_level(mqtt_broker):
     """A CONNECT of an unknown protocol level on a connected session is a
     second CONNECT: DISCONNECT 0x82 and the end of the connection, no

@@ -474,6 +474,23 @@ test_share_split(void **state)
 	assert_int_equal(topic_share_split("$share/g/a#", &f), -1);
 }
 
+/* utf8_prefix: where a UTF-8 string may be cut without splitting a
+ * character. */
+static void
+test_utf8_prefix(void **state)
+{
+	(void)state;
+	assert_int_equal(utf8_prefix(S("")), 0);
+	assert_int_equal(utf8_prefix(S("abc")), 3);
+	assert_int_equal(utf8_prefix(S("caf\xc3\xa9")), 5);
+	assert_int_equal(utf8_prefix("caf\xc3\xa9", 4), 3);		/* half of U+00E9 */
+	assert_int_equal(utf8_prefix("\xe2\x82\xac", 2), 0);		/* 2 of 3 bytes */
+	assert_int_equal(utf8_prefix(S("ab\xc3\xa9\xf0\x9f\x98\x80")), 8);
+	assert_int_equal(utf8_prefix("ab\xc3\xa9\xf0\x9f\x98\x80", 7), 4);
+	assert_int_equal(utf8_prefix(S("a\xff" "b")), 1);		/* stops at a bad byte */
+	assert_int_equal(utf8_prefix(S("a\xed\xa0\x80")), 1);		/* a surrogate */
+}
+
 int
 main(void)
 {
@@ -490,6 +507,7 @@ main(void)
 		cmocka_unit_test(test_escape_random),
 		cmocka_unit_test(test_unescape_rejects),
 		cmocka_unit_test(test_share_split),
+		cmocka_unit_test(test_utf8_prefix),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
