@@ -674,7 +674,7 @@ mqtt_ack_in(struct client *cl, uint8_t type, const struct mqtt_ack *a)
 		    "%s for packet %u, a QoS %u delivery%s: protocol violation", mqtt_type_name(type),
 		    pid, o->qos,
 		    o->qos == 2 && !o->rel && type == MQTT_PUBCOMP ? ", before the PUBREL" : "");
-		client_close(cl, why);
+		mqtt_close(cl, MQTT_RC_PROTOCOL_ERROR, why);	/* 5.0 says why (4.13.2) */
 		return;
 	}
 	if (type == MQTT_PUBREC && a->reason >= 0x80) {

@@ -85,6 +85,22 @@ def test_a_reason_string_is_cut_between_characters(mqtt_factory):
     assert d.props["ReasonString"].startswith("PUBLISH to %s not stored" % stem), d.props
 
 
+def test_an_ack_of_the_wrong_kind_is_a_protocol_error(mqtt_broker):
+    """A PUBCOMP for a QoS 1 delivery, or a PUBACK for a QoS 2 one, breaks
+    the exchange (4.3.2, 4.3.3): DISCONNECT 0x82 that says so, then the
+    end of the connection."""
+    b = mqtt_broker
+    pub, _ = v5(b, "wk-pub")
+    for qos, wrong in ((1, PUBCOMP), (2, PUBACK)):
+        c, _ = v5(b, "wk-sub%d" % qos)
+        assert c.subscribe5([("wk/t%d" % qos, qos)]).codes == [qos]
+        pub.publish5("wk/t%d" % qos, b"m", qos=qos)
+        m = c.next5(PUBLISH)
+        c.send(ack5(wrong, m.pid))
+        d = c.expect_disconnect(0x82)
+        assert "protocol violation" in d.props["ReasonString"], d.props
+
+
 def test_second_connect_of_an_unknown_level(mqtt_broker):
     """A CONNECT of an unknown protocol level on a connected session is a
     second CONNECT: DISCONNECT 0x82 and the end of the connection, no
