@@ -2,7 +2,10 @@
  * topic's log, and from there to each MQTT 5.0 subscriber: the
  * application properties travel packed (common/ipc_proto.h, props), the
  * Message Expiry Interval as an absolute time (expiry_ms), and a delivery
- * says the interval that is left (3.3.2.3.3).  MQTT 3.1.1 subscribers get
+ * says the interval that is left (3.3.2.3.3).  An interval of 0 is taken
+ * as none, as mosquitto takes it: a lifetime of no time at all would keep
+ * the message from every subscriber, those online when it came too, and
+ * clients send 0 meaning "does not expire".  MQTT 3.1.1 subscribers get
  * no properties. */
 #include "clock.h"
 #include "mqtt/mqtt_int.h"
@@ -15,7 +18,7 @@ msg_props_in(const struct mqtt_props *in, struct wbuf *blob, uint64_t *expiry_ms
 	int rc = 0;
 
 	*expiry_ms = 0;
-	if (mqtt_props_get_u32(in, MQTT_PROP_MESSAGE_EXPIRY, &secs))
+	if (mqtt_props_get_u32(in, MQTT_PROP_MESSAGE_EXPIRY, &secs) && secs > 0)
 		*expiry_ms = (uint64_t)wall_ms() + (uint64_t)secs * 1000;
 	for (size_t i = 0; i < in->n && rc == 0; i++)
 		if (in->v[i].id != MQTT_PROP_MESSAGE_EXPIRY)

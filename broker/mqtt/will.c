@@ -41,8 +41,9 @@ mqtt_will_new(const struct mqtt_connect *c, const char *origin)
 	wl->origin = xstrdup(origin);
 	if (c->level == MQTT_LEVEL_5 && c->will_props.n > 0) {
 		(void)mqtt_props_get_u32(&c->will_props, MQTT_PROP_WILL_DELAY, &wl->delay_s);
+		/* 0 is none, as for a publish (msgprops.c). */
 		wl->has_expiry = mqtt_props_get_u32(&c->will_props, MQTT_PROP_MESSAGE_EXPIRY,
-		    &wl->expiry_s);
+		    &wl->expiry_s) && wl->expiry_s > 0;
 		wbuf_init(&w);
 		if (msg_props_in(&c->will_props, &w, &ignored) == 0 && w.len > 0) {
 			wl->props = xmemdup(w.data, w.len);

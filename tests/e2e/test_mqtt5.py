@@ -493,6 +493,42 @@ def test_message_expiry(mqtt_broker):
     assert b.topicd_status("me/t")["expired"] == 1     # its topicd left it out
 
 
+def test_a_message_expiry_interval_of_0_is_none(mqtt_broker):
+    """A Message Expiry Interval of 0 is taken as none, as mosquitto takes
+    it (clients send 0 for "does not expire"): the message reaches the
+    subscribers online, one that comes back later, a 3.1.1 subscriber;
+    so does a will with one."""
+    b = mqtt_broker
+    exp = props(CONNECT, SessionExpiryInterval=300)
+    away, _ = v5(b, "mez-away", clean=False, cprops=exp)
+    assert away.subscribe5([("mez/t", 1)]).codes == [1]
+    away.send(disconnect5())
+    away.expect_closed()
+    on, _ = v5(b, "mez-on")
+    assert on.subscribe5([("mez/t", 1)]).codes == [1]
+    old = connected_client(b.mqtt_port, "mez-311")
+    assert old.subscribe([("mez/t", 1)]) == [1]
+    pub, _ = v5(b, "mez-pub")
+    pub.publish5("mez/t", b"zero", qos=1, pprops=props(PUBLISH, MessageExpiryInterval=0))
+    m = on.next5(PUBLISH)
+    assert m.payload == b"zero" and "MessageExpiryInterval" not in m.props, m.props
+    on.send(ack5(PUBACK, m.pid))
+    m = old.expect(PUBLISH)
+    assert m.payload == b"zero"
+    old.send(ack_packet(PUBACK, m.pid))
+    away, ack = v5(b, "mez-away", clean=False, cprops=exp)
+    assert ack.session_present
+    m = away.next5(PUBLISH)
+    assert m.payload == b"zero"
+    away.send(ack5(PUBACK, m.pid))
+    c, _ = v5(b, "mez-will", will=("mez/t", b"gone", 1, False,
+                                   props(PUBLISH, WillProps=True, MessageExpiryInterval=0)))
+    c.close()
+    m = on.next5(PUBLISH)
+    assert m.payload == b"gone"
+    on.send(ack5(PUBACK, m.pid))
+
+
 def test_no_local(mqtt_broker):
     """No Local: a client's own messages do not come back on that
     subscription; they do on another one without it, and other clients'

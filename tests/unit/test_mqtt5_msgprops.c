@@ -47,6 +47,15 @@ test_in(void **state)
 	assert_int_equal(blob.len, 0);
 	assert_int_equal(expiry, 0);
 	wbuf_free(&blob);
+
+	/* An interval of 0 is none, as in mosquitto. */
+	assert_int_equal(mqtt_props_add_u32(&in, MQTT_PROP_MESSAGE_EXPIRY, 0), 0);
+	wbuf_init(&blob);
+	assert_int_equal(msg_props_in(&in, &blob, &expiry), 0);
+	assert_int_equal(blob.len, 0);
+	assert_int_equal(expiry, 0);
+	wbuf_free(&blob);
+	mqtt_props_free(&in);
 }
 
 /* A delivery: the kept properties and the seconds left, rounded up; an
