@@ -22,18 +22,50 @@ skip_delivery(struct client *cl, const struct rec_deliver *d, const char *why)
 	return false;
 }
 
-/* A message larger than the client's Maximum Packet Size is not sent to
- * it (3.1.2-24). */
-static bool
-too_large_for(struct client *cl, const struct rec_deliver *d, const struct mqtt_publish *pub)
+/* The size of pub on the wire: with its topic (alias 0), or with a Topic
+ * Alias, and the topic too if the alias is fresh. */
+static size_t
+publish_size(const struct mqtt_publish *pub, uint16_t alias, bool fresh)
 {
 	struct mqtt_packet p = { .type = MQTT_PUBLISH, .level = MQTT_LEVEL_5, .u.publish = *pub };
-	uint32_t max = mqtt_conn(cl)->max_packet;
+	struct mqtt_props ps = { 0 };
+	size_t n;
 
 	if (pub->qos > 0)
 		p.u.publish.packet_id = 1;	/* its size, whichever id it gets */
-	/* A Topic Alias may add up to 3 bytes, and a byte to two lengths. */
-	if (max == 0 || mqtt_packet_size(&p) + (mqtt_conn(cl)->alias_out.max ? 5 : 0) <= max)
+	if (alias == 0)
+		return mqtt_packet_size(&p);
+	for (size_t i = 0; i < pub->props.n; i++)
+		(void)mqtt_props_add(&ps, &pub->props.v[i]);
+	(void)mqtt_props_add_u32(&ps, MQTT_PROP_TOPIC_ALIAS, alias);
+	p.u.publish.props = ps;
+	if (!fresh)
+		p.u.publish.topic = "";
+	n = mqtt_packet_size(&p);
+	mqtt_props_free(&ps);
+	return n;
+}
+
+/* A message larger than the client's Maximum Packet Size is not sent to
+ * it (3.1.2-24): larger in its smallest form, with its topic or with the
+ * alias the client has for it (a fresh alias is given only where it fits,
+ * mqtt5_use_alias()). */
+static bool
+too_large_for(struct client *cl, const struct rec_deliver *d, const struct mqtt_publish *pub)
+{
+	struct mqtt_conn *mc = mqtt_conn(cl);
+	uint32_t max = mc->max_packet;
+	size_t size;
+	bool fresh;
+	uint16_t alias;
+
+	if (max == 0)
+		return false;
+	size = publish_size(pub, 0, false);
+	alias = alias_peek(&mc->alias_out, pub->topic, &fresh);
+	if (size > max && alias != 0 && !fresh)
+		size = publish_size(pub, alias, false);
+	if (size <= max)
 		return false;
 	log_info("client %s: a message of %s (%zu bytes) is over its Maximum Packet Size "
 	    "(%u): not sent", cl->desc, d->topic, d->payload_len, max);
@@ -79,15 +111,20 @@ mqtt5_deliver_prepare(struct client *cl, const struct rec_deliver *d, struct mqt
 }
 
 /* The topic, or a Topic Alias for it (3.3.2.3.4): the topic goes with a
- * new alias, an empty one with an alias the client knows. */
+ * new alias, an empty one with an alias the client knows.  Without an
+ * alias when one would take the packet over the client's Maximum Packet
+ * Size: a fresh one is then not given. */
 void
 mqtt5_use_alias(struct client *cl, struct mqtt_publish *pub)
 {
+	struct mqtt_conn *mc = mqtt_conn(cl);
 	bool fresh;
-	uint16_t alias = alias_pick(&mqtt_conn(cl)->alias_out, pub->topic, &fresh);
+	uint16_t alias = alias_peek(&mc->alias_out, pub->topic, &fresh);
 
-	if (alias == 0)
+	if (alias == 0 ||
+	    (mc->max_packet > 0 && publish_size(pub, alias, fresh) > mc->max_packet))
 		return;
+	(void)alias_pick(&mc->alias_out, pub->topic, &fresh);
 	(void)mqtt_props_add_u32(&pub->props, MQTT_PROP_TOPIC_ALIAS, alias);
 	if (!fresh)
 		pub->topic = "";

@@ -62,7 +62,7 @@ alias_resolve(struct alias_table *t, const char *topic, uint32_t alias, uint8_t 
 }
 
 uint16_t
-alias_pick(struct alias_table *t, const char *topic, bool *fresh)
+alias_peek(const struct alias_table *t, const char *topic, bool *fresh)
 {
 	*fresh = false;
 	for (uint16_t i = 0; i < t->used; i++)
@@ -70,10 +70,20 @@ alias_pick(struct alias_table *t, const char *topic, bool *fresh)
 			return (uint16_t)(i + 1);
 	if (t->used == t->max)
 		return 0;
-	t->used++;
-	*alias_slot(t, t->used) = xstrdup(topic);
 	*fresh = true;
-	return t->used;
+	return (uint16_t)(t->used + 1);
+}
+
+uint16_t
+alias_pick(struct alias_table *t, const char *topic, bool *fresh)
+{
+	uint16_t alias = alias_peek(t, topic, fresh);
+
+	if (*fresh) {
+		t->used++;
+		*alias_slot(t, t->used) = xstrdup(topic);
+	}
+	return alias;
 }
 
 int64_t

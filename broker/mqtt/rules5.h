@@ -34,6 +34,8 @@ const char *alias_resolve(struct alias_table *t, const char *topic,
  * the table is full (send the topic alone).
  */
 uint16_t alias_pick(struct alias_table *t, const char *topic, bool *fresh);
+/* The alias alias_pick() would give, without giving it. */
+uint16_t alias_peek(const struct alias_table *t, const char *topic, bool *fresh);
 
 #define SESSION_EXPIRY_NEVER	UINT32_MAX	/* 0xFFFFFFFF: does not expire */
 #define EXPIRY_MS_NEVER		UINT64_MAX

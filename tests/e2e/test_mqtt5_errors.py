@@ -308,6 +308,27 @@ def test_topic_alias_out(mqtt_broker):
                     ("tao/c", None, b"tao/c"), ("", 2, b"tao/b")]
 
 
+def test_topic_alias_out_within_the_maximum_packet_size(mqtt_broker):
+    """With a Maximum Packet Size and a Topic Alias Maximum, a message goes
+    in whichever form fits: one that fits with its topic but not with a
+    fresh alias goes without one, one that fits only with the alias the
+    client has goes with it; one that fits in neither is not sent."""
+    b = mqtt_broker
+    c, _ = v5(b, "taom", cprops=props(CONNECT, MaximumPacketSize=100, TopicAliasMaximum=2))
+    assert c.subscribe5([("mx/t", 0)]).codes == [0]
+    pub = connected_client(b.mqtt_port, "taom-pub")
+    # 9 bytes and the payload with the topic, 12 with a fresh alias, 8 with a known one.
+    for payload in (b"a" * 91, b"b", b"c" * 92, b"d" * 93, b"e"):
+        pub.publish("mx/t", payload, 1)
+    seen = []
+    for _ in range(4):
+        m = c.next5(PUBLISH)
+        seen.append((m.topic, m.props.get("TopicAlias"), m.payload[:1], len(m.payload)))
+    assert seen == [("mx/t", None, b"a", 91), ("mx/t", 1, b"b", 1), ("", 1, b"c", 92),
+                    ("", 1, b"e", 1)], seen
+    c.expect_silence(QUIET)
+
+
 def sys_number(b, name):
     """A $SYS value as sent at SUBSCRIBE."""
     c = connected_client(b.mqtt_port, "sys-" + name.replace("/", "-"))

@@ -68,6 +68,16 @@ test_alias_out(void **state)
 	assert_false(fresh);
 	alias_free(&t);
 
+	alias_init(&t, 2);			/* a peek gives nothing away */
+	assert_int_equal(alias_peek(&t, "a", &fresh), 1);
+	assert_true(fresh);
+	assert_int_equal(alias_peek(&t, "b", &fresh), 1);
+	assert_true(fresh);
+	assert_int_equal(alias_pick(&t, "b", &fresh), 1);
+	assert_int_equal(alias_peek(&t, "b", &fresh), 1);
+	assert_false(fresh);
+	alias_free(&t);
+
 	alias_init(&t, 0);			/* the client takes none */
 	assert_int_equal(alias_pick(&t, "a", &fresh), 0);
 	alias_free(&t);
