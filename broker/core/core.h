@@ -449,6 +449,11 @@ void	 session_delete(struct session *s);
 void	 session_free(struct session *s);
 unsigned session_count(struct broker *b);
 void	 sessions_expire(struct broker *b);
+/* Removes the session now if it is past its lifetime, which the sweep
+ * of sessions_expire() notices only within a second (and a second after
+ * a start): true when it is gone.  A client that comes back must not
+ * resume it. */
+bool	 session_expire_due(struct session *s);
 /* When a session offline since `since` (ms) with a lifetime of `life` ms
  * is due: INT64_MAX for a lifetime too long to count to. */
 int64_t	 session_deadline(int64_t since, uint64_t life);

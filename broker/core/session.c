@@ -425,6 +425,36 @@ session_deadline(int64_t since, uint64_t life)
 	return since + (int64_t)life;
 }
 
+/* When an offline MQTT session is due to be removed (mono ms):
+ * INT64_MAX for one that is not (online, a JSON-lines username, no
+ * lifetime). */
+static int64_t
+session_due(const struct session *s)
+{
+	uint64_t life = session_lifetime(s);
+
+	if (s->mode != MODE_MQTT || !s->persistent || s->cl != NULL || life == UINT64_MAX)
+		return INT64_MAX;
+	return session_deadline(s->offline_mono, life);
+}
+
+static void
+session_expire(struct session *s)
+{
+	log_notice("session %s: offline for longer than its %s; removed", s->key,
+	    s->expiry_ms ? "session expiry interval" : "persistent_client_expiration");
+	session_delete(s);
+}
+
+bool
+session_expire_due(struct session *s)
+{
+	if (mono_ms() < session_due(s))
+		return false;
+	session_expire(s);
+	return true;
+}
+
 /* An MQTT session offline for longer than its lifetime (its Session
  * Expiry Interval, or persistent_client_expiration) is removed with its
  * cursors (JSON-lines usernames do not expire).  Called every second; it
@@ -440,20 +470,16 @@ sessions_expire(struct broker *b)
 	if (now < b->next_expiry)
 		return;
 	RB_FOREACH_SAFE(s, session_tree, &b->sessions, tmp) {
-		uint64_t life = session_lifetime(s);
-		int64_t due;
+		int64_t due = session_due(s);
 
-		if (s->mode != MODE_MQTT || !s->persistent || s->cl != NULL ||
-		    life == UINT64_MAX)
+		if (due == INT64_MAX)
 			continue;
-		if (now < (due = session_deadline(s->offline_mono, life))) {
+		if (now < due) {
 			if (due < next)
 				next = due;
 			continue;
 		}
-		log_notice("session %s: offline for longer than its %s; removed", s->key,
-		    s->expiry_ms ? "session expiry interval" : "persistent_client_expiration");
-		session_delete(s);
+		session_expire(s);
 	}
 	b->next_expiry = next;
 }

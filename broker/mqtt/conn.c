@@ -118,7 +118,8 @@ open_session(struct client *cl, const char *id, bool clean, bool *present)
 
 	*present = false;
 	xasprintf(&key, "m/%s", id);
-	s = session_find(cl->b, key);
+	if ((s = session_find(cl->b, key)) != NULL && session_expire_due(s))
+		s = NULL;	/* expired: not resumed, even before the sweep */
 	if (clean && s != NULL) {
 		session_delete(s);	/* a clean start discards the old one */
 		s = NULL;

@@ -183,6 +183,29 @@ def test_session_expires(mqtt_broker):
     assert ack.session_present is True
 
 
+def test_a_session_that_expired_while_the_broker_was_down_is_not_resumed(mqtt_factory):
+    """A session whose interval passed while the broker was stopped is
+    gone for a client that comes back at once after the start, before
+    the broker's once-a-second look at expiries: no Session Present, no
+    subscription, no message it was sent."""
+    b = mqtt_factory()
+    exp = props(CONNECT, SessionExpiryInterval=2)
+    c, _ = v5(b, "e4", clean=False, cprops=exp)
+    assert c.subscribe5([("e4/t", 1)]).codes == [1]
+    c.send(disconnect5())
+    c.expect_closed()
+    connected_client(b.mqtt_port, "e4-pub").publish("e4/t", b"old", 1)
+    gone_by = time.monotonic() + 2.5
+    b.stop()
+    # What is waited for is the session's age while the broker is down.
+    wait_for(lambda: time.monotonic() >= gone_by, 10, "the session's interval to pass")
+    b.start(keep_ports=True)
+    c, ack = v5(b, "e4", clean=False, cprops=exp)
+    assert ack.session_present is False
+    assert "session m/e4: offline for longer than its session expiry interval" in b.log_text()
+    c.expect_silence(QUIET)
+
+
 def test_a_session_online_when_the_master_dies_expires_from_the_restart(mqtt_factory):
     """A session's expiry interval counts from when it went offline: for
     one that was online when the master was killed, from the restart, not
