@@ -75,6 +75,22 @@ add_ids(struct client *cl, struct mqtt_publish *p)
 		(void)mqtt_props_add_u32(&p->props, MQTT_PROP_SUBSCRIPTION_ID, m.ids[i]);
 }
 
+/* A value larger than an MQTT 5.0 client's Maximum Packet Size is not
+ * sent to it (3.1.2-24), as any message. */
+static bool
+too_large(struct client *cl, const struct mqtt_publish *p)
+{
+	uint32_t max = mqtt_conn(cl)->max_packet;
+	struct mqtt_packet pk = { .type = MQTT_PUBLISH, .level = MQTT_LEVEL_5, .u.publish = *p };
+
+	if (!mqtt_v5(cl) || max == 0 || mqtt_packet_size(&pk) <= max)
+		return false;
+	log_debug("client %s: %s is over its Maximum Packet Size (%u): not sent", cl->desc,
+	    p->topic, max);
+	cl->b->msgs_too_large++;
+	return true;
+}
+
 /* Sends the values that match filter (all filters of the session when
  * filter is NULL) to one client. */
 static void
@@ -95,7 +111,8 @@ send_values(struct client *cl, const char *filter, const struct sys_value *v, un
 					  .len = strlen(v[i].text) };
 		if (mqtt_v5(cl))
 			add_ids(cl, &p);
-		mqtt_enc_publish(&w, mqtt_conn(cl)->level, &p);
+		if (!too_large(cl, &p))
+			mqtt_enc_publish(&w, mqtt_conn(cl)->level, &p);
 		mqtt_props_free(&p.props);
 	}
 	if (w.len > 0)

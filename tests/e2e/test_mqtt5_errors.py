@@ -292,6 +292,19 @@ def test_client_maximum_packet_size(mqtt_broker):
     c.send(ack5(PUBACK, m.pid))
 
 
+def test_client_maximum_packet_size_of_sys_values(mqtt_broker):
+    """A $SYS value larger than the client's Maximum Packet Size is not
+    sent to it either ($SYS/broker/version takes 44 bytes); the others
+    are."""
+    b = mqtt_broker
+    c, _ = v5(b, "mps-sys", cprops=props(CONNECT, MaximumPacketSize=40))
+    assert c.subscribe5([("$SYS/broker/version", 0), ("$SYS/broker/uptime", 0)]).codes == [0, 0]
+    m = c.next5(PUBLISH)
+    assert m.topic == "$SYS/broker/uptime", m
+    c.expect_silence(QUIET)
+    assert all(len(p.body) + 2 <= 40 for p in c.received), c.received
+
+
 def test_topic_alias_out(mqtt_broker):
     """A client with a Topic Alias Maximum gets the topic with an alias
     the first time, then the alias alone."""
