@@ -430,6 +430,7 @@ broker_run(struct broker *b)
 	RB_INIT(&b->clients);
 	TAILQ_INIT(&b->gated);
 	TAILQ_INIT(&b->waiters);
+	TAILQ_INIT(&b->dirty_sessions);
 	b->lock_fd = -1;
 	b->started_ms = mono_ms();
 	b->next_req = 1;

@@ -197,7 +197,19 @@ client_gate(struct client *cl, uint64_t ticket)
 	cl->gate = ticket;
 }
 
-/* The store made everything up to ticket durable durable: gates open. */
+/* The write that clients gated on DURABLE_NEXT wait for was made: its
+ * ticket is theirs now. */
+void
+clients_gate_next(struct broker *b, uint64_t ticket)
+{
+	struct client *cl;
+
+	TAILQ_FOREACH(cl, &b->gated, gate_entry)
+		if (cl->gate == DURABLE_NEXT)
+			cl->gate = ticket;
+}
+
+/* The store made everything up to ticket durable: gates open. */
 void
 clients_ungate(struct broker *b, uint64_t durable)
 {

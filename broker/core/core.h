@@ -122,6 +122,8 @@ struct session {
 	char		*listener;
 	void		*ext;		/* its protocol's state */
 	const struct session_ext *ext_ops;
+	bool		 dirty;		/* its record is to be written */
+	TAILQ_ENTRY(session) dirty_entry;	/* in b->dirty_sessions */
 };
 RB_HEAD(session_tree, session);
 RB_PROTOTYPE(session_tree, session, entry, session_cmp)
@@ -204,6 +206,7 @@ TAILQ_HEAD(client_list, client);
 typedef void durable_fn(void *);
 struct waiter;
 TAILQ_HEAD(waiter_list, waiter);
+TAILQ_HEAD(session_list, session);
 /* Starts a topic's topicd: its pid and the master's end of its channel
  * in *chan_fd, or -1 (topicd_spawn). */
 typedef pid_t topicd_spawn_fn(struct broker *b, const char *topic, int *chan_fd);
@@ -220,6 +223,8 @@ struct broker {
 	struct kv	*store;
 	struct event	*store_ev;	/* its worker finished something */
 	struct event	*durable_retry;	/* after a full disk */
+	struct event	*durable_next;	/* the write at the end of this pass (durable_later) */
+	struct session_list dirty_sessions;	/* records to write (session_save) */
 	struct waiter_list waiters;	/* for a ticket to be durable */
 	struct wbuf	 pkt_enc;	/* a delivery's packet, being encoded */
 	struct wbuf	 rec_enc;	/* a QoS 0 publish's record (held.c) */
@@ -445,6 +450,7 @@ struct session *session_find(struct broker *b, const char *key);
 struct session *session_new(struct broker *b, const char *key, uint8_t mode, bool persistent);
 /* Writes the record; the ticket that makes it durable (0: not stored). */
 uint64_t session_save(struct session *s);
+void	 sessions_put_dirty(struct broker *b);
 void	 session_delete(struct session *s);
 void	 session_free(struct session *s);
 unsigned session_count(struct broker *b);
@@ -537,6 +543,7 @@ void	 client_disarm_idle(struct client *cl);
 bool	 client_idle_armed(const struct client *cl);
 void	 client_gate(struct client *cl, uint64_t ticket);
 void	 clients_ungate(struct broker *b, uint64_t durable);
+void	 clients_gate_next(struct broker *b, uint64_t ticket);
 /* fn(client) for every client; fn frees none. */
 void	 clients_each(struct broker *b, void (*fn)(struct client *));
 void	 clients_close_all(struct broker *b);
@@ -572,7 +579,11 @@ void	 owner_closed(struct client *cl, bool release);
 
 void	 durable_init(struct broker *b);
 void	 durable_free(struct broker *b);
+/* The ticket of the write at the end of this pass of the loop (durable_later):
+ * a client gated on it waits until that write is durable. */
+#define DURABLE_NEXT	UINT64_MAX
 uint64_t durable_write(struct broker *b);
+uint64_t durable_later(struct broker *b);
 bool	 durable_reached(struct broker *b, uint64_t ticket);
 void	 durable_wait(struct broker *b, uint64_t ticket, durable_fn *fn, void *arg);
 

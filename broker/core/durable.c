@@ -6,7 +6,10 @@
  *     them are held in the client's gate (client.c) until durable;
  *   - other waiters (a new topic's publishes) are called back.
  * Commits are grouped by themselves: while one sync runs, what is written
- * meanwhile waits for the next. */
+ * meanwhile waits for the next.  A session's record is written once per
+ * pass of the loop (durable_later), however many times it changed in it:
+ * a client that sends thousands of SUBSCRIBEs in a row would otherwise
+ * write all its filters again for each. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -63,6 +66,18 @@ on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)durable_write(arg);
 }
 
+static void
+on_next(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+
+	(void)fd;
+	(void)what;
+	sessions_put_dirty(b);
+	clients_gate_next(b, durable_write(b));
+	release(b);		/* nothing was left to write: open at once */
+}
+
 /* Writes what is pending and asks for a sync; the ticket that makes it
  * durable.  On a full disk the write is retried every second. */
 uint64_t
@@ -84,6 +99,20 @@ durable_write(struct broker *b)
 	if (kv_sync_async(b->store) == -1)
 		fatalx("the session store in %s cannot be synced", b->set.data_dir);
 	return kv_written(b->store);
+}
+
+/* A write at the end of this pass of the loop, after the callbacks that
+ * are ready: DURABLE_NEXT, its ticket to come (a client gated on it gets
+ * it then, clients_gate_next).  Before the loop runs: at once. */
+uint64_t
+durable_later(struct broker *b)
+{
+	if (b->durable_next == NULL) {
+		sessions_put_dirty(b);
+		return durable_write(b);
+	}
+	event_active(b->durable_next, EV_TIMEOUT, 0);
+	return DURABLE_NEXT;
 }
 
 bool
@@ -115,7 +144,9 @@ durable_init(struct broker *b)
 	b->store_ev = event_new(b->base, kv_event_fd(b->store), EV_READ | EV_PERSIST,
 	    on_store, b);
 	b->durable_retry = evtimer_new(b->base, on_retry, b);
-	if (b->store_ev == NULL || b->durable_retry == NULL || event_add(b->store_ev, NULL) == -1)
+	b->durable_next = event_new(b->base, -1, 0, on_next, b);
+	if (b->store_ev == NULL || b->durable_retry == NULL || b->durable_next == NULL ||
+	    event_add(b->store_ev, NULL) == -1)
 		fatalx("cannot watch the session store");
 }
 
@@ -132,5 +163,7 @@ durable_free(struct broker *b)
 		event_free(b->store_ev);
 	if (b->durable_retry != NULL)
 		event_free(b->durable_retry);
-	b->store_ev = b->durable_retry = NULL;
+	if (b->durable_next != NULL)
+		event_free(b->durable_next);
+	b->store_ev = b->durable_retry = b->durable_next = NULL;
 }

@@ -129,18 +129,14 @@ session_new(struct broker *b, const char *key, uint8_t mode, bool persistent)
 	return s;
 }
 
-/* Writes the session record; returns the ticket that makes it durable
- * (0 for a session that is not stored): the SUBACK or OK that depends on
- * it waits for that (client_gate). */
-uint64_t
-session_save(struct session *s)
+/* Puts the session's record in the store (written by durable_write). */
+static void
+session_put(struct session *s)
 {
 	struct wbuf w;
 	size_t klen;
 	char *k;
 
-	if (!s->persistent)
-		return 0;
 	wbuf_init(&w);
 	put_u8(&w, SESSION_RECORD_VERSION);
 	/* 0: online.  A master that dies does not say when its sessions went
@@ -164,7 +160,44 @@ session_save(struct session *s)
 		fatalx("session %s: the session store refuses it", s->key);
 	free(k);
 	wbuf_free(&w);
-	return durable_write(s->b);
+}
+
+static void
+session_clean(struct session *s)
+{
+	if (s->dirty) {
+		TAILQ_REMOVE(&s->b->dirty_sessions, s, dirty_entry);
+		s->dirty = false;
+	}
+}
+
+/* The records of the sessions changed since the last write, put in the
+ * store for the write at the end of the pass (durable_later). */
+void
+sessions_put_dirty(struct broker *b)
+{
+	struct session *s;
+
+	while ((s = TAILQ_FIRST(&b->dirty_sessions)) != NULL) {
+		session_clean(s);
+		session_put(s);
+	}
+}
+
+/* The session's record is to be written, with what it holds then, at the
+ * end of this pass of the loop (durable_later); returns the ticket that
+ * makes it durable (0 for a session that is not stored): the SUBACK or OK
+ * that depends on it waits for that (client_gate). */
+uint64_t
+session_save(struct session *s)
+{
+	if (!s->persistent)
+		return 0;
+	if (!s->dirty) {
+		TAILQ_INSERT_TAIL(&s->b->dirty_sessions, s, dirty_entry);
+		s->dirty = true;
+	}
+	return durable_later(s->b);
 }
 
 static void
@@ -194,6 +227,7 @@ session_delete(struct session *s)
 		s->ext_ops->ended(s, true);
 	s->ext_ops = NULL;
 	if (s->persistent) {
+		session_clean(s);
 		k = record_key(s, &klen);
 		if (kv_del(b->store, k, klen) == -1)
 			fatalx("session %s: the session store refuses its deletion", s->key);
@@ -207,6 +241,7 @@ void
 session_free(struct session *s)
 {
 	RB_REMOVE(session_tree, &s->b->sessions, s);
+	session_clean(s);
 	if (s->ext_ops != NULL)
 		s->ext_ops->ended(s, false);
 	session_filters_free(s);
@@ -392,6 +427,8 @@ store_close(struct broker *b)
 	struct session *s, *sn;
 	bool used = b->store_ev != NULL;
 
+	if (used)
+		sessions_put_dirty(b);	/* kv_close writes them */
 	RB_FOREACH_SAFE(s, session_tree, &b->sessions, sn)
 		session_free(s);
 	routes_free(b);

@@ -274,8 +274,8 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	if (s->persistent)
 		mqtt5_session_expiry(cl, s);
 	session_online(s, cl, user);
-	(void)session_save(s);
 	/* The CONNACK once the session (or the end of an old one) is durable. */
+	client_gate(cl, session_save(s));
 	client_gate(cl, durable_write(b));
 	mqtt_session_reconnected(s);
 	mc->connected = true;

@@ -378,6 +378,7 @@ fx_setup(void **state)
 	RB_INIT(&b->clients);
 	TAILQ_INIT(&b->gated);
 	TAILQ_INIT(&b->waiters);
+	TAILQ_INIT(&b->dirty_sessions);
 	b->next_req = 1;
 	b->boot_id = 0x5eed;
 	b->spawn = fx_spawn;

@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "core_fixture.h"
+#include "kvstore.h"
 #include "fake_proto.h"
 #include "fake_topicd.h"
 #include "route_test.h"
@@ -56,10 +57,16 @@ expect_routed(struct core_fx *fx, const char *topic, const char *want)
 	strlist_clear(&l);
 }
 
+/* Waits for session_save's ticket: the write at the end of the loop's
+ * pass (DURABLE_NEXT), then its sync. */
 static void
 wait_durable(struct core_fx *fx, uint64_t ticket)
 {
 	assert_int_not_equal(ticket, 0);
+	if (ticket == DURABLE_NEXT) {
+		FX_UNTIL(fx, TAILQ_EMPTY(&fx->b.dirty_sessions));
+		ticket = kv_written(fx->b.store);
+	}
 	FX_UNTIL(fx, durable_reached(&fx->b, ticket));
 }
 
@@ -215,6 +222,44 @@ test_saved_and_loaded(void **state)
 	assert_int_equal(j->mode, MODE_JSON);
 	expect_routed(fx, "b/c", "m/p");
 	expect_routed(fx, "x/y", "j/u");
+}
+
+/* A session saved many times in one pass of the loop (a client's
+ * SUBSCRIBEs read in one go) is written once, with all it holds then:
+ * writing all its filters for each would be quadratic. */
+static void
+test_saves_of_one_pass_written_once(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *s = session_new(&fx->b, "m/many", MODE_MQTT, true);
+	uint64_t before = kv_written(fx->b.store), ticket = 0;
+	char f[32];
+
+	for (int i = 0; i < 1000; i++) {
+		snprintf(f, sizeof(f), "many/%d", i);
+		session_add_filter(s, f, 1);
+		ticket = session_save(s);
+		assert_int_equal(ticket, DURABLE_NEXT);
+	}
+	wait_durable(fx, ticket);
+	assert_int_equal(kv_written(fx->b.store) - before, 1);
+	session_delete(s);			/* after a save not yet written */
+	s = session_new(&fx->b, "m/gone", MODE_MQTT, true);
+	(void)session_save(s);
+	session_delete(s);
+	wait_durable(fx, DURABLE_NEXT);
+	fx_store_reopen(fx);
+	assert_null(session_find(&fx->b, "m/many"));
+	assert_null(session_find(&fx->b, "m/gone"));
+	s = session_new(&fx->b, "m/many", MODE_MQTT, true);
+	session_add_filter(s, "a", 1);
+	(void)session_save(s);
+	session_add_filter(s, "b", 2);
+	(void)session_save(s);
+	fx_store_reopen(fx);			/* closed before the pass ended */
+	s = session_find(&fx->b, "m/many");
+	assert_non_null(s);
+	assert_int_equal(s->nfilters, 2);
 }
 
 /* A deleted session: its cursor goes from every registered topic its
@@ -521,6 +566,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_routes, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_topic_created, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_registry, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_saves_of_one_pass_written_once, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_saved_and_loaded, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_delete, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_expire, fx_setup, fx_teardown),
