@@ -259,6 +259,7 @@ client_output_full(const struct client *cl)
 static void
 flush_store(struct broker *b)
 {
+	sessions_put_linked(b);
 	if (kv_pending(b->store) > 0 && kv_flush(b->store) == -1 &&
 	    errno != ENOSPC && errno != EDQUOT)
 		log_warn("the session store cannot be written");

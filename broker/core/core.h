@@ -225,6 +225,7 @@ struct broker {
 	struct event	*durable_retry;	/* after a full disk */
 	struct event	*durable_next;	/* the write at the end of this pass (durable_later) */
 	struct session_list dirty_sessions;	/* records to write (session_save) */
+	bool		 dirty_linked;	/* a change that goes with them is pending (session_linked) */
 	struct waiter_list waiters;	/* for a ticket to be durable */
 	struct wbuf	 pkt_enc;	/* a delivery's packet, being encoded */
 	struct wbuf	 rec_enc;	/* a QoS 0 publish's record (held.c) */
@@ -451,6 +452,8 @@ struct session *session_new(struct broker *b, const char *key, uint8_t mode, boo
 /* Writes the record; the ticket that makes it durable (0: not stored). */
 uint64_t session_save(struct session *s);
 void	 sessions_put_dirty(struct broker *b);
+void	 session_linked(struct session *s);
+void	 sessions_put_linked(struct broker *b);
 void	 session_delete(struct session *s);
 void	 session_free(struct session *s);
 unsigned session_count(struct broker *b);

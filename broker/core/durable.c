@@ -85,6 +85,7 @@ durable_write(struct broker *b)
 {
 	struct timeval tv = { DURABLE_RETRY_MS / 1000, 0 };
 
+	sessions_put_linked(b);
 	if (kv_flush(b->store) == -1) {
 		if (errno != ENOSPC && errno != EDQUOT)
 			fatalx("the session store in %s cannot be written", b->set.data_dir);

@@ -182,6 +182,30 @@ sessions_put_dirty(struct broker *b)
 		session_clean(s);
 		session_put(s);
 	}
+	b->dirty_linked = false;
+}
+
+/* The protocol put a change of the session in the store that is only
+ * right with its record (MQTT: the options of a filter, "u" keys): the
+ * record goes in the same write, whichever comes first, so that a kill
+ * between two writes never leaves one without the other (an UNSUBSCRIBE's
+ * options gone while its filter stays). */
+void
+session_linked(struct session *s)
+{
+	if (!s->persistent)
+		return;
+	(void)session_save(s);
+	s->b->dirty_linked = true;
+}
+
+/* Before any write of the store: the records that changes pending in it
+ * go with (session_linked). */
+void
+sessions_put_linked(struct broker *b)
+{
+	if (b->dirty_linked)
+		sessions_put_dirty(b);
 }
 
 /* The session's record is to be written, with what it holds then, at the

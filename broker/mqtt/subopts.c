@@ -97,6 +97,7 @@ subopts_set(struct session *s, const char *filter, uint8_t flags, uint32_t id)
 	if (o == NULL)
 		return;
 	opt_store(s, o, flags != 0 || id != 0);
+	session_linked(s);
 	if (flags == 0 && id == 0)
 		opt_drop(os, o);
 }

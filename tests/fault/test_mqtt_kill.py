@@ -8,17 +8,20 @@ The random choices come from FAULT_SEED (printed; set it to replay)."""
 import collections
 import os
 import random
+import re
 import signal
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from broker_harness import HarnessError, kill_pid, wait_for
-from mqtt_helpers import (CONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, Receiver,
+from mqtt_helpers import (CONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBSCRIBE, Receiver,
                           ack_packet, connect_retry, connected_client, delivery_problems,
                           publish_packet)
-from mqtt5_helpers import V5Client, ack5, disconnect5, props
+from mqtt5_helpers import V5Client, ack5, disconnect5, props, unsubscribe5
 
 FAULT_CONFIG = {
     "restart_backoff_min": 0.05,
@@ -491,3 +494,55 @@ def test_retained_message_survives_sigkill(mqtt_factory):
     r.wait_payload(b"new", "fk/cleared")
     assert [(a.topic, a.payload, a.retain) for a in r.arrivals] == \
         [("fk/retained", b"kept", True), ("fk/cleared", b"new", False)]
+
+
+def journal_nearly_full(monkeypatch, tmp_path, binary, room):
+    """Makes a broker started from now on meet a nearly full disk in its
+    session store while the returned flag file exists: a journal write of
+    more than room bytes fails with ENOSPC (tests/fault/journal_full.c,
+    preloaded; an ASan build's runtime first)."""
+    so = tmp_path / "journal_full.so"
+    src = Path(__file__).with_name("journal_full.c")
+    subprocess.run([os.environ.get("CC", "cc"), "-shared", "-fPIC", "-O1", "-Wall", "-Wextra",
+                    "-Werror", "-o", str(so), str(src), "-ldl"], check=True)
+    libs = subprocess.run(["ldd", str(binary)], check=True, capture_output=True,
+                          text=True).stdout
+    asan = re.search(r"^\s*libasan\S*\s+=>\s+(\S+)", libs, re.M)
+    flag = tmp_path / "journal-full"
+    monkeypatch.setenv("LD_PRELOAD", " ".join(([asan.group(1)] if asan else []) + [str(so)]))
+    monkeypatch.setenv("JOURNAL_FULL_FLAG", str(flag))
+    monkeypatch.setenv("JOURNAL_FULL_ROOM", str(room))
+    return flag
+
+
+def test_unsubscribe_not_stored_keeps_the_subscription_options(mqtt_factory, tmp_path,
+                                                                monkeypatch):
+    """An UNSUBSCRIBE the disk has no room for (no UNSUBACK), then SIGKILL:
+    the subscription is still there after the restart, and so are the
+    options its SUBACK confirmed (here its Subscription Identifier).  The
+    end of the options and the session's record are one write: a small
+    write of the options alone fits where the record does not."""
+    b = mqtt_factory(FAULT_CONFIG, start=False)
+    flag = journal_nearly_full(monkeypatch, tmp_path, b.binary, 1024)
+    b.start()
+    cprops = props(CONNECT, SessionExpiryInterval=3600)
+    c = V5Client(b.mqtt_port, name="fk-opts")
+    c.connect5_ok("fk-opts", clean=False, cprops=cprops)
+    # A record larger than the room left: 30 filters of 100 bytes.
+    pad = [("fk/pad/%02d/" % i + "x" * 90, 1) for i in range(30)]
+    assert c.subscribe5(pad).codes == [1] * len(pad)
+    assert c.subscribe5([("fk/opts", 1)], props(SUBSCRIBE, SubscriptionIdentifier=7)).codes == [1]
+    flag.touch()
+    c.send(unsubscribe5(c.alloc_pid(), ["fk/opts"]))
+    wait_for(lambda: "the disk is full" in b.log_text(), 10, "the store to meet the full disk")
+    kill_everything(b)
+    flag.unlink()
+    b.start(keep_ports=True)
+    c = V5Client(b.mqtt_port, name="fk-opts-2")
+    assert c.connect5_ok("fk-opts", clean=False, cprops=cprops).session_present
+    pub, _ = connect_retry(lambda: b.mqtt_port, "fk-opts-pub", clean=True)
+    pub.publish("fk/opts", b"with its id", 1)
+    m = c.next5(PUBLISH)
+    c.send(ack5(PUBACK, m.pid))
+    assert m.payload == b"with its id"
+    assert m.props.get("SubscriptionIdentifier") == [7], m.props
