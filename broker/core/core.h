@@ -449,7 +449,8 @@ int	 store_open(struct broker *b);
 void	 store_close(struct broker *b);
 struct session *session_find(struct broker *b, const char *key);
 struct session *session_new(struct broker *b, const char *key, uint8_t mode, bool persistent);
-/* Writes the record; the ticket that makes it durable (0: not stored). */
+/* The record is to be written at the end of this pass (durable_later):
+ * DURABLE_NEXT, for client_gate (0: not stored). */
 uint64_t session_save(struct session *s);
 void	 sessions_put_dirty(struct broker *b);
 void	 session_linked(struct session *s);
