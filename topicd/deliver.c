@@ -393,12 +393,16 @@ deliver_take_socket(struct sub *s, int fd, const struct rec_attach *r)
 
 /* The connection that is attached subscribes again (AF_SAME_CONN): it
  * keeps its socket (fd, a copy, is closed) and what is in flight goes on,
- * not again (MQTT 5.0 resends only on reconnect, 4.4.0-1); the new
- * settings apply.  False: another connection, whose socket is taken. */
+ * not again (MQTT 5.0 resends only on reconnect, 4.4.0-1; a JSON-lines
+ * consumer would get a duplicate that costs it an attempt); the new
+ * settings apply.  False: another connection, whose socket is taken, or
+ * a parked JSON-lines consumer, which its SUB resumes. */
 bool
 deliver_same_connection(struct sub *s, int fd, const struct rec_attach *r)
 {
-	if (!(r->flags & AF_SAME_CONN) || s->fd == -1 || r->mode != MODE_MQTT)
+	if (!(r->flags & AF_SAME_CONN) || s->fd == -1)
+		return false;
+	if (r->mode != MODE_MQTT && !(r->mode == MODE_JSON && !s->parked))
 		return false;
 	if (close(fd) == -1)
 		log_warn("topic %s: %s: close", s->td->topic, s->key);

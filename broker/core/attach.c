@@ -150,9 +150,10 @@ attach_topic(struct client *cl, struct child *c, const struct rec_attach *r)
 	}
 	a->a = *r;
 	a->a.subkey = cl->session->key;
-	/* This MQTT connection is attached there already.  (A JSON-lines
-	 * SUB again un-parks its consumer and resends what is in flight.) */
-	if (a->sent && r->mode == MODE_MQTT)
+	/* This connection is attached there already: what it has in flight
+	 * is not sent again (a repeated JSON-lines SUB is harmless), unless
+	 * the topicd parked it (a JSON-lines SUB resumes a parked consumer). */
+	if (a->sent)
 		a->a.flags |= AF_SAME_CONN;
 	attach_go(a);
 }

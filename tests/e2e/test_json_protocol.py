@@ -166,6 +166,40 @@ def test_sub_and_unsub_answer_ok(broker):
     c.expect("OK")
 
 
+def test_repeated_sub_does_not_send_again_what_is_in_flight(broker):
+    """A repeated SUB is harmless: the PUB or PUBREL in flight is not sent
+    a second time (which would also cost the consumer an attempt)."""
+    c = logged_in(broker, "ivan")
+    c.send_json({"type": "SUB", "topic": "again"})
+    c.expect("OK")
+    broker.publisher().publish("again", "once")
+    first = read_pub(c, "again")
+    c.send_json({"type": "SUB", "topic": "again"})
+    c.expect("OK")
+    c.expect_silence(QUIET)
+    c.send_json({"type": "PUBREC", "msgId": first["msgId"], "topic": "again"})
+    c.expect("OK")
+    assert c.read_raw_line() == PUBREL_LINE % (first["msgId"], b"again")
+    c.close()
+    # Back, as the original's clients come back: log, then SUB again.
+    conns = []
+
+    def relogin():
+        conns.append(broker.client())
+        return login(conns[-1], "ivan") == LOGGED_IN
+    wait_for(relogin, 10, "`log ivan` to succeed after the first connection closed",
+             interval=0.1)
+    d = conns[-1]
+    assert d.read_raw_line() == PUBREL_LINE % (first["msgId"], b"again")
+    d.send_json({"type": "SUB", "topic": "again"})
+    d.expect("OK")
+    d.expect_silence(QUIET)
+    d.send_json({"type": "PUBCOMP", "msgId": first["msgId"], "topic": "again"})
+    d.expect("OK")
+    broker.publisher().publish("again", "next")
+    assert read_pub(d, "again")["msg"] == "next"
+
+
 def test_unsub_of_topic_never_subscribed_is_ok(broker):
     c = logged_in(broker, "hank")
     c.send_json({"type": "UNSUB", "topic": "never"})
