@@ -11,11 +11,13 @@
 #include "json/json.h"
 #include "json/json_codec.h"
 
-/* A publisher's message between PUBREC and PUBCOMP: msgId -> topic. */
+/* A publisher's message between PUB and PUBCOMP: msgId -> topic. */
 struct pubmap {
 	RB_ENTRY(pubmap) entry;
 	uint64_t	 msg_id;
 	struct child	*child;		/* its topic (children live as long as the master) */
+	bool		 stored;	/* its PUBREC was given */
+	unsigned	 releases;	/* PUBRELs that came before it was stored */
 };
 RB_HEAD(pubmap_tree, pubmap);
 TAILQ_HEAD(jl_answer_list, jl_answer);

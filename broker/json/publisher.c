@@ -79,11 +79,15 @@ answer(struct client *cl, uint64_t msg_id, bool pubrec)
 	wbuf_free(&w);
 }
 
-/* PUBREC: stored (staged); PUBCOMP: released. */
+static void submit_release(struct client *, struct child *, uint64_t);
+
+/* PUBREC: stored (staged); PUBCOMP: released.  A PUBREL that came before
+ * the message was stored releases it now. */
 static void
 publish_done(struct child *c, struct held *h, const struct rec_done *d)
 {
 	struct client *cl = client_by_id(c->b, h->client_id);
+	struct pubmap *pm;
 
 	if (cl == NULL || cl->closing)
 		return;
@@ -91,8 +95,14 @@ publish_done(struct child *c, struct held *h, const struct rec_done *d)
 		json_error(cl, "message not stored: its topic failed");
 		return;
 	}
-	pending_set(json_conn(cl), h->arg, c);
+	if ((pm = pending_find(json_conn(cl), h->arg)) == NULL) {
+		pending_set(json_conn(cl), h->arg, c);
+		pm = pending_find(json_conn(cl), h->arg);
+	}
+	pm->stored = true;
 	answer(cl, h->arg, true);
+	for (unsigned n = pm->releases; n > 0 && !cl->closing; n--)
+		submit_release(cl, c, h->arg);
 }
 
 static void
@@ -139,28 +149,40 @@ publish(struct client *cl, struct jl_request *r)
 	 * ends the connection) and sends it again later. */
 	json_answer_expect(cl, p.pubid, true);
 	if ((c = topic_open(cl->b, r->topic, &why)) == NULL || c->state == CH_FAILED ||
-	    publish_submit(cl, c, &p, publish_done, p.pubid, &why) == -1)
+	    publish_submit(cl, c, &p, publish_done, p.pubid, &why) == -1) {
 		json_error(cl, why ? why : "the topic's store is damaged (topic failed)");
+		return;
+	}
+	/* Its id is taken from now on: a PUBREL sent before its PUBREC was
+	 * read names it, and waits for it to be stored. */
+	pending_set(jc, p.pubid, c);
+}
+
+static void
+submit_release(struct client *cl, struct child *c, uint64_t msg_id)
+{
+	struct rec_release r = { .req = broker_req(cl->b), .owner = owner_name(cl),
+				 .pubid = (uint32_t)msg_id };
+	const char *why;
+
+	if (release_submit(cl, c, &r, release_done, msg_id, &why) == -1)
+		json_error(cl, why);
 }
 
 static void
 release(struct client *cl, uint64_t msg_id)
 {
 	struct pubmap *pm = pending_find(json_conn(cl), msg_id);
-	struct child *c = pm != NULL ? pm->child : NULL;
-	const char *why;
 
-	if (c == NULL) {
+	if (pm == NULL) {
 		answer(cl, msg_id, false);	/* unknown or completed: PUBCOMP, as in MQTT */
 		return;
 	}
-	struct rec_release r = { .req = broker_req(cl->b), .owner = owner_name(cl),
-				 .pubid = (uint32_t)msg_id };
-
 	json_answer_expect(cl, msg_id, false);
-
-	if (release_submit(cl, c, &r, release_done, msg_id, &why) == -1)
-		json_error(cl, why);
+	if (pm->stored)
+		submit_release(cl, pm->child, msg_id);
+	else
+		pm->releases++;		/* once it is stored (publish_done) */
 }
 
 /* With a password file, the first line: a login, or (if anonymous

@@ -247,6 +247,26 @@ def test_pubrel_for_unknown_id_gets_pubcomp(broker):
     cons.expect_silence(QUIET)
 
 
+def test_pubrel_sent_before_its_pubrec_releases_the_message(broker):
+    """A client that sends PUB and its PUBREL before reading (the ids of a
+    connection are 1, 2, ...) gets PUBREC, then PUBCOMP, and the message
+    is released then, as the PUBCOMP says, not when it disconnects."""
+    cons = logged_in(broker, "kate")
+    cons.send_json({"type": "SUB", "topic": "early"})
+    cons.expect("OK")
+    p = broker.publisher()
+    p.send_raw(b'{"type":"PUB","topic":"early","msg":"m1"}\n{"type":"PUBREL","msgId":1}\n'
+               b'{"type":"PUB","topic":"early","msg":"m2"}\n{"type":"PUBREL","msgId":2}\n'
+               b'{"type":"PUBREL","msgId":2}\n')
+    for line in (b'{"type":"PUBREC","msgId":1}', b'{"type":"PUBCOMP","msgId":1}',
+                 b'{"type":"PUBREC","msgId":2}', b'{"type":"PUBCOMP","msgId":2}',
+                 b'{"type":"PUBCOMP","msgId":2}'):
+        assert p.read_raw_line() == line + b"\r\n"
+    assert [m["msg"] for m in consume(cons, "early", 2)] == ["m1", "m2"]
+    cons.expect_silence(QUIET)
+    p.close()
+
+
 def test_msgids_are_unique_per_connection(broker):
     p = broker.publisher()
     ids = [p.publish("uniq", i) for i in range(20)]
