@@ -77,6 +77,19 @@ def broker_binary():
     return p
 
 
+def preload_shim(monkeypatch, tmp_path, binary, src):
+    """Builds the C shim src (cc -shared) and preloads it into the
+    processes started from now on (LD_PRELOAD, through monkeypatch).  An
+    ASan build's runtime must come first in the preloads: it is put there."""
+    so = tmp_path / (Path(src).stem + ".so")
+    subprocess.run([os.environ.get("CC", "cc"), "-shared", "-fPIC", "-O1", "-Wall", "-Wextra",
+                    "-Werror", "-o", str(so), str(src), "-ldl"], check=True)
+    libs = subprocess.run(["ldd", str(binary)], check=True, capture_output=True,
+                          text=True).stdout
+    asan = re.search(r"^\s*libasan\S*\s+=>\s+(\S+)", libs, re.M)
+    monkeypatch.setenv("LD_PRELOAD", " ".join(([asan.group(1)] if asan else []) + [str(so)]))
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))

@@ -6,16 +6,14 @@ with paho-mqtt in MQTTv5 mode and raw level-5 packets, mixed with MQTT
 DISCONNECTs and malformed packets are in test_mqtt5_errors.py.
 """
 
-import os
 import re
-import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from broker_harness import wait_for
+from broker_harness import preload_shim, wait_for
 from mqtt_helpers import (CONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREL, SUBSCRIBE, UNSUBACK,
                           PacketTimeout, PahoClient, ack_packet, connected_client, paho)
 from mqtt5_helpers import (DISCONNECT, Paho5, V5Client, ack5, disconnect5, props, subscribe5,
@@ -226,16 +224,8 @@ def test_a_session_online_when_the_master_dies_expires_from_the_restart(mqtt_fac
 
 def clock_shifted(monkeypatch, tmp_path, binary, shift_ms):
     """Makes a broker started from now on run with its wall clock shifted
-    by shift_ms (tests/e2e/clock_shift.c, preloaded).  An ASan build's
-    runtime must come first in the preloads: it is put there."""
-    so = tmp_path / "clock_shift.so"
-    src = Path(__file__).with_name("clock_shift.c")
-    subprocess.run([os.environ.get("CC", "cc"), "-shared", "-fPIC", "-O1", "-Wall", "-Wextra",
-                    "-Werror", "-o", str(so), str(src), "-ldl"], check=True)
-    libs = subprocess.run(["ldd", str(binary)], check=True, capture_output=True,
-                          text=True).stdout
-    asan = re.search(r"^\s*libasan\S*\s+=>\s+(\S+)", libs, re.M)
-    monkeypatch.setenv("LD_PRELOAD", " ".join(([asan.group(1)] if asan else []) + [str(so)]))
+    by shift_ms (tests/e2e/clock_shift.c, preloaded)."""
+    preload_shim(monkeypatch, tmp_path, binary, Path(__file__).with_name("clock_shift.c"))
     monkeypatch.setenv("CLOCK_SHIFT_MS", str(shift_ms))
 
 

@@ -8,16 +8,14 @@ The random choices come from FAULT_SEED (printed; set it to replay)."""
 import collections
 import os
 import random
-import re
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from broker_harness import HarnessError, kill_pid, wait_for
+from broker_harness import HarnessError, kill_pid, preload_shim, wait_for
 from mqtt_helpers import (CONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBSCRIBE, Receiver,
                           ack_packet, connect_retry, connected_client, delivery_problems,
                           publish_packet)
@@ -500,16 +498,9 @@ def journal_nearly_full(monkeypatch, tmp_path, binary, room):
     """Makes a broker started from now on meet a nearly full disk in its
     session store while the returned flag file exists: a journal write of
     more than room bytes fails with ENOSPC (tests/fault/journal_full.c,
-    preloaded; an ASan build's runtime first)."""
-    so = tmp_path / "journal_full.so"
-    src = Path(__file__).with_name("journal_full.c")
-    subprocess.run([os.environ.get("CC", "cc"), "-shared", "-fPIC", "-O1", "-Wall", "-Wextra",
-                    "-Werror", "-o", str(so), str(src), "-ldl"], check=True)
-    libs = subprocess.run(["ldd", str(binary)], check=True, capture_output=True,
-                          text=True).stdout
-    asan = re.search(r"^\s*libasan\S*\s+=>\s+(\S+)", libs, re.M)
+    preloaded)."""
+    preload_shim(monkeypatch, tmp_path, binary, Path(__file__).with_name("journal_full.c"))
     flag = tmp_path / "journal-full"
-    monkeypatch.setenv("LD_PRELOAD", " ".join(([asan.group(1)] if asan else []) + [str(so)]))
     monkeypatch.setenv("JOURNAL_FULL_FLAG", str(flag))
     monkeypatch.setenv("JOURNAL_FULL_ROOM", str(room))
     return flag
