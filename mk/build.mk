@@ -118,4 +118,9 @@ $(OBJ)/%.o: %.c
 	@echo "  CC      $@"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# A unit test's object is made by a chain of pattern rules, so make would
+# delete it as intermediate; its dependency file then names it, and the
+# next make would build every test again.  Kept.
+.SECONDARY: $(UNIT_SRC:tests/unit/%.c=$(OBJ)/tests/unit/%.o)
+
 -include $(COMMON_OBJ:.o=.d) $(CODEC_OBJ:.o=.d) $(BROKER_OBJ:.o=.d) $(TOPICD_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(OBJ)/tests/unit/%.d)
