@@ -205,8 +205,9 @@ collect(struct broker *b, const char *topic, void *arg)
 	}
 }
 
-/* Every known topic that matches the session's filters (or only_filter),
- * plus the exact filters' own topics (created on first use). */
+/* Every known topic that matches the session's filters (or only_filter).
+ * One not created yet gives the session its cursor when it is
+ * (sessions_topic_created). */
 void
 session_attach_all(struct session *s, const char *only_filter, bool retained)
 {
@@ -218,15 +219,9 @@ session_attach_all(struct session *s, const char *only_filter, bool retained)
 
 	/* One filter (a SUBSCRIBE's) costs one pass, not one per filter the
 	 * session has: a SUBSCRIBE of thousands stalled every client. */
-	for (size_t i = 0; i < (only_filter != NULL ? 1 : s->nfilters); i++) {
-		const char *f = filter_route(only_filter != NULL ? only_filter :
-		    s->filters[i].filter);
-
-		if (strpbrk(f, "+#") == NULL && f[0] != '$' && !registry_known(b, f) &&
-		    session_may_read(s, f) && topic_open(b, f, &why) == NULL)
-			log_warnx("session %s: cannot subscribe to %s: %s", s->key, f, why);
-		registry_match(b, f, collect, &set);
-	}
+	for (size_t i = 0; i < (only_filter != NULL ? 1 : s->nfilters); i++)
+		registry_match(b, filter_route(only_filter != NULL ? only_filter :
+		    s->filters[i].filter), collect, &set);
 	RB_FOREACH_SAFE(n, name_set, &set, next) {
 		if ((c = topic_open(b, n->topic, &why)) != NULL)
 			session_sync_topic(s, c, retained);

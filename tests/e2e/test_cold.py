@@ -134,6 +134,33 @@ def test_a_persistent_session_gets_its_backlog_from_cold_topics(mqtt_factory):
     assert sorted(r.payloads()) == [b"m%d" % i for i in range(4)]
 
 
+def test_a_subscription_to_topics_not_published_yet_creates_none(mqtt_factory):
+    """A gateway's persistent session subscribes to a few hundred exact
+    topics nobody has published to: no topic, store or topicd for them.
+    One published later, even after the master was killed, still gives
+    the session its message."""
+    b = mqtt_factory(IDLE)
+    filters = [("np/%d" % i, 1) for i in range(300)]
+    r = receiver(b, "np-sub", filters, start=False)
+    r.client.close()                                    # offline, session kept
+    master, _ = b.status()
+    assert (master["topics"], master["running"]) == (0, 0), master
+    assert "topic np/" not in b.log_text()
+    left = b.kill9()
+    b.wait_topicds_gone(left)
+    b.start(keep_ports=True)
+    pub = publisher(b)
+    pub.publish("np/7", b"while away", qos=1)
+    assert r.reconnect().session_present
+    r.wait_payload(b"while away", timeout=20)
+    pub.publish("np/8", b"online", qos=1)
+    r.wait_payload(b"online")
+    assert r.payloads("np/7") == [b"while away"]
+    assert r.payloads("np/8") == [b"online"]
+    master, _ = b.status()
+    assert master["topics"] == 2, master
+
+
 def test_a_subscriber_with_nothing_to_get_leaves_cold_topics_cold(mqtt_factory):
     b = mqtt_factory(IDLE)
     r = receiver(b, "nb-sub", [("nb/+", 1), ("nb-sync", 1)])
