@@ -162,7 +162,7 @@ broker_resolve_paths(struct settings *s)
 	for (size_t i = 0; i < s->listeners.n; i++) {
 		struct listener_conf *l = s->listeners.v[i];
 		char **files[] = { &l->certfile, &l->keyfile, &l->cafile, &l->capath,
-				   &l->password_file, &l->acl_file };
+				   &l->crlfile, &l->password_file, &l->acl_file };
 
 		for (size_t j = 0; j < sizeof(files) / sizeof(files[0]); j++)
 			resolve(files[j]);

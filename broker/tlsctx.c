@@ -85,8 +85,40 @@ load_identity(SSL_CTX *ctx, const struct listener_conf *l, char *err, size_t len
 	return fail(err, len, "keyfile", l->keyfile);
 }
 
-/* Client certificates: checked against cafile and capath when
- * required, and the CAs of cafile named to clients as acceptable. */
+/* Revoked client certificates: the CRLs of crlfile, against which the
+ * client's own certificate is checked (as in mosquitto).  A CRL past its
+ * next update fails every certificate of its CA ("CRL has expired"):
+ * the operator puts a fresh one in its place and sends SIGHUP. */
+static int
+load_crls(SSL_CTX *ctx, const struct listener_conf *l, char *err, size_t len)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	X509_LOOKUP *lookup;
+	unsigned long e;
+
+	if (l->crlfile == NULL)
+		return 0;
+	if ((lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file())) == NULL)
+		return fail(err, len, "crlfile", l->crlfile);
+	if (X509_load_crl_file(lookup, l->crlfile, X509_FILETYPE_PEM) < 1) {
+		/* A PEM file of certificates has no CRL's start line. */
+		e = ERR_peek_error();
+		if (e == 0 || (ERR_GET_LIB(e) == ERR_LIB_PEM &&
+		    ERR_GET_REASON(e) == PEM_R_NO_START_LINE)) {
+			ERR_clear_error();
+			snprintf(err, len, "crlfile %s: no certificate revocation list in it",
+			    l->crlfile);
+			return -1;
+		}
+		return fail(err, len, "crlfile", l->crlfile);
+	}
+	if (X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK) != 1)
+		return fail(err, len, "crlfile", l->crlfile);
+	return 0;
+}
+
+/* Client certificates: checked against cafile and capath (and crlfile)
+ * when required, and the CAs of cafile named to clients as acceptable. */
 static int
 load_client_cas(SSL_CTX *ctx, const struct listener_conf *l, char *err, size_t len)
 {
@@ -104,6 +136,8 @@ load_client_cas(SSL_CTX *ctx, const struct listener_conf *l, char *err, size_t l
 			return fail(err, len, "cafile", l->cafile);
 		SSL_CTX_set_client_CA_list(ctx, names);
 	}
+	if (load_crls(ctx, l, err, len) == -1)
+		return -1;
 	SSL_CTX_set_verify(ctx, l->require_certificate ?
 	    SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE, NULL);
 	return 0;

@@ -38,6 +38,8 @@ const struct conf_key listener_table[] = {
 	  "PEM file of the CA certificates that client certificates are checked against", NULL },
 	{ "capath", CONF_STRING, L(capath), NULL, 0, 0, RELOAD,
 	  "directory of CA certificates (named by their hash: openssl rehash DIR)", NULL },
+	{ "crlfile", CONF_STRING, L(crlfile), NULL, 0, 0, RELOAD,
+	  "PEM file of certificate revocation lists: a client certificate revoked there is refused", NULL },
 	{ "require_certificate", CONF_BOOL, L(require_certificate), "false", 0, 0, RELOAD,
 	  "true: a client must present a certificate signed by a CA of cafile or capath", NULL },
 	{ "use_identity_as_username", CONF_BOOL, L(use_identity_as_username), "false", 0, 0, RELOAD,
@@ -158,6 +160,7 @@ tls_key_on_plain(const struct listener_conf *l)
 {
 	const struct { const char *key; bool set; } keys[] = {
 		{ "cafile", l->cafile != NULL }, { "capath", l->capath != NULL },
+		{ "crlfile", l->crlfile != NULL },
 		{ "require_certificate", l->require_certificate },
 		{ "use_identity_as_username", l->use_identity_as_username },
 		{ "tls_version", l->tls_version != NULL }, { "ciphers", l->ciphers != NULL },
@@ -188,6 +191,9 @@ check_block(const struct listener_conf *l, struct conf_errors *errs)
 	    l->capath == NULL)
 		n += conf_error(errs, "%s: listener %s: require_certificate needs cafile or"
 		    " capath (the CAs of client certificates)", w, v);
+	if (l->certfile != NULL && l->crlfile != NULL && !l->require_certificate)
+		n += conf_error(errs, "%s: listener %s: crlfile needs require_certificate true"
+		    " (no certificate is asked for without it)", w, v);
 	if (l->use_identity_as_username && !l->require_certificate)
 		n += conf_error(errs, "%s: listener %s: use_identity_as_username needs"
 		    " require_certificate true", w, v);

@@ -79,6 +79,7 @@ struct listener_conf {
 	char             *keyfile;
 	char             *cafile;		/* CAs of client certificates */
 	char             *capath;
+	char             *crlfile;		/* PEM CRLs of client certificates */
 	bool              require_certificate;
 	bool              use_identity_as_username;	/* the certificate's CN is the user */
 	char             *tls_version;		/* the oldest accepted; NULL: tlsv1.2 */

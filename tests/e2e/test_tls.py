@@ -82,6 +82,20 @@ def make_expired_cert(d, name, cn, ca):
             "-startdate", "20200101000000Z", "-enddate", "20200102000000Z")
 
 
+def make_crl(d, name, ca, revoked):
+    """name.crl: ca's revocation list of the certificates named."""
+    db = d / (name + ".db")
+    (d / (name + ".cnf")).write_text(
+        "[ca]\ndefault_ca = test\n[test]\ndatabase = %s\ndefault_md = sha256\n"
+        "default_crl_days = 30\n" % db.name)
+    db.write_text("")
+    for cert in revoked:
+        openssl(d, "ca", "-config", name + ".cnf", "-cert", ca + ".crt", "-keyfile",
+                ca + ".key", "-revoke", cert + ".crt")
+    openssl(d, "ca", "-config", name + ".cnf", "-cert", ca + ".crt", "-keyfile", ca + ".key",
+            "-gencrl", "-out", name + ".crl")
+
+
 class Pki:
     def __init__(self, d):
         self.dir = d
@@ -107,6 +121,9 @@ def pki(tmp_path_factory):
     make_cert(d, "server2", "/CN=localhost", "ca", NEW_SERIAL, server=True)
     make_cert(d, "alice", "/CN=alice", "ca", "2001")
     make_cert(d, "noname", "/O=No name", "ca", "2002")
+    make_cert(d, "mallory", "/CN=mallory", "ca", "2003")
+    make_crl(d, "revoked1", "ca", ["mallory"])
+    make_crl(d, "revoked2", "ca", ["mallory", "alice"])
     make_cert(d, "eve", "/CN=eve", "other-ca", "3001")
     make_expired_cert(d, "old", "old", "ca")
     return Pki(d)
@@ -248,6 +265,42 @@ def test_client_certificates_required(mqtt_factory, pki):
     log_since(b, start, r"(?s)(peer did not return a certificate.*){2}")
     assert sys_value(b, "$SYS/broker/tls/handshake_failures") == "4"
     assert "cert/no" not in b.log_text()
+
+
+def cert_args(pki, cert):
+    return ["--cafile", pki.path("ca.crt"), "--cert", pki.path(cert + ".crt"),
+            "--key", pki.path(cert + ".key")]
+
+
+def refused(port, args):
+    res = subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(port), "-t", "crl/no",
+                          "-m", "x", "-q", "1"] + args, stdin=subprocess.DEVNULL,
+                         capture_output=True, timeout=10)
+    return res.returncode != 0
+
+
+def test_revoked_client_certificates_are_refused(mqtt_factory, pki, tmp_path):
+    """crlfile: a certificate its CRL revokes fails the handshake, logged
+    with OpenSSL's reason; SIGHUP reads a new CRL for new connections."""
+    crl = tmp_path / "live.crl"
+    crl.write_bytes((pki.dir / "revoked1.crl").read_bytes())
+    b, (port,) = start_with_listeners(mqtt_factory, [("mqtt", tls_lines(pki, extra=[
+        "cafile " + pki.path("ca.crt"), "require_certificate true", "crlfile %s" % crl]))])
+    mosquitto_pub(port, "crl/ok", "alice", qos=1, args=cert_args(pki, "alice"))
+    start = len(b.log_text())
+    assert refused(port, cert_args(pki, "mallory")), "a revoked certificate got in"
+    log_since(b, start, r"notice: client 127\.0\.0\.1:\d+: TLS handshake failed on port "
+              r"%d: certificate verify failed \(certificate revoked\)$" % port)
+
+    crl.write_bytes((pki.dir / "revoked2.crl").read_bytes())
+    start = len(b.log_text())
+    b.reload()
+    log_since(b, start, r"notice: reload: listener %d: TLS files re-read" % port)
+    assert refused(port, cert_args(pki, "alice")), "alice got in after her revocation"
+    log_since(b, start, r"TLS handshake failed on port %d: certificate verify failed "
+              r"\(certificate revoked\)$" % port)
+    mosquitto_pub(port, "crl/ok", "noname", qos=1, args=cert_args(pki, "noname"))
+    assert "crl/no" not in b.log_text()
 
 
 def test_certificate_common_name_is_the_user_name(mqtt_factory, pki):
@@ -491,6 +544,9 @@ def test_bad_certificate_stops_the_start(broker_factory, pki, tmp_path):
          r"certfile \S+missing\.crt: No such file or directory"),
         (tls_lines(pki, extra=["ciphers NO-SUCH-CIPHER"]),
          r"ciphers NO-SUCH-CIPHER: no cipher match"),
+        (tls_lines(pki, extra=["cafile " + pki.path("ca.crt"), "require_certificate true",
+                               "crlfile " + pki.path("alice.crt")]),
+         r"crlfile \S+alice\.crt: no certificate revocation list in it"),
     ]
     for i, (lines, reason) in enumerate(cases):
         port = free_ports(1)[0]

@@ -95,7 +95,7 @@ test_table(void **state)
 		conf_free(listener_table, &one);
 	}
 	assert_string_equal(listener_table[0].name, "listener");
-	assert_int_equal(n, 14);
+	assert_int_equal(n, 15);
 	assert_int_equal(e.n, 0);
 }
 
@@ -251,6 +251,11 @@ test_bad_blocks(void **state)
 		{ "listener 8883\ncertfile c\nkeyfile k\nrequire_certificate yes\n",
 		  "l.conf:1: listener 8883: require_certificate needs cafile or capath"
 		  " (the CAs of client certificates)" },
+		{ "listener 8883\ncrlfile r.crl\n", "l.conf:1: listener 8883: crlfile needs"
+		  " certfile and keyfile (a TLS listener)" },
+		{ "listener 8883\ncertfile c\nkeyfile k\ncafile ca\ncrlfile r.crl\n",
+		  "l.conf:1: listener 8883: crlfile needs require_certificate true (no"
+		  " certificate is asked for without it)" },
 		{ "listener 8883\ncertfile c\nkeyfile k\nuse_identity_as_username on\n",
 		  "l.conf:1: listener 8883: use_identity_as_username needs require_certificate"
 		  " true" },
