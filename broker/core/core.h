@@ -178,8 +178,9 @@ struct client {
 	bool		 handshaking;	/* TLS: the protocol has not started yet */
 	bool		 started;	/* the protocol's start was called */
 	/* The common name of its certificate when its listener has
-	 * use_identity_as_username: it is the user name (the password is not
-	 * checked).  NULL otherwise. */
+	 * use_identity_as_username, its subject with use_subject_as_username:
+	 * it is the user name (the password is not checked).  NULL
+	 * otherwise. */
 	char		*tls_identity;
 	struct event	*idle;
 	bool		 closing;	/* flushing output, then freed */

@@ -44,6 +44,8 @@ const struct conf_key listener_table[] = {
 	  "true: a client must present a certificate signed by a CA of cafile or capath", NULL },
 	{ "use_identity_as_username", CONF_BOOL, L(use_identity_as_username), "false", 0, 0, RELOAD,
 	  "true: the common name (CN) of the client certificate is the MQTT user name", NULL },
+	{ "use_subject_as_username", CONF_BOOL, L(use_subject_as_username), "false", 0, 0, RELOAD,
+	  "true: the subject of the client certificate, as RFC 2253 writes it, is the MQTT user name", NULL },
 	{ "tls_version", CONF_STRING, L(tls_version), NULL, 0, 0, RELOAD,
 	  "the oldest TLS version accepted: tlsv1.2 (default) or tlsv1.3", check_tls_version },
 	{ "ciphers", CONF_STRING, L(ciphers), NULL, 0, 0, RELOAD,
@@ -163,6 +165,7 @@ tls_key_on_plain(const struct listener_conf *l)
 		{ "crlfile", l->crlfile != NULL },
 		{ "require_certificate", l->require_certificate },
 		{ "use_identity_as_username", l->use_identity_as_username },
+		{ "use_subject_as_username", l->use_subject_as_username },
 		{ "tls_version", l->tls_version != NULL }, { "ciphers", l->ciphers != NULL },
 		{ "ciphersuites", l->ciphersuites != NULL },
 	};
@@ -171,6 +174,28 @@ tls_key_on_plain(const struct listener_conf *l)
 		if (keys[i].set)
 			return keys[i].key;
 	return NULL;
+}
+
+/* The certificate as the MQTT user name: verified, named one way. */
+static int
+check_cert_user(const struct listener_conf *l, struct conf_errors *errs)
+{
+	const char *key = l->use_identity_as_username ? "use_identity_as_username" :
+	    "use_subject_as_username", *w = l->where, *v = l->listener;
+	int n = 0;
+
+	if (!l->use_identity_as_username && !l->use_subject_as_username)
+		return 0;
+	if (!l->require_certificate)
+		n += conf_error(errs, "%s: listener %s: %s needs require_certificate true", w, v,
+		    key);
+	if (l->use_subject_as_username && l->use_identity_as_username)
+		n += conf_error(errs, "%s: listener %s: use_identity_as_username and"
+		    " use_subject_as_username both name the user: give one", w, v);
+	if (l->protocol != NULL && strcmp(l->protocol, "mqtt") != 0)
+		n += conf_error(errs, "%s: listener %s: %s names an MQTT user, and protocol %s"
+		    " has none", w, v, key, l->protocol);
+	return n;
 }
 
 /* One block alone: its TLS keys go together. */
@@ -194,10 +219,7 @@ check_block(const struct listener_conf *l, struct conf_errors *errs)
 	if (l->certfile != NULL && l->crlfile != NULL && !l->require_certificate)
 		n += conf_error(errs, "%s: listener %s: crlfile needs require_certificate true"
 		    " (no certificate is asked for without it)", w, v);
-	if (l->use_identity_as_username && !l->require_certificate)
-		n += conf_error(errs, "%s: listener %s: use_identity_as_username needs"
-		    " require_certificate true", w, v);
-	return n;
+	return n + check_cert_user(l, errs);
 }
 
 /* Its port and address; the address is bind_address when the block has

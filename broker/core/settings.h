@@ -82,6 +82,7 @@ struct listener_conf {
 	char             *crlfile;		/* PEM CRLs of client certificates */
 	bool              require_certificate;
 	bool              use_identity_as_username;	/* the certificate's CN is the user */
+	bool              use_subject_as_username;	/* its subject (RFC 2253) is */
 	char             *tls_version;		/* the oldest accepted; NULL: tlsv1.2 */
 	char             *ciphers;		/* TLS 1.2; NULL: OpenSSL's defaults */
 	char             *ciphersuites;		/* TLS 1.3; NULL: OpenSSL's defaults */

@@ -19,6 +19,8 @@
 
 /* A common name longer than this is not an identity (RFC 5280 allows 64). */
 #define IDENTITY_MAX 256
+/* Nor is a subject longer than this one. */
+#define SUBJECT_MAX 1024
 
 struct bufferevent *
 tls_bufferevent(struct client *cl, int fd)
@@ -72,15 +74,43 @@ out:
 	return cn;
 }
 
+/* The subject of the peer's certificate as RFC 2253 writes it (and
+ * mosquitto's use_subject_as_username: "CN=alice,O=Example"), malloc'd;
+ * control and non-ASCII characters are escaped.  NULL with *why if it
+ * cannot be had. */
+static char *
+peer_subject(SSL *ssl, const char **why)
+{
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data, *subject = NULL;
+	long len;
+
+	*why = "the subject of the client certificate cannot be read (use_subject_as_username)";
+	if (cert != NULL && bio != NULL && X509_NAME_print_ex(bio, X509_get_subject_name(cert),
+	    0, XN_FLAG_RFC2253) > 0 && (len = BIO_get_mem_data(bio, &data)) > 0) {
+		if (len <= SUBJECT_MAX)
+			(void)xasprintf(&subject, "%.*s", (int)len, data);	/* not terminated */
+		else
+			*why = "the subject of the client certificate is too long for a user name";
+	}
+	BIO_free(bio);
+	ERR_clear_error();
+	return subject;
+}
+
 int
 tls_handshake_done(struct client *cl, const char **why)
 {
 	const struct listener_conf *lc = cl->listener->conf;
 
-	if (lc == NULL || !lc->use_identity_as_username)
+	/* require_certificate goes with these: the certificate was verified. */
+	if (lc != NULL && lc->use_identity_as_username)
+		cl->tls_identity = peer_common_name(cl->ssl, why);
+	else if (lc != NULL && lc->use_subject_as_username)
+		cl->tls_identity = peer_subject(cl->ssl, why);
+	else
 		return 0;
-	/* require_certificate goes with it: the certificate was verified. */
-	cl->tls_identity = peer_common_name(cl->ssl, why);
 	return cl->tls_identity != NULL ? 0 : -1;
 }
 

@@ -216,7 +216,8 @@ login(struct client *cl, const struct mqtt_connect *c, const char **user)
 	uint64_t delay;
 	struct wbuf w;
 
-	/* use_identity_as_username: the certificate's name, checked by the
+	/* use_identity_as_username (or use_subject_as_username): the
+	 * certificate's name, checked by the
 	 * TLS handshake, is the user; the packet's name and password are not
 	 * looked at. */
 	if (cl->tls_identity != NULL) {

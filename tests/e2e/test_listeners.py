@@ -160,7 +160,7 @@ SHARED = {"password_file", "acl_file", "allow_anonymous"}
 
 def test_every_listener_key_is_documented():
     rows = BLOCK_KEY_RE.findall((REPO_ROOT / "broker" / "core" / "listener_conf.c").read_text())
-    assert len(rows) == 15, rows
+    assert len(rows) == 16, rows
     page = (REPO_ROOT / "man" / "broker.conf.5").read_text()
     example = (REPO_ROOT / "etc" / "broker.conf").read_text()
     assert re.search(r"^\.It Cm listener Ar port Op Ar address$", page, re.M)

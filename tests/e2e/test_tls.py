@@ -122,6 +122,7 @@ def pki(tmp_path_factory):
     make_cert(d, "alice", "/CN=alice", "ca", "2001")
     make_cert(d, "noname", "/O=No name", "ca", "2002")
     make_cert(d, "mallory", "/CN=mallory", "ca", "2003")
+    make_cert(d, "bob", "/O=Acme Ltd/OU=North, South/CN=bob", "ca", "2004")
     make_crl(d, "revoked1", "ca", ["mallory"])
     make_crl(d, "revoked2", "ca", ["mallory", "alice"])
     make_cert(d, "eve", "/CN=eve", "other-ca", "3001")
@@ -320,6 +321,30 @@ def test_certificate_common_name_is_the_user_name(mqtt_factory, pki):
     tls_fails(pki, port, cert="noname")
     log_since(b, start, r"TLS handshake failed on port %d: the client certificate has no "
                         r"common name \(use_identity_as_username\)$" % port)
+
+
+def test_certificate_subject_is_the_user_name(mqtt_factory, pki, tmp_path):
+    """use_subject_as_username: the subject as RFC 2253 (and mosquitto)
+    writes it, most specific first, commas escaped, is the user name the
+    ACL sees."""
+    acl = tmp_path / "acl"
+    acl.write_text("user CN=alice\ntopic read subj/#\n"
+                   "user CN=bob,OU=North\\, South,O=Acme Ltd\ntopic write subj/bob/#\n")
+    b, (port,) = start_with_listeners(mqtt_factory, [("mqtt", tls_lines(pki, extra=[
+        "cafile " + pki.path("ca.crt"), "require_certificate true",
+        "use_subject_as_username true"]))],
+        config={"acl_file": str(acl), "log_type": "information"})
+    sub = RawClient(port, tls=pki.client_context("alice"), name="subj-sub")
+    sub.connect_ok("subj-sub")
+    assert sub.subscribe([("subj/#", 1)]) == [1]
+    assert "user CN=alice: MQTT" in b.log_text()
+    mosquitto_pub(port, "subj/bob/1", "from bob", qos=1, args=cert_args(pki, "bob"))
+    p = sub.expect(PUBLISH)
+    assert (p.topic, p.payload) == ("subj/bob/1", b"from bob")
+    # The ACL gives the user nothing else: a write elsewhere is not passed on.
+    mosquitto_pub(port, "subj/other", "refused", qos=1, args=cert_args(pki, "bob"))
+    log_since(b, 0, r"PUBLISH to subj/other .*ACL")
+    sub.expect_silence(QUIET)
 
 
 def test_tls_version_and_ciphers(broker_factory, pki):

@@ -95,7 +95,7 @@ test_table(void **state)
 		conf_free(listener_table, &one);
 	}
 	assert_string_equal(listener_table[0].name, "listener");
-	assert_int_equal(n, 15);
+	assert_int_equal(n, 16);
 	assert_int_equal(e.n, 0);
 }
 
@@ -259,6 +259,17 @@ test_bad_blocks(void **state)
 		{ "listener 8883\ncertfile c\nkeyfile k\nuse_identity_as_username on\n",
 		  "l.conf:1: listener 8883: use_identity_as_username needs require_certificate"
 		  " true" },
+		{ "listener 8883\ncertfile c\nkeyfile k\nuse_subject_as_username on\n",
+		  "l.conf:1: listener 8883: use_subject_as_username needs require_certificate"
+		  " true" },
+		{ "listener 8883\ncertfile c\nkeyfile k\ncafile ca\nrequire_certificate true\n"
+		  "use_subject_as_username on\nuse_identity_as_username on\n",
+		  "l.conf:1: listener 8883: use_identity_as_username and use_subject_as_username"
+		  " both name the user: give one" },
+		{ "listener 8883\nprotocol json_consumer\ncertfile c\nkeyfile k\ncafile ca\n"
+		  "require_certificate true\nuse_identity_as_username on\n",
+		  "l.conf:1: listener 8883: use_identity_as_username names an MQTT user, and"
+		  " protocol json_consumer has none" },
 		{ "listener 4040\nprotocol json_consumer\njson_consumer_port 4040\n",
 		  "l.conf:1: listener 4040: port 4040 on 127.0.0.1 is also json_consumer_port" },
 		{ "listener 8883\nallow_anonymous maybe\n", "l.conf:2: bad value 'maybe' for"
