@@ -109,6 +109,56 @@ magic_prefix(const uint8_t *p, size_t n)
 	return memcmp(p, m2, n) == 0 || memcmp(p, m1, n) == 0;
 }
 
+/* A header at off whose length passes the end of the file: a torn write
+ * (its batch's prefix follows, the last thing written), unless a whole
+ * batch of the same segment lies after it, which no torn write leaves:
+ * then the length is damaged, and what follows was durable. */
+static enum batch_state
+torn_or_bad(int fd, uint32_t seg, uint64_t off, uint64_t size)
+{
+	static const uint8_t m2[4] = { 0x4b, 0x56, 0x4a, 0x32 };
+	uint8_t buf[65536], hdr[KV_HDR_LEN], *body;
+	uint64_t at = off + 4;
+
+	while (at + KV_HDR_LEN <= size) {
+		size_t n = size - at < sizeof(buf) ? (size_t)(size - at) : sizeof(buf);
+		const uint8_t *p;
+		ssize_t r = kvj_pread(fd, buf, n, at);
+
+		if (r != (ssize_t)n)
+			return B_ERROR;
+		for (p = buf; (p = memmem(p, n - (size_t)(p - buf), m2, sizeof(m2))) != NULL;
+		    p++) {
+			uint64_t h = at + (uint64_t)(p - buf);
+			uint32_t len, hseg, crc;
+			struct rbuf rb;
+			bool ok;
+
+			if (h + KV_HDR_LEN > size || kvj_pread(fd, hdr, sizeof(hdr), h) !=
+			    (ssize_t)sizeof(hdr))
+				continue;
+			rbuf_init(&rb, hdr + 4, KV_HDR_LEN - 4);
+			get_u32(&rb, &len);
+			get_u32(&rb, &hseg);
+			get_u32(&rb, &crc);
+			len &= ~KV_LEN_REUSED;
+			if (hseg != seg || len == 0 || len > KV_BATCH_MAX ||
+			    len > size - h - KV_HDR_LEN)
+				continue;
+			body = xmalloc(len);
+			ok = kvj_pread(fd, body, len, h + KV_HDR_LEN) == (ssize_t)len &&
+			    kvj_batch_crc(seg, body, len) == crc;
+			free(body);
+			if (ok)
+				return B_BAD;
+		}
+		if (at + n >= size)
+			break;
+		at += n - 3;		/* a magic across the two reads */
+	}
+	return B_TORN;
+}
+
 /* Reads the batch at off of segment seg (0: a format 1 journal, which has
  * no segments) into b. */
 static enum batch_state
@@ -138,26 +188,34 @@ batch_read(int fd, uint32_t seg, uint64_t off, uint64_t size, struct batch *b)
 	if (b->hdr == KV_HDR_LEN)
 		get_u32(&r, &hseg);
 	get_u32(&r, &crc);
-	if (hseg != seg && b->hdr == KV_HDR_LEN)
-		return B_OTHER;
 	if (b->hdr == KV_HDR_LEN && (b->len & KV_LEN_REUSED)) {
-		b->reused = true;
+		if (hseg == seg)
+			b->reused = true;
 		b->len &= ~KV_LEN_REUSED;
 	}
-	if (b->len == 0 || b->len > KV_BATCH_MAX)
+	/* A header cut short after its magic: the rest is zeros. */
+	if (b->len == 0)
+		return zero_tail(fd, off + 4, size);
+	if (b->len > KV_BATCH_MAX)
 		return B_BAD;
 	if (b->len > left - b->hdr)
-		return B_TORN;
+		return b->hdr == KV_HDR_LEN && hseg == seg ? torn_or_bad(fd, seg, off, size) :
+		    B_TORN;
 	if (b->len > b->cap) {
 		b->buf = xrealloc(b->buf, b->len);
 		b->cap = b->len;
 	}
 	if (kvj_pread(fd, b->buf, b->len, off + b->hdr) != (ssize_t)b->len)
 		return B_ERROR;
-	if ((b->hdr == KV_HDR_LEN ? kvj_batch_crc(seg, b->buf, b->len) :
+	if (b->hdr == KV_HDR1_LEN)
+		hseg = seg;
+	if ((b->hdr == KV_HDR_LEN ? kvj_batch_crc(hseg, b->buf, b->len) :
 	    libdeflate_crc32(0, b->buf, b->len)) == crc)
-		return B_OK;
-	/* The last batch, its data not all written: torn; so is one followed
+		return hseg == seg ? B_OK : B_OTHER;
+	/* A batch of another segment is one that checks with its number (an
+	 * earlier use of the file): a header whose number does not is
+	 * damaged or torn like any other, not the end of the segment.
+	 * The last batch, its data not all written: torn; so is one followed
 	 * by zeros only (a crash that extended the file beyond it, its data
 	 * and that of the batches after it not all written).  Before other
 	 * bytes, a batch that does not check is damage (but see
@@ -220,6 +278,18 @@ replay_segment(struct kv *kv, struct kv_seg *s, bool last, char **err)
 		goto io;
 	s->reused = b.reused;
 	s->reusable = !v1;
+	if (off == size && !last && v2 && !end) {
+		/* Every segment of this format is ended, synced, before the
+		 * next is made: one that stops short of its end record lost
+		 * its tail, even at a batch's end. */
+		char *path = kvs_path(kv, s->num);
+
+		xasprintf(err, "%s: no end record at offset %" PRIu64 ", where the file "
+		    "ends, before the next segment; the store is left as it is", path, off);
+		free(path);
+		errno = EUCLEAN;
+		return -1;
+	}
 	if (off == size || (!last && end))
 		return 0;
 	/* A file that was a segment before may follow the last batch with
@@ -279,8 +349,15 @@ kvj_replay_all(struct kv *kv, char **err)
 				(void)close(next);
 			return -1;
 		}
-		if (next == -1)
+		/* What a process that died wrote without syncing is read back
+		 * like the rest: make it durable before anyone relies on it
+		 * (an answer about a record found here goes out once a sync
+		 * says so, and a sync covers only what this process wrote). */
+		if (next == -1) {
+			if (s->size > 0 && kvj_sync_fd(s->fd, 1) == -1)
+				goto io;
 			return 0;
+		}
 		/* Read again when a value in it is wanted. */
 		(void)close(s->fd);
 		s->fd = -1;
