@@ -143,6 +143,15 @@ send_deliver(struct sub *s, const struct rec_deliver *d)
 	return send_failed(s);
 }
 
+/* Is m expired for s?  Not a resend (DF_DUP) to an MQTT subscriber:
+ * one sent before goes again all the same (MQTT 4.4), and the master
+ * alone knows whether it was. */
+static bool
+expired_for(const struct sub *s, const struct msg *m, uint8_t flags)
+{
+	return msg_expired(m) && !((flags & DF_DUP) && s->mode == MODE_MQTT);
+}
+
 /* Sends DELIVER for message seq; *qos is the QoS it went out with (0 for
  * a message that is missing or expired: skipped, as if delivered at QoS
  * 0). */
@@ -160,7 +169,7 @@ deliver_send_msg(struct sub *s, uint64_t seq, uint8_t flags, uint8_t *qos)
 		    td->topic, (unsigned long long)seq, s->key);
 		return SEND_OK;
 	}
-	if (msg_expired(&m)) {
+	if (expired_for(s, &m, flags)) {
 		log_debug("topic %s: message %llu expired; skipped for %s", td->topic,
 		    (unsigned long long)seq, s->key);
 		msg_release(&m);

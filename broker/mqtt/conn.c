@@ -145,6 +145,10 @@ open_session(struct client *cl, const char *id, bool clean, bool *present)
 static bool
 connect_refused(struct client *cl, const struct mqtt_connect *c)
 {
+	/* A refusal too keeps within the client's Maximum Packet Size. */
+	if (c->level == MQTT_LEVEL_5)
+		(void)mqtt_props_get_u32(&c->props, MQTT_PROP_MAXIMUM_PACKET_SIZE,
+		    &mqtt_conn(cl)->max_packet);
 	if (c->client_id[0] == '\0' && (c->level == MQTT_LEVEL_31 ||
 	    (c->level == MQTT_LEVEL_311 && !c->clean_session))) {
 		mqtt_refuse(cl, c->level, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_CONNACK_ID_REJECTED,
@@ -234,13 +238,13 @@ login(struct client *cl, const struct mqtt_connect *c, const char **user)
 		cl->b->anonymous_refused++;
 		log_notice("client %s: anonymous client refused%s: allow_anonymous is off",
 		    cl->desc, c->username != NULL ? " (no password_file checks its user name)" : "");
-		mqtt_enc_refusal(&w, c->level, MQTT_RC_NOT_AUTHORIZED, MQTT_CONNACK_NOT_AUTHORIZED,
+		mqtt_enc_refusal(cl, &w, c->level, MQTT_RC_NOT_AUTHORIZED, MQTT_CONNACK_NOT_AUTHORIZED,
 		    "not authorized");
 		client_refuse(cl, 0, w.data, w.len, "not authorized");
 	} else {
 		delay = client_login_failed(cl, c->username, c->password != NULL ?
 		    "wrong password or unknown user" : "no password");
-		mqtt_enc_refusal(&w, c->level, MQTT_RC_BAD_USERNAME_PASSWORD,
+		mqtt_enc_refusal(cl, &w, c->level, MQTT_RC_BAD_USERNAME_PASSWORD,
 		    MQTT_CONNACK_BAD_LOGIN, "bad user name or password");
 		client_refuse(cl, delay, w.data, w.len, "bad user name or password");
 	}
@@ -292,6 +296,8 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 		mqtt5_send_connack(cl, present, c);
 	else	/* MQTT 3.1 has no session present flag: its byte is reserved, 0. */
 		send_connack(cl, present && c->level != MQTT_LEVEL_31, MQTT_CONNACK_ACCEPTED);
+	if (cl->closing)
+		return;
 	touch(cl);
 	session_attach_all(s, NULL, false);
 }
@@ -432,6 +438,35 @@ frame_limit(const struct client *cl)
 	    set->max_packet_size : limit;
 }
 
+/* A CONNECT's first bytes that say its level: the fixed header, the
+ * protocol name ("MQIsdp" at most) and the level. */
+#define MQTT_CONNECT_HEAD	(5 + 2 + 6 + 1)
+
+/* A packet over the limit: DISCONNECT 0x95 once connected.  A first
+ * packet that is a level-5 CONNECT gets CONNACK 0x95 (3.2.2.2) once the
+ * bytes that say its level are in (the wait for them is the wait for a
+ * CONNECT, bounded by idle_timeout); any other first packet only closes
+ * the connection. */
+static void
+too_large(struct client *cl, struct evbuffer *in, size_t have)
+{
+	static const char why[] =
+	    "packet larger than message_size_limit or max_packet_size allows";
+	size_t n = have < MQTT_CONNECT_HEAD ? have : MQTT_CONNECT_HEAD;
+	uint8_t level = 0;
+	int rc;
+
+	if (mqtt_conn(cl)->connected) {
+		mqtt_close(cl, MQTT_RC_PACKET_TOO_LARGE, why);
+		return;
+	}
+	rc = mqtt_connect_level(evbuffer_pullup(in, (ssize_t)n), n, &level);
+	if (rc == 1 && level == MQTT_LEVEL_5)
+		mqtt_refuse(cl, MQTT_LEVEL_5, MQTT_RC_PACKET_TOO_LARGE, 0xff, why);
+	else if (rc != 0)
+		client_close(cl, why);
+}
+
 /* A packet missing more than libevent reads in a pass (4 KiB) has the
  * rest read at once, up to this much per call. */
 #define MQTT_READ_MORE_OVER	(16 * 1024)
@@ -454,8 +489,7 @@ mqtt_read(struct client *cl)
 			break;
 		rc = mqtt_frame(head, have < 5 ? have : 5, limit, &total);
 		if (rc == MQTT_E_TOO_LARGE) {
-			mqtt_close(cl, MQTT_RC_PACKET_TOO_LARGE,
-			    "packet larger than message_size_limit or max_packet_size allows");
+			too_large(cl, in, have);
 			break;
 		}
 		if (rc < 0) {

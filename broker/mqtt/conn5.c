@@ -34,22 +34,43 @@ add_reason(const struct client *cl, struct mqtt_props *ps, const char *why)
 		add_reason_string(ps, why);
 }
 
-/* Encodes p, leaving out its Reason String if the packet would be larger
- * than the client's Maximum Packet Size (3.1.2-25), and sends it. */
-static void
-send_packet(struct client *cl, struct mqtt_packet *p, struct mqtt_props *ps)
+/* Is p larger than the client's Maximum Packet Size (3.1.2-24)? */
+static bool
+over_max(const struct client *cl, const struct mqtt_packet *p)
 {
 	uint32_t max = mqtt_conn(cl)->max_packet;
-	struct wbuf w;
 
-	if (max > 0 && mqtt_packet_size(p) > max)
+	return max > 0 && mqtt_packet_size(p) > max;
+}
+
+/* Encodes p, leaving out its Reason String and User Properties if the
+ * packet would be larger than the client's Maximum Packet Size (3.2.2-19,
+ * 3.2.2-20 and their like in every packet), and sends it; false (not
+ * sent) if it is larger all the same. */
+static bool
+send_packet(struct client *cl, struct mqtt_packet *p, struct mqtt_props *ps)
+{
+	struct wbuf w;
+	bool sent = false;
+
+	if (over_max(cl, p)) {
 		mqtt_props_del(ps, MQTT_PROP_REASON_STRING);
+		mqtt_props_del(ps, MQTT_PROP_USER);
+	}
+	if (over_max(cl, p)) {
+		log_info("client %s: a %s of %zu bytes is over its Maximum Packet Size (%u): "
+		    "not sent", cl->desc, mqtt_type_name(p->type), mqtt_packet_size(p),
+		    mqtt_conn(cl)->max_packet);
+		return false;
+	}
 	wbuf_init(&w);
-	if (mqtt_encode(&w, p) == 0)
+	if (mqtt_encode(&w, p) == 0) {
 		mqtt_send(cl, &w);
-	else
+		sent = true;
+	} else
 		log_warnx("client %s: cannot encode a %s", cl->desc, mqtt_type_name(p->type));
 	wbuf_free(&w);
+	return sent;
 }
 
 void
@@ -65,7 +86,7 @@ mqtt_send_reason_ack(struct client *cl, uint8_t type, uint16_t pid, uint8_t rc, 
 	p.u.ack.reason = rc;
 	if (rc != MQTT_RC_SUCCESS)
 		add_reason(cl, &p.u.ack.props, why);
-	send_packet(cl, &p, &p.u.ack.props);
+	(void)send_packet(cl, &p, &p.u.ack.props);
 	mqtt_props_free(&p.u.ack.props);
 }
 
@@ -80,7 +101,7 @@ mqtt_close(struct client *cl, uint8_t rc, const char *why)
 	if (mc->connected && mc->level == MQTT_LEVEL_5) {
 		p.u.disconnect.reason = rc;
 		add_reason(cl, &p.u.disconnect.props, why);
-		send_packet(cl, &p, &p.u.disconnect.props);
+		(void)send_packet(cl, &p, &p.u.disconnect.props);
 		mqtt_props_free(&p.u.disconnect.props);
 		cl->b->mqtt5_disconnects++;
 	}
@@ -88,16 +109,23 @@ mqtt_close(struct client *cl, uint8_t rc, const char *why)
 }
 
 void
-mqtt_enc_refusal(struct wbuf *w, uint8_t level, uint8_t rc5, uint8_t rc3, const char *why)
+mqtt_enc_refusal(const struct client *cl, struct wbuf *w, uint8_t level, uint8_t rc5,
+    uint8_t rc3, const char *why)
 {
-	struct mqtt_connack c = { .return_code = level == MQTT_LEVEL_5 ? rc5 : rc3 };
+	struct mqtt_packet p = { .type = MQTT_CONNACK,
+	    .level = level == MQTT_LEVEL_5 ? level : MQTT_LEVEL_311 };
+	struct mqtt_connack *c = &p.u.connack;
 
-	/* A CONNACK may always carry a Reason String (3.1.2-29). */
+	c->return_code = level == MQTT_LEVEL_5 ? rc5 : rc3;
+	/* A CONNACK may always carry a Reason String (3.1.2-29), where it
+	 * fits (3.2.2-19). */
 	if (level == MQTT_LEVEL_5 && why != NULL)
-		add_reason_string(&c.props, why);
-	if (mqtt_enc_connack(w, level == MQTT_LEVEL_5 ? level : MQTT_LEVEL_311, &c) == -1)
-		log_warnx("cannot encode a CONNACK %#x", c.return_code);
-	mqtt_props_free(&c.props);
+		add_reason_string(&c->props, why);
+	if (over_max(cl, &p))
+		mqtt_props_del(&c->props, MQTT_PROP_REASON_STRING);
+	if (mqtt_encode(w, &p) == -1)
+		log_warnx("cannot encode a CONNACK %#x", c->return_code);
+	mqtt_props_free(&c->props);
 }
 
 void
@@ -107,7 +135,7 @@ mqtt_refuse(struct client *cl, uint8_t level, uint8_t rc5, uint8_t rc3, const ch
 
 	if (level == MQTT_LEVEL_5 || rc3 != 0xff) {
 		wbuf_init(&w);
-		mqtt_enc_refusal(&w, level, rc5, rc3, why);
+		mqtt_enc_refusal(cl, &w, level, rc5, rc3, why);
 		mqtt_send(cl, &w);
 		wbuf_free(&w);
 	}
@@ -144,7 +172,6 @@ mqtt5_connect_props(struct client *cl, const struct mqtt_connect *c)
 		mc->problem_info = v != 0;
 	if (mqtt_props_get_u32(ps, MQTT_PROP_RECEIVE_MAXIMUM, &v))
 		mc->recv_max = (uint16_t)v;
-	(void)mqtt_props_get_u32(ps, MQTT_PROP_MAXIMUM_PACKET_SIZE, &mc->max_packet);
 	v = 0;
 	(void)mqtt_props_get_u32(ps, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, &v);
 	/* Aliases to the client: a few, looked up one by one. */
@@ -184,9 +211,29 @@ server_props(struct client *cl, struct mqtt_props *ps)
 	(void)mqtt_props_add_u32(ps, MQTT_PROP_SHARED_SUB_AVAILABLE, 1);
 }
 
+/* What an accepted CONNACK leaves out, in this order, where it would be
+ * larger than the client's Maximum Packet Size: what says the default
+ * (available), then what the client does without (Response Information;
+ * a Topic Alias Maximum, without which it sends no aliases).  What is
+ * left says limits the client must know. */
+static const uint8_t connack_optional[] = {
+	MQTT_PROP_RETAIN_AVAILABLE, MQTT_PROP_WILDCARD_SUB_AVAILABLE,
+	MQTT_PROP_SUB_ID_AVAILABLE, MQTT_PROP_SHARED_SUB_AVAILABLE,
+	MQTT_PROP_RESPONSE_INFO, MQTT_PROP_TOPIC_ALIAS_MAXIMUM,
+};
+
+static void
+fit_connack(const struct client *cl, struct mqtt_packet *p)
+{
+	for (size_t i = 0; i < sizeof(connack_optional) / sizeof(connack_optional[0]) &&
+	    over_max(cl, p); i++)
+		mqtt_props_del(&p->u.connack.props, connack_optional[i]);
+}
+
 /* The CONNACK of an accepted level-5 CONNECT, with what this connection
  * got: its client id if assigned, its keep-alive and session expiry if
- * the server changed them, Response Information if asked for. */
+ * the server changed them, Response Information if asked for.  One that
+ * the client's Maximum Packet Size cannot take closes the connection. */
 void
 mqtt5_send_connack(struct client *cl, bool present, const struct mqtt_connect *c)
 {
@@ -210,7 +257,9 @@ mqtt5_send_connack(struct client *cl, bool present, const struct mqtt_connect *c
 	    cl->b->set.response_information != NULL)
 		(void)mqtt_props_add_string(ps, MQTT_PROP_RESPONSE_INFO,
 		    cl->b->set.response_information);
-	send_packet(cl, &p, ps);
+	fit_connack(cl, &p);
+	if (!send_packet(cl, &p, ps))
+		client_close(cl, "CONNACK larger than the client's Maximum Packet Size");
 	mqtt_props_free(ps);
 }
 

@@ -61,6 +61,32 @@ mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet, size_t *total)
 	return len >= *total ? 1 : 0;
 }
 
+int
+mqtt_connect_level(const uint8_t *buf, size_t len, uint8_t *level)
+{
+	const char *why;
+	size_t rem, n, name;
+	int rc;
+
+	if (len < 1)
+		return 0;
+	if (buf[0] != MQTT_CONNECT << 4)
+		return -1;
+	if ((rc = get_remaining(buf + 1, len - 1, &rem, &n, &why)) != 1)
+		return rc == 0 ? 0 : -1;
+	if (len < 1 + n + 2)
+		return 0;
+	name = (size_t)buf[1 + n] << 8 | buf[2 + n];
+	if (name != 4 && name != 6)
+		return -1;
+	if (len < 3 + n + name + 1)
+		return 0;
+	if (memcmp(buf + 3 + n, name == 4 ? "MQTT" : "MQIsdp", name) != 0)
+		return -1;
+	*level = buf[3 + n + name];
+	return 1;
+}
+
 static int
 bad(struct mqtt_packet *pk, const char *why)
 {

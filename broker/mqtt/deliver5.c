@@ -73,6 +73,24 @@ too_large_for(struct client *cl, const struct rec_deliver *d, const struct mqtt_
 	return true;
 }
 
+/* The client's own message where a No Local subscription does not match
+ * it: the QoS of the others that do (3.3.4), if lower than the one the
+ * topicd sent it at.  At QoS 0 it is over for the topicd at once. */
+static void
+lower_qos(struct client *cl, const struct rec_deliver *d, struct mqtt_publish *pub,
+    uint8_t qos)
+{
+	if (pub->qos <= qos)
+		return;
+	log_debug("client %s: %s seq %llu goes at QoS %u: its No Local subscription does "
+	    "not match", cl->desc, d->topic, (unsigned long long)d->seq, qos);
+	pub->qos = qos;
+	if (qos > 0)
+		return;
+	pub->dup = false;
+	ack_to_topic(cl->b, cl->session->key, d->topic, d->share, d->seq, ACK_PUBACK);
+}
+
 static bool
 from_itself(const struct client *cl, const struct rec_deliver *d)
 {
@@ -80,11 +98,12 @@ from_itself(const struct client *cl, const struct rec_deliver *d)
 }
 
 /* What MQTT 5.0 adds to a delivery: its properties, with the expiry
- * interval left and the matching subscriptions' identifiers, and Retain
- * As Published.  false when it is not for this client: No Local, expired,
- * over its Maximum Packet Size. */
+ * interval left and the matching subscriptions' identifiers, Retain As
+ * Published, and the QoS of the subscriptions that match.  false when it
+ * is not for this client: No Local, over its Maximum Packet Size. */
 bool
-mqtt5_deliver_prepare(struct client *cl, const struct rec_deliver *d, struct mqtt_publish *pub)
+mqtt5_deliver_prepare(struct client *cl, const struct rec_deliver *d, struct mqtt_publish *pub,
+    bool again)
 {
 	struct sub_match m;
 	const char *why;
@@ -94,8 +113,6 @@ mqtt5_deliver_prepare(struct client *cl, const struct rec_deliver *d, struct mqt
 		return skip_delivery(cl, d, "No Local");
 	if (msg_props_out(d, &pub->props, &why) == -1) {
 		mqtt_props_free(&pub->props);
-		if (strcmp(why, "expired") == 0)
-			return skip_delivery(cl, d, "its Message Expiry Interval passed");
 		log_warnx("client %s: a message of %s has unreadable properties (%s): sent "
 		    "without them", cl->desc, d->topic, why);
 	}
@@ -107,6 +124,8 @@ mqtt5_deliver_prepare(struct client *cl, const struct rec_deliver *d, struct mqt
 		mqtt_props_free(&pub->props);
 		return skip_delivery(cl, d, "over the Maximum Packet Size");
 	}
+	if (m.no_local && !again)
+		lower_qos(cl, d, pub, m.qos);
 	return true;
 }
 

@@ -281,6 +281,15 @@ int mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet,
     size_t *total);
 
 /*
+ * The protocol level a CONNECT at the front of buf[0 .. len) says, from
+ * its first bytes (header, protocol name, level), before the rest is in
+ * or looked at: 1 and *level; 0 if more bytes are needed; -1 if buf does
+ * not start with a CONNECT of a known protocol name.  For a CONNECT that
+ * is not taken whole (too large), to answer it at its level.
+ */
+int mqtt_connect_level(const uint8_t *buf, size_t len, uint8_t *level);
+
+/*
  * Decodes the packet that is exactly pkt[0 .. len) on a connection of
  * this level (see above; a CONNECT is read at its own level): a buffer
  * with fewer bytes than its header announces, or more, is malformed.

@@ -68,6 +68,8 @@ struct subopts {
 #define MQTT_STR(x)	MQTT_STR_(x)
 struct sub_match {
 	bool		 skip;		/* No Local on every matching subscription */
+	bool		 no_local;	/* No Local on some: those do not match (3.3.4) */
+	uint8_t		 qos;		/* with no_local: the highest the others grant */
 	bool		 rap;		/* one has Retain As Published */
 	uint32_t	 ids[SUB_MATCH_IDS];
 	size_t		 nids;
@@ -123,11 +125,15 @@ void	 mqtt_close(struct client *cl, uint8_t rc, const char *why);
 /* Refuses a CONNECT: CONNACK with rc5 at level 5, rc3 below (none if
  * rc3 is 0xff), then closes. */
 void	 mqtt_refuse(struct client *cl, uint8_t level, uint8_t rc5, uint8_t rc3, const char *why);
-/* The CONNACK of such a refusal (rc3 not 0xff below level 5). */
-void	 mqtt_enc_refusal(struct wbuf *w, uint8_t level, uint8_t rc5, uint8_t rc3, const char *why);
+/* The CONNACK of such a refusal (rc3 not 0xff below level 5), within the
+ * client's Maximum Packet Size if it said one. */
+void	 mqtt_enc_refusal(const struct client *cl, struct wbuf *w, uint8_t level, uint8_t rc5,
+	    uint8_t rc3, const char *why);
 /* Reads a level-5 CONNECT's properties into the connection; false when
  * it is refused (answered and closing). */
 bool	 mqtt5_connect_props(struct client *cl, const struct mqtt_connect *c);
+/* The CONNACK of an accepted CONNECT; the connection closes if the
+ * client's Maximum Packet Size cannot take it. */
 void	 mqtt5_send_connack(struct client *cl, bool present, const struct mqtt_connect *c);
 /* A client's DISCONNECT at level 5: false when it breaks a rule (closing). */
 bool	 mqtt5_disconnect_in(struct client *cl, const struct mqtt_disconnect *d);
@@ -156,10 +162,11 @@ void	 mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u);
  * back as *expiry_ms (wall ms; 0: none).  -1 if they cannot be packed. */
 int	 msg_props_in(const struct mqtt_props *in, struct wbuf *blob, uint64_t *expiry_ms);
 /* A delivery's properties for an MQTT 5.0 subscriber, with the Message
- * Expiry Interval left; -1 with *why when they are unreadable or the
- * message has expired ("expired").  out points into d: free it with
- * mqtt_props_free(). */
+ * Expiry Interval left (0 if it has passed); -1 with *why when they are
+ * unreadable.  out points into d: free it with mqtt_props_free(). */
 int	 msg_props_out(const struct rec_deliver *d, struct mqtt_props *out, const char **why);
+/* Has its Message Expiry Interval passed? */
+bool	 delivery_expired(const struct rec_deliver *d);
 /* will.c */
 struct mqtt_will *mqtt_will_new(const struct mqtt_connect *c, const char *origin);
 void	 mqtt_will_free(struct mqtt_will *wl);
@@ -175,9 +182,11 @@ void	 mqtt_out_forget(struct session *s, const char *topic, const char *share,
 	    uint64_t seq);
 /* deliver5.c */
 /* false when the client is not to get the message (then it counts as
- * delivered); else pub has its properties (mqtt_props_free() them). */
+ * delivered); else pub has its properties (mqtt_props_free() them), and
+ * its QoS, unless it goes again as it went (again), what the matching
+ * subscriptions grant. */
 bool	 mqtt5_deliver_prepare(struct client *cl, const struct rec_deliver *d,
-	    struct mqtt_publish *pub);
+	    struct mqtt_publish *pub, bool again);
 void	 mqtt5_use_alias(struct client *cl, struct mqtt_publish *pub);
 /* outbound.c: the session's delayed will (NULL: none), its options */
 struct delayed_will **mqtt_session_will(struct session *s);

@@ -2,7 +2,9 @@
  * topic's log, and from there to each MQTT 5.0 subscriber: the
  * application properties travel packed (common/ipc_proto.h, props), the
  * Message Expiry Interval as an absolute time (expiry_ms), and a delivery
- * says the interval that is left (3.3.2.3.3).  An interval of 0 is taken
+ * says the interval that is left (3.3.2.3.3): a message is not sent once
+ * it has expired, but one whose delivery started before goes again
+ * (4.4), with 0 left.  An interval of 0 is taken
  * as none, as mosquitto takes it: a lifetime of no time at all would keep
  * the message from every subscriber, those online when it came too, and
  * clients send 0 meaning "does not expire".  MQTT 3.1.1 subscribers get
@@ -40,10 +42,14 @@ msg_props_out(const struct rec_deliver *d, struct mqtt_props *out, const char **
 	if (d->expiry_ms == 0)
 		return 0;
 	left = (int64_t)d->expiry_ms - wall_ms();
-	if (left <= 0) {
-		*why = "expired";
-		return -1;
-	}
-	/* Seconds left, rounded up: never 0, which would say "expired". */
-	return mqtt_props_add_u32(out, MQTT_PROP_MESSAGE_EXPIRY, (uint32_t)((left + 999) / 1000));
+	/* Seconds left, rounded up: 0 only once none is left, for a message
+	 * that goes again after it expired, its delivery having started. */
+	return mqtt_props_add_u32(out, MQTT_PROP_MESSAGE_EXPIRY,
+	    left > 0 ? (uint32_t)((left + 999) / 1000) : 0);
+}
+
+bool
+delivery_expired(const struct rec_deliver *d)
+{
+	return d->expiry_ms != 0 && (int64_t)d->expiry_ms <= wall_ms();
 }

@@ -514,6 +514,22 @@ send_publish(struct client *cl, const struct rec_deliver *d, struct mqtt_publish
 	mqtt_props_free(&pub->props);
 }
 
+/* A message whose Message Expiry Interval passed before the client was
+ * sent it is not sent (3.3.2-5): it counts as delivered.  One sent
+ * before goes again all the same (4.4), which is why the topicd passes
+ * on its resends: only the master knows which ones went out. */
+static bool
+expired_unsent(struct client *cl, const struct rec_deliver *d)
+{
+	if (!delivery_expired(d))
+		return false;
+	log_debug("client %s: %s seq %llu not sent: its Message Expiry Interval passed",
+	    cl->desc, d->topic, (unsigned long long)d->seq);
+	if (d->qos > 0)
+		ack_to_topic(cl->b, cl->session->key, d->topic, d->share, d->seq, ACK_PUBACK);
+	return true;
+}
+
 static void
 deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *m)
 {
@@ -572,7 +588,9 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 		}
 		return;
 	}
-	if (mqtt_v5(cl) && !mqtt5_deliver_prepare(cl, d, &pub))
+	if (o == NULL && expired_unsent(cl, d))
+		return;
+	if (mqtt_v5(cl) && !mqtt5_deliver_prepare(cl, d, &pub, o != NULL))
 		return;				/* o may be forgotten */
 	if (o != NULL)
 		out_fresh(ms_of(s), o);

@@ -155,13 +155,15 @@ match_filter(struct session *s, const struct filter *f, void *argp)
 	struct match_arg *arg = argp;
 	const struct subopt *o = opt_of(s, f->filter);
 
-	if (o == NULL) {
-		arg->deliver = true;
-		return;
-	}
-	if (arg->own && (o->flags & SO_NO_LOCAL))
+	if (o != NULL && arg->own && (o->flags & SO_NO_LOCAL)) {
+		arg->m->no_local = true;
 		return;		/* not a matching subscription for this one (3.3.4) */
+	}
 	arg->deliver = true;
+	if (f->qos > arg->m->qos)
+		arg->m->qos = f->qos;
+	if (o == NULL)
+		return;
 	arg->m->rap |= (o->flags & SO_RAP) != 0;
 	if (o->id != 0 && arg->m->nids < SUB_MATCH_IDS)
 		arg->m->ids[arg->m->nids++] = o->id;

@@ -52,18 +52,31 @@ wants_retained(const struct mqtt_sub_item *it, bool existed)
 	return it->retain_handling == 0 || (it->retain_handling == 1 && !existed);
 }
 
-static void
+/* A SUBACK or UNSUBACK (which carry no properties) that is larger than
+ * the client's Maximum Packet Size with its reason codes alone is not
+ * sent (3.1.2-24): the connection closes with DISCONNECT 0x95.  false
+ * when it closes. */
+static bool
 send_suback(struct client *cl, uint8_t type, uint16_t pid, size_t n, const uint8_t *codes)
 {
+	uint32_t max = mqtt_conn(cl)->max_packet;
 	struct wbuf w;
+	bool fits = true;
 
 	wbuf_init(&w);
 	if (mqtt_enc_suback(&w, mqtt_conn(cl)->level, type, &(struct mqtt_suback){
-	    .packet_id = pid, .n = n, .codes = codes }) == 0)
-		mqtt_send(cl, &w);
-	else
+	    .packet_id = pid, .n = n, .codes = codes }) == -1)
 		log_warnx("client %s: cannot encode a %s", cl->desc, mqtt_type_name(type));
+	else if (max > 0 && w.len > max)
+		fits = false;
+	else
+		mqtt_send(cl, &w);
 	wbuf_free(&w);
+	if (!fits)
+		mqtt_close(cl, MQTT_RC_PACKET_TOO_LARGE, type == MQTT_SUBACK ?
+		    "SUBACK over the client's Maximum Packet Size" :
+		    "UNSUBACK over the client's Maximum Packet Size");
+	return fits;
 }
 
 void
@@ -73,6 +86,7 @@ mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 	uint8_t *codes = xcalloc(sub->n, 1);
 	bool *retained = xcalloc(sub->n, sizeof(bool));
 	uint32_t id = 0;
+	bool sent;
 
 	(void)mqtt_props_get_u32(&sub->props, MQTT_PROP_SUBSCRIPTION_ID, &id);
 	for (size_t i = 0; i < sub->n; i++) {
@@ -96,9 +110,9 @@ mqtt_subscribe_in(struct client *cl, const struct mqtt_subscribe *sub)
 		    (it->retain_as_published ? SO_RAP : 0), id);
 	}
 	client_gate(cl, session_save(s));	/* SUBACK once the filters are durable */
-	send_suback(cl, MQTT_SUBACK, sub->packet_id, sub->n, codes);
+	sent = send_suback(cl, MQTT_SUBACK, sub->packet_id, sub->n, codes);
 	/* After the SUBACK: retained messages follow it (MQTT 3.3.1-6). */
-	for (size_t i = 0; i < sub->n; i++) {
+	for (size_t i = 0; sent && i < sub->n; i++) {
 		const char *f = sub->items[i].filter;
 
 		if (codes[i] >= 0x80)
@@ -179,7 +193,7 @@ mqtt_unsubscribe_in(struct client *cl, const struct mqtt_unsubscribe *u)
 		client_gate(cl, session_save(s));
 	unsubscribed_sync(cl, u);
 	if (mqtt_v5(cl))
-		send_suback(cl, MQTT_UNSUBACK, u->packet_id, u->n, codes);
+		(void)send_suback(cl, MQTT_UNSUBACK, u->packet_id, u->n, codes);
 	else
 		mqtt_send_ack(cl, MQTT_UNSUBACK, u->packet_id);
 	free(codes);

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from broker_harness import preload_shim, wait_for
-from mqtt_helpers import (CONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREL, SUBSCRIBE, UNSUBACK,
+from mqtt_helpers import (CONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBSCRIBE, UNSUBACK,
                           PacketTimeout, PahoClient, ack_packet, connected_client, paho)
 from mqtt5_helpers import (DISCONNECT, Paho5, V5Client, ack5, disconnect5, props, subscribe5,
                            unsubscribe5)
@@ -506,6 +506,42 @@ def test_message_expiry(mqtt_broker):
     assert b.topicd_status("me/t")["expired"] == 1     # its topicd left it out
 
 
+def test_a_delivery_started_before_its_expiry_is_resent(mqtt_broker):
+    """A QoS 1 and a QoS 2 delivery sent once and unacknowledged when the
+    connection ends are sent again when the session resumes (4.4.0-1),
+    with their packet ids, though their Message Expiry Interval passed in
+    between: their onward delivery had started (3.3.2-5), and they carry
+    an interval of 0 left.  A message the client had not been sent yet
+    (its Receive Maximum was reached) expires as usual."""
+    b = mqtt_broker
+    exp = props(CONNECT, SessionExpiryInterval=300, ReceiveMaximum=2)
+    c, _ = v5(b, "mexp-re", clean=False, cprops=exp)
+    assert c.subscribe5([("mr/1", 1), ("mr/2", 2)]).codes == [1, 2]
+    pub, _ = v5(b, "mr-pub")
+    short = props(PUBLISH, MessageExpiryInterval=1)
+    pub.publish5("mr/1", b"one", qos=1, pprops=short)
+    pub.publish5("mr/2", b"two", qos=2, pprops=short)
+    first = {m.topic: m for m in (c.next5(PUBLISH), c.next5(PUBLISH))}
+    assert sorted(first) == ["mr/1", "mr/2"]
+    pub.publish5("mr/1", b"three", qos=1, pprops=short)       # past the Receive Maximum
+    c.expect_silence(QUIET)
+    c.close()
+    # What is waited for is the messages' age: 1 s, and a margin.
+    time.sleep(2.2)
+    c, ack = v5(b, "mexp-re", clean=False, cprops=exp)
+    assert ack.session_present
+    again = {m.topic: m for m in (c.next5(PUBLISH), c.next5(PUBLISH))}
+    for topic, payload, qos in (("mr/1", b"one", 1), ("mr/2", b"two", 2)):
+        m = again[topic]
+        assert (m.payload, m.qos, m.dup, m.pid) == (payload, qos, True, first[topic].pid), m
+        assert m.props.get("MessageExpiryInterval") == 0, m.props
+    c.send(ack5(PUBACK, again["mr/1"].pid))
+    c.send(ack5(PUBREC, again["mr/2"].pid))
+    assert c.next5(PUBREL).pid == again["mr/2"].pid
+    c.send(ack5(PUBCOMP, again["mr/2"].pid))
+    c.expect_silence(QUIET)
+
+
 def test_a_message_expiry_interval_of_0_is_none(mqtt_broker):
     """A Message Expiry Interval of 0 is taken as none, as mosquitto takes
     it (clients send 0 for "does not expire"): the message reaches the
@@ -577,6 +613,35 @@ def test_no_local_leaves_out_that_subscriptions_identifier(mqtt_broker):
     m = c.next5(PUBLISH)
     assert (m.payload, m.props.get("SubscriptionIdentifier")) == (b"mine", [2]), m
     c.send(ack5(PUBACK, m.pid))
+
+
+def test_no_local_does_not_raise_the_qos_of_ones_own_message(mqtt_broker):
+    """A client's own message is delivered at the QoS of the matching
+    subscriptions without No Local (3.3.4: those with it do not match
+    it): with a/+ at QoS 0 and a/b at QoS 2 with No Local, its publish to
+    a/b at QoS 2 comes back once, at QoS 0; with a/+ at QoS 1, at QoS 1.
+    Another client's message gets the highest QoS of them all, 2."""
+    b = mqtt_broker
+    c, _ = v5(b, "nlq")
+    assert c.subscribe5([("nlq/+", 0), ("nlq/b", 2 | 0x04)]).codes == [0, 2]
+    c.publish5("nlq/b", b"mine", qos=2)
+    m = c.next5(PUBLISH)
+    assert (m.payload, m.qos) == (b"mine", 0), m
+    c.expect_silence(QUIET)
+    assert c.subscribe5([("nlq/+", 1)]).codes == [1]
+    c.publish5("nlq/b", b"mine at 1", qos=2)
+    m = c.next5(PUBLISH)
+    assert (m.payload, m.qos) == (b"mine at 1", 1), m
+    c.send(ack5(PUBACK, m.pid))
+    c.expect_silence(QUIET)
+    other, _ = v5(b, "nlq-other")
+    other.publish5("nlq/b", b"theirs", qos=2)
+    m = c.next5(PUBLISH)
+    assert (m.payload, m.qos) == (b"theirs", 2), m
+    c.send(ack5(PUBREC, m.pid))
+    assert c.next5(PUBREL).pid == m.pid
+    c.send(ack5(PUBCOMP, m.pid))
+    c.expect_silence(QUIET)
 
 
 def test_retain_as_published(mqtt_broker):

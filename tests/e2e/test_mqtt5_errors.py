@@ -12,10 +12,10 @@ import time
 import pytest
 
 from mqtt_helpers import (CONNACK, CONNECT, DISCONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
-                          SUBSCRIBE, UNSUBACK, connect_packet, connected_client, packet,
-                          paho)
+                          SUBACK, SUBSCRIBE, UNSUBACK, RawClient, connect_packet,
+                          connected_client, packet, paho)
 from mqtt5_helpers import (V5Client, ack5, connect5, disconnect5, props, publish5,
-                           unsubscribe5)
+                           subscribe5, unsubscribe5)
 
 pytestmark = pytest.mark.skipif(paho is None, reason="paho-mqtt missing (use /usr/bin/python3)")
 
@@ -135,6 +135,44 @@ def test_packet_too_large(mqtt_factory):
     c.publish5("big/t", b"x" * 200, qos=1)
     c.send(publish5("big/t", b"x" * 400))
     c.expect_disconnect(0x95)
+
+
+def test_a_connect_over_the_size_limit_is_refused(mqtt_factory):
+    """A first packet over max_packet_size: a level-5 CONNECT gets CONNACK
+    0x95 (Packet too large), also when its first bytes come one by one,
+    before the connection closes; an MQTT 3.1.1 one, whose CONNACK has no
+    such code, and a first packet that is no CONNECT, only the close."""
+    b = mqtt_factory({"max_packet_size": "300"})
+    will = ("big/w", b"x" * 400, 0, False, b"\x00")
+    c = V5Client(b.mqtt_port)
+    ack = c.connect5("big-connect", will=will)
+    assert ack.rc == 0x95, ack
+    c.expect_closed()
+    c = V5Client(b.mqtt_port)
+    for byte in connect5("big-slow", will=will)[:12]:
+        c.send(bytes([byte]))
+    ack = c.next5(CONNACK)
+    assert ack.rc == 0x95, ack
+    c.expect_closed()
+    old = RawClient(b.mqtt_port)
+    old.send(connect_packet("big-311", will=("big/w", b"x" * 400, 0, False)))
+    old.expect_closed()
+    assert old.received == []
+    c = V5Client(b.mqtt_port)
+    c.send(publish5("big/t", b"x" * 400))
+    c.expect_closed()
+    assert c.received == []
+
+
+def test_a_connect_over_what_message_size_limit_implies_is_refused(mqtt_factory):
+    """Without max_packet_size, a CONNECT larger than message_size_limit
+    implies (a payload, a topic and properties) gets CONNACK 0x95 too."""
+    b = mqtt_factory({"message_size_limit": "16"})
+    big = props(CONNECT, UserProperty=[("a", "x" * 60000), ("b", "y" * 60000)])
+    c = V5Client(b.mqtt_port)
+    ack = c.connect5("big-props", cprops=big, will=("big/w", b"z" * 20000, 0, False, b"\x00"))
+    assert ack.rc == 0x95, ack
+    c.expect_closed()
 
 
 def test_receive_maximum_exceeded(mqtt_factory):
@@ -303,6 +341,49 @@ def test_client_maximum_packet_size_of_sys_values(mqtt_broker):
     assert m.topic == "$SYS/broker/uptime", m
     c.expect_silence(QUIET)
     assert all(len(p.body) + 2 <= 40 for p in c.received), c.received
+
+
+def test_acks_within_a_small_client_maximum_packet_size(mqtt_factory):
+    """With a Maximum Packet Size of 10 bytes, what the broker sends stays
+    within it (3.1.2-24): the CONNACK leaves out what the client can do
+    without; a refusal's CONNACK and a PUBACK with a reason code leave out
+    their Reason String (3.2.2-19, 3.4.2-2); a SUBACK and an UNSUBACK carry
+    none; a SUBACK that cannot fit (its reason codes alone take more) is
+    not sent: DISCONNECT 0x95 instead.  A client whose maximum is too
+    small for the CONNACK's limits gets none: the connection closes."""
+    b = mqtt_factory({"message_size_limit": "16", "max_inflight_messages": "65535",
+                      "max_topic_levels": "2"})
+    small = props(CONNECT, MaximumPacketSize=10)
+    c = V5Client(b.mqtt_port)
+    ack = c.connect5("mps10-will", cprops=small, will=("mps/w", b"w" * 20, 0, False, b"\x00"))
+    assert (ack.rc, ack.props, len(ack.raw)) == (0x95, {}, 5), ack
+    c.expect_closed()
+    c = V5Client(b.mqtt_port)
+    ack = c.connect5("mps10-auth", cprops=props(CONNECT, MaximumPacketSize=10,
+                                                AuthenticationMethod="SCRAM-SHA-1"))
+    assert (ack.rc, ack.props, len(ack.raw)) == (0x8C, {}, 5), ack
+    c.expect_closed()
+    c, ack = v5(b, "mps10", cprops=small)
+    assert len(ack.raw) <= 10 and ack.props["MaximumPacketSize"] > 16, ack.props
+    sub = c.subscribe5([("mps/t", 1)])
+    assert (sub.codes, sub.props) == ([1], {}) and len(sub.raw) <= 10
+    sub = c.subscribe5([("/".join("l" * 3), 1)])               # past max_topic_levels
+    assert (sub.codes, sub.props) == ([0x8F], {}) and len(sub.raw) <= 10
+    c.send(unsubscribe5(c.alloc_pid(), ["mps/none"]))
+    un = c.next5(UNSUBACK)
+    assert (un.codes, un.props) == ([0x11], {}) and len(un.raw) <= 10
+    ack = c.publish5("mps/t", b"p" * 17, qos=1)                 # over message_size_limit
+    assert (ack.rc, ack.props) == (0x83, {}) and len(ack.raw) <= 10, ack
+    pid = c.alloc_pid()
+    c.send(subscribe5(pid, [("mps/%d" % i, 0) for i in range(6)]))     # 11 bytes of SUBACK
+    d = c.expect_disconnect(0x95)
+    assert d.props == {} and len(d.raw) <= 10
+    assert not [p for p in c.received if p.type == SUBACK and p.pid == pid]
+    tight = mqtt_factory()              # a Receive Maximum to tell besides the others
+    c = V5Client(tight.mqtt_port)
+    c.send(connect5("mps10-tight", cprops=small))
+    c.expect_closed()
+    assert c.received == []
 
 
 def test_topic_alias_out(mqtt_broker):

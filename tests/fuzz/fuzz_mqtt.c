@@ -12,7 +12,9 @@
  * the same list, and the input read as packed properties, if it
  * unpacks, packs to the same bytes.  The input is also used as a topic,
  * a filter and a client id for the encoders, which must accept it
- * exactly when the topic rules (common/topic.h) do. */
+ * exactly when the topic rules (common/topic.h) do, and as the start of
+ * a CONNECT too large to be taken, whose level mqtt_connect_level()
+ * reads. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -300,6 +302,22 @@ check_frame(const uint8_t *data, size_t size)
 	check_decode(data, size, MQTT_LEVEL_5, rc, total);
 }
 
+/* The level an oversized CONNECT is answered at: what its first bytes
+ * say, more bytes do not change. */
+static void
+check_connect_level(const uint8_t *data, size_t size)
+{
+	uint8_t level = 0, l2 = 0;
+	int rc = mqtt_connect_level(data, size, &level), r2;
+
+	CHECK(rc == 1 || rc == 0 || rc == -1);
+	if (size == 0)
+		return;
+	r2 = mqtt_connect_level(data, size - 1, &l2);
+	CHECK(r2 == 0 || r2 == rc);
+	CHECK(r2 != 1 || l2 == level);
+}
+
 /* The input as packed properties, as if read back from a store. */
 static void
 check_unpack(const uint8_t *data, size_t size)
@@ -396,6 +414,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	check_frame(data, size);
+	check_connect_level(data, size);
 	check_unpack(data, size);
 	check_encoders(data, size);
 	return 0;

@@ -148,6 +148,30 @@ test_frame_edges(void **state)
 	assert_int_equal(edges[7].hlen + edges[7].rem, MQTT_MAX_PACKET);
 }
 
+/* The level of a CONNECT from its first bytes, however long the rest. */
+static void
+test_connect_level(void **state)
+{
+	static const uint8_t v5[] = { 0x10, 0x80, 0x80, 0x01, 0x00, 0x04, 'M', 'Q', 'T', 'T', 5 };
+	static const uint8_t v31[] = { 0x10, 0x7f, 0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', 3 };
+	uint8_t level = 0;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(v5); k++)
+		assert_int_equal(mqtt_connect_level(v5, k, &level), 0);
+	assert_int_equal(mqtt_connect_level(v5, sizeof(v5), &level), 1);
+	assert_int_equal(level, 5);
+	assert_int_equal(mqtt_connect_level(v31, sizeof(v31), &level), 1);
+	assert_int_equal(level, 3);
+	assert_int_equal(mqtt_connect_level(B(0x30, 0x7f, 0x00, 0x04, 'M', 'Q', 'T', 'T', 5),
+	    &level), -1);
+	assert_int_equal(mqtt_connect_level(B(0x10, 0x7f, 0x00, 0x04, 'M', 'Q', 'T', 't', 5),
+	    &level), -1);
+	assert_int_equal(mqtt_connect_level(B(0x10, 0x7f, 0x00, 0x05, 'M', 'Q', 'T', 'T', 5),
+	    &level), -1);
+	assert_int_equal(mqtt_connect_level(B(0x10, 0x80, 0x00), &level), -1);
+}
+
 /* Whole packets up to 2 MB: the encoder writes the same header, frame
  * finds the end, decode reads the payload. */
 static void
@@ -1248,6 +1272,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_varint_len),
 		cmocka_unit_test(test_frame_edges),
+		cmocka_unit_test(test_connect_level),
 		cmocka_unit_test(test_frame_edges_encoded),
 		cmocka_unit_test(test_frame_malformed),
 		cmocka_unit_test(test_frame_max_packet),
