@@ -601,7 +601,7 @@ ipc_type_name(uint16_t type)
 		{ IPC_DONE, "DONE" }, { IPC_DEADLETTER, "DEADLETTER" },
 		{ IPC_STATS, "STATS" }, { IPC_DELIVER, "DELIVER" },
 		{ IPC_RESUME, "RESUME" }, { IPC_FULL, "FULL" }, { IPC_ROOM, "ROOM" },
-		{ IPC_STOP, "STOP" }, { IPC_IDLE, "IDLE" },
+		{ IPC_STOP, "STOP" }, { IPC_PING, "PING" }, { IPC_IDLE, "IDLE" },
 		{ IPC_DELIVER_REL, "DELIVER_REL" },
 	};
 

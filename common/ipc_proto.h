@@ -32,7 +32,7 @@
  * with this version, so that a master and a topicd binary of different
  * releases (an upgrade with the old master still running) tell each other
  * so, whatever else changed in the records' layout. */
-#define IPC_PROTO_VERSION 7
+#define IPC_PROTO_VERSION 8
 #define IPC_CHANNEL_FD    3
 
 enum ipc_type {
@@ -52,6 +52,7 @@ enum ipc_type {
 	IPC_RESUME = 10,	/* after ROOM: publishes come again (empty body) */
 	IPC_STOP = 11,		/* apply what came before, send a last IDLE, exit 0
 				 * (empty body): the topic goes cold */
+	IPC_PING = 12,		/* are you there: answered with a STATS (empty body) */
 
 	/* topicd -> master, on the channel */
 	IPC_READY = 32,		/* store open; once */

@@ -58,14 +58,20 @@ title(struct topicd *td, const struct rec_stats *st)
 void
 stats_tick(struct topicd *td)
 {
-	struct rec_stats st;
-
 	if (!td->io_wait && (!TAILQ_EMPTY(&td->dirty) || td->meta_dirty ||
 	    kv_pending(td->kv) > 0 || td->first_seq < subs_min_cursor(td)))
 		(void)dispatch_sync(td, false);		/* a full disk: retried */
 	idle_tick(td);
-	if (!td->stats_dirty)
-		return;
+	if (td->stats_dirty)
+		stats_report(td);
+}
+
+/* STATS now, and the title. */
+void
+stats_report(struct topicd *td)
+{
+	struct rec_stats st;
+
 	td->stats_dirty = false;
 	stats_fill(td, &st);
 	wbuf_reset(&td->wb);

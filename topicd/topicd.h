@@ -419,6 +419,7 @@ void	 retry_timer_cb(int, short, void *);
 /* stats.c */
 void	 stats_fill(struct topicd *, struct rec_stats *);
 void	 stats_tick(struct topicd *);
+void	 stats_report(struct topicd *);
 bool	 stats_tick_needed(struct topicd *);
 void	 stats_log(struct topicd *);
 

@@ -364,9 +364,10 @@ bool	 live_exited(struct child *c, int status);
 void	 live_balance(struct broker *b);
 void	 live_expire(struct broker *b);
 void	 child_kill(struct child *c, const char *why);
-/* A topicd starting or stopping has topicd_timeout to be ready or gone. */
+/* A topicd starting or stopping has topicd_timeout to be ready or gone;
+ * a ready one with work, to be heard from. */
 void	 child_watch(struct child *c);
-void	 child_unwatch(struct child *c);
+void	 child_watch_ready(struct child *c);
 void	 children_reap(struct broker *b);
 void	 children_retry_failed(struct broker *b);
 void	 children_config(struct broker *b);

@@ -105,7 +105,7 @@ const struct conf_key settings_table[] = {
 	{ "topicd_idle_timeout", CONF_MSEC, F(topicd_idle_timeout), "60", 0, 86400, RELOAD,
 	  "seconds a topicd with nothing to do keeps running before it exits (0: never); its topic starts again on demand", NULL },
 	{ "topicd_timeout", CONF_MSEC, F(topicd_timeout), "60", 1, 3600, RELOAD,
-	  "seconds a topicd may take to start, or to exit once stopped for room, before it is killed (one stopped or hung holds a place under max_topicds)", NULL },
+	  "seconds a topicd may take to start, to exit once stopped for room, or to be heard from while it has work, before it is killed (one stopped or hung holds its topic and a place under max_topicds)", NULL },
 	{ "max_topic_size", CONF_SIZE, F(max_topic_size), "0", 0, 1125899906842624, RELOAD,
 	  "bytes of messages one topic keeps (0: no limit); past it, publishes to the topic wait unacknowledged", NULL },
 	{ "max_store_size", CONF_SIZE, F(max_store_size), "0", 0, 1125899906842624, RELOAD,

@@ -123,11 +123,44 @@ child_watch(struct child *c)
 		fatalx("cannot arm the timer of topic %s", c->topic);
 }
 
+/* A READY topicd is watched too, while it has work (it has not said
+ * IDLE for everything sent to it): one that sends nothing for half of
+ * topicd_timeout is sent a PING, which it answers with its figures, and
+ * one that still sends nothing for the other half is stopped (SIGSTOP)
+ * or hung.  It is killed: its topic would wait for ever, and every
+ * subscription made to it meanwhile keep a descriptor here.  A topicd
+ * waiting for its disk answers: its store syncs in a thread of its own. */
 void
-child_unwatch(struct child *c)
+child_watch_ready(struct child *c)
 {
-	if (c->state != CH_BACKOFF)
-		evtimer_del(c->timer);
+	uint64_t ms = c->b->set.topicd_timeout / 2;
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	c->heard = false;
+	c->pinged = false;
+	if (evtimer_add(c->timer, &tv) == -1)
+		fatalx("cannot arm the timer of topic %s", c->topic);
+}
+
+static void
+check_ready(struct child *c)
+{
+	if (c->heard || c->quiet) {
+		child_watch_ready(c);
+		return;
+	}
+	if (c->pinged) {
+		child_kill(c, "sent nothing for topicd_timeout, with work waiting (stopped or "
+		    "hung)");
+		return;
+	}
+	child_watch_ready(c);
+	log_debug("topic %s: topicd pid %ld: nothing heard for half of topicd_timeout, with "
+	    "work waiting: PING", c->topic, (long)c->pid);
+	/* Not live_touch()ed: a ping is no use of the topic. */
+	c->tx++;
+	(void)ipc_chan_send(c->chan, IPC_PING, NULL, 0, -1);
+	c->pinged = true;
 }
 
 static void
@@ -137,6 +170,10 @@ on_restart_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->state == CH_READY && c->chan != NULL && !c->killed) {
+		check_ready(c);
+		return;
+	}
 	if (c->pid > 0 && c->state != CH_STOPPING) {
 		child_kill(c, c->state == CH_STARTING ? "not ready within topicd_timeout" :
 		    c->state == CH_PARKING ? "not gone within topicd_timeout of its STOP" :

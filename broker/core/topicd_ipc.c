@@ -30,7 +30,7 @@ on_ready(struct child *c, const struct ipc_msg *m)
 		return;
 	}
 	c->state = CH_READY;
-	child_unwatch(c);
+	child_watch_ready(c);
 	c->ready_at = mono_ms();
 	log_info("topic %s: topicd pid %ld ready at seq %llu", c->topic, (long)c->pid,
 	    (unsigned long long)r.next_seq);
@@ -135,6 +135,7 @@ topicd_dispatch(struct ipc_chan *ch, struct ipc_msg *m, void *arg)
 	(void)ch;
 	if (c->killed)
 		return;		/* ignore the rest of a child we are killing */
+	c->heard = true;
 	if (m->fd != -1) {
 		child_kill(c, "record with an unexpected fd");
 		return;

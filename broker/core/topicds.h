@@ -134,6 +134,8 @@ struct child {
 	int64_t		 ready_at;
 	bool		 version_mismatch; /* a topicd binary of another release */
 	bool		 killed;	/* we killed it (protocol violation): still a crash */
+	bool		 heard;		/* READY: a record came since the last check */
+	bool		 pinged;	/* READY: PING sent, nothing heard since */
 	bool		 registered;	/* need_ticket is durable */
 	bool		 full;		/* FULL: no room until we sent RESUME */
 	bool		 probing;	/* after a crash: one request at a time */

@@ -11,7 +11,7 @@ import threading
 import time
 
 from broker_harness import kill_pid, process_alive, wait_for
-from mqtt_helpers import PUBACK, PUBLISH, RawClient, Receiver, ack_packet
+from mqtt_helpers import PUBACK, PUBLISH, RawClient, Receiver, ack_packet, publish_packet
 
 IDLE = {"topicd_idle_timeout": 1, "log_type": "information"}
 
@@ -119,6 +119,59 @@ def test_a_stopped_topicd_chosen_to_make_room_is_killed_after_topicd_timeout(mqt
     finally:
         if process_alive(stuck):
             kill_pid(stuck, signal.SIGCONT)
+
+
+def test_a_stopped_topicd_with_work_waiting_is_killed_and_its_topic_goes_on(mqtt_factory):
+    """A running topicd stopped (SIGSTOP) with a publish waiting for it
+    answers no PING: after topicd_timeout it is killed, and the restarted
+    one stores and delivers the publish (which waited for ever before).
+    Another topic goes on meanwhile."""
+    b = mqtt_factory({"topicd_timeout": 2, "topicd_idle_timeout": 0,
+                      "restart_backoff_min": 0.1, "restart_backoff_max": 0.1})
+    sub = receiver(b, "hung-sub", [("hung/t", 1), ("other/t", 1)])
+    pub = publisher(b)
+    pub.publish("hung/t", b"before", qos=1)
+    sub.wait_payload(b"before")
+    stuck = b.wait_topicd("hung/t")
+    os.kill(stuck, signal.SIGSTOP)
+    try:
+        pid = pub.alloc_pid()
+        pub.send(publish_packet("hung/t", b"while stopped", qos=1, pid=pid))
+        pub.publish("other/t", b"other topic", qos=1)
+        sub.wait_payload(b"other topic")
+        p = pub.expect(PUBACK, pid=pid, timeout=20)
+        assert p.pid == pid
+        assert re.search(r"topic hung/t: topicd pid %d: sent nothing for topicd_timeout, "
+                         r"with work waiting \(stopped or hung\); killing it" % stuck,
+                         b.log_text()), b.log_tail()
+        sub.wait_payload(b"while stopped")
+        assert sub.payloads("hung/t") == [b"before", b"while stopped"]
+        assert b.wait_topicd("hung/t", not_pid=stuck) != stuck
+    finally:
+        if process_alive(stuck):
+            kill_pid(stuck, signal.SIGCONT)
+
+
+def test_a_topicd_waiting_for_its_subscriber_is_not_taken_for_hung(mqtt_factory):
+    """A subscriber that does not acknowledge keeps its topicd busy (in
+    flight, no IDLE) and silent: the topicd answers the master's PINGs
+    and is left alone."""
+    b = mqtt_factory({"topicd_timeout": 1, "topicd_idle_timeout": 0,
+                      "log_type": "debug"})
+    c = RawClient(b.mqtt_port, name="no-ack")
+    c.connect_ok("no-ack")
+    assert c.subscribe([("slow/t", 1)]) == [1]
+    pub = publisher(b)
+    pub.publish("slow/t", b"not acknowledged", qos=1)
+    assert c.expect(PUBLISH).payload == b"not acknowledged"
+    pid = b.wait_topicd("slow/t")
+    # Four PINGs, each answered in time.
+    pings = r"topic slow/t: topicd pid %d: nothing heard for half of topicd_timeout, " \
+        r"with work waiting: PING" % pid
+    wait_for(lambda: len(re.findall(pings, b.log_text())) >= 4 or "killing it" in b.log_text(),
+             10, "the master to ping the silent topicd four times")
+    assert "killing it" not in b.log_text(), b.log_tail()
+    assert b.topicd_pid("slow/t") == pid
 
 
 def test_a_persistent_session_gets_its_backlog_from_cold_topics(mqtt_factory):

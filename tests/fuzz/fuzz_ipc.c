@@ -129,7 +129,7 @@ static const struct {
 	{ IPC_STATS, rt_stats }, { IPC_DELIVER, rt_deliver },
 	{ IPC_DELIVER_REL, rt_deliver_rel }, { IPC_FULL, rt_full },
 	{ IPC_ROOM, rt_empty }, { IPC_RESUME, rt_empty },
-	{ IPC_IDLE, rt_idle }, { IPC_STOP, rt_empty },
+	{ IPC_IDLE, rt_idle }, { IPC_STOP, rt_empty }, { IPC_PING, rt_empty },
 };
 #define NDEC (sizeof(decoders) / sizeof(decoders[0]))
 

@@ -741,10 +741,10 @@ test_type_names(void **state)
 		{ IPC_STATS, "STATS" }, { IPC_DELIVER, "DELIVER" },
 		{ IPC_DELIVER_REL, "DELIVER_REL" }, { IPC_RESUME, "RESUME" },
 		{ IPC_FULL, "FULL" }, { IPC_ROOM, "ROOM" },
-		{ IPC_STOP, "STOP" }, { IPC_IDLE, "IDLE" },
+		{ IPC_STOP, "STOP" }, { IPC_PING, "PING" }, { IPC_IDLE, "IDLE" },
 	};
 	static const uint16_t unknown[] = {
-		0, IPC_STOP + 1, IPC_READY - 1, IPC_IDLE + 1,
+		0, IPC_PING + 1, IPC_READY - 1, IPC_IDLE + 1,
 		IPC_DELIVER - 1, IPC_DELIVER_REL + 1, 0x7fff, 0xffff,
 	};
 
