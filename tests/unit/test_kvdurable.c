@@ -274,6 +274,27 @@ expect_damage(const struct tmpdir *fx, off_t off)
 	free(err);
 }
 
+/* Three batches written, then one bit of the second's header flipped at
+ * offset at within it: recovery reports damage there and cuts nothing. */
+static void
+flip_header_bit(struct tmpdir *fx, off_t at)
+{
+	off_t ends[3];
+	uint8_t c;
+	int fd;
+
+	in_child(fx, three_batches);
+	batch_ends(fx, ends);
+	fd = open(seg_path(fx, 1), O_RDWR);
+	assert_true(fd != -1);
+	assert_int_equal(pread(fd, &c, 1, ends[0] + at), 1);
+	c ^= 0x01;
+	assert_int_equal(pwrite(fd, &c, 1, ends[0] + at), 1);
+	close(fd);
+	expect_damage(fx, ends[0]);
+	assert_int_equal(size_of(seg_path(fx, 1)), ends[2]);	/* nothing cut */
+}
+
 /* One byte of a batch header's segment number changed in the last
  * segment, a file never reused: that is damage, as a changed byte of the
  * body is, not the end of the segment; the durable batches after it are
@@ -281,21 +302,7 @@ expect_damage(const struct tmpdir *fx, off_t off)
 static void
 test_damaged_segment_number_not_cut(void **state)
 {
-	struct tmpdir *fx = *state;
-	off_t ends[3];
-	uint8_t c;
-	int fd;
-
-	in_child(fx, three_batches);
-	batch_ends(fx, ends);
-	fd = open(seg_path(fx, 1), O_RDWR);
-	assert_true(fd != -1);
-	assert_int_equal(pread(fd, &c, 1, ends[0] + 9), 1);
-	c ^= 0x01;
-	assert_int_equal(pwrite(fd, &c, 1, ends[0] + 9), 1);
-	close(fd);
-	expect_damage(fx, ends[0]);
-	assert_int_equal(size_of(seg_path(fx, 1)), ends[2]);	/* nothing cut */
+	flip_header_bit(*state, 9);
 }
 
 /* The same for a batch length made larger than what is left of the file:
@@ -303,21 +310,7 @@ test_damaged_segment_number_not_cut(void **state)
 static void
 test_damaged_length_not_cut(void **state)
 {
-	struct tmpdir *fx = *state;
-	off_t ends[3];
-	uint8_t c;
-	int fd;
-
-	in_child(fx, three_batches);
-	batch_ends(fx, ends);
-	fd = open(seg_path(fx, 1), O_RDWR);
-	assert_true(fd != -1);
-	assert_int_equal(pread(fd, &c, 1, ends[0] + 6), 1);
-	c ^= 0x01;				/* 64 KiB more */
-	assert_int_equal(pwrite(fd, &c, 1, ends[0] + 6), 1);
-	close(fd);
-	expect_damage(fx, ends[0]);
-	assert_int_equal(size_of(seg_path(fx, 1)), ends[2]);	/* nothing cut */
+	flip_header_bit(*state, 6);		/* 64 KiB more */
 }
 
 /* A segment before the last that ends at a batch's end but without its
