@@ -128,7 +128,7 @@ const struct conf_key settings_table[] = {
 	{ "crash_limit", CONF_UINT, F(crash_limit), "0", 0, 1000, RELOAD,
 	  "obsolete and ignored: a topicd is restarted for ever (see poison_limit)", NULL },
 	{ "crash_window", CONF_MSEC, F(crash_window), "60", 1, 86400, RELOAD,
-	  "seconds a topicd must run before its restart back-off starts again from restart_backoff_min", NULL },
+	  "seconds a topicd must run before its restart back-off starts again from restart_backoff_min (so does one that ran ten times its next wait)", NULL },
 	{ "poison_limit", CONF_UINT, F(poison_limit), "2", 1, 1000, RELOAD,
 	  "crashes of a topicd while it applies the same request before that request is moved to the dead-letter topic (reason poison)", NULL },
 	{ "max_held_publishes", CONF_UINT, F(max_held_publishes), "1000", 0, 1000000, RELOAD,

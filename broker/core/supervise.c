@@ -231,8 +231,13 @@ schedule_restart(struct child *c, const char *how)
 	struct settings *s = &c->b->set;
 	struct timeval tv;
 
-	/* A child that ran for a while starts its back-off afresh. */
-	if (c->ready_at && mono_ms() - c->ready_at > (int64_t)s->crash_window)
+	/* A child that ran for a while starts its back-off afresh: for
+	 * crash_window, or for ten times the wait it would now get.  The
+	 * back-off slows a crash loop; a topicd that served its topic for a
+	 * while and was then killed from outside (every 20 s, say) would
+	 * otherwise keep its topic down for up to restart_backoff_max. */
+	if (c->ready_at != 0 && (mono_ms() - c->ready_at > (int64_t)s->crash_window ||
+	    mono_ms() - c->ready_at > 10 * (int64_t)c->backoff_ms))
 		c->backoff_ms = s->restart_backoff_min;
 	log_warnx("topic %s: topicd %s; restarting in %llu ms (restart %llu)%s", c->topic, how,
 	    (unsigned long long)c->backoff_ms, (unsigned long long)c->restarts + 1,

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from broker_harness import (DLQ, PublishRefused, broker_binary, check_dead_letter,
-                            process_exists, wait_dead_letter, wait_for)
+                            wait_dead_letter, wait_for)
 
 POISON = "poison-record-abort"      # the test build's topicd aborts on it
 
@@ -48,6 +48,30 @@ def test_a_topicd_killed_again_and_again_is_restarted_for_ever(broker_factory):
     assert dlq.messages(DLQ) == [], "nothing is dead-lettered"
     for c in (cons, dlq):
         assert not c.errors, (c.username, c.errors)
+
+
+def test_a_topicd_that_ran_a_while_before_its_kill_is_back_at_once(broker_factory):
+    """A topicd killed from outside every few seconds, after serving its
+    topic each time, is restarted after restart_backoff_min every time:
+    the back-off slows crash loops.  Before, the wait doubled at each kill
+    that came within crash_window of the start, and kills 20 s apart kept
+    the topic down for up to restart_backoff_max."""
+    b = broker_factory({"restart_backoff_min": 0.1, "restart_backoff_max": 30})
+    pub = b.publisher()
+    pid = None
+    n = 0
+    for kill in range(4):
+        # Served for 2.5 s: more than ten times the next wait, 200 ms.
+        until = time.monotonic() + 2.5
+        while time.monotonic() < until:
+            pub.publish("BO", "m%d" % n, timeout=10)
+            n += 1
+        pid = b.wait_topicd("BO", not_pid=pid)
+        os.kill(pid, signal.SIGKILL)
+        pub.publish("BO", "after kill %d" % kill, timeout=10)
+    waits = re.findall(r"topic BO: topicd killed by signal 9 \(Killed\) \(pid \d+\); "
+                       r"restarting in (\d+) ms", b.log_text())
+    assert waits == ["100"] * 4, waits
 
 
 def hooks_built():
