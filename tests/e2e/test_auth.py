@@ -10,8 +10,6 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 from broker_harness import (HOST, LOGGED_IN, PLEASE_LOGIN, JsonClient, broker_binary,
                             start_with_listeners, wait_for)
 from mqtt_helpers import (CONNACK, PUBACK, PUBLISH, SUBACK_FAILURE, PahoClient, RawClient,

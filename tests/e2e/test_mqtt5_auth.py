@@ -5,7 +5,7 @@ authorized); 3.1.1 clients keep their return codes (test_auth.py)."""
 import pytest
 
 from broker_harness import wait_for
-from mqtt_helpers import CONNACK, CONNECT, PUBLISH, connected_client, paho
+from mqtt_helpers import CONNECT, PUBLISH, connected_client, paho
 from mqtt5_helpers import V5Client, ack5, props
 from test_auth import ACL, QUIET, auth_broker
 

@@ -12,10 +12,8 @@ import time
 
 import pytest
 
-from broker_harness import (DLQ, POLL, ConnectionClosed, Publisher,
-                            PublishRefused, check_dead_letter,
-                            check_exactly_once_in_order, process_exists,
-                            wait_dead_letter, wait_for)
+from broker_harness import (POLL, ConnectionClosed, Publisher, PublishRefused,
+                            check_exactly_once_in_order, wait_for)
 
 FAULT_CONFIG = {
     "retry_interval": 0.5,
