@@ -499,6 +499,8 @@ void	 session_attach_settings(const struct session *s, int qos, struct rec_attac
  * session's), in line with the session's filters. */
 void	 session_sync_topic(struct session *s, struct child *c, bool retained);
 void	 session_attach_all(struct session *s, const char *only_filter, bool retained);
+/* At start: persistent sessions get the cursors cold topics lost. */
+void	 sessions_register_missing(struct broker *b);
 /* A new topic: the sessions whose filters match get their cursor. */
 void	 sessions_topic_created(struct broker *b, struct child *c);
 /* May the session read the topic (its ACL)?  Its MQTT client id, or its

@@ -231,6 +231,49 @@ session_attach_all(struct session *s, const char *only_filter, bool retained)
 	}
 }
 
+/* A cold topic that one of the session's own filters matches, and whose
+ * last IDLE listed every subscriber but not this session, lost its
+ * registration: the last master stopped or died while it waited for the
+ * topicd (a start queued under max_topicds, say), after its SUBSCRIBE was
+ * answered.  Registered now, before anything new is published there, its
+ * cursor misses nothing published from now on (a publish that waited
+ * behind the registration was not acknowledged either).  Shares are
+ * their groups' business. */
+static void
+register_missing(struct session *s)
+{
+	struct broker *b = s->b;
+	struct name_set set = RB_INITIALIZER(&set);
+	struct name *n, *next;
+	struct child *c;
+	const char *why;
+
+	for (size_t i = 0; i < s->nfilters; i++)
+		if (filter_route(s->filters[i].filter) == s->filters[i].filter)
+			registry_match(b, s->filters[i].filter, collect, &set);
+	RB_FOREACH_SAFE(n, name_set, &set, next) {
+		if (topic_info_sub(registry_info(b, n->topic), s->key) == SUB_ABSENT &&
+		    session_may_read(s, n->topic) && (c = topic_open(b, n->topic, &why)) != NULL) {
+			log_info("session %s: registered again in topic %s, which did not have it",
+			    s->key, n->topic);
+			session_sync_topic(s, c, false);
+		}
+		RB_REMOVE(name_set, &set, n);
+		free(n->topic);
+		free(n);
+	}
+}
+
+void
+sessions_register_missing(struct broker *b)
+{
+	struct session *s;
+
+	RB_FOREACH(s, session_tree, &b->sessions)
+		if (s->persistent && s->cl == NULL)
+			register_missing(s);
+}
+
 static void
 topic_created(struct session *s, void *arg)
 {

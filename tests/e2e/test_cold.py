@@ -174,6 +174,41 @@ def test_a_topicd_waiting_for_its_subscriber_is_not_taken_for_hung(mqtt_factory)
     assert b.topicd_pid("slow/t") == pid
 
 
+def test_a_registration_a_stop_left_unmade_is_made_at_the_next_start(mqtt_factory):
+    """A persistent session subscribes to q/# and leaves while the cold
+    topic q/t waits for a place (both places held by stopped topicds): its
+    registration there is still queued when the broker stops.  The next
+    start registers it before anything new is published, so a message
+    acknowledged after the restart reaches the session (it started after
+    that message before)."""
+    b = mqtt_factory({"max_topicds": 2, "topicd_idle_timeout": 0, "shutdown_timeout": 1,
+                      "log_type": "information"})
+    pub = publisher(b)
+    pub.publish("q/t", b"before the subscription", qos=1)
+    pub.publish("a/run", b"x", qos=1)
+    pub.publish("b/run", b"x", qos=1)
+    stuck = [b.wait_topicd("a/run"), b.wait_topicd("b/run")]
+    for pid in stuck:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        r = receiver(b, "qs", [("q/#", 1)], start=False)
+        r.client.close()
+        b.stop()
+        assert "shutdown: 1 requests still unanswered" in b.log_text(), b.log_tail()
+    finally:
+        for pid in stuck:
+            if process_alive(pid):
+                kill_pid(pid, signal.SIGKILL)
+    b.start(keep_ports=True)
+    pub = publisher(b, "cold-pub2")
+    pub.publish("q/t", b"after the restart", qos=1)
+    assert r.reconnect().session_present
+    r.start()
+    r.wait_payload(b"after the restart", timeout=15)
+    assert r.payloads("q/t") == [b"after the restart"]
+    assert "session m/qs: registered again in topic q/t" in b.log_text()
+
+
 def test_a_persistent_session_gets_its_backlog_from_cold_topics(mqtt_factory):
     b = mqtt_factory(IDLE)
     r = receiver(b, "bl-sub", [("bl/+", 1)], start=False)
