@@ -317,6 +317,8 @@ bool	 registry_known(struct broker *b, const char *topic);
 struct topic_info *registry_info(struct broker *b, const char *topic);
 /* Adds a new topic; the ticket that makes it durable. */
 uint64_t registry_add(struct broker *b, const char *topic);
+/* Was the topic live when the last master ended (asked once)? */
+bool	 registry_take_recreate(struct broker *b, const char *topic);
 /* A topicd starts for the topic: nothing is known until it stops; the
  * ticket that makes that durable. */
 uint64_t registry_live(struct broker *b, const char *topic);

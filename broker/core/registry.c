@@ -10,7 +10,11 @@
  *   REC_LIVE             a topicd may be changing it: nothing known
  *   REC_COLD + IDLE body what its topicd said when it stopped
  * REC_LIVE is durable before a started topicd is sent anything that
- * changes it, so that a summary read after a crash is never stale. */
+ * changes it, so that a summary read after a crash is never stale.  A new
+ * topic is REC_LIVE from the start: the cursors its creation gives
+ * (sessions_topic_created) wait in the master until its topicd stores
+ * them, and a topic found REC_LIVE after a restart gives them again when
+ * it is first used (topic_open). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,18 +151,26 @@ info_set(struct broker *b, struct topic_info *ti, const struct rec_idle *r)
 uint64_t
 registry_add(struct broker *b, const char *topic)
 {
-	struct rec_idle empty = { .flags = 0 };
 	struct topic_info *ti = remember(b, topic);
-	struct wbuf w;
+	uint8_t rec = REC_LIVE;
 
-	wbuf_init(&w);
-	put_u8(&w, REC_COLD);
-	enc_idle(&w, &empty);
-	put_record(b, topic, w.data, w.len);
-	wbuf_free(&w);
+	put_record(b, topic, &rec, 1);
 	if (ti != NULL)
 		ti->known = true;	/* new: no message, no subscriber */
 	return durable_write(b);
+}
+
+/* Was the topic live when the last master ended?  Asked once, when the
+ * topic is first used. */
+bool
+registry_take_recreate(struct broker *b, const char *topic)
+{
+	struct topic_info *ti = registry_info(b, topic);
+	bool was = ti != NULL && ti->recreate;
+
+	if (ti != NULL)
+		ti->recreate = false;
+	return was;
 }
 
 uint64_t
@@ -228,7 +240,8 @@ load_topic(const void *key, size_t klen, void *arg)
 		else
 			log_warnx("topic %s: its registry record does not read; what it keeps is "
 			    "found out when it starts", name);
-	}
+	} else if (ti != NULL && vlen == 1 && ((uint8_t *)val)[0] == REC_LIVE)
+		ti->recreate = true;
 	free(val);
 	free(name);
 	return 0;

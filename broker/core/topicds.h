@@ -174,6 +174,9 @@ struct topic_info {
 	uint64_t	 bytes;		/* messages kept, for max_store_size */
 	struct topic_sub *subs;		/* sorted by key */
 	size_t		 nsubs;
+	bool		 recreate;	/* live when the last master ended: the
+					 * cursors its creation gave may not be
+					 * stored (topic_open) */
 };
 
 #endif

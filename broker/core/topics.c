@@ -60,7 +60,7 @@ topic_open(struct broker *b, const char *topic, const char **why)
 {
 	struct child *c = topic_find(b, topic);
 	uint64_t ticket = 0;
-	bool fresh;
+	bool fresh, again = false;
 
 	*why = NULL;
 	if (c != NULL)
@@ -76,13 +76,17 @@ topic_open(struct broker *b, const char *topic, const char **why)
 			return NULL;
 		}
 		ticket = registry_add(b, topic);
-	}
+	} else
+		again = registry_take_recreate(b, topic);
 	c = child_create(b, topic);
 	c->need_ticket = ticket;
 	c->registered = durable_reached(b, ticket);
 	if (!c->registered)
 		durable_wait(b, ticket, child_registered, c);
-	if (fresh)
-		sessions_topic_created(b, c);	/* wildcard filters that match it */
+	/* Every session whose filters match it gets its cursor; again for a
+	 * topic the last master may have died creating (registry.c), whose
+	 * first publish, not acknowledged then, is sent again. */
+	if (fresh || again)
+		sessions_topic_created(b, c);
 	return c;
 }

@@ -183,6 +183,33 @@ test_registry(void **state)
 	expect_topics(fx, "#", "a/b|a/c|x/y");
 }
 
+/* A topic whose topicd may have been changing it when the master ended
+ * (a new one among them: the cursors its creation gave wait in the master
+ * until its topicd stores them) says so once after a restart, for its
+ * cursors to be given again; one that went cold does not. */
+static void
+test_registry_recreate(void **state)
+{
+	static const struct idle_summary none = { .nsubs = 0 };
+	struct core_fx *fx = *state;
+
+	(void)registry_add(&fx->b, "new");
+	(void)registry_add(&fx->b, "cold");
+	fx_cold_summary(fx, "cold", &none);
+	(void)registry_add(&fx->b, "live");
+	fx_cold_summary(fx, "live", &none);
+	wait_durable(fx, registry_live(&fx->b, "live"));	/* started again */
+	assert_false(registry_take_recreate(&fx->b, "new"));	/* this master made it */
+
+	fx_store_reopen(fx);
+	assert_int_equal(fx->b.ntopics, 3);
+	assert_true(registry_take_recreate(&fx->b, "new"));
+	assert_false(registry_take_recreate(&fx->b, "new"));
+	assert_true(registry_take_recreate(&fx->b, "live"));
+	assert_false(registry_take_recreate(&fx->b, "cold"));
+	assert_false(registry_take_recreate(&fx->b, "unknown"));
+}
+
 /* A persistent session's record comes back after a restart with its
  * filters (routed again), its mode, and when it went offline; a clean
  * session is not stored. */
@@ -566,6 +593,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_routes, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_topic_created, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_registry, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_registry_recreate, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_saves_of_one_pass_written_once, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_saved_and_loaded, fx_setup, fx_teardown),
