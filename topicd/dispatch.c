@@ -11,6 +11,7 @@
  * decode, are protocol violations: we exit and the master restarts us. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -196,15 +197,20 @@ h_config(struct topicd *td, struct ipc_msg *m)
 }
 
 #ifdef BROKER_TEST_HOOKS
-/* The test build dies on a marked payload, as on a poison record. */
+/* The test build dies on a marked payload, as on a poison record, or
+ * hangs on another, as in an endless loop. */
 static void
 test_poison(const struct rec_publish *r)
 {
-	static const char mark[] = "poison-record-abort";
+	static const char mark[] = "poison-record-abort", hang[] = "poison-record-hang";
 
 	if (r->payload_len >= sizeof(mark) - 1 &&
 	    memcmp(r->payload, mark, sizeof(mark) - 1) == 0)
 		abort();
+	if (r->payload_len >= sizeof(hang) - 1 &&
+	    memcmp(r->payload, hang, sizeof(hang) - 1) == 0)
+		for (;;)
+			(void)pause();
 }
 #endif
 

@@ -253,7 +253,8 @@ register_missing(struct session *s)
 			registry_match(b, s->filters[i].filter, collect, &set);
 	RB_FOREACH_SAFE(n, name_set, &set, next) {
 		if (topic_info_sub(registry_info(b, n->topic), s->key) == SUB_ABSENT &&
-		    session_may_read(s, n->topic) && (c = topic_open(b, n->topic, &why)) != NULL) {
+		    session_may_read(s, n->topic) && (c = topic_open(b, n->topic, &why)) != NULL &&
+		    c->state != CH_FAILED) {
 			log_info("session %s: registered again in topic %s, which did not have it",
 			    s->key, n->topic);
 			session_sync_topic(s, c, false);
@@ -267,10 +268,12 @@ register_missing(struct session *s)
 void
 sessions_register_missing(struct broker *b)
 {
-	struct session *s;
+	struct session *s, *next;
 
-	RB_FOREACH(s, session_tree, &b->sessions)
-		if (s->persistent && s->cl == NULL)
+	/* One past its lifetime is removed now (session_expire_due), as the
+	 * first sweep would. */
+	RB_FOREACH_SAFE(s, session_tree, &b->sessions, next)
+		if (s->persistent && s->cl == NULL && !session_expire_due(s))
 			register_missing(s);
 }
 

@@ -3,6 +3,7 @@
  * repeatedly is a poison record (dead-lettered); a store it cannot read
  * marks the topic failed. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,8 +129,12 @@ child_watch(struct child *c)
  * topicd_timeout is sent a PING, which it answers with its figures, and
  * one that still sends nothing for the other half is stopped (SIGSTOP)
  * or hung.  It is killed: its topic would wait for ever, and every
- * subscription made to it meanwhile keep a descriptor here.  A topicd
- * waiting for its disk answers: its store syncs in a thread of its own. */
+ * subscription made to it meanwhile keep a descriptor here.  One that
+ * waits in the kernel for its disk (state D: most syncs run in a thread
+ * of its own, some in its loop) is left to it: a new one would wait for
+ * the same disk.  A hung one counts as a crash (the record it was
+ * applying may be a poison record); a stopped one, an operator's doing,
+ * does not. */
 void
 child_watch_ready(struct child *c)
 {
@@ -142,16 +147,49 @@ child_watch_ready(struct child *c)
 		fatalx("cannot arm the timer of topic %s", c->topic);
 }
 
+/* The process's state as /proc says it (R, S, D, T...); '?' if unknown. */
+static char
+proc_state(pid_t pid)
+{
+	char path[32], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return '?';
+	while ((n = read(fd, buf, sizeof(buf) - 1)) == -1 && errno == EINTR)
+		continue;
+	(void)close(fd);
+	if (n <= 0)
+		return '?';
+	buf[n] = '\0';
+	/* "pid (comm) S ...": comm may hold anything, ')' too. */
+	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ' || p[2] == '\0')
+		return '?';
+	return p[2];
+}
+
 static void
 check_ready(struct child *c)
 {
+	char state;
+
 	if (c->heard || c->quiet) {
 		child_watch_ready(c);
 		return;
 	}
+	state = c->pinged ? proc_state(c->pid) : '?';
+	if (c->pinged && state == 'D') {
+		log_info("topic %s: topicd pid %ld has not answered for topicd_timeout: it waits "
+		    "for its disk", c->topic, (long)c->pid);
+		child_watch_ready(c);
+		return;
+	}
 	if (c->pinged) {
-		child_kill(c, "sent nothing for topicd_timeout, with work waiting (stopped or "
-		    "hung)");
+		c->hung = state != 'T' && state != 't';
+		child_kill(c, c->hung ? "sent nothing for topicd_timeout, with work waiting "
+		    "(hung)" : "sent nothing for topicd_timeout, with work waiting (stopped)");
 		return;
 	}
 	child_watch_ready(c);
@@ -272,7 +310,7 @@ strike(struct child *c, struct held *h, const char *how)
 }
 
 static void
-child_crashed(struct child *c, int status, const char *how)
+child_crashed(struct child *c, int status, const char *how, bool hung)
 {
 	struct held *alone;
 	unsigned n = child_requeue(c, &alone);
@@ -291,7 +329,7 @@ child_crashed(struct child *c, int status, const char *how)
 		child_update_stalls(c);
 		return;
 	}
-	if (crashed_itself(status)) {
+	if (crashed_itself(status) || hung) {
 		if (c->probing && alone != NULL)
 			strike(c, alone, how);
 		else if (n > 0 && !c->probing) {
@@ -332,9 +370,9 @@ static void
 child_exited(struct child *c, int status)
 {
 	char how[96];
+	bool cold, hung = c->hung;
 
-	bool cold;
-
+	c->hung = false;
 	evtimer_del(c->timer);
 	describe_status(status, how, sizeof(how));
 	snprintf(how + strlen(how), sizeof(how) - strlen(how), " (pid %ld)", (long)c->pid);
@@ -351,7 +389,7 @@ child_exited(struct child *c, int status)
 		log_info("topic %s: topicd %s", c->topic, how);
 	else {
 		c->killed = false;
-		child_crashed(c, status, how);
+		child_crashed(c, status, how, hung);
 	}
 	live_balance(c->b);
 }

@@ -136,6 +136,7 @@ struct child {
 	bool		 killed;	/* we killed it (protocol violation): still a crash */
 	bool		 heard;		/* READY: a record came since the last check */
 	bool		 pinged;	/* READY: PING sent, nothing heard since */
+	bool		 hung;		/* killed for that, not stopped: a crash */
 	bool		 registered;	/* need_ticket is durable */
 	bool		 full;		/* FULL: no room until we sent RESUME */
 	bool		 probing;	/* after a crash: one request at a time */

@@ -74,6 +74,30 @@ def test_a_topicd_that_ran_a_while_before_its_kill_is_back_at_once(broker_factor
     assert waits == ["100"] * 4, waits
 
 
+def test_a_topicd_that_crashes_itself_soon_after_each_start_still_backs_off(broker_factory):
+    """A topicd that aborts 1.5 s after each start is in a crash loop:
+    the reset at ten times the next wait does not apply once that wait
+    passes a tenth of the run, so the wait still doubles (100, 200, 400,
+    800 ms) towards restart_backoff_max."""
+    b = broker_factory({"restart_backoff_min": 0.1, "restart_backoff_max": 30})
+    pub = b.publisher()
+    pid = None
+    n = 0
+    for crash in range(4):
+        pub.publish("AB", "before crash %d" % crash, timeout=30)
+        pid = b.wait_topicd("AB", not_pid=pid)
+        until = time.monotonic() + 1.5
+        while time.monotonic() < until:
+            pub.publish("AB", "m%d" % n, timeout=10)
+            n += 1
+        os.kill(pid, signal.SIGABRT)
+        wait_for(lambda: len(re.findall(r"topic AB: topicd killed by signal 6 ",
+                                        b.log_text())) > crash, 10, "the master to see crash %d" % crash)
+    waits = re.findall(r"topic AB: topicd killed by signal 6 \(Aborted\) \(pid \d+\); "
+                       r"restarting in (\d+) ms", b.log_text())
+    assert waits == ["100", "200", "400", "800"], waits
+
+
 def hooks_built():
     """The poison hook is compiled into the test build of topicd only."""
     topicd = os.path.join(os.path.dirname(broker_binary()), "topicd")
@@ -109,6 +133,39 @@ def test_a_poison_record_is_dead_lettered_and_the_topic_goes_on(broker_factory):
     b.signal(signal.SIGUSR1)
     wait_for(lambda: re.search(r"status: topic P pid \d+ running .*poisoned 1 ", b.log_text()),
              10, "the status line to count the poison record")
+    for c in (cons, dlq):
+        c.settle()
+        assert not c.errors, (c.username, c.errors)
+
+
+def test_a_record_that_hangs_its_topicd_is_dead_lettered(broker_factory):
+    """A record the topicd never finishes applying (an endless loop: the
+    test build waits for ever on a marked payload) silences it: the
+    master kills it after topicd_timeout, counts that as a crash, and the
+    probing that follows strikes the record until it goes to the
+    dead-letter topic.  Before, such a kill was taken for one from
+    outside, and the record hung every topicd after it for ever."""
+    if not hooks_built():
+        pytest.skip("the topicd under test was built without the test hooks")
+    b = broker_factory({"restart_backoff_min": 0.05, "restart_backoff_max": 0.2,
+                        "poison_limit": 2, "topicd_timeout": 1})
+    dlq = b.consumer("h-dlq")
+    dlq.subscribe(DLQ)
+    cons = b.consumer("h-cons")
+    cons.subscribe("H")
+    pub = b.publisher()
+    pub.publish("H", "before")
+    cons.wait_message("before", "H")
+    pub.publish("H", "poison-record-hang 1", timeout=30)
+    rec = wait_dead_letter(dlq, "poison", timeout=10)
+    check_dead_letter(rec, "poison", ports=[b.publisher_port], topic="H",
+                      msg="poison-record-hang 1")
+    pub.publish("H", "after")
+    assert cons.wait_messages(2, "H") == ["before", "after"]
+    log = b.log_text()
+    assert len(re.findall(r"topic H: topicd pid \d+: sent nothing for topicd_timeout, with "
+                          r"work waiting \(hung\); killing it", log)) >= 2, log[-3000:]
+    assert re.search(r"topic H: a PUBLISH from \S+ killed its topicd 2 times: POISON", log)
     for c in (cons, dlq):
         c.settle()
         assert not c.errors, (c.username, c.errors)
