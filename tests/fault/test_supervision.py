@@ -105,18 +105,25 @@ def hooks_built():
         return POISON.encode() in f.read()
 
 
-def test_a_poison_record_is_dead_lettered_and_the_topic_goes_on(broker_factory):
+def poisoned_topic(broker_factory, topic, **settings):
+    """A broker whose topicd has the test hooks, a consumer of the
+    dead-letter topic and one of topic, which got a first message."""
     if not hooks_built():
         pytest.skip("the topicd under test was built without the test hooks")
-    b = broker_factory({"restart_backoff_min": 0.05, "restart_backoff_max": 0.2,
-                        "poison_limit": 2})
-    dlq = b.consumer("p-dlq")
+    b = broker_factory(dict({"restart_backoff_min": 0.05, "restart_backoff_max": 0.2,
+                             "poison_limit": 2}, **settings))
+    dlq = b.consumer(topic.lower() + "-dlq")
     dlq.subscribe(DLQ)
-    cons = b.consumer("p-cons")
-    cons.subscribe("P")
+    cons = b.consumer(topic.lower() + "-cons")
+    cons.subscribe(topic)
     pub = b.publisher()
-    pub.publish("P", "before")
-    cons.wait_message("before", "P")
+    pub.publish(topic, "before")
+    cons.wait_message("before", topic)
+    return b, dlq, cons, pub
+
+
+def test_a_poison_record_is_dead_lettered_and_the_topic_goes_on(broker_factory):
+    b, dlq, cons, pub = poisoned_topic(broker_factory, "P")
     # The poison is stored where it can be: in the dead-letter topic, and
     # only then is its publisher told it is stored.
     pub.publish("P", POISON + " 1", timeout=30)
@@ -145,17 +152,7 @@ def test_a_record_that_hangs_its_topicd_is_dead_lettered(broker_factory):
     probing that follows strikes the record until it goes to the
     dead-letter topic.  Before, such a kill was taken for one from
     outside, and the record hung every topicd after it for ever."""
-    if not hooks_built():
-        pytest.skip("the topicd under test was built without the test hooks")
-    b = broker_factory({"restart_backoff_min": 0.05, "restart_backoff_max": 0.2,
-                        "poison_limit": 2, "topicd_timeout": 1})
-    dlq = b.consumer("h-dlq")
-    dlq.subscribe(DLQ)
-    cons = b.consumer("h-cons")
-    cons.subscribe("H")
-    pub = b.publisher()
-    pub.publish("H", "before")
-    cons.wait_message("before", "H")
+    b, dlq, cons, pub = poisoned_topic(broker_factory, "H", topicd_timeout=1)
     pub.publish("H", "poison-record-hang 1", timeout=30)
     rec = wait_dead_letter(dlq, "poison", timeout=10)
     check_dead_letter(rec, "poison", ports=[b.publisher_port], topic="H",
