@@ -520,6 +520,8 @@ void	 session_offline(struct session *s);
 /* The filter a session's filter is routed by: FILTER for a share. */
 const char *filter_route(const char *filter);
 void	 session_sync_shares(struct session *s, struct child *c);
+/* At start: a group membership in a cold topic that the topic lost. */
+bool	 session_share_unregistered(struct session *s, const char *topic);
 void	 share_filter_removed(struct session *s, const char *filter);
 void	 share_client_gone(struct session *s);
 void	 share_session_deleted(struct session *s);

@@ -231,14 +231,14 @@ session_attach_all(struct session *s, const char *only_filter, bool retained)
 	}
 }
 
-/* A cold topic that one of the session's own filters matches, and whose
- * last IDLE listed every subscriber but not this session, lost its
+/* A cold topic that one of the session's filters matches, and whose
+ * last IDLE listed every subscriber but not this session (or not it as a
+ * member of the group of one of its share filters), lost its
  * registration: the last master stopped or died while it waited for the
  * topicd (a start queued under max_topicds, say), after its SUBSCRIBE was
  * answered.  Registered now, before anything new is published there, its
  * cursor misses nothing published from now on (a publish that waited
- * behind the registration was not acknowledged either).  Shares are
- * their groups' business. */
+ * behind the registration was not acknowledged either). */
 static void
 register_missing(struct session *s)
 {
@@ -247,12 +247,14 @@ register_missing(struct session *s)
 	struct name *n, *next;
 	struct child *c;
 	const char *why;
+	bool own;
 
 	for (size_t i = 0; i < s->nfilters; i++)
-		if (filter_route(s->filters[i].filter) == s->filters[i].filter)
-			registry_match(b, s->filters[i].filter, collect, &set);
+		registry_match(b, filter_route(s->filters[i].filter), collect, &set);
 	RB_FOREACH_SAFE(n, name_set, &set, next) {
-		if (topic_info_sub(registry_info(b, n->topic), s->key) == SUB_ABSENT &&
+		own = session_qos(s, n->topic) >= 0 &&
+		    topic_info_sub(registry_info(b, n->topic), s->key) == SUB_ABSENT;
+		if ((own || session_share_unregistered(s, n->topic)) &&
 		    session_may_read(s, n->topic) && (c = topic_open(b, n->topic, &why)) != NULL &&
 		    c->state != CH_FAILED) {
 			log_info("session %s: registered again in topic %s, which did not have it",

@@ -139,6 +139,32 @@ session_sync_shares(struct session *s, struct child *c)
 	session_scan(s, sync_share, &arg);
 }
 
+/* Is the session, offline, a member of a group in cold topic (one of
+ * its share filters matches) that the topic's last IDLE, listing every
+ * subscriber, does not name?  Its registration there was lost. */
+bool
+session_share_unregistered(struct session *s, const char *topic)
+{
+	const struct topic_info *ti = registry_info(s->b, topic);
+	bool absent = false;
+	const char *sub;
+	struct wbuf w;
+	char *gkey;
+
+	wbuf_init(&w);
+	for (size_t i = 0; i < s->nfilters && !absent; i++) {
+		if (topic_share_split(s->filters[i].filter, &sub) != 1 ||
+		    !topic_matches(sub, topic))
+			continue;
+		gkey = group_key(s->filters[i].filter);
+		wbuf_reset(&w);
+		absent = topic_info_sub(ti, idle_member_key(&w, gkey, s->key)) == SUB_ABSENT;
+		free(gkey);
+	}
+	wbuf_free(&w);
+	return absent;
+}
+
 /* The member leaves the group in topic c; forget: the group goes with
  * its last member (an MQTT session's), else its cursor stays (a
  * JSON-lines consumer's, like its own). */

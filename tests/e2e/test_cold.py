@@ -10,6 +10,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 from broker_harness import kill_pid, process_alive, wait_for
 from mqtt_helpers import PUBACK, PUBLISH, RawClient, Receiver, ack_packet, publish_packet
 
@@ -174,13 +176,16 @@ def test_a_topicd_waiting_for_its_subscriber_is_not_taken_for_hung(mqtt_factory)
     assert b.topicd_pid("slow/t") == pid
 
 
-def test_a_registration_a_stop_left_unmade_is_made_at_the_next_start(mqtt_factory):
-    """A persistent session subscribes to q/# and leaves while the cold
-    topic q/t waits for a place (both places held by stopped topicds): its
-    registration there is still queued when the broker stops.  The next
-    start registers it before anything new is published, so a message
-    acknowledged after the restart reaches the session (it started after
-    that message before)."""
+@pytest.mark.parametrize("client_id,filt", [("qs", "q/#"), ("qg", "$share/g/q/#")],
+                         ids=["own", "shared"])
+def test_a_registration_a_stop_left_unmade_is_made_at_the_next_start(mqtt_factory, client_id,
+                                                                     filt):
+    """A persistent session subscribes to q/# (or joins a group on it)
+    and leaves while the cold topic q/t waits for a place (both places
+    held by stopped topicds): its registration there is still queued when
+    the broker stops.  The next start registers it before anything new is
+    published, so a message acknowledged after the restart reaches the
+    session (it started after that message before)."""
     b = mqtt_factory({"max_topicds": 2, "topicd_idle_timeout": 0, "shutdown_timeout": 1,
                       "log_type": "information"})
     pub = publisher(b)
@@ -191,7 +196,7 @@ def test_a_registration_a_stop_left_unmade_is_made_at_the_next_start(mqtt_factor
     for pid in stuck:
         os.kill(pid, signal.SIGSTOP)
     try:
-        r = receiver(b, "qs", [("q/#", 1)], start=False)
+        r = receiver(b, client_id, [(filt, 1)], start=False)
         r.client.close()
         b.stop()
         assert "shutdown: 1 requests still unanswered" in b.log_text(), b.log_tail()
@@ -206,7 +211,7 @@ def test_a_registration_a_stop_left_unmade_is_made_at_the_next_start(mqtt_factor
     r.start()
     r.wait_payload(b"after the restart", timeout=15)
     assert r.payloads("q/t") == [b"after the restart"]
-    assert "session m/qs: registered again in topic q/t" in b.log_text()
+    assert "session m/%s: registered again in topic q/t" % client_id in b.log_text()
 
 
 def test_a_persistent_session_gets_its_backlog_from_cold_topics(mqtt_factory):
