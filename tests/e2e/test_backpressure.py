@@ -16,7 +16,7 @@ import time
 
 from broker_harness import Flood, HarnessError, kill_pid, wait_for
 from mqtt_helpers import (PUBACK, PUBLISH, MqttFlood, Receiver, SilentSubscriber, ack_packet,
-                          connected_client, publish_packet)
+                          connected_client, pingreq_packet, publish_packet)
 
 PENDING = 8             # max_client_pending
 OUTPUT = 4096           # client_output_limit, its smallest value
@@ -263,8 +263,13 @@ def test_a_publisher_held_back_longer_than_its_keep_alive_is_not_cut_off(mqtt_fa
     flood = MqttFlood(b.mqtt_port, "ka/t", 64 << 10, client_id="ka-flood", keepalive=1)
     flood.sock.sendall(flood.line(0))           # its topicd starts for it
     flood.lines = 1
-    sub.wait_until(lambda: len(sub.arrivals) >= 1, 20, "the first message")
-    tpid = b.wait_topicd("ka/t")
+
+    def started():
+        # Its keep-alive is 1 s: not silent while the topicd starts, which
+        # takes longer than that on a loaded machine.
+        flood.sock.sendall(pingreq_packet())
+        return len(sub.arrivals) >= 1 and b.topicd_pid("ka/t")
+    tpid = wait_for(started, 20, "the first message, and the topic's topicd")
     kill_pid(tpid, signal.SIGSTOP)
     try:
         flood.until_blocked()
