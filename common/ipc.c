@@ -81,9 +81,9 @@ send_raw(int sock, const struct ipc_hdr *h, const struct iovec *body, int nb, in
 
 /* A record whose body is the n parts of iov, with fd (or -1). */
 static int
-send_parts(int sock, uint16_t type, const struct iovec *iov, int n, int fd)
+send_parts(int sock, uint16_t type, uint16_t flags, const struct iovec *iov, int n, int fd)
 {
-	struct ipc_hdr h = { .type = type, .flags = 0 };
+	struct ipc_hdr h = { .type = type, .flags = flags };
 	size_t len = 0;
 	int mfd, rc, saved;
 
@@ -100,11 +100,11 @@ send_parts(int sock, uint16_t type, const struct iovec *iov, int n, int fd)
 	}
 	h.len = (uint32_t)len;
 	if (len <= IPC_MAX_INLINE) {
-		if (fd != -1)
+		if (fd != -1 && flags == 0)
 			h.flags |= IPC_F_FD;
 		return send_raw(sock, &h, iov, n, fd);
 	}
-	if (fd != -1) {
+	if (fd != -1 || flags != 0) {
 		errno = EINVAL;		/* one fd per record: a big body takes the slot */
 		return -1;
 	}
@@ -121,15 +121,43 @@ send_parts(int sock, uint16_t type, const struct iovec *iov, int n, int fd)
 int
 ipc_send(int sock, uint16_t type, const void *body, size_t len, int fd)
 {
+	return ipc_send_flags(sock, type, 0, body, len, fd);
+}
+
+int
+ipc_send_flags(int sock, uint16_t type, uint16_t flags, const void *body, size_t len, int fd)
+{
 	struct iovec iov = { .iov_base = (void *)body, .iov_len = len };
 
-	return send_parts(sock, type, &iov, 1, fd);
+	return send_parts(sock, type, flags, &iov, 1, fd);
 }
 
 int
 ipc_sendv(int sock, uint16_t type, const struct iovec *iov, int n)
 {
-	return send_parts(sock, type, iov, n, -1);
+	return send_parts(sock, type, 0, iov, n, -1);
+}
+
+int
+ipc_sendv_ring(int sock, struct ipc_ring *ring, uint16_t type, const struct iovec *iov, int n)
+{
+	struct ipc_ring_ref ref;
+	struct ipc_hdr h = { .type = type, .flags = IPC_F_RING, .len = sizeof(ref) };
+	struct iovec riov = { .iov_base = &ref, .iov_len = sizeof(ref) };
+	size_t len = 0;
+	int saved;
+
+	for (int i = 0; i < n && i < IPC_SENDV_MAX; i++)
+		len += iov[i].iov_len;
+	if (ring == NULL || n > IPC_SENDV_MAX || len < IPC_RING_MIN ||
+	    ipc_ring_put(ring, iov, n, &ref) == -1)
+		return ipc_sendv(sock, type, iov, n);
+	if (send_raw(sock, &h, &riov, 1, -1) == 0)
+		return 0;
+	saved = errno;
+	ipc_ring_unput(ring, &ref);
+	errno = saved;
+	return -1;
 }
 
 static void
@@ -196,28 +224,85 @@ struct ipc_block {
 	uint8_t data[];
 };
 
-/* One record of the datagram in blk at *off: 0, or -1 (bad). */
+static void
+block_unref(struct ipc_block *blk)
+{
+	if (blk != NULL && --blk->refs == 0)
+		free(blk);
+}
+
+/* A record whose body is in a ring: 0, or -1 with errno. */
+static int
+take_ring_body(const uint8_t *p, struct ipc_msg *m)
+{
+	struct ipc_ring_ref ref;
+
+	memcpy(&ref, p, sizeof(ref));
+	if ((m->body = (uint8_t *)ipc_ring_take(&ref, &m->ring)) == NULL)
+		return -1;
+	m->len = ref.len;
+	return 0;
+}
+
+/* One record of the datagram in blk at *off: 0, or -1 with errno (bad:
+ * EPROTO; its ring gone: ESTALE). */
 static int
 take_record(struct ipc_block *blk, size_t n, size_t *off, struct ipc_msg *m)
 {
 	struct ipc_hdr h;
 
+	errno = EPROTO;
 	if (n - *off < sizeof(h))
 		return -1;
 	memcpy(&h, blk->data + *off, sizeof(h));
 	*off += sizeof(h);
-	if (h.flags != 0 || h.len > n - *off)
+	if ((h.flags != 0 && h.flags != IPC_F_RING) || h.len > n - *off)
 		return -1;
+	memset(m, 0, sizeof(*m));
 	m->type = h.type;
-	m->flags = 0;
-	m->len = h.len;
-	m->body = h.len ? blk->data + *off : NULL;
-	m->mem = NULL;
-	m->block = blk;
-	blk->refs++;
 	m->fd = -1;
+	if (h.flags == IPC_F_RING) {
+		if (h.len != sizeof(struct ipc_ring_ref) || take_ring_body(blk->data + *off, m) == -1)
+			return -1;
+	} else {
+		m->len = h.len;
+		m->body = h.len ? blk->data + *off : NULL;
+		m->block = blk;
+		blk->refs++;
+	}
 	*off += h.len;
 	return 0;
+}
+
+/* A ring's announcement (a datagram with an fd): mapped, and kept with r. */
+static int
+take_ring(const uint8_t *buf, size_t n, int fd, struct ipc_reader *r)
+{
+	struct ipc_hdr h;
+	uint64_t note[2];
+	struct ipc_ring_map *map;
+
+	if (r == NULL || n != sizeof(h) + sizeof(note))
+		return -1;
+	memcpy(&h, buf, sizeof(h));
+	memcpy(note, buf + sizeof(h), sizeof(note));
+	if (h.len != sizeof(note) || (map = ipc_ring_map(fd, note[0], note[1])) == NULL)
+		return -1;
+	close(fd);
+	r->rings = xreallocarray(r->rings, r->nrings + 1, sizeof(*r->rings));
+	r->rings[r->nrings++] = map;
+	return 0;
+}
+
+static bool
+is_ring_note(const uint8_t *buf, size_t n)
+{
+	struct ipc_hdr h;
+
+	if (n < sizeof(h))
+		return false;
+	memcpy(&h, buf, sizeof(h));
+	return h.flags == IPC_F_RING;
 }
 
 /* A datagram with an fd: one record, whose fd it is. */
@@ -300,27 +385,35 @@ unpack_records(uint8_t **bufp, size_t n, struct ipc_reader *r, struct ipc_msg *m
 	struct ipc_block *blk;
 	struct ipc_msg more;
 	size_t off = 0, queued = r != NULL ? r->n : 0;
+	int saved;
 
 	if (take_alone(bufp, n, m))
 		return 0;
+	errno = EPROTO;
 	if (n == 0)
 		return -1;
 	blk = xmalloc(sizeof(*blk) + n);
-	blk->refs = 0;
+	blk->refs = 1;				/* ours, until every record is out */
 	memcpy(blk->data, *bufp, n);
 	if (take_record(blk, n, &off, m) == -1) {
-		free(blk);
+		saved = errno;
+		block_unref(blk);
+		errno = saved;
 		return -1;
 	}
 	while (off < n) {
 		if (r == NULL || take_record(blk, n, &off, &more) == -1) {
-			ipc_msg_clear(m);		/* the last one frees blk */
+			saved = r == NULL ? EPROTO : errno;
+			ipc_msg_clear(m);
 			while (r != NULL && r->n > queued)
 				ipc_msg_clear(&r->q[--r->n]);
+			block_unref(blk);
+			errno = saved;
 			return -1;
 		}
 		reader_push(r, &more);
 	}
+	block_unref(blk);
 	return 0;
 }
 
@@ -348,7 +441,7 @@ ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m)
 	struct iovec iov = { .iov_len = IPC_HDR_SIZE + IPC_MAX_INLINE };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
 			      .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
-	int fds[MAX_FDS_SEEN], nfds, rc;
+	int fds[MAX_FDS_SEEN], nfds, rc, saved;
 	ssize_t n;
 
 	memset(m, 0, sizeof(*m));
@@ -357,28 +450,36 @@ ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m)
 		return 1;
 	if (buf == NULL)
 		buf = xmalloc(IPC_HDR_SIZE + IPC_MAX_INLINE);
-	iov.iov_base = buf;
-	do
-		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	while (n == -1 && errno == EINTR);
-	if (n == -1)
+	for (;;) {
+		iov.iov_base = buf;
+		msg.msg_controllen = sizeof(cm.buf);
+		do
+			n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		while (n == -1 && errno == EINTR);
+		if (n == -1)
+			return -1;
+		nfds = collect_fds(&msg, fds, MAX_FDS_SEEN);
+		if (n == 0 && nfds == 0)
+			return 0;
+		errno = EPROTO;
+		if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC) || nfds > 1)
+			rc = -1;
+		else if (nfds == 1 && is_ring_note(buf, (size_t)n)) {
+			if ((rc = take_ring(buf, (size_t)n, fds[0], r)) == 0)
+				continue;	/* nothing for the caller */
+		} else if (nfds == 1)
+			rc = unpack_fd_record(buf, (size_t)n, fds[0], m);
+		else
+			rc = unpack_records(&buf, (size_t)n, r, m);
+		if (rc == 0)
+			return 1;
+		saved = errno == ESTALE ? ESTALE : EPROTO;
+		close_fds(fds, nfds);
+		memset(m, 0, sizeof(*m));
+		m->fd = -1;
+		errno = saved;
 		return -1;
-	nfds = collect_fds(&msg, fds, MAX_FDS_SEEN);
-	if (n == 0 && nfds == 0)
-		return 0;
-	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC) || nfds > 1)
-		rc = -1;
-	else if (nfds == 1)
-		rc = unpack_fd_record(buf, (size_t)n, fds[0], m);
-	else
-		rc = unpack_records(&buf, (size_t)n, r, m);
-	if (rc == 0)
-		return 1;
-	close_fds(fds, nfds);
-	memset(m, 0, sizeof(*m));
-	m->fd = -1;
-	errno = EPROTO;
-	return -1;
+	}
 }
 
 size_t
@@ -393,13 +494,30 @@ ipc_reader_clear(struct ipc_reader *r)
 	while (r->next < r->n)
 		ipc_msg_clear(&r->q[r->next++]);
 	free(r->q);
+	for (size_t i = 0; i < r->nrings; i++)
+		ipc_ring_unmap(r->rings[i]);
+	free(r->rings);
 	memset(r, 0, sizeof(*r));
 }
+
+static int out_add(struct ipc_out *o, uint16_t type, uint16_t flags, const void *body, size_t len);
 
 int
 ipc_out_add(struct ipc_out *o, uint16_t type, const void *body, size_t len)
 {
-	struct ipc_hdr h = { .type = type, .flags = 0, .len = (uint32_t)len };
+	return out_add(o, type, 0, body, len);
+}
+
+int
+ipc_out_add_ref(struct ipc_out *o, uint16_t type, const struct ipc_ring_ref *ref)
+{
+	return out_add(o, type, IPC_F_RING, ref, sizeof(*ref));
+}
+
+static int
+out_add(struct ipc_out *o, uint16_t type, uint16_t flags, const void *body, size_t len)
+{
+	struct ipc_hdr h = { .type = type, .flags = flags, .len = (uint32_t)len };
 
 	size_t need = o->len + sizeof(h) + len;
 
@@ -465,13 +583,24 @@ ipc_msg_take_mem(struct ipc_msg *m)
 	return mem;
 }
 
+struct ipc_ring_map *
+ipc_msg_take_ring(struct ipc_msg *m)
+{
+	struct ipc_ring_map *ring = m->ring;
+
+	m->ring = NULL;
+	return ring;
+}
+
 void
 ipc_msg_clear(struct ipc_msg *m)
 {
 	free(m->mem);
-	if (m->block != NULL && --m->block->refs == 0)
-		free(m->block);
+	block_unref(m->block);
 	m->block = NULL;
+	if (m->ring != NULL)
+		ipc_ring_release(m->ring, m->body);
+	m->ring = NULL;
 	m->body = m->mem = NULL;
 	if (m->fd != -1)
 		close(m->fd);

@@ -8,6 +8,15 @@
  * hands the caller an ordinary body.  A record with an fd (the caller's,
  * IPC_F_FD, or the memfd) is alone in its datagram.
  *
+ * A body of IPC_RING_MIN bytes or more may instead be in a shared ring
+ * (ipc_ring.h): the record (IPC_F_RING) is then a struct ipc_ring_ref,
+ * which packs with others, and the receiver hands the caller the body
+ * where it is in the ring.  A ring is announced once, on a channel, by an
+ * IPC_F_RING record with the memfd attached (body: u64 id, u64 size);
+ * the receiver maps it until that channel's reader is cleared, and its
+ * references may then come on any socket.  A reference to a ring that is
+ * not mapped (its producer is gone) is ESTALE, a bad one EPROTO.
+ *
  * Receiving: MSG_TRUNC, MSG_CTRUNC, a bad header, lengths that do not add
  * up to the datagram, a missing or unexpected fd are protocol errors
  * (EPROTO): the whole datagram is discarded and every fd that came with it
@@ -24,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ipc_ring.h"
+
 struct event_base;
 
 struct ipc_hdr {
@@ -35,6 +46,7 @@ struct ipc_hdr {
 #define IPC_F_FD	0x0001	/* the record carries the sender's fd */
 #define IPC_F_MEMFD	0x0002	/* the body is in the attached sealed memfd */
 #define IPC_F_MASK	0x0003
+#define IPC_F_RING	0x0004	/* the body is in a ring (with an fd: a ring's announcement) */
 
 #define IPC_HDR_SIZE	 sizeof(struct ipc_hdr)
 /* Larger bodies go by memfd.  A datagram of this size fits the default
@@ -59,6 +71,7 @@ struct ipc_msg {
 	void    *mem;		/* malloc'd: what ipc_msg_clear frees */
 	struct ipc_block *block; /* or the copy of the datagram body is in,
 				 * shared with the other records of it */
+	struct ipc_ring_map *ring; /* or the ring whose slot body is */
 };
 
 /* Sends one record, alone in its datagram.  fd (or -1) is not closed.
@@ -70,6 +83,13 @@ int  ipc_send(int sock, uint16_t type, const void *body, size_t len, int fd);
  * it is, not through a buffer that frames it first. */
 #define IPC_SENDV_MAX	4
 int  ipc_sendv(int sock, uint16_t type, const struct iovec *iov, int n);
+/* As ipc_sendv, with a body of IPC_RING_MIN bytes or more copied into
+ * ring (announced to the peer before), when it has room: the datagram is
+ * then the reference. */
+int  ipc_sendv_ring(int sock, struct ipc_ring *ring, uint16_t type, const struct iovec *iov, int n);
+/* As ipc_send, with the header's flags given: IPC_F_RING with an fd is a
+ * ring's announcement (ipc_chan_announce makes them). */
+int  ipc_send_flags(int sock, uint16_t type, uint16_t flags, const void *body, size_t len, int fd);
 
 /* A datagram being filled with records (no fds), sent by ipc_out_flush. */
 struct ipc_out {
@@ -80,6 +100,8 @@ struct ipc_out {
 /* Adds a record: 0, or -1 with errno EMSGSIZE when it does not fit now
  * (flush first) or ever (a body over IPC_MAX_INLINE: ipc_send it). */
 int  ipc_out_add(struct ipc_out *o, uint16_t type, const void *body, size_t len);
+/* Adds a record whose body is in a ring. */
+int  ipc_out_add_ref(struct ipc_out *o, uint16_t type, const struct ipc_ring_ref *ref);
 /* Sends the datagram (nothing when empty): 0, or -1 with errno (EAGAIN:
  * the socket is full, the datagram is kept for later). */
 int  ipc_out_flush(int sock, struct ipc_out *o);
@@ -90,11 +112,15 @@ void ipc_out_free(struct ipc_out *o);
 struct ipc_reader {
 	struct ipc_msg *q;
 	size_t		n, next, cap;
+	struct ipc_ring_map **rings;	/* announced on this socket */
+	size_t		nrings;
 };
 /* Receives one record: the next one left in r, else from the next
  * datagram.  Returns 1 with *m filled, 0 on EOF, -1 with errno (EAGAIN:
  * nothing there; EPROTO: a bad datagram, already discarded).  r NULL: the
- * caller takes one record per datagram (a datagram of several is EPROTO). */
+ * caller takes one record per datagram (a datagram of several is EPROTO).
+ * A ring's announcement is taken in (r not NULL) and the next datagram
+ * read; ESTALE: a record whose ring is gone, discarded. */
 int  ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m);
 size_t ipc_reader_left(const struct ipc_reader *r);
 void ipc_reader_clear(struct ipc_reader *r);
@@ -104,6 +130,9 @@ void ipc_msg_clear(struct ipc_msg *m);
  * datagram of its own): m no longer frees it, the caller free()s it.  NULL
  * for a record of a shared datagram, or one without a body. */
 void *ipc_msg_take_mem(struct ipc_msg *m);
+/* The ring m->body is in: m no longer releases it, the caller does, with
+ * ipc_ring_release(ring, body).  NULL when the body is not in a ring. */
+struct ipc_ring_map *ipc_msg_take_ring(struct ipc_msg *m);
 
 /* A libevent channel: read, drain, dispatch; write interest only while the
  * out-queue is non-empty; EOF and every error reach the one err callback. */
@@ -130,6 +159,14 @@ int    ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t
  * the peer must have before what goes out on other sockets.  Errors are
  * reported through the err callback, as from the event loop. */
 void   ipc_chan_push(struct ipc_chan *c);
+/* Large bodies sent from now on go through a ring of the channel's own
+ * (made, and announced, at the first), while it has room. */
+void   ipc_chan_use_ring(struct ipc_chan *c);
+/* Queues r's announcement: its references may then go on other sockets
+ * to the peer (the channel takes r's fd). */
+void   ipc_chan_announce(struct ipc_chan *c, struct ipc_ring *r);
+/* Gives back the pages of the channel's ring if nothing is in it. */
+void   ipc_chan_trim(struct ipc_chan *c);
 /* Records waiting in the out-queue, and the bytes of their bodies. */
 size_t ipc_chan_queued(const struct ipc_chan *c);
 size_t ipc_chan_queued_bytes(const struct ipc_chan *c);

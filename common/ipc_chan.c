@@ -6,7 +6,13 @@
  * one wake-up sends goes out together, packed into as few datagrams as
  * fit.  A record that goes alone (an fd, a large body) is sent at once,
  * after what is queued, when the socket takes them.  The socket's write
- * event is watched only while the peer does not keep up. */
+ * event is watched only while the peer does not keep up.
+ *
+ * With ipc_chan_use_ring, a large body is copied into the channel's ring
+ * as it is sent, and its reference is packed like a small record; the
+ * ring goes when the channel does.  A body counts as queued until the
+ * peer has released its slot (seen when anything is read from the peer):
+ * the ring is memory held for a peer that may not keep up. */
 #include "ipc.h"
 
 #include <errno.h>
@@ -32,6 +38,7 @@
 struct outrec {
 	TAILQ_ENTRY(outrec) entry;
 	uint16_t  type;
+	uint16_t  flags;	/* IPC_F_RING: a ring's announcement */
 	uint8_t  *body;		/* follows the record: one allocation */
 	size_t    len;		/* of the body; of a datagram's, their sum */
 	int       fd;
@@ -58,7 +65,12 @@ struct ipc_chan {
 	ipc_msg_cb        *on_msg;
 	ipc_err_cb        *on_err;
 	void              *arg;
+	struct ipc_ring   *ring;	/* large bodies go through it */
+	size_t             ring_bytes;	/* of qbytes: slots not yet released */
+	bool               want_ring;	/* made at the first large body */
 };
+
+static void ring_account(struct ipc_chan *c);
 
 static void
 qbytes_add(struct ipc_chan *c, size_t n)
@@ -112,7 +124,7 @@ flush_queue(struct ipc_chan *c)
 	while ((o = TAILQ_FIRST(&c->q)) != NULL) {
 		n = o->packed ? o->out.n : 1;
 		if (o->packed ? ipc_out_flush(c->fd, &o->out) == -1 :
-		    ipc_send(c->fd, o->type, o->body, o->len, o->fd) == -1)
+		    ipc_send_flags(c->fd, o->type, o->flags, o->body, o->len, o->fd) == -1)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
 		dequeue(c, n);
 	}
@@ -219,6 +231,11 @@ on_read(evutil_socket_t fd, short what, void *arg)
 	c->freed = NULL;
 	if (ipc_reader_left(&c->in) > 0)
 		event_active(c->rev, EV_READ, 0);	/* the rest, after others had a turn */
+	if (c->ring != NULL && c->ring_bytes > 0) {
+		ring_account(c);		/* what it released meanwhile */
+		if (drained(c) && c->error == 0)
+			event_active(c->fev, 0, 0);
+	}
 }
 
 struct ipc_chan *
@@ -262,19 +279,27 @@ ipc_chan_free(struct ipc_chan *c)
 	if (c->spare != NULL)
 		outrec_free(c->spare);
 	ipc_reader_clear(&c->in);
+	ipc_ring_free(c->ring);
 	close(c->fd);
 	free(c);
 }
 
 /* Frames a small record into the datagram at the queue's tail, or a new
  * one (the spare's buffer, when there is one). */
+static int
+out_add(struct ipc_out *o, uint16_t type, const void *body, size_t len, bool ref)
+{
+	return ref ? ipc_out_add_ref(o, type, body) : ipc_out_add(o, type, body, len);
+}
+
+/* (A reference's body is counted with the ring: ring_account.) */
 static void
-pack(struct ipc_chan *c, uint16_t type, const void *body, size_t len)
+pack(struct ipc_chan *c, uint16_t type, const void *body, size_t len, bool ref)
 {
 	struct outrec *o = TAILQ_LAST(&c->q, outq);
 
-	if (o != NULL && o->packed && ipc_out_add(&o->out, type, body, len) == 0) {
-		o->len += len;
+	if (o != NULL && o->packed && out_add(&o->out, type, body, len, ref) == 0) {
+		o->len += ref ? 0 : len;
 		return;
 	}
 	if ((o = c->spare) != NULL)
@@ -284,9 +309,9 @@ pack(struct ipc_chan *c, uint16_t type, const void *body, size_t len)
 		o->fd = -1;
 		o->packed = true;
 	}
-	if (ipc_out_add(&o->out, type, body, len) == -1)
+	if (out_add(&o->out, type, body, len, ref) == -1)
 		fatalx("ipc_chan: a record of %zu bytes does not fit a datagram", len);
-	o->len = len;
+	o->len = ref ? 0 : len;
 	TAILQ_INSERT_TAIL(&c->q, o, entry);
 }
 
@@ -319,10 +344,84 @@ sent_at_once(struct ipc_chan *c, uint16_t type, const void *body, size_t len, in
 	return true;
 }
 
+/* Queues an fd record: alone in its datagram, in order. */
+static void
+queue_alone(struct ipc_chan *c, uint16_t type, uint16_t flags, const void *body, size_t len,
+    int fd)
+{
+	struct outrec *o = xmalloc(sizeof(*o) + len);
+
+	memset(o, 0, sizeof(*o));
+	o->type = type;
+	o->flags = flags;
+	o->body = len ? memcpy(o + 1, body, len) : NULL;
+	o->len = len;
+	o->fd = fd;
+	TAILQ_INSERT_TAIL(&c->q, o, entry);
+	qbytes_add(c, len);
+	if (c->nq++ == 0 && c->error == 0)
+		event_active(c->fev, 0, 0);	/* once this callback returns */
+}
+
+void
+ipc_chan_announce(struct ipc_chan *c, struct ipc_ring *r)
+{
+	uint64_t note[2] = { ipc_ring_id(r), ipc_ring_size(r) };
+	int fd = ipc_ring_take_fd(r);
+
+	if (fd == -1)
+		fatalx("ipc_chan: ring %016llx announced twice", (unsigned long long)note[0]);
+	queue_alone(c, 0, IPC_F_RING, note, sizeof(note), fd);
+}
+
+void
+ipc_chan_use_ring(struct ipc_chan *c)
+{
+	c->want_ring = true;
+}
+
+void
+ipc_chan_trim(struct ipc_chan *c)
+{
+	if (c->ring != NULL)
+		(void)ipc_ring_trim(c->ring, IPC_RING_QUIET_MS);
+}
+
+/* The ring's slots in use count as queued: as the peer releases them
+ * (and we take them back), the count goes down. */
+static void
+ring_account(struct ipc_chan *c)
+{
+	size_t used = ipc_ring_used(c->ring);
+
+	if (used > c->ring_bytes)
+		qbytes_add(c, used - c->ring_bytes);
+	else
+		qbytes_sub(c, c->ring_bytes - used);
+	c->ring_bytes = used;
+}
+
+/* The body copied into the channel's ring (made now if it is wanted and
+ * there is none): false when it goes inline. */
+static bool
+ring_put(struct ipc_chan *c, const void *body, size_t len, struct ipc_ring_ref *ref)
+{
+	struct iovec iov = { .iov_base = (void *)body, .iov_len = len };
+
+	if (c->ring == NULL && c->want_ring) {
+		c->want_ring = false;		/* one try */
+		if ((c->ring = ipc_ring_new(IPC_RING_SIZE)) == NULL)
+			log_warn("channel fd %d: no shared ring; large bodies go inline", c->fd);
+		else
+			ipc_chan_announce(c, c->ring);
+	}
+	return c->ring != NULL && ipc_ring_put(c->ring, &iov, 1, ref) == 0;
+}
+
 int
 ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t len, int fd)
 {
-	struct outrec *o;
+	struct ipc_ring_ref ref;
 
 	if (len > IPC_MAX_BODY || (fd != -1 && len > IPC_MAX_INLINE)) {
 		if (fd != -1)
@@ -330,18 +429,16 @@ ipc_chan_send(struct ipc_chan *c, uint16_t type, const void *body, size_t len, i
 		errno = EMSGSIZE;
 		return -1;
 	}
-	if (fd == -1 && len < IPC_ALONE)
-		pack(c, type, body, len);
-	else if (sent_at_once(c, type, body, len, fd))
-		return 0;
+	if (fd == -1 && len >= IPC_RING_MIN && ring_put(c, body, len, &ref)) {
+		pack(c, type, &ref, sizeof(ref), true);
+		ring_account(c);
+		len = 0;
+	} else if (fd == -1 && len < IPC_ALONE)
+		pack(c, type, body, len, false);
 	else {
-		o = xmalloc(sizeof(*o) + len);
-		memset(o, 0, sizeof(*o));
-		o->type = type;
-		o->body = len ? memcpy(o + 1, body, len) : NULL;
-		o->len = len;
-		o->fd = fd;
-		TAILQ_INSERT_TAIL(&c->q, o, entry);
+		if (!sent_at_once(c, type, body, len, fd))
+			queue_alone(c, type, 0, body, len, fd);
+		return 0;
 	}
 	qbytes_add(c, len);
 	if (c->nq++ == 0 && c->error == 0)

@@ -32,7 +32,7 @@
  * with this version, so that a master and a topicd binary of different
  * releases (an upgrade with the old master still running) tell each other
  * so, whatever else changed in the records' layout. */
-#define IPC_PROTO_VERSION 8
+#define IPC_PROTO_VERSION 9
 #define IPC_CHANNEL_FD    3
 
 enum ipc_type {

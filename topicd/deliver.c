@@ -138,7 +138,7 @@ send_deliver(struct sub *s, const struct rec_deliver *d)
 	wbuf_around(&td->wb, head, d->payload, d->payload_len, iov);
 	if ((rc = deliver_flush(s)) != SEND_OK)
 		return rc;
-	if (ipc_sendv(s->fd, IPC_DELIVER, iov, 3) == 0)
+	if (ipc_sendv_ring(s->fd, td->dring, IPC_DELIVER, iov, 3) == 0)
 		return SEND_OK;
 	return send_failed(s);
 }

@@ -99,6 +99,8 @@ send_idle(struct topicd *td, uint8_t flags)
 				share_idle_members(s, &td->wb);
 		}
 	dispatch_send(td, IPC_IDLE);
+	if (td->dring != NULL)
+		(void)ipc_ring_trim(td->dring, IPC_RING_QUIET_MS);
 	td->idle_rx = td->rx;
 	td->idle_said = true;
 }

@@ -436,6 +436,12 @@ topicd_run(struct topicd *td)
 		return code;
 	}
 	events_setup(td);
+	/* Announced before READY: no delivery can come before the master
+	 * has it mapped. */
+	if ((td->dring = ipc_ring_new(IPC_RING_SIZE)) == NULL)
+		log_warn("topic %s: no shared ring; large deliveries go inline", td->topic);
+	else
+		ipc_chan_announce(td->chan, td->dring);
 	send_ready(td);
 	td->stats_dirty = true;
 	stats_tick(td);
@@ -450,5 +456,7 @@ topicd_run(struct topicd *td)
 	td->kv_ev = NULL;
 	topicd_close(td);
 	events_free(td);
+	ipc_ring_free(td->dring);
+	td->dring = NULL;
 	return td->exit_code;
 }

@@ -160,6 +160,7 @@ struct topicd {
 	struct event_base *base;
 	struct ipc_chan	*chan;
 	struct ipc_reader boot_in;	/* read with the first CONFIG, for the channel */
+	struct ipc_ring	*dring;		/* large deliveries' bodies (or NULL) */
 	struct kv	*kv;
 	struct wbuf	 wb;		/* scratch for records */
 	struct wbuf	 kb;		/* scratch for keys */

@@ -152,25 +152,59 @@ free_kept(const void *data, size_t len, void *mem)
 	free(mem);
 }
 
+/* The body of a record in a topicd's ring, once written: its slot is
+ * released (data is in the body, at a distance only the record knows). */
+struct ring_kept {
+	struct ipc_ring_map *ring;
+	const void	    *body;
+};
+
+static void
+free_ring_kept(const void *data, size_t len, void *arg)
+{
+	struct ring_kept *k = arg;
+
+	(void)data;
+	(void)len;
+	ipc_ring_release(k->ring, k->body);
+	free(k);
+}
+
 /* Writes len bytes of the body of delivery record m.  A large payload in a
- * record of its own is not copied: the output refers to it, and frees the
- * record's memory once it is written. */
+ * record of its own, or in a topicd's ring, is not copied: the output
+ * refers to it, and frees the record's memory (or its slot) once it is
+ * written. */
 void
 client_write_body(struct client *cl, const void *data, size_t len, struct ipc_msg *m)
 {
 	struct evbuffer *out;
+	struct ring_kept *k;
 	void *mem;
 
 	if (len < CLIENT_REF_MIN || (cl->closing && !bufferevent_get_enabled(cl->bev)) ||
 	    (const uint8_t *)data < m->body ||
-	    (const uint8_t *)data + len > m->body + m->len ||
-	    (mem = ipc_msg_take_mem(m)) == NULL) {
+	    (const uint8_t *)data + len > m->body + m->len) {
 		client_write(cl, data, len);
 		return;
 	}
 	out = cl->gate != 0 ? cl->gated : bufferevent_get_output(cl->bev);
-	if (evbuffer_add_reference(out, data, len, free_kept, mem) == -1) {
-		m->mem = mem;			/* still the record's */
+	if ((mem = ipc_msg_take_mem(m)) != NULL) {
+		if (evbuffer_add_reference(out, data, len, free_kept, mem) == -1) {
+			m->mem = mem;			/* still the record's */
+			client_close(cl, "cannot buffer output");
+		}
+		return;
+	}
+	if (m->ring == NULL) {
+		client_write(cl, data, len);
+		return;
+	}
+	k = xmalloc(sizeof(*k));
+	k->body = m->body;
+	k->ring = ipc_msg_take_ring(m);
+	if (evbuffer_add_reference(out, data, len, free_ring_kept, k) == -1) {
+		m->ring = k->ring;		/* still the record's */
+		free(k);
 		client_close(cl, "cannot buffer output");
 	}
 }

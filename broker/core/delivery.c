@@ -37,6 +37,13 @@ deliver_batch(struct client *cl, evutil_socket_t fd)
 
 		if (rc == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
+		if (rc == -1 && errno == ESTALE) {
+			/* From a topicd that is gone, its ring with it: its
+			 * successor sends again what was not acknowledged. */
+			log_debug("client %s: a delivery of a topicd that is gone: dropped",
+			    cl->desc);
+			continue;
+		}
 		if (rc == -1) {
 			/* A topicd's bug: the record is dropped, the topicd resends on retry. */
 			log_warn("client %s: bad delivery record", cl->desc);

@@ -168,6 +168,8 @@ live_idle(struct child *c, const struct ipc_msg *m)
 	}
 	if (r.rx != c->tx)
 		return;		/* said before what we sent since: busy */
+	if (c->chan != NULL)
+		ipc_chan_trim(c->chan);	/* it has applied all: its ring is empty */
 	if (r.flags & IDLE_FINAL) {
 		if (c->state == CH_PARKING)
 			keep_final(c, m);

@@ -105,6 +105,7 @@ child_start(struct child *c)
 	child_watch(c);
 	live_spawned(c);
 	c->chan = ipc_chan_new(c->b->base, fd, topicd_dispatch, topicd_chan_error, c);
+	ipc_chan_use_ring(c->chan);
 	ipc_chan_tally(c->chan, &c->b->chan_bytes);
 	send_config(c);
 	log_info("topic %s: topicd pid %ld started", c->topic, (long)c->pid);

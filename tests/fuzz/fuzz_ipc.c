@@ -12,8 +12,9 @@
  *
  * Oracles, checked after every input: a body that decodes re-encodes to the
  * same bytes; ipc_recv() returns either the records that were sent, in
- * order, exactly covering the datagram, or EPROTO, and leaves nothing
- * behind in the socket; the input leaves no fd open.
+ * order, exactly covering the datagram, or EPROTO (ESTALE for a reference
+ * to a ring, none being mapped), and leaves nothing behind in the socket;
+ * the input leaves no fd open.
  *
  * Every input starts from a clean state: the socket is empty, and the fd
  * check compares against the lowest free fd taken when the input starts,
@@ -26,7 +27,8 @@
  * and with -DFUZZ_IPC_GEN_CORPUS, run with the corpus directory as argument:
  *   clang -std=c11 -D_GNU_SOURCE -DFUZZ_IPC_GEN_CORPUS -Icommon \
  *     tests/fuzz/fuzz_ipc.c common/ipc.c common/ipc_proto.c common/marshal.c \
- *     common/log.c common/xmalloc.c common/clock.c common/fdio.c -o gen
+ *     common/ipc_ring.c common/log.c common/xmalloc.c common/clock.c \
+ *     common/fdio.c -o gen
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -236,6 +238,24 @@ check_record(const struct ipc_msg *m, const uint8_t *dgram, size_t dlen,
 	return sizeof(h) + ((h.flags & IPC_F_MEMFD) ? 0 : m->len);
 }
 
+/* Does the datagram hold, in its records' framing, a reference to a body
+ * in a ring (IPC_F_RING)?  No ring is mapped here: ipc_recv() says ESTALE
+ * for one that is well formed. */
+static bool
+has_ring_ref(const uint8_t *dgram, size_t dlen)
+{
+	struct ipc_hdr h;
+
+	for (size_t off = 0; dlen - off >= sizeof(h); off += sizeof(h) + h.len) {
+		memcpy(&h, dgram + off, sizeof(h));
+		if (h.flags == IPC_F_RING && h.len == sizeof(struct ipc_ring_ref))
+			return true;
+		if (h.len > dlen - off - sizeof(h))
+			break;
+	}
+	return false;
+}
+
 /* Runs one non-empty input: the decoders, then the datagram through
  * ipc_recv(), which takes it as one record or several. */
 static void
@@ -297,7 +317,7 @@ run_input(const uint8_t *data, size_t size)
 		}
 		check(off == dlen);
 	} else {
-		check(errno == EPROTO);
+		check(errno == EPROTO || (errno == ESTALE && has_ring_ref(dgram, dlen)));
 		check(m.body == NULL && m.fd == -1);
 		check(ipc_reader_left(&r) == 0);
 	}
@@ -472,6 +492,20 @@ main(int argc, char **argv)
 	check(ipc_out_add(&out, IPC_ROOM, NULL, 0) == 0);
 	struct wbuf packed = { out.buf, out.len, out.len };
 	put_file("rec-packed", 0x0f, NULL, 0, &packed);
+	ipc_out_free(&out);
+
+	/* References to bodies in a ring: alone, and packed between records. */
+	struct ipc_ring_ref ref = { .id = 0x1122334455667788ull, .off = 64, .len = 20000 };
+	memset(&out, 0, sizeof(out));
+	check(ipc_out_add_ref(&out, IPC_PUBLISH, &ref) == 0);
+	struct wbuf alone = { out.buf, out.len, out.len };
+	put_file("rec-ring-ref", 0x0f, NULL, 0, &alone);
+	ipc_out_free(&out);
+	check(ipc_out_add(&out, IPC_DONE, w.data, w.len) == 0);
+	check(ipc_out_add_ref(&out, IPC_DELIVER, &ref) == 0);
+	check(ipc_out_add(&out, IPC_ROOM, NULL, 0) == 0);
+	struct wbuf mixed = { out.buf, out.len, out.len };
+	put_file("rec-ring-packed", 0x0f, NULL, 0, &mixed);
 	ipc_out_free(&out);
 
 	/* A record whose body is in a sealed memfd, and an unsealed one. */
