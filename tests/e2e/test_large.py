@@ -1,7 +1,10 @@
-"""Large messages: a record between the master and the topicds of 64 KiB
-or more goes alone in its datagram (sent, stored, cached and written to
-the client from where it is), one over 128 KiB in a sealed memfd, the
-others packed with their neighbours.  Streams that mix them, up to 200
+"""Large messages: a record between the master and the topicds of 16 KiB
+or more has its body in a shared ring (the master's to the topicd, the
+topicd's to the master), written to the client from where it is; when a
+ring has no room, one of 64 KiB goes alone in its datagram and one over
+128 KiB in a sealed memfd; the others are packed with their neighbours.
+A subscriber that does not read holds slots of its topicd's ring, and
+another subscriber of the topic is not held up.  Streams that mix them, up to 200
 KiB and up to message_size_limit itself, arrive byte for byte and in
 order, over MQTT at each QoS and over JSON-lines; one byte more than the
 limit is refused.  The socket through which topicds hand a
@@ -18,7 +21,8 @@ import subprocess
 import pytest
 
 from broker_harness import DLQ, check_dead_letter, wait_dead_letter, wait_for
-from mqtt_helpers import Receiver, connected_client, mosquitto_pub, publish_packet
+from mqtt_helpers import (Receiver, SilentSubscriber, connected_client, mosquitto_pub,
+                          publish_packet)
 
 K = 1024
 # Around 64 KiB, where a record goes alone (the record's other fields
@@ -191,6 +195,24 @@ def unix_sndbufs(pid):
             lines.append(line)
     return [int(m.group(1)) for line in lines if "pid=%d," % pid in line
             for m in [re.search(r"\btb(\d+)", line)] if m]
+
+
+def test_a_subscriber_that_does_not_read_holds_up_no_other(mqtt_broker):
+    """Its output holds bodies in the topicd's ring: the ring fills behind
+    them and the topicd sends the rest inline.  Eight times the ring's
+    size goes by; the reading subscriber has every message, whole and in
+    order, and then so has the silent one."""
+    topic = "large/silent"
+    silent = SilentSubscriber(mqtt_broker.mqtt_port, "ring-silent", topic, qos=0)
+    r = mqtt_receiver(mqtt_broker, "ring-reader", topic)
+    pub = connected_client(mqtt_broker.mqtt_port, "ring-pub")
+    sent = payloads(7, [64 * K, 200 * K, 17 * K, 100 * K] * 128)
+    for p in sent:
+        pub.publish(topic, p, 1)
+    check_arrivals(r, topic, sent, 1)
+    got = silent.drain(len(sent))
+    assert [len(p) for p in got] == [len(p) for p in sent], "sizes differ"
+    assert got == sent, "the silent subscriber's bytes differ"
 
 
 def test_the_delivery_socket_has_client_delivery_buffer(mqtt_factory):

@@ -259,9 +259,10 @@ def test_online_subscriber_across_topicd_sigkills_mid_stream(mqtt_factory, rng):
 
 
 def test_large_messages_across_topicd_sigkills_mid_stream(mqtt_factory, rng):
-    """As above with payloads of 64 KiB and more: a record alone in its
-    datagram, kept by the topicd's cache as it came and written to the
-    subscriber without a copy; over 128 KiB, by memfd."""
+    """As above with payloads of 64 KiB and more: their bodies cross
+    between master and topicd in shared rings, a dead topicd's slots
+    still referenced from deliveries in the sockets and from the
+    subscriber's output."""
     n = 90
     b = mqtt_factory(FAULT_CONFIG)
     r = subscriber(b, "fk-topicd-big")
@@ -278,6 +279,36 @@ def test_large_messages_across_topicd_sigkills_mid_stream(mqtt_factory, rng):
     s.finish()
     assert s.completed == n
     drain_and_verify(r, s, "topicds SIGKILLed mid-stream of large messages")
+
+
+def test_large_messages_across_master_sigkills_mid_stream(mqtt_factory, rng):
+    """The master's ring to each topicd dies with it, and the topicds'
+    rings to it: nothing acknowledged is lost, QoS 2 comes once, and
+    every payload arrives whole."""
+    n, kills = 80, 2
+    b = mqtt_factory(FAULT_CONFIG)
+    r = subscriber(b, "fk-master-big")
+    r.start()
+    s = MqttStreamer(b, "fk-pub-mbig", n, reconnect=True,
+                     sizes=[64 * 1024, 20 * 1024, 250 * 1024, 16 * 1024])
+    s.start()
+    after = 0
+    killed_at = []
+    for at in sorted(rng.sample(range(10, n - 20), kills)):
+        at = max(at, after + 2)
+        wait_for(lambda: s.progress() >= at or not s.is_alive(), 60,
+                 "the publisher to complete %d exchanges" % at)
+        assert s.is_alive(), "the stream ended before the kill (error: %r)" % s.error
+        left = b.kill9()
+        after = s.progress()
+        killed_at.append(after)
+        wait_for(lambda: r.disconnected, 10, "the subscriber to see its connection close")
+        b.wait_topicds_gone(left)
+        b.start(keep_ports=True)
+        assert r.reconnect().session_present, "the session did not survive SIGKILL"
+    s.finish()
+    assert s.reconnects >= kills and s.completed == n
+    drain_and_verify(r, s, "master SIGKILLed after %s exchanges of large messages" % killed_at)
 
 
 def next_exchange(c, payload):
