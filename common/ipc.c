@@ -428,8 +428,10 @@ next_queued(struct ipc_reader *r, struct ipc_msg *m)
 	return 1;
 }
 
-int
-ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m)
+/* The next datagram's records: the first in *m, the others queued in r
+ * (a ring's announcement is taken in on the way); as ipc_recv. */
+static int
+recv_datagram(int sock, struct ipc_reader *r, struct ipc_msg *m)
 {
 	/* A datagram of one large record is not copied out of it: the buffer
 	 * becomes that record's body (take_alone). */
@@ -446,8 +448,6 @@ ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m)
 
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
-	if (next_queued(r, m))
-		return 1;
 	if (buf == NULL)
 		buf = xmalloc(IPC_HDR_SIZE + IPC_MAX_INLINE);
 	for (;;) {
@@ -479,6 +479,39 @@ ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m)
 		m->fd = -1;
 		errno = saved;
 		return -1;
+	}
+}
+
+int
+ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (next_queued(r, m))
+		return 1;
+	return recv_datagram(sock, r, m);
+}
+
+int
+ipc_reader_fill(int sock, struct ipc_reader *r)
+{
+	struct ipc_msg m;
+	size_t at;
+	int n = 0, rc;
+
+	for (;;) {
+		at = r->n;
+		if ((rc = recv_datagram(sock, r, &m)) == 1) {
+			reader_push(r, &m);	/* the first of its datagram goes first */
+			memmove(&r->q[at + 1], &r->q[at], (r->n - 1 - at) * sizeof(*r->q));
+			r->q[at] = m;
+			n++;
+			continue;
+		}
+		if (rc == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+			return n;
+		if (errno != EPROTO && errno != ESTALE)
+			return -1;
 	}
 }
 

@@ -122,6 +122,11 @@ struct ipc_reader {
  * A ring's announcement is taken in (r not NULL) and the next datagram
  * read; ESTALE: a record whose ring is gone, discarded. */
 int  ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m);
+/* Reads every datagram waiting in sock into r, to be taken by ipc_recv
+ * later: their bodies in a ring are then held, and stay when the ring's
+ * owner goes (ipc_reader_clear of its channel).  Bad datagrams are
+ * discarded.  The number of records read, or -1 with errno. */
+int  ipc_reader_fill(int sock, struct ipc_reader *r);
 size_t ipc_reader_left(const struct ipc_reader *r);
 void ipc_reader_clear(struct ipc_reader *r);
 /* Frees the body and closes the fd if still owned (fd != -1). */
@@ -165,11 +170,12 @@ void   ipc_chan_use_ring(struct ipc_chan *c);
 /* Queues r's announcement: its references may then go on other sockets
  * to the peer (the channel takes r's fd). */
 void   ipc_chan_announce(struct ipc_chan *c, struct ipc_ring *r);
-/* Gives back the pages of the channel's ring if nothing is in it. */
+/* Gives back the pages of the channel's ring if nothing is in it and it
+ * has been quiet (IPC_RING_QUIET_MS). */
 void   ipc_chan_trim(struct ipc_chan *c);
 /* Records waiting in the out-queue, and the bytes of their bodies. */
 size_t ipc_chan_queued(const struct ipc_chan *c);
-size_t ipc_chan_queued_bytes(const struct ipc_chan *c);
+size_t ipc_chan_queued_bytes(struct ipc_chan *c);
 /* Adds the bytes queued to *tally as well, from now on (one total of many
  * channels); NULL: no longer. */
 void   ipc_chan_tally(struct ipc_chan *c, uint64_t *tally);

@@ -11,8 +11,10 @@
  * With ipc_chan_use_ring, a large body is copied into the channel's ring
  * as it is sent, and its reference is packed like a small record; the
  * ring goes when the channel does.  A body counts as queued until the
- * peer has released its slot (seen when anything is read from the peer):
- * the ring is memory held for a peer that may not keep up. */
+ * peer has released its slot: the ring is memory held for a peer that
+ * may not keep up.  The peer says nothing when it does, so the count is
+ * taken again whenever it is asked for, and every millisecond while a
+ * drain callback waits for the ring. */
 #include "ipc.h"
 
 #include <errno.h>
@@ -30,6 +32,7 @@
 #include "xmalloc.h"
 
 #define DRAIN_MAX 256		/* records dispatched per wake-up, for fairness */
+#define RING_POLL_US 1000	/* while a drain waits for ring slots */
 
 /* A queued record with an fd or a large body (IPC_ALONE) goes alone in
  * its datagram; the others are framed, as they are sent, into the
@@ -52,6 +55,7 @@ struct ipc_chan {
 	struct event      *rev;
 	struct event      *wev;
 	struct event      *fev;		/* flush, made active by a send */
+	struct event      *pev;		/* ring poll, while a drain waits for it */
 	TAILQ_HEAD(outq, outrec) q;
 	size_t             nq;		/* records */
 	size_t             qbytes;	/* their bodies */
@@ -71,6 +75,8 @@ struct ipc_chan {
 };
 
 static void ring_account(struct ipc_chan *c);
+static void ring_check(struct ipc_chan *c);
+static void on_ring_poll(evutil_socket_t fd, short what, void *arg);
 
 static void
 qbytes_add(struct ipc_chan *c, size_t n)
@@ -137,6 +143,7 @@ report(struct ipc_chan *c, int err)
 	event_del(c->rev);
 	event_del(c->wev);
 	event_del(c->fev);
+	event_del(c->pev);
 	c->on_err(c, err, c->arg);
 }
 
@@ -231,11 +238,33 @@ on_read(evutil_socket_t fd, short what, void *arg)
 	c->freed = NULL;
 	if (ipc_reader_left(&c->in) > 0)
 		event_active(c->rev, EV_READ, 0);	/* the rest, after others had a turn */
-	if (c->ring != NULL && c->ring_bytes > 0) {
-		ring_account(c);		/* what it released meanwhile */
-		if (drained(c) && c->error == 0)
-			event_active(c->fev, 0, 0);
-	}
+	ring_check(c);			/* what it released meanwhile */
+}
+
+/* Counts the ring's slots again; a drain that waits for them fires when
+ * they are down to its mark, and is polled for until then. */
+static void
+ring_check(struct ipc_chan *c)
+{
+	struct timeval tv = { 0, RING_POLL_US };
+
+	if (c->ring == NULL || c->ring_bytes == 0)
+		return;
+	ring_account(c);
+	if (c->on_drain == NULL || c->error != 0)
+		return;
+	if (drained(c))
+		event_active(c->fev, 0, 0);
+	else if (c->ring_bytes > 0 && !evtimer_pending(c->pev, NULL) && evtimer_add(c->pev, &tv) == -1)
+		fatalx("cannot add the ring timer for channel fd %d", c->fd);
+}
+
+static void
+on_ring_poll(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	ring_check(arg);
 }
 
 struct ipc_chan *
@@ -254,7 +283,9 @@ ipc_chan_new(struct event_base *base, int fd, ipc_msg_cb *on_msg, ipc_err_cb *on
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read, c);
 	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, on_write, c);
 	c->fev = event_new(base, -1, 0, on_flush, c);
-	if (c->rev == NULL || c->wev == NULL || c->fev == NULL || event_add(c->rev, NULL) == -1)
+	c->pev = evtimer_new(base, on_ring_poll, c);
+	if (c->rev == NULL || c->wev == NULL || c->fev == NULL || c->pev == NULL ||
+	    event_add(c->rev, NULL) == -1)
 		fatalx("cannot set up events for channel fd %d", fd);
 	return c;
 }
@@ -271,6 +302,7 @@ ipc_chan_free(struct ipc_chan *c)
 	event_free(c->rev);
 	event_free(c->wev);
 	event_free(c->fev);
+	event_free(c->pev);
 	qbytes_sub(c, c->qbytes);
 	while ((o = TAILQ_FIRST(&c->q)) != NULL) {
 		TAILQ_REMOVE(&c->q, o, entry);
@@ -469,8 +501,10 @@ ipc_chan_queued(const struct ipc_chan *c)
 }
 
 size_t
-ipc_chan_queued_bytes(const struct ipc_chan *c)
+ipc_chan_queued_bytes(struct ipc_chan *c)
 {
+	if (c->ring != NULL && c->ring_bytes > 0)
+		ring_account(c);
 	return c->qbytes;
 }
 
@@ -490,8 +524,12 @@ ipc_chan_when_below(struct ipc_chan *c, size_t low, ipc_drain_cb *cb)
 {
 	c->on_drain = cb;
 	c->drain_low = low;
+	if (c->ring != NULL && c->ring_bytes > 0)
+		ring_account(c);
 	if (drained(c) && c->error == 0)
 		event_active(c->fev, 0, 0);
+	else
+		ring_check(c);
 }
 
 int

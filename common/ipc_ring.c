@@ -243,6 +243,12 @@ ipc_ring_trim(struct ipc_ring *r, int quiet_ms)
 	return true;
 }
 
+bool
+ipc_ring_dirty(const struct ipc_ring *r)
+{
+	return r->dirty;
+}
+
 struct ipc_ring_map *
 ipc_ring_map(int fd, uint64_t id, uint64_t size)
 {

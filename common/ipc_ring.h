@@ -72,6 +72,8 @@ size_t   ipc_ring_used(struct ipc_ring *r);
  * when it was empty. */
 #define IPC_RING_QUIET_MS 1000
 bool     ipc_ring_trim(struct ipc_ring *r, int quiet_ms);
+/* Pages were written since the last trim that gave them back. */
+bool     ipc_ring_dirty(const struct ipc_ring *r);
 
 /* The consumer's end. */
 struct ipc_ring_map;

@@ -7,6 +7,8 @@
  * topic again. */
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "clock.h"
 #include "ipc.h"
 #include "kvstore.h"
@@ -99,10 +101,24 @@ send_idle(struct topicd *td, uint8_t flags)
 				share_idle_members(s, &td->wb);
 		}
 	dispatch_send(td, IPC_IDLE);
-	if (td->dring != NULL)
-		(void)ipc_ring_trim(td->dring, IPC_RING_QUIET_MS);
+	idle_trim_ring(td);
 	td->idle_rx = td->rx;
 	td->idle_said = true;
+}
+
+/* The delivery ring's pages go back once it is empty and quiet: now, or
+ * at the timer, which comes again while the ring is still in use. */
+void
+idle_trim_ring(struct topicd *td)
+{
+	struct timeval tv = { IPC_RING_QUIET_MS / 1000 + 1, 0 };
+
+	if (td->dring == NULL || !ipc_ring_dirty(td->dring))
+		return;
+	(void)ipc_ring_trim(td->dring, IPC_RING_QUIET_MS);
+	if (ipc_ring_dirty(td->dring) && td->dring_trim != NULL &&
+	    evtimer_add(td->dring_trim, &tv) == -1)
+		fatalx("topic %s: cannot set up the ring timer", td->topic);
 }
 
 /* At the end of a batch, when few subscribers are online (cheap to tell):

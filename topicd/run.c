@@ -335,6 +335,14 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 static void
+on_dring_trim(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	idle_trim_ring(arg);
+}
+
+static void
 events_setup(struct topicd *td)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGHUP };
@@ -348,8 +356,10 @@ events_setup(struct topicd *td)
 	td->work_ev = event_new(td->base, -1, 0, on_work, td);
 	td->tick = event_new(td->base, -1, EV_PERSIST, on_tick, td);
 	td->io_timer = evtimer_new(td->base, on_io_retry, td);
+	td->dring_trim = evtimer_new(td->base, on_dring_trim, td);
 	td->kv_ev = event_new(td->base, kv_event_fd(td->kv), EV_READ | EV_PERSIST, on_kv, td);
 	if (td->batch_ev == NULL || td->work_ev == NULL || td->tick == NULL || td->io_timer == NULL ||
+	    td->dring_trim == NULL ||
 	    td->kv_ev == NULL || event_add(td->tick, &second) == -1 ||
 	    event_add(td->kv_ev, NULL) == -1)
 		fatalx("cannot set up timers");
@@ -375,6 +385,9 @@ events_free(struct topicd *td)
 	td->work_ev = NULL;
 	if (td->io_timer != NULL)
 		event_free(td->io_timer);
+	if (td->dring_trim != NULL)
+		event_free(td->dring_trim);
+	td->dring_trim = NULL;
 	if (td->kv_ev != NULL)
 		event_free(td->kv_ev);
 	if (td->chan != NULL)

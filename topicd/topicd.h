@@ -161,6 +161,7 @@ struct topicd {
 	struct ipc_chan	*chan;
 	struct ipc_reader boot_in;	/* read with the first CONFIG, for the channel */
 	struct ipc_ring	*dring;		/* large deliveries' bodies (or NULL) */
+	struct event	*dring_trim;	/* gives its pages back once quiet */
 	struct kv	*kv;
 	struct wbuf	 wb;		/* scratch for records */
 	struct wbuf	 kb;		/* scratch for keys */
@@ -274,6 +275,7 @@ void	 gate_free(struct topicd *);
 
 /* idle.c */
 void	 idle_tick(struct topicd *);
+void	 idle_trim_ring(struct topicd *);
 void	 idle_batch_end(struct topicd *);
 void	 idle_stop_asked(struct topicd *);
 void	 idle_stop_now(struct topicd *);

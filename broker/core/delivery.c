@@ -135,6 +135,20 @@ delivery_close(struct client *cl)
 	cl->dev_on = false;
 }
 
+/* Reads what waits in the delivery socket now, to be delivered in turn:
+ * a topicd's large bodies are in its ring, which its channel's end takes
+ * out of reach (ESTALE); read before, they are held and stay. */
+void
+delivery_take_all(struct client *cl)
+{
+	if (cl->dsock[0] == -1)
+		return;
+	if (ipc_reader_fill(cl->dsock[0], &cl->din) == -1)
+		log_warn("client %s: cannot read its delivery socket", cl->desc);
+	if (cl->dev_on && ipc_reader_left(&cl->din) > 0)
+		event_active(cl->dev, EV_READ, 0);
+}
+
 void
 delivery_resume(struct client *cl)
 {

@@ -340,7 +340,8 @@ live_balance(struct broker *b)
 		park(c, c->quiet ? "idle, room for another topic" : "room for another topic");
 }
 
-/* Once a second: topicds quiet for topicd_idle_timeout stop. */
+/* Once a second: topicds quiet for topicd_idle_timeout stop; the others
+ * that are quiet give back their rings' pages. */
 void
 live_expire(struct broker *b)
 {
@@ -352,4 +353,7 @@ live_expire(struct broker *b)
 	    now - c->quiet_since >= (int64_t)max)
 		park(c, "idle for topicd_idle_timeout");
 	live_balance(b);
+	TAILQ_FOREACH(c, &b->quiet, live)
+		if (c->chan != NULL)
+			ipc_chan_trim(c->chan);
 }

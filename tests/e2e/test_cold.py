@@ -13,7 +13,8 @@ import time
 import pytest
 
 from broker_harness import kill_pid, process_alive, wait_for
-from mqtt_helpers import PUBACK, PUBLISH, RawClient, Receiver, ack_packet, publish_packet
+from mqtt_helpers import (PUBACK, PUBLISH, RawClient, Receiver, SilentSubscriber, ack_packet,
+                          publish_packet)
 
 IDLE = {"topicd_idle_timeout": 1, "log_type": "information"}
 
@@ -361,3 +362,21 @@ def test_a_wildcard_subscriber_of_many_cold_topics_does_not_make_them_churn(mqtt
     # One start to publish, one to deliver, and turns taken beyond that
     # (751 seen once on a loaded machine); churn was thousands.
     assert starts <= 3 * topics, "%d topicd starts for %d topics" % (starts, topics)
+
+
+def test_deliveries_waiting_in_a_socket_outlive_their_topicd(mqtt_factory):
+    """A subscriber that does not read has QoS 0 deliveries of 64 KiB
+    waiting in its delivery socket, their bodies in the topicd's ring,
+    when its topicd stops, idle.  They are read before the ring goes out
+    of reach: nobody would send them again.  Then it reads them all."""
+    b = mqtt_factory(IDLE)
+    silent = SilentSubscriber(b.mqtt_port, "cold-silent", "cold/big", qos=0)
+    pub = publisher(b)
+    sent = [b"%04d" % i + bytes([i]) * (64 * 1024 - 4) for i in range(60)]
+    for p in sent:
+        pub.publish("cold/big", p, qos=0)
+    pub.ping()
+    wait_cold(b, "cold/big")
+    got = silent.drain(len(sent))
+    assert [p[:4] for p in got] == [p[:4] for p in sent]
+    assert got == sent
