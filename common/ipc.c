@@ -492,29 +492,6 @@ ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m)
 	return recv_datagram(sock, r, m);
 }
 
-int
-ipc_reader_fill(int sock, struct ipc_reader *r)
-{
-	struct ipc_msg m;
-	size_t at;
-	int n = 0, rc;
-
-	for (;;) {
-		at = r->n;
-		if ((rc = recv_datagram(sock, r, &m)) == 1) {
-			reader_push(r, &m);	/* the first of its datagram goes first */
-			memmove(&r->q[at + 1], &r->q[at], (r->n - 1 - at) * sizeof(*r->q));
-			r->q[at] = m;
-			n++;
-			continue;
-		}
-		if (rc == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
-			return n;
-		if (errno != EPROTO && errno != ESTALE)
-			return -1;
-	}
-}
-
 size_t
 ipc_reader_left(const struct ipc_reader *r)
 {

@@ -122,11 +122,6 @@ struct ipc_reader {
  * A ring's announcement is taken in (r not NULL) and the next datagram
  * read; ESTALE: a record whose ring is gone, discarded. */
 int  ipc_recv(int sock, struct ipc_reader *r, struct ipc_msg *m);
-/* Reads every datagram waiting in sock into r, to be taken by ipc_recv
- * later: their bodies in a ring are then held, and stay when the ring's
- * owner goes (ipc_reader_clear of its channel).  Bad datagrams are
- * discarded.  The number of records read, or -1 with errno. */
-int  ipc_reader_fill(int sock, struct ipc_reader *r);
 size_t ipc_reader_left(const struct ipc_reader *r);
 void ipc_reader_clear(struct ipc_reader *r);
 /* Frees the body and closes the fd if still owned (fd != -1). */

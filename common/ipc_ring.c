@@ -171,7 +171,7 @@ size_t
 ipc_ring_used(struct ipc_ring *r)
 {
 	reclaim(r);
-	return (size_t)(r->head - r->tail);
+	return r->broken ? 0 : (size_t)(r->head - r->tail);	/* out of use */
 }
 
 static void

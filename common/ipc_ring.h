@@ -63,7 +63,8 @@ int      ipc_ring_put(struct ipc_ring *r, const struct iovec *iov, int n,
 		      struct ipc_ring_ref *ref);
 /* Takes back the slot put last, whose reference could not be sent. */
 void     ipc_ring_unput(struct ipc_ring *r, const struct ipc_ring_ref *ref);
-/* Slots in use (not yet taken back). */
+/* Slots in use (not yet taken back); 0 for a ring out of order, which
+ * nothing is put into again. */
 size_t   ipc_ring_used(struct ipc_ring *r);
 /* When every slot has been released and nothing was put for quiet_ms
  * (IPC_RING_QUIET_MS): the pages go back to the system (a ring is kept by a

@@ -138,7 +138,11 @@ send_deliver(struct sub *s, const struct rec_deliver *d)
 	wbuf_around(&td->wb, head, d->payload, d->payload_len, iov);
 	if ((rc = deliver_flush(s)) != SEND_OK)
 		return rc;
-	if (ipc_sendv_ring(s->fd, td->dring, IPC_DELIVER, iov, 3) == 0)
+	/* A QoS 0 delivery never goes by ring: should this topicd end before
+	 * the master reads it, the master could no longer find the ring, and
+	 * nobody sends a QoS 0 delivery again.  The others are sent again by
+	 * the next topicd. */
+	if (ipc_sendv_ring(s->fd, d->qos > 0 ? td->dring : NULL, IPC_DELIVER, iov, 3) == 0)
 		return SEND_OK;
 	return send_failed(s);
 }

@@ -230,19 +230,6 @@ known_cold(struct attachment *a)
 	return k;
 }
 
-/* The topicd is gone or going: what it wrote to its subscribers' delivery
- * sockets is read now, while its ring can still be found (a QoS 0
- * delivery would not be sent again). */
-void
-attach_take_deliveries(struct child *c)
-{
-	struct attachment *a;
-
-	TAILQ_FOREACH(a, &c->attached, by_child)
-		if (a->client != NULL)
-			delivery_take_all(a->client);
-}
-
 void
 attach_drop(struct attachment *a, bool detach)
 {

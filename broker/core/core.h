@@ -581,8 +581,6 @@ void	 tls_close_notify(struct client *cl);
 int	 delivery_open(struct client *cl);
 void	 delivery_close(struct client *cl);
 void	 delivery_resume(struct client *cl);
-void	 delivery_take_all(struct client *cl);
-void	 attach_take_deliveries(struct child *c);
 /* owner.c: a publisher's staged messages */
 const char *owner_name(struct client *cl);
 void	 owner_set(struct client *cl, const char *name);

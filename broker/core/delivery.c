@@ -39,7 +39,8 @@ deliver_batch(struct client *cl, evutil_socket_t fd)
 			return;
 		if (rc == -1 && errno == ESTALE) {
 			/* From a topicd that is gone, its ring with it: its
-			 * successor sends again what was not acknowledged. */
+			 * successor sends again what was not acknowledged
+			 * (a QoS 0 delivery never comes by ring). */
 			log_debug("client %s: a delivery of a topicd that is gone: dropped",
 			    cl->desc);
 			continue;
@@ -133,20 +134,6 @@ delivery_close(struct client *cl)
 	}
 	ipc_reader_clear(&cl->din);
 	cl->dev_on = false;
-}
-
-/* Reads what waits in the delivery socket now, to be delivered in turn:
- * a topicd's large bodies are in its ring, which its channel's end takes
- * out of reach (ESTALE); read before, they are held and stay. */
-void
-delivery_take_all(struct client *cl)
-{
-	if (cl->dsock[0] == -1)
-		return;
-	if (ipc_reader_fill(cl->dsock[0], &cl->din) == -1)
-		log_warn("client %s: cannot read its delivery socket", cl->desc);
-	if (cl->dev_on && ipc_reader_left(&cl->din) > 0)
-		event_active(cl->dev, EV_READ, 0);
 }
 
 void

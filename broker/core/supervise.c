@@ -364,7 +364,6 @@ drain_answers(struct child *c)
 			live_idle(c, &m);	/* its last word */
 		ipc_msg_clear(&m);
 	}
-	attach_take_deliveries(c);
 	ipc_chan_free(ch);
 }
 

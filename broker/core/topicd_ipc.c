@@ -165,7 +165,6 @@ topicd_chan_error(struct ipc_chan *ch, int err, void *arg)
 		 * is still unread here; those answers count (drain_answers). */
 		c->dead_chan = c->chan;
 	} else {
-		attach_take_deliveries(c);
 		ipc_chan_free(c->chan);
 	}
 	c->chan = NULL;

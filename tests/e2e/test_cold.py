@@ -366,9 +366,10 @@ def test_a_wildcard_subscriber_of_many_cold_topics_does_not_make_them_churn(mqtt
 
 def test_deliveries_waiting_in_a_socket_outlive_their_topicd(mqtt_factory):
     """A subscriber that does not read has QoS 0 deliveries of 64 KiB
-    waiting in its delivery socket, their bodies in the topicd's ring,
-    when its topicd stops, idle.  They are read before the ring goes out
-    of reach: nobody would send them again.  Then it reads them all."""
+    waiting in its delivery socket when its topicd stops, idle.  Nobody
+    would send them again, so they never go by the topicd's ring, which
+    the master cannot follow once the topicd is gone.  It reads them
+    all."""
     b = mqtt_factory(IDLE)
     silent = SilentSubscriber(b.mqtt_port, "cold-silent", "cold/big", qos=0)
     pub = publisher(b)

@@ -521,63 +521,6 @@ test_drain_without_a_word_from_the_peer(void **state)
 	event_base_free(base);
 }
 
-/* References read from a socket before their ring's channel goes keep
- * their bodies: a topicd that stops leaves its QoS 0 deliveries, which
- * nobody would send again, in its subscribers' sockets. */
-static void
-test_fill_keeps_bodies_past_the_owner(void **state)
-{
-	struct event_base *base = event_base_new();
-	struct ipc_reader chan_in = { 0 }, dlv_in = { 0 };
-	struct ipc_ring *ring;
-	struct ipc_chan *c;
-	struct ipc_msg m;
-	static uint8_t big[40 * KIB];
-	struct iovec iov = { big, sizeof(big) };
-	int ch[2], dv[2];
-
-	(void)state;
-	pair(ch);
-	pair(dv);
-	c = ipc_chan_new(base, ch[0], NULL, NULL, NULL);
-	assert_non_null(ring = ipc_ring_new(IPC_RING_SIZE));
-	ipc_chan_announce(c, ring);
-	ipc_chan_push(c);
-	assert_int_equal(ipc_recv(ch[1], &chan_in, &m), -1);
-	for (unsigned i = 0; i < 3; i++) {
-		fill(big, sizeof(big), i);
-		assert_int_equal(ipc_sendv_ring(dv[0], ring, 64, &iov, 1), 0);
-	}
-	assert_int_equal(ipc_send(dv[0], 65, "x", 1, -1), 0);
-	/* One already queued in the reader goes first. */
-	assert_int_equal(ipc_recv(dv[1], &dlv_in, &m), 1);
-	assert_true(filled(m.body, m.len, 0));
-	ipc_msg_clear(&m);
-	assert_int_equal(ipc_reader_fill(dv[1], &dlv_in), 3);
-	ipc_reader_clear(&chan_in);			/* its owner's channel is gone */
-	for (unsigned i = 1; i < 3; i++) {
-		assert_int_equal(ipc_recv(dv[1], &dlv_in, &m), 1);
-		assert_int_equal(m.type, 64);
-		assert_true(filled(m.body, m.len, i));
-		ipc_msg_clear(&m);
-	}
-	assert_int_equal(ipc_recv(dv[1], &dlv_in, &m), 1);
-	assert_int_equal(m.type, 65);
-	ipc_msg_clear(&m);
-	/* One written after: its ring is out of reach. */
-	assert_int_equal(ipc_sendv_ring(dv[0], ring, 64, &iov, 1), 0);
-	assert_int_equal(ipc_reader_fill(dv[1], &dlv_in), 0);
-	assert_int_equal(ipc_recv(dv[1], &dlv_in, &m), -1);
-	assert_int_equal(errno, EAGAIN);
-	ipc_reader_clear(&dlv_in);
-	ipc_chan_free(c);
-	ipc_ring_free(ring);
-	close(ch[1]);
-	close(dv[0]);
-	close(dv[1]);
-	event_base_free(base);
-}
-
 int
 main(void)
 {
@@ -592,7 +535,6 @@ main(void)
 		cmocka_unit_test(test_chan_bodies_in_ring),
 		cmocka_unit_test(test_ring_on_another_socket),
 		cmocka_unit_test(test_drain_without_a_word_from_the_peer),
-		cmocka_unit_test(test_fill_keeps_bodies_past_the_owner),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,6 +38,50 @@ test_json_one_at_a_time(void **state)
 	close(s);
 }
 
+/* A body that goes alone in its datagram (IPC_ALONE) goes to a QoS 1
+ * subscriber by the topicd's ring, and to a QoS 0 one inline: a QoS 0
+ * delivery is not sent again, and the master can no longer find the ring
+ * of a topicd that ended before it read the reference. */
+static void
+test_large_deliveries_by_ring_only_at_qos_1_and_2(void **state)
+{
+	struct fx *f = *state;
+	static uint8_t big[IPC_ALONE + 100];
+	struct ipc_msg m;
+	struct rec_deliver d;
+	int s0, s1;
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 13);
+	assert_non_null(f->td.dring = ipc_ring_new(IPC_RING_SIZE));
+	ipc_chan_announce(f->td.chan, f->td.dring);
+	s0 = attach(f, "m/q0", MODE_MQTT, 0, 10, 0, 1);
+	s1 = attach(f, "m/q1", MODE_MQTT, 1, 10, 0, 2);
+	batch(f);
+	expect_done(f, 1, ST_OK, 1);		/* the announcement was taken in first */
+	expect_done(f, 2, ST_OK, 1);
+	publish(f, 3, 1, 0, "", 0, big, sizeof(big));
+	batch(f);
+	expect_done(f, 3, ST_OK, 1);
+	get(s0, &m, IPC_DELIVER);
+	assert_null(m.ring);
+	assert_int_equal(dec_deliver(m.body, m.len, &d), 0);
+	assert_int_equal(d.qos, 0);
+	assert_memory_equal(d.payload, big, sizeof(big));
+	ipc_msg_clear(&m);
+	get(s1, &m, IPC_DELIVER);
+	assert_non_null(m.ring);
+	assert_int_equal(dec_deliver(m.body, m.len, &d), 0);
+	assert_int_equal(d.qos, 1);
+	assert_memory_equal(d.payload, big, sizeof(big));
+	ipc_msg_clear(&m);
+	assert_int_equal(ipc_ring_used(f->td.dring), 0);
+	ipc_ring_free(f->td.dring);
+	f->td.dring = NULL;
+	close(s0);
+	close(s1);
+}
+
 static void
 test_mqtt_window(void **state)
 {
@@ -828,6 +872,8 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_json_one_at_a_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mqtt_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_deliveries_by_ring_only_at_qos_1_and_2,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stage_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
