@@ -381,3 +381,37 @@ def test_deliveries_waiting_in_a_socket_outlive_their_topicd(mqtt_factory):
     got = silent.drain(len(sent))
     assert [p[:4] for p in got] == [p[:4] for p in sent]
     assert got == sent
+
+
+def test_qos1_deliveries_in_a_socket_at_a_stop_come_again(mqtt_factory):
+    """At QoS 1 large deliveries go by the topicd's ring.  Busy topicds
+    stopped to make room (max_topicds 2) leave some in the sockets of
+    subscribers that do not read; the master drops those (their ring is
+    gone), and the next topicd of each topic sends them again.  Every
+    message arrives, whole."""
+    b = mqtt_factory({"max_topicds": 2, "topicd_idle_timeout": 0, "log_type": "debug"})
+    topics = ["cold/big1", "cold/big2"]
+    silent = [SilentSubscriber(b.mqtt_port, "cold-silent-%d" % i, t, qos=1)
+              for i, t in enumerate(topics)]
+    pub = publisher(b)
+    # More than the kernel's send buffer and the client's output hold:
+    # the rest of the window waits in the delivery socket.
+    sent = [b"%04d" % i + bytes([i % 256]) * (64 * 1024 - 4) for i in range(150)]
+    for t in topics:
+        for p in sent:
+            pub.publish(t, p, qos=1)
+    pids = [b.wait_topicd(t) for t in topics]
+    pub.publish("cold/other", b"room", qos=1, timeout=30)
+    wait_for(lambda: not all(process_alive(p) for p in pids), 10,
+             "a busy topicd to stop for room")
+    for s in silent:
+        got = {}
+        while len(got) < len(sent):
+            p = s.next(timeout=30)
+            assert (p.type, p.qos) == (PUBLISH, 1), p
+            s.sock.sendall(ack_packet(PUBACK, p.pid))
+            got[p.payload[:4]] = p.payload
+        assert sorted(got.values()) == sent
+    # The path this is about was taken: references to a stopped topicd's
+    # ring were dropped, and what they carried came again.
+    assert "a delivery of a topicd that is gone: dropped" in b.log_text()
