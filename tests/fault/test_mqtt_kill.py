@@ -208,14 +208,12 @@ def test_offline_persistent_session_gets_every_acknowledged_message_after_sigkil
     drain_and_verify(r, s, "offline subscriber, SIGKILL of the master and every topicd")
 
 
-def test_online_subscriber_across_master_sigkills_mid_stream(mqtt_factory, rng):
-    n, kills = 300, 3
-    b = mqtt_factory(FAULT_CONFIG)
-    r = subscriber(b, "fk-online")
-    r.start()
-    s = MqttStreamer(b, "fk-pub-b", n, reconnect=True)
+def stream_across_master_kills(b, r, s, ats):
+    """Starts streamer s and SIGKILLs the master (and with it every
+    topicd) once s has completed each number of exchanges in ats,
+    restarting it and reconnecting subscriber r each time; then lets s
+    finish.  Returns the progress at each kill."""
     s.start()
-    ats = sorted(rng.sample(range(20, n - 40), kills))
     after = 0           # progress when the last master died
     killed_at = []
     for at in ats:
@@ -235,7 +233,17 @@ def test_online_subscriber_across_master_sigkills_mid_stream(mqtt_factory, rng):
         b.start(keep_ports=True)
         assert r.reconnect().session_present, "the session did not survive SIGKILL"
     s.finish()
-    assert s.reconnects >= kills and s.completed == n
+    assert s.reconnects >= len(ats) and s.completed == s.n
+    return killed_at
+
+
+def test_online_subscriber_across_master_sigkills_mid_stream(mqtt_factory, rng):
+    n, kills = 300, 3
+    b = mqtt_factory(FAULT_CONFIG)
+    r = subscriber(b, "fk-online")
+    r.start()
+    s = MqttStreamer(b, "fk-pub-b", n, reconnect=True)
+    killed_at = stream_across_master_kills(b, r, s, sorted(rng.sample(range(20, n - 40), kills)))
     drain_and_verify(r, s, "master SIGKILLed after %s exchanges" % killed_at)
 
 
@@ -291,23 +299,7 @@ def test_large_messages_across_master_sigkills_mid_stream(mqtt_factory, rng):
     r.start()
     s = MqttStreamer(b, "fk-pub-mbig", n, reconnect=True,
                      sizes=[64 * 1024, 20 * 1024, 250 * 1024, 16 * 1024])
-    s.start()
-    after = 0
-    killed_at = []
-    for at in sorted(rng.sample(range(10, n - 20), kills)):
-        at = max(at, after + 2)
-        wait_for(lambda: s.progress() >= at or not s.is_alive(), 60,
-                 "the publisher to complete %d exchanges" % at)
-        assert s.is_alive(), "the stream ended before the kill (error: %r)" % s.error
-        left = b.kill9()
-        after = s.progress()
-        killed_at.append(after)
-        wait_for(lambda: r.disconnected, 10, "the subscriber to see its connection close")
-        b.wait_topicds_gone(left)
-        b.start(keep_ports=True)
-        assert r.reconnect().session_present, "the session did not survive SIGKILL"
-    s.finish()
-    assert s.reconnects >= kills and s.completed == n
+    killed_at = stream_across_master_kills(b, r, s, sorted(rng.sample(range(10, n - 20), kills)))
     drain_and_verify(r, s, "master SIGKILLed after %s exchanges of large messages" % killed_at)
 
 
