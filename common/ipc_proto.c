@@ -560,6 +560,48 @@ dec_deliver(const void *body, size_t len, struct rec_deliver *r)
 	DEC_END();
 }
 
+/* The length of s if it lies in [lo, hi) (read up to hi only), else 0
+ * and s is a constant of the decoder (""). */
+static size_t
+len_within(const char *s, const uint8_t *lo, const uint8_t *hi, bool *inside)
+{
+	const uint8_t *p = (const uint8_t *)s;
+
+	*inside = p >= lo && p < hi;
+	return *inside ? strnlen(s, (size_t)(hi - p)) : 0;
+}
+
+void
+rec_deliver_own(struct rec_deliver *r, const void *body, size_t len, struct wbuf *w)
+{
+	const uint8_t *lo = body, *hi = lo + len;
+	bool in_t, in_o, in_s;
+	size_t tl = len_within(r->topic, lo, hi, &in_t);
+	size_t ol = len_within(r->origin, lo, hi, &in_o);
+	size_t sl = len_within(r->share, lo, hi, &in_s);
+	size_t at_o, at_s, at_p;
+
+	wbuf_reset(w);
+	put_raw(w, r->topic, tl);
+	put_u8(w, 0);
+	at_o = w->len;
+	put_raw(w, r->origin, ol);
+	put_u8(w, 0);
+	at_s = w->len;
+	put_raw(w, r->share, sl);
+	put_u8(w, 0);
+	at_p = w->len;
+	if (r->props_len > 0)
+		put_raw(w, r->props, r->props_len);
+	r->topic = (const char *)w->data;
+	if (in_o)
+		r->origin = (const char *)w->data + at_o;
+	if (in_s)
+		r->share = (const char *)w->data + at_s;
+	if (r->props_len > 0)
+		r->props = w->data + at_p;
+}
+
 void
 enc_deliver_rel(struct wbuf *w, const struct rec_deliver_rel *r)
 {

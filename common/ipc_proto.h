@@ -369,6 +369,11 @@ bool idle_next_sub(const struct rec_idle *r, size_t *pos, const char **key, bool
  * two keys hold (the group's length comes first).  Returns w->data. */
 const char *idle_member_key(struct wbuf *w, const char *gkey, const char *member);
 int dec_deliver(const void *body, size_t len, struct rec_deliver *r);
+/* For r decoded from a body another process may still write (a topicd's
+ * ring): its strings and properties are copied into w (reset first), each
+ * read once and within the body, and r points to the copies; only the
+ * payload, passed on as bytes, stays where it is. */
+void rec_deliver_own(struct rec_deliver *r, const void *body, size_t len, struct wbuf *w);
 int dec_deliver_rel(const void *body, size_t len, struct rec_deliver_rel *r);
 
 /* The version a CONFIG or READY body begins with, whatever its release's

@@ -195,10 +195,13 @@ cons_deliver(struct client *cl, struct ipc_msg *m)
 {
 	struct rec_deliver d;
 	struct rec_deliver_rel r;
-	struct wbuf w;
+	struct wbuf w, own;
 
 	wbuf_init(&w);
+	wbuf_init(&own);
 	if (m->type == IPC_DELIVER && dec_deliver(m->body, m->len, &d) == 0) {
+		if (m->ring != NULL)		/* the topicd could still write it */
+			rec_deliver_own(&d, m->body, m->len, &own);
 		if (jl_enc_deliver(&w, d.topic, d.seq, d.payload, d.payload_len,
 		    (d.flags & DF_JSON) != 0) == 0) {
 			cl->b->msgs_out++;
@@ -215,6 +218,7 @@ cons_deliver(struct client *cl, struct ipc_msg *m)
 	if (w.len > 0)
 		client_write(cl, w.data, w.len);
 	wbuf_free(&w);
+	wbuf_free(&own);
 }
 
 /* A consumer takes one message at a time per topic (its topicds see to

@@ -637,12 +637,17 @@ mqtt_deliver(struct client *cl, struct ipc_msg *m)
 {
 	struct rec_deliver d;
 	struct rec_deliver_rel r;
+	struct wbuf own;
 
 	if (cl->session == NULL)
 		return;
-	if (m->type == IPC_DELIVER && dec_deliver(m->body, m->len, &d) == 0)
+	if (m->type == IPC_DELIVER && dec_deliver(m->body, m->len, &d) == 0) {
+		wbuf_init(&own);
+		if (m->ring != NULL)		/* the topicd could still write it */
+			rec_deliver_own(&d, m->body, m->len, &own);
 		deliver_publish(cl, &d, m);
-	else if (m->type == IPC_DELIVER_REL && dec_deliver_rel(m->body, m->len, &r) == 0)
+		wbuf_free(&own);
+	} else if (m->type == IPC_DELIVER_REL && dec_deliver_rel(m->body, m->len, &r) == 0)
 		deliver_pubrel(cl, &r);
 	else
 		log_warnx("client %s: bad %s record on its delivery socket", cl->desc,

@@ -774,6 +774,59 @@ test_idle_member_key(void **state)
 	wbuf_free(&v);
 }
 
+/* A delivery whose body another process could still write: once owned,
+ * its strings and properties no longer depend on the body, its payload
+ * still lies there. */
+static void
+test_deliver_owned_strings_outlive_the_body(void **state)
+{
+	static const uint8_t props[] = { 0x01, 0x01 };
+	struct rec_deliver in = { .topic = "a/b", .seq = 9, .qos = 1, .payload = (const uint8_t *)"pay",
+				  .payload_len = 3, .props = props, .props_len = sizeof(props),
+				  .expiry_ms = 5, .origin = "pub-1", .share = "$share/g/a/+" };
+	struct rec_deliver plain = { .topic = "c", .seq = 1, .qos = 2,
+				     .payload = (const uint8_t *)"x", .payload_len = 1 };
+	struct rec_deliver d;
+	struct wbuf w, own;
+	uint8_t *body;
+
+	(void)state;
+	wbuf_init(&w);
+	wbuf_init(&own);
+	enc_deliver(&w, &in);
+	body = malloc(w.len);
+	assert_non_null(body);
+	memcpy(body, w.data, w.len);
+	assert_int_equal(dec_deliver(body, w.len, &d), 0);
+	rec_deliver_own(&d, body, w.len, &own);
+	assert_true(d.payload >= body && d.payload + 3 <= body + w.len);
+	memset(body, 'X', w.len);		/* the writer scribbles over it */
+	assert_string_equal(d.topic, "a/b");
+	assert_string_equal(d.origin, "pub-1");
+	assert_string_equal(d.share, "$share/g/a/+");
+	assert_int_equal(d.props_len, sizeof(props));
+	assert_memory_equal(d.props, props, sizeof(props));
+	assert_int_equal(d.seq, 9);
+	assert_memory_equal(d.payload, "XXX", 3);	/* bytes, passed on as they are */
+	free(body);
+
+	wbuf_reset(&w);
+	enc_deliver(&w, &plain);
+	body = malloc(w.len);
+	assert_non_null(body);
+	memcpy(body, w.data, w.len);
+	assert_int_equal(dec_deliver(body, w.len, &d), 0);
+	rec_deliver_own(&d, body, w.len, &own);
+	memset(body, 'X', w.len);
+	assert_string_equal(d.topic, "c");
+	assert_string_equal(d.origin, "");
+	assert_string_equal(d.share, "");
+	assert_null(d.props);
+	free(body);
+	wbuf_free(&w);
+	wbuf_free(&own);
+}
+
 int
 main(void)
 {
@@ -797,6 +850,7 @@ main(void)
 		cmocka_unit_test(test_ack_unsub_done_deliver_rejects),
 		cmocka_unit_test(test_failed_decode_leaves_empty_strings),
 		cmocka_unit_test(test_type_names),
+		cmocka_unit_test(test_deliver_owned_strings_outlive_the_body),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
