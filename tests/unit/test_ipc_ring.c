@@ -219,6 +219,29 @@ test_bad_references(void **state)
 	both_free(&b);
 }
 
+/* A slot header that makes no sense (the peer wrote over it) puts the
+ * ring out of use: nothing more goes into it, and it counts as empty, so
+ * that its slots cannot keep a channel congested. */
+static void
+test_damaged_ring_goes_out_of_use(void **state)
+{
+	struct both b;
+	struct ipc_ring_ref ref;
+	struct ipc_ring_map *m;
+	const uint8_t *body;
+	uint32_t bad = 0xffffff00u;
+
+	(void)state;
+	both_new(&b, 128 * KIB);
+	assert_int_equal(put_tagged(b.ring, 20 * KIB, 1, &ref), 0);
+	assert_non_null(body = ipc_ring_take(&ref, &m));
+	memcpy((uint8_t *)body - 12, &bad, sizeof(bad));	/* the slot's length */
+	ipc_ring_release(m, body);
+	assert_int_equal(ipc_ring_used(b.ring), 0);
+	assert_int_equal(put_tagged(b.ring, 20 * KIB, 2, &ref), -1);
+	both_free(&b);
+}
+
 /* Unmapped by its owner, a ring resolves no reference, and stays until
  * the last body taken from it is released. */
 static void
@@ -529,6 +552,7 @@ main(void)
 		cmocka_unit_test(test_out_of_order_and_wrap),
 		cmocka_unit_test(test_too_large_and_unput),
 		cmocka_unit_test(test_bad_references),
+		cmocka_unit_test(test_damaged_ring_goes_out_of_use),
 		cmocka_unit_test(test_unmap_waits_for_bodies),
 		cmocka_unit_test(test_map_refuses),
 		cmocka_unit_test(test_trim),
