@@ -286,8 +286,14 @@ take_ring(const uint8_t *buf, size_t n, int fd, struct ipc_reader *r)
 		return -1;
 	memcpy(&h, buf, sizeof(h));
 	memcpy(note, buf + sizeof(h), sizeof(note));
-	if (h.len != sizeof(note) || (map = ipc_ring_map(fd, note[0], note[1])) == NULL)
+	if (h.len != sizeof(note))
 		return -1;
+	if ((map = ipc_ring_map(fd, note[0], note[1])) == NULL) {
+		if (errno != EPROTO)	/* out of memory or mappings, not the peer's fault */
+			log_warn("cannot map a shared ring of %llu bytes announced by the peer",
+			    (unsigned long long)note[1]);
+		return -1;
+	}
 	close(fd);
 	r->rings = xreallocarray(r->rings, r->nrings + 1, sizeof(*r->rings));
 	r->rings[r->nrings++] = map;
