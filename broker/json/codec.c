@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "json/json_bignum.h"
 #include "topic.h"
 #include "xmalloc.h"
 
@@ -18,12 +19,12 @@
 #define PARSE_FLAGS	(JSON_DECODE_ANY | JSON_ALLOW_NUL)
 #define DUMP_FLAGS	(JSON_COMPACT | JSON_ENCODE_ANY)
 
-typedef const char *(*parse_fn)(json_t *, struct jl_request *);
+typedef const char *(*parse_fn)(json_t *, struct jl_request *, struct jl_bignums *);
 
-static const char *parse_pub(json_t *, struct jl_request *);
-static const char *parse_pubrel(json_t *, struct jl_request *);
-static const char *parse_sub(json_t *, struct jl_request *);
-static const char *parse_ack(json_t *, struct jl_request *);
+static const char *parse_pub(json_t *, struct jl_request *, struct jl_bignums *);
+static const char *parse_pubrel(json_t *, struct jl_request *, struct jl_bignums *);
+static const char *parse_sub(json_t *, struct jl_request *, struct jl_bignums *);
+static const char *parse_ack(json_t *, struct jl_request *, struct jl_bignums *);
 
 static const struct {
 	const char	*type;
@@ -153,10 +154,14 @@ put_real(struct wbuf *w, double d)
 	}
 }
 
-/* Compact JSON text of a parsed value, object keys in their order. */
+/* Compact JSON text of a parsed value, object keys in their order; the
+ * markers of bn written back as the integers they stand for. */
 static void
-put_value(struct wbuf *w, json_t *v)
+put_value(struct wbuf *w, json_t *v, struct jl_bignums *bn)
 {
+	const char *digits;
+	size_t dlen;
+
 	const char *sep = "";
 	char buf[32];
 	size_t i;
@@ -171,7 +176,7 @@ put_value(struct wbuf *w, json_t *v)
 			put_string(w, json_object_iter_key(it),
 			    json_object_iter_key_len(it));
 			put_lit(w, ":");
-			put_value(w, json_object_iter_value(it));
+			put_value(w, json_object_iter_value(it), bn);
 			sep = ",";
 		}
 		put_lit(w, "}");
@@ -180,13 +185,17 @@ put_value(struct wbuf *w, json_t *v)
 		put_lit(w, "[");
 		for (i = 0; i < json_array_size(v); i++) {
 			put_lit(w, sep);
-			put_value(w, json_array_get(v, i));
+			put_value(w, json_array_get(v, i), bn);
 			sep = ",";
 		}
 		put_lit(w, "]");
 		break;
 	case JSON_STRING:
-		json_dump_callback(v, dump_cb, w, DUMP_FLAGS);
+		if (jl_bignums_digits(bn, json_string_value(v), json_string_length(v),
+		    &digits, &dlen))
+			put_raw(w, digits, dlen);
+		else
+			json_dump_callback(v, dump_cb, w, DUMP_FLAGS);
 		break;
 	case JSON_INTEGER:
 		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT,
@@ -272,7 +281,7 @@ get_msg_id(json_t *root, uint64_t *id)
 }
 
 static const char *
-parse_pub(json_t *root, struct jl_request *r)
+parse_pub(json_t *root, struct jl_request *r, struct jl_bignums *bn)
 {
 	const char *err;
 	struct wbuf w;
@@ -283,7 +292,10 @@ parse_pub(json_t *root, struct jl_request *r)
 		return err;
 	if ((msg = json_object_get(root, "msg")) == NULL)
 		return "without msg";
-	if (json_is_string(msg)) {
+	/* A string is stored as its bytes; an integer beyond 64 bits, masked
+	 * as a string, as the JSON text it is. */
+	if (json_is_string(msg) &&
+	    !jl_bignums_marks(bn, json_string_value(msg), json_string_length(msg))) {
 		n = json_string_length(msg);
 		r->payload = xmemdup(json_string_value(msg), n + 1);
 		r->payload_len = n;
@@ -291,7 +303,7 @@ parse_pub(json_t *root, struct jl_request *r)
 		return NULL;
 	}
 	wbuf_init(&w);
-	put_value(&w, msg);
+	put_value(&w, msg, bn);
 	put_raw(&w, "", 1);
 	r->payload = w.data;
 	r->payload_len = w.len - 1;
@@ -300,29 +312,32 @@ parse_pub(json_t *root, struct jl_request *r)
 }
 
 static const char *
-parse_pubrel(json_t *root, struct jl_request *r)
+parse_pubrel(json_t *root, struct jl_request *r, struct jl_bignums *bn)
 {
+	(void)bn;
 	return get_msg_id(root, &r->msg_id);
 }
 
 static const char *
-parse_sub(json_t *root, struct jl_request *r)
+parse_sub(json_t *root, struct jl_request *r, struct jl_bignums *bn)
 {
+	(void)bn;
 	return get_topic(root, true, &r->topic);
 }
 
 static const char *
-parse_ack(json_t *root, struct jl_request *r)
+parse_ack(json_t *root, struct jl_request *r, struct jl_bignums *bn)
 {
 	const char *err;
 
+	(void)bn;
 	if ((err = get_msg_id(root, &r->msg_id)) != NULL)
 		return err;
 	return get_topic(root, false, &r->topic);
 }
 
 static enum jl_cmd
-parse_command(json_t *root, struct jl_request *r)
+parse_command(json_t *root, struct jl_request *r, struct jl_bignums *bn)
 {
 	json_t *type;
 	const char *s;
@@ -344,7 +359,7 @@ parse_command(json_t *root, struct jl_request *r)
 		    memcmp(commands[i].type, s, n) != 0)
 			continue;
 		r->type = commands[i].type;
-		if ((r->error = commands[i].parse(root, r)) != NULL)
+		if ((r->error = commands[i].parse(root, r, bn)) != NULL)
 			return JL_BAD_REQUEST;
 		return commands[i].cmd;
 	}
@@ -362,24 +377,57 @@ too_deep(const struct jl_request *r, size_t max_levels)
 	    topic_check_levels(r->topic, strlen(r->topic), max_levels) != TOPIC_OK;
 }
 
+/* The line parsed; when it has a number that jansson cannot hold, parsed
+ * again with its integers beyond 64 bits masked (bn).  NULL, with out's
+ * error, when it is not JSON, has a real beyond a double, or has a big
+ * integer that cannot be masked. */
+static json_t *
+load(const char *line, size_t len, struct jl_bignums *bn, struct jl_request *out)
+{
+	json_error_t jerr;
+	json_t *root;
+	char *masked;
+	size_t mlen;
+
+	if ((root = json_loadb(line, len, PARSE_FLAGS, &jerr)) != NULL)
+		return root;
+	out->cmd = JL_INVALID_JSON;
+	if (json_error_code(&jerr) != json_error_numeric_overflow) {
+		out->error = "not valid JSON";
+		return NULL;
+	}
+	out->error = "number out of range";
+	if ((masked = jl_bignums_mask(line, len, bn, &mlen)) == NULL)
+		return NULL;
+	if ((root = json_loadb(masked, mlen, PARSE_FLAGS, &jerr)) == NULL &&
+	    json_error_code(&jerr) != json_error_numeric_overflow)
+		out->error = "not valid JSON";	/* and a big integer before */
+	free(masked);
+	return root;
+}
+
 enum jl_cmd
 jl_parse_limited(const char *line, size_t len, size_t max_levels,
     struct jl_request *out)
 {
-	json_error_t jerr;
+	struct jl_bignums bn = { 0 };
 	const char *error, *type;
 	json_t *root;
 
 	memset(out, 0, sizeof(*out));
-	if ((root = json_loadb(line, len, PARSE_FLAGS, &jerr)) == NULL) {
-		out->cmd = JL_INVALID_JSON;
-		out->error = json_error_code(&jerr) ==
-		    json_error_numeric_overflow ? "number out of range" :
-		    "not valid JSON";
+	if ((root = load(line, len, &bn, out)) == NULL) {
+		jl_bignums_free(&bn);
 		return out->cmd;
 	}
-	out->cmd = parse_command(root, out);
+	out->cmd = parse_command(root, out, bn.n > 0 ? &bn : NULL);
 	json_decref(root);
+	/* A PUB's msg may hold any integer; an id may not. */
+	if (bn.n > 0 && (out->type == NULL || strcmp(out->type, "PUB") != 0)) {
+		out->cmd = JL_INVALID_JSON;
+		out->error = "number out of range";
+		out->type = NULL;
+	}
+	jl_bignums_free(&bn);
 	if (out->cmd >= JL_PUB && too_deep(out, max_levels)) {
 		out->cmd = JL_BAD_REQUEST;
 		out->error = topic_error(TOPIC_TOO_MANY_LEVELS);

@@ -327,6 +327,10 @@ MSG_VALUES = [
     pytest.param(None, id="null"),
     pytest.param([1, "two", [3], {"four": 4}], id="array"),
     pytest.param({"a": {"b": [1, 2, {"c": None}]}, "d": "e"}, id="object"),
+    # The old broker passed any integer on, digit for digit.
+    pytest.param(123456789012345678901234567890, id="int-beyond-64-bits"),
+    pytest.param({"id": -(2 ** 70), "ids": [2 ** 63, -(2 ** 63), 1.5]},
+                 id="ints-beyond-64-bits-nested"),
 ]
 
 

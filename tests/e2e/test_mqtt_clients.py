@@ -898,7 +898,7 @@ def test_json_publish_reaches_mqtt_subscribers_with_the_payload_rules(mqtt_broke
     ms = MosquittoSub(mqtt_broker.mqtt_port, ["xj/t"], 1)
     ms.wait_subscribed()
     values = ["text", "h\u00e9llo \u2713", "", {"a": [1, 2, {"b": None}], "c": "d"}, 42, 3.5,
-              True, None, [], "{\"looks\": \"like json\"}"]
+              True, None, [], "{\"looks\": \"like json\"}", 2 ** 64 + 1, {"n": -(2 ** 80)}]
     jp = mqtt_broker.publisher()
     for v in values:
         jp.publish("xj/t", v)

@@ -175,6 +175,70 @@ test_payload_reals(void **state)
 	EXPECT_JSON("{\"t\":[0.5,1e300]}", "{\"t\":[0.5,1e300]}");
 }
 
+/* The old broker passed any integer on digit for digit; jansson holds 64
+ * bits.  Beyond them, a PUB's msg keeps the integer as it was written;
+ * anywhere else it is refused as before. */
+static void
+test_payload_bignums(void **state)
+{
+	struct jl_request r;
+
+	(void)state;
+	EXPECT_JSON("9223372036854775807", "9223372036854775807");
+	EXPECT_JSON("-9223372036854775808", "-9223372036854775808");
+	EXPECT_JSON("9223372036854775808", "9223372036854775808");
+	EXPECT_JSON("-9223372036854775809", "-9223372036854775809");
+	EXPECT_JSON("123456789012345678901234567890", "123456789012345678901234567890");
+	EXPECT_JSON("{\"id\": 18446744073709551616, \"s\": \"x 99999999999999999999\","
+	    " \"a\": [1, -99999999999999999999, 2.5, \"2\"]}",
+	    "{\"id\":18446744073709551616,\"s\":\"x 99999999999999999999\","
+	    "\"a\":[1,-99999999999999999999,2.5,\"2\"]}");
+	/* Keys and strings with digits or escaped quotes are left alone. */
+	EXPECT_JSON("{\"99999999999999999999\":\"\\\"99999999999999999999\","
+	    "\"k\":99999999999999999999}",
+	    "{\"99999999999999999999\":\"\\\"99999999999999999999\","
+	    "\"k\":99999999999999999999}");
+	/* Several, in order, and beside a large real. */
+	EXPECT_JSON("[99999999999999999991,99999999999999999992,1e300,99999999999999999993]",
+	    "[99999999999999999991,99999999999999999992,1e300,99999999999999999993]");
+	/* In another key of a PUB: taken, as other extra keys are. */
+	assert_int_equal(parse("{\"type\":\"PUB\",\"topic\":\"t\",\"x\":99999999999999999999,"
+	    "\"msg\":1}", &r), JL_PUB);
+	assert_int_equal(r.payload_len, 1);
+	assert_memory_equal(r.payload, "1", 1);
+	jl_request_free(&r);
+	/* Refused: an id or a SUB's key beyond 64 bits, a real beyond a double,
+	 * and a line where a string of the client's could pass
+	 * for the broker's marker. */
+	static const char *refused[] = {
+		"{\"type\":\"PUBREL\",\"msgId\":99999999999999999999}",
+		"{\"type\":\"PUBCOMP\",\"msgId\":99999999999999999999,\"topic\":\"t\"}",
+		"{\"type\":\"SUB\",\"topic\":\"t\",\"x\":99999999999999999999}",
+		"{\"type\":\"FOO\",\"x\":99999999999999999999}",
+		"[99999999999999999999]",
+		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":[1e400,99999999999999999999]}",
+		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":[\"\\u0000\",99999999999999999999]}",
+		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":[\"\\u00000\",99999999999999999999]}",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		expect_cmd(refused[i], strlen(refused[i]), JL_INVALID_JSON);
+		parse(refused[i], &r);
+		assert_string_equal(r.error, "number out of range");
+		jl_request_free(&r);
+	}
+	/* Not JSON for another reason: said so. */
+	static const char *bad[] = {
+		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":99999999999999999999",
+		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":099999999999999999999}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		expect_cmd(bad[i], strlen(bad[i]), JL_INVALID_JSON);
+		parse(bad[i], &r);
+		assert_string_equal(r.error, "not valid JSON");
+		jl_request_free(&r);
+	}
+}
+
 static void
 test_payload_string(void **state)
 {
@@ -754,6 +818,7 @@ main(void)
 		cmocka_unit_test(test_extra_and_repeated_keys),
 		cmocka_unit_test(test_payload_json),
 		cmocka_unit_test(test_payload_reals),
+		cmocka_unit_test(test_payload_bignums),
 		cmocka_unit_test(test_payload_string),
 		cmocka_unit_test(test_pub_errors),
 		cmocka_unit_test(test_pubrel_ids),
