@@ -50,8 +50,15 @@ string_end(const char *line, size_t len, size_t i)
 	return len;
 }
 
-/* The end of the number that starts at line[i]; *whole: it is a JSON
- * integer (-?(0|[1-9][0-9]*), no fraction, no exponent). */
+static bool
+in_number(char c)
+{
+	return is_digit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-';
+}
+
+/* The end of the run of number characters that starts at line[i]; *whole:
+ * the run is one JSON integer (-?(0|[1-9][0-9]*)) and nothing else, so
+ * that "1-99999999999999999999", not JSON, stays as it is. */
 static size_t
 number_end(const char *line, size_t len, size_t i, bool *whole)
 {
@@ -63,9 +70,8 @@ number_end(const char *line, size_t len, size_t i, bool *whole)
 	while (i < len && is_digit(line[i]))
 		i++;
 	*whole = i > first && !(line[first] == '0' && i - first > 1) &&
-	    (i == len || (line[i] != '.' && line[i] != 'e' && line[i] != 'E'));
-	while (i < len && (is_digit(line[i]) || line[i] == '.' || line[i] == 'e' ||
-	    line[i] == 'E' || line[i] == '+' || line[i] == '-'))
+	    (i == len || !in_number(line[i]));
+	while (i < len && in_number(line[i]))
 		i++;
 	return i > start ? i : start + 1;
 }

@@ -237,6 +237,20 @@ test_payload_bignums(void **state)
 		assert_string_equal(r.error, "not valid JSON");
 		jl_request_free(&r);
 	}
+	/* A marker in a big integer's place must not make JSON of what was
+	 * not: the integer glued to more of a number, or where no value may
+	 * be. */
+	static const char *garbled[] = {
+		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":1-99999999999999999999}",
+		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":99999999999999999999-1}",
+		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":99999999999999999999+1}",
+		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":--99999999999999999999}",
+		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":{99999999999999999999:1}}",
+		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":[\"a\"99999999999999999999]}",
+		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":99999999999999999999\"x\"}",
+	};
+	for (size_t i = 0; i < sizeof(garbled) / sizeof(garbled[0]); i++)
+		expect_cmd(garbled[i], strlen(garbled[i]), JL_INVALID_JSON);
 }
 
 static void
