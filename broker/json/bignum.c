@@ -144,7 +144,7 @@ jl_bignums_marks(const struct jl_bignums *bn, const char *s, size_t n)
 }
 
 bool
-jl_bignums_digits(struct jl_bignums *bn, const char *s, size_t n,
+jl_bignums_digits(const struct jl_bignums *bn, const char *s, size_t n,
     const char **digits, size_t *dlen)
 {
 	size_t k = 0;
@@ -155,7 +155,6 @@ jl_bignums_digits(struct jl_bignums *bn, const char *s, size_t n,
 		k = 10 * k + (size_t)(s[i] - '0');
 	*digits = bn->line + bn->off[k];
 	*dlen = bn->len[k];
-	bn->used++;
 	return true;
 }
 

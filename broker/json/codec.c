@@ -19,12 +19,12 @@
 #define PARSE_FLAGS	(JSON_DECODE_ANY | JSON_ALLOW_NUL)
 #define DUMP_FLAGS	(JSON_COMPACT | JSON_ENCODE_ANY)
 
-typedef const char *(*parse_fn)(json_t *, struct jl_request *, struct jl_bignums *);
+typedef const char *(*parse_fn)(json_t *, struct jl_request *, const struct jl_bignums *);
 
-static const char *parse_pub(json_t *, struct jl_request *, struct jl_bignums *);
-static const char *parse_pubrel(json_t *, struct jl_request *, struct jl_bignums *);
-static const char *parse_sub(json_t *, struct jl_request *, struct jl_bignums *);
-static const char *parse_ack(json_t *, struct jl_request *, struct jl_bignums *);
+static const char *parse_pub(json_t *, struct jl_request *, const struct jl_bignums *);
+static const char *parse_pubrel(json_t *, struct jl_request *, const struct jl_bignums *);
+static const char *parse_sub(json_t *, struct jl_request *, const struct jl_bignums *);
+static const char *parse_ack(json_t *, struct jl_request *, const struct jl_bignums *);
 
 static const struct {
 	const char	*type;
@@ -157,14 +157,11 @@ put_real(struct wbuf *w, double d)
 /* Compact JSON text of a parsed value, object keys in their order; the
  * markers of bn written back as the integers they stand for. */
 static void
-put_value(struct wbuf *w, json_t *v, struct jl_bignums *bn)
+put_value(struct wbuf *w, json_t *v, const struct jl_bignums *bn)
 {
-	const char *digits;
-	size_t dlen;
-
-	const char *sep = "";
+	const char *sep = "", *digits;
 	char buf[32];
-	size_t i;
+	size_t i, dlen;
 	void *it;
 
 	switch (json_typeof(v)) {
@@ -281,7 +278,7 @@ get_msg_id(json_t *root, uint64_t *id)
 }
 
 static const char *
-parse_pub(json_t *root, struct jl_request *r, struct jl_bignums *bn)
+parse_pub(json_t *root, struct jl_request *r, const struct jl_bignums *bn)
 {
 	const char *err;
 	struct wbuf w;
@@ -312,21 +309,21 @@ parse_pub(json_t *root, struct jl_request *r, struct jl_bignums *bn)
 }
 
 static const char *
-parse_pubrel(json_t *root, struct jl_request *r, struct jl_bignums *bn)
+parse_pubrel(json_t *root, struct jl_request *r, const struct jl_bignums *bn)
 {
 	(void)bn;
 	return get_msg_id(root, &r->msg_id);
 }
 
 static const char *
-parse_sub(json_t *root, struct jl_request *r, struct jl_bignums *bn)
+parse_sub(json_t *root, struct jl_request *r, const struct jl_bignums *bn)
 {
 	(void)bn;
 	return get_topic(root, true, &r->topic);
 }
 
 static const char *
-parse_ack(json_t *root, struct jl_request *r, struct jl_bignums *bn)
+parse_ack(json_t *root, struct jl_request *r, const struct jl_bignums *bn)
 {
 	const char *err;
 
@@ -337,7 +334,7 @@ parse_ack(json_t *root, struct jl_request *r, struct jl_bignums *bn)
 }
 
 static enum jl_cmd
-parse_command(json_t *root, struct jl_request *r, struct jl_bignums *bn)
+parse_command(json_t *root, struct jl_request *r, const struct jl_bignums *bn)
 {
 	json_t *type;
 	const char *s;

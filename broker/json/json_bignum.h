@@ -11,7 +11,6 @@ struct jl_bignums {
 	size_t		*off;		/* where each one's text starts in it */
 	size_t		*len;		/* and its length */
 	size_t		 n, cap;
-	size_t		 used;		/* markers written back */
 };
 
 /* The line with each integer beyond 64 bits replaced by a marker
@@ -22,9 +21,9 @@ char	*jl_bignums_mask(const char *line, size_t len, struct jl_bignums *bn,
 	    size_t *outlen);
 /* Is string s[0..n) one of bn's markers?  (bn may be NULL.) */
 bool	 jl_bignums_marks(const struct jl_bignums *bn, const char *s, size_t n);
-/* The integer's text that string s[0..n) marks, counted as used; false
- * when s is no marker (bn may be NULL). */
-bool	 jl_bignums_digits(struct jl_bignums *bn, const char *s, size_t n,
+/* The integer's text that string s[0..n) marks; false when s is no
+ * marker (bn may be NULL). */
+bool	 jl_bignums_digits(const struct jl_bignums *bn, const char *s, size_t n,
 	    const char **digits, size_t *dlen);
 void	 jl_bignums_free(struct jl_bignums *bn);
 
