@@ -6,8 +6,8 @@
  * string that jansson takes, a marker: U+0000 and the integer's index.
  * The codec writes the digits back in the marker's place (put_value).
  *
- * No string of the client's can pass for a marker: a line that holds a
- * \u0000 escape is not masked (a raw NUL is not JSON at all). */
+ * No string of the client's can pass for a marker: a line with a string
+ * that holds the escape \u0000 is not masked (a raw NUL is not JSON). */
 #include "json/json_bignum.h"
 
 #include <stdio.h>
@@ -37,14 +37,17 @@ fits_int64(const char *p, size_t n)
 }
 
 /* The end of the string that starts at line[i] (its opening quote): the
- * index after its closing quote, or len when it has none. */
+ * index after its closing quote, or len when it has none.  *nul: it holds
+ * the escape \u0000. */
 static size_t
-string_end(const char *line, size_t len, size_t i)
+string_end(const char *line, size_t len, size_t i, bool *nul)
 {
 	for (i++; i < len; i++) {
-		if (line[i] == '\\')
+		if (line[i] == '\\') {
+			if (len - i >= 6 && memcmp(line + i + 1, "u0000", 5) == 0)
+				*nul = true;
 			i++;
-		else if (line[i] == '"')
+		} else if (line[i] == '"')
 			return i + 1;
 	}
 	return len;
@@ -95,17 +98,17 @@ jl_bignums_mask(const char *line, size_t len, struct jl_bignums *bn, size_t *out
 	struct wbuf w;
 	char mark[32];
 	size_t i = 0, end;
-	bool whole;
+	bool whole, nul = false;
 
 	memset(bn, 0, sizeof(*bn));
 	bn->line = line;
-	if (memmem(line, len, "\\u0000", 6) != NULL)
-		return NULL;
 	wbuf_init(&w);
 	while (i < len) {
-		if (line[i] == '"')
-			end = string_end(line, len, i);
-		else if (line[i] == '-' || is_digit(line[i])) {
+		if (line[i] == '"') {
+			end = string_end(line, len, i, &nul);
+			if (nul)
+				break;
+		} else if (line[i] == '-' || is_digit(line[i])) {
 			end = number_end(line, len, i, &whole);
 			if (whole && !fits_int64(line + i, end - i)) {
 				note(bn, i, end - i);
@@ -119,8 +122,9 @@ jl_bignums_mask(const char *line, size_t len, struct jl_bignums *bn, size_t *out
 		put_raw(&w, line + i, end - i);
 		i = end;
 	}
-	if (bn->n == 0) {
+	if (bn->n == 0 || nul) {
 		wbuf_free(&w);
+		jl_bignums_free(bn);
 		return NULL;
 	}
 	*outlen = w.len;

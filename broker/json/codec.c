@@ -244,7 +244,7 @@ topic_error(enum topic_err e)
 }
 
 static const char *
-get_topic(json_t *root, bool filter, char **topic)
+get_topic(json_t *root, const struct jl_bignums *bn, bool filter, char **topic)
 {
 	json_t *t = json_object_get(root, "topic");
 	enum topic_err e;
@@ -253,7 +253,7 @@ get_topic(json_t *root, bool filter, char **topic)
 
 	if (t == NULL)
 		return "without topic";
-	if (!json_is_string(t))
+	if (!json_is_string(t) || jl_bignums_marks(bn, json_string_value(t), json_string_length(t)))
 		return "with a topic that is not a string";
 	s = json_string_value(t);
 	n = json_string_length(t);
@@ -285,7 +285,7 @@ parse_pub(json_t *root, struct jl_request *r, const struct jl_bignums *bn)
 	json_t *msg;
 	size_t n;
 
-	if ((err = get_topic(root, false, &r->topic)) != NULL)
+	if ((err = get_topic(root, bn, false, &r->topic)) != NULL)
 		return err;
 	if ((msg = json_object_get(root, "msg")) == NULL)
 		return "without msg";
@@ -318,8 +318,7 @@ parse_pubrel(json_t *root, struct jl_request *r, const struct jl_bignums *bn)
 static const char *
 parse_sub(json_t *root, struct jl_request *r, const struct jl_bignums *bn)
 {
-	(void)bn;
-	return get_topic(root, true, &r->topic);
+	return get_topic(root, bn, true, &r->topic);
 }
 
 static const char *
@@ -327,10 +326,9 @@ parse_ack(json_t *root, struct jl_request *r, const struct jl_bignums *bn)
 {
 	const char *err;
 
-	(void)bn;
 	if ((err = get_msg_id(root, &r->msg_id)) != NULL)
 		return err;
-	return get_topic(root, false, &r->topic);
+	return get_topic(root, bn, false, &r->topic);
 }
 
 static enum jl_cmd
