@@ -68,6 +68,20 @@ expect_payload(const char *msg, const void *want, size_t len, bool json)
 
 #define EXPECT_JSON(msg, text) expect_payload(msg, text, strlen(text), true)
 
+/* Lines that are INVALID JSON, for the reason given. */
+static void
+expect_invalid(const char *const *lines, size_t n, const char *error)
+{
+	struct jl_request r;
+
+	for (size_t i = 0; i < n; i++) {
+		expect_cmd(lines[i], strlen(lines[i]), JL_INVALID_JSON);
+		parse(lines[i], &r);
+		assert_string_equal(r.error, error);
+		jl_request_free(&r);
+	}
+}
+
 static void
 expect_wbuf(struct wbuf *w, const char *want)
 {
@@ -230,8 +244,7 @@ test_payload_bignums(void **state)
 	assert_memory_equal(r.payload, "1", 1);
 	jl_request_free(&r);
 	/* Refused: an id or a SUB's key beyond 64 bits, a real beyond a double,
-	 * and a line where a string of the client's could pass
-	 * for the broker's marker. */
+	 * and a line where a string of the client's could pass for a marker. */
 	static const char *refused[] = {
 		"{\"type\":\"PUBREL\",\"msgId\":99999999999999999999}",
 		"{\"type\":\"PUBCOMP\",\"msgId\":99999999999999999999,\"topic\":\"t\"}",
@@ -242,12 +255,7 @@ test_payload_bignums(void **state)
 		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":[\"\\u0000\",99999999999999999999]}",
 		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":[\"\\u00000\",99999999999999999999]}",
 	};
-	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		expect_cmd(refused[i], strlen(refused[i]), JL_INVALID_JSON);
-		parse(refused[i], &r);
-		assert_string_equal(r.error, "number out of range");
-		jl_request_free(&r);
-	}
+	expect_invalid(refused, sizeof(refused) / sizeof(refused[0]), "number out of range");
 	/* Not JSON for another reason: said so. */
 	static const char *bad[] = {
 		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":99999999999999999999",
@@ -255,12 +263,7 @@ test_payload_bignums(void **state)
 		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":[99999999999999999999,099999999999999999999]}",
 		"{\"type\":\"PUB\",\"topic\":\"t\",\"msg\":[99999999999999999999,--1]}",
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		expect_cmd(bad[i], strlen(bad[i]), JL_INVALID_JSON);
-		parse(bad[i], &r);
-		assert_string_equal(r.error, "not valid JSON");
-		jl_request_free(&r);
-	}
+	expect_invalid(bad, sizeof(bad) / sizeof(bad[0]), "not valid JSON");
 	/* A marker in a big integer's place must not make JSON of what was
 	 * not: the integer glued to more of a number, or where no value may
 	 * be. */
