@@ -132,31 +132,37 @@ jl_bignums_mask(const char *line, size_t len, struct jl_bignums *bn, size_t *out
 	return (char *)w.data;
 }
 
-bool
-jl_bignums_marks(const struct jl_bignums *bn, const char *s, size_t n)
+/* The index that string s[0..n) marks, if it is one of bn's markers. */
+static bool
+marker_index(const struct jl_bignums *bn, const char *s, size_t n, size_t *k)
 {
-	size_t k = 0;
-
 	if (bn == NULL || n < 2 || n > 10 || s[0] != '\0')
 		return false;
+	*k = 0;
 	for (size_t i = 1; i < n; i++) {
 		if (!is_digit(s[i]))
 			return false;
-		k = 10 * k + (size_t)(s[i] - '0');
+		*k = 10 * *k + (size_t)(s[i] - '0');
 	}
-	return k < bn->n;
+	return *k < bn->n;
+}
+
+bool
+jl_bignums_marks(const struct jl_bignums *bn, const char *s, size_t n)
+{
+	size_t k;
+
+	return marker_index(bn, s, n, &k);
 }
 
 bool
 jl_bignums_digits(const struct jl_bignums *bn, const char *s, size_t n,
     const char **digits, size_t *dlen)
 {
-	size_t k = 0;
+	size_t k;
 
-	if (!jl_bignums_marks(bn, s, n))
+	if (!marker_index(bn, s, n, &k))
 		return false;
-	for (size_t i = 1; i < n; i++)
-		k = 10 * k + (size_t)(s[i] - '0');
 	*digits = bn->line + bn->off[k];
 	*dlen = bn->len[k];
 	return true;
