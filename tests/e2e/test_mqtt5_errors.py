@@ -149,7 +149,11 @@ def test_a_connect_over_the_size_limit_is_refused(mqtt_factory):
     assert ack.rc == 0x95, ack
     c.expect_closed()
     c = V5Client(b.mqtt_port)
-    for byte in connect5("big-slow", will=will)[:12]:
+    slow = connect5("big-slow", will=will)
+    # Byte by byte up to the level, the last byte the answer needs: the
+    # broker closes once it has answered, so a byte sent after it may
+    # meet a reset.
+    for byte in slow[:slow.index(b"MQTT") + 5]:
         c.send(bytes([byte]))
     ack = c.next5(CONNACK)
     assert ack.rc == 0x95, ack
