@@ -442,6 +442,7 @@ broker_run(struct broker *b)
 	fd_limit_raise(b);
 	registry_start_staged(b);
 	sessions_register_missing(b);
+	mqtt_wills_restore(b);
 	broker_title(b);
 	broker_log_auth(b);
 	log_notice("started: version %s, pid %ld, data %s, topicd %s, boot %016llx",

@@ -571,6 +571,42 @@ kv_scan(struct kv *kv, const void *prefix, size_t plen, kv_scan_cb *cb, void *ar
 	return 0;
 }
 
+struct keylist {
+	uint8_t	**key;
+	size_t	 *len;
+	size_t	  n;
+};
+
+static int
+collect_key(const void *key, size_t klen, void *arg)
+{
+	struct keylist *l = arg;
+
+	l->key = xreallocarray(l->key, l->n + 1, sizeof(*l->key));
+	l->len = xreallocarray(l->len, l->n + 1, sizeof(*l->len));
+	l->key[l->n] = xmemdup(key, klen);
+	l->len[l->n] = klen;
+	l->n++;
+	return 0;
+}
+
+int
+kv_each(struct kv *kv, const void *prefix, size_t plen, kv_scan_cb *cb, void *arg)
+{
+	struct keylist l = { NULL, NULL, 0 };
+	int rc = 0;
+
+	(void)kv_scan(kv, prefix, plen, collect_key, &l);
+	for (size_t i = 0; i < l.n; i++) {
+		if (rc == 0)
+			rc = cb(l.key[i], l.len[i], arg);
+		free(l.key[i]);
+	}
+	free(l.key);
+	free(l.len);
+	return rc;
+}
+
 void
 kv_get_stats(const struct kv *kv, struct kv_stats *st)
 {

@@ -154,6 +154,8 @@ int	 kv_poll(struct kv *kv);
  * value.  cb must not modify the store. */
 typedef int kv_scan_cb(const void *key, size_t klen, void *arg);
 int  kv_scan(struct kv *kv, const void *prefix, size_t plen, kv_scan_cb *cb, void *arg);
+/* As kv_scan, but the keys are collected first: cb may change the store. */
+int  kv_each(struct kv *kv, const void *prefix, size_t plen, kv_scan_cb *cb, void *arg);
 
 void kv_get_stats(const struct kv *kv, struct kv_stats *st);
 

@@ -28,12 +28,6 @@
 #define META_VERSION 1
 #define MSG_V2 0x80		/* in a message record's flags byte: version 2 */
 
-struct keylist {
-	uint8_t	**key;
-	size_t	 *len;
-	size_t	  n;
-};
-
 /* A store that does not read back stops the topic until an operator
  * looks (the master marks it failed); any other store failure ends this
  * process, and the master starts a new one, which recovers from disk. */
@@ -252,29 +246,6 @@ store_del(struct topicd *td, const void *key, size_t klen)
 {
 	if (kv_del(td->kv, key, klen) == -1)
 		store_fail(td, "delete");
-}
-
-static int
-collect_key(const void *key, size_t klen, void *arg)
-{
-	struct keylist *l = arg;
-
-	l->key = xreallocarray(l->key, l->n + 1, sizeof(*l->key));
-	l->len = xreallocarray(l->len, l->n + 1, sizeof(*l->len));
-	l->key[l->n] = xmemdup(key, klen);
-	l->len[l->n] = klen;
-	l->n++;
-	return 0;
-}
-
-static void
-keylist_free(struct keylist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->key[i]);
-	free(l->key);
-	free(l->len);
-	memset(l, 0, sizeof(*l));
 }
 
 void
@@ -576,18 +547,29 @@ stage_release(struct topicd *td, const char *owner, uint32_t pubid)
 
 /* Releases every staged message whose key starts with prefix ("S" owner
  * NUL for one owner), in key order, i.e. by owner and then pubid. */
+struct each {
+	struct topicd	*td;
+	int		(*fn)(struct topicd *, const uint8_t *, size_t);
+	unsigned	 n;		/* calls that returned non-zero */
+};
+
+static int
+release_one(const void *key, size_t klen, void *arg)
+{
+	struct each *e = arg;
+
+	if (release_key(e->td, key, klen) != 0)
+		e->n++;
+	return 0;
+}
+
 unsigned
 stage_release_prefix(struct topicd *td, const char *prefix, size_t plen)
 {
-	struct keylist l = { NULL, NULL, 0 };
-	unsigned n = 0;
+	struct each e = { td, NULL, 0 };
 
-	kv_scan(td->kv, prefix, plen, collect_key, &l);
-	for (size_t i = 0; i < l.n; i++)
-		if (release_key(td, l.key[i], l.len[i]) != 0)
-			n++;
-	keylist_free(&l);
-	return n;
+	(void)kv_each(td->kv, prefix, plen, release_one, &e);
+	return e.n;
 }
 
 static int
@@ -607,16 +589,19 @@ stage_any(struct topicd *td, const char *prefix, size_t plen)
 
 /* Calls fn for every key under prefix (collected first, so that fn may
  * change the store). */
+static int
+call_one(const void *key, size_t klen, void *arg)
+{
+	struct each *e = arg;
+
+	return e->fn(e->td, key, klen);
+}
+
 int
 store_each(struct topicd *td, const char *prefix, size_t plen,
     int (*fn)(struct topicd *, const uint8_t *, size_t))
 {
-	struct keylist l = { NULL, NULL, 0 };
-	int rc = 0;
+	struct each e = { td, fn, 0 };
 
-	kv_scan(td->kv, prefix, plen, collect_key, &l);
-	for (size_t i = 0; i < l.n && rc == 0; i++)
-		rc = fn(td, l.key[i], l.len[i]);
-	keylist_free(&l);
-	return rc;
+	return kv_each(td->kv, prefix, plen, call_one, &e);
 }

@@ -475,6 +475,9 @@ int64_t	 session_deadline(int64_t since, uint64_t life);
  * unless the wall clock is now earlier (it stepped back) or the record
  * does not say (0): then now. */
 int64_t	 session_offline_wall(uint64_t since, int64_t now);
+/* The auth of a listener block by its name ("PORT [ADDRESS]"); the
+ * broker's for NULL or a block without its own. */
+struct auth *listener_auth(const struct broker *b, const char *listener);
 /* The incarnation after `last` at wall time now (ms): now, unless that is
  * not later (the same millisecond, a clock set back): last + 1. */
 uint64_t incarnation_next(uint64_t last, int64_t now);

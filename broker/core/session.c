@@ -290,7 +290,7 @@ session_online(struct session *s, struct client *cl, const char *user)
 
 /* The auth of the block a restored session's client last came in by;
  * the broker's if no block of that name has its own any more. */
-static struct auth *
+struct auth *
 listener_auth(const struct broker *b, const char *listener)
 {
 	for (size_t i = 0; listener != NULL && i < b->nlisteners; i++) {

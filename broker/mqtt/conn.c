@@ -252,6 +252,17 @@ login(struct client *cl, const struct mqtt_connect *c, const char **user)
 	return false;
 }
 
+/* Does the session outlive the connection?  A stored one does, unless an
+ * MQTT 5.0 client ended it with a Session Expiry Interval of 0. */
+static bool
+session_stays(const struct client *cl, const struct session *s)
+{
+	const struct mqtt_conn *mc = mqtt_conn(cl);
+
+	return s != NULL && s->persistent &&
+	    !(mc->connected && mc->level == MQTT_LEVEL_5 && mc->session_expiry == 0);
+}
+
 static void
 on_connect(struct client *cl, const struct mqtt_connect *c)
 {
@@ -279,15 +290,19 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	if (s->persistent)
 		mqtt5_session_expiry(cl, s);
 	session_online(s, cl, user);
-	/* The CONNACK once the session (or the end of an old one) is durable. */
-	client_gate(cl, session_save(s));
-	client_gate(cl, durable_write(b));
 	mqtt_session_reconnected(s);
 	mc->connected = true;
 	if (c->level == MQTT_LEVEL_5)
 		b->mqtt5_clients++;
 	set_owner(cl, s);
-	mc->will = mqtt_will_new(c, mc->client_id);
+	if ((mc->will = mqtt_will_new(c, mc->client_id)) != NULL) {
+		mqtt_will_store(s, mc->will, 0, session_stays(cl, s));
+		mc->will_key = xstrdup(s->key);
+	}
+	/* The CONNACK once the session (or the end of an old one) and its
+	 * will are durable. */
+	client_gate(cl, session_save(s));
+	client_gate(cl, durable_write(b));
 	mc->keepalive_ms = c->level == MQTT_LEVEL_5 ?
 	    (uint64_t)keepalive_granted(c->keepalive, b->set.max_keepalive, &told) * 1500 :
 	    (uint64_t)c->keepalive * 1500;
@@ -519,17 +534,6 @@ mqtt_read(struct client *cl)
 	}
 }
 
-/* Does the session outlive the connection?  A stored one does, unless an
- * MQTT 5.0 client ended it with a Session Expiry Interval of 0. */
-static bool
-session_stays(const struct client *cl, const struct session *s)
-{
-	const struct mqtt_conn *mc = mqtt_conn(cl);
-
-	return s != NULL && s->persistent &&
-	    !(mc->connected && mc->level == MQTT_LEVEL_5 && mc->session_expiry == 0);
-}
-
 /* The connection ended: the will unless it said DISCONNECT, deliveries
  * stop, a clean session ends with it (and releases what it staged). */
 static void
@@ -543,8 +547,10 @@ mqtt_closed(struct client *cl)
 	if (mc->connected && mc->level == MQTT_LEVEL_5)
 		cl->b->mqtt5_clients--;
 
-	if (mc->connected && mc->will != NULL)
-		mqtt_will_end(cl, s, stays);
+	if (!(mc->connected && mc->will != NULL && mqtt_will_end(cl, s, stays)) &&
+	    mc->will_key != NULL)
+		mqtt_will_unstore(cl->b, mc->will_key);
+	free(mc->will_key);
 	mqtt_will_free(mc->will);
 	mc->will = NULL;
 	while ((a = TAILQ_FIRST(&cl->attached)) != NULL)

@@ -10,6 +10,9 @@ extern const struct proto mqtt_proto;
 /* After the master's store is open: the sessions' deliveries in flight
  * (their packet ids) are loaded from it. */
 void	 mqtt_init(struct broker *b);
+/* Before a client is accepted: the wills kept from before the start are
+ * published, or wait for their sessions (will_store.c). */
+void	 mqtt_wills_restore(struct broker *b);
 
 /* $SYS/broker/...: started once the store is open, stopped at teardown;
  * sys_reload after a SIGHUP (sys_interval may have changed). */

@@ -82,6 +82,7 @@ struct mqtt_conn {
 	uint8_t		 level;		/* MQTT_LEVEL_31, _311 or _5 */
 	uint64_t	 keepalive_ms;	/* 1.5 x the client's keep-alive; 0: none */
 	struct mqtt_will *will;
+	char		*will_key;	/* the session whose will record is its will's */
 	char		*client_id;
 	struct inbound_tree inbound;
 	/* MQTT 5.0 */
@@ -170,9 +171,19 @@ bool	 delivery_expired(const struct rec_deliver *d);
 /* will.c */
 struct mqtt_will *mqtt_will_new(const struct mqtt_connect *c, const char *origin);
 void	 mqtt_will_free(struct mqtt_will *wl);
+void	 mqtt_will_publish(struct broker *b, const char *who, const struct mqtt_will *wl);
 /* The connection ended without a clean DISCONNECT: its will now, or,
- * after its Will Delay Interval when the session stays, later. */
-void	 mqtt_will_end(struct client *cl, struct session *s, bool stays);
+ * after its Will Delay Interval when the session stays, later (true: the
+ * session has it now). */
+bool	 mqtt_will_end(struct client *cl, struct session *s, bool stays);
+/* The session gets wl, to publish in ms unless it resumes; false (wl
+ * still the caller's) if no timer can be had. */
+bool	 mqtt_will_delay(struct session *s, struct mqtt_will *wl, const char *who, uint64_t ms);
+/* will_store.c: a will's record, written (since: wall ms it began waiting,
+ * 0 while its connection is open) or deleted */
+void	 mqtt_will_store(const struct session *s, const struct mqtt_will *wl, int64_t since,
+	    bool stays);
+void	 mqtt_will_unstore(struct broker *b, const char *session_key);
 /* The session resumed: its delayed will is not sent. */
 void	 mqtt_will_cancel(struct session *s);
 /* The session ends (forget) or the broker stops: a delayed will is sent,

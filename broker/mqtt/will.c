@@ -3,8 +3,9 @@
  * with a Will Delay Interval on a session that outlives its connection
  * waits in the session: it is published once the delay is over or the
  * session ends, whichever comes first, and not at all if the session
- * resumes before (3.1.3.2.2).  A delayed will is kept in memory only: the
- * broker stopping loses it. */
+ * resumes before (3.1.3.2.2).  Each will is also in the master's store
+ * (will_store.c), from the CONNECT until it is published or discarded, so
+ * that neither the master's death nor a stop loses one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,8 +68,8 @@ mqtt_will_free(struct mqtt_will *wl)
 }
 
 /* Publishes a will to its topic as a publish nobody waits for. */
-static void
-will_publish(struct broker *b, const char *who, const struct mqtt_will *wl)
+void
+mqtt_will_publish(struct broker *b, const char *who, const struct mqtt_will *wl)
 {
 	const char *why = NULL;
 	struct child *c = wl->topic[0] == '$' ? NULL : topic_open(b, wl->topic, &why);
@@ -101,9 +102,13 @@ will_publish(struct broker *b, const char *who, const struct mqtt_will *wl)
 	log_info("client %s: will published to %s", who, wl->topic);
 }
 
+/* A delayed will is over: its record goes with it, unless the broker
+ * stops with it waiting (keep). */
 static void
-delayed_free(struct delayed_will *dw)
+delayed_free(struct delayed_will *dw, bool keep)
 {
+	if (!keep)
+		mqtt_will_unstore(dw->s->b, dw->s->key);
 	*mqtt_session_will(dw->s) = NULL;
 	event_free(dw->ev);
 	mqtt_will_free(dw->wl);
@@ -123,7 +128,7 @@ delayed_publish(struct delayed_will *dw)
 		    dw->wl->topic);
 		return;
 	}
-	will_publish(s->b, dw->who, dw->wl);
+	mqtt_will_publish(s->b, dw->who, dw->wl);
 }
 
 static void
@@ -134,45 +139,54 @@ on_will_delay(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	delayed_publish(dw);
-	delayed_free(dw);
+	delayed_free(dw, false);
 }
 
-void
+bool
+mqtt_will_delay(struct session *s, struct mqtt_will *wl, const char *who, uint64_t ms)
+{
+	struct delayed_will *dw;
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	mqtt_will_cancel(s);		/* one will per session */
+	dw = xcalloc(1, sizeof(*dw));
+	dw->s = s;
+	dw->wl = wl;
+	snprintf(dw->who, sizeof(dw->who), "%s", who);
+	if ((dw->ev = evtimer_new(s->b->base, on_will_delay, dw)) == NULL ||
+	    evtimer_add(dw->ev, &tv) == -1) {
+		log_warnx("client %s: cannot delay its will: published now", who);
+		if (dw->ev != NULL)
+			event_free(dw->ev);
+		free(dw);
+		return false;
+	}
+	*mqtt_session_will(s) = dw;
+	return true;
+}
+
+bool
 mqtt_will_end(struct client *cl, struct session *s, bool stays)
 {
 	struct mqtt_conn *mc = mqtt_conn(cl);
 	struct mqtt_will *wl = mc->will;
-	struct delayed_will *dw;
-	struct timeval tv = { (time_t)wl->delay_s, 0 };
 
 	if (!mqtt_may_write(cl, wl->topic)) {
 		cl->b->publishes_denied++;
 		log_info("client %s: will to %.64s not published: denied by the ACL", cl->desc,
 		    wl->topic);
-		return;
+		return false;
 	}
-	if (wl->delay_s == 0 || !stays || s == NULL) {
-		will_publish(cl->b, cl->desc, wl);
-		return;
-	}
-	mqtt_will_cancel(s);		/* one will per session */
-	dw = xcalloc(1, sizeof(*dw));
-	dw->s = s;
-	dw->wl = wl;
-	snprintf(dw->who, sizeof(dw->who), "%s", cl->desc);
-	if ((dw->ev = evtimer_new(cl->b->base, on_will_delay, dw)) == NULL ||
-	    evtimer_add(dw->ev, &tv) == -1) {
-		log_warnx("client %s: cannot delay its will: published now", cl->desc);
-		if (dw->ev != NULL)
-			event_free(dw->ev);
-		free(dw);
-		will_publish(cl->b, cl->desc, wl);
-		return;
+	if (wl->delay_s == 0 || !stays || s == NULL ||
+	    !mqtt_will_delay(s, wl, cl->desc, (uint64_t)wl->delay_s * 1000)) {
+		mqtt_will_publish(cl->b, cl->desc, wl);
+		return false;
 	}
 	mc->will = NULL;		/* the session's now */
-	*mqtt_session_will(s) = dw;
+	mqtt_will_store(s, wl, wall_ms(), true);
 	log_info("client %s: will to %s published in %us unless the session resumes", cl->desc,
 	    wl->topic, wl->delay_s);
+	return true;
 }
 
 void
@@ -183,7 +197,7 @@ mqtt_will_cancel(struct session *s)
 	if (dw == NULL)
 		return;
 	log_info("session %s: resumed within its Will Delay Interval: will not sent", s->key);
-	delayed_free(dw);
+	delayed_free(dw, false);
 }
 
 void
@@ -196,7 +210,7 @@ mqtt_will_session_end(struct session *s, bool forget)
 	if (forget)
 		delayed_publish(dw);
 	else
-		log_warnx("session %s: broker stopping: its delayed will to %s is not sent", s->key,
-		    dw->wl->topic);
-	delayed_free(dw);
+		log_info("session %s: broker stopping: its delayed will to %s waits in the store",
+		    s->key, dw->wl->topic);
+	delayed_free(dw, !forget);
 }
