@@ -562,6 +562,48 @@ test_scan(void **state)
 	assert_int_equal(kv_close(kv), 0);
 }
 
+/* kv_each: every key under the prefix once, in order, while the callback
+ * deletes the key it got, adds keys under the prefix and outside it. */
+struct each {
+	struct kv *kv;
+	struct collect c;
+};
+
+static int
+each_cb(const void *key, size_t klen, void *arg)
+{
+	struct each *e = arg;
+	int rc = collect_cb(key, klen, &e->c);
+
+	assert_int_equal(kv_del(e->kv, key, klen), 0);
+	sput(e->kv, "pz", "v", 1);		/* after the collected keys */
+	sput(e->kv, "q", "v", 1);
+	return rc;
+}
+
+static void
+test_each(void **state)
+{
+	static const char *const keys[] = { "pb", "a", "pa", "pc", "q" };
+	struct each e = { .kv = open_kv(*state, NO_CKPT), .c = { .n = 0 } };
+
+	for (size_t i = 0; i < 5; i++)
+		sput(e.kv, keys[i], "v", 1);
+	assert_int_equal(kv_each(e.kv, "p", 1, each_cb, &e), 0);
+	assert_int_equal(e.c.n, 3);
+	assert_memory_equal(e.c.keys[0], "pa", 2);
+	assert_memory_equal(e.c.keys[1], "pb", 2);
+	assert_memory_equal(e.c.keys[2], "pc", 2);
+	expect_scan(e.kv, NULL, 0, (const char *const[]){ "a", "pz", "q" }, 3);
+	/* A non-zero return stops it and is returned. */
+	sput(e.kv, "pa", "v", 1);
+	e.c = (struct collect){ .n = 0, .stop_after = 1 };
+	assert_int_equal(kv_each(e.kv, "p", 1, each_cb, &e), 42);
+	assert_int_equal(e.c.n, 1);
+	expect_scan(e.kv, "p", 1, (const char *const[]){ "pz" }, 1);
+	assert_int_equal(kv_close(e.kv), 0);
+}
+
 static void
 test_stats(void **state)
 {
@@ -1292,6 +1334,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_scenario_checkpoints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_every_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_each, setup, teardown),
 	};
 
 	/* The recovery tests provoke warnings on purpose. */
