@@ -295,10 +295,9 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	if (c->level == MQTT_LEVEL_5)
 		b->mqtt5_clients++;
 	set_owner(cl, s);
-	if ((mc->will = mqtt_will_new(c, mc->client_id)) != NULL) {
-		mqtt_will_store(s, mc->will, 0, session_stays(cl, s));
+	if ((mc->will = mqtt_will_new(c, mc->client_id)) != NULL &&
+	    mqtt_will_store(s, mc->will, 0, session_stays(cl, s)))
 		mc->will_key = xstrdup(s->key);
-	}
 	/* The CONNACK once the session (or the end of an old one) and its
 	 * will are durable. */
 	client_gate(cl, session_save(s));
@@ -534,6 +533,34 @@ mqtt_read(struct client *cl)
 	}
 }
 
+/* The will of a connection that ended without DISCONNECT: published, or
+ * handed to its session to wait for its delay.  While the broker stops,
+ * one not to wait stays in the store for the next start to publish (sent
+ * now, it could reach its topicd after that one was told to stop).  Its
+ * record goes unless the session or the store keeps it. */
+static void
+will_on_close(struct client *cl, struct session *s, bool stays)
+{
+	struct mqtt_conn *mc = mqtt_conn(cl);
+	bool kept = false;
+
+	if (mc->connected && mc->will != NULL) {
+		if (cl->b->stopping && mc->will_key != NULL &&
+		    (mc->will->delay_s == 0 || !stays)) {
+			log_info("client %s: will to %s published at the next start", cl->desc,
+			    mc->will->topic);
+			kept = true;
+		} else
+			kept = mqtt_will_end(cl, s, stays);
+	}
+	if (!kept && mc->will_key != NULL)
+		mqtt_will_unstore(cl->b, mc->will_key);
+	free(mc->will_key);
+	mc->will_key = NULL;
+	mqtt_will_free(mc->will);
+	mc->will = NULL;
+}
+
 /* The connection ended: the will unless it said DISCONNECT, deliveries
  * stop, a clean session ends with it (and releases what it staged). */
 static void
@@ -547,12 +574,7 @@ mqtt_closed(struct client *cl)
 	if (mc->connected && mc->level == MQTT_LEVEL_5)
 		cl->b->mqtt5_clients--;
 
-	if (!(mc->connected && mc->will != NULL && mqtt_will_end(cl, s, stays)) &&
-	    mc->will_key != NULL)
-		mqtt_will_unstore(cl->b, mc->will_key);
-	free(mc->will_key);
-	mqtt_will_free(mc->will);
-	mc->will = NULL;
+	will_on_close(cl, s, stays);
 	while ((a = TAILQ_FIRST(&cl->attached)) != NULL)
 		attach_end(a, stays);
 	owner_closed(cl, !stays);

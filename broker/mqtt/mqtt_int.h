@@ -180,8 +180,9 @@ bool	 mqtt_will_end(struct client *cl, struct session *s, bool stays);
  * still the caller's) if no timer can be had. */
 bool	 mqtt_will_delay(struct session *s, struct mqtt_will *wl, const char *who, uint64_t ms);
 /* will_store.c: a will's record, written (since: wall ms it began waiting,
- * 0 while its connection is open) or deleted */
-void	 mqtt_will_store(const struct session *s, const struct mqtt_will *wl, int64_t since,
+ * 0 while its connection is open; false if the store refused it) or
+ * deleted */
+bool	 mqtt_will_store(const struct session *s, const struct mqtt_will *wl, int64_t since,
 	    bool stays);
 void	 mqtt_will_unstore(struct broker *b, const char *session_key);
 /* The session resumed: its delayed will is not sent. */

@@ -53,7 +53,7 @@ put_opt_str(struct wbuf *w, const char *s)
 		put_str(w, s);
 }
 
-void
+bool
 mqtt_will_store(const struct session *s, const struct mqtt_will *wl, int64_t since,
     bool stays)
 {
@@ -77,9 +77,11 @@ mqtt_will_store(const struct session *s, const struct mqtt_will *wl, int64_t sin
 	put_str(&w, session_client_id(s));
 	put_opt_str(&w, s->user);
 	put_opt_str(&w, s->listener);
-	if (!mqtt_record(s, k, klen, &w, true))
-		log_warn("session %s: its will is not in the store: the master's death would "
-		    "lose it", s->key);
+	if (mqtt_record(s, k, klen, &w, true))
+		return true;
+	log_warn("session %s: its will is not in the store: the master's death would lose it",
+	    s->key);
+	return false;
 }
 
 void

@@ -1,0 +1,416 @@
+"""MQTT wills across the master's death and its stops.
+
+The master keeps a client's will in its store from the CONNECT on (before
+the CONNACK), so that:
+- a SIGKILL under a connected client leaves a connection that ended
+  without DISCONNECT: the next master publishes the will (before it
+  accepts clients), unless the will has a Will Delay Interval and its
+  session outlives the connection; then the delay runs again from the
+  restart, and a resumed session cancels it;
+- a clean DISCONNECT before the kill leaves no will;
+- a will waiting for its delay when the broker stops (SIGTERM) or is
+  killed waits on in the next master, counted from when it started
+  waiting (at once if that time passed while the broker was down);
+- the ACL of the moment of publication applies;
+- a will is published at most once, however many restarts follow.
+
+Wills are watched by persistent sessions (QoS 1 or 2) that were
+subscribed before the kill and reconnect after it.  An absence is shown
+by a barrier: a later publish to the same topic, after which the missing
+message could no longer come (its topic's log keeps the order); a second
+publication is looked for by a persistent session that subscribed only
+after the first one (a redelivery of the first cannot reach it).
+"""
+
+import collections
+import time
+
+import pytest
+
+from broker_harness import wait_for
+from mqtt_helpers import (CONNECT, PUBACK, PUBLISH, MosquittoSub, PahoClient, Receiver,
+                          ack_packet, connected_client, paho)
+from mqtt5_helpers import V5Client, disconnect5, props
+from test_auth import USERS, auth_broker
+
+pytestmark = pytest.mark.skipif(paho is None, reason="paho-mqtt missing (use /usr/bin/python3)")
+
+EARLY = 0.05            # a broker timer may fire this much early by our clock
+EXPIRY = props(CONNECT, SessionExpiryInterval=300)
+
+
+# ---------------------------------------------------------------- helpers
+
+def watcher(b, client_id, filters, clean=False):
+    """A raw Receiver (a persistent session unless clean), subscribed to
+    filters and pumping in its thread."""
+    r = Receiver(lambda: b.mqtt_port, client_id, clean=clean)
+    r.connect()
+    assert r.subscribe(filters) == [q for _, q in filters]
+    return r.start()
+
+
+def rejoin(r):
+    """The Receiver reconnects after a restart and finds its session."""
+    ack = r.reconnect()
+    assert ack.session_present, "%s: the session did not survive the restart" % r
+
+
+def kill_and_start(b):
+    """SIGKILL of the master (its topicds exit on their own), then a start
+    on the same data and ports.  Returns the time the start began: no
+    master ran between the kill and then."""
+    left = b.kill9()
+    b.wait_topicds_gone(left)
+    began = time.monotonic()
+    b.start(keep_ports=True)
+    return began
+
+
+def stop_or_kill(b, how):
+    if how == "sigterm":
+        b.stop()
+    else:
+        b.wait_topicds_gone(b.kill9())
+
+
+def round_trip(b, name="probe"):
+    """A CONNECT and a PINGREQ on a connection of its own, answered: the
+    master has gone through its loop since what the test saw before (a
+    connection it closed), so what it wrote then (page cache) survives a
+    SIGKILL."""
+    c = connected_client(b.mqtt_port, name)
+    c.ping()
+    c.disconnect()
+    c.expect_closed()
+
+
+def barrier(b, topic, payload, qos=1):
+    """Publishes payload to topic from a client of its own, acknowledged."""
+    c = connected_client(b.mqtt_port, "barrier-" + payload.decode())
+    c.publish(topic, payload, qos)
+    c.disconnect()
+    c.expect_closed()
+
+
+def arrival(r, payload):
+    with r.lock:
+        return next(a for a in r.arrivals if a.payload == payload)
+
+
+def will5(topic, payload, qos=1, retain=False, **wprops):
+    wp = props(CONNECT, WillProps=True, **wprops) if wprops else b"\x00"
+    return (topic, payload, qos, retain, wp)
+
+
+def v5_client(b, client_id, will=None, persistent=False):
+    c = V5Client(b.mqtt_port, name=client_id)
+    return c, c.connect5_ok(client_id, clean=not persistent,
+                            cprops=EXPIRY if persistent else b"\x00", will=will)
+
+
+def until(t):
+    """Waits until the monotonic clock reaches t: what a test waits for
+    here is the passing of time itself (a delay running out while the
+    broker is down)."""
+    wait_for(lambda: time.monotonic() >= t, t - time.monotonic() + 1.0,
+             "the clock to reach the end of the delay")
+
+
+# ---------------------------------------------------------------- SIGKILL, no delay
+
+def test_wills_of_clients_connected_at_sigkill_are_published_at_restart(mqtt_broker):
+    """paho 3.1.1 (QoS 1), a raw 3.1.1 client on a persistent session (QoS
+    2, retained, binary payload) and mosquitto_sub (QoS 1) are connected
+    with wills when the master is SIGKILLed: the next master publishes the
+    three, each once, with its QoS; the retained one is retained (a fresh
+    subscriber gets it); a second restart (SIGTERM) publishes none of them
+    again."""
+    b = mqtt_broker
+    w = watcher(b, "wr-watch", [("wr/#", 2)])
+    binary = bytes(range(256))
+    paho_c = PahoClient(b.mqtt_port, "wr-paho")
+    paho_c.connect_ok(will=("wr/paho", b"paho gone", 1, False))
+    connected_client(b.mqtt_port, "wr-raw", clean=False, will=("wr/raw", binary, 2, True))
+    ms = MosquittoSub(b.mqtt_port, ["wr/ms-in"], 1,
+                      args=["-i", "wr-ms", "--will-topic", "wr/ms", "--will-payload",
+                            "mosquitto_sub gone", "--will-qos", "1"])
+    ms.wait_subscribed()
+
+    left = b.kill9()
+    ms.kill()                       # it would reconnect to the next master
+    ms.proc.wait(5)
+    b.wait_topicds_gone(left)
+    b.start(keep_ports=True)
+
+    rejoin(w)
+    expected = {"wr/paho": (b"paho gone", 1), "wr/raw": (binary, 2),
+                "wr/ms": (b"mosquitto_sub gone", 1)}
+    for topic, (payload, qos) in expected.items():
+        w.wait_payload(payload, topic)
+        a = arrival(w, payload)
+        assert (a.topic, a.qos, a.retain) == (topic, qos, False), a
+    for topic in expected:
+        barrier(b, topic, b"after " + topic.encode())
+    for topic, (payload, _) in expected.items():
+        w.wait_payload(b"after " + topic.encode(), topic)
+        assert w.payloads(topic) == [payload, b"after " + topic.encode()], \
+            "%s: %s" % (topic, w.payloads(topic))
+
+    fresh = watcher(b, "wr-fresh", [("wr/raw", 2)], clean=True)
+    fresh.wait_payload(binary, "wr/raw")
+    a = fresh.arrivals[0]
+    assert (a.payload, a.qos, a.retain) == (binary, 2, True), a
+
+    # Published once: a session that subscribed only now gets none of
+    # them after a second restart, only what is published after it.
+    late = watcher(b, "wr-late", [("wr/paho", 2), ("wr/ms", 2)])
+    b.restart()
+    rejoin(late)
+    barrier(b, "wr/paho", b"second")
+    barrier(b, "wr/ms", b"second")
+    late.wait_count(2)
+    assert late.payloads("wr/paho") == [b"second"] and late.payloads("wr/ms") == [b"second"], \
+        "a will was published again at the second restart: %s" % late.payloads()
+
+
+def test_v5_will_connected_at_sigkill_keeps_its_properties(mqtt_broker):
+    """An MQTT 5.0 will (QoS 1, retained, with properties and no delay)
+    of a client connected at the SIGKILL is published at the restart with
+    its properties: a persistent v5 subscriber gets it, and a fresh one
+    gets it as the retained message."""
+    b = mqtt_broker
+    s, _ = v5_client(b, "wr5-sub", persistent=True)
+    assert s.subscribe5([("wr5/t", 1)]).codes == [1]
+    v5_client(b, "wr5-will", will=will5("wr5/t", b"v5 gone", 1, True, ContentType="text/plain",
+                                        PayloadFormatIndicator=1,
+                                        UserProperty=[("why", "sigkill")]))
+
+    kill_and_start(b)
+
+    s, ack = v5_client(b, "wr5-sub", persistent=True)
+    assert ack.session_present
+    m = s.next5(PUBLISH, timeout=10)
+    assert (m.topic, m.payload, m.qos, m.retain) == ("wr5/t", b"v5 gone", 1, False), vars(m)
+    assert m.props.get("ContentType") == "text/plain", m.props
+    assert m.props.get("PayloadFormatIndicator") == 1, m.props
+    assert [tuple(p) for p in m.props.get("UserProperty", [])] == [("why", "sigkill")], m.props
+    s.send(ack_packet(PUBACK, m.pid))
+
+    fresh, _ = v5_client(b, "wr5-fresh")
+    assert fresh.subscribe5([("wr5/t", 1)]).codes == [1]
+    r = fresh.next5(PUBLISH)
+    assert (r.payload, r.qos, r.retain) == (b"v5 gone", 1, True), vars(r)
+    assert r.props.get("ContentType") == "text/plain", r.props
+    fresh.send(ack_packet(PUBACK, r.pid))
+
+
+def test_no_will_after_a_clean_disconnect_before_the_sigkill(mqtt_broker):
+    """A 3.1.1 client that sent DISCONNECT and two 5.0 clients that sent
+    DISCONNECT 0x00 (one with a Will Delay Interval of 1 s on a session
+    that lives on) before the SIGKILL have no will published after the
+    restart (not even a retained one); a client still connected then has
+    its will published, and later publishes to the same topic come after
+    it with nothing between."""
+    b = mqtt_broker
+    w = watcher(b, "wc-watch", [("wc/t", 1)])
+    polite = connected_client(b.mqtt_port, "wc-311", will=("wc/t", b"polite 311", 1, True))
+    polite5, _ = v5_client(b, "wc-5", will=will5("wc/t", b"polite 5", 1, True))
+    polite5d, _ = v5_client(b, "wc-5d", persistent=True,
+                            will=will5("wc/t", b"polite 5 delayed", 1, True,
+                                       WillDelayInterval=1))
+    control = connected_client(b.mqtt_port, "wc-ctl", will=("wc/t", b"control", 1, False))
+    polite.disconnect()
+    polite.expect_closed()
+    for c in (polite5, polite5d):
+        c.send(disconnect5(0))
+        c.expect_closed()
+    control.ping()                  # the master went on past the DISCONNECTs
+
+    kill_and_start(b)
+    ready = time.monotonic()        # the master started before this
+
+    rejoin(w)
+    w.wait_payload(b"control", "wc/t")
+    barrier(b, "wc/t", b"barrier")
+    w.wait_payload(b"barrier", "wc/t")
+    assert w.payloads() == [b"control", b"barrier"], w.payloads()
+    # Had the delayed one been kept, it would have come 1 s after the
+    # master started: a second barrier once that time is past.
+    until(ready + 1.3)
+    barrier(b, "wc/t", b"barrier 2")
+    w.wait_payload(b"barrier 2", "wc/t")
+    assert w.payloads() == [b"control", b"barrier", b"barrier 2"], w.payloads()
+    late = watcher(b, "wc-late", [("wc/t", 1)], clean=True)
+    barrier(b, "wc/t", b"later")
+    late.wait_payload(b"later")
+    assert late.payloads() == [b"later"], "a will was retained: %s" % late.payloads()
+
+
+# ---------------------------------------------------------------- delays
+
+def test_delayed_will_connected_at_sigkill_waits_again_from_the_restart(mqtt_broker):
+    """MQTT 5.0 clients connected at the SIGKILL, sessions of 300 s:
+    - a will with a Will Delay Interval of 2 s is published 2 s after
+      the restart, not at once;
+    - the same, but its session resumes (clean start 0) before: never;
+    - a will with a delay of 60 s whose session ends with the connection
+      (Session Expiry Interval 0): at once at the restart."""
+    b = mqtt_broker
+    w = watcher(b, "wd-watch", [("wd/t", 1)])
+    v5_client(b, "wd-a", persistent=True, will=will5("wd/t", b"a", WillDelayInterval=2))
+    v5_client(b, "wd-b", persistent=True, will=will5("wd/t", b"b", WillDelayInterval=2))
+    v5_client(b, "wd-d", will=will5("wd/t", b"d", WillDelayInterval=60))
+
+    began = kill_and_start(b)
+
+    _, ack = v5_client(b, "wd-b", persistent=True)
+    assert ack.session_present
+    rejoin(w)
+    w.wait_payload(b"d", timeout=10)
+    w.wait_payload(b"a", timeout=10)
+    took = arrival(w, b"a").at - began
+    assert took >= 2 - EARLY, "the delayed will came %.2f s after the restart began, " \
+        "before its Will Delay Interval (2 s) had run again" % took
+    barrier(b, "wd/t", b"barrier")
+    w.wait_payload(b"barrier")
+    assert collections.Counter(w.payloads()) == {b"a": 1, b"d": 1, b"barrier": 1}, \
+        w.payloads()
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_waiting_will_survives_a_stop_of_the_broker(mqtt_broker, how):
+    """Wills that wait for their Will Delay Interval (the clients sent
+    DISCONNECT 0x04, Disconnect with Will Message) when the broker stops
+    or is killed, sessions of 300 s:
+    - B (2 s), over while the broker was down: published at once at the
+      restart, not 2 s after it;
+    - A (4 s), not over at the restart: published 4 s after it started
+      waiting, not 4 s after the restart;
+    - C (4 s), whose session resumes after the restart: never."""
+    b = mqtt_broker
+    w = watcher(b, "ww-watch", [("ww/t", 1)])
+    delays = {"a": 4, "b": 2, "c": 4}      # Will Delay Intervals are whole seconds
+    clients = {name: v5_client(b, "ww-" + name, persistent=True,
+                               will=will5("ww/t", name.encode(), WillDelayInterval=d))[0]
+               for name, d in delays.items()}
+    waiting = time.monotonic()      # each will starts waiting after this
+    for c in clients.values():
+        c.send(disconnect5(0x04))
+        c.expect_closed()
+    round_trip(b)
+    stop_or_kill(b, how)
+    until(waiting + delays["b"] + 0.2)      # B's delay runs out while the broker is down
+    began = time.monotonic()
+    b.start(keep_ports=True)
+
+    _, ack = v5_client(b, "ww-c", persistent=True)
+    assert ack.session_present
+    rejoin(w)
+    w.wait_payload(b"b", timeout=10)
+    w.wait_payload(b"a", timeout=10)
+    at_b = arrival(w, b"b").at - began
+    assert at_b < delays["b"], "B came %.2f s after the restart began: its delay, over " \
+        "while the broker was down, ran again" % at_b
+    at_a = arrival(w, b"a").at
+    assert at_a - waiting >= delays["a"] - EARLY, "A came %.2f s after it started " \
+        "waiting, before its delay (%d s)" % (at_a - waiting, delays["a"])
+    assert at_a - began < delays["a"], "A came %.2f s after the restart began: its delay " \
+        "ran again from the restart instead of from when it started waiting" % (at_a - began)
+    barrier(b, "ww/t", b"barrier")
+    w.wait_payload(b"barrier")
+    assert collections.Counter(w.payloads()) == {b"a": 1, b"b": 1, b"barrier": 1}, \
+        w.payloads()
+
+
+# ---------------------------------------------------------------- ACL, once, SIGTERM
+
+ACL_BEFORE = """\
+topic read #
+
+user alice
+topic readwrite alice/#
+
+user bob
+topic readwrite #
+"""
+ACL_AFTER = ACL_BEFORE.replace("topic readwrite alice/#", "topic read alice/#")
+
+
+def test_acl_of_the_restart_applies_to_the_wills_it_publishes(mqtt_factory, tmp_path):
+    """alice and bob are connected with wills to alice/will at the
+    SIGKILL; the ACL changes before the restart (alice may only read
+    alice/#): bob's will is published, alice's is not."""
+    b = auth_broker(mqtt_factory, tmp_path, acl=ACL_BEFORE)
+    w = watcher(b, "wa-watch", [("alice/will", 1)])
+    connected_client(b.mqtt_port, "wa-alice", username="alice", password=USERS["alice"],
+                     will=("alice/will", b"alice gone", 1, False))
+    connected_client(b.mqtt_port, "wa-bob", username="bob", password=USERS["bob"],
+                     will=("alice/will", b"bob gone", 1, False))
+
+    left = b.kill9()
+    (tmp_path / "acl").write_text(ACL_AFTER)
+    b.wait_topicds_gone(left)
+    b.start(keep_ports=True)
+
+    rejoin(w)
+    w.wait_payload(b"bob gone")
+    bob = connected_client(b.mqtt_port, "wa-bob2", username="bob", password=USERS["bob"])
+    bob.publish("alice/will", b"barrier", 1)
+    w.wait_payload(b"barrier")
+    assert w.payloads() == [b"bob gone", b"barrier"], \
+        "alice's will went to a topic she may no longer write: %s" % w.payloads()
+
+
+def test_a_will_is_published_once_even_with_a_sigkill_after_it(mqtt_broker):
+    """A will published at a restart after a SIGKILL is not published
+    again by the next master, though that one also starts after a SIGKILL
+    (once the will had arrived and a later publish to its topic was
+    acknowledged), nor by the one after a SIGTERM."""
+    b = mqtt_broker
+    w = watcher(b, "wo-watch", [("wo/t", 2)])
+    connected_client(b.mqtt_port, "wo-will", will=("wo/t", b"once", 2, False))
+    kill_and_start(b)
+    rejoin(w)
+    w.wait_payload(b"once")
+    late = watcher(b, "wo-late", [("wo/t", 2)])
+    barrier(b, "wo/t", b"acked")                # after the will in the topic's log
+    late.wait_payload(b"acked")
+
+    kill_and_start(b)
+    rejoin(late)
+    barrier(b, "wo/t", b"after sigkill")
+    late.wait_payload(b"after sigkill")
+    b.restart()
+    rejoin(late)
+    barrier(b, "wo/t", b"after sigterm")
+    late.wait_payload(b"after sigterm")
+    assert b"once" not in late.payloads(), "the will was published again: %s" % late.payloads()
+
+
+def test_sigterm_keeps_wills_of_connected_clients_for_the_start(mqtt_broker):
+    """A normal stop does not publish the wills (no delay) of the clients
+    it disconnects: sent then, one could reach its topicd after that was
+    told to stop.  They stay in the store and the next start publishes
+    them, once, also to a topic no one used before."""
+    b = mqtt_broker
+    w = watcher(b, "wt-watch", [("wt/#", 2)])
+    barrier(b, "wt/t", b"before")               # the topic is in use
+    w.wait_payload(b"before")
+    connected_client(b.mqtt_port, "wt-311", will=("wt/t", b"311 gone", 2, False))
+    v5_client(b, "wt-5", will=will5("wt/t", b"5 gone", 2))
+    connected_client(b.mqtt_port, "wt-new", will=("wt/new", b"new gone", 1, False))
+    b.restart()
+    rejoin(w)
+    for p in (b"311 gone", b"5 gone", b"new gone"):
+        w.wait_payload(p)
+    barrier(b, "wt/t", b"barrier")
+    barrier(b, "wt/new", b"barrier new")
+    w.wait_payload(b"barrier")
+    w.wait_payload(b"barrier new")
+    assert collections.Counter(w.payloads()) == {
+        b"before": 1, b"311 gone": 1, b"5 gone": 1, b"barrier": 1, b"new gone": 1,
+        b"barrier new": 1}, w.payloads()
+    got = w.payloads()
+    assert got.index(b"barrier") > max(got.index(b"311 gone"), got.index(b"5 gone")), got
+    assert got.index(b"barrier new") > got.index(b"new gone"), got
