@@ -409,6 +409,33 @@ fd_limit_raise(const struct broker *b)
 		    b->set.max_connections, b->set.max_topicds);
 }
 
+/* Memory maps: the master maps two shared rings per running topicd (one
+ * each way); a margin for its libraries, heap and thread stacks.  Past
+ * the kernel's limit a ring cannot be mapped, and its topicd restarts. */
+#define MAPS_PER_TOPICD		2
+#define MAPS_MARGIN		1024
+#define MAP_COUNT_FILE		"/proc/sys/vm/max_map_count"
+
+static void
+map_limit_check(const struct broker *b)
+{
+	uint64_t need = MAPS_PER_TOPICD * (uint64_t)b->set.max_topicds + MAPS_MARGIN;
+	unsigned long long limit;
+	FILE *f = fopen(MAP_COUNT_FILE, "re");
+	int n;
+
+	if (f == NULL) {
+		log_info("cannot read %s: %s", MAP_COUNT_FILE, strerror(errno));
+		return;
+	}
+	n = fscanf(f, "%llu", &limit);
+	(void)fclose(f);
+	if (n == 1 && limit < need)
+		log_warnx("vm.max_map_count %llu is below the %llu memory maps that max_topicds "
+		    "%u may need in the master: raise it (sysctl vm.max_map_count) or lower "
+		    "max_topicds", limit, (unsigned long long)need, b->set.max_topicds);
+}
+
 /* After teardown(): a supervisor that starts a new broker as soon as
  * the pid file is gone finds the data directory's lock free. */
 static void
@@ -440,6 +467,7 @@ broker_run(struct broker *b)
 		goto out;
 	}
 	fd_limit_raise(b);
+	map_limit_check(b);
 	registry_start_staged(b);
 	sessions_register_missing(b);
 	mqtt_wills_restore(b);

@@ -243,6 +243,24 @@ def test_the_open_file_limit_is_raised_and_checked(broker_factory):
     assert "open-file limit" not in since_last_start(b2), since_last_start(b2)
 
 
+def test_max_topicds_is_checked_against_the_memory_map_limit(broker_factory):
+    """The master maps two shared rings per topicd: a max_topicds whose
+    maps (2 each, 1024 more) pass vm.max_map_count gets one warning at
+    the start; the default does not."""
+    limit = int(Path("/proc/sys/vm/max_map_count").read_text())
+    many = (limit - 1024) // 2 + 1
+    if many > 1000000:
+        pytest.skip("vm.max_map_count %d is above what max_topicds can ask for" % limit)
+    b = broker_factory({"max_topicds": many})
+    wait_log(b, r"notice: started:")
+    warning = r"warning: vm.max_map_count %d is below the %d memory maps that max_topicds " \
+        r"%d may need in the master" % (limit, 2 * many + 1024, many)
+    assert len(re.findall(warning, since_last_start(b))) == 1, since_last_start(b)
+    b2 = broker_factory()
+    wait_log(b2, r"notice: started:")
+    assert "max_map_count" not in since_last_start(b2), since_last_start(b2)
+
+
 # ---------------------------------------------------------------- SIGHUP
 
 def test_sighup_applies_a_good_file(broker_factory):
