@@ -346,6 +346,7 @@ teardown(struct broker *b)
 	children_free_all(b);
 	if (b->store != NULL)
 		store_close(b);
+	mqtt_wills_free();
 	sys_stop(b);
 	listeners_free(b);
 	signals_free(b);

@@ -294,9 +294,7 @@ static void
 flush_store(struct broker *b)
 {
 	sessions_put_linked(b);
-	if (kv_pending(b->store) > 0 && kv_flush(b->store) == -1 &&
-	    errno != ENOSPC && errno != EDQUOT)
-		log_warn("the session store cannot be written");
+	store_flush(b);
 }
 
 static void

@@ -422,6 +422,9 @@ int	 release_submit(struct client *cl, struct child *c, const struct rec_release
 /* A request nobody waits for (UNSUB, RELEASE_OWNER, an offline ATTACH). */
 int	 note_submit(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
 	    const char **why);
+/* The same, with done called when it is answered (req not 0). */
+int	 note_submit_done(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
+	    held_done *done, uint64_t arg, const char **why);
 
 /* ------------------------------------------------------ attach.c */
 
@@ -482,6 +485,9 @@ struct auth *listener_auth(const struct broker *b, const char *listener);
  * not later (the same millisecond, a clock set back): last + 1. */
 uint64_t incarnation_next(uint64_t last, int64_t now);
 void	 store_maintain(struct broker *b);
+/* What was changed in the master's store is written now (the page cache:
+ * it survives the death of any process); a full disk waits for later. */
+void	 store_flush(struct broker *b);
 int	 session_qos(const struct session *s, const char *topic);
 bool	 session_add_filter(struct session *s, const char *filter, uint8_t qos);
 /* Whether filter may be added: the session has it, or fewer than

@@ -71,9 +71,7 @@ on_delivery(evutil_socket_t fd, short what, void *arg)
 	deliver_batch(cl, fd);
 	/* What the deliveries recorded (packet ids) is written before their
 	 * output leaves, when this callback returns. */
-	if (kv_pending(b->store) > 0 && kv_flush(b->store) == -1 &&
-	    errno != ENOSPC && errno != EDQUOT)
-		log_warn("the session store cannot be written");
+	store_flush(b);
 }
 
 /* The topicds write a client's deliveries into dsock[1]: its send

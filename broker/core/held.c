@@ -619,8 +619,17 @@ int
 note_submit(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
     const char **why)
 {
+	return note_submit_done(c, type, req, w, NULL, 0, why);
+}
+
+int
+note_submit_done(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
+    held_done *done, uint64_t arg, const char **why)
+{
 	struct held *h = held_new(type, req, w);
 
+	h->done = done;
+	h->arg = arg;
 	if (child_submit(c, h, why) == -1) {
 		held_free(h);
 		return -1;

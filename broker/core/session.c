@@ -446,6 +446,14 @@ session_count(struct broker *b)
 }
 
 void
+store_flush(struct broker *b)
+{
+	if (kv_pending(b->store) > 0 && kv_flush(b->store) == -1 &&
+	    errno != ENOSPC && errno != EDQUOT)
+		log_warn("the session store cannot be written");
+}
+
+void
 store_close(struct broker *b)
 {
 	struct session *s, *sn;

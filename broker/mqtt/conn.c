@@ -534,26 +534,16 @@ mqtt_read(struct client *cl)
 }
 
 /* The will of a connection that ended without DISCONNECT: published, or
- * handed to its session to wait for its delay.  While the broker stops,
- * one not to wait stays in the store for the next start to publish (sent
- * now, it could reach its topicd after that one was told to stop).  Its
- * record goes unless the session or the store keeps it. */
+ * handed to its session to wait for its delay (will.c); else its record
+ * goes. */
 static void
 will_on_close(struct client *cl, struct session *s, bool stays)
 {
 	struct mqtt_conn *mc = mqtt_conn(cl);
-	bool kept = false;
 
-	if (mc->connected && mc->will != NULL) {
-		if (cl->b->stopping && mc->will_key != NULL &&
-		    (mc->will->delay_s == 0 || !stays)) {
-			log_info("client %s: will to %s published at the next start", cl->desc,
-			    mc->will->topic);
-			kept = true;
-		} else
-			kept = mqtt_will_end(cl, s, stays);
-	}
-	if (!kept && mc->will_key != NULL)
+	if (mc->connected && mc->will != NULL)
+		mqtt_will_end(cl, s, stays, mc->will_key);
+	else if (mc->will_key != NULL)
 		mqtt_will_unstore(cl->b, mc->will_key);
 	free(mc->will_key);
 	mc->will_key = NULL;

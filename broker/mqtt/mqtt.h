@@ -13,6 +13,8 @@ void	 mqtt_init(struct broker *b);
 /* Before a client is accepted: the wills kept from before the start are
  * published, or wait for their sessions (will_store.c). */
 void	 mqtt_wills_restore(struct broker *b);
+/* At teardown: what waits for wills to be stored (their records stay). */
+void	 mqtt_wills_free(void);
 
 /* $SYS/broker/...: started once the store is open, stopped at teardown;
  * sys_reload after a SIGHUP (sys_interval may have changed). */

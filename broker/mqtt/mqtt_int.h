@@ -171,11 +171,15 @@ bool	 delivery_expired(const struct rec_deliver *d);
 /* will.c */
 struct mqtt_will *mqtt_will_new(const struct mqtt_connect *c, const char *origin);
 void	 mqtt_will_free(struct mqtt_will *wl);
-void	 mqtt_will_publish(struct broker *b, const char *who, const struct mqtt_will *wl);
+/* A will published, or refused by the ACL; key: its record (NULL: none),
+ * which goes when it is stored (QoS 1, 2), or now. */
+void	 mqtt_will_publish(struct broker *b, const char *who, const struct mqtt_will *wl,
+	    const char *key);
+void	 mqtt_will_denied(struct broker *b, const char *who, const char *topic, const char *key);
 /* The connection ended without a clean DISCONNECT: its will now, or,
- * after its Will Delay Interval when the session stays, later (true: the
- * session has it now). */
-bool	 mqtt_will_end(struct client *cl, struct session *s, bool stays);
+ * after its Will Delay Interval when the session stays, later (the
+ * session has it then, and its record says since when). */
+void	 mqtt_will_end(struct client *cl, struct session *s, bool stays, const char *key);
 /* The session gets wl, to publish in ms unless it resumes; false (wl
  * still the caller's) if no timer can be had. */
 bool	 mqtt_will_delay(struct session *s, struct mqtt_will *wl, const char *who, uint64_t ms);
@@ -185,6 +189,10 @@ bool	 mqtt_will_delay(struct session *s, struct mqtt_will *wl, const char *who, 
 bool	 mqtt_will_store(const struct session *s, const struct mqtt_will *wl, int64_t since,
 	    bool stays);
 void	 mqtt_will_unstore(struct broker *b, const char *session_key);
+/* A will sent to its topicd under request req: its record goes when
+ * mqtt_will_stored() hears it is stored, unless a new one replaced it. */
+void	 mqtt_will_sent(const char *session_key, uint64_t req);
+void	 mqtt_will_stored(struct child *c, struct held *h, const struct rec_done *d);
 /* The session resumed: its delayed will is not sent. */
 void	 mqtt_will_cancel(struct session *s);
 /* The session ends (forget) or the broker stops: a delayed will is sent,

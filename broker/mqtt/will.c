@@ -67,48 +67,69 @@ mqtt_will_free(struct mqtt_will *wl)
 	free(wl);
 }
 
-/* Publishes a will to its topic as a publish nobody waits for. */
+/* Publishes a will to its topic, as the broker's own publish.  Its record
+ * (key; NULL: none) goes once the topicd has stored the will: at once for
+ * QoS 0 (which may be lost), or when it cannot be published.  While the
+ * broker stops, the will waits in the store for the next start instead:
+ * its topicd may have been told to stop. */
 void
-mqtt_will_publish(struct broker *b, const char *who, const struct mqtt_will *wl)
+mqtt_will_publish(struct broker *b, const char *who, const struct mqtt_will *wl,
+    const char *key)
 {
 	const char *why = NULL;
-	struct child *c = wl->topic[0] == '$' ? NULL : topic_open(b, wl->topic, &why);
+	struct child *c;
 	struct rec_publish p = {
 		.req = wl->qos ? broker_req(b) : 0, .owner = "", .pubid = 0, .qos = wl->qos,
 		.flags = wl->retain ? PF_RETAIN : 0, .time_ms = (uint64_t)wall_ms(),
 		.payload = wl->payload, .payload_len = wl->len, .props = wl->props,
 		.props_len = wl->props_len, .origin = wl->origin,
 	};
+	bool tracked = key != NULL && p.req != 0;
 	struct wbuf w;
 	int rc = -1;
 
+	if (b->stopping && key != NULL) {
+		log_info("client %s: will to %s published at the next start", who, wl->topic);
+		return;
+	}
 	/* The Message Expiry Interval runs from when the will is published. */
 	if (wl->has_expiry)
 		p.expiry_ms = p.time_ms + (uint64_t)wl->expiry_s * 1000;
-
-	if (c != NULL) {
+	if ((c = wl->topic[0] == '$' ? NULL : topic_open(b, wl->topic, &why)) != NULL) {
 		wbuf_init(&w);
 		enc_publish(&w, &p);
-		rc = note_submit(c, IPC_PUBLISH, p.req, &w, &why);
+		rc = tracked ? note_submit_done(c, IPC_PUBLISH, p.req, &w, mqtt_will_stored, p.req,
+		    &why) : note_submit(c, IPC_PUBLISH, p.req, &w, &why);
 		wbuf_free(&w);
 	}
 	if (rc == -1) {
 		log_warnx("client %s: will to %s not published: %s", who, wl->topic,
 		    why ? why : "reserved topic");
-		return;
+		tracked = false;
 	}
+	if (tracked)
+		mqtt_will_sent(key, p.req);
+	else if (key != NULL)
+		mqtt_will_unstore(b, key);
+	if (rc == -1)
+		return;
 	b->msgs_in++;
 	b->bytes_in += wl->len;
 	log_info("client %s: will published to %s", who, wl->topic);
 }
 
-/* A delayed will is over: its record goes with it, unless the broker
- * stops with it waiting (keep). */
-static void
-delayed_free(struct delayed_will *dw, bool keep)
+void
+mqtt_will_denied(struct broker *b, const char *who, const char *topic, const char *key)
 {
-	if (!keep)
-		mqtt_will_unstore(dw->s->b, dw->s->key);
+	b->publishes_denied++;
+	log_info("client %s: will to %.64s not published: denied by the ACL", who, topic);
+	if (key != NULL)
+		mqtt_will_unstore(b, key);
+}
+
+static void
+delayed_free(struct delayed_will *dw)
+{
 	*mqtt_session_will(dw->s) = NULL;
 	event_free(dw->ev);
 	mqtt_will_free(dw->wl);
@@ -122,13 +143,10 @@ delayed_publish(struct delayed_will *dw)
 {
 	struct session *s = dw->s;
 
-	if (!auth_may(s->auth, s->user, session_client_id(s), dw->wl->topic, AUTH_WRITE)) {
-		s->b->publishes_denied++;
-		log_info("client %s: will to %.64s not published: denied by the ACL", dw->who,
-		    dw->wl->topic);
-		return;
-	}
-	mqtt_will_publish(s->b, dw->who, dw->wl);
+	if (!auth_may(s->auth, s->user, session_client_id(s), dw->wl->topic, AUTH_WRITE))
+		mqtt_will_denied(s->b, dw->who, dw->wl->topic, s->key);
+	else
+		mqtt_will_publish(s->b, dw->who, dw->wl, s->key);
 }
 
 static void
@@ -139,7 +157,7 @@ on_will_delay(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	delayed_publish(dw);
-	delayed_free(dw, false);
+	delayed_free(dw);
 }
 
 bool
@@ -165,28 +183,25 @@ mqtt_will_delay(struct session *s, struct mqtt_will *wl, const char *who, uint64
 	return true;
 }
 
-bool
-mqtt_will_end(struct client *cl, struct session *s, bool stays)
+void
+mqtt_will_end(struct client *cl, struct session *s, bool stays, const char *key)
 {
 	struct mqtt_conn *mc = mqtt_conn(cl);
 	struct mqtt_will *wl = mc->will;
 
 	if (!mqtt_may_write(cl, wl->topic)) {
-		cl->b->publishes_denied++;
-		log_info("client %s: will to %.64s not published: denied by the ACL", cl->desc,
-		    wl->topic);
-		return false;
+		mqtt_will_denied(cl->b, cl->desc, wl->topic, key);
+		return;
 	}
 	if (wl->delay_s == 0 || !stays || s == NULL ||
 	    !mqtt_will_delay(s, wl, cl->desc, (uint64_t)wl->delay_s * 1000)) {
-		mqtt_will_publish(cl->b, cl->desc, wl);
-		return false;
+		mqtt_will_publish(cl->b, cl->desc, wl, key);
+		return;
 	}
 	mc->will = NULL;		/* the session's now */
 	mqtt_will_store(s, wl, wall_ms(), true);
 	log_info("client %s: will to %s published in %us unless the session resumes", cl->desc,
 	    wl->topic, wl->delay_s);
-	return true;
 }
 
 void
@@ -197,7 +212,8 @@ mqtt_will_cancel(struct session *s)
 	if (dw == NULL)
 		return;
 	log_info("session %s: resumed within its Will Delay Interval: will not sent", s->key);
-	delayed_free(dw, false);
+	mqtt_will_unstore(s->b, s->key);
+	delayed_free(dw);
 }
 
 void
@@ -212,5 +228,5 @@ mqtt_will_session_end(struct session *s, bool forget)
 	else
 		log_info("session %s: broker stopping: its delayed will to %s waits in the store",
 		    s->key, dw->wl->topic);
-	delayed_free(dw, !forget);
+	delayed_free(dw);
 }

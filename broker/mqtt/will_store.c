@@ -8,11 +8,20 @@
  * payload, properties, origin), and whose it is for the ACL (client id,
  * user, listener block).
  *
+ * A record goes once its will is stored by its topicd (DONE), so that a
+ * will is published at least once: a master killed in between publishes
+ * it again at its next start.  A stop leaves the records of the wills it
+ * would publish (will.c).  Every change is written at once (the page
+ * cache), not when the loop next flushes the store: a cancelled will's
+ * record must not outlive its cancel in a SIGKILL.
+ *
  * At the next start, before a client is accepted, each record is a
  * connection that ended without DISCONNECT, or a will that was waiting:
  * its will is published, or, when its session is back and outlives the
  * connection, waits for the rest of its delay (all of it for a connection
  * that was open: when the master died is not known). */
+#include <sys/queue.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +45,14 @@ struct will_rec {
 	const char	*listener;	/* NULL: the broker's auth */
 };
 
+/* Wills sent to their topicd, waiting to be stored: by request. */
+struct sent_will {
+	TAILQ_ENTRY(sent_will) entry;
+	uint64_t	 req;
+	char		*key;
+};
+static TAILQ_HEAD(, sent_will) sent_wills = TAILQ_HEAD_INITIALIZER(sent_wills);
+
 static char *
 will_key(const char *session_key, size_t *len)
 {
@@ -43,6 +60,20 @@ will_key(const char *session_key, size_t *len)
 
 	*len = (size_t)xasprintf(&k, "w%s", session_key);
 	return k;
+}
+
+static void
+forget_sent(const char *session_key)
+{
+	struct sent_will *sw, *next;
+
+	TAILQ_FOREACH_SAFE(sw, &sent_wills, entry, next) {
+		if (strcmp(sw->key, session_key) == 0) {
+			TAILQ_REMOVE(&sent_wills, sw, entry);
+			free(sw->key);
+			free(sw);
+		}
+	}
 }
 
 static void
@@ -77,8 +108,11 @@ mqtt_will_store(const struct session *s, const struct mqtt_will *wl, int64_t sin
 	put_str(&w, session_client_id(s));
 	put_opt_str(&w, s->user);
 	put_opt_str(&w, s->listener);
-	if (mqtt_record(s, k, klen, &w, true))
+	forget_sent(s->key);		/* that one's DONE must not delete this */
+	if (mqtt_record(s, k, klen, &w, true)) {
+		store_flush(s->b);
 		return true;
+	}
 	log_warn("session %s: its will is not in the store: the master's death would lose it",
 	    s->key);
 	return false;
@@ -90,9 +124,59 @@ mqtt_will_unstore(struct broker *b, const char *session_key)
 	size_t klen;
 	char *k = will_key(session_key, &klen);
 
+	forget_sent(session_key);
 	if (kv_del(b->store, k, klen) == -1)
 		log_warn("session %s: its will's record stays in the store", session_key);
+	else
+		store_flush(b);
 	free(k);
+}
+
+void
+mqtt_will_sent(const char *session_key, uint64_t req)
+{
+	struct sent_will *sw = xcalloc(1, sizeof(*sw));
+
+	sw->req = req;
+	sw->key = xstrdup(session_key);
+	TAILQ_INSERT_TAIL(&sent_wills, sw, entry);
+}
+
+void
+mqtt_will_stored(struct child *c, struct held *h, const struct rec_done *d)
+{
+	struct sent_will *sw;
+	char *key;
+
+	TAILQ_FOREACH(sw, &sent_wills, entry)
+		if (sw->req == h->arg)
+			break;
+	if (sw == NULL)
+		return;			/* a newer will replaced its record */
+	key = sw->key;
+	TAILQ_REMOVE(&sent_wills, sw, entry);
+	free(sw);
+	if (d->status == ST_STORE)
+		log_warnx("topic %s: the will of session %s was not stored: it is published "
+		    "again at the next start", c->topic, key);
+	else {
+		log_debug("topic %s: the will of session %s is stored: its record goes", c->topic,
+		    key);
+		mqtt_will_unstore(c->b, key);
+	}
+	free(key);
+}
+
+void
+mqtt_wills_free(void)
+{
+	struct sent_will *sw;
+
+	while ((sw = TAILQ_FIRST(&sent_wills)) != NULL) {
+		TAILQ_REMOVE(&sent_wills, sw, entry);
+		free(sw->key);
+		free(sw);
+	}
 }
 
 static int
@@ -185,21 +269,17 @@ restore_one(struct broker *b, const char *key, const struct will_rec *w)
 	if (left > 0) {
 		wl = will_dup(&w->wl);
 		if (mqtt_will_delay(s, wl, who, (uint64_t)left)) {
-			if (w->since == 0)
-				mqtt_will_store(s, wl, now, true);
+			mqtt_will_store(s, wl, w->since == 0 ? now : (int64_t)w->since, true);
 			log_info("client %s: will to %s published in %llds unless the session resumes",
 			    who, wl->topic, (long long)(left + 999) / 1000);
 			return true;
 		}
 		mqtt_will_free(wl);
 	}
-	if (!auth_may(auth, w->user, w->client_id, w->wl.topic, AUTH_WRITE)) {
-		b->publishes_denied++;
-		log_info("client %s: will to %.64s not published: denied by the ACL", who,
-		    w->wl.topic);
-	} else
-		mqtt_will_publish(b, who, &w->wl);
-	mqtt_will_unstore(b, key);
+	if (!auth_may(auth, w->user, w->client_id, w->wl.topic, AUTH_WRITE))
+		mqtt_will_denied(b, who, w->wl.topic, key);
+	else
+		mqtt_will_publish(b, who, &w->wl, key);
 	return false;
 }
 

@@ -23,15 +23,18 @@ after the first one (a redelivery of the first cannot reach it).
 """
 
 import collections
+import re
+import signal
 import time
 
 import pytest
 
-from broker_harness import wait_for
+from broker_harness import kill_pid, wait_for
 from mqtt_helpers import (CONNECT, PUBACK, PUBLISH, MosquittoSub, PahoClient, Receiver,
                           ack_packet, connected_client, paho)
 from mqtt5_helpers import V5Client, disconnect5, props
 from test_auth import USERS, auth_broker
+from test_service import since_last_start
 
 pytestmark = pytest.mark.skipif(paho is None, reason="paho-mqtt missing (use /usr/bin/python3)")
 
@@ -107,6 +110,13 @@ def v5_client(b, client_id, will=None, persistent=False):
     c = V5Client(b.mqtt_port, name=client_id)
     return c, c.connect5_ok(client_id, clean=not persistent,
                             cprops=EXPIRY if persistent else b"\x00", will=will)
+
+
+def wait_stored(b, topic):
+    """Waits for the master to hear that a will to topic is stored (log at
+    debug level): from then on its record is gone from the store."""
+    wait_for(lambda: re.search(r"topic %s: the will of session \S+ is stored" % re.escape(topic),
+                               since_last_start(b)), 10, "the will to %s stored" % topic)
 
 
 def until(t):
@@ -414,3 +424,72 @@ def test_sigterm_keeps_wills_of_connected_clients_for_the_start(mqtt_broker):
     got = w.payloads()
     assert got.index(b"barrier") > max(got.index(b"311 gone"), got.index(b"5 gone")), got
     assert got.index(b"barrier new") > got.index(b"new gone"), got
+
+
+# ---------------------------------------------------------------- a SIGKILL soon after
+
+def test_a_will_published_on_a_close_is_not_published_again_after_a_sigkill(mqtt_factory):
+    """A clean-session client with a QoS 2 will goes away without
+    DISCONNECT (EOF); once its topicd has stored the will, the master is
+    SIGKILLed: the next start does not publish it again.  The subscriber
+    is offline meanwhile, so that no delivery makes the master write its
+    store for other reasons."""
+    b = mqtt_factory({"log_type": "debug"})
+    w = watcher(b, "rv-watch", [("rv/t", 2)])
+    barrier(b, "rv/t", b"before")
+    w.wait_payload(b"before")
+    w.disconnect()
+    c = connected_client(b.mqtt_port, "rv-will", will=("rv/t", b"gone", 2, False))
+    c.close()
+    wait_stored(b, "rv/t")
+    kill_and_start(b)
+    rejoin(w)
+    barrier(b, "rv/t", b"after")
+    w.wait_payload(b"after")
+    assert w.payloads() == [b"before", b"gone", b"after"], w.payloads()
+
+
+def test_a_will_published_at_a_start_is_not_published_again_after_a_sigkill(mqtt_factory):
+    """The same for a will the start published (its client was connected
+    at a first SIGKILL): once it is stored, a second SIGKILL does not make
+    the third master publish it again."""
+    b = mqtt_factory({"log_type": "debug"})
+    w = watcher(b, "rr-watch", [("rr/t", 2)])
+    barrier(b, "rr/t", b"before")
+    w.wait_payload(b"before")
+    w.disconnect()
+    connected_client(b.mqtt_port, "rr-will", will=("rr/t", b"gone", 2, False))
+    kill_and_start(b)
+    wait_stored(b, "rr/t")
+    kill_and_start(b)
+    rejoin(w)
+    barrier(b, "rr/t", b"after")
+    w.wait_payload(b"after")
+    assert w.payloads() == [b"before", b"gone", b"after"], w.payloads()
+
+
+def test_a_delayed_will_whose_delay_ends_during_a_stop_waits_for_the_start(mqtt_factory):
+    """A will waits for its delay (2 s, DISCONNECT 0x04, a session of
+    300 s) when SIGTERM comes; a stopped topicd keeps the stop going
+    (shutdown_timeout 4 s) past the end of the delay: the will, which its
+    topicd might no longer take, stays in the store and the next start
+    publishes it."""
+    b = mqtt_factory({"shutdown_timeout": "4", "log_type": "information"})
+    w = watcher(b, "rs-watch", [("rs/w/#", 1)])
+    barrier(b, "rs/busy", b"x")              # a topicd for the stop to wait for
+    tpid = b.wait_topicd("rs/busy")
+    c, _ = v5_client(b, "rs-will", persistent=True,
+                     will=will5("rs/w/t", b"late", 1, WillDelayInterval=2))
+    w.disconnect()
+    c.send(disconnect5(0x04))
+    c.expect_closed()
+    kill_pid(tpid, signal.SIGSTOP)
+    b.stop(timeout=30)
+    assert re.search(r"will to rs/w/t published at the next start", b.log_text()), \
+        "the delay did not end during the stop"
+    b.start(keep_ports=True)
+    rejoin(w)
+    w.wait_payload(b"late")
+    barrier(b, "rs/w/t", b"barrier")
+    w.wait_payload(b"barrier")
+    assert w.payloads() == [b"late", b"barrier"], w.payloads()
