@@ -5,4 +5,4 @@ MQTT_CODEC_SRC := broker/mqtt/codec.c broker/mqtt/decode.c broker/mqtt/check.c \
 	broker/mqtt/encode.c broker/mqtt/wire.c broker/mqtt/props.c \
 	broker/mqtt/props_list.c broker/mqtt/props_pack.c broker/mqtt/reason.c
 CODEC_SRC := $(MQTT_CODEC_SRC) broker/json/codec.c broker/json/bignum.c \
-	broker/json/login_line.c
+	broker/json/login_line.c broker/mqtt/will_rec.c

@@ -4,8 +4,8 @@
  * waits in the session: it is published once the delay is over or the
  * session ends, whichever comes first, and not at all if the session
  * resumes before (3.1.3.2.2).  Each will is also in the master's store
- * (will_store.c), from the CONNECT until it is published or discarded, so
- * that neither the master's death nor a stop loses one. */
+ * (will_store.c), from the CONNECT until its topicd has stored it or it is
+ * discarded, so that neither the master's death nor a stop loses one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
