@@ -15,21 +15,6 @@ put_opt_str(struct wbuf *w, const char *s)
 }
 
 static int
-get_opt_str(struct rbuf *r, const char **s)
-{
-	uint8_t has = 0;
-
-	*s = NULL;
-	if (get_u8(r, &has) == -1)
-		return -1;
-	if (has > 1) {
-		r->err = 1;
-		return -1;
-	}
-	return has ? get_str(r, s) : 0;
-}
-
-static int
 get_flag(struct rbuf *r, bool *v)
 {
 	uint8_t b = 0;
@@ -42,6 +27,17 @@ get_flag(struct rbuf *r, bool *v)
 	}
 	*v = b != 0;
 	return 0;
+}
+
+static int
+get_opt_str(struct rbuf *r, const char **s)
+{
+	bool has = false;
+
+	*s = NULL;
+	if (get_flag(r, &has) == -1)
+		return -1;
+	return has ? get_str(r, s) : 0;
 }
 
 void

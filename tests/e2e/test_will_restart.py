@@ -428,42 +428,28 @@ def test_sigterm_keeps_wills_of_connected_clients_for_the_start(mqtt_broker):
 
 # ---------------------------------------------------------------- a SIGKILL soon after
 
-def test_a_will_published_on_a_close_is_not_published_again_after_a_sigkill(mqtt_factory):
+@pytest.mark.parametrize("published_by", ["close", "start"])
+def test_a_stored_will_is_not_published_again_after_a_sigkill(mqtt_factory, published_by):
     """A clean-session client with a QoS 2 will goes away without
-    DISCONNECT (EOF); once its topicd has stored the will, the master is
-    SIGKILLed: the next start does not publish it again.  The subscriber
-    is offline meanwhile, so that no delivery makes the master write its
-    store for other reasons."""
+    DISCONNECT: by an EOF (close), or by a first SIGKILL of the master,
+    whose next start publishes it (start).  Once its topicd has stored the
+    will, the master is SIGKILLed: the next start does not publish it
+    again.  The subscriber is offline meanwhile, so that no delivery makes
+    the master write its store for other reasons."""
     b = mqtt_factory({"log_type": "debug"})
     w = watcher(b, "rv-watch", [("rv/t", 2)])
     barrier(b, "rv/t", b"before")
     w.wait_payload(b"before")
     w.disconnect()
     c = connected_client(b.mqtt_port, "rv-will", will=("rv/t", b"gone", 2, False))
-    c.close()
+    if published_by == "close":
+        c.close()
+    else:
+        kill_and_start(b)
     wait_stored(b, "rv/t")
     kill_and_start(b)
     rejoin(w)
     barrier(b, "rv/t", b"after")
-    w.wait_payload(b"after")
-    assert w.payloads() == [b"before", b"gone", b"after"], w.payloads()
-
-
-def test_a_will_published_at_a_start_is_not_published_again_after_a_sigkill(mqtt_factory):
-    """The same for a will the start published (its client was connected
-    at a first SIGKILL): once it is stored, a second SIGKILL does not make
-    the third master publish it again."""
-    b = mqtt_factory({"log_type": "debug"})
-    w = watcher(b, "rr-watch", [("rr/t", 2)])
-    barrier(b, "rr/t", b"before")
-    w.wait_payload(b"before")
-    w.disconnect()
-    connected_client(b.mqtt_port, "rr-will", will=("rr/t", b"gone", 2, False))
-    kill_and_start(b)
-    wait_stored(b, "rr/t")
-    kill_and_start(b)
-    rejoin(w)
-    barrier(b, "rr/t", b"after")
     w.wait_payload(b"after")
     assert w.payloads() == [b"before", b"gone", b"after"], w.payloads()
 
