@@ -366,6 +366,10 @@ bool	 live_exited(struct child *c, int status);
 void	 live_balance(struct broker *b);
 void	 live_expire(struct broker *b);
 void	 child_kill(struct child *c, const char *why);
+/* procstate.c: the state of process pid under the proc root (R, S, D,
+ * T...), 'D' also when one of its threads waits for a disk; '?' if
+ * unknown. */
+char	 proc_state(const char *proc, pid_t pid);
 /* A topicd starting or stopping has topicd_timeout to be ready or gone;
  * a ready one with work, to be heard from. */
 void	 child_watch(struct child *c);

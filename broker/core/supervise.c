@@ -3,7 +3,6 @@
  * repeatedly is a poison record (dead-lettered); a store it cannot read
  * marks the topic failed. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,9 +130,9 @@ child_watch(struct child *c)
  * one that still sends nothing for the other half is stopped (SIGSTOP)
  * or hung.  It is killed: its topic would wait for ever, and every
  * subscription made to it meanwhile keep a descriptor here.  One that
- * waits in the kernel for its disk (state D: most syncs run in a thread
- * of its own, some in its loop) is left to it: a new one would wait for
- * the same disk.  A hung one counts as a crash (the record it was
+ * waits in the kernel for its disk (state D, of its loop or of any of
+ * its threads: most syncs run in the store's worker, and the loop may
+ * wait for that) is left to it: a new one would wait for the same disk.  A hung one counts as a crash (the record it was
  * applying may be a poison record); a stopped one, an operator's doing,
  * does not. */
 void
@@ -148,29 +147,6 @@ child_watch_ready(struct child *c)
 		fatalx("cannot arm the timer of topic %s", c->topic);
 }
 
-/* The process's state as /proc says it (R, S, D, T...); '?' if unknown. */
-static char
-proc_state(pid_t pid)
-{
-	char path[32], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return '?';
-	while ((n = read(fd, buf, sizeof(buf) - 1)) == -1 && errno == EINTR)
-		continue;
-	(void)close(fd);
-	if (n <= 0)
-		return '?';
-	buf[n] = '\0';
-	/* "pid (comm) S ...": comm may hold anything, ')' too. */
-	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ' || p[2] == '\0')
-		return '?';
-	return p[2];
-}
-
 static void
 check_ready(struct child *c)
 {
@@ -180,7 +156,7 @@ check_ready(struct child *c)
 		child_watch_ready(c);
 		return;
 	}
-	state = c->pinged ? proc_state(c->pid) : '?';
+	state = c->pinged ? proc_state("/proc", c->pid) : '?';
 	if (c->pinged && state == 'D') {
 		log_info("topic %s: topicd pid %ld has not answered for topicd_timeout: it waits "
 		    "for its disk", c->topic, (long)c->pid);
