@@ -295,9 +295,8 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	if (c->level == MQTT_LEVEL_5)
 		b->mqtt5_clients++;
 	set_owner(cl, s);
-	if ((mc->will = mqtt_will_new(c, mc->client_id)) != NULL &&
-	    mqtt_will_store(s, mc->will, 0, session_stays(cl, s)))
-		mc->will_key = xstrdup(s->key);
+	if ((mc->will = mqtt_will_new(c, mc->client_id)) != NULL)
+		(void)mqtt_will_store(s, mc->will, 0, session_stays(cl, s), &mc->will_key);
 	/* The CONNACK once the session (or the end of an old one) and its
 	 * will are durable. */
 	client_gate(cl, session_save(s));

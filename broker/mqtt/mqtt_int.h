@@ -82,7 +82,7 @@ struct mqtt_conn {
 	uint8_t		 level;		/* MQTT_LEVEL_31, _311 or _5 */
 	uint64_t	 keepalive_ms;	/* 1.5 x the client's keep-alive; 0: none */
 	struct mqtt_will *will;
-	char		*will_key;	/* the session whose will record is its will's */
+	char		*will_key;	/* its will's record (NULL: none) */
 	char		*client_id;
 	struct inbound_tree inbound;
 	/* MQTT 5.0 */
@@ -180,18 +180,20 @@ void	 mqtt_will_denied(struct broker *b, const char *who, const char *topic, con
  * after its Will Delay Interval when the session stays, later (the
  * session has it then, and its record says since when). */
 void	 mqtt_will_end(struct client *cl, struct session *s, bool stays, const char *key);
-/* The session gets wl, to publish in ms unless it resumes; false (wl
- * still the caller's) if no timer can be had. */
-bool	 mqtt_will_delay(struct session *s, struct mqtt_will *wl, const char *who, uint64_t ms);
-/* will_store.c: a will's record, written (since: wall ms it began waiting,
- * 0 while its connection is open; false if the store refused it) or
- * deleted */
+/* The session gets wl, to publish in ms unless it resumes, and its record
+ * (key, or a new one if NULL) says it waits since then; false (wl still
+ * the caller's) if no timer can be had. */
+bool	 mqtt_will_delay(struct session *s, struct mqtt_will *wl, const char *who, uint64_t ms,
+	    const char *key, int64_t since);
+/* will_store.c: a will's record, written under *key (a new key if NULL;
+ * since: wall ms it began waiting, 0 while its connection is open; false,
+ * *key NULL, if the store refused it) or deleted */
 bool	 mqtt_will_store(const struct session *s, const struct mqtt_will *wl, int64_t since,
-	    bool stays);
-void	 mqtt_will_unstore(struct broker *b, const char *session_key);
+	    bool stays, char **key);
+void	 mqtt_will_unstore(struct broker *b, const char *key);
 /* A will sent to its topicd under request req: its record goes when
- * mqtt_will_stored() hears it is stored, unless a new one replaced it. */
-void	 mqtt_will_sent(const char *session_key, uint64_t req);
+ * mqtt_will_stored() hears it is stored. */
+void	 mqtt_will_sent(const char *key, uint64_t req);
 void	 mqtt_will_stored(struct child *c, struct held *h, const struct rec_done *d);
 /* The session resumed: its delayed will is not sent. */
 void	 mqtt_will_cancel(struct session *s);

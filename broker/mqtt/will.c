@@ -19,6 +19,7 @@
 
 struct delayed_will {
 	struct mqtt_will *wl;
+	char		*key;		/* its record's (NULL: none) */
 	struct event	*ev;
 	struct session	*s;
 	char		 who[128];
@@ -133,6 +134,7 @@ delayed_free(struct delayed_will *dw)
 	*mqtt_session_will(dw->s) = NULL;
 	event_free(dw->ev);
 	mqtt_will_free(dw->wl);
+	free(dw->key);
 	free(dw);
 }
 
@@ -144,9 +146,9 @@ delayed_publish(struct delayed_will *dw)
 	struct session *s = dw->s;
 
 	if (!auth_may(s->auth, s->user, session_client_id(s), dw->wl->topic, AUTH_WRITE))
-		mqtt_will_denied(s->b, dw->who, dw->wl->topic, s->key);
+		mqtt_will_denied(s->b, dw->who, dw->wl->topic, dw->key);
 	else
-		mqtt_will_publish(s->b, dw->who, dw->wl, s->key);
+		mqtt_will_publish(s->b, dw->who, dw->wl, dw->key);
 }
 
 static void
@@ -161,7 +163,8 @@ on_will_delay(evutil_socket_t fd, short what, void *arg)
 }
 
 bool
-mqtt_will_delay(struct session *s, struct mqtt_will *wl, const char *who, uint64_t ms)
+mqtt_will_delay(struct session *s, struct mqtt_will *wl, const char *who, uint64_t ms,
+    const char *key, int64_t since)
 {
 	struct delayed_will *dw;
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
@@ -180,6 +183,8 @@ mqtt_will_delay(struct session *s, struct mqtt_will *wl, const char *who, uint64
 		return false;
 	}
 	*mqtt_session_will(s) = dw;
+	dw->key = key != NULL ? xstrdup(key) : NULL;
+	(void)mqtt_will_store(s, wl, since, true, &dw->key);
 	return true;
 }
 
@@ -194,12 +199,11 @@ mqtt_will_end(struct client *cl, struct session *s, bool stays, const char *key)
 		return;
 	}
 	if (wl->delay_s == 0 || !stays || s == NULL ||
-	    !mqtt_will_delay(s, wl, cl->desc, (uint64_t)wl->delay_s * 1000)) {
+	    !mqtt_will_delay(s, wl, cl->desc, (uint64_t)wl->delay_s * 1000, key, wall_ms())) {
 		mqtt_will_publish(cl->b, cl->desc, wl, key);
 		return;
 	}
 	mc->will = NULL;		/* the session's now */
-	mqtt_will_store(s, wl, wall_ms(), true);
 	log_info("client %s: will to %s published in %us unless the session resumes", cl->desc,
 	    wl->topic, wl->delay_s);
 }
@@ -212,7 +216,8 @@ mqtt_will_cancel(struct session *s)
 	if (dw == NULL)
 		return;
 	log_info("session %s: resumed within its Will Delay Interval: will not sent", s->key);
-	mqtt_will_unstore(s->b, s->key);
+	if (dw->key != NULL)
+		mqtt_will_unstore(s->b, dw->key);
 	delayed_free(dw);
 }
 

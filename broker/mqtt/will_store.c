@@ -2,9 +2,12 @@
  * is published or discarded, so that neither the master's death nor a
  * stop loses one (will.c keeps them in memory while it runs).
  *
- * Key: "w" SESSION -> the will, since when it waits (0: its connection is
- * open), whether the session outlives the connection, and whose it is for
- * the ACL (client id, user, listener block): will_rec.c.
+ * Key: "w" ID SESSION, ID 32 hex digits that no other will of any run
+ * has (the boot id and a count), so that a will sent to its topicd keeps
+ * its record while a newer one of the same session has its own -> the
+ * will, since when it waits (0: its connection is open), whether the
+ * session outlives the connection, the session's incarnation, and whose
+ * it is for the ACL (client id, user, listener block): will_rec.c.
  *
  * A record goes once its will is stored by its topicd (DONE), so that a
  * will is published at least once: a master killed in between publishes
@@ -18,8 +21,9 @@
  * its will is published, or, when its session is back and outlives the
  * connection, waits for the rest of its delay (all of it for a connection
  * that was open: when the master died is not known). */
-#include <sys/queue.h>
+#include <bsd/sys/tree.h>
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,112 +36,112 @@
 #include "mqtt/will_rec.h"
 #include "xmalloc.h"
 
+#define WILL_ID_LEN	32
+
 /* Wills sent to their topicd, waiting to be stored: by request. */
 struct sent_will {
-	TAILQ_ENTRY(sent_will) entry;
+	RB_ENTRY(sent_will) entry;
 	uint64_t	 req;
 	char		*key;
 };
-static TAILQ_HEAD(, sent_will) sent_wills = TAILQ_HEAD_INITIALIZER(sent_wills);
+RB_HEAD(sent_tree, sent_will);
 
-static char *
-will_key(const char *session_key, size_t *len)
+static int
+sent_cmp(struct sent_will *a, struct sent_will *b)
 {
-	char *k;
-
-	*len = (size_t)xasprintf(&k, "w%s", session_key);
-	return k;
+	return (a->req > b->req) - (a->req < b->req);
 }
 
-static void
-forget_sent(const char *session_key)
-{
-	struct sent_will *sw, *next;
+RB_PROTOTYPE(sent_tree, sent_will, entry, sent_cmp)
+RB_GENERATE(sent_tree, sent_will, entry, sent_cmp)
 
-	TAILQ_FOREACH_SAFE(sw, &sent_wills, entry, next) {
-		if (strcmp(sw->key, session_key) == 0) {
-			TAILQ_REMOVE(&sent_wills, sw, entry);
-			free(sw->key);
-			free(sw);
-		}
-	}
+static struct sent_tree sent_wills = RB_INITIALIZER(&sent_wills);
+
+/* The session a record's key names. */
+static const char *
+key_session(const char *key)
+{
+	return strlen(key) > 1 + WILL_ID_LEN ? key + 1 + WILL_ID_LEN : "?";
+}
+
+static char *
+new_key(const struct session *s)
+{
+	static uint64_t count;
+	char *k;
+
+	xasprintf(&k, "w%016llx%016llx%s", (unsigned long long)s->b->boot_id,
+	    (unsigned long long)++count, s->key);
+	return k;
 }
 
 bool
 mqtt_will_store(const struct session *s, const struct mqtt_will *wl, int64_t since,
-    bool stays)
+    bool stays, char **key)
 {
-	struct wbuf w;
-	size_t klen;
-	char *k = will_key(s->key, &klen);
-
 	struct will_rec r = {
-		.since = (uint64_t)since, .stays = stays, .qos = wl->qos, .retain = wl->retain,
-		.delay_s = wl->delay_s, .has_expiry = wl->has_expiry, .expiry_s = wl->expiry_s,
-		.topic = wl->topic, .payload = wl->payload, .len = wl->len, .props = wl->props,
+		.since = (uint64_t)since, .stays = stays, .incarnation = s->incarnation,
+		.qos = wl->qos, .retain = wl->retain, .delay_s = wl->delay_s,
+		.has_expiry = wl->has_expiry, .expiry_s = wl->expiry_s, .topic = wl->topic,
+		.payload = wl->payload, .len = wl->len, .props = wl->props,
 		.props_len = wl->props_len, .origin = wl->origin,
 		.client_id = session_client_id(s), .user = s->user, .listener = s->listener,
 	};
+	struct wbuf w;
 
+	if (*key == NULL)
+		*key = new_key(s);
 	wbuf_init(&w);
 	will_rec_encode(&w, &r);
-	forget_sent(s->key);		/* that one's DONE must not delete this */
-	if (mqtt_record(s, k, klen, &w, true)) {
+	if (mqtt_record(s, xstrdup(*key), strlen(*key), &w, true)) {
 		store_flush(s->b);
 		return true;
 	}
 	log_warn("session %s: its will is not in the store: the master's death would lose it",
 	    s->key);
+	free(*key);
+	*key = NULL;
 	return false;
 }
 
 void
-mqtt_will_unstore(struct broker *b, const char *session_key)
+mqtt_will_unstore(struct broker *b, const char *key)
 {
-	size_t klen;
-	char *k = will_key(session_key, &klen);
-
-	forget_sent(session_key);
-	if (kv_del(b->store, k, klen) == -1)
-		log_warn("session %s: its will's record stays in the store", session_key);
+	if (kv_del(b->store, key, strlen(key)) == -1)
+		log_warn("session %s: its will's record stays in the store", key_session(key));
 	else
 		store_flush(b);
-	free(k);
 }
 
 void
-mqtt_will_sent(const char *session_key, uint64_t req)
+mqtt_will_sent(const char *key, uint64_t req)
 {
 	struct sent_will *sw = xcalloc(1, sizeof(*sw));
 
 	sw->req = req;
-	sw->key = xstrdup(session_key);
-	TAILQ_INSERT_TAIL(&sent_wills, sw, entry);
+	sw->key = xstrdup(key);
+	if (RB_INSERT(sent_tree, &sent_wills, sw) != NULL)
+		fatalx("will request %llu sent twice", (unsigned long long)req);
 }
 
 void
 mqtt_will_stored(struct child *c, struct held *h, const struct rec_done *d)
 {
-	struct sent_will *sw;
-	char *key;
+	struct sent_will k = { .req = h->arg }, *sw = RB_FIND(sent_tree, &sent_wills, &k);
 
-	TAILQ_FOREACH(sw, &sent_wills, entry)
-		if (sw->req == h->arg)
-			break;
 	if (sw == NULL)
-		return;			/* a newer will replaced its record */
-	key = sw->key;
-	TAILQ_REMOVE(&sent_wills, sw, entry);
-	free(sw);
+		return;
+	RB_REMOVE(sent_tree, &sent_wills, sw);
 	if (d->status == ST_STORE)
 		log_warnx("topic %s: the will of session %s was not stored: it is published "
-		    "again at the next start", c->topic, key);
+		    "again at the next start", c->topic, key_session(sw->key));
 	else {
 		log_debug("topic %s: the will of session %s is stored: its record goes", c->topic,
-		    key);
-		mqtt_will_unstore(c->b, key);
+		    key_session(sw->key));
+		mqtt_will_unstore(c->b, sw->key);
 	}
-	free(key);
+	free(sw->key);
+	free(sw);
 }
 
 void
@@ -145,8 +149,8 @@ mqtt_wills_free(void)
 {
 	struct sent_will *sw;
 
-	while ((sw = TAILQ_FIRST(&sent_wills)) != NULL) {
-		TAILQ_REMOVE(&sent_wills, sw, entry);
+	while ((sw = RB_MIN(sent_tree, &sent_wills)) != NULL) {
+		RB_REMOVE(sent_tree, &sent_wills, sw);
 		free(sw->key);
 		free(sw);
 	}
@@ -172,14 +176,15 @@ will_of(const struct will_rec *r)
 	return wl;
 }
 
-/* Its session is back and outlives the connection: the rest of the
- * delay, in ms (0: over), or -1 when it is published now. */
+/* Its session (the same one: a session of the same key started since is
+ * not it) is back and outlives the connection: the rest of the delay, in
+ * ms (0: over), or -1 when it is published now. */
 static int64_t
-delay_left(const struct will_rec *r, const struct session *s, int64_t now)
+delay_left(const struct will_rec *r, const struct session *own, int64_t now)
 {
 	int64_t since, end;
 
-	if (s == NULL || s->mode != MODE_MQTT || !r->stays || r->delay_s == 0)
+	if (own == NULL || !r->stays || r->delay_s == 0)
 		return -1;
 	since = r->since == 0 ? now : session_offline_wall(r->since, now);
 	end = since + (int64_t)r->delay_s * 1000;
@@ -190,15 +195,17 @@ delay_left(const struct will_rec *r, const struct session *s, int64_t now)
 static bool
 restore_one(struct broker *b, const char *key, const struct will_rec *r)
 {
-	struct session *s = session_find(b, key);
-	const struct auth *auth = s != NULL ? s->auth : listener_auth(b, r->listener);
-	int64_t now = wall_ms(), left = delay_left(r, s, now);
+	struct session *s = session_find(b, key_session(key));
+	struct session *own = s != NULL && s->mode == MODE_MQTT &&
+	    s->incarnation == r->incarnation ? s : NULL;
+	const struct auth *auth = own != NULL ? own->auth : listener_auth(b, r->listener);
+	int64_t now = wall_ms(), left = delay_left(r, own, now);
 	struct mqtt_will *wl = will_of(r);
 	char who[128];
 
 	snprintf(who, sizeof(who), "%.100s (before the restart)", r->client_id);
-	if (left > 0 && mqtt_will_delay(s, wl, who, (uint64_t)left)) {
-		mqtt_will_store(s, wl, r->since == 0 ? now : (int64_t)r->since, true);
+	if (left > 0 && mqtt_will_delay(own, wl, who, (uint64_t)left, key,
+	    r->since == 0 ? now : (int64_t)r->since)) {
 		log_info("client %s: will to %s published in %llds unless the session resumes",
 		    who, wl->topic, (long long)(left + 999) / 1000);
 		return true;		/* wl is the session's */
@@ -216,27 +223,38 @@ struct restore {
 	size_t		 n, waiting;
 };
 
+static bool
+key_ok(const char *key, size_t klen)
+{
+	if (klen <= 1 + WILL_ID_LEN || memchr(key, '\0', klen) != NULL)
+		return false;
+	for (size_t i = 1; i <= WILL_ID_LEN; i++)
+		if (!isxdigit((unsigned char)key[i]))
+			return false;
+	return true;
+}
+
 static int
-restore_record(const void *key, size_t klen, void *arg)
+restore_record(const void *k, size_t klen, void *arg)
 {
 	struct restore *rs = arg;
 	struct broker *b = rs->b;
-	char *name = xmemdup((const char *)key + 1, klen - 1);
+	char *key = xmemdup(k, klen);
 	struct will_rec r;
 	void *val;
 	size_t vlen;
 
-	if (kv_get(b->store, key, klen, &val, &vlen) == 1) {
-		if (memchr(name, '\0', klen - 1) != NULL || will_rec_decode(val, vlen, &r) == -1) {
-			log_warnx("session %.64s: a will's record of an unknown version or "
-			    "unreadable; left in the store", name);
+	if (kv_get(b->store, k, klen, &val, &vlen) == 1) {
+		if (!key_ok(key, klen) || will_rec_decode(val, vlen, &r) == -1) {
+			log_warnx("a will's record of an unknown version or unreadable (key "
+			    "%.80s); left in the store", key + 1);
 		} else {
-			rs->waiting += restore_one(b, name, &r);
+			rs->waiting += restore_one(b, key, &r);
 			rs->n++;
 		}
 		free(val);
 	}
-	free(name);
+	free(key);
 	return 0;
 }
 

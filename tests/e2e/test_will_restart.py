@@ -479,3 +479,56 @@ def test_a_delayed_will_whose_delay_ends_during_a_stop_waits_for_the_start(mqtt_
     barrier(b, "rs/w/t", b"barrier")
     w.wait_payload(b"barrier")
     assert w.payloads() == [b"late", b"barrier"], w.payloads()
+
+
+@pytest.mark.parametrize("how", ["eof", "takeover", "takeover_nowill", "clean_start_v5"])
+def test_a_will_sent_but_not_stored_survives_a_sigkill(mqtt_factory, how):
+    """Session rk-dev (persistent) has a QoS 1 will to rk/old, whose
+    topicd is SIGSTOPped: the will is published (sent) but not stored.
+    Then:
+    - eof: nothing more (control);
+    - takeover: a new connection with the same client id and a will of
+      its own (to rk/new) takes the session over;
+    - takeover_nowill: the same without a will (control);
+    - clean_start_v5: the old will waits (delay 60 s, DISCONNECT 0x04);
+      a Clean Start reconnection ends the session, which publishes it,
+      and brings a will of its own.
+    The master and the stopped topicd are SIGKILLed: the next start
+    publishes the old will (at least once): each will has a record of its
+    own, which a newer will of the session does not replace."""
+    b = mqtt_factory({"log_type": "debug"})
+    w = watcher(b, "rk-watch", [("rk/#", 1)])
+    barrier(b, "rk/old", b"before")
+    w.wait_payload(b"before")
+    tpid = b.wait_topicd("rk/old")
+    if how == "clean_start_v5":
+        c, _ = v5_client(b, "rk-dev", persistent=True,
+                         will=will5("rk/old", b"old gone", 1, WillDelayInterval=60))
+        c.send(disconnect5(0x04))
+        c.expect_closed()
+        round_trip(b)
+        kill_pid(tpid, signal.SIGSTOP)
+        n = V5Client(b.mqtt_port, name="rk-dev")
+        n.connect5_ok("rk-dev", clean=True, cprops=EXPIRY, will=will5("rk/new", b"new gone", 1))
+    else:
+        kill_pid(tpid, signal.SIGSTOP)
+        old = connected_client(b.mqtt_port, "rk-dev", clean=False,
+                               will=("rk/old", b"old gone", 1, False))
+        if how == "eof":
+            old.close()
+        elif how == "takeover":
+            connected_client(b.mqtt_port, "rk-dev", clean=False,
+                             will=("rk/new", b"new gone", 1, False))
+        else:
+            connected_client(b.mqtt_port, "rk-dev", clean=False)
+    round_trip(b)
+    assert "will published to rk/old" in b.log_text()
+    left = b.kill9()
+    kill_pid(tpid, signal.SIGKILL)
+    b.wait_topicds_gone(left)
+    b.start(keep_ports=True)
+    rejoin(w)
+    barrier(b, "rk/old", b"barrier")
+    w.wait_payload(b"barrier")
+    assert b"old gone" in w.payloads(), \
+        "the will sent before the kill, never stored, was lost: %s" % w.payloads()

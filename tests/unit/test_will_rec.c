@@ -18,7 +18,8 @@ static struct will_rec
 full(void)
 {
 	return (struct will_rec){
-		.since = 1796600000123ULL, .stays = true, .qos = 2, .retain = true,
+		.since = 1796600000123ULL, .stays = true, .incarnation = 1796500000000ULL,
+		.qos = 2, .retain = true,
 		.delay_s = 30, .has_expiry = true, .expiry_s = 3600, .topic = "dev/7/status",
 		.payload = payload, .len = sizeof(payload), .props = props,
 		.props_len = sizeof(props), .origin = "dev-7", .client_id = "dev-7",
@@ -31,6 +32,7 @@ assert_same(const struct will_rec *a, const struct will_rec *b)
 {
 	assert_int_equal(a->since, b->since);
 	assert_int_equal(a->stays, b->stays);
+	assert_int_equal(a->incarnation, b->incarnation);
 	assert_int_equal(a->qos, b->qos);
 	assert_int_equal(a->retain, b->retain);
 	assert_int_equal(a->delay_s, b->delay_s);
@@ -85,6 +87,7 @@ test_round_trips(void **state)
 	r = full();
 	r.listener = NULL;
 	r.since = UINT64_MAX;
+	r.incarnation = UINT64_MAX;
 	r.delay_s = UINT32_MAX;
 	round_trip(&r);
 }
@@ -111,14 +114,14 @@ test_damaged_records_are_refused(void **state)
 	copy[0] = WILL_RECORD_VERSION + 1;
 	assert_int_equal(will_rec_decode(copy, w.len, &out), -1);
 	memcpy(copy, w.data, w.len);
-	copy[1 + 8 + 1] = 3;			/* qos, after version, since, stays */
+	copy[1 + 8 + 1 + 8] = 3;		/* qos, after version, since, stays, incarnation */
 	assert_int_equal(will_rec_decode(copy, w.len, &out), -1);
 	memcpy(copy, w.data, w.len);
 	copy[1 + 8] = 2;			/* stays */
 	assert_int_equal(will_rec_decode(copy, w.len, &out), -1);
 	memcpy(copy, w.data, w.len);
 	/* The topic's NUL, after the fixed fields and its length. */
-	copy[1 + 8 + 1 + 1 + 1 + 4 + 1 + 4 + 4 + strlen(r.topic)] = 'x';
+	copy[1 + 8 + 1 + 8 + 1 + 1 + 4 + 1 + 4 + 4 + strlen(r.topic)] = 'x';
 	assert_int_equal(will_rec_decode(copy, w.len, &out), -1);
 	memcpy(copy, w.data, w.len);
 	assert_int_equal(will_rec_decode(copy, w.len, &out), 0);
