@@ -191,8 +191,10 @@ bool	 mqtt_will_delay(struct session *s, struct mqtt_will *wl, const char *who, 
 bool	 mqtt_will_store(const struct session *s, const struct mqtt_will *wl, int64_t since,
 	    bool stays, char **key);
 void	 mqtt_will_unstore(struct broker *b, const char *key);
-/* A will sent to its topicd under request req: its record goes when
+/* A will about to go to its topicd: its record says so (a start publishes
+ * it whatever its delay).  Sent under request req: its record goes when
  * mqtt_will_stored() hears it is stored. */
+void	 mqtt_will_mark_sent(struct broker *b, const char *key);
 void	 mqtt_will_sent(const char *key, uint64_t req);
 void	 mqtt_will_stored(struct child *c, struct held *h, const struct rec_done *d);
 /* The session resumed: its delayed will is not sent. */

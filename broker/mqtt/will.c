@@ -97,6 +97,8 @@ mqtt_will_publish(struct broker *b, const char *who, const struct mqtt_will *wl,
 	if (wl->has_expiry)
 		p.expiry_ms = p.time_ms + (uint64_t)wl->expiry_s * 1000;
 	if ((c = wl->topic[0] == '$' ? NULL : topic_open(b, wl->topic, &why)) != NULL) {
+		if (tracked)	/* before it can reach its topicd */
+			mqtt_will_mark_sent(b, key);
 		wbuf_init(&w);
 		enc_publish(&w, &p);
 		rc = tracked ? note_submit_done(c, IPC_PUBLISH, p.req, &w, mqtt_will_stored, p.req,

@@ -1,4 +1,4 @@
-/* A will's record: version, waiting since, stays, the session's
+/* A will's record: version, waiting since, stays, sent, the session's
  * incarnation, QoS, retain, Will Delay Interval, Message Expiry Interval
  * (a flag and seconds), topic, payload, properties, origin, client id,
  * and the user and listener block (each a flag and a string). */
@@ -46,6 +46,7 @@ will_rec_encode(struct wbuf *w, const struct will_rec *r)
 	put_u8(w, WILL_RECORD_VERSION);
 	put_u64(w, r->since);
 	put_u8(w, r->stays);
+	put_u8(w, r->sent);
 	put_u64(w, r->incarnation);
 	put_u8(w, r->qos);
 	put_u8(w, r->retain);
@@ -73,6 +74,7 @@ will_rec_decode(const void *p, size_t n, struct will_rec *r)
 		return -1;
 	get_u64(&rb, &r->since);
 	get_flag(&rb, &r->stays);
+	get_flag(&rb, &r->sent);
 	get_u64(&rb, &r->incarnation);
 	get_u8(&rb, &r->qos);
 	get_flag(&rb, &r->retain);

@@ -15,6 +15,8 @@
 struct will_rec {
 	uint64_t	 since;		/* wall ms it began waiting; 0: connection open */
 	bool		 stays;		/* its session outlives the connection */
+	bool		 sent;		/* sent to its topicd: published at a start, whatever
+					 * its delay */
 	uint64_t	 incarnation;	/* of its session (a new one of the key is not it) */
 	uint8_t		 qos;
 	bool		 retain;

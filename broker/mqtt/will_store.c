@@ -6,8 +6,9 @@
  * has (the boot id and a count), so that a will sent to its topicd keeps
  * its record while a newer one of the same session has its own -> the
  * will, since when it waits (0: its connection is open), whether the
- * session outlives the connection, the session's incarnation, and whose
- * it is for the ACL (client id, user, listener block): will_rec.c.
+ * session outlives the connection, whether it was sent to its topicd, the
+ * session's incarnation, and whose it is for the ACL (client id, user,
+ * listener block): will_rec.c.
  *
  * A record goes once its will is stored by its topicd (DONE), so that a
  * will is published at least once: a master killed in between publishes
@@ -88,8 +89,9 @@ mqtt_will_store(const struct session *s, const struct mqtt_will *wl, int64_t sin
 		.client_id = session_client_id(s), .user = s->user, .listener = s->listener,
 	};
 	struct wbuf w;
+	bool made = *key == NULL;
 
-	if (*key == NULL)
+	if (made)
 		*key = new_key(s);
 	wbuf_init(&w);
 	will_rec_encode(&w, &r);
@@ -99,8 +101,10 @@ mqtt_will_store(const struct session *s, const struct mqtt_will *wl, int64_t sin
 	}
 	log_warn("session %s: its will is not in the store: the master's death would lose it",
 	    s->key);
-	free(*key);
-	*key = NULL;
+	if (made) {		/* a key given still names the record it had */
+		free(*key);
+		*key = NULL;
+	}
 	return false;
 }
 
@@ -111,6 +115,35 @@ mqtt_will_unstore(struct broker *b, const char *key)
 		log_warn("session %s: its will's record stays in the store", key_session(key));
 	else
 		store_flush(b);
+}
+
+/* The record says its will was sent: a start publishes it at once, even
+ * if its session is back and the clock says its delay is not over (set
+ * back), and a newer will of the session cannot cancel it. */
+void
+mqtt_will_mark_sent(struct broker *b, const char *key)
+{
+	struct will_rec r;
+	struct wbuf w;
+	void *val;
+	size_t vlen;
+	int rc;
+
+	if (kv_get(b->store, key, strlen(key), &val, &vlen) != 1)
+		return;
+	if (will_rec_decode(val, vlen, &r) == 0 && !r.sent) {
+		r.sent = true;
+		wbuf_init(&w);
+		will_rec_encode(&w, &r);
+		rc = kv_put(b->store, key, strlen(key), w.data, w.len);
+		wbuf_free(&w);
+		if (rc == -1)
+			log_warn("session %s: its will's record does not say it was sent",
+			    key_session(key));
+		else
+			store_flush(b);
+	}
+	free(val);
 }
 
 void
@@ -184,7 +217,7 @@ delay_left(const struct will_rec *r, const struct session *own, int64_t now)
 {
 	int64_t since, end;
 
-	if (own == NULL || !r->stays || r->delay_s == 0)
+	if (own == NULL || r->sent || !r->stays || r->delay_s == 0)
 		return -1;
 	since = r->since == 0 ? now : session_offline_wall(r->since, now);
 	end = since + (int64_t)r->delay_s * 1000;

@@ -26,10 +26,11 @@ import collections
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
-from broker_harness import kill_pid, wait_for
+from broker_harness import kill_pid, preload_shim, wait_for
 from mqtt_helpers import (CONNECT, PUBACK, PUBLISH, MosquittoSub, PahoClient, Receiver,
                           ack_packet, connected_client, paho)
 from mqtt5_helpers import V5Client, disconnect5, props
@@ -532,3 +533,42 @@ def test_a_will_sent_but_not_stored_survives_a_sigkill(mqtt_factory, how):
     w.wait_payload(b"barrier")
     assert b"old gone" in w.payloads(), \
         "the will sent before the kill, never stored, was lost: %s" % w.payloads()
+
+
+@pytest.mark.parametrize("back_ms", [0, 3600000])
+def test_a_sent_will_is_published_at_a_start_whatever_the_clock_says(mqtt_factory, tmp_path,
+                                                                     monkeypatch, back_ms):
+    """A delayed will (1 s) is sent to its topicd (SIGSTOPped: not
+    stored), then its client resumes the session with a new delayed will
+    (60 s).  The master is SIGKILLed and starts with its wall clock where
+    it was, or an hour back (a step of the system clock): the sent will is
+    published at once, not put to wait again, so that the newer will of
+    the session cannot cancel it."""
+    b = mqtt_factory({"log_type": "debug"}, start=False)
+    preload_shim(monkeypatch, tmp_path, b.binary, Path(__file__).with_name("clock_shift.c"))
+    b.start()
+    w = watcher(b, "rc-watch", [("rc/#", 1)])
+    barrier(b, "rc/old", b"before")
+    w.wait_payload(b"before")
+    tpid = b.wait_topicd("rc/old")
+    c, _ = v5_client(b, "rc-dev", persistent=True,
+                     will=will5("rc/old", b"old gone", 1, WillDelayInterval=1))
+    kill_pid(tpid, signal.SIGSTOP)
+    c.send(disconnect5(0x04))
+    c.expect_closed()
+    wait_for(lambda: "will published to rc/old" in b.log_text(), 10, "the delayed will sent")
+    n = V5Client(b.mqtt_port, name="rc-dev")
+    assert n.connect5_ok("rc-dev", clean=False, cprops=EXPIRY,
+                         will=will5("rc/new", b"new gone", 1,
+                                    WillDelayInterval=60)).session_present
+    round_trip(b)
+    left = b.kill9()
+    kill_pid(tpid, signal.SIGKILL)
+    b.wait_topicds_gone(left)
+    monkeypatch.setenv("CLOCK_SHIFT_MS", str(-back_ms))
+    b.start(keep_ports=True)
+    rejoin(w)
+    w.wait_payload(b"old gone")
+    barrier(b, "rc/old", b"barrier")
+    w.wait_payload(b"barrier")
+    assert w.payloads() == [b"before", b"old gone", b"barrier"], w.payloads()

@@ -18,7 +18,8 @@ static struct will_rec
 full(void)
 {
 	return (struct will_rec){
-		.since = 1796600000123ULL, .stays = true, .incarnation = 1796500000000ULL,
+		.since = 1796600000123ULL, .stays = true, .sent = true,
+		.incarnation = 1796500000000ULL,
 		.qos = 2, .retain = true,
 		.delay_s = 30, .has_expiry = true, .expiry_s = 3600, .topic = "dev/7/status",
 		.payload = payload, .len = sizeof(payload), .props = props,
@@ -32,6 +33,7 @@ assert_same(const struct will_rec *a, const struct will_rec *b)
 {
 	assert_int_equal(a->since, b->since);
 	assert_int_equal(a->stays, b->stays);
+	assert_int_equal(a->sent, b->sent);
 	assert_int_equal(a->incarnation, b->incarnation);
 	assert_int_equal(a->qos, b->qos);
 	assert_int_equal(a->retain, b->retain);
@@ -114,14 +116,18 @@ test_damaged_records_are_refused(void **state)
 	copy[0] = WILL_RECORD_VERSION + 1;
 	assert_int_equal(will_rec_decode(copy, w.len, &out), -1);
 	memcpy(copy, w.data, w.len);
-	copy[1 + 8 + 1 + 8] = 3;		/* qos, after version, since, stays, incarnation */
+	copy[1 + 8 + 1 + 1 + 8] = 3;		/* qos, after version, since, stays, sent,
+						 * incarnation */
 	assert_int_equal(will_rec_decode(copy, w.len, &out), -1);
 	memcpy(copy, w.data, w.len);
 	copy[1 + 8] = 2;			/* stays */
 	assert_int_equal(will_rec_decode(copy, w.len, &out), -1);
 	memcpy(copy, w.data, w.len);
+	copy[1 + 8 + 1] = 2;			/* sent */
+	assert_int_equal(will_rec_decode(copy, w.len, &out), -1);
+	memcpy(copy, w.data, w.len);
 	/* The topic's NUL, after the fixed fields and its length. */
-	copy[1 + 8 + 1 + 8 + 1 + 1 + 4 + 1 + 4 + 4 + strlen(r.topic)] = 'x';
+	copy[1 + 8 + 1 + 1 + 8 + 1 + 1 + 4 + 1 + 4 + 4 + strlen(r.topic)] = 'x';
 	assert_int_equal(will_rec_decode(copy, w.len, &out), -1);
 	memcpy(copy, w.data, w.len);
 	assert_int_equal(will_rec_decode(copy, w.len, &out), 0);
