@@ -41,6 +41,9 @@ int	 broker_load_listener_auth(const struct settings *s, const struct listener_c
 	    struct auth *a, bool checked, struct conf_errors *errs);
 void	 broker_log_auth(const struct broker *b);
 void	 broker_reload_auth(struct broker *b);
+/* limits.c: warns when the open-file limit or vm.max_map_count is short
+ * of what the settings may need (the soft open-file limit raised first) */
+void	 broker_check_limits(const struct broker *b);
 /* listen.c */
 int	 listeners_open(struct broker *b);
 /* Shutdown: stop accepting; listeners_free once no client is left. */

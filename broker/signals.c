@@ -100,6 +100,7 @@ reload(struct broker *b)
 	log_notice("SIGHUP received: reloading");
 	if ((rc = broker_reload(b)) == 0) {
 		broker_apply_logging(b);
+		broker_check_limits(b);
 		listeners_reload_tls(b);
 		children_config(b);
 		sys_stop(b);		/* sys_interval may have changed */

@@ -246,7 +246,7 @@ def test_the_open_file_limit_is_raised_and_checked(broker_factory):
 def test_max_topicds_is_checked_against_the_memory_map_limit(broker_factory):
     """The master maps two shared rings per topicd: a max_topicds whose
     maps (2 each, 1024 more) pass vm.max_map_count gets one warning at
-    the start; the default does not."""
+    the start, or at the SIGHUP that sets it; the default does not."""
     limit = int(Path("/proc/sys/vm/max_map_count").read_text())
     many = (limit - 1024) // 2 + 1
     if many > 1000000:
@@ -259,6 +259,18 @@ def test_max_topicds_is_checked_against_the_memory_map_limit(broker_factory):
     b2 = broker_factory()
     wait_log(b2, r"notice: started:")
     assert "max_map_count" not in since_last_start(b2), since_last_start(b2)
+    # max_topicds is reloadable: a SIGHUP that raises it is checked too,
+    # once: a second SIGHUP that changes nothing says nothing again.
+    b2.config.update({"max_topicds": many})
+    b2.config_file()
+    b2.signal(signal.SIGHUP)
+    wait_log(b2, warning)
+    b2.signal(signal.SIGHUP)
+    wait_log(b2, r"(?s)reload: configuration re-read.*reload: configuration re-read")
+    b2.signal(signal.SIGUSR1)       # handled after that reload is over
+    wait_log(b2, r"(?s)reload: configuration re-read.*reload: configuration re-read.*"
+             r"status: master pid")
+    assert len(re.findall(warning, since_last_start(b2))) == 1, since_last_start(b2)
 
 
 # ---------------------------------------------------------------- SIGHUP
