@@ -75,8 +75,9 @@ broker_load_listener_auth(const struct settings *s, const struct listener_conf *
 {
 	char *pw = c->password_file ? broker_absolute(c->password_file) : NULL;
 	char *acl = c->acl_file ? broker_absolute(c->acl_file) : NULL;
+	char *psk = c->psk_file ? broker_absolute(c->psk_file) : NULL;
 	struct auth_config cfg = {
-		.password_file = pw, .acl_file = acl,
+		.password_file = pw, .acl_file = acl, .psk_file = psk,
 		.allow_anonymous = c->allow_anonymous != NULL ? c->allow_anonymous : "false",
 		.loopback_only = block_loopback(s, c), .checked = checked,
 	};
@@ -84,6 +85,7 @@ broker_load_listener_auth(const struct settings *s, const struct listener_conf *
 
 	free(pw);
 	free(acl);
+	free(psk);
 	return n;
 }
 
@@ -96,8 +98,10 @@ load_global_auth(const struct settings *s, struct auth *a, bool checked,
 {
 	char *pw = s->password_file ? broker_absolute(s->password_file) : NULL;
 	char *acl = s->acl_file ? broker_absolute(s->acl_file) : NULL;
+	char *psk = s->psk_file ? broker_absolute(s->psk_file) : NULL;
 	struct auth_config cfg = {
-		.password_file = pw, .acl_file = acl, .allow_anonymous = s->allow_anonymous,
+		.password_file = pw, .acl_file = acl, .psk_file = psk,
+		.allow_anonymous = s->allow_anonymous,
 		.loopback_only = s->allow_anonymous != NULL || settings_loopback_only(s),
 		.checked = checked,
 	};
@@ -105,6 +109,7 @@ load_global_auth(const struct settings *s, struct auth *a, bool checked,
 
 	free(pw);
 	free(acl);
+	free(psk);
 	return n;
 }
 

@@ -57,8 +57,10 @@ void	 listeners_ports(const struct broker *b, char *buf, size_t len);
 struct ssl_ctx_st *tls_context_new(const struct listener_conf *l, char *err, size_t len);
 /* Whether the block's context can be made (a plain block's can). */
 bool	 tls_context_loads(const struct listener_conf *l, char *err, size_t len);
-/* Its certificate's name, serial and end; true if that has passed. */
-bool	 tls_context_describe(struct ssl_ctx_st *ctx, char *buf, size_t len);
+/* Its certificate's name, serial and end (and the hint of its pre-shared
+ * keys); true if the certificate has expired. */
+bool	 tls_context_describe(struct ssl_ctx_st *ctx, const struct listener_conf *l,
+	    char *buf, size_t len);
 /* status.c */
 void	 status_log(struct broker *b);
 

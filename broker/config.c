@@ -159,10 +159,11 @@ broker_resolve_paths(struct settings *s)
 	resolve(&s->topicd_path);
 	resolve(&s->password_file);
 	resolve(&s->acl_file);
+	resolve(&s->psk_file);
 	for (size_t i = 0; i < s->listeners.n; i++) {
 		struct listener_conf *l = s->listeners.v[i];
 		char **files[] = { &l->certfile, &l->keyfile, &l->cafile, &l->capath,
-				   &l->crlfile, &l->password_file, &l->acl_file };
+				   &l->crlfile, &l->password_file, &l->acl_file, &l->psk_file };
 
 		for (size_t j = 0; j < sizeof(files) / sizeof(files[0]); j++)
 			resolve(files[j]);
@@ -218,12 +219,13 @@ swap_key(const struct conf_key *k, void *a, void *b)
 	memcpy(fb, tmp, sz);
 }
 
-/* A block's password_file, acl_file and allow_anonymous: not TLS keys. */
+/* A block's password_file, acl_file, psk_file and allow_anonymous: not
+ * TLS keys (the pre-shared keys are the client's auth's). */
 static bool
 auth_key(const struct conf_key *k)
 {
 	return strcmp(k->name, "password_file") == 0 || strcmp(k->name, "acl_file") == 0 ||
-	    strcmp(k->name, "allow_anonymous") == 0;
+	    strcmp(k->name, "psk_file") == 0 || strcmp(k->name, "allow_anonymous") == 0;
 }
 
 static bool

@@ -237,7 +237,7 @@ static SSL_CTX *
 context_of(const struct listener *l, char *err, size_t len)
 {
 	err[0] = '\0';
-	if (l->conf == NULL || l->conf->certfile == NULL)
+	if (l->conf == NULL || !listener_conf_tls(l->conf))
 		return NULL;
 	return tls_context_new(l->conf, err, len);
 }
@@ -258,7 +258,7 @@ listeners_open(struct broker *b)
 		}
 		if (listen_on(l) == -1)
 			return -1;
-		if (l->tls != NULL && tls_context_describe(l->tls, desc, sizeof(desc)))
+		if (l->tls != NULL && tls_context_describe(l->tls, l->conf, desc, sizeof(desc)))
 			log_warnx("listening on %s port %u (%s over TLS, %s: clients will refuse"
 			    " it)", l->addr, l->port, l->what, desc);
 		else if (l->tls != NULL)
@@ -282,7 +282,7 @@ listeners_check_tls(const struct settings *s)
 		const struct listener_conf *c = s->listeners.v[i];
 		SSL_CTX *ctx;
 
-		if (c->certfile == NULL)
+		if (!listener_conf_tls(c))
 			continue;
 		if ((ctx = tls_context_new(c, err, sizeof(err))) == NULL) {
 			fprintf(stderr, "%s: listener %s: %s\n", c->where, c->listener, err);
@@ -314,7 +314,7 @@ listeners_reload_tls(struct broker *b)
 		}
 		SSL_CTX_free(l->tls);
 		l->tls = ctx;
-		if (tls_context_describe(ctx, desc, sizeof(desc)))
+		if (tls_context_describe(ctx, l->conf, desc, sizeof(desc)))
 			log_warnx("reload: listener %s: TLS files re-read, %s: clients will"
 			    " refuse it", l->conf->listener, desc);
 		else

@@ -164,6 +164,25 @@ set_protocol(SSL_CTX *ctx, const struct listener_conf *l, char *err, size_t len)
 	return 0;
 }
 
+/* Pre-shared keys (psk_hint): the hint, and the keys of the client's
+ * psk_file, looked up at each handshake (core/tlsconn.c).  No session is
+ * kept for resumption: a resumed session asks for no key, so a client
+ * taken out of psk_file would still get in with one. */
+static int
+set_psk(SSL_CTX *ctx, const struct listener_conf *l, char *err, size_t len)
+{
+	if (l->psk_hint == NULL)
+		return 0;
+	if (SSL_CTX_use_psk_identity_hint(ctx, l->psk_hint) != 1)
+		return fail(err, len, "psk_hint", l->psk_hint);
+	SSL_CTX_set_psk_server_callback(ctx, tls_psk_key);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	if (SSL_CTX_set_num_tickets(ctx, 0) != 1)
+		return fail(err, len, "psk_hint", l->psk_hint);
+	return 0;
+}
+
 SSL_CTX *
 tls_context_new(const struct listener_conf *l, char *err, size_t len)
 {
@@ -174,8 +193,9 @@ tls_context_new(const struct listener_conf *l, char *err, size_t len)
 		fail(err, len, "listener", l->listener);
 		return NULL;
 	}
-	if (set_protocol(ctx, l, err, len) == -1 || load_identity(ctx, l, err, len) == -1 ||
-	    load_client_cas(ctx, l, err, len) == -1) {
+	if (set_protocol(ctx, l, err, len) == -1 || set_psk(ctx, l, err, len) == -1 ||
+	    (l->certfile != NULL && (load_identity(ctx, l, err, len) == -1 ||
+	    load_client_cas(ctx, l, err, len) == -1))) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -184,19 +204,14 @@ tls_context_new(const struct listener_conf *l, char *err, size_t len)
 
 /* "certificate CN=localhost, serial 1A2B, expires 2027-01-01": what an
  * operator checks after replacing one.  True if it has expired. */
-bool
-tls_context_describe(SSL_CTX *ctx, char *buf, size_t len)
+static bool
+describe_certificate(X509 *cert, char *buf, size_t len)
 {
-	X509 *cert = SSL_CTX_get0_certificate(ctx);
 	char cn[128] = "?", *serial = NULL;
 	BIGNUM *bn;
 	struct tm tm;
 	bool expired;
 
-	if (cert == NULL) {
-		snprintf(buf, len, "no certificate");
-		return false;
-	}
 	if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
 	    sizeof(cn)) < 0)
 		snprintf(cn, sizeof(cn), "?");
@@ -215,11 +230,30 @@ tls_context_describe(SSL_CTX *ctx, char *buf, size_t len)
 }
 
 bool
+tls_context_describe(SSL_CTX *ctx, const struct listener_conf *l, char *buf, size_t len)
+{
+	X509 *cert = SSL_CTX_get0_certificate(ctx);
+	bool expired = false;
+	size_t n;
+
+	buf[0] = '\0';
+	if (cert != NULL)
+		expired = describe_certificate(cert, buf, len);
+	else if (l->psk_hint == NULL)
+		snprintf(buf, len, "no certificate");
+	n = strlen(buf);
+	if (l->psk_hint != NULL && n + 1 < len)
+		snprintf(buf + n, len - n, "%spre-shared keys (hint %s)", n > 0 ? ", " : "",
+		    l->psk_hint);
+	return expired;
+}
+
+bool
 tls_context_loads(const struct listener_conf *l, char *err, size_t len)
 {
 	SSL_CTX *ctx;
 
-	if (l->certfile == NULL)
+	if (!listener_conf_tls(l))
 		return true;
 	if ((ctx = tls_context_new(l, err, len)) == NULL)
 		return false;

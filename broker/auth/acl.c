@@ -303,12 +303,6 @@ list_add(struct acl_list *l, const char *filter, int access)
 	l->n++;
 }
 
-static bool
-blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
 /* The next word of *s (NUL-terminated in place); *s moves past the blanks
  * after it.  "" at the end. */
 static char *
@@ -316,12 +310,12 @@ word(char **s)
 {
 	char *w = *s, *e = w;
 
-	while (*e != '\0' && !blank(*e))
+	while (*e != '\0' && !auth_blank(*e))
 		e++;
 	*s = e;
 	if (*e != '\0') {
 		*e = '\0';
-		for (*s = e + 1; blank(**s); (*s)++)
+		for (*s = e + 1; auth_blank(**s); (*s)++)
 			;
 	}
 	return w;
@@ -388,17 +382,16 @@ parse_user(struct acl_parser *p, const char *name)
 }
 
 static void
-parse_line(struct acl_parser *p, char *line)
+parse_line(void *arg, size_t lineno, char *line, const char *why)
 {
-	size_t n = strlen(line);
+	struct acl_parser *p = arg;
 	char *kw;
 
-	while (n > 0 && (blank(line[n - 1]) || line[n - 1] == '\r'))
-		line[--n] = '\0';
-	while (blank(*line))
-		line++;
-	if (line[0] == '\0' || line[0] == '#')
+	p->line = lineno;
+	if (line == NULL) {
+		acl_error(p, "%s", why);
 		return;
+	}
 	kw = word(&line);
 	if (strcmp(kw, "topic") == 0 || strcmp(kw, "pattern") == 0)
 		parse_rule(p, kw[0] == 'p', line);
@@ -413,28 +406,9 @@ acl_parse(const char *name, const char *buf, size_t len, struct conf_errors *err
 {
 	struct acl *acl = xcalloc(1, sizeof(*acl));
 	struct acl_parser p = { name, 0, errs, 0, acl, &acl->anonymous };
-	size_t off = 0, n;
-	const char *nl;
-	char *line;
 
 	RB_INIT(&acl->users);
-	while (off < len) {
-		p.line++;
-		nl = memchr(buf + off, '\n', len - off);
-		n = nl != NULL ? (size_t)(nl - (buf + off)) : len - off;
-		if (n > ACL_LINE_MAX)
-			acl_error(&p, "line too long (more than %d bytes)", ACL_LINE_MAX);
-		else if (memchr(buf + off, '\0', n) != NULL)
-			acl_error(&p, "NUL byte in line");
-		else {
-			line = xmalloc(n + 1);
-			memcpy(line, buf + off, n);
-			line[n] = '\0';
-			parse_line(&p, line);
-			free(line);
-		}
-		off += n + 1;
-	}
+	auth_each_line(buf, len, ACL_LINE_MAX, parse_line, &p);
 	if (p.nerr > 0) {
 		acl_free(acl);
 		return NULL;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "auth/auth.h"
@@ -84,6 +85,15 @@ sha256(const void *p, size_t n, uint8_t out[32])
 		fatalx("libcrypto cannot compute a SHA-256 digest");
 }
 
+/* A file of secrets: a warning when every user of the host may read it. */
+static void
+warn_readable(const char *path, const char *what, mode_t mode)
+{
+	if (mode & S_IROTH)
+		log_warnx("%s: the %s is readable by every user of this host: chmod o-r %s",
+		    path, what, path);
+}
+
 static int
 load_passwords(struct auth *a, const char *path, bool warn, struct conf_errors *errs)
 {
@@ -95,9 +105,25 @@ load_passwords(struct auth *a, const char *path, bool warn, struct conf_errors *
 		return 1;
 	a->passwd = passwd_parse(path, buf, len, errs);
 	free(buf);
-	if (warn && a->passwd != NULL && (mode & S_IROTH))
-		log_warnx("%s: the password file is readable by every user of this host: "
-		    "chmod o-r %s", path, path);
+	if (warn && a->passwd != NULL)
+		warn_readable(path, "password file", mode);
+	return (int)(errs->n - before);
+}
+
+static int
+load_psk(struct auth *a, const char *path, bool warn, struct conf_errors *errs)
+{
+	size_t len, before = errs->n;
+	mode_t mode;
+	char *buf;
+
+	if (read_file(path, &buf, &len, &mode, errs) == -1)
+		return 1;
+	a->psk = psk_parse(path, buf, len, errs);
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+	if (warn && a->psk != NULL)
+		warn_readable(path, "pre-shared key file", mode);
 	return (int)(errs->n - before);
 }
 
@@ -143,6 +169,8 @@ auth_load(struct auth *a, const struct auth_config *cfg, struct conf_errors *err
 		n += load_passwords(a, cfg->password_file, !cfg->checked, errs);
 	if (cfg->acl_file != NULL)
 		n += load_acl(a, cfg->acl_file, errs);
+	if (cfg->psk_file != NULL)
+		n += load_psk(a, cfg->psk_file, !cfg->checked, errs);
 	if (n > 0)
 		auth_free(a);
 	return n;
@@ -165,8 +193,10 @@ auth_free(struct auth *a)
 {
 	passwd_free(a->passwd);
 	acl_free(a->acl);
+	psk_free(a->psk);
 	a->passwd = NULL;
 	a->acl = NULL;
+	a->psk = NULL;
 	memset(a->acl_digest, 0, sizeof(a->acl_digest));
 }
 
@@ -174,6 +204,12 @@ bool
 auth_has_passwords(const struct auth *a)
 {
 	return a != NULL && a->passwd != NULL;
+}
+
+size_t
+auth_psk_key(const struct auth *a, const char *identity, uint8_t *out, size_t max)
+{
+	return a != NULL ? psk_key(a->psk, identity, out, max) : 0;
 }
 
 bool

@@ -25,12 +25,14 @@
 #define AUTH_WRITE	0x2
 
 struct passwd_file;
+struct psk_file;
 struct acl;
 
 /* What a struct auth is made from: the keys of broker.conf. */
 struct auth_config {
 	const char	*password_file;		/* NULL: none */
 	const char	*acl_file;		/* NULL: none */
+	const char	*psk_file;		/* NULL: none */
 	const char	*allow_anonymous;	/* "true", "false"...; NULL: automatic */
 	bool		 loopback_only;		/* every listener it serves is on a
 						 * loopback address (the automatic
@@ -43,6 +45,7 @@ struct auth_config {
 struct auth {
 	struct passwd_file *passwd;	/* NULL: user names are not checked */
 	struct acl	*acl;		/* NULL: everybody may do everything */
+	struct psk_file	*psk;		/* NULL: no TLS-PSK client gets in */
 	bool		 anonymous;	/* clients without a checked user name get in */
 	bool		 anonymous_auto;	/* ... decided by the listeners' addresses */
 	uint8_t		 acl_digest[32];	/* of the ACL file, to tell a change */
@@ -70,6 +73,8 @@ bool	 auth_replace(struct auth *cur, struct auth *fresh);
 void	 auth_free(struct auth *a);
 bool	 auth_has_passwords(const struct auth *a);
 bool	 auth_has_acl(const struct auth *a);
+/* The pre-shared key of a TLS-PSK identity (psk_key()); 0: none. */
+size_t	 auth_psk_key(const struct auth *a, const char *identity, uint8_t *out, size_t max);
 /* user NULL: the client gave none.  has_password: it gave one (MQTT's
  * password flag), of len bytes.  Without a password file a user name
  * is not checked, so the client is anonymous. */
@@ -103,6 +108,19 @@ void	 passwd_unknown_cost(const struct passwd_file *pf, uint8_t *kind, unsigned 
 bool	 passwd_check(const struct passwd_file *pf, const char *user, const void *password,
 	    size_t len);
 
+/* psk.c: the pre-shared keys of TLS-PSK listeners */
+#define PSK_IDENTITY_MAX	256	/* bytes (OpenSSL's PSK_MAX_IDENTITY_LEN) */
+#define PSK_KEY_MAX		512	/* bytes (OpenSSL's PSK_MAX_PSK_LEN) */
+struct psk_file;
+/* Parses a pre-shared key file's text; NULL with errors added (name:LINE). */
+struct psk_file *psk_parse(const char *name, const char *buf, size_t len,
+	    struct conf_errors *errs);
+void	 psk_free(struct psk_file *pf);
+size_t	 psk_count(const struct psk_file *pf);
+/* The key of identity into out (room for max bytes): its length, or 0 if
+ * the identity is not in the file or its key does not fit. */
+size_t	 psk_key(const struct psk_file *pf, const char *identity, uint8_t *out, size_t max);
+
 /* acl.c: the access control list */
 struct acl *acl_parse(const char *name, const char *buf, size_t len, struct conf_errors *errs);
 void	 acl_free(struct acl *acl);
@@ -114,6 +132,17 @@ bool	 acl_check_subscribe(const struct acl *acl, const char *user, const char *c
  * inner matches?  (Both valid filters; exposed for the unit tests.) */
 bool	 filter_overlaps(const char *a, const char *b);
 bool	 filter_covers(const char *outer, const char *inner);
+
+/* lines.c: the text of an access file, line by line */
+/* Called for each line that is not empty or a comment ('#' first), with
+ * text trimmed of blanks (and a '\r'), NUL-terminated and writable; or
+ * with text NULL and why, for a line that cannot be read (longer than
+ * the parser's maximum, or with a NUL byte).  lineno counts from 1. */
+typedef void auth_line_fn(void *arg, size_t lineno, char *text, const char *why);
+void	 auth_each_line(const char *buf, size_t len, size_t max, auth_line_fn *fn, void *arg);
+bool	 auth_blank(char c);
+/* s without the blanks around it (in place). */
+char	*auth_trim(char *s);
 
 /* failures.c: failed logins per address, to slow down guessing */
 #define AUTH_DELAY_BASE_MS	100	/* the answer to a first failure waits this */

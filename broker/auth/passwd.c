@@ -159,47 +159,36 @@ parse_hash(struct pw_parser *p, const char *h, struct pw_entry *e)
 	return 0;
 }
 
-static bool
-is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* s without the blanks around it (in place). */
-static char *
-trim(char *s)
-{
-	size_t n;
-
-	while (is_blank(*s))
-		s++;
-	n = strlen(s);
-	while (n > 0 && (is_blank(s[n - 1]) || s[n - 1] == '\r'))
-		s[--n] = '\0';
-	return s;
-}
+struct pw_lines {
+	struct pw_parser	*p;
+	struct passwd_file	*pf;
+};
 
 static void
-parse_line(struct pw_parser *p, char *line, struct passwd_file *pf)
+parse_line(void *arg, size_t lineno, char *line, const char *why)
 {
-	struct pw_entry e = { .line = p->line };
+	struct pw_parser *p = ((struct pw_lines *)arg)->p;
+	struct passwd_file *pf = ((struct pw_lines *)arg)->pf;
+	struct pw_entry e = { .line = lineno };
 	char *colon, *user;
 
-	line = trim(line);
-	if (line[0] == '\0' || line[0] == '#')
+	p->line = lineno;
+	if (line == NULL) {
+		pw_error(p, "%s", why);
 		return;
+	}
 	if ((colon = strchr(line, ':')) == NULL) {
 		pw_error(p, "expected USER:HASH, as mosquitto_passwd writes it");
 		return;
 	}
 	*colon = '\0';
-	user = trim(line);
+	user = auth_trim(line);
 	if (user[0] == '\0' || strlen(user) > PW_USER_MAX) {
 		pw_error(p, "the user name must be 1 to %d bytes", PW_USER_MAX);
 		return;
 	}
 	e.user = user;
-	if (parse_hash(p, trim(colon + 1), &e) == -1)
+	if (parse_hash(p, auth_trim(colon + 1), &e) == -1)
 		return;
 	e.user = xstrdup(user);
 	pf->v = xreallocarray(pf->v, pf->n + 1, sizeof(*pf->v));
@@ -278,27 +267,9 @@ passwd_parse(const char *name, const char *buf, size_t len, struct conf_errors *
 {
 	struct pw_parser p = { name, 0, errs, 0 };
 	struct passwd_file *pf = xcalloc(1, sizeof(*pf));
-	size_t off = 0, n;
-	const char *nl;
-	char *line;
+	struct pw_lines arg = { &p, pf };
 
-	while (off < len) {
-		p.line++;
-		nl = memchr(buf + off, '\n', len - off);
-		n = nl != NULL ? (size_t)(nl - (buf + off)) : len - off;
-		if (n > PW_LINE_MAX)
-			pw_error(&p, "line too long (more than %d bytes)", PW_LINE_MAX);
-		else if (memchr(buf + off, '\0', n) != NULL)
-			pw_error(&p, "NUL byte in line");
-		else {
-			line = xmalloc(n + 1);
-			memcpy(line, buf + off, n);
-			line[n] = '\0';
-			parse_line(&p, line, pf);
-			free(line);
-		}
-		off += n + 1;
-	}
+	auth_each_line(buf, len, PW_LINE_MAX, parse_line, &arg);
 	sort_users(&p, pf);
 	choose_dummy(pf);
 	if (p.nerr > 0) {

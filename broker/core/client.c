@@ -73,6 +73,7 @@ client_free(struct client *cl)
 	wbuf_free(&cl->farewell);
 	free(cl->farewell_why);
 	free(cl->tls_identity);
+	free(cl->psk_identity);
 	free(cl);
 }
 
@@ -371,6 +372,12 @@ handshake_failed(struct client *cl, const char *why, bool plain)
 	if (plain)
 		log_notice("client %s: plain text on TLS port %u: closed", cl->desc,
 		    cl->listener->port);
+	else if (cl->psk_identity != NULL && !cl->psk_known)
+		log_notice("client %s: TLS handshake failed on port %u: unknown pre-shared key"
+		    " identity %s", cl->desc, cl->listener->port, cl->psk_identity);
+	else if (cl->psk_identity != NULL)
+		log_notice("client %s: TLS handshake failed on port %u: %s (pre-shared key"
+		    " identity %s)", cl->desc, cl->listener->port, why, cl->psk_identity);
 	else
 		log_notice("client %s: TLS handshake failed on port %u: %s", cl->desc,
 		    cl->listener->port, why);

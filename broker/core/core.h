@@ -177,11 +177,15 @@ struct client {
 	struct ssl_st	*ssl;		/* TLS; NULL: plain */
 	bool		 handshaking;	/* TLS: the protocol has not started yet */
 	bool		 started;	/* the protocol's start was called */
-	/* The common name of its certificate when its listener has
-	 * use_identity_as_username, its subject with use_subject_as_username:
-	 * it is the user name (the password is not checked).  NULL
-	 * otherwise. */
+	/* The common name of its certificate (or the identity of its
+	 * pre-shared key) when its listener has use_identity_as_username,
+	 * its subject with use_subject_as_username: it is the user name (the
+	 * password is not checked).  NULL otherwise. */
 	char		*tls_identity;
+	/* TLS-PSK: the last identity it offered whose key is known
+	 * (psk_known), else the last one it offered; NULL: none. */
+	char		*psk_identity;
+	bool		 psk_known;
 	struct event	*idle;
 	bool		 closing;	/* flushing output, then freed */
 	bool		 freeing;	/* release scheduled */
@@ -581,7 +585,13 @@ struct bufferevent *tls_bufferevent(struct client *cl, int fd);
 /* The handshake is done: the identity, if the listener wants it.  -1
  * with *why when the connection cannot go on. */
 int	 tls_handshake_done(struct client *cl, const char **why);
-/* "TLSv1.3 TLS_AES_256_GCM_SHA384, certificate CN=alice" */
+/* OpenSSL's server callback of the listeners with psk_hint: the key of
+ * the identity the client offers, from the psk_file of its auth, into
+ * psk (room for max bytes); its length, 0 if there is none. */
+unsigned int tls_psk_key(struct ssl_st *ssl, const char *identity, unsigned char *psk,
+	    unsigned int max);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384, certificate CN=alice" (or "pre-shared
+ * key identity alice") */
 void	 tls_describe(const struct client *cl, char *buf, size_t len);
 /* What an error or end event (what) on a TLS connection was, from
  * OpenSSL's errors (taken from the bufferevent), or "" if the peer went

@@ -43,7 +43,7 @@ const struct conf_key listener_table[] = {
 	{ "require_certificate", CONF_BOOL, L(require_certificate), "false", 0, 0, RELOAD,
 	  "true: a client must present a certificate signed by a CA of cafile or capath", NULL },
 	{ "use_identity_as_username", CONF_BOOL, L(use_identity_as_username), "false", 0, 0, RELOAD,
-	  "true: the common name (CN) of the client certificate is the MQTT user name", NULL },
+	  "true: the common name (CN) of the client certificate, or the identity of its pre-shared key, is the MQTT user name", NULL },
 	{ "use_subject_as_username", CONF_BOOL, L(use_subject_as_username), "false", 0, 0, RELOAD,
 	  "true: the subject of the client certificate, as RFC 2253 writes it, is the MQTT user name", NULL },
 	{ "tls_version", CONF_STRING, L(tls_version), NULL, 0, 0, RELOAD,
@@ -52,10 +52,14 @@ const struct conf_key listener_table[] = {
 	  "TLS 1.2 ciphers, an OpenSSL cipher list (default: OpenSSL's)", NULL },
 	{ "ciphersuites", CONF_STRING, L(ciphersuites), NULL, 0, 0, RELOAD,
 	  "TLS 1.3 cipher suites, separated by colons (default: OpenSSL's)", NULL },
+	{ "psk_hint", CONF_STRING, L(psk_hint), NULL, 0, 0, RELOAD,
+	  "TLS with pre-shared keys (psk_file) on this listener, the hint sent to clients; with or without a certificate", NULL },
 	{ "password_file", CONF_STRING, L(password_file), NULL, 0, 0, RELOAD,
 	  "this listener's password file with per_listener_settings true; else the global one", NULL },
 	{ "acl_file", CONF_STRING, L(acl_file), NULL, 0, 0, RELOAD,
 	  "this listener's access control list with per_listener_settings true; else the global one", NULL },
+	{ "psk_file", CONF_STRING, L(psk_file), NULL, 0, 0, RELOAD,
+	  "this listener's pre-shared key file with per_listener_settings true; else the global one", NULL },
 	{ "allow_anonymous", CONF_STRING, L(allow_anonymous), NULL, 0, 0, RELOAD,
 	  "whether this listener takes clients without a user name (default false), with per_listener_settings true (else it sets the global one)", settings_check_bool },
 	{ NULL, 0, 0, NULL, 0, 0, FIXED, NULL, NULL },
@@ -113,29 +117,32 @@ key_given(const bool *given, const char *name)
 	return given != NULL && given[conf_find(settings_table, name) - settings_table];
 }
 
-/* With per_listener_settings false, a block's password_file, acl_file or
- * allow_anonymous is the global one, as in mosquitto: written after
- * a listener line (where the last steps of a configuration often go), it
- * still applies to every listener.  One the file also gives globally
- * stays, and listeners_check() says they differ. */
+/* A block's value of key as the global one, unless the file gives key
+ * globally. */
+static void
+take_global(char **global, const char *v, const bool *given, const char *key)
+{
+	if (v == NULL || key_given(given, key))
+		return;
+	free(*global);
+	*global = xstrdup(v);
+}
+
+/* With per_listener_settings false, a block's password_file, acl_file,
+ * psk_file or allow_anonymous is the global one, as in mosquitto:
+ * written after a listener line (where the last steps of a configuration
+ * often go), it still applies to every listener.  One the file also gives
+ * globally stays, and listeners_check() says they differ. */
 static void
 globals_from_blocks(struct settings *s, const bool *given)
 {
 	for (size_t j = 0; j < s->listeners.n && !s->per_listener_settings; j++) {
 		const struct listener_conf *l = listener_at(s, j);
 
-		if (l->password_file != NULL && !key_given(given, "password_file")) {
-			free(s->password_file);
-			s->password_file = xstrdup(l->password_file);
-		}
-		if (l->acl_file != NULL && !key_given(given, "acl_file")) {
-			free(s->acl_file);
-			s->acl_file = xstrdup(l->acl_file);
-		}
-		if (l->allow_anonymous != NULL && !key_given(given, "allow_anonymous")) {
-			free(s->allow_anonymous);
-			s->allow_anonymous = xstrdup(l->allow_anonymous);
-		}
+		take_global(&s->password_file, l->password_file, given, "password_file");
+		take_global(&s->acl_file, l->acl_file, given, "acl_file");
+		take_global(&s->psk_file, l->psk_file, given, "psk_file");
+		take_global(&s->allow_anonymous, l->allow_anonymous, given, "allow_anonymous");
 	}
 }
 
@@ -156,24 +163,41 @@ settings_apply_blocks(struct settings *s, const bool *given)
 	}
 }
 
-/* The keys that only a TLS listener may have, and whether one is set. */
+bool
+listener_conf_tls(const struct listener_conf *l)
+{
+	return l->certfile != NULL || l->psk_hint != NULL;
+}
+
+/* The keys that only a listener with a certificate may have (they are
+ * about client certificates), and whether one is set. */
 static const char *
-tls_key_on_plain(const struct listener_conf *l)
+cert_key_set(const struct listener_conf *l)
 {
 	const struct { const char *key; bool set; } keys[] = {
 		{ "cafile", l->cafile != NULL }, { "capath", l->capath != NULL },
 		{ "crlfile", l->crlfile != NULL },
 		{ "require_certificate", l->require_certificate },
-		{ "use_identity_as_username", l->use_identity_as_username },
 		{ "use_subject_as_username", l->use_subject_as_username },
-		{ "tls_version", l->tls_version != NULL }, { "ciphers", l->ciphers != NULL },
-		{ "ciphersuites", l->ciphersuites != NULL },
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (keys[i].set)
 			return keys[i].key;
 	return NULL;
+}
+
+/* The keys that only a TLS listener may have, and whether one is set. */
+static const char *
+tls_key_set(const struct listener_conf *l)
+{
+	const char *key = cert_key_set(l);
+
+	if (key != NULL)
+		return key;
+	return l->use_identity_as_username ? "use_identity_as_username" :
+	    l->tls_version != NULL ? "tls_version" : l->ciphers != NULL ? "ciphers" :
+	    l->ciphersuites != NULL ? "ciphersuites" : NULL;
 }
 
 /* The certificate as the MQTT user name: verified, named one way. */
@@ -186,9 +210,9 @@ check_cert_user(const struct listener_conf *l, struct conf_errors *errs)
 
 	if (!l->use_identity_as_username && !l->use_subject_as_username)
 		return 0;
-	if (!l->require_certificate)
-		n += conf_error(errs, "%s: listener %s: %s needs require_certificate true", w, v,
-		    key);
+	if (!l->require_certificate && !(l->use_identity_as_username && l->psk_hint != NULL))
+		n += conf_error(errs, "%s: listener %s: %s needs require_certificate true%s", w,
+		    v, key, l->use_identity_as_username ? " (or psk_hint)" : "");
 	if (l->use_subject_as_username && l->use_identity_as_username)
 		n += conf_error(errs, "%s: listener %s: use_identity_as_username and"
 		    " use_subject_as_username both name the user: give one", w, v);
@@ -209,9 +233,13 @@ check_block(const struct listener_conf *l, struct conf_errors *errs)
 		n += conf_error(errs, "%s: listener %s: certfile without keyfile", w, v);
 	if (l->keyfile != NULL && l->certfile == NULL)
 		n += conf_error(errs, "%s: listener %s: keyfile without certfile", w, v);
-	if (l->certfile == NULL && l->keyfile == NULL && (key = tls_key_on_plain(l)) != NULL)
-		n += conf_error(errs, "%s: listener %s: %s needs certfile and keyfile (a TLS"
-		    " listener)", w, v, key);
+	if (l->certfile == NULL && l->keyfile == NULL && l->psk_hint == NULL &&
+	    (key = tls_key_set(l)) != NULL)
+		n += conf_error(errs, "%s: listener %s: %s needs certfile and keyfile, or"
+		    " psk_hint (a TLS listener)", w, v, key);
+	else if (l->certfile == NULL && l->keyfile == NULL && (key = cert_key_set(l)) != NULL)
+		n += conf_error(errs, "%s: listener %s: %s needs certfile and keyfile: without"
+		    " a certificate of its own the listener asks for none", w, v, key);
 	if (l->certfile != NULL && l->require_certificate && l->cafile == NULL &&
 	    l->capath == NULL)
 		n += conf_error(errs, "%s: listener %s: require_certificate needs cafile or"
@@ -368,6 +396,7 @@ check_globals(const struct settings *s, const struct listener_conf *l,
 {
 	const char *key = str_differs(l->password_file, s->password_file) ? "password_file" :
 	    str_differs(l->acl_file, s->acl_file) ? "acl_file" :
+	    str_differs(l->psk_file, s->psk_file) ? "psk_file" :
 	    l->allow_anonymous != NULL && (s->allow_anonymous == NULL ||
 	    auth_parse_bool(s->allow_anonymous) != auth_parse_bool(l->allow_anonymous)) ?
 	    "allow_anonymous" :
@@ -380,8 +409,36 @@ check_globals(const struct settings *s, const struct listener_conf *l,
 	    "per_listener_settings true", l->where, l->listener, key, key);
 }
 
+/* Pre-shared keys are given where a listener uses them, and used where
+ * they are given. */
+static int
+check_psk(const struct settings *s, const char *origin, struct conf_errors *errs)
+{
+	bool used = false;
+	int n = 0;
+
+	for (size_t i = 0; i < s->listeners.n; i++) {
+		const struct listener_conf *l = listener_at(s, i);
+		const char *file = s->per_listener_settings ? l->psk_file : s->psk_file;
+
+		used |= l->psk_hint != NULL;
+		if (l->psk_hint != NULL && file == NULL)
+			n += conf_error(errs, "%s: listener %s: psk_hint needs psk_file%s: without"
+			    " keys no client could connect", l->where, l->listener,
+			    s->per_listener_settings ? " in its block" : "");
+		if (s->per_listener_settings && l->psk_file != NULL && l->psk_hint == NULL)
+			n += conf_error(errs, "%s: listener %s: psk_file needs psk_hint in its"
+			    " block (a listener with pre-shared keys)", l->where, l->listener);
+	}
+	if (s->psk_file != NULL && (!used || s->per_listener_settings))
+		n += conf_error(errs, "%s: psk_file %s: %s", origin, s->psk_file, !used ?
+		    "no listener has psk_hint to use it" :
+		    "with per_listener_settings true, each listener block gives its own");
+	return n;
+}
+
 int
-listeners_check(const struct settings *s, struct conf_errors *errs)
+listeners_check(const struct settings *s, const char *origin, struct conf_errors *errs)
 {
 	int n = 0;
 
@@ -390,7 +447,7 @@ listeners_check(const struct settings *s, struct conf_errors *errs)
 		n += check_clash(s, i, errs);
 		n += check_globals(s, listener_at(s, i), errs);
 	}
-	return n;
+	return n + check_psk(s, origin, errs);
 }
 
 bool
@@ -399,7 +456,7 @@ listener_conf_fixed_differs(const struct listener_conf *a, const struct listener
 	for (const struct conf_key *k = listener_table; k->name != NULL; k++)
 		if (!k->reloadable && conf_differs(k, a, b))
 			return true;
-	return (a->certfile == NULL) != (b->certfile == NULL);
+	return listener_conf_tls(a) != listener_conf_tls(b);
 }
 
 /* Splits a mosquitto-style "PORT [ADDRESS]"; *addr is NULL without one

@@ -62,13 +62,15 @@ const struct conf_key settings_table[] = {
 	{ "tls_handshake_timeout", CONF_MSEC, F(tls_handshake_timeout), "10", 0.1, 3600, RELOAD,
 	  "seconds a connection to a TLS listener has to complete its handshake before it is closed", NULL },
 	{ "per_listener_settings", CONF_BOOL, F(per_listener_settings), "false", 0, 0, FIXED,
-	  "true: password_file, acl_file and allow_anonymous in a listener block apply to that listener only (as in mosquitto)", NULL },
+	  "true: password_file, acl_file, psk_file and allow_anonymous in a listener block apply to that listener only (as in mosquitto)", NULL },
 
 	/* Who may connect, and what they may do (broker/auth). */
 	{ "password_file", CONF_STRING, F(password_file), NULL, 0, 0, RELOAD,
 	  "users and their password hashes, as mosquitto_passwd writes them (default: none, user names are not checked)", NULL },
 	{ "acl_file", CONF_STRING, F(acl_file), NULL, 0, 0, RELOAD,
 	  "access control list in mosquitto's acl_file syntax (default: none, every client may read and write every topic)", NULL },
+	{ "psk_file", CONF_STRING, F(psk_file), NULL, 0, 0, RELOAD,
+	  "pre-shared keys of the listeners with psk_hint, as in mosquitto: IDENTITY:KEY lines, the key in hex (default: none)", NULL },
 	{ "allow_anonymous", CONF_STRING, F(allow_anonymous), NULL, 0, 0, RELOAD,
 	  "true: clients without a checked user name get in; false: they are refused (default: true only while every listener is on a loopback address)",
 	  settings_check_bool },
@@ -221,7 +223,7 @@ settings_check(const struct settings *s, const char *origin,
 		n += conf_error(errs, "%s: sync_policy is not set", origin);
 	if (s->data_dir == NULL || s->data_dir[0] == '\0')
 		n += conf_error(errs, "%s: data_dir is not set", origin);
-	return n + check_log(s, origin, errs) + listeners_check(s, errs);
+	return n + check_log(s, origin, errs) + listeners_check(s, origin, errs);
 }
 
 static const char *

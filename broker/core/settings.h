@@ -56,6 +56,7 @@ struct settings {
 	uint64_t          idle_timeout;		/* ms */
 	char             *password_file;	/* NULL: user names are not checked */
 	char             *acl_file;		/* NULL: no access control */
+	char             *psk_file;		/* NULL: no pre-shared keys */
 	char             *allow_anonymous;	/* "true", "false"...; NULL: only while every
 						 * listener is on a loopback address */
 	uint64_t          tls_handshake_timeout;	/* ms */
@@ -69,8 +70,8 @@ struct settings {
 };
 
 /* A listener block: "listener PORT [ADDRESS]" and the keys after it
- * (listener_table).  A block with certfile and keyfile is a TLS
- * listener. */
+ * (listener_table).  A block with certfile and keyfile, or psk_hint, is
+ * a TLS listener. */
 struct listener_conf {
 	char             *listener;		/* "PORT [ADDRESS]" */
 	char             *where;		/* "FILE:LINE" of the listener line */
@@ -86,9 +87,11 @@ struct listener_conf {
 	char             *tls_version;		/* the oldest accepted; NULL: tlsv1.2 */
 	char             *ciphers;		/* TLS 1.2; NULL: OpenSSL's defaults */
 	char             *ciphersuites;		/* TLS 1.3; NULL: OpenSSL's defaults */
+	char             *psk_hint;		/* NULL: no pre-shared keys */
 	/* Used when per_listener_settings is true (parsed and kept here). */
 	char             *password_file;
 	char             *acl_file;
+	char             *psk_file;
 	char             *allow_anonymous;	/* "true", "false"...; NULL: not given */
 };
 
@@ -130,8 +133,12 @@ void	settings_apply_blocks(struct settings *s, const bool *given);
  * "FILE:LINE". */
 int	settings_check(const struct settings *s, const char *origin,
 	    struct conf_errors *errs);
-/* settings_check's part for the listener blocks. */
-int	listeners_check(const struct settings *s, struct conf_errors *errs);
+/* settings_check's part for the listener blocks (and psk_file, which
+ * only they use). */
+int	listeners_check(const struct settings *s, const char *origin,
+	    struct conf_errors *errs);
+/* Is the block a TLS listener: certfile (and keyfile), or psk_hint? */
+bool	listener_conf_tls(const struct listener_conf *l);
 /* Splits a mosquitto-style "PORT [ADDRESS]"; *addr is NULL without one
  * (malloc'd otherwise).  Either out-pointer may be NULL (checking only). */
 int	settings_listener(const char *v, unsigned *port, char **addr);

@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "auth/auth.h"
 #include "core/core.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -39,7 +40,43 @@ tls_bufferevent(struct client *cl, int fd)
 	/* A peer that closes without close_notify has ended, not failed. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	cl->ssl = ssl;
+	SSL_set_app_data(ssl, cl);	/* for tls_psk_key */
 	return bev;
+}
+
+unsigned int
+tls_psk_key(SSL *ssl, const char *identity, unsigned char *psk, unsigned int max)
+{
+	struct client *cl = SSL_get_app_data(ssl);
+	size_t n;
+
+	if (cl == NULL || identity == NULL)
+		return 0;
+	/* The auth of the client is its listener's: per_listener_settings
+	 * gives it a psk_file of its own. */
+	n = auth_psk_key(cl->auth, identity, psk, max);
+	if (n > 0 || !cl->psk_known) {
+		free(cl->psk_identity);
+		cl->psk_identity = xstrdup(identity);
+		cl->psk_known = n > 0;
+	}
+	return (unsigned)n;
+}
+
+/* The identity of the pre-shared key the handshake used; NULL if it used
+ * none.  TLS 1.2 says so by its cipher; TLS 1.3 by a resumption, which
+ * on a listener that keeps no sessions (tlsctx.c) can only be an external
+ * pre-shared key: the last one tls_psk_key() found (a client offers its
+ * identities in turn, and the first that is found and fits is taken). */
+static const char *
+psk_used(const struct client *cl)
+{
+	const SSL_CIPHER *c = SSL_get_current_cipher(cl->ssl);
+
+	if (SSL_version(cl->ssl) >= TLS1_3_VERSION)
+		return SSL_session_reused(cl->ssl) && cl->psk_known ? cl->psk_identity : NULL;
+	return c != NULL && SSL_CIPHER_get_auth_nid(c) == NID_auth_psk ?
+	    SSL_get_psk_identity(cl->ssl) : NULL;
 }
 
 /* The common name of the peer's certificate, malloc'd; NULL with *why if
@@ -104,7 +141,19 @@ tls_handshake_done(struct client *cl, const char **why)
 {
 	const struct listener_conf *lc = cl->listener->conf;
 
+	/* A pre-shared key stands for a client: its identity is in the file
+	 * now (no session is resumed), checked when it was read (UTF-8, no
+	 * control characters). */
+	if (lc != NULL && lc->use_identity_as_username && psk_used(cl) != NULL) {
+		cl->tls_identity = xstrdup(psk_used(cl));
+		return 0;
+	}
 	/* require_certificate goes with these: the certificate was verified. */
+	if (lc != NULL && lc->use_identity_as_username && !lc->require_certificate) {
+		*why = "no pre-shared key was used, and the listener takes no certificate"
+		    " (use_identity_as_username)";
+		return -1;
+	}
 	if (lc != NULL && lc->use_identity_as_username)
 		cl->tls_identity = peer_common_name(cl->ssl, why);
 	else if (lc != NULL && lc->use_subject_as_username)
@@ -124,6 +173,11 @@ tls_describe(const struct client *cl, char *buf, size_t len)
 	    NID_commonName, cn, sizeof(cn)) < 0)
 		snprintf(cn, sizeof(cn), "?");
 	ERR_clear_error();
+	if (psk_used(cl) != NULL) {
+		snprintf(buf, len, "%s %s, pre-shared key identity %s", SSL_get_version(cl->ssl),
+		    SSL_CIPHER_get_name(SSL_get_current_cipher(cl->ssl)), psk_used(cl));
+		return;
+	}
 	snprintf(buf, len, "%s %s%s%s", SSL_get_version(cl->ssl),
 	    SSL_CIPHER_get_name(SSL_get_current_cipher(cl->ssl)),
 	    cert != NULL ? ", certificate CN=" : "", cert != NULL ? cn : "");

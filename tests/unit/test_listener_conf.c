@@ -95,7 +95,7 @@ test_table(void **state)
 		conf_free(listener_table, &one);
 	}
 	assert_string_equal(listener_table[0].name, "listener");
-	assert_int_equal(n, 16);
+	assert_int_equal(n, 18);
 	assert_int_equal(e.n, 0);
 }
 
@@ -212,10 +212,17 @@ test_block_auth_is_global(void **state)
 	assert_int_equal(load(&s, &e, "listener 1884\n"), 0);
 	assert_null(s.allow_anonymous);		/* automatic: loopback only */
 	done(&s, &e);
+	/* The identity of a pre-shared key names the user with no certificate. */
+	assert_int_equal(load(&s, &e, "listener 8883\npsk_hint h\npsk_file k\n"
+	    "use_identity_as_username true\n"), 0);
+	assert_string_equal(s.psk_file, "k");
+	done(&s, &e);
 	/* Each block its own with per_listener_settings: no global one. */
 	assert_int_equal(load(&s, &e, "per_listener_settings true\nlistener 1884\n"
-	    "allow_anonymous false\nlistener 1885\nallow_anonymous true\n"), 0);
+	    "allow_anonymous false\nlistener 1885\nallow_anonymous true\npsk_hint h\n"
+	    "psk_file k\n"), 0);
 	assert_null(s.allow_anonymous);
+	assert_null(s.psk_file);
 	done(&s, &e);
 }
 
@@ -243,22 +250,23 @@ test_bad_blocks(void **state)
 		{ "listener 8883\nkeyfile a.key\n",
 		  "l.conf:1: listener 8883: keyfile without certfile" },
 		{ "listener 8883\ncafile ca.crt\n", "l.conf:1: listener 8883: cafile needs"
-		  " certfile and keyfile (a TLS listener)" },
+		  " certfile and keyfile, or psk_hint (a TLS listener)" },
 		{ "listener 8883\nrequire_certificate true\n", "l.conf:1: listener 8883:"
-		  " require_certificate needs certfile and keyfile (a TLS listener)" },
+		  " require_certificate needs certfile and keyfile, or psk_hint (a TLS listener)" },
 		{ "listener 8883\nciphers HIGH\n",
-		  "l.conf:1: listener 8883: ciphers needs certfile and keyfile (a TLS listener)" },
+		  "l.conf:1: listener 8883: ciphers needs certfile and keyfile, or psk_hint (a TLS"
+		  " listener)" },
 		{ "listener 8883\ncertfile c\nkeyfile k\nrequire_certificate yes\n",
 		  "l.conf:1: listener 8883: require_certificate needs cafile or capath"
 		  " (the CAs of client certificates)" },
 		{ "listener 8883\ncrlfile r.crl\n", "l.conf:1: listener 8883: crlfile needs"
-		  " certfile and keyfile (a TLS listener)" },
+		  " certfile and keyfile, or psk_hint (a TLS listener)" },
 		{ "listener 8883\ncertfile c\nkeyfile k\ncafile ca\ncrlfile r.crl\n",
 		  "l.conf:1: listener 8883: crlfile needs require_certificate true (no"
 		  " certificate is asked for without it)" },
 		{ "listener 8883\ncertfile c\nkeyfile k\nuse_identity_as_username on\n",
 		  "l.conf:1: listener 8883: use_identity_as_username needs require_certificate"
-		  " true" },
+		  " true (or psk_hint)" },
 		{ "listener 8883\ncertfile c\nkeyfile k\nuse_subject_as_username on\n",
 		  "l.conf:1: listener 8883: use_subject_as_username needs require_certificate"
 		  " true" },
@@ -270,6 +278,31 @@ test_bad_blocks(void **state)
 		  "require_certificate true\nuse_identity_as_username on\n",
 		  "l.conf:1: listener 8883: use_identity_as_username names an MQTT user, and"
 		  " protocol json_consumer has none" },
+		/* Pre-shared keys: a TLS listener without a certificate, with a
+		 * key file that some listener uses. */
+		{ "listener 8883\npsk_hint h\npsk_file k\ncafile ca\n", "l.conf:1: listener"
+		  " 8883: cafile needs certfile and keyfile: without a certificate of its own"
+		  " the listener asks for none" },
+		{ "listener 8883\npsk_hint h\npsk_file k\nrequire_certificate on\n",
+		  "l.conf:1: listener 8883: require_certificate needs certfile and"
+		  " keyfile: without a certificate of its own the listener asks for none" },
+		{ "listener 8883\npsk_hint h\n", "l.conf:1: listener 8883: psk_hint needs"
+		  " psk_file: without keys no client could connect" },
+		{ "per_listener_settings true\nlistener 8883\npsk_hint h\n",
+		  "l.conf:2: listener 8883: psk_hint needs psk_file in its block: without keys"
+		  " no client could connect" },
+		{ "per_listener_settings true\npsk_file k\nlistener 8883\npsk_hint h\n"
+		  "psk_file k\n", "l.conf: psk_file k: with per_listener_settings true, each"
+		  " listener block gives its own" },
+		{ "per_listener_settings true\nlistener 8883\npsk_file k\n", "l.conf:2:"
+		  " listener 8883: psk_file needs psk_hint in its block (a listener with"
+		  " pre-shared keys)" },
+		{ "psk_file k\nlistener 8883\ncertfile c\nkeyfile k\n", "l.conf: psk_file k:"
+		  " no listener has psk_hint to use it" },
+		{ "psk_file k\nlistener 8883\npsk_hint h\npsk_file k2\n", "l.conf:2: listener"
+		  " 8883: psk_file applies to every listener while per_listener_settings is"
+		  " false, and another psk_file is given: keep one, or set"
+		  " per_listener_settings true" },
 		{ "listener 4040\nprotocol json_consumer\njson_consumer_port 4040\n",
 		  "l.conf:1: listener 4040: port 4040 on 127.0.0.1 is also json_consumer_port" },
 		{ "listener 8883\nallow_anonymous maybe\n", "l.conf:2: bad value 'maybe' for"
@@ -345,6 +378,8 @@ test_fixed_differs(void **state)
 	static const char base[] = "listener 8883\ncertfile c\nkeyfile k\n";
 	static const char *const same[] = {
 		"listener 8883\ncertfile c2\nkeyfile k2\nciphers HIGH\n",
+		"listener 8883\ncertfile c\nkeyfile k\npsk_hint h\npsk_file f\n",
+		"listener 8883\npsk_hint h\npsk_file f\n",
 		"listener 8883\nprotocol mqtt\ncertfile c\nkeyfile k\ntls_version tlsv1.3\n",
 	};
 	static const char *const other[] = {
