@@ -49,7 +49,7 @@ e2e: all san
 # sanitizers' symbolizer and leaves its pipes open between inputs, so the
 # harnesses' per-input oracles are checked as a campaign runs them;
 # `make fuzz FUZZ_SECONDS=60` fuzzes each target for a while.
-FUZZ_TARGETS := conf ipc json mqtt route passwd acl settings will
+FUZZ_TARGETS := conf ipc json mqtt route passwd psk acl settings will
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -Icommon -Ibroker
 FUZZ_LIBS    := $$(pkg-config --libs libevent_core jansson libbsd libdeflate libcrypto) -lgdbm -lresolv
@@ -60,11 +60,12 @@ FUZZ_EXTRA_ipc  :=
 FUZZ_EXTRA_json := broker/json/codec.c broker/json/bignum.c broker/json/login_line.c
 FUZZ_EXTRA_mqtt := $(MQTT_CODEC_SRC)
 FUZZ_EXTRA_route := broker/core/topictree.c broker/core/subtree.c
-FUZZ_EXTRA_passwd := broker/auth/passwd.c
-FUZZ_EXTRA_acl  := broker/auth/acl.c
+FUZZ_EXTRA_passwd := broker/auth/passwd.c broker/auth/lines.c
+FUZZ_EXTRA_psk  := broker/auth/psk.c broker/auth/lines.c
+FUZZ_EXTRA_acl  := broker/auth/acl.c broker/auth/lines.c
 FUZZ_EXTRA_will := broker/mqtt/will_rec.c
 FUZZ_EXTRA_settings := broker/core/settings.c broker/core/listener_conf.c broker/auth/auth.c \
-	broker/auth/passwd.c broker/auth/acl.c
+	broker/auth/passwd.c broker/auth/acl.c broker/auth/psk.c broker/auth/lines.c
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard common/*.c common/*.h broker/mqtt/*.h) $(CODEC_SRC) \
 		$(wildcard broker/core/topictree.* broker/core/subtree.* broker/auth/*) \

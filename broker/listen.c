@@ -195,9 +195,11 @@ own_auth(struct listener *l)
 	if (broker_load_listener_auth(&l->b->set, l->conf, l->auth, true, &errs) > 0)
 		fatalx("listener %s: %s", l->conf->listener, errs.msg[0]);
 	conf_errors_free(&errs);
-	log_info("listener %s: password file %s, ACL %s, anonymous clients %s",
-	    l->conf->listener, l->conf->password_file ? l->conf->password_file : "none",
+	log_info("listener %s: password file %s, ACL %s, pre-shared keys %s, anonymous"
+	    " clients %s", l->conf->listener,
+	    l->conf->password_file ? l->conf->password_file : "none",
 	    l->conf->acl_file ? l->conf->acl_file : "none",
+	    l->conf->psk_file ? l->conf->psk_file : "none",
 	    l->auth->anonymous ? "let in" : "refused");
 }
 

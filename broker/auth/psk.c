@@ -70,22 +70,20 @@ static size_t
 parse_key(struct psk_parser *p, const char *identity, const char *s, uint8_t *out)
 {
 	size_t n = strlen(s);
-	int hi, lo;
 
+	for (size_t i = 0; i < n; i++)
+		if (hex_digit(s[i]) < 0) {
+			psk_error(p, "identity %.64s: the key is not hexadecimal (no 0x before "
+			    "it)", identity);
+			return 0;
+		}
 	if (n == 0 || n % 2 != 0 || n / 2 > PSK_KEY_MAX) {
 		psk_error(p, "identity %.64s: the key must be an even number of hex digits, "
 		    "2 to %d", identity, 2 * PSK_KEY_MAX);
 		return 0;
 	}
-	for (size_t i = 0; i < n; i += 2) {
-		if ((hi = hex_digit(s[i])) < 0 || (lo = hex_digit(s[i + 1])) < 0) {
-			psk_error(p, "identity %.64s: the key is not hexadecimal (no 0x "
-			    "before it)", identity);
-			OPENSSL_cleanse(out, i / 2);
-			return 0;
-		}
-		out[i / 2] = (uint8_t)(hi << 4 | lo);
-	}
+	for (size_t i = 0; i < n; i += 2)
+		out[i / 2] = (uint8_t)(hex_digit(s[i]) << 4 | hex_digit(s[i + 1]));
 	return n / 2;
 }
 
