@@ -82,7 +82,8 @@ BAD = [
                  ["1: listener 8883: certfile without keyfile",
                   "4: listener 8884: keyfile without certfile"], id="certfile-without-keyfile"),
     pytest.param("listener 8883\ncafile ca.crt\n",
-                 ["1: listener 8883: cafile needs certfile and keyfile (a TLS listener)"],
+                 ["1: listener 8883: cafile needs certfile and keyfile, or psk_hint (a TLS"
+                  " listener)"],
                  id="tls-key-on-a-plain-listener"),
     pytest.param("listener 8883\nlistener 8883 127.0.0.1\n",
                  ["2: listener 8883 127.0.0.1: port 8883 on 127.0.0.1 is also the listener"
@@ -155,12 +156,12 @@ def test_reload_changes_tls_keys_not_listeners(broker_factory):
 BLOCK_KEY_RE = re.compile(r'\{\s*"(\w+)",\s*CONF_(\w+),\s*L\(\w+\),\s*(NULL|"[^"]*"),\s*'
                           r'[\d.]+,\s*[\d.]+,\s*(RELOAD|FIXED),')
 # Documented with the global keys of the same names (per_listener_settings).
-SHARED = {"password_file", "acl_file", "allow_anonymous"}
+SHARED = {"password_file", "acl_file", "psk_file", "allow_anonymous"}
 
 
 def test_every_listener_key_is_documented():
     rows = BLOCK_KEY_RE.findall((REPO_ROOT / "broker" / "core" / "listener_conf.c").read_text())
-    assert len(rows) == 16, rows
+    assert len(rows) == 18, rows
     page = (REPO_ROOT / "man" / "broker.conf.5").read_text()
     example = (REPO_ROOT / "etc" / "broker.conf").read_text()
     assert re.search(r"^\.It Cm listener Ar port Op Ar address$", page, re.M)
