@@ -65,7 +65,8 @@ FUZZ_EXTRA_psk  := broker/auth/psk.c broker/auth/lines.c
 FUZZ_EXTRA_acl  := broker/auth/acl.c broker/auth/lines.c
 FUZZ_EXTRA_will := broker/mqtt/will_rec.c
 FUZZ_EXTRA_settings := broker/core/settings.c broker/core/listener_conf.c broker/auth/auth.c \
-	broker/auth/passwd.c broker/auth/acl.c broker/auth/psk.c broker/auth/lines.c
+	broker/auth/passwd.c broker/auth/acl.c broker/auth/psk.c broker/auth/lines.c \
+	broker/core/mosquitto_keys.c
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard common/*.c common/*.h broker/mqtt/*.h) $(CODEC_SRC) \
 		$(wildcard broker/core/topictree.* broker/core/subtree.* broker/auth/*) \

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "conf_int.h"
@@ -15,24 +16,8 @@
 #include "xmalloc.h"
 
 #define CONF_LINE_MAX	4096		/* bytes in a line, without the newline */
-#define CONF_FILE_MAX	(16 << 20)	/* a configuration file is small */
 #define SHOW_MAX	80		/* bytes of a bad key or value shown */
 
-struct parser {
-	const struct conf_key   *tab;
-	const struct conf_block *blocks;	/* NULL: none */
-	void                    *obj;
-	const char              *name;
-	size_t                   lineno;
-	struct conf_errors      *errs;
-	int                      nerr;
-	bool                    *seen;		/* per key of tab: met in this parse */
-	bool                    *given;		/* the caller's, or NULL */
-	/* The block the lines are in, or NULL. */
-	const struct conf_block *cur;
-	void                    *cur_obj;
-	bool                    *cur_seen;	/* per key of cur->keys */
-};
 
 int
 conf_error(struct conf_errors *errs, const char *fmt, ...)
@@ -49,10 +34,9 @@ conf_error(struct conf_errors *errs, const char *fmt, ...)
 	return 1;
 }
 
-/* A key or value as shown in a message: control bytes as \xNN, cut at
- * SHOW_MAX bytes.  Returns a malloc'd string. */
-static char *
-show(const char *s)
+/* Cut at SHOW_MAX bytes. */
+char *
+conf_show(const char *s)
 {
 	size_t len = strlen(s), o = 0, i;
 	char *out = xmalloc(SHOW_MAX * 4 + 4);
@@ -83,7 +67,7 @@ value_error(struct conf_errors *errs, const char *prefix,
 		conf_error(errs, "%s: missing value for key '%s'", prefix, k->name);
 		return;
 	}
-	sv = show(v);
+	sv = conf_show(v);
 	conf_error(errs, "%s: bad value '%s' for key '%s': %s", prefix, sv,
 	    k->name, why);
 	free(sv);
@@ -97,7 +81,7 @@ conf_set(const struct conf_key *tab, void *obj, const char *key,
 	char *why, *sk;
 
 	if (k == NULL) {
-		sk = show(key);
+		sk = conf_show(key);
 		conf_error(errs, "%s: unknown key '%s'", origin, sk);
 		free(sk);
 		return -1;
@@ -141,7 +125,7 @@ line_error(struct parser *p, const struct conf_key *k, const char *key,
 	p->nerr++;
 	xasprintf(&pos, "%s:%zu", p->name, p->lineno);
 	if (k == NULL) {
-		sk = show(key);
+		sk = conf_show(key);
 		conf_error(p->errs, "%s: unknown key '%s'", pos, sk);
 		free(sk);
 	} else
@@ -234,6 +218,70 @@ split_line(char *line, char **keyp, char **vp)
 	*vp = v;
 }
 
+/* Sets key to v where the line stands: in its block (the block's keys
+ * come first), or in the main structure.  False if there is no such
+ * key there. */
+static bool
+set_key(struct parser *p, const char *key, const char *v)
+{
+	const struct conf_key *k;
+
+	if (p->cur != NULL && (k = conf_find(p->cur->keys + 1, key)) != NULL) {
+		(void)set_from_line(p, p->cur->keys, p->cur_seen, k, p->cur_obj, v);
+		return true;
+	}
+	if ((k = conf_find(p->tab, key)) != NULL) {
+		if (set_from_line(p, p->tab, p->seen, k, p->obj, v) == 0 && p->given != NULL)
+			p->given[k - p->tab] = true;
+		return true;
+	}
+	return false;
+}
+
+static const struct conf_foreign *
+foreign_key(const struct parser *p, const char *key)
+{
+	for (const struct conf_foreign *f = p->syn->foreign; f != NULL && f->name != NULL; f++)
+		if (strcmp(f->name, key) == 0)
+			return f;
+	return NULL;
+}
+
+/* Is v the accepted value a (a boolean as a boolean)? */
+static bool
+accepted(const char *a, const char *v)
+{
+	static const char *yes[] = { "true", "yes", "on", "1" }, *no[] = { "false", "no", "off", "0" };
+	int av = -1, vv = -1;
+
+	if (strcmp(a, "*") == 0 || strcmp(a, v) == 0)
+		return true;
+	for (size_t i = 0; i < 4; i++) {
+		av = strcasecmp(a, yes[i]) == 0 ? 1 : strcasecmp(a, no[i]) == 0 ? 0 : av;
+		vv = strcasecmp(v, yes[i]) == 0 ? 1 : strcasecmp(v, no[i]) == 0 ? 0 : vv;
+	}
+	return av != -1 && av == vv;
+}
+
+/* Another program's key f: as its alias, taken, or an error. */
+static void
+foreign_line(struct parser *p, const struct conf_foreign *f, const char *v)
+{
+	char *sv;
+
+	if (f->alias != NULL && set_key(p, f->alias, v))
+		return;
+	if (f->accepted != NULL && *v != '\0' && accepted(f->accepted, v))
+		return;
+	p->nerr++;
+	sv = conf_show(v);
+	/* The value when it is what is refused. */
+	conf_error(p->errs, "%s:%zu: '%s%s%s' is %s's: %s", p->name, p->lineno, f->name,
+	    f->accepted != NULL && *v != '\0' ? " " : "", f->accepted != NULL ? sv : "",
+	    p->syn->foreign_of, f->hint);
+	free(sv);
+}
+
 /*
  * One line, NUL-terminated, without its newline.  The value is the rest
  * of the line after the key and its blanks, trailing blanks removed: a
@@ -243,8 +291,8 @@ split_line(char *line, char **keyp, char **vp)
 static void
 parse_line(struct parser *p, char *line)
 {
+	const struct conf_foreign *f;
 	const struct conf_block *bl;
-	const struct conf_key *k;
 	char *key, *v;
 
 	split_line(line, &key, &v);
@@ -254,17 +302,10 @@ parse_line(struct parser *p, char *line)
 		open_block(p, bl, v);
 		return;
 	}
-	if (p->cur != NULL && (k = conf_find(p->cur->keys + 1, key)) != NULL) {
-		(void)set_from_line(p, p->cur->keys, p->cur_seen, k, p->cur_obj, v);
+	if (set_key(p, key, v))
 		return;
-	}
-	if ((k = conf_find(p->tab, key)) != NULL) {
-		if (set_from_line(p, p->tab, p->seen, k, p->obj, v) == 0 && p->given != NULL)
-			p->given[k - p->tab] = true;
-		return;
-	}
 	if ((bl = block_with_key(p, key)) != NULL) {
-		char *sk = show(key);
+		char *sk = conf_show(key);
 
 		p->nerr++;
 		conf_error(p->errs, "%s:%zu: key '%s' belongs in a %s block: put it after a"
@@ -272,114 +313,87 @@ parse_line(struct parser *p, char *line)
 		free(sk);
 		return;
 	}
+	if (strcmp(key, "include_dir") == 0 && p->files) {
+		conf_include_dir(p, v);
+		return;
+	}
+	if ((f = foreign_key(p, key)) != NULL) {
+		foreign_line(p, f, v);
+		return;
+	}
 	line_error(p, NULL, key, v, NULL);
+}
+
+void
+conf_parse_text(struct parser *p, const char *buf, size_t len)
+{
+	char line[CONF_LINE_MAX + 1];
+	size_t off = 0, n;
+	const char *nl;
+
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+		off = 3;	/* a UTF-8 byte order mark */
+	while (off < len) {
+		p->lineno++;
+		nl = memchr(buf + off, '\n', len - off);
+		n = nl != NULL ? (size_t)(nl - (buf + off)) : len - off;
+		if (n > CONF_LINE_MAX) {
+			conf_error(p->errs, "%s:%zu: line too long (more than %d bytes)",
+			    p->name, p->lineno, CONF_LINE_MAX);
+			p->nerr++;
+		} else if (memchr(buf + off, '\0', n) != NULL) {
+			conf_error(p->errs, "%s:%zu: NUL byte in line", p->name, p->lineno);
+			p->nerr++;
+		} else {
+			memcpy(line, buf + off, n);
+			line[n] = '\0';
+			parse_line(p, line);
+		}
+		off += n + 1;
+	}
+}
+
+void
+conf_parser_init(struct parser *p, const struct conf_syntax *syn, void *obj,
+    const char *name, bool *given, struct conf_errors *errs)
+{
+	memset(p, 0, sizeof(*p));
+	p->syn = syn;
+	p->tab = syn->keys;
+	p->blocks = syn->blocks;
+	p->obj = obj;
+	p->name = name;
+	p->errs = errs;
+	p->given = given;
+	p->seen = xcalloc(table_len(syn->keys) + 1, sizeof(*p->seen));
+}
+
+int
+conf_parser_done(struct parser *p)
+{
+	free(p->seen);
+	free(p->cur_seen);
+	return p->nerr;
 }
 
 int
 conf_parse_syntax_buf(const struct conf_syntax *syn, void *obj, const char *name,
     const char *buf, size_t len, bool *given, struct conf_errors *errs)
 {
-	struct parser p = { .tab = syn->keys, .blocks = syn->blocks, .obj = obj,
-			    .name = name, .errs = errs, .given = given };
-	char line[CONF_LINE_MAX + 1];
-	size_t off = 0, n;
-	const char *nl;
+	struct parser p;
 
-	p.seen = xcalloc(table_len(syn->keys) + 1, sizeof(*p.seen));
-	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
-		off = 3;	/* a UTF-8 byte order mark */
-	while (off < len) {
-		p.lineno++;
-		nl = memchr(buf + off, '\n', len - off);
-		n = nl != NULL ? (size_t)(nl - (buf + off)) : len - off;
-		if (n > CONF_LINE_MAX) {
-			conf_error(errs, "%s:%zu: line too long (more than %d bytes)",
-			    name, p.lineno, CONF_LINE_MAX);
-			p.nerr++;
-		} else if (memchr(buf + off, '\0', n) != NULL) {
-			conf_error(errs, "%s:%zu: NUL byte in line", name, p.lineno);
-			p.nerr++;
-		} else {
-			memcpy(line, buf + off, n);
-			line[n] = '\0';
-			parse_line(&p, line);
-		}
-		off += n + 1;
-	}
-	free(p.seen);
-	free(p.cur_seen);
-	return p.nerr;
+	conf_parser_init(&p, syn, obj, name, given, errs);
+	conf_parse_text(&p, buf, len);
+	return conf_parser_done(&p);
 }
 
 int
 conf_parse_buf(const struct conf_key *tab, void *obj, const char *name,
     const char *buf, size_t len, struct conf_errors *errs)
 {
-	const struct conf_syntax syn = { tab, NULL };
+	const struct conf_syntax syn = { .keys = tab };
 
 	return conf_parse_syntax_buf(&syn, obj, name, buf, len, NULL, errs);
-}
-
-/* Reads a whole file.  Returns 0, or -1 with an error added. */
-static int
-read_file(const char *path, char **bufp, size_t *lenp, struct conf_errors *errs)
-{
-	size_t len = 0, cap = 4096;
-	char *buf;
-	ssize_t r;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		conf_error(errs, "%s: cannot open: %s", path, strerror(errno));
-		return -1;
-	}
-	buf = xmalloc(cap);
-	for (;;) {
-		if (len == cap)
-			buf = xrealloc(buf, cap *= 2);
-		if ((r = read(fd, buf + len, cap - len)) == -1 && errno == EINTR)
-			continue;
-		if (r <= 0 || (len += (size_t)r) > CONF_FILE_MAX)
-			break;
-	}
-	if (r == -1)
-		conf_error(errs, "%s: cannot read: %s", path, strerror(errno));
-	else if (r > 0)
-		conf_error(errs, "%s: too large (more than %d bytes)", path,
-		    CONF_FILE_MAX);
-	if (close(fd) == -1)
-		log_warn("close %s", path);
-	if (r != 0) {
-		free(buf);
-		return -1;
-	}
-	*bufp = buf;
-	*lenp = len;
-	return 0;
-}
-
-int
-conf_parse_syntax_file(const struct conf_syntax *syn, void *obj, const char *path,
-    bool *given, struct conf_errors *errs)
-{
-	char *buf;
-	size_t len;
-	int n;
-
-	if (read_file(path, &buf, &len, errs) == -1)
-		return 1;
-	n = conf_parse_syntax_buf(syn, obj, path, buf, len, given, errs);
-	free(buf);
-	return n;
-}
-
-int
-conf_parse_file(const struct conf_key *tab, void *obj, const char *path,
-    struct conf_errors *errs)
-{
-	const struct conf_syntax syn = { tab, NULL };
-
-	return conf_parse_syntax_file(&syn, obj, path, NULL, errs);
 }
 
 void

@@ -83,11 +83,31 @@ struct conf_blocks {
 	size_t   n;
 };
 
+/*
+ * A key of another program's files of the same syntax (mosquitto.conf's)
+ * that is not one of ours.  A line that gives it sets the key alias
+ * names, if any; else it is taken and changes nothing when its value is
+ * accepted ("*": any value; a boolean is compared as a boolean); else it
+ * is an error that says hint.  A table ends with an entry whose name is
+ * NULL.
+ */
+struct conf_foreign {
+	const char *name;
+	const char *alias;		/* NULL, or the key it stands for */
+	const char *accepted;		/* NULL: none */
+	const char *hint;		/* what the error says after the key */
+};
+
 /* What a file may hold: the keys of the main structure and, optionally,
- * blocks. */
+ * blocks, and the keys of another program it knows.  A file (not a
+ * buffer) may include others: "include_dir DIR" reads the files of DIR
+ * whose names end in ".conf", in the order of their names, as if they
+ * stood in its place; an included file may not include more. */
 struct conf_syntax {
-	const struct conf_key   *keys;
-	const struct conf_block *blocks;	/* NULL: none */
+	const struct conf_key     *keys;
+	const struct conf_block   *blocks;	/* NULL: none */
+	const struct conf_foreign *foreign;	/* NULL: none */
+	const char                *foreign_of;	/* whose keys: "mosquitto" */
 };
 
 struct conf_errors {

@@ -71,7 +71,10 @@ static const struct conf_block settings_blocks[] = {
 	{ NULL, 0, 0, 0 },
 };
 
-const struct conf_syntax settings_syntax = { settings_table, settings_blocks };
+const struct conf_syntax settings_syntax = {
+	.keys = settings_table, .blocks = settings_blocks, .foreign = mosquitto_keys,
+	.foreign_of = "mosquitto",
+};
 
 const struct shortcut settings_shortcuts[3] = {
 	{ "mqtt_port", "mqtt", offsetof(struct settings, mqtt_port) },

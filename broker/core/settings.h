@@ -99,6 +99,8 @@ struct listener_conf {
 extern const struct conf_key settings_table[];
 /* The keys of a listener block, the first being "listener" itself. */
 extern const struct conf_key listener_table[];
+/* The keys of mosquitto.conf(5) that are not ours (mosquitto_keys.c). */
+extern const struct conf_foreign mosquitto_keys[];
 /* broker.conf(5): settings_table and its listener blocks. */
 extern const struct conf_syntax settings_syntax;
 

@@ -75,7 +75,20 @@ static const struct conf_block blocks[] = {
 	{ NULL, 0, 0, 0 },
 };
 
-static const struct conf_syntax syntax = { tab, blocks };
+/* Another program's keys: aliases of a main and a block key, values
+ * taken, and one refused. */
+static const struct conf_foreign foreign[] = {
+	{ "howmany", "count", NULL, NULL },
+	{ "heft", "weight", NULL, NULL },
+	{ "enabled", NULL, "true", "always on" },
+	{ "whatever", NULL, "*", NULL },
+	{ "gone", NULL, NULL, "not here" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const struct conf_syntax syntax = {
+	.keys = tab, .blocks = blocks, .foreign = foreign, .foreign_of = "other",
+};
 
 static void
 check_bounds(const struct fconf *c)
@@ -96,13 +109,25 @@ check_bounds(const struct fconf *c)
 	}
 }
 
-/* A key flagged as given must be in the input. */
+static bool
+in_input(const char *name, const uint8_t *data, size_t size)
+{
+	return memmem(data, size, name, strlen(name)) != NULL;
+}
+
+/* A key flagged as given must be in the input, itself or an alias. */
 static void
 check_given(const bool *given, const uint8_t *data, size_t size)
 {
-	for (size_t i = 0; tab[i].name != NULL; i++)
-		if (given[i] && memmem(data, size, tab[i].name, strlen(tab[i].name)) == NULL)
+	for (size_t i = 0; tab[i].name != NULL; i++) {
+		bool named = in_input(tab[i].name, data, size);
+
+		for (const struct conf_foreign *f = foreign; f->name != NULL && !named; f++)
+			named = f->alias != NULL && strcmp(f->alias, tab[i].name) == 0 &&
+			    in_input(f->name, data, size);
+		if (given[i] && !named)
 			abort();
+	}
 }
 
 int
