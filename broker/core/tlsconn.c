@@ -2,6 +2,7 @@
  * the bufferevent, the end of the handshake (the peer's identity when
  * its listener takes it as the user name), and OpenSSL's words for what
  * went wrong.  The contexts are the listeners' (broker/tlsctx.c). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,86 @@ tls_psk_key(SSL *ssl, const char *identity, unsigned char *psk, unsigned int max
 	return (unsigned)n;
 }
 
+/* A TLS 1.2 cipher whose key exchange uses a pre-shared key. */
+static bool
+psk_cipher(const SSL_CIPHER *c)
+{
+	int kx = c != NULL ? SSL_CIPHER_get_kx_nid(c) : NID_undef;
+
+	return kx == NID_kx_psk || kx == NID_kx_ecdhe_psk || kx == NID_kx_dhe_psk ||
+	    kx == NID_kx_rsa_psk;
+}
+
+/* A client that offers a pre-shared key (its extension in TLS 1.3, a PSK
+ * cipher in TLS 1.2: OpenSSL offers none without a key) is held to the
+ * ciphers that can use it.  Without this, a listener with a certificate
+ * took the client's first TLS 1.3 suite (SHA-384 in OpenSSL's default
+ * order), with which a key that TLS 1.3 ties to SHA-256 cannot be used:
+ * the handshake went on with the certificate, and the key was never
+ * checked. */
+/* Notes an identity a TLS 1.3 client offers (tls_psk_key's bookkeeping,
+ * without the key); true if it is known. */
+static bool
+offer_identity(struct client *cl, const unsigned char *id, size_t n)
+{
+	uint8_t key[PSK_KEY_MAX];
+	char name[PSK_IDENTITY_MAX + 1];
+
+	if (n == 0 || n > PSK_IDENTITY_MAX || memchr(id, '\0', n) != NULL)
+		return false;
+	memcpy(name, id, n);
+	name[n] = '\0';
+	return tls_psk_key(cl->ssl, name, key, sizeof(key)) > 0;
+}
+
+/* The identities of a TLS 1.3 pre_shared_key extension (RFC 8446
+ * 4.2.11): true if one is in psk_file.  Each is noted for the log. */
+static bool
+known_identity(struct client *cl, const unsigned char *p, size_t len)
+{
+	size_t ids, off = 2, n;
+	bool known = false;
+
+	if (len < 2 || (ids = (size_t)p[0] << 8 | p[1]) > len - 2)
+		return false;
+	while (off + 2 <= ids + 2 && !known) {
+		n = (size_t)p[off] << 8 | p[off + 1];
+		if (off + 2 + n + 4 > ids + 2)
+			return false;
+		known = offer_identity(cl, p + off + 2, n);
+		off += 2 + n + 4;	/* the identity, its obfuscated ticket age */
+	}
+	return known;
+}
+
+int
+tls_psk_hello(SSL *ssl, int *alert, void *arg)
+{
+	unsigned flags = (unsigned)(uintptr_t)arg;
+	struct client *cl = SSL_get_app_data(ssl);
+	const unsigned char *p;
+	size_t len;
+	bool offered = false;
+
+	if (cl != NULL && SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk, &p, &len) == 1) {
+		/* OpenSSL would go on with the certificate, if the listener has
+		 * one, past an identity it does not know. */
+		if (!known_identity(cl, p, len)) {
+			*alert = SSL_AD_UNKNOWN_PSK_IDENTITY;
+			return SSL_CLIENT_HELLO_ERROR;
+		}
+		if ((flags & TLS_PSK_SUITES) && SSL_set_ciphersuites(ssl, TLS_PSK_SUITES_LIST) != 1)
+			return SSL_CLIENT_HELLO_ERROR;
+	}
+	len = SSL_client_hello_get0_ciphers(ssl, &p);
+	for (size_t i = 0; i + 1 < len && !offered; i += 2)
+		offered = psk_cipher(SSL_CIPHER_find(ssl, p + i));
+	if ((flags & TLS_PSK_CIPHERS) && offered &&
+	    SSL_set_cipher_list(ssl, TLS_PSK_CIPHERS_LIST) != 1)
+		return SSL_CLIENT_HELLO_ERROR;
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 /* The identity of the pre-shared key the handshake used; NULL if it used
  * none.  TLS 1.2 says so by its cipher; TLS 1.3 by a resumption, which
  * on a listener that keeps no sessions (tlsctx.c) can only be an external
@@ -75,8 +156,7 @@ psk_used(const struct client *cl)
 
 	if (SSL_version(cl->ssl) >= TLS1_3_VERSION)
 		return SSL_session_reused(cl->ssl) && cl->psk_known ? cl->psk_identity : NULL;
-	return c != NULL && SSL_CIPHER_get_auth_nid(c) == NID_auth_psk ?
-	    SSL_get_psk_identity(cl->ssl) : NULL;
+	return psk_cipher(c) ? SSL_get_psk_identity(cl->ssl) : NULL;
 }
 
 /* The common name of the peer's certificate, malloc'd; NULL with *why if
@@ -141,6 +221,13 @@ tls_handshake_done(struct client *cl, const char **why)
 {
 	const struct listener_conf *lc = cl->listener->conf;
 
+	/* A key offered is a key checked: not one passed over for the
+	 * certificate (a TLS 1.3 suite of another hash than the key's). */
+	if (cl->psk_identity != NULL && psk_used(cl) == NULL) {
+		*why = "the pre-shared key offered could not be used (no cipher suite for it in"
+		    " common)";
+		return -1;
+	}
 	/* A pre-shared key stands for a client: its identity is in the file
 	 * now (no session is resumed), checked when it was read (UTF-8, no
 	 * control characters). */

@@ -530,14 +530,6 @@ def test_a_listener_with_a_certificate_and_keys_takes_both(mqtt_factory, tmp_pat
         assert len(who.messages) == 3, who.messages
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "broker defect: on a listener with certfile/keyfile and psk_hint, a TLS 1.3 client "
-    "offering OpenSSL's default cipher suites (TLS_AES_256_GCM_SHA384 first) gets a "
-    "SHA-384 suite and the certificate; its SHA-256 external PSK is ignored, so with "
-    "use_identity_as_username the right key is refused ('no pre-shared key was used, and "
-    "the listener takes no certificate (use_identity_as_username) (pre-shared key "
-    "identity alice)'); without it the key is not checked at all.  A listener without a "
-    "certificate prefers SHA-256 suites and works"))
 def test_default_tls13_psk_client_on_a_listener_with_a_certificate(mqtt_factory, tmp_path,
                                                                    server_pki, openssl_confs):
     """mosquitto_pub --psk as it comes (TLS 1.3, OpenSSL's default suites)
@@ -789,3 +781,49 @@ def test_json_lines_over_psk_with_s_client(broker_factory, tmp_path, sclients, v
     wrong.wait_eof()
     assert wrong.lines == [], wrong.lines
     log_since(b, start, wrong_key_rx(cport, "alice", version))
+
+
+def test_a_key_offered_on_a_listener_with_a_certificate_is_checked(mqtt_factory, tmp_path,
+                                                                   server_pki, openssl_confs):
+    """Without use_identity_as_username, on a listener with a certificate:
+    a client that offers a key is held to it (TLS 1.3 with OpenSSL's
+    default suites, TLS 1.2 offering every cipher it has), so a wrong key
+    or an unknown identity is refused rather than let in by the
+    certificate, and a right one is used."""
+    psk = write_psk(tmp_path / "psk", ["alice", "bob"])
+    b, (port,) = start_with_listeners(mqtt_factory, [
+        ("mqtt", cert_lines(server_pki) + ["psk_hint hint-mixed", "allow_anonymous true"])],
+        config={"psk_file": psk, "log_type": "information"})
+    wrong = "00" * 16
+    for version in ("tlsv1.3", "tlsv1.2"):
+        env = client_env(openssl_confs, version)
+        args = ["--psk", KEYS["alice"], "--psk-identity", "alice"]
+        start = len(b.log_text())
+        pub_ok(port, "mixed/%s" % version, "right key", args, env)
+        log_since(b, start, connected_rx(version, "alice"))
+        start = len(b.log_text())
+        pub_refused_at_handshake(port, "mixed/x", "wrong key",
+                                 ["--psk", wrong, "--psk-identity", "alice"], env)
+        log_since(b, start, r"TLS handshake failed on port %d: .*\(pre-shared key identity"
+                            r" alice\)$" % port)
+        start = len(b.log_text())
+        pub_refused_at_handshake(port, "mixed/x", "unknown",
+                                 ["--psk", wrong, "--psk-identity", "mallory"], env)
+        log_since(b, start, unknown_rx(port, "mallory"))
+
+
+def test_a_key_that_no_suite_can_carry_is_refused(mqtt_factory, tmp_path, server_pki):
+    """A listener whose configured TLS 1.3 suites are all SHA-384, with a
+    certificate: a key (which TLS 1.3 ties to SHA-256 here) cannot be
+    used, and the client that offered it is refused after the handshake,
+    not let in by the certificate."""
+    psk = write_psk(tmp_path / "psk", ["alice"])
+    b, (port,) = start_with_listeners(mqtt_factory, [
+        ("mqtt", cert_lines(server_pki) + ["psk_hint hint-384",
+                                           "ciphersuites TLS_AES_256_GCM_SHA384"])],
+        config={"psk_file": psk})
+    start = len(b.log_text())
+    s_client_once(port, "alice", version="tlsv1.3")
+    log_since(b, start, r"notice: client 127\.0\.0\.1:\d+: TLS handshake failed on port %d:"
+                        r" the pre-shared key offered could not be used \(no cipher suite"
+                        r" for it in common\) \(pre-shared key identity alice\)$" % port)
