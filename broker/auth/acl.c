@@ -17,7 +17,6 @@
  * its line number), not skipped; and a %u or %c level is not replaced by
  * a name that could widen it (empty, starting with '$', or holding '+',
  * '#' or '/'): that pattern does not apply to such a client. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,25 +260,10 @@ acl_check_subscribe(const struct acl *acl, const char *user, const char *client_
 /* ---------------------------------------------------------------- parsing */
 
 struct acl_parser {
-	const char		*name;
-	size_t			 line;
-	struct conf_errors	*errs;
-	int			 nerr;
+	struct auth_text	 t;
 	struct acl		*acl;
 	struct acl_list		*current;	/* where topic lines go */
 };
-
-static void __attribute__((format(printf, 2, 3)))
-acl_error(struct acl_parser *p, const char *fmt, ...)
-{
-	char msg[320];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	p->nerr += conf_error(p->errs, "%s:%zu: %s", p->name, p->line, msg);
-}
 
 static void
 list_add(struct acl_list *l, const char *filter, int access)
@@ -345,18 +329,18 @@ parse_rule(struct acl_parser *p, bool pattern, char *rest)
 	enum topic_err e;
 
 	if (first[0] == '\0') {
-		acl_error(p, "%s without a topic filter", kw);
+		auth_text_error(&p->t, "%s without a topic filter", kw);
 		return;
 	}
 	if (rest[0] == '\0')
 		filter = first;		/* no access given: readwrite */
 	else if ((access = access_word(first)) == -1) {
-		acl_error(p, "unknown access '%.64s': expected read, write, readwrite or deny",
+		auth_text_error(&p->t, "unknown access '%.64s': expected read, write, readwrite or deny",
 		    first);
 		return;
 	}
 	if ((e = topic_check_filter(filter, strlen(filter))) != TOPIC_OK) {
-		acl_error(p, "bad topic filter '%.64s': %s", filter, topic_strerror(e));
+		auth_text_error(&p->t, "bad topic filter '%.64s': %s", filter, topic_strerror(e));
 		return;
 	}
 	list_add(pattern ? &p->acl->patterns : p->current, filter, access);
@@ -368,7 +352,7 @@ parse_user(struct acl_parser *p, const char *name)
 	struct acl_user *u = xcalloc(1, sizeof(*u)), *had;
 
 	if (name[0] == '\0') {
-		acl_error(p, "user without a name");
+		auth_text_error(&p->t, "user without a name");
 		free(u);
 		return;
 	}
@@ -387,9 +371,9 @@ parse_line(void *arg, size_t lineno, char *line, const char *why)
 	struct acl_parser *p = arg;
 	char *kw;
 
-	p->line = lineno;
+	p->t.line = lineno;
 	if (line == NULL) {
-		acl_error(p, "%s", why);
+		auth_text_error(&p->t, "%s", why);
 		return;
 	}
 	kw = word(&line);
@@ -398,18 +382,18 @@ parse_line(void *arg, size_t lineno, char *line, const char *why)
 	else if (strcmp(kw, "user") == 0)
 		parse_user(p, line);
 	else
-		acl_error(p, "unknown keyword '%.64s': expected topic, pattern or user", kw);
+		auth_text_error(&p->t, "unknown keyword '%.64s': expected topic, pattern or user", kw);
 }
 
 struct acl *
 acl_parse(const char *name, const char *buf, size_t len, struct conf_errors *errs)
 {
 	struct acl *acl = xcalloc(1, sizeof(*acl));
-	struct acl_parser p = { name, 0, errs, 0, acl, &acl->anonymous };
+	struct acl_parser p = { { name, 0, errs, 0 }, acl, &acl->anonymous };
 
 	RB_INIT(&acl->users);
 	auth_each_line(buf, len, ACL_LINE_MAX, parse_line, &p);
-	if (p.nerr > 0) {
+	if (p.t.nerr > 0) {
 		acl_free(acl);
 		return NULL;
 	}

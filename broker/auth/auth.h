@@ -134,6 +134,16 @@ bool	 filter_overlaps(const char *a, const char *b);
 bool	 filter_covers(const char *outer, const char *inner);
 
 /* lines.c: the text of an access file, line by line */
+/* Where a parser is in a file, and the errors it found there. */
+struct auth_text {
+	const char		*name;
+	size_t			 line;
+	struct conf_errors	*errs;
+	int			 nerr;
+};
+/* An error of the current line: "NAME:LINE: message". */
+void	 auth_text_error(struct auth_text *t, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
 /* Called for each line that is not empty or a comment ('#' first), with
  * text trimmed of blanks (and a '\r'), NUL-terminated and writable; or
  * with text NULL and why, for a line that cannot be read (longer than

@@ -1,11 +1,24 @@
 /* The text of an access file (passwords, pre-shared keys, ACL) line by
  * line: what the three parsers share. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth.h"
 #include "xmalloc.h"
+
+void
+auth_text_error(struct auth_text *t, const char *fmt, ...)
+{
+	char msg[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	t->nerr += conf_error(t->errs, "%s:%zu: %s", t->name, t->line, msg);
+}
 
 bool
 auth_blank(char c)

@@ -5,7 +5,6 @@
  * starting with '#' are skipped; anything else is an error with its line
  * number.  Plain-text passwords (mosquitto without TLS) are refused: the
  * file is meant to hold hashes only. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,25 +41,6 @@ struct passwd_file {
 	size_t		 n;
 	struct pw_entry	 dummy;		/* what an unknown user's check costs */
 };
-
-struct pw_parser {
-	const char		*name;
-	size_t			 line;
-	struct conf_errors	*errs;
-	int			 nerr;
-};
-
-static void __attribute__((format(printf, 2, 3)))
-pw_error(struct pw_parser *p, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	p->nerr += conf_error(p->errs, "%s:%zu: %s", p->name, p->line, msg);
-}
 
 /* The base64 field s[0 .. n) into out (at most max bytes); its length, or
  * -1.  (b64_pton() wants room for the bits past the last whole byte.) */
@@ -119,14 +99,14 @@ split_dollars(const char *h, const char **f, size_t *len, size_t max)
 
 /* The hash after "USER:", into e; 0, or -1 with an error. */
 static int
-parse_hash(struct pw_parser *p, const char *h, struct pw_entry *e)
+parse_hash(struct auth_text *p, const char *h, struct pw_entry *e)
 {
 	const char *f[4];
 	size_t len[4], n;
 	int salt, hash;
 
 	if (strncmp(h, "$6$", 3) != 0 && strncmp(h, "$7$", 3) != 0) {
-		pw_error(p, "user %.64s: %s", e->user, h[0] == '\0' ? "no password hash" :
+		auth_text_error(p, "user %.64s: %s", e->user, h[0] == '\0' ? "no password hash" :
 		    "not a $6$ or $7$ password hash (plain-text passwords are not accepted: "
 		    "hash the file with mosquitto_passwd -U)");
 		return -1;
@@ -134,24 +114,24 @@ parse_hash(struct pw_parser *p, const char *h, struct pw_entry *e)
 	e->kind = (uint8_t)(h[1] - '0');
 	n = split_dollars(h + 3, f, len, e->kind == 7 ? 3 : 2);
 	if (n != (e->kind == 7 ? 3u : 2u)) {
-		pw_error(p, "user %.64s: expected $%u$%sSALT$HASH", e->user, e->kind,
+		auth_text_error(p, "user %.64s: expected $%u$%sSALT$HASH", e->user, e->kind,
 		    e->kind == 7 ? "ITERATIONS$" : "");
 		return -1;
 	}
 	if (e->kind == 7 && (e->iterations = iterations_field(f[0], len[0])) == 0) {
-		pw_error(p, "user %.64s: iterations must be a number from 1 to %d", e->user,
+		auth_text_error(p, "user %.64s: iterations must be a number from 1 to %d", e->user,
 		    PW_MAX_ITERATIONS);
 		return -1;
 	}
 	salt = b64_field(f[n - 2], len[n - 2], e->salt, sizeof(e->salt));
 	hash = b64_field(f[n - 1], len[n - 1], e->hash, sizeof(e->hash));
 	if (salt <= 0) {
-		pw_error(p, "user %.64s: the salt is not base64 of 1 to %d bytes", e->user,
+		auth_text_error(p, "user %.64s: the salt is not base64 of 1 to %d bytes", e->user,
 		    PW_SALT_MAX);
 		return -1;
 	}
 	if (hash != PW_HASH_LEN) {
-		pw_error(p, "user %.64s: the hash is not base64 of %d bytes", e->user,
+		auth_text_error(p, "user %.64s: the hash is not base64 of %d bytes", e->user,
 		    PW_HASH_LEN);
 		return -1;
 	}
@@ -160,31 +140,31 @@ parse_hash(struct pw_parser *p, const char *h, struct pw_entry *e)
 }
 
 struct pw_lines {
-	struct pw_parser	*p;
+	struct auth_text	*p;
 	struct passwd_file	*pf;
 };
 
 static void
 parse_line(void *arg, size_t lineno, char *line, const char *why)
 {
-	struct pw_parser *p = ((struct pw_lines *)arg)->p;
+	struct auth_text *p = ((struct pw_lines *)arg)->p;
 	struct passwd_file *pf = ((struct pw_lines *)arg)->pf;
 	struct pw_entry e = { .line = lineno };
 	char *colon, *user;
 
 	p->line = lineno;
 	if (line == NULL) {
-		pw_error(p, "%s", why);
+		auth_text_error(p, "%s", why);
 		return;
 	}
 	if ((colon = strchr(line, ':')) == NULL) {
-		pw_error(p, "expected USER:HASH, as mosquitto_passwd writes it");
+		auth_text_error(p, "expected USER:HASH, as mosquitto_passwd writes it");
 		return;
 	}
 	*colon = '\0';
 	user = auth_trim(line);
 	if (user[0] == '\0' || strlen(user) > PW_USER_MAX) {
-		pw_error(p, "the user name must be 1 to %d bytes", PW_USER_MAX);
+		auth_text_error(p, "the user name must be 1 to %d bytes", PW_USER_MAX);
 		return;
 	}
 	e.user = user;
@@ -212,7 +192,7 @@ entry_cmp_user(const void *a, const void *b)
 
 /* Sorts the users; a user listed twice is an error (at its second line). */
 static void
-sort_users(struct pw_parser *p, struct passwd_file *pf)
+sort_users(struct auth_text *p, struct passwd_file *pf)
 {
 	if (pf->n > 1)
 		qsort(pf->v, pf->n, sizeof(*pf->v), entry_cmp);
@@ -220,7 +200,7 @@ sort_users(struct pw_parser *p, struct passwd_file *pf)
 		if (strcmp(pf->v[i - 1].user, pf->v[i].user) != 0)
 			continue;
 		p->line = pf->v[i].line;
-		pw_error(p, "user %.64s is already on line %zu", pf->v[i].user,
+		auth_text_error(p, "user %.64s is already on line %zu", pf->v[i].user,
 		    pf->v[i - 1].line);
 	}
 }
@@ -265,7 +245,7 @@ choose_dummy(struct passwd_file *pf)
 struct passwd_file *
 passwd_parse(const char *name, const char *buf, size_t len, struct conf_errors *errs)
 {
-	struct pw_parser p = { name, 0, errs, 0 };
+	struct auth_text p = { name, 0, errs, 0 };
 	struct passwd_file *pf = xcalloc(1, sizeof(*pf));
 	struct pw_lines arg = { &p, pf };
 

@@ -7,7 +7,6 @@
  * (use_identity_as_username): it must be UTF-8 without control
  * characters.  It may hold a ':' (the key cannot: the line is split at
  * its last one). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,24 +32,9 @@ struct psk_file {
 };
 
 struct psk_parser {
-	const char		*name;
-	size_t			 line;
-	struct conf_errors	*errs;
-	int			 nerr;
+	struct auth_text	 t;
 	struct psk_file		*pf;
 };
-
-static void __attribute__((format(printf, 2, 3)))
-psk_error(struct psk_parser *p, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	p->nerr += conf_error(p->errs, "%s:%zu: %s", p->name, p->line, msg);
-}
 
 static int
 hex_digit(char c)
@@ -73,12 +57,12 @@ parse_key(struct psk_parser *p, const char *identity, const char *s, uint8_t *ou
 
 	for (size_t i = 0; i < n; i++)
 		if (hex_digit(s[i]) < 0) {
-			psk_error(p, "identity %.64s: the key is not hexadecimal (no 0x before "
+			auth_text_error(&p->t, "identity %.64s: the key is not hexadecimal (no 0x before "
 			    "it)", identity);
 			return 0;
 		}
 	if (n == 0 || n % 2 != 0 || n / 2 > PSK_KEY_MAX) {
-		psk_error(p, "identity %.64s: the key must be an even number of hex digits, "
+		auth_text_error(&p->t, "identity %.64s: the key must be an even number of hex digits, "
 		    "2 to %d", identity, 2 * PSK_KEY_MAX);
 		return 0;
 	}
@@ -93,16 +77,16 @@ identity_ok(struct psk_parser *p, const char *id)
 	size_t n = strlen(id);
 
 	if (n == 0 || n > PSK_IDENTITY_MAX) {
-		psk_error(p, "the identity must be 1 to %d bytes", PSK_IDENTITY_MAX);
+		auth_text_error(&p->t, "the identity must be 1 to %d bytes", PSK_IDENTITY_MAX);
 		return false;
 	}
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f) {
-			psk_error(p, "the identity has a control character");
+			auth_text_error(&p->t, "the identity has a control character");
 			return false;
 		}
 	if (!utf8_valid(id, n)) {
-		psk_error(p, "the identity is not UTF-8");
+		auth_text_error(&p->t, "the identity is not UTF-8");
 		return false;
 	}
 	return true;
@@ -117,13 +101,13 @@ parse_line(void *arg, size_t lineno, char *line, const char *why)
 	char *colon, *id;
 	size_t len;
 
-	p->line = lineno;
+	p->t.line = lineno;
 	if (line == NULL) {
-		psk_error(p, "%s", why);
+		auth_text_error(&p->t, "%s", why);
 		return;
 	}
 	if ((colon = strrchr(line, ':')) == NULL) {
-		psk_error(p, "expected IDENTITY:KEY, the key in hexadecimal");
+		auth_text_error(&p->t, "expected IDENTITY:KEY, the key in hexadecimal");
 		return;
 	}
 	*colon = '\0';
@@ -158,7 +142,7 @@ entry_cmp_identity(const void *a, const void *b)
 struct psk_file *
 psk_parse(const char *name, const char *buf, size_t len, struct conf_errors *errs)
 {
-	struct psk_parser p = { name, 0, errs, 0, xcalloc(1, sizeof(struct psk_file)) };
+	struct psk_parser p = { { name, 0, errs, 0 }, xcalloc(1, sizeof(struct psk_file)) };
 	struct psk_file *pf = p.pf;
 
 	auth_each_line(buf, len, PSK_LINE_MAX, parse_line, &p);
@@ -167,11 +151,11 @@ psk_parse(const char *name, const char *buf, size_t len, struct conf_errors *err
 	for (size_t i = 1; i < pf->n; i++) {
 		if (strcmp(pf->v[i - 1].identity, pf->v[i].identity) != 0)
 			continue;
-		p.line = pf->v[i].line;
-		psk_error(&p, "identity %.64s is already on line %zu", pf->v[i].identity,
+		p.t.line = pf->v[i].line;
+		auth_text_error(&p.t, "identity %.64s is already on line %zu", pf->v[i].identity,
 		    pf->v[i - 1].line);
 	}
-	if (p.nerr > 0) {
+	if (p.t.nerr > 0) {
 		psk_free(pf);
 		return NULL;
 	}

@@ -86,6 +86,27 @@ parse_file(struct house *h, struct conf_errors *e, const char *path)
 	return n;
 }
 
+/* dir becomes a scratch directory with a subdirectory sub (named
+ * subname), and main_conf the path of its main file. */
+static void
+make_dirs(char *dir, size_t dlen, char *sub, size_t slen, const char *subname,
+    char *main_conf, size_t mlen)
+{
+	assert_int_equal(tmpdir_make(dir, dlen, "test_conf_include"), 0);
+	snprintf(sub, slen, "%s/%s", dir, subname);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(main_conf, mlen, "%s/house.conf", dir);
+}
+
+static void
+remove_dirs(const char *dir, const char *sub)
+{
+	tmpdir_clear(sub);
+	assert_int_equal(rmdir(sub), 0);
+	tmpdir_clear(dir);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* The files of the directory in the order of their names, relative to
  * the including file, each outside any block; the block the include_dir
  * line stood in goes on after it. */
@@ -97,10 +118,7 @@ test_include_order(void **state)
 	struct house h;
 
 	(void)state;
-	assert_int_equal(tmpdir_make(dir, sizeof(dir), "test_conf_include"), 0);
-	snprintf(sub, sizeof(sub), "%s/conf.d", dir);
-	assert_int_equal(mkdir(sub, 0700), 0);
-	snprintf(main_conf, sizeof(main_conf), "%s/house.conf", dir);
+	make_dirs(dir, sizeof(dir), sub, sizeof(sub), "conf.d", main_conf, sizeof(main_conf));
 	write_file(dir, "house.conf", "floors 1\nroom hall\ninclude_dir conf.d\nseats 9\n"
 	    "owner carol\n");
 	write_file(sub, "20-b.conf", "floors 3\nroom attic\nseats 2\n");
@@ -118,10 +136,7 @@ test_include_order(void **state)
 	assert_int_equal(room(&h, 1)->seats, 2);
 	assert_non_null(strstr(room(&h, 1)->where, "/conf.d/20-b.conf:2"));
 	done(&h, &e);
-	tmpdir_clear(sub);
-	assert_int_equal(rmdir(sub), 0);
-	tmpdir_clear(dir);
-	assert_int_equal(rmdir(dir), 0);
+	remove_dirs(dir, sub);
 }
 
 /* Errors name the included file and its line; a missing directory, an
@@ -135,10 +150,7 @@ test_include_errors(void **state)
 	struct house h;
 
 	(void)state;
-	assert_int_equal(tmpdir_make(dir, sizeof(dir), "test_conf_include"), 0);
-	snprintf(sub, sizeof(sub), "%s/d", dir);
-	assert_int_equal(mkdir(sub, 0700), 0);
-	snprintf(main_conf, sizeof(main_conf), "%s/house.conf", dir);
+	make_dirs(dir, sizeof(dir), sub, sizeof(sub), "d", main_conf, sizeof(main_conf));
 	write_file(dir, "house.conf", "include_dir d\ninclude_dir missing\ninclude_dir\n"
 	    "bogus 1\n");
 	write_file(sub, "a.conf", "\nfloors 99\ninclude_dir .\n");
@@ -151,10 +163,7 @@ test_include_errors(void **state)
 	assert_non_null(strstr(e.msg[3], "/house.conf:3: missing value for key 'include_dir'"));
 	assert_non_null(strstr(e.msg[4], "/house.conf:4: unknown key 'bogus'"));
 	done(&h, &e);
-	tmpdir_clear(sub);
-	assert_int_equal(rmdir(sub), 0);
-	tmpdir_clear(dir);
-	assert_int_equal(rmdir(dir), 0);
+	remove_dirs(dir, sub);
 }
 
 /* A buffer has no directory: include_dir is not a key there. */
