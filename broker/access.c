@@ -142,11 +142,11 @@ broker_log_auth(const struct broker *b)
 		    "(set it to true to let them in)", s->bind_address);
 	else if (a->passwd == NULL && a->acl == NULL && a->psk == NULL && a->anonymous)
 		return;
-	log_notice("access: %s%s%s, %s%s, %s%s%s anonymous clients %s",
+	log_notice("access: %s%s%s, %s%s%s%s, anonymous clients %s",
 	    a->passwd ? "password file " : "no password file",
 	    a->passwd ? s->password_file : "", a->passwd ? "" : " (user names are not checked)",
 	    a->acl ? "ACL " : "no ACL", a->acl ? s->acl_file : "",
-	    a->psk ? "pre-shared keys " : "", a->psk ? s->psk_file : "", a->psk ? "," : "",
+	    a->psk ? ", pre-shared keys " : "", a->psk ? s->psk_file : "",
 	    a->anonymous ? "let in" : "refused");
 }
 
@@ -173,8 +173,8 @@ reload_global_auth(struct broker *b)
 		log_info("reload: password file %s read: %zu users", b->set.password_file,
 		    passwd_count(b->auth.passwd));
 	if (b->auth.psk != NULL)
-		log_info("reload: pre-shared key file %s read: %zu identities", b->set.psk_file,
-		    psk_count(b->auth.psk));
+		log_info("reload: pre-shared key file %s read: %zu %s", b->set.psk_file,
+		    psk_count(b->auth.psk), psk_count(b->auth.psk) == 1 ? "identity" : "identities");
 	if (b->auth.anonymous != anonymous)
 		log_notice("reload: anonymous clients are now %s",
 		    b->auth.anonymous ? "let in" : "refused");

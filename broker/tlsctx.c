@@ -3,7 +3,6 @@
  * required, the oldest TLS version and the ciphers.  Made at start-up (a
  * failure stops the broker) and again at each SIGHUP (a failure keeps
  * the context the listener has). */
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -177,11 +176,7 @@ set_psk(SSL_CTX *ctx, const struct listener_conf *l, char *err, size_t len)
 	if (SSL_CTX_use_psk_identity_hint(ctx, l->psk_hint) != 1)
 		return fail(err, len, "psk_hint", l->psk_hint);
 	SSL_CTX_set_psk_server_callback(ctx, tls_psk_key);
-	/* With a certificate too, the lists that the configuration does not
-	 * give are narrowed for the clients that offer a key. */
-	SSL_CTX_set_client_hello_cb(ctx, tls_psk_hello, (void *)(uintptr_t)(l->certfile == NULL ?
-	    0 : (l->ciphersuites == NULL ? TLS_PSK_SUITES : 0) |
-	    (l->ciphers == NULL ? TLS_PSK_CIPHERS : 0)));
+	SSL_CTX_set_client_hello_cb(ctx, tls_psk_hello, NULL);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	if (SSL_CTX_set_num_tickets(ctx, 0) != 1)

@@ -267,6 +267,7 @@ accepted(const char *a, const char *v)
 static void
 foreign_line(struct parser *p, const struct conf_foreign *f, const char *v)
 {
+	const struct conf_block *bl;
 	char *sv;
 
 	if (f->alias != NULL && set_key(p, f->alias, v))
@@ -274,6 +275,17 @@ foreign_line(struct parser *p, const struct conf_foreign *f, const char *v)
 	if (f->accepted != NULL && *v != '\0' && accepted(f->accepted, v))
 		return;
 	p->nerr++;
+	if (f->alias != NULL && (bl = block_with_key(p, f->alias)) != NULL) {
+		conf_error(p->errs, "%s:%zu: '%s' is %s's name of '%s', which belongs in a %s"
+		    " block: put it after a '%s' line", p->name, p->lineno, f->name,
+		    p->syn->foreign_of, f->alias, bl->keys[0].name, bl->keys[0].name);
+		return;
+	}
+	if (f->hint == NULL) {		/* any value is taken, or an alias: none */
+		conf_error(p->errs, "%s:%zu: missing value for key '%s'", p->name, p->lineno,
+		    f->name);
+		return;
+	}
 	sv = conf_show(v);
 	/* The value when it is what is refused. */
 	conf_error(p->errs, "%s:%zu: '%s%s%s' is %s's: %s", p->name, p->lineno, f->name,

@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -99,10 +100,21 @@ include_path(const struct parser *p, const char *dir)
 	return path;
 }
 
+/* mosquitto's order of included files: letter by letter, regardless of
+ * case first, a capital before its small letter. */
 static int
 name_cmp(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const unsigned char *x = *(const unsigned char *const *)a;
+	const unsigned char *y = *(const unsigned char *const *)b;
+
+	for (; *x != '\0' && *y != '\0'; x++, y++) {
+		if (toupper(*x) != toupper(*y))
+			return toupper(*x) - toupper(*y);
+		if (*x != *y)
+			return *x - *y;
+	}
+	return *x - *y;
 }
 
 static bool

@@ -67,6 +67,7 @@ read_file(const char *path, char **bufp, size_t *lenp, mode_t *mode, struct conf
 	if (close(fd) == -1)
 		log_warn("close %s", path);
 	if (r == -1) {
+		OPENSSL_cleanse(buf, len);	/* what was read of a file of secrets */
 		free(buf);
 		return -1;
 	}

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "auth/auth.h"
 #include "xmalloc.h"
 
@@ -62,6 +64,7 @@ auth_each_line(const char *buf, size_t len, size_t max, auth_line_fn *fn, void *
 			text = auth_trim(line);
 			if (text[0] != '\0' && text[0] != '#')
 				fn(arg, lineno, text, NULL);
+			OPENSSL_cleanse(line, n);	/* a key, or a hash */
 			free(line);
 		}
 		off += n + 1;

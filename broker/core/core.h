@@ -591,14 +591,9 @@ int	 tls_handshake_done(struct client *cl, const char **why);
 unsigned int tls_psk_key(struct ssl_st *ssl, const char *identity, unsigned char *psk,
 	    unsigned int max);
 /* OpenSSL's ClientHello callback of a listener with psk_hint: a TLS 1.3
- * client whose identities are all unknown is refused, and on a listener
- * with a certificate a client that offers a pre-shared key gets only
- * ciphers that can use it.  arg: which lists it may set (the ones the
- * listener's configuration does not give; none without a certificate). */
-#define TLS_PSK_SUITES		0x1	/* TLS 1.3: the SHA-256 suites */
-#define TLS_PSK_CIPHERS		0x2	/* TLS 1.2: the PSK ciphers */
-#define TLS_PSK_SUITES_LIST	"TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"
-#define TLS_PSK_CIPHERS_LIST	"PSK:!eNULL"
+ * client whose identities are all unknown is refused, and a client that
+ * offers a pre-shared key gets only the ciphers of the listener's lists
+ * that can carry one. */
 int	 tls_psk_hello(struct ssl_st *ssl, int *alert, void *arg);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384, certificate CN=alice" (or "pre-shared
  * key identity alice") */

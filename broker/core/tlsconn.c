@@ -2,7 +2,6 @@
  * the bufferevent, the end of the handshake (the peer's identity when
  * its listener takes it as the user name), and OpenSSL's words for what
  * went wrong.  The contexts are the listeners' (broker/tlsctx.c). */
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -45,6 +45,18 @@ tls_bufferevent(struct client *cl, int fd)
 	return bev;
 }
 
+/* The identity a client offered, for psk_used() and the log: the last
+ * one whose key is known, else the last one offered. */
+static void
+note_identity(struct client *cl, const char *identity, bool known)
+{
+	if (!known && cl->psk_known)
+		return;
+	free(cl->psk_identity);
+	cl->psk_identity = xstrdup(identity);
+	cl->psk_known = known;
+}
+
 unsigned int
 tls_psk_key(SSL *ssl, const char *identity, unsigned char *psk, unsigned int max)
 {
@@ -56,11 +68,10 @@ tls_psk_key(SSL *ssl, const char *identity, unsigned char *psk, unsigned int max
 	/* The auth of the client is its listener's: per_listener_settings
 	 * gives it a psk_file of its own. */
 	n = auth_psk_key(cl->auth, identity, psk, max);
-	if (n > 0 || !cl->psk_known) {
-		free(cl->psk_identity);
-		cl->psk_identity = xstrdup(identity);
-		cl->psk_known = n > 0;
-	}
+	/* TLS 1.3 identities were noted from the ClientHello (tls_psk_hello);
+	 * OpenSSL hands session tickets here too. */
+	if (SSL_version(ssl) < TLS1_3_VERSION)
+		note_identity(cl, identity, n > 0);
 	return (unsigned)n;
 }
 
@@ -74,72 +85,120 @@ psk_cipher(const SSL_CIPHER *c)
 	    kx == NID_kx_rsa_psk;
 }
 
-/* A client that offers a pre-shared key (its extension in TLS 1.3, a PSK
- * cipher in TLS 1.2: OpenSSL offers none without a key) is held to the
- * ciphers that can use it.  Without this, a listener with a certificate
- * took the client's first TLS 1.3 suite (SHA-384 in OpenSSL's default
- * order), with which a key that TLS 1.3 ties to SHA-256 cannot be used:
- * the handshake went on with the certificate, and the key was never
- * checked. */
-/* Notes an identity a TLS 1.3 client offers (tls_psk_key's bookkeeping,
- * without the key); true if it is known. */
+/* An identity of a TLS 1.3 ClientHello: noted; true if it is known. */
 static bool
 offer_identity(struct client *cl, const unsigned char *id, size_t n)
 {
 	uint8_t key[PSK_KEY_MAX];
 	char name[PSK_IDENTITY_MAX + 1];
+	bool known;
 
 	if (n == 0 || n > PSK_IDENTITY_MAX || memchr(id, '\0', n) != NULL)
 		return false;
 	memcpy(name, id, n);
 	name[n] = '\0';
-	return tls_psk_key(cl->ssl, name, key, sizeof(key)) > 0;
+	known = auth_psk_key(cl->auth, name, key, sizeof(key)) > 0;
+	OPENSSL_cleanse(key, sizeof(key));
+	note_identity(cl, name, known);
+	return known;
 }
 
-/* The identities of a TLS 1.3 pre_shared_key extension (RFC 8446
- * 4.2.11): true if one is in psk_file.  Each is noted for the log. */
-static bool
-known_identity(struct client *cl, const unsigned char *p, size_t len)
+enum offered { OFFERED_NONE, OFFERED_KNOWN, OFFERED_UNKNOWN };
+
+/* The external identities of a TLS 1.3 pre_shared_key extension (RFC
+ * 8446 4.2.11): those whose obfuscated ticket age is 0, which a session
+ * ticket's is not (but by a chance of 2^-32): is one in psk_file? */
+static enum offered
+external_identities(struct client *cl, const unsigned char *p, size_t len)
 {
 	size_t ids, off = 2, n;
-	bool known = false;
+	bool external = false;
 
 	if (len < 2 || (ids = (size_t)p[0] << 8 | p[1]) > len - 2)
-		return false;
-	while (off + 2 <= ids + 2 && !known) {
+		return OFFERED_UNKNOWN;
+	while (off < ids + 2) {
+		if (off + 2 > ids + 2)
+			return OFFERED_UNKNOWN;
 		n = (size_t)p[off] << 8 | p[off + 1];
 		if (off + 2 + n + 4 > ids + 2)
-			return false;
-		known = offer_identity(cl, p + off + 2, n);
+			return OFFERED_UNKNOWN;
+		if (memcmp(p + off + 2 + n, "\0\0\0\0", 4) == 0) {
+			external = true;
+			if (offer_identity(cl, p + off + 2, n))
+				return OFFERED_KNOWN;
+		}
 		off += 2 + n + 4;	/* the identity, its obfuscated ticket age */
 	}
-	return known;
+	return external ? OFFERED_UNKNOWN : OFFERED_NONE;
+}
+
+/* A client that offers a pre-shared key (its extension in TLS 1.3, a PSK
+ * cipher in TLS 1.2: OpenSSL offers none without a key) is held to it.
+ * Without this, a listener with a certificate took the client's first
+ * TLS 1.3 suite (SHA-384 in OpenSSL's default order), with which a key
+ * that TLS 1.3 ties to SHA-256 cannot be used, or an identity it did not
+ * know: the handshake went on with the certificate, and the key was
+ * never checked.  A session ticket (of a certificate client, from
+ * before the listener had keys) leads to a full handshake, as anywhere. */
+/* The ciphers of the connection's lists (the listener's configuration,
+ * else OpenSSL's) that can carry a pre-shared key, as an OpenSSL list in
+ * buf: TLS 1.3 suites of SHA-256 (tls13), or TLS 1.2 ciphers with a PSK
+ * key exchange.  False if there is none. */
+static bool
+psk_list(SSL *ssl, bool tls13, char *buf, size_t len)
+{
+	STACK_OF(SSL_CIPHER) *sk = SSL_get_ciphers(ssl);
+	size_t off = 0;
+	int n;
+
+	for (int i = 0; i < sk_SSL_CIPHER_num(sk); i++) {
+		const SSL_CIPHER *c = sk_SSL_CIPHER_value(sk, i);
+		const EVP_MD *md = SSL_CIPHER_get_handshake_digest(c);
+		bool v13 = SSL_CIPHER_get_kx_nid(c) == NID_kx_any;	/* TLS 1.3 */
+
+		if (tls13 ? !v13 || md == NULL || EVP_MD_get_type(md) != NID_sha256 :
+		    !psk_cipher(c))
+			continue;
+		n = snprintf(buf + off, len - off, "%s%s", off > 0 ? ":" : "",
+		    SSL_CIPHER_get_name(c));
+		if (n < 0 || (size_t)n >= len - off)
+			return false;
+		off += (size_t)n;
+	}
+	return off > 0;
 }
 
 int
 tls_psk_hello(SSL *ssl, int *alert, void *arg)
 {
-	unsigned flags = (unsigned)(uintptr_t)arg;
 	struct client *cl = SSL_get_app_data(ssl);
 	const unsigned char *p;
+	char list[4096];
 	size_t len;
 	bool offered = false;
 
+	(void)arg;
 	if (cl != NULL && SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk, &p, &len) == 1) {
 		/* OpenSSL would go on with the certificate, if the listener has
 		 * one, past an identity it does not know. */
-		if (!known_identity(cl, p, len)) {
+		switch (external_identities(cl, p, len)) {
+		case OFFERED_UNKNOWN:
 			*alert = SSL_AD_UNKNOWN_PSK_IDENTITY;
 			return SSL_CLIENT_HELLO_ERROR;
+		case OFFERED_KNOWN:
+			if (psk_list(ssl, true, list, sizeof(list)) &&
+			    SSL_set_ciphersuites(ssl, list) != 1)
+				return SSL_CLIENT_HELLO_ERROR;
+			break;
+		case OFFERED_NONE:
+			break;
 		}
-		if ((flags & TLS_PSK_SUITES) && SSL_set_ciphersuites(ssl, TLS_PSK_SUITES_LIST) != 1)
-			return SSL_CLIENT_HELLO_ERROR;
 	}
 	len = SSL_client_hello_get0_ciphers(ssl, &p);
 	for (size_t i = 0; i + 1 < len && !offered; i += 2)
 		offered = psk_cipher(SSL_CIPHER_find(ssl, p + i));
-	if ((flags & TLS_PSK_CIPHERS) && offered &&
-	    SSL_set_cipher_list(ssl, TLS_PSK_CIPHERS_LIST) != 1)
+	if (offered && psk_list(ssl, false, list, sizeof(list)) &&
+	    SSL_set_cipher_list(ssl, list) != 1)
 		return SSL_CLIENT_HELLO_ERROR;
 	return SSL_CLIENT_HELLO_SUCCESS;
 }

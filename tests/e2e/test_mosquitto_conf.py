@@ -134,3 +134,28 @@ def test_sighup_reads_the_included_directory_again(broker_factory):
     (confd / "10-retry.conf").unlink()
     log = b.reload()
     assert "reload: retry_interval changed" in log, log
+
+
+def test_include_dir_reads_its_files_in_mosquittos_order(tmp_path):
+    """mosquitto loads an include_dir's files in case-insensitive
+    alphabetical order (a letter's capital before its small one):
+    a.conf before B.conf, so B.conf's value is the one that stays."""
+    conf = tmp_path / "m.conf"
+    conf.write_text("include_dir %s/conf.d\n" % tmp_path)
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "a.conf").write_text("retry_interval 2\n")
+    (tmp_path / "conf.d" / "B.conf").write_text("retry_interval 3\n")
+    assert dump(tmp_path, conf)["retry_interval"] == "3"
+
+
+def test_a_mosquitto_key_that_cannot_be_taken_is_explained(tmp_path):
+    """ciphers_tls1.3 outside a listener block (where ciphersuites is not a
+    key) and autosave_interval without a value are errors that say
+    something: not "(null)"."""
+    for text in ("ciphers_tls1.3 TLS_AES_256_GCM_SHA384\n", "autosave_interval\n"):
+        conf = tmp_path / "m.conf"
+        conf.write_text(text)
+        res = broker(tmp_path, "-t", "-c", conf)
+        err = res.stderr.decode()
+        assert res.returncode == 2, (text, err)
+        assert "(null)" not in err, (text, err)

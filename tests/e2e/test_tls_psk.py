@@ -827,3 +827,85 @@ def test_a_key_that_no_suite_can_carry_is_refused(mqtt_factory, tmp_path, server
     log_since(b, start, r"notice: client 127\.0\.0\.1:\d+: TLS handshake failed on port %d:"
                         r" the pre-shared key offered could not be used \(no cipher suite"
                         r" for it in common\) \(pre-shared key identity alice\)$" % port)
+
+
+# ---------------------------------------------------------------- 10. review findings
+
+def tls13_connack(ctx, port, client_id, session=None):
+    """A TLS 1.3 MQTT client (Python's ssl, a certificate client): the
+    CONNACK it gets, and its TLS session (with the tickets it was sent)
+    and whether the handshake resumed one."""
+    with socket.create_connection((HOST, port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=HOST, session=session) as s:
+            s.sendall(connect_packet(client_id))
+            data = b""
+            while len(data) < 4:
+                chunk = s.recv(4 - len(data))
+                if not chunk:
+                    break
+                data += chunk
+            return data, s.session, s.session_reused
+
+
+def test_a_certificate_client_with_a_session_ticket_is_not_refused(mqtt_factory, tmp_path,
+                                                                    server_pki):
+    """A certificate client that kept the TLS 1.3 session ticket its
+    listener gave it, and offers it when it comes back, gets a full
+    handshake (the ticket cannot be used) once the listener also takes
+    pre-shared keys (psk_hint added by SIGHUP, a reloadable key): it is not
+    refused as an unknown pre-shared key identity.  A ticket is no
+    psk_file identity, and before psk_hint the same client got in."""
+    psk = write_psk(tmp_path / "psk", ["alice"])
+    b, (port,) = start_with_listeners(mqtt_factory, [
+        ("mqtt", cert_lines(server_pki) + ["allow_anonymous true"])],
+        config={"log_type": "information"})
+    ctx = ssl.create_default_context(cafile=server_pki.path("ca.crt"))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    connack, session, _ = tls13_connack(ctx, port, "ticket-holder")
+    assert connack == b"\x20\x02\x00\x00", connack
+    assert session.has_ticket, "the listener gave no TLS 1.3 session ticket"
+    # Without psk_hint the ticket is offered and the client gets in.
+    connack, _, _ = tls13_connack(ctx, port, "ticket-holder", session)
+    assert connack == b"\x20\x02\x00\x00", connack
+
+    b.conf_text = b.conf_text.rstrip("\n") + "\npsk_hint hint-added\n"
+    log = b.reload({"psk_file": psk})
+    assert "psk_hint changed" in log, log
+    start = len(b.log_text())
+    try:
+        connack, _, reused = tls13_connack(ctx, port, "ticket-holder", session)
+    except ssl.SSLError as e:
+        pytest.fail("a certificate client offering its old session ticket was refused: %s;"
+                    " log:\n%s" % (e, b.log_text()[start:]))
+    assert connack == b"\x20\x02\x00\x00" and not reused, (connack, reused)
+    assert "TLS handshake failed" not in b.log_text()[start:], b.log_text()[start:]
+
+
+def test_the_access_line_without_pre_shared_keys_is_unchanged(broker_factory):
+    """The start-up line on who may connect (level notice) reads as it did
+    before psk_file: no double blank where the pre-shared keys would be."""
+    b = broker_factory({"allow_anonymous": "false"})
+    assert re.search(r"notice: access: no password file \(user names are not checked\), no "
+                     r"ACL, anonymous clients refused$", b.log_text(), re.M), b.log_tail()
+
+
+def test_configured_suites_are_narrowed_to_those_a_key_fits(mqtt_factory, tmp_path,
+                                                            server_pki, openssl_confs):
+    """ciphersuites that put a SHA-384 suite first, with a certificate: a
+    client that offers a key gets the configured SHA-256 suite, and a
+    certificate client still the first one."""
+    psk = write_psk(tmp_path / "psk", ["alice"])
+    b, (port,) = start_with_listeners(mqtt_factory, [
+        ("mqtt", cert_lines(server_pki) + [
+            "psk_hint hint-list", "allow_anonymous true",
+            "ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"])],
+        config={"psk_file": psk, "log_type": "information"})
+    start = len(b.log_text())
+    pub_ok(port, "list/psk", "keyed", ["--psk", KEYS["alice"], "--psk-identity", "alice"],
+           client_env(openssl_confs))
+    log_since(b, start, r"connected \(MQTT over TLSv1\.3 TLS_AES_128_GCM_SHA256, pre-shared"
+                        r" key identity alice\)$")
+    start = len(b.log_text())
+    pub_ok(port, "list/cert", "certified", ["--cafile", server_pki.path("ca.crt")],
+           client_env(openssl_confs))
+    log_since(b, start, r"connected \(MQTT over TLSv1\.3 TLS_AES_256_GCM_SHA384\)$")

@@ -166,6 +166,59 @@ test_include_errors(void **state)
 	remove_dirs(dir, sub);
 }
 
+/* An include_dir's files in mosquitto's order: case-insensitive
+ * alphabetical, a letter's capital first (mosquitto's scmp_p), so
+ * "a.conf" comes before "B.conf" and "_x.conf" after both. */
+static void
+test_include_order_as_mosquitto(void **state)
+{
+	char dir[32], sub[40], main_conf[64];
+	unsigned first, second;
+	struct conf_errors e;
+	struct house h;
+
+	(void)state;
+	assert_int_equal(tmpdir_make(dir, sizeof(dir), "test_conf_include"), 0);
+	snprintf(sub, sizeof(sub), "%s/conf.d", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(main_conf, sizeof(main_conf), "%s/house.conf", dir);
+	write_file(dir, "house.conf", "include_dir conf.d\n");
+	write_file(sub, "a.conf", "floors 2\n");
+	write_file(sub, "B.conf", "floors 3\n");
+	assert_int_equal(parse_file(&h, &e, main_conf), 0);
+	first = h.floors;
+	done(&h, &e);
+	write_file(sub, "_z.conf", "floors 4\n");
+	assert_int_equal(parse_file(&h, &e, main_conf), 0);
+	second = h.floors;
+	done(&h, &e);
+	tmpdir_clear(sub);
+	assert_int_equal(rmdir(sub), 0);
+	tmpdir_clear(dir);
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(first, 3);			/* a.conf, then B.conf */
+	assert_int_equal(second, 4);			/* ... then _z.conf */
+}
+
+/* A foreign key whose entry has no hint (an alias, a value taken) and
+ * that cannot be taken: an alias of a block key outside a block, a value
+ * taken but missing.  The error says something, not "(null)". */
+static void
+test_foreign_error_without_hint(void **state)
+{
+	struct house h;
+	struct conf_errors e;
+	bool null0, null1;
+
+	(void)state;
+	assert_int_equal(parse(&h, &e, NULL, "colour_scheme blue\ntowels\n"), 2);
+	null0 = strstr(e.msg[0], "(null)") != NULL;	/* h.conf:1: ... */
+	null1 = strstr(e.msg[1], "(null)") != NULL;	/* h.conf:2: ... */
+	done(&h, &e);
+	assert_false(null0);
+	assert_false(null1);
+}
+
 /* A buffer has no directory: include_dir is not a key there. */
 static void
 test_include_not_in_a_buffer(void **state)
@@ -188,6 +241,8 @@ main(void)
 		cmocka_unit_test(test_include_order),
 		cmocka_unit_test(test_include_errors),
 		cmocka_unit_test(test_include_not_in_a_buffer),
+		cmocka_unit_test(test_include_order_as_mosquitto),
+		cmocka_unit_test(test_foreign_error_without_hint),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
