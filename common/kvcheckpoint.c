@@ -211,11 +211,16 @@ snap_node(struct kv_job *j, const struct kv_node *n)
 bool
 kvc_due(const struct kv *kv)
 {
+	return kvc_due_past(kv, kv->ckpt_bytes);
+}
+
+bool
+kvc_due_past(const struct kv *kv, uint64_t bytes)
+{
 	uint64_t records, journal = kvs_journal_bytes(kv, &records);
 	uint64_t keys = kv->st.keys;
 
-	if (kv->failed || kv->job != NULL || journal <= kv->ckpt_bytes ||
-	    journal < kv->ckpt_defer)
+	if (kv->failed || kv->job != NULL || journal <= bytes || journal < kv->ckpt_defer)
 		return false;
 	if (records / KV_CKPT_RATIO > keys && journal / KV_CKPT_RATIO > kv->index_bytes)
 		return true;

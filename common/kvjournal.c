@@ -388,6 +388,22 @@ kvj_remove_leftover_spare(struct kv *kv)
 		log_warn("store %s: unlink %s", kv->label, kv->sparepath);
 }
 
+int
+kvj_trim_current(struct kv *kv)
+{
+	struct kv_seg *cur = kvs_current(kv);
+	struct stat st;
+
+	if (!cur->reused || cur->fd < 0)
+		return 0;
+	if (fstat(cur->fd, &st) == -1 || ((uint64_t)st.st_size > cur->size &&
+	    kvj_truncate(cur->fd, cur->size) == -1)) {
+		log_warn("store %s: cutting the end of segment %" PRIu32, kv->label, cur->num);
+		return -1;
+	}
+	return 0;
+}
+
 /* A closed store keeps no spare: its disk is the store's again. */
 void
 kvj_drop_spare(struct kv *kv)

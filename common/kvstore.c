@@ -169,8 +169,13 @@ close_store(struct kv *kv, bool checkpoint)
 	kvj_drop_spare(kv);		/* not made a segment a moment before closing */
 	if (kv->failed || kv_commit(kv) == -1)
 		rc = -1;
-	else if (checkpoint && kvs_journal_bytes(kv, NULL) > 0 && kvc_begin(kv, true) == -1)
+	else if (checkpoint ? kvs_journal_bytes(kv, NULL) > 0 && kvc_begin(kv, true) == -1 :
+	    kvc_due_past(kv, KV_LAZY_MAX) && kvc_begin(kv, true) == -1)
 		rc = -1;
+	else
+		/* The next open would take an earlier segment's bytes after the
+		 * last batch for a torn write. */
+		(void)kvj_trim_current(kv);
 	kvj_drop_spare(kv);
 	kv_free(kv);
 	return rc;

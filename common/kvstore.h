@@ -80,9 +80,10 @@ struct kv *kv_open(const char *dir, const char *name, uint64_t checkpoint_bytes,
  * the final commit or checkpoint failed (logged), or if the store had
  * failed before. */
 int  kv_close(struct kv *kv);
-/* The same without the checkpoint: the journal stays for the next open to
- * replay, which costs little while it is short (a store closed and opened
- * often: a topic that goes cold). */
+/* The same without the checkpoint, unless the journal is past 64 KiB of
+ * mostly dead records: it stays for the next open to replay, which costs
+ * little while it is short (a store closed and opened often: a topic that
+ * goes cold), and a cold store's disk does not grow to checkpoint_bytes. */
 int  kv_close_lazy(struct kv *kv);
 /* Frees without writing anything more (what is pending is dropped): for a
  * store found not to be the caller's, or not readable as its own. */

@@ -39,6 +39,8 @@ enum { OP_PUT = 1, OP_DEL = 2, OP_END = 3 };
 #define KV_META_KLEN	3
 #define KV_FD_CACHE	8		/* segments kept open for reading */
 #define KV_CKPT_RATIO	8		/* journal to index for a checkpoint (kvc_due) */
+#define KV_LAZY_MAX	(64 * 1024)	/* journal a lazy close leaves, if it is mostly
+					 * dead records (kv_close_lazy) */
 #define KV_CKPT_KEY_BYTES 4096		/* journal bytes worth a key's checkpoint */
 #define KV_SPARE_MIN	(1024 * 1024)	/* a segment this large is kept for reuse */
 #define KV_AHEAD_START	(1024 * 1024)	/* kv_write_ahead: the disk is started on this much */
@@ -226,6 +228,9 @@ int	 kvj_replay_all(struct kv *, char **);
 int	 kvj_create_segment(struct kv *, uint32_t, char **);
 void	 kvj_remove_leftover_spare(struct kv *);
 void	 kvj_drop_spare(struct kv *);
+/* Cuts what the current segment's file holds past the segment (an
+ * earlier segment's bytes, in a reused file): -1 (logged) if it cannot. */
+int	 kvj_trim_current(struct kv *);
 ssize_t	 kvj_pread(int, void *, size_t, uint64_t);
 int	 kvj_sync_fd(int, int);
 int	 kvj_crash_now(struct kv *);
@@ -241,6 +246,8 @@ int	 kvc_begin(struct kv *, bool);
 int	 kvc_run(struct kv_job *);
 void	 kvc_finish(struct kv *, struct kv_job *);
 bool	 kvc_due(const struct kv *);
+/* The same past bytes of journal instead of checkpoint_bytes. */
+bool	 kvc_due_past(const struct kv *, uint64_t bytes);
 
 /* kvworker.c */
 int	 kvw_submit(struct kv *, struct kv_job *);

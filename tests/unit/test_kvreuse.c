@@ -121,7 +121,7 @@ expect(struct kv *kv, unsigned i, bool present)
  * that opens segment 3 writes into it.  Then NNEW values of the same
  * size: the old batches lie right after them. */
 static struct kv *
-reused_store(const struct tmpdir *fx, ino_t *ino)
+reused_store_of(const struct tmpdir *fx, ino_t *ino, unsigned nnew)
 {
 	struct kv *kv = open_store(fx, CKPT, 1);
 
@@ -136,9 +136,15 @@ reused_store(const struct tmpdir *fx, ino_t *ino)
 	assert_int_equal(kv_checkpoint(kv), 0);
 	assert_false(exists(path_of(fx, ".spare")));
 	assert_true(stat_of(seg_path(fx, 3)).st_ino == *ino);
-	for (unsigned i = 0; i < NNEW; i++)
+	for (unsigned i = 0; i < nnew; i++)
 		put_one(kv, 100 + i);
 	return kv;
+}
+
+static struct kv *
+reused_store(const struct tmpdir *fx, ino_t *ino)
+{
+	return reused_store_of(fx, ino, NNEW);
 }
 
 /* Runs fn in a child that dies without closing the store; its status. */
@@ -184,6 +190,63 @@ test_spare_made_and_reused(void **state)
 	kv = open_store(fx, CKPT, 1);
 	expect_after_reuse(kv, NNEW);
 	assert_int_equal(kv_close(kv), 0);
+}
+
+/* A lazy close (a topic going cold) after a small value in a reused
+ * file: the earlier segment's bytes after it are cut, so the next open
+ * does not take them for a torn write (and log that the store was not
+ * closed cleanly). */
+static void
+test_lazy_close_cuts_the_earlier_bytes(void **state)
+{
+	struct tmpdir *fx = *state;
+	struct kv_stats st;
+	ino_t ino;
+	struct kv *kv = reused_store_of(fx, &ino, 0);
+	void *v = NULL;
+	size_t len = 0;
+
+	assert_int_equal(kv_put(kv, "small", 5, "x", 1), 0);
+	assert_int_equal(kv_close_lazy(kv), 0);
+	assert_true(stat_of(seg_path(fx, 3)).st_ino == ino);
+	assert_true(stat_of(seg_path(fx, 3)).st_size < 1024);
+	kv = open_store(fx, CKPT, 1);
+	kv_get_stats(kv, &st);
+	assert_int_equal(st.truncated, 0);
+	assert_int_equal(st.recovered, 1);
+	expect_after_reuse(kv, 0);
+	assert_int_equal(kv_get(kv, "small", 5, &v, &len), 1);
+	assert_int_equal(len, 1);
+	free(v);
+	assert_int_equal(kv_close(kv), 0);
+}
+
+/* A lazy close checkpoints a journal past KV_LAZY_MAX that is mostly
+ * dead records (a retained message replaced again and again), so that a
+ * cold topic's disk does not grow to checkpoint_size; a short one stays. */
+static void
+test_lazy_close_compacts_a_dead_journal(void **state)
+{
+	static uint8_t value[1024];
+	struct tmpdir *fx = *state;
+	struct kv_stats st;
+	struct kv *kv = open_store(fx, CKPT, 1);
+
+	for (unsigned i = 0; i < 10; i++)
+		assert_int_equal(kv_put(kv, "retained", 8, value, sizeof(value)), 0);
+	assert_int_equal(kv_close_lazy(kv), 0);
+	kv = open_store(fx, CKPT, 1);
+	kv_get_stats(kv, &st);
+	assert_int_equal(st.recovered, 10);		/* 10 KiB: left as it is */
+	for (unsigned i = 0; i < 100; i++)
+		assert_int_equal(kv_put(kv, "retained", 8, value, sizeof(value)), 0);
+	assert_int_equal(kv_close_lazy(kv), 0);
+	kv = open_store(fx, CKPT, 1);
+	kv_get_stats(kv, &st);
+	assert_int_equal(st.recovered, 0);		/* 110 KiB: checkpointed */
+	assert_int_equal(st.keys, 1);
+	assert_true(st.journal_bytes < 1024);
+	assert_int_equal(kv_close_lazy(kv), 0);
 }
 
 static void
@@ -405,6 +468,10 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_v1_segments_not_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_largest_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lazy_close_cuts_the_earlier_bytes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_lazy_close_compacts_a_dead_journal, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
