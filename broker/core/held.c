@@ -396,9 +396,12 @@ child_replay(struct child *c)
 		attach_resend(a);
 	child_pump(c);
 	child_update_stalls(c);
-	if (n > 0 && c->restarts > 0)
+	/* Requests held while a cold topic starts are no replay: only those
+	 * of a start after a crash are. */
+	if (n > 0 && c->after_crash)
 		log_notice("topic %s: replaying %u held request%s into topicd pid %ld%s", c->topic,
 		    n, n == 1 ? "" : "s", (long)c->pid, c->probing ? ", one at a time" : "");
+	c->after_crash = false;
 }
 
 /* The child died: everything it had not answered goes again.  Returns

@@ -197,6 +197,7 @@ on_restart_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->state == CH_BACKOFF && c->b->stop_phase < 2) {
 		c->restarts++;
+		c->after_crash = true;
 		c->state = CH_COLD;
 		child_wake(c);		/* under max_topicds like any start */
 	}
@@ -406,6 +407,7 @@ children_retry_failed(struct broker *b)
 		log_notice("topic %s: retrying the failed topic", c->topic);
 		c->backoff_ms = b->set.restart_backoff_min;
 		c->restarts++;
+		c->after_crash = true;
 		c->version_mismatch = false;
 		c->state = CH_COLD;
 		child_wake(c);

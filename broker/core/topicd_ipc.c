@@ -168,8 +168,11 @@ topicd_chan_error(struct ipc_chan *ch, int err, void *arg)
 		ipc_chan_free(c->chan);
 	}
 	c->chan = NULL;
-	if (err != 0 && c->state != CH_STOPPING)
-		child_kill(c, err == EPROTO ? "malformed record on its channel" : "channel error");
+	/* On EOF, or a write that failed because the topicd is gone (killed
+	 * from outside, say: its SIGCHLD is on its way), it is exiting:
+	 * SIGCHLD does the rest, in time, or it is killed then. */
+	if (err == EPROTO && c->state != CH_STOPPING)
+		child_kill(c, "malformed record on its channel");
 	else if (c->state != CH_STOPPING)
-		child_watch(c);	/* on EOF it is exiting: SIGCHLD does the rest, in time */
+		child_watch(c);
 }

@@ -130,6 +130,8 @@ struct child {
 	struct event	*timer;		/* restart back-off */
 	uint64_t	 backoff_ms;
 	uint64_t	 restarts;
+	bool		 after_crash;	/* this start follows a crash (or a failure):
+					 * the requests it is given are a replay */
 	uint64_t	 poisoned;	/* poison records dead-lettered */
 	int64_t		 ready_at;
 	bool		 version_mismatch; /* a topicd binary of another release */

@@ -71,6 +71,31 @@ def test_an_idle_topicd_exits_and_a_publish_starts_it_again(mqtt_factory):
     assert started(b, "idle/t") == 2
 
 
+def test_a_start_after_a_crash_replays_and_a_later_cold_start_does_not(mqtt_factory):
+    """A publish that waited while a killed topicd's restart was backing
+    off is replayed into the next one, and the log says so; the publish
+    that starts the topic again once it has gone cold is no replay (the
+    log said so at every start of a topic killed once)."""
+    b = mqtt_factory(dict(IDLE, restart_backoff_min=3))
+    sub = receiver(b, "replay-sub", [("replay/t", 1)])
+    pub = publisher(b)
+    pub.publish("replay/t", b"one", qos=1)
+    sub.wait_payload(b"one")
+    kill_pid(b.topicd_pid("replay/t"), signal.SIGKILL)
+    wait_for(lambda: "topic replay/t: topicd killed by signal 9" in b.log_text(), 10,
+             "the master to see the topicd die")
+    pub.publish("replay/t", b"two", qos=1)      # held through the back-off
+    sub.wait_payload(b"two")
+    line = re.compile(r"topic replay/t: replaying 1 held request into topicd pid")
+    assert len(line.findall(b.log_text())) == 1, b.log_tail()
+    wait_cold(b, "replay/t")
+    pub.publish("replay/t", b"three", qos=1)
+    sub.wait_payload(b"three")
+    assert started(b, "replay/t") == 3
+    assert sub.payloads("replay/t") == [b"one", b"two", b"three"]
+    assert len(line.findall(b.log_text())) == 1, b.log_tail()
+
+
 def test_at_most_max_topicds_run_and_busy_topics_take_turns(mqtt_factory):
     b = mqtt_factory({"max_topicds": 2, "topicd_idle_timeout": 0, "log_type": "information"})
     sub = receiver(b, "turns-sub", [("turns/#", 1)])

@@ -264,6 +264,9 @@ def test_online_subscriber_across_topicd_sigkills_mid_stream(mqtt_factory, rng):
     s.finish()
     assert s.completed == n
     drain_and_verify(r, s, "topicds SIGKILLed mid-stream")
+    # The kills were from outside: the master killed nothing, and said
+    # only that each topicd was killed (not "channel error; killing it").
+    assert "; killing it" not in b.log_text(), b.log_tail()
 
 
 def test_large_messages_across_topicd_sigkills_mid_stream(mqtt_factory, rng):
@@ -287,6 +290,9 @@ def test_large_messages_across_topicd_sigkills_mid_stream(mqtt_factory, rng):
     s.finish()
     assert s.completed == n
     drain_and_verify(r, s, "topicds SIGKILLed mid-stream of large messages")
+    # The kills were from outside: the master killed nothing, and said
+    # only that each topicd was killed (not "channel error; killing it").
+    assert "; killing it" not in b.log_text(), b.log_tail()
 
 
 def test_large_messages_across_master_sigkills_mid_stream(mqtt_factory, rng):
