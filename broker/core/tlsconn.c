@@ -17,6 +17,7 @@
 #include "auth/auth.h"
 #include "core/core.h"
 #include "log.h"
+#include "topic.h"
 #include "xmalloc.h"
 
 /* A common name longer than this is not an identity (RFC 5280 allows 64). */
@@ -50,10 +51,16 @@ tls_bufferevent(struct client *cl, int fd)
 static void
 note_identity(struct client *cl, const char *identity, bool known)
 {
+	size_t n = strlen(identity);
+
 	if (!known && cl->psk_known)
 		return;
 	free(cl->psk_identity);
-	cl->psk_identity = xstrdup(identity);
+	/* An unknown one is any bytes: not written to the log as they are. */
+	if (known || utf8_valid(identity, n))
+		cl->psk_identity = xstrdup(identity);
+	else
+		xasprintf(&cl->psk_identity, "of %zu bytes, not UTF-8", n);
 	cl->psk_known = known;
 }
 
@@ -93,8 +100,12 @@ offer_identity(struct client *cl, const unsigned char *id, size_t n)
 	char name[PSK_IDENTITY_MAX + 1];
 	bool known;
 
-	if (n == 0 || n > PSK_IDENTITY_MAX || memchr(id, '\0', n) != NULL)
+	if (n == 0 || n > PSK_IDENTITY_MAX || memchr(id, '\0', n) != NULL) {
+		snprintf(name, sizeof(name), "of %zu bytes%s", n, n == 0 ? "" :
+		    n > PSK_IDENTITY_MAX ? " (more than psk_file allows)" : " with a NUL byte");
+		note_identity(cl, name, false);
 		return false;
+	}
 	memcpy(name, id, n);
 	name[n] = '\0';
 	known = auth_psk_key(cl->auth, name, key, sizeof(key)) > 0;

@@ -909,3 +909,23 @@ def test_configured_suites_are_narrowed_to_those_a_key_fits(mqtt_factory, tmp_pa
     pub_ok(port, "list/cert", "certified", ["--cafile", server_pki.path("ca.crt")],
            client_env(openssl_confs))
     log_since(b, start, r"connected \(MQTT over TLSv1\.3 TLS_AES_256_GCM_SHA384\)$")
+
+
+def test_an_identity_that_cannot_be_read_is_described_not_logged(mqtt_factory, tmp_path):
+    """An identity of bytes that are not UTF-8, or longer than a key file
+    allows, is refused, and the log describes it instead of writing it."""
+    psk = write_psk(tmp_path / "psk", ["alice"])
+    b, (port,) = start_with_listeners(mqtt_factory, [("mqtt", ["psk_hint hint-raw"])],
+                                      config={"psk_file": psk})
+    for identity, said in ((b"\xff\xfe\xfd", "of 3 bytes, not UTF-8"),
+                           (b"x" * 300, "of 300 bytes (more than psk_file allows)")):
+        start = len(b.log_text())
+        res = subprocess.run([b"openssl", b"s_client", b"-connect",
+                              ("%s:%d" % (HOST, port)).encode(), b"-psk", KEYS["alice"].encode(),
+                              b"-psk_identity", identity, b"-tls1_3"],
+                             stdin=subprocess.DEVNULL, capture_output=True,
+                             timeout=CLIENT_TIMEOUT)
+        assert b"CONNACK" not in res.stdout
+        log_since(b, start, r"TLS handshake failed on port %d: unknown pre-shared key"
+                            r" identity %s$" % (port, re.escape(said)))
+        assert identity.decode("latin-1") not in b.log_text()[start:]
