@@ -86,28 +86,33 @@ sha256(const void *p, size_t n, uint8_t out[32])
 		fatalx("libcrypto cannot compute a SHA-256 digest");
 }
 
-/* A file of secrets: a warning when every user of the host may read it. */
-static void
-warn_readable(const char *path, const char *what, mode_t mode)
+/* A file of secrets, read whole: a warning (warn) when every user of the
+ * host may read it.  The caller wipes and frees *buf. */
+static int
+read_secrets(const char *path, const char *what, bool warn, char **buf, size_t *len,
+    struct conf_errors *errs)
 {
-	if (mode & S_IROTH)
+	mode_t mode;
+
+	if (read_file(path, buf, len, &mode, errs) == -1)
+		return -1;
+	if (warn && (mode & S_IROTH))
 		log_warnx("%s: the %s is readable by every user of this host: chmod o-r %s",
 		    path, what, path);
+	return 0;
 }
 
 static int
 load_passwords(struct auth *a, const char *path, bool warn, struct conf_errors *errs)
 {
 	size_t len, before = errs->n;
-	mode_t mode;
 	char *buf;
 
-	if (read_file(path, &buf, &len, &mode, errs) == -1)
+	if (read_secrets(path, "password file", warn, &buf, &len, errs) == -1)
 		return 1;
 	a->passwd = passwd_parse(path, buf, len, errs);
+	OPENSSL_cleanse(buf, len);
 	free(buf);
-	if (warn && a->passwd != NULL)
-		warn_readable(path, "password file", mode);
 	return (int)(errs->n - before);
 }
 
@@ -115,16 +120,13 @@ static int
 load_psk(struct auth *a, const char *path, bool warn, struct conf_errors *errs)
 {
 	size_t len, before = errs->n;
-	mode_t mode;
 	char *buf;
 
-	if (read_file(path, &buf, &len, &mode, errs) == -1)
+	if (read_secrets(path, "pre-shared key file", warn, &buf, &len, errs) == -1)
 		return 1;
 	a->psk = psk_parse(path, buf, len, errs);
 	OPENSSL_cleanse(buf, len);
 	free(buf);
-	if (warn && a->psk != NULL)
-		warn_readable(path, "pre-shared key file", mode);
 	return (int)(errs->n - before);
 }
 

@@ -178,10 +178,7 @@ test_include_order_as_mosquitto(void **state)
 	struct house h;
 
 	(void)state;
-	assert_int_equal(tmpdir_make(dir, sizeof(dir), "test_conf_include"), 0);
-	snprintf(sub, sizeof(sub), "%s/conf.d", dir);
-	assert_int_equal(mkdir(sub, 0700), 0);
-	snprintf(main_conf, sizeof(main_conf), "%s/house.conf", dir);
+	make_dirs(dir, sizeof(dir), sub, sizeof(sub), "conf.d", main_conf, sizeof(main_conf));
 	write_file(dir, "house.conf", "include_dir conf.d\n");
 	write_file(sub, "a.conf", "floors 2\n");
 	write_file(sub, "B.conf", "floors 3\n");
@@ -192,10 +189,7 @@ test_include_order_as_mosquitto(void **state)
 	assert_int_equal(parse_file(&h, &e, main_conf), 0);
 	second = h.floors;
 	done(&h, &e);
-	tmpdir_clear(sub);
-	assert_int_equal(rmdir(sub), 0);
-	tmpdir_clear(dir);
-	assert_int_equal(rmdir(dir), 0);
+	remove_dirs(dir, sub);
 	assert_int_equal(first, 3);			/* a.conf, then B.conf */
 	assert_int_equal(second, 4);			/* ... then _z.conf */
 }
