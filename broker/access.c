@@ -79,6 +79,7 @@ broker_load_listener_auth(const struct settings *s, const struct listener_conf *
 	struct auth_config cfg = {
 		.password_file = pw, .acl_file = acl, .psk_file = psk,
 		.allow_anonymous = c->allow_anonymous != NULL ? c->allow_anonymous : "false",
+		.username_as_clientid = c->use_username_as_clientid,
 		.loopback_only = block_loopback(s, c), .checked = checked,
 	};
 	int n = auth_load(a, &cfg, errs);
@@ -102,6 +103,7 @@ load_global_auth(const struct settings *s, struct auth *a, bool checked,
 	struct auth_config cfg = {
 		.password_file = pw, .acl_file = acl, .psk_file = psk,
 		.allow_anonymous = s->allow_anonymous,
+		.username_as_clientid = s->use_username_as_clientid,
 		.loopback_only = s->allow_anonymous != NULL || settings_loopback_only(s),
 		.checked = checked,
 	};

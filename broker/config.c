@@ -225,7 +225,8 @@ static bool
 auth_key(const struct conf_key *k)
 {
 	return strcmp(k->name, "password_file") == 0 || strcmp(k->name, "acl_file") == 0 ||
-	    strcmp(k->name, "psk_file") == 0 || strcmp(k->name, "allow_anonymous") == 0;
+	    strcmp(k->name, "psk_file") == 0 || strcmp(k->name, "allow_anonymous") == 0 ||
+	    strcmp(k->name, "use_username_as_clientid") == 0;
 }
 
 static bool

@@ -166,6 +166,8 @@ auth_load(struct auth *a, const struct auth_config *cfg, struct conf_errors *err
 
 	memset(a, 0, sizeof(*a));
 	a->anonymous_auto = cfg->allow_anonymous == NULL;
+	a->username_as_clientid = cfg->username_as_clientid != NULL &&
+	    auth_parse_bool(cfg->username_as_clientid) == 1;
 	a->anonymous = a->anonymous_auto ? cfg->loopback_only :
 	    auth_parse_bool(cfg->allow_anonymous) == 1;
 	if (cfg->password_file != NULL)

@@ -34,6 +34,7 @@ struct auth_config {
 	const char	*acl_file;		/* NULL: none */
 	const char	*psk_file;		/* NULL: none */
 	const char	*allow_anonymous;	/* "true", "false"...; NULL: automatic */
+	const char	*username_as_clientid;	/* "true"...; NULL: false */
 	bool		 loopback_only;		/* every listener it serves is on a
 						 * loopback address (the automatic
 						 * allow_anonymous) */
@@ -48,6 +49,8 @@ struct auth {
 	struct psk_file	*psk;		/* NULL: no TLS-PSK client gets in */
 	bool		 anonymous;	/* clients without a checked user name get in */
 	bool		 anonymous_auto;	/* ... decided by the listeners' addresses */
+	bool		 username_as_clientid;	/* an MQTT client's checked user name
+						 * is its client id */
 	uint8_t		 acl_digest[32];	/* of the ACL file, to tell a change */
 };
 

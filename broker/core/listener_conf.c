@@ -60,6 +60,8 @@ const struct conf_key listener_table[] = {
 	  "this listener's access control list with per_listener_settings true; else the global one", NULL },
 	{ "psk_file", CONF_STRING, L(psk_file), NULL, 0, 0, RELOAD,
 	  "this listener's pre-shared key file with per_listener_settings true; else the global one", NULL },
+	{ "use_username_as_clientid", CONF_STRING, L(use_username_as_clientid), NULL, 0, 0, RELOAD,
+	  "this listener's use_username_as_clientid with per_listener_settings true; else the global one", settings_check_bool },
 	{ "allow_anonymous", CONF_STRING, L(allow_anonymous), NULL, 0, 0, RELOAD,
 	  "whether this listener takes clients without a user name (default false), with per_listener_settings true (else it sets the global one)", settings_check_bool },
 	{ NULL, 0, 0, NULL, 0, 0, FIXED, NULL, NULL },
@@ -145,6 +147,8 @@ globals_from_blocks(struct settings *s, const bool *given)
 		take_global(&s->password_file, l->password_file, given, "password_file");
 		take_global(&s->acl_file, l->acl_file, given, "acl_file");
 		take_global(&s->psk_file, l->psk_file, given, "psk_file");
+		take_global(&s->use_username_as_clientid, l->use_username_as_clientid, given,
+		    "use_username_as_clientid");
 		take_global(&s->allow_anonymous, l->allow_anonymous, given, "allow_anonymous");
 	}
 }
@@ -391,6 +395,14 @@ str_differs(const char *a, const char *b)
 	return a != NULL && (b == NULL || strcmp(a, b) != 0);
 }
 
+/* A block's boolean given, and not the global one (given or not). */
+static bool
+bool_differs(const char *block, const char *global)
+{
+	return block != NULL && (global == NULL || auth_parse_bool(global) !=
+	    auth_parse_bool(block));
+}
+
 /* A block's password_file, acl_file or allow_anonymous that is not the
  * global one while per_listener_settings is false (globals_from_blocks). */
 static int
@@ -400,9 +412,9 @@ check_globals(const struct settings *s, const struct listener_conf *l,
 	const char *key = str_differs(l->password_file, s->password_file) ? "password_file" :
 	    str_differs(l->acl_file, s->acl_file) ? "acl_file" :
 	    str_differs(l->psk_file, s->psk_file) ? "psk_file" :
-	    l->allow_anonymous != NULL && (s->allow_anonymous == NULL ||
-	    auth_parse_bool(s->allow_anonymous) != auth_parse_bool(l->allow_anonymous)) ?
-	    "allow_anonymous" :
+	    bool_differs(l->use_username_as_clientid, s->use_username_as_clientid) ?
+	    "use_username_as_clientid" :
+	    bool_differs(l->allow_anonymous, s->allow_anonymous) ? "allow_anonymous" :
 	    NULL;
 
 	if (s->per_listener_settings || key == NULL)

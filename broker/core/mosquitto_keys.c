@@ -51,7 +51,6 @@ const struct conf_foreign mosquitto_keys[] = {
 	  "not supported; max_inflight_messages bounds what is in flight" },
 	{ "upgrade_outgoing_qos", NULL, NULL, "not supported: remove the line" },
 	{ "check_retain_source", NULL, NULL, "not supported: remove the line" },
-	{ "use_username_as_clientid", NULL, NULL, "not supported: remove the line" },
 	{ "clientid_prefixes", NULL, NULL,
 	  "not supported; an acl_file pattern with %c can bound what each client does" },
 	{ "mount_point", NULL, NULL, "not supported: remove the line" },

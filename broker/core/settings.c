@@ -62,7 +62,7 @@ const struct conf_key settings_table[] = {
 	{ "tls_handshake_timeout", CONF_MSEC, F(tls_handshake_timeout), "10", 0.1, 3600, RELOAD,
 	  "seconds a connection to a TLS listener has to complete its handshake before it is closed", NULL },
 	{ "per_listener_settings", CONF_BOOL, F(per_listener_settings), "false", 0, 0, FIXED,
-	  "true: password_file, acl_file, psk_file and allow_anonymous in a listener block apply to that listener only (as in mosquitto)", NULL },
+	  "true: password_file, acl_file, psk_file, use_username_as_clientid and allow_anonymous in a listener block apply to that listener only (as in mosquitto)", NULL },
 
 	/* Who may connect, and what they may do (broker/auth). */
 	{ "password_file", CONF_STRING, F(password_file), NULL, 0, 0, RELOAD,
@@ -71,6 +71,9 @@ const struct conf_key settings_table[] = {
 	  "access control list in mosquitto's acl_file syntax (default: none, every client may read and write every topic)", NULL },
 	{ "psk_file", CONF_STRING, F(psk_file), NULL, 0, 0, RELOAD,
 	  "pre-shared keys of the listeners with psk_hint, as in mosquitto: IDENTITY:KEY lines, the key in hex (default: none)", NULL },
+	{ "use_username_as_clientid", CONF_STRING, F(use_username_as_clientid), NULL, 0, 0, RELOAD,
+	  "true: an MQTT client's checked user name is its client id, as in mosquitto (clients without one are refused); default false",
+	  settings_check_bool },
 	{ "allow_anonymous", CONF_STRING, F(allow_anonymous), NULL, 0, 0, RELOAD,
 	  "true: clients without a checked user name get in; false: they are refused (default: true only while every listener is on a loopback address)",
 	  settings_check_bool },

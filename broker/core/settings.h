@@ -57,6 +57,7 @@ struct settings {
 	char             *password_file;	/* NULL: user names are not checked */
 	char             *acl_file;		/* NULL: no access control */
 	char             *psk_file;		/* NULL: no pre-shared keys */
+	char             *use_username_as_clientid;	/* "true"...; NULL: not given */
 	char             *allow_anonymous;	/* "true", "false"...; NULL: only while every
 						 * listener is on a loopback address */
 	uint64_t          tls_handshake_timeout;	/* ms */
@@ -92,6 +93,7 @@ struct listener_conf {
 	char             *password_file;
 	char             *acl_file;
 	char             *psk_file;
+	char             *use_username_as_clientid;
 	char             *allow_anonymous;	/* "true", "false"...; NULL: not given */
 };
 

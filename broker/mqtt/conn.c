@@ -263,6 +263,38 @@ session_stays(const struct client *cl, const struct session *s)
 	    !(mc->connected && mc->level == MQTT_LEVEL_5 && mc->session_expiry == 0);
 }
 
+/* The client id: the CONNECT's, one made up for an empty one, or with
+ * use_username_as_clientid the checked user name (as mosquitto does: a
+ * client cannot take over another user's session by naming its id).
+ * False if the client is refused. */
+static bool
+choose_client_id(struct client *cl, const struct mqtt_connect *c, const char *user)
+{
+	struct mqtt_conn *mc = mqtt_conn(cl);
+
+	if (cl->auth != NULL && cl->auth->username_as_clientid) {
+		if (user == NULL) {
+			log_notice("client %s: refused: use_username_as_clientid, and it has no"
+			    " checked user name", cl->desc);
+			mqtt_refuse(cl, c->level, MQTT_RC_NOT_AUTHORIZED,
+			    MQTT_CONNACK_NOT_AUTHORIZED, "not authorized");
+			return false;
+		}
+		if (strlen(user) > MQTT_CLIENT_ID_MAX) {
+			mqtt_refuse(cl, c->level, MQTT_RC_CLIENT_ID_NOT_VALID,
+			    MQTT_CONNACK_ID_REJECTED, "user name too long for a client id");
+			return false;
+		}
+		mc->client_id = xstrdup(user);
+	} else if (c->client_id[0] == '\0') {
+		xasprintf(&mc->client_id, "auto-%016llx-%llu",
+		    (unsigned long long)cl->b->boot_id, (unsigned long long)cl->id);
+	} else {
+		mc->client_id = xstrdup(c->client_id);
+	}
+	return true;
+}
+
 static void
 on_connect(struct client *cl, const struct mqtt_connect *c)
 {
@@ -272,13 +304,8 @@ on_connect(struct client *cl, const struct mqtt_connect *c)
 	struct session *s;
 	bool present, told;
 
-	if (connect_refused(cl, c) || !login(cl, c, &user))
+	if (connect_refused(cl, c) || !login(cl, c, &user) || !choose_client_id(cl, c, user))
 		return;
-	if (c->client_id[0] == '\0')
-		xasprintf(&mc->client_id, "auto-%016llx-%llu", (unsigned long long)b->boot_id,
-		    (unsigned long long)cl->id);
-	else
-		mc->client_id = xstrdup(c->client_id);
 	take_over(cl, mc->client_id);
 	if (delivery_open(cl) == -1) {
 		mqtt_refuse(cl, c->level, MQTT_RC_SERVER_UNAVAILABLE, MQTT_CONNACK_UNAVAILABLE,

@@ -156,12 +156,13 @@ def test_reload_changes_tls_keys_not_listeners(broker_factory):
 BLOCK_KEY_RE = re.compile(r'\{\s*"(\w+)",\s*CONF_(\w+),\s*L\(\w+\),\s*(NULL|"[^"]*"),\s*'
                           r'[\d.]+,\s*[\d.]+,\s*(RELOAD|FIXED),')
 # Documented with the global keys of the same names (per_listener_settings).
-SHARED = {"password_file", "acl_file", "psk_file", "allow_anonymous"}
+SHARED = {"password_file", "acl_file", "psk_file", "use_username_as_clientid",
+          "allow_anonymous"}
 
 
 def test_every_listener_key_is_documented():
     rows = BLOCK_KEY_RE.findall((REPO_ROOT / "broker" / "core" / "listener_conf.c").read_text())
-    assert len(rows) == 18, rows
+    assert len(rows) == 19, rows
     page = (REPO_ROOT / "man" / "broker.conf.5").read_text()
     example = (REPO_ROOT / "etc" / "broker.conf").read_text()
     assert re.search(r"^\.It Cm listener Ar port Op Ar address$", page, re.M)

@@ -84,7 +84,7 @@ def test_what_this_broker_always_does_is_taken(tmp_path):
 def test_every_other_mosquitto_key_says_what_to_do(tmp_path):
     conf = tmp_path / "m.conf"
     conf.write_text("persistence false\nconnection_messages true\nmemory_limit 0\n"
-                    "use_username_as_clientid true\nauth_plugin /usr/lib/x.so\n"
+                    "upgrade_outgoing_qos true\nauth_plugin /usr/lib/x.so\n"
                     "persistence_file mosquitto.db\nconnection bridge-01\n"
                     "no_such_key 1\n")
     res = broker(tmp_path, "-t", "-c", conf)
@@ -96,7 +96,7 @@ def test_every_other_mosquitto_key_says_what_to_do(tmp_path):
             " information here: remove the line"),
         (3, "'memory_limit' is mosquitto's: queues are on disk here, not in memory: see"
             " max_topic_size and max_store_size"),
-        (4, "'use_username_as_clientid' is mosquitto's: not supported: remove the line"),
+        (4, "'upgrade_outgoing_qos' is mosquitto's: not supported: remove the line"),
         (5, "'auth_plugin' is mosquitto's: plugins are not supported; password_file,"
             " acl_file and psk_file are built in"),
         (6, "'persistence_file' is mosquitto's: a store per topic is kept under data_dir"

@@ -95,7 +95,7 @@ test_table(void **state)
 		conf_free(listener_table, &one);
 	}
 	assert_string_equal(listener_table[0].name, "listener");
-	assert_int_equal(n, 18);
+	assert_int_equal(n, 19);
 	assert_int_equal(e.n, 0);
 }
 
