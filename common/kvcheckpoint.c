@@ -227,6 +227,26 @@ kvc_due_past(const struct kv *kv, uint64_t bytes)
 	return journal / KV_CKPT_RATIO / KV_CKPT_KEY_BYTES > keys;
 }
 
+/* At a lazy close: a checkpoint is due past KV_LAZY_MAX of journal, or
+ * when segments the last checkpoint kept (for values then live) now hold
+ * none, past KV_LAZY_MAX and KV_CKPT_RATIO times what a checkpoint
+ * writes: only a checkpoint deletes them, and a cold store has none to
+ * come. */
+bool
+kvc_lazy_due(const struct kv *kv)
+{
+	uint64_t dead = 0;
+
+	if (kvc_due_past(kv, KV_LAZY_MAX))
+		return true;
+	if (kv->failed || kv->job != NULL)
+		return false;
+	for (size_t i = 0; i < kv->nsegs; i++)
+		if (kv->segs[i].num < kv->first_seg && kv->segs[i].refs == 0)
+			dead += kv->segs[i].size;
+	return dead > KV_LAZY_MAX && dead / KV_CKPT_RATIO > kv->index_bytes;
+}
+
 /* Starts a checkpoint of everything written so far: nothing may be
  * pending and the current segment must be synced (the caller makes sure).
  * wait: do it now, in the caller. */

@@ -166,13 +166,15 @@ close_store(struct kv *kv, bool checkpoint)
 		atomic_store(&kv->job->cancel, true);
 	finish_job(kv, kvw_collect(kv, true));
 	kv->inline_jobs = true;
+	kv->ckpt_defer = 0;		/* the close decides for itself */
 	kvj_drop_spare(kv);		/* not made a segment a moment before closing */
 	if (kv->failed || kv_commit(kv) == -1)
 		rc = -1;
-	else if (checkpoint ? kvs_journal_bytes(kv, NULL) > 0 && kvc_begin(kv, true) == -1 :
-	    kvc_due_past(kv, KV_LAZY_MAX) && kvc_begin(kv, true) == -1)
+	else if (checkpoint && kvs_journal_bytes(kv, NULL) > 0 && kvc_begin(kv, true) == -1)
 		rc = -1;
-	else
+	else if (!checkpoint && kvc_lazy_due(kv))
+		(void)kvc_begin(kv, true);	/* if it fails (logged), the journal stays */
+	if (rc == 0)
 		/* The next open would take an earlier segment's bytes after the
 		 * last batch for a torn write. */
 		(void)kvj_trim_current(kv);

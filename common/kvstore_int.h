@@ -248,6 +248,7 @@ void	 kvc_finish(struct kv *, struct kv_job *);
 bool	 kvc_due(const struct kv *);
 /* The same past bytes of journal instead of checkpoint_bytes. */
 bool	 kvc_due_past(const struct kv *, uint64_t bytes);
+bool	 kvc_lazy_due(const struct kv *);
 
 /* kvworker.c */
 int	 kvw_submit(struct kv *, struct kv_job *);

@@ -249,6 +249,32 @@ test_lazy_close_compacts_a_dead_journal(void **state)
 	assert_int_equal(kv_close_lazy(kv), 0);
 }
 
+/* A segment the last checkpoint kept for a value then live, the value
+ * since replaced by a small one: a lazy close checkpoints, and the
+ * segment, all dead, is deleted (it stayed, in a cold store, until the
+ * next checkpoint, which a cold store does not come to). */
+static void
+test_lazy_close_deletes_dead_kept_segments(void **state)
+{
+	struct tmpdir *fx = *state;
+	struct kv_stats st;
+	struct kv *kv = open_store(fx, CKPT, 1);
+	char key[8];
+
+	put_one(kv, 1);				/* segment 1: 64 KiB, live */
+	assert_int_equal(kv_checkpoint(kv), 0);
+	assert_true(exists(seg_path(fx, 1)));	/* kept: the checkpoint refers to it */
+	key_of(key, 1);
+	assert_int_equal(kv_put(kv, key, strlen(key), "small", 5), 0);
+	assert_int_equal(kv_close_lazy(kv), 0);
+	assert_false(exists(seg_path(fx, 1)));
+	kv = open_store(fx, CKPT, 1);
+	kv_get_stats(kv, &st);
+	assert_int_equal(st.keys, 1);
+	assert_true(st.disk_bytes < 64 * 1024);
+	assert_int_equal(kv_close_lazy(kv), 0);
+}
+
 static void
 die_after_writes(const struct tmpdir *fx, unsigned unused)
 {
@@ -471,6 +497,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lazy_close_cuts_the_earlier_bytes, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_close_compacts_a_dead_journal, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_lazy_close_deletes_dead_kept_segments, setup,
 		    teardown),
 	};
 
