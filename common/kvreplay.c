@@ -70,6 +70,7 @@ struct batch {
 	uint32_t	 len;
 	size_t		 hdr;		/* KV_HDR_LEN, or KV_HDR1_LEN ("KVJ1") */
 	bool		 reused;	/* KV_LEN_REUSED, read even if it does not check */
+	uint64_t	 ours;		/* the length its header gives, if of this segment */
 };
 
 static bool
@@ -170,6 +171,7 @@ batch_read(int fd, uint32_t seg, uint64_t off, uint64_t size, struct batch *b)
 	struct rbuf r;
 	size_t n = left < KV_HDR_LEN ? (size_t)left : KV_HDR_LEN;
 
+	b->ours = 0;
 	if (kvj_pread(fd, hdr, n, off) != (ssize_t)n)
 		return B_ERROR;
 	if (n < 4)
@@ -193,6 +195,8 @@ batch_read(int fd, uint32_t seg, uint64_t off, uint64_t size, struct batch *b)
 			b->reused = true;
 		b->len &= ~KV_LEN_REUSED;
 	}
+	if (b->hdr == KV_HDR_LEN && hseg == seg)
+		b->ours = b->hdr + (uint64_t)b->len;
 	/* A header cut short after its magic: the rest is zeros. */
 	if (b->len == 0)
 		return zero_tail(fd, off + 4, size);
@@ -225,21 +229,33 @@ batch_read(int fd, uint32_t seg, uint64_t off, uint64_t size, struct batch *b)
 	return zero_tail(fd, off + b->hdr + b->len, size);
 }
 
-/* What follows the valid batches of the last segment: cut off. */
+/* What follows the valid batches of the last segment: cut off.  In a
+ * file used before, only a batch of this segment's there was torn (the
+ * length its header gives, at most); the bytes after it are the earlier
+ * use's, no loss. */
 static int
-cut_segment(struct kv *kv, struct kv_seg *s, uint64_t size, enum batch_state st)
+cut_segment(struct kv *kv, struct kv_seg *s, uint64_t size, enum batch_state st,
+    const struct batch *b)
 {
-	if (st == B_OTHER)
+	uint64_t after = size - s->size, torn = after;
+
+	if (b->reused || st == B_OTHER)
+		torn = st == B_OTHER ? 0 : b->ours < after ? b->ours : after;
+	if (torn == 0)
 		log_info("store %s: segment %" PRIu32 " ends at offset %" PRIu64 "; the %"
-		    PRIu64 " bytes after it are of an earlier segment", kv->label, s->num,
-		    s->size, size - s->size);
+		    PRIu64 " bytes after it are of an earlier use of the file", kv->label,
+		    s->num, s->size, after);
+	else if (torn < after)
+		log_warnx("store %s: cutting %" PRIu64 " torn bytes from the end of segment %"
+		    PRIu32 " at offset %" PRIu64 ", and the %" PRIu64 " bytes after them of "
+		    "an earlier use of the file", kv->label, torn, s->num, s->size,
+		    after - torn);
 	else
 		log_warnx("store %s: cutting %" PRIu64 " torn bytes from the end of segment %"
-		    PRIu32 " at offset %" PRIu64, kv->label, size - s->size, s->num, s->size);
+		    PRIu32 " at offset %" PRIu64, kv->label, torn, s->num, s->size);
 	if (kvj_truncate(s->fd, s->size) == -1 || kvj_sync_fd(s->fd, 1) == -1)
 		return -1;
-	if (st != B_OTHER)
-		kv->st.truncated += size - s->size;
+	kv->st.truncated += torn;
 	return 0;
 }
 
@@ -295,7 +311,7 @@ replay_segment(struct kv *kv, struct kv_seg *s, bool last, char **err)
 	/* A file that was a segment before may follow the last batch with
 	 * anything; one that was not, only with a torn write. */
 	if (last && (st == B_TORN || st == B_OTHER || b.reused)) {
-		if (cut_segment(kv, s, size, st) == -1)
+		if (cut_segment(kv, s, size, st, &b) == -1)
 			goto io;
 		return 0;
 	}
