@@ -14,7 +14,7 @@ build=(
 )
 test=(
 	clang python3-pytest python3-pytest-xdist mosquitto-clients mosquitto python3-paho-mqtt mandoc openssl node-mqtt
-	iproute2
+	iproute2 python3-cryptography
 )
 bench=(
 	mosquitto nats-server

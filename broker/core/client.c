@@ -74,6 +74,7 @@ client_free(struct client *cl)
 	free(cl->farewell_why);
 	free(cl->tls_identity);
 	free(cl->psk_identity);
+	free(cl->psk_keyed);
 	free(cl);
 }
 

@@ -186,6 +186,9 @@ struct client {
 	 * (psk_known), else the last one it offered; NULL: none. */
 	char		*psk_identity;
 	bool		 psk_known;
+	/* The identity OpenSSL last found a key for (tls_psk_key): in TLS
+	 * 1.3 the one whose key it used, if it used one. */
+	char		*psk_keyed;
 	struct event	*idle;
 	bool		 closing;	/* flushing output, then freed */
 	bool		 freeing;	/* release scheduled */

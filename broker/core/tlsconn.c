@@ -75,8 +75,14 @@ tls_psk_key(SSL *ssl, const char *identity, unsigned char *psk, unsigned int max
 	/* The auth of the client is its listener's: per_listener_settings
 	 * gives it a psk_file of its own. */
 	n = auth_psk_key(cl->auth, identity, psk, max);
-	/* TLS 1.3 identities were noted from the ClientHello (tls_psk_hello);
-	 * OpenSSL hands session tickets here too. */
+	/* TLS 1.3 identities were noted from the ClientHello (tls_psk_hello)
+	 * for the log; which one OpenSSL used is known only here: it asks
+	 * for them in turn, as it parses the ClientHello (any ticket age, an
+	 * identity cut at a NUL byte), and takes the first it gets a key of. */
+	if (n > 0) {
+		free(cl->psk_keyed);
+		cl->psk_keyed = xstrdup(identity);
+	}
 	if (SSL_version(ssl) < TLS1_3_VERSION)
 		note_identity(cl, identity, n > 0);
 	return (unsigned)n;
@@ -100,9 +106,9 @@ offer_identity(struct client *cl, const unsigned char *id, size_t n)
 	char name[PSK_IDENTITY_MAX + 1];
 	bool known;
 
-	if (n == 0 || n > PSK_IDENTITY_MAX || memchr(id, '\0', n) != NULL) {
+	if (n == 0 || n > PSK_IDENTITY_MAX) {
 		snprintf(name, sizeof(name), "of %zu bytes%s", n, n == 0 ? "" :
-		    n > PSK_IDENTITY_MAX ? " (more than psk_file allows)" : " with a NUL byte");
+		    " (more than psk_file allows)");
 		note_identity(cl, name, false);
 		return false;
 	}
@@ -118,12 +124,14 @@ enum offered { OFFERED_NONE, OFFERED_KNOWN, OFFERED_UNKNOWN };
 
 /* The external identities of a TLS 1.3 pre_shared_key extension (RFC
  * 8446 4.2.11): those whose obfuscated ticket age is 0, which a session
- * ticket's is not (but by a chance of 2^-32): is one in psk_file? */
+ * ticket's is not (but by a chance of 2^-32): is one in psk_file?  Such
+ * an identity with a NUL byte is refused: OpenSSL would look up what
+ * comes before the NUL (a ticket may hold any bytes). */
 static enum offered
 external_identities(struct client *cl, const unsigned char *p, size_t len)
 {
 	size_t ids, off = 2, n;
-	bool external = false;
+	bool external, any = false, known = false;
 
 	if (len < 2 || (ids = (size_t)p[0] << 8 | p[1]) > len - 2)
 		return OFFERED_UNKNOWN;
@@ -133,14 +141,21 @@ external_identities(struct client *cl, const unsigned char *p, size_t len)
 		n = (size_t)p[off] << 8 | p[off + 1];
 		if (off + 2 + n + 4 > ids + 2)
 			return OFFERED_UNKNOWN;
-		if (memcmp(p + off + 2 + n, "\0\0\0\0", 4) == 0) {
-			external = true;
-			if (offer_identity(cl, p + off + 2, n))
-				return OFFERED_KNOWN;
+		external = memcmp(p + off + 2 + n, "\0\0\0\0", 4) == 0;
+		if (external && memchr(p + off + 2, '\0', n) != NULL) {
+			char name[64];
+
+			snprintf(name, sizeof(name), "of %zu bytes with a NUL byte", n);
+			cl->psk_known = false;		/* what the log says is refused */
+			note_identity(cl, name, false);
+			return OFFERED_UNKNOWN;
 		}
+		if (external && !known)
+			known = offer_identity(cl, p + off + 2, n);
+		any = any || external;
 		off += 2 + n + 4;	/* the identity, its obfuscated ticket age */
 	}
-	return external ? OFFERED_UNKNOWN : OFFERED_NONE;
+	return known ? OFFERED_KNOWN : any ? OFFERED_UNKNOWN : OFFERED_NONE;
 }
 
 /* A client that offers a pre-shared key (its extension in TLS 1.3, a PSK
@@ -217,15 +232,16 @@ tls_psk_hello(SSL *ssl, int *alert, void *arg)
 /* The identity of the pre-shared key the handshake used; NULL if it used
  * none.  TLS 1.2 says so by its cipher; TLS 1.3 by a resumption, which
  * on a listener that keeps no sessions (tlsctx.c) can only be an external
- * pre-shared key: the last one tls_psk_key() found (a client offers its
- * identities in turn, and the first that is found and fits is taken). */
+ * pre-shared key: the last one tls_psk_key() found (OpenSSL takes the
+ * first identity it gets a key of whose hash fits the suite, and every
+ * key's is SHA-256), not what tls_psk_hello() read of the ClientHello. */
 static const char *
 psk_used(const struct client *cl)
 {
 	const SSL_CIPHER *c = SSL_get_current_cipher(cl->ssl);
 
 	if (SSL_version(cl->ssl) >= TLS1_3_VERSION)
-		return SSL_session_reused(cl->ssl) && cl->psk_known ? cl->psk_identity : NULL;
+		return SSL_session_reused(cl->ssl) ? cl->psk_keyed : NULL;
 	return psk_cipher(c) ? SSL_get_psk_identity(cl->ssl) : NULL;
 }
 

@@ -21,7 +21,10 @@ the TLS 1.2 clients are held to it by an OpenSSL configuration file
 - per_listener_settings: each block its own psk_file;
 - broker -t on what cannot work, and the warning about a file every user
   may read;
-- JSON-lines over TLS-PSK with openssl s_client."""
+- JSON-lines over TLS-PSK with openssl s_client;
+- the user is the identity whose key the handshake used, and an identity
+  with a NUL byte is refused (tls13_psk_raw.py: a client that sends any
+  identities, ages and binders)."""
 
 import contextlib
 import json
@@ -41,6 +44,7 @@ from broker_harness import (HOST, LOGGED_IN, PLEASE_LOGIN, HarnessError, broker_
 from mqtt_helpers import PUBACK, PUBLISH, MosquittoSub, RawClient, ack_packet, connect_packet
 from test_auth import write_passwords
 from test_tls import Pki, log_since, make_ca, make_cert, sys_value
+from tls13_psk_raw import mqtt_connect as mqtt_connect_psk
 
 KEYS = {
     "alice": "00112233445566778899aabbccddeeff",
@@ -929,3 +933,49 @@ def test_an_identity_that_cannot_be_read_is_described_not_logged(mqtt_factory, t
         log_since(b, start, r"TLS handshake failed on port %d: unknown pre-shared key"
                             r" identity %s$" % (port, re.escape(said)))
         assert identity.decode("latin-1") not in b.log_text()[start:]
+
+
+def raw_psk_broker(mqtt_factory, tmp_path):
+    psk = write_psk(tmp_path / "psk", ["alice", "bob"])
+    return start_with_listeners(
+        mqtt_factory, [("mqtt", ["psk_hint hint-raw", "use_identity_as_username true"])],
+        config={"psk_file": psk, "log_type": "information"})
+
+
+ALICE_KEY = bytes.fromhex(KEYS["alice"])
+
+
+def test_the_user_is_the_identity_whose_key_was_used(mqtt_factory, tmp_path):
+    """OpenSSL uses the first identity of the ClientHello it has a key
+    of, whatever its ticket age; the broker's own reading of the
+    ClientHello (for the log and to refuse unknown identities) takes
+    only those of age 0.  alice's key under a ticket age, then bob's
+    identity with a binder nobody could check: the client proved alice's
+    key and is alice, not bob."""
+    b, (port,) = raw_psk_broker(mqtt_factory, tmp_path)
+    assert mqtt_connect_psk(port, [(b"alice", 0, ALICE_KEY)], "plain-alice") == (0, 0)
+    wait_for(lambda: "id plain-alice user alice" in b.log_text(), 10, "alice's CONNECT")
+    start = len(b.log_text())
+    assert mqtt_connect_psk(port, [(b"alice", 7, ALICE_KEY), (b"bob", 0, None)],
+                            "aged") == (0, 0)
+    log_since(b, start, r"client \S+: connected \(MQTT over TLSv1\.3 TLS_AES_128_GCM_SHA256,"
+                        r" pre-shared key identity alice\)$")
+    wait_for(lambda: "id aged user " in b.log_text()[start:], 10, "the CONNECT")
+    assert "id aged user alice" in b.log_text()[start:], b.log_tail()
+
+
+def test_an_identity_with_a_nul_byte_is_refused(mqtt_factory, tmp_path):
+    """OpenSSL looks up an identity up to its first NUL byte: "alice\\0x"
+    would be alice.  The broker refuses such an external identity (ticket
+    age 0; a session ticket may hold any bytes), wherever it is in the
+    ClientHello, and describes it in the log."""
+    b, (port,) = raw_psk_broker(mqtt_factory, tmp_path)
+    for identities in ([(b"alice\0x", 0, ALICE_KEY)],
+                       [(b"alice\0x", 0, ALICE_KEY), (b"bob", 0, None)],
+                       [(b"alice", 0, ALICE_KEY), (b"bob\0", 0, None)]):
+        start = len(b.log_text())
+        with pytest.raises((ConnectionError, EOFError)):
+            mqtt_connect_psk(port, identities, "nul")
+        log_since(b, start, r"TLS handshake failed on port %d: unknown pre-shared key"
+                            r" identity of \d+ bytes with a NUL byte$" % port)
+    assert "id nul " not in b.log_text()
