@@ -158,21 +158,29 @@ void
 topicd_chan_error(struct ipc_chan *ch, int err, void *arg)
 {
 	struct child *c = arg;
+	/* EOF, or a write that failed because the topicd is gone (killed
+	 * from outside, say: its SIGCHLD is on its way).  Anything else (a
+	 * malformed record, a ring it cannot map, no memory for a write)
+	 * comes from a topicd that may run on: it is killed. */
+	bool gone = err == 0 || err == EPIPE || err == ECONNRESET;
+	char why[128];
 
 	(void)ch;
-	if (err != 0 && err != EPROTO && c->dead_chan == NULL) {
-		/* A write failed: the topicd died, maybe after answering what
-		 * is still unread here; those answers count (drain_answers). */
+	if (gone && err != 0 && c->dead_chan == NULL) {
+		/* The topicd died, maybe after answering what is still unread
+		 * here; those answers count (drain_answers). */
 		c->dead_chan = c->chan;
 	} else {
 		ipc_chan_free(c->chan);
 	}
 	c->chan = NULL;
-	/* On EOF, or a write that failed because the topicd is gone (killed
-	 * from outside, say: its SIGCHLD is on its way), it is exiting:
-	 * SIGCHLD does the rest, in time, or it is killed then. */
-	if (err == EPROTO && c->state != CH_STOPPING)
-		child_kill(c, "malformed record on its channel");
-	else if (c->state != CH_STOPPING)
-		child_watch(c);
+	if (c->state == CH_STOPPING)
+		return;
+	if (gone) {
+		child_watch(c);		/* SIGCHLD does the rest, in time */
+		return;
+	}
+	snprintf(why, sizeof(why), "%s on its channel",
+	    err == EPROTO ? "malformed record" : strerror(err));
+	child_kill(c, why);
 }
