@@ -159,7 +159,7 @@ broker_log_auth(const struct broker *b)
 static bool
 reload_global_auth(struct broker *b)
 {
-	struct conf_errors errs = { NULL, 0 };
+	struct conf_errors errs = { 0 };
 	bool anonymous = b->auth.anonymous, changed = false;
 	struct auth fresh;
 
@@ -190,7 +190,7 @@ broker_reload_auth(struct broker *b)
 
 	for (size_t i = 0; i < b->nlisteners; i++) {
 		struct listener *l = &b->listeners[i];
-		struct conf_errors errs = { NULL, 0 };
+		struct conf_errors errs = { 0 };
 		struct auth na;
 
 		if (l->auth == &b->auth || l->conf == NULL)

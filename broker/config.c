@@ -48,23 +48,36 @@ apply_overrides(struct broker *b, struct settings *s, bool *given, struct conf_e
 	}
 }
 
-/* Every error of a bad configuration, one line each, as `how` says. */
+static void
+report_line(enum settings_report how, const char *m)
+{
+	if (how == SETTINGS_LOG_WARNINGS)
+		log_warnx("%s", m);
+	else if (how == SETTINGS_LOG_ERRORS)
+		log_errx("%s", m);
+	else
+		fprintf(stderr, "%s\n", m);
+}
+
+/* Every error of a bad configuration, one line each, as `how` says (the
+ * first CONF_ERRORS_MAX, and how many more). */
 static void
 report_errors(const struct broker *b, const struct conf_errors *errs, enum settings_report how)
 {
-	for (size_t i = 0; i < errs->n; i++) {
-		if (how == SETTINGS_LOG_WARNINGS)
-			log_warnx("%s", errs->msg[i]);
-		else if (how == SETTINGS_LOG_ERRORS)
-			log_errx("%s", errs->msg[i]);
-		else
-			fprintf(stderr, "%s\n", errs->msg[i]);
+	size_t n = errs->n + errs->more;
+	char more[96];
+
+	for (size_t i = 0; i < errs->n; i++)
+		report_line(how, errs->msg[i]);
+	if (errs->more > 0) {
+		snprintf(more, sizeof(more), "and %zu more error%s, not shown", errs->more,
+		    errs->more == 1 ? "" : "s");
+		report_line(how, more);
 	}
-	if (how == SETTINGS_LOG_ERRORS && errs->n > 0)
+	if (how == SETTINGS_LOG_ERRORS && n > 0)
 		log_errx("not started: %zu error%s in the configuration; correct %s, then check "
-		    "with broker -t%s%s", errs->n, errs->n == 1 ? "" : "s",
-		    errs->n == 1 ? "it" : "them", b->conf_path ? " -c " : "",
-		    b->conf_path ? b->conf_path : "");
+		    "with broker -t%s%s", n, n == 1 ? "" : "s", n == 1 ? "it" : "them",
+		    b->conf_path ? " -c " : "", b->conf_path ? b->conf_path : "");
 }
 
 /* per_listener_settings takes effect at a restart: until then a file is
@@ -88,7 +101,7 @@ int
 broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
     enum settings_report how)
 {
-	struct conf_errors errs = { NULL, 0 };
+	struct conf_errors errs = { 0 };
 	size_t nkeys = 0;
 	bool *given;
 	int rc = 0;

@@ -189,7 +189,7 @@ add_listener(struct broker *b, const char *protocol, unsigned port, const char *
 static void
 own_auth(struct listener *l)
 {
-	struct conf_errors errs = { NULL, 0 };
+	struct conf_errors errs = { 0 };
 
 	l->auth = xcalloc(1, sizeof(*l->auth));
 	if (broker_load_listener_auth(&l->b->set, l->conf, l->auth, true, &errs) > 0)

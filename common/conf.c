@@ -25,6 +25,10 @@ conf_error(struct conf_errors *errs, const char *fmt, ...)
 	va_list ap;
 	char *m;
 
+	if (errs->n >= CONF_ERRORS_MAX) {
+		errs->more++;
+		return 1;
+	}
 	va_start(ap, fmt);
 	if (vasprintf(&m, fmt, ap) == -1)
 		fatalx("out of memory formatting a configuration error");
@@ -416,4 +420,5 @@ conf_errors_free(struct conf_errors *errs)
 	free(errs->msg);
 	errs->msg = NULL;
 	errs->n = 0;
+	errs->more = 0;
 }

@@ -110,9 +110,12 @@ struct conf_syntax {
 	const char                *foreign_of;	/* whose keys: "mosquitto" */
 };
 
+/* The messages kept: a file of junk is not millions of them. */
+#define CONF_ERRORS_MAX 100
 struct conf_errors {
 	char   **msg;			/* "FILE:LINE: message" */
 	size_t   n;
+	size_t   more;			/* past CONF_ERRORS_MAX: counted only */
 };
 
 /* Sets every key to its default, without freeing what obj held (a bad
@@ -149,7 +152,8 @@ void conf_copy(const struct conf_key *tab, void *dst, const void *src);
 /* Frees strings and lists and leaves them NULL and empty. */
 void conf_free(const struct conf_key *tab, void *obj);
 void conf_errors_free(struct conf_errors *errs);
-/* Appends a formatted message to errs; returns 1 (to count errors). */
+/* Appends a formatted message to errs (counts it, past CONF_ERRORS_MAX);
+ * returns 1 (to count errors). */
 int  conf_error(struct conf_errors *errs, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -21,18 +21,32 @@
 #define CONF_FILE_MAX	(16 << 20)	/* a configuration file is small */
 #define CONF_INCLUDE_MAX 1000		/* files in an include_dir */
 
-/* Reads a whole file.  Returns 0, or -1 with an error added. */
+/* Reads a whole file; regular: it must be a regular file (an included
+ * one: a FIFO put in include_dir does not hang a reload).  Returns 0, or
+ * -1 with an error added. */
 static int
-read_file(const char *path, char **bufp, size_t *lenp, struct conf_errors *errs)
+read_file(const char *path, bool regular, char **bufp, size_t *lenp, struct conf_errors *errs)
 {
 	size_t len = 0, cap = 4096;
+	struct stat st;
 	char *buf;
 	ssize_t r;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | (regular ? O_NONBLOCK : 0))) == -1) {
 		conf_error(errs, "%s: cannot open: %s", path, strerror(errno));
 		return -1;
+	}
+	if (regular) {
+		const char *why = fstat(fd, &st) == -1 ? strerror(errno) :
+		    !S_ISREG(st.st_mode) ? "not a regular file" : NULL;
+
+		if (why != NULL) {
+			conf_error(errs, "%s: %s", path, why);
+			if (close(fd) == -1)
+				log_warn("close %s", path);
+			return -1;
+		}
 	}
 	buf = xmalloc(cap);
 	for (;;) {
@@ -67,7 +81,7 @@ conf_parse_syntax_file(const struct conf_syntax *syn, void *obj, const char *pat
 	char *buf;
 	size_t len;
 
-	if (read_file(path, &buf, &len, errs) == -1)
+	if (read_file(path, false, &buf, &len, errs) == -1)
 		return 1;
 	conf_parser_init(&p, syn, obj, path, given, errs);
 	p.files = true;
@@ -178,8 +192,8 @@ include_file(struct parser *p, const char *path)
 	size_t len;
 
 	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-		return;		/* a directory named *.conf, say */
-	if (read_file(path, &buf, &len, p->errs) == -1) {
+		return;		/* a directory named *.conf, say, or a FIFO */
+	if (read_file(path, true, &buf, &len, p->errs) == -1) {
 		p->nerr++;
 		return;
 	}

@@ -119,6 +119,20 @@ def test_an_error_in_an_included_file_names_it(tmp_path):
         res.stderr.decode()
 
 
+def test_a_file_of_junk_is_a_hundred_errors_and_a_count(tmp_path):
+    """A stray file in include_dir is not millions of lines of errors."""
+    conf = tmp_path / "b.conf"
+    conf.write_text("include_dir conf.d\n")
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "stray.conf").write_text("x\n" * 100000)
+    res = broker(tmp_path, "-t", "-c", conf)
+    assert res.returncode == 2
+    lines = res.stderr.decode().splitlines()
+    assert len(lines) == 101, lines[-3:]
+    assert lines[99] == "%s/conf.d/stray.conf:100: unknown key 'x'" % tmp_path
+    assert lines[100] == "and 99900 more errors, not shown"
+
+
 def test_sighup_reads_the_included_directory_again(broker_factory):
     b = broker_factory(start=False, conf_text="include_dir conf.d\n")
     confd = b.workdir / "conf.d"

@@ -77,7 +77,7 @@ check_acl(const struct acl *acl, const char *f)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct conf_errors e = { NULL, 0 };
+	struct conf_errors e = { 0 };
 	size_t len;
 	char *f = subject(data, size, &len);
 	struct acl *acl = acl_parse("f", (const char *)data, len, &e);

@@ -133,7 +133,7 @@ check_given(const bool *given, const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct conf_errors errs = { NULL, 0 };
+	struct conf_errors errs = { 0 };
 	bool given[sizeof(tab) / sizeof(tab[0])] = { false };
 	struct fconf c, d;
 	const char *nl;

@@ -30,7 +30,7 @@ lines(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct conf_errors e = { NULL, 0 };
+	struct conf_errors e = { 0 };
 	struct passwd_file *pf = passwd_parse("f", (const char *)data, size, &e);
 	size_t nlines = lines(data, size);
 

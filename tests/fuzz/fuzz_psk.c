@@ -56,7 +56,7 @@ check_line(const struct psk_file *pf, const char *line, size_t n)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct conf_errors e = { NULL, 0 };
+	struct conf_errors e = { 0 };
 	struct psk_file *pf = psk_parse("f", (const char *)data, size, &e);
 	size_t nlines = lines(data, size), off = 0;
 

@@ -41,7 +41,7 @@ check_block(const struct listener_conf *l, bool clean)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct conf_errors errs = { NULL, 0 };
+	struct conf_errors errs = { 0 };
 	bool given[64] = { false };
 	struct settings s;
 	int n;

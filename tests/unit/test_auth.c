@@ -109,7 +109,7 @@ test_passwd_errors(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct conf_errors e = { NULL, 0 };
+		struct conf_errors e = { 0 };
 		const char *t = bad[i].text;
 
 		assert_null(passwd_parse("pw", t, bad[i].len ? bad[i].len : strlen(t), &e));
@@ -139,7 +139,7 @@ test_passwd_every_error(void **state)
 static struct acl *
 acl(const char *text)
 {
-	struct conf_errors e = { NULL, 0 };
+	struct conf_errors e = { 0 };
 	struct acl *a = acl_parse("acl", text, strlen(text), &e);
 
 	if (a == NULL)
@@ -299,7 +299,7 @@ test_acl_errors(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct conf_errors e = { NULL, 0 };
+		struct conf_errors e = { 0 };
 
 		assert_null(acl_parse("acl", bad[i].text, strlen(bad[i].text), &e));
 		assert_int_equal(e.n, 1);

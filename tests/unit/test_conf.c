@@ -482,7 +482,7 @@ static void
 test_file(void **state)
 {
 	struct tconf c;
-	struct conf_errors e = { NULL, 0 };
+	struct conf_errors e = { 0 };
 	char path[] = "test_conf.XXXXXX";
 	static const char text[] = "count 11\nbogus 1\n";
 	int fd;

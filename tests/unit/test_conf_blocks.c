@@ -134,7 +134,7 @@ static void
 test_file(void **state)
 {
 	struct house h;
-	struct conf_errors e = { NULL, 0 };
+	struct conf_errors e = { 0 };
 	char path[] = "test_conf_blocks.XXXXXX";
 	static const char text[] = "room a\nseats 2\nbogus 1\n";
 	int fd;
@@ -161,7 +161,7 @@ static void
 test_no_blocks(void **state)
 {
 	struct house h;
-	struct conf_errors e = { NULL, 0 };
+	struct conf_errors e = { 0 };
 	static const char text[] = "room a\nfloors 2\n";
 
 	(void)state;

@@ -82,7 +82,7 @@ parse_file(struct house *h, struct conf_errors *e, const char *path)
 	memset(e, 0, sizeof(*e));
 	conf_defaults(house_keys, h);
 	n = conf_parse_syntax_file(&syntax, h, path, NULL, e);
-	assert_int_equal((size_t)n, e->n);
+	assert_int_equal((size_t)n, e->n + e->more);
 	return n;
 }
 
@@ -166,6 +166,45 @@ test_include_errors(void **state)
 	remove_dirs(dir, sub);
 }
 
+/* A file of junk is at most CONF_ERRORS_MAX messages, and the rest a
+ * count; a FIFO or a directory named *.conf is passed over (a FIFO put
+ * there after the look is not waited on: conf_file.c's read_file). */
+static void
+test_include_junk_fifo_and_directory(void **state)
+{
+	char dir[32], sub[40], main_conf[64], path[64];
+	struct conf_errors e;
+	struct house h;
+	char *junk = calloc(1000, 2);
+
+	(void)state;
+	assert_non_null(junk);
+	for (int i = 0; i < 1000; i++)
+		memcpy(junk + 2 * i, "x\n", 2);
+	make_dirs(dir, sizeof(dir), sub, sizeof(sub), "d", main_conf, sizeof(main_conf));
+	write_file(dir, "house.conf", "include_dir d\nfloors 2\n");
+	junk[1999] = '\0';
+	write_file(sub, "junk.conf", junk);
+	free(junk);
+	assert_int_equal(parse_file(&h, &e, main_conf), 1000);
+	assert_int_equal(e.n, CONF_ERRORS_MAX);
+	assert_int_equal(e.more, 1000 - CONF_ERRORS_MAX);
+	assert_non_null(strstr(e.msg[CONF_ERRORS_MAX - 1], "/d/junk.conf:100: "));
+	done(&h, &e);
+	assert_int_equal(e.more, 0);
+	snprintf(path, sizeof(path), "%s/junk.conf", sub);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/pipe.conf", sub);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	snprintf(path, sizeof(path), "%s/dir.conf", sub);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(parse_file(&h, &e, main_conf), 0);	/* and no hang */
+	assert_int_equal(h.floors, 2);
+	done(&h, &e);
+	assert_int_equal(rmdir(path), 0);
+	remove_dirs(dir, sub);
+}
+
 /* An include_dir's files in mosquitto's order: case-insensitive
  * alphabetical, a letter's capital first (mosquitto's scmp_p), so
  * "a.conf" comes before "B.conf" and "_x.conf" after both. */
@@ -236,6 +275,7 @@ main(void)
 		cmocka_unit_test(test_include_errors),
 		cmocka_unit_test(test_include_not_in_a_buffer),
 		cmocka_unit_test(test_include_order_as_mosquitto),
+		cmocka_unit_test(test_include_junk_fifo_and_directory),
 		cmocka_unit_test(test_foreign_error_without_hint),
 	};
 

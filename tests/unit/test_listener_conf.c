@@ -72,7 +72,7 @@ test_table(void **state)
 	static const char *const fixed[] = { "listener", "protocol" };
 	const struct conf_key *k, *j;
 	struct listener_conf one;
-	struct conf_errors e = { NULL, 0 };
+	struct conf_errors e = { 0 };
 	size_t n = 0;
 
 	(void)state;

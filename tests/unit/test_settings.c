@@ -71,7 +71,7 @@ test_table(void **state)
 {
 	const struct conf_key *k, *j;
 	struct settings s, one;
-	struct conf_errors e = { NULL, 0 };
+	struct conf_errors e = { 0 };
 	size_t n = 0;
 
 	(void)state;
@@ -178,7 +178,7 @@ static void
 test_sample(void **state)
 {
 	struct settings s;
-	struct conf_errors e = { NULL, 0 };
+	struct conf_errors e = { 0 };
 
 	(void)state;
 	settings_init(&s);
@@ -233,7 +233,7 @@ test_bounds(void **state)
 	    "max_topics 10000001\n"
 	    "max_topic_levels 0\n";
 	struct settings s;
-	struct conf_errors e = { NULL, 0 };
+	struct conf_errors e = { 0 };
 
 	(void)state;
 	settings_init(&s);
@@ -292,7 +292,7 @@ test_check(void **state)
 	    "log_type all\nlog_type debug\nlog_dest stderr\n"
 	    "log_dest file\t/var/log/b\nlistener 1883 ::1\nsync_policy none\n";
 	struct settings s;
-	struct conf_errors e = { NULL, 0 };
+	struct conf_errors e = { 0 };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++) {
