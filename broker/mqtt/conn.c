@@ -266,16 +266,20 @@ session_stays(const struct client *cl, const struct session *s)
 /* The client id: the CONNECT's, one made up for an empty one, or with
  * use_username_as_clientid the checked user name (as mosquitto does: a
  * client cannot take over another user's session by naming its id).
- * False if the client is refused. */
+ * With no password_file to check it (anonymous clients let in), the
+ * CONNECT's user name is taken as it is, as mosquitto does too.  False
+ * if the client is refused. */
 static bool
 choose_client_id(struct client *cl, const struct mqtt_connect *c, const char *user)
 {
 	struct mqtt_conn *mc = mqtt_conn(cl);
 
 	if (cl->auth != NULL && cl->auth->username_as_clientid) {
+		if (user == NULL)
+			user = c->username;	/* login() let it in anonymous */
 		if (user == NULL) {
-			log_notice("client %s: refused: use_username_as_clientid, and it has no"
-			    " checked user name", cl->desc);
+			log_notice("client %s: refused: use_username_as_clientid, and it gave no"
+			    " user name", cl->desc);
 			mqtt_refuse(cl, c->level, MQTT_RC_NOT_AUTHORIZED,
 			    MQTT_CONNACK_NOT_AUTHORIZED, "not authorized");
 			return false;

@@ -1,8 +1,9 @@
 """use_username_as_clientid, as in mosquitto: a client's checked user name
 is its client id, so no client can take over another user's session by
-naming its id; a client without a checked user name is refused; a
-listener block can have its own with per_listener_settings; SIGHUP turns
-it on and off for new connections."""
+naming its id; a client without a checked user name is refused; with no
+password_file the CONNECT's user name is taken unchecked, as mosquitto
+does; a listener block can have its own with per_listener_settings;
+SIGHUP turns it on and off for new connections."""
 
 from broker_harness import start_with_listeners, wait_for
 from mqtt_helpers import PUBACK, PUBLISH, RawClient, ack_packet
@@ -46,7 +47,21 @@ def test_a_client_without_a_checked_user_name_is_refused(mqtt_factory, tmp_path)
     c = V5Client(b.mqtt_port, name="anon5")
     ack = c.connect5("anon5")
     assert ack.rc == 0x87, ack
-    assert "use_username_as_clientid, and it has no checked user name" in b.log_text()
+    assert "use_username_as_clientid, and it gave no user name" in b.log_text()
+
+
+def test_without_a_password_file_the_given_user_name_is_the_id(mqtt_factory):
+    """No password_file (anonymous clients let in): nothing checks a
+    user name, and the CONNECT's is the client id; a client that gives
+    none is refused."""
+    b = mqtt_factory({"use_username_as_clientid": "true", "allow_anonymous": "true",
+                      "log_type": "information"})
+    rc, c = connack(b.mqtt_port, "device-17", "any", client_id="x")
+    assert rc == 0, "CONNACK %d" % rc
+    wait_for(lambda: "id device-17 " in b.log_text(), 10, "the client under its user name")
+    c.disconnect()
+    refused(b.mqtt_port, 5, client_id="nameless")
+    assert "use_username_as_clientid, and it gave no user name" in b.log_text()
 
 
 def test_mqtt5_empty_client_id_is_assigned_the_user_name(mqtt_factory, tmp_path):
