@@ -58,7 +58,7 @@ def test_without_a_password_file_the_given_user_name_is_the_id(mqtt_factory):
                       "log_type": "information"})
     rc, c = connack(b.mqtt_port, "device-17", "any", client_id="x")
     assert rc == 0, "CONNACK %d" % rc
-    wait_for(lambda: "id device-17 " in b.log_text(), 10, "the client under its user name")
+    wait_for(lambda: "id device-17: MQTT" in b.log_text(), 10, "the client under its user name")
     c.disconnect()
     refused(b.mqtt_port, 5, client_id="nameless")
     assert "use_username_as_clientid, and it gave no user name" in b.log_text()
