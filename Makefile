@@ -49,7 +49,7 @@ e2e: all san
 # sanitizers' symbolizer and leaves its pipes open between inputs, so the
 # harnesses' per-input oracles are checked as a campaign runs them;
 # `make fuzz FUZZ_SECONDS=60` fuzzes each target for a while.
-FUZZ_TARGETS := conf ipc json mqtt route passwd psk acl settings will
+FUZZ_TARGETS := conf ipc json mqtt route passwd psk acl settings will ws
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -Icommon -Ibroker
 FUZZ_LIBS    := $$(pkg-config --libs libevent_core jansson libbsd libdeflate libcrypto) -lgdbm -lresolv
@@ -64,6 +64,7 @@ FUZZ_EXTRA_passwd := broker/auth/passwd.c broker/auth/lines.c
 FUZZ_EXTRA_psk  := broker/auth/psk.c broker/auth/lines.c
 FUZZ_EXTRA_acl  := broker/auth/acl.c broker/auth/lines.c
 FUZZ_EXTRA_will := broker/mqtt/will_rec.c
+FUZZ_EXTRA_ws   := broker/core/wscodec.c
 FUZZ_EXTRA_settings := broker/core/settings.c broker/core/listener_conf.c broker/auth/auth.c \
 	broker/auth/passwd.c broker/auth/acl.c broker/auth/psk.c broker/auth/lines.c \
 	broker/core/mosquitto_keys.c
