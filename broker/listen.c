@@ -21,16 +21,19 @@
 
 #define ACCEPT_PAUSE_MS 1000
 
-/* The protocols a listener may speak, by the name a block gives.  Their
- * ports are listed in this order (the process title): MQTT first. */
+/* The protocols a listener may speak, by the name a block gives (and
+ * mosquitto's "websockets": MQTT over WebSockets).  Their ports are
+ * listed in this order (the process title): MQTT first. */
 static const struct {
 	const char         *name;
 	const struct proto *proto;
 	const char         *what;
+	bool                websocket;
 } protocols[] = {
-	{ "mqtt", &mqtt_proto, "MQTT" },
-	{ "json_consumer", &json_consumer_proto, "JSON-lines consumers" },
-	{ "json_publisher", &json_publisher_proto, "JSON-lines publishers" },
+	{ "mqtt", &mqtt_proto, "MQTT", false },
+	{ "websockets", &mqtt_proto, "MQTT over WebSockets", true },
+	{ "json_consumer", &json_consumer_proto, "JSON-lines consumers", false },
+	{ "json_publisher", &json_publisher_proto, "JSON-lines publishers", false },
 };
 
 static void
@@ -178,6 +181,7 @@ add_listener(struct broker *b, const char *protocol, unsigned port, const char *
 	l->b = b;
 	l->proto = protocols[p].proto;
 	l->what = protocols[p].what;
+	l->websocket = protocols[p].websocket;
 	l->port = port;
 	l->addr = xstrdup(addr);
 	l->auth = &b->auth;
@@ -209,12 +213,16 @@ static void
 listeners_list(struct broker *b)
 {
 	const struct settings *s = &b->set;
+	const size_t nsc = sizeof(settings_shortcuts) / sizeof(settings_shortcuts[0]);
 	const struct shortcut *sc;
 	unsigned port;
 
 	for (size_t p = 0; p < sizeof(protocols) / sizeof(protocols[0]); p++) {
-		for (sc = settings_shortcuts; strcmp(sc->protocol, protocols[p].name) != 0; sc++)
+		for (sc = settings_shortcuts; sc < settings_shortcuts + nsc &&
+		    strcmp(sc->protocol, protocols[p].name) != 0; sc++)
 			;
+		if (sc == settings_shortcuts + nsc)
+			continue;	/* a protocol of listener blocks only */
 		port = *(const unsigned *)(const void *)((const char *)s + sc->offset);
 		if (port != 0)
 			add_listener(b, sc->protocol, port, s->bind_address)->key = sc->key;

@@ -1,5 +1,6 @@
 /* Client connections: a bufferevent each (an OpenSSL one on a TLS
- * listener), handed to its protocol (struct proto) once connected;
+ * listener, under a WebSocket filter on a WebSocket one), handed to its
+ * protocol (struct proto) once connected;
  * back-pressure on what a client sends; output held behind a store
  * ticket (gates); one close path. */
 #include <errno.h>
@@ -17,6 +18,7 @@
 
 #include "clock.h"
 #include "core/core.h"
+#include "core/wscodec.h"
 #include "kvstore.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -68,7 +70,8 @@ client_free(struct client *cl)
 	b->nclients--;
 	b->title_dirty = true;
 	tls_close_notify(cl);
-	bufferevent_free(cl->bev);		/* and the SSL with it */
+	ws_free(cl);
+	bufferevent_free(cl->bev);		/* and the SSL, raw, with it */
 	event_free(cl->idle);
 	wbuf_free(&cl->farewell);
 	free(cl->farewell_why);
@@ -97,11 +100,13 @@ free_later(struct client *cl)
 		fatalx("cannot schedule the release of client %s", cl->desc);
 }
 
-/* Once its last output is out (and not waiting behind a gate). */
+/* Once its last output is out (and not waiting behind a gate), and on a
+ * WebSocket the close frame after it. */
 static void
 free_when_flushed(struct client *cl)
 {
-	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0 && cl->gate == 0) {
+	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0 && cl->gate == 0 &&
+	    ws_flushed(cl)) {
 		bufferevent_disable(cl->bev, EV_WRITE);
 		free_later(cl);
 	}
@@ -282,7 +287,7 @@ client_throttled(const struct client *cl)
 bool
 client_output_full(const struct client *cl)
 {
-	size_t n = evbuffer_get_length(bufferevent_get_output(cl->bev));
+	size_t n = evbuffer_get_length(bufferevent_get_output(cl->bev)) + ws_pending(cl);
 
 	if (cl->gated != NULL)
 		n += evbuffer_get_length(cl->gated);
@@ -350,26 +355,42 @@ on_write(struct bufferevent *bev, void *arg)
 }
 
 /* The protocol starts: at once on a plain connection, after the
- * handshake on a TLS one. */
+ * handshake on a TLS one, after the upgrade on a WebSocket. */
 static void
 client_start(struct client *cl)
 {
-	char tls[192] = "";
+	char tls[192] = "", ws[160] = "";
 
 	cl->handshaking = false;
 	cl->started = true;
-	if (cl->ssl != NULL) {
+	if (cl->ssl != NULL)
 		tls_describe(cl, tls, sizeof(tls));
-		log_info("client %s: connected (%s over %s)", cl->desc, cl->proto->name, tls);
-	} else
-		log_info("client %s: connected (%s)", cl->desc, cl->proto->name);
+	if (cl->ws != NULL)
+		ws_describe(cl, ws, sizeof(ws));
+	log_info("client %s: connected (%s%s%s%s%s)", cl->desc, cl->proto->name,
+	    ws[0] != '\0' ? " over " : "", ws, tls[0] != '\0' ? " over " : "", tls);
 	cl->proto->start(cl);
 }
 
-/* A TLS handshake that did not complete: one line, counted, closed. */
+/* A WebSocket connection past its TLS handshake, if any: its upgrade is
+ * what the handshake waits for. */
+static bool
+upgrading(const struct client *cl)
+{
+	return cl->ws != NULL && (cl->ssl == NULL || cl->tls_done);
+}
+
+/* A TLS handshake or WebSocket upgrade that did not complete: one line,
+ * counted (TLS), closed. */
 static void
 handshake_failed(struct client *cl, const char *why, bool plain)
 {
+	if (upgrading(cl)) {
+		log_notice("client %s: WebSocket handshake failed on port %u: %s", cl->desc,
+		    cl->listener->port, why);
+		client_close(cl, why);
+		return;
+	}
 	if (plain)
 		log_notice("client %s: plain text on TLS port %u: closed", cl->desc,
 		    cl->listener->port);
@@ -395,15 +416,29 @@ on_handshake_event(struct client *cl, short what)
 	bool plain = false;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		client_disarm_idle(cl);
-		if (tls_handshake_done(cl, &bad) == -1)
+		if (tls_handshake_done(cl, &bad) == -1) {
 			handshake_failed(cl, bad, false);
-		else
-			client_start(cl);
+			return;
+		}
+		cl->tls_done = true;
+		if (cl->ws != NULL)
+			return;		/* the upgrade follows, within the same time */
+		client_disarm_idle(cl);
+		client_start(cl);
 		return;
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
+	if (upgrading(cl) && !ws_heard(cl)) {
+		log_info("client %s: disconnected before a WebSocket upgrade", cl->desc);
+		client_close(cl, "disconnected");
+		return;
+	}
+	if (cl->ssl == NULL) {
+		handshake_failed(cl, what & BEV_EVENT_EOF ? "the client closed the connection" :
+		    strerror(EVUTIL_SOCKET_ERROR()), false);
+		return;
+	}
 	tls_error_text(cl, what, why, sizeof(why), &plain);
 	if (why[0] == '\0') {		/* gone before it sent a byte: not a handshake */
 		log_info("client %s: disconnected before a TLS handshake", cl->desc);
@@ -442,7 +477,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	/* libevent stops writing to a connection whose write failed (a client
 	 * that is not read from learns that it is gone this way) or, over TLS,
 	 * that failed at all: what it was still owed cannot go out. */
-	if (cl->closing && !(bufferevent_get_enabled(bev) & EV_WRITE))
+	if (cl->closing && !(bufferevent_get_enabled(cl->raw) & EV_WRITE))
 		free_later(cl);
 }
 
@@ -465,7 +500,7 @@ on_idle(evutil_socket_t fd, short what, void *arg)
 		client_close(cl, cl->farewell_why);
 		return;
 	}
-	if (cl->handshaking) {
+	if (cl->handshaking) {		/* TLS, or a WebSocket's upgrade */
 		snprintf(why, sizeof(why), "not completed within tls_handshake_timeout (%.3g s)",
 		    (double)cl->b->set.tls_handshake_timeout / 1000);
 		handshake_failed(cl, why, false);
@@ -569,29 +604,52 @@ client_new(struct listener *l, int fd, const char *desc)
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
 		log_warn("client %s: TCP_NODELAY", desc);
 	if (l->tls != NULL)
-		cl->bev = tls_bufferevent(cl, fd);
+		cl->raw = tls_bufferevent(cl, fd);
 	else
-		cl->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		cl->raw = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	/* libevent writes at most 16 KiB a pass by default: a 64 KiB PUBLISH
+	 * to a subscriber took four passes of epoll_wait and writev. */
+	if (cl->raw != NULL && bufferevent_set_max_single_write(cl->raw, CLIENT_WRITE_MAX) == -1)
+		log_warnx("client %s: cannot raise the write size", desc);
+	cl->bev = cl->raw != NULL && l->websocket ? ws_bufferevent(cl, cl->raw) : cl->raw;
 	cl->idle = evtimer_new(b->base, on_idle, cl);
 	if (cl->bev == NULL || cl->idle == NULL)
 		fatalx("cannot set up client %s", desc);
 	bufferevent_setcb(cl->bev, on_read, on_write, on_event, cl);
 	bufferevent_setwatermark(cl->bev, EV_WRITE, b->set.client_output_limit / 2, 0);
-	/* libevent writes at most 16 KiB a pass by default: a 64 KiB PUBLISH
-	 * to a subscriber took four passes of epoll_wait and writev. */
-	if (bufferevent_set_max_single_write(cl->bev, CLIENT_WRITE_MAX) == -1)
-		log_warnx("client %s: cannot raise the write size", desc);
 	if (bufferevent_enable(cl->bev, EV_READ | EV_WRITE) == -1)
 		fatalx("cannot enable client %s", desc);
 	RB_INSERT(client_ids, &b->clients, cl);
 	b->nclients++;
 	b->title_dirty = true;
-	if (cl->ssl == NULL) {
+	if (cl->ssl == NULL && cl->ws == NULL) {
 		client_start(cl);
 		return;
 	}
 	cl->handshaking = true;		/* bounded in time: on_idle */
 	client_arm_idle(cl, b->set.tls_handshake_timeout);
+}
+
+void
+client_upgraded(struct client *cl)
+{
+	if (cl->closing || !cl->handshaking)
+		return;
+	client_disarm_idle(cl);
+	client_start(cl);
+	/* Frames sent with the request, before the answer, wait in the input. */
+	bufferevent_trigger(cl->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+}
+
+void
+client_ws_ended(struct client *cl, const char *why)
+{
+	if (cl->closing)
+		return;		/* its close frame follows what it is owed */
+	if (cl->handshaking)
+		handshake_failed(cl, why, false);
+	else
+		client_close(cl, why);
 }
 
 /* The broker stops: what a plain client is still owed (the packet that
@@ -600,11 +658,14 @@ client_new(struct listener *l, int fd, const char *desc)
 static void
 last_write(struct client *cl)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
-	evutil_socket_t fd = bufferevent_getfd(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->raw);
+	evutil_socket_t fd = bufferevent_getfd(cl->raw);
 
 	/* Bytes written past TLS would break its stream: not on TLS. */
-	if (cl->gate != 0 || cl->ssl != NULL || fd < 0 || evbuffer_get_length(out) == 0)
+	if (cl->gate != 0 || cl->ssl != NULL || fd < 0)
+		return;
+	ws_flush_now(cl);		/* frames, then the close frame */
+	if (evbuffer_get_length(out) == 0)
 		return;
 	/* A socket bufferevent keeps the start of its output frozen: only its
 	 * own write takes from there, and it is about to be freed. */
@@ -640,6 +701,7 @@ clients_close_all(struct broker *b)
 	struct client *cl;
 
 	RB_FOREACH(cl, client_ids, &b->clients) {
+		ws_set_close(cl, WS_CLOSE_GOING_AWAY);
 		if (cl->proto->stopping != NULL && !cl->closing)
 			cl->proto->stopping(cl);
 		else

@@ -5,14 +5,16 @@
  * took 16 passes of epoll_wait, ioctl and readv, a third of the master's
  * CPU in a stream of them.  A protocol that holds part of a packet asks
  * for the rest here, and on a plain socket it is read straight into the
- * connection's input.  TLS connections keep libevent's reads: their bytes
- * must go through OpenSSL. */
+ * connection's input (under a WebSocket, into the socket's, and the
+ * filter takes the frames at once).  TLS connections keep libevent's
+ * reads: their bytes must go through OpenSSL. */
 #include <sys/uio.h>
 
 #include <errno.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "core/core.h"
 #include "log.h"
@@ -37,8 +39,8 @@ commit(struct evbuffer *in, struct evbuffer_iovec *v, int nv, size_t n)
 ssize_t
 client_read_more(struct client *cl, size_t want)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->bev);
-	evutil_socket_t fd = bufferevent_getfd(cl->bev);
+	struct evbuffer *in = bufferevent_get_input(cl->raw);
+	evutil_socket_t fd = bufferevent_getfd(cl->raw);
 	struct evbuffer_iovec v[2];
 	struct iovec iov[2];
 	ssize_t n;
@@ -66,5 +68,10 @@ client_read_more(struct client *cl, size_t want)
 	/* Nothing yet, the end, or an error: libevent's next read sees it. */
 	commit(in, v, nv, n > 0 ? (size_t)n : 0);
 	(void)evbuffer_freeze(in, 0);
+	/* Under a WebSocket the filter takes the frames now, also if reading
+	 * is off (BEV_NORMAL would leave them in the raw input, where
+	 * nothing would look at them again). */
+	if (n > 0 && cl->raw != cl->bev)
+		(void)bufferevent_flush(cl->bev, EV_READ, BEV_FLUSH);
 	return n > 0 ? n : 0;
 }

@@ -41,6 +41,7 @@ struct registry;
 struct routes;
 struct ssl_ctx_st;		/* OpenSSL's SSL_CTX */
 struct ssl_st;			/* OpenSSL's SSL */
+struct ws_conn;
 
 /* ------------------------------------------------------------ protocols */
 
@@ -146,6 +147,7 @@ struct listener {
 	struct listener_conf	*conf;		/* its block; NULL for a shortcut */
 	struct evconnlistener	*ev;		/* NULL once closed */
 	struct ssl_ctx_st	*tls;		/* NULL: plain */
+	bool			 websocket;	/* the protocol over WebSockets (wsconn.c) */
 	struct auth		*auth;		/* the password file, ACL... that apply:
 						 * the broker's, or its own with
 						 * per_listener_settings */
@@ -163,7 +165,12 @@ struct client {
 	const struct proto *proto;
 	void		*pstate;	/* the protocol's */
 	struct broker	*b;
+	/* What the protocol reads and writes: the connection's own
+	 * bufferevent (raw: the socket's, or an OpenSSL one), or on a
+	 * WebSocket listener a filter over it (ws). */
 	struct bufferevent *bev;
+	struct bufferevent *raw;
+	struct ws_conn	*ws;		/* NULL: not a WebSocket */
 	char		 desc[128];	/* "127.0.0.1:5555", and what the protocol adds */
 	char		 addr[64];	/* "127.0.0.1": failed logins are counted by it */
 	int		 port;		/* the broker port it came in on */
@@ -175,7 +182,9 @@ struct client {
 	char		*farewell_why;
 	const struct listener *listener;	/* ... and its listener */
 	struct ssl_st	*ssl;		/* TLS; NULL: plain */
-	bool		 handshaking;	/* TLS: the protocol has not started yet */
+	bool		 handshaking;	/* TLS, WebSocket: the protocol has not started yet */
+	bool		 tls_done;	/* its TLS handshake completed (a WebSocket's
+					 * upgrade may follow) */
 	bool		 started;	/* the protocol's start was called */
 	/* The common name of its certificate (or the identity of its
 	 * pre-shared key) when its listener has use_identity_as_username,
@@ -549,8 +558,13 @@ void	 share_session_deleted(struct session *s);
 /* ------------------------------------------------------------ client.c */
 
 /* A connection accepted on l: its protocol starts at once, or after the
- * TLS handshake on a TLS listener. */
+ * TLS handshake on a TLS listener, or the upgrade on a WebSocket one. */
 void	 client_new(struct listener *l, int fd, const char *desc);
+/* wsconn.c tells: the upgrade is done (the protocol starts); the
+ * WebSocket ended (a refused upgrade, the client's close frame, a broken
+ * rule), for why. */
+void	 client_upgraded(struct client *cl);
+void	 client_ws_ended(struct client *cl, const char *why);
 /* A login is refused: nothing more is read; after delay_ms (0: at once)
  * the answer is written and the connection closed, for why (logged). */
 void	 client_refuse(struct client *cl, uint64_t delay_ms, const void *answer, size_t len,
@@ -608,6 +622,26 @@ void	 tls_describe(const struct client *cl, char *buf, size_t len);
 void	 tls_error_text(struct client *cl, short what, char *buf, size_t len, bool *plain);
 /* A close_notify to the peer, if the handshake was done (best effort). */
 void	 tls_close_notify(struct client *cl);
+/* wsconn.c: MQTT over WebSockets on a client connection */
+/* A filter over raw that speaks WebSockets to the client (cl->ws is
+ * set), starting with the upgrade; NULL if libevent cannot make one (raw
+ * is freed). */
+struct bufferevent *ws_bufferevent(struct client *cl, struct bufferevent *raw);
+/* The client is freed: the WebSocket no longer refers to it. */
+void	 ws_free(struct client *cl);
+/* Whether the client sent a byte. */
+bool	 ws_heard(const struct client *cl);
+/* "WebSocket /PATH", for the connect line. */
+void	 ws_describe(const struct client *cl, char *buf, size_t len);
+/* Bytes framed for the client and not written yet (0: not a WebSocket). */
+size_t	 ws_pending(const struct client *cl);
+/* The close frame's code, unless one was chosen (1000 otherwise). */
+void	 ws_set_close(struct client *cl, uint16_t code);
+/* The connection closes, and what the protocol wrote is framed: the close
+ * frame goes (once); true once everything is written (or not a WebSocket). */
+bool	 ws_flushed(struct client *cl);
+/* The broker ends: what waits is framed, and the close frame, now. */
+void	 ws_flush_now(struct client *cl);
 /* delivery.c */
 int	 delivery_open(struct client *cl);
 void	 delivery_close(struct client *cl);

@@ -29,7 +29,7 @@ const struct conf_key listener_table[] = {
 	{ "listener", CONF_STRING, L(listener), NULL, 0, 0, FIXED,
 	  "opens a listener block: PORT [ADDRESS] (without one, bind_address)", check_listener },
 	{ "protocol", CONF_STRING, L(protocol), "mqtt", 0, 0, FIXED,
-	  "what the listener speaks: mqtt, json_consumer or json_publisher", check_protocol },
+	  "what the listener speaks: mqtt, websockets (MQTT over WebSockets), json_consumer or json_publisher", check_protocol },
 	{ "certfile", CONF_STRING, L(certfile), NULL, 0, 0, RELOAD,
 	  "PEM file of the server certificate (and its chain); with keyfile, a TLS listener", NULL },
 	{ "keyfile", CONF_STRING, L(keyfile), NULL, 0, 0, RELOAD,
@@ -223,7 +223,8 @@ check_cert_user(const struct listener_conf *l, struct conf_errors *errs)
 	if (l->use_subject_as_username && l->use_identity_as_username)
 		n += conf_error(errs, "%s: listener %s: use_identity_as_username and"
 		    " use_subject_as_username both name the user: give one", w, v);
-	if (l->protocol != NULL && strcmp(l->protocol, "mqtt") != 0)
+	if (l->protocol != NULL && strcmp(l->protocol, "mqtt") != 0 &&
+	    strcmp(l->protocol, "websockets") != 0)
 		n += conf_error(errs, "%s: listener %s: %s names an MQTT user, and protocol %s"
 		    " has none", w, v, key, l->protocol);
 	return n;
@@ -506,9 +507,9 @@ check_listener(const char *v)
 static const char *
 check_protocol(const char *v)
 {
-	return strcmp(v, "mqtt") == 0 || strcmp(v, "json_consumer") == 0 ||
-	    strcmp(v, "json_publisher") == 0 ? NULL :
-	    "expected mqtt, json_consumer or json_publisher";
+	return strcmp(v, "mqtt") == 0 || strcmp(v, "websockets") == 0 ||
+	    strcmp(v, "json_consumer") == 0 || strcmp(v, "json_publisher") == 0 ? NULL :
+	    "expected mqtt, websockets, json_consumer or json_publisher";
 }
 
 static const char *

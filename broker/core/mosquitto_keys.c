@@ -17,6 +17,9 @@ const struct conf_foreign mosquitto_keys[] = {
 	  "every message is stored on disk here, always: only 'persistence true' is taken" },
 	{ "autosave_interval", NULL, "*", NULL },
 	{ "autosave_on_changes", NULL, "*", NULL },
+	/* libwebsockets' log level: WebSocket upgrades and closes are logged
+	 * here as connections are, at log_type. */
+	{ "websockets_log_level", NULL, "*", NULL },
 	{ "set_tcp_nodelay", NULL, "true",
 	  "Nagle's algorithm is always off here: only 'set_tcp_nodelay true' is taken" },
 	{ "retain_available", NULL, "true",
@@ -54,7 +57,9 @@ const struct conf_foreign mosquitto_keys[] = {
 	{ "clientid_prefixes", NULL, NULL,
 	  "not supported; an acl_file pattern with %c can bound what each client does" },
 	{ "mount_point", NULL, NULL, "not supported: remove the line" },
-	{ "http_dir", NULL, NULL, "WebSockets are not supported: remove the line" },
+	{ "http_dir", NULL, NULL,
+	  "files are not served over HTTP here (a listener with protocol websockets takes"
+	  " MQTT over WebSockets on any path): remove the line" },
 	{ "auth_plugin", NULL, NULL,
 	  "plugins are not supported; password_file, acl_file and psk_file are built in" },
 	{ "plugin", NULL, NULL,

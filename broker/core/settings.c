@@ -60,7 +60,9 @@ const struct conf_key settings_table[] = {
 	{ "login_attempts", CONF_UINT, F(login_attempts), "5", 1, 1000, FIXED,
 	  "failed logins allowed on one connection before it is closed", NULL },
 	{ "tls_handshake_timeout", CONF_MSEC, F(tls_handshake_timeout), "10", 0.1, 3600, RELOAD,
-	  "seconds a connection to a TLS listener has to complete its handshake before it is closed", NULL },
+	  "seconds a connection to a TLS listener has to complete its handshake, and one to a WebSocket listener its upgrade (both, with TLS), before it is closed", NULL },
+	{ "websockets_headers_size", CONF_SIZE, F(websockets_headers_size), "4k", 0, 65535, RELOAD,
+	  "bytes of the HTTP upgrade request a WebSocket listener reads, at most (0: the default, as in mosquitto)", NULL },
 	{ "per_listener_settings", CONF_BOOL, F(per_listener_settings), "false", 0, 0, FIXED,
 	  "true: password_file, acl_file, psk_file, use_username_as_clientid and allow_anonymous in a listener block apply to that listener only (as in mosquitto)", NULL },
 

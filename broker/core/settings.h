@@ -60,7 +60,8 @@ struct settings {
 	char             *use_username_as_clientid;	/* "true"...; NULL: not given */
 	char             *allow_anonymous;	/* "true", "false"...; NULL: only while every
 						 * listener is on a loopback address */
-	uint64_t          tls_handshake_timeout;	/* ms */
+	uint64_t          tls_handshake_timeout;	/* ms: also a WebSocket's upgrade */
+	uint64_t          websockets_headers_size;	/* bytes of an upgrade request; 0: 4096 */
 	bool              per_listener_settings;	/* listener blocks' password_file... apply */
 	struct conf_blocks listeners;		/* of struct listener_conf */
 	/* MQTT 5.0 (mosquitto's names where it has them) */
@@ -76,7 +77,7 @@ struct settings {
 struct listener_conf {
 	char             *listener;		/* "PORT [ADDRESS]" */
 	char             *where;		/* "FILE:LINE" of the listener line */
-	char             *protocol;		/* mqtt, json_consumer or json_publisher */
+	char             *protocol;		/* mqtt, websockets, json_consumer or json_publisher */
 	char             *certfile;		/* PEM; NULL: a plain listener */
 	char             *keyfile;
 	char             *cafile;		/* CAs of client certificates */

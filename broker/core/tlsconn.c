@@ -381,7 +381,7 @@ tls_error_text(struct client *cl, short what, char *buf, size_t len, bool *plain
 
 	*plain = false;
 	buf[0] = '\0';
-	while ((e = bufferevent_get_openssl_error(cl->bev)) != 0) {
+	while ((e = bufferevent_get_openssl_error(cl->raw)) != 0) {
 		if (ERR_GET_LIB(e) == 0 && !ERR_SYSTEM_ERROR(e))
 			continue;	/* libevent keeps SSL_get_error()'s code too */
 		first = e;

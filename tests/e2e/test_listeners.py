@@ -72,9 +72,9 @@ def check(tmp_path, text, *args):
 
 
 BAD = [
-    pytest.param("listener 8883\nprotocol websockets\n",
-                 ["2: bad value 'websockets' for key 'protocol': expected mqtt, json_consumer"
-                  " or json_publisher"], id="unknown-protocol"),
+    pytest.param("listener 8883\nprotocol http\n",
+                 ["2: bad value 'http' for key 'protocol': expected mqtt, websockets,"
+                  " json_consumer or json_publisher"], id="unknown-protocol"),
     pytest.param("retry_interval 2\ncertfile server.crt\nlistener 8883\n",
                  ["2: key 'certfile' belongs in a listener block: put it after a 'listener'"
                   " line"], id="tls-key-outside-a-block"),

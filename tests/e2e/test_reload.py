@@ -369,7 +369,7 @@ NEW_VALUES = {
     # Files in the broker's directory (written by the test), relative to it.
     "password_file": "auth.passwd", "acl_file": "auth.acl", "allow_anonymous": "true",
     "use_username_as_clientid": "false",
-    "tls_handshake_timeout": "5",
+    "tls_handshake_timeout": "5", "websockets_headers_size": "8k",
     "max_keepalive": "120", "max_packet_size": "1m", "max_topic_alias": "20",
     "response_information": "replies/",
 }

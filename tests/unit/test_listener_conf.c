@@ -188,6 +188,46 @@ test_shortcuts(void **state)
 	assert_int_equal(load(&s, &e, "mqtt_port 1883\nlistener 8883\n"), 0);
 	assert_int_equal(s.mqtt_port, 1883);
 	done(&s, &e);
+
+	/* WebSockets have no shortcut port: mqtt_port stays. */
+	assert_int_equal(load(&s, &e, "listener 9001\nprotocol websockets\n"), 0);
+	assert_int_equal(s.mqtt_port, 1883);
+	done(&s, &e);
+}
+
+/* A WebSocket listener: plain, or with the TLS keys of any MQTT one. */
+static void
+test_websockets(void **state)
+{
+	struct settings s;
+	struct conf_errors e;
+
+	(void)state;
+	assert_int_equal(load(&s, &e, "websockets_headers_size 8k\n"
+	    "listener 9001\nprotocol websockets\n"
+	    "listener 9443 0.0.0.0\nprotocol websockets\ncertfile c\nkeyfile k\ncafile ca\n"
+	    "require_certificate true\nuse_identity_as_username true\n"
+	    "websockets_log_level 255\n"), 0);
+	assert_int_equal(s.websockets_headers_size, 8192);
+	assert_string_equal(block(&s, 0)->protocol, "websockets");
+	assert_false(listener_conf_tls(block(&s, 0)));
+	assert_string_equal(block(&s, 1)->protocol, "websockets");
+	assert_true(listener_conf_tls(block(&s, 1)));
+	assert_true(block(&s, 1)->use_identity_as_username);
+	done(&s, &e);
+	/* mosquitto's 0 is the default; more than 65535 is not. */
+	assert_int_equal(load(&s, &e, "websockets_headers_size 0\n"), 0);
+	assert_int_equal(s.websockets_headers_size, 0);
+	done(&s, &e);
+	assert_int_equal(load(&s, &e, "websockets_headers_size 64k\n"), 1);
+	done(&s, &e);
+	/* http_dir serves files: not here. */
+	assert_int_equal(load(&s, &e, "listener 9001\nprotocol websockets\nhttp_dir /var/www\n"),
+	    1);
+	assert_string_equal(e.msg[0], "l.conf:3: 'http_dir' is mosquitto's: files are not served"
+	    " over HTTP here (a listener with protocol websockets takes MQTT over WebSockets on"
+	    " any path): remove the line");
+	done(&s, &e);
 }
 
 /* Without per_listener_settings, a block's password_file, acl_file and
@@ -233,8 +273,12 @@ test_bad_blocks(void **state)
 	static const struct {
 		const char *text, *want;
 	} cases[] = {
-		{ "listener 8883\nprotocol websockets\n", "l.conf:2: bad value 'websockets'"
-		  " for key 'protocol': expected mqtt, json_consumer or json_publisher" },
+		{ "listener 8883\nprotocol http\n", "l.conf:2: bad value 'http' for key"
+		  " 'protocol': expected mqtt, websockets, json_consumer or json_publisher" },
+		{ "listener 4443\nprotocol json_consumer\ncertfile c\nkeyfile k\ncafile ca\n"
+		  "require_certificate true\nuse_identity_as_username true\n",
+		  "l.conf:1: listener 4443: use_identity_as_username names an MQTT user, and"
+		  " protocol json_consumer has none" },
 		{ "certfile a.crt\n", "l.conf:1: key 'certfile' belongs in a listener block:"
 		  " put it after a 'listener' line" },
 		{ "listener 0\n", "l.conf:1: bad value '0' for key 'listener': expected"
@@ -362,7 +406,7 @@ test_bad_blocks(void **state)
 	assert_int_equal(load(&s, &e, "listener 8883\nprotocol x\ncertfile c\n"
 	    "listener 8883 ::1\nkeyfile k\ncapath p\n"), 3);
 	assert_string_equal(e.msg[0], "l.conf:2: bad value 'x' for key 'protocol':"
-	    " expected mqtt, json_consumer or json_publisher");
+	    " expected mqtt, websockets, json_consumer or json_publisher");
 	assert_string_equal(e.msg[1], "l.conf:1: listener 8883: certfile without keyfile");
 	assert_string_equal(e.msg[2], "l.conf:4: listener 8883 ::1: keyfile without certfile");
 	done(&s, &e);
@@ -412,6 +456,7 @@ main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_blocks),
 		cmocka_unit_test(test_shortcuts),
+		cmocka_unit_test(test_websockets),
 		cmocka_unit_test(test_block_auth_is_global),
 		cmocka_unit_test(test_bad_blocks),
 		cmocka_unit_test(test_fixed_differs),

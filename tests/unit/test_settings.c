@@ -98,7 +98,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 55);
+	assert_int_equal(n, 56);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -120,7 +120,7 @@ test_reloadable(void **state)
 		"max_subscriptions", "max_topicds", "topicd_idle_timeout", "topicd_timeout", "password_file", "acl_file",
 		"psk_file", "use_username_as_clientid", "allow_anonymous", "tls_handshake_timeout", "max_keepalive", "max_packet_size",
 		"max_topic_alias", "response_information", "topicd_input_limit",
-		"client_delivery_buffer", "max_held_bytes",
+		"client_delivery_buffer", "max_held_bytes", "websockets_headers_size",
 	};
 	size_t n = 0;
 
