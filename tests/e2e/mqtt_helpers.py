@@ -272,12 +272,13 @@ class RawClient:
 
     packet_class = Packet               # how packets from the server are read
 
-    def __init__(self, port, timeout=REPLY_TIMEOUT, name=None, tls=None):
-        """tls: an ssl.SSLContext to speak TLS with."""
+    def __init__(self, port, timeout=REPLY_TIMEOUT, name=None, tls=None, sock=None):
+        """tls: an ssl.SSLContext to speak TLS with; sock: a socket of the
+        caller's, connected to port."""
         self.port = port
         self.timeout = timeout
         self.name = name or "raw"
-        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.sock = sock or socket.create_connection((HOST, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls is not None:
             self.sock = tls.wrap_socket(self.sock, server_hostname=HOST)
@@ -310,13 +311,14 @@ class RawClient:
 
     # -- reading
 
-    def _fill(self, deadline):
+    def _recv(self, deadline, size=65536):
+        """What the socket has, waiting for it until deadline."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise PacketTimeout()
         self.sock.settimeout(remaining)
         try:
-            data = self.sock.recv(65536)
+            data = self.sock.recv(size)
         except socket.timeout:
             raise PacketTimeout() from None
         except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
@@ -325,7 +327,10 @@ class RawClient:
         if not data:
             self.peer_closed = True
             raise ConnectionClosed(self.buf)
-        self.buf += data
+        return data
+
+    def _fill(self, deadline):
+        self.buf += self._recv(deadline)
 
     def _next_from_wire(self, deadline):
         while True:
@@ -802,9 +807,11 @@ class PahoClient:
     """paho-mqtt 1.6 with its network thread; records what it is given.
     No automatic reconnect: a closed connection stays closed."""
 
-    def __init__(self, port, client_id="", clean=True, protocol=None, name=None, tls=None):
+    def __init__(self, port, client_id="", clean=True, protocol=None, name=None, tls=None,
+                 ws_path=None):
         """tls: the keyword arguments of paho's tls_set (ca_certs,
-        certfile, keyfile) to connect with TLS."""
+        certfile, keyfile) to connect with TLS; ws_path: over WebSockets,
+        with this path (paho's transport="websockets")."""
         if paho is None:
             raise HarnessError("paho-mqtt is missing: run the tests with /usr/bin/python3 "
                                "(Debian's python3-paho-mqtt)")
@@ -812,7 +819,10 @@ class PahoClient:
         self.name = name or client_id or "paho"
         proto = paho.MQTTv311 if protocol is None else protocol
         self.c = paho.Client(client_id=client_id, clean_session=clean, protocol=proto,
-                             reconnect_on_failure=False)
+                             reconnect_on_failure=False,
+                             transport="tcp" if ws_path is None else "websockets")
+        if ws_path is not None:
+            self.c.ws_set_options(path=ws_path)
         if tls is not None:
             self.c.tls_set(**tls)
         self.cond = threading.Condition()
