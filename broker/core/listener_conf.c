@@ -153,6 +153,16 @@ globals_from_blocks(struct settings *s, const bool *given)
 	}
 }
 
+/* A block of protocol closes the shortcut port of sc_protocol: its own,
+ * and, MQTT over WebSockets being MQTT, a WebSocket block mqtt_port (as
+ * mosquitto's default listener gives way to any block). */
+static bool
+block_closes(const char *protocol, const char *sc_protocol)
+{
+	return protocol != NULL && (strcmp(protocol, sc_protocol) == 0 ||
+	    (strcmp(protocol, "websockets") == 0 && strcmp(sc_protocol, "mqtt") == 0));
+}
+
 void
 settings_apply_blocks(struct settings *s, const bool *given)
 {
@@ -164,8 +174,7 @@ settings_apply_blocks(struct settings *s, const bool *given)
 		if (given != NULL && given[k - settings_table])
 			continue;
 		for (size_t j = 0; j < s->listeners.n; j++)
-			if (listener_at(s, j)->protocol != NULL &&
-			    strcmp(listener_at(s, j)->protocol, sc->protocol) == 0)
+			if (block_closes(listener_at(s, j)->protocol, sc->protocol))
 				*shortcut_port(s, sc) = 0;
 	}
 }

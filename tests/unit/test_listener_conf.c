@@ -189,8 +189,14 @@ test_shortcuts(void **state)
 	assert_int_equal(s.mqtt_port, 1883);
 	done(&s, &e);
 
-	/* WebSockets have no shortcut port: mqtt_port stays. */
+	/* MQTT over WebSockets is MQTT: mqtt_port gives way to it too,
+	 * unless given; the JSON-lines ports stay. */
 	assert_int_equal(load(&s, &e, "listener 9001\nprotocol websockets\n"), 0);
+	assert_int_equal(s.mqtt_port, 0);
+	assert_int_equal(s.json_consumer_port, 4040);
+	done(&s, &e);
+	assert_int_equal(load(&s, &e, "mqtt_port 1883\nlistener 9001\nprotocol websockets\n"),
+	    0);
 	assert_int_equal(s.mqtt_port, 1883);
 	done(&s, &e);
 }
