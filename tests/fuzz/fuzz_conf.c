@@ -142,7 +142,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&c, 0, sizeof(c));
 	conf_defaults(tab, &c);
 	n = conf_parse_syntax_buf(&syntax, &c, "fuzz", (const char *)data, size, given, &errs);
-	if (n < 0 || (size_t)n != errs.n)
+	if (n < 0 || (size_t)n != errs.n + errs.more ||
+	    (errs.more > 0 && errs.n != CONF_ERRORS_MAX))
 		abort();
 	for (size_t i = 0; i < errs.n; i++)
 		if (strncmp(errs.msg[i], "fuzz:", 5) != 0)
@@ -159,9 +160,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (line == NULL)
 			abort();
 		if ((sp = strchr(line, ' ')) != NULL) {
+			size_t kept = errs.n;
+
 			*sp++ = '\0';
+			/* Its error is kept, or counted past CONF_ERRORS_MAX. */
 			if (conf_set(tab, &c, line, sp, "set", &errs) == -1 &&
-			    strncmp(errs.msg[errs.n - 1], "set: ", 5) != 0)
+			    (kept == CONF_ERRORS_MAX ? errs.more == 0 :
+			    strncmp(errs.msg[errs.n - 1], "set: ", 5) != 0))
 				abort();
 		}
 		free(line);
