@@ -25,6 +25,7 @@
 
 #define CLIENT_WRITE_MAX	(1024 * 1024)	/* bytes a client's write takes a pass */
 #define CLIENT_REF_MIN		(16 * 1024)	/* a payload written by reference */
+#define LAST_WORDS_MAX		(256 * 1024)	/* read from a connection whose write failed */
 
 static int
 id_cmp(struct client *a, struct client *b)
@@ -289,6 +290,8 @@ client_output_full(const struct client *cl)
 {
 	size_t n = evbuffer_get_length(bufferevent_get_output(cl->bev)) + ws_pending(cl);
 
+	if (cl->write_failed)
+		return false;
 	if (cl->gated != NULL)
 		n += evbuffer_get_length(cl->gated);
 	return n >= cl->b->set.client_output_limit;
@@ -448,6 +451,29 @@ on_handshake_event(struct client *cl, short what)
 	handshake_failed(cl, why, plain);
 }
 
+/* A write failed (ECONNRESET: the client closed with deliveries unread,
+ * and its kernel answered them with a reset) before libevent read what
+ * the client sent last, which the socket still holds: its DISCONNECT,
+ * say, which must cancel its will.  The master no longer read from it if
+ * its output was over client_output_limit (a subscriber that does not
+ * read): that is what a client that closes with deliveries unread left.
+ * It is read and handed to the protocol first, up to LAST_WORDS_MAX (not
+ * over TLS: those bytes would have to go through OpenSSL). */
+static void
+read_last_words(struct client *cl)
+{
+	size_t total = 0;
+	ssize_t n;
+
+	if (!cl->started || cl->closing)
+		return;
+	cl->write_failed = true;
+	while (total < LAST_WORDS_MAX && (n = client_read_more(cl, LAST_WORDS_MAX)) > 0)
+		total += (size_t)n;
+	if (evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0)
+		cl->proto->read(cl);
+}
+
 static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -472,8 +498,14 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	else if (what & BEV_EVENT_ERROR && cl->ssl != NULL) {
 		tls_error_text(cl, what, why, sizeof(why), &plain);
 		client_close(cl, why[0] != '\0' ? why : "connection lost");
-	} else if (what & BEV_EVENT_ERROR)
-		client_close(cl, strerror(EVUTIL_SOCKET_ERROR()));
+	} else if (what & BEV_EVENT_ERROR) {
+		int err = EVUTIL_SOCKET_ERROR();
+
+		if (what & BEV_EVENT_WRITING)
+			read_last_words(cl);
+		if (!cl->closing)
+			client_close(cl, strerror(err));
+	}
 	/* libevent stops writing to a connection whose write failed (a client
 	 * that is not read from learns that it is gone this way) or, over TLS,
 	 * that failed at all: what it was still owed cannot go out. */

@@ -200,6 +200,7 @@ struct client {
 	char		*psk_keyed;
 	struct event	*idle;
 	bool		 closing;	/* flushing output, then freed */
+	bool		 write_failed;	/* its output goes nowhere: not "full" */
 	bool		 freeing;	/* release scheduled */
 	bool		 throttled;	/* not reading (client_throttle) */
 	unsigned	 pending;	/* its requests waiting for a topicd's answer */

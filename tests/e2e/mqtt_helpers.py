@@ -566,7 +566,7 @@ class SilentSubscriber:
 
     BUFFER = 4096
 
-    def __init__(self, port, client_id, topic, qos=0, tls=None, keepalive=60):
+    def __init__(self, port, client_id, topic, qos=0, tls=None, keepalive=60, will=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.BUFFER)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.BUFFER)
@@ -577,7 +577,7 @@ class SilentSubscriber:
         _register(self)
         self.client_id = client_id
         self.buf = b""
-        self.sock.sendall(connect_packet(client_id, keepalive=keepalive) +
+        self.sock.sendall(connect_packet(client_id, keepalive=keepalive, will=will) +
                           subscribe_packet(1, [(topic, qos)]))
         ack = self.next()
         assert (ack.type, ack.rc) == (CONNACK, 0), ack

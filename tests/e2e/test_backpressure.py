@@ -10,6 +10,7 @@ A subscriber that does not read fills its own socket and waits in the
 topicd, while another subscriber of the same topic receives every
 message as it is published."""
 
+import re
 import signal
 import threading
 import time
@@ -227,6 +228,41 @@ def test_a_subscriber_gone_while_its_output_waits_is_let_go(mqtt_factory):
     slow.close(reset=True)
     wait_for(lambda: b.status()[0]["clients"] == base, 10,
              "the subscriber that went to be let go (%d clients before it came)" % base)
+
+
+def test_a_disconnect_behind_unread_deliveries_cancels_the_will(mqtt_factory):
+    """A client with a will and deliveries it has not read sends
+    DISCONNECT and closes: its kernel answers the unread bytes with a
+    reset.  The master (stopped meanwhile, so that both wait for it)
+    finds its write refused before it has read the DISCONNECT, which
+    the socket still holds: it reads it all the same, and the will is
+    not published."""
+    b = mqtt_factory({"client_output_limit": OUTPUT, "log_type": "information"})
+    watch = Receiver(lambda: b.mqtt_port, "rst-watch", clean=True)
+    watch.connect()
+    assert watch.subscribe([("rst/will", 1)]) == [1]
+    watch.start()
+    pub = b.publisher()
+    pub.publish("rst/t", "first")               # its topicd starts
+    slow = SilentSubscriber(b.mqtt_port, "rst-slow", "rst/t",
+                            will=("rst/will", b"gone without a word", 1, False))
+    for k in range(0, COUNT, BATCH):
+        pub.publish_pipelined([("rst/t", payload(i)) for i in range(k, k + BATCH)])
+    wait_for(lambda: b.topicd_status("rst/t")["lag"] > 0, 10,
+             "the silent subscriber to fall behind")
+    kill_pid(b.pid, signal.SIGSTOP)
+    try:
+        slow.sock.sendall(b"\xe0\x00")          # DISCONNECT
+        slow.sock.close()                        # unread bytes: a reset
+    finally:
+        kill_pid(b.pid, signal.SIGCONT)
+    wait_for(lambda: "id rst-slow: closed" in b.log_text(), 10, "the master to close it")
+    # The will would have been published as the connection closed: a
+    # message published after that comes first if there was none.
+    pub.publish("rst/will", "after the close")
+    watch.wait_payload(b"after the close")
+    assert watch.payloads("rst/will") == [b"after the close"], b.log_tail()
+    assert "id rst-slow: closed: DISCONNECT" in b.log_text(), b.log_tail()
 
 
 def test_a_closed_connection_that_does_not_read_is_let_go_after_idle_timeout(mqtt_factory):
