@@ -121,7 +121,9 @@ client_close(struct client *cl, const char *why)
 	if (cl->closing)
 		return;
 	cl->closing = true;
-	if (cl->started)
+	if (cl->started && cl->its_fault)
+		log_notice("client %s: closed: %s", cl->desc, why);
+	else if (cl->started)
 		log_info("client %s: closed: %s", cl->desc, why);
 	bufferevent_disable(cl->bev, EV_READ);
 	evtimer_del(cl->idle);
@@ -136,6 +138,14 @@ client_close(struct client *cl, const char *why)
 	free_when_flushed(cl);
 	if (!cl->freeing)
 		arm(cl, cl->b->set.idle_timeout);
+}
+
+void
+client_close_fault(struct client *cl, const char *why)
+{
+	if (!cl->closing)
+		cl->its_fault = true;
+	client_close(cl, why);
 }
 
 void

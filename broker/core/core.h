@@ -201,6 +201,7 @@ struct client {
 	struct event	*idle;
 	bool		 closing;	/* flushing output, then freed */
 	bool		 write_failed;	/* its output goes nowhere: not "full" */
+	bool		 its_fault;	/* closed for what it sent: a notice */
 	bool		 freeing;	/* release scheduled */
 	bool		 throttled;	/* not reading (client_throttle) */
 	unsigned	 pending;	/* its requests waiting for a topicd's answer */
@@ -574,6 +575,9 @@ void	 client_refuse(struct client *cl, uint64_t delay_ms, const void *answer, si
  * delay its answer waits (auth_failures_note). */
 uint64_t client_login_failed(struct client *cl, const char *user, const char *why);
 void	 client_close(struct client *cl, const char *why);
+/* The same for what the client sent (a malformed packet, a broken rule,
+ * a packet over a limit): logged at notice, not information. */
+void	 client_close_fault(struct client *cl, const char *why);
 void	 client_write(struct client *cl, const void *data, size_t len);
 void	 client_write_body(struct client *cl, const void *data, size_t len,
 	    struct ipc_msg *m);

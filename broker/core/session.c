@@ -507,11 +507,17 @@ session_due(const struct session *s)
 	return session_deadline(s->offline_mono, life);
 }
 
+/* The end a client chose (its Session Expiry Interval) is routine; the
+ * operator's persistent_client_expiration is worth a notice. */
 static void
 session_expire(struct session *s)
 {
-	log_notice("session %s: offline for longer than its %s; removed", s->key,
-	    s->expiry_ms ? "session expiry interval" : "persistent_client_expiration");
+	if (s->expiry_ms)
+		log_info("session %s: offline for longer than its session expiry interval;"
+		    " removed", s->key);
+	else
+		log_notice("session %s: offline for longer than its persistent_client_expiration;"
+		    " removed", s->key);
 	session_delete(s);
 }
 

@@ -508,7 +508,7 @@ too_large(struct client *cl, struct evbuffer *in, size_t have)
 	if (rc == 1 && level == MQTT_LEVEL_5)
 		mqtt_refuse(cl, MQTT_LEVEL_5, MQTT_RC_PACKET_TOO_LARGE, 0xff, why);
 	else if (rc != 0)
-		client_close(cl, why);
+		client_close_fault(cl, why);
 }
 
 /* A packet missing more than libevent reads in a pass (4 KiB) has the

@@ -105,7 +105,11 @@ mqtt_close(struct client *cl, uint8_t rc, const char *why)
 		mqtt_props_free(&p.u.disconnect.props);
 		cl->b->mqtt5_disconnects++;
 	}
-	client_close(cl, why);
+	/* An error the client made, not an end that comes to any client. */
+	if (rc >= 0x80 && rc != MQTT_RC_KEEP_ALIVE_TIMEOUT && rc != MQTT_RC_SERVER_SHUTTING_DOWN)
+		client_close_fault(cl, why);
+	else
+		client_close(cl, why);
 }
 
 void

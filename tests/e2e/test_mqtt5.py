@@ -162,10 +162,10 @@ def test_session_expiry_changed_at_disconnect(mqtt_broker):
     assert ack.session_present is False
 
 
-def test_session_expires(mqtt_broker):
+def test_session_expires(mqtt_factory):
     """A session of interval 1 s is gone once that long offline; one of
     0xFFFFFFFF (never) stays."""
-    b = mqtt_broker
+    b = mqtt_factory({"log_type": "information"})
     for cid, interval in (("short", 1), ("never", 0xFFFFFFFF)):
         c, _ = v5(b, cid, clean=False, cprops=props(CONNECT, SessionExpiryInterval=interval))
         c.send(disconnect5())
@@ -186,7 +186,7 @@ def test_a_session_that_expired_while_the_broker_was_down_is_not_resumed(mqtt_fa
     gone for a client that comes back at once after the start, before
     the broker's once-a-second look at expiries: no Session Present, no
     subscription, no message it was sent."""
-    b = mqtt_factory()
+    b = mqtt_factory({"log_type": "information"})
     exp = props(CONNECT, SessionExpiryInterval=2)
     c, _ = v5(b, "e4", clean=False, cprops=exp)
     assert c.subscribe5([("e4/t", 1)]).codes == [1]

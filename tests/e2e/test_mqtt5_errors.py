@@ -7,9 +7,12 @@ sets (its Receive Maximum, Maximum Packet Size, Topic Alias Maximum)
 on what the broker sends it.
 """
 
+import re
 import time
 
 import pytest
+
+from broker_harness import wait_for
 
 from mqtt_helpers import (CONNACK, CONNECT, DISCONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
                           SUBACK, SUBSCRIBE, UNSUBACK, RawClient, connect_packet,
@@ -505,3 +508,18 @@ def test_a_session_of_thousands_of_filters(mqtt_factory):
     assert c.next5(UNSUBACK).codes == [0]
     pub.publish("many/7", b"none left", 2)
     c.expect_silence(QUIET)
+
+
+def test_a_close_for_what_the_client_sent_is_a_notice(mqtt_factory):
+    """At the default log level an operator sees a client closed for a
+    packet over the limit or a malformed one: the client's doing."""
+    b = mqtt_factory({"max_packet_size": "300"})
+    c = connected_client(b.mqtt_port, "too-big")
+    c.send(packet(3, 0, b"\x00\x05big/t" + b"x" * 400))
+    c.expect_closed()
+    c = connected_client(b.mqtt_port, "malformed")
+    c.send(b"\x82\x02\x00\x01")             # SUBSCRIBE without a filter
+    c.expect_closed()
+    for cid, why in (("too-big", "packet larger than"), ("malformed", "malformed SUBSCRIBE")):
+        rx = re.compile(r"notice: client \S+ id %s: closed: %s" % (cid, why))
+        wait_for(lambda: rx.search(b.log_text()), 10, "the notice of %s's close" % cid)
