@@ -90,6 +90,28 @@ mqtt_send_reason_ack(struct client *cl, uint8_t type, uint16_t pid, uint8_t rc, 
 	mqtt_props_free(&p.u.ack.props);
 }
 
+/* An error the client made (what it sent): its close is a notice.  Not
+ * an end that may come to any client (keep-alive, shutdown, takeover,
+ * the server's trouble), nor a failed login or a refused one, each
+ * logged on its own. */
+static bool
+client_fault(uint8_t rc5, uint8_t rc3)
+{
+	switch (rc5) {
+	case MQTT_RC_BAD_USERNAME_PASSWORD:
+	case MQTT_RC_NOT_AUTHORIZED:
+	case MQTT_RC_SERVER_UNAVAILABLE:
+	case MQTT_RC_SERVER_BUSY:
+	case MQTT_RC_SERVER_SHUTTING_DOWN:
+	case MQTT_RC_KEEP_ALIVE_TIMEOUT:
+	case MQTT_RC_SESSION_TAKEN_OVER:
+		return false;
+	default:
+		return rc5 >= 0x80 || rc3 == MQTT_CONNACK_BAD_VERSION ||
+		    rc3 == MQTT_CONNACK_ID_REJECTED;
+	}
+}
+
 void
 mqtt_close(struct client *cl, uint8_t rc, const char *why)
 {
@@ -105,8 +127,7 @@ mqtt_close(struct client *cl, uint8_t rc, const char *why)
 		mqtt_props_free(&p.u.disconnect.props);
 		cl->b->mqtt5_disconnects++;
 	}
-	/* An error the client made, not an end that comes to any client. */
-	if (rc >= 0x80 && rc != MQTT_RC_KEEP_ALIVE_TIMEOUT && rc != MQTT_RC_SERVER_SHUTTING_DOWN)
+	if (client_fault(rc, 0xff))
 		client_close_fault(cl, why);
 	else
 		client_close(cl, why);
@@ -143,7 +164,10 @@ mqtt_refuse(struct client *cl, uint8_t level, uint8_t rc5, uint8_t rc3, const ch
 		mqtt_send(cl, &w);
 		wbuf_free(&w);
 	}
-	client_close(cl, why);
+	if (client_fault(rc5, rc3))
+		client_close_fault(cl, why);
+	else
+		client_close(cl, why);
 }
 
 size_t

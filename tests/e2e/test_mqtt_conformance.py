@@ -52,7 +52,7 @@ def test_mqtt31_empty_client_id_is_rejected(mb, clean):
     assert (ack.rc, ack.session_present) == (2, False), ack
     assert ack.raw == b"\x20\x02\x00\x02", ack.raw
     c.expect_closed(CLOSE_TIMEOUT)
-    wait_log(mb, r"information: client \S+: closed: empty client id in an MQTT 3\.1 CONNECT$",
+    wait_log(mb, r"notice: client \S+: closed: empty client id in an MQTT 3\.1 CONNECT$",
              "the refusal in the log")
     # MQTT 3.1.1 still allows it with a clean session.
     ok = connected_client(mb.mqtt_port, "", clean=True)
@@ -114,7 +114,7 @@ def test_ack_of_the_wrong_kind_closes_the_connection(mb, qos, acks, name, what):
     c.send(ack_packet(acks[-1], p.pid))
     # Closed, and nothing answered first: no PUBREL for a stray PUBREC.
     c.expect_closed(CLOSE_TIMEOUT)
-    wait_log(mb, r"information: client \S+ id %s: closed: %s for packet %d%s: "
+    wait_log(mb, r"notice: client \S+ id %s: closed: %s for packet %d%s: "
              r"protocol violation$" % (re.escape(c.name), name, p.pid, re.escape(what)),
              "the violation in the log")
     # The delivery was not taken as acknowledged: the session resends it.
@@ -285,7 +285,7 @@ def test_publish_beyond_max_topic_levels_closes_unacknowledged(lb, qos):
     c = connected_client(lb.mqtt_port, tag("deep-pub"))
     c.send(publish_packet(levels(9, "q%d-" % qos), b"too deep", qos, 1 if qos else None))
     c.expect_closed(CLOSE_TIMEOUT)          # no PUBACK or PUBREC first
-    wait_log(lb, r"information: client \S+ id %s: closed: PUBLISH to a topic of more levels "
+    wait_log(lb, r"notice: client \S+ id %s: closed: PUBLISH to a topic of more levels "
              r"than max_topic_levels$" % re.escape(c.name), "the close in the log")
     # Nothing was stored: the topic does not exist.
     stores = lb.data_dir / "topics"
@@ -303,7 +303,7 @@ def test_will_beyond_max_topic_levels_refuses_the_connect(lb):
     c.send(connect_packet("deep-will", will=(levels(9), b"bye", 0, False)))
     seen = c.expect_closed(CLOSE_TIMEOUT, allow=(CONNACK,))
     assert not seen, "expected no CONNACK: %s" % seen
-    wait_log(lb, r"information: client \S+: closed: will topic of more levels than "
+    wait_log(lb, r"notice: client \S+: closed: will topic of more levels than "
              r"max_topic_levels$", "the refusal in the log")
     ok = connected_client(lb.mqtt_port, "shallow-will", will=(levels(8), b"bye", 0, False))
     still_open(ok)
@@ -317,7 +317,7 @@ def test_will_over_message_size_limit_refuses_the_connect(mqtt_factory):
     c.send(connect_packet("big-will", will=("wills/big", b"w" * 1025, 1, False)))
     seen = c.expect_closed(CLOSE_TIMEOUT, allow=(CONNACK,))
     assert not seen, "expected no CONNACK: %s" % seen
-    wait_log(b, r"information: client \S+: closed: will payload over message_size_limit$",
+    wait_log(b, r"notice: client \S+: closed: will payload over message_size_limit$",
              "the refusal in the log")
     ok = connected_client(b.mqtt_port, "small-will", will=("wills/small", b"w" * 1024, 1, False))
     still_open(ok)
