@@ -151,7 +151,10 @@ room_check(struct topicd *td)
 		return;
 	if (td->max_bytes != 0 && td->bytes > td->max_bytes - td->max_bytes / 10)
 		return;
-	if (td->min_free != 0 && disk_free(td, true) < td->min_free + td->min_free / 10)
+	/* A spare file the store learned of since the refusal (the worker's
+	 * checkpoint made it) goes now. */
+	if (td->min_free != 0 && disk_free(td, true) < td->min_free + td->min_free / 10 &&
+	    (!drop_spare(td) || disk_free(td, true) < td->min_free + td->min_free / 10))
 		return;
 	td->room_sent = true;
 	wbuf_reset(&td->wb);
