@@ -76,6 +76,7 @@ client_free(struct client *cl)
 	event_free(cl->idle);
 	wbuf_free(&cl->farewell);
 	free(cl->farewell_why);
+	free(cl->ws_end_why);
 	free(cl->tls_identity);
 	free(cl->psk_identity);
 	free(cl->psk_keyed);
@@ -291,6 +292,8 @@ clients_ungate(struct broker *b, uint64_t durable)
 bool
 client_throttled(const struct client *cl)
 {
+	if (cl->last_words)
+		return false;
 	return cl->refusing || cl->pending >= cl->b->set.max_client_pending || cl->nstalled > 0 ||
 	    client_output_full(cl);
 }
@@ -300,8 +303,6 @@ client_output_full(const struct client *cl)
 {
 	size_t n = evbuffer_get_length(bufferevent_get_output(cl->bev)) + ws_pending(cl);
 
-	if (cl->write_failed)
-		return false;
 	if (cl->gated != NULL)
 		n += evbuffer_get_length(cl->gated);
 	return n >= cl->b->set.client_output_limit;
@@ -329,6 +330,10 @@ on_read(struct bufferevent *bev, void *arg)
 		cl->proto->read(cl);
 	client_throttle(cl);
 	flush_store(cl->b);
+	/* Its WebSocket ended behind requests, all handled now. */
+	if (cl->ws_end_why != NULL && !cl->closing &&
+	    evbuffer_get_length(bufferevent_get_input(cl->bev)) == 0)
+		client_close(cl, cl->ws_end_why);
 }
 
 void
@@ -461,27 +466,39 @@ on_handshake_event(struct client *cl, short what)
 	handshake_failed(cl, why, plain);
 }
 
+/* The connection ends (a write failed, the client closed its WebSocket)
+ * with what the client sent last not yet handled: its DISCONNECT, say,
+ * which must cancel its will.  The master held back its reading (its
+ * output over client_output_limit, max_client_pending of its publishes
+ * waiting), or had not come to it.  It is handed to the protocol first,
+ * whatever held it back: the bytes are already here, and the connection
+ * closes after them.  Not for a client being refused. */
+static void
+hear_last_words(struct client *cl)
+{
+	if (!cl->started || cl->closing || cl->refusing)
+		return;
+	cl->last_words = true;
+	if (evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0)
+		cl->proto->read(cl);
+}
+
 /* A write failed (ECONNRESET: the client closed with deliveries unread,
  * and its kernel answered them with a reset) before libevent read what
- * the client sent last, which the socket still holds: its DISCONNECT,
- * say, which must cancel its will.  The master no longer read from it if
- * its output was over client_output_limit (a subscriber that does not
- * read): that is what a client that closes with deliveries unread left.
- * It is read and handed to the protocol first, up to LAST_WORDS_MAX (not
- * over TLS: those bytes would have to go through OpenSSL). */
+ * the client sent last, which the socket still holds: read, up to
+ * LAST_WORDS_MAX, and heard (not over TLS: those bytes would have to go
+ * through OpenSSL). */
 static void
 read_last_words(struct client *cl)
 {
 	size_t total = 0;
 	ssize_t n;
 
-	if (!cl->started || cl->closing)
+	if (!cl->started || cl->closing || cl->refusing)
 		return;
-	cl->write_failed = true;
 	while (total < LAST_WORDS_MAX && (n = client_read_more(cl, LAST_WORDS_MAX)) > 0)
 		total += (size_t)n;
-	if (evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0)
-		cl->proto->read(cl);
+	hear_last_words(cl);
 }
 
 static void
@@ -688,10 +705,21 @@ client_ws_ended(struct client *cl, const char *why)
 {
 	if (cl->closing)
 		return;		/* its close frame follows what it is owed */
-	if (cl->handshaking)
+	if (cl->handshaking) {
 		handshake_failed(cl, why, false);
-	else
-		client_close(cl, why);
+		return;
+	}
+	/* What came before the close frame (MQTT.js and browsers send
+	 * DISCONNECT, then close) is handled first, as a TCP client's
+	 * requests before its FIN are: at the pace its reading is let
+	 * (on_read closes it after them). */
+	if (cl->started && evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0) {
+		if (cl->ws_end_why == NULL)
+			cl->ws_end_why = xstrdup(why);
+		bufferevent_trigger(cl->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+		return;
+	}
+	client_close(cl, why);
 }
 
 /* The broker stops: what a plain client is still owed (the packet that

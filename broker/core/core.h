@@ -180,6 +180,10 @@ struct client {
 	bool		 refusing;
 	struct wbuf	 farewell;
 	char		*farewell_why;
+	/* Its WebSocket ended (a close frame, a broken rule) with requests
+	 * before it still to handle, at the pace its reading is let: why,
+	 * for the close once they are.  NULL: none. */
+	char		*ws_end_why;
 	const struct listener *listener;	/* ... and its listener */
 	struct ssl_st	*ssl;		/* TLS; NULL: plain */
 	bool		 handshaking;	/* TLS, WebSocket: the protocol has not started yet */
@@ -200,7 +204,7 @@ struct client {
 	char		*psk_keyed;
 	struct event	*idle;
 	bool		 closing;	/* flushing output, then freed */
-	bool		 write_failed;	/* its output goes nowhere: not "full" */
+	bool		 last_words;	/* ending: what it sent is read, unthrottled */
 	bool		 its_fault;	/* closed for what it sent: a notice */
 	bool		 freeing;	/* release scheduled */
 	bool		 throttled;	/* not reading (client_throttle) */

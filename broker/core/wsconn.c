@@ -41,7 +41,10 @@
 
 #define WS_HEADERS_DEFAULT	4096	/* websockets_headers_size 0 */
 #define WS_GATHER		(64 * 1024)	/* output framed at once from this size */
-#define WS_FRAME_SLACK		(128 * 1024)	/* a frame: message_size_limit and this */
+/* A frame: message_size_limit and this, more than the largest MQTT packet
+ * the broker takes adds to its payload (a topic and properties of 64 KiB
+ * each, a header: mqtt_max_packet_in()). */
+#define WS_FRAME_SLACK		(192 * 1024)
 #define WS_ANSWER_MAX		512	/* of an answer to the upgrade request */
 
 enum ws_state { WS_UPGRADING, WS_OPEN, WS_REFUSED };

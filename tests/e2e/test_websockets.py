@@ -29,7 +29,7 @@ import pytest
 from broker_harness import (HOST, ConnectionClosed, HarnessError, broker_binary, kill_pid,
                             start_with_listeners, wait_for)
 from mqtt_helpers import (CONNACK, PINGRESP, PUBACK, PUBLISH, SUBACK, PacketTimeout,
-                          PahoClient, RawClient, connect_packet, paho,
+                          PahoClient, RawClient, connect_packet, connected_client, paho,
                           pingreq_packet, publish_packet, subscribe_packet)
 from mqtt5_helpers import NodeClient
 from test_tls import make_ca, make_cert, SERVER_SERIAL
@@ -439,8 +439,8 @@ def test_frames_that_break_a_rule_close_the_connection(mqtt_factory):
          "a reserved bit set (no extension was agreed)"),
         (frame(OP_PING, b"p", fin=False), 1002, "a fragmented control frame"),
         (frame(OP_CONT, b"x"), 1002, "a continuation frame outside a message"),
-        # A frame's header claiming more than message_size_limit + 128 KiB.
-        (bytes([0x82, 0xFF]) + struct.pack("!Q", (64 << 10) + (128 << 10) + 1) + b"mask",
+        # A frame's header claiming more than message_size_limit + 192 KiB.
+        (bytes([0x82, 0xFF]) + struct.pack("!Q", (64 << 10) + (192 << 10) + 1) + b"mask",
          1009, "a frame longer than the listener takes"),
     ]
     for i, (data, code, why) in enumerate(cases):
@@ -554,6 +554,32 @@ def test_a_websocket_publisher_held_back_is_read_again(mqtt_factory):
         kill_pid(tpid, signal.SIGCONT)
     acked = sorted(c.expect(PUBACK, timeout=10).pid for _ in range(40))
     assert acked == list(range(100, 140))
+
+
+def test_a_disconnect_before_the_close_frame_is_heard_past_max_client_pending(mqtt_factory):
+    """MQTT.js's end() and a browser's close() send DISCONNECT and then a
+    close frame.  Behind a burst of publishes that max_client_pending
+    holds back, the close frame comes in the same read: the publishes and
+    the DISCONNECT before it are handled all the same, and the will is
+    not published."""
+    b, port = ws_broker(mqtt_factory, {"max_client_pending": 1})
+    watch = PahoClient(b.mqtt_port, "wsw-watch")
+    watch.connect_ok()
+    watch.subscribe([("wsw/#", 1)])
+    c = WsClient(port)
+    c.connect_ok("wsw-client", will=("wsw/will", b"gone without a word", 1, False))
+    burst = b"".join(publish_packet("wsw/t", b"m%d" % i, qos=1, pid=i + 1) for i in range(50))
+    c.sock.sendall(frame(OP_BINARY, burst + b"\xe0\x00") +
+                   frame(OP_CLOSE, struct.pack("!H", 1000)))
+    wait_for(lambda: "id wsw-client: closed" in b.log_text(), 10, "the client's close")
+    assert "id wsw-client: closed: DISCONNECT" in b.log_text(), b.log_tail()
+    watch.wait_messages(50, topic="wsw/t")
+    # A will would have been published at the close: a message published
+    # after it comes first if there was none.
+    connected_client(b.mqtt_port, "wsw-after").publish("wsw/will", b"after", 1)
+    watch.wait_message(b"after", topic="wsw/will")
+    assert watch.payloads("wsw/will") == [b"after"]
+    assert watch.payloads("wsw/t") == [b"m%d" % i for i in range(50)]
 
 
 # ---------------------------------------------------------------- broker -t
