@@ -64,6 +64,7 @@ enc_config(struct wbuf *w, const struct rec_config *r)
 	put_u8(w, r->log_level);
 	put_u64(w, r->boot_id);
 	put_str(w, r->dlq_topic);
+	put_u64(w, r->seq_floor);
 }
 
 int
@@ -81,6 +82,7 @@ dec_config(const void *body, size_t len, struct rec_config *r)
 	get_u8(&rb, &r->log_level);
 	get_u64(&rb, &r->boot_id);
 	get_str(&rb, &r->dlq_topic);
+	get_u64(&rb, &r->seq_floor);
 	if (r->sync > 1)
 		return -1;
 	DEC_END();
@@ -438,7 +440,8 @@ dec_idle(const void *body, size_t len, struct rec_idle *r)
 	get_u8(&rb, &r->flags);
 	get_u32(&rb, &r->nsubs);
 	if (rb.err || (r->flags & ~IDLE_MASK) || r->nsubs > IDLE_MAX_SUBS ||
-	    ((r->flags & IDLE_SUBS_UNKNOWN) && r->nsubs != 0))
+	    ((r->flags & IDLE_SUBS_UNKNOWN) && r->nsubs != 0) ||
+	    ((r->flags & IDLE_EMPTY) && !(r->flags & IDLE_FINAL)))
 		return -1;
 	r->subs = (const uint8_t *)body + (len - rb.left);
 	r->subs_len = rb.left;
@@ -644,7 +647,8 @@ ipc_type_name(uint16_t type)
 		{ IPC_STATS, "STATS" }, { IPC_DELIVER, "DELIVER" },
 		{ IPC_RESUME, "RESUME" }, { IPC_FULL, "FULL" }, { IPC_ROOM, "ROOM" },
 		{ IPC_STOP, "STOP" }, { IPC_PING, "PING" }, { IPC_IDLE, "IDLE" },
-		{ IPC_DELIVER_REL, "DELIVER_REL" },
+		{ IPC_DELIVER_REL, "DELIVER_REL" }, { IPC_FORGET, "FORGET" },
+		{ IPC_KEEP, "KEEP" },
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

@@ -32,7 +32,7 @@
  * with this version, so that a master and a topicd binary of different
  * releases (an upgrade with the old master still running) tell each other
  * so, whatever else changed in the records' layout. */
-#define IPC_PROTO_VERSION 9
+#define IPC_PROTO_VERSION 10
 #define IPC_CHANNEL_FD    3
 
 enum ipc_type {
@@ -53,6 +53,11 @@ enum ipc_type {
 	IPC_STOP = 11,		/* apply what came before, send a last IDLE, exit 0
 				 * (empty body): the topic goes cold */
 	IPC_PING = 12,		/* are you there: answered with a STATS (empty body) */
+	IPC_FORGET = 13,	/* after a last IDLE with IDLE_EMPTY: delete the store
+				 * and exit 0 (empty body; the master no longer knows
+				 * the topic) */
+	IPC_KEEP = 14,		/* after a last IDLE with IDLE_EMPTY: exit 0, the store
+				 * kept (empty body) */
 
 	/* topicd -> master, on the channel */
 	IPC_READY = 32,		/* store open; once */
@@ -148,6 +153,9 @@ struct rec_config {
 	uint8_t     log_level;
 	uint64_t    boot_id;		/* changes on every master start */
 	const char *dlq_topic;
+	uint64_t    seq_floor;		/* a new store's first sequence number is at
+					 * least this: past every number of the
+					 * topics the master forgot */
 };
 
 /* A message's MQTT 5 side, all optional (a record without any costs no
@@ -274,7 +282,11 @@ struct rec_stats {
 #define IDLE_STAGED		0x08	/* messages staged by connections wait: the
 					 * topicd releases those of an earlier master
 					 * when it starts (config_boot) */
-#define IDLE_MASK		0x0f
+#define IDLE_EMPTY		0x10	/* with IDLE_FINAL: the store keeps nothing but
+					 * subscribers with nothing to get (no message,
+					 * retained or staged one, dead letter waiting);
+					 * the topicd waits for FORGET or KEEP */
+#define IDLE_MASK		0x1f
 #define IDLE_MAX_SUBS		65536	/* subscribers listed at most */
 /* A group's members are listed too, each under a key of its own
  * (idle_member_key), so that the master knows a session that is one. */

@@ -70,19 +70,32 @@ kv_alloc(const char *dir, const char *name, uint64_t checkpoint_bytes)
 	return kv;
 }
 
+/* 1 if the lock file was unlinked (its store deleted), 0 if not, -1
+ * (errno) if fstat fails. */
+static int
+lock_unlinked(int fd)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) == -1)
+		return -1;
+	return sb.st_nlink == 0 ? 1 : 0;
+}
+
 /* Opens the directory and takes the store's lock: two processes appending
  * to one store would corrupt it. */
 static int
 open_files(struct kv *kv, char **err)
 {
 	char *lock;
-	int e;
+	int e, rc;
 
 	if ((kv->dirfd = open(kv->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
 		xasprintf(err, "%s: %s", kv->dir, strerror(errno));
 		return -1;
 	}
 	xasprintf(&lock, "%s.lock", kv->label);
+again:
 	kv->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	while (kv->lockfd != -1 && flock(kv->lockfd, LOCK_EX | LOCK_NB) == -1) {
 		if (errno == EINTR)
@@ -93,6 +106,17 @@ open_files(struct kv *kv, char **err)
 		free(lock);
 		errno = e;
 		return -1;
+	}
+	if (kv->lockfd != -1 && (rc = lock_unlinked(kv->lockfd)) != 0) {
+		/* Taken from a store deleted since it was opened (kv_destroy
+		 * removes the lock file last, holding it): a lock file made
+		 * since is the store's now. */
+		e = errno;
+		(void)close(kv->lockfd);
+		kv->lockfd = -1;
+		if (rc == 1)
+			goto again;
+		errno = e;
 	}
 	if (kv->lockfd == -1) {
 		e = errno;
@@ -193,6 +217,76 @@ int
 kv_close_lazy(struct kv *kv)
 {
 	return close_store(kv, false);
+}
+
+static int
+unlink_file(struct kv *kv, const char *path)
+{
+	kvj_crash_step(kv);
+	if (unlink(path) == -1 && errno != ENOENT) {
+		log_warn("store %s: unlink %s", kv->label, path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+sync_dir(struct kv *kv)
+{
+	kvj_crash_step(kv);
+	while (fsync(kv->dirfd) == -1)
+		if (errno != EINTR) {
+			log_warn("store %s: fsync of its directory", kv->label);
+			return -1;
+		}
+	return 0;
+}
+
+/* Every key is deleted and the deletion made durable, then a checkpoint
+ * covers every segment, which deletes them: what is left (the checkpoint,
+ * the segment begun after it, the spare) reads as an empty store however
+ * little of it a death leaves.  Those go, the checkpoint last, then the
+ * lock file: a process that opened it meanwhile sees it unlinked once it
+ * has the lock (open_files) and opens the path again. */
+int
+kv_destroy(struct kv *kv)
+{
+	struct kv_node *n;
+	char *path, *lock;
+	int rc = -1;
+
+	if (kv->job != NULL && kv->job->kind == JOB_CHECKPOINT)
+		atomic_store(&kv->job->cancel, true);
+	finish_job(kv, kvw_collect(kv, true));
+	kv->inline_jobs = true;
+	kv->ckpt_defer = 0;
+	while ((n = RB_MIN(kv_tree, &kv->tree)) != NULL)
+		if (kv_del(kv, n->key, n->klen) == -1)
+			goto out;
+	if (kv->failed || kv_commit(kv) == -1 || kvc_begin(kv, true) == -1)
+		goto out;
+	kvj_drop_spare(kv);
+	for (size_t i = 0; i < kv->nsegs; i++) {
+		path = kvs_path(kv, kv->segs[i].num);
+		rc = unlink_file(kv, path);
+		free(path);
+		if (rc == -1)
+			goto out;
+	}
+	rc = -1;
+	if (sync_dir(kv) == -1 || unlink_file(kv, kv->tmppath) == -1 ||
+	    unlink_file(kv, kv->dbpath) == -1)
+		goto out;
+	xasprintf(&lock, "%s.lock", kv->label);
+	rc = unlink_file(kv, lock);
+	free(lock);
+	if (rc == 0)
+		rc = sync_dir(kv);
+out:
+	if (rc == -1)
+		log_warnx("store %s: not deleted; it stays, empty or as it was", kv->label);
+	kv_free(kv);
+	return rc;
 }
 
 void

@@ -85,6 +85,10 @@ int  kv_close(struct kv *kv);
  * little while it is short (a store closed and opened often: a topic that
  * goes cold), and a cold store's disk does not grow to checkpoint_bytes. */
 int  kv_close_lazy(struct kv *kv);
+/* Deletes the store's files and frees it; whatever a death in the middle
+ * leaves opens as an empty store.  0, or -1 (logged) when it could not:
+ * the store may be left empty, or as it was. */
+int  kv_destroy(struct kv *kv);
 /* Frees without writing anything more (what is pending is dropped): for a
  * store found not to be the caller's, or not readable as its own. */
 void kv_abandon(struct kv *kv);
@@ -167,7 +171,7 @@ void kv_get_stats(const struct kv *kv, struct kv_stats *st);
  * in a fixed order.  The steps: each journal write (half of the batch is
  * written first: a torn write), each sync, and per checkpoint the new
  * file's writing (it dies half-way), its fsync, the rename and the
- * directory fsync.  kv_set_enospc_at(): the n-th journal write from now
+ * directory fsync; in kv_destroy() each unlink and directory fsync.  kv_set_enospc_at(): the n-th journal write from now
  * writes half of its batch and fails with ENOSPC.  kv_set_inline(): do
  * background work in the caller. */
 void kv_set_crash_at(struct kv *kv, unsigned n);

@@ -47,6 +47,7 @@ config_apply(struct topicd *td, const struct rec_config *r)
 	free(td->dlq_topic);
 	td->dlq_topic = xstrdup(r->dlq_topic);
 	td->conf_boot_id = r->boot_id;
+	td->seq_floor = r->seq_floor;
 	td->configured = true;
 	log_debug("topic %s: config: retry %u ms, %u attempts, max %llu bytes, "
 	    "min free %llu bytes, dead letters to %s", td->topic, td->retry_ms,

@@ -24,7 +24,7 @@
 typedef void handler_fn(struct topicd *, struct ipc_msg *);
 
 static handler_fn h_config, h_publish, h_release, h_release_owner, h_attach,
-    h_detach, h_unsub, h_ack, h_dlq_done, h_resume, h_stop, h_ping;
+    h_detach, h_unsub, h_ack, h_dlq_done, h_resume, h_stop, h_ping, h_forget, h_keep;
 
 enum { FD_NO, FD_YES, FD_MAYBE };
 
@@ -45,6 +45,8 @@ static const struct handler {
 	{ IPC_RESUME,		FD_NO,		h_resume },
 	{ IPC_STOP,		FD_NO,		h_stop },
 	{ IPC_PING,		FD_NO,		h_ping },
+	{ IPC_FORGET,		FD_NO,		h_forget },
+	{ IPC_KEEP,		FD_NO,		h_keep },
 };
 
 static void __attribute__((noreturn))
@@ -408,6 +410,28 @@ h_stop(struct topicd *td, struct ipc_msg *m)
 	if (dec_empty(m->body, m->len) == -1)
 		violation(td, m, "malformed");
 	idle_stop_asked(td);
+}
+
+static void
+verdict(struct topicd *td, struct ipc_msg *m, bool forget)
+{
+	if (dec_empty(m->body, m->len) == -1)
+		violation(td, m, "malformed");
+	if (!td->verdict_wait)
+		violation(td, m, "not after a last IDLE that said the store keeps nothing");
+	idle_verdict(td, forget);
+}
+
+static void
+h_forget(struct topicd *td, struct ipc_msg *m)
+{
+	verdict(td, m, true);
+}
+
+static void
+h_keep(struct topicd *td, struct ipc_msg *m)
+{
+	verdict(td, m, false);
 }
 
 /* The master has heard nothing from us for a while: our figures tell it

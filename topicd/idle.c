@@ -68,6 +68,25 @@ listable(struct topicd *td, uint32_t *n)
 	return true;
 }
 
+/* Nothing kept but subscribers with nothing to get or to answer: no
+ * message, retained or staged one, no dead letter waiting for its
+ * DLQ_DONE, and the list of subscribers complete, so that the master can
+ * tell whether each is one a new store would be given again. */
+static bool
+keeps_nothing(struct topicd *td)
+{
+	struct sub *s;
+	uint32_t n;
+
+	if (td->kv == NULL || kv_failed(td->kv) || td->messages > 0 || td->has_retained ||
+	    td->ndlq > 0 || stage_any(td, "S", 1) || !listable(td, &n))
+		return false;
+	RB_FOREACH(s, sub_tree, &td->subs)
+		if (has_backlog(s) || (s->is_group && share_aside_any(s)))
+			return false;
+	return true;
+}
+
 static void
 send_idle(struct topicd *td, uint8_t flags)
 {
@@ -164,8 +183,20 @@ idle_stop_now(struct topicd *td)
 		return;
 	td->stop_asked = false;		/* said once */
 	td->went_idle = true;
-	send_idle(td, IDLE_FINAL);
-	log_info("topic %s: stopping: idle (%u subscribers, %u online)", td->topic, td->nsubs,
-	    td->nonline);
+	td->verdict_wait = keeps_nothing(td);
+	send_idle(td, IDLE_FINAL | (td->verdict_wait ? IDLE_EMPTY : 0));
+	log_info("topic %s: stopping: idle (%u subscribers, %u online)%s", td->topic, td->nsubs,
+	    td->nonline, td->verdict_wait ? ", keeping nothing" : "");
+	if (!td->verdict_wait)
+		topicd_stop(td, 0);
+}
+
+/* The master's answer to a last IDLE that said IDLE_EMPTY: FORGET (the
+ * store is deleted as we exit) or KEEP. */
+void
+idle_verdict(struct topicd *td, bool forget)
+{
+	td->verdict_wait = false;
+	td->forget = forget;
 	topicd_stop(td, 0);
 }

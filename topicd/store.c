@@ -278,7 +278,10 @@ meta_load(struct topicd *td, char **err)
 	wbuf_reset(&td->kb);
 	put_u8(&td->kb, 'I');
 	if (store_get(td, td->kb.data, td->kb.len, &val, &vlen) == 0) {
-		td->next_seq = 1;
+		/* A new store: past the numbers of the topics the master
+		 * forgot, this one's earlier life among them, so that a
+		 * consumer never sees a number again. */
+		td->next_seq = td->seq_floor > 1 ? td->seq_floor : 1;
 		td->meta_dirty = true;
 		return 0;
 	}
@@ -388,6 +391,14 @@ void
 store_close(struct topicd *td)
 {
 	cache_clear(td);
+	if (td->kv != NULL && td->forget) {
+		if (kv_destroy(td->kv) == 0)
+			log_info("topic %s: store deleted, the topic forgotten", td->topic);
+		else
+			td->exit_code = TOPICD_EXIT_IO;
+		td->kv = NULL;
+		return;
+	}
 	/* Going cold, the journal stays: the topic may start again soon. */
 	if (td->kv != NULL && (td->went_idle ? kv_close_lazy(td->kv) : kv_close(td->kv)) == -1)
 		td->exit_code = 1;

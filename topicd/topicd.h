@@ -176,6 +176,7 @@ struct topicd {
 	uint64_t	 checkpoint_bytes;
 	bool		 configured;	/* a CONFIG arrived */
 	uint64_t	 conf_boot_id;	/* as the master said */
+	uint64_t	 seq_floor;	/* a new store's first sequence number, at least */
 	char		*dlq_topic;
 
 	/* The log and the meta record. */
@@ -246,6 +247,8 @@ struct topicd {
 	int64_t		 stop_asked_ms;	/* monotonic: when */
 	unsigned	 ndlq;		/* subscribers with a dead letter asked for */
 	bool		 went_idle;	/* ... and it stops for it */
+	bool		 verdict_wait;	/* said IDLE_EMPTY: FORGET or KEEP comes */
+	bool		 forget;	/* FORGET came: the store is deleted at exit */
 };
 
 /* run.c */
@@ -278,6 +281,7 @@ void	 idle_tick(struct topicd *);
 void	 idle_trim_ring(struct topicd *);
 void	 idle_batch_end(struct topicd *);
 void	 idle_stop_asked(struct topicd *);
+void	 idle_verdict(struct topicd *, bool);
 void	 idle_stop_now(struct topicd *);
 
 /* room.c */

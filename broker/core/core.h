@@ -257,8 +257,11 @@ struct broker {
 	int64_t		 next_expiry;	/* mono ms of the first session to expire */
 	uint64_t	 last_incarnation;	/* the latest given, or stored */
 	struct routes	*routes;	/* every session's filters (route.c) */
-	struct registry	*registry;	/* every topic ever used (registry.c) */
+	struct registry	*registry;	/* every topic known (registry.c) */
 	unsigned	 ntopics;
+	uint64_t	 seq_floor;	/* past every sequence number of a topic
+					 * forgotten: a new store's first */
+	uint64_t	 topics_forgotten;	/* since start */
 	/* Topics and their topicds. */
 	struct child_tree children;
 	struct child_pids pids;		/* children with a process */
@@ -268,6 +271,8 @@ struct broker {
 	struct child_list queue;	/* waiting for room to start, in order */
 	struct child_list lru;		/* READY, busy: least recently used first */
 	struct child_list quiet;	/* READY, quiet: quiet longest first */
+	struct child_list forgetting;	/* forgotten, their topicds deleting
+					 * their stores (forget.c) */
 	struct event	*live_pass;	/* ends the loop pass that starts topicds */
 	int64_t		 live_pass_ms;	/* when it began, 0: none open */
 	bool		 store_full;	/* all topics over max_store_size */
@@ -341,6 +346,11 @@ struct topic_info *registry_info(struct broker *b, const char *topic);
 uint64_t registry_add(struct broker *b, const char *topic);
 /* Was the topic live when the last master ended (asked once)? */
 bool	 registry_take_recreate(struct broker *b, const char *topic);
+/* The topic leaves the registry, its sequence numbers past seq_floor
+ * from now on: the ticket that makes that durable, after which its
+ * store may be deleted.  registry_forgotten: it is. */
+uint64_t registry_forget(struct broker *b, const char *topic, uint64_t next_seq);
+void	 registry_forgotten(struct broker *b, const char *topic);
 /* A topicd starts for the topic: nothing is known until it stops; the
  * ticket that makes that durable. */
 uint64_t registry_live(struct broker *b, const char *topic);
@@ -367,6 +377,7 @@ void	 routes_match(struct broker *b, const char *topic, session_fn *fn, void *ar
 /* ---------------------------------------------- supervision (supervise.c) */
 
 struct child *child_create(struct broker *b, const char *topic);
+void	 child_free(struct child *c);
 void	 child_start(struct child *c);
 /* Records to the child's process (counted, for IDLE). */
 void	 child_chan_send(struct child *c, uint16_t type, const void *body, size_t len, int fd);
@@ -385,6 +396,9 @@ void	 live_registered(struct child *c);
 /* The process is gone (pid 0): out of the live lists; true if it was
  * parked and the topic is now cold. */
 bool	 live_exited(struct child *c, int status);
+/* forget.c: a topic that keeps nothing is forgotten when it goes cold */
+void	 forget_consider(struct child *c, const struct rec_idle *r);
+void	 forget_exited(struct child *c, int status, const char *how);
 void	 live_balance(struct broker *b);
 void	 live_expire(struct broker *b);
 void	 child_kill(struct child *c, const char *why);

@@ -58,6 +58,7 @@ live_init(struct broker *b)
 	TAILQ_INIT(&b->queue);
 	TAILQ_INIT(&b->lru);
 	TAILQ_INIT(&b->quiet);
+	TAILQ_INIT(&b->forgetting);
 }
 
 bool
@@ -166,6 +167,13 @@ live_idle(struct child *c, const struct ipc_msg *m)
 		child_kill(c, "bad IDLE record");
 		return;
 	}
+	if (r.flags & IDLE_EMPTY) {
+		/* A last word that waits for FORGET or KEEP (forget.c). */
+		if (c->state == CH_PARKING && r.rx == c->tx)
+			keep_final(c, m);
+		forget_consider(c, &r);
+		return;
+	}
 	if (r.rx != c->tx)
 		return;		/* said before what we sent since: busy */
 	if (c->chan != NULL)
@@ -230,9 +238,11 @@ live_exited(struct child *c, int status)
 	RB_REMOVE(child_pids, &c->b->pids, c);
 	c->b->nlive--;
 	c->b->title_dirty = true;
-	live_unlist(c);
 	if (parked)
 		c->b->nparking--;
+	if (c->forgetting)
+		return false;	/* forget_exited; in b->forgetting until freed */
+	live_unlist(c);
 	if (parked && WIFEXITED(status) && WEXITSTATUS(status) == 0 && c->final_idle != NULL) {
 		gone_cold(c);
 		return true;

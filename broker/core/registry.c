@@ -9,6 +9,9 @@
  *   ""                   nothing known (a topic of an older release)
  *   REC_LIVE             a topicd may be changing it: nothing known
  *   REC_COLD + IDLE body what its topicd said when it stopped
+ *   REC_GONE             being forgotten (forget.c): its topicd deletes
+ *                        the store, then the record goes; one found at
+ *                        start is started once, to be forgotten again
  * REC_LIVE is durable before a started topicd is sent anything that
  * changes it, so that a summary read after a crash is never stale.  A new
  * topic is REC_LIVE from the start: the cursors its creation gives
@@ -27,6 +30,11 @@
 
 #define REC_LIVE	1
 #define REC_COLD	2
+#define REC_GONE	3
+
+/* The sequence number past every number of every topic forgotten: a
+ * new topic's first (struct rec_config's seq_floor). */
+#define SEQ_FLOOR_KEY	"f"
 
 struct registry {
 	struct topictree *names;	/* a tree of levels, each name's value its
@@ -223,6 +231,48 @@ topic_info_sub(const struct topic_info *ti, const char *subkey)
 	return s == NULL ? SUB_ABSENT : s->backlog ? SUB_BACKLOG : SUB_CAUGHT_UP;
 }
 
+/* The topic leaves the registry (its topicd deletes its store once this
+ * is durable: the ticket); its sequence numbers are never given again. */
+uint64_t
+registry_forget(struct broker *b, const char *topic, uint64_t next_seq)
+{
+	void *v = NULL;
+	uint8_t rec = REC_GONE;
+	struct wbuf w;
+
+	if (topictree_remove(b->registry->names, topic, &v)) {
+		registry_set_bytes(b, v, 0);
+		info_free(v);
+		b->ntopics--;
+	}
+	put_record(b, topic, &rec, 1);
+	if (next_seq > b->seq_floor) {
+		b->seq_floor = next_seq;
+		wbuf_init(&w);
+		put_u64(&w, b->seq_floor);
+		if (kv_put(b->store, SEQ_FLOOR_KEY, strlen(SEQ_FLOOR_KEY), w.data, w.len) == -1)
+			fatalx("topic %s: the session store refuses the sequence floor", topic);
+		wbuf_free(&w);
+	}
+	return durable_write(b);
+}
+
+/* Its store is deleted: the record goes, unless the topic came back. */
+void
+registry_forgotten(struct broker *b, const char *topic)
+{
+	size_t klen;
+	char *k;
+
+	if (registry_known(b, topic))
+		return;
+	klen = (size_t)xasprintf(&k, "t%s", topic);
+	if (kv_del(b->store, k, klen) == -1)
+		fatalx("topic %s: the session store refuses it", topic);
+	free(k);
+	(void)durable_write(b);		/* lost, the topic is forgotten again */
+}
+
 static int
 load_topic(const void *key, size_t klen, void *arg)
 {
@@ -242,14 +292,38 @@ load_topic(const void *key, size_t klen, void *arg)
 			    "found out when it starts", name);
 	} else if (ti != NULL && vlen == 1 && ((uint8_t *)val)[0] == REC_LIVE)
 		ti->recreate = true;
+	else if (ti != NULL && vlen == 1 && ((uint8_t *)val)[0] == REC_GONE)
+		ti->recreate = ti->gone = true;
 	free(val);
 	free(name);
 	return 0;
 }
 
+static int
+load_seq_floor(struct broker *b)
+{
+	void *val = NULL;
+	size_t vlen = 0;
+	struct rbuf r;
+	int rc;
+
+	b->seq_floor = 0;
+	if ((rc = kv_get(b->store, SEQ_FLOOR_KEY, strlen(SEQ_FLOOR_KEY), &val, &vlen)) != 1)
+		return rc;
+	rbuf_init(&r, val, vlen);
+	get_u64(&r, &b->seq_floor);
+	rc = get_end(&r);
+	free(val);
+	if (rc == -1)
+		log_warnx("the session store's sequence floor does not read");
+	return rc;
+}
+
 int
 registry_load(struct broker *b)
 {
+	if (load_seq_floor(b) == -1)
+		return -1;
 	return kv_scan(b->store, "t", 1, load_topic, b) == 0 ? 0 : -1;
 }
 
@@ -266,11 +340,11 @@ start_staged(struct broker *b, const char *topic, void *arg)
 	struct child *c;
 
 	(void)arg;
-	if (ti == NULL || !ti->known || !ti->staged)
+	if (ti == NULL || !(ti->gone || (ti->known && ti->staged)))
 		return;
 	if ((c = topic_open(b, topic, &why)) == NULL) {
-		log_warnx("topic %s: cannot start it to release what was staged there: %s",
-		    topic, why);
+		log_warnx("topic %s: cannot start it to %s: %s", topic, ti->gone ?
+		    "finish forgetting it" : "release what was staged there", why);
 		return;
 	}
 	child_wake(c);
@@ -279,7 +353,8 @@ start_staged(struct broker *b, const char *topic, void *arg)
 /* At start: the cold topics where connections of the last master staged
  * messages (PUBREC'd, never released by PUBREL) are started once, so that
  * their topicds release them (config_boot) without waiting for the next
- * publish. */
+ * publish; so are those the last master was forgetting, so that they go
+ * cold, and are forgotten, again. */
 void
 registry_start_staged(struct broker *b)
 {

@@ -57,6 +57,7 @@ send_config(struct child *c)
 		.log_level = (uint8_t)log_get_level(),
 		.boot_id = c->b->boot_id,
 		.dlq_topic = s->dead_letter_topic,
+		.seq_floor = c->b->seq_floor,
 	};
 	struct wbuf w;
 
@@ -361,6 +362,10 @@ child_exited(struct child *c, int status)
 	c->pid = 0;
 	c->full = false;	/* a new topicd says again if it has no room */
 	cold = live_exited(c, status);
+	if (c->forgetting) {
+		forget_exited(c, status, how);
+		return;
+	}
 	if (cold)
 		log_info("topic %s: topicd %s; the topic is cold", c->topic, how);
 	else if (c->state == CH_STOPPING)
@@ -443,6 +448,12 @@ signal_all(struct broker *b, int sig)
 			log_warn("topic %s: kill %ld", c->topic, (long)c->pid);
 		c->state = CH_STOPPING;
 	}
+	/* Those being forgotten stay listed there: they are freed from it. */
+	TAILQ_FOREACH(c, &b->forgetting, live) {
+		evtimer_del(c->timer);
+		if (c->pid > 0 && kill(c->pid, sig) == -1 && errno != ESRCH)
+			log_warn("topic %s: kill %ld", c->topic, (long)c->pid);
+	}
 }
 
 void
@@ -465,7 +476,29 @@ children_all_gone(struct broker *b)
 	RB_FOREACH(c, child_tree, &b->children)
 		if (c->pid > 0)
 			return false;
+	TAILQ_FOREACH(c, &b->forgetting, live)
+		if (c->pid > 0)
+			return false;
 	return true;
+}
+
+/* Frees an entry out of the topic table and the live lists. */
+void
+child_free(struct child *c)
+{
+	child_discard_held(c);
+	while (!TAILQ_EMPTY(&c->attached))
+		attach_drop(TAILQ_FIRST(&c->attached), false);
+	if (c->chan != NULL)
+		ipc_chan_free(c->chan);
+	if (c->dead_chan != NULL)
+		ipc_chan_free(c->dead_chan);
+	event_free(c->timer);
+	child_free_acks(c);
+	child_free_cold_unsubs(c);
+	free(c->final_idle);
+	free(c->topic);
+	free(c);
 }
 
 void
@@ -475,19 +508,11 @@ children_free_all(struct broker *b)
 
 	RB_FOREACH_SAFE(c, child_tree, &b->children, next) {
 		RB_REMOVE(child_tree, &b->children, c);
-		child_discard_held(c);
-		while (!TAILQ_EMPTY(&c->attached))
-			attach_drop(TAILQ_FIRST(&c->attached), false);
-		if (c->chan != NULL)
-			ipc_chan_free(c->chan);
-		if (c->dead_chan != NULL)
-			ipc_chan_free(c->dead_chan);
-		event_free(c->timer);
-		child_free_acks(c);
-		child_free_cold_unsubs(c);
-		free(c->final_idle);
-		free(c->topic);
-		free(c);
+		child_free(c);
+	}
+	while ((c = TAILQ_FIRST(&b->forgetting)) != NULL) {
+		live_unlist(c);
+		child_free(c);
 	}
 	if (b->live_pass != NULL)
 		event_free(b->live_pass);

@@ -143,6 +143,10 @@ struct child {
 	bool		 full;		/* FULL: no room until we sent RESUME */
 	bool		 probing;	/* after a crash: one request at a time */
 	bool		 stalling;	/* the clients of its waiting publishes are not read */
+	unsigned	 pins;		/* pointers to it kept elsewhere: not forgotten */
+	bool		 forgetting;	/* out of the topic table (forget.c) ... */
+	bool		 forget_waiting;	/* ... until its forgetting is durable ... */
+	bool		 forget_sent;	/* ... when it is sent FORGET */
 	struct held_list held;
 	unsigned	 nheld_pub;	/* held publishes, for max_held_publishes */
 	unsigned	 nunsent;	/* held, not sent to the current child */
@@ -180,6 +184,7 @@ struct topic_info {
 	bool		 recreate;	/* live when the last master ended: the
 					 * cursors its creation gave may not be
 					 * stored (topic_open) */
+	bool		 gone;		/* being forgotten when it ended */
 };
 
 #endif

@@ -15,7 +15,7 @@
 struct pubmap {
 	RB_ENTRY(pubmap) entry;
 	uint64_t	 msg_id;
-	struct child	*child;		/* its topic (children live as long as the master) */
+	struct child	*child;		/* its topic, pinned (child->pins) */
 	bool		 stored;	/* its PUBREC was given */
 	unsigned	 releases;	/* PUBRELs that came before it was stored */
 };

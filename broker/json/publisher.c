@@ -41,6 +41,7 @@ pending_set(struct json_conn *jc, uint64_t id, struct child *c)
 	pm = xcalloc(1, sizeof(*pm));
 	pm->msg_id = id;
 	pm->child = c;
+	c->pins++;
 	RB_INSERT(pubmap_tree, &jc->pending, pm);
 }
 
@@ -48,6 +49,7 @@ static void
 pending_del(struct json_conn *jc, struct pubmap *pm)
 {
 	RB_REMOVE(pubmap_tree, &jc->pending, pm);
+	pm->child->pins--;
 	free(pm);
 }
 

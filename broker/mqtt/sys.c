@@ -40,6 +40,7 @@ sys_values(struct broker *b, struct sys_value *v)
 	SYS("bytes/received", "%llu", (unsigned long long)b->bytes_in);
 	SYS("bytes/sent", "%llu", (unsigned long long)b->bytes_out);
 	SYS("topics/count", "%u", b->ntopics);
+	SYS("topics/forgotten", "%llu", (unsigned long long)b->topics_forgotten);
 	SYS("topicd/running", "%u", b->nlive);
 	SYS("topicd/waiting", "%u", b->nqueued);
 	SYS("topicd/restarts", "%llu", (unsigned long long)restarts);

@@ -484,7 +484,7 @@ class Broker:
     def status(self, timeout=10.0):
         """Asks the master for its status (SIGUSR1) and returns the figures
         of the lines it logs: (master, topics), master a dict of "pid",
-        "uptime", "clients", "topics", "running", "waiting", "listed",
+        "uptime", "clients", "topics", "forgotten", "running", "waiting", "listed",
         "messages_in", "messages_out", "bytes_in", "bytes_out", "stored",
         "held_bytes", "queued_bytes" (publishes held for topicds, records queued
         on their channels), "held_over" (past max_held_bytes); topics (those
@@ -589,7 +589,7 @@ def settings_table():
 
 STATUS_MASTER_RE = re.compile(
     r"pid (?P<pid>\d+) uptime (?P<uptime>\d+)s clients (?P<clients>\d+) "
-    r"topics (?P<topics>\d+) running (?P<running>\d+) waiting (?P<waiting>\d+) "
+    r"topics (?P<topics>\d+) forgotten (?P<forgotten>\d+) running (?P<running>\d+) waiting (?P<waiting>\d+) "
     r"listed (?P<listed>\d+) "
     r"messages in (?P<messages_in>\d+) out (?P<messages_out>\d+) "
     r"bytes in (?P<bytes_in>\d+) out (?P<bytes_out>\d+) stored (?P<stored>\d+) "

@@ -238,8 +238,9 @@ struct idle_sub {
 	bool		 backlog;
 };
 struct idle_summary {
-	uint8_t		 flags;		/* IDLE_RETAINED, IDLE_SUBS_UNKNOWN */
+	uint8_t		 flags;		/* IDLE_RETAINED, IDLE_SUBS_UNKNOWN, IDLE_EMPTY */
 	uint64_t	 bytes;
+	uint64_t	 next_seq;	/* 0: 1 */
 	const struct idle_sub *subs;
 	size_t		 nsubs;
 };
@@ -252,7 +253,8 @@ idle_encode(struct wbuf *w, uint64_t rx, uint8_t flags, const struct idle_summar
 
 	if (sum == NULL)
 		sum = &none;
-	r = (struct rec_idle){ .rx = rx, .next_seq = 1, .bytes = sum->bytes,
+	r = (struct rec_idle){ .rx = rx, .next_seq = sum->next_seq ? sum->next_seq : 1,
+			       .bytes = sum->bytes,
 			       .flags = (uint8_t)(flags | sum->flags),
 			       .nsubs = (uint32_t)sum->nsubs };
 	enc_idle(w, &r);

@@ -19,6 +19,7 @@ static const struct rec_config s_config = {
 	.max_queued = 0xfffffffd, .max_bytes = 0xfffffffffffffffeULL,
 	.min_free = 0x0807060504030201ULL, .sync = 1, .log_level = 4,
 	.boot_id = 0x0102030405060708ULL, .dlq_topic = "$DLQ",
+	.seq_floor = 0x1112131415161718ULL,
 };
 static const struct rec_publish s_publish = {
 	.req = 0x1122334455667788ULL, .owner = "m/client-1", .pubid = 65535,
@@ -184,6 +185,7 @@ test_config_round_trip(void **state)
 	assert_int_equal(r.sync, s_config.sync);
 	assert_int_equal(r.log_level, s_config.log_level);
 	assert_true(r.boot_id == s_config.boot_id);
+	assert_true(r.seq_floor == s_config.seq_floor);
 	assert_string_equal(r.dlq_topic, s_config.dlq_topic);
 	assert_true((const uint8_t *)r.dlq_topic > w.data &&
 		    (const uint8_t *)r.dlq_topic < w.data + w.len);	/* into the body */
@@ -742,9 +744,10 @@ test_type_names(void **state)
 		{ IPC_DELIVER_REL, "DELIVER_REL" }, { IPC_RESUME, "RESUME" },
 		{ IPC_FULL, "FULL" }, { IPC_ROOM, "ROOM" },
 		{ IPC_STOP, "STOP" }, { IPC_PING, "PING" }, { IPC_IDLE, "IDLE" },
+		{ IPC_FORGET, "FORGET" }, { IPC_KEEP, "KEEP" },
 	};
 	static const uint16_t unknown[] = {
-		0, IPC_PING + 1, IPC_READY - 1, IPC_IDLE + 1,
+		0, IPC_KEEP + 1, IPC_READY - 1, IPC_IDLE + 1,
 		IPC_DELIVER - 1, IPC_DELIVER_REL + 1, 0x7fff, 0xffff,
 	};
 
@@ -756,6 +759,44 @@ test_type_names(void **state)
 		assert_string_equal(ipc_type_name(names[i].type), names[i].name);
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
 		assert_string_equal(ipc_type_name(unknown[i]), "?");
+}
+
+/* IDLE_EMPTY is a last IDLE's only: the topicd waits for FORGET or KEEP
+ * after it. */
+static void
+test_idle_empty_only_when_final(void **state)
+{
+	struct rec_idle in = { .rx = 3, .next_seq = 41, .flags = IDLE_FINAL | IDLE_EMPTY }, r;
+	struct wbuf w;
+	const char *key;
+	size_t pos = 0;
+	bool backlog;
+
+	(void)state;
+	wbuf_init(&w);
+	enc_idle(&w, &in);
+	assert_int_equal(dec_idle(w.data, w.len, &r), 0);
+	assert_int_equal(r.flags, IDLE_FINAL | IDLE_EMPTY);
+	assert_true(r.next_seq == 41);
+	in.flags = IDLE_FINAL | IDLE_EMPTY;
+	in.nsubs = 1;
+	wbuf_reset(&w);
+	enc_idle(&w, &in);
+	enc_idle_sub(&w, "j/alice", false);
+	assert_int_equal(dec_idle(w.data, w.len, &r), 0);
+	assert_true(idle_next_sub(&r, &pos, &key, &backlog));
+	assert_string_equal(key, "j/alice");
+	assert_false(backlog);
+	in.flags = IDLE_EMPTY;
+	in.nsubs = 0;
+	wbuf_reset(&w);
+	enc_idle(&w, &in);
+	assert_int_equal(dec_idle(w.data, w.len, &r), -1);
+	in.flags = 0x20;		/* past IDLE_MASK */
+	wbuf_reset(&w);
+	enc_idle(&w, &in);
+	assert_int_equal(dec_idle(w.data, w.len, &r), -1);
+	wbuf_free(&w);
 }
 
 /* A group member's key in an IDLE's list: the group's length first, so
@@ -833,6 +874,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_version_of),
 		cmocka_unit_test(test_idle_member_key),
+		cmocka_unit_test(test_idle_empty_only_when_final),
 		cmocka_unit_test(test_config_round_trip),
 		cmocka_unit_test(test_publish_round_trip),
 		cmocka_unit_test(test_release_round_trip),
