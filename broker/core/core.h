@@ -262,6 +262,8 @@ struct broker {
 	uint64_t	 seq_floor;	/* past every sequence number of a topic
 					 * forgotten: a new store's first */
 	uint64_t	 topics_forgotten;	/* since start */
+	uint64_t	 forgotten_restarts;	/* what those counted, for $SYS */
+	uint64_t	 forgotten_poisoned;
 	/* Topics and their topicds. */
 	struct child_tree children;
 	struct child_pids pids;		/* children with a process */

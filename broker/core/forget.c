@@ -98,6 +98,8 @@ forget_begin(struct child *c, uint64_t next_seq)
 
 	log_info("topic %s: forgotten: it keeps nothing", c->topic);
 	b->topics_forgotten++;
+	b->forgotten_restarts += c->restarts;
+	b->forgotten_poisoned += c->poisoned;
 	RB_REMOVE(child_tree, &b->children, c);
 	b->title_dirty = true;
 	/* Online sessions attached there are attached again, with the
@@ -132,9 +134,10 @@ forget_consider(struct child *c, const struct rec_idle *r)
 void
 forget_exited(struct child *c, int status, const char *how)
 {
-	if (c->forget_sent && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	if (c->forget_sent && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		log_info("topic %s: topicd %s; its store is deleted", c->topic, how);
 		registry_forgotten(c->b, c->topic);
-	else
+	} else
 		log_notice("topic %s: topicd %s while the topic was being forgotten; its store "
 		    "is deleted when the broker next starts, or used if the topic comes back",
 		    c->topic, how);

@@ -21,7 +21,7 @@ static unsigned
 sys_values(struct broker *b, struct sys_value *v)
 {
 	struct child *c;
-	uint64_t restarts = 0, poisoned = 0;
+	uint64_t restarts = b->forgotten_restarts, poisoned = b->forgotten_poisoned;
 	unsigned n = 0, full = 0, failed = 0;
 
 	RB_FOREACH(c, child_tree, &b->children) {
