@@ -1,0 +1,788 @@
+"""A topic that keeps nothing is forgotten.
+
+When a topic's topicd stops (idle for topicd_idle_timeout, or for room
+under max_topicds) and the topic keeps nothing -- no message a subscriber
+still has to get or has in flight, no retained message, no QoS 2 message
+staged, and no subscriber of a session that no longer subscribes to it
+(a JSON-lines UNSUB keeps the cursor) -- the broker deletes its files
+under DATADIR/topics and drops it from the topic registry
+($SYS/broker/topics/count and the status's "topics" go down).  A later
+publish creates it again as a topic never seen: every session whose
+filters match gets its cursor first, so nothing published after is
+missed, and its sequence numbers (the JSON-lines msgId) go on from above
+any it had, across restarts too.  A SIGKILL at any moment loses nothing
+acknowledged, and a forgetting it interrupted is done later.
+"""
+
+import collections
+import itertools
+import os
+import re
+import threading
+import time
+import urllib.parse
+
+from broker_harness import (ConnectionClosed, HarnessError, broker_binary, kill_pid,
+                            preload_shim, wait_for)
+from mqtt_helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient, Receiver,
+                          ack_packet, check_delivery, connect_retry, publish_packet)
+
+IDLE = {"topicd_idle_timeout": 1, "log_type": "information"}
+FORGET_TIMEOUT = 20.0       # idle timeout, stop, forgetting, with room for a loaded machine
+
+
+# ---------------------------------------------------------------- the store's files
+
+TOPIC_FILE_MAX = 200                        # common/topic.h
+HASH_DIGITS = 16
+CUT_PREFIX_MAX = TOPIC_FILE_MAX - 1 - HASH_DIGITS
+FILE_RE = re.compile(r"^(?P<stem>.+?)\.(?:lock|db|spare|journal\.\d{8})$")
+
+
+def _keep(byte, leading):
+    c = chr(byte)
+    if c.isascii() and (c.isalnum() or c in "_-"):
+        return True
+    return c == "." and not leading
+
+
+def _fnv1a64(data):
+    h = 0xcbf29ce484222325
+    for byte in data:
+        h ^= byte
+        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def stem(topic):
+    """The name of a topic's files without their suffix (common/topic.c,
+    topic_file_name): [A-Za-z0-9_-] and a '.' that is not the first byte
+    kept, every other byte %XX (upper-case hex); a name longer than
+    TOPIC_FILE_MAX is cut and ends with '~' and a hash."""
+    raw = topic.encode("utf-8")
+    out, cut = "", 0
+    for i, byte in enumerate(raw):
+        if len(out) <= CUT_PREFIX_MAX:
+            cut = len(out)
+        out += chr(byte) if _keep(byte, i == 0) else "%%%02X" % byte
+    if len(out) <= CUT_PREFIX_MAX:
+        cut = len(out)
+    if len(out) > TOPIC_FILE_MAX:
+        out = out[:cut] + "~%016x" % _fnv1a64(raw)
+    return out
+
+
+def topics_dir(b):
+    return b.data_dir / "topics"
+
+
+def store_files(b):
+    """{stem: [file names]} of every topic store file in DATADIR/topics, and
+    the names there that are no topic's file."""
+    by_stem, other = collections.defaultdict(list), []
+    try:
+        names = sorted(os.listdir(topics_dir(b)))
+    except FileNotFoundError:
+        names = []
+    for name in names:
+        m = FILE_RE.match(name)
+        if m:
+            by_stem[m.group("stem")].append(name)
+        else:
+            other.append(name)
+    return dict(by_stem), other
+
+
+def topic_files(b, topic):
+    """The names of the files of topic in DATADIR/topics (STEM.lock,
+    STEM.journal.NNNNNNNN, STEM.db, STEM.spare)."""
+    return store_files(b)[0].get(stem(topic), [])
+
+
+def stored_topics(b):
+    """The topics that have files in DATADIR/topics (stems decoded)."""
+    return {urllib.parse.unquote(s, errors="strict") for s in store_files(b)[0]}
+
+
+# ---------------------------------------------------------------- registry and log
+
+_ids = itertools.count()
+
+
+def mqtt_client(b, name):
+    c = RawClient(b.mqtt_port, name=name)
+    c.connect_ok("%s-%d" % (name, next(_ids)))
+    return c
+
+
+def sys_topics_count(b):
+    """$SYS/broker/topics/count as a new subscription gets it (the value of
+    the moment, sent with the SUBACK)."""
+    c = mqtt_client(b, "fg-sys")
+    try:
+        assert c.subscribe([("$SYS/broker/topics/count", 0)]) == [0]
+        p = c.wait_packet(lambda p: p.type == PUBLISH and
+                          p.topic == "$SYS/broker/topics/count", what="topics/count")
+        return int(p.payload)
+    finally:
+        c.disconnect()
+        c.close()
+
+
+def forgotten_lines(b, topic):
+    """How many times the log says topic was forgotten."""
+    return len(re.findall(r": topic %s: forgotten: it keeps nothing" % re.escape(topic),
+                          b.log_text()))
+
+
+def started(b, topic):
+    return len(re.findall(r": topic %s: topicd pid \d+ started" % re.escape(topic),
+                          b.log_text()))
+
+
+def running(b, topic):
+    return topic in b.topicds().values()
+
+
+def state_of(b, topics):
+    """What a failure message tells of topics."""
+    by_stem, other = store_files(b)
+    return "; ".join("%s: files %s, forgotten %d time(s), topicd %s" % (
+        t, by_stem.get(stem(t), []), forgotten_lines(b, t),
+        "running" if running(b, t) else "not running") for t in topics) + \
+        ("; other files in topics/: %s" % other if other else "")
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    """wait_for, with what(): a description made at the deadline."""
+    try:
+        return wait_for(pred, timeout, "(see below)", interval)
+    except HarnessError as e:
+        raise AssertionError("%s\n  %s" % (e, what())) from None
+
+
+def wait_forgotten(b, topic, times=1, timeout=FORGET_TIMEOUT):
+    """Waits until the log has said `times` times that topic was forgotten
+    and its files are gone."""
+    wait_until(lambda: forgotten_lines(b, topic) >= times and not topic_files(b, topic),
+               timeout, lambda: "waiting for %s to be forgotten (%d time(s)): %s"
+               % (topic, times, state_of(b, [topic])))
+
+
+def wait_cold(b, topic, timeout=15.0):
+    wait_until(lambda: not running(b, topic), timeout,
+               lambda: "waiting for the topicd of %s to stop, idle" % topic)
+
+
+_ctl = itertools.count()
+
+
+def assert_kept(b, topics, rounds=2):
+    """topics (a name or a list) are not forgotten over `rounds` rounds,
+    each of them a topic that keeps nothing published, stopped idle and
+    forgotten (a barrier: forgetting ran meanwhile): their files stay and
+    the log never says they were forgotten."""
+    topics = [topics] if isinstance(topics, str) else list(topics)
+    before = {t: forgotten_lines(b, t) for t in topics}
+    pub = mqtt_client(b, "fg-ctl")
+    try:
+        for _ in range(rounds):
+            ctl = "fg-ctl/%d" % next(_ctl)
+            pub.publish(ctl, b"nothing to keep", qos=1)
+            wait_forgotten(b, ctl)
+            for t in topics:
+                assert topic_files(b, t), "%s was forgotten: %s" % (t, state_of(b, [t]))
+                assert forgotten_lines(b, t) == before[t], \
+                    "the log says %s was forgotten: %s" % (t, state_of(b, [t]))
+    finally:
+        pub.disconnect()
+        pub.close()
+
+
+def receiver(b, client_id, filters, clean=False):
+    r = Receiver(lambda: b.mqtt_port, client_id, clean=clean)
+    r.connect()
+    assert r.subscribe(filters) == [q for _, q in filters]
+    r.start()
+    return r
+
+
+# ---------------------------------------------------------------- a slow deletion
+
+# Preloaded into the broker and its topicds: unlink() of a journal segment
+# or a lock file under a topics/ directory whose path holds
+# SLOW_UNLINK_MATCH says so on stderr (the broker's log) and sleeps
+# SLOW_UNLINK_MS first.  A topicd deleting its
+# store is then caught in the middle, where a SIGKILL can cut it short.
+SLOW_UNLINK_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef int unlink_fn(const char *);
+
+static unlink_fn *real_unlink;
+static const char *match;
+static long delay_ms;
+
+__attribute__((constructor)) static void
+slow_unlink_init(void)
+{
+	const char *v = getenv("SLOW_UNLINK_MS"), *m = getenv("SLOW_UNLINK_MATCH");
+
+	/* A copy: the process title is written over the environment. */
+	real_unlink = (unlink_fn *)dlsym(RTLD_NEXT, "unlink");
+	match = m != NULL ? strdup(m) : NULL;
+	delay_ms = v != NULL ? strtol(v, NULL, 10) : 0;
+}
+
+int
+unlink(const char *path)
+{
+	size_t len = strlen(path);
+
+	if (match != NULL && *match != '\0' && strstr(path, "/topics/") != NULL &&
+	    strstr(path, match) != NULL && (strstr(path, ".journal.") != NULL ||
+	    (len > 5 && strcmp(path + len - 5, ".lock") == 0))) {
+		char line[512];
+		struct timespec ts = { delay_ms / 1000, (delay_ms % 1000) * 1000000L };
+		int n = snprintf(line, sizeof(line), "slow-unlink: %s\n", path);
+
+		if (n > 0)
+			(void)!write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+		while (nanosleep(&ts, &ts) == -1)
+			;
+	}
+	return real_unlink(path);
+}
+"""
+
+
+def slow_unlink(monkeypatch, tmp_path, prefix, ms):
+    """Brokers started from now on delete the files of topics whose name
+    starts with prefix slowly (ms before each unlink)."""
+    src = tmp_path / "slow_unlink.c"
+    src.write_text(SLOW_UNLINK_C)
+    preload_shim(monkeypatch, tmp_path, broker_binary(), src)
+    monkeypatch.setenv("SLOW_UNLINK_MATCH", "/topics/" + stem(prefix))
+    monkeypatch.setenv("SLOW_UNLINK_MS", str(ms))
+
+
+def deleting(b, topic):
+    """True once the topicd of topic, told to forget it, has begun to
+    unlink its files (with slow_unlink): a slow unlink after the last
+    time the log said it was forgotten."""
+    text = b.log_text()
+    said = [m.end() for m in re.finditer(r": topic %s: forgotten: it keeps nothing"
+                                         % re.escape(topic), text)]
+    return bool(said) and re.search(r"slow-unlink: \S*/topics/%s\." % re.escape(stem(topic)),
+                                    text[said[-1]:]) is not None
+
+
+def topicd_topics(b):
+    """The topics with a live topicd; none while the master is being
+    replaced (safe from another thread)."""
+    try:
+        return set(b.topicds().values())
+    except AttributeError:          # b.proc went away meanwhile
+        return set()
+
+
+# ---------------------------------------------------------------- tests
+
+def test_a_topic_nobody_subscribes_to_is_forgotten_when_idle(mqtt_factory):
+    b = mqtt_factory(IDLE)
+    topic = "nobody/t a"                    # a byte that is escaped in the file name
+    assert sys_topics_count(b) == 0
+    pub = mqtt_client(b, "fg-pub")
+    pub.publish(topic, b"for nobody", qos=1)
+    assert topic_files(b, topic), "no store files for %s: %s" % (topic, store_files(b))
+    assert any(n.startswith("nobody%2Ft%20a.journal.") for n in topic_files(b, topic))
+    assert sys_topics_count(b) == 1
+    assert b.status()[0]["topics"] == 1
+    wait_until(lambda: forgotten_lines(b, topic) == 1 and not topic_files(b, topic)
+               and sys_topics_count(b) == 0, FORGET_TIMEOUT,
+               lambda: "waiting for %s to be forgotten and topics/count to be 0 (it is %d): %s"
+               % (topic, sys_topics_count(b), state_of(b, [topic])))
+    assert re.search(r"topic %s: topicd pid \d+ stops: idle for topicd_idle_timeout"
+                     % re.escape(topic), b.log_text())
+    master, listed = b.status()
+    assert master["topics"] == 0, master
+    assert topic not in listed
+    assert stored_topics(b) == set(), store_files(b)
+    # A publish creates it again.
+    pub.publish(topic, b"again", qos=1)
+    assert topic_files(b, topic)
+    assert sys_topics_count(b) == 1
+    wait_forgotten(b, topic, times=2)
+    assert sys_topics_count(b) == 0
+
+
+def test_an_offline_wildcard_subscriber_gets_what_a_recreated_topic_holds(mqtt_factory):
+    b = mqtt_factory(IDLE)
+    pub = mqtt_client(b, "fg-pub")
+    pub.publish("f/v", b"v before the subscription", qos=1)
+    r = receiver(b, "fg-wild", [("f/#", 1)])
+    first = [b"t-a%d" % i for i in range(3)]
+    for p in first:
+        pub.publish("f/t", p, qos=1)
+    r.wait_count(3, "f/t")
+    r.disconnect()                                  # offline; the session stays
+    # Both keep nothing: the session had everything.
+    wait_forgotten(b, "f/t")
+    wait_forgotten(b, "f/v")
+    assert sys_topics_count(b) == 0
+    # Created again while the session is offline: it gets its cursor first.
+    second = [b"t-b%d" % i for i in range(3)]
+    for p in second:
+        pub.publish("f/t", p, qos=1)
+    vs = [b"v-%d" % i for i in range(2)]
+    for p in vs:
+        pub.publish("f/v", p, qos=1)
+    # The offline session has messages to get: kept.
+    assert_kept(b, "f/t", rounds=1)
+    assert topic_files(b, "f/v"), state_of(b, ["f/v"])
+    assert sys_topics_count(b) == 2
+    assert r.reconnect().session_present
+    r.wait_count(len(first + second + vs), timeout=20)
+    assert r.payloads("f/t") == first + second
+    assert r.payloads("f/v") == vs
+    # Delivered and acknowledged: forgotten again, and nothing more came.
+    wait_forgotten(b, "f/t", times=2)
+    wait_forgotten(b, "f/v", times=2)
+    assert r.payloads("f/t") == first + second
+    assert r.payloads("f/v") == vs
+    assert not [a for a in r.arrivals if a.dup], "sent twice: %s" % r.arrivals
+
+
+def test_an_online_subscriber_gets_the_messages_of_a_recreated_topic(mqtt_factory):
+    b = mqtt_factory(IDLE)
+    exact = receiver(b, "fg-exact", [("on/t", 1)], clean=True)
+    wild = receiver(b, "fg-plus", [("on/+", 1)], clean=False)
+    pub = mqtt_client(b, "fg-pub")
+    want = []
+    for rnd in range(3):
+        batch = [b"r%d-%d" % (rnd, i) for i in range(3)]
+        for p in batch:
+            pub.publish("on/t", p, qos=1)
+        want += batch
+        for r in (exact, wild):
+            r.wait_count(len(want), "on/t")
+        # Both still connected and subscribed: forgotten all the same.
+        wait_forgotten(b, "on/t", times=rnd + 1)
+        assert sys_topics_count(b) == 0
+    for r in (exact, wild):
+        assert r.payloads("on/t") == want, r.label
+    assert started(b, "on/t") == 3
+
+
+def test_json_msgids_keep_increasing_across_forgetting_and_restarts(mqtt_factory):
+    b = mqtt_factory(IDLE)
+    topic = "fj/t"
+    c = b.consumer("fj-reader")
+    c.subscribe(topic)
+    pub = b.publisher()
+    sent = []
+
+    def batch(name, online=True):
+        msgs = ["%s-%d" % (name, i) for i in range(3)]
+        for m in msgs:
+            pub.publish(topic, m)
+        sent.extend(msgs)
+        if online:
+            receive()
+
+    def receive():
+        assert c.wait_messages(len(sent), topic, timeout=20) == sent
+        c.settle()
+        got = [d.msg_id for d in c.deliveries if d.topic == topic]
+        assert len(got) == len(sent)
+        assert all(x < y for x, y in zip(got, got[1:])), \
+            "msgIds of %s did not keep increasing: %s (messages %s)" % (topic, got, sent)
+
+    batch("a")
+    wait_forgotten(b, topic, times=1)
+    batch("b")                                      # created again, online consumer
+    wait_forgotten(b, topic, times=2)
+    # Forgotten, then a restart: the next msgIds still go on from above.
+    c.close()
+    pub.close()
+    b.restart()
+    assert topic_files(b, topic) == [], state_of(b, [topic])
+    pub = b.publisher()
+    batch("c", online=False)                        # the consumer is offline
+    c.connect()                                     # its subscription is remembered
+    receive()
+    wait_forgotten(b, topic, times=3)
+    batch("d")
+    # And a restart while the topic exists, then forgotten once more.
+    c.close()
+    pub.close()
+    b.restart()
+    pub = b.publisher()
+    c.connect()
+    batch("e")
+    wait_forgotten(b, topic, times=4)
+    batch("f")
+    assert not c.duplicates, c.duplicates
+    assert c.messages(topic) == sent
+    assert not c.errors, c.errors
+
+
+def test_a_json_unsub_keeps_the_topic_and_a_new_sub_gets_what_came_between(mqtt_factory):
+    b = mqtt_factory(IDLE)
+    topic = "fu/t"
+    c = b.consumer("fu-reader")
+    c.subscribe(topic)
+    pub = b.publisher()
+    before = ["before-%d" % i for i in range(2)]
+    for m in before:
+        pub.publish(topic, m)
+    assert c.wait_messages(2, topic) == before
+    c.settle()
+    c.unsubscribe(topic)
+    wait_cold(b, topic)
+    # The consumer's cursor stays (protocol rule): so does the topic, with
+    # nothing to deliver, over several idle timeouts.
+    assert_kept(b, topic, rounds=3)
+    between = ["between-%d" % i for i in range(3)]
+    for m in between:
+        pub.publish(topic, m)
+    wait_cold(b, topic)
+    assert_kept(b, topic, rounds=1)
+    assert sys_topics_count(b) == 1
+    c.subscribe(topic)
+    assert c.wait_messages(5, topic, timeout=20) == before + between
+    c.settle()
+    ids = [d.msg_id for d in c.deliveries if d.topic == topic]
+    assert all(x < y for x, y in zip(ids, ids[1:])), ids
+    after = ["after-0"]
+    pub.publish(topic, after[0])
+    assert c.wait_messages(6, topic) == before + between + after
+    c.settle()
+    # Subscribed again with everything received: it keeps nothing now.
+    wait_forgotten(b, topic)
+    assert c.messages(topic) == before + between + after
+    assert not c.duplicates, c.duplicates
+
+
+def test_a_retained_message_keeps_its_topic(mqtt_factory):
+    b = mqtt_factory(IDLE)
+    topic = "rt/state"
+    pub = mqtt_client(b, "fg-pub")
+    pub.publish(topic, b"the state", qos=1, retain=True)
+    wait_cold(b, topic)
+    assert_kept(b, topic, rounds=3)
+    assert sys_topics_count(b) == 1
+    sub = mqtt_client(b, "fg-ret")
+    assert sub.subscribe([(topic, 1)]) == [1]
+    p = sub.expect(PUBLISH, timeout=15)
+    assert (p.topic, p.payload, p.retain) == (topic, b"the state", True), p
+    sub.send(ack_packet(PUBACK, p.pid))
+    sub.disconnect()
+    sub.close()
+    # Cleared: the topic keeps nothing any more.
+    pub.publish(topic, b"", qos=1, retain=True)
+    wait_forgotten(b, topic)
+    assert sys_topics_count(b) == 0
+    # A new subscription finds no retained message.
+    sub = mqtt_client(b, "fg-ret")
+    assert sub.subscribe([(topic, 1)]) == [1]
+    pub.publish(topic, b"not retained", qos=1)
+    p = sub.expect(PUBLISH, timeout=15)
+    assert (p.payload, p.retain) == (b"not retained", False), p
+
+
+def test_a_staged_qos2_message_keeps_its_topic_until_released(mqtt_factory):
+    """A QoS 2 message PUBREC'd and not released, from a JSON-lines
+    publisher and from an MQTT one, keeps its topic; released with nobody
+    to get it, it does not."""
+    b = mqtt_factory(IDLE)
+    jpub = b.publisher()
+    jid = jpub.pub("st/json", "staged")
+    mpub = mqtt_client(b, "fg-q2")
+    mpub.send(publish_packet("st/mqtt", b"staged", qos=2, pid=7))
+    mpub.expect(PUBREC, pid=7)
+    assert_kept(b, ["st/json", "st/mqtt"], rounds=2)
+    assert sys_topics_count(b) == 2
+    jpub.pubrel(jid)
+    mpub.send(ack_packet(PUBREL, 7))
+    mpub.expect(PUBCOMP, pid=7)
+    wait_forgotten(b, "st/json")
+    wait_forgotten(b, "st/mqtt")
+    assert sys_topics_count(b) == 0
+
+
+def test_a_churn_of_made_up_topics_leaves_only_what_keeps_something(mqtt_factory):
+    """300 topics each published once, as replies are to a response topic
+    per request: a subscriber subscribes, receives, unsubscribes (clean
+    and persistent sessions alike).  When the churn is over, the registry
+    and DATADIR/topics hold the topics that keep something, and no other."""
+    b = mqtt_factory(IDLE)
+    keep = mqtt_client(b, "fg-keep")
+    keep.publish("keep/retained", b"state", qos=1, retain=True)
+    away = receiver(b, "fg-away", [("keep/offline", 1)])
+    away.disconnect()
+    keep.publish("keep/offline", b"for the offline session", qos=1)
+    keepers = {"keep/retained", "keep/offline"}
+    workers, per = 6, 50
+    errors, done = [], []
+    most = [0]
+
+    def work(w):
+        try:
+            sub = mqtt_client(b, "fg-churn-sub") if w % 2 else None
+            if sub is None:                          # a persistent session
+                sub = RawClient(b.mqtt_port, name="fg-churn-sub")
+                sub.connect_ok("fg-churn-persistent-%d" % w, clean=False)
+            pub = mqtt_client(b, "fg-churn-pub")
+            for i in range(per):
+                t = "churn/%d/%d" % (w, i)
+                payload = b"reply %d/%d" % (w, i)
+                assert sub.subscribe([(t, 1)]) == [1]
+                pub.publish(t, payload, qos=1, timeout=20)
+                p = sub.expect(PUBLISH, timeout=20)
+                assert (p.topic, p.payload) == (t, payload), p
+                sub.send(ack_packet(PUBACK, p.pid))
+                sub.unsubscribe([t], timeout=20)
+                done.append(t)
+            pub.disconnect()
+            sub.disconnect()
+        except BaseException as e:      # reported below
+            errors.append("worker %d: %r" % (w, e))
+
+    threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(workers)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 90
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        most[0] = max(most[0], len(stored_topics(b)))
+        time.sleep(0.2)
+    for t in threads:
+        t.join(max(0.1, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "churn workers still running after 90 s"
+    assert not errors, errors
+    assert len(done) == workers * per
+    churned = ["churn/%d/%d" % (w, i) for w in range(workers) for i in range(per)]
+
+    def settled():
+        return stored_topics(b) == keepers and sys_topics_count(b) == len(keepers)
+    wait_until(settled, 60, lambda: "waiting for the churn to be forgotten: %d topics have "
+               "files (%s...), topics/count %d, %d forgotten in the log"
+               % (len(stored_topics(b)), sorted(stored_topics(b) - keepers)[:10],
+                  sys_topics_count(b), sum(forgotten_lines(b, t) > 0 for t in churned)),
+               interval=0.5)
+    master, _ = b.status()
+    assert master["topics"] == len(keepers), master
+    by_stem, other = store_files(b)
+    assert set(by_stem) == {stem(t) for t in keepers}, (by_stem, other)
+    missing = [t for t in churned if forgotten_lines(b, t) != 1]
+    assert not missing, "not forgotten exactly once: %s" % missing[:20]
+    assert most[0] > len(keepers)           # the churn did create topics
+    # What the keepers keep is still there.
+    assert away.reconnect().session_present
+    away.wait_payload(b"for the offline session", timeout=20)
+    sub = mqtt_client(b, "fg-late")
+    assert sub.subscribe([("keep/retained", 1)]) == [1]
+    p = sub.expect(PUBLISH, timeout=15)
+    assert (p.payload, p.retain) == (b"state", True), p
+
+
+def test_a_master_killed_while_topics_are_forgotten_loses_nothing(mqtt_factory, monkeypatch,
+                                                                   tmp_path):
+    """A publisher streams QoS 1 bursts to topics that are forgotten in
+    every pause between them and created again by the next burst (which
+    may find the old topicd still deleting its store, slowed down here).
+    The master is SIGKILLed while the third round of forgetting runs, and
+    started again.  A persistent subscriber gets every acknowledged
+    message (again after the crash is allowed), first arrivals in order
+    per topic; the topics are forgotten in the end, whatever the kill
+    interrupted."""
+    slow_unlink(monkeypatch, tmp_path, "fk/", 300)
+    b = mqtt_factory(dict(IDLE, restart_backoff_min=0.05, restart_backoff_max=0.2))
+    topics = ["fk/%d" % i for i in range(4)]
+    rounds, per = 7, 8
+    r = receiver(b, "fg-kill-sub", [("fk/#", 1)])
+    published = {t: [] for t in topics}
+    acked = set()
+    lock = threading.Lock()
+    errors = []
+
+    def forgotten_counts():
+        return {t: forgotten_lines(b, t) for t in topics}
+
+    def stream():
+        c = None
+        try:
+            for rnd in range(rounds):
+                for i in range(per):
+                    for t in topics:
+                        payload = b"%s r%d m%d" % (t.encode(), rnd, i)
+                        with lock:
+                            published[t].append(payload)
+                        if c is None:
+                            c, _ = connect_retry(lambda: b.mqtt_port, "fg-kill-pub",
+                                                 clean=True, timeout=30)
+                        try:
+                            c.publish(t, payload, qos=1, timeout=15)
+                        except (OSError, HarnessError, ConnectionClosed):
+                            c.close()           # the master is gone: on with the next
+                            c = None
+                            continue
+                        with lock:
+                            acked.add(payload)
+                # A pause until each topic is forgotten (its store may
+                # still be being deleted); once the master was replaced,
+                # until its topics are cold.
+                before, gen = forgotten_counts(), b.generation
+                wait_until(lambda: all(n > before[t] for t, n in forgotten_counts().items())
+                           or (b.generation != gen and b.running() and
+                               not any(t in topics for t in topicd_topics(b))), 30,
+                           lambda: "round %d: waiting for the topics to be forgotten: %s"
+                           % (rnd, state_of(b, topics)), interval=0.02)
+        except BaseException as e:      # reported by the test
+            errors.append(e)
+        finally:
+            if c is not None:
+                c.close()
+
+    streamer = threading.Thread(target=stream, daemon=True, name="fg-streamer")
+    streamer.start()
+
+    def third_round_forgetting():
+        if errors or not streamer.is_alive():
+            return True
+        return sum(forgotten_counts().values()) > 2 * len(topics)
+    wait_until(third_round_forgetting, 60,
+               lambda: "waiting for the third round of forgetting: %s" % state_of(b, topics),
+               interval=0.01)
+    assert not errors, errors
+    cut_short = [t for t in topics if forgotten_lines(b, t) >= 3 and topic_files(b, t)]
+    left = b.kill9()
+    assert cut_short, "the kill came after the round's forgetting: %s" % state_of(b, topics)
+    b.wait_topicds_gone(left)
+    wait_for(lambda: r.disconnected, 10, "the subscriber to see the master gone")
+    b.start(keep_ports=True)
+    assert r.reconnect().session_present
+    streamer.join(150)
+    assert not streamer.is_alive(), "the streamer did not finish"
+    assert not errors, errors[0]
+    with lock:
+        want = set(acked)
+    r.wait_until(lambda: want <= set(r.payloads()), 30,
+                 "every acknowledged message (%d missing)" % len(want - set(r.payloads())))
+    for t in topics:
+        check_delivery(published[t], want, r.payloads(t), "topic %s" % t, exactly_once=False)
+    assert len(want) >= rounds * per * len(topics) - 2, \
+        "only %d of %d acknowledged" % (len(want), rounds * per * len(topics))
+    # Everything delivered: every topic is forgotten, interrupted or not.
+    wait_until(lambda: not stored_topics(b) and sys_topics_count(b) == 0, FORGET_TIMEOUT,
+               lambda: "waiting for every topic to be forgotten after the crash: %s"
+               % state_of(b, topics))
+
+
+def test_a_topicd_killed_while_its_topic_is_forgotten_loses_nothing(mqtt_factory, monkeypatch,
+                                                                    tmp_path):
+    """The topicd deleting a forgotten topic's store is SIGKILLed half
+    way.  A publish brings the topic back: the JSON-lines consumer and
+    the offline persistent MQTT session subscribed to it get what is
+    published then, msgIds still increasing; once they have it, the
+    topic is forgotten again."""
+    slow_unlink(monkeypatch, tmp_path, "tk/", 300)
+    b = mqtt_factory(IDLE)
+    topic = "tk/t"
+    c = b.consumer("tk-reader")
+    c.subscribe(topic)
+    r = receiver(b, "tk-away", [("tk/#", 1)])
+    pub = b.publisher()
+    first = ["a-%d" % i for i in range(3)]
+    for m in first:
+        pub.publish(topic, m)
+    assert c.wait_messages(3, topic) == first
+    c.settle()
+    r.wait_count(3, topic)
+    r.disconnect()
+    wait_until(lambda: deleting(b, topic), FORGET_TIMEOUT,
+               lambda: "waiting for the topicd of %s to delete its store: %s"
+               % (topic, state_of(b, [topic])))
+    pid = b.topicd_pid(topic)
+    assert pid is not None, "no topicd deleting %s" % topic
+    kill_pid(pid)
+    wait_until(lambda: re.search(r"topic %s: topicd .* while the topic was being forgotten"
+                                 % re.escape(topic), b.log_text()), 10,
+               lambda: "waiting for the master to see the topicd of %s die" % topic)
+    assert topic_files(b, topic), "the store was deleted whole: %s" % state_of(b, [topic])
+    assert sys_topics_count(b) == 0
+    # It comes back, with what is left of its store.
+    second = ["b-%d" % i for i in range(3)]
+    for m in second:
+        pub.publish(topic, m)
+    assert c.wait_messages(6, topic, timeout=20) == first + second
+    c.settle()
+    ids = [d.msg_id for d in c.deliveries if d.topic == topic]
+    assert all(x < y for x, y in zip(ids, ids[1:])), "msgIds: %s" % ids
+    assert r.reconnect().session_present
+    r.wait_until(lambda: set(r.payloads(topic)) >= {m.encode() for m in second}, 20,
+                 "the messages published after the kill")
+    check_delivery([m.encode() for m in first + second], {m.encode() for m in first + second},
+                   r.payloads(topic), "the MQTT session", exactly_once=False)
+    wait_forgotten(b, topic, times=2)
+    assert sys_topics_count(b) == 0
+    assert c.messages(topic) == first + second
+    assert not c.duplicates, c.duplicates
+
+
+def test_a_forgetting_cut_short_is_finished_at_the_next_start(mqtt_factory, monkeypatch,
+                                                              tmp_path):
+    """The master and the topicd deleting a forgotten topic's store are
+    both SIGKILLed half way.  The next master starts the topic once, by
+    itself, and forgets it when idle; published to again, it gives its
+    consumer msgIds above those it had."""
+    slow_unlink(monkeypatch, tmp_path, "tr/", 300)
+    b = mqtt_factory(IDLE)
+    topic = "tr/t"
+    c = b.consumer("tr-reader")
+    c.subscribe(topic)
+    pub = b.publisher()
+    first = ["a-%d" % i for i in range(3)]
+    for m in first:
+        pub.publish(topic, m)
+    assert c.wait_messages(3, topic) == first
+    c.settle()
+    wait_until(lambda: deleting(b, topic), FORGET_TIMEOUT,
+               lambda: "waiting for the topicd of %s to delete its store: %s"
+               % (topic, state_of(b, [topic])))
+    pid = b.topicd_pid(topic)
+    assert pid is not None, "no topicd deleting %s" % topic
+    left = b.kill9()
+    kill_pid(pid)
+    b.wait_topicds_gone(left | {pid})
+    c.close()
+    pub.close()
+    assert topic_files(b, topic), "the store was deleted whole: %s" % state_of(b, [topic])
+    mark = len(b.log_text())
+    b.start(keep_ports=True)
+
+    def since():
+        return b.log_text()[mark:]
+    wait_until(lambda: re.search(r": topic %s: forgotten: it keeps nothing" % re.escape(topic),
+                                 since()) and not topic_files(b, topic), FORGET_TIMEOUT,
+               lambda: "waiting for the next master to finish forgetting %s: %s"
+               % (topic, state_of(b, [topic])))
+    assert len(re.findall(r": topic %s: topicd pid \d+ started" % re.escape(topic),
+                          since())) == 1, since()
+    assert sys_topics_count(b) == 0
+    pub = b.publisher()
+    c.connect()
+    second = ["b-%d" % i for i in range(3)]
+    for m in second:
+        pub.publish(topic, m)
+    assert c.wait_messages(6, topic, timeout=20) == first + second
+    c.settle()
+    ids = [d.msg_id for d in c.deliveries if d.topic == topic]
+    assert all(x < y for x, y in zip(ids, ids[1:])), "msgIds: %s" % ids
+    assert not c.duplicates, c.duplicates
