@@ -380,6 +380,21 @@ def test_an_online_subscriber_gets_the_messages_of_a_recreated_topic(mqtt_factor
     assert started(b, "on/t") == 3
 
 
+def consumer_read(b, name, topic, prefix, n):
+    """A JSON-lines consumer subscribed to topic has read n messages
+    published there ("PREFIX-I"), each completed: (consumer, publisher,
+    messages)."""
+    c = b.consumer(name)
+    c.subscribe(topic)
+    pub = b.publisher()
+    msgs = ["%s-%d" % (prefix, i) for i in range(n)]
+    for m in msgs:
+        pub.publish(topic, m)
+    assert c.wait_messages(n, topic) == msgs
+    c.settle()
+    return c, pub, msgs
+
+
 def test_json_msgids_keep_increasing_across_forgetting_and_restarts(mqtt_factory):
     b = mqtt_factory(IDLE)
     topic = "fj/t"
@@ -436,14 +451,7 @@ def test_json_msgids_keep_increasing_across_forgetting_and_restarts(mqtt_factory
 def test_a_json_unsub_keeps_the_topic_and_a_new_sub_gets_what_came_between(mqtt_factory):
     b = mqtt_factory(IDLE)
     topic = "fu/t"
-    c = b.consumer("fu-reader")
-    c.subscribe(topic)
-    pub = b.publisher()
-    before = ["before-%d" % i for i in range(2)]
-    for m in before:
-        pub.publish(topic, m)
-    assert c.wait_messages(2, topic) == before
-    c.settle()
+    c, pub, before = consumer_read(b, "fu-reader", topic, "before", 2)
     c.unsubscribe(topic)
     wait_cold(b, topic)
     # The consumer's cursor stays (protocol rule): so does the topic, with
@@ -745,14 +753,7 @@ def test_a_forgetting_cut_short_is_finished_at_the_next_start(mqtt_factory, monk
     slow_unlink(monkeypatch, tmp_path, "tr/", 300)
     b = mqtt_factory(IDLE)
     topic = "tr/t"
-    c = b.consumer("tr-reader")
-    c.subscribe(topic)
-    pub = b.publisher()
-    first = ["a-%d" % i for i in range(3)]
-    for m in first:
-        pub.publish(topic, m)
-    assert c.wait_messages(3, topic) == first
-    c.settle()
+    c, pub, first = consumer_read(b, "tr-reader", topic, "a", 3)
     wait_until(lambda: deleting(b, topic), FORGET_TIMEOUT,
                lambda: "waiting for the topicd of %s to delete its store: %s"
                % (topic, state_of(b, [topic])))
