@@ -395,6 +395,19 @@ def consumer_read(b, name, topic, prefix, n):
     return c, pub, msgs
 
 
+def publish_more(c, pub, topic, first):
+    """Three more messages to topic, read by the consumer after those it
+    had (first), with msgIds that keep increasing: the three."""
+    second = ["b-%d" % i for i in range(3)]
+    for m in second:
+        pub.publish(topic, m)
+    assert c.wait_messages(len(first) + 3, topic, timeout=20) == first + second
+    c.settle()
+    ids = [d.msg_id for d in c.deliveries if d.topic == topic]
+    assert all(x < y for x, y in zip(ids, ids[1:])), "msgIds: %s" % ids
+    return second
+
+
 def test_json_msgids_keep_increasing_across_forgetting_and_restarts(mqtt_factory):
     b = mqtt_factory(IDLE)
     topic = "fj/t"
@@ -726,13 +739,7 @@ def test_a_topicd_killed_while_its_topic_is_forgotten_loses_nothing(mqtt_factory
     assert topic_files(b, topic), "the store was deleted whole: %s" % state_of(b, [topic])
     assert sys_topics_count(b) == 0
     # It comes back, with what is left of its store.
-    second = ["b-%d" % i for i in range(3)]
-    for m in second:
-        pub.publish(topic, m)
-    assert c.wait_messages(6, topic, timeout=20) == first + second
-    c.settle()
-    ids = [d.msg_id for d in c.deliveries if d.topic == topic]
-    assert all(x < y for x, y in zip(ids, ids[1:])), "msgIds: %s" % ids
+    second = publish_more(c, pub, topic, first)
     assert r.reconnect().session_present
     r.wait_until(lambda: set(r.payloads(topic)) >= {m.encode() for m in second}, 20,
                  "the messages published after the kill")
@@ -779,11 +786,5 @@ def test_a_forgetting_cut_short_is_finished_at_the_next_start(mqtt_factory, monk
     assert sys_topics_count(b) == 0
     pub = b.publisher()
     c.connect()
-    second = ["b-%d" % i for i in range(3)]
-    for m in second:
-        pub.publish(topic, m)
-    assert c.wait_messages(6, topic, timeout=20) == first + second
-    c.settle()
-    ids = [d.msg_id for d in c.deliveries if d.topic == topic]
-    assert all(x < y for x, y in zip(ids, ids[1:])), "msgIds: %s" % ids
+    second = publish_more(c, pub, topic, first)
     assert not c.duplicates, c.duplicates
