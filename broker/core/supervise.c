@@ -363,7 +363,10 @@ child_exited(struct child *c, int status)
 	c->full = false;	/* a new topicd says again if it has no room */
 	cold = live_exited(c, status);
 	if (c->forgetting) {
-		forget_exited(c, status, how);
+		struct broker *b = c->b;
+
+		forget_exited(c, status, how);	/* may free c */
+		live_balance(b);		/* its place is free */
 		return;
 	}
 	if (cold)

@@ -104,6 +104,30 @@ test_a_topic_that_keeps_nothing_is_forgotten(void **state)
 	assert_true(conf.seq_floor == 7);
 }
 
+/* Under max_topicds, a topic that waits for a place gets the one a
+ * forgotten topic's topicd leaves, as soon as it exits. */
+static void
+test_a_waiting_topic_takes_the_place_at_once(void **state)
+{
+	static const struct idle_summary empty = { .flags = IDLE_EMPTY, .next_seq = 2 };
+	struct core_fx *fx = *state;
+	struct fake_td *td;
+	const char *why = NULL;
+	struct child *q;
+
+	fx->b.set.max_topicds = 1;
+	td = parked_topic(fx, "f/p", 0);
+	td_final(td, &empty);
+	td_expect(td, IPC_FORGET);
+	q = topic_open(&fx->b, "f/q", &why);
+	assert_non_null(q);
+	(void)fx_publish(fx_client(fx), q, 2, "waits");
+	assert_int_equal(q->state, CH_QUEUED);
+	td_die(td, 0);
+	assert_int_equal(q->state, CH_STARTING);
+	assert_int_equal(fx_count_tds(fx, "f/q"), 1);
+}
+
 /* Something came for the topic after STOP: the topicd is told to keep
  * its store, and the topic starts again once it exits. */
 static void
@@ -215,6 +239,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_a_topic_that_keeps_nothing_is_forgotten,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_waiting_topic_takes_the_place_at_once,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_topic_with_a_publish_waiting_is_kept,
 		    fx_setup, fx_teardown),
