@@ -80,12 +80,15 @@ enum ipc_type {
  * is failed until an operator looks); TOPICD_EXIT_IO after an I/O error
  * of its store (restarted, as after SIGKILL); TOPICD_EXIT_VERSION when the
  * master speaks another IPC_PROTO_VERSION (the topic is failed: restarting
- * the same binary cannot help).  Any other status, or a
+ * the same binary cannot help); TOPICD_EXIT_DELETED once it deleted its
+ * store as FORGET asked.  Any other status, or a
  * signal like SIGSEGV or SIGABRT, is a crash: a record it was applying
  * may be a poison record. */
 #define TOPICD_EXIT_DAMAGED	65	/* EX_DATAERR */
 #define TOPICD_EXIT_IO		74	/* EX_IOERR */
 #define TOPICD_EXIT_VERSION	76	/* EX_PROTOCOL: the master is of another release */
+#define TOPICD_EXIT_DELETED	3	/* after FORGET: its store is deleted (only then:
+					 * a topicd stopped otherwise exits 0) */
 
 /* PUBLISH flags, also stored with the message and echoed in DELIVER. */
 #define PF_RETAIN 0x01		/* MQTT retain */

@@ -392,9 +392,11 @@ store_close(struct topicd *td)
 {
 	cache_clear(td);
 	if (td->kv != NULL && td->forget) {
-		if (kv_destroy(td->kv) == 0)
+		if (kv_destroy(td->kv) == 0) {
 			log_info("topic %s: store deleted, the topic forgotten", td->topic);
-		else
+			if (td->exit_code == 0)
+				td->exit_code = TOPICD_EXIT_DELETED;
+		} else
 			td->exit_code = TOPICD_EXIT_IO;
 		td->kv = NULL;
 		return;

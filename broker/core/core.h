@@ -348,11 +348,12 @@ struct topic_info *registry_info(struct broker *b, const char *topic);
 uint64_t registry_add(struct broker *b, const char *topic);
 /* Was the topic live when the last master ended (asked once)? */
 bool	 registry_take_recreate(struct broker *b, const char *topic);
-/* The topic leaves the registry, its sequence numbers past seq_floor
- * from now on: the ticket that makes that durable, after which its
- * store may be deleted.  registry_forgotten: it is. */
+/* The topic is being forgotten, its sequence numbers past seq_floor from
+ * now on: the ticket that makes that durable, after which its store may
+ * be deleted.  registry_forgotten: it is; the topic leaves the registry
+ * (true) unless it came back. */
 uint64_t registry_forget(struct broker *b, const char *topic, uint64_t next_seq);
-void	 registry_forgotten(struct broker *b, const char *topic);
+bool	 registry_forgotten(struct broker *b, const char *topic);
 /* A topicd starts for the topic: nothing is known until it stops; the
  * ticket that makes that durable. */
 uint64_t registry_live(struct broker *b, const char *topic);

@@ -10,19 +10,21 @@
  * match the topic gets its cursor when a topic is created
  * (sessions_topic_created), before its first publish.  So the master
  * forgets it, unless a subscriber the store lists would not be given back
- * (a JSON-lines consumer keeps its cursor after UNSUB, to resume where it
- * was) or something for the topic came meanwhile:
- *   1. the registry drops the topic (REC_GONE in the store), and the
- *      sequence floor rises past the topic's numbers, durably;
+ * (given_again) or something for the topic came meanwhile:
+ *   1. the topic leaves the topic table; the registry knows nothing of it
+ *      any more (REC_GONE, recreate: used again, it gives every matching
+ *      session its cursor, as a new topic does), and the sequence floor
+ *      rises past its numbers, durably;
  *   2. then the topicd is sent FORGET: it deletes its store (kv_destroy,
- *      whose every intermediate state opens as an empty store) and exits;
- *   3. the registry's record goes.
- * The topic's entry leaves the topic table at 1: a publish to it from
- * then on creates it again, like any new topic, and its topicd waits for
- * the old one's lock.  A death anywhere leaves the topic either known
- * (REC_LIVE or REC_GONE: cursors are given again when it is next used,
- * and one found REC_GONE at start is started once to be forgotten again)
- * or unknown with its store empty, or gone. */
+ *      whose every intermediate state opens whole or empty) and exits
+ *      with TOPICD_EXIT_DELETED;
+ *   3. only then does the topic leave the registry, unless it came back.
+ * Until 3 a filter still finds the topic, so that an UNSUBSCRIBE or a
+ * session's end reaches a store that a death kept.  A topic used again
+ * meanwhile gets a new entry in the table, whose topicd waits for the old
+ * one's lock.  A death anywhere leaves the topic known (REC_LIVE or
+ * REC_GONE; one found REC_GONE at start is started once, to be forgotten
+ * again) or its store gone. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -30,19 +32,65 @@
 #include "core/core.h"
 #include "ipc.h"
 #include "log.h"
+#include "xmalloc.h"
 
-/* Would a new store of the topic be given this subscriber again?  A
- * group, or a member of one (a session with a share filter), is given
- * back with its sessions; a subscriber that is no session (any more) is
- * nobody's; a session's own cursor, if one of its filters matches. */
+#define JSON_KEY_PREFIX	"j/"	/* a JSON-lines consumer's session key */
+
+/* A group member's entry in an IDLE's list ("M/" LEN "/" GROUP MEMBER,
+ * idle_member_key): its group's key (len bytes at *group) and its
+ * member's session key; false if it is none. */
 static bool
-given_again(struct broker *b, const char *topic, const char *key)
+member_split(const char *key, const char **group, size_t *len, const char **member)
 {
-	struct session *s;
+	size_t plen = strlen(IDLE_MEMBER_PREFIX);
+	char *end;
+	unsigned long n;
 
-	if (strncmp(key, IDLE_MEMBER_PREFIX, strlen(IDLE_MEMBER_PREFIX)) == 0 ||
-	    strncmp(key, SHARE_KEY_PREFIX, strlen(SHARE_KEY_PREFIX)) == 0)
+	if (strncmp(key, IDLE_MEMBER_PREFIX, plen) != 0)
+		return false;
+	n = strtoul(key + plen, &end, 10);
+	if (end == key + plen || *end != '/' || n > strlen(end + 1))
+		return false;
+	*group = end + 1;
+	*len = n;
+	*member = end + 1 + n;
+	return true;
+}
+
+/* Would a new store of the topic be given this subscriber again?
+ *   - A JSON-lines consumer's cursor, its own or as a group's member,
+ *     is durable whatever its subscriptions (each (topic, username) pair
+ *     has one, which UNSUB keeps): never.
+ *   - Another session's own cursor: if one of its filters matches (an
+ *     MQTT UNSUBSCRIBE deletes it), or if the session is gone.
+ *   - A group: if it has a member (a JSON-lines member that leaves keeps
+ *     the group's cursor; an MQTT group goes with its last member), given
+ *     with its members' share filters.
+ * The list has each group's members right after it (topicd/idle.c);
+ * *group_open is the group waiting for its first member. */
+static bool
+given_again(struct broker *b, const char *topic, const char *key, char **group_open)
+{
+	const char *group, *member;
+	struct session *s;
+	size_t len;
+
+	if (member_split(key, &group, &len, &member)) {
+		if (*group_open != NULL && strlen(*group_open) == len &&
+		    strncmp(*group_open, group, len) == 0) {
+			free(*group_open);
+			*group_open = NULL;
+		}
+		return strncmp(member, JSON_KEY_PREFIX, strlen(JSON_KEY_PREFIX)) != 0;
+	}
+	if (*group_open != NULL)
+		return false;		/* the group before has no member */
+	if (strncmp(key, SHARE_KEY_PREFIX, strlen(SHARE_KEY_PREFIX)) == 0) {
+		*group_open = xstrdup(key);
 		return true;
+	}
+	if (strncmp(key, JSON_KEY_PREFIX, strlen(JSON_KEY_PREFIX)) == 0)
+		return false;
 	s = session_find(b, key);
 	return s == NULL || session_qos(s, topic) >= 0;
 }
@@ -53,19 +101,21 @@ static bool
 forgettable(struct child *c, const struct rec_idle *r)
 {
 	struct broker *b = c->b;
+	char *group_open = NULL;
 	const char *key;
 	size_t pos = 0;
-	bool backlog;
+	bool backlog, ok = true;
 
 	if (c->state != CH_PARKING || c->chan == NULL || r->rx != c->tx || b->stopping ||
 	    !c->registered || c->want_again || c->nunsent > 0 || !TAILQ_EMPTY(&c->held) ||
-	    c->nacks > 0 || c->pins > 0 || (r->flags & (IDLE_SUBS_UNKNOWN | IDLE_RETAINED |
-	    IDLE_STAGED)))
+	    c->nacks > 0 || c->ncold_unsubs > 0 || c->pins > 0 ||
+	    (r->flags & (IDLE_SUBS_UNKNOWN | IDLE_RETAINED | IDLE_STAGED)))
 		return false;
-	while (idle_next_sub(r, &pos, &key, &backlog))
-		if (backlog || !given_again(b, c->topic, key))
-			return false;
-	return true;
+	while (ok && idle_next_sub(r, &pos, &key, &backlog))
+		ok = !backlog && given_again(b, c->topic, key, &group_open);
+	ok = ok && group_open == NULL;
+	free(group_open);
+	return ok;
 }
 
 static void
@@ -97,16 +147,16 @@ forget_begin(struct child *c, uint64_t next_seq)
 	uint64_t ticket;
 
 	log_info("topic %s: forgotten: it keeps nothing", c->topic);
-	b->topics_forgotten++;
+	/* Out of the topic table, whose figures ($SYS) it leaves. */
 	b->forgotten_restarts += c->restarts;
 	b->forgotten_poisoned += c->poisoned;
 	RB_REMOVE(child_tree, &b->children, c);
 	b->title_dirty = true;
 	/* Online sessions attached there are attached again, with the
-	 * others, if the topic comes back. */
+	 * others, when the topic is next used (their cursors in the store, if
+	 * a death keeps it, or in a new one). */
 	while (!TAILQ_EMPTY(&c->attached))
 		attach_drop(TAILQ_FIRST(&c->attached), false);
-	child_free_cold_unsubs(c);	/* their cursors go with the store */
 	free(c->final_idle);
 	c->final_idle = NULL;
 	c->forgetting = true;
@@ -129,18 +179,21 @@ forget_consider(struct child *c, const struct rec_idle *r)
 }
 
 /* The process of a topic being forgotten is gone (out of the live lists
- * already).  Its store is deleted if it exited 0 after FORGET; else the
- * record stays REC_GONE, for the next start. */
+ * already).  Its status says that it deleted its store; else the store
+ * stays, whole or empty, and so does the topic, nothing known of it
+ * (REC_GONE): used again, it gives every matching session its cursor
+ * again, and the next start of the broker starts it to forget it. */
 void
 forget_exited(struct child *c, int status, const char *how)
 {
-	if (c->forget_sent && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		log_info("topic %s: topicd %s; its store is deleted", c->topic, how);
-		registry_forgotten(c->b, c->topic);
+	if (c->forget_sent && WIFEXITED(status) && WEXITSTATUS(status) == TOPICD_EXIT_DELETED) {
+		log_info("topic %s: topicd %s: its store deleted", c->topic, how);
+		if (registry_forgotten(c->b, c->topic))
+			c->b->topics_forgotten++;
 	} else
 		log_notice("topic %s: topicd %s while the topic was being forgotten; its store "
-		    "is deleted when the broker next starts, or used if the topic comes back",
-		    c->topic, how);
+		    "stays, forgotten when the broker next starts or used if the topic comes "
+		    "back", c->topic, how);
 	if (!c->forget_waiting)
 		forget_free(c);
 }

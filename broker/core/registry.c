@@ -187,8 +187,10 @@ registry_live(struct broker *b, const char *topic)
 	struct topic_info *ti = registry_info(b, topic);
 	uint8_t rec = REC_LIVE;
 
-	if (ti != NULL)
+	if (ti != NULL) {
 		info_clear(ti);
+		ti->gone = false;	/* a topicd of it runs again */
+	}
 	put_record(b, topic, &rec, 1);
 	return durable_write(b);
 }
@@ -231,19 +233,23 @@ topic_info_sub(const struct topic_info *ti, const char *subkey)
 	return s == NULL ? SUB_ABSENT : s->backlog ? SUB_BACKLOG : SUB_CAUGHT_UP;
 }
 
-/* The topic leaves the registry (its topicd deletes its store once this
- * is durable: the ticket); its sequence numbers are never given again. */
+/* The topic is being forgotten (its topicd deletes its store once this is
+ * durable: the ticket); its sequence numbers are never given again.  It
+ * stays known, nothing known of it, until its store is gone: a filter
+ * still finds it (an UNSUBSCRIBE reaches a store that a death kept), and
+ * used meanwhile it is made again (recreate: every matching session gets
+ * its cursor, as in a new store). */
 uint64_t
 registry_forget(struct broker *b, const char *topic, uint64_t next_seq)
 {
-	void *v = NULL;
+	struct topic_info *ti = registry_info(b, topic);
 	uint8_t rec = REC_GONE;
 	struct wbuf w;
 
-	if (topictree_remove(b->registry->names, topic, &v)) {
-		registry_set_bytes(b, v, 0);
-		info_free(v);
-		b->ntopics--;
+	if (ti != NULL) {
+		registry_set_bytes(b, ti, 0);
+		info_clear(ti);
+		ti->recreate = ti->gone = true;
 	}
 	put_record(b, topic, &rec, 1);
 	if (next_seq > b->seq_floor) {
@@ -257,20 +263,26 @@ registry_forget(struct broker *b, const char *topic, uint64_t next_seq)
 	return durable_write(b);
 }
 
-/* Its store is deleted: the record goes, unless the topic came back. */
-void
+/* Its store is deleted: the topic leaves the registry, unless it came
+ * back meanwhile.  True if it left. */
+bool
 registry_forgotten(struct broker *b, const char *topic)
 {
+	struct topic_info *ti = registry_info(b, topic);
 	size_t klen;
 	char *k;
 
-	if (registry_known(b, topic))
-		return;
+	if (ti == NULL || !ti->gone || topic_find(b, topic) != NULL)
+		return false;
+	(void)topictree_remove(b->registry->names, topic, NULL);
+	info_free(ti);
+	b->ntopics--;
 	klen = (size_t)xasprintf(&k, "t%s", topic);
 	if (kv_del(b->store, k, klen) == -1)
 		fatalx("topic %s: the session store refuses it", topic);
 	free(k);
 	(void)durable_write(b);		/* lost, the topic is forgotten again */
+	return true;
 }
 
 static int

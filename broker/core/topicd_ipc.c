@@ -72,7 +72,8 @@ on_stats(struct child *c, const struct ipc_msg *m)
 		child_kill(c, "bad STATS record");
 		return;
 	}
-	if ((ti = registry_info(c->b, c->topic)) != NULL)
+	/* One being forgotten keeps nothing; its name may be a new topic's. */
+	if (!c->forgetting && (ti = registry_info(c->b, c->topic)) != NULL)
 		registry_set_bytes(c->b, ti, c->stats.bytes);
 	children_budget(c->b);
 }

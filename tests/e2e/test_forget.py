@@ -130,8 +130,9 @@ def sys_topics_count(b):
 
 
 def forgotten_lines(b, topic):
-    """How many times the log says topic was forgotten."""
-    return len(re.findall(r": topic %s: forgotten: it keeps nothing" % re.escape(topic),
+    """How many times the log says topic was forgotten: its topicd deleted
+    its store, and the master, told so, dropped the topic."""
+    return len(re.findall(r": topic %s: topicd exited .*: its store deleted" % re.escape(topic),
                           b.log_text()))
 
 

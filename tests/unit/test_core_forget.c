@@ -62,16 +62,24 @@ record_of(struct core_fx *fx, const char *topic)
 	return kind;
 }
 
+/* FORGET once the registry knows nothing of it, durably; out of the
+ * registry once the topicd says it deleted its store. */
 static void
 expect_forgotten(struct core_fx *fx, struct fake_td *td, unsigned topics_before)
 {
+	struct topic_info *ti;
+
 	td_expect(td, IPC_FORGET);
-	assert_false(registry_known(&fx->b, td->topic));
 	assert_null(topic_find(&fx->b, td->topic));
+	ti = registry_info(&fx->b, td->topic);
+	assert_non_null(ti);
+	assert_true(ti->gone && ti->recreate && !ti->known);
+	assert_int_equal(fx->b.ntopics, topics_before);
+	assert_int_equal(record_of(fx, td->topic), 3);
+	td_die(td, TOPICD_EXIT_DELETED);
+	assert_false(registry_known(&fx->b, td->topic));
 	assert_int_equal(fx->b.ntopics, topics_before - 1);
 	assert_int_equal(fx->b.topics_forgotten, 1);
-	assert_int_equal(record_of(fx, td->topic), 3);
-	td_die(td, 0);
 	assert_int_equal(record_of(fx, td->topic), 0);
 	assert_true(TAILQ_EMPTY(&fx->b.forgetting));
 	assert_int_equal(fx->b.nlive, 0);
@@ -123,7 +131,7 @@ test_a_waiting_topic_takes_the_place_at_once(void **state)
 	assert_non_null(q);
 	(void)fx_publish(fx_client(fx), q, 2, "waits");
 	assert_int_equal(q->state, CH_QUEUED);
-	td_die(td, 0);
+	td_die(td, TOPICD_EXIT_DELETED);
 	assert_int_equal(q->state, CH_STARTING);
 	assert_int_equal(fx_count_tds(fx, "f/q"), 1);
 }
@@ -149,39 +157,57 @@ test_a_topic_with_a_publish_waiting_is_kept(void **state)
 	assert_int_equal(fx_count_tds(fx, "f/w"), 2);	/* started again for the publish */
 }
 
-/* A subscriber listed that a new store would not get again keeps the
- * topic: a JSON-lines consumer that sent UNSUB resumes where it was.
- * One whose filter matches, or that is no session, does not. */
+/* A topicd that lists these subscribers; KEEP or FORGET expected. */
 static void
-test_a_cursor_without_its_subscription_keeps_the_topic(void **state)
+judged(struct core_fx *fx, const char *topic, const struct idle_sub *subs, size_t n,
+    uint16_t verdict)
 {
-	static const struct idle_sub subs[] = {
-		{ "j/alice", false }, { "j/bob", false }, { "m/gone", false },
+	struct idle_summary sum = { .flags = IDLE_EMPTY, .subs = subs, .nsubs = n };
+	struct fake_td *td = parked_topic(fx, topic, 2);	/* alice's and carol's cursors */
+
+	td_final(td, &sum);
+	td_expect(td, verdict);
+	if (verdict == IPC_KEEP)
+		td_sync(td);	/* the last IDLE taken in before the exit */
+	td_die(td, verdict == IPC_FORGET ? TOPICD_EXIT_DELETED : 0);
+	assert_int_equal(registry_known(&fx->b, topic), verdict == IPC_KEEP);
+}
+
+/* A subscriber listed that a new store would not get again keeps the
+ * topic: a JSON-lines consumer's cursor, which its UNSUB keeps (so it is
+ * kept whatever its filters), an MQTT session's own cursor where it no
+ * longer subscribes, a group without a member (a JSON-lines member that
+ * leaves keeps the group's cursor), or with a JSON-lines member.  One
+ * whose filter matches, or that is no session, or an MQTT group with its
+ * members, does not. */
+static void
+test_a_subscriber_not_given_again_keeps_the_topic(void **state)
+{
+	static const struct idle_sub json[] = { { "j/alice", false } };
+	static const struct idle_sub mqtt_off[] = { { "m/bob", false } };
+	static const struct idle_sub mqtt_on[] = { { "m/carol", false }, { "m/gone", false } };
+	static const struct idle_sub lonely[] = { { "g/G/s/#", false } };
+	static const struct idle_sub with_json[] = {
+		{ "g/G/s/#", false }, { "M/7/g/G/s/#j/alice", false },
 	};
-	static const struct idle_summary empty = { .flags = IDLE_EMPTY, .subs = subs,
-						   .nsubs = 3, .next_seq = 4 };
+	static const struct idle_sub grouped[] = {
+		{ "g/G/s/#", false }, { "M/7/g/G/s/#m/carol", false }, { "m/carol", false },
+	};
 	struct core_fx *fx = *state;
 	struct session *alice = fx_session(fx, "j/alice", true, true);
-	struct session *bob = fx_session(fx, "j/bob", true, true);
-	struct fake_td *td;
-	unsigned topics;
+	struct session *carol = fx_session(fx, "m/carol", true, true);
 
-	assert_true(session_add_filter(bob, "f/j", 2));
-	td = parked_topic(fx, "f/j", 1);		/* bob's cursor first */
-	td_final(td, &empty);
-	td_expect(td, IPC_KEEP);
-	td_sync(td);
-	td_die(td, 0);
-	assert_true(registry_known(&fx->b, "f/j"));
-	assert_int_equal(record_of(fx, "f/j"), 2);
-
-	/* alice subscribes again (and reads what was there): forgotten at
-	 * the next stop. */
-	assert_true(session_add_filter(alice, "f/#", 2));
-	topics = fx->b.ntopics;
-	td = parked_topic(fx, "f/j", 0);
-	td_final(td, &empty);
-	expect_forgotten(fx, td, topics);
+	(void)fx_session(fx, "m/bob", true, true);
+	assert_true(session_add_filter(alice, "s/#", 2));
+	assert_true(session_add_filter(carol, "s/#", 1));
+	judged(fx, "s/json", json, 1, IPC_KEEP);
+	judged(fx, "s/off", mqtt_off, 1, IPC_KEEP);
+	judged(fx, "s/lonely", lonely, 1, IPC_KEEP);
+	judged(fx, "s/jgroup", with_json, 2, IPC_KEEP);
+	assert_int_equal(fx->b.topics_forgotten, 0);
+	judged(fx, "s/on", mqtt_on, 2, IPC_FORGET);
+	judged(fx, "s/grouped", grouped, 3, IPC_FORGET);
+	assert_int_equal(fx->b.topics_forgotten, 2);
 }
 
 /* A subscriber with something to get, or a retained message, keeps it. */
@@ -209,29 +235,43 @@ test_a_backlog_or_a_retained_message_keeps_the_topic(void **state)
 	assert_int_equal(fx->b.topics_forgotten, 0);
 }
 
-/* The topicd dies before its store is deleted: the record stays
- * REC_GONE, so that the next master starts the topic once to forget it
- * again; a publish meanwhile makes it known again. */
+/* The topicd dies before its store is deleted, or exits without
+ * deleting it (SIGTERM): the topic stays known, nothing known of it, its
+ * record REC_GONE, so that the next master starts it once to forget it
+ * again; a publish meanwhile makes it again, every cursor given. */
 static void
-test_a_death_while_forgetting_leaves_it_gone(void **state)
+test_a_store_not_deleted_leaves_the_topic_known(void **state)
 {
 	static const struct idle_summary empty = { .flags = IDLE_EMPTY, .next_seq = 3 };
+	static const int ends[] = { -SIGKILL, 0 };
 	struct core_fx *fx = *state;
-	struct fake_td *td = parked_topic(fx, "f/d", 0);
 	const char *why = NULL;
+	unsigned topics;
 
-	td_final(td, &empty);
-	td_expect(td, IPC_FORGET);
-	td_die(td, -SIGKILL);
-	assert_int_equal(record_of(fx, "f/d"), 3);
-	assert_false(registry_known(&fx->b, "f/d"));
-	assert_true(TAILQ_EMPTY(&fx->b.forgetting));
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		char topic[16];
+		struct fake_td *td;
+
+		snprintf(topic, sizeof(topic), "f/d%zu", i);
+		td = parked_topic(fx, topic, 0);
+		topics = fx->b.ntopics;
+		td_final(td, &empty);
+		td_expect(td, IPC_FORGET);
+		td_die(td, ends[i]);
+		assert_int_equal(record_of(fx, topic), 3);
+		assert_true(registry_known(&fx->b, topic));
+		assert_true(registry_info(&fx->b, topic)->gone);
+		assert_int_equal(fx->b.ntopics, topics);
+		assert_int_equal(fx->b.topics_forgotten, 0);
+		assert_true(TAILQ_EMPTY(&fx->b.forgetting));
+	}
 	fx_store_reopen(fx);
-	assert_true(registry_known(&fx->b, "f/d"));
-	assert_true(registry_info(&fx->b, "f/d")->gone);
+	assert_true(registry_known(&fx->b, "f/d0"));
+	assert_true(registry_info(&fx->b, "f/d0")->gone);
+	assert_true(registry_info(&fx->b, "f/d0")->recreate);
 	assert_true(fx->b.seq_floor == 3);
-	assert_non_null(topic_open(&fx->b, "f/d", &why));
-	assert_int_equal(record_of(fx, "f/d"), 3);	/* REC_LIVE once it starts */
+	assert_non_null(topic_open(&fx->b, "f/d0", &why));
+	assert_false(registry_info(&fx->b, "f/d0")->recreate);	/* taken: cursors given */
 }
 
 int
@@ -244,11 +284,11 @@ main(void)
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_topic_with_a_publish_waiting_is_kept,
 		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_a_cursor_without_its_subscription_keeps_the_topic,
+		cmocka_unit_test_setup_teardown(test_a_subscriber_not_given_again_keeps_the_topic,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_backlog_or_a_retained_message_keeps_the_topic,
 		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_a_death_while_forgetting_leaves_it_gone,
+		cmocka_unit_test_setup_teardown(test_a_store_not_deleted_leaves_the_topic_known,
 		    fx_setup, fx_teardown),
 	};
 
