@@ -157,9 +157,7 @@ forget_begin(struct child *c, uint64_t next_seq)
 	 * a death keeps it, or in a new one). */
 	while (!TAILQ_EMPTY(&c->attached))
 		attach_drop(TAILQ_FIRST(&c->attached), false);
-	free(c->final_idle);
-	c->final_idle = NULL;
-	c->forgetting = true;
+	c->forgetting = true;		/* c->final_idle kept: forget_undone */
 	TAILQ_INSERT_TAIL(&b->forgetting, c, live);
 	c->list = &b->forgetting;
 	ticket = registry_forget(b, c->topic, next_seq);
@@ -178,6 +176,46 @@ forget_consider(struct child *c, const struct rec_idle *r)
 		child_chan_send(c, IPC_KEEP, NULL, 0, -1);
 }
 
+/* Is a session's own cursor in the store one a new store would not have:
+ * the session is gone, or no longer subscribes?  (Not a group's, nor a
+ * member's: their UNSUBs go through the registry, which still has the
+ * topic.) */
+static bool
+stale(struct broker *b, const char *topic, const char *key)
+{
+	struct session *s;
+
+	if (strncmp(key, IDLE_MEMBER_PREFIX, strlen(IDLE_MEMBER_PREFIX)) == 0 ||
+	    strncmp(key, SHARE_KEY_PREFIX, strlen(SHARE_KEY_PREFIX)) == 0)
+		return false;
+	s = session_find(b, key);
+	return s == NULL || session_qos(s, topic) < 0;
+}
+
+/* The store was not deleted: it may still hold the cursors it listed,
+ * while the sessions attached there were let go, and may have ended or
+ * unsubscribed since.  The topic is opened again at once (every matching
+ * session attached or registered again), the cursors of those that
+ * ended or unsubscribed are dropped, and its topicd starts, to be
+ * forgotten again when idle. */
+static void
+forget_undone(struct child *c)
+{
+	struct rec_idle r;
+	const char *why, *key;
+	struct child *n;
+	size_t pos = 0;
+	bool backlog;
+
+	if ((n = topic_open(c->b, c->topic, &why)) == NULL)
+		return;			/* shutting down: the next start does it */
+	if (c->final_idle != NULL && dec_idle(c->final_idle, c->final_len, &r) == 0)
+		while (idle_next_sub(&r, &pos, &key, &backlog))
+			if (stale(c->b, c->topic, key))
+				topic_unsub(n, key, true);
+	child_wake(n);
+}
+
 /* The process of a topic being forgotten is gone (out of the live lists
  * already).  Its status says that it deleted its store; else the store
  * stays, whole or empty, and so does the topic, nothing known of it
@@ -190,10 +228,11 @@ forget_exited(struct child *c, int status, const char *how)
 		log_info("topic %s: topicd %s: its store deleted", c->topic, how);
 		if (registry_forgotten(c->b, c->topic))
 			c->b->topics_forgotten++;
-	} else
+	} else {
 		log_notice("topic %s: topicd %s while the topic was being forgotten; its store "
-		    "stays, forgotten when the broker next starts or used if the topic comes "
-		    "back", c->topic, how);
+		    "stays, and is opened again", c->topic, how);
+		forget_undone(c);
+	}
 	if (!c->forget_waiting)
 		forget_free(c);
 }

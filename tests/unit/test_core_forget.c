@@ -236,21 +236,24 @@ test_a_backlog_or_a_retained_message_keeps_the_topic(void **state)
 }
 
 /* The topicd dies before its store is deleted, or exits without
- * deleting it (SIGTERM): the topic stays known, nothing known of it, its
- * record REC_GONE, so that the next master starts it once to forget it
- * again; a publish meanwhile makes it again, every cursor given. */
+ * deleting it (SIGTERM): the topic is opened again at once, its topicd
+ * started, and the cursors of sessions that ended meanwhile dropped
+ * (UNSUB), so that the store a death kept holds none that nobody reads. */
 static void
-test_a_store_not_deleted_leaves_the_topic_known(void **state)
+test_a_store_not_deleted_is_opened_again(void **state)
 {
-	static const struct idle_summary empty = { .flags = IDLE_EMPTY, .next_seq = 3 };
+	static const struct idle_sub subs[] = { { "m/left", false } };
+	static const struct idle_summary empty = { .flags = IDLE_EMPTY, .next_seq = 3,
+						   .subs = subs, .nsubs = 1 };
 	static const int ends[] = { -SIGKILL, 0 };
 	struct core_fx *fx = *state;
-	const char *why = NULL;
-	unsigned topics;
 
 	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
 		char topic[16];
+		const struct ipc_msg *m;
+		struct rec_unsub u;
 		struct fake_td *td;
+		unsigned topics;
 
 		snprintf(topic, sizeof(topic), "f/d%zu", i);
 		td = parked_topic(fx, topic, 0);
@@ -258,20 +261,48 @@ test_a_store_not_deleted_leaves_the_topic_known(void **state)
 		td_final(td, &empty);
 		td_expect(td, IPC_FORGET);
 		td_die(td, ends[i]);
-		assert_int_equal(record_of(fx, topic), 3);
 		assert_true(registry_known(&fx->b, topic));
-		assert_true(registry_info(&fx->b, topic)->gone);
 		assert_int_equal(fx->b.ntopics, topics);
 		assert_int_equal(fx->b.topics_forgotten, 0);
 		assert_true(TAILQ_EMPTY(&fx->b.forgetting));
+		assert_int_equal(fx_count_tds(fx, topic), 2);
+		td = fx_ready(fx, topic);
+		m = td_expect(td, IPC_UNSUB);
+		assert_int_equal(dec_unsub(m->body, m->len, &u), 0);
+		assert_string_equal(u.subkey, "m/left");
+		assert_true(u.flags & UF_FORGET);
+		assert_int_equal(record_of(fx, topic), 1);
 	}
+}
+
+/* One the master could not open again (it is shutting down) stays
+ * REC_GONE, nothing known of it: the next master starts it once, every
+ * cursor given again, and numbers past its messages. */
+static void
+test_a_forgetting_left_at_shutdown_is_taken_up_at_the_next_start(void **state)
+{
+	static const struct idle_summary empty = { .flags = IDLE_EMPTY, .next_seq = 3 };
+	struct core_fx *fx = *state;
+	struct fake_td *td = parked_topic(fx, "f/s", 0);
+	const char *why = NULL;
+
+	td_final(td, &empty);
+	td_expect(td, IPC_FORGET);
+	fx->b.stopping = true;
+	td_die(td, -SIGKILL);
+	fx->b.stopping = false;
+	assert_int_equal(record_of(fx, "f/s"), 3);
+	assert_int_equal(fx_count_tds(fx, "f/s"), 1);
 	fx_store_reopen(fx);
-	assert_true(registry_known(&fx->b, "f/d0"));
-	assert_true(registry_info(&fx->b, "f/d0")->gone);
-	assert_true(registry_info(&fx->b, "f/d0")->recreate);
+	assert_true(registry_known(&fx->b, "f/s"));
+	assert_true(registry_info(&fx->b, "f/s")->gone);
+	assert_true(registry_info(&fx->b, "f/s")->recreate);
 	assert_true(fx->b.seq_floor == 3);
-	assert_non_null(topic_open(&fx->b, "f/d0", &why));
-	assert_false(registry_info(&fx->b, "f/d0")->recreate);	/* taken: cursors given */
+	registry_start_staged(&fx->b);
+	assert_int_equal(fx_count_tds(fx, "f/s"), 2);
+	assert_non_null(topic_open(&fx->b, "f/s", &why));
+	assert_false(registry_info(&fx->b, "f/s")->recreate);	/* taken: cursors given */
+	assert_false(registry_info(&fx->b, "f/s")->gone);	/* it runs */
 }
 
 int
@@ -288,7 +319,10 @@ main(void)
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_backlog_or_a_retained_message_keeps_the_topic,
 		    fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_a_store_not_deleted_leaves_the_topic_known,
+		cmocka_unit_test_setup_teardown(test_a_store_not_deleted_is_opened_again,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_forgetting_left_at_shutdown_is_taken_up_at_the_next_start,
 		    fx_setup, fx_teardown),
 	};
 
