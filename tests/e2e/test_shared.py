@@ -586,11 +586,12 @@ def test_a_member_known_in_cold_topics_goes_offline_without_starting_them(mqtt_f
     p = connected_client(b.mqtt_port, "ws-p", clean=False)
     assert p.subscribe([("$share/ws/ws/#", 1)]) == [1]
     pub = connected_client(b.mqtt_port, "ws-pub")
-    for i in range(20):
-        pub.publish("ws/%d" % i, b"x", 1)
+    for i in range(20):     # retained: they keep it, and are not forgotten
+        pub.publish("ws/%d" % i, b"x", 1, retain=True)
     for _ in range(20):
         p.send(ack_packet(PUBACK, p.expect(PUBLISH).pid))
     wait_for(lambda: b.status()[0]["listed"] == 0, 30, "the twenty topics to go cold")
+    assert b.status()[0]["topics"] == 20
     p.disconnect()
     p.expect_closed()
     p = connected_client(b.mqtt_port, "ws-p", clean=False)  # attached to cold topics
