@@ -3,24 +3,33 @@
 When a topic's topicd stops (idle for topicd_idle_timeout, or for room
 under max_topicds) and the topic keeps nothing -- no message a subscriber
 still has to get or has in flight, no retained message, no QoS 2 message
-staged, and no subscriber of a session that no longer subscribes to it
-(a JSON-lines UNSUB keeps the cursor) -- the broker deletes its files
-under DATADIR/topics and drops it from the topic registry
-($SYS/broker/topics/count and the status's "topics" go down).  A later
-publish creates it again as a topic never seen: every session whose
-filters match gets its cursor first, so nothing published after is
-missed, and its sequence numbers (the JSON-lines msgId) go on from above
-any it had, across restarts too.  A SIGKILL at any moment loses nothing
-acknowledged, and a forgetting it interrupted is done later.
+staged, no MQTT subscriber of a session that no longer subscribes to it,
+no JSON-lines consumer's cursor (durable whatever its subscriptions: the
+protocol keeps it across UNSUB, its own or a $share group's), and no
+group without a member -- the master decides to forget it (its log says
+"forgotten: it keeps nothing"), and its topicd deletes its files under
+DATADIR/topics.  Only once the topicd says so does the topic leave the
+registry ($SYS/broker/topics/count and the status's "topics" go down,
+"forgotten" goes up).  A later publish creates it again as a topic never
+seen: every session whose filters match gets its cursor first, so nothing
+published after is missed, and its sequence numbers (the JSON-lines
+msgId) go on from above any it had, across restarts too.  A SIGKILL at
+any moment loses nothing acknowledged; a topicd that exits otherwise
+while its topic is being forgotten leaves its store and the topic known,
+so that an UNSUBSCRIBE still reaches it, and the next start of the broker
+finishes the forgetting.
 """
 
 import collections
 import itertools
 import os
 import re
+import signal
 import threading
 import time
 import urllib.parse
+
+import pytest
 
 from broker_harness import (ConnectionClosed, HarnessError, broker_binary, kill_pid,
                             preload_shim, wait_for)
@@ -129,16 +138,32 @@ def sys_topics_count(b):
         c.close()
 
 
-def forgotten_lines(b, topic):
-    """How many times the log says topic was forgotten: its topicd deleted
-    its store, and the master, told so, dropped the topic."""
+def forgotten_lines(b, topic, text=None):
+    """How many times the log (or text, a part of it) says topic was
+    forgotten: its topicd deleted its store, and the master, told so,
+    dropped the topic."""
     return len(re.findall(r": topic %s: topicd exited .*: its store deleted" % re.escape(topic),
-                          b.log_text()))
+                          b.log_text() if text is None else text))
 
 
-def started(b, topic):
+def decided_lines(b, topic, text=None):
+    """How many times the master decided to forget topic (its log says
+    "forgotten: it keeps nothing"; the store is deleted after that)."""
+    return len(re.findall(r": topic %s: forgotten: it keeps nothing" % re.escape(topic),
+                          b.log_text() if text is None else text))
+
+
+def cut_short_lines(b, topic, text=None):
+    """How many times the master saw the topicd of topic exit while the
+    topic was being forgotten, its store not deleted."""
+    return len(re.findall(r": topic %s: topicd .* while the topic was being forgotten"
+                          % re.escape(topic), b.log_text() if text is None else text))
+
+
+def started(b, topic, text=None):
+    """How many times the log (or text) says a topicd started for topic."""
     return len(re.findall(r": topic %s: topicd pid \d+ started" % re.escape(topic),
-                          b.log_text()))
+                          b.log_text() if text is None else text))
 
 
 def running(b, topic):
@@ -148,9 +173,11 @@ def running(b, topic):
 def state_of(b, topics):
     """What a failure message tells of topics."""
     by_stem, other = store_files(b)
-    return "; ".join("%s: files %s, forgotten %d time(s), topicd %s" % (
-        t, by_stem.get(stem(t), []), forgotten_lines(b, t),
-        "running" if running(b, t) else "not running") for t in topics) + \
+    return "; ".join("%s: files %s, decided forgotten %d time(s), forgotten (store "
+                     "deleted) %d time(s), topicd %s" % (
+                         t, by_stem.get(stem(t), []), decided_lines(b, t),
+                         forgotten_lines(b, t), "running" if running(b, t) else "not running")
+                     for t in topics) + \
         ("; other files in topics/: %s" % other if other else "")
 
 
@@ -271,6 +298,109 @@ def slow_unlink(monkeypatch, tmp_path, prefix, ms):
     preload_shim(monkeypatch, tmp_path, broker_binary(), src)
     monkeypatch.setenv("SLOW_UNLINK_MATCH", "/topics/" + stem(prefix))
     monkeypatch.setenv("SLOW_UNLINK_MS", str(ms))
+
+
+# ---------------------------------------------------------------- held session syncs
+
+# Preloaded into the broker and its topicds: while the file named by
+# SLOW_SYNC_MARKER exists, fsync() and fdatasync() of a file whose path
+# holds "/sessions" (the master's store, DATADIR/sessions.*) say so on
+# stderr (the broker's log) and wait, until the file is removed or for
+# SLOW_SYNC_MS at most.  The master's store syncs in a thread of its own:
+# its loop goes on, and what waits for a change to be durable (a topic's
+# forgetting before its topicd is sent FORGET) waits for the test.
+SLOW_SYNC_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef int sync_fn(int);
+
+static sync_fn *real_fsync, *real_fdatasync;
+static const char *marker;
+static long most_ms;
+
+__attribute__((constructor)) static void
+slow_sync_init(void)
+{
+	const char *m = getenv("SLOW_SYNC_MARKER"), *v = getenv("SLOW_SYNC_MS");
+
+	/* A copy: the process title is written over the environment. */
+	real_fsync = (sync_fn *)dlsym(RTLD_NEXT, "fsync");
+	real_fdatasync = (sync_fn *)dlsym(RTLD_NEXT, "fdatasync");
+	marker = m != NULL && *m != '\0' ? strdup(m) : NULL;
+	most_ms = v != NULL ? strtol(v, NULL, 10) : 0;
+}
+
+static void
+hold(int fd, const char *what)
+{
+	char link[64], path[PATH_MAX], line[PATH_MAX + 64];
+	struct timespec ts = { 0, 10 * 1000000L };
+	ssize_t n;
+	long waited;
+	int len;
+
+	if (marker == NULL || access(marker, F_OK) != 0)
+		return;
+	(void)snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	if ((n = readlink(link, path, sizeof(path) - 1)) <= 0)
+		return;
+	path[n] = '\0';
+	if (strstr(path, "/sessions") == NULL)
+		return;
+	len = snprintf(line, sizeof(line), "slow-sync: %s of %s held\n", what, path);
+	if (len > 0)
+		(void)!write(2, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);
+	for (waited = 0; waited < most_ms && access(marker, F_OK) == 0; waited += 10)
+		(void)nanosleep(&ts, NULL);
+}
+
+int
+fsync(int fd)
+{
+	hold(fd, "fsync");
+	return real_fsync(fd);
+}
+
+int
+fdatasync(int fd)
+{
+	hold(fd, "fdatasync");
+	return real_fdatasync(fd);
+}
+"""
+
+
+class SlowSync:
+    """Brokers started from now on hold their session store's syncs while
+    on() (30 s at most each)."""
+
+    def __init__(self, monkeypatch, tmp_path):
+        src = tmp_path / "slow_sync.c"
+        src.write_text(SLOW_SYNC_C)
+        preload_shim(monkeypatch, tmp_path, broker_binary(), src)
+        self.marker = tmp_path / "slow-sync.on"
+        monkeypatch.setenv("SLOW_SYNC_MARKER", str(self.marker))
+        monkeypatch.setenv("SLOW_SYNC_MS", "30000")
+
+    def on(self):
+        self.marker.write_text("held\n")
+
+    def off(self):
+        try:
+            self.marker.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def held_syncs(text):
+    return len(re.findall(r"^slow-sync: \S+ of \S*/sessions\S* held$", text, re.M))
 
 
 def deleting(b, topic):
@@ -396,69 +526,75 @@ def consumer_read(b, name, topic, prefix, n):
     return c, pub, msgs
 
 
-def publish_more(c, pub, topic, first):
-    """Three more messages to topic, read by the consumer after those it
-    had (first), with msgIds that keep increasing: the three."""
-    second = ["b-%d" % i for i in range(3)]
-    for m in second:
-        pub.publish(topic, m)
-    assert c.wait_messages(len(first) + 3, topic, timeout=20) == first + second
-    c.settle()
-    ids = [d.msg_id for d in c.deliveries if d.topic == topic]
-    assert all(x < y for x, y in zip(ids, ids[1:])), "msgIds: %s" % ids
-    return second
-
-
 def test_json_msgids_keep_increasing_across_forgetting_and_restarts(mqtt_factory):
+    """A topic's sequence numbers (the JSON-lines msgId) are never given
+    twice: read by an MQTT subscriber, the topic is forgotten, created
+    again from above its numbers, forgotten again; after a restart of the
+    broker, a JSON-lines consumer that subscribes gets msgIds above every
+    number the topic had, increasing, across one more restart.  The
+    consumer's cursor keeps the topic from then on."""
     b = mqtt_factory(IDLE)
     topic = "fj/t"
-    c = b.consumer("fj-reader")
-    c.subscribe(topic)
-    pub = b.publisher()
+    r = receiver(b, "fj-mqtt", [(topic, 1)], clean=True)
+    pub = mqtt_client(b, "fj-pub")
     sent = []
 
-    def batch(name, online=True):
-        msgs = ["%s-%d" % (name, i) for i in range(3)]
+    def mqtt_batch(name):
+        """Three messages, read by the MQTT subscriber: the topicd's next
+        sequence number after them."""
+        msgs = [b"%s-%d" % (name.encode(), i) for i in range(3)]
         for m in msgs:
-            pub.publish(topic, m)
+            pub.publish(topic, m, qos=1)
         sent.extend(msgs)
-        if online:
-            receive()
+        next_seq = b.topicd_status(topic)["next_seq"]      # its topicd still runs
+        assert r.wait_count(len(sent), topic, timeout=20) == sent
+        return next_seq
 
-    def receive():
-        assert c.wait_messages(len(sent), topic, timeout=20) == sent
-        c.settle()
-        got = [d.msg_id for d in c.deliveries if d.topic == topic]
-        assert len(got) == len(sent)
-        assert all(x < y for x, y in zip(got, got[1:])), \
-            "msgIds of %s did not keep increasing: %s (messages %s)" % (topic, got, sent)
-
-    batch("a")
+    after_a = mqtt_batch("a")
     wait_forgotten(b, topic, times=1)
-    batch("b")                                      # created again, online consumer
+    after_b = mqtt_batch("b")                       # created again: numbers from above
+    assert after_b >= after_a + 3, (after_a, after_b)
     wait_forgotten(b, topic, times=2)
-    # Forgotten, then a restart: the next msgIds still go on from above.
-    c.close()
+    assert sys_topics_count(b) == 0
+    r.close()
+    pub.disconnect()
     pub.close()
     b.restart()
     assert topic_files(b, topic) == [], state_of(b, [topic])
-    pub = b.publisher()
-    batch("c", online=False)                        # the consumer is offline
-    c.connect()                                     # its subscription is remembered
-    receive()
-    wait_forgotten(b, topic, times=3)
-    batch("d")
-    # And a restart while the topic exists, then forgotten once more.
+    assert sys_topics_count(b) == 0
+    # The topic is unknown: a JSON-lines consumer subscribes, and a
+    # publish creates it again, its numbers still from above.
+    c = b.consumer("fj-reader")
+    c.subscribe(topic)
+    jpub = b.publisher()
+    got = []
+
+    def json_batch(name):
+        msgs = ["%s-%d" % (name, i) for i in range(3)]
+        for m in msgs:
+            jpub.publish(topic, m)
+        got.extend(msgs)
+        assert c.wait_messages(len(got), topic, timeout=20) == got
+        c.settle()
+        return [d.msg_id for d in c.deliveries if d.topic == topic]
+
+    ids = json_batch("c")
+    assert min(ids) >= after_b, "msgIds %s given again: the topic had numbers up to %d" % (
+        ids, after_b - 1)
+    assert all(x < y for x, y in zip(ids, ids[1:])), "msgIds: %s" % ids
+    # Read to the end, the consumer's cursor keeps the topic.
+    assert_kept(b, topic, rounds=2)
+    assert sys_topics_count(b) == 1
+    # And across one more restart the numbers go on increasing.
     c.close()
-    pub.close()
+    jpub.close()
     b.restart()
-    pub = b.publisher()
-    c.connect()
-    batch("e")
-    wait_forgotten(b, topic, times=4)
-    batch("f")
+    jpub = b.publisher()
+    c.connect()                                     # its subscription is remembered
+    ids = json_batch("d")
+    assert min(ids) >= after_b and all(x < y for x, y in zip(ids, ids[1:])), \
+        "msgIds: %s" % ids
     assert not c.duplicates, c.duplicates
-    assert c.messages(topic) == sent
     assert not c.errors, c.errors
 
 
@@ -486,8 +622,10 @@ def test_a_json_unsub_keeps_the_topic_and_a_new_sub_gets_what_came_between(mqtt_
     pub.publish(topic, after[0])
     assert c.wait_messages(6, topic) == before + between + after
     c.settle()
-    # Subscribed again with everything received: it keeps nothing now.
-    wait_forgotten(b, topic)
+    # Subscribed again with everything received, the consumer's cursor
+    # still keeps the topic: it would stay after another UNSUB.
+    assert_kept(b, topic, rounds=2)
+    assert sys_topics_count(b) == 1
     assert c.messages(topic) == before + between + after
     assert not c.duplicates, c.duplicates
 
@@ -619,8 +757,9 @@ def test_a_master_killed_while_topics_are_forgotten_loses_nothing(mqtt_factory, 
     """A publisher streams QoS 1 bursts to topics that are forgotten in
     every pause between them and created again by the next burst (which
     may find the old topicd still deleting its store, slowed down here).
-    The master is SIGKILLed while the third round of forgetting runs, and
-    started again.  A persistent subscriber gets every acknowledged
+    The master is SIGKILLed while the third round of forgetting runs (a
+    topic decided forgotten, its store not yet deleted), and started
+    again.  A persistent subscriber gets every acknowledged
     message (again after the crash is allowed), first arrivals in order
     per topic; the topics are forgotten in the end, whatever the kill
     interrupted."""
@@ -634,8 +773,8 @@ def test_a_master_killed_while_topics_are_forgotten_loses_nothing(mqtt_factory, 
     lock = threading.Lock()
     errors = []
 
-    def forgotten_counts():
-        return {t: forgotten_lines(b, t) for t in topics}
+    def decided_counts():
+        return {t: decided_lines(b, t) for t in topics}
 
     def stream():
         c = None
@@ -657,11 +796,11 @@ def test_a_master_killed_while_topics_are_forgotten_loses_nothing(mqtt_factory, 
                             continue
                         with lock:
                             acked.add(payload)
-                # A pause until each topic is forgotten (its store may
-                # still be being deleted); once the master was replaced,
-                # until its topics are cold.
-                before, gen = forgotten_counts(), b.generation
-                wait_until(lambda: all(n > before[t] for t, n in forgotten_counts().items())
+                # A pause until each topic is decided forgotten (its store
+                # may still be being deleted); once the master was
+                # replaced, until its topics are cold.
+                before, gen = decided_counts(), b.generation
+                wait_until(lambda: all(n > before[t] for t, n in decided_counts().items())
                            or (b.generation != gen and b.running() and
                                not any(t in topics for t in topicd_topics(b))), 30,
                            lambda: "round %d: waiting for the topics to be forgotten: %s"
@@ -678,13 +817,15 @@ def test_a_master_killed_while_topics_are_forgotten_loses_nothing(mqtt_factory, 
     def third_round_forgetting():
         if errors or not streamer.is_alive():
             return True
-        return sum(forgotten_counts().values()) > 2 * len(topics)
+        return sum(decided_counts().values()) > 2 * len(topics)
     wait_until(third_round_forgetting, 60,
                lambda: "waiting for the third round of forgetting: %s" % state_of(b, topics),
                interval=0.01)
     assert not errors, errors
-    cut_short = [t for t in topics if forgotten_lines(b, t) >= 3 and topic_files(b, t)]
     left = b.kill9()
+    # Decided forgotten, the deletion of its store not seen by the master.
+    cut_short = [t for t in topics if decided_lines(b, t) >= 3 and
+                 decided_lines(b, t) > forgotten_lines(b, t) + cut_short_lines(b, t)]
     assert cut_short, "the kill came after the round's forgetting: %s" % state_of(b, topics)
     b.wait_topicds_gone(left)
     wait_for(lambda: r.disconnected, 10, "the subscriber to see the master gone")
@@ -710,58 +851,74 @@ def test_a_master_killed_while_topics_are_forgotten_loses_nothing(mqtt_factory, 
 def test_a_topicd_killed_while_its_topic_is_forgotten_loses_nothing(mqtt_factory, monkeypatch,
                                                                     tmp_path):
     """The topicd deleting a forgotten topic's store is SIGKILLed half
-    way.  A publish brings the topic back: the JSON-lines consumer and
-    the offline persistent MQTT session subscribed to it get what is
-    published then, msgIds still increasing; once they have it, the
-    topic is forgotten again."""
+    way: the store stays, whole or empty, and so does the topic (counted
+    in $SYS/broker/topics/count, never said to be deleted).  A publish
+    brings it back with what is left of its store: the online clean MQTT
+    subscriber and the offline persistent one get what is published then,
+    the persistent one everything acknowledged, and its sequence numbers
+    go on from above; once they have it, the topic is forgotten."""
     slow_unlink(monkeypatch, tmp_path, "tk/", 300)
     b = mqtt_factory(IDLE)
     topic = "tk/t"
-    c = b.consumer("tk-reader")
-    c.subscribe(topic)
-    r = receiver(b, "tk-away", [("tk/#", 1)])
-    pub = b.publisher()
-    first = ["a-%d" % i for i in range(3)]
+    online = receiver(b, "tk-online", [(topic, 1)], clean=True)
+    away = receiver(b, "tk-away", [("tk/#", 1)])
+    pub = mqtt_client(b, "tk-pub")
+    first = [b"a-%d" % i for i in range(3)]
     for m in first:
-        pub.publish(topic, m)
-    assert c.wait_messages(3, topic) == first
-    c.settle()
-    r.wait_count(3, topic)
-    r.disconnect()
+        pub.publish(topic, m, qos=1)
+    before = b.topicd_status(topic)["next_seq"]
+    for r in (online, away):
+        assert r.wait_count(3, topic) == first, r.label
+    away.disconnect()
     wait_until(lambda: deleting(b, topic), FORGET_TIMEOUT,
                lambda: "waiting for the topicd of %s to delete its store: %s"
                % (topic, state_of(b, [topic])))
     pid = b.topicd_pid(topic)
     assert pid is not None, "no topicd deleting %s" % topic
     kill_pid(pid)
-    wait_until(lambda: re.search(r"topic %s: topicd .* while the topic was being forgotten"
-                                 % re.escape(topic), b.log_text()), 10,
+    wait_until(lambda: cut_short_lines(b, topic) == 1, 10,
                lambda: "waiting for the master to see the topicd of %s die" % topic)
     assert topic_files(b, topic), "the store was deleted whole: %s" % state_of(b, [topic])
-    assert sys_topics_count(b) == 0
+    assert forgotten_lines(b, topic) == 0, state_of(b, [topic])
+    assert sys_topics_count(b) == 1
+    assert b.status()[0]["forgotten"] == 0
     # It comes back, with what is left of its store.
-    second = publish_more(c, pub, topic, first)
-    assert r.reconnect().session_present
-    r.wait_until(lambda: set(r.payloads(topic)) >= {m.encode() for m in second}, 20,
-                 "the messages published after the kill")
-    check_delivery([m.encode() for m in first + second], {m.encode() for m in first + second},
-                   r.payloads(topic), "the MQTT session", exactly_once=False)
-    wait_forgotten(b, topic, times=2)
+    second = [b"b-%d" % i for i in range(3)]
+    for m in second:
+        pub.publish(topic, m, qos=1)
+    after = b.topicd_status(topic)["next_seq"]
+    assert after >= before + 3, "sequence numbers %d.. after the kill, %d.. before" % (
+        after - 3, before)
+    assert online.wait_count(6, topic, timeout=20) == first + second
+    assert away.reconnect().session_present
+    away.wait_until(lambda: set(away.payloads(topic)) >= set(second), 20,
+                    "the messages published after the kill")
+    check_delivery(first + second, set(first + second), away.payloads(topic),
+                   "the persistent session", exactly_once=False)
+    wait_forgotten(b, topic, times=1)
     assert sys_topics_count(b) == 0
-    assert c.messages(topic) == first + second
-    assert not c.duplicates, c.duplicates
+    assert online.payloads(topic) == first + second
+    check_delivery(first + second, set(first + second), away.payloads(topic),
+                   "the persistent session", exactly_once=False)
 
 
 def test_a_forgetting_cut_short_is_finished_at_the_next_start(mqtt_factory, monkeypatch,
                                                               tmp_path):
     """The master and the topicd deleting a forgotten topic's store are
     both SIGKILLed half way.  The next master starts the topic once, by
-    itself, and forgets it when idle; published to again, it gives its
-    consumer msgIds above those it had."""
+    itself, and forgets it when idle, its store deleted; published to
+    again, it gives its persistent subscriber what is published then, and
+    nothing it had, with sequence numbers above those it had."""
     slow_unlink(monkeypatch, tmp_path, "tr/", 300)
     b = mqtt_factory(IDLE)
     topic = "tr/t"
-    c, pub, first = consumer_read(b, "tr-reader", topic, "a", 3)
+    r = receiver(b, "tr-reader", [("tr/#", 1)])
+    pub = mqtt_client(b, "tr-pub")
+    first = [b"a-%d" % i for i in range(3)]
+    for m in first:
+        pub.publish(topic, m, qos=1)
+    before = b.topicd_status(topic)["next_seq"]
+    assert r.wait_count(3, topic) == first
     wait_until(lambda: deleting(b, topic), FORGET_TIMEOUT,
                lambda: "waiting for the topicd of %s to delete its store: %s"
                % (topic, state_of(b, [topic])))
@@ -770,7 +927,7 @@ def test_a_forgetting_cut_short_is_finished_at_the_next_start(mqtt_factory, monk
     left = b.kill9()
     kill_pid(pid)
     b.wait_topicds_gone(left | {pid})
-    c.close()
+    r.close()
     pub.close()
     assert topic_files(b, topic), "the store was deleted whole: %s" % state_of(b, [topic])
     mark = len(b.log_text())
@@ -778,14 +935,194 @@ def test_a_forgetting_cut_short_is_finished_at_the_next_start(mqtt_factory, monk
 
     def since():
         return b.log_text()[mark:]
-    wait_until(lambda: re.search(r": topic %s: forgotten: it keeps nothing" % re.escape(topic),
-                                 since()) and not topic_files(b, topic), FORGET_TIMEOUT,
-               lambda: "waiting for the next master to finish forgetting %s: %s"
-               % (topic, state_of(b, [topic])))
-    assert len(re.findall(r": topic %s: topicd pid \d+ started" % re.escape(topic),
-                          since())) == 1, since()
+    wait_until(lambda: forgotten_lines(b, topic, since()) == 1 and not topic_files(b, topic),
+               FORGET_TIMEOUT, lambda: "waiting for the next master to finish forgetting "
+               "%s: %s" % (topic, state_of(b, [topic])))
+    assert started(b, topic, since()) == 1, since()
     assert sys_topics_count(b) == 0
-    pub = b.publisher()
-    c.connect()
-    second = publish_more(c, pub, topic, first)
+    assert b.status()[0]["forgotten"] == 1
+    assert r.reconnect().session_present
+    pub = mqtt_client(b, "tr-pub")
+    second = [b"b-%d" % i for i in range(3)]
+    for m in second:
+        pub.publish(topic, m, qos=1)
+    after = b.topicd_status(topic)["next_seq"]
+    assert after >= before + 3, "sequence numbers %d.. after the restart, %d.. before" % (
+        after - 3, before)
+    assert r.wait_count(6, topic, timeout=20) == first + second
+    wait_forgotten(b, topic, times=2)
+    assert r.payloads(topic) == first + second
+
+
+# ---------------------------------------------------------------- what the review found
+
+def test_a_json_consumer_keeps_its_topic_and_gets_what_came_while_it_was_unsubscribed(
+        mqtt_factory):
+    """A JSON-lines consumer subscribed to a topic and read to the end
+    keeps it each time it goes cold: its cursor is durable whatever its
+    subscriptions.  It sends UNSUB while the topic is cold; a message is
+    published; its next SUB gets it."""
+    b = mqtt_factory(IDLE)
+    topic = "jk/t"
+    c, pub, got = consumer_read(b, "jk-reader", topic, "a", 2)
+    for rnd in range(3):
+        if rnd:
+            got.append("r%d" % rnd)
+            pub.publish(topic, got[-1])
+            assert c.wait_messages(len(got), topic) == got
+            c.settle()
+        wait_cold(b, topic)
+        assert_kept(b, topic, rounds=1)
+    assert started(b, topic) == 3, state_of(b, [topic])
+    assert sys_topics_count(b) == 1
+    c.unsubscribe(topic)
+    pub.publish(topic, "while unsubscribed")
+    c.subscribe(topic)
+    assert c.wait_messages(len(got) + 1, topic, timeout=20) == got + ["while unsubscribed"]
+    c.settle()
+    ids = [d.msg_id for d in c.deliveries if d.topic == topic]
+    assert all(x < y for x, y in zip(ids, ids[1:])), "msgIds: %s" % ids
     assert not c.duplicates, c.duplicates
+
+
+def test_a_json_group_left_without_members_keeps_its_topic_and_its_messages(mqtt_factory):
+    """A JSON-lines consumer, the only member of a $share group, gets a
+    message and sends UNSUB: the group's cursor stays, without a member,
+    and keeps the topic over idle rounds.  A message is published; the
+    consumer joins the group again and gets it."""
+    b = mqtt_factory(IDLE)
+    topic = "jg/t"
+    share = "$share/G/" + topic
+    c = b.consumer("jg-member")
+    c.subscribe(share)
+    pub = b.publisher()
+    pub.publish(topic, "first")
+    assert c.wait_messages(1, topic) == ["first"]
+    c.settle()
+    c.unsubscribe(share)
+    wait_cold(b, topic)
+    assert_kept(b, topic, rounds=3)
+    assert sys_topics_count(b) == 1
+    pub.publish(topic, "for the group")
+    wait_cold(b, topic)
+    c.subscribe(share)
+    assert c.wait_messages(2, topic, timeout=20) == ["first", "for the group"]
+    c.settle()
+    assert not c.duplicates, c.duplicates
+
+
+def test_a_topicd_stopped_by_sigterm_before_deleting_its_store_leaves_its_topic_known(
+        mqtt_factory, monkeypatch, tmp_path):
+    """SIGTERM reaches the topicd of a topic being forgotten before it
+    deleted its store (the master's store syncs are held, so the topicd
+    waits for FORGET): it exits with its store.  The master does not take
+    the store for deleted: the topic stays known, counted in
+    $SYS/broker/topics/count, its files there.  At the next start of the
+    broker the topic is started once and forgotten, its store deleted."""
+    sync = SlowSync(monkeypatch, tmp_path)
+    b = mqtt_factory(IDLE)
+    topic = "sg/t"
+    pub = mqtt_client(b, "sg-pub")
+    pub.publish(topic, b"for nobody", qos=1)
+    assert sys_topics_count(b) == 1
+    mark = len(b.log_text())
+    sync.on()
+    try:
+        wait_until(lambda: decided_lines(b, topic) == 1, FORGET_TIMEOUT,
+                   lambda: "waiting for the master to decide to forget %s: %s"
+                   % (topic, state_of(b, [topic])))
+        wait_until(lambda: held_syncs(b.log_text()[mark:]), 10,
+                   lambda: "waiting for a sync of the master's store to be held")
+        pid = b.topicd_pid(topic)
+        assert pid is not None, "no topicd for %s: %s" % (topic, state_of(b, [topic]))
+        kill_pid(pid, signal.SIGTERM)
+        wait_until(lambda: cut_short_lines(b, topic) == 1, 10,
+                   lambda: "waiting for the master to see the topicd of %s exit: %s"
+                   % (topic, state_of(b, [topic])))
+    finally:
+        sync.off()
+    assert not re.search(r"topic %s: store deleted" % re.escape(topic), b.log_text()), \
+        "the topicd deleted its store after SIGTERM"
+    assert forgotten_lines(b, topic) == 0, "the master says the store was deleted: %s" % (
+        state_of(b, [topic]))
+    assert topic_files(b, topic), state_of(b, [topic])
+    assert sys_topics_count(b) == 1
+    master, _ = b.status()
+    assert (master["topics"], master["forgotten"]) == (1, 0), master
+    # The next master finishes the forgetting.
+    pub.disconnect()
+    pub.close()
+    b.stop()
+    mark = len(b.log_text())
+    b.start(keep_ports=True)
+
+    def since():
+        return b.log_text()[mark:]
+    wait_until(lambda: forgotten_lines(b, topic, since()) == 1 and not topic_files(b, topic),
+               FORGET_TIMEOUT, lambda: "waiting for the next master to forget %s: %s"
+               % (topic, state_of(b, [topic])))
+    assert started(b, topic, since()) == 1, since()
+    assert sys_topics_count(b) == 0
+    assert stored_topics(b) == set(), store_files(b)
+
+
+@pytest.mark.parametrize("online", [
+    False,
+    pytest.param(True, marks=pytest.mark.xfail(
+        strict=True, reason="broker: the UNSUBSCRIBE of a session online throughout does not "
+        "reach the store a forgetting cut short kept (forget_begin drops the session's "
+        "attachment, and an UNSUBSCRIBE only reaches attached topics): the stale cursor gets "
+        "what is published while the session is unsubscribed")),
+], ids=["offline-meanwhile", "online-throughout"])
+def test_an_unsubscribe_reaches_the_store_a_forgetting_cut_short_kept(mqtt_factory, monkeypatch,
+                                                                     tmp_path, online):
+    """A persistent MQTT session subscribed to ph/# gets a message on
+    ph/t.  ph/t is being forgotten when its topicd is SIGKILLed before
+    FORGET (the master's store syncs held): its store stays whole, with
+    the session's cursor, and the topic stays known.  The session
+    (offline meanwhile and back, or online throughout) UNSUBSCRIBEs ph/#;
+    a message is published to ph/t; the session subscribes to ph/# again:
+    it does not get the message published while it was unsubscribed, and
+    ph/t, without the stale cursor, is forgotten again."""
+    sync = SlowSync(monkeypatch, tmp_path)
+    b = mqtt_factory(IDLE)
+    topic = "ph/t"
+    r = receiver(b, "ph-sub", [("ph/#", 1)])
+    pub = mqtt_client(b, "ph-pub")
+    pub.publish(topic, b"before", qos=1)
+    assert r.wait_count(1, topic) == [b"before"]
+    if not online:
+        r.disconnect()
+    mark = len(b.log_text())
+    sync.on()
+    try:
+        wait_until(lambda: decided_lines(b, topic) == 1, FORGET_TIMEOUT,
+                   lambda: "waiting for the master to decide to forget %s: %s"
+                   % (topic, state_of(b, [topic])))
+        wait_until(lambda: held_syncs(b.log_text()[mark:]), 10,
+                   lambda: "waiting for a sync of the master's store to be held")
+        pid = b.topicd_pid(topic)
+        assert pid is not None, "no topicd for %s: %s" % (topic, state_of(b, [topic]))
+        kill_pid(pid)
+        wait_until(lambda: cut_short_lines(b, topic) == 1, 10,
+                   lambda: "waiting for the master to see the topicd of %s die: %s"
+                   % (topic, state_of(b, [topic])))
+    finally:
+        sync.off()
+    assert topic_files(b, topic), state_of(b, [topic])
+    assert forgotten_lines(b, topic) == 0, state_of(b, [topic])
+    assert sys_topics_count(b) == 1
+    if not online:
+        assert r.reconnect().session_present
+    r.stop()
+    r.client.unsubscribe(["ph/#"])
+    pub.publish(topic, b"while unsubscribed", qos=1)
+    assert r.subscribe([("ph/#", 1)]) == [1]
+    r.start()
+    pub.publish(topic, b"after", qos=1)
+    r.wait_payload(b"after", topic, timeout=20)
+    assert r.payloads(topic) == [b"before", b"after"], \
+        "the message published while the session was unsubscribed came: %s" % r.describe()
+    wait_forgotten(b, topic, times=forgotten_lines(b, topic) + 1)
+    assert sys_topics_count(b) == 0
+    assert r.payloads(topic) == [b"before", b"after"]
