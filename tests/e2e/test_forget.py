@@ -28,6 +28,7 @@ import signal
 import threading
 import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -237,154 +238,29 @@ def receiver(b, client_id, filters, clean=False):
 
 # ---------------------------------------------------------------- a slow deletion
 
-# Preloaded into the broker and its topicds: unlink() of a journal segment
-# or a lock file under a topics/ directory whose path holds
-# SLOW_UNLINK_MATCH says so on stderr (the broker's log) and sleeps
-# SLOW_UNLINK_MS first.  A topicd deleting its
-# store is then caught in the middle, where a SIGKILL can cut it short.
-SLOW_UNLINK_C = r"""
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-typedef int unlink_fn(const char *);
-
-static unlink_fn *real_unlink;
-static const char *match;
-static long delay_ms;
-
-__attribute__((constructor)) static void
-slow_unlink_init(void)
-{
-	const char *v = getenv("SLOW_UNLINK_MS"), *m = getenv("SLOW_UNLINK_MATCH");
-
-	/* A copy: the process title is written over the environment. */
-	real_unlink = (unlink_fn *)dlsym(RTLD_NEXT, "unlink");
-	match = m != NULL ? strdup(m) : NULL;
-	delay_ms = v != NULL ? strtol(v, NULL, 10) : 0;
-}
-
-int
-unlink(const char *path)
-{
-	size_t len = strlen(path);
-
-	if (match != NULL && *match != '\0' && strstr(path, "/topics/") != NULL &&
-	    strstr(path, match) != NULL && (strstr(path, ".journal.") != NULL ||
-	    (len > 5 && strcmp(path + len - 5, ".lock") == 0))) {
-		char line[512];
-		struct timespec ts = { delay_ms / 1000, (delay_ms % 1000) * 1000000L };
-		int n = snprintf(line, sizeof(line), "slow-unlink: %s\n", path);
-
-		if (n > 0)
-			(void)!write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-		while (nanosleep(&ts, &ts) == -1)
-			;
-	}
-	return real_unlink(path);
-}
-"""
-
-
 def slow_unlink(monkeypatch, tmp_path, prefix, ms):
     """Brokers started from now on delete the files of topics whose name
-    starts with prefix slowly (ms before each unlink)."""
-    src = tmp_path / "slow_unlink.c"
-    src.write_text(SLOW_UNLINK_C)
-    preload_shim(monkeypatch, tmp_path, broker_binary(), src)
+    starts with prefix slowly (ms before each unlink; tests/e2e/slow_unlink.c,
+    preloaded): a topicd deleting its store is caught in the middle, where
+    a SIGKILL can cut it short."""
+    preload_shim(monkeypatch, tmp_path, broker_binary(),
+                 Path(__file__).with_name("slow_unlink.c"))
     monkeypatch.setenv("SLOW_UNLINK_MATCH", "/topics/" + stem(prefix))
     monkeypatch.setenv("SLOW_UNLINK_MS", str(ms))
 
 
 # ---------------------------------------------------------------- held session syncs
 
-# Preloaded into the broker and its topicds: while the file named by
-# SLOW_SYNC_MARKER exists, fsync() and fdatasync() of a file whose path
-# holds "/sessions" (the master's store, DATADIR/sessions.*) say so on
-# stderr (the broker's log) and wait, until the file is removed or for
-# SLOW_SYNC_MS at most.  The master's store syncs in a thread of its own:
-# its loop goes on, and what waits for a change to be durable (a topic's
-# forgetting before its topicd is sent FORGET) waits for the test.
-SLOW_SYNC_C = r"""
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <limits.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-typedef int sync_fn(int);
-
-static sync_fn *real_fsync, *real_fdatasync;
-static const char *marker;
-static long most_ms;
-
-__attribute__((constructor)) static void
-slow_sync_init(void)
-{
-	const char *m = getenv("SLOW_SYNC_MARKER"), *v = getenv("SLOW_SYNC_MS");
-
-	/* A copy: the process title is written over the environment. */
-	real_fsync = (sync_fn *)dlsym(RTLD_NEXT, "fsync");
-	real_fdatasync = (sync_fn *)dlsym(RTLD_NEXT, "fdatasync");
-	marker = m != NULL && *m != '\0' ? strdup(m) : NULL;
-	most_ms = v != NULL ? strtol(v, NULL, 10) : 0;
-}
-
-static void
-hold(int fd, const char *what)
-{
-	char link[64], path[PATH_MAX], line[PATH_MAX + 64];
-	struct timespec ts = { 0, 10 * 1000000L };
-	ssize_t n;
-	long waited;
-	int len;
-
-	if (marker == NULL || access(marker, F_OK) != 0)
-		return;
-	(void)snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	if ((n = readlink(link, path, sizeof(path) - 1)) <= 0)
-		return;
-	path[n] = '\0';
-	if (strstr(path, "/sessions") == NULL)
-		return;
-	len = snprintf(line, sizeof(line), "slow-sync: %s of %s held\n", what, path);
-	if (len > 0)
-		(void)!write(2, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);
-	for (waited = 0; waited < most_ms && access(marker, F_OK) == 0; waited += 10)
-		(void)nanosleep(&ts, NULL);
-}
-
-int
-fsync(int fd)
-{
-	hold(fd, "fsync");
-	return real_fsync(fd);
-}
-
-int
-fdatasync(int fd)
-{
-	hold(fd, "fdatasync");
-	return real_fdatasync(fd);
-}
-"""
-
-
 class SlowSync:
     """Brokers started from now on hold their session store's syncs while
-    on() (30 s at most each)."""
+    on() (30 s at most each; tests/e2e/slow_sync.c, preloaded).  The
+    master's store syncs in a thread of its own: its loop goes on, and what
+    waits for a change to be durable (a topic's forgetting before its
+    topicd is sent FORGET) waits for the test."""
 
     def __init__(self, monkeypatch, tmp_path):
-        src = tmp_path / "slow_sync.c"
-        src.write_text(SLOW_SYNC_C)
-        preload_shim(monkeypatch, tmp_path, broker_binary(), src)
+        preload_shim(monkeypatch, tmp_path, broker_binary(),
+                     Path(__file__).with_name("slow_sync.c"))
         self.marker = tmp_path / "slow-sync.on"
         monkeypatch.setenv("SLOW_SYNC_MARKER", str(self.marker))
         monkeypatch.setenv("SLOW_SYNC_MS", "30000")
