@@ -887,6 +887,23 @@ def test_a_json_group_left_without_members_keeps_its_topic_and_its_messages(mqtt
     assert not c.duplicates, c.duplicates
 
 
+def end_while_forgotten(b, topic, mark, sig):
+    """With the master's store syncs held (SlowSync on, since mark in the
+    log): the master decides to forget topic, and its topicd, waiting for
+    FORGET, gets sig; waits until the master has seen it end."""
+    wait_until(lambda: decided_lines(b, topic) == 1, FORGET_TIMEOUT,
+               lambda: "waiting for the master to decide to forget %s: %s"
+               % (topic, state_of(b, [topic])))
+    wait_until(lambda: held_syncs(b.log_text()[mark:]), 10,
+               lambda: "waiting for a sync of the master's store to be held")
+    pid = b.topicd_pid(topic)
+    assert pid is not None, "no topicd for %s: %s" % (topic, state_of(b, [topic]))
+    kill_pid(pid, sig)
+    wait_until(lambda: cut_short_lines(b, topic) == 1, 10,
+               lambda: "waiting for the master to see the topicd of %s end: %s"
+               % (topic, state_of(b, [topic])))
+
+
 def test_a_topicd_stopped_by_sigterm_before_deleting_its_store_leaves_its_topic_known(
         mqtt_factory, monkeypatch, tmp_path):
     """SIGTERM reaches the topicd of a topic being forgotten before it
@@ -904,17 +921,7 @@ def test_a_topicd_stopped_by_sigterm_before_deleting_its_store_leaves_its_topic_
     mark = len(b.log_text())
     sync.on()
     try:
-        wait_until(lambda: decided_lines(b, topic) == 1, FORGET_TIMEOUT,
-                   lambda: "waiting for the master to decide to forget %s: %s"
-                   % (topic, state_of(b, [topic])))
-        wait_until(lambda: held_syncs(b.log_text()[mark:]), 10,
-                   lambda: "waiting for a sync of the master's store to be held")
-        pid = b.topicd_pid(topic)
-        assert pid is not None, "no topicd for %s: %s" % (topic, state_of(b, [topic]))
-        kill_pid(pid, signal.SIGTERM)
-        wait_until(lambda: cut_short_lines(b, topic) == 1, 10,
-                   lambda: "waiting for the master to see the topicd of %s exit: %s"
-                   % (topic, state_of(b, [topic])))
+        end_while_forgotten(b, topic, mark, signal.SIGTERM)
         # The syncs are still held: nothing can be forgotten meanwhile.
         assert not re.search(r"topic %s: store deleted" % re.escape(topic), b.log_text()), \
             "the topicd deleted its store after SIGTERM"
@@ -960,17 +967,7 @@ def test_an_unsubscribe_reaches_the_store_a_forgetting_cut_short_kept(mqtt_facto
     mark = len(b.log_text())
     sync.on()
     try:
-        wait_until(lambda: decided_lines(b, topic) == 1, FORGET_TIMEOUT,
-                   lambda: "waiting for the master to decide to forget %s: %s"
-                   % (topic, state_of(b, [topic])))
-        wait_until(lambda: held_syncs(b.log_text()[mark:]), 10,
-                   lambda: "waiting for a sync of the master's store to be held")
-        pid = b.topicd_pid(topic)
-        assert pid is not None, "no topicd for %s: %s" % (topic, state_of(b, [topic]))
-        kill_pid(pid)
-        wait_until(lambda: cut_short_lines(b, topic) == 1, 10,
-                   lambda: "waiting for the master to see the topicd of %s die: %s"
-                   % (topic, state_of(b, [topic])))
+        end_while_forgotten(b, topic, mark, signal.SIGKILL)
     finally:
         sync.off()
     assert topic_files(b, topic), state_of(b, [topic])
