@@ -352,7 +352,8 @@ bool	 registry_take_recreate(struct broker *b, const char *topic);
  * now on: the ticket that makes that durable, after which its store may
  * be deleted.  registry_forgotten: it is; the topic leaves the registry
  * (true) unless it came back. */
-uint64_t registry_forget(struct broker *b, const char *topic, uint64_t next_seq);
+uint64_t registry_forget(struct broker *b, const char *topic, const uint8_t *idle, size_t len,
+	    uint64_t next_seq);
 bool	 registry_forgotten(struct broker *b, const char *topic);
 /* A topicd starts for the topic: nothing is known until it stops; the
  * ticket that makes that durable. */
@@ -401,6 +402,7 @@ void	 live_registered(struct child *c);
 bool	 live_exited(struct child *c, int status);
 /* forget.c: a topic that keeps nothing is forgotten when it goes cold */
 void	 forget_consider(struct child *c, const struct rec_idle *r);
+void	 forget_prune(struct child *c, const uint8_t *idle, size_t len);
 void	 forget_exited(struct child *c, int status, const char *how);
 void	 live_balance(struct broker *b);
 void	 live_expire(struct broker *b);
@@ -577,6 +579,7 @@ bool	 session_share_unregistered(struct session *s, const char *topic);
 void	 share_filter_removed(struct session *s, const char *filter);
 void	 share_client_gone(struct session *s);
 void	 share_session_deleted(struct session *s);
+void	 share_prune_member(struct child *c, const char *gkey, const char *member);
 
 /* ------------------------------------------------------------ client.c */
 

@@ -138,6 +138,7 @@ forget_durable(void *arg)
 	}
 	child_chan_send(c, IPC_FORGET, NULL, 0, -1);
 	c->forget_sent = c->chan != NULL;
+	child_watch(c);		/* topicd_timeout to delete its store, from now */
 }
 
 static void
@@ -160,7 +161,7 @@ forget_begin(struct child *c, uint64_t next_seq)
 	c->forgetting = true;		/* c->final_idle kept: forget_undone */
 	TAILQ_INSERT_TAIL(&b->forgetting, c, live);
 	c->list = &b->forgetting;
-	ticket = registry_forget(b, c->topic, next_seq);
+	ticket = registry_forget(b, c->topic, c->final_idle, c->final_len, next_seq);
 	c->forget_waiting = true;
 	durable_wait(b, ticket, forget_durable, c);
 }
@@ -177,42 +178,56 @@ forget_consider(struct child *c, const struct rec_idle *r)
 }
 
 /* Is a session's own cursor in the store one a new store would not have:
- * the session is gone, or no longer subscribes?  (Not a group's, nor a
- * member's: their UNSUBs go through the registry, which still has the
- * topic.) */
+ * the session is gone, or no longer subscribes? */
 static bool
 stale(struct broker *b, const char *topic, const char *key)
 {
-	struct session *s;
+	struct session *s = session_find(b, key);
 
-	if (strncmp(key, IDLE_MEMBER_PREFIX, strlen(IDLE_MEMBER_PREFIX)) == 0 ||
-	    strncmp(key, SHARE_KEY_PREFIX, strlen(SHARE_KEY_PREFIX)) == 0)
-		return false;
-	s = session_find(b, key);
 	return s == NULL || session_qos(s, topic) < 0;
 }
 
-/* The store was not deleted: it may still hold the cursors it listed,
- * while the sessions attached there were let go, and may have ended or
- * unsubscribed since.  The topic is opened again at once (every matching
- * session attached or registered again), the cursors of those that
- * ended or unsubscribed are dropped, and its topicd starts, to be
- * forgotten again when idle. */
+/* The store of topic n that a forgetting left (whole, or empty) may hold
+ * the cursors its last IDLE listed, while the sessions attached there were
+ * let go: those that ended, unsubscribed or left a group since could not
+ * tell it.  Their cursors, and memberships, are dropped (UNSUB). */
+void
+forget_prune(struct child *n, const uint8_t *idle, size_t len)
+{
+	const char *key, *group, *member;
+	struct rec_idle r;
+	size_t pos = 0, glen;
+	bool backlog;
+	char *gkey;
+
+	if (idle == NULL || dec_idle(idle, len, &r) == -1)
+		return;
+	while (idle_next_sub(&r, &pos, &key, &backlog)) {
+		if (member_split(key, &group, &glen, &member)) {
+			gkey = xcalloc(1, glen + 1);
+			memcpy(gkey, group, glen);
+			share_prune_member(n, gkey, member);
+			free(gkey);
+		} else if (strncmp(key, SHARE_KEY_PREFIX, strlen(SHARE_KEY_PREFIX)) != 0 &&
+		    stale(n->b, n->topic, key))
+			topic_unsub(n, key, true);
+	}
+}
+
+/* The store was not deleted: the topic is opened again at once (every
+ * matching session attached or registered again), what its store may
+ * hold for sessions that changed meanwhile is dropped, and its topicd
+ * starts, to be forgotten again when idle.  While the broker stops, the
+ * next start does it (REC_GONE keeps the last IDLE). */
 static void
 forget_undone(struct child *c)
 {
-	struct rec_idle r;
-	const char *why, *key;
+	const char *why;
 	struct child *n;
-	size_t pos = 0;
-	bool backlog;
 
 	if ((n = topic_open(c->b, c->topic, &why)) == NULL)
-		return;			/* shutting down: the next start does it */
-	if (c->final_idle != NULL && dec_idle(c->final_idle, c->final_len, &r) == 0)
-		while (idle_next_sub(&r, &pos, &key, &backlog))
-			if (stale(c->b, c->topic, key))
-				topic_unsub(n, key, true);
+		return;
+	forget_prune(n, c->final_idle, c->final_len);
 	child_wake(n);
 }
 

@@ -9,9 +9,11 @@
  *   ""                   nothing known (a topic of an older release)
  *   REC_LIVE             a topicd may be changing it: nothing known
  *   REC_COLD + IDLE body what its topicd said when it stopped
- *   REC_GONE             being forgotten (forget.c): its topicd deletes
+ *   REC_GONE + IDLE body being forgotten (forget.c): its topicd deletes
  *                        the store, then the record goes; one found at
- *                        start is started once, to be forgotten again
+ *                        start is started once, what its store may keep
+ *                        for sessions that changed dropped (forget_prune),
+ *                        to be forgotten again
  * REC_LIVE is durable before a started topicd is sent anything that
  * changes it, so that a summary read after a crash is never stale.  A new
  * topic is REC_LIVE from the start: the cursors its creation gives
@@ -54,6 +56,9 @@ info_clear(struct topic_info *ti)
 	ti->retained = false;
 	ti->subs_unknown = false;
 	ti->staged = false;
+	free(ti->gone_idle);
+	ti->gone_idle = NULL;
+	ti->gone_len = 0;
 }
 
 static void
@@ -240,10 +245,10 @@ topic_info_sub(const struct topic_info *ti, const char *subkey)
  * used meanwhile it is made again (recreate: every matching session gets
  * its cursor, as in a new store). */
 uint64_t
-registry_forget(struct broker *b, const char *topic, uint64_t next_seq)
+registry_forget(struct broker *b, const char *topic, const uint8_t *idle, size_t len,
+    uint64_t next_seq)
 {
 	struct topic_info *ti = registry_info(b, topic);
-	uint8_t rec = REC_GONE;
 	struct wbuf w;
 
 	if (ti != NULL) {
@@ -251,7 +256,11 @@ registry_forget(struct broker *b, const char *topic, uint64_t next_seq)
 		info_clear(ti);
 		ti->recreate = ti->gone = true;
 	}
-	put_record(b, topic, &rec, 1);
+	wbuf_init(&w);
+	put_u8(&w, REC_GONE);
+	put_raw(&w, idle, len);
+	put_record(b, topic, w.data, w.len);
+	wbuf_free(&w);
 	if (next_seq > b->seq_floor) {
 		b->seq_floor = next_seq;
 		wbuf_init(&w);
@@ -304,8 +313,11 @@ load_topic(const void *key, size_t klen, void *arg)
 			    "found out when it starts", name);
 	} else if (ti != NULL && vlen == 1 && ((uint8_t *)val)[0] == REC_LIVE)
 		ti->recreate = true;
-	else if (ti != NULL && vlen == 1 && ((uint8_t *)val)[0] == REC_GONE)
+	else if (ti != NULL && vlen >= 1 && ((uint8_t *)val)[0] == REC_GONE) {
 		ti->recreate = ti->gone = true;
+		ti->gone_len = vlen - 1;
+		ti->gone_idle = ti->gone_len ? xmemdup((uint8_t *)val + 1, ti->gone_len) : NULL;
+	}
 	free(val);
 	free(name);
 	return 0;
@@ -358,6 +370,16 @@ start_staged(struct broker *b, const char *topic, void *arg)
 		log_warnx("topic %s: cannot start it to %s: %s", topic, ti->gone ?
 		    "finish forgetting it" : "release what was staged there", why);
 		return;
+	}
+	if (ti->gone) {
+		/* Taken: a start it causes clears what is known of the topic. */
+		uint8_t *idle = ti->gone_idle;
+		size_t len = ti->gone_len;
+
+		ti->gone_idle = NULL;
+		ti->gone_len = 0;
+		forget_prune(c, idle, len);
+		free(idle);
 	}
 	child_wake(c);
 }

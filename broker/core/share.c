@@ -248,6 +248,39 @@ leave_topic(struct broker *b, const char *topic, void *arg)
 		leave(c, l->gkey, l->s->key, true);
 }
 
+/* Has the session a share filter of group gkey that matches topic? */
+static bool
+session_in_group(const struct session *s, const char *gkey, const char *topic)
+{
+	const char *sub;
+	char *k;
+	bool in;
+
+	for (size_t i = 0; i < s->nfilters; i++) {
+		if (topic_share_split(s->filters[i].filter, &sub) != 1 || !topic_matches(sub, topic))
+			continue;
+		k = group_key(s->filters[i].filter);
+		in = strcmp(k, gkey) == 0;
+		free(k);
+		if (in)
+			return true;
+	}
+	return false;
+}
+
+/* A member that a store of topic c lists (its topicd's last IDLE) and
+ * that is none any more, its session gone or its share filter removed
+ * while the master could not tell the store (a topic being forgotten):
+ * it leaves the group there. */
+void
+share_prune_member(struct child *c, const char *gkey, const char *member)
+{
+	struct session *s = session_find(c->b, member);
+
+	if (s == NULL || !session_in_group(s, gkey, c->topic))
+		leave(c, gkey, member, s == NULL || s->mode == MODE_MQTT);
+}
+
 /* The session is deleted: it leaves every group it is a member of, in
  * every topic its share filters match. */
 void

@@ -184,7 +184,9 @@ struct topic_info {
 	bool		 recreate;	/* live when the last master ended: the
 					 * cursors its creation gave may not be
 					 * stored (topic_open) */
-	bool		 gone;		/* being forgotten when it ended */
+	bool		 gone;		/* being forgotten (REC_GONE) ... */
+	uint8_t		*gone_idle;	/* ... with its last IDLE, read at start */
+	size_t		 gone_len;
 };
 
 #endif

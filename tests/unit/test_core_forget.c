@@ -237,14 +237,17 @@ test_a_backlog_or_a_retained_message_keeps_the_topic(void **state)
 
 /* The topicd dies before its store is deleted, or exits without
  * deleting it (SIGTERM): the topic is opened again at once, its topicd
- * started, and the cursors of sessions that ended meanwhile dropped
- * (UNSUB), so that the store a death kept holds none that nobody reads. */
+ * started, and the cursors and group memberships of sessions that ended
+ * meanwhile dropped (UNSUB), so that the store a death kept holds none
+ * that nobody reads. */
 static void
 test_a_store_not_deleted_is_opened_again(void **state)
 {
-	static const struct idle_sub subs[] = { { "m/left", false } };
+	static const struct idle_sub subs[] = {
+		{ "g/G/f/#", false }, { "M/7/g/G/f/#m/gone", false }, { "m/left", false },
+	};
 	static const struct idle_summary empty = { .flags = IDLE_EMPTY, .next_seq = 3,
-						   .subs = subs, .nsubs = 1 };
+						   .subs = subs, .nsubs = 3 };
 	static const int ends[] = { -SIGKILL, 0 };
 	struct core_fx *fx = *state;
 
@@ -267,7 +270,12 @@ test_a_store_not_deleted_is_opened_again(void **state)
 		assert_true(TAILQ_EMPTY(&fx->b.forgetting));
 		assert_int_equal(fx_count_tds(fx, topic), 2);
 		td = fx_ready(fx, topic);
-		m = td_expect(td, IPC_UNSUB);
+		m = td_expect(td, IPC_UNSUB);		/* a member that left the group */
+		assert_int_equal(dec_unsub(m->body, m->len, &u), 0);
+		assert_string_equal(u.subkey, "g/G/f/#");
+		assert_string_equal(u.member, "m/gone");
+		assert_true(u.flags & UF_FORGET);
+		m = td_expect(td, IPC_UNSUB);		/* a session that ended */
 		assert_int_equal(dec_unsub(m->body, m->len, &u), 0);
 		assert_string_equal(u.subkey, "m/left");
 		assert_true(u.flags & UF_FORGET);
@@ -276,15 +284,20 @@ test_a_store_not_deleted_is_opened_again(void **state)
 }
 
 /* One the master could not open again (it is shutting down) stays
- * REC_GONE, nothing known of it: the next master starts it once, every
- * cursor given again, and numbers past its messages. */
+ * REC_GONE with its last IDLE, nothing known of it: the next master
+ * starts it once, every cursor given again and those of sessions that
+ * ended dropped, and numbers past its messages. */
 static void
 test_a_forgetting_left_at_shutdown_is_taken_up_at_the_next_start(void **state)
 {
-	static const struct idle_summary empty = { .flags = IDLE_EMPTY, .next_seq = 3 };
+	static const struct idle_sub subs[] = { { "m/left", false } };
+	static const struct idle_summary empty = { .flags = IDLE_EMPTY, .next_seq = 3,
+						   .subs = subs, .nsubs = 1 };
 	struct core_fx *fx = *state;
 	struct fake_td *td = parked_topic(fx, "f/s", 0);
+	const struct ipc_msg *m;
 	const char *why = NULL;
+	struct rec_unsub u;
 
 	td_final(td, &empty);
 	td_expect(td, IPC_FORGET);
@@ -300,6 +313,11 @@ test_a_forgetting_left_at_shutdown_is_taken_up_at_the_next_start(void **state)
 	assert_true(fx->b.seq_floor == 3);
 	registry_start_staged(&fx->b);
 	assert_int_equal(fx_count_tds(fx, "f/s"), 2);
+	/* What the store may keep for a session that ended is dropped. */
+	td = fx_ready(fx, "f/s");
+	m = td_expect(td, IPC_UNSUB);
+	assert_int_equal(dec_unsub(m->body, m->len, &u), 0);
+	assert_string_equal(u.subkey, "m/left");
 	assert_non_null(topic_open(&fx->b, "f/s", &why));
 	assert_false(registry_info(&fx->b, "f/s")->recreate);	/* taken: cursors given */
 	assert_false(registry_info(&fx->b, "f/s")->gone);	/* it runs */
