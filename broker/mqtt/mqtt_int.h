@@ -25,6 +25,8 @@ struct mqtt_will {
 	bool		 has_expiry;	/* Message Expiry Interval: */
 	uint32_t	 expiry_s;
 	char		*origin;	/* the client id, for No Local */
+	bool		 staged;	/* its record says it is staged in its topic (QoS 2):
+					 * only to be released */
 };
 
 /* Inbound QoS 2 of a clean session, between PUBREC and PUBREL: packet id
@@ -193,10 +195,17 @@ bool	 mqtt_will_store(const struct session *s, const struct mqtt_will *wl, int64
 void	 mqtt_will_unstore(struct broker *b, const char *key);
 /* A will about to go to its topicd: its record says so (a start publishes
  * it whatever its delay).  Sent under request req: its record goes when
- * mqtt_will_stored() hears it is stored. */
+ * mqtt_will_stored() hears it is stored.  A QoS 2 will is staged under
+ * owner mqtt_will_owner(key) (staging): once stored, its record says so,
+ * and once that is durable it is released (mqtt_will_release), under a
+ * request of its own whose DONE removes the record. */
 void	 mqtt_will_mark_sent(struct broker *b, const char *key);
-void	 mqtt_will_sent(const char *key, uint64_t req);
+void	 mqtt_will_sent(const char *key, const char *topic, uint64_t req, bool staging);
 void	 mqtt_will_stored(struct child *c, struct held *h, const struct rec_done *d);
+char	*mqtt_will_owner(const char *key);
+const char *mqtt_will_key_session(const char *key);
+/* will.c: the will staged under key released to its subscribers. */
+void	 mqtt_will_release(struct broker *b, const char *topic, const char *key);
 /* The session resumed: its delayed will is not sent. */
 void	 mqtt_will_cancel(struct session *s);
 /* The session ends (forget) or the broker stops: a delayed will is sent,

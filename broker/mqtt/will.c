@@ -5,7 +5,14 @@
  * session ends, whichever comes first, and not at all if the session
  * resumes before (3.1.3.2.2).  Each will is also in the master's store
  * (will_store.c), from the CONNECT until its topicd has stored it or it is
- * discarded, so that neither the master's death nor a stop loses one. */
+ * discarded, so that neither the master's death nor a stop loses one.
+ *
+ * A QoS 2 will is published exactly once: it is staged in its topicd
+ * under an owner name of its own ("w/" and its record's id, pubid 1),
+ * which a replay (a topicd restarted, a master started again) stages
+ * once; its record then says it is staged, and once that is durable the
+ * will is released, which a replay releases once.  A will of QoS 0 or 1,
+ * sent again after the master's death, may be stored twice. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +23,8 @@
 #include "log.h"
 #include "mqtt/mqtt_int.h"
 #include "xmalloc.h"
+
+#define WILL_PUBID	1	/* a staged will's pubid (its owner is its own) */
 
 struct delayed_will {
 	struct mqtt_will *wl;
@@ -86,12 +95,24 @@ mqtt_will_publish(struct broker *b, const char *who, const struct mqtt_will *wl,
 		.props_len = wl->props_len, .origin = wl->origin,
 	};
 	bool tracked = key != NULL && p.req != 0;
+	bool staging = tracked && wl->qos == 2;
+	char *owner = NULL;
 	struct wbuf w;
 	int rc = -1;
 
 	if (b->stopping && key != NULL) {
 		log_info("client %s: will to %s published at the next start", who, wl->topic);
 		return;
+	}
+	if (wl->staged && key != NULL) {
+		log_info("client %s: will to %s, staged before, released", who, wl->topic);
+		mqtt_will_release(b, wl->topic, key);
+		return;
+	}
+	if (staging) {
+		p.owner = owner = mqtt_will_owner(key);
+		p.pubid = WILL_PUBID;
+		p.flags |= PF_STAGE;
 	}
 	/* The Message Expiry Interval runs from when the will is published. */
 	if (wl->has_expiry)
@@ -110,8 +131,9 @@ mqtt_will_publish(struct broker *b, const char *who, const struct mqtt_will *wl,
 		    why ? why : "reserved topic");
 		tracked = false;
 	}
+	free(owner);
 	if (tracked)
-		mqtt_will_sent(key, p.req);
+		mqtt_will_sent(key, wl->topic, p.req, staging);
 	else if (key != NULL)
 		mqtt_will_unstore(b, key);
 	if (rc == -1)
@@ -119,6 +141,37 @@ mqtt_will_publish(struct broker *b, const char *who, const struct mqtt_will *wl,
 	b->msgs_in++;
 	b->bytes_in += wl->len;
 	log_info("client %s: will published to %s", who, wl->topic);
+}
+
+void
+mqtt_will_release(struct broker *b, const char *topic, const char *key)
+{
+	char *owner = mqtt_will_owner(key);
+	struct rec_release r = { .req = broker_req(b), .owner = owner, .pubid = WILL_PUBID };
+	const char *why = NULL;
+	struct child *c;
+	struct wbuf w;
+	int rc = -1;
+
+	if (b->stopping) {
+		log_info("session %s: its will, staged in %s, is released at the next start",
+		    mqtt_will_key_session(key), topic);
+		free(owner);
+		return;
+	}
+	if ((c = topic_open(b, topic, &why)) != NULL) {
+		wbuf_init(&w);
+		enc_release(&w, &r);
+		rc = note_submit_done(c, IPC_RELEASE, r.req, &w, mqtt_will_stored, r.req, &why);
+		wbuf_free(&w);
+	}
+	free(owner);
+	if (rc == 0) {
+		mqtt_will_sent(key, topic, r.req, false);
+		return;
+	}
+	log_warnx("session %s: its will, staged in %s, is not released: %s; it is at the next "
+	    "start", mqtt_will_key_session(key), topic, why);
 }
 
 void

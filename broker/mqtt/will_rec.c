@@ -1,7 +1,8 @@
-/* A will's record: version, waiting since, stays, sent, the session's
- * incarnation, QoS, retain, Will Delay Interval, Message Expiry Interval
- * (a flag and seconds), topic, payload, properties, origin, client id,
- * and the user and listener block (each a flag and a string). */
+/* A will's record: version, waiting since, stays, sent (0, 1, or 2 for
+ * staged), the session's incarnation, QoS, retain, Will Delay Interval,
+ * Message Expiry Interval (a flag and seconds), topic, payload,
+ * properties, origin, client id, and the user and listener block (each a
+ * flag and a string). */
 #include <string.h>
 
 #include "mqtt/will_rec.h"
@@ -46,7 +47,7 @@ will_rec_encode(struct wbuf *w, const struct will_rec *r)
 	put_u8(w, WILL_RECORD_VERSION);
 	put_u64(w, r->since);
 	put_u8(w, r->stays);
-	put_u8(w, r->sent);
+	put_u8(w, r->staged ? 2 : r->sent);
 	put_u64(w, r->incarnation);
 	put_u8(w, r->qos);
 	put_u8(w, r->retain);
@@ -66,7 +67,7 @@ int
 will_rec_decode(const void *p, size_t n, struct will_rec *r)
 {
 	struct rbuf rb;
-	uint8_t version = 0;
+	uint8_t version = 0, sent = 0;
 
 	memset(r, 0, sizeof(*r));
 	rbuf_init(&rb, p, n);
@@ -74,7 +75,7 @@ will_rec_decode(const void *p, size_t n, struct will_rec *r)
 		return -1;
 	get_u64(&rb, &r->since);
 	get_flag(&rb, &r->stays);
-	get_flag(&rb, &r->sent);
+	get_u8(&rb, &sent);
 	get_u64(&rb, &r->incarnation);
 	get_u8(&rb, &r->qos);
 	get_flag(&rb, &r->retain);
@@ -88,8 +89,10 @@ will_rec_decode(const void *p, size_t n, struct will_rec *r)
 	get_str(&rb, &r->client_id);
 	get_opt_str(&rb, &r->user);
 	get_opt_str(&rb, &r->listener);
-	if (get_end(&rb) == -1 || r->qos > 2)
+	if (get_end(&rb) == -1 || r->qos > 2 || sent > 2 || (sent == 2 && r->qos != 2))
 		return -1;
+	r->sent = sent > 0;
+	r->staged = sent == 2;
 	if (r->props_len == 0)
 		r->props = NULL;
 	return 0;

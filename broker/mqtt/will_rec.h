@@ -17,6 +17,8 @@ struct will_rec {
 	bool		 stays;		/* its session outlives the connection */
 	bool		 sent;		/* sent to its topicd: published at a start, whatever
 					 * its delay */
+	bool		 staged;	/* QoS 2, staged in its topicd: a start releases it
+					 * (sent too; one byte: 0, 1 sent, 2 staged) */
 	uint64_t	 incarnation;	/* of its session (a new one of the key is not it) */
 	uint8_t		 qos;
 	bool		 retain;

@@ -12,7 +12,9 @@
  *
  * A record goes once its will is stored by its topicd (DONE), so that a
  * will is published at least once: a master killed in between publishes
- * it again at its next start.  A stop leaves the records of the wills it
+ * it again at its next start.  A QoS 2 will is staged first, and its
+ * record says so, durably, before it is released (will.c): a start
+ * releases it, and it is published exactly once.  A stop leaves the records of the wills it
  * would publish (will.c).  Every change is written at once (the page
  * cache), not when the loop next flushes the store: a cancelled will's
  * record must not outlive its cancel in a SIGKILL.
@@ -39,13 +41,20 @@
 
 #define WILL_ID_LEN	32
 
-/* Wills sent to their topicd, waiting to be stored: by request. */
+/* Wills sent to their topicd, waiting to be stored (or staged, or
+ * released): by request; staged ones waiting for their record to be
+ * durable: in a list. */
 struct sent_will {
 	RB_ENTRY(sent_will) entry;
+	TAILQ_ENTRY(sent_will) wait;
 	uint64_t	 req;
 	char		*key;
+	char		*topic;
+	bool		 staging;
+	struct broker	*b;		/* while it waits */
 };
 RB_HEAD(sent_tree, sent_will);
+TAILQ_HEAD(sent_list, sent_will);
 
 static int
 sent_cmp(struct sent_will *a, struct sent_will *b)
@@ -57,12 +66,32 @@ RB_PROTOTYPE(sent_tree, sent_will, entry, sent_cmp)
 RB_GENERATE(sent_tree, sent_will, entry, sent_cmp)
 
 static struct sent_tree sent_wills = RB_INITIALIZER(&sent_wills);
+static struct sent_list staged_wills = TAILQ_HEAD_INITIALIZER(staged_wills);
 
 /* The session a record's key names. */
-static const char *
-key_session(const char *key)
+const char *
+mqtt_will_key_session(const char *key)
 {
 	return strlen(key) > 1 + WILL_ID_LEN ? key + 1 + WILL_ID_LEN : "?";
+}
+
+/* The owner a QoS 2 will is staged under: its id, which no other will of
+ * any run has, and no session's owner name begins with "w/". */
+char *
+mqtt_will_owner(const char *key)
+{
+	char *o;
+
+	xasprintf(&o, "w/%.*s", WILL_ID_LEN, key + 1);
+	return o;
+}
+
+static void
+sent_free(struct sent_will *sw)
+{
+	free(sw->key);
+	free(sw->topic);
+	free(sw);
 }
 
 static char *
@@ -112,9 +141,37 @@ void
 mqtt_will_unstore(struct broker *b, const char *key)
 {
 	if (kv_del(b->store, key, strlen(key)) == -1)
-		log_warn("session %s: its will's record stays in the store", key_session(key));
+		log_warn("session %s: its will's record stays in the store", mqtt_will_key_session(key));
 	else
 		store_flush(b);
+}
+
+/* The record says its will was sent (or staged); false if it cannot. */
+static bool
+mark(struct broker *b, const char *key, bool staged)
+{
+	struct will_rec r;
+	struct wbuf w;
+	void *val;
+	size_t vlen;
+	int rc = 0;
+
+	if (kv_get(b->store, key, strlen(key), &val, &vlen) != 1)
+		return false;
+	if (will_rec_decode(val, vlen, &r) == -1)
+		rc = -1;
+	else if (!r.sent || (staged && !r.staged)) {
+		r.sent = true;
+		r.staged |= staged;
+		wbuf_init(&w);
+		will_rec_encode(&w, &r);
+		rc = kv_put(b->store, key, strlen(key), w.data, w.len);
+		wbuf_free(&w);
+		if (rc == 0)
+			store_flush(b);
+	}
+	free(val);
+	return rc == 0;
 }
 
 /* The record says its will was sent: a start publishes it at once, even
@@ -123,38 +180,51 @@ mqtt_will_unstore(struct broker *b, const char *key)
 void
 mqtt_will_mark_sent(struct broker *b, const char *key)
 {
-	struct will_rec r;
-	struct wbuf w;
-	void *val;
-	size_t vlen;
-	int rc;
-
-	if (kv_get(b->store, key, strlen(key), &val, &vlen) != 1)
-		return;
-	if (will_rec_decode(val, vlen, &r) == 0 && !r.sent) {
-		r.sent = true;
-		wbuf_init(&w);
-		will_rec_encode(&w, &r);
-		rc = kv_put(b->store, key, strlen(key), w.data, w.len);
-		wbuf_free(&w);
-		if (rc == -1)
-			log_warn("session %s: its will's record does not say it was sent",
-			    key_session(key));
-		else
-			store_flush(b);
-	}
-	free(val);
+	if (!mark(b, key, false))
+		log_warn("session %s: its will's record does not say it was sent",
+		    mqtt_will_key_session(key));
 }
 
 void
-mqtt_will_sent(const char *key, uint64_t req)
+mqtt_will_sent(const char *key, const char *topic, uint64_t req, bool staging)
 {
 	struct sent_will *sw = xcalloc(1, sizeof(*sw));
 
 	sw->req = req;
 	sw->key = xstrdup(key);
+	sw->topic = xstrdup(topic);
+	sw->staging = staging;
 	if (RB_INSERT(sent_tree, &sent_wills, sw) != NULL)
 		fatalx("will request %llu sent twice", (unsigned long long)req);
+}
+
+static void
+on_staged_durable(void *arg)
+{
+	struct sent_will *sw = arg;
+
+	TAILQ_REMOVE(&staged_wills, sw, wait);
+	mqtt_will_release(sw->b, sw->topic, sw->key);
+	sent_free(sw);
+}
+
+/* A QoS 2 will is staged: released once its record says so durably.  A
+ * record that cannot say so leaves it staged: the next start stages it
+ * again (once) and releases it. */
+static void
+staged(struct broker *b, struct sent_will *sw)
+{
+	if (!mark(b, sw->key, true)) {
+		log_warn("session %s: its will's record does not say it is staged in %s: it "
+		    "is released at the next start", mqtt_will_key_session(sw->key), sw->topic);
+		sent_free(sw);
+		return;
+	}
+	log_debug("topic %s: the will of session %s is staged: released once its record says "
+	    "so durably", sw->topic, mqtt_will_key_session(sw->key));
+	sw->b = b;
+	TAILQ_INSERT_TAIL(&staged_wills, sw, wait);
+	durable_wait(b, durable_write(b), on_staged_durable, sw);
 }
 
 void
@@ -167,14 +237,16 @@ mqtt_will_stored(struct child *c, struct held *h, const struct rec_done *d)
 	RB_REMOVE(sent_tree, &sent_wills, sw);
 	if (d->status == ST_STORE)
 		log_warnx("topic %s: the will of session %s was not stored: it is published "
-		    "again at the next start", c->topic, key_session(sw->key));
-	else {
+		    "again at the next start", c->topic, mqtt_will_key_session(sw->key));
+	else if (sw->staging) {
+		staged(c->b, sw);
+		return;
+	} else {
 		log_debug("topic %s: the will of session %s is stored: its record goes", c->topic,
-		    key_session(sw->key));
+		    mqtt_will_key_session(sw->key));
 		mqtt_will_unstore(c->b, sw->key);
 	}
-	free(sw->key);
-	free(sw);
+	sent_free(sw);
 }
 
 void
@@ -184,8 +256,11 @@ mqtt_wills_free(void)
 
 	while ((sw = RB_MIN(sent_tree, &sent_wills)) != NULL) {
 		RB_REMOVE(sent_tree, &sent_wills, sw);
-		free(sw->key);
-		free(sw);
+		sent_free(sw);
+	}
+	while ((sw = TAILQ_FIRST(&staged_wills)) != NULL) {
+		TAILQ_REMOVE(&staged_wills, sw, wait);
+		sent_free(sw);
 	}
 }
 
@@ -206,6 +281,7 @@ will_of(const struct will_rec *r)
 	wl->has_expiry = r->has_expiry;
 	wl->expiry_s = r->expiry_s;
 	wl->origin = xstrdup(r->origin);
+	wl->staged = r->staged;
 	return wl;
 }
 
@@ -228,7 +304,7 @@ delay_left(const struct will_rec *r, const struct session *own, int64_t now)
 static bool
 restore_one(struct broker *b, const char *key, const struct will_rec *r)
 {
-	struct session *s = session_find(b, key_session(key));
+	struct session *s = session_find(b, mqtt_will_key_session(key));
 	struct session *own = s != NULL && s->mode == MODE_MQTT &&
 	    s->incarnation == r->incarnation ? s : NULL;
 	const struct auth *auth = own != NULL ? own->auth : listener_auth(b, r->listener);
@@ -243,7 +319,8 @@ restore_one(struct broker *b, const char *key, const struct will_rec *r)
 		    who, wl->topic, (long long)(left + 999) / 1000);
 		return true;		/* wl is the session's */
 	}
-	if (!auth_may(auth, r->user, r->client_id, r->topic, AUTH_WRITE))
+	/* A staged will was allowed when it was published. */
+	if (!r->staged && !auth_may(auth, r->user, r->client_id, r->topic, AUTH_WRITE))
 		mqtt_will_denied(b, who, r->topic, key);
 	else
 		mqtt_will_publish(b, who, wl, key);

@@ -90,6 +90,42 @@ def preload_shim(monkeypatch, tmp_path, binary, src):
     monkeypatch.setenv("LD_PRELOAD", " ".join(([asan.group(1)] if asan else []) + [str(so)]))
 
 
+class SlowSync:
+    """Brokers started from now on hold their syncs of files whose path
+    holds match (default: the master's session store) while on() (30 s at
+    most each; tests/e2e/slow_sync.c, preloaded; a topicd linked
+    statically is not held, see dynamic_topicd()).  The stores sync in a
+    thread of their own: the loops go on, and what waits for a change to
+    be durable (a topic's forgetting before its topicd is sent FORGET, an
+    answer to a publish) waits for the test."""
+
+    def __init__(self, monkeypatch, tmp_path, match=None):
+        preload_shim(monkeypatch, tmp_path, broker_binary(),
+                     Path(__file__).with_name("slow_sync.c"))
+        self.marker = tmp_path / "slow-sync.on"
+        monkeypatch.setenv("SLOW_SYNC_MARKER", str(self.marker))
+        monkeypatch.setenv("SLOW_SYNC_MS", "30000")
+        if match is not None:
+            monkeypatch.setenv("SLOW_SYNC_MATCH", match)
+
+    def on(self):
+        self.marker.write_text("held\n")
+
+    def off(self):
+        try:
+            self.marker.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def dynamic_topicd():
+    """Is the topicd beside the broker under test linked dynamically (a
+    preloaded shim reaches it)?"""
+    out = subprocess.run(["ldd", str(broker_binary().with_name("topicd"))],
+                         capture_output=True, text=True)
+    return out.returncode == 0 and "not a dynamic executable" not in out.stdout + out.stderr
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))

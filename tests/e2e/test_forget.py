@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from broker_harness import (ConnectionClosed, HarnessError, broker_binary, kill_pid,
+from broker_harness import (ConnectionClosed, HarnessError, SlowSync, broker_binary, kill_pid,
                             preload_shim, wait_for)
 from mqtt_helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient, Receiver,
                           ack_packet, check_delivery, connect_retry, publish_packet)
@@ -250,30 +250,6 @@ def slow_unlink(monkeypatch, tmp_path, prefix, ms):
 
 
 # ---------------------------------------------------------------- held session syncs
-
-class SlowSync:
-    """Brokers started from now on hold their session store's syncs while
-    on() (30 s at most each; tests/e2e/slow_sync.c, preloaded).  The
-    master's store syncs in a thread of its own: its loop goes on, and what
-    waits for a change to be durable (a topic's forgetting before its
-    topicd is sent FORGET) waits for the test."""
-
-    def __init__(self, monkeypatch, tmp_path):
-        preload_shim(monkeypatch, tmp_path, broker_binary(),
-                     Path(__file__).with_name("slow_sync.c"))
-        self.marker = tmp_path / "slow-sync.on"
-        monkeypatch.setenv("SLOW_SYNC_MARKER", str(self.marker))
-        monkeypatch.setenv("SLOW_SYNC_MS", "30000")
-
-    def on(self):
-        self.marker.write_text("held\n")
-
-    def off(self):
-        try:
-            self.marker.unlink()
-        except FileNotFoundError:
-            pass
-
 
 def held_syncs(text):
     return len(re.findall(r"^slow-sync: \S+ of \S*/sessions\S* held$", text, re.M))

@@ -12,7 +12,10 @@ the CONNACK), so that:
   killed waits on in the next master, counted from when it started
   waiting (at once if that time passed while the broker was down);
 - the ACL of the moment of publication applies;
-- a will is published at most once, however many restarts follow.
+- a will is published at most once, however many restarts follow;
+- a QoS 2 will is published exactly once, also when its topicd or the
+  master dies after the topicd stored it and before the master heard so
+  (it is staged under a name of its own, then released).
 
 Wills are watched by persistent sessions (QoS 1 or 2) that were
 subscribed before the kill and reconnect after it.  An absence is shown
@@ -30,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from broker_harness import kill_pid, preload_shim, wait_for
+from broker_harness import SlowSync, dynamic_topicd, kill_pid, preload_shim, wait_for
 from mqtt_helpers import (CONNECT, PUBACK, PUBLISH, MosquittoSub, PahoClient, Receiver,
                           ack_packet, connected_client, paho)
 from mqtt5_helpers import V5Client, disconnect5, props
@@ -572,3 +575,89 @@ def test_a_sent_will_is_published_at_a_start_whatever_the_clock_says(mqtt_factor
     barrier(b, "rc/old", b"barrier")
     w.wait_payload(b"barrier")
     assert w.payloads() == [b"before", b"old gone", b"barrier"], w.payloads()
+
+
+# ---------------------------------------------------------------- QoS 2: exactly once
+
+def held(b, path_part, since=0):
+    """Has a sync of a file whose path holds path_part been held
+    (slow_sync.c) since offset since of the log?"""
+    return re.search(r"^slow-sync: \S+ of \S*%s\S* held$" % re.escape(path_part),
+                     b.log_text()[since:], re.M) is not None
+
+
+@pytest.mark.skipif(not dynamic_topicd(), reason="a static topicd: its syncs cannot be held")
+@pytest.mark.parametrize("kill", ["topicd", "master"])
+def test_a_qos2_will_stored_but_not_answered_is_published_once(mqtt_factory, tmp_path,
+                                                               monkeypatch, kill):
+    """A QoS 2 will reaches its topicd, which writes it and waits for its
+    sync, held (slow_sync.c): it has not answered when it is SIGKILLed
+    (topicd: the master replays the will into the topicd it starts
+    again), or when the master and it are (master: the next start
+    publishes the will again).  Either way the topic has the will
+    already, staged under the will's own name: it is staged once and
+    released once."""
+    part = "/topics/wq%2Ft."
+    sync = SlowSync(monkeypatch, tmp_path, match=part)
+    b = mqtt_factory({"log_type": "debug"})
+    w = watcher(b, "wq-watch", [("wq/t", 2)])
+    barrier(b, "wq/t", b"before")
+    w.wait_payload(b"before")
+    c = connected_client(b.mqtt_port, "wq-will", will=("wq/t", b"gone", 2, False))
+    mark = len(b.log_text())
+    sync.on()
+    try:
+        c.close()
+        wait_for(lambda: held(b, part, mark), 10, "the will written, its sync held")
+        assert "will published to wq/t" in b.log_text()[mark:]
+        if kill == "topicd":
+            b.kill_topicd("wq/t")
+        else:
+            tpid = b.topicd_pid("wq/t")
+            left = b.kill9()
+            kill_pid(tpid)
+    finally:
+        sync.off()
+    if kill == "master":
+        b.wait_topicds_gone(left)
+        b.start(keep_ports=True)
+        rejoin(w)
+    w.wait_payload(b"gone")
+    barrier(b, "wq/t", b"after")
+    w.wait_payload(b"after")
+    assert w.payloads() == [b"before", b"gone", b"after"], w.payloads()
+
+
+def test_a_qos2_will_staged_when_the_master_dies_is_released_at_the_start(mqtt_factory,
+                                                                          tmp_path,
+                                                                          monkeypatch):
+    """A QoS 2 will is staged in its topic, and its record says so; the
+    master does not release it before that is durable, and the sync of
+    its store is held (slow_sync.c).  The master is SIGKILLed then: its
+    next start releases the staged will (once), and does not stage it
+    again."""
+    sync = SlowSync(monkeypatch, tmp_path)
+    b = mqtt_factory({"log_type": "debug"})
+    w = watcher(b, "ws-watch", [("ws/t", 2)])
+    barrier(b, "ws/t", b"before")
+    w.wait_payload(b"before")
+    c = connected_client(b.mqtt_port, "ws-will", will=("ws/t", b"gone", 2, False))
+    mark = len(b.log_text())
+    sync.on()
+    try:
+        c.close()
+        wait_for(lambda: re.search(r"topic ws/t: the will of session \S+ is staged",
+                                   b.log_text()[mark:]), 10, "the will staged")
+        wait_for(lambda: held(b, "/sessions", mark), 10, "the record's sync held")
+        left = b.kill9()
+    finally:
+        sync.off()
+    assert b"gone" not in w.payloads(), "released before its record was durable"
+    b.wait_topicds_gone(left)
+    b.start(keep_ports=True)
+    rejoin(w)
+    w.wait_payload(b"gone")
+    barrier(b, "ws/t", b"after")
+    w.wait_payload(b"after")
+    assert w.payloads() == [b"before", b"gone", b"after"], w.payloads()
+    assert "will to ws/t, staged before, released" in since_last_start(b)

@@ -1,8 +1,9 @@
 """Wills across SIGKILLs of the master, many at a time: every will of a
-connection that ended without DISCONNECT arrives (at least once, as its
-QoS 1 allows), whether its connection ended before the kill, during it,
-or was still open then; no will of a client that said DISCONNECT ever
-arrives.
+connection that ended without DISCONNECT arrives (at least once at QoS 1,
+exactly once at QoS 2), whether its connection ended before the kill,
+during it, or was still open then; no will of a client that said
+DISCONNECT ever arrives.  At QoS 2 a topicd is also SIGKILLed among the
+closes, so that the master replays the wills it had sent it.
 
 The random choices come from FAULT_SEED (printed; set it to replay)."""
 
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from broker_harness import HarnessError, wait_for
+from broker_harness import HarnessError, kill_pid, wait_for
 from mqtt_helpers import Receiver, connected_client
 
 ROUNDS = 3
@@ -29,23 +30,31 @@ def rng():
     return random.Random(seed)
 
 
-def watcher(b):
+def watcher(b, qos):
     r = Receiver(lambda: b.mqtt_port, "wk-watch", clean=False)
     r.connect()
-    assert r.subscribe([("wk/#", 1)]) == [1]
+    assert r.subscribe([("wk/#", qos)]) == [qos]
     return r.start()
 
 
-def test_wills_across_master_sigkills(mqtt_factory, rng):
-    """Each round: CLIENTS clients connect with QoS 1 wills to TOPICS
+def kill_a_topicd(b, rng):
+    """SIGKILLs the topicd of a random wk/ topic, if one runs."""
+    pids = [pid for pid, t in b.topicds().items() if t.startswith("wk/")]
+    if pids:
+        kill_pid(rng.choice(pids))
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_wills_across_master_sigkills(mqtt_factory, rng, qos):
+    """Each round: CLIENTS clients connect with wills of the QoS to TOPICS
     topics; a third say DISCONNECT (and see the close), a third close
     their sockets one by one while the master is SIGKILLed at a random
-    moment among those closes, a third are still connected at the kill.
-    The watcher, a persistent session, is online throughout (its
-    deliveries make the master flush its store, the case without them is
-    in test_will_restart.py)."""
+    moment among those closes (at QoS 2, a topicd too, at another), a
+    third are still connected at the kill.  The watcher, a persistent
+    session, is online throughout (its deliveries make the master flush
+    its store, the case without them is in test_will_restart.py)."""
     b = mqtt_factory({"restart_backoff_min": 0.05, "restart_backoff_max": 0.2})
-    w = watcher(b)
+    w = watcher(b, qos)
     owed, polite = set(), set()
     for rnd in range(ROUNDS):
         kinds = ["polite", "abrupt", "open"] * (CLIENTS // 3)
@@ -55,7 +64,7 @@ def test_wills_across_master_sigkills(mqtt_factory, rng):
             payload = b"r%d-c%d-%s" % (rnd, i, kind.encode())
             topic = "wk/%d" % (i % TOPICS)
             clients[payload] = (kind, connected_client(
-                b.mqtt_port, "wk-%d-%d" % (rnd, i), will=(topic, payload, 1, False)))
+                b.mqtt_port, "wk-%d-%d" % (rnd, i), will=(topic, payload, qos, False)))
         for payload, (kind, c) in clients.items():
             if kind == "polite":
                 c.disconnect()
@@ -65,9 +74,12 @@ def test_wills_across_master_sigkills(mqtt_factory, rng):
                 owed.add(payload)
         abrupt = [c for kind, c in clients.values() if kind == "abrupt"]
         kill_after = rng.randint(0, len(abrupt))
+        topicd_at = rng.randint(0, len(abrupt)) if qos == 2 else -1
 
         def close_abrupt():
-            for c in abrupt:
+            for i, c in enumerate(abrupt):
+                if i == topicd_at:
+                    kill_a_topicd(b, rng)
                 c.close()
                 time.sleep(rng.uniform(0, 0.004))
         closer = threading.Thread(target=close_abrupt, daemon=True)
@@ -100,3 +112,5 @@ def test_wills_across_master_sigkills(mqtt_factory, rng):
     twice = sorted(p for p, n in got.items() if n > 1)
     print("wills owed %d, arrived %d times, %d more than once" % (
         len(owed), sum(got.values()), len(twice)))
+    if qos == 2:
+        assert not twice, "QoS 2 wills that arrived twice: %s" % twice[:5]

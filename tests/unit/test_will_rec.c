@@ -34,6 +34,7 @@ assert_same(const struct will_rec *a, const struct will_rec *b)
 	assert_int_equal(a->since, b->since);
 	assert_int_equal(a->stays, b->stays);
 	assert_int_equal(a->sent, b->sent);
+	assert_int_equal(a->staged, b->staged);
 	assert_int_equal(a->incarnation, b->incarnation);
 	assert_int_equal(a->qos, b->qos);
 	assert_int_equal(a->retain, b->retain);
@@ -92,10 +93,16 @@ test_round_trips(void **state)
 	r.incarnation = UINT64_MAX;
 	r.delay_s = UINT32_MAX;
 	round_trip(&r);
+	r = full();
+	r.sent = false;
+	round_trip(&r);
+	r.sent = r.staged = true;		/* a QoS 2 will staged in its topic */
+	round_trip(&r);
 }
 
 /* Every truncation, a byte more, another version, a QoS of 3, a flag that
- * is neither 0 nor 1, a string without its NUL: refused. */
+ * is neither 0 nor 1, a sent state past 2 (staged) or staged below QoS 2,
+ * a string without its NUL: refused. */
 static void
 test_damaged_records_are_refused(void **state)
 {
@@ -123,8 +130,14 @@ test_damaged_records_are_refused(void **state)
 	copy[1 + 8] = 2;			/* stays */
 	assert_int_equal(will_rec_decode(copy, w.len, &out), -1);
 	memcpy(copy, w.data, w.len);
-	copy[1 + 8 + 1] = 2;			/* sent */
+	copy[1 + 8 + 1] = 3;			/* sent */
 	assert_int_equal(will_rec_decode(copy, w.len, &out), -1);
+	copy[1 + 8 + 1] = 2;			/* staged: only QoS 2 */
+	assert_int_equal(will_rec_decode(copy, w.len, &out), 0);
+	assert_true(out.sent && out.staged);
+	copy[1 + 8 + 1 + 1 + 8] = 1;
+	assert_int_equal(will_rec_decode(copy, w.len, &out), -1);
+	memcpy(copy, w.data, w.len);
 	memcpy(copy, w.data, w.len);
 	/* The topic's NUL, after the fixed fields and its length. */
 	copy[1 + 8 + 1 + 1 + 8 + 1 + 1 + 4 + 1 + 4 + 4 + strlen(r.topic)] = 'x';
