@@ -586,6 +586,26 @@ def held(b, path_part, since=0):
                      b.log_text()[since:], re.M) is not None
 
 
+def qos2_will_setup(mqtt_factory, prefix):
+    """A broker (debug log), a watcher of PREFIX/t at QoS 2 that got
+    "before" there, and a client connected with a QoS 2 will to it."""
+    b = mqtt_factory({"log_type": "debug"})
+    topic = prefix + "/t"
+    w = watcher(b, prefix + "-watch", [(topic, 2)])
+    barrier(b, topic, b"before")
+    w.wait_payload(b"before")
+    return b, w, connected_client(b.mqtt_port, prefix + "-will", will=(topic, b"gone", 2, False))
+
+
+def assert_once(b, w, topic):
+    """The will arrives, and once: nothing but it between "before" and a
+    barrier published after it."""
+    w.wait_payload(b"gone")
+    barrier(b, topic, b"after")
+    w.wait_payload(b"after")
+    assert w.payloads() == [b"before", b"gone", b"after"], w.payloads()
+
+
 @pytest.mark.skipif(not dynamic_topicd(), reason="a static topicd: its syncs cannot be held")
 @pytest.mark.parametrize("kill", ["topicd", "master"])
 def test_a_qos2_will_stored_but_not_answered_is_published_once(mqtt_factory, tmp_path,
@@ -599,11 +619,7 @@ def test_a_qos2_will_stored_but_not_answered_is_published_once(mqtt_factory, tmp
     released once."""
     part = "/topics/wq%2Ft."
     sync = SlowSync(monkeypatch, tmp_path, match=part)
-    b = mqtt_factory({"log_type": "debug"})
-    w = watcher(b, "wq-watch", [("wq/t", 2)])
-    barrier(b, "wq/t", b"before")
-    w.wait_payload(b"before")
-    c = connected_client(b.mqtt_port, "wq-will", will=("wq/t", b"gone", 2, False))
+    b, w, c = qos2_will_setup(mqtt_factory, "wq")
     mark = len(b.log_text())
     sync.on()
     try:
@@ -622,10 +638,7 @@ def test_a_qos2_will_stored_but_not_answered_is_published_once(mqtt_factory, tmp
         b.wait_topicds_gone(left)
         b.start(keep_ports=True)
         rejoin(w)
-    w.wait_payload(b"gone")
-    barrier(b, "wq/t", b"after")
-    w.wait_payload(b"after")
-    assert w.payloads() == [b"before", b"gone", b"after"], w.payloads()
+    assert_once(b, w, "wq/t")
 
 
 def test_a_qos2_will_staged_when_the_master_dies_is_released_at_the_start(mqtt_factory,
@@ -637,11 +650,7 @@ def test_a_qos2_will_staged_when_the_master_dies_is_released_at_the_start(mqtt_f
     next start releases the staged will (once), and does not stage it
     again."""
     sync = SlowSync(monkeypatch, tmp_path)
-    b = mqtt_factory({"log_type": "debug"})
-    w = watcher(b, "ws-watch", [("ws/t", 2)])
-    barrier(b, "ws/t", b"before")
-    w.wait_payload(b"before")
-    c = connected_client(b.mqtt_port, "ws-will", will=("ws/t", b"gone", 2, False))
+    b, w, c = qos2_will_setup(mqtt_factory, "ws")
     mark = len(b.log_text())
     sync.on()
     try:
@@ -656,8 +665,5 @@ def test_a_qos2_will_staged_when_the_master_dies_is_released_at_the_start(mqtt_f
     b.wait_topicds_gone(left)
     b.start(keep_ports=True)
     rejoin(w)
-    w.wait_payload(b"gone")
-    barrier(b, "ws/t", b"after")
-    w.wait_payload(b"after")
-    assert w.payloads() == [b"before", b"gone", b"after"], w.payloads()
+    assert_once(b, w, "ws/t")
     assert "will to ws/t, staged before, released" in since_last_start(b)
