@@ -99,7 +99,8 @@ static void
 send_full(struct topicd *td, const char *reason)
 {
 	struct rec_full f = { reason };
-	char limit[32];
+	char limit[32], since[64];
+	unsigned quiet;
 
 	td->refusing = true;
 	td->room_sent = false;
@@ -109,9 +110,10 @@ send_full(struct topicd *td, const char *reason)
 	enc_full(&td->wb, &f);
 	dispatch_send(td, IPC_FULL);
 	limit_text(td, reason, limit, sizeof(limit));
-	log_notice("topic %s: no room (%s%s): %llu bytes kept, %llu free on disk: "
-	    "publishes wait", td->topic, reason, limit, (unsigned long long)td->bytes,
-	    (unsigned long long)disk_free(td, true));
+	td->full_level = lograte_level(&td->full_log, mono_ms(), LOGRATE_EVERY_MS, &quiet);
+	log_at(td->full_level, "topic %s: no room (%s%s): %llu bytes kept, %llu free on disk: "
+	    "publishes wait%s", td->topic, reason, limit, (unsigned long long)td->bytes,
+	    (unsigned long long)disk_free(td, true), lograte_since(quiet, since, sizeof(since)));
 }
 
 /* May a message with a payload of len bytes be stored now?  When not,
@@ -159,8 +161,9 @@ room_check(struct topicd *td)
 	td->room_sent = true;
 	wbuf_reset(&td->wb);
 	dispatch_send(td, IPC_ROOM);
-	log_notice("topic %s: room again (%llu bytes kept, %llu free on disk)", td->topic,
-	    (unsigned long long)td->bytes, (unsigned long long)disk_free(td, td->min_free == 0));
+	log_at(td->full_level, "topic %s: room again (%llu bytes kept, %llu free on disk)",
+	    td->topic, (unsigned long long)td->bytes,
+	    (unsigned long long)disk_free(td, td->min_free == 0));
 }
 
 /* RESUME: publishes are taken again (if there is room, else FULL anew). */

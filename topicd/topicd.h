@@ -21,6 +21,7 @@
 
 #include "ipc.h"
 #include "ipc_proto.h"
+#include "lograte.h"
 #include "marshal.h"
 
 struct event;
@@ -197,6 +198,8 @@ struct topicd {
 	bool		 room_sent;	/* ROOM sent, RESUME not yet here */
 	uint64_t	 full_gen;	/* the batch of the last publish refused (ST_FULL) */
 	const char	*full_reason;
+	struct lograte	 full_log;	/* "no room" at notice once a minute at most */
+	enum log_level	 full_level;	/* of the last "no room": "room again" alike */
 	bool		 io_wait;	/* a commit failed on a full disk: retrying */
 	struct event	*io_timer;
 	uint64_t	 disk_free;

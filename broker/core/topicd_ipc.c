@@ -83,14 +83,19 @@ static void
 on_full(struct child *c, const struct ipc_msg *m)
 {
 	struct rec_full f;
+	char since[64];
+	unsigned quiet;
 
 	if (dec_full(m->body, m->len, &f) == -1) {
 		child_kill(c, "bad FULL record");
 		return;
 	}
-	if (!c->full)
-		log_notice("topic %s: no room (%s): publishes to it wait, unacknowledged, and "
-		    "their publishers are not read", c->topic, f.reason);
+	if (!c->full) {
+		c->full_level = lograte_level(&c->full_log, mono_ms(), LOGRATE_EVERY_MS, &quiet);
+		log_at(c->full_level, "topic %s: no room (%s): publishes to it wait, "
+		    "unacknowledged, and their publishers are not read%s", c->topic, f.reason,
+		    lograte_since(quiet, since, sizeof(since)));
+	}
 	c->full = true;
 	child_update_stalls(c);
 }
@@ -106,7 +111,8 @@ on_room(struct child *c, const struct ipc_msg *m)
 		child_kill(c, "bad ROOM record");
 		return;
 	}
-	log_notice("topic %s: room again: %u waiting publishes go on", c->topic, c->nheld_pub);
+	log_at(c->full_level, "topic %s: room again: %u waiting publishes go on", c->topic,
+	    c->nheld_pub);
 	child_send(c, IPC_RESUME, &w);
 	c->full = false;
 	child_pump(c);

@@ -13,6 +13,7 @@
 #include <bsd/sys/tree.h>
 
 #include "ipc_proto.h"
+#include "lograte.h"
 
 struct broker;
 struct client;
@@ -141,6 +142,8 @@ struct child {
 	bool		 hung;		/* killed for that, not stopped: a crash */
 	bool		 registered;	/* need_ticket is durable */
 	bool		 full;		/* FULL: no room until we sent RESUME */
+	struct lograte	 full_log;	/* "no room" at notice once a minute at most */
+	enum log_level	 full_level;	/* of the last "no room": "room again" alike */
 	bool		 probing;	/* after a crash: one request at a time */
 	bool		 stalling;	/* the clients of its waiting publishes are not read */
 	unsigned	 pins;		/* pointers to it kept elsewhere: not forgotten */

@@ -519,3 +519,31 @@ def test_past_max_held_bytes_a_subscriber_that_publishes_is_still_heard(mqtt_fac
             pass
         return sum(acked.values()) == 80
     wait_for(all_acked, 60, "all 80 publishes acknowledged")
+
+
+def test_a_topic_at_its_size_limit_says_so_at_notice_once_a_minute(mqtt_factory):
+    """A topic at max_topic_size whose subscriber takes every message
+    fills and empties again and again: "no room" and "room again" go at
+    notice once (a minute at most; the topicd's line and the master's),
+    the other times at information; every message arrives, in order."""
+    n = 300
+    b = mqtt_factory({"max_topic_size": "10k", "log_type": "information"})
+    sub = Receiver(lambda: b.mqtt_port, "fl-sub", clean=True)
+    sub.connect()
+    assert sub.subscribe([("fl/t", 1)]) == [1]
+    sub.start()
+    pub = connected_client(b.mqtt_port, "fl-pub")
+    sent = [b"%04d" % i + b"x" * 996 for i in range(n)]
+    for i, payload in enumerate(sent):
+        pub.send(publish_packet("fl/t", payload, 1, i + 1))
+    assert {pub.expect(PUBACK, timeout=30).pid for _ in range(n)} == set(range(1, n + 1))
+    sub.wait_until(lambda: len(sub.arrivals) >= n, 30, "all %d messages" % n)
+    assert sub.payloads() == sent
+    text = b.log_text()
+
+    def lines(level, what):
+        return len(re.findall(r"\[\d+\]: %s: topic fl/t: %s" % (level, what), text))
+    assert lines("(?:notice|information)", "no room") >= 8, \
+        "the topic did not fill again and again"
+    for what in ("no room", "room again"):
+        assert lines("notice", what) == 2, "%d lines %r at notice" % (lines("notice", what), what)
