@@ -332,6 +332,10 @@ struct child *topic_find(struct broker *b, const char *topic);
  * durably and its topicd started.  NULL with *why when it cannot be
  * (past max_topics, shutting down). */
 struct child *topic_open(struct broker *b, const char *topic, const char **why);
+/* Written by the broker only: a topic starting with $, and the
+ * dead-letter topic whatever its name (so that no client can forge a
+ * dead letter). */
+bool	 topic_reserved(const struct broker *b, const char *topic);
 /* durable_wait's callback: the child's need_ticket may be durable. */
 void	 child_registered(void *child);
 

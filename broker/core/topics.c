@@ -55,6 +55,14 @@ refuse_new_topic(struct broker *b, const char *topic)
 	b->topics_refused_logged = now;
 }
 
+bool
+topic_reserved(const struct broker *b, const char *topic)
+{
+	return topic[0] == '$' || strcmp(topic, b->set.dead_letter_topic) == 0;
+}
+
+/* The dead-letter topic is not counted in max_topics: what goes there is
+ * what could not go anywhere else, and a dead letter refused is lost. */
 struct child *
 topic_open(struct broker *b, const char *topic, const char **why)
 {
@@ -70,7 +78,8 @@ topic_open(struct broker *b, const char *topic, const char **why)
 		return NULL;
 	}
 	if ((fresh = !registry_known(b, topic))) {
-		if (b->ntopics >= b->set.max_topics) {
+		if (b->ntopics >= b->set.max_topics &&
+		    strcmp(topic, b->set.dead_letter_topic) != 0) {
 			*why = "too many topics (max_topics)";
 			refuse_new_topic(b, topic);
 			return NULL;

@@ -135,9 +135,11 @@ publish(struct client *cl, struct jl_request *r)
 		json_denied(cl, "PUB", r->topic);
 		return;
 	}
-	if (r->topic[0] == '$') {
+	if (topic_reserved(cl->b, r->topic)) {
 		/* $DLQ, $SYS...: written by the broker only. */
-		json_unknown(cl, "reserved_topic", "PUB to a topic starting with $ (reserved)",
+		json_unknown(cl, "reserved_topic", r->topic[0] == '$' ?
+		    "PUB to a topic starting with $ (reserved)" :
+		    "PUB to the dead-letter topic (written by the broker only)",
 		    r->topic, r->payload, r->payload_len);
 		return;
 	}

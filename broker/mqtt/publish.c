@@ -266,11 +266,33 @@ release_done(struct child *c, struct held *h, const struct rec_done *d)
 	mqtt_send_ack(cl, MQTT_PUBCOMP, pid);
 }
 
+/* A publish to a reserved topic is in the dead-letter topic: at MQTT 5.0
+ * the ack says Topic Name invalid (0x90: not published, no PUBREL to
+ * follow a PUBREC); 3.1.1 cannot say so, and its PUBREL finds nothing
+ * and gets its PUBCOMP. */
+static void
+reserved_done(struct child *c, struct held *h, const struct rec_done *d)
+{
+	struct client *cl = client_by_id(c->b, h->client_id);
+	uint16_t pid = (uint16_t)h->arg;
+
+	if (cl == NULL || cl->closing || cl->session == NULL)
+		return;		/* the client resends after reconnecting */
+	if (d->status != ST_OK) {
+		mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR, "PUBLISH to a reserved topic could not "
+		    "be dead-lettered: not acknowledged");
+		return;
+	}
+	inflight_done(cl, h->qos, pid);
+	mqtt_send_reason_ack(cl, h->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pid,
+	    MQTT_RC_TOPIC_NAME_INVALID, "reserved topic: dead-lettered");
+}
+
 /* What MQTT lets a broker do with a PUBLISH it does not store: one it
- * refuses by rule (a reserved $ topic) is dead-lettered and acknowledged
- * once durable there; one it cannot store (past max_topics, a failed
- * topic) is never acknowledged: the connection is closed, and the client
- * sends it again. */
+ * refuses by rule (a reserved topic: $, the dead-letter topic) is
+ * dead-lettered and acknowledged once durable there (at 5.0 with 0x90);
+ * one it cannot store (a failed topic) is never acknowledged: the
+ * connection is closed, and the client sends it again. */
 static void
 publish_reserved(struct client *cl, const struct mqtt_publish *m)
 {
@@ -281,10 +303,11 @@ publish_reserved(struct client *cl, const struct mqtt_publish *m)
 				.port = cl->port, .topic = m->topic, .bytes = m->payload,
 				.len = m->len };
 
-	log_info("client %s: PUBLISH to %s dead-lettered: topics starting with $ are reserved",
-	    cl->desc, m->topic);
+	log_info("client %s: PUBLISH to %s dead-lettered: %s", cl->desc, m->topic,
+	    m->topic[0] == '$' ? "topics starting with $ are reserved" :
+	    "the dead-letter topic is written by the broker only");
 	if (answer != NULL) {
-		answer->done = publish_done;
+		answer->done = reserved_done;
 		answer->client_id = cl->id;
 		answer->arg = m->packet_id;
 		answer->qos = m->qos;
@@ -436,7 +459,7 @@ mqtt_publish_in(struct client *cl, const struct mqtt_publish *in)
 		publish_denied(cl, m);
 		return;
 	}
-	if (m->topic[0] == '$') {
+	if (topic_reserved(b, m->topic)) {
 		publish_reserved(cl, m);
 		return;
 	}

@@ -17,6 +17,7 @@ from broker_harness import DLQ, check_dead_letter, read_cmdline, title_of, wait_
 from mqtt_helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
                           MosquittoSub, PahoClient, Receiver, RawClient, ack_packet,
                           connected_client, mosquitto_pub, paho)
+from mqtt5_helpers import V5Client
 
 QUIET = 0.3             # seconds over which an absence is watched
 EARLY = 0.05            # a broker timer may fire this much early by our clock
@@ -950,13 +951,51 @@ def test_dead_letter_topic_can_be_read_over_mqtt(mqtt_broker):
 
 
 def test_publish_to_a_reserved_topic_is_acknowledged_once_dead_lettered(mqtt_broker):
+    """MQTT 3.1.1 cannot say why: a PUBACK (QoS 1), or a PUBREC whose
+    PUBREL gets its PUBCOMP (QoS 2), once the dead letter is stored."""
     r = receiver(mqtt_broker, "dlq-reserved", [(DLQ, 1)])
     c = connected_client(mqtt_broker.mqtt_port, "reserved-pub")
     c.publish("$own/x", b"kept", 1)              # waits for the PUBACK
-    r.wait_count(1)
-    rec = json.loads(r.arrivals[0].payload.decode("utf-8"))
-    assert rec["reason"] == "reserved_topic" and rec["topic"] == "$own/x"
-    assert rec["msg"] == "kept"
+    c.publish("$own/y", b"kept 2", 2)            # PUBREC, PUBREL, PUBCOMP
+    r.wait_count(2)
+    recs = [json.loads(a.payload.decode("utf-8")) for a in r.arrivals]
+    assert [(d["reason"], d["topic"], d["msg"]) for d in recs] == [
+        ("reserved_topic", "$own/x", "kept"), ("reserved_topic", "$own/y", "kept 2")]
+
+
+def test_a_v5_publish_to_a_reserved_topic_is_acknowledged_with_0x90(mqtt_broker):
+    """MQTT 5.0 says why: PUBACK or PUBREC 0x90 (Topic Name invalid), once
+    the dead letter is stored; after a PUBREC of 0x90 the exchange is
+    over (no PUBREL, 4.3.3)."""
+    r = receiver(mqtt_broker, "dlq-reserved5", [(DLQ, 1)])
+    c = V5Client(mqtt_broker.mqtt_port)
+    c.connect5_ok("reserved-pub5")
+    assert c.publish5("$own/x", b"kept", qos=1).rc == 0x90
+    assert c.publish5("$SYS/y", b"kept 2", qos=2).rc == 0x90
+    r.wait_count(2)
+    recs = [json.loads(a.payload.decode("utf-8")) for a in r.arrivals]
+    assert [(d["reason"], d["topic"], d["msg"]) for d in recs] == [
+        ("reserved_topic", "$own/x", "kept"), ("reserved_topic", "$SYS/y", "kept 2")]
+    assert c.publish5("ok/t", b"fine", qos=2).rc == 0        # the connection goes on
+
+
+def test_a_dead_letter_topic_of_any_name_is_written_by_the_broker_only(mqtt_factory):
+    """dead_letter_topic deadLetterChan (the original broker's name): a
+    client's publish there, MQTT or JSON-lines, is not taken as a dead
+    letter; it is dead-lettered itself (reason reserved_topic, its bytes
+    in msg), and the JSON-lines publisher is answered UNKNOWN COMMAND."""
+    b = mqtt_factory({"dead_letter_topic": "deadLetterChan"})
+    r = receiver(b, "dlc-watch", [("deadLetterChan", 1)])
+    c = connected_client(b.mqtt_port, "dlc-pub")
+    c.publish("deadLetterChan", b'{"reason":"forged"}', 1)
+    jp = b.publisher()
+    jp.send_json({"type": "PUB", "topic": "deadLetterChan", "msg": "forged too"})
+    jp.expect("UNKNOWN COMMAND")
+    r.wait_count(2)
+    recs = [json.loads(a.payload.decode("utf-8")) for a in r.arrivals]
+    assert [(d["reason"], d["topic"], d["msg"]) for d in recs] == [
+        ("reserved_topic", "deadLetterChan", '{"reason":"forged"}'),
+        ("reserved_topic", "deadLetterChan", "forged too")], recs
 
 
 def test_unsubscribe_forgets_deliveries_that_will_never_be_acknowledged(mqtt_factory):

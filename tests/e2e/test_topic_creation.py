@@ -7,6 +7,7 @@ the new topicd, shared subscriptions, MQTT 5.0 options, the ACL, the
 dead-letter topic, and JSON-lines consumers of the same topic."""
 
 import json
+import re
 
 from broker_harness import DLQ, wait_for
 from mqtt_helpers import CONNECT, PUBACK, PUBLISH, SUBSCRIBE, RawClient, Receiver, publish_packet
@@ -198,6 +199,26 @@ def test_past_max_topics_a_subscription_is_granted_and_its_publish_refused(mqtt_
     pub.publish("tc/m2", b"two", qos=1)
     assert set(back(r, [b"one"], "tc/m1")) == {b"one"}
     r.wait_payload(b"two", "tc/m2", timeout=20)
+
+
+def test_past_max_topics_a_dead_letter_is_still_stored(mqtt_factory):
+    """The dead-letter topic is not counted in max_topics: with every
+    topic taken, a line that is not JSON is still dead-lettered (a dead
+    letter refused would be lost), and a new topic is still refused."""
+    b = mqtt_factory(dict(CONFIG, max_topics=1))
+    r = offline(b, "tc-maxdlq", [(DLQ, 1)])
+    pub = publisher(b)
+    pub.publish("tc/only", b"one", qos=1)
+    jp = b.publisher()
+    jp.send_line("not json")
+    jp.expect("INVALID JSON")
+    assert r.reconnect().session_present
+    r.wait_count(1, DLQ, timeout=20)
+    rec = json.loads(r.payloads(DLQ)[0].decode("utf-8"))
+    assert (rec["reason"], rec["msg"]) == ("invalid_json", "not json"), rec
+    assert not re.search(r"dead letter \(.*\) lost", b.log_text())
+    pub.send(publish_packet("tc/two", b"two", qos=1, pid=pub.alloc_pid()))
+    pub.expect_closed()                                 # not stored: never acknowledged
 
 
 def test_json_consumers_and_mqtt_sessions_of_one_new_topic(mqtt_factory):
