@@ -639,6 +639,29 @@ address_of(const char *desc, char *addr, size_t len)
 	snprintf(addr, len, "%.*s", (int)n, desc);
 }
 
+/* A peer that vanished (its host down, the network cut) sends no FIN: a
+ * JSON-lines consumer would hold its user name, which a second
+ * connection may not log in with, for as long as TCP has nothing to send.
+ * Probes after idle seconds of silence, 4 of them, a quarter of that
+ * apart, find it gone. */
+static void
+keepalive(int fd, unsigned idle, const char *desc)
+{
+	int on = idle > 0, cnt = 4, secs = (int)idle, intvl = secs / 4 > 0 ? secs / 4 : 1;
+
+	/* Off too: the listening socket may have it on (libevent's does). */
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == -1) {
+		log_warn("client %s: SO_KEEPALIVE", desc);
+		return;
+	}
+	if (idle == 0)
+		return;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof(secs)) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) == -1)
+		log_warn("client %s: TCP keep-alive", desc);
+}
+
 void
 client_new(struct listener *l, int fd, const char *desc)
 {
@@ -662,6 +685,7 @@ client_new(struct listener *l, int fd, const char *desc)
 	/* Requests are small and answered one by one: no Nagle delay. */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
 		log_warn("client %s: TCP_NODELAY", desc);
+	keepalive(fd, b->set.tcp_keepalive, desc);
 	if (l->tls != NULL)
 		cl->raw = tls_bufferevent(cl, fd);
 	else

@@ -57,6 +57,8 @@ const struct conf_key settings_table[] = {
 	  "bytes of deliveries the topicds may have handed one client's session before the master takes them (the kernel buffer of its delivery socket, capped by net.core.wmem_max); applies to connections opened after a reload", NULL },
 	{ "idle_timeout", CONF_MSEC, F(idle_timeout), "300", 1, 86400, RELOAD,
 	  "seconds a connection may wait with half a line or packet, or without logging in or CONNECT, before it is closed; and a closed one may take to read what it is owed", NULL },
+	{ "tcp_keepalive", CONF_UINT, F(tcp_keepalive), "60", 0, 7200, RELOAD,
+	  "seconds a client's connection may be silent before TCP probes its peer (0: never); a peer that answers none of 4 probes, a quarter of that apart, is gone and its connection closed", NULL },
 	{ "login_attempts", CONF_UINT, F(login_attempts), "5", 1, 1000, FIXED,
 	  "failed logins allowed on one connection before it is closed", NULL },
 	{ "tls_handshake_timeout", CONF_MSEC, F(tls_handshake_timeout), "10", 0.1, 3600, RELOAD,

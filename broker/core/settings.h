@@ -54,6 +54,7 @@ struct settings {
 	char             *sync_policy;		/* "batch" or "none" */
 	unsigned          login_attempts;
 	uint64_t          idle_timeout;		/* ms */
+	unsigned          tcp_keepalive;	/* s; 0: no keep-alive probes */
 	char             *password_file;	/* NULL: user names are not checked */
 	char             *acl_file;		/* NULL: no access control */
 	char             *psk_file;		/* NULL: no pre-shared keys */
