@@ -372,6 +372,7 @@ NEW_VALUES = {
     "tls_handshake_timeout": "5", "websockets_headers_size": "8k",
     "max_keepalive": "120", "max_packet_size": "1m", "max_topic_alias": "20",
     "response_information": "replies/",
+    "tcp_keepalive": "30",
 }
 # A password file as mosquitto_passwd writes it, and an ACL that lets
 # anonymous clients (the test's) read and write everything.

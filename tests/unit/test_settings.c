@@ -56,6 +56,7 @@ test_defaults(void **state)
 	assert_string_equal(s.user, "broker");
 	assert_int_equal(s.login_attempts, 5);
 	assert_int_equal(s.idle_timeout, 300000);
+	assert_int_equal(s.tcp_keepalive, 60);
 	assert_int_equal(s.tls_handshake_timeout, 10000);
 	assert_false(s.per_listener_settings);
 	assert_int_equal(s.listeners.n, 0);
@@ -98,7 +99,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 56);
+	assert_int_equal(n, 57);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -121,6 +122,7 @@ test_reloadable(void **state)
 		"psk_file", "use_username_as_clientid", "allow_anonymous", "tls_handshake_timeout", "max_keepalive", "max_packet_size",
 		"max_topic_alias", "response_information", "topicd_input_limit",
 		"client_delivery_buffer", "max_held_bytes", "websockets_headers_size",
+		"tcp_keepalive",
 	};
 	size_t n = 0;
 
