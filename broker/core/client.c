@@ -318,6 +318,16 @@ flush_store(struct broker *b)
 	store_flush(b);
 }
 
+/* The end of its WebSocket: a broken rule is the client's fault. */
+static void
+ws_close(struct client *cl, const char *why, bool fault)
+{
+	if (fault)
+		client_close_fault(cl, why);
+	else
+		client_close(cl, why);
+}
+
 static void
 on_read(struct bufferevent *bev, void *arg)
 {
@@ -333,7 +343,7 @@ on_read(struct bufferevent *bev, void *arg)
 	/* Its WebSocket ended behind requests, all handled now. */
 	if (cl->ws_end_why != NULL && !cl->closing &&
 	    evbuffer_get_length(bufferevent_get_input(cl->bev)) == 0)
-		client_close(cl, cl->ws_end_why);
+		ws_close(cl, cl->ws_end_why, cl->ws_end_fault);
 }
 
 void
@@ -725,7 +735,7 @@ client_upgraded(struct client *cl)
 }
 
 void
-client_ws_ended(struct client *cl, const char *why)
+client_ws_ended(struct client *cl, const char *why, bool fault)
 {
 	if (cl->closing)
 		return;		/* its close frame follows what it is owed */
@@ -738,12 +748,14 @@ client_ws_ended(struct client *cl, const char *why)
 	 * requests before its FIN are: at the pace its reading is let
 	 * (on_read closes it after them). */
 	if (cl->started && evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0) {
-		if (cl->ws_end_why == NULL)
+		if (cl->ws_end_why == NULL) {
 			cl->ws_end_why = xstrdup(why);
+			cl->ws_end_fault = fault;
+		}
 		bufferevent_trigger(cl->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
 		return;
 	}
-	client_close(cl, why);
+	ws_close(cl, why, fault);
 }
 
 /* The broker stops: what a plain client is still owed (the packet that

@@ -184,6 +184,7 @@ struct client {
 	 * before it still to handle, at the pace its reading is let: why,
 	 * for the close once they are.  NULL: none. */
 	char		*ws_end_why;
+	bool		 ws_end_fault;	/* ... for a broken rule: a notice */
 	const struct listener *listener;	/* ... and its listener */
 	struct ssl_st	*ssl;		/* TLS; NULL: plain */
 	bool		 handshaking;	/* TLS, WebSocket: the protocol has not started yet */
@@ -592,9 +593,9 @@ void	 share_prune_member(struct child *c, const char *gkey, const char *member);
 void	 client_new(struct listener *l, int fd, const char *desc);
 /* wsconn.c tells: the upgrade is done (the protocol starts); the
  * WebSocket ended (a refused upgrade, the client's close frame, a broken
- * rule), for why. */
+ * rule: fault, its close a notice), for why. */
 void	 client_upgraded(struct client *cl);
-void	 client_ws_ended(struct client *cl, const char *why);
+void	 client_ws_ended(struct client *cl, const char *why, bool fault);
 /* A login is refused: nothing more is read; after delay_ms (0: at once)
  * the answer is written and the connection closed, for why (logged). */
 void	 client_refuse(struct client *cl, uint64_t delay_ms, const void *answer, size_t len,

@@ -64,6 +64,7 @@ struct ws_conn {
 	 * from then on); why, for the log; the close frame's code (-1: not
 	 * chosen, 1000; 0: a close without a code, as the client's was). */
 	bool		 ended;
+	bool		 broke_rule;	/* ... for what the client sent: a notice */
 	char		 why[256];
 	int		 close_code;
 	bool		 close_sent;
@@ -99,7 +100,7 @@ on_notify(evutil_socket_t fd, short what, void *arg)
 	}
 	if (ws->cl != NULL && ws->tell_ended) {
 		ws->tell_ended = false;
-		client_ws_ended(ws->cl, ws->why);
+		client_ws_ended(ws->cl, ws->why, ws->broke_rule);
 	}
 }
 
@@ -228,6 +229,7 @@ control(struct ws_conn *ws, const struct ws_rx_out *o)
 			end(ws, 0, "the client closed its WebSocket (no code)");
 		break;
 	case WS_RX_FAIL:
+		ws->broke_rule = true;
 		end(ws, o->code, "WebSocket: %s (closed with %u)", o->why, (unsigned)o->code);
 		break;
 	case WS_RX_PONG:

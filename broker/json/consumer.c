@@ -29,7 +29,7 @@ login(struct client *cl, const char *line, size_t len)
 
 	if (!json_parse_login(cl, line, len, &name, &password)) {
 		if (++jc->login_tries >= cl->b->set.login_attempts) {
-			client_close(cl, "too many failed logins");
+			client_close_fault(cl, "too many failed logins");
 			return;
 		}
 		json_line(cl, JL_TEXT_PLEASE_LOGIN);
@@ -45,7 +45,7 @@ login(struct client *cl, const char *line, size_t len)
 	s = session_find(cl->b, skey);
 	free(skey);
 	if (s != NULL && s->cl != NULL) {
-		log_info("client %s: user %s is already connected; refused", cl->desc, name);
+		log_notice("client %s: user %s is already connected; refused", cl->desc, name);
 		free(name);
 		json_error(cl, "user is already connected");
 		return;

@@ -61,6 +61,9 @@ void	 json_update_idle(struct client *cl);
 void	 json_idle(struct client *cl);
 void	 json_line(struct client *cl, const char *text);
 void	 json_error(struct client *cl, const char *text);
+/* The same for what the client sent (a line over message_size_limit):
+ * the close is a notice. */
+void	 json_error_fault(struct client *cl, const char *text);
 struct json_conn *json_conn_new(struct client *cl, bool consumer);
 /* login.c */
 void	 json_refuse_anonymous(struct client *cl);

@@ -35,8 +35,8 @@ json_line(struct client *cl, const char *text)
 
 /* The original broker sent ERROR only when it closed the connection;
  * a bad request gets UNKNOWN COMMAND instead (json_unknown()). */
-void
-json_error(struct client *cl, const char *text)
+static void
+error_line(struct client *cl, const char *text, void (*close)(struct client *, const char *))
 {
 	struct wbuf w;
 
@@ -46,7 +46,19 @@ json_error(struct client *cl, const char *text)
 	jl_enc_error(&w, text);
 	client_write(cl, w.data, w.len);
 	wbuf_free(&w);
-	client_close(cl, text);		/* freed once the line is out */
+	close(cl, text);		/* freed once the line is out */
+}
+
+void
+json_error(struct client *cl, const char *text)
+{
+	error_line(cl, text, client_close);
+}
+
+void
+json_error_fault(struct client *cl, const char *text)
+{
+	error_line(cl, text, client_close_fault);
 }
 
 /* A line over message_size_limit: refused (ERROR, and the connection
@@ -58,7 +70,7 @@ oversized(struct client *cl, struct evbuffer *in, size_t have)
 	const uint8_t *p = evbuffer_pullup(in, (ssize_t)keep);
 
 	json_refused(cl, "oversized", NULL, NULL, p, keep);
-	json_error(cl, "line too long (message_size_limit)");
+	json_error_fault(cl, "line too long (message_size_limit)");
 }
 
 /* A line's length without its end (LF, or CRLF: the CR does not count

@@ -205,7 +205,7 @@ pub_login(struct client *cl, const char *line, size_t len)
 			return false;
 		}
 		if (++jc->login_tries >= cl->b->set.login_attempts)
-			client_close(cl, "too many failed logins");
+			client_close_fault(cl, "too many failed logins");
 		else
 			json_line(cl, JL_TEXT_PLEASE_LOGIN);
 		return true;

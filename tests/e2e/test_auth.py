@@ -194,6 +194,15 @@ def test_json_logins_with_a_password_file(mqtt_factory, tmp_path):
     bad, answer = json_login(b.publisher_port, "log bob wrong")
     assert answer == "ERROR not authorized"
     bad.expect_closed()
+    # login_attempts lines that are not a login: closed, a notice.
+    p = b.publisher()
+    for i in range(4):
+        p.send_line("hello %d" % i)
+        p.expect(PLEASE_LOGIN)
+    p.send_line("hello 4")
+    p.expect_closed(allow=(PLEASE_LOGIN,))
+    wait_for(lambda: re.search(r"notice: client .*: closed: too many failed logins$",
+                               b.log_text(), re.M), 10, "the close at notice in the log")
 
 
 def test_anonymous_json_publishers_with_a_password_file(mqtt_factory, tmp_path):

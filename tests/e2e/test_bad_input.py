@@ -10,7 +10,7 @@ import pytest
 
 from broker_harness import (DLQ, LOGGED_IN, PLEASE_LOGIN, Publisher,
                             PublishRefused, check_dead_letter, login,
-                            wait_dead_letter)
+                            wait_dead_letter, wait_for)
 
 LIMIT = 1024
 _tags = itertools.count()
@@ -313,6 +313,13 @@ def send_ignoring_reset(client, line):
         pass
 
 
+def oversized_logged(broker):
+    """The close is the client's doing: a notice, as for an MQTT packet."""
+    rx = re.compile(r"notice: client .*: closed: line too long \(message_size_limit\)$",
+                    re.M)
+    wait_for(lambda: rx.search(broker.log_text()), 10, "the close at notice in the log")
+
+
 @pytest.mark.parametrize("size", [LIMIT * 4, 300 * 1024])
 def test_oversized_line_on_publisher_port(env, size):
     pub = env.broker.publisher()
@@ -326,6 +333,7 @@ def test_oversized_line_on_publisher_port(env, size):
     assert isinstance(rec["msg"], str) and rec["msg"] and line.startswith(rec["msg"]), \
         "oversized record's msg is not the start of the line: %r" % rec["msg"][:100]
     assert "x" * (LIMIT // 2) not in "".join(env.watch.messages("good"))
+    oversized_logged(env.broker)
     env.check_clean()
 
 
@@ -339,6 +347,7 @@ def test_oversized_line_on_consumer_port(env):
     rec = wait_dead_letter(env.dlq, "oversized")
     check_dead_letter(rec, "oversized", ports=[env.broker.consumer_port])
     assert isinstance(rec["msg"], str) and line.startswith(rec["msg"]), rec["msg"][:100]
+    oversized_logged(env.broker)
     env.check_clean()
 
 

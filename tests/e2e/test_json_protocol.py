@@ -118,6 +118,12 @@ def test_failed_logins_get_please_login_again(broker):
     c.expect("OK")
 
 
+def notice_logged(broker, pattern):
+    """A line of the log at level notice, about a client, ends with pattern."""
+    rx = re.compile(r"notice: client .*: %s$" % pattern, re.M)
+    wait_for(lambda: rx.search(broker.log_text()), 10, "notice: %s" % pattern)
+
+
 def test_five_failed_logins_close_the_connection(broker):
     c = broker.client()
     c.expect(PLEASE_LOGIN)
@@ -128,6 +134,8 @@ def test_five_failed_logins_close_the_connection(broker):
     # After the fifth failure: at most one more greeting, then EOF.
     seen = c.expect_closed(allow=(PLEASE_LOGIN,))
     assert len(seen) <= 1
+    # What the client sent closed it: a notice, one line.
+    notice_logged(broker, r"closed: too many failed logins")
     # The broker is fine: somebody else logs in.
     assert login(broker.client(), "erin") == LOGGED_IN
 
@@ -137,6 +145,7 @@ def test_duplicate_username_is_refused_and_closed(broker):
     second = broker.client()
     assert login(second, "frank").startswith("ERROR ")
     second.expect_closed()
+    notice_logged(broker, r"user frank is already connected; refused")
     # The first connection is untouched.
     first.send_json({"type": "SUB", "topic": "dup"})
     first.expect("OK")
