@@ -315,3 +315,18 @@ topic_share_split(const char *s, const char **filter)
 		*filter = slash + 1;
 	return 1;
 }
+
+enum topic_err
+topic_check_sub_filter(const char *s, size_t len)
+{
+	size_t n = strlen(TOPIC_SHARE_PREFIX);
+	enum topic_err e = topic_check_filter(s, len);
+	const char *slash;
+
+	if (e != TOPIC_BAD_WILDCARD || len < n || memcmp(s, TOPIC_SHARE_PREFIX, n) != 0)
+		return e;
+	/* What follows GROUP, if anything, is a filter like any other. */
+	if ((slash = memchr(s + n, '/', len - n)) == NULL || slash + 1 == s + len)
+		return TOPIC_OK;
+	return topic_check_filter(slash + 1, (size_t)(s + len - slash - 1));
+}

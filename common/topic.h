@@ -53,6 +53,11 @@ bool topic_matches(const char *filter, const char *name);
  * empty GROUP, a GROUP with + or #, no FILTER). */
 #define TOPIC_SHARE_PREFIX "$share/"
 int topic_share_split(const char *s, const char **filter);
+/* A filter a client subscribes to: as topic_check_filter, except that
+ * GROUP in "$share/GROUP/..." is a name, not a level of the filter: a
+ * wildcard there makes a malformed share (topic_share_split's -1), which
+ * is answered as one, not a misplaced wildcard. */
+enum topic_err topic_check_sub_filter(const char *s, size_t len);
 
 /* The file-name stem for a valid topic name: bytes [A-Za-z0-9_-] and '.'
  * (not leading) stay, everything else is %XX (upper-case hex), so a stem

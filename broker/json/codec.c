@@ -257,7 +257,7 @@ get_topic(json_t *root, const struct jl_bignums *bn, bool filter, char **topic)
 		return "with a topic that is not a string";
 	s = json_string_value(t);
 	n = json_string_length(t);
-	e = filter ? topic_check_filter(s, n) : topic_check_name(s, n);
+	e = filter ? topic_check_sub_filter(s, n) : topic_check_name(s, n);
 	if (e != TOPIC_OK)
 		return topic_error(e);
 	*topic = xmemdup(s, n + 1);

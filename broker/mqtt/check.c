@@ -34,7 +34,7 @@ check_topic(const char *s, bool filter, struct chk *c)
 	if (s == NULL)
 		return "missing topic";
 	n = strlen(s);
-	e = filter ? topic_check_filter(s, n) : topic_check_name(s, n);
+	e = filter ? topic_check_sub_filter(s, n) : topic_check_name(s, n);
 	if (e != TOPIC_OK)
 		return topic_strerror(e);
 	return mqtt_chk_len(c, 2 + n);
@@ -209,7 +209,8 @@ check_ack(uint8_t type, const struct mqtt_ack *a, struct chk *c)
 }
 
 /* A filter of a SUBSCRIBE or UNSUBSCRIBE; at level 5 "$share/" starts a
- * shared subscription. */
+ * shared subscription, and a malformed one is a Protocol Error (4.8.2);
+ * below, where a share is mosquitto's extension, the SUBACK says 0x80. */
 static const char *
 check_filter(const char *f, bool no_local, struct chk *c)
 {

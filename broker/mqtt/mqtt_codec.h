@@ -390,7 +390,8 @@ int mqtt_type_dir(uint8_t type, uint8_t level);
  * "$share/" but NAME is empty or has a wildcard, or no "/FILTER" follows
  * (at level 5 such a SUBSCRIBE or UNSUBSCRIBE is a Protocol Error, as is
  * No Local on a shared subscription).  Below level 5 "$share" is an
- * ordinary first level.
+ * ordinary first level, except that a wildcard in NAME is not taken for a
+ * misplaced one: the SUBACK refuses the share (0x80).
  */
 int mqtt_share_split(const char *filter, size_t *name_len,
     const char **rest);

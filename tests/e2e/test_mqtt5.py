@@ -347,6 +347,11 @@ def test_shared_subscription(mqtt_broker):
     c, _ = v5(b, "sh-nl")
     c.send(subscribe5(3, [("$share/g/sh/#", 1 | 0x04)]))
     c.expect_disconnect(0x82)
+    # A ShareName with a wildcard (4.8.2), as one missing: a Protocol Error.
+    for i, f in enumerate(("$share/g+/sh", "$share//sh")):
+        c, _ = v5(b, "sh-bad%d" % i)
+        c.send(subscribe5(4, [(f, 1)]))
+        c.expect_disconnect(0x82)
 
 
 def test_retain_handling(mqtt_broker):

@@ -8,7 +8,8 @@ import os
 import re
 import time
 
-from broker_harness import DLQ, LOGGED_IN, HarnessError, check_dead_letter, login, wait_for
+from broker_harness import (DLQ, LOGGED_IN, HarnessError, check_dead_letter, login,
+                            wait_dead_letter, wait_for)
 from mqtt_helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient, Receiver,
                           ack_packet, connected_client, publish_packet)
 
@@ -116,10 +117,20 @@ def test_plain_and_group_subscribers_side_by_side(broker):
         assert not c.errors, c.errors
 
 
+MALFORMED_SHARES = ["$share//t", "$share/g", "$share/g+/t", "$share/#/t"]
+
+
 def test_malformed_share_refused(broker):
+    """A wildcard in the group, as a missing group or filter: the share is
+    malformed (dead letter bad_share), whatever its group holds."""
+    dlq = broker.consumer("bad-dlq")
+    dlq.subscribe(DLQ)
     c = broker.consumer("bad")
-    assert c.command({"type": "SUB", "topic": "$share//t"}) == "UNKNOWN COMMAND"
-    assert c.command({"type": "SUB", "topic": "$share/g"}) == "UNKNOWN COMMAND"
+    for f in MALFORMED_SHARES:
+        assert c.command({"type": "SUB", "topic": f}) == "UNKNOWN COMMAND", f
+    for f in MALFORMED_SHARES:
+        rec = wait_dead_letter(dlq, "bad_share", match=lambda r, f=f: r.get("topic") == f)
+        check_dead_letter(rec, "bad_share", ports=[broker.consumer_port], topic=f)
     assert not c.errors, c.errors
 
 
@@ -179,8 +190,9 @@ def test_mqtt311_member_gone_and_offline_group(mqtt_broker):
 def test_mqtt311_malformed_share_refused(mqtt_broker):
     c = RawClient(mqtt_broker.mqtt_port, name="bad-share")
     c.connect_ok("bad-share")
-    assert c.subscribe([("$share//t", 1), ("$share/g", 1), ("$share/g/ok", 1)]) == \
-        [0x80, 0x80, 1]
+    assert c.subscribe([(f, 1) for f in MALFORMED_SHARES] + [("$share/g/ok", 1)]) == \
+        [0x80] * len(MALFORMED_SHARES) + [1]
+    c.ping()                            # still connected
 
 
 def test_group_of_a_cold_topic_and_across_a_restart(broker_factory):

@@ -353,8 +353,10 @@ test_pubrel_ids(void **state)
 static void
 test_sub_unsub(void **state)
 {
+	/* A share's group with a wildcard: for the consumer to refuse as a
+	 * malformed share (bad_share), not a misplaced wildcard. */
 	static const char *ok[] = { "a", "a/b", "a/+/c", "#", "a/#", "+",
-	    "+/+", "$DLQ", "/", "a//b" };
+	    "+/+", "$DLQ", "/", "a//b", "$share/g/a", "$share/g+/a", "$share/#/a" };
 	struct jl_request r;
 	char line[128];
 	size_t i;
@@ -378,6 +380,8 @@ test_sub_unsub(void **state)
 	    "SUB with a misplaced wildcard in its topic filter");
 	expect_bad("{\"type\":\"UNSUB\",\"topic\":\"a+\"}",
 	    "UNSUB with a misplaced wildcard in its topic filter");
+	expect_bad("{\"type\":\"SUB\",\"topic\":\"$share/g/a+\"}",
+	    "SUB with a misplaced wildcard in its topic filter");
 	expect_bad("{\"type\":\"SUB\"}", "SUB without topic");
 	expect_bad("{\"type\":\"UNSUB\",\"topic\":[\"a\"]}",
 	    "UNSUB with a topic that is not a string");

@@ -15,6 +15,9 @@
 #define S_SHARE	0x00, 0x0a, '$', 's', 'h', 'a', 'r', 'e', '/', 'g', '/', 'x'
 #define S_SHARE_PLUS	0x00, 0x0a, '$', 's', 'h', 'a', 'r', 'e', '/', '+', \
 			'/', 'x'
+/* "$share/g+/x": a wildcard in the group's name, not a level of its own. */
+#define S_SHARE_GPLUS	0x00, 0x0b, '$', 's', 'h', 'a', 'r', 'e', '/', 'g', \
+			'+', '/', 'x'
 
 static void
 test_subscribe(void **state)
@@ -53,6 +56,9 @@ test_subscribe(void **state)
 	    0x82, 0x10, 0x00, 0x01, 0x00, S_SHARE, 0x04);
 	PROTOCOL5("malformed shared subscription",
 	    0x82, 0x10, 0x00, 0x01, 0x00, S_SHARE_PLUS, 0x00);
+	/* ShareName must not contain + or # (4.8.2): the same error. */
+	PROTOCOL5("malformed shared subscription",
+	    0x82, 0x11, 0x00, 0x01, 0x00, S_SHARE_GPLUS, 0x00);
 	PROTOCOL5("Subscription Identifier more than once", 0x82, 0x0b,
 	    0x00, 0x01, 0x04, 0x0b, 0x01, 0x0b, 0x02, 0x00, 0x01, 'a', 0x00);
 	PROTOCOL5("Subscription Identifier of 0",
@@ -199,6 +205,8 @@ test_unsubscribe(void **state)
 	    0xa2, 0x03, 0x00, 0x01, 0x00);
 	PROTOCOL5("malformed shared subscription",
 	    0xa2, 0x0f, 0x00, 0x01, 0x00, S_SHARE_PLUS);
+	PROTOCOL5("malformed shared subscription",
+	    0xa2, 0x10, 0x00, 0x01, 0x00, S_SHARE_GPLUS);
 }
 
 static void

@@ -783,6 +783,12 @@ test_subscribe(void **state)
 	assert_string_equal(p.u.subscribe.items[0].filter, "a/b");
 	assert_int_equal(p.u.subscribe.items[0].qos, 1);
 	mqtt_packet_free(&p);
+	/* A wildcard in a share's group is for the SUBACK to refuse (0x80);
+	 * one in its filter is a filter's misplaced wildcard (below). */
+	decode_ok(B(0x82, 0x10, 0x00, 0x0a, 0x00, 0x0b, '$', 's', 'h', 'a', 'r', 'e', '/',
+	    'g', '+', '/', 'a', 0x01), &p);
+	assert_string_equal(p.u.subscribe.items[0].filter, "$share/g+/a");
+	mqtt_packet_free(&p);
 	in.u.subscribe.packet_id = 65535;
 	in.u.subscribe.n = 4;
 	in.u.subscribe.items = items;
@@ -820,6 +826,8 @@ test_subscribe_bad(void **state)
 	    0x00, 0x01, 0x00, 0x05, 'a', '/', '#', '/', 'b', 0x00);
 	EXPECT_BAD("misplaced wildcard in a topic filter", 0x82, 0x07,
 	    0x00, 0x01, 0x00, 0x02, 'a', '+', 0x00);
+	EXPECT_BAD("misplaced wildcard in a topic filter", 0x82, 0x10, 0x00, 0x01, 0x00, 0x0b,
+	    '$', 's', 'h', 'a', 'r', 'e', '/', 'g', '/', 'a', '+', 0x00);
 	EXPECT_BAD("empty topic", 0x82, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00);
 	EXPECT_BAD("string contains U+0000", 0x82, 0x06, 0x00, 0x01,
 	    0x00, 0x01, 0x00, 0x00);

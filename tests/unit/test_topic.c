@@ -474,6 +474,27 @@ test_share_split(void **state)
 	assert_int_equal(topic_share_split("$share/g/a#", &f), -1);
 }
 
+/* A subscriber's filter: a wildcard in a share's group is left to
+ * topic_share_split, one in its filter is not. */
+static void
+test_check_sub_filter(void **state)
+{
+	(void)state;
+	assert_int_equal(topic_check_sub_filter(S("a/+/#")), TOPIC_OK);
+	assert_int_equal(topic_check_sub_filter(S("a+/b")), TOPIC_BAD_WILDCARD);
+	assert_int_equal(topic_check_sub_filter(S("$share/g/a/#")), TOPIC_OK);
+	assert_int_equal(topic_check_sub_filter(S("$share/g+/a")), TOPIC_OK);
+	assert_int_equal(topic_share_split("$share/g+/a", NULL), -1);
+	assert_int_equal(topic_check_sub_filter(S("$share/#/a/#")), TOPIC_OK);
+	assert_int_equal(topic_check_sub_filter(S("$share/g#")), TOPIC_OK);
+	assert_int_equal(topic_check_sub_filter(S("$share/g+/")), TOPIC_OK);
+	assert_int_equal(topic_check_sub_filter(S("$share/g+/a+")), TOPIC_BAD_WILDCARD);
+	assert_int_equal(topic_check_sub_filter(S("$share/g/a+")), TOPIC_BAD_WILDCARD);
+	assert_int_equal(topic_check_sub_filter(S("$sharex/g+/a")), TOPIC_BAD_WILDCARD);
+	assert_int_equal(topic_check_sub_filter(S("$share/g+/\xc1")), TOPIC_BAD_UTF8);
+	assert_int_equal(topic_check_sub_filter(S("")), TOPIC_EMPTY);
+}
+
 /* utf8_prefix: where a UTF-8 string may be cut without splitting a
  * character. */
 static void
@@ -507,6 +528,7 @@ main(void)
 		cmocka_unit_test(test_escape_random),
 		cmocka_unit_test(test_unescape_rejects),
 		cmocka_unit_test(test_share_split),
+		cmocka_unit_test(test_check_sub_filter),
 		cmocka_unit_test(test_utf8_prefix),
 	};
 
