@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <bsd/unistd.h>
 
+#include "ipc_proto.h"
 #include "log.h"
 #include "topic.h"
 #include "topicd.h"
@@ -19,6 +21,22 @@ usage(void)
 {
 	fprintf(stderr, "usage: topicd -t topic -D datadir [-qsv] [-f logfile]\n");
 	exit(2);
+}
+
+/* Its channel is a SOCK_SEQPACKET socket on fd 3, which only the master
+ * gives: run by hand, it says so rather than fail on the first read. */
+static void
+need_channel(void)
+{
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	if (getsockopt(IPC_CHANNEL_FD, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
+	    type != SOCK_SEQPACKET) {
+		fprintf(stderr, "topicd: no channel on fd %d: topicd is started by broker(8), "
+		    "not by hand\n", IPC_CHANNEL_FD);
+		exit(2);
+	}
 }
 
 int
@@ -59,9 +77,12 @@ main(int argc, char *argv[])
 	}
 	if (topic == NULL || datadir == NULL || optind != argc)
 		usage();
+	if ((e = topic_check_name(topic, strlen(topic))) != TOPIC_OK) {
+		fprintf(stderr, "topicd: -t: invalid topic name: %s\n", topic_strerror(e));
+		usage();
+	}
+	need_channel();
 	log_init("topicd", verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, dests, logfile);
-	if ((e = topic_check_name(topic, strlen(topic))) != TOPIC_OK)
-		fatalx("invalid topic name: %s", topic_strerror(e));
 	if (xmalloc_keep_freed() == -1)
 		log_debug("the allocator keeps its own thresholds");
 	/* Copies the arguments: the title may overwrite them. */

@@ -273,3 +273,23 @@ def test_a_topicd_refuses_a_master_of_another_release(tmp_path):
     assert re.search(r"error: topic V: the master speaks IPC version 2, this topicd \d+ "
                      r"\(release [^)]+\): a master and a topicd of different releases; "
                      r"restart the broker after an upgrade", text), text
+
+
+def test_a_topicd_run_by_hand_says_it_is_the_masters(tmp_path):
+    """Without the master's channel on fd 3, or with a topic it cannot
+    own, the real topicd exits 2 (bad usage) and says why, before it
+    touches the data directory."""
+    topicd = os.path.join(os.path.dirname(broker_binary()), "topicd")
+    data = tmp_path / "data"
+    cases = [
+        (["-t", "a/+", "-D", str(data)], r"-t: invalid topic name: wildcard"),
+        (["-t", "a", "-D", str(data)], r"no channel on fd 3: topicd is started by "
+                                       r"broker\(8\), not by hand"),
+        (["-t", "a"], r"usage: topicd -t topic -D datadir \[-qsv\] \[-f logfile\]"),
+    ]
+    for args, why in cases:
+        p = subprocess.run([topicd] + args, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=10)
+        assert p.returncode == 2, (args, p.returncode, p.stderr)
+        assert re.search(why, p.stderr), (args, p.stderr)
+    assert not data.exists()
