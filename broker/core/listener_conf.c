@@ -46,8 +46,8 @@ const struct conf_key listener_table[] = {
 	  "true: the common name (CN) of the client certificate, or the identity of its pre-shared key, is the MQTT user name", NULL },
 	{ "use_subject_as_username", CONF_BOOL, L(use_subject_as_username), "false", 0, 0, RELOAD,
 	  "true: the subject of the client certificate, as RFC 2253 writes it, is the MQTT user name", NULL },
-	{ "tls_version", CONF_STRING, L(tls_version), NULL, 0, 0, RELOAD,
-	  "the oldest TLS version accepted: tlsv1.2 (default) or tlsv1.3", check_tls_version },
+	{ "tls_version", CONF_STRING, L(tls_version), "tlsv1.2", 0, 0, RELOAD,
+	  "the oldest TLS version accepted: tlsv1.2 or tlsv1.3", check_tls_version },
 	{ "ciphers", CONF_STRING, L(ciphers), NULL, 0, 0, RELOAD,
 	  "TLS 1.2 ciphers, an OpenSSL cipher list (default: OpenSSL's)", NULL },
 	{ "ciphersuites", CONF_STRING, L(ciphersuites), NULL, 0, 0, RELOAD,
@@ -203,7 +203,8 @@ cert_key_set(const struct listener_conf *l)
 	return NULL;
 }
 
-/* The keys that only a TLS listener may have, and whether one is set. */
+/* The keys that only a TLS listener may have, and whether one is set
+ * (tls_version: to another than its default, which every block has). */
 static const char *
 tls_key_set(const struct listener_conf *l)
 {
@@ -212,7 +213,9 @@ tls_key_set(const struct listener_conf *l)
 	if (key != NULL)
 		return key;
 	return l->use_identity_as_username ? "use_identity_as_username" :
-	    l->tls_version != NULL ? "tls_version" : l->ciphers != NULL ? "ciphers" :
+	    l->tls_version != NULL && strcmp(l->tls_version, "tlsv1.2") != 0 ?
+	    "tls_version" :
+	    l->ciphers != NULL ? "ciphers" :
 	    l->ciphersuites != NULL ? "ciphersuites" : NULL;
 }
 

@@ -144,8 +144,17 @@ def test_dump_shows_the_effective_configuration(tmp_path):
     out = res.stdout.decode().splitlines()
     for line in ("retry_interval 0.25", "message_size_limit 1m", "log_dest syslog",
                  "log_dest stderr", "json_consumer_port 5000", "json_publisher_port 5001",
-                 "restart_backoff_min 0.1", "#pid_file"):
+                 "restart_backoff_min 0.1", "#pid_file", "use_username_as_clientid false"):
         assert line in out, out
+    # A plain listener block shows its defaults too, and reads back as it is.
+    conf.write_text("listener 18830\n")
+    res = check(tmp_path, "-T", "-c", conf)
+    assert res.returncode == 0, res.stderr.decode()
+    block = res.stdout.decode().split("\n\n")[1].splitlines()
+    assert "tls_version tlsv1.2" in block, block
+    again = tmp_path / "again.conf"
+    again.write_text(res.stdout.decode())
+    assert check(tmp_path, "-T", "-c", again).stdout == res.stdout
 
 
 def test_example_lists_every_key_at_its_default(tmp_path):
@@ -161,6 +170,19 @@ def test_example_lists_every_key_at_its_default(tmp_path):
     for key, value in want.items():
         if value is not None:
             assert seen[key] == value, "%s: example %r, default %r" % (key, seen[key], value)
+
+
+def test_example_gives_every_key_a_value(tmp_path):
+    """Each key's line can be uncommented as it is: no bare `#key`."""
+    want = defaults(tmp_path)
+    bare = [line for line in EXAMPLE.read_text().splitlines()
+            if KEY_LINE.match(line) and KEY_LINE.match(line).group(1) in want
+            and KEY_LINE.match(line).group(2) is None]
+    assert bare == [], bare
+    conf = tmp_path / "anon.conf"
+    conf.write_text("use_username_as_clientid false\nallow_anonymous true\n")
+    res = check(tmp_path, "-t", "-c", conf)
+    assert res.returncode == 0, res.stderr.decode()
 
 
 def test_example_is_valid_as_is_and_uncommented(tmp_path):

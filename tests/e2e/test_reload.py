@@ -368,7 +368,7 @@ NEW_VALUES = {
     "topicd_idle_timeout": "30", "topicd_timeout": "45",
     # Files in the broker's directory (written by the test), relative to it.
     "password_file": "auth.passwd", "acl_file": "auth.acl", "allow_anonymous": "true",
-    "use_username_as_clientid": "false",
+    "use_username_as_clientid": "true",
     "tls_handshake_timeout": "5", "websockets_headers_size": "8k",
     "max_keepalive": "120", "max_packet_size": "1m", "max_topic_alias": "20",
     "response_information": "replies/",

@@ -154,6 +154,13 @@ test_blocks(void **state)
 	assert_null(block(&s, 1)->password_file);
 	assert_null(block(&s, 2)->certfile);
 	assert_string_equal(block(&s, 2)->protocol, "json_publisher");
+	/* The default is a value (broker -T shows it), a plain block's too. */
+	assert_string_equal(block(&s, 1)->tls_version, "tlsv1.2");
+	assert_string_equal(block(&s, 2)->tls_version, "tlsv1.2");
+	assert_string_equal(s.use_username_as_clientid, "false");
+	done(&s, &e);
+	/* ... so that a plain block may say it, as -T prints it. */
+	assert_int_equal(load(&s, &e, "listener 8883\ntls_version tlsv1.2\n"), 0);
 	done(&s, &e);
 }
 
@@ -303,6 +310,9 @@ test_bad_blocks(void **state)
 		  " certfile and keyfile, or psk_hint (a TLS listener)" },
 		{ "listener 8883\nrequire_certificate true\n", "l.conf:1: listener 8883:"
 		  " require_certificate needs certfile and keyfile, or psk_hint (a TLS listener)" },
+		{ "listener 8883\ntls_version tlsv1.3\n",
+		  "l.conf:1: listener 8883: tls_version needs certfile and keyfile, or psk_hint"
+		  " (a TLS listener)" },
 		{ "listener 8883\nciphers HIGH\n",
 		  "l.conf:1: listener 8883: ciphers needs certfile and keyfile, or psk_hint (a TLS"
 		  " listener)" },
