@@ -242,11 +242,22 @@ set_key(struct parser *p, const char *key, const char *v)
 	return false;
 }
 
+/* The name of a foreign key, or a prefix of it ("bridge_*"). */
+static bool
+foreign_name(const char *name, const char *key)
+{
+	size_t n = strlen(name);
+
+	if (n > 0 && name[n - 1] == '*')
+		return strncmp(name, key, n - 1) == 0;
+	return strcmp(name, key) == 0;
+}
+
 static const struct conf_foreign *
 foreign_key(const struct parser *p, const char *key)
 {
 	for (const struct conf_foreign *f = p->syn->foreign; f != NULL && f->name != NULL; f++)
-		if (strcmp(f->name, key) == 0)
+		if (foreign_name(f->name, key))
 			return f;
 	return NULL;
 }
@@ -267,9 +278,10 @@ accepted(const char *a, const char *v)
 	return av != -1 && av == vv;
 }
 
-/* Another program's key f: as its alias, taken, or an error. */
+/* Another program's key f (key, as the file names it, shown): as its
+ * alias, taken, or an error. */
 static void
-foreign_line(struct parser *p, const struct conf_foreign *f, const char *v)
+foreign_line(struct parser *p, const struct conf_foreign *f, const char *key, const char *v)
 {
 	const struct conf_block *bl;
 	char *sv;
@@ -281,18 +293,18 @@ foreign_line(struct parser *p, const struct conf_foreign *f, const char *v)
 	p->nerr++;
 	if (f->alias != NULL && (bl = block_with_key(p, f->alias)) != NULL) {
 		conf_error(p->errs, "%s:%zu: '%s' is %s's name of '%s', which belongs in a %s"
-		    " block: put it after a '%s' line", p->name, p->lineno, f->name,
+		    " block: put it after a '%s' line", p->name, p->lineno, key,
 		    p->syn->foreign_of, f->alias, bl->keys[0].name, bl->keys[0].name);
 		return;
 	}
 	if (f->hint == NULL) {		/* any value is taken, or an alias: none */
 		conf_error(p->errs, "%s:%zu: missing value for key '%s'", p->name, p->lineno,
-		    f->name);
+		    key);
 		return;
 	}
 	sv = conf_show(v);
 	/* The value when it is what is refused. */
-	conf_error(p->errs, "%s:%zu: '%s%s%s' is %s's: %s", p->name, p->lineno, f->name,
+	conf_error(p->errs, "%s:%zu: '%s%s%s' is %s's: %s", p->name, p->lineno, key,
 	    f->accepted != NULL && *v != '\0' ? " " : "", f->accepted != NULL ? sv : "",
 	    p->syn->foreign_of, f->hint);
 	free(sv);
@@ -334,7 +346,10 @@ parse_line(struct parser *p, char *line)
 		return;
 	}
 	if ((f = foreign_key(p, key)) != NULL) {
-		foreign_line(p, f, v);
+		char *sk = conf_show(key);	/* a prefix's key is the file's */
+
+		foreign_line(p, f, sk, v);
+		free(sk);
 		return;
 	}
 	line_error(p, NULL, key, v, NULL);

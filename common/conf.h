@@ -88,8 +88,9 @@ struct conf_blocks {
  * that is not one of ours.  A line that gives it sets the key alias
  * names, if any; else it is taken and changes nothing when its value is
  * accepted ("*": any value; a boolean is compared as a boolean); else it
- * is an error that says hint.  A table ends with an entry whose name is
- * NULL.
+ * is an error that says hint.  A name ending in '*' stands for every key
+ * that starts with what comes before it ("bridge_*").  A table ends with
+ * an entry whose name is NULL.
  */
 struct conf_foreign {
 	const char *name;

@@ -65,6 +65,8 @@ const struct conf_foreign mosquitto_keys[] = {
 	{ "plugin", NULL, NULL,
 	  "plugins are not supported; password_file, acl_file and psk_file are built in" },
 	{ "connection", NULL, NULL, "bridges are not supported" },
+	/* A bridge's keys (bridge_cafile, bridge_protocol_version...). */
+	{ "bridge_*", NULL, NULL, "bridges are not supported" },
 	{ "dhparamfile", NULL, NULL,
 	  "not needed: TLS keys are exchanged with elliptic curves (ECDHE) here" },
 	{ "tls_engine", NULL, NULL, "not supported: keyfile is a PEM file" },

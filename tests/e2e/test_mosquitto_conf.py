@@ -86,7 +86,7 @@ def test_every_other_mosquitto_key_says_what_to_do(tmp_path):
     conf.write_text("persistence false\nconnection_messages true\nmemory_limit 0\n"
                     "upgrade_outgoing_qos true\nauth_plugin /usr/lib/x.so\n"
                     "persistence_file mosquitto.db\nconnection bridge-01\n"
-                    "no_such_key 1\n")
+                    "no_such_key 1\nbridge_cafile /etc/ca.crt\nbridge_protocol_version mqttv311\n")
     res = broker(tmp_path, "-t", "-c", conf)
     assert res.returncode == 2
     assert res.stderr.decode().splitlines() == ["%s:%d: %s" % (conf, n, m) for n, m in [
@@ -103,6 +103,8 @@ def test_every_other_mosquitto_key_says_what_to_do(tmp_path):
             " here, not one file: remove the line"),
         (7, "'connection' is mosquitto's: bridges are not supported"),
         (8, "unknown key 'no_such_key'"),
+        (9, "'bridge_cafile' is mosquitto's: bridges are not supported"),
+        (10, "'bridge_protocol_version' is mosquitto's: bridges are not supported"),
     ]]
 
 

@@ -81,6 +81,7 @@ static const struct conf_foreign hotel_keys[] = {
 	{ "breakfast", NULL, "yes", "a house always serves breakfast" },
 	{ "towels", NULL, "*", NULL },
 	{ "bellboy", NULL, NULL, "a house has none: remove the line" },
+	{ "lobby_*", NULL, NULL, "a house has no lobby" },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -59,6 +59,13 @@ test_foreign_taken_or_refused(void **state)
 	assert_string_equal(e.msg[3], "h.conf:4: 'breakfast' is the hotel's: a house always"
 	    " serves breakfast");
 	done(&h, &e);
+	/* A name ending in '*': every key that starts so, and no other. */
+	assert_int_equal(parse(&h, &e, NULL, "lobby_plants 3\nlobby_ 1\nlobby 2\n"), 3);
+	assert_string_equal(e.msg[0], "h.conf:1: 'lobby_plants' is the hotel's: a house has"
+	    " no lobby");
+	assert_string_equal(e.msg[1], "h.conf:2: 'lobby_' is the hotel's: a house has no lobby");
+	assert_string_equal(e.msg[2], "h.conf:3: unknown key 'lobby'");
+	done(&h, &e);
 }
 
 static void
