@@ -98,11 +98,14 @@ stats_log(struct topicd *td)
 	struct rec_stats st;
 
 	stats_fill(td, &st);
-	log_notice("status: topic %s pid %ld subs %u online %u seq %llu..%llu messages %llu "
-	    "bytes %llu disk %llu%s%s lag %llu oldest-unacked %llu ms commits %llu "
+	/* seq as the master's line and the title have it: the last one
+	 * given; first: the oldest still stored (seq + 1 when none is). */
+	log_notice("status: topic %s pid %ld subs %u online %u seq %llu first %llu messages %llu "
+	    "bytes %llu disk %llu%s%s lag %llu oldest_unacked %llums commits %llu "
 	    "records/commit %.1f records/batch %.1f expired %llu", td->topic, (long)getpid(),
 	    st.subscribers, st.online,
-	    (unsigned long long)st.first_seq, (unsigned long long)st.next_seq,
+	    (unsigned long long)(st.next_seq > 0 ? st.next_seq - 1 : 0),
+	    (unsigned long long)st.first_seq,
 	    (unsigned long long)st.messages, (unsigned long long)st.bytes,
 	    (unsigned long long)st.disk_bytes, st.full ? " full " : "",
 	    st.full && td->full_reason ? td->full_reason : "",

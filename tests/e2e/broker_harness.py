@@ -549,9 +549,9 @@ class Broker:
 
     def topicd_status(self, topic, timeout=10.0):
         """Asks the topic's topicd for its status (SIGUSR1) and returns its
-        figures, fresh: a dict of "pid", "subs", "online", "first_seq",
-        "next_seq", "messages", "bytes", "lag", "oldest_unacked", "commits",
-        "expired"."""
+        figures, fresh: a dict of "pid", "subs", "online", "seq" (the last
+        given, as in the master's line), "first_seq" (the oldest stored),
+        "messages", "bytes", "lag", "oldest_unacked", "commits", "expired"."""
         pid = self.wait_topicd(topic, timeout)
         start = len(self.log_text())
         kill_pid(pid, signal.SIGUSR1)
@@ -641,9 +641,9 @@ STATUS_TOPIC_FIGURES_RE = re.compile(
     r"expired (?P<expired>\d+)$")
 STATUS_TOPICD_RE = re.compile(
     r"pid (?P<pid>\d+) subs (?P<subs>\d+) online (?P<online>\d+) "
-    r"seq (?P<first_seq>\d+)\.\.(?P<next_seq>\d+) messages (?P<messages>\d+) "
+    r"seq (?P<seq>\d+) first (?P<first_seq>\d+) messages (?P<messages>\d+) "
     r"bytes (?P<bytes>\d+) disk (?P<disk>\d+)(?: full \w+)? lag (?P<lag>\d+) "
-    r"oldest-unacked (?P<oldest_unacked>\d+) ms commits (?P<commits>\d+) "
+    r"oldest_unacked (?P<oldest_unacked>\d+)ms commits (?P<commits>\d+) "
     r".* expired (?P<expired>\d+)$")
 
 

@@ -392,15 +392,15 @@ def test_json_msgids_keep_increasing_across_forgetting_and_restarts(mqtt_factory
     sent = []
 
     def mqtt_batch(name):
-        """Three messages, read by the MQTT subscriber: the topicd's next
+        """Three messages, read by the MQTT subscriber: the topicd's last
         sequence number after them."""
         msgs = [b"%s-%d" % (name.encode(), i) for i in range(3)]
         for m in msgs:
             pub.publish(topic, m, qos=1)
         sent.extend(msgs)
-        next_seq = b.topicd_status(topic)["next_seq"]      # its topicd still runs
+        seq = b.topicd_status(topic)["seq"]           # its topicd still runs
         assert r.wait_count(len(sent), topic, timeout=20) == sent
-        return next_seq
+        return seq
 
     after_a = mqtt_batch("a")
     wait_forgotten(b, topic, times=1)
@@ -718,7 +718,7 @@ def test_a_topicd_killed_while_its_topic_is_forgotten_loses_nothing(mqtt_factory
     first = [b"a-%d" % i for i in range(3)]
     for m in first:
         pub.publish(topic, m, qos=1)
-    before = b.topicd_status(topic)["next_seq"]
+    before = b.topicd_status(topic)["seq"]
     for r in (online, away):
         assert r.wait_count(3, topic) == first, r.label
     away.disconnect()
@@ -738,7 +738,7 @@ def test_a_topicd_killed_while_its_topic_is_forgotten_loses_nothing(mqtt_factory
     second = [b"b-%d" % i for i in range(3)]
     for m in second:
         pub.publish(topic, m, qos=1)
-    after = b.topicd_status(topic)["next_seq"]
+    after = b.topicd_status(topic)["seq"]
     assert after >= before + 3, "sequence numbers %d.. after the kill, %d.. before" % (
         after - 3, before)
     assert online.wait_count(6, topic, timeout=20) == first + second
@@ -769,7 +769,7 @@ def test_a_forgetting_cut_short_is_finished_at_the_next_start(mqtt_factory, monk
     first = [b"a-%d" % i for i in range(3)]
     for m in first:
         pub.publish(topic, m, qos=1)
-    before = b.topicd_status(topic)["next_seq"]
+    before = b.topicd_status(topic)["seq"]
     assert r.wait_count(3, topic) == first
     wait_until(lambda: deleting(b, topic), FORGET_TIMEOUT,
                lambda: "waiting for the topicd of %s to delete its store: %s"
@@ -798,7 +798,7 @@ def test_a_forgetting_cut_short_is_finished_at_the_next_start(mqtt_factory, monk
     second = [b"b-%d" % i for i in range(3)]
     for m in second:
         pub.publish(topic, m, qos=1)
-    after = b.topicd_status(topic)["next_seq"]
+    after = b.topicd_status(topic)["seq"]
     assert after >= before + 3, "sequence numbers %d.. after the restart, %d.. before" % (
         after - 3, before)
     assert r.wait_count(6, topic, timeout=20) == first + second

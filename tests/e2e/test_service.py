@@ -367,7 +367,9 @@ def test_sigusr1_logs_a_line_for_the_master_and_each_topic(broker):
     wait_log(broker, r"status: master pid %d uptime \d+s clients \d+ topics 1 " % broker.pid)
     # The topicd answers SIGUSR1 itself, and SIGUSR1 changes nothing.
     kill_pid(tpid, signal.SIGUSR1)
-    wait_log(broker, r"topicd\[%d\]: notice: status: topic usr1/t pid %d subs 1 " % (tpid, tpid))
+    # Its seq is the master's (the last given), spelt as the master spells it.
+    wait_log(broker, r"topicd\[%d\]: notice: status: topic usr1/t pid %d subs 1 online \d+ "
+             r"seq 1 first \d+ messages \d+ .* lag 0 oldest_unacked \d+ms " % (tpid, tpid))
     assert broker.topicd_pid("usr1/t") == tpid
     send_pub_consume(broker, "usr1/t", "n", username="svc-check-2")
 
