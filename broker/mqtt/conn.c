@@ -436,8 +436,13 @@ on_bad_packet(struct client *cl, const struct mqtt_packet *p, int rc)
 {
 	char why[160];
 
-	snprintf(why, sizeof(why), "malformed %s: %s", mqtt_type_name(p->type),
-	    p->error ? p->error : "?");
+	/* A reserved type (0, or AUTH below 5.0) has no name to be a
+	 * malformed one of. */
+	if (mqtt_type_dir(p->type, p->level) == 0)
+		snprintf(why, sizeof(why), "a packet of reserved type %u", p->type);
+	else
+		snprintf(why, sizeof(why), "malformed %s: %s", mqtt_type_name(p->type),
+		    p->error ? p->error : "?");
 	if (p->type == MQTT_CONNECT && mqtt_conn(cl)->connected)
 		mqtt_close(cl, MQTT_RC_PROTOCOL_ERROR, "a second CONNECT");
 	else if (rc == MQTT_E_BAD_LEVEL)

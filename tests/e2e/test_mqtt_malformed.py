@@ -6,10 +6,12 @@ The bad connections use a long keep-alive, so that a close is due to the
 bad input and not to a timer."""
 
 import itertools
+import re
 import time
 
 import pytest
 
+from broker_harness import wait_for
 from mqtt_helpers import (CONNACK, CONNECT, PUBACK, PUBLISH, SUBSCRIBE, UNSUBSCRIBE,
                           PahoClient, RawClient, ack_packet, connect_packet,
                           connected_client, disconnect_packet, mstr, packet,
@@ -139,6 +141,19 @@ def test_bad_packet_after_connect_closes_that_connection(env, data):
     c = env.bad()
     c.send(data)
     c.expect_closed(CLOSE_TIMEOUT)
+    env.check_others_work()
+
+
+def test_a_reserved_packet_type_is_named_as_one(env):
+    """The log says what came: a packet of a reserved type, not a
+    malformed packet of a type named "reserved" (15, AUTH, below 5.0)."""
+    for t in (0, 15):
+        c = env.bad()
+        c.send(packet(t, 0))
+        c.expect_closed(CLOSE_TIMEOUT)
+        rx = re.compile(r"notice: client \S+ id %s: closed: a packet of reserved type %d$"
+                        % (re.escape(c.name), t), re.M)
+        wait_for(lambda: rx.search(env.broker.log_text()), 10, "the close of type %d" % t)
     env.check_others_work()
 
 
