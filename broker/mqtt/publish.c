@@ -378,9 +378,11 @@ publish_store(struct client *cl, const struct mqtt_publish *m)
 	wbuf_free(&blob);
 	if (rc == 0)
 		return;
-	/* Cut between characters: the text is the DISCONNECT's Reason String. */
-	snprintf(msg, sizeof(msg), "PUBLISH to %.*s not stored (%s): not acknowledged",
-	    (int)utf8_prefix(m->topic, strnlen(m->topic, 60)), m->topic, why);
+	/* Cut between characters: the text is the DISCONNECT's Reason String.
+	 * QoS 0 is never acknowledged: it is lost, not owed. */
+	snprintf(msg, sizeof(msg), "%sPUBLISH to %.*s not stored (%s): %s",
+	    m->qos == 0 ? "QoS 0 " : "", (int)utf8_prefix(m->topic, strnlen(m->topic, 60)),
+	    m->topic, why, m->qos == 0 ? "dropped" : "not acknowledged");
 	mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR, msg);
 }
 

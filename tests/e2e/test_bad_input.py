@@ -601,6 +601,11 @@ def test_an_mqtt_publish_past_max_topics_is_not_acknowledged(mqtt_factory):
     assert not list((b.data_dir / "topics").glob("%24DLQ.*")), "nothing is dead-lettered"
     c.send(publish_packet("mtq/0", b"known", 1, 99))      # known topics go on
     c.expect(PUBACK, pid=99)
+    # At QoS 0 nothing is owed: the message is dropped, and said so.
+    c.send(publish_packet("mtq/30", b"m"))
+    c.expect_closed()
+    wait_for(lambda: "QoS 0 PUBLISH to mtq/30 not stored (too many topics (max_topics)): "
+             "dropped" in b.log_text(), 10, "the QoS 0 refusal in the log")
 
 
 def test_topics_over_32767_bytes_are_unknown_commands(broker_factory):
