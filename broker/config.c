@@ -11,18 +11,22 @@
 #include "log.h"
 #include "xmalloc.h"
 
-/* One command-line override; a key it sets counts as given. */
+/* One command-line override; a key it sets counts as given, there. */
 static void
-override(struct settings *s, const char *key, const char *val, bool *given,
+override(struct settings *s, const char *key, const char *val, char **given,
     struct conf_errors *errs)
 {
-	if (conf_set(settings_table, s, key, val, "command line", errs) == 0)
-		given[conf_find(settings_table, key) - settings_table] = true;
+	char **where = &given[conf_find(settings_table, key) - settings_table];
+
+	if (conf_set(settings_table, s, key, val, "command line", errs) == 0) {
+		free(*where);
+		*where = xstrdup("command line");
+	}
 }
 
 /* Applies -D, -b, -p and -J over the file's values. */
 static void
-apply_overrides(struct broker *b, struct settings *s, bool *given, struct conf_errors *errs)
+apply_overrides(struct broker *b, struct settings *s, char **given, struct conf_errors *errs)
 {
 	const struct { const char *key; const char *val; } o[] = {
 		{ "data_dir", b->opt_data_dir },
@@ -103,7 +107,7 @@ broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
 {
 	struct conf_errors errs = { 0 };
 	size_t nkeys = 0;
-	bool *given;
+	char **given;
 	int rc = 0;
 
 	while (settings_table[nkeys].name != NULL)
@@ -117,6 +121,7 @@ broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
 	apply_overrides(b, s, given, &errs);
 	keep_per_listener(b, s);
 	settings_apply_blocks(s, given);
+	conf_given_free(given, nkeys);
 	free(given);
 	settings_check(s, b->conf_path ? b->conf_path : "configuration", &errs);
 	if (errs.n == 0 && auth != NULL)

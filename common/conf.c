@@ -137,6 +137,16 @@ line_error(struct parser *p, const struct conf_key *k, const char *key,
 	free(pos);
 }
 
+/* "FILE:LINE" of the line being read, malloc'd. */
+static char *
+line_where(const struct parser *p)
+{
+	char *w;
+
+	xasprintf(&w, "%s:%zu", p->name, p->lineno);
+	return w;
+}
+
 /* Sets key k of obj from a line; seen is the table's "met in this parse"
  * (a list's first occurrence replaces its default).  0, or -1 with the
  * error reported. */
@@ -144,14 +154,18 @@ static int
 set_from_line(struct parser *p, const struct conf_key *tab, bool *seen,
     const struct conf_key *k, void *obj, const char *v)
 {
+	struct conf_list *l = conf_field(k, obj);
 	char *why = NULL;
 
 	if (*v != '\0') {
 		if (k->type == CONF_LIST && !seen[k - tab])
-			conf_list_free(conf_field(k, obj));
+			conf_list_free(l);
 		seen[k - tab] = true;
-		if (conf_apply(k, obj, v, &why) == 0)
+		if (conf_apply(k, obj, v, &why) == 0) {
+			if (k->type == CONF_LIST)
+				l->where[l->n - 1] = line_where(p);
 			return 0;
+		}
 	}
 	line_error(p, k, k->name, v, why);
 	free(why);
@@ -235,8 +249,10 @@ set_key(struct parser *p, const char *key, const char *v)
 		return true;
 	}
 	if ((k = conf_find(p->tab, key)) != NULL) {
-		if (set_from_line(p, p->tab, p->seen, k, p->obj, v) == 0 && p->given != NULL)
-			p->given[k - p->tab] = true;
+		if (set_from_line(p, p->tab, p->seen, k, p->obj, v) == 0 && p->given != NULL) {
+			free(p->given[k - p->tab]);
+			p->given[k - p->tab] = line_where(p);
+		}
 		return true;
 	}
 	return false;
@@ -386,7 +402,7 @@ conf_parse_text(struct parser *p, const char *buf, size_t len)
 
 void
 conf_parser_init(struct parser *p, const struct conf_syntax *syn, void *obj,
-    const char *name, bool *given, struct conf_errors *errs)
+    const char *name, char **given, struct conf_errors *errs)
 {
 	memset(p, 0, sizeof(*p));
 	p->syn = syn;
@@ -409,7 +425,7 @@ conf_parser_done(struct parser *p)
 
 int
 conf_parse_syntax_buf(const struct conf_syntax *syn, void *obj, const char *name,
-    const char *buf, size_t len, bool *given, struct conf_errors *errs)
+    const char *buf, size_t len, char **given, struct conf_errors *errs)
 {
 	struct parser p;
 
@@ -425,6 +441,15 @@ conf_parse_buf(const struct conf_key *tab, void *obj, const char *name,
 	const struct conf_syntax syn = { .keys = tab };
 
 	return conf_parse_syntax_buf(&syn, obj, name, buf, len, NULL, errs);
+}
+
+void
+conf_given_free(char **given, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(given[i]);
+		given[i] = NULL;
+	}
 }
 
 void

@@ -43,6 +43,8 @@ enum conf_type {
 
 struct conf_list {
 	char   **v;
+	char   **where;		/* of each element: "FILE:LINE" of the line that
+				 * gave it, or NULL (a default, the command line) */
 	size_t   n;
 };
 
@@ -129,13 +131,17 @@ int  conf_parse_file(const struct conf_key *tab, void *obj, const char *path,
 /* The same on a buffer; name is used in messages. */
 int  conf_parse_buf(const struct conf_key *tab, void *obj, const char *name,
 		    const char *buf, size_t len, struct conf_errors *errs);
-/* The same with blocks.  given (NULL, or one flag per key of syn->keys)
- * is set for every key of the main table a line of the file gives. */
+/* The same with blocks.  given (NULL, or one slot per key of syn->keys)
+ * gets, for every key of the main table a line of the file gives, where
+ * the last such line is: "FILE:LINE", malloc'd (what the slot held is
+ * freed); conf_given_free() frees them. */
 int  conf_parse_syntax_file(const struct conf_syntax *syn, void *obj, const char *path,
-			    bool *given, struct conf_errors *errs);
+			    char **given, struct conf_errors *errs);
 int  conf_parse_syntax_buf(const struct conf_syntax *syn, void *obj, const char *name,
-			   const char *buf, size_t len, bool *given,
+			   const char *buf, size_t len, char **given,
 			   struct conf_errors *errs);
+/* Frees the n slots of given and leaves them NULL. */
+void conf_given_free(char **given, size_t n);
 /* Frees every block of obj (their keys, their "FILE:LINE", themselves)
  * and leaves the lists empty. */
 void conf_blocks_free(const struct conf_block *blocks, void *obj);

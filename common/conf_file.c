@@ -75,7 +75,7 @@ read_file(const char *path, bool regular, char **bufp, size_t *lenp, struct conf
 
 int
 conf_parse_syntax_file(const struct conf_syntax *syn, void *obj, const char *path,
-    bool *given, struct conf_errors *errs)
+    char **given, struct conf_errors *errs)
 {
 	struct parser p;
 	char *buf;

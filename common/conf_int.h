@@ -24,7 +24,7 @@ struct parser {
 	struct conf_errors      *errs;
 	int                      nerr;
 	bool                    *seen;		/* per key of tab: met in this parse */
-	bool                    *given;		/* the caller's, or NULL */
+	char                   **given;		/* the caller's, or NULL */
 	/* The block the lines are in, or NULL. */
 	const struct conf_block *cur;
 	void                    *cur_obj;
@@ -36,7 +36,7 @@ struct parser {
 };
 
 void	 conf_parser_init(struct parser *p, const struct conf_syntax *syn, void *obj,
-	    const char *name, bool *given, struct conf_errors *errs);
+	    const char *name, char **given, struct conf_errors *errs);
 /* Frees what p holds; the number of errors it found. */
 int	 conf_parser_done(struct parser *p);
 /* The lines of buf, counted from p->lineno + 1. */

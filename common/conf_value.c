@@ -223,6 +223,8 @@ conf_apply(const struct conf_key *k, void *obj, const char *v, char **why)
 		return 0;
 	case CONF_LIST:
 		l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
+		l->where = xreallocarray(l->where, l->n + 1, sizeof(*l->where));
+		l->where[l->n] = NULL;		/* the parser says where */
 		l->v[l->n++] = xstrdup(v);
 		return 0;
 	default:
@@ -241,10 +243,14 @@ conf_apply(const struct conf_key *k, void *obj, const char *v, char **why)
 void
 conf_list_free(struct conf_list *l)
 {
-	for (size_t i = 0; i < l->n; i++)
+	for (size_t i = 0; i < l->n; i++) {
 		free(l->v[i]);
+		free(l->where[i]);
+	}
 	free(l->v);
+	free(l->where);
 	l->v = NULL;
+	l->where = NULL;
 	l->n = 0;
 }
 
@@ -337,9 +343,12 @@ conf_copy(const struct conf_key *tab, void *dst, const void *src)
 			break;
 		case CONF_LIST:
 			ld->v = NULL;
+			ld->where = NULL;
 			ld->n = 0;
 			for (size_t i = 0; i < ls->n; i++) {
 				ld->v = xreallocarray(ld->v, i + 1, sizeof(*ld->v));
+				ld->where = xreallocarray(ld->where, i + 1, sizeof(*ld->where));
+				ld->where[i] = ls->where[i] != NULL ? xstrdup(ls->where[i]) : NULL;
 				ld->v[ld->n++] = xstrdup(ls->v[i]);
 			}
 			break;

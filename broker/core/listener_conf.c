@@ -86,13 +86,13 @@ const struct shortcut settings_shortcuts[3] = {
 
 int
 settings_parse_buf(struct settings *s, const char *name, const char *buf, size_t len,
-    bool *given, struct conf_errors *errs)
+    char **given, struct conf_errors *errs)
 {
 	return conf_parse_syntax_buf(&settings_syntax, s, name, buf, len, given, errs);
 }
 
 int
-settings_parse_file(struct settings *s, const char *path, bool *given,
+settings_parse_file(struct settings *s, const char *path, char **given,
     struct conf_errors *errs)
 {
 	return conf_parse_syntax_file(&settings_syntax, s, path, given, errs);
@@ -117,15 +117,15 @@ shortcut_value(const struct settings *s, const struct shortcut *sc)
 }
 
 static bool
-key_given(const bool *given, const char *name)
+key_given(char *const *given, const char *name)
 {
-	return given != NULL && given[conf_find(settings_table, name) - settings_table];
+	return given != NULL && given[conf_find(settings_table, name) - settings_table] != NULL;
 }
 
 /* A block's value of key as the global one, unless the file gives key
  * globally. */
 static void
-take_global(char **global, const char *v, const bool *given, const char *key)
+take_global(char **global, const char *v, char *const *given, const char *key)
 {
 	if (v == NULL || key_given(given, key))
 		return;
@@ -139,7 +139,7 @@ take_global(char **global, const char *v, const bool *given, const char *key)
  * often go), it still applies to every listener.  One the file also gives
  * globally stays, and listeners_check() says they differ. */
 static void
-globals_from_blocks(struct settings *s, const bool *given)
+globals_from_blocks(struct settings *s, char *const *given)
 {
 	for (size_t j = 0; j < s->listeners.n && !s->per_listener_settings; j++) {
 		const struct listener_conf *l = listener_at(s, j);
@@ -164,14 +164,13 @@ block_closes(const char *protocol, const char *sc_protocol)
 }
 
 void
-settings_apply_blocks(struct settings *s, const bool *given)
+settings_apply_blocks(struct settings *s, char *const *given)
 {
 	globals_from_blocks(s, given);
 	for (size_t i = 0; i < 3; i++) {
 		const struct shortcut *sc = &settings_shortcuts[i];
-		const struct conf_key *k = conf_find(settings_table, sc->key);
 
-		if (given != NULL && given[k - settings_table])
+		if (key_given(given, sc->key))
 			continue;
 		for (size_t j = 0; j < s->listeners.n; j++)
 			if (block_closes(listener_at(s, j)->protocol, sc->protocol))

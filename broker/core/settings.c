@@ -186,22 +186,31 @@ log_file_path(const char *d)
 	return *d != '\0' ? d : NULL;
 }
 
+/* Where element i of a list was given: its line, else origin. */
+static const char *
+item_where(const struct conf_list *l, size_t i, const char *origin)
+{
+	return l->where != NULL && l->where[i] != NULL ? l->where[i] : origin;
+}
+
+/* One file at most: each more is an error at its line. */
 static int
 check_log(const struct settings *s, const char *origin,
     struct conf_errors *errs)
 {
-	size_t i, files = 0;
+	const struct conf_list *l = &s->log_dest;
+	const char *first = NULL;
 	int n = 0;
 
-	for (i = 0; i < s->log_dest.n; i++) {
-		const char *d = s->log_dest.v[i];
-
-		if (log_file_path(d) != NULL)
-			files++;
+	for (size_t i = 0; i < l->n; i++) {
+		if (log_file_path(l->v[i]) == NULL)
+			continue;
+		if (first == NULL)
+			first = item_where(l, i, origin);
+		else
+			n += conf_error(errs, "%s: log_dest: only one file may be given, and"
+			    " %s gives one already", item_where(l, i, origin), first);
 	}
-	if (files > 1)
-		n += conf_error(errs, "%s: log_dest: only one file may be given",
-		    origin);
 	return n;
 }
 

@@ -121,16 +121,17 @@ void	settings_init(struct settings *s);
 /* Frees what s owns; settings_init() may follow. */
 void	settings_free(struct settings *s);
 /* Parses a file (or a buffer named name) over s, listener blocks
- * included.  given: NULL, or one flag per key of settings_table, set for
- * the keys the file gives.  Returns the number of errors added. */
-int	settings_parse_file(struct settings *s, const char *path, bool *given,
+ * included.  given: NULL, or one slot per key of settings_table, which
+ * gets "FILE:LINE" of the line that gives the key (conf.h).  Returns the
+ * number of errors added. */
+int	settings_parse_file(struct settings *s, const char *path, char **given,
 	    struct conf_errors *errs);
 int	settings_parse_buf(struct settings *s, const char *name, const char *buf,
-	    size_t len, bool *given, struct conf_errors *errs);
+	    size_t len, char **given, struct conf_errors *errs);
 /* As mosquitto's default listener: a shortcut port (mqtt_port, ...) that
  * was not given is not opened when a listener block speaks its protocol
  * (it is set to 0). */
-void	settings_apply_blocks(struct settings *s, const bool *given);
+void	settings_apply_blocks(struct settings *s, char *const *given);
 /* What a key-by-key parse cannot see: backoff min <= max, a valid dead
  * letter topic, distinct ports, known log_dest and log_type values, and
  * each listener block whole (certfile with keyfile, TLS keys only on a

@@ -98,7 +98,8 @@ check_bounds(const struct fconf *c)
 	    c->delay < 10 || c->delay > 3600000 || c->name == NULL)
 		abort();
 	for (size_t i = 0; i < c->list.n; i++)
-		if (c->list.v[i] == NULL || c->list.v[i][0] == '\0')
+		if (c->list.v[i] == NULL || c->list.v[i][0] == '\0' ||
+		    (c->list.where[i] != NULL && strncmp(c->list.where[i], "fuzz:", 5) != 0))
 			abort();
 	for (size_t i = 0; i < c->blocks.n; i++) {
 		const struct fblock *b = c->blocks.v[i];
@@ -115,9 +116,10 @@ in_input(const char *name, const uint8_t *data, size_t size)
 	return memmem(data, size, name, strlen(name)) != NULL;
 }
 
-/* A key flagged as given must be in the input, itself or an alias. */
+/* A key flagged as given must be in the input, itself or an alias, and
+ * say where. */
 static void
-check_given(const bool *given, const uint8_t *data, size_t size)
+check_given(char *const *given, const uint8_t *data, size_t size)
 {
 	for (size_t i = 0; tab[i].name != NULL; i++) {
 		bool named = in_input(tab[i].name, data, size);
@@ -125,7 +127,7 @@ check_given(const bool *given, const uint8_t *data, size_t size)
 		for (const struct conf_foreign *f = foreign; f->name != NULL && !named; f++)
 			named = f->alias != NULL && strcmp(f->alias, tab[i].name) == 0 &&
 			    in_input(f->name, data, size);
-		if (given[i] && !named)
+		if (given[i] != NULL && (!named || strncmp(given[i], "fuzz:", 5) != 0))
 			abort();
 	}
 }
@@ -134,7 +136,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct conf_errors errs = { 0 };
-	bool given[sizeof(tab) / sizeof(tab[0])] = { false };
+	char *given[sizeof(tab) / sizeof(tab[0])] = { NULL };
 	struct fconf c, d;
 	const char *nl;
 	int n;
@@ -150,6 +152,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	check_bounds(&c);
 	check_given(given, data, size);
+	conf_given_free(given, sizeof(given) / sizeof(given[0]));
 
 	/* The first line, split at its first blank, through conf_set. */
 	nl = memchr(data, '\n', size);

@@ -42,13 +42,14 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct conf_errors errs = { 0 };
-	bool given[64] = { false };
+	char *given[64] = { NULL };
 	struct settings s;
 	int n;
 
 	settings_init(&s);
 	n = settings_parse_buf(&s, "fuzz", (const char *)data, size, given, &errs);
 	settings_apply_blocks(&s, given);
+	conf_given_free(given, sizeof(given) / sizeof(given[0]));
 	n += settings_check(&s, "fuzz", &errs);
 	if (n < 0 || (size_t)n != errs.n + errs.more)
 		abort();

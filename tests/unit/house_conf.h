@@ -91,7 +91,7 @@ static const struct conf_syntax syntax = {
 };
 
 static inline int
-parse(struct house *h, struct conf_errors *e, bool *given, const char *text)
+parse(struct house *h, struct conf_errors *e, char **given, const char *text)
 {
 	int n;
 

@@ -113,19 +113,49 @@ test_block_errors(void **state)
 	done(&h, &e);
 }
 
-/* given: which keys of the main table a line set. */
+/* given: which keys of the main table a line set, and where the last
+ * one is. */
 static void
 test_given(void **state)
 {
 	struct house h;
 	struct conf_errors e;
-	bool given[3] = { false, false, false };
+	char *given[3] = { NULL, NULL, NULL };
 
 	(void)state;
-	assert_int_equal(parse(&h, &e, given, "room a\nopen yes\nowner x\nfloors 99\n"), 1);
-	assert_false(given[0]);		/* floors: a bad value */
-	assert_false(given[1]);		/* owner: the room's */
-	assert_true(given[2]);		/* open, inside a block */
+	assert_int_equal(parse(&h, &e, given, "room a\nopen yes\nowner x\nfloors 99\n"
+	    "open no\n"), 1);
+	assert_null(given[0]);			/* floors: a bad value */
+	assert_null(given[1]);			/* owner: the room's */
+	assert_string_equal(given[2], "h.conf:5");	/* open, the last of two */
+	done(&h, &e);
+	conf_given_free(given, 3);
+	assert_null(given[2]);
+}
+
+/* Each element of a list knows its line; a default's knows none, and a
+ * copy keeps them. */
+static void
+test_list_where(void **state)
+{
+	struct house h;
+	struct room copy;
+	struct conf_errors e;
+	const struct room *r;
+
+	(void)state;
+	assert_int_equal(parse(&h, &e, NULL, "room a\ntags x\n\ntags y\nroom b\n"), 0);
+	r = room(&h, 0);
+	assert_int_equal(r->tags.n, 2);
+	assert_string_equal(r->tags.where[0], "h.conf:2");
+	assert_string_equal(r->tags.where[1], "h.conf:4");
+	r = room(&h, 1);
+	assert_int_equal(r->tags.n, 1);		/* the default, "plain" */
+	assert_null(r->tags.where[0]);
+	memset(&copy, 0, sizeof(copy));
+	conf_copy(room_keys, &copy, room(&h, 0));
+	assert_string_equal(copy.tags.where[1], "h.conf:4");
+	conf_free(room_keys, &copy);
 	done(&h, &e);
 }
 
@@ -181,6 +211,7 @@ main(void)
 		cmocka_unit_test(test_keys_go_to_their_block),
 		cmocka_unit_test(test_block_errors),
 		cmocka_unit_test(test_given),
+		cmocka_unit_test(test_list_where),
 		cmocka_unit_test(test_file),
 		cmocka_unit_test(test_no_blocks),
 	};

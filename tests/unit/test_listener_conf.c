@@ -20,7 +20,7 @@ static int
 load(struct settings *s, struct conf_errors *e, const char *text)
 {
 	size_t nkeys = 0;
-	bool given[64] = { false };
+	char *given[64] = { NULL };
 	int n;
 
 	while (settings_table[nkeys].name != NULL)
@@ -30,6 +30,7 @@ load(struct settings *s, struct conf_errors *e, const char *text)
 	settings_init(s);
 	n = settings_parse_buf(s, "l.conf", text, strlen(text), given, e);
 	settings_apply_blocks(s, given);
+	conf_given_free(given, nkeys);
 	n += settings_check(s, "l.conf", e);
 	assert_int_equal((size_t)n, e->n);
 	return n;

@@ -286,8 +286,13 @@ test_check(void **state)
 		{ "mqtt_port 4040\n", "x: mqtt_port 4040 is also a JSON-lines port" },
 		{ "json_consumer_port 5000\njson_publisher_port 5000\n",
 		  "x: json_consumer_port and json_publisher_port are both 5000" },
-		{ "log_dest file a\nlog_dest file b\n",
-		  "x: log_dest: only one file may be given" },
+	};
+	/* ... at the line of the element, for a list. */
+	static const struct {
+		const char *text, *want;
+	} at_line[] = {
+		{ "log_dest file a\nlog_dest stderr\n\nlog_dest file b\nlog_dest syslog\n",
+		  "x:4: log_dest: only one file may be given, and x:1 gives one already" },
 	};
 	static const char good[] =
 	    "mqtt_port 0\njson_consumer_port 0\njson_publisher_port 0\n"
@@ -311,6 +316,15 @@ test_check(void **state)
 		    cases[i].text, strlen(cases[i].text), &e), 0);
 		assert_int_equal(settings_check(&s, "x", &e), 1);
 		assert_string_equal(e.msg[0], cases[i].want);
+		settings_free(&s);
+		conf_errors_free(&e);
+	}
+	for (size_t i = 0; i < sizeof(at_line) / sizeof(at_line[0]); i++) {
+		settings_init(&s);
+		assert_int_equal(settings_parse_buf(&s, "x", at_line[i].text,
+		    strlen(at_line[i].text), NULL, &e), 0);
+		assert_int_equal(settings_check(&s, "x", &e), 1);
+		assert_string_equal(e.msg[0], at_line[i].want);
 		settings_free(&s);
 		conf_errors_free(&e);
 	}
