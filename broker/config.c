@@ -63,13 +63,34 @@ report_line(enum settings_report how, const char *m)
 		fprintf(stderr, "%s\n", m);
 }
 
+/* "a.conf", "a.conf and b.acl", "a.conf, b.acl and c.passwd": the files
+ * the errors are in (else the configuration's), and whether they are
+ * several. */
+static bool
+files_with_errors(const struct broker *b, const struct conf_errors *errs, char *buf,
+    size_t len)
+{
+	size_t off = 0, n = errs->nfiles;
+
+	buf[0] = '\0';
+	if (n == 0) {
+		snprintf(buf, len, "%s", b->conf_path ? b->conf_path : "the configuration");
+		return false;
+	}
+	for (size_t i = 0; i < n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i == 0 ? "" :
+		    i + 1 == n ? " and " : ", ", errs->files[i]);
+	return n > 1;
+}
+
 /* Every error of a bad configuration, one line each, as `how` says (the
- * first CONF_ERRORS_MAX, and how many more). */
+ * first CONF_ERRORS_MAX, and how many more), then what it means. */
 static void
 report_errors(const struct broker *b, const struct conf_errors *errs, enum settings_report how)
 {
 	size_t n = errs->n + errs->more;
-	char more[96];
+	char more[96], files[1024];
+	bool several;
 
 	for (size_t i = 0; i < errs->n; i++)
 		report_line(how, errs->msg[i]);
@@ -78,10 +99,17 @@ report_errors(const struct broker *b, const struct conf_errors *errs, enum setti
 		    errs->more == 1 ? "" : "s");
 		report_line(how, more);
 	}
-	if (how == SETTINGS_LOG_ERRORS && n > 0)
+	if (n == 0)
+		return;
+	if (how == SETTINGS_LOG_ERRORS)
 		log_errx("not started: %zu error%s in the configuration; correct %s, then check "
 		    "with broker -t%s%s", n, n == 1 ? "" : "s", n == 1 ? "it" : "them",
 		    b->conf_path ? " -c " : "", b->conf_path ? b->conf_path : "");
+	if (how != SETTINGS_LOG_WARNINGS)
+		return;
+	several = files_with_errors(b, errs, files, sizeof(files));
+	log_warnx("reload: %s ha%s errors; keeping the running configuration", files,
+	    several ? "ve" : "s");
 }
 
 /* per_listener_settings takes effect at a restart: until then a file is
@@ -123,7 +151,9 @@ broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
 	settings_apply_blocks(s, given);
 	conf_given_free(given, nkeys);
 	free(given);
-	settings_check(s, b->conf_path ? b->conf_path : "configuration", &errs);
+	if (settings_check(s, b->conf_path ? b->conf_path : "configuration", &errs) > 0 &&
+	    b->conf_path != NULL)
+		conf_error_file(&errs, b->conf_path);
 	if (errs.n == 0 && auth != NULL)
 		broker_load_auth(s, auth, &errs);
 	report_errors(b, &errs, how);
@@ -310,11 +340,8 @@ broker_reload(struct broker *b)
 	struct auth na;
 	unsigned changed = 0;
 
-	if (broker_load_settings(b, &ns, &na, SETTINGS_LOG_WARNINGS) == -1) {
-		log_warnx("reload: %s has errors; keeping the running configuration",
-		    b->conf_path ? b->conf_path : "configuration");
-		return -1;
-	}
+	if (broker_load_settings(b, &ns, &na, SETTINGS_LOG_WARNINGS) == -1)
+		return -1;	/* the errors, and the files they are in, were logged */
 	broker_resolve_paths(&ns);
 	for (const struct conf_key *k = settings_table; k->name != NULL; k++) {
 		if (!conf_differs(k, &b->set, &ns))

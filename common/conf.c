@@ -38,6 +38,23 @@ conf_error(struct conf_errors *errs, const char *fmt, ...)
 	return 1;
 }
 
+void
+conf_error_file(struct conf_errors *errs, const char *file)
+{
+	for (size_t i = 0; i < errs->nfiles; i++)
+		if (strcmp(errs->files[i], file) == 0)
+			return;
+	errs->files = xreallocarray(errs->files, errs->nfiles + 1, sizeof(*errs->files));
+	errs->files[errs->nfiles++] = xstrdup(file);
+}
+
+void
+conf_parser_error(struct parser *p, const char *file)
+{
+	p->nerr++;
+	conf_error_file(p->errs, file);
+}
+
 /* Cut at SHOW_MAX bytes. */
 char *
 conf_show(const char *s)
@@ -126,7 +143,7 @@ line_error(struct parser *p, const struct conf_key *k, const char *key,
 {
 	char *pos, *sk;
 
-	p->nerr++;
+	conf_parser_error(p, p->name);
 	xasprintf(&pos, "%s:%zu", p->name, p->lineno);
 	if (k == NULL) {
 		sk = conf_show(key);
@@ -306,7 +323,7 @@ foreign_line(struct parser *p, const struct conf_foreign *f, const char *key, co
 		return;
 	if (f->accepted != NULL && *v != '\0' && accepted(f->accepted, v))
 		return;
-	p->nerr++;
+	conf_parser_error(p, p->name);
 	if (f->alias != NULL && (bl = block_with_key(p, f->alias)) != NULL) {
 		conf_error(p->errs, "%s:%zu: '%s' is %s's name of '%s', which belongs in a %s"
 		    " block: put it after a '%s' line", p->name, p->lineno, key,
@@ -351,7 +368,7 @@ parse_line(struct parser *p, char *line)
 	if ((bl = block_with_key(p, key)) != NULL) {
 		char *sk = conf_show(key);
 
-		p->nerr++;
+		conf_parser_error(p, p->name);
 		conf_error(p->errs, "%s:%zu: key '%s' belongs in a %s block: put it after a"
 		    " '%s' line", p->name, p->lineno, sk, bl->keys[0].name, bl->keys[0].name);
 		free(sk);
@@ -387,10 +404,10 @@ conf_parse_text(struct parser *p, const char *buf, size_t len)
 		if (n > CONF_LINE_MAX) {
 			conf_error(p->errs, "%s:%zu: line too long (more than %d bytes)",
 			    p->name, p->lineno, CONF_LINE_MAX);
-			p->nerr++;
+			conf_parser_error(p, p->name);
 		} else if (memchr(buf + off, '\0', n) != NULL) {
 			conf_error(p->errs, "%s:%zu: NUL byte in line", p->name, p->lineno);
-			p->nerr++;
+			conf_parser_error(p, p->name);
 		} else {
 			memcpy(line, buf + off, n);
 			line[n] = '\0';
@@ -458,7 +475,12 @@ conf_errors_free(struct conf_errors *errs)
 	for (size_t i = 0; i < errs->n; i++)
 		free(errs->msg[i]);
 	free(errs->msg);
+	for (size_t i = 0; i < errs->nfiles; i++)
+		free(errs->files[i]);
+	free(errs->files);
 	errs->msg = NULL;
 	errs->n = 0;
 	errs->more = 0;
+	errs->files = NULL;
+	errs->nfiles = 0;
 }

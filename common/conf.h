@@ -119,6 +119,9 @@ struct conf_errors {
 	char   **msg;			/* "FILE:LINE: message" */
 	size_t   n;
 	size_t   more;			/* past CONF_ERRORS_MAX: counted only */
+	char   **files;			/* the files the errors are in, each once, in
+					 * the order found (conf_error_file) */
+	size_t   nfiles;
 };
 
 /* Sets every key to its default, without freeing what obj held (a bad
@@ -163,5 +166,8 @@ void conf_errors_free(struct conf_errors *errs);
  * returns 1 (to count errors). */
 int  conf_error(struct conf_errors *errs, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Notes that errors were found in file (once each): the parsers note the
+ * files they read, for a summary that names them. */
+void conf_error_file(struct conf_errors *errs, const char *file);
 
 #endif

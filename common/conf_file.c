@@ -81,8 +81,10 @@ conf_parse_syntax_file(const struct conf_syntax *syn, void *obj, const char *pat
 	char *buf;
 	size_t len;
 
-	if (read_file(path, false, &buf, &len, errs) == -1)
+	if (read_file(path, false, &buf, &len, errs) == -1) {
+		conf_error_file(errs, path);
 		return 1;
+	}
 	conf_parser_init(&p, syn, obj, path, given, errs);
 	p.files = true;
 	conf_parse_text(&p, buf, len);
@@ -194,7 +196,7 @@ include_file(struct parser *p, const char *path)
 	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
 		return;		/* a directory named *.conf, say, or a FIFO */
 	if (read_file(path, true, &buf, &len, p->errs) == -1) {
-		p->nerr++;
+		conf_parser_error(p, path);
 		return;
 	}
 	p->cur = NULL;
@@ -221,7 +223,7 @@ conf_include_dir(struct parser *p, const char *dir)
 	ssize_t n;
 
 	if (*dir == '\0' || p->included) {
-		p->nerr++;
+		conf_parser_error(p, p->name);
 		conf_error(p->errs, "%s:%zu: %s", p->name, p->lineno, *dir == '\0' ?
 		    "missing value for key 'include_dir'" :
 		    "include_dir in an included file: give it in the main file");
@@ -229,7 +231,7 @@ conf_include_dir(struct parser *p, const char *dir)
 	}
 	path = include_path(p, dir);
 	if ((n = list_files(p, path, &names)) == -1)
-		p->nerr++;
+		conf_parser_error(p, p->name);
 	for (ssize_t i = 0; i < n; i++) {
 		include_file(p, names[i]);
 		free(names[i]);

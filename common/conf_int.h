@@ -37,6 +37,8 @@ struct parser {
 
 void	 conf_parser_init(struct parser *p, const struct conf_syntax *syn, void *obj,
 	    const char *name, char **given, struct conf_errors *errs);
+/* Counts an error of the parse, found in file (noted in p->errs). */
+void	 conf_parser_error(struct parser *p, const char *file);
 /* Frees what p holds; the number of errors it found. */
 int	 conf_parser_done(struct parser *p);
 /* The lines of buf, counted from p->lineno + 1. */

@@ -159,6 +159,15 @@ auth_parse_bool(const char *v)
 	return -1;
 }
 
+/* k errors found in path: noted, and counted. */
+static int
+file_errors(struct conf_errors *errs, const char *path, int k)
+{
+	if (k > 0)
+		conf_error_file(errs, path);
+	return k;
+}
+
 int
 auth_load(struct auth *a, const struct auth_config *cfg, struct conf_errors *errs)
 {
@@ -171,11 +180,13 @@ auth_load(struct auth *a, const struct auth_config *cfg, struct conf_errors *err
 	a->anonymous = a->anonymous_auto ? cfg->loopback_only :
 	    auth_parse_bool(cfg->allow_anonymous) == 1;
 	if (cfg->password_file != NULL)
-		n += load_passwords(a, cfg->password_file, !cfg->checked, errs);
+		n += file_errors(errs, cfg->password_file,
+		    load_passwords(a, cfg->password_file, !cfg->checked, errs));
 	if (cfg->acl_file != NULL)
-		n += load_acl(a, cfg->acl_file, errs);
+		n += file_errors(errs, cfg->acl_file, load_acl(a, cfg->acl_file, errs));
 	if (cfg->psk_file != NULL)
-		n += load_psk(a, cfg->psk_file, !cfg->checked, errs);
+		n += file_errors(errs, cfg->psk_file,
+		    load_psk(a, cfg->psk_file, !cfg->checked, errs));
 	if (n > 0)
 		auth_free(a);
 	return n;

@@ -65,9 +65,9 @@ enum auth_verdict {
 
 /* auth.c */
 /* Fills a (fresh, or freed) from the files cfg names.  Returns the number
- * of errors added to errs ("FILE:LINE: message"); a changes nothing it
- * does not own then.  A password file readable by others is a warning
- * (logged). */
+ * of errors added to errs ("FILE:LINE: message"), whose files are noted
+ * there (conf_error_file); a changes nothing it does not own then.  A
+ * password file readable by others is a warning (logged). */
 int	 auth_load(struct auth *a, const struct auth_config *cfg, struct conf_errors *errs);
 /* Moves fresh into cur (fresh is left empty) and frees what cur held.
  * True if what clients may read or write may have changed (the ACL).

@@ -504,15 +504,36 @@ def test_sighup_reloads_passwords_and_acl(mqtt_factory, tmp_path):
     assert rc == 0
     only_extra_reaches(bob, alice, "public/p", b"now")
     assert subscribers(b, "public/p") == 0
-    # A bad file changes nothing: FILE:LINE, and the old files stay.
+    # A bad file changes nothing: FILE:LINE, and the old files stay; the
+    # summary names the file that has the errors, not broker.conf.
+    good = (tmp_path / "passwd").read_text()
     (tmp_path / "passwd").write_text("dave\n")
+    log = refused_reload(b)
+    assert "%s:1: expected USER:HASH" % (tmp_path / "passwd") in log, log
+    assert "reload: %s has errors; keeping" % (tmp_path / "passwd") in log, log
+    assert connack(b.mqtt_port, "dave", "new", client_id="dave2")[0] == 0
+    # Two bad files: both named.
+    (tmp_path / "acl").write_text(EXTRA_ACL + "topic sometimes x\n")
+    log = refused_reload(b)
+    assert "reload: %s and %s have errors; keeping" % (tmp_path / "passwd", tmp_path / "acl") \
+        in log, log
+    (tmp_path / "passwd").write_text(good)
+    log = refused_reload(b)
+    acl_line = len(EXTRA_ACL.splitlines()) + 1
+    assert "%s:%d: unknown access 'sometimes'" % (tmp_path / "acl", acl_line) in log, log
+    assert "reload: %s has errors; keeping" % (tmp_path / "acl") in log, log
+    assert "%s has errors" % (b.workdir / "broker.conf") not in log, log
+    only_extra_reaches(bob, alice, "public/p", b"still")     # the ACL in force is the last good one
+    alice.ping()                                 # still connected all along
+
+
+def refused_reload(b):
+    """SIGHUP with a bad file: what the master logged, up to its refusal."""
     start = len(b.log_text())
     b.signal(signal.SIGHUP)
-    wait_for(lambda: "keeping the running configuration" in b.log_text()[start:], 10,
-             "the refused reload")
-    assert "%s:1: expected USER:HASH" % (tmp_path / "passwd") in b.log_text()[start:]
-    assert connack(b.mqtt_port, "dave", "new", client_id="dave2")[0] == 0
-    alice.ping()                                 # still connected all along
+    m = wait_for(lambda: re.search(r"reload: .* errors; keeping the running configuration\n",
+                                   b.log_text()[start:]), 10, "the refused reload")
+    return b.log_text()[start:start + m.end()]
 
 
 # ---------------------------------------------------------------- brute force

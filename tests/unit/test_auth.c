@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "auth/auth.h"
+#include "tmpdir.h"
 
 /* Written by Debian's mosquitto_passwd 2.0.11: -c -b F alice secret,
  * then -H sha512 -b F bob hunter2. */
@@ -351,6 +352,53 @@ test_filter_overlap_and_cover(void **state)
 	assert_true(filter_covers("#", "+/x"));		/* neither matches $ topics */
 }
 
+/* ------------------------------------------------------------ loading the files */
+
+static int
+auth_setup(void **state)
+{
+	return tmpdir_setup(state, "test_auth");
+}
+
+static void
+put(const struct tmpdir *t, const char *name, const char *text, char *path, size_t len)
+{
+	FILE *f;
+
+	snprintf(path, len, "%s/%s", t->dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* The errors name their lines, and the files they are in are noted (for
+ * a reload's summary); a missing file is one error of its own. */
+static void
+test_load_notes_the_files_with_errors(void **state)
+{
+	struct tmpdir *t = *state;
+	char pw_path[64], acl_path[64], psk_path[64];
+	struct conf_errors e = { 0 };
+	struct auth_config cfg = { .password_file = pw_path, .acl_file = acl_path,
+				   .psk_file = psk_path, .checked = true };
+	struct auth a;
+
+	put(t, "pw", ALICE_7 "\n", pw_path, sizeof(pw_path));
+	put(t, "acl", "topic read a\nuser\ntopic reed b\n", acl_path, sizeof(acl_path));
+	snprintf(psk_path, sizeof(psk_path), "%s/missing", t->dir);
+	assert_int_equal(auth_load(&a, &cfg, &e), 3);
+	assert_null(a.passwd);			/* nothing is kept */
+	assert_int_equal(e.n, 3);
+	assert_int_equal(e.nfiles, 2);
+	assert_string_equal(e.files[0], acl_path);
+	assert_string_equal(e.files[1], psk_path);
+	conf_errors_free(&e);
+	cfg.acl_file = cfg.psk_file = NULL;
+	assert_int_equal(auth_load(&a, &cfg, &e), 0);
+	assert_int_equal(e.nfiles, 0);
+	auth_free(&a);
+}
+
 /* ------------------------------------------------------------ login, failures */
 
 static void
@@ -431,6 +479,8 @@ main(void)
 		cmocka_unit_test(test_acl_errors),
 		cmocka_unit_test(test_acl_syntax),
 		cmocka_unit_test(test_filter_overlap_and_cover),
+		cmocka_unit_test_setup_teardown(test_load_notes_the_files_with_errors,
+		    auth_setup, tmpdir_teardown),
 		cmocka_unit_test(test_login_verdicts),
 		cmocka_unit_test(test_failures_double_up_to_the_cap),
 		cmocka_unit_test(test_failures_table_is_bounded),

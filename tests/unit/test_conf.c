@@ -421,6 +421,7 @@ test_set(void **state)
 	    "command line: bad value '1000' for key 'count': " E_COUNT);
 	assert_string_equal(e.msg[2], "command line: missing value for key 'count'");
 	assert_string_equal(e.msg[3], "-o: missing value for key 'name'");
+	assert_int_equal(e.nfiles, 0);		/* no file is wrong */
 	assert_int_equal(c.count, 17);
 	assert_string_equal(c.name, "  spaced ");
 	assert_ptr_equal(conf_find(tab, "port"), &tab[2]);
@@ -506,6 +507,8 @@ test_file(void **state)
 	assert_int_equal(e.n, 1);
 	assert_string_equal(e.msg[0],
 	    "no/such/dir/x.conf: cannot open: No such file or directory");
+	assert_int_equal(e.nfiles, 1);
+	assert_string_equal(e.files[0], "no/such/dir/x.conf");
 	assert_int_equal(c.count, 11);
 	conf_errors_free(&e);
 

@@ -169,6 +169,17 @@ test_include_errors(void **state)
 	assert_non_null(strstr(e.msg[2], "/missing: No such file or directory"));
 	assert_non_null(strstr(e.msg[3], "/house.conf:3: missing value for key 'include_dir'"));
 	assert_non_null(strstr(e.msg[4], "/house.conf:4: unknown key 'bogus'"));
+	/* The files they are in, each once, in the order met. */
+	assert_int_equal(e.nfiles, 2);
+	assert_non_null(strstr(e.files[0], "/d/a.conf"));
+	assert_non_null(strstr(e.files[1], "/house.conf"));
+	done(&h, &e);
+	assert_int_equal(e.nfiles, 0);
+	/* Errors in an included file only: only that one. */
+	write_file(dir, "house.conf", "include_dir d\nfloors 2\n");
+	assert_int_equal(parse_file(&h, &e, main_conf), 2);
+	assert_int_equal(e.nfiles, 1);
+	assert_non_null(strstr(e.files[0], "/d/a.conf"));
 	done(&h, &e);
 	remove_dirs(dir, sub);
 }
@@ -197,6 +208,7 @@ test_include_junk_fifo_and_directory(void **state)
 	assert_int_equal(e.n, CONF_ERRORS_MAX);
 	assert_int_equal(e.more, 1000 - CONF_ERRORS_MAX);
 	assert_non_null(strstr(e.msg[CONF_ERRORS_MAX - 1], "/d/junk.conf:100: "));
+	assert_int_equal(e.nfiles, 1);		/* counted past the messages too */
 	done(&h, &e);
 	assert_int_equal(e.more, 0);
 	snprintf(path, sizeof(path), "%s/junk.conf", sub);
