@@ -2,6 +2,7 @@
  * configuration (start-up, -t, SIGHUP), swapped in at a reload, and the
  * start-up line that says who gets in. */
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -152,15 +153,48 @@ broker_log_auth(const struct broker *b)
 	    a->anonymous ? "let in" : "refused");
 }
 
+/* A reload's line for the password and pre-shared key files of an auth
+ * (who: "" for the global one, "listener 8883: " for a block's): notice
+ * when one changed, information otherwise.  The ACL has its own line
+ * (broker_reload_auth). */
+static void
+log_files_read(const char *who, const struct auth *a, const char *passwd_file,
+    const char *psk_file, unsigned changed)
+{
+	size_t n;
+
+	if (a->passwd != NULL) {
+		n = passwd_count(a->passwd);
+		if (changed & AUTH_CHANGED_PASSWD)
+			log_notice("reload: %sthe password file %s changed: %zu user%s; logins "
+			    "from now on are checked against it, connected clients stay", who,
+			    passwd_file, n, n == 1 ? "" : "s");
+		else
+			log_info("reload: %spassword file %s read, unchanged: %zu user%s", who,
+			    passwd_file, n, n == 1 ? "" : "s");
+	}
+	if (a->psk != NULL) {
+		n = psk_count(a->psk);
+		if (changed & AUTH_CHANGED_PSK)
+			log_notice("reload: %sthe pre-shared key file %s changed: %zu %s; "
+			    "handshakes from now on use it", who, psk_file, n,
+			    n == 1 ? "identity" : "identities");
+		else
+			log_info("reload: %spre-shared key file %s read, unchanged: %zu %s", who,
+			    psk_file, n, n == 1 ? "identity" : "identities");
+	}
+}
+
 /* SIGHUP, once the new settings are in b->set: the files are read again.
  * Whether anonymous clients are let in by default follows the listeners
  * that are open, not those of a file that takes effect at the next
- * restart. */
-static bool
+ * restart.  Returns the AUTH_CHANGED_ flags. */
+static unsigned
 reload_global_auth(struct broker *b)
 {
 	struct conf_errors errs = { 0 };
-	bool anonymous = b->auth.anonymous, changed = false;
+	bool anonymous = b->auth.anonymous;
+	unsigned changed = 0;
 	struct auth fresh;
 
 	memset(&fresh, 0, sizeof(fresh));
@@ -171,41 +205,48 @@ reload_global_auth(struct broker *b)
 		changed = auth_replace(&b->auth, &fresh);
 	}
 	conf_errors_free(&errs);
-	if (b->auth.passwd != NULL)
-		log_info("reload: password file %s read: %zu users", b->set.password_file,
-		    passwd_count(b->auth.passwd));
-	if (b->auth.psk != NULL)
-		log_info("reload: pre-shared key file %s read: %zu %s", b->set.psk_file,
-		    psk_count(b->auth.psk), psk_count(b->auth.psk) == 1 ? "identity" : "identities");
+	log_files_read("", &b->auth, b->set.password_file, b->set.psk_file, changed);
 	if (b->auth.anonymous != anonymous)
 		log_notice("reload: anonymous clients are now %s",
 		    b->auth.anonymous ? "let in" : "refused");
 	return changed;
 }
 
+/* A block's own files (per_listener_settings): the AUTH_CHANGED_ flags. */
+static unsigned
+reload_listener_auth(struct broker *b, struct listener *l)
+{
+	struct conf_errors errs = { 0 };
+	unsigned changed = 0;
+	struct auth na;
+	char who[96];
+
+	memset(&na, 0, sizeof(na));
+	if (broker_load_listener_auth(&b->set, l->conf, &na, true, &errs) > 0) {
+		log_warnx("reload: listener %s: %s; keeping its password file and ACL",
+		    l->conf->listener, errs.msg[0]);
+		auth_free(&na);
+	} else {
+		changed = auth_replace(l->auth, &na);
+	}
+	conf_errors_free(&errs);
+	snprintf(who, sizeof(who), "listener %s: ", l->conf->listener);
+	log_files_read(who, l->auth, l->conf->password_file, l->conf->psk_file, changed);
+	return changed;
+}
+
 void
 broker_reload_auth(struct broker *b)
 {
-	bool changed = reload_global_auth(b);
+	unsigned changed = reload_global_auth(b);
 
 	for (size_t i = 0; i < b->nlisteners; i++) {
 		struct listener *l = &b->listeners[i];
-		struct conf_errors errs = { 0 };
-		struct auth na;
 
-		if (l->auth == &b->auth || l->conf == NULL)
-			continue;
-		memset(&na, 0, sizeof(na));
-		if (broker_load_listener_auth(&b->set, l->conf, &na, true, &errs) > 0) {
-			log_warnx("reload: listener %s: %s; keeping its password file and ACL",
-			    l->conf->listener, errs.msg[0]);
-			auth_free(&na);
-		} else {
-			changed |= auth_replace(l->auth, &na);
-		}
-		conf_errors_free(&errs);
+		if (l->auth != &b->auth && l->conf != NULL)
+			changed |= reload_listener_auth(b, l);
 	}
-	if (changed) {
+	if (changed & AUTH_CHANGED_ACL) {
 		log_notice("reload: the ACL changed; online sessions are brought in line");
 		sessions_acl_changed(b);
 	}

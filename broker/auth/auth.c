@@ -111,6 +111,7 @@ load_passwords(struct auth *a, const char *path, bool warn, struct conf_errors *
 	if (read_secrets(path, "password file", warn, &buf, &len, errs) == -1)
 		return 1;
 	a->passwd = passwd_parse(path, buf, len, errs);
+	sha256(buf, len, a->passwd_digest);
 	OPENSSL_cleanse(buf, len);
 	free(buf);
 	return (int)(errs->n - before);
@@ -125,6 +126,7 @@ load_psk(struct auth *a, const char *path, bool warn, struct conf_errors *errs)
 	if (read_secrets(path, "pre-shared key file", warn, &buf, &len, errs) == -1)
 		return 1;
 	a->psk = psk_parse(path, buf, len, errs);
+	sha256(buf, len, a->psk_digest);
 	OPENSSL_cleanse(buf, len);
 	free(buf);
 	return (int)(errs->n - before);
@@ -192,12 +194,24 @@ auth_load(struct auth *a, const struct auth_config *cfg, struct conf_errors *err
 	return n;
 }
 
-bool
+/* A file is there in one and not the other, or its digests differ. */
+static bool
+file_changed(const void *cur, const void *fresh, const uint8_t *dcur, const uint8_t *dfresh)
+{
+	return (cur == NULL) != (fresh == NULL) || memcmp(dcur, dfresh, 32) != 0;
+}
+
+unsigned
 auth_replace(struct auth *cur, struct auth *fresh)
 {
-	bool changed = (cur->acl == NULL) != (fresh->acl == NULL) ||
-	    memcmp(cur->acl_digest, fresh->acl_digest, sizeof(cur->acl_digest)) != 0;
+	unsigned changed = 0;
 
+	if (file_changed(cur->acl, fresh->acl, cur->acl_digest, fresh->acl_digest))
+		changed |= AUTH_CHANGED_ACL;
+	if (file_changed(cur->passwd, fresh->passwd, cur->passwd_digest, fresh->passwd_digest))
+		changed |= AUTH_CHANGED_PASSWD;
+	if (file_changed(cur->psk, fresh->psk, cur->psk_digest, fresh->psk_digest))
+		changed |= AUTH_CHANGED_PSK;
 	auth_free(cur);
 	*cur = *fresh;
 	memset(fresh, 0, sizeof(*fresh));
@@ -214,6 +228,8 @@ auth_free(struct auth *a)
 	a->acl = NULL;
 	a->psk = NULL;
 	memset(a->acl_digest, 0, sizeof(a->acl_digest));
+	memset(a->passwd_digest, 0, sizeof(a->passwd_digest));
+	memset(a->psk_digest, 0, sizeof(a->psk_digest));
 }
 
 bool

@@ -51,8 +51,16 @@ struct auth {
 	bool		 anonymous_auto;	/* ... decided by the listeners' addresses */
 	bool		 username_as_clientid;	/* an MQTT client's checked user name
 						 * is its client id */
-	uint8_t		 acl_digest[32];	/* of the ACL file, to tell a change */
+	/* Of each file, to tell a change at a reload. */
+	uint8_t		 acl_digest[32];
+	uint8_t		 passwd_digest[32];
+	uint8_t		 psk_digest[32];
 };
+
+/* What auth_replace() changed. */
+#define AUTH_CHANGED_ACL	0x1	/* what clients may read or write */
+#define AUTH_CHANGED_PASSWD	0x2	/* who may log in, with what password */
+#define AUTH_CHANGED_PSK	0x4	/* the pre-shared keys */
 
 /* How a login ends (auth_login). */
 enum auth_verdict {
@@ -70,9 +78,10 @@ enum auth_verdict {
  * password file readable by others is a warning (logged). */
 int	 auth_load(struct auth *a, const struct auth_config *cfg, struct conf_errors *errs);
 /* Moves fresh into cur (fresh is left empty) and frees what cur held.
- * True if what clients may read or write may have changed (the ACL).
- * Clients that are connected stay connected. */
-bool	 auth_replace(struct auth *cur, struct auth *fresh);
+ * Returns the AUTH_CHANGED_ flags of the files that changed (added,
+ * removed, or another content).  Clients that are connected stay
+ * connected. */
+unsigned auth_replace(struct auth *cur, struct auth *fresh);
 void	 auth_free(struct auth *a);
 bool	 auth_has_passwords(const struct auth *a);
 bool	 auth_has_acl(const struct auth *a);

@@ -500,6 +500,9 @@ def test_sighup_reloads_passwords_and_acl(mqtt_factory, tmp_path):
     (tmp_path / "acl").write_text(EXTRA_ACL)
     log = b.reload()
     assert "the ACL changed" in log, log
+    assert re.search(r"notice: reload: the password file %s changed: \d+ users; logins from "
+                     r"now on are checked against it" % re.escape(str(tmp_path / "passwd")),
+                     log), log
     rc, dave = connack(b.mqtt_port, "dave", "new", client_id="dave")
     assert rc == 0
     only_extra_reaches(bob, alice, "public/p", b"now")
@@ -524,6 +527,10 @@ def test_sighup_reloads_passwords_and_acl(mqtt_factory, tmp_path):
     assert "reload: %s has errors; keeping" % (tmp_path / "acl") in log, log
     assert "%s has errors" % (b.workdir / "broker.conf") not in log, log
     only_extra_reaches(bob, alice, "public/p", b"still")     # the ACL in force is the last good one
+    # The files of the last good reload again: nothing changed, nothing said.
+    (tmp_path / "acl").write_text(EXTRA_ACL)
+    log = b.reload()
+    assert "changed" not in log.replace("0 settings changed", ""), log
     alice.ping()                                 # still connected all along
 
 

@@ -399,6 +399,46 @@ test_load_notes_the_files_with_errors(void **state)
 	auth_free(&a);
 }
 
+static void
+load(struct auth *a, const char *pw_path, const char *acl_path)
+{
+	struct conf_errors e = { 0 };
+	struct auth_config cfg = { .password_file = pw_path, .acl_file = acl_path,
+				   .checked = true };
+
+	assert_int_equal(auth_load(a, &cfg, &e), 0);
+	conf_errors_free(&e);
+}
+
+/* A reload tells which files changed: added, removed, or rewritten with
+ * other content (the same content written again is no change). */
+static void
+test_replace_tells_what_changed(void **state)
+{
+	struct tmpdir *t = *state;
+	char pw_path[64], acl_path[64];
+	struct auth cur, fresh;
+
+	put(t, "pw", ALICE_7 "\n", pw_path, sizeof(pw_path));
+	put(t, "acl", "topic read a\n", acl_path, sizeof(acl_path));
+	load(&cur, pw_path, acl_path);
+	load(&fresh, pw_path, acl_path);
+	assert_int_equal(auth_replace(&cur, &fresh), 0);
+	assert_null(fresh.passwd);			/* moved into cur */
+	put(t, "pw", ALICE_7 "\n" BOB_6 "\n", pw_path, sizeof(pw_path));
+	load(&fresh, pw_path, acl_path);
+	assert_int_equal(auth_replace(&cur, &fresh), AUTH_CHANGED_PASSWD);
+	assert_int_equal(passwd_count(cur.passwd), 2);
+	put(t, "acl", "topic read b\n", acl_path, sizeof(acl_path));
+	load(&fresh, pw_path, acl_path);
+	assert_int_equal(auth_replace(&cur, &fresh), AUTH_CHANGED_ACL);
+	load(&fresh, NULL, acl_path);
+	assert_int_equal(auth_replace(&cur, &fresh), AUTH_CHANGED_PASSWD);
+	load(&fresh, pw_path, NULL);
+	assert_int_equal(auth_replace(&cur, &fresh), AUTH_CHANGED_PASSWD | AUTH_CHANGED_ACL);
+	auth_free(&cur);
+}
+
 /* ------------------------------------------------------------ login, failures */
 
 static void
@@ -481,6 +521,8 @@ main(void)
 		cmocka_unit_test(test_filter_overlap_and_cover),
 		cmocka_unit_test_setup_teardown(test_load_notes_the_files_with_errors,
 		    auth_setup, tmpdir_teardown),
+		cmocka_unit_test_setup_teardown(test_replace_tells_what_changed, auth_setup,
+		    tmpdir_teardown),
 		cmocka_unit_test(test_login_verdicts),
 		cmocka_unit_test(test_failures_double_up_to_the_cap),
 		cmocka_unit_test(test_failures_table_is_bounded),
