@@ -30,7 +30,15 @@ enum settings_report { SETTINGS_PRINT, SETTINGS_LOG_ERRORS, SETTINGS_LOG_WARNING
 int	 broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
 	    enum settings_report how);
 int	 broker_reload(struct broker *b);
+/* Start-up: logging as the settings say; -1 (logged, on stderr too) if
+ * the log file cannot be opened. */
+int	 broker_start_logging(struct broker *b);
+/* Reload: the same; a log file that cannot be opened is a warning, and
+ * the one open before stays in use. */
 void	 broker_apply_logging(struct broker *b);
+/* "WHERE: cannot open log file PATH: reason: what to do" (err: errno). */
+void	 broker_log_file_error(char *buf, size_t len, const char *where, const char *path,
+	    int err);
 void	 broker_resolve_paths(struct settings *s);
 char	*broker_absolute(const char *path);
 void	 broker_dump_settings(const struct settings *s);

@@ -1,5 +1,6 @@
 /* Loading and reloading the configuration: parse into a new structure,
  * validate, then swap what may change live; a bad file changes nothing. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,17 +218,15 @@ broker_resolve_paths(struct settings *s)
 			resolve(files[j]);
 	}
 	for (size_t i = 0; i < s->log_dest.n; i++) {
-		char *d = s->log_dest.v[i], *path, *nd;
+		const char *path = settings_log_file(s->log_dest.v[i]);
+		char *abs, *nd;
 
-		if (strncmp(d, "file", 4) != 0)
+		if (path == NULL || *path == '/')
 			continue;
-		path = d + 4 + strspn(d + 4, " \t");
-		if (*path == '/')
-			continue;
-		path = absolute(path);
-		xasprintf(&nd, "file %s", path);
-		free(path);
-		free(d);
+		abs = absolute(path);
+		xasprintf(&nd, "file %s", abs);
+		free(abs);
+		free(s->log_dest.v[i]);
 		s->log_dest.v[i] = nd;
 	}
 }
@@ -363,42 +362,110 @@ broker_reload(struct broker *b)
 	return 0;
 }
 
-/* log_dest (stderr | syslog | file PATH, several allowed) and log_type
- * (the most verbose level listed wins; -v means debug). */
-void
-broker_apply_logging(struct broker *b)
+/* What log_dest and log_type ask for: log_dest (stderr | syslog | file
+ * PATH, several allowed; *file_at is where the file was given) and
+ * log_type (the most verbose level listed wins; -v means debug). */
+struct logging {
+	int         dests;
+	int         level;
+	const char *file;
+	const char *file_at;
+};
+
+static void
+logging_wanted(const struct broker *b, struct logging *w)
 {
 	const struct settings *s = &b->set;
-	const char *file = NULL;
-	int dests = 0, level = LOG_LVL_NOTICE;
 
+	memset(w, 0, sizeof(*w));
+	w->level = LOG_LVL_NOTICE;
 	for (size_t i = 0; i < s->log_dest.n; i++) {
 		const char *d = s->log_dest.v[i];
 
 		if (strcmp(d, "stderr") == 0)
-			dests |= LOG_DEST_STDERR;
+			w->dests |= LOG_DEST_STDERR;
 		else if (strcmp(d, "syslog") == 0)
-			dests |= LOG_DEST_SYSLOG;
-		else if (strncmp(d, "file", 4) == 0) {
-			dests |= LOG_DEST_FILE;
-			for (file = d + 4; *file == ' ' || *file == '\t'; file++)
-				;
+			w->dests |= LOG_DEST_SYSLOG;
+		else if ((w->file = settings_log_file(d)) != NULL) {
+			w->dests |= LOG_DEST_FILE;
+			w->file_at = s->log_dest.where[i] != NULL ? s->log_dest.where[i] :
+			    b->conf_path ? b->conf_path : "configuration";
 		}
 	}
-	if (dests == 0)		/* with -d, stderr is the terminal only until the fork */
-		dests = b->daemonize ? LOG_DEST_STDERR | LOG_DEST_SYSLOG : LOG_DEST_STDERR;
+	if (w->dests == 0)	/* with -d, stderr is the terminal only until the fork */
+		w->dests = b->daemonize ? LOG_DEST_STDERR | LOG_DEST_SYSLOG : LOG_DEST_STDERR;
 	if (s->log_type.n > 0)
-		level = LOG_LVL_ERR;
+		w->level = LOG_LVL_ERR;
 	for (size_t i = 0; i < s->log_type.n; i++) {
 		int l = strcmp(s->log_type.v[i], "all") == 0 ? LOG_LVL_DEBUG :
 		    log_level_parse(s->log_type.v[i]);
 
-		if (l > level)
-			level = l;
+		if (l > w->level)
+			w->level = l;
 	}
 	if (b->verbose)
-		level = LOG_LVL_DEBUG;
-	log_init("broker", (enum log_level)level, dests, file);
+		w->level = LOG_LVL_DEBUG;
+}
+
+void
+broker_log_file_error(char *buf, size_t len, const char *where, const char *path, int err)
+{
+	const char *hint;
+
+	switch (err) {
+	case ENOENT:
+	case ENOTDIR:
+		hint = "create its directory, or change log_dest";
+		break;
+	case EACCES:
+	case EPERM:
+		hint = "let the broker write it, or change log_dest";
+		break;
+	case ELOOP:
+		hint = "it is a symbolic link, which is not followed: name the file itself in "
+		    "log_dest";
+		break;
+	default:
+		hint = "change log_dest";
+		break;
+	}
+	snprintf(buf, len, "%s: cannot open log file %s: %s: %s", where, path, strerror(err),
+	    hint);
+}
+
+int
+broker_start_logging(struct broker *b)
+{
+	struct logging w;
+	char msg[1024];
+	int e;
+
+	logging_wanted(b, &w);
+	if (log_init("broker", (enum log_level)w.level, w.dests, w.file) == 0)
+		return 0;
+	e = errno;
+	/* Nothing would be logged there: said where it is seen. */
+	log_init("broker", (enum log_level)w.level, (w.dests & ~LOG_DEST_FILE) | LOG_DEST_STDERR,
+	    NULL);
+	broker_log_file_error(msg, sizeof(msg), w.file_at, w.file, e);
+	log_errx("%s", msg);
+	return -1;
+}
+
+void
+broker_apply_logging(struct broker *b)
+{
+	const char *was;
+	struct logging w;
+	char msg[1024];
+
+	logging_wanted(b, &w);
+	if (log_init("broker", (enum log_level)w.level, w.dests, w.file) == 0)
+		return;
+	broker_log_file_error(msg, sizeof(msg), w.file_at, w.file, errno);
+	was = log_get_file();
+	log_warnx("reload: %s; %s%s", msg, was != NULL ? "still logging to " : "logging to no file",
+	    was != NULL ? was : "");
 }
 
 /* A value as it is written in the file: sizes with the largest exact

@@ -79,8 +79,13 @@ main(int argc, char **argv)
 		rc = test_settings(&b, dump);
 	else {
 		broker_resolve_paths(&b.set);
-		broker_apply_logging(&b);
-		rc = broker_run(&b);
+		if (broker_start_logging(&b) == 0) {
+			rc = broker_run(&b);
+		} else {		/* nothing could be logged: not started */
+			rc = 1;
+			settings_free(&b.set);
+			auth_free(&b.auth);
+		}
 	}
 	free(b.conf_path);
 	free(b.opt_data_dir);

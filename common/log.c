@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,13 +26,14 @@ static const char *const level_names[] = {
 	"error", "warning", "notice", "information", "debug",
 };
 
+/* Not through a link: one left by whoever may write the directory would
+ * have root append lines to any file. */
+#define LOG_OPEN_FLAGS	(O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY)
+
 static int
 open_file(void)
 {
-	/* Not through a link: one left by whoever may write the directory
-	 * would have root append lines to any file. */
-	int fd = open(L.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
-	    0640);
+	int fd = open(L.path, LOG_OPEN_FLAGS | O_CREAT, 0640);
 
 	if (fd == -1)
 		return -1;
@@ -53,12 +55,12 @@ close_file(void)
 
 /* Again (a reload): a file already open stays open (log_reopen() opens
  * its path again), and one that cannot be opened leaves the one open
- * before in use, with a line that says so. */
-void
+ * before in use. */
+int
 log_init(const char *name, enum log_level level, int dests, const char *file)
 {
 	char *was = L.path;
-	int fd = L.fd;
+	int fd = L.fd, rc = 0, e;
 
 	snprintf(L.name, sizeof(L.name), "%s", name);
 	L.level = level;
@@ -68,20 +70,14 @@ log_init(const char *name, enum log_level level, int dests, const char *file)
 	} else if (L.path == NULL || strcmp(L.path, file) != 0) {
 		L.fd = -1;
 		if ((L.path = strdup(file)) == NULL || open_file() == -1) {
-			int e = errno;
-
+			e = errno;
 			free(L.path);
 			L.path = was;
 			L.fd = fd;
-			if (fd == -1) {
+			if (fd == -1)
 				L.dests &= ~LOG_DEST_FILE;
-				fprintf(stderr, "%s: cannot open log file %s: %s\n", name, file,
-				    strerror(e));
-			} else {
-				errno = e;
-				log_warn("cannot open log file %s; still logging to %s", file,
-				    L.path);
-			}
+			errno = e;
+			rc = -1;
 		} else {
 			if (fd != -1)
 				close(fd);
@@ -90,6 +86,29 @@ log_init(const char *name, enum log_level level, int dests, const char *file)
 	}
 	if (dests & LOG_DEST_SYSLOG)
 		openlog(L.name, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	return rc;
+}
+
+/* What open_file() would meet, without creating the file: an existing one
+ * is opened (not written), a missing one needs a directory this process
+ * may write. */
+int
+log_file_check(const char *path)
+{
+	char *copy, *dir;
+	int fd, rc;
+
+	fd = open(path, LOG_OPEN_FLAGS | O_NONBLOCK);	/* a FIFO does not hang a check */
+	if (fd != -1)
+		return close(fd);
+	if (errno != ENOENT)
+		return -1;
+	if ((copy = strdup(path)) == NULL)
+		return -1;
+	dir = dirname(copy);
+	rc = access(dir, W_OK | X_OK);
+	free(copy);
+	return rc;
 }
 
 /* The log file becomes uid's (its group stays), so that a master that
@@ -119,7 +138,10 @@ log_reopen(void)
 	if (!(L.dests & LOG_DEST_FILE) || L.path == NULL)
 		return 0;
 	if (open_file() == -1) {
-		log_warn("cannot reopen log file %s", L.path);
+		/* The lines go on to the file open before (moved, or deleted):
+		 * better than none, and this one says why. */
+		log_warnx("cannot reopen log file %s: %s; still writing to the one open before",
+		    L.path, strerror(errno));
 		return -1;
 	}
 	return 0;

@@ -15,9 +15,15 @@ enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_NOTICE, LOG_LVL_INFO, LO
 #define LOG_DEST_SYSLOG 0x2
 #define LOG_DEST_FILE   0x4
 
-/* name is the program name shown in every line ("broker", "topicd"). */
-void log_init(const char *name, enum log_level level, int dests, const char *file);
-/* Reopens the log file (after logrotate); returns -1 and logs on failure. */
+/* name is the program name shown in every line ("broker", "topicd").
+ * Returns 0, or -1 with errno if file cannot be opened: the file open
+ * before, if any, stays in use, else nothing is logged to a file. */
+int  log_init(const char *name, enum log_level level, int dests, const char *file);
+/* Whether log_init() could open file (0), without creating it: -1 and
+ * errno if not. */
+int  log_file_check(const char *file);
+/* Reopens the log file (after logrotate); returns -1 and logs on failure,
+ * writing on to the file open before. */
 int  log_reopen(void);
 /* Gives the log file to uid (when root is dropped); -1 and errno. */
 int  log_file_give(uid_t uid);

@@ -1,6 +1,7 @@
 /* topicd: the process that owns one topic.  Started by the master with
  * its channel on fd 3: topicd -t TOPIC -D DATADIR [-qsv] [-f LOGFILE]
  * (-s: also syslog, -f: also a file, -q: not stderr; as the master logs) */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,7 +83,8 @@ main(int argc, char *argv[])
 		usage();
 	}
 	need_channel();
-	log_init("topicd", verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, dests, logfile);
+	if (log_init("topicd", verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, dests, logfile) == -1)
+		fprintf(stderr, "topicd: cannot open log file %s: %s\n", logfile, strerror(errno));
 	if (xmalloc_keep_freed() == -1)
 		log_debug("the allocator keeps its own thresholds");
 	/* Copies the arguments: the title may overwrite them. */

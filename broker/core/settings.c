@@ -176,9 +176,8 @@ settings_free(struct settings *s)
 	conf_blocks_free(settings_syntax.blocks, s);
 }
 
-/* "file PATH": PATH is the rest after the blanks. */
-static const char *
-log_file_path(const char *d)
+const char *
+settings_log_file(const char *d)
 {
 	if (strncmp(d, "file", 4) != 0 || (d[4] != ' ' && d[4] != '\t'))
 		return NULL;
@@ -203,7 +202,7 @@ check_log(const struct settings *s, const char *origin,
 	int n = 0;
 
 	for (size_t i = 0; i < l->n; i++) {
-		if (log_file_path(l->v[i]) == NULL)
+		if (settings_log_file(l->v[i]) == NULL)
 			continue;
 		if (first == NULL)
 			first = item_where(l, i, origin);
@@ -268,7 +267,7 @@ static const char *
 check_log_dest(const char *v)
 {
 	return strcmp(v, "stderr") == 0 || strcmp(v, "syslog") == 0 ||
-	    log_file_path(v) != NULL ? NULL : "expected stderr, syslog or file PATH";
+	    settings_log_file(v) != NULL ? NULL : "expected stderr, syslog or file PATH";
 }
 
 static const char *

@@ -149,6 +149,9 @@ bool	listener_conf_tls(const struct listener_conf *l);
 /* Splits a mosquitto-style "PORT [ADDRESS]"; *addr is NULL without one
  * (malloc'd otherwise).  Either out-pointer may be NULL (checking only). */
 int	settings_listener(const char *v, unsigned *port, char **addr);
+/* The PATH of a log_dest "file PATH" (the rest after the blanks), or
+ * NULL for another destination. */
+const char *settings_log_file(const char *dest);
 /* A key's check (struct conf_key): NULL if v is a boolean
  * auth_parse_bool() reads, else what is wrong. */
 const char *settings_check_bool(const char *v);

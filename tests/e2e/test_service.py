@@ -327,6 +327,37 @@ def test_sighup_reopens_the_log_file(broker_factory, tmp_path):
     assert "SIGHUP received" in log.read_text()
 
 
+def test_a_log_file_that_cannot_be_opened_at_a_reload_is_a_warning(broker_factory, tmp_path):
+    """A reload naming a log file that cannot be opened keeps the file
+    open before, and says so there; so does a reopen after logrotate
+    that cannot make the file again."""
+    sub = tmp_path / "logs"
+    sub.mkdir()
+    log = sub / "file.log"
+    b = broker_factory({"log_dest": "file %s" % log})
+    wait_for(lambda: log.exists() and "started:" in log.read_text(), 10, "the log file")
+    missing = tmp_path / "missing" / "other.log"
+    b.config["log_dest"] = "file %s" % missing
+    conf = b.config_file()
+    line = conf.read_text().splitlines().index("log_dest file %s" % missing) + 1
+    b.signal(signal.SIGHUP)
+    wait_log(b, "reload: configuration re-read", text=log.read_text)
+    assert ("warning: reload: %s:%d: cannot open log file %s: No such file or directory: "
+            "create its directory, or change log_dest; still logging to %s\n"
+            % (conf, line, missing, log)) in log.read_text(), log.read_text()
+    # logrotate moves the file, and its directory cannot hold a new one.
+    moved = tmp_path / "file.log.1"
+    log.rename(moved)
+    sub.rmdir()
+    b.signal(signal.SIGHUP)
+    warning = ("warning: cannot reopen log file %s: No such file or directory; still writing "
+               "to the one open before\n" % log)
+    wait_for(lambda: warning in moved.read_text(), 10, "the warning in the file open before")
+    wait_for(lambda: moved.read_text().count("reload: configuration re-read") == 2, 10,
+             "the second reload to end in the file open before")
+    send_pub_consume(b, "log/kept", "still served")
+
+
 def test_topicds_log_to_the_masters_file_and_reopen_it(broker_factory, tmp_path):
     log = tmp_path / "file.log"
     b = broker_factory({"log_dest": "file %s" % log, "log_type": "information"})
@@ -584,6 +615,22 @@ def test_daemon_mode_reports_a_failed_start(tmp_path):
     line = error_line(err, r"cannot write pid file .*broker\.pid: No such file or directory: ")
     assert line.endswith("create its directory, writable by uid %d, or change pid_file"
                          % os.geteuid()), line
+
+
+@pytest.mark.parametrize("daemon", [False, True], ids=["foreground", "daemon"])
+def test_a_log_file_that_cannot_be_opened_is_an_error(tmp_path, daemon):
+    """Nothing could be logged: the broker does not start, and says why
+    on stderr (also with -d, which returns 1)."""
+    missing = tmp_path / "missing" / "broker.log"
+    conf = tmp_path / "broker.conf"
+    conf.write_text(root_config() + "log_type information\nlog_dest file %s\n" % missing)
+    line = len(conf.read_text().splitlines())
+    err = start_fails((["-d"] if daemon else []) + ["-c", conf, "-D", tmp_path / "data"])
+    error_line(err, re.escape("%s:%d: cannot open log file %s: No such file or directory: "
+                              "create its directory, or change log_dest" % (conf, line, missing))
+               + "$")
+    assert not (tmp_path / "data").exists(), "the start went on"
+    assert not missing.parent.exists()
 
 
 def test_a_second_broker_on_the_same_data_directory_is_refused(broker):

@@ -1,6 +1,7 @@
 /* A log line is one line: the control characters of what a message
  * quotes (a client's user name, client id or topic) are escaped, so a
  * client cannot forge lines; UTF-8 text is kept as is. */
+#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -129,6 +131,84 @@ test_long_message_cut_whole(void **state)
 	assert_int_equal(m[n - 3], '\\');
 }
 
+/* A file that cannot be opened: -1 and errno, and the file open before,
+ * if any, goes on receiving the lines. */
+static void
+test_file_that_cannot_be_opened(void **state)
+{
+	struct tmpdir *t = *state;
+	char path[64], missing[96], buf[1024];
+
+	snprintf(missing, sizeof(missing), "%s/no/such.log", t->dir);
+	errno = 0;
+	assert_int_equal(log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, missing), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(log_get_dests() & LOG_DEST_FILE, 0);
+	assert_null(log_get_file());
+	snprintf(path, sizeof(path), "%s/log", t->dir);
+	assert_int_equal(log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, path), 0);
+	assert_int_equal(log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, missing), -1);
+	assert_string_equal(log_get_file(), path);
+	log_notice("still here");
+	assert_true(tmpdir_slurp(path, buf, sizeof(buf)));
+	assert_string_equal(message_of(buf), "still here\n");
+}
+
+/* logrotate moved the file, and a new one cannot be made where it was:
+ * the lines go on to the one open before, after a warning. */
+static void
+test_reopen_that_fails_keeps_the_file(void **state)
+{
+	struct tmpdir *t = *state;
+	char sub[64], path[96], moved[64], buf[2048];
+
+	snprintf(sub, sizeof(sub), "%s/sub", t->dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(path, sizeof(path), "%s/log", sub);
+	snprintf(moved, sizeof(moved), "%s/log.1", t->dir);
+	assert_int_equal(log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, path), 0);
+	log_notice("before");
+	assert_int_equal(rename(path, moved), 0);
+	assert_int_equal(rmdir(sub), 0);
+	assert_int_equal(log_reopen(), -1);
+	log_notice("after");
+	assert_true(tmpdir_slurp(moved, buf, sizeof(buf)));
+	assert_int_equal(count_lines(buf), 3);
+	assert_non_null(strstr(buf, "warning: cannot reopen log file "));
+	assert_non_null(strstr(buf, "/sub/log: No such file or directory; still writing to"
+	    " the one open before\n"));
+	assert_non_null(strstr(buf, "notice: after\n"));
+}
+
+/* What -t checks: whether the file could be opened, creating nothing. */
+static void
+test_file_check(void **state)
+{
+	struct tmpdir *t = *state;
+	char path[64], link[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/new.log", t->dir);
+	assert_int_equal(log_file_check(path), 0);
+	assert_int_equal(stat(path, &st), -1);		/* not created */
+	snprintf(path, sizeof(path), "%s/no/such.log", t->dir);
+	errno = 0;
+	assert_int_equal(log_file_check(path), -1);
+	assert_int_equal(errno, ENOENT);
+	errno = 0;
+	assert_int_equal(log_file_check(t->dir), -1);	/* a directory */
+	assert_int_equal(errno, EISDIR);
+	snprintf(path, sizeof(path), "%s/real.log", t->dir);
+	assert_int_equal(log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, path), 0);
+	assert_int_equal(log_file_check(path), 0);
+	snprintf(link, sizeof(link), "%s/link.log", t->dir);
+	assert_int_equal(symlink(path, link), 0);
+	errno = 0;
+	assert_int_equal(log_file_check(link), -1);	/* as the start refuses it */
+	assert_int_equal(errno, ELOOP);
+	assert_int_equal(log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, link), -1);
+}
+
 int
 main(void)
 {
@@ -137,6 +217,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_utf8_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stderr_escapes_controls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_message_cut_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_that_cannot_be_opened, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_that_fails_keeps_the_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_file_check, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
