@@ -72,6 +72,7 @@ main(int argc, char **argv)
 	if (xmalloc_keep_freed() == -1)
 		log_debug("the allocator keeps its own thresholds");
 	log_init("broker", b.verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL);
+	log_errors_to_stderr(true);	/* until started (broker_run) */
 	if (broker_load_settings(&b, &b.set, &b.auth,
 	    test_only ? SETTINGS_PRINT : SETTINGS_LOG_ERRORS) == -1)
 		rc = 2;

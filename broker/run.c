@@ -165,8 +165,9 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 
 /* -d, the classic way: fork, setsid, chdir /.  The parent waits on a pipe
  * until the child is ready (exit 0) or gave up (exit 1), so that start-up
- * errors reach the terminal and the exit status; stdio is closed once the
- * child is ready (daemon_ready). */
+ * errors reach the terminal (the child writes its errors to its stderr
+ * until it has started, whatever log_dest says) and the exit status;
+ * stdio is closed once the child is ready (daemon_ready). */
 static int
 daemon_fork(struct broker *b, int *ready_fd)
 {
@@ -399,6 +400,7 @@ broker_run(struct broker *b)
 	log_notice("started: version %s, pid %ld, data %s, topicd %s, boot %016llx",
 	    BROKER_VERSION, (long)getpid(), b->set.data_dir, b->topicd_path,
 	    (unsigned long long)b->boot_id);
+	log_errors_to_stderr(false);	/* from now on, errors go where log_dest says */
 	title_text(b, t, sizeof(t));
 	notify_ready(t);
 	ran = true;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,8 @@ static struct {
 	int            dests;
 	char          *path;
 	int            fd;
-} L = { "broker", LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL, -1 };
+	bool           errors_to_stderr;	/* log_errors_to_stderr() */
+} L = { "broker", LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL, -1, false };
 
 static const char *const level_names[] = {
 	"error", "warning", "notice", "information", "debug",
@@ -148,6 +150,12 @@ log_reopen(void)
 }
 
 void
+log_errors_to_stderr(bool on)
+{
+	L.errors_to_stderr = on;
+}
+
+void
 log_set_level(enum log_level level)
 {
 	L.level = level;
@@ -234,6 +242,8 @@ vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
 	int saved = errno;
 	char raw[2048], msg[2048], line[2300], stamp[40];
+	bool to_stderr = (L.dests & LOG_DEST_STDERR) ||
+	    (L.errors_to_stderr && lvl == LOG_LVL_ERR);
 	struct timespec ts;
 	struct tm tm;
 	int n;
@@ -248,7 +258,7 @@ vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 	escape_controls(msg, sizeof(msg), raw);
 	if (L.dests & LOG_DEST_SYSLOG)
 		syslog(prio[lvl], "%s: %s", level_names[lvl], msg);
-	if (L.dests & (LOG_DEST_STDERR | LOG_DEST_FILE)) {
+	if (to_stderr || (L.dests & LOG_DEST_FILE)) {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -258,7 +268,7 @@ vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 			n = 0;
 		if ((size_t)n >= sizeof(line))
 			n = sizeof(line) - 1;
-		if (L.dests & LOG_DEST_STDERR)
+		if (to_stderr)
 			(void)write_all(STDERR_FILENO, line, (size_t)n);	/* nowhere to report it */
 		if ((L.dests & LOG_DEST_FILE) && L.fd != -1)
 			(void)write_all(L.fd, line, (size_t)n);

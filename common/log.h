@@ -7,6 +7,7 @@
 #define COMMON_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_NOTICE, LOG_LVL_INFO, LOG_LVL_DEBUG };
@@ -27,6 +28,10 @@ int  log_file_check(const char *file);
 int  log_reopen(void);
 /* Gives the log file to uid (when root is dropped); -1 and errno. */
 int  log_file_give(uid_t uid);
+/* While on, errors are also written to stderr when it is not one of the
+ * destinations: a program that is starting says why it could not start
+ * where it was started from, whatever its log_dest. */
+void log_errors_to_stderr(bool on);
 void log_set_level(enum log_level level);
 /* The destinations and file given to log_init() (a child logs likewise). */
 int  log_get_dests(void);

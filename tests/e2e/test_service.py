@@ -604,9 +604,14 @@ def test_daemon_mode_writes_and_removes_its_pid_file(tmp_path):
         daemon_cleanup(pid, topicds)
 
 
-def test_daemon_mode_reports_a_failed_start(tmp_path):
+@pytest.mark.parametrize("log_dest", [None, "file"])
+def test_daemon_mode_reports_a_failed_start(tmp_path, log_dest):
+    """The errors of a failed start are on the terminal before -d returns,
+    also when the log goes to a file (and there too)."""
+    log = tmp_path / "broker.log"
     conf = tmp_path / "broker.conf"
-    conf.write_text(root_config() + "pid_file %s\n" % (tmp_path / "missing" / "broker.pid"))
+    conf.write_text(root_config() + "pid_file %s\n" % (tmp_path / "missing" / "broker.pid")
+                    + ("log_dest file %s\n" % log if log_dest else ""))
     c, p = free_ports(2)
     res = run_broker(["-d", "-c", conf, "-D", tmp_path / "data", "-b", HOST, "-p", "0",
                       "-J", "%d:%d" % (c, p)])
@@ -615,6 +620,22 @@ def test_daemon_mode_reports_a_failed_start(tmp_path):
     line = error_line(err, r"cannot write pid file .*broker\.pid: No such file or directory: ")
     assert line.endswith("create its directory, writable by uid %d, or change pid_file"
                          % os.geteuid()), line
+    if log_dest:
+        assert line in log.read_text(), log.read_text()
+        assert "notice:" not in err and "warning:" not in err, "more than errors:\n" + err
+
+
+def test_daemon_mode_reports_a_port_in_use_with_a_log_file(broker, tmp_path):
+    log = tmp_path / "broker.log"
+    conf = tmp_path / "broker.conf"
+    conf.write_text(root_config() + "log_dest file %s\n" % log)
+    res = run_broker(["-d", "-c", conf, "-D", tmp_path / "data", "-b", HOST, "-p", "0",
+                      "-J", "%d:%d" % (broker.consumer_port, free_port())])
+    err = res.stderr.decode()
+    assert res.returncode == 1, err
+    line = error_line(err, re.escape("JSON-lines consumers: cannot listen on %s port %d: "
+                                     "Address already in use: " % (HOST, broker.consumer_port)))
+    assert line in log.read_text(), log.read_text()
 
 
 @pytest.mark.parametrize("daemon", [False, True], ids=["foreground", "daemon"])

@@ -209,6 +209,40 @@ test_file_check(void **state)
 	assert_int_equal(log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, link), -1);
 }
 
+/* While a program starts, its errors also reach stderr when the log
+ * goes elsewhere; nothing else does, and nothing once it is off. */
+static void
+test_errors_to_stderr(void **state)
+{
+	struct tmpdir *t = *state;
+	char path[64], err_path[64], buf[2048];
+	int fd, saved;
+
+	snprintf(path, sizeof(path), "%s/log", t->dir);
+	snprintf(err_path, sizeof(err_path), "%s/stderr", t->dir);
+	fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd != -1);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved != -1);
+	assert_true(dup2(fd, STDERR_FILENO) != -1);
+	assert_int_equal(log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, path), 0);
+	log_errors_to_stderr(true);
+	log_errx("cannot listen");
+	log_warnx("a warning");
+	log_notice("a notice");
+	log_errors_to_stderr(false);
+	log_errx("later");
+	assert_true(dup2(saved, STDERR_FILENO) != -1);
+	close(saved);
+	close(fd);
+	assert_true(tmpdir_slurp(err_path, buf, sizeof(buf)));
+	assert_int_equal(count_lines(buf), 1);
+	assert_non_null(strstr(buf, "broker["));
+	assert_non_null(strstr(buf, "]: error: cannot listen\n"));
+	assert_true(tmpdir_slurp(path, buf, sizeof(buf)));
+	assert_int_equal(count_lines(buf), 4);		/* the file has them all */
+}
+
 int
 main(void)
 {
@@ -221,6 +255,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reopen_that_fails_keeps_the_file, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_file_check, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_errors_to_stderr, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
