@@ -46,8 +46,8 @@ block_loopback(const struct settings *s, const struct listener_conf *c)
 	char *addr;
 	bool lo;
 
-	if (settings_listener(c->listener, &port, &addr) == -1)
-		return false;
+	if (c->listener == NULL || settings_listener(c->listener, &port, &addr) == -1)
+		return false;		/* a bad listener line (its error is reported) */
 	lo = address_loopback(addr != NULL ? addr : s->bind_address);
 	free(addr);
 	return lo;

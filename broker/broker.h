@@ -21,10 +21,12 @@ void	 signals_init(struct broker *b);
 void	 signals_free(struct broker *b);
 void	 broker_shutdown(struct broker *b);
 /* config.c */
-/* How broker_load_settings() reports a bad configuration: printed (-t,
- * -T), logged as errors (start-up: the broker does not start), logged as
+/* How broker_load_settings() reports a bad configuration: printed (-T;
+ * -t, which also checks what the start would find: broker_check_host),
+ * logged as errors (start-up: the broker does not start), logged as
  * warnings (SIGHUP: the running configuration stays). */
-enum settings_report { SETTINGS_PRINT, SETTINGS_LOG_ERRORS, SETTINGS_LOG_WARNINGS };
+enum settings_report { SETTINGS_PRINT, SETTINGS_CHECK, SETTINGS_LOG_ERRORS,
+	SETTINGS_LOG_WARNINGS };
 /* auth (NULL: not loaded) gets the files the settings name: their
  * errors are errors of the configuration. */
 int	 broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
@@ -42,6 +44,11 @@ void	 broker_log_file_error(char *buf, size_t len, const char *where, const char
 void	 broker_resolve_paths(struct settings *s);
 char	*broker_absolute(const char *path);
 void	 broker_dump_settings(const struct settings *s);
+/* check.c: -t, what the start would find on this host: the user, the
+ * listeners' addresses, the log file.  given: where each key of
+ * settings_table was given (broker_load_settings). */
+void	 broker_check_host(const struct broker *b, const struct settings *s,
+	    char *const *given, struct conf_errors *errs);
 /* access.c: the struct auth of the settings */
 bool	 settings_loopback_only(const struct settings *s);
 int	 broker_load_auth(const struct settings *s, struct auth *a, struct conf_errors *errs);
@@ -58,7 +65,9 @@ int	 listeners_open(struct broker *b);
 void	 listeners_close(struct broker *b);
 void	 listeners_free(struct broker *b);
 void	 listeners_reload_tls(struct broker *b);
-int	 listeners_check_tls(const struct settings *s);
+/* -t: every TLS listener's files load; each that does not is an error
+ * at its block's line.  Returns their number. */
+int	 listeners_check_tls(const struct settings *s, struct conf_errors *errs);
 void	 listeners_ports(const struct broker *b, char *buf, size_t len);
 /* tlsctx.c: the TLS context of a listener block; NULL with err set to
  * "KEY FILE: reason" if it cannot be made. */
@@ -75,6 +84,9 @@ void	 status_log(struct broker *b);
 /* privs.c: started as root, become `user` once the ports are bound */
 /* 1: the master is to become uid/gid; 0: it stays who it is; -1: error (logged) */
 int	 privs_target(const struct settings *s, uid_t *uid, gid_t *gid);
+/* -t: would privs_target() find the user?  0, or -1 with err set (what
+ * it would log). */
+int	 privs_check_user(const struct settings *s, char *err, size_t len);
 /* Creates the data directory for the user, or checks that it is the user's. */
 int	 privs_data_dir(const char *dir, const char *user, uid_t uid, gid_t gid);
 int	 privs_drop(const char *user, uid_t uid, gid_t gid);

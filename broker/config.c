@@ -150,13 +150,20 @@ broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
 	apply_overrides(b, s, given, &errs);
 	keep_per_listener(b, s);
 	settings_apply_blocks(s, given);
-	conf_given_free(given, nkeys);
-	free(given);
 	if (settings_check(s, b->conf_path ? b->conf_path : "configuration", &errs) > 0 &&
 	    b->conf_path != NULL)
 		conf_error_file(&errs, b->conf_path);
-	if (errs.n == 0 && auth != NULL)
+	/* Every error at once: the files the settings name too (-t and -T
+	 * load the TLS listeners' as well, relative paths from here), and
+	 * for -t what the start would find on this host. */
+	if (auth != NULL)
 		broker_load_auth(s, auth, &errs);
+	if (how == SETTINGS_PRINT || how == SETTINGS_CHECK)
+		(void)listeners_check_tls(s, &errs);
+	if (how == SETTINGS_CHECK)
+		broker_check_host(b, s, given, &errs);
+	conf_given_free(given, nkeys);
+	free(given);
 	report_errors(b, &errs, how);
 	if (errs.n > 0) {
 		rc = -1;

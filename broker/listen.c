@@ -280,10 +280,8 @@ listeners_open(struct broker *b)
 	return 0;
 }
 
-/* -t: every TLS listener's files load.  Returns the number of errors
- * (printed). */
 int
-listeners_check_tls(const struct settings *s)
+listeners_check_tls(const struct settings *s, struct conf_errors *errs)
 {
 	char err[512];
 	int n = 0;
@@ -292,12 +290,12 @@ listeners_check_tls(const struct settings *s)
 		const struct listener_conf *c = s->listeners.v[i];
 		SSL_CTX *ctx;
 
-		if (!listener_conf_tls(c))
+		/* A block that is not whole has its error already. */
+		if (!listener_conf_tls(c) || c->listener == NULL ||
+		    (c->certfile == NULL) != (c->keyfile == NULL))
 			continue;
-		if ((ctx = tls_context_new(c, err, sizeof(err))) == NULL) {
-			fprintf(stderr, "%s: listener %s: %s\n", c->where, c->listener, err);
-			n++;
-		}
+		if ((ctx = tls_context_new(c, err, sizeof(err))) == NULL)
+			n += conf_error(errs, "%s: listener %s: %s", c->where, c->listener, err);
 		SSL_CTX_free(ctx);
 	}
 	return n;

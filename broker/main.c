@@ -21,15 +21,11 @@ usage(void)
 	exit(2);
 }
 
-/* -t: check (the TLS listeners' files too) and say so; -T: check and
- * print the configuration. */
+/* -t: checked (broker_load_settings), say so; -T: print the
+ * configuration. */
 static int
 test_settings(struct broker *b, bool dump)
 {
-	if (listeners_check_tls(&b->set) > 0) {	/* relative paths: from here */
-		settings_free(&b->set);
-		return 2;
-	}
 	if (dump)
 		broker_dump_settings(&b->set);
 	else
@@ -74,7 +70,7 @@ main(int argc, char **argv)
 	log_init("broker", b.verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, LOG_DEST_STDERR, NULL);
 	log_errors_to_stderr(true);	/* until started (broker_run) */
 	if (broker_load_settings(&b, &b.set, &b.auth,
-	    test_only ? SETTINGS_PRINT : SETTINGS_LOG_ERRORS) == -1)
+	    dump ? SETTINGS_PRINT : test_only ? SETTINGS_CHECK : SETTINGS_LOG_ERRORS) == -1)
 		rc = 2;
 	else if (test_only)
 		rc = test_settings(&b, dump);

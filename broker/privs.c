@@ -17,36 +17,61 @@
 #include "log.h"
 #include "xmalloc.h"
 
-int
-privs_target(const struct settings *s, uid_t *uid, gid_t *gid)
+/* Does the master change user, to whom?  1 with *pw, 0 (it stays who it
+ * is, a warning says why when that is root), -1 with err set. */
+static int
+lookup_target(const struct settings *s, struct passwd **pw, char *err, size_t len,
+    bool warn)
 {
-	struct passwd *pw;
-
 	if (geteuid() != 0)
 		return 0;
 	if (s->user == NULL || s->user[0] == '\0' || strcmp(s->user, "root") == 0) {
-		log_warnx("running as root: user is root, privileges are not dropped");
+		if (warn)
+			log_warnx("running as root: user is root, privileges are not dropped");
 		return 0;
 	}
 	errno = 0;
-	if ((pw = getpwnam(s->user)) == NULL) {
+	if ((*pw = getpwnam(s->user)) == NULL) {
 		if (errno != 0 && errno != ENOENT && errno != ESRCH)
-			log_errx("cannot look up user %s: %s: check the user database "
+			snprintf(err, len, "cannot look up user %s: %s: check the user database "
 			    "(getent passwd %s)", s->user, strerror(errno), s->user);
 		else
-			log_errx("user %s does not exist: create it (for example useradd "
+			snprintf(err, len, "user %s does not exist: create it (for example useradd "
 			    "--system --no-create-home %s) or name another one with the user "
 			    "setting", s->user, s->user);
 		return -1;
 	}
-	if (pw->pw_uid == 0) {
-		log_warnx("running as root: user %s has uid 0, privileges are not dropped",
-		    s->user);
+	if ((*pw)->pw_uid == 0) {
+		if (warn)
+			log_warnx("running as root: user %s has uid 0, privileges are not dropped",
+			    s->user);
 		return 0;
 	}
-	*uid = pw->pw_uid;
-	*gid = pw->pw_gid;
 	return 1;
+}
+
+int
+privs_target(const struct settings *s, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw;
+	char err[512];
+	int rc = lookup_target(s, &pw, err, sizeof(err), true);
+
+	if (rc == -1)
+		log_errx("%s", err);
+	if (rc == 1) {
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+	}
+	return rc;
+}
+
+int
+privs_check_user(const struct settings *s, char *err, size_t len)
+{
+	struct passwd *pw;
+
+	return lookup_target(s, &pw, err, len, false) == -1 ? -1 : 0;
 }
 
 /* A uid for messages: "user broker (uid 1883)", or "uid 5000" when it has

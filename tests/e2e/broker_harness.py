@@ -126,6 +126,18 @@ def dynamic_topicd():
     return out.returncode == 0 and "not a dynamic executable" not in out.stdout + out.stderr
 
 
+def add_root_user(conf):
+    """As root the broker becomes `user` (by default broker, which a test
+    host need not have), and `broker -t` checks that it exists: a file to
+    check gets `user root` at its end (its lines keep their numbers), as
+    the files of the brokers the tests start do.  Returns conf."""
+    conf = Path(conf)
+    text = conf.read_text()
+    if os.geteuid() == 0 and not re.search(r"^\s*user\s", text, re.M):
+        conf.write_text(text + ("" if text.endswith("\n") or not text else "\n") + "user root\n")
+    return conf
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from broker_harness import (HOST, REPO_ROOT, broker_binary, free_ports, settings_table,
-                            wait_for)
+from broker_harness import (HOST, REPO_ROOT, add_root_user, broker_binary, free_ports,
+                            settings_table, wait_for)
 
 BAD = [
     pytest.param("retry_interval 0.5\nno_such_key 1\n", 2, id="unknown-key"),
@@ -109,6 +109,7 @@ def defaults(tmp_path):
 def test_check_only_accepts_a_good_file(tmp_path):
     conf = tmp_path / "good.conf"
     conf.write_text("retry_interval 2.5\nlog_dest file broker.log\npid_file broker.pid\n")
+    add_root_user(conf)
     res = check(tmp_path, "-t", "-c", conf, "-D", "data")
     assert res.returncode == 0, res.stderr.decode()
     assert res.stdout.decode() == "%s: configuration ok\n" % conf
@@ -117,16 +118,55 @@ def test_check_only_accepts_a_good_file(tmp_path):
 def test_check_only_reports_every_error(tmp_path):
     conf = tmp_path / "bad.conf"
     conf.write_text("retry_interval soon\n# fine\nmax_topics 0\nno_such_key 1\n"
-                    "log_type loud\nmessage_size_limit 1q\n")
+                    "log_type loud\nmessage_size_limit 1q\nlog_dest file a.log\n"
+                    "log_dest file b.log\n")
     res = check(tmp_path, "-t", "-c", conf)
     err = res.stderr.decode()
     assert res.returncode == 2, err
     assert res.stdout == b""
-    for line in (1, 3, 4, 5, 6):
+    for line in (1, 3, 4, 5, 6, 8):
         assert "%s:%d: " % (conf, line) in err, err
     assert "bad value 'loud' for key 'log_type'" in err, err
+    assert "%s:8: log_dest: only one file may be given, and %s:7 gives one already" \
+        % (conf, conf) in err, err
     # Only the errors, as the README shows them (not log lines).
     assert all(l.startswith("%s:" % conf) for l in err.splitlines()), err
+
+
+def test_check_only_finds_what_the_start_would(tmp_path):
+    """broker -t checks what the start would find on this host, each at its
+    line and with the file's own errors, all at once: the user (started as
+    root), the listeners' addresses, the log file (not created)."""
+    conf = tmp_path / "host.conf"
+    user = "user no-such-user-for-broker\n" if os.geteuid() == 0 else ""
+    conf.write_text(user + "bind_address 999.1.1.1\nmax_topics 0\n"
+                    "log_dest file %s\nlistener 18883 999.2.2.2\nlistener 18884\n"
+                    % (tmp_path / "missing" / "broker.log"))
+    first = 2 if user else 1
+    res = check(tmp_path, "-t", "-c", conf)
+    err = res.stderr.decode()
+    assert res.returncode == 2, err
+    want = ["%s:%d: bad value '0' for key 'max_topics'" % (conf, first + 1),
+            "%s:%d: listener 18883 999.2.2.2: cannot resolve 999.2.2.2: " % (conf, first + 3),
+            "%s:%d: bind_address: cannot resolve 999.1.1.1: " % (conf, first),
+            "%s:%d: cannot open log file %s: No such file or directory: create its directory, "
+            "or change log_dest" % (conf, first + 2, tmp_path / "missing" / "broker.log")]
+    if user:
+        want.append("%s:1: user no-such-user-for-broker does not exist: create it" % conf)
+    for w in want:
+        assert any(line.startswith(w) for line in err.splitlines()), \
+            "no %r in:\n%s" % (w, err)
+    assert len(err.splitlines()) == len(want), err
+    assert res.stdout == b""
+    # Given on the command line, the address is said to be.
+    conf.write_text(user.replace("no-such-user-for-broker", "root"))
+    res = check(tmp_path, "-t", "-c", conf, "-b", "999.3.3.3")
+    assert res.returncode == 2
+    assert res.stderr.decode().startswith("command line: bind_address: cannot resolve "
+                                          "999.3.3.3: "), res.stderr.decode()
+    # No listener on bind_address: it is not looked up.
+    res = check(tmp_path, "-t", "-c", conf, "-b", "999.3.3.3", "-p", "0", "-J", "0:0")
+    assert res.returncode == 0, res.stderr.decode()
 
 
 def test_check_only_reports_a_missing_file(tmp_path):
@@ -186,7 +226,9 @@ def test_example_gives_every_key_a_value(tmp_path):
 
 
 def test_example_is_valid_as_is_and_uncommented(tmp_path):
-    res = check(tmp_path, "-t", "-c", EXAMPLE)
+    example = tmp_path / "example.conf"
+    example.write_text(EXAMPLE.read_text())
+    res = check(tmp_path, "-t", "-c", add_root_user(example))
     assert res.returncode == 0, res.stderr.decode()
     want = defaults(tmp_path)
     lines = []
@@ -260,7 +302,7 @@ def test_check_refuses_a_wildcard_listener_on_a_port_in_use(tmp_path):
     conf = tmp_path / "clash.conf"
     for text, error in cases:
         conf.write_text(text)
-        res = check(tmp_path, "-t", "-c", conf)
+        res = check(tmp_path, "-t", "-c", add_root_user(conf))
         err = res.stderr.decode()
         assert res.returncode == 2, "-t passed:\n%s%s" % (text, err)
         assert err == "%s:%s\n" % (conf, error.format(conf=conf)), err
@@ -277,7 +319,7 @@ def test_check_refuses_a_wildcard_listener_on_a_port_in_use(tmp_path):
     # Other addresses of a family are no clash.
     conf.write_text("listener %d 127.0.0.1\nlistener %d 127.0.0.2\nlistener %d ::1\n"
                     % (p, p, p))
-    res = check(tmp_path, "-t", "-c", conf)
+    res = check(tmp_path, "-t", "-c", add_root_user(conf))
     assert res.returncode == 0, res.stderr.decode()
 
 

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from broker_harness import (PLEASE_LOGIN, REPO_ROOT, JsonClient, Publisher,
-                            Qos2Consumer, broker_binary, free_ports, read_cmdline,
+                            Qos2Consumer, add_root_user, broker_binary, free_ports, read_cmdline,
                             start_with_listeners, title_of, wait_for)
 from mqtt_helpers import Receiver, connected_client
 
@@ -65,6 +65,7 @@ def test_several_listeners_of_each_protocol(mqtt_factory):
 def check(tmp_path, text, *args):
     conf = tmp_path / "l.conf"
     conf.write_text(text)
+    add_root_user(conf)
     res = subprocess.run([str(broker_binary()), "-c", str(conf)] + list(args),
                          stdin=subprocess.DEVNULL, capture_output=True, timeout=10,
                          cwd=str(tmp_path))

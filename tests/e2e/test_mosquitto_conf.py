@@ -6,7 +6,7 @@ a directory of .conf files, at start and again on SIGHUP."""
 
 import subprocess
 
-from broker_harness import broker_binary
+from broker_harness import add_root_user, broker_binary
 
 # Debian's /etc/mosquitto/mosquitto.conf (mosquitto 2.0.11), with its
 # paths under the test's directory.
@@ -30,6 +30,8 @@ include_dir {d}/conf.d
 def broker(tmp_path, *args):
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
+    if "-c" in args:
+        add_root_user(args[list(args).index("-c") + 1])
     return subprocess.run([str(broker_binary())] + [str(a) for a in args],
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=10,
                           cwd=str(work))
@@ -50,6 +52,7 @@ def dump(tmp_path, conf):
 def test_debians_default_file_passes_unchanged(tmp_path):
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(DEBIAN_DEFAULT.format(d=tmp_path))
+    (tmp_path / "log").mkdir()             # the package makes /var/log/mosquitto
     (tmp_path / "conf.d").mkdir()
     (tmp_path / "conf.d" / "README").write_text("Any files placed in this directory that"
                                                 " have a .conf ending will be loaded\n")

@@ -27,8 +27,8 @@ import time
 import pytest
 
 from broker_harness import (HOST, HarnessError, JsonClient, LOGGED_IN, PLEASE_LOGIN,
-                            Publisher, Qos2Consumer, broker_binary, free_ports, kill_pid,
-                            start_with_listeners, wait_for)
+                            Publisher, Qos2Consumer, add_root_user, broker_binary, free_ports,
+                            kill_pid, start_with_listeners, wait_for)
 from mqtt_helpers import (PUBLISH, MosquittoSub, PahoClient, RawClient, Receiver,
                           SilentSubscriber, connect_packet, mosquitto_pub, subscribe_packet)
 from test_auth import write_passwords
@@ -589,6 +589,32 @@ def test_bad_certificate_stops_the_start(broker_factory, pki, tmp_path):
         assert res.returncode == 2, res
         assert re.search(r"^%s: listener %d: %s$" % (where, port, reason),
                          res.stderr.decode(), re.M), res.stderr.decode()
+
+
+def test_check_reports_every_tls_error_with_the_others(pki, tmp_path):
+    """broker -t loads the TLS files of every block, also when the file
+    has other errors: they are all reported at once."""
+    conf = tmp_path / "tls.conf"
+    conf.write_text("max_topics 0\n"
+                    "listener 18883\ncertfile %s\nkeyfile %s\n"
+                    "listener 18884\ncertfile %s\nkeyfile %s\n"
+                    "listener 18885\ncertfile %s\n"
+                    "no_such_key 1\n"
+                    % (pki.path("server.crt"), pki.path("alice.key"),
+                       tmp_path / "missing.crt", pki.path("server.key"), pki.path("server.crt")))
+    res = subprocess.run([str(broker_binary()), "-t", "-c", str(add_root_user(conf))],
+                         stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    err = res.stderr.decode()
+    assert res.returncode == 2, err
+    want = [r"%s:1: bad value '0' for key 'max_topics'" % conf,
+            r"%s:10: unknown key 'no_such_key'" % conf,
+            r"%s:8: listener 18885: certfile without keyfile" % conf,
+            r"%s:2: listener 18883: keyfile \S+alice\.key is not the key of certfile "
+            r"\S+server\.crt$" % conf,
+            r"%s:5: listener 18884: certfile \S+missing\.crt: No such file or directory$" % conf]
+    for w in want:
+        assert re.search("^" + w, err, re.M), "no %r in:\n%s" % (w, err)
+    assert len(err.splitlines()) == len(want), err    # the block without a key: once
 
 
 def test_an_expired_server_certificate_is_warned_of(broker_factory, pki):

@@ -39,8 +39,8 @@ import time
 
 import pytest
 
-from broker_harness import (HOST, LOGGED_IN, PLEASE_LOGIN, HarnessError, broker_binary,
-                            free_ports, start_with_listeners, wait_for)
+from broker_harness import (HOST, LOGGED_IN, PLEASE_LOGIN, HarnessError, add_root_user,
+                            broker_binary, free_ports, start_with_listeners, wait_for)
 from mqtt_helpers import PUBACK, PUBLISH, MosquittoSub, RawClient, ack_packet, connect_packet
 from test_auth import write_passwords
 from test_tls import Pki, log_since, make_ca, make_cert, sys_value
@@ -660,6 +660,7 @@ def test_per_listener_settings_give_each_block_its_keys(mqtt_factory, tmp_path, 
 def check(tmp_path, text):
     conf = tmp_path / "check.conf"
     conf.write_text(text)
+    add_root_user(conf)
     res = subprocess.run([str(broker_binary()), "-t", "-c", str(conf)], capture_output=True,
                          stdin=subprocess.DEVNULL, timeout=20, cwd=str(tmp_path))
     return res.returncode, res.stdout.decode() + res.stderr.decode(), str(conf)

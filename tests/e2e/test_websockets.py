@@ -26,8 +26,8 @@ import time
 
 import pytest
 
-from broker_harness import (HOST, ConnectionClosed, HarnessError, broker_binary, kill_pid,
-                            start_with_listeners, wait_for)
+from broker_harness import (HOST, ConnectionClosed, HarnessError, add_root_user,
+                            broker_binary, kill_pid, start_with_listeners, wait_for)
 from mqtt_helpers import (CONNACK, PINGRESP, PUBACK, PUBLISH, SUBACK, PacketTimeout,
                           PahoClient, RawClient, connect_packet, connected_client, paho,
                           pingreq_packet, publish_packet, subscribe_packet)
@@ -588,6 +588,7 @@ def test_a_disconnect_before_the_close_frame_is_heard_past_max_client_pending(mq
 def check(tmp_path, text):
     conf = tmp_path / "ws.conf"
     conf.write_text(text)
+    add_root_user(conf)
     res = subprocess.run([str(broker_binary()), "-t", "-c", str(conf)],
                          stdin=subprocess.DEVNULL, capture_output=True, timeout=10,
                          cwd=str(tmp_path))

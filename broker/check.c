@@ -1,0 +1,108 @@
+/* broker -t: what the start would find on this host besides the files
+ * the configuration reads, found without starting anything or creating
+ * a file: the user to become, the listeners' addresses, the log file.
+ * Each is an error of the configuration at the line that gave it,
+ * reported with the others, all at once. */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "broker.h"
+#include "log.h"
+
+/* Where key was given: its line, "command line", or else the file. */
+static const char *
+where_given(const struct broker *b, char *const *given, const char *key)
+{
+	const char *w = given[conf_find(settings_table, key) - settings_table];
+
+	return w != NULL ? w : b->conf_path ? b->conf_path : "built-in defaults";
+}
+
+static void
+check_user(const struct broker *b, const struct settings *s, char *const *given,
+    struct conf_errors *errs)
+{
+	char err[512];
+
+	if (privs_check_user(s, err, sizeof(err)) == -1)
+		conf_error(errs, "%s: %s", where_given(b, given, "user"), err);
+}
+
+/* As listen.c resolves it; 0, or -1 with an error "WHERE: WHAT: ...". */
+static int
+check_address(const char *addr, const char *where, const char *what,
+    struct conf_errors *errs)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE };
+	struct addrinfo *res;
+	int rc;
+
+	if ((rc = getaddrinfo(addr, NULL, &hints, &res)) != 0) {
+		conf_error(errs, "%s: %s: cannot resolve %s: %s: listen on an address of this "
+		    "host", where, what, addr, gai_strerror(rc));
+		return -1;
+	}
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* bind_address, if a listener is on it: a shortcut port, or a block that
+ * names no address of its own; and the blocks' own addresses. */
+static void
+check_addresses(const struct broker *b, const struct settings *s, char *const *given,
+    struct conf_errors *errs)
+{
+	bool on_bind = s->mqtt_port != 0 || s->json_consumer_port != 0 ||
+	    s->json_publisher_port != 0;
+	char *addr, what[300];
+	unsigned port;
+
+	for (size_t i = 0; i < s->listeners.n; i++) {
+		const struct listener_conf *c = s->listeners.v[i];
+
+		if (c->listener == NULL || settings_listener(c->listener, &port, &addr) == -1)
+			continue;	/* a bad listener line: its error is there */
+		if (addr == NULL) {
+			on_bind = true;
+			continue;
+		}
+		snprintf(what, sizeof(what), "listener %s", c->listener);
+		(void)check_address(addr, c->where, what, errs);
+		free(addr);
+	}
+	if (on_bind && s->bind_address != NULL)
+		(void)check_address(s->bind_address, where_given(b, given, "bind_address"),
+		    "bind_address", errs);
+}
+
+/* The log file opens (it is not created here). */
+static void
+check_log_file(const struct broker *b, const struct settings *s, struct conf_errors *errs)
+{
+	const struct conf_list *l = &s->log_dest;
+	char msg[1024];
+
+	for (size_t i = 0; i < l->n; i++) {
+		const char *path = settings_log_file(l->v[i]);
+
+		if (path == NULL || log_file_check(path) == 0)
+			continue;
+		broker_log_file_error(msg, sizeof(msg), l->where[i] != NULL ? l->where[i] :
+		    b->conf_path ? b->conf_path : "configuration", path, errno);
+		conf_error(errs, "%s", msg);
+	}
+}
+
+void
+broker_check_host(const struct broker *b, const struct settings *s, char *const *given,
+    struct conf_errors *errs)
+{
+	check_user(b, s, given, errs);
+	check_addresses(b, s, given, errs);
+	check_log_file(b, s, errs);
+}
