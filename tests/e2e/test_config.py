@@ -221,7 +221,7 @@ def test_example_gives_every_key_a_value(tmp_path):
     assert bare == [], bare
     conf = tmp_path / "anon.conf"
     conf.write_text("use_username_as_clientid false\nallow_anonymous true\n")
-    res = check(tmp_path, "-t", "-c", conf)
+    res = check(tmp_path, "-t", "-c", add_root_user(conf))
     assert res.returncode == 0, res.stderr.decode()
 
 
