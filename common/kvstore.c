@@ -192,6 +192,12 @@ close_store(struct kv *kv, bool checkpoint)
 	kv->inline_jobs = true;
 	kv->ckpt_defer = 0;		/* the close decides for itself */
 	kvj_drop_spare(kv);		/* not made a segment a moment before closing */
+	/* A large index is checkpointed only when a running store would: the
+	 * next open replays no more than after a death at this moment, and
+	 * the close does not hold the store's lock for minutes (a new
+	 * process of the topic waits for it). */
+	if (checkpoint && kv->index_bytes > KV_CLOSE_CKPT_MAX)
+		checkpoint = false;
 	if (kv->failed || kv_commit(kv) == -1)
 		rc = -1;
 	else if (checkpoint && kvs_journal_bytes(kv, NULL) > 0 && kvc_begin(kv, true) == -1)

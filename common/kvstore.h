@@ -76,9 +76,11 @@ struct kv_stats {
  * so that the cost stays proportional). */
 struct kv *kv_open(const char *dir, const char *name, uint64_t checkpoint_bytes, char **err);
 /* Waits for background work, commits, checkpoints if the journal is not
- * empty (so that the next open replays nothing) and frees.  Returns -1 if
- * the final commit or checkpoint failed (logged), or if the store had
- * failed before. */
+ * empty (so that the next open replays nothing) and frees.  An index of
+ * more than 8 MiB (minutes of writing, with millions of keys) is closed
+ * as kv_close_lazy() does: the next open replays what a death now would
+ * leave.  Returns -1 if the final commit or checkpoint failed (logged), or
+ * if the store had failed before. */
 int  kv_close(struct kv *kv);
 /* The same without the checkpoint, unless the journal is past 64 KiB of
  * mostly dead records: it stays for the next open to replay, which costs

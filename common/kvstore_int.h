@@ -42,6 +42,9 @@ enum { OP_PUT = 1, OP_DEL = 2, OP_END = 3 };
 #define KV_LAZY_MAX	(64 * 1024)	/* journal a lazy close leaves, if it is mostly
 					 * dead records (kv_close_lazy) */
 #define KV_CKPT_KEY_BYTES 4096		/* journal bytes worth a key's checkpoint */
+#define KV_CLOSE_CKPT_MAX (8 * 1024 * 1024)	/* index a close checkpoints whatever the
+					 * journal (kv_close); a larger one takes
+					 * seconds to minutes to write */
 #define KV_SPARE_MIN	(1024 * 1024)	/* a segment this large is kept for reuse */
 #define KV_AHEAD_START	(1024 * 1024)	/* kv_write_ahead: the disk is started on this much */
 #define KV_CHASE_BYTES	(1024 * 1024)	/* kv_sync_async: more unsynced before a checkpoint ... */

@@ -22,6 +22,7 @@
 #include <libdeflate.h>
 
 #include "kvstore.h"
+#include "kvstore_int.h"
 #include "tmpdir.h"
 
 #define NAME	"r"
@@ -219,6 +220,45 @@ test_lazy_close_cuts_the_earlier_bytes(void **state)
 	assert_int_equal(len, 1);
 	free(v);
 	assert_int_equal(kv_close(kv), 0);
+}
+
+/* A close checkpoints a small index (nothing replayed at the next open),
+ * but not one past KV_CLOSE_CKPT_MAX, which could take minutes: that
+ * journal stays, as after a death, and reads back whole. */
+static void
+test_close_leaves_a_large_index_to_the_journal(void **state)
+{
+	struct tmpdir *fx = *state;
+	struct kv_stats st;
+	struct kv *kv = open_store(fx, CKPT, 1);
+	char key[16], val[48];
+	unsigned n = 0;
+	void *v = NULL;
+	size_t len = 0;
+
+	assert_int_equal(kv_put(kv, "first", 5, "x", 1), 0);
+	assert_int_equal(kv_close(kv), 0);
+	kv = open_store(fx, CKPT, 1);
+	kv_get_stats(kv, &st);
+	assert_int_equal(st.recovered, 0);
+	memset(val, 'v', sizeof(val));
+	do {
+		snprintf(key, sizeof(key), "k%010u", n++);
+		assert_int_equal(kv_put(kv, key, strlen(key), val, sizeof(val)), 0);
+		if (n % 4096 == 0)
+			assert_int_equal(kv_commit(kv), 0);
+		kv_get_stats(kv, &st);
+	} while (st.index_bytes <= KV_CLOSE_CKPT_MAX);
+	assert_int_equal(kv_close(kv), 0);
+	kv = open_store(fx, CKPT, 1);
+	kv_get_stats(kv, &st);
+	assert_true(st.recovered > 0);
+	assert_int_equal(st.keys, n + 1);
+	snprintf(key, sizeof(key), "k%010u", n - 1);
+	assert_int_equal(kv_get(kv, key, strlen(key), &v, &len), 1);
+	assert_int_equal(len, sizeof(val));
+	free(v);
+	kv_abandon(kv);
 }
 
 /* A lazy close checkpoints a journal past KV_LAZY_MAX that is mostly
@@ -498,6 +538,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_largest_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_close_cuts_the_earlier_bytes, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_close_leaves_a_large_index_to_the_journal,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_close_compacts_a_dead_journal, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_close_deletes_dead_kept_segments, setup,
