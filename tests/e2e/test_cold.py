@@ -146,7 +146,7 @@ def test_a_stopped_topicd_chosen_to_make_room_is_killed_after_topicd_timeout(mqt
     used topicd, which is stopped (SIGSTOP) and cannot answer its STOP.
     After topicd_timeout it is killed, and the third topic's publish is
     stored and acknowledged (it waited for ever before)."""
-    b = mqtt_factory({"max_topicds": 2, "topicd_idle_timeout": 0, "topicd_timeout": 1,
+    b = mqtt_factory({"max_topicds": 2, "topicd_idle_timeout": 0, "topicd_timeout": 3,
                       "restart_backoff_min": 5, "restart_backoff_max": 5})
     pub = publisher(b)
     pub.publish("room/a", b"a", qos=1)
@@ -155,7 +155,7 @@ def test_a_stopped_topicd_chosen_to_make_room_is_killed_after_topicd_timeout(mqt
     b.wait_topicd("room/b")
     os.kill(stuck, signal.SIGSTOP)
     try:
-        pub.publish("room/c", b"c", qos=1, timeout=15)
+        pub.publish("room/c", b"c", qos=1, timeout=30)
         assert "not gone within topicd_timeout of its STOP" in b.log_text()
         wait_for(lambda: not process_alive(stuck), 5, "the stopped topicd to be gone")
     finally:
