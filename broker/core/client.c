@@ -496,27 +496,46 @@ hear_last_words(struct client *cl)
 /* A write failed (ECONNRESET: the client closed with deliveries unread,
  * and its kernel answered them with a reset) before libevent read what
  * the client sent last, which the socket still holds: read, up to
- * LAST_WORDS_MAX, and heard (not over TLS: those bytes would have to go
- * through OpenSSL). */
+ * LAST_WORDS_MAX (over TLS, through OpenSSL), and heard. */
 static void
 read_last_words(struct client *cl)
 {
+	int saved = errno;	/* what the write met, for the log */
 	size_t total = 0;
 	ssize_t n;
 
 	if (!cl->started || cl->closing || cl->refusing)
 		return;
-	while (total < LAST_WORDS_MAX && (n = client_read_more(cl, LAST_WORDS_MAX)) > 0)
-		total += (size_t)n;
+	if (cl->ssl != NULL)
+		(void)tls_read_rest(cl, LAST_WORDS_MAX);
+	else
+		while (total < LAST_WORDS_MAX && (n = client_read_more(cl, LAST_WORDS_MAX)) > 0)
+			total += (size_t)n;
 	hear_last_words(cl);
+	errno = saved;
+}
+
+/* The connection ended (what: BEV_EVENT_EOF or BEV_EVENT_ERROR). */
+static void
+close_ended(struct client *cl, struct bufferevent *bev, short what)
+{
+	char why[256];
+	bool plain;
+
+	if (what & BEV_EVENT_EOF)
+		client_close(cl, evbuffer_get_length(bufferevent_get_input(bev)) ?
+		    "disconnected in the middle of a request" : "disconnected");
+	else if (what & BEV_EVENT_ERROR && cl->ssl != NULL) {
+		tls_error_text(cl, what, why, sizeof(why), &plain);
+		client_close(cl, why[0] != '\0' ? why : "connection lost");
+	} else if (what & BEV_EVENT_ERROR)
+		client_close(cl, strerror(EVUTIL_SOCKET_ERROR()));
 }
 
 static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *cl = arg;
-	char why[256];
-	bool plain;
 
 	if (cl->closing) {
 		if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
@@ -529,20 +548,13 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		on_handshake_event(cl, what);
 		return;
 	}
-	if (what & BEV_EVENT_EOF)
-		client_close(cl, evbuffer_get_length(bufferevent_get_input(bev)) ?
-		    "disconnected in the middle of a request" : "disconnected");
-	else if (what & BEV_EVENT_ERROR && cl->ssl != NULL) {
-		tls_error_text(cl, what, why, sizeof(why), &plain);
-		client_close(cl, why[0] != '\0' ? why : "connection lost");
-	} else if (what & BEV_EVENT_ERROR) {
-		int err = EVUTIL_SOCKET_ERROR();
-
-		if (what & BEV_EVENT_WRITING)
-			read_last_words(cl);
-		if (!cl->closing)
-			client_close(cl, strerror(err));
-	}
+	/* A failed write: an error, or over TLS an end too (a dirty
+	 * shutdown, which the bufferevent is told to allow).  What the client
+	 * sent last may close it (a DISCONNECT). */
+	if (what & BEV_EVENT_WRITING && what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		read_last_words(cl);
+	if (!cl->closing)
+		close_ended(cl, bev, what);
 	/* libevent stops writing to a connection whose write failed (a client
 	 * that is not read from learns that it is gone this way) or, over TLS,
 	 * that failed at all: what it was still owed cannot go out. */

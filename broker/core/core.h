@@ -656,6 +656,9 @@ void	 tls_describe(const struct client *cl, char *buf, size_t len);
 void	 tls_error_text(struct client *cl, short what, char *buf, size_t len, bool *plain);
 /* A close_notify to the peer, if the handshake was done (best effort). */
 void	 tls_close_notify(struct client *cl);
+/* After a failed write: what the peer sent before its reset, decrypted
+ * into cl->raw's input (up to max bytes); how much. */
+size_t	 tls_read_rest(struct client *cl, size_t max);
 /* wsconn.c: MQTT over WebSockets on a client connection */
 /* A filter over raw that speaks WebSockets to the client (cl->ws is
  * set), starting with the upgrade; NULL if libevent cannot make one (raw

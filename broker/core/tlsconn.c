@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <event2/bufferevent.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
@@ -412,4 +413,28 @@ tls_close_notify(struct client *cl)
 	/* Non-blocking: the alert is written if the socket takes it now. */
 	(void)SSL_shutdown(cl->ssl);
 	ERR_clear_error();
+}
+
+/* What the socket still holds once a write failed, decrypted into the
+ * connection's input, up to max bytes; how much.  Bytes the kernel
+ * received before the peer's reset stay readable after it, and OpenSSL
+ * reads them even though its write failed. */
+size_t
+tls_read_rest(struct client *cl, size_t max)
+{
+	struct evbuffer *in = bufferevent_get_input(cl->raw);
+	char buf[16384];
+	size_t total = 0;
+	int n;
+
+	if (cl->ssl == NULL || !SSL_is_init_finished(cl->ssl))
+		return 0;
+	ERR_clear_error();
+	while (total < max && (n = SSL_read(cl->ssl, buf, sizeof(buf))) > 0) {
+		if (evbuffer_add(in, buf, (size_t)n) == -1)
+			break;
+		total += (size_t)n;
+	}
+	ERR_clear_error();
+	return total;
 }
