@@ -24,6 +24,7 @@
 #include "broker.h"
 #include "clock.h"
 #include "evloop.h"
+#include "fdio.h"
 #include "kvstore.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -239,7 +240,7 @@ static int
 write_pid_file(struct broker *b)
 {
 	char buf[32];
-	int fd, n;
+	int fd, n, rc, e;
 
 	if (b->set.pid_file == NULL)
 		return 0;
@@ -250,10 +251,17 @@ write_pid_file(struct broker *b)
 		return -1;
 	}
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (write(fd, buf, (size_t)n) != n || close(fd) == -1) {
+	/* close() releases the descriptor even when it fails: it is not
+	 * closed again, which could close one opened meanwhile. */
+	rc = write_all(fd, buf, (size_t)n);
+	e = errno;
+	if (close(fd) == -1 && rc == 0) {
+		rc = -1;
+		e = errno;
+	}
+	if (rc == -1) {
 		log_errx("cannot write pid file %s: %s: make room, or change pid_file",
-		    b->set.pid_file, strerror(errno));
-		close(fd);
+		    b->set.pid_file, strerror(e));
 		unlink(b->set.pid_file);
 		return -1;
 	}
