@@ -28,6 +28,7 @@ struct json_conn {
 	bool		 discarding;	/* skipping the rest of an oversized line */
 	uint64_t	 lines;		/* lines read */
 	uint64_t	 idle_lines;	/* ... when the idle timer was armed */
+	size_t		 scanned;	/* input bytes known to hold no LF */
 	/* consumers */
 	char		*username;	/* after login */
 	unsigned	 login_tries;

@@ -88,20 +88,40 @@ line_length(struct evbuffer *in, const struct evbuffer_ptr *p)
 	return (size_t)p->pos - (cr == '\r');
 }
 
+/* Where the next line's end is, -1 if it has not come: the search goes
+ * on from where the last one stopped, so that a long line arriving in
+ * many reads is scanned once, not once per read. */
+static struct evbuffer_ptr
+next_eol(struct evbuffer *in, struct json_conn *jc)
+{
+	struct evbuffer_ptr from, p;
+	size_t have = evbuffer_get_length(in), eol;
+
+	if (jc->scanned > 0 && jc->scanned < have &&
+	    evbuffer_ptr_set(in, &from, jc->scanned, EVBUFFER_PTR_SET) == 0)
+		p = evbuffer_search_eol(in, &from, &eol, EVBUFFER_EOL_LF);
+	else
+		p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_LF);
+	jc->scanned = p.pos == -1 ? have : 0;
+	return p;
+}
+
 /* Hands every whole line to line(), while the client may send more. */
 void
 json_read_lines(struct client *cl, void (*line)(struct client *, const char *, size_t))
 {
 	struct evbuffer *in = client_input(cl);
-	size_t limit = cl->b->set.message_size_limit, eol;
+	struct json_conn *jc = json_conn(cl);
+	size_t limit = cl->b->set.message_size_limit;
 
 	while (!cl->closing && !client_throttled(cl)) {
-		struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_LF);
+		struct evbuffer_ptr p = next_eol(in, jc);
 		size_t have = evbuffer_get_length(in), len;
 		const char *text;
 
 		/* Without its end yet, a line may still get a CR before the LF. */
 		if (p.pos == -1 ? have > limit + 1 : line_length(in, &p) > limit) {
+			jc->scanned = 0;	/* (its closing frees jc) */
 			oversized(cl, in, p.pos == -1 ? have : (size_t)p.pos);
 			evbuffer_drain(in, have);
 			return;
@@ -112,8 +132,8 @@ json_read_lines(struct client *cl, void (*line)(struct client *, const char *, s
 		len = (size_t)p.pos;
 		if (len > 0 && text[len - 1] == '\r')
 			len--;
-		json_conn(cl)->lines++;
-		line(cl, text, len);
+		jc->lines++;
+		line(cl, text, len);	/* may close cl: jc goes then */
 		evbuffer_drain(in, (size_t)p.pos + 1);
 	}
 }
