@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -49,6 +50,27 @@ describe_peer(const struct sockaddr *sa, char *buf, size_t len)
 		snprintf(buf, len, "%.46s:%.7s", host, serv);
 }
 
+/* A connection past max_connections is closed at once.  The refusals are
+ * logged at most once a second, with a count: a fleet that reconnects
+ * while the broker is full would otherwise write a warning for every
+ * attempt, thousands a second, at the moment the log matters most. */
+static void
+refuse_connection(struct broker *b, int fd, const struct sockaddr *sa)
+{
+	int64_t now = mono_ms();
+	char desc[64];
+
+	close(fd);
+	b->conns_refused++;
+	if (b->conns_refused_logged != 0 && now - b->conns_refused_logged < 1000)
+		return;
+	describe_peer(sa, desc, sizeof(desc));
+	log_warnx("client %s refused: %u connections, max_connections is %u "
+	    "(%llu refused so far)", desc, b->nclients, b->set.max_connections,
+	    (unsigned long long)b->conns_refused);
+	b->conns_refused_logged = now;
+}
+
 static void
 on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen,
     void *arg)
@@ -59,13 +81,11 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, in
 
 	(void)ev;
 	(void)salen;
-	describe_peer(sa, desc, sizeof(desc));
 	if (b->nclients >= b->set.max_connections) {
-		log_warnx("client %s refused: %u connections, max_connections is %u", desc,
-		    b->nclients, b->set.max_connections);
-		close(fd);
+		refuse_connection(b, fd, sa);
 		return;
 	}
+	describe_peer(sa, desc, sizeof(desc));
 	client_new(l, fd, desc);
 }
 

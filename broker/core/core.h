@@ -292,6 +292,8 @@ struct broker {
 	struct client_ids clients;
 	unsigned	 nclients;
 	uint64_t	 next_client_id;
+	uint64_t	 conns_refused;		/* accepted past max_connections */
+	int64_t		 conns_refused_logged;
 	/* Shutdown. */
 	bool		 stopping;
 	int		 stop_phase;	/* 1: finishing requests, 2: stopping topicds */

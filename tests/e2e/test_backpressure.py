@@ -547,3 +547,30 @@ def test_a_topic_at_its_size_limit_says_so_at_notice_once_a_minute(mqtt_factory)
         "the topic did not fill again and again"
     for what in ("no room", "room again"):
         assert lines("notice", what) == 2, "%d lines %r at notice" % (lines("notice", what), what)
+
+
+def test_connections_past_max_connections_are_logged_at_most_once_a_second(broker_factory):
+    """A fleet that reconnects while the broker is full is refused at
+    every attempt, hundreds a second: each is closed at once, and the
+    refusals are logged at most once a second, with a count, not a
+    warning line each."""
+    import socket
+    b = broker_factory({"max_connections": 2})
+    held = [socket.create_connection(("127.0.0.1", b.publisher_port)) for _ in range(2)]
+    wait_for(lambda: b.status()[0]["clients"] == 2, 10, "the two connections")
+    t0 = time.monotonic()
+    for _ in range(300):
+        with socket.create_connection(("127.0.0.1", b.publisher_port)) as s:
+            s.settimeout(5)
+            assert s.recv(16) == b"", "a connection past max_connections is closed at once"
+    took = time.monotonic() - t0
+    wait_for(lambda: "refused so far" in b.log_text(), 10, "the refusals in the log")
+    lines = re.findall(r"warning: client \S+ refused: 2 connections, max_connections is 2"
+                       r" \((\d+) refused so far\)", b.log_text())
+    assert lines, b.log_text()[-2000:]
+    assert len(lines) <= int(took) + 2, "%d lines for 300 refusals in %.1f s" % (len(lines), took)
+    assert lines[0] == "1", lines
+    for s in held:
+        s.close()
+    wait_for(lambda: b.status()[0]["clients"] == 0, 10, "the held connections to be gone")
+    b.publisher().publish("after", "taken again")
