@@ -65,6 +65,8 @@ enc_config(struct wbuf *w, const struct rec_config *r)
 	put_u64(w, r->boot_id);
 	put_str(w, r->dlq_topic);
 	put_u64(w, r->seq_floor);
+	put_u8(w, r->log_dests);
+	put_str(w, str_or_empty(r->log_file));
 }
 
 int
@@ -83,6 +85,8 @@ dec_config(const void *body, size_t len, struct rec_config *r)
 	get_u64(&rb, &r->boot_id);
 	get_str(&rb, &r->dlq_topic);
 	get_u64(&rb, &r->seq_floor);
+	get_u8(&rb, &r->log_dests);
+	get_str(&rb, &r->log_file);
 	if (r->sync > 1)
 		return -1;
 	DEC_END();

@@ -32,7 +32,7 @@
  * with this version, so that a master and a topicd binary of different
  * releases (an upgrade with the old master still running) tell each other
  * so, whatever else changed in the records' layout. */
-#define IPC_PROTO_VERSION 10
+#define IPC_PROTO_VERSION 11
 #define IPC_CHANNEL_FD    3
 
 enum ipc_type {
@@ -159,6 +159,9 @@ struct rec_config {
 	uint64_t    seq_floor;		/* a new store's first sequence number is at
 					 * least this: past every number of the
 					 * topics the master forgot */
+	uint8_t     log_dests;		/* the master's LOG_DEST_* (0: the topicd
+					 * keeps those of its command line) */
+	const char *log_file;		/* the master's log file ("" for none) */
 };
 
 /* A message's MQTT 5 side, all optional (a record without any costs no

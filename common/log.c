@@ -173,6 +173,18 @@ log_get_file(void)
 	return (L.dests & LOG_DEST_FILE) ? L.path : NULL;
 }
 
+bool
+log_dests_are(int dests, const char *file)
+{
+	const char *mine = log_get_file();
+
+	if (L.dests != dests)
+		return false;
+	if (mine == NULL || file == NULL)
+		return mine == file;
+	return strcmp(mine, file) == 0;
+}
+
 enum log_level
 log_get_level(void)
 {

@@ -36,6 +36,8 @@ void log_set_level(enum log_level level);
 /* The destinations and file given to log_init() (a child logs likewise). */
 int  log_get_dests(void);
 const char *log_get_file(void);
+/* Does this process log to these destinations and this file (NULL: none)? */
+bool log_dests_are(int dests, const char *file);
 enum log_level log_get_level(void);
 /* Parses "error", "warning", "notice", "information", "debug"; -1 if unknown. */
 int  log_level_parse(const char *s);

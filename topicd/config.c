@@ -1,6 +1,8 @@
 /* CONFIG from the master: settings, accepted at any time (reload), and
  * the master's boot id, which tells us when a new master took over. */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 #include "topicd.h"
@@ -27,12 +29,22 @@ config_apply(struct topicd *td, const struct rec_config *r)
 	uint64_t ckpt = r->checkpoint_kib ? (uint64_t)r->checkpoint_kib * 1024 :
 	    TD_CHECKPOINT_DEFAULT;
 	int level = r->log_level > LOG_LVL_DEBUG ? LOG_LVL_DEBUG : r->log_level;
+	const char *file = r->log_file[0] != '\0' ? r->log_file : NULL;
 
-	/* A CONFIG follows every reload of the master, which is also when a
-	 * rotated log file is reopened. */
-	log_reopen();
 	/* -v wins: it is asked for when debugging one topic. */
-	log_set_level(td->verbose ? LOG_LVL_DEBUG : (enum log_level)level);
+	level = td->verbose ? LOG_LVL_DEBUG : level;
+	/* A CONFIG follows every reload of the master, which is also when a
+	 * rotated log file is reopened, or log_dest changed: a topicd that
+	 * runs through the reload logs where the master now does, not
+	 * where it did when the topicd started. */
+	if (r->log_dests != 0 && !log_dests_are(r->log_dests, file)) {
+		if (log_init("topicd", (enum log_level)level, r->log_dests, file) == -1)
+			log_warnx("topic %s: cannot open log file %s: %s; still writing "
+			    "where it did", td->topic, r->log_file, strerror(errno));
+	} else {
+		log_reopen();
+	}
+	log_set_level((enum log_level)level);
 	td->retry_ms = r->retry_ms ? r->retry_ms : TD_RETRY_MS_DEFAULT;
 	td->max_attempts = r->max_attempts ? r->max_attempts : TD_ATTEMPTS_DEFAULT;
 	td->max_queued = r->max_queued;

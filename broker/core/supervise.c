@@ -58,6 +58,8 @@ send_config(struct child *c)
 		.boot_id = c->b->boot_id,
 		.dlq_topic = s->dead_letter_topic,
 		.seq_floor = c->b->seq_floor,
+		.log_dests = (uint8_t)log_get_dests(),
+		.log_file = log_get_file() != NULL ? log_get_file() : "",
 	};
 	struct wbuf w;
 

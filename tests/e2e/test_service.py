@@ -374,6 +374,28 @@ def test_topicds_log_to_the_masters_file_and_reopen_it(broker_factory, tmp_path)
              10, "the topicd writing its status line to the reopened log file")
 
 
+def test_topicds_running_through_a_reload_log_to_the_new_log_dest(broker_factory, tmp_path):
+    """log_dest is reloadable: once a reload names another file, a topicd
+    that was running before it writes there too, not to the file the
+    master named when it started the topicd."""
+    old, new = tmp_path / "old.log", tmp_path / "new.log"
+    b = broker_factory({"log_dest": "stderr\nlog_dest file %s" % old})
+    b.publisher().publish("logged/moved", "m1")
+    pid = b.topicd_pid("logged/moved")
+    b.reload({"log_dest": "stderr\nlog_dest file %s" % new})
+    assert b.topicd_pid("logged/moved") == pid, "the topicd ran through the reload"
+    os.kill(pid, signal.SIGUSR1)
+    line = re.compile(r"topicd\[%d\]: notice: status: topic logged/moved pid" % pid)
+    wait_for(lambda: new.exists() and line.search(new.read_text()), 10,
+             "the topicd's status line in the file the reload named")
+    assert not line.search(old.read_text()), old.read_text()
+    # And back to stderr alone: the topicd closes the file.
+    b.reload({"log_dest": "stderr"})
+    wait_for(lambda: not any(os.path.realpath("/proc/%d/fd/%s" % (pid, fd)) == str(new)
+                             for fd in os.listdir("/proc/%d/fd" % pid)), 10,
+             "the topicd to close the file no log_dest names")
+
+
 def test_sighup_retries_nothing_and_changes_nothing_when_the_file_is_unchanged(broker):
     broker.signal(signal.SIGHUP)
     wait_log(broker, r"reload: configuration re-read, 0 settings changed")

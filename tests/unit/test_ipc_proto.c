@@ -19,7 +19,7 @@ static const struct rec_config s_config = {
 	.max_queued = 0xfffffffd, .max_bytes = 0xfffffffffffffffeULL,
 	.min_free = 0x0807060504030201ULL, .sync = 1, .log_level = 4,
 	.boot_id = 0x0102030405060708ULL, .dlq_topic = "$DLQ",
-	.seq_floor = 0x1112131415161718ULL,
+	.seq_floor = 0x1112131415161718ULL, .log_dests = 0x5, .log_file = "/var/log/broker.log",
 };
 static const struct rec_publish s_publish = {
 	.req = 0x1122334455667788ULL, .owner = "m/client-1", .pubid = 65535,
@@ -150,7 +150,7 @@ static void
 test_version_of(void **state)
 {
 	struct rec_ready ready = { 7, "t", 1 };
-	struct rec_config c = { .version = 99, .dlq_topic = "" };
+	struct rec_config c = { .version = 99, .dlq_topic = "", .log_file = "" };
 	struct wbuf w;
 
 	(void)state;
@@ -187,6 +187,8 @@ test_config_round_trip(void **state)
 	assert_true(r.boot_id == s_config.boot_id);
 	assert_true(r.seq_floor == s_config.seq_floor);
 	assert_string_equal(r.dlq_topic, s_config.dlq_topic);
+	assert_int_equal(r.log_dests, s_config.log_dests);
+	assert_string_equal(r.log_file, s_config.log_file);
 	assert_true((const uint8_t *)r.dlq_topic > w.data &&
 		    (const uint8_t *)r.dlq_topic < w.data + w.len);	/* into the body */
 	wbuf_free(&w);
