@@ -235,7 +235,7 @@ reload_listener_auth(struct broker *b, struct listener *l)
 	return changed;
 }
 
-void
+bool
 broker_reload_auth(struct broker *b)
 {
 	unsigned changed = reload_global_auth(b);
@@ -246,8 +246,7 @@ broker_reload_auth(struct broker *b)
 		if (l->auth != &b->auth && l->conf != NULL)
 			changed |= reload_listener_auth(b, l);
 	}
-	if (changed & AUTH_CHANGED_ACL) {
+	if (changed & AUTH_CHANGED_ACL)
 		log_notice("reload: the ACL changed; online sessions are brought in line");
-		sessions_acl_changed(b);
-	}
+	return (changed & AUTH_CHANGED_ACL) != 0;
 }

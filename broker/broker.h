@@ -31,7 +31,10 @@ enum settings_report { SETTINGS_PRINT, SETTINGS_CHECK, SETTINGS_LOG_ERRORS,
  * errors are errors of the configuration. */
 int	 broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
 	    enum settings_report how);
-int	 broker_reload(struct broker *b);
+/* *acl_changed: the online sessions are to be brought in line
+ * (sessions_acl_changed), which the caller does once the new logging and
+ * the topicds' settings apply. */
+int	 broker_reload(struct broker *b, bool *acl_changed);
 /* Start-up: logging as the settings say; -1 (logged, on stderr too) if
  * the log file cannot be opened. */
 int	 broker_start_logging(struct broker *b);
@@ -55,7 +58,8 @@ int	 broker_load_auth(const struct settings *s, struct auth *a, struct conf_erro
 int	 broker_load_listener_auth(const struct settings *s, const struct listener_conf *c,
 	    struct auth *a, bool checked, struct conf_errors *errs);
 void	 broker_log_auth(const struct broker *b);
-void	 broker_reload_auth(struct broker *b);
+/* Did the ACL change? */
+bool	 broker_reload_auth(struct broker *b);
 /* limits.c: warns when the open-file limit or vm.max_map_count is short
  * of what the settings may need (the soft open-file limit raised first) */
 void	 broker_check_limits(const struct broker *b);

@@ -340,7 +340,7 @@ reload_listeners(struct settings *cur, struct settings *ns)
 /* SIGHUP: re-read the file; apply what can change live, say what needs a
  * restart.  Returns -1 (and changes nothing) if the file is bad. */
 int
-broker_reload(struct broker *b)
+broker_reload(struct broker *b, bool *acl_changed)
 {
 	struct settings ns;
 	struct auth na;
@@ -363,7 +363,7 @@ broker_reload(struct broker *b)
 	changed += reload_listeners(&b->set, &ns);
 	settings_free(&ns);
 	auth_free(&na);			/* it checked the files; read again for b->set */
-	broker_reload_auth(b);
+	*acl_changed = broker_reload_auth(b);
 	log_notice("reload: configuration re-read, %u setting%s changed", changed,
 	    changed == 1 ? "" : "s");
 	return 0;

@@ -87,6 +87,7 @@ broker_shutdown(struct broker *b)
 static void
 reload(struct broker *b)
 {
+	bool acl_changed = false;
 	int rc;
 
 	if (b->stopping) {
@@ -98,11 +99,16 @@ reload(struct broker *b)
 	notify_reloading();
 	log_reopen();
 	log_notice("SIGHUP received: reloading");
-	if ((rc = broker_reload(b)) == 0) {
+	if ((rc = broker_reload(b, &acl_changed)) == 0) {
 		broker_apply_logging(b);
 		broker_check_limits(b);
 		listeners_reload_tls(b);
 		children_config(b);
+		/* After the new log settings, here and in the topicds (their
+		 * CONFIG goes before what the ACL takes back): what it does is
+		 * logged at the level the reload asked for. */
+		if (acl_changed)
+			sessions_acl_changed(b);
 		sys_stop(b);		/* sys_interval may have changed */
 		sys_start(b);
 	}

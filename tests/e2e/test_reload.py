@@ -199,9 +199,6 @@ def test_sighup_changes_logging_live(broker_factory, tmp_path):
     assert "client %s:%d: connected" % (HOST, before.local_port) not in b.log_text()
 
 
-@pytest.mark.xfail(strict=True, reason="the master applies the ACL (and sends the topicds "
-                   "the subscriptions it takes back) before the new log settings and the "
-                   "topicds' CONFIG: that work is logged at the old level, and to the old file")
 def test_a_reload_logs_what_its_acl_change_does_at_its_new_log_type(mqtt_factory, tmp_path):
     """A reload that both lowers log_type and changes the ACL logs what
     the new ACL makes the master and the topicds do (the subscriptions it
