@@ -218,7 +218,8 @@ def test_a_reload_logs_what_its_acl_change_does_at_its_new_log_type(mqtt_factory
     log = b.reload({"log_type": "notice"})
     changed(log, "log_type")
     assert "reload: the ACL changed" in log, log
-    time.sleep(QUIET)                       # the topicd takes the subscriptions back
+    wait_for(lambda: b.topicd_status("lvl/t")["subs"] == 0, 10,
+             "the topicd to take the subscriptions back")
     after = b.log_text()[start:]
     assert "information:" not in after, after
 
