@@ -1,6 +1,7 @@
 /* broker -t: what the start would find on this host besides the files
  * the configuration reads, found without starting anything or creating
- * a file: the user to become, the listeners' addresses, the log file.
+ * a file: the user to become, the listeners' addresses, the log file,
+ * the pid file (as the user it is written as).
  * Each is an error of the configuration at the line that gave it,
  * reported with the others, all at once. */
 #include <errno.h>
@@ -9,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "log.h"
+#include "xmalloc.h"
 
 /* Where key was given: its line, "command line", or else the file. */
 static const char *
@@ -98,6 +101,47 @@ check_log_file(const struct broker *b, const struct settings *s, struct conf_err
 	}
 }
 
+/* Can the pid file be written (created in its directory, or written over)
+ * as who writes it?  0 or an errno value. */
+static int
+pid_file_writable(const void *arg)
+{
+	const char *path = arg;
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	int rc = 0;
+
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else
+		slash[slash == dir] = '\0';	/* "/run/broker.pid": "/run"; "/x": "/" */
+	if (access(dir, W_OK | X_OK) == -1 || (access(path, F_OK) == 0 &&
+	    access(path, W_OK) == -1))
+		rc = errno;
+	free(dir);
+	return rc;
+}
+
+/* The master writes its pid file once it is the user it becomes. */
+static void
+check_pid_file(const struct broker *b, const struct settings *s, char *const *given,
+    struct conf_errors *errs)
+{
+	int rc;
+
+	if (s->pid_file == NULL)
+		return;
+	if ((rc = privs_test_as(s, pid_file_writable, s->pid_file)) == -1)
+		conf_error(errs, "%s: cannot check pid file %s as user %s", where_given(b, given,
+		    "pid_file"), s->pid_file, s->user != NULL ? s->user : "root");
+	else if (rc != 0)
+		conf_error(errs, "%s: cannot write pid file %s%s%s: %s: %s, or change pid_file",
+		    where_given(b, given, "pid_file"), s->pid_file,
+		    geteuid() == 0 ? " as user " : "",
+		    geteuid() != 0 ? "" : s->user != NULL ? s->user : "root", strerror(rc),
+		    rc == ENOENT || rc == ENOTDIR ? "create its directory" :
+		    geteuid() == 0 ? "let that user write it" : "let the broker write it");
+}
+
 void
 broker_check_host(const struct broker *b, const struct settings *s, char *const *given,
     struct conf_errors *errs)
@@ -105,4 +149,5 @@ broker_check_host(const struct broker *b, const struct settings *s, char *const 
 	check_user(b, s, given, errs);
 	check_addresses(b, s, given, errs);
 	check_log_file(b, s, errs);
+	check_pid_file(b, s, given, errs);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -72,6 +73,32 @@ privs_check_user(const struct settings *s, char *err, size_t len)
 	struct passwd *pw;
 
 	return lookup_target(s, &pw, err, len, false) == -1 ? -1 : 0;
+}
+
+int
+privs_test_as(const struct settings *s, int (*fn)(const void *), const void *arg)
+{
+	struct passwd *pw;
+	char err[512];
+	pid_t pid;
+	int status;
+
+	if (lookup_target(s, &pw, err, sizeof(err), false) != 1)
+		return fn(arg);		/* as itself (an unknown user is reported apart) */
+	if ((pid = fork()) == -1)
+		return -1;
+	if (pid == 0) {
+		if (initgroups(pw->pw_name, pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
+		    setuid(pw->pw_uid) == -1)
+			_exit(255);
+		_exit(fn(arg) & 0xff);
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) == 255)
+		return -1;
+	return WEXITSTATUS(status);
 }
 
 /* A uid for messages: "user broker (uid 1883)", or "uid 5000" when it has

@@ -169,6 +169,38 @@ def test_check_only_finds_what_the_start_would(tmp_path):
     assert res.returncode == 0, res.stderr.decode()
 
 
+def test_check_only_finds_a_pid_file_that_cannot_be_written(tmp_path):
+    """The master writes its pid file once it is its user: broker -t
+    checks it as that user (started as root), where the start would
+    fail after binding its ports."""
+    conf = tmp_path / "pid.conf"
+    missing = tmp_path / "missing" / "broker.pid"
+    conf.write_text("user root\npid_file %s\n" % missing if os.geteuid() == 0 else
+                    "pid_file %s\n" % missing)
+    res = check(tmp_path, "-t", "-c", conf)
+    err = res.stderr.decode()
+    assert res.returncode == 2, err
+    assert err.startswith("%s:2: cannot write pid file %s" % (conf, missing)) if \
+        os.geteuid() == 0 else err.startswith("%s:1: cannot write pid file %s" % (conf, missing)), err
+    assert "No such file or directory: create its directory, or change pid_file" in err, err
+    # Where it can be written, it is not: -t creates nothing.
+    conf.write_text(conf.read_text().replace(str(missing), str(tmp_path / "broker.pid")))
+    res = check(tmp_path, "-t", "-c", conf)
+    assert res.returncode == 0, res.stderr.decode()
+    assert not (tmp_path / "broker.pid").exists()
+    if os.geteuid() != 0:
+        return
+    # As root, for the user it becomes: nobody cannot enter tmp_path (0700).
+    os.chmod(tmp_path, 0o700)
+    conf.write_text("user nobody\npid_file %s\n" % (tmp_path / "broker.pid"))
+    res = check(tmp_path, "-t", "-c", conf)
+    err = res.stderr.decode()
+    assert res.returncode == 2, err
+    assert err.startswith("%s:2: cannot write pid file %s as user nobody: Permission denied: "
+                          "let that user write it, or change pid_file"
+                          % (conf, tmp_path / "broker.pid")), err
+
+
 def test_check_only_reports_a_missing_file(tmp_path):
     res = check(tmp_path, "-t", "-c", tmp_path / "nope.conf")
     assert res.returncode == 2
