@@ -1,11 +1,13 @@
 /* The process limits the settings may need: the open files (the soft
- * limit raised to the hard one) and the kernel's memory maps.  Checked at
+ * limit raised to the hard one), the kernel's memory maps, and the tasks
+ * (processes and threads) the user and the service's cgroup may have.  Checked at
  * start and after a reload that changes max_connections or max_topicds;
  * each shortfall is one warning. */
 #include <sys/resource.h>
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker.h"
@@ -87,6 +89,65 @@ map_limit_check(const struct broker *b)
 		    "max_topicds", limit, (unsigned long long)need, b->set.max_topicds);
 }
 
+/* Tasks: each topicd is two (its loop and its store's worker thread), the
+ * master two, and a margin.  Past RLIMIT_NPROC (of the user, counting
+ * all its processes) or the cgroup's pids.max (systemd's TasksMax) a
+ * topicd cannot be started. */
+#define TASKS_PER_TOPICD	2
+#define TASKS_MARGIN		16
+
+/* The pids.max of this process's cgroup (v2, or v1's pids controller);
+ * 0 if it has none or it cannot be read. */
+static uint64_t
+cgroup_pids_max(void)
+{
+	char line[4096], path[4200] = "", value[32];
+	unsigned long long n = 0;
+	FILE *f;
+
+	if ((f = fopen("/proc/self/cgroup", "re")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *ctl = strchr(line, ':'), *at = ctl ? strchr(ctl + 1, ':') : NULL;
+
+		if (at == NULL)
+			continue;
+		at[strcspn(at, "\n")] = '\0';
+		if (strncmp(ctl, "::", 2) == 0 && path[0] == '\0')
+			snprintf(path, sizeof(path), "/sys/fs/cgroup%s/pids.max", at + 1);
+		else if (strncmp(ctl, ":pids:", 6) == 0)
+			snprintf(path, sizeof(path), "/sys/fs/cgroup/pids%s/pids.max", at + 1);
+	}
+	(void)fclose(f);
+	if (path[0] == '\0' || (f = fopen(path, "re")) == NULL)
+		return 0;
+	if (fgets(value, sizeof(value), f) == NULL || sscanf(value, "%llu", &n) != 1)
+		n = 0;			/* "max" */
+	(void)fclose(f);
+	return n;
+}
+
+static void
+task_limit_check(const struct broker *b)
+{
+	uint64_t need = TASKS_PER_TOPICD * (uint64_t)b->set.max_topicds + TASKS_MARGIN;
+	uint64_t cg = cgroup_pids_max();
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NPROC, &rl) == -1)
+		log_warn("getrlimit(RLIMIT_NPROC)");
+	else if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		log_warnx("process limit %llu is below the %llu tasks that max_topicds %u may "
+		    "need (2 per topicd): raise it (LimitNPROC, ulimit -u) or lower max_topicds",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)need,
+		    b->set.max_topicds);
+	if (cg != 0 && cg < need)
+		log_warnx("the cgroup's task limit (pids.max) %llu is below the %llu tasks that "
+		    "max_topicds %u may need (2 per topicd): raise it (TasksMax) or lower "
+		    "max_topicds", (unsigned long long)cg, (unsigned long long)need,
+		    b->set.max_topicds);
+}
+
 void
 broker_check_limits(const struct broker *b)
 {
@@ -100,4 +161,5 @@ broker_check_limits(const struct broker *b)
 	topicds = b->set.max_topicds;
 	fd_limit_raise(b);
 	map_limit_check(b);
+	task_limit_check(b);
 }

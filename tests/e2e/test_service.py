@@ -243,6 +243,27 @@ def test_the_open_file_limit_is_raised_and_checked(broker_factory):
     assert "open-file limit" not in since_last_start(b2), since_last_start(b2)
 
 
+def test_max_topicds_is_checked_against_the_process_limit(broker_factory):
+    """Each topicd is two tasks (its loop and its store's worker): a
+    max_topicds whose tasks (16 more) pass RLIMIT_NPROC gets one warning
+    at the start; one within it, none.  (systemd's TasksMax, the cgroup's
+    pids.max, is checked the same way.)"""
+    def low():
+        resource.setrlimit(resource.RLIMIT_NPROC, (64, 64))
+    b = broker_factory(start=False)
+    b.preexec_fn = low
+    b.start()
+    wait_log(b, r"notice: started:")
+    warning = r"warning: process limit 64 is below the %d tasks that max_topicds 1000 may " \
+        r"need \(2 per topicd\): raise it \(LimitNPROC, ulimit -u\)" % (2 * 1000 + 16)
+    assert len(re.findall(warning, since_last_start(b))) == 1, since_last_start(b)
+    b2 = broker_factory({"max_topicds": 24}, start=False)
+    b2.preexec_fn = low
+    b2.start()
+    wait_log(b2, r"notice: started:")
+    assert "process limit" not in since_last_start(b2), since_last_start(b2)
+
+
 def test_max_topicds_is_checked_against_the_memory_map_limit(broker_factory):
     """The master maps two shared rings per topicd: a max_topicds whose
     maps (2 each, 1024 more) pass vm.max_map_count gets one warning at
