@@ -224,21 +224,58 @@ escape_byte(unsigned char c, char out[5])
 	}
 }
 
+/* The UTF-8 characters at s that a terminal would act on or that reorder
+ * what follows them: the C1 controls (U+0080-U+009F: 0x9b starts an
+ * escape sequence as ESC [ does), the line and paragraph separators
+ * (U+2028, U+2029) and the bidirectional marks, embeddings, overrides and
+ * isolates (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069), with
+ * which a name could show as another.  Their length,
+ * with their code point; 0 for the others. */
+static size_t
+unicode_control(const unsigned char *s, unsigned *cp)
+{
+	if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f) {
+		*cp = s[1];
+		return 2;
+	}
+	if (s[0] == 0xd8 && s[1] == 0x9c) {
+		*cp = 0x61c;
+		return 2;
+	}
+	if (s[0] == 0xe2 && s[1] == 0x80 && (s[2] == 0x8e || s[2] == 0x8f ||
+	    (s[2] >= 0xa8 && s[2] <= 0xae))) {
+		*cp = 0x2000 + (unsigned)(s[2] - 0x80);
+		return 3;
+	}
+	if (s[0] == 0xe2 && s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9) {
+		*cp = 0x2040 + (unsigned)(s[2] - 0x80);
+		return 3;
+	}
+	return 0;
+}
+
 /* dst (size bytes, NUL-terminated) becomes src with its control
  * characters and DEL escaped (a newline as the two characters \n, an ESC
- * as \x1b): what a client sends (a user name, a client id, a topic)
- * cannot make a line of its own in the log.  An escape that does not fit
- * is left out whole. */
+ * as \x1b, a right-to-left override as \u202e): what a client sends (a
+ * user name, a client id, a topic) cannot make a line of its own in the
+ * log, nor change how one reads.  An escape that does not fit is left out
+ * whole. */
 static void
 escape_controls(char *dst, size_t size, const char *src)
 {
-	size_t o = 0, k;
-	char e[5];
+	size_t o = 0, k, n;
+	unsigned cp;
+	char e[8];
 
-	for (; *src != '\0'; src++) {
-		if ((k = escape_byte((unsigned char)*src, e)) == 0) {
-			e[0] = *src;
-			k = 1;
+	for (; *src != '\0'; src += n) {
+		if ((n = unicode_control((const unsigned char *)src, &cp)) != 0) {
+			k = (size_t)snprintf(e, sizeof(e), "\\u%04x", cp);
+		} else {
+			n = 1;
+			if ((k = escape_byte((unsigned char)*src, e)) == 0) {
+				e[0] = *src;
+				k = 1;
+			}
 		}
 		if (o + k >= size)
 			break;

@@ -83,6 +83,24 @@ test_utf8_kept(void **state)
 	assert_string_equal(message_of(buf), "client caf\xc3\xa9-\xe2\x82\xac\n");
 }
 
+/* C1 controls and the bidirectional controls, with which a topic could
+ * read as another in a terminal, are escaped by code point; other
+ * characters of those ranges are kept. */
+static void
+test_unicode_controls_escaped(void **state)
+{
+	struct tmpdir *t = *state;
+	char path[64], buf[1024];
+
+	snprintf(path, sizeof(path), "%s/log", t->dir);
+	log_init("broker", LOG_LVL_NOTICE, LOG_DEST_FILE, path);
+	log_notice("topic %s", "p\xe2\x80\xae" "q\xe2\x81\xa6" "r\xe2\x80\x8f" "s\xc2\x9b"
+	    "2Jt\xd8\x9c" "u\xe2\x80\xa8" "v\xe2\x80\x94" "w\xc2\xa0" "x\xe2\x81\xaa" "y");
+	assert_true(tmpdir_slurp(path, buf, sizeof(buf)));
+	assert_string_equal(message_of(buf), "topic p\\u202eq\\u2066r\\u200fs\\u009b2Jt\\u061c"
+	    "u\\u2028v\xe2\x80\x94" "w\xc2\xa0" "x\xe2\x81\xaa" "y\n");
+}
+
 /* stderr (a broker under systemd logs there) is escaped the same way. */
 static void
 test_stderr_escapes_controls(void **state)
@@ -250,6 +268,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_file_escapes_controls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_utf8_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stderr_escapes_controls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unicode_controls_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_message_cut_whole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_that_cannot_be_opened, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_that_fails_keeps_the_file, setup,
