@@ -230,25 +230,24 @@ def test_a_subscriber_gone_while_its_output_waits_is_let_go(mqtt_factory):
              "the subscriber that went to be let go (%d clients before it came)" % base)
 
 
-def test_a_disconnect_behind_unread_deliveries_cancels_the_will(mqtt_factory):
-    """A client with a will and deliveries it has not read sends
-    DISCONNECT and closes: its kernel answers the unread bytes with a
-    reset.  The master (stopped meanwhile, so that both wait for it)
-    finds its write refused before it has read the DISCONNECT, which
-    the socket still holds: it reads it all the same, and the will is
-    not published."""
-    b = mqtt_factory({"client_output_limit": OUTPUT, "log_type": "information"})
-    watch = Receiver(lambda: b.mqtt_port, "rst-watch", clean=True)
+def disconnect_behind_unread_deliveries(b, port, name, tls=None):
+    """A client (name, on port; over TLS with the tls context) with a will
+    and deliveries it has not read sends DISCONNECT and closes: its kernel
+    answers the unread bytes with a reset.  The master (stopped meanwhile,
+    so that both wait for it) finds its write refused before it has read
+    the DISCONNECT, which the socket still holds: it must read it all the
+    same, and not publish the will."""
+    watch = Receiver(lambda: b.mqtt_port, name + "-watch", clean=True)
     watch.connect()
-    assert watch.subscribe([("rst/will", 1)]) == [1]
+    assert watch.subscribe([(name + "/will", 1)]) == [1]
     watch.start()
     pub = b.publisher()
-    pub.publish("rst/t", "first")               # its topicd starts
-    slow = SilentSubscriber(b.mqtt_port, "rst-slow", "rst/t",
-                            will=("rst/will", b"gone without a word", 1, False))
+    pub.publish(name + "/t", "first")           # its topicd starts
+    slow = SilentSubscriber(port, name + "-slow", name + "/t", tls=tls,
+                            will=(name + "/will", b"gone without a word", 1, False))
     for k in range(0, COUNT, BATCH):
-        pub.publish_pipelined([("rst/t", payload(i)) for i in range(k, k + BATCH)])
-    wait_for(lambda: b.topicd_status("rst/t")["lag"] > 0, 10,
+        pub.publish_pipelined([(name + "/t", payload(i)) for i in range(k, k + BATCH)])
+    wait_for(lambda: b.topicd_status(name + "/t")["lag"] > 0, 10,
              "the silent subscriber to fall behind")
     kill_pid(b.pid, signal.SIGSTOP)
     try:
@@ -256,13 +255,20 @@ def test_a_disconnect_behind_unread_deliveries_cancels_the_will(mqtt_factory):
         slow.sock.close()                        # unread bytes: a reset
     finally:
         kill_pid(b.pid, signal.SIGCONT)
-    wait_for(lambda: "id rst-slow: closed" in b.log_text(), 10, "the master to close it")
+    wait_for(lambda: "id %s-slow: closed" % name in b.log_text(), 10, "the master to close it")
     # The will would have been published as the connection closed: a
     # message published after that comes first if there was none.
-    pub.publish("rst/will", "after the close")
+    pub.publish(name + "/will", "after the close")
     watch.wait_payload(b"after the close")
-    assert watch.payloads("rst/will") == [b"after the close"], b.log_tail()
-    assert "id rst-slow: closed: DISCONNECT" in b.log_text(), b.log_tail()
+    assert watch.payloads(name + "/will") == [b"after the close"], b.log_tail()
+    assert "id %s-slow: closed: DISCONNECT" % name in b.log_text(), b.log_tail()
+
+
+def test_a_disconnect_behind_unread_deliveries_cancels_the_will(mqtt_factory):
+    """The DISCONNECT the socket still holds when a write fails is read
+    (disconnect_behind_unread_deliveries); over TLS in test_tls."""
+    b = mqtt_factory({"client_output_limit": OUTPUT, "log_type": "information"})
+    disconnect_behind_unread_deliveries(b, b.mqtt_port, "rst")
 
 
 def test_a_closed_connection_that_does_not_read_is_let_go_after_idle_timeout(mqtt_factory):

@@ -32,6 +32,7 @@ from broker_harness import (HOST, HarnessError, JsonClient, LOGGED_IN, PLEASE_LO
 from mqtt_helpers import (PUBLISH, MosquittoSub, PahoClient, RawClient, Receiver,
                           SilentSubscriber, connect_packet, mosquitto_pub, subscribe_packet)
 from test_auth import write_passwords
+from test_backpressure import disconnect_behind_unread_deliveries
 
 EARLY = 0.05            # a broker timer may fire this much early by our clock
 SLACK = 3.5             # how late a broker timer may fire on a loaded machine
@@ -699,38 +700,10 @@ def test_a_tls_publisher_beyond_max_client_pending_is_read_again(broker_factory,
 
 
 def test_a_tls_disconnect_behind_unread_deliveries_cancels_the_will(mqtt_factory, pki):
-    """Over TLS as over TCP: a client with a will and deliveries it has
-    not read sends DISCONNECT and closes, and its kernel answers the
-    unread bytes with a reset.  The master (stopped meanwhile, so that
-    both wait for it) finds its write refused before it has read the
-    DISCONNECT, which the socket still holds, encrypted: it reads it
-    through OpenSSL all the same, and the will is not published."""
+    """Over TLS as over TCP: the DISCONNECT the socket still holds, still
+    encrypted, when a write fails is read through OpenSSL, and the will
+    is not published (disconnect_behind_unread_deliveries)."""
     b, (port,) = start_with_listeners(mqtt_factory, [("mqtt", tls_lines(pki))],
                                       config={"client_output_limit": 4096,
                                               "log_type": "information"})
-    watch = Receiver(lambda: b.mqtt_port, "tls-rst-watch", clean=True)
-    watch.connect()
-    assert watch.subscribe([("trst/will", 1)]) == [1]
-    watch.start()
-    pub = b.publisher()
-    pub.publish("trst/t", "first")              # its topicd starts
-    slow = SilentSubscriber(port, "tls-rst-slow", "trst/t", tls=pki.client_context(),
-                            will=("trst/will", b"gone without a word", 1, False))
-    for k in range(0, COUNT, BATCH):
-        pub.publish_pipelined([("trst/t", "%06d %s" % (i, "y" * (SIZE - 7)))
-                               for i in range(k, k + BATCH)])
-    wait_for(lambda: b.topicd_status("trst/t")["lag"] > 0, 10,
-             "the silent subscriber to fall behind")
-    kill_pid(b.pid, signal.SIGSTOP)
-    try:
-        slow.sock.sendall(b"\xe0\x00")          # DISCONNECT
-        slow.sock.close()                        # unread bytes: a reset
-    finally:
-        kill_pid(b.pid, signal.SIGCONT)
-    wait_for(lambda: "id tls-rst-slow: closed" in b.log_text(), 10, "the master to close it")
-    # The will would have been published as the connection closed: a
-    # message published after that comes first if there was none.
-    pub.publish("trst/will", "after the close")
-    watch.wait_payload(b"after the close")
-    assert watch.payloads("trst/will") == [b"after the close"], b.log_tail()
-    assert "id tls-rst-slow: closed: DISCONNECT" in b.log_text(), b.log_tail()
+    disconnect_behind_unread_deliveries(b, port, "trst", tls=pki.client_context())
