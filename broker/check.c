@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -102,20 +103,26 @@ check_log_file(const struct broker *b, const struct settings *s, struct conf_err
 }
 
 /* Can the pid file be written (created in its directory, or written over)
- * as who writes it?  0 or an errno value. */
+ * as who writes it?  0 or an errno value.  A directory that does not exist
+ * is not an error: a service manager makes /run's at the start
+ * (systemd's RuntimeDirectory) and removes it at the stop. */
 static int
 pid_file_writable(const void *arg)
 {
 	const char *path = arg;
 	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	struct stat st;
 	int rc = 0;
 
 	if (slash == NULL)
 		strcpy(dir, ".");
 	else
 		slash[slash == dir] = '\0';	/* "/run/broker.pid": "/run"; "/x": "/" */
-	if (access(dir, W_OK | X_OK) == -1 || (access(path, F_OK) == 0 &&
-	    access(path, W_OK) == -1))
+	if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+		rc = ENOTDIR;
+	else if (access(dir, W_OK | X_OK) == -1)
+		rc = errno == ENOENT ? 0 : errno;
+	else if (access(path, F_OK) == 0 && access(path, W_OK) == -1)
 		rc = errno;
 	free(dir);
 	return rc;
@@ -138,7 +145,6 @@ check_pid_file(const struct broker *b, const struct settings *s, char *const *gi
 		    where_given(b, given, "pid_file"), s->pid_file,
 		    geteuid() == 0 ? " as user " : "",
 		    geteuid() != 0 ? "" : s->user != NULL ? s->user : "root", strerror(rc),
-		    rc == ENOENT || rc == ENOTDIR ? "create its directory" :
 		    geteuid() == 0 ? "let that user write it" : "let the broker write it");
 }
 
