@@ -436,5 +436,9 @@ tls_read_rest(struct client *cl, size_t max)
 		total += (size_t)n;
 	}
 	ERR_clear_error();
+	/* Under a WebSocket the filter takes the frames now (as
+	 * client_read_more has it do). */
+	if (total > 0 && cl->raw != cl->bev)
+		(void)bufferevent_flush(cl->bev, EV_READ, BEV_FLUSH);
 	return total;
 }

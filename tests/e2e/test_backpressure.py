@@ -230,29 +230,38 @@ def test_a_subscriber_gone_while_its_output_waits_is_let_go(mqtt_factory):
              "the subscriber that went to be let go (%d clients before it came)" % base)
 
 
-def disconnect_behind_unread_deliveries(b, port, name, tls=None):
-    """A client (name, on port; over TLS with the tls context) with a will
-    and deliveries it has not read sends DISCONNECT and closes: its kernel
-    answers the unread bytes with a reset.  The master (stopped meanwhile,
-    so that both wait for it) finds its write refused before it has read
-    the DISCONNECT, which the socket still holds: it must read it all the
-    same, and not publish the will."""
+def silent_mqtt(port, tls=None):
+    """For disconnect_behind_unread_deliveries: a silent MQTT subscriber
+    on port (over TLS with the tls context), and its DISCONNECT."""
+    def start(client_id, topic, will):
+        slow = SilentSubscriber(port, client_id, topic, tls=tls, will=will)
+        return slow.sock, b"\xe0\x00"
+    return start
+
+
+def disconnect_behind_unread_deliveries(b, start_silent, name):
+    """A client (start_silent(client_id, topic, will): its socket and the
+    bytes of its DISCONNECT) with a will and deliveries it has not read
+    sends DISCONNECT and closes: its kernel answers the unread bytes with a
+    reset.  The master (stopped meanwhile, so that both wait for it) finds
+    its write refused before it has read the DISCONNECT, which the socket
+    still holds: it must read it all the same, and not publish the will."""
     watch = Receiver(lambda: b.mqtt_port, name + "-watch", clean=True)
     watch.connect()
     assert watch.subscribe([(name + "/will", 1)]) == [1]
     watch.start()
     pub = b.publisher()
     pub.publish(name + "/t", "first")           # its topicd starts
-    slow = SilentSubscriber(port, name + "-slow", name + "/t", tls=tls,
-                            will=(name + "/will", b"gone without a word", 1, False))
+    sock, disconnect = start_silent(name + "-slow", name + "/t",
+                                    (name + "/will", b"gone without a word", 1, False))
     for k in range(0, COUNT, BATCH):
         pub.publish_pipelined([(name + "/t", payload(i)) for i in range(k, k + BATCH)])
     wait_for(lambda: b.topicd_status(name + "/t")["lag"] > 0, 10,
              "the silent subscriber to fall behind")
     kill_pid(b.pid, signal.SIGSTOP)
     try:
-        slow.sock.sendall(b"\xe0\x00")          # DISCONNECT
-        slow.sock.close()                        # unread bytes: a reset
+        sock.sendall(disconnect)
+        sock.close()                             # unread bytes: a reset
     finally:
         kill_pid(b.pid, signal.SIGCONT)
     wait_for(lambda: "id %s-slow: closed" % name in b.log_text(), 10, "the master to close it")
@@ -268,7 +277,7 @@ def test_a_disconnect_behind_unread_deliveries_cancels_the_will(mqtt_factory):
     """The DISCONNECT the socket still holds when a write fails is read
     (disconnect_behind_unread_deliveries); over TLS in test_tls."""
     b = mqtt_factory({"client_output_limit": OUTPUT, "log_type": "information"})
-    disconnect_behind_unread_deliveries(b, b.mqtt_port, "rst")
+    disconnect_behind_unread_deliveries(b, silent_mqtt(b.mqtt_port), "rst")
 
 
 def test_a_closed_connection_that_does_not_read_is_let_go_after_idle_timeout(mqtt_factory):

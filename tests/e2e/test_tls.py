@@ -32,7 +32,7 @@ from broker_harness import (HOST, HarnessError, JsonClient, LOGGED_IN, PLEASE_LO
 from mqtt_helpers import (PUBLISH, MosquittoSub, PahoClient, RawClient, Receiver,
                           SilentSubscriber, connect_packet, mosquitto_pub, subscribe_packet)
 from test_auth import write_passwords
-from test_backpressure import disconnect_behind_unread_deliveries
+from test_backpressure import disconnect_behind_unread_deliveries, silent_mqtt
 
 EARLY = 0.05            # a broker timer may fire this much early by our clock
 SLACK = 3.5             # how late a broker timer may fire on a loaded machine
@@ -706,4 +706,4 @@ def test_a_tls_disconnect_behind_unread_deliveries_cancels_the_will(mqtt_factory
     b, (port,) = start_with_listeners(mqtt_factory, [("mqtt", tls_lines(pki))],
                                       config={"client_output_limit": 4096,
                                               "log_type": "information"})
-    disconnect_behind_unread_deliveries(b, port, "trst", tls=pki.client_context())
+    disconnect_behind_unread_deliveries(b, silent_mqtt(port, pki.client_context()), "trst")

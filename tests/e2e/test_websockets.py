@@ -32,6 +32,7 @@ from mqtt_helpers import (CONNACK, PINGRESP, PUBACK, PUBLISH, SUBACK, PacketTime
                           PahoClient, RawClient, connect_packet, connected_client, paho,
                           pingreq_packet, publish_packet, subscribe_packet)
 from mqtt5_helpers import NodeClient
+from test_backpressure import disconnect_behind_unread_deliveries
 from test_tls import make_ca, make_cert, SERVER_SERIAL
 
 pytestmark = pytest.mark.skipif(paho is None, reason="paho-mqtt missing (use /usr/bin/python3)")
@@ -555,6 +556,32 @@ def test_a_websocket_publisher_held_back_is_read_again(mqtt_factory):
         kill_pid(tpid, signal.SIGCONT)
     acked = sorted(c.expect(PUBACK, timeout=10).pid for _ in range(40))
     assert acked == list(range(100, 140))
+
+
+def silent_ws(port, tls=None):
+    """For disconnect_behind_unread_deliveries: a silent subscriber over
+    WebSockets (over TLS with the tls context), and its DISCONNECT in a
+    frame."""
+    def start(client_id, topic, will):
+        slow = WsClient(port, tls=tls, small=True, name=client_id)
+        slow.connect_ok(client_id, will=will)
+        assert slow.subscribe([(topic, 0)]) == [0]
+        return slow.sock, frame(OP_BINARY, b"\xe0\x00")
+    return start
+
+
+@pytest.mark.parametrize("over_tls", [False, True], ids=["ws", "wss"])
+def test_a_websocket_disconnect_behind_unread_deliveries_cancels_the_will(mqtt_factory,
+                                                                         pki, over_tls):
+    """As over TCP and TLS: the DISCONNECT frame the socket still holds
+    when a write fails is read (through OpenSSL, then the WebSocket
+    filter), and the will is not published."""
+    b, port = ws_broker(mqtt_factory, {"client_output_limit": 4096,
+                                       "log_type": "information"},
+                        tls=tls_keys(pki) if over_tls else None)
+    disconnect_behind_unread_deliveries(
+        b, silent_ws(port, client_context(pki) if over_tls else None),
+        "wsrst" if over_tls else "wrst")
 
 
 def test_a_disconnect_before_the_close_frame_is_heard_past_max_client_pending(mqtt_factory):
