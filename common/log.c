@@ -86,8 +86,10 @@ log_init(const char *name, enum log_level level, int dests, const char *file)
 			free(was);
 		}
 	}
+	e = errno;		/* the file's, not the syslog socket's */
 	if (dests & LOG_DEST_SYSLOG)
 		openlog(L.name, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	errno = e;
 	return rc;
 }
 

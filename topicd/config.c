@@ -37,13 +37,13 @@ config_apply(struct topicd *td, const struct rec_config *r)
 	 * rotated log file is reopened, or log_dest changed: a topicd that
 	 * runs through the reload logs where the master now does, not
 	 * where it did when the topicd started. */
-	if (r->log_dests != 0 && !log_dests_are(r->log_dests, file)) {
-		if (log_init("topicd", (enum log_level)level, r->log_dests, file) == -1)
-			log_warnx("topic %s: cannot open log file %s: %s; still writing "
-			    "where it did", td->topic, r->log_file, strerror(errno));
-	} else {
-		log_reopen();
-	}
+	if (r->log_dests != 0 && !log_dests_are(r->log_dests, file) &&
+	    log_init("topicd", (enum log_level)level, r->log_dests, file) == -1)
+		log_warnx("topic %s: cannot open log file %s: %s; still writing "
+		    "where it did", td->topic, r->log_file, strerror(errno));
+	/* A file kept through log_init (the same path) is reopened too: a
+	 * logrotate may have moved it in the same reload. */
+	log_reopen();
 	log_set_level((enum log_level)level);
 	td->retry_ms = r->retry_ms ? r->retry_ms : TD_RETRY_MS_DEFAULT;
 	td->max_attempts = r->max_attempts ? r->max_attempts : TD_ATTEMPTS_DEFAULT;
