@@ -122,6 +122,8 @@ pid_file_writable(const void *arg)
 		rc = ENOTDIR;
 	else if (access(dir, W_OK | X_OK) == -1)
 		rc = errno == ENOENT ? 0 : errno;
+	else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		rc = EISDIR;
 	else if (access(path, F_OK) == 0 && access(path, W_OK) == -1)
 		rc = errno;
 	free(dir);

@@ -190,6 +190,10 @@ def test_check_only_finds_a_pid_file_that_cannot_be_written(tmp_path):
     assert err.startswith("%s:%d: cannot write pid file %s" % (conf, 2 if root else 1,
                                                                 tmp_path / "file" / "broker.pid"))
     assert "Not a directory" in err, err
+    # Where a directory has its name:
+    conf.write_text(root + "pid_file %s\n" % tmp_path)
+    res = check(tmp_path, "-t", "-c", conf)
+    assert res.returncode == 2 and "Is a directory" in res.stderr.decode(), res.stderr.decode()
     if not root:
         return
     # As root, for the user it becomes: nobody cannot enter tmp_path (0700).
