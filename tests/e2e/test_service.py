@@ -218,16 +218,22 @@ def open_files_limit(pid):
     return int(soft), int(hard)
 
 
+def started_under(broker_factory, which, limits, config=None):
+    """A broker started with the resource limit which set to (soft, hard)."""
+    def low():
+        resource.setrlimit(which, limits)
+    b = broker_factory(config, start=False)
+    b.preexec_fn = low
+    b.start()
+    wait_log(b, r"notice: started:")
+    return b
+
+
 def test_the_open_file_limit_is_raised_and_checked(broker_factory):
     """The soft limit goes up to the hard one; below what max_connections
     and max_topicds may need (3 per connection, 12 per topicd, 64 more),
     one warning says so; a topicd gets the raised limit."""
-    def low():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 1024))
-    b = broker_factory(start=False)
-    b.preexec_fn = low
-    b.start()
-    wait_log(b, r"notice: started:")
+    b = started_under(broker_factory, resource.RLIMIT_NOFILE, (256, 1024))
     assert open_files_limit(b.pid) == (1024, 1024)
     warning = r"warning: open-file limit 1024 is below the %d descriptors that " \
         r"max_connections 10000 and max_topicds 1000 may need: " % (3 * 10000 + 12 * 1000 + 64)
@@ -235,10 +241,8 @@ def test_the_open_file_limit_is_raised_and_checked(broker_factory):
     send_pub_consume(b, "nofile/t", "m")
     assert open_files_limit(b.wait_topicd("nofile/t")) == (1024, 1024)
     # Settings within the limit: no warning.
-    b2 = broker_factory({"max_connections": 200, "max_topicds": 20}, start=False)
-    b2.preexec_fn = low
-    b2.start()
-    wait_log(b2, r"notice: started:")
+    b2 = started_under(broker_factory, resource.RLIMIT_NOFILE, (256, 1024),
+                       {"max_connections": 200, "max_topicds": 20})
     assert open_files_limit(b2.pid) == (1024, 1024)
     assert "open-file limit" not in since_last_start(b2), since_last_start(b2)
 
@@ -248,19 +252,11 @@ def test_max_topicds_is_checked_against_the_process_limit(broker_factory):
     max_topicds whose tasks (16 more) pass RLIMIT_NPROC gets one warning
     at the start; one within it, none.  (systemd's TasksMax, the cgroup's
     pids.max, is checked the same way.)"""
-    def low():
-        resource.setrlimit(resource.RLIMIT_NPROC, (64, 64))
-    b = broker_factory(start=False)
-    b.preexec_fn = low
-    b.start()
-    wait_log(b, r"notice: started:")
+    b = started_under(broker_factory, resource.RLIMIT_NPROC, (64, 64))
     warning = r"warning: process limit 64 is below the %d tasks that max_topicds 1000 may " \
         r"need \(2 per topicd\): raise it \(LimitNPROC, ulimit -u\)" % (2 * 1000 + 16)
     assert len(re.findall(warning, since_last_start(b))) == 1, since_last_start(b)
-    b2 = broker_factory({"max_topicds": 24}, start=False)
-    b2.preexec_fn = low
-    b2.start()
-    wait_log(b2, r"notice: started:")
+    b2 = started_under(broker_factory, resource.RLIMIT_NPROC, (64, 64), {"max_topicds": 24})
     assert "process limit" not in since_last_start(b2), since_last_start(b2)
 
 
