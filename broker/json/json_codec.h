@@ -80,8 +80,9 @@ void jl_request_free(struct jl_request *r);
  * exactly "log USERNAME".  On success *username is the malloc'd,
  * lower-cased name.  Refused: NUL bytes or malformed UTF-8 anywhere,
  * a name over JL_USERNAME_MAX bytes or with control characters.
- * Lower-casing is ASCII only; white space is Unicode's (as Elixir's
- * String.split/1: no splitting at non-breaking spaces).
+ * Lower-casing and white space are Unicode's, as Elixir's
+ * String.downcase/1 and String.split/1 have them (no splitting at
+ * non-breaking spaces).
  */
 bool jl_parse_login(const char *line, size_t len, char **username);
 /*
