@@ -359,6 +359,11 @@ pump(struct sub *s)
 			return;
 		s->retained_rel = 0;
 	}
+	if (s->rel_again != 0) {
+		if (deliver_send_rel(s, s->rel_again) != SEND_OK)
+			return;
+		s->rel_again = 0;
+	}
 	if (resend(s) != SEND_OK || send_new(s) != SEND_OK)
 		return;
 	retry_arm(s);
@@ -487,6 +492,7 @@ deliver_offline(struct sub *s)
 	s->blocked = false;
 	s->want_retained = false;
 	s->retained_rel = 0;
+	s->rel_again = 0;
 	s->ret_resend = false;
 	s->td->nonline--;
 	s->td->stats_dirty = true;
@@ -494,6 +500,33 @@ deliver_offline(struct sub *s)
 		share_member_offline(s);
 	else if (s->mode == MODE_JSON)
 		share_wake_groups_of(s->td, s->key);	/* they may pick it now */
+}
+
+/* A consumer's PUBREC for a message it completed already (a repeat, or
+ * one sent after a PUBREL that crossed it): the PUBREL goes again, as a
+ * publisher's PUBREL for an unknown id gets its PUBCOMP; the PUBCOMP that
+ * answers it changes nothing.  Not for a message not sent yet, nor to a
+ * consumer offline or parked (its next ATTACH resumes it). */
+static bool
+rel_again(struct sub *s, uint64_t seq)
+{
+	if (s->mode != MODE_JSON || s->is_group || s->group != NULL || !sub_online(s) ||
+	    s->parked || seq >= s->cursor + s->nfl)
+		return false;
+	s->rel_again = seq;
+	deliver_wake(s);
+	return true;
+}
+
+/* A parked consumer answers after all: it is not gone.  What it answered
+ * goes on (the PUBREL, or the next message), and the retrial with it. */
+static void
+unpark(struct sub *s, uint64_t seq)
+{
+	s->parked = false;
+	sub_dirty(s);
+	log_info("topic %s: %s answered message %llu after all; resumed", s->td->topic,
+	    s->key, (unsigned long long)seq);
 }
 
 void
@@ -530,10 +563,14 @@ deliver_ack(struct topicd *td, const struct rec_ack *r)
 		return;
 	}
 	if (f == NULL || f->state == FL_DONE) {
+		if (r->kind == ACK_PUBREC && s != NULL && rel_again(s, r->seq))
+			return;
 		log_debug("topic %s: ack %u for %s seq %llu: not in flight, ignored",
 		    td->topic, r->kind, r->subkey, (unsigned long long)r->seq);
 		return;
 	}
+	if (s->parked && s->mode == MODE_JSON && !s->is_group && s->group == NULL)
+		unpark(s, r->seq);
 	if (r->kind == ACK_PUBREC) {
 		/* From now on attempts count PUBREL sends.  The new state must
 		 * be durable before PUBREL goes out (rel_gen), so that the

@@ -392,6 +392,38 @@ def test_next_message_only_after_pubcomp(broker):
     assert read_pub(cons, "seq")["msg"] == "s2"
 
 
+def test_repeated_pubrec_gets_the_pubrel_again(broker):
+    """A PUBREC for a message completed already is answered OK and the
+    PUBREL again (the exchange is idempotent, as a publisher's PUBREL for
+    an unknown id gets its PUBCOMP); the PUBCOMP that follows changes
+    nothing: the next message is neither skipped nor sent twice."""
+    cons = logged_in(broker, "rita")
+    cons.send_json({"type": "SUB", "topic": "rep"})
+    cons.expect("OK")
+    pub = broker.publisher()
+    for i in range(3):
+        pub.publish("rep", "r%d" % i)
+    first = read_pub(cons, "rep")
+    complete(cons, "rep", first["msgId"])
+    second = read_pub(cons, "rep")
+    assert second["msg"] == "r1"
+    # The first again, while the second is in flight.
+    cons.send_json({"type": "PUBREC", "msgId": first["msgId"], "topic": "rep"})
+    assert cons.read_raw_line() == b"OK\r\n"
+    assert cons.read_raw_line() == PUBREL_LINE % (first["msgId"], b"rep")
+    cons.send_json({"type": "PUBCOMP", "msgId": first["msgId"], "topic": "rep"})
+    assert cons.read_raw_line() == b"OK\r\n"
+    # A PUBREC for a message not sent yet changes nothing either.
+    cons.send_json({"type": "PUBREC", "msgId": second["msgId"] + 1, "topic": "rep"})
+    assert cons.read_raw_line() == b"OK\r\n"
+    cons.expect_silence(QUIET)
+    complete(cons, "rep", second["msgId"])
+    third = read_pub(cons, "rep")
+    assert third["msg"] == "r2" and third["msgId"] == second["msgId"] + 1, third
+    complete(cons, "rep", third["msgId"])
+    cons.expect_silence(QUIET)
+
+
 def test_order_per_topic_and_increasing_msgids(broker):
     cons = logged_in(broker, "olga")
     cons.send_json({"type": "SUB", "topic": "ord"})

@@ -9,7 +9,7 @@ import pytest
 
 from broker_harness import (DLQ, LOGGED_IN, HarnessError, LineTimeout, Qos2Consumer,
                             check_dead_letter, dead_letters, login,
-                            wait_dead_letter)
+                            wait_dead_letter, wait_for)
 
 RETRY = 0.3
 ATTEMPTS = 3
@@ -117,6 +117,47 @@ def test_parked_consumer_resumes_on_sub(rbroker):
     assert p["type"] == "PUB" and p["msg"] == "after", \
         "after SUB the parked consumer should get the next message, got %r" % p
     wait_dead_letter(dlq, "max_attempts")
+
+
+def test_parked_consumer_that_answers_after_all_resumes(broker_factory):
+    """A consumer parked for not answering, whose PUBREC comes after all,
+    is not gone: the PUBREL follows, then the next message, and the one
+    it answered is neither sent again nor dead-lettered at its next
+    login."""
+    rbroker = broker_factory(dict(CONFIG, log_type="information"))
+    dlq = rbroker.consumer("dlqwatch")
+    dlq.subscribe(DLQ)
+    c = raw_consumer(rbroker, "slowpoke", "sp")
+    pub = rbroker.publisher()
+    pub.publish("sp", "slow")
+    raws = [r for _, r in sends(c, ATTEMPTS, "PUB")]
+    assert raws == [raws[0]] * ATTEMPTS, raws
+    wait_for(lambda: "slowpoke did not answer message" in rbroker.log_text(), 10,
+             "the consumer to be parked")
+    pub.publish("sp", "after")
+    c.expect_silence(QUIET)             # parked: nothing new goes to it
+    p = json.loads(raws[0])
+    c.send_json({"type": "PUBREC", "msgId": p["msgId"], "topic": "sp"})
+    c.expect("OK")
+    assert c.read_json() == {"type": "PUBREL", "msgId": p["msgId"], "topic": "sp"}
+    c.send_json({"type": "PUBCOMP", "msgId": p["msgId"], "topic": "sp"})
+    c.expect("OK")
+    nxt = c.read_json()
+    assert nxt["type"] == "PUB" and nxt["msg"] == "after", nxt
+    c.send_json({"type": "PUBREC", "msgId": nxt["msgId"], "topic": "sp"})
+    c.expect("OK")
+    assert c.read_json() == {"type": "PUBREL", "msgId": nxt["msgId"], "topic": "sp"}
+    c.send_json({"type": "PUBCOMP", "msgId": nxt["msgId"], "topic": "sp"})
+    c.expect("OK")
+    assert "slowpoke answered message %d after all" % p["msgId"] in rbroker.log_text()
+    c.close()
+    # Logging in again: both exchanges are over, nothing comes again.
+    pub.publish("sp", "third")
+    q = rbroker.consumer("slowpoke")
+    assert q.wait_messages(1, "sp") == ["third"]
+    q.settle()
+    assert not q.errors, q.errors
+    assert dead_letters(dlq, "max_attempts") == []
 
 
 def test_late_answer_after_a_retry_completes_normally(rbroker):
