@@ -53,6 +53,7 @@ struct settings {
 	char             *user;
 	char             *sync_policy;		/* "batch" or "none" */
 	unsigned          login_attempts;
+	uint64_t          connect_timeout;	/* ms: to CONNECT or log in */
 	uint64_t          idle_timeout;		/* ms */
 	unsigned          tcp_keepalive;	/* s; 0: no keep-alive probes */
 	char             *password_file;	/* NULL: user names are not checked */

@@ -138,8 +138,9 @@ json_read_lines(struct client *cl, void (*line)(struct client *, const char *, s
 	}
 }
 
-/* The idle timer runs while half a line waits (or, for consumers, until
- * they log in): a client that stalls there is closed.  Input the broker
+/* The idle timer runs while half a line waits (idle_timeout), and until a
+ * login that is due comes (connect_timeout, from the start, whatever
+ * lines come meanwhile): a client that stalls there is closed.  Input the broker
  * does not read while the client waits for answers (max_client_pending, a
  * full topic) is not a stall, unlike input left because the client does
  * not read its own (client_output_limit); each line read starts the time
@@ -161,7 +162,7 @@ json_update_idle(struct client *cl)
 		client_disarm_idle(cl);
 	else if (!client_idle_armed(cl) || (!login && jc->lines != jc->idle_lines)) {
 		jc->idle_lines = jc->lines;
-		client_arm_idle(cl, cl->b->set.idle_timeout);
+		client_arm_idle(cl, login ? cl->b->set.connect_timeout : cl->b->set.idle_timeout);
 	}
 }
 
@@ -171,5 +172,5 @@ json_idle(struct client *cl)
 	struct json_conn *jc = json_conn(cl);
 
 	client_close(cl, (jc->consumer && jc->username == NULL) || jc->login_pending ?
-	    "no login within idle_timeout" : "half a line for longer than idle_timeout");
+	    "no login within connect_timeout" : "half a line for longer than idle_timeout");
 }

@@ -22,7 +22,7 @@ mqtt_start(struct client *cl)
 	RB_INIT(&mc->inbound);
 	RB_INIT(&mc->counted);
 	cl->pstate = mc;
-	client_arm_idle(cl, cl->b->set.idle_timeout);	/* the CONNECT must come by then */
+	client_arm_idle(cl, cl->b->set.connect_timeout);	/* the CONNECT must come by then */
 }
 
 /* A packet came in: the keep-alive starts again. */
@@ -43,7 +43,7 @@ mqtt_idle(struct client *cl)
 	struct mqtt_conn *mc = mqtt_conn(cl);
 
 	if (!mc->connected)
-		client_close(cl, "no CONNECT within idle_timeout");
+		client_close(cl, "no CONNECT within connect_timeout");
 	else if (mc->keepalive_ms && client_throttled(cl) && !client_output_full(cl))
 		/* The broker stopped reading the client (its publishes wait for
 		 * a topicd): what it sent since, its PINGREQs too, is unread.
@@ -494,7 +494,7 @@ frame_limit(const struct client *cl)
 /* A packet over the limit: DISCONNECT 0x95 once connected.  A first
  * packet that is a level-5 CONNECT gets CONNACK 0x95 (3.2.2.2) once the
  * bytes that say its level are in (the wait for them is the wait for a
- * CONNECT, bounded by idle_timeout); any other first packet only closes
+ * CONNECT, bounded by connect_timeout); any other first packet only closes
  * the connection. */
 static void
 too_large(struct client *cl, struct evbuffer *in, size_t have)

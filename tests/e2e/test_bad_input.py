@@ -439,6 +439,33 @@ def test_half_line_on_consumer_port_is_closed_after_idle_timeout(idle_broker):
     check_others_work(idle_broker, "staller")
 
 
+CONNECT_TIMEOUT = 1
+
+
+@pytest.mark.parametrize("lines", [[], ["hello"], ["hello", "log"]],
+                         ids=["silent", "one-bad-login", "two-bad-logins"])
+def test_consumer_that_does_not_log_in_is_closed_after_connect_timeout(broker_factory, lines):
+    """connect_timeout runs from the connection and bounds the login
+    however many lines come meanwhile (fewer than login_attempts);
+    idle_timeout is far longer.  One that logged in in time stays."""
+    b = broker_factory({"connect_timeout": CONNECT_TIMEOUT, "idle_timeout": 300})
+    early = consumer_conn(b, "intime")
+    since = time.monotonic()
+    c = b.client()
+    c.expect("Please login!")
+    for line in lines:
+        c.send_line(line)
+        c.expect("Please login!")
+    c.expect_closed(timeout=CONNECT_TIMEOUT + 5)
+    took = time.monotonic() - since
+    assert took >= CONNECT_TIMEOUT - EARLY, \
+        "closed %.2f s after connecting, connect_timeout is %d s" % (took, CONNECT_TIMEOUT)
+    # The consumer that logged in before is past connect_timeout and open.
+    early.send_json({"type": "SUB", "topic": "after-login"})
+    early.expect("OK")
+    check_others_work(b, "login-later")
+
+
 def test_half_line_then_rest_in_time_is_fine(idle_broker):
     c = consumer_conn(idle_broker, "slowtyper")
     c.send_raw(b'{"type":"SUB",')

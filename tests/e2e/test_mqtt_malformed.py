@@ -20,6 +20,7 @@ from mqtt_helpers import (CONNACK, CONNECT, PUBACK, PUBLISH, SUBSCRIBE, UNSUBSCR
 
 LIMIT = 1024            # message_size_limit
 IDLE = 2                # idle_timeout, seconds
+CONNECT_TIMEOUT = 1     # connect_timeout, seconds
 CLOSE_TIMEOUT = 5.0     # for a close that the input itself causes
 EARLY = 0.05            # a broker timer may fire this much early by our clock
 SLACK = 3.5             # how late a broker timer may fire on a loaded machine
@@ -61,7 +62,8 @@ class Env:
 
 @pytest.fixture
 def env(mqtt_factory):
-    return Env(mqtt_factory({"message_size_limit": LIMIT, "idle_timeout": IDLE}))
+    return Env(mqtt_factory({"message_size_limit": LIMIT, "idle_timeout": IDLE,
+                             "connect_timeout": CONNECT_TIMEOUT}))
 
 
 def refused_connect(c):
@@ -232,16 +234,28 @@ def test_client_that_stops_mid_packet_is_closed_after_the_keepalive(env):
     env.check_others_work()
 
 
-@pytest.mark.parametrize("sent", [b"", connect_packet("half")[:9]],
-                         ids=["nothing", "half-a-connect"])
-def test_connection_without_a_whole_connect_is_closed_after_idle_timeout(env, sent):
-    """idle_timeout runs from the accept, which comes after `since`."""
+def trickled_connect():
+    """A whole CONNECT, a byte every 0.2 s: each byte comes well within
+    idle_timeout, the whole one not within connect_timeout."""
+    return [bytes([b]) for b in connect_packet("trickle")]
+
+
+@pytest.mark.parametrize("sent", [[], [connect_packet("half")[:9]], trickled_connect()],
+                         ids=["nothing", "half-a-connect", "trickled-connect"])
+def test_connection_without_a_whole_connect_is_closed_after_connect_timeout(env, sent):
+    """connect_timeout runs from the accept, which comes after `since`,
+    and bounds the whole CONNECT however its bytes come; idle_timeout is
+    longer, and does not start again with each byte."""
     since = time.monotonic()
     c = env.bad(connect=False)
-    if sent:
-        c.send(sent)
-    c.expect_closed(IDLE + SLACK)
+    for chunk in sent:
+        try:
+            c.send(chunk)
+        except OSError:                 # closed meanwhile: what is checked below
+            break
+        time.sleep(0.2)                 # the pace of a slow client, not a wait for the broker
+    c.expect_closed(CONNECT_TIMEOUT + SLACK)
     took = time.monotonic() - since
-    assert took >= IDLE - EARLY, "closed %.2f s after the connect (idle_timeout %d s)" % (
-        took, IDLE)
+    assert took >= CONNECT_TIMEOUT - EARLY, \
+        "closed %.2f s after the connect (connect_timeout %d s)" % (took, CONNECT_TIMEOUT)
     env.check_others_work()

@@ -381,7 +381,8 @@ def test_sighup_checkpoint_size_applies_from_the_next_topicd_start(broker_factor
 
 NEW_VALUES = {
     "max_connections": "5000", "max_client_pending": "512", "client_output_limit": "128k",
-    "idle_timeout": "200", "message_size_limit": "128k", "retry_interval": "9",
+    "connect_timeout": "20", "idle_timeout": "200", "message_size_limit": "128k",
+    "retry_interval": "9",
     "max_delivery_attempts": "4", "max_inflight_messages": "10", "max_topics": "500",
     "sync_policy": "none", "checkpoint_size": "2m", "restart_backoff_min": "0.2",
     "restart_backoff_max": "20", "shutdown_timeout": "4", "sys_interval": "9",

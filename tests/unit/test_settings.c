@@ -55,6 +55,7 @@ test_defaults(void **state)
 	assert_int_equal(s.log_type.n, 0);
 	assert_string_equal(s.user, "broker");
 	assert_int_equal(s.login_attempts, 5);
+	assert_int_equal(s.connect_timeout, 30000);
 	assert_int_equal(s.idle_timeout, 300000);
 	assert_int_equal(s.tcp_keepalive, 60);
 	assert_int_equal(s.tls_handshake_timeout, 10000);
@@ -99,7 +100,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 57);
+	assert_int_equal(n, 58);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -115,7 +116,7 @@ test_reloadable(void **state)
 		"restart_backoff_max", "crash_limit", "crash_window",
 		"max_held_publishes", "checkpoint_size", "shutdown_timeout",
 		"max_inflight_messages", "max_queued_messages", "sys_interval",
-		"idle_timeout", "log_dest", "log_type", "sync_policy",
+		"connect_timeout", "idle_timeout", "log_dest", "log_type", "sync_policy",
 		"max_client_pending", "client_output_limit", "poison_limit",
 		"max_topic_size", "max_store_size", "min_free_space", "max_topic_levels",
 		"max_subscriptions", "max_topicds", "topicd_idle_timeout", "topicd_timeout", "password_file", "acl_file",
