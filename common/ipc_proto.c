@@ -291,6 +291,22 @@ dec_ack(const void *body, size_t len, struct rec_ack *r)
 }
 
 void
+enc_stop(struct wbuf *w, const struct rec_stop *r)
+{
+	put_u8(w, r->flags);
+}
+
+int
+dec_stop(const void *body, size_t len, struct rec_stop *r)
+{
+	DEC_BEGIN(body, len);
+	get_u8(&rb, &r->flags);
+	if (r->flags & ~STOP_CHECKPOINT)
+		return -1;
+	DEC_END();
+}
+
+void
 enc_dlq_done(struct wbuf *w, const struct rec_dlq_done *r)
 {
 	put_u64(w, r->req);

@@ -32,7 +32,7 @@
  * with this version, so that a master and a topicd binary of different
  * releases (an upgrade with the old master still running) tell each other
  * so, whatever else changed in the records' layout. */
-#define IPC_PROTO_VERSION 11
+#define IPC_PROTO_VERSION 12
 #define IPC_CHANNEL_FD    3
 
 enum ipc_type {
@@ -50,8 +50,8 @@ enum ipc_type {
 	IPC_ACK = 8,		/* a subscriber's PUBACK / PUBREC / PUBCOMP */
 	IPC_DLQ_DONE = 9,	/* a DEADLETTER is durable in the dead-letter topic */
 	IPC_RESUME = 10,	/* after ROOM: publishes come again (empty body) */
-	IPC_STOP = 11,		/* apply what came before, send a last IDLE, exit 0
-				 * (empty body): the topic goes cold */
+	IPC_STOP = 11,		/* apply what came before, send a last IDLE, exit 0:
+				 * the topic goes cold (struct rec_stop) */
 	IPC_PING = 12,		/* are you there: answered with a STATS (empty body) */
 	IPC_FORGET = 13,	/* after a last IDLE with IDLE_EMPTY: delete the store
 				 * and exit 0 (empty body; the master no longer knows
@@ -227,6 +227,15 @@ struct rec_ack {
 					 * the session's own, or unknown */
 };
 
+/* STOP: the store is closed with a checkpoint (the broker is stopping:
+ * its next start replays nothing); without, its journal stays, for a
+ * topic that may start again soon. */
+#define STOP_CHECKPOINT	0x01
+
+struct rec_stop {
+	uint8_t  flags;		/* STOP_* */
+};
+
 struct rec_dlq_done {
 	uint64_t req;
 	uint8_t  stored;	/* 0: it could not be stored: ask again later */
@@ -343,6 +352,7 @@ void enc_detach(struct wbuf *w, const struct rec_detach *r);
 void enc_unsub(struct wbuf *w, const struct rec_unsub *r);
 void enc_ack(struct wbuf *w, const struct rec_ack *r);
 void enc_dlq_done(struct wbuf *w, const struct rec_dlq_done *r);
+void enc_stop(struct wbuf *w, const struct rec_stop *r);
 void enc_ready(struct wbuf *w, const struct rec_ready *r);
 void enc_done(struct wbuf *w, const struct rec_done *r);
 void enc_deadletter(struct wbuf *w, const struct rec_deadletter *r);
@@ -372,6 +382,7 @@ int dec_detach(const void *body, size_t len, struct rec_detach *r);
 int dec_unsub(const void *body, size_t len, struct rec_unsub *r);
 int dec_ack(const void *body, size_t len, struct rec_ack *r);
 int dec_dlq_done(const void *body, size_t len, struct rec_dlq_done *r);
+int dec_stop(const void *body, size_t len, struct rec_stop *r);
 int dec_ready(const void *body, size_t len, struct rec_ready *r);
 int dec_done(const void *body, size_t len, struct rec_done *r);
 int dec_deadletter(const void *body, size_t len, struct rec_deadletter *r);

@@ -407,9 +407,11 @@ h_resume(struct topicd *td, struct ipc_msg *m)
 static void
 h_stop(struct topicd *td, struct ipc_msg *m)
 {
-	if (dec_empty(m->body, m->len) == -1)
+	struct rec_stop r;
+
+	if (dec_stop(m->body, m->len, &r) == -1)
 		violation(td, m, "malformed");
-	idle_stop_asked(td);
+	idle_stop_asked(td, (r.flags & STOP_CHECKPOINT) != 0);
 }
 
 static void

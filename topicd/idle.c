@@ -164,9 +164,10 @@ idle_tick(struct topicd *td)
 
 /* STOP: once the batch that holds it is committed (dispatch_end_batch). */
 void
-idle_stop_asked(struct topicd *td)
+idle_stop_asked(struct topicd *td, bool checkpoint)
 {
 	td->stop_asked = true;
+	td->stop_checkpoint = checkpoint;
 	td->stop_asked_ms = mono_ms();
 }
 
@@ -182,7 +183,7 @@ idle_stop_now(struct topicd *td)
 	if (td->ndlq > 0 && mono_ms() - td->stop_asked_ms < IDLE_DLQ_WAIT_MS)
 		return;
 	td->stop_asked = false;		/* said once */
-	td->went_idle = true;
+	td->went_idle = !td->stop_checkpoint;
 	td->verdict_wait = keeps_nothing(td);
 	send_idle(td, IDLE_FINAL | (td->verdict_wait ? IDLE_EMPTY : 0));
 	log_info("topic %s: stopping: idle (%u subscribers, %u online)%s", td->topic, td->nsubs,

@@ -249,6 +249,7 @@ struct topicd {
 	bool		 idle_said;
 	bool		 stop_asked;	/* STOP received */
 	int64_t		 stop_asked_ms;	/* monotonic: when */
+	bool		 stop_checkpoint; /* ... to close the store with a checkpoint */
 	unsigned	 ndlq;		/* subscribers with a dead letter asked for */
 	bool		 went_idle;	/* ... and it stops for it */
 	bool		 verdict_wait;	/* said IDLE_EMPTY: FORGET or KEEP comes */
@@ -284,7 +285,7 @@ void	 gate_free(struct topicd *);
 void	 idle_tick(struct topicd *);
 void	 idle_trim_ring(struct topicd *);
 void	 idle_batch_end(struct topicd *);
-void	 idle_stop_asked(struct topicd *);
+void	 idle_stop_asked(struct topicd *, bool);
 void	 idle_verdict(struct topicd *, bool);
 void	 idle_stop_now(struct topicd *);
 

@@ -412,6 +412,7 @@ void	 forget_consider(struct child *c, const struct rec_idle *r);
 void	 forget_prune(struct child *c, const uint8_t *idle, size_t len);
 void	 forget_exited(struct child *c, int status, const char *how);
 void	 live_balance(struct broker *b);
+void	 live_park(struct child *c, const char *why, bool checkpoint);
 void	 live_expire(struct broker *b);
 void	 child_kill(struct child *c, const char *why);
 /* procstate.c: the state of process pid under the proc root (R, S, D,

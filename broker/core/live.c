@@ -126,11 +126,19 @@ live_touch(struct child *c)
 	list(c, &c->b->lru);
 }
 
-static void
-park(struct child *c, const char *why)
+/* STOP: the topic goes cold once its topicd has said its last IDLE;
+ * checkpoint (the broker is stopping) closes its store with one. */
+void
+live_park(struct child *c, const char *why, bool checkpoint)
 {
+	struct rec_stop r = { checkpoint ? STOP_CHECKPOINT : 0 };
+	struct wbuf w;
+
 	log_info("topic %s: topicd pid %ld stops: %s", c->topic, (long)c->pid, why);
-	child_chan_send(c, IPC_STOP, NULL, 0, -1);
+	wbuf_init(&w);
+	enc_stop(&w, &r);
+	child_chan_send(c, IPC_STOP, w.data, w.len, -1);
+	wbuf_free(&w);
 	live_unlist(c);
 	c->state = CH_PARKING;
 	child_watch(c);
@@ -347,7 +355,7 @@ live_balance(struct broker *b)
 	 * publish to it has to start again. */
 	while (b->nqueued > b->nparking + room(b) && b->nparking + room(b) < LIVE_ROOM_AHEAD &&
 	    (c = victim(b)) != NULL)
-		park(c, c->quiet ? "idle, room for another topic" : "room for another topic");
+		live_park(c, c->quiet ? "idle, room for another topic" : "room for another topic", false);
 }
 
 /* Once a second: topicds quiet for topicd_idle_timeout stop; the others
@@ -361,7 +369,7 @@ live_expire(struct broker *b)
 
 	while (max > 0 && (c = TAILQ_FIRST(&b->quiet)) != NULL &&
 	    now - c->quiet_since >= (int64_t)max)
-		park(c, "idle for topicd_idle_timeout");
+		live_park(c, "idle for topicd_idle_timeout", false);
 	live_balance(b);
 	TAILQ_FOREACH(c, &b->quiet, live)
 		if (c->chan != NULL)

@@ -373,7 +373,7 @@ child_exited(struct child *c, int status)
 	}
 	if (cold)
 		log_info("topic %s: topicd %s; the topic is cold", c->topic, how);
-	else if (c->state == CH_STOPPING)
+	else if (c->state == CH_STOPPING || (c->state == CH_PARKING && c->b->stop_phase >= 2))
 		log_info("topic %s: topicd %s", c->topic, how);
 	else {
 		c->killed = false;
@@ -447,6 +447,8 @@ signal_all(struct broker *b, int sig)
 	struct child *c;
 
 	RB_FOREACH(c, child_tree, &b->children) {
+		if (sig == SIGTERM && c->state == CH_PARKING)
+			continue;	/* its last IDLE is coming */
 		evtimer_del(c->timer);
 		live_unlist(c);
 		if (c->pid > 0 && kill(c->pid, sig) == -1 && errno != ESRCH)
@@ -461,9 +463,19 @@ signal_all(struct broker *b, int sig)
 	}
 }
 
+/* A topicd that runs is stopped as for room (STOP): its last IDLE says
+ * which of its subscribers have something to get, and its topic is then
+ * cold with that known, so that after the restart a session that comes
+ * back starts only the topics that owe it something.  The others (still
+ * starting, waiting for a restart) get SIGTERM. */
 void
 children_stop_all(struct broker *b)
 {
+	struct child *c;
+
+	RB_FOREACH(c, child_tree, &b->children)
+		if (c->state == CH_READY && c->chan != NULL)
+			live_park(c, "the broker is stopping", true);
 	signal_all(b, SIGTERM);
 }
 

@@ -359,6 +359,39 @@ def test_what_is_known_of_cold_topics_survives_a_restart(mqtt_factory):
     assert r.payloads("rs/1") == [b"m1", b"after"]
 
 
+def test_topics_running_at_a_stop_are_cold_and_known_after_the_restart(mqtt_factory):
+    """A stop (SIGTERM) asks each running topicd for its last word, as
+    when it goes idle: after the restart the master knows which topics
+    owe the session something, starts none of the others, and their
+    stores were closed with a checkpoint (nothing replayed)."""
+    b = mqtt_factory({"topicd_idle_timeout": 0, "log_type": "information"})
+    r = receiver(b, "st-sub", [("st/+", 1), ("st-sync", 1)])
+    pub = publisher(b)
+    for i in range(4):
+        pub.publish("st/%d" % i, b"m%d" % i, qos=1)
+    r.wait_count(4)
+    for i in range(4):
+        wait_acked(b, "st/%d" % i)
+    r.close()
+    pub.close()
+    assert running(b, "st/") == ["st/%d" % i for i in range(4)]
+    b.restart()
+    log = b.log_text()
+    for i in range(4):
+        assert re.search(r"topic st/%d: topicd exited with status 0 \(pid \d+\); "
+                         r"the topic is cold" % i, log), b.log_tail()
+    assert r.reconnect().session_present
+    pub = publisher(b)
+    pub.publish("st-sync", b"sync", qos=1)
+    r.wait_payload(b"sync")
+    assert not running(b, "st/"), "a restarted master started topics that owe nothing"
+    pub.publish("st/1", b"after", qos=1)
+    r.wait_payload(b"after")
+    assert r.payloads("st/1") == [b"m1", b"after"]
+    assert re.search(r"topic st/1: store opened: 0 records replayed", b.log_text()), \
+        b.log_tail()
+
+
 def test_topics_running_when_the_master_is_killed_start_for_their_subscribers(mqtt_factory):
     """Killed, the master could not write what its topicds knew: such a
     topic is started for any subscriber that may have something to get."""

@@ -131,7 +131,23 @@ rt_idle(const uint8_t *b, size_t n)
 	return 0;
 }
 
-/* ROOM, RESUME and STOP: no body. */
+static int
+rt_stop(const uint8_t *b, size_t n)
+{
+	struct rec_stop r;
+	struct wbuf w;
+
+	if (dec_stop(b, n, &r) != 0)
+		return -1;
+	wbuf_init(&w);
+	enc_stop(&w, &r);
+	check(w.len == n);
+	check(memcmp(w.data, b, n) == 0);
+	wbuf_free(&w);
+	return 0;
+}
+
+/* ROOM, RESUME and PING: no body. */
 static int
 rt_empty(const uint8_t *b, size_t n)
 {
@@ -154,7 +170,7 @@ static const struct {
 	{ IPC_STATS, rt_stats }, { IPC_DELIVER, rt_deliver },
 	{ IPC_DELIVER_REL, rt_deliver_rel }, { IPC_FULL, rt_full },
 	{ IPC_ROOM, rt_empty }, { IPC_RESUME, rt_empty },
-	{ IPC_IDLE, rt_idle }, { IPC_STOP, rt_empty }, { IPC_PING, rt_empty },
+	{ IPC_IDLE, rt_idle }, { IPC_STOP, rt_stop }, { IPC_PING, rt_empty },
 };
 #define NDEC (sizeof(decoders) / sizeof(decoders[0]))
 
@@ -504,6 +520,7 @@ main(int argc, char **argv)
 	enc_idle_sub(&w, "m/c1", true);
 	enc_idle_sub(&w, "j/u", false);
 	seed(18, "idle", &w);
+	SEED(19, stop, .flags = STOP_CHECKPOINT);
 
 	/* Three records packed in one datagram. */
 	struct ipc_out out = { 0 };

@@ -39,6 +39,7 @@ static const struct rec_unsub s_unsub = { .req = 10, .subkey = "m/x", .flags = U
 static const struct rec_ack s_ack = { .subkey = "m/y", .seq = UINT64_MAX, .kind = ACK_PUBCOMP,
 				       .share = "$share/g/a/b" };
 static const struct rec_dlq_done s_dlq_done = { .req = 0x8000000000000001ULL, .stored = 1 };
+static const struct rec_stop s_stop = { .flags = STOP_CHECKPOINT };
 static const struct rec_ready s_ready = {
 	.version = IPC_PROTO_VERSION, .topic = "sensors/temp", .next_seq = 10231,
 };
@@ -73,6 +74,7 @@ union any_rec {
 	struct rec_unsub u;
 	struct rec_ack k;
 	struct rec_dlq_done dd;
+	struct rec_stop sp;
 	struct rec_ready rd;
 	struct rec_done dn;
 	struct rec_deadletter dl;
@@ -109,6 +111,7 @@ KIND(detach, d)
 KIND(unsub, u)
 KIND(ack, k)
 KIND(dlq_done, dd)
+KIND(stop, sp)
 KIND(ready, rd)
 KIND(done, dn)
 KIND(deadletter, dl)
@@ -120,7 +123,7 @@ KIND(full, fu)
 #define K(n) { #n, enc_s_##n, dec_any_##n }
 static const struct kind kinds[] = {
 	K(config), K(publish), K(release), K(release_owner), K(attach),
-	K(detach), K(unsub), K(ack), K(dlq_done), K(ready), K(done),
+	K(detach), K(unsub), K(ack), K(dlq_done), K(stop), K(ready), K(done),
 	K(deadletter), K(stats), K(deliver), K(deliver_rel), K(full),
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
@@ -309,6 +312,7 @@ test_ack_dlq_done_round_trip(void **state)
 	struct wbuf w;
 	struct rec_ack k, kin = s_ack;
 	struct rec_dlq_done dd;
+	struct rec_stop sp;
 
 	(void)state;
 	wbuf_init(&w);
@@ -332,6 +336,16 @@ test_ack_dlq_done_round_trip(void **state)
 	assert_int_equal(dd.stored, 1);
 	w.data[8] = 2;				/* stored is 0 or 1 */
 	assert_int_equal(dec_dlq_done(w.data, w.len, &dd), -1);
+	ENCODE(&w, enc_stop, &s_stop);
+	assert_int_equal(w.len, 1);
+	assert_int_equal(dec_stop(w.data, w.len, &sp), 0);
+	assert_int_equal(sp.flags, STOP_CHECKPOINT);
+	w.data[0] = 0;				/* a STOP for room: no checkpoint */
+	assert_int_equal(dec_stop(w.data, w.len, &sp), 0);
+	assert_int_equal(sp.flags, 0);
+	w.data[0] = 0x02;			/* an unknown flag */
+	assert_int_equal(dec_stop(w.data, w.len, &sp), -1);
+	assert_int_equal(dec_stop(w.data, 0, &sp), -1);
 	wbuf_free(&w);
 }
 

@@ -793,7 +793,7 @@ test_idle_lists_who_has_a_backlog(void **state)
 	expect_idle(f, 0, 7, "");
 	idle_tick(&f->td);
 	expect_nothing(f->master);		/* said once */
-	rec(f, IPC_STOP, -1);
+	stop(f, 0);
 	batch(f);
 	expect_idle(f, IDLE_FINAL, 8, "m/off+ m/on");
 	close(s);
@@ -849,14 +849,15 @@ test_tick_sleeps_when_idle(void **state)
 	close(s);
 }
 
-/* STOP: what came before is applied and answered, then the last IDLE. */
+/* STOP: what came before is applied and answered, then the last IDLE;
+ * the store is closed lazily (its journal stays). */
 static void
 test_stop_answers_then_says_idle(void **state)
 {
 	struct fx *f = *state;
 
 	publish(f, 2, 1, PF_RETAIN, "", 0, "kept", 4);
-	rec(f, IPC_STOP, -1);
+	stop(f, 0);
 	batch(f);
 	expect_done(f, 2, ST_OK, 1);
 	expect_idle(f, IDLE_FINAL | IDLE_RETAINED, 3, "");
@@ -864,6 +865,22 @@ test_stop_answers_then_says_idle(void **state)
 	assert_true(f->td.went_idle);
 	batch(f);				/* the loop ends with one more */
 	expect_nothing(f->master);
+}
+
+/* STOP with STOP_CHECKPOINT (the broker is stopping): the same last
+ * IDLE, and the store is closed with a checkpoint. */
+static void
+test_stop_for_shutdown_checkpoints(void **state)
+{
+	struct fx *f = *state;
+
+	publish(f, 2, 1, PF_RETAIN, "", 0, "one", 3);
+	stop(f, STOP_CHECKPOINT);
+	batch(f);
+	expect_done(f, 2, ST_OK, 1);
+	expect_idle(f, IDLE_FINAL | IDLE_RETAINED, 3, "");
+	expect_nothing(f->master);
+	assert_false(f->td.went_idle);
 }
 
 int
@@ -896,6 +913,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_large_payload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_violations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_lists_who_has_a_backlog, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_for_shutdown_checkpoints, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_stop_answers_then_says_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tick_sleeps_when_idle, setup, teardown),
 	};

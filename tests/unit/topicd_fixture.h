@@ -89,6 +89,15 @@ rec(struct fx *f, uint16_t type, int fd)
 	wbuf_reset(&f->w);
 }
 
+static inline void
+stop(struct fx *f, uint8_t flags)
+{
+	struct rec_stop r = { flags };
+
+	enc_stop(&f->w, &r);
+	rec(f, IPC_STOP, -1);
+}
+
 /* The batch's end, and its sync done (the store runs its jobs inline
  * here: see setup). */
 static inline void
