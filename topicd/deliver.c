@@ -502,16 +502,18 @@ deliver_offline(struct sub *s)
 		share_wake_groups_of(s->td, s->key);	/* they may pick it now */
 }
 
-/* A consumer's PUBREC for a message it completed already (a repeat, or
- * one sent after a PUBREL that crossed it): the PUBREL goes again, as a
- * publisher's PUBREL for an unknown id gets its PUBCOMP; the PUBCOMP that
- * answers it changes nothing.  Not for a message not sent yet, nor to a
- * consumer offline or parked (its next ATTACH resumes it). */
+/* A consumer's PUBREC for the message its last PUBCOMP completed (a
+ * repeat: it lost the PUBREL, or sent the PUBREC twice): the PUBREL goes
+ * again, as a publisher's PUBREL for an unknown id gets its PUBCOMP; the
+ * PUBCOMP that answers it changes nothing.  Not for any other message
+ * behind the cursor (one dead-lettered, expired, or from before it
+ * subscribed: a PUBREL would have it take as completed a message it was
+ * not given), nor to a consumer offline or parked. */
 static bool
 rel_again(struct sub *s, uint64_t seq)
 {
 	if (s->mode != MODE_JSON || s->is_group || s->group != NULL || !sub_online(s) ||
-	    s->parked || seq >= s->cursor + s->nfl)
+	    s->parked || seq == 0 || seq != s->last_done)
 		return false;
 	s->rel_again = seq;
 	deliver_wake(s);
@@ -569,7 +571,8 @@ deliver_ack(struct topicd *td, const struct rec_ack *r)
 		    td->topic, r->kind, r->subkey, (unsigned long long)r->seq);
 		return;
 	}
-	if (s->parked && s->mode == MODE_JSON && !s->is_group && s->group == NULL)
+	if (s->parked && s->mode == MODE_JSON && !s->is_group && s->group == NULL &&
+	    sub_online(s))
 		unpark(s, r->seq);
 	if (r->kind == ACK_PUBREC) {
 		/* From now on attempts count PUBREL sends.  The new state must
@@ -582,8 +585,11 @@ deliver_ack(struct topicd *td, const struct rec_ack *r)
 		f->resend = true;
 		f->rel_gen = gate_hold(td);
 		td->need_sync = true;
-	} else
+	} else {
+		if (r->kind == ACK_PUBCOMP && f->state == FL_RECEIVED)
+			s->last_done = r->seq;
 		sub_set_state(s, f, FL_DONE);
+	}
 	sub_advance(s);
 	sub_dirty(s);
 	deliver_wake(s);

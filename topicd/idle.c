@@ -162,7 +162,8 @@ idle_tick(struct topicd *td)
 	send_idle(td, 0);
 }
 
-/* STOP: once the batch that holds it is committed (dispatch_end_batch). */
+/* STOP: once the batch that holds it is committed (dispatch_end_batch);
+ * checkpoint (the broker is stopping): the store is closed with one. */
 void
 idle_stop_asked(struct topicd *td, bool checkpoint)
 {
@@ -172,15 +173,27 @@ idle_stop_asked(struct topicd *td, bool checkpoint)
 }
 
 /* The batch with the STOP is durable and answered: the last word, and
- * out (an I/O error keeps us: the batch is retried first). */
+ * out (an I/O error keeps us: the batch is retried first).  When the
+ * broker is stopping, nothing is waited for that may not come: a disk
+ * full ends us as SIGTERM does, without the last word (the master then
+ * knows nothing of the topic), and a dead letter asked for is asked for
+ * again by the next topicd (the dead-letter topic may be stopping too). */
 void
 idle_stop_now(struct topicd *td)
 {
+	if (td->stop_asked && td->stop_checkpoint && td->io_wait) {
+		log_warnx("topic %s: stopping with a batch the disk did not take; it was not "
+		    "acknowledged", td->topic);
+		td->stop_asked = false;
+		topicd_stop(td, 0);
+		return;
+	}
 	if (!td->stop_asked || td->io_wait || !gate_clear(td))
 		return;
 	/* A dead letter asked for is answered first, if it comes soon: the
 	 * next topicd would ask for it again, and it would be stored twice. */
-	if (td->ndlq > 0 && mono_ms() - td->stop_asked_ms < IDLE_DLQ_WAIT_MS)
+	if (td->ndlq > 0 && !td->stop_checkpoint &&
+	    mono_ms() - td->stop_asked_ms < IDLE_DLQ_WAIT_MS)
 		return;
 	td->stop_asked = false;		/* said once */
 	td->went_idle = !td->stop_checkpoint;

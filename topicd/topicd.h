@@ -130,6 +130,8 @@ struct sub {
 					 * are not attempts */
 	uint64_t	 retained_rel;	/* PUBREL owed for a retained delivery's PUBREC, or 0 */
 	uint64_t	 rel_again;	/* PUBREL owed for a repeated PUBREC, or 0 */
+	uint64_t	 last_done;	/* the message its last PUBCOMP completed, or 0
+					 * (JSON-lines; not stored) */
 	uint64_t	 ret_seq;	/* the retained message in flight to it (QoS 1, 2) */
 	uint8_t		 ret_state;	/* ... FL_SENT, FL_RECEIVED, or 0: none (stored) */
 	bool		 ret_resend;	/* send it again (DUP): resumed with it unanswered */

@@ -466,16 +466,21 @@ signal_all(struct broker *b, int sig)
 /* A topicd that runs is stopped as for room (STOP): its last IDLE says
  * which of its subscribers have something to get, and its topic is then
  * cold with that known, so that after the restart a session that comes
- * back starts only the topics that owe it something.  The others (still
- * starting, waiting for a restart) get SIGTERM. */
+ * back starts only the topics that owe it something.  One stopping
+ * already for room or idleness goes on as it would (its journal kept, as
+ * a cold topic's is); the others (still starting, waiting for a restart)
+ * get SIGTERM. */
 void
 children_stop_all(struct broker *b)
 {
 	struct child *c;
 
-	RB_FOREACH(c, child_tree, &b->children)
+	RB_FOREACH(c, child_tree, &b->children) {
 		if (c->state == CH_READY && c->chan != NULL)
 			live_park(c, "the broker is stopping", true);
+		if (c->state == CH_PARKING)
+			evtimer_del(c->timer);	/* shutdown_timeout is its deadline */
+	}
 	signal_all(b, SIGTERM);
 }
 

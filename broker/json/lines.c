@@ -145,6 +145,19 @@ json_read_lines(struct client *cl, void (*line)(struct client *, const char *, s
  * full topic) is not a stall, unlike input left because the client does
  * not read its own (client_output_limit); each line read starts the time
  * again. */
+/* A login is due: a consumer's, or a publisher's where passwords are
+ * checked and anonymous publishers are not let in.  A publisher that may
+ * come in anonymously owes none: it may connect long before it has
+ * anything to publish, so connect_timeout does not bound it. */
+static bool
+login_due(struct client *cl)
+{
+	struct json_conn *jc = json_conn(cl);
+
+	return (jc->consumer && jc->username == NULL) ||
+	    (jc->login_pending && !cl->auth->anonymous);
+}
+
 void
 json_update_idle(struct client *cl)
 {
@@ -153,8 +166,7 @@ json_update_idle(struct client *cl)
 
 	if (cl->closing || jc == NULL)
 		return;
-	login = (jc->consumer && jc->username == NULL) ||
-	    (jc->login_pending && !cl->auth->anonymous);
+	login = login_due(cl);
 	/* Reading stops at a partial line unless the client is throttled. */
 	partial = evbuffer_get_length(client_input(cl)) > 0 &&
 	    (!client_throttled(cl) || client_output_full(cl));
@@ -169,8 +181,6 @@ json_update_idle(struct client *cl)
 void
 json_idle(struct client *cl)
 {
-	struct json_conn *jc = json_conn(cl);
-
-	client_close(cl, (jc->consumer && jc->username == NULL) || jc->login_pending ?
-	    "no login within connect_timeout" : "half a line for longer than idle_timeout");
+	client_close(cl, login_due(cl) ? "no login within connect_timeout" :
+	    "half a line for longer than idle_timeout");
 }

@@ -117,6 +117,19 @@ def test_parked_consumer_resumes_on_sub(rbroker):
     assert p["type"] == "PUB" and p["msg"] == "after", \
         "after SUB the parked consumer should get the next message, got %r" % p
     wait_dead_letter(dlq, "max_attempts")
+    # A PUBREC for the one dead-lettered gets no PUBREL: the consumer
+    # would take as completed a message that went to the dead letters.
+    poison = json.loads(raws[0])["msgId"]
+    c.send_json({"type": "PUBREC", "msgId": poison, "topic": "pk"})
+    c.expect("OK")
+    # What comes meanwhile is "after" again (its retrial), never a PUBREL.
+    seen, until = [], time.monotonic() + QUIET
+    while time.monotonic() < until:
+        try:
+            seen.append(json.loads(c.read_raw_line(max(0.0, until - time.monotonic()))))
+        except LineTimeout:
+            break
+    assert all(m["type"] == "PUB" and m["msg"] == "after" for m in seen), seen
 
 
 def test_parked_consumer_that_answers_after_all_resumes(broker_factory):
