@@ -174,8 +174,12 @@ dlq_publish(struct broker *b, const struct deadletter *d, struct held *answer)
 	    d->topic ? " topic " : "", d->topic ? d->topic : "");
 	wbuf_init(&rec);
 	if (c == NULL || dlq_encode(&rec, d, now) == -1) {
-		log_warnx("dead letter (%s, topic %s) lost: %s", d->reason,
-		    d->topic ? d->topic : "-", c == NULL ? why : "cannot encode it");
+		/* One a topicd asked for is asked for again (answer). */
+		log_warnx("dead letter (%s, topic %s) %s: %s", d->reason,
+		    d->topic ? d->topic : "-",
+		    answer != NULL && answer->dlq_topic != NULL ?
+		    "not stored; its topic asks again at its next start" : "lost",
+		    c == NULL ? why : "cannot encode it");
 		wbuf_free(&rec);
 		return -1;
 	}
@@ -222,9 +226,13 @@ dlq_answer(struct broker *b, const char *topic, unsigned gen, uint64_t req, bool
 	struct rec_dlq_done r = { .req = req, .stored = stored };
 	struct wbuf w;
 
-	/* Also to one that was sent STOP: it waits for this to exit. */
+	/* Also to one that was sent STOP: it waits for this to exit; not a
+	 * refusal while the broker stops (it does not wait then, and one
+	 * record more than its last IDLE counted would leave its topic's
+	 * state unknown). */
 	if (asker == NULL || asker->gen != gen || asker->chan == NULL ||
-	    (asker->state != CH_READY && asker->state != CH_PARKING))
+	    (asker->state != CH_READY && asker->state != CH_PARKING) ||
+	    (!stored && asker->state == CH_PARKING && b->stopping))
 		return;
 	wbuf_init(&w);
 	enc_dlq_done(&w, &r);

@@ -547,15 +547,25 @@ child_fail_held(struct child *c)
 	c->probing = false;
 }
 
+/* At the end: what still waits for the topic goes.  A dead letter that
+ * a topicd asked for is asked for again at its next start; one of the
+ * broker's own (a client's bad input) is lost, and said so. */
 void
 child_discard_held(struct child *c)
 {
+	unsigned again = 0, lost = 0;
 	struct held *h;
 
 	while ((h = TAILQ_FIRST(&c->held)) != NULL) {
+		if (c->b->set.dead_letter_topic != NULL &&
+		    strcmp(c->topic, c->b->set.dead_letter_topic) == 0 && h->type == IPC_PUBLISH)
+			*(h->dlq_topic != NULL ? &again : &lost) += 1;
 		unlink_held(c, h);
 		held_free(h);
 	}
+	if (again > 0 || lost > 0)
+		log_warnx("topic %s: %u dead letters not stored before the stop: %u to be asked "
+		    "for again by their topics, %u lost", c->topic, again + lost, again, lost);
 }
 
 static struct held *
