@@ -675,7 +675,10 @@ ack_fits(const struct outflight *o, uint8_t type)
 
 /* PUBACK, PUBREC or PUBCOMP of a delivery: passed to its topic (a
  * PUBCOMP once the topicd has the PUBREC stored).  One for a packet id not
- * in flight (a repeat after a reconnect) is ignored.  A
+ * in flight (a repeat after a reconnect) changes nothing, but a PUBREC
+ * gets its PUBREL all the same (4.3.3), as a PUBREL of a packet id not
+ * waiting gets its PUBCOMP: a client that lost the PUBREL is not left
+ * waiting; at level 5 it says 0x92 when the id is not in flight.  A
  * PUBREC with an error reason code (MQTT 5.0) ends the exchange
  * (4.3.3): the client refused the message, the topic moves on. */
 void
@@ -690,6 +693,11 @@ mqtt_ack_in(struct client *cl, uint8_t type, const struct mqtt_ack *a)
 	if (fits == 0) {
 		log_debug("client %s: %s for packet %u %s; ignored", cl->desc,
 		    mqtt_type_name(type), pid, o == NULL ? "not in flight" : "again");
+		if (type == MQTT_PUBREC && a->reason < 0x80 && o == NULL)
+			mqtt_send_reason_ack(cl, MQTT_PUBREL, pid, MQTT_RC_PACKET_ID_NOT_FOUND,
+			    "no delivery of that packet identifier is in flight");
+		else if (type == MQTT_PUBREC && a->reason < 0x80 && (o->rel || o->comp))
+			mqtt_send_ack(cl, MQTT_PUBREL, pid);
 		return;
 	}
 	if (fits == -1) {

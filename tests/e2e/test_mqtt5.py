@@ -283,8 +283,9 @@ def test_session_311_then_v5(mqtt_broker):
 
 def test_reason_codes_on_acks(mqtt_broker):
     """PUBACK / PUBREC of a stored message: success; a PUBREL of an unknown
-    packet id: PUBCOMP 0x92; UNSUBACK: 0x00 or 0x11 per filter; a payload
-    that is not the UTF-8 its Payload Format Indicator says: PUBACK 0x99."""
+    packet id: PUBCOMP 0x92, and a PUBREC of one: PUBREL 0x92; UNSUBACK:
+    0x00 or 0x11 per filter; a payload that is not the UTF-8 its Payload
+    Format Indicator says: PUBACK 0x99."""
     c, _ = v5(mqtt_broker, "acks")
     assert c.publish5("ack/t", b"one", qos=1).rc == 0
     assert c.publish5("ack/t", b"two", qos=2).rc == 0
@@ -292,6 +293,11 @@ def test_reason_codes_on_acks(mqtt_broker):
     comp = c.next5(PUBCOMP)
     assert (comp.pid, comp.rc) == (777, 0x92)
     assert "ReasonString" in comp.props
+    c.send(ack5(PUBREC, 779))
+    rel = c.next5(PUBREL)
+    assert (rel.pid, rel.rc) == (779, 0x92)
+    assert "ReasonString" in rel.props
+    c.send(ack5(PUBCOMP, 779, rc=0x92))     # the client's answer: ignored
     assert c.subscribe5([("ack/a", 0)]).codes == [0]
     c.send(unsubscribe5(9, ["ack/a", "ack/none"]))
     ua = c.next5(UNSUBACK)
