@@ -101,14 +101,22 @@ def test_silent_consumer_gets_the_same_pub_three_times(rbroker):
     assert len(dead_letters(dlq, "max_attempts")) == 1
 
 
-def test_parked_consumer_resumes_on_sub(rbroker):
-    dlq = rbroker.consumer("dlqwatch")
+def unanswered(broker, name, topic, msg):
+    """A watcher of the dead letters, and consumer `name` of topic sent
+    msg max_delivery_attempts times, unanswered; the publisher; the
+    raw PUB line."""
+    dlq = broker.consumer("dlqwatch")
     dlq.subscribe(DLQ)
-    c = raw_consumer(rbroker, "parked", "pk")
-    pub = rbroker.publisher()
-    pub.publish("pk", "poison")
+    c = raw_consumer(broker, name, topic)
+    pub = broker.publisher()
+    pub.publish(topic, msg)
     raws = [r for _, r in sends(c, ATTEMPTS, "PUB")]
     assert raws == [raws[0]] * ATTEMPTS, raws
+    return dlq, c, pub, raws[0]
+
+
+def test_parked_consumer_resumes_on_sub(rbroker):
+    dlq, c, pub, raw = unanswered(rbroker, "parked", "pk", "poison")
     c.expect_silence(QUIET)
     pub.publish("pk", "after")
     c.send_json({"type": "SUB", "topic": "pk"})
@@ -119,7 +127,7 @@ def test_parked_consumer_resumes_on_sub(rbroker):
     wait_dead_letter(dlq, "max_attempts")
     # A PUBREC for the one dead-lettered gets no PUBREL: the consumer
     # would take as completed a message that went to the dead letters.
-    poison = json.loads(raws[0])["msgId"]
+    poison = json.loads(raw)["msgId"]
     c.send_json({"type": "PUBREC", "msgId": poison, "topic": "pk"})
     c.expect("OK")
     # What comes meanwhile is "after" again (its retrial), never a PUBREL.
@@ -138,18 +146,12 @@ def test_parked_consumer_that_answers_after_all_resumes(broker_factory):
     it answered is neither sent again nor dead-lettered at its next
     login."""
     rbroker = broker_factory(dict(CONFIG, log_type="information"))
-    dlq = rbroker.consumer("dlqwatch")
-    dlq.subscribe(DLQ)
-    c = raw_consumer(rbroker, "slowpoke", "sp")
-    pub = rbroker.publisher()
-    pub.publish("sp", "slow")
-    raws = [r for _, r in sends(c, ATTEMPTS, "PUB")]
-    assert raws == [raws[0]] * ATTEMPTS, raws
+    dlq, c, pub, raw = unanswered(rbroker, "slowpoke", "sp", "slow")
     wait_for(lambda: "slowpoke did not answer message" in rbroker.log_text(), 10,
              "the consumer to be parked")
     pub.publish("sp", "after")
     c.expect_silence(QUIET)             # parked: nothing new goes to it
-    p = json.loads(raws[0])
+    p = json.loads(raw)
     c.send_json({"type": "PUBREC", "msgId": p["msgId"], "topic": "sp"})
     c.expect("OK")
     assert c.read_json() == {"type": "PUBREL", "msgId": p["msgId"], "topic": "sp"}
