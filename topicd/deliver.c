@@ -554,6 +554,8 @@ deliver_ack(struct topicd *td, const struct rec_ack *r)
 		/* The retained message sent on subscribe, outside the log's
 		 * window: PUBACK or PUBCOMP end it; PUBREC is made durable
 		 * and the PUBREL goes once it is, like every other. */
+		if (r->kind == ACK_PUBCOMP && s->ret_state == FL_RECEIVED)
+			s->last_done = r->seq;
 		s->ret_state = r->kind == ACK_PUBREC ? FL_RECEIVED : 0;
 		if (r->kind == ACK_PUBREC) {
 			s->retained_rel = r->seq;

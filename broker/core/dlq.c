@@ -178,7 +178,7 @@ dlq_publish(struct broker *b, const struct deadletter *d, struct held *answer)
 		log_warnx("dead letter (%s, topic %s) %s: %s", d->reason,
 		    d->topic ? d->topic : "-",
 		    answer != NULL && answer->dlq_topic != NULL ?
-		    "not stored; its topic asks again at its next start" : "lost",
+		    "not stored; its topic asks again" : "lost",
 		    c == NULL ? why : "cannot encode it");
 		wbuf_free(&rec);
 		return -1;
@@ -226,13 +226,12 @@ dlq_answer(struct broker *b, const char *topic, unsigned gen, uint64_t req, bool
 	struct rec_dlq_done r = { .req = req, .stored = stored };
 	struct wbuf w;
 
-	/* Also to one that was sent STOP: it waits for this to exit; not a
-	 * refusal while the broker stops (it does not wait then, and one
-	 * record more than its last IDLE counted would leave its topic's
-	 * state unknown). */
+	/* Also to one that was sent STOP: it waits for this to exit; not to
+	 * one stopped with the broker (stop_final), which does not wait, and
+	 * asks again at its next start if it must. */
 	if (asker == NULL || asker->gen != gen || asker->chan == NULL ||
 	    (asker->state != CH_READY && asker->state != CH_PARKING) ||
-	    (!stored && asker->state == CH_PARKING && b->stopping))
+	    (asker->state == CH_PARKING && asker->stop_final))
 		return;
 	wbuf_init(&w);
 	enc_dlq_done(&w, &r);

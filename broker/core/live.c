@@ -106,6 +106,7 @@ live_spawned(struct child *c)
 	c->tx = 0;
 	c->quiet = false;
 	c->idle_early = false;
+	c->stop_final = false;
 	RB_INSERT(child_pids, &c->b->pids, c);
 }
 
@@ -135,6 +136,7 @@ live_park(struct child *c, const char *why, bool checkpoint)
 	struct wbuf w;
 
 	log_info("topic %s: topicd pid %ld stops: %s", c->topic, (long)c->pid, why);
+	c->stop_final = checkpoint;
 	wbuf_init(&w);
 	enc_stop(&w, &r);
 	child_chan_send(c, IPC_STOP, w.data, w.len, -1);

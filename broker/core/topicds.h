@@ -124,6 +124,9 @@ struct child {
 	int64_t		 quiet_since;	/* mono ms */
 	int64_t		 started_at;	/* mono ms */
 	bool		 want_again;	/* parked with work left: start again */
+	bool		 stop_final;	/* sent STOP_CHECKPOINT: the broker stops; it
+					 * waits for nothing more, and a record after its
+					 * last IDLE would make that one stale */
 	uint8_t		*final_idle;	/* the IDLE it said after STOP */
 	size_t		 final_len;
 	uint64_t	 need_ticket;	/* the master's store, durable before it is sent

@@ -138,13 +138,6 @@ json_read_lines(struct client *cl, void (*line)(struct client *, const char *, s
 	}
 }
 
-/* The idle timer runs while half a line waits (idle_timeout), and until a
- * login that is due comes (connect_timeout, from the start, whatever
- * lines come meanwhile): a client that stalls there is closed.  Input the broker
- * does not read while the client waits for answers (max_client_pending, a
- * full topic) is not a stall, unlike input left because the client does
- * not read its own (client_output_limit); each line read starts the time
- * again. */
 /* A login is due: a consumer's, or a publisher's where passwords are
  * checked and anonymous publishers are not let in.  A publisher that may
  * come in anonymously owes none: it may connect long before it has
@@ -158,6 +151,13 @@ login_due(struct client *cl)
 	    (jc->login_pending && !cl->auth->anonymous);
 }
 
+/* The idle timer runs while half a line waits (idle_timeout), and until a
+ * login that is due comes (connect_timeout, from the start, whatever
+ * lines come meanwhile): a client that stalls there is closed.  Input the
+ * broker does not read while the client waits for answers
+ * (max_client_pending, a full topic) is not a stall, unlike input left
+ * because the client does not read its own (client_output_limit); each
+ * line read starts the time again. */
 void
 json_update_idle(struct client *cl)
 {

@@ -62,6 +62,8 @@ struct outflight {
 RB_HEAD(pid_tree, outflight);
 RB_HEAD(seq_tree, outflight);
 
+#define OUT_UNKNOWN_REL	8
+
 struct mqtt_session {
 	struct pid_tree	 pids;
 	struct seq_tree	 seqs;
@@ -74,6 +76,9 @@ struct mqtt_session {
 					 * max_inflight_messages (not out of a 5.0
 					 * client's Receive Maximum) */
 	uint16_t	 next_pid;
+	uint16_t	 unknown_rel[OUT_UNKNOWN_REL];	/* PUBREL'd as not in flight
+					 * (0x92), waiting for the client's PUBCOMP: not
+					 * given to a new delivery meanwhile; 0: free */
 	struct delayed_will *will;	/* will.c */
 	struct subopts	 opts;		/* subopts.c */
 	struct q0marks	 q0;		/* atmostonce.c */
@@ -223,8 +228,36 @@ out_find_seq(struct session *s, const char *topic, const char *share, uint64_t s
 	return RB_FIND(seq_tree, &ms_of(s)->seqs, &key);
 }
 
-/* A new packet id: the next one not in flight; NULL when every id is
- * taken (mqtt_can_take() keeps that from happening). */
+/* Is pid one answered PUBREL 0x92 whose PUBCOMP has not come?  With
+ * take, it is no longer. */
+static bool
+unknown_rel(struct mqtt_session *ms, uint16_t pid, bool take)
+{
+	for (unsigned i = 0; i < OUT_UNKNOWN_REL; i++)
+		if (ms->unknown_rel[i] == pid) {
+			if (take)
+				ms->unknown_rel[i] = 0;
+			return true;
+		}
+	return false;
+}
+
+/* A PUBREC for pid, not in flight, is answered PUBREL: its PUBCOMP is
+ * to come, and must not be taken for a new delivery's.  The oldest
+ * entry gives way to a client that sends many. */
+static void
+unknown_rel_add(struct mqtt_session *ms, uint16_t pid)
+{
+	if (unknown_rel(ms, pid, false))
+		return;
+	memmove(&ms->unknown_rel[1], &ms->unknown_rel[0],
+	    sizeof(ms->unknown_rel) - sizeof(ms->unknown_rel[0]));
+	ms->unknown_rel[0] = pid;
+}
+
+/* A new packet id: the next one not in flight (nor waited for, see
+ * unknown_rel); NULL when every id is taken (mqtt_can_take() keeps that
+ * from happening). */
 static struct outflight *
 out_new(struct session *s, const char *topic, const char *share, uint64_t seq, uint8_t qos)
 {
@@ -238,7 +271,8 @@ out_new(struct session *s, const char *topic, const char *share, uint64_t seq, u
 		key.pid = ms->next_pid;
 		if (++tries > UINT16_MAX)
 			return NULL;
-	} while (RB_FIND(pid_tree, &ms->pids, &key) != NULL);
+	} while (RB_FIND(pid_tree, &ms->pids, &key) != NULL ||
+	    unknown_rel(ms, ms->next_pid, false));
 	o = xcalloc(1, sizeof(*o));
 	o->pid = ms->next_pid;
 	o->topic = xstrdup(topic);
@@ -281,6 +315,8 @@ mqtt_session_reconnected(struct session *s)
 	struct mqtt_session *ms = ms_of(s);
 	struct outflight *o, *next;
 
+	/* A PUBCOMP answering a PUBREL of the last connection does not come. */
+	memset(ms->unknown_rel, 0, sizeof(ms->unknown_rel));
 	RB_FOREACH_SAFE(o, pid_tree, &ms->pids, next) {
 		o->early = false;
 		if (o->orphan) {
@@ -691,13 +727,18 @@ mqtt_ack_in(struct client *cl, uint8_t type, const struct mqtt_ack *a)
 	int fits = o != NULL ? ack_fits(o, type) : 0;
 
 	if (fits == 0) {
-		log_debug("client %s: %s for packet %u %s; ignored", cl->desc,
-		    mqtt_type_name(type), pid, o == NULL ? "not in flight" : "again");
-		if (type == MQTT_PUBREC && a->reason < 0x80 && o == NULL)
+		bool rel = type == MQTT_PUBREC && a->reason < 0x80;
+
+		log_debug("client %s: %s for packet %u %s%s", cl->desc, mqtt_type_name(type), pid,
+		    o == NULL ? "not in flight" : "again", rel ? ": PUBREL again" : "; ignored");
+		if (rel && o == NULL) {
+			unknown_rel_add(ms_of(s), pid);
 			mqtt_send_reason_ack(cl, MQTT_PUBREL, pid, MQTT_RC_PACKET_ID_NOT_FOUND,
 			    "no delivery of that packet identifier is in flight");
-		else if (type == MQTT_PUBREC && a->reason < 0x80 && (o->rel || o->comp))
-			mqtt_send_ack(cl, MQTT_PUBREL, pid);
+		} else if (rel)
+			mqtt_send_ack(cl, MQTT_PUBREL, pid);	/* o->rel or o->comp */
+		else if (type == MQTT_PUBCOMP && o == NULL)
+			(void)unknown_rel(ms_of(s), pid, true);
 		return;
 	}
 	if (fits == -1) {

@@ -150,6 +150,26 @@ def test_ack_for_a_packet_id_not_in_flight_is_ignored(mb):
     assert [x.pid for x in c.received if x.type == PUBREL] == [free], c.received
 
 
+def test_a_packet_id_answered_as_not_in_flight_is_not_reused_before_its_pubcomp(mb):
+    """The PUBREL answering a PUBREC of an id not in flight gets the
+    client's PUBCOMP; until it does, a new delivery does not take that id,
+    which the PUBCOMP would otherwise hit (a protocol error)."""
+    c, p = delivered(mb, 1)
+    c.send(ack_packet(PUBACK, p.pid))
+    nxt = p.pid % 65535 + 1                 # the id the next delivery would take
+    c.send(ack_packet(PUBREC, nxt))
+    c.expect(PUBREL, pid=nxt)
+    pub = connected_client(mb.mqtt_port, tag("acks-pub"))
+    pub.publish(p.topic, b"next", 1)
+    d = c.expect(PUBLISH)
+    assert d.pid != nxt, d
+    c.send(ack_packet(PUBCOMP, nxt))        # answers the PUBREL: ignored
+    c.send(ack_packet(PUBACK, d.pid))
+    still_open(c)
+    pub.publish(p.topic, b"after", 1)
+    assert c.expect(PUBLISH).payload == b"after"
+
+
 def test_repeated_qos2_acks_are_harmless(mb):
     c, p = delivered(mb, 2)
     c.send(ack_packet(PUBREC, p.pid))
