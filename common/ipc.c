@@ -199,6 +199,20 @@ memfd_read(int fd, uint32_t len, uint8_t **out)
 }
 
 /* Collects the fds of every SCM_RIGHTS message; returns how many. */
+/* After MSG_CTRUNC: had this process no descriptor left for the one
+ * sent?  Else the record is malformed (too many fds, say). */
+static bool
+out_of_fds(int sock)
+{
+	int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+
+	if (fd != -1) {
+		(void)close(fd);
+		return false;
+	}
+	return errno == EMFILE || errno == ENFILE;
+}
+
 static int
 collect_fds(struct msghdr *msg, int *fds, int max)
 {
@@ -481,6 +495,8 @@ recv_datagram(int sock, struct ipc_reader *r, struct ipc_msg *m)
 			return 1;
 		saved = errno == ESTALE ? ESTALE : EPROTO;
 		close_fds(fds, nfds);
+		if ((msg.msg_flags & MSG_CTRUNC) && out_of_fds(sock))
+			saved = EMFILE;		/* the kernel had no slot for its fd */
 		memset(m, 0, sizeof(*m));
 		m->fd = -1;
 		errno = saved;

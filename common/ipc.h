@@ -20,7 +20,9 @@
  * Receiving: MSG_TRUNC, MSG_CTRUNC, a bad header, lengths that do not add
  * up to the datagram, a missing or unexpected fd are protocol errors
  * (EPROTO): the whole datagram is discarded and every fd that came with it
- * closed.  Received fds are close-on-exec.
+ * closed.  Received fds are close-on-exec.  A datagram whose fd the kernel
+ * could not give this process (its descriptors all in use: MSG_CTRUNC) is
+ * discarded likewise, as EMFILE (or ENFILE): the sender did nothing wrong.
  *
  * Two layers: ipc_send()/ipc_recv() and struct ipc_out on a raw
  * non-blocking socket (used for delivery sockets, where EAGAIN is
@@ -117,7 +119,8 @@ struct ipc_reader {
 };
 /* Receives one record: the next one left in r, else from the next
  * datagram.  Returns 1 with *m filled, 0 on EOF, -1 with errno (EAGAIN:
- * nothing there; EPROTO: a bad datagram, already discarded).  r NULL: the
+ * nothing there; EPROTO: a bad datagram, already discarded; EMFILE or
+ * ENFILE: one whose fd this process had no room for, discarded).  r NULL: the
  * caller takes one record per datagram (a datagram of several is EPROTO).
  * A ring's announcement is taken in (r not NULL) and the next datagram
  * read; ESTALE: a record whose ring is gone, discarded. */

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -161,8 +162,25 @@ memfd_with(size_t len, size_t fill, int seals)
 	return fd;
 }
 
-/* The next record is a protocol error and was discarded; the socket then
- * has nothing more, still works, and no fd leaked. */
+/* After a discarded record: the socket has nothing more, still works,
+ * and no fd leaked. */
+static void
+expect_next_ok(int sv[2], int fds_before)
+{
+	struct ipc_msg m;
+
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(ipc_send(sv[0], 9, "ok", 2, -1), 0);
+	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
+	assert_int_equal(m.type, 9);
+	assert_int_equal(m.len, 2);
+	assert_memory_equal(m.body, "ok", 2);
+	ipc_msg_clear(&m);
+	assert_int_equal(count_fds(), fds_before);
+}
+
+/* The next record is a protocol error and was discarded. */
 static void
 expect_eproto(int sv[2], int fds_before)
 {
@@ -173,15 +191,7 @@ expect_eproto(int sv[2], int fds_before)
 	assert_int_equal(errno, EPROTO);
 	assert_null(m.body);
 	assert_int_equal(m.fd, -1);
-	assert_int_equal(ipc_recv(sv[1], NULL, &m), -1);
-	assert_int_equal(errno, EAGAIN);
-	assert_int_equal(ipc_send(sv[0], 9, "ok", 2, -1), 0);
-	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
-	assert_int_equal(m.type, 9);
-	assert_int_equal(m.len, 2);
-	assert_memory_equal(m.body, "ok", 2);
-	ipc_msg_clear(&m);
-	assert_int_equal(count_fds(), fds_before);
+	expect_next_ok(sv, fds_before);
 }
 
 /* --- ipc_send / ipc_recv -------------------------------------------- */
@@ -813,13 +823,42 @@ test_proto_truncated(void **state)
 	assert_true(pipe_writers_gone(p[0]));
 	close(p[0]);
 
+	/* MSG_CTRUNC because this process has no descriptor left for the
+	 * one sent: EMFILE, not a malformed record; the next one passes. */
+	struct rlimit old, full;
+	int lowest = fcntl(0, F_DUPFD_CLOEXEC, 0);
+
+	assert_int_not_equal(lowest, -1);
+	nb_pipe(p);
+	close(lowest);
+	lowest = fcntl(0, F_DUPFD_CLOEXEC, 0);	/* the pipe took two: the lowest free now */
+	assert_int_not_equal(lowest, -1);
+	close(lowest);
+	raw_record(sv[0], 1, IPC_F_FD, 3, 3, &p[1], 1);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	full = old;
+	full.rlim_cur = (rlim_t)lowest;		/* every descriptor allowed is in use */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &full), 0);
+	errno = 0;
+	struct ipc_msg m;
+	int rc = ipc_recv(sv[1], NULL, &m), err = errno;
+
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(rc, -1);
+	assert_int_equal(err, EMFILE);
+	assert_int_equal(m.fd, -1);
+	close(p[1]);
+	assert_true(pipe_writers_gone(p[0]));
+	close(p[0]);
+	assert_null(m.body);
+	expect_next_ok(sv, before);
+
 	/* MSG_CTRUNC with no fd received at all: with SO_PASSCRED the
 	 * credentials fill the control buffer first.  The record must not
 	 * pass as one without an fd. */
 	int on = 1;
 	assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)), 0);
 	raw_record(sv[0], 1, 0, 3, 3, NULL, 0);		/* control: accepted */
-	struct ipc_msg m;
 	assert_int_equal(ipc_recv(sv[1], NULL, &m), 1);
 	ipc_msg_clear(&m);
 	nb_pipe(p);
