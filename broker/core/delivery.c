@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -45,10 +46,26 @@ deliver_batch(struct client *cl, evutil_socket_t fd)
 			    cl->desc);
 			continue;
 		}
-		if (rc == -1) {
+		if (rc == -1 && (errno == EMFILE || errno == ENFILE)) {
+			/* The record came, its descriptor could not: dropped,
+			 * and sent again as any unacknowledged delivery is. */
+			log_warn("client %s: a delivery's descriptor could not be received: %s",
+			    cl->desc, strerror(errno));
+			continue;
+		}
+		if (rc == -1 && errno == EPROTO) {
 			/* A topicd's bug: the record is dropped, the topicd resends on retry. */
 			log_warn("client %s: bad delivery record", cl->desc);
 			continue;
+		}
+		if (rc == -1) {
+			/* The socket itself failed and nothing was taken: reading
+			 * it again would fail again.  The session keeps its
+			 * place; the client reconnects to a new socket. */
+			log_warn("client %s: its delivery socket failed: %s", cl->desc,
+			    strerror(errno));
+			client_close(cl, "its delivery socket failed");
+			return;
 		}
 		if (rc == 0)
 			return;		/* cannot happen: we hold the other end */
