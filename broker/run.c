@@ -296,7 +296,8 @@ open_stores(struct broker *b)
 		return -1;
 	}
 	free(topics_dir);
-	if ((b->topicd_path = topicd_find(b->set.topicd_path)) == NULL)
+	if ((b->topicd_path = topicd_find(b->set.topicd_path)) == NULL ||
+	    topicd_hold(b) == -1)
 		return -1;
 	if (store_open(b) == -1)
 		return -1;
@@ -365,6 +366,8 @@ teardown(struct broker *b)
 	if (b->base != NULL)
 		event_base_free(b->base);
 	free(b->topicd_path);
+	if (b->topicd_fd > IPC_EXEC_FD)
+		close(b->topicd_fd);
 	if (b->lock_fd != -1)
 		close(b->lock_fd);
 }

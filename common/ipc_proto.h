@@ -34,6 +34,10 @@
  * so, whatever else changed in the records' layout. */
 #define IPC_PROTO_VERSION 12
 #define IPC_CHANNEL_FD    3
+/* The topicd executable the master opened at its start, which it runs
+ * through /proc/self/fd: the binary it was started with, even after an
+ * upgrade replaced the file.  The topicd closes it first thing. */
+#define IPC_EXEC_FD       4
 
 enum ipc_type {
 	/* master -> topicd, on the channel */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -83,6 +84,12 @@ main(int argc, char *argv[])
 		usage();
 	}
 	need_channel();
+	/* What the master ran us as (IPC_EXEC_FD), when it held the file:
+	 * not ours to keep.  The name the kernel took from that path is a
+	 * number: ps, top and pgrep show topicd. */
+	(void)close(IPC_EXEC_FD);
+	if (prctl(PR_SET_NAME, "topicd", 0, 0, 0) == -1)
+		fprintf(stderr, "topicd: cannot set its name: %s\n", strerror(errno));
 	if (log_init("topicd", verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, dests, logfile) == -1)
 		fprintf(stderr, "topicd: cannot open log file %s: %s\n", logfile, strerror(errno));
 	if (xmalloc_keep_freed() == -1)

@@ -242,6 +242,7 @@ struct broker {
 	struct settings	 set;
 	uint64_t	 boot_id;
 	char		*topicd_path;
+	int		 topicd_fd;	/* topicd_path opened at the start; <= IPC_EXEC_FD: none */
 	topicd_spawn_fn	*spawn;		/* NULL: topicd_spawn (a test plays the topicd) */
 	/* The master's store: sessions and the topic registry. */
 	struct kv	*store;
@@ -437,6 +438,9 @@ void	 held_budget_later(struct broker *b);
 bool	 over_limit(uint64_t sum, uint64_t max, bool was);
 /* spawn.c */
 char	*topicd_find(const char *configured);
+/* Holds the topicd found, so that every start runs that binary, not what
+ * an upgrade put in its place: 0, or -1 (logged). */
+int	 topicd_hold(struct broker *b);
 pid_t	 topicd_spawn(struct broker *b, const char *topic, int *chan_fd);
 /* topicd_ipc.c */
 void	 topicd_dispatch(struct ipc_chan *ch, struct ipc_msg *m, void *arg);

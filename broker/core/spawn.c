@@ -1,5 +1,5 @@
-/* Starting a topicd: posix_spawn onto fixed fds (the channel on fd 3,
- * everything else closed). */
+/* Starting a topicd: posix_spawn onto fixed fds (the channel on fd 3, the
+ * executable on fd 4, everything else closed). */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -56,6 +56,45 @@ topicd_find(const char *configured)
 	return NULL;
 }
 
+/* An upgrade replaces the topicd file while the old master runs: a topicd
+ * it then started by name would be of the new release, speak another IPC
+ * version, and fail its topic until the broker was restarted.  The master
+ * holds the file it found instead, and runs that, as
+ * /proc/self/fd/IPC_EXEC_FD in the child.  Without /proc it runs the file
+ * by name, as before. */
+int
+topicd_hold(struct broker *b)
+{
+	char path[64];
+	int fd, high;
+
+	if ((fd = open(b->topicd_path, O_PATH | O_CLOEXEC)) == -1) {
+		log_warn("cannot open the topicd executable %s", b->topicd_path);
+		return -1;
+	}
+	/* Above the fds the child's are dup'ed onto, so that no dup2 of the
+	 * spawn overwrites it before it is used. */
+	if (fd <= IPC_EXEC_FD) {
+		high = fcntl(fd, F_DUPFD_CLOEXEC, IPC_EXEC_FD + 1);
+		if (high == -1) {
+			log_warn("cannot hold the topicd executable %s", b->topicd_path);
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		fd = high;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if (access(path, X_OK) == -1) {
+		log_notice("topicd %s is started by name (%s: %s): an upgrade takes effect "
+		    "on its next start", b->topicd_path, path, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	b->topicd_fd = fd;
+	return 0;
+}
+
 /* The topicd's command line: the topic, the data directory, and where the
  * master logs.  argv has room for 12. */
 static void
@@ -85,8 +124,8 @@ topicd_argv(struct broker *b, const char *topic, char **argv)
 /* posix_spawn (a vfork underneath): the master's page tables are not
  * copied, which fork() would do for every topicd the master starts, at a
  * cost that grows with the master's memory.  The child gets the channel
- * on fd 3, nothing else open above it, no blocked signal and SIGPIPE at
- * its default. */
+ * on fd 3, the executable held on fd 4 (topicd_hold), nothing else open
+ * above them, no blocked signal and SIGPIPE at its default. */
 static int
 spawn(struct broker *b, const char *topic, int chan, pid_t *pid)
 {
@@ -106,13 +145,22 @@ spawn(struct broker *b, const char *topic, int chan, pid_t *pid)
 		posix_spawn_file_actions_destroy(&fa);
 		return rc;
 	}
+	bool held = b->topicd_fd > IPC_EXEC_FD;
+	char exe[32];
+
+	/* In the child, dup2 leaves the fd open across the exec (a script,
+	 * like a test's fake topicd, needs it open after); topicd closes it. */
+	snprintf(exe, sizeof(exe), "/proc/self/fd/%d", IPC_EXEC_FD);
 	if ((rc = posix_spawn_file_actions_adddup2(&fa, chan, IPC_CHANNEL_FD)) == 0 &&
-	    (rc = posix_spawn_file_actions_addclosefrom_np(&fa, IPC_CHANNEL_FD + 1)) == 0 &&
+	    (!held || (rc = posix_spawn_file_actions_adddup2(&fa, b->topicd_fd,
+	    IPC_EXEC_FD)) == 0) &&
+	    (rc = posix_spawn_file_actions_addclosefrom_np(&fa, held ? IPC_EXEC_FD + 1 :
+	    IPC_CHANNEL_FD + 1)) == 0 &&
 	    (rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
 	    POSIX_SPAWN_SETSIGDEF)) == 0 &&
 	    (rc = posix_spawnattr_setsigmask(&at, &none)) == 0 &&
 	    (rc = posix_spawnattr_setsigdefault(&at, &pipe)) == 0)
-		rc = posix_spawn(pid, b->topicd_path, &fa, &at, argv, environ);
+		rc = posix_spawn(pid, held ? exe : b->topicd_path, &fa, &at, argv, environ);
 	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
 	return rc;

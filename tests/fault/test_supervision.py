@@ -5,6 +5,7 @@ does not read back fails its topic, loudly, without losing anything."""
 
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -245,6 +246,37 @@ def test_a_topicd_of_another_release_fails_its_topic_loudly(broker_factory, tmp_
                      r"this broker .*TOPIC FAILED", log), log[-3000:]
     assert "restarting in" not in log, "restarting the same binary cannot help"
     assert b.proc.poll() is None
+
+
+def test_an_upgrade_under_a_running_master_leaves_its_topicds_alone(broker_factory, tmp_path):
+    """An upgrade renames a new topicd over the old file while the old
+    master runs: the master goes on starting the topicd it was started
+    with, so topics it starts afterwards work until it is restarted, and
+    ps and pgrep name that process topicd."""
+    copy = tmp_path / "bin" / "topicd"
+    copy.parent.mkdir()
+    shutil.copy2(broker_binary().with_name("topicd"), copy)
+    b = broker_factory({"topicd_path": str(copy)})
+    pub = b.publisher()
+    pub.publish("U1", "before")
+    new = copy.with_name("topicd.new")
+    new.write_text(FAKE_OLD_TOPICD)
+    new.chmod(0o755)
+    os.rename(new, copy)                 # as dpkg puts a package's files in place
+    cons = b.consumer("u-cons")
+    cons.subscribe("U2")
+    pub.publish("U2", "after", timeout=10)
+    cons.wait_message("after", topic="U2")
+    pid = b.wait_topicd("U2")
+    with open("/proc/%d/comm" % pid) as f:
+        assert f.read().strip() == "topicd"
+    assert os.readlink("/proc/%d/exe" % pid).endswith(" (deleted)"), \
+        "the topicd runs the file the master found at its start"
+    exe = os.readlink("/proc/%d/exe" % pid)
+    held = [fd for fd in os.listdir("/proc/%d/fd" % pid)
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == exe]
+    assert held == [], "the topicd closed the executable"
+    assert "another release" not in b.log_text()
 
 
 def test_a_topicd_refuses_a_master_of_another_release(tmp_path):
