@@ -43,4 +43,5 @@ EXPOSE 1883 4040 4041
 HEALTHCHECK --interval=30s --timeout=10s --start-period=10s --retries=3 \
         CMD ["/usr/local/bin/broker-healthcheck", "1883"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/sbin/broker", "-c", "/etc/broker/broker.conf"]
+# The data are in the volume whatever a mounted configuration says.
+ENTRYPOINT ["/usr/sbin/broker", "-c", "/etc/broker/broker.conf", "-D", "/var/lib/broker"]

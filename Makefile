@@ -25,13 +25,17 @@ san:
 deps:
 	@scripts/deps.sh
 
-# As root, the broker would become the `broker` user, which a development
-# machine may not have: there it keeps running as the invoking user.
-run: deps all
+# Running needs only what building does.  As root, the broker would become
+# the `broker` user, which a development machine may not have: there it
+# keeps running as the invoking user.  ARGS go to the broker (make run
+# ARGS='-p 1884' when another server holds port 1883).
+run:
+	@scripts/deps.sh build
+	+@$(MAKE) -s --no-print-directory all
 	@mkdir -p data build
 	@if [ "$$(id -u)" -eq 0 ]; then printf 'user root\n' > build/run.conf; \
 	else : > build/run.conf; fi
-	./broker/broker -c build/run.conf -D data
+	./broker/broker -c build/run.conf -D data $(ARGS)
 
 unit: all
 	@tests/run-unit build/release

@@ -53,17 +53,34 @@ block_loopback(const struct settings *s, const struct listener_conf *c)
 	return lo;
 }
 
-/* Is every listener on a loopback address?  (Every address bind_address
- * and the listener blocks name is; a name that does not resolve is not.) */
+/* The first listener off a loopback address, for the log ("bind_address
+ * 0.0.0.0", "listener 9001 0.0.0.0"), or NULL when every address
+ * bind_address and the listener blocks name is a loopback one (a name
+ * that does not resolve is not). */
+static const char *
+first_public(const struct settings *s, char *buf, size_t size)
+{
+	if (!address_loopback(s->bind_address)) {
+		snprintf(buf, size, "bind_address %s", s->bind_address);
+		return buf;
+	}
+	for (size_t i = 0; i < s->listeners.n; i++) {
+		const struct listener_conf *c = s->listeners.v[i];
+
+		if (!block_loopback(s, c)) {
+			snprintf(buf, size, "listener %s", c->listener != NULL ? c->listener : "?");
+			return buf;
+		}
+	}
+	return NULL;
+}
+
 bool
 settings_loopback_only(const struct settings *s)
 {
-	if (!address_loopback(s->bind_address))
-		return false;
-	for (size_t i = 0; i < s->listeners.n; i++)
-		if (!block_loopback(s, s->listeners.v[i]))
-			return false;
-	return true;
+	char buf[128];
+
+	return first_public(s, buf, sizeof(buf)) == NULL;
 }
 
 /* With per_listener_settings, a listener block's own password file, ACL
@@ -139,10 +156,12 @@ broker_log_auth(const struct broker *b)
 	const struct settings *s = &b->set;
 	const struct auth *a = &b->auth;
 
+	char where[128];
+
 	if (a->anonymous_auto && !a->anonymous)
-		log_notice("anonymous clients are refused: a listener is not on a loopback "
-		    "address (bind_address %s, listener blocks) and allow_anonymous is not set "
-		    "(set it to true to let them in)", s->bind_address);
+		log_notice("anonymous clients are refused: %s is not on a loopback address and "
+		    "allow_anonymous is not set (set it to true to let them in)",
+		    first_public(s, where, sizeof(where)) != NULL ? where : "a listener");
 	else if (a->passwd == NULL && a->acl == NULL && a->psk == NULL && a->anonymous)
 		return;
 	log_notice("access: %s%s%s, %s%s%s%s, anonymous clients %s",

@@ -95,6 +95,10 @@ int	 privs_check_user(const struct settings *s, char *err, size_t len);
  * process when that is another user): its result, an errno value or 0;
  * -1 if it could not be run. */
 int	 privs_test_as(const struct settings *s, int (*fn)(const void *), const void *arg);
+/* -t: would the start find or create the data directory dir, the user's?
+ * 0, or -1 with err set (what it would log). */
+int	 privs_check_data_dir(const struct settings *s, const char *dir, char *err,
+	    size_t len);
 /* Creates the data directory for the user, or checks that it is the user's. */
 int	 privs_data_dir(const char *dir, const char *user, uid_t uid, gid_t gid);
 int	 privs_drop(const char *user, uid_t uid, gid_t gid);

@@ -1,7 +1,8 @@
 /* broker -t: what the start would find on this host besides the files
  * the configuration reads, found without starting anything or creating
- * a file: the user to become, the listeners' addresses, the log file,
- * the pid file (as the user it is written as).
+ * a file: the user to become, the listeners' addresses (that they are
+ * this host's), the data directory, the log file, the pid file (as the
+ * user it is written as).
  * Each is an error of the configuration at the line that gave it,
  * reported with the others, all at once. */
 #include <errno.h>
@@ -36,6 +37,26 @@ check_user(const struct broker *b, const struct settings *s, char *const *given,
 		conf_error(errs, "%s: %s", where_given(b, given, "user"), err);
 }
 
+/* Is the address one of this host's?  A bind to port 0 says, without
+ * taking a port anyone uses.  0, or -1 with an error. */
+static int
+check_local(const struct addrinfo *ai, const char *addr, const char *where,
+    const char *what, struct conf_errors *errs)
+{
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	int rc = 0;
+
+	if (fd == -1)
+		return 0;		/* a family this host lacks: the start says so */
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 && errno == EADDRNOTAVAIL) {
+		conf_error(errs, "%s: %s: %s is not an address of this host: listen on one "
+		    "that is", where, what, addr);
+		rc = -1;
+	}
+	close(fd);
+	return rc;
+}
+
 /* As listen.c resolves it; 0, or -1 with an error "WHERE: WHAT: ...". */
 static int
 check_address(const char *addr, const char *where, const char *what,
@@ -51,8 +72,11 @@ check_address(const char *addr, const char *where, const char *what,
 		    "host", where, what, addr, gai_strerror(rc));
 		return -1;
 	}
+	rc = 0;
+	for (struct addrinfo *ai = res; ai != NULL && rc == 0; ai = ai->ai_next)
+		rc = check_local(ai, addr, where, what, errs);
 	freeaddrinfo(res);
-	return 0;
+	return rc;
 }
 
 /* bind_address, if a listener is on it: a shortcut port, or a block that
@@ -82,6 +106,23 @@ check_addresses(const struct broker *b, const struct settings *s, char *const *g
 	if (on_bind && s->bind_address != NULL)
 		(void)check_address(s->bind_address, where_given(b, given, "bind_address"),
 		    "bind_address", errs);
+}
+
+/* The data directory is there, or can be made, for the master's user.
+ * Only one given (-D, data_dir): the default is relative to where the
+ * broker starts, which need not be where it is checked (a service's
+ * unit gives -D, which `broker -t -c FILE` does not see). */
+static void
+check_data_dir(const struct broker *b, const struct settings *s, char *const *given,
+    struct conf_errors *errs)
+{
+	char err[1024];
+
+	if (given[conf_find(settings_table, "data_dir") - settings_table] == NULL ||
+	    s->data_dir == NULL)
+		return;
+	if (privs_check_data_dir(s, s->data_dir, err, sizeof(err)) == -1)
+		conf_error(errs, "%s: %s", where_given(b, given, "data_dir"), err);
 }
 
 /* The log file opens (it is not created here). */
@@ -156,6 +197,7 @@ broker_check_host(const struct broker *b, const struct settings *s, char *const 
 {
 	check_user(b, s, given, errs);
 	check_addresses(b, s, given, errs);
+	check_data_dir(b, s, given, errs);
 	check_log_file(b, s, errs);
 	check_pid_file(b, s, given, errs);
 }

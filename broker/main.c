@@ -1,5 +1,6 @@
 /* broker: the master process.  Parse the command line, load the
  * configuration, hand off to broker_run(). */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +14,17 @@
 
 extern char **environ;
 
+/* Asked for (-h, --help): on stdout, status 0; else a mistake: on
+ * stderr, status 2. */
 static void __attribute__((noreturn))
-usage(void)
+usage(bool asked)
 {
-	fprintf(stderr, "usage: broker [-dTtVv] [-c FILE] [-D DATADIR] [-b ADDR] [-p MQTT_PORT]\n"
-			"              [-J CONSUMER_PORT:PUBLISHER_PORT]\n");
-	exit(2);
+	fprintf(asked ? stdout : stderr,
+	    "usage: broker [-dTtVv] [-c FILE] [-D DATADIR] [-b ADDR] [-p MQTT_PORT]\n"
+	    "              [-J CONSUMER_PORT:PUBLISHER_PORT]\n"
+	    "       broker -h | --help | -V | --version\n"
+	    "See broker(8) and broker.conf(5).\n");
+	exit(asked ? 0 : 2);
 }
 
 /* -t: checked (broker_load_settings), say so; -T: print the
@@ -47,7 +53,13 @@ main(int argc, char **argv)
 	int ch, rc;
 
 	memset(&b, 0, sizeof(b));
-	while ((ch = getopt(argc, argv, "c:D:b:p:J:dTtVvh")) != -1) {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	while ((ch = getopt_long(argc, argv, "c:D:b:p:J:dTtVvh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': b.conf_path = xstrdup(optarg); break;
 		case 'D': b.opt_data_dir = xstrdup(optarg); break;
@@ -59,11 +71,14 @@ main(int argc, char **argv)
 		case 't': test_only = true; break;
 		case 'V': printf("broker %s\n", BROKER_VERSION); return 0;
 		case 'v': b.verbose = true; break;
-		default: usage();
+		case 'h': usage(true);
+		default: usage(false);
 		}
 	}
-	if (optind != argc)
-		usage();
+	if (optind != argc) {
+		fprintf(stderr, "broker: unexpected argument '%s'\n", argv[optind]);
+		usage(false);
+	}
 	setproctitle_init(argc, argv, environ);
 	if (xmalloc_keep_freed() == -1)
 		log_debug("the allocator keeps its own thresholds");

@@ -6,6 +6,7 @@
  * is not advised.  Every refusal is one error line that says what to do. */
 #include <errno.h>
 #include <grp.h>
+#include <libgen.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@
 #include "broker.h"
 #include "log.h"
 #include "xmalloc.h"
+
+static void uid_name(uid_t uid, char *buf, size_t len);
 
 /* Does the master change user, to whom?  1 with *pw, 0 (it stays who it
  * is, a warning says why when that is root), -1 with err set. */
@@ -73,6 +76,52 @@ privs_check_user(const struct settings *s, char *err, size_t len)
 	struct passwd *pw;
 
 	return lookup_target(s, &pw, err, len, false) == -1 ? -1 : 0;
+}
+
+int
+privs_check_data_dir(const struct settings *s, const char *dir, char *err, size_t len)
+{
+	struct passwd *pw;
+	struct stat st;
+	char *copy, *parent, who[64];
+	int drop = lookup_target(s, &pw, err, len, false), rc = 0;
+
+	if (drop == -1)
+		return 0;		/* the user's own error is reported apart */
+	if (stat(dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			snprintf(err, len, "data directory %s is not a directory: set data_dir", dir);
+			return -1;
+		}
+		if (drop == 1 && st.st_uid != pw->pw_uid) {
+			uid_name(st.st_uid, who, sizeof(who));
+			snprintf(err, len, "data directory %s belongs to %s, not to user %s: give "
+			    "it to %s (chown -R %s: %s) or set user", dir, who, s->user, s->user,
+			    s->user, dir);
+			return -1;
+		}
+		if (drop == 0 && access(dir, W_OK | X_OK) == -1) {
+			snprintf(err, len, "data directory %s is not writable: %s: let the broker "
+			    "write it, or set data_dir", dir, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (errno != ENOENT) {
+		snprintf(err, len, "data directory %s: %s: check it, or set data_dir", dir,
+		    strerror(errno));
+		return -1;
+	}
+	/* The start makes it: as root for the user, else as itself. */
+	copy = xstrdup(dir);
+	parent = dirname(copy);
+	if (access(parent, drop == 1 ? F_OK : W_OK | X_OK) == -1) {
+		snprintf(err, len, "cannot create data directory %s: %s: create it, or set "
+		    "data_dir", dir, strerror(errno));
+		rc = -1;
+	}
+	free(copy);
+	return rc;
 }
 
 int

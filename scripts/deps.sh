@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs, when one of them is
 # missing.  Uses sudo when not root.
-#   scripts/deps.sh          to build, run and test (make check)
-#   scripts/deps.sh build    to build only (make; the Dockerfile's build stage)
+#   scripts/deps.sh          to build and test (make check)
+#   scripts/deps.sh build    to build and run only (make run; the Dockerfile's
+#                            build stage)
 #   scripts/deps.sh bench    the brokers make bench compares ours with (never
 #                            installed by make check)
 set -euo pipefail
@@ -39,3 +40,14 @@ sudo=()
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# The tests need mosquitto_passwd, and make bench the mosquitto server, both
+# from the package mosquitto, whose service then starts on port 1883: the
+# port this broker's make run listens on.  The service this script brought
+# in is stopped and disabled (systemctl enable mosquitto brings it back).
+if [[ " ${missing[*]} " == *" mosquitto "* ]] && [ -d /run/systemd/system ] &&
+    systemctl is-enabled --quiet mosquitto.service 2>/dev/null; then
+	"${sudo[@]}" systemctl disable --now --quiet mosquitto.service
+	echo "deps: stopped and disabled the mosquitto service the package started" \
+	    "(it holds port 1883); only its programs are used here"
+fi

@@ -41,9 +41,16 @@ topicd_find(const char *configured)
 		const char *rel[] = { "topicd", "../topicd/topicd", "../libexec/broker/topicd" };
 
 		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+			char *real;
+
 			xasprintf(&cand, "%s/%s", dir, rel[i]);
-			if (access(cand, X_OK) == 0)
-				return cand;
+			if (access(cand, X_OK) == 0) {
+				/* The log names it without "..". */
+				if ((real = realpath(cand, NULL)) == NULL)
+					return cand;
+				free(cand);
+				return real;
+			}
 			free(cand);
 		}
 	}

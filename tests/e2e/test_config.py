@@ -169,6 +169,67 @@ def test_check_only_finds_what_the_start_would(tmp_path):
     assert res.returncode == 0, res.stderr.decode()
 
 
+def test_check_only_finds_an_address_not_of_this_host_and_a_data_directory(tmp_path):
+    """An address that resolves but is no address of this host, and a data
+    directory the start could not make or use, fail -t as they would fail
+    the start; a data directory not given is not checked (a unit gives
+    -D, which `broker -t -c FILE` does not see)."""
+    conf = tmp_path / "host.conf"
+    user = "user root\n" if os.geteuid() == 0 else ""
+    # 192.0.2.0/24 is for documentation: no host has it.
+    conf.write_text(user + "bind_address 192.0.2.7\nlistener 18885 192.0.2.8\n")
+    first = 2 if user else 1
+    res = check(tmp_path, "-t", "-c", conf)
+    err = res.stderr.decode()
+    assert res.returncode == 2, err
+    assert err.splitlines() == [
+        "%s:%d: listener 18885 192.0.2.8: 192.0.2.8 is not an address of this host: "
+        "listen on one that is" % (conf, first + 1),
+        "%s:%d: bind_address: 192.0.2.7 is not an address of this host: listen on one "
+        "that is" % (conf, first)], err
+    conf.write_text(user)
+    (tmp_path / "file").write_text("")
+    res = check(tmp_path, "-t", "-c", conf, "-D", tmp_path / "file")
+    assert res.returncode == 2
+    assert res.stderr.decode() == "command line: data directory %s is not a directory: " \
+        "set data_dir\n" % (tmp_path / "file"), res.stderr.decode()
+    conf.write_text(user + "data_dir %s\n" % (tmp_path / "no" / "such"))
+    res = check(tmp_path, "-t", "-c", conf)
+    assert res.returncode == 2
+    assert res.stderr.decode() == "%s:%d: cannot create data directory %s: No such file or " \
+        "directory: create it, or set data_dir\n" % (conf, first, tmp_path / "no" / "such"), \
+        res.stderr.decode()
+    res = check(tmp_path, "-t", "-c", conf, "-D", tmp_path / "new")
+    assert res.returncode == 0, res.stderr.decode()
+    assert not (tmp_path / "new").exists()
+    if user:
+        # Started as root for another user, the directory must be that user's.
+        (tmp_path / "data").mkdir()
+        conf.write_text("user nobody\n")
+        res = check(tmp_path, "-t", "-c", conf, "-D", tmp_path / "data")
+        assert res.returncode == 2
+        assert res.stderr.decode().startswith("command line: data directory %s belongs to "
+                                              "root, not to user nobody: "
+                                              % (tmp_path / "data")), res.stderr.decode()
+
+
+def test_command_line_help_version_and_a_stray_argument(tmp_path):
+    res = check(tmp_path, "--help")
+    assert res.returncode == 0 and res.stderr == b"", res.stderr.decode()
+    assert res.stdout.decode().startswith("usage: broker "), res.stdout.decode()
+    assert check(tmp_path, "-h").stdout == res.stdout
+    version = check(tmp_path, "--version")
+    assert version.returncode == 0
+    assert re.match(r"^broker \d+\.\d+\.\d+\n$", version.stdout.decode()), version.stdout
+    assert check(tmp_path, "-V").stdout == version.stdout
+    res = check(tmp_path, "-t", "stray")
+    assert res.returncode == 2 and res.stdout == b""
+    assert res.stderr.decode().startswith("broker: unexpected argument 'stray'\nusage: "), \
+        res.stderr.decode()
+    res = check(tmp_path, "--bogus")
+    assert res.returncode == 2 and "usage: broker" in res.stderr.decode()
+
+
 def test_check_only_finds_a_pid_file_that_cannot_be_written(tmp_path):
     """The master writes its pid file once it is its user: broker -t
     checks it as that user (started as root), where the start would

@@ -165,7 +165,8 @@ def test_passwords_over_tls(mqtt_factory, pki, tmp_path):
 
 def test_a_block_off_loopback_refuses_anonymous_clients(mqtt_factory):
     b, (port,) = start_with_listeners(mqtt_factory, [("mqtt", [])], address="0.0.0.0")
-    log_since(b, 0, r"anonymous clients are refused")
+    log_since(b, 0, r"anonymous clients are refused: listener %d 0\.0\.0\.0 is not on a "
+              r"loopback address" % port)
     refused(port, 5)
     refused(b.mqtt_port, 5)
 

@@ -1173,6 +1173,9 @@ def test_dockerfile():
     conf = container_config()
     assert re.search(r"^bind_address 0\.0\.0\.0$", conf, re.M)
     assert re.search(r"^data_dir /var/lib/broker$", conf, re.M)
+    # A mounted configuration cannot move the data out of the volume.
+    entry = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.M).group(1))
+    assert entry[entry.index("-D") + 1] == "/var/lib/broker", entry
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert "build" in ignored and ".git" in ignored
 
@@ -1245,6 +1248,18 @@ def test_healthcheck_script_wants_a_connack(mqtt_broker):
     assert res.returncode == 1 and b"nothing accepts connections" in res.stderr, \
         res.stderr.decode()
     send_pub_consume(mqtt_broker, "health/t", "still serving")
+
+
+def test_make_run_installs_only_what_building_needs_and_passes_args():
+    """make run needs no test tools: the package mosquitto (for the tests'
+    mosquitto_passwd) would start its own server on port 1883.  ARGS reach
+    the broker, for a port another server holds."""
+    res = subprocess.run(["make", "-n", "-C", str(REPO_ROOT), "run", "ARGS=-p 1884"],
+                         capture_output=True, text=True, check=True)
+    lines = [line.strip() for line in res.stdout.splitlines()]
+    assert "scripts/deps.sh build" in lines, lines
+    assert "scripts/deps.sh" not in lines, lines
+    assert "./broker/broker -c build/run.conf -D data -p 1884" in lines, lines
 
 
 def test_deps_script_has_a_build_only_mode():
