@@ -262,8 +262,8 @@ unicode_control(const unsigned char *s, unsigned *cp)
  * user name, a client id, a topic) cannot make a line of its own in the
  * log, nor change how one reads.  An escape that does not fit is left out
  * whole. */
-static void
-escape_controls(char *dst, size_t size, const char *src)
+void
+log_escape(char *dst, size_t size, const char *src)
 {
 	size_t o = 0, k, n;
 	unsigned cp;
@@ -306,7 +306,7 @@ vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 		snprintf(raw + n, sizeof(raw) - (size_t)n, ": %s", strerror(saved));
 	if (n < 0)
 		raw[0] = '\0';
-	escape_controls(msg, sizeof(msg), raw);
+	log_escape(msg, sizeof(msg), raw);
 	if (L.dests & LOG_DEST_SYSLOG)
 		syslog(prio[lvl], "%s: %s", level_names[lvl], msg);
 	if (to_stderr || (L.dests & LOG_DEST_FILE)) {

@@ -405,9 +405,14 @@ send_ready(struct topicd *td)
 	wbuf_reset(&td->wb);
 	enc_ready(&td->wb, &r);
 	dispatch_send(td, IPC_READY);
-	log_info("topic %s: ready: messages %llu..%llu, %u subscribers", td->topic,
-	    (unsigned long long)td->first_seq, (unsigned long long)td->next_seq,
-	    td->nsubs);
+	if (td->next_seq > td->first_seq)
+		log_info("topic %s: ready: messages %llu..%llu kept, %u subscribers", td->topic,
+		    (unsigned long long)td->first_seq, (unsigned long long)td->next_seq - 1,
+		    td->nsubs);
+	else
+		log_info("topic %s: ready: no message kept, newest seq %llu, %u subscribers",
+		    td->topic, (unsigned long long)(td->next_seq > 0 ? td->next_seq - 1 : 0),
+		    td->nsubs);
 }
 
 /* true to go on; false with *code, the exit status. */

@@ -45,11 +45,15 @@ stats_fill(struct topicd *td, struct rec_stats *st)
 }
 
 /* ps shows "topicd: sensors/temp subs=3 seq=10231 lag=5" (seq: the last
- * one given). */
+ * one given), the topic escaped as in the log: a client's topic name
+ * cannot reorder an operator's ps. */
 static void
 title(struct topicd *td, const struct rec_stats *st)
 {
-	setproctitle("%s subs=%u seq=%llu lag=%llu", td->topic, st->subscribers,
+	char topic[512];
+
+	log_escape(topic, sizeof(topic), td->topic);
+	setproctitle("%s subs=%u seq=%llu lag=%llu", topic, st->subscribers,
 	    (unsigned long long)(st->next_seq - 1), (unsigned long long)st->lag);
 }
 

@@ -334,8 +334,9 @@ struct broker {
 struct child *topic_find(struct broker *b, const char *topic);
 /* The topic's child, created if needed: a new topic is registered
  * durably and its topicd started.  NULL with *why when it cannot be
- * (past max_topics, shutting down). */
+ * (past max_topics: *why is topic_too_many; shutting down). */
 struct child *topic_open(struct broker *b, const char *topic, const char **why);
+extern const char topic_too_many[];
 /* Written by the broker only: a topic starting with $, and the
  * dead-letter topic whatever its name (so that no client can forge a
  * dead letter). */

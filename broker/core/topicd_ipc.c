@@ -32,8 +32,9 @@ on_ready(struct child *c, const struct ipc_msg *m)
 	c->state = CH_READY;
 	child_watch_ready(c);
 	c->ready_at = mono_ms();
-	log_info("topic %s: topicd pid %ld ready at seq %llu", c->topic, (long)c->pid,
-	    (unsigned long long)r.next_seq);
+	/* seq as in ps and the status line: the newest message's. */
+	log_info("topic %s: topicd pid %ld ready, newest seq %llu", c->topic, (long)c->pid,
+	    (unsigned long long)(r.next_seq > 0 ? r.next_seq - 1 : 0));
 	live_ready(c);
 	if (c->registered)
 		child_replay(c);	/* else once it is (child_registered) */

@@ -63,6 +63,8 @@ topic_reserved(const struct broker *b, const char *topic)
 
 /* The dead-letter topic is not counted in max_topics: what goes there is
  * what could not go anywhere else, and a dead letter refused is lost. */
+const char topic_too_many[] = "too many topics (max_topics)";
+
 struct child *
 topic_open(struct broker *b, const char *topic, const char **why)
 {
@@ -80,7 +82,7 @@ topic_open(struct broker *b, const char *topic, const char **why)
 	if ((fresh = !registry_known(b, topic))) {
 		if (b->ntopics >= b->set.max_topics &&
 		    strcmp(topic, b->set.dead_letter_topic) != 0) {
-			*why = "too many topics (max_topics)";
+			*why = topic_too_many;
 			refuse_new_topic(b, topic);
 			return NULL;
 		}

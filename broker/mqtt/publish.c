@@ -348,6 +348,9 @@ publish_denied(struct client *cl, const struct mqtt_publish *m)
 	}
 }
 
+static void publish_refused(struct client *cl, const struct mqtt_publish *m, uint8_t ack_rc,
+    uint8_t rc, const char *why);
+
 /* Queues a client's publish for its topic, with its properties and its
  * client id (for its subscribers' No Local); acknowledged once stored. */
 static void
@@ -383,7 +386,13 @@ publish_store(struct client *cl, const struct mqtt_publish *m)
 	snprintf(msg, sizeof(msg), "%sPUBLISH to %.*s not stored (%s): %s",
 	    m->qos == 0 ? "QoS 0 " : "", (int)utf8_prefix(m->topic, strnlen(m->topic, 60)),
 	    m->topic, why, m->qos == 0 ? "dropped" : "not acknowledged");
-	mqtt_close(cl, MQTT_RC_UNSPECIFIED_ERROR, msg);
+	/* Past max_topics an MQTT 5.0 client hears why (0x97), on its
+	 * PUBACK or PUBREC, and stays: the topics it has go on. */
+	if (why == topic_too_many)
+		publish_refused(cl, m, MQTT_RC_QUOTA_EXCEEDED, MQTT_RC_QUOTA_EXCEEDED, msg);
+	else
+		mqtt_close(cl, b->stopping ? MQTT_RC_SERVER_SHUTTING_DOWN :
+		    MQTT_RC_UNSPECIFIED_ERROR, msg);
 }
 
 /* A publish the broker does not take: at QoS 1 and 2 an ack with an

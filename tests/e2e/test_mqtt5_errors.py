@@ -71,8 +71,8 @@ def test_a_reason_string_is_cut_between_characters(mqtt_factory):
     """A Reason String that quotes what the client sent, cut to so many
     bytes where a character spans the cut, is well-formed UTF-8 and the
     packet goes: the CONNACK 0x8C naming a 64-byte authentication method,
-    the DISCONNECT 0x80 naming a topic cut to 60 bytes (past max_topics
-    the publish is not stored)."""
+    the DISCONNECT 0x97 naming a topic cut to 60 bytes (past max_topics
+    a QoS 0 publish is not stored)."""
     b = mqtt_factory({"max_topics": "1"})
     c = V5Client(b.mqtt_port)
     ack = c.connect5("rs-auth", cprops=props(CONNECT, AuthenticationMethod="m" * 63 + "\u00e9"))
@@ -83,9 +83,27 @@ def test_a_reason_string_is_cut_between_characters(mqtt_factory):
     c.publish5("rs/first", b"x", qos=1)
     stem = "rs/" + "a" * 56
     c, _ = v5(b, "rs-cut")
-    c.send(publish5(stem + "\u00e9/t", b"y", qos=1, pid=1))
-    d = c.expect_disconnect(0x80)
-    assert d.props["ReasonString"].startswith("PUBLISH to %s not stored" % stem), d.props
+    c.send(publish5(stem + "\u00e9/t", b"y", qos=0))
+    d = c.expect_disconnect(0x97)
+    assert d.props["ReasonString"].startswith("QoS 0 PUBLISH to %s not stored" % stem), d.props
+
+
+def test_past_max_topics_a_v5_publish_is_refused_with_quota_exceeded(mqtt_factory):
+    """Past max_topics a publish to a new topic is not stored: at QoS 1
+    and 2 an MQTT 5.0 client gets PUBACK or PUBREC 0x97 (Quota exceeded)
+    with a Reason String, and stays connected: its topics go on.  At QoS 0
+    nothing can answer it but a DISCONNECT 0x97."""
+    b = mqtt_factory({"max_topics": "1"})
+    c, _ = v5(b, "quota")
+    assert c.publish5("quota/first", b"1", qos=1).rc == 0
+    for qos in (1, 2):
+        ack = c.publish5("quota/new%d" % qos, b"x", qos=qos)
+        assert ack.rc == 0x97, "%#x %r" % (ack.rc, ack.props)
+        assert ack.props["ReasonString"] == "PUBLISH to quota/new%d not stored (too many " \
+            "topics (max_topics)): not acknowledged" % qos, ack.props
+    assert c.publish5("quota/first", b"2", qos=2).rc == 0     # PUBCOMP: still connected
+    c.send(publish5("quota/new0", b"y", qos=0))
+    c.expect_disconnect(0x97)
 
 
 def test_an_ack_of_the_wrong_kind_is_a_protocol_error(mqtt_broker):

@@ -481,6 +481,20 @@ def test_process_titles_show_live_state(broker):
              "the master's title after the clients left")
 
 
+def test_a_topicd_title_escapes_what_a_terminal_would_act_on(broker):
+    """A topic is a client's text: in ps it is escaped as in the log, so a
+    right-to-left override or an ESC cannot reorder or recolour what an
+    operator reads.  The seq of its ready lines is the title's."""
+    topic = "ctl/\u202eevil\x1b[2J"
+    c = broker.consumer("titles-esc")
+    c.subscribe(topic)
+    broker.publisher().publish(topic, "m")
+    c.wait_messages(1, topic)
+    c.settle()
+    want = "topicd: ctl/\\u202eevil\\x1b[2J subs=1 seq=1 lag=0"
+    wait_for(lambda: want in (title(p) for p in broker.topicds()), 10, "the title %r" % want)
+
+
 MASTER_TITLE_RE = r"broker: master \d+(,\d+)* clients=\d+ topics=\d+ running=\d+"
 
 
