@@ -72,9 +72,7 @@ check_address(const char *addr, const char *where, const char *what,
 		    "host", where, what, addr, gai_strerror(rc));
 		return -1;
 	}
-	rc = 0;
-	for (struct addrinfo *ai = res; ai != NULL && rc == 0; ai = ai->ai_next)
-		rc = check_local(ai, addr, where, what, errs);
+	rc = check_local(res, addr, where, what, errs);	/* the start binds the first */
 	freeaddrinfo(res);
 	return rc;
 }
