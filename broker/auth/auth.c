@@ -32,9 +32,11 @@ unfit(int fd, struct stat *st)
 	return NULL;
 }
 
-/* Reads a whole file; 0, or -1 with an error added.  *mode: its mode. */
+/* Reads a whole file, the what that key names; 0, or -1 with an error
+ * added.  *mode: its mode. */
 static int
-read_file(const char *path, char **bufp, size_t *lenp, mode_t *mode, struct conf_errors *errs)
+read_file(const char *path, const char *what, const char *key, char **bufp, size_t *lenp,
+    mode_t *mode, struct conf_errors *errs)
 {
 	const char *why;
 	struct stat st;
@@ -44,11 +46,12 @@ read_file(const char *path, char **bufp, size_t *lenp, mode_t *mode, struct conf
 	int fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		conf_error(errs, "%s: cannot open: %s", path, strerror(errno));
+		conf_error(errs, "%s: cannot open the %s: %s: check %s", path, what,
+		    strerror(errno), key);
 		return -1;
 	}
 	if ((why = unfit(fd, &st)) != NULL) {
-		conf_error(errs, "%s: cannot read: %s", path, why);
+		conf_error(errs, "%s: cannot read the %s: %s: check %s", path, what, why, key);
 		close(fd);
 		return -1;
 	}
@@ -89,12 +92,12 @@ sha256(const void *p, size_t n, uint8_t out[32])
 /* A file of secrets, read whole: a warning (warn) when every user of the
  * host may read it.  The caller wipes and frees *buf. */
 static int
-read_secrets(const char *path, const char *what, bool warn, char **buf, size_t *len,
-    struct conf_errors *errs)
+read_secrets(const char *path, const char *what, const char *key, bool warn, char **buf,
+    size_t *len, struct conf_errors *errs)
 {
 	mode_t mode;
 
-	if (read_file(path, buf, len, &mode, errs) == -1)
+	if (read_file(path, what, key, buf, len, &mode, errs) == -1)
 		return -1;
 	if (warn && (mode & S_IROTH))
 		log_warnx("%s: the %s is readable by every user of this host: chmod o-r %s",
@@ -108,7 +111,7 @@ load_passwords(struct auth *a, const char *path, bool warn, struct conf_errors *
 	size_t len, before = errs->n;
 	char *buf;
 
-	if (read_secrets(path, "password file", warn, &buf, &len, errs) == -1)
+	if (read_secrets(path, "password file", "password_file", warn, &buf, &len, errs) == -1)
 		return 1;
 	a->passwd = passwd_parse(path, buf, len, errs);
 	sha256(buf, len, a->passwd_digest);
@@ -123,7 +126,7 @@ load_psk(struct auth *a, const char *path, bool warn, struct conf_errors *errs)
 	size_t len, before = errs->n;
 	char *buf;
 
-	if (read_secrets(path, "pre-shared key file", warn, &buf, &len, errs) == -1)
+	if (read_secrets(path, "pre-shared key file", "psk_file", warn, &buf, &len, errs) == -1)
 		return 1;
 	a->psk = psk_parse(path, buf, len, errs);
 	sha256(buf, len, a->psk_digest);
@@ -139,7 +142,7 @@ load_acl(struct auth *a, const char *path, struct conf_errors *errs)
 	mode_t mode;
 	char *buf;
 
-	if (read_file(path, &buf, &len, &mode, errs) == -1)
+	if (read_file(path, "ACL", "acl_file", &buf, &len, &mode, errs) == -1)
 		return 1;
 	a->acl = acl_parse(path, buf, len, errs);
 	sha256(buf, len, a->acl_digest);

@@ -213,6 +213,17 @@ def test_check_only_finds_an_address_not_of_this_host_and_a_data_directory(tmp_p
                                               % (tmp_path / "data")), res.stderr.decode()
 
 
+def test_check_only_names_the_key_of_a_file_it_cannot_read(tmp_path):
+    conf = tmp_path / "files.conf"
+    conf.write_text("password_file %s\nacl_file %s\n" % (tmp_path / "nopw", tmp_path))
+    res = check(tmp_path, "-t", "-c", add_root_user(conf))
+    err = res.stderr.decode().splitlines()
+    assert res.returncode == 2
+    assert ("%s: cannot open the password file: No such file or directory: check "
+            "password_file" % (tmp_path / "nopw")) in err, err
+    assert "%s: cannot read the ACL: not a regular file: check acl_file" % tmp_path in err, err
+
+
 def test_command_line_help_version_and_a_stray_argument(tmp_path):
     res = check(tmp_path, "--help")
     assert res.returncode == 0 and res.stderr == b"", res.stderr.decode()

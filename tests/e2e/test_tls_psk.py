@@ -721,8 +721,8 @@ def test_check_reports_bad_key_files(tmp_path):
         assert line.format(f=bad) in out.splitlines(), out
     rc, out, conf = check(tmp_path, "psk_file %s\nlistener 18001\npsk_hint h\n"
                           % (tmp_path / "missing.psk"))
-    assert rc == 2 and "%s: cannot open: No such file or directory" % (
-        tmp_path / "missing.psk") in out.splitlines(), out
+    assert rc == 2 and ("%s: cannot open the pre-shared key file: No such file or directory: "
+                        "check psk_file" % (tmp_path / "missing.psk")) in out.splitlines(), out
 
 
 def test_a_bad_key_file_stops_the_start_and_a_readable_one_is_warned_of(broker_factory,
