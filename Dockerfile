@@ -15,6 +15,8 @@ RUN scripts/deps.sh build
 COPY . .
 RUN make \
  && make install DESTDIR=/out PREFIX=/usr \
+ && groupadd --system --gid 1883 broker \
+ && useradd --system --uid 1883 --gid 1883 --no-create-home --shell /usr/sbin/nologin broker \
  && sed -e 's|^#bind_address .*|bind_address 0.0.0.0|' \
         -e 's|^#data_dir .*|data_dir /var/lib/broker|' \
         etc/broker.conf > /out/etc/broker/broker.conf \

@@ -46,11 +46,21 @@ check_local(const struct addrinfo *ai, const char *addr, const char *where,
 	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
 	int rc = 0;
 
-	if (fd == -1)
-		return 0;		/* a family this host lacks: the start says so */
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 && errno == EADDRNOTAVAIL) {
-		conf_error(errs, "%s: %s: %s is not an address of this host: listen on one "
-		    "that is", where, what, addr);
+	if (fd == -1) {			/* a family this host lacks (IPv6 off) */
+		conf_error(errs, "%s: %s: cannot listen on %s: %s", where, what, addr,
+		    strerror(errno));
+		return -1;
+	}
+	/* Port 0 is in use only when the ports run out; EACCES is for a
+	 * port, not an address. */
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 && errno != EADDRINUSE &&
+	    errno != EACCES) {
+		if (errno == EADDRNOTAVAIL)
+			conf_error(errs, "%s: %s: %s is not an address of this host: listen on "
+			    "one that is", where, what, addr);
+		else
+			conf_error(errs, "%s: %s: cannot listen on %s: %s", where, what, addr,
+			    strerror(errno));
 		rc = -1;
 	}
 	close(fd);
@@ -107,17 +117,19 @@ check_addresses(const struct broker *b, const struct settings *s, char *const *g
 }
 
 /* The data directory is there, or can be made, for the master's user.
- * Only one given (-D, data_dir): the default is relative to where the
- * broker starts, which need not be where it is checked (a service's
- * unit gives -D, which `broker -t -c FILE` does not see). */
+ * Only one given on the command line (-D), or as an absolute path in the
+ * file: the default, and a relative data_dir, are relative to where the
+ * broker starts, which need not be where it is checked (a service's unit
+ * gives -D, which `broker -t -c FILE` does not see). */
 static void
 check_data_dir(const struct broker *b, const struct settings *s, char *const *given,
     struct conf_errors *errs)
 {
+	const char *where = given[conf_find(settings_table, "data_dir") - settings_table];
 	char err[1024];
 
-	if (given[conf_find(settings_table, "data_dir") - settings_table] == NULL ||
-	    s->data_dir == NULL)
+	if (where == NULL || s->data_dir == NULL ||
+	    (s->data_dir[0] != '/' && strcmp(where, "command line") != 0))
 		return;
 	if (privs_check_data_dir(s, s->data_dir, err, sizeof(err)) == -1)
 		conf_error(errs, "%s: %s", where_given(b, given, "data_dir"), err);

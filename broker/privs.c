@@ -78,13 +78,28 @@ privs_check_user(const struct settings *s, char *err, size_t len)
 	return lookup_target(s, &pw, err, len, false) == -1 ? -1 : 0;
 }
 
+/* As the user (privs_test_as): may it write in the directory arg? */
+static int
+dir_writable(const void *arg)
+{
+	return access(arg, W_OK | X_OK) == -1 ? errno : 0;
+}
+
+/* As the user: may it reach the directory arg (to use what root makes
+ * in it)? */
+static int
+dir_searchable(const void *arg)
+{
+	return access(arg, X_OK) == -1 ? errno : 0;
+}
+
 int
 privs_check_data_dir(const struct settings *s, const char *dir, char *err, size_t len)
 {
 	struct passwd *pw;
 	struct stat st;
 	char *copy, *parent, who[64];
-	int drop = lookup_target(s, &pw, err, len, false), rc = 0;
+	int drop = lookup_target(s, &pw, err, len, false), rc;
 
 	if (drop == -1)
 		return 0;		/* the user's own error is reported apart */
@@ -100,9 +115,11 @@ privs_check_data_dir(const struct settings *s, const char *dir, char *err, size_
 			    s->user, dir);
 			return -1;
 		}
-		if (drop == 0 && access(dir, W_OK | X_OK) == -1) {
-			snprintf(err, len, "data directory %s is not writable: %s: let the broker "
-			    "write it, or set data_dir", dir, strerror(errno));
+		if ((rc = privs_test_as(s, dir_writable, dir)) > 0) {
+			snprintf(err, len, "data directory %s is not writable%s%s: %s: let %s "
+			    "write it, or set data_dir", dir, drop == 1 ? " by user " : "",
+			    drop == 1 ? s->user : "", strerror(rc), drop == 1 ? "that user" :
+			    "the broker");
 			return -1;
 		}
 		return 0;
@@ -112,16 +129,18 @@ privs_check_data_dir(const struct settings *s, const char *dir, char *err, size_
 		    strerror(errno));
 		return -1;
 	}
-	/* The start makes it: as root for the user, else as itself. */
+	/* The start makes it: as root for the user, who must reach it, or
+	 * as itself. */
 	copy = xstrdup(dir);
 	parent = dirname(copy);
-	if (access(parent, drop == 1 ? F_OK : W_OK | X_OK) == -1) {
-		snprintf(err, len, "cannot create data directory %s: %s: create it, or set "
-		    "data_dir", dir, strerror(errno));
-		rc = -1;
-	}
+	rc = access(parent, drop == 1 ? F_OK : W_OK | X_OK) == -1 ? errno :
+	    drop == 1 ? privs_test_as(s, dir_searchable, parent) : 0;
+	if (rc > 0)
+		snprintf(err, len, "cannot create data directory %s%s%s: %s: create it%s, or "
+		    "set data_dir", dir, drop == 1 ? " for user " : "", drop == 1 ? s->user : "",
+		    strerror(rc), drop == 1 ? " where that user can reach it" : "");
 	free(copy);
-	return rc;
+	return rc > 0 ? -1 : 0;
 }
 
 int

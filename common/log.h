@@ -49,12 +49,12 @@ void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* At a level chosen at run time (a level past LOG_LVL_DEBUG is not logged). */
 /* dst (size bytes) becomes src with what a terminal would act on escaped,
  * as every log line is: control characters and DEL (\n, \x1b), the C1
  * controls, line separators and bidirectional controls (\u202e).  For
  * what else shows a client's text, such as a process title. */
 void log_escape(char *dst, size_t size, const char *src);
+/* At a level chosen at run time (a level past LOG_LVL_DEBUG is not logged). */
 void log_at(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -47,7 +47,11 @@ export DEBIAN_FRONTEND=noninteractive
 # in is stopped and disabled (systemctl enable mosquitto brings it back).
 if [[ " ${missing[*]} " == *" mosquitto "* ]] && [ -d /run/systemd/system ] &&
     systemctl is-enabled --quiet mosquitto.service 2>/dev/null; then
-	"${sudo[@]}" systemctl disable --now --quiet mosquitto.service
-	echo "deps: stopped and disabled the mosquitto service the package started" \
-	    "(it holds port 1883); only its programs are used here"
+	if "${sudo[@]}" systemctl disable --now --quiet mosquitto.service; then
+		echo "deps: stopped and disabled the mosquitto service the package started" \
+		    "(it holds port 1883); only its programs are used here"
+	else
+		echo "deps: could not stop the mosquitto service (it holds port 1883):" \
+		    "systemctl disable --now mosquitto" >&2
+	fi
 fi

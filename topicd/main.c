@@ -2,6 +2,7 @@
  * its channel on fd 3: topicd -t TOPIC -D DATADIR [-qsv] [-f LOGFILE]
  * (-s: also syslog, -f: also a file, -q: not stderr; as the master logs) */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +51,7 @@ main(int argc, char *argv[])
 	bool verbose = false;
 	pid_t ppid = getppid();
 	enum topic_err e;
-	int ch;
+	int ch, flags;
 
 	while ((ch = getopt(argc, argv, "t:D:vqsf:")) != -1) {
 		switch (ch) {
@@ -84,10 +85,12 @@ main(int argc, char *argv[])
 		usage();
 	}
 	need_channel();
-	/* What the master ran us as (IPC_EXEC_FD), when it held the file:
-	 * not ours to keep.  The name the kernel took from that path is a
-	 * number: ps, top and pgrep show topicd. */
-	(void)close(IPC_EXEC_FD);
+	/* What the master ran us as (IPC_EXEC_FD, an O_PATH descriptor), when
+	 * it held the file: not ours to keep; anything else there is left
+	 * alone.  The name the kernel took from that path is a number: ps,
+	 * top and pgrep show topicd. */
+	if ((flags = fcntl(IPC_EXEC_FD, F_GETFL)) != -1 && (flags & O_PATH))
+		(void)close(IPC_EXEC_FD);
 	if (prctl(PR_SET_NAME, "topicd", 0, 0, 0) == -1)
 		fprintf(stderr, "topicd: cannot set its name: %s\n", strerror(errno));
 	if (log_init("topicd", verbose ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, dests, logfile) == -1)

@@ -388,8 +388,10 @@ publish_store(struct client *cl, const struct mqtt_publish *m)
 	    m->topic, why, m->qos == 0 ? "dropped" : "not acknowledged");
 	/* Past max_topics an MQTT 5.0 client hears why (0x97), on its
 	 * PUBACK or PUBREC, and stays: the topics it has go on. */
-	if (why == topic_too_many)
-		publish_refused(cl, m, MQTT_RC_QUOTA_EXCEEDED, MQTT_RC_QUOTA_EXCEEDED, msg);
+	if (why == topic_too_many && mqtt_v5(cl) && m->qos > 0)
+		publish_refused(cl, m, MQTT_RC_QUOTA_EXCEEDED, MQTT_RC_QUOTA_EXCEEDED, why);
+	else if (why == topic_too_many)
+		mqtt_close(cl, MQTT_RC_QUOTA_EXCEEDED, msg);
 	else
 		mqtt_close(cl, b->stopping ? MQTT_RC_SERVER_SHUTTING_DOWN :
 		    MQTT_RC_UNSPECIFIED_ERROR, msg);

@@ -4,6 +4,7 @@ starting anything, `broker -T` prints the effective configuration, and the
 example etc/broker.conf and broker.conf(5) describe every key."""
 
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -174,6 +175,8 @@ def test_check_only_finds_an_address_not_of_this_host_and_a_data_directory(tmp_p
     directory the start could not make or use, fail -t as they would fail
     the start; a data directory not given is not checked (a unit gives
     -D, which `broker -t -c FILE` does not see)."""
+    if open("/proc/sys/net/ipv4/ip_nonlocal_bind").read().strip() != "0":
+        pytest.skip("this host lets any address be bound (net.ipv4.ip_nonlocal_bind)")
     conf = tmp_path / "host.conf"
     user = "user root\n" if os.geteuid() == 0 else ""
     # 192.0.2.0/24 is for documentation: no host has it.
@@ -202,6 +205,10 @@ def test_check_only_finds_an_address_not_of_this_host_and_a_data_directory(tmp_p
     res = check(tmp_path, "-t", "-c", conf, "-D", tmp_path / "new")
     assert res.returncode == 0, res.stderr.decode()
     assert not (tmp_path / "new").exists()
+    # Relative in the file: relative to where the broker will start.
+    conf.write_text(user + "data_dir no/such\n")
+    res = check(tmp_path, "-t", "-c", conf)
+    assert res.returncode == 0, res.stderr.decode()
     if user:
         # Started as root for another user, the directory must be that user's.
         (tmp_path / "data").mkdir()
@@ -211,6 +218,20 @@ def test_check_only_finds_an_address_not_of_this_host_and_a_data_directory(tmp_p
         assert res.stderr.decode().startswith("command line: data directory %s belongs to "
                                               "root, not to user nobody: "
                                               % (tmp_path / "data")), res.stderr.decode()
+        # Its own, but where it cannot reach it (tmp_path is 0700, root's).
+        os.chmod(tmp_path, 0o700)
+        nobody = pwd.getpwnam("nobody")
+        os.chown(tmp_path / "data", nobody.pw_uid, nobody.pw_gid)
+        res = check(tmp_path, "-t", "-c", conf, "-D", tmp_path / "data")
+        assert res.returncode == 2
+        assert res.stderr.decode() == "command line: data directory %s is not writable by " \
+            "user nobody: Permission denied: let that user write it, or set data_dir\n" \
+            % (tmp_path / "data"), res.stderr.decode()
+        res = check(tmp_path, "-t", "-c", conf, "-D", tmp_path / "new")
+        assert res.returncode == 2
+        assert res.stderr.decode() == "command line: cannot create data directory %s for " \
+            "user nobody: Permission denied: create it where that user can reach it, or " \
+            "set data_dir\n" % (tmp_path / "new"), res.stderr.decode()
 
 
 def test_check_only_names_the_key_of_a_file_it_cannot_read(tmp_path):

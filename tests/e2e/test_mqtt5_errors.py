@@ -99,8 +99,7 @@ def test_past_max_topics_a_v5_publish_is_refused_with_quota_exceeded(mqtt_factor
     for qos in (1, 2):
         ack = c.publish5("quota/new%d" % qos, b"x", qos=qos)
         assert ack.rc == 0x97, "%#x %r" % (ack.rc, ack.props)
-        assert ack.props["ReasonString"] == "PUBLISH to quota/new%d not stored (too many " \
-            "topics (max_topics)): not acknowledged" % qos, ack.props
+        assert ack.props["ReasonString"] == "too many topics (max_topics)", ack.props
     assert c.publish5("quota/first", b"2", qos=2).rc == 0     # PUBCOMP: still connected
     c.send(publish5("quota/new0", b"y", qos=0))
     c.expect_disconnect(0x97)

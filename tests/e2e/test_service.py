@@ -1226,6 +1226,13 @@ def test_dockerfile_runtime_stage_cleans_apt_and_fixes_the_user():
     assert "--user" in docker, docker
     comment = " ".join(re.findall(r"^# ?(.*)$", (REPO_ROOT / "Dockerfile").read_text(), re.M))
     assert "uid %d and gid %d" % (uid, gid) in comment and "chown -R %s" % ids in comment
+    # The build stage checks the configuration with `broker -t`, which
+    # (as root) wants the user it names: the same one is made there first.
+    build_run = next(a for i, a in dockerfile_stages()[0] if i == "RUN" and "broker -t" in a)
+    assert build_run.index("useradd") < build_run.index("broker -t"), build_run
+    b_user = shell_command(build_run, "useradd")
+    assert (int(option(b_user, "--uid")), int(option(b_user, "--gid")), b_user[-1]) == \
+        (uid, gid, "broker"), b_user
 
 
 def test_dockerfile_healthcheck_runs_a_script_of_the_runtime_stage(tmp_path):

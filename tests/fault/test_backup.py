@@ -18,6 +18,20 @@ from test_kill import FAULT_CONFIG, Streamer
 TOPICS = ("BK/a", "BK/b")
 
 
+def stopped(pid):
+    """Is every thread of pid stopped (state T)?  SIGSTOP reaches a
+    process's threads one by one: its store's worker could still write."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue                    # a thread that ended
+        if state not in ("T", "Z", "X"):
+            return False
+    return True
+
+
 def frozen_copy(b, dest, streams):
     """Copies b's data directory with the master and its topicds stopped;
     returns what each stream had acknowledged, read while they were still
@@ -26,6 +40,7 @@ def frozen_copy(b, dest, streams):
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
     try:
+        wait_for(lambda: all(stopped(pid) for pid in pids), 10, "every thread to stop")
         shutil.copytree(b.data_dir, dest, symlinks=True)
         acked = {}
         for s in streams:
