@@ -403,7 +403,7 @@ void	 live_spawned(struct child *c);
 /* Something needs the topicd: started now, or queued for room. */
 void	 child_wake(struct child *c);
 void	 live_ready(struct child *c);
-void	 live_touch(struct child *c);
+void	 live_touch(struct child *c, uint16_t type);
 void	 live_idle(struct child *c, const struct ipc_msg *m);
 void	 live_registered(struct child *c);
 /* The process is gone (pid 0): out of the live lists; true if it was

@@ -88,6 +88,25 @@ list(struct child *c, struct child_list *l)
 		c->b->nqueued++;
 }
 
+/* The quiet ones in the order they went quiet, longest first (live_expire
+ * and room take the head): one quiet since before its last attachment
+ * goes back in its place, found from the tail, where most go. */
+static void
+list_quiet(struct child *c)
+{
+	struct child_list *l = &c->b->quiet;
+	struct child *after = TAILQ_LAST(l, child_list);
+
+	live_unlist(c);
+	while (after != NULL && after->quiet_since > c->quiet_since)
+		after = TAILQ_PREV(after, child_list, live);
+	if (after != NULL)
+		TAILQ_INSERT_AFTER(l, after, c, live);
+	else
+		TAILQ_INSERT_HEAD(l, c, live);
+	c->list = l;
+}
+
 struct child *
 child_by_pid(struct broker *b, pid_t pid)
 {
@@ -105,6 +124,7 @@ live_spawned(struct child *c)
 	c->started_at = mono_ms();
 	c->tx = 0;
 	c->quiet = false;
+	c->work_since = 0;
 	c->idle_early = false;
 	c->stop_final = false;
 	RB_INSERT(child_pids, &c->b->pids, c);
@@ -117,10 +137,23 @@ live_ready(struct child *c)
 	list(c, &c->b->lru);
 }
 
-/* A record went to it: busy, and the most recently used. */
+/* A record went to it: busy, and the most recently used.  A session
+ * that comes, goes or unsubscribes gives it no work of its own (what
+ * such a session has to get keeps it busy until delivered): if it is
+ * quiet again after that, it has been so since before, and
+ * topicd_idle_timeout counts from then.  Else a client on a wildcard
+ * that connects every few seconds would keep every topicd it matches
+ * running for ever. */
 void
-live_touch(struct child *c)
+live_touch(struct child *c, uint16_t type)
 {
+	bool no_work = type == IPC_ATTACH || type == IPC_DETACH || type == IPC_UNSUB ||
+	    type == IPC_CONFIG;
+
+	if (!no_work)
+		c->work_since = 0;
+	else if (c->quiet && c->work_since == 0)
+		c->work_since = c->quiet_since;
 	if (c->state != CH_READY)
 		return;
 	c->quiet = false;
@@ -163,8 +196,8 @@ go_quiet(struct child *c)
 	if (c->state != CH_READY || c->quiet || c->noutstanding > 0 || c->nunsent > 0)
 		return;
 	c->quiet = true;
-	c->quiet_since = mono_ms();
-	list(c, &c->b->quiet);
+	c->quiet_since = c->work_since != 0 ? c->work_since : mono_ms();
+	list_quiet(c);
 	live_balance(c->b);
 }
 

@@ -78,7 +78,7 @@ child_chan_send(struct child *c, uint16_t type, const void *body, size_t len, in
 		return;
 	}
 	c->tx++;
-	live_touch(c);
+	live_touch(c, type);
 	/* Records are bounded before they get here (a dead letter's too). */
 	if (ipc_chan_send(c->chan, type, body, len, fd) == -1)
 		log_errx("topic %s: a %s record of %zu bytes is too large to send: dropped",

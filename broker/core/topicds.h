@@ -122,6 +122,9 @@ struct child {
 	bool		 idle_early;	/* said IDLE before it was registered ... */
 	uint64_t	 idle_rx;	/* ... for this many records */
 	int64_t		 quiet_since;	/* mono ms */
+	int64_t		 work_since;	/* quiet_since kept across records that give
+					 * it no work (attach, detach, unsub): 0 once
+					 * one that may has gone */
 	int64_t		 started_at;	/* mono ms */
 	bool		 want_again;	/* parked with work left: start again */
 	bool		 stop_final;	/* sent STOP_CHECKPOINT: the broker stops; it

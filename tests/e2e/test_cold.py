@@ -319,6 +319,48 @@ def test_a_subscriber_with_nothing_to_get_leaves_cold_topics_cold(mqtt_factory):
     assert r.payloads("nb/0") == [b"m0"]
 
 
+def test_clients_that_come_and_go_on_a_wildcard_let_idle_topicds_exit(mqtt_factory):
+    """A client on a wildcard that connects and leaves again and again
+    (a dashboard, a health check) gives the topics it matches no work:
+    their topicds exit after topicd_idle_timeout while it goes on, and
+    the topics stay cold."""
+    b = mqtt_factory(IDLE)
+    keeper = receiver(b, "cw-keeper", [("cw/#", 1)])      # keeps the topics known
+    pub = publisher(b)
+    for i in range(5):
+        pub.publish("cw/%d" % i, b"m", qos=1)
+    keeper.wait_count(5)
+    halt = threading.Event()
+    visits = []
+
+    def come_and_go():
+        while not halt.is_set():
+            c = RawClient(b.mqtt_port, name="cw-visitor")
+            c.connect_ok("cw-visitor-%d" % len(visits))
+            assert c.subscribe([("cw/#", 1)]) == [1]
+            c.disconnect()
+            c.expect_closed()
+            visits.append(time.monotonic())
+            halt.wait(0.2)
+
+    t = threading.Thread(target=come_and_go, daemon=True)
+    t.start()
+    try:
+        wait_cold(b, "cw/", timeout=10)
+        cold_at = time.monotonic()
+        first = len(visits)
+        wait_for(lambda: len(visits) >= first + 5, 10, "five more visits")
+        assert not running(b, "cw/"), "a visit started a cold topic"
+    finally:
+        halt.set()
+        t.join(10)
+    # A visit came less than topicd_idle_timeout before they exited: by
+    # the clock it reset, they would still run.
+    assert first > 0 and cold_at - visits[first - 1] < IDLE["topicd_idle_timeout"], \
+        (first, visits[:first], cold_at)
+    assert [started(b, "cw/%d" % i) for i in range(5)] == [1] * 5
+
+
 def test_retained_messages_of_cold_topics_reach_a_new_subscription(mqtt_factory):
     b = mqtt_factory({"topicd_idle_timeout": 1, "max_topicds": 2})
     pub = publisher(b)

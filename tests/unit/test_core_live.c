@@ -314,6 +314,62 @@ test_room_from_quietest(void **state)
 	assert_int_equal(fx->max_live, 2);
 }
 
+/* A session that comes and goes gives a quiet topicd no work: quiet
+ * again, it has been so since before, and it keeps its place at the head
+ * of the quiet ones (a client on a wildcard that connects every few
+ * seconds would otherwise keep every topicd it matches running).  A
+ * publish is work: the clock starts again. */
+static void
+test_attachments_keep_the_idle_clock(void **state)
+{
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "c/1/s", false, false);
+	struct child *a = cold_topic(fx, "a", NULL), *b = cold_topic(fx, "b", NULL);
+	struct client *pub = fx_client(fx);
+	const struct ipc_msg *m;
+	struct attachment *at;
+	struct fake_td *ta, *tb;
+	struct rec_unsub u;
+	int64_t since;
+	uint64_t r;
+
+	child_wake(a);
+	ta = fx_ready(fx, "a");
+	td_make_quiet(ta);
+	since = a->quiet_since;
+	FX_UNTIL(fx, mono_ms() > since);
+	child_wake(b);
+	tb = fx_ready(fx, "b");
+	td_make_quiet(tb);
+	assert_true(b->quiet_since > since);
+
+	at = subscribe(s, a, 0);
+	(void)td_expect_attach(ta, "c/1/s");
+	assert_false(a->quiet);
+	td_done(ta, at->req, ST_OK, 0);
+	td_make_quiet(ta);
+	assert_int_equal(a->quiet_since, since);
+	assert_ptr_equal(TAILQ_FIRST(&fx->b.quiet), a);
+
+	attach_end(at, false);			/* the clean session ends */
+	m = td_expect(ta, IPC_UNSUB);
+	assert_int_equal(dec_unsub(m->body, m->len, &u), 0);
+	if (u.req != 0)
+		td_done(ta, u.req, ST_OK, 0);
+	td_make_quiet(ta);
+	assert_int_equal(a->quiet_since, since);
+	assert_ptr_equal(TAILQ_FIRST(&fx->b.quiet), a);
+
+	FX_UNTIL(fx, mono_ms() > b->quiet_since);
+	r = fx_publish(pub, a, 1, "m");
+	assert_int_equal(td_expect_publish(ta, "m"), r);
+	td_done(ta, r, ST_OK, 1);
+	td_make_quiet(ta);
+	assert_true(a->quiet_since > b->quiet_since);
+	assert_ptr_equal(TAILQ_FIRST(&fx->b.quiet), b);
+	assert_ptr_equal(TAILQ_LAST(&fx->b.quiet, child_list), a);
+}
+
 struct seen {
 	struct core_fx	*fx;
 	unsigned	 started;	/* topicds started when the socket was served */
@@ -690,6 +746,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_retained_asked, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_idle_then_cold, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_room_from_quietest, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_attachments_keep_the_idle_clock, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_starts_take_passes, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_busy_take_turns, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_nothing_before_registered, fx_setup,
