@@ -53,6 +53,7 @@ def test_debians_default_file_passes_unchanged(tmp_path):
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(DEBIAN_DEFAULT.format(d=tmp_path))
     (tmp_path / "log").mkdir()             # the package makes /var/log/mosquitto
+    (tmp_path / "lib").mkdir()             # and /var/lib/mosquitto's parent is there
     (tmp_path / "conf.d").mkdir()
     (tmp_path / "conf.d" / "README").write_text("Any files placed in this directory that"
                                                 " have a .conf ending will be loaded\n")
