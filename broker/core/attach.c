@@ -174,18 +174,25 @@ attach_go(struct attachment *a)
 }
 
 /* A persistent session that is offline: its cursor is created (or kept)
- * without a delivery socket. */
+ * without a delivery socket.  A cold topic is not started for it: the
+ * cursor is made first thing at its next start, before whatever caused
+ * that (a publish there waits behind it), so nothing is missed.  A
+ * persistent session on '#' that leaves would otherwise start every cold
+ * topic it matches. */
 void
 attach_offline(struct child *c, const struct rec_attach *r)
 {
 	const char *why;
 	struct wbuf w;
 	struct rec_attach a = *r;
+	int rc;
 
 	a.req = broker_req(c->b);
 	wbuf_init(&w);
 	enc_attach(&w, &a);
-	if (note_submit(c, IPC_ATTACH, a.req, &w, &why) == -1)
+	rc = child_live(c) ? note_submit(c, IPC_ATTACH, a.req, &w, &why) :
+	    note_submit_lazy(c, IPC_ATTACH, a.req, &w, &why);
+	if (rc == -1)
 		log_warnx("topic %s: cannot register offline session %s: %s", c->topic,
 		    r->subkey, why);
 	wbuf_free(&w);

@@ -483,6 +483,15 @@ int	 note_submit(struct child *c, uint16_t type, uint64_t req, const struct wbuf
 /* The same, with done called when it is answered (req not 0). */
 int	 note_submit_done(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
 	    held_done *done, uint64_t arg, const char **why);
+/* A request that starts no cold topic: it goes first at the topic's next
+ * start, whatever causes that (an offline session's registration, which
+ * a publish there would wait behind).  The broker's stop does not wait
+ * for it; lost with the master, it is made again at the next start
+ * (sessions_register_missing). */
+int	 note_submit_lazy(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
+	    const char **why);
+/* Is a request not sent yet that needs the topicd (not a lazy one)? */
+bool	 child_has_work(const struct child *c);
 
 /* ------------------------------------------------------ attach.c */
 

@@ -283,7 +283,8 @@ child_submit(struct child *c, struct held *h, const char **why)
 	if (c->stalling)
 		stall(c, h, true);
 	child_pump(c);
-	child_wake(c);		/* a cold topic starts */
+	if (!h->lazy)
+		child_wake(c);	/* a cold topic starts */
 	return 0;
 }
 
@@ -633,6 +634,31 @@ note_submit(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
     const char **why)
 {
 	return note_submit_done(c, type, req, w, NULL, 0, why);
+}
+
+int
+note_submit_lazy(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
+    const char **why)
+{
+	struct held *h = held_new(type, req, w);
+
+	h->lazy = true;
+	if (child_submit(c, h, why) == -1) {
+		held_free(h);
+		return -1;
+	}
+	return 0;
+}
+
+bool
+child_has_work(const struct child *c)
+{
+	const struct held *h;
+
+	TAILQ_FOREACH(h, &c->held, entry)
+		if (!h->sent && !h->lazy)
+			return true;
+	return false;
 }
 
 int

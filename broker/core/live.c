@@ -267,7 +267,7 @@ gone_cold(struct child *c)
 	free(c->final_idle);
 	c->final_idle = NULL;
 	c->state = CH_COLD;
-	if (c->nunsent > 0 || c->want_again || attachments_want(c)) {
+	if (child_has_work(c) || c->want_again || attachments_want(c)) {
 		c->want_again = false;
 		child_wake(c);
 	}

@@ -558,7 +558,7 @@ children_pending(struct broker *b)
 		if (c->state == CH_FAILED)
 			continue;
 		TAILQ_FOREACH(h, &c->held, entry)
-			if (h->req != 0)
+			if (h->req != 0 && (h->sent || !h->lazy))
 				n++;
 	}
 	return n;

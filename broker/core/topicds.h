@@ -46,6 +46,8 @@ struct held {
 	bool		 stalls;	/* counted in its client's nstalled */
 	bool		 counted;	/* a QoS 0 publish counted in its client's pending
 					 * until it goes */
+	bool		 lazy;		/* starts nothing: waits for the topic's next
+					 * start (an offline session's registration) */
 	bool		 suspect;	/* outstanding at a crash (probing) */
 	unsigned	 strikes;	/* crashes while it alone was outstanding */
 	/* Who sent it, for dead-lettering it (a poison record); after body. */

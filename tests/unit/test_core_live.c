@@ -314,6 +314,45 @@ test_room_from_quietest(void **state)
 	assert_int_equal(fx->max_live, 2);
 }
 
+/* A persistent session that subscribed while a topic was cold and leaves
+ * before it started has its cursor made there, but not by starting it:
+ * its ATTACH (no socket) goes first at the next start, before the publish
+ * that causes it, and the broker's stop does not wait for it.  A
+ * persistent session on '#' that comes and goes would otherwise start
+ * every cold topic. */
+static void
+test_an_offline_registration_waits_for_a_start(void **state)
+{
+	static const struct idle_sub subs[] = { { "m/other", false } };
+	static const struct idle_summary said = { .subs = subs, .nsubs = 1 };
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "m/p", true, false);
+	struct child *c = cold_topic(fx, "k", &said);
+	struct client *pub = fx_client(fx);
+	struct attachment *a;
+	struct fake_td *td;
+	struct rec_attach r;
+	const struct ipc_msg *m;
+	uint64_t req;
+
+	a = subscribe(s, c, 0);
+	expect_left_cold(fx, a);
+	attach_end(a, true);			/* it leaves, its session kept */
+	assert_int_equal(c->state, CH_COLD);
+	assert_int_equal(fx_count_tds(fx, "k"), 0);
+	assert_int_equal(fx->max_live, 0);
+	assert_int_equal(children_pending(&fx->b), 0);
+
+	req = fx_publish(pub, c, 1, "m");	/* the next start */
+	td = fx_ready(fx, "k");
+	m = td_expect(td, IPC_ATTACH);
+	assert_int_equal(dec_attach(m->body, m->len, &r), 0);
+	assert_string_equal(r.subkey, "m/p");
+	assert_int_equal(m->fd, -1);
+	assert_int_equal(td_expect_publish(td, "m"), req);
+	assert_int_equal(children_pending(&fx->b), 2);	/* sent: answered before a stop */
+}
+
 /* A session that comes and goes gives a quiet topicd no work: quiet
  * again, it has been so since before, and it keeps its place at the head
  * of the quiet ones (a client on a wildcard that connects every few
@@ -748,6 +787,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_room_from_quietest, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_attachments_keep_the_idle_clock, fx_setup,
 		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_an_offline_registration_waits_for_a_start,
+		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_starts_take_passes, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_busy_take_turns, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_nothing_before_registered, fx_setup,
