@@ -283,6 +283,7 @@ struct broker {
 	bool		 attach_retry;	/* an attachment has no_fd: the tick retries */
 	uint64_t	 stored_bytes;	/* messages kept by all topics (their STATS) */
 	uint64_t	 held_bytes;	/* publishes held for topicds (held.c) */
+	size_t		 nlazy;		/* lazy requests held for cold topics (held.c) */
 	uint64_t	 chan_bytes;	/* records queued on the topicds' channels */
 	bool		 held_over;	/* the two past max_held_bytes */
 	struct event	*budget_ev;	/* held_budget from the loop */
@@ -487,7 +488,10 @@ int	 note_submit_done(struct child *c, uint16_t type, uint64_t req, const struct
  * start, whatever causes that (an offline session's registration, which
  * a publish there would wait behind).  The broker's stop does not wait
  * for it; lost with the master, it is made again at the next start
- * (sessions_register_missing). */
+ * (sessions_register_missing).  It costs the master's memory until then
+ * (about 200 bytes): past HELD_LAZY_MAX waiting, a request starts its
+ * topic as the others do. */
+#define HELD_LAZY_MAX	100000
 int	 note_submit_lazy(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
 	    const char **why);
 /* Is a request not sent yet that needs the topicd (not a lazy one)? */

@@ -173,9 +173,20 @@ uncount(struct child *c, struct held *h)
 	}
 }
 
+/* A lazy request that goes (or goes away) no longer waits. */
+static void
+unlazy(struct child *c, struct held *h)
+{
+	if (h->lazy) {
+		h->lazy = false;
+		c->b->nlazy--;
+	}
+}
+
 static void
 unlink_held(struct child *c, struct held *h)
 {
+	unlazy(c, h);
 	uncount(c, h);
 	TAILQ_REMOVE(&c->held, h, entry);
 	if (h->type == IPC_PUBLISH) {
@@ -207,6 +218,7 @@ orphaned(struct child *c, const struct held *h)
 static void
 held_send(struct child *c, struct held *h)
 {
+	unlazy(c, h);
 	child_chan_send(c, h->type, h->body, h->len, -1);
 	h->sent = true;
 	c->nunsent--;
@@ -640,10 +652,15 @@ int
 note_submit_lazy(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
     const char **why)
 {
-	struct held *h = held_new(type, req, w);
+	struct held *h;
 
+	if (c->b->nlazy >= HELD_LAZY_MAX)
+		return note_submit_done(c, type, req, w, NULL, 0, why);
+	h = held_new(type, req, w);
 	h->lazy = true;
+	c->b->nlazy++;
 	if (child_submit(c, h, why) == -1) {
+		unlazy(c, h);
 		held_free(h);
 		return -1;
 	}

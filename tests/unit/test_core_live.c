@@ -351,6 +351,19 @@ test_an_offline_registration_waits_for_a_start(void **state)
 	assert_int_equal(m->fd, -1);
 	assert_int_equal(td_expect_publish(td, "m"), req);
 	assert_int_equal(children_pending(&fx->b), 2);	/* sent: answered before a stop */
+	assert_int_equal(fx->b.nlazy, 0);
+
+	/* Past HELD_LAZY_MAX waiting, one starts its topic as before. */
+	c = cold_topic(fx, "k2", &said);
+	a = subscribe(s, c, 0);
+	expect_left_cold(fx, a);
+	fx->b.nlazy = HELD_LAZY_MAX;
+	attach_end(a, true);
+	td = fx_ready(fx, "k2");
+	m = td_expect(td, IPC_ATTACH);
+	assert_int_equal(m->fd, -1);
+	assert_int_equal(fx->b.nlazy, HELD_LAZY_MAX);
+	fx->b.nlazy = 0;
 }
 
 /* A session that comes and goes gives a quiet topicd no work: quiet
