@@ -464,14 +464,43 @@ dec_idle(const void *body, size_t len, struct rec_idle *r)
 	    ((r->flags & IDLE_EMPTY) && !(r->flags & IDLE_FINAL)))
 		return -1;
 	r->subs = (const uint8_t *)body + (len - rb.left);
-	r->subs_len = rb.left;
 	for (uint32_t i = 0; i < r->nsubs; i++) {
 		get_str(&rb, &key);
 		get_u8(&rb, &backlog);
 		if (rb.err || backlog > 1)
 			return -1;
 	}
+	r->subs_len = (size_t)((const uint8_t *)body + (len - rb.left) - r->subs);
+	if (r->flags & IDLE_RETAINED_COPY) {
+		struct rec_deliver d;
+
+		get_bytes(&rb, &r->copy, &r->copy_len);
+		if (rb.err || (r->flags & (IDLE_FINAL | IDLE_RETAINED)) !=
+		    (IDLE_FINAL | IDLE_RETAINED) || dec_idle_copy(r, &d) == -1)
+			return -1;
+	}
 	DEC_END();
+}
+
+void
+enc_idle_copy(struct wbuf *w, const struct rec_deliver *d)
+{
+	struct wbuf c;
+
+	wbuf_init(&c);
+	enc_deliver(&c, d);
+	put_bytes(w, c.data, c.len);
+	wbuf_free(&c);
+}
+
+int
+dec_idle_copy(const struct rec_idle *r, struct rec_deliver *d)
+{
+	if (!(r->flags & IDLE_RETAINED_COPY) || dec_deliver(r->copy, r->copy_len, d) == -1 ||
+	    d->topic[0] != '\0' || d->share[0] != '\0' || !(d->flags & DF_RETAIN) ||
+	    (d->flags & DF_DUP))
+		return -1;
+	return 0;
 }
 
 bool

@@ -32,7 +32,7 @@
  * with this version, so that a master and a topicd binary of different
  * releases (an upgrade with the old master still running) tell each other
  * so, whatever else changed in the records' layout. */
-#define IPC_PROTO_VERSION 12
+#define IPC_PROTO_VERSION 13
 #define IPC_CHANNEL_FD    3
 /* The topicd executable the master opened at its start, which it runs
  * through /proc/self/fd: the binary it was started with, even after an
@@ -109,6 +109,9 @@ enum ipc_type {
 				 * expiry_ms, origin and share follow the payload */
 #define DF_PUBRETAIN 0x10	/* the message was published with RETAIN=1
 				 * (MQTT 5 Retain As Published) */
+#define DF_COPY   0x20		/* never on the wire: a delivery the master makes
+				 * of a cold topic's retained message (IDLE's
+				 * copy), whose exchange ends with the client */
 
 /* ATTACH mode and flags */
 #define MODE_JSON 1		/* JSON-lines consumer: QoS 2 exchange, timed retrial */
@@ -305,11 +308,17 @@ struct rec_stats {
 					 * subscribers with nothing to get (no message,
 					 * retained or staged one, dead letter waiting);
 					 * the topicd waits for FORGET or KEEP */
-#define IDLE_MASK		0x1f
+#define IDLE_RETAINED_COPY	0x20	/* with IDLE_FINAL: the retained message follows
+					 * the list, for the master to send new
+					 * subscribers while the topic is cold */
+#define IDLE_MASK		0x3f
 #define IDLE_MAX_SUBS		65536	/* subscribers listed at most */
 /* A group's members are listed too, each under a key of its own
  * (idle_member_key), so that the master knows a session that is one. */
 #define IDLE_MEMBER_PREFIX	"M/"
+/* The retained message is copied into a last IDLE when its payload,
+ * properties and origin come to at most this many bytes. */
+#define IDLE_COPY_MAX		1024
 
 struct rec_idle {
 	uint64_t       rx;		/* records received from this master so far */
@@ -320,6 +329,10 @@ struct rec_idle {
 	uint32_t       nsubs;
 	const uint8_t *subs;		/* nsubs x (string key, u8 backlog), as encoded */
 	size_t         subs_len;
+	const uint8_t *copy;		/* IDLE_RETAINED_COPY: a DELIVER body of the
+					 * retained message at its own QoS, with an
+					 * empty topic (dec_idle_copy) */
+	size_t         copy_len;
 };
 
 struct rec_deliver {
@@ -366,6 +379,9 @@ void enc_full(struct wbuf *w, const struct rec_full *r);
  * added with enc_idle_sub. */
 void enc_idle(struct wbuf *w, const struct rec_idle *r);
 void enc_idle_sub(struct wbuf *w, const char *key, bool backlog);
+/* After the list: the retained message (IDLE_RETAINED_COPY), d's topic
+ * and share empty. */
+void enc_idle_copy(struct wbuf *w, const struct rec_deliver *d);
 void enc_deliver(struct wbuf *w, const struct rec_deliver *r);
 /* enc_deliver is its head, the payload's bytes, and its tail: for a
  * sender that sends the payload from where it is. */
@@ -395,6 +411,9 @@ int dec_full(const void *body, size_t len, struct rec_full *r);
 /* RESUME and ROOM have no body. */
 int dec_empty(const void *body, size_t len);
 int dec_idle(const void *body, size_t len, struct rec_idle *r);
+/* The retained message of a decoded IDLE with IDLE_RETAINED_COPY (its
+ * topic ""): 0, or -1 without one. */
+int dec_idle_copy(const struct rec_idle *r, struct rec_deliver *d);
 /* The next subscriber of a decoded IDLE's list (*pos starts at 0): its key
  * (pointing into the body) and backlog flag; false after the last. */
 bool idle_next_sub(const struct rec_idle *r, size_t *pos, const char **key, bool *backlog);

@@ -101,10 +101,21 @@ fill_deliver(struct sub *s, const struct msg *m, uint8_t flags, struct rec_deliv
 {
 	struct topicd *td = s->td;
 
-	memset(d, 0, sizeof(*d));
+	deliver_of_msg(m, flags, d);
 	d->topic = td->topic;
-	d->seq = m->seq;
 	d->qos = deliver_qos(s, m);
+	d->share = s->share;
+}
+
+/* m as a delivery at its own QoS, with flags, to no one yet: topic and
+ * share are "". */
+void
+deliver_of_msg(const struct msg *m, uint8_t flags, struct rec_deliver *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->topic = "";
+	d->seq = m->seq;
+	d->qos = m->qos;
 	d->flags = flags | ((m->flags & PF_JSON) ? DF_JSON : 0) |
 	    ((m->flags & PF_RETAIN) ? DF_PUBRETAIN : 0);
 	d->payload = m->payload;
@@ -113,7 +124,7 @@ fill_deliver(struct sub *s, const struct msg *m, uint8_t flags, struct rec_deliv
 	d->props_len = m->props_len;
 	d->expiry_ms = m->expiry_ms;
 	d->origin = m->origin;
-	d->share = s->share;
+	d->share = "";
 }
 
 /* Sends DELIVER d.  One with a large payload goes alone, the payload from

@@ -2,9 +2,10 @@
  * record received); the master may then send STOP, after which it applies
  * what came before, says IDLE once more (IDLE_FINAL) and exits 0.  That
  * last IDLE carries what the master needs while no topicd runs: whether a
- * retained message is kept, and every subscriber with whether it has
- * something to get, so that only a subscriber with a backlog starts the
- * topic again. */
+ * retained message is kept (and a copy of a small one, which the master
+ * sends a clean session that subscribes), and every subscriber with
+ * whether it has something to get, so that only a subscriber with a
+ * backlog starts the topic again. */
 #include <string.h>
 
 #include <event2/event.h>
@@ -87,14 +88,31 @@ keeps_nothing(struct topicd *td)
 	return true;
 }
 
+/* The retained message, when it is small and has not expired: a last
+ * IDLE carries a copy, which the master sends new subscribers while the
+ * topic is cold, without starting it.  m is the caller's to release. */
+static bool
+retained_copy(struct topicd *td, struct msg *m)
+{
+	if (!td->has_retained || retain_get(td, m) != 1)
+		return false;
+	if (!msg_expired(m) && m->len + m->props_len + strlen(m->origin) <= IDLE_COPY_MAX)
+		return true;
+	msg_release(m);
+	return false;
+}
+
 static void
 send_idle(struct topicd *td, uint8_t flags)
 {
 	struct rec_idle r = { .rx = td->rx, .next_seq = td->next_seq, .bytes = td->bytes,
 			      .flags = flags };
+	struct rec_deliver d;
 	struct kv_stats ks;
 	struct sub *s;
+	struct msg m;
 	uint32_t n;
+	bool copy = (flags & IDLE_FINAL) && retained_copy(td, &m);
 
 	if (td->kv != NULL) {
 		kv_get_stats(td->kv, &ks);
@@ -102,6 +120,8 @@ send_idle(struct topicd *td, uint8_t flags)
 	}
 	if (td->has_retained)
 		r.flags |= IDLE_RETAINED;
+	if (copy)
+		r.flags |= IDLE_RETAINED_COPY;
 	if (td->kv != NULL && stage_any(td, "Sj/", 3))
 		r.flags |= IDLE_STAGED;
 	if (!(flags & IDLE_FINAL))
@@ -119,6 +139,11 @@ send_idle(struct topicd *td, uint8_t flags)
 			if (s->is_group)
 				share_idle_members(s, &td->wb);
 		}
+	if (copy) {
+		deliver_of_msg(&m, DF_RETAIN, &d);
+		enc_idle_copy(&td->wb, &d);
+		msg_release(&m);
+	}
 	dispatch_send(td, IPC_IDLE);
 	idle_trim_ring(td);
 	td->idle_rx = td->rx;

@@ -367,6 +367,7 @@ uint64_t subs_min_cursor(struct topicd *);
 #define SEND_GONE	(-1)	/* the session is gone: now offline */
 int	 deliver_send_msg(struct sub *, uint64_t, uint8_t, uint8_t *);
 int	 deliver_send_rel(struct sub *, uint64_t);
+void	 deliver_of_msg(const struct msg *, uint8_t, struct rec_deliver *);
 int	 deliver_flush(struct sub *);
 void	 deliver_sent(struct sub *, struct flight *, int64_t);
 uint32_t deliver_span_max(const struct sub *);

@@ -2,7 +2,8 @@
  * subscription to one topic; it outlives the topicd: every new topicd of
  * the topic gets it again, with a fresh copy of the delivery socket.  A
  * cold topic (live.c) is started for an attachment only when the session
- * has something to get there, or asks for a retained message it keeps. */
+ * has something to get there, or asks for a retained message it keeps
+ * that the master has no copy of (retcopy.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -57,6 +58,7 @@ attach_resend(struct attachment *a)
 	struct wbuf w;
 	int fd;
 
+	retcopy_cancel(a, true);	/* the topic runs: its topicd sends it */
 	if (c->state != CH_READY || c->chan == NULL || !c->registered)
 		return;		/* sent when the child is ready */
 	if ((a->deferred = unsub_held_for(c, &a->a)))
@@ -169,7 +171,7 @@ attach_go(struct attachment *a)
 		return;
 	if (child_live(c))
 		attach_resend(a);
-	else if (attach_needs_topicd(c, &a->a))
+	else if (attach_needs_topicd(c, &a->a) && !retcopy_take(a))
 		child_wake(c);
 }
 
@@ -243,6 +245,7 @@ attach_drop(struct attachment *a, bool detach)
 	struct child *c = a->child;
 	enum sub_known k = known_cold(a);
 
+	retcopy_cancel(a, false);
 	if (detach && !a->confirmed && (k == SUB_CAUGHT_UP || k == SUB_BACKLOG)) {
 		/* Cold, and its cursor is there (a group's member: known as
 		 * one): nothing to register or detach.  A session that joined

@@ -25,6 +25,9 @@
 
 #define CLIENT_WRITE_MAX	(1024 * 1024)	/* bytes a client's write takes a pass */
 #define CLIENT_REF_MIN		(16 * 1024)	/* a payload written by reference */
+/* A retained message from the master's copy comes without a record to
+ * refer to (mqtt_deliver_copy): it must be copied. */
+_Static_assert(IDLE_COPY_MAX < CLIENT_REF_MIN, "copies are written by value");
 #define LAST_WORDS_MAX		(256 * 1024)	/* read from a connection whose write failed */
 
 static int
@@ -702,6 +705,7 @@ client_new(struct listener *l, int fd, const char *desc)
 	snprintf(cl->desc, sizeof(cl->desc), "%s", desc);
 	address_of(desc, cl->addr, sizeof(cl->addr));
 	TAILQ_INIT(&cl->attached);
+	TAILQ_INIT(&cl->owed);
 	RB_INIT(&cl->attached_ix);
 	TAILQ_INIT(&cl->shared);
 	/* Requests are small and answered one by one: no Nagle delay. */

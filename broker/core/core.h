@@ -56,6 +56,9 @@ struct proto {
 	void	(*start)(struct client *);
 	void	(*read)(struct client *);
 	void	(*deliver)(struct client *, struct ipc_msg *);	/* may keep its body */
+	/* A cold topic's retained message, from the master's copy (DF_COPY);
+	 * NULL: the protocol has no retained messages. */
+	void	(*deliver_copy)(struct client *, const struct rec_deliver *);
 	bool	(*can_take)(const struct client *);
 	void	(*idle)(struct client *);
 	void	(*closed)(struct client *);
@@ -222,6 +225,8 @@ struct client {
 	struct attachment_list attached;	/* by_client */
 	struct attachment_ix attached_ix;	/* the same, by topic */
 	struct attachment_list shared;		/* by_client: memberships of groups */
+	struct attachment_list owed;		/* by_owed: retained messages to send
+						 * from the master's copies */
 	struct owner	*owner;
 };
 RB_HEAD(client_ids, client);
@@ -517,6 +522,11 @@ void	 attach_go(struct attachment *a);
 void	 attach_done(struct attachment *a, const struct rec_done *d);
 void	 attach_drop(struct attachment *a, bool detach);
 struct attachment *attach_find(struct client *cl, struct child *c);
+/* retcopy.c: a cold topic's retained message, from the master's copy */
+bool	 retcopy_take(struct attachment *a);
+void	 retcopy_offer(struct child *c);
+void	 retcopy_cancel(struct attachment *a, bool ask);
+void	 retcopy_send(struct client *cl);
 /* A subscriber's ack of a delivery, to its topic. */
 void	 ack_to_topic(struct broker *b, const char *subkey, const char *topic,
 	    const char *share, uint64_t seq, uint8_t kind);

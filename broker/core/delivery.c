@@ -1,6 +1,8 @@
 /* A session's delivery socket: topicds write delivery records into one
  * end; the master reads the other only while the client can take more,
- * so a slow client pushes back on the topicds, one subscriber at a time. */
+ * so a slow client pushes back on the topicds, one subscriber at a time.
+ * Retained messages the master sends from its copies (retcopy.c) go at
+ * the socket's turn, first. */
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -33,6 +35,12 @@ deliver_batch(struct client *cl, evutil_socket_t fd)
 			event_del(cl->dev);
 			cl->dev_on = false;
 			return;
+		}
+		if (!TAILQ_EMPTY(&cl->owed)) {
+			retcopy_send(cl);	/* retained messages of cold topics */
+			if (cl->closing)
+				return;
+			continue;
 		}
 		int rc = ipc_recv(fd, &cl->din, &m);
 
@@ -74,7 +82,7 @@ deliver_batch(struct client *cl, evutil_socket_t fd)
 		if (cl->closing)
 			return;
 	}
-	if (ipc_reader_left(&cl->din) > 0)
+	if (ipc_reader_left(&cl->din) > 0 || !TAILQ_EMPTY(&cl->owed))
 		event_active(cl->dev, EV_READ, 0);	/* the rest, after others had a turn */
 }
 
@@ -159,6 +167,6 @@ delivery_resume(struct client *cl)
 	if (event_add(cl->dev, NULL) == -1)
 		fatalx("cannot watch the delivery socket of client %s", cl->desc);
 	cl->dev_on = true;
-	if (ipc_reader_left(&cl->din) > 0)
-		event_active(cl->dev, EV_READ, 0);	/* read already, waiting */
+	if (ipc_reader_left(&cl->din) > 0 || !TAILQ_EMPTY(&cl->owed))
+		event_active(cl->dev, EV_READ, 0);	/* read already, or copies */
 }

@@ -267,6 +267,8 @@ gone_cold(struct child *c)
 	free(c->final_idle);
 	c->final_idle = NULL;
 	c->state = CH_COLD;
+	if (!child_has_work(c) && !c->want_again)
+		retcopy_offer(c);
 	if (child_has_work(c) || c->want_again || attachments_want(c)) {
 		c->want_again = false;
 		child_wake(c);

@@ -4,8 +4,9 @@
  * made for the filters that match it.
  *
  * What is known of a topic while no topicd runs for it (it is cold) is its
- * topicd's last IDLE: whether it keeps a retained message, its bytes, and
- * its subscribers with whether each has something to get.  The record:
+ * topicd's last IDLE: whether it keeps a retained message (and a copy of
+ * a small one, retcopy.c), its bytes, and its subscribers with whether
+ * each has something to get.  The record:
  *   ""                   nothing known (a topic of an older release)
  *   REC_LIVE             a topicd may be changing it: nothing known
  *   REC_COLD + IDLE body what its topicd said when it stopped
@@ -56,6 +57,9 @@ info_clear(struct topic_info *ti)
 	ti->retained = false;
 	ti->subs_unknown = false;
 	ti->staged = false;
+	free(ti->copy);
+	ti->copy = NULL;
+	ti->copy_len = 0;
 	free(ti->gone_idle);
 	ti->gone_idle = NULL;
 	ti->gone_len = 0;
@@ -151,6 +155,10 @@ info_set(struct broker *b, struct topic_info *ti, const struct rec_idle *r)
 	ti->retained = (r->flags & IDLE_RETAINED) != 0;
 	ti->subs_unknown = (r->flags & IDLE_SUBS_UNKNOWN) != 0;
 	ti->staged = (r->flags & IDLE_STAGED) != 0;
+	if (r->flags & IDLE_RETAINED_COPY) {
+		ti->copy = xmemdup(r->copy, r->copy_len);
+		ti->copy_len = r->copy_len;
+	}
 	ti->subs = r->nsubs ? xreallocarray(NULL, r->nsubs, sizeof(*ti->subs)) : NULL;
 	while (ti->nsubs < r->nsubs && idle_next_sub(r, &pos, &key, &backlog)) {
 		ti->subs[ti->nsubs].key = xstrdup(key);

@@ -76,6 +76,10 @@ struct attachment {
 	bool		 sent;		/* an ATTACH went to a topicd (a cursor may exist) */
 	bool		 deferred;	/* waits for a held UNSUB of its own to go */
 	bool		 no_fd;		/* its socket could not be duplicated: retried */
+	bool		 owed;		/* in its client's owed: the cold topic's
+					 * retained message goes from the master's
+					 * copy (retcopy.c) */
+	TAILQ_ENTRY(attachment) by_owed;
 	struct rec_attach a;		/* a.subkey points to the session's key, or to
 					 * group (then a.member to the session's key) */
 	char		*group;		/* a group's key "g/GROUP/FILTER", or NULL */
@@ -189,6 +193,9 @@ struct topic_info {
 	bool		 retained;	/* a retained message is kept */
 	bool		 subs_unknown;	/* too many to list: any may have a backlog */
 	bool		 staged;	/* messages staged by connections wait there */
+	uint8_t		*copy;		/* the retained message (IDLE_RETAINED_COPY's
+					 * DELIVER body), or NULL */
+	size_t		 copy_len;
 	uint64_t	 bytes;		/* messages kept, for max_store_size */
 	struct topic_sub *subs;		/* sorted by key */
 	size_t		 nsubs;

@@ -630,6 +630,7 @@ const struct proto mqtt_proto = {
 	.start = mqtt_start,
 	.read = mqtt_read,
 	.deliver = mqtt_deliver,
+	.deliver_copy = mqtt_deliver_copy,
 	.can_take = mqtt_can_take,
 	.idle = mqtt_idle,
 	.closed = mqtt_closed,

@@ -18,7 +18,7 @@ skip_delivery(struct client *cl, const struct rec_deliver *d, const char *why)
 	if (d->qos == 0)
 		return false;
 	mqtt_out_forget(cl->session, d->topic, d->share, d->seq);
-	ack_to_topic(cl->b, cl->session->key, d->topic, d->share, d->seq, ACK_PUBACK);
+	mqtt_delivery_over(cl, d);
 	return false;
 }
 
@@ -88,7 +88,7 @@ lower_qos(struct client *cl, const struct rec_deliver *d, struct mqtt_publish *p
 	if (qos > 0)
 		return;
 	pub->dup = false;
-	ack_to_topic(cl->b, cl->session->key, d->topic, d->share, d->seq, ACK_PUBACK);
+	mqtt_delivery_over(cl, d);
 }
 
 static bool

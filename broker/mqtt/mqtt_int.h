@@ -152,6 +152,8 @@ void	 mqtt_inbound_free(struct mqtt_conn *mc);
 void	 mqtt_inbound_end(struct session *s);
 /* outbound.c */
 void	 mqtt_deliver(struct client *cl, struct ipc_msg *m);
+void	 mqtt_deliver_copy(struct client *cl, const struct rec_deliver *d);
+void	 mqtt_delivery_over(struct client *cl, const struct rec_deliver *d);
 bool	 mqtt_can_take(const struct client *cl);
 void	 mqtt_ack_in(struct client *cl, uint8_t type, const struct mqtt_ack *a);
 void	 mqtt_session_attach(struct session *s);

@@ -55,6 +55,9 @@ struct outflight {
 					 * DELIVER_REL said the PUBREC is stored */
 	bool		 comp;		/* PUBCOMP'd before that DELIVER_REL: over for the
 					 * client, passed on to the topicd when it comes */
+	bool		 alone;		/* a cold topic's retained message the master
+					 * sent from its copy (DF_COPY): no topicd
+					 * knows it, the exchange ends with the client */
 	bool		 orphan;	/* its subscription went (UNSUBSCRIBE): the
 					 * exchange ends with the client alone */
 	uint8_t		 qos;		/* it went out with; 0: unknown (older record) */
@@ -319,7 +322,7 @@ mqtt_session_reconnected(struct session *s)
 	memset(ms->unknown_rel, 0, sizeof(ms->unknown_rel));
 	RB_FOREACH_SAFE(o, pid_tree, &ms->pids, next) {
 		o->early = false;
-		if (o->orphan) {
+		if (o->orphan || o->alone) {
 			out_drop(s, o, true);
 			continue;
 		}
@@ -513,7 +516,8 @@ mqtt_can_take(const struct client *cl)
 static void
 ack_out(struct client *cl, const struct outflight *o, uint8_t kind)
 {
-	ack_to_topic(cl->b, cl->session->key, o->topic, o->share, o->seq, kind);
+	if (!o->alone)
+		ack_to_topic(cl->b, cl->session->key, o->topic, o->share, o->seq, kind);
 }
 
 /* A delivery the client will not get (MQTT 5.0, deliver5.c): if it was
@@ -562,8 +566,18 @@ expired_unsent(struct client *cl, const struct rec_deliver *d)
 	log_debug("client %s: %s seq %llu not sent: its Message Expiry Interval passed",
 	    cl->desc, d->topic, (unsigned long long)d->seq);
 	if (d->qos > 0)
-		ack_to_topic(cl->b, cl->session->key, d->topic, d->share, d->seq, ACK_PUBACK);
+		mqtt_delivery_over(cl, d);
 	return true;
+}
+
+/* A delivery the client is not sent, or is sent at QoS 0 only, counts as
+ * delivered: its topicd moves on.  The master's own (DF_COPY) is no
+ * topicd's. */
+void
+mqtt_delivery_over(struct client *cl, const struct rec_deliver *d)
+{
+	if (!(d->flags & DF_COPY))
+		ack_to_topic(cl->b, cl->session->key, d->topic, d->share, d->seq, ACK_PUBACK);
 }
 
 static void
@@ -582,6 +596,10 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 	 * (MQTT 4.3.2, 4.3.3); the topicd takes either answer. */
 	if (d->qos > 0 || ms_of(s)->nout > 0)
 		o = out_find_seq(s, d->topic, d->share, d->seq);
+	/* The master sent it from its copy, and now the topicd sends it: the
+	 * client's answer is the topicd's. */
+	if (o != NULL && o->alone && !(d->flags & DF_COPY))
+		o->alone = false;
 	/* Sent on this connection, not answered: a restarted topicd sends it
 	 * again, but the client has it, and MQTT resends only on a
 	 * reconnect (4.4.0-1). */
@@ -634,7 +652,8 @@ deliver_publish(struct client *cl, const struct rec_deliver *d, struct ipc_msg *
 		mqtt_props_free(&pub.props);
 		client_close(cl, "no packet id left");
 		return;
-	}
+	} else if (o != NULL)
+		o->alone = (d->flags & DF_COPY) != 0;
 	if (o != NULL)
 		pub.packet_id = o->pid;
 	send_publish(cl, d, &pub, m);
@@ -666,6 +685,17 @@ deliver_pubrel(struct client *cl, const struct rec_deliver_rel *r)
 		o->early = false;
 	else
 		mqtt_send_ack(cl, MQTT_PUBREL, o->pid);
+}
+
+/* A cold topic's retained message, from the master's copy (retcopy.c):
+ * small, so the payload is copied to the output. */
+void
+mqtt_deliver_copy(struct client *cl, const struct rec_deliver *d)
+{
+	struct ipc_msg m = { .fd = -1 };
+
+	if (cl->session != NULL)
+		deliver_publish(cl, d, &m);
 }
 
 void
@@ -754,8 +784,8 @@ mqtt_ack_in(struct client *cl, uint8_t type, const struct mqtt_ack *a)
 		    mqtt_reason_name(a->reason), pid);
 		type = MQTT_PUBCOMP;
 	}
-	if (o->orphan) {
-		/* Its topicd no longer has it: the client alone ends it. */
+	if (o->orphan || o->alone) {
+		/* No topicd has it (any more): the client alone ends it. */
 		if (type == MQTT_PUBREC) {
 			out_received(s, o);
 			mqtt_send_ack(cl, MQTT_PUBREL, o->pid);

@@ -487,13 +487,16 @@ def test_a_wildcard_subscriber_of_many_cold_topics_does_not_make_them_churn(mqtt
     running than the subscriber's window: the topicds waiting for the
     window are busy, not quiet.  They take turns in slices long enough for
     a subscriber that reads to make progress: few are stopped busy and
-    started again while the subscriber works through the topics."""
+    started again while the subscriber works through the topics.  The
+    messages are over 1 KiB, so that the master has no copy of them
+    (test_retained_copy.py): each topic starts to send its own."""
     topics = 300
+    pad = b"." * 1100
     b = mqtt_factory({"max_topicds": 100, "topicd_idle_timeout": 1,
                       "max_inflight_messages": 20, "log_type": "information"})
     pub = publisher(b)
     for i in range(topics):
-        pub.publish("churn/%d" % i, b"state %d" % i, qos=1, retain=True)
+        pub.publish("churn/%d" % i, b"state %d" % i + pad, qos=1, retain=True)
     wait_cold(b, "churn/", timeout=30)
     c = RawClient(b.mqtt_port, name="churn-sub")
     c.connect_ok("churn-sub")
@@ -507,7 +510,7 @@ def test_a_wildcard_subscriber_of_many_cold_topics_does_not_make_them_churn(mqtt
         got[p.topic] = p.payload
         time.sleep(0.005)                       # a subscriber that takes its time
         c.send(ack_packet(PUBACK, p.pid))
-    assert got == {"churn/%d" % i: b"state %d" % i for i in range(topics)}
+    assert got == {"churn/%d" % i: b"state %d" % i + pad for i in range(topics)}
     starts = sum(started(b, "churn/%d" % i) for i in range(topics))
     # One start to publish, one to deliver, and turns taken beyond that
     # (751 seen once on a loaded machine); churn was thousands.

@@ -109,11 +109,13 @@ rt_deliver(const uint8_t *b, size_t n)
 ROUND_TRIP(deliver_rel)
 ROUND_TRIP(full)
 
-/* IDLE: the fixed fields, then its list of subscribers. */
+/* IDLE: the fixed fields, then its list of subscribers, then the copy of
+ * the retained message. */
 static int
 rt_idle(const uint8_t *b, size_t n)
 {
 	struct rec_idle r;
+	struct rec_deliver d;
 	const char *key;
 	size_t pos = 0;
 	bool backlog;
@@ -125,6 +127,9 @@ rt_idle(const uint8_t *b, size_t n)
 	enc_idle(&w, &r);
 	while (idle_next_sub(&r, &pos, &key, &backlog))
 		enc_idle_sub(&w, key, backlog);
+	check(((r.flags & IDLE_RETAINED_COPY) != 0) == (dec_idle_copy(&r, &d) == 0));
+	if (r.flags & IDLE_RETAINED_COPY)
+		enc_idle_copy(&w, &d);
 	check(w.len == n);
 	check(memcmp(w.data, b, n) == 0);
 	wbuf_free(&w);
@@ -520,6 +525,17 @@ main(int argc, char **argv)
 	enc_idle_sub(&w, "m/c1", true);
 	enc_idle_sub(&w, "j/u", false);
 	seed(18, "idle", &w);
+	struct rec_deliver copy = { .topic = "", .seq = 39, .qos = 1,
+				    .flags = DF_RETAIN | DF_PUBRETAIN, .payload = pl,
+				    .payload_len = sizeof(pl), .expiry_ms = 61000,
+				    .origin = "c1", .share = "" };
+	idle.flags |= IDLE_RETAINED_COPY;
+	wbuf_reset(&w);
+	enc_idle(&w, &idle);
+	enc_idle_sub(&w, "m/c1", true);
+	enc_idle_sub(&w, "j/u", false);
+	enc_idle_copy(&w, &copy);
+	seed(18, "idle_copy", &w);
 	SEED(19, stop, .flags = STOP_CHECKPOINT);
 
 	/* Three records packed in one datagram. */

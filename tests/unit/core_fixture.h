@@ -68,6 +68,8 @@ struct delivered {
 	uint64_t	 client_id;
 	char		*topic;
 	uint64_t	 seq;
+	uint8_t		 qos;
+	bool		 copy;		/* from the master's copy (DF_COPY) */
 };
 
 struct core_fx {

@@ -32,7 +32,19 @@ fake_deliver(struct client *cl, struct ipc_msg *m)
 	assert_int_equal(m->type, IPC_DELIVER);
 	assert_int_equal(dec_deliver(m->body, m->len, &d), 0);
 	assert_true(fx->ndelivered < FX_MAX_LOG);
-	fx->delivered[fx->ndelivered++] = (struct delivered){ cl->id, xstrdup(d.topic), d.seq };
+	fx->delivered[fx->ndelivered++] = (struct delivered){ cl->id, xstrdup(d.topic), d.seq,
+							     d.qos, false };
+}
+
+static inline void
+fake_deliver_copy(struct client *cl, const struct rec_deliver *d)
+{
+	struct core_fx *fx = FX_OF(cl->b);
+
+	assert_true(d->flags & DF_COPY);
+	assert_true(fx->ndelivered < FX_MAX_LOG);
+	fx->delivered[fx->ndelivered++] = (struct delivered){ cl->id, xstrdup(d->topic), d->seq,
+							     d->qos, true };
 }
 
 static inline bool
@@ -67,7 +79,8 @@ static inline struct client *
 fx_client(struct core_fx *fx)
 {
 	static const struct proto fake_proto = {
-		"FAKE", fake_start, fake_read, fake_deliver, fake_can_take, fake_idle,
+		"FAKE", fake_start, fake_read, fake_deliver, fake_deliver_copy, fake_can_take,
+		fake_idle,
 		fake_closed, NULL,
 	};
 	static struct listener fake_listener;

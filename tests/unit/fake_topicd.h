@@ -243,6 +243,8 @@ struct idle_summary {
 	uint64_t	 next_seq;	/* 0: 1 */
 	const struct idle_sub *subs;
 	size_t		 nsubs;
+	const struct rec_deliver *copy;	/* the retained message's, with
+					 * IDLE_RETAINED_COPY in flags */
 };
 
 static inline void
@@ -260,6 +262,8 @@ idle_encode(struct wbuf *w, uint64_t rx, uint8_t flags, const struct idle_summar
 	enc_idle(w, &r);
 	for (size_t i = 0; i < sum->nsubs; i++)
 		enc_idle_sub(w, sum->subs[i].key, sum->subs[i].backlog);
+	if (sum->copy != NULL)
+		enc_idle_copy(w, sum->copy);
 }
 
 static inline void

@@ -179,6 +179,77 @@ test_retained_asked(void **state)
 	assert_int_equal(fx->max_live, 1);
 }
 
+/* A cold topic's retained message, copied into its last IDLE: a clean
+ * session's subscription gets it from the master, at the lower of the two
+ * QoS, with the topic left cold; a persistent session's starts the topic,
+ * whose topicd sends it (and again after a reconnect). */
+static void
+test_retained_from_copy(void **state)
+{
+	static const struct rec_deliver copy = {
+		.topic = "", .seq = 5, .qos = 2, .flags = DF_RETAIN | DF_PUBRETAIN,
+		.payload = (const uint8_t *)"on", .payload_len = 2, .share = "",
+	};
+	static const struct idle_summary kept = {
+		.flags = IDLE_RETAINED | IDLE_RETAINED_COPY, .next_seq = 6, .copy = &copy,
+	};
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "c/1/s", false, false);
+	struct session *p = fx_session(fx, "m/p", true, false);
+	struct child *k = cold_topic(fx, "k", &kept), *k2 = cold_topic(fx, "k2", &kept);
+	struct child *k3 = cold_topic(fx, "k3", &kept);
+	struct attachment *a = subscribe(s, k, AF_RETAINED);
+
+	assert_non_null(registry_info(&fx->b, "k")->copy);
+	FX_UNTIL(fx, fx->ndelivered == 1);
+	assert_true(fx->delivered[0].copy);
+	assert_int_equal(fx->delivered[0].client_id, s->cl->id);
+	assert_string_equal(fx->delivered[0].topic, "k");
+	assert_int_equal(fx->delivered[0].seq, 5);
+	assert_int_equal(fx->delivered[0].qos, 1);
+	expect_left_cold(fx, a);
+	assert_false(a->owed);
+	assert_false(a->a.flags & AF_RETAINED);
+	expect_left_cold(fx, subscribe(s, k2, 0));	/* not asked for */
+	assert_int_equal(fx->max_live, 0);
+	expect_started(fx, subscribe(p, k3, AF_RETAINED));
+	assert_int_equal(fx->ndelivered, 1);
+}
+
+/* A topic that starts before the copy owed from it went (a publish
+ * there): its topicd is asked for the retained message with the ATTACH,
+ * and the master sends nothing from the copy, which may be stale. */
+static void
+test_retained_copy_topic_starts_first(void **state)
+{
+	static const struct rec_deliver copy = {
+		.topic = "", .seq = 5, .qos = 1, .flags = DF_RETAIN,
+		.payload = (const uint8_t *)"old", .payload_len = 3, .share = "",
+	};
+	static const struct idle_summary kept = {
+		.flags = IDLE_RETAINED | IDLE_RETAINED_COPY, .next_seq = 6, .copy = &copy,
+	};
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "c/1/s", false, false);
+	struct client *pub = fx_client(fx);
+	struct child *k = cold_topic(fx, "k", &kept);
+	struct attachment *a = subscribe(s, k, AF_RETAINED);
+	const struct ipc_msg *m;
+	struct rec_attach r;
+	struct fake_td *td;
+
+	assert_true(a->owed);
+	(void)fx_publish(pub, k, 1, "new");
+	td = fx_ready(fx, "k");
+	m = td_expect(td, IPC_ATTACH);
+	assert_int_equal(dec_attach(m->body, m->len, &r), 0);
+	assert_string_equal(r.subkey, "c/1/s");
+	assert_true(r.flags & AF_RETAINED);
+	(void)td_expect_publish(td, "new");
+	assert_false(a->owed);
+	assert_int_equal(fx->ndelivered, 0);
+}
+
 /* IDLE for fewer records than were sent is old news: ignored.  IDLE for
  * all of them makes the topicd quiet; topicd_idle_timeout later STOP
  * goes; it answers with its last IDLE (its subscribers, whether each has
@@ -796,6 +867,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_subscribe_something_there, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_retained_asked, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_retained_from_copy, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_retained_copy_topic_starts_first, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_idle_then_cold, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_room_from_quietest, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_attachments_keep_the_idle_clock, fx_setup,

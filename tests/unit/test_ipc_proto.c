@@ -808,10 +808,70 @@ test_idle_empty_only_when_final(void **state)
 	wbuf_reset(&w);
 	enc_idle(&w, &in);
 	assert_int_equal(dec_idle(w.data, w.len, &r), -1);
-	in.flags = 0x20;		/* past IDLE_MASK */
+	in.flags = 0x40;		/* past IDLE_MASK */
 	wbuf_reset(&w);
 	enc_idle(&w, &in);
 	assert_int_equal(dec_idle(w.data, w.len, &r), -1);
+	wbuf_free(&w);
+}
+
+/* A last IDLE's copy of the retained message: after the list, read back
+ * whole; refused on an IDLE that is not a last one or keeps no retained
+ * message, and a copy that names a topic or is a resend. */
+static void
+test_idle_copy(void **state)
+{
+	struct rec_idle in = { .rx = 3, .next_seq = 8, .nsubs = 1,
+			       .flags = IDLE_FINAL | IDLE_RETAINED | IDLE_RETAINED_COPY }, r;
+	struct rec_deliver d = { .topic = "", .seq = 7, .qos = 1, .flags = DF_RETAIN,
+				 .payload = (const uint8_t *)"on", .payload_len = 2,
+				 .expiry_ms = 99, .origin = "dev1", .share = "" }, out;
+	static const uint8_t bad[][2] = {
+		{ IDLE_FINAL | IDLE_RETAINED_COPY, 0 },		/* no retained message */
+		{ IDLE_RETAINED | IDLE_RETAINED_COPY, 0 },	/* not a last IDLE */
+		{ IDLE_FINAL | IDLE_RETAINED | IDLE_RETAINED_COPY, 1 },	/* a topic */
+		{ IDLE_FINAL | IDLE_RETAINED | IDLE_RETAINED_COPY, 2 },	/* DF_DUP */
+	};
+	struct wbuf w;
+	const char *key;
+	size_t pos = 0;
+	bool backlog;
+
+	(void)state;
+	wbuf_init(&w);
+	enc_idle(&w, &in);
+	enc_idle_sub(&w, "c/1/s", false);
+	enc_idle_copy(&w, &d);
+	assert_int_equal(dec_idle(w.data, w.len, &r), 0);
+	assert_true(idle_next_sub(&r, &pos, &key, &backlog));
+	assert_string_equal(key, "c/1/s");
+	assert_false(idle_next_sub(&r, &pos, &key, &backlog));
+	assert_int_equal(dec_idle_copy(&r, &out), 0);
+	assert_int_equal(out.seq, 7);
+	assert_int_equal(out.qos, 1);
+	assert_int_equal(out.flags, DF_RETAIN);
+	assert_int_equal(out.payload_len, 2);
+	assert_memory_equal(out.payload, "on", 2);
+	assert_true(out.expiry_ms == 99);
+	assert_string_equal(out.origin, "dev1");
+	in.flags = IDLE_FINAL | IDLE_RETAINED;	/* none: no copy to read */
+	wbuf_reset(&w);
+	enc_idle(&w, &in);
+	enc_idle_sub(&w, "c/1/s", false);
+	assert_int_equal(dec_idle(w.data, w.len, &r), 0);
+	assert_int_equal(dec_idle_copy(&r, &out), -1);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct rec_deliver c = d;
+
+		in.flags = bad[i][0];
+		c.topic = bad[i][1] == 1 ? "t" : "";
+		c.flags = bad[i][1] == 2 ? DF_RETAIN | DF_DUP : DF_RETAIN;
+		wbuf_reset(&w);
+		enc_idle(&w, &in);
+		enc_idle_sub(&w, "c/1/s", false);
+		enc_idle_copy(&w, &c);
+		assert_int_equal(dec_idle(w.data, w.len, &r), -1);
+	}
 	wbuf_free(&w);
 }
 
@@ -889,6 +949,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_version_of),
+		cmocka_unit_test(test_idle_copy),
 		cmocka_unit_test(test_idle_member_key),
 		cmocka_unit_test(test_idle_empty_only_when_final),
 		cmocka_unit_test(test_config_round_trip),

@@ -733,12 +733,15 @@ test_violations(void **state)
 	violation(f, IPC_DLQ_DONE, 1);		/* with an fd */
 }
 
-/* The next record to the master, which must be an IDLE. */
+/* The next record to the master, which must be an IDLE; copy: the
+ * payload of the retained message's copy it carries (QoS 1), or NULL. */
 static void
-expect_idle(struct fx *f, uint8_t flags, uint64_t rx, const char *want_subs)
+expect_idle_copy(struct fx *f, uint8_t flags, uint64_t rx, const char *want_subs,
+    const char *copy)
 {
 	struct ipc_msg m;
 	struct rec_idle r;
+	struct rec_deliver d;
 	const char *key;
 	size_t pos = 0;
 	bool backlog;
@@ -753,7 +756,22 @@ expect_idle(struct fx *f, uint8_t flags, uint64_t rx, const char *want_subs)
 		snprintf(subs + strlen(subs), sizeof(subs) - strlen(subs), "%s%s%s",
 		    subs[0] ? " " : "", key, backlog ? "+" : "");
 	assert_string_equal(subs, want_subs);
+	assert_int_equal(dec_idle_copy(&r, &d), copy != NULL ? 0 : -1);
+	if (copy != NULL) {
+		assert_true(flags & IDLE_RETAINED_COPY);
+		assert_int_equal(d.payload_len, strlen(copy));
+		assert_memory_equal(d.payload, copy, d.payload_len);
+		assert_int_equal(d.qos, 1);
+		assert_int_equal(d.flags, DF_RETAIN | DF_PUBRETAIN);
+		assert_int_equal(d.seq, f->td.next_seq - 1);
+	}
 	ipc_msg_clear(&m);
+}
+
+static void
+expect_idle(struct fx *f, uint8_t flags, uint64_t rx, const char *want_subs)
+{
+	expect_idle_copy(f, flags, rx, want_subs, NULL);
 }
 
 static void
@@ -860,10 +878,27 @@ test_stop_answers_then_says_idle(void **state)
 	stop(f, 0);
 	batch(f);
 	expect_done(f, 2, ST_OK, 1);
-	expect_idle(f, IDLE_FINAL | IDLE_RETAINED, 3, "");
+	expect_idle_copy(f, IDLE_FINAL | IDLE_RETAINED | IDLE_RETAINED_COPY, 3, "", "kept");
 	expect_nothing(f->master);
 	assert_true(f->td.went_idle);
 	batch(f);				/* the loop ends with one more */
+	expect_nothing(f->master);
+}
+
+/* A retained message larger than IDLE_COPY_MAX is not copied into the
+ * last IDLE: the master starts the topic to send it. */
+static void
+test_stop_large_retained_not_copied(void **state)
+{
+	struct fx *f = *state;
+	char big[IDLE_COPY_MAX + 1];
+
+	memset(big, 'x', sizeof(big));
+	publish(f, 2, 1, PF_RETAIN, "", 0, big, sizeof(big));
+	stop(f, 0);
+	batch(f);
+	expect_done(f, 2, ST_OK, 1);
+	expect_idle(f, IDLE_FINAL | IDLE_RETAINED, 3, "");
 	expect_nothing(f->master);
 }
 
@@ -878,7 +913,7 @@ test_stop_for_shutdown_checkpoints(void **state)
 	stop(f, STOP_CHECKPOINT);
 	batch(f);
 	expect_done(f, 2, ST_OK, 1);
-	expect_idle(f, IDLE_FINAL | IDLE_RETAINED, 3, "");
+	expect_idle_copy(f, IDLE_FINAL | IDLE_RETAINED | IDLE_RETAINED_COPY, 3, "", "one");
 	expect_nothing(f->master);
 	assert_false(f->td.went_idle);
 }
@@ -914,6 +949,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_violations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_lists_who_has_a_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_for_shutdown_checkpoints, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_stop_large_retained_not_copied, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_stop_answers_then_says_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tick_sleeps_when_idle, setup, teardown),
