@@ -58,7 +58,9 @@ attach_resend(struct attachment *a)
 	struct wbuf w;
 	int fd;
 
-	retcopy_cancel(a, true);	/* the topic runs: its topicd sends it */
+	if (!child_live(c))
+		return;		/* sent when a topicd runs (child_replay) */
+	retcopy_cancel(a, true);	/* one runs: it sends the retained message */
 	if (c->state != CH_READY || c->chan == NULL || !c->registered)
 		return;		/* sent when the child is ready */
 	if ((a->deferred = unsub_held_for(c, &a->a)))

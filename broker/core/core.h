@@ -714,6 +714,7 @@ void	 ws_flush_now(struct client *cl);
 int	 delivery_open(struct client *cl);
 void	 delivery_close(struct client *cl);
 void	 delivery_resume(struct client *cl);
+bool	 delivery_waiting(struct client *cl);
 /* owner.c: a publisher's staged messages */
 const char *owner_name(struct client *cl);
 void	 owner_set(struct client *cl, const char *name);

@@ -159,6 +159,21 @@ delivery_close(struct client *cl)
 	cl->dev_on = false;
 }
 
+/* Is a delivery waiting for the master to read it (in the socket, or
+ * read and not yet handled)?  True on an error: one may be. */
+bool
+delivery_waiting(struct client *cl)
+{
+	char byte;
+
+	if (ipc_reader_left(&cl->din) > 0)
+		return true;
+	if (cl->dsock[0] == -1)
+		return false;
+	return recv(cl->dsock[0], &byte, 1, MSG_PEEK | MSG_DONTWAIT) != -1 ||
+	    (errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 void
 delivery_resume(struct client *cl)
 {

@@ -15,9 +15,11 @@
  *
  * The copies go as the client takes them (its window, its output), each
  * from an attachment in the client's owed list, before its delivery
- * socket is read.  One whose topic starts first is asked of the topicd
- * instead (AF_RETAINED again, with the ATTACH), which sends it before
- * anything published after the SUBSCRIBE, or sends the newer one. */
+ * socket is read; they are taken only while that socket is empty, so that
+ * nothing the topic's last topicd sent is still to come.  One whose topic
+ * starts first is asked of the topicd instead (AF_RETAINED again, with
+ * the ATTACH), which sends it before anything published after the
+ * SUBSCRIBE, or sends the newer one. */
 #include <event2/event.h>
 
 #include "core/core.h"
@@ -50,6 +52,11 @@ retcopy_take(struct attachment *a)
 		return false;
 	k = topic_info_sub(ti, a->a.subkey);
 	if (k == SUB_UNKNOWN || k == SUB_BACKLOG)
+		return false;
+	/* What the topic's last topicd sent the client may wait in its
+	 * delivery socket: the copy would overtake it, a newer value before
+	 * an older one.  The topicd sends the retained message after it. */
+	if (delivery_waiting(cl))
 		return false;
 	a->a.flags &= ~AF_RETAINED;
 	if (!a->owed) {

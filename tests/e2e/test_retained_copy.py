@@ -148,3 +148,24 @@ def test_a_copy_is_what_the_topicd_would_send_at_level_5(mqtt_factory):
     c.send(ack5(PUBACK, m.pid))
     for t in ("rc5/t", "rc5/gone", "rc5/sync"):
         assert started(b, t) == 1, b.log_tail()
+
+
+def test_a_copy_does_not_overtake_what_the_topicd_sent_before(mqtt_factory):
+    """Deliveries of the topic still in the client's delivery socket (its
+    window full) when it subscribes again: the retained message comes
+    after them, not the copy before them, a newer value before an older
+    one."""
+    b = mqtt_factory(dict(COLD, max_inflight_messages=1))
+    c = client(b, "ro-sub")
+    assert c.subscribe([("ro/w", 1), ("ro/s", 0)]) == [1, 0]
+    pub = client(b, "ro-pub")
+    pub.publish("ro/w", b"hold", qos=1)
+    w = c.expect(PUBLISH, timeout=10)              # not answered: the window is full
+    pub.publish("ro/s", b"v1", qos=1, retain=True)   # to the client at QoS 0
+    pub.publish("ro/s", b"v2", qos=1, retain=True)
+    wait_cold(b, "ro/s")
+    assert c.subscribe([("ro/s", 0)]) == [0]
+    c.send(ack_packet(PUBACK, w.pid))
+    got = [c.expect(PUBLISH, timeout=20) for _ in range(3)]
+    assert [(p.payload, p.retain) for p in got] == \
+        [(b"v1", False), (b"v2", False), (b"v2", True)]

@@ -250,6 +250,52 @@ test_retained_copy_topic_starts_first(void **state)
 	assert_int_equal(fx->ndelivered, 0);
 }
 
+/* A clean session's ATTACH that found no descriptor (EMFILE) while the
+ * topic ran, and the topic goes cold meanwhile with a copy of its
+ * retained message: the retry once a second finds no topicd to send the
+ * ATTACH to, and leaves the copy owed, which goes. */
+static void
+test_a_copy_outlives_an_attach_retry(void **state)
+{
+	static const struct rec_deliver copy = {
+		.topic = "", .seq = 1, .qos = 1, .flags = DF_RETAIN,
+		.payload = (const uint8_t *)"m", .payload_len = 1, .share = "",
+	};
+	static const struct idle_summary said = {
+		.flags = IDLE_RETAINED | IDLE_RETAINED_COPY, .next_seq = 2, .copy = &copy,
+	};
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "c/1/s", false, false);
+	struct client *pub = fx_client(fx);
+	struct child *c = cold_topic(fx, "t", NULL);
+	uint64_t r = fx_publish(pub, c, 1, "m");
+	int fd = s->cl->dsock[1];
+	struct attachment *a;
+	struct fake_td *td;
+
+	td = fx_ready(fx, "t");
+	assert_int_equal(td_expect_publish(td, "m"), r);
+	td_done(td, r, ST_OK, 1);
+	s->cl->dsock[1] = -1;			/* its descriptor cannot be duplicated */
+	a = subscribe(s, c, AF_RETAINED);
+	s->cl->dsock[1] = fd;
+	assert_true(a->no_fd);
+	assert_false(a->sent);
+	td_stop_idle(td);
+	td_quiet(td);
+	td_goes_cold(td, &said);
+	assert_int_equal(c->state, CH_COLD);
+	assert_true(a->owed);
+	attach_retry_failed(&fx->b);
+	assert_true(a->owed);
+	FX_UNTIL(fx, fx->ndelivered == 1);
+	assert_true(fx->delivered[0].copy);
+	assert_int_equal(fx->delivered[0].seq, 1);
+	assert_int_equal(c->state, CH_COLD);
+	assert_int_equal(fx->b.nlive, 0);
+	assert_int_equal(fx_count_tds(fx, "t"), 1);	/* the first, not started again */
+}
+
 /* IDLE for fewer records than were sent is old news: ignored.  IDLE for
  * all of them makes the topicd quiet; topicd_idle_timeout later STOP
  * goes; it answers with its last IDLE (its subscribers, whether each has
@@ -869,6 +915,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_retained_asked, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_retained_from_copy, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_retained_copy_topic_starts_first, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_copy_outlives_an_attach_retry, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_idle_then_cold, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_room_from_quietest, fx_setup, fx_teardown),
