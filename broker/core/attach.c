@@ -248,6 +248,8 @@ attach_drop(struct attachment *a, bool detach)
 	enum sub_known k = known_cold(a);
 
 	retcopy_cancel(a, false);
+	if (a->sent && a->group == NULL)
+		a->client->dropped_sent = true;	/* its deliveries may be in the socket */
 	if (detach && !a->confirmed && (k == SUB_CAUGHT_UP || k == SUB_BACKLOG)) {
 		/* Cold, and its cursor is there (a group's member: known as
 		 * one): nothing to register or detach.  A session that joined

@@ -227,6 +227,10 @@ struct client {
 	struct attachment_list shared;		/* by_client: memberships of groups */
 	struct attachment_list owed;		/* by_owed: retained messages to send
 						 * from the master's copies */
+	uint64_t	 drained_gen;	/* b->cold_gen when its delivery socket was
+					 * last read to empty */
+	bool		 dropped_sent;	/* an attachment that went to a topicd was
+					 * dropped since then (retcopy.c) */
 	struct owner	*owner;
 };
 RB_HEAD(client_ids, client);
@@ -299,6 +303,7 @@ struct broker {
 	struct client_ids clients;
 	unsigned	 nclients;
 	uint64_t	 next_client_id;
+	uint64_t	 cold_gen;	/* topics gone cold since the start */
 	uint64_t	 conns_refused;		/* accepted past max_connections */
 	int64_t		 conns_refused_logged;
 	/* Shutdown. */
@@ -379,6 +384,8 @@ void	 registry_set_bytes(struct broker *b, struct topic_info *ti, uint64_t bytes
 /* What is known of a subscriber there: no cursor, one with nothing to
  * get, one with messages to get, or nothing known. */
 enum sub_known { SUB_UNKNOWN, SUB_ABSENT, SUB_CAUGHT_UP, SUB_BACKLOG };
+/* A topic being forgotten that nothing used again (forget.c). */
+bool	 registry_forgetting(struct broker *b, const char *topic);
 enum sub_known topic_info_sub(const struct topic_info *ti, const char *subkey);
 /* Calls fn for every known topic the filter matches. */
 void	 registry_match(struct broker *b, const char *filter, topic_fn *fn, void *arg);
@@ -714,7 +721,6 @@ void	 ws_flush_now(struct client *cl);
 int	 delivery_open(struct client *cl);
 void	 delivery_close(struct client *cl);
 void	 delivery_resume(struct client *cl);
-bool	 delivery_waiting(struct client *cl);
 /* owner.c: a publisher's staged messages */
 const char *owner_name(struct client *cl);
 void	 owner_set(struct client *cl, const char *name);

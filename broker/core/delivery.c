@@ -44,8 +44,12 @@ deliver_batch(struct client *cl, evutil_socket_t fd)
 		}
 		int rc = ipc_recv(fd, &cl->din, &m);
 
-		if (rc == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (rc == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* All that topicds gone cold wrote is read (retcopy.c). */
+			cl->drained_gen = cl->b->cold_gen;
+			cl->dropped_sent = false;
 			return;
+		}
 		if (rc == -1 && errno == ESTALE) {
 			/* From a topicd that is gone, its ring with it: its
 			 * successor sends again what was not acknowledged
@@ -157,21 +161,6 @@ delivery_close(struct client *cl)
 	}
 	ipc_reader_clear(&cl->din);
 	cl->dev_on = false;
-}
-
-/* Is a delivery waiting for the master to read it (in the socket, or
- * read and not yet handled)?  True on an error: one may be. */
-bool
-delivery_waiting(struct client *cl)
-{
-	char byte;
-
-	if (ipc_reader_left(&cl->din) > 0)
-		return true;
-	if (cl->dsock[0] == -1)
-		return false;
-	return recv(cl->dsock[0], &byte, 1, MSG_PEEK | MSG_DONTWAIT) != -1 ||
-	    (errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
 void

@@ -20,8 +20,9 @@
  *      with TOPICD_EXIT_DELETED;
  *   3. only then does the topic leave the registry, unless it came back.
  * Until 3 a filter still finds the topic, so that an UNSUBSCRIBE or a
- * session's end reaches a store that a death kept.  A topic used again
- * meanwhile gets a new entry in the table, whose topicd waits for the old
+ * session's end reaches a store that a death kept; a SUBSCRIBE passes it
+ * by, as it would a topic never seen.  A topic used again meanwhile (a
+ * publish) gets a new entry in the table, whose topicd waits for the old
  * one's lock.  A death anywhere leaves the topic known (REC_LIVE or
  * REC_GONE; one found REC_GONE at start is started once, to be forgotten
  * again) or its store gone. */

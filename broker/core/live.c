@@ -267,6 +267,7 @@ gone_cold(struct child *c)
 	free(c->final_idle);
 	c->final_idle = NULL;
 	c->state = CH_COLD;
+	c->cold_gen = ++c->b->cold_gen;
 	if (!child_has_work(c) && !c->want_again)
 		retcopy_offer(c);
 	if (child_has_work(c) || c->want_again || attachments_want(c)) {

@@ -249,9 +249,10 @@ topic_info_sub(const struct topic_info *ti, const char *subkey)
 /* The topic is being forgotten (its topicd deletes its store once this is
  * durable: the ticket); its sequence numbers are never given again.  It
  * stays known, nothing known of it, until its store is gone: a filter
- * still finds it (an UNSUBSCRIBE reaches a store that a death kept), and
- * used meanwhile it is made again (recreate: every matching session gets
- * its cursor, as in a new store). */
+ * still finds it (an UNSUBSCRIBE reaches a store that a death kept; a
+ * SUBSCRIBE passes it by, registry_forgetting), and used meanwhile (a
+ * publish) it is made again (recreate: every matching session gets its
+ * cursor, as in a new store). */
 uint64_t
 registry_forget(struct broker *b, const char *topic, const uint8_t *idle, size_t len,
     uint64_t next_seq)
@@ -280,6 +281,15 @@ registry_forget(struct broker *b, const char *topic, const uint8_t *idle, size_t
 	return durable_write(b);
 }
 
+/* Being forgotten, and not used again since (no entry in the table). */
+bool
+registry_forgetting(struct broker *b, const char *topic)
+{
+	const struct topic_info *ti = registry_info(b, topic);
+
+	return ti != NULL && ti->gone && topic_find(b, topic) == NULL;
+}
+
 /* Its store is deleted: the topic leaves the registry, unless it came
  * back meanwhile.  True if it left. */
 bool
@@ -289,7 +299,7 @@ registry_forgotten(struct broker *b, const char *topic)
 	size_t klen;
 	char *k;
 
-	if (ti == NULL || !ti->gone || topic_find(b, topic) != NULL)
+	if (!registry_forgetting(b, topic))
 		return false;
 	(void)topictree_remove(b->registry->names, topic, NULL);
 	info_free(ti);

@@ -15,8 +15,8 @@
  *
  * The copies go as the client takes them (its window, its output), each
  * from an attachment in the client's owed list, before its delivery
- * socket is read; they are taken only while that socket is empty, so that
- * nothing the topic's last topicd sent is still to come.  One whose topic
+ * socket is read; they are taken only when nothing the topic's last
+ * topicd sent can still be in that socket (may_have_left).  One whose topic
  * starts first is asked of the topicd instead (AF_RETAINED again, with
  * the ATTACH), which sends it before anything published after the
  * SUBSCRIBE, or sends the newer one. */
@@ -37,6 +37,21 @@ usable(struct child *c)
 	return ti != NULL && ti->copy != NULL ? ti : NULL;
 }
 
+/* Could the topic's last topicd have left deliveries in the client's
+ * delivery socket, not read yet?  The copy would overtake them, a newer
+ * value before an older one: the topicd sends the retained message after
+ * them instead.  Not if the socket was read to empty since the topic went
+ * cold, nor if no topicd of it had the socket: the attachment's ATTACH
+ * never went, and no attachment whose ATTACH went was dropped since (an
+ * UNSUBSCRIBE leaves its deliveries in the socket). */
+static bool
+may_have_left(const struct attachment *a)
+{
+	const struct client *cl = a->client;
+
+	return cl->drained_gen < a->child->cold_gen && (a->sent || cl->dropped_sent);
+}
+
 /* An attachment that asks for the retained message of a cold topic, and
  * needs nothing else of it: owed from the copy (true), or not. */
 bool
@@ -53,10 +68,7 @@ retcopy_take(struct attachment *a)
 	k = topic_info_sub(ti, a->a.subkey);
 	if (k == SUB_UNKNOWN || k == SUB_BACKLOG)
 		return false;
-	/* What the topic's last topicd sent the client may wait in its
-	 * delivery socket: the copy would overtake it, a newer value before
-	 * an older one.  The topicd sends the retained message after it. */
-	if (delivery_waiting(cl))
+	if (may_have_left(a))
 		return false;
 	a->a.flags &= ~AF_RETAINED;
 	if (!a->owed) {

@@ -223,7 +223,12 @@ session_attach_all(struct session *s, const char *only_filter, bool retained)
 		registry_match(b, filter_route(only_filter != NULL ? only_filter :
 		    s->filters[i].filter), collect, &set);
 	RB_FOREACH_SAFE(n, name_set, &set, next) {
-		if ((c = topic_open(b, n->topic, &why)) != NULL)
+		/* A topic being forgotten is as good as one never seen: not
+		 * made again by a subscription, which a publish there would
+		 * give its cursor (sessions_topic_created).  A visitor on a
+		 * wildcard would otherwise start each one it caught. */
+		if (!registry_forgetting(b, n->topic) &&
+		    (c = topic_open(b, n->topic, &why)) != NULL)
 			session_sync_topic(s, c, retained);
 		RB_REMOVE(name_set, &set, n);
 		free(n->topic);

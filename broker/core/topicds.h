@@ -133,6 +133,8 @@ struct child {
 					 * one that may has gone */
 	int64_t		 started_at;	/* mono ms */
 	bool		 want_again;	/* parked with work left: start again */
+	uint64_t	 cold_gen;	/* b->cold_gen when it last went cold; 0:
+					 * no topicd of it ran under this master */
 	bool		 stop_final;	/* sent STOP_CHECKPOINT: the broker stops; it
 					 * waits for nothing more, and a record after its
 					 * last IDLE would make that one stale */

@@ -112,6 +112,43 @@ test_a_topic_that_keeps_nothing_is_forgotten(void **state)
 	assert_true(conf.seq_floor == 7);
 }
 
+/* A subscription that matches a topic being forgotten, between FORGET
+ * and the store's deletion, does not make the topic again (a visitor on
+ * a wildcard would start each one it caught): the topic leaves the
+ * registry, and the session gets its cursor if a publish makes it anew. */
+static void
+test_a_subscription_does_not_make_a_topic_being_forgotten_again(void **state)
+{
+	static const struct idle_summary empty = { .flags = IDLE_EMPTY, .next_seq = 2 };
+	struct core_fx *fx = *state;
+	struct fake_td *td = parked_topic(fx, "f/v", 0);
+	unsigned topics = fx->b.ntopics;
+	struct session *s = fx_session(fx, "m/visitor", true, false);
+	const struct ipc_msg *m;
+	const char *why = NULL;
+	struct rec_attach a;
+	struct child *c;
+
+	td_final(td, &empty);
+	td_expect(td, IPC_FORGET);
+	assert_true(session_add_filter(s, "f/#", 1));
+	session_attach_all(s, "f/#", true);
+	assert_null(topic_find(&fx->b, "f/v"));
+	assert_true(TAILQ_EMPTY(&s->cl->attached));
+	td_die(td, TOPICD_EXIT_DELETED);
+	assert_false(registry_known(&fx->b, "f/v"));
+	assert_int_equal(fx->b.ntopics, topics - 1);
+	assert_int_equal(fx->b.topics_forgotten, 1);
+	assert_int_equal(fx->b.nlive, 0);
+	c = topic_open(&fx->b, "f/v", &why);	/* a publish makes it anew */
+	assert_non_null(c);
+	(void)fx_publish(fx_client(fx), c, 2, "again");
+	td = fx_ready(fx, "f/v");
+	m = td_expect(td, IPC_ATTACH);
+	assert_int_equal(dec_attach(m->body, m->len, &a), 0);
+	assert_string_equal(a.subkey, "m/visitor");
+}
+
 /* Under max_topicds, a topic that waits for a place gets the one a
  * forgotten topic's topicd leaves, as soon as it exits. */
 static void
@@ -329,6 +366,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_a_topic_that_keeps_nothing_is_forgotten,
 		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_subscription_does_not_make_a_topic_being_forgotten_again, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_waiting_topic_takes_the_place_at_once,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_topic_with_a_publish_waiting_is_kept,
