@@ -230,7 +230,8 @@ struct client {
 	uint64_t	 drained_gen;	/* b->cold_gen when its delivery socket was
 					 * last read to empty */
 	bool		 dropped_sent;	/* an attachment that went to a topicd was
-					 * dropped since then (retcopy.c) */
+					 * dropped (retcopy.c): its topicd may
+					 * write for it until it reads the DETACH */
 	struct owner	*owner;
 };
 RB_HEAD(client_ids, client);

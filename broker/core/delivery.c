@@ -47,7 +47,6 @@ deliver_batch(struct client *cl, evutil_socket_t fd)
 		if (rc == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* All that topicds gone cold wrote is read (retcopy.c). */
 			cl->drained_gen = cl->b->cold_gen;
-			cl->dropped_sent = false;
 			return;
 		}
 		if (rc == -1 && errno == ESTALE) {

@@ -42,8 +42,9 @@ usable(struct child *c)
  * value before an older one: the topicd sends the retained message after
  * them instead.  Not if the socket was read to empty since the topic went
  * cold, nor if no topicd of it had the socket: the attachment's ATTACH
- * never went, and no attachment whose ATTACH went was dropped since (an
- * UNSUBSCRIBE leaves its deliveries in the socket). */
+ * never went, and no attachment of the client whose ATTACH went was
+ * dropped (after an UNSUBSCRIBE its topicd writes until it reads the
+ * DETACH, and which topic that was is not kept). */
 static bool
 may_have_left(const struct attachment *a)
 {
