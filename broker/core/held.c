@@ -269,7 +269,7 @@ sends_now(const struct child *c, uint16_t type)
 int
 child_submit(struct child *c, struct held *h, const char **why)
 {
-	bool now = sends_now(c, h->type);
+	bool now = sends_now(c, h->type), lazy;
 	struct client *cl;
 
 	if (c->state == CH_FAILED) {
@@ -291,11 +291,12 @@ child_submit(struct child *c, struct held *h, const char **why)
 		held_send(c, h);		/* the usual case: nothing waits */
 		return 0;
 	}
+	lazy = h->lazy;		/* child_pump may send h, and free it */
 	child_update_stalls(c);
 	if (c->stalling)
 		stall(c, h, true);
 	child_pump(c);
-	if (!h->lazy)
+	if (!lazy)
 		child_wake(c);	/* a cold topic starts */
 	return 0;
 }

@@ -415,6 +415,32 @@ test_qos0_sent_at_once_or_in_turn(void **state)
 	wbuf_free(&w);
 }
 
+/* A QoS 0 publish that cannot go at once (the topicd is probed after a
+ * crash, one request at a time) but goes in the pump its submission
+ * runs: it is sent and freed there, and nothing of it is read after. */
+static void
+test_qos0_sent_by_the_pump_of_its_submission(void **state)
+{
+	struct core_fx *fx = *state;
+	struct client *cl = fx_client(fx);
+	struct child *c = open_topic(fx, "t");
+	struct fake_td *td;
+	uint64_t r1 = fx_publish(cl, c, 1, "one");
+
+	td = fx_ready(fx, "t");
+	assert_int_equal(td_expect_publish(td, "one"), r1);
+	td = td_crash_to_probing(td, c);
+	assert_int_equal(td_expect_publish(td, "one"), r1);
+	assert_true(c->probing);
+	publish_qos0(cl, c, "zero");		/* not at once: probing */
+	assert_int_equal(c->nunsent, 0);
+	td_expect_publish(td, "zero");
+	td_done(td, r1, ST_OK, 1);
+	FX_UNTIL(fx, fx->nanswers == 1);
+	td_quiet(td);
+	assert_true(TAILQ_EMPTY(&c->held));
+}
+
 static struct client *hook_client;
 static struct child *hook_child;
 
@@ -768,6 +794,8 @@ main(void)
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_submitted_while_stopping, fx_setup,
 		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_qos0_sent_by_the_pump_of_its_submission,
+		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_qos0_sent_at_once_or_in_turn,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full_room_resume, fx_setup, fx_teardown),
