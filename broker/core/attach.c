@@ -248,7 +248,7 @@ attach_drop(struct attachment *a, bool detach)
 	enum sub_known k = known_cold(a);
 
 	retcopy_cancel(a, false);
-	if (a->sent && a->group == NULL)
+	if (a->sent)
 		a->client->dropped_sent = true;	/* its deliveries may be in the socket */
 	if (detach && !a->confirmed && (k == SUB_CAUGHT_UP || k == SUB_BACKLOG)) {
 		/* Cold, and its cursor is there (a group's member: known as
@@ -329,8 +329,7 @@ topic_unsub(struct child *c, const char *subkey, bool forget)
 	const char *why;
 	struct wbuf w;
 
-	if (!child_live(c) && c->nunsent == 0 &&
-	    topic_info_sub(registry_info(c->b, c->topic), subkey) == SUB_ABSENT)
+	if (held_unsub_needless(c, subkey, ""))
 		return;
 	if (unsub_later(c, subkey, forget))
 		return;

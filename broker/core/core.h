@@ -509,6 +509,9 @@ int	 note_submit_lazy(struct child *c, uint16_t type, uint64_t req, const struct
 	    const char **why);
 /* Is a request not sent yet that needs the topicd (not a lazy one)? */
 bool	 child_has_work(const struct child *c);
+/* An UNSUB that a cold topic does not need (a waiting registration of
+ * the same subscriber dropped instead): true. */
+bool	 held_unsub_needless(struct child *c, const char *subkey, const char *member);
 
 /* ------------------------------------------------------ attach.c */
 

@@ -649,12 +649,63 @@ note_submit(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
 	return note_submit_done(c, type, req, w, NULL, 0, why);
 }
 
+/* The next unsent ATTACH of subkey (member: a group's member, or "")
+ * held for c after h (NULL: from the first). */
+static struct held *
+unsent_attach(struct child *c, struct held *h, const char *subkey, const char *member)
+{
+	struct rec_attach a;
+
+	for (h = h != NULL ? TAILQ_NEXT(h, entry) : TAILQ_FIRST(&c->held); h != NULL;
+	    h = TAILQ_NEXT(h, entry))
+		if (!h->sent && h->type == IPC_ATTACH && dec_attach(h->body, h->len, &a) == 0 &&
+		    strcmp(a.subkey, subkey) == 0 && strcmp(a.member, member) == 0)
+			return h;
+	return NULL;
+}
+
+/* The lazy ATTACHes of subkey (member) that wait for c's next start go;
+ * false if a request that is not lazy makes that cursor. */
+static bool
+drop_lazy_attaches(struct child *c, const char *subkey, const char *member)
+{
+	struct held *h, *next;
+
+	for (h = unsent_attach(c, NULL, subkey, member); h != NULL; h = next) {
+		next = unsent_attach(c, h, subkey, member);
+		if (!h->lazy)
+			return false;
+		unlink_held(c, h);
+		held_free(h);
+	}
+	return true;
+}
+
+/* An UNSUB of subkey (member) for a topic that is not running is
+ * needless where the topic is known not to have that cursor and nothing
+ * waits to make it: a registration waiting for the next start is
+ * dropped instead.  True: nothing to send. */
+bool
+held_unsub_needless(struct child *c, const char *subkey, const char *member)
+{
+	if (child_live(c) ||
+	    topic_info_sub(registry_info(c->b, c->topic), subkey) != SUB_ABSENT)
+		return false;
+	return drop_lazy_attaches(c, subkey, member);
+}
+
+/* A registration that waits for the topic's next start replaces one of
+ * the same subscriber waiting there: a persistent session that comes and
+ * goes while the topic is cold leaves one, not one per visit. */
 int
 note_submit_lazy(struct child *c, uint16_t type, uint64_t req, const struct wbuf *w,
     const char **why)
 {
+	struct rec_attach a;
 	struct held *h;
 
+	if (type == IPC_ATTACH && dec_attach(w->data, w->len, &a) == 0)
+		(void)drop_lazy_attaches(c, a.subkey, a.member);
 	if (c->b->nlazy >= HELD_LAZY_MAX)
 		return note_submit_done(c, type, req, w, NULL, 0, why);
 	h = held_new(type, req, w);

@@ -333,7 +333,7 @@ victim(struct broker *b)
 
 	if ((c = TAILQ_FIRST(&b->quiet)) != NULL)
 		return c;
-	if (next != NULL && next->nunsent == 0)
+	if (next != NULL && !child_has_work(next))
 		slice *= LIVE_DELIVERY_ONLY;
 	TAILQ_FOREACH(c, &b->lru, live)
 		if (!c->probing && now - c->ready_at >= slice)

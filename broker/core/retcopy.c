@@ -41,16 +41,24 @@ usable(struct child *c)
  * delivery socket, not read yet?  The copy would overtake them, a newer
  * value before an older one: the topicd sends the retained message after
  * them instead.  Not if the socket was read to empty since the topic went
- * cold, nor if no topicd of it had the socket: the attachment's ATTACH
- * never went, and no attachment of the client whose ATTACH went was
- * dropped (after an UNSUBSCRIBE its topicd writes until it reads the
+ * cold, nor if no topicd of it had the socket: neither the attachment's
+ * ATTACH nor that of the client's membership of a group there went, and
+ * no attachment of the client whose ATTACH went was dropped (after an UNSUBSCRIBE its topicd writes until it reads the
  * DETACH, and which topic that was is not kept). */
 static bool
 may_have_left(const struct attachment *a)
 {
 	const struct client *cl = a->client;
+	const struct attachment *g;
 
-	return cl->drained_gen < a->child->cold_gen && (a->sent || cl->dropped_sent);
+	if (cl->drained_gen >= a->child->cold_gen)
+		return false;
+	if (a->sent || cl->dropped_sent)
+		return true;
+	TAILQ_FOREACH(g, &cl->shared, by_client)	/* a group's, into the same socket */
+		if (g->child == a->child && g->sent)
+			return true;
+	return false;
 }
 
 /* An attachment that asks for the retained message of a cold topic, and

@@ -176,8 +176,7 @@ leave(struct child *c, const char *gkey, const char *member, bool forget)
 	const char *why;
 	struct wbuf w;
 
-	if (!child_live(c) && c->nunsent == 0 &&
-	    topic_info_sub(registry_info(c->b, c->topic), gkey) == SUB_ABSENT)
+	if (held_unsub_needless(c, gkey, member))
 		return;
 	wbuf_init(&w);
 	enc_unsub(&w, &r);

@@ -296,6 +296,121 @@ test_a_copy_outlives_an_attach_retry(void **state)
 	assert_int_equal(fx_count_tds(fx, "t"), 1);	/* the first, not started again */
 }
 
+/* A persistent session that comes and goes while a topic it is new to
+ * is cold leaves one registration waiting for the topic's next start, not
+ * one per visit (a client on '#' would fill HELD_LAZY_MAX alone). */
+static void
+test_visits_leave_one_waiting_registration(void **state)
+{
+	static const struct idle_sub subs[] = { { "m/other", false } };
+	static const struct idle_summary said = { .subs = subs, .nsubs = 1 };
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "m/p", true, false);
+	struct child *c = cold_topic(fx, "k", &said);
+	struct client *cl;
+
+	assert_true(session_add_filter(s, "k", 1));
+	for (int i = 0; i < 5; i++) {
+		session_attach_all(s, NULL, false);
+		expect_left_cold(fx, attach_find(s->cl, c));
+		client_close(s->cl, "visit over");
+		cl = fx_client(fx);
+		assert_int_equal(delivery_open(cl), 0);
+		session_online(s, cl, NULL);
+	}
+	assert_int_equal(fx->b.nlazy, 1);
+	assert_int_equal(c->nunsent, 1);
+	assert_int_equal(c->state, CH_COLD);
+}
+
+/* A registration waiting for a cold topic's next start is no work: the
+ * end of another session, which the topic does not know, sends no UNSUB
+ * that would start it; the end of the waiting one drops its registration
+ * instead. */
+static void
+test_a_waiting_registration_is_not_work_for_an_unsub(void **state)
+{
+	static const struct idle_sub subs[] = { { "m/other", false } };
+	static const struct idle_summary said = { .subs = subs, .nsubs = 1 };
+	struct core_fx *fx = *state;
+	struct session *p = fx_session(fx, "m/p", true, false);
+	struct session *q = fx_session(fx, "m/q", true, true);
+	struct child *c = cold_topic(fx, "k", &said);
+	struct attachment *a;
+
+	assert_true(session_add_filter(q, "k", 1));
+	(void)session_save(q);
+	a = subscribe(p, c, 0);
+	attach_end(a, true);			/* p leaves: its registration waits */
+	assert_int_equal(fx->b.nlazy, 1);
+	session_delete(q);
+	assert_int_equal(c->state, CH_COLD);
+	topic_unsub(c, "m/p", true);		/* p ends: its registration goes */
+	assert_int_equal(fx->b.nlazy, 0);
+	assert_int_equal(c->nunsent, 0);
+	assert_int_equal(c->state, CH_COLD);
+	assert_int_equal(fx->max_live, 0);
+}
+
+/* A clean session that is a member of a group in a topic whose deliveries
+ * to it are still unread in its socket, and subscribes to the topic on
+ * its own once it is cold: not from the copy, which would overtake them;
+ * the topic starts, and its topicd is asked for the retained message. */
+static void
+test_a_copy_does_not_overtake_a_group_delivery(void **state)
+{
+	static const struct rec_deliver copy = {
+		.topic = "", .seq = 5, .qos = 1, .flags = DF_RETAIN,
+		.payload = (const uint8_t *)"new", .payload_len = 3, .share = "",
+	};
+	static const struct idle_summary said = {
+		.flags = IDLE_RETAINED | IDLE_RETAINED_COPY, .next_seq = 6, .copy = &copy,
+	};
+	struct core_fx *fx = *state;
+	struct session *s = fx_session(fx, "c/1/s", false, false);
+	struct child *c = cold_topic(fx, "k", NULL);
+	struct rec_deliver d = { .topic = "k", .seq = 1, .qos = 1, .share = "g" };
+	uint64_t limit = fx->b.set.client_output_limit;
+	const struct ipc_msg *m;
+	struct attachment *a;
+	struct fake_td *td;
+	struct rec_attach r;
+	int retained = 0;
+	struct wbuf w;
+
+	assert_true(session_add_filter(s, "$share/g/k", 1));
+	session_sync_shares(s, c);
+	child_wake(c);
+	td = fx_ready(fx, "k");
+	m = td_expect(td, IPC_ATTACH);
+	assert_int_equal(dec_attach(m->body, m->len, &r), 0);
+	td_done(td, r.req, ST_OK, 1);
+	fx->b.set.client_output_limit = 0;	/* the client is not read */
+	wbuf_init(&w);
+	enc_deliver(&w, &d);
+	assert_int_equal(ipc_send(m->fd, IPC_DELIVER, w.data, w.len, -1), 0);
+	wbuf_free(&w);
+	td_sync(td);
+	td_stop_idle(td);
+	td_quiet(td);
+	td_goes_cold(td, &said);
+	a = subscribe(s, c, AF_RETAINED);
+	assert_false(a->owed);
+	fx->b.set.client_output_limit = limit;
+	delivery_resume(s->cl);
+	FX_UNTIL(fx, fx->ndelivered == 1);
+	assert_int_equal(fx->delivered[0].seq, 1);
+	FX_UNTIL(fx, fx_td(fx, "k") != td);	/* started again, to send it */
+	td = fx_ready(fx, "k");
+	for (int i = 0; i < 2; i++) {		/* the group's and its own */
+		m = td_expect(td, IPC_ATTACH);
+		assert_int_equal(dec_attach(m->body, m->len, &r), 0);
+		retained += r.member[0] == '\0' && (r.flags & AF_RETAINED) != 0;
+	}
+	assert_int_equal(retained, 1);
+	assert_int_equal(fx->ndelivered, 1);	/* nothing from the copy */
+}
+
 /* IDLE for fewer records than were sent is old news: ignored.  IDLE for
  * all of them makes the topicd quiet; topicd_idle_timeout later STOP
  * goes; it answers with its last IDLE (its subscribers, whether each has
@@ -918,6 +1033,12 @@ main(void)
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_copy_outlives_an_attach_retry, fx_setup,
 		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_visits_leave_one_waiting_registration,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_waiting_registration_is_not_work_for_an_unsub,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_copy_does_not_overtake_a_group_delivery,
+		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_idle_then_cold, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_room_from_quietest, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_attachments_keep_the_idle_clock, fx_setup,
