@@ -329,7 +329,7 @@ topic_unsub(struct child *c, const char *subkey, bool forget)
 	const char *why;
 	struct wbuf w;
 
-	if (held_unsub_needless(c, subkey, ""))
+	if (held_unsub_needless(c, subkey, "", forget))
 		return;
 	if (unsub_later(c, subkey, forget))
 		return;

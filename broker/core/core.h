@@ -511,7 +511,8 @@ int	 note_submit_lazy(struct child *c, uint16_t type, uint64_t req, const struct
 bool	 child_has_work(const struct child *c);
 /* An UNSUB that a cold topic does not need (a waiting registration of
  * the same subscriber dropped instead): true. */
-bool	 held_unsub_needless(struct child *c, const char *subkey, const char *member);
+bool	 held_unsub_needless(struct child *c, const char *subkey, const char *member,
+	    bool forget);
 
 /* ------------------------------------------------------ attach.c */
 

@@ -664,10 +664,11 @@ unsent_attach(struct child *c, struct held *h, const char *subkey, const char *m
 	return NULL;
 }
 
-/* The lazy ATTACHes of subkey (member) that wait for c's next start go;
- * false if a request that is not lazy makes that cursor. */
+/* The lazy ATTACHes of subkey (member) that wait for c's next start go
+ * (drop), or stay; false if a request that is not lazy makes that
+ * cursor. */
 static bool
-drop_lazy_attaches(struct child *c, const char *subkey, const char *member)
+only_lazy_attaches(struct child *c, const char *subkey, const char *member, bool drop)
 {
 	struct held *h, *next;
 
@@ -675,23 +676,27 @@ drop_lazy_attaches(struct child *c, const char *subkey, const char *member)
 		next = unsent_attach(c, h, subkey, member);
 		if (!h->lazy)
 			return false;
-		unlink_held(c, h);
-		held_free(h);
+		if (drop) {
+			unlink_held(c, h);
+			held_free(h);
+		}
 	}
 	return true;
 }
 
 /* An UNSUB of subkey (member) for a topic that is not running is
- * needless where the topic is known not to have that cursor and nothing
- * waits to make it: a registration waiting for the next start is
- * dropped instead.  True: nothing to send. */
+ * needless where the topic is known not to have that cursor and only a
+ * registration waiting for the next start would make it: one that forgets
+ * the cursor drops that registration instead; one that keeps it (a
+ * JSON-lines UNSUB) leaves it, since what it makes, a cursor without a
+ * socket, is what such an UNSUB leaves.  True: nothing to send. */
 bool
-held_unsub_needless(struct child *c, const char *subkey, const char *member)
+held_unsub_needless(struct child *c, const char *subkey, const char *member, bool forget)
 {
 	if (child_live(c) ||
 	    topic_info_sub(registry_info(c->b, c->topic), subkey) != SUB_ABSENT)
 		return false;
-	return drop_lazy_attaches(c, subkey, member);
+	return only_lazy_attaches(c, subkey, member, forget);
 }
 
 /* A registration that waits for the topic's next start replaces one of
@@ -705,7 +710,7 @@ note_submit_lazy(struct child *c, uint16_t type, uint64_t req, const struct wbuf
 	struct held *h;
 
 	if (type == IPC_ATTACH && dec_attach(w->data, w->len, &a) == 0)
-		(void)drop_lazy_attaches(c, a.subkey, a.member);
+		(void)only_lazy_attaches(c, a.subkey, a.member, true);
 	if (c->b->nlazy >= HELD_LAZY_MAX)
 		return note_submit_done(c, type, req, w, NULL, 0, why);
 	h = held_new(type, req, w);

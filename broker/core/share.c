@@ -176,7 +176,7 @@ leave(struct child *c, const char *gkey, const char *member, bool forget)
 	const char *why;
 	struct wbuf w;
 
-	if (held_unsub_needless(c, gkey, member))
+	if (held_unsub_needless(c, gkey, member, forget))
 		return;
 	wbuf_init(&w);
 	enc_unsub(&w, &r);

@@ -325,8 +325,9 @@ test_visits_leave_one_waiting_registration(void **state)
 
 /* A registration waiting for a cold topic's next start is no work: the
  * end of another session, which the topic does not know, sends no UNSUB
- * that would start it; the end of the waiting one drops its registration
- * instead. */
+ * that would start it; an UNSUB of the waiting one that keeps its cursor
+ * (JSON-lines) leaves the registration, which makes just that; its end
+ * drops the registration instead. */
 static void
 test_a_waiting_registration_is_not_work_for_an_unsub(void **state)
 {
@@ -344,6 +345,9 @@ test_a_waiting_registration_is_not_work_for_an_unsub(void **state)
 	attach_end(a, true);			/* p leaves: its registration waits */
 	assert_int_equal(fx->b.nlazy, 1);
 	session_delete(q);
+	assert_int_equal(c->state, CH_COLD);
+	topic_unsub(c, "m/p", false);		/* keeps the cursor: as registered */
+	assert_int_equal(fx->b.nlazy, 1);
 	assert_int_equal(c->state, CH_COLD);
 	topic_unsub(c, "m/p", true);		/* p ends: its registration goes */
 	assert_int_equal(fx->b.nlazy, 0);
