@@ -88,9 +88,23 @@ def tree(root, stats=None):
     return out
 
 
+def reaped_ticks(pid):
+    """CPU ticks of pid's children that have exited and been waited for
+    (cutime + cstime): a topicd that stopped while the broker ran."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    fields = data[data.rfind(b")") + 2:].split()
+    return int(fields[13]) + int(fields[14])
+
+
 def tree_cpu(root):
-    """CPU seconds used so far by root and its live descendants."""
-    return sum(t for _c, _p, t in tree(root).values()) / CLK_TCK
+    """CPU seconds used so far by root, its live descendants and the
+    children it has reaped."""
+    live = sum(t for _c, _p, t in tree(root).values())
+    return (live + reaped_ticks(root)) / CLK_TCK
 
 
 def pss_kib(pid):
