@@ -15,7 +15,8 @@
 
 /* Descriptors the broker may need: per client connection (its socket,
  * and those it has with topicds), per running topicd (its channel, its
- * session sockets), and a margin (listeners, stores, logs). */
+ * session sockets), one per spare topicd (its channel), and a margin
+ * (listeners, stores, logs). */
 #define FDS_PER_CONNECTION	3
 #define FDS_PER_TOPICD		12
 #define FDS_MARGIN		64
@@ -24,7 +25,7 @@ static uint64_t
 fds_needed(const struct settings *s)
 {
 	return FDS_PER_CONNECTION * (uint64_t)s->max_connections +
-	    FDS_PER_TOPICD * (uint64_t)s->max_topicds + FDS_MARGIN;
+	    FDS_PER_TOPICD * (uint64_t)s->max_topicds + s->topicd_spares + FDS_MARGIN;
 }
 
 /* The soft open-file limit goes up to the hard one (a shell's or service
@@ -89,8 +90,8 @@ map_limit_check(const struct broker *b)
 		    "max_topicds", limit, (unsigned long long)need, b->set.max_topicds);
 }
 
-/* Tasks: each topicd is two (its loop and its store's worker thread), the
- * master two, and a margin.  Past RLIMIT_NPROC (of the user, counting
+/* Tasks: each topicd is two (its loop and its store's worker thread), a
+ * spare one, the master two, and a margin.  Past RLIMIT_NPROC (of the user, counting
  * all its processes) or the cgroup's pids.max (systemd's TasksMax) a
  * topicd cannot be started. */
 #define TASKS_PER_TOPICD	2
@@ -130,7 +131,8 @@ cgroup_pids_max(void)
 static void
 task_limit_check(const struct broker *b)
 {
-	uint64_t need = TASKS_PER_TOPICD * (uint64_t)b->set.max_topicds + TASKS_MARGIN;
+	uint64_t need = TASKS_PER_TOPICD * (uint64_t)b->set.max_topicds + b->set.topicd_spares +
+	    TASKS_MARGIN;
 	uint64_t cg = cgroup_pids_max();
 	struct rlimit rl;
 
@@ -151,14 +153,16 @@ task_limit_check(const struct broker *b)
 void
 broker_check_limits(const struct broker *b)
 {
-	static unsigned conns, topicds;		/* of the last check (0: none) */
+	static unsigned conns, topicds, spares;	/* of the last check (0: none) */
 
-	/* A reload that changes neither (logrotate's SIGHUP) says nothing
+	/* A reload that changes none (logrotate's SIGHUP) says nothing
 	 * again. */
-	if (b->set.max_connections == conns && b->set.max_topicds == topicds)
+	if (b->set.max_connections == conns && b->set.max_topicds == topicds &&
+	    b->set.topicd_spares == spares)
 		return;
 	conns = b->set.max_connections;
 	topicds = b->set.max_topicds;
+	spares = b->set.topicd_spares;
 	fd_limit_raise(b);
 	map_limit_check(b);
 	task_limit_check(b);

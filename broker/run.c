@@ -104,15 +104,19 @@ lock_data_dir(struct broker *b, int drop, uid_t uid, gid_t gid)
 	return 0;
 }
 
-/* "master 1883,4040,4041 clients=12 topics=5 running=2" */
+/* "master 1883,4040,4041 clients=12 topics=5 running=2", and " spare=3"
+ * while topicds wait between topics. */
 static void
 title_text(struct broker *b, char *buf, size_t len)
 {
 	char ports[64];
+	int n;
 
 	listeners_ports(b, ports, sizeof(ports));
-	snprintf(buf, len, "master %s clients=%u topics=%u running=%u", ports, b->nclients,
+	n = snprintf(buf, len, "master %s clients=%u topics=%u running=%u", ports, b->nclients,
 	    b->ntopics, b->nlive);
+	if (b->nspares > 0 && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, " spare=%u", b->nspares);
 }
 
 void

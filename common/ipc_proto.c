@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "topic.h"
+
 /* Every decoder: walk the fields, then insist nothing is left over. */
 #define DEC_BEGIN(body, len) \
 	struct rbuf rb; \
@@ -302,6 +304,38 @@ dec_stop(const void *body, size_t len, struct rec_stop *r)
 	DEC_BEGIN(body, len);
 	get_u8(&rb, &r->flags);
 	if (r->flags & ~STOP_CHECKPOINT)
+		return -1;
+	DEC_END();
+}
+
+void
+enc_take(struct wbuf *w, const struct rec_take *r)
+{
+	put_str(w, r->topic);
+}
+
+int
+dec_take(const void *body, size_t len, struct rec_take *r)
+{
+	DEC_BEGIN(body, len);
+	get_str(&rb, &r->topic);
+	if (!rb.err && topic_check_name(r->topic, strlen(r->topic)) != TOPIC_OK)
+		return -1;
+	DEC_END();
+}
+
+void
+enc_spare(struct wbuf *w, const struct rec_spare *r)
+{
+	put_u8(w, r->flags);
+}
+
+int
+dec_spare(const void *body, size_t len, struct rec_spare *r)
+{
+	DEC_BEGIN(body, len);
+	get_u8(&rb, &r->flags);
+	if (r->flags & ~SPARE_DELETED)
 		return -1;
 	DEC_END();
 }
@@ -697,7 +731,7 @@ ipc_type_name(uint16_t type)
 		{ IPC_RESUME, "RESUME" }, { IPC_FULL, "FULL" }, { IPC_ROOM, "ROOM" },
 		{ IPC_STOP, "STOP" }, { IPC_PING, "PING" }, { IPC_IDLE, "IDLE" },
 		{ IPC_DELIVER_REL, "DELIVER_REL" }, { IPC_FORGET, "FORGET" },
-		{ IPC_KEEP, "KEEP" },
+		{ IPC_KEEP, "KEEP" }, { IPC_TAKE, "TAKE" }, { IPC_SPARE, "SPARE" },
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

@@ -32,7 +32,7 @@
  * with this version, so that a master and a topicd binary of different
  * releases (an upgrade with the old master still running) tell each other
  * so, whatever else changed in the records' layout. */
-#define IPC_PROTO_VERSION 13
+#define IPC_PROTO_VERSION 14
 #define IPC_CHANNEL_FD    3
 /* The topicd executable the master opened at its start, which it runs
  * through /proc/self/fd: the binary it was started with, even after an
@@ -62,6 +62,9 @@ enum ipc_type {
 				 * the topic) */
 	IPC_KEEP = 14,		/* after a last IDLE with IDLE_EMPTY: exit 0, the store
 				 * kept (empty body) */
+	IPC_TAKE = 15,		/* to a spare topicd, first on its channel: serve this
+				 * topic (struct rec_take); CONFIG follows, as at a
+				 * start */
 
 	/* topicd -> master, on the channel */
 	IPC_READY = 32,		/* store open; once */
@@ -73,6 +76,10 @@ enum ipc_type {
 				 * (empty body) */
 	IPC_IDLE = 38,		/* nothing to do now (or, after STOP, the last word):
 				 * what the master must know of a cold topic */
+	IPC_SPARE = 39,		/* after the last IDLE of a STOP, its store closed (or
+				 * deleted, after FORGET): it can take another topic
+				 * (TAKE) instead of exiting; the master closes the
+				 * channel to end it (struct rec_spare) */
 
 	/* topicd -> master, on a delivery socket */
 	IPC_DELIVER = 64,	/* a message for the session */
@@ -243,6 +250,15 @@ struct rec_stop {
 	uint8_t  flags;		/* STOP_* */
 };
 
+#define SPARE_DELETED 0x01	/* its store was deleted, as FORGET asked */
+struct rec_spare {
+	uint8_t  flags;		/* SPARE_* */
+};
+
+struct rec_take {
+	const char *topic;	/* a valid topic name (topic_check_name) */
+};
+
 struct rec_dlq_done {
 	uint64_t req;
 	uint8_t  stored;	/* 0: it could not be stored: ask again later */
@@ -370,6 +386,8 @@ void enc_unsub(struct wbuf *w, const struct rec_unsub *r);
 void enc_ack(struct wbuf *w, const struct rec_ack *r);
 void enc_dlq_done(struct wbuf *w, const struct rec_dlq_done *r);
 void enc_stop(struct wbuf *w, const struct rec_stop *r);
+void enc_take(struct wbuf *w, const struct rec_take *r);
+void enc_spare(struct wbuf *w, const struct rec_spare *r);
 void enc_ready(struct wbuf *w, const struct rec_ready *r);
 void enc_done(struct wbuf *w, const struct rec_done *r);
 void enc_deadletter(struct wbuf *w, const struct rec_deadletter *r);
@@ -403,6 +421,8 @@ int dec_unsub(const void *body, size_t len, struct rec_unsub *r);
 int dec_ack(const void *body, size_t len, struct rec_ack *r);
 int dec_dlq_done(const void *body, size_t len, struct rec_dlq_done *r);
 int dec_stop(const void *body, size_t len, struct rec_stop *r);
+int dec_take(const void *body, size_t len, struct rec_take *r);
+int dec_spare(const void *body, size_t len, struct rec_spare *r);
 int dec_ready(const void *body, size_t len, struct rec_ready *r);
 int dec_done(const void *body, size_t len, struct rec_done *r);
 int dec_deadletter(const void *body, size_t len, struct rec_deadletter *r);

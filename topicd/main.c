@@ -42,10 +42,39 @@ need_channel(void)
 	}
 }
 
+/* The topic it was started for, then those it takes as a spare. */
+static int
+serve(const char *topic, const char *datadir, bool verbose, pid_t ppid, int argc, char *argv[])
+{
+	char *dir = xstrdup(datadir), *next = NULL;
+	struct ipc_reader in;
+	struct topicd td;
+	int code, rc;
+
+	/* Copies the arguments: the title may overwrite them. */
+	topicd_init(&td, topic, dir, verbose);
+	td.ppid = ppid;
+	setproctitle_init(argc, argv, environ);
+	for (unsigned served = 1;; served++) {
+		code = topicd_run(&td);
+		if (!td.spare || served >= SPARE_MAX_TOPICS)
+			break;
+		/* Let go, it exits as it would have (0, or that its store
+		 * is deleted). */
+		if ((rc = spare_wait(td.forget, &in, &next)) != 1)
+			break;
+		topicd_init(&td, next, dir, verbose);
+		td.ppid = ppid;
+		td.boot_in = in;
+		free(next);
+	}
+	free(dir);
+	return code;
+}
+
 int
 main(int argc, char *argv[])
 {
-	struct topicd td;
 	const char *topic = NULL, *datadir = NULL, *logfile = NULL;
 	int dests = LOG_DEST_STDERR;
 	bool verbose = false;
@@ -97,9 +126,5 @@ main(int argc, char *argv[])
 		fprintf(stderr, "topicd: cannot open log file %s: %s\n", logfile, strerror(errno));
 	if (xmalloc_keep_freed() == -1)
 		log_debug("the allocator keeps its own thresholds");
-	/* Copies the arguments: the title may overwrite them. */
-	topicd_init(&td, topic, datadir, verbose);
-	td.ppid = ppid;
-	setproctitle_init(argc, argv, environ);
-	return topicd_run(&td);
+	return serve(topic, datadir, verbose, ppid, argc, argv);
 }

@@ -415,6 +415,26 @@ send_ready(struct topicd *td)
 		    td->nsubs);
 }
 
+/* The loop's events and the channel go; a topicd stopped for room or
+ * idleness (its store closed or, as FORGET asked, deleted) keeps the
+ * channel's descriptor, to say SPARE on it. */
+static void
+keep_channel(struct topicd *td)
+{
+	int keep = -1;
+
+	if (td->chan != NULL && td->went_idle &&
+	    (td->exit_code == 0 || (td->forget && td->exit_code == TOPICD_EXIT_DELETED)) &&
+	    (keep = fcntl(IPC_CHANNEL_FD, F_DUPFD_CLOEXEC, IPC_CHANNEL_FD + 1)) == -1)
+		log_warn("cannot keep the channel");
+	events_free(td);		/* closes the channel */
+	ipc_ring_free(td->dring);
+	td->dring = NULL;
+	td->spare = keep != -1 && dup2(keep, IPC_CHANNEL_FD) == IPC_CHANNEL_FD;
+	if (keep != -1 && close(keep) == -1)
+		log_warn("close");
+}
+
 /* true to go on; false with *code, the exit status. */
 static bool
 start(struct topicd *td, int *code)
@@ -473,8 +493,6 @@ topicd_run(struct topicd *td)
 	event_free(td->kv_ev);		/* its descriptor goes with the store */
 	td->kv_ev = NULL;
 	topicd_close(td);
-	events_free(td);
-	ipc_ring_free(td->dring);
-	td->dring = NULL;
+	keep_channel(td);
 	return td->exit_code;
 }

@@ -256,7 +256,16 @@ struct topicd {
 	bool		 went_idle;	/* ... and it stops for it */
 	bool		 verdict_wait;	/* said IDLE_EMPTY: FORGET or KEEP comes */
 	bool		 forget;	/* FORGET came: the store is deleted at exit */
+	bool		 spare;		/* topicd_run: stopped for room or idleness, its
+					 * channel open: it may take another topic */
 };
+
+/* spare.c: between topics.  SPARE (deleted: the store was, as FORGET
+ * asked), then the topic of the TAKE that follows (1, *topic allocated,
+ * in the records that came with it); 0 when the master let it go, -1 on
+ * an error. */
+#define SPARE_MAX_TOPICS 256
+int	 spare_wait(bool deleted, struct ipc_reader *in, char **topic);
 
 /* run.c */
 void	 tick_wake(struct topicd *);

@@ -281,6 +281,8 @@ struct broker {
 	struct child_pids pids;		/* children with a process */
 	unsigned	 nlive;		/* processes: at most max_topicds */
 	unsigned	 nparking;	/* ... sent STOP */
+	struct spare_list spares;	/* topicds between topics (spare.c) */
+	unsigned	 nspares;	/* ... waiting (not let go) */
 	unsigned	 nqueued;
 	struct child_list queue;	/* waiting for room to start, in order */
 	struct child_list lru;		/* READY, busy: least recently used first */
@@ -430,6 +432,19 @@ void	 forget_exited(struct child *c, int status, const char *how);
 void	 live_balance(struct broker *b);
 void	 live_park(struct child *c, const char *why, bool checkpoint);
 void	 live_expire(struct broker *b);
+/* spare.c: topicds that take another topic instead of exiting */
+void	 spares_init(struct broker *b);
+void	 spare_offered(struct child *c, const struct ipc_msg *m);
+pid_t	 spare_take(struct broker *b, int *fd);
+void	 spare_send_take(struct child *c);
+bool	 spare_reaped(struct broker *b, pid_t pid, int status);
+void	 spares_expire(struct broker *b);
+void	 spares_stop(struct broker *b, int sig);
+bool	 spares_all_gone(const struct broker *b);
+void	 spares_free(struct broker *b);
+/* Its process left the topic and lives on (a spare): the topic is cold,
+ * or forgotten (deleted: its store is), as if it had exited. */
+void	 child_released(struct child *c, bool deleted);
 void	 child_kill(struct child *c, const char *why);
 /* procstate.c: the state of process pid under the proc root (R, S, D,
  * T...), 'D' also when one of its threads waits for a disk; '?' if

@@ -139,6 +139,7 @@ forget_durable(void *arg)
 	}
 	child_chan_send(c, IPC_FORGET, NULL, 0, -1);
 	c->forget_sent = c->chan != NULL;
+	c->forget_tx = c->tx;
 	child_watch(c);		/* topicd_timeout to delete its store, from now */
 }
 

@@ -59,6 +59,7 @@ live_init(struct broker *b)
 	TAILQ_INIT(&b->lru);
 	TAILQ_INIT(&b->quiet);
 	TAILQ_INIT(&b->forgetting);
+	spares_init(b);
 }
 
 bool
@@ -187,6 +188,7 @@ keep_final(struct child *c, const struct ipc_msg *m)
 	free(c->final_idle);
 	c->final_idle = xmemdup(m->body, m->len);
 	c->final_len = m->len;
+	c->final_tx = c->tx;
 }
 
 /* It said IDLE for everything it was sent: a topicd to stop first. */
@@ -408,6 +410,7 @@ live_expire(struct broker *b)
 	while (max > 0 && (c = TAILQ_FIRST(&b->quiet)) != NULL &&
 	    now - c->quiet_since >= (int64_t)max)
 		live_park(c, "idle for topicd_idle_timeout", false);
+	spares_expire(b);
 	live_balance(b);
 	TAILQ_FOREACH(c, &b->quiet, live)
 		if (c->chan != NULL)

@@ -115,6 +115,8 @@ const struct conf_key settings_table[] = {
 	  "topicd processes that may run at once; past it, the least busy one is stopped to start another (its topic goes cold, nothing is lost)", NULL },
 	{ "topicd_idle_timeout", CONF_MSEC, F(topicd_idle_timeout), "60", 0, 86400, RELOAD,
 	  "seconds a topicd with nothing to do keeps running before it exits (0: never); its topic starts again on demand", NULL },
+	{ "topicd_spares", CONF_UINT, F(topicd_spares), "16", 0, 1000, RELOAD,
+	  "topicds stopped for room or idleness that wait to serve the next topic to start, rather than a new process (0: every start is a new process)", NULL },
 	{ "topicd_timeout", CONF_MSEC, F(topicd_timeout), "60", 1, 3600, RELOAD,
 	  "seconds a topicd may take to start, to exit once stopped for room, or to be heard from while it has work, before it is killed (one stopped or hung holds its topic and a place under max_topicds)", NULL },
 	{ "max_topic_size", CONF_SIZE, F(max_topic_size), "0", 0, 1125899906842624, RELOAD,

@@ -21,6 +21,7 @@ struct settings {
 	unsigned          max_topics;
 	unsigned          max_topicds;		/* running at once */
 	uint64_t          topicd_idle_timeout;	/* ms; 0: a topicd runs for ever */
+	unsigned          topicd_spares;	/* stopped topicds kept to take a topic */
 	uint64_t          topicd_timeout;	/* ms: to start, or to exit when stopped */
 	unsigned          max_topic_levels;	/* of a published topic or a filter */
 	unsigned          max_subscriptions;	/* filters per session */

@@ -92,12 +92,16 @@ child_start(struct child *c)
 {
 	topicd_spawn_fn *spawn = c->b->spawn != NULL ? c->b->spawn : topicd_spawn;
 	int fd;
+	bool spare;
 
 	c->gen++;
 	/* Until this one is ready: one that dies before counts as a crash
 	 * soon after a start, however long the one before ran. */
 	c->ready_at = 0;
-	c->pid = spawn(c->b, c->topic, &fd);
+	/* A spare after a crash too: it is not the process that crashed. */
+	spare = (c->pid = spare_take(c->b, &fd)) > 0;
+	if (!spare)
+		c->pid = spawn(c->b, c->topic, &fd);
 	if (c->pid == -1) {
 		c->pid = 0;
 		schedule_restart(c, "could not be started");
@@ -109,8 +113,11 @@ child_start(struct child *c)
 	c->chan = ipc_chan_new(c->b->base, fd, topicd_dispatch, topicd_chan_error, c);
 	ipc_chan_use_ring(c->chan);
 	ipc_chan_tally(c->chan, &c->b->chan_bytes);
+	if (spare)
+		spare_send_take(c);
 	send_config(c);
-	log_info("topic %s: topicd pid %ld started", c->topic, (long)c->pid);
+	log_info("topic %s: topicd pid %ld started%s", c->topic, (long)c->pid,
+	    spare ? " (a spare)" : "");
 }
 
 /* A topicd that is starting, or was told to stop for room, or closed its
@@ -347,15 +354,20 @@ drain_answers(struct child *c)
 	ipc_chan_free(ch);
 }
 
+/* Its process is gone from the topic: exited with status, or left it
+ * as a spare (spare.c, status 0). */
 static void
-child_exited(struct child *c, int status)
+child_gone(struct child *c, int status, bool spare)
 {
 	char how[96];
 	bool cold, hung = c->hung;
 
 	c->hung = false;
 	evtimer_del(c->timer);
-	describe_status(status, how, sizeof(how));
+	if (spare)
+		snprintf(how, sizeof(how), "is spare");
+	else
+		describe_status(status, how, sizeof(how));
 	snprintf(how + strlen(how), sizeof(how) - strlen(how), " (pid %ld)", (long)c->pid);
 	if (c->chan != NULL || c->dead_chan != NULL)
 		drain_answers(c);
@@ -382,6 +394,18 @@ child_exited(struct child *c, int status)
 	live_balance(c->b);
 }
 
+static void
+child_exited(struct child *c, int status)
+{
+	child_gone(c, status, false);
+}
+
+void
+child_released(struct child *c, bool deleted)
+{
+	child_gone(c, deleted ? W_EXITCODE(TOPICD_EXIT_DELETED, 0) : W_EXITCODE(0, 0), true);
+}
+
 void
 children_reap(struct broker *b)
 {
@@ -397,7 +421,7 @@ children_reap(struct broker *b)
 			break;
 		if ((c = child_by_pid(b, pid)) != NULL)
 			child_exited(c, status);
-		else
+		else if (!spare_reaped(b, pid, status))
 			log_debug("reaped unknown child %ld", (long)pid);
 	}
 	if (b->stop_phase == 2 && children_all_gone(b))
@@ -481,6 +505,7 @@ children_stop_all(struct broker *b)
 		if (c->state == CH_PARKING)
 			evtimer_del(c->timer);	/* shutdown_timeout is its deadline */
 	}
+	spares_stop(b, 0);
 	signal_all(b, SIGTERM);
 }
 
@@ -488,6 +513,7 @@ void
 children_kill_all(struct broker *b)
 {
 	signal_all(b, SIGKILL);
+	spares_stop(b, SIGKILL);
 }
 
 bool
@@ -501,7 +527,7 @@ children_all_gone(struct broker *b)
 	TAILQ_FOREACH(c, &b->forgetting, live)
 		if (c->pid > 0)
 			return false;
-	return true;
+	return spares_all_gone(b);
 }
 
 /* Frees an entry out of the topic table and the live lists. */
@@ -536,6 +562,7 @@ children_free_all(struct broker *b)
 		live_unlist(c);
 		child_free(c);
 	}
+	spares_free(b);
 	if (b->live_pass != NULL)
 		event_free(b->live_pass);
 	b->live_pass = NULL;

@@ -132,6 +132,7 @@ static const struct {
 	{ IPC_FULL, false, on_full },
 	{ IPC_ROOM, false, on_room },
 	{ IPC_IDLE, false, live_idle },
+	{ IPC_SPARE, false, spare_offered },
 };
 
 void

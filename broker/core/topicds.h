@@ -140,6 +140,7 @@ struct child {
 					 * last IDLE would make that one stale */
 	uint8_t		*final_idle;	/* the IDLE it said after STOP */
 	size_t		 final_len;
+	uint64_t	 final_tx;	/* tx when it said it */
 	uint64_t	 need_ticket;	/* the master's store, durable before it is sent
 					 * anything that changes the topic */
 	struct event	*timer;		/* restart back-off */
@@ -164,6 +165,7 @@ struct child {
 	bool		 forgetting;	/* out of the topic table (forget.c) ... */
 	bool		 forget_waiting;	/* ... until its forgetting is durable ... */
 	bool		 forget_sent;	/* ... when it is sent FORGET */
+	uint64_t	 forget_tx;	/* tx then */
 	struct held_list held;
 	unsigned	 nheld_pub;	/* held publishes, for max_held_publishes */
 	unsigned	 nunsent;	/* held, not sent to the current child */
@@ -183,6 +185,15 @@ RB_HEAD(child_tree, child);
 RB_PROTOTYPE(child_tree, child, entry, child_cmp)
 RB_HEAD(child_pids, child);
 RB_PROTOTYPE(child_pids, child, by_pid, child_pid_cmp)
+
+/* A topicd that left its topic and waits to take another (spare.c). */
+struct spare {
+	TAILQ_ENTRY(spare) entry;
+	pid_t		 pid;
+	int		 fd;		/* its channel; -1: let go, not reaped yet */
+	int64_t		 since;		/* mono ms */
+};
+TAILQ_HEAD(spare_list, spare);
 
 /* What the master knows of a topic while no topicd runs for it (its
  * topicd's last IDLE), kept in the registry. */

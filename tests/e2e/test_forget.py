@@ -143,7 +143,7 @@ def forgotten_lines(b, topic, text=None):
     """How many times the log (or text, a part of it) says topic was
     forgotten: its topicd deleted its store, and the master, told so,
     dropped the topic."""
-    return len(re.findall(r": topic %s: topicd exited .*: its store deleted" % re.escape(topic),
+    return len(re.findall(r": topic %s: topicd (exited|is spare) .*: its store deleted" % re.escape(topic),
                           b.log_text() if text is None else text))
 
 

@@ -391,7 +391,7 @@ NEW_VALUES = {
     "topicd_input_limit": "8m", "client_delivery_buffer": "1m", "max_held_bytes": "128m",
     "max_topic_size": "1g", "max_store_size": "10g", "min_free_space": "50m",
     "max_topic_levels": "100", "max_subscriptions": "500", "max_topicds": "50",
-    "topicd_idle_timeout": "30", "topicd_timeout": "45",
+    "topicd_idle_timeout": "30", "topicd_timeout": "45", "topicd_spares": "3",
     # Files in the broker's directory (written by the test), relative to it.
     "password_file": "auth.passwd", "acl_file": "auth.acl", "allow_anonymous": "true",
     "use_username_as_clientid": "true",

@@ -231,12 +231,13 @@ def started_under(broker_factory, which, limits, config=None):
 
 def test_the_open_file_limit_is_raised_and_checked(broker_factory):
     """The soft limit goes up to the hard one; below what max_connections
-    and max_topicds may need (3 per connection, 12 per topicd, 64 more),
+    and max_topicds may need (3 per connection, 12 per topicd, 1 per spare
+    topicd, 64 more),
     one warning says so; a topicd gets the raised limit."""
     b = started_under(broker_factory, resource.RLIMIT_NOFILE, (256, 1024))
     assert open_files_limit(b.pid) == (1024, 1024)
     warning = r"warning: open-file limit 1024 is below the %d descriptors that " \
-        r"max_connections 10000 and max_topicds 1000 may need: " % (3 * 10000 + 12 * 1000 + 64)
+        r"max_connections 10000 and max_topicds 1000 may need: " % (3 * 10000 + 12 * 1000 + 16 + 64)
     assert len(re.findall(warning, since_last_start(b))) == 1, since_last_start(b)
     send_pub_consume(b, "nofile/t", "m")
     assert open_files_limit(b.wait_topicd("nofile/t")) == (1024, 1024)
@@ -248,15 +249,16 @@ def test_the_open_file_limit_is_raised_and_checked(broker_factory):
 
 
 def test_max_topicds_is_checked_against_the_process_limit(broker_factory):
-    """Each topicd is two tasks (its loop and its store's worker): a
-    max_topicds whose tasks (16 more) pass RLIMIT_NPROC gets one warning
-    at the start; one within it, none.  (systemd's TasksMax, the cgroup's
+    """Each topicd is two tasks (its loop and its store's worker), a
+    spare one (topicd_spares, 16) one: a max_topicds whose tasks (16
+    more) pass RLIMIT_NPROC gets one warning at the start; one within it,
+    none.  (systemd's TasksMax, the cgroup's
     pids.max, is checked the same way.)"""
     b = started_under(broker_factory, resource.RLIMIT_NPROC, (64, 64))
     warning = r"warning: process limit 64 is below the %d tasks that max_topicds 1000 may " \
-        r"need \(2 per topicd\): raise it \(LimitNPROC, ulimit -u\)" % (2 * 1000 + 16)
+        r"need \(2 per topicd\): raise it \(LimitNPROC, ulimit -u\)" % (2 * 1000 + 16 + 16)
     assert len(re.findall(warning, since_last_start(b))) == 1, since_last_start(b)
-    b2 = started_under(broker_factory, resource.RLIMIT_NPROC, (64, 64), {"max_topicds": 24})
+    b2 = started_under(broker_factory, resource.RLIMIT_NPROC, (64, 64), {"max_topicds": 16})
     assert "process limit" not in since_last_start(b2), since_last_start(b2)
 
 
@@ -495,7 +497,7 @@ def test_a_topicd_title_escapes_what_a_terminal_would_act_on(broker):
     wait_for(lambda: want in (title(p) for p in broker.topicds()), 10, "the title %r" % want)
 
 
-MASTER_TITLE_RE = r"broker: master \d+(,\d+)* clients=\d+ topics=\d+ running=\d+"
+MASTER_TITLE_RE = r"broker: master \d+(,\d+)* clients=\d+ topics=\d+ running=\d+( spare=\d+)?"
 
 
 def test_process_title_lists_the_mqtt_port_first(mqtt_factory):

@@ -28,7 +28,7 @@
  *   clang -std=c11 -D_GNU_SOURCE -DFUZZ_IPC_GEN_CORPUS -Icommon \
  *     tests/fuzz/fuzz_ipc.c common/ipc.c common/ipc_proto.c common/marshal.c \
  *     common/ipc_ring.c common/log.c common/xmalloc.c common/clock.c \
- *     common/fdio.c -o gen
+ *     common/fdio.c common/topic.c -o gen
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +42,7 @@
 
 #include "ipc.h"
 #include "ipc_proto.h"
+#include "topic.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -152,6 +153,39 @@ rt_stop(const uint8_t *b, size_t n)
 	return 0;
 }
 
+static int
+rt_take(const uint8_t *b, size_t n)
+{
+	struct rec_take r;
+	struct wbuf w;
+
+	if (dec_take(b, n, &r) != 0)
+		return -1;
+	check(topic_check_name(r.topic, strlen(r.topic)) == TOPIC_OK);
+	wbuf_init(&w);
+	enc_take(&w, &r);
+	check(w.len == n);
+	check(memcmp(w.data, b, n) == 0);
+	wbuf_free(&w);
+	return 0;
+}
+
+static int
+rt_spare(const uint8_t *b, size_t n)
+{
+	struct rec_spare r;
+	struct wbuf w;
+
+	if (dec_spare(b, n, &r) != 0)
+		return -1;
+	wbuf_init(&w);
+	enc_spare(&w, &r);
+	check(w.len == n);
+	check(memcmp(w.data, b, n) == 0);
+	wbuf_free(&w);
+	return 0;
+}
+
 /* ROOM, RESUME and PING: no body. */
 static int
 rt_empty(const uint8_t *b, size_t n)
@@ -176,6 +210,7 @@ static const struct {
 	{ IPC_DELIVER_REL, rt_deliver_rel }, { IPC_FULL, rt_full },
 	{ IPC_ROOM, rt_empty }, { IPC_RESUME, rt_empty },
 	{ IPC_IDLE, rt_idle }, { IPC_STOP, rt_stop }, { IPC_PING, rt_empty },
+	{ IPC_TAKE, rt_take }, { IPC_SPARE, rt_spare },
 };
 #define NDEC (sizeof(decoders) / sizeof(decoders[0]))
 
@@ -537,6 +572,8 @@ main(int argc, char **argv)
 	enc_idle_copy(&w, &copy);
 	seed(18, "idle_copy", &w);
 	SEED(19, stop, .flags = STOP_CHECKPOINT);
+	SEED(21, take, .topic = "a/b");
+	SEED(22, spare, .flags = SPARE_DELETED);
 
 	/* Three records packed in one datagram. */
 	struct ipc_out out = { 0 };

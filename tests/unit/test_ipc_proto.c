@@ -40,6 +40,8 @@ static const struct rec_ack s_ack = { .subkey = "m/y", .seq = UINT64_MAX, .kind 
 				       .share = "$share/g/a/b" };
 static const struct rec_dlq_done s_dlq_done = { .req = 0x8000000000000001ULL, .stored = 1 };
 static const struct rec_stop s_stop = { .flags = STOP_CHECKPOINT };
+static const struct rec_take s_take = { .topic = "plant/3/temp" };
+static const struct rec_spare s_spare = { .flags = SPARE_DELETED };
 static const struct rec_ready s_ready = {
 	.version = IPC_PROTO_VERSION, .topic = "sensors/temp", .next_seq = 10231,
 };
@@ -75,6 +77,8 @@ union any_rec {
 	struct rec_ack k;
 	struct rec_dlq_done dd;
 	struct rec_stop sp;
+	struct rec_take tk;
+	struct rec_spare sr;
 	struct rec_ready rd;
 	struct rec_done dn;
 	struct rec_deadletter dl;
@@ -112,6 +116,8 @@ KIND(unsub, u)
 KIND(ack, k)
 KIND(dlq_done, dd)
 KIND(stop, sp)
+KIND(take, tk)
+KIND(spare, sr)
 KIND(ready, rd)
 KIND(done, dn)
 KIND(deadletter, dl)
@@ -123,7 +129,7 @@ KIND(full, fu)
 #define K(n) { #n, enc_s_##n, dec_any_##n }
 static const struct kind kinds[] = {
 	K(config), K(publish), K(release), K(release_owner), K(attach),
-	K(detach), K(unsub), K(ack), K(dlq_done), K(stop), K(ready), K(done),
+	K(detach), K(unsub), K(ack), K(dlq_done), K(stop), K(take), K(spare), K(ready), K(done),
 	K(deadletter), K(stats), K(deliver), K(deliver_rel), K(full),
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
@@ -346,6 +352,38 @@ test_ack_dlq_done_round_trip(void **state)
 	w.data[0] = 0x02;			/* an unknown flag */
 	assert_int_equal(dec_stop(w.data, w.len, &sp), -1);
 	assert_int_equal(dec_stop(w.data, 0, &sp), -1);
+	wbuf_free(&w);
+}
+
+/* TAKE names a valid topic; SPARE says whether the store was deleted. */
+static void
+test_take_spare_round_trip(void **state)
+{
+	static const char *const bad[] = { "", "a/+/b", "a/#" };
+	struct rec_take tk, tin;
+	struct rec_spare sr;
+	struct wbuf w;
+
+	(void)state;
+	wbuf_init(&w);
+	ENCODE(&w, enc_take, &s_take);
+	assert_int_equal(dec_take(w.data, w.len, &tk), 0);
+	assert_string_equal(tk.topic, s_take.topic);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		tin.topic = bad[i];
+		ENCODE(&w, enc_take, &tin);
+		assert_int_equal(dec_take(w.data, w.len, &tk), -1);
+	}
+	ENCODE(&w, enc_spare, &s_spare);
+	assert_int_equal(w.len, 1);
+	assert_int_equal(dec_spare(w.data, w.len, &sr), 0);
+	assert_int_equal(sr.flags, SPARE_DELETED);
+	w.data[0] = 0;				/* its store closed, kept */
+	assert_int_equal(dec_spare(w.data, w.len, &sr), 0);
+	assert_int_equal(sr.flags, 0);
+	w.data[0] = 0x02;			/* an unknown flag */
+	assert_int_equal(dec_spare(w.data, w.len, &sr), -1);
+	assert_int_equal(dec_spare(w.data, 0, &sr), -1);
 	wbuf_free(&w);
 }
 
@@ -761,9 +799,10 @@ test_type_names(void **state)
 		{ IPC_FULL, "FULL" }, { IPC_ROOM, "ROOM" },
 		{ IPC_STOP, "STOP" }, { IPC_PING, "PING" }, { IPC_IDLE, "IDLE" },
 		{ IPC_FORGET, "FORGET" }, { IPC_KEEP, "KEEP" },
+		{ IPC_TAKE, "TAKE" }, { IPC_SPARE, "SPARE" },
 	};
 	static const uint16_t unknown[] = {
-		0, IPC_KEEP + 1, IPC_READY - 1, IPC_IDLE + 1,
+		0, IPC_TAKE + 1, IPC_READY - 1, IPC_SPARE + 1,
 		IPC_DELIVER - 1, IPC_DELIVER_REL + 1, 0x7fff, 0xffff,
 	};
 
@@ -957,6 +996,7 @@ main(void)
 		cmocka_unit_test(test_release_round_trip),
 		cmocka_unit_test(test_attach_detach_unsub_round_trip),
 		cmocka_unit_test(test_ack_dlq_done_round_trip),
+		cmocka_unit_test(test_take_spare_round_trip),
 		cmocka_unit_test(test_ready_done_round_trip),
 		cmocka_unit_test(test_deadletter_stats_round_trip),
 		cmocka_unit_test(test_deliver_round_trip),

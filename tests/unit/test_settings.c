@@ -100,7 +100,7 @@ test_table(void **state)
 		assert_false(conf_differs(k, &s, &one));
 		conf_free(settings_table, &one);
 	}
-	assert_int_equal(n, 58);
+	assert_int_equal(n, 59);
 	assert_int_equal(e.n, 0);
 	/* The defaults agree with each other. */
 	assert_int_equal(settings_check(&s, "defaults", &e), 0);
@@ -119,7 +119,8 @@ test_reloadable(void **state)
 		"connect_timeout", "idle_timeout", "log_dest", "log_type", "sync_policy",
 		"max_client_pending", "client_output_limit", "poison_limit",
 		"max_topic_size", "max_store_size", "min_free_space", "max_topic_levels",
-		"max_subscriptions", "max_topicds", "topicd_idle_timeout", "topicd_timeout", "password_file", "acl_file",
+		"max_subscriptions", "max_topicds", "topicd_idle_timeout", "topicd_spares",
+		"topicd_timeout", "password_file", "acl_file",
 		"psk_file", "use_username_as_clientid", "allow_anonymous", "tls_handshake_timeout", "max_keepalive", "max_packet_size",
 		"max_topic_alias", "response_information", "topicd_input_limit",
 		"client_delivery_buffer", "max_held_bytes", "websockets_headers_size",
