@@ -96,18 +96,29 @@ spare_offered(struct child *c, const struct ipc_msg *m)
 	child_released(c, r.flags & SPARE_DELETED);	/* may start a topic, on it */
 }
 
-/* A spare for a topic that starts: its pid and channel, or 0. */
+/* A spare for a topic that starts: its pid and channel, or 0.  The one
+ * that waited least: those not needed grow old and go.  One that died
+ * while it waited (its SIGCHLD not handled yet) is reaped here, not
+ * given a topic it would take down with it. */
 pid_t
 spare_take(struct broker *b, int *fd)
 {
 	struct spare *s;
 	pid_t pid;
+	int status;
 
-	TAILQ_FOREACH(s, &b->spares, entry)
-		if (s->fd != -1)
+	for (;;) {
+		TAILQ_FOREACH_REVERSE(s, &b->spares, spare_list, entry)
+			if (s->fd != -1)
+				break;
+		if (s == NULL)
+			return 0;
+		while ((pid = waitpid(s->pid, &status, WNOHANG)) == -1 && errno == EINTR)
+			;
+		if (pid != s->pid)
 			break;
-	if (s == NULL)
-		return 0;
+		(void)spare_reaped(b, pid, status);
+	}
 	TAILQ_REMOVE(&b->spares, s, entry);
 	b->nspares--;
 	b->title_dirty = true;

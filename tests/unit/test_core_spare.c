@@ -240,6 +240,32 @@ test_a_spare_killed(void **state)
 	assert_int_equal(fx_count_tds(fx, "k/b"), 1);
 }
 
+/* A spare that died while it waited, its SIGCHLD not handled yet, is
+ * not given the next topic: it is reaped then, and a new process starts
+ * the topic, which sees no crash. */
+static void
+test_a_dead_spare_is_not_taken(void **state)
+{
+	struct core_fx *fx = *state;
+	struct fake_td *td = parked(fx, "z/a");
+	struct child *c;
+	const char *why = NULL;
+
+	td_final(td, &kept);
+	td_spare(td, 0);
+	FX_UNTIL(fx, fx->b.nspares == 1);
+	event_del(td->ev);
+	assert_int_equal(kill(td->pid, SIGKILL), 0);
+	(void)standin_wait(td);			/* a zombie, not reaped */
+	c = topic_open(&fx->b, "z/b", &why);
+	(void)fx_publish(fx_client(fx), c, 2, "n");
+	assert_int_equal(fx->b.nspares, 0);
+	assert_true(spares_all_gone(&fx->b));
+	(void)fx_ready(fx, "z/b");
+	assert_int_equal(fx_count_tds(fx, "z/b"), 1);
+	assert_int_equal(c->restarts, 0);
+}
+
 /* The broker stops: its spares are let go, and it waits for them. */
 static void
 test_spares_go_when_the_broker_stops(void **state)
@@ -294,6 +320,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_a_spare_not_needed_goes, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_spare_killed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_dead_spare_is_not_taken, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_spares_go_when_the_broker_stops, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_spare_that_dies_taking, fx_setup,
