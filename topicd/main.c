@@ -60,9 +60,11 @@ serve(const char *topic, const char *datadir, bool verbose, pid_t ppid, int argc
 		if (!td.spare || served >= SPARE_MAX_TOPICS)
 			break;
 		/* Let go, it exits as it would have (0, or that its store
-		 * is deleted). */
-		if ((rc = spare_wait(td.forget, &in, &next)) != 1)
+		 * is deleted); a bad TAKE is the next topic's failure. */
+		if ((rc = spare_wait(td.forget, &in, &next)) != 1) {
+			code = rc == 0 ? code : 1;
 			break;
+		}
 		topicd_init(&td, next, dir, verbose);
 		td.ppid = ppid;
 		td.boot_in = in;

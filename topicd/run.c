@@ -424,9 +424,12 @@ keep_channel(struct topicd *td)
 	int keep = -1;
 
 	if (td->chan != NULL && td->went_idle &&
-	    (td->exit_code == 0 || (td->forget && td->exit_code == TOPICD_EXIT_DELETED)) &&
-	    (keep = fcntl(IPC_CHANNEL_FD, F_DUPFD_CLOEXEC, IPC_CHANNEL_FD + 1)) == -1)
-		log_warn("cannot keep the channel");
+	    (td->exit_code == 0 || (td->forget && td->exit_code == TOPICD_EXIT_DELETED))) {
+		if ((keep = fcntl(IPC_CHANNEL_FD, F_DUPFD_CLOEXEC, IPC_CHANNEL_FD + 1)) == -1)
+			log_warn("cannot keep the channel");
+		else
+			spare_hold_signals();	/* the loop's handlers go */
+	}
 	events_free(td);		/* closes the channel */
 	ipc_ring_free(td->dring);
 	td->dring = NULL;

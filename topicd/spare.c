@@ -53,55 +53,94 @@ say_spare(bool deleted)
 	return rc;
 }
 
+static const int stop_sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+
+/* From the end of its loop (whose handlers go with it) until SPARE is
+ * said: a SIGTERM then would end it before the master knows its topic
+ * was done with, which would look like a crash. */
+void
+spare_hold_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(stop_sigs) / sizeof(stop_sigs[0]); i++)
+		sigaddset(&set, stop_sigs[i]);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		log_warn("sigprocmask");
+}
+
 /* SIGHUP or SIGUSR1 sent to every topicd would end a spare (their
  * default action): ignored while it has no topic.  SIGTERM, SIGINT and
- * its parent's death still end it. */
+ * its parent's death end it, once SPARE is said. */
 static void
-quiet_signals(void)
+release_signals(void)
 {
-	static const int sigs[] = { SIGHUP, SIGUSR1, SIGUSR2 };
 	struct sigaction sa;
+	sigset_t set;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		if (sigaction(sigs[i], &sa, NULL) == -1)
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(stop_sigs) / sizeof(stop_sigs[0]); i++) {
+		if (stop_sigs[i] != SIGTERM && stop_sigs[i] != SIGINT &&
+		    sigaction(stop_sigs[i], &sa, NULL) == -1)
 			log_warn("sigaction");
+		sigaddset(&set, stop_sigs[i]);
+	}
+	if (sigprocmask(SIG_UNBLOCK, &set, NULL) == -1)
+		log_warn("sigprocmask");
 }
 
-int
-spare_wait(bool deleted, struct ipc_reader *in, char **topic)
+/* The TAKE, or 0 at the end of the channel (let go: records before it,
+ * sent after the topic's end, are the reason and go unread). */
+static int
+take(struct ipc_reader *in, char **topic)
 {
 	struct rec_take t;
 	struct ipc_msg m;
 	int rc;
 
+	for (;;) {
+		while ((rc = ipc_recv(IPC_CHANNEL_FD, in, &m)) != 1) {
+			if (rc == 0)
+				return 0;
+			if ((errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
+			    wait_for(POLLIN) == -1) {
+				log_warn("spare topicd: channel");
+				return 0;
+			}
+		}
+		if (m.type == IPC_TAKE)
+			break;
+		log_debug("spare topicd: %s, sent before it was let go", ipc_type_name(m.type));
+		ipc_msg_clear(&m);
+	}
+	rc = m.fd == -1 && dec_take(m.body, m.len, &t) == 0;
+	if (rc)
+		*topic = xstrdup(t.topic);
+	else
+		log_warnx("spare topicd: protocol violation: a bad TAKE record");
+	ipc_msg_clear(&m);
+	return rc ? 1 : -1;
+}
+
+int
+spare_wait(bool deleted, struct ipc_reader *in, char **topic)
+{
+	int rc;
+
 	memset(in, 0, sizeof(*in));
-	quiet_signals();
 	(void)malloc_trim(0);
 	setproctitle("spare");
 	if (say_spare(deleted) == -1) {
 		if (errno != EPIPE && errno != ECONNRESET)
 			log_warn("spare topicd: channel");
-		return errno == EPIPE || errno == ECONNRESET ? 0 : -1;
+		release_signals();
+		return 0;
 	}
-	while ((rc = ipc_recv(IPC_CHANNEL_FD, in, &m)) != 1) {
-		if (rc == 0)
-			return 0;	/* let go */
-		if ((errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
-		    wait_for(POLLIN) == -1) {
-			log_warn("spare topicd: channel");
-			return -1;
-		}
-	}
-	rc = m.type == IPC_TAKE && m.fd == -1 && dec_take(m.body, m.len, &t) == 0;
-	if (rc)
-		*topic = xstrdup(t.topic);
-	else
-		log_warnx("spare topicd: protocol violation: %s instead of TAKE",
-		    ipc_type_name(m.type));
-	ipc_msg_clear(&m);
-	if (!rc)
+	release_signals();
+	if ((rc = take(in, topic)) != 1)
 		ipc_reader_clear(in);
-	return rc ? 1 : -1;
+	return rc;
 }

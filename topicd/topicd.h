@@ -260,11 +260,13 @@ struct topicd {
 					 * channel open: it may take another topic */
 };
 
-/* spare.c: between topics.  SPARE (deleted: the store was, as FORGET
- * asked), then the topic of the TAKE that follows (1, *topic allocated,
- * in the records that came with it); 0 when the master let it go, -1 on
- * an error. */
+/* spare.c: between topics.  With the stopping signals held from the
+ * end of the loop (spare_hold_signals), SPARE (deleted: the store was, as
+ * FORGET asked), then the topic of the TAKE that follows (1, *topic
+ * allocated, in the records that came with it); 0 when the master let it
+ * go, -1 for a bad TAKE. */
 #define SPARE_MAX_TOPICS 256
+void	 spare_hold_signals(void);
 int	 spare_wait(bool deleted, struct ipc_reader *in, char **topic);
 
 /* run.c */

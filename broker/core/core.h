@@ -435,11 +435,13 @@ void	 live_expire(struct broker *b);
 /* spare.c: topicds that take another topic instead of exiting */
 void	 spares_init(struct broker *b);
 void	 spare_offered(struct child *c, const struct ipc_msg *m);
+/* A SPARE said that (deleted) ends the topic as an exit would. */
+bool	 spare_clean_end(const struct child *c, bool deleted);
 pid_t	 spare_take(struct broker *b, int *fd);
 void	 spare_send_take(struct child *c);
 bool	 spare_reaped(struct broker *b, pid_t pid, int status);
 void	 spares_expire(struct broker *b);
-void	 spares_stop(struct broker *b, int sig);
+void	 spares_let_go(struct broker *b, const char *why, int sig);
 bool	 spares_all_gone(const struct broker *b);
 void	 spares_free(struct broker *b);
 /* Its process left the topic and lives on (a spare): the topic is cold,

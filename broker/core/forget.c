@@ -175,8 +175,10 @@ forget_consider(struct child *c, const struct rec_idle *r)
 {
 	if (forgettable(c, r))
 		forget_begin(c, r->next_seq);
-	else
+	else {
 		child_chan_send(c, IPC_KEEP, NULL, 0, -1);
+		c->final_tx = c->tx;	/* part of its ending (spare.c) */
+	}
 }
 
 /* Is a session's own cursor in the store one a new store would not have:

@@ -8,8 +8,8 @@
  * CPU about its caches some ninety times, each a trap to the hypervisor.
  *
  * At most topicd_spares wait; one that waited for topicd_idle_timeout
- * (60 s when that is 0), and every one when the broker stops, is let go:
- * its channel is closed, and it exits.  A topicd serves a bounded number
+ * (60 s when that is 0), and every one when the broker stops or reloads
+ * its settings, is let go: its channel is closed, and it exits.  A topicd serves a bounded number
  * of topics (topicd/spare.c), then exits when stopped, as before.
  *
  * The master takes a spare only from a topicd that was sent nothing after
@@ -49,10 +49,11 @@ retire(struct broker *b, struct spare *s, const char *why)
 	b->title_dirty = true;
 }
 
-/* Was it sent nothing since what ended it: the last IDLE's STOP, or the
- * FORGET that deleted its store? */
-static bool
-clean_end(const struct child *c, bool deleted)
+/* Was it sent nothing since what ended it: the last IDLE's STOP (and the
+ * KEEP that answered a last IDLE saying it keeps nothing), or the FORGET
+ * that deleted its store? */
+bool
+spare_clean_end(const struct child *c, bool deleted)
 {
 	if (deleted)
 		return c->forgetting && c->forget_sent && c->forget_tx == c->tx;
@@ -77,7 +78,7 @@ spare_offered(struct child *c, const struct ipc_msg *m)
 		return;
 	}
 	/* Declined: the closed channel ends it, and SIGCHLD does the rest. */
-	if (c->stop_final || !clean_end(c, r.flags & SPARE_DELETED) || b->stopping ||
+	if (c->stop_final || !spare_clean_end(c, r.flags & SPARE_DELETED) || b->stopping ||
 	    b->nspares >= b->set.topicd_spares ||
 	    (fd = fcntl(ipc_chan_fd(c->chan), F_DUPFD_CLOEXEC, 0)) == -1) {
 		ipc_chan_free(c->chan);
@@ -185,16 +186,17 @@ spares_expire(struct broker *b)
 	}
 }
 
-/* The broker stops: every spare is let go; sig, if not 0, is sent to
- * those not reaped yet. */
+/* Every spare is let go (why: the broker stops, or reloaded its
+ * settings, which a spare would not have until its next topic); sig, if
+ * not 0, is sent to those not reaped yet. */
 void
-spares_stop(struct broker *b, int sig)
+spares_let_go(struct broker *b, const char *why, int sig)
 {
 	struct spare *s;
 
 	TAILQ_FOREACH(s, &b->spares, entry) {
 		if (s->fd != -1)
-			retire(b, s, "the broker stops");
+			retire(b, s, why);
 		if (sig != 0 && kill(s->pid, sig) == -1 && errno != ESRCH)
 			log_warn("topicd pid %ld: kill", (long)s->pid);
 	}

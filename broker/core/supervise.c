@@ -335,11 +335,12 @@ child_crashed(struct child *c, int status, const char *how, bool hung)
  * waits for the next topicd instead of going to a dead one and counting
  * as outstanding at its crash. */
 static void
-drain_answers(struct child *c)
+drain_answers(struct child *c, int *status)
 {
 	struct ipc_chan *ch = c->chan != NULL ? c->chan : c->dead_chan;
 	struct ipc_msg m;
 	struct rec_done d;
+	struct rec_spare sp;
 
 	c->chan = NULL;
 	c->dead_chan = NULL;
@@ -349,6 +350,11 @@ drain_answers(struct child *c)
 			child_done(c, &d);
 		else if (c->state == CH_PARKING && m.type == IPC_IDLE)
 			live_idle(c, &m);	/* its last word */
+		else if (c->state == CH_PARKING && m.type == IPC_SPARE &&
+		    dec_spare(m.body, m.len, &sp) == 0 &&
+		    spare_clean_end(c, sp.flags & SPARE_DELETED))
+			/* Its topic was done with, whatever ended it after. */
+			*status = W_EXITCODE(sp.flags & SPARE_DELETED ? TOPICD_EXIT_DELETED : 0, 0);
 		ipc_msg_clear(&m);
 	}
 	ipc_chan_free(ch);
@@ -370,7 +376,7 @@ child_gone(struct child *c, int status, bool spare)
 		describe_status(status, how, sizeof(how));
 	snprintf(how + strlen(how), sizeof(how) - strlen(how), " (pid %ld)", (long)c->pid);
 	if (c->chan != NULL || c->dead_chan != NULL)
-		drain_answers(c);
+		drain_answers(c, &status);
 	/* Before live_exited: a topic gone cold with work left starts its
 	 * next topicd there, which is not to be forgotten. */
 	c->pid = 0;
@@ -451,7 +457,7 @@ children_retry_failed(struct broker *b)
 /* After a reload: the new settings to every topicd (not to one sent
  * STOP: it may exit before it reads them, and its next one starts with
  * them), and the new restart back-off to every topic not waiting for a
- * restart now. */
+ * restart now.  Spares go: their log is the old one. */
 void
 children_config(struct broker *b)
 {
@@ -463,6 +469,7 @@ children_config(struct broker *b)
 		if (c->state != CH_BACKOFF)
 			c->backoff_ms = b->set.restart_backoff_min;
 	}
+	spares_let_go(b, "the settings were reloaded", 0);
 }
 
 static void
@@ -505,7 +512,7 @@ children_stop_all(struct broker *b)
 		if (c->state == CH_PARKING)
 			evtimer_del(c->timer);	/* shutdown_timeout is its deadline */
 	}
-	spares_stop(b, 0);
+	spares_let_go(b, "the broker stops", 0);
 	signal_all(b, SIGTERM);
 }
 
@@ -513,7 +520,7 @@ void
 children_kill_all(struct broker *b)
 {
 	signal_all(b, SIGKILL);
-	spares_stop(b, SIGKILL);
+	spares_let_go(b, "the broker stops", SIGKILL);
 }
 
 bool

@@ -266,6 +266,65 @@ test_a_dead_spare_is_not_taken(void **state)
 	assert_int_equal(c->restarts, 0);
 }
 
+/* A last IDLE that said the topic keeps nothing, answered with KEEP (a
+ * JSON-lines consumer's place keeps it): the KEEP is part of the end,
+ * and the spare is taken. */
+static void
+test_a_spare_after_keep(void **state)
+{
+	static const struct idle_sub json[] = { { "j/alice", false } };
+	static const struct idle_summary empty = { .flags = IDLE_EMPTY, .subs = json,
+						   .nsubs = 1, .next_seq = 2 };
+	struct core_fx *fx = *state;
+	struct fake_td *td = parked(fx, "j/t");
+	struct child *c = td_child(td);
+
+	td_final(td, &empty);
+	td_expect(td, IPC_KEEP);
+	td_spare(td, 0);
+	FX_UNTIL(fx, fx->b.nspares == 1);
+	assert_int_equal(c->state, CH_COLD);
+	assert_true(registry_known(&fx->b, "j/t"));
+	assert_false(td->eof);
+}
+
+/* A topicd killed after its SPARE, before the master read it (SIGCHLD
+ * handled first): its topic was done with, so the topic is cold, not
+ * crashed. */
+static void
+test_killed_after_its_spare(void **state)
+{
+	struct core_fx *fx = *state;
+	struct fake_td *td = parked(fx, "t/k");
+	struct child *c = td_child(td);
+
+	td_final(td, &kept);
+	td_spare(td, 0);
+	td_exit_unread(td, -SIGTERM);
+	assert_int_equal(c->state, CH_COLD);
+	assert_int_equal(c->restarts, 0);
+	assert_false(evtimer_pending(c->timer, NULL));
+	assert_int_equal(fx->b.nspares, 0);
+	assert_true(registry_info(&fx->b, "t/k")->retained);
+}
+
+/* A reload lets every spare go: a spare keeps the log it had. */
+static void
+test_a_reload_lets_spares_go(void **state)
+{
+	struct core_fx *fx = *state;
+	struct fake_td *td = parked(fx, "r/a");
+
+	td_final(td, &kept);
+	td_spare(td, 0);
+	FX_UNTIL(fx, fx->b.nspares == 1);
+	children_config(&fx->b);
+	expect_let_go(td);
+	assert_int_equal(fx->b.nspares, 0);
+	td_die(td, 0);
+	assert_true(children_all_gone(&fx->b));
+}
+
 /* The broker stops: its spares are let go, and it waits for them. */
 static void
 test_spares_go_when_the_broker_stops(void **state)
@@ -320,6 +379,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_a_spare_not_needed_goes, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_spare_killed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_spare_after_keep, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_killed_after_its_spare, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_reload_lets_spares_go, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_dead_spare_is_not_taken, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_spares_go_when_the_broker_stops, fx_setup,
