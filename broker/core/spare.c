@@ -8,8 +8,10 @@
  * CPU about its caches some ninety times, each a trap to the hypervisor.
  *
  * At most topicd_spares wait; one that waited for topicd_idle_timeout
- * (60 s when that is 0), and every one when the broker stops or reloads
- * its settings, is let go: its channel is closed, and it exits.  A topicd serves a bounded number
+ * (60 s when that is 0), those past a topicd_spares lowered by a reload,
+ * and every one when the broker stops, is let go: its channel is closed,
+ * and it exits.  A spare gets the settings of the moment, and reopens its
+ * log, with the CONFIG that follows its TAKE.  A topicd serves a bounded number
  * of topics (topicd/spare.c), then exits when stopped, as before.
  *
  * The master takes a spare only from a topicd that was sent nothing after
@@ -186,9 +188,8 @@ spares_expire(struct broker *b)
 	}
 }
 
-/* Every spare is let go (why: the broker stops, or reloaded its
- * settings, which a spare would not have until its next topic); sig, if
- * not 0, is sent to those not reaped yet. */
+/* Every spare is let go (why: the broker stops); sig, if not 0, is sent
+ * to those not reaped yet. */
 void
 spares_let_go(struct broker *b, const char *why, int sig)
 {

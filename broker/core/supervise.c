@@ -457,7 +457,8 @@ children_retry_failed(struct broker *b)
 /* After a reload: the new settings to every topicd (not to one sent
  * STOP: it may exit before it reads them, and its next one starts with
  * them), and the new restart back-off to every topic not waiting for a
- * restart now.  Spares go: their log is the old one. */
+ * restart now.  A spare gets them with its next topic (and reopens its
+ * log then); those past a lower topicd_spares go at the next tick. */
 void
 children_config(struct broker *b)
 {
@@ -469,7 +470,6 @@ children_config(struct broker *b)
 		if (c->state != CH_BACKOFF)
 			c->backoff_ms = b->set.restart_backoff_min;
 	}
-	spares_let_go(b, "the settings were reloaded", 0);
 }
 
 static void

@@ -308,18 +308,26 @@ test_killed_after_its_spare(void **state)
 	assert_true(registry_info(&fx->b, "t/k")->retained);
 }
 
-/* A reload lets every spare go: a spare keeps the log it had. */
+/* A reload keeps the spares (they get the settings with their next
+ * topic) unless it lowers topicd_spares below them: then the extra ones
+ * go at the next tick. */
 static void
-test_a_reload_lets_spares_go(void **state)
+test_a_lower_topicd_spares_lets_spares_go(void **state)
 {
 	struct core_fx *fx = *state;
 	struct fake_td *td = parked(fx, "r/a");
+	struct event *tick;
 
 	td_final(td, &kept);
 	td_spare(td, 0);
 	FX_UNTIL(fx, fx->b.nspares == 1);
 	children_config(&fx->b);
+	live_expire(&fx->b);
+	assert_int_equal(fx->b.nspares, 1);
+	fx->b.set.topicd_spares = 0;
+	tick = fx_every(fx, 5, fx_on_expire_tick);
 	expect_let_go(td);
+	event_free(tick);
 	assert_int_equal(fx->b.nspares, 0);
 	td_die(td, 0);
 	assert_true(children_all_gone(&fx->b));
@@ -381,7 +389,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_a_spare_killed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_spare_after_keep, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_killed_after_its_spare, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_a_reload_lets_spares_go, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_a_lower_topicd_spares_lets_spares_go, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_a_dead_spare_is_not_taken, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_spares_go_when_the_broker_stops, fx_setup,
