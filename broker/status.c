@@ -34,10 +34,11 @@ status_log(struct broker *b)
 	RB_FOREACH(c, child_tree, &b->children)
 		listed += c->state != CH_COLD;
 	log_notice("status: master pid %ld uptime %llds clients %u topics %u forgotten %llu running %u "
-	    "waiting %u listed %u messages in %llu out %llu bytes in %llu out %llu stored %llu "
-	    "held %llu queued %llu%s%s",
+	    "waiting %u listed %u spare %u messages in %llu out %llu bytes in %llu out %llu "
+	    "stored %llu held %llu queued %llu%s%s",
 	    (long)getpid(), (long long)(now - b->started_ms) / 1000, b->nclients,
-	    b->ntopics, (unsigned long long)b->topics_forgotten, b->nlive, b->nqueued, listed, (unsigned long long)b->msgs_in,
+	    b->ntopics, (unsigned long long)b->topics_forgotten, b->nlive, b->nqueued, listed,
+	    b->nspares, (unsigned long long)b->msgs_in,
 	    (unsigned long long)b->msgs_out, (unsigned long long)b->bytes_in,
 	    (unsigned long long)b->bytes_out, (unsigned long long)b->stored_bytes,
 	    (unsigned long long)b->held_bytes, (unsigned long long)b->chan_bytes,

@@ -638,7 +638,7 @@ def settings_table():
 STATUS_MASTER_RE = re.compile(
     r"pid (?P<pid>\d+) uptime (?P<uptime>\d+)s clients (?P<clients>\d+) "
     r"topics (?P<topics>\d+) forgotten (?P<forgotten>\d+) running (?P<running>\d+) waiting (?P<waiting>\d+) "
-    r"listed (?P<listed>\d+) "
+    r"listed (?P<listed>\d+) spare (?P<spare>\d+) "
     r"messages in (?P<messages_in>\d+) out (?P<messages_out>\d+) "
     r"bytes in (?P<bytes_in>\d+) out (?P<bytes_out>\d+) stored (?P<stored>\d+) "
     r"held (?P<held_bytes>\d+) queued (?P<queued_bytes>\d+)"
