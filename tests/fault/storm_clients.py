@@ -103,6 +103,10 @@ class PipelinedPublisher(threading.Thread):
             self.errors.append("CONNACK #%d: session present %s, expected %s"
                                % (self.reconnects + 1, ack.session_present, session_expected))
 
+    def topic_of(self, n):
+        """The topic of message n (payload TAG-n-PAD): the one topic."""
+        return self.topic
+
     def _reconnect(self):
         """A new connection to the same session; what was in flight goes
         again, in publish order."""
@@ -112,8 +116,8 @@ class PipelinedPublisher(threading.Thread):
         self._connect(session_expected=True)
         for x in self.inflight.values():
             if x.stage == "publish":
-                self._out.append(publish_packet(self.topic, x.payload, self.qos, x.pid,
-                                                dup=True))
+                self._out.append(publish_packet(self.topic_of(number_of(x.payload)), x.payload,
+                                                self.qos, x.pid, dup=True))
                 self.resent["PUBLISH"] += 1
             else:
                 self._out.append(ack_packet(PUBREL, x.pid))
@@ -136,11 +140,12 @@ class PipelinedPublisher(threading.Thread):
         for _ in range(n):
             payload = b"%s-%d-%s" % (self.tag, self.published, self.pad)
             x = Exchange(self._free_pid(), payload)
+            topic = self.topic_of(self.published)
             with self.lock:
                 self.published += 1
                 self.stored.append(0)
             self.inflight[x.pid] = x
-            self._out.append(publish_packet(self.topic, payload, self.qos, x.pid))
+            self._out.append(publish_packet(topic, payload, self.qos, x.pid))
 
     def _flush(self):
         if not self._out and time.monotonic() - self.client.last_sent > KEEPALIVE / 2:

@@ -20,8 +20,8 @@ import time
 import pytest
 
 from broker_harness import HarnessError, kill_pid, read_cmdline, title_of, wait_for
-from mqtt_helpers import PUBREL, ack_packet, connected_client, delivery_problems, publish_packet
-from storm_clients import WINDOW, Exchange, PipelinedPublisher, StormReceiver, number_of
+from mqtt_helpers import connected_client, delivery_problems
+from storm_clients import WINDOW, PipelinedPublisher, StormReceiver
 
 CONFIG = {
     "max_topicds": 2,
@@ -57,36 +57,6 @@ class RoundRobinPublisher(PipelinedPublisher):
 
     def topic_of(self, n):
         return self.topics[n % len(self.topics)]
-
-    def _publish_more(self):
-        if self._halt.is_set():
-            return
-        n = WINDOW - len(self.inflight)
-        if self.room is not None:
-            n = min(n, self.room())
-        for _ in range(n):
-            payload = b"%s-%d-" % (self.tag, self.published)
-            x = Exchange(self._free_pid(), payload)
-            topic = self.topic_of(self.published)
-            with self.lock:
-                self.published += 1
-                self.stored.append(0)
-            self.inflight[x.pid] = x
-            self._out.append(publish_packet(topic, payload, self.qos, x.pid))
-
-    def _reconnect(self):
-        self.client.close()
-        self.reconnects += 1
-        self._out = []
-        self._connect(session_expected=True)
-        for x in self.inflight.values():
-            if x.stage == "publish":
-                self._out.append(publish_packet(self.topic_of(number_of(x.payload)), x.payload,
-                                                self.qos, x.pid, dup=True))
-                self.resent["PUBLISH"] += 1
-            else:
-                self._out.append(ack_packet(PUBREL, x.pid))
-                self.resent["PUBREL"] += 1
 
 
 class Starts:
