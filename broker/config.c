@@ -113,6 +113,17 @@ report_errors(const struct broker *b, const struct conf_errors *errs, enum setti
 	    several ? "ve" : "s");
 }
 
+/* Warnings: logged at a start or reload, printed by -t and -T. */
+static void
+report_notes(const struct conf_errors *errs, enum settings_report how)
+{
+	for (size_t i = 0; i < errs->nnotes; i++)
+		if (how == SETTINGS_LOG_WARNINGS || how == SETTINGS_LOG_ERRORS)
+			log_warnx("%s", errs->notes[i]);
+		else
+			fprintf(stderr, "warning: %s\n", errs->notes[i]);
+}
+
 /* per_listener_settings takes effect at a restart: until then a file is
  * read as the running broker reads it.  Read with the new value, the
  * blocks' password_file, acl_file and allow_anonymous would stop (or
@@ -164,6 +175,7 @@ broker_load_settings(struct broker *b, struct settings *s, struct auth *auth,
 		broker_check_host(b, s, given, &errs);
 	conf_given_free(given, nkeys);
 	free(given);
+	report_notes(&errs, how);
 	report_errors(b, &errs, how);
 	if (errs.n > 0) {
 		rc = -1;

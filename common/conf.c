@@ -39,6 +39,22 @@ conf_error(struct conf_errors *errs, const char *fmt, ...)
 }
 
 void
+conf_note(struct conf_errors *errs, const char *fmt, ...)
+{
+	va_list ap;
+	char *m;
+
+	if (errs->nnotes >= CONF_ERRORS_MAX)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&m, fmt, ap) == -1)
+		fatalx("out of memory formatting a configuration warning");
+	va_end(ap);
+	errs->notes = xreallocarray(errs->notes, errs->nnotes + 1, sizeof(*errs->notes));
+	errs->notes[errs->nnotes++] = m;
+}
+
+void
 conf_error_file(struct conf_errors *errs, const char *file)
 {
 	for (size_t i = 0; i < errs->nfiles; i++)
@@ -165,8 +181,9 @@ line_where(const struct parser *p)
 }
 
 /* Sets key k of obj from a line; seen is the table's "met in this parse"
- * (a list's first occurrence replaces its default).  0, or -1 with the
- * error reported. */
+ * (a list's first occurrence replaces its default; another key's second
+ * replaces its first, with a warning).  0, or -1 with the error
+ * reported. */
 static int
 set_from_line(struct parser *p, const struct conf_key *tab, bool *seen,
     const struct conf_key *k, void *obj, const char *v)
@@ -175,12 +192,17 @@ set_from_line(struct parser *p, const struct conf_key *tab, bool *seen,
 	char *why = NULL;
 
 	if (*v != '\0') {
+		bool again = k->type != CONF_LIST && seen[k - tab];
+
 		if (k->type == CONF_LIST && !seen[k - tab])
 			conf_list_free(l);
-		seen[k - tab] = true;
 		if (conf_apply(k, obj, v, &why) == 0) {
+			seen[k - tab] = true;
 			if (k->type == CONF_LIST)
 				l->where[l->n - 1] = line_where(p);
+			if (again)
+				conf_note(p->errs, "%s:%zu: %s given again: this line replaces the "
+				    "one before", p->name, p->lineno, k->name);
 			return 0;
 		}
 	}
@@ -478,6 +500,11 @@ conf_errors_free(struct conf_errors *errs)
 	for (size_t i = 0; i < errs->nfiles; i++)
 		free(errs->files[i]);
 	free(errs->files);
+	for (size_t i = 0; i < errs->nnotes; i++)
+		free(errs->notes[i]);
+	free(errs->notes);
+	errs->notes = NULL;
+	errs->nnotes = 0;
 	errs->msg = NULL;
 	errs->n = 0;
 	errs->more = 0;

@@ -122,7 +122,15 @@ struct conf_errors {
 	char   **files;			/* the files the errors are in, each once, in
 					 * the order found (conf_error_file) */
 	size_t   nfiles;
+	/* Warnings: the file is used, but a line is likely not what was
+	 * meant (a key given twice: the last one applies). */
+	char   **notes;			/* "FILE:LINE: message", CONF_ERRORS_MAX at most */
+	size_t   nnotes;
 };
+
+/* Adds a warning to errs->notes (past CONF_ERRORS_MAX: dropped). */
+void conf_note(struct conf_errors *errs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Sets every key to its default, without freeing what obj held (a bad
  * default is a bug: fatal). */

@@ -116,6 +116,24 @@ def test_check_only_accepts_a_good_file(tmp_path):
     assert res.stdout.decode() == "%s: configuration ok\n" % conf
 
 
+def test_a_key_given_twice_is_a_warning_and_the_last_line_applies(tmp_path):
+    """As in mosquitto the last line applies; unlike mosquitto, -t (and the
+    log, at a start or reload) says which line replaced another.  Keys
+    that are lists (log_type, log_dest) add up, silently."""
+    conf = tmp_path / "twice.conf"
+    conf.write_text("max_topicds 50\nlog_type notice\nretry_interval 3\n"
+                    "max_topicds 60\nlog_type information\n")
+    add_root_user(conf)
+    res = check(tmp_path, "-t", "-c", conf, "-D", "data")
+    assert res.returncode == 0, res.stderr.decode()
+    assert res.stdout.decode() == "%s: configuration ok\n" % conf
+    assert res.stderr.decode() == \
+        "warning: %s:4: max_topicds given again: this line replaces the one before\n" % conf
+    res = check(tmp_path, "-T", "-c", conf, "-D", "data")
+    assert res.returncode == 0, res.stderr.decode()
+    assert "\nmax_topicds 60\n" in res.stdout.decode(), res.stdout.decode()
+
+
 def test_check_only_reports_every_error(tmp_path):
     conf = tmp_path / "bad.conf"
     conf.write_text("retry_interval soon\n# fine\nmax_topics 0\nno_such_key 1\n"

@@ -627,7 +627,8 @@ def test_check_takes_websocket_listeners(tmp_path, pki):
                           "listener 9001\nprotocol websockets\n"
                           "listener 9443\nprotocol websockets\n%s\n"
                           "websockets_headers_size 8192\n" % "\n".join(tls_keys(pki)))
-    assert (rc, out) == (0, "%s: configuration ok\n" % conf)
+    assert (rc, out) == (0, "%s: configuration ok\nwarning: %s:9: websockets_headers_size given "
+                         "again: this line replaces the one before\n" % (conf, conf))
 
 
 @pytest.mark.parametrize("text,error", [

@@ -394,6 +394,33 @@ test_lists(void **state)
 	done(&c, &e);
 }
 
+/* A key given twice: the last line applies, and a warning (not an
+ * error) names it; a list given twice is no such thing. */
+static void
+test_given_twice(void **state)
+{
+	struct tconf c;
+	struct conf_errors e;
+
+	(void)state;
+	assert_int_equal(parse(&c, &e, "count 2\nlist a\nname x\ncount 7\nlist b\n"), 0);
+	assert_int_equal(c.count, 7);
+	assert_string_equal(c.name, "x");
+	assert_int_equal(c.list.n, 2);
+	assert_int_equal(e.nnotes, 1);
+	assert_string_equal(e.notes[0],
+	    "t.conf:4: count given again: this line replaces the one before");
+	done(&c, &e);
+	assert_null(e.notes);
+	assert_int_equal(e.nnotes, 0);
+
+	/* A bad second value is an error, not a warning as well. */
+	assert_int_equal(parse(&c, &e, "count 2\ncount 0\n"), 1);
+	assert_int_equal(c.count, 2);
+	assert_int_equal(e.nnotes, 0);
+	done(&c, &e);
+}
+
 static void
 test_set(void **state)
 {
@@ -533,6 +560,7 @@ main(void)
 		cmocka_unit_test(test_line_length),
 		cmocka_unit_test(test_shown_values),
 		cmocka_unit_test(test_lists),
+		cmocka_unit_test(test_given_twice),
 		cmocka_unit_test(test_set),
 		cmocka_unit_test(test_differs_copy_free),
 		cmocka_unit_test(test_file),

@@ -321,6 +321,7 @@ test_a_lower_topicd_spares_lets_spares_go(void **state)
 	td_final(td, &kept);
 	td_spare(td, 0);
 	FX_UNTIL(fx, fx->b.nspares == 1);
+	fx->b.set.topicd_idle_timeout = 60000;	/* parked() made it 1 ms */
 	children_config(&fx->b);
 	live_expire(&fx->b);
 	assert_int_equal(fx->b.nspares, 1);
