@@ -127,7 +127,7 @@ def print_topics(ctx, scen, servers, verdicts):
             ("  of which the master's", "master_fds", 1), ("processes", "processes", 1),
             ("live topicds", "topicds", 1), ("broker CPU s", "cpu_s", 1),
             ("publish all again, s", "again_publish_s", 1),
-            ("subscriber again, s", "again_receive_s", 1),
+            ("persistent subscriber, s", "again_receive_s", 1),
             ("broker CPU again, s", "again_cpu_s", 1)]
     print("  %-26s" % "" + "".join(" %-30s" % s.label for s in servers))
     for title, key, div in rows:

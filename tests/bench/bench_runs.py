@@ -114,14 +114,16 @@ def _retained_figures(line):
             "not_retained": int(g[6]), "foreign": int(g[7])}
 
 
-def run_retained(server, topics, prefix):
+def run_retained(server, topics, prefix, persistent=False):
     """mqtt_retained against server, holding its connections once every
-    retained message is in, while the broker's footprint is read."""
+    retained message is in, while the broker's footprint is read;
+    persistent: the subscriber's session is."""
     with open("/proc/sys/kernel/pid_max") as f:
         pid_max = int(f.read())
     mem_total = meminfo_kib("MemTotal")
     cmd = [str(RETAINED), "-H", HOST, "-p", str(server.port), "--topics", str(topics),
-           "--prefix", prefix, "--stall", str(STALL_S), "--hold"]
+           "--prefix", prefix, "--stall", str(STALL_S), "--hold"] + \
+        (["--persistent"] if persistent else [])
     timeout = STALL_S * 4 + topics * 0.01
     cpu0 = tree_cpu(server.proc.pid)
     with tempfile.TemporaryFile() as err:
@@ -230,8 +232,10 @@ def one_run(server_cls, workdir, conf_lines, scen, opts, n):
         if scen.kind == "retained":
             r = run_retained(server, opts.topics, prefix)
             # Again, on the same topics: most of them idle by now (cold,
-            # here: no process), so each publish costs a start.
-            again = run_retained(server, opts.topics, prefix)
+            # here: no process), so each publish costs a start; and a
+            # persistent subscriber, whose retained messages ours sends
+            # from each topic's topicd.
+            again = run_retained(server, opts.topics, prefix, persistent=True)
             r.update({"again_" + k: again[k] for k in ("publish_s", "receive_s", "cpu_s")})
         else:
             r = run_load(server, scen.args, opts.seconds, prefix)

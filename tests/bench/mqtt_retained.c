@@ -3,11 +3,12 @@
  *
  *   mqtt_retained -p PORT [-H HOST] [--topics N] [--window W] [--size BYTES]
  *                 [--prefix PREFIX] [--filter FILTER] [--qos Q] [--stall S]
- *                 [--hold]
+ *                 [--hold] [--persistent]
  *
  * A publisher (clean session) publishes one retained QoS 1 message to
  * each of PREFIX/0 .. PREFIX/N-1, keeping up to W unacknowledged.  Once
- * every PUBACK is in, a subscriber (clean session) subscribes to FILTER
+ * every PUBACK is in, a subscriber (clean session; with --persistent, a
+ * new persistent one) subscribes to FILTER
  * (default "#") at QoS Q (1, or 0) and acknowledges what it receives,
  * until it has the SUBACK and the retained message of every topic.  Each payload starts with a magic
  * number and its topic's index, which must match the topic it came on.
@@ -71,6 +72,7 @@ struct run {
 	unsigned		 port, ntopics, window, stall_s, qos;
 	size_t			 size;
 	bool			 hold;
+	bool			 persistent;	/* the subscriber's session */
 
 	struct event_base	*base;
 	struct event		*watch_ev, *stdin_ev;
@@ -134,7 +136,7 @@ usage(void)
 {
 	fputs("usage: mqtt_retained -p PORT [-H HOST] [--topics N] [--window W] [--size BYTES]\n"
 	    "                     [--prefix PREFIX] [--filter FILTER] [--qos Q] [--stall S]\n"
-	    "                     [--hold]\n",
+	    "                     [--hold] [--persistent]\n",
 	    stderr);
 	exit(2);
 }
@@ -167,6 +169,7 @@ parse_args(struct run *r, int argc, char **argv)
 		{ "stall", required_argument, NULL, 'S' },
 		{ "qos", required_argument, NULL, 'q' },
 		{ "hold", no_argument, NULL, 'o' },
+		{ "persistent", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -192,6 +195,7 @@ parse_args(struct run *r, int argc, char **argv)
 		case 'S': r->stall_s = (unsigned)number(optarg, "--stall", 1, 86400); break;
 		case 'q': r->qos = (unsigned)number(optarg, "--qos", 0, 1); break;
 		case 'o': r->hold = true; break;
+		case 'P': r->persistent = true; break;
 		default: usage();
 		}
 	}
@@ -445,6 +449,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		snprintf(id, sizeof(id), "mqret%ld%s", (long)getpid(), c->name);
+		cn.clean_session = !(c == &c->run->sub && c->run->persistent);
 		if (mqtt_enc_connect(&c->w, &cn) == -1)
 			die("cannot encode a CONNECT");
 		send_w(c);
