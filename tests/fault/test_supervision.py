@@ -248,6 +248,15 @@ def test_a_topicd_of_another_release_fails_its_topic_loudly(broker_factory, tmp_
     assert b.proc.poll() is None
 
 
+def fd_target(pid, fd):
+    """What a descriptor of pid points at; None if it was closed since
+    the directory was listed (the topicd runs on meanwhile)."""
+    try:
+        return os.readlink("/proc/%d/fd/%s" % (pid, fd))
+    except FileNotFoundError:
+        return None
+
+
 def test_an_upgrade_under_a_running_master_leaves_its_topicds_alone(broker_factory, tmp_path):
     """An upgrade renames a new topicd over the old file while the old
     master runs: the master goes on starting the topicd it was started
@@ -273,8 +282,7 @@ def test_an_upgrade_under_a_running_master_leaves_its_topicds_alone(broker_facto
     assert os.readlink("/proc/%d/exe" % pid).endswith(" (deleted)"), \
         "the topicd runs the file the master found at its start"
     exe = os.readlink("/proc/%d/exe" % pid)
-    held = [fd for fd in os.listdir("/proc/%d/fd" % pid)
-            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == exe]
+    held = [fd for fd in os.listdir("/proc/%d/fd" % pid) if fd_target(pid, fd) == exe]
     assert held == [], "the topicd closed the executable"
     assert "another release" not in b.log_text()
 
